@@ -1,0 +1,110 @@
+# tern: one non-recursive Makefile.  See README.md for the two commands
+# that matter (make run, make check) and docs/ for the rest.
+#
+#   make            build/ternd and build/tern
+#   make check      installs missing packages, builds, runs unit + e2e tests
+#   make asan       the same suite with everything built under ASan+UBSan
+#   make fuzz       every libFuzzer harness for FUZZ_SECONDS (default 30)
+#   make lint       clang-format check, banned functions, cppcheck
+#   make run        build and start ternd on the embedded defaults
+#   make bench      benchmarks (never part of check)
+
+B        ?= build
+CC       ?= cc
+PKGS     := libevent libevent_openssl libcares sqlite3 inih libcrypt openssl
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wpointer-arith -Wcast-qual -Wformat=2 -Wno-format-nonliteral
+HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2
+OPT      ?= -O2 -g
+CFLAGS   ?=
+WERROR   ?= -Werror
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) $(WERROR) $(HARDEN) \
+             -Isrc -MMD -MP $(SAN_FLAGS) $(CFLAGS) \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+ifeq ($(SAN),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT       := -O1 -g
+HARDEN    := -fstack-protector-strong
+endif
+
+MAINS    := src/server/main.c src/cli/main.c
+LIB_SRC  := $(filter-out $(MAINS),$(sort $(wildcard src/*/*.c)))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
+# the parsers the fuzzers reach: pure modules only, no libraries needed
+FUZZ_LIB := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c))
+
+PY       := /usr/bin/python3
+FUZZ_SECONDS ?= 30
+
+.SECONDARY:
+.PHONY: all check asan fuzz lint run bench deps unit e2e clean install
+all: $(B)/ternd $(B)/tern
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/libtern.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/ternd: $(B)/obj/src/server/main.o $(B)/libtern.a
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tern: $(B)/obj/src/cli/main.o $(B)/libtern.a
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libtern.a
+	@mkdir -p $(@D)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@scripts/deps.sh
+
+unit: $(UNIT_BIN)
+
+# The whole suite; ends with "N passed, N failed".
+check: deps
+	@$(MAKE) --no-print-directory all unit
+	@$(PY) tests/run.py --build $(B)
+
+asan: deps
+	@$(MAKE) --no-print-directory B=build-asan SAN=1 all unit
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PY) tests/run.py --build build-asan
+
+build-fuzz/%: fuzz/%.c $(FUZZ_LIB) $(wildcard src/*/*.h)
+	@mkdir -p $(@D)
+	clang -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+	  -o $@ $< $(FUZZ_LIB)
+
+fuzz: deps $(FUZZ_BIN)
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+lint: deps
+	@scripts/lint.sh
+
+run: deps all
+	@scripts/run.sh $(B)
+
+bench: deps all
+	@bench/run.sh
+
+install: all
+	install -d $(DESTDIR)/usr/local/sbin $(DESTDIR)/usr/local/bin
+	install -m 755 $(B)/ternd $(DESTDIR)/usr/local/sbin/ternd
+	install -m 755 $(B)/tern $(DESTDIR)/usr/local/bin/tern
+
+compile_commands.json:
+	bear -- $(MAKE) -B all unit
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

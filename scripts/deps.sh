@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install the Debian packages tern's build and tests need, when missing.
+# As root on Debian 12 it runs apt-get; otherwise it prints the exact
+# command to run and fails.
+set -eu
+PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format cppcheck
+libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libinih-dev libcrypt-dev
+python3 python3-pytest swaks curl dovecot-imapd dnsmasq-base openssl sqlite3
+procps iproute2"
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "tern needs these Debian packages:$missing" >&2
+	echo "run: sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null || true
+# -o Dpkg::Options: never stop on a config prompt; services are not started
+# by the packages (tests start their own Dovecot and dnsmasq on loopback).
+apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef \
+	-o Dpkg::Options::=--force-confold $missing >/dev/null

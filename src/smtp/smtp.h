@@ -1,0 +1,303 @@
+/*
+ * smtp: the pure SMTP protocol core.  No I/O, no clock, no logging.
+ *
+ *   smtp_reply_*   reply builder (multi-line, RFC 3463 enhanced codes)
+ *   smtp_cmd_*     command line parser, paths, ESMTP parameters, xtext
+ *   smtp_body_*    DATA / BDAT content reader: dot-unstuffing, end of data,
+ *                  bare CR/LF, line and size limits
+ *   smtp_server_*  server session state machine
+ *
+ * Inputs are bytes with explicit lengths; outputs go to caller-owned
+ * buffers (struct buf) or are views (pointer, length) into the input.
+ */
+#ifndef TERN_SMTP_H
+#define TERN_SMTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../addr/addr.h"
+#include "../util/util.h"
+
+/* RFC 5321 4.5.3.1 limits, and the larger ones we allow for extensions. */
+#define SMTP_CMD_LINE_MAX 512        /* octets incl. CRLF (4.5.3.1.4) */
+#define SMTP_CMD_LINE_PARAMS_MAX 2048 /* MAIL/RCPT with ESMTP parameters */
+#define SMTP_TEXT_LINE_MAX 1000      /* octets incl. CRLF (4.5.3.1.6) */
+#define SMTP_ENVID_MAX 100           /* RFC 3461 4.4 */
+#define SMTP_ORCPT_MAX 500           /* RFC 3461 4.2 */
+#define SMTP_AUTH_PARAM_MAX 500      /* RFC 4954 5 */
+
+/* ======================================================================
+ * Replies
+ * ====================================================================== */
+
+/*
+ * Append one reply to out.  text may hold '\n' to make a multi-line reply:
+ * every line but the last is "code-enh text", the last "code enh text".
+ * enh is the RFC 3463 code ("2.1.0") or NULL where RFC 2034 says none is
+ * sent (greeting, EHLO/HELO).  Returns 0, or -1 if out is full.
+ */
+int smtp_reply(struct buf *out, int code, const char *enh, const char *text) WUR;
+int smtp_replyf(struct buf *out, int code, const char *enh, const char *fmt, ...)
+    WUR PRINTF_LIKE(4, 5);
+
+/* ======================================================================
+ * Commands
+ * ====================================================================== */
+
+enum smtp_verb {
+	SMTP_VERB_UNKNOWN = 0,
+	SMTP_VERB_HELO, SMTP_VERB_EHLO, SMTP_VERB_MAIL, SMTP_VERB_RCPT,
+	SMTP_VERB_DATA, SMTP_VERB_BDAT, SMTP_VERB_RSET, SMTP_VERB_NOOP,
+	SMTP_VERB_VRFY, SMTP_VERB_EXPN, SMTP_VERB_HELP, SMTP_VERB_QUIT,
+	SMTP_VERB_STARTTLS, SMTP_VERB_AUTH,
+};
+
+enum smtp_body_type { SMTP_BODY_UNSPEC = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
+enum smtp_ret { SMTP_RET_UNSPEC = 0, SMTP_RET_FULL, SMTP_RET_HDRS };
+
+#define SMTP_NOTIFY_NEVER 0x1
+#define SMTP_NOTIFY_SUCCESS 0x2
+#define SMTP_NOTIFY_FAILURE 0x4
+#define SMTP_NOTIFY_DELAY 0x8
+
+struct smtp_mail_params {
+	bool has_size;
+	uint64_t size;
+	enum smtp_body_type body;
+	bool smtputf8;
+	enum smtp_ret ret;
+	/* xtext-decoded; "" when absent.  has_* tell absent from empty. */
+	bool has_envid;
+	char envid[SMTP_ENVID_MAX + 1];
+	bool has_auth;
+	char auth[SMTP_AUTH_PARAM_MAX + 1];      /* "<>" or a mailbox */
+};
+
+struct smtp_rcpt_params {
+	unsigned notify;                         /* SMTP_NOTIFY_* bits, 0 = absent */
+	bool has_orcpt;
+	char orcpt_type[32];                     /* "rfc822", "utf-8" */
+	char orcpt[SMTP_ORCPT_MAX + 1];          /* xtext-decoded address */
+};
+
+struct smtp_cmd {
+	enum smtp_verb verb;
+	/* The text after the verb and its separating space (view into line). */
+	const char *arg;
+	size_t arg_len;
+	/* MAIL / RCPT */
+	struct addr path;
+	struct smtp_mail_params mail;
+	struct smtp_rcpt_params rcpt;
+	/* BDAT */
+	uint64_t bdat_size;
+	bool bdat_last;
+	/* AUTH: mechanism (upper-cased) and optional initial response (view) */
+	char auth_mech[32];
+	const char *auth_initial;
+	size_t auth_initial_len;
+};
+
+/* A reply the parser wants sent for a bad command. */
+struct smtp_err {
+	int code;            /* 500, 501, 504, 552, 555 ... */
+	const char *enh;     /* "5.5.2" ... (static string) */
+	char text[160];      /* human text, no CRLF */
+};
+
+/* flags for smtp_cmd_parse */
+#define SMTP_CMD_F_UTF8_OK 0x1  /* accept SMTPUTF8 (advertised) */
+
+/*
+ * Parse one command line, line[0..len) without its CRLF.  On success fills
+ * *cmd (views point into line) and returns 0.  On failure returns -1 and
+ * fills *err with the reply to send (RFC 5321 4.2.3 / RFC 3463 codes):
+ *   500 5.5.2 unknown verb, NUL or other control byte, line too long
+ *   501 5.5.4 bad arguments; 501 5.1.7 / 5.1.3 bad sender / recipient path
+ *   555 5.5.4 unknown or repeated ESMTP parameter, or a bad value
+ *   552 5.3.4 is NOT decided here (the session compares SIZE to the limit)
+ * Line length: the parser enforces SMTP_CMD_LINE_MAX for every verb, and
+ * SMTP_CMD_LINE_PARAMS_MAX for MAIL/RCPT that carry ESMTP parameters.
+ */
+int smtp_cmd_parse(const char *line, size_t len, unsigned flags,
+    struct smtp_cmd *cmd, struct smtp_err *err) WUR;
+
+const char *smtp_verb_name(enum smtp_verb v);
+
+/*
+ * xtext (RFC 3461 4): decode s[0..len) into out (NUL-terminated).
+ * Returns decoded length, or -1 on bad syntax or if out is too small.
+ */
+int smtp_xtext_decode(const char *s, size_t len, char *out, size_t outlen) WUR;
+/* Encode for sending on; returns length or -1 if out too small. */
+int smtp_xtext_encode(const char *s, size_t len, char *out, size_t outlen) WUR;
+
+/* ======================================================================
+ * Body reader (DATA and BDAT content)
+ * ====================================================================== */
+
+enum smtp_body_error {
+	SMTP_BODY_OK = 0,
+	SMTP_BODY_ERR_BARE_LF,      /* LF not preceded by CR */
+	SMTP_BODY_ERR_BARE_CR,      /* CR not followed by LF */
+	SMTP_BODY_ERR_NUL,          /* NUL octet in content */
+	SMTP_BODY_ERR_LINE_LONG,    /* text line over 1000 octets incl. CRLF */
+	SMTP_BODY_ERR_TOO_BIG,      /* over max_size */
+};
+
+/* Receives unstuffed content, in order; pieces may split anywhere. */
+typedef void (*smtp_body_sink_fn)(void *ctx, const char *p, size_t n);
+
+struct smtp_body {
+	/* configuration */
+	uint64_t max_size;
+	bool dot_mode;               /* true: DATA (stuffing, end at CRLF.CRLF) */
+	smtp_body_sink_fn sink;
+	void *sink_ctx;
+	/* state, private */
+	int st;
+	size_t line_len;             /* octets of the current line so far */
+	uint64_t size;               /* content octets (unstuffed) so far */
+	enum smtp_body_error error;  /* first error seen; content after it is
+	                                discarded, reading goes on to the end */
+	bool done;
+};
+
+/*
+ * Start reading a message.  dot_mode for DATA.  For BDAT call once per
+ * message with dot_mode false and feed each chunk; line state carries
+ * across chunks.  max_size 0 means no limit.
+ */
+void smtp_body_init(struct smtp_body *b, bool dot_mode, uint64_t max_size,
+    smtp_body_sink_fn sink, void *ctx);
+
+/*
+ * Feed input.  Returns the number of octets consumed.  In dot mode reading
+ * stops right after the terminating CRLF.CRLF (b->done is set and the rest
+ * of the input, a pipelined command, is not consumed).  In BDAT mode all
+ * input is consumed; the caller counts the chunk octets.  The terminating
+ * ".CRLF" is not passed to the sink; the CRLF before it is (it ends the
+ * last line).  b->error stays set once set; the sink is not called after.
+ */
+size_t smtp_body_feed(struct smtp_body *b, const char *in, size_t len);
+
+/* BDAT LAST: check the message ends cleanly (a CR pending is bare). */
+void smtp_body_finish(struct smtp_body *b);
+
+/* The reply for a body error: 552 5.3.4 for size, 554 5.6.0 otherwise. */
+void smtp_body_error_reply(enum smtp_body_error e, int *code, const char **enh,
+    const char **text);
+
+/* ======================================================================
+ * Server session state machine
+ * ====================================================================== */
+
+enum smtp_state {
+	SMTP_STATE_GREET = 0,   /* before the greeting is sent */
+	SMTP_STATE_INIT,        /* greeted, no EHLO/HELO yet */
+	SMTP_STATE_HELO,        /* after EHLO/HELO, no transaction */
+	SMTP_STATE_MAIL,        /* MAIL accepted */
+	SMTP_STATE_RCPT,        /* at least one RCPT accepted */
+	SMTP_STATE_DATA,        /* reading DATA content */
+	SMTP_STATE_BDAT,        /* reading a BDAT chunk */
+	SMTP_STATE_BDAT_WAIT,   /* between BDAT chunks (no LAST yet) */
+	SMTP_STATE_AUTH,        /* SASL exchange in progress */
+	SMTP_STATE_CLOSED,      /* QUIT or 421: no more input is read */
+};
+
+/*
+ * Events the shell must decide.  When smtp_server_next() returns one of
+ * the "decide" events the session is paused: it consumes no more input
+ * until the shell calls smtp_server_accept() or smtp_server_reject() (or,
+ * for AUTH, smtp_server_auth_challenge()).  This keeps pipelined commands
+ * in order, and lets the shell answer later (the 250 after DATA is sent
+ * from the queue's commit completion).
+ */
+enum smtp_event {
+	SMTP_EV_NONE = 0,       /* need more input */
+	SMTP_EV_CONNECT,        /* decide: accept -> 220 greeting */
+	SMTP_EV_HELO,           /* decide: cmd.arg is the client's name */
+	SMTP_EV_MAIL,           /* decide: cmd.path, cmd.mail */
+	SMTP_EV_RCPT,           /* decide: cmd.path, cmd.rcpt */
+	SMTP_EV_DATA,           /* decide: start of content (DATA, or first BDAT);
+	                           accept -> 354 for DATA; the shell resets its
+	                           message store before accepting */
+	SMTP_EV_EOM,            /* decide: content complete and clean; commit it,
+	                           then accept (-> 250) or reject (4xx/5xx) */
+	SMTP_EV_STARTTLS,       /* decide: accept -> 220, then the shell discards
+	                           buffered input, starts TLS, and calls
+	                           smtp_server_tls_started() */
+	SMTP_EV_AUTH,           /* decide: cmd.auth_mech, cmd.auth_initial */
+	SMTP_EV_AUTH_DATA,      /* decide: a SASL response line (auth_data) */
+	SMTP_EV_RESET,          /* info: transaction dropped (RSET, EHLO, body
+	                           refused, BDAT error): free its data */
+	SMTP_EV_QUIT,           /* info: 221 queued; close after flushing */
+	SMTP_EV_CLOSE,          /* info: 421 queued (errors); close after flushing */
+};
+
+struct smtp_server_conf {
+	const char *hostname;        /* greeting, EHLO */
+	uint64_t max_message_size;   /* SIZE; 552 5.3.4 over it */
+	unsigned max_recipients;     /* 452 4.5.3 past it */
+	unsigned max_errors;         /* 421 after this many error replies */
+	bool tls_available;          /* offer STARTTLS (until active) */
+	bool auth_available;         /* offer AUTH (the shell decides when) */
+	smtp_body_sink_fn body_sink; /* content goes here */
+	void *body_ctx;
+};
+
+struct smtp_server;
+
+struct smtp_server *smtp_server_new(const struct smtp_server_conf *conf,
+    struct buf *out);
+void smtp_server_free(struct smtp_server *s);
+
+/*
+ * Process input.  in[0..len) is the unconsumed input; *consumed_out gets
+ * how much was used.  Replies are appended to the session's out buffer.
+ * Call repeatedly until it returns SMTP_EV_NONE with nothing consumed
+ * (need more input) or a decide event (then answer it first).
+ * Call once with len 0 right after creation: it returns SMTP_EV_CONNECT.
+ */
+enum smtp_event smtp_server_next(struct smtp_server *s, const char *in,
+    size_t len, size_t *consumed_out);
+
+/* The command behind the current event (valid until the next call). */
+const struct smtp_cmd *smtp_server_cmd(const struct smtp_server *s);
+
+/* Accept the pending event with the standard reply (250 2.1.0 ... / 354). */
+void smtp_server_accept(struct smtp_server *s);
+/*
+ * Reject the pending event with this reply; the state stays as it was
+ * (for EOM and DATA: the transaction is reset).  A 421 closes the session.
+ * A 5xx counts towards max_errors.
+ */
+void smtp_server_reject(struct smtp_server *s, int code, const char *enh,
+    const char *text);
+/* Accept with a custom reply text (e.g. "250 2.0.0 Ok: queued as ID"). */
+void smtp_server_accept_text(struct smtp_server *s, const char *text);
+
+/* SASL: send "334 <challenge>" and wait for a response line. */
+void smtp_server_auth_challenge(struct smtp_server *s, const char *b64);
+const char *smtp_server_auth_data(const struct smtp_server *s, size_t *len_out);
+
+/* After a TLS handshake: forget everything (RFC 3207 4.2), keep counters. */
+void smtp_server_tls_started(struct smtp_server *s);
+void smtp_server_set_auth_available(struct smtp_server *s, bool on);
+
+/* The shell's own 421 (timeout, shutdown): queue it and close. */
+void smtp_server_shutdown(struct smtp_server *s, const char *text);
+
+enum smtp_state smtp_server_state(const struct smtp_server *s);
+bool smtp_server_esmtp(const struct smtp_server *s);   /* EHLO, not HELO */
+const char *smtp_server_helo(const struct smtp_server *s); /* client's name */
+bool smtp_server_in_transaction(const struct smtp_server *s);
+/* True while DATA/BDAT content is being read (for the data timeout). */
+bool smtp_server_reading_body(const struct smtp_server *s);
+/* The message's SMTPUTF8 / BODY= from MAIL. */
+const struct smtp_mail_params *smtp_server_mail_params(const struct smtp_server *s);
+unsigned smtp_server_rcpt_count(const struct smtp_server *s);
+
+#endif
