@@ -108,7 +108,11 @@ struct smtp_err {
 };
 
 /* flags for smtp_cmd_parse */
-#define SMTP_CMD_F_UTF8_OK 0x1  /* accept SMTPUTF8 (advertised) */
+#define SMTP_CMD_F_UTF8_OK 0x1  /* SMTPUTF8 advertised: MAIL may carry it */
+#define SMTP_CMD_F_UTF8_TXN 0x2 /* the transaction is SMTPUTF8: RCPT paths
+                                   may hold UTF-8 (RFC 6531 3.4) */
+#define SMTP_CMD_F_ESMTP 0x4    /* session began with EHLO: ESMTP parameters
+                                   allowed; without it they get 555 */
 
 /*
  * Parse one command line, line[0..len) without its CRLF.  On success fills
@@ -204,6 +208,8 @@ enum smtp_state {
 	SMTP_STATE_BDAT,        /* reading a BDAT chunk */
 	SMTP_STATE_BDAT_WAIT,   /* between BDAT chunks (no LAST yet) */
 	SMTP_STATE_AUTH,        /* SASL exchange in progress */
+	SMTP_STATE_TLS_WAIT,    /* 220 to STARTTLS sent; waiting for the shell's
+	                           smtp_server_tls_started() */
 	SMTP_STATE_CLOSED,      /* QUIT or 421: no more input is read */
 };
 
@@ -287,8 +293,9 @@ const char *smtp_server_auth_data(const struct smtp_server *s, size_t *len_out);
 void smtp_server_tls_started(struct smtp_server *s);
 void smtp_server_set_auth_available(struct smtp_server *s, bool on);
 
-/* The shell's own 421 (timeout, shutdown): queue it and close. */
-void smtp_server_shutdown(struct smtp_server *s, const char *text);
+/* The shell's own 421 (timeout 4.4.2, shutdown 4.3.2): queue it, close. */
+void smtp_server_shutdown(struct smtp_server *s, const char *enh,
+    const char *text);
 
 enum smtp_state smtp_server_state(const struct smtp_server *s);
 bool smtp_server_esmtp(const struct smtp_server *s);   /* EHLO, not HELO */
