@@ -1,0 +1,66 @@
+/*
+ * conf: the configuration.  An INI file (inih) plus "-o section.key=value"
+ * overrides, over embedded defaults that serve a developer on loopback.
+ * ternd and tern read it the same way so they agree on state_dir, tables
+ * and the control socket.  Unknown keys and bad values are errors with a
+ * message naming the key and the file line.
+ */
+#ifndef TERN_CONF_H
+#define TERN_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf {
+	char *path;                 /* file read, or NULL */
+	char *hostname;             /* default: gethostname() */
+	char **domains;             /* lower-cased; default {"localhost"} */
+	size_t ndomains;
+	char *state_dir;            /* default "./var", made absolute */
+	char *user;                 /* NULL: no privilege drop */
+	char *listen_smtp;          /* "127.0.0.1:2525"; NULL or "" = off */
+	char *listen_submission;    /* "127.0.0.1:2587" */
+	char *listen_submissions;   /* NULL (off) */
+	char *tls_cert, *tls_key;   /* NULL: self-signed pair in state_dir */
+	char *tables_users;         /* "sqlite:STATE/tern.db" */
+	uint64_t message_size;      /* limits.message_size, 26214400 */
+	unsigned recipients;        /* limits.recipients, 1000 */
+	unsigned connections;       /* limits.connections, 4096 */
+	unsigned connections_per_ip;/* limits.connections_per_ip, 50 */
+	unsigned errors;            /* limits.errors, 20: 421 after that many */
+	unsigned timeout_command;   /* timeout.command, 300 s idle between
+	                               commands (RFC 5321 4.5.3.2.7) */
+	unsigned timeout_line;      /* timeout.line, 60 s: a line must be
+	                               complete this long after its first byte */
+	unsigned timeout_data;      /* timeout.data, 300 s without a byte while
+	                               reading content */
+	unsigned timeout_shutdown;  /* timeout.shutdown, 30 s to finish on TERM */
+	char *relay_networks;       /* NULL */
+	char *relay_smarthost;      /* NULL */
+	unsigned relay_port;        /* 25 */
+	char *dns_servers;          /* NULL: system resolver */
+	char *log_level;            /* log.level: debug|info|warn|err, "info" */
+};
+
+/*
+ * Parse leading "-c FILE" and "-o key=value" options of argv (getopt
+ * style, stops at the first other argument) and load the configuration.
+ * *argc/*argv are advanced past what was used.  Without -c, the file named
+ * by $TERN_CONFIG is read if set.  Returns NULL and fills err on failure.
+ */
+struct conf *conf_from_args(int *argc, char ***argv, char *err, size_t errlen);
+
+/* Load path (NULL: defaults only) then apply overrides "key=value". */
+struct conf *conf_load(const char *path, char *const *overrides, size_t n,
+    char *err, size_t errlen);
+void conf_free(struct conf *c);
+
+/* Is domain (lower-cased) one of the configured domains? */
+bool conf_domain_is_local(const struct conf *c, const char *domain);
+
+/* Print every key with its effective value (for "tern config"). */
+void conf_dump(const struct conf *c, void (*out)(const char *line, void *ctx),
+    void *ctx);
+
+#endif

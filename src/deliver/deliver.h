@@ -1,0 +1,44 @@
+/*
+ * deliver: putting a message where it goes.  This part: Maildir
+ * (maildir(5)).  Functions here block on the disk; ternd calls them from
+ * its worker threads, never from the event loop.
+ *
+ * Durability rule (DESIGN.md principle 1): maildir_deliver returns 0 only
+ * when the message file and its directory entry in every new/ are on
+ * stable storage (file fsync'ed, each new/ fsync'ed, and any directory it
+ * had to create fsync'ed into its parent).
+ */
+#ifndef TERN_DELIVER_H
+#define TERN_DELIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/uio.h>
+
+struct maildir_box {
+	/* Relative to the mail root ("example.org/ben"), each component
+	 * opened with O_NOFOLLOW beneath the root and created (0700) when
+	 * missing; or an absolute path (a user's own Maildir), whose last
+	 * component and tmp/new/cur are opened with O_NOFOLLOW. */
+	const char *path;
+};
+
+/*
+ * Deliver one message to n mailboxes: the content (iov, e.g. the headers
+ * tern adds then the body) is written once into the first mailbox's tmp/
+ * under a maildir(5) unique name, fsync'ed, then hard-linked into each
+ * new/ (a copy if a link is impossible, e.g. another file system), each
+ * new/ fsync'ed, and the tmp/ name removed.  Nothing is left in tmp/ on
+ * failure.  root_fd is an O_DIRECTORY descriptor of STATE/mail.
+ * Returns 0, or -1 with errno set and err filled with text naming the
+ * mailbox and the step ("fsync new/ of example.org/ben: No space left").
+ * The unique name used is written to name_out.
+ */
+int maildir_deliver(int root_fd, const struct maildir_box *boxes, size_t n,
+    const struct iovec *iov, int iovcnt, char *name_out, size_t name_len,
+    char *err, size_t errlen);
+
+/* Make STATE/mail/.../tmp,new,cur for path now (tern user add uses it). */
+int maildir_create(int root_fd, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * table: users, aliases and domains behind one interface.  The embedded
+ * engine is SQLite (STATE/tern.db); "pgsql:" is reserved for the shared
+ * engine.  Lookups read the database live, so "tern user add" is seen by a
+ * running ternd without a restart.  Addresses are stored normalised:
+ * local part and domain lower-cased.
+ */
+#ifndef TERN_TABLE_H
+#define TERN_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../addr/addr.h"
+#include "../conf/conf.h"
+
+#define TABLE_ADDR_MAX (ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX) /* local@domain */
+#define TABLE_ALIAS_DEPTH 8          /* nested alias levels followed */
+#define TABLE_TARGETS_MAX 1000       /* final targets of one address */
+
+enum table_status {
+	TABLE_OK = 0,
+	TABLE_NOTFOUND,      /* no such user/alias (550 5.1.1) */
+	TABLE_NOTLOCAL,      /* the domain is not ours (relay question) */
+	TABLE_TEMPFAIL,      /* database trouble (451 4.3.0) */
+	TABLE_LOOP,          /* alias loop or too deep / too many targets */
+};
+
+struct table_target {
+	char address[TABLE_ADDR_MAX + 1];  /* final address, normalised */
+	bool local;                        /* true: deliver to mailbox */
+	/* For local targets: the Maildir, relative to STATE/mail
+	 * ("example.org/ben") unless the user's row names an absolute path. */
+	char mailbox[512];
+};
+
+struct table_targets {
+	struct table_target *v;
+	size_t n, cap;
+};
+
+struct table;
+
+/* Open the users table named by c->tables_users; creates the schema. */
+struct table *table_open(const struct conf *c, char *err, size_t errlen);
+void table_close(struct table *t);
+
+/* Is this (lower-cased) domain local: in conf domains or in the tables? */
+enum table_status table_domain_is_local(struct table *t, const char *domain);
+
+/*
+ * Resolve a recipient to its final targets: aliases expanded (recursively,
+ * up to TABLE_ALIAS_DEPTH, duplicates removed), users found, the
+ * "@domain" catch-all last.  postmaster@ any local domain always resolves
+ * (to its alias or user, else to the mailbox DOMAIN/postmaster).  a->
+ * postmaster (bare <Postmaster>) means postmaster@ the first conf domain.
+ * Targets are appended to out (table_targets_free to release).
+ */
+enum table_status table_resolve(struct table *t, const struct addr *a,
+    struct table_targets *out);
+void table_targets_free(struct table_targets *tt);
+
+/* Administration (tern user / tern alias).  address is "local@domain". */
+enum table_status table_user_add(struct table *t, const char *address,
+    const char *pwhash);            /* pwhash NULL: no password */
+enum table_status table_user_del(struct table *t, const char *address);
+enum table_status table_user_passwd(struct table *t, const char *address,
+    const char *pwhash);
+/* The stored hash (for AUTH); TABLE_NOTFOUND if no user or no password. */
+enum table_status table_user_pwhash(struct table *t, const char *address,
+    char *out, size_t outlen);
+enum table_status table_user_list(struct table *t,
+    void (*cb)(const char *address, bool has_password, void *ctx), void *ctx);
+/* alias: "ben@example.org" or "@example.org" (catch-all) -> target. */
+enum table_status table_alias_add(struct table *t, const char *address,
+    const char *target);
+/* target NULL: every target of address */
+enum table_status table_alias_del(struct table *t, const char *address,
+    const char *target);
+enum table_status table_alias_list(struct table *t, const char *address,
+    void (*cb)(const char *address, const char *target, void *ctx), void *ctx);
+
+const char *table_strerror(const struct table *t); /* last error text */
+
+#endif
