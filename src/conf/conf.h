@@ -46,7 +46,7 @@ struct conf {
 /*
  * Parse leading "-c FILE" and "-o key=value" options of argv (getopt
  * style, stops at the first other argument) and load the configuration.
- * *argc/*argv are advanced past what was used.  Without -c, the file named
+ * argc and argv are advanced past what was used.  Without -c, the file named
  * by $TERN_CONFIG is read if set.  Returns NULL and fills err on failure.
  */
 struct conf *conf_from_args(int *argc, char ***argv, char *err, size_t errlen);

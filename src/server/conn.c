@@ -1,0 +1,712 @@
+/*
+ * conn: one SMTP connection.  Bytes from the bufferevent go into the pure
+ * session (src/smtp); the events it returns are decided here (policy,
+ * tables, delivery) and its replies are written back when the input
+ * buffer has been drained (RFC 2920), when a decision goes asynchronous,
+ * or when too much output has piled up.
+ *
+ * Timers: between commands the idle limit is timeout.command; once a line
+ * has begun it must be complete within timeout.line (so a byte-a-minute
+ * client cannot hold a slot); while content is read, timeout.data without
+ * a byte.  No timer runs while the connection waits for its own delivery.
+ *
+ * Lifetime: a connection with a delivery job in flight is not freed when
+ * the client goes away; it is marked dead and freed by the job's
+ * completion, so a job never points at freed memory.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "../deliver/deliver.h"
+#include "../smtp/smtp.h"
+#include "server.h"
+
+#define CONN_OUT_MAX (1024 * 1024)        /* replies not yet written */
+#define CONN_FLUSH_AT (16 * 1024)
+#define CONN_IN_HIGH (256 * 1024)         /* stop reading above this */
+#define CONN_PULLUP 4096                  /* > SMTP_CMD_LINE_PARAMS_MAX */
+
+struct txn {
+	char id[ID_LEN + 1];
+	char sender[TABLE_ADDR_MAX + 1];
+	char first_rcpt[TABLE_ADDR_MAX + 1];
+	unsigned nrcpt;
+	struct smtp_mail_params params;
+	struct table_targets targets;         /* local mailboxes, deduplicated */
+	struct buf body;
+	bool body_failed;                     /* out of memory while storing */
+};
+
+struct conn {
+	struct conn *next, *prev;
+	struct server *srv;
+	const struct listener *l;
+	struct bufferevent *bev;
+	struct smtp_server *smtp;
+	struct buf out;
+	struct sockaddr_storage sa;
+	char ip[INET6_ADDRSTRLEN];
+	char sid[ID_LEN + 1];
+	struct event *timer;
+	uint64_t line_started;                /* ms; 0: no partial line */
+	struct txn *txn;
+	bool pending;                         /* a job decides the current event */
+	bool closing;                         /* flush, then free */
+	bool dead;                            /* socket gone, job still running */
+	bool authenticated;
+	unsigned messages;
+	const char *close_reason;
+};
+
+struct deliver_job {
+	struct job job;
+	struct conn *c;
+	struct txn *txn;
+	struct buf head;                      /* Return-Path + Received */
+	int rc;
+	int err_no;
+	char err[256];
+	char name[160];
+	int root_fd;
+};
+
+static void conn_process(struct conn *c);
+static void conn_free(struct conn *c);
+
+/* ---- transaction ------------------------------------------------------- */
+
+static void
+txn_free(struct txn *t)
+{
+	if (t == NULL)
+		return;
+	table_targets_free(&t->targets);
+	buf_free(&t->body);
+	free(t);
+}
+
+static void
+conn_drop_txn(struct conn *c)
+{
+	txn_free(c->txn);
+	c->txn = NULL;
+}
+
+static void
+body_sink(void *ctx, const char *p, size_t n)
+{
+	struct conn *c = ctx;
+
+	if (c->txn == NULL || c->txn->body_failed)
+		return;
+	if (buf_append(&c->txn->body, p, n) != 0)
+		c->txn->body_failed = true;
+}
+
+/* ---- output and close -------------------------------------------------- */
+
+static void
+conn_flush(struct conn *c)
+{
+	if (c->out.len == 0 || c->bev == NULL)
+		return;
+	if (bufferevent_write(c->bev, c->out.data, c->out.len) != 0)
+		c->closing = true;
+	buf_reset(&c->out);
+}
+
+static void
+conn_log_close(struct conn *c, const char *reason)
+{
+	if (c->close_reason == NULL)
+		c->close_reason = reason;
+}
+
+static void
+conn_close_soon(struct conn *c, const char *reason)
+{
+	conn_log_close(c, reason);
+	c->closing = true;
+	conn_flush(c);
+	if (c->bev == NULL)
+		return;
+	bufferevent_disable(c->bev, EV_READ);
+	event_del(c->timer);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && !c->pending)
+		conn_free(c);
+	/* else the write callback frees it once the 221/421 is out */
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static void
+conn_arm_timer(struct conn *c)
+{
+	const struct conf *cf = c->srv->conf;
+	uint64_t now = time_now_ms(), ms;
+	size_t pend = evbuffer_get_length(bufferevent_get_input(c->bev));
+	struct timeval tv;
+
+	if (c->pending || c->closing) {
+		event_del(c->timer);
+		return;
+	}
+	if (smtp_server_reading_body(c->smtp)) {
+		c->line_started = 0;
+		ms = (uint64_t)cf->timeout_data * 1000;
+	} else if (pend > 0) {
+		if (c->line_started == 0)
+			c->line_started = now;
+		ms = c->line_started + (uint64_t)cf->timeout_line * 1000;
+		ms = ms > now ? ms - now : 1;
+	} else {
+		c->line_started = 0;
+		ms = (uint64_t)cf->timeout_command * 1000;
+	}
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	event_add(c->timer, &tv);
+}
+
+static void
+on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("sid=%s event=timeout state=%d", c->sid, (int)smtp_server_state(c->smtp));
+	smtp_server_shutdown(c->smtp, "4.4.2", "Error: timeout exceeded");
+	conn_close_soon(c, "timeout");
+}
+
+/* ---- policy: MAIL and RCPT --------------------------------------------- */
+
+static void
+conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
+    const char *text, const char *addr)
+{
+	char safe[300];
+
+	log_info("sid=%s event=reject cmd=%s code=%d addr=%s reason=\"%s\"", c->sid,
+	    cmd, code, log_sanitize(safe, sizeof(safe), addr, strlen(addr)), text);
+	smtp_server_reject(c->smtp, code, enh, text);
+}
+
+static void
+on_mail(struct conn *c)
+{
+	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
+	struct txn *t;
+
+	if (c->l->kind != LISTEN_SMTP && !c->authenticated) {
+		conn_reject(c, "mail", 530, "5.7.0", "Authentication required", "");
+		return;
+	}
+	if (!server_disk_ok(c->srv, cmd->mail.has_size ? cmd->mail.size : 0)) {
+		conn_reject(c, "mail", 452, "4.3.1", "Insufficient system storage, try again later", "");
+		return;
+	}
+	conn_drop_txn(c);
+	t = xcalloc(1, sizeof(*t));
+	id_new(t->id);
+	if (addr_format(&cmd->path, t->sender, sizeof(t->sender)) < 0)
+		t->sender[0] = '\0';
+	t->params = cmd->mail;
+	buf_init(&t->body, (size_t)c->srv->conf->message_size + 1);
+	c->txn = t;
+	smtp_server_accept(c->smtp);
+}
+
+static int
+txn_add_targets(struct txn *t, const struct table_targets *tt)
+{
+	size_t i, j;
+
+	for (i = 0; i < tt->n; i++) {
+		bool dup = false;
+
+		for (j = 0; j < t->targets.n && !dup; j++)
+			dup = strcmp(t->targets.v[j].mailbox, tt->v[i].mailbox) == 0;
+		if (dup)
+			continue;
+		if (t->targets.n >= TABLE_TARGETS_MAX)
+			return -1;
+		if (t->targets.n == t->targets.cap) {
+			size_t ncap = t->targets.cap ? t->targets.cap * 2 : 4;
+			struct table_target *v = realloc(t->targets.v, ncap * sizeof(*v));
+
+			if (v == NULL)
+				return -1;
+			t->targets.v = v;
+			t->targets.cap = ncap;
+		}
+		t->targets.v[t->targets.n++] = tt->v[i];
+	}
+	return 0;
+}
+
+static bool
+targets_all_local(const struct table_targets *tt)
+{
+	size_t i;
+
+	for (i = 0; i < tt->n; i++)
+		if (!tt->v[i].local)
+			return false;
+	return true;
+}
+
+static void
+on_rcpt(struct conn *c)
+{
+	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
+	struct table_targets tt = { 0 };
+	char rcpt[TABLE_ADDR_MAX + 1];
+	enum table_status st;
+
+	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
+		rcpt[0] = '\0';
+	st = table_resolve(c->srv->table, &cmd->path, &tt);
+	if (st == TABLE_OK && !targets_all_local(&tt))
+		conn_reject(c, "rcpt", 451, "4.3.0",
+		    "Forwarding to a remote address is not available yet, try later", rcpt);
+	else if (st == TABLE_OK && txn_add_targets(c->txn, &tt) != 0)
+		conn_reject(c, "rcpt", 452, "4.5.3", "Too many recipients", rcpt);
+	else if (st == TABLE_OK) {
+		if (c->txn->nrcpt++ == 0 &&
+		    str_copy(c->txn->first_rcpt, sizeof(c->txn->first_rcpt), rcpt, strlen(rcpt)) != 0)
+			c->txn->first_rcpt[0] = '\0';
+		smtp_server_accept(c->smtp);
+	} else if (st == TABLE_NOTFOUND)
+		conn_reject(c, "rcpt", 550, "5.1.1", "Recipient address rejected: no such user here", rcpt);
+	else if (st == TABLE_NOTLOCAL)
+		conn_reject(c, "rcpt", 554, "5.7.1", "Relay access denied", rcpt);
+	else if (st == TABLE_LOOP)
+		conn_reject(c, "rcpt", 550, "5.4.6", "Alias loop or too many alias levels", rcpt);
+	else
+		conn_reject(c, "rcpt", 451, "4.3.0", "Temporary lookup failure, try again later", rcpt);
+	table_targets_free(&tt);
+}
+
+/* ---- end of message: the Maildir delivery job ------------------------- */
+
+static const char *
+with_protocol(const struct conn *c)
+{
+	const struct smtp_mail_params *mp = &c->txn->params;
+
+	if (!smtp_server_esmtp(c->smtp))
+		return "SMTP";
+	if (mp->smtputf8)
+		return c->authenticated ? "UTF8SMTPA" : "UTF8SMTP";
+	return c->authenticated ? "ESMTPA" : "ESMTP";
+}
+
+/* Return-Path and Received (RFC 5321 4.4), prepended to the stored copy. */
+static int
+build_trace(const struct conn *c, struct buf *h)
+{
+	const struct txn *t = c->txn;
+	char date[64];
+
+	if (time_rfc5322(date, sizeof(date), (int64_t)time(NULL)) == 0)
+		return -1;
+	if (buf_printf(h, "Return-Path: <%s>\r\nReceived: from %s ([%s])\r\n"
+	    "\tby %s (tern) with %s id %s", t->sender, smtp_server_helo(c->smtp),
+	    c->ip, c->srv->conf->hostname, with_protocol(c), t->id) != 0)
+		return -1;
+	if (t->nrcpt == 1 && buf_printf(h, "\r\n\tfor <%s>", t->first_rcpt) != 0)
+		return -1;
+	return buf_printf(h, ";\r\n\t%s\r\n", date);
+}
+
+static void
+deliver_run(struct job *j)
+{
+	struct deliver_job *dj = (struct deliver_job *)j;
+	struct txn *t = dj->txn;
+	struct maildir_box *boxes = xcalloc(t->targets.n, sizeof(*boxes));
+	struct iovec iov[2];
+	size_t i;
+
+	for (i = 0; i < t->targets.n; i++)
+		boxes[i].path = t->targets.v[i].mailbox;
+	iov[0].iov_base = dj->head.data;
+	iov[0].iov_len = dj->head.len;
+	iov[1].iov_base = t->body.data ? t->body.data : dj->head.data;
+	iov[1].iov_len = t->body.len;
+	dj->rc = maildir_deliver(dj->root_fd, boxes, t->targets.n, iov, 2,
+	    dj->name, sizeof(dj->name), dj->err, sizeof(dj->err));
+	dj->err_no = errno;
+	free(boxes);
+}
+
+static void
+deliver_log(const struct deliver_job *dj)
+{
+	const struct txn *t = dj->txn;
+	char safe[TABLE_ADDR_MAX * 4 + 1];
+	size_t i;
+
+	if (dj->rc != 0) {
+		log_err("id=%s sid=%s event=deliver_failed error=\"%s\"", t->id,
+		    dj->c->sid, dj->err);
+		return;
+	}
+	for (i = 0; i < t->targets.n; i++)
+		log_info("id=%s sid=%s event=delivered from=<%s> to=<%s> mailbox=%s "
+		    "size=%zu file=%s", t->id, dj->c->sid,
+		    log_sanitize(safe, sizeof(safe), t->sender, strlen(t->sender)),
+		    t->targets.v[i].address, t->targets.v[i].mailbox,
+		    dj->head.len + t->body.len, dj->name);
+}
+
+static void
+deliver_done(struct job *j)
+{
+	struct deliver_job *dj = (struct deliver_job *)j;
+	struct conn *c = dj->c;
+	char text[64];
+
+	deliver_log(dj);
+	c->pending = false;
+	if (!c->dead) {
+		if (dj->rc == 0) {
+			c->messages++;
+			c->srv->messages++;
+			if (str_fmt(text, sizeof(text), "Ok: queued as %s", dj->txn->id) != 0)
+				text[0] = '\0';
+			smtp_server_accept_text(c->smtp, text);
+		} else if (dj->err_no == ENOSPC || dj->err_no == EDQUOT) {
+			smtp_server_reject(c->smtp, 452, "4.3.1", "Insufficient system storage, try again later");
+		} else {
+			smtp_server_reject(c->smtp, 451, "4.3.0", "Local delivery failed, try again later");
+		}
+	}
+	txn_free(dj->txn);
+	buf_free(&dj->head);
+	free(dj);
+	if (c->dead) {
+		conn_free(c);
+		return;
+	}
+	conn_process(c);
+}
+
+static void
+on_eom(struct conn *c)
+{
+	struct deliver_job *dj;
+
+	if (c->txn->body_failed) {
+		smtp_server_reject(c->smtp, 451, "4.3.0", "Out of memory while storing the message, try later");
+		conn_drop_txn(c);
+		return;
+	}
+	dj = xcalloc(1, sizeof(*dj));
+	dj->job.run = deliver_run;
+	dj->job.done = deliver_done;
+	dj->c = c;
+	dj->root_fd = c->srv->mail_root_fd;
+	buf_init(&dj->head, 8192);
+	if (build_trace(c, &dj->head) != 0) {
+		buf_free(&dj->head);
+		free(dj);
+		smtp_server_reject(c->smtp, 451, "4.3.0", "Local error building the trace header");
+		conn_drop_txn(c);
+		return;
+	}
+	dj->txn = c->txn;         /* the job owns the transaction now */
+	c->txn = NULL;
+	c->pending = true;
+	workers_submit(c->srv->workers, &dj->job);
+}
+
+/* ---- the event dispatcher --------------------------------------------- */
+
+static void
+on_event(struct conn *c, enum smtp_event ev)
+{
+	switch (ev) {
+	case SMTP_EV_CONNECT:
+		if (c->srv->stopping)
+			smtp_server_reject(c->smtp, 421, "4.3.2", "Service shutting down");
+		else
+			smtp_server_accept(c->smtp);
+		break;
+	case SMTP_EV_HELO:
+		conn_drop_txn(c);
+		smtp_server_accept(c->smtp);
+		break;
+	case SMTP_EV_MAIL:
+		on_mail(c);
+		break;
+	case SMTP_EV_RCPT:
+		on_rcpt(c);
+		break;
+	case SMTP_EV_DATA:
+		buf_reset(&c->txn->body);
+		c->txn->body_failed = false;
+		smtp_server_accept(c->smtp);
+		break;
+	case SMTP_EV_EOM:
+		on_eom(c);
+		break;
+	case SMTP_EV_STARTTLS:
+		smtp_server_reject(c->smtp, 454, "4.7.0", "TLS not available");
+		break;
+	case SMTP_EV_AUTH:
+	case SMTP_EV_AUTH_DATA:
+		smtp_server_reject(c->smtp, 454, "4.7.0", "Temporary authentication failure");
+		break;
+	case SMTP_EV_RESET:
+		conn_drop_txn(c);
+		break;
+	case SMTP_EV_QUIT:
+		conn_log_close(c, "quit");
+		c->closing = true;
+		break;
+	case SMTP_EV_CLOSE:
+		conn_log_close(c, "errors");
+		c->closing = true;
+		break;
+	case SMTP_EV_NONE:
+		break;
+	}
+}
+
+/* The next bytes to offer the core: a whole line's worth, or one chunk. */
+static const char *
+conn_input(struct conn *c, size_t *n_out)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t avail = evbuffer_get_length(in);
+	struct evbuffer_iovec v;
+
+	*n_out = 0;
+	if (avail == 0)
+		return "";
+	if (smtp_server_reading_body(c->smtp) && evbuffer_peek(in, -1, NULL, &v, 1) == 1) {
+		*n_out = v.iov_len;
+		return v.iov_base;
+	}
+	*n_out = avail < CONN_PULLUP ? avail : CONN_PULLUP;
+	return (const char *)evbuffer_pullup(in, (ev_ssize_t)*n_out);
+}
+
+static void
+conn_process(struct conn *c)
+{
+	while (!c->pending && !c->closing && !c->dead) {
+		size_t n, used = 0;
+		const char *p = conn_input(c, &n);
+		enum smtp_event ev = smtp_server_next(c->smtp, p, n, &used);
+
+		on_event(c, ev);        /* before the drain: cmd views point into p */
+		if (used > 0)
+			evbuffer_drain(bufferevent_get_input(c->bev), used);
+		if (ev == SMTP_EV_NONE && used == 0)
+			break;
+		if (c->out.len >= CONN_FLUSH_AT)
+			conn_flush(c);
+	}
+	if (c->dead)
+		return;
+	if (c->srv->stopping && !c->closing && !c->pending &&
+	    !smtp_server_reading_body(c->smtp)) {
+		smtp_server_shutdown(c->smtp, "4.3.2", "Service shutting down");
+		conn_log_close(c, "shutdown");
+		c->closing = true;
+	}
+	if (c->closing) {
+		conn_close_soon(c, "quit");
+		return;
+	}
+	conn_flush(c);
+	conn_arm_timer(c);
+}
+
+/* ---- bufferevent callbacks -------------------------------------------- */
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	conn_process(c);
+}
+
+static void
+on_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	if (c->closing && !c->pending) {
+		conn_free(c);
+		return;
+	}
+	/* output drained: resume reading if backpressure had stopped it */
+	if (!c->closing && !(bufferevent_get_enabled(bev) & EV_READ)) {
+		bufferevent_enable(bev, EV_READ);
+		conn_process(c);
+	}
+}
+
+static void
+on_bev_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_EOF)
+		conn_log_close(c, smtp_server_state(c->smtp) == SMTP_STATE_CLOSED ? "quit" : "eof");
+	else if (what & BEV_EVENT_ERROR)
+		conn_log_close(c, "error");
+	else if (what & BEV_EVENT_TIMEOUT)
+		conn_log_close(c, "write_timeout");
+	else
+		return;
+	conn_free(c);
+}
+
+/* ---- create and free -------------------------------------------------- */
+
+static void
+conn_link(struct server *s, struct conn *c)
+{
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	ip_count_add(s, (struct sockaddr *)&c->sa, 1);
+}
+
+static void
+conn_unlink(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->nconns--;
+	ip_count_add(s, (struct sockaddr *)&c->sa, -1);
+}
+
+void
+conn_new(struct server *s, const struct listener *l, int fd,
+    const struct sockaddr *sa, socklen_t salen)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	struct smtp_server_conf sc = { 0 };
+	struct timeval wt = { (time_t)s->conf->timeout_command, 0 };
+
+	c->srv = s;
+	c->l = l;
+	memcpy(&c->sa, sa, salen < sizeof(c->sa) ? salen : sizeof(c->sa));
+	if (getnameinfo(sa, salen, c->ip, sizeof(c->ip), NULL, 0, NI_NUMERICHOST) != 0 &&
+	    str_copy(c->ip, sizeof(c->ip), "unknown", 7) != 0)
+		c->ip[0] = '\0';
+	id_new(c->sid);
+	buf_init(&c->out, CONN_OUT_MAX);
+	sc.hostname = s->conf->hostname;
+	sc.max_message_size = s->conf->message_size;
+	sc.max_recipients = s->conf->recipients;
+	sc.max_errors = s->conf->errors;
+	sc.body_sink = body_sink;
+	sc.body_ctx = c;
+	c->smtp = smtp_server_new(&sc, &c->out);
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(s->base, on_timeout, c);
+	if (c->smtp == NULL || c->bev == NULL || c->timer == NULL)
+		panic("event=oom where=conn_new");
+	conn_link(s, c);
+	bufferevent_setcb(c->bev, on_read, on_write, on_bev_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_HIGH);
+	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	bufferevent_enable(c->bev, EV_READ);
+	log_info("sid=%s event=connect listener=%s client=%s", c->sid, l->name, c->ip);
+	conn_process(c);
+}
+
+static void
+conn_free(struct conn *c)
+{
+	if (c->pending) {
+		/* the delivery job still points here: free when it is done */
+		if (!c->dead) {
+			c->dead = true;
+			bufferevent_free(c->bev);
+			c->bev = NULL;
+			event_del(c->timer);
+		}
+		return;
+	}
+	log_info("sid=%s event=disconnect reason=%s messages=%u", c->sid,
+	    c->close_reason ? c->close_reason : "closed", c->messages);
+	conn_unlink(c);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	event_free(c->timer);
+	smtp_server_free(c->smtp);
+	buf_free(&c->out);
+	txn_free(c->txn);
+	free(c);
+	server_maybe_exit(srv);
+}
+
+void
+conns_shutdown(struct server *s)
+{
+	struct conn *c, *next;
+
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		if (!c->dead && !c->closing)
+			conn_process(c);   /* idle ones get their 421 there */
+	}
+}
+
+void
+conns_close_all(struct server *s, const char *why)
+{
+	struct conn *c, *next;
+
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		/* a delivery in flight finishes and answers first */
+		if (c->dead || c->closing || c->pending)
+			continue;
+		smtp_server_shutdown(c->smtp, "4.3.2", "Service shutting down");
+		conn_close_soon(c, why);
+	}
+}
+
+bool
+server_disk_ok(struct server *s, uint64_t need)
+{
+	struct statvfs sv;
+	uint64_t avail;
+
+	if (fstatvfs(s->mail_root_fd, &sv) != 0)
+		return true;   /* cannot tell: let the write decide */
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return avail >= need + (16u << 20);
+}

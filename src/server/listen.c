@@ -1,0 +1,271 @@
+/*
+ * listen: the listening sockets named by listen.smtp, listen.submission
+ * and listen.submissions, bound before the privilege drop, and the accept
+ * path with its admission limits.  A connection over limits.connections
+ * or limits.connections_per_ip gets "421 4.7.0" written straight to the
+ * socket and is closed before any per-connection state exists, so a flood
+ * costs one accept and one send per connection.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server.h"
+
+#define IP_BUCKETS 4096
+
+struct ip_count {
+	struct ip_count *next;
+	unsigned char ip[16];
+	int family;
+	unsigned n;
+};
+
+/* The address bytes of sa (4 or 16), for the per-IP table. */
+static size_t
+ip_bytes(const struct sockaddr *sa, const unsigned char **p_out)
+{
+	if (sa->sa_family == AF_INET6) {
+		*p_out = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+		return 16;
+	}
+	*p_out = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	return 4;
+}
+
+static struct ip_count **
+ip_slot(struct server *s, const struct sockaddr *sa)
+{
+	const unsigned char *p;
+	size_t n = ip_bytes(sa, &p), i;
+	uint32_t h = 2166136261u;
+	struct ip_count **pp;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	if (s->ip_buckets == NULL)
+		s->ip_buckets = xcalloc(IP_BUCKETS, sizeof(*s->ip_buckets));
+	for (pp = &s->ip_buckets[h % IP_BUCKETS]; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->family == sa->sa_family && memcmp((*pp)->ip, p, n) == 0)
+			break;
+	return pp;
+}
+
+unsigned
+ip_count_get(struct server *s, const struct sockaddr *sa)
+{
+	struct ip_count **pp = ip_slot(s, sa);
+
+	return *pp ? (*pp)->n : 0;
+}
+
+void
+ip_count_add(struct server *s, const struct sockaddr *sa, int delta)
+{
+	struct ip_count **pp = ip_slot(s, sa), *c = *pp;
+	const unsigned char *p;
+	size_t n = ip_bytes(sa, &p);
+
+	if (c == NULL) {
+		if (delta <= 0)
+			return;
+		c = xcalloc(1, sizeof(*c));
+		c->family = sa->sa_family;
+		memcpy(c->ip, p, n);
+		*pp = c;
+	}
+	if (delta < 0 && c->n < (unsigned)-delta)
+		panic("event=ip_count_underflow");
+	c->n = (unsigned)((int)c->n + delta);
+	if (c->n == 0) {
+		*pp = c->next;
+		free(c);
+	}
+}
+
+/* "host:port", "[v6]:port" or ":port"/"*:port" (all addresses). */
+static int
+listen_parse(const char *spec, char *host, size_t hostlen, char *port,
+    size_t portlen)
+{
+	const char *colon;
+
+	if (spec[0] == '[') {
+		const char *end = strchr(spec, ']');
+
+		if (end == NULL || end[1] != ':')
+			return -1;
+		if (str_copy(host, hostlen, spec + 1, (size_t)(end - spec - 1)) != 0)
+			return -1;
+		colon = end + 1;
+	} else {
+		if ((colon = strrchr(spec, ':')) == NULL)
+			return -1;
+		if (str_copy(host, hostlen, spec, (size_t)(colon - spec)) != 0)
+			return -1;
+		if (strcmp(host, "*") == 0)
+			host[0] = '\0';
+	}
+	return str_copy(port, portlen, colon + 1, strlen(colon + 1));
+}
+
+static int
+listen_one(const char *spec, int *fd_out)
+{
+	char host[256], port[16];
+	struct addrinfo hints, *ai = NULL;
+	int fd = -1, on = 1, r;
+
+	if (listen_parse(spec, host, sizeof(host), port, sizeof(port)) != 0) {
+		log_err("event=startup step=listen addr=%s error=\"expected host:port\"", spec);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	if ((r = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai)) != 0) {
+		log_err("event=startup step=listen addr=%s error=\"%s\"", spec, gai_strerror(r));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+		log_err("event=startup step=listen addr=%s error=\"%s\"", spec, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	*fd_out = fd;
+	return 0;
+}
+
+static bool
+listen_enabled(const char *spec)
+{
+	return spec != NULL && spec[0] != '\0' && strcmp(spec, "off") != 0;
+}
+
+int
+listeners_bind(struct server *s)
+{
+	const struct { const char *spec; enum listener_kind kind; const char *name; } want[] = {
+		{ s->conf->listen_smtp, LISTEN_SMTP, "smtp" },
+		{ s->conf->listen_submission, LISTEN_SUBMISSION, "submission" },
+		{ s->conf->listen_submissions, LISTEN_SUBMISSIONS, "submissions" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		struct listener *l = &s->listeners[s->nlisteners];
+
+		if (!listen_enabled(want[i].spec))
+			continue;
+		if (want[i].kind == LISTEN_SUBMISSIONS) {
+			/* implicit TLS arrives with the TLS work; refuse rather
+			 * than serve plaintext on a port clients expect TLS on */
+			log_err("event=startup step=listen listener=submissions "
+			    "error=\"implicit TLS is not available in this build\"");
+			return -1;
+		}
+		if (listen_one(want[i].spec, &l->fd) != 0)
+			return -1;
+		l->kind = want[i].kind;
+		l->name = want[i].name;
+		s->nlisteners++;
+		log_info("event=listen listener=%s addr=%s", l->name, want[i].spec);
+	}
+	if (s->nlisteners == 0) {
+		log_err("event=startup error=\"no listener enabled\"");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+refuse(int fd, const char *hostname)
+{
+	char line[300];
+
+	if (str_fmt(line, sizeof(line),
+	    "421 4.7.0 %s Too many connections, try again later\r\n", hostname) == 0)
+		(void)!send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+static void
+on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct listener *l = arg;
+	const char *why = NULL;
+
+	(void)ev;
+	if (srv->stopping)
+		why = "shutdown";
+	else if (srv->nconns >= srv->conf->connections)
+		why = "connections";
+	else if (ip_count_get(srv, sa) >= srv->conf->connections_per_ip)
+		why = "connections_per_ip";
+	if (why != NULL) {
+		char host[64];
+
+		if (getnameinfo(sa, (socklen_t)salen, host, sizeof(host), NULL, 0,
+		    NI_NUMERICHOST) != 0)
+			host[0] = '\0';
+		log_warn("event=refuse listener=%s client=%s reason=%s", l->name, host, why);
+		refuse(fd, srv->conf->hostname);
+		return;
+	}
+	conn_new(srv, l, fd, sa, (socklen_t)salen);
+}
+
+static void
+on_accept_error(struct evconnlistener *ev, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)ev;
+	/* EMFILE and friends: log, keep listening; libevent retries */
+	log_err("event=accept_error listener=%s error=\"%s\"", l->name, strerror(errno));
+}
+
+void
+listeners_enable(struct server *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nlisteners; i++) {
+		struct listener *l = &s->listeners[i];
+
+		l->ev = evconnlistener_new(s->base, on_accept, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, l->fd);
+		if (l->ev == NULL)
+			fatalx("event=startup step=evconnlistener listener=%s", l->name);
+		evconnlistener_set_error_cb(l->ev, on_accept_error);
+	}
+}
+
+void
+listeners_close(struct server *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nlisteners; i++) {
+		if (s->listeners[i].ev != NULL)
+			evconnlistener_free(s->listeners[i].ev);
+		else if (s->listeners[i].fd >= 0)
+			close(s->listeners[i].fd);
+		s->listeners[i].ev = NULL;
+		s->listeners[i].fd = -1;
+	}
+	s->nlisteners = 0;
+}

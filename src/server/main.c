@@ -1,0 +1,231 @@
+/*
+ * ternd: the mail daemon.  Start-up order matters for safety:
+ *   1. configuration (-c/-o), logging
+ *   2. state_dir made (0700) and checked, while still root if started so
+ *   3. listeners bound (ports below 1024 need root)
+ *   4. privileges dropped to `user` (refused to run as root without one)
+ *   5. tables, mail root and worker threads opened as that user
+ *   6. the event loop: SIGTERM drains and exits 0, SIGHUP reopens tables
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../deliver/deliver.h"
+#include "server.h"
+
+#define WORKERS 4
+
+struct server *srv;
+
+static enum log_level
+level_from_name(const char *n)
+{
+	if (n == NULL || strcmp(n, "info") == 0)
+		return LOG_LEVEL_INFO;
+	if (strcmp(n, "debug") == 0)
+		return LOG_LEVEL_DEBUG;
+	if (strcmp(n, "warn") == 0)
+		return LOG_LEVEL_WARN;
+	return LOG_LEVEL_ERR;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: ternd [-c FILE] [-o section.key=value]...\n"
+	    "Runs in the foreground and logs to stderr; see ternd(8).\n");
+	exit(64);
+}
+
+/* Make state_dir and state_dir/mail; refuse ones others can write. */
+static void
+state_dir_prepare(const struct conf *cf, const struct passwd *pw)
+{
+	const char *dir = cf->state_dir;
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		fatal("event=startup step=state_dir path=%s", dir);
+	if (stat(dir, &st) != 0)
+		fatal("event=startup step=state_dir path=%s", dir);
+	if (!S_ISDIR(st.st_mode))
+		fatalx("event=startup step=state_dir path=%s error=\"not a directory\"", dir);
+	if (pw != NULL && st.st_uid != pw->pw_uid &&
+	    chown(dir, pw->pw_uid, pw->pw_gid) != 0)
+		fatal("event=startup step=state_dir_chown path=%s", dir);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		fatalx("event=startup step=state_dir path=%s error=\"writable by "
+		    "group or others; run chmod 700 %s\"", dir, dir);
+}
+
+static void
+drop_privileges(const struct conf *cf, const struct passwd *pw)
+{
+	if (pw == NULL)
+		return;
+	if (setgroups(1, &pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0)
+		fatal("event=startup step=privdrop user=%s", cf->user);
+	if (setuid(0) == 0)
+		fatalx("event=startup step=privdrop error=\"could regain root\"");
+	log_info("event=privdrop user=%s uid=%u", cf->user, (unsigned)pw->pw_uid);
+}
+
+static const struct passwd *
+lookup_user(const struct conf *cf)
+{
+	const struct passwd *pw;
+
+	if (geteuid() != 0)
+		return NULL;
+	if (cf->user == NULL)
+		fatalx("event=startup error=\"started as root without user=: set "
+		    "user (e.g. -o user=tern) so ternd can drop privileges\"");
+	if ((pw = getpwnam(cf->user)) == NULL)
+		fatalx("event=startup error=\"no such user: %s\"", cf->user);
+	if (pw->pw_uid == 0)
+		fatalx("event=startup error=\"user=%s is root\"", cf->user);
+	return pw;
+}
+
+static void
+open_mail_root(struct server *s)
+{
+	char path[4096];
+
+	if (str_fmt(path, sizeof(path), "%s/mail", s->conf->state_dir) != 0)
+		fatalx("event=startup error=\"state_dir path too long\"");
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		fatal("event=startup step=mail_root path=%s", path);
+	s->mail_root_fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (s->mail_root_fd == -1)
+		fatal("event=startup step=mail_root path=%s", path);
+}
+
+static void
+open_table(struct server *s)
+{
+	char err[512];
+	struct table *t = table_open(s->conf, err, sizeof(err));
+
+	if (t == NULL) {
+		if (s->table == NULL)
+			fatalx("event=startup step=tables error=\"%s\"", err);
+		log_err("event=reload step=tables error=\"%s\" action=kept_old", err);
+		return;
+	}
+	table_close(s->table);
+	s->table = t;
+}
+
+void
+server_maybe_exit(struct server *s)
+{
+	if (s->stopping && s->nconns == 0 && workers_busy(s->workers) == 0)
+		event_base_loopexit(s->base, NULL);
+}
+
+static void
+on_stop_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	log_warn("event=shutdown_timeout connections=%u", srv->nconns);
+	conns_close_all(srv, "shutdown");
+	server_maybe_exit(srv);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct timeval tv = { (time_t)srv->conf->timeout_shutdown, 0 };
+
+	(void)what;
+	(void)arg;
+	if (sig == SIGHUP) {
+		log_info("event=reload what=tables");
+		open_table(srv);
+		return;
+	}
+	if (srv->stopping)
+		return;
+	log_info("event=shutdown signal=%s connections=%u", sig == SIGTERM ? "TERM" : "INT",
+	    srv->nconns);
+	srv->stopping = true;
+	listeners_close(srv);
+	srv->stop_timer = evtimer_new(srv->base, on_stop_timer, NULL);
+	evtimer_add(srv->stop_timer, &tv);
+	conns_shutdown(srv);
+	server_maybe_exit(srv);
+}
+
+static void
+run_loop(struct server *s)
+{
+	int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	struct event *sev[3];
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		sev[i] = evsignal_new(s->base, sigs[i], on_signal, NULL);
+		if (sev[i] == NULL || event_add(sev[i], NULL) != 0)
+			fatalx("event=startup step=signals");
+	}
+	listeners_enable(s);
+	log_info("event=ready hostname=%s state_dir=%s", s->conf->hostname, s->conf->state_dir);
+	event_base_dispatch(s->base);
+	for (i = 0; i < 3; i++)
+		event_free(sev[i]);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct server s = { 0 };
+	const struct passwd *pw;
+	char err[512];
+
+	log_init("ternd", LOG_LEVEL_INFO);
+	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
+		usage();
+	if ((s.conf = conf_from_args(&argc, &argv, err, sizeof(err))) == NULL)
+		fatalx("event=startup step=config error=\"%s\"", err);
+	if (argc > 1)
+		usage();
+	log_init("ternd", level_from_name(s.conf->log_level));
+	signal(SIGPIPE, SIG_IGN);
+	srv = &s;
+	pw = lookup_user(s.conf);
+	state_dir_prepare(s.conf, pw);
+	if (listeners_bind(&s) != 0)
+		fatalx("event=startup step=listen error=\"cannot listen, see above\"");
+	drop_privileges(s.conf, pw);
+	umask(077);
+	if ((s.base = event_base_new()) == NULL)
+		fatalx("event=startup step=event_base");
+	open_mail_root(&s);
+	open_table(&s);
+	s.workers = workers_start(s.base, WORKERS);
+	run_loop(&s);
+	workers_stop(s.workers);
+	if (s.stop_timer != NULL)
+		event_free(s.stop_timer);
+	table_close(s.table);
+	close(s.mail_root_fd);
+	log_info("event=stopped messages=%llu", (unsigned long long)s.messages);
+	free(s.ip_buckets);
+	event_base_free(s.base);
+	conf_free(s.conf);
+	return 0;
+}

@@ -1,0 +1,91 @@
+/*
+ * server: ternd's shell around the pure protocol core.  One libevent loop
+ * runs the network, timers and signals; blocking disk work (Maildir
+ * delivery, fsync) runs on a small pool of worker threads whose
+ * completions come back to the loop through an eventfd.  Only the loop
+ * thread touches connections, tables and the core; a job owns its
+ * arguments until its completion has run on the loop.
+ */
+#ifndef TERN_SERVER_H
+#define TERN_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "../conf/conf.h"
+#include "../table/table.h"
+#include "../util/util.h"
+
+/* ---- worker pool ------------------------------------------------------- */
+
+struct job {
+	void (*run)(struct job *);       /* on a worker thread */
+	void (*done)(struct job *);      /* then on the loop thread */
+	struct job *next;                /* private */
+};
+
+struct workers;
+struct workers *workers_start(struct event_base *base, unsigned nthreads);
+void workers_submit(struct workers *w, struct job *j);
+unsigned workers_busy(const struct workers *w);  /* jobs not yet done */
+void workers_stop(struct workers *w);            /* joins the threads */
+
+/* ---- listeners ---------------------------------------------------------- */
+
+enum listener_kind { LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SUBMISSIONS };
+
+struct listener {
+	enum listener_kind kind;
+	const char *name;                /* "smtp", "submission", ... */
+	int fd;                          /* bound, listening */
+	struct evconnlistener *ev;
+};
+
+/* ---- the daemon -------------------------------------------------------- */
+
+struct ip_count;
+
+struct server {
+	struct conf *conf;
+	struct event_base *base;
+	struct table *table;
+	struct workers *workers;
+	int mail_root_fd;                /* STATE/mail, O_DIRECTORY */
+	struct listener listeners[3];
+	unsigned nlisteners;
+	unsigned nconns;                 /* open connections */
+	struct ip_count **ip_buckets;    /* per-IP connection counts */
+	struct conn *conns;              /* all open connections (list) */
+	bool stopping;                   /* SIGTERM seen */
+	struct event *stop_timer;
+	uint64_t messages;               /* accepted since start */
+};
+
+extern struct server *srv;           /* the one daemon of this process */
+
+int listeners_bind(struct server *s);                 /* before privdrop */
+void listeners_enable(struct server *s);              /* on the loop */
+void listeners_close(struct server *s);
+
+/* per-IP bookkeeping, used by accept and conn_free */
+unsigned ip_count_get(struct server *s, const struct sockaddr *sa);
+void ip_count_add(struct server *s, const struct sockaddr *sa, int delta);
+
+/* ---- connections ------------------------------------------------------- */
+
+struct conn;
+void conn_new(struct server *s, const struct listener *l, int fd,
+    const struct sockaddr *sa, socklen_t salen);
+/* SIGTERM: idle sessions get 421 now, busy ones when their step ends. */
+void conns_shutdown(struct server *s);
+void conns_close_all(struct server *s, const char *why);
+
+/* Server-wide checks.  */
+bool server_disk_ok(struct server *s, uint64_t need);
+void server_maybe_exit(struct server *s);
+
+#endif
