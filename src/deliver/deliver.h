@@ -41,4 +41,22 @@ int maildir_deliver(int root_fd, const struct maildir_box *boxes, size_t n,
 /* Make STATE/mail/.../tmp,new,cur for path now (tern user add uses it). */
 int maildir_create(int root_fd, const char *path, char *err, size_t errlen);
 
+/*
+ * The host part of maildir(5) unique names: host with '/' written as the
+ * four characters \057 and ':' as \072.  Returns 0, or -1 (ENAMETOOLONG)
+ * when it does not fit outlen with its NUL.  Exposed for tests.
+ */
+int maildir_escape_host(char *out, size_t outlen, const char *host)
+    __attribute__((warn_unused_result));
+
+#ifdef TERN_FAULT_INJECTION
+/*
+ * Tests only (compiled out otherwise).  When set, called before each step;
+ * a nonzero return is an errno value that step then fails with.  Steps:
+ * "mkdir", "fsync_dir" (any directory fsync), "create" (the O_EXCL open
+ * in tmp/), "write", "fsync" (the message file), "close", "link".
+ */
+extern int (*maildir_fault_hook)(const char *step);
+#endif
+
 #endif
