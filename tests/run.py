@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,12 +45,30 @@ def run_unit(build):
     return passed, failed
 
 
+TEST_USER = "terntest"
+
+
+def as_test_user(cmd):
+    """As root, run the e2e suite as an unprivileged user, the way an admin's
+    ternd runs after its privilege drop: ternd refuses to stay root, and the
+    files it and tern create must belong to the user that runs them."""
+    if os.geteuid() != 0:
+        return cmd
+    if subprocess.run(["id", "-u", TEST_USER], capture_output=True).returncode:
+        subprocess.run(["useradd", "--system", "--create-home", "--shell",
+                        "/bin/sh", TEST_USER], check=True)
+    return ["runuser", "-u", TEST_USER, "--"] + cmd
+
+
 def run_e2e(build, extra):
-    xml = os.path.join(ROOT, build, "e2e-results.xml")
-    env = dict(os.environ, TERN_BUILD=build)
-    cmd = ["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-           f"--junitxml={xml}", os.path.join(ROOT, "tests", "e2e")] + extra
-    p = subprocess.run(cmd, cwd=ROOT, env=env)
+    outdir = tempfile.mkdtemp(prefix="tern-e2e-")
+    os.chmod(outdir, 0o777)
+    xml = os.path.join(outdir, "results.xml")
+    env = dict(os.environ, TERN_BUILD=build, HOME="/tmp")
+    cmd = ["env", f"TERN_BUILD={build}", "/usr/bin/python3", "-m", "pytest",
+           "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
+           os.path.join(ROOT, "tests", "e2e")] + extra
+    p = subprocess.run(as_test_user(cmd), cwd=ROOT, env=env)
     try:
         suite = ET.parse(xml).getroot()
         if suite.tag == "testsuites":

@@ -36,10 +36,13 @@ struct conf {
 	unsigned timeout_data;      /* timeout.data, 300 s without a byte while
 	                               reading content */
 	unsigned timeout_shutdown;  /* timeout.shutdown, 30 s to finish on TERM */
-	char *relay_networks;       /* NULL */
+	char *relay_networks;       /* NULL; else "net[/prefix],..." checked
+	                               with inet_pton, joined with ',' */
 	char *relay_smarthost;      /* NULL */
 	unsigned relay_port;        /* 25 */
-	char *dns_servers;          /* NULL: system resolver */
+	char *dns_servers;          /* NULL: system resolver; else "ip[:port],
+	                               [v6]:port,..." (ares_set_servers_ports_csv
+	                               form) */
 	char *log_level;            /* log.level: debug|info|warn|err, "info" */
 };
 
@@ -59,7 +62,18 @@ void conf_free(struct conf *c);
 /* Is domain (lower-cased) one of the configured domains? */
 bool conf_domain_is_local(const struct conf *c, const char *domain);
 
-/* Print every key with its effective value (for "tern config"). */
+/*
+ * Split "host:port", "[ipv6]:port", or without port_required also "host",
+ * "[ipv6]" and a bare IPv6 address.  host_out gets the host without
+ * brackets; *port_out the port (1..65535), 0 when absent.  Returns 0, or
+ * -1 if the text is not of that form or the host does not fit hostlen.
+ * The host is an IPv4 or IPv6 address or a domain name.
+ */
+int conf_split_hostport(const char *s, char *host_out, size_t hostlen,
+    unsigned *port_out, bool port_required);
+
+/* Print every key with its effective value (for "tern config"), one
+ * "section.key = value" line each (the names -o takes); unset is empty. */
 void conf_dump(const struct conf *c, void (*out)(const char *line, void *ctx),
     void *ctx);
 

@@ -313,6 +313,11 @@ cmd_parse_path_cmd(const struct cmd_def *d, const struct cmd_path_def *pd,
 	i = cmd_skip_spaces(c->arg, c->arg_len, plen);
 	if (i == c->arg_len)
 		return cmd_usage(d, c);
+	/* a bare address is common enough to deserve its own message */
+	if (c->arg[i] != '<')
+		return smtp_cmd_fail(c->err, 501, pd->enh,
+		    "Bad %s address syntax: it must be in angle brackets <>",
+		    pd->what);
 	if (cmd_path(pd, c, c->arg + i, c->arg_len - i, &used) == -1)
 		return -1;
 	i += used;
@@ -324,8 +329,10 @@ cmd_parse_path_cmd(const struct cmd_def *d, const struct cmd_path_def *pd,
 		return smtp_cmd_fail(c->err, 500, "5.5.2",
 		    "Line too long: over %d octets without parameters",
 		    SMTP_CMD_LINE_MAX);
-	utf8_ok = pd->mail ? (c->flags & SMTP_CMD_F_UTF8_OK) && c->cmd->mail.smtputf8
-	    : (c->flags & SMTP_CMD_F_UTF8_TXN) != 0;
+	if (pd->mail)
+		utf8_ok = (c->flags & SMTP_CMD_F_UTF8_OK) && c->cmd->mail.smtputf8;
+	else
+		utf8_ok = (c->flags & SMTP_CMD_F_UTF8_TXN) != 0;
 	if (!utf8_ok && (c->cmd->path.utf8 || cmd_has_8bit(c->arg, i)))
 		return cmd_utf8_error(c);
 	return 0;
@@ -421,8 +428,9 @@ cmd_verb(const char *line, size_t len, size_t *vlen_out)
 static size_t
 cmd_line_limit(const struct cmd_def *d, unsigned flags)
 {
-	if (d != NULL && (d->verb == SMTP_VERB_MAIL || d->verb == SMTP_VERB_RCPT) &&
-	    (flags & SMTP_CMD_F_ESMTP))
+	if (d == NULL || !(flags & SMTP_CMD_F_ESMTP))
+		return CMD_LINE_MAX;
+	if (d->verb == SMTP_VERB_MAIL || d->verb == SMTP_VERB_RCPT)
 		return CMD_LINE_PARAMS_MAX;
 	return CMD_LINE_MAX;
 }

@@ -264,7 +264,8 @@ static bool
 param_atext(char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c));
+	    (c >= '0' && c <= '9') ||
+	    (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 /* RFC 3461 4.2: ORCPT=addr-type;xtext, at most 500 characters in all. */
@@ -367,7 +368,8 @@ param_find(const char *kw, size_t kn, unsigned flags, bool mail,
 
 	smtp_cmd_echo(e, sizeof(e), kw, kn);
 	if (!param_keyword_ok(kw, kn)) {
-		smtp_cmd_fail(err, 501, "5.5.4", "Malformed parameter keyword %s", e);
+		smtp_cmd_fail(err, 501, "5.5.4",
+		    "Malformed parameter keyword \"%s\"", e);
 		return NULL;
 	}
 	if (!(flags & SMTP_CMD_F_ESMTP)) {
@@ -381,7 +383,8 @@ param_find(const char *kw, size_t kn, unsigned flags, bool mail,
 		return NULL;
 	}
 	if (*seen & (1u << idx)) {
-		smtp_cmd_fail(err, 555, "5.5.4", "Duplicate parameter %s", pd->name);
+		smtp_cmd_fail(err, 555, "5.5.4", "Duplicate parameter %s",
+		    pd->name);
 		return NULL;
 	}
 	*seen |= 1u << idx;
@@ -403,8 +406,8 @@ param_one(const char *s, size_t n, unsigned flags, bool mail,
 		return smtp_cmd_fail(err, 501, "5.5.4", "%s takes no value",
 		    pd->name);
 	if (pd->has_value && eq == NULL)
-		return smtp_cmd_fail(err, 501, "5.5.4", "%s needs a value (%s=...)",
-		    pd->name, pd->name);
+		return smtp_cmd_fail(err, 501, "5.5.4",
+		    "%s needs a value (%s=...)", pd->name, pd->name);
 	if (pd->has_value && !param_value_ok(v))
 		return param_bad(err, pd->name,
 		    v.n == 0 ? "empty" : "only printable ASCII, no \"=\"");

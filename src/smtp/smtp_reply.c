@@ -5,7 +5,8 @@
  * A text holding '\n' becomes a multi-line reply: every line but the last
  * is "CODE-ENH text", the last "CODE ENH text", each ended by CRLF.  An
  * empty line of text gives "CODE-ENH" / "CODE ENH" (or "CODE" alone), as
- * the RFC 5321 Reply-line grammar allows.
+ * the RFC 5321 Reply-line grammar allows; an empty 334 SASL challenge is
+ * "334 " since RFC 4954 4 requires the space.
  *
  * Invariants: a reply is appended whole or not at all; on any failure out
  * is restored to the length it had before the call.  Nothing is ever
@@ -82,7 +83,8 @@ reply_line(struct buf *out, int code, bool last, const char *enh,
 {
 	char line[SMTP_REPLY_LINE_MAX];
 	size_t len = 0, enhlen = enh ? strlen(enh) : 0;
-	bool sep = !last || enhlen > 0 || n > 0;
+	/* RFC 4954 4: continue-req = "334" SP [base64], so keep its SP */
+	bool sep = !last || enhlen > 0 || n > 0 || code == 334;
 	bool space = enhlen > 0 && n > 0;
 
 	/* enhlen is at most 9 (reply_enh_valid), so only n can overflow */

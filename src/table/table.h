@@ -24,6 +24,9 @@ enum table_status {
 	TABLE_NOTLOCAL,      /* the domain is not ours (relay question) */
 	TABLE_TEMPFAIL,      /* database trouble (451 4.3.0) */
 	TABLE_LOOP,          /* alias loop or too deep / too many targets */
+	/* administration only (never from table_resolve/_domain_is_local): */
+	TABLE_EXISTS,        /* user or alias already there */
+	TABLE_INVALID,       /* the address given is not acceptable */
 };
 
 struct table_target {
@@ -41,11 +44,18 @@ struct table_targets {
 
 struct table;
 
-/* Open the users table named by c->tables_users; creates the schema. */
+/*
+ * Open the users table named by c->tables_users; creates the schema.  The
+ * conf domains are copied.  A struct table is for one thread at a time
+ * (ternd: one per thread that looks things up).  Every failing call leaves
+ * its reason in table_strerror().
+ */
 struct table *table_open(const struct conf *c, char *err, size_t errlen);
 void table_close(struct table *t);
 
-/* Is this (lower-cased) domain local: in conf domains or in the tables? */
+/* Is this domain local: in conf domains or in the tables (domains table,
+ * or a user or alias of that domain)?  TABLE_OK: local; TABLE_NOTLOCAL;
+ * TABLE_TEMPFAIL. */
 enum table_status table_domain_is_local(struct table *t, const char *domain);
 
 /*
@@ -54,7 +64,10 @@ enum table_status table_domain_is_local(struct table *t, const char *domain);
  * "@domain" catch-all last.  postmaster@ any local domain always resolves
  * (to its alias or user, else to the mailbox DOMAIN/postmaster).  a->
  * postmaster (bare <Postmaster>) means postmaster@ the first conf domain.
- * Targets are appended to out (table_targets_free to release).
+ * Targets are appended to out (table_targets_free to release); on any
+ * status but TABLE_OK, out is left as it was.  Duplicates are removed
+ * among the targets of this call only.  A local target's address is its
+ * key ("local@domain" lower-cased, quoted as addr_format() does).
  */
 enum table_status table_resolve(struct table *t, const struct addr *a,
     struct table_targets *out);
@@ -69,14 +82,19 @@ enum table_status table_user_passwd(struct table *t, const char *address,
 /* The stored hash (for AUTH); TABLE_NOTFOUND if no user or no password. */
 enum table_status table_user_pwhash(struct table *t, const char *address,
     char *out, size_t outlen);
+/* The mailbox of a user, as in struct table_target (for maildir_create). */
+enum table_status table_user_mailbox(struct table *t, const char *address,
+    char *out, size_t outlen);
+/* Every user, sorted by address.  cb must not call table_user_list. */
 enum table_status table_user_list(struct table *t,
     void (*cb)(const char *address, bool has_password, void *ctx), void *ctx);
 /* alias: "ben@example.org" or "@example.org" (catch-all) -> target. */
 enum table_status table_alias_add(struct table *t, const char *address,
     const char *target);
-/* target NULL: every target of address */
+/* target NULL: every target of address.  TABLE_NOTFOUND: nothing deleted */
 enum table_status table_alias_del(struct table *t, const char *address,
     const char *target);
+/* address NULL: every alias; sorted by address then target. */
 enum table_status table_alias_list(struct table *t, const char *address,
     void (*cb)(const char *address, const char *target, void *ctx), void *ctx);
 

@@ -1,0 +1,1159 @@
+/*
+ * conf: the configuration of ternd and tern.  Embedded defaults, then an
+ * INI file read with inih, then "-o section.key=value" overrides, then the
+ * values computed from others (tables.users follows state_dir).
+ *
+ * One table (conf_keys) names every key, its type, where it lives in
+ * struct conf and its range; parsing, checking and conf_dump all walk it,
+ * so a key cannot be settable without also being dumped and checked.
+ *
+ * Invariants:
+ *  - A struct conf handed out is complete and valid: every number in its
+ *    range, every domain checked with addr_parse_domain and lower-cased,
+ *    state_dir and the file paths absolute, tables.users set.
+ *  - The first error wins and is returned as one line of text naming the
+ *    place ("tern.conf:12: ..." or "-o key=value: ...") and the key.
+ *  - Strict: unknown sections and keys, a key given twice in one file, an
+ *    over-long line and trailing junk after a number are all errors, since
+ *    a silently ignored typo in a mail server's configuration is a relay
+ *    or a lost message waiting to happen.
+ *
+ * Limits: a file of CONF_FILE_MAX bytes, a value of CONF_VALUE_MAX bytes,
+ * a line as long as inih's buffer (200 bytes in Debian's build; list keys
+ * continue on indented lines), CONF_DOMAINS_MAX domains.
+ */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr/addr.h"
+#include "util/util.h"
+
+#define CONF_FILE_MAX (1024 * 1024)
+#define CONF_VALUE_MAX 4096
+#define CONF_DOMAINS_MAX 10000
+#define CONF_MSG_MAX 512
+
+enum conf_type {
+	CONF_T_NAME,      /* a domain name (hostname) */
+	CONF_T_DOMAINS,   /* list of domain names */
+	CONF_T_DIR,       /* a path that must be set, made absolute */
+	CONF_T_PATH,      /* a path or unset, made absolute */
+	CONF_T_STR,       /* free text or unset */
+	CONF_T_LISTEN,    /* host:port, or "" / "off" */
+	CONF_T_TABLE,     /* sqlite:PATH or pgsql:CONNINFO */
+	CONF_T_SIZE,      /* uint64_t bytes, suffixes k m g */
+	CONF_T_UINT,      /* unsigned */
+	CONF_T_SECS,      /* unsigned seconds, suffixes s m h */
+	CONF_T_NETWORKS,  /* list of address[/prefix] */
+	CONF_T_HOSTPORT,  /* host[:port] or unset */
+	CONF_T_SERVERS,   /* list of ip[:port] */
+	CONF_T_LEVEL,     /* debug|info|warn|err */
+};
+
+struct conf_key {
+	const char *section;    /* "" for top-level keys */
+	const char *name;
+	enum conf_type type;
+	size_t off;             /* of the field in struct conf */
+	uint64_t min, max;      /* numbers only */
+};
+
+#define K(s, n, t, f, lo, hi) { s, n, t, offsetof(struct conf, f), lo, hi }
+static const struct conf_key conf_keys[] = {
+	K("", "hostname", CONF_T_NAME, hostname, 0, 0),
+	K("", "domains", CONF_T_DOMAINS, domains, 0, 0),
+	K("", "state_dir", CONF_T_DIR, state_dir, 0, 0),
+	K("", "user", CONF_T_STR, user, 0, 0),
+	K("listen", "smtp", CONF_T_LISTEN, listen_smtp, 0, 0),
+	K("listen", "submission", CONF_T_LISTEN, listen_submission, 0, 0),
+	K("listen", "submissions", CONF_T_LISTEN, listen_submissions, 0, 0),
+	K("tls", "cert", CONF_T_PATH, tls_cert, 0, 0),
+	K("tls", "key", CONF_T_PATH, tls_key, 0, 0),
+	K("tables", "users", CONF_T_TABLE, tables_users, 0, 0),
+	K("limits", "message_size", CONF_T_SIZE, message_size, 1,
+	    (uint64_t)1 << 40),
+	K("limits", "recipients", CONF_T_UINT, recipients, 1, 100000),
+	K("limits", "connections", CONF_T_UINT, connections, 1, 1000000),
+	K("limits", "connections_per_ip", CONF_T_UINT, connections_per_ip, 1,
+	    1000000),
+	K("limits", "errors", CONF_T_UINT, errors, 1, 10000),
+	K("timeout", "command", CONF_T_SECS, timeout_command, 1, 86400),
+	K("timeout", "line", CONF_T_SECS, timeout_line, 1, 86400),
+	K("timeout", "data", CONF_T_SECS, timeout_data, 1, 86400),
+	K("timeout", "shutdown", CONF_T_SECS, timeout_shutdown, 0, 86400),
+	K("relay", "networks", CONF_T_NETWORKS, relay_networks, 0, 0),
+	K("relay", "smarthost", CONF_T_HOSTPORT, relay_smarthost, 0, 0),
+	K("relay", "port", CONF_T_UINT, relay_port, 1, 65535),
+	K("dns", "servers", CONF_T_SERVERS, dns_servers, 0, 0),
+	K("log", "level", CONF_T_LEVEL, log_level, 0, 0),
+};
+#undef K
+#define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+static const char *const conf_sections[] = {
+	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
+};
+
+/* Where a value comes from, for error texts and list continuation. */
+struct conf_ctx {
+	struct conf *c;
+	const char *path;
+	int lineno;                  /* of the line inih is handling */
+	bool indented;               /* that line began with white space */
+	bool seen[CONF_NKEYS];       /* keys set by this file */
+	bool users_set;              /* tables.users given explicitly */
+	int err_line;                /* first error, 0 = none */
+	char err[CONF_MSG_MAX];
+};
+
+/* The bytes of the file and the reader's position, for ini_parse_stream. */
+struct conf_reader {
+	const char *p;
+	size_t len, pos;
+	struct conf_ctx *ctx;
+};
+
+static void *
+conf_field(struct conf *c, const struct conf_key *k)
+{
+	return (char *)c + k->off;
+}
+
+static const void *
+conf_cfield(const struct conf *c, const struct conf_key *k)
+{
+	return (const char *)c + k->off;
+}
+
+static void
+conf_keyname(const struct conf_key *k, char *out, size_t outlen)
+{
+	if (k->section[0] == '\0')
+		(void)!str_fmt(out, outlen, "%s", k->name);
+	else
+		(void)!str_fmt(out, outlen, "%s.%s", k->section, k->name);
+}
+
+static const struct conf_key *
+conf_find_key(const char *section, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < CONF_NKEYS; i++)
+		if (strcasecmp(conf_keys[i].section, section) == 0 &&
+		    strcasecmp(conf_keys[i].name, name) == 0)
+			return &conf_keys[i];
+	return NULL;
+}
+
+static bool
+conf_known_section(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(conf_sections) / sizeof(conf_sections[0]); i++)
+		if (strlen(conf_sections[i]) == n &&
+		    strncasecmp(conf_sections[i], s, n) == 0)
+			return true;
+	return false;
+}
+
+/* ---- paths ------------------------------------------------------------- */
+
+/*
+ * Absolute form of p against the cwd, with "." and empty components
+ * dropped.  ".." is kept: resolving it lexically would be wrong across a
+ * symlink, and the kernel resolves it correctly anyway.
+ */
+static char *
+conf_abs_path(const char *p, char *msg, size_t msglen)
+{
+	char cwd[PATH_MAX];
+	struct buf b;
+	const char *s;
+
+	buf_init(&b, PATH_MAX);
+	if (p[0] != '/') {
+		if (getcwd(cwd, sizeof(cwd)) == NULL) {
+			(void)!str_fmt(msg, msglen, "cannot get the current "
+			    "directory: %s", strerror(errno));
+			return NULL;
+		}
+		/* "/" adds nothing: every component below brings its '/' */
+		if (strcmp(cwd, "/") != 0 && buf_append_str(&b, cwd) != 0)
+			p = NULL;
+	}
+	for (s = p; s != NULL && *s != '\0';) {
+		size_t n = strcspn(s, "/");
+		bool dot = n == 0 || (n == 1 && s[0] == '.');
+
+		if (!dot && (buf_append(&b, "/", 1) != 0 ||
+		    buf_append(&b, s, n) != 0))
+			s = NULL;
+		else
+			s += n + (s[n] == '/');
+	}
+	if (s == NULL) {
+		buf_free(&b);
+		(void)!str_fmt(msg, msglen, "path too long");
+		return NULL;
+	}
+	if (b.len == 0 && buf_append(&b, "/", 1) != 0)
+		panic("event=conf_abs_path");
+	return b.data;
+}
+
+/* ---- value checkers ---------------------------------------------------- */
+
+/* A number with an optional one-letter unit from units (factor each). */
+static int
+conf_number(const char *v, const char *units, const uint64_t *factors,
+    uint64_t *out, char *msg, size_t msglen)
+{
+	size_t n = strlen(v);
+	uint64_t f = 1, x;
+	const char *u;
+
+	if (n > 1 && units != NULL && (u = strchr(units, v[n - 1])) != NULL) {
+		f = factors[u - units];
+		n--;
+	}
+	if (str_to_u64(v, n, &x) != 0) {
+		(void)!str_fmt(msg, msglen, "not a number");
+		return -1;
+	}
+	if (x > UINT64_MAX / f) {
+		(void)!str_fmt(msg, msglen, "number too large");
+		return -1;
+	}
+	*out = x * f;
+	return 0;
+}
+
+static int
+conf_range(uint64_t x, const struct conf_key *k, char *msg, size_t msglen)
+{
+	if (x >= k->min && x <= k->max)
+		return 0;
+	(void)!str_fmt(msg, msglen, "out of range (%llu..%llu)",
+	    (unsigned long long)k->min, (unsigned long long)k->max);
+	return -1;
+}
+
+static bool
+conf_is_ip(int af, const char *s, size_t n)
+{
+	char tmp[INET6_ADDRSTRLEN + 1];
+	unsigned char bin[16];
+
+	if (str_copy(tmp, sizeof(tmp), s, n) != 0)
+		return false;
+	return inet_pton(af, tmp, bin) == 1;
+}
+
+static bool
+conf_is_domain_name(const char *s, size_t n)
+{
+	char out[ADDR_DOMAIN_MAX + 1];
+	enum addr_domain_kind kind;
+
+	return addr_parse_domain(s, n, 0, out, sizeof(out), &kind) == ADDR_OK &&
+	    kind == ADDR_DOMAIN_NAME;
+}
+
+static int
+conf_port(const char *s, unsigned *port_out)
+{
+	uint64_t x;
+
+	if (str_to_u64(s, strlen(s), &x) != 0 || x == 0 || x > 65535)
+		return -1;
+	*port_out = (unsigned)x;
+	return 0;
+}
+
+int
+conf_split_hostport(const char *s, char *host_out, size_t hostlen,
+    unsigned *port_out, bool port_required)
+{
+	const char *end, *colon;
+	size_t hn;
+
+	*port_out = 0;
+	if (s[0] == '[') {
+		if ((end = strchr(s, ']')) == NULL ||
+		    !conf_is_ip(AF_INET6, s + 1, (size_t)(end - s - 1)))
+			return -1;
+		if (str_copy(host_out, hostlen, s + 1,
+		    (size_t)(end - s - 1)) != 0)
+			return -1;
+		if (end[1] == '\0')
+			return port_required ? -1 : 0;
+		return end[1] == ':' ? conf_port(end + 2, port_out) : -1;
+	}
+	colon = strchr(s, ':');
+	if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+		/* a bare IPv6 address: allowed only without a port */
+		if (port_required || !conf_is_ip(AF_INET6, s, strlen(s)))
+			return -1;
+		return str_copy(host_out, hostlen, s, strlen(s));
+	}
+	hn = colon != NULL ? (size_t)(colon - s) : strlen(s);
+	if (hn == 0 || (!conf_is_ip(AF_INET, s, hn) && !conf_is_domain_name(s,
+	    hn)) || str_copy(host_out, hostlen, s, hn) != 0)
+		return -1;
+	if (colon == NULL)
+		return port_required ? -1 : 0;
+	return conf_port(colon + 1, port_out);
+}
+
+/* "address[/prefix]" of relay.networks */
+static bool
+conf_is_network(const char *s, size_t n)
+{
+	const char *slash = memchr(s, '/', n);
+	size_t an = slash != NULL ? (size_t)(slash - s) : n;
+	int af = memchr(s, ':', an) != NULL ? AF_INET6 : AF_INET;
+	uint64_t bits;
+
+	if (!conf_is_ip(af, s, an))
+		return false;
+	if (slash == NULL)
+		return true;
+	if (str_to_u64(slash + 1, n - an - 1, &bits) != 0)
+		return false;
+	return bits <= (af == AF_INET ? 32u : 128u);
+}
+
+static bool
+conf_is_server(const char *s, size_t n)
+{
+	char tmp[INET6_ADDRSTRLEN + 16], host[INET6_ADDRSTRLEN + 1];
+	unsigned port;
+
+	if (str_copy(tmp, sizeof(tmp), s, n) != 0 ||
+	    conf_split_hostport(tmp, host, sizeof(host), &port, false) != 0)
+		return false;
+	return conf_is_ip(AF_INET, host, strlen(host)) ||
+	    conf_is_ip(AF_INET6, host, strlen(host));
+}
+
+/* ---- lists ------------------------------------------------------------- */
+
+/* Next item of a comma or white-space separated list; false at the end. */
+static bool
+conf_list_next(const char **pp, const char **item, size_t *n)
+{
+	const char *p = *pp + strspn(*pp, ", \t");
+
+	if (*p == '\0')
+		return false;
+	*item = p;
+	*n = strcspn(p, ", \t");
+	*pp = p + *n;
+	return true;
+}
+
+static bool
+conf_has_domain(const struct conf *c, const char *d)
+{
+	size_t i;
+
+	for (i = 0; i < c->ndomains; i++)
+		if (strcmp(c->domains[i], d) == 0)
+			return true;
+	return false;
+}
+
+static void
+conf_free_domains(struct conf *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->ndomains; i++)
+		free(c->domains[i]);
+	free(c->domains);
+	c->domains = NULL;
+	c->ndomains = 0;
+}
+
+static int
+conf_add_domain(struct conf *c, const char *s, size_t n, char *msg,
+    size_t msglen)
+{
+	char d[ADDR_DOMAIN_MAX + 1];
+	enum addr_domain_kind kind;
+	enum addr_status st;
+
+	st = addr_parse_domain(s, n, 0, d, sizeof(d), &kind);
+	if (st == ADDR_OK && kind != ADDR_DOMAIN_NAME) {
+		(void)!str_fmt(msg, msglen, "\"%.*s\": address literals cannot "
+		    "be local domains", (int)n, s);
+		return -1;
+	}
+	if (st != ADDR_OK) {
+		(void)!str_fmt(msg, msglen, "bad domain \"%.*s\": %s",
+		    (int)(n > 64 ? 64 : n), s, addr_strerror(st));
+		return -1;
+	}
+	str_lower(d);
+	if (conf_has_domain(c, d))
+		return 0;
+	if (c->ndomains >= CONF_DOMAINS_MAX) {
+		(void)!str_fmt(msg, msglen, "more than %d domains",
+		    CONF_DOMAINS_MAX);
+		return -1;
+	}
+	c->domains = realloc(c->domains, (c->ndomains + 1) * sizeof(char *));
+	if (c->domains == NULL)
+		panic("event=oom where=conf_add_domain");
+	c->domains[c->ndomains++] = xstrdup(d);
+	return 0;
+}
+
+static int
+conf_set_domains(struct conf *c, const char *v, bool append, char *msg,
+    size_t msglen)
+{
+	const char *item;
+	size_t n;
+
+	if (!append)
+		conf_free_domains(c);
+	while (conf_list_next(&v, &item, &n))
+		if (conf_add_domain(c, item, n, msg, msglen) != 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * A list kept as one string, items joined with ',' (the form c-ares'
+ * ares_set_servers_ports_csv() takes).  Each item is checked by ok().
+ */
+static int
+conf_set_list(char **field, const char *v, bool append,
+    bool (*ok)(const char *, size_t), const char *what, char *msg,
+    size_t msglen)
+{
+	struct buf b;
+	const char *item;
+	size_t n;
+	int r = 0;
+
+	buf_init(&b, CONF_VALUE_MAX * 4);
+	if (append && *field != NULL)
+		r |= buf_append_str(&b, *field);
+	while (r == 0 && conf_list_next(&v, &item, &n)) {
+		if (!ok(item, n)) {
+			(void)!str_fmt(msg, msglen, "\"%.*s\" is not %s",
+			    (int)(n > 64 ? 64 : n), item, what);
+			buf_free(&b);
+			return -1;
+		}
+		if (b.len > 0)
+			r |= buf_append(&b, ",", 1);
+		r |= buf_append(&b, item, n);
+	}
+	if (r != 0) {
+		(void)!str_fmt(msg, msglen, "list too long");
+		buf_free(&b);
+		return -1;
+	}
+	free(*field);
+	*field = b.data;    /* NULL when the list is empty: unset */
+	return 0;
+}
+
+/* ---- setting one key --------------------------------------------------- */
+
+static void
+conf_put_str(char **field, const char *v)
+{
+	free(*field);
+	*field = v != NULL ? xstrdup(v) : NULL;
+}
+
+static int
+conf_set_name(char **field, const char *v, char *msg, size_t msglen)
+{
+	char *d;
+
+	if (!conf_is_domain_name(v, strlen(v))) {
+		(void)!str_fmt(msg, msglen, "\"%s\" is not a domain name", v);
+		return -1;
+	}
+	d = xstrdup(v);
+	str_lower(d);
+	free(*field);
+	*field = d;
+	return 0;
+}
+
+static int
+conf_set_path(char **field, const char *v, bool required, char *msg,
+    size_t msglen)
+{
+	char *p;
+
+	if (v[0] == '\0') {
+		if (required) {
+			(void)!str_fmt(msg, msglen, "a path is needed");
+			return -1;
+		}
+		conf_put_str(field, NULL);
+		return 0;
+	}
+	if ((p = conf_abs_path(v, msg, msglen)) == NULL)
+		return -1;
+	free(*field);
+	*field = p;
+	return 0;
+}
+
+static int
+conf_set_listen(char **field, const char *v, bool port_optional, char *msg,
+    size_t msglen)
+{
+	char host[ADDR_DOMAIN_MAX + 1];
+	unsigned port;
+
+	if (v[0] == '\0' || strcasecmp(v, "off") == 0) {
+		conf_put_str(field, NULL);
+		return 0;
+	}
+	if (conf_split_hostport(v, host, sizeof(host), &port,
+	    !port_optional) != 0) {
+		(void)!str_fmt(msg, msglen, port_optional ?
+		    "expected host, host:port or [ipv6]:port" :
+		    "expected host:port or [ipv6]:port, or off");
+		return -1;
+	}
+	conf_put_str(field, v);
+	return 0;
+}
+
+static int
+conf_set_table(struct conf_ctx *x, const char *v, char *msg, size_t msglen)
+{
+	char *p;
+	size_t n;
+
+	x->users_set = true;
+	if (strncmp(v, "pgsql:", 6) == 0) {
+		conf_put_str(&x->c->tables_users, v);
+		return 0;
+	}
+	if (strncmp(v, "sqlite:", 7) != 0 || v[7] == '\0') {
+		(void)!str_fmt(msg, msglen,
+		    "expected sqlite:PATH or pgsql:CONNINFO");
+		return -1;
+	}
+	if ((p = conf_abs_path(v + 7, msg, msglen)) == NULL)
+		return -1;
+	n = strlen(p) + 8;
+	free(x->c->tables_users);
+	x->c->tables_users = xmalloc(n);
+	(void)!str_fmt(x->c->tables_users, n, "sqlite:%s", p);
+	free(p);
+	return 0;
+}
+
+static int
+conf_set_level(char **field, const char *v, char *msg, size_t msglen)
+{
+	static const char *const names[][2] = {
+		{ "debug", "debug" }, { "info", "info" }, { "warn", "warn" },
+		{ "warning", "warn" }, { "err", "err" }, { "error", "err" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(v, names[i][0]) == 0) {
+			conf_put_str(field, names[i][1]);
+			return 0;
+		}
+	(void)!str_fmt(msg, msglen, "expected debug, info, warn or err");
+	return -1;
+}
+
+static int
+conf_set_num(struct conf *c, const struct conf_key *k, const char *v,
+    char *msg, size_t msglen)
+{
+	static const uint64_t size_f[] = { 1024, 1024, 1 << 20, 1 << 20,
+		1 << 30, 1 << 30 };
+	static const uint64_t secs_f[] = { 1, 60, 3600 };
+	uint64_t x;
+	int r;
+
+	if (k->type == CONF_T_SIZE)
+		r = conf_number(v, "kKmMgG", size_f, &x, msg, msglen);
+	else if (k->type == CONF_T_SECS)
+		r = conf_number(v, "smh", secs_f, &x, msg, msglen);
+	else
+		r = conf_number(v, NULL, NULL, &x, msg, msglen);
+	if (r != 0 || conf_range(x, k, msg, msglen) != 0)
+		return -1;
+	if (k->type == CONF_T_SIZE)
+		*(uint64_t *)conf_field(c, k) = x;
+	else
+		*(unsigned *)conf_field(c, k) = (unsigned)x;
+	return 0;
+}
+
+static bool
+conf_is_list(enum conf_type t)
+{
+	return t == CONF_T_DOMAINS || t == CONF_T_NETWORKS ||
+	    t == CONF_T_SERVERS;
+}
+
+/*
+ * Set key k to v.  append: v continues the previous line of a list
+ * (an indented line in the file).  The message in msg names no key; the
+ * caller adds the place.
+ */
+static int
+conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
+    bool append, char *msg, size_t msglen)
+{
+	char **f = conf_field(x->c, k);
+
+	if (strlen(v) > CONF_VALUE_MAX) {
+		(void)!str_fmt(msg, msglen, "value longer than %d bytes",
+		    CONF_VALUE_MAX);
+		return -1;
+	}
+	switch (k->type) {
+	case CONF_T_NAME:
+		return conf_set_name(f, v, msg, msglen);
+	case CONF_T_DOMAINS:
+		return conf_set_domains(x->c, v, append, msg, msglen);
+	case CONF_T_DIR:
+	case CONF_T_PATH:
+		return conf_set_path(f, v, k->type == CONF_T_DIR, msg, msglen);
+	case CONF_T_STR:
+		conf_put_str(f, v[0] != '\0' ? v : NULL);
+		return 0;
+	case CONF_T_LISTEN:
+	case CONF_T_HOSTPORT:
+		return conf_set_listen(f, v, k->type == CONF_T_HOSTPORT, msg,
+		    msglen);
+	case CONF_T_TABLE:
+		return conf_set_table(x, v, msg, msglen);
+	case CONF_T_SIZE:
+	case CONF_T_UINT:
+	case CONF_T_SECS:
+		return conf_set_num(x->c, k, v, msg, msglen);
+	case CONF_T_NETWORKS:
+		return conf_set_list(f, v, append, conf_is_network,
+		    "an address or address/prefix", msg, msglen);
+	case CONF_T_SERVERS:
+		return conf_set_list(f, v, append, conf_is_server,
+		    "ip, ip:port or [ipv6]:port", msg, msglen);
+	case CONF_T_LEVEL:
+		return conf_set_level(f, v, msg, msglen);
+	}
+	panic("event=conf_set type=%d", (int)k->type);
+}
+
+/*
+ * Debian's inih leaves an inline "; comment" on continuation lines; cut
+ * it as it does on first lines (';' after white space).
+ */
+static const char *
+conf_cut_comment(const char *v, char *tmp, size_t tmplen)
+{
+	const char *p;
+
+	for (p = v; *p != '\0'; p++)
+		if (*p == ';' && p > v && (p[-1] == ' ' || p[-1] == '\t'))
+			break;
+	if (*p == '\0' || str_copy(tmp, tmplen, v, (size_t)(p - v)) != 0)
+		return v;
+	return tmp;
+}
+
+/* "value" -> value, so an empty value can be written "". */
+static const char *
+conf_unquote(const char *v, char *tmp, size_t tmplen)
+{
+	size_t n = strlen(v);
+
+	if (n < 2 || v[0] != '"' || v[n - 1] != '"')
+		return v;
+	if (str_copy(tmp, tmplen, v + 1, n - 2) != 0)
+		return v;
+	return tmp;
+}
+
+/* ---- the file ---------------------------------------------------------- */
+
+static void
+conf_file_error(struct conf_ctx *x, const char *fmt, ...) PRINTF_LIKE(2, 3);
+
+static void
+conf_file_error(struct conf_ctx *x, const char *fmt, ...)
+{
+	char msg[CONF_MSG_MAX];
+	va_list ap;
+
+	if (x->err_line != 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	x->err_line = x->lineno;
+	(void)!str_fmt(x->err, sizeof(x->err), "%s:%d: %s", x->path, x->lineno,
+	    msg);
+}
+
+static int
+conf_ini_handler(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct conf_ctx *x = user;
+	const struct conf_key *k = conf_find_key(section, name);
+	char msg[CONF_MSG_MAX], key[128], tmp[CONF_VALUE_MAX + 1];
+	char nocomment[CONF_VALUE_MAX + 1];
+	size_t i;
+
+	if (k == NULL) {
+		conf_file_error(x, "unknown key \"%s%s%s\"", section,
+		    section[0] != '\0' ? "." : "", name);
+		return 0;
+	}
+	conf_keyname(k, key, sizeof(key));
+	i = (size_t)(k - conf_keys);
+	if (x->indented && !conf_is_list(k->type)) {
+		conf_file_error(x, "%s: only lists continue on indented lines",
+		    key);
+		return 0;
+	}
+	if (!x->indented && x->seen[i]) {
+		conf_file_error(x, "%s: given twice", key);
+		return 0;
+	}
+	x->seen[i] = true;
+	if (x->indented)
+		value = conf_cut_comment(value, nocomment, sizeof(nocomment));
+	if (conf_set(x, k, conf_unquote(value, tmp, sizeof(tmp)), x->indented,
+	    msg, sizeof(msg)) != 0) {
+		conf_file_error(x, "%s: %s", key, msg);
+		return 0;
+	}
+	return 1;
+}
+
+/* A "[name]" line naming no known section is an error, even if empty. */
+static void
+conf_check_section(struct conf_ctx *x, const char *line, size_t n)
+{
+	const char *end;
+
+	if (n == 0 || line[0] != '[')
+		return;
+	end = memchr(line, ']', n);
+	if (end != NULL && !conf_known_section(line + 1,
+	    (size_t)(end - line - 1)))
+		conf_file_error(x, "unknown section \"%.*s\"",
+		    (int)(end - line + 1 > 64 ? 64 : end - line + 1), line);
+}
+
+/*
+ * inih reads every indented line as the continuation of the previous
+ * value, so "[limits]" followed by indented "key = value" lines would
+ * pile up into one value.  An indented line holding '=' or starting with
+ * '[' is a key or a section of its own: its indentation is removed before
+ * inih sees it.  Only other indented lines continue (lists) a value.
+ */
+static size_t
+conf_indent(struct conf_ctx *x, const char **s, size_t n)
+{
+	size_t lead = 0;
+
+	while (lead < n && ((*s)[lead] == ' ' || (*s)[lead] == '\t'))
+		lead++;
+	x->indented = false;
+	if (lead == 0 || lead == n)
+		return n;
+	if ((*s)[lead] == '[' || memchr(*s + lead, '=', n - lead) != NULL) {
+		*s += lead;
+		return n - lead;
+	}
+	x->indented = true;
+	return n;
+}
+
+/*
+ * fgets-style reader for ini_parse_stream.  Counting lines here is how
+ * errors get their line numbers (Debian's inih does not pass them to the
+ * handler).  A line that does not fit inih's buffer would be split and
+ * its tail parsed as a line of its own, so it is refused instead.
+ */
+static char *
+conf_read_line(char *str, int num, void *stream)
+{
+	struct conf_reader *r = stream;
+	const char *s = r->p + r->pos, *nl;
+	size_t n;
+
+	if (r->pos >= r->len || num < 2)
+		return NULL;
+	nl = memchr(s, '\n', r->len - r->pos);
+	n = nl != NULL ? (size_t)(nl - s) + 1 : r->len - r->pos;
+	r->pos += n;
+	r->ctx->lineno++;
+	n = conf_indent(r->ctx, &s, n);
+	if (n > (size_t)num - 1) {
+		conf_file_error(r->ctx, "line longer than %d bytes (a list can "
+		    "continue on indented lines)", num - 2);
+		memcpy(str, "\n", 2);
+		return str;
+	}
+	memcpy(str, s, n);
+	str[n] = '\0';
+	conf_check_section(r->ctx, s, n);
+	return str;
+}
+
+static int
+conf_slurp(const char *path, struct buf *b, char *msg, size_t msglen)
+{
+	char chunk[8192];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		(void)!str_fmt(msg, msglen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || buf_append(b, chunk, (size_t)n) != 0) {
+			(void)!str_fmt(msg, msglen, "%s: %s", path, n < 0 ?
+			    strerror(errno) : "file too large");
+			(void)close(fd);
+			return -1;
+		}
+	}
+	(void)close(fd);   /* read-only: nothing can be lost on close */
+	if (b->len > 0 && memchr(b->data, '\0', b->len) != NULL) {
+		(void)!str_fmt(msg, msglen, "%s: contains a NUL byte", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_read_file(struct conf_ctx *x, const char *path, char *err, size_t errlen)
+{
+	struct conf_reader r;
+	struct buf b;
+	int ret;
+
+	buf_init(&b, CONF_FILE_MAX);
+	if (conf_slurp(path, &b, err, errlen) != 0) {
+		buf_free(&b);
+		return -1;
+	}
+	x->path = path;
+	r.p = b.data != NULL ? b.data : "";
+	r.len = b.len;
+	r.pos = 0;
+	r.ctx = x;
+	ret = ini_parse_stream(conf_read_line, &r, conf_ini_handler, x);
+	buf_free(&b);
+	if (ret > 0 && (x->err_line == 0 || ret < x->err_line)) {
+		(void)!str_fmt(err, errlen, "%s:%d: syntax error: expected "
+		    "\"key = value\" or \"[section]\"", path, ret);
+		return -1;
+	}
+	if (x->err_line != 0 || ret != 0) {
+		(void)!str_fmt(err, errlen, "%s", x->err_line != 0 ? x->err :
+		    "cannot parse the configuration");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- -o overrides ------------------------------------------------------ */
+
+static void
+conf_trim(const char **s, size_t *n)
+{
+	while (*n > 0 && (**s == ' ' || **s == '\t')) {
+		(*s)++;
+		(*n)--;
+	}
+	while (*n > 0 && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+		(*n)--;
+}
+
+static int
+conf_override(struct conf_ctx *x, const char *kv, char *err, size_t errlen)
+{
+	char section[64] = "", name[64], msg[CONF_MSG_MAX];
+	char value[CONF_VALUE_MAX + 1], tmp[CONF_VALUE_MAX + 1];
+	const char *eq = strchr(kv, '='), *dot, *k = kv, *v;
+	size_t kn, vn;
+	const struct conf_key *key;
+
+	if (eq == NULL) {
+		(void)!str_fmt(err, errlen, "-o %s: expected section.key=value",
+		    kv);
+		return -1;
+	}
+	kn = (size_t)(eq - kv);
+	conf_trim(&k, &kn);
+	v = eq + 1;
+	vn = strlen(v);
+	conf_trim(&v, &vn);
+	dot = memchr(k, '.', kn);
+	if ((dot != NULL && (str_copy(section, sizeof(section), k,
+	    (size_t)(dot - k)) != 0 || str_copy(name, sizeof(name), dot + 1,
+	    kn - (size_t)(dot - k) - 1) != 0)) ||
+	    (dot == NULL && str_copy(name, sizeof(name), k, kn) != 0) ||
+	    (dot != NULL && section[0] == '\0') ||
+	    (key = conf_find_key(section, name)) == NULL) {
+		(void)!str_fmt(err, errlen, "-o %s: unknown key \"%.*s\"", kv,
+		    (int)(kn > 64 ? 64 : kn), k);
+		return -1;
+	}
+	if (str_copy(value, sizeof(value), v, vn) != 0) {
+		(void)!str_fmt(err, errlen, "-o %.*s: value longer than %d "
+		    "bytes", (int)(kn > 64 ? 64 : kn), k, CONF_VALUE_MAX);
+		return -1;
+	}
+	if (conf_set(x, key, conf_unquote(value, tmp, sizeof(tmp)), false, msg,
+	    sizeof(msg)) != 0) {
+		(void)!str_fmt(err, errlen, "-o %s: %s", kv, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- whole configurations ---------------------------------------------- */
+
+static int
+conf_defaults(struct conf *c, char *err, size_t errlen)
+{
+	char host[256];
+
+	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0' ||
+	    memchr(host, '\0', sizeof(host)) == NULL ||
+	    !conf_is_domain_name(host, strlen(host)))
+		(void)!str_fmt(host, sizeof(host), "localhost");
+	str_lower(host);
+	c->hostname = xstrdup(host);
+	c->domains = xcalloc(1, sizeof(char *));
+	c->domains[0] = xstrdup("localhost");
+	c->ndomains = 1;
+	if ((c->state_dir = conf_abs_path("./var", err, errlen)) == NULL)
+		return -1;
+	c->listen_smtp = xstrdup("127.0.0.1:2525");
+	c->listen_submission = xstrdup("127.0.0.1:2587");
+	c->message_size = 26214400;
+	c->recipients = 1000;
+	c->connections = 4096;
+	c->connections_per_ip = 50;
+	c->errors = 20;
+	c->timeout_command = 300;
+	c->timeout_line = 60;
+	c->timeout_data = 300;
+	c->timeout_shutdown = 30;
+	c->relay_port = 25;
+	c->log_level = xstrdup("info");
+	return 0;
+}
+
+/* Values that depend on others, computed once everything is read. */
+static int
+conf_finish(struct conf_ctx *x, char *err, size_t errlen)
+{
+	struct conf *c = x->c;
+	size_t n;
+
+	if (c->ndomains == 0) {
+		(void)!str_fmt(err, errlen, "domains: at least one domain is "
+		    "needed");
+		return -1;
+	}
+	if (!x->users_set) {
+		n = strlen(c->state_dir) + sizeof("sqlite:/tern.db");
+		free(c->tables_users);
+		c->tables_users = xmalloc(n);
+		if (str_fmt(c->tables_users, n, "sqlite:%s/tern.db",
+		    c->state_dir) != 0)
+			panic("event=conf_finish");
+	}
+	return 0;
+}
+
+struct conf *
+conf_load(const char *path, char *const *overrides, size_t n, char *err,
+    size_t errlen)
+{
+	struct conf_ctx *x = xcalloc(1, sizeof(*x));
+	struct conf *c = xcalloc(1, sizeof(*c));
+	size_t i;
+
+	x->c = c;
+	if (conf_defaults(c, err, errlen) != 0)
+		goto fail;
+	if (path != NULL) {
+		c->path = xstrdup(path);
+		if (conf_read_file(x, path, err, errlen) != 0)
+			goto fail;
+	}
+	for (i = 0; i < n; i++)
+		if (conf_override(x, overrides[i], err, errlen) != 0)
+			goto fail;
+	if (conf_finish(x, err, errlen) != 0)
+		goto fail;
+	free(x);
+	return c;
+fail:
+	free(x);
+	conf_free(c);
+	return NULL;
+}
+
+struct conf *
+conf_from_args(int *argc, char ***argv, char *err, size_t errlen)
+{
+	char **av = *argv, **ov;
+	int ac = *argc, i = ac > 0 ? 1 : 0;
+	const char *path = NULL, *env;
+	size_t nov = 0;
+	struct conf *c;
+
+	ov = xcalloc((size_t)(ac > 0 ? ac : 1), sizeof(char *));
+	for (; i < ac; i++) {
+		char *a = av[i], *val;
+
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (a[0] != '-' || (a[1] != 'c' && a[1] != 'o'))
+			break;
+		val = a[2] != '\0' ? a + 2 : (i + 1 < ac ? av[++i] : NULL);
+		if (val == NULL) {
+			(void)!str_fmt(err, errlen, "-%c: %s is missing", a[1],
+			    a[1] == 'c' ? "the file name" : "key=value");
+			free(ov);
+			return NULL;
+		}
+		if (a[1] == 'c')
+			path = val;
+		else
+			ov[nov++] = val;
+	}
+	if (path == NULL && (env = getenv("TERN_CONFIG")) != NULL &&
+	    env[0] != '\0')
+		path = env;
+	c = conf_load(path, ov, nov, err, errlen);
+	free(ov);
+	if (c != NULL) {
+		*argc = ac - i;
+		*argv = av + i;
+	}
+	return c;
+}
+
+void
+conf_free(struct conf *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	conf_free_domains(c);
+	free(c->path);
+	for (i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		if (k->type != CONF_T_DOMAINS && k->type != CONF_T_SIZE &&
+		    k->type != CONF_T_UINT && k->type != CONF_T_SECS)
+			free(*(char **)conf_field(c, k));
+	}
+	free(c);
+}
+
+bool
+conf_domain_is_local(const struct conf *c, const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < c->ndomains; i++)
+		if (strcasecmp(c->domains[i], domain) == 0)
+			return true;
+	return false;
+}
+
+/* ---- dump -------------------------------------------------------------- */
+
+static void
+conf_format_value(const struct conf *c, const struct conf_key *k,
+    struct buf *b)
+{
+	const char *s;
+	size_t i;
+	int r = 0;
+
+	switch (k->type) {
+	case CONF_T_DOMAINS:
+		for (i = 0; i < c->ndomains; i++)
+			r |= buf_printf(b, "%s%s", i ? ", " : "", c->domains[i]);
+		break;
+	case CONF_T_SIZE:
+		r = buf_printf(b, "%llu", (unsigned long long)
+		    *(const uint64_t *)conf_cfield(c, k));
+		break;
+	case CONF_T_UINT:
+	case CONF_T_SECS:
+		r = buf_printf(b, "%u", *(const unsigned *)conf_cfield(c, k));
+		break;
+	default:
+		s = *(char *const *)conf_cfield(c, k);
+		if (s == NULL && k->type == CONF_T_LISTEN)
+			s = "off";
+		r = buf_append_str(b, s != NULL ? s : "");
+		break;
+	}
+	if (r != 0)
+		panic("event=conf_dump key=%s", k->name);
+}
+
+void
+conf_dump(const struct conf *c, void (*out)(const char *line, void *ctx),
+    void *ctx)
+{
+	char key[128];
+	struct buf b;
+	size_t i;
+
+	buf_init(&b, (size_t)CONF_DOMAINS_MAX * (ADDR_DOMAIN_MAX + 2) + 256);
+	for (i = 0; i < CONF_NKEYS; i++) {
+		buf_reset(&b);
+		conf_keyname(&conf_keys[i], key, sizeof(key));
+		if (buf_printf(&b, "%s = ", key) != 0)
+			panic("event=conf_dump");
+		conf_format_value(c, &conf_keys[i], &b);
+		out(b.data, ctx);
+	}
+	buf_free(&b);
+}

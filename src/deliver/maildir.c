@@ -1,0 +1,797 @@
+/*
+ * maildir: deliver one message into one or more Maildirs (maildir(5)).
+ *
+ * Durability ordering, and why (DESIGN.md principle 1: a 250 means the
+ * message is on stable storage):
+ *   1. Every mailbox is opened, and made when missing, before the message
+ *      is written.  Each directory made is fsync'ed into its parent at
+ *      once: a new directory entry is not on disk until its parent is, and
+ *      a message linked beneath a directory a crash forgets is lost with it.
+ *   2. The content goes into tmp/ of the first mailbox under a maildir(5)
+ *      unique name "<secs>.M<usecs>P<pid>Q<counter>.<host>,S=<size>",
+ *      opened O_CREAT|O_EXCL (a collision is an error, never an overwrite),
+ *      written with writev (short writes and EINTR resumed), fsync'ed, then
+ *      closed with the result checked (NFS reports write errors at close).
+ *   3. The file is hard-linked into new/ of each mailbox, and each new/ is
+ *      fsync'ed: only then is the name durable.  A reader never sees a
+ *      partial file, since the name appears in new/ only once the content
+ *      is complete and synced.  When link says EXDEV (that mailbox is on
+ *      another file system) the content is written again into that
+ *      mailbox's tmp/, same steps, and linked from there.
+ *   4. The tmp/ names are unlinked last, without an fsync: a crash may
+ *      leave a stale tmp/ file, which maildir readers sweep, but never loses
+ *      or duplicates a message.
+ *
+ * Failure: everything this call created in tmp/ is removed; a name already
+ * linked into some new/ is left there.  The caller tempfails, the sender
+ * retries, so a mailbox may see the message twice but never zero times
+ * (DESIGN.md: delivery is at least once).  Unlinking those names instead
+ * could delete a message a reader has already taken, and would itself need
+ * an fsync that can fail.  Path checks and mailbox opening come before any
+ * write, so a bad or hostile mailbox fails the call before it has
+ * delivered anywhere.
+ *
+ * Security: a relative mailbox path is walked one component at a time from
+ * root_fd with O_NOFOLLOW|O_DIRECTORY, so a symlink planted anywhere (the
+ * domain directory, the mailbox, tmp/, new/) fails the delivery with ELOOP
+ * and nothing is written through it.  Empty, "." and ".." components and
+ * control characters are refused (EINVAL) before anything is touched.  An
+ * absolute path (a user's own Maildir) follows symlinks above its last
+ * component (home directories often are), never at or below it.  Files are
+ * created 0600, directories 0700 (both less the umask).
+ *
+ * Threads: the name counter is a process-wide atomic, so worker threads
+ * never collide.  Making directories takes a process-wide write lock and
+ * every walk a read lock, so no thread links into a directory another
+ * thread has made but not yet fsync'ed into its parent.
+ *
+ * Limits: a path is shorter than PATH_MAX, a component at most NAME_MAX.
+ * The first MAILDIR_KEEP mailboxes keep their descriptors open from the
+ * opening pass to the linking pass; the rest are reopened, so n costs no
+ * more than MAILDIR_KEEP * 2 + 2 descriptors.  A directory another process
+ * made and crashed before fsync'ing is not fsync'ed again here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deliver/deliver.h"
+#include "util/util.h"
+
+#define MAILDIR_KEEP 16		/* mailboxes whose fds span both passes */
+#define MAILDIR_IOV_CHUNK 64	/* iovecs per writev (well under IOV_MAX) */
+#define MAILDIR_HOST_MAX (4 * HOST_NAME_MAX + 1) /* every byte escaped */
+#define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+struct md_dirs {
+	int tmp_fd;
+	int new_fd;
+};
+
+/* The message of one call: the caller's iovecs and their total size. */
+struct md_msg {
+	const struct iovec *iov;
+	int iovcnt;
+	size_t size;
+};
+
+/* The error channel of one call: the caller's buffer and the mailbox. */
+struct md_err {
+	char *buf;
+	size_t len;
+	const char *box;
+};
+
+static atomic_ulong md_counter;
+static char md_host[MAILDIR_HOST_MAX];
+static pthread_once_t md_host_once = PTHREAD_ONCE_INIT;
+/* Writer-preferring: a rare mkdir must not starve behind busy deliveries. */
+static pthread_rwlock_t md_dir_lock =
+    PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+#ifdef TERN_FAULT_INJECTION
+int (*maildir_fault_hook)(const char *step);
+
+static int
+md_fault(const char *step)
+{
+	int e;
+
+	if (maildir_fault_hook == NULL || (e = maildir_fault_hook(step)) == 0)
+		return 0;
+	errno = e;
+	return -1;
+}
+#define MD_FAULT(step) md_fault(step)
+#else
+#define MD_FAULT(step) 0
+#endif
+
+/* Fill the caller's err: "<step> <what> of <mailbox>: <strerror>". */
+static void
+md_fail(struct md_err *e, const char *step, const char *what)
+{
+	int saved = errno;
+	char box[160], ebuf[128];
+	const char *hint = saved == ELOOP ? " (symbolic link refused)" : "";
+	const char *b = e->box != NULL ? e->box : "(none)";
+
+	if (e->buf == NULL || e->len == 0)
+		return;
+	log_sanitize(box, sizeof(box), b, strlen(b));
+	/* a cut error text still names the step; truncation is harmless here */
+	(void)snprintf(e->buf, e->len, "%s %s of %s: %s%s", step, what, box,
+	    strerror_r(saved, ebuf, sizeof(ebuf)), hint);
+	errno = saved;
+}
+
+static void
+md_close_quiet(int fd)
+{
+	int saved = errno;
+
+	/* only read-only directory fds and already-failed files come here:
+	 * their close has no data to lose, so its result changes nothing */
+	if (fd >= 0)
+		(void)close(fd);
+	errno = saved;
+}
+
+static void
+md_unlink_quiet(int dir_fd, const char *name)
+{
+	int saved = errno;
+
+	(void)unlinkat(dir_fd, name, 0);
+	errno = saved;
+}
+
+/* ---- unique names ------------------------------------------------------ */
+
+int
+maildir_escape_host(char *out, size_t outlen, const char *host)
+{
+	size_t o = 0;
+
+	if (outlen == 0)
+		goto toolong;
+	for (; *host != '\0'; host++) {
+		const char *rep = *host == '/' ? "\\057" :
+		    *host == ':' ? "\\072" : NULL;
+		size_t n = rep != NULL ? 4 : 1;
+
+		if (o + n >= outlen)
+			goto toolong;
+		if (rep != NULL)
+			memcpy(out + o, rep, n);
+		else
+			out[o] = *host;
+		o += n;
+	}
+	out[o] = '\0';
+	return 0;
+toolong:
+	errno = ENAMETOOLONG;
+	return -1;
+}
+
+static void
+md_host_init(void)
+{
+	char raw[HOST_NAME_MAX + 1];
+
+	if (gethostname(raw, sizeof(raw)) != 0)
+		raw[0] = '\0';
+	raw[sizeof(raw) - 1] = '\0';
+	if (raw[0] == '\0' ||
+	    maildir_escape_host(md_host, sizeof(md_host), raw) != 0)
+		memcpy(md_host, "localhost", sizeof("localhost"));
+}
+
+static int WUR
+md_unique_name(char *out, size_t outlen, size_t size)
+{
+	struct timespec ts;
+	unsigned long q;
+
+	(void)pthread_once(&md_host_once, md_host_init);
+	/* relaxed is enough: the counter only has to be unique, not ordered */
+	q = atomic_fetch_add_explicit(&md_counter, 1, memory_order_relaxed) + 1;
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return -1;
+	if (str_fmt(out, outlen, "%lld.M%ldP%ldQ%lu.%s,S=%zu",
+	    (long long)ts.tv_sec, ts.tv_nsec / 1000, (long)getpid(), q,
+	    md_host, size) != 0 || strlen(out) > NAME_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- paths --------------------------------------------------------------- */
+
+static int WUR
+md_component_check(const char *c, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || (n == 1 && c[0] == '.') ||
+	    (n == 2 && c[0] == '.' && c[1] == '.'))
+		goto bad;
+	if (n > NAME_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
+			goto bad;
+	return 0;
+bad:
+	errno = EINVAL;
+	return -1;
+}
+
+/* Every component of path (after a leading '/') must pass the check. */
+static int WUR
+md_path_check(const char *path)
+{
+	const char *p, *end;
+	size_t len;
+
+	if (path == NULL || (len = strnlen(path, PATH_MAX)) == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (len >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	p = path[0] == '/' ? path + 1 : path;
+	for (;;) {
+		end = strchrnul(p, '/');
+		if (md_component_check(p, (size_t)(end - p)) != 0)
+			return -1;
+		if (*end == '\0')
+			return 0;
+		p = end + 1;
+	}
+}
+
+/* ---- directories --------------------------------------------------------- */
+
+static int
+md_fsync_dir(int fd, const char *what, struct md_err *e)
+{
+	if (MD_FAULT("fsync_dir") != 0 || fsync(fd) != 0) {
+		md_fail(e, "fsync", what);
+		return -1;
+	}
+	return 0;
+}
+
+/* O_NOFOLLOW|O_DIRECTORY on a symlink says ENOTDIR; say what it is. */
+static int
+md_openat_dir(int parent, const char *name)
+{
+	struct stat st;
+	int fd = openat(parent, name, MAILDIR_DIR_FLAGS);
+
+	if (fd < 0 && errno == ENOTDIR &&
+	    fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode))
+		errno = ELOOP;
+	return fd;
+}
+
+/* md_fail for directory name: what is "<prefix><name>/". */
+static void
+md_fail_dir(struct md_err *e, const char *step, const char *prefix,
+    const char *name)
+{
+	char what[NAME_MAX + 32];
+	int saved = errno;
+
+	/* names are at most NAME_MAX, so this is never cut */
+	(void)snprintf(what, sizeof(what), "%s%s/", prefix, name);
+	errno = saved;
+	md_fail(e, step, what);
+}
+
+/*
+ * Open directory name beneath parent, never through a symlink.  With
+ * create, a missing one is made 0700 and parent fsync'ed before it is
+ * opened.  EEXIST from mkdir means another process won the race and may
+ * not have synced yet, so parent is fsync'ed then too.
+ */
+static int
+md_open_dir(int parent, const char *name, bool create, struct md_err *e)
+{
+	int fd = md_openat_dir(parent, name);
+
+	if (fd >= 0)
+		return fd;
+	if (errno != ENOENT || !create)
+		goto fail;
+	if ((MD_FAULT("mkdir") != 0 || mkdirat(parent, name, 0700) != 0) &&
+	    errno != EEXIST) {
+		md_fail_dir(e, "mkdir", "", name);
+		return -1;
+	}
+	if (MD_FAULT("fsync_dir") != 0 || fsync(parent) != 0) {
+		md_fail_dir(e, "fsync", "directory above ", name);
+		return -1;
+	}
+	fd = md_openat_dir(parent, name);
+	if (fd >= 0)
+		return fd;
+fail:
+	md_fail_dir(e, "open", "", name);
+	return -1;
+}
+
+/* Walk a relative path beneath root_fd; returns the mailbox's own fd. */
+static int
+md_walk_rel(int root_fd, const char *path, bool create, struct md_err *e)
+{
+	char comp[NAME_MAX + 1];
+	const char *p = path, *end;
+	int fd = root_fd, child;
+
+	for (;;) {
+		end = strchrnul(p, '/');
+		if (str_copy(comp, sizeof(comp), p, (size_t)(end - p)) != 0) {
+			errno = ENAMETOOLONG;	/* md_path_check prevents it */
+			child = -1;
+			md_fail(e, "open", "path component");
+		} else {
+			child = md_open_dir(fd, comp, create, e);
+		}
+		if (fd != root_fd)
+			md_close_quiet(fd);
+		if (child < 0 || *end == '\0')
+			return child;
+		fd = child;
+		p = end + 1;
+	}
+}
+
+/* Walk an absolute path: symlinks above the last component are allowed. */
+static int
+md_walk_abs(const char *path, bool create, struct md_err *e)
+{
+	char parent[PATH_MAX];
+	const char *last = strrchr(path, '/');
+	size_t plen = last == path ? 1 : (size_t)(last - path);
+	int pfd, fd;
+
+	if (str_copy(parent, sizeof(parent), path, plen) != 0) {
+		errno = ENAMETOOLONG;	/* md_path_check prevents it */
+		md_fail(e, "open", "parent directory");
+		return -1;
+	}
+	pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0) {
+		md_fail(e, "open", "parent directory");
+		return -1;
+	}
+	fd = md_open_dir(pfd, last + 1, create, e);
+	md_close_quiet(pfd);
+	return fd;
+}
+
+static void
+md_dirs_close(struct md_dirs *d)
+{
+	md_close_quiet(d->tmp_fd);
+	md_close_quiet(d->new_fd);
+	d->tmp_fd = d->new_fd = -1;
+}
+
+/* Open tmp/ and new/ of path (and with create, make cur/ too). */
+static int
+md_open_box_locked(int root_fd, const char *path, bool create,
+    struct md_dirs *d, struct md_err *e)
+{
+	int box, cur;
+
+	box = path[0] == '/' ? md_walk_abs(path, create, e) :
+	    md_walk_rel(root_fd, path, create, e);
+	if (box < 0)
+		return -1;
+	d->tmp_fd = md_open_dir(box, "tmp", create, e);
+	if (d->tmp_fd >= 0)
+		d->new_fd = md_open_dir(box, "new", create, e);
+	cur = -1;
+	if (d->new_fd >= 0 && create)
+		cur = md_open_dir(box, "cur", create, e);
+	md_close_quiet(box);
+	if (d->new_fd < 0 || (create && cur < 0)) {
+		md_dirs_close(d);
+		return -1;
+	}
+	md_close_quiet(cur);
+	return 0;
+}
+
+static void
+md_lock(bool write)
+{
+	int r = write ? pthread_rwlock_wrlock(&md_dir_lock) :
+	    pthread_rwlock_rdlock(&md_dir_lock);
+
+	if (r != 0)
+		panic("event=maildir_lock error=%d", r);
+}
+
+static void
+md_unlock(void)
+{
+	int r = pthread_rwlock_unlock(&md_dir_lock);
+
+	if (r != 0)
+		panic("event=maildir_unlock error=%d", r);
+}
+
+/*
+ * Open a mailbox: first without making anything (the common case, under
+ * the shared lock), and only when something is missing again under the
+ * exclusive lock, making what is missing.
+ */
+static int
+md_open_box(int root_fd, const char *path, struct md_dirs *d,
+    struct md_err *e)
+{
+	int r;
+
+	d->tmp_fd = d->new_fd = -1;
+	e->box = path;
+	md_lock(false);
+	r = md_open_box_locked(root_fd, path, false, d, e);
+	md_unlock();
+	if (r == 0 || errno != ENOENT)
+		return r;
+	if (e->buf != NULL && e->len > 0)
+		e->buf[0] = '\0';	/* the miss is not an error: make it */
+	md_lock(true);
+	r = md_open_box_locked(root_fd, path, true, d, e);
+	md_unlock();
+	return r;
+}
+
+/* ---- the message file ---------------------------------------------------- */
+
+/* Move the (index, offset) cursor over iov past w written bytes. */
+static void
+md_advance(const struct md_msg *m, int *i, size_t *off, size_t w)
+{
+	while (w > 0 && *i < m->iovcnt) {
+		size_t left = m->iov[*i].iov_len - *off;
+
+		if (w < left) {
+			*off += w;
+			return;
+		}
+		w -= left;
+		(*i)++;
+		*off = 0;
+	}
+}
+
+/* writev all of m to fd, resuming after short writes and EINTR. */
+static int
+md_writev_all(int fd, const struct md_msg *m)
+{
+	struct iovec chunk[MAILDIR_IOV_CHUNK];
+	int i = 0, n, j;
+	size_t off = 0;
+	ssize_t w;
+
+	while (i < m->iovcnt) {
+		if (off == m->iov[i].iov_len) {
+			i++;
+			off = 0;
+			continue;
+		}
+		for (n = 0, j = i; j < m->iovcnt && n < MAILDIR_IOV_CHUNK;
+		    j++, n++) {
+			size_t skip = j == i ? off : 0;
+
+			chunk[n].iov_base = (char *)m->iov[j].iov_base + skip;
+			chunk[n].iov_len = m->iov[j].iov_len - skip;
+		}
+		w = MD_FAULT("write") != 0 ? -1 : writev(fd, chunk, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;	/* no progress: never spin */
+			return -1;
+		}
+		md_advance(m, &i, &off, (size_t)w);
+	}
+	return 0;
+}
+
+/*
+ * Write m into tmp_fd/name: O_EXCL create, write, fsync, close.  On
+ * failure the file is removed again, so tmp/ holds nothing of this call.
+ * st_out, when not NULL, gets the file's identity (for duplicate boxes).
+ */
+static int
+md_write_tmp(int tmp_fd, const char *name, const struct md_msg *m,
+    struct stat *st_out, struct md_err *e)
+{
+	const char *step = "write";
+	int fd, r;
+
+	fd = MD_FAULT("create") != 0 ? -1 : openat(tmp_fd, name,
+	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		md_fail(e, "create", "file in tmp/");
+		return -1;
+	}
+	if (md_writev_all(fd, m) != 0)
+		goto fail;
+	step = "fsync";
+	if (MD_FAULT("fsync") != 0 || fsync(fd) != 0)
+		goto fail;
+	step = "stat";
+	if (st_out != NULL && fstat(fd, st_out) != 0)
+		goto fail;
+	step = "close";
+	r = close(fd);
+	fd = -1;
+	if (MD_FAULT("close") != 0 || r != 0)
+		goto fail;
+	return 0;
+fail:
+	md_fail(e, step, "file in tmp/");
+	md_close_quiet(fd);
+	md_unlink_quiet(tmp_fd, name);
+	return -1;
+}
+
+/* ---- linking into new/ --------------------------------------------------- */
+
+/*
+ * The mailbox's new/ is on another file system: write the content again
+ * into its tmp/ under a fresh unique name and link that as name.  An entry
+ * already called name is ours (the names are unique to this call): the
+ * same mailbox was listed twice.
+ */
+static int
+md_copy_box(const char *name, const struct md_dirs *d,
+    const struct md_msg *m, struct md_err *e)
+{
+	char tname[NAME_MAX + 1];
+	struct stat st;
+
+	if (fstatat(d->new_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode) && (size_t)st.st_size == m->size)
+		return 0;
+	if (md_unique_name(tname, sizeof(tname), m->size) != 0) {
+		md_fail(e, "name", "copy in tmp/");
+		return -1;
+	}
+	if (md_write_tmp(d->tmp_fd, tname, m, NULL, e) != 0)
+		return -1;
+	if (MD_FAULT("link") != 0 ||
+	    linkat(d->tmp_fd, tname, d->new_fd, name, 0) != 0) {
+		md_fail(e, "link", "copy into new/");
+		goto fail;
+	}
+	if (md_fsync_dir(d->new_fd, "new/", e) != 0)
+		goto fail;
+	md_unlink_quiet(d->tmp_fd, tname);
+	return 0;
+fail:
+	md_unlink_quiet(d->tmp_fd, tname);
+	return -1;
+}
+
+static bool
+md_same_file(int dir_fd, const char *name, const struct stat *src)
+{
+	struct stat st;
+
+	return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st.st_dev == src->st_dev && st.st_ino == src->st_ino;
+}
+
+/* Link src_dir/name into d's new/ and fsync new/, or copy on EXDEV. */
+static int
+md_link_box(int src_dir, const char *name, const struct stat *src,
+    const struct md_dirs *d, const struct md_msg *m, struct md_err *e)
+{
+	if (MD_FAULT("link") != 0 ||
+	    linkat(src_dir, name, d->new_fd, name, 0) != 0) {
+		if (errno == EXDEV)
+			return md_copy_box(name, d, m, e);
+		/* our inode already there: a mailbox listed twice, and the
+		 * first listing fsync'ed this new/ already */
+		if (errno == EEXIST && md_same_file(d->new_fd, name, src))
+			return 0;
+		md_fail(e, "link", "into new/");
+		return -1;
+	}
+	return md_fsync_dir(d->new_fd, "new/", e);
+}
+
+static void
+md_keep_close(struct md_dirs *keep, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && i < MAILDIR_KEEP; i++)
+		md_dirs_close(&keep[i]);
+}
+
+/* Pass 1: open (or make) every mailbox before a byte is written. */
+static int
+md_open_all(int root_fd, const struct maildir_box *boxes, size_t n,
+    struct md_dirs *keep, struct md_err *e)
+{
+	struct md_dirs d;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (md_open_box(root_fd, boxes[i].path, &d, e) != 0)
+			return -1;
+		if (i < MAILDIR_KEEP)
+			keep[i] = d;
+		else
+			md_dirs_close(&d);
+	}
+	return 0;
+}
+
+/* Pass 2: link the tmp/ file of the first mailbox into every new/. */
+static int
+md_link_all(int root_fd, const struct maildir_box *boxes, size_t n,
+    const struct md_dirs *keep, const char *name, const struct stat *src,
+    const struct md_msg *m, struct md_err *e)
+{
+	struct md_dirs d;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		if (i < MAILDIR_KEEP)
+			d = keep[i];
+		else if (md_open_box(root_fd, boxes[i].path, &d, e) != 0)
+			return -1;
+		e->box = boxes[i].path;
+		r = md_link_box(keep[0].tmp_fd, name, src, &d, m, e);
+		if (i >= MAILDIR_KEEP)
+			md_dirs_close(&d);
+		if (r != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Everything that can be refused before touching the disk. */
+static int
+md_check_args(const struct maildir_box *boxes, size_t n, struct md_msg *m,
+    const char *name_out, size_t name_len, struct md_err *e)
+{
+	size_t i;
+
+	errno = EINVAL;
+	if (boxes == NULL || n == 0 || m->iovcnt < 0 ||
+	    (m->iov == NULL && m->iovcnt > 0) || name_out == NULL ||
+	    name_len == 0) {
+		md_fail(e, "check", "arguments");
+		return -1;
+	}
+	for (i = 0; i < (size_t)m->iovcnt; i++) {
+		if (m->iov[i].iov_len > (size_t)SSIZE_MAX - m->size) {
+			errno = EFBIG;
+			md_fail(e, "check", "message size");
+			return -1;
+		}
+		m->size += m->iov[i].iov_len;
+	}
+	for (i = 0; i < n; i++) {
+		e->box = boxes[i].path;
+		if (md_path_check(boxes[i].path) != 0) {
+			md_fail(e, "check", "path (empty, \".\", \"..\" or "
+			    "control character)");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A fresh unique name, also copied out to the caller. */
+static int
+md_name(char name[NAME_MAX + 1], char *name_out, size_t name_len,
+    size_t size, struct md_err *e)
+{
+	if (md_unique_name(name, NAME_MAX + 1, size) != 0) {
+		md_fail(e, "name", "file");
+		return -1;
+	}
+	if (str_copy(name_out, name_len, name, strlen(name)) != 0) {
+		errno = ERANGE;
+		md_fail(e, "copy", "name to caller (buffer too small)");
+		return -1;
+	}
+	return 0;
+}
+
+int
+maildir_deliver(int root_fd, const struct maildir_box *boxes, size_t n,
+    const struct iovec *iov, int iovcnt, char *name_out, size_t name_len,
+    char *err, size_t errlen)
+{
+	struct md_dirs keep[MAILDIR_KEEP];
+	struct md_err e = { err, errlen, NULL };
+	struct md_msg m = { iov, iovcnt, 0 };
+	char name[NAME_MAX + 1];
+	struct stat src;
+	bool written = false;
+	size_t i;
+	int saved;
+
+	for (i = 0; i < MAILDIR_KEEP; i++)
+		keep[i].tmp_fd = keep[i].new_fd = -1;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (md_check_args(boxes, n, &m, name_out, name_len, &e) != 0)
+		return -1;
+	if (md_open_all(root_fd, boxes, n, keep, &e) != 0)
+		goto fail;
+	e.box = boxes[0].path;
+	if (md_name(name, name_out, name_len, m.size, &e) != 0 ||
+	    md_write_tmp(keep[0].tmp_fd, name, &m, &src, &e) != 0)
+		goto fail;
+	written = true;
+	if (md_link_all(root_fd, boxes, n, keep, name, &src, &m, &e) != 0)
+		goto fail;
+	/* delivered and durable: a failed unlink leaves a stale tmp/ file for
+	 * the reader's sweep, and failing now would only deliver twice */
+	if (unlinkat(keep[0].tmp_fd, name, 0) != 0)
+		log_warn("event=maildir_tmp_unlink name=%s errno=%d", name,
+		    errno);
+	md_keep_close(keep, n);
+	return 0;
+fail:
+	saved = errno;
+	if (written)
+		md_unlink_quiet(keep[0].tmp_fd, name);
+	md_keep_close(keep, n);
+	errno = saved;
+	return -1;
+}
+
+int
+maildir_create(int root_fd, const char *path, char *err, size_t errlen)
+{
+	struct md_err e = { err, errlen, path };
+	struct md_dirs d = { -1, -1 };
+	int r;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (md_path_check(path) != 0) {
+		md_fail(&e, "check", "path (empty, \".\", \"..\" or "
+		    "control character)");
+		return -1;
+	}
+	md_lock(true);
+	r = md_open_box_locked(root_fd, path, true, &d, &e);
+	md_unlock();
+	md_dirs_close(&d);
+	return r;
+}

@@ -1,0 +1,592 @@
+/*
+ * tls: OpenSSL 3 contexts for ternd, and the self-signed default pair.
+ *
+ * What: tls_server_ctx() builds the context for STARTTLS and implicit TLS,
+ * from the admin's certificate chain and key, or from a pair it makes
+ * itself in STATE/tls/ on first use; tls_client_ctx() builds the one for
+ * outbound delivery; tls_describe() formats the negotiated parameters.
+ *
+ * Policy, the same both ways: TLS 1.2 and 1.3 only (RFC 8996 retired
+ * 1.0/1.1; RFC 8314 4.1 asks for 1.2 or later); OpenSSL's default cipher
+ * lists and groups, which follow the distribution's security level; no
+ * compression (CRIME); no renegotiation (a client-driven CPU sink and a
+ * history of bugs); session tickets left on, so clients resume cheaply.
+ * The server prefers its own cipher order.  A peer that closes without
+ * close_notify is a normal end of stream: SMTP frames its own content
+ * (the final dot, QUIT), so a truncation cannot pass for a whole message,
+ * and most MTAs close that way.
+ *
+ * Invariants: a context is returned fully configured or not at all; on
+ * every failure err names the file and the reason, and the thread's
+ * OpenSSL error queue is cleared so a stale entry cannot be mistaken for
+ * the cause of a later SSL_get_error().
+ *
+ * Limits: paths up to PATH_MAX; a generated certificate's CN is omitted
+ * when the hostname is longer than 64 octets (X.520's bound); its SAN
+ * always holds the name.
+ *
+ * Security: the private key is written 0600 through a fresh temporary
+ * file (O_CREAT|O_EXCL, so no planted file or symlink is followed), then
+ * fsync'ed and renamed over the final name, and the directory fsync'ed:
+ * a crash leaves the old pair or the new one, never a torn key.  The key
+ * is written before the certificate, so a certificate on disk always has
+ * its key; if either file is missing both are made anew.  Encrypted key
+ * files are refused rather than prompting on a terminal.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "tls/tls.h"
+
+#define TLS_CN_MAX 64
+
+/* ---- errors ------------------------------------------------------------- */
+
+/*
+ * err = what + ": " + the newest OpenSSL reason (or strerror(sys_errno)
+ * when it is not 0).  Clears the OpenSSL error queue.
+ */
+static void PRINTF_LIKE(4, 5)
+tls_err(char *err, size_t errlen, int sys_errno, const char *fmt, ...)
+{
+	char what[PATH_MAX + 128];
+	const char *why = NULL;
+	unsigned long e = ERR_peek_last_error();
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vsnprintf(what, sizeof(what), fmt, ap) < 0)
+		what[0] = '\0';
+	va_end(ap);
+	if (sys_errno != 0)
+		why = strerror(sys_errno);
+	else if (e != 0)
+		why = ERR_reason_error_string(e);
+	if (errlen > 0 && snprintf(err, errlen, "%s%s%s", what,
+	    why != NULL ? ": " : "", why != NULL ? why : "") < 0)
+		err[0] = '\0';
+	ERR_clear_error();
+}
+
+/* ---- policy ------------------------------------------------------------- */
+
+static int
+tls_policy(SSL_CTX *ctx)
+{
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+		return -1;
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+	return 0;
+}
+
+SSL_CTX *
+tls_client_ctx(bool verify, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL || tls_policy(ctx) != 0) {
+		tls_err(err, errlen, 0, "TLS client context");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	/*
+	 * The system CA store is loaded even when not verifying, so the
+	 * caller can still log whether a peer was trusted
+	 * (SSL_get_verify_result()).
+	 */
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1 && verify) {
+		tls_err(err, errlen, 0, "system CA store");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	ERR_clear_error();
+	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+	    NULL);
+	return ctx;
+}
+
+static bool
+tls_is_ip(const char *s, unsigned char addr[16], int *af_out)
+{
+	if (inet_pton(AF_INET, s, addr) == 1) {
+		*af_out = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, s, addr) == 1) {
+		*af_out = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+int
+tls_client_set_host(SSL *ssl, const char *host)
+{
+	char name[256];
+	unsigned char addr[16];
+	size_t n = strlen(host);
+	int af;
+
+	/* DNS names may end in the root's dot; SNI (RFC 6066 3) has none */
+	if (n > 0 && host[n - 1] == '.')
+		n--;
+	if (n == 0 || str_copy(name, sizeof(name), host, n) != 0)
+		return -1;
+	if (tls_is_ip(name, addr, &af)) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1)
+			goto fail;
+		return 0;
+	}
+	if (SSL_set_tlsext_host_name(ssl, name) != 1 ||
+	    SSL_set1_host(ssl, name) != 1)
+		goto fail;
+	return 0;
+fail:
+	ERR_clear_error();
+	return -1;
+}
+
+void
+tls_describe(const SSL *ssl, char *out, size_t outlen)
+{
+	const char *ver = "none", *cipher = "none";
+
+	if (outlen == 0)
+		return;
+	if (ssl != NULL && SSL_is_init_finished(ssl)) {
+		const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+
+		ver = SSL_get_version(ssl);
+		if (c != NULL)
+			cipher = SSL_CIPHER_get_name(c);
+	}
+	/* cut rather than fail: this is for a log line */
+	if (snprintf(out, outlen, "version=%s cipher=%s", ver, cipher) < 0)
+		out[0] = '\0';
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+/* Refuse to prompt for a passphrase: ternd has no terminal to ask on. */
+static int
+tls_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+static EVP_PKEY *
+tls_read_key(const char *path, char *err, size_t errlen)
+{
+	BIO *bio;
+	EVP_PKEY *pkey;
+
+	bio = BIO_new_file(path, "r");
+	if (bio == NULL) {
+		tls_err(err, errlen, errno, "private key %s", path);
+		return NULL;
+	}
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, NULL);
+	BIO_free(bio);
+	if (pkey == NULL)
+		tls_err(err, errlen, 0, "private key %s: not an unencrypted "
+		    "PEM private key", path);
+	return pkey;
+}
+
+static int
+tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
+    size_t errlen)
+{
+	EVP_PKEY *pkey;
+	int rc = -1;
+
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		tls_err(err, errlen, 0, "certificate %s", cert);
+		return -1;
+	}
+	if ((pkey = tls_read_key(key, err, errlen)) == NULL)
+		return -1;
+	/* checked here first so the message says which files disagree */
+	if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), pkey) != 1) {
+		ERR_clear_error();
+		tls_err(err, errlen, 0, "private key %s does not match the "
+		    "certificate in %s", key, cert);
+	} else if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		tls_err(err, errlen, 0, "private key %s", key);
+	} else {
+		rc = 0;
+	}
+	EVP_PKEY_free(pkey);
+	return rc;
+}
+
+/* ---- the self-signed pair ----------------------------------------------- */
+
+/* A name we can put in a certificate: an IP, or LDH labels (and '_'). */
+static bool
+tls_hostname_ok(const char *h)
+{
+	unsigned char addr[16];
+	size_t n = strlen(h), i;
+	int af;
+
+	if (tls_is_ip(h, addr, &af))
+		return true;
+	if (n == 0 || n > 253 || h[0] == '.' || h[0] == '-')
+		return false;
+	for (i = 0; i < n; i++) {
+		char c = h[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+static int
+tls_cert_serial(X509 *x)
+{
+	BIGNUM *bn = BN_new();
+	int ok;
+
+	/* 159 random bits with the top one set: positive, never zero, and
+	   within RFC 5280's 20 octets */
+	ok = bn != NULL && BN_rand(bn, 159, BN_RAND_TOP_ONE,
+	    BN_RAND_BOTTOM_ANY) == 1 &&
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+	BN_free(bn);
+	return ok ? 0 : -1;
+}
+
+static int
+tls_cert_name(X509 *x, const char *hostname)
+{
+	X509_NAME *name = X509_get_subject_name(x);
+
+	if (strlen(hostname) <= TLS_CN_MAX &&
+	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)hostname, -1, -1, 0) != 1)
+		return -1;
+	return X509_set_issuer_name(x, name) == 1 ? 0 : -1;
+}
+
+/*
+ * subjectAltName with one entry, built as a structure rather than from
+ * "DNS:" text, so a hostname can never add entries of its own.
+ */
+static int
+tls_cert_san(X509 *x, const char *hostname)
+{
+	GENERAL_NAMES *gens = GENERAL_NAMES_new();
+	GENERAL_NAME *gn = GENERAL_NAME_new();
+	ASN1_STRING *val = NULL;
+	unsigned char addr[16];
+	int af, type = GEN_DNS, rc = -1;
+
+	if (gens == NULL || gn == NULL)
+		goto done;
+	if (tls_is_ip(hostname, addr, &af)) {
+		type = GEN_IPADD;
+		val = ASN1_OCTET_STRING_new();
+		if (val == NULL || ASN1_OCTET_STRING_set(val, addr,
+		    af == AF_INET ? 4 : 16) != 1)
+			goto done;
+	} else {
+		val = ASN1_IA5STRING_new();
+		if (val == NULL || ASN1_STRING_set(val, hostname, -1) != 1)
+			goto done;
+	}
+	GENERAL_NAME_set0_value(gn, type, val);
+	val = NULL;
+	if (sk_GENERAL_NAME_push(gens, gn) <= 0)
+		goto done;
+	gn = NULL;
+	rc = X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0,
+	    X509V3_ADD_DEFAULT) == 1 ? 0 : -1;
+done:
+	ASN1_STRING_free(val);
+	GENERAL_NAME_free(gn);
+	GENERAL_NAMES_free(gens);
+	return rc;
+}
+
+/* The fixed extensions of a leaf server certificate. */
+static int
+tls_cert_exts(X509 *x)
+{
+	static const struct { int nid; const char *val; } exts[] = {
+		{ NID_basic_constraints, "critical,CA:FALSE" },
+		{ NID_key_usage, "critical,digitalSignature" },
+		{ NID_ext_key_usage, "serverAuth" },
+		{ NID_subject_key_identifier, "hash" },
+	};
+	X509V3_CTX v3;
+	size_t i;
+
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	X509V3_set_ctx_nodb(&v3);
+	for (i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+		X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, &v3,
+		    exts[i].nid, exts[i].val);
+		int ok = ext != NULL && X509_add_ext(x, ext, -1) == 1;
+
+		X509_EXTENSION_free(ext);
+		if (!ok)
+			return -1;
+	}
+	return 0;
+}
+
+static X509 *
+tls_make_cert(EVP_PKEY *pkey, const char *hostname)
+{
+	X509 *x = X509_new();
+
+	if (x == NULL || X509_set_version(x, X509_VERSION_3) != 1 ||
+	    tls_cert_serial(x) != 0 ||
+	    /* an hour back, for clients whose clock runs a little slow */
+	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
+	    X509_time_adj_ex(X509_getm_notAfter(x), TLS_SELF_SIGNED_DAYS, 0,
+	    NULL) == NULL ||
+	    tls_cert_name(x, hostname) != 0 ||
+	    X509_set_pubkey(x, pkey) != 1 ||
+	    tls_cert_san(x, hostname) != 0 || tls_cert_exts(x) != 0 ||
+	    X509_sign(x, pkey, EVP_sha256()) <= 0) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* unencrypted PKCS#8: the file's mode is its protection */
+static int
+tls_emit_key(BIO *bio, const void *pkey)
+{
+	return PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL);
+}
+
+static int
+tls_emit_cert(BIO *bio, const void *x)
+{
+	return PEM_write_bio_X509(bio, x);
+}
+
+/* Write the PEM to fd; 0 ok. */
+static int
+tls_emit_fd(int fd, int (*emit)(BIO *, const void *), const void *obj)
+{
+	BIO *bio = BIO_new_fd(fd, BIO_NOCLOSE);
+	int ok;
+
+	ok = bio != NULL && emit(bio, obj) == 1 && BIO_flush(bio) == 1;
+	BIO_free(bio);
+	return ok ? 0 : -1;
+}
+
+/*
+ * path gets the PEM of obj, mode exactly, durably: temporary file made
+ * with O_EXCL, written, fsync'ed, renamed.  The caller fsyncs the dir.
+ */
+static int
+tls_write_file(const char *path, mode_t mode,
+    int (*emit)(BIO *, const void *), const void *obj, char *err,
+    size_t errlen)
+{
+	char tmp[PATH_MAX];
+	int fd;
+
+	if (str_fmt(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid())) {
+		tls_err(err, errlen, ENAMETOOLONG, "%s", path);
+		return -1;
+	}
+	/* a leftover from a crash of a process with our pid */
+	if (unlink(tmp) != 0 && errno != ENOENT) {
+		tls_err(err, errlen, errno, "%s", tmp);
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0) {
+		tls_err(err, errlen, errno, "%s", tmp);
+		return -1;
+	}
+	/* exactly mode, whatever the umask */
+	if (fchmod(fd, mode) != 0 || tls_emit_fd(fd, emit, obj) != 0 ||
+	    fsync(fd) != 0) {
+		tls_err(err, errlen, errno, "writing %s", tmp);
+		(void)close(fd);
+		(void)unlink(tmp);
+		return -1;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		tls_err(err, errlen, errno, "writing %s", path);
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+tls_fsync_dir(const char *dir, char *err, size_t errlen)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd) != 0) {
+		tls_err(err, errlen, errno, "fsync %s", dir);
+		if (fd >= 0)
+			(void)close(fd);
+		return -1;
+	}
+	if (close(fd) != 0) {
+		tls_err(err, errlen, errno, "close %s", dir);
+		return -1;
+	}
+	return 0;
+}
+
+struct tls_paths {
+	char dir[PATH_MAX];
+	char cert[PATH_MAX];
+	char key[PATH_MAX];
+};
+
+static int
+tls_generate(const struct tls_paths *p, const char *hostname, char *err,
+    size_t errlen)
+{
+	EVP_PKEY *pkey;
+	X509 *x = NULL;
+	int rc = -1;
+
+	if (hostname == NULL || !tls_hostname_ok(hostname)) {
+		tls_err(err, errlen, 0, "cannot make a certificate for "
+		    "hostname \"%s\"", hostname ? hostname : "");
+		return -1;
+	}
+	pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	if (pkey == NULL || (x = tls_make_cert(pkey, hostname)) == NULL) {
+		tls_err(err, errlen, 0, "making a self-signed certificate");
+		goto done;
+	}
+	/* key first: a certificate on disk always has its key beside it */
+	if (tls_write_file(p->key, 0600, tls_emit_key, pkey, err, errlen) ||
+	    tls_write_file(p->cert, 0644, tls_emit_cert, x, err, errlen) ||
+	    tls_fsync_dir(p->dir, err, errlen))
+		goto done;
+	rc = 0;
+done:
+	X509_free(x);
+	EVP_PKEY_free(pkey);
+	return rc;
+}
+
+/* 1 if path exists, 0 if not, -1 (err set) if we cannot tell. */
+static int
+tls_exists(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0)
+		return 1;
+	if (errno == ENOENT)
+		return 0;
+	tls_err(err, errlen, errno, "%s", path);
+	return -1;
+}
+
+/*
+ * Make sure STATE/tls/ holds a pair, generating it when either file is
+ * missing.  Fills p.
+ */
+static int
+tls_state_pair(struct tls_paths *p, const char *state_dir,
+    const char *hostname, bool *generated, char *err, size_t errlen)
+{
+	int c, k;
+
+	if (str_fmt(p->dir, sizeof(p->dir), "%s/%s", state_dir,
+	    TLS_STATE_SUBDIR) || str_fmt(p->cert, sizeof(p->cert), "%s/%s",
+	    p->dir, TLS_STATE_CERT) || str_fmt(p->key, sizeof(p->key),
+	    "%s/%s", p->dir, TLS_STATE_KEY)) {
+		tls_err(err, errlen, ENAMETOOLONG, "state_dir %s", state_dir);
+		return -1;
+	}
+	if (mkdir(p->dir, 0700) != 0 && errno != EEXIST) {
+		tls_err(err, errlen, errno, "mkdir %s", p->dir);
+		return -1;
+	}
+	if ((c = tls_exists(p->cert, err, errlen)) < 0 ||
+	    (k = tls_exists(p->key, err, errlen)) < 0)
+		return -1;
+	if (c && k)
+		return 0;
+	if (tls_generate(p, hostname, err, errlen) != 0)
+		return -1;
+	*generated = true;
+	return 0;
+}
+
+SSL_CTX *
+tls_server_ctx(const char *cert, const char *key, const char *state_dir,
+    const char *hostname, bool *generated_out, char *err, size_t errlen)
+{
+	struct tls_paths p;
+	bool generated = false;
+	SSL_CTX *ctx = NULL;
+	static const unsigned char sid_ctx[] = "ternd";
+
+	ERR_clear_error();
+	if ((cert == NULL) != (key == NULL)) {
+		tls_err(err, errlen, 0, "tls.cert and tls.key go together: "
+		    "set both or neither");
+		goto fail;
+	}
+	if (cert == NULL && state_dir == NULL) {
+		tls_err(err, errlen, 0, "no tls.cert and no state_dir");
+		goto fail;
+	}
+	if (cert == NULL) {
+		if (tls_state_pair(&p, state_dir, hostname, &generated, err,
+		    errlen) != 0)
+			goto fail;
+		cert = p.cert;
+		key = p.key;
+	}
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL || tls_policy(ctx) != 0 ||
+	    SSL_CTX_set_session_id_context(ctx, sid_ctx,
+	    sizeof(sid_ctx) - 1) != 1) {
+		tls_err(err, errlen, 0, "TLS server context");
+		goto fail;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (tls_load_pair(ctx, cert, key, err, errlen) != 0)
+		goto fail;
+	if (generated_out != NULL)
+		*generated_out = generated;
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	if (generated_out != NULL)
+		*generated_out = false;
+	return NULL;
+}

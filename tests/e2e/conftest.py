@@ -1,0 +1,698 @@
+"""
+End-to-end fixtures: start the real ternd on loopback with a temporary
+state directory, drive it with real clients (smtplib, swaks, curl, imaplib
+through Dovecot) and with a raw socket client for adversarial input.
+
+Run with Debian's python3:   /usr/bin/python3 -m pytest tests/e2e
+The build directory is $TERN_BUILD (default "build"); when it contains
+"asan" every ternd log is checked for sanitizer reports at teardown.
+
+Nothing here skips: a missing binary or tool is a failure that names the
+Debian package to install.
+"""
+
+import email.utils
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+_BUILD_ENV = os.environ.get("TERN_BUILD", "build")
+BUILD = Path(_BUILD_ENV) if os.path.isabs(_BUILD_ENV) else REPO / _BUILD_ENV
+TERND = BUILD / "ternd"
+TERN = BUILD / "tern"
+ASAN = "asan" in _BUILD_ENV
+# Sanitizer builds are several times slower: stretch the waits, not the
+# protocol timeouts under test.
+SLOW = 3.0 if ASAN else 1.0
+
+HOSTNAME = "mx.test"
+DOMAINS = "example.org,example.net"
+DEFAULT_USERS = ("ben@example.org", "claire@example.org", "dave@example.net")
+
+# ternd refuses to keep root: started as root it needs user= and drops to
+# it.  The tests then run ternd and tern as this user (tern too, so the
+# files it creates stay readable and writable by ternd), with state dirs
+# in a temporary directory that user can traverse.
+RUN_AS = None
+if os.geteuid() == 0:
+    _pw = pwd.getpwnam(os.environ.get("TERN_TEST_USER", "nobody"))
+    RUN_AS = (_pw.pw_name, _pw.pw_uid, _pw.pw_gid)
+    del _pw
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error")
+
+# Every ternd/dovecot alive right now, so a failing test shows their logs.
+_ACTIVE = []
+
+
+# ---------------------------------------------------------------------------
+# tools and ports
+# ---------------------------------------------------------------------------
+
+def require(path, package):
+    """Fail (never skip) when a tool is missing, naming its package."""
+    p = shutil.which(str(path)) if not os.path.isabs(str(path)) else str(path)
+    if not p or not os.access(p, os.X_OK):
+        pytest.fail(f"{path} not found: install the Debian package '{package}'",
+                    pytrace=False)
+    return p
+
+
+def require_build():
+    for b in (TERND, TERN):
+        if not os.access(b, os.X_OK):
+            pytest.fail(f"{b} missing: run 'make' (or 'make asan' with "
+                        f"TERN_BUILD=build-asan) first", pytrace=False)
+
+
+def free_port():
+    """A loopback TCP port that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout, proc=None, what="server"):
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} "
+                               f"before listening on {port}")
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=1)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} not listening on {port} after "
+                                   f"{timeout}s")
+            time.sleep(0.05)
+
+
+def make_state_dir(path):
+    """Create a state_dir owned by the user ternd will run as, mode 0700."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if RUN_AS:
+        os.chown(path, RUN_AS[1], RUN_AS[2])
+    os.chmod(path, 0o700)
+    return path
+
+
+def base_args(state_dir):
+    """The -o options every ternd of the suite gets (plus user= as root)."""
+    a = ["-o", f"state_dir={state_dir}"]
+    if RUN_AS:
+        a += ["-o", f"user={RUN_AS[0]}"]
+    return a
+
+
+def _run_as_kw():
+    if RUN_AS:
+        return {"user": RUN_AS[1], "group": RUN_AS[2], "extra_groups": []}
+    return {}
+
+
+def world_tmpdir(prefix):
+    """A temporary directory other uids can traverse (pytest's is 0700)."""
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(d, 0o711)
+    return d
+
+
+def log_tail(path, n=150):
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as e:
+        return f"(cannot read {path}: {e})"
+    lines = text.splitlines()
+    if len(lines) > n:
+        lines = [f"... ({len(lines) - n} lines cut)"] + lines[-n:]
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for obj in list(_ACTIVE):
+            rep.sections.append((f"{obj.name} log {obj.log_path}",
+                                 log_tail(obj.log_path)))
+
+
+# ---------------------------------------------------------------------------
+# raw SMTP client
+# ---------------------------------------------------------------------------
+
+class Reply:
+    """One complete SMTP reply (possibly multi-line)."""
+
+    def __init__(self, lines):
+        self.lines = lines                      # str, without CRLF
+        self.code = int(lines[-1][:3])
+        m = re.match(r"\d{3}[ -](\d\.\d{1,3}\.\d{1,3})\b", lines[-1])
+        self.enh = m.group(1) if m else None
+        self.text = "\n".join(lines)
+
+    def __repr__(self):
+        return f"Reply({self.text!r})"
+
+
+class ServerClosed(Exception):
+    pass
+
+
+class SMTPClient:
+    """
+    A byte-exact SMTP client for adversarial tests: send() writes exactly
+    the bytes given; reply() reads until a complete final line "NNN ...".
+    """
+
+    def __init__(self, port, timeout=5.0, source=None, greet=True):
+        self.port = port
+        self.timeout = timeout * SLOW
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(("127.0.0.1", port))
+        self.buf = b""
+        self.eof = False
+        self.greeting = self.reply() if greet else None
+
+    # -- low level --
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no complete reply in time; buffered: "
+                               f"{self.buf[:300]!r}")
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError("no complete reply in time; buffered: "
+                               f"{self.buf[:300]!r}") from None
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            raise ServerClosed(f"server closed the connection; buffered: "
+                               f"{self.buf[:300]!r}")
+        self.buf += chunk
+
+    def read_line(self, timeout=None):
+        deadline = time.monotonic() + (timeout if timeout is not None
+                                       else self.timeout)
+        while b"\r\n" not in self.buf:
+            self._fill(deadline)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def reply(self, timeout=None):
+        """The next complete reply; TimeoutError / ServerClosed otherwise."""
+        deadline = time.monotonic() + (timeout if timeout is not None
+                                       else self.timeout)
+        lines = []
+        while True:
+            line = self.read_line(max(0.0, deadline - time.monotonic()))
+            if not re.match(r"^\d{3}[ -]", line) and not re.match(r"^\d{3}$", line):
+                raise AssertionError(f"malformed reply line {line!r} "
+                                     f"(after {lines!r})")
+            lines.append(line)
+            if len(line) == 3 or line[3] == " ":
+                return Reply(lines)
+
+    def replies(self, n, timeout=None):
+        return [self.reply(timeout) for _ in range(n)]
+
+    def cmd(self, line, timeout=None):
+        if isinstance(line, str):
+            line = line.encode()
+        self.send(line + b"\r\n")
+        return self.reply(timeout)
+
+    def expect(self, line, code, enh=None, timeout=None):
+        r = self.cmd(line, timeout)
+        check(r, code, enh, line)
+        return r
+
+    def ehlo(self, name="client.test"):
+        return self.expect(f"EHLO {name}", 250)
+
+    def no_reply(self, wait=0.5):
+        """Assert the server sends nothing within `wait` seconds."""
+        deadline = time.monotonic() + wait
+        try:
+            while time.monotonic() < deadline:
+                self._fill(deadline)
+        except TimeoutError:
+            pass
+        except ServerClosed:
+            raise AssertionError(f"server closed the connection; "
+                                 f"unexpected bytes {self.buf!r}")
+        assert self.buf == b"", f"unexpected extra bytes from server: {self.buf!r}"
+
+    def wait_closed(self, timeout=None):
+        """Assert the server closes the connection (after any bytes)."""
+        deadline = time.monotonic() + (timeout if timeout is not None
+                                       else self.timeout)
+        try:
+            while True:
+                self._fill(deadline)
+        except ServerClosed:
+            return self.buf
+        except TimeoutError:
+            raise AssertionError("server did not close the connection; "
+                                 f"buffered {self.buf!r}") from None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def check(reply, code, enh=None, what=""):
+    assert reply.code == code, f"{what!r}: expected {code} {enh or ''}, got {reply.text!r}"
+    if enh is not None:
+        assert reply.enh == enh, f"{what!r}: expected {code} {enh}, got {reply.text!r}"
+
+
+# ---------------------------------------------------------------------------
+# Maildir reading
+# ---------------------------------------------------------------------------
+
+class Delivery:
+    """A delivered file split into Return-Path, Received and the rest."""
+
+    def __init__(self, path, data):
+        self.path = path
+        self.data = data
+        assert data.startswith(b"Return-Path: <"), \
+            f"{path}: does not start with Return-Path: {data[:200]!r}"
+        first, rest = data.split(b"\r\n", 1)
+        assert first.endswith(b">"), f"{path}: bad Return-Path line {first!r}"
+        self.return_path = first[len(b"Return-Path: <"):-1].decode("utf-8", "replace")
+        assert rest.startswith(b"Received: "), \
+            f"{path}: second header is not Received: {rest[:300]!r}"
+        # the Received header: its first line plus folded continuation lines
+        lines = []
+        while True:
+            line, rest = rest.split(b"\r\n", 1)
+            lines.append(line)
+            if not rest[:1] in (b" ", b"\t"):
+                break
+        self.received_raw = b"\r\n".join(lines)
+        self.received = re.sub(r"\s+", " ", b" ".join(
+            ln.strip() for ln in lines).decode("utf-8", "replace"))
+        self.body = rest          # the message exactly as the client sent it
+
+    def received_date(self):
+        date = self.received.rsplit(";", 1)[1].strip()
+        return email.utils.parsedate_to_datetime(date)
+
+
+def maildir_files(state_dir, address):
+    """Files of the Maildir of address (new and cur), oldest name first."""
+    local, domain = address.rsplit("@", 1)
+    md = Path(state_dir) / "mail" / domain / local
+    out = []
+    for sub in ("new", "cur"):
+        d = md / sub
+        if d.is_dir():
+            out += sorted(p for p in d.iterdir() if p.is_file())
+    return out
+
+
+def maildir_messages(state_dir, address):
+    return [Delivery(p, p.read_bytes()) for p in maildir_files(state_dir, address)]
+
+
+RECEIVED_RE = (r"^Received: from {helo} \((?:\S+ )?\[127\.0\.0\.1\]\) "
+               r"by mx\.test \(tern\) with {proto} id \S+"
+               r"{for_}; \S.*$")
+
+
+def check_received(d, helo="client.test", rcpt=None, proto="ESMTP"):
+    for_ = f" for <{re.escape(rcpt)}>" if rcpt else ""
+    pat = RECEIVED_RE.format(helo=re.escape(helo), proto=proto, for_=for_)
+    assert re.match(pat, d.received), \
+        f"Received header {d.received!r} does not match {pat!r}"
+    if rcpt is None:
+        assert " for <" not in d.received, \
+            f"'for' clause with several recipients: {d.received!r}"
+    assert d.received_date() is not None, f"bad date in {d.received!r}"
+
+
+# ---------------------------------------------------------------------------
+# ternd
+# ---------------------------------------------------------------------------
+
+class Ternd:
+    name = "ternd"
+
+    def __init__(self, state_dir, log_path, overrides, users=DEFAULT_USERS,
+                 args=()):
+        require_build()
+        self.args = list(args)          # before the -o overrides, e.g. -c FILE
+        self.state_dir = make_state_dir(state_dir)
+        self.port = free_port()
+        self.log_path = Path(log_path)
+        self.overrides = {
+            "hostname": HOSTNAME,
+            "domains": DOMAINS,
+            "state_dir": str(self.state_dir),
+            "listen.smtp": f"127.0.0.1:{self.port}",
+            "listen.submission": "off",
+        }
+        if RUN_AS:
+            self.overrides["user"] = RUN_AS[0]
+        self.overrides.update(overrides or {})
+        self.proc = None
+        self.stopped_rc = None
+        self.term_sent = False
+        for u in users:
+            self.tern("user", "add", u)
+
+    # -- process --
+    def argv(self):
+        a = [str(TERND)] + self.args
+        for k, v in self.overrides.items():
+            a += ["-o", f"{k}={v}"]
+        return a
+
+    def start(self, timeout=10):
+        env = dict(os.environ)
+        env.pop("TERN_CONFIG", None)
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                     stdout=self.logf, stderr=self.logf,
+                                     cwd=str(self.state_dir), env=env)
+        _ACTIVE.append(self)
+        try:
+            sock = wait_port(self.port, timeout * SLOW, self.proc, "ternd")
+        except RuntimeError as e:
+            self._kill()
+            pytest.fail(f"{e}\n{' '.join(self.argv())}\n--- ternd log ---\n"
+                        f"{log_tail(self.log_path)}", pytrace=False)
+        # wait for the greeting, then leave cleanly so the probe does not
+        # hold a connection slot when the test starts
+        c = SMTPClient.__new__(SMTPClient)
+        c.sock, c.buf, c.eof, c.timeout = sock, b"", False, timeout * SLOW
+        try:
+            g = c.reply()
+            assert g.code == 220, f"greeting {g.text!r}"
+            c.send(b"QUIT\r\n")
+            c.reply()
+            c.wait_closed()
+        finally:
+            c.close()
+        self.greeting = g
+        return self
+
+    def _kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+
+    def stop(self, timeout=15):
+        """SIGTERM; returns the exit status (killed: fails)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.terminate()
+            try:
+                self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                raise AssertionError(f"ternd did not exit {timeout}s after "
+                                     f"SIGTERM\n{log_tail(self.log_path)}")
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        self.logf.close()
+        self.stopped_rc = self.proc.returncode
+        return self.proc.returncode
+
+    def terminate(self):
+        """Send SIGTERM once (a second one would test something else)."""
+        if not self.term_sent:
+            self.term_sent = True
+            self.proc.send_signal(signal.SIGTERM)
+
+    def log(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+    def check_clean_exit(self):
+        rc = self.stop()
+        log = self.log()
+        assert rc == 0, f"ternd exit status {rc}\n{log_tail(self.log_path)}"
+        if ASAN:
+            for marker in SANITIZER_MARKERS:
+                assert marker not in log, \
+                    f"sanitizer report in ternd log:\n{log_tail(self.log_path, 300)}"
+
+    # -- helpers bound to this instance --
+    def tern(self, *args, check=True, input=None, timeout=30):
+        """Run build/tern with the same state_dir and domains."""
+        require_build()
+        argv = [str(TERN), "-o", f"state_dir={self.state_dir}",
+                "-o", f"domains={self.overrides['domains']}", *args]
+        env = dict(os.environ)
+        env.pop("TERN_CONFIG", None)
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL if input is None else None,
+                           input=input, capture_output=True,
+                           timeout=timeout * SLOW, cwd=str(self.state_dir),
+                           env=env, **_run_as_kw())
+        if check:
+            assert r.returncode == 0, (f"{' '.join(argv)} -> {r.returncode}\n"
+                                       f"stdout: {r.stdout!r}\nstderr: {r.stderr!r}")
+        return r
+
+    def client(self, **kw):
+        return SMTPClient(self.port, **kw)
+
+    def smtplib(self, timeout=10):
+        import smtplib
+        return smtplib.SMTP("127.0.0.1", self.port, local_hostname="client.test",
+                            timeout=timeout * SLOW)
+
+    def messages(self, address):
+        return maildir_messages(self.state_dir, address)
+
+    def files(self, address):
+        return maildir_files(self.state_dir, address)
+
+    def send_raw(self, mail_from, rcpts, content, helo="client.test"):
+        """A plain correct transaction; content must end with CRLF and be
+        dot-stuffed already.  Returns the reply to the end of data."""
+        with self.client() as c:
+            c.ehlo(helo)
+            c.expect(f"MAIL FROM:<{mail_from}>", 250)
+            for r in rcpts:
+                c.expect(f"RCPT TO:<{r}>", 250)
+            c.expect("DATA", 354)
+            c.send(content + b".\r\n")
+            rep = c.reply()
+            c.expect("QUIT", 221)
+            return rep
+
+
+class TerndFactory:
+    def __init__(self, log_dir):
+        self.log_dir = Path(log_dir)            # pytest's tmp dir: logs
+        self.root = world_tmpdir("tern-e2e-")   # state dirs
+        self.instances = []
+
+    def __call__(self, overrides=None, users=DEFAULT_USERS, state=None,
+                 start=True, args=()):
+        """state: name of the state dir; the same name is the same dir."""
+        name = state or f"state{len(self.instances)}"
+        t = Ternd(self.root / name, self.log_dir / f"{name}-ternd.log",
+                  overrides, users, args)
+        self.instances.append(t)
+        if start:
+            t.start()
+        return t
+
+    def finish(self):
+        errors = []
+        for t in self.instances:
+            if t.proc is None or t.stopped_rc is not None:
+                continue
+            try:
+                t.check_clean_exit()
+            except AssertionError as e:
+                errors.append(str(e))
+        shutil.rmtree(self.root, ignore_errors=True)
+        assert not errors, "\n\n".join(errors)
+
+
+@pytest.fixture
+def ternd(tmp_path):
+    """Factory: ternd(overrides={...}, users=(...)) -> running Ternd.
+    Teardown: SIGTERM, exit status 0, no sanitizer report."""
+    f = TerndFactory(tmp_path)
+    yield f
+    f.finish()
+
+
+@pytest.fixture(scope="module")
+def ternd_module(tmp_path_factory):
+    """The same factory, for read-only tests that share one instance."""
+    f = TerndFactory(tmp_path_factory.mktemp("ternd"))
+    yield f
+    f.finish()
+
+
+# ---------------------------------------------------------------------------
+# Dovecot
+# ---------------------------------------------------------------------------
+
+DOVECOT = "/usr/sbin/dovecot"
+IMAP_USER = "ben@example.org"
+IMAP_PASSWORD = "password"
+
+
+class Dovecot:
+    """
+    A private Dovecot serving one Maildir over IMAP on 127.0.0.1, its mail
+    processes running as the owner of the Maildir (Dovecot never runs them
+    as uid 0: when the tests run as root, ternd runs as RUN_AS and so owns
+    the Maildir).
+    """
+    name = "dovecot"
+
+    def __init__(self, maildir):
+        require(DOVECOT, "dovecot-imapd")
+        self.dir = world_tmpdir("tern-dovecot-")
+        os.chmod(self.dir, 0o755)       # auth runs as user "dovecot"
+        self.maildir = Path(maildir)
+        self.port = free_port()
+        self.log_path = self.dir / "dovecot.log"
+        st = os.stat(self.maildir)
+        self.uid, self.gid = st.st_uid, st.st_gid
+        assert self.uid != 0, f"{maildir} is owned by root: Dovecot refuses uid 0"
+        for sub in ("index", "control", "home"):
+            (self.dir / sub).mkdir()
+            os.chown(self.dir / sub, self.uid, self.gid)
+        (self.dir / "passwd").write_text(
+            f"{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}\n")
+        os.chmod(self.dir / "passwd", 0o644)
+        d = self.dir
+        (d / "dovecot.conf").write_text(f"""\
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+instance_name = tern-e2e-{self.port}
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+first_valid_gid = 1
+mail_location = maildir:{self.maildir}:INDEX={d}/index:CONTROL={d}/control
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={self.uid} gid={self.gid} home={d}/home
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+""")
+        self.proc = None
+
+    def start(self, timeout=10):
+        self.out = open(self.dir / "dovecot.out", "wb")
+        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.dir / "dovecot.conf")],
+                                     stdin=subprocess.DEVNULL, stdout=self.out,
+                                     stderr=subprocess.STDOUT)
+        _ACTIVE.append(self)
+        try:
+            s = wait_port(self.port, timeout, self.proc, "dovecot")
+        except RuntimeError as e:
+            self.stop()
+            pytest.fail(f"{e}\n{log_tail(self.log_path)}\n"
+                        f"{log_tail(self.dir / 'dovecot.out')}", pytrace=False)
+        s.settimeout(timeout)
+        banner = s.recv(1024)
+        s.close()
+        assert banner.startswith(b"* OK"), f"IMAP banner {banner!r}"
+        return self
+
+    def imap(self):
+        import imaplib
+        m = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
+        m.login(IMAP_USER, IMAP_PASSWORD)
+        return m
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        if getattr(self, "out", None):
+            self.out.close()
+            self.out = None
+
+
+@pytest.fixture
+def dovecot():
+    """Factory: dovecot(maildir) -> running Dovecot."""
+    started = []
+
+    def make(maildir):
+        d = Dovecot(maildir)
+        started.append(d)
+        return d.start()
+    yield make
+    for d in started:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def world_tmp():
+    """A temporary directory under /tmp that other uids can traverse."""
+    d = world_tmpdir("tern-e2e-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,120 @@
+"""Start, stop, restart and bad configuration."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from conftest import (ASAN, SANITIZER_MARKERS, SLOW, TERND, base_args, check,
+                      free_port, make_state_dir, require_build, world_tmpdir)
+
+
+def test_sigterm_with_idle_session(ternd):
+    t = ternd()
+    with t.client() as c:
+        c.ehlo()
+        t.terminate()
+        r = c.reply(timeout=5 * SLOW)
+        assert r.code == 421 and r.enh and r.enh.startswith("4."), r
+        c.wait_closed(5 * SLOW)
+    t.check_clean_exit()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", t.port), timeout=1).close()
+
+
+def test_sigterm_mid_transaction_loses_nothing_acknowledged(ternd):
+    t = ternd()
+    with t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<claire@example.net>", 250)
+        c.expect("RCPT TO:<ben@example.org>", 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: done\r\n\r\nacknowledged\r\n.\r\n")
+        check(c.reply(), 250)
+        c.expect("MAIL FROM:<claire@example.net>", 250)
+        c.expect("RCPT TO:<claire@example.org>", 250)
+        t.terminate()
+        r = c.reply(timeout=5 * SLOW)
+        check(r, 421)
+    t.check_clean_exit()
+    [d] = t.messages("ben@example.org")
+    assert d.body == b"Subject: done\r\n\r\nacknowledged\r\n"
+    assert t.files("claire@example.org") == []
+
+
+def test_restart_keeps_users_and_mail(ternd):
+    t1 = ternd(state="st")
+    check(t1.send_raw("claire@example.net", ["ben@example.org"],
+                      b"Subject: 1\r\n\r\none\r\n"), 250)
+    t1.check_clean_exit()
+    t2 = ternd(state="st", users=())
+    check(t2.send_raw("claire@example.net", ["ben@example.org"],
+                      b"Subject: 2\r\n\r\ntwo\r\n"), 250)
+    bodies = sorted(d.body for d in t2.messages("ben@example.org"))
+    assert bodies == [b"Subject: 1\r\n\r\none\r\n", b"Subject: 2\r\n\r\ntwo\r\n"]
+
+
+def run_ternd(tmp_path, *args):
+    """ternd with a configuration it must refuse: exit status and stderr."""
+    require_build()
+    port = free_port()
+    top = world_tmpdir("tern-e2e-")
+    state = make_state_dir(top / "state")
+    argv = [str(TERND), *args, *base_args(state),
+            "-o", f"listen.smtp=127.0.0.1:{port}", "-o", "listen.submission=off"]
+    env = dict(os.environ)
+    env.pop("TERN_CONFIG", None)
+    try:
+        r = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL,
+                           timeout=10 * SLOW, cwd=str(tmp_path), env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"ternd kept running with a bad configuration: {argv}")
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    err = r.stderr.decode(errors="replace")
+    if ASAN:
+        for m in SANITIZER_MARKERS:
+            assert m not in err, err
+    return r.returncode, err
+
+
+def test_unknown_key_on_command_line(tmp_path):
+    rc, err = run_ternd(tmp_path, "-o", "limits.bogus_key=1")
+    assert rc == 1, (rc, err)
+    assert "limits.bogus_key" in err, err
+
+
+def test_unknown_key_in_file(tmp_path):
+    conf = tmp_path / "tern.conf"
+    conf.write_text("hostname = mx.test\n\n[limits]\nmessage_size = 1000\n"
+                    "frobnicate = yes\n")
+    rc, err = run_ternd(tmp_path, "-c", str(conf))
+    assert rc == 1, (rc, err)
+    assert "frobnicate" in err, err
+    assert re.search(r"(line[ =:]?5\b|:5\b)", err), f"no line number in: {err}"
+
+
+def test_bad_value(tmp_path):
+    rc, err = run_ternd(tmp_path, "-o", "limits.recipients=many")
+    assert rc == 1, (rc, err)
+    assert "limits.recipients" in err, err
+
+
+def test_missing_config_file(tmp_path):
+    rc, err = run_ternd(tmp_path, "-c", str(tmp_path / "nonexistent.conf"))
+    assert rc == 1, (rc, err)
+    assert "nonexistent.conf" in err, err
+
+
+def test_config_file_is_used(ternd, tmp_path):
+    """Keys from -c FILE apply; -o overrides the file."""
+    conf = tmp_path / "tern.conf"
+    conf.write_text("hostname = from-file.test\n[limits]\nmessage_size = 4321\n")
+    t = ternd({"hostname": "mx.test"}, args=["-c", str(conf)])
+    with t.client() as c:
+        r = c.ehlo()
+        assert r.lines[0].startswith("250-mx.test"), r
+        assert any(ln[4:] == "SIZE 4321" for ln in r.lines), r

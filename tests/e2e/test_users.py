@@ -1,0 +1,116 @@
+"""Users and aliases changed with `tern` are seen by a running ternd."""
+
+import time
+
+from conftest import SLOW, check
+
+MSG = b"Subject: users test\r\n\r\nhello\r\n"
+
+
+def rcpt_reply(t, rcpt):
+    with t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<claire@example.net>", 250)
+        return c.cmd(f"RCPT TO:<{rcpt}>")
+
+
+def deliver(t, rcpt, msg=MSG):
+    rep = t.send_raw("claire@example.net", [rcpt], msg)
+    check(rep, 250, what=f"end of data for {rcpt}")
+
+
+def listing(t, *args):
+    return t.tern(*args).stdout.decode()
+
+
+def test_user_add_without_restart(ternd):
+    t = ternd(users=("ben@example.org",))
+    check(rcpt_reply(t, "newbie@example.org"), 550, "5.1.1")
+    t.tern("user", "add", "newbie@example.org")
+    assert "newbie@example.org" in listing(t, "user", "list")
+    check(rcpt_reply(t, "newbie@example.org"), 250)
+    deliver(t, "newbie@example.org")
+    [d] = t.messages("newbie@example.org")
+    assert d.body == MSG
+
+
+def test_user_del(ternd):
+    t = ternd(users=("ben@example.org", "claire@example.org"))
+    check(rcpt_reply(t, "claire@example.org"), 250)
+    t.tern("user", "del", "claire@example.org")
+    out = listing(t, "user", "list")
+    assert "claire@example.org" not in out and "ben@example.org" in out, out
+    check(rcpt_reply(t, "claire@example.org"), 550, "5.1.1")
+    check(rcpt_reply(t, "ben@example.org"), 250)
+
+
+def test_alias_to_several_users(ternd):
+    t = ternd()
+    t.tern("alias", "add", "team@example.org", "ben@example.org",
+           "claire@example.org", "dave@example.net")
+    out = listing(t, "alias", "list")
+    assert "team@example.org" in out, out
+    deliver(t, "team@example.org")
+    for u in ("ben@example.org", "claire@example.org", "dave@example.net"):
+        [d] = t.messages(u)
+        assert d.body == MSG
+        assert d.return_path == "claire@example.net"
+    assert t.files("team@example.org") == []
+
+    # removing one target leaves the others
+    t.tern("alias", "del", "team@example.org", "claire@example.org")
+    deliver(t, "team@example.org")
+    assert len(t.files("ben@example.org")) == 2
+    assert len(t.files("claire@example.org")) == 1
+    assert len(t.files("dave@example.net")) == 2
+
+    # removing the alias: unknown again
+    t.tern("alias", "del", "team@example.org")
+    check(rcpt_reply(t, "team@example.org"), 550, "5.1.1")
+
+
+def test_nested_alias_delivers_once(ternd):
+    t = ternd()
+    t.tern("alias", "add", "all@example.org", "ben@example.org", "devs@example.org")
+    t.tern("alias", "add", "devs@example.org", "ben@example.org", "claire@example.org")
+    deliver(t, "all@example.org")
+    assert len(t.files("ben@example.org")) == 1, "duplicate target delivered twice"
+    assert len(t.files("claire@example.org")) == 1
+
+
+def test_catch_all(ternd):
+    t = ternd()
+    check(rcpt_reply(t, "anything@example.net"), 550, "5.1.1")
+    t.tern("alias", "add", "@example.net", "ben@example.org")
+    check(rcpt_reply(t, "anything@example.net"), 250)
+    deliver(t, "anything@example.net")
+    [d] = t.messages("ben@example.org")
+    assert d.body == MSG
+    # a real user of the domain still gets its own mail, not the catch-all
+    deliver(t, "dave@example.net")
+    assert len(t.messages("dave@example.net")) == 1
+    assert len(t.messages("ben@example.org")) == 1
+    # the catch-all is for its domain only
+    check(rcpt_reply(t, "anything@example.org"), 550, "5.1.1")
+
+
+def test_alias_loop_does_not_hang(ternd):
+    t = ternd()
+    t.tern("alias", "add", "loop1@example.org", "loop2@example.org")
+    r = t.tern("alias", "add", "loop2@example.org", "loop1@example.org",
+               check=False)
+    # tern may refuse to create the loop; either way ternd must answer
+    with t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<claire@example.net>", 250)
+        t0 = time.monotonic()
+        rep = c.cmd("RCPT TO:<loop1@example.org>", timeout=5 * SLOW)
+        assert time.monotonic() - t0 < 3 * SLOW
+        if r.returncode == 0:
+            # a loop has no mailbox: refuse it, temporarily or for good
+            assert rep.code >= 400, f"loop accepted: {rep!r}"
+        c.expect("VRFY x", 252)
+        c.expect("RCPT TO:<ben@example.org>", 250)
+    # and the daemon still serves others
+    deliver(t, "ben@example.org")
+    assert len(t.files("ben@example.org")) == 1

@@ -1,0 +1,733 @@
+/*
+ * test_conf: the configuration module.  Defaults, a full file, -o
+ * overrides over it, every error path (file and -o), relative paths made
+ * absolute, tables.users following state_dir, conf_from_args' option
+ * forms, conf_dump and conf_split_hostport.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "t.h"
+
+static char tmpdir[PATH_MAX];
+static char cwd[PATH_MAX];
+
+/* Write text to tmpdir/name; returns the path (static buffer). */
+static const char *
+write_file(const char *name, const char *text)
+{
+	static char path[PATH_MAX + 64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
+		abort();
+	return path;
+}
+
+static struct conf *
+load_text(const char *text, char *const *ov, size_t n, char *err,
+    size_t errlen)
+{
+	return conf_load(write_file("t.conf", text), ov, n, err, errlen);
+}
+
+static void
+test_defaults(void)
+{
+	char err[512] = "", want[PATH_MAX + 64];
+	struct conf *c = conf_load(NULL, NULL, 0, err, sizeof(err));
+
+	T_CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	T_CHECK(c->path == NULL);
+	T_CHECK(c->hostname != NULL && c->hostname[0] != '\0');
+	T_CHECK_INT(c->ndomains, 1);
+	T_CHECK_STR(c->domains[0], "localhost");
+	snprintf(want, sizeof(want), "%s/var", cwd);
+	T_CHECK_STR(c->state_dir, want);
+	snprintf(want, sizeof(want), "sqlite:%s/var/tern.db", cwd);
+	T_CHECK_STR(c->tables_users, want);
+	T_CHECK(c->user == NULL);
+	T_CHECK_STR(c->listen_smtp, "127.0.0.1:2525");
+	T_CHECK_STR(c->listen_submission, "127.0.0.1:2587");
+	T_CHECK(c->listen_submissions == NULL);
+	T_CHECK(c->tls_cert == NULL && c->tls_key == NULL);
+	T_CHECK_INT(c->message_size, 26214400);
+	T_CHECK_INT(c->recipients, 1000);
+	T_CHECK_INT(c->connections, 4096);
+	T_CHECK_INT(c->connections_per_ip, 50);
+	T_CHECK_INT(c->errors, 20);
+	T_CHECK_INT(c->timeout_command, 300);
+	T_CHECK_INT(c->timeout_line, 60);
+	T_CHECK_INT(c->timeout_data, 300);
+	T_CHECK_INT(c->timeout_shutdown, 30);
+	T_CHECK(c->relay_networks == NULL && c->relay_smarthost == NULL);
+	T_CHECK_INT(c->relay_port, 25);
+	T_CHECK(c->dns_servers == NULL);
+	T_CHECK_STR(c->log_level, "info");
+	T_CHECK(conf_domain_is_local(c, "localhost"));
+	T_CHECK(!conf_domain_is_local(c, "example.org"));
+	conf_free(c);
+}
+
+static const char full_file[] =
+    "# a full configuration\n"
+    "hostname = MX.Example.ORG\n"
+    "domains = Example.org, example.net  example.com,example.org\n"
+    "state_dir = /srv/tern/\n"
+    "user = tern\n"
+    "\n"
+    "[listen]\n"
+    "smtp = 0.0.0.0:25\n"
+    "submission = [::1]:587 ; inline comment\n"
+    "submissions = 127.0.0.1:465\n"
+    "[tls]\n"
+    "cert = /etc/tern/cert.pem\n"
+    "key = \"/etc/tern/key.pem\"\n"
+    "[limits]\n"
+    "    message_size = 10M\n"
+    "    recipients = 100\n"
+    "    connections = 10\n"
+    "    connections_per_ip = 2\n"
+    "    errors = 5\n"
+    "[timeout]\n"
+    "command = 5m\n"
+    "line = 30s\n"
+    "data = 1h\n"
+    "shutdown = 0\n"
+    "[relay]\n"
+    "networks = 10.0.0.0/8 192.168.1.1\n"
+    "  2001:db8::/32\n"
+    "smarthost = smtp.example.net:587\n"
+    "port = 2525\n"
+    "[dns]\n"
+    "servers = 127.0.0.1:5353, [::1]:53\n"
+    "[log]\n"
+    "level = DEBUG\n";
+
+static void
+test_full_file(void)
+{
+	char err[512] = "";
+	struct conf *c = load_text(full_file, NULL, 0, err, sizeof(err));
+
+	T_CHECK_STR(err, "");
+	if (c == NULL)
+		return;
+	T_CHECK_STR(c->hostname, "mx.example.org");
+	T_CHECK_INT(c->ndomains, 3);
+	T_CHECK_STR(c->domains[0], "example.org");
+	T_CHECK_STR(c->domains[1], "example.net");
+	T_CHECK_STR(c->domains[2], "example.com");
+	T_CHECK_STR(c->state_dir, "/srv/tern");
+	T_CHECK_STR(c->tables_users, "sqlite:/srv/tern/tern.db");
+	T_CHECK_STR(c->user, "tern");
+	T_CHECK_STR(c->listen_smtp, "0.0.0.0:25");
+	T_CHECK_STR(c->listen_submission, "[::1]:587");
+	T_CHECK_STR(c->listen_submissions, "127.0.0.1:465");
+	T_CHECK_STR(c->tls_cert, "/etc/tern/cert.pem");
+	T_CHECK_STR(c->tls_key, "/etc/tern/key.pem");
+	T_CHECK_INT(c->message_size, 10 * 1024 * 1024);
+	T_CHECK_INT(c->recipients, 100);
+	T_CHECK_INT(c->connections, 10);
+	T_CHECK_INT(c->connections_per_ip, 2);
+	T_CHECK_INT(c->errors, 5);
+	T_CHECK_INT(c->timeout_command, 300);
+	T_CHECK_INT(c->timeout_line, 30);
+	T_CHECK_INT(c->timeout_data, 3600);
+	T_CHECK_INT(c->timeout_shutdown, 0);
+	T_CHECK_STR(c->relay_networks, "10.0.0.0/8,192.168.1.1,2001:db8::/32");
+	T_CHECK_STR(c->relay_smarthost, "smtp.example.net:587");
+	T_CHECK_INT(c->relay_port, 2525);
+	T_CHECK_STR(c->dns_servers, "127.0.0.1:5353,[::1]:53");
+	T_CHECK_STR(c->log_level, "debug");
+	T_CHECK(conf_domain_is_local(c, "example.net"));
+	T_CHECK(!conf_domain_is_local(c, "localhost"));
+	T_CHECK_STR(c->path, write_file("t.conf", full_file));
+	conf_free(c);
+}
+
+static void
+test_overrides(void)
+{
+	char *ov[] = {
+		"state_dir=/var/lib/tern", "limits.recipients = 7",
+		"listen.smtp=off", "listen.submission=\"\"",
+		"domains=a.example b.example", "hostname=h.example",
+		"limits.recipients=8", "relay.networks=", "log.level=warning",
+		"tls.cert=",
+	};
+	char err[512] = "";
+	struct conf *c = load_text(full_file, ov, sizeof(ov) / sizeof(ov[0]),
+	    err, sizeof(err));
+
+	T_CHECK_STR(err, "");
+	if (c == NULL)
+		return;
+	T_CHECK_STR(c->state_dir, "/var/lib/tern");
+	/* tables.users follows a state_dir that came from -o */
+	T_CHECK_STR(c->tables_users, "sqlite:/var/lib/tern/tern.db");
+	T_CHECK_INT(c->recipients, 8);
+	T_CHECK(c->listen_smtp == NULL);
+	T_CHECK(c->listen_submission == NULL);
+	T_CHECK_STR(c->listen_submissions, "127.0.0.1:465");
+	T_CHECK_INT(c->ndomains, 2);
+	T_CHECK_STR(c->domains[1], "b.example");
+	T_CHECK_STR(c->hostname, "h.example");
+	T_CHECK(c->relay_networks == NULL);
+	T_CHECK_STR(c->log_level, "warn");
+	T_CHECK(c->tls_cert == NULL);
+	conf_free(c);
+}
+
+static void
+test_explicit_users(void)
+{
+	char *ov[] = { "tables.users=sqlite:db/x.db", "state_dir=elsewhere" };
+	char *ov2[] = { "tables.users=pgsql:host=db dbname=tern" };
+	char err[512] = "", want[PATH_MAX + 64];
+	struct conf *c = conf_load(NULL, ov, 2, err, sizeof(err));
+
+	T_CHECK(c != NULL);
+	if (c != NULL) {
+		snprintf(want, sizeof(want), "sqlite:%s/db/x.db", cwd);
+		T_CHECK_STR(c->tables_users, want);
+		snprintf(want, sizeof(want), "%s/elsewhere", cwd);
+		T_CHECK_STR(c->state_dir, want);
+		conf_free(c);
+	}
+	c = conf_load(NULL, ov2, 1, err, sizeof(err));
+	T_CHECK(c != NULL);
+	if (c != NULL)
+		T_CHECK_STR(c->tables_users, "pgsql:host=db dbname=tern");
+	conf_free(c);
+}
+
+static void
+test_relative_state_dir(void)
+{
+	static const char *const cases[][2] = {
+		{ "state_dir = var2\n", "/var2" },
+		{ "state_dir = ./a/./b//c/\n", "/a/b/c" },
+		{ "state_dir = ../up\n", "/../up" },
+		{ "state_dir = .\n", "" },
+	};
+	char err[512], want[PATH_MAX * 2];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct conf *c;
+
+		t_case(cases[i][0]);
+		c = load_text(cases[i][0], NULL, 0, err, sizeof(err));
+		T_CHECK(c != NULL);
+		if (c == NULL)
+			continue;
+		snprintf(want, sizeof(want), "%s%s", cwd, cases[i][1]);
+		T_CHECK_STR(c->state_dir, want);
+		snprintf(want, sizeof(want), "sqlite:%s%s/tern.db", cwd,
+		    cases[i][1]);
+		T_CHECK_STR(c->tables_users, want);
+		conf_free(c);
+	}
+}
+
+static void
+test_root_cwd(void)
+{
+	char *ov[] = { "state_dir=x", "tls.key=./k.pem" };
+	char err[512];
+	struct conf *c;
+
+	if (chdir("/") != 0)
+		abort();
+	c = conf_load(NULL, ov, 2, err, sizeof(err));
+	T_CHECK(c != NULL);
+	if (c != NULL) {
+		T_CHECK_STR(c->state_dir, "/x");
+		T_CHECK_STR(c->tls_key, "/k.pem");
+		conf_free(c);
+	}
+	if (chdir(cwd) != 0)
+		abort();
+}
+
+/* File errors: the text, and the message expected after "PATH:". */
+static const char *const file_errors[][2] = {
+	{ "[limits]\nfoo = 1\n", "2: unknown key \"limits.foo\"" },
+	{ "bogus = 1\n", "1: unknown key \"bogus\"" },
+	{ "\n\n[nosuch]\n", "3: unknown section \"[nosuch]\"" },
+	{ "[nosuch]\nx = 1\n", "1: unknown section \"[nosuch]\"" },
+	{ "[limits]\nrecipients = abc\n", "2: limits.recipients: not a number" },
+	{ "[limits]\nrecipients = 0\n",
+	  "2: limits.recipients: out of range (1..100000)" },
+	{ "[limits]\nrecipients = 12x\n", "2: limits.recipients: not a number" },
+	{ "[limits]\nrecipients = -1\n", "2: limits.recipients: not a number" },
+	{ "[limits]\nrecipients =\n", "2: limits.recipients: not a number" },
+	{ "[limits]\nconnections = 0\n",
+	  "2: limits.connections: out of range (1..1000000)" },
+	{ "[limits]\nconnections_per_ip = 0\n",
+	  "2: limits.connections_per_ip: out of range (1..1000000)" },
+	{ "[limits]\nerrors = 0\n", "2: limits.errors: out of range (1..10000)" },
+	{ "[limits]\nmessage_size = 0\n",
+	  "2: limits.message_size: out of range (1..1099511627776)" },
+	{ "[limits]\nmessage_size = 99999999999999999999999\n",
+	  "2: limits.message_size: not a number" },
+	{ "[limits]\nmessage_size = 20000000000000G\n",
+	  "2: limits.message_size: number too large" },
+	{ "[timeout]\ncommand = 0\n",
+	  "2: timeout.command: out of range (1..86400)" },
+	{ "[timeout]\ndata = 2d\n", "2: timeout.data: not a number" },
+	{ "[timeout]\nline = 25h\n", "2: timeout.line: out of range (1..86400)" },
+	{ "[relay]\nport = 0\n", "2: relay.port: out of range (1..65535)" },
+	{ "[relay]\nport = 65536\n", "2: relay.port: out of range (1..65535)" },
+	{ "domains = example.org bad..domain\n",
+	  "1: domains: bad domain \"bad..domain\": " },
+	{ "domains = [192.0.2.1]\n",
+	  "1: domains: \"[192.0.2.1]\": address literals cannot be local domains" },
+	{ "domains = a_b.example\n", "1: domains: bad domain \"a_b.example\": " },
+	{ "hostname = not a host\n",
+	  "1: hostname: \"not a host\" is not a domain name" },
+	{ "state_dir =\n", "1: state_dir: a path is needed" },
+	{ "[listen]\nsmtp = 127.0.0.1\n",
+	  "2: listen.smtp: expected host:port or [ipv6]:port, or off" },
+	{ "[listen]\nsmtp = ::1:25\n",
+	  "2: listen.smtp: expected host:port or [ipv6]:port, or off" },
+	{ "[listen]\nsubmission = [::1:25\n",
+	  "2: listen.submission: expected host:port or [ipv6]:port, or off" },
+	{ "[listen]\nsmtp = 1.2.3.4:0\n",
+	  "2: listen.smtp: expected host:port or [ipv6]:port, or off" },
+	{ "[relay]\nsmarthost = a b:25\n",
+	  "2: relay.smarthost: expected host, host:port or [ipv6]:port" },
+	{ "[relay]\nnetworks = 10.0.0.0/33\n",
+	  "2: relay.networks: \"10.0.0.0/33\" is not an address or "
+	  "address/prefix" },
+	{ "[relay]\nnetworks = example.org\n",
+	  "2: relay.networks: \"example.org\" is not an address or "
+	  "address/prefix" },
+	{ "[dns]\nservers = ns.example.org\n",
+	  "2: dns.servers: \"ns.example.org\" is not ip, ip:port or "
+	  "[ipv6]:port" },
+	{ "[tables]\nusers = mysql:x\n",
+	  "2: tables.users: expected sqlite:PATH or pgsql:CONNINFO" },
+	{ "[tables]\nusers = sqlite:\n",
+	  "2: tables.users: expected sqlite:PATH or pgsql:CONNINFO" },
+	{ "[log]\nlevel = loud\n",
+	  "2: log.level: expected debug, info, warn or err" },
+	{ "hostname = a.example\nhostname = b.example\n",
+	  "2: hostname: given twice" },
+	{ "[limits]\nrecipients = 5\n  10\n",
+	  "3: limits.recipients: only lists continue on indented lines" },
+	{ "this is not ini\n", "1: syntax error: expected \"key = value\" or "
+	  "\"[section]\"" },
+	{ "[limits\n", "1: syntax error: expected \"key = value\" or "
+	  "\"[section]\"" },
+	{ "domains =\n", "domains: at least one domain is needed" },
+};
+
+static void
+test_file_errors(void)
+{
+	char err[512], want[PATH_MAX + 600];
+	size_t i;
+
+	for (i = 0; i < sizeof(file_errors) / sizeof(file_errors[0]); i++) {
+		const char *path = write_file("e.conf", file_errors[i][0]);
+		struct conf *c;
+
+		t_case(file_errors[i][0]);
+		err[0] = '\0';
+		c = conf_load(path, NULL, 0, err, sizeof(err));
+		T_CHECK(c == NULL);
+		conf_free(c);
+		/* messages with a line number carry the path before it */
+		if (file_errors[i][1][0] >= '0' && file_errors[i][1][0] <= '9')
+			snprintf(want, sizeof(want), "%s:%s", path,
+			    file_errors[i][1]);
+		else
+			snprintf(want, sizeof(want), "%s", file_errors[i][1]);
+		if (strncmp(err, want, strlen(want)) != 0) {
+			T_CHECK_STR(err, want);
+		}
+	}
+}
+
+static void
+test_file_special(void)
+{
+	char err[512], big[1024], want[PATH_MAX + 100];
+	const char *path;
+	struct conf *c;
+
+	t_case("missing file");
+	snprintf(want, sizeof(want), "%s/none.conf", tmpdir);
+	c = conf_load(want, NULL, 0, err, sizeof(err));
+	T_CHECK(c == NULL);
+	T_CHECK(strstr(err, "none.conf: No such file or directory") != NULL);
+
+	t_case("line too long");
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "domains = ", 10);
+	memcpy(big + sizeof(big) - 2, "\n", 2);
+	path = write_file("long.conf", big);
+	c = conf_load(path, NULL, 0, err, sizeof(err));
+	T_CHECK(c == NULL);
+	snprintf(want, sizeof(want), "%s:1: line longer than", path);
+	T_CHECK(strncmp(err, want, strlen(want)) == 0);
+
+	t_case("NUL byte");
+	path = write_file("nul.conf", "x");
+	{
+		FILE *f = fopen(path, "wb");
+
+		if (f == NULL || fwrite("a = 1\n\0\n", 1, 8, f) != 8 ||
+		    fclose(f) != 0)
+			abort();
+	}
+	c = conf_load(path, NULL, 0, err, sizeof(err));
+	T_CHECK(c == NULL);
+	T_CHECK(strstr(err, "contains a NUL byte") != NULL);
+
+	t_case("empty file");
+	c = load_text("", NULL, 0, err, sizeof(err));
+	T_CHECK(c != NULL);
+	conf_free(c);
+}
+
+static void
+test_continuation(void)
+{
+	static const char text[] =
+	    "domains =\n"
+	    "    one.example, two.example\n"
+	    "    three.example ; a comment\n"
+	    "\t\n"
+	    "user = mail\n"
+	    "  [limits]\n"
+	    "  recipients = 3\n"
+	    "  connections = 4\n";
+	char err[512] = "";
+	struct conf *c = load_text(text, NULL, 0, err, sizeof(err));
+
+	T_CHECK_STR(err, "");
+	if (c == NULL)
+		return;
+	T_CHECK_INT(c->ndomains, 3);
+	T_CHECK_STR(c->domains[2], "three.example");
+	T_CHECK_STR(c->user, "mail");
+	T_CHECK_INT(c->recipients, 3);
+	T_CHECK_INT(c->connections, 4);
+	conf_free(c);
+}
+
+static const char *const override_errors[][2] = {
+	{ "limits.recipients=abc", "-o limits.recipients=abc: not a number" },
+	{ "limits.recipients=0",
+	  "-o limits.recipients=0: out of range (1..100000)" },
+	{ "limits.foo=1", "-o limits.foo=1: unknown key \"limits.foo\"" },
+	{ "foo=1", "-o foo=1: unknown key \"foo\"" },
+	{ ".hostname=x", "-o .hostname=x: unknown key \".hostname\"" },
+	{ "recipients=1", "-o recipients=1: unknown key \"recipients\"" },
+	{ "hostname", "-o hostname: expected section.key=value" },
+	{ "domains=", "domains: at least one domain is needed" },
+	{ "domains=x..y", "-o domains=x..y: bad domain \"x..y\": " },
+	{ "state_dir=", "-o state_dir=: a path is needed" },
+	{ "timeout.data=5x", "-o timeout.data=5x: not a number" },
+	{ "listen.smtp=localhost", "-o listen.smtp=localhost: expected "
+	  "host:port or [ipv6]:port, or off" },
+};
+
+static void
+test_override_errors(void)
+{
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(override_errors) / sizeof(override_errors[0]);
+	    i++) {
+		char *ov[1];
+		struct conf *c;
+
+		ov[0] = (char *)(uintptr_t)override_errors[i][0];
+		t_case(override_errors[i][0]);
+		err[0] = '\0';
+		c = conf_load(NULL, ov, 1, err, sizeof(err));
+		T_CHECK(c == NULL);
+		conf_free(c);
+		if (strncmp(err, override_errors[i][1],
+		    strlen(override_errors[i][1])) != 0) {
+			T_CHECK_STR(err, override_errors[i][1]);
+		}
+	}
+}
+
+static void
+test_value_forms(void)
+{
+	char *ov[] = {
+		"limits.message_size=1k", "timeout.command=2m",
+		"timeout.line=7", "LIMITS.Errors=9", "listen.smtp=localhost:25",
+		"listen.submission=[2001:db8::1]:587", "dns.servers=::1",
+		"relay.smarthost=[::1]", "user=\"\"",
+	};
+	char err[512] = "";
+	struct conf *c = conf_load(NULL, ov, sizeof(ov) / sizeof(ov[0]), err,
+	    sizeof(err));
+
+	T_CHECK_STR(err, "");
+	if (c == NULL)
+		return;
+	T_CHECK_INT(c->message_size, 1024);
+	T_CHECK_INT(c->timeout_command, 120);
+	T_CHECK_INT(c->timeout_line, 7);
+	T_CHECK_INT(c->errors, 9);
+	T_CHECK_STR(c->listen_smtp, "localhost:25");
+	T_CHECK_STR(c->listen_submission, "[2001:db8::1]:587");
+	T_CHECK_STR(c->dns_servers, "::1");
+	T_CHECK_STR(c->relay_smarthost, "[::1]");
+	T_CHECK(c->user == NULL);
+	conf_free(c);
+}
+
+static void
+test_from_args(void)
+{
+	const char *path = write_file("a.conf", "hostname = file.example\n"
+	    "[limits]\nrecipients = 5\n");
+	char pathopt[PATH_MAX + 8], err[512] = "";
+	char *args[] = { "tern", "-c", (char *)(uintptr_t)path,
+		"-o", "limits.errors=3", "-olimits.connections=9", "user",
+		"add", "-o", "x" };
+	int argc = 10;
+	char **argv = args;
+	struct conf *c = conf_from_args(&argc, &argv, err, sizeof(err));
+
+	T_CHECK(c != NULL);
+	T_CHECK_INT(argc, 4);
+	T_CHECK(argv == args + 6);
+	if (c != NULL) {
+		T_CHECK_STR(c->hostname, "file.example");
+		T_CHECK_INT(c->recipients, 5);
+		T_CHECK_INT(c->errors, 3);
+		T_CHECK_INT(c->connections, 9);
+		T_CHECK_STR(c->path, path);
+	}
+	conf_free(c);
+
+	t_case("-cFILE, --, TERN_CONFIG ignored");
+	snprintf(pathopt, sizeof(pathopt), "-c%s", path);
+	setenv("TERN_CONFIG", "/nonexistent/tern.conf", 1);
+	{
+		char *a2[] = { "ternd", pathopt, "--", "-o", "x=y" };
+
+		argc = 5;
+		argv = a2;
+		c = conf_from_args(&argc, &argv, err, sizeof(err));
+		T_CHECK(c != NULL);
+		T_CHECK_INT(argc, 2);
+		T_CHECK(argv == a2 + 3);
+		if (c != NULL)
+			T_CHECK_STR(c->hostname, "file.example");
+		conf_free(c);
+	}
+
+	t_case("TERN_CONFIG read without -c");
+	setenv("TERN_CONFIG", path, 1);
+	{
+		char *a3[] = { "tern", "config" };
+
+		argc = 2;
+		argv = a3;
+		c = conf_from_args(&argc, &argv, err, sizeof(err));
+		T_CHECK(c != NULL);
+		T_CHECK_INT(argc, 1);
+		T_CHECK_STR(argv[0], "config");
+		if (c != NULL)
+			T_CHECK_STR(c->hostname, "file.example");
+		conf_free(c);
+	}
+
+	t_case("TERN_CONFIG missing file is an error");
+	setenv("TERN_CONFIG", "/nonexistent/tern.conf", 1);
+	{
+		char *a4[] = { "tern" };
+
+		argc = 1;
+		argv = a4;
+		c = conf_from_args(&argc, &argv, err, sizeof(err));
+		T_CHECK(c == NULL);
+		T_CHECK(strstr(err, "/nonexistent/tern.conf") != NULL);
+		T_CHECK_INT(argc, 1);
+	}
+	unsetenv("TERN_CONFIG");
+
+	t_case("missing argument");
+	{
+		char *a5[] = { "tern", "-o" };
+		char *a6[] = { "tern", "-c" };
+
+		argc = 2;
+		argv = a5;
+		T_CHECK(conf_from_args(&argc, &argv, err, sizeof(err)) == NULL);
+		T_CHECK_STR(err, "-o: key=value is missing");
+		argc = 2;
+		argv = a6;
+		T_CHECK(conf_from_args(&argc, &argv, err, sizeof(err)) == NULL);
+		T_CHECK_STR(err, "-c: the file name is missing");
+	}
+
+	t_case("bad override via args");
+	{
+		char *a7[] = { "tern", "-o", "limits.recipients=abc", "user" };
+
+		argc = 4;
+		argv = a7;
+		T_CHECK(conf_from_args(&argc, &argv, err, sizeof(err)) == NULL);
+		T_CHECK_STR(err, "-o limits.recipients=abc: not a number");
+	}
+
+	t_case("no arguments at all");
+	{
+		char *a8[] = { "tern", NULL };
+
+		argc = 1;
+		argv = a8;
+		c = conf_from_args(&argc, &argv, err, sizeof(err));
+		T_CHECK(c != NULL);
+		T_CHECK_INT(argc, 0);
+		conf_free(c);
+	}
+}
+
+struct lines {
+	char text[8192];
+	size_t len;
+	int n;
+};
+
+static void
+collect(const char *line, void *ctx)
+{
+	struct lines *l = ctx;
+	int r = snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s\n",
+	    line);
+
+	if (r > 0 && (size_t)r < sizeof(l->text) - l->len)
+		l->len += (size_t)r;
+	l->n++;
+}
+
+static void
+test_dump(void)
+{
+	char *ov[] = { "domains=a.example,b.example", "state_dir=/s",
+		"listen.smtp=off", "relay.networks=10.0.0.0/8 ::1" };
+	char err[512];
+	struct lines l = { "", 0, 0 };
+	struct conf *c = conf_load(NULL, ov, 4, err, sizeof(err));
+
+	T_CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	conf_dump(c, collect, &l);
+	T_CHECK_INT(l.n, 24);
+	T_CHECK(strstr(l.text, "domains = a.example, b.example\n") != NULL);
+	T_CHECK(strstr(l.text, "state_dir = /s\n") != NULL);
+	T_CHECK(strstr(l.text, "tables.users = sqlite:/s/tern.db\n") != NULL);
+	T_CHECK(strstr(l.text, "listen.smtp = off\n") != NULL);
+	T_CHECK(strstr(l.text, "listen.submissions = off\n") != NULL);
+	T_CHECK(strstr(l.text, "user = \n") != NULL);
+	T_CHECK(strstr(l.text, "limits.message_size = 26214400\n") != NULL);
+	T_CHECK(strstr(l.text, "timeout.shutdown = 30\n") != NULL);
+	T_CHECK(strstr(l.text, "relay.networks = 10.0.0.0/8,::1\n") != NULL);
+	T_CHECK(strstr(l.text, "log.level = info\n") != NULL);
+	T_CHECK(strncmp(l.text, "hostname = ", 11) == 0);
+	conf_free(c);
+}
+
+static void
+test_split_hostport(void)
+{
+	static const struct {
+		const char *in;
+		bool need_port;
+		int ret;
+		const char *host;
+		unsigned port;
+	} cases[] = {
+		{ "127.0.0.1:25", true, 0, "127.0.0.1", 25 },
+		{ "[::1]:587", true, 0, "::1", 587 },
+		{ "mx.example.org:2525", true, 0, "mx.example.org", 2525 },
+		{ "mx.example.org", false, 0, "mx.example.org", 0 },
+		{ "mx.example.org", true, -1, NULL, 0 },
+		{ "[::1]", false, 0, "::1", 0 },
+		{ "::1", false, 0, "::1", 0 },
+		{ "::1", true, -1, NULL, 0 },
+		{ "[::1]x", false, -1, NULL, 0 },
+		{ "[1.2.3.4]:25", true, -1, NULL, 0 },
+		{ "1.2.3.4:65536", true, -1, NULL, 0 },
+		{ "1.2.3.4:", true, -1, NULL, 0 },
+		{ ":25", true, -1, NULL, 0 },
+		{ "", false, -1, NULL, 0 },
+		{ "a b:25", true, -1, NULL, 0 },
+	};
+	char host[256];
+	unsigned port;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r;
+
+		t_case(cases[i].in);
+		r = conf_split_hostport(cases[i].in, host, sizeof(host), &port,
+		    cases[i].need_port);
+		T_CHECK_INT(r, cases[i].ret);
+		if (r == 0 && cases[i].ret == 0) {
+			T_CHECK_STR(host, cases[i].host);
+			T_CHECK_INT(port, cases[i].port);
+		}
+	}
+	t_case("host buffer too small");
+	T_CHECK_INT(conf_split_hostport("mx.example.org:25", host, 4, &port,
+	    true), -1);
+}
+
+int
+main(void)
+{
+	char tmpl[] = "/tmp/test_conf.XXXXXX";
+
+	if (mkdtemp(tmpl) == NULL || getcwd(cwd, sizeof(cwd)) == NULL)
+		abort();
+	snprintf(tmpdir, sizeof(tmpdir), "%s", tmpl);
+	unsetenv("TERN_CONFIG");
+	T_RUN(test_defaults);
+	T_RUN(test_full_file);
+	T_RUN(test_overrides);
+	T_RUN(test_explicit_users);
+	T_RUN(test_relative_state_dir);
+	T_RUN(test_root_cwd);
+	T_RUN(test_file_errors);
+	T_RUN(test_file_special);
+	T_RUN(test_continuation);
+	T_RUN(test_override_errors);
+	T_RUN(test_value_forms);
+	T_RUN(test_from_args);
+	T_RUN(test_dump);
+	T_RUN(test_split_hostport);
+	{
+		char cmd[PATH_MAX + 16];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", tmpdir);
+	}
+	return t_summary();
+}
