@@ -156,8 +156,10 @@ int auth_password_hash(const char *password, char *out, size_t outlen) WUR;
  * Other lengths up to AUTH_THROTTLE_KEY_MAX are taken as opaque keys.
  * now_ms is a monotonic clock (time_now_ms()).
  *
- * Delay after f recent failures: 0 for f < 3, then 1 s, 2 s, 4 s, ...,
- * at most 30 s.  15 minutes after its last failure an address is
+ * Delay after f recent failures: 0 for f <= 3, then 1 s, 2 s, 4 s, ...,
+ * at most 30 s: the 4th failure in a row is the first answered late.
+ * The caller waits that long before it sends the 535 for a failure (and
+ * reads nothing from the client meanwhile).  15 minutes after its last failure an address is
  * forgotten; a success forgets it at once.  At most max_entries addresses
  * are kept; when full, the one whose last failure is oldest is dropped.
  * Not thread-safe: one tracker belongs to the event loop.

@@ -274,15 +274,15 @@ auth_throttle_free(struct auth_throttle *t)
 	free(t);
 }
 
-/* 0 for the first free failures, then 1 s doubling, capped. */
+/* 0 while within the free failures, then 1 s doubling, capped. */
 static unsigned
 thr_delay_for(uint32_t failures)
 {
 	uint32_t over;
 
-	if (failures < AUTH_THROTTLE_FREE_FAILURES)
+	if (failures <= AUTH_THROTTLE_FREE_FAILURES)
 		return 0;
-	over = failures - AUTH_THROTTLE_FREE_FAILURES;
+	over = failures - AUTH_THROTTLE_FREE_FAILURES - 1;
 	if (over >= 5)          /* 1000 << 5 is past the cap already */
 		return AUTH_THROTTLE_MAX_DELAY_MS;
 	return (1000u << over) < AUTH_THROTTLE_MAX_DELAY_MS ?

@@ -76,8 +76,7 @@ cli_vmsg(const char *fmt, va_list ap)
 	fputc('\n', stderr);
 }
 
-static void
-cli_msg(const char *fmt, ...) PRINTF_LIKE(1, 2);
+static void cli_msg(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
 static void
 cli_msg(const char *fmt, ...)
@@ -110,7 +109,8 @@ cli_usage_err(const char *fmt, ...)
 	cli_vmsg(fmt, ap);
 	va_end(ap);
 	fputs("usage: tern [-c file] [-o key=value]... user|alias|config ...\n"
-	    "(tern help for more)\n", stderr);
+	      "(tern help for more)\n",
+	    stderr);
 	return EX_USAGE;
 }
 
@@ -142,10 +142,11 @@ cli_read_line(char *buf, size_t len, const char **why)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			*why = r < 0 ? strerror(errno) : "no password given "
-			    "(end of input)";
+			*why = r < 0 ? strerror(errno)
+				     : "no password given "
+				       "(end of input)";
 			if (r == 0 && n > 0)
-				break;      /* a last line without newline */
+				break; /* a last line without newline */
 			return -1;
 		}
 		if (c == '\n')
@@ -293,12 +294,12 @@ cli_become_user(const struct conf *c)
 	if (geteuid() != 0 || c->user == NULL)
 		return 0;
 	if ((pw = getpwnam(c->user)) == NULL)
-		return cli_err("user %s (from the configuration) does not exist",
-		    c->user);
+		return cli_err(
+		    "user %s (from the configuration) does not exist", c->user);
 	if (setgroups(1, &pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
 	    setuid(pw->pw_uid) != 0)
-		return cli_err("cannot become user %s: %s", c->user,
-		    strerror(errno));
+		return cli_err(
+		    "cannot become user %s: %s", c->user, strerror(errno));
 	return 0;
 }
 
@@ -343,7 +344,8 @@ cli_make_maildir(struct cli *cl, const char *address)
 	char root[PATH_MAX], box[512], err[512];
 	int fd, r;
 
-	if (table_user_mailbox(cl->table, address, box, sizeof(box)) != TABLE_OK)
+	if (table_user_mailbox(cl->table, address, box, sizeof(box)) !=
+	    TABLE_OK)
 		return cli_err("%s", table_strerror(cl->table));
 	if (str_fmt(root, sizeof(root), "%s/mail", cl->conf->state_dir) != 0)
 		return cli_err("%s/mail: path too long", cl->conf->state_dir);
@@ -355,23 +357,23 @@ cli_make_maildir(struct cli *cl, const char *address)
 	r = maildir_create(fd, box, err, sizeof(err));
 	(void)close(fd);
 	if (r != 0)
-		return cli_err("user %s added, but its Maildir was not made: %s",
-		    address, err);
+		return cli_err(
+		    "user %s added, but its Maildir was not made: %s", address,
+		    err);
 	return 0;
 }
 
 /* ---- tern user --------------------------------------------------------- */
 
 struct cli_args {
-	char *pos[3];          /* positional arguments after the verb */
+	char *pos[3]; /* positional arguments after the verb */
 	int npos;
 	bool password_stdin;
 };
 
 /* Split args into positionals (at most max) and known flags. */
 static int
-cli_parse_args(int argc, char **argv, int max, bool pw_flag,
-    struct cli_args *a)
+cli_parse_args(int argc, char **argv, int max, bool pw_flag, struct cli_args *a)
 {
 	int i;
 
@@ -411,7 +413,8 @@ cli_user_add(struct cli *cl, const struct cli_args *a)
 		return cli_err("%s", table_strerror(cl->table));
 	if (r == 1)
 		cli_msg("note: %s has no password: it receives mail but cannot "
-		    "log in (set one with: tern user passwd %s)", addr, addr);
+			"log in (set one with: tern user passwd %s)",
+		    addr, addr);
 	return cli_make_maildir(cl, addr);
 }
 
@@ -428,11 +431,12 @@ cli_user_passwd(struct cli *cl, const struct cli_args *a)
 	r = cli_password_hash(a->pos[0], a->password_stdin, &hash);
 	if (r == 1)
 		return cli_err("no terminal to ask the password on; use "
-		    "--password-stdin");
+			       "--password-stdin");
 	if (r < 0)
 		return 1;
-	r = table_user_passwd(cl->table, a->pos[0], hash) == TABLE_OK ? 0 :
-	    cli_err("%s", table_strerror(cl->table));
+	r = table_user_passwd(cl->table, a->pos[0], hash) == TABLE_OK
+		? 0
+		: cli_err("%s", table_strerror(cl->table));
 	free(hash);
 	return r;
 }
@@ -457,7 +461,8 @@ cli_user(struct cli *cl, int argc, char **argv)
 	    strcmp(verb, "passwd") != 0)
 		return cli_usage_err("user: expected add, del, list or passwd");
 	if ((r = cli_parse_args(argc - 2, argv + 2, list ? 0 : 1,
-	    strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0, &a)) != 0)
+		 strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0,
+		 &a)) != 0)
 		return r;
 	if (!list && a.npos != 1)
 		return cli_usage_err("user %s: expected one ADDRESS", verb);
@@ -465,13 +470,16 @@ cli_user(struct cli *cl, int argc, char **argv)
 		return 1;
 	if (list)
 		return table_user_list(cl->table, cli_print_user, NULL) ==
-		    TABLE_OK ? 0 : cli_err("%s", table_strerror(cl->table));
+			       TABLE_OK
+			   ? 0
+			   : cli_err("%s", table_strerror(cl->table));
 	if (strcmp(verb, "add") == 0)
 		return cli_user_add(cl, &a);
 	if (strcmp(verb, "passwd") == 0)
 		return cli_user_passwd(cl, &a);
-	return table_user_del(cl->table, a.pos[0]) == TABLE_OK ? 0 :
-	    cli_err("%s", table_strerror(cl->table));
+	return table_user_del(cl->table, a.pos[0]) == TABLE_OK
+		   ? 0
+		   : cli_err("%s", table_strerror(cl->table));
 }
 
 /* ---- tern alias -------------------------------------------------------- */
@@ -480,12 +488,12 @@ cli_user(struct cli *cl, int argc, char **argv)
 static enum table_status
 cli_alias_check(struct cli *cl, const char *address)
 {
-	struct table_targets tt = { 0 };
+	struct table_targets tt = {0};
 	struct addr a;
 	enum table_status st;
 
 	if (address[0] == '@' || addr_parse_mailbox(address, strlen(address),
-	    ADDR_F_UTF8, &a) != ADDR_OK)
+				     ADDR_F_UTF8, &a) != ADDR_OK)
 		return TABLE_OK;
 	st = table_resolve(cl->table, &a, &tt);
 	table_targets_free(&tt);
@@ -502,9 +510,10 @@ cli_alias_undo(struct cli *cl, const char *address, char **added, int n)
 	(void)!str_fmt(why, sizeof(why), "%s", table_strerror(cl->table));
 	for (i = 0; i < n; i++)
 		if (table_alias_del(cl->table, address, added[i]) != TABLE_OK)
-			cli_msg("could not undo %s -> %s: %s", address, added[i],
-			    table_strerror(cl->table));
-	return cli_err("%s: not added, it would make a loop (%s)", address, why);
+			cli_msg("could not undo %s -> %s: %s", address,
+			    added[i], table_strerror(cl->table));
+	return cli_err(
+	    "%s: not added, it would make a loop (%s)", address, why);
 }
 
 static int
@@ -517,14 +526,14 @@ cli_alias_add(struct cli *cl, int argc, char **argv)
 	struct addr a;
 
 	for (i = 1; i < argc; i++)
-		if (addr_parse_mailbox(argv[i], strlen(argv[i]), ADDR_F_UTF8,
-		    &a) != ADDR_OK) {
+		if (addr_parse_mailbox(
+			argv[i], strlen(argv[i]), ADDR_F_UTF8, &a) != ADDR_OK) {
 			free(added);
 			return cli_err("\"%s\": not an address", argv[i]);
 		}
 	for (i = 1; i < argc; i++) {
-		enum table_status st = table_alias_add(cl->table, address,
-		    argv[i]);
+		enum table_status st =
+		    table_alias_add(cl->table, address, argv[i]);
 
 		if (st == TABLE_OK)
 			added[n++] = argv[i];
@@ -546,8 +555,9 @@ cli_alias_del(struct cli *cl, int argc, char **argv)
 	int i, rc = 0;
 
 	if (argc == 1)
-		return table_alias_del(cl->table, argv[0], NULL) == TABLE_OK ?
-		    0 : cli_err("%s", table_strerror(cl->table));
+		return table_alias_del(cl->table, argv[0], NULL) == TABLE_OK
+			   ? 0
+			   : cli_err("%s", table_strerror(cl->table));
 	for (i = 1; i < argc; i++)
 		if (table_alias_del(cl->table, argv[0], argv[i]) != TABLE_OK)
 			rc = cli_err("%s", table_strerror(cl->table));
@@ -593,7 +603,8 @@ cli_alias(struct cli *cl, int argc, char **argv)
 	if (strcmp(verb, "del") == 0 && argc < 3)
 		return cli_usage_err("alias del: expected ADDRESS [TARGET...]");
 	if (strcmp(verb, "list") == 0 && argc > 3)
-		return cli_usage_err("alias list: expected at most one ADDRESS");
+		return cli_usage_err(
+		    "alias list: expected at most one ADDRESS");
 	if (cli_open_table(cl) != 0)
 		return 1;
 	if (strcmp(verb, "add") == 0)
@@ -616,7 +627,7 @@ static bool
 cli_is_help(const char *s)
 {
 	return strcmp(s, "help") == 0 || strcmp(s, "--help") == 0 ||
-	    strcmp(s, "-h") == 0;
+	       strcmp(s, "-h") == 0;
 }
 
 static int
@@ -665,7 +676,7 @@ int
 main(int argc, char **argv)
 {
 	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
-	struct cli cl = { NULL, NULL };
+	struct cli cl = {NULL, NULL};
 	char err[512];
 	int rc;
 
@@ -682,8 +693,8 @@ main(int argc, char **argv)
 	}
 	if ((cl.conf = conf_from_args(&argc, &argv, err, sizeof(err))) == NULL)
 		return cli_err("%s", err);
-	rc = argc < 1 ? cli_usage_err("a command is needed") :
-	    cli_run(&cl, argc, argv);
+	rc = argc < 1 ? cli_usage_err("a command is needed")
+		      : cli_run(&cl, argc, argv);
 	table_close(cl.table);
 	conf_free(cl.conf);
 	return cli_flush(rc);

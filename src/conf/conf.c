@@ -39,36 +39,38 @@
 #include "addr/addr.h"
 #include "util/util.h"
 
-#define CONF_FILE_MAX (1024 * 1024)
-#define CONF_VALUE_MAX 4096
+#define CONF_FILE_MAX	 (1024 * 1024)
+#define CONF_VALUE_MAX	 4096
 #define CONF_DOMAINS_MAX 10000
-#define CONF_MSG_MAX 512
+#define CONF_MSG_MAX	 512
 
 enum conf_type {
-	CONF_T_NAME,      /* a domain name (hostname) */
-	CONF_T_DOMAINS,   /* list of domain names */
-	CONF_T_DIR,       /* a path that must be set, made absolute */
-	CONF_T_PATH,      /* a path or unset, made absolute */
-	CONF_T_STR,       /* free text or unset */
-	CONF_T_LISTEN,    /* host:port, or "" / "off" */
-	CONF_T_TABLE,     /* sqlite:PATH or pgsql:CONNINFO */
-	CONF_T_SIZE,      /* uint64_t bytes, suffixes k m g */
-	CONF_T_UINT,      /* unsigned */
-	CONF_T_SECS,      /* unsigned seconds, suffixes s m h */
-	CONF_T_NETWORKS,  /* list of address[/prefix] */
-	CONF_T_HOSTPORT,  /* host[:port] or unset */
-	CONF_T_SERVERS,   /* list of ip[:port] */
-	CONF_T_LEVEL,     /* debug|info|warn|err */
+	CONF_T_NAME,	 /* a domain name (hostname) */
+	CONF_T_DOMAINS,	 /* list of domain names */
+	CONF_T_DIR,	 /* a path that must be set, made absolute */
+	CONF_T_PATH,	 /* a path or unset, made absolute */
+	CONF_T_STR,	 /* free text or unset */
+	CONF_T_LISTEN,	 /* host:port, or "" / "off" */
+	CONF_T_TABLE,	 /* sqlite:PATH or pgsql:CONNINFO */
+	CONF_T_SIZE,	 /* uint64_t bytes, suffixes k m g */
+	CONF_T_UINT,	 /* unsigned */
+	CONF_T_SECS,	 /* unsigned seconds, suffixes s m h */
+	CONF_T_NETWORKS, /* list of address[/prefix] */
+	CONF_T_HOSTPORT, /* host[:port] or unset */
+	CONF_T_SERVERS,	 /* list of ip[:port] */
+	CONF_T_LEVEL,	 /* debug|info|warn|err */
 };
 
 struct conf_key {
-	const char *section;    /* "" for top-level keys */
+	const char *section; /* "" for top-level keys */
 	const char *name;
 	enum conf_type type;
-	size_t off;             /* of the field in struct conf */
-	uint64_t min, max;      /* numbers only */
+	size_t off;	   /* of the field in struct conf */
+	uint64_t min, max; /* numbers only */
 };
 
+/* one key a line reads better than the formatter's layout */
+/* clang-format off */
 #define K(s, n, t, f, lo, hi) { s, n, t, offsetof(struct conf, f), lo, hi }
 static const struct conf_key conf_keys[] = {
 	K("", "hostname", CONF_T_NAME, hostname, 0, 0),
@@ -104,16 +106,17 @@ static const struct conf_key conf_keys[] = {
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 };
+/* clang-format on */
 
 /* Where a value comes from, for error texts and list continuation. */
 struct conf_ctx {
 	struct conf *c;
 	const char *path;
-	int lineno;                  /* of the line inih is handling */
-	bool indented;               /* that line began with white space */
-	bool seen[CONF_NKEYS];       /* keys set by this file */
-	bool users_set;              /* tables.users given explicitly */
-	int err_line;                /* first error, 0 = none */
+	int lineno;	       /* of the line inih is handling */
+	bool indented;	       /* that line began with white space */
+	bool seen[CONF_NKEYS]; /* keys set by this file */
+	bool users_set;	       /* tables.users given explicitly */
+	int err_line;	       /* first error, 0 = none */
 	char err[CONF_MSG_MAX];
 };
 
@@ -186,8 +189,10 @@ conf_abs_path(const char *p, char *msg, size_t msglen)
 	buf_init(&b, PATH_MAX);
 	if (p[0] != '/') {
 		if (getcwd(cwd, sizeof(cwd)) == NULL) {
-			(void)!str_fmt(msg, msglen, "cannot get the current "
-			    "directory: %s", strerror(errno));
+			(void)!str_fmt(msg, msglen,
+			    "cannot get the current "
+			    "directory: %s",
+			    strerror(errno));
 			return NULL;
 		}
 		/* "/" adds nothing: every component below brings its '/' */
@@ -198,8 +203,8 @@ conf_abs_path(const char *p, char *msg, size_t msglen)
 		size_t n = strcspn(s, "/");
 		bool dot = n == 0 || (n == 1 && s[0] == '.');
 
-		if (!dot && (buf_append(&b, "/", 1) != 0 ||
-		    buf_append(&b, s, n) != 0))
+		if (!dot &&
+		    (buf_append(&b, "/", 1) != 0 || buf_append(&b, s, n) != 0))
 			s = NULL;
 		else
 			s += n + (s[n] == '/');
@@ -269,7 +274,7 @@ conf_is_domain_name(const char *s, size_t n)
 	enum addr_domain_kind kind;
 
 	return addr_parse_domain(s, n, 0, out, sizeof(out), &kind) == ADDR_OK &&
-	    kind == ADDR_DOMAIN_NAME;
+	       kind == ADDR_DOMAIN_NAME;
 }
 
 static int
@@ -295,8 +300,8 @@ conf_split_hostport(const char *s, char *host_out, size_t hostlen,
 		if ((end = strchr(s, ']')) == NULL ||
 		    !conf_is_ip(AF_INET6, s + 1, (size_t)(end - s - 1)))
 			return -1;
-		if (str_copy(host_out, hostlen, s + 1,
-		    (size_t)(end - s - 1)) != 0)
+		if (str_copy(host_out, hostlen, s + 1, (size_t)(end - s - 1)) !=
+		    0)
 			return -1;
 		if (end[1] == '\0')
 			return port_required ? -1 : 0;
@@ -310,8 +315,9 @@ conf_split_hostport(const char *s, char *host_out, size_t hostlen,
 		return str_copy(host_out, hostlen, s, strlen(s));
 	}
 	hn = colon != NULL ? (size_t)(colon - s) : strlen(s);
-	if (hn == 0 || (!conf_is_ip(AF_INET, s, hn) && !conf_is_domain_name(s,
-	    hn)) || str_copy(host_out, hostlen, s, hn) != 0)
+	if (hn == 0 ||
+	    (!conf_is_ip(AF_INET, s, hn) && !conf_is_domain_name(s, hn)) ||
+	    str_copy(host_out, hostlen, s, hn) != 0)
 		return -1;
 	if (colon == NULL)
 		return port_required ? -1 : 0;
@@ -346,7 +352,7 @@ conf_is_server(const char *s, size_t n)
 	    conf_split_hostport(tmp, host, sizeof(host), &port, false) != 0)
 		return false;
 	return conf_is_ip(AF_INET, host, strlen(host)) ||
-	    conf_is_ip(AF_INET6, host, strlen(host));
+	       conf_is_ip(AF_INET6, host, strlen(host));
 }
 
 /* ---- lists ------------------------------------------------------------- */
@@ -389,8 +395,8 @@ conf_free_domains(struct conf *c)
 }
 
 static int
-conf_add_domain(struct conf *c, const char *s, size_t n, char *msg,
-    size_t msglen)
+conf_add_domain(
+    struct conf *c, const char *s, size_t n, char *msg, size_t msglen)
 {
 	char d[ADDR_DOMAIN_MAX + 1];
 	enum addr_domain_kind kind;
@@ -398,8 +404,10 @@ conf_add_domain(struct conf *c, const char *s, size_t n, char *msg,
 
 	st = addr_parse_domain(s, n, 0, d, sizeof(d), &kind);
 	if (st == ADDR_OK && kind != ADDR_DOMAIN_NAME) {
-		(void)!str_fmt(msg, msglen, "\"%.*s\": address literals cannot "
-		    "be local domains", (int)n, s);
+		(void)!str_fmt(msg, msglen,
+		    "\"%.*s\": address literals cannot "
+		    "be local domains",
+		    (int)n, s);
 		return -1;
 	}
 	if (st != ADDR_OK) {
@@ -411,8 +419,8 @@ conf_add_domain(struct conf *c, const char *s, size_t n, char *msg,
 	if (conf_has_domain(c, d))
 		return 0;
 	if (c->ndomains >= CONF_DOMAINS_MAX) {
-		(void)!str_fmt(msg, msglen, "more than %d domains",
-		    CONF_DOMAINS_MAX);
+		(void)!str_fmt(
+		    msg, msglen, "more than %d domains", CONF_DOMAINS_MAX);
 		return -1;
 	}
 	c->domains = realloc(c->domains, (c->ndomains + 1) * sizeof(char *));
@@ -423,8 +431,8 @@ conf_add_domain(struct conf *c, const char *s, size_t n, char *msg,
 }
 
 static int
-conf_set_domains(struct conf *c, const char *v, bool append, char *msg,
-    size_t msglen)
+conf_set_domains(
+    struct conf *c, const char *v, bool append, char *msg, size_t msglen)
 {
 	const char *item;
 	size_t n;
@@ -471,7 +479,7 @@ conf_set_list(char **field, const char *v, bool append,
 		return -1;
 	}
 	free(*field);
-	*field = b.data;    /* NULL when the list is empty: unset */
+	*field = b.data; /* NULL when the list is empty: unset */
 	return 0;
 }
 
@@ -501,8 +509,8 @@ conf_set_name(char **field, const char *v, char *msg, size_t msglen)
 }
 
 static int
-conf_set_path(char **field, const char *v, bool required, char *msg,
-    size_t msglen)
+conf_set_path(
+    char **field, const char *v, bool required, char *msg, size_t msglen)
 {
 	char *p;
 
@@ -522,8 +530,8 @@ conf_set_path(char **field, const char *v, bool required, char *msg,
 }
 
 static int
-conf_set_listen(char **field, const char *v, bool port_optional, char *msg,
-    size_t msglen)
+conf_set_listen(
+    char **field, const char *v, bool port_optional, char *msg, size_t msglen)
 {
 	char host[ADDR_DOMAIN_MAX + 1];
 	unsigned port;
@@ -532,11 +540,12 @@ conf_set_listen(char **field, const char *v, bool port_optional, char *msg,
 		conf_put_str(field, NULL);
 		return 0;
 	}
-	if (conf_split_hostport(v, host, sizeof(host), &port,
-	    !port_optional) != 0) {
-		(void)!str_fmt(msg, msglen, port_optional ?
-		    "expected host, host:port or [ipv6]:port" :
-		    "expected host:port or [ipv6]:port, or off");
+	if (conf_split_hostport(v, host, sizeof(host), &port, !port_optional) !=
+	    0) {
+		(void)!str_fmt(msg, msglen,
+		    port_optional
+			? "expected host, host:port or [ipv6]:port"
+			: "expected host:port or [ipv6]:port, or off");
 		return -1;
 	}
 	conf_put_str(field, v);
@@ -555,8 +564,8 @@ conf_set_table(struct conf_ctx *x, const char *v, char *msg, size_t msglen)
 		return 0;
 	}
 	if (strncmp(v, "sqlite:", 7) != 0 || v[7] == '\0') {
-		(void)!str_fmt(msg, msglen,
-		    "expected sqlite:PATH or pgsql:CONNINFO");
+		(void)!str_fmt(
+		    msg, msglen, "expected sqlite:PATH or pgsql:CONNINFO");
 		return -1;
 	}
 	if ((p = conf_abs_path(v + 7, msg, msglen)) == NULL)
@@ -573,8 +582,12 @@ static int
 conf_set_level(char **field, const char *v, char *msg, size_t msglen)
 {
 	static const char *const names[][2] = {
-		{ "debug", "debug" }, { "info", "info" }, { "warn", "warn" },
-		{ "warning", "warn" }, { "err", "err" }, { "error", "err" },
+	    {"debug", "debug"},
+	    {"info", "info"},
+	    {"warn", "warn"},
+	    {"warning", "warn"},
+	    {"err", "err"},
+	    {"error", "err"},
 	};
 	size_t i;
 
@@ -588,12 +601,12 @@ conf_set_level(char **field, const char *v, char *msg, size_t msglen)
 }
 
 static int
-conf_set_num(struct conf *c, const struct conf_key *k, const char *v,
-    char *msg, size_t msglen)
+conf_set_num(struct conf *c, const struct conf_key *k, const char *v, char *msg,
+    size_t msglen)
 {
-	static const uint64_t size_f[] = { 1024, 1024, 1 << 20, 1 << 20,
-		1 << 30, 1 << 30 };
-	static const uint64_t secs_f[] = { 1, 60, 3600 };
+	static const uint64_t size_f[] = {
+	    1024, 1024, 1 << 20, 1 << 20, 1 << 30, 1 << 30};
+	static const uint64_t secs_f[] = {1, 60, 3600};
 	uint64_t x;
 	int r;
 
@@ -616,7 +629,7 @@ static bool
 conf_is_list(enum conf_type t)
 {
 	return t == CONF_T_DOMAINS || t == CONF_T_NETWORKS ||
-	    t == CONF_T_SERVERS;
+	       t == CONF_T_SERVERS;
 }
 
 /*
@@ -631,8 +644,8 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 	char **f = conf_field(x->c, k);
 
 	if (strlen(v) > CONF_VALUE_MAX) {
-		(void)!str_fmt(msg, msglen, "value longer than %d bytes",
-		    CONF_VALUE_MAX);
+		(void)!str_fmt(
+		    msg, msglen, "value longer than %d bytes", CONF_VALUE_MAX);
 		return -1;
 	}
 	switch (k->type) {
@@ -648,8 +661,8 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		return 0;
 	case CONF_T_LISTEN:
 	case CONF_T_HOSTPORT:
-		return conf_set_listen(f, v, k->type == CONF_T_HOSTPORT, msg,
-		    msglen);
+		return conf_set_listen(
+		    f, v, k->type == CONF_T_HOSTPORT, msg, msglen);
 	case CONF_T_TABLE:
 		return conf_set_table(x, v, msg, msglen);
 	case CONF_T_SIZE:
@@ -700,8 +713,8 @@ conf_unquote(const char *v, char *tmp, size_t tmplen)
 
 /* ---- the file ---------------------------------------------------------- */
 
-static void
-conf_file_error(struct conf_ctx *x, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void conf_file_error(struct conf_ctx *x, const char *fmt, ...)
+    PRINTF_LIKE(2, 3);
 
 static void
 conf_file_error(struct conf_ctx *x, const char *fmt, ...)
@@ -715,13 +728,13 @@ conf_file_error(struct conf_ctx *x, const char *fmt, ...)
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	x->err_line = x->lineno;
-	(void)!str_fmt(x->err, sizeof(x->err), "%s:%d: %s", x->path, x->lineno,
-	    msg);
+	(void)!str_fmt(
+	    x->err, sizeof(x->err), "%s:%d: %s", x->path, x->lineno, msg);
 }
 
 static int
-conf_ini_handler(void *user, const char *section, const char *name,
-    const char *value)
+conf_ini_handler(
+    void *user, const char *section, const char *name, const char *value)
 {
 	struct conf_ctx *x = user;
 	const struct conf_key *k = conf_find_key(section, name);
@@ -737,8 +750,8 @@ conf_ini_handler(void *user, const char *section, const char *name,
 	conf_keyname(k, key, sizeof(key));
 	i = (size_t)(k - conf_keys);
 	if (x->indented && !conf_is_list(k->type)) {
-		conf_file_error(x, "%s: only lists continue on indented lines",
-		    key);
+		conf_file_error(
+		    x, "%s: only lists continue on indented lines", key);
 		return 0;
 	}
 	if (!x->indented && x->seen[i]) {
@@ -749,7 +762,7 @@ conf_ini_handler(void *user, const char *section, const char *name,
 	if (x->indented)
 		value = conf_cut_comment(value, nocomment, sizeof(nocomment));
 	if (conf_set(x, k, conf_unquote(value, tmp, sizeof(tmp)), x->indented,
-	    msg, sizeof(msg)) != 0) {
+		msg, sizeof(msg)) != 0) {
 		conf_file_error(x, "%s: %s", key, msg);
 		return 0;
 	}
@@ -765,8 +778,8 @@ conf_check_section(struct conf_ctx *x, const char *line, size_t n)
 	if (n == 0 || line[0] != '[')
 		return;
 	end = memchr(line, ']', n);
-	if (end != NULL && !conf_known_section(line + 1,
-	    (size_t)(end - line - 1)))
+	if (end != NULL &&
+	    !conf_known_section(line + 1, (size_t)(end - line - 1)))
 		conf_file_error(x, "unknown section \"%.*s\"",
 		    (int)(end - line + 1 > 64 ? 64 : end - line + 1), line);
 }
@@ -817,8 +830,10 @@ conf_read_line(char *str, int num, void *stream)
 	r->ctx->lineno++;
 	n = conf_indent(r->ctx, &s, n);
 	if (n > (size_t)num - 1) {
-		conf_file_error(r->ctx, "line longer than %d bytes (a list can "
-		    "continue on indented lines)", num - 2);
+		conf_file_error(r->ctx,
+		    "line longer than %d bytes (a list can "
+		    "continue on indented lines)",
+		    num - 2);
 		memcpy(str, "\n", 2);
 		return str;
 	}
@@ -843,13 +858,13 @@ conf_slurp(const char *path, struct buf *b, char *msg, size_t msglen)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 || buf_append(b, chunk, (size_t)n) != 0) {
-			(void)!str_fmt(msg, msglen, "%s: %s", path, n < 0 ?
-			    strerror(errno) : "file too large");
+			(void)!str_fmt(msg, msglen, "%s: %s", path,
+			    n < 0 ? strerror(errno) : "file too large");
 			(void)close(fd);
 			return -1;
 		}
 	}
-	(void)close(fd);   /* read-only: nothing can be lost on close */
+	(void)close(fd); /* read-only: nothing can be lost on close */
 	if (b->len > 0 && memchr(b->data, '\0', b->len) != NULL) {
 		(void)!str_fmt(msg, msglen, "%s: contains a NUL byte", path);
 		return -1;
@@ -877,13 +892,16 @@ conf_read_file(struct conf_ctx *x, const char *path, char *err, size_t errlen)
 	ret = ini_parse_stream(conf_read_line, &r, conf_ini_handler, x);
 	buf_free(&b);
 	if (ret > 0 && (x->err_line == 0 || ret < x->err_line)) {
-		(void)!str_fmt(err, errlen, "%s:%d: syntax error: expected "
-		    "\"key = value\" or \"[section]\"", path, ret);
+		(void)!str_fmt(err, errlen,
+		    "%s:%d: syntax error: expected "
+		    "\"key = value\" or \"[section]\"",
+		    path, ret);
 		return -1;
 	}
 	if (x->err_line != 0 || ret != 0) {
-		(void)!str_fmt(err, errlen, "%s", x->err_line != 0 ? x->err :
-		    "cannot parse the configuration");
+		(void)!str_fmt(err, errlen, "%s",
+		    x->err_line != 0 ? x->err
+				     : "cannot parse the configuration");
 		return -1;
 	}
 	return 0;
@@ -902,18 +920,34 @@ conf_trim(const char **s, size_t *n)
 		(*n)--;
 }
 
+/* The key named "section.key" ("key" at top level) by k[0..kn). */
+static const struct conf_key *
+conf_key_by_name(const char *k, size_t kn)
+{
+	char section[64] = "", name[64];
+	const char *dot = memchr(k, '.', kn);
+	const char *n = dot != NULL ? dot + 1 : k;
+
+	if (dot != NULL && (dot == k || str_copy(section, sizeof(section), k,
+					    (size_t)(dot - k)) != 0))
+		return NULL;
+	if (str_copy(name, sizeof(name), n, kn - (size_t)(n - k)) != 0)
+		return NULL;
+	return conf_find_key(section, name);
+}
+
 static int
 conf_override(struct conf_ctx *x, const char *kv, char *err, size_t errlen)
 {
-	char section[64] = "", name[64], msg[CONF_MSG_MAX];
-	char value[CONF_VALUE_MAX + 1], tmp[CONF_VALUE_MAX + 1];
-	const char *eq = strchr(kv, '='), *dot, *k = kv, *v;
-	size_t kn, vn;
+	char msg[CONF_MSG_MAX], value[CONF_VALUE_MAX + 1];
+	char tmp[CONF_VALUE_MAX + 1];
+	const char *eq = strchr(kv, '='), *k = kv, *v;
 	const struct conf_key *key;
+	size_t kn, vn;
 
 	if (eq == NULL) {
-		(void)!str_fmt(err, errlen, "-o %s: expected section.key=value",
-		    kv);
+		(void)!str_fmt(
+		    err, errlen, "-o %s: expected section.key=value", kv);
 		return -1;
 	}
 	kn = (size_t)(eq - kv);
@@ -921,24 +955,19 @@ conf_override(struct conf_ctx *x, const char *kv, char *err, size_t errlen)
 	v = eq + 1;
 	vn = strlen(v);
 	conf_trim(&v, &vn);
-	dot = memchr(k, '.', kn);
-	if ((dot != NULL && (str_copy(section, sizeof(section), k,
-	    (size_t)(dot - k)) != 0 || str_copy(name, sizeof(name), dot + 1,
-	    kn - (size_t)(dot - k) - 1) != 0)) ||
-	    (dot == NULL && str_copy(name, sizeof(name), k, kn) != 0) ||
-	    (dot != NULL && section[0] == '\0') ||
-	    (key = conf_find_key(section, name)) == NULL) {
+	if ((key = conf_key_by_name(k, kn)) == NULL) {
 		(void)!str_fmt(err, errlen, "-o %s: unknown key \"%.*s\"", kv,
 		    (int)(kn > 64 ? 64 : kn), k);
 		return -1;
 	}
 	if (str_copy(value, sizeof(value), v, vn) != 0) {
-		(void)!str_fmt(err, errlen, "-o %.*s: value longer than %d "
-		    "bytes", (int)(kn > 64 ? 64 : kn), k, CONF_VALUE_MAX);
+		(void)!str_fmt(err, errlen,
+		    "-o %.*s: value longer than %d bytes",
+		    (int)(kn > 64 ? 64 : kn), k, CONF_VALUE_MAX);
 		return -1;
 	}
-	if (conf_set(x, key, conf_unquote(value, tmp, sizeof(tmp)), false, msg,
-	    sizeof(msg)) != 0) {
+	v = conf_unquote(value, tmp, sizeof(tmp));
+	if (conf_set(x, key, v, false, msg, sizeof(msg)) != 0) {
 		(void)!str_fmt(err, errlen, "-o %s: %s", kv, msg);
 		return -1;
 	}
@@ -987,7 +1016,8 @@ conf_finish(struct conf_ctx *x, char *err, size_t errlen)
 	size_t n;
 
 	if (c->ndomains == 0) {
-		(void)!str_fmt(err, errlen, "domains: at least one domain is "
+		(void)!str_fmt(err, errlen,
+		    "domains: at least one domain is "
 		    "needed");
 		return -1;
 	}
@@ -996,7 +1026,7 @@ conf_finish(struct conf_ctx *x, char *err, size_t errlen)
 		free(c->tables_users);
 		c->tables_users = xmalloc(n);
 		if (str_fmt(c->tables_users, n, "sqlite:%s/tern.db",
-		    c->state_dir) != 0)
+			c->state_dir) != 0)
 			panic("event=conf_finish");
 	}
 	return 0;
@@ -1107,8 +1137,7 @@ conf_domain_is_local(const struct conf *c, const char *domain)
 /* ---- dump -------------------------------------------------------------- */
 
 static void
-conf_format_value(const struct conf *c, const struct conf_key *k,
-    struct buf *b)
+conf_format_value(const struct conf *c, const struct conf_key *k, struct buf *b)
 {
 	const char *s;
 	size_t i;
@@ -1117,11 +1146,12 @@ conf_format_value(const struct conf *c, const struct conf_key *k,
 	switch (k->type) {
 	case CONF_T_DOMAINS:
 		for (i = 0; i < c->ndomains; i++)
-			r |= buf_printf(b, "%s%s", i ? ", " : "", c->domains[i]);
+			r |=
+			    buf_printf(b, "%s%s", i ? ", " : "", c->domains[i]);
 		break;
 	case CONF_T_SIZE:
-		r = buf_printf(b, "%llu", (unsigned long long)
-		    *(const uint64_t *)conf_cfield(c, k));
+		r = buf_printf(b, "%llu",
+		    (unsigned long long)*(const uint64_t *)conf_cfield(c, k));
 		break;
 	case CONF_T_UINT:
 	case CONF_T_SECS:
@@ -1139,8 +1169,8 @@ conf_format_value(const struct conf *c, const struct conf_key *k,
 }
 
 void
-conf_dump(const struct conf *c, void (*out)(const char *line, void *ctx),
-    void *ctx)
+conf_dump(
+    const struct conf *c, void (*out)(const char *line, void *ctx), void *ctx)
 {
 	char key[128];
 	struct buf b;

@@ -201,7 +201,7 @@ main(int argc, char **argv)
 		usage();
 	if ((s.conf = conf_from_args(&argc, &argv, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=config error=\"%s\"", err);
-	if (argc > 1)
+	if (argc > 0)
 		usage();
 	log_init("ternd", level_from_name(s.conf->log_level));
 	signal(SIGPIPE, SIG_IGN);

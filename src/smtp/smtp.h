@@ -307,4 +307,199 @@ bool smtp_server_reading_body(const struct smtp_server *s);
 const struct smtp_mail_params *smtp_server_mail_params(const struct smtp_server *s);
 unsigned smtp_server_rcpt_count(const struct smtp_server *s);
 
+/* ======================================================================
+ * Client: reply parser, EHLO capabilities, client session, dot-stuffing
+ * (smtp_client.c, smtp_stuff.c)
+ * ====================================================================== */
+
+#define SMTP_REPLY_IN_LINE_MAX 512   /* octets of a reply line incl. CRLF
+                                        (RFC 5321 4.5.3.1.5) */
+#define SMTP_REPLY_IN_LINES_MAX 100  /* lines in one multi-line reply */
+#define SMTP_REPLY_IN_TEXT_MAX 2048  /* joined text kept, incl. the NUL */
+
+/*
+ * A reply from a server.  text: the text of every line (after the code,
+ * the separator and, when present, the line's enhanced code and its space)
+ * joined with '\n'.  It is cut with "..." when longer than the field
+ * (text_cut).  Control bytes other than TAB are stored as '?'; bytes
+ * >= 0x80 are kept (SMTPUTF8 servers send UTF-8): sanitise before logging.
+ */
+struct smtp_parsed_reply {
+	int code;                         /* 200..559 */
+	char enh[16];                     /* RFC 3463 code of line 1, or "" */
+	char text[SMTP_REPLY_IN_TEXT_MAX];
+	size_t text_len;
+	bool text_cut;
+	unsigned nlines;
+};
+
+/*
+ * Parse one reply at the start of in[0..len) (RFC 5321 4.2, 4.2.1).
+ * Returns 1 and sets *consumed_out when a whole reply was parsed, 0 when
+ * more input is needed, -1 on a protocol error: a code that is not
+ * [2-5][0-5][0-9], a separator other than ' ' or '-', codes differing
+ * between lines, a line over SMTP_REPLY_IN_LINE_MAX octets, more than
+ * SMTP_REPLY_IN_LINES_MAX lines, a NUL or a CR not before the LF.  A line
+ * may end with a bare LF (liberal where it is safe).  An enhanced code is
+ * recognised only when its class is the reply code's first digit.
+ */
+int smtp_reply_parse(const char *in, size_t len, struct smtp_parsed_reply *r,
+    size_t *consumed_out) WUR;
+
+#define SMTP_CAP_PIPELINING 0x001
+#define SMTP_CAP_SIZE 0x002
+#define SMTP_CAP_8BITMIME 0x004
+#define SMTP_CAP_SMTPUTF8 0x008
+#define SMTP_CAP_DSN 0x010
+#define SMTP_CAP_STARTTLS 0x020
+#define SMTP_CAP_CHUNKING 0x040
+#define SMTP_CAP_ENHANCEDSTATUSCODES 0x080
+#define SMTP_CAP_AUTH 0x100
+
+#define SMTP_CAP_AUTH_PLAIN 0x1
+#define SMTP_CAP_AUTH_LOGIN 0x2
+
+struct smtp_caps {
+	unsigned flags;        /* SMTP_CAP_* */
+	uint64_t size_max;     /* SIZE's value; 0 = no limit announced */
+	unsigned auth;         /* SMTP_CAP_AUTH_* mechanisms offered */
+};
+
+/*
+ * The extensions a 250 reply to EHLO announces (lines 2.., keywords in
+ * any case; "AUTH=PLAIN" old style counts too).  Anything else gives no
+ * capabilities.  Keywords on a line cut by text_cut may be lost.
+ */
+void smtp_ehlo_caps(const struct smtp_parsed_reply *r, struct smtp_caps *caps);
+
+#define SMTP_CLIENT_RCPT_MAX 1000     /* recipients per transaction */
+#define SMTP_CLIENT_TEXT_MAX 512      /* result text kept, incl. the NUL */
+#define SMTP_CLIENT_CRED_MAX 255      /* octets of AUTH user and password */
+
+struct smtp_client_rcpt {
+	const char *addr;          /* "local@domain" as addr_format() gives */
+	unsigned notify;           /* SMTP_NOTIFY_* bits; 0: no NOTIFY */
+	const char *orcpt_type;    /* "rfc822"; NULL: no ORCPT */
+	const char *orcpt;         /* the original address, not encoded */
+};
+
+/*
+ * Everything is copied by smtp_client_new(); conf may go away after it.
+ * The message part (sender .. envid) is what smtp_client_reset_message()
+ * replaces.  Addresses: at most ADDR_PATH_MAX - 2 octets, no control
+ * bytes; an address with bytes >= 0x80 makes the message need SMTPUTF8
+ * even if smtputf8 is false.
+ */
+struct smtp_client_conf {
+	const char *helo;                   /* our name, for EHLO/HELO */
+	/* the message */
+	const char *sender;                 /* "" for <> */
+	const struct smtp_client_rcpt *rcpts;
+	size_t nrcpts;                      /* 1..SMTP_CLIENT_RCPT_MAX */
+	uint64_t size;                      /* octets, for SIZE= */
+	bool body_8bit;                     /* BODY=8BITMIME if offered */
+	bool smtputf8;                      /* needs SMTPUTF8 (RFC 6531) */
+	enum smtp_ret ret;                  /* RET=, sent only with DSN */
+	const char *envid;                  /* ENVID (not encoded); NULL/"" */
+	/* the session */
+	bool want_starttls;                 /* opportunistic STARTTLS */
+	bool require_tls;                   /* no TLS -> fail, temporary */
+	bool tls_active;                    /* the connection is TLS already */
+	const char *auth_user;              /* AUTH PLAIN when non-NULL */
+	const char *auth_pass;              /* copied, wiped on free */
+	bool auth_plaintext_ok;             /* allow AUTH without TLS */
+};
+
+enum smtp_client_action {
+	SMTP_CLIENT_NEED_INPUT = 0, /* read more, call again with all unconsumed */
+	SMTP_CLIENT_SEND,           /* flush out, then call again */
+	SMTP_CLIENT_STARTTLS,       /* drop unread input, handshake, then
+	                               smtp_client_tls_done() (or _fail()) */
+	SMTP_CLIENT_SEND_BODY,      /* 354: stream the body through smtp_stuff,
+	                               then call again for the final reply */
+	SMTP_CLIENT_DONE,           /* transaction over, results set: reset
+	                               for another message, or quit */
+	SMTP_CLIENT_FAILED,         /* connection unusable, results set: flush
+	                               out (maybe a QUIT) best effort, close */
+	SMTP_CLIENT_CLOSED,         /* QUIT answered: close */
+};
+
+enum smtp_result_class {
+	SMTP_RESULT_NONE = 0,       /* not decided yet */
+	SMTP_RESULT_OK,             /* delivered (250 after the final dot) */
+	SMTP_RESULT_TEMP,           /* try again later / next MX */
+	SMTP_RESULT_PERM,           /* bounce */
+};
+
+struct smtp_client_result {
+	enum smtp_result_class cls;
+	int code;
+	char enh[16];
+	char text[SMTP_CLIENT_TEXT_MAX];
+	bool remote;        /* code and text came from the peer, not from tern */
+	const char *cmd;    /* "RCPT TO", "end of data"... the reply answered
+	                       (static); NULL when tern decided alone */
+	bool dsn_passed;    /* NOTIFY/ORCPT went to a peer offering DSN; if
+	                       false and NOTIFY has SUCCESS, the queue sends a
+	                       "relayed" DSN on OK (RFC 3461 5.2.2) */
+};
+
+struct smtp_client;
+
+/* NULL if conf is invalid (see struct smtp_client_conf). */
+struct smtp_client *smtp_client_new(const struct smtp_client_conf *conf);
+void smtp_client_free(struct smtp_client *c);   /* wipes the password */
+
+/*
+ * Drive the session.  in[0..len) is all server input not yet consumed
+ * (the same bytes again, plus new ones, on the next call); *consumed gets
+ * how many were used.  Commands are appended to out.  Call it first with
+ * no input after smtp_client_new().
+ */
+enum smtp_client_action smtp_client_next(struct smtp_client *c,
+    const char *in, size_t len, size_t *consumed, struct buf *out);
+
+/* After SMTP_CLIENT_STARTTLS and a good handshake: EHLO again (RFC 3207). */
+void smtp_client_tls_done(struct smtp_client *c);
+/* In DONE: the next message on this connection; 0, or -1 (bad conf or
+ * wrong state).  Only the message fields of conf are used. */
+int smtp_client_reset_message(struct smtp_client *c,
+    const struct smtp_client_conf *conf) WUR;
+/* In DONE: the next call sends QUIT, the one after returns CLOSED. */
+void smtp_client_quit(struct smtp_client *c);
+/* The shell's own failure (timeout, lost connection, TLS failure): sets
+ * every undecided result from code/enh/text; state FAILED. */
+void smtp_client_fail(struct smtp_client *c, int code, const char *enh,
+    const char *text);
+
+size_t smtp_client_nrcpts(const struct smtp_client *c);
+const struct smtp_client_result *smtp_client_result(const struct smtp_client *c,
+    size_t i);
+/* Why the session FAILED (or the last tern-made transaction failure). */
+const struct smtp_client_result *smtp_client_error(const struct smtp_client *c);
+const struct smtp_caps *smtp_client_caps(const struct smtp_client *c);
+bool smtp_client_tls(const struct smtp_client *c);
+/* The command whose reply is awaited ("MAIL FROM"...), for timeouts and
+ * logs; NULL when none is. */
+const char *smtp_client_waiting(const struct smtp_client *c);
+
+/*
+ * Dot-stuffing for DATA (RFC 5321 4.5.2).  A zeroed struct is the start
+ * state.  Input is the stored message, CRLF lines; a bare CR or LF is
+ * written as CRLF, so the output never has a bare line ending nor a line
+ * starting with an unstuffed '.', whatever the receiver's parser.
+ * feed/finish return 0, or -1 when out is full (out may then hold part).
+ */
+struct smtp_stuff {
+	bool mid_line;      /* the last octet written was not a line's end */
+	bool cr;            /* the last octet written was a CR: LF follows */
+	uint64_t out_octets;
+};
+
+void smtp_stuff_init(struct smtp_stuff *s);
+int smtp_stuff_feed(struct smtp_stuff *s, const char *in, size_t len,
+    struct buf *out) WUR;
+/* End an unterminated last line with CRLF, then append ".\r\n". */
+int smtp_stuff_finish(struct smtp_stuff *s, struct buf *out) WUR;
+
 #endif

@@ -146,10 +146,18 @@ param_size(struct smtp_cmd *cmd, struct param_val v, struct smtp_err *err)
 		cmd->mail.has_size = true;
 		return 0;
 	}
+	if (v.n == 0)
+		return param_bad(err, "SIZE", "not a decimal number");
 	for (i = 0; i < v.n; i++)
 		if (v.s[i] < '0' || v.s[i] > '9')
 			return param_bad(err, "SIZE", "not a decimal number");
-	return param_bad(err, "SIZE", "number too large");
+	/* RFC 1870 allows 20 digits: a valid number past 2^64 is simply
+	 * bigger than any limit, so the session answers 552, not 501 */
+	if (v.n > 20)
+		return param_bad(err, "SIZE", "more than 20 digits");
+	cmd->mail.size = UINT64_MAX;
+	cmd->mail.has_size = true;
+	return 0;
 }
 
 static int

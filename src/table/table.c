@@ -30,10 +30,10 @@
 
 #include "table/table_engine.h"
 
-#define TABLE_KEY_MAX (TABLE_ADDR_MAX + 3)   /* room for quotes */
+#define TABLE_KEY_MAX (TABLE_ADDR_MAX + 3) /* room for quotes */
 
 static const struct table_engine *const table_engines[] = {
-	&table_engine_sqlite,
+    &table_engine_sqlite,
 };
 
 void
@@ -61,13 +61,15 @@ table_find_engine(const char *spec, char *err, size_t errlen)
 
 	for (i = 0; i < sizeof(table_engines) / sizeof(table_engines[0]); i++)
 		if (strncmp(spec, table_engines[i]->prefix,
-		    strlen(table_engines[i]->prefix)) == 0)
+			strlen(table_engines[i]->prefix)) == 0)
 			return table_engines[i];
 	if (strncmp(spec, "pgsql:", 6) == 0)
 		(void)!str_fmt(err, errlen, "pgsql tables are not built yet");
 	else
-		(void)!str_fmt(err, errlen, "tables.users: unknown engine in "
-		    "\"%.40s\" (expected sqlite:PATH)", spec);
+		(void)!str_fmt(err, errlen,
+		    "tables.users: unknown engine in "
+		    "\"%.40s\" (expected sqlite:PATH)",
+		    spec);
 	return NULL;
 }
 
@@ -140,9 +142,9 @@ table_key_of(const struct addr *a, char *key, size_t keylen)
 }
 
 enum table_norm {
-	TABLE_NORM_LOOKUP,     /* any mailbox */
-	TABLE_NORM_USER,       /* its local part becomes a directory */
-	TABLE_NORM_ALIAS,      /* a mailbox, or "@domain" */
+	TABLE_NORM_LOOKUP, /* any mailbox */
+	TABLE_NORM_USER,   /* its local part becomes a directory */
+	TABLE_NORM_ALIAS,  /* a mailbox, or "@domain" */
 };
 
 static enum table_status
@@ -152,8 +154,8 @@ table_norm_catchall(struct table *t, const char *in, char *key, size_t keylen)
 	enum addr_domain_kind kind;
 	enum addr_status st;
 
-	st = addr_parse_domain(in + 1, strlen(in + 1), ADDR_F_UTF8, d,
-	    sizeof(d), &kind);
+	st = addr_parse_domain(
+	    in + 1, strlen(in + 1), ADDR_F_UTF8, d, sizeof(d), &kind);
 	if (st != ADDR_OK || kind != ADDR_DOMAIN_NAME) {
 		table_set_error(t, "\"%.80s\": not @domain: %s", in,
 		    st != ADDR_OK ? addr_strerror(st) : "address literal");
@@ -182,24 +184,30 @@ table_norm(struct table *t, const char *in, enum table_norm how, char *key,
 		return table_norm_catchall(t, in, key, keylen);
 	st = addr_parse_mailbox(in, strlen(in), ADDR_F_UTF8, &a);
 	if (st != ADDR_OK) {
-		table_set_error(t, "\"%.80s\": not an address (%s)", in,
-		    addr_strerror(st));
+		table_set_error(
+		    t, "\"%.80s\": not an address (%s)", in, addr_strerror(st));
 		return TABLE_INVALID;
 	}
 	if (a.kind != ADDR_DOMAIN_NAME) {
-		table_set_error(t, "\"%.80s\": address literals are not "
-		    "supported here", in);
+		table_set_error(t,
+		    "\"%.80s\": address literals are not "
+		    "supported here",
+		    in);
 		return TABLE_INVALID;
 	}
 	if (strchr(a.local, '@') != NULL) {
-		table_set_error(t, "\"%.80s\": '@' in the local part is not "
-		    "supported", in);
+		table_set_error(t,
+		    "\"%.80s\": '@' in the local part is not "
+		    "supported",
+		    in);
 		return TABLE_INVALID;
 	}
 	if (how == TABLE_NORM_USER && !table_local_is_path_safe(a.local)) {
-		table_set_error(t, "\"%.80s\": a user's local part cannot "
+		table_set_error(t,
+		    "\"%.80s\": a user's local part cannot "
 		    "contain '/', start with '.' or hold control characters "
-		    "(it names the mailbox directory)", in);
+		    "(it names the mailbox directory)",
+		    in);
 		return TABLE_INVALID;
 	}
 	if (table_key_of(&a, key, keylen) != 0) {
@@ -243,7 +251,7 @@ table_domain_is_local(struct table *t, const char *domain)
 struct table_walk {
 	struct table *t;
 	struct table_targets *out;
-	size_t start;                   /* out->v[start..] are ours */
+	size_t start; /* out->v[start..] are ours */
 	char stack[TABLE_ALIAS_DEPTH][TABLE_KEY_MAX + 1];
 	size_t depth;
 };
@@ -275,8 +283,8 @@ table_list_add(const char *target, void *ctx)
 }
 
 static enum table_status
-table_add_target(struct table_walk *w, const char *address, bool local,
-    const char *mailbox)
+table_add_target(
+    struct table_walk *w, const char *address, bool local, const char *mailbox)
 {
 	struct table_targets *o = w->out;
 	struct table_target *tg;
@@ -286,7 +294,8 @@ table_add_target(struct table_walk *w, const char *address, bool local,
 		if (strcmp(o->v[i].address, address) == 0)
 			return TABLE_OK;
 	if (o->n - w->start >= TABLE_TARGETS_MAX) {
-		table_set_error(w->t, "more than %d targets", TABLE_TARGETS_MAX);
+		table_set_error(
+		    w->t, "more than %d targets", TABLE_TARGETS_MAX);
 		return TABLE_LOOP;
 	}
 	if (o->n == o->cap) {
@@ -299,9 +308,11 @@ table_add_target(struct table_walk *w, const char *address, bool local,
 	memset(tg, 0, sizeof(*tg));
 	tg->local = local;
 	if (str_copy(tg->address, sizeof(tg->address), address,
-	    strlen(address)) != 0 || str_copy(tg->mailbox, sizeof(tg->mailbox),
-	    mailbox, strlen(mailbox)) != 0) {
-		table_set_error(w->t, "%s: address or mailbox too long", address);
+		strlen(address)) != 0 ||
+	    str_copy(tg->mailbox, sizeof(tg->mailbox), mailbox,
+		strlen(mailbox)) != 0) {
+		table_set_error(
+		    w->t, "%s: address or mailbox too long", address);
 		return TABLE_TEMPFAIL;
 	}
 	o->n++;
@@ -310,20 +321,21 @@ table_add_target(struct table_walk *w, const char *address, bool local,
 
 /* The mailbox of user key: its maildir column, else DOMAIN/LOCAL. */
 static enum table_status
-table_user_box(struct table *t, const char *key, const char *maildir,
-    char *out, size_t outlen)
+table_user_box(struct table *t, const char *key, const char *maildir, char *out,
+    size_t outlen)
 {
 	struct addr a;
 
 	if (maildir[0] != '\0')
-		return str_copy(out, outlen, maildir, strlen(maildir)) == 0 ?
-		    TABLE_OK : TABLE_TEMPFAIL;
+		return str_copy(out, outlen, maildir, strlen(maildir)) == 0
+			   ? TABLE_OK
+			   : TABLE_TEMPFAIL;
 	/* re-checked here: the row may have been written by hand */
 	if (addr_parse_mailbox(key, strlen(key), ADDR_F_UTF8, &a) != ADDR_OK ||
 	    !table_local_is_path_safe(a.local) ||
 	    str_fmt(out, outlen, "%s/%s", a.domain, a.local) != 0) {
-		table_set_error(t, "users table: unusable address \"%.80s\"",
-		    key);
+		table_set_error(
+		    t, "users table: unusable address \"%.80s\"", key);
 		return TABLE_TEMPFAIL;
 	}
 	return TABLE_OK;
@@ -347,14 +359,14 @@ table_walk_user(struct table_walk *w, const char *key, bool *found)
 	return st != TABLE_OK ? st : table_add_target(w, key, true, box);
 }
 
-static enum table_status table_walk_address(struct table_walk *w,
-    const char *key, bool as_target);
+static enum table_status table_walk_address(
+    struct table_walk *w, const char *key, bool as_target);
 
 static enum table_status
 table_walk_target(struct table_walk *w, const char *target)
 {
-	enum table_status st = table_domain_is_local(w->t,
-	    table_key_domain(target));
+	enum table_status st =
+	    table_domain_is_local(w->t, table_key_domain(target));
 
 	if (st == TABLE_NOTLOCAL)
 		return table_add_target(w, target, false, "");
@@ -389,7 +401,7 @@ table_walk_push(struct table_walk *w, const char *key)
 static enum table_status
 table_walk_alias(struct table_walk *w, const char *key, bool *found)
 {
-	struct table_list l = { NULL, 0, 0, false };
+	struct table_list l = {NULL, 0, 0, false};
 	enum table_status st;
 	size_t i;
 
@@ -418,7 +430,7 @@ table_key_is_postmaster(const char *key)
 	const char *at = strrchr(key, '@');
 
 	return at != NULL && (size_t)(at - key) == 10 &&
-	    strncmp(key, "postmaster", 10) == 0;
+	       strncmp(key, "postmaster", 10) == 0;
 }
 
 /*
@@ -433,13 +445,13 @@ table_walk_address(struct table_walk *w, const char *key, bool as_target)
 	enum table_status st;
 	bool found;
 
-	if (as_target && ((st = table_walk_user(w, key, &found)) != TABLE_OK ||
-	    found))
+	if (as_target &&
+	    ((st = table_walk_user(w, key, &found)) != TABLE_OK || found))
 		return st;
 	if ((st = table_walk_alias(w, key, &found)) != TABLE_OK || found)
 		return st;
-	if (!as_target && ((st = table_walk_user(w, key, &found)) != TABLE_OK ||
-	    found))
+	if (!as_target &&
+	    ((st = table_walk_user(w, key, &found)) != TABLE_OK || found))
 		return st;
 	if (str_fmt(catchall, sizeof(catchall), "@%s", domain) == 0 &&
 	    ((st = table_walk_alias(w, catchall, &found)) != TABLE_OK || found))
@@ -453,19 +465,19 @@ table_walk_address(struct table_walk *w, const char *key, bool as_target)
 
 /* The key to resolve for a parsed recipient; TABLE_OK or a final status. */
 static enum table_status
-table_recipient_key(struct table *t, const struct addr *a, char *key,
-    size_t keylen)
+table_recipient_key(
+    struct table *t, const struct addr *a, char *key, size_t keylen)
 {
 	if (a->postmaster) {
-		if (t->ndomains == 0 || str_fmt(key, keylen, "postmaster@%s",
-		    t->domains[0]) != 0)
+		if (t->ndomains == 0 ||
+		    str_fmt(key, keylen, "postmaster@%s", t->domains[0]) != 0)
 			return TABLE_NOTFOUND;
 		return TABLE_OK;
 	}
 	if (a->null || a->domain[0] == '\0')
 		return TABLE_NOTFOUND;
 	if (a->kind != ADDR_DOMAIN_NAME)
-		return TABLE_NOTLOCAL;     /* no address literal is local */
+		return TABLE_NOTLOCAL; /* no address literal is local */
 	if (table_key_of(a, key, keylen) != 0)
 		return TABLE_NOTFOUND;
 	return TABLE_OK;
@@ -490,7 +502,7 @@ table_resolve(struct table *t, const struct addr *a, struct table_targets *out)
 	w->start = out->n;
 	st = table_walk_address(w, key, false);
 	if (st != TABLE_OK)
-		out->n = w->start;      /* all or nothing */
+		out->n = w->start; /* all or nothing */
 	free(w);
 	return st;
 }
@@ -509,8 +521,8 @@ enum table_status
 table_user_add(struct table *t, const char *address, const char *pwhash)
 {
 	char key[TABLE_KEY_MAX + 1];
-	enum table_status st = table_norm(t, address, TABLE_NORM_USER, key,
-	    sizeof(key));
+	enum table_status st =
+	    table_norm(t, address, TABLE_NORM_USER, key, sizeof(key));
 
 	return st != TABLE_OK ? st : t->eng->user_add(t, key, pwhash);
 }
@@ -519,8 +531,8 @@ enum table_status
 table_user_del(struct table *t, const char *address)
 {
 	char key[TABLE_KEY_MAX + 1];
-	enum table_status st = table_norm(t, address, TABLE_NORM_LOOKUP, key,
-	    sizeof(key));
+	enum table_status st =
+	    table_norm(t, address, TABLE_NORM_LOOKUP, key, sizeof(key));
 
 	return st != TABLE_OK ? st : t->eng->user_del(t, key);
 }
@@ -529,19 +541,19 @@ enum table_status
 table_user_passwd(struct table *t, const char *address, const char *pwhash)
 {
 	char key[TABLE_KEY_MAX + 1];
-	enum table_status st = table_norm(t, address, TABLE_NORM_LOOKUP, key,
-	    sizeof(key));
+	enum table_status st =
+	    table_norm(t, address, TABLE_NORM_LOOKUP, key, sizeof(key));
 
 	return st != TABLE_OK ? st : t->eng->user_passwd(t, key, pwhash);
 }
 
 enum table_status
-table_user_pwhash(struct table *t, const char *address, char *out,
-    size_t outlen)
+table_user_pwhash(
+    struct table *t, const char *address, char *out, size_t outlen)
 {
 	char key[TABLE_KEY_MAX + 1];
-	enum table_status st = table_norm(t, address, TABLE_NORM_LOOKUP, key,
-	    sizeof(key));
+	enum table_status st =
+	    table_norm(t, address, TABLE_NORM_LOOKUP, key, sizeof(key));
 
 	/* an AUTH name that is no address is simply no user */
 	if (st == TABLE_INVALID)
@@ -550,12 +562,12 @@ table_user_pwhash(struct table *t, const char *address, char *out,
 }
 
 enum table_status
-table_user_mailbox(struct table *t, const char *address, char *out,
-    size_t outlen)
+table_user_mailbox(
+    struct table *t, const char *address, char *out, size_t outlen)
 {
 	char key[TABLE_KEY_MAX + 1], maildir[512];
-	enum table_status st = table_norm(t, address, TABLE_NORM_LOOKUP, key,
-	    sizeof(key));
+	enum table_status st =
+	    table_norm(t, address, TABLE_NORM_LOOKUP, key, sizeof(key));
 
 	if (st != TABLE_OK)
 		return st;
@@ -582,7 +594,8 @@ table_alias_add(struct table *t, const char *address, const char *target)
 
 	st = table_norm(t, address, TABLE_NORM_ALIAS, key, sizeof(key));
 	if (st == TABLE_OK)
-		st = table_norm(t, target, TABLE_NORM_LOOKUP, tkey, sizeof(tkey));
+		st = table_norm(
+		    t, target, TABLE_NORM_LOOKUP, tkey, sizeof(tkey));
 	return st != TABLE_OK ? st : t->eng->alias_add(t, key, tkey);
 }
 
@@ -594,7 +607,8 @@ table_alias_del(struct table *t, const char *address, const char *target)
 
 	st = table_norm(t, address, TABLE_NORM_ALIAS, key, sizeof(key));
 	if (st == TABLE_OK && target != NULL)
-		st = table_norm(t, target, TABLE_NORM_LOOKUP, tkey, sizeof(tkey));
+		st = table_norm(
+		    t, target, TABLE_NORM_LOOKUP, tkey, sizeof(tkey));
 	if (st != TABLE_OK)
 		return st;
 	return t->eng->alias_del(t, key, target != NULL ? tkey : NULL);

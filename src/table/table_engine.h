@@ -19,7 +19,7 @@
 #include "util/util.h"
 
 struct table_engine {
-	const char *prefix;     /* "sqlite:" of tables.users */
+	const char *prefix; /* "sqlite:" of tables.users */
 	/* Open with the text after the prefix; sets t->h.  -1 on error. */
 	int (*open)(struct table *t, const char *arg);
 	void (*close)(struct table *t);
@@ -27,25 +27,25 @@ struct table_engine {
 	enum table_status (*alias_get)(struct table *t, const char *key,
 	    void (*cb)(const char *target, void *ctx), void *ctx);
 	/* TABLE_OK: the user exists; maildir gets its column ("" if unset) */
-	enum table_status (*user_get)(struct table *t, const char *key,
-	    char *maildir, size_t len);
+	enum table_status (*user_get)(
+	    struct table *t, const char *key, char *maildir, size_t len);
 	/* TABLE_OK: domains table, a user or an alias names the domain;
 	 * else TABLE_NOTFOUND */
 	enum table_status (*domain_known)(struct table *t, const char *domain);
-	enum table_status (*user_add)(struct table *t, const char *key,
-	    const char *pwhash);
+	enum table_status (*user_add)(
+	    struct table *t, const char *key, const char *pwhash);
 	enum table_status (*user_del)(struct table *t, const char *key);
-	enum table_status (*user_passwd)(struct table *t, const char *key,
-	    const char *pwhash);
-	enum table_status (*user_pwhash)(struct table *t, const char *key,
-	    char *out, size_t outlen);
+	enum table_status (*user_passwd)(
+	    struct table *t, const char *key, const char *pwhash);
+	enum table_status (*user_pwhash)(
+	    struct table *t, const char *key, char *out, size_t outlen);
 	enum table_status (*user_list)(struct table *t,
 	    void (*cb)(const char *address, bool has_password, void *ctx),
 	    void *ctx);
-	enum table_status (*alias_add)(struct table *t, const char *key,
-	    const char *target);
-	enum table_status (*alias_del)(struct table *t, const char *key,
-	    const char *target);
+	enum table_status (*alias_add)(
+	    struct table *t, const char *key, const char *target);
+	enum table_status (*alias_del)(
+	    struct table *t, const char *key, const char *target);
 	enum table_status (*alias_list)(struct table *t, const char *key,
 	    void (*cb)(const char *address, const char *target, void *ctx),
 	    void *ctx);
@@ -53,11 +53,11 @@ struct table_engine {
 
 struct table {
 	const struct table_engine *eng;
-	void *h;                /* the engine's handle */
-	char **domains;         /* copy of conf domains: the first is the
-	                           domain of bare <Postmaster> */
+	void *h;	/* the engine's handle */
+	char **domains; /* copy of conf domains: the first is the
+			   domain of bare <Postmaster> */
 	size_t ndomains;
-	char err[512];          /* table_strerror() */
+	char err[512]; /* table_strerror() */
 };
 
 void table_set_error(struct table *t, const char *fmt, ...) PRINTF_LIKE(2, 3);

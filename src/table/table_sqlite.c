@@ -36,8 +36,8 @@
 #include "table/table_engine.h"
 
 #define TS_SCHEMA_VERSION 1
-#define TS_BUSY_MS 2000
-#define TS_DOMAIN_EXPR "substr(address, instr(address, '@') + 1)"
+#define TS_BUSY_MS	  2000
+#define TS_DOMAIN_EXPR	  "substr(address, instr(address, '@') + 1)"
 
 enum ts_stmt {
 	TS_ALIAS_GET,
@@ -57,28 +57,28 @@ enum ts_stmt {
 };
 
 static const char *const ts_sql[TS_NSTMT] = {
-	[TS_ALIAS_GET] = "SELECT target FROM aliases WHERE address = ?1 "
-	    "ORDER BY target",
-	[TS_USER_GET] = "SELECT maildir FROM users WHERE address = ?1",
-	[TS_DOMAIN_KNOWN] = "SELECT EXISTS(SELECT 1 FROM domains WHERE "
-	    "name = ?1) OR EXISTS(SELECT 1 FROM users WHERE " TS_DOMAIN_EXPR
-	    " = ?1) OR EXISTS(SELECT 1 FROM aliases WHERE " TS_DOMAIN_EXPR
-	    " = ?1)",
-	[TS_USER_ADD] = "INSERT INTO users(address, password, maildir, "
-	    "created) VALUES(?1, ?2, NULL, ?3)",
-	[TS_USER_DEL] = "DELETE FROM users WHERE address = ?1",
-	[TS_USER_PASSWD] = "UPDATE users SET password = ?2 WHERE address = ?1",
-	[TS_USER_PWHASH] = "SELECT password FROM users WHERE address = ?1",
-	[TS_USER_LIST] = "SELECT address, password IS NOT NULL FROM users "
-	    "ORDER BY address",
-	[TS_ALIAS_ADD] = "INSERT INTO aliases(address, target) VALUES(?1, ?2)",
-	[TS_ALIAS_DEL_ONE] = "DELETE FROM aliases WHERE address = ?1 AND "
-	    "target = ?2",
-	[TS_ALIAS_DEL_ALL] = "DELETE FROM aliases WHERE address = ?1",
-	[TS_ALIAS_LIST_ALL] = "SELECT address, target FROM aliases "
-	    "ORDER BY address, target",
-	[TS_ALIAS_LIST_ONE] = "SELECT address, target FROM aliases "
-	    "WHERE address = ?1 ORDER BY target",
+    [TS_ALIAS_GET] = "SELECT target FROM aliases WHERE address = ?1 "
+		     "ORDER BY target",
+    [TS_USER_GET] = "SELECT maildir FROM users WHERE address = ?1",
+    [TS_DOMAIN_KNOWN] =
+	"SELECT EXISTS(SELECT 1 FROM domains WHERE "
+	"name = ?1) OR EXISTS(SELECT 1 FROM users WHERE " TS_DOMAIN_EXPR
+	" = ?1) OR EXISTS(SELECT 1 FROM aliases WHERE " TS_DOMAIN_EXPR " = ?1)",
+    [TS_USER_ADD] = "INSERT INTO users(address, password, maildir, "
+		    "created) VALUES(?1, ?2, NULL, ?3)",
+    [TS_USER_DEL] = "DELETE FROM users WHERE address = ?1",
+    [TS_USER_PASSWD] = "UPDATE users SET password = ?2 WHERE address = ?1",
+    [TS_USER_PWHASH] = "SELECT password FROM users WHERE address = ?1",
+    [TS_USER_LIST] = "SELECT address, password IS NOT NULL FROM users "
+		     "ORDER BY address",
+    [TS_ALIAS_ADD] = "INSERT INTO aliases(address, target) VALUES(?1, ?2)",
+    [TS_ALIAS_DEL_ONE] = "DELETE FROM aliases WHERE address = ?1 AND "
+			 "target = ?2",
+    [TS_ALIAS_DEL_ALL] = "DELETE FROM aliases WHERE address = ?1",
+    [TS_ALIAS_LIST_ALL] = "SELECT address, target FROM aliases "
+			  "ORDER BY address, target",
+    [TS_ALIAS_LIST_ONE] = "SELECT address, target FROM aliases "
+			  "WHERE address = ?1 ORDER BY target",
 };
 
 static const char ts_schema[] =
@@ -88,8 +88,7 @@ static const char ts_schema[] =
     "PRIMARY KEY(address, target));"
     "CREATE TABLE IF NOT EXISTS domains(name TEXT PRIMARY KEY);"
     "CREATE INDEX IF NOT EXISTS users_domain ON users(" TS_DOMAIN_EXPR ");"
-    "CREATE INDEX IF NOT EXISTS aliases_domain ON aliases(" TS_DOMAIN_EXPR
-    ");";
+    "CREATE INDEX IF NOT EXISTS aliases_domain ON aliases(" TS_DOMAIN_EXPR ");";
 
 struct ts {
 	sqlite3 *db;
@@ -109,8 +108,8 @@ ts_fail(struct table *t, sqlite3_stmt *s, const char *what)
 {
 	struct ts *ts = ts_of(t);
 
-	table_set_error(t, "sqlite %s: %s: %s", ts->path, what,
-	    sqlite3_errmsg(ts->db));
+	table_set_error(
+	    t, "sqlite %s: %s: %s", ts->path, what, sqlite3_errmsg(ts->db));
 	if (s != NULL) {
 		sqlite3_reset(s);
 		sqlite3_clear_bindings(s);
@@ -120,15 +119,16 @@ ts_fail(struct table *t, sqlite3_stmt *s, const char *what)
 
 /* Bind one or two texts (b may be NULL: SQL NULL, or absent if nb=1). */
 static sqlite3_stmt *
-ts_bind(struct table *t, enum ts_stmt which, const char *a, const char *b,
-    int nb)
+ts_bind(
+    struct table *t, enum ts_stmt which, const char *a, const char *b, int nb)
 {
 	sqlite3_stmt *s = ts_of(t)->st[which];
 
 	if (sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC) != SQLITE_OK)
 		return NULL;
-	if (nb == 2 && (b != NULL ? sqlite3_bind_text(s, 2, b, -1,
-	    SQLITE_STATIC) : sqlite3_bind_null(s, 2)) != SQLITE_OK)
+	if (nb == 2 &&
+	    (b != NULL ? sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC)
+		       : sqlite3_bind_null(s, 2)) != SQLITE_OK)
 		return NULL;
 	return s;
 }
@@ -187,7 +187,7 @@ ts_get_text(struct table *t, enum ts_stmt which, const char *key, char *out,
 	v = sqlite3_column_text(s, 0);
 	*null_out = v == NULL;
 	if (str_copy(out, outlen, v != NULL ? (const char *)v : "",
-	    v != NULL ? (size_t)sqlite3_column_bytes(s, 0) : 0) != 0) {
+		v != NULL ? (size_t)sqlite3_column_bytes(s, 0) : 0) != 0) {
 		ts_done(s);
 		table_set_error(t, "%s: stored value too long", key);
 		return TABLE_TEMPFAIL;
@@ -219,7 +219,8 @@ ts_mkdirs(struct table *t, const char *path)
 			continue;
 		*p = '\0';
 		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-			table_set_error(t, "mkdir %s: %s", dir, strerror(errno));
+			table_set_error(
+			    t, "mkdir %s: %s", dir, strerror(errno));
 			return -1;
 		}
 		if (end)
@@ -238,7 +239,7 @@ ts_precreate(struct table *t, const char *path)
 		table_set_error(t, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	(void)close(fd);   /* nothing written: a failed close loses nothing */
+	(void)close(fd); /* nothing written: a failed close loses nothing */
 	return 0;
 }
 
@@ -258,7 +259,7 @@ ts_user_version(struct table *t, int *v)
 	int rc;
 
 	if (sqlite3_prepare_v2(ts_of(t)->db, "PRAGMA user_version", -1, &s,
-	    NULL) != SQLITE_OK) {
+		NULL) != SQLITE_OK) {
 		(void)ts_fail(t, NULL, "user_version");
 		return -1;
 	}
@@ -283,8 +284,10 @@ ts_schema_setup(struct table *t)
 	if (ts_user_version(t, &v) != 0)
 		goto fail;
 	if (v > TS_SCHEMA_VERSION) {
-		table_set_error(t, "sqlite %s: schema version %d is newer than "
-		    "this tern knows (%d)", ts_of(t)->path, v, TS_SCHEMA_VERSION);
+		table_set_error(t,
+		    "sqlite %s: schema version %d is newer than "
+		    "this tern knows (%d)",
+		    ts_of(t)->path, v, TS_SCHEMA_VERSION);
 		goto fail;
 	}
 	if (ts_exec_sql(t, ts_schema, "create schema") != 0)
@@ -309,13 +312,13 @@ ts_wal(struct table *t)
 	int ok;
 
 	if (sqlite3_prepare_v2(ts_of(t)->db, "PRAGMA journal_mode = WAL", -1,
-	    &s, NULL) != SQLITE_OK) {
+		&s, NULL) != SQLITE_OK) {
 		(void)ts_fail(t, NULL, "journal_mode");
 		return -1;
 	}
 	ok = sqlite3_step(s) == SQLITE_ROW &&
-	    (mode = sqlite3_column_text(s, 0)) != NULL &&
-	    strcmp((const char *)mode, "wal") == 0;
+	     (mode = sqlite3_column_text(s, 0)) != NULL &&
+	     strcmp((const char *)mode, "wal") == 0;
 	if (!ok)
 		table_set_error(t, "sqlite %s: cannot switch to WAL mode: %s",
 		    ts_of(t)->path, sqlite3_errmsg(ts_of(t)->db));
@@ -331,7 +334,8 @@ ts_prepare_all(struct table *t)
 
 	for (i = 0; i < TS_NSTMT; i++)
 		if (sqlite3_prepare_v3(ts->db, ts_sql[i], -1,
-		    SQLITE_PREPARE_PERSISTENT, &ts->st[i], NULL) != SQLITE_OK) {
+			SQLITE_PREPARE_PERSISTENT, &ts->st[i],
+			NULL) != SQLITE_OK) {
 			(void)ts_fail(t, NULL, "prepare");
 			return -1;
 		}
@@ -348,8 +352,8 @@ ts_close(struct table *t)
 		return;
 	for (i = 0; i < TS_NSTMT; i++)
 		sqlite3_finalize(ts->st[i]);
-	/* read-only use leaves nothing to flush; a failed close of a
-	 * handle after commit cannot lose committed data */
+	/* every statement is finalized, so close cannot be busy; what was
+	 * committed is on disk already */
 	(void)sqlite3_close(ts->db);
 	free(ts);
 	t->h = NULL;
@@ -367,16 +371,17 @@ ts_open(struct table *t, const char *path)
 	}
 	if (ts_mkdirs(t, path) != 0 || ts_precreate(t, path) != 0)
 		goto fail;
-	if (sqlite3_open_v2(path, &ts->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		table_set_error(t, "sqlite %s: %s", path, ts->db != NULL ?
-		    sqlite3_errmsg(ts->db) : "out of memory");
+	if (sqlite3_open_v2(path, &ts->db,
+		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+		    SQLITE_OPEN_NOMUTEX,
+		NULL) != SQLITE_OK) {
+		table_set_error(t, "sqlite %s: %s", path,
+		    ts->db != NULL ? sqlite3_errmsg(ts->db) : "out of memory");
 		goto fail;
 	}
 	sqlite3_extended_result_codes(ts->db, 1);
 	if (sqlite3_busy_timeout(ts->db, TS_BUSY_MS) != SQLITE_OK ||
-	    ts_wal(t) != 0 || ts_schema_setup(t) != 0 ||
-	    ts_prepare_all(t) != 0)
+	    ts_wal(t) != 0 || ts_schema_setup(t) != 0 || ts_prepare_all(t) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -439,8 +444,8 @@ ts_user_add(struct table *t, const char *key, const char *pwhash)
 	sqlite3_stmt *s = ts_bind(t, TS_USER_ADD, key, pwhash, 2);
 	int rc;
 
-	if (s == NULL || sqlite3_bind_int64(s, 3, (sqlite3_int64)time(NULL)) !=
-	    SQLITE_OK)
+	if (s == NULL ||
+	    sqlite3_bind_int64(s, 3, (sqlite3_int64)time(NULL)) != SQLITE_OK)
 		return ts_fail(t, ts_of(t)->st[TS_USER_ADD], "bind");
 	rc = sqlite3_step(s);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
@@ -455,8 +460,8 @@ ts_user_add(struct table *t, const char *key, const char *pwhash)
 }
 
 static enum table_status
-ts_changed(struct table *t, enum table_status st, int changes,
-    const char *what, const char *key)
+ts_changed(struct table *t, enum table_status st, int changes, const char *what,
+    const char *key)
 {
 	if (st == TABLE_OK && changes == 0) {
 		table_set_error(t, "no such %s: %s", what, key);
@@ -487,8 +492,8 @@ static enum table_status
 ts_user_pwhash(struct table *t, const char *key, char *out, size_t outlen)
 {
 	bool null = true;
-	enum table_status st = ts_get_text(t, TS_USER_PWHASH, key, out, outlen,
-	    &null);
+	enum table_status st =
+	    ts_get_text(t, TS_USER_PWHASH, key, out, outlen, &null);
 
 	if (st == TABLE_OK && null) {
 		table_set_error(t, "user %s has no password", key);
@@ -524,7 +529,8 @@ ts_alias_add(struct table *t, const char *key, const char *target)
 	enum table_status st = ts_exec(t, TS_ALIAS_ADD, key, target, 2, NULL);
 
 	if (st == TABLE_EXISTS)
-		table_set_error(t, "alias %s -> %s already exists", key, target);
+		table_set_error(
+		    t, "alias %s -> %s already exists", key, target);
 	return st;
 }
 
@@ -570,18 +576,18 @@ ts_alias_list(struct table *t, const char *key,
 }
 
 const struct table_engine table_engine_sqlite = {
-	.prefix = "sqlite:",
-	.open = ts_open,
-	.close = ts_close,
-	.alias_get = ts_alias_get,
-	.user_get = ts_user_get,
-	.domain_known = ts_domain_known,
-	.user_add = ts_user_add,
-	.user_del = ts_user_del,
-	.user_passwd = ts_user_passwd,
-	.user_pwhash = ts_user_pwhash,
-	.user_list = ts_user_list,
-	.alias_add = ts_alias_add,
-	.alias_del = ts_alias_del,
-	.alias_list = ts_alias_list,
+    .prefix = "sqlite:",
+    .open = ts_open,
+    .close = ts_close,
+    .alias_get = ts_alias_get,
+    .user_get = ts_user_get,
+    .domain_known = ts_domain_known,
+    .user_add = ts_user_add,
+    .user_del = ts_user_del,
+    .user_passwd = ts_user_passwd,
+    .user_pwhash = ts_user_pwhash,
+    .user_list = ts_user_list,
+    .alias_add = ts_alias_add,
+    .alias_del = ts_alias_del,
+    .alias_list = ts_alias_list,
 };

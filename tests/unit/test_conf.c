@@ -31,8 +31,7 @@ write_file(const char *name, const char *text)
 }
 
 static struct conf *
-load_text(const char *text, char *const *ov, size_t n, char *err,
-    size_t errlen)
+load_text(const char *text, char *const *ov, size_t n, char *err, size_t errlen)
 {
 	return conf_load(write_file("t.conf", text), ov, n, err, errlen);
 }
@@ -158,15 +157,20 @@ static void
 test_overrides(void)
 {
 	char *ov[] = {
-		"state_dir=/var/lib/tern", "limits.recipients = 7",
-		"listen.smtp=off", "listen.submission=\"\"",
-		"domains=a.example b.example", "hostname=h.example",
-		"limits.recipients=8", "relay.networks=", "log.level=warning",
-		"tls.cert=",
+	    "state_dir=/var/lib/tern",
+	    "limits.recipients = 7",
+	    "listen.smtp=off",
+	    "listen.submission=\"\"",
+	    "domains=a.example b.example",
+	    "hostname=h.example",
+	    "limits.recipients=8",
+	    "relay.networks=",
+	    "log.level=warning",
+	    "tls.cert=",
 	};
 	char err[512] = "";
-	struct conf *c = load_text(full_file, ov, sizeof(ov) / sizeof(ov[0]),
-	    err, sizeof(err));
+	struct conf *c = load_text(
+	    full_file, ov, sizeof(ov) / sizeof(ov[0]), err, sizeof(err));
 
 	T_CHECK_STR(err, "");
 	if (c == NULL)
@@ -190,8 +194,8 @@ test_overrides(void)
 static void
 test_explicit_users(void)
 {
-	char *ov[] = { "tables.users=sqlite:db/x.db", "state_dir=elsewhere" };
-	char *ov2[] = { "tables.users=pgsql:host=db dbname=tern" };
+	char *ov[] = {"tables.users=sqlite:db/x.db", "state_dir=elsewhere"};
+	char *ov2[] = {"tables.users=pgsql:host=db dbname=tern"};
 	char err[512] = "", want[PATH_MAX + 64];
 	struct conf *c = conf_load(NULL, ov, 2, err, sizeof(err));
 
@@ -214,10 +218,10 @@ static void
 test_relative_state_dir(void)
 {
 	static const char *const cases[][2] = {
-		{ "state_dir = var2\n", "/var2" },
-		{ "state_dir = ./a/./b//c/\n", "/a/b/c" },
-		{ "state_dir = ../up\n", "/../up" },
-		{ "state_dir = .\n", "" },
+	    {"state_dir = var2\n", "/var2"},
+	    {"state_dir = ./a/./b//c/\n", "/a/b/c"},
+	    {"state_dir = ../up\n", "/../up"},
+	    {"state_dir = .\n", ""},
 	};
 	char err[512], want[PATH_MAX * 2];
 	size_t i;
@@ -242,7 +246,7 @@ test_relative_state_dir(void)
 static void
 test_root_cwd(void)
 {
-	char *ov[] = { "state_dir=x", "tls.key=./k.pem" };
+	char *ov[] = {"state_dir=x", "tls.key=./k.pem"};
 	char err[512];
 	struct conf *c;
 
@@ -261,75 +265,74 @@ test_root_cwd(void)
 
 /* File errors: the text, and the message expected after "PATH:". */
 static const char *const file_errors[][2] = {
-	{ "[limits]\nfoo = 1\n", "2: unknown key \"limits.foo\"" },
-	{ "bogus = 1\n", "1: unknown key \"bogus\"" },
-	{ "\n\n[nosuch]\n", "3: unknown section \"[nosuch]\"" },
-	{ "[nosuch]\nx = 1\n", "1: unknown section \"[nosuch]\"" },
-	{ "[limits]\nrecipients = abc\n", "2: limits.recipients: not a number" },
-	{ "[limits]\nrecipients = 0\n",
-	  "2: limits.recipients: out of range (1..100000)" },
-	{ "[limits]\nrecipients = 12x\n", "2: limits.recipients: not a number" },
-	{ "[limits]\nrecipients = -1\n", "2: limits.recipients: not a number" },
-	{ "[limits]\nrecipients =\n", "2: limits.recipients: not a number" },
-	{ "[limits]\nconnections = 0\n",
-	  "2: limits.connections: out of range (1..1000000)" },
-	{ "[limits]\nconnections_per_ip = 0\n",
-	  "2: limits.connections_per_ip: out of range (1..1000000)" },
-	{ "[limits]\nerrors = 0\n", "2: limits.errors: out of range (1..10000)" },
-	{ "[limits]\nmessage_size = 0\n",
-	  "2: limits.message_size: out of range (1..1099511627776)" },
-	{ "[limits]\nmessage_size = 99999999999999999999999\n",
-	  "2: limits.message_size: not a number" },
-	{ "[limits]\nmessage_size = 20000000000000G\n",
-	  "2: limits.message_size: number too large" },
-	{ "[timeout]\ncommand = 0\n",
-	  "2: timeout.command: out of range (1..86400)" },
-	{ "[timeout]\ndata = 2d\n", "2: timeout.data: not a number" },
-	{ "[timeout]\nline = 25h\n", "2: timeout.line: out of range (1..86400)" },
-	{ "[relay]\nport = 0\n", "2: relay.port: out of range (1..65535)" },
-	{ "[relay]\nport = 65536\n", "2: relay.port: out of range (1..65535)" },
-	{ "domains = example.org bad..domain\n",
-	  "1: domains: bad domain \"bad..domain\": " },
-	{ "domains = [192.0.2.1]\n",
-	  "1: domains: \"[192.0.2.1]\": address literals cannot be local domains" },
-	{ "domains = a_b.example\n", "1: domains: bad domain \"a_b.example\": " },
-	{ "hostname = not a host\n",
-	  "1: hostname: \"not a host\" is not a domain name" },
-	{ "state_dir =\n", "1: state_dir: a path is needed" },
-	{ "[listen]\nsmtp = 127.0.0.1\n",
-	  "2: listen.smtp: expected host:port or [ipv6]:port, or off" },
-	{ "[listen]\nsmtp = ::1:25\n",
-	  "2: listen.smtp: expected host:port or [ipv6]:port, or off" },
-	{ "[listen]\nsubmission = [::1:25\n",
-	  "2: listen.submission: expected host:port or [ipv6]:port, or off" },
-	{ "[listen]\nsmtp = 1.2.3.4:0\n",
-	  "2: listen.smtp: expected host:port or [ipv6]:port, or off" },
-	{ "[relay]\nsmarthost = a b:25\n",
-	  "2: relay.smarthost: expected host, host:port or [ipv6]:port" },
-	{ "[relay]\nnetworks = 10.0.0.0/33\n",
-	  "2: relay.networks: \"10.0.0.0/33\" is not an address or "
-	  "address/prefix" },
-	{ "[relay]\nnetworks = example.org\n",
-	  "2: relay.networks: \"example.org\" is not an address or "
-	  "address/prefix" },
-	{ "[dns]\nservers = ns.example.org\n",
-	  "2: dns.servers: \"ns.example.org\" is not ip, ip:port or "
-	  "[ipv6]:port" },
-	{ "[tables]\nusers = mysql:x\n",
-	  "2: tables.users: expected sqlite:PATH or pgsql:CONNINFO" },
-	{ "[tables]\nusers = sqlite:\n",
-	  "2: tables.users: expected sqlite:PATH or pgsql:CONNINFO" },
-	{ "[log]\nlevel = loud\n",
-	  "2: log.level: expected debug, info, warn or err" },
-	{ "hostname = a.example\nhostname = b.example\n",
-	  "2: hostname: given twice" },
-	{ "[limits]\nrecipients = 5\n  10\n",
-	  "3: limits.recipients: only lists continue on indented lines" },
-	{ "this is not ini\n", "1: syntax error: expected \"key = value\" or "
-	  "\"[section]\"" },
-	{ "[limits\n", "1: syntax error: expected \"key = value\" or "
-	  "\"[section]\"" },
-	{ "domains =\n", "domains: at least one domain is needed" },
+    {"[limits]\nfoo = 1\n", "2: unknown key \"limits.foo\""},
+    {"bogus = 1\n", "1: unknown key \"bogus\""},
+    {"\n\n[nosuch]\n", "3: unknown section \"[nosuch]\""},
+    {"[nosuch]\nx = 1\n", "1: unknown section \"[nosuch]\""},
+    {"[limits]\nrecipients = abc\n", "2: limits.recipients: not a number"},
+    {"[limits]\nrecipients = 0\n",
+	"2: limits.recipients: out of range (1..100000)"},
+    {"[limits]\nrecipients = 12x\n", "2: limits.recipients: not a number"},
+    {"[limits]\nrecipients = -1\n", "2: limits.recipients: not a number"},
+    {"[limits]\nrecipients =\n", "2: limits.recipients: not a number"},
+    {"[limits]\nconnections = 0\n",
+	"2: limits.connections: out of range (1..1000000)"},
+    {"[limits]\nconnections_per_ip = 0\n",
+	"2: limits.connections_per_ip: out of range (1..1000000)"},
+    {"[limits]\nerrors = 0\n", "2: limits.errors: out of range (1..10000)"},
+    {"[limits]\nmessage_size = 0\n",
+	"2: limits.message_size: out of range (1..1099511627776)"},
+    {"[limits]\nmessage_size = 99999999999999999999999\n",
+	"2: limits.message_size: not a number"},
+    {"[limits]\nmessage_size = 20000000000000G\n",
+	"2: limits.message_size: number too large"},
+    {"[timeout]\ncommand = 0\n", "2: timeout.command: out of range (1..86400)"},
+    {"[timeout]\ndata = 2d\n", "2: timeout.data: not a number"},
+    {"[timeout]\nline = 25h\n", "2: timeout.line: out of range (1..86400)"},
+    {"[relay]\nport = 0\n", "2: relay.port: out of range (1..65535)"},
+    {"[relay]\nport = 65536\n", "2: relay.port: out of range (1..65535)"},
+    {"domains = example.org bad..domain\n",
+	"1: domains: bad domain \"bad..domain\": "},
+    {"domains = [192.0.2.1]\n", "1: domains: \"[192.0.2.1]\": address literals "
+				"cannot be local domains"},
+    {"domains = a_b.example\n", "1: domains: bad domain \"a_b.example\": "},
+    {"hostname = not a host\n",
+	"1: hostname: \"not a host\" is not a domain name"},
+    {"state_dir =\n", "1: state_dir: a path is needed"},
+    {"[listen]\nsmtp = 127.0.0.1\n",
+	"2: listen.smtp: expected host:port or [ipv6]:port, or off"},
+    {"[listen]\nsmtp = ::1:25\n",
+	"2: listen.smtp: expected host:port or [ipv6]:port, or off"},
+    {"[listen]\nsubmission = [::1:25\n",
+	"2: listen.submission: expected host:port or [ipv6]:port, or off"},
+    {"[listen]\nsmtp = 1.2.3.4:0\n",
+	"2: listen.smtp: expected host:port or [ipv6]:port, or off"},
+    {"[relay]\nsmarthost = a b:25\n",
+	"2: relay.smarthost: expected host, host:port or [ipv6]:port"},
+    {"[relay]\nnetworks = 10.0.0.0/33\n",
+	"2: relay.networks: \"10.0.0.0/33\" is not an address or "
+	"address/prefix"},
+    {"[relay]\nnetworks = example.org\n",
+	"2: relay.networks: \"example.org\" is not an address or "
+	"address/prefix"},
+    {"[dns]\nservers = ns.example.org\n",
+	"2: dns.servers: \"ns.example.org\" is not ip, ip:port or "
+	"[ipv6]:port"},
+    {"[tables]\nusers = mysql:x\n",
+	"2: tables.users: expected sqlite:PATH or pgsql:CONNINFO"},
+    {"[tables]\nusers = sqlite:\n",
+	"2: tables.users: expected sqlite:PATH or pgsql:CONNINFO"},
+    {"[log]\nlevel = loud\n",
+	"2: log.level: expected debug, info, warn or err"},
+    {"hostname = a.example\nhostname = b.example\n",
+	"2: hostname: given twice"},
+    {"[limits]\nrecipients = 5\n  10\n",
+	"3: limits.recipients: only lists continue on indented lines"},
+    {"this is not ini\n", "1: syntax error: expected \"key = value\" or "
+			  "\"[section]\""},
+    {"[limits\n", "1: syntax error: expected \"key = value\" or "
+		  "\"[section]\""},
+    {"domains =\n", "domains: at least one domain is needed"},
 };
 
 static void
@@ -404,15 +407,14 @@ test_file_special(void)
 static void
 test_continuation(void)
 {
-	static const char text[] =
-	    "domains =\n"
-	    "    one.example, two.example\n"
-	    "    three.example ; a comment\n"
-	    "\t\n"
-	    "user = mail\n"
-	    "  [limits]\n"
-	    "  recipients = 3\n"
-	    "  connections = 4\n";
+	static const char text[] = "domains =\n"
+				   "    one.example, two.example\n"
+				   "    three.example ; a comment\n"
+				   "\t\n"
+				   "user = mail\n"
+				   "  [limits]\n"
+				   "  recipients = 3\n"
+				   "  connections = 4\n";
 	char err[512] = "";
 	struct conf *c = load_text(text, NULL, 0, err, sizeof(err));
 
@@ -428,20 +430,19 @@ test_continuation(void)
 }
 
 static const char *const override_errors[][2] = {
-	{ "limits.recipients=abc", "-o limits.recipients=abc: not a number" },
-	{ "limits.recipients=0",
-	  "-o limits.recipients=0: out of range (1..100000)" },
-	{ "limits.foo=1", "-o limits.foo=1: unknown key \"limits.foo\"" },
-	{ "foo=1", "-o foo=1: unknown key \"foo\"" },
-	{ ".hostname=x", "-o .hostname=x: unknown key \".hostname\"" },
-	{ "recipients=1", "-o recipients=1: unknown key \"recipients\"" },
-	{ "hostname", "-o hostname: expected section.key=value" },
-	{ "domains=", "domains: at least one domain is needed" },
-	{ "domains=x..y", "-o domains=x..y: bad domain \"x..y\": " },
-	{ "state_dir=", "-o state_dir=: a path is needed" },
-	{ "timeout.data=5x", "-o timeout.data=5x: not a number" },
-	{ "listen.smtp=localhost", "-o listen.smtp=localhost: expected "
-	  "host:port or [ipv6]:port, or off" },
+    {"limits.recipients=abc", "-o limits.recipients=abc: not a number"},
+    {"limits.recipients=0", "-o limits.recipients=0: out of range (1..100000)"},
+    {"limits.foo=1", "-o limits.foo=1: unknown key \"limits.foo\""},
+    {"foo=1", "-o foo=1: unknown key \"foo\""},
+    {".hostname=x", "-o .hostname=x: unknown key \".hostname\""},
+    {"recipients=1", "-o recipients=1: unknown key \"recipients\""},
+    {"hostname", "-o hostname: expected section.key=value"},
+    {"domains=", "domains: at least one domain is needed"},
+    {"domains=x..y", "-o domains=x..y: bad domain \"x..y\": "},
+    {"state_dir=", "-o state_dir=: a path is needed"},
+    {"timeout.data=5x", "-o timeout.data=5x: not a number"},
+    {"listen.smtp=localhost", "-o listen.smtp=localhost: expected "
+			      "host:port or [ipv6]:port, or off"},
 };
 
 static void
@@ -451,7 +452,7 @@ test_override_errors(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(override_errors) / sizeof(override_errors[0]);
-	    i++) {
+	     i++) {
 		char *ov[1];
 		struct conf *c;
 
@@ -462,7 +463,7 @@ test_override_errors(void)
 		T_CHECK(c == NULL);
 		conf_free(c);
 		if (strncmp(err, override_errors[i][1],
-		    strlen(override_errors[i][1])) != 0) {
+			strlen(override_errors[i][1])) != 0) {
 			T_CHECK_STR(err, override_errors[i][1]);
 		}
 	}
@@ -472,14 +473,19 @@ static void
 test_value_forms(void)
 {
 	char *ov[] = {
-		"limits.message_size=1k", "timeout.command=2m",
-		"timeout.line=7", "LIMITS.Errors=9", "listen.smtp=localhost:25",
-		"listen.submission=[2001:db8::1]:587", "dns.servers=::1",
-		"relay.smarthost=[::1]", "user=\"\"",
+	    "limits.message_size=1k",
+	    "timeout.command=2m",
+	    "timeout.line=7",
+	    "LIMITS.Errors=9",
+	    "listen.smtp=localhost:25",
+	    "listen.submission=[2001:db8::1]:587",
+	    "dns.servers=::1",
+	    "relay.smarthost=[::1]",
+	    "user=\"\"",
 	};
 	char err[512] = "";
-	struct conf *c = conf_load(NULL, ov, sizeof(ov) / sizeof(ov[0]), err,
-	    sizeof(err));
+	struct conf *c =
+	    conf_load(NULL, ov, sizeof(ov) / sizeof(ov[0]), err, sizeof(err));
 
 	T_CHECK_STR(err, "");
 	if (c == NULL)
@@ -500,11 +506,11 @@ static void
 test_from_args(void)
 {
 	const char *path = write_file("a.conf", "hostname = file.example\n"
-	    "[limits]\nrecipients = 5\n");
+						"[limits]\nrecipients = 5\n");
 	char pathopt[PATH_MAX + 8], err[512] = "";
-	char *args[] = { "tern", "-c", (char *)(uintptr_t)path,
-		"-o", "limits.errors=3", "-olimits.connections=9", "user",
-		"add", "-o", "x" };
+	char *args[] = {"tern", "-c", (char *)(uintptr_t)path, "-o",
+	    "limits.errors=3", "-olimits.connections=9", "user", "add", "-o",
+	    "x"};
 	int argc = 10;
 	char **argv = args;
 	struct conf *c = conf_from_args(&argc, &argv, err, sizeof(err));
@@ -525,7 +531,7 @@ test_from_args(void)
 	snprintf(pathopt, sizeof(pathopt), "-c%s", path);
 	setenv("TERN_CONFIG", "/nonexistent/tern.conf", 1);
 	{
-		char *a2[] = { "ternd", pathopt, "--", "-o", "x=y" };
+		char *a2[] = {"ternd", pathopt, "--", "-o", "x=y"};
 
 		argc = 5;
 		argv = a2;
@@ -541,7 +547,7 @@ test_from_args(void)
 	t_case("TERN_CONFIG read without -c");
 	setenv("TERN_CONFIG", path, 1);
 	{
-		char *a3[] = { "tern", "config" };
+		char *a3[] = {"tern", "config"};
 
 		argc = 2;
 		argv = a3;
@@ -557,7 +563,7 @@ test_from_args(void)
 	t_case("TERN_CONFIG missing file is an error");
 	setenv("TERN_CONFIG", "/nonexistent/tern.conf", 1);
 	{
-		char *a4[] = { "tern" };
+		char *a4[] = {"tern"};
 
 		argc = 1;
 		argv = a4;
@@ -570,8 +576,8 @@ test_from_args(void)
 
 	t_case("missing argument");
 	{
-		char *a5[] = { "tern", "-o" };
-		char *a6[] = { "tern", "-c" };
+		char *a5[] = {"tern", "-o"};
+		char *a6[] = {"tern", "-c"};
 
 		argc = 2;
 		argv = a5;
@@ -585,7 +591,7 @@ test_from_args(void)
 
 	t_case("bad override via args");
 	{
-		char *a7[] = { "tern", "-o", "limits.recipients=abc", "user" };
+		char *a7[] = {"tern", "-o", "limits.recipients=abc", "user"};
 
 		argc = 4;
 		argv = a7;
@@ -595,7 +601,7 @@ test_from_args(void)
 
 	t_case("no arguments at all");
 	{
-		char *a8[] = { "tern", NULL };
+		char *a8[] = {"tern", NULL};
 
 		argc = 1;
 		argv = a8;
@@ -616,8 +622,8 @@ static void
 collect(const char *line, void *ctx)
 {
 	struct lines *l = ctx;
-	int r = snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s\n",
-	    line);
+	int r =
+	    snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s\n", line);
 
 	if (r > 0 && (size_t)r < sizeof(l->text) - l->len)
 		l->len += (size_t)r;
@@ -627,10 +633,10 @@ collect(const char *line, void *ctx)
 static void
 test_dump(void)
 {
-	char *ov[] = { "domains=a.example,b.example", "state_dir=/s",
-		"listen.smtp=off", "relay.networks=10.0.0.0/8 ::1" };
+	char *ov[] = {"domains=a.example,b.example", "state_dir=/s",
+	    "listen.smtp=off", "relay.networks=10.0.0.0/8 ::1"};
 	char err[512];
-	struct lines l = { "", 0, 0 };
+	struct lines l = {"", 0, 0};
 	struct conf *c = conf_load(NULL, ov, 4, err, sizeof(err));
 
 	T_CHECK(c != NULL);
@@ -662,21 +668,21 @@ test_split_hostport(void)
 		const char *host;
 		unsigned port;
 	} cases[] = {
-		{ "127.0.0.1:25", true, 0, "127.0.0.1", 25 },
-		{ "[::1]:587", true, 0, "::1", 587 },
-		{ "mx.example.org:2525", true, 0, "mx.example.org", 2525 },
-		{ "mx.example.org", false, 0, "mx.example.org", 0 },
-		{ "mx.example.org", true, -1, NULL, 0 },
-		{ "[::1]", false, 0, "::1", 0 },
-		{ "::1", false, 0, "::1", 0 },
-		{ "::1", true, -1, NULL, 0 },
-		{ "[::1]x", false, -1, NULL, 0 },
-		{ "[1.2.3.4]:25", true, -1, NULL, 0 },
-		{ "1.2.3.4:65536", true, -1, NULL, 0 },
-		{ "1.2.3.4:", true, -1, NULL, 0 },
-		{ ":25", true, -1, NULL, 0 },
-		{ "", false, -1, NULL, 0 },
-		{ "a b:25", true, -1, NULL, 0 },
+	    {"127.0.0.1:25", true, 0, "127.0.0.1", 25},
+	    {"[::1]:587", true, 0, "::1", 587},
+	    {"mx.example.org:2525", true, 0, "mx.example.org", 2525},
+	    {"mx.example.org", false, 0, "mx.example.org", 0},
+	    {"mx.example.org", true, -1, NULL, 0},
+	    {"[::1]", false, 0, "::1", 0},
+	    {"::1", false, 0, "::1", 0},
+	    {"::1", true, -1, NULL, 0},
+	    {"[::1]x", false, -1, NULL, 0},
+	    {"[1.2.3.4]:25", true, -1, NULL, 0},
+	    {"1.2.3.4:65536", true, -1, NULL, 0},
+	    {"1.2.3.4:", true, -1, NULL, 0},
+	    {":25", true, -1, NULL, 0},
+	    {"", false, -1, NULL, 0},
+	    {"a b:25", true, -1, NULL, 0},
 	};
 	char host[256];
 	unsigned port;
@@ -686,8 +692,8 @@ test_split_hostport(void)
 		int r;
 
 		t_case(cases[i].in);
-		r = conf_split_hostport(cases[i].in, host, sizeof(host), &port,
-		    cases[i].need_port);
+		r = conf_split_hostport(
+		    cases[i].in, host, sizeof(host), &port, cases[i].need_port);
 		T_CHECK_INT(r, cases[i].ret);
 		if (r == 0 && cases[i].ret == 0) {
 			T_CHECK_STR(host, cases[i].host);
@@ -695,8 +701,8 @@ test_split_hostport(void)
 		}
 	}
 	t_case("host buffer too small");
-	T_CHECK_INT(conf_split_hostport("mx.example.org:25", host, 4, &port,
-	    true), -1);
+	T_CHECK_INT(
+	    conf_split_hostport("mx.example.org:25", host, 4, &port, true), -1);
 }
 
 int

@@ -82,15 +82,16 @@ raw_text(const char *sql)
 static enum table_status
 resolve(struct table *t, const char *path, char *got, size_t gotlen)
 {
-	struct table_targets tt = { 0 };
+	struct table_targets tt = {0};
 	struct addr a;
 	size_t used, i, len = 0;
 	enum table_status st;
 
 	got[0] = '\0';
-	if (addr_parse_path(path, strlen(path), ADDR_F_ALLOW_POSTMASTER |
-	    ADDR_F_ALLOW_NULL | ADDR_F_UTF8, &a, &used) != ADDR_OK)
-		return (enum table_status)-1;
+	if (addr_parse_path(path, strlen(path),
+		ADDR_F_ALLOW_POSTMASTER | ADDR_F_ALLOW_NULL | ADDR_F_UTF8, &a,
+		&used) != ADDR_OK)
+		return (enum table_status) - 1;
 	st = table_resolve(t, &a, &tt);
 	for (i = 0; i < tt.n; i++) {
 		int r = snprintf(got + len, gotlen - len, "%s%s%s%s",
@@ -107,11 +108,11 @@ resolve(struct table *t, const char *path, char *got, size_t gotlen)
 	return st;
 }
 
-#define CHECK_RESOLVE(path, want_st, want) \
-	do { \
-		char got_[4096]; \
-		T_CHECK_INT(resolve(tab, path, got_, sizeof(got_)), want_st); \
-		T_CHECK_STR(got_, want); \
+#define CHECK_RESOLVE(path, want_st, want)                                     \
+	do {                                                                   \
+		char got_[4096];                                               \
+		T_CHECK_INT(resolve(tab, path, got_, sizeof(got_)), want_st);  \
+		T_CHECK_STR(got_, want);                                       \
 	} while (0)
 
 static void
@@ -122,15 +123,18 @@ test_open_schema(void)
 	T_CHECK(tab != NULL);
 	T_CHECK_INT(raw_int("PRAGMA user_version"), 1);
 	T_CHECK_STR(raw_text("PRAGMA journal_mode"), "wal");
-	T_CHECK_INT(raw_int("SELECT count(*) FROM sqlite_master WHERE "
-	    "type = 'table' AND name IN ('users', 'aliases', 'domains')"), 3);
+	T_CHECK_INT(
+	    raw_int(
+		"SELECT count(*) FROM sqlite_master WHERE "
+		"type = 'table' AND name IN ('users', 'aliases', 'domains')"),
+	    3);
 	T_CHECK(stat(dbpath, &st) == 0 && (st.st_mode & 077) == 0);
 }
 
 static void
 test_pgsql_and_bad_engine(void)
 {
-	char *ov[] = { "tables.users=pgsql:dbname=tern" };
+	char *ov[] = {"tables.users=pgsql:dbname=tern"};
 	char err[512] = "";
 	struct conf *c = conf_load(NULL, ov, 1, err, sizeof(err));
 
@@ -163,48 +167,62 @@ test_users(void)
 	char hash[256];
 
 	T_CHECK_INT(table_user_add(tab, "ben@example.org", NULL), TABLE_OK);
-	T_CHECK_INT(table_user_add(tab, "Claire@Example.ORG", "$y$hash"),
-	    TABLE_OK);
+	T_CHECK_INT(
+	    table_user_add(tab, "Claire@Example.ORG", "$y$hash"), TABLE_OK);
 	T_CHECK_INT(table_user_add(tab, "dave@example.net", NULL), TABLE_OK);
 	T_CHECK_INT(table_user_add(tab, "BEN@example.org", NULL), TABLE_EXISTS);
 	T_CHECK(strstr(table_strerror(tab), "already exists") != NULL);
 	T_CHECK_INT(raw_int("SELECT count(*) FROM users WHERE address = "
-	    "'claire@example.org' AND created > 0"), 1);
+			    "'claire@example.org' AND created > 0"),
+	    1);
 
 	t_case("pwhash");
-	T_CHECK_INT(table_user_pwhash(tab, "claire@example.org", hash,
-	    sizeof(hash)), TABLE_OK);
+	T_CHECK_INT(
+	    table_user_pwhash(tab, "claire@example.org", hash, sizeof(hash)),
+	    TABLE_OK);
 	T_CHECK_STR(hash, "$y$hash");
-	T_CHECK_INT(table_user_pwhash(tab, "ben@example.org", hash,
-	    sizeof(hash)), TABLE_NOTFOUND);
-	T_CHECK_INT(table_user_pwhash(tab, "nobody@example.org", hash,
-	    sizeof(hash)), TABLE_NOTFOUND);
-	T_CHECK_INT(table_user_pwhash(tab, "not an address", hash,
-	    sizeof(hash)), TABLE_NOTFOUND);
+	T_CHECK_INT(
+	    table_user_pwhash(tab, "ben@example.org", hash, sizeof(hash)),
+	    TABLE_NOTFOUND);
+	T_CHECK_INT(
+	    table_user_pwhash(tab, "nobody@example.org", hash, sizeof(hash)),
+	    TABLE_NOTFOUND);
+	T_CHECK_INT(
+	    table_user_pwhash(tab, "not an address", hash, sizeof(hash)),
+	    TABLE_NOTFOUND);
 	T_CHECK_INT(table_user_pwhash(tab, "claire@example.org", hash, 4),
 	    TABLE_TEMPFAIL);
 
 	t_case("passwd");
-	T_CHECK_INT(table_user_passwd(tab, "BEN@EXAMPLE.ORG", "$y$b"),
+	T_CHECK_INT(
+	    table_user_passwd(tab, "BEN@EXAMPLE.ORG", "$y$b"), TABLE_OK);
+	T_CHECK_INT(
+	    table_user_pwhash(tab, "ben@example.org", hash, sizeof(hash)),
 	    TABLE_OK);
-	T_CHECK_INT(table_user_pwhash(tab, "ben@example.org", hash,
-	    sizeof(hash)), TABLE_OK);
 	T_CHECK_STR(hash, "$y$b");
 	T_CHECK_INT(table_user_passwd(tab, "ben@example.org", NULL), TABLE_OK);
-	T_CHECK_INT(table_user_pwhash(tab, "ben@example.org", hash,
-	    sizeof(hash)), TABLE_NOTFOUND);
-	T_CHECK_INT(table_user_passwd(tab, "ghost@example.org", "x"),
+	T_CHECK_INT(
+	    table_user_pwhash(tab, "ben@example.org", hash, sizeof(hash)),
 	    TABLE_NOTFOUND);
+	T_CHECK_INT(
+	    table_user_passwd(tab, "ghost@example.org", "x"), TABLE_NOTFOUND);
 }
 
 static void
 test_bad_addresses(void)
 {
 	static const char *const bad[] = {
-		"no-at-sign", "a/b@example.org", "\"a/b\"@example.org",
-		"\".hidden\"@example.org", "\"..\"@example.org",
-		"\"a@b\"@example.org", "x@[192.0.2.1]", "@example.org",
-		"x@", "x@bad..example", "",
+	    "no-at-sign",
+	    "a/b@example.org",
+	    "\"a/b\"@example.org",
+	    "\".hidden\"@example.org",
+	    "\"..\"@example.org",
+	    "\"a@b\"@example.org",
+	    "x@[192.0.2.1]",
+	    "@example.org",
+	    "x@",
+	    "x@bad..example",
+	    "",
 	};
 	size_t i;
 
@@ -214,33 +232,33 @@ test_bad_addresses(void)
 		T_CHECK(strlen(table_strerror(tab)) > 0);
 	}
 	t_case("path message");
-	T_CHECK_INT(table_user_add(tab, "\"../etc\"@example.org", NULL),
-	    TABLE_INVALID);
+	T_CHECK_INT(
+	    table_user_add(tab, "\"../etc\"@example.org", NULL), TABLE_INVALID);
 	T_CHECK(strstr(table_strerror(tab), "cannot contain '/'") != NULL);
 	t_case("alias with bad target");
 	T_CHECK_INT(table_alias_add(tab, "x@example.org", "@example.org"),
 	    TABLE_INVALID);
 	T_CHECK_INT(table_alias_add(tab, "@bad..example", "ben@example.org"),
 	    TABLE_INVALID);
-	T_CHECK_INT(table_alias_add(tab, "x@example.org", "nope"),
-	    TABLE_INVALID);
+	T_CHECK_INT(
+	    table_alias_add(tab, "x@example.org", "nope"), TABLE_INVALID);
 	/* quoted local parts that are no path trouble are fine */
 	t_case("quoted user");
-	T_CHECK_INT(table_user_add(tab, "\"Fred Bloggs\"@example.org", NULL),
-	    TABLE_OK);
+	T_CHECK_INT(
+	    table_user_add(tab, "\"Fred Bloggs\"@example.org", NULL), TABLE_OK);
 	CHECK_RESOLVE("<\"fred bloggs\"@example.org>", TABLE_OK,
 	    "\"fred bloggs\"@example.org=example.org/fred bloggs");
-	T_CHECK_INT(table_user_del(tab, "\"fred bloggs\"@example.org"),
-	    TABLE_OK);
+	T_CHECK_INT(
+	    table_user_del(tab, "\"fred bloggs\"@example.org"), TABLE_OK);
 }
 
 static void
 test_resolve_users(void)
 {
-	CHECK_RESOLVE("<ben@example.org>", TABLE_OK,
-	    "ben@example.org=example.org/ben");
-	CHECK_RESOLVE("<BEN@Example.Org>", TABLE_OK,
-	    "ben@example.org=example.org/ben");
+	CHECK_RESOLVE(
+	    "<ben@example.org>", TABLE_OK, "ben@example.org=example.org/ben");
+	CHECK_RESOLVE(
+	    "<BEN@Example.Org>", TABLE_OK, "ben@example.org=example.org/ben");
 	CHECK_RESOLVE("<claire@EXAMPLE.ORG>", TABLE_OK,
 	    "claire@example.org=example.org/claire");
 	CHECK_RESOLVE("<nobody@example.org>", TABLE_NOTFOUND, "");
@@ -253,20 +271,23 @@ test_resolve_users(void)
 
 	t_case("maildir column");
 	raw_sql("UPDATE users SET maildir = '/home/dave/Maildir' "
-	    "WHERE address = 'dave@example.net'");
+		"WHERE address = 'dave@example.net'");
 	CHECK_RESOLVE("<dave@example.net>", TABLE_OK,
 	    "dave@example.net=/home/dave/Maildir");
 	{
 		char box[512];
 
-		T_CHECK_INT(table_user_mailbox(tab, "Dave@example.net", box,
-		    sizeof(box)), TABLE_OK);
+		T_CHECK_INT(table_user_mailbox(
+				tab, "Dave@example.net", box, sizeof(box)),
+		    TABLE_OK);
 		T_CHECK_STR(box, "/home/dave/Maildir");
-		T_CHECK_INT(table_user_mailbox(tab, "ben@example.org", box,
-		    sizeof(box)), TABLE_OK);
+		T_CHECK_INT(table_user_mailbox(
+				tab, "ben@example.org", box, sizeof(box)),
+		    TABLE_OK);
 		T_CHECK_STR(box, "example.org/ben");
-		T_CHECK_INT(table_user_mailbox(tab, "ghost@example.org", box,
-		    sizeof(box)), TABLE_NOTFOUND);
+		T_CHECK_INT(table_user_mailbox(
+				tab, "ghost@example.org", box, sizeof(box)),
+		    TABLE_NOTFOUND);
 	}
 	raw_sql("UPDATE users SET maildir = NULL");
 
@@ -281,10 +302,12 @@ test_aliases(void)
 {
 	T_CHECK_INT(table_alias_add(tab, "Team@example.org", "ben@example.org"),
 	    TABLE_OK);
-	T_CHECK_INT(table_alias_add(tab, "team@example.org",
-	    "CLAIRE@example.org"), TABLE_OK);
-	T_CHECK_INT(table_alias_add(tab, "team@example.org",
-	    "Remote@Far.Example"), TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_add(tab, "team@example.org", "CLAIRE@example.org"),
+	    TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_add(tab, "team@example.org", "Remote@Far.Example"),
+	    TABLE_OK);
 	T_CHECK_INT(table_alias_add(tab, "team@example.org", "ben@example.org"),
 	    TABLE_EXISTS);
 	CHECK_RESOLVE("<TEAM@example.org>", TABLE_OK,
@@ -312,24 +335,26 @@ test_aliases(void)
 	    "ben@example.org=example.org/ben "
 	    "claire@example.org=example.org/claire remote@far.example");
 	T_CHECK_INT(table_alias_del(tab, "ben@example.org", NULL), TABLE_OK);
-	CHECK_RESOLVE("<ben@example.org>", TABLE_OK,
-	    "ben@example.org=example.org/ben");
+	CHECK_RESOLVE(
+	    "<ben@example.org>", TABLE_OK, "ben@example.org=example.org/ben");
 
 	t_case("dangling target");
-	T_CHECK_INT(table_alias_add(tab, "broken@example.org",
-	    "ghost@example.org"), TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_add(tab, "broken@example.org", "ghost@example.org"),
+	    TABLE_OK);
 	CHECK_RESOLVE("<broken@example.org>", TABLE_NOTFOUND, "");
 	T_CHECK(strstr(table_strerror(tab), "ghost@example.org") != NULL);
 	T_CHECK_INT(table_alias_del(tab, "broken@example.org", NULL), TABLE_OK);
 
 	t_case("alias domain is local");
-	T_CHECK_INT(table_domain_is_local(tab, "aliases.example"),
-	    TABLE_NOTLOCAL);
-	T_CHECK_INT(table_alias_add(tab, "x@aliases.example",
-	    "ben@example.org"), TABLE_OK);
+	T_CHECK_INT(
+	    table_domain_is_local(tab, "aliases.example"), TABLE_NOTLOCAL);
+	T_CHECK_INT(
+	    table_alias_add(tab, "x@aliases.example", "ben@example.org"),
+	    TABLE_OK);
 	T_CHECK_INT(table_domain_is_local(tab, "aliases.example"), TABLE_OK);
-	CHECK_RESOLVE("<x@aliases.example>", TABLE_OK,
-	    "ben@example.org=example.org/ben");
+	CHECK_RESOLVE(
+	    "<x@aliases.example>", TABLE_OK, "ben@example.org=example.org/ben");
 	CHECK_RESOLVE("<y@aliases.example>", TABLE_NOTFOUND, "");
 }
 
@@ -337,8 +362,8 @@ static void
 test_catch_all(void)
 {
 	CHECK_RESOLVE("<anything@example.net>", TABLE_NOTFOUND, "");
-	T_CHECK_INT(table_alias_add(tab, "@Example.NET", "ben@example.org"),
-	    TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_add(tab, "@Example.NET", "ben@example.org"), TABLE_OK);
 	CHECK_RESOLVE("<anything@example.net>", TABLE_OK,
 	    "ben@example.org=example.org/ben");
 	CHECK_RESOLVE("<dave@example.net>", TABLE_OK,
@@ -349,11 +374,11 @@ test_catch_all(void)
 	    "ben@example.org=example.org/ben");
 
 	t_case("catch-all to its own domain loops");
-	T_CHECK_INT(table_alias_add(tab, "@loop.example", "a@loop.example"),
-	    TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_add(tab, "@loop.example", "a@loop.example"), TABLE_OK);
 	CHECK_RESOLVE("<z@loop.example>", TABLE_LOOP, "");
-	T_CHECK_INT(table_alias_del(tab, "@loop.example", "a@loop.example"),
-	    TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_del(tab, "@loop.example", "a@loop.example"), TABLE_OK);
 	T_CHECK_INT(table_alias_del(tab, "@example.net", NULL), TABLE_OK);
 }
 
@@ -363,22 +388,26 @@ test_loops(void)
 	char a[64], b[64];
 	int i;
 
-	T_CHECK_INT(table_alias_add(tab, "loop1@example.org",
-	    "loop2@example.org"), TABLE_OK);
-	T_CHECK_INT(table_alias_add(tab, "loop2@example.org",
-	    "loop1@example.org"), TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_add(tab, "loop1@example.org", "loop2@example.org"),
+	    TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_add(tab, "loop2@example.org", "loop1@example.org"),
+	    TABLE_OK);
 	CHECK_RESOLVE("<loop1@example.org>", TABLE_LOOP, "");
 	T_CHECK(strstr(table_strerror(tab), "loop") != NULL);
-	T_CHECK_INT(table_alias_add(tab, "self@example.org",
-	    "self@example.org"), TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_add(tab, "self@example.org", "self@example.org"),
+	    TABLE_OK);
 	CHECK_RESOLVE("<self@example.org>", TABLE_LOOP, "");
 
 	t_case("depth: 8 levels resolve, 9 do not");
 	for (i = 1; i <= 9; i++) {
 		snprintf(a, sizeof(a), "d%d@example.org", i);
 		snprintf(b, sizeof(b), "d%d@example.org", i + 1);
-		T_CHECK_INT(table_alias_add(tab, a, i < 9 ? b :
-		    "claire@example.org"), TABLE_OK);
+		T_CHECK_INT(
+		    table_alias_add(tab, a, i < 9 ? b : "claire@example.org"),
+		    TABLE_OK);
 	}
 	/* d2..d9: 8 aliases, then the user */
 	CHECK_RESOLVE("<d2@example.org>", TABLE_OK,
@@ -387,18 +416,18 @@ test_loops(void)
 
 	t_case("too many targets");
 	raw_sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
-	    "FROM n WHERE i < 1001) INSERT INTO aliases SELECT "
-	    "'big@example.org', 'u' || i || '@far.example' FROM n");
+		"FROM n WHERE i < 1001) INSERT INTO aliases SELECT "
+		"'big@example.org', 'u' || i || '@far.example' FROM n");
 	CHECK_RESOLVE("<big@example.org>", TABLE_LOOP, "");
 	raw_sql("DELETE FROM aliases WHERE address = 'big@example.org' AND "
-	    "target = 'u1001@far.example'");
+		"target = 'u1001@far.example'");
 	{
-		struct table_targets tt = { 0 };
+		struct table_targets tt = {0};
 		struct addr ad;
 		size_t used;
 
-		T_CHECK(addr_parse_path("<big@example.org>", 17, 0, &ad,
-		    &used) == ADDR_OK);
+		T_CHECK(addr_parse_path(
+			    "<big@example.org>", 17, 0, &ad, &used) == ADDR_OK);
 		T_CHECK_INT(table_resolve(tab, &ad, &tt), TABLE_OK);
 		T_CHECK_INT(tt.n, 1000);
 		table_targets_free(&tt);
@@ -407,15 +436,15 @@ test_loops(void)
 
 	t_case("a failed resolve leaves earlier targets alone");
 	{
-		struct table_targets tt = { 0 };
+		struct table_targets tt = {0};
 		struct addr ad;
 		size_t used;
 
-		T_CHECK(addr_parse_path("<ben@example.org>", 17, 0, &ad,
-		    &used) == ADDR_OK);
+		T_CHECK(addr_parse_path(
+			    "<ben@example.org>", 17, 0, &ad, &used) == ADDR_OK);
 		T_CHECK_INT(table_resolve(tab, &ad, &tt), TABLE_OK);
 		T_CHECK(addr_parse_path("<loop1@example.org>", 19, 0, &ad,
-		    &used) == ADDR_OK);
+			    &used) == ADDR_OK);
 		T_CHECK_INT(table_resolve(tab, &ad, &tt), TABLE_LOOP);
 		T_CHECK_INT(tt.n, 1);
 		T_CHECK_STR(tt.v[0].address, "ben@example.org");
@@ -435,18 +464,19 @@ test_postmaster(void)
 	CHECK_RESOLVE("<postmaster@far.example>", TABLE_NOTLOCAL, "");
 
 	t_case("postmaster with an alias");
-	T_CHECK_INT(table_alias_add(tab, "postmaster@example.org",
-	    "claire@example.org"), TABLE_OK);
-	CHECK_RESOLVE("<POSTMASTER>", TABLE_OK,
-	    "claire@example.org=example.org/claire");
+	T_CHECK_INT(table_alias_add(
+			tab, "postmaster@example.org", "claire@example.org"),
+	    TABLE_OK);
+	CHECK_RESOLVE(
+	    "<POSTMASTER>", TABLE_OK, "claire@example.org=example.org/claire");
 	CHECK_RESOLVE("<postmaster@example.org>", TABLE_OK,
 	    "claire@example.org=example.org/claire");
 	CHECK_RESOLVE("<postmaster@example.net>", TABLE_OK,
 	    "postmaster@example.net=example.net/postmaster");
 
 	t_case("postmaster as a user");
-	T_CHECK_INT(table_user_add(tab, "postmaster@example.net", NULL),
-	    TABLE_OK);
+	T_CHECK_INT(
+	    table_user_add(tab, "postmaster@example.net", NULL), TABLE_OK);
 	CHECK_RESOLVE("<postmaster@example.net>", TABLE_OK,
 	    "postmaster@example.net=example.net/postmaster");
 
@@ -456,8 +486,8 @@ test_postmaster(void)
 	CHECK_RESOLVE("<postmaster@other.example>", TABLE_OK,
 	    "postmaster@other.example=other.example/postmaster");
 	CHECK_RESOLVE("<nobody@other.example>", TABLE_NOTFOUND, "");
-	T_CHECK_INT(table_alias_del(tab, "postmaster@example.org", NULL),
-	    TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_del(tab, "postmaster@example.org", NULL), TABLE_OK);
 }
 
 struct collect {
@@ -490,35 +520,40 @@ collect_alias(const char *address, const char *target, void *ctx)
 static void
 test_lists_and_deletes(void)
 {
-	struct collect c = { "", 0 };
+	struct collect c = {"", 0};
 
 	T_CHECK_INT(table_user_list(tab, collect_user, &c), TABLE_OK);
 	T_CHECK_STR(c.text, "ben@example.org\nclaire@example.org +pw\n"
-	    "dave@example.net\npostmaster@example.net\n");
+			    "dave@example.net\npostmaster@example.net\n");
 	c.len = 0;
 	c.text[0] = '\0';
-	T_CHECK_INT(table_alias_list(tab, "TEAM@example.org", collect_alias,
-	    &c), TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_list(tab, "TEAM@example.org", collect_alias, &c),
+	    TABLE_OK);
 	T_CHECK_STR(c.text, "team@example.org ben@example.org\n"
-	    "team@example.org claire@example.org\n"
-	    "team@example.org remote@far.example\n");
+			    "team@example.org claire@example.org\n"
+			    "team@example.org remote@far.example\n");
 	c.len = 0;
 	c.text[0] = '\0';
 	T_CHECK_INT(table_alias_list(tab, NULL, collect_alias, &c), TABLE_OK);
-	T_CHECK(strncmp(c.text, "all@example.org ben@example.org\n"
-	    "all@example.org team@example.org\nd1@example.org d2@example.org\n",
-	    strlen("all@example.org ben@example.org\n")) == 0);
+	T_CHECK(strncmp(c.text,
+		    "all@example.org ben@example.org\n"
+		    "all@example.org team@example.org\nd1@example.org "
+		    "d2@example.org\n",
+		    strlen("all@example.org ben@example.org\n")) == 0);
 
 	t_case("deletes");
-	T_CHECK_INT(table_alias_del(tab, "team@example.org",
-	    "claire@example.org"), TABLE_OK);
-	T_CHECK_INT(table_alias_del(tab, "team@example.org",
-	    "claire@example.org"), TABLE_NOTFOUND);
+	T_CHECK_INT(
+	    table_alias_del(tab, "team@example.org", "claire@example.org"),
+	    TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_del(tab, "team@example.org", "claire@example.org"),
+	    TABLE_NOTFOUND);
 	CHECK_RESOLVE("<team@example.org>", TABLE_OK,
 	    "ben@example.org=example.org/ben remote@far.example");
 	T_CHECK_INT(table_alias_del(tab, "team@example.org", NULL), TABLE_OK);
-	T_CHECK_INT(table_alias_del(tab, "team@example.org", NULL),
-	    TABLE_NOTFOUND);
+	T_CHECK_INT(
+	    table_alias_del(tab, "team@example.org", NULL), TABLE_NOTFOUND);
 	CHECK_RESOLVE("<team@example.org>", TABLE_NOTFOUND, "");
 	T_CHECK_INT(table_user_del(tab, "Claire@example.org"), TABLE_OK);
 	T_CHECK_INT(table_user_del(tab, "claire@example.org"), TABLE_NOTFOUND);
@@ -537,17 +572,17 @@ test_two_handles(void)
 	T_CHECK_INT(resolve(tab, "<newbie@example.org>", got, sizeof(got)),
 	    TABLE_NOTFOUND);
 	T_CHECK_INT(table_user_add(t2, "newbie@example.org", NULL), TABLE_OK);
-	T_CHECK_INT(resolve(tab, "<newbie@example.org>", got, sizeof(got)),
-	    TABLE_OK);
+	T_CHECK_INT(
+	    resolve(tab, "<newbie@example.org>", got, sizeof(got)), TABLE_OK);
 	T_CHECK_STR(got, "newbie@example.org=example.org/newbie");
-	T_CHECK_INT(table_alias_add(t2, "n2@new.example",
-	    "newbie@example.org"), TABLE_OK);
+	T_CHECK_INT(table_alias_add(t2, "n2@new.example", "newbie@example.org"),
+	    TABLE_OK);
 	T_CHECK_INT(table_domain_is_local(tab, "new.example"), TABLE_OK);
 	T_CHECK_INT(table_user_del(t2, "newbie@example.org"), TABLE_OK);
 	T_CHECK_INT(resolve(tab, "<newbie@example.org>", got, sizeof(got)),
 	    TABLE_NOTFOUND);
-	T_CHECK_INT(resolve(tab, "<n2@new.example>", got, sizeof(got)),
-	    TABLE_NOTFOUND);
+	T_CHECK_INT(
+	    resolve(tab, "<n2@new.example>", got, sizeof(got)), TABLE_NOTFOUND);
 	table_close(t2);
 
 	t_case("reopen keeps data and schema");

@@ -1,0 +1,142 @@
+/*
+ * dns: asynchronous MX resolution for outbound delivery (RFC 5321 5.1,
+ * RFC 7505 null MX) on c-ares, driven by the caller's libevent loop.
+ *
+ * One struct dns per event loop.  dns_resolve_mx() looks up the MX
+ * records of a domain, then the A and AAAA records of each MX host, and
+ * hands the callback one struct dns_result: the hosts sorted by
+ * preference (random order among equal preferences), each with its
+ * addresses.  The callback always runs later, from the loop, never inside
+ * dns_resolve_mx().  Everything runs on the loop's thread.
+ *
+ * Outcomes, and what delivery does with them (docs/dns.md):
+ *   DNS_OK    hosts[0..nhosts) are usable, in the order to try them.
+ *   DNS_PERM  the domain cannot receive mail (NXDOMAIN, null MX, no MX and
+ *             no address, a malformed domain): bounce at once.
+ *   DNS_TEMP  the answer is not known now (SERVFAIL, timeout, REFUSED,
+ *             network error): keep the message and retry later.
+ */
+#ifndef TERN_DNS_H
+#define TERN_DNS_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct dns;
+
+#define DNS_MAX_HOSTS 10       /* MX hosts kept, lowest preferences first */
+#define DNS_MAX_ADDRS 10       /* addresses kept per host */
+#define DNS_NAME_MAX 253       /* a domain in text, without the final dot */
+#define DNS_TEXT_MAX 320       /* dns_result.text, with its NUL */
+#define DNS_TIMEOUT_MS 10000   /* default whole-request deadline */
+
+enum dns_status { DNS_OK, DNS_PERM, DNS_TEMP };
+
+/* Why: the detail behind the status, for logs and DSN status codes. */
+enum dns_reason {
+	DNS_REASON_NONE,       /* DNS_OK */
+	DNS_REASON_NXDOMAIN,   /* PERM: the domain does not exist */
+	DNS_REASON_NULL_MX,    /* PERM: "MX 0 ." (RFC 7505), accepts no mail */
+	DNS_REASON_NO_ADDRESS, /* PERM: no MX and no A/AAAA, or no MX host
+	                        * with an address */
+	DNS_REASON_BAD_NAME,   /* PERM: malformed domain or address literal */
+	DNS_REASON_SERVFAIL,   /* TEMP: the resolver said SERVFAIL */
+	DNS_REASON_REFUSED,    /* TEMP: the resolver said REFUSED */
+	DNS_REASON_TIMEOUT,    /* TEMP: no answer within the deadline */
+	DNS_REASON_NETWORK,    /* TEMP: resolver unreachable (e.g. ICMP) */
+	DNS_REASON_RESOLVER,   /* TEMP: other resolver trouble (FORMERR, ...) */
+};
+
+struct dns_addr {
+	int family;            /* AF_INET or AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} u;
+};
+
+struct dns_host {
+	char name[DNS_NAME_MAX + 3];  /* as in DNS; "[192.0.2.1]" for literals */
+	unsigned preference;          /* 0 for the implicit MX and literals */
+	size_t naddrs;                /* >= 1 in every result */
+	struct dns_addr addrs[DNS_MAX_ADDRS]; /* IPv6 and IPv4 interleaved,
+	                                       * IPv6 first */
+};
+
+/*
+ * Plain data (no pointers): valid during the callback only, and a caller
+ * that needs it longer copies the struct.
+ */
+struct dns_result {
+	enum dns_status status;
+	enum dns_reason reason;
+	bool implicit_mx;             /* no MX: hosts[0] is the domain itself */
+	char text[DNS_TEXT_MAX];      /* one line for logs and DSNs, e.g.
+	                               * "null MX (RFC 7505): example.net
+	                               * accepts no mail" */
+	size_t nhosts;                /* > 0 exactly when status is DNS_OK */
+	struct dns_host hosts[DNS_MAX_HOSTS];
+};
+
+typedef void (*dns_mx_cb)(const struct dns_result *res, void *arg);
+
+/*
+ * A resolver on base.  servers is NULL for the system resolver
+ * (/etc/resolv.conf), or the config key dns.servers: "ip[:port],..." with
+ * IPv6 as "[v6]:port" (spaces ignored).  Returns NULL with err filled on a
+ * bad server list or a c-ares failure.  dns_free() before base is freed.
+ */
+struct dns *dns_new(struct event_base *base, const char *servers, char *err,
+    size_t errlen);
+
+/*
+ * Free the resolver; requests still outstanding are dropped and their
+ * callbacks never run.  dns_free(NULL) is a no-op.  May be called from
+ * inside a callback (the free happens once the callback returns).
+ */
+void dns_free(struct dns *dns);
+
+/*
+ * Deadline of a whole request (MX, then addresses), default
+ * DNS_TIMEOUT_MS.  Each query gets about a quarter of it per try, so a
+ * dead server is tried several times and gives DNS_TEMP by the deadline.
+ * Returns 0, or -1 when queries are in flight (set it before resolving).
+ */
+int dns_set_timeout(struct dns *dns, unsigned timeout_ms)
+    __attribute__((warn_unused_result));
+
+/*
+ * Resolve where mail for domain goes.  domain is an ASCII domain (IDNs as
+ * A-labels) with or without the final dot, or an address literal
+ * "[192.0.2.1]" / "[IPv6:2001:db8::1]" (RFC 5321 4.1.3), which bypasses
+ * DNS.  cb(res, arg) runs exactly once, later, from the loop, unless the
+ * request is cancelled or the resolver freed first.
+ */
+void dns_resolve_mx(struct dns *dns, const char *domain, dns_mx_cb cb,
+    void *arg);
+
+/*
+ * Cancel every outstanding request whose arg is arg (its owner is going
+ * away): their callbacks will not run.  Safe from inside a callback.
+ * Returns the number cancelled.
+ */
+size_t dns_cancel(struct dns *dns, void *arg);
+
+/* "ok", "perm", "temp"; and "nxdomain", "null_mx", ... for logs. */
+const char *dns_status_name(enum dns_status s);
+const char *dns_reason_name(enum dns_reason r);
+
+/* The address as text ("192.0.2.1", "2001:db8::1"); 0, or -1 if it does
+ * not fit outlen (INET6_ADDRSTRLEN always fits). */
+int dns_addr_format(const struct dns_addr *a, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
+
+/* A sockaddr_in or sockaddr_in6 for connect(): a with port (host order). */
+void dns_addr_sockaddr(const struct dns_addr *a, uint16_t port,
+    struct sockaddr_storage *out, socklen_t *len_out);
+
+#endif

@@ -1,0 +1,511 @@
+/*
+ * Unit tests for src/tls: the self-signed pair (made once, modes, reused,
+ * remade when half of it is missing), the errors for wrong files, and
+ * real handshakes between tls_server_ctx() and tls_client_ctx() over a
+ * socketpair, the server side on its own thread.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "t.h"
+#include "tls/tls.h"
+
+#define HOST "mx.example.org"
+
+static char tmp_root[64];
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void
+mkdir_state(char *out, size_t outlen, const char *name)
+{
+	if (str_fmt(out, outlen, "%s/%s", tmp_root, name) != 0 ||
+	    mkdir(out, 0755) != 0)
+		abort();
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(path);
+}
+
+static X509 *
+read_cert(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x;
+
+	if (f == NULL)
+		return NULL;
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	return x;
+}
+
+static mode_t
+file_mode(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return (mode_t)-1;
+	return st.st_mode & 07777;
+}
+
+static SSL_CTX *
+server_in(const char *state, bool *gen, char *err, size_t errlen)
+{
+	return tls_server_ctx(NULL, NULL, state, HOST, gen, err, errlen);
+}
+
+/* ---- the self-signed pair ----------------------------------------------- */
+
+static void
+test_generate(void)
+{
+	char state[128], cert[192], key[192], dir[192], err[512];
+	bool gen = false;
+	SSL_CTX *ctx;
+	X509 *x;
+	mode_t old = umask(077);   /* the cert must still come out 0644 */
+
+	mkdir_state(state, sizeof(state), "gen");
+	ctx = server_in(state, &gen, err, sizeof(err));
+	umask(old);
+	T_CHECK(ctx != NULL);
+	T_CHECK(gen);
+	T_CHECK(str_fmt(dir, sizeof(dir), "%s/tls", state) == 0);
+	T_CHECK(str_fmt(cert, sizeof(cert), "%s/cert.pem", dir) == 0);
+	T_CHECK(str_fmt(key, sizeof(key), "%s/key.pem", dir) == 0);
+	T_CHECK_INT(file_mode(dir), 0700);
+	T_CHECK_INT(file_mode(key), 0600);
+	T_CHECK_INT(file_mode(cert), 0644);
+	x = read_cert(cert);
+	T_CHECK(x != NULL);
+	if (x != NULL) {
+		EVP_PKEY *pk = X509_get0_pubkey(x);
+		int days = 0, secs = 0;
+
+		T_CHECK_INT(X509_get_version(x), X509_VERSION_3);
+		T_CHECK_INT(X509_check_host(x, HOST, 0, 0, NULL), 1);
+		T_CHECK_INT(X509_check_host(x, "other.example.org", 0, 0, NULL),
+		    0);
+		T_CHECK(X509_verify(x, X509_get0_pubkey(x)) == 1);
+		T_CHECK(pk != NULL && EVP_PKEY_is_a(pk, "EC") &&
+		    EVP_PKEY_get_bits(pk) == 256);
+		T_CHECK(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x),
+		    X509_get0_notAfter(x)) == 1);
+		T_CHECK(days >= 3650 && days <= 3651);
+		T_CHECK(ASN1_INTEGER_get_int64(&(int64_t){ 0 },
+		    X509_get0_serialNumber(x)) == 0);  /* > 64 bits */
+		T_CHECK(X509_get_extension_flags(x) & EXFLAG_SS);
+		X509_free(x);
+	}
+	SSL_CTX_free(ctx);
+}
+
+static void
+test_reload_same(void)
+{
+	char state[128], cert[192], key[192], err[512];
+	bool gen = true;
+	SSL_CTX *a, *b, *c;
+
+	mkdir_state(state, sizeof(state), "reload");
+	a = server_in(state, &gen, err, sizeof(err));
+	T_CHECK(a != NULL && gen);
+	b = server_in(state, &gen, err, sizeof(err));
+	T_CHECK(b != NULL);
+	T_CHECK(!gen);
+	if (a != NULL && b != NULL)
+		T_CHECK(X509_cmp(SSL_CTX_get0_certificate(a),
+		    SSL_CTX_get0_certificate(b)) == 0);
+	t_case("explicit paths to the generated pair");
+	T_CHECK(str_fmt(cert, sizeof(cert), "%s/tls/cert.pem", state) == 0);
+	T_CHECK(str_fmt(key, sizeof(key), "%s/tls/key.pem", state) == 0);
+	c = tls_server_ctx(cert, key, NULL, NULL, &gen, err, sizeof(err));
+	T_CHECK(c != NULL && !gen);
+	t_case("a missing certificate makes a new pair");
+	T_CHECK(unlink(cert) == 0);
+	SSL_CTX_free(b);
+	b = server_in(state, &gen, err, sizeof(err));
+	T_CHECK(b != NULL && gen);
+	if (a != NULL && b != NULL)
+		T_CHECK(X509_cmp(SSL_CTX_get0_certificate(a),
+		    SSL_CTX_get0_certificate(b)) != 0);
+	SSL_CTX_free(a);
+	SSL_CTX_free(b);
+	SSL_CTX_free(c);
+}
+
+static void
+test_errors(void)
+{
+	char s1[128], s2[128], cert[192], key[192], err[512];
+	SSL_CTX *a, *b, *ctx;
+
+	mkdir_state(s1, sizeof(s1), "e1");
+	mkdir_state(s2, sizeof(s2), "e2");
+	a = server_in(s1, NULL, err, sizeof(err));
+	b = server_in(s2, NULL, err, sizeof(err));
+	T_CHECK(a != NULL && b != NULL);
+	T_CHECK(str_fmt(cert, sizeof(cert), "%s/tls/cert.pem", s1) == 0);
+	T_CHECK(str_fmt(key, sizeof(key), "%s/tls/key.pem", s2) == 0);
+
+	t_case("mismatched key");
+	ctx = tls_server_ctx(cert, key, NULL, NULL, NULL, err, sizeof(err));
+	T_CHECK(ctx == NULL);
+	T_CHECK(strstr(err, key) != NULL);
+	T_CHECK(strstr(err, "does not match") != NULL);
+	fprintf(stderr, "  (expected) %s\n", err);
+	T_CHECK(ERR_peek_error() == 0);
+
+	t_case("key file is a certificate");
+	ctx = tls_server_ctx(cert, cert, NULL, NULL, NULL, err, sizeof(err));
+	T_CHECK(ctx == NULL);
+	T_CHECK(strstr(err, "private key") != NULL);
+
+	t_case("missing certificate");
+	ctx = tls_server_ctx("/nonexistent/cert.pem", key, NULL, NULL, NULL,
+	    err, sizeof(err));
+	T_CHECK(ctx == NULL);
+	T_CHECK(strstr(err, "certificate /nonexistent/cert.pem") != NULL);
+
+	t_case("missing key");
+	ctx = tls_server_ctx(cert, "/nonexistent/key.pem", NULL, NULL, NULL,
+	    err, sizeof(err));
+	T_CHECK(ctx == NULL);
+	T_CHECK(strstr(err, "/nonexistent/key.pem") != NULL);
+	T_CHECK(strstr(err, "No such file") != NULL);
+
+	t_case("cert without key");
+	ctx = tls_server_ctx(cert, NULL, NULL, NULL, NULL, err, sizeof(err));
+	T_CHECK(ctx == NULL && strstr(err, "together") != NULL);
+
+	t_case("tiny err buffer");
+	ctx = tls_server_ctx(cert, key, NULL, NULL, NULL, err, 8);
+	T_CHECK(ctx == NULL && strlen(err) == 7);
+	SSL_CTX_free(a);
+	SSL_CTX_free(b);
+}
+
+static void
+test_bad_hostname(void)
+{
+	char state[128], err[512];
+	SSL_CTX *ctx;
+
+	mkdir_state(state, sizeof(state), "badhost");
+	ctx = tls_server_ctx(NULL, NULL, state, "bad host,DNS:evil", NULL, err,
+	    sizeof(err));
+	T_CHECK(ctx == NULL);
+	T_CHECK(strstr(err, "hostname") != NULL);
+	t_case("no state dir");
+	ctx = tls_server_ctx(NULL, NULL, "/nonexistent/state", HOST, NULL, err,
+	    sizeof(err));
+	T_CHECK(ctx == NULL && strstr(err, "/nonexistent/state/tls") != NULL);
+	t_case("ip literal hostname");
+	mkdir_state(state, sizeof(state), "iphost");
+	ctx = tls_server_ctx(NULL, NULL, state, "192.0.2.25", NULL, err,
+	    sizeof(err));
+	T_CHECK(ctx != NULL);
+	if (ctx != NULL)
+		T_CHECK_INT(X509_check_ip_asc(SSL_CTX_get0_certificate(ctx),
+		    "192.0.2.25", 0), 1);
+	SSL_CTX_free(ctx);
+}
+
+/* An encrypted key is refused, without asking for a passphrase. */
+static void
+test_encrypted_key(void)
+{
+	char state[128], cert[192], key[192], err[512];
+	SSL_CTX *ctx;
+	EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	FILE *f;
+
+	mkdir_state(state, sizeof(state), "enc");
+	T_CHECK(str_fmt(key, sizeof(key), "%s/enc.pem", state) == 0);
+	T_CHECK(str_fmt(cert, sizeof(cert), "%s/tls/cert.pem", state) == 0);
+	ctx = server_in(state, NULL, err, sizeof(err));
+	SSL_CTX_free(ctx);
+	f = fopen(key, "w");
+	T_CHECK(f != NULL && pk != NULL);
+	if (f == NULL || pk == NULL)
+		return;
+	T_CHECK(PEM_write_PrivateKey(f, pk, EVP_aes_256_cbc(),
+	    (const unsigned char *)"secret", 6, NULL, NULL) == 1);
+	fclose(f);
+	ctx = tls_server_ctx(cert, key, NULL, NULL, NULL, err, sizeof(err));
+	T_CHECK(ctx == NULL);
+	T_CHECK(strstr(err, "unencrypted") != NULL);
+	EVP_PKEY_free(pk);
+}
+
+/* ---- handshakes --------------------------------------------------------- */
+
+struct server_side {
+	SSL *ssl;
+	int accept_rc;
+	int echoed;
+};
+
+static void *
+server_main(void *arg)
+{
+	struct server_side *s = arg;
+	char buf[16];
+	int n;
+
+	s->accept_rc = SSL_accept(s->ssl);
+	if (s->accept_rc == 1) {
+		n = SSL_read(s->ssl, buf, sizeof(buf));
+		if (n > 0 && SSL_write(s->ssl, buf, n) == n)
+			s->echoed = n;
+		(void)SSL_shutdown(s->ssl);
+	}
+	ERR_clear_error();
+	return NULL;
+}
+
+struct hs_result {
+	int connect_rc;
+	int accept_rc;
+	int version;
+	long verify;
+	char desc[128];
+	bool echoed;
+};
+
+static void
+set_timeout(int fd)
+{
+	struct timeval tv = { 10, 0 };
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
+		abort();
+}
+
+/* One connection: client in this thread, server on another. */
+static void
+handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *host,
+    struct hs_result *r)
+{
+	int sv[2];
+	pthread_t th;
+	struct server_side s = { 0 };
+	SSL *c;
+	char buf[16];
+
+	memset(r, 0, sizeof(*r));
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		abort();
+	set_timeout(sv[0]);
+	set_timeout(sv[1]);
+	s.ssl = SSL_new(sctx);
+	c = SSL_new(cctx);
+	if (s.ssl == NULL || c == NULL || SSL_set_fd(s.ssl, sv[0]) != 1 ||
+	    SSL_set_fd(c, sv[1]) != 1)
+		abort();
+	if (host != NULL && tls_client_set_host(c, host) != 0)
+		abort();
+	if (pthread_create(&th, NULL, server_main, &s) != 0)
+		abort();
+	r->connect_rc = SSL_connect(c);
+	if (r->connect_rc == 1) {
+		r->version = SSL_version(c);
+		tls_describe(c, r->desc, sizeof(r->desc));
+		if (SSL_write(c, "hello", 5) == 5 &&
+		    SSL_read(c, buf, sizeof(buf)) == 5)
+			r->echoed = memcmp(buf, "hello", 5) == 0;
+	}
+	r->verify = SSL_get_verify_result(c);
+	/* unblock the server if the client gave up first */
+	shutdown(sv[1], SHUT_RDWR);
+	pthread_join(th, NULL);
+	r->accept_rc = s.accept_rc;
+	ERR_clear_error();
+	SSL_free(c);
+	SSL_free(s.ssl);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static SSL_CTX *
+test_server(void)
+{
+	static char state[128];
+	char err[512];
+	SSL_CTX *ctx;
+
+	if (state[0] == '\0')
+		mkdir_state(state, sizeof(state), "hs");
+	ctx = server_in(state, NULL, err, sizeof(err));
+	if (ctx == NULL) {
+		fprintf(stderr, "server ctx: %s\n", err);
+		abort();
+	}
+	return ctx;
+}
+
+static void
+test_handshake_tls13(void)
+{
+	SSL_CTX *s = test_server();
+	char err[256];
+	SSL_CTX *c = tls_client_ctx(false, err, sizeof(err));
+	struct hs_result r;
+	uint64_t opts;
+
+	T_CHECK(c != NULL);
+	handshake(s, c, HOST ".", &r);
+	T_CHECK_INT(r.connect_rc, 1);
+	T_CHECK_INT(r.accept_rc, 1);
+	T_CHECK_INT(r.version, TLS1_3_VERSION);
+	T_CHECK(r.echoed);
+	T_CHECK(strncmp(r.desc, "version=TLSv1.3 cipher=TLS_", 27) == 0);
+	printf("negotiated: %s\n", r.desc);
+	t_case("policy options");
+	opts = SSL_CTX_get_options(s);
+	T_CHECK(opts & SSL_OP_NO_COMPRESSION);
+	T_CHECK(opts & SSL_OP_NO_RENEGOTIATION);
+	T_CHECK(opts & SSL_OP_CIPHER_SERVER_PREFERENCE);
+	T_CHECK_INT(SSL_CTX_get_min_proto_version(s), TLS1_2_VERSION);
+	T_CHECK_INT(SSL_CTX_get_min_proto_version(c), TLS1_2_VERSION);
+	T_CHECK(SSL_CTX_get_options(c) & SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_free(c);
+	SSL_CTX_free(s);
+}
+
+static void
+test_handshake_tls12(void)
+{
+	SSL_CTX *s = test_server();
+	char err[256];
+	SSL_CTX *c = tls_client_ctx(false, err, sizeof(err));
+	struct hs_result r;
+
+	T_CHECK(c != NULL && SSL_CTX_set_max_proto_version(c,
+	    TLS1_2_VERSION) == 1);
+	handshake(s, c, HOST, &r);
+	T_CHECK_INT(r.connect_rc, 1);
+	T_CHECK_INT(r.version, TLS1_2_VERSION);
+	T_CHECK(r.echoed);
+	T_CHECK(strncmp(r.desc, "version=TLSv1.2 cipher=ECDHE-ECDSA-", 35) == 0);
+	SSL_CTX_free(c);
+	SSL_CTX_free(s);
+}
+
+/* A client that can only speak TLS 1.1 gets no connection. */
+static void
+test_handshake_tls11_refused(void)
+{
+	SSL_CTX *s = test_server();
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	struct hs_result r;
+
+	T_CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	/* OpenSSL 3 itself would not offer 1.1 above security level 0 */
+	SSL_CTX_set_security_level(c, 0);
+	T_CHECK(SSL_CTX_set_min_proto_version(c, TLS1_1_VERSION) == 1);
+	T_CHECK(SSL_CTX_set_max_proto_version(c, TLS1_1_VERSION) == 1);
+	handshake(s, c, NULL, &r);
+	T_CHECK(r.connect_rc != 1);
+	T_CHECK(r.accept_rc != 1);
+	SSL_CTX_free(c);
+	SSL_CTX_free(s);
+}
+
+/* verify=true: refused against an unknown CA, accepted once trusted. */
+static void
+test_handshake_verify(void)
+{
+	SSL_CTX *s = test_server();
+	char err[256];
+	SSL_CTX *c = tls_client_ctx(true, err, sizeof(err));
+	struct hs_result r;
+
+	T_CHECK(c != NULL);
+	if (c == NULL) {
+		fprintf(stderr, "client ctx: %s\n", err);
+		SSL_CTX_free(s);
+		return;
+	}
+	handshake(s, c, HOST, &r);
+	T_CHECK(r.connect_rc != 1);
+	T_CHECK(r.verify != X509_V_OK);
+	t_case("verify: trusted certificate, right name");
+	T_CHECK(X509_STORE_add_cert(SSL_CTX_get_cert_store(c),
+	    SSL_CTX_get0_certificate(s)) == 1);
+	handshake(s, c, HOST, &r);
+	T_CHECK_INT(r.connect_rc, 1);
+	T_CHECK_INT(r.verify, X509_V_OK);
+	T_CHECK(r.echoed);
+	t_case("verify: trusted certificate, wrong name");
+	handshake(s, c, "other.example.org", &r);
+	T_CHECK(r.connect_rc != 1);
+	T_CHECK_INT(r.verify, X509_V_ERR_HOSTNAME_MISMATCH);
+	SSL_CTX_free(c);
+	SSL_CTX_free(s);
+}
+
+static void
+test_describe(void)
+{
+	char out[64];
+	SSL_CTX *c = tls_client_ctx(false, out, sizeof(out));
+	SSL *ssl = c != NULL ? SSL_new(c) : NULL;
+
+	tls_describe(NULL, out, sizeof(out));
+	T_CHECK_STR(out, "version=none cipher=none");
+	tls_describe(ssl, out, sizeof(out));
+	T_CHECK_STR(out, "version=none cipher=none");
+	tls_describe(NULL, out, 8);
+	T_CHECK_STR(out, "version");
+	t_case("set host");
+	T_CHECK(ssl != NULL && tls_client_set_host(ssl, "mx1.example.net.") == 0);
+	if (ssl != NULL)
+		T_CHECK_STR(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name),
+		    "mx1.example.net");
+	T_CHECK(ssl != NULL && tls_client_set_host(ssl, "2001:db8::25") == 0);
+	T_CHECK(ssl != NULL && tls_client_set_host(ssl, "") != 0);
+	T_CHECK(ssl != NULL && tls_client_set_host(ssl, ".") != 0);
+	SSL_free(ssl);
+	SSL_CTX_free(c);
+}
+
+int
+main(void)
+{
+	if (str_fmt(tmp_root, sizeof(tmp_root), "/tmp/tern-tls-XXXXXX") != 0 ||
+	    mkdtemp(tmp_root) == NULL)
+		abort();
+	T_RUN(test_generate);
+	T_RUN(test_reload_same);
+	T_RUN(test_errors);
+	T_RUN(test_bad_hostname);
+	T_RUN(test_encrypted_key);
+	T_RUN(test_handshake_tls13);
+	T_RUN(test_handshake_tls12);
+	T_RUN(test_handshake_tls11_refused);
+	T_RUN(test_handshake_verify);
+	T_RUN(test_describe);
+	if (nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		fprintf(stderr, "cleanup of %s: %s\n", tmp_root, strerror(errno));
+	return t_summary();
+}
