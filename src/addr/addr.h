@@ -83,4 +83,112 @@ const char *addr_strerror(enum addr_status st);
 /* true if local part is "postmaster" in any case (RFC 5321 4.5.1) */
 bool addr_is_postmaster(const struct addr *a);
 
+/* ---- message header section and address lists (src/addr/header.c) ----- */
+
+/*
+ * The header section of a message held whole in memory (RFC 5322 2.2):
+ * where it ends, its fields one by one, and the addresses in To/Cc/Bcc.
+ * Used by sendmail -t, by submission (is Date/Message-ID there? RFC 6409
+ * 8.2, 8.3) and by the DSN builder (RET=HDRS).
+ *
+ * Lines end in CRLF; a bare LF also ends a line (local input from sendmail
+ * is scanned liberally) and is reported in the field's bad bits, so a
+ * strict caller can refuse it.  The header section ends at the first empty
+ * line; a message without one is all header and no body.  Views point into
+ * the caller's bytes; nothing is copied except by addr_hdr_unfold().
+ */
+#define ADDR_HDR_FIELD_MAX 65536 /* octets of one field, folds included */
+#define ADDR_HDR_LINE_MAX 998    /* octets of a line without CRLF (5322 2.1.1) */
+#define ADDR_LIST_MAX 1000       /* addresses one addr_list yields */
+
+/* struct addr_hdr_field.bad: why a field is not clean (bits) */
+#define ADDR_HDR_BAD_NAME 0x01 /* no "name:", a name byte outside 33..126,
+                                  or continuation lines with no field */
+#define ADDR_HDR_BAD_LONG 0x02 /* over ADDR_HDR_FIELD_MAX octets */
+#define ADDR_HDR_BAD_LINE 0x04 /* a line over ADDR_HDR_LINE_MAX octets */
+#define ADDR_HDR_BAD_EOL 0x08  /* a bare LF line end or a CR inside a line */
+#define ADDR_HDR_BAD_NUL 0x10  /* a NUL byte */
+
+struct addr_hdr_field {
+	const char *name;   /* without the ':' and any blanks before it; */
+	size_t name_len;    /* NULL, 0 with ADDR_HDR_BAD_NAME */
+	const char *value;  /* after the ':', still folded; blanks and line */
+	size_t value_len;   /* ends trimmed at both ends (whole line if no name) */
+	size_t off;         /* the field's first octet in the message */
+	size_t raw_len;     /* octets of the field with its last line end */
+	unsigned bad;       /* ADDR_HDR_BAD_* bits, 0 for a clean field */
+};
+
+struct addr_hdr_scan {
+	const char *msg;
+	size_t len;
+	size_t end;         /* header section length, its empty line excluded */
+	size_t body;        /* offset of the body: after the empty line, or len */
+	size_t pos;         /* next field */
+	size_t longest;     /* longest line so far, line end excluded */
+	unsigned fields;    /* fields returned so far */
+	unsigned bad;       /* OR of the bad bits of those fields */
+};
+
+/*
+ * Length of the header section of msg[0..len) (the empty line excluded);
+ * *body_out (may be NULL) gets the offset of the body.  No empty line:
+ * returns len and *body_out = len.
+ */
+size_t addr_hdr_end(const char *msg, size_t len, size_t *body_out);
+
+void addr_hdr_scan_init(struct addr_hdr_scan *s, const char *msg, size_t len);
+/* Next field of the header section into *out; false at its end. */
+bool addr_hdr_next(struct addr_hdr_scan *s, struct addr_hdr_field *out);
+/* Is f named name (ASCII case-insensitive, exact length)? */
+bool addr_hdr_name_is(const struct addr_hdr_field *f, const char *name);
+/* First field named name (e.g. "Message-ID") in msg; false if none. */
+bool addr_hdr_find(const char *msg, size_t len, const char *name,
+    struct addr_hdr_field *out);
+/*
+ * Unfold a value (RFC 5322 2.2.3: drop the line ends of folds) into out,
+ * NUL-terminated.  Returns its length, or -1 if it does not fit.
+ */
+int addr_hdr_unfold(const char *v, size_t len, char *out, size_t outlen);
+
+/*
+ * Addresses of an RFC 5322 address-list (3.4) field value, e.g. To, Cc,
+ * Bcc, one by one: "Name <a@b>", a@b, "quoted name" <a@b>, comments in
+ * parentheses, groups ("team: a@b, c@d;", "undisclosed-recipients:;"),
+ * obsolete routes "<@r:a@b>" and empty list elements.  Each addr-spec is
+ * checked by addr_parse_mailbox() (flags: ADDR_F_UTF8), so what comes out
+ * is a valid SMTP mailbox.  The first error ends the list: a caller that
+ * sends mail to the list must not guess what a broken one meant.
+ */
+enum addr_list_status {
+	ADDR_LIST_OK = 0,   /* *out holds the next address */
+	ADDR_LIST_END,      /* no more addresses */
+	ADDR_LIST_SYNTAX,   /* not an address list (err_pos says where) */
+	ADDR_LIST_ADDR,     /* an addr-spec SMTP refuses: see addr_err */
+	ADDR_LIST_MANY,     /* more than ADDR_LIST_MAX addresses */
+	ADDR_LIST_LONG,     /* value over ADDR_HDR_FIELD_MAX octets */
+};
+
+/* flag for addr_list_init, with ADDR_F_UTF8: */
+#define ADDR_LIST_F_LOCAL 0x100 /* a bare local part ("root") is an address;
+                                   it comes out with domain "" and kind
+                                   ADDR_DOMAIN_NONE (sendmail -t) */
+
+struct addr_list {
+	const char *p;
+	size_t len;
+	size_t pos;
+	unsigned flags;
+	unsigned count;        /* addresses returned so far */
+	bool in_group;
+	enum addr_list_status st; /* sticky once an error or the end is met */
+	enum addr_status addr_err; /* detail of ADDR_LIST_ADDR */
+	size_t err_pos;        /* offset in the value where the error was met */
+};
+
+void addr_list_init(struct addr_list *l, const char *value, size_t len,
+    unsigned flags);
+enum addr_list_status addr_list_next(struct addr_list *l, struct addr *out);
+const char *addr_list_strerror(enum addr_list_status st);
+
 #endif

@@ -58,11 +58,11 @@ size_t auth_b64_encoded_len(size_t len);
 /* ---- SASL --------------------------------------------------------------- */
 
 enum sasl_status {
-	SASL_OK = 0,           /* credentials complete */
-	SASL_CONTINUE = 1,     /* send "334 " + the challenge, read a line */
-	SASL_ERR_SYNTAX = -1,  /* malformed: 501 5.5.2 */
-	SASL_ERR_AUTHZ = -2,   /* PLAIN authzid names another user: we do not
-	                          support proxy authorization; 535 5.7.8 */
+	SASL_OK = 0,	      /* credentials complete */
+	SASL_CONTINUE = 1,    /* send "334 " + the challenge, read a line */
+	SASL_ERR_SYNTAX = -1, /* malformed: 501 5.5.2 */
+	SASL_ERR_AUTHZ = -2,  /* PLAIN authzid names another user: we do not
+				 support proxy authorization; 535 5.7.8 */
 };
 
 /*
@@ -110,17 +110,17 @@ int sasl_plain_parse_b64(const char *b64, size_t len, char *authzid,
 #define SASL_LOGIN_CHAL_MAX 16
 
 enum sasl_login_state {
-	SASL_LOGIN_START = 0,  /* nothing sent yet */
-	SASL_LOGIN_USER,       /* "Username:" sent, waiting for the user name */
-	SASL_LOGIN_PASS,       /* "Password:" sent, waiting for the password */
-	SASL_LOGIN_DONE,       /* user and pass are set */
-	SASL_LOGIN_FAILED,     /* a step failed; the exchange is over */
+	SASL_LOGIN_START = 0, /* nothing sent yet */
+	SASL_LOGIN_USER,      /* "Username:" sent, waiting for the user name */
+	SASL_LOGIN_PASS,      /* "Password:" sent, waiting for the password */
+	SASL_LOGIN_DONE,      /* user and pass are set */
+	SASL_LOGIN_FAILED,    /* a step failed; the exchange is over */
 };
 
 struct sasl_login {
 	enum sasl_login_state state;
 	char user[AUTH_FIELD_MAX + 1];
-	char pass[AUTH_FIELD_MAX + 1];   /* secret: sasl_login_wipe() */
+	char pass[AUTH_FIELD_MAX + 1]; /* secret: sasl_login_wipe() */
 };
 
 void sasl_login_init(struct sasl_login *l);
@@ -153,32 +153,33 @@ int auth_password_hash(const char *password, char *out, size_t outlen) WUR;
  * slower.  ip[0..iplen) is the address in network byte order: 4 bytes
  * (IPv4) or 16 (IPv6; an IPv6 client is counted by its /64, since one host
  * commonly holds a whole /64; a v4-mapped address counts as its IPv4 one).
- * Other lengths up to AUTH_THROTTLE_KEY_MAX are taken as opaque keys.
+ * Other lengths up to AUTH_THROTTLE_KEY_MAX are taken as opaque keys;
+ * a longer one is a bug (panic).
  * now_ms is a monotonic clock (time_now_ms()).
  *
  * Delay after f recent failures: 0 for f <= 3, then 1 s, 2 s, 4 s, ...,
  * at most 30 s: the 4th failure in a row is the first answered late.
  * The caller waits that long before it sends the 535 for a failure (and
- * reads nothing from the client meanwhile).  15 minutes after its last failure an address is
- * forgotten; a success forgets it at once.  At most max_entries addresses
- * are kept; when full, the one whose last failure is oldest is dropped.
- * Not thread-safe: one tracker belongs to the event loop.
+ * reads nothing from the client meanwhile).  15 minutes after its last failure
+ * an address is forgotten; a success forgets it at once.  At most max_entries
+ * addresses are kept; when full, the one whose last failure is oldest is
+ * dropped.  Not thread-safe: one tracker belongs to the event loop.
  */
-#define AUTH_THROTTLE_KEY_MAX 16
+#define AUTH_THROTTLE_KEY_MAX	    16
 #define AUTH_THROTTLE_FREE_FAILURES 3
-#define AUTH_THROTTLE_MAX_DELAY_MS 30000u
-#define AUTH_THROTTLE_FORGET_MS (15u * 60u * 1000u)
+#define AUTH_THROTTLE_MAX_DELAY_MS  30000u
+#define AUTH_THROTTLE_FORGET_MS	    (15u * 60u * 1000u)
 
 struct auth_throttle;
 
 struct auth_throttle *auth_throttle_new(unsigned max_entries);
 void auth_throttle_free(struct auth_throttle *t);
-unsigned auth_throttle_delay_ms(struct auth_throttle *t, const void *ip,
-    size_t iplen, uint64_t now_ms);
-void auth_throttle_fail(struct auth_throttle *t, const void *ip,
-    size_t iplen, uint64_t now_ms);
-void auth_throttle_success(struct auth_throttle *t, const void *ip,
-    size_t iplen);
+unsigned auth_throttle_delay_ms(
+    struct auth_throttle *t, const void *ip, size_t iplen, uint64_t now_ms);
+void auth_throttle_fail(
+    struct auth_throttle *t, const void *ip, size_t iplen, uint64_t now_ms);
+void auth_throttle_success(
+    struct auth_throttle *t, const void *ip, size_t iplen);
 /* Addresses currently tracked (for tests and metrics). */
 unsigned auth_throttle_count(const struct auth_throttle *t);
 

@@ -79,8 +79,8 @@ b64_group(const unsigned char *g, bool last, int v[4])
 }
 
 int
-auth_b64_decode(const char *in, size_t len, unsigned char *out,
-    size_t outlen, size_t *n_out)
+auth_b64_decode(const char *in, size_t len, unsigned char *out, size_t outlen,
+    size_t *n_out)
 {
 	const unsigned char *p = (const unsigned char *)in;
 	size_t i, o = 0;
@@ -116,8 +116,8 @@ auth_b64_encoded_len(size_t len)
 }
 
 int
-auth_b64_encode(const unsigned char *in, size_t len, char *out,
-    size_t outlen, size_t *n_out)
+auth_b64_encode(const unsigned char *in, size_t len, char *out, size_t outlen,
+    size_t *n_out)
 {
 	size_t i, o = 0;
 
@@ -125,7 +125,8 @@ auth_b64_encode(const unsigned char *in, size_t len, char *out,
 	if (outlen > 0)
 		out[0] = '\0';
 	/* len / 3 * 4 cannot overflow; the check keeps the sum in range */
-	if (len / 3 >= (SIZE_MAX - 8) / 4 || auth_b64_encoded_len(len) >= outlen)
+	if (len / 3 >= (SIZE_MAX - 8) / 4 ||
+	    auth_b64_encoded_len(len) >= outlen)
 		return -1;
 	for (i = 0; i < len; i += 3) {
 		size_t left = len - i;
@@ -171,13 +172,13 @@ utf8_seq_len(const unsigned char *s, size_t n)
 	else
 		return 0;
 	if (c == 0xe0)
-		lo = 0xa0;      /* overlong */
+		lo = 0xa0; /* overlong */
 	else if (c == 0xed)
-		hi = 0x9f;      /* surrogates */
+		hi = 0x9f; /* surrogates */
 	else if (c == 0xf0)
-		lo = 0x90;      /* overlong */
+		lo = 0x90; /* overlong */
 	else if (c == 0xf4)
-		hi = 0x8f;      /* past U+10FFFF */
+		hi = 0x8f; /* past U+10FFFF */
 	if (n < len || s[1] < lo || s[1] > hi)
 		return 0;
 	for (i = 2; i < len; i++)
@@ -207,8 +208,8 @@ sasl_field_ok(const unsigned char *s, size_t n)
 /* ---- PLAIN -------------------------------------------------------------- */
 
 static void
-plain_wipe(char *authzid, size_t azlen, char *authcid, size_t aclen,
-    char *pass, size_t plen)
+plain_wipe(char *authzid, size_t azlen, char *authcid, size_t aclen, char *pass,
+    size_t plen)
 {
 	explicit_bzero(authzid, azlen);
 	explicit_bzero(authcid, aclen);
@@ -230,7 +231,7 @@ plain_split(const unsigned char *msg, size_t n, const unsigned char *f[3],
 		const unsigned char *nul = memchr(p, 0, (size_t)(end - p));
 
 		if ((nul == NULL) != (i == 2))
-			return -1;  /* fewer or more than two NULs */
+			return -1; /* fewer or more than two NULs */
 		f[i] = p;
 		flen[i] = (size_t)((nul != NULL ? nul : end) - p);
 		if (nul != NULL)
@@ -264,21 +265,21 @@ sasl_plain_parse(const unsigned char *msg, size_t n, char *authzid,
 }
 
 int
-sasl_plain_parse_b64(const char *b64, size_t len, char *authzid,
-    size_t azlen, char *authcid, size_t aclen, char *pass, size_t plen)
+sasl_plain_parse_b64(const char *b64, size_t len, char *authzid, size_t azlen,
+    char *authcid, size_t aclen, char *pass, size_t plen)
 {
 	unsigned char msg[AUTH_PLAIN_MAX];
 	size_t n;
 	int rc;
 
 	if (len == 1 && b64[0] == '=')
-		len = 0;    /* RFC 4954 4: "=" is an empty initial response */
+		len = 0; /* RFC 4954 4: "=" is an empty initial response */
 	if (auth_b64_decode(b64, len, msg, sizeof(msg), &n) != 0) {
 		plain_wipe(authzid, azlen, authcid, aclen, pass, plen);
 		rc = SASL_ERR_SYNTAX;
 	} else {
-		rc = sasl_plain_parse(msg, n, authzid, azlen, authcid, aclen,
-		    pass, plen);
+		rc = sasl_plain_parse(
+		    msg, n, authzid, azlen, authcid, aclen, pass, plen);
 	}
 	explicit_bzero(msg, sizeof(msg));
 	return rc;
@@ -306,8 +307,9 @@ login_field(const char *resp, size_t len, char *field)
 {
 	size_t n;
 
-	if (auth_b64_decode(resp, len, (unsigned char *)field, AUTH_FIELD_MAX,
-	    &n) != 0 || !sasl_field_ok((const unsigned char *)field, n))
+	if (auth_b64_decode(
+		resp, len, (unsigned char *)field, AUTH_FIELD_MAX, &n) != 0 ||
+	    !sasl_field_ok((const unsigned char *)field, n))
 		return -1;
 	field[n] = '\0';
 	return 0;
@@ -326,7 +328,8 @@ login_challenge(struct sasl_login *l, enum sasl_login_state next,
     const char *chal, char *chal_out, size_t chal_len)
 {
 	if (str_copy(chal_out, chal_len, chal, strlen(chal)) != 0)
-		panic("sasl_login_step: challenge buffer of %zu bytes", chal_len);
+		panic(
+		    "sasl_login_step: challenge buffer of %zu bytes", chal_len);
 	l->state = next;
 	return SASL_CONTINUE;
 }
@@ -347,8 +350,8 @@ sasl_login_step(struct sasl_login *l, const char *resp, size_t len,
 	case SASL_LOGIN_USER:
 		if (resp == NULL || login_field(resp, len, l->user) != 0)
 			return login_fail(l);
-		return login_challenge(l, SASL_LOGIN_PASS, login_chal_pass,
-		    chal_out, chal_len);
+		return login_challenge(
+		    l, SASL_LOGIN_PASS, login_chal_pass, chal_out, chal_len);
 	case SASL_LOGIN_PASS:
 		if (resp == NULL || login_field(resp, len, l->pass) != 0)
 			return login_fail(l);

@@ -47,9 +47,9 @@ struct thr_key {
 struct thr_entry {
 	struct thr_key key;
 	uint32_t failures;
-	uint64_t last_ms;          /* time of the last failure */
+	uint64_t last_ms; /* time of the last failure */
 	size_t bucket;
-	struct thr_entry *hnext;   /* bucket chain, or the free list */
+	struct thr_entry *hnext; /* bucket chain, or the free list */
 	struct thr_entry *older, *newer;
 };
 
@@ -57,7 +57,7 @@ struct auth_throttle {
 	struct thr_entry *pool;
 	struct thr_entry *free;
 	struct thr_entry **buckets;
-	size_t nbuckets;           /* a power of two */
+	size_t nbuckets; /* a power of two */
 	struct thr_entry *oldest, *newest;
 	unsigned count;
 	uint64_t sipkey[2];
@@ -74,11 +74,19 @@ sip_rotl(uint64_t x, unsigned b)
 static void
 sip_round(uint64_t v[4])
 {
-	v[0] += v[1]; v[1] = sip_rotl(v[1], 13); v[1] ^= v[0];
+	v[0] += v[1];
+	v[1] = sip_rotl(v[1], 13);
+	v[1] ^= v[0];
 	v[0] = sip_rotl(v[0], 32);
-	v[2] += v[3]; v[3] = sip_rotl(v[3], 16); v[3] ^= v[2];
-	v[0] += v[3]; v[3] = sip_rotl(v[3], 21); v[3] ^= v[0];
-	v[2] += v[1]; v[1] = sip_rotl(v[1], 17); v[1] ^= v[2];
+	v[2] += v[3];
+	v[3] = sip_rotl(v[3], 16);
+	v[3] ^= v[2];
+	v[0] += v[3];
+	v[3] = sip_rotl(v[3], 21);
+	v[3] ^= v[0];
+	v[2] += v[1];
+	v[1] = sip_rotl(v[1], 17);
+	v[1] ^= v[2];
 	v[2] = sip_rotl(v[2], 32);
 }
 
@@ -94,9 +102,9 @@ sip_absorb(uint64_t v[4], uint64_t m)
 static uint64_t
 sip_hash(const uint64_t k[2], const uint8_t *p, size_t n)
 {
-	uint64_t v[4] = { k[0] ^ 0x736f6d6570736575ull,
-		k[1] ^ 0x646f72616e646f6dull, k[0] ^ 0x6c7967656e657261ull,
-		k[1] ^ 0x7465646279746573ull };
+	uint64_t v[4] = {k[0] ^ 0x736f6d6570736575ull,
+	    k[1] ^ 0x646f72616e646f6dull, k[0] ^ 0x6c7967656e657261ull,
+	    k[1] ^ 0x7465646279746573ull};
 	uint64_t last = (uint64_t)n << 56;
 	size_t i, full = n - n % 8;
 	int r;
@@ -120,8 +128,8 @@ sip_hash(const uint64_t k[2], const uint8_t *p, size_t n)
 
 /* ---- keys --------------------------------------------------------------- */
 
-static const uint8_t thr_v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0xff, 0xff };
+static const uint8_t thr_v4mapped[12] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 static void
 thr_key_make(const void *ip, size_t iplen, struct thr_key *k)
@@ -137,7 +145,7 @@ thr_key_make(const void *ip, size_t iplen, struct thr_key *k)
 		memcpy(k->b, p + 12, 4);
 	} else if (iplen == 16) {
 		k->kind = THR_KIND_V6;
-		k->len = 8;             /* the /64 */
+		k->len = 8; /* the /64 */
 		memcpy(k->b, p, 8);
 	} else {
 		k->kind = iplen == 4 ? THR_KIND_V4 : THR_KIND_RAW;
@@ -151,7 +159,7 @@ thr_bucket(const struct auth_throttle *t, const struct thr_key *k)
 {
 	/* kind, len and bytes: the whole struct is initialised by memset */
 	return (size_t)sip_hash(t->sipkey, (const uint8_t *)k, sizeof(*k)) &
-	    (t->nbuckets - 1);
+	       (t->nbuckets - 1);
 }
 
 /* ---- table -------------------------------------------------------------- */
@@ -212,7 +220,7 @@ static bool
 thr_expired(const struct thr_entry *e, uint64_t now_ms)
 {
 	return now_ms >= e->last_ms &&
-	    now_ms - e->last_ms >= AUTH_THROTTLE_FORGET_MS;
+	       now_ms - e->last_ms >= AUTH_THROTTLE_FORGET_MS;
 }
 
 /* A free entry for key k in bucket b, evicting the oldest if need be. */
@@ -283,15 +291,16 @@ thr_delay_for(uint32_t failures)
 	if (failures <= AUTH_THROTTLE_FREE_FAILURES)
 		return 0;
 	over = failures - AUTH_THROTTLE_FREE_FAILURES - 1;
-	if (over >= 5)          /* 1000 << 5 is past the cap already */
+	if (over >= 5) /* 1000 << 5 is past the cap already */
 		return AUTH_THROTTLE_MAX_DELAY_MS;
-	return (1000u << over) < AUTH_THROTTLE_MAX_DELAY_MS ?
-	    (1000u << over) : AUTH_THROTTLE_MAX_DELAY_MS;
+	return (1000u << over) < AUTH_THROTTLE_MAX_DELAY_MS
+		   ? (1000u << over)
+		   : AUTH_THROTTLE_MAX_DELAY_MS;
 }
 
 unsigned
-auth_throttle_delay_ms(struct auth_throttle *t, const void *ip,
-    size_t iplen, uint64_t now_ms)
+auth_throttle_delay_ms(
+    struct auth_throttle *t, const void *ip, size_t iplen, uint64_t now_ms)
 {
 	struct thr_key k;
 	struct thr_entry *e;
@@ -308,8 +317,8 @@ auth_throttle_delay_ms(struct auth_throttle *t, const void *ip,
 }
 
 void
-auth_throttle_fail(struct auth_throttle *t, const void *ip, size_t iplen,
-    uint64_t now_ms)
+auth_throttle_fail(
+    struct auth_throttle *t, const void *ip, size_t iplen, uint64_t now_ms)
 {
 	struct thr_key k;
 	struct thr_entry *e;
@@ -325,7 +334,7 @@ auth_throttle_fail(struct auth_throttle *t, const void *ip, size_t iplen,
 		e = thr_insert(t, &k, b);
 	} else {
 		if (thr_expired(e, now_ms))
-			e->failures = 0;    /* only if the clock went backwards */
+			e->failures = 0; /* only if the clock went backwards */
 		thr_age_unlink(t, e);
 		thr_age_push_newest(t, e);
 	}

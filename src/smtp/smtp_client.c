@@ -39,6 +39,8 @@
  * a peer dribbling bytes costs linear time.  Recipients per transaction:
  * SMTP_CLIENT_RCPT_MAX.  Result texts are cut to SMTP_CLIENT_TEXT_MAX.
  */
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "smtp.h"
@@ -180,9 +182,12 @@ reply_enh_len(const char *p, size_t n, int code)
 	return i == n || p[i] == ' ' ? i : 0;
 }
 
-/* Append p[0..n) to r->text, control bytes as '?', cut with "...". */
+/*
+ * Append p[0..n) to r->text, cut with "...".  Control bytes become '?'
+ * unless raw (the '\n' between lines).
+ */
 static void
-reply_text_put(struct smtp_parsed_reply *r, const char *p, size_t n)
+reply_text_put(struct smtp_parsed_reply *r, const char *p, size_t n, bool raw)
 {
 	const size_t keep = sizeof(r->text) - 4;   /* room for "..." + NUL */
 	size_t i;
@@ -196,8 +201,8 @@ reply_text_put(struct smtp_parsed_reply *r, const char *p, size_t n)
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 
-		r->text[r->text_len + i] = (c < 0x20 && c != '\t') || c == 0x7f ?
-		    '?' : (char)c;
+		r->text[r->text_len + i] = !raw && ((c < 0x20 && c != '\t') ||
+		    c == 0x7f) ? '?' : (char)c;
 	}
 	r->text_len += n;
 	if (r->text_cut) {
@@ -216,8 +221,10 @@ reply_add_line(struct smtp_parsed_reply *r, const struct reply_line *l)
 	size_t n = l->text_len, e = reply_enh_len(t, n, l->code);
 
 	if (e > 0) {
-		if (r->nlines == 1 && e < sizeof(r->enh))
-			memcpy(r->enh, t, e), r->enh[e] = '\0';
+		if (r->nlines == 1 && e < sizeof(r->enh)) {
+			memcpy(r->enh, t, e);
+			r->enh[e] = '\0';
+		}
 		t += e;
 		n -= e;
 		if (n > 0) {
@@ -226,8 +233,8 @@ reply_add_line(struct smtp_parsed_reply *r, const struct reply_line *l)
 		}
 	}
 	if (r->nlines > 1)
-		reply_text_put(r, "\n", 1);
-	reply_text_put(r, t, n);
+		reply_text_put(r, "\n", 1, true);
+	reply_text_put(r, t, n, false);
 }
 
 int
@@ -237,7 +244,9 @@ smtp_reply_parse(const char *in, size_t len, struct smtp_parsed_reply *r,
 	size_t off = 0;
 	struct reply_line l;
 
-	memset(r, 0, offsetof(struct smtp_parsed_reply, text) + 1);
+	r->code = 0;
+	r->enh[0] = '\0';
+	r->text[0] = '\0';
 	r->text_len = 0;
 	r->text_cut = false;
 	r->nlines = 0;
@@ -737,7 +746,7 @@ client_on_txn(struct smtp_client *c)
 	if (code < 200 || (code >= 300 && code < 400))
 		return client_fail_unexpected(c);
 	if (kind == STEP_RSET && code >= 400)
-		return client_fail_reply(c, true);
+		return client_fail_unexpected(c);   /* not the message's fault */
 	c->answered++;
 	if (kind == STEP_RSET) {
 		c->needs_rset = false;

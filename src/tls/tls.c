@@ -57,7 +57,10 @@
  * err = what + ": " + the newest OpenSSL reason (or strerror(sys_errno)
  * when it is not 0).  Clears the OpenSSL error queue.
  */
-static void PRINTF_LIKE(4, 5)
+static void tls_err(char *err, size_t errlen, int sys_errno, const char *fmt,
+    ...) PRINTF_LIKE(4, 5);
+
+static void
 tls_err(char *err, size_t errlen, int sys_errno, const char *fmt, ...)
 {
 	char what[PATH_MAX + 128];
@@ -73,8 +76,9 @@ tls_err(char *err, size_t errlen, int sys_errno, const char *fmt, ...)
 		why = strerror(sys_errno);
 	else if (e != 0)
 		why = ERR_reason_error_string(e);
-	if (errlen > 0 && snprintf(err, errlen, "%s%s%s", what,
-	    why != NULL ? ": " : "", why != NULL ? why : "") < 0)
+	if (errlen > 0 &&
+	    snprintf(err, errlen, "%s%s%s", what, why != NULL ? ": " : "",
+		why != NULL ? why : "") < 0)
 		err[0] = '\0';
 	ERR_clear_error();
 }
@@ -87,7 +91,8 @@ tls_policy(SSL_CTX *ctx)
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
 		return -1;
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-	    SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+				     SSL_OP_NO_RENEGOTIATION |
+				     SSL_OP_IGNORE_UNEXPECTED_EOF);
 	return 0;
 }
 
@@ -114,8 +119,8 @@ tls_client_ctx(bool verify, char *err, size_t errlen)
 		return NULL;
 	}
 	ERR_clear_error();
-	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
-	    NULL);
+	SSL_CTX_set_verify(
+	    ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
 	return ctx;
 }
 
@@ -147,7 +152,8 @@ tls_client_set_host(SSL *ssl, const char *host)
 	if (n == 0 || str_copy(name, sizeof(name), host, n) != 0)
 		return -1;
 	if (tls_is_ip(name, addr, &af)) {
-		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1)
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) !=
+		    1)
 			goto fail;
 		return 0;
 	}
@@ -206,14 +212,16 @@ tls_read_key(const char *path, char *err, size_t errlen)
 	pkey = PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, NULL);
 	BIO_free(bio);
 	if (pkey == NULL)
-		tls_err(err, errlen, 0, "private key %s: not an unencrypted "
-		    "PEM private key", path);
+		tls_err(err, errlen, 0,
+		    "private key %s: not an unencrypted "
+		    "PEM private key",
+		    path);
 	return pkey;
 }
 
 static int
-tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
-    size_t errlen)
+tls_load_pair(
+    SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t errlen)
 {
 	EVP_PKEY *pkey;
 	int rc = -1;
@@ -227,10 +235,12 @@ tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 	/* checked here first so the message says which files disagree */
 	if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), pkey) != 1) {
 		ERR_clear_error();
-		tls_err(err, errlen, 0, "private key %s does not match the "
-		    "certificate in %s", key, cert);
+		tls_err(err, errlen, 0,
+		    "private key %s does not match the "
+		    "certificate in %s",
+		    key, cert);
 	} else if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
+		   SSL_CTX_check_private_key(ctx) != 1) {
 		tls_err(err, errlen, 0, "private key %s", key);
 	} else {
 		rc = 0;
@@ -241,26 +251,39 @@ tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 
 /* ---- the self-signed pair ----------------------------------------------- */
 
-/* A name we can put in a certificate: an IP, or LDH labels (and '_'). */
+/* One character of a host name label: letters, digits, '-', '_'. */
+static bool
+tls_label_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+/*
+ * A name we can put in a certificate: an IP address, or dot-separated
+ * labels of 1..63 label characters (no empty label, no final dot).
+ */
 static bool
 tls_hostname_ok(const char *h)
 {
 	unsigned char addr[16];
-	size_t n = strlen(h), i;
+	size_t n = strlen(h), i, label = 0;
 	int af;
 
 	if (tls_is_ip(h, addr, &af))
 		return true;
-	if (n == 0 || n > 253 || h[0] == '.' || h[0] == '-')
+	if (n == 0 || n > 253)
 		return false;
 	for (i = 0; i < n; i++) {
-		char c = h[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
+		if (h[i] == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if (!tls_label_char(h[i]) || ++label > 63) {
 			return false;
+		}
 	}
-	return true;
+	return label > 0;
 }
 
 static int
@@ -271,9 +294,9 @@ tls_cert_serial(X509 *x)
 
 	/* 159 random bits with the top one set: positive, never zero, and
 	   within RFC 5280's 20 octets */
-	ok = bn != NULL && BN_rand(bn, 159, BN_RAND_TOP_ONE,
-	    BN_RAND_BOTTOM_ANY) == 1 &&
-	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+	ok = bn != NULL &&
+	     BN_rand(bn, 159, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) == 1 &&
+	     BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
 	BN_free(bn);
 	return ok ? 0 : -1;
 }
@@ -285,7 +308,7 @@ tls_cert_name(X509 *x, const char *hostname)
 
 	if (strlen(hostname) <= TLS_CN_MAX &&
 	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-	    (const unsigned char *)hostname, -1, -1, 0) != 1)
+		(const unsigned char *)hostname, -1, -1, 0) != 1)
 		return -1;
 	return X509_set_issuer_name(x, name) == 1 ? 0 : -1;
 }
@@ -308,8 +331,8 @@ tls_cert_san(X509 *x, const char *hostname)
 	if (tls_is_ip(hostname, addr, &af)) {
 		type = GEN_IPADD;
 		val = ASN1_OCTET_STRING_new();
-		if (val == NULL || ASN1_OCTET_STRING_set(val, addr,
-		    af == AF_INET ? 4 : 16) != 1)
+		if (val == NULL || ASN1_OCTET_STRING_set(
+				       val, addr, af == AF_INET ? 4 : 16) != 1)
 			goto done;
 	} else {
 		val = ASN1_IA5STRING_new();
@@ -321,8 +344,10 @@ tls_cert_san(X509 *x, const char *hostname)
 	if (sk_GENERAL_NAME_push(gens, gn) <= 0)
 		goto done;
 	gn = NULL;
-	rc = X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0,
-	    X509V3_ADD_DEFAULT) == 1 ? 0 : -1;
+	rc = X509_add1_ext_i2d(
+		 x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) == 1
+		 ? 0
+		 : -1;
 done:
 	ASN1_STRING_free(val);
 	GENERAL_NAME_free(gn);
@@ -334,11 +359,14 @@ done:
 static int
 tls_cert_exts(X509 *x)
 {
-	static const struct { int nid; const char *val; } exts[] = {
-		{ NID_basic_constraints, "critical,CA:FALSE" },
-		{ NID_key_usage, "critical,digitalSignature" },
-		{ NID_ext_key_usage, "serverAuth" },
-		{ NID_subject_key_identifier, "hash" },
+	static const struct {
+		int nid;
+		const char *val;
+	} exts[] = {
+	    {NID_basic_constraints, "critical,CA:FALSE"},
+	    {NID_key_usage, "critical,digitalSignature"},
+	    {NID_ext_key_usage, "serverAuth"},
+	    {NID_subject_key_identifier, "hash"},
 	};
 	X509V3_CTX v3;
 	size_t i;
@@ -346,8 +374,8 @@ tls_cert_exts(X509 *x)
 	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
 	X509V3_set_ctx_nodb(&v3);
 	for (i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
-		X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, &v3,
-		    exts[i].nid, exts[i].val);
+		X509_EXTENSION *ext =
+		    X509V3_EXT_nconf_nid(NULL, &v3, exts[i].nid, exts[i].val);
 		int ok = ext != NULL && X509_add_ext(x, ext, -1) == 1;
 
 		X509_EXTENSION_free(ext);
@@ -366,10 +394,9 @@ tls_make_cert(EVP_PKEY *pkey, const char *hostname)
 	    tls_cert_serial(x) != 0 ||
 	    /* an hour back, for clients whose clock runs a little slow */
 	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
-	    X509_time_adj_ex(X509_getm_notAfter(x), TLS_SELF_SIGNED_DAYS, 0,
-	    NULL) == NULL ||
-	    tls_cert_name(x, hostname) != 0 ||
-	    X509_set_pubkey(x, pkey) != 1 ||
+	    X509_time_adj_ex(
+		X509_getm_notAfter(x), TLS_SELF_SIGNED_DAYS, 0, NULL) == NULL ||
+	    tls_cert_name(x, hostname) != 0 || X509_set_pubkey(x, pkey) != 1 ||
 	    tls_cert_san(x, hostname) != 0 || tls_cert_exts(x) != 0 ||
 	    X509_sign(x, pkey, EVP_sha256()) <= 0) {
 		X509_free(x);
@@ -408,9 +435,8 @@ tls_emit_fd(int fd, int (*emit)(BIO *, const void *), const void *obj)
  * with O_EXCL, written, fsync'ed, renamed.  The caller fsyncs the dir.
  */
 static int
-tls_write_file(const char *path, mode_t mode,
-    int (*emit)(BIO *, const void *), const void *obj, char *err,
-    size_t errlen)
+tls_write_file(const char *path, mode_t mode, int (*emit)(BIO *, const void *),
+    const void *obj, char *err, size_t errlen)
 {
 	char tmp[PATH_MAX];
 	int fd;
@@ -470,16 +496,18 @@ struct tls_paths {
 };
 
 static int
-tls_generate(const struct tls_paths *p, const char *hostname, char *err,
-    size_t errlen)
+tls_generate(
+    const struct tls_paths *p, const char *hostname, char *err, size_t errlen)
 {
 	EVP_PKEY *pkey;
 	X509 *x = NULL;
 	int rc = -1;
 
 	if (hostname == NULL || !tls_hostname_ok(hostname)) {
-		tls_err(err, errlen, 0, "cannot make a certificate for "
-		    "hostname \"%s\"", hostname ? hostname : "");
+		tls_err(err, errlen, 0,
+		    "cannot make a certificate for hostname "
+		    "\"%s\"",
+		    hostname ? hostname : "");
 		return -1;
 	}
 	pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -518,15 +546,16 @@ tls_exists(const char *path, char *err, size_t errlen)
  * missing.  Fills p.
  */
 static int
-tls_state_pair(struct tls_paths *p, const char *state_dir,
-    const char *hostname, bool *generated, char *err, size_t errlen)
+tls_state_pair(struct tls_paths *p, const char *state_dir, const char *hostname,
+    bool *generated, char *err, size_t errlen)
 {
 	int c, k;
 
-	if (str_fmt(p->dir, sizeof(p->dir), "%s/%s", state_dir,
-	    TLS_STATE_SUBDIR) || str_fmt(p->cert, sizeof(p->cert), "%s/%s",
-	    p->dir, TLS_STATE_CERT) || str_fmt(p->key, sizeof(p->key),
-	    "%s/%s", p->dir, TLS_STATE_KEY)) {
+	if (str_fmt(
+		p->dir, sizeof(p->dir), "%s/%s", state_dir, TLS_STATE_SUBDIR) ||
+	    str_fmt(
+		p->cert, sizeof(p->cert), "%s/%s", p->dir, TLS_STATE_CERT) ||
+	    str_fmt(p->key, sizeof(p->key), "%s/%s", p->dir, TLS_STATE_KEY)) {
 		tls_err(err, errlen, ENAMETOOLONG, "state_dir %s", state_dir);
 		return -1;
 	}
@@ -556,7 +585,8 @@ tls_server_ctx(const char *cert, const char *key, const char *state_dir,
 
 	ERR_clear_error();
 	if ((cert == NULL) != (key == NULL)) {
-		tls_err(err, errlen, 0, "tls.cert and tls.key go together: "
+		tls_err(err, errlen, 0,
+		    "tls.cert and tls.key go together: "
 		    "set both or neither");
 		goto fail;
 	}
@@ -565,20 +595,25 @@ tls_server_ctx(const char *cert, const char *key, const char *state_dir,
 		goto fail;
 	}
 	if (cert == NULL) {
-		if (tls_state_pair(&p, state_dir, hostname, &generated, err,
-		    errlen) != 0)
+		if (tls_state_pair(
+			&p, state_dir, hostname, &generated, err, errlen) != 0)
 			goto fail;
 		cert = p.cert;
 		key = p.key;
 	}
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL || tls_policy(ctx) != 0 ||
-	    SSL_CTX_set_session_id_context(ctx, sid_ctx,
-	    sizeof(sid_ctx) - 1) != 1) {
+	    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) !=
+		1) {
 		tls_err(err, errlen, 0, "TLS server context");
 		goto fail;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* OpenSSL's built-in DH groups, for DHE with an admin's RSA key */
+	if (SSL_CTX_set_dh_auto(ctx, 1) != 1) {
+		tls_err(err, errlen, 0, "TLS server context");
+		goto fail;
+	}
 	if (tls_load_pair(ctx, cert, key, err, errlen) != 0)
 		goto fail;
 	if (generated_out != NULL)

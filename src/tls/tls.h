@@ -23,8 +23,8 @@
 
 /* Where the self-signed pair lives, under state_dir. */
 #define TLS_STATE_SUBDIR "tls"
-#define TLS_STATE_CERT "cert.pem"
-#define TLS_STATE_KEY "key.pem"
+#define TLS_STATE_CERT	 "cert.pem"
+#define TLS_STATE_KEY	 "key.pem"
 /* Validity of a generated certificate. */
 #define TLS_SELF_SIGNED_DAYS 3650
 
@@ -40,8 +40,8 @@
  * message in err on failure.
  */
 SSL_CTX *tls_server_ctx(const char *cert, const char *key,
-    const char *state_dir, const char *hostname, bool *generated_out,
-    char *err, size_t errlen) WUR;
+    const char *state_dir, const char *hostname, bool *generated_out, char *err,
+    size_t errlen) WUR;
 
 /*
  * Client context for delivery.  verify false: opportunistic TLS, any

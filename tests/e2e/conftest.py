@@ -12,6 +12,7 @@ Debian package to install.
 """
 
 import email.utils
+import grp
 import os
 import pwd
 import re
@@ -603,8 +604,18 @@ class Dovecot:
             f"{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}\n")
         os.chmod(self.dir / "passwd", 0o644)
         d = self.dir
+        rootless = login_chroot = ""
+        if os.geteuid() != 0:
+            # Dovecot's rootless mode: one user for everything, no chroot
+            me = pwd.getpwuid(os.geteuid()).pw_name
+            grp_name = grp.getgrgid(os.getegid()).gr_name
+            rootless = (f"default_internal_user = {me}\n"
+                        f"default_internal_group = {grp_name}\n"
+                        f"default_login_user = {me}\n"
+                        "service anvil {\n  chroot =\n}\n")
+            login_chroot = "  chroot =\n"
         (d / "dovecot.conf").write_text(f"""\
-base_dir = {d}/run
+{rootless}base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
 instance_name = tern-e2e-{self.port}
@@ -625,7 +636,7 @@ userdb {{
   args = uid={self.uid} gid={self.gid} home={d}/home
 }}
 service imap-login {{
-  inet_listener imap {{
+{login_chroot}  inet_listener imap {{
     address = 127.0.0.1
     port = {self.port}
   }}

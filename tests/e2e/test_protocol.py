@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import check
+from conftest import check, check_received
 
 SIZE_LIMIT = 100000
 
@@ -45,6 +45,33 @@ def test_helo(t):
     with t.client() as c:
         r = c.expect("HELO client.test", 250)
         assert len(r.lines) == 1 and r.lines[0].startswith("250 mx.test"), r
+
+
+def test_helo_session(t):
+    """HELO: no ESMTP parameters (555), and Received says "with SMTP"."""
+    before = set(t.files("claire@example.org"))
+    with t.client() as c:
+        c.expect("HELO old.client.test", 250)
+        c.expect("MAIL FROM:<dave@example.net> SIZE=10", 555, "5.5.4")
+        c.expect("MAIL FROM:<dave@example.net>", 250)
+        c.expect("RCPT TO:<claire@example.org>", 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: helo\r\n\r\nplain SMTP\r\n.\r\n")
+        check(c.reply(), 250)
+    [d] = new_since(t, "claire@example.org", before)
+    check_received(d, helo="old.client.test", rcpt="claire@example.org",
+                   proto="SMTP")
+    assert d.body == b"Subject: helo\r\n\r\nplain SMTP\r\n"
+
+
+def test_non_ascii_address_needs_smtputf8(t):
+    """RFC 6531 3.4: UTF-8 in a path without SMTPUTF8 is 553 5.6.7."""
+    with t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<ren\u00e9e@example.net>".encode(), 553, "5.6.7")
+        c.expect("MAIL FROM:<claire@example.net>", 250)
+        c.expect("RCPT TO:<j\u00fcrgen@example.org>".encode(), 553, "5.6.7")
+        c.expect("RCPT TO:<ben@example.org>", 250)
 
 
 def test_noop_quit(t):

@@ -20,25 +20,25 @@ struct b64_case {
 #define B(s) s, sizeof(s) - 1
 
 static const struct b64_case b64_valid[] = {
-	/* RFC 4648 10 */
-	{ B(""), "" },
-	{ B("f"), "Zg==" },
-	{ B("fo"), "Zm8=" },
-	{ B("foo"), "Zm9v" },
-	{ B("foob"), "Zm9vYg==" },
-	{ B("fooba"), "Zm9vYmE=" },
-	{ B("foobar"), "Zm9vYmFy" },
-	/* the SASL strings */
-	{ B("Username:"), "VXNlcm5hbWU6" },
-	{ B("Password:"), "UGFzc3dvcmQ6" },
-	{ B("\0user\0pass"), "AHVzZXIAcGFzcw==" },
-	/* every alphabet character, both ends of the byte range */
-	{ B("\x00\x10\x83\x10\x51\x87\x20\x92\x8b\x30\xd3\x8f\x41\x14\x93\x51"
-	    "\x55\x97\x61\x96\x9b\x71\xd7\x9f\x82\x18\xa3\x92\x59\xa7\xa2\x9a"
-	    "\xab\xb2\xdb\xaf\xc3\x1c\xb3\xd3\x5d\xb7\xe3\x9e\xbb\xf3\xdf\xbf"),
-	  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" },
-	{ B("\xff\xff\xff"), "////" },
-	{ B("\xfb\xff"), "+/8=" },
+    /* RFC 4648 10 */
+    {B(""), ""},
+    {B("f"), "Zg=="},
+    {B("fo"), "Zm8="},
+    {B("foo"), "Zm9v"},
+    {B("foob"), "Zm9vYg=="},
+    {B("fooba"), "Zm9vYmE="},
+    {B("foobar"), "Zm9vYmFy"},
+    /* the SASL strings */
+    {B("Username:"), "VXNlcm5hbWU6"},
+    {B("Password:"), "UGFzc3dvcmQ6"},
+    {B("\0user\0pass"), "AHVzZXIAcGFzcw=="},
+    /* every alphabet character, both ends of the byte range */
+    {B("\x00\x10\x83\x10\x51\x87\x20\x92\x8b\x30\xd3\x8f\x41\x14\x93\x51"
+       "\x55\x97\x61\x96\x9b\x71\xd7\x9f\x82\x18\xa3\x92\x59\xa7\xa2\x9a"
+       "\xab\xb2\xdb\xaf\xc3\x1c\xb3\xd3\x5d\xb7\xe3\x9e\xbb\xf3\xdf\xbf"),
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"},
+    {B("\xff\xff\xff"), "////"},
+    {B("\xfb\xff"), "+/8="},
 };
 
 static void
@@ -56,14 +56,16 @@ test_b64_valid(void)
 		const char *g = t_guard(c->enc, enclen, &map, &maplen);
 
 		t_case(c->enc);
-		T_CHECK_INT(auth_b64_decode(g, enclen, dec, sizeof(dec), &n), 0);
+		T_CHECK_INT(
+		    auth_b64_decode(g, enclen, dec, sizeof(dec), &n), 0);
 		T_CHECK_INT(n, c->rawlen);
 		T_CHECK(memcmp(dec, c->raw, c->rawlen) == 0);
 		/* exactly the room it needs */
 		T_CHECK_INT(auth_b64_decode(g, enclen, dec, c->rawlen, &n), 0);
 		t_unguard(map, maplen);
 		T_CHECK_INT(auth_b64_encode((const unsigned char *)c->raw,
-		    c->rawlen, enc, sizeof(enc), &n), 0);
+				c->rawlen, enc, sizeof(enc), &n),
+		    0);
 		T_CHECK_STR(enc, c->enc);
 		T_CHECK_INT(n, enclen);
 		T_CHECK_INT(auth_b64_encoded_len(c->rawlen), enclen);
@@ -72,15 +74,15 @@ test_b64_valid(void)
 
 /* Every way base64 text can be wrong. */
 static const char *const b64_invalid[] = {
-	"Z", "Zg", "Zg=", "Zm9vY", "Zm9vYg", "Zm9vYg=",   /* length % 4 */
-	"Zm9v\r\n", "Zm9v\n", " Zm9v", "Zm9v ", "Zm 9v", "Zm9\tv",
-	"Zm9v\r\nYmFy",                                    /* whitespace */
-	"Zg==Zm9v", "Zm8=Zm9v",                            /* pad mid-way */
-	"Z===", "====", "=Zm9", "Zm=v", "Zg=a", "==Zm",    /* pad placement */
-	"Zm9v====", "Zm9v=", "Zm9vYg===",                  /* extra pad */
-	"Zh==", "Zv==", "Zm9=", "Zm+=",                    /* non-zero pad bits */
-	"Zm-_", "Zm9v.", "Zm9*", "Zm9!", "Zm9%",          /* other alphabets */
-	"Zm9\xc3", "Zm9\x80", "\xffZm9",                   /* 8-bit */
+    "Z", "Zg", "Zg=", "Zm9vY", "Zm9vYg", "Zm9vYg=", /* length % 4 */
+    "Zm9v\r\n", "Zm9v\n", " Zm9v", "Zm9v ", "Zm 9v", "Zm9\tv",
+    "Zm9v\r\nYmFy",				    /* whitespace */
+    "Zg==Zm9v", "Zm8=Zm9v",			    /* pad mid-way */
+    "Z===", "====", "=Zm9", "Zm=v", "Zg=a", "==Zm", /* pad placement */
+    "Zm9v====", "Zm9v=", "Zm9vYg===",		    /* extra pad */
+    "Zh==", "Zv==", "Zm9=", "Zm+=",		    /* non-zero pad bits */
+    "Zm-_", "Zm9v.", "Zm9*", "Zm9!", "Zm9%",	    /* other alphabets */
+    "Zm9\xc3", "Zm9\x80", "\xffZm9",		    /* 8-bit */
 };
 
 static void
@@ -97,8 +99,8 @@ test_b64_invalid(void)
 		const char *g = t_guard(s, strlen(s), &map, &maplen);
 
 		t_case(s);
-		T_CHECK_INT(auth_b64_decode(g, strlen(s), dec, sizeof(dec), &n),
-		    -1);
+		T_CHECK_INT(
+		    auth_b64_decode(g, strlen(s), dec, sizeof(dec), &n), -1);
 		T_CHECK_INT(n, 0);
 		t_unguard(map, maplen);
 	}
@@ -107,9 +109,11 @@ test_b64_invalid(void)
 		unsigned char dec[8];
 		size_t n;
 
-		T_CHECK_INT(auth_b64_decode("Zm9\0", 4, dec, sizeof(dec), &n), -1);
-		T_CHECK_INT(auth_b64_decode("Zm9v\0\0\0\0", 8, dec, sizeof(dec),
-		    &n), -1);
+		T_CHECK_INT(
+		    auth_b64_decode("Zm9\0", 4, dec, sizeof(dec), &n), -1);
+		T_CHECK_INT(
+		    auth_b64_decode("Zm9v\0\0\0\0", 8, dec, sizeof(dec), &n),
+		    -1);
 	}
 }
 
@@ -127,19 +131,19 @@ test_b64_bounds(void)
 	T_CHECK_INT(auth_b64_decode("", 0, dec, 0, &n), 0);
 	T_CHECK_INT(n, 0);
 	t_case("encode too small");
-	T_CHECK_INT(auth_b64_encode((const unsigned char *)"foo", 3, enc, 4,
-	    &n), -1);
+	T_CHECK_INT(
+	    auth_b64_encode((const unsigned char *)"foo", 3, enc, 4, &n), -1);
 	T_CHECK_STR(enc, "");
-	T_CHECK_INT(auth_b64_encode((const unsigned char *)"foo", 3, enc, 5,
-	    &n), 0);
+	T_CHECK_INT(
+	    auth_b64_encode((const unsigned char *)"foo", 3, enc, 5, &n), 0);
 	T_CHECK_STR(enc, "Zm9v");
-	T_CHECK_INT(auth_b64_encode((const unsigned char *)"", 0, enc, 1, &n),
-	    0);
+	T_CHECK_INT(
+	    auth_b64_encode((const unsigned char *)"", 0, enc, 1, &n), 0);
 	T_CHECK_STR(enc, "");
-	T_CHECK_INT(auth_b64_encode((const unsigned char *)"", 0, enc, 0, &n),
-	    -1);
-	T_CHECK_INT(auth_b64_encode((const unsigned char *)"x", 1, enc, 4, &n),
-	    -1);
+	T_CHECK_INT(
+	    auth_b64_encode((const unsigned char *)"", 0, enc, 0, &n), -1);
+	T_CHECK_INT(
+	    auth_b64_encode((const unsigned char *)"x", 1, enc, 4, &n), -1);
 }
 
 static void
@@ -173,48 +177,48 @@ struct plain_case {
 #define P(s) s, sizeof(s) - 1
 
 static const struct plain_case plain_cases[] = {
-	{ "simple", P("\0user\0pass"), SASL_OK, "", "user", "pass" },
-	{ "authzid same", P("user\0user\0pass"), SASL_OK, "user", "user",
-	  "pass" },
-	{ "authzid other", P("admin\0user\0pass"), SASL_ERR_AUTHZ, 0, 0, 0 },
-	{ "authzid case", P("User\0user\0pass"), SASL_ERR_AUTHZ, 0, 0, 0 },
-	{ "authzid prefix", P("use\0user\0pass"), SASL_ERR_AUTHZ, 0, 0, 0 },
-	{ "address", P("\0claire@example.org\0s3cr3t pass"), SASL_OK, "",
-	  "claire@example.org", "s3cr3t pass" },
-	{ "utf8", P("\0j\xc3\xb6rg\0p\xc3\xa4ss \xf0\x9f\x94\x91"), SASL_OK,
-	  "", "j\xc3\xb6rg", "p\xc3\xa4ss \xf0\x9f\x94\x91" },
-	{ "empty", P(""), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "no nul", P("userpass"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "one nul", P("user\0pass"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "three nuls", P("\0user\0pass\0"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "nul in pass", P("\0user\0pa\0ss"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "only nuls", P("\0\0"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "empty authcid", P("\0\0pass"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "empty password", P("\0user\0"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "bad utf8 pass", P("\0user\0\xff"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "bad utf8 user", P("\0us\x80r\0pass"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "bad utf8 authzid", P("\xc3\0user\0pass"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "overlong", P("\0user\0\xc0\xaf"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "overlong 3", P("\0user\0\xe0\x80\xaf"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "surrogate", P("\0user\0\xed\xa0\x80"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "past 10ffff", P("\0user\0\xf4\x90\x80\x80"), SASL_ERR_SYNTAX, 0, 0,
-	  0 },
-	{ "truncated seq", P("\0user\0ab\xe2\x82"), SASL_ERR_SYNTAX, 0, 0, 0 },
-	{ "f5 lead", P("\0user\0\xf5\x80\x80\x80"), SASL_ERR_SYNTAX, 0, 0, 0 },
+    {"simple", P("\0user\0pass"), SASL_OK, "", "user", "pass"},
+    {"authzid same", P("user\0user\0pass"), SASL_OK, "user", "user", "pass"},
+    {"authzid other", P("admin\0user\0pass"), SASL_ERR_AUTHZ, 0, 0, 0},
+    {"authzid case", P("User\0user\0pass"), SASL_ERR_AUTHZ, 0, 0, 0},
+    {"authzid prefix", P("use\0user\0pass"), SASL_ERR_AUTHZ, 0, 0, 0},
+    {"address", P("\0claire@example.org\0s3cr3t pass"), SASL_OK, "",
+	"claire@example.org", "s3cr3t pass"},
+    {"utf8", P("\0j\xc3\xb6rg\0p\xc3\xa4ss \xf0\x9f\x94\x91"), SASL_OK, "",
+	"j\xc3\xb6rg", "p\xc3\xa4ss \xf0\x9f\x94\x91"},
+    {"empty", P(""), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"no nul", P("userpass"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"one nul", P("user\0pass"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"three nuls", P("\0user\0pass\0"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"nul in pass", P("\0user\0pa\0ss"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"only nuls", P("\0\0"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"empty authcid", P("\0\0pass"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"empty password", P("\0user\0"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"bad utf8 pass", P("\0user\0\xff"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"bad utf8 user", P("\0us\x80r\0pass"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"bad utf8 authzid", P("\xc3\0user\0pass"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"overlong", P("\0user\0\xc0\xaf"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"overlong 3", P("\0user\0\xe0\x80\xaf"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"surrogate", P("\0user\0\xed\xa0\x80"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"past 10ffff", P("\0user\0\xf4\x90\x80\x80"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"truncated seq", P("\0user\0ab\xe2\x82"), SASL_ERR_SYNTAX, 0, 0, 0},
+    {"f5 lead", P("\0user\0\xf5\x80\x80\x80"), SASL_ERR_SYNTAX, 0, 0, 0},
 };
 
 static void
-plain_check(const char *name, const char *msg, size_t n, int rc,
-    const char *az, const char *ac, const char *pw)
+plain_check(const char *name, const char *msg, size_t n, int rc, const char *az,
+    const char *ac, const char *pw)
 {
-	char a[AUTH_FIELD_MAX + 1], c[AUTH_FIELD_MAX + 1], p[AUTH_FIELD_MAX + 1];
+	char a[AUTH_FIELD_MAX + 1], c[AUTH_FIELD_MAX + 1],
+	    p[AUTH_FIELD_MAX + 1];
 	void *map;
 	size_t maplen;
 	const char *g = t_guard(msg, n, &map, &maplen);
 
 	t_case(name);
 	T_CHECK_INT(sasl_plain_parse((const unsigned char *)g, n, a, sizeof(a),
-	    c, sizeof(c), p, sizeof(p)), rc);
+			c, sizeof(c), p, sizeof(p)),
+	    rc);
 	if (rc == SASL_OK) {
 		T_CHECK_STR(a, az);
 		T_CHECK_STR(c, ac);
@@ -233,8 +237,8 @@ test_plain_table(void)
 	for (i = 0; i < sizeof(plain_cases) / sizeof(plain_cases[0]); i++) {
 		const struct plain_case *pc = &plain_cases[i];
 
-		plain_check(pc->name, pc->msg, pc->n, pc->rc, pc->az, pc->ac,
-		    pc->pw);
+		plain_check(
+		    pc->name, pc->msg, pc->n, pc->rc, pc->az, pc->ac, pc->pw);
 	}
 }
 
@@ -260,8 +264,8 @@ test_plain_lengths(void)
 	plain_check("pass 256", msg, n, SASL_ERR_SYNTAX, 0, 0, 0);
 	n = (size_t)snprintf(msg, sizeof(msg), "%s%cuser%cpass", f256, 0, 0);
 	plain_check("authzid 256", msg, n, SASL_ERR_SYNTAX, 0, 0, 0);
-	n = (size_t)snprintf(msg, sizeof(msg), "%s%c%s%c%s", f255, 0, f255, 0,
-	    f255);
+	n = (size_t)snprintf(
+	    msg, sizeof(msg), "%s%c%s%c%s", f255, 0, f255, 0, f255);
 	plain_check("all 255", msg, n, SASL_OK, f255, f255, f255);
 	T_CHECK_INT(n, AUTH_PLAIN_MAX);
 }
@@ -274,40 +278,48 @@ test_plain_small_buffers(void)
 	t_case("authcid does not fit");
 	memset(p, 'x', sizeof(p));
 	T_CHECK_INT(sasl_plain_parse((const unsigned char *)"\0user5\0pass", 11,
-	    a, sizeof(a), c, sizeof(c), p, sizeof(p)), SASL_ERR_SYNTAX);
-	T_CHECK(p[0] == '\0' && p[7] == '\0');  /* wiped */
+			a, sizeof(a), c, sizeof(c), p, sizeof(p)),
+	    SASL_ERR_SYNTAX);
+	T_CHECK(p[0] == '\0' && p[7] == '\0'); /* wiped */
 	t_case("fits exactly");
 	T_CHECK_INT(sasl_plain_parse((const unsigned char *)"\0user\0pass", 10,
-	    a, sizeof(a), c, sizeof(c), p, sizeof(p)), SASL_OK);
+			a, sizeof(a), c, sizeof(c), p, sizeof(p)),
+	    SASL_OK);
 	T_CHECK_STR(c, "user");
 }
 
 static void
 test_plain_b64(void)
 {
-	char a[AUTH_FIELD_MAX + 1], c[AUTH_FIELD_MAX + 1], p[AUTH_FIELD_MAX + 1];
+	char a[AUTH_FIELD_MAX + 1], c[AUTH_FIELD_MAX + 1],
+	    p[AUTH_FIELD_MAX + 1];
 	char big[1100];
 
 	t_case("b64 ok");
-	T_CHECK_INT(sasl_plain_parse_b64("AHVzZXIAcGFzcw==", 16, a, sizeof(a), c,
-	    sizeof(c), p, sizeof(p)), SASL_OK);
+	T_CHECK_INT(sasl_plain_parse_b64("AHVzZXIAcGFzcw==", 16, a, sizeof(a),
+			c, sizeof(c), p, sizeof(p)),
+	    SASL_OK);
 	T_CHECK_STR(c, "user");
 	T_CHECK_STR(p, "pass");
 	t_case("b64 authzid");
 	/* "admin\0user\0pass" */
 	T_CHECK_INT(sasl_plain_parse_b64("YWRtaW4AdXNlcgBwYXNz", 20, a,
-	    sizeof(a), c, sizeof(c), p, sizeof(p)), SASL_ERR_AUTHZ);
+			sizeof(a), c, sizeof(c), p, sizeof(p)),
+	    SASL_ERR_AUTHZ);
 	t_case("b64 =");
-	T_CHECK_INT(sasl_plain_parse_b64("=", 1, a, sizeof(a), c, sizeof(c), p,
-	    sizeof(p)), SASL_ERR_SYNTAX);
+	T_CHECK_INT(sasl_plain_parse_b64(
+			"=", 1, a, sizeof(a), c, sizeof(c), p, sizeof(p)),
+	    SASL_ERR_SYNTAX);
 	t_case("b64 bad");
 	T_CHECK_INT(sasl_plain_parse_b64("AHVzZXIAcGFzcw=", 15, a, sizeof(a), c,
-	    sizeof(c), p, sizeof(p)), SASL_ERR_SYNTAX);
+			sizeof(c), p, sizeof(p)),
+	    SASL_ERR_SYNTAX);
 	T_CHECK(c[0] == '\0' && p[0] == '\0');
 	t_case("b64 longer than any PLAIN message");
 	memset(big, 'A', sizeof(big));
-	T_CHECK_INT(sasl_plain_parse_b64(big, 1028, a, sizeof(a), c, sizeof(c),
-	    p, sizeof(p)), SASL_ERR_SYNTAX);
+	T_CHECK_INT(sasl_plain_parse_b64(
+			big, 1028, a, sizeof(a), c, sizeof(c), p, sizeof(p)),
+	    SASL_ERR_SYNTAX);
 }
 
 /* ---- LOGIN -------------------------------------------------------------- */
@@ -315,8 +327,8 @@ test_plain_b64(void)
 static int
 login_feed(struct sasl_login *l, const char *line, char *chal)
 {
-	return sasl_login_step(l, line, line ? strlen(line) : 0, chal,
-	    SASL_LOGIN_CHAL_MAX);
+	return sasl_login_step(
+	    l, line, line ? strlen(line) : 0, chal, SASL_LOGIN_CHAL_MAX);
 }
 
 static void
@@ -369,19 +381,17 @@ test_login_initial(void)
 
 struct login_bad {
 	const char *name;
-	const char *user, *pass;   /* base64 lines; pass NULL: user fails */
+	const char *user, *pass; /* base64 lines; pass NULL: user fails */
 };
 
 static const struct login_bad login_bads[] = {
-	{ "bad b64 user", "dXNlcg=", NULL },
-	{ "space in b64", "dXNl cg==", NULL },
-	{ "empty user", "", NULL },
-	{ "nul in user", "dQBy", NULL },                   /* "u\0r" */
-	{ "bad utf8 user", "/w==", NULL },                 /* "\xff" */
-	{ "empty password", "dXNlcg==", "" },
-	{ "bad b64 password", "dXNlcg==", "cGFzcw" },
-	{ "nul in password", "dXNlcg==", "cGEAc3M=" },     /* "pa\0ss" */
-	{ "surrogate password", "dXNlcg==", "7aCA" },      /* ED A0 80 */
+    {"bad b64 user", "dXNlcg=", NULL}, {"space in b64", "dXNl cg==", NULL},
+    {"empty user", "", NULL}, {"nul in user", "dQBy", NULL}, /* "u\0r" */
+    {"bad utf8 user", "/w==", NULL},			     /* "\xff" */
+    {"empty password", "dXNlcg==", ""},
+    {"bad b64 password", "dXNlcg==", "cGFzcw"},
+    {"nul in password", "dXNlcg==", "cGEAc3M="}, /* "pa\0ss" */
+    {"surrogate password", "dXNlcg==", "7aCA"},	 /* ED A0 80 */
 };
 
 static void
@@ -458,7 +468,7 @@ elapsed_ms(const char *hash, const char *pw)
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	(void)r;
 	return (double)(b.tv_sec - a.tv_sec) * 1e3 +
-	    (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+	       (double)(b.tv_nsec - a.tv_nsec) / 1e6;
 }
 
 static void
@@ -470,7 +480,7 @@ test_password_roundtrip(void)
 	T_CHECK_INT(auth_password_hash("correct horse", h1, sizeof(h1)), 0);
 	T_CHECK(strncmp(h1, "$y$", 3) == 0);
 	T_CHECK_INT(auth_password_hash("correct horse", h2, sizeof(h2)), 0);
-	T_CHECK(strcmp(h1, h2) != 0);   /* fresh salt each time */
+	T_CHECK(strcmp(h1, h2) != 0); /* fresh salt each time */
 	t_case("verify");
 	T_CHECK(auth_password_ok(h1, "correct horse"));
 	T_CHECK(auth_password_ok(h2, "correct horse"));
@@ -532,7 +542,8 @@ test_password_unknown_user(void)
 	T_CHECK(!auth_password_ok(NULL, ""));
 	T_CHECK(!auth_password_ok(NULL, NULL));
 	for (i = 0; i < 3; i++) {
-		double r = elapsed_ms(h, "wrong"), d = elapsed_ms(NULL, "wrong");
+		double r = elapsed_ms(h, "wrong"),
+		       d = elapsed_ms(NULL, "wrong");
 
 		real = r < real ? r : real;
 		dummy = d < dummy ? d : dummy;
@@ -549,10 +560,10 @@ test_password_unknown_user(void)
 static void
 test_throttle_growth(void)
 {
-	static const unsigned want[] = { 0, 0, 0, 1000, 2000, 4000, 8000,
-		16000, 30000, 30000 };   /* after failure 1, 2, ... */
+	static const unsigned want[] = {0, 0, 0, 1000, 2000, 4000, 8000, 16000,
+	    30000, 30000}; /* after failure 1, 2, ... */
 	struct auth_throttle *t = auth_throttle_new(16);
-	const unsigned char ip[4] = { 192, 0, 2, 1 }, other[4] = { 192, 0, 2, 2 };
+	const unsigned char ip[4] = {192, 0, 2, 1}, other[4] = {192, 0, 2, 2};
 	uint64_t now = 1000;
 	size_t i;
 
@@ -575,7 +586,7 @@ test_throttle_growth(void)
 	auth_throttle_success(t, ip, 4);
 	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 0);
 	T_CHECK_INT(auth_throttle_count(t), 0);
-	auth_throttle_success(t, other, 4);    /* unknown: no-op */
+	auth_throttle_success(t, other, 4); /* unknown: no-op */
 	auth_throttle_free(t);
 	auth_throttle_free(NULL);
 }
@@ -584,18 +595,19 @@ static void
 test_throttle_decay(void)
 {
 	struct auth_throttle *t = auth_throttle_new(16);
-	const unsigned char ip[4] = { 198, 51, 100, 7 };
+	const unsigned char ip[4] = {198, 51, 100, 7};
 	uint64_t now = 5000;
 	int i;
 
 	for (i = 0; i < 5; i++)
 		auth_throttle_fail(t, ip, 4, now);
 	t_case("decay: still remembered just before");
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4,
-	    now + AUTH_THROTTLE_FORGET_MS - 1), 2000);
+	T_CHECK_INT(
+	    auth_throttle_delay_ms(t, ip, 4, now + AUTH_THROTTLE_FORGET_MS - 1),
+	    2000);
 	t_case("decay: forgotten after 15 minutes");
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4,
-	    now + AUTH_THROTTLE_FORGET_MS), 0);
+	T_CHECK_INT(
+	    auth_throttle_delay_ms(t, ip, 4, now + AUTH_THROTTLE_FORGET_MS), 0);
 	T_CHECK_INT(auth_throttle_count(t), 0);
 	t_case("decay: counting restarts");
 	now += AUTH_THROTTLE_FORGET_MS + 10;
@@ -606,7 +618,7 @@ test_throttle_decay(void)
 	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 1000);
 	t_case("decay: fail() prunes expired entries");
 	{
-		const unsigned char ip2[4] = { 198, 51, 100, 8 };
+		const unsigned char ip2[4] = {198, 51, 100, 8};
 
 		auth_throttle_fail(t, ip2, 4, now + AUTH_THROTTLE_FORGET_MS);
 		T_CHECK_INT(auth_throttle_count(t), 1);
@@ -618,17 +630,17 @@ static void
 test_throttle_v6(void)
 {
 	struct auth_throttle *t = auth_throttle_new(16);
-	unsigned char a[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1 };
+	unsigned char a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1};
 	unsigned char b[16], c[16];
-	unsigned char mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
-		203, 0, 113, 9 };
-	const unsigned char v4[4] = { 203, 0, 113, 9 };
+	unsigned char mapped[16] = {
+	    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 9};
+	const unsigned char v4[4] = {203, 0, 113, 9};
 	int i;
 
 	memcpy(b, a, 16);
-	b[15] = 0x42;          /* same /64 */
+	b[15] = 0x42; /* same /64 */
 	memcpy(c, a, 16);
-	c[7] = 2;              /* next /64 */
+	c[7] = 2; /* next /64 */
 	for (i = 0; i < 4; i++)
 		auth_throttle_fail(t, a, 16, 100);
 	t_case("v6 same /64 shares");
@@ -647,7 +659,7 @@ static void
 test_throttle_evict(void)
 {
 	struct auth_throttle *t = auth_throttle_new(4);
-	unsigned char ip[4] = { 10, 0, 0, 0 };
+	unsigned char ip[4] = {10, 0, 0, 0};
 	uint64_t now = 1;
 	int i, k;
 
@@ -689,7 +701,7 @@ test_throttle_churn(void)
 		uint64_t r = t_rand();
 
 		memcpy(ip, &r, 4);
-		ip[0] &= 0x7f;          /* a few thousand distinct addresses */
+		ip[0] &= 0x7f; /* a few thousand distinct addresses */
 		ip[1] = ip[2] = 0;
 		now += r % 50000;
 		if ((r >> 40) % 10 == 0)

@@ -79,7 +79,7 @@ test_generate(void)
 	bool gen = false;
 	SSL_CTX *ctx;
 	X509 *x;
-	mode_t old = umask(077);   /* the cert must still come out 0644 */
+	mode_t old = umask(077); /* the cert must still come out 0644 */
 
 	mkdir_state(state, sizeof(state), "gen");
 	ctx = server_in(state, &gen, err, sizeof(err));
@@ -100,16 +100,16 @@ test_generate(void)
 
 		T_CHECK_INT(X509_get_version(x), X509_VERSION_3);
 		T_CHECK_INT(X509_check_host(x, HOST, 0, 0, NULL), 1);
-		T_CHECK_INT(X509_check_host(x, "other.example.org", 0, 0, NULL),
-		    0);
+		T_CHECK_INT(
+		    X509_check_host(x, "other.example.org", 0, 0, NULL), 0);
 		T_CHECK(X509_verify(x, X509_get0_pubkey(x)) == 1);
 		T_CHECK(pk != NULL && EVP_PKEY_is_a(pk, "EC") &&
-		    EVP_PKEY_get_bits(pk) == 256);
+			EVP_PKEY_get_bits(pk) == 256);
 		T_CHECK(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x),
-		    X509_get0_notAfter(x)) == 1);
+			    X509_get0_notAfter(x)) == 1);
 		T_CHECK(days >= 3650 && days <= 3651);
-		T_CHECK(ASN1_INTEGER_get_int64(&(int64_t){ 0 },
-		    X509_get0_serialNumber(x)) == 0);  /* > 64 bits */
+		T_CHECK(ASN1_INTEGER_get_int64(&(int64_t){0},
+			    X509_get0_serialNumber(x)) == 0); /* > 64 bits */
 		T_CHECK(X509_get_extension_flags(x) & EXFLAG_SS);
 		X509_free(x);
 	}
@@ -131,7 +131,7 @@ test_reload_same(void)
 	T_CHECK(!gen);
 	if (a != NULL && b != NULL)
 		T_CHECK(X509_cmp(SSL_CTX_get0_certificate(a),
-		    SSL_CTX_get0_certificate(b)) == 0);
+			    SSL_CTX_get0_certificate(b)) == 0);
 	t_case("explicit paths to the generated pair");
 	T_CHECK(str_fmt(cert, sizeof(cert), "%s/tls/cert.pem", state) == 0);
 	T_CHECK(str_fmt(key, sizeof(key), "%s/tls/key.pem", state) == 0);
@@ -144,7 +144,7 @@ test_reload_same(void)
 	T_CHECK(b != NULL && gen);
 	if (a != NULL && b != NULL)
 		T_CHECK(X509_cmp(SSL_CTX_get0_certificate(a),
-		    SSL_CTX_get0_certificate(b)) != 0);
+			    SSL_CTX_get0_certificate(b)) != 0);
 	SSL_CTX_free(a);
 	SSL_CTX_free(b);
 	SSL_CTX_free(c);
@@ -178,14 +178,14 @@ test_errors(void)
 	T_CHECK(strstr(err, "private key") != NULL);
 
 	t_case("missing certificate");
-	ctx = tls_server_ctx("/nonexistent/cert.pem", key, NULL, NULL, NULL,
-	    err, sizeof(err));
+	ctx = tls_server_ctx(
+	    "/nonexistent/cert.pem", key, NULL, NULL, NULL, err, sizeof(err));
 	T_CHECK(ctx == NULL);
 	T_CHECK(strstr(err, "certificate /nonexistent/cert.pem") != NULL);
 
 	t_case("missing key");
-	ctx = tls_server_ctx(cert, "/nonexistent/key.pem", NULL, NULL, NULL,
-	    err, sizeof(err));
+	ctx = tls_server_ctx(
+	    cert, "/nonexistent/key.pem", NULL, NULL, NULL, err, sizeof(err));
 	T_CHECK(ctx == NULL);
 	T_CHECK(strstr(err, "/nonexistent/key.pem") != NULL);
 	T_CHECK(strstr(err, "No such file") != NULL);
@@ -208,22 +208,30 @@ test_bad_hostname(void)
 	SSL_CTX *ctx;
 
 	mkdir_state(state, sizeof(state), "badhost");
-	ctx = tls_server_ctx(NULL, NULL, state, "bad host,DNS:evil", NULL, err,
-	    sizeof(err));
+	ctx = tls_server_ctx(
+	    NULL, NULL, state, "bad host,DNS:evil", NULL, err, sizeof(err));
 	T_CHECK(ctx == NULL);
 	T_CHECK(strstr(err, "hostname") != NULL);
+	t_case("more bad hostnames");
+	T_CHECK(tls_server_ctx(NULL, NULL, state, "mx.example.org.", NULL, err,
+		    sizeof(err)) == NULL);
+	T_CHECK(tls_server_ctx(NULL, NULL, state, "mx..example.org", NULL, err,
+		    sizeof(err)) == NULL);
+	T_CHECK(tls_server_ctx(NULL, NULL, state, "", NULL, err, sizeof(err)) ==
+		NULL);
 	t_case("no state dir");
-	ctx = tls_server_ctx(NULL, NULL, "/nonexistent/state", HOST, NULL, err,
-	    sizeof(err));
+	ctx = tls_server_ctx(
+	    NULL, NULL, "/nonexistent/state", HOST, NULL, err, sizeof(err));
 	T_CHECK(ctx == NULL && strstr(err, "/nonexistent/state/tls") != NULL);
 	t_case("ip literal hostname");
 	mkdir_state(state, sizeof(state), "iphost");
-	ctx = tls_server_ctx(NULL, NULL, state, "192.0.2.25", NULL, err,
-	    sizeof(err));
+	ctx = tls_server_ctx(
+	    NULL, NULL, state, "192.0.2.25", NULL, err, sizeof(err));
 	T_CHECK(ctx != NULL);
 	if (ctx != NULL)
-		T_CHECK_INT(X509_check_ip_asc(SSL_CTX_get0_certificate(ctx),
-		    "192.0.2.25", 0), 1);
+		T_CHECK_INT(X509_check_ip_asc(
+				SSL_CTX_get0_certificate(ctx), "192.0.2.25", 0),
+		    1);
 	SSL_CTX_free(ctx);
 }
 
@@ -246,7 +254,7 @@ test_encrypted_key(void)
 	if (f == NULL || pk == NULL)
 		return;
 	T_CHECK(PEM_write_PrivateKey(f, pk, EVP_aes_256_cbc(),
-	    (const unsigned char *)"secret", 6, NULL, NULL) == 1);
+		    (const unsigned char *)"secret", 6, NULL, NULL) == 1);
 	fclose(f);
 	ctx = tls_server_ctx(cert, key, NULL, NULL, NULL, err, sizeof(err));
 	T_CHECK(ctx == NULL);
@@ -292,7 +300,7 @@ struct hs_result {
 static void
 set_timeout(int fd)
 {
-	struct timeval tv = { 10, 0 };
+	struct timeval tv = {10, 0};
 
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
@@ -301,12 +309,11 @@ set_timeout(int fd)
 
 /* One connection: client in this thread, server on another. */
 static void
-handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *host,
-    struct hs_result *r)
+handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *host, struct hs_result *r)
 {
 	int sv[2];
 	pthread_t th;
-	struct server_side s = { 0 };
+	struct server_side s = {0};
 	SSL *c;
 	char buf[16];
 
@@ -398,13 +405,14 @@ test_handshake_tls12(void)
 	SSL_CTX *c = tls_client_ctx(false, err, sizeof(err));
 	struct hs_result r;
 
-	T_CHECK(c != NULL && SSL_CTX_set_max_proto_version(c,
-	    TLS1_2_VERSION) == 1);
+	T_CHECK(
+	    c != NULL && SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION) == 1);
 	handshake(s, c, HOST, &r);
 	T_CHECK_INT(r.connect_rc, 1);
 	T_CHECK_INT(r.version, TLS1_2_VERSION);
 	T_CHECK(r.echoed);
-	T_CHECK(strncmp(r.desc, "version=TLSv1.2 cipher=ECDHE-ECDSA-", 35) == 0);
+	T_CHECK(
+	    strncmp(r.desc, "version=TLSv1.2 cipher=ECDHE-ECDSA-", 35) == 0);
 	SSL_CTX_free(c);
 	SSL_CTX_free(s);
 }
@@ -451,7 +459,7 @@ test_handshake_verify(void)
 	T_CHECK(r.verify != X509_V_OK);
 	t_case("verify: trusted certificate, right name");
 	T_CHECK(X509_STORE_add_cert(SSL_CTX_get_cert_store(c),
-	    SSL_CTX_get0_certificate(s)) == 1);
+		    SSL_CTX_get0_certificate(s)) == 1);
 	handshake(s, c, HOST, &r);
 	T_CHECK_INT(r.connect_rc, 1);
 	T_CHECK_INT(r.verify, X509_V_OK);
@@ -478,7 +486,8 @@ test_describe(void)
 	tls_describe(NULL, out, 8);
 	T_CHECK_STR(out, "version");
 	t_case("set host");
-	T_CHECK(ssl != NULL && tls_client_set_host(ssl, "mx1.example.net.") == 0);
+	T_CHECK(
+	    ssl != NULL && tls_client_set_host(ssl, "mx1.example.net.") == 0);
 	if (ssl != NULL)
 		T_CHECK_STR(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name),
 		    "mx1.example.net");
@@ -506,6 +515,7 @@ main(void)
 	T_RUN(test_handshake_verify);
 	T_RUN(test_describe);
 	if (nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-		fprintf(stderr, "cleanup of %s: %s\n", tmp_root, strerror(errno));
+		fprintf(
+		    stderr, "cleanup of %s: %s\n", tmp_root, strerror(errno));
 	return t_summary();
 }

@@ -1,0 +1,204 @@
+/*
+ * queue: tern's durable message store.  docs/queue.md is the contract: the
+ * directories, the envelope file format, the state table, every
+ * transition and what recovery does after a crash in each state.
+ *
+ *   queue_env_*   the envelope (sender, recipients with per-recipient
+ *                 state, DSN parameters) and its text encoding; pure, no
+ *                 I/O (envelope.c)
+ *   spool_*       the files under STATE/queue: commit, update, remove,
+ *                 hold, release, load, scan, crash recovery (spool.c)
+ *
+ * Durability rule (DESIGN.md principle 1): spool_commit returns 0 only
+ * when data/ID and env/ID are on stable storage, files and directory
+ * entries; only then may the 250 be sent.  Every spool_* function blocks
+ * on the disk and is thread-safe: ternd calls them from worker threads,
+ * never from the event loop.
+ */
+#ifndef TERN_QUEUE_H
+#define TERN_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "../smtp/smtp.h"
+#include "../util/util.h"
+
+/* ---- limits (octets, not counting the NUL) ------------------------------ */
+
+#define QUEUE_ENV_VERSION 1
+#define QUEUE_ID_LEN ID_LEN            /* 16 lowercase hex digits */
+#define QUEUE_ADDR_MAX 320             /* 64 local + '@' + 255 domain */
+#define QUEUE_ENVID_MAX SMTP_ENVID_MAX /* 100, RFC 3461 4.4 */
+#define QUEUE_ORCPT_MAX SMTP_ORCPT_MAX /* 500, RFC 3461 4.2 */
+#define QUEUE_ORCPT_TYPE_MAX 31        /* "rfc822", "utf-8" */
+#define QUEUE_HELO_MAX 255
+#define QUEUE_IP_MAX 63
+#define QUEUE_AUTH_MAX 320
+#define QUEUE_PROTO_MAX 31
+#define QUEUE_ENH_MAX 15               /* "5.7.1" */
+#define QUEUE_TEXT_MAX 512             /* last reply text of a recipient */
+#define QUEUE_RCPT_MAX 100000          /* recipients per envelope */
+#define QUEUE_ENV_FILE_MAX (64u << 20) /* an encoded envelope */
+
+/* ---- the envelope ------------------------------------------------------- */
+
+enum queue_rcpt_state {
+	QUEUE_RCPT_PENDING = 0,   /* still to be tried */
+	QUEUE_RCPT_DELIVERED,     /* accepted by the final mailbox / a DSN MTA */
+	QUEUE_RCPT_FAILED,        /* permanent failure: bounced */
+	QUEUE_RCPT_RELAYED,       /* handed to an MTA without DSN (RFC 3461) */
+};
+
+struct queue_rcpt {
+	char addr[QUEUE_ADDR_MAX + 1];             /* local@domain, never "" */
+	unsigned notify;                           /* SMTP_NOTIFY_*, 0 = absent */
+	char orcpt_type[QUEUE_ORCPT_TYPE_MAX + 1]; /* "" = no ORCPT */
+	char orcpt[QUEUE_ORCPT_MAX + 1];
+	enum queue_rcpt_state state;
+	unsigned attempts;
+	time_t next_try;                           /* 0 = at once */
+	time_t last_try;                           /* 0 = never tried */
+	int code;                                  /* last reply, 0 = none */
+	char enh[QUEUE_ENH_MAX + 1];               /* "4.7.1" or "" */
+	char text[QUEUE_TEXT_MAX + 1];             /* cut by the caller */
+};
+
+struct queue_env {
+	char id[QUEUE_ID_LEN + 1];  /* set by spool_commit */
+	unsigned version;           /* set by decode; encode writes the current */
+	time_t created;             /* 0 in spool_commit: now */
+	char sender[QUEUE_ADDR_MAX + 1]; /* "" for <> */
+	enum smtp_ret ret;          /* DSN RET, SMTP_RET_UNSPEC when absent */
+	char envid[QUEUE_ENVID_MAX + 1]; /* "" when absent */
+	char helo[QUEUE_HELO_MAX + 1];
+	char ip[QUEUE_IP_MAX + 1];
+	char auth[QUEUE_AUTH_MAX + 1];   /* AUTH identity, "" when none */
+	char proto[QUEUE_PROTO_MAX + 1]; /* "ESMTPSA" ... */
+	bool body_8bit;             /* BODY=8BITMIME */
+	bool smtputf8;
+	uint64_t size;              /* octets of data/ID; spool_commit sets it */
+	time_t next_try;            /* the message's next attempt, 0 = at once */
+	time_t warned;              /* delay DSN sent at, 0 = not sent */
+	struct queue_rcpt *rcpt;    /* nrcpt of them, heap */
+	size_t nrcpt;
+	size_t rcpt_cap;            /* private */
+	bool held;                  /* not stored: found in held/ by load/scan */
+};
+
+/* Zero an envelope (no recipients). */
+void queue_env_init(struct queue_env *env);
+/* Free the recipients and zero env.  env may be zeroed already; NULL ok. */
+void queue_env_free(struct queue_env *env);
+/*
+ * Append a recipient addr (PENDING, everything else zero) and return it,
+ * or NULL with errno: EINVAL (addr empty or over QUEUE_ADDR_MAX), E2BIG
+ * (QUEUE_RCPT_MAX reached), ENOMEM.
+ */
+struct queue_rcpt *queue_env_add_rcpt(struct queue_env *env, const char *addr)
+    WUR;
+
+/*
+ * Append the text form of env (docs/queue.md) to out.  Returns 0, or -1
+ * with errno: EINVAL (an envelope no decoder would accept: bad id, no or
+ * too many recipients, an empty or unterminated field, a negative time, a
+ * bad code or notify bit), EMSGSIZE or ENOMEM (out is full).  On failure
+ * out keeps its old length.
+ */
+int queue_env_encode(const struct queue_env *env, struct buf *out) WUR;
+
+/*
+ * Decode p[0..n) into out (overwritten, not freed first).  Returns 0, or
+ * -1 with err naming the line and the reason, and out zeroed: an envelope
+ * is accepted whole or not at all.  Accepts exactly what queue_env_encode
+ * writes.
+ */
+int queue_env_decode(const char *p, size_t n, struct queue_env *out,
+    char *err, size_t errlen) WUR;
+
+/* true if s is a queue id: exactly 16 lowercase hex digits. */
+bool queue_id_valid(const char *s);
+
+/* Names for logs and `tern queue`: "PENDING"..., NULL when out of range. */
+const char *queue_rcpt_state_name(enum queue_rcpt_state st);
+
+/* ---- the spool ---------------------------------------------------------- */
+
+struct spool;
+
+/*
+ * Open STATE/queue (made with its subdirectories, 0700, when missing),
+ * lock it against other processes, and run crash recovery (docs/queue.md:
+ * delete tmp/ files and orphan data, move what cannot be used to
+ * corrupt/).  Returns NULL with err filled and errno set on failure.
+ */
+struct spool *spool_open(const char *state_dir, char *err, size_t errlen) WUR;
+void spool_close(struct spool *sp);   /* NULL ok; call after the workers */
+
+/*
+ * Store a new message: content (iovcnt iovecs, total = env->size) into
+ * data/ID, env into env/ID, both fsync'ed with their directories.  Sets
+ * env->id, env->version, env->size, and env->created when 0.  Returns 0 at
+ * the commit point, or -1 with errno (ENOSPC/EDQUOT: say 452) and err
+ * filled; then nothing of the message is left in the queue.
+ */
+int spool_commit(struct spool *sp, struct queue_env *env,
+    const struct iovec *content, int iovcnt, char *err, size_t errlen) WUR;
+
+/*
+ * Rewrite env/ID (env->id) atomically and durably.  ENOENT if the message
+ * is no longer in env/ (held or removed meanwhile): nothing changes.
+ * These and the functions below log their own failures (id, step, errno).
+ */
+int spool_update(struct spool *sp, const struct queue_env *env) WUR;
+/* Remove a message, queued or held: env/ID (or held/ID), then data/ID. */
+int spool_remove(struct spool *sp, const char *id) WUR;
+int spool_hold(struct spool *sp, const char *id) WUR;    /* env/ -> held/ */
+int spool_release(struct spool *sp, const char *id) WUR; /* held/ -> env/ */
+
+/* data/ID opened read-only (O_CLOEXEC), or -1 with errno. */
+int spool_open_data(struct spool *sp, const char *id) WUR;
+
+/*
+ * Load the envelope of id from env/ (or held/, then out->held is set).
+ * Returns 0, or -1 with errno (ENOENT, EINVAL for a bad id or an envelope
+ * that does not decode) and err filled.
+ */
+int spool_load(struct spool *sp, const char *id, struct queue_env *out,
+    char *err, size_t errlen) WUR;
+
+/*
+ * Call cb once for every envelope in env/ and held/ (env->held tells
+ * which), in directory order.  env is freed when cb returns; cb keeps it by
+ * moving it: `*mine = *env; queue_env_init(env);`.  An envelope that does
+ * not decode goes to corrupt/.  Returns the number passed to cb, or -1
+ * with errno if a directory cannot be read.
+ */
+int spool_scan(struct spool *sp, void (*cb)(struct queue_env *env, void *ctx),
+    void *ctx) WUR;
+
+struct spool_stats {
+	uint64_t commits;        /* successful spool_commit */
+	uint64_t updates;        /* successful spool_update */
+	uint64_t removes;        /* successful spool_remove */
+	uint64_t file_fsyncs;    /* data and envelope files */
+	uint64_t dir_fsyncs;     /* directory fsyncs actually run (shared) */
+	uint64_t dir_waits;      /* directory fsyncs asked for */
+};
+void spool_get_stats(struct spool *sp, struct spool_stats *out);
+
+#ifdef TERN_FAULT_INJECTION
+/*
+ * Tests only (compiled out otherwise).  When set, called before each step;
+ * a nonzero return is an errno value that step then fails with.  Steps:
+ * "create" (an O_EXCL open in data/ or tmp/), "write", "fsync" (a file),
+ * "close", "fsync_dir", "rename", "unlink".  (The spool never links: every
+ * move is a rename.)
+ */
+extern int (*spool_fault_hook)(const char *step);
+#endif
+
+#endif
