@@ -59,6 +59,7 @@ enum conf_type {
 	CONF_T_HOSTPORT, /* host[:port] or unset */
 	CONF_T_SERVERS,	 /* list of ip[:port] */
 	CONF_T_LEVEL,	 /* debug|info|warn|err */
+	CONF_T_BOOL,	 /* yes|no|true|false|on|off|1|0 */
 };
 
 struct conf_key {
@@ -99,12 +100,15 @@ static const struct conf_key conf_keys[] = {
 	K("relay", "port", CONF_T_UINT, relay_port, 1, 65535),
 	K("dns", "servers", CONF_T_SERVERS, dns_servers, 0, 0),
 	K("log", "level", CONF_T_LEVEL, log_level, 0, 0),
+	K("auth", "plaintext_loopback", CONF_T_BOOL, auth_plaintext_loopback, 0, 0),
+	K("submission", "any_sender", CONF_T_BOOL, submission_any_sender, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
+	"auth", "submission",
 };
 /* clang-format on */
 
@@ -632,6 +636,31 @@ conf_is_list(enum conf_type t)
 	       t == CONF_T_SERVERS;
 }
 
+static int
+conf_set_bool(bool *f, const char *v, char *msg, size_t msglen)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+			*f = strcasecmp(v, yes[i]) == 0;
+			return 0;
+		}
+	}
+	(void)!str_fmt(msg, msglen, "not yes or no: \"%s\"", v);
+	return -1;
+}
+
+/* Fields of these types are malloc'ed strings in struct conf. */
+static bool
+conf_type_is_string(enum conf_type t)
+{
+	return t != CONF_T_DOMAINS && t != CONF_T_SIZE && t != CONF_T_UINT &&
+	    t != CONF_T_SECS && t != CONF_T_BOOL;
+}
+
 /*
  * Set key k to v.  append: v continues the previous line of a list
  * (an indented line in the file).  The message in msg names no key; the
@@ -677,6 +706,8 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		    "ip, ip:port or [ipv6]:port", msg, msglen);
 	case CONF_T_LEVEL:
 		return conf_set_level(f, v, msg, msglen);
+	case CONF_T_BOOL:
+		return conf_set_bool((bool *)(void *)f, v, msg, msglen);
 	}
 	panic("event=conf_set type=%d", (int)k->type);
 }
@@ -1116,8 +1147,7 @@ conf_free(struct conf *c)
 	for (i = 0; i < CONF_NKEYS; i++) {
 		const struct conf_key *k = &conf_keys[i];
 
-		if (k->type != CONF_T_DOMAINS && k->type != CONF_T_SIZE &&
-		    k->type != CONF_T_UINT && k->type != CONF_T_SECS)
+		if (conf_type_is_string(k->type))
 			free(*(char **)conf_field(c, k));
 	}
 	free(c);
@@ -1156,6 +1186,9 @@ conf_format_value(const struct conf *c, const struct conf_key *k, struct buf *b)
 	case CONF_T_UINT:
 	case CONF_T_SECS:
 		r = buf_printf(b, "%u", *(const unsigned *)conf_cfield(c, k));
+		break;
+	case CONF_T_BOOL:
+		r = buf_append_str(b, *(const bool *)conf_cfield(c, k) ? "yes" : "no");
 		break;
 	default:
 		s = *(char *const *)conf_cfield(c, k);

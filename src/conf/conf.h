@@ -44,6 +44,11 @@ struct conf {
 	                               [v6]:port,..." (ares_set_servers_ports_csv
 	                               form) */
 	char *log_level;            /* log.level: debug|info|warn|err, "info" */
+	bool auth_plaintext_loopback; /* auth.plaintext_loopback, false: AUTH
+	                               without TLS for 127.0.0.0/8 and ::1 */
+	bool submission_any_sender; /* submission.any_sender, false: an
+	                               authenticated user may send only as
+	                               itself or an alias that points to it */
 };
 
 /*

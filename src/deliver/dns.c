@@ -10,7 +10,8 @@
  * A request runs in two phases.  Phase 1 asks for the MX records of the
  * domain.  NXDOMAIN is permanent; NOERROR without MX records makes the
  * domain itself the implicit MX (preference 0, RFC 5321 5.1); a set whose
- * every target is the root (RFC 7505 "MX 0 .") is a null MX, permanent.
+ * every target is the root (RFC 7505 "MX 0 .") is a null MX, permanent
+ * (a root target among real ones is dropped, with a warning).
  * Otherwise the records are sorted by preference with a random key among
  * equal preferences, duplicate targets dropped, and the first DNS_MAX_HOSTS
  * kept.  Phase 2 asks A and AAAA for every kept host at once; a target
@@ -38,11 +39,12 @@
  * DNS_NAME_MAX or with bytes that are not printable ASCII, or with a
  * backslash (c-ares's escape character) are refused; the request deadline
  * bounds the whole resolution.  At the deadline, hosts whose addresses are
- * already known are used; if none, the result is DNS_TEMP.
+ * already known are used; if none, the result is DNS_TEMP.  dns.servers
+ * is at most DNS_SERVERS_MAX characters once rewritten, each server at
+ * most 63.
  */
 #include <arpa/inet.h>
 #include <ares.h>
-#include <errno.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,15 +55,15 @@
 #include "deliver/dns.h"
 #include "util/util.h"
 
-#define DNS_SERVERS_MAX 1024   /* dns.servers, in characters */
-#define DNS_TRIES 3            /* c-ares tries per server */
-#define DNS_TRY_MS_MIN 50
+#define DNS_SERVERS_MAX 4096 /* dns.servers for c-ares, in characters */
+#define DNS_TRIES	3    /* c-ares tries per server */
+#define DNS_TRY_MS_MIN	50
 
 enum req_state {
-	REQ_RUNNING,    /* queries in flight or about to be */
-	REQ_DONE,       /* result ready, event active: callback not yet run */
-	REQ_FINISHED,   /* callback ran (or is running) */
-	REQ_CANCELLED,  /* owner gone: callback never runs */
+	REQ_RUNNING,   /* queries in flight or about to be */
+	REQ_DONE,      /* result ready, event active: callback not yet run */
+	REQ_FINISHED,  /* callback ran (or is running) */
+	REQ_CANCELLED, /* owner gone: callback never runs */
 };
 
 /* What one address query said. */
@@ -72,8 +74,8 @@ struct dns_req;
 /* The argument of one c-ares query. */
 struct dns_q {
 	struct dns_req *req;
-	int cand;       /* index into req->cand; -1 for the MX query */
-	int family;     /* AF_INET or AF_INET6 for address queries */
+	int cand;   /* index into req->cand; -1 for the MX query */
+	int family; /* AF_INET or AF_INET6 for address queries */
 };
 
 /* A host being resolved in phase 2. */
@@ -95,7 +97,7 @@ struct dns_req {
 	enum req_state state;
 	bool phase2;
 	unsigned pending;
-	struct event *ev;         /* deadline, then the deferred callback */
+	struct event *ev; /* deadline, then the deferred callback */
 	char domain[DNS_NAME_MAX + 3];
 	struct dns_q mxq;
 	size_t ncand;
@@ -113,18 +115,22 @@ struct dns {
 	struct event_base *base;
 	ares_channel channel;
 	bool have_channel;
-	char *servers;            /* normalised dns.servers, NULL: system */
+	char *servers; /* normalised dns.servers, NULL: system */
 	unsigned timeout_ms;
 	struct event *timer;
 	struct dns_sock *socks;
 	struct dns_req *reqs;
-	unsigned inflight;        /* c-ares queries not yet called back */
-	int depth;                /* > 0 while a user callback runs */
-	bool free_later;          /* dns_free() called from a callback */
+	unsigned inflight; /* c-ares queries not yet called back */
+	int depth;	   /* > 0 while a user callback runs */
+	bool free_later;   /* dns_free() called from a callback */
 };
 
 static void dns_reschedule(struct dns *dns);
 static void req_after_query(struct dns_req *req);
+static void res_set(struct dns_result *res, enum dns_status st,
+    enum dns_reason why, const char *fmt, ...) PRINTF_LIKE(4, 5);
+static void err_set(char *err, size_t errlen, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
 
 /* ---- names and small helpers -------------------------------------------- */
 
@@ -132,9 +138,12 @@ const char *
 dns_status_name(enum dns_status s)
 {
 	switch (s) {
-	case DNS_OK: return "ok";
-	case DNS_PERM: return "perm";
-	case DNS_TEMP: return "temp";
+	case DNS_OK:
+		return "ok";
+	case DNS_PERM:
+		return "perm";
+	case DNS_TEMP:
+		return "temp";
 	}
 	return "?";
 }
@@ -143,15 +152,16 @@ const char *
 dns_reason_name(enum dns_reason r)
 {
 	static const char *const names[] = {
-		[DNS_REASON_NONE] = "none", [DNS_REASON_NXDOMAIN] = "nxdomain",
-		[DNS_REASON_NULL_MX] = "null_mx",
-		[DNS_REASON_NO_ADDRESS] = "no_address",
-		[DNS_REASON_BAD_NAME] = "bad_name",
-		[DNS_REASON_SERVFAIL] = "servfail",
-		[DNS_REASON_REFUSED] = "refused",
-		[DNS_REASON_TIMEOUT] = "timeout",
-		[DNS_REASON_NETWORK] = "network",
-		[DNS_REASON_RESOLVER] = "resolver",
+	    [DNS_REASON_NONE] = "none",
+	    [DNS_REASON_NXDOMAIN] = "nxdomain",
+	    [DNS_REASON_NULL_MX] = "null_mx",
+	    [DNS_REASON_NO_ADDRESS] = "no_address",
+	    [DNS_REASON_BAD_NAME] = "bad_name",
+	    [DNS_REASON_SERVFAIL] = "servfail",
+	    [DNS_REASON_REFUSED] = "refused",
+	    [DNS_REASON_TIMEOUT] = "timeout",
+	    [DNS_REASON_NETWORK] = "network",
+	    [DNS_REASON_RESOLVER] = "resolver",
 	};
 
 	if ((size_t)r >= sizeof(names) / sizeof(names[0]) || names[r] == NULL)
@@ -273,7 +283,7 @@ literal_parse(const char *text, bool liberal, struct dns_addr *out)
 /* ---- result text -------------------------------------------------------- */
 
 /* Set status, reason and a one-line text; a text too long is cut. */
-static void PRINTF_LIKE(4, 5)
+static void
 res_set(struct dns_result *res, enum dns_status st, enum dns_reason why,
     const char *fmt, ...)
 {
@@ -292,12 +302,18 @@ static enum dns_reason
 ares_reason(int status)
 {
 	switch (status) {
-	case ARES_ESERVFAIL: return DNS_REASON_SERVFAIL;
-	case ARES_EREFUSED: return DNS_REASON_REFUSED;
-	case ARES_ETIMEOUT: return DNS_REASON_TIMEOUT;
-	case ARES_ECONNREFUSED: return DNS_REASON_NETWORK;
-	case ARES_EBADNAME: return DNS_REASON_BAD_NAME;
-	default: return DNS_REASON_RESOLVER;
+	case ARES_ESERVFAIL:
+		return DNS_REASON_SERVFAIL;
+	case ARES_EREFUSED:
+		return DNS_REASON_REFUSED;
+	case ARES_ETIMEOUT:
+		return DNS_REASON_TIMEOUT;
+	case ARES_ECONNREFUSED:
+		return DNS_REASON_NETWORK;
+	case ARES_EBADNAME:
+		return DNS_REASON_BAD_NAME;
+	default:
+		return DNS_REASON_RESOLVER;
 	}
 }
 
@@ -306,11 +322,14 @@ res_set_temp(struct dns_result *res, enum dns_reason why, const char *what,
     const char *domain)
 {
 	static const char *const text[] = {
-		[DNS_REASON_SERVFAIL] = "SERVFAIL from the resolver",
-		[DNS_REASON_REFUSED] = "the resolver REFUSED the query",
-		[DNS_REASON_TIMEOUT] = "no answer from the resolver in time",
-		[DNS_REASON_NETWORK] = "the resolver is unreachable",
-		[DNS_REASON_RESOLVER] = "resolver error",
+	    [DNS_REASON_SERVFAIL] = "SERVFAIL from the resolver",
+	    [DNS_REASON_REFUSED] = "the resolver REFUSED the query",
+	    [DNS_REASON_TIMEOUT] = "no answer from the resolver in time",
+	    /* c-ares 1.18 also says ECONNREFUSED when every server
+	     * answered SERVFAIL or REFUSED */
+	    [DNS_REASON_NETWORK] =
+		"no resolver answered (unreachable, SERVFAIL or REFUSED)",
+	    [DNS_REASON_RESOLVER] = "resolver error",
 	};
 	const char *t = NULL;
 
@@ -341,7 +360,7 @@ static void
 sock_drop(struct dns *dns, ares_socket_t fd)
 {
 	for (struct dns_sock **pp = &dns->socks; *pp != NULL;
-	    pp = &(*pp)->next) {
+	     pp = &(*pp)->next) {
 		struct dns_sock *s = *pp;
 
 		if (s->fd != fd)
@@ -409,7 +428,7 @@ dns_reschedule(struct dns *dns)
 /* ---- channel ------------------------------------------------------------ */
 
 /* Fill err (a text too long is cut). */
-static void PRINTF_LIKE(3, 4)
+static void
 err_set(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -422,29 +441,77 @@ err_set(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* dns.servers without spaces, or NULL with err filled. */
+/*
+ * One server of dns.servers: "a.b.c.d", "a.b.c.d:port", a bare IPv6
+ * address, "[v6]" or "[v6]:port"; port 1..65535, default 53.  Appended
+ * to out in the form c-ares takes ("a.b.c.d:53", "[v6]:53").
+ */
+static int
+server_parse(const char *tok, size_t len, struct buf *out)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *h = tok, *port = NULL, *colon = memchr(tok, ':', len);
+	size_t hlen = len;
+	uint64_t pnum = 53;
+	struct dns_addr a;
+	bool v6 = colon != NULL && memchr(colon + 1, ':',
+				       len - (size_t)(colon + 1 - tok)) != NULL;
+
+	if (len > 0 && tok[0] == '[') {
+		const char *close = memchr(tok, ']', len);
+
+		if (close == NULL || (close + 1 < tok + len && close[1] != ':'))
+			return -1;
+		h = tok + 1;
+		hlen = (size_t)(close - h);
+		port = close + 1 < tok + len ? close + 2 : NULL;
+		v6 = true;
+	} else if (colon != NULL && !v6) {
+		hlen = (size_t)(colon - tok);
+		port = colon + 1;
+	}
+	if (str_copy(host, sizeof(host), h, hlen) != 0 ||
+	    inet_pton(v6 ? AF_INET6 : AF_INET, host, &a.u) != 1)
+		return -1;
+	if (port != NULL &&
+	    (str_to_u64(port, (size_t)(tok + len - port), &pnum) != 0 ||
+		pnum == 0 || pnum > 65535))
+		return -1;
+	return buf_printf(out, v6 ? "%s[%s]:%u" : "%s%s:%u",
+	    out->len > 0 ? "," : "", host, (unsigned)pnum);
+}
+
+/* dns.servers checked and rewritten for c-ares, or NULL with err filled. */
 static char *
 servers_normalise(const char *servers, char *err, size_t errlen)
 {
-	size_t len = strlen(servers), n = 0;
-	char *out;
+	char tok[64];
+	struct buf out;
+	const char *p = servers;
 
-	if (len > DNS_SERVERS_MAX) {
-		err_set(err, errlen, "dns.servers: longer than %d characters",
-		    DNS_SERVERS_MAX);
-		return NULL;
+	buf_init(&out, DNS_SERVERS_MAX);
+	while (*p != '\0') {
+		size_t n = 0;
+
+		for (; *p != '\0' && *p != ','; p++)
+			if (*p != ' ' && *p != '\t' && n < sizeof(tok))
+				tok[n++] = *p;
+		if (*p == ',')
+			p++;
+		if (n > 0 &&
+		    (n == sizeof(tok) || server_parse(tok, n, &out) != 0)) {
+			err_set(err, errlen, "dns.servers: bad server \"%.*s\"",
+			    (int)n, tok);
+			buf_free(&out);
+			return NULL;
+		}
 	}
-	out = xmalloc(len + 1);
-	for (size_t i = 0; i < len; i++)
-		if (servers[i] != ' ' && servers[i] != '\t')
-			out[n++] = servers[i];
-	out[n] = '\0';
-	if (n == 0) {
+	if (out.len == 0) {
 		err_set(err, errlen, "dns.servers: empty list");
-		free(out);
+		buf_free(&out);
 		return NULL;
 	}
-	return out;
+	return out.data;
 }
 
 static int
@@ -460,11 +527,11 @@ channel_open(struct dns *dns, char *err, size_t errlen)
 	o.tries = DNS_TRIES;
 	o.sock_state_cb = sock_state_cb;
 	o.sock_state_cb_data = dns;
-	rc = ares_init_options(&dns->channel, &o, ARES_OPT_FLAGS |
-	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB);
+	rc = ares_init_options(&dns->channel, &o,
+	    ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+		ARES_OPT_SOCK_STATE_CB);
 	if (rc != ARES_SUCCESS) {
-		err_set(err, errlen, "dns: c-ares init: %s",
-		    ares_strerror(rc));
+		err_set(err, errlen, "dns: c-ares init: %s", ares_strerror(rc));
 		return -1;
 	}
 	dns->have_channel = true;
@@ -482,8 +549,7 @@ channel_open(struct dns *dns, char *err, size_t errlen)
 }
 
 struct dns *
-dns_new(struct event_base *base, const char *servers, char *err,
-    size_t errlen)
+dns_new(struct event_base *base, const char *servers, char *err, size_t errlen)
 {
 	struct dns *dns;
 	int rc = ares_library_init(ARES_LIB_INIT_ALL);
@@ -637,10 +703,10 @@ dns_cancel(struct dns *dns, void *arg)
 
 /* ---- issuing queries ---------------------------------------------------- */
 
-static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf,
-    int alen);
-static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf,
-    int alen);
+static void mx_cb(
+    void *arg, int status, int timeouts, unsigned char *abuf, int alen);
+static void addr_cb(
+    void *arg, int status, int timeouts, unsigned char *abuf, int alen);
 
 /* One c-ares query for req; its callback may run before this returns. */
 static void
@@ -660,14 +726,15 @@ static void
 phase2_start(struct dns_req *req)
 {
 	req->phase2 = true;
-	req->pending++;   /* hold: a synchronous failure cannot end phase 2 */
+	req->pending++; /* hold: a synchronous failure cannot end phase 2 */
 	for (size_t i = 0; i < req->ncand; i++) {
 		struct dns_cand *c = &req->cand[i];
 
 		if (c->out4 == Q_PENDING)
 			req_query(req, c->name, 1 /* T_A */, &c->q4, addr_cb);
 		if (c->out6 == Q_PENDING)
-			req_query(req, c->name, 28 /* T_AAAA */, &c->q6, addr_cb);
+			req_query(
+			    req, c->name, 28 /* T_AAAA */, &c->q6, addr_cb);
 	}
 	req->pending--;
 }
@@ -687,8 +754,8 @@ cand_add(struct dns_req *req, const char *name, unsigned pref, bool literal)
 	if (str_copy(c->name, sizeof(c->name), name, strlen(name)) != 0)
 		return;
 	c->pref = pref;
-	c->q4 = (struct dns_q){ req, (int)req->ncand, AF_INET };
-	c->q6 = (struct dns_q){ req, (int)req->ncand, AF_INET6 };
+	c->q4 = (struct dns_q){req, (int)req->ncand, AF_INET};
+	c->q6 = (struct dns_q){req, (int)req->ncand, AF_INET6};
 	if (literal && literal_parse(name, true, &a)) {
 		/* not a host name (RFC 5321 5.1), but the intent is plain */
 		if (a.family == AF_INET)
@@ -742,8 +809,8 @@ mx_select(struct dns_req *req, struct ares_mx_reply *mx, size_t *total_out)
 		if (m->host == NULL || m->host[0] == '\0' ||
 		    strcmp(m->host, ".") == 0)
 			continue;
-		ents[real++] = (struct mx_ent){ m->host, m->priority,
-		    arc4random() };
+		ents[real++] =
+		    (struct mx_ent){m->host, m->priority, arc4random()};
 	}
 	qsort(ents, real, sizeof(*ents), mx_ent_cmp);
 	for (size_t i = 0; i < real && req->ncand < DNS_MAX_HOSTS; i++) {
@@ -773,9 +840,10 @@ mx_records(struct dns_req *req, struct ares_mx_reply *mx)
 		/* RFC 7505 3: a null MX must be alone; use the others */
 		char dom[128];
 
-		log_sanitize(dom, sizeof(dom), req->domain, strlen(req->domain));
-		log_warn("event=dns_mx domain=%s warning=null_mx_with_others",
-		    dom);
+		log_sanitize(
+		    dom, sizeof(dom), req->domain, strlen(req->domain));
+		log_warn(
+		    "event=dns_mx domain=%s warning=null_mx_with_others", dom);
 	}
 	if (req->ncand == 0) {
 		res_set(&req->res, DNS_PERM, DNS_REASON_NO_ADDRESS,
@@ -795,8 +863,7 @@ mx_implicit(struct dns_req *req)
 }
 
 static void
-mx_answer(struct dns_req *req, int status, const unsigned char *abuf,
-    int alen)
+mx_answer(struct dns_req *req, int status, const unsigned char *abuf, int alen)
 {
 	struct ares_mx_reply *mx = NULL;
 	int rc;
@@ -807,10 +874,10 @@ mx_answer(struct dns_req *req, int status, const unsigned char *abuf,
 		if (rc == ARES_SUCCESS && mx != NULL)
 			mx_records(req, mx);
 		else if (rc == ARES_SUCCESS || rc == ARES_ENODATA)
-			mx_implicit(req);   /* e.g. only a CNAME in the answer */
+			mx_implicit(req); /* e.g. only a CNAME in the answer */
 		else
-			res_set_temp(&req->res, DNS_REASON_RESOLVER, "MX",
-			    req->domain);
+			res_set_temp(
+			    &req->res, DNS_REASON_RESOLVER, "MX", req->domain);
 		if (mx != NULL)
 			ares_free_data(mx);
 		return;
@@ -865,8 +932,8 @@ mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 
 /* Parse an A or AAAA answer into c; at most DNS_MAX_ADDRS are kept. */
 static enum q_outcome
-addr_parse_answer(struct dns_cand *c, int family, const unsigned char *abuf,
-    int alen)
+addr_parse_answer(
+    struct dns_cand *c, int family, const unsigned char *abuf, int alen)
 {
 	struct ares_addrttl t4[DNS_MAX_ADDRS];
 	struct ares_addr6ttl t6[DNS_MAX_ADDRS];
@@ -881,8 +948,8 @@ addr_parse_answer(struct dns_cand *c, int family, const unsigned char *abuf,
 	if (rc != ARES_SUCCESS)
 		return Q_TEMP;
 	for (int i = 0; i < n && i < DNS_MAX_ADDRS; i++) {
-		struct dns_addr *a = family == AF_INET ? &c->v4[c->n4++] :
-		    &c->v6[c->n6++];
+		struct dns_addr *a =
+		    family == AF_INET ? &c->v4[c->n4++] : &c->v6[c->n6++];
 
 		memset(a, 0, sizeof(*a));
 		a->family = family;
@@ -1037,8 +1104,9 @@ req_log(const struct dns_req *req)
 
 	log_sanitize(dom, sizeof(dom), req->domain, strlen(req->domain));
 	log_debug("event=dns_mx domain=%s status=%s reason=%s hosts=%zu "
-	    "implicit=%d", dom, dns_status_name(res->status),
-	    dns_reason_name(res->reason), res->nhosts, res->implicit_mx);
+		  "implicit=%d",
+	    dom, dns_status_name(res->status), dns_reason_name(res->reason),
+	    res->nhosts, res->implicit_mx);
 }
 
 /* The request's event: its deadline, or the deferred callback. */
@@ -1055,8 +1123,8 @@ req_event_cb(evutil_socket_t fd, short what, void *arg)
 		if (req->phase2)
 			result_build(req);
 		else
-			res_set_temp(&req->res, DNS_REASON_TIMEOUT, "MX",
-			    req->domain);
+			res_set_temp(
+			    &req->res, DNS_REASON_TIMEOUT, "MX", req->domain);
 	}
 	req->state = REQ_FINISHED;
 	req_log(req);
@@ -1083,8 +1151,8 @@ req_literal(struct dns_req *req)
 	memcpy(h->name, req->domain, sizeof(h->name));
 	h->naddrs = 1;
 	res->nhosts = 1;
-	res_set(res, DNS_OK, DNS_REASON_NONE, "address literal %s",
-	    req->domain);
+	res_set(
+	    res, DNS_OK, DNS_REASON_NONE, "address literal %s", req->domain);
 }
 
 static struct dns_req *
@@ -1099,7 +1167,7 @@ req_new(struct dns *dns, dns_mx_cb cb, void *arg)
 	req->ev = evtimer_new(dns->base, req_event_cb, req);
 	if (req->ev == NULL)
 		panic("event=dns_resolve error=evtimer_new");
-	req->mxq = (struct dns_q){ req, -1, 0 };
+	req->mxq = (struct dns_q){req, -1, 0};
 	req->next = dns->reqs;
 	if (dns->reqs != NULL)
 		dns->reqs->prev = req;
@@ -1111,8 +1179,8 @@ void
 dns_resolve_mx(struct dns *dns, const char *domain, dns_mx_cb cb, void *arg)
 {
 	struct dns_req *req = req_new(dns, cb, arg);
-	struct timeval tv = { (time_t)(dns->timeout_ms / 1000),
-		(suseconds_t)(dns->timeout_ms % 1000) * 1000 };
+	struct timeval tv = {(time_t)(dns->timeout_ms / 1000),
+	    (suseconds_t)(dns->timeout_ms % 1000) * 1000};
 	size_t len = strlen(domain);
 
 	if (str_copy(req->domain, sizeof(req->domain), domain, len) != 0) {

@@ -28,11 +28,11 @@
 struct event_base;
 struct dns;
 
-#define DNS_MAX_HOSTS 10       /* MX hosts kept, lowest preferences first */
-#define DNS_MAX_ADDRS 10       /* addresses kept per host */
-#define DNS_NAME_MAX 253       /* a domain in text, without the final dot */
-#define DNS_TEXT_MAX 320       /* dns_result.text, with its NUL */
-#define DNS_TIMEOUT_MS 10000   /* default whole-request deadline */
+#define DNS_MAX_HOSTS  10    /* MX hosts kept, lowest preferences first */
+#define DNS_MAX_ADDRS  10    /* addresses kept per host */
+#define DNS_NAME_MAX   253   /* a domain in text, without the final dot */
+#define DNS_TEXT_MAX   320   /* dns_result.text, with its NUL */
+#define DNS_TIMEOUT_MS 10000 /* default whole-request deadline */
 
 enum dns_status { DNS_OK, DNS_PERM, DNS_TEMP };
 
@@ -42,17 +42,19 @@ enum dns_reason {
 	DNS_REASON_NXDOMAIN,   /* PERM: the domain does not exist */
 	DNS_REASON_NULL_MX,    /* PERM: "MX 0 ." (RFC 7505), accepts no mail */
 	DNS_REASON_NO_ADDRESS, /* PERM: no MX and no A/AAAA, or no MX host
-	                        * with an address */
+				* with an address */
 	DNS_REASON_BAD_NAME,   /* PERM: malformed domain or address literal */
 	DNS_REASON_SERVFAIL,   /* TEMP: the resolver said SERVFAIL */
 	DNS_REASON_REFUSED,    /* TEMP: the resolver said REFUSED */
 	DNS_REASON_TIMEOUT,    /* TEMP: no answer within the deadline */
-	DNS_REASON_NETWORK,    /* TEMP: resolver unreachable (e.g. ICMP) */
+	DNS_REASON_NETWORK,    /* TEMP: resolver unreachable (e.g. ICMP);
+				* c-ares 1.18 also reports every server
+				* answering SERVFAIL or REFUSED this way */
 	DNS_REASON_RESOLVER,   /* TEMP: other resolver trouble (FORMERR, ...) */
 };
 
 struct dns_addr {
-	int family;            /* AF_INET or AF_INET6 */
+	int family; /* AF_INET or AF_INET6 */
 	union {
 		struct in_addr v4;
 		struct in6_addr v6;
@@ -60,11 +62,11 @@ struct dns_addr {
 };
 
 struct dns_host {
-	char name[DNS_NAME_MAX + 3];  /* as in DNS; "[192.0.2.1]" for literals */
-	unsigned preference;          /* 0 for the implicit MX and literals */
-	size_t naddrs;                /* >= 1 in every result */
+	char name[DNS_NAME_MAX + 3]; /* as in DNS; "[192.0.2.1]" for literals */
+	unsigned preference;	     /* 0 for the implicit MX and literals */
+	size_t naddrs;		     /* >= 1 in every result */
 	struct dns_addr addrs[DNS_MAX_ADDRS]; /* IPv6 and IPv4 interleaved,
-	                                       * IPv6 first */
+					       * IPv6 first */
 };
 
 /*
@@ -74,11 +76,11 @@ struct dns_host {
 struct dns_result {
 	enum dns_status status;
 	enum dns_reason reason;
-	bool implicit_mx;             /* no MX: hosts[0] is the domain itself */
-	char text[DNS_TEXT_MAX];      /* one line for logs and DSNs, e.g.
-	                               * "null MX (RFC 7505): example.net
-	                               * accepts no mail" */
-	size_t nhosts;                /* > 0 exactly when status is DNS_OK */
+	bool implicit_mx;	 /* no MX: hosts[0] is the domain itself */
+	char text[DNS_TEXT_MAX]; /* one line for logs and DSNs, e.g.
+				  * "null MX (RFC 7505): example.net
+				  * accepts no mail" */
+	size_t nhosts;		 /* > 0 exactly when status is DNS_OK */
 	struct dns_host hosts[DNS_MAX_HOSTS];
 };
 
@@ -90,8 +92,8 @@ typedef void (*dns_mx_cb)(const struct dns_result *res, void *arg);
  * IPv6 as "[v6]:port" (spaces ignored).  Returns NULL with err filled on a
  * bad server list or a c-ares failure.  dns_free() before base is freed.
  */
-struct dns *dns_new(struct event_base *base, const char *servers, char *err,
-    size_t errlen);
+struct dns *dns_new(
+    struct event_base *base, const char *servers, char *err, size_t errlen);
 
 /*
  * Free the resolver; requests still outstanding are dropped and their
@@ -116,8 +118,8 @@ int dns_set_timeout(struct dns *dns, unsigned timeout_ms)
  * DNS.  cb(res, arg) runs exactly once, later, from the loop, unless the
  * request is cancelled or the resolver freed first.
  */
-void dns_resolve_mx(struct dns *dns, const char *domain, dns_mx_cb cb,
-    void *arg);
+void dns_resolve_mx(
+    struct dns *dns, const char *domain, dns_mx_cb cb, void *arg);
 
 /*
  * Cancel every outstanding request whose arg is arg (its owner is going

@@ -44,6 +44,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -504,7 +505,7 @@ sp_log_fail(const char *op, const char *id, const char *err)
 
 	log_err("id=%s event=queue_%s_failed errno=%d error=\"%s\"",
 	    log_sanitize(safe_id, sizeof(safe_id), id != NULL ? id : "-",
-	    id != NULL ? strlen(id) : 1), op, saved, err);
+	    id != NULL ? strnlen(id, QUEUE_ID_LEN + 1) : 1), op, saved, err);
 	errno = saved;
 	return -1;
 }
@@ -682,12 +683,12 @@ sp_load_from(struct spool *sp, enum spool_dir dir, const char *id,
 	if (queue_env_decode(b->data, b->len, out, err, errlen) != 0)
 		return -1;
 	if (strcmp(out->id, id) != 0) {
-		queue_env_free(out);
-		errno = EINVAL;
 		if (err != NULL && errlen > 0 &&
 		    str_fmt(err, errlen, "envelope names id %s", out->id) != 0) {
 			/* cut: still says what is wrong */
 		}
+		queue_env_free(out);
+		errno = EINVAL;
 		return -1;
 	}
 	out->held = dir == SP_HELD;
@@ -976,7 +977,10 @@ sp_rec_env(struct spool *sp, enum spool_dir dir, const char *name, void *v)
 		sp_quarantine(sp, dir, name, true, err);
 		goto moved;
 	}
-	*(dir == SP_HELD ? &rec->held : &rec->queued) += 1;
+	if (dir == SP_HELD)
+		rec->held++;
+	else
+		rec->queued++;
 	return sp_ids_add(&rec->live, num);
 moved:
 	rec->corrupt++;

@@ -22,50 +22,20 @@
 #include <string.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 
 #include "../deliver/deliver.h"
 #include "../smtp/smtp.h"
-#include "server.h"
+#include "conn.h"
 
 #define CONN_OUT_MAX (1024 * 1024)        /* replies not yet written */
 #define CONN_FLUSH_AT (16 * 1024)
 #define CONN_IN_HIGH (256 * 1024)         /* stop reading above this */
 #define CONN_PULLUP 4096                  /* > SMTP_CMD_LINE_PARAMS_MAX */
-
-struct txn {
-	char id[ID_LEN + 1];
-	char sender[TABLE_ADDR_MAX + 1];
-	char first_rcpt[TABLE_ADDR_MAX + 1];
-	unsigned nrcpt;
-	struct smtp_mail_params params;
-	struct table_targets targets;         /* local mailboxes, deduplicated */
-	struct buf body;
-	bool body_failed;                     /* out of memory while storing */
-};
-
-struct conn {
-	struct conn *next, *prev;
-	struct server *srv;
-	const struct listener *l;
-	struct bufferevent *bev;
-	struct smtp_server *smtp;
-	struct buf out;
-	struct sockaddr_storage sa;
-	char ip[INET6_ADDRSTRLEN];
-	char sid[ID_LEN + 1];
-	struct event *timer;
-	uint64_t line_started;                /* ms; 0: no partial line */
-	struct txn *txn;
-	bool pending;                         /* a job decides the current event */
-	bool closing;                         /* flush, then free */
-	bool dead;                            /* socket gone, job still running */
-	bool authenticated;
-	unsigned messages;
-	const char *close_reason;
-};
 
 struct deliver_job {
 	struct job job;
@@ -79,8 +49,6 @@ struct deliver_job {
 	int root_fd;
 };
 
-static void conn_process(struct conn *c);
-static void conn_free(struct conn *c);
 
 /* ---- transaction ------------------------------------------------------- */
 
@@ -131,7 +99,7 @@ conn_log_close(struct conn *c, const char *reason)
 		c->close_reason = reason;
 }
 
-static void
+void
 conn_close_soon(struct conn *c, const char *reason)
 {
 	conn_log_close(c, reason);
@@ -141,7 +109,7 @@ conn_close_soon(struct conn *c, const char *reason)
 		return;
 	bufferevent_disable(c->bev, EV_READ);
 	event_del(c->timer);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && !c->pending)
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && !c->job_running)
 		conn_free(c);
 	/* else the write callback frees it once the 221/421 is out */
 }
@@ -191,7 +159,7 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- policy: MAIL and RCPT --------------------------------------------- */
 
-static void
+void
 conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
     const char *text, const char *addr)
 {
@@ -212,6 +180,8 @@ on_mail(struct conn *c)
 		conn_reject(c, "mail", 530, "5.7.0", "Authentication required", "");
 		return;
 	}
+	if (submit_check_sender(c, &cmd->path) != 0)
+		return;
 	if (!server_disk_ok(c->srv, cmd->mail.has_size ? cmd->mail.size : 0)) {
 		conn_reject(c, "mail", 452, "4.3.1", "Insufficient system storage, try again later", "");
 		return;
@@ -300,16 +270,19 @@ on_rcpt(struct conn *c)
 
 /* ---- end of message: the Maildir delivery job ------------------------- */
 
+/* The "with" keyword of RFC 3848 / RFC 6531 for this session. */
 static const char *
 with_protocol(const struct conn *c)
 {
-	const struct smtp_mail_params *mp = &c->txn->params;
+	static const char *const names[2][2][2] = {
+		/* [utf8][tls][auth] */
+		{ { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } },
+		{ { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } },
+	};
 
 	if (!smtp_server_esmtp(c->smtp))
 		return "SMTP";
-	if (mp->smtputf8)
-		return c->authenticated ? "UTF8SMTPA" : "UTF8SMTP";
-	return c->authenticated ? "ESMTPA" : "ESMTP";
+	return names[c->txn->params.smtputf8][c->tls][c->authenticated];
 }
 
 /* Return-Path and Received (RFC 5321 4.4), prepended to the stored copy. */
@@ -317,13 +290,20 @@ static int
 build_trace(const struct conn *c, struct buf *h)
 {
 	const struct txn *t = c->txn;
-	char date[64];
+	char date[64], tls[160];
 
 	if (time_rfc5322(date, sizeof(date), (int64_t)time(NULL)) == 0)
 		return -1;
 	if (buf_printf(h, "Return-Path: <%s>\r\nReceived: from %s ([%s])\r\n"
-	    "\tby %s (tern) with %s id %s", t->sender, smtp_server_helo(c->smtp),
-	    c->ip, c->srv->conf->hostname, with_protocol(c), t->id) != 0)
+	    "\tby %s (tern) with %s", t->sender, smtp_server_helo(c->smtp),
+	    c->ip, c->srv->conf->hostname, with_protocol(c)) != 0)
+		return -1;
+	if (c->tls) {
+		tlsconn_describe(c, tls, sizeof(tls));
+		if (buf_printf(h, " (%s)", tls) != 0)
+			return -1;
+	}
+	if (buf_printf(h, " id %s", t->id) != 0)
 		return -1;
 	if (t->nrcpt == 1 && buf_printf(h, "\r\n\tfor <%s>", t->first_rcpt) != 0)
 		return -1;
@@ -380,6 +360,7 @@ deliver_done(struct job *j)
 
 	deliver_log(dj);
 	c->pending = false;
+	c->job_running = false;
 	if (!c->dead) {
 		if (dj->rc == 0) {
 			c->messages++;
@@ -429,13 +410,14 @@ on_eom(struct conn *c)
 	dj->txn = c->txn;         /* the job owns the transaction now */
 	c->txn = NULL;
 	c->pending = true;
+	c->job_running = true;
 	workers_submit(c->srv->workers, &dj->job);
 }
 
 /* ---- the event dispatcher --------------------------------------------- */
 
 static void
-on_event(struct conn *c, enum smtp_event ev)
+on_event(struct conn *c, enum smtp_event ev, size_t used)
 {
 	switch (ev) {
 	case SMTP_EV_CONNECT:
@@ -463,11 +445,13 @@ on_event(struct conn *c, enum smtp_event ev)
 		on_eom(c);
 		break;
 	case SMTP_EV_STARTTLS:
-		smtp_server_reject(c->smtp, 454, "4.7.0", "TLS not available");
+		tlsconn_starttls(c, used);
 		break;
 	case SMTP_EV_AUTH:
+		submit_on_auth(c);
+		break;
 	case SMTP_EV_AUTH_DATA:
-		smtp_server_reject(c->smtp, 454, "4.7.0", "Temporary authentication failure");
+		submit_on_auth_data(c);
 		break;
 	case SMTP_EV_RESET:
 		conn_drop_txn(c);
@@ -504,7 +488,7 @@ conn_input(struct conn *c, size_t *n_out)
 	return (const char *)evbuffer_pullup(in, (ev_ssize_t)*n_out);
 }
 
-static void
+void
 conn_process(struct conn *c)
 {
 	while (!c->pending && !c->closing && !c->dead) {
@@ -512,8 +496,11 @@ conn_process(struct conn *c)
 		const char *p = conn_input(c, &n);
 		enum smtp_event ev = smtp_server_next(c->smtp, p, n, &used);
 
-		on_event(c, ev);        /* before the drain: cmd views point into p */
-		if (used > 0)
+		struct bufferevent *bev = c->bev;
+
+		on_event(c, ev, used);  /* before the drain: cmd views point into p */
+		/* after STARTTLS c->bev is new: the old input went away unread */
+		if (used > 0 && c->bev == bev)
 			evbuffer_drain(bufferevent_get_input(c->bev), used);
 		if (ev == SMTP_EV_NONE && used == 0)
 			break;
@@ -554,7 +541,7 @@ on_write(struct bufferevent *bev, void *arg)
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
-	if (c->closing && !c->pending) {
+	if (c->closing && !c->job_running) {
 		conn_free(c);
 		return;
 	}
@@ -571,6 +558,13 @@ on_bev_event(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		char tls[160];
+
+		tlsconn_describe(c, tls, sizeof(tls));
+		log_info("sid=%s event=tls %s", c->sid, tls);
+		return;
+	}
 	if (what & BEV_EVENT_EOF)
 		conn_log_close(c, smtp_server_state(c->smtp) == SMTP_STATE_CLOSED ? "quit" : "eof");
 	else if (what & BEV_EVENT_ERROR)
@@ -611,14 +605,27 @@ conn_unlink(struct conn *c)
 }
 
 void
+conn_setup_bev(struct conn *c)
+{
+	struct timeval wt = { (time_t)c->srv->conf->timeout_command, 0 };
+
+	bufferevent_setcb(c->bev, on_read, on_write, on_bev_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_HIGH);
+	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	if (c->tls)
+		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+void
 conn_new(struct server *s, const struct listener *l, int fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
 	struct smtp_server_conf sc = { 0 };
-	struct timeval wt = { (time_t)s->conf->timeout_command, 0 };
 
 	c->srv = s;
+	c->fd = fd;
 	c->l = l;
 	memcpy(&c->sa, sa, salen < sizeof(c->sa) ? salen : sizeof(c->sa));
 	if (getnameinfo(sa, salen, c->ip, sizeof(c->ip), NULL, 0, NI_NUMERICHOST) != 0 &&
@@ -632,29 +639,45 @@ conn_new(struct server *s, const struct listener *l, int fd,
 	sc.max_errors = s->conf->errors;
 	sc.body_sink = body_sink;
 	sc.body_ctx = c;
+	sc.tls_available = s->tls_ctx != NULL && l->kind != LISTEN_SUBMISSIONS;
 	c->smtp = smtp_server_new(&sc, &c->out);
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (l->kind == LISTEN_SUBMISSIONS) {
+		if (tlsconn_wrap_implicit(c, fd) != 0)
+			panic("event=tls_error where=conn_new");
+		smtp_server_tls_started(c->smtp);
+	} else {
+		/* not CLOSE_ON_FREE: STARTTLS replaces this bufferevent */
+		c->bev = bufferevent_socket_new(s->base, fd, 0);
+	}
 	c->timer = evtimer_new(s->base, on_timeout, c);
 	if (c->smtp == NULL || c->bev == NULL || c->timer == NULL)
 		panic("event=oom where=conn_new");
 	conn_link(s, c);
-	bufferevent_setcb(c->bev, on_read, on_write, on_bev_event, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_HIGH);
-	bufferevent_set_timeouts(c->bev, NULL, &wt);
-	bufferevent_enable(c->bev, EV_READ);
+	conn_setup_bev(c);
+	submit_update_auth(c);
 	log_info("sid=%s event=connect listener=%s client=%s", c->sid, l->name, c->ip);
 	conn_process(c);
 }
 
 static void
+conn_free_bev(struct conn *c)
+{
+	if (c->bev == NULL)
+		return;
+	bufferevent_free(c->bev);       /* a TLS bufferevent closes the fd */
+	if (!c->tls)
+		close(c->fd);
+	c->bev = NULL;
+}
+
+void
 conn_free(struct conn *c)
 {
-	if (c->pending) {
-		/* the delivery job still points here: free when it is done */
+	if (c->job_running) {
+		/* a worker job still points here: free when it is done */
 		if (!c->dead) {
 			c->dead = true;
-			bufferevent_free(c->bev);
-			c->bev = NULL;
+			conn_free_bev(c);
 			event_del(c->timer);
 		}
 		return;
@@ -662,14 +685,30 @@ conn_free(struct conn *c)
 	log_info("sid=%s event=disconnect reason=%s messages=%u", c->sid,
 	    c->close_reason ? c->close_reason : "closed", c->messages);
 	conn_unlink(c);
-	if (c->bev != NULL)
-		bufferevent_free(c->bev);
+	conn_free_bev(c);
 	event_free(c->timer);
+	if (c->delay != NULL)
+		event_free(c->delay);
+	if (c->login != NULL) {
+		sasl_login_wipe(c->login);
+		free(c->login);
+	}
 	smtp_server_free(c->smtp);
 	buf_free(&c->out);
 	txn_free(c->txn);
 	free(c);
 	server_maybe_exit(srv);
+}
+
+bool
+conn_job_finished(struct conn *c)
+{
+	c->job_running = false;
+	if (!c->dead)
+		return false;
+	c->pending = false;
+	conn_free(c);
+	return true;
 }
 
 void

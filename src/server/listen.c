@@ -25,9 +25,9 @@ struct ip_count {
 	unsigned n;
 };
 
-/* The address bytes of sa (4 or 16), for the per-IP table. */
-static size_t
-ip_bytes(const struct sockaddr *sa, const unsigned char **p_out)
+/* The address bytes of sa (4 or 16), for the per-IP tables. */
+size_t
+sockaddr_ip_bytes(const struct sockaddr *sa, const unsigned char **p_out)
 {
 	if (sa->sa_family == AF_INET6) {
 		*p_out = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
@@ -41,7 +41,7 @@ static struct ip_count **
 ip_slot(struct server *s, const struct sockaddr *sa)
 {
 	const unsigned char *p;
-	size_t n = ip_bytes(sa, &p), i;
+	size_t n = sockaddr_ip_bytes(sa, &p), i;
 	uint32_t h = 2166136261u;
 	struct ip_count **pp;
 
@@ -68,7 +68,7 @@ ip_count_add(struct server *s, const struct sockaddr *sa, int delta)
 {
 	struct ip_count **pp = ip_slot(s, sa), *c = *pp;
 	const unsigned char *p;
-	size_t n = ip_bytes(sa, &p);
+	size_t n = sockaddr_ip_bytes(sa, &p);
 
 	if (c == NULL) {
 		if (delta <= 0)
@@ -168,13 +168,6 @@ listeners_bind(struct server *s)
 
 		if (!listen_enabled(want[i].spec))
 			continue;
-		if (want[i].kind == LISTEN_SUBMISSIONS) {
-			/* implicit TLS arrives with the TLS work; refuse rather
-			 * than serve plaintext on a port clients expect TLS on */
-			log_err("event=startup step=listen listener=submissions "
-			    "error=\"implicit TLS is not available in this build\"");
-			return -1;
-		}
 		if (listen_one(want[i].spec, &l->fd) != 0)
 			return -1;
 		l->kind = want[i].kind;

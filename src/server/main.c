@@ -20,7 +20,9 @@
 
 #include <event2/event.h>
 
+#include "../auth/auth.h"
 #include "../deliver/deliver.h"
+#include "../tls/tls.h"
 #include "server.h"
 
 #define WORKERS 4
@@ -128,6 +130,45 @@ open_table(struct server *s)
 	s->table = t;
 }
 
+int
+server_tls_load(struct server *s)
+{
+	const struct conf *cf = s->conf;
+	char err[512];
+	bool generated = false;
+	SSL_CTX *ctx = tls_server_ctx(cf->tls_cert, cf->tls_key, cf->state_dir,
+	    cf->hostname, &generated, err, sizeof(err));
+
+	if (ctx == NULL) {
+		log_err("event=tls_load error=\"%s\"", err);
+		return -1;
+	}
+	if (generated)
+		log_info("event=tls_selfsigned hostname=%s path=%s/%s note=\"generated "
+		    "a self-signed certificate; set tls.cert and tls.key for a real one\"",
+		    cf->hostname, cf->state_dir, TLS_STATE_SUBDIR);
+	SSL_CTX_free(s->tls_ctx);     /* live connections keep their reference */
+	s->tls_ctx = ctx;
+	return 0;
+}
+
+/* A generated pair belongs to the user ternd will run as. */
+static void
+tls_chown(const struct server *s, const struct passwd *pw)
+{
+	const char *names[] = { "", "/" TLS_STATE_CERT, "/" TLS_STATE_KEY };
+	char path[4096];
+	size_t i;
+
+	if (pw == NULL || s->conf->tls_cert != NULL)
+		return;
+	for (i = 0; i < 3; i++)
+		if (str_fmt(path, sizeof(path), "%s/%s%s", s->conf->state_dir,
+		    TLS_STATE_SUBDIR, names[i]) == 0 &&
+		    chown(path, pw->pw_uid, pw->pw_gid) != 0)
+			fatal("event=startup step=tls_chown path=%s", path);
+}
+
 void
 server_maybe_exit(struct server *s)
 {
@@ -154,8 +195,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	(void)arg;
 	if (sig == SIGHUP) {
-		log_info("event=reload what=tables");
+		log_info("event=reload what=tables,tls");
 		open_table(srv);
+		if (server_tls_load(srv) != 0)
+			log_err("event=reload step=tls action=kept_old");
 		return;
 	}
 	if (srv->stopping)
@@ -210,12 +253,18 @@ main(int argc, char **argv)
 	state_dir_prepare(s.conf, pw);
 	if (listeners_bind(&s) != 0)
 		fatalx("event=startup step=listen error=\"cannot listen, see above\"");
+	if (server_tls_load(&s) != 0)
+		fatalx("event=startup step=tls error=\"see above\"");
+	tls_chown(&s, pw);
+	if ((s.relay_nets = netlist_parse(s.conf->relay_networks, err, sizeof(err))) == NULL)
+		fatalx("event=startup step=config error=\"%s\"", err);
 	drop_privileges(s.conf, pw);
 	umask(077);
 	if ((s.base = event_base_new()) == NULL)
 		fatalx("event=startup step=event_base");
 	open_mail_root(&s);
 	open_table(&s);
+	s.throttle = auth_throttle_new(4096);
 	s.workers = workers_start(s.base, WORKERS);
 	run_loop(&s);
 	workers_stop(s.workers);
@@ -225,6 +274,9 @@ main(int argc, char **argv)
 	close(s.mail_root_fd);
 	log_info("event=stopped messages=%llu", (unsigned long long)s.messages);
 	free(s.ip_buckets);
+	SSL_CTX_free(s.tls_ctx);
+	auth_throttle_free(s.throttle);
+	netlist_free(s.relay_nets);
 	event_base_free(s.base);
 	conf_free(s.conf);
 	return 0;

@@ -15,6 +15,7 @@
 
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 
 #include "../conf/conf.h"
 #include "../table/table.h"
@@ -63,7 +64,27 @@ struct server {
 	bool stopping;                   /* SIGTERM seen */
 	struct event *stop_timer;
 	uint64_t messages;               /* accepted since start */
+	SSL_CTX *tls_ctx;                /* server side: STARTTLS and 465 */
+	struct auth_throttle *throttle;  /* failed AUTH per client address */
+	struct netlist *relay_nets;      /* relay.networks */
 };
+
+/* ---- client networks (relay.networks) --------------------------------- */
+
+struct netlist;
+/* "192.0.2.0/24, 2001:db8::/32, 127.0.0.1"; NULL or "" is an empty list */
+struct netlist *netlist_parse(const char *csv, char *err, size_t errlen);
+bool netlist_match(const struct netlist *nl, const struct sockaddr *sa);
+void netlist_free(struct netlist *nl);
+bool sockaddr_is_loopback(const struct sockaddr *sa);
+/* the address bytes of sa (4 or 16) */
+size_t sockaddr_ip_bytes(const struct sockaddr *sa, const unsigned char **p_out);
+
+/* ---- TLS contexts (main.c) --------------------------------------------- */
+
+/* Build the server context from tls.cert/tls.key (or the self-signed
+ * pair); at start-up failure is fatal, on SIGHUP the old one stays. */
+int server_tls_load(struct server *s);
 
 extern struct server *srv;           /* the one daemon of this process */
 

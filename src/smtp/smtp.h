@@ -406,7 +406,9 @@ struct smtp_client_conf {
 	bool require_tls;                   /* no TLS -> fail, temporary */
 	bool tls_active;                    /* the connection is TLS already */
 	const char *auth_user;              /* AUTH PLAIN when non-NULL */
-	const char *auth_pass;              /* copied, wiped on free */
+	const char *auth_pass;              /* copied, wiped on free; the AUTH
+	                                       line passes through out: the
+	                                       shell wipes that buffer */
 	bool auth_plaintext_ok;             /* allow AUTH without TLS */
 };
 
@@ -444,6 +446,21 @@ struct smtp_client_result {
 	                       "relayed" DSN on OK (RFC 3461 5.2.2) */
 };
 
+/*
+ * The session: greeting (not 220: FAILED, 4xx temporary, 5xx permanent),
+ * EHLO (any 5xx: HELO), STARTTLS when offered and wanted (refused: go on
+ * in plaintext unless require_tls), AUTH PLAIN (5xx: FAILED permanent),
+ * then [RSET] MAIL RCPT... DATA, all in one batch with PIPELINING.  A
+ * message over the peer's SIZE (552 5.3.4) or needing SMTPUTF8 the peer
+ * lacks (553 5.6.7) is refused for every recipient without a command:
+ * DONE.  An 8-bit body goes out as it is to a peer without 8BITMIME (no
+ * downgrade).  DSN parameters go only to a DSN peer; ORCPT only of type
+ * rfc822 with an ASCII address; ENVID/ORCPT only when their xtext fits
+ * RFC 3461's 100/500 octets.  No recipient accepted: no DATA (a pipelined
+ * DATA's error reply is ignored) and RSET before the next message.  Any
+ * 421, a reply that does not parse, or an unexpected reply: FAILED
+ * temporary.
+ */
 struct smtp_client;
 
 /* NULL if conf is invalid (see struct smtp_client_conf). */

@@ -34,9 +34,9 @@
  * only of type rfc822 with an ASCII address, ENVID and ORCPT only when
  * their xtext fits RFC 3461's 100 / 500 octets.
  *
- * Limits: a reply line is 512 octets, a reply 100 lines; rescanning is
- * avoided (the client remembers how far the pending reply was scanned), so
- * a peer dribbling bytes costs linear time.  Recipients per transaction:
+ * Limits: a reply line is 512 octets, a reply 100 lines.  Rescanning is
+ * avoided (the client remembers how far the pending reply was searched),
+ * so a peer dribbling bytes costs linear time.  Recipients per transaction:
  * SMTP_CLIENT_RCPT_MAX.  Result texts are cut to SMTP_CLIENT_TEXT_MAX.
  */
 #include <stdarg.h>
@@ -97,7 +97,7 @@ struct smtp_client {
 	bool rset_first, needs_rset, mail_failed;
 	size_t nsteps, sent, answered, accepted;
 	/* input: how far the pending reply was scanned (see client_take) */
-	size_t scan_off;
+	size_t scan_off, scan_pos;
 	unsigned scan_lines;
 	struct smtp_parsed_reply reply;
 	/* output of the current call */
@@ -934,32 +934,38 @@ client_on_reply(struct smtp_client *c)
 
 /*
  * The next whole reply at in[0..len), into c->reply: 1, 0 (need more) or
- * -1.  Continuation lines already scanned are not scanned again; the
- * parser runs once, over the whole reply, when its last line (or the
- * line-count limit, or an overlong line) is reached.
+ * -1.  No octet is searched twice across calls: scan_off is the start of
+ * the first line not known to be a continuation, scan_pos the first octet
+ * not yet searched for its LF.  The parser runs once, over the whole
+ * reply, when its last line (or the line-count limit, or an overlong
+ * line) is reached.
  */
 static int
 client_take(struct smtp_client *c, const char *in, size_t len, size_t *n_out)
 {
-	size_t off = c->scan_off;
+	size_t off = c->scan_off, pos = c->scan_pos;
 
-	while (off < len) {
-		size_t avail = len - off, line;
-		const char *lf = memchr(in + off, '\n',
-		    avail < SMTP_REPLY_IN_LINE_MAX ? avail : SMTP_REPLY_IN_LINE_MAX);
+	while (pos < len) {
+		size_t limit = off + SMTP_REPLY_IN_LINE_MAX;
+		size_t end = len < limit ? len : limit;
+		const char *lf = memchr(in + pos, '\n', end - pos);
 
-		if (lf == NULL && avail < SMTP_REPLY_IN_LINE_MAX)
+		if (lf == NULL && len < limit) {
+			pos = len;
 			break;
-		line = lf == NULL ? avail : (size_t)(lf - (in + off)) + 1;
-		off += line;
-		if (lf != NULL && line >= 5 && in[off - line + 3] == '-' &&
-		    ++c->scan_lines < SMTP_REPLY_IN_LINES_MAX)
+		}
+		pos = lf == NULL ? end : (size_t)(lf - in) + 1;
+		if (lf != NULL && pos - off >= 5 && in[off + 3] == '-' &&
+		    ++c->scan_lines < SMTP_REPLY_IN_LINES_MAX) {
+			off = pos;
 			continue;
-		c->scan_off = 0;
+		}
+		c->scan_off = c->scan_pos = 0;
 		c->scan_lines = 0;
-		return smtp_reply_parse(in, off, &c->reply, n_out) == 1 ? 1 : -1;
+		return smtp_reply_parse(in, pos, &c->reply, n_out) == 1 ? 1 : -1;
 	}
 	c->scan_off = off;
+	c->scan_pos = pos;
 	return 0;
 }
 
@@ -1231,7 +1237,7 @@ smtp_client_tls_done(struct smtp_client *c)
 	/* RFC 3207 4.2: forget what the peer said before TLS */
 	c->tls = true;
 	memset(&c->caps, 0, sizeof(c->caps));
-	c->scan_off = 0;
+	c->scan_off = c->scan_pos = 0;
 	c->scan_lines = 0;
 	c->kick = KICK_EHLO;
 	c->state = CS_EHLO;

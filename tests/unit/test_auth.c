@@ -541,7 +541,7 @@ test_password_unknown_user(void)
 	T_CHECK(!auth_password_ok(NULL, "pw"));
 	T_CHECK(!auth_password_ok(NULL, ""));
 	T_CHECK(!auth_password_ok(NULL, NULL));
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 5; i++) {
 		double r = elapsed_ms(h, "wrong"),
 		       d = elapsed_ms(NULL, "wrong");
 
@@ -549,8 +549,8 @@ test_password_unknown_user(void)
 		dummy = d < dummy ? d : dummy;
 	}
 	t_case("unknown user costs a crypt");
-	T_CHECK(dummy > real / 3);
-	T_CHECK(real > dummy / 3);
+	T_CHECK(dummy > real / 4);
+	T_CHECK(real > dummy / 4);
 	printf("yescrypt: wrong password %.1f ms, unknown user %.1f ms\n", real,
 	    dummy);
 }

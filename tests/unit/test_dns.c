@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,8 +28,8 @@
 
 #include "t.h"
 
-#define DNSMASQ "/usr/sbin/dnsmasq"
-#define SHORT_MS 1000           /* request deadline for the failure tests */
+#define DNSMASQ	 "/usr/sbin/dnsmasq"
+#define SHORT_MS 1000 /* request deadline for the failure tests */
 
 static struct event_base *base;
 static int main_port, sf_port, silent_port, closed_port;
@@ -40,7 +41,7 @@ static int silent_fd = -1;
 struct got {
 	int calls;
 	struct dns_result res;
-	struct dns *free_me;    /* dns_free() this from inside the callback */
+	struct dns *free_me; /* dns_free() this from inside the callback */
 };
 
 static void
@@ -61,7 +62,7 @@ loop_until(const int *cond, unsigned ms)
 	uint64_t end = time_now_ms() + ms;
 
 	while ((cond == NULL || *cond == 0) && time_now_ms() < end) {
-		struct timeval tv = { 0, 20000 };
+		struct timeval tv = {0, 20000};
 
 		if (event_base_loopexit(base, &tv) != 0)
 			abort();
@@ -111,7 +112,7 @@ static int
 free_port(int *out_fd)
 {
 	for (int i = 0; i < 100; i++) {
-		struct sockaddr_in sa = { .sin_family = AF_INET };
+		struct sockaddr_in sa = {.sin_family = AF_INET};
 		socklen_t len = sizeof(sa);
 		int t = socket(AF_INET, SOCK_STREAM, 0);
 		int u = socket(AF_INET, SOCK_DGRAM, 0);
@@ -140,7 +141,7 @@ static int
 wait_listening(int port)
 {
 	for (int i = 0; i < 250; i++) {
-		struct sockaddr_in sa = { .sin_family = AF_INET };
+		struct sockaddr_in sa = {.sin_family = AF_INET};
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
 		int rc;
 
@@ -155,36 +156,50 @@ wait_listening(int port)
 	return -1;
 }
 
+/* In the child: quiet unless TERN_TEST_VERBOSE, dies with the test (even
+ * when the test is killed). */
+static NORETURN void
+dnsmasq_exec(const char **argv)
+{
+	int null = open("/dev/null", O_WRONLY);
+
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+		_exit(126);
+	if (getenv("TERN_TEST_VERBOSE") == NULL && null >= 0) {
+		(void)dup2(null, 1);
+		(void)dup2(null, 2);
+	}
+	execv(DNSMASQ, (char *const *)(uintptr_t)argv);
+	_exit(127);
+}
+
 /* Start dnsmasq on port with the extra options (NULL-terminated). */
 static pid_t
 dnsmasq_start(int port, const char *const *extra)
 {
 	static char portopt[32];
-	const char *argv[64] = { DNSMASQ, "--no-daemon", "--no-resolv",
-		"--no-hosts", "--listen-address=127.0.0.1", "--bind-interfaces",
-		"--pid-file=", "--log-facility=-", NULL };
+	const char *argv[160] = {DNSMASQ, "--no-daemon", "--no-resolv",
+	    "--no-hosts", "--listen-address=127.0.0.1", "--bind-interfaces",
+	    "--pid-file=", "--log-facility=-", NULL};
 	size_t n = 8;
 	pid_t pid;
 
 	if (str_fmt(portopt, sizeof(portopt), "--port=%d", port) != 0)
 		abort();
 	argv[n++] = portopt;
-	for (size_t i = 0; extra[i] != NULL && n < 63; i++)
+	if (geteuid() == 0) {
+		/* stay root: a change of uid or gid would clear PDEATHSIG */
+		argv[n++] = "--user=root";
+		argv[n++] = "--group=root";
+	}
+	for (size_t i = 0; extra[i] != NULL && n < 159; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
 	pid = fork();
 	if (pid < 0)
 		abort();
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (getenv("TERN_TEST_VERBOSE") == NULL && null >= 0) {
-			(void)dup2(null, 1);
-			(void)dup2(null, 2);
-		}
-		execv(DNSMASQ, (char *const *)(uintptr_t)argv);
-		_exit(127);
-	}
+	if (pid == 0)
+		dnsmasq_exec(argv);
 	if (wait_listening(port) != 0) {
 		fprintf(stderr, "dnsmasq did not start on port %d\n", port);
 		kill(pid, SIGTERM);
@@ -205,67 +220,92 @@ dnsmasq_stop(pid_t pid)
 }
 
 static const char *const main_opts[] = {
-	"--local=/test/",
-	"--server=/dead.test/127.0.0.1#1",
-	/* a.test: two MX, preference order */
-	"--mx-host=a.test,mx2.a.test,20", "--mx-host=a.test,mx1.a.test,10",
-	"--host-record=mx1.a.test,192.0.2.1,2001:db8::1",
-	"--host-record=mx2.a.test,192.0.2.2",
-	/* eq.test: one first, then two of equal preference */
-	"--mx-host=eq.test,e1.eq.test,10", "--mx-host=eq.test,e2.eq.test,10",
-	"--mx-host=eq.test,e0.eq.test,5",
-	"--host-record=e0.eq.test,192.0.2.10",
-	"--host-record=e1.eq.test,192.0.2.11",
-	"--host-record=e2.eq.test,192.0.2.12",
-	/* no MX: implicit MX */
-	"--host-record=noa.test,192.0.2.9,2001:db8::9",
-	"--host-record=v6only.test,,2001:db8::6",
-	/* null MX, RFC 7505 */
-	"--mx-host=nullmx.test,.,0",
-	/* exists, but no MX and no address */
-	"--txt-record=empty.test,nothing here",
-	/* one MX host without an address */
-	"--mx-host=skip.test,gone.skip.test,5", "--mx-host=skip.test,mx1.a.test,10",
-	"--mx-host=allgone.test,gone1.test,10",
-	"--mx-host=allgone.test,gone2.test,20",
-	/* liberal: address literal and CNAME as MX targets */
-	"--mx-host=lit.test,192.0.2.55,10",
-	"--mx-host=cname.test,alias.test,10", "--cname=alias.test,mx1.a.test",
-	/* an MX host that never answers */
-	"--mx-host=part.test,h.dead.test,10", "--mx-host=part.test,mx2.a.test,20",
-	"--mx-host=alltemp.test,h.dead.test,10",
-	/* caps */
-	"--mx-host=many.test,m01.test,1", "--mx-host=many.test,m02.test,2",
-	"--mx-host=many.test,m03.test,3", "--mx-host=many.test,m04.test,4",
-	"--mx-host=many.test,m05.test,5", "--mx-host=many.test,m06.test,6",
-	"--mx-host=many.test,m07.test,7", "--mx-host=many.test,m08.test,8",
-	"--mx-host=many.test,m09.test,9", "--mx-host=many.test,m10.test,10",
-	"--mx-host=many.test,m11.test,11", "--mx-host=many.test,m12.test,12",
-	"--address=/m01.test/192.0.2.101", "--address=/m02.test/192.0.2.102",
-	"--address=/m03.test/192.0.2.103", "--address=/m04.test/192.0.2.104",
-	"--address=/m05.test/192.0.2.105", "--address=/m06.test/192.0.2.106",
-	"--address=/m07.test/192.0.2.107", "--address=/m08.test/192.0.2.108",
-	"--address=/m09.test/192.0.2.109", "--address=/m10.test/192.0.2.110",
-	"--address=/m11.test/192.0.2.111", "--address=/m12.test/192.0.2.112",
-	"--host-record=wide.test,198.51.100.1", "--host-record=wide.test,198.51.100.2",
-	"--host-record=wide.test,198.51.100.3", "--host-record=wide.test,198.51.100.4",
-	"--host-record=wide.test,198.51.100.5", "--host-record=wide.test,198.51.100.6",
-	"--host-record=wide.test,198.51.100.7", "--host-record=wide.test,198.51.100.8",
-	"--host-record=wide.test,198.51.100.9", "--host-record=wide.test,198.51.100.10",
-	"--host-record=wide.test,198.51.100.11", "--host-record=wide.test,198.51.100.12",
-	"--host-record=wide.test,,2001:db8::a1", "--host-record=wide.test,,2001:db8::a2",
-	NULL,
+    "--local=/test/",
+    "--server=/dead.test/127.0.0.1#1",
+    /* a.test: two MX, preference order */
+    "--mx-host=a.test,mx2.a.test,20",
+    "--mx-host=a.test,mx1.a.test,10",
+    "--host-record=mx1.a.test,192.0.2.1,2001:db8::1",
+    "--host-record=mx2.a.test,192.0.2.2",
+    /* eq.test: one first, then two of equal preference */
+    "--mx-host=eq.test,e1.eq.test,10",
+    "--mx-host=eq.test,e2.eq.test,10",
+    "--mx-host=eq.test,e0.eq.test,5",
+    "--host-record=e0.eq.test,192.0.2.10",
+    "--host-record=e1.eq.test,192.0.2.11",
+    "--host-record=e2.eq.test,192.0.2.12",
+    /* no MX: implicit MX */
+    "--host-record=noa.test,192.0.2.9,2001:db8::9",
+    "--host-record=v6only.test,,2001:db8::6",
+    /* null MX, RFC 7505 */
+    "--mx-host=nullmx.test,.,0",
+    /* exists, but no MX and no address */
+    "--txt-record=empty.test,nothing here",
+    /* one MX host without an address */
+    "--mx-host=skip.test,gone.skip.test,5",
+    "--mx-host=skip.test,mx1.a.test,10",
+    "--mx-host=allgone.test,gone1.test,10",
+    "--mx-host=allgone.test,gone2.test,20",
+    /* liberal: address literal and CNAME as MX targets */
+    "--mx-host=lit.test,192.0.2.55,10",
+    "--mx-host=cname.test,alias.test,10",
+    "--cname=alias.test,mx1.a.test",
+    /* an MX host that never answers */
+    "--mx-host=part.test,h.dead.test,10",
+    "--mx-host=part.test,mx2.a.test,20",
+    "--mx-host=alltemp.test,h.dead.test,10",
+    /* caps */
+    "--mx-host=many.test,m01.test,1",
+    "--mx-host=many.test,m02.test,2",
+    "--mx-host=many.test,m03.test,3",
+    "--mx-host=many.test,m04.test,4",
+    "--mx-host=many.test,m05.test,5",
+    "--mx-host=many.test,m06.test,6",
+    "--mx-host=many.test,m07.test,7",
+    "--mx-host=many.test,m08.test,8",
+    "--mx-host=many.test,m09.test,9",
+    "--mx-host=many.test,m10.test,10",
+    "--mx-host=many.test,m11.test,11",
+    "--mx-host=many.test,m12.test,12",
+    "--address=/m01.test/192.0.2.101",
+    "--address=/m02.test/192.0.2.102",
+    "--address=/m03.test/192.0.2.103",
+    "--address=/m04.test/192.0.2.104",
+    "--address=/m05.test/192.0.2.105",
+    "--address=/m06.test/192.0.2.106",
+    "--address=/m07.test/192.0.2.107",
+    "--address=/m08.test/192.0.2.108",
+    "--address=/m09.test/192.0.2.109",
+    "--address=/m10.test/192.0.2.110",
+    "--address=/m11.test/192.0.2.111",
+    "--address=/m12.test/192.0.2.112",
+    "--host-record=wide.test,198.51.100.1",
+    "--host-record=wide.test,198.51.100.2",
+    "--host-record=wide.test,198.51.100.3",
+    "--host-record=wide.test,198.51.100.4",
+    "--host-record=wide.test,198.51.100.5",
+    "--host-record=wide.test,198.51.100.6",
+    "--host-record=wide.test,198.51.100.7",
+    "--host-record=wide.test,198.51.100.8",
+    "--host-record=wide.test,198.51.100.9",
+    "--host-record=wide.test,198.51.100.10",
+    "--host-record=wide.test,198.51.100.11",
+    "--host-record=wide.test,198.51.100.12",
+    "--host-record=wide.test,,2001:db8::a1",
+    "--host-record=wide.test,,2001:db8::a2",
+    NULL,
 };
 
 static const char *sf_opts[] = {
-	"--dnssec",
-	"--trust-anchor=.,20326,8,2,"
-	"E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D",
-	NULL, /* --server=127.0.0.1#MAIN */
-	NULL,
+    "--dnssec",
+    "--trust-anchor=.,20326,8,2,"
+    "E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D",
+    NULL, /* --server=127.0.0.1#MAIN */
+    NULL,
 };
 
-/* ---- OK results ------------------------------------------------------------ */
+/* ---- OK results ------------------------------------------------------------
+ */
 
 static void
 test_mx_sorted(void)
@@ -283,15 +323,15 @@ test_mx_sorted(void)
 	T_CHECK_INT(g.res.hosts[0].preference, 10);
 	T_CHECK_INT(g.res.hosts[0].naddrs, 2);
 	/* IPv6 first, then IPv4 */
-	T_CHECK_STR(addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)),
-	    "2001:db8::1");
-	T_CHECK_STR(addr_text(&g.res.hosts[0].addrs[1], b, sizeof(b)),
-	    "192.0.2.1");
+	T_CHECK_STR(
+	    addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)), "2001:db8::1");
+	T_CHECK_STR(
+	    addr_text(&g.res.hosts[0].addrs[1], b, sizeof(b)), "192.0.2.1");
 	T_CHECK_STR(g.res.hosts[1].name, "mx2.a.test");
 	T_CHECK_INT(g.res.hosts[1].preference, 20);
 	T_CHECK_INT(g.res.hosts[1].naddrs, 1);
-	T_CHECK_STR(addr_text(&g.res.hosts[1].addrs[0], b, sizeof(b)),
-	    "192.0.2.2");
+	T_CHECK_STR(
+	    addr_text(&g.res.hosts[1].addrs[0], b, sizeof(b)), "192.0.2.2");
 	T_CHECK_STR(g.res.text, "2 MX hosts for a.test");
 	/* the final dot is accepted */
 	resolve(dns, "a.test.", &g);
@@ -318,7 +358,7 @@ test_equal_preference_random(void)
 		    strcmp(g.res.hosts[2].name, "e2.eq.test") == 0)
 			first_e1++;
 		else if (strcmp(g.res.hosts[1].name, "e2.eq.test") == 0 &&
-		    strcmp(g.res.hosts[2].name, "e1.eq.test") == 0)
+			 strcmp(g.res.hosts[2].name, "e1.eq.test") == 0)
 			first_e2++;
 		else
 			bad++;
@@ -344,10 +384,10 @@ test_implicit_mx(void)
 	T_CHECK_STR(g.res.hosts[0].name, "noa.test");
 	T_CHECK_INT(g.res.hosts[0].preference, 0);
 	T_CHECK_INT(g.res.hosts[0].naddrs, 2);
-	T_CHECK_STR(addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)),
-	    "2001:db8::9");
-	T_CHECK_STR(addr_text(&g.res.hosts[0].addrs[1], b, sizeof(b)),
-	    "192.0.2.9");
+	T_CHECK_STR(
+	    addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)), "2001:db8::9");
+	T_CHECK_STR(
+	    addr_text(&g.res.hosts[0].addrs[1], b, sizeof(b)), "192.0.2.9");
 
 	t_case("no MX: AAAA only");
 	resolve(dns, "v6only.test", &g);
@@ -356,8 +396,8 @@ test_implicit_mx(void)
 	T_CHECK_INT(g.res.nhosts, 1);
 	T_CHECK_INT(g.res.hosts[0].naddrs, 1);
 	T_CHECK_INT(g.res.hosts[0].addrs[0].family, AF_INET6);
-	T_CHECK_STR(addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)),
-	    "2001:db8::6");
+	T_CHECK_STR(
+	    addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)), "2001:db8::6");
 	dns_free(dns);
 }
 
@@ -380,8 +420,8 @@ test_liberal_targets(void)
 	T_CHECK_INT(g.res.nhosts, 1);
 	T_CHECK_INT(g.res.hosts[0].preference, 10);
 	T_CHECK_INT(g.res.hosts[0].naddrs, 1);
-	T_CHECK_STR(addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)),
-	    "192.0.2.55");
+	T_CHECK_STR(
+	    addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)), "192.0.2.55");
 
 	t_case("MX target is a CNAME");
 	resolve(dns, "cname.test", &g);
@@ -389,8 +429,8 @@ test_liberal_targets(void)
 	T_CHECK_INT(g.res.nhosts, 1);
 	T_CHECK_STR(g.res.hosts[0].name, "alias.test");
 	T_CHECK_INT(g.res.hosts[0].naddrs, 2);
-	T_CHECK_STR(addr_text(&g.res.hosts[0].addrs[1], b, sizeof(b)),
-	    "192.0.2.1");
+	T_CHECK_STR(
+	    addr_text(&g.res.hosts[0].addrs[1], b, sizeof(b)), "192.0.2.1");
 	dns_free(dns);
 }
 
@@ -420,7 +460,7 @@ test_caps(void)
 	for (size_t i = 3; i < DNS_MAX_ADDRS; i++)
 		T_CHECK_INT(g.res.hosts[0].addrs[i].family, AF_INET);
 	T_CHECK(strncmp(addr_text(&g.res.hosts[0].addrs[9], b, sizeof(b)),
-	    "198.51.100.", 11) == 0);
+		    "198.51.100.", 11) == 0);
 	dns_free(dns);
 }
 
@@ -438,18 +478,18 @@ test_literal_domain(void)
 	T_CHECK_INT(g.res.nhosts, 1);
 	T_CHECK_STR(g.res.hosts[0].name, "[192.0.2.7]");
 	T_CHECK_INT(g.res.hosts[0].naddrs, 1);
-	T_CHECK_STR(addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)),
-	    "192.0.2.7");
+	T_CHECK_STR(
+	    addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)), "192.0.2.7");
 
 	t_case("[IPv6:...]");
 	resolve(dns, "[IPv6:2001:db8::7]", &g);
 	T_CHECK_INT(g.res.status, DNS_OK);
 	T_CHECK_INT(g.res.hosts[0].addrs[0].family, AF_INET6);
-	T_CHECK_STR(addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)),
-	    "2001:db8::7");
+	T_CHECK_STR(
+	    addr_text(&g.res.hosts[0].addrs[0], b, sizeof(b)), "2001:db8::7");
 
-	static const char *const bad[] = { "[999.1.1.1]", "[2001:db8::7]",
-		"[IPv6:192.0.2.1]", "[]", "[192.0.2.1", "[192.0.2.1]x" };
+	static const char *const bad[] = {"[999.1.1.1]", "[2001:db8::7]",
+	    "[IPv6:192.0.2.1]", "[]", "[192.0.2.1", "[192.0.2.1]x"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		t_case(bad[i]);
 		resolve(dns, bad[i], &g);
@@ -460,11 +500,12 @@ test_literal_domain(void)
 	dns_free(dns);
 }
 
-/* ---- permanent failures ---------------------------------------------------- */
+/* ---- permanent failures ----------------------------------------------------
+ */
 
 static void
-check_perm(struct dns *dns, const char *domain, enum dns_reason why,
-    const char *text)
+check_perm(
+    struct dns *dns, const char *domain, enum dns_reason why, const char *text)
 {
 	struct got g;
 
@@ -506,11 +547,17 @@ test_permanent(void)
 	dns_free(dns);
 }
 
-/* ---- temporary failures ---------------------------------------------------- */
+/* ---- temporary failures ----------------------------------------------------
+ */
 
+/*
+ * why2: a second reason accepted.  c-ares 1.18 reports SERVFAIL and
+ * REFUSED from every server as ECONNREFUSED (DNS_REASON_NETWORK); newer
+ * versions say which.  The status is TEMP either way.
+ */
 static void
 check_temp(int port, const char *domain, enum dns_reason why,
-    unsigned max_ms)
+    enum dns_reason why2, unsigned max_ms)
 {
 	struct dns *dns = dns_on(port);
 	uint64_t t0;
@@ -521,7 +568,7 @@ check_temp(int port, const char *domain, enum dns_reason why,
 	t0 = time_now_ms();
 	resolve(dns, domain, &g);
 	T_CHECK_INT(g.res.status, DNS_TEMP);
-	T_CHECK_INT(g.res.reason, why);
+	T_CHECK(g.res.reason == why || g.res.reason == why2);
 	T_CHECK_INT(g.res.nhosts, 0);
 	T_CHECK(time_now_ms() - t0 <= max_ms);
 	dns_free(dns);
@@ -534,17 +581,23 @@ test_temporary(void)
 	struct got g;
 
 	t_case("SERVFAIL");
-	check_temp(sf_port, "a.test", DNS_REASON_SERVFAIL, 3000);
+	check_temp(
+	    sf_port, "a.test", DNS_REASON_SERVFAIL, DNS_REASON_NETWORK, 3000);
 	t_case("REFUSED");
-	check_temp(main_port, "example.org", DNS_REASON_REFUSED, 3000);
+	check_temp(main_port, "example.org", DNS_REASON_REFUSED,
+	    DNS_REASON_NETWORK, 3000);
 	t_case("MX query times out");
-	check_temp(main_port, "x.dead.test", DNS_REASON_TIMEOUT, 3000);
+	check_temp(main_port, "x.dead.test", DNS_REASON_TIMEOUT,
+	    DNS_REASON_TIMEOUT, 3000);
 	t_case("dead server");
-	check_temp(silent_port, "a.test", DNS_REASON_TIMEOUT, 3000);
+	check_temp(silent_port, "a.test", DNS_REASON_TIMEOUT,
+	    DNS_REASON_TIMEOUT, 3000);
 	t_case("closed port");
-	check_temp(closed_port, "a.test", DNS_REASON_NETWORK, 3000);
+	check_temp(closed_port, "a.test", DNS_REASON_NETWORK,
+	    DNS_REASON_NETWORK, 3000);
 	t_case("only MX host times out");
-	check_temp(main_port, "alltemp.test", DNS_REASON_TIMEOUT, 3000);
+	check_temp(main_port, "alltemp.test", DNS_REASON_TIMEOUT,
+	    DNS_REASON_TIMEOUT, 3000);
 
 	t_case("one MX host times out: the other is used");
 	dns = dns_on(main_port);
@@ -565,7 +618,7 @@ test_server_failover(void)
 	struct got g;
 
 	if (str_fmt(servers, sizeof(servers), "127.0.0.1:%d, 127.0.0.1:%d",
-	    silent_port, main_port) != 0)
+		silent_port, main_port) != 0)
 		abort();
 	dns = dns_new(base, servers, err, sizeof(err));
 	T_CHECK(dns != NULL);
@@ -578,7 +631,8 @@ test_server_failover(void)
 	dns_free(dns);
 }
 
-/* ---- lifetime -------------------------------------------------------------- */
+/* ---- lifetime --------------------------------------------------------------
+ */
 
 static void
 test_cancel(void)
@@ -593,7 +647,7 @@ test_cancel(void)
 	dns_resolve_mx(dns, "noa.test", on_result, &g1);
 	T_CHECK_INT(dns_cancel(dns, &g1), 2);
 	T_CHECK_INT(dns_cancel(dns, &g1), 0);
-	resolve(dns, "eq.test", &other);   /* others go on */
+	resolve(dns, "eq.test", &other); /* others go on */
 	T_CHECK_INT(other.res.status, DNS_OK);
 	loop_until(&never, 200);
 	T_CHECK_INT(g1.calls, 0);
@@ -630,7 +684,7 @@ test_free_outstanding(void)
 	loop_until(&never, 50);
 	dns_free(dns);
 	loop_until(&never, 100);
-	T_CHECK(g.calls <= 2);   /* a.test and the literal may have been told */
+	T_CHECK(g.calls <= 2); /* a.test and the literal may have been told */
 
 	t_case("free from inside the callback");
 	dns = dns_on(main_port);
@@ -648,9 +702,9 @@ test_free_outstanding(void)
 static void
 test_concurrent(void)
 {
-	static const char *const names[] = { "a.test", "eq.test", "noa.test",
-		"nullmx.test", "nothere.test", "lit.test", "cname.test",
-		"many.test", "wide.test", "[192.0.2.3]" };
+	static const char *const names[] = {"a.test", "eq.test", "noa.test",
+	    "nullmx.test", "nothere.test", "lit.test", "cname.test",
+	    "many.test", "wide.test", "[192.0.2.3]"};
 	enum { N = 40 };
 	struct got g[N];
 	struct dns *dns = dns_on(main_port);
@@ -674,7 +728,8 @@ test_concurrent(void)
 	dns_free(dns);
 }
 
-/* ---- construction and helpers ---------------------------------------------- */
+/* ---- construction and helpers ----------------------------------------------
+ */
 
 static void
 test_new(void)
@@ -687,14 +742,21 @@ test_new(void)
 	T_CHECK(dns != NULL);
 	dns_free(dns);
 
-	t_case("IPv6 and ports");
-	dns = dns_new(base, "[::1]:5353, 127.0.0.1:53,192.0.2.1", err,
-	    sizeof(err));
-	T_CHECK(dns != NULL);
-	dns_free(dns);
+	static const char *const good[] = {"[::1]:5353, 127.0.0.1:53,192.0.2.1",
+	    "::1", "2001:db8::1, 127.0.0.1", "[::1]", "127.0.0.1:65535,",
+	    " 127.0.0.1 : 53 "};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		t_case(good[i]);
+		dns = dns_new(base, good[i], err, sizeof(err));
+		T_CHECK(dns != NULL);
+		dns_free(dns);
+	}
 
-	static const char *const bad[] = { "", "  ", "not-an-ip",
-		"127.0.0.1:notaport" };
+	static const char *const bad[] = {"", "  ", ",", "not-an-ip",
+	    "127.0.0.1:notaport", "127.0.0.1:0", "127.0.0.1:65536",
+	    "1.2.3.4:99999", "[::1", "[::1]x", "[::1]:", "[127.0.0.1]:53",
+	    "127.0.0.1:", "256.1.1.1", "example.org:53", "::1::2",
+	    "127.0.0.1,bad"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		t_case(bad[i]);
 		err[0] = '\0';
@@ -714,7 +776,7 @@ test_new(void)
 static void
 test_helpers(void)
 {
-	struct dns_addr a = { .family = AF_INET6 };
+	struct dns_addr a = {.family = AF_INET6};
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char b[INET6_ADDRSTRLEN], tiny[4];
@@ -738,7 +800,8 @@ test_helpers(void)
 	T_CHECK_STR(dns_reason_name(DNS_REASON_NULL_MX), "null_mx");
 }
 
-/* ---- main ------------------------------------------------------------------ */
+/* ---- main ------------------------------------------------------------------
+ */
 
 static int
 setup(void)
@@ -756,7 +819,7 @@ setup(void)
 	closed_port = free_port(NULL);
 	main_pid = dnsmasq_start(main_port, main_opts);
 	if (str_fmt(sf_server, sizeof(sf_server), "--server=127.0.0.1#%d",
-	    main_port) != 0)
+		main_port) != 0)
 		abort();
 	sf_opts[2] = sf_server;
 	sf_pid = dnsmasq_start(sf_port, sf_opts);
@@ -766,8 +829,8 @@ setup(void)
 int
 main(void)
 {
-	log_init("test_dns", getenv("TERN_TEST_VERBOSE") ? LOG_LEVEL_DEBUG :
-	    LOG_LEVEL_ERR);
+	log_init("test_dns",
+	    getenv("TERN_TEST_VERBOSE") ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERR);
 	signal(SIGPIPE, SIG_IGN);
 	if (setup() != 0) {
 		t_case("setup");

@@ -1,0 +1,82 @@
+/*
+ * conn.h: the connection and transaction structures shared by the files
+ * of ternd's shell (conn.c: protocol glue and delivery; submit.c: AUTH,
+ * sender policy and submission fix-ups; tlsconn.c: STARTTLS).  Private to
+ * src/server.
+ */
+#ifndef TERN_SERVER_CONN_H
+#define TERN_SERVER_CONN_H
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <event2/bufferevent.h>
+
+#include "../auth/auth.h"
+#include "../smtp/smtp.h"
+#include "server.h"
+
+struct txn {
+	char id[ID_LEN + 1];
+	char sender[TABLE_ADDR_MAX + 1];
+	char first_rcpt[TABLE_ADDR_MAX + 1];
+	unsigned nrcpt;
+	struct smtp_mail_params params;
+	struct table_targets targets;         /* local mailboxes, deduplicated */
+	struct buf body;
+	bool body_failed;                     /* out of memory while storing */
+};
+
+struct conn {
+	struct conn *next, *prev;
+	struct server *srv;
+	const struct listener *l;
+	struct bufferevent *bev;
+	int fd;                               /* owned by bev once TLS is on */
+	struct smtp_server *smtp;
+	struct buf out;
+	struct sockaddr_storage sa;
+	char ip[INET6_ADDRSTRLEN];
+	char sid[ID_LEN + 1];
+	struct event *timer;
+	uint64_t line_started;                /* ms; 0: no partial line */
+	struct txn *txn;
+	bool pending;                         /* the current event awaits a job
+	                                         or a delay */
+	bool job_running;                     /* a worker job points here */
+	bool closing;                         /* flush, then free */
+	bool dead;                            /* socket gone, job still running */
+	bool authenticated;
+	bool tls;                             /* TLS is on (STARTTLS or 465) */
+	char auth_user[TABLE_ADDR_MAX + 1];
+	unsigned auth_failures;
+	struct sasl_login *login;             /* LOGIN exchange in progress */
+	struct event *delay;                  /* failed-AUTH reply delay */
+	unsigned messages;
+	const char *close_reason;
+};
+
+
+void conn_process(struct conn *c);
+void conn_free(struct conn *c);
+void conn_close_soon(struct conn *c, const char *reason);
+/* A worker job that pointed at c has finished: true if c was freed. */
+bool conn_job_finished(struct conn *c);
+void conn_setup_bev(struct conn *c);
+void conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
+    const char *text, const char *addr);
+
+/* submit.c */
+void submit_on_auth(struct conn *c);
+void submit_on_auth_data(struct conn *c);
+/* 0: the sender may be used; else the reply was sent */
+int submit_check_sender(struct conn *c, const struct addr *sender);
+void submit_update_auth(struct conn *c);
+
+/* tlsconn.c */
+/* cmd_len: octets of the STARTTLS line still in the input buffer */
+void tlsconn_starttls(struct conn *c, size_t cmd_len);
+int tlsconn_wrap_implicit(struct conn *c, int fd);
+void tlsconn_describe(const struct conn *c, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * submit: what the submission ports add to a session (RFC 6409, RFC 4954).
+ *
+ * AUTH is offered only on the submission ports and only under TLS (or,
+ * when auth.plaintext_loopback is set, to loopback clients).  PLAIN and
+ * LOGIN are decoded by src/auth; the password hash is read from the users
+ * table on the loop, and the slow yescrypt comparison runs on a worker
+ * thread.  An unknown user and a wrong password get the same 535 5.7.8
+ * after the same work (auth_password_ok hashes a dummy for unknown users)
+ * and the same delay; repeated failures from one address are delayed more
+ * and more (auth_throttle), and the third failure on one connection ends
+ * it with 421.  Passwords are wiped as soon as they are checked and are
+ * never logged.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "conn.h"
+
+#define AUTH_FAILURES_MAX 3
+
+struct auth_job {
+	struct job job;
+	struct conn *c;
+	char user[AUTH_FIELD_MAX + 1];
+	char pass[AUTH_FIELD_MAX + 1];
+	char hash[AUTH_HASH_MAX];
+	bool have_hash;
+	bool ok;
+	const char *mech;
+};
+
+void
+submit_update_auth(struct conn *c)
+{
+	const struct conf *cf = c->srv->conf;
+	bool on = c->l->kind != LISTEN_SMTP && !c->authenticated &&
+	    (c->tls || (cf->auth_plaintext_loopback &&
+	    sockaddr_is_loopback((const struct sockaddr *)&c->sa)));
+
+	smtp_server_set_auth_available(c->smtp, on);
+}
+
+static void
+auth_run(struct job *j)
+{
+	struct auth_job *aj = (struct auth_job *)j;
+
+	aj->ok = auth_password_ok(aj->have_hash ? aj->hash : NULL, aj->pass);
+	explicit_bzero(aj->pass, sizeof(aj->pass));
+}
+
+static void
+auth_reply_failure(struct conn *c)
+{
+	smtp_server_reject(c->smtp, 535, "5.7.8", "Authentication credentials invalid");
+	if (c->auth_failures >= AUTH_FAILURES_MAX) {
+		smtp_server_shutdown(c->smtp, "4.7.0", "Too many authentication failures");
+		conn_close_soon(c, "auth_failures");
+	}
+}
+
+static void
+on_auth_delay(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->pending = false;
+	auth_reply_failure(c);
+	conn_process(c);
+}
+
+static void
+auth_failed(struct conn *c, const char *user, const char *mech)
+{
+	const unsigned char *ip;
+	size_t iplen = sockaddr_ip_bytes((const struct sockaddr *)&c->sa, &ip);
+	uint64_t now = time_now_ms();
+	unsigned delay;
+	char safe[300];
+
+	c->auth_failures++;
+	auth_throttle_fail(c->srv->throttle, ip, iplen, now);
+	delay = auth_throttle_delay_ms(c->srv->throttle, ip, iplen, now);
+	log_warn("sid=%s event=auth_failed mech=%s user=%s client=%s failures=%u delay_ms=%u",
+	    c->sid, mech, log_sanitize(safe, sizeof(safe), user, strlen(user)),
+	    c->ip, c->auth_failures, delay);
+	if (delay == 0) {
+		auth_reply_failure(c);
+		return;
+	}
+	if (c->delay == NULL)
+		c->delay = evtimer_new(c->srv->base, on_auth_delay, c);
+	struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
+	c->pending = true;
+	evtimer_add(c->delay, &tv);
+}
+
+static void
+auth_succeeded(struct conn *c, const char *user, const char *mech)
+{
+	const unsigned char *ip;
+	size_t iplen = sockaddr_ip_bytes((const struct sockaddr *)&c->sa, &ip);
+
+	auth_throttle_success(c->srv->throttle, ip, iplen);
+	c->authenticated = true;
+	if (str_copy(c->auth_user, sizeof(c->auth_user), user, strlen(user)) != 0)
+		c->auth_user[0] = '\0';
+	log_info("sid=%s event=auth mech=%s user=%s client=%s", c->sid, mech, user, c->ip);
+	smtp_server_accept(c->smtp);
+}
+
+static void
+auth_done(struct job *j)
+{
+	struct auth_job *aj = (struct auth_job *)j;
+	struct conn *c = aj->c;
+
+	if (!conn_job_finished(c)) {
+		c->pending = false;
+		if (aj->ok)
+			auth_succeeded(c, aj->user, aj->mech);
+		else
+			auth_failed(c, aj->user, aj->mech);
+		conn_process(c);
+	}
+	explicit_bzero(aj, sizeof(*aj));
+	free(aj);
+}
+
+/* Check user/pass: the hash lookup here, the hashing on a worker. */
+static void
+auth_verify(struct conn *c, const char *user, const char *pass, const char *mech)
+{
+	struct auth_job *aj = xcalloc(1, sizeof(*aj));
+
+	aj->job.run = auth_run;
+	aj->job.done = auth_done;
+	aj->c = c;
+	aj->mech = mech;
+	if (str_copy(aj->user, sizeof(aj->user), user, strlen(user)) != 0 ||
+	    str_copy(aj->pass, sizeof(aj->pass), pass, strlen(pass)) != 0)
+		aj->user[0] = aj->pass[0] = '\0';
+	str_lower(aj->user);
+	aj->have_hash = aj->user[0] != '\0' && table_user_pwhash(c->srv->table,
+	    aj->user, aj->hash, sizeof(aj->hash)) == TABLE_OK;
+	c->pending = true;
+	c->job_running = true;
+	workers_submit(c->srv->workers, &aj->job);
+}
+
+static void
+auth_plain(struct conn *c, const char *b64, size_t len)
+{
+	char authz[AUTH_FIELD_MAX + 1], user[AUTH_FIELD_MAX + 1];
+	char pass[AUTH_FIELD_MAX + 1];
+	int st = sasl_plain_parse_b64(b64, len, authz, sizeof(authz), user,
+	    sizeof(user), pass, sizeof(pass));
+
+	if (st == SASL_OK)
+		auth_verify(c, user, pass, "PLAIN");
+	else if (st == SASL_ERR_AUTHZ)
+		auth_failed(c, user, "PLAIN");
+	else
+		smtp_server_reject(c->smtp, 501, "5.5.2", "Cannot decode the AUTH PLAIN response");
+	explicit_bzero(pass, sizeof(pass));
+}
+
+static void
+auth_login_step(struct conn *c, const char *resp, size_t len)
+{
+	char chal[SASL_LOGIN_CHAL_MAX];
+	int st = sasl_login_step(c->login, resp, len, chal, sizeof(chal));
+
+	if (st == SASL_CONTINUE) {
+		smtp_server_auth_challenge(c->smtp, chal);
+		return;
+	}
+	if (st == SASL_OK)
+		auth_verify(c, c->login->user, c->login->pass, "LOGIN");
+	else
+		smtp_server_reject(c->smtp, 501, "5.5.2", "Cannot decode the AUTH LOGIN response");
+	sasl_login_wipe(c->login);
+	free(c->login);
+	c->login = NULL;
+}
+
+void
+submit_on_auth(struct conn *c)
+{
+	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
+
+	if (strcmp(cmd->auth_mech, "PLAIN") == 0) {
+		if (cmd->auth_initial != NULL)
+			auth_plain(c, cmd->auth_initial, cmd->auth_initial_len);
+		else
+			smtp_server_auth_challenge(c->smtp, "");
+	} else if (strcmp(cmd->auth_mech, "LOGIN") == 0) {
+		c->login = xcalloc(1, sizeof(*c->login));
+		sasl_login_init(c->login);
+		auth_login_step(c, cmd->auth_initial, cmd->auth_initial_len);
+	} else {
+		smtp_server_reject(c->smtp, 504, "5.5.4", "Unrecognized authentication type");
+	}
+}
+
+void
+submit_on_auth_data(struct conn *c)
+{
+	size_t len;
+	const char *data = smtp_server_auth_data(c->smtp, &len);
+
+	if (c->login != NULL)
+		auth_login_step(c, data, len);
+	else
+		auth_plain(c, data, len);
+}
+
+static bool
+targets_include(const struct table_targets *tt, const char *user)
+{
+	size_t i;
+
+	for (i = 0; i < tt->n; i++)
+		if (strcasecmp(tt->v[i].address, user) == 0)
+			return true;
+	return false;
+}
+
+int
+submit_check_sender(struct conn *c, const struct addr *sender)
+{
+	char from[TABLE_ADDR_MAX + 1];
+	struct table_targets tt = { 0 };
+	bool ok;
+
+	if (c->l->kind == LISTEN_SMTP || !c->authenticated || sender->null ||
+	    c->srv->conf->submission_any_sender)
+		return 0;
+	if (addr_format(sender, from, sizeof(from)) < 0)
+		from[0] = '\0';
+	ok = strcasecmp(from, c->auth_user) == 0 ||
+	    (table_resolve(c->srv->table, sender, &tt) == TABLE_OK &&
+	    targets_include(&tt, c->auth_user));
+	table_targets_free(&tt);
+	if (ok)
+		return 0;
+	conn_reject(c, "mail", 553, "5.7.1", "Sender address is not owned by the authenticated user", from);
+	return -1;
+}

@@ -1,0 +1,927 @@
+/*
+ * Unit tests for src/queue/spool.c on a fresh mkdtemp directory per test
+ * ($TMPDIR or /tmp).
+ *
+ * The module is compiled into this test with TERN_FAULT_INJECTION (it is
+ * #included below), so the tests can make any step fail; the archive's own
+ * spool.o is then never pulled in, because every symbol it defines is
+ * already defined here.
+ *
+ * `test_spool --bench` measures instead of testing: commits per second
+ * and directory fsyncs per commit with 1, 4 and 16 threads committing
+ * 2 KiB messages, and spool_open + spool_scan over 100,000 envelopes.
+ */
+#define TERN_FAULT_INJECTION 1
+#include "queue/spool.c"
+
+#include <ftw.h>
+#include <sys/time.h>
+
+#include "t.h"
+
+static char tdir[PATH_MAX];	/* the state directory of the current test */
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static const char *
+tpath(char *out, size_t len, const char *rel)
+{
+	if (str_fmt(out, len, "%s/queue/%s", tdir, rel) != 0)
+		abort();
+	return out;
+}
+
+static int
+rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+static void
+setup(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	if (str_fmt(tdir, sizeof(tdir), "%s/tern-spool-XXXXXX",
+	    t != NULL ? t : "/tmp") != 0 || mkdtemp(tdir) == NULL)
+		abort();
+}
+
+static void
+teardown(void)
+{
+	(void)nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Entries of queue/rel besides . and .., or -1. */
+static int
+count(const char *rel)
+{
+	char p[PATH_MAX];
+	struct dirent *de;
+	DIR *d = opendir(tpath(p, sizeof(p), rel));
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static bool
+exists(const char *dir, const char *name)
+{
+	char rel[PATH_MAX], p[PATH_MAX];
+	struct stat st;
+
+	if (str_fmt(rel, sizeof(rel), "%s/%s", dir, name) != 0)
+		abort();
+	return stat(tpath(p, sizeof(p), rel), &st) == 0;
+}
+
+static void
+put_file(const char *dir, const char *name, const void *data, size_t n)
+{
+	char rel[PATH_MAX], p[PATH_MAX];
+	FILE *f;
+
+	if (str_fmt(rel, sizeof(rel), "%s/%s", dir, name) != 0 ||
+	    (f = fopen(tpath(p, sizeof(p), rel), "w")) == NULL)
+		abort();
+	if (n > 0 && fwrite(data, 1, n, f) != n)
+		abort();
+	if (fclose(f) != 0)
+		abort();
+}
+
+static void
+mk_env(struct queue_env *e, size_t nrcpt)
+{
+	size_t i;
+
+	queue_env_init(e);
+	(void)!str_copy(e->sender, sizeof(e->sender), "claire@example.org", 18);
+	(void)!str_copy(e->helo, sizeof(e->helo), "laptop.example.org", 18);
+	(void)!str_copy(e->ip, sizeof(e->ip), "192.0.2.7", 9);
+	(void)!str_copy(e->proto, sizeof(e->proto), "ESMTPSA", 7);
+	for (i = 0; i < nrcpt; i++)
+		if (queue_env_add_rcpt(e, i % 2 ? "ben@example.net" :
+		    "dave@example.com") == NULL)
+			abort();
+}
+
+/* The encoded form of e with id (for envelopes made by hand). */
+static void
+put_env(const char *dir, const char *name, const char *id)
+{
+	struct queue_env e;
+	struct buf b;
+
+	mk_env(&e, 1);
+	memcpy(e.id, id, QUEUE_ID_LEN + 1);
+	buf_init(&b, QUEUE_ENV_FILE_MAX);
+	if (queue_env_encode(&e, &b) != 0)
+		abort();
+	put_file(dir, name, b.data, b.len);
+	buf_free(&b);
+	queue_env_free(&e);
+}
+
+static struct spool *
+open_spool(void)
+{
+	char err[256];
+	struct spool *sp = spool_open(tdir, err, sizeof(err));
+
+	if (sp == NULL)
+		fprintf(stderr, "spool_open: %s\n", err);
+	return sp;
+}
+
+static char content_a[] = "Received: from x\r\n";
+static char content_b[] = "Subject: hi\r\n\r\nbody\r\n";
+
+/* Commit a two-recipient message; returns 0 and the id in e->id. */
+static int
+commit(struct spool *sp, struct queue_env *e, char *err, size_t errlen)
+{
+	struct iovec iov[2] = {
+		{ content_a, sizeof(content_a) - 1 },
+		{ content_b, sizeof(content_b) - 1 },
+	};
+
+	mk_env(e, 2);
+	return spool_commit(sp, e, iov, 2, err, errlen);
+}
+
+/* ---- fault hook ------------------------------------------------------------ */
+
+static const char *fault_step;	/* the step to fail, NULL: none */
+static int fault_at;		/* fail its fault_at-th call (1-based) */
+static bool fault_persist;	/* and every later one */
+static int fault_errno;
+static int fault_seen;		/* calls of fault_step so far */
+
+static int
+fault_hook(const char *step)
+{
+	if (fault_step == NULL || strcmp(step, fault_step) != 0)
+		return 0;
+	fault_seen++;
+	if (fault_seen == fault_at || (fault_persist && fault_seen > fault_at &&
+	    fault_at > 0))
+		return fault_errno;
+	return 0;
+}
+
+/* A disk whose directory fsync takes 5 ms, so that commits overlap. */
+static int
+slow_fsync_hook(const char *step)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+	if (strcmp(step, "fsync_dir") == 0)
+		nanosleep(&ts, NULL);
+	return 0;
+}
+
+static void
+fault_set(const char *step, int at, int e, bool persist)
+{
+	fault_step = step;
+	fault_at = at;
+	fault_errno = e;
+	fault_persist = persist;
+	fault_seen = 0;
+	spool_fault_hook = fault_hook;
+}
+
+static void
+fault_clear(void)
+{
+	fault_step = NULL;
+	spool_fault_hook = NULL;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void
+test_open_layout(void)
+{
+	static const char *const dirs[] = { "tmp", "data", "env", "corrupt",
+		"held" };
+	char p[PATH_MAX], err[256];
+	struct spool *sp, *sp2;
+	struct stat st;
+	size_t i;
+
+	setup();
+	sp = open_spool();
+	T_CHECK(sp != NULL);
+	for (i = 0; i < 5; i++) {
+		T_CHECK(stat(tpath(p, sizeof(p), dirs[i]), &st) == 0);
+		T_CHECK_INT(st.st_mode & 0777, 0700);
+	}
+	sp2 = spool_open(tdir, err, sizeof(err));	/* locked */
+	T_CHECK(sp2 == NULL);
+	T_CHECK_INT(errno, EWOULDBLOCK);
+	T_CHECK(strstr(err, "lock") != NULL);
+	spool_close(sp);
+	sp = open_spool();	/* the lock went with the close */
+	T_CHECK(sp != NULL);
+	spool_close(sp);
+	spool_close(NULL);
+	T_CHECK(spool_open("/nonexistent/tern", err, sizeof(err)) == NULL);
+	T_CHECK_INT(errno, ENOENT);
+	teardown();
+}
+
+static void
+test_commit_load(void)
+{
+	struct queue_env e, l;
+	struct spool_stats s;
+	struct spool *sp;
+	char err[256], p[PATH_MAX], rel[64], got[128];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	setup();
+	sp = open_spool();
+	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
+	T_CHECK(queue_id_valid(e.id));
+	T_CHECK_INT(e.size, sizeof(content_a) + sizeof(content_b) - 2);
+	T_CHECK(e.created > 0);
+	T_CHECK(exists("env", e.id) && exists("data", e.id));
+	T_CHECK_INT(count("tmp"), 0);
+	(void)!str_fmt(rel, sizeof(rel), "data/%s", e.id);
+	T_CHECK(stat(tpath(p, sizeof(p), rel), &st) == 0);
+	T_CHECK_INT(st.st_mode & 0777, 0600);
+	T_CHECK_INT(st.st_size, (long long)e.size);
+	fd = spool_open_data(sp, e.id);
+	T_CHECK(fd >= 0);
+	n = read(fd, got, sizeof(got));
+	T_CHECK_INT(n, (long long)e.size);
+	T_CHECK(n > 0 && memcmp(got, content_a, sizeof(content_a) - 1) == 0);
+	close(fd);
+	T_CHECK_INT(spool_load(sp, e.id, &l, err, sizeof(err)), 0);
+	T_CHECK_STR(l.id, e.id);
+	T_CHECK_STR(l.sender, "claire@example.org");
+	T_CHECK_INT(l.nrcpt, 2);
+	T_CHECK_STR(l.rcpt[1].addr, "ben@example.net");
+	T_CHECK(!l.held);
+	T_CHECK_INT(l.created, e.created);
+	spool_get_stats(sp, &s);
+	T_CHECK_INT(s.commits, 1);
+	T_CHECK_INT(s.file_fsyncs, 2);
+	T_CHECK_INT(s.dir_waits, 2);
+	T_CHECK_INT(spool_load(sp, "0123456789abcdef", &l, err, sizeof(err)), -1);
+	T_CHECK_INT(errno, ENOENT);
+	T_CHECK_INT(spool_load(sp, "../../etc/passwd", &l, err, sizeof(err)), -1);
+	T_CHECK_INT(errno, EINVAL);
+	T_CHECK_INT(spool_open_data(sp, "../x"), -1);
+	queue_env_free(&l);
+	queue_env_free(&e);
+	spool_close(sp);
+	teardown();
+}
+
+static void
+test_commit_refusals(void)
+{
+	struct queue_env e;
+	struct spool *sp;
+	char err[256];
+	struct iovec iov = { (void *)"x", 1 };
+
+	setup();
+	sp = open_spool();
+	mk_env(&e, 0);	/* no recipients: no decoder would take it */
+	T_CHECK_INT(spool_commit(sp, &e, &iov, 1, err, sizeof(err)), -1);
+	T_CHECK_INT(errno, EINVAL);
+	T_CHECK(strstr(err, "encode") != NULL);
+	queue_env_free(&e);
+	mk_env(&e, 1);
+	T_CHECK_INT(spool_commit(sp, &e, &iov, -1, err, sizeof(err)), -1);
+	T_CHECK_INT(errno, EINVAL);
+	T_CHECK_INT(spool_commit(sp, &e, NULL, 1, err, sizeof(err)), -1);
+	T_CHECK_INT(spool_commit(sp, &e, NULL, 0, err, sizeof(err)), 0);
+	T_CHECK_INT(e.size, 0);	/* an empty message is a message */
+	T_CHECK_INT(count("data") + count("env") + count("tmp"), 2);
+	queue_env_free(&e);
+	spool_close(sp);
+	teardown();
+}
+
+static void
+test_update(void)
+{
+	struct queue_env e, l;
+	struct spool *sp;
+	char err[256];
+
+	setup();
+	sp = open_spool();
+	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
+	e.rcpt[0].state = QUEUE_RCPT_DELIVERED;
+	e.rcpt[0].attempts = 1;
+	e.rcpt[0].code = 250;
+	(void)!str_copy(e.rcpt[0].text, sizeof(e.rcpt[0].text), "ok\r\nE 0", 7);
+	T_CHECK_INT(spool_update(sp, &e), 0);
+	T_CHECK_INT(spool_load(sp, e.id, &l, err, sizeof(err)), 0);
+	T_CHECK_INT(l.rcpt[0].state, QUEUE_RCPT_DELIVERED);
+	T_CHECK_STR(l.rcpt[0].text, "ok\r\nE 0");
+	T_CHECK_INT(count("tmp"), 0);
+	T_CHECK_INT(count("env"), 1);
+	queue_env_free(&l);
+	/* an update never creates an envelope */
+	memcpy(e.id, "0123456789abcdef", QUEUE_ID_LEN + 1);
+	T_CHECK_INT(spool_update(sp, &e), -1);
+	T_CHECK_INT(errno, ENOENT);
+	T_CHECK(!exists("env", "0123456789abcdef"));
+	T_CHECK_INT(count("tmp"), 0);
+	memcpy(e.id, "../../x/abcdef00", QUEUE_ID_LEN + 1);
+	T_CHECK_INT(spool_update(sp, &e), -1);
+	T_CHECK_INT(errno, EINVAL);
+	queue_env_free(&e);
+	spool_close(sp);
+	teardown();
+}
+
+static void
+test_hold_release(void)
+{
+	struct queue_env e, l;
+	struct spool *sp;
+	char err[256];
+
+	setup();
+	sp = open_spool();
+	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
+	T_CHECK_INT(spool_hold(sp, e.id), 0);
+	T_CHECK(!exists("env", e.id) && exists("held", e.id));
+	T_CHECK(exists("data", e.id));
+	T_CHECK_INT(spool_load(sp, e.id, &l, err, sizeof(err)), 0);
+	T_CHECK(l.held);
+	queue_env_free(&l);
+	T_CHECK_INT(spool_update(sp, &e), -1);	/* a late update: refused */
+	T_CHECK_INT(errno, ENOENT);
+	T_CHECK(!exists("env", e.id));
+	T_CHECK_INT(spool_hold(sp, e.id), -1);
+	T_CHECK_INT(errno, ENOENT);
+	T_CHECK_INT(spool_release(sp, e.id), 0);
+	T_CHECK(exists("env", e.id) && !exists("held", e.id));
+	T_CHECK_INT(spool_release(sp, e.id), -1);
+	T_CHECK_INT(errno, ENOENT);
+	T_CHECK_INT(spool_hold(sp, "nothex!!nothex!!"), -1);
+	T_CHECK_INT(errno, EINVAL);
+	queue_env_free(&e);
+	spool_close(sp);
+	teardown();
+}
+
+static void
+test_remove(void)
+{
+	struct queue_env e, h;
+	struct spool_stats s;
+	struct spool *sp;
+	char err[256];
+
+	setup();
+	sp = open_spool();
+	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
+	T_CHECK_INT(commit(sp, &h, err, sizeof(err)), 0);
+	T_CHECK_INT(spool_hold(sp, h.id), 0);
+	T_CHECK_INT(spool_remove(sp, e.id), 0);
+	T_CHECK(!exists("env", e.id) && !exists("data", e.id));
+	T_CHECK_INT(spool_remove(sp, e.id), -1);
+	T_CHECK_INT(errno, ENOENT);
+	T_CHECK_INT(spool_remove(sp, h.id), 0);	/* a held one too */
+	T_CHECK_INT(count("held") + count("data") + count("env"), 0);
+	T_CHECK_INT(spool_remove(sp, "../data/abcdef0"), -1);
+	T_CHECK_INT(errno, EINVAL);
+	spool_get_stats(sp, &s);
+	T_CHECK_INT(s.removes, 2);
+	queue_env_free(&e);
+	queue_env_free(&h);
+	spool_close(sp);
+	teardown();
+}
+
+struct scan_ctx {
+	int n, held;
+	struct queue_env kept;
+};
+
+static void
+scan_cb(struct queue_env *env, void *v)
+{
+	struct scan_ctx *c = v;
+
+	c->n++;
+	c->held += env->held;
+	if (c->kept.nrcpt == 0) {	/* keep the first: a move */
+		c->kept = *env;
+		queue_env_init(env);
+	}
+}
+
+static void
+test_scan(void)
+{
+	struct scan_ctx c = { 0, 0, { .nrcpt = 0 } };
+	struct queue_env e;
+	struct spool *sp;
+	char err[256];
+	int i;
+
+	setup();
+	sp = open_spool();
+	for (i = 0; i < 4; i++) {
+		T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
+		if (i == 0)
+			T_CHECK_INT(spool_hold(sp, e.id), 0);
+		queue_env_free(&e);
+	}
+	T_CHECK_INT(spool_scan(sp, scan_cb, &c), 4);
+	T_CHECK_INT(c.n, 4);
+	T_CHECK_INT(c.held, 1);
+	T_CHECK_INT(c.kept.nrcpt, 2);
+	T_CHECK_STR(c.kept.rcpt[0].addr, "dave@example.com");
+	queue_env_free(&c.kept);
+	/* damaged after start-up: the scan moves it aside and goes on */
+	put_file("env", "00000000deadbeef", "V 1\nI 00", 8);
+	put_file("data", "00000000deadbeef", "x", 1);
+	memset(&c, 0, sizeof(c));
+	T_CHECK_INT(spool_scan(sp, scan_cb, &c), 4);
+	queue_env_free(&c.kept);
+	T_CHECK(exists("corrupt", "00000000deadbeef.env"));
+	T_CHECK(exists("corrupt", "00000000deadbeef.data"));
+	T_CHECK(!exists("env", "00000000deadbeef"));
+	spool_close(sp);
+	teardown();
+}
+
+/* ---- concurrency ------------------------------------------------------------ */
+
+struct worker {
+	struct spool *sp;
+	int n, ok;
+	char (*ids)[QUEUE_ID_LEN + 1];
+	double seconds;		/* bench: run this long instead of n */
+};
+
+static void *
+worker_run(void *v)
+{
+	struct worker *w = v;
+	char body[2048];
+	struct iovec iov = { body, sizeof(body) };
+	struct queue_env e;
+	char err[256];
+	uint64_t end = time_now_ms() + (uint64_t)(w->seconds * 1000);
+	int i;
+
+	memset(body, 'x', sizeof(body));
+	for (i = 0; w->seconds > 0 ? time_now_ms() < end : i < w->n; i++) {
+		mk_env(&e, 1);
+		if (spool_commit(w->sp, &e, &iov, 1, err, sizeof(err)) == 0) {
+			if (w->ids != NULL)
+				memcpy(w->ids[w->ok], e.id, QUEUE_ID_LEN + 1);
+			w->ok++;
+		}
+		queue_env_free(&e);
+	}
+	return NULL;
+}
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void
+test_concurrent(void)
+{
+	enum { NT = 8, PER = 40 };
+	struct worker w[NT];
+	pthread_t th[NT];
+	char (*ids)[QUEUE_ID_LEN + 1] = xcalloc(NT * PER, sizeof(*ids));
+	struct scan_ctx c;
+	struct spool_stats s;
+	struct spool *sp;
+	int i, total = 0;
+
+	setup();
+	sp = open_spool();
+	spool_fault_hook = slow_fsync_hook;
+	for (i = 0; i < NT; i++) {
+		w[i] = (struct worker){ sp, PER, 0, ids + i * PER, 0 };
+		T_CHECK(pthread_create(&th[i], NULL, worker_run, &w[i]) == 0);
+	}
+	for (i = 0; i < NT; i++) {
+		pthread_join(th[i], NULL);
+		total += w[i].ok;
+	}
+	spool_fault_hook = NULL;
+	T_CHECK_INT(total, NT * PER);
+	qsort(ids, NT * PER, sizeof(*ids), id_cmp);
+	for (i = 1; i < NT * PER; i++)
+		T_CHECK(strcmp(ids[i - 1], ids[i]) != 0);
+	memset(&c, 0, sizeof(c));
+	T_CHECK_INT(spool_scan(sp, scan_cb, &c), NT * PER);
+	queue_env_free(&c.kept);
+	T_CHECK_INT(count("data"), NT * PER);
+	spool_get_stats(sp, &s);
+	T_CHECK_INT(s.commits, NT * PER);
+	T_CHECK_INT(s.dir_waits, 2 * NT * PER);
+	/* shared: with 8 committers, far fewer than one per commit */
+	T_CHECK(s.dir_fsyncs < s.commits);
+	fprintf(stderr, "concurrent: %d commits by %d threads, %llu directory "
+	    "fsyncs (5 ms each) for %llu waits\n", total, NT,
+	    (unsigned long long)s.dir_fsyncs, (unsigned long long)s.dir_waits);
+	spool_close(sp);
+	free(ids);
+	teardown();
+}
+
+/* ---- faults ------------------------------------------------------------------ */
+
+static const char *const commit_steps[] = {
+	"create", "write", "fsync", "close", "fsync_dir", "rename"
+};
+
+/* How often a clean commit runs step. */
+static int
+steps_in_commit(struct spool *sp, const char *step)
+{
+	struct queue_env e;
+	char err[256];
+	int n;
+
+	fault_set(step, 0, 0, false);
+	if (commit(sp, &e, err, sizeof(err)) != 0)
+		abort();
+	n = fault_seen;
+	fault_clear();
+	if (spool_remove(sp, e.id) != 0)
+		abort();
+	queue_env_free(&e);
+	return n;
+}
+
+static void
+test_commit_faults(void)
+{
+	static const int errs[] = { ENOSPC, EIO, EDQUOT };
+	struct queue_env e;
+	struct spool *sp;
+	char err[256];
+	size_t i;
+	int k, n, tried = 0;
+
+	setup();
+	sp = open_spool();
+	for (i = 0; i < sizeof(commit_steps) / sizeof(commit_steps[0]); i++) {
+		n = steps_in_commit(sp, commit_steps[i]);
+		T_CHECK(n >= 1);
+		for (k = 1; k <= n; k++) {
+			int want = errs[(size_t)k % 3];
+
+			fault_set(commit_steps[i], k, want, false);
+			T_CHECK_INT(commit(sp, &e, err, sizeof(err)), -1);
+			T_CHECK_INT(errno, want);
+			T_CHECK(err[0] != '\0' && e.id[0] == '\0');
+			fault_clear();
+			T_CHECK_INT(count("tmp") + count("data") + count("env"), 0);
+			queue_env_free(&e);
+			tried++;
+		}
+	}
+	T_CHECK(tried >= 8);
+	/* and the spool still works */
+	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
+	queue_env_free(&e);
+	spool_close(sp);
+	teardown();
+}
+
+/*
+ * env/ cannot be synced at all: the envelope goes, the content stays for
+ * recovery (the envelope might come back after a crash), and the next
+ * start removes it.
+ */
+static void
+test_commit_env_sync_broken(void)
+{
+	struct queue_env e;
+	struct spool *sp;
+	char err[256];
+
+	setup();
+	sp = open_spool();
+	fault_set("fsync_dir", 2, EIO, true);	/* data/ passes, env/ never */
+	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), -1);
+	T_CHECK_INT(errno, EIO);
+	fault_clear();
+	T_CHECK_INT(count("env") + count("tmp"), 0);
+	T_CHECK_INT(count("data"), 1);
+	queue_env_free(&e);
+	spool_close(sp);
+	sp = open_spool();
+	T_CHECK_INT(count("data"), 0);	/* an orphan: removed */
+	spool_close(sp);
+	teardown();
+}
+
+/* Read env/id into out (for before/after comparisons). */
+static void
+slurp_env(const char *id, struct buf *out)
+{
+	char rel[64], p[PATH_MAX];
+
+	(void)!str_fmt(rel, sizeof(rel), "env/%s", id);
+	if (sp_read_file(AT_FDCWD, tpath(p, sizeof(p), rel), out) != 0)
+		abort();
+}
+
+static void
+test_update_faults(void)
+{
+	static const char *const steps[] = { "create", "write", "fsync",
+		"close", "rename", "fsync_dir" };
+	struct queue_env e;
+	struct buf before, after;
+	struct spool *sp;
+	char err[256];
+	size_t i;
+
+	setup();
+	sp = open_spool();
+	buf_init(&before, 1 << 20);
+	buf_init(&after, 1 << 20);
+	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
+	slurp_env(e.id, &before);
+	e.rcpt[0].state = QUEUE_RCPT_FAILED;
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		fault_set(steps[i], 1, ENOSPC, false);
+		T_CHECK_INT(spool_update(sp, &e), -1);
+		T_CHECK_INT(errno, ENOSPC);
+		fault_clear();
+		T_CHECK_INT(count("tmp"), 0);
+		T_CHECK_INT(count("env"), 1);
+		slurp_env(e.id, &after);
+		/* before the exchange the old one stays; after it (the sync
+		 * failed) the new one is in place: either is whole */
+		if (strcmp(steps[i], "fsync_dir") != 0)
+			T_CHECK(after.len == before.len &&
+			    memcmp(after.data, before.data, after.len) == 0);
+		else
+			T_CHECK(strstr(after.data, "FAILED") != NULL);
+	}
+	buf_free(&before);
+	buf_free(&after);
+	queue_env_free(&e);
+	spool_close(sp);
+	teardown();
+}
+
+static void
+test_remove_hold_faults(void)
+{
+	struct queue_env e;
+	struct spool *sp;
+	char err[256];
+
+	setup();
+	sp = open_spool();
+	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
+	fault_set("unlink", 1, EIO, false);	/* the envelope's unlink */
+	T_CHECK_INT(spool_remove(sp, e.id), -1);
+	T_CHECK_INT(errno, EIO);
+	T_CHECK(exists("env", e.id) && exists("data", e.id));
+	fault_set("rename", 1, ENOSPC, false);
+	T_CHECK_INT(spool_hold(sp, e.id), -1);
+	T_CHECK_INT(errno, ENOSPC);
+	T_CHECK(exists("env", e.id) && !exists("held", e.id));
+	fault_set("fsync_dir", 1, EIO, false);	/* removal not durable */
+	T_CHECK_INT(spool_remove(sp, e.id), -1);
+	T_CHECK(!exists("env", e.id) && exists("data", e.id));
+	fault_clear();
+	spool_close(sp);
+	sp = open_spool();
+	T_CHECK_INT(count("data"), 0);
+	queue_env_free(&e);
+	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
+	fault_set("unlink", 2, EIO, false);	/* the data's: still removed */
+	T_CHECK_INT(spool_remove(sp, e.id), 0);
+	fault_clear();
+	T_CHECK(!exists("env", e.id) && exists("data", e.id));
+	queue_env_free(&e);
+	spool_close(sp);
+	teardown();
+}
+
+/* ---- recovery ---------------------------------------------------------------- */
+
+static void
+test_recovery(void)
+{
+	struct scan_ctx c;
+	struct queue_env e;
+	struct spool *sp;
+	char err[256], good[QUEUE_ID_LEN + 1];
+	size_t len;
+
+	setup();
+	sp = open_spool();
+	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
+	memcpy(good, e.id, sizeof(good));
+	queue_env_free(&e);
+	spool_close(sp);
+	/* each crash state, by hand */
+	put_file("data", "00000000000000a1", "orphan", 6);
+	put_file("tmp", "00000000000000a2", "half an envelope", 16);
+	put_file("tmp", "junk name", "x", 1);
+	put_file("env", "00000000000000c1", "garbage\n", 8);
+	put_file("data", "00000000000000c1", "content", 7);
+	put_env("env", "00000000000000c2", "00000000000000c2");  /* no data */
+	put_env("env", "00000000000000c3", "00000000000000c4");  /* wrong id */
+	put_file("data", "00000000000000c3", "content", 7);
+	put_env("env", "00000000000000c5", "00000000000000c5");
+	put_file("data", "00000000000000c5", "content", 7);
+	put_env("held", "00000000000000c5", "00000000000000c5"); /* both */
+	put_env("held", "00000000000000b1", "00000000000000b1");
+	put_file("data", "00000000000000b1", "held content", 12);
+	put_file("data", "README", "not ours", 8);
+	put_file("env", "notes.txt", "not ours", 8);
+	{
+		char rel[64], p[PATH_MAX];
+		struct stat st;
+
+		/* a truncated envelope: cut in the middle */
+		put_env("env", "00000000000000c6", "00000000000000c6");
+		put_file("data", "00000000000000c6", "content", 7);
+		(void)!str_fmt(rel, sizeof(rel), "env/%s", "00000000000000c6");
+		T_CHECK(stat(tpath(p, sizeof(p), rel), &st) == 0);
+		len = (size_t)st.st_size / 2;
+		T_CHECK(truncate(p, (off_t)len) == 0);
+	}
+	sp = open_spool();
+	T_CHECK(sp != NULL);
+	T_CHECK(exists("env", good) && exists("data", good));
+	T_CHECK(!exists("data", "00000000000000a1"));
+	T_CHECK_INT(count("tmp"), 0);
+	T_CHECK(exists("corrupt", "00000000000000c1.env"));
+	T_CHECK(exists("corrupt", "00000000000000c1.data"));
+	T_CHECK(exists("corrupt", "00000000000000c2.env"));
+	T_CHECK(exists("corrupt", "00000000000000c3.env"));
+	T_CHECK(exists("corrupt", "00000000000000c3.data"));
+	T_CHECK(exists("corrupt", "00000000000000c6.env"));
+	T_CHECK(exists("corrupt", "00000000000000c6.data"));
+	/* in both env/ and held/: env/ aside, held/ and its data kept */
+	T_CHECK(exists("corrupt", "00000000000000c5.env"));
+	T_CHECK(exists("held", "00000000000000c5"));
+	T_CHECK(exists("data", "00000000000000c5"));
+	T_CHECK(exists("held", "00000000000000b1"));
+	T_CHECK(exists("data", "00000000000000b1"));
+	T_CHECK(exists("data", "README") && exists("env", "notes.txt"));
+	T_CHECK_INT(count("corrupt"), 8);
+	memset(&c, 0, sizeof(c));
+	T_CHECK_INT(spool_scan(sp, scan_cb, &c), 3);
+	T_CHECK_INT(c.held, 2);
+	queue_env_free(&c.kept);
+	spool_close(sp);
+	/* a second recovery finds nothing more to do */
+	sp = open_spool();
+	T_CHECK_INT(count("corrupt"), 8);
+	memset(&c, 0, sizeof(c));
+	T_CHECK_INT(spool_scan(sp, scan_cb, &c), 3);
+	queue_env_free(&c.kept);
+	spool_close(sp);
+	teardown();
+}
+
+/* ---- benchmarks (--bench) ------------------------------------------------------ */
+
+static double
+now_s(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void
+bench_commits(int nthreads, double seconds)
+{
+	struct worker w[16];
+	pthread_t th[16];
+	struct spool_stats s;
+	struct spool *sp;
+	double t0, t;
+	int i, total = 0;
+
+	setup();
+	sp = open_spool();
+	t0 = now_s();
+	for (i = 0; i < nthreads; i++) {
+		w[i] = (struct worker){ sp, 0, 0, NULL, seconds };
+		if (pthread_create(&th[i], NULL, worker_run, &w[i]) != 0)
+			abort();
+	}
+	for (i = 0; i < nthreads; i++) {
+		pthread_join(th[i], NULL);
+		total += w[i].ok;
+	}
+	t = now_s() - t0;
+	spool_get_stats(sp, &s);
+	printf("bench commit threads=%d commits=%d seconds=%.2f "
+	    "commits_per_s=%.0f dir_fsyncs_per_commit=%.3f "
+	    "(data+env; unshared would be 2)\n", nthreads, total, t,
+	    total / t, (double)s.dir_fsyncs / (double)total);
+	spool_close(sp);
+	teardown();
+}
+
+static void
+bench_count_cb(struct queue_env *env, void *v)
+{
+	(void)env;
+	(*(int *)v)++;
+}
+
+/* 100,000 small envelopes written by hand (no fsync), then open + scan. */
+static void
+bench_scan(int n)
+{
+	struct spool *sp;
+	struct queue_env e;
+	struct buf b;
+	double t0, t1, t2;
+	int i, seen = 0;
+
+	setup();
+	sp = open_spool();
+	spool_close(sp);
+	mk_env(&e, 2);
+	buf_init(&b, QUEUE_ENV_FILE_MAX);
+	for (i = 0; i < n; i++) {
+		if (str_fmt(e.id, sizeof(e.id), "%016x", i) != 0)
+			abort();
+		buf_reset(&b);
+		if (queue_env_encode(&e, &b) != 0)
+			abort();
+		put_file("env", e.id, b.data, b.len);
+		put_file("data", e.id, "x", 1);
+	}
+	buf_free(&b);
+	queue_env_free(&e);
+	t0 = now_s();
+	sp = open_spool();
+	t1 = now_s();
+	if (spool_scan(sp, bench_count_cb, &seen) != n || seen != n)
+		abort();
+	t2 = now_s();
+	printf("bench scan envelopes=%d open_recovery_s=%.2f scan_s=%.2f "
+	    "total_s=%.2f\n", n, t1 - t0, t2 - t1, t2 - t0);
+	spool_close(sp);
+	teardown();
+}
+
+int
+main(int argc, char **argv)
+{
+	log_init("test_spool", LOG_LEVEL_WARN);
+	if (argc > 1 && strcmp(argv[1], "--bench") == 0) {
+		bench_commits(1, 3);
+		bench_commits(4, 3);
+		bench_commits(16, 3);
+		bench_scan(100000);
+		return 0;
+	}
+	T_RUN(test_open_layout);
+	T_RUN(test_commit_load);
+	T_RUN(test_commit_refusals);
+	T_RUN(test_update);
+	T_RUN(test_hold_release);
+	T_RUN(test_remove);
+	T_RUN(test_scan);
+	T_RUN(test_concurrent);
+	T_RUN(test_commit_faults);
+	T_RUN(test_commit_env_sync_broken);
+	T_RUN(test_update_faults);
+	T_RUN(test_remove_hold_faults);
+	T_RUN(test_recovery);
+	return t_summary();
+}
