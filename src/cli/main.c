@@ -6,10 +6,14 @@
  *   tern user add|del|list|passwd ADDRESS [--password-stdin]
  *   tern alias add ADDRESS TARGET... | del ADDRESS [TARGET...] | list [ADDRESS]
  *   tern config
- *   tern queue ... | sendmail ...     (not built yet: exit 69)
+ *   tern queue list|show ID|flush|delete ID|hold ID|release ID [--json]
+ *   tern sendmail [FLAGS] [RCPT...], tern mailq; argv[0] sendmail, mailq
  *
- * Exit status: 0 success, 1 failure, 64 usage error (sysexits EX_USAGE),
- * 69 not available (EX_UNAVAILABLE).  Every message starts with "tern: ".
+ * The queue, sendmail and mailq commands live in queue.c and sendmail.c
+ * (interface: cli.h); they use sysexits(3) codes as sendmail(1) does.
+ *
+ * Exit status: 0 success, 1 failure, 64 usage error (sysexits EX_USAGE).
+ * Every message starts with "tern: ".
  *
  * Security: passwords are read without echo from the terminal, or one
  * line from stdin with --password-stdin, never from the command line
@@ -37,6 +41,7 @@
 #include <unistd.h>
 
 #include "addr/addr.h"
+#include "cli/cli.h"
 #include "conf/conf.h"
 #include "deliver/deliver.h"
 #include "table/table.h"
@@ -55,7 +60,10 @@ static const char cli_usage_text[] =
     "  alias del ADDRESS [TARGET...]         remove targets, or the alias\n"
     "  alias list [ADDRESS]                  list aliases\n"
     "  config                                print the configuration\n"
-    "  queue ..., sendmail ...               (not built yet)\n"
+    "  queue list|show ID [--json]           the queue (list: a table)\n"
+    "  queue flush|delete ID|hold ID|release ID\n"
+    "  sendmail [FLAGS] [RCPT...]            send stdin (sendmail(1) flags)\n"
+    "  mailq                                 the queue, as mailq(1) shows it\n"
     "\n"
     "ADDRESS is local@domain; an alias ADDRESS may be @domain (catch-all).\n"
     "See tern(1) and docs/configuration.md.\n";
@@ -108,7 +116,8 @@ cli_usage_err(const char *fmt, ...)
 	va_start(ap, fmt);
 	cli_vmsg(fmt, ap);
 	va_end(ap);
-	fputs("usage: tern [-c file] [-o key=value]... user|alias|config ...\n"
+	fputs("usage: tern [-c file] [-o key=value]... "
+	      "user|alias|config|queue|sendmail|mailq ...\n"
 	      "(tern help for more)\n",
 	    stderr);
 	return EX_USAGE;
@@ -631,13 +640,6 @@ cli_is_help(const char *s)
 }
 
 static int
-cli_not_built(const char *what)
-{
-	cli_msg("%s is not built yet", what);
-	return EX_UNAVAILABLE;
-}
-
-static int
 cli_run(struct cli *cl, int argc, char **argv)
 {
 	const char *cmd = argv[0];
@@ -656,10 +658,12 @@ cli_run(struct cli *cl, int argc, char **argv)
 		conf_dump(cl->conf, cli_print_line, NULL);
 		return 0;
 	}
-	if (strcmp(cmd, "queue") == 0 || strcmp(cmd, "mailq") == 0)
-		return cli_not_built("queue");
+	if (strcmp(cmd, "queue") == 0)
+		return cli_queue(cl->conf, argc, argv);
+	if (strcmp(cmd, "mailq") == 0)
+		return cli_mailq(cl->conf, argc, argv);
 	if (strcmp(cmd, "sendmail") == 0)
-		return cli_not_built("sendmail");
+		return cli_sendmail(cl->conf, argc, argv);
 	return cli_usage_err("unknown command \"%s\"", cmd);
 }
 
@@ -684,9 +688,9 @@ main(int argc, char **argv)
 	base = base != NULL ? base + 1 : (argc > 0 ? argv[0] : "tern");
 	/* sendmail(1) flags are not ours to parse: -oi is no -o override */
 	if (strcmp(base, "sendmail") == 0)
-		return cli_not_built("sendmail");
+		return cli_flush(cli_persona_main(CLI_AS_SENDMAIL, argc, argv));
 	if (strcmp(base, "mailq") == 0)
-		return cli_not_built("queue");
+		return cli_flush(cli_persona_main(CLI_AS_MAILQ, argc, argv));
 	if (argc > 1 && cli_is_help(argv[1])) {
 		fputs(cli_usage_text, stdout);
 		return cli_flush(0);

@@ -100,6 +100,10 @@ static const struct conf_key conf_keys[] = {
 	K("relay", "port", CONF_T_UINT, relay_port, 1, 65535),
 	K("dns", "servers", CONF_T_SERVERS, dns_servers, 0, 0),
 	K("log", "level", CONF_T_LEVEL, log_level, 0, 0),
+	K("queue", "retry_first", CONF_T_SECS, queue_retry_first, 1, 86400),
+	K("queue", "retry_max", CONF_T_SECS, queue_retry_max, 1, 7 * 86400),
+	K("queue", "lifetime", CONF_T_SECS, queue_lifetime, 0, 100 * 86400),
+	K("queue", "delay_warning", CONF_T_SECS, queue_delay_warning, 0, 100 * 86400),
 	K("auth", "plaintext_loopback", CONF_T_BOOL, auth_plaintext_loopback, 0, 0),
 	K("submission", "any_sender", CONF_T_BOOL, submission_any_sender, 0, 0),
 };
@@ -108,7 +112,7 @@ static const struct conf_key conf_keys[] = {
 
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
-	"auth", "submission",
+	"auth", "submission", "queue",
 };
 /* clang-format on */
 
@@ -1035,6 +1039,9 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->timeout_data = 300;
 	c->timeout_shutdown = 30;
 	c->relay_port = 25;
+	c->queue_retry_first = 300;
+	c->queue_retry_max = 4000;
+	c->queue_lifetime = 5 * 86400;
 	c->log_level = xstrdup("info");
 	return 0;
 }

@@ -44,6 +44,10 @@ struct conf {
 	                               [v6]:port,..." (ares_set_servers_ports_csv
 	                               form) */
 	char *log_level;            /* log.level: debug|info|warn|err, "info" */
+	unsigned queue_retry_first;  /* queue.retry_first, 300 s */
+	unsigned queue_retry_max;    /* queue.retry_max, 4000 s */
+	unsigned queue_lifetime;     /* queue.lifetime, 5 days; 0: no retries */
+	unsigned queue_delay_warning;/* queue.delay_warning, 0 = off */
 	bool auth_plaintext_loopback; /* auth.plaintext_loopback, false: AUTH
 	                               without TLS for 127.0.0.0/8 and ::1 */
 	bool submission_any_sender; /* submission.any_sender, false: an

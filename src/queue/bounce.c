@@ -632,7 +632,8 @@ bounce_check(const struct bounce_in *in)
 	unsigned f = in->smtputf8 ? ADDR_F_UTF8 : 0;
 
 	if (in->reporting_mta == NULL || in->sender == NULL ||
-	    in->date == NULL || in->message_id == NULL || in->rcpts == NULL ||
+	    in->date == NULL || in->date[0] == '\0' || in->message_id == NULL ||
+	    in->message_id[0] == '\0' || in->rcpts == NULL ||
 	    in->nrcpts == 0 || in->nrcpts > BOUNCE_RCPTS_MAX ||
 	    (in->msg == NULL && in->msg_len > 0) ||
 	    (unsigned)in->kind > BOUNCE_SUCCESS)

@@ -34,6 +34,7 @@ _Static_assert(sizeof(time_t) == 8, "times are stored as 64-bit");
 
 #define ENV_FIELDS_MAX 11	/* the recipient record's */
 #define ENV_TIME_MAX ((uint64_t)INT64_MAX)
+#define ENV_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The fields of the line being decoded: views into the input. */
 struct env_dec {
@@ -52,8 +53,10 @@ struct env_dec {
 struct env_rec {
 	char type;
 	size_t nfields;
-	int (*enc)(struct buf *, const struct queue_env *, const struct env_rec *);
-	int (*dec)(struct env_dec *, struct queue_env *, const struct env_rec *);
+	int (*enc)(struct buf *, const struct queue_env *,
+	    const struct env_rec *);
+	int (*dec)(struct env_dec *, struct queue_env *,
+	    const struct env_rec *);
 	size_t off;
 	size_t size;
 };
@@ -71,7 +74,7 @@ static const char *const env_state_names[] = {
 };
 static const char *const env_ret_names[] = { "-", "FULL", "HDRS" };
 
-/* ---- the envelope in memory ------------------------------------------------ */
+/* ---- the envelope in memory ---------------------------------------------- */
 
 void
 queue_env_init(struct queue_env *env)
@@ -136,7 +139,8 @@ queue_id_valid(const char *s)
 	size_t i;
 
 	for (i = 0; i < QUEUE_ID_LEN; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	return s[QUEUE_ID_LEN] == '\0';
 }
@@ -144,12 +148,12 @@ queue_id_valid(const char *s)
 const char *
 queue_rcpt_state_name(enum queue_rcpt_state st)
 {
-	if ((unsigned)st >= sizeof(env_state_names) / sizeof(env_state_names[0]))
+	if ((unsigned)st >= ENV_NELEM(env_state_names))
 		return NULL;
 	return env_state_names[st];
 }
 
-/* ---- encoding ---------------------------------------------------------------- */
+/* ---- encoding ------------------------------------------------------------ */
 
 static bool
 env_must_escape(unsigned char c)
@@ -252,7 +256,7 @@ static int
 enc_dsn(struct buf *out, const struct queue_env *e, const struct env_rec *r)
 {
 	(void)r;
-	if ((unsigned)e->ret >= sizeof(env_ret_names) / sizeof(env_ret_names[0]))
+	if ((unsigned)e->ret >= ENV_NELEM(env_ret_names))
 		return env_einval();
 	if (env_put_word(out, env_ret_names[e->ret]) != 0)
 		return -1;
@@ -339,7 +343,7 @@ enc_end(struct buf *out, const struct queue_env *e, const struct env_rec *r)
 	return env_put_u64(out, e->nrcpt);
 }
 
-/* ---- decoding: errors and fields ------------------------------------------- */
+/* ---- decoding: errors and fields ----------------------------------------- */
 
 static int PRINTF_LIKE(2, 3)
 dec_fail(struct env_dec *d, const char *fmt, ...)
@@ -400,14 +404,14 @@ dec_str(struct env_dec *d, size_t i, char *dst, size_t size, const char *what)
 	}
 	while (k < n) {
 		if (o + 1 >= size)
-			return dec_fail(d, "%s longer than %zu octets", what,
-			    size - 1);
+			return dec_fail(d, "%s of record '%c' longer than %zu "
+			    "octets", what, d->type, size - 1);
 		if (s[k] == '\\') {
 			if (dec_escape(d, s + k, n - k, n == 4, &dst[o]) != 0)
 				return -1;
 			k += 4;
 		} else {
-			dst[o] = s[k++];	/* dec_line refused raw controls */
+			dst[o] = s[k++];	/* dec_line refused controls */
 		}
 		o++;
 	}
@@ -459,7 +463,7 @@ dec_word(const struct env_dec *d, size_t i, const char *const *words,
 	return -1;
 }
 
-/* ---- decoding: records ------------------------------------------------------ */
+/* ---- decoding: records --------------------------------------------------- */
 
 static int
 dec_version(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
@@ -492,11 +496,7 @@ dec_id(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 static int
 dec_strrec(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 {
-	char what[16];
-
-	if (str_fmt(what, sizeof(what), "record '%c'", r->type) != 0)
-		what[0] = '\0';
-	return dec_str(d, 0, (char *)e + r->off, r->size, what);
+	return dec_str(d, 0, (char *)e + r->off, r->size, "field");
 }
 
 static int
@@ -513,8 +513,7 @@ dec_time(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 static int
 dec_dsn(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 {
-	int ret = dec_word(d, 0, env_ret_names,
-	    sizeof(env_ret_names) / sizeof(env_ret_names[0]));
+	int ret = dec_word(d, 0, env_ret_names, ENV_NELEM(env_ret_names));
 
 	(void)r;
 	if (ret < 0)
@@ -583,8 +582,7 @@ dec_rcpt_fields(struct env_dec *d, struct queue_rcpt *rc)
 	    "ORCPT type") != 0 ||
 	    dec_str(d, 3, rc->orcpt, sizeof(rc->orcpt), "ORCPT") != 0)
 		return -1;
-	st = dec_word(d, 4, env_state_names,
-	    sizeof(env_state_names) / sizeof(env_state_names[0]));
+	st = dec_word(d, 4, env_state_names, ENV_NELEM(env_state_names));
 	if (st < 0)
 		return dec_fail(d, "bad recipient state");
 	rc->state = (enum queue_rcpt_state)st;
@@ -654,7 +652,7 @@ static const struct env_rec env_recs[] = {
 };
 #define ENV_NRECS (sizeof(env_recs) / sizeof(env_recs[0]))
 
-/* ---- encoding: the file ----------------------------------------------------- */
+/* ---- encoding: the file -------------------------------------------------- */
 
 static int
 env_encode_all(const struct queue_env *env, struct buf *out)
@@ -690,7 +688,7 @@ queue_env_encode(const struct queue_env *env, struct buf *out)
 	return -1;
 }
 
-/* ---- decoding: the file ----------------------------------------------------- */
+/* ---- decoding: the file -------------------------------------------------- */
 
 /* Split the next line into d->type and d->f[]; d->p moves past it. */
 static int
@@ -772,7 +770,8 @@ int
 queue_env_decode(const char *p, size_t n, struct queue_env *out, char *err,
     size_t errlen)
 {
-	struct env_dec d = { .p = p, .end = p + n, .err = err, .errlen = errlen };
+	struct env_dec d = { .p = p, .end = p + n, .err = err,
+		.errlen = errlen };
 	const struct env_rec *r;
 	size_t pos = 0;
 
@@ -783,8 +782,8 @@ queue_env_decode(const char *p, size_t n, struct queue_env *out, char *err,
 		if (dec_line(&d) != 0 || (r = dec_order(&d, out, &pos)) == NULL)
 			goto fail;
 		if (d.nf != r->nfields) {
-			(void)dec_fail(&d, "record '%c' has %zu fields, not %zu",
-			    r->type, d.nf, r->nfields);
+			(void)dec_fail(&d, "record '%c' has %zu fields, not "
+			    "%zu", r->type, d.nf, r->nfields);
 			goto fail;
 		}
 		if (r->dec(&d, out, r) != 0)

@@ -27,7 +27,7 @@
 #include "../smtp/smtp.h"
 #include "../util/util.h"
 
-/* ---- limits (octets, not counting the NUL) ------------------------------ */
+/* ---- limits (octets, not counting the NUL) ------------------------------- */
 
 #define QUEUE_ENV_VERSION 1
 #define QUEUE_ID_LEN ID_LEN            /* 16 lowercase hex digits */
@@ -44,18 +44,18 @@
 #define QUEUE_RCPT_MAX 100000          /* recipients per envelope */
 #define QUEUE_ENV_FILE_MAX (64u << 20) /* an encoded envelope */
 
-/* ---- the envelope ------------------------------------------------------- */
+/* ---- the envelope -------------------------------------------------------- */
 
 enum queue_rcpt_state {
 	QUEUE_RCPT_PENDING = 0,   /* still to be tried */
-	QUEUE_RCPT_DELIVERED,     /* accepted by the final mailbox / a DSN MTA */
+	QUEUE_RCPT_DELIVERED,     /* accepted by the mailbox or a DSN MTA */
 	QUEUE_RCPT_FAILED,        /* permanent failure: bounced */
 	QUEUE_RCPT_RELAYED,       /* handed to an MTA without DSN (RFC 3461) */
 };
 
 struct queue_rcpt {
 	char addr[QUEUE_ADDR_MAX + 1];             /* local@domain, never "" */
-	unsigned notify;                           /* SMTP_NOTIFY_*, 0 = absent */
+	unsigned notify;                           /* SMTP_NOTIFY_*; 0 none */
 	char orcpt_type[QUEUE_ORCPT_TYPE_MAX + 1]; /* "" = no ORCPT */
 	char orcpt[QUEUE_ORCPT_MAX + 1];
 	enum queue_rcpt_state state;
@@ -69,7 +69,7 @@ struct queue_rcpt {
 
 struct queue_env {
 	char id[QUEUE_ID_LEN + 1];  /* set by spool_commit */
-	unsigned version;           /* set by decode; encode writes the current */
+	unsigned version;           /* set by decode; encode writes current */
 	time_t created;             /* 0 in spool_commit: now */
 	char sender[QUEUE_ADDR_MAX + 1]; /* "" for <> */
 	enum smtp_ret ret;          /* DSN RET, SMTP_RET_UNSPEC when absent */
@@ -80,13 +80,13 @@ struct queue_env {
 	char proto[QUEUE_PROTO_MAX + 1]; /* "ESMTPSA" ... */
 	bool body_8bit;             /* BODY=8BITMIME */
 	bool smtputf8;
-	uint64_t size;              /* octets of data/ID; spool_commit sets it */
-	time_t next_try;            /* the message's next attempt, 0 = at once */
+	uint64_t size;              /* octets of data/ID, set by spool_commit */
+	time_t next_try;            /* next attempt of the message, 0: now */
 	time_t warned;              /* delay DSN sent at, 0 = not sent */
 	struct queue_rcpt *rcpt;    /* nrcpt of them, heap */
 	size_t nrcpt;
 	size_t rcpt_cap;            /* private */
-	bool held;                  /* not stored: found in held/ by load/scan */
+	bool held;                  /* not stored: load/scan saw it in held/ */
 };
 
 /* Zero an envelope (no recipients). */
@@ -125,12 +125,13 @@ bool queue_id_valid(const char *s);
 /* Names for logs and `tern queue`: "PENDING"..., NULL when out of range. */
 const char *queue_rcpt_state_name(enum queue_rcpt_state st);
 
-/* ---- the spool ---------------------------------------------------------- */
+/* ---- the spool ----------------------------------------------------------- */
 
 struct spool;
 
 /*
- * Open STATE/queue (made with its subdirectories, 0700, when missing),
+ * Open STATE/queue (state_dir must exist; queue/ and its subdirectories
+ * are made 0700 when missing),
  * lock it against other processes, and run crash recovery (docs/queue.md:
  * delete tmp/ files and orphan data, move what cannot be used to
  * corrupt/).  Returns NULL with err filled and errno set on failure.
@@ -186,6 +187,7 @@ struct spool_stats {
 	uint64_t removes;        /* successful spool_remove */
 	uint64_t file_fsyncs;    /* data and envelope files */
 	uint64_t dir_fsyncs;     /* directory fsyncs actually run (shared) */
+	uint64_t env_fsyncs;     /* of them, env/'s: the commit points */
 	uint64_t dir_waits;      /* directory fsyncs asked for */
 };
 void spool_get_stats(struct spool *sp, struct spool_stats *out);
@@ -195,8 +197,8 @@ void spool_get_stats(struct spool *sp, struct spool_stats *out);
  * Tests only (compiled out otherwise).  When set, called before each step;
  * a nonzero return is an errno value that step then fails with.  Steps:
  * "create" (an O_EXCL open in data/ or tmp/), "write", "fsync" (a file),
- * "close", "fsync_dir", "rename", "unlink".  (The spool never links: every
- * move is a rename.)
+ * "close", "fsync_dir", "rename", "unlink" (spool_remove's two).  The
+ * spool never links: every move is a rename.
  */
 extern int (*spool_fault_hook)(const char *step);
 #endif

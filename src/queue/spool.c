@@ -73,7 +73,7 @@ struct sp_gsync {
 	pthread_cond_t cv;
 	uint64_t started;	/* generation of the last fsync started */
 	uint64_t done;		/* generation of the last fsync completed */
-	uint64_t failed;	/* generation of the last failed fsync, 0: none */
+	uint64_t failed;	/* generation of the last failed one, 0: none */
 	int failed_errno;
 	bool running;
 };
@@ -83,7 +83,8 @@ struct spool {
 	int fd[SP_NDIRS];
 	struct sp_gsync gs[SP_NDIRS];
 	atomic_uint_least64_t commits, updates, removes;
-	atomic_uint_least64_t file_fsyncs, dir_fsyncs, dir_waits;
+	atomic_uint_least64_t file_fsyncs, dir_waits;
+	atomic_uint_least64_t dir_fsyncs[SP_NDIRS];
 };
 
 /* The ids of one directory, as numbers, for recovery's set operations. */
@@ -95,6 +96,7 @@ struct sp_ids {
 /* What recovery did, for its summary line. */
 struct sp_rec {
 	struct sp_ids data, live;
+	struct buf b;		/* one read buffer for every envelope */
 	size_t queued, held, tmp, orphans, corrupt;
 	bool changed[SP_NDIRS];
 };
@@ -117,7 +119,7 @@ sp_fault(const char *step)
 #define SP_FAULT(step) 0
 #endif
 
-/* ---- small helpers --------------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------- */
 
 /* err = "<step> <what>[ of <id>]: <strerror>"; errno is kept. */
 static void
@@ -184,20 +186,20 @@ sp_unlock(pthread_mutex_t *mu)
 		panic("event=spool_unlock error=%d", r);
 }
 
-/* ---- group fsync of a directory ---------------------------------------------- */
+/* ---- group fsync of a directory ------------------------------------------ */
 
 /* Run one fsync as the leader; called and returning with g->mu held. */
 static void
-sp_gsync_lead(struct spool *sp, struct sp_gsync *g, int fd)
+sp_gsync_lead(struct spool *sp, struct sp_gsync *g, enum spool_dir which)
 {
 	uint64_t gen = ++g->started;
 	int r, e;
 
 	g->running = true;
 	sp_unlock(&g->mu);
-	r = SP_FAULT("fsync_dir") != 0 ? -1 : fsync(fd);
+	r = SP_FAULT("fsync_dir") != 0 ? -1 : fsync(sp->fd[which]);
 	e = errno;
-	atomic_fetch_add(&sp->dir_fsyncs, 1);
+	atomic_fetch_add(&sp->dir_fsyncs[which], 1);
 	sp_lock(&g->mu);
 	g->running = false;
 	g->done = gen;
@@ -225,7 +227,7 @@ sp_dir_sync(struct spool *sp, enum spool_dir which)
 	need = g->started + 1;
 	while (g->done < need) {
 		if (!g->running) {
-			sp_gsync_lead(sp, g, sp->fd[which]);
+			sp_gsync_lead(sp, g, which);
 		} else if ((r = pthread_cond_wait(&g->cv, &g->mu)) != 0) {
 			panic("event=spool_cond error=%d", r);
 		}
@@ -240,7 +242,7 @@ sp_dir_sync(struct spool *sp, enum spool_dir which)
 	return -1;
 }
 
-/* ---- writing files ------------------------------------------------------------ */
+/* ---- writing files ------------------------------------------------------- */
 
 /* Move the cursor (*i, *off) over iov past w written bytes. */
 static void
@@ -355,7 +357,7 @@ sp_rename(struct spool *sp, enum spool_dir from, enum spool_dir to,
 	return renameat2(sp->fd[from], id, sp->fd[to], id, flags);
 }
 
-/* ---- commit ------------------------------------------------------------------- */
+/* ---- commit -------------------------------------------------------------- */
 
 /* Total size of the content, or -1 (EINVAL, EFBIG). */
 static int
@@ -494,7 +496,7 @@ fail:
 	return -1;
 }
 
-/* ---- update, remove, hold, release ------------------------------------------ */
+/* ---- update, remove, hold, release --------------------------------------- */
 
 /* One line for a failed operation (these functions log their own). */
 static int
@@ -630,7 +632,7 @@ spool_release(struct spool *sp, const char *id)
 	return sp_move(sp, id, SP_HELD, SP_ENV, "release");
 }
 
-/* ---- reading ------------------------------------------------------------------- */
+/* ---- reading ------------------------------------------------------------- */
 
 int
 spool_open_data(struct spool *sp, const char *id)
@@ -684,7 +686,8 @@ sp_load_from(struct spool *sp, enum spool_dir dir, const char *id,
 		return -1;
 	if (strcmp(out->id, id) != 0) {
 		if (err != NULL && errlen > 0 &&
-		    str_fmt(err, errlen, "envelope names id %s", out->id) != 0) {
+		    str_fmt(err, errlen, "envelope names id %s",
+		    out->id) != 0) {
 			/* cut: still says what is wrong */
 		}
 		queue_env_free(out);
@@ -713,7 +716,7 @@ spool_load(struct spool *sp, const char *id, struct queue_env *out,
 	return r;
 }
 
-/* ---- corrupt ------------------------------------------------------------------- */
+/* ---- corrupt ------------------------------------------------------------- */
 
 /* Rename dir/id to corrupt/id.suffix; a name there is never replaced. */
 static int
@@ -757,7 +760,7 @@ sp_quarantine(struct spool *sp, enum spool_dir dir, const char *id,
 		log_err("id=%s event=queue_corrupt_sync errno=%d", id, errno);
 }
 
-/* ---- scan ---------------------------------------------------------------------- */
+/* ---- scan ---------------------------------------------------------------- */
 
 /* Call fn for each name in dir (but . and ..); stop when fn returns < 0. */
 static int
@@ -779,7 +782,8 @@ sp_each(struct spool *sp, enum spool_dir dir,
 			r = errno != 0 ? -1 : 0;
 			break;
 		}
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
 			continue;
 		if ((r = fn(sp, dir, de->d_name, ctx)) < 0)
 			break;
@@ -836,15 +840,20 @@ spool_scan(struct spool *sp, void (*cb)(struct queue_env *env, void *ctx),
 void
 spool_get_stats(struct spool *sp, struct spool_stats *out)
 {
+	int i;
+
 	out->commits = atomic_load(&sp->commits);
 	out->updates = atomic_load(&sp->updates);
 	out->removes = atomic_load(&sp->removes);
 	out->file_fsyncs = atomic_load(&sp->file_fsyncs);
-	out->dir_fsyncs = atomic_load(&sp->dir_fsyncs);
 	out->dir_waits = atomic_load(&sp->dir_waits);
+	out->dir_fsyncs = 0;
+	for (i = 0; i < SP_NDIRS; i++)
+		out->dir_fsyncs += atomic_load(&sp->dir_fsyncs[i]);
+	out->env_fsyncs = atomic_load(&sp->dir_fsyncs[SP_ENV]);
 }
 
-/* ---- recovery ------------------------------------------------------------------ */
+/* ---- recovery ------------------------------------------------------------ */
 
 static uint64_t
 sp_id_num(const char *id)
@@ -951,7 +960,6 @@ sp_rec_env(struct spool *sp, enum spool_dir dir, const char *name, void *v)
 	struct sp_rec *rec = v;
 	char err[SPOOL_ERR_MAX];
 	struct queue_env env;
-	struct buf b;
 	uint64_t num;
 	int r;
 
@@ -969,9 +977,7 @@ sp_rec_env(struct spool *sp, enum spool_dir dir, const char *name, void *v)
 		sp_quarantine(sp, dir, name, false, "no data file");
 		goto moved;
 	}
-	buf_init(&b, QUEUE_ENV_FILE_MAX);
-	r = sp_load_from(sp, dir, name, &b, &env, err, sizeof(err));
-	buf_free(&b);
+	r = sp_load_from(sp, dir, name, &rec->b, &env, err, sizeof(err));
 	queue_env_free(&env);
 	if (r != 0) {
 		sp_quarantine(sp, dir, name, true, err);
@@ -1022,6 +1028,7 @@ sp_recover(struct spool *sp, char *err, size_t errlen)
 	int r, i;
 
 	memset(&rec, 0, sizeof(rec));
+	buf_init(&rec.b, QUEUE_ENV_FILE_MAX);
 	r = sp_each(sp, SP_TMP, sp_rec_tmp, &rec);
 	if (r == 0 && (r = sp_each(sp, SP_DATA, sp_rec_list_data, &rec)) == 0) {
 		sp_ids_sort(&rec.data);
@@ -1046,10 +1053,11 @@ sp_recover(struct spool *sp, char *err, size_t errlen)
 		    rec.queued, rec.held, rec.tmp, rec.orphans, rec.corrupt);
 	free(rec.data.v);
 	free(rec.live.v);
+	buf_free(&rec.b);
 	return r;
 }
 
-/* ---- open and close ------------------------------------------------------------ */
+/* ---- open and close ------------------------------------------------------ */
 
 /* Open parent/name as a directory, making it (0700, parent synced). */
 static int

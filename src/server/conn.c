@@ -37,17 +37,6 @@
 #define CONN_IN_HIGH (256 * 1024)         /* stop reading above this */
 #define CONN_PULLUP 4096                  /* > SMTP_CMD_LINE_PARAMS_MAX */
 
-struct deliver_job {
-	struct job job;
-	struct conn *c;
-	struct txn *txn;
-	struct buf head;                      /* Return-Path + Received */
-	int rc;
-	int err_no;
-	char err[256];
-	char name[160];
-	int root_fd;
-};
 
 
 /* ---- transaction ------------------------------------------------------- */
@@ -58,6 +47,10 @@ txn_free(struct txn *t)
 	if (t == NULL)
 		return;
 	table_targets_free(&t->targets);
+	if (t->remote != NULL) {
+		queue_env_free(t->remote);
+		free(t->remote);
+	}
 	buf_free(&t->body);
 	free(t);
 }
@@ -176,7 +169,7 @@ on_mail(struct conn *c)
 	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
 	struct txn *t;
 
-	if (c->l->kind != LISTEN_SMTP && !c->authenticated) {
+	if (c->l->kind != LISTEN_SMTP && !c->local && !c->authenticated) {
 		conn_reject(c, "mail", 530, "5.7.0", "Authentication required", "");
 		return;
 	}
@@ -203,7 +196,7 @@ txn_add_targets(struct txn *t, const struct table_targets *tt)
 	size_t i, j;
 
 	for (i = 0; i < tt->n; i++) {
-		bool dup = false;
+		bool dup = !tt->v[i].local;
 
 		for (j = 0; j < t->targets.n && !dup; j++)
 			dup = strcmp(t->targets.v[j].mailbox, tt->v[i].mailbox) == 0;
@@ -225,15 +218,76 @@ txn_add_targets(struct txn *t, const struct table_targets *tt)
 	return 0;
 }
 
+/* May this client send to domains that are not ours? (DESIGN.md 4) */
 static bool
-targets_all_local(const struct table_targets *tt)
+conn_may_relay(const struct conn *c)
 {
+	return c->authenticated || c->local ||
+	    netlist_match(c->srv->relay_nets, (const struct sockaddr *)&c->sa);
+}
+
+static struct queue_env *
+txn_envelope(struct conn *c)
+{
+	struct txn *t = c->txn;
+	struct queue_env *env;
+
+	if (t->remote != NULL)
+		return t->remote;
+	env = t->remote = xcalloc(1, sizeof(*env));
+	queue_env_init(env);
+	(void)!str_copy(env->sender, sizeof(env->sender), t->sender, strlen(t->sender));
+	env->ret = t->params.ret;
+	(void)!str_copy(env->envid, sizeof(env->envid), t->params.envid, strlen(t->params.envid));
+	(void)!str_copy(env->helo, sizeof(env->helo), smtp_server_helo(c->smtp),
+	    strlen(smtp_server_helo(c->smtp)));
+	(void)!str_copy(env->ip, sizeof(env->ip), c->ip, strlen(c->ip));
+	(void)!str_copy(env->auth, sizeof(env->auth), c->auth_user, strlen(c->auth_user));
+	env->body_8bit = t->params.body == SMTP_BODY_8BITMIME;
+	env->smtputf8 = t->params.smtputf8;
+	return env;
+}
+
+/* A remote recipient, with the DSN parameters of its RCPT (RFC 3461). */
+static int
+txn_add_remote(struct conn *c, const char *addr, const struct smtp_rcpt_params *rp)
+{
+	struct queue_env *env = txn_envelope(c);
+	struct queue_rcpt *r;
 	size_t i;
 
-	for (i = 0; i < tt->n; i++)
+	for (i = 0; i < env->nrcpt; i++)
+		if (strcasecmp(env->rcpt[i].addr, addr) == 0)
+			return 0;
+	if (env->nrcpt >= TABLE_TARGETS_MAX || (r = queue_env_add_rcpt(env, addr)) == NULL)
+		return -1;
+	r->notify = rp->notify;
+	if (rp->has_orcpt) {
+		(void)!str_copy(r->orcpt_type, sizeof(r->orcpt_type), rp->orcpt_type, strlen(rp->orcpt_type));
+		(void)!str_copy(r->orcpt, sizeof(r->orcpt), rp->orcpt, strlen(rp->orcpt));
+	}
+	return 0;
+}
+
+/* Local targets to the Maildir list, remote ones (aliases pointing out) to
+ * the envelope. */
+static int
+txn_add_resolved(struct conn *c, const struct table_targets *tt,
+    const struct smtp_rcpt_params *rp)
+{
+	struct table_targets local = { 0 };
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < tt->n && rc == 0; i++) {
 		if (!tt->v[i].local)
-			return false;
-	return true;
+			rc = txn_add_remote(c, tt->v[i].address, rp);
+	}
+	local.v = tt->v;
+	local.n = tt->n;
+	if (rc == 0)
+		rc = txn_add_targets(c->txn, &local);
+	return rc;
 }
 
 static void
@@ -243,14 +297,18 @@ on_rcpt(struct conn *c)
 	struct table_targets tt = { 0 };
 	char rcpt[TABLE_ADDR_MAX + 1];
 	enum table_status st;
+	int added = 0;
 
 	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
 		rcpt[0] = '\0';
 	st = table_resolve(c->srv->table, &cmd->path, &tt);
-	if (st == TABLE_OK && !targets_all_local(&tt))
-		conn_reject(c, "rcpt", 451, "4.3.0",
-		    "Forwarding to a remote address is not available yet, try later", rcpt);
-	else if (st == TABLE_OK && txn_add_targets(c->txn, &tt) != 0)
+	if (st == TABLE_NOTLOCAL && conn_may_relay(c) && cmd->path.kind == ADDR_DOMAIN_NAME) {
+		added = txn_add_remote(c, rcpt, &cmd->rcpt);
+		st = TABLE_OK;
+	} else if (st == TABLE_OK) {
+		added = txn_add_resolved(c, &tt, &cmd->rcpt);
+	}
+	if (st == TABLE_OK && added != 0)
 		conn_reject(c, "rcpt", 452, "4.5.3", "Too many recipients", rcpt);
 	else if (st == TABLE_OK) {
 		if (c->txn->nrcpt++ == 0 &&
@@ -285,18 +343,24 @@ with_protocol(const struct conn *c)
 	return names[c->txn->params.smtputf8][c->tls][c->authenticated];
 }
 
-/* Return-Path and Received (RFC 5321 4.4), prepended to the stored copy. */
+/* Return-Path (local copies only) and Received (RFC 5321 4.4). */
 static int
-build_trace(const struct conn *c, struct buf *h)
+build_trace(const struct conn *c, struct inject *ij)
 {
 	const struct txn *t = c->txn;
+	struct buf *h = &ij->head;
 	char date[64], tls[160];
 
 	if (time_rfc5322(date, sizeof(date), (int64_t)time(NULL)) == 0)
 		return -1;
-	if (buf_printf(h, "Return-Path: <%s>\r\nReceived: from %s ([%s])\r\n"
-	    "\tby %s (tern) with %s", t->sender, smtp_server_helo(c->smtp),
-	    c->ip, c->srv->conf->hostname, with_protocol(c)) != 0)
+	if (buf_printf(&ij->return_path, "Return-Path: <%s>\r\n", t->sender) != 0)
+		return -1;
+	if (c->local) {
+		if (buf_printf(h, "Received: from local (uid %u)\r\n\tby %s (tern) with %s",
+		    c->local_uid, c->srv->conf->hostname, "local") != 0)
+			return -1;
+	} else if (buf_printf(h, "Received: from %s ([%s])\r\n\tby %s (tern) with %s",
+	    smtp_server_helo(c->smtp), c->ip, c->srv->conf->hostname, with_protocol(c)) != 0)
 		return -1;
 	if (c->tls) {
 		tlsconn_describe(c, tls, sizeof(tls));
@@ -310,108 +374,120 @@ build_trace(const struct conn *c, struct buf *h)
 	return buf_printf(h, ";\r\n\t%s\r\n", date);
 }
 
-static void
-deliver_run(struct job *j)
+/*
+ * RFC 6409 8.2, 8.3: a message submitted without Date or Message-ID gets
+ * them here (submission ports and sendmail only; MX mail is not touched).
+ */
+static int
+submit_fix_headers(const struct conn *c, struct inject *ij)
 {
-	struct deliver_job *dj = (struct deliver_job *)j;
-	struct txn *t = dj->txn;
-	struct maildir_box *boxes = xcalloc(t->targets.n, sizeof(*boxes));
-	struct iovec iov[2];
-	size_t i;
+	const struct txn *t = c->txn;
+	struct addr_hdr_field f;
+	char date[64];
+	size_t end;
 
-	for (i = 0; i < t->targets.n; i++)
-		boxes[i].path = t->targets.v[i].mailbox;
-	iov[0].iov_base = dj->head.data;
-	iov[0].iov_len = dj->head.len;
-	iov[1].iov_base = t->body.data ? t->body.data : dj->head.data;
-	iov[1].iov_len = t->body.len;
-	dj->rc = maildir_deliver(dj->root_fd, boxes, t->targets.n, iov, 2,
-	    dj->name, sizeof(dj->name), dj->err, sizeof(dj->err));
-	dj->err_no = errno;
-	free(boxes);
+	if (c->l->kind == LISTEN_SMTP)
+		return 0;
+	end = addr_hdr_end(t->body.data ? t->body.data : "", t->body.len, NULL);
+	if (!addr_hdr_find(t->body.data ? t->body.data : "", end, "Date", &f)) {
+		if (time_rfc5322(date, sizeof(date), (int64_t)time(NULL)) == 0 ||
+		    buf_printf(&ij->head, "Date: %s\r\n", date) != 0)
+			return -1;
+	}
+	if (!addr_hdr_find(t->body.data ? t->body.data : "", end, "Message-ID", &f) &&
+	    buf_printf(&ij->head, "Message-ID: <%s@%s>\r\n", t->id, c->srv->conf->hostname) != 0)
+		return -1;
+	return 0;
 }
 
 static void
-deliver_log(const struct deliver_job *dj)
+eom_log(const struct conn *c, const struct inject *ij)
 {
-	const struct txn *t = dj->txn;
+	const struct txn *t = ij->arg;
 	char safe[TABLE_ADDR_MAX * 4 + 1];
 	size_t i;
 
-	if (dj->rc != 0) {
-		log_err("id=%s sid=%s event=deliver_failed error=\"%s\"", t->id,
-		    dj->c->sid, dj->err);
+	if (ij->rc != 0) {
+		log_err("id=%s sid=%s event=store_failed error=\"%s\"", t->id, c->sid, ij->err);
 		return;
 	}
+	log_sanitize(safe, sizeof(safe), t->sender, strlen(t->sender));
 	for (i = 0; i < t->targets.n; i++)
 		log_info("id=%s sid=%s event=delivered from=<%s> to=<%s> mailbox=%s "
-		    "size=%zu file=%s", t->id, dj->c->sid,
-		    log_sanitize(safe, sizeof(safe), t->sender, strlen(t->sender)),
-		    t->targets.v[i].address, t->targets.v[i].mailbox,
-		    dj->head.len + t->body.len, dj->name);
+		    "size=%zu file=%s", t->id, c->sid, safe, t->targets.v[i].address,
+		    t->targets.v[i].mailbox, ij->return_path.len + ij->head.len +
+		    t->body.len, ij->name);
 }
 
 static void
-deliver_done(struct job *j)
+eom_done(struct inject *ij)
 {
-	struct deliver_job *dj = (struct deliver_job *)j;
-	struct conn *c = dj->c;
+	struct txn *t = ij->arg;
+	struct conn *c = (struct conn *)t->owner;
 	char text[64];
 
-	deliver_log(dj);
-	c->pending = false;
-	c->job_running = false;
-	if (!c->dead) {
-		if (dj->rc == 0) {
+	eom_log(c, ij);
+	if (!conn_job_finished(c)) {
+		c->pending = false;
+		if (ij->rc == 0) {
 			c->messages++;
 			c->srv->messages++;
-			if (str_fmt(text, sizeof(text), "Ok: queued as %s", dj->txn->id) != 0)
+			if (str_fmt(text, sizeof(text), "Ok: queued as %s", t->id) != 0)
 				text[0] = '\0';
 			smtp_server_accept_text(c->smtp, text);
-		} else if (dj->err_no == ENOSPC || dj->err_no == EDQUOT) {
+		} else if (ij->err_no == ENOSPC || ij->err_no == EDQUOT) {
 			smtp_server_reject(c->smtp, 452, "4.3.1", "Insufficient system storage, try again later");
 		} else {
-			smtp_server_reject(c->smtp, 451, "4.3.0", "Local delivery failed, try again later");
+			smtp_server_reject(c->smtp, 451, "4.3.0", "Local error in processing, try again later");
 		}
+		conn_process(c);
 	}
-	txn_free(dj->txn);
-	buf_free(&dj->head);
-	free(dj);
-	if (c->dead) {
-		conn_free(c);
-		return;
-	}
-	conn_process(c);
+	free(ij->boxes);
+	ij->boxes = NULL;
+	inject_clear(ij);
+	free(ij);
+	txn_free(t);
 }
 
 static void
 on_eom(struct conn *c)
 {
-	struct deliver_job *dj;
+	struct txn *t = c->txn;
+	struct inject *ij;
+	size_t i;
 
-	if (c->txn->body_failed) {
+	if (t->body_failed) {
 		smtp_server_reject(c->smtp, 451, "4.3.0", "Out of memory while storing the message, try later");
 		conn_drop_txn(c);
 		return;
 	}
-	dj = xcalloc(1, sizeof(*dj));
-	dj->job.run = deliver_run;
-	dj->job.done = deliver_done;
-	dj->c = c;
-	dj->root_fd = c->srv->mail_root_fd;
-	buf_init(&dj->head, 8192);
-	if (build_trace(c, &dj->head) != 0) {
-		buf_free(&dj->head);
-		free(dj);
+	ij = xcalloc(1, sizeof(*ij));
+	inject_init(ij, c->srv);
+	if (build_trace(c, ij) != 0 || submit_fix_headers(c, ij) != 0) {
+		inject_clear(ij);
+		free(ij);
 		smtp_server_reject(c->smtp, 451, "4.3.0", "Local error building the trace header");
 		conn_drop_txn(c);
 		return;
 	}
-	dj->txn = c->txn;         /* the job owns the transaction now */
+	ij->body = t->body.data ? t->body.data : "";
+	ij->body_len = t->body.len;
+	ij->boxes = xcalloc(t->targets.n ? t->targets.n : 1, sizeof(*ij->boxes));
+	for (i = 0; i < t->targets.n; i++)
+		ij->boxes[i].path = t->targets.v[i].mailbox;
+	ij->nboxes = t->targets.n;
+	if (t->remote != NULL) {
+		(void)!str_copy(t->remote->proto, sizeof(t->remote->proto),
+		    with_protocol(c), strlen(with_protocol(c)));
+		ij->env = t->remote;       /* the inject owns it now */
+		t->remote = NULL;
+	}
+	ij->arg = t;                   /* the job owns the transaction now */
+	t->owner = c;
 	c->txn = NULL;
 	c->pending = true;
 	c->job_running = true;
-	workers_submit(c->srv->workers, &dj->job);
+	inject_submit(ij, eom_done);
 }
 
 /* ---- the event dispatcher --------------------------------------------- */
@@ -628,9 +704,18 @@ conn_new(struct server *s, const struct listener *l, int fd,
 	c->fd = fd;
 	c->l = l;
 	memcpy(&c->sa, sa, salen < sizeof(c->sa) ? salen : sizeof(c->sa));
-	if (getnameinfo(sa, salen, c->ip, sizeof(c->ip), NULL, 0, NI_NUMERICHOST) != 0 &&
-	    str_copy(c->ip, sizeof(c->ip), "unknown", 7) != 0)
+	if (l->kind == LISTEN_LOCAL) {
+		struct ucred cred;
+		socklen_t clen = sizeof(cred);
+
+		c->local = true;
+		c->local_uid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 ?
+		    (unsigned)cred.uid : (unsigned)-1;
+		(void)!str_fmt(c->ip, sizeof(c->ip), "uid=%u", c->local_uid);
+	} else if (getnameinfo(sa, salen, c->ip, sizeof(c->ip), NULL, 0, NI_NUMERICHOST) != 0 &&
+	    str_copy(c->ip, sizeof(c->ip), "unknown", 7) != 0) {
 		c->ip[0] = '\0';
+	}
 	id_new(c->sid);
 	buf_init(&c->out, CONN_OUT_MAX);
 	sc.hostname = s->conf->hostname;

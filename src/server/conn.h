@@ -23,8 +23,10 @@ struct txn {
 	unsigned nrcpt;
 	struct smtp_mail_params params;
 	struct table_targets targets;         /* local mailboxes, deduplicated */
+	struct queue_env *remote;             /* remote recipients, or NULL */
 	struct buf body;
 	bool body_failed;                     /* out of memory while storing */
+	void *owner;                          /* the conn, while a job stores it */
 };
 
 struct conn {
@@ -47,6 +49,8 @@ struct conn {
 	bool closing;                         /* flush, then free */
 	bool dead;                            /* socket gone, job still running */
 	bool authenticated;
+	bool local;                           /* came in on public/submit.sock */
+	unsigned local_uid;                   /* its SO_PEERCRED uid */
 	bool tls;                             /* TLS is on (STARTTLS or 465) */
 	char auth_user[TABLE_ADDR_MAX + 1];
 	unsigned auth_failures;

@@ -55,10 +55,20 @@ ip_slot(struct server *s, const struct sockaddr *sa)
 	return pp;
 }
 
+static bool
+is_ip(const struct sockaddr *sa)
+{
+	return sa->sa_family == AF_INET || sa->sa_family == AF_INET6;
+}
+
 unsigned
 ip_count_get(struct server *s, const struct sockaddr *sa)
 {
-	struct ip_count **pp = ip_slot(s, sa);
+	struct ip_count **pp;
+
+	if (!is_ip(sa))
+		return 0;     /* local socket: one user, no per-IP limit */
+	pp = ip_slot(s, sa);
 
 	return *pp ? (*pp)->n : 0;
 }
@@ -66,9 +76,15 @@ ip_count_get(struct server *s, const struct sockaddr *sa)
 void
 ip_count_add(struct server *s, const struct sockaddr *sa, int delta)
 {
-	struct ip_count **pp = ip_slot(s, sa), *c = *pp;
+	struct ip_count **pp, *c;
 	const unsigned char *p;
-	size_t n = sockaddr_ip_bytes(sa, &p);
+	size_t n;
+
+	if (!is_ip(sa))
+		return;
+	pp = ip_slot(s, sa);
+	c = *pp;
+	n = sockaddr_ip_bytes(sa, &p);
 
 	if (c == NULL) {
 		if (delta <= 0)

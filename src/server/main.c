@@ -172,7 +172,8 @@ tls_chown(const struct server *s, const struct passwd *pw)
 void
 server_maybe_exit(struct server *s)
 {
-	if (s->stopping && s->nconns == 0 && workers_busy(s->workers) == 0)
+	if (s->stopping && s->nconns == 0 && workers_busy(s->workers) == 0 &&
+	    qmgr_idle(s->qmgr))
 		event_base_loopexit(s->base, NULL);
 }
 
@@ -207,6 +208,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	    srv->nconns);
 	srv->stopping = true;
 	listeners_close(srv);
+	control_close(srv);
 	srv->stop_timer = evtimer_new(srv->base, on_stop_timer, NULL);
 	evtimer_add(srv->stop_timer, &tv);
 	conns_shutdown(srv);
@@ -265,9 +267,16 @@ main(int argc, char **argv)
 	open_mail_root(&s);
 	open_table(&s);
 	s.throttle = auth_throttle_new(4096);
+	if ((s.spool = spool_open(s.conf->state_dir, err, sizeof(err))) == NULL)
+		fatalx("event=startup step=queue error=\"%s\"", err);
 	s.workers = workers_start(s.base, WORKERS);
+	s.qmgr = qmgr_new(&s);
+	if (control_listen(&s) != 0)
+		fatalx("event=startup step=control error=\"cannot make the control sockets\"");
 	run_loop(&s);
+	qmgr_free(s.qmgr);
 	workers_stop(s.workers);
+	spool_close(s.spool);
 	if (s.stop_timer != NULL)
 		event_free(s.stop_timer);
 	table_close(s.table);

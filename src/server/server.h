@@ -18,6 +18,8 @@
 #include <openssl/ssl.h>
 
 #include "../conf/conf.h"
+#include "../deliver/deliver.h"
+#include "../queue/queue.h"
 #include "../table/table.h"
 #include "../util/util.h"
 
@@ -37,7 +39,8 @@ void workers_stop(struct workers *w);            /* joins the threads */
 
 /* ---- listeners ---------------------------------------------------------- */
 
-enum listener_kind { LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SUBMISSIONS };
+enum listener_kind { LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SUBMISSIONS,
+	LISTEN_LOCAL /* STATE/public/submit.sock: tern sendmail */ };
 
 struct listener {
 	enum listener_kind kind;
@@ -56,7 +59,7 @@ struct server {
 	struct table *table;
 	struct workers *workers;
 	int mail_root_fd;                /* STATE/mail, O_DIRECTORY */
-	struct listener listeners[3];
+	struct listener listeners[4];
 	unsigned nlisteners;
 	unsigned nconns;                 /* open connections */
 	struct ip_count **ip_buckets;    /* per-IP connection counts */
@@ -67,7 +70,56 @@ struct server {
 	SSL_CTX *tls_ctx;                /* server side: STARTTLS and 465 */
 	struct auth_throttle *throttle;  /* failed AUTH per client address */
 	struct netlist *relay_nets;      /* relay.networks */
+	struct spool *spool;             /* STATE/queue */
+	struct qmgr *qmgr;               /* the scheduler of the queue */
+	struct evconnlistener *control;  /* STATE/control.sock */
 };
+
+/* control.c: control.sock and public/submit.sock (after the privdrop) */
+int control_listen(struct server *s);
+void control_close(struct server *s);
+
+/* ---- inject: the durable store of an accepted message (inject.c) ------ */
+
+struct inject {
+	struct job job;
+	struct server *srv;
+	/* in: content = return_path (Maildir copies only) + head + body */
+	struct buf return_path;
+	struct buf head;
+	const char *body;                /* not owned */
+	size_t body_len;
+	struct maildir_box *boxes;       /* local copies; owned (free) */
+	size_t nboxes;
+	struct queue_env *env;           /* remote recipients or NULL; owned */
+	/* out */
+	int rc, err_no;
+	bool queued;                     /* env went to the queue (qmgr has it) */
+	char err[256];
+	char name[160];                  /* Maildir file name */
+	void (*done)(struct inject *);
+	void *arg;
+};
+
+void inject_init(struct inject *ij, struct server *s);
+void inject_submit(struct inject *ij, void (*done)(struct inject *));
+/* The store itself, on a worker thread that is already running a job. */
+void inject_store(struct inject *ij);
+void inject_clear(struct inject *ij);
+
+/* ---- the queue manager (qmgr.c) --------------------------------------- */
+
+struct qmgr;
+/* Opens nothing: s->spool must be open.  Loads every envelope (spool_scan)
+ * and schedules them. */
+struct qmgr *qmgr_new(struct server *s);
+void qmgr_free(struct qmgr *q);
+/* A committed envelope (ownership moves); schedules its first attempt. */
+void qmgr_add(struct qmgr *q, struct queue_env *env);
+bool qmgr_idle(const struct qmgr *q);      /* no attempt or job in flight */
+/* Control: each replies into out (JSON) and calls done(arg) later. */
+void qmgr_control(struct qmgr *q, const char *line, struct buf *out,
+    void (*done)(void *arg), void *arg);
 
 /* ---- client networks (relay.networks) --------------------------------- */
 

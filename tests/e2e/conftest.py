@@ -179,7 +179,8 @@ class SMTPClient:
     the bytes given; reply() reads until a complete final line "NNN ...".
     """
 
-    def __init__(self, port, timeout=5.0, source=None, greet=True):
+    def __init__(self, port, timeout=5.0, source=None, greet=True, tls=False):
+        """tls=True: implicit TLS (port 465 style) before the greeting."""
         self.port = port
         self.timeout = timeout * SLOW
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -190,7 +191,24 @@ class SMTPClient:
         self.sock.connect(("127.0.0.1", port))
         self.buf = b""
         self.eof = False
+        if tls:
+            self.tls_handshake()
         self.greeting = self.reply() if greet else None
+
+    def tls_handshake(self, context=None):
+        """Wrap the socket in TLS now (after a 220 to STARTTLS, or at once
+        for implicit TLS).  Bytes already buffered would have been sent in
+        clear text: there must be none."""
+        assert self.buf == b"", f"clear-text bytes before TLS: {self.buf!r}"
+        self.sock.settimeout(self.timeout)
+        self.sock = (context or tls_client_context()).wrap_socket(
+            self.sock, server_hostname=HOSTNAME)
+        return self.sock
+
+    def starttls(self, context=None):
+        """STARTTLS, 220, handshake.  EHLO again is the caller's job."""
+        self.expect("STARTTLS", 220)
+        return self.tls_handshake(context)
 
     # -- low level --
     def send(self, data):
@@ -293,6 +311,29 @@ class SMTPClient:
 
     def __exit__(self, *a):
         self.close()
+
+
+def tls_client_context(minimum=None, maximum=None):
+    """A client context that does not verify the (self-signed) server."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+def ehlo_keywords(reply):
+    """{KEYWORD: [params]} of an EHLO reply."""
+    kw = {}
+    for line in reply.lines[1:]:
+        words = line[4:].split()
+        if words:
+            kw[words[0].upper()] = [w.upper() for w in words[1:]]
+    return kw
 
 
 def check(reply, code, enh=None, what=""):
@@ -407,6 +448,8 @@ class Ternd:
     def start(self, timeout=10):
         env = dict(os.environ)
         env.pop("TERN_CONFIG", None)
+        self.stopped_rc = None          # a restart is checked at teardown too
+        self.term_sent = False
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
                                      stdout=self.logf, stderr=self.logf,
@@ -496,6 +539,39 @@ class Ternd:
     def client(self, **kw):
         return SMTPClient(self.port, **kw)
 
+    # -- submission, passwords, queue --
+    def set_password(self, address, password):
+        self.tern("user", "passwd", address, "--password-stdin",
+                  input=(password + "\n").encode())
+
+    def sub_client(self, tls=True, **kw):
+        """A client on the submission port; tls=True: STARTTLS + EHLO done."""
+        c = SMTPClient(self.sub_port, **kw)
+        if tls:
+            c.ehlo()
+            c.starttls()
+            c.ehlo()
+        return c
+
+    def subs_client(self, **kw):
+        """A client on the implicit-TLS submissions port (greeting read)."""
+        return SMTPClient(self.subs_port, tls=True, **kw)
+
+    def queue_list(self):
+        """`tern queue list --json` parsed: the list of queued messages."""
+        import json
+        r = self.tern("queue", "list", "--json")
+        doc = json.loads(r.stdout.decode())
+        if isinstance(doc, dict):
+            assert doc.get("ok", True), f"queue list: {doc!r}"
+            doc = doc["messages"]
+        assert isinstance(doc, list), f"queue list --json: {r.stdout!r}"
+        return doc
+
+    def queue_env_files(self):
+        d = self.state_dir / "queue" / "env"
+        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
     def smtplib(self, timeout=10):
         import smtplib
         return smtplib.SMTP("127.0.0.1", self.port, local_hostname="client.test",
@@ -550,6 +626,31 @@ class TerndFactory:
                 errors.append(str(e))
         shutil.rmtree(self.root, ignore_errors=True)
         assert not errors, "\n\n".join(errors)
+
+
+PASSWORD = "Tern-e2e p4ss"       # the password of submit_ternd's users
+
+
+def submit_ternd(factory, overrides=None, users=DEFAULT_USERS,
+                 password=PASSWORD, implicit=False, start=True, state=None):
+    """A ternd with the submission port on (t.sub_port), optionally the
+    implicit-TLS port (t.subs_port), and every user's password set."""
+    sub = free_port()
+    subs = free_port() if implicit else None
+    o = {"listen.submission": f"127.0.0.1:{sub}"}
+    if subs:
+        o["listen.submissions"] = f"127.0.0.1:{subs}"
+    o.update(overrides or {})
+    t = factory(o, users=users, start=False, state=state)
+    while t.port in (sub, subs):        # free_port() may hand one out twice
+        t.port = free_port()
+        t.overrides["listen.smtp"] = f"127.0.0.1:{t.port}"
+    t.sub_port, t.subs_port = sub, subs
+    for u in users:
+        t.set_password(u, password)
+    if start:
+        t.start()
+    return t
 
 
 @pytest.fixture
@@ -707,3 +808,126 @@ def world_tmp():
     d = world_tmpdir("tern-e2e-")
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# dnsmasq: MX and A records on loopback
+# ---------------------------------------------------------------------------
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+
+class Dnsmasq:
+    name = "dnsmasq"
+
+    def __init__(self, log_dir, mx=(), hosts=()):
+        """mx: (domain, host, preference) triples; hosts: (name, ip) pairs."""
+        require(DNSMASQ, "dnsmasq-base")
+        self.port = free_port()
+        self.log_path = Path(log_dir) / f"dnsmasq-{self.port}.log"
+        self.argv = [DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts",
+                     "--bind-interfaces", "--listen-address=127.0.0.1",
+                     f"--port={self.port}", "--conf-file=/dev/null",
+                     "--log-queries"]
+        for domain, host, pref in mx:
+            self.argv.append(f"--mx-host={domain},{host},{pref}")
+        for name, ip in hosts:
+            self.argv.append(f"--host-record={name},{ip}")
+        self.proc = None
+
+    @property
+    def server(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout=10):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=self.logf, stderr=self.logf)
+        _ACTIVE.append(self)
+        deadline = time.monotonic() + timeout
+        while b"started" not in self.log_path.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"dnsmasq did not start: {' '.join(self.argv)}\n"
+                            f"{log_tail(self.log_path)}", pytrace=False)
+            time.sleep(0.05)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        if getattr(self, "logf", None):
+            self.logf.close()
+            self.logf = None
+
+
+@pytest.fixture
+def dnsmasq(tmp_path):
+    """Factory: dnsmasq(mx=[(domain, host, pref)], hosts=[(name, ip)]) ->
+    running Dnsmasq (.server is ip:port for dns.servers); stopped by PID."""
+    started = []
+
+    def make(mx=(), hosts=()):
+        d = Dnsmasq(tmp_path, mx, hosts)
+        started.append(d)
+        return d.start()
+    yield make
+    for d in started:
+        d.stop()
+
+
+# ---------------------------------------------------------------------------
+# two MTAs: A (example.org, Claire submits) -> DNS MX -> B (example.net)
+# ---------------------------------------------------------------------------
+
+CLAIRE = "claire@example.org"
+BEN = "ben@example.net"
+
+
+def two_mtas(ternd, dnsmasq, a_over=None, b_start=True):
+    """Two MTAs on loopback.  B: mx.example.net, domain example.net, user
+    ben; A: mx.example.org, domain example.org, user claire with a password,
+    submission on, delivering by the MX that dnsmasq serves to B's port.
+    b_start=False: B is made but not started (its port is known)."""
+    b = ternd({"hostname": "mx.example.net", "domains": "example.net"},
+              users=(BEN,), state="B", start=b_start)
+    dns = dnsmasq(mx=[("example.net", "mx.example.net", 10)],
+                  hosts=[("mx.example.net", "127.0.0.1")])
+    over = {"hostname": "mx.example.org", "domains": "example.org",
+            "dns.servers": dns.server, "relay.port": str(b.port),
+            "queue.retry_first": "1", "queue.retry_max": "2"}
+    over.update(a_over or {})
+    a = submit_ternd(ternd, over, users=(CLAIRE,), state="A")
+    return a, b, dns
+
+
+def wait_for(pred, what, timeout=15):
+    """Poll pred() until it is true (returned); fail after timeout s."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout * SLOW}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def header_block(data):
+    return data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+
+
+def received_headers(data):
+    """The Received fields of data's header, unfolded, top first."""
+    out = []
+    for field in re.split(r"\r\n(?![ \t])", header_block(data)):
+        if field.lower().startswith("received:"):
+            out.append(re.sub(r"\s+", " ", field))
+    return out

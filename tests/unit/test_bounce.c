@@ -483,6 +483,12 @@ test_bad_input(void)
 	in.sender = "ann\xc3\xa9@example.org";  /* UTF-8 without SMTPUTF8 */
 	T_CHECK_INT(bounce_build(&in, &out), -1);
 	in = base_in();
+	in.date = "";
+	T_CHECK_INT(bounce_build(&in, &out), -1);
+	in = base_in();
+	in.message_id = NULL;
+	T_CHECK_INT(bounce_build(&in, &out), -1);
+	in = base_in();
 	in.msg = NULL;
 	T_CHECK_INT(bounce_build(&in, &out), -1);
 	in.msg_len = 0;

@@ -203,7 +203,7 @@ replace_line(size_t line, const char *repl)
 	return o.data;
 }
 
-/* ---- round trips ---------------------------------------------------------- */
+/* ---- round trips --------------------------------------------------------- */
 
 static void
 test_round_trip_sample(void)
@@ -238,8 +238,8 @@ test_doc_example(void)
 	    "W 1710412209\n"
 	    "r ben@example.net - - - DELIVERED 1 0 1710408610 250 2.0.0 "
 	    "Ok:\\x20queued\\x20as\\x20X\n"
-	    "r dave@example.com FAILURE,DELAY rfc822 dave@example.com PENDING 3 "
-	    "1710409209 1710408611 451 4.7.1 greylisted\n"
+	    "r dave@example.com FAILURE,DELAY rfc822 dave@example.com "
+	    "PENDING 3 1710409209 1710408611 451 4.7.1 greylisted\n"
 	    "E 2\n";
 	size_t len;
 	char *s = encode_sample(&len);
@@ -268,7 +268,8 @@ test_round_trip_hostile(void)
 		    strlen(vals[i]));
 		(void)!str_copy(e.envid, sizeof(e.envid), vals[i],
 		    strlen(vals[i]));
-		(void)!str_copy(e.helo, sizeof(e.helo), vals[i], strlen(vals[i]));
+		(void)!str_copy(e.helo, sizeof(e.helo), vals[i],
+		    strlen(vals[i]));
 		(void)!str_copy(e.proto, sizeof(e.proto), vals[i],
 		    strlen(vals[i]));
 		r = &e.rcpt[1];
@@ -348,7 +349,7 @@ test_limits(void)
 	queue_env_free(&e);
 }
 
-/* ---- refusals --------------------------------------------------------------- */
+/* ---- refusals ------------------------------------------------------------ */
 
 /* Every proper prefix of a valid file (a file cut anywhere) is refused. */
 static void
@@ -515,7 +516,8 @@ test_oversized(void)
 		{ 9, "U %s\n", QUEUE_AUTH_MAX },
 		{ 10, "P %s\n", QUEUE_PROTO_MAX },
 		{ 13, "r %s - - - PENDING 0 0 0 0 - -\n", QUEUE_ADDR_MAX },
-		{ 13, "r a - %s - PENDING 0 0 0 0 - -\n", QUEUE_ORCPT_TYPE_MAX },
+		{ 13, "r a - %s - PENDING 0 0 0 0 - -\n",
+		    QUEUE_ORCPT_TYPE_MAX },
 		{ 13, "r a - - %s PENDING 0 0 0 0 - -\n", QUEUE_ORCPT_MAX },
 		{ 13, "r a - - - PENDING 0 0 0 0 %s -\n", QUEUE_ENH_MAX },
 		{ 13, "r a - - - PENDING 0 0 0 0 - %s\n", QUEUE_TEXT_MAX },
@@ -561,8 +563,8 @@ test_too_many_rcpts(void)
 	buf_init(&b, QUEUE_ENV_FILE_MAX);
 	T_CHECK_INT(buf_append_str(&b, head), 0);
 	for (i = 0; i < QUEUE_RCPT_MAX + 1; i++)
-		T_CHECK_INT(buf_append_str(&b, "r x - - - PENDING 0 0 0 0 - -\n"),
-		    0);
+		T_CHECK_INT(buf_append_str(&b,
+		    "r x - - - PENDING 0 0 0 0 - -\n"), 0);
 	T_CHECK_INT(buf_printf(&b, "E %d\n", QUEUE_RCPT_MAX + 1), 0);
 	check_refused(b.data, b.len);
 	free(head);
@@ -598,7 +600,7 @@ test_error_text(void)
 	T_CHECK_INT(strlen(err), 9);	/* cut to the buffer, terminated */
 }
 
-/* ---- encoder refusals ------------------------------------------------------- */
+/* ---- encoder refusals ---------------------------------------------------- */
 
 static void
 check_enc_refused(const struct queue_env *e, int want_errno)

@@ -1,0 +1,1644 @@
+/*
+ * remote: outbound SMTP delivery, the shell around the pure client state
+ * machine (smtp_client_*) on ternd's libevent loop.  See remote.h for the
+ * contract; this header says how it is built.
+ *
+ * Objects:
+ *   struct rjob   one remote_deliver(): a copy of the envelope, the mapped
+ *                 message, the results.  It sits in exactly one place: a
+ *                 destination's FIFO, a connection, or the done list.
+ *   struct rdest  one destination (a domain, or "" for the smarthost): the
+ *                 FIFO of waiting jobs, its connections, the last good DNS
+ *                 answer (kept REMOTE_DNS_TTL_MS while the destination is
+ *                 busy; an idle destination is freed with it).
+ *   struct rconn  one connection slot: a job and a copy of the MX list it
+ *                 walks (host by host, address by address) until a session
+ *                 decides the job; then the next waiting job goes over the
+ *                 same session (RSET/MAIL), or QUIT.
+ *
+ * Invariants:
+ *  - done callbacks never run inside the module's own processing: a
+ *    finished job goes to the done list and a zero-delay event calls them,
+ *    so a callback may call remote_deliver/cancel/free freely.
+ *  - A destination is freed only by dest_settle() at the end of a
+ *    top-level callback, when it has no connection, no waiting job and no
+ *    DNS query: no caller holds a stale rdest pointer.
+ *  - A connection is counted in its destination from conn_new() to
+ *    conn_free(), whatever it is doing; so at most max_per_dest sockets per
+ *    destination.  A failed session frees the slot for the next address.
+ *  - A job is "decided" once any recipient got its own answer or the final
+ *    dot was sent; before that, any failure moves it to the next address
+ *    (the peer cannot have taken the message).  After the final dot, a
+ *    lost connection is TEMP for the accepted recipients: delivery is at
+ *    least once (DESIGN.md principle 1).
+ *  - Plaintext the peer sent after its 220 to STARTTLS is dropped with the
+ *    plain bufferevent; the session forgets it too (smtp_client).
+ *
+ * Limits: a body chunk of REMOTE_CHUNK octets is stuffed at a time and no
+ * more is queued while the socket's output holds REMOTE_OUT_HIGH, so a
+ * connection holds well under 1 MiB whatever the message size; unparsed
+ * input stops being read at REMOTE_IN_HIGH.  MX hosts that are this
+ * machine are not skipped (no list of our own addresses here).  A 4xx to
+ * one RCPT is that recipient's TEMP result (no retry at the next MX in the
+ * same attempt); idle connections are not kept after QUIT.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+
+#include "../tls/tls.h"
+#include "../util/util.h"
+#include "dns.h"
+#include "remote.h"
+
+#define REMOTE_BUCKETS 1024             /* destination hash table */
+#define REMOTE_CHUNK (64 * 1024)        /* message octets stuffed at once */
+#define REMOTE_OUT_HIGH (256 * 1024)    /* queue no body above this */
+#define REMOTE_OUT_LOW (64 * 1024)      /* body refill below this */
+#define REMOTE_IN_HIGH (128 * 1024)     /* unparsed input read at most */
+#define REMOTE_CMD_OUT_MAX \
+	(SMTP_CLIENT_RCPT_MAX * SMTP_CMD_LINE_PARAMS_MAX + 4096)
+#define REMOTE_DNS_TTL_MS (60 * 1000)
+#define REMOTE_LABEL_MAX 400            /* "host[addr]:port" */
+
+struct rjob;
+struct rdest;
+struct rconn;
+
+struct jobq {
+	struct rjob *head;
+	struct rjob **tail;
+};
+
+struct rjob {
+	struct rjob *next;
+	char *id, *sender, *envid;
+	struct smtp_client_rcpt *rcpts;
+	size_t nrcpts;
+	uint64_t size;
+	bool body_8bit, smtputf8;
+	enum smtp_ret ret;
+	char *map;                      /* the message, read-only; NULL if empty */
+	size_t maplen;
+	remote_done_fn done;
+	void *arg;
+	struct smtp_client_result *results;
+	char mx[DNS_NAME_MAX + 3];
+};
+
+struct rdest {
+	struct rdest *next;             /* hash chain */
+	struct remote *r;
+	char *key;                      /* domain; "" for the smarthost */
+	char *query;                    /* what dns_resolve_mx() gets */
+	uint16_t port;
+	bool smarthost;
+	struct jobq wait;
+	struct rconn *conns;
+	unsigned nconns;
+	struct dns_result *res;         /* last DNS_OK answer, or NULL */
+	uint64_t res_ms;
+	bool resolving;
+};
+
+enum conn_phase { PH_CONNECT, PH_SMTP, PH_TLS, PH_BODY };
+
+struct rconn {
+	struct rconn *next;             /* in d->conns */
+	struct rdest *d;
+	struct rjob *job;               /* NULL while QUIT goes out */
+	struct dns_result res;          /* the hosts this slot walks */
+	size_t host, addr;              /* the address in use or next */
+	unsigned gen;                   /* bumped per socket: stale-callback check */
+	bool plain_retry;               /* TLS failed here: again, in plaintext */
+	int fd;                         /* -1 once a TLS bufferevent owns it */
+	struct event *ev_connect, *timer;
+	struct bufferevent *bev;
+	struct smtp_client *sc;
+	enum conn_phase phase;
+	bool answered;                  /* this session's peer sent a reply */
+	bool body_sent;                 /* the final dot went out */
+	bool shell_err;                 /* the error text is ours, with the host */
+	struct buf out, body;
+	struct smtp_stuff stuff;
+	size_t body_off;
+	char ip[INET6_ADDRSTRLEN];
+	char host_log[300];             /* the MX name, sanitised */
+	char addr_log[INET6_ADDRSTRLEN + 10];
+	char label[REMOTE_LABEL_MAX];
+	char last_mx[DNS_NAME_MAX + 3]; /* last host that answered, or "" */
+	struct smtp_client_result last; /* the latest failure, for TEMP */
+};
+
+struct remote {
+	struct event_base *base;
+	struct dns *dns;
+	SSL_CTX *ctx;
+	char *helo, *sm_query, *sm_user, *sm_pass;
+	uint16_t port, sm_port;
+	bool sm_require_tls;
+	unsigned max_per_dest, t_connect, t_command;
+	struct rdest *buckets[REMOTE_BUCKETS];
+	struct jobq done;
+	struct event *done_ev;
+	unsigned nconns;
+	bool firing, free_pending;
+};
+
+static int conn_drive(struct rconn *c);
+static int conn_try(struct rconn *c);
+static void dest_settle(struct rdest *d);
+
+/* ======================================================================
+ * Small helpers
+ * ====================================================================== */
+
+static void
+text_fmt(char *out, size_t outlen, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* vsnprintf that marks a cut text with "..." */
+static void
+text_fmt(char *out, size_t outlen, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, outlen, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		out[0] = '\0';
+	else if ((size_t)n >= outlen && outlen >= 4)
+		memcpy(out + outlen - 4, "...", 4);
+}
+
+static void
+result_make(struct smtp_client_result *res, enum smtp_result_class cls,
+    int code, const char *enh, const char *text)
+{
+	memset(res, 0, sizeof(*res));
+	res->cls = cls;
+	res->code = code;
+	text_fmt(res->enh, sizeof(res->enh), "%s", enh);
+	text_fmt(res->text, sizeof(res->text), "%s", text);
+}
+
+static void
+tv_set(struct timeval *tv, unsigned secs)
+{
+	tv->tv_sec = (time_t)secs;
+	tv->tv_usec = 0;
+}
+
+/* ======================================================================
+ * Job queues
+ * ====================================================================== */
+
+static void
+jobq_init(struct jobq *q)
+{
+	q->head = NULL;
+	q->tail = &q->head;
+}
+
+static void
+jobq_push(struct jobq *q, struct rjob *j)
+{
+	j->next = NULL;
+	*q->tail = j;
+	q->tail = &j->next;
+}
+
+static struct rjob *
+jobq_pop(struct jobq *q)
+{
+	struct rjob *j = q->head;
+
+	if (j == NULL)
+		return NULL;
+	q->head = j->next;
+	if (q->head == NULL)
+		q->tail = &q->head;
+	j->next = NULL;
+	return j;
+}
+
+static void job_free(struct rjob *j);
+
+/* Free every job whose arg is arg (all when all); returns how many. */
+static size_t
+jobq_drop(struct jobq *q, void *arg, bool all)
+{
+	struct rjob **pp = &q->head, *j;
+	size_t n = 0;
+
+	while ((j = *pp) != NULL) {
+		if (!all && j->arg != arg) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		job_free(j);
+		n++;
+	}
+	q->tail = &q->head;
+	while (*q->tail != NULL)
+		q->tail = &(*q->tail)->next;
+	return n;
+}
+
+/* ======================================================================
+ * Jobs
+ * ====================================================================== */
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+static void
+job_free(struct rjob *j)
+{
+	size_t i;
+
+	if (j == NULL)
+		return;
+	for (i = 0; i < j->nrcpts; i++) {
+		free((char *)(uintptr_t)j->rcpts[i].addr);
+		free((char *)(uintptr_t)j->rcpts[i].orcpt_type);
+		free((char *)(uintptr_t)j->rcpts[i].orcpt);
+	}
+	if (j->map != NULL && munmap(j->map, j->maplen) != 0)
+		log_warn("id=%s event=munmap error=\"%s\"", j->id, strerror(errno));
+	free(j->rcpts);
+	free(j->results);
+	free(j->id);
+	free(j->sender);
+	free(j->envid);
+	free(j);
+}
+
+static struct rjob *
+job_new(const struct remote_msg *m, remote_done_fn done, void *arg)
+{
+	struct rjob *j = xcalloc(1, sizeof(*j));
+	size_t i;
+
+	j->id = xstrdup(m->id != NULL ? m->id : "-");
+	j->sender = xstrdup(m->sender != NULL ? m->sender : "");
+	j->envid = dup_or_null(m->envid);
+	j->nrcpts = m->rcpts != NULL ? m->nrcpts : 0;
+	j->rcpts = xcalloc(j->nrcpts + 1, sizeof(*j->rcpts));
+	j->results = xcalloc(j->nrcpts + 1, sizeof(*j->results));
+	for (i = 0; i < j->nrcpts; i++) {
+		const struct smtp_client_rcpt *in = &m->rcpts[i];
+
+		j->rcpts[i].addr = xstrdup(in->addr != NULL ? in->addr : "");
+		j->rcpts[i].notify = in->notify;
+		j->rcpts[i].orcpt_type = dup_or_null(in->orcpt_type);
+		j->rcpts[i].orcpt = dup_or_null(in->orcpt);
+	}
+	j->size = m->size;
+	j->body_8bit = m->body_8bit;
+	j->smtputf8 = m->smtputf8;
+	j->ret = m->ret;
+	j->done = done;
+	j->arg = arg;
+	return j;
+}
+
+/* Map the message read-only; 0, or -1 with err filled. */
+static int
+job_map(struct rjob *j, int fd, char *err, size_t errlen)
+{
+	struct stat st;
+	void *p;
+
+	if (fstat(fd, &st) != 0) {
+		text_fmt(err, errlen, "cannot read the message: fstat: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (st.st_size == 0)
+		return 0;
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED) {
+		text_fmt(err, errlen, "cannot read the message: mmap: %s",
+		    strerror(errno));
+		return -1;
+	}
+	(void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+	j->map = p;
+	j->maplen = (size_t)st.st_size;
+	return 0;
+}
+
+/* The message part of a client configuration. */
+static void
+job_client_conf(const struct remote *r, const struct rjob *j,
+    struct smtp_client_conf *cf)
+{
+	memset(cf, 0, sizeof(*cf));
+	cf->helo = r->helo;
+	cf->sender = j->sender;
+	cf->rcpts = j->rcpts;
+	cf->nrcpts = j->nrcpts;
+	cf->size = j->size;
+	cf->body_8bit = j->body_8bit;
+	cf->smtputf8 = j->smtputf8;
+	cf->ret = j->ret;
+	cf->envid = j->envid;
+}
+
+static void
+job_set_all(struct rjob *j, const struct smtp_client_result *res)
+{
+	size_t i;
+
+	for (i = 0; i < j->nrcpts; i++)
+		j->results[i] = *res;
+}
+
+static const char *
+result_event(enum smtp_result_class cls)
+{
+	return cls == SMTP_RESULT_OK ? "delivered" :
+	    cls == SMTP_RESULT_PERM ? "bounced" : "deferred";
+}
+
+/* One line per recipient: where it went and what the peer said. */
+static void
+job_log(const struct rjob *j, const char *mx, const char *addr)
+{
+	char to[ADDR_PATH_MAX * 2], text[1024];
+	size_t i;
+
+	for (i = 0; i < j->nrcpts; i++) {
+		const struct smtp_client_result *res = &j->results[i];
+
+		log_info("id=%s mx=%s addr=%s event=%s to=<%s> code=%d enh=%s "
+		    "text=\"%s\"", j->id, mx[0] != '\0' ? mx : "none", addr,
+		    result_event(res->cls),
+		    log_sanitize(to, sizeof(to), j->rcpts[i].addr,
+		    strlen(j->rcpts[i].addr)), res->code,
+		    res->enh[0] != '\0' ? res->enh : "none",
+		    log_sanitize(text, sizeof(text), res->text, strlen(res->text)));
+	}
+}
+
+/* The job's results are final: queue its callback. */
+static void
+job_finish(struct remote *r, struct rjob *j, const char *mx_log,
+    const char *addr_log)
+{
+	job_log(j, mx_log, addr_log);
+	jobq_push(&r->done, j);
+	event_active(r->done_ev, EV_TIMEOUT, 0);
+}
+
+/* Results for a job refused without a session. */
+static void
+deliver_refuse(struct remote *r, struct rjob *j, enum smtp_result_class cls,
+    int code, const char *enh, const char *text)
+{
+	struct smtp_client_result res;
+
+	result_make(&res, cls, code, enh, text);
+	job_set_all(j, &res);
+	job_finish(r, j, "none", "none");
+}
+
+static void
+remote_on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct remote *r = arg;
+	struct rjob *j;
+
+	(void)fd;
+	(void)what;
+	r->firing = true;
+	while (!r->free_pending && (j = jobq_pop(&r->done)) != NULL) {
+		j->done(j->arg, j->results, j->nrcpts, j->mx);
+		job_free(j);
+	}
+	r->firing = false;
+	if (r->free_pending) {
+		r->free_pending = false;
+		remote_free(r);
+	}
+}
+
+/* ======================================================================
+ * Destinations
+ * ====================================================================== */
+
+static unsigned
+dest_hash(const char *k)
+{
+	uint32_t h = 2166136261u;       /* FNV-1a */
+
+	for (; *k != '\0'; k++)
+		h = (h ^ (unsigned char)*k) * 16777619u;
+	return h % REMOTE_BUCKETS;
+}
+
+static struct rdest *
+dest_get(struct remote *r, const char *key)
+{
+	unsigned h = dest_hash(key);
+	struct rdest *d;
+
+	for (d = r->buckets[h]; d != NULL; d = d->next)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	d = xcalloc(1, sizeof(*d));
+	d->r = r;
+	d->key = xstrdup(key);
+	d->smarthost = r->sm_query != NULL;
+	d->query = xstrdup(d->smarthost ? r->sm_query : key);
+	d->port = d->smarthost ? r->sm_port : r->port;
+	jobq_init(&d->wait);
+	d->next = r->buckets[h];
+	r->buckets[h] = d;
+	return d;
+}
+
+/* Unlink and free d; its jobs and connections must be gone. */
+static void
+dest_free(struct rdest *d)
+{
+	struct rdest **pp = &d->r->buckets[dest_hash(d->key)];
+
+	while (*pp != d)
+		pp = &(*pp)->next;
+	*pp = d->next;
+	if (d->resolving)
+		(void)dns_cancel(d->r->dns, d);
+	free(d->res);
+	free(d->key);
+	free(d->query);
+	free(d);
+}
+
+/* Every waiting job gets res (the destination failed as a whole). */
+static void
+dest_fail_waiting(struct rdest *d, const struct smtp_client_result *res,
+    const char *mx)
+{
+	struct rjob *j;
+
+	while ((j = jobq_pop(&d->wait)) != NULL) {
+		job_set_all(j, res);
+		text_fmt(j->mx, sizeof(j->mx), "%s", mx);
+		job_finish(d->r, j, mx, "none");
+	}
+}
+
+/* What a DNS failure means for the recipients. */
+static void
+dest_dns_result(const struct dns_result *dr, struct smtp_client_result *res)
+{
+	if (dr->status == DNS_TEMP) {
+		result_make(res, SMTP_RESULT_TEMP, 451, "4.4.3", dr->text);
+		return;
+	}
+	switch (dr->reason) {
+	case DNS_REASON_NULL_MX:
+		/* RFC 7505 4.2 */
+		result_make(res, SMTP_RESULT_PERM, 556, "5.1.10", dr->text);
+		break;
+	case DNS_REASON_NO_ADDRESS:
+		result_make(res, SMTP_RESULT_PERM, 550, "5.4.4", dr->text);
+		break;
+	default:
+		result_make(res, SMTP_RESULT_PERM, 550, "5.1.2", dr->text);
+		break;
+	}
+}
+
+static void
+dest_on_dns(const struct dns_result *dr, void *arg)
+{
+	struct rdest *d = arg;
+	struct smtp_client_result res;
+
+	d->resolving = false;
+	if (dr->status == DNS_OK) {
+		if (d->res == NULL)
+			d->res = xmalloc(sizeof(*d->res));
+		*d->res = *dr;
+		d->res_ms = time_now_ms();
+	} else {
+		free(d->res);
+		d->res = NULL;
+		log_debug("event=dns status=%s reason=%s",
+		    dns_status_name(dr->status), dns_reason_name(dr->reason));
+		dest_dns_result(dr, &res);
+		dest_fail_waiting(d, &res, "");
+	}
+	dest_settle(d);
+}
+
+static void conn_new(struct rdest *d, struct rjob *j);
+
+/* Start connections for waiting jobs while the destination has room. */
+static void
+dest_kick(struct rdest *d)
+{
+	struct remote *r = d->r;
+
+	while (d->wait.head != NULL && d->nconns < r->max_per_dest) {
+		if (d->res == NULL || time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS) {
+			if (!d->resolving) {
+				d->resolving = true;
+				dns_resolve_mx(r->dns, d->query, dest_on_dns, d);
+			}
+			return;
+		}
+		conn_new(d, jobq_pop(&d->wait));
+	}
+}
+
+/* End of every top-level callback: use free slots, free an idle d. */
+static void
+dest_settle(struct rdest *d)
+{
+	dest_kick(d);
+	if (d->nconns == 0 && d->wait.head == NULL && !d->resolving)
+		dest_free(d);
+}
+
+/* ======================================================================
+ * Connections: set-up and tear-down
+ * ====================================================================== */
+
+static const char *
+conn_id(const struct rconn *c)
+{
+	return c->job != NULL ? c->job->id : "-";
+}
+
+/* Fill ip, addr_log, host_log and label for the address in use. */
+static void
+conn_set_addr(struct rconn *c)
+{
+	const struct dns_host *h = &c->res.hosts[c->host];
+	const struct dns_addr *a = &h->addrs[c->addr];
+
+	if (dns_addr_format(a, c->ip, sizeof(c->ip)) != 0)
+		text_fmt(c->ip, sizeof(c->ip), "?");
+	text_fmt(c->addr_log, sizeof(c->addr_log),
+	    a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", c->ip, c->d->port);
+	log_sanitize(c->host_log, sizeof(c->host_log), h->name, strlen(h->name));
+	text_fmt(c->label, sizeof(c->label), "%s[%s]:%u", c->host_log, c->ip,
+	    c->d->port);
+}
+
+/*
+ * Free a bufferevent, maybe from inside its own callback.  Its events are
+ * deleted now: the free itself waits for the callback to return, and the
+ * fd may be closed and its number reused before then.
+ */
+static void
+bev_release(struct bufferevent *bev)
+{
+	(void)bufferevent_disable(bev, EV_READ | EV_WRITE);
+	bufferevent_free(bev);
+}
+
+static void
+conn_close_socket(struct rconn *c)
+{
+	if (c->ev_connect != NULL) {
+		event_free(c->ev_connect);
+		c->ev_connect = NULL;
+	}
+	if (c->bev != NULL) {
+		bev_release(c->bev);
+		c->bev = NULL;
+	}
+	if (c->fd >= 0) {
+		(void)close(c->fd);
+		c->fd = -1;
+	}
+	if (c->timer != NULL)
+		(void)evtimer_del(c->timer);
+	smtp_client_free(c->sc);
+	c->sc = NULL;
+	if (c->out.data != NULL)
+		explicit_bzero(c->out.data, c->out.len);
+	buf_reset(&c->out);
+	c->phase = PH_CONNECT;
+	c->gen++;
+}
+
+/* Close and free c; its job, if any, is the caller's. */
+static void
+conn_free(struct rconn *c)
+{
+	struct rdest *d = c->d;
+	struct rconn **pp = &d->conns;
+
+	conn_close_socket(c);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	buf_wipe(&c->out);
+	buf_free(&c->body);
+	while (*pp != c)
+		pp = &(*pp)->next;
+	*pp = c->next;
+	d->nconns--;
+	d->r->nconns--;
+	free(c);
+}
+
+static void
+conn_advance(struct rconn *c)
+{
+	c->plain_retry = false;
+	if (++c->addr >= c->res.hosts[c->host].naddrs) {
+		c->host++;
+		c->addr = 0;
+	}
+}
+
+/* The job is decided here: its results come from the session. */
+static void
+conn_job_done(struct rconn *c)
+{
+	struct rjob *j = c->job;
+	size_t i;
+
+	for (i = 0; i < j->nrcpts; i++)
+		j->results[i] = *smtp_client_result(c->sc, i);
+	text_fmt(j->mx, sizeof(j->mx), "%s", c->last_mx);
+	c->job = NULL;
+	job_finish(c->d->r, j, c->host_log, c->addr_log);
+}
+
+/* Every address failed: TEMP with the last error, for this job and for
+ * every job waiting for the destination.  c is freed. */
+static int
+conn_exhausted(struct rconn *c)
+{
+	struct rdest *d = c->d;
+	struct rjob *j = c->job;
+	char mx[300], text[1024];
+
+	log_sanitize(mx, sizeof(mx), c->last_mx, strlen(c->last_mx));
+	log_info("id=%s mx=%s addr=none event=exhausted text=\"%s\"",
+	    j != NULL ? j->id : "-", mx[0] != '\0' ? mx : "none",
+	    log_sanitize(text, sizeof(text), c->last.text, strlen(c->last.text)));
+	c->job = NULL;
+	if (j != NULL) {
+		job_set_all(j, &c->last);
+		text_fmt(j->mx, sizeof(j->mx), "%s", c->last_mx);
+		job_finish(d->r, j, mx, "none");
+	}
+	dest_fail_waiting(d, &c->last, c->last_mx);
+	conn_free(c);
+	return -1;
+}
+
+/* ======================================================================
+ * Connections: TCP
+ * ====================================================================== */
+
+static int
+conn_connect_error(struct rconn *c, int err)
+{
+	char t[SMTP_CLIENT_TEXT_MAX];
+
+	text_fmt(t, sizeof(t), "connect to %s: %s", c->label, strerror(err));
+	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
+	log_info("id=%s mx=%s addr=%s event=connect status=failed error=\"%s\"",
+	    conn_id(c), c->host_log, c->addr_log, strerror(err));
+	return -1;
+}
+
+static void conn_on_connect(evutil_socket_t fd, short what, void *arg);
+
+/* Start connecting to the address in use: 0 in progress, -1 failed. */
+static int
+conn_connect(struct rconn *c)
+{
+	const struct dns_addr *a = &c->res.hosts[c->host].addrs[c->addr];
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct timeval tv;
+	int fd, e;
+
+	conn_set_addr(c);
+	dns_addr_sockaddr(a, c->d->port, &ss, &sl);
+	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return conn_connect_error(c, errno);
+	if (connect(fd, (struct sockaddr *)&ss, sl) != 0 && errno != EINPROGRESS) {
+		e = errno;
+		(void)close(fd);
+		return conn_connect_error(c, e);
+	}
+	c->fd = fd;
+	c->gen++;
+	c->phase = PH_CONNECT;
+	tv_set(&tv, c->d->r->t_connect);
+	c->ev_connect = event_new(c->d->r->base, fd, EV_WRITE, conn_on_connect, c);
+	if (c->ev_connect == NULL || event_add(c->ev_connect, &tv) != 0) {
+		conn_close_socket(c);
+		return conn_connect_error(c, ENOMEM);
+	}
+	return 0;
+}
+
+/* Connect to the next address that takes it; -1 once c is gone. */
+static int
+conn_try(struct rconn *c)
+{
+	while (c->host < c->res.nhosts) {
+		if (conn_connect(c) == 0)
+			return 0;
+		conn_advance(c);
+	}
+	return conn_exhausted(c);
+}
+
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+
+static void
+conn_new(struct rdest *d, struct rjob *j)
+{
+	struct remote *r = d->r;
+	struct rconn *c = xcalloc(1, sizeof(*c));
+	char t[SMTP_CLIENT_TEXT_MAX];
+
+	c->d = d;
+	c->job = j;
+	c->res = *d->res;
+	c->fd = -1;
+	buf_init(&c->out, REMOTE_CMD_OUT_MAX);
+	buf_init(&c->body, 2 * REMOTE_CHUNK + 16);
+	if ((c->timer = evtimer_new(r->base, conn_on_timer, c)) == NULL)
+		panic("remote: evtimer_new failed");
+	text_fmt(t, sizeof(t), "no address to try for %s", d->query);
+	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
+	c->next = d->conns;
+	d->conns = c;
+	d->nconns++;
+	r->nconns++;
+	(void)conn_try(c);
+}
+
+/* ======================================================================
+ * Connections: the SMTP session
+ * ====================================================================== */
+
+static void conn_on_read(struct bufferevent *bev, void *arg);
+static void conn_on_write(struct bufferevent *bev, void *arg);
+static void conn_on_event(struct bufferevent *bev, short what, void *arg);
+
+static void
+conn_bev_setup(struct rconn *c)
+{
+	bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, REMOTE_IN_HIGH);
+	bufferevent_setwatermark(c->bev, EV_WRITE, REMOTE_OUT_LOW, 0);
+	(void)bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void
+conn_arm(struct rconn *c, unsigned secs)
+{
+	struct timeval tv;
+
+	tv_set(&tv, secs);
+	if (evtimer_add(c->timer, &tv) != 0)
+		panic("remote: cannot arm a timer");
+}
+
+/* The deadline for the reply awaited now. */
+static void
+conn_arm_reply(struct rconn *c)
+{
+	const char *w = smtp_client_waiting(c->sc);
+	unsigned t = c->d->r->t_command;
+
+	if (w != NULL && strcmp(w, "end of data") == 0)
+		t *= 2;
+	conn_arm(c, t);
+}
+
+/* The shell's own failure of the session (timeout, lost connection...). */
+static void
+conn_shell_fail(struct rconn *c, int code, const char *enh, const char *fmt,
+    ...) PRINTF_LIKE(4, 5);
+
+static void
+conn_shell_fail(struct rconn *c, int code, const char *enh, const char *fmt,
+    ...)
+{
+	char t[SMTP_CLIENT_TEXT_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(t, sizeof(t), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		t[0] = '\0';
+	else if ((size_t)n >= sizeof(t))
+		memcpy(t + sizeof(t) - 4, "...", 4);
+	c->shell_err = true;
+	smtp_client_fail(c->sc, code, enh, t);
+}
+
+static int
+conn_flush(struct rconn *c)
+{
+	int rc = 0;
+
+	if (c->out.len == 0)
+		return 0;
+	if (bufferevent_write(c->bev, c->out.data, c->out.len) != 0)
+		rc = -1;
+	/* the AUTH line passes through here */
+	explicit_bzero(c->out.data, c->out.len);
+	buf_reset(&c->out);
+	return rc;
+}
+
+/* Best effort: push what is queued (a QUIT) before the socket closes. */
+static void
+conn_flush_quit(struct rconn *c)
+{
+	struct evbuffer *o;
+	size_t n;
+	const char *p;
+
+	if (c->bev == NULL || c->fd < 0 || c->phase != PH_SMTP)
+		return;
+	o = bufferevent_get_output(c->bev);
+	n = evbuffer_get_length(o);
+	if (n == 0 || n > 4096 || (p = (const char *)evbuffer_pullup(o, -1)) == NULL)
+		return;
+	(void)send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* Did any recipient get its own answer, or could the peer have the
+ * message?  Then the job is decided: no next address. */
+static bool
+conn_decided(const struct rconn *c)
+{
+	const struct smtp_client_result *e = smtp_client_error(c->sc);
+	size_t i;
+
+	if (c->body_sent)
+		return true;
+	for (i = 0; i < smtp_client_nrcpts(c->sc); i++) {
+		const struct smtp_client_result *res = smtp_client_result(c->sc, i);
+
+		if (res->code != e->code || res->cmd != e->cmd ||
+		    strcmp(res->text, e->text) != 0)
+			return true;
+	}
+	return false;
+}
+
+/* Remember why this session failed, for the final TEMP. */
+static void
+conn_record_error(struct rconn *c)
+{
+	const struct smtp_client_result *e = smtp_client_error(c->sc);
+	char t[SMTP_CLIENT_TEXT_MAX];
+	bool four = e->code >= 400 && e->code < 500;
+
+	if (e->remote && e->cmd != NULL && strcmp(e->cmd, "greeting") == 0)
+		text_fmt(t, sizeof(t), "host %s refused to talk to me: %d %s%s%s",
+		    c->label, e->code, e->enh, e->enh[0] != '\0' ? " " : "",
+		    e->text);
+	else if (e->remote)
+		text_fmt(t, sizeof(t), "host %s said: %d %s%s%s (in reply to %s)",
+		    c->label, e->code, e->enh, e->enh[0] != '\0' ? " " : "",
+		    e->text, e->cmd != NULL ? e->cmd : "?");
+	else if (c->shell_err)
+		text_fmt(t, sizeof(t), "%s", e->text);
+	else
+		text_fmt(t, sizeof(t), "%s: %s", c->label, e->text);
+	result_make(&c->last, SMTP_RESULT_TEMP, four ? e->code : 451,
+	    four && e->enh[0] == '4' ? e->enh : "4.4.0", t);
+	if (four && e->remote) {
+		c->last.remote = true;
+		c->last.cmd = e->cmd;
+	}
+}
+
+/* FAILED: finish a decided job, or go on to the next address. */
+static int
+conn_failed(struct rconn *c)
+{
+	char text[1024];
+
+	conn_flush_quit(c);
+	if (c->job == NULL) {
+		conn_free(c);
+		return -1;
+	}
+	if (conn_decided(c)) {
+		conn_job_done(c);
+		conn_free(c);
+		return -1;
+	}
+	conn_record_error(c);
+	log_info("id=%s mx=%s addr=%s event=session_failed code=%d text=\"%s\"",
+	    conn_id(c), c->host_log, c->addr_log, c->last.code,
+	    log_sanitize(text, sizeof(text), c->last.text, strlen(c->last.text)));
+	conn_close_socket(c);
+	conn_advance(c);
+	return conn_try(c);
+}
+
+/* DONE: the next waiting job over this session, or QUIT. */
+static void
+conn_txn_done(struct rconn *c)
+{
+	struct remote *r = c->d->r;
+	struct smtp_client_conf cf;
+	struct smtp_client_result res;
+	struct rjob *j;
+
+	conn_job_done(c);
+	while ((j = jobq_pop(&c->d->wait)) != NULL) {
+		job_client_conf(r, j, &cf);
+		if (smtp_client_reset_message(c->sc, &cf) == 0) {
+			c->job = j;
+			c->body_sent = false;
+			c->shell_err = false;
+			return;
+		}
+		/* remote_deliver() checked the envelope: not reached */
+		result_make(&res, SMTP_RESULT_PERM, 554, "5.3.0",
+		    "The envelope cannot be sent");
+		job_set_all(j, &res);
+		job_finish(r, j, "none", "none");
+	}
+	smtp_client_quit(c->sc);
+}
+
+static int conn_starttls(struct rconn *c);
+static int body_start(struct rconn *c);
+
+/* One client step: 1 to go on, 0 or -1 to return it. */
+static int
+conn_act(struct rconn *c, enum smtp_client_action act, bool progress)
+{
+	switch (act) {
+	case SMTP_CLIENT_SEND:
+		return 1;
+	case SMTP_CLIENT_NEED_INPUT:
+		if (progress || !evtimer_pending(c->timer, NULL))
+			conn_arm_reply(c);
+		return 0;
+	case SMTP_CLIENT_STARTTLS:
+		return conn_starttls(c);
+	case SMTP_CLIENT_SEND_BODY:
+		return body_start(c);
+	case SMTP_CLIENT_DONE:
+		conn_txn_done(c);
+		return 1;
+	case SMTP_CLIENT_CLOSED:
+		conn_free(c);
+		return -1;
+	case SMTP_CLIENT_FAILED:
+	default:
+		return conn_failed(c);
+	}
+}
+
+/*
+ * Feed the session all unread input and do what it asks until it waits.
+ * Returns 0 while c lives (maybe on another address: see c->gen), -1 once
+ * it is freed.
+ */
+static int
+conn_drive(struct rconn *c)
+{
+	bool progress = false;
+	int rc;
+
+	do {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		size_t len = evbuffer_get_length(in), used = 0;
+		const char *p = len > 0 ? (const char *)evbuffer_pullup(in, -1) : NULL;
+		enum smtp_client_action act;
+
+		act = smtp_client_next(c->sc, p, p != NULL ? len : 0, &used, &c->out);
+		if (used > 0) {
+			c->answered = true;
+			text_fmt(c->last_mx, sizeof(c->last_mx), "%s",
+			    c->res.hosts[c->host].name);
+			(void)evbuffer_drain(in, used);
+			progress = true;
+		}
+		if (c->out.len > 0)
+			progress = true;
+		if (conn_flush(c) != 0 && act != SMTP_CLIENT_FAILED) {
+			conn_shell_fail(c, 451, "4.3.0", "cannot queue output to %s",
+			    c->label);
+			act = SMTP_CLIENT_FAILED;
+		}
+		rc = conn_act(c, act, progress);
+	} while (rc == 1);
+	return rc;
+}
+
+/* ======================================================================
+ * Connections: TLS and the body
+ * ====================================================================== */
+
+static bool
+conn_require_tls(const struct rconn *c)
+{
+	return c->d->smarthost && c->d->r->sm_require_tls;
+}
+
+static int
+conn_starttls_fail(struct rconn *c, const char *why)
+{
+	ERR_clear_error();
+	conn_shell_fail(c, 451, "4.7.5", "TLS with %s failed: %s", c->label, why);
+	return conn_failed(c);
+}
+
+/* The 220 to STARTTLS is in: a TLS bufferevent takes over the socket. */
+static int
+conn_starttls(struct rconn *c)
+{
+	struct remote *r = c->d->r;
+	const char *name = c->res.hosts[c->host].name;
+	SSL *ssl;
+
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) != 0)
+		return conn_starttls_fail(c, "output pending at STARTTLS");
+	if (r->ctx == NULL)
+		return conn_starttls_fail(c, "no TLS client context");
+	/* freed with its input unread: plaintext after the 220 is dropped */
+	bev_release(c->bev);
+	c->bev = NULL;
+	if ((ssl = SSL_new(r->ctx)) == NULL)
+		return conn_starttls_fail(c, "SSL_new");
+	if (tls_client_set_host(ssl, name[0] == '[' ? c->ip : name) != 0) {
+		SSL_free(ssl);
+		return conn_starttls_fail(c, "cannot set the server name");
+	}
+	c->bev = bufferevent_openssl_socket_new(r->base, c->fd, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		SSL_free(ssl);
+		return conn_starttls_fail(c, "bufferevent_openssl_socket_new");
+	}
+	c->fd = -1;                     /* the bufferevent owns it now */
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	conn_bev_setup(c);
+	c->phase = PH_TLS;
+	conn_arm(c, r->t_command);
+	return 0;
+}
+
+static int
+conn_tls_up(struct rconn *c)
+{
+	char desc[256];
+
+	tls_describe(bufferevent_openssl_get_ssl(c->bev), desc, sizeof(desc));
+	log_info("id=%s mx=%s addr=%s event=tls %s", conn_id(c), c->host_log,
+	    c->addr_log, desc);
+	c->phase = PH_SMTP;
+	smtp_client_tls_done(c->sc);
+	return conn_drive(c);
+}
+
+/* The handshake failed: once more in plaintext unless TLS is required. */
+static int
+conn_tls_failed(struct rconn *c, const char *why)
+{
+	log_info("id=%s mx=%s addr=%s event=tls status=failed error=\"%s\"",
+	    conn_id(c), c->host_log, c->addr_log, why);
+	if (!conn_require_tls(c) && !c->plain_retry) {
+		conn_close_socket(c);
+		c->plain_retry = true;
+		if (conn_connect(c) == 0)
+			return 0;
+		conn_advance(c);
+		return conn_try(c);
+	}
+	c->phase = PH_SMTP;
+	conn_shell_fail(c, 451, "4.7.5", "TLS handshake with %s failed: %s",
+	    c->label, why);
+	return conn_failed(c);
+}
+
+/* Queue stuffed body until the output is full; -1 once c is gone. */
+static int
+body_pump(struct rconn *c)
+{
+	struct evbuffer *o = bufferevent_get_output(c->bev);
+	const struct rjob *j = c->job;
+
+	bool last = false;
+	int rc = 0;
+
+	while (rc == 0 && !last && evbuffer_get_length(o) < REMOTE_OUT_HIGH) {
+		size_t n = j->maplen - c->body_off;
+
+		buf_reset(&c->body);
+		if (n > REMOTE_CHUNK)
+			n = REMOTE_CHUNK;
+		last = n == 0;
+		rc = last ? smtp_stuff_finish(&c->stuff, &c->body) :
+		    smtp_stuff_feed(&c->stuff, j->map + c->body_off, n, &c->body);
+		if (rc == 0 && evbuffer_add(o, c->body.data, c->body.len) != 0)
+			rc = -1;
+		c->body_off += n;
+	}
+	if (rc == 0 && !last) {
+		conn_arm(c, c->d->r->t_command);
+		return 0;
+	}
+	c->phase = PH_SMTP;
+	if (rc != 0) {
+		conn_shell_fail(c, 451, "4.3.0", "cannot queue the message body "
+		    "for %s", c->label);
+		return conn_failed(c);
+	}
+	c->body_sent = true;
+	return conn_drive(c);
+}
+
+static int
+body_start(struct rconn *c)
+{
+	c->phase = PH_BODY;
+	c->body_off = 0;
+	smtp_stuff_init(&c->stuff);
+	return body_pump(c);
+}
+
+/* ======================================================================
+ * Connections: libevent callbacks (top level: each ends in dest_settle)
+ * ====================================================================== */
+
+static int
+conn_session_start(struct rconn *c)
+{
+	struct smtp_client_conf cf;
+	struct remote *r = c->d->r;
+
+	event_free(c->ev_connect);
+	c->ev_connect = NULL;
+	c->answered = c->body_sent = c->shell_err = false;
+	log_info("id=%s mx=%s addr=%s event=connect", conn_id(c), c->host_log,
+	    c->addr_log);
+	job_client_conf(r, c->job, &cf);
+	cf.want_starttls = r->ctx != NULL && !c->plain_retry;
+	if (c->d->smarthost) {
+		cf.require_tls = r->sm_require_tls;
+		cf.auth_user = r->sm_user;
+		cf.auth_pass = r->sm_pass;
+	}
+	c->sc = smtp_client_new(&cf);
+	c->bev = bufferevent_socket_new(r->base, c->fd, 0);
+	if (c->sc == NULL || c->bev == NULL) {
+		/* remote_new() and remote_deliver() checked the configuration */
+		deliver_refuse(r, c->job, SMTP_RESULT_TEMP, 451, "4.3.0",
+		    "Cannot start an SMTP session");
+		c->job = NULL;
+		conn_free(c);
+		return -1;
+	}
+	conn_bev_setup(c);
+	c->phase = PH_SMTP;
+	return conn_drive(c);
+}
+
+static void
+conn_on_connect(evutil_socket_t fd, short what, void *arg)
+{
+	struct rconn *c = arg;
+	struct rdest *d = c->d;
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (what & EV_TIMEOUT)
+		err = ETIMEDOUT;
+	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err == 0) {
+		(void)conn_session_start(c);
+	} else {
+		(void)conn_connect_error(c, err);
+		conn_close_socket(c);
+		conn_advance(c);
+		(void)conn_try(c);
+	}
+	dest_settle(d);
+}
+
+static void
+conn_on_read(struct bufferevent *bev, void *arg)
+{
+	struct rconn *c = arg;
+	struct rdest *d = c->d;
+
+	(void)bev;
+	if (c->phase == PH_SMTP)
+		(void)conn_drive(c);
+	dest_settle(d);
+}
+
+static void
+conn_on_write(struct bufferevent *bev, void *arg)
+{
+	struct rconn *c = arg;
+	struct rdest *d = c->d;
+
+	(void)bev;
+	if (c->phase == PH_BODY)
+		(void)body_pump(c);
+	dest_settle(d);
+}
+
+static void
+conn_ssl_error(struct rconn *c, char *out, size_t outlen)
+{
+	unsigned long e = bufferevent_get_openssl_error(c->bev);
+
+	if (e != 0)
+		ERR_error_string_n(e, out, outlen);
+	else
+		text_fmt(out, outlen, "%s", errno != 0 ? strerror(errno) :
+		    "connection closed");
+	ERR_clear_error();
+}
+
+/* EOF or error on the socket of c. */
+static void
+conn_lost(struct rconn *c)
+{
+	const char *w;
+
+	if (c->job == NULL) {           /* closing after QUIT */
+		conn_free(c);
+		return;
+	}
+	w = smtp_client_waiting(c->sc);
+	if (c->phase == PH_BODY) {
+		c->phase = PH_SMTP;
+		conn_shell_fail(c, 451, "4.4.2", "lost connection with %s while "
+		    "sending the message body", c->label);
+	} else {
+		conn_shell_fail(c, 451, "4.4.2", "lost connection with %s while "
+		    "waiting for reply to %s", c->label, w != NULL ? w : "?");
+	}
+	(void)conn_failed(c);
+}
+
+/*
+ * At EOF or error: what the peer said before closing is read first.  True
+ * when c is still the same session, still on the plain bufferevent and
+ * waiting: the connection is lost.
+ */
+static bool
+conn_read_last(struct rconn *c, struct bufferevent *bev, unsigned gen)
+{
+	if (c->phase == PH_SMTP &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0 &&
+	    conn_drive(c) != 0)
+		return false;
+	return c->gen == gen && c->phase != PH_TLS && c->bev == bev;
+}
+
+static void
+conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct rconn *c = arg;
+	struct rdest *d = c->d;
+	unsigned gen = c->gen;
+	char why[256];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->phase == PH_TLS)
+			(void)conn_tls_up(c);
+	} else if (c->phase == PH_TLS) {
+		conn_ssl_error(c, why, sizeof(why));
+		(void)conn_tls_failed(c, why);
+	} else if (conn_read_last(c, bev, gen)) {
+		conn_lost(c);
+	}
+	dest_settle(d);
+}
+
+static void
+conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct rconn *c = arg;
+	struct rdest *d = c->d;
+	const char *w;
+
+	(void)fd;
+	(void)what;
+	if (c->job == NULL) {
+		conn_free(c);
+	} else if (c->phase == PH_TLS) {
+		(void)conn_tls_failed(c, "timeout");
+	} else if (c->phase == PH_BODY) {
+		c->phase = PH_SMTP;
+		conn_shell_fail(c, 451, "4.4.2", "timeout after %us sending the "
+		    "message body to %s", d->r->t_command, c->label);
+		(void)conn_failed(c);
+	} else {
+		w = smtp_client_waiting(c->sc);
+		conn_shell_fail(c, 451, "4.4.2", "timeout waiting for reply to %s "
+		    "from %s", w != NULL ? w : "?", c->label);
+		(void)conn_failed(c);
+	}
+	dest_settle(d);
+}
+
+/* ======================================================================
+ * The interface
+ * ====================================================================== */
+
+static bool
+host_name_ok(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > DNS_NAME_MAX)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (!(ch == '.' || ch == '-' || ch == '_' || (ch >= '0' && ch <= '9') ||
+		    ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z')))
+			return false;
+	}
+	return true;
+}
+
+/* host (an address or a name) into what dns_resolve_mx() takes. */
+static int
+smarthost_query(const char *h, size_t n, char *out, size_t outlen)
+{
+	char tmp[DNS_NAME_MAX + 1];
+	unsigned char a[16];
+
+	if (str_copy(tmp, sizeof(tmp), h, n) != 0)
+		return -1;
+	if (inet_pton(AF_INET, tmp, a) == 1)
+		return str_fmt(out, outlen, "[%s]", tmp);
+	if (inet_pton(AF_INET6, tmp, a) == 1)
+		return str_fmt(out, outlen, "[IPv6:%s]", tmp);
+	if (!host_name_ok(tmp, n))
+		return -1;
+	return str_fmt(out, outlen, "%s", tmp);
+}
+
+static int
+port_parse(const char *s, uint16_t *port)
+{
+	uint64_t v;
+
+	if (str_to_u64(s, strlen(s), &v) != 0 || v == 0 || v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* "host", "host:port", "[addr]:port", "[name]", bare IPv6. */
+static int
+smarthost_parse(const char *s, char *query, size_t qlen, uint16_t *port)
+{
+	const char *end, *colon;
+
+	if (s[0] == '[') {
+		if ((end = strchr(s, ']')) == NULL ||
+		    (end[1] != '\0' && (end[1] != ':' || port_parse(end + 2, port))))
+			return -1;
+		if (strncmp(s + 1, "IPv6:", 5) == 0)
+			return smarthost_query(s + 6, (size_t)(end - s - 6), query, qlen);
+		return smarthost_query(s + 1, (size_t)(end - s - 1), query, qlen);
+	}
+	colon = strchr(s, ':');
+	if (colon == NULL || strchr(colon + 1, ':') != NULL)
+		return smarthost_query(s, strlen(s), query, qlen);
+	if (port_parse(colon + 1, port) != 0)
+		return -1;
+	return smarthost_query(s, (size_t)(colon - s), query, qlen);
+}
+
+static bool
+cred_ok(const char *s)
+{
+	return s != NULL && strlen(s) <= SMTP_CLIENT_CRED_MAX;
+}
+
+static int
+remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
+{
+	char q[DNS_NAME_MAX + 16];
+
+	r->sm_port = r->port;
+	if (conf->smarthost == NULL || conf->smarthost[0] == '\0')
+		return 0;
+	if (smarthost_parse(conf->smarthost, q, sizeof(q), &r->sm_port) != 0) {
+		log_err("event=config_error key=relay.smarthost text=\"cannot parse "
+		    "host[:port]\"");
+		return -1;
+	}
+	if (conf->smarthost_user != NULL && (!cred_ok(conf->smarthost_user) ||
+	    !cred_ok(conf->smarthost_pass))) {
+		log_err("event=config_error key=relay.smarthost_user text=\"a user "
+		    "needs a password, both at most %d octets\"",
+		    SMTP_CLIENT_CRED_MAX);
+		return -1;
+	}
+	r->sm_query = xstrdup(q);
+	r->sm_user = dup_or_null(conf->smarthost_user);
+	r->sm_pass = dup_or_null(conf->smarthost_pass);
+	r->sm_require_tls = conf->smarthost_require_tls;
+	return 0;
+}
+
+/* What smtp_client_new() takes for EHLO. */
+static bool
+helo_ok(const char *h)
+{
+	size_t i, n = strlen(h);
+
+	if (n == 0 || n > ADDR_DOMAIN_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)h[i] <= 0x20 || (unsigned char)h[i] == 0x7f)
+			return false;
+	return true;
+}
+
+struct remote *
+remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
+    const struct remote_conf *conf)
+{
+	struct remote *r = xcalloc(1, sizeof(*r));
+
+	r->base = base;
+	r->dns = dns;
+	r->helo = xstrdup(conf->helo != NULL ? conf->helo : "");
+	r->port = conf->port > 0 && conf->port <= 65535 ? (uint16_t)conf->port : 25;
+	r->max_per_dest = conf->max_per_dest > 0 ? conf->max_per_dest : 10;
+	r->t_connect = conf->timeout_connect > 0 ? conf->timeout_connect : 30;
+	r->t_command = conf->timeout_command > 0 ? conf->timeout_command : 300;
+	jobq_init(&r->done);
+	r->done_ev = event_new(base, -1, 0, remote_on_done, r);
+	if (!helo_ok(r->helo))
+		log_err("event=config_error key=hostname text=\"not a host name "
+		    "for EHLO\"");
+	if (r->done_ev == NULL || !helo_ok(r->helo) ||
+	    remote_set_smarthost(r, conf) != 0) {
+		remote_free(r);
+		return NULL;
+	}
+	if (client_ctx != NULL && SSL_CTX_up_ref(client_ctx) == 1)
+		r->ctx = client_ctx;
+	return r;
+}
+
+/* Drop everything of d: no callback runs. */
+static void
+dest_drop(struct rdest *d)
+{
+	while (d->conns != NULL) {
+		job_free(d->conns->job);
+		d->conns->job = NULL;
+		conn_free(d->conns);
+	}
+	(void)jobq_drop(&d->wait, NULL, true);
+	dest_free(d);
+}
+
+void
+remote_free(struct remote *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	if (r->firing) {
+		r->free_pending = true;
+		return;
+	}
+	for (i = 0; i < REMOTE_BUCKETS; i++)
+		while (r->buckets[i] != NULL)
+			dest_drop(r->buckets[i]);
+	(void)jobq_drop(&r->done, NULL, true);
+	if (r->done_ev != NULL)
+		event_free(r->done_ev);
+	SSL_CTX_free(r->ctx);
+	if (r->sm_pass != NULL)
+		explicit_bzero(r->sm_pass, strlen(r->sm_pass));
+	free(r->sm_pass);
+	free(r->sm_user);
+	free(r->sm_query);
+	free(r->helo);
+	free(r);
+}
+
+void
+remote_deliver(struct remote *r, const struct remote_msg *m,
+    remote_done_fn done, void *arg)
+{
+	struct rjob *j = job_new(m, done, arg);
+	const char *domain = r->sm_query != NULL || m->domain == NULL ? "" :
+	    m->domain;
+	struct smtp_client_conf cf;
+	struct smtp_client *probe;
+	struct rdest *d;
+	char key[DNS_NAME_MAX + 3], err[SMTP_CLIENT_TEXT_MAX];
+
+	job_client_conf(r, j, &cf);
+	if ((probe = smtp_client_new(&cf)) == NULL) {
+		deliver_refuse(r, j, SMTP_RESULT_PERM, 554, "5.3.0", "The envelope "
+		    "cannot be sent (an invalid address or too many recipients)");
+		return;
+	}
+	smtp_client_free(probe);
+	if (job_map(j, m->data_fd, err, sizeof(err)) != 0) {
+		log_warn("id=%s event=read_error text=\"%s\"", j->id, err);
+		deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.0", err);
+		return;
+	}
+	if (str_copy(key, sizeof(key), domain, strlen(domain)) != 0) {
+		deliver_refuse(r, j, SMTP_RESULT_PERM, 550, "5.1.2",
+		    "The destination domain is too long");
+		return;
+	}
+	str_lower(key);
+	d = dest_get(r, key);
+
+	jobq_push(&d->wait, j);
+	dest_settle(d);
+}
+
+/* Forget d's deliveries for arg; d may be freed. */
+static size_t
+dest_cancel(struct rdest *d, void *arg)
+{
+	struct rconn *c, *next;
+	size_t n = jobq_drop(&d->wait, arg, false);
+
+	for (c = d->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->job == NULL || c->job->arg != arg)
+			continue;
+		log_info("id=%s mx=%s addr=%s event=cancelled", c->job->id,
+		    c->host_log, c->addr_log);
+		job_free(c->job);
+		c->job = NULL;
+		conn_free(c);
+		n++;
+	}
+	dest_settle(d);
+	return n;
+}
+
+size_t
+remote_cancel(struct remote *r, void *arg)
+{
+	size_t i, n = jobq_drop(&r->done, arg, false);
+	struct rdest *d, *next;
+
+	for (i = 0; i < REMOTE_BUCKETS; i++) {
+		for (d = r->buckets[i]; d != NULL; d = next) {
+			next = d->next;
+			n += dest_cancel(d, arg);
+		}
+	}
+	return n;
+}
+
+unsigned
+remote_connections(const struct remote *r)
+{
+	return r->nconns;
+}

@@ -1,0 +1,125 @@
+/*
+ * remote: outbound SMTP delivery on ternd's libevent loop (RFC 5321 5.1).
+ *
+ * The queue hands remote_deliver() one message for one destination domain
+ * (every recipient in it); the module finds where the mail goes (MX hosts
+ * through deliver/dns.h, or the configured smarthost), connects, speaks
+ * SMTP through the pure client state machine of smtp/smtp.h (opportunistic
+ * STARTTLS through tls/tls.h), streams the dot-stuffed body from the
+ * stored file and reports one result per recipient through a callback.
+ *
+ * Destinations are domains, or the one smarthost.  Per destination at most
+ * max_per_dest connections are open; messages beyond that wait in a FIFO
+ * and go out in order, over a connection that finished its message when
+ * one does (RSET/MAIL on the same session), else over a new one.  MX hosts
+ * are tried in preference order, each host's addresses in order.  A
+ * connection failure, a timeout, a greeting other than 220 or a session
+ * failure before any recipient was decided moves on to the next address;
+ * when all are tried, every recipient is TEMP with the last error, and so
+ * is every message still waiting for that destination.  DNS_PERM (NXDOMAIN,
+ * null MX, no address) bounces every recipient (PERM), DNS_TEMP defers.
+ *
+ * Everything runs on the loop's thread; nothing here blocks.
+ */
+#ifndef TERN_REMOTE_H
+#define TERN_REMOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "../smtp/smtp.h"
+#include "dns.h"
+
+struct event_base;
+struct remote;
+
+struct remote_conf {
+	const char *helo;            /* our hostname, for EHLO */
+	unsigned port;               /* relay.port: port of MX hosts; 0: 25 */
+	/*
+	 * relay.smarthost, or NULL.  "host", "host:port", "1.2.3.4[:port]",
+	 * "[1.2.3.4]:port", "[2001:db8::1]:port" or a bare IPv6 address.  No
+	 * port: the port above.  An address is used as it is; a name goes
+	 * through dns_resolve_mx(), so its A/AAAA records are used (its own
+	 * MX records, should it have any, would be followed: dns.h has no
+	 * address-only lookup).
+	 */
+	const char *smarthost;
+	const char *smarthost_user, *smarthost_pass; /* AUTH PLAIN, TLS only */
+	bool smarthost_require_tls;
+	unsigned max_per_dest;       /* connections per destination; 0: 10 */
+	unsigned timeout_connect;    /* seconds, 0: 30 */
+	unsigned timeout_command;    /* seconds per reply, 0: 300; the reply
+	                                to the final dot gets twice this
+	                                (RFC 5321 4.5.3.2: 10 minutes) */
+};
+
+/*
+ * A delivery engine on base.  dns is the loop's resolver; client_ctx a
+ * tls_client_ctx() (a reference is taken; NULL: no STARTTLS at all).
+ * Everything in conf is copied.  Returns NULL, with a log line, when the
+ * smarthost does not parse.
+ */
+struct remote *remote_new(struct event_base *base, struct dns *dns,
+    SSL_CTX *client_ctx, const struct remote_conf *conf);
+
+/*
+ * Close every connection and forget every delivery: pending deliveries
+ * are dropped silently, their callbacks never run (the queue keeps the
+ * messages and retries them after a restart).  remote_free(NULL) is a
+ * no-op.  Allowed from inside a remote_done_fn (the free happens when it
+ * returns).  Call it before dns_free() and event_base_free().
+ */
+void remote_free(struct remote *r);
+
+struct remote_msg {
+	const char *id;                   /* queue id, for logs */
+	const char *domain;               /* every recipient is in this domain */
+	const char *sender;               /* "" for <> */
+	const struct smtp_client_rcpt *rcpts;
+	size_t nrcpts;                    /* 1..SMTP_CLIENT_RCPT_MAX */
+	int data_fd;                      /* the message as stored (CRLF); it
+	                                     is mmap()ed, the caller may close
+	                                     the fd after the call */
+	uint64_t size;                    /* for SIZE= */
+	bool body_8bit;
+	bool smtputf8;
+	enum smtp_ret ret;
+	const char *envid;                /* NULL or "" for none */
+};
+
+/*
+ * results[i] is for rcpts[i] (n == nrcpts); mx is the MX host that
+ * answered last ("" if none did), for the DSN's Remote-MTA.  Both are
+ * valid during the call only.
+ */
+typedef void (*remote_done_fn)(void *arg, const struct smtp_client_result *results,
+    size_t n, const char *mx);
+
+/*
+ * Deliver one message.  Everything in m is copied.  done(arg, ...) runs
+ * exactly once, later, from the loop (never inside remote_deliver()),
+ * unless remote_cancel(arg) or remote_free() comes first.  An envelope
+ * the client state machine refuses (bad address, no recipient) or a data
+ * file that cannot be mapped gives PERM / TEMP results at once.  done may
+ * call remote_deliver(), remote_cancel() and remote_free().
+ */
+void remote_deliver(struct remote *r, const struct remote_msg *m,
+    remote_done_fn done, void *arg);
+
+/*
+ * Forget every delivery whose arg is arg: their done never runs.  A
+ * message in the middle of a transaction has its connection closed at
+ * once (no QUIT; the peer discards the unfinished transaction, unless the
+ * final dot was already sent, so the message may still arrive).  Returns
+ * the number of deliveries forgotten.
+ */
+size_t remote_cancel(struct remote *r, void *arg);
+
+/* Connections open now (all destinations), for tests and metrics. */
+unsigned remote_connections(const struct remote *r);
+
+#endif

@@ -1,0 +1,174 @@
+/*
+ * control: ternd's two unix sockets.
+ *
+ *   STATE/control.sock        0600: `tern queue ...` (ternd's user, root).
+ *                             One request line in, one JSON object out.
+ *   STATE/public/submit.sock  0666: `tern sendmail` for every local user.
+ *                             Plain ESMTP, handled by the same connection
+ *                             code as TCP; the peer's uid comes from
+ *                             SO_PEERCRED, never from what it says, and
+ *                             such a session may relay like an
+ *                             authenticated one (it is a local user).
+ *
+ * STATE itself stays 0711 (traversable, not listable, not writable by
+ * others) so that public/ is reachable without exposing the rest.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "server.h"
+
+#define CONTROL_LINE_MAX 256
+
+struct ctl_conn {
+	struct bufferevent *bev;
+	struct buf out;
+	bool busy;
+};
+
+static int
+unix_listen(const char *path, mode_t mode)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (str_copy(sun.sun_path, sizeof(sun.sun_path), path, strlen(path)) != 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (unlink(path) != 0 && errno != ENOENT)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    chmod(path, mode) != 0 || listen(fd, 128) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+ctl_free(struct ctl_conn *cc)
+{
+	bufferevent_free(cc->bev);
+	buf_free(&cc->out);
+	free(cc);
+}
+
+static void
+ctl_on_write(struct bufferevent *bev, void *arg)
+{
+	struct ctl_conn *cc = arg;
+
+	if (!cc->busy && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		ctl_free(cc);
+}
+
+static void
+ctl_answered(void *arg)
+{
+	struct ctl_conn *cc = arg;
+
+	cc->busy = false;
+	if (bufferevent_write(cc->bev, cc->out.data, cc->out.len) != 0 || cc->out.len == 0)
+		ctl_free(cc);
+}
+
+static void
+ctl_on_read(struct bufferevent *bev, void *arg)
+{
+	struct ctl_conn *cc = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n;
+	char *line;
+
+	if (cc->busy)
+		return;
+	line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+	if (line == NULL) {
+		if (evbuffer_get_length(in) > CONTROL_LINE_MAX)
+			ctl_free(cc);
+		return;
+	}
+	cc->busy = true;
+	bufferevent_disable(bev, EV_READ);
+	log_info("event=control request=\"%.*s\"", (int)(n < 80 ? n : 80), line);
+	qmgr_control(srv->qmgr, line, &cc->out, ctl_answered, cc);
+	free(line);
+}
+
+static void
+ctl_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct ctl_conn *cc = arg;
+
+	(void)bev;
+	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && !cc->busy)
+		ctl_free(cc);
+}
+
+static void
+ctl_on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct ctl_conn *cc = xcalloc(1, sizeof(*cc));
+
+	(void)ev;
+	(void)sa;
+	(void)salen;
+	(void)arg;
+	buf_init(&cc->out, 256u << 20);
+	cc->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (cc->bev == NULL)
+		panic("event=oom where=control");
+	bufferevent_setcb(cc->bev, ctl_on_read, ctl_on_write, ctl_on_event, cc);
+	bufferevent_enable(cc->bev, EV_READ);
+}
+
+int
+control_listen(struct server *s)
+{
+	char path[4096], pub[4096];
+	int fd;
+
+	if (str_fmt(path, sizeof(path), "%s/control.sock", s->conf->state_dir) != 0 ||
+	    str_fmt(pub, sizeof(pub), "%s/public", s->conf->state_dir) != 0)
+		return -1;
+	if ((fd = unix_listen(path, 0600)) < 0) {
+		log_err("event=startup step=control path=%s error=\"%s\"", path, strerror(errno));
+		return -1;
+	}
+	s->control = evconnlistener_new(s->base, ctl_on_accept, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if ((mkdir(pub, 0755) != 0 && errno != EEXIST) || chmod(pub, 0755) != 0 ||
+	    chmod(s->conf->state_dir, 0711) != 0)
+		return -1;
+	if (str_fmt(path, sizeof(path), "%s/submit.sock", pub) != 0 ||
+	    (fd = unix_listen(path, 0666)) < 0) {
+		log_err("event=startup step=submit_socket path=%s error=\"%s\"", path, strerror(errno));
+		return -1;
+	}
+	s->listeners[s->nlisteners].kind = LISTEN_LOCAL;
+	s->listeners[s->nlisteners].name = "local";
+	s->listeners[s->nlisteners].fd = fd;
+	s->nlisteners++;
+	return s->control != NULL ? 0 : -1;
+}
+
+void
+control_close(struct server *s)
+{
+	if (s->control != NULL)
+		evconnlistener_free(s->control);
+	s->control = NULL;
+}

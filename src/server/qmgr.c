@@ -1,0 +1,1084 @@
+/*
+ * qmgr: the queue's scheduler.  It keeps a small index entry per queued
+ * message (id, next attempt, state) in a hash table and a binary heap
+ * ordered by next attempt, so nothing rescans the disk per message: the
+ * disk is read once at start-up (spool_scan) and then only to load the
+ * envelope of the message being tried.
+ *
+ * An attempt: load the envelope and open the data (worker), group the
+ * pending recipients by domain (or one group for relay.smarthost), hand
+ * each group to remote delivery, merge the per-recipient results, then
+ * (worker again) send the DSNs that are due and rewrite or remove the
+ * envelope.  The envelope on disk is always the truth: the in-memory entry
+ * is only a schedule.
+ *
+ * DSNs (RFC 3461, 3464): a failure report for recipients that failed for
+ * good (or expired) unless NOTIFY said otherwise; a delay warning once
+ * after queue.delay_warning; a "relayed" success report when NOTIFY asked
+ * for SUCCESS and the next hop did not take DSN parameters.  A DSN has the
+ * null sender <> and is never sent to <>, so DSNs cannot loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../deliver/remote.h"
+#include "../queue/bounce.h"
+#include "../queue/retry.h"
+#include "../tls/tls.h"
+#include "server.h"
+
+#define QMGR_BUCKETS 65536
+#define QMGR_INFLIGHT_MAX 256       /* messages being tried at once */
+#define QMGR_DOMAINS_MAX 64         /* destinations per message and attempt */
+
+struct qent {
+	struct qent *hnext;         /* hash chain */
+	char id[QUEUE_ID_LEN + 1];
+	time_t next_try;
+	size_t heap_idx;            /* SIZE_MAX: not in the heap */
+	bool held;
+	bool busy;                  /* an attempt or a control job has it */
+	bool deleted;               /* delete asked while busy */
+};
+
+struct qmgr {
+	struct server *srv;
+	struct qent *buckets[QMGR_BUCKETS];
+	struct qent **heap;
+	size_t nheap, heapcap;
+	size_t nentries;
+	unsigned inflight;
+	unsigned jobs;              /* worker jobs and remote groups outstanding */
+	struct event *timer;
+	struct remote *remote;
+	struct dns *dns;
+	SSL_CTX *client_ctx;
+	struct retry_policy retry;
+};
+
+/* ---- index: hash table + heap ------------------------------------------ */
+
+static uint32_t
+qent_hash(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % QMGR_BUCKETS;
+}
+
+static struct qent *
+qent_find(struct qmgr *q, const char *id)
+{
+	struct qent *e;
+
+	for (e = q->buckets[qent_hash(id)]; e != NULL; e = e->hnext)
+		if (strcmp(e->id, id) == 0)
+			return e;
+	return NULL;
+}
+
+static void
+heap_swap(struct qmgr *q, size_t a, size_t b)
+{
+	struct qent *t = q->heap[a];
+
+	q->heap[a] = q->heap[b];
+	q->heap[b] = t;
+	q->heap[a]->heap_idx = a;
+	q->heap[b]->heap_idx = b;
+}
+
+static void
+heap_up(struct qmgr *q, size_t i)
+{
+	while (i > 0 && q->heap[(i - 1) / 2]->next_try > q->heap[i]->next_try) {
+		heap_swap(q, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+heap_down(struct qmgr *q, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < q->nheap && q->heap[l]->next_try < q->heap[m]->next_try)
+			m = l;
+		if (r < q->nheap && q->heap[r]->next_try < q->heap[m]->next_try)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(q, i, m);
+		i = m;
+	}
+}
+
+static void
+heap_push(struct qmgr *q, struct qent *e)
+{
+	if (q->nheap == q->heapcap) {
+		q->heapcap = q->heapcap ? q->heapcap * 2 : 1024;
+		q->heap = realloc(q->heap, q->heapcap * sizeof(*q->heap));
+		if (q->heap == NULL)
+			panic("event=oom where=qmgr_heap");
+	}
+	e->heap_idx = q->nheap;
+	q->heap[q->nheap++] = e;
+	heap_up(q, e->heap_idx);
+}
+
+static void
+heap_remove(struct qmgr *q, struct qent *e)
+{
+	size_t i = e->heap_idx;
+
+	if (i == SIZE_MAX)
+		return;
+	q->nheap--;
+	if (i != q->nheap) {
+		q->heap[i] = q->heap[q->nheap];
+		q->heap[i]->heap_idx = i;
+		heap_down(q, i);
+		heap_up(q, i);
+	}
+	e->heap_idx = SIZE_MAX;
+}
+
+static struct qent *
+qent_add(struct qmgr *q, const char *id, time_t next_try, bool held)
+{
+	struct qent *e = xcalloc(1, sizeof(*e));
+	uint32_t h = qent_hash(id);
+
+	if (str_copy(e->id, sizeof(e->id), id, strlen(id)) != 0)
+		panic("event=bad_id");
+	e->next_try = next_try;
+	e->held = held;
+	e->heap_idx = SIZE_MAX;
+	e->hnext = q->buckets[h];
+	q->buckets[h] = e;
+	q->nentries++;
+	if (!held)
+		heap_push(q, e);
+	return e;
+}
+
+static void
+qent_del(struct qmgr *q, struct qent *e)
+{
+	struct qent **pp = &q->buckets[qent_hash(e->id)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	heap_remove(q, e);
+	q->nentries--;
+	free(e);
+}
+
+static void qmgr_kick(struct qmgr *q);
+
+static void
+qent_reschedule(struct qmgr *q, struct qent *e, time_t when)
+{
+	heap_remove(q, e);
+	e->next_try = when;
+	if (!e->held)
+		heap_push(q, e);
+	qmgr_kick(q);
+}
+
+/* ---- attempts ---------------------------------------------------------- */
+
+struct group {
+	struct attempt *at;
+	char domain[ADDR_DOMAIN_MAX + 1];
+	size_t *idx;                   /* envelope recipient indexes */
+	size_t n;
+	struct smtp_client_rcpt *rcpts;
+};
+
+struct attempt {
+	struct job job;
+	struct qmgr *q;
+	struct qent *e;
+	struct queue_env env;
+	int data_fd;
+	int rc;
+	char err[256];
+	struct group groups[QMGR_DOMAINS_MAX];
+	size_t ngroups, groups_left;
+	/* the second job: DSNs and the envelope write */
+	struct buf dsn[3];             /* failure, delay, success */
+	bool all_done;
+	char hostname[256];
+	char date[64];
+	unsigned char *before;         /* recipient states when loaded */
+};
+
+static void attempt_finish(struct attempt *at);
+
+static void
+attempt_load_run(struct job *j)
+{
+	struct attempt *at = (struct attempt *)j;
+
+	at->rc = spool_load(at->q->srv->spool, at->e->id, &at->env, at->err,
+	    sizeof(at->err));
+	if (at->rc == 0 && (at->data_fd = spool_open_data(at->q->srv->spool,
+	    at->e->id)) < 0)
+		at->rc = -1;
+}
+
+static const char *
+rcpt_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+static struct group *
+group_for(struct attempt *at, const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < at->ngroups; i++)
+		if (strcasecmp(at->groups[i].domain, domain) == 0)
+			return &at->groups[i];
+	if (at->ngroups == QMGR_DOMAINS_MAX)
+		return NULL;     /* the rest waits for the next attempt */
+	struct group *g = &at->groups[at->ngroups++];
+	g->at = at;
+	if (str_copy(g->domain, sizeof(g->domain), domain, strlen(domain)) != 0)
+		g->domain[0] = '\0';
+	str_lower(g->domain);
+	g->idx = xcalloc(at->env.nrcpt, sizeof(*g->idx));
+	g->rcpts = xcalloc(at->env.nrcpt, sizeof(*g->rcpts));
+	return g;
+}
+
+static void
+group_build(struct attempt *at)
+{
+	const char *smarthost = at->q->srv->conf->relay_smarthost;
+	size_t i;
+
+	for (i = 0; i < at->env.nrcpt; i++) {
+		struct queue_rcpt *r = &at->env.rcpt[i];
+		struct group *g;
+
+		if (r->state != QUEUE_RCPT_PENDING)
+			continue;
+		g = group_for(at, smarthost ? smarthost : rcpt_domain(r->addr));
+		if (g == NULL)
+			continue;
+		g->idx[g->n] = i;
+		g->rcpts[g->n].addr = r->addr;
+		g->rcpts[g->n].notify = r->notify;
+		g->rcpts[g->n].orcpt_type = r->orcpt_type[0] ? r->orcpt_type : NULL;
+		g->rcpts[g->n].orcpt = r->orcpt_type[0] ? r->orcpt : NULL;
+		g->n++;
+	}
+}
+
+static void
+result_apply(struct attempt *at, struct queue_rcpt *r,
+    const struct smtp_client_result *res, time_t now)
+{
+	r->attempts++;
+	r->last_try = now;
+	r->code = res->code;
+	(void)!str_copy(r->enh, sizeof(r->enh), res->enh, strlen(res->enh));
+	if (str_copy(r->text, sizeof(r->text), res->text, strlen(res->text)) != 0)
+		(void)!str_copy(r->text, sizeof(r->text), res->text, sizeof(r->text) - 1);
+	if (res->cls == SMTP_RESULT_OK) {
+		/* RFC 3461 5.2.2: SUCCESS asked but not passed on: "relayed" */
+		r->state = (r->notify & SMTP_NOTIFY_SUCCESS) && !res->dsn_passed ?
+		    QUEUE_RCPT_RELAYED : QUEUE_RCPT_DELIVERED;
+	} else if (res->cls == SMTP_RESULT_PERM) {
+		r->state = QUEUE_RCPT_FAILED;
+	} else {
+		r->next_try = retry_next(&at->q->retry, at->env.created, r->attempts,
+		    now, (uint32_t)random());
+	}
+}
+
+static void
+group_done(void *arg, const struct smtp_client_result *results, size_t n,
+    const char *mx)
+{
+	struct group *g = arg;
+	struct attempt *at = g->at;
+	time_t now = time(NULL);
+	size_t i;
+
+	for (i = 0; i < n && i < g->n; i++) {
+		struct queue_rcpt *r = &at->env.rcpt[g->idx[i]];
+		char safe[300];
+
+		result_apply(at, r, &results[i], now);
+		log_info("id=%s event=%s to=<%s> mx=%s code=%d reply=\"%s\"", at->e->id,
+		    r->state == QUEUE_RCPT_PENDING ? "deferred" :
+		    r->state == QUEUE_RCPT_FAILED ? "bounced" : "sent",
+		    r->addr, mx && mx[0] ? mx : "none", r->code,
+		    log_sanitize(safe, sizeof(safe), r->text, strlen(r->text)));
+	}
+	at->q->jobs--;
+	if (--at->groups_left == 0)
+		attempt_finish(at);
+}
+
+static void
+attempt_start_groups(struct attempt *at)
+{
+	size_t i;
+
+	group_build(at);
+	at->groups_left = at->ngroups;
+	if (at->ngroups == 0) {
+		attempt_finish(at);
+		return;
+	}
+	for (i = 0; i < at->ngroups; i++) {
+		struct group *g = &at->groups[i];
+		struct remote_msg m = {
+			.id = at->env.id, .domain = g->domain, .sender = at->env.sender,
+			.rcpts = g->rcpts, .nrcpts = g->n, .data_fd = at->data_fd,
+			.size = at->env.size, .body_8bit = at->env.body_8bit,
+			.smtputf8 = at->env.smtputf8, .ret = at->env.ret,
+			.envid = at->env.envid[0] ? at->env.envid : NULL,
+		};
+
+		at->q->jobs++;
+		remote_deliver(at->q->remote, &m, group_done, g);
+	}
+}
+
+static void
+attempt_free(struct attempt *at)
+{
+	size_t i;
+
+	for (i = 0; i < at->ngroups; i++) {
+		free(at->groups[i].idx);
+		free(at->groups[i].rcpts);
+	}
+	for (i = 0; i < 3; i++)
+		buf_free(&at->dsn[i]);
+	if (at->data_fd >= 0)
+		close(at->data_fd);
+	free(at->before);
+	queue_env_free(&at->env);
+	free(at);
+}
+
+static void
+attempt_load_done(struct job *j)
+{
+	struct attempt *at = (struct attempt *)j;
+	struct qent *e = at->e;
+
+	at->q->jobs--;
+	if (at->rc != 0 || e->deleted || at->env.held) {
+		if (at->rc != 0)
+			log_err("id=%s event=queue_load_failed error=\"%s\"", e->id, at->err);
+		e->busy = false;
+		at->q->inflight--;
+		if (e->deleted || errno == ENOENT)
+			qent_del(at->q, e);
+		else
+			qent_reschedule(at->q, e, time(NULL) + 60);
+		attempt_free(at);
+		return;
+	}
+	at->before = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, 1);
+	for (size_t i = 0; i < at->env.nrcpt; i++)
+		at->before[i] = (unsigned char)at->env.rcpt[i].state;
+	attempt_start_groups(at);
+}
+
+static void
+attempt_begin(struct qmgr *q, struct qent *e)
+{
+	struct attempt *at = xcalloc(1, sizeof(*at));
+
+	at->q = q;
+	at->e = e;
+	at->data_fd = -1;
+	queue_env_init(&at->env);
+	at->job.run = attempt_load_run;
+	at->job.done = attempt_load_done;
+	e->busy = true;
+	q->inflight++;
+	q->jobs++;
+	workers_submit(q->srv->workers, &at->job);
+}
+
+/* ---- the end of an attempt: DSNs, envelope, schedule ----------------- */
+
+enum { DSN_FAILURE, DSN_DELAY, DSN_SUCCESS, DSN_KINDS };
+
+struct finish {
+	struct job job;
+	struct attempt *at;
+	bool want[DSN_KINDS];
+	unsigned char *marks;          /* per recipient: which DSN reports it */
+	struct inject *ij[DSN_KINDS];
+	bool remove;                   /* every recipient is final */
+	int rc;
+};
+
+/* Which DSN, if any, reports recipient r after this attempt. */
+static int
+dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
+    bool warn_now)
+{
+	if (r->notify & SMTP_NOTIFY_NEVER)
+		return -1;
+	if (r->state == QUEUE_RCPT_FAILED && before != QUEUE_RCPT_FAILED &&
+	    (r->notify == 0 || (r->notify & SMTP_NOTIFY_FAILURE)))
+		return DSN_FAILURE;
+	if (r->state == QUEUE_RCPT_RELAYED && before != QUEUE_RCPT_RELAYED &&
+	    (r->notify & SMTP_NOTIFY_SUCCESS))
+		return DSN_SUCCESS;
+	if (warn_now && r->state == QUEUE_RCPT_PENDING &&
+	    (r->notify == 0 || (r->notify & SMTP_NOTIFY_DELAY)))
+		return DSN_DELAY;
+	return -1;
+}
+
+/* Where a DSN to the original sender goes: its Maildir(s), or the queue. */
+static struct inject *
+dsn_inject_new(struct qmgr *q, const char *sender)
+{
+	struct inject *ij = xcalloc(1, sizeof(*ij));
+	struct table_targets tt = { 0 };
+	struct addr a;
+	enum table_status st;
+	size_t i;
+
+	inject_init(ij, q->srv);
+	if (addr_parse_mailbox(sender, strlen(sender), ADDR_F_UTF8, &a) != ADDR_OK)
+		goto fail;
+	st = table_resolve(q->srv->table, &a, &tt);
+	if (st == TABLE_NOTLOCAL || (st == TABLE_OK && tt.n > 0 && !tt.v[0].local)) {
+		ij->env = xcalloc(1, sizeof(*ij->env));
+		queue_env_init(ij->env);
+		if (queue_env_add_rcpt(ij->env, sender) == NULL)
+			goto fail;
+		ij->env->rcpt[0].notify = SMTP_NOTIFY_NEVER;
+		(void)!str_copy(ij->env->proto, sizeof(ij->env->proto), "local", 5);
+	} else if (st == TABLE_OK) {
+		ij->boxes = xcalloc(tt.n, sizeof(*ij->boxes));
+		for (i = 0; i < tt.n; i++)
+			if (tt.v[i].local)
+				ij->boxes[ij->nboxes++].path = xstrdup(tt.v[i].mailbox);
+		if (buf_append_str(&ij->return_path, "Return-Path: <>\r\n") != 0)
+			goto fail;
+	} else {
+		goto fail;
+	}
+	table_targets_free(&tt);
+	return ij;
+fail:
+	log_warn("event=dsn_undeliverable to=<%s> reason=\"sender cannot be reached\"", sender);
+	table_targets_free(&tt);
+	inject_clear(ij);
+	free(ij);
+	return NULL;
+}
+
+static void
+dsn_inject_free(struct inject *ij)
+{
+	size_t i;
+
+	if (ij == NULL)
+		return;
+	for (i = 0; i < ij->nboxes; i++)
+		free((void *)(uintptr_t)ij->boxes[i].path);
+	inject_clear(ij);
+	free(ij);
+}
+
+/* Read the original message back for the DSN (worker thread). */
+static int
+read_original(int fd, uint64_t size, struct buf *out)
+{
+	size_t want = size > BOUNCE_RETURN_MAX_DEFAULT + 65536 ?
+	    BOUNCE_RETURN_MAX_DEFAULT + 65536 : (size_t)size;
+	size_t got = 0;
+
+	if (buf_reserve(out, want) != 0)
+		return -1;
+	while (got < want) {
+		ssize_t n = pread(fd, out->data + got, want - got, (off_t)got);
+
+		if (n <= 0)
+			return n == 0 ? 0 : -1;
+		got += (size_t)n;
+		out->len = got;
+	}
+	out->data[out->len] = '\0';
+	return 0;
+}
+
+static const enum bounce_kind dsn_kinds[DSN_KINDS] = {
+	BOUNCE_FAILURE, BOUNCE_DELAY, BOUNCE_SUCCESS
+};
+static const enum bounce_action dsn_actions[DSN_KINDS] = {
+	BOUNCE_ACTION_FAILED, BOUNCE_ACTION_DELAYED, BOUNCE_ACTION_RELAYED
+};
+
+static int
+dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
+{
+	struct attempt *at = f->at;
+	struct bounce_rcpt *br = xcalloc(at->env.nrcpt, sizeof(*br));
+	char msgid[300], nid[ID_LEN + 1];
+	struct bounce_in in = { 0 };
+	size_t i, n = 0;
+	int rc;
+
+	for (i = 0; i < at->env.nrcpt && n < BOUNCE_RCPTS_MAX; i++) {
+		const struct queue_rcpt *r = &at->env.rcpt[i];
+
+		if (f->marks[i] != kind + 1)
+			continue;
+		br[n].final = r->addr;
+		br[n].orcpt_type = r->orcpt_type[0] ? r->orcpt_type : NULL;
+		br[n].orcpt = r->orcpt_type[0] ? r->orcpt : NULL;
+		br[n].action = dsn_actions[kind];
+		br[n].status = r->enh[0] ? r->enh : NULL;
+		br[n].diag = r->code ? r->text : NULL;
+		br[n].last_attempt = r->last_try;
+		br[n].retry_until = kind == DSN_DELAY ?
+		    at->env.created + (time_t)at->q->retry.lifetime : 0;
+		n++;
+	}
+	id_new(nid);
+	if (str_fmt(msgid, sizeof(msgid), "<%s.dsn@%s>", nid, at->hostname) != 0)
+		msgid[0] = '\0';
+	in.reporting_mta = at->hostname;
+	in.sender = at->env.sender;
+	in.envid = at->env.envid[0] ? at->env.envid : NULL;
+	in.arrival = at->env.created;
+	in.kind = dsn_kinds[kind];
+	in.ret = at->env.ret == SMTP_RET_HDRS ? BOUNCE_RET_HDRS :
+	    at->env.ret == SMTP_RET_FULL ? BOUNCE_RET_FULL : BOUNCE_RET_DEFAULT;
+	in.smtputf8 = at->env.smtputf8;
+	in.rcpts = br;
+	in.nrcpts = n;
+	in.msg = orig->data ? orig->data : "";
+	in.msg_len = orig->len;
+	in.date = at->date;
+	in.message_id = msgid;
+	rc = n > 0 ? bounce_build(&in, out) : -1;
+	free(br);
+	return rc;
+}
+
+static void
+finish_run(struct job *j)
+{
+	struct finish *f = (struct finish *)j;
+	struct attempt *at = f->at;
+	struct buf orig;
+	int k;
+
+	buf_init(&orig, BOUNCE_RETURN_MAX_DEFAULT + 65536 + 1);
+	if ((f->want[0] || f->want[1] || f->want[2]) &&
+	    read_original(at->data_fd, at->env.size, &orig) != 0)
+		log_err("id=%s event=dsn_read_failed error=\"%s\"", at->env.id, strerror(errno));
+	for (k = 0; k < DSN_KINDS; k++) {
+		if (!f->want[k] || f->ij[k] == NULL)
+			continue;
+		if (dsn_build(f, k, &orig, &at->dsn[k]) != 0) {
+			log_err("id=%s event=dsn_build_failed kind=%d", at->env.id, k);
+			continue;
+		}
+		f->ij[k]->body = at->dsn[k].data;
+		f->ij[k]->body_len = at->dsn[k].len;
+		inject_store(f->ij[k]);
+		if (f->ij[k]->rc != 0)
+			log_err("id=%s event=dsn_store_failed error=\"%s\"", at->env.id, f->ij[k]->err);
+		else
+			log_info("id=%s event=dsn kind=%s to=<%s>", at->env.id,
+			    k == DSN_FAILURE ? "failure" : k == DSN_DELAY ? "delay" : "relayed",
+			    at->env.sender);
+	}
+	buf_free(&orig);
+	f->rc = f->remove ? spool_remove(at->q->srv->spool, at->env.id) :
+	    spool_update(at->q->srv->spool, &at->env);
+}
+
+static time_t
+env_next_try(const struct queue_env *env)
+{
+	time_t next = 0;
+	size_t i;
+
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].state == QUEUE_RCPT_PENDING &&
+		    (next == 0 || env->rcpt[i].next_try < next))
+			next = env->rcpt[i].next_try;
+	return next;
+}
+
+static void
+finish_done(struct job *j)
+{
+	struct finish *f = (struct finish *)j;
+	struct attempt *at = f->at;
+	struct qmgr *q = at->q;
+	struct qent *e = at->e;
+	int k;
+
+	q->jobs--;
+	for (k = 0; k < DSN_KINDS; k++) {
+		if (f->ij[k] != NULL && f->ij[k]->queued) {
+			qmgr_add(q, f->ij[k]->env);
+			f->ij[k]->env = NULL;
+		}
+		dsn_inject_free(f->ij[k]);
+	}
+	e->busy = false;
+	q->inflight--;
+	if (f->rc != 0 && !f->remove)
+		log_err("id=%s event=queue_update_failed", e->id);
+	if (f->remove || e->deleted || (f->rc != 0 && errno == ENOENT)) {
+		if (f->remove)
+			log_info("id=%s event=removed", e->id);
+		qent_del(q, e);
+	} else {
+		qent_reschedule(q, e, at->env.next_try);
+	}
+	free(f->marks);
+	free(f);
+	attempt_free(at);
+	server_maybe_exit(q->srv);
+}
+
+/* Expired recipients fail for good (RFC 5321 4.5.4.1: give up after days). */
+static void
+finish_expire(struct attempt *at, time_t now)
+{
+	size_t i;
+
+	if (!retry_expired(&at->q->retry, at->env.created, now))
+		return;
+	for (i = 0; i < at->env.nrcpt; i++) {
+		struct queue_rcpt *r = &at->env.rcpt[i];
+
+		if (r->state != QUEUE_RCPT_PENDING)
+			continue;
+		r->state = QUEUE_RCPT_FAILED;
+		if (r->enh[0] == '\0')
+			(void)!str_copy(r->enh, sizeof(r->enh), "4.4.7", 5);
+		log_info("id=%s event=expired to=<%s>", at->env.id, r->addr);
+	}
+}
+
+static void
+attempt_finish(struct attempt *at)
+{
+	struct finish *f = xcalloc(1, sizeof(*f));
+	time_t now = time(NULL);
+	bool warn, pending = false;
+	size_t i;
+	int k;
+
+	f->at = at;
+	finish_expire(at, now);
+	warn = retry_warn_due(&at->q->retry, at->env.created, now, at->env.warned != 0);
+	f->marks = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, 1);
+	for (i = 0; i < at->env.nrcpt; i++) {
+		const struct queue_rcpt *r = &at->env.rcpt[i];
+
+		/* only what changed in this attempt is reported */
+		k = dsn_kind_for(r, (enum queue_rcpt_state)at->before[i], warn);
+		pending |= r->state == QUEUE_RCPT_PENDING;
+		if (k >= 0 && at->env.sender[0] != '\0') {
+			f->marks[i] = (unsigned char)(k + 1);
+			f->want[k] = true;
+		}
+	}
+	if (warn && f->want[DSN_DELAY])
+		at->env.warned = now;
+	f->remove = !pending;
+	at->env.next_try = env_next_try(&at->env);
+	for (k = 0; k < DSN_KINDS; k++)
+		if (f->want[k])
+			f->ij[k] = dsn_inject_new(at->q, at->env.sender);
+	(void)!str_copy(at->hostname, sizeof(at->hostname), at->q->srv->conf->hostname,
+	    strlen(at->q->srv->conf->hostname));
+	if (time_rfc5322(at->date, sizeof(at->date), (int64_t)now) == 0)
+		at->date[0] = '\0';
+	f->job.run = finish_run;
+	f->job.done = finish_done;
+	at->q->jobs++;
+	workers_submit(at->q->srv->workers, &f->job);
+}
+
+/* ---- the timer -------------------------------------------------------- */
+
+static void
+qmgr_run_due(struct qmgr *q)
+{
+	time_t now = time(NULL);
+
+	while (q->nheap > 0 && q->inflight < QMGR_INFLIGHT_MAX &&
+	    !q->srv->stopping && q->heap[0]->next_try <= now) {
+		struct qent *e = q->heap[0];
+
+		heap_remove(q, e);
+		attempt_begin(q, e);
+	}
+}
+
+static void
+on_qmgr_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmgr *q = arg;
+
+	(void)fd;
+	(void)what;
+	qmgr_run_due(q);
+	qmgr_kick(q);
+}
+
+/* Arm the timer for the earliest entry (or a slow tick when at capacity). */
+static void
+qmgr_kick(struct qmgr *q)
+{
+	struct timeval tv = { 1, 0 };
+	time_t now = time(NULL);
+
+	if (q->srv->stopping || q->nheap == 0) {
+		evtimer_del(q->timer);
+		return;
+	}
+	if (q->inflight < QMGR_INFLIGHT_MAX && q->heap[0]->next_try <= now)
+		tv.tv_sec = 0;
+	else if (q->inflight < QMGR_INFLIGHT_MAX)
+		tv.tv_sec = q->heap[0]->next_try - now;
+	evtimer_add(q->timer, &tv);
+}
+
+void
+qmgr_add(struct qmgr *q, struct queue_env *env)
+{
+	if (qent_find(q, env->id) == NULL)
+		qent_add(q, env->id, env->next_try, env->held);
+	log_info("id=%s event=queued from=<%s> rcpts=%zu size=%llu", env->id,
+	    env->sender, env->nrcpt, (unsigned long long)env->size);
+	queue_env_free(env);
+	free(env);
+	qmgr_kick(q);
+}
+
+bool
+qmgr_idle(const struct qmgr *q)
+{
+	return q == NULL || q->jobs == 0;
+}
+
+/* ---- start and stop --------------------------------------------------- */
+
+static void
+scan_cb(struct queue_env *env, void *ctx)
+{
+	struct qmgr *q = ctx;
+
+	if (qent_find(q, env->id) == NULL)
+		qent_add(q, env->id, env->next_try, env->held);
+}
+
+static void
+qmgr_retry_conf(struct qmgr *q)
+{
+	const struct conf *c = q->srv->conf;
+
+	retry_policy_default(&q->retry);
+	if (c->queue_retry_first)
+		q->retry.first = c->queue_retry_first;
+	if (c->queue_retry_max)
+		q->retry.max_interval = c->queue_retry_max;
+	q->retry.lifetime = c->queue_lifetime;
+	q->retry.delay_warning = c->queue_delay_warning;
+}
+
+struct qmgr *
+qmgr_new(struct server *s)
+{
+	struct qmgr *q = xcalloc(1, sizeof(*q));
+	struct remote_conf rc = { 0 };
+	char err[512];
+	uint64_t t0 = time_now_ms();
+	int n;
+
+	q->srv = s;
+	qmgr_retry_conf(q);
+	if ((n = spool_scan(s->spool, scan_cb, q)) < 0)
+		fatal("event=startup step=queue_scan");
+	log_info("event=queue_loaded messages=%d ms=%llu", n,
+	    (unsigned long long)(time_now_ms() - t0));
+	if ((q->dns = dns_new(s->base, s->conf->dns_servers, err, sizeof(err))) == NULL)
+		fatalx("event=startup step=dns error=\"%s\"", err);
+	if ((q->client_ctx = tls_client_ctx(false, err, sizeof(err))) == NULL)
+		fatalx("event=startup step=tls_client error=\"%s\"", err);
+	rc.helo = s->conf->hostname;
+	rc.port = s->conf->relay_port;
+	rc.smarthost = s->conf->relay_smarthost;
+	rc.max_per_dest = 10;
+	rc.timeout_connect = 30;
+	rc.timeout_command = 300;
+	q->remote = remote_new(s->base, q->dns, q->client_ctx, &rc);
+	q->timer = evtimer_new(s->base, on_qmgr_timer, q);
+	qmgr_kick(q);
+	return q;
+}
+
+void
+qmgr_free(struct qmgr *q)
+{
+	size_t i;
+
+	if (q == NULL)
+		return;
+	remote_free(q->remote);
+	dns_free(q->dns);
+	SSL_CTX_free(q->client_ctx);
+	event_free(q->timer);
+	for (i = 0; i < QMGR_BUCKETS; i++)
+		while (q->buckets[i] != NULL)
+			qent_del(q, q->buckets[i]);
+	free(q->heap);
+	free(q);
+}
+
+/* ---- control: tern queue ... ------------------------------------------ */
+
+struct ctl {
+	struct job job;
+	struct qmgr *q;
+	char cmd[16];
+	char **ids;                 /* LIST/SHOW: the messages to describe */
+	size_t nids;
+	struct buf *out;
+	int rc;
+	void (*done)(void *arg);
+	void *arg;
+};
+
+static int
+json_str(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	int r = buf_append(b, "\"", 1);
+
+	for (; *s && r == 0; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			char esc[2] = { '\\', (char)c };
+			r = buf_append(b, esc, 2);
+		} else if (c < 0x20 || c == 0x7f) {
+			char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+			r = buf_append(b, esc, 6);
+		} else {
+			r = buf_append(b, s, 1);
+		}
+	}
+	return r | buf_append(b, "\"", 1);
+}
+
+static int
+json_env(struct buf *b, const struct queue_env *env)
+{
+	int r = 0;
+	size_t i;
+
+	r |= buf_append_str(b, "{\"id\":");
+	r |= json_str(b, env->id);
+	r |= buf_printf(b, ",\"created\":%lld,\"size\":%llu,\"held\":%s,\"next_try\":%lld,\"sender\":",
+	    (long long)env->created, (unsigned long long)env->size,
+	    env->held ? "true" : "false", (long long)env->next_try);
+	r |= json_str(b, env->sender);
+	r |= buf_append_str(b, ",\"recipients\":[");
+	for (i = 0; i < env->nrcpt; i++) {
+		const struct queue_rcpt *rc = &env->rcpt[i];
+
+		r |= buf_append_str(b, i ? ",{\"addr\":" : "{\"addr\":");
+		r |= json_str(b, rc->addr);
+		r |= buf_printf(b, ",\"state\":\"%s\",\"attempts\":%u,\"next_try\":%lld,\"code\":%d,\"enh\":",
+		    queue_rcpt_state_name(rc->state), rc->attempts,
+		    (long long)rc->next_try, rc->code);
+		r |= json_str(b, rc->enh);
+		r |= buf_append_str(b, ",\"text\":");
+		r |= json_str(b, rc->text);
+		r |= buf_append_str(b, "}");
+	}
+	return r | buf_append_str(b, "]}");
+}
+
+static void
+ctl_run(struct job *j)
+{
+	struct ctl *c = (struct ctl *)j;
+	struct spool *sp = c->q->srv->spool;
+	char err[256];
+	size_t i, shown = 0;
+	bool list = strcmp(c->cmd, "LIST") == 0;
+
+	c->rc = 0;
+	if (strcmp(c->cmd, "DELETE") == 0 || strcmp(c->cmd, "HOLD") == 0 ||
+	    strcmp(c->cmd, "RELEASE") == 0) {
+		c->rc = c->cmd[0] == 'D' ? spool_remove(sp, c->ids[0]) :
+		    c->cmd[0] == 'H' ? spool_hold(sp, c->ids[0]) : spool_release(sp, c->ids[0]);
+		(void)!buf_append_str(c->out, c->rc == 0 ? "{\"ok\":true}\n" :
+		    "{\"ok\":false,\"error\":\"the queue could not be changed (see ternd's log)\"}\n");
+		return;
+	}
+	(void)!buf_append_str(c->out, list ? "{\"ok\":true,\"messages\":[" : "{\"ok\":true,\"message\":");
+	for (i = 0; i < c->nids; i++) {
+		struct queue_env env;
+
+		queue_env_init(&env);
+		if (spool_load(sp, c->ids[i], &env, err, sizeof(err)) == 0) {
+			if (shown++ > 0)
+				(void)!buf_append_str(c->out, ",");
+			(void)!json_env(c->out, &env);
+		}
+		queue_env_free(&env);
+	}
+	if (!list && shown == 0) {
+		buf_reset(c->out);
+		(void)!buf_append_str(c->out, "{\"ok\":false,\"error\":\"no such message\"}\n");
+		return;
+	}
+	(void)!buf_append_str(c->out, list ? "]}\n" : "}\n");
+}
+
+static void
+ctl_done(struct job *j)
+{
+	struct ctl *c = (struct ctl *)j;
+	struct qent *e = c->nids == 1 ? qent_find(c->q, c->ids[0]) : NULL;
+	size_t i;
+
+	c->q->jobs--;
+	if (e != NULL && c->rc == 0) {
+		if (strcmp(c->cmd, "DELETE") == 0) {
+			log_info("id=%s event=deleted by=admin", e->id);
+			qent_del(c->q, e);
+			e = NULL;
+		} else if (strcmp(c->cmd, "HOLD") == 0) {
+			e->held = true;
+			heap_remove(c->q, e);
+		} else if (strcmp(c->cmd, "RELEASE") == 0) {
+			e->held = false;
+			qent_reschedule(c->q, e, time(NULL));
+		}
+	}
+	if (e != NULL && e->busy) {
+		e->busy = false;
+		if (c->rc != 0 && !e->held)
+			qent_reschedule(c->q, e, time(NULL));
+	}
+	c->done(c->arg);
+	for (i = 0; i < c->nids; i++)
+		free(c->ids[i]);
+	free(c->ids);
+	free(c);
+}
+
+static unsigned
+qmgr_flush(struct qmgr *q)
+{
+	time_t now = time(NULL);
+	unsigned n = 0;
+	size_t i;
+
+	for (i = 0; i < q->nheap; i++, n++)
+		q->heap[i]->next_try = now;   /* all equal: still a heap */
+	qmgr_kick(q);
+	return n;
+}
+
+static void
+ctl_collect_all(struct qmgr *q, struct ctl *c)
+{
+	size_t i, n = 0;
+	struct qent *e;
+
+	c->ids = xcalloc(q->nentries ? q->nentries : 1, sizeof(*c->ids));
+	for (i = 0; i < QMGR_BUCKETS; i++)
+		for (e = q->buckets[i]; e != NULL; e = e->hnext)
+			if (n < q->nentries)
+				c->ids[n++] = xstrdup(e->id);
+	c->nids = n;
+}
+
+void
+qmgr_control(struct qmgr *q, const char *line, struct buf *out,
+    void (*done)(void *arg), void *arg)
+{
+	struct ctl *c = xcalloc(1, sizeof(*c));
+	char cmd[16] = "", id[64] = "";
+	struct qent *e = NULL;
+
+	if (sscanf(line, "%15s %63s", cmd, id) < 1)
+		cmd[0] = '\0';
+	(void)!str_copy(c->cmd, sizeof(c->cmd), cmd, strlen(cmd));
+	c->q = q;
+	c->out = out;
+	c->done = done;
+	c->arg = arg;
+	if (strcmp(cmd, "FLUSH") == 0) {
+		(void)!buf_printf(out, "{\"ok\":true,\"flushed\":%u}\n", qmgr_flush(q));
+		free(c);
+		done(arg);
+		return;
+	}
+	if (strcmp(cmd, "LIST") == 0) {
+		ctl_collect_all(q, c);
+	} else if (strcmp(cmd, "SHOW") == 0 || strcmp(cmd, "DELETE") == 0 ||
+	    strcmp(cmd, "HOLD") == 0 || strcmp(cmd, "RELEASE") == 0) {
+		if (!queue_id_valid(id) || (e = qent_find(q, id)) == NULL || e->busy) {
+			(void)!buf_append_str(out, e != NULL && e->busy ?
+			    "{\"ok\":false,\"error\":\"the message is being delivered; try again\"}\n" :
+			    "{\"ok\":false,\"error\":\"no such message\"}\n");
+			free(c);
+			done(arg);
+			return;
+		}
+		if (strcmp(cmd, "SHOW") != 0) {
+			e->busy = true;   /* no attempt starts while the job runs */
+			heap_remove(q, e);
+		}
+		c->ids = xcalloc(1, sizeof(*c->ids));
+		c->ids[0] = xstrdup(id);
+		c->nids = 1;
+	} else {
+		(void)!buf_append_str(out, "{\"ok\":false,\"error\":\"unknown command\"}\n");
+		free(c);
+		done(arg);
+		return;
+	}
+	c->job.run = ctl_run;
+	c->job.done = ctl_done;
+	q->jobs++;
+	workers_submit(q->srv->workers, &c->job);
+}
