@@ -396,7 +396,7 @@ job_log(const struct rjob *j, const char *mx, const char *addr)
 		    log_sanitize(to, sizeof(to), j->rcpts[i].addr,
 		    strlen(j->rcpts[i].addr)), res->code,
 		    res->enh[0] != '\0' ? res->enh : "none",
-		    log_sanitize(text, sizeof(text), res->text, strlen(res->text)));
+		    log_quote(text, sizeof(text), res->text, strlen(res->text)));
 	}
 }
 
@@ -604,8 +604,12 @@ conn_set_addr(struct rconn *c)
 	text_fmt(c->addr_log, sizeof(c->addr_log),
 	    a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", c->ip, c->d->port);
 	log_sanitize(c->host_log, sizeof(c->host_log), h->name, strlen(h->name));
-	text_fmt(c->label, sizeof(c->label), "%s[%s]:%u", c->host_log, c->ip,
-	    c->d->port);
+	if (h->name[0] == '[')          /* an address literal names itself */
+		text_fmt(c->label, sizeof(c->label), "%s:%u", c->host_log,
+		    c->d->port);
+	else
+		text_fmt(c->label, sizeof(c->label), "%s[%s]:%u", c->host_log,
+		    c->ip, c->d->port);
 }
 
 /*
@@ -702,7 +706,7 @@ conn_exhausted(struct rconn *c)
 	log_sanitize(mx, sizeof(mx), c->last_mx, strlen(c->last_mx));
 	log_info("id=%s mx=%s addr=none event=exhausted text=\"%s\"",
 	    j != NULL ? j->id : "-", mx[0] != '\0' ? mx : "none",
-	    log_sanitize(text, sizeof(text), c->last.text, strlen(c->last.text)));
+	    log_quote(text, sizeof(text), c->last.text, strlen(c->last.text)));
 	c->job = NULL;
 	if (j != NULL) {
 		job_set_all(j, &c->last);
@@ -964,7 +968,7 @@ conn_failed(struct rconn *c)
 	conn_record_error(c);
 	log_info("id=%s mx=%s addr=%s event=session_failed code=%d text=\"%s\"",
 	    conn_id(c), c->host_log, c->addr_log, c->last.code,
-	    log_sanitize(text, sizeof(text), c->last.text, strlen(c->last.text)));
+	    log_quote(text, sizeof(text), c->last.text, strlen(c->last.text)));
 	conn_close_socket(c);
 	conn_advance(c);
 	return conn_try(c);

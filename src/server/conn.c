@@ -158,8 +158,8 @@ conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
 {
 	char safe[300];
 
-	log_info("sid=%s event=reject cmd=%s code=%d addr=%s reason=\"%s\"", c->sid,
-	    cmd, code, log_sanitize(safe, sizeof(safe), addr, strlen(addr)), text);
+	log_info("sid=%s event=reject cmd=%s code=%d addr=\"%s\" reason=\"%s\"", c->sid,
+	    cmd, code, log_quote(safe, sizeof(safe), addr, strlen(addr)), text);
 	smtp_server_reject(c->smtp, code, enh, text);
 }
 

@@ -219,7 +219,8 @@ struct attempt {
 	struct group groups[QMGR_DOMAINS_MAX];
 	size_t ngroups, groups_left;
 	/* the second job: DSNs and the envelope write */
-	struct buf dsn[3];             /* failure, delay, success */
+#define DSN_BUFS 3
+	struct buf dsn[DSN_BUFS];      /* failure, delay, success */
 	bool all_done;
 	char hostname[256];
 	char date[64];
@@ -323,17 +324,9 @@ group_done(void *arg, const struct smtp_client_result *results, size_t n,
 	time_t now = time(NULL);
 	size_t i;
 
-	for (i = 0; i < n && i < g->n; i++) {
-		struct queue_rcpt *r = &at->env.rcpt[g->idx[i]];
-		char safe[300];
-
-		result_apply(at, r, &results[i], now);
-		log_info("id=%s event=%s to=<%s> mx=%s code=%d reply=\"%s\"", at->e->id,
-		    r->state == QUEUE_RCPT_PENDING ? "deferred" :
-		    r->state == QUEUE_RCPT_FAILED ? "bounced" : "sent",
-		    r->addr, mx && mx[0] ? mx : "none", r->code,
-		    log_sanitize(safe, sizeof(safe), r->text, strlen(r->text)));
-	}
+	(void)mx;     /* remote.c logged each result with its MX */
+	for (i = 0; i < n && i < g->n; i++)
+		result_apply(at, &at->env.rcpt[g->idx[i]], &results[i], now);
 	at->q->jobs--;
 	if (--at->groups_left == 0)
 		attempt_finish(at);
@@ -416,6 +409,8 @@ attempt_begin(struct qmgr *q, struct qent *e)
 	at->q = q;
 	at->e = e;
 	at->data_fd = -1;
+	for (size_t i = 0; i < DSN_BUFS; i++)
+		buf_init(&at->dsn[i], BOUNCE_RETURN_MAX_DEFAULT + (1u << 20));
 	queue_env_init(&at->env);
 	at->job.run = attempt_load_run;
 	at->job.done = attempt_load_done;
@@ -546,6 +541,7 @@ dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 {
 	struct attempt *at = f->at;
 	struct bounce_rcpt *br = xcalloc(at->env.nrcpt, sizeof(*br));
+	char (*diag)[QUEUE_TEXT_MAX + 32] = xcalloc(at->env.nrcpt, sizeof(*diag));
 	char msgid[300], nid[ID_LEN + 1];
 	struct bounce_in in = { 0 };
 	size_t i, n = 0;
@@ -561,7 +557,11 @@ dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 		br[n].orcpt = r->orcpt_type[0] ? r->orcpt : NULL;
 		br[n].action = dsn_actions[kind];
 		br[n].status = r->enh[0] ? r->enh : NULL;
-		br[n].diag = r->code ? r->text : NULL;
+		/* the remote server's whole reply, as RFC 3464 2.3.6 wants it */
+		if (r->code && str_fmt(diag[n], sizeof(diag[n]), "%d %s%s%s", r->code,
+		    r->enh, r->enh[0] ? " " : "", r->text) != 0)
+			diag[n][0] = '\0';
+		br[n].diag = r->code ? diag[n] : NULL;
 		br[n].last_attempt = r->last_try;
 		br[n].retry_until = kind == DSN_DELAY ?
 		    at->env.created + (time_t)at->q->retry.lifetime : 0;
@@ -584,7 +584,8 @@ dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 	in.msg_len = orig->len;
 	in.date = at->date;
 	in.message_id = msgid;
-	rc = n > 0 ? bounce_build(&in, out) : -1;
+	rc = n > 0 && bounce_build(&in, out) >= 0 ? 0 : -1;
+	free(diag);
 	free(br);
 	return rc;
 }

@@ -107,13 +107,29 @@ panic(const char *fmt, ...)
 }
 
 static bool
-log_byte_plain(unsigned char c)
+log_byte_plain(unsigned char c, bool space_ok)
 {
-	return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=';
+	return (c > 0x20 || (c == 0x20 && space_ok)) && c < 0x7f && c != '"' &&
+	    c != '\\' && c != '=';
 }
+
+static char *
+log_escape(char *out, size_t outlen, const char *in, size_t inlen, bool space_ok);
 
 char *
 log_sanitize(char *out, size_t outlen, const char *in, size_t inlen)
+{
+	return log_escape(out, outlen, in, inlen, false);
+}
+
+char *
+log_quote(char *out, size_t outlen, const char *in, size_t inlen)
+{
+	return log_escape(out, outlen, in, inlen, true);
+}
+
+static char *
+log_escape(char *out, size_t outlen, const char *in, size_t inlen, bool space_ok)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0, i;
@@ -122,7 +138,7 @@ log_sanitize(char *out, size_t outlen, const char *in, size_t inlen)
 		return out;
 	for (i = 0; i < inlen; i++) {
 		unsigned char c = (unsigned char)in[i];
-		size_t need = log_byte_plain(c) ? 1 : 4;
+		size_t need = log_byte_plain(c, space_ok) ? 1 : 4;
 
 		/* keep room for "..." and the NUL */
 		if (o + need + 4 > outlen) {

@@ -63,6 +63,8 @@ NORETURN void panic(const char *fmt, ...) PRINTF_LIKE(1, 2);
  * always NUL-terminated.  Returns out.
  */
 char *log_sanitize(char *out, size_t outlen, const char *in, size_t inlen);
+/* The same, but spaces stay: for values the caller puts between quotes. */
+char *log_quote(char *out, size_t outlen, const char *in, size_t inlen);
 
 /* ---- ids and time ------------------------------------------------------ */
 

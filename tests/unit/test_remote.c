@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <strings.h>
 #include <sys/prctl.h>
@@ -324,12 +325,15 @@ ts_on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 	struct tsrv *s = arg;
 	struct ts_sess *x = xcalloc(1, sizeof(*x));
 	char greet[64];
+	int one = 1;
 
 	(void)lis;
 	(void)sa;
 	(void)salen;
 	x->s = s;
 	x->fd = fd;
+	/* replies are written piecemeal: no Nagle delay on loopback */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	buf_init(&x->cur, 8u << 20);
 	x->bev = bufferevent_socket_new(base, fd, 0);
 	if (x->bev == NULL)
@@ -504,7 +508,7 @@ send_msg(struct remote *r, const char *domain, const char *sender,
 	size_t n;
 
 	memset(rc, 0, sizeof(rc));
-	for (n = 0; rcpts[n] != NULL && n < TS_MAX_RCPT; n++)
+	for (n = 0; n < TS_MAX_RCPT && rcpts[n] != NULL; n++)
 		rc[n].addr = rcpts[n];
 	m.nrcpts = n;
 	m.data_fd = msg_fd(content, len);

@@ -1,0 +1,188 @@
+"""The queue between two MTAs: bounces (RFC 3464 DSN back to the sender),
+retries while the next hop is down, `tern queue list --json` and
+`tern queue flush`, and a queue that survives a restart."""
+
+import email
+import email.policy
+import re
+import smtplib
+import time
+
+from conftest import (BEN, CLAIRE, PASSWORD, SLOW, maildir_files,
+                      maildir_messages, tls_client_context, two_mtas, wait_for)
+
+NOBODY = "nobody@example.net"
+
+
+def msg(tag):
+    return (f"Date: Wed, 4 Mar 2026 10:00:00 +0000\r\n"
+            f"Message-ID: <{tag}@laptop.example.org>\r\n"
+            f"From: Claire <claire@example.org>\r\n"
+            f"Subject: {tag}\r\n\r\nbody of {tag}\r\n").encode()
+
+
+def submit(a, rcpts, content, sender=CLAIRE):
+    with smtplib.SMTP("127.0.0.1", a.sub_port, local_hostname="laptop.example.org",
+                      timeout=10 * SLOW) as s:
+        s.starttls(context=tls_client_context())
+        s.ehlo()
+        s.login(CLAIRE, PASSWORD)
+        assert s.sendmail(sender, rcpts, content) == {}
+
+
+def queue_empty(a):
+    return a.queue_list() == [] and a.queue_env_files() == []
+
+
+def parse_dsn(raw):
+    """(message, per-message fields, [per-recipient fields], returned part)."""
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert m.get_content_type() == "multipart/report", m.get_content_type()
+    assert m.get_param("report-type") == "delivery-status", m["Content-Type"]
+    parts = m.get_payload()
+    assert isinstance(parts, list) and len(parts) >= 2, parts
+    assert parts[0].get_content_type() == "text/plain", parts[0]["Content-Type"]
+    [ds] = [p for p in parts if p.get_content_type() == "message/delivery-status"]
+    blocks = ds.get_payload()
+    assert len(blocks) >= 2, blocks
+    returned = [p for p in parts if p.get_content_type() in
+                ("message/rfc822", "text/rfc822-headers")]
+    return m, blocks[0], blocks[1:], returned
+
+
+def field(block, name):
+    v = block.get(name)
+    assert v is not None, f"no {name} in {block.items()}"
+    return re.sub(r"\s+", " ", str(v)).strip()
+
+
+def check_failed_rcpt(r, rcpt):
+    assert field(r, "Final-Recipient").lower() == f"rfc822; {rcpt}", r.items()
+    assert field(r, "Action").lower() == "failed", r.items()
+    assert field(r, "Status") == "5.1.1", r.items()
+    diag = field(r, "Diagnostic-Code")
+    assert diag.lower().startswith("smtp;") and "550" in diag, diag
+
+
+def test_bounce_dsn_to_sender(ternd, dnsmasq):
+    a, b, dns = two_mtas(ternd, dnsmasq)
+    content = msg("bounce-me")
+    submit(a, [NOBODY], content)
+    [path] = wait_for(lambda: maildir_files(a.state_dir, CLAIRE),
+                      "the DSN in claire's Maildir on A")
+    raw = path.read_bytes()
+    assert raw.startswith(b"Return-Path: <>\r\n"), raw[:200]
+    m, per_msg, rcpts, returned = parse_dsn(raw)
+    assert CLAIRE in m["To"], m["To"]
+    assert "MAILER-DAEMON@" in m["From"].upper(), m["From"]
+    assert m["Auto-Submitted"] and m["Auto-Submitted"].startswith("auto-replied"), m["Auto-Submitted"]
+    assert m["Date"] and m["Message-ID"], m.items()
+    assert field(per_msg, "Reporting-MTA").lower() == "dns; mx.example.org", per_msg.items()
+    [r] = rcpts
+    check_failed_rcpt(r, NOBODY)
+    # the original comes back
+    [ret] = returned
+    assert b"Message-ID: <bounce-me@laptop.example.org>" in ret.as_bytes(), ret.as_bytes()[:500]
+    # nothing reached B, nothing is left on A
+    assert maildir_messages(b.state_dir, BEN) == []
+    wait_for(lambda: queue_empty(a), "A's queue to empty", timeout=10)
+    # one DSN only
+    time.sleep(0.3)
+    assert len(maildir_files(a.state_dir, CLAIRE)) == 1
+
+
+def test_bounce_lists_only_failed_recipients(ternd, dnsmasq):
+    a, b, dns = two_mtas(ternd, dnsmasq)
+    content = msg("half")
+    submit(a, [BEN, NOBODY], content)
+    [d] = wait_for(lambda: maildir_messages(b.state_dir, BEN), "delivery to ben on B")
+    assert d.data.endswith(content)
+    [path] = wait_for(lambda: maildir_files(a.state_dir, CLAIRE), "the DSN on A")
+    _, _, rcpts, _ = parse_dsn(path.read_bytes())
+    assert len(rcpts) == 1, [r.items() for r in rcpts]
+    check_failed_rcpt(rcpts[0], NOBODY)
+    wait_for(lambda: queue_empty(a), "A's queue to empty", timeout=10)
+
+
+def test_null_sender_is_never_bounced(ternd, dnsmasq):
+    """A bounce of a bounce would loop: a failed <> message is dropped."""
+    a, b, dns = two_mtas(ternd, dnsmasq)
+    submit(a, [NOBODY], msg("from-null"), sender="")
+    wait_for(lambda: queue_empty(a), "A's queue to empty", timeout=10)
+    time.sleep(0.5)
+    files = [p for p in (a.state_dir / "mail").rglob("*") if p.is_file()]
+    assert files == [], files
+
+
+def pending_with_error(a):
+    ms = a.queue_list()
+    if len(ms) != 1:
+        return None
+    [r] = ms[0]["recipients"]
+    return ms[0] if r.get("attempts", 0) >= 1 else None
+
+
+def test_retry_then_flush(ternd, dnsmasq):
+    # B is down; A would wait an hour before trying again by itself
+    a, b, dns = two_mtas(ternd, dnsmasq, {"queue.retry_first": "3600",
+                                          "queue.retry_max": "3600"},
+                         b_start=False)
+    content = msg("retry-me")
+    submit(a, [BEN], content)
+    m = wait_for(lambda: pending_with_error(a),
+                 "a failed first attempt in `tern queue list --json`")
+    assert m["sender"] == CLAIRE, m
+    assert m["held"] is False, m
+    [r] = m["recipients"]
+    assert r["addr"] == BEN, r
+    assert r["state"].lower() == "pending", r
+    assert r["text"], f"no error recorded for the failed attempt: {r}"
+    assert r["code"] == 0 or 400 <= r["code"] < 500, r
+    assert r["next_try"] > time.time() + 60, r
+    assert m["id"] in a.queue_env_files(), a.queue_env_files()
+    # the human listing shows it too
+    out = a.tern("queue", "list").stdout.decode()
+    assert m["id"] in out and BEN in out, out
+
+    # the queue survives a restart of A
+    assert a.stop() == 0
+    a.start()
+    ids = [x["id"] for x in a.queue_list()]
+    assert ids == [m["id"]], ids
+
+    # B comes up; nothing moves until the admin flushes
+    b.start()
+    time.sleep(0.5)
+    assert maildir_messages(b.state_dir, BEN) == []
+    a.tern("queue", "flush")
+    [d] = wait_for(lambda: maildir_messages(b.state_dir, BEN), "delivery after flush")
+    assert d.data.endswith(content)
+    assert d.return_path == CLAIRE
+    wait_for(lambda: queue_empty(a), "A's queue to empty", timeout=10)
+    assert maildir_files(a.state_dir, CLAIRE) == []     # no delay DSN, no bounce
+
+
+def test_retry_by_itself(ternd, dnsmasq):
+    """With a short back-off the scheduler retries without being told."""
+    a, b, dns = two_mtas(ternd, dnsmasq, {"queue.retry_first": "1",
+                                          "queue.retry_max": "1"},
+                         b_start=False)
+    content = msg("retry-auto")
+    submit(a, [BEN], content)
+    wait_for(lambda: pending_with_error(a), "a failed first attempt")
+    b.start()
+    [d] = wait_for(lambda: maildir_messages(b.state_dir, BEN), "delivery on retry",
+                   timeout=10)
+    assert d.data.endswith(content)
+    wait_for(lambda: queue_empty(a), "A's queue to empty", timeout=10)
+
+
+def test_flush_empty_queue_and_unknown_id(ternd, dnsmasq):
+    a, b, dns = two_mtas(ternd, dnsmasq)
+    r = a.tern("queue", "flush")
+    assert r.returncode == 0
+    r = a.tern("queue", "show", "0123456789abcdef", check=False)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    # an id that is not one is refused before it reaches ternd
+    r = a.tern("queue", "show", "../../etc/passwd", check=False)
+    assert r.returncode != 0 and r.stdout == b"", (r.returncode, r.stdout, r.stderr)
