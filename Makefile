@@ -42,7 +42,7 @@ PY       := /usr/bin/python3
 FUZZ_SECONDS ?= 30
 
 .SECONDARY:
-.PHONY: all check asan fuzz lint run bench deps unit e2e clean install
+.PHONY: all check asan fuzz lint run bench deps unit e2e clean install crashtest
 all: $(B)/ternd $(B)/tern
 
 $(B)/obj/%.o: %.c
@@ -79,7 +79,8 @@ asan: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) tests/run.py --build build-asan
 
-build-fuzz/%: fuzz/%.c $(FUZZ_LIB) $(wildcard src/*/*.h)
+# some harnesses #include the .c file of a module outside FUZZ_LIB
+build-fuzz/%: fuzz/%.c $(wildcard src/*/*.c src/*/*.h)
 	@mkdir -p $(@D)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
 	  -o $@ $< $(FUZZ_LIB)
@@ -96,10 +97,24 @@ run: deps all
 bench: deps all
 	@bench/run.sh
 
+PREFIX   ?= /usr/local
+# SENDMAIL_LINKS=1 also makes sendmail and mailq (sbin and bin) links to
+# tern, so cron, git send-email, PHP mail() and friends use it.
 install: all
-	install -d $(DESTDIR)/usr/local/sbin $(DESTDIR)/usr/local/bin
-	install -m 755 $(B)/ternd $(DESTDIR)/usr/local/sbin/ternd
-	install -m 755 $(B)/tern $(DESTDIR)/usr/local/bin/tern
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(B)/ternd $(DESTDIR)$(PREFIX)/sbin/ternd
+	install -m 755 $(B)/tern $(DESTDIR)$(PREFIX)/bin/tern
+	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 docs/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	if [ "$(SENDMAIL_LINKS)" = 1 ]; then \
+	  ln -sf $(PREFIX)/bin/tern $(DESTDIR)$(PREFIX)/sbin/sendmail; \
+	  ln -sf $(PREFIX)/bin/tern $(DESTDIR)$(PREFIX)/bin/mailq; \
+	fi
+
+# Long robustness runs (root: they mount small file systems).
+crashtest: deps all
+	@$(PY) tests/crash/crashtest.py --kills $${KILLS:-500}
 
 compile_commands.json:
 	bear -- $(MAKE) -B all unit

@@ -53,6 +53,8 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -64,15 +66,15 @@
 #include "dns.h"
 #include "remote.h"
 
-#define REMOTE_BUCKETS 1024             /* destination hash table */
-#define REMOTE_CHUNK (64 * 1024)        /* message octets stuffed at once */
-#define REMOTE_OUT_HIGH (256 * 1024)    /* queue no body above this */
-#define REMOTE_OUT_LOW (64 * 1024)      /* body refill below this */
-#define REMOTE_IN_HIGH (128 * 1024)     /* unparsed input read at most */
-#define REMOTE_CMD_OUT_MAX \
+#define REMOTE_BUCKETS	1024	     /* destination hash table */
+#define REMOTE_CHUNK	(64 * 1024)  /* message octets stuffed at once */
+#define REMOTE_OUT_HIGH (256 * 1024) /* queue no body above this */
+#define REMOTE_OUT_LOW	(64 * 1024)  /* body refill below this */
+#define REMOTE_IN_HIGH	(128 * 1024) /* unparsed input read at most */
+#define REMOTE_CMD_OUT_MAX                                                     \
 	(SMTP_CLIENT_RCPT_MAX * SMTP_CMD_LINE_PARAMS_MAX + 4096)
 #define REMOTE_DNS_TTL_MS (60 * 1000)
-#define REMOTE_LABEL_MAX 400            /* "host[addr]:port" */
+#define REMOTE_LABEL_MAX  400 /* "host[addr]:port" */
 
 struct rjob;
 struct rdest;
@@ -91,7 +93,7 @@ struct rjob {
 	uint64_t size;
 	bool body_8bit, smtputf8;
 	enum smtp_ret ret;
-	char *map;                      /* the message, read-only; NULL if empty */
+	char *map; /* the message, read-only; NULL if empty */
 	size_t maplen;
 	remote_done_fn done;
 	void *arg;
@@ -100,16 +102,16 @@ struct rjob {
 };
 
 struct rdest {
-	struct rdest *next;             /* hash chain */
+	struct rdest *next; /* hash chain */
 	struct remote *r;
-	char *key;                      /* domain; "" for the smarthost */
-	char *query;                    /* what dns_resolve_mx() gets */
+	char *key;   /* domain; "" for the smarthost */
+	char *query; /* what dns_resolve_mx() gets */
 	uint16_t port;
 	bool smarthost;
 	struct jobq wait;
 	struct rconn *conns;
 	unsigned nconns;
-	struct dns_result *res;         /* last DNS_OK answer, or NULL */
+	struct dns_result *res; /* last DNS_OK answer, or NULL */
 	uint64_t res_ms;
 	bool resolving;
 };
@@ -117,26 +119,25 @@ struct rdest {
 enum conn_phase { PH_CONNECT, PH_SMTP, PH_TLS, PH_BODY };
 
 struct rconn {
-	struct rconn *next;             /* in d->conns */
+	struct rconn *next; /* in d->conns */
 	struct rdest *d;
-	struct rjob *job;               /* NULL while QUIT goes out */
-	struct dns_result res;          /* the hosts this slot walks */
-	size_t host, addr;              /* the address in use or next */
-	unsigned gen;                   /* bumped per socket: stale-callback check */
-	bool plain_retry;               /* TLS failed here: again, in plaintext */
-	int fd;                         /* -1 once a TLS bufferevent owns it */
+	struct rjob *job;      /* NULL while QUIT goes out */
+	struct dns_result res; /* the hosts this slot walks */
+	size_t host, addr;     /* the address in use or next */
+	unsigned gen;	       /* bumped per socket: stale-callback check */
+	bool plain_retry;      /* TLS failed here: again, in plaintext */
+	int fd;		       /* -1 once a TLS bufferevent owns it */
 	struct event *ev_connect, *timer;
 	struct bufferevent *bev;
 	struct smtp_client *sc;
 	enum conn_phase phase;
-	bool answered;                  /* this session's peer sent a reply */
-	bool body_sent;                 /* the final dot went out */
-	bool shell_err;                 /* the error text is ours, with the host */
+	bool body_sent; /* the final dot went out */
+	bool shell_err; /* the error text is ours, with the host */
 	struct buf out, body;
 	struct smtp_stuff stuff;
 	size_t body_off;
 	char ip[INET6_ADDRSTRLEN];
-	char host_log[300];             /* the MX name, sanitised */
+	char host_log[300]; /* the MX name, sanitised */
 	char addr_log[INET6_ADDRSTRLEN + 10];
 	char label[REMOTE_LABEL_MAX];
 	char last_mx[DNS_NAME_MAX + 3]; /* last host that answered, or "" */
@@ -166,8 +167,8 @@ static void dest_settle(struct rdest *d);
  * Small helpers
  * ====================================================================== */
 
-static void
-text_fmt(char *out, size_t outlen, const char *fmt, ...) PRINTF_LIKE(3, 4);
+static void text_fmt(char *out, size_t outlen, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
 
 /* vsnprintf that marks a cut text with "..." */
 static void
@@ -283,7 +284,8 @@ job_free(struct rjob *j)
 		free((char *)(uintptr_t)j->rcpts[i].orcpt);
 	}
 	if (j->map != NULL && munmap(j->map, j->maplen) != 0)
-		log_warn("id=%s event=munmap error=\"%s\"", j->id, strerror(errno));
+		log_warn(
+		    "id=%s event=munmap error=\"%s\"", j->id, strerror(errno));
 	free(j->rcpts);
 	free(j->results);
 	free(j->id);
@@ -349,8 +351,8 @@ job_map(struct rjob *j, int fd, char *err, size_t errlen)
 
 /* The message part of a client configuration. */
 static void
-job_client_conf(const struct remote *r, const struct rjob *j,
-    struct smtp_client_conf *cf)
+job_client_conf(
+    const struct remote *r, const struct rjob *j, struct smtp_client_conf *cf)
 {
 	memset(cf, 0, sizeof(*cf));
 	cf->helo = r->helo;
@@ -376,8 +378,9 @@ job_set_all(struct rjob *j, const struct smtp_client_result *res)
 static const char *
 result_event(enum smtp_result_class cls)
 {
-	return cls == SMTP_RESULT_OK ? "delivered" :
-	    cls == SMTP_RESULT_PERM ? "bounced" : "deferred";
+	return cls == SMTP_RESULT_OK	 ? "delivered"
+	       : cls == SMTP_RESULT_PERM ? "bounced"
+					 : "deferred";
 }
 
 /* One line per recipient: where it went and what the peer said. */
@@ -391,19 +394,21 @@ job_log(const struct rjob *j, const char *mx, const char *addr)
 		const struct smtp_client_result *res = &j->results[i];
 
 		log_info("id=%s mx=%s addr=%s event=%s to=<%s> code=%d enh=%s "
-		    "text=\"%s\"", j->id, mx[0] != '\0' ? mx : "none", addr,
+			 "text=\"%s\"",
+		    j->id, mx[0] != '\0' ? mx : "none", addr,
 		    result_event(res->cls),
 		    log_sanitize(to, sizeof(to), j->rcpts[i].addr,
-		    strlen(j->rcpts[i].addr)), res->code,
-		    res->enh[0] != '\0' ? res->enh : "none",
-		    log_quote(text, sizeof(text), res->text, strlen(res->text)));
+			strlen(j->rcpts[i].addr)),
+		    res->code, res->enh[0] != '\0' ? res->enh : "none",
+		    log_quote(
+			text, sizeof(text), res->text, strlen(res->text)));
 	}
 }
 
 /* The job's results are final: queue its callback. */
 static void
-job_finish(struct remote *r, struct rjob *j, const char *mx_log,
-    const char *addr_log)
+job_finish(
+    struct remote *r, struct rjob *j, const char *mx_log, const char *addr_log)
 {
 	job_log(j, mx_log, addr_log);
 	jobq_push(&r->done, j);
@@ -449,7 +454,7 @@ remote_on_done(evutil_socket_t fd, short what, void *arg)
 static unsigned
 dest_hash(const char *k)
 {
-	uint32_t h = 2166136261u;       /* FNV-1a */
+	uint32_t h = 2166136261u; /* FNV-1a */
 
 	for (; *k != '\0'; k++)
 		h = (h ^ (unsigned char)*k) * 16777619u;
@@ -496,8 +501,8 @@ dest_free(struct rdest *d)
 
 /* Every waiting job gets res (the destination failed as a whole). */
 static void
-dest_fail_waiting(struct rdest *d, const struct smtp_client_result *res,
-    const char *mx)
+dest_fail_waiting(
+    struct rdest *d, const struct smtp_client_result *res, const char *mx)
 {
 	struct rjob *j;
 
@@ -562,10 +567,12 @@ dest_kick(struct rdest *d)
 	struct remote *r = d->r;
 
 	while (d->wait.head != NULL && d->nconns < r->max_per_dest) {
-		if (d->res == NULL || time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS) {
+		if (d->res == NULL ||
+		    time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS) {
 			if (!d->resolving) {
 				d->resolving = true;
-				dns_resolve_mx(r->dns, d->query, dest_on_dns, d);
+				dns_resolve_mx(
+				    r->dns, d->query, dest_on_dns, d);
 			}
 			return;
 		}
@@ -603,8 +610,9 @@ conn_set_addr(struct rconn *c)
 		text_fmt(c->ip, sizeof(c->ip), "?");
 	text_fmt(c->addr_log, sizeof(c->addr_log),
 	    a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", c->ip, c->d->port);
-	log_sanitize(c->host_log, sizeof(c->host_log), h->name, strlen(h->name));
-	if (h->name[0] == '[')          /* an address literal names itself */
+	log_sanitize(
+	    c->host_log, sizeof(c->host_log), h->name, strlen(h->name));
+	if (h->name[0] == '[') /* an address literal names itself */
 		text_fmt(c->label, sizeof(c->label), "%s:%u", c->host_log,
 		    c->d->port);
 	else
@@ -744,14 +752,17 @@ conn_connect(struct rconn *c)
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	struct timeval tv;
-	int fd, e;
+	int fd, e, one = 1;
 
 	conn_set_addr(c);
 	dns_addr_sockaddr(a, c->d->port, &ss, &sl);
 	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return conn_connect_error(c, errno);
-	if (connect(fd, (struct sockaddr *)&ss, sl) != 0 && errno != EINPROGRESS) {
+	/* writes are whole batches; TLS records must not wait for ACKs */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&ss, sl) != 0 &&
+	    errno != EINPROGRESS) {
 		e = errno;
 		(void)close(fd);
 		return conn_connect_error(c, e);
@@ -760,7 +771,8 @@ conn_connect(struct rconn *c)
 	c->gen++;
 	c->phase = PH_CONNECT;
 	tv_set(&tv, c->d->r->t_connect);
-	c->ev_connect = event_new(c->d->r->base, fd, EV_WRITE, conn_on_connect, c);
+	c->ev_connect =
+	    event_new(c->d->r->base, fd, EV_WRITE, conn_on_connect, c);
 	if (c->ev_connect == NULL || event_add(c->ev_connect, &tv) != 0) {
 		conn_close_socket(c);
 		return conn_connect_error(c, ENOMEM);
@@ -817,7 +829,8 @@ static void conn_on_event(struct bufferevent *bev, short what, void *arg);
 static void
 conn_bev_setup(struct rconn *c)
 {
-	bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+	bufferevent_setcb(
+	    c->bev, conn_on_read, conn_on_write, conn_on_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, REMOTE_IN_HIGH);
 	bufferevent_setwatermark(c->bev, EV_WRITE, REMOTE_OUT_LOW, 0);
 	(void)bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -846,13 +859,12 @@ conn_arm_reply(struct rconn *c)
 }
 
 /* The shell's own failure of the session (timeout, lost connection...). */
-static void
-conn_shell_fail(struct rconn *c, int code, const char *enh, const char *fmt,
-    ...) PRINTF_LIKE(4, 5);
+static void conn_shell_fail(struct rconn *c, int code, const char *enh,
+    const char *fmt, ...) PRINTF_LIKE(4, 5);
 
 static void
-conn_shell_fail(struct rconn *c, int code, const char *enh, const char *fmt,
-    ...)
+conn_shell_fail(
+    struct rconn *c, int code, const char *enh, const char *fmt, ...)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
 	va_list ap;
@@ -896,7 +908,8 @@ conn_flush_quit(struct rconn *c)
 		return;
 	o = bufferevent_get_output(c->bev);
 	n = evbuffer_get_length(o);
-	if (n == 0 || n > 4096 || (p = (const char *)evbuffer_pullup(o, -1)) == NULL)
+	if (n == 0 || n > 4096 ||
+	    (p = (const char *)evbuffer_pullup(o, -1)) == NULL)
 		return;
 	(void)send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
@@ -912,7 +925,8 @@ conn_decided(const struct rconn *c)
 	if (c->body_sent)
 		return true;
 	for (i = 0; i < smtp_client_nrcpts(c->sc); i++) {
-		const struct smtp_client_result *res = smtp_client_result(c->sc, i);
+		const struct smtp_client_result *res =
+		    smtp_client_result(c->sc, i);
 
 		if (res->code != e->code || res->cmd != e->cmd ||
 		    strcmp(res->text, e->text) != 0)
@@ -930,13 +944,14 @@ conn_record_error(struct rconn *c)
 	bool four = e->code >= 400 && e->code < 500;
 
 	if (e->remote && e->cmd != NULL && strcmp(e->cmd, "greeting") == 0)
-		text_fmt(t, sizeof(t), "host %s refused to talk to me: %d %s%s%s",
-		    c->label, e->code, e->enh, e->enh[0] != '\0' ? " " : "",
-		    e->text);
+		text_fmt(t, sizeof(t),
+		    "host %s refused to talk to me: %d %s%s%s", c->label,
+		    e->code, e->enh, e->enh[0] != '\0' ? " " : "", e->text);
 	else if (e->remote)
-		text_fmt(t, sizeof(t), "host %s said: %d %s%s%s (in reply to %s)",
-		    c->label, e->code, e->enh, e->enh[0] != '\0' ? " " : "",
-		    e->text, e->cmd != NULL ? e->cmd : "?");
+		text_fmt(t, sizeof(t),
+		    "host %s said: %d %s%s%s (in reply to %s)", c->label,
+		    e->code, e->enh, e->enh[0] != '\0' ? " " : "", e->text,
+		    e->cmd != NULL ? e->cmd : "?");
 	else if (c->shell_err)
 		text_fmt(t, sizeof(t), "%s", e->text);
 	else
@@ -1045,12 +1060,13 @@ conn_drive(struct rconn *c)
 	do {
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 		size_t len = evbuffer_get_length(in), used = 0;
-		const char *p = len > 0 ? (const char *)evbuffer_pullup(in, -1) : NULL;
+		const char *p =
+		    len > 0 ? (const char *)evbuffer_pullup(in, -1) : NULL;
 		enum smtp_client_action act;
 
-		act = smtp_client_next(c->sc, p, p != NULL ? len : 0, &used, &c->out);
+		act = smtp_client_next(
+		    c->sc, p, p != NULL ? len : 0, &used, &c->out);
 		if (used > 0) {
-			c->answered = true;
 			text_fmt(c->last_mx, sizeof(c->last_mx), "%s",
 			    c->res.hosts[c->host].name);
 			(void)evbuffer_drain(in, used);
@@ -1059,8 +1075,8 @@ conn_drive(struct rconn *c)
 		if (c->out.len > 0)
 			progress = true;
 		if (conn_flush(c) != 0 && act != SMTP_CLIENT_FAILED) {
-			conn_shell_fail(c, 451, "4.3.0", "cannot queue output to %s",
-			    c->label);
+			conn_shell_fail(c, 451, "4.3.0",
+			    "cannot queue output to %s", c->label);
 			act = SMTP_CLIENT_FAILED;
 		}
 		rc = conn_act(c, act, progress);
@@ -1082,7 +1098,8 @@ static int
 conn_starttls_fail(struct rconn *c, const char *why)
 {
 	ERR_clear_error();
-	conn_shell_fail(c, 451, "4.7.5", "TLS with %s failed: %s", c->label, why);
+	conn_shell_fail(
+	    c, 451, "4.7.5", "TLS with %s failed: %s", c->label, why);
 	return conn_failed(c);
 }
 
@@ -1113,7 +1130,7 @@ conn_starttls(struct rconn *c)
 		SSL_free(ssl);
 		return conn_starttls_fail(c, "bufferevent_openssl_socket_new");
 	}
-	c->fd = -1;                     /* the bufferevent owns it now */
+	c->fd = -1; /* the bufferevent owns it now */
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	conn_bev_setup(c);
 	c->phase = PH_TLS;
@@ -1149,8 +1166,8 @@ conn_tls_failed(struct rconn *c, const char *why)
 		return conn_try(c);
 	}
 	c->phase = PH_SMTP;
-	conn_shell_fail(c, 451, "4.7.5", "TLS handshake with %s failed: %s",
-	    c->label, why);
+	conn_shell_fail(
+	    c, 451, "4.7.5", "TLS handshake with %s failed: %s", c->label, why);
 	return conn_failed(c);
 }
 
@@ -1170,12 +1187,16 @@ body_pump(struct rconn *c)
 		buf_reset(&c->body);
 		if (n > REMOTE_CHUNK)
 			n = REMOTE_CHUNK;
-		last = n == 0;
-		rc = last ? smtp_stuff_finish(&c->stuff, &c->body) :
-		    smtp_stuff_feed(&c->stuff, j->map + c->body_off, n, &c->body);
+		if (n > 0)
+			rc = smtp_stuff_feed(
+			    &c->stuff, j->map + c->body_off, n, &c->body);
+		c->body_off += n;
+		/* the final dot in the same write (one TLS record) */
+		last = c->body_off == j->maplen;
+		if (rc == 0 && last)
+			rc = smtp_stuff_finish(&c->stuff, &c->body);
 		if (rc == 0 && evbuffer_add(o, c->body.data, c->body.len) != 0)
 			rc = -1;
-		c->body_off += n;
 	}
 	if (rc == 0 && !last) {
 		conn_arm(c, c->d->r->t_command);
@@ -1183,8 +1204,10 @@ body_pump(struct rconn *c)
 	}
 	c->phase = PH_SMTP;
 	if (rc != 0) {
-		conn_shell_fail(c, 451, "4.3.0", "cannot queue the message body "
-		    "for %s", c->label);
+		conn_shell_fail(c, 451, "4.3.0",
+		    "cannot queue the message body "
+		    "for %s",
+		    c->label);
 		return conn_failed(c);
 	}
 	c->body_sent = true;
@@ -1212,7 +1235,7 @@ conn_session_start(struct rconn *c)
 
 	event_free(c->ev_connect);
 	c->ev_connect = NULL;
-	c->answered = c->body_sent = c->shell_err = false;
+	c->body_sent = c->shell_err = false;
 	log_info("id=%s mx=%s addr=%s event=connect", conn_id(c), c->host_log,
 	    c->addr_log);
 	job_client_conf(r, c->job, &cf);
@@ -1225,7 +1248,8 @@ conn_session_start(struct rconn *c)
 	c->sc = smtp_client_new(&cf);
 	c->bev = bufferevent_socket_new(r->base, c->fd, 0);
 	if (c->sc == NULL || c->bev == NULL) {
-		/* remote_new() and remote_deliver() checked the configuration */
+		/* remote_new() and remote_deliver() checked the configuration
+		 */
 		deliver_refuse(r, c->job, SMTP_RESULT_TEMP, 451, "4.3.0",
 		    "Cannot start an SMTP session");
 		c->job = NULL;
@@ -1292,8 +1316,8 @@ conn_ssl_error(struct rconn *c, char *out, size_t outlen)
 	if (e != 0)
 		ERR_error_string_n(e, out, outlen);
 	else
-		text_fmt(out, outlen, "%s", errno != 0 ? strerror(errno) :
-		    "connection closed");
+		text_fmt(out, outlen, "%s",
+		    errno != 0 ? strerror(errno) : "connection closed");
 	ERR_clear_error();
 }
 
@@ -1303,18 +1327,22 @@ conn_lost(struct rconn *c)
 {
 	const char *w;
 
-	if (c->job == NULL) {           /* closing after QUIT */
+	if (c->job == NULL) { /* closing after QUIT */
 		conn_free(c);
 		return;
 	}
 	w = smtp_client_waiting(c->sc);
 	if (c->phase == PH_BODY) {
 		c->phase = PH_SMTP;
-		conn_shell_fail(c, 451, "4.4.2", "lost connection with %s while "
-		    "sending the message body", c->label);
+		conn_shell_fail(c, 451, "4.4.2",
+		    "lost connection with %s while "
+		    "sending the message body",
+		    c->label);
 	} else {
-		conn_shell_fail(c, 451, "4.4.2", "lost connection with %s while "
-		    "waiting for reply to %s", c->label, w != NULL ? w : "?");
+		conn_shell_fail(c, 451, "4.4.2",
+		    "lost connection with %s while "
+		    "waiting for reply to %s",
+		    c->label, w != NULL ? w : "?");
 	}
 	(void)conn_failed(c);
 }
@@ -1369,13 +1397,17 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 		(void)conn_tls_failed(c, "timeout");
 	} else if (c->phase == PH_BODY) {
 		c->phase = PH_SMTP;
-		conn_shell_fail(c, 451, "4.4.2", "timeout after %us sending the "
-		    "message body to %s", d->r->t_command, c->label);
+		conn_shell_fail(c, 451, "4.4.2",
+		    "timeout after %us sending the "
+		    "message body to %s",
+		    d->r->t_command, c->label);
 		(void)conn_failed(c);
 	} else {
 		w = smtp_client_waiting(c->sc);
-		conn_shell_fail(c, 451, "4.4.2", "timeout waiting for reply to %s "
-		    "from %s", w != NULL ? w : "?", c->label);
+		conn_shell_fail(c, 451, "4.4.2",
+		    "timeout waiting for reply to %s "
+		    "from %s",
+		    w != NULL ? w : "?", c->label);
 		(void)conn_failed(c);
 	}
 	dest_settle(d);
@@ -1395,8 +1427,9 @@ host_name_ok(const char *s, size_t n)
 	for (i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
 
-		if (!(ch == '.' || ch == '-' || ch == '_' || (ch >= '0' && ch <= '9') ||
-		    ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z')))
+		if (!(ch == '.' || ch == '-' || ch == '_' ||
+			(ch >= '0' && ch <= '9') ||
+			((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z')))
 			return false;
 	}
 	return true;
@@ -1439,11 +1472,14 @@ smarthost_parse(const char *s, char *query, size_t qlen, uint16_t *port)
 
 	if (s[0] == '[') {
 		if ((end = strchr(s, ']')) == NULL ||
-		    (end[1] != '\0' && (end[1] != ':' || port_parse(end + 2, port))))
+		    (end[1] != '\0' &&
+			(end[1] != ':' || port_parse(end + 2, port))))
 			return -1;
 		if (strncmp(s + 1, "IPv6:", 5) == 0)
-			return smarthost_query(s + 6, (size_t)(end - s - 6), query, qlen);
-		return smarthost_query(s + 1, (size_t)(end - s - 1), query, qlen);
+			return smarthost_query(
+			    s + 6, (size_t)(end - s - 6), query, qlen);
+		return smarthost_query(
+		    s + 1, (size_t)(end - s - 1), query, qlen);
 	}
 	colon = strchr(s, ':');
 	if (colon == NULL || strchr(colon + 1, ':') != NULL)
@@ -1468,13 +1504,16 @@ remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 	if (conf->smarthost == NULL || conf->smarthost[0] == '\0')
 		return 0;
 	if (smarthost_parse(conf->smarthost, q, sizeof(q), &r->sm_port) != 0) {
-		log_err("event=config_error key=relay.smarthost text=\"cannot parse "
-		    "host[:port]\"");
+		log_err("event=config_error key=relay.smarthost text=\"cannot "
+			"parse "
+			"host[:port]\"");
 		return -1;
 	}
-	if (conf->smarthost_user != NULL && (!cred_ok(conf->smarthost_user) ||
-	    !cred_ok(conf->smarthost_pass))) {
-		log_err("event=config_error key=relay.smarthost_user text=\"a user "
+	if (conf->smarthost_user != NULL &&
+	    (!cred_ok(conf->smarthost_user) ||
+		!cred_ok(conf->smarthost_pass))) {
+		log_err(
+		    "event=config_error key=relay.smarthost_user text=\"a user "
 		    "needs a password, both at most %d octets\"",
 		    SMTP_CLIENT_CRED_MAX);
 		return -1;
@@ -1509,14 +1548,16 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	r->base = base;
 	r->dns = dns;
 	r->helo = xstrdup(conf->helo != NULL ? conf->helo : "");
-	r->port = conf->port > 0 && conf->port <= 65535 ? (uint16_t)conf->port : 25;
+	r->port =
+	    conf->port > 0 && conf->port <= 65535 ? (uint16_t)conf->port : 25;
 	r->max_per_dest = conf->max_per_dest > 0 ? conf->max_per_dest : 10;
 	r->t_connect = conf->timeout_connect > 0 ? conf->timeout_connect : 30;
 	r->t_command = conf->timeout_command > 0 ? conf->timeout_command : 300;
 	jobq_init(&r->done);
 	r->done_ev = event_new(base, -1, 0, remote_on_done, r);
 	if (!helo_ok(r->helo))
-		log_err("event=config_error key=hostname text=\"not a host name "
+		log_err(
+		    "event=config_error key=hostname text=\"not a host name "
 		    "for EHLO\"");
 	if (r->done_ev == NULL || !helo_ok(r->helo) ||
 	    remote_set_smarthost(r, conf) != 0) {
@@ -1573,8 +1614,8 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
     remote_done_fn done, void *arg)
 {
 	struct rjob *j = job_new(m, done, arg);
-	const char *domain = r->sm_query != NULL || m->domain == NULL ? "" :
-	    m->domain;
+	const char *domain =
+	    r->sm_query != NULL || m->domain == NULL ? "" : m->domain;
 	struct smtp_client_conf cf;
 	struct smtp_client *probe;
 	struct rdest *d;
@@ -1582,8 +1623,10 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
 
 	job_client_conf(r, j, &cf);
 	if ((probe = smtp_client_new(&cf)) == NULL) {
-		deliver_refuse(r, j, SMTP_RESULT_PERM, 554, "5.3.0", "The envelope "
-		    "cannot be sent (an invalid address or too many recipients)");
+		deliver_refuse(r, j, SMTP_RESULT_PERM, 554, "5.3.0",
+		    "The envelope "
+		    "cannot be sent (an invalid address or too many "
+		    "recipients)");
 		return;
 	}
 	smtp_client_free(probe);

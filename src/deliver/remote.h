@@ -37,8 +37,8 @@ struct event_base;
 struct remote;
 
 struct remote_conf {
-	const char *helo;            /* our hostname, for EHLO */
-	unsigned port;               /* relay.port: port of MX hosts; 0: 25 */
+	const char *helo; /* our hostname, for EHLO */
+	unsigned port;	  /* relay.port: port of MX hosts; 0: 25 */
 	/*
 	 * relay.smarthost, or NULL.  "host", "host:port", "1.2.3.4[:port]",
 	 * "[1.2.3.4]:port", "[2001:db8::1]:port" or a bare IPv6 address.  No
@@ -50,11 +50,11 @@ struct remote_conf {
 	const char *smarthost;
 	const char *smarthost_user, *smarthost_pass; /* AUTH PLAIN, TLS only */
 	bool smarthost_require_tls;
-	unsigned max_per_dest;       /* connections per destination; 0: 10 */
-	unsigned timeout_connect;    /* seconds, 0: 30 */
-	unsigned timeout_command;    /* seconds per reply, 0: 300; the reply
-	                                to the final dot gets twice this
-	                                (RFC 5321 4.5.3.2: 10 minutes) */
+	unsigned max_per_dest;	  /* connections per destination; 0: 10 */
+	unsigned timeout_connect; /* seconds, 0: 30 */
+	unsigned timeout_command; /* seconds per reply, 0: 300; the reply
+				     to the final dot gets twice this
+				     (RFC 5321 4.5.3.2: 10 minutes) */
 };
 
 /*
@@ -76,19 +76,19 @@ struct remote *remote_new(struct event_base *base, struct dns *dns,
 void remote_free(struct remote *r);
 
 struct remote_msg {
-	const char *id;                   /* queue id, for logs */
-	const char *domain;               /* every recipient is in this domain */
-	const char *sender;               /* "" for <> */
+	const char *id;	    /* queue id, for logs */
+	const char *domain; /* every recipient is in this domain */
+	const char *sender; /* "" for <> */
 	const struct smtp_client_rcpt *rcpts;
-	size_t nrcpts;                    /* 1..SMTP_CLIENT_RCPT_MAX */
-	int data_fd;                      /* the message as stored (CRLF); it
-	                                     is mmap()ed, the caller may close
-	                                     the fd after the call */
-	uint64_t size;                    /* for SIZE= */
+	size_t nrcpts; /* 1..SMTP_CLIENT_RCPT_MAX */
+	int data_fd;   /* the message as stored (CRLF); it
+			  is mmap()ed, the caller may close
+			  the fd after the call */
+	uint64_t size; /* for SIZE= */
 	bool body_8bit;
 	bool smtputf8;
 	enum smtp_ret ret;
-	const char *envid;                /* NULL or "" for none */
+	const char *envid; /* NULL or "" for none */
 };
 
 /*
@@ -96,8 +96,8 @@ struct remote_msg {
  * answered last ("" if none did), for the DSN's Remote-MTA.  Both are
  * valid during the call only.
  */
-typedef void (*remote_done_fn)(void *arg, const struct smtp_client_result *results,
-    size_t n, const char *mx);
+typedef void (*remote_done_fn)(void *arg,
+    const struct smtp_client_result *results, size_t n, const char *mx);
 
 /*
  * Deliver one message.  Everything in m is copied.  done(arg, ...) runs

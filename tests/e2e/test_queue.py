@@ -140,9 +140,11 @@ def test_retry_then_flush(ternd, dnsmasq):
     assert r["code"] == 0 or 400 <= r["code"] < 500, r
     assert r["next_try"] > time.time() + 60, r
     assert m["id"] in a.queue_env_files(), a.queue_env_files()
-    # the human listing shows it too
+    # the human listing and `queue show` say it too
     out = a.tern("queue", "list").stdout.decode()
-    assert m["id"] in out and BEN in out, out
+    assert m["id"] in out and CLAIRE in out, out
+    out = a.tern("queue", "show", m["id"]).stdout.decode()
+    assert BEN in out and CLAIRE in out, out
 
     # the queue survives a restart of A
     assert a.stop() == 0

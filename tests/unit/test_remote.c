@@ -43,9 +43,9 @@
 
 #include "t.h"
 
-#define DNSMASQ "/usr/sbin/dnsmasq"
+#define DNSMASQ	  "/usr/sbin/dnsmasq"
 #define SMTP_SINK "/usr/sbin/smtp-sink"
-#define WAIT_MS 15000
+#define WAIT_MS	  15000
 
 static struct event_base *base;
 static struct dns *dns;
@@ -58,7 +58,7 @@ static char tmp_root[64] = "/tmp/tern-test-remote-XXXXXX";
  * The scriptable SMTP server
  * ====================================================================== */
 
-#define TS_MAX_RCPT 8
+#define TS_MAX_RCPT   8
 #define TS_MAX_BODIES 4
 
 struct ts_rcpt {
@@ -67,12 +67,12 @@ struct ts_rcpt {
 };
 
 struct ts_conf {
-	int greet;                      /* 220, 421...; 0: never greets */
+	int greet; /* 220, 421...; 0: never greets */
 	bool pipelining, starttls, dsn, auth;
-	uint64_t size;                  /* SIZE's value; 0: no SIZE */
-	struct ts_rcpt rcpts[TS_MAX_RCPT];  /* default "250 2.1.5 Ok" */
-	const char *data_reply;         /* default "250 2.0.0 Ok: queued" */
-	const char *stall_on;           /* verb answered by silence */
+	uint64_t size;			   /* SIZE's value; 0: no SIZE */
+	struct ts_rcpt rcpts[TS_MAX_RCPT]; /* default "250 2.1.5 Ok" */
+	const char *data_reply;		   /* default "250 2.0.0 Ok: queued" */
+	const char *stall_on;		   /* verb answered by silence */
 };
 
 struct ts_sess;
@@ -81,9 +81,9 @@ struct tsrv {
 	struct ts_conf conf;
 	struct evconnlistener *lis;
 	int conns, messages, quits;
-	int live, max_live;             /* sessions open now, and at most */
+	int live, max_live; /* sessions open now, and at most */
 	bool tls_seen;
-	struct buf log;                 /* command lines, each + "\n" */
+	struct buf log; /* command lines, each + "\n" */
 	struct buf bodies[TS_MAX_BODIES];
 	int nbodies;
 	struct ts_sess *sess;
@@ -93,7 +93,7 @@ struct ts_sess {
 	struct ts_sess *next;
 	struct tsrv *s;
 	struct bufferevent *bev;
-	int fd;                         /* -1 once TLS owns it */
+	int fd; /* -1 once TLS owns it */
 	bool data, stalled, closing;
 	int accepted;
 	struct buf cur;
@@ -109,7 +109,8 @@ ts_sess_free(struct ts_sess *x)
 	*pp = x->next;
 	x->s->live--;
 	if (x->bev != NULL) {
-		/* maybe inside its callback: delete its events before the close */
+		/* maybe inside its callback: delete its events before the close
+		 */
 		bufferevent_disable(x->bev, EV_READ | EV_WRITE);
 		bufferevent_free(x->bev);
 	}
@@ -122,7 +123,8 @@ ts_sess_free(struct ts_sess *x)
 static void
 ts_reply(struct ts_sess *x, const char *text)
 {
-	if (evbuffer_add_printf(bufferevent_get_output(x->bev), "%s\r\n", text) < 0)
+	if (evbuffer_add_printf(
+		bufferevent_get_output(x->bev), "%s\r\n", text) < 0)
 		abort();
 }
 
@@ -136,7 +138,8 @@ ts_ehlo(struct ts_sess *x)
 	if (c->pipelining)
 		evbuffer_add_printf(o, "250-PIPELINING\r\n");
 	if (c->size > 0)
-		evbuffer_add_printf(o, "250-SIZE %llu\r\n", (unsigned long long)c->size);
+		evbuffer_add_printf(
+		    o, "250-SIZE %llu\r\n", (unsigned long long)c->size);
 	if (c->starttls && x->fd >= 0)
 		evbuffer_add_printf(o, "250-STARTTLS\r\n");
 	if (c->dsn)
@@ -168,8 +171,8 @@ ts_starttls(struct ts_sess *x)
 		abort();
 	bufferevent_disable(x->bev, EV_READ | EV_WRITE);
 	bufferevent_free(x->bev);
-	x->bev = bufferevent_openssl_socket_new(base, x->fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	x->bev = bufferevent_openssl_socket_new(
+	    base, x->fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (x->bev == NULL)
 		abort();
 	x->fd = -1;
@@ -186,7 +189,8 @@ ts_rcpt_reply(const struct tsrv *s, const char *line)
 	for (i = 0; lt != NULL && gt != NULL && i < TS_MAX_RCPT; i++) {
 		const struct ts_rcpt *r = &s->conf.rcpts[i];
 
-		if (r->addr != NULL && strlen(r->addr) == (size_t)(gt - lt - 1) &&
+		if (r->addr != NULL &&
+		    strlen(r->addr) == (size_t)(gt - lt - 1) &&
 		    strncmp(r->addr, lt + 1, (size_t)(gt - lt - 1)) == 0)
 			return r->reply;
 	}
@@ -200,10 +204,11 @@ ts_command(struct ts_sess *x, const char *line)
 	struct tsrv *s = x->s;
 	const char *r;
 
-	if (buf_append_str(&s->log, line) != 0 || buf_append(&s->log, "\n", 1) != 0)
+	if (buf_append_str(&s->log, line) != 0 ||
+	    buf_append(&s->log, "\n", 1) != 0)
 		abort();
-	if (s->conf.stall_on != NULL &&
-	    strncasecmp(line, s->conf.stall_on, strlen(s->conf.stall_on)) == 0) {
+	if (s->conf.stall_on != NULL && strncasecmp(line, s->conf.stall_on,
+					    strlen(s->conf.stall_on)) == 0) {
 		x->stalled = true;
 		return false;
 	}
@@ -225,10 +230,10 @@ ts_command(struct ts_sess *x, const char *line)
 		ts_reply(x, r);
 	} else if (strncasecmp(line, "DATA", 4) == 0) {
 		x->data = x->accepted > 0;
-		ts_reply(x, x->data ? "354 End data with <CR><LF>.<CR><LF>" :
-		    "554 5.5.1 Error: no valid recipients");
+		ts_reply(x, x->data ? "354 End data with <CR><LF>.<CR><LF>"
+				    : "554 5.5.1 Error: no valid recipients");
 	} else if (strncasecmp(line, "RSET", 4) == 0 ||
-	    strncasecmp(line, "NOOP", 4) == 0) {
+		   strncasecmp(line, "NOOP", 4) == 0) {
 		ts_reply(x, "250 2.0.0 Ok");
 	} else if (strncasecmp(line, "QUIT", 4) == 0) {
 		s->quits++;
@@ -246,15 +251,16 @@ static void
 ts_data_line(struct ts_sess *x, const char *line, size_t n)
 {
 	struct tsrv *s = x->s;
-	const char *r = s->conf.data_reply ? s->conf.data_reply :
-	    "250 2.0.0 Ok: queued";
+	const char *r =
+	    s->conf.data_reply ? s->conf.data_reply : "250 2.0.0 Ok: queued";
 
 	if (n == 1 && line[0] == '.') {
 		if (s->nbodies < TS_MAX_BODIES) {
 			struct buf *b = &s->bodies[s->nbodies++];
 
 			buf_init(b, 8u << 20);
-			if (buf_append(b, x->cur.data ? x->cur.data : "", x->cur.len) != 0)
+			if (buf_append(b, x->cur.data ? x->cur.data : "",
+				x->cur.len) != 0)
 				abort();
 		}
 		buf_reset(&x->cur);
@@ -268,7 +274,8 @@ ts_data_line(struct ts_sess *x, const char *line, size_t n)
 		line++;
 		n--;
 	}
-	if (buf_append(&x->cur, line, n) != 0 || buf_append(&x->cur, "\r\n", 2) != 0)
+	if (buf_append(&x->cur, line, n) != 0 ||
+	    buf_append(&x->cur, "\r\n", 2) != 0)
 		abort();
 }
 
@@ -281,7 +288,8 @@ ts_on_read(struct bufferevent *bev, void *arg)
 	char *line;
 
 	while (!x->stalled && !x->closing &&
-	    (line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
+	       (line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT)) !=
+		   NULL) {
 		bool go_on = true;
 
 		if (x->data)
@@ -348,7 +356,7 @@ ts_on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 	if (s->conf.greet == 0)
 		return;
 	if (str_fmt(greet, sizeof(greet), "%d %s", s->conf.greet,
-	    s->conf.greet == 220 ? "mx.test ESMTP" : "4.3.2 Too busy") != 0)
+		s->conf.greet == 220 ? "mx.test ESMTP" : "4.3.2 Too busy") != 0)
 		abort();
 	ts_reply(x, greet);
 	x->closing = s->conf.greet != 220;
@@ -443,7 +451,7 @@ struct got {
 	size_t n;
 	struct smtp_client_result res[TS_MAX_RCPT];
 	char mx[300];
-	int *order;                     /* appended to when done runs */
+	int *order; /* appended to when done runs */
 	int tag;
 	int *order_n;
 };
@@ -469,9 +477,12 @@ static struct remote *
 mk_remote(unsigned max, unsigned tcmd, const char *smarthost)
 {
 	struct remote_conf rc = {
-		.helo = "client.test", .port = (unsigned)smtp_port,
-		.smarthost = smarthost, .max_per_dest = max,
-		.timeout_connect = 5, .timeout_command = tcmd,
+	    .helo = "client.test",
+	    .port = (unsigned)smtp_port,
+	    .smarthost = smarthost,
+	    .max_per_dest = max,
+	    .timeout_connect = 5,
+	    .timeout_command = tcmd,
 	};
 	struct remote *r = remote_new(base, dns, client_ctx, &rc);
 
@@ -502,8 +513,11 @@ send_msg(struct remote *r, const char *domain, const char *sender,
 {
 	struct smtp_client_rcpt rc[TS_MAX_RCPT];
 	struct remote_msg m = {
-		.id = "T0001", .domain = domain, .sender = sender, .rcpts = rc,
-		.size = len,
+	    .id = "T0001",
+	    .domain = domain,
+	    .sender = sender,
+	    .rcpts = rc,
+	    .size = len,
 	};
 	size_t n;
 
@@ -514,13 +528,14 @@ send_msg(struct remote *r, const char *domain, const char *sender,
 	m.data_fd = msg_fd(content, len);
 	remote_deliver(r, &m, on_done, g);
 	close(m.data_fd);
-	T_CHECK_INT(g->calls, 0);       /* never inside remote_deliver() */
+	T_CHECK_INT(g->calls, 0); /* never inside remote_deliver() */
 }
 
 static const char small_msg[] = "Subject: hi\r\n\r\nHello.\r\n";
 
 static void
-send_small(struct remote *r, const char *domain, const char *rcpt, struct got *g)
+send_small(
+    struct remote *r, const char *domain, const char *rcpt, struct got *g)
 {
 	const char *rcpts[] = {rcpt, NULL};
 
@@ -535,7 +550,8 @@ has(const char *hay, const char *needle)
 	bool ok = hay != NULL && strstr(hay, needle) != NULL;
 
 	if (!ok)
-		fprintf(stderr, "  \"%s\" not in \"%s\"\n", needle, hay ? hay : "(null)");
+		fprintf(stderr, "  \"%s\" not in \"%s\"\n", needle,
+		    hay ? hay : "(null)");
 	return ok;
 }
 
@@ -548,8 +564,9 @@ static void
 body_fill(struct buf *b, size_t at, const char *line)
 {
 	while (b->len + 80 < at)
-		if (buf_append_str(b, "filler filler filler filler filler filler filler "
-		    "filler filler filler filler\r\n") != 0)
+		if (buf_append_str(b,
+			"filler filler filler filler filler filler filler "
+			"filler filler filler filler\r\n") != 0)
 			abort();
 	while (b->len + 2 < at)
 		if (buf_append(b, "x", 1) != 0)
@@ -561,7 +578,8 @@ body_fill(struct buf *b, size_t at, const char *line)
 static void
 test_body_exact(void)
 {
-	struct ts_conf conf = {.greet = 220, .pipelining = true, .size = 10000000};
+	struct ts_conf conf = {
+	    .greet = 220, .pipelining = true, .size = 10000000};
 	struct tsrv *s = ts_start("127.0.0.2", &conf);
 	struct remote *r = mk_remote(0, 10, NULL);
 	const char *rcpts[] = {"b@one.test", NULL};
@@ -569,8 +587,10 @@ test_body_exact(void)
 	struct got g = {0};
 
 	buf_init(&b, 1u << 20);
-	if (buf_append_str(&b, "From: a@client.test\r\nSubject: dots\r\n\r\n"
-	    ".\r\n..\r\n.leading dot\r\nmiddle . dot\r\n\r\n.\r\n\r\n") != 0)
+	if (buf_append_str(&b,
+		"From: a@client.test\r\nSubject: dots\r\n\r\n"
+		".\r\n..\r\n.leading dot\r\nmiddle . dot\r\n\r\n.\r\n\r\n") !=
+	    0)
 		abort();
 	body_fill(&b, 65536, ".at the first chunk boundary\r\n");
 	/* a CRLF across the second boundary, a dot right after it */
@@ -590,7 +610,7 @@ test_body_exact(void)
 	if (s->nbodies == 1) {
 		T_CHECK_INT(s->bodies[0].len, b.len);
 		T_CHECK(s->bodies[0].len == b.len &&
-		    memcmp(s->bodies[0].data, b.data, b.len) == 0);
+			memcmp(s->bodies[0].data, b.data, b.len) == 0);
 	}
 	T_CHECK(has(s->log.data, "EHLO client.test\n"));
 	T_CHECK(has(s->log.data, "MAIL FROM:<a@client.test> SIZE="));
@@ -625,10 +645,12 @@ test_empty_body(void)
 static void
 test_mixed_results(void)
 {
-	struct ts_conf conf = {.greet = 220, .pipelining = true, .rcpts = {
+	struct ts_conf conf = {.greet = 220,
+	    .pipelining = true,
+	    .rcpts = {
 		{"bad@one.test", "550 5.1.1 <bad@one.test>: User unknown"},
 		{"later@one.test", "451 4.2.0 Try later"},
-	}};
+	    }};
 	struct tsrv *s = ts_start("127.0.0.2", &conf);
 	struct remote *r = mk_remote(0, 10, NULL);
 	const char *rcpts[] = {"ok@one.test", "bad@one.test", "later@one.test",
@@ -733,8 +755,10 @@ test_all_down(void)
 	T_CHECK_INT(g.res[0].cls, SMTP_RESULT_TEMP);
 	T_CHECK_INT(g.res[0].code, 451);
 	T_CHECK_STR(g.res[0].enh, "4.4.1");
-	if (str_fmt(want, sizeof(want), "connect to mx2.down.test[127.0.0.8]:%d: "
-	    "Connection refused", smtp_port) != 0)
+	if (str_fmt(want, sizeof(want),
+		"connect to mx2.down.test[127.0.0.8]:%d: "
+		"Connection refused",
+		smtp_port) != 0)
 		abort();
 	T_CHECK_STR(g.res[0].text, want);
 	T_CHECK_STR(g.mx, "");
@@ -779,7 +803,8 @@ test_dns_failures(void)
 static void
 test_starttls(void)
 {
-	struct ts_conf conf = {.greet = 220, .pipelining = true, .starttls = true};
+	struct ts_conf conf = {
+	    .greet = 220, .pipelining = true, .starttls = true};
 	struct tsrv *s = ts_start("127.0.0.2", &conf);
 	struct remote *r = mk_remote(0, 10, NULL);
 	struct got g;
@@ -789,9 +814,10 @@ test_starttls(void)
 	T_CHECK_INT(g.res[0].cls, SMTP_RESULT_OK);
 	T_CHECK(s->tls_seen);
 	T_CHECK_INT(ts_count(s, "STARTTLS"), 1);
-	T_CHECK_INT(ts_count(s, "EHLO"), 2);    /* again inside TLS */
+	T_CHECK_INT(ts_count(s, "EHLO"), 2); /* again inside TLS */
 	T_CHECK_INT(s->messages, 1);
-	T_CHECK(s->nbodies == 1 && s->bodies[0].len == sizeof(small_msg) - 1 &&
+	T_CHECK(
+	    s->nbodies == 1 && s->bodies[0].len == sizeof(small_msg) - 1 &&
 	    memcmp(s->bodies[0].data, small_msg, sizeof(small_msg) - 1) == 0);
 	loop_until_idle(r, WAIT_MS);
 	T_CHECK_INT(s->quits, 1);
@@ -805,9 +831,12 @@ test_smarthost_auth(void)
 	struct ts_conf conf = {.greet = 220, .starttls = true, .auth = true};
 	struct tsrv *s = ts_start("127.0.0.2", &conf);
 	struct remote_conf rc = {
-		.helo = "client.test", .port = 1, .smarthost_user = "user",
-		.smarthost_pass = "pass", .smarthost_require_tls = true,
-		.timeout_command = 10,
+	    .helo = "client.test",
+	    .port = 1,
+	    .smarthost_user = "user",
+	    .smarthost_pass = "pass",
+	    .smarthost_require_tls = true,
+	    .timeout_command = 10,
 	};
 	char sh[64];
 	struct remote *r;
@@ -848,13 +877,21 @@ test_smarthost_parse(void)
 		const char *spec;
 		bool ok;
 	} cases[] = {
-		{"relay.example.net", true}, {"relay.example.net:587", true},
-		{"192.0.2.1", true}, {"192.0.2.1:25", true}, {"[192.0.2.1]:25", true},
-		{"[2001:db8::1]:25", true}, {"2001:db8::1", true},
-		{"[IPv6:2001:db8::1]", true}, {"[relay.example.net]", true},
-		{"relay.example.net:", false}, {"relay.example.net:0", false},
-		{"relay.example.net:70000", false}, {"[192.0.2.1", false},
-		{"bad host", false}, {"[192.0.2.1]x", false},
+	    {"relay.example.net", true},
+	    {"relay.example.net:587", true},
+	    {"192.0.2.1", true},
+	    {"192.0.2.1:25", true},
+	    {"[192.0.2.1]:25", true},
+	    {"[2001:db8::1]:25", true},
+	    {"2001:db8::1", true},
+	    {"[IPv6:2001:db8::1]", true},
+	    {"[relay.example.net]", true},
+	    {"relay.example.net:", false},
+	    {"relay.example.net:0", false},
+	    {"relay.example.net:70000", false},
+	    {"[192.0.2.1", false},
+	    {"bad host", false},
+	    {"[192.0.2.1]x", false},
 	};
 	struct remote_conf rc = {.helo = "client.test"};
 	size_t i;
@@ -916,8 +953,8 @@ test_max_per_dest_order(void)
 	struct tsrv *s = ts_start("127.0.0.2", &conf);
 	struct remote *r = mk_remote(1, 10, NULL);
 	const char *rcpts[] = {"b@one.test", NULL};
-	const char *senders[] = {"m1@client.test", "m2@client.test",
-	    "m3@client.test"};
+	const char *senders[] = {
+	    "m1@client.test", "m2@client.test", "m3@client.test"};
 	struct got g[3];
 	int order[3], norder = 0, i;
 
@@ -929,12 +966,13 @@ test_max_per_dest_order(void)
 		send_msg(r, "one.test", senders[i], rcpts, small_msg,
 		    sizeof(small_msg) - 1, &g[i]);
 	}
-	T_CHECK_INT(remote_connections(r), 0);   /* DNS first */
+	T_CHECK_INT(remote_connections(r), 0); /* DNS first */
 	loop_until(&norder, 3, WAIT_MS);
 	T_CHECK_INT(norder, 3);
 	T_CHECK_INT(s->max_live, 1);
 	T_CHECK(norder == 3 && order[0] == 0 && order[1] == 1 && order[2] == 2);
-	T_CHECK(has(s->log.data, "MAIL FROM:<m1@client.test>\nRCPT TO:<b@one.test>\n"
+	T_CHECK(has(s->log.data,
+	    "MAIL FROM:<m1@client.test>\nRCPT TO:<b@one.test>\n"
 	    "DATA\nMAIL FROM:<m2@client.test>\nRCPT TO:<b@one.test>\nDATA\n"
 	    "MAIL FROM:<m3@client.test>"));
 	T_CHECK_INT(s->conns, 1);
@@ -964,8 +1002,9 @@ test_stall(void)
 	loop_until(&g.calls, 1, WAIT_MS);
 	T_CHECK_INT(g.res[0].cls, SMTP_RESULT_TEMP);
 	T_CHECK_STR(g.res[0].enh, "4.4.2");
-	T_CHECK(has(g.res[0].text, "timeout waiting for reply to MAIL FROM from "
-	    "mxa.stall.test[127.0.0.9]"));
+	T_CHECK(
+	    has(g.res[0].text, "timeout waiting for reply to MAIL FROM from "
+			       "mxa.stall.test[127.0.0.9]"));
 
 	t_case("silent greeting");
 	a->conf.greet = 0;
@@ -1013,7 +1052,7 @@ test_cancel(void)
 	struct got g1, g2, g3;
 
 	send_small(r, "one.test", "b@one.test", &g1);
-	send_small(r, "one.test", "c@one.test", &g2);   /* waits: max 1 */
+	send_small(r, "one.test", "c@one.test", &g2); /* waits: max 1 */
 	loop_until(&s->conns, 1, WAIT_MS);
 	T_CHECK_INT(remote_connections(r), 1);
 	T_CHECK_INT(remote_cancel(r, &g2), 1);
@@ -1025,7 +1064,7 @@ test_cancel(void)
 
 	t_case("cancel a finished delivery before its callback");
 	send_small(r, "nx.test", "b@nx.test", &g3);
-	loop_ms(300);           /* DNS answers: the callback is queued or ran */
+	loop_ms(300); /* DNS answers: the callback is queued or ran */
 	(void)remote_cancel(r, &g3);
 	loop_ms(50);
 	T_CHECK(g3.calls <= 1);
@@ -1060,8 +1099,12 @@ test_free_in_callback(void)
 {
 	const char *rcpts[] = {"b@nx.test", NULL};
 	struct smtp_client_rcpt rc = {.addr = rcpts[0]};
-	struct remote_msg m = {.id = "T2", .domain = "nx.test", .sender = "",
-	    .rcpts = &rc, .nrcpts = 1, .size = 3};
+	struct remote_msg m = {.id = "T2",
+	    .domain = "nx.test",
+	    .sender = "",
+	    .rcpts = &rc,
+	    .nrcpts = 1,
+	    .size = 3};
 	struct got g1 = {0}, g2 = {0};
 
 	cb_remote = mk_remote(0, 10, NULL);
@@ -1071,28 +1114,22 @@ test_free_in_callback(void)
 	close(m.data_fd);
 	loop_until(&g1.calls, 1, WAIT_MS);
 	loop_ms(100);
-	T_CHECK_INT(g1.calls + g2.calls, 1);   /* the second was dropped */
+	T_CHECK_INT(g1.calls + g2.calls, 1); /* the second was dropped */
 }
 
 static pid_t sink_pid = -1;
 
+/* smtp-sink on 127.0.0.11, dumping each message into dir. */
 static void
-test_smtp_sink(void)
+sink_start(const char *dir)
 {
-	char dump[128], dir[64] = "/tmp/tern-test-sink-XXXXXX", listen_on[64];
+	char dump[128], listen_on[64];
 	const char *argv[16];
-	struct remote *r;
-	struct got g;
 	size_t n = 0;
 
-	if (access(SMTP_SINK, X_OK) != 0) {
-		fprintf(stderr, "skip: %s not installed (package postfix)\n", SMTP_SINK);
-		return;
-	}
-	/* smtp-sink writes as nobody when started as root */
-	if (mkdtemp(dir) == NULL || chmod(dir, 0777) != 0 ||
-	    str_fmt(dump, sizeof(dump), "%s/msg", dir) != 0 ||
-	    str_fmt(listen_on, sizeof(listen_on), "127.0.0.11:%d", smtp_port) != 0)
+	if (str_fmt(dump, sizeof(dump), "%s/msg", dir) != 0 ||
+	    str_fmt(listen_on, sizeof(listen_on), "127.0.0.11:%d", smtp_port) !=
+		0)
 		abort();
 	argv[n++] = SMTP_SINK;
 	if (geteuid() == 0) {
@@ -1117,6 +1154,53 @@ test_smtp_sink(void)
 		execv(SMTP_SINK, (char *const *)(uintptr_t)argv);
 		_exit(127);
 	}
+}
+
+/* Check and remove the dumped messages; returns how many there were. */
+static int
+sink_check(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int files = 0, fd;
+	char path[512], content[4096];
+	ssize_t got;
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		files++;
+		if (str_fmt(path, sizeof(path), "%s/%s", dir, e->d_name) != 0 ||
+		    (fd = open(path, O_RDONLY)) < 0)
+			continue;
+		got = read(fd, content, sizeof(content) - 1);
+		close(fd);
+		content[got > 0 ? got : 0] = '\0';
+		T_CHECK(has(content, "Subject: hi"));
+		T_CHECK(has(content, "Hello."));
+		(void)unlink(path);
+	}
+	if (d != NULL)
+		closedir(d);
+	return files;
+}
+
+static void
+test_smtp_sink(void)
+{
+	char dir[64] = "/tmp/tern-test-sink-XXXXXX";
+	struct remote *r;
+	struct got g;
+
+	if (access(SMTP_SINK, X_OK) != 0) {
+		fprintf(stderr, "skip: %s not installed (package postfix)\n",
+		    SMTP_SINK);
+		return;
+	}
+	/* smtp-sink writes as nobody when started as root */
+	if (mkdtemp(dir) == NULL || chmod(dir, 0777) != 0)
+		abort();
+	sink_start(dir);
 	loop_ms(300);
 	r = mk_remote(0, 10, NULL);
 	send_small(r, "sink.test", "b@sink.test", &g);
@@ -1124,33 +1208,8 @@ test_smtp_sink(void)
 	T_CHECK_INT(g.res[0].cls, SMTP_RESULT_OK);
 	T_CHECK_INT(g.res[0].code, 250);
 	T_CHECK_STR(g.mx, "mx.sink.test");
-	{
-		DIR *d = opendir(dir);
-		struct dirent *e;
-		int files = 0;
-		char path[512], content[4096];
-
-		while (d != NULL && (e = readdir(d)) != NULL) {
-			int fd;
-			ssize_t got;
-
-			if (e->d_name[0] == '.')
-				continue;
-			files++;
-			if (str_fmt(path, sizeof(path), "%s/%s", dir, e->d_name) != 0 ||
-			    (fd = open(path, O_RDONLY)) < 0)
-				continue;
-			got = read(fd, content, sizeof(content) - 1);
-			close(fd);
-			content[got > 0 ? got : 0] = '\0';
-			T_CHECK(has(content, "Subject: hi"));
-			T_CHECK(has(content, "Hello."));
-			(void)unlink(path);
-		}
-		if (d != NULL)
-			closedir(d);
-		T_CHECK_INT(files, 1);
-	}
+	loop_until_idle(r, WAIT_MS);
+	T_CHECK_INT(sink_check(dir), 1);
 	remote_free(r);
 	kill(sink_pid, SIGTERM);
 	(void)waitpid(sink_pid, NULL, 0);
@@ -1202,7 +1261,8 @@ free_port(bool udp)
 
 		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		fds[n] = socket(AF_INET, SOCK_STREAM, 0);
-		if (fds[n] < 0 || bind(fds[n], (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+		if (fds[n] < 0 ||
+		    bind(fds[n], (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
 		    getsockname(fds[n], (struct sockaddr *)&sa, &len) != 0)
 			abort();
 		n++;
@@ -1210,15 +1270,15 @@ free_port(bool udp)
 		for (i = 2; i <= 12 && ok; i++) {
 			sa.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)i);
 			fds[n] = socket(AF_INET, SOCK_STREAM, 0);
-			ok = fds[n] >= 0 &&
-			    bind(fds[n], (struct sockaddr *)&sa, sizeof(sa)) == 0;
+			ok = fds[n] >= 0 && bind(fds[n], (struct sockaddr *)&sa,
+						sizeof(sa)) == 0;
 			n++;
 		}
 		if (ok && udp) {
 			sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 			fds[n] = socket(AF_INET, SOCK_DGRAM, 0);
-			ok = fds[n] >= 0 &&
-			    bind(fds[n], (struct sockaddr *)&sa, sizeof(sa)) == 0;
+			ok = fds[n] >= 0 && bind(fds[n], (struct sockaddr *)&sa,
+						sizeof(sa)) == 0;
 			n++;
 		}
 		for (i = 0; i < n; i++)
@@ -1305,8 +1365,8 @@ setup(void)
 	if (str_fmt(state, sizeof(state), "%s/state", tmp_root) != 0 ||
 	    mkdir(state, 0700) != 0)
 		return -1;
-	server_ctx = tls_server_ctx(NULL, NULL, state, "mx1.one.test", NULL, err,
-	    sizeof(err));
+	server_ctx = tls_server_ctx(
+	    NULL, NULL, state, "mx1.one.test", NULL, err, sizeof(err));
 	client_ctx = tls_client_ctx(false, err, sizeof(err));
 	if (server_ctx == NULL || client_ctx == NULL) {
 		fprintf(stderr, "tls: %s\n", err);
