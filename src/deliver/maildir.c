@@ -590,8 +590,10 @@ md_copy_box(const char *name, const struct md_dirs *d,
 		md_fail(e, "link", "copy into new/");
 		goto fail;
 	}
-	if (md_fsync_dir(d->new_fd, "new/", e) != 0)
+	if (md_fsync_dir(d->new_fd, "new/", e) != 0) {
+		md_unlink_quiet(d->new_fd, name);   /* as in md_link_box */
 		goto fail;
+	}
 	md_unlink_quiet(d->tmp_fd, tname);
 	return 0;
 fail:
@@ -624,7 +626,14 @@ md_link_box(int src_dir, const char *name, const struct stat *src,
 		md_fail(e, "link", "into new/");
 		return -1;
 	}
-	return md_fsync_dir(d->new_fd, "new/", e);
+	if (md_fsync_dir(d->new_fd, "new/", e) != 0) {
+		/* the caller will answer 4xx and the client will send again:
+		 * take back the name we could not make durable, so a reader
+		 * does not see (and the retry does not duplicate) it */
+		md_unlink_quiet(d->new_fd, name);
+		return -1;
+	}
+	return 0;
 }
 
 static void

@@ -250,6 +250,7 @@ main(int argc, char **argv)
 		usage();
 	log_init("ternd", level_from_name(s.conf->log_level));
 	signal(SIGPIPE, SIG_IGN);
+	fault_install();
 	srv = &s;
 	pw = lookup_user(s.conf);
 	state_dir_prepare(s.conf, pw);

@@ -75,6 +75,9 @@ struct server {
 	struct evconnlistener *control;  /* STATE/control.sock */
 };
 
+/* fault.c: test builds only (TERN_FAULT_INJECTION); a no-op otherwise */
+void fault_install(void);
+
 /* control.c: control.sock and public/submit.sock (after the privdrop) */
 int control_listen(struct server *s);
 void control_close(struct server *s);

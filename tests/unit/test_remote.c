@@ -73,6 +73,8 @@ struct ts_conf {
 	struct ts_rcpt rcpts[TS_MAX_RCPT]; /* default "250 2.1.5 Ok" */
 	const char *data_reply;		   /* default "250 2.0.0 Ok: queued" */
 	const char *stall_on;		   /* verb answered by silence */
+	const char *close_on;		   /* verb answered by a close */
+	bool bad_tls;			   /* 220 to STARTTLS, then no TLS */
 };
 
 struct ts_sess;
@@ -197,6 +199,27 @@ ts_rcpt_reply(const struct tsrv *s, const char *line)
 	return "250 2.1.5 Ok";
 }
 
+static bool
+verb_is(const char *line, const char *verb)
+{
+	return verb != NULL && strncasecmp(line, verb, strlen(verb)) == 0;
+}
+
+/* stall_on / close_on: true when x stops here (it may be freed). */
+static bool
+ts_misbehave(struct ts_sess *x, const char *line)
+{
+	if (verb_is(line, x->s->conf.stall_on)) {
+		x->stalled = true;
+		return true;
+	}
+	if (verb_is(line, x->s->conf.close_on)) {
+		ts_sess_free(x);
+		return true;
+	}
+	return false;
+}
+
 /* One command; returns false when the session stops reading this input. */
 static bool
 ts_command(struct ts_sess *x, const char *line)
@@ -207,16 +230,19 @@ ts_command(struct ts_sess *x, const char *line)
 	if (buf_append_str(&s->log, line) != 0 ||
 	    buf_append(&s->log, "\n", 1) != 0)
 		abort();
-	if (s->conf.stall_on != NULL && strncasecmp(line, s->conf.stall_on,
-					    strlen(s->conf.stall_on)) == 0) {
-		x->stalled = true;
+	if (ts_misbehave(x, line))
 		return false;
-	}
 	if (strncasecmp(line, "EHLO", 4) == 0) {
 		ts_ehlo(x);
 	} else if (strncasecmp(line, "HELO", 4) == 0) {
 		ts_reply(x, "250 mx.test");
 	} else if (strncasecmp(line, "STARTTLS", 8) == 0) {
+		if (s->conf.bad_tls) {
+			/* says yes, then speaks no TLS */
+			ts_reply(x, "220 2.0.0 Ready to start TLS");
+			ts_reply(x, "this is not TLS");
+			return true;
+		}
 		ts_starttls(x);
 		return false;
 	} else if (strncasecmp(line, "AUTH", 4) == 0) {
@@ -826,6 +852,26 @@ test_starttls(void)
 }
 
 static void
+test_tls_fallback(void)
+{
+	struct ts_conf conf = {.greet = 220, .starttls = true, .bad_tls = true};
+	struct tsrv *s = ts_start("127.0.0.2", &conf);
+	struct remote *r = mk_remote(0, 10, NULL);
+	struct got g;
+
+	/* the handshake fails: the same address again, in plaintext */
+	send_small(r, "one.test", "b@one.test", &g);
+	loop_until(&g.calls, 1, WAIT_MS);
+	T_CHECK_INT(g.res[0].cls, SMTP_RESULT_OK);
+	T_CHECK_INT(s->conns, 2);
+	T_CHECK_INT(ts_count(s, "STARTTLS"), 1);
+	T_CHECK_INT(s->messages, 1);
+	T_CHECK(!s->tls_seen);
+	remote_free(r);
+	ts_stop(s);
+}
+
+static void
 test_smarthost_auth(void)
 {
 	struct ts_conf conf = {.greet = 220, .starttls = true, .auth = true};
@@ -997,7 +1043,19 @@ test_stall(void)
 	T_CHECK_INT(a->conns, 1);
 	T_CHECK_INT(b->messages, 1);
 
+	t_case("the first MX closes at MAIL: the next one");
+	a->conf.stall_on = NULL;
+	a->conf.close_on = "MAIL";
+	send_small(r, "stall.test", "b@stall.test", &g);
+	loop_until(&g.calls, 1, WAIT_MS);
+	T_CHECK_INT(g.res[0].cls, SMTP_RESULT_OK);
+	T_CHECK_STR(g.mx, "mxb.stall.test");
+	T_CHECK_INT(a->conns, 2);
+	T_CHECK_INT(b->messages, 2);
+
 	t_case("the only MX stalls: TEMP with the timeout");
+	a->conf.close_on = NULL;
+	a->conf.stall_on = "MAIL";
 	send_small(r, "stall1.test", "b@stall1.test", &g);
 	loop_until(&g.calls, 1, WAIT_MS);
 	T_CHECK_INT(g.res[0].cls, SMTP_RESULT_TEMP);
@@ -1421,6 +1479,7 @@ main(void)
 		T_RUN(test_all_down);
 		T_RUN(test_dns_failures);
 		T_RUN(test_starttls);
+		T_RUN(test_tls_fallback);
 		T_RUN(test_smarthost_auth);
 		T_RUN(test_smarthost_parse);
 		T_RUN(test_reuse);

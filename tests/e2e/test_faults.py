@@ -1,0 +1,111 @@
+"""Fault injection at every durable step (issue: tern survives the
+internet, item 3).  build/ternd-fault is ternd with test-only hooks: while
+the file named by $TERN_FAULT_FILE holds "MODULE:STEP:ERRNO", that step
+fails with that errno.  For each step of a Maildir delivery and of a queue
+commit: the client gets 452 4.3.1 (ENOSPC) or 451 4.3.0 (EIO), never a
+250; nothing is left half-stored (tmp/ empty, nothing new in new/, no
+orphan in the queue); ternd keeps running, and once the fault is gone the
+same message is accepted and stored whole.
+"""
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import BUILD, maildir_files, require, world_tmpdir
+
+TERND_FAULT = BUILD / "ternd-fault"
+
+MAILDIR_STEPS = ["mkdir", "create", "write", "fsync", "close", "link", "fsync_dir"]
+SPOOL_STEPS = ["create", "write", "fsync", "close", "rename", "fsync_dir"]
+
+
+@pytest.fixture
+def fault_env(monkeypatch):
+    require(TERND_FAULT, "make build/ternd-fault (part of make check)")
+    d = world_tmpdir("tern-fault-")
+    path = Path(d) / "fault"
+    monkeypatch.setenv("TERN_FAULT_FILE", str(path))
+    return path
+
+
+def fault_ternd(ternd, overrides=None):
+    t = ternd(overrides, start=False)
+    t.argv = lambda: [str(TERND_FAULT)] + [
+        a for k, v in t.overrides.items() for a in ("-o", f"{k}={v}")]
+    return t.start()
+
+
+def tmp_files(state_dir):
+    out = []
+    for root, _dirs, files in os.walk(Path(state_dir) / "mail"):
+        if root.endswith("/tmp"):
+            out += files
+    return out
+
+
+def send(t, rcpt, body=b"Subject: fault\r\n\r\nbody\r\n"):
+    c = t.client()
+    c.ehlo()
+    c.expect("MAIL FROM:<claire@example.net>", 250)
+    c.expect(f"RCPT TO:<{rcpt}>", 250)
+    c.expect("DATA", 354)
+    c.send(body + b".\r\n")
+    r = c.reply()
+    c.expect("QUIT", 221)
+    c.close()
+    return r
+
+
+@pytest.mark.parametrize("step", MAILDIR_STEPS)
+@pytest.mark.parametrize("err,code,enh", [(errno.ENOSPC, 452, "4.3.1"),
+                                          (errno.EIO, 451, "4.3.0")])
+def test_maildir_step_fails_cleanly(ternd, fault_env, step, err, code, enh):
+    t = fault_ternd(ternd)
+    rcpt = "ben@example.org"
+    if step == "mkdir":
+        rcpt = "newbie@example.org"      # a mailbox not made yet
+        t.tern("user", "add", rcpt)
+        # tern user add makes the Maildir; remove it so ternd must
+        import shutil
+        shutil.rmtree(Path(t.state_dir) / "mail" / "example.org" / "newbie")
+    before = len(maildir_files(t.state_dir, rcpt))
+    fault_env.write_text(f"maildir:{step}:{err}\n")
+    r = send(t, rcpt)
+    assert (r.code, r.enh) == (code, enh), r
+    assert len(maildir_files(t.state_dir, rcpt)) == before
+    assert tmp_files(t.state_dir) == []
+    fault_env.unlink()
+    r = send(t, rcpt)
+    assert r.code == 250, r
+    files = maildir_files(t.state_dir, rcpt)
+    assert len(files) == before + 1
+    assert Path(files[-1]).read_bytes().endswith(b"\r\n\r\nbody\r\n")
+    assert tmp_files(t.state_dir) == []
+
+
+def queue_files(state_dir):
+    q = Path(state_dir) / "queue"
+    return {d: sorted(os.listdir(q / d)) for d in ("tmp", "data", "env")
+            if (q / d).is_dir()}
+
+
+@pytest.mark.parametrize("step", SPOOL_STEPS)
+def test_queue_step_fails_cleanly(ternd, fault_env, step):
+    # relay.networks lets this client relay; the destination never
+    # answers (a port nothing listens on), so a committed message stays
+    t = fault_ternd(ternd, {"relay.networks": "127.0.0.1/32",
+                            "relay.port": "9", "dns.servers": "127.0.0.1:9",
+                            "queue.retry_first": "3600"})
+    fault_env.write_text(f"spool:{step}:{errno.ENOSPC}\n")
+    r = send(t, "someone@remote.example")
+    assert (r.code, r.enh) == (452, "4.3.1"), r
+    q = queue_files(t.state_dir)
+    assert q.get("tmp", []) == [] and q.get("data", []) == [] and \
+        q.get("env", []) == [], q
+    fault_env.unlink()
+    r = send(t, "someone@remote.example")
+    assert r.code == 250, r
+    q = queue_files(t.state_dir)
+    assert len(q["env"]) == 1 and len(q["data"]) == 1, q
