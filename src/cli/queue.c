@@ -39,6 +39,7 @@
 
 #define Q_TEXT_MAX 2048 /* one printed string, cleaned */
 #define Q_MAILQ_INDENT 48 /* the sender column of a mailq line */
+#define Q_LIST_HEAD "%-16s %8s  %-19s  %-19s  %5s  %s\n" /* the rows' widths */
 
 /* ---- helpers shared with sendmail.c --------------------------------------- */
 
@@ -314,10 +315,6 @@ q_last_reply(const struct json_node *r, char *out, size_t len)
 
 /* ---- list, show ------------------------------------------------------------- */
 
-static const char q_list_head[] =
-    "ID                  SIZE  ARRIVED              NEXT TRY             "
-    "TO DO  SENDER\n";
-
 static void
 q_list_line(const struct q_msg *q)
 {
@@ -380,7 +377,8 @@ q_print_list(const struct json_node *root)
 	if ((rc = q_msgs(root, &q, &n)) != 0)
 		return rc;
 	if (n > 0)
-		fputs(q_list_head, stdout);
+		printf(Q_LIST_HEAD, "ID", "SIZE", "ARRIVED", "NEXT TRY",
+		    "TO DO", "SENDER");
 	for (k = 0; k < n; k++)
 		q_list_line(&q[k]);
 	if (n == 0)

@@ -749,6 +749,15 @@ conn_free_bev(struct conn *c)
 {
 	if (c->bev == NULL)
 		return;
+	if (c->tls) {
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+		/* RFC 8446 6.1: close_notify before the TCP close.  One try on
+		 * the non-blocking socket: if it cannot go out now, the peer
+		 * sees a plain close, which SMTP's own framing makes safe. */
+		if (ssl != NULL && SSL_is_init_finished(ssl))
+			(void)SSL_shutdown(ssl);
+	}
 	bufferevent_free(c->bev);       /* a TLS bufferevent closes the fd */
 	if (!c->tls)
 		close(c->fd);

@@ -189,6 +189,19 @@ def test_password_change(ternd):
         c.expect(f"AUTH PLAIN {plain(CLAIRE, 'new password 2')}", 235, "2.7.0")
 
 
+def test_user_add_with_password_stdin(ternd):
+    t = submit_ternd(ternd)
+    t.tern("user", "add", "newbie@example.org", "--password-stdin",
+           input=b"first password\n")
+    with t.sub_client() as c:
+        c.expect(f"AUTH PLAIN {plain('newbie@example.org', 'first password')}",
+                 235, "2.7.0")
+        c.expect("MAIL FROM:<newbie@example.org>", 250)
+        c.expect(f"MAIL FROM:<{CLAIRE}>", 503, "5.5.1")     # nested MAIL
+        c.expect("RSET", 250)
+        c.expect(f"MAIL FROM:<{CLAIRE}>", 553, "5.7.1")
+
+
 def test_auth_user_case_insensitive(t):
     with t.sub_client() as c:
         c.expect(f"AUTH PLAIN {plain('Claire@Example.ORG', PASSWORD)}", 235, "2.7.0")

@@ -31,6 +31,8 @@ def test_selfsigned_certificate_generated(ternd):
     t = submit_ternd(ternd)
     log = t.log()
     assert re.search(r"event=tls_selfsigned\b.*\bhostname=mx\.test\b", log), log
+    # listen.submissions is off unless set
+    assert "listener=submissions" not in log, log
     tls = t.state_dir / "tls"
     cert, key = tls / "cert.pem", tls / "key.pem"
     assert cert.is_file() and key.is_file(), list(tls.iterdir())

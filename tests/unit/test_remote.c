@@ -97,6 +97,7 @@ struct ts_sess {
 	struct bufferevent *bev;
 	int fd; /* -1 once TLS owns it */
 	bool data, stalled, closing;
+	bool notls; /* bad_tls: the ClientHello gets plain text */
 	int accepted;
 	struct buf cur;
 };
@@ -240,8 +241,8 @@ ts_command(struct ts_sess *x, const char *line)
 		if (s->conf.bad_tls) {
 			/* says yes, then speaks no TLS */
 			ts_reply(x, "220 2.0.0 Ready to start TLS");
-			ts_reply(x, "this is not TLS");
-			return true;
+			x->notls = true;
+			return false;
 		}
 		ts_starttls(x);
 		return false;
@@ -313,6 +314,13 @@ ts_on_read(struct bufferevent *bev, void *arg)
 	size_t n;
 	char *line;
 
+	if (x->notls) {
+		(void)evbuffer_drain(in, evbuffer_get_length(in));
+		ts_reply(x, "this is not TLS");
+		x->notls = false;
+		x->closing = true;
+		return;
+	}
 	while (!x->stalled && !x->closing &&
 	       (line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT)) !=
 		   NULL) {
