@@ -40,6 +40,10 @@ struct conf {
 	                               with inet_pton, joined with ',' */
 	char *relay_smarthost;      /* NULL */
 	unsigned relay_port;        /* 25 */
+	char *relay_smarthost_user; /* relay.smarthost_user: AUTH PLAIN as */
+	char *relay_smarthost_password_file; /* its password, first line; read
+	                               before the privilege drop */
+	bool relay_smarthost_tls;   /* relay.smarthost_require_tls */
 	char *dns_servers;          /* NULL: system resolver; else "ip[:port],
 	                               [v6]:port,..." (ares_set_servers_ports_csv
 	                               form) */

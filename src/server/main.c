@@ -70,6 +70,25 @@ state_dir_prepare(const struct conf *cf, const struct passwd *pw)
 		    "group or others; run chmod 700 %s\"", dir, dir);
 }
 
+/* The smarthost password: read as root, so the file may be root-only. */
+static void
+read_smarthost_password(struct server *s)
+{
+	const char *path = s->conf->relay_smarthost_password_file;
+	FILE *f;
+
+	if (path == NULL)
+		return;
+	if ((f = fopen(path, "r")) == NULL)
+		fatal("event=startup step=smarthost_password path=%s", path);
+	if (fgets(s->smarthost_pass, sizeof(s->smarthost_pass), f) == NULL)
+		s->smarthost_pass[0] = '\0';
+	fclose(f);
+	s->smarthost_pass[strcspn(s->smarthost_pass, "\r\n")] = '\0';
+	if (s->smarthost_pass[0] == '\0')
+		fatalx("event=startup step=smarthost_password path=%s error=\"empty\"", path);
+}
+
 static void
 drop_privileges(const struct conf *cf, const struct passwd *pw)
 {
@@ -259,6 +278,7 @@ main(int argc, char **argv)
 	if (server_tls_load(&s) != 0)
 		fatalx("event=startup step=tls error=\"see above\"");
 	tls_chown(&s, pw);
+	read_smarthost_password(&s);
 	if ((s.relay_nets = netlist_parse(s.conf->relay_networks, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=config error=\"%s\"", err);
 	drop_privileges(s.conf, pw);
@@ -288,6 +308,7 @@ main(int argc, char **argv)
 	auth_throttle_free(s.throttle);
 	netlist_free(s.relay_nets);
 	event_base_free(s.base);
+	explicit_bzero(s.smarthost_pass, sizeof(s.smarthost_pass));
 	conf_free(s.conf);
 	return 0;
 }

@@ -842,10 +842,14 @@ qmgr_new(struct server *s)
 	rc.helo = s->conf->hostname;
 	rc.port = s->conf->relay_port;
 	rc.smarthost = s->conf->relay_smarthost;
+	rc.smarthost_user = s->conf->relay_smarthost_user;
+	rc.smarthost_pass = s->smarthost_pass[0] ? s->smarthost_pass : NULL;
+	rc.smarthost_require_tls = s->conf->relay_smarthost_tls;
 	rc.max_per_dest = 10;
 	rc.timeout_connect = 30;
 	rc.timeout_command = 300;
-	q->remote = remote_new(s->base, q->dns, q->client_ctx, &rc);
+	if ((q->remote = remote_new(s->base, q->dns, q->client_ctx, &rc)) == NULL)
+		fatalx("event=startup step=remote error=\"bad relay settings, see above\"");
 	q->timer = evtimer_new(s->base, on_qmgr_timer, q);
 	qmgr_kick(q);
 	return q;

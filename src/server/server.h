@@ -73,6 +73,7 @@ struct server {
 	struct spool *spool;             /* STATE/queue */
 	struct qmgr *qmgr;               /* the scheduler of the queue */
 	struct evconnlistener *control;  /* STATE/control.sock */
+	char smarthost_pass[256];        /* from relay.smarthost_password_file */
 };
 
 /* fault.c: test builds only (TERN_FAULT_INJECTION); a no-op otherwise */
