@@ -73,9 +73,9 @@ print_node(struct buf *b, const struct json_node *n)
 	case JSON_NULL:
 	case JSON_FALSE:
 	case JSON_TRUE:
-		(void)!buf_append_str(b, n->type == JSON_NULL ? "null"
-				      : n->type == JSON_TRUE  ? "true"
-							      : "false");
+		(void)!buf_append_str(b, n->type == JSON_NULL	? "null"
+					 : n->type == JSON_TRUE ? "true"
+								: "false");
 		return;
 	case JSON_NUMBER:
 		if (n->is_int)
@@ -125,7 +125,7 @@ round_trip(const struct json_doc *d)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct json_limits tiny = { 64, 2, 8 };
+	static const struct json_limits tiny = {64, 2, 8};
 	struct json_doc *d;
 	char err[128];
 
@@ -135,6 +135,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		round_trip(d);
 	}
 	json_free(d);
-	json_free(json_parse((const char *)data, size, &tiny, err, sizeof(err)));
+	json_free(
+	    json_parse((const char *)data, size, &tiny, err, sizeof(err)));
 	return 0;
 }

@@ -44,14 +44,14 @@ int cli_queue(const struct conf *c, int argc, char **argv);
 
 /* ---- shared by sendmail.c and queue.c (queue.c) ------------------------ */
 
-#define CLI_SUBMIT_SOCK "public/submit.sock" /* under state_dir */
+#define CLI_SUBMIT_SOCK	 "public/submit.sock" /* under state_dir */
 #define CLI_CONTROL_SOCK "control.sock"
-#define CLI_TIMEOUT_MS (300 * 1000)          /* one read or write */
+#define CLI_TIMEOUT_MS	 (300 * 1000) /* one read or write */
 
 void cli_warnx(const char *fmt, ...) PRINTF_LIKE(1, 2);
 /* STATE/name into out; -1 (and a message) if it does not fit. */
-int cli_sock_path(const struct conf *c, const char *name, char *out,
-    size_t outlen) WUR;
+int cli_sock_path(
+    const struct conf *c, const char *name, char *out, size_t outlen) WUR;
 /*
  * Connect to the unix socket path: a descriptor, or -1 after printing
  * "tern: cannot reach ternd at PATH: REASON" followed by tail.
@@ -68,30 +68,30 @@ int cli_queue_flush(const struct conf *c, bool quiet);
 
 /* ---- sendmail: the pure parts (sendmail.c) ----------------------------- */
 
-#define SENDMAIL_RCPT_MAX 1000   /* recipients of one message */
-#define SENDMAIL_LINE_MAX 998    /* octets of a line without CRLF (RFC 5322) */
-#define SENDMAIL_NAME_MAX 256    /* -F full name */
+#define SENDMAIL_RCPT_MAX 1000 /* recipients of one message */
+#define SENDMAIL_LINE_MAX 998  /* octets of a line without CRLF (RFC 5322) */
+#define SENDMAIL_NAME_MAX 256  /* -F full name */
 
 enum sendmail_mode {
 	SENDMAIL_MODE_SEND = 0, /* -bm, the default */
-	SENDMAIL_MODE_MAILQ,    /* -bp, or argv[0] mailq */
-	SENDMAIL_MODE_SMTP,     /* -bs: SMTP on stdin/stdout */
-	SENDMAIL_MODE_FLUSH,    /* -q */
-	SENDMAIL_MODE_NOOP,     /* -bi (newaliases): nothing to rebuild */
+	SENDMAIL_MODE_MAILQ,	/* -bp, or argv[0] mailq */
+	SENDMAIL_MODE_SMTP,	/* -bs: SMTP on stdin/stdout */
+	SENDMAIL_MODE_FLUSH,	/* -q */
+	SENDMAIL_MODE_NOOP,	/* -bi (newaliases): nothing to rebuild */
 };
 
 struct sendmail_opts {
 	enum sendmail_mode mode;
-	bool extract;            /* -t: recipients from To, Cc, Bcc */
-	bool dots_ok;            /* -i, -oi: a lone "." is content */
-	bool verbose;            /* -v: show the SMTP dialogue on stderr */
-	const char *from;        /* -f, -r: NULL = the login name */
-	const char *fullname;    /* -F: NULL = none */
-	unsigned notify;         /* -N: SMTP_NOTIFY_* bits, 0 = absent */
-	enum smtp_ret ret;       /* -R */
-	const char *envid;       /* -V: NULL = absent */
-	int body;                /* -B: 0 by content, 7 (7BIT), 8 (8BITMIME) */
-	char **rcpt;             /* arguments after the options */
+	bool extract;	      /* -t: recipients from To, Cc, Bcc */
+	bool dots_ok;	      /* -i, -oi: a lone "." is content */
+	bool verbose;	      /* -v: show the SMTP dialogue on stderr */
+	const char *from;     /* -f, -r: NULL = the login name */
+	const char *fullname; /* -F: NULL = none */
+	unsigned notify;      /* -N: SMTP_NOTIFY_* bits, 0 = absent */
+	enum smtp_ret ret;    /* -R */
+	const char *envid;    /* -V: NULL = absent */
+	int body;	      /* -B: 0 by content, 7 (7BIT), 8 (8BITMIME) */
+	char **rcpt;	      /* arguments after the options */
 	int nrcpt;
 };
 
@@ -106,33 +106,33 @@ int sendmail_parse_args(int argc, char **argv, struct sendmail_opts *o,
 /* The message reader: stdin bytes in, CRLF text out. */
 enum sendmail_read_status {
 	SENDMAIL_READ_MORE = 0, /* go on */
-	SENDMAIL_READ_END,      /* a lone "." line (without -i): stop reading */
-	SENDMAIL_READ_LONG,     /* a line over SENDMAIL_LINE_MAX octets */
-	SENDMAIL_READ_BIG,      /* out is full (the message size limit) */
+	SENDMAIL_READ_END,	/* a lone "." line (without -i): stop reading */
+	SENDMAIL_READ_LONG,	/* a line over SENDMAIL_LINE_MAX octets */
+	SENDMAIL_READ_BIG,	/* out is full (the message size limit) */
 };
 
 struct sendmail_reader {
 	struct buf *out;
 	bool dots_ok;
-	bool cr;                 /* the last byte was a CR (its CRLF written) */
-	size_t line_len;         /* octets of the current line so far */
-	unsigned long line;      /* number of the current line, from 1 */
+	bool cr;	    /* the last byte was a CR (its CRLF written) */
+	size_t line_len;    /* octets of the current line so far */
+	unsigned long line; /* number of the current line, from 1 */
 	enum sendmail_read_status st; /* sticky once not MORE */
 };
 
-void sendmail_reader_init(struct sendmail_reader *r, struct buf *out,
-    bool dots_ok);
-enum sendmail_read_status sendmail_read_feed(struct sendmail_reader *r,
-    const char *in, size_t len);
+void sendmail_reader_init(
+    struct sendmail_reader *r, struct buf *out, bool dots_ok);
+enum sendmail_read_status sendmail_read_feed(
+    struct sendmail_reader *r, const char *in, size_t len);
 /* At end of input: ends an unterminated last line with CRLF. */
 enum sendmail_read_status sendmail_read_finish(struct sendmail_reader *r);
 
 /* The envelope being built: addresses as addr_format() writes them. */
 struct sendmail_env {
 	char sender[ADDR_PATH_MAX + 1]; /* "" for the null sender <> */
-	char **rcpt;                    /* nrcpt of them, heap, no duplicates */
+	char **rcpt;			/* nrcpt of them, heap, no duplicates */
 	size_t nrcpt;
-	bool utf8;                      /* some address has UTF-8 */
+	bool utf8; /* some address has UTF-8 */
 };
 
 void sendmail_env_free(struct sendmail_env *e);
@@ -155,9 +155,10 @@ int sendmail_add_rcpts(struct sendmail_env *e, const char *list, size_t len,
  * Write the message to send into out, from msg (CRLF text): a "From:
  * fullname <sender>" field first when fullname is set and msg has no
  * From; with extract, the addresses of To, Cc and Bcc added to e.  Bcc
- * and Resent-Bcc fields are always left out (as Sendmail and Postfix do).  When the header section stops at a line that is
- * not a field (or the message starts with one), an empty line is put
- * there so the rest is body.  Returns 0, or EX_DATAERR with err.
+ * and Resent-Bcc fields are always left out (as Sendmail and Postfix do).  When
+ * the header section stops at a line that is not a field (or the message starts
+ * with one), an empty line is put there so the rest is body.  Returns 0, or
+ * EX_DATAERR with err.
  */
 int sendmail_compose(const char *msg, size_t len, const char *fullname,
     bool extract, const char *domain, struct sendmail_env *e, struct buf *out,
@@ -174,10 +175,10 @@ int sendmail_exit_code(int code, const char *enh, bool after_data);
  * point into a private copy of the input; strings are decoded in place
  * and NUL-terminated ("\u0000" is refused so they stay C strings).
  */
-#define JSON_INPUT_MAX (64u << 20) /* octets of one document */
-#define JSON_DEPTH_MAX 64          /* nesting of arrays and objects */
-#define JSON_NODES_MAX (1u << 21)  /* values in one document */
-#define JSON_NUMBER_MAX 64         /* octets of one number */
+#define JSON_INPUT_MAX	(64u << 20) /* octets of one document */
+#define JSON_DEPTH_MAX	64	    /* nesting of arrays and objects */
+#define JSON_NODES_MAX	(1u << 21)  /* values in one document */
+#define JSON_NUMBER_MAX 64	    /* octets of one number */
 
 struct json_limits {
 	size_t input_max;
@@ -197,17 +198,17 @@ enum json_type {
 
 struct json_node {
 	enum json_type type;
-	const char *key;               /* member name in its object, or NULL */
+	const char *key; /* member name in its object, or NULL */
 	size_t key_len;
-	const char *str;               /* JSON_STRING: decoded, NUL-terminated */
-	size_t len;                    /* string octets; array/object: members */
-	double num;                    /* JSON_NUMBER */
-	int64_t i;                     /* the same, exactly, when is_int */
-	bool is_int;                   /* no fraction or exponent, fits int64 */
+	const char *str; /* JSON_STRING: decoded, NUL-terminated */
+	size_t len;	 /* string octets; array/object: members */
+	double num;	 /* JSON_NUMBER */
+	int64_t i;	 /* the same, exactly, when is_int */
+	bool is_int;	 /* no fraction or exponent, fits int64 */
 	const struct json_node *child; /* first element or member */
 	const struct json_node *next;  /* next sibling */
-	size_t child_i, next_i;        /* private: node indices, and text */
-	size_t str_i, key_i;           /* offsets, while parsing */
+	size_t child_i, next_i;	       /* private: node indices, and text */
+	size_t str_i, key_i;	       /* offsets, while parsing */
 };
 
 struct json_doc;

@@ -30,7 +30,7 @@
 #include "cli/cli.h"
 
 struct json_doc {
-	char *text;             /* copy of the input, NUL-terminated */
+	char *text; /* copy of the input, NUL-terminated */
 	struct json_node *nodes;
 	size_t n, cap;
 };
@@ -47,8 +47,7 @@ struct json_parser {
 };
 
 static const struct json_limits json_default_limits = {
-	JSON_INPUT_MAX, JSON_DEPTH_MAX, JSON_NODES_MAX
-};
+    JSON_INPUT_MAX, JSON_DEPTH_MAX, JSON_NODES_MAX};
 
 static int json_value(struct json_parser *p, size_t *idx_out);
 
@@ -57,8 +56,8 @@ static int
 json_fail(struct json_parser *p, const char *what)
 {
 	if (!p->failed && p->errlen > 0)
-		(void)snprintf(p->err, p->errlen, "JSON error at offset %zu: %s",
-		    p->pos, what);
+		(void)snprintf(p->err, p->errlen,
+		    "JSON error at offset %zu: %s", p->pos, what);
 	p->failed = true;
 	return -1;
 }
@@ -66,9 +65,9 @@ json_fail(struct json_parser *p, const char *what)
 static void
 json_skip_ws(struct json_parser *p)
 {
-	while (p->pos < p->len && (p->s[p->pos] == ' ' ||
-	    p->s[p->pos] == '\t' || p->s[p->pos] == '\n' ||
-	    p->s[p->pos] == '\r'))
+	while (p->pos < p->len &&
+	       (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
+		   p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
 		p->pos++;
 }
 
@@ -101,8 +100,8 @@ json_node_new(struct json_parser *p, enum json_type t, size_t *idx_out)
 /* ---- literals and numbers ---------------------------------------------- */
 
 static int
-json_literal(struct json_parser *p, const char *word, enum json_type t,
-    size_t *idx_out)
+json_literal(
+    struct json_parser *p, const char *word, enum json_type t, size_t *idx_out)
 {
 	size_t n = strlen(word);
 
@@ -149,7 +148,8 @@ json_number_syntax(struct json_parser *p, bool *is_int)
 	if (p->pos < p->len && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E')) {
 		p->pos++;
 		*is_int = false;
-		if (p->pos < p->len && (p->s[p->pos] == '+' || p->s[p->pos] == '-'))
+		if (p->pos < p->len &&
+		    (p->s[p->pos] == '+' || p->s[p->pos] == '-'))
 			p->pos++;
 		if (json_digits(p) == 0)
 			return json_fail(p, "bad number exponent");
@@ -304,7 +304,8 @@ json_escape(struct json_parser *p, size_t *w)
 static int
 json_string_at(struct json_parser *p, size_t *start_out, size_t *len_out)
 {
-	size_t w = p->pos, start = p->pos;
+	size_t start = p->pos;
+	size_t w = start; /* the writer starts at the opening quote */
 
 	p->pos++;
 	for (;;) {
@@ -370,8 +371,8 @@ json_after_item(struct json_parser *p, char close)
 		p->pos++;
 		return 0;
 	}
-	return json_fail(p, close == ']' ? "expected ',' or ']'"
-					 : "expected ',' or '}'");
+	return json_fail(
+	    p, close == ']' ? "expected ',' or ']'" : "expected ',' or '}'");
 }
 
 /* Open a container: the node, depth checked, empty case handled (1). */
@@ -496,8 +497,8 @@ json_fixup(struct json_doc *d)
 }
 
 struct json_doc *
-json_parse(const char *in, size_t len, const struct json_limits *lim,
-    char *err, size_t errlen)
+json_parse(const char *in, size_t len, const struct json_limits *lim, char *err,
+    size_t errlen)
 {
 	struct json_parser p = {0};
 	struct json_doc *d;

@@ -37,11 +37,13 @@
 #include "conf/conf.h"
 #include "queue/queue.h"
 
-#define Q_TEXT_MAX 2048 /* one printed string, cleaned */
-#define Q_MAILQ_INDENT 48 /* the sender column of a mailq line */
-#define Q_LIST_HEAD "%-16s %8s  %-19s  %-19s  %5s  %s\n" /* the rows' widths */
+#define Q_TEXT_MAX     2048 /* one printed string, cleaned */
+#define Q_MAILQ_INDENT 48   /* the sender column of a mailq line */
+#define Q_LIST_HEAD    "%-16s %8s  %-19s  %-19s  %5s  %s\n" /* the rows' widths \
+							     */
 
-/* ---- helpers shared with sendmail.c --------------------------------------- */
+/* ---- helpers shared with sendmail.c ---------------------------------------
+ */
 
 void
 cli_warnx(const char *fmt, ...)
@@ -73,9 +75,11 @@ cli_connect(const char *path, const char *tail)
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
-	if (str_copy(sa.sun_path, sizeof(sa.sun_path), path, strlen(path)) != 0) {
+	if (str_copy(sa.sun_path, sizeof(sa.sun_path), path, strlen(path)) !=
+	    0) {
 		cli_warnx("cannot reach ternd at %s: path too long for a unix "
-			  "socket%s", path, tail);
+			  "socket%s",
+		    path, tail);
 		return -1;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -91,7 +95,7 @@ cli_connect(const char *path, const char *tail)
 static int
 cli_wait(int fd, short events, int timeout_ms)
 {
-	struct pollfd pf = { fd, events, 0 };
+	struct pollfd pf = {fd, events, 0};
 	int r;
 
 	while ((r = poll(&pf, 1, timeout_ms)) < 0 && errno == EINTR)
@@ -171,7 +175,8 @@ q_read_all(int fd, struct buf *raw, const char *path)
 		if (n < 0)
 			break;
 		if (buf_append(raw, chunk, (size_t)n) != 0) {
-			cli_warnx("ternd's answer is over %u octets", JSON_INPUT_MAX);
+			cli_warnx(
+			    "ternd's answer is over %u octets", JSON_INPUT_MAX);
 			return EX_PROTOCOL;
 		}
 	}
@@ -238,7 +243,8 @@ q_call(const struct conf *c, const char *req, struct q_answer *a)
 	return 1;
 }
 
-/* ---- reading messages ------------------------------------------------------- */
+/* ---- reading messages -------------------------------------------------------
+ */
 
 struct q_msg {
 	const char *id;
@@ -313,7 +319,8 @@ q_last_reply(const struct json_node *r, char *out, size_t len)
 	return true;
 }
 
-/* ---- list, show ------------------------------------------------------------- */
+/* ---- list, show -------------------------------------------------------------
+ */
 
 static void
 q_list_line(const struct q_msg *q)
@@ -330,9 +337,11 @@ q_list_line(const struct q_msg *q)
 	printf("%-16s %8" PRId64 "  %-19s  %-19s  %5s  %s\n",
 	    q_str(q->id, id, sizeof(id)), q->size,
 	    q_time(q->created, "%Y-%m-%d %H:%M:%S", "-", when, sizeof(when)),
-	    q->held ? "held" : q_time(q->next_try, "%Y-%m-%d %H:%M:%S", "now",
-				   next, sizeof(next)),
-	    todo, q->sender[0] ? q_str(q->sender, sender, sizeof(sender)) : "<>");
+	    q->held ? "held"
+		    : q_time(q->next_try, "%Y-%m-%d %H:%M:%S", "now", next,
+			  sizeof(next)),
+	    todo,
+	    q->sender[0] ? q_str(q->sender, sender, sizeof(sender)) : "<>");
 }
 
 static int
@@ -398,12 +407,13 @@ q_show_rcpt(const struct json_node *r)
 
 	(void)json_get_int(r, "attempts", &attempts);
 	(void)json_get_int(r, "next_try", &nt);
-	printf("  %s\n    %s, %" PRId64 " attempt%s", q_str(a ? a : "?", addr,
-	    sizeof(addr)), q_str(s ? s : "?", st, sizeof(st)), attempts,
+	printf("  %s\n    %s, %" PRId64 " attempt%s",
+	    q_str(a ? a : "?", addr, sizeof(addr)),
+	    q_str(s ? s : "?", st, sizeof(st)), attempts,
 	    attempts == 1 ? "" : "s");
 	if (s != NULL && strcasecmp(s, "pending") == 0)
-		printf(", next try %s", q_time(nt, "%Y-%m-%d %H:%M:%S", "now",
-					    next, sizeof(next)));
+		printf(", next try %s",
+		    q_time(nt, "%Y-%m-%d %H:%M:%S", "now", next, sizeof(next)));
 	putchar('\n');
 	if (q_last_reply(r, last, sizeof(last)))
 		printf("    last reply: %s\n", last);
@@ -422,14 +432,15 @@ q_print_show(const struct json_node *root)
 	}
 	printf("id:         %s\n", q_str(q.id, id, sizeof(id)));
 	printf("status:     %s\n", q.held ? "held" : "queued");
-	printf("arrived:    %s\n", q_time(q.created, "%Y-%m-%d %H:%M:%S %z",
-				      "-", when, sizeof(when)));
+	printf("arrived:    %s\n",
+	    q_time(q.created, "%Y-%m-%d %H:%M:%S %z", "-", when, sizeof(when)));
 	printf("size:       %" PRId64 " octets\n", q.size);
 	printf("sender:     %s\n",
 	    q.sender[0] ? q_str(q.sender, sender, sizeof(sender)) : "<>");
-	printf("next try:   %s\n", q.held ? "(held)"
-				   : q_time(q.next_try, "%Y-%m-%d %H:%M:%S",
-					 "now", next, sizeof(next)));
+	printf("next try:   %s\n", q.held
+				       ? "(held)"
+				       : q_time(q.next_try, "%Y-%m-%d %H:%M:%S",
+					     "now", next, sizeof(next)));
 	printf("recipients:\n");
 	for (r = q.rcpts != NULL ? q.rcpts->child : NULL; r; r = r->next)
 		q_show_rcpt(r);
@@ -447,7 +458,8 @@ q_print_flush(const struct json_node *root)
 	return 0;
 }
 
-/* ---- mailq ------------------------------------------------------------------ */
+/* ---- mailq ------------------------------------------------------------------
+ */
 
 static void
 q_mailq_msg(const struct q_msg *q)
@@ -498,7 +510,8 @@ q_print_mailq(const struct json_node *root)
 	return 0;
 }
 
-/* ---- the commands ------------------------------------------------------------ */
+/* ---- the commands
+ * ------------------------------------------------------------ */
 
 struct q_verb {
 	const char *name;
@@ -508,12 +521,12 @@ struct q_verb {
 };
 
 static const struct q_verb q_verbs[] = {
-	{ "list", "LIST", false, q_print_list },
-	{ "show", "SHOW", true, q_print_show },
-	{ "flush", "FLUSH", false, q_print_flush },
-	{ "delete", "DELETE", true, NULL },
-	{ "hold", "HOLD", true, NULL },
-	{ "release", "RELEASE", true, NULL },
+    {"list", "LIST", false, q_print_list},
+    {"show", "SHOW", true, q_print_show},
+    {"flush", "FLUSH", false, q_print_flush},
+    {"delete", "DELETE", true, NULL},
+    {"hold", "HOLD", true, NULL},
+    {"release", "RELEASE", true, NULL},
 };
 
 static int
@@ -608,9 +621,11 @@ cli_mailq(const struct conf *c, int argc, char **argv)
 	char err[256];
 	int rc;
 
-	if (argc > 1 && ((rc = sendmail_parse_args(argc - 1, argv + 1, &o, err,
-			      sizeof(err))) != 0 || o.nrcpt > 0)) {
-		cli_warnx("mailq: %s", rc != 0 ? err : "no arguments are taken");
+	if (argc > 1 && ((rc = sendmail_parse_args(
+			      argc - 1, argv + 1, &o, err, sizeof(err))) != 0 ||
+			    o.nrcpt > 0)) {
+		cli_warnx(
+		    "mailq: %s", rc != 0 ? err : "no arguments are taken");
 		return EX_USAGE;
 	}
 	rc = q_call(c, "LIST", &a);

@@ -45,10 +45,10 @@
 #include "cli/cli.h"
 #include "conf/conf.h"
 
-#define SM_CHUNK 65536           /* octets read or stuffed at a time */
-#define SM_CMD_MAX 2048          /* a command line with its parameters */
-#define SM_IN_MAX 65536          /* unparsed reply octets kept */
-#define SM_ENVID_MAX 100         /* RFC 3461 4.4 */
+#define SM_CHUNK     65536 /* octets read or stuffed at a time */
+#define SM_CMD_MAX   2048  /* a command line with its parameters */
+#define SM_IN_MAX    65536 /* unparsed reply octets kept */
+#define SM_ENVID_MAX 100   /* RFC 3461 4.4 */
 
 /* ---- flags -------------------------------------------------------------- */
 
@@ -68,17 +68,18 @@ sm_usage(char *err, size_t errlen, const char *what, const char *arg)
 static int
 sm_notify(const char *v, unsigned *out)
 {
-	static const char *const names[] = { "never", "success", "failure",
-		"delay" };
-	static const unsigned bits[] = { SMTP_NOTIFY_NEVER, SMTP_NOTIFY_SUCCESS,
-		SMTP_NOTIFY_FAILURE, SMTP_NOTIFY_DELAY };
+	static const char *const names[] = {
+	    "never", "success", "failure", "delay"};
+	static const unsigned bits[] = {SMTP_NOTIFY_NEVER, SMTP_NOTIFY_SUCCESS,
+	    SMTP_NOTIFY_FAILURE, SMTP_NOTIFY_DELAY};
 	unsigned acc = 0;
 	size_t k, n;
 
 	while (*v != '\0') {
 		n = strcspn(v, ",");
 		for (k = 0; k < 4; k++)
-			if (strlen(names[k]) == n && strncasecmp(v, names[k], n) == 0)
+			if (strlen(names[k]) == n &&
+			    strncasecmp(v, names[k], n) == 0)
 				break;
 		if (k == 4)
 			return -1;
@@ -122,47 +123,59 @@ sm_mode(struct sendmail_opts *o, const char *v, char *err, size_t errlen)
 
 /* One flag f with its value v. */
 static int
-sm_apply(struct sendmail_opts *o, char f, const char *v, char *err,
-    size_t errlen)
+sm_apply(
+    struct sendmail_opts *o, char f, const char *v, char *err, size_t errlen)
 {
 	switch (f) {
 	case 'B':
-		if (strcasecmp(v, "7BIT") != 0 && strcasecmp(v, "8BITMIME") != 0)
-			return sm_usage(err, errlen, "-B: expected 7BIT or "
-						     "8BITMIME, not ", v);
+		if (strcasecmp(v, "7BIT") != 0 &&
+		    strcasecmp(v, "8BITMIME") != 0)
+			return sm_usage(err, errlen,
+			    "-B: expected 7BIT or "
+			    "8BITMIME, not ",
+			    v);
 		o->body = v[0] == '7' ? 7 : 8;
 		return 0;
 	case 'b':
 		return sm_mode(o, v, err, errlen);
 	case 'F':
 		if (!sm_clean_value(v, false) || strlen(v) > SENDMAIL_NAME_MAX)
-			return sm_usage(err, errlen, "-F: a name without control "
-				"characters, at most 256 octets", "");
+			return sm_usage(err, errlen,
+			    "-F: a name without control "
+			    "characters, at most 256 octets",
+			    "");
 		o->fullname = v;
 		return 0;
 	case 'f':
 	case 'r':
 		if (!sm_clean_value(v, false))
-			return sm_usage(err, errlen, "-f: control characters", "");
+			return sm_usage(
+			    err, errlen, "-f: control characters", "");
 		o->from = v;
 		return 0;
 	case 'N':
 		if (sm_notify(v, &o->notify) != 0)
-			return sm_usage(err, errlen, "-N: expected never, or "
-				"success,failure,delay, not ", v);
+			return sm_usage(err, errlen,
+			    "-N: expected never, or "
+			    "success,failure,delay, not ",
+			    v);
 		return 0;
 	case 'R':
 		if (strcasecmp(v, "full") != 0 && strcasecmp(v, "hdrs") != 0)
-			return sm_usage(err, errlen, "-R: expected full or hdrs, "
-						     "not ", v);
+			return sm_usage(err, errlen,
+			    "-R: expected full or hdrs, "
+			    "not ",
+			    v);
 		o->ret = (v[0] == 'f' || v[0] == 'F') ? SMTP_RET_FULL
 						      : SMTP_RET_HDRS;
 		return 0;
 	case 'V':
 		if (!sm_clean_value(v, true) || strlen(v) > SM_ENVID_MAX ||
 		    v[0] == '\0')
-			return sm_usage(err, errlen, "-V: an envelope id is 1 to "
-				"100 printable ASCII characters", "");
+			return sm_usage(err, errlen,
+			    "-V: an envelope id is 1 to "
+			    "100 printable ASCII characters",
+			    "");
 		o->envid = v;
 		return 0;
 	case 'o':
@@ -187,11 +200,11 @@ sm_apply_plain(struct sendmail_opts *o, char f)
 
 /* One "-xyz" argument at argv[*k]; may use argv[*k + 1] as a value. */
 static int
-sm_flag_arg(int argc, char **argv, int *k, struct sendmail_opts *o,
-    char *err, size_t errlen)
+sm_flag_arg(int argc, char **argv, int *k, struct sendmail_opts *o, char *err,
+    size_t errlen)
 {
 	const char *a = argv[*k];
-	char flag[3] = { '-', 0, 0 };
+	char flag[3] = {'-', 0, 0};
 	size_t j;
 
 	for (j = 1; a[j] != '\0'; j++) {
@@ -209,16 +222,16 @@ sm_flag_arg(int argc, char **argv, int *k, struct sendmail_opts *o,
 		if (a[j + 1] != '\0')
 			return sm_apply(o, a[j], a + j + 1, err, errlen);
 		if (*k + 1 >= argc)
-			return sm_usage(err, errlen, "a value is needed after ",
-			    flag);
+			return sm_usage(
+			    err, errlen, "a value is needed after ", flag);
 		return sm_apply(o, a[j], argv[++*k], err, errlen);
 	}
 	return 0;
 }
 
 int
-sendmail_parse_args(int argc, char **argv, struct sendmail_opts *o,
-    char *err, size_t errlen)
+sendmail_parse_args(
+    int argc, char **argv, struct sendmail_opts *o, char *err, size_t errlen)
 {
 	int k, r;
 
@@ -239,7 +252,8 @@ sendmail_parse_args(int argc, char **argv, struct sendmail_opts *o,
 	return 0;
 }
 
-/* ---- the message reader --------------------------------------------------- */
+/* ---- the message reader ---------------------------------------------------
+ */
 
 void
 sendmail_reader_init(struct sendmail_reader *r, struct buf *out, bool dots_ok)
@@ -309,7 +323,8 @@ sendmail_read_finish(struct sendmail_reader *r)
 	return r->st;
 }
 
-/* ---- envelope --------------------------------------------------------------- */
+/* ---- envelope ---------------------------------------------------------------
+ */
 
 void
 sendmail_env_free(struct sendmail_env *e)
@@ -345,8 +360,8 @@ sm_list_error(const struct addr_list *l, const char *list, size_t len,
 						  : addr_list_strerror(l->st);
 	int show = len > 200 ? 200 : (int)len;
 
-	(void)snprintf(err, errlen, "\"%.*s%s\": %s (at octet %zu)", show,
-	    list, (size_t)show < len ? "..." : "", why, l->err_pos);
+	(void)snprintf(err, errlen, "\"%.*s%s\": %s (at octet %zu)", show, list,
+	    (size_t)show < len ? "..." : "", why, l->err_pos);
 }
 
 /* Add one formatted address unless it is there already. */
@@ -359,8 +374,8 @@ sm_add_one(struct sendmail_env *e, const char *s, char *err, size_t errlen)
 		if (strcmp(e->rcpt[k], s) == 0)
 			return 0;
 	if (e->nrcpt >= SENDMAIL_RCPT_MAX) {
-		(void)snprintf(err, errlen, "more than %d recipients",
-		    SENDMAIL_RCPT_MAX);
+		(void)snprintf(
+		    err, errlen, "more than %d recipients", SENDMAIL_RCPT_MAX);
 		return -1;
 	}
 	if (e->nrcpt % 16 == 0) {
@@ -386,8 +401,10 @@ sendmail_add_rcpts(struct sendmail_env *e, const char *list, size_t len,
 	addr_list_init(&l, list, len, ADDR_F_UTF8 | ADDR_LIST_F_LOCAL);
 	while ((st = addr_list_next(&l, &a)) == ADDR_LIST_OK) {
 		if (sm_qualify(&a, domain, out, sizeof(out)) != 0) {
-			(void)snprintf(err, errlen, "an address with @%s is "
-						    "too long", domain);
+			(void)snprintf(err, errlen,
+			    "an address with @%s is "
+			    "too long",
+			    domain);
 			return -1;
 		}
 		e->utf8 |= a.utf8;
@@ -428,8 +445,8 @@ sm_parse_from(struct sendmail_env *e, const char *from, const char *domain,
 }
 
 int
-sendmail_set_sender(struct sendmail_env *e, const char *from,
-    const char *login, const char *domain, char *err, size_t errlen)
+sendmail_set_sender(struct sendmail_env *e, const char *from, const char *login,
+    const char *domain, char *err, size_t errlen)
 {
 	char s[ADDR_PATH_MAX + 1];
 	struct addr a;
@@ -439,16 +456,18 @@ sendmail_set_sender(struct sendmail_env *e, const char *from,
 	if (str_fmt(s, sizeof(s), "%s@%s", login, domain) != 0 ||
 	    addr_parse_mailbox(s, strlen(s), ADDR_F_UTF8, &a) != ADDR_OK ||
 	    addr_format(&a, e->sender, sizeof(e->sender)) < 0) {
-		(void)snprintf(err, errlen, "cannot make a sender address of "
-		    "login \"%s\" and hostname \"%s\"; give one with -f", login,
-		    domain);
+		(void)snprintf(err, errlen,
+		    "cannot make a sender address of "
+		    "login \"%s\" and hostname \"%s\"; give one with -f",
+		    login, domain);
 		return EX_USAGE;
 	}
 	e->utf8 |= a.utf8;
 	return 0;
 }
 
-/* ---- the header section ------------------------------------------------------ */
+/* ---- the header section
+ * ------------------------------------------------------ */
 
 static bool
 sm_is_atext_phrase(const char *s)
@@ -491,8 +510,8 @@ sm_put_from(struct buf *out, const char *name, const char *sender)
 }
 
 struct sm_hdr {
-	size_t end;     /* the good fields end here */
-	bool cut;       /* ... at a line that is no field: add an empty line */
+	size_t end; /* the good fields end here */
+	bool cut;   /* ... at a line that is no field: add an empty line */
 	bool has_from;
 };
 
@@ -522,13 +541,14 @@ sm_hdr_field(const char *msg, const struct addr_hdr_field *f, bool extract,
     const char *domain, struct sendmail_env *e, struct buf *out, char *err,
     size_t errlen)
 {
-	bool bcc = addr_hdr_name_is(f, "Bcc") || addr_hdr_name_is(f, "Resent-Bcc");
+	bool bcc =
+	    addr_hdr_name_is(f, "Bcc") || addr_hdr_name_is(f, "Resent-Bcc");
 	char what[64];
 
-	if (extract && (bcc || addr_hdr_name_is(f, "To") ||
-	    addr_hdr_name_is(f, "Cc")) &&
-	    sendmail_add_rcpts(e, f->value, f->value_len, domain, what,
-		sizeof(what)) != 0) {
+	if (extract &&
+	    (bcc || addr_hdr_name_is(f, "To") || addr_hdr_name_is(f, "Cc")) &&
+	    sendmail_add_rcpts(
+		e, f->value, f->value_len, domain, what, sizeof(what)) != 0) {
 		(void)snprintf(err, errlen, "%.*s field: %s", (int)f->name_len,
 		    f->name, what);
 		return EX_DATAERR;
@@ -556,8 +576,8 @@ sendmail_compose(const char *msg, size_t len, const char *fullname,
 		goto big;
 	addr_hdr_scan_init(&s, msg, len);
 	while (addr_hdr_next(&s, &f) && f.off < h.end)
-		if ((r = sm_hdr_field(msg, &f, extract, domain, e, out, err,
-			 errlen)) != 0)
+		if ((r = sm_hdr_field(
+			 msg, &f, extract, domain, e, out, err, errlen)) != 0)
 			return r;
 	if (h.cut && buf_append(out, "\r\n", 2) != 0)
 		goto big;
@@ -569,13 +589,14 @@ big:
 	return EX_DATAERR;
 }
 
-/* ---- exit codes -------------------------------------------------------------- */
+/* ---- exit codes
+ * -------------------------------------------------------------- */
 
 int
 sendmail_exit_code(int code, const char *enh, bool after_data)
 {
-	static const char *const data_enh[] = { "5.6.", "5.3.4", "5.1.3",
-		"5.1.7", "5.5.4" };
+	static const char *const data_enh[] = {
+	    "5.6.", "5.3.4", "5.1.3", "5.1.7", "5.5.4"};
 	size_t k;
 
 	if (code >= 200 && code < 400)
@@ -590,14 +611,15 @@ sendmail_exit_code(int code, const char *enh, bool after_data)
 	return EX_UNAVAILABLE;
 }
 
-/* ---- talking to ternd ---------------------------------------------------------- */
+/* ---- talking to ternd
+ * ---------------------------------------------------------- */
 
 struct sm_conn {
 	int fd;
-	struct buf in;      /* reply octets not parsed yet */
+	struct buf in; /* reply octets not parsed yet */
 	bool verbose;
-	bool lost;          /* the connection is unusable */
-	bool quiet;         /* the outcome is known: report no loss */
+	bool lost;  /* the connection is unusable */
+	bool quiet; /* the outcome is known: report no loss */
 };
 
 struct sm_job {
@@ -624,7 +646,8 @@ sm_lost(struct sm_conn *c, const char *why)
 {
 	if (!c->lost && !c->quiet)
 		cli_warnx("lost the connection to ternd (%s); the message was "
-			  "not sent", why);
+			  "not sent",
+		    why);
 	c->lost = true;
 	return EX_TEMPFAIL;
 }
@@ -655,14 +678,14 @@ sm_reply(struct sm_conn *c, struct smtp_parsed_reply *r)
 		int w = cli_wait_readable(c->fd, CLI_TIMEOUT_MS);
 
 		if (w <= 0)
-			return sm_lost(c, w == 0 ? "no reply in time"
-						 : strerror(errno));
+			return sm_lost(
+			    c, w == 0 ? "no reply in time" : strerror(errno));
 		n = read(c->fd, chunk, sizeof(chunk));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return sm_lost(c, n == 0 ? "closed by ternd"
-						 : strerror(errno));
+			return sm_lost(
+			    c, n == 0 ? "closed by ternd" : strerror(errno));
 		if (buf_append(&c->in, chunk, (size_t)n) != 0)
 			return sm_lost(c, "reply too long");
 	}
@@ -681,8 +704,7 @@ sm_reply(struct sm_conn *c, struct smtp_parsed_reply *r)
 
 /* ternd said no to what: say so; the exit status. */
 static int
-sm_refused(const char *what, const struct smtp_parsed_reply *r,
-    bool after_data)
+sm_refused(const char *what, const struct smtp_parsed_reply *r, bool after_data)
 {
 	char text[SMTP_REPLY_IN_TEXT_MAX];
 
@@ -739,7 +761,7 @@ sm_ehlo(struct sm_conn *c, const struct sm_job *j, struct smtp_caps *caps)
 	if (buf_printf(&line, "EHLO %s", j->conf->hostname) != 0)
 		rc = sm_lost(c, "hostname too long");
 	else if ((rc = sm_cmd(c, &line)) == 0 && (rc = sm_reply(c, &r)) == 0 &&
-	    r.code != 250)
+		 r.code != 250)
 		rc = sm_refused("EHLO", &r, false);
 	if (rc == 0)
 		smtp_ehlo_caps(&r, caps);
@@ -749,8 +771,8 @@ sm_ehlo(struct sm_conn *c, const struct sm_job *j, struct smtp_caps *caps)
 
 /* The MAIL parameters the message needs and the server offers. */
 static int
-sm_mail_params(const struct sm_job *j, const struct smtp_caps *caps,
-    struct buf *line)
+sm_mail_params(
+    const struct sm_job *j, const struct smtp_caps *caps, struct buf *line)
 {
 	const struct buf *m = j->msg;
 	bool eight = j->o->body == 8 ||
@@ -764,15 +786,15 @@ sm_mail_params(const struct sm_job *j, const struct smtp_caps *caps,
 		r |= buf_append_str(line, " BODY=7BIT");
 	else if (eight && (caps->flags & SMTP_CAP_8BITMIME))
 		r |= buf_append_str(line, " BODY=8BITMIME");
-	if ((j->e->utf8 || sm_has_8bit(m->data, addr_hdr_end(m->data, m->len,
-			       NULL))) && (caps->flags & SMTP_CAP_SMTPUTF8))
+	if ((j->e->utf8 ||
+		sm_has_8bit(m->data, addr_hdr_end(m->data, m->len, NULL))) &&
+	    (caps->flags & SMTP_CAP_SMTPUTF8))
 		r |= buf_append_str(line, " SMTPUTF8");
 	if (!(caps->flags & SMTP_CAP_DSN))
 		return r; /* -R, -V and -N need DSN: dropped without it */
 	if (j->o->ret != SMTP_RET_UNSPEC)
-		r |= buf_append_str(line, j->o->ret == SMTP_RET_FULL
-					      ? " RET=FULL"
-					      : " RET=HDRS");
+		r |= buf_append_str(line,
+		    j->o->ret == SMTP_RET_FULL ? " RET=FULL" : " RET=HDRS");
 	if (j->o->envid != NULL && smtp_xtext_encode(j->o->envid,
 				       strlen(j->o->envid), x, sizeof(x)) >= 0)
 		r |= buf_printf(line, " ENVID=%s", x);
@@ -800,8 +822,8 @@ sm_mail(struct sm_conn *c, const struct sm_job *j, const struct smtp_caps *caps)
 static int
 sm_notify_param(unsigned bits, struct buf *line)
 {
-	static const char *const names[] = { "NEVER", "SUCCESS", "FAILURE",
-		"DELAY" };
+	static const char *const names[] = {
+	    "NEVER", "SUCCESS", "FAILURE", "DELAY"};
 	const char *sep = " NOTIFY=";
 	unsigned k;
 
@@ -817,7 +839,8 @@ sm_notify_param(unsigned bits, struct buf *line)
 
 /* Every RCPT; each refusal is reported, the worst decides the status. */
 static int
-sm_rcpts(struct sm_conn *c, const struct sm_job *j, const struct smtp_caps *caps)
+sm_rcpts(
+    struct sm_conn *c, const struct sm_job *j, const struct smtp_caps *caps)
 {
 	char what[ADDR_PATH_MAX + 32];
 	struct buf line;
@@ -827,8 +850,8 @@ sm_rcpts(struct sm_conn *c, const struct sm_job *j, const struct smtp_caps *caps
 	buf_init(&line, SM_CMD_MAX);
 	for (k = 0; k < j->e->nrcpt && !c->lost; k++) {
 		buf_reset(&line);
-		(void)!str_fmt(what, sizeof(what), "the recipient <%s>",
-		    j->e->rcpt[k]);
+		(void)!str_fmt(
+		    what, sizeof(what), "the recipient <%s>", j->e->rcpt[k]);
 		if (buf_printf(&line, "RCPT TO:<%s>", j->e->rcpt[k]) != 0 ||
 		    ((caps->flags & SMTP_CAP_DSN) && j->o->notify != 0 &&
 			sm_notify_param(j->o->notify, &line) != 0))
@@ -890,7 +913,8 @@ sm_session(struct sm_conn *c, const struct sm_job *j)
 	int rc;
 
 	if ((rc = sm_expect(c, 2, "the connection", false)) != 0 ||
-	    (rc = sm_ehlo(c, j, &caps)) != 0 || (rc = sm_mail(c, j, &caps)) != 0 ||
+	    (rc = sm_ehlo(c, j, &caps)) != 0 ||
+	    (rc = sm_mail(c, j, &caps)) != 0 ||
 	    (rc = sm_rcpts(c, j, &caps)) != 0)
 		return rc;
 	buf_init(&line, SM_CMD_MAX);
@@ -922,7 +946,7 @@ static int
 sm_deliver(const struct sm_job *j)
 {
 	char path[4096];
-	struct sm_conn c = { -1, { 0 }, j->o->verbose, false, false };
+	struct sm_conn c = {-1, {0}, j->o->verbose, false, false};
 	int rc;
 
 	if (cli_sock_path(j->conf, CLI_SUBMIT_SOCK, path, sizeof(path)) != 0)
@@ -938,7 +962,8 @@ sm_deliver(const struct sm_job *j)
 	return rc;
 }
 
-/* ---- sendmail, the command ------------------------------------------------------ */
+/* ---- sendmail, the command
+ * ------------------------------------------------------ */
 
 /* Read stdin into raw (CRLF text). */
 static int
@@ -955,14 +980,16 @@ sm_read_message(bool dots_ok, uint64_t max, struct buf *raw)
 			continue;
 		if (n < 0) {
 			cli_warnx("reading the message: %s; the message was "
-				  "not sent", strerror(errno));
+				  "not sent",
+			    strerror(errno));
 			return EX_IOERR;
 		}
 		if (n == 0) {
 			(void)sendmail_read_finish(&r);
 			break;
 		}
-		if (sendmail_read_feed(&r, chunk, (size_t)n) != SENDMAIL_READ_MORE)
+		if (sendmail_read_feed(&r, chunk, (size_t)n) !=
+		    SENDMAIL_READ_MORE)
 			break;
 	}
 	if (r.st == SENDMAIL_READ_LONG)
@@ -989,7 +1016,8 @@ sm_envelope(const struct conf *cf, const struct sendmail_opts *o,
 
 	if (o->from == NULL && (pw = getpwuid(getuid())) == NULL) {
 		cli_warnx("uid %lu has no name in the passwd database; give a "
-			  "sender with -f", (unsigned long)getuid());
+			  "sender with -f",
+		    (unsigned long)getuid());
 		return EX_NOUSER;
 	}
 	rc = sendmail_set_sender(e, o->from, pw != NULL ? pw->pw_name : "",
@@ -1001,7 +1029,8 @@ sm_envelope(const struct conf *cf, const struct sendmail_opts *o,
 	for (k = 0; k < o->nrcpt; k++)
 		if (sendmail_add_rcpts(e, o->rcpt[k], strlen(o->rcpt[k]),
 			cf->hostname, err, sizeof(err)) != 0) {
-			cli_warnx("recipient %s; the message was not sent", err);
+			cli_warnx(
+			    "recipient %s; the message was not sent", err);
 			return EX_USAGE;
 		}
 	return 0;
@@ -1016,7 +1045,7 @@ sm_limit(uint64_t v)
 static int
 sm_send(const struct conf *cf, const struct sendmail_opts *o)
 {
-	struct sendmail_env e = { .nrcpt = 0 };
+	struct sendmail_env e = {.nrcpt = 0};
 	struct buf raw, msg;
 	char err[512];
 	int rc;
@@ -1041,7 +1070,7 @@ sm_send(const struct conf *cf, const struct sendmail_opts *o)
 		rc = EX_DATAERR;
 	}
 	if (rc == 0) {
-		struct sm_job j = { cf, o, &e, &msg };
+		struct sm_job j = {cf, o, &e, &msg};
 
 		rc = sm_deliver(&j);
 	}
@@ -1062,7 +1091,8 @@ sm_relay_smtp(const struct conf *cf)
 	if (cli_sock_path(cf, CLI_SUBMIT_SOCK, path, sizeof(path)) != 0)
 		return EX_CONFIG;
 	if ((fd = cli_connect(path, "")) < 0) {
-		fputs("421 4.3.2 ternd is not running, try again later\r\n", stdout);
+		fputs("421 4.3.2 ternd is not running, try again later\r\n",
+		    stdout);
 		return EX_TEMPFAIL;
 	}
 	pf[0].fd = STDIN_FILENO;
@@ -1076,8 +1106,8 @@ sm_relay_smtp(const struct conf *cf)
 		}
 		if (pf[1].revents != 0) {
 			n = read(fd, chunk, sizeof(chunk));
-			if (n <= 0 || cli_write_all(STDOUT_FILENO, chunk,
-					  (size_t)n) != 0)
+			if (n <= 0 ||
+			    cli_write_all(STDOUT_FILENO, chunk, (size_t)n) != 0)
 				break; /* ternd closed: the session is over */
 		}
 		if (pf[0].fd >= 0 && pf[0].revents != 0) {
@@ -1102,8 +1132,8 @@ cli_sendmail(const struct conf *c, int argc, char **argv)
 	int rc;
 
 	(void)signal(SIGPIPE, SIG_IGN);
-	if ((rc = sendmail_parse_args(argc > 0 ? argc - 1 : 0, argv + 1, &o, err,
-		 sizeof(err))) != 0) {
+	if ((rc = sendmail_parse_args(argc > 0 ? argc - 1 : 0, argv + 1, &o,
+		 err, sizeof(err))) != 0) {
 		cli_warnx("sendmail: %s", err);
 		return rc;
 	}
