@@ -660,10 +660,8 @@ parse_replies(struct lg_sess *s)
 
 	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
 		if (nl - p < 4 || p[0] < '2' || p[0] > '5' || p[1] < '0' ||
-		    p[1] > '9' || p[2] < '0' || p[2] > '9') {
-			if (nl - p >= 3 && p[3] != '-' && p[3] != ' ' && p[3] != '\r')
-				return sess_fail(s, 0), 1;
-		}
+		    p[1] > '9' || p[2] < '0' || p[2] > '9')
+			return sess_fail(s, 0), 1;	/* not a reply line */
 		code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
 		if (nl - p >= 4 && p[3] == '-') {	/* continuation line */
 			p = nl + 1;
@@ -892,13 +890,14 @@ thread_main(void *arg)
 
 /* ---- content ----------------------------------------------------------- */
 
-/* Headers, then lines of 76 printable characters, to exactly body_size
- * bytes (at least the headers), then ".\r\n".  No line starts with '.'. */
+/* Headers, then lines of at most 76 printable characters, to exactly
+ * body_size bytes (at least the headers and one short line), then ".\r\n".
+ * No line starts with '.'. */
 static void
 make_message(void)
 {
 	char hdr[1024];
-	size_t hlen, size, pos;
+	size_t hlen, size, pos, rem, line, i;
 	int n;
 
 	n = snprintf(hdr, sizeof(hdr),
@@ -914,29 +913,17 @@ make_message(void)
 	if (n < 0 || (size_t)n >= sizeof(hdr))
 		die("header too long");
 	hlen = (size_t)n;
-	size = lg.body_size > hlen + 2 ? lg.body_size : hlen + 2;
+	size = lg.body_size > hlen + 3 ? lg.body_size : hlen + 3;
 	lg.msg = xcalloc(1, size + 3);
 	memcpy(lg.msg, hdr, hlen);
-	pos = hlen;
-	while (pos < size) {
-		size_t line = size - pos;
-		size_t i;
-
-		if (line > 78)
-			line = 78;
-		if (line < 2) {	/* cannot fit a line end: pad the last one */
-			lg.msg[pos - 3] = 'x';
-			lg.msg[pos - 2] = '\r';
-			lg.msg[pos - 1] = '\n';
-			memcpy(lg.msg + pos - 2, "x\r\n", 3);
-			pos++;
-			break;
-		}
+	for (pos = hlen; (rem = size - pos) > 0; pos += line) {
+		line = rem > 78 ? 78 : rem;
+		if (rem - line > 0 && rem - line < 3)
+			line -= 3;	/* leave the last line room for a byte */
 		for (i = 0; i < line - 2; i++)
 			lg.msg[pos + i] = (char)('a' + (pos + i) % 26);
 		lg.msg[pos + line - 2] = '\r';
 		lg.msg[pos + line - 1] = '\n';
-		pos += line;
 	}
 	memcpy(lg.msg + pos, ".\r\n", 3);
 	lg.msglen = pos + 3;
@@ -1150,9 +1137,6 @@ parse_args(int argc, char **argv)
 	}
 	if (optind != argc || lg.port == 0)
 		usage();
-	if (lg.duration > 0 && optind && lg.messages == 1000 &&
-	    !strstr(" ", "")) /* -d without -n: no count limit */
-		;
 	parse_rcpts(rcpts);
 	if (lg.nrcpts == 0)
 		die("no recipients");

@@ -186,9 +186,11 @@ on_mail(struct conn *c)
 		t->sender[0] = '\0';
 	t->params = cmd->mail;
 	buf_init(&t->body, (size_t)c->srv->conf->message_size + 1);
-	/* SIZE= announces the body: one allocation instead of doublings */
+	/* SIZE= announces the body: one allocation instead of doublings, up
+	 * to 1 MiB, so a client cannot reserve memory by merely claiming */
 	if (cmd->mail.has_size && cmd->mail.size <= c->srv->conf->message_size &&
-	    buf_reserve(&t->body, (size_t)cmd->mail.size) != 0)
+	    buf_reserve(&t->body, cmd->mail.size < (1u << 20) ?
+	    (size_t)cmd->mail.size : (1u << 20)) != 0)
 		buf_init(&t->body, (size_t)c->srv->conf->message_size + 1);
 	c->txn = t;
 	smtp_server_accept(c->smtp);
