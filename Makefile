@@ -93,7 +93,7 @@ asan: deps
 build-fuzz/%: fuzz/%.c $(wildcard src/*/*.c src/*/*.h)
 	@mkdir -p $(@D)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
-	  -o $@ $< $(FUZZ_LIB)
+	  -o $@ $< $(FUZZ_LIB) -linih
 
 fuzz: deps $(FUZZ_BIN)
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)

@@ -59,7 +59,7 @@
 #define LG_INBUF	 8192
 #define LG_CMDBUF	 (LG_MAX_RCPTS * 330 + 512)
 #define LG_CODES	 600
-#define LG_MAX_CONNECTING 256
+#define LG_MAX_CONNECTING 100
 
 enum lg_state {
 	ST_CONNECT,	/* waiting for connect() to complete */
@@ -81,6 +81,7 @@ enum lg_state {
 
 struct lg_stats {
 	uint64_t ok;		/* 250 after the data */
+	uint64_t ok_rcpts;	/* accepted recipients of those messages */
 	uint64_t failed;	/* claimed messages that got no 250 */
 	uint64_t conn_err;	/* connect failures, resets, early EOF */
 	uint64_t timeouts;
@@ -101,6 +102,8 @@ struct lg_sess {
 	int in_msg;		/* a claimed message is in flight */
 	int body_queued;	/* the current output ends with the content */
 	int dot_sent;
+	int restart;		/* connect again from the loop */
+	int fails;		/* connection failures in a row */
 	int nrcpt, rcpt_idx, rcpt_ok, mail_ok;
 	unsigned msgs_on_conn;
 	uint64_t rcpt_base;	/* index of the first recipient in the list */
@@ -119,6 +122,7 @@ struct lg_thread {
 	int nsess;
 	int active;
 	int connecting;
+	int restarts;		/* sessions with restart set */
 	struct lg_sess *sess;
 	struct lg_stats st;
 	pthread_t tid;
@@ -397,12 +401,25 @@ sess_close(struct lg_sess *s)
 	s->state = ST_DONE;
 }
 
+/* Connect again (from the loop, not from here: no recursion) while
+ * messages remain; else this session is finished. */
+static void
+sess_again(struct lg_sess *s)
+{
+	if (more_messages() && s->fails < 20) {
+		s->restart = 1;
+		s->th->restarts++;
+	} else {
+		s->th->active--;
+	}
+}
+
 /* The connection broke: count it, give up the message in flight, and
  * connect again while messages remain. */
 static void
 sess_fail(struct lg_sess *s, int timeout)
 {
-	int was_idle = lg.idle && s->state != ST_IDLE;
+	int before_idle = lg.idle && s->state != ST_IDLE;
 
 	if (timeout)
 		s->th->st.timeouts++;
@@ -413,16 +430,14 @@ sess_fail(struct lg_sess *s, int timeout)
 		s->in_msg = 0;
 	}
 	sess_close(s);
+	s->fails++;
 	if (lg.idle) {
-		if (was_idle)
+		if (before_idle)
 			atomic_fetch_add(&lg.idle_ready, 1);
 		s->th->active--;
 		return;
 	}
-	if (more_messages())
-		sess_start(s);
-	else
-		s->th->active--;
+	sess_again(s);
 }
 
 static void
@@ -550,6 +565,7 @@ on_reply(struct lg_sess *s, int code)
 			count_code(s, code);
 			return -1;
 		}
+		s->fails = 0;
 		if (lg.tls && !s->tls_on) {
 			cmd_add(s, "STARTTLS\r\n");
 			s->state = ST_STARTTLS;
@@ -615,6 +631,7 @@ on_reply(struct lg_sess *s, int code)
 			return -1;
 		if (code == 250) {
 			s->th->st.ok++;
+			s->th->st.ok_rcpts += (uint64_t)s->rcpt_ok;
 			record_latency(s);
 		} else {
 			count_code(s, code);
@@ -638,10 +655,7 @@ on_reply(struct lg_sess *s, int code)
 		if (code != 221)
 			count_code(s, code);
 		sess_close(s);
-		if (more_messages())
-			sess_start(s);
-		else
-			s->th->active--;
+		sess_again(s);
 		return 1;
 	default:
 		count_code(s, code);
@@ -777,10 +791,7 @@ sess_event(struct lg_sess *s, uint32_t events)
 		if (read_in(s) != 0) {
 			if (s->state == ST_QUIT) {	/* fine: server closed */
 				sess_close(s);
-				if (more_messages())
-					sess_start(s);
-				else
-					s->th->active--;
+				sess_again(s);
 				return;
 			}
 			return sess_fail(s, 0);
@@ -862,6 +873,14 @@ thread_main(void *arg)
 				continue;
 			}
 			sess_start(s);
+		}
+		for (i = 0; th->restarts > 0 && i < th->nsess &&
+		    th->connecting < LG_MAX_CONNECTING; i++) {
+			if (th->sess[i].restart) {
+				th->sess[i].restart = 0;
+				th->restarts--;
+				sess_start(&th->sess[i]);
+			}
 		}
 		if (lg.idle && atomic_load(&lg.stop))
 			break;
@@ -1178,8 +1197,10 @@ idle_wait(void)
 
 	while (atomic_load(&lg.idle_ready) < lg.idle && !atomic_load(&lg.stop))
 		usleep(10000);
-	fprintf(stderr, "loadgen: %d idle connections up in %.2f s\n",
-	    lg.idle, (double)(now_ns() - t0) / 1e9);
+	fprintf(stderr, "loadgen: %d of %d idle connections done%s in %.2f s\n",
+	    atomic_load(&lg.idle_ready), lg.idle,
+	    atomic_load(&lg.stop) ? " (interrupted)" : "",
+	    (double)(now_ns() - t0) / 1e9);
 	if (lg.ready_file != NULL && (f = fopen(lg.ready_file, "w")) != NULL) {
 		fprintf(f, "ready\n");
 		fclose(f);
@@ -1204,6 +1225,7 @@ report(struct lg_thread *th, long arrived, double e2e)
 		struct lg_stats *s = &th[i].st;
 
 		t.ok += s->ok;
+		t.ok_rcpts += s->ok_rcpts;
 		t.failed += s->failed;
 		t.conn_err += s->conn_err;
 		t.timeouts += s->timeouts;
@@ -1242,18 +1264,20 @@ report(struct lg_thread *th, long arrived, double e2e)
 		    (unsigned long long)t.connects);
 		if (arrived >= 0)
 			fprintf(stderr, "  arrived at the destination: %ld "
-			    "(%s), end to end %.2f s: %.0f msg/s\n", arrived,
-			    arrived == (long)t.ok ? "all" : "MISMATCH", e2e,
+			    "of %llu expected (%s), end to end %.2f s: %.0f msg/s\n",
+			    arrived, (unsigned long long)t.ok_rcpts,
+			    arrived == (long)t.ok_rcpts ? "all" : "MISMATCH", e2e,
 			    e2e > 0 ? (double)arrived / e2e : 0.0);
 	}
 	printf("loadgen sessions=%d threads=%d size=%zu rcpts=%d pipelining=%s "
 	    "per_conn=%u tls=%s ok=%llu failed=%llu elapsed=%.3f mps=%.1f "
-	    "p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f codes=%s "
+	    "ok_rcpts=%llu p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f codes=%s "
 	    "conn_err=%llu timeouts=%llu connects=%llu",
 	    lg.sessions, lg.threads, lg.msglen - 3, lg.rcpt_per_msg,
 	    lg.pipelining ? "on" : "off", lg.per_conn, lg.tls ? "on" : "off",
 	    (unsigned long long)t.ok, (unsigned long long)t.failed, elapsed,
 	    elapsed > 0 ? (double)t.ok / elapsed : 0.0,
+	    (unsigned long long)t.ok_rcpts,
 	    pct(t.lat_us, t.nlat, 0.5), pct(t.lat_us, t.nlat, 0.99),
 	    pct(t.lat_us, t.nlat, 0.999),
 	    t.nlat ? t.lat_us[t.nlat - 1] / 1000.0 : 0.0, off ? codes : "-",
@@ -1317,7 +1341,7 @@ main(int argc, char **argv)
 		uint64_t ok = 0;
 
 		for (i = 0; i < lg.threads; i++)
-			ok += th[i].st.ok;
+			ok += th[i].st.ok_rcpts;
 		for (;;) {
 			now_count = count_arrived() - base;
 			t_done = now_ns();

@@ -24,7 +24,7 @@
 
 struct conf;
 
-/* ---- entry points for main.c ------------------------------------------- */
+/* ---- entry points for main.c ------------------------------------------ */
 
 /* Used for the sendmail/mailq personalities when $TERN_CONFIG is unset. */
 #ifndef TERN_SYSCONF
@@ -42,7 +42,7 @@ int cli_mailq(const struct conf *c, int argc, char **argv);
 /* "tern ... queue VERB ...": argv[0] is "queue". */
 int cli_queue(const struct conf *c, int argc, char **argv);
 
-/* ---- shared by sendmail.c and queue.c (queue.c) ------------------------ */
+/* ---- shared by sendmail.c and queue.c (queue.c) ----------------------- */
 
 #define CLI_SUBMIT_SOCK	 "public/submit.sock" /* under state_dir */
 #define CLI_CONTROL_SOCK "control.sock"
@@ -66,7 +66,7 @@ void cli_clean(char *out, size_t outlen, const char *s);
 /* Run one control request ("FLUSH"): the exit code; -q uses it too. */
 int cli_queue_flush(const struct conf *c, bool quiet);
 
-/* ---- sendmail: the pure parts (sendmail.c) ----------------------------- */
+/* ---- sendmail: the pure parts (sendmail.c) ---------------------------- */
 
 #define SENDMAIL_RCPT_MAX 1000 /* recipients of one message */
 #define SENDMAIL_LINE_MAX 998  /* octets of a line without CRLF (RFC 5322) */
@@ -166,7 +166,7 @@ int sendmail_compose(const char *msg, size_t len, const char *fullname,
 /* Exit status for a reply (code, enh); after_data: to the final dot. */
 int sendmail_exit_code(int code, const char *enh, bool after_data);
 
-/* ---- JSON reader (json.c) ---------------------------------------------- */
+/* ---- JSON reader (json.c) --------------------------------------------- */
 
 /*
  * Enough JSON (RFC 8259) for the control socket: objects, arrays, strings

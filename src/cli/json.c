@@ -97,7 +97,7 @@ json_node_new(struct json_parser *p, enum json_type t, size_t *idx_out)
 	return 0;
 }
 
-/* ---- literals and numbers ---------------------------------------------- */
+/* ---- literals and numbers --------------------------------------------- */
 
 static int
 json_literal(
@@ -202,7 +202,7 @@ json_number(struct json_parser *p, size_t *idx_out)
 	return 0;
 }
 
-/* ---- strings ----------------------------------------------------------- */
+/* ---- strings ---------------------------------------------------------- */
 
 static int
 json_hex4(struct json_parser *p, size_t at, unsigned *out)
@@ -342,7 +342,7 @@ json_string(struct json_parser *p, size_t *idx_out)
 	return 0;
 }
 
-/* ---- arrays and objects ------------------------------------------------ */
+/* ---- arrays and objects ----------------------------------------------- */
 
 /* Append child to parent's list; *last is the last child so far (0). */
 static void
@@ -477,7 +477,7 @@ json_value(struct json_parser *p, size_t *idx_out)
 	return json_fail(p, "unexpected character");
 }
 
-/* ---- the document ------------------------------------------------------ */
+/* ---- the document ----------------------------------------------------- */
 
 /* Indices and text offsets become pointers, now that nothing moves. */
 static void

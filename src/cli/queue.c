@@ -39,11 +39,10 @@
 
 #define Q_TEXT_MAX     2048 /* one printed string, cleaned */
 #define Q_MAILQ_INDENT 48   /* the sender column of a mailq line */
-#define Q_LIST_HEAD    "%-16s %8s  %-19s  %-19s  %5s  %s\n" /* the rows' widths \
-							     */
+/* the heading of "tern queue list", with the widths of its rows */
+#define Q_LIST_HEAD "%-16s %8s  %-19s  %-19s  %5s  %s\n"
 
-/* ---- helpers shared with sendmail.c ---------------------------------------
- */
+/* ---- helpers shared with sendmail.c ----------------------------------- */
 
 void
 cli_warnx(const char *fmt, ...)
@@ -150,7 +149,7 @@ cli_clean(char *out, size_t outlen, const char *s)
 	out[k] = '\0';
 }
 
-/* ---- one request --------------------------------------------------------- */
+/* ---- one request ------------------------------------------------------ */
 
 struct q_answer {
 	struct buf raw;
@@ -243,8 +242,7 @@ q_call(const struct conf *c, const char *req, struct q_answer *a)
 	return 1;
 }
 
-/* ---- reading messages -------------------------------------------------------
- */
+/* ---- reading messages ------------------------------------------------- */
 
 struct q_msg {
 	const char *id;
@@ -319,8 +317,7 @@ q_last_reply(const struct json_node *r, char *out, size_t len)
 	return true;
 }
 
-/* ---- list, show -------------------------------------------------------------
- */
+/* ---- list, show ------------------------------------------------------- */
 
 static void
 q_list_line(const struct q_msg *q)
@@ -458,8 +455,7 @@ q_print_flush(const struct json_node *root)
 	return 0;
 }
 
-/* ---- mailq ------------------------------------------------------------------
- */
+/* ---- mailq ------------------------------------------------------------ */
 
 static void
 q_mailq_msg(const struct q_msg *q)
@@ -510,8 +506,7 @@ q_print_mailq(const struct json_node *root)
 	return 0;
 }
 
-/* ---- the commands
- * ------------------------------------------------------------ */
+/* ---- the commands ----------------------------------------------------- */
 
 struct q_verb {
 	const char *name;

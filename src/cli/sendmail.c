@@ -50,7 +50,7 @@
 #define SM_IN_MAX    65536 /* unparsed reply octets kept */
 #define SM_ENVID_MAX 100   /* RFC 3461 4.4 */
 
-/* ---- flags -------------------------------------------------------------- */
+/* ---- flags ------------------------------------------------------------ */
 
 /* Flags that take a value, attached ("-fME") or as the next argument. */
 static const char sm_value_flags[] = "BbFfhLNOopRrV";
@@ -121,6 +121,41 @@ sm_mode(struct sendmail_opts *o, const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* The DSN and body flags -B, -N, -R, -V with their value v. */
+static int
+sm_apply_dsn(
+    struct sendmail_opts *o, char f, const char *v, char *err, size_t errlen)
+{
+	if (f == 'B') {
+		if (strcasecmp(v, "7BIT") != 0 &&
+		    strcasecmp(v, "8BITMIME") != 0)
+			return sm_usage(err, errlen,
+			    "-B: expected 7BIT or 8BITMIME, not ", v);
+		o->body = v[0] == '7' ? 7 : 8;
+	} else if (f == 'N') {
+		if (sm_notify(v, &o->notify) != 0)
+			return sm_usage(err, errlen,
+			    "-N: expected never, or success,failure,delay, "
+			    "not ",
+			    v);
+	} else if (f == 'R') {
+		if (strcasecmp(v, "full") != 0 && strcasecmp(v, "hdrs") != 0)
+			return sm_usage(
+			    err, errlen, "-R: expected full or hdrs, not ", v);
+		o->ret = (v[0] == 'f' || v[0] == 'F') ? SMTP_RET_FULL
+						      : SMTP_RET_HDRS;
+	} else { /* 'V' */
+		if (!sm_clean_value(v, true) || strlen(v) > SM_ENVID_MAX ||
+		    v[0] == '\0')
+			return sm_usage(err, errlen,
+			    "-V: an envelope id is 1 to 100 printable ASCII "
+			    "characters",
+			    "");
+		o->envid = v;
+	}
+	return 0;
+}
+
 /* One flag f with its value v. */
 static int
 sm_apply(
@@ -128,21 +163,17 @@ sm_apply(
 {
 	switch (f) {
 	case 'B':
-		if (strcasecmp(v, "7BIT") != 0 &&
-		    strcasecmp(v, "8BITMIME") != 0)
-			return sm_usage(err, errlen,
-			    "-B: expected 7BIT or "
-			    "8BITMIME, not ",
-			    v);
-		o->body = v[0] == '7' ? 7 : 8;
-		return 0;
+	case 'N':
+	case 'R':
+	case 'V':
+		return sm_apply_dsn(o, f, v, err, errlen);
 	case 'b':
 		return sm_mode(o, v, err, errlen);
 	case 'F':
 		if (!sm_clean_value(v, false) || strlen(v) > SENDMAIL_NAME_MAX)
 			return sm_usage(err, errlen,
-			    "-F: a name without control "
-			    "characters, at most 256 octets",
+			    "-F: a name without control characters, at most "
+			    "256 octets",
 			    "");
 		o->fullname = v;
 		return 0;
@@ -152,31 +183,6 @@ sm_apply(
 			return sm_usage(
 			    err, errlen, "-f: control characters", "");
 		o->from = v;
-		return 0;
-	case 'N':
-		if (sm_notify(v, &o->notify) != 0)
-			return sm_usage(err, errlen,
-			    "-N: expected never, or "
-			    "success,failure,delay, not ",
-			    v);
-		return 0;
-	case 'R':
-		if (strcasecmp(v, "full") != 0 && strcasecmp(v, "hdrs") != 0)
-			return sm_usage(err, errlen,
-			    "-R: expected full or hdrs, "
-			    "not ",
-			    v);
-		o->ret = (v[0] == 'f' || v[0] == 'F') ? SMTP_RET_FULL
-						      : SMTP_RET_HDRS;
-		return 0;
-	case 'V':
-		if (!sm_clean_value(v, true) || strlen(v) > SM_ENVID_MAX ||
-		    v[0] == '\0')
-			return sm_usage(err, errlen,
-			    "-V: an envelope id is 1 to "
-			    "100 printable ASCII characters",
-			    "");
-		o->envid = v;
 		return 0;
 	case 'o':
 		if (v[0] == 'i' && v[1] == '\0')
@@ -252,8 +258,7 @@ sendmail_parse_args(
 	return 0;
 }
 
-/* ---- the message reader ---------------------------------------------------
- */
+/* ---- the message reader ----------------------------------------------- */
 
 void
 sendmail_reader_init(struct sendmail_reader *r, struct buf *out, bool dots_ok)
@@ -323,8 +328,7 @@ sendmail_read_finish(struct sendmail_reader *r)
 	return r->st;
 }
 
-/* ---- envelope ---------------------------------------------------------------
- */
+/* ---- envelope --------------------------------------------------------- */
 
 void
 sendmail_env_free(struct sendmail_env *e)
@@ -466,8 +470,7 @@ sendmail_set_sender(struct sendmail_env *e, const char *from, const char *login,
 	return 0;
 }
 
-/* ---- the header section
- * ------------------------------------------------------ */
+/* ---- the header section ----------------------------------------------- */
 
 static bool
 sm_is_atext_phrase(const char *s)
@@ -589,8 +592,7 @@ big:
 	return EX_DATAERR;
 }
 
-/* ---- exit codes
- * -------------------------------------------------------------- */
+/* ---- exit codes ------------------------------------------------------- */
 
 int
 sendmail_exit_code(int code, const char *enh, bool after_data)
@@ -611,8 +613,7 @@ sendmail_exit_code(int code, const char *enh, bool after_data)
 	return EX_UNAVAILABLE;
 }
 
-/* ---- talking to ternd
- * ---------------------------------------------------------- */
+/* ---- talking to ternd ------------------------------------------------- */
 
 struct sm_conn {
 	int fd;
@@ -962,8 +963,7 @@ sm_deliver(const struct sm_job *j)
 	return rc;
 }
 
-/* ---- sendmail, the command
- * ------------------------------------------------------ */
+/* ---- sendmail, the command -------------------------------------------- */
 
 /* Read stdin into raw (CRLF text). */
 static int
@@ -1079,13 +1079,28 @@ sm_send(const struct conf *cf, const struct sendmail_opts *o)
 	return rc;
 }
 
-/* -bs: relay octets between stdin/stdout and the submission socket. */
+/* Copy one read of from to to; false when the session is over. */
+static bool
+sm_relay_one(int from, int to)
+{
+	char chunk[SM_CHUNK];
+	ssize_t n = read(from, chunk, sizeof(chunk));
+
+	if (n < 0 && errno == EINTR)
+		return true;
+	return n > 0 && cli_write_all(to, chunk, (size_t)n) == 0;
+}
+
+/*
+ * -bs: relay octets between stdin/stdout and the submission socket until
+ * ternd closes (after QUIT, or its timeout).  The end of stdin is passed
+ * on as a half-close, so ternd sees the client go.
+ */
 static int
 sm_relay_smtp(const struct conf *cf)
 {
-	char path[4096], chunk[SM_CHUNK];
+	char path[4096];
 	struct pollfd pf[2];
-	ssize_t n;
 	int fd;
 
 	if (cli_sock_path(cf, CLI_SUBMIT_SOCK, path, sizeof(path)) != 0)
@@ -1099,25 +1114,18 @@ sm_relay_smtp(const struct conf *cf)
 	pf[1].fd = fd;
 	pf[0].events = pf[1].events = POLLIN;
 	for (;;) {
-		if (poll(pf, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		int r = poll(pf, 2, -1);
+
+		if (r < 0 && errno == EINTR)
+			continue; /* revents are not set */
+		if (r < 0)
 			break;
-		}
-		if (pf[1].revents != 0) {
-			n = read(fd, chunk, sizeof(chunk));
-			if (n <= 0 ||
-			    cli_write_all(STDOUT_FILENO, chunk, (size_t)n) != 0)
-				break; /* ternd closed: the session is over */
-		}
-		if (pf[0].fd >= 0 && pf[0].revents != 0) {
-			n = read(STDIN_FILENO, chunk, sizeof(chunk));
-			if (n > 0 && cli_write_all(fd, chunk, (size_t)n) != 0)
-				break;
-			if (n <= 0) {
-				pf[0].fd = -1;
-				(void)shutdown(fd, SHUT_WR);
-			}
+		if (pf[1].revents != 0 && !sm_relay_one(fd, STDOUT_FILENO))
+			break;
+		if (pf[0].fd >= 0 && pf[0].revents != 0 &&
+		    !sm_relay_one(STDIN_FILENO, fd)) {
+			pf[0].fd = -1; /* poll ignores it from now on */
+			(void)shutdown(fd, SHUT_WR);
 		}
 	}
 	(void)close(fd);

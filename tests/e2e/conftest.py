@@ -84,18 +84,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout, proc=None, what="server"):
+def wait_port(port, timeout, proc=None, what="server", host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what} exited with status {proc.returncode} "
-                               f"before listening on {port}")
+                               f"before listening on {host}:{port}")
         try:
-            return socket.create_connection(("127.0.0.1", port), timeout=1)
+            return socket.create_connection((host, port), timeout=1)
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} not listening on {port} after "
-                                   f"{timeout}s")
+                raise RuntimeError(f"{what} not listening on {host}:{port} "
+                                   f"after {timeout}s")
             time.sleep(0.05)
 
 
@@ -139,6 +139,36 @@ def log_tail(path, n=150):
     if len(lines) > n:
         lines = [f"... ({len(lines) - n} lines cut)"] + lines[-n:]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# tests that need root (a real Postfix: its master must start as root)
+# ---------------------------------------------------------------------------
+#
+# They carry @pytest.mark.root.  tests/run.py runs the suite twice: once as
+# an unprivileged user with -m "not root", then -m root as root with
+# TERN_E2E_ROOT_TESTS=1.  A root test run without root fails when that
+# variable says root was expected, and is skipped (with the reason) when
+# someone runs the file by hand as a normal user.
+
+ROOT_TESTS_ENV = "TERN_E2E_ROOT_TESTS"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "root: needs euid 0 (tests/run.py runs these in a "
+        "second pass as root)")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("root") is None or os.geteuid() == 0:
+        return
+    why = (f"{item.nodeid} needs root (it runs a private Postfix, whose "
+           f"master must start as root); euid is {os.geteuid()}")
+    if os.environ.get(ROOT_TESTS_ENV) == "1":
+        pytest.fail(f"{why}, but {ROOT_TESTS_ENV}=1 says the root tests "
+                    f"were expected to run", pytrace=False)
+    pytest.skip(f"{why}: tests/run.py runs them as root")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -456,7 +486,8 @@ class Ternd:
                                      cwd=str(self.state_dir), env=env)
         _ACTIVE.append(self)
         try:
-            sock = wait_port(self.port, timeout * SLOW, self.proc, "ternd")
+            sock = wait_port(self.port, timeout * SLOW, self.proc, "ternd",
+                             host=self.host)
         except RuntimeError as e:
             self._kill()
             pytest.fail(f"{e}\n{' '.join(self.argv())}\n--- ternd log ---\n"
@@ -475,6 +506,14 @@ class Ternd:
             c.close()
         self.greeting = g
         return self
+
+    @property
+    def host(self):
+        """The address of the MX listener (listen.smtp), 127.0.0.1 unless a
+        test put the instance on another loopback address."""
+        a = self.overrides.get("listen.smtp", "")
+        h = a.rsplit(":", 1)[0] if ":" in a else ""
+        return h if re.fullmatch(r"127(\.\d{1,3}){3}", h) else "127.0.0.1"
 
     def _kill(self):
         if self.proc and self.proc.poll() is None:
@@ -820,8 +859,9 @@ DNSMASQ = "/usr/sbin/dnsmasq"
 class Dnsmasq:
     name = "dnsmasq"
 
-    def __init__(self, log_dir, mx=(), hosts=()):
-        """mx: (domain, host, preference) triples; hosts: (name, ip) pairs."""
+    def __init__(self, log_dir, mx=(), hosts=(), extra=()):
+        """mx: (domain, host, preference) triples; hosts: (name, ip) pairs;
+        extra: more dnsmasq options, e.g. "--server=/dead.test/127.0.0.1#1"."""
         require(DNSMASQ, "dnsmasq-base")
         self.port = free_port()
         self.log_path = Path(log_dir) / f"dnsmasq-{self.port}.log"
@@ -833,6 +873,7 @@ class Dnsmasq:
             self.argv.append(f"--mx-host={domain},{host},{pref}")
         for name, ip in hosts:
             self.argv.append(f"--host-record={name},{ip}")
+        self.argv += list(extra)
         self.proc = None
 
     @property
@@ -870,12 +911,13 @@ class Dnsmasq:
 
 @pytest.fixture
 def dnsmasq(tmp_path):
-    """Factory: dnsmasq(mx=[(domain, host, pref)], hosts=[(name, ip)]) ->
-    running Dnsmasq (.server is ip:port for dns.servers); stopped by PID."""
+    """Factory: dnsmasq(mx=[(domain, host, pref)], hosts=[(name, ip)],
+    extra=[option...]) -> running Dnsmasq (.server is ip:port for
+    dns.servers); stopped by PID."""
     started = []
 
-    def make(mx=(), hosts=()):
-        d = Dnsmasq(tmp_path, mx, hosts)
+    def make(mx=(), hosts=(), extra=()):
+        d = Dnsmasq(tmp_path, mx, hosts, extra)
         started.append(d)
         return d.start()
     yield make

@@ -1,0 +1,295 @@
+"""The journey of issue "tern carries mail to other domains", as in
+production except for the port number.
+
+dnsmasq serves the MX records of claire.test and ben.test.  Claire's ternd
+listens on 127.0.0.2 and Ben's on 127.0.0.3, both on the same SMTP port P,
+and Claire's delivers to port P of whatever address DNS names: the MX
+lookup, the choice of host and the SMTP hop are the real ones.  Claire
+submits from her mail client (smtplib: STARTTLS, AUTH) on her submission
+port.
+"""
+
+import email
+import email.policy
+import json
+import re
+import smtplib
+import socket
+import time
+
+from conftest import (PASSWORD, SLOW, free_port, maildir_files,
+                      maildir_messages, received_headers, submit_ternd,
+                      tls_client_context, wait_for)
+
+CLAIRE = "claire@claire.test"
+BEN = "ben@ben.test"
+BEN_MULTI = "ben@multi.test"
+CLAIRE_IP, BEN_IP, DOWN_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+
+
+def common_port(*hosts):
+    """A TCP port free on every one of hosts (and on 127.0.0.1)."""
+    for _ in range(200):
+        p = free_port()
+        socks = []
+        try:
+            for h in hosts:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind((h, p))
+            return p
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError(f"no port free on all of {hosts}")
+
+
+class Journey:
+    """dnsmasq + Claire's ternd (claire.test on 127.0.0.2) + Ben's ternd
+    (ben.test and multi.test on 127.0.0.3), both MX on port self.port."""
+
+    def __init__(self, ternd, dnsmasq, claire_over=None, ben_start=True):
+        self.port = p = common_port(CLAIRE_IP, BEN_IP, DOWN_IP)
+        self.dns = dnsmasq(
+            mx=[("claire.test", "mx.claire.test", 10),
+                ("ben.test", "mx.ben.test", 10),
+                ("nullmx.test", ".", 0),
+                # the first MX is down (nothing listens on 127.0.0.4)
+                ("multi.test", "mx1.multi.test", 10),
+                ("multi.test", "mx2.multi.test", 20)],
+            hosts=[("mx.claire.test", CLAIRE_IP), ("mx.ben.test", BEN_IP),
+                   ("mx1.multi.test", DOWN_IP), ("mx2.multi.test", BEN_IP)],
+            # dead.test: forwarded to a server that never answers
+            extra=["--server=/dead.test/127.0.0.1#1"])
+        b = ternd({"hostname": "mx.ben.test", "domains": "ben.test,multi.test",
+                   "listen.smtp": f"{BEN_IP}:{p}"},
+                  users=(BEN, BEN_MULTI), state="ben", start=False)
+        b.port = p
+        self.ben = b
+        if ben_start:
+            b.start()
+        over = {"hostname": "mx.claire.test", "domains": "claire.test",
+                "dns.servers": self.dns.server, "relay.port": str(p)}
+        over.update(claire_over or {})
+        a = submit_ternd(ternd, over, users=(CLAIRE,), state="claire",
+                         start=False)
+        a.port = p
+        a.overrides["listen.smtp"] = f"{CLAIRE_IP}:{p}"
+        a.overrides["listen.submission"] = f"{CLAIRE_IP}:{a.sub_port}"
+        a.start()
+        self.claire = a
+
+    def submit(self, rcpts, content, helo="laptop.claire.test"):
+        """Claire's mail client: STARTTLS, AUTH, one message."""
+        with smtplib.SMTP(CLAIRE_IP, self.claire.sub_port, local_hostname=helo,
+                          timeout=10 * SLOW) as s:
+            s.starttls(context=tls_client_context())
+            s.ehlo()
+            s.login(CLAIRE, PASSWORD)
+            assert s.sendmail(CLAIRE, rcpts, content) == {}
+
+    def queue_empty(self):
+        a = self.claire
+        return a.queue_list() == [] and a.queue_env_files() == []
+
+
+def msg(tag, to=BEN):
+    return (f"Date: Thu, 5 Mar 2026 08:30:00 +0000\r\n"
+            f"Message-ID: <{tag}@laptop.claire.test>\r\n"
+            f"From: Claire <{CLAIRE}>\r\nTo: <{to}>\r\n"
+            f"Subject: {tag}\r\n\r\nHello Ben, this is {tag}.\r\n").encode()
+
+
+def one_failed_attempt(a):
+    """The single queued message once its first attempt failed, else None."""
+    ms = a.queue_list()
+    if len(ms) != 1:
+        return None
+    [r] = ms[0]["recipients"]
+    return ms[0] if r.get("attempts", 0) >= 1 else None
+
+
+def dsn_of(raw):
+    """(message, per-message fields, [per-recipient fields], returned)."""
+    assert raw.startswith(b"Return-Path: <>\r\n"), raw[:200]
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert m.get_content_type() == "multipart/report", m.get_content_type()
+    assert m.get_param("report-type") == "delivery-status", m["Content-Type"]
+    parts = m.get_payload()
+    [ds] = [p for p in parts if p.get_content_type() == "message/delivery-status"]
+    blocks = ds.get_payload()
+    assert len(blocks) >= 2, blocks
+    returned = [p for p in parts if p.get_content_type() in
+                ("message/rfc822", "text/rfc822-headers")]
+    return m, blocks[0], blocks[1:], returned
+
+
+def field(block, name):
+    v = block.get(name)
+    assert v is not None, f"no {name} in {block.items()}"
+    return re.sub(r"\s+", " ", str(v)).strip()
+
+
+# ---------------------------------------------------------------------------
+
+def test_claire_to_ben_over_mx(ternd, dnsmasq):
+    j = Journey(ternd, dnsmasq)
+    content = msg("journey")
+    j.submit([BEN], content)
+    [d] = wait_for(lambda: maildir_messages(j.ben.state_dir, BEN),
+                   "the message in Ben's Maildir")
+    assert d.path.parent.name == "new"
+    assert d.return_path == CLAIRE
+    assert d.data.endswith(content), d.data
+    recv = received_headers(d.data)
+    assert len(recv) == 2, recv
+    # on top: Ben's server received it from Claire's, over STARTTLS
+    assert re.match(r"Received: from mx\.claire\.test \((?:\S+ )?\[127\.\d+\.\d+\.\d+\]\) "
+                    r"by mx\.ben\.test \(tern\) with ESMTPS "
+                    r"\(version=TLSv1\.[23] cipher=\S+\) id \S+ "
+                    r"for <ben@ben\.test>; ", recv[0]), recv[0]
+    # below: Claire's server received it from her client, authenticated
+    assert re.match(r"Received: from laptop\.claire\.test \((?:\S+ )?\[127\.\d+\.\d+\.\d+\]\) "
+                    r"by mx\.claire\.test \(tern\) with ESMTPSA "
+                    r"\(version=TLSv1\.3 cipher=\S+\) id \S+", recv[1]), recv[1]
+    # Claire's server found Ben's by MX, at Ben's address, on port P
+    log = j.claire.log()
+    assert re.search(rf"mx=mx\.ben\.test\S* addr=\[?{re.escape(BEN_IP)}\]?:?"
+                     rf"(?:{j.port})?\S* event=", log), log[-3000:]
+    wait_for(j.queue_empty, "Claire's queue to empty", timeout=10)
+    assert maildir_files(j.claire.state_dir, CLAIRE) == []      # no DSN
+
+
+def test_ben_down_then_flush(ternd, dnsmasq):
+    j = Journey(ternd, dnsmasq, {"queue.retry_first": "3600",
+                                 "queue.retry_max": "3600"}, ben_start=False)
+    a, b = j.claire, j.ben
+    content = msg("waits")
+    j.submit([BEN], content)
+    m = wait_for(lambda: one_failed_attempt(a),
+                 "a failed first attempt in `tern queue list --json`")
+    [r] = m["recipients"]
+    assert m["sender"] == CLAIRE and r["addr"] == BEN, m
+    assert r["state"].lower() == "pending", r
+    assert r["next_try"] > time.time() + 600, r
+    # the error is the connection's: refused at Ben's address
+    assert re.search(r"refused", r["text"], re.I), r
+    assert BEN_IP in r["text"] or "mx.ben.test" in r["text"], r
+    # the human listing
+    out = a.tern("queue", "list").stdout.decode()
+    assert m["id"] in out and CLAIRE in out and "1 message" in out, out
+    assert "1/1" in out, out
+    # `queue show` and mailq give the reason
+    show = a.tern("queue", "show", m["id"]).stdout.decode()
+    assert BEN in show and re.search(r"refused", show, re.I), show
+    mq = a.tern("mailq").stdout.decode()
+    assert m["id"] in mq and BEN in mq and re.search(r"refused", mq, re.I), mq
+    # Ben's server comes back; nothing moves until the flush
+    b.start()
+    time.sleep(0.5 * SLOW)
+    assert maildir_messages(b.state_dir, BEN) == []
+    assert "1 message" in a.tern("queue", "flush").stdout.decode()
+    [d] = wait_for(lambda: maildir_messages(b.state_dir, BEN), "delivery after flush")
+    assert d.data.endswith(content) and d.return_path == CLAIRE
+    assert len(received_headers(d.data)) == 2
+    wait_for(j.queue_empty, "Claire's queue to empty", timeout=10)
+    assert maildir_files(a.state_dir, CLAIRE) == []     # no bounce, no delay DSN
+
+
+def test_ben_down_then_retry_by_itself(ternd, dnsmasq):
+    j = Journey(ternd, dnsmasq, {"queue.retry_first": "1",
+                                 "queue.retry_max": "1"}, ben_start=False)
+    content = msg("retried")
+    j.submit([BEN], content)
+    wait_for(lambda: one_failed_attempt(j.claire), "a failed first attempt")
+    j.ben.start()
+    [d] = wait_for(lambda: maildir_messages(j.ben.state_dir, BEN),
+                   "delivery on a retry", timeout=15)
+    assert d.data.endswith(content)
+    wait_for(j.queue_empty, "Claire's queue to empty", timeout=10)
+
+
+def test_unknown_user_at_ben_bounces_to_claire(ternd, dnsmasq):
+    j = Journey(ternd, dnsmasq)
+    nobody = "nobody@ben.test"
+    j.submit([nobody], msg("nobody", nobody))
+    [p] = wait_for(lambda: maildir_files(j.claire.state_dir, CLAIRE),
+                   "the DSN in Claire's Maildir")
+    m, per_msg, rcpts, returned = dsn_of(p.read_bytes())
+    assert CLAIRE in m["To"], m["To"]
+    assert field(per_msg, "Reporting-MTA").lower() == "dns; mx.claire.test"
+    [r] = rcpts
+    assert field(r, "Final-Recipient").lower() == f"rfc822; {nobody}", r.items()
+    assert field(r, "Action").lower() == "failed", r.items()
+    assert field(r, "Status") == "5.1.1", r.items()
+    diag = field(r, "Diagnostic-Code")
+    assert re.match(r"smtp; ?550 5\.1\.1\b", diag, re.I), diag
+    assert "mx.ben.test" in field(r, "Remote-MTA").lower(), r.items()
+    [ret] = returned
+    assert b"<nobody@laptop.claire.test>" in ret.as_bytes()
+    assert maildir_messages(j.ben.state_dir, BEN) == []
+    wait_for(j.queue_empty, "Claire's queue to empty", timeout=10)
+
+
+def test_null_mx_bounces_at_once(ternd, dnsmasq):
+    # a retry in an hour: only a bounce can empty the queue in time
+    j = Journey(ternd, dnsmasq, {"queue.retry_first": "3600"})
+    rcpt = "someone@nullmx.test"
+    j.submit([rcpt], msg("nullmx", rcpt))
+    [p] = wait_for(lambda: maildir_files(j.claire.state_dir, CLAIRE),
+                   "the null-MX DSN in Claire's Maildir", timeout=10)
+    assert j.queue_empty(), j.claire.queue_list()
+    _, _, rcpts, _ = dsn_of(p.read_bytes())
+    [r] = rcpts
+    assert field(r, "Final-Recipient").lower() == f"rfc822; {rcpt}", r.items()
+    assert field(r, "Action").lower() == "failed", r.items()
+    assert field(r, "Status") == "5.1.10", r.items()
+    diag = field(r, "Diagnostic-Code")
+    assert "556" in diag, diag
+    # one attempt, no connection anywhere
+    log = j.claire.log()
+    assert "event=connect" not in log, log[-3000:]
+
+
+def test_first_mx_down_second_gets_it(ternd, dnsmasq):
+    j = Journey(ternd, dnsmasq, {"queue.retry_first": "3600"})
+    content = msg("backup-mx", BEN_MULTI)
+    j.submit([BEN_MULTI], content)
+    [d] = wait_for(lambda: maildir_messages(j.ben.state_dir, BEN_MULTI),
+                   "delivery through the second MX")
+    assert d.data.endswith(content)
+    recv = received_headers(d.data)
+    assert re.match(r"Received: from mx\.claire\.test .* by mx\.ben\.test \(tern\) "
+                    r"with ESMTPS ", recv[0]), recv
+    log = j.claire.log()
+    # the preference-10 host was tried first, and failed
+    i1 = log.find("mx=mx1.multi.test")
+    i2 = log.find("mx=mx2.multi.test")
+    assert 0 <= i1 < i2, log[-3000:]
+    assert re.search(r"mx=mx1\.multi\.test .*event=connect status=failed", log), \
+        log[-3000:]
+    wait_for(j.queue_empty, "Claire's queue to empty", timeout=10)
+    assert maildir_files(j.claire.state_dir, CLAIRE) == []
+
+
+def test_dns_timeout_stays_queued(ternd, dnsmasq):
+    j = Journey(ternd, dnsmasq, {"queue.retry_first": "3600",
+                                 "queue.retry_max": "3600"})
+    rcpt = "someone@dead.test"
+    j.submit([rcpt], msg("dead", rcpt))
+    # a lookup's deadline is 10 s (docs/dns.md)
+    m = wait_for(lambda: one_failed_attempt(j.claire),
+                 "a temporary DNS failure", timeout=25)
+    [r] = m["recipients"]
+    assert r["state"].lower() == "pending", r
+    assert r["code"] == 451 and r["enh"] == "4.4.3", r
+    assert r["next_try"] > time.time() + 600, r
+    assert maildir_files(j.claire.state_dir, CLAIRE) == []      # no bounce
+    show = j.claire.tern("queue", "show", m["id"]).stdout.decode()
+    assert "4.4.3" in show, show
+    # still there a moment later
+    time.sleep(1)
+    assert [x["id"] for x in j.claire.queue_list()] == [m["id"]]
+    assert json.loads(j.claire.tern("queue", "list", "--json").stdout)
