@@ -1212,6 +1212,18 @@ idle_wait(void)
 	atomic_store(&lg.stop, 1);
 }
 
+/* loadgen's own CPU time: it must stay well below the server's */
+static double
+self_cpu(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static void
 report(struct lg_thread *th, long arrived, double e2e)
 {
@@ -1288,7 +1300,7 @@ report(struct lg_thread *th, long arrived, double e2e)
 	if (arrived >= 0)
 		printf(" arrived=%ld e2e_s=%.3f e2e_mps=%.1f", arrived, e2e,
 		    e2e > 0 ? (double)arrived / e2e : 0.0);
-	printf("\n");
+	printf(" cpu_s=%.3f\n", self_cpu());
 	fflush(stdout);
 	free(t.lat_us);
 }

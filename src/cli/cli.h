@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "addr/addr.h"
+#include "conf/conf.h"
 #include "smtp/smtp.h"
 #include "util/util.h"
 
@@ -28,7 +29,7 @@ struct conf;
 
 /* Used for the sendmail/mailq personalities when $TERN_CONFIG is unset. */
 #ifndef TERN_SYSCONF
-#define TERN_SYSCONF "/etc/tern/tern.conf"
+#define TERN_SYSCONF CONF_SYSTEM_FILE
 #endif
 
 enum cli_persona { CLI_AS_SENDMAIL, CLI_AS_MAILQ };

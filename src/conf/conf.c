@@ -1136,6 +1136,10 @@ conf_from_args(int *argc, char ***argv, char *err, size_t errlen)
 	if (path == NULL && (env = getenv("TERN_CONFIG")) != NULL &&
 	    env[0] != '\0')
 		path = env;
+	/* the system file when there is one: ternd, tern, sendmail and mailq
+	 * run from cron or an init system all agree without -c */
+	if (path == NULL && access(CONF_SYSTEM_FILE, F_OK) == 0)
+		path = CONF_SYSTEM_FILE;
 	c = conf_load(path, ov, nov, err, errlen);
 	free(ov);
 	if (c != NULL) {

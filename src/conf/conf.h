@@ -63,9 +63,13 @@ struct conf {
  * Parse leading "-c FILE" and "-o key=value" options of argv (getopt
  * style, stops at the first other argument) and load the configuration.
  * argc and argv are advanced past what was used.  Without -c, the file named
- * by $TERN_CONFIG is read if set.  Returns NULL and fills err on failure.
+ * by $TERN_CONFIG is read if set, else CONF_SYSTEM_FILE if it exists.  Returns NULL and fills err on failure.
  */
 struct conf *conf_from_args(int *argc, char ***argv, char *err, size_t errlen);
+/* Read by conf_from_args when neither -c nor $TERN_CONFIG names a file. */
+#ifndef CONF_SYSTEM_FILE
+#define CONF_SYSTEM_FILE "/etc/tern/tern.conf"
+#endif
 
 /* Load path (NULL: defaults only) then apply overrides "key=value". */
 struct conf *conf_load(const char *path, char *const *overrides, size_t n,
