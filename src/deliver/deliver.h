@@ -38,6 +38,27 @@ int maildir_deliver(int root_fd, const struct maildir_box *boxes, size_t n,
     const struct iovec *iov, int iovcnt, char *name_out, size_t name_len,
     char *err, size_t errlen);
 
+/*
+ * Group commit: the same delivery in two phases whose durability the
+ * caller provides for a whole batch at once:
+ *
+ *   st = maildir_stage(...)      write tmp/ (no fsync)        for each
+ *   syncfs(root_fd)              the files are durable         once
+ *   maildir_publish(st, ...)     link into every new/          for each
+ *   syncfs(root_fd)              the names are durable: 250    once
+ *
+ * Linking only after the first syncfs keeps maildir(5)'s promise that
+ * new/ never holds a partial file, even across a crash.  boxes and iov
+ * must stay valid until publish or abort; both free st.  Only for
+ * mailboxes beneath root_fd's file system (relative paths).
+ */
+struct maildir_staged;
+struct maildir_staged *maildir_stage(int root_fd, const struct maildir_box *boxes,
+    size_t n, const struct iovec *iov, int iovcnt, char *name_out,
+    size_t name_len, char *err, size_t errlen);
+int maildir_publish(struct maildir_staged *st, char *err, size_t errlen);
+void maildir_abort(struct maildir_staged *st);
+
 /* Make STATE/mail/.../tmp,new,cur for path now (tern user add uses it). */
 int maildir_create(int root_fd, const char *path, char *err, size_t errlen);
 

@@ -307,7 +307,9 @@ main(int argc, char **argv)
 		event_free(s.stop_timer);
 	table_close(s.table);
 	close(s.mail_root_fd);
-	log_info("event=stopped messages=%llu", (unsigned long long)s.messages);
+	log_info("event=stopped messages=%llu commit_batches=%llu commit_messages=%llu",
+	    (unsigned long long)s.messages, (unsigned long long)s.commit_batches,
+	    (unsigned long long)s.commit_messages);
 	free(s.ip_buckets);
 	SSL_CTX_free(s.tls_ctx);
 	auth_throttle_free(s.throttle);

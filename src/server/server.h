@@ -74,6 +74,11 @@ struct server {
 	struct qmgr *qmgr;               /* the scheduler of the queue */
 	struct evconnlistener *control;  /* STATE/control.sock */
 	char smarthost_pass[256];        /* from relay.smarthost_password_file */
+	/* group commit of Maildir deliveries (inject.c) */
+	struct inject *commit_head, *commit_tail;   /* waiting for the next batch */
+	size_t commit_n;
+	bool commit_running;
+	uint64_t commit_batches, commit_messages;
 };
 
 /* fault.c: test builds only (TERN_FAULT_INJECTION); a no-op otherwise */
@@ -103,6 +108,7 @@ struct inject {
 	char name[160];                  /* Maildir file name */
 	void (*done)(struct inject *);
 	void *arg;
+	struct inject *next;             /* in a group-commit batch */
 };
 
 void inject_init(struct inject *ij, struct server *s);

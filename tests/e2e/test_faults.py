@@ -17,7 +17,11 @@ from conftest import BUILD, maildir_files, require, world_tmpdir
 
 TERND_FAULT = BUILD / "ternd-fault"
 
-MAILDIR_STEPS = ["mkdir", "create", "write", "fsync", "close", "link", "fsync_dir"]
+# Local deliveries are group-committed: files are written without fsync and
+# made durable by syncfs() before and after the links into new/ (inject.c),
+# so "syncfs" stands for the fsync steps here; the per-message fsync path is
+# covered by tests/unit/test_maildir.c.
+MAILDIR_STEPS = ["mkdir", "create", "write", "close", "link", "syncfs"]
 SPOOL_STEPS = ["create", "write", "fsync", "close", "rename", "fsync_dir"]
 
 

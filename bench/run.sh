@@ -1,0 +1,341 @@
+#!/bin/bash
+# bench/run.sh: tern and Postfix side by side on this machine, on loopback.
+# The method and the figures are in docs/performance.md.
+#
+#   bench/run.sh              # full: A B C D, 3 runs each (about 25 minutes)
+#   QUICK=1 bench/run.sh      # smoke run: everything once, small, ~2 minutes
+#   SCENARIOS="A B" RUNS=5 A_SECONDS=20 bench/run.sh
+#
+# Scenarios (all sizes are settable in the environment, see below):
+#   A  receive and deliver into local Maildirs: A_SIZES x A_SESSIONS
+#   B  relay to smtp-sink (tern: relay.networks + an MX from dnsmasq;
+#      Postfix: relayhost), counted end to end at the sink
+#   C  C_CONNS idle connections to ternd: RSS per connection, refusals
+#   D  D_MESSAGES queued for a destination that is down: memory per queued
+#      message, restart time, then the drain rate once the sink is up
+#
+# Every run checks zero loss: the files in the Maildirs (or the messages
+# the sink got) must equal the 250s after DATA; otherwise it prints a
+# LOSS line and the script exits 1.  Medians of RUNS runs are reported.
+# Needs root (users, a private Postfix instance under a temp directory;
+# the system's own Postfix is never touched).  KEEP=1 keeps the temp
+# directory (logs, Maildirs, Postfix's maillog).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+if [ "${QUICK:-0}" = 1 ]; then
+	: "${RUNS:=1}" "${A_SECONDS:=2}" "${A_SESSIONS:=1 50}" "${B_SECONDS:=2}"
+	: "${B_SESSIONS:=50}" "${C_CONNS:=1000}" "${D_MESSAGES:=2000}"
+fi
+RUNS=${RUNS:-3}
+SCENARIOS=${SCENARIOS:-A B C D}
+A_SIZES=${A_SIZES:-2048 102400}	# message bytes
+A_SESSIONS=${A_SESSIONS:-1 10 50}
+A_SECONDS=${A_SECONDS:-10}	# sending time per run; delivery may take longer
+B_SIZE=${B_SIZE:-2048}
+B_SESSIONS=${B_SESSIONS:-10 50}
+B_SECONDS=${B_SECONDS:-10}
+C_CONNS=${C_CONNS:-10000}
+D_MESSAGES=${D_MESSAGES:-100000}
+D_SESSIONS=${D_SESSIONS:-50}
+PIPELINING=${PIPELINING:-on}
+TLS=${TLS:-}			# set to -S for STARTTLS in A and B
+WATCH_TIMEOUT=${WATCH_TIMEOUT:-900}
+
+FAIL=0
+bench_setup
+RES=$W/results
+: >"$RES"
+LGLOG=$W/loadgen.log
+
+machine_line "$W" | tee "$W/machine"
+echo "config runs=$RUNS scenarios=\"$SCENARIOS\" a_sizes=\"$A_SIZES\" a_sessions=\"$A_SESSIONS\" a_seconds=$A_SECONDS b_sessions=\"$B_SESSIONS\" b_seconds=$B_SECONDS c_conns=$C_CONNS d_messages=$D_MESSAGES pipelining=$PIPELINING tls=${TLS:-off} mailboxes=$BENCH_USERS dir=$W"
+
+TPORT=$(free_port)
+PPORT=$(free_port)
+SINK_PORT=$(free_port)
+SINKOUT=$W/sink.out
+SINK_RCPTS=$(seq -f 'r%g@sink.test' -s, 1 10)
+
+# check_loss LABEL LOADGEN_LINE [ARRIVED]: the zero-loss rule
+check_loss() {
+	local ok arr
+	ok=$(kv "$2" ok_rcpts)
+	arr=${3:-$(kv "$2" arrived)}
+	if [ "$ok" != "$arr" ]; then
+		echo "LOSS $1 acknowledged=$ok arrived=$arr"
+		FAIL=1
+	fi
+}
+
+# record LABEL MTA RUN LOADGEN_LINE EXTRA...
+record() {
+	local line="result scen=$1 mta=$2 run=$3 ${4#loadgen } ${*:5}"
+	echo "$line" >>"$RES"
+	echo "$line"
+}
+
+lg() { "$LOADGEN" -P "$PIPELINING" $TLS --watch-timeout "$WATCH_TIMEOUT" "$@" 2>>"$LGLOG"; }
+
+# ---- A: receive and deliver into Maildirs -------------------------------------
+
+run_A_tern() {
+	local size=$1 sess=$2 run=$3 d=$W/tern-a out c0 c1 hwm
+	tern_clean_maildirs "$d"
+	tern_start "$d" "$TPORT"
+	c0=$(cpu_ticks "$TERND_PID")
+	out=$(lg -p "$TPORT" -c "$sess" -d "$A_SECONDS" -s "$size" -r "$RCPTS" $(tern_maildirs "$d"))
+	c1=$(cpu_ticks "$TERND_PID")
+	hwm=$(hwm_kib "$TERND_PID")
+	tern_stop
+	record "A-$size-$sess" tern "$run" "$out" \
+		"cpu_us_msg=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$out" ok)" 'BEGIN { printf "%.0f", n ? c / hz * 1e6 / n : 0 }')" \
+		"hwm_kib=$hwm"
+	check_loss "A-$size-$sess tern run=$run" "$out"
+}
+
+run_A_postfix() {
+	local size=$1 sess=$2 run=$3 out c0 c1
+	pf_clean_maildirs
+	c0=$(tree_ticks "$PF_MASTER")
+	out=$(lg -p "$PPORT" -c "$sess" -d "$A_SECONDS" -s "$size" -r "$RCPTS" $(pf_maildirs))
+	c1=$(tree_ticks "$PF_MASTER")
+	record "A-$size-$sess" postfix "$run" "$out" \
+		"cpu_us_msg=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$out" ok)" 'BEGIN { printf "%.0f", n ? c / hz * 1e6 / n : 0 }')" \
+		"queue_left=$(pf_queue_count)"
+	check_loss "A-$size-$sess postfix run=$run" "$out"
+}
+
+scenario_A() {
+	local size sess run
+	tern_init "$W/tern-a"
+	for size in $A_SIZES; do
+		for sess in $A_SESSIONS; do
+			for run in $(seq "$RUNS"); do
+				run_A_tern "$size" "$sess" "$run"
+				run_A_postfix "$size" "$sess" "$run"
+			done
+		done
+	done
+}
+
+# ---- B: relay to a sink ---------------------------------------------------------
+
+tern_relay_opts() {
+	echo "-o relay.networks=127.0.0.1/32 -o relay.port=$1 -o dns.servers=127.0.0.1:$DNS_PORT"
+}
+
+run_B_tern() {
+	local sess=$1 run=$2 d=$W/tern-b out c0 c1 hwm left
+	sink_start "$SINK_PORT" "$SINKOUT"
+	tern_start "$d" "$TPORT" $(tern_relay_opts "$SINK_PORT")
+	c0=$(cpu_ticks "$TERND_PID")
+	out=$(lg -p "$TPORT" -c "$sess" -d "$B_SECONDS" -s "$B_SIZE" -r "$SINK_RCPTS" --watch-sink "$SINKOUT")
+	c1=$(cpu_ticks "$TERND_PID")
+	hwm=$(hwm_kib "$TERND_PID")
+	tern_stop
+	sink_stop
+	left=$(count_files "$d/queue/env")
+	record "B-$B_SIZE-$sess" tern "$run" "$out" \
+		"cpu_us_msg=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$out" ok)" 'BEGIN { printf "%.0f", n ? c / hz * 1e6 / n : 0 }')" \
+		"hwm_kib=$hwm queue_left=$left"
+	check_loss "B-$B_SIZE-$sess tern run=$run" "$out"
+}
+
+run_B_postfix() {
+	local sess=$1 run=$2 out c0 c1
+	sink_start "$SINK_PORT" "$SINKOUT"
+	c0=$(tree_ticks "$PF_MASTER")
+	out=$(lg -p "$PPORT" -c "$sess" -d "$B_SECONDS" -s "$B_SIZE" -r "$SINK_RCPTS" --watch-sink "$SINKOUT")
+	c1=$(tree_ticks "$PF_MASTER")
+	sink_stop
+	record "B-$B_SIZE-$sess" postfix "$run" "$out" \
+		"cpu_us_msg=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$out" ok)" 'BEGIN { printf "%.0f", n ? c / hz * 1e6 / n : 0 }')" \
+		"queue_left=$(pf_queue_count)"
+	check_loss "B-$B_SIZE-$sess postfix run=$run" "$out"
+}
+
+scenario_B() {
+	local sess run
+	tern_init "$W/tern-b"
+	for sess in $B_SESSIONS; do
+		for run in $(seq "$RUNS"); do
+			run_B_tern "$sess" "$run"
+			run_B_postfix "$sess" "$run"
+		done
+	done
+}
+
+# ---- C: idle connections ----------------------------------------------------------
+
+scenario_C() {
+	local d=$W/tern-c r0 r1 out i fds refused
+	tern_init "$d"
+	tern_start "$d" "$TPORT"
+	sleep 0.5
+	r0=$(rss_kib "$TERND_PID")
+	rm -f "$W/idle.ready"
+	"$LOADGEN" -p "$TPORT" $TLS --idle "$C_CONNS" --hold 900 --ready-file "$W/idle.ready" \
+		>"$W/idle.out" 2>>"$LGLOG" &
+	IDLE_PID=$!
+	for i in $(seq 6000); do
+		[ -f "$W/idle.ready" ] && break
+		kill -0 "$IDLE_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	sleep 1
+	r1=$(rss_kib "$TERND_PID")
+	fds=$(ls "/proc/$TERND_PID/fd" | wc -l)
+	kill -TERM "$IDLE_PID"
+	wait "$IDLE_PID"
+	IDLE_PID=
+	out=$(cat "$W/idle.out")
+	refused=$(grep -c 'event=refuse\|event=accept_error' "$d.log")
+	tern_stop
+	echo "result scen=C mta=tern conns=$C_CONNS idle_up=$(kv "$out" idle_up) conn_err=$(kv "$out" conn_err) codes=$(kv "$out" codes) timeouts=$(kv "$out" timeouts) refused_log=$refused rss0_kib=$r0 rss1_kib=$r1 fds=$fds per_conn_b=$(awk -v a="$r0" -v b="$r1" -v n="$(kv "$out" idle_up)" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }')" |
+		tee -a "$RES"
+	if [ "$(kv "$out" idle_up)" != "$C_CONNS" ]; then
+		echo "REFUSED scen=C up=$(kv "$out" idle_up) of $C_CONNS"
+		FAIL=1
+	fi
+}
+
+# ---- D: a big queue for a destination that is down ---------------------------------
+
+# wait until ternd's CPU time stops moving (first delivery attempts over)
+wait_quiet() {
+	local a b i
+	a=$(cpu_ticks "$TERND_PID")
+	for i in $(seq 600); do
+		sleep 1
+		b=$(cpu_ticks "$TERND_PID")
+		[ $((b - a)) -le 2 ] && return
+		a=$b
+	done
+}
+
+scenario_D() {
+	local d=$W/tern-d port r_empty r_live r_loaded out ok queued warm cold qms t0 t1 got i opts
+	tern_init "$d"
+	# the sink is down: its port has no listener until the drain
+	opts="$(tern_relay_opts "$SINK_PORT") -o queue.retry_first=3600"
+	tern_start "$d" "$TPORT" $opts
+	sleep 0.5
+	r_empty=$(rss_kib "$TERND_PID")
+	t0=$(now)
+	out=$("$LOADGEN" -p "$TPORT" -c "$D_SESSIONS" -n "$D_MESSAGES" -s 2048 -r "$SINK_RCPTS" 2>>"$LGLOG")
+	t1=$(now)
+	ok=$(kv "$out" ok)
+	echo "$out"
+	wait_quiet
+	r_live=$(rss_kib "$TERND_PID")
+	queued=$(count_files "$d/queue/env")
+	tern_stop
+	# restart with the queue warm in the page cache
+	tern_start "$d" "$TPORT" $opts
+	warm=$TERND_READY_S
+	qms=$(sed -n 's/.*event=queue_loaded messages=[0-9]* ms=\([0-9]*\).*/\1/p' "$d.log" | tail -1)
+	sleep 1
+	r_loaded=$(rss_kib "$TERND_PID")
+	tern_stop
+	# and cold, if this machine lets us drop the page cache
+	cold=-
+	if sync && echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then
+		tern_start "$d" "$TPORT" $opts
+		cold=$TERND_READY_S
+		tern_stop
+	fi
+	tern_start "$d" "$TPORT" $opts
+	sink_start "$SINK_PORT" "$SINKOUT"
+	t0=$(now)
+	runuser -u "$BENCH_USER" -- "$W/bin/tern" -o state_dir="$d" queue flush >/dev/null 2>>"$LGLOG" ||
+		log "bench: tern queue flush failed"
+	for i in $(seq 36000); do
+		got=$(sink_count "$SINKOUT")
+		[ "${got:-0}" -ge "$queued" ] && [ "$(count_files "$d/queue/env")" = 0 ] && break
+		sleep 0.1
+	done
+	t1=$(now)
+	got=$(sink_count "$SINKOUT")
+	tern_stop
+	sink_stop
+	echo "result scen=D mta=tern messages=$D_MESSAGES ok=$ok queued=$queued rss_empty_kib=$r_empty rss_live_kib=$r_live rss_loaded_kib=$r_loaded per_msg_live_b=$(awk -v a="$r_empty" -v b="$r_live" -v n="$queued" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }') per_msg_b=$(awk -v a="$r_empty" -v b="$r_loaded" -v n="$queued" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }') restart_warm_s=$warm queue_loaded_ms=$qms restart_cold_s=$cold drained=$got drain_s=$(elapsed "$t0" "$t1") drain_mps=$(awk -v n="$got" -v s="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.0f", s > 0 ? n / s : 0 }') queue_left=$(count_files "$d/queue/env")" |
+		tee -a "$RES"
+	if [ "$ok" != "$queued" ] || [ "$got" != "$ok" ]; then
+		echo "LOSS scen=D acknowledged=$ok queued=$queued drained=$got"
+		FAIL=1
+	fi
+}
+
+# ---- the table ------------------------------------------------------------------
+
+# med SCEN MTA KEY: median over the runs
+med() { grep "^result scen=$1 mta=$2 " "$RES" | tr ' ' '\n' | sed -n "s/^$3=//p" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.1fx", a / b; else print "-" }'; }
+goal() {
+	case $1 in
+	A-2048-50) echo ">=20x" ;; A-2048-1) echo ">=4x" ;; A-102400-10) echo ">=5x" ;;
+	B-*) echo ">=10x" ;; *) echo "" ;;
+	esac
+}
+label() {
+	local IFS=- s
+	set -- $1
+	s=$(awk -v b="$2" 'BEGIN { if (b >= 1024 && b % 1024 == 0) printf "%dKiB", b / 1024; else printf "%dB", b }')
+	case $1 in A) echo "A deliver $s x$3" ;; B) echo "B relay $s x$3" ;; esac
+}
+
+table() {
+	local s t p
+	echo
+	echo "Medians of $RUNS run(s). msg/s: delivered end to end (Maildir files or sink count / time from"
+	echo "first connect to last arrival); 250/s: acceptance rate seen by the client. Latency: last byte"
+	echo "of \".\" to the 250. RSS: ternd's VmHWM in the run. CPU: per message, whole MTA."
+	printf '%-22s %9s %9s %7s %6s | %9s %9s | %-20s %-20s | %8s %8s %8s | %s\n' \
+		scenario tern postfix ratio goal "tern" "postfix" "tern p50/p99/p99.9" "postfix p50/p99/p99.9" \
+		"ternRSS" "ternCPU" "pfCPU" "errors t/p"
+	printf '%-22s %9s %9s %7s %6s | %9s %9s | %-20s %-20s | %8s %8s %8s |\n' \
+		"" "msg/s" "msg/s" "" "" "250/s" "250/s" "ms" "ms" "MiB" "us/msg" "us/msg"
+	for s in $(sed -n 's/^result scen=\([AB]-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
+		t=$(med "$s" tern e2e_mps)
+		p=$(med "$s" postfix e2e_mps)
+		printf '%-22s %9.0f %9.0f %7s %6s | %9.0f %9.0f | %-20s %-20s | %8.1f %8s %8s | %s/%s\n' \
+			"$(label "$s")" "$t" "$p" "$(ratio "$t" "$p")" "$(goal "$s")" \
+			"$(med "$s" tern mps)" "$(med "$s" postfix mps)" \
+			"$(printf '%.1f/%.1f/%.1f' "$(med "$s" tern p50_ms)" "$(med "$s" tern p99_ms)" "$(med "$s" tern p999_ms)")" \
+			"$(printf '%.1f/%.1f/%.1f' "$(med "$s" postfix p50_ms)" "$(med "$s" postfix p99_ms)" "$(med "$s" postfix p999_ms)")" \
+			"$(awk -v k="$(med "$s" tern hwm_kib)" 'BEGIN { print k / 1024 }')" \
+			"$(med "$s" tern cpu_us_msg)" "$(med "$s" postfix cpu_us_msg)" \
+			"$(grep "^result scen=$s mta=tern " "$RES" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(failed|conn_err|timeouts)=/) { split($i, a, "="); n += a[2] } } END { print n + 0 }')" \
+			"$(grep "^result scen=$s mta=postfix " "$RES" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(failed|conn_err|timeouts)=/) { split($i, a, "="); n += a[2] } } END { print n + 0 }')"
+	done
+	if grep -q '^result scen=C ' "$RES"; then
+		grep '^result scen=C ' "$RES" | tail -1 | awk '{ for (i = 3; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] } }
+			END { printf "C idle connections: %s of %s up, refused/accept errors in log %s; ternd RSS %.1f -> %.1f MiB: %.1f KiB per connection (goal < 10 KiB)\n",
+				v["idle_up"], v["conns"], v["refused_log"], v["rss0_kib"] / 1024, v["rss1_kib"] / 1024, v["per_conn_b"] / 1024 }'
+	fi
+	if grep -q '^result scen=D ' "$RES"; then
+		grep '^result scen=D ' "$RES" | tail -1 | awk '{ for (i = 3; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] } }
+			END { printf "D %s queued: ternd RSS %.1f MiB empty, %.1f MiB after restart: %.0f B per queued message (%.0f B while live) (goal < 2 KiB);\n  restart to event=ready %s s warm (queue_loaded %s ms), %s s cold (goal < 5 s); drain %s in %s s: %s msg/s\n",
+				v["queued"], v["rss_empty_kib"] / 1024, v["rss_loaded_kib"] / 1024, v["per_msg_b"], v["per_msg_live_b"], v["restart_warm_s"], v["queue_loaded_ms"], v["restart_cold_s"], v["drained"], v["drain_s"], v["drain_mps"] }'
+	fi
+}
+
+# ---- main -------------------------------------------------------------------------
+
+case " $SCENARIOS " in *" B "* | *" D "*) dns_start ;; esac
+case " $SCENARIOS " in *" A "* | *" B "*)
+	pf_setup "$PPORT" "$SINK_PORT"
+	pf_start ;;
+esac
+for sc in $SCENARIOS; do
+	log "bench: scenario $sc"
+	"scenario_$sc"
+done
+[ -n "${PF:-}" ] && pf_stop
+table | tee "$W/table"
+if [ "$FAIL" != 0 ]; then
+	echo "FAIL: see the LOSS/REFUSED lines above"
+	exit 1
+fi
+echo "zero loss: every acknowledged message arrived"

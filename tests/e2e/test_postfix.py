@@ -1,0 +1,396 @@
+"""Interoperability with a real Postfix, in both directions.
+
+Each test runs a private Postfix instance (its own config_directory,
+queue_directory, data_directory and log file in a temporary directory,
+SMTP on 127.0.0.1:PORT, TLS with a certificate made here) next to ternd:
+
+  tern -> Postfix   ternd finds pf.test's MX through dnsmasq and delivers
+                    to Postfix (opportunistic STARTTLS), which stores the
+                    message in bob's Maildir with its virtual(8) agent;
+  Postfix -> tern   Postfix relays everything to ternd (relayhost), which
+                    stores it in ben's Maildir.
+
+Postfix's master must start as root, so these tests carry the "root"
+mark: tests/run.py runs them as root, in a pass of their own.
+"""
+
+import os
+import re
+import shutil
+import signal
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from conftest import (_ACTIVE, RUN_AS, SLOW, log_tail, free_port, maildir_files,
+                      received_headers, require, wait_for, wait_port,
+                      world_tmpdir)
+
+pytestmark = pytest.mark.root
+
+POSTFIX = "/usr/sbin/postfix"
+BOB = "bob@pf.test"
+BEN = "ben@example.org"
+
+MASTER_CF = """\
+{listen}  inet  n  -  n  -  -  smtpd
+pickup    unix  n  -  n  60  1  pickup
+cleanup   unix  n  -  n  -  0  cleanup
+qmgr      unix  n  -  n  300 1  qmgr
+tlsmgr    unix  -  -  n  1000? 1  tlsmgr
+rewrite   unix  -  -  n  -  -  trivial-rewrite
+bounce    unix  -  -  n  -  0  bounce
+defer     unix  -  -  n  -  0  bounce
+trace     unix  -  -  n  -  0  bounce
+verify    unix  -  -  n  -  1  verify
+flush     unix  n  -  n  1000? 0  flush
+proxymap  unix  -  -  n  -  -  proxymap
+smtp      unix  -  -  n  -  -  smtp
+relay     unix  -  -  n  -  -  smtp
+showq     unix  n  -  n  -  -  showq
+error     unix  -  -  n  -  -  error
+retry     unix  -  -  n  -  -  error
+discard   unix  -  -  n  -  -  discard
+local     unix  -  n  n  -  -  local
+virtual   unix  -  n  n  -  -  virtual
+anvil     unix  -  -  n  -  1  anvil
+scache    unix  -  -  n  -  1  scache
+postlog   unix-dgram n  -  n  -  1  postlogd
+"""
+
+
+class Postfix:
+    """A private Postfix: mx.pf.test, virtual domain pf.test with the one
+    mailbox bob@pf.test (a Maildir under self.dir/vmail), everything else
+    relayed to relayhost when one is given."""
+    name = "postfix"
+
+    def __init__(self, relayhost=None):
+        require(POSTFIX, "postfix")
+        require("/usr/bin/openssl", "openssl")
+        self.dir = d = world_tmpdir("tern-postfix-")
+        os.chmod(d, 0o755)
+        self.port = free_port()
+        self.log_path = d / "maillog"
+        self.conf = d / "etc"
+        self.conf.mkdir()
+        # the virtual mailboxes belong to the user ternd runs as (not root:
+        # virtual(8) refuses uid 0)
+        self.uid, self.gid = (RUN_AS[1], RUN_AS[2]) if RUN_AS else (
+            os.getuid(), os.getgid())
+        (d / "queue").mkdir(mode=0o755)
+        (d / "data").mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            import pwd
+            pw = pwd.getpwnam("postfix")
+            os.chown(d / "data", pw.pw_uid, pw.pw_gid)
+        vmail = d / "vmail"
+        vmail.mkdir()
+        os.chown(vmail, self.uid, self.gid)
+        (self.conf / "vmailbox").write_text(f"{BOB} pf.test/bob/\n")
+        r = subprocess.run(
+            ["/usr/bin/openssl", "req", "-x509", "-newkey", "ec",
+             "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-days", "2", "-subj", "/CN=mx.pf.test",
+             "-keyout", str(self.conf / "key.pem"),
+             "-out", str(self.conf / "cert.pem")],
+            capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        os.chmod(self.conf / "key.pem", 0o600)
+        relay = f"relayhost = {relayhost}\n" if relayhost else ""
+        (self.conf / "main.cf").write_text(f"""\
+compatibility_level = 3.6
+queue_directory = {d}/queue
+data_directory = {d}/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.pf.test
+mydomain = pf.test
+myorigin = pf.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions =
+alias_maps =
+alias_database =
+biff = no
+{relay}smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtputf8_enable = yes
+virtual_mailbox_domains = pf.test
+virtual_mailbox_base = {d}/vmail
+virtual_mailbox_maps = texthash:{self.conf}/vmailbox
+virtual_uid_maps = static:{self.uid}
+virtual_gid_maps = static:{self.gid}
+virtual_minimum_uid = 1
+maillog_file = {self.log_path}
+maillog_file_prefixes = {d}
+smtpd_tls_cert_file = {self.conf}/cert.pem
+smtpd_tls_key_file = {self.conf}/key.pem
+smtpd_tls_security_level = may
+smtpd_tls_received_header = yes
+smtp_tls_security_level = may
+smtp_tls_loglevel = 1
+smtpd_tls_loglevel = 1
+""")
+        (self.conf / "master.cf").write_text(
+            MASTER_CF.format(listen=f"127.0.0.1:{self.port}"))
+        self.started = False
+
+    def postfix(self, *args, check=True, timeout=60):
+        r = subprocess.run([POSTFIX, "-c", str(self.conf), *args],
+                           capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+        if check:
+            assert r.returncode == 0, (f"postfix {' '.join(args)} -> "
+                                       f"{r.returncode}\n{r.stdout}\n{r.stderr}\n"
+                                       f"{log_tail(self.log_path)}")
+        return r
+
+    def start(self):
+        _ACTIVE.append(self)
+        self.postfix("check")
+        self.postfix("start")
+        self.started = True
+        s = wait_port(self.port, 20 * SLOW, what="postfix")
+        s.settimeout(10 * SLOW)
+        banner = s.recv(1024)
+        s.close()
+        assert banner.startswith(b"220 mx.pf.test ESMTP"), banner
+        return self
+
+    def master_pid(self):
+        try:
+            return int((self.dir / "queue" / "pid" / "master.pid")
+                       .read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self):
+        if self.started:
+            pid = self.master_pid()
+            self.postfix("stop", check=False)
+            deadline = time.monotonic() + 15
+            while pid and os.path.exists(f"/proc/{pid}") and \
+                    time.monotonic() < deadline:
+                time.sleep(0.1)
+            if pid and os.path.exists(f"/proc/{pid}"):
+                os.kill(pid, signal.SIGKILL)          # our master only
+            self.started = False
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def maildir(self, local="bob"):
+        md = self.dir / "vmail" / "pf.test" / local
+        out = []
+        for sub in ("new", "cur"):
+            if (md / sub).is_dir():
+                out += sorted(p for p in (md / sub).iterdir() if p.is_file())
+        return out
+
+    def smtp(self):
+        return smtplib.SMTP("127.0.0.1", self.port, local_hostname="client.pf.test",
+                            timeout=20 * SLOW)
+
+
+@pytest.fixture
+def postfix():
+    """Factory: postfix(relayhost=None) -> running private Postfix."""
+    made = []
+
+    def make(relayhost=None):
+        p = Postfix(relayhost)
+        made.append(p)
+        return p.start()
+    yield make
+    for p in made:
+        p.stop()
+        shutil.rmtree(p.dir, ignore_errors=True)
+
+
+def log_lines(text, pattern):
+    return [ln for ln in text.splitlines() if re.search(pattern, ln)]
+
+
+def tern_to_postfix(ternd, dnsmasq, postfix):
+    pf = postfix()
+    dns = dnsmasq(mx=[("pf.test", "mx.pf.test", 10)],
+                  hosts=[("mx.pf.test", "127.0.0.1")])
+    t = ternd({"relay.networks": "127.0.0.1/32", "dns.servers": dns.server,
+               "relay.port": str(pf.port), "queue.retry_first": "1",
+               "queue.retry_max": "2"})
+    return pf, t
+
+
+def send(t, mail_from, rcpt, content, params="", utf8=False):
+    with t.client() as c:
+        c.ehlo("app.example.org")
+        c.expect(f"MAIL FROM:<{mail_from}>{params}", 250)
+        c.expect(f"RCPT TO:<{rcpt}>", 250)
+        c.expect("DATA", 354)
+        c.send(content + b".\r\n")
+        rep = c.reply()
+        c.expect("QUIT", 221)
+    assert rep.code == 250, rep.text
+
+
+def postfix_sent(pf, rcpt, want=r"status=sent"):
+    lines = log_lines(pf.log(), rf"to=<{re.escape(rcpt)}>.*{want}")
+    return lines or None
+
+
+# ---------------------------------------------------------------------------
+# tern -> Postfix
+# ---------------------------------------------------------------------------
+
+def test_tern_delivers_to_postfix(ternd, dnsmasq, postfix):
+    pf, t = tern_to_postfix(ternd, dnsmasq, postfix)
+    content = (b"From: App <app@example.org>\r\nTo: Bob <bob@pf.test>\r\n"
+               b"Subject: tern to Postfix\r\nMessage-ID: <t2p@example.org>\r\n"
+               b"Date: Fri, 6 Mar 2026 12:00:00 +0000\r\n"
+               b"\r\nHello Postfix.\r\n..a dot-stuffed line\r\n")
+    send(t, "app@example.org", BOB, content)
+    [path] = wait_for(lambda: pf.maildir(), "the message in bob's Maildir "
+                      "under Postfix", timeout=20)
+    data = path.read_bytes().replace(b"\n", b"\r\n")    # Postfix stores LF
+    assert data.endswith(content.replace(b"\r\n..", b"\r\n.")), data
+    recv = received_headers(data)
+    assert len(recv) == 2, recv
+    # Postfix's, on top: from tern (its EHLO name), over TLS
+    assert re.match(r"Received: from mx\.test \(\S+ \[127\.0\.0\.1\]\) "
+                    r"\(using TLSv1\.[23] .*\) .*by mx\.pf\.test \(Postfix\) "
+                    r"with ESMTPS id \S+ for <bob@pf\.test>;", recv[0]), recv[0]
+    # tern's, below
+    assert re.match(r"Received: from app\.example\.org \((?:\S+ )?\[127\.0\.0\.1\]\) "
+                    r"by mx\.test \(tern\) with ESMTP id \S+ for <bob@pf\.test>;",
+                    recv[1]), recv[1]
+    assert re.search(rb"^Return-Path: <app@example\.org>\r\n", data, re.M), data[:300]
+    sent = wait_for(lambda: postfix_sent(pf, BOB, r"relay=virtual.*status=sent"),
+                    "status=sent in Postfix's log")
+    assert "delivered to maildir" in sent[0], sent
+    # tern's side: STARTTLS to Postfix, then the 250, then the queue empties
+    log = t.log()
+    assert re.search(r"mx=mx\.pf\.test addr=127\.0\.0\.1:%d event=tls "
+                     r"version=TLSv1\.[23]" % pf.port, log), log[-3000:]
+    assert re.search(r"mx=mx\.pf\.test .*event=delivered to=<bob@pf\.test> "
+                     r"code=250", log), log[-3000:]
+    wait_for(lambda: t.queue_list() == [], "tern's queue to empty", timeout=10)
+
+
+def test_postfix_unknown_user_bounces_in_tern(ternd, dnsmasq, postfix):
+    """Postfix's 550 for an unknown virtual user comes back to the sender
+    as tern's DSN (the sender is a local user of tern)."""
+    pf, t = tern_to_postfix(ternd, dnsmasq, postfix)
+    send(t, "claire@example.org", "nobody@pf.test",
+         b"Subject: to nobody\r\n\r\nno one reads this\r\n")
+    [p] = wait_for(lambda: maildir_files(t.state_dir, "claire@example.org"),
+                   "the DSN in claire's Maildir", timeout=20)
+    raw = p.read_bytes()
+    assert raw.startswith(b"Return-Path: <>\r\n"), raw[:200]
+    text = raw.decode("utf-8", "replace")
+    assert re.search(r"Status: 5\.1\.1", text), text
+    assert re.search(r"Diagnostic-Code: smtp; ?550 5\.1\.1", text), text
+    assert pf.maildir() == []
+    wait_for(lambda: t.queue_list() == [], "tern's queue to empty", timeout=10)
+
+
+# ---------------------------------------------------------------------------
+# Postfix -> tern
+# ---------------------------------------------------------------------------
+
+def test_postfix_relays_to_tern(ternd, postfix):
+    t = ternd()
+    pf = postfix(relayhost=f"[127.0.0.1]:{t.port}")
+    content = (b"From: Someone <someone@pf.test>\r\nTo: Ben <ben@example.org>\r\n"
+               b"Subject: Postfix to tern\r\nMessage-ID: <p2t@pf.test>\r\n"
+               b"Date: Fri, 6 Mar 2026 12:00:00 +0000\r\n"
+               b"\r\nHello tern, from Postfix.\r\n")
+    with pf.smtp() as s:
+        assert s.sendmail("someone@pf.test", [BEN], content) == {}
+    [d] = wait_for(lambda: t.messages(BEN), "the message in ben's Maildir",
+                   timeout=20)
+    assert d.return_path == "someone@pf.test"
+    assert d.data.endswith(content), d.data
+    recv = received_headers(d.data)
+    assert len(recv) == 2, recv
+    # tern's, on top: from Postfix's EHLO name, over STARTTLS
+    assert re.match(r"Received: from mx\.pf\.test \((?:\S+ )?\[127\.0\.0\.1\]\) "
+                    r"by mx\.test \(tern\) with ESMTPS \(version=TLSv1\.[23] "
+                    r"cipher=\S+\) id \S+ for <ben@example\.org>;", recv[0]), recv[0]
+    assert re.match(r"Received: from client\.pf\.test .*by mx\.pf\.test \(Postfix\) "
+                    r"with ESMTP id ", recv[1]), recv[1]
+    sent = wait_for(lambda: postfix_sent(pf, BEN), "status=sent in Postfix's log")
+    assert re.search(r"relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d" % t.port, sent[0]), sent
+    assert re.search(r"\(250 2\.0\.0 ", sent[0]), sent
+    # Postfix's TLS client saw tern's certificate
+    assert re.search(r"TLS connection established to "
+                     r"127\.0\.0\.1\[127\.0\.0\.1\]:%d: TLSv1\.[23] " % t.port,
+                     pf.log()), pf.log()[-3000:]
+
+
+def test_postfix_to_tern_unknown_user_550(ternd, postfix):
+    """tern's 550 5.1.1 makes Postfix bounce, not retry."""
+    t = ternd()
+    pf = postfix(relayhost=f"[127.0.0.1]:{t.port}")
+    with pf.smtp() as s:
+        s.sendmail("someone@pf.test", ["nobody@example.org"],
+                   b"Subject: nobody\r\n\r\nx\r\n")
+    lines = wait_for(lambda: postfix_sent(pf, "nobody@example.org",
+                                          r"status=bounced"),
+                     "status=bounced in Postfix's log", timeout=20)
+    assert re.search(r"said: 550 5\.1\.1 ", lines[0]), lines
+
+
+# ---------------------------------------------------------------------------
+# 8BITMIME and SMTPUTF8, both ways
+# ---------------------------------------------------------------------------
+
+UTF8_BODY = ("From: Zoë <zoë@example.org>\r\nTo: Bob <bob@pf.test>\r\n"
+             "Subject: Grüße, 8-bit и UTF-8 ✓\r\nMIME-Version: 1.0\r\n"
+             "Date: Fri, 6 Mar 2026 12:00:00 +0000\r\n"
+             "Message-ID: <utf8@example.org>\r\n"
+             "Content-Type: text/plain; charset=utf-8\r\n"
+             "Content-Transfer-Encoding: 8bit\r\n\r\n"
+             "Ça marche: naïve café, 日本語.\r\n").encode()
+
+
+def test_utf8_tern_to_postfix(ternd, dnsmasq, postfix):
+    pf, t = tern_to_postfix(ternd, dnsmasq, postfix)
+    send(t, "zoë@example.org", BOB, UTF8_BODY, " BODY=8BITMIME SMTPUTF8")
+    [path] = wait_for(lambda: pf.maildir(), "the UTF-8 message under Postfix",
+                      timeout=20)
+    data = path.read_bytes().replace(b"\n", b"\r\n")
+    assert data.endswith(UTF8_BODY), data
+    assert "Return-Path: <zoë@example.org>".encode() in data, data[:400]
+    recv = received_headers(data)
+    assert re.search(r" with UTF8SMTPS ", recv[0]), recv[0]
+    assert wait_for(lambda: postfix_sent(pf, BOB), "status=sent")
+    wait_for(lambda: t.queue_list() == [], "tern's queue to empty", timeout=10)
+
+
+def test_utf8_postfix_to_tern(ternd, postfix):
+    t = ternd()
+    pf = postfix(relayhost=f"[127.0.0.1]:{t.port}")
+    body = UTF8_BODY.replace(b"To: Bob <bob@pf.test>", b"To: Ben <ben@example.org>")
+    with pf.smtp() as s:
+        s.ehlo()
+        assert s.has_extn("smtputf8")
+        s.sendmail("zoë@pf.test", [BEN], body,
+                   mail_options=["BODY=8BITMIME", "SMTPUTF8"])
+    [d] = wait_for(lambda: t.messages(BEN), "the UTF-8 message in ben's Maildir",
+                   timeout=20)
+    assert d.return_path == "zoë@pf.test"
+    assert d.data.endswith(body), d.data
+    recv = received_headers(d.data)
+    assert re.search(r"by mx\.test \(tern\) with UTF8SMTPS ", recv[0]), recv[0]
+    assert wait_for(lambda: postfix_sent(pf, BEN), "status=sent")
