@@ -752,6 +752,37 @@ setup(void)
 		abort();
 }
 
+/* Group commit: stage writes tmp/ only, publish links, abort cleans up. */
+static void
+test_staged(void)
+{
+	struct maildir_box b[2] = { { "staged.example/a" }, { "staged.example/b" } };
+	char body[] = "Subject: s\r\n\r\nstaged\r\n";
+	struct iovec iov[1] = { { body, strlen(body) } };
+	char name[NAME_MAX + 1], err[256];
+	struct maildir_staged *st;
+	int i;
+
+	st = maildir_stage(root_fd, b, 2, iov, 1, name, sizeof(name), err, sizeof(err));
+	T_CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	T_CHECK(!tmp_empty(b[0].path));          /* written, not yet visible */
+	T_CHECK_INT(new_count(b[0].path), 0);
+	T_CHECK_INT(new_count(b[1].path), 0);
+	T_CHECK(maildir_publish(st, err, sizeof(err)) == 0);
+	for (i = 0; i < 2; i++) {
+		T_CHECK(content_is(b[i].path, name, body, strlen(body)));
+		T_CHECK(tmp_empty(b[i].path));
+		T_CHECK_INT(new_count(b[i].path), 1);
+	}
+	st = maildir_stage(root_fd, b, 1, iov, 1, name, sizeof(name), err, sizeof(err));
+	T_CHECK(st != NULL);
+	maildir_abort(st);
+	T_CHECK(tmp_empty(b[0].path));
+	T_CHECK_INT(new_count(b[0].path), 1);
+}
+
 int
 main(void)
 {
@@ -771,6 +802,7 @@ main(void)
 	T_RUN(test_short_write);
 	T_RUN(test_small_name);
 	T_RUN(test_threads);
+	T_RUN(test_staged);
 	close(root_fd);
 	if (getenv("TERN_KEEP_TMP") == NULL)
 		(void)nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
