@@ -6,7 +6,6 @@
  * formatting of every field is exercised; conf_free must leave nothing
  * behind (LeakSanitizer).
  */
-#define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

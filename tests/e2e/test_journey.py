@@ -11,7 +11,6 @@ port.
 
 import email
 import email.policy
-import json
 import re
 import smtplib
 import socket
@@ -174,18 +173,19 @@ def test_ben_down_then_flush(ternd, dnsmasq):
     assert m["sender"] == CLAIRE and r["addr"] == BEN, m
     assert r["state"].lower() == "pending", r
     assert r["next_try"] > time.time() + 600, r
-    # the error is the connection's: refused at Ben's address
-    assert re.search(r"refused", r["text"], re.I), r
-    assert BEN_IP in r["text"] or "mx.ben.test" in r["text"], r
+    # the error is the connection's: refused at Ben's address and port
+    assert (r["code"], r["enh"]) == (451, "4.4.1"), r
+    assert r["text"] == (f"connect to mx.ben.test[{BEN_IP}]:{j.port}: "
+                         f"Connection refused"), r
     # the human listing
     out = a.tern("queue", "list").stdout.decode()
     assert m["id"] in out and CLAIRE in out and "1 message" in out, out
     assert "1/1" in out, out
     # `queue show` and mailq give the reason
     show = a.tern("queue", "show", m["id"]).stdout.decode()
-    assert BEN in show and re.search(r"refused", show, re.I), show
+    assert BEN in show and f"last reply: 451 4.4.1 {r['text']}" in show, show
     mq = a.tern("mailq").stdout.decode()
-    assert m["id"] in mq and BEN in mq and re.search(r"refused", mq, re.I), mq
+    assert m["id"] in mq and BEN in mq and f"(451 4.4.1 {r['text']})" in mq, mq
     # Ben's server comes back; nothing moves until the flush
     b.start()
     time.sleep(0.5 * SLOW)
@@ -296,6 +296,7 @@ def test_dns_timeout_stays_queued(ternd, dnsmasq):
     [r] = m["recipients"]
     assert r["state"].lower() == "pending", r
     assert r["code"] == 451 and r["enh"] == "4.4.3", r
+    assert "dead.test" in r["text"], r
     assert r["next_try"] > time.time() + 600, r
     assert maildir_files(j.claire.state_dir, CLAIRE) == []      # no bounce
     show = j.claire.tern("queue", "show", m["id"]).stdout.decode()
@@ -303,4 +304,3 @@ def test_dns_timeout_stays_queued(ternd, dnsmasq):
     # still there a moment later
     time.sleep(1)
     assert [x["id"] for x in j.claire.queue_list()] == [m["id"]]
-    assert json.loads(j.claire.tern("queue", "list", "--json").stdout)
