@@ -225,6 +225,8 @@ struct attempt {
 	char hostname[256];
 	char date[64];
 	unsigned char *before;         /* recipient states when loaded */
+	char (*mx)[256];               /* per recipient: the host that answered
+	                                  in this attempt (DSN Remote-MTA) */
 };
 
 static void attempt_finish(struct attempt *at);
@@ -324,9 +326,12 @@ group_done(void *arg, const struct smtp_client_result *results, size_t n,
 	time_t now = time(NULL);
 	size_t i;
 
-	(void)mx;     /* remote.c logged each result with its MX */
-	for (i = 0; i < n && i < g->n; i++)
+	/* remote.c logged each result with its MX */
+	for (i = 0; i < n && i < g->n; i++) {
 		result_apply(at, &at->env.rcpt[g->idx[i]], &results[i], now);
+		if (mx != NULL && results[i].remote)
+			(void)!str_copy(at->mx[g->idx[i]], sizeof(at->mx[0]), mx, strlen(mx));
+	}
 	at->q->jobs--;
 	if (--at->groups_left == 0)
 		attempt_finish(at);
@@ -372,6 +377,7 @@ attempt_free(struct attempt *at)
 	if (at->data_fd >= 0)
 		close(at->data_fd);
 	free(at->before);
+	free(at->mx);
 	queue_env_free(&at->env);
 	free(at);
 }
@@ -396,6 +402,7 @@ attempt_load_done(struct job *j)
 		return;
 	}
 	at->before = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, 1);
+	at->mx = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->mx));
 	for (size_t i = 0; i < at->env.nrcpt; i++)
 		at->before[i] = (unsigned char)at->env.rcpt[i].state;
 	attempt_start_groups(at);
@@ -562,6 +569,7 @@ dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 		    r->enh, r->enh[0] ? " " : "", r->text) != 0)
 			diag[n][0] = '\0';
 		br[n].diag = r->code ? diag[n] : NULL;
+		br[n].remote_mta = at->mx != NULL && at->mx[i][0] ? at->mx[i] : NULL;
 		br[n].last_attempt = r->last_try;
 		br[n].retry_until = kind == DSN_DELAY ?
 		    at->env.created + (time_t)at->q->retry.lifetime : 0;

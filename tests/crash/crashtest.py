@@ -50,7 +50,7 @@ sys.path.insert(0, str(HERE.parent / "e2e"))
 
 import conftest as C  # noqa: E402  (the e2e harness; needs pytest installed)
 
-MID_RE = re.compile(rb"^Message-ID: (<[^>\r\n]+>)\r$", re.M | re.I)
+MID_RE = re.compile(rb"^Message-ID: (<[^>\r\n]+>)\r?$", re.M | re.I)
 
 
 # ---------------------------------------------------------------------------
