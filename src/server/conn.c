@@ -597,8 +597,8 @@ conn_process(struct conn *c)
 		conn_log_close(c, "shutdown");
 		c->closing = true;
 	}
-	if (c->closing) {
-		conn_close_soon(c, "quit");
+	if (c->closing || (c->eof && !c->pending)) {
+		conn_close_soon(c, c->closing ? "quit" : "eof");
 		return;
 	}
 	conn_flush(c);
@@ -645,6 +645,13 @@ on_bev_event(struct bufferevent *bev, short what, void *arg)
 
 		tlsconn_describe(c, tls, sizeof(tls));
 		log_info("sid=%s event=tls %s", c->sid, tls);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && (c->pending || c->job_running) && !c->closing) {
+		/* a half-close (e.g. sendmail -bs at the end of its input): the
+		 * message being stored still gets its reply, and the commands
+		 * after it are still answered */
+		c->eof = true;
 		return;
 	}
 	if (what & BEV_EVENT_EOF)
@@ -730,7 +737,9 @@ conn_new(struct server *s, const struct listener *l, int fd,
 	sc.max_errors = s->conf->errors;
 	sc.body_sink = body_sink;
 	sc.body_ctx = c;
-	sc.tls_available = s->tls_ctx != NULL && l->kind != LISTEN_SUBMISSIONS;
+	/* no STARTTLS on 465 (TLS already) nor on the local socket */
+	sc.tls_available = s->tls_ctx != NULL && l->kind != LISTEN_SUBMISSIONS &&
+	    l->kind != LISTEN_LOCAL;
 	c->smtp = smtp_server_new(&sc, &c->out);
 	if (l->kind == LISTEN_SUBMISSIONS) {
 		if (tlsconn_wrap_implicit(c, fd) != 0)

@@ -48,6 +48,8 @@ struct conn {
 	bool job_running;                     /* a worker job points here */
 	bool closing;                         /* flush, then free */
 	bool dead;                            /* socket gone, job still running */
+	bool eof;                             /* the client shut its side: finish
+	                                         what it sent, then close */
 	bool authenticated;
 	bool local;                           /* came in on public/submit.sock */
 	unsigned local_uid;                   /* its SO_PEERCRED uid */
