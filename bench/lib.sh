@@ -158,25 +158,25 @@ tern_start() {
 	local d=$1 port=$2 t0 i
 	shift 2
 	: >"$d.log"
-	rm -f "$d.pid"
+	rm -f "$d/ternd.pid"
 	TERND_PID=
 	t0=$(now)
 	# runuser's PAM session resets the soft limit of open files to 1024:
 	# raise it again in the shell that becomes ternd
 	runuser -u "$BENCH_USER" -- sh -c 'ulimit -n "$1"; echo $$ >"$2"; shift 2; exec "$@"' sh \
-		"$NOFILE" "$d.pid" "$W/bin/ternd" -o state_dir="$d" -o domains=bench.test \
+		"$NOFILE" "$d/ternd.pid" "$W/bin/ternd" -o state_dir="$d" -o domains=bench.test \
 		-o hostname=mx.bench.test -o listen.smtp="127.0.0.1:$port" -o listen.submission=off \
 		-o limits.connections_per_ip=20000 -o limits.connections=20000 "$@" \
-		2>>"$d.log" &
+		>>"$d.log" 2>&1 </dev/null &
 	TERND_RUNUSER=$!
 	for i in $(seq 60000); do
 		grep -q 'event=ready' "$d.log" 2>/dev/null && break
-		[ -z "$TERND_PID" ] && [ -s "$d.pid" ] && TERND_PID=$(cat "$d.pid")
+		[ -z "$TERND_PID" ] && [ -s "$d/ternd.pid" ] && TERND_PID=$(cat "$d/ternd.pid")
 		kill -0 "$TERND_RUNUSER" 2>/dev/null || { tail -5 "$d.log" >&2; die "ternd did not start"; }
 		sleep 0.005
 	done
 	TERND_READY_S=$(elapsed "$t0" "$(now)")
-	TERND_PID=$(cat "$d.pid")
+	TERND_PID=$(cat "$d/ternd.pid")
 }
 
 tern_stop() {

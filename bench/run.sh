@@ -70,17 +70,22 @@ check_loss() {
 
 # record LABEL MTA RUN LOADGEN_LINE EXTRA...
 record() {
-	local line="result scen=$1 mta=$2 run=$3 ${4#loadgen } ${*:5}"
+	local line="result scen=$1 mta=$2 run=$3 ${4#loadgen } ${*:5} load1=$LOAD1"
 	echo "$line" >>"$RES"
 	echo "$line"
 }
 
+# the machine may be shared: the 1-minute load average before each run
+# is kept with its result
+LOAD1=-
+load1() { LOAD1=$(cut -d' ' -f1 /proc/loadavg); }
 lg() { "$LOADGEN" -P "$PIPELINING" $TLS --watch-timeout "$WATCH_TIMEOUT" "$@" 2>>"$LGLOG"; }
 
 # ---- A: receive and deliver into Maildirs -------------------------------------
 
 run_A_tern() {
 	local size=$1 sess=$2 run=$3 d=$W/tern-a out c0 c1 hwm
+	load1
 	tern_clean_maildirs "$d"
 	tern_start "$d" "$TPORT"
 	c0=$(cpu_ticks "$TERND_PID")
@@ -96,6 +101,7 @@ run_A_tern() {
 
 run_A_postfix() {
 	local size=$1 sess=$2 run=$3 out c0 c1
+	load1
 	pf_clean_maildirs
 	c0=$(tree_ticks "$PF_MASTER")
 	out=$(lg -p "$PPORT" -c "$sess" -d "$A_SECONDS" -s "$size" -r "$RCPTS" $(pf_maildirs))
@@ -127,6 +133,7 @@ tern_relay_opts() {
 
 run_B_tern() {
 	local sess=$1 run=$2 d=$W/tern-b out c0 c1 hwm left
+	load1
 	sink_start "$SINK_PORT" "$SINKOUT"
 	tern_start "$d" "$TPORT" $(tern_relay_opts "$SINK_PORT")
 	c0=$(cpu_ticks "$TERND_PID")
@@ -144,6 +151,7 @@ run_B_tern() {
 
 run_B_postfix() {
 	local sess=$1 run=$2 out c0 c1
+	load1
 	sink_start "$SINK_PORT" "$SINKOUT"
 	c0=$(tree_ticks "$PF_MASTER")
 	out=$(lg -p "$PPORT" -c "$sess" -d "$B_SECONDS" -s "$B_SIZE" -r "$SINK_RCPTS" --watch-sink "$SINKOUT")
@@ -259,7 +267,7 @@ scenario_D() {
 	got=$(sink_count "$SINKOUT")
 	tern_stop
 	sink_stop
-	echo "result scen=D mta=tern messages=$D_MESSAGES ok=$ok queued=$queued rss_empty_kib=$r_empty rss_live_kib=$r_live rss_loaded_kib=$r_loaded per_msg_live_b=$(awk -v a="$r_empty" -v b="$r_live" -v n="$queued" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }') per_msg_b=$(awk -v a="$r_empty" -v b="$r_loaded" -v n="$queued" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }') restart_warm_s=$warm queue_loaded_ms=$qms restart_cold_s=$cold drained=$got drain_s=$(elapsed "$t0" "$t1") drain_mps=$(awk -v n="$got" -v s="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.0f", s > 0 ? n / s : 0 }') queue_left=$(count_files "$d/queue/env")" |
+	echo "result scen=D mta=tern messages=$D_MESSAGES ok=$ok queued=$queued rss_empty_kib=$r_empty rss_live_kib=$r_live rss_loaded_kib=$r_loaded per_msg_live_b=$(awk -v a="$r_empty" -v b="$r_live" -v n="$queued" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }') per_msg_b=$(awk -v a="$r_empty" -v b="$r_loaded" -v n="$queued" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }') restart_warm_s=$warm queue_loaded_ms=$qms restart_cold_s=$cold drained=$got drain_s=$(elapsed "$t0" "$t1") drain_mps=$(awk -v n="$got" -v s="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.0f", (s > 0) ? n / s : 0 }') queue_left=$(count_files "$d/queue/env")" |
 		tee -a "$RES"
 	if [ "$ok" != "$queued" ] || [ "$got" != "$ok" ]; then
 		echo "LOSS scen=D acknowledged=$ok queued=$queued drained=$got"

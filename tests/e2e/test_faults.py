@@ -18,9 +18,10 @@ from conftest import BUILD, maildir_files, require, world_tmpdir
 TERND_FAULT = BUILD / "ternd-fault"
 
 # Local deliveries are group-committed: files are written without fsync and
-# made durable by syncfs() before and after the links into new/ (inject.c),
-# so "syncfs" stands for the fsync steps here; the per-message fsync path is
-# covered by tests/unit/test_maildir.c.
+# made durable by syncfs() before and after the links into new/ (inject.c);
+# ternd-fault batches even a single message, so "syncfs" stands for the
+# fsync steps here.  The per-message fsync path that a lone message takes
+# in production is fault-tested step by step in tests/unit/test_maildir.c.
 MAILDIR_STEPS = ["mkdir", "create", "write", "close", "link", "syncfs"]
 SPOOL_STEPS = ["create", "write", "fsync", "close", "rename", "fsync_dir"]
 

@@ -1,0 +1,83 @@
+#!/bin/bash
+# bench/profile.sh: where ternd spends its time under scenario A's load
+# (PROF_SESSIONS sessions, PROF_SIZE-byte messages into local Maildirs).
+#
+#   bench/profile.sh              # perf record (cpu-clock, DWARF call graphs)
+#   TOOL=callgrind bench/profile.sh   # valgrind --tool=callgrind, fixed count
+#   PROF_MESSAGES=20000 PROF_SESSIONS=50 PROF_SIZE=2048 bench/profile.sh
+#
+# Prints the top functions by self time and by inclusive time, and an
+# off-CPU view (where the loop and the workers wait: perf sched is not
+# needed, the wall-clock split between on-CPU and blocked comes from
+# /proc).  KEEP=1 keeps perf.data / callgrind.out in the temp directory.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+TOOL=${TOOL:-perf}
+PROF_MESSAGES=${PROF_MESSAGES:-20000}
+PROF_SESSIONS=${PROF_SESSIONS:-50}
+PROF_SIZE=${PROF_SIZE:-2048}
+TOP=${TOP:-30}
+
+bench_setup
+machine_line "$W"
+d=$W/tern-prof
+tern_init "$d"
+port=$(free_port)
+
+if [ "$TOOL" = callgrind ]; then
+	command -v valgrind >/dev/null ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends valgrind >/dev/null
+	# valgrind runs ternd (as the bench user) and writes callgrind.out.PID
+	chmod 777 "$W"
+	: >"$d.log"
+	runuser -u "$BENCH_USER" -- sh -c 'ulimit -n "$1"; shift; cd "$1"; shift; exec "$@"' sh "$NOFILE" "$W" \
+		valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.out" \
+		"$W/bin/ternd" -o state_dir="$d" -o domains=bench.test -o hostname=mx.bench.test \
+		-o listen.smtp="127.0.0.1:$port" -o listen.submission=off \
+		-o limits.connections_per_ip=20000 -o limits.connections=20000 >>"$d.log" 2>&1 </dev/null &
+	TERND_RUNUSER=$!
+	for i in $(seq 6000); do
+		grep -q 'event=ready' "$d.log" && break
+		sleep 0.05
+	done
+	TERND_PID=$(pgrep -P "$TERND_RUNUSER" | head -1)
+	[ -n "$TERND_PID" ] && [ -z "$(tr '\0' ' ' <"/proc/$TERND_PID/cmdline" | grep valgrind)" ] &&
+		TERND_PID=$(pgrep -P "$TERND_PID" | head -1)
+	"$LOADGEN" -p "$port" -c "$PROF_SESSIONS" -n "$PROF_MESSAGES" -s "$PROF_SIZE" -r "$RCPTS" \
+		$(tern_maildirs "$d") -q
+	tern_stop
+	sleep 1
+	callgrind_annotate --inclusive=no "$W/callgrind.out" 2>/dev/null | sed -n "1,$((TOP + 25))p"
+	echo "---- inclusive"
+	callgrind_annotate --inclusive=yes "$W/callgrind.out" 2>/dev/null | sed -n "1,$((TOP + 25))p"
+	exit 0
+fi
+
+tern_start "$d" "$port"
+c0=$(cpu_ticks "$TERND_PID")
+perf record -q -e cpu-clock -F 2000 --call-graph dwarf,16384 -p "$TERND_PID" -o "$W/perf.data" \
+	>/dev/null 2>&1 &
+PERF_PID=$!
+sleep 0.5
+out=$("$LOADGEN" -p "$port" -c "$PROF_SESSIONS" -n "$PROF_MESSAGES" -s "$PROF_SIZE" -r "$RCPTS" \
+	$(tern_maildirs "$d") 2>/dev/null)
+c1=$(cpu_ticks "$TERND_PID")
+kill -INT "$PERF_PID"
+wait "$PERF_PID"
+echo "$out"
+echo "ternd cpu_us_msg=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$out" ok)" 'BEGIN { printf "%.0f", c / hz * 1e6 / n }') elapsed=$(kv "$out" elapsed)"
+echo "threads (utime+stime ticks):"
+for t in /proc/"$TERND_PID"/task/*; do
+	printf '  %-16s %s\n' "$(cat "$t/comm")" "$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$t/stat")"
+done
+tern_stop
+echo "---- self time, by function"
+perf report -i "$W/perf.data" --no-children --sort symbol --stdio -g none --percent-limit 0.7 2>/dev/null |
+	grep -v '^#' | grep -v '^$' | head -"$TOP"
+echo "---- inclusive time (children), by function"
+perf report -i "$W/perf.data" --children --sort symbol --stdio -g none --percent-limit 2 2>/dev/null |
+	grep -v '^#' | grep -v '^$' | head -"$TOP"
+echo "---- self time, by shared object"
+perf report -i "$W/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null |
+	grep -v '^#' | grep -v '^$' | head -12
