@@ -21,6 +21,15 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+# Dovecot and Postfix are test peers that the tests start privately on
+# loopback ports: keep their packages from starting system-wide daemons
+# (listening on all interfaces) while they install.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+fi
+trap '[ "$made_policy" = 1 ] && rm -f "$policy"' EXIT
 apt-get update -q >/dev/null || true
 # -o Dpkg::Options: never stop on a config prompt; services are not started
 # by the packages (tests start their own Dovecot and dnsmasq on loopback).
