@@ -63,6 +63,13 @@ machine_line() {
 	model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 	disk=$(df -P "$1" | awk 'NR == 2 { print $1 " " $2 "K-blocks mounted-on " $6 }')
 	disk="$disk $(awk -v m="$(df -P "$1" | awk 'NR == 2 { print $6 }')" '$2 == m { print $3 "," $4; exit }' /proc/mounts)"
+	# ext4 without a journal (no jbd2 entry) allocates inodes much more
+	# slowly after many deletions (ext4 recently_deleted()): say which
+	local dev
+	dev=$(df -P "$1" | awk 'NR == 2 { sub("^/dev/", "", $1); print $1 }')
+	case "$disk" in
+	*ext4*) if ls /proc/fs/jbd2/ 2>/dev/null | grep -q "^$dev-"; then disk="$disk journal"; else disk="$disk NO-journal"; fi ;;
+	esac
 	# 500 synchronous 4 KiB writes: what one fsync costs here
 	fsync=$(dd if=/dev/zero of="$1/.fsync-probe" bs=4k count=500 oflag=dsync 2>&1 |
 		awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") print $(i - 1) }')

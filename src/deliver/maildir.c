@@ -136,26 +136,6 @@ md_fail(struct md_err *e, const char *step, const char *what)
 	errno = saved;
 }
 
-static void
-md_close_quiet(int fd)
-{
-	int saved = errno;
-
-	/* only read-only directory fds and already-failed files come here:
-	 * their close has no data to lose, so its result changes nothing */
-	if (fd >= 0)
-		(void)close(fd);
-	errno = saved;
-}
-
-static void
-md_unlink_quiet(int dir_fd, const char *name)
-{
-	int saved = errno;
-
-	(void)unlinkat(dir_fd, name, 0);
-	errno = saved;
-}
 
 /* ---- unique names ------------------------------------------------------ */
 
@@ -368,7 +348,7 @@ md_walk_rel(int root_fd, const char *path, bool create, struct md_err *e)
 			child = md_open_dir(fd, comp, create, e);
 		}
 		if (fd != root_fd)
-			md_close_quiet(fd);
+			fd_close_quiet(fd);
 		if (child < 0 || *end == '\0')
 			return child;
 		fd = child;
@@ -396,15 +376,15 @@ md_walk_abs(const char *path, bool create, struct md_err *e)
 		return -1;
 	}
 	fd = md_open_dir(pfd, last + 1, create, e);
-	md_close_quiet(pfd);
+	fd_close_quiet(pfd);
 	return fd;
 }
 
 static void
 md_dirs_close(struct md_dirs *d)
 {
-	md_close_quiet(d->tmp_fd);
-	md_close_quiet(d->new_fd);
+	fd_close_quiet(d->tmp_fd);
+	fd_close_quiet(d->new_fd);
 	d->tmp_fd = d->new_fd = -1;
 }
 
@@ -425,12 +405,12 @@ md_open_box_locked(int root_fd, const char *path, bool create,
 	cur = -1;
 	if (d->new_fd >= 0 && create)
 		cur = md_open_dir(box, "cur", create, e);
-	md_close_quiet(box);
+	fd_close_quiet(box);
 	if (d->new_fd < 0 || (create && cur < 0)) {
 		md_dirs_close(d);
 		return -1;
 	}
-	md_close_quiet(cur);
+	fd_close_quiet(cur);
 	return 0;
 }
 
@@ -567,8 +547,8 @@ md_write_tmp(int tmp_fd, const char *name, const struct md_msg *m,
 	return 0;
 fail:
 	md_fail(e, step, "file in tmp/");
-	md_close_quiet(fd);
-	md_unlink_quiet(tmp_fd, name);
+	fd_close_quiet(fd);
+	unlinkat_quiet(tmp_fd, name);
 	return -1;
 }
 
@@ -602,13 +582,13 @@ md_copy_box(const char *name, const struct md_dirs *d,
 		goto fail;
 	}
 	if (md_fsync_dir(d->new_fd, "new/", e) != 0) {
-		md_unlink_quiet(d->new_fd, name);   /* as in md_link_box */
+		unlinkat_quiet(d->new_fd, name);   /* as in md_link_box */
 		goto fail;
 	}
-	md_unlink_quiet(d->tmp_fd, tname);
+	unlinkat_quiet(d->tmp_fd, tname);
 	return 0;
 fail:
-	md_unlink_quiet(d->tmp_fd, tname);
+	unlinkat_quiet(d->tmp_fd, tname);
 	return -1;
 }
 
@@ -641,7 +621,7 @@ md_link_box(int src_dir, const char *name, const struct stat *src,
 		/* the caller will answer 4xx and the client will send again:
 		 * take back the name we could not make durable, so a reader
 		 * does not see (and the retry does not duplicate) it */
-		md_unlink_quiet(d->new_fd, name);
+		unlinkat_quiet(d->new_fd, name);
 		return -1;
 	}
 	return 0;
@@ -789,7 +769,7 @@ maildir_deliver(int root_fd, const struct maildir_box *boxes, size_t n,
 fail:
 	saved = errno;
 	if (written)
-		md_unlink_quiet(keep[0].tmp_fd, name);
+		unlinkat_quiet(keep[0].tmp_fd, name);
 	md_keep_close(keep, n);
 	errno = saved;
 	return -1;
@@ -895,7 +875,7 @@ maildir_abort(struct maildir_staged *st)
 {
 	if (st == NULL)
 		return;
-	md_unlink_quiet(st->keep[0].tmp_fd, st->name);
+	unlinkat_quiet(st->keep[0].tmp_fd, st->name);
 	md_keep_close(st->keep, st->n);
 	free(st);
 }

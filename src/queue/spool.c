@@ -138,25 +138,6 @@ sp_fail(char *err, size_t errlen, const char *step, const char *what,
 	errno = saved;
 }
 
-static void
-sp_close_quiet(int fd)
-{
-	int saved = errno;
-
-	/* read-only or already-failed descriptors: nothing to lose */
-	if (fd >= 0)
-		(void)close(fd);
-	errno = saved;
-}
-
-static void
-sp_unlink_quiet(int dir_fd, const char *name)
-{
-	int saved = errno;
-
-	(void)unlinkat(dir_fd, name, 0);
-	errno = saved;
-}
 
 static int
 sp_check_id(const char *id, char *err, size_t errlen)
@@ -326,7 +307,7 @@ sp_fill(struct spool *sp, int fd, const struct iovec *iov, int iovcnt,
 		return -1;
 	return 0;
 fail:
-	sp_close_quiet(fd);
+	fd_close_quiet(fd);
 	return -1;
 }
 
@@ -342,7 +323,7 @@ sp_write_tmp(struct spool *sp, const char *id, const struct buf *b,
 	if (fd < 0 || sp_fill(sp, fd, &iov, 1, &step) != 0) {
 		sp_fail(err, errlen, step, "envelope in tmp/", id);
 		if (fd >= 0)
-			sp_unlink_quiet(sp->fd[SP_TMP], id);
+			unlinkat_quiet(sp->fd[SP_TMP], id);
 		return -1;
 	}
 	return 0;
@@ -426,7 +407,7 @@ sp_undo_commit(struct spool *sp, const char *id, bool made_data, bool renamed)
 		made_data = false;
 	}
 	if (made_data)
-		sp_unlink_quiet(sp->fd[SP_DATA], id);
+		unlinkat_quiet(sp->fd[SP_DATA], id);
 	errno = saved;
 }
 
@@ -443,7 +424,7 @@ sp_commit_env(struct spool *sp, const char *id, const struct buf *b,
 		return -1;
 	if (sp_rename(sp, SP_TMP, SP_ENV, id, RENAME_NOREPLACE) != 0) {
 		sp_fail(err, errlen, "rename", "envelope into env/", id);
-		sp_unlink_quiet(sp->fd[SP_TMP], id);
+		unlinkat_quiet(sp->fd[SP_TMP], id);
 		return -1;
 	}
 	*renamed = true;
@@ -530,7 +511,7 @@ sp_update(struct spool *sp, const struct queue_env *env, char *err,
 		goto out;
 	if (sp_rename(sp, SP_TMP, SP_ENV, env->id, RENAME_EXCHANGE) != 0) {
 		sp_fail(err, errlen, "exchange", "envelope in env/", env->id);
-		sp_unlink_quiet(sp->fd[SP_TMP], env->id);
+		unlinkat_quiet(sp->fd[SP_TMP], env->id);
 		goto out;
 	}
 	/* tmp/ID is the old envelope now: either one in env/ is whole */
@@ -662,13 +643,13 @@ sp_read_file(int dir_fd, const char *name, struct buf *b)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			sp_close_quiet(fd);
+			fd_close_quiet(fd);
 			b->data[b->len] = '\0';
 			return r == 0 ? 0 : -1;
 		}
 		b->len += (size_t)r;
 	}
-	sp_close_quiet(fd);
+	fd_close_quiet(fd);
 	return -1;
 }
 
@@ -743,7 +724,7 @@ sp_quarantine(struct spool *sp, enum spool_dir dir, const char *id,
 {
 	char safe[SPOOL_ERR_MAX];
 
-	log_sanitize(safe, sizeof(safe), why, strlen(why));
+	log_quote(safe, sizeof(safe), why, strlen(why));
 	log_err("id=%s event=queue_corrupt dir=%s reason=\"%s\"", id,
 	    sp_dir_names[dir], safe);
 	if (sp_to_corrupt(sp, dir, id, "env") != 0) {
@@ -773,7 +754,7 @@ sp_each(struct spool *sp, enum spool_dir dir,
 
 	fd = openat(sp->fd[dir], ".", SPOOL_DIR_FLAGS);
 	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-		sp_close_quiet(fd);
+		fd_close_quiet(fd);
 		return -1;
 	}
 	for (;;) {
@@ -1108,7 +1089,7 @@ sp_open_dirs(struct spool *sp, const char *state_dir, char *err,
 		return -1;
 	}
 	sp->root_fd = sp_open_dir(state, "queue", err, errlen);
-	sp_close_quiet(state);
+	fd_close_quiet(state);
 	if (sp->root_fd < 0)
 		return -1;
 	if (flock(sp->root_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -1150,10 +1131,10 @@ spool_close(struct spool *sp)
 	if (sp == NULL)
 		return;
 	for (i = 0; i < SP_NDIRS; i++) {
-		sp_close_quiet(sp->fd[i]);
+		fd_close_quiet(sp->fd[i]);
 		(void)pthread_mutex_destroy(&sp->gs[i].mu);
 		(void)pthread_cond_destroy(&sp->gs[i].cv);
 	}
-	sp_close_quiet(sp->root_fd);	/* releases the flock */
+	fd_close_quiet(sp->root_fd);	/* releases the flock */
 	free(sp);
 }

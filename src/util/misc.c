@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -145,4 +147,23 @@ str_to_u64(const char *s, size_t len, uint64_t *out)
 	}
 	*out = v;
 	return 0;
+}
+
+void
+fd_close_quiet(int fd)
+{
+	int saved = errno;
+
+	if (fd >= 0)
+		(void)close(fd);
+	errno = saved;
+}
+
+void
+unlinkat_quiet(int dir_fd, const char *name)
+{
+	int saved = errno;
+
+	(void)unlinkat(dir_fd, name, 0);
+	errno = saved;
 }

@@ -87,6 +87,13 @@ int str_fmt(char *out, size_t outlen, const char *fmt, ...) WUR PRINTF_LIKE(3, 4
 int str_copy(char *out, size_t outlen, const char *src, size_t srclen) WUR;
 void str_lower(char *s);
 bool str_case_eq(const char *a, size_t alen, const char *b); /* ASCII, b NUL-term */
+/*
+ * Clean-up on an error path: close or unlink, keeping errno (the error
+ * being reported).  Only for descriptors with no data to lose (read-only,
+ * or a file already being abandoned) and names being taken back.
+ */
+void fd_close_quiet(int fd);
+void unlinkat_quiet(int dir_fd, const char *name);
 /* Parse a decimal uint64 from exactly s[0..len); 0 ok, -1 on junk/overflow. */
 int str_to_u64(const char *s, size_t len, uint64_t *out) WUR;
 

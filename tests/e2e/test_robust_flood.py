@@ -498,3 +498,63 @@ def test_raises_its_descriptor_limit(ternd, many_fds):
     have = int(line.split()[3])
     print(f"ternd: {line.strip()}")
     assert have >= min(hard, CONNECTION_LIMIT * 2), line
+
+
+# -- TLS handshakes that never finish ---------------------------------------------------
+
+def stalled_tls(t, how):
+    """A connection that asked for TLS and then sends nothing more."""
+    if how == "implicit":
+        s = connect(t.subs_port)
+    else:
+        s = connect(t.sub_port)
+        greeting(s, 5 * SLOW)
+        s.sendall(b"EHLO stall.example\r\nSTARTTLS\r\n")
+        buf = b""
+        while b"\r\n220 " not in b"\r\n" + buf:
+            chunk = s.recv(4096)
+            assert chunk, f"closed before the 220 to STARTTLS: {buf!r}"
+            buf += chunk
+    return s
+
+
+@pytest.mark.parametrize("how", ["implicit", "starttls"])
+def test_stalled_tls_handshake_is_cut_off(ternd, how):
+    """No ClientHello: the 421 of the idle timeout cannot even be encrypted,
+    yet the connection (and its slot) must go within a few seconds."""
+    t = submit_ternd(ternd, {"timeout.command": "2", "limits.connections_per_ip": "2"},
+                     implicit=True)
+    socks = [stalled_tls(t, how), stalled_tls(t, how)]
+    t0 = time.monotonic()
+    try:
+        for s in socks:
+            s.settimeout(20 * SLOW)
+            try:
+                while s.recv(4096):
+                    pass
+            except (ConnectionResetError, socket.timeout):
+                pass
+        dt = time.monotonic() - t0
+        print(f"{how}: stalled TLS connections closed after {dt:.1f}s")
+        assert dt < 12 * SLOW, f"stalled TLS connections held {dt:.1f}s"
+        # their slots are free again: the per-IP limit (2) lets a client in
+        with t.client() as c:
+            check(c.greeting, 220)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_sigterm_with_stalled_tls_handshake(ternd):
+    """SIGTERM while a TLS handshake hangs: ternd still exits, with 0."""
+    t = submit_ternd(ternd, implicit=True)
+    socks = [stalled_tls(t, "implicit"), stalled_tls(t, "starttls")]
+    try:
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        rc = t.stop(timeout=15)
+        print(f"exit status {rc} {time.monotonic() - t0:.1f}s after SIGTERM")
+        assert rc == 0
+    finally:
+        for s in socks:
+            s.close()
