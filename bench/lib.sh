@@ -59,7 +59,7 @@ HZ=$(getconf CLK_TCK)
 count_files() { find "$@" -maxdepth 1 -type f 2>/dev/null | wc -l; }
 
 machine_line() {
-	local model disk fsync
+	local model disk fsync steal
 	model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 	disk=$(df -P "$1" | awk 'NR == 2 { print $1 " " $2 "K-blocks mounted-on " $6 }')
 	disk="$disk $(awk -v m="$(df -P "$1" | awk 'NR == 2 { print $6 }')" '$2 == m { print $3 "," $4; exit }' /proc/mounts)"
@@ -74,7 +74,13 @@ machine_line() {
 	fsync=$(dd if=/dev/zero of="$1/.fsync-probe" bs=4k count=500 oflag=dsync 2>&1 |
 		awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") print $(i - 1) }')
 	rm -f "$1/.fsync-probe"
-	echo "machine nproc=$(nproc) cpu=\"$model\" kernel=$(uname -r) mem=$(awk '/MemTotal/ { printf "%.0fGiB", $2 / 1048576 }' /proc/meminfo) disk=\"$disk\" dsync_write_us=$(awk -v s="$fsync" 'BEGIN { printf "%.0f", s * 1e6 / 500 }') loadavg=\"$(cut -d' ' -f1-3 /proc/loadavg)\" postfix=$(postconf -h mail_version 2>/dev/null) tern=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$ROOT" status --porcelain -- src 2>/dev/null)" ] && echo +dirty)"
+	# CPU stolen by the hypervisor and the load of others, over 2 s
+	local st0 st1
+	st0=$(awk '/^cpu / { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+	sleep 2
+	st1=$(awk '/^cpu / { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+	steal=$(echo "$st0 $st1" | awk '{ d = $4 - $2; printf "%.0f", (d > 0) ? ($3 - $1) * 100 / d : 0 }')
+	echo "machine nproc=$(nproc) cpu=\"$model\" kernel=$(uname -r) mem=$(awk '/MemTotal/ { printf "%.0fGiB", $2 / 1048576 }' /proc/meminfo) disk=\"$disk\" dsync_write_us=$(awk -v s="$fsync" 'BEGIN { printf "%.0f", s * 1e6 / 500 }') loadavg=\"$(cut -d' ' -f1-3 /proc/loadavg)\" steal_pct=$steal postfix=$(postconf -h mail_version 2>/dev/null) tern=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$ROOT" status --porcelain -- src 2>/dev/null)" ] && echo +dirty)"
 }
 
 # ---- setup ------------------------------------------------------------------
@@ -91,6 +97,15 @@ bench_setup() {
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dnsmasq-base >/dev/null
 	id "$BENCH_USER" >/dev/null 2>&1 || useradd -r -M -d /nonexistent -s /usr/sbin/nologin "$BENCH_USER"
 	W=$(mktemp -d "${BENCH_TMP:-/var/tmp}/tern-bench.XXXXXX")
+	if [ "${BENCH_FS:-}" = ext4 ]; then
+		# a fresh ext4 with its journal (mkfs defaults), on a loop
+		# device with direct I/O over a sparse file beside $W: for
+		# comparing with a file system that is not the machine's own
+		truncate -s "${BENCH_FS_SIZE:-16G}" "$W.img"
+		LOOPDEV=$(losetup --direct-io=on -f --show "$W.img") || die "losetup failed"
+		mkfs.ext4 -q -F "$LOOPDEV" >/dev/null || die "mkfs.ext4 failed"
+		mount "$LOOPDEV" "$W" || die "mount $LOOPDEV failed"
+	fi
 	chmod 755 "$W"
 	mkdir -p "$W/bin" "$W/home"
 	# copies: a rebuild in the tree during the run changes nothing here
@@ -137,9 +152,14 @@ bench_cleanup() {
 		wait "$p" 2>/dev/null
 	done
 	if [ "${KEEP:-0}" = 1 ]; then
-		log "bench: kept $W"
+		log "bench: kept $W${LOOPDEV:+ (mounted from $LOOPDEV)}"
 	elif [ -n "${W:-}" ]; then
-		rm -rf "$W"
+		if [ -n "${LOOPDEV:-}" ]; then
+			umount "$W" && losetup -d "$LOOPDEV" && rm -f "$W.img"
+			rmdir "$W"
+		else
+			rm -rf "$W"
+		fi
 	fi
 }
 

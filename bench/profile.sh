@@ -5,6 +5,7 @@
 #   bench/profile.sh              # perf record (cpu-clock, DWARF call graphs)
 #   TOOL=callgrind bench/profile.sh   # valgrind --tool=callgrind, fixed count
 #   PROF_MESSAGES=20000 PROF_SESSIONS=50 PROF_SIZE=2048 bench/profile.sh
+#   PROF_SCEN=B bench/profile.sh  # scenario B: relay to smtp-sink instead
 #
 # Prints the top functions by self time and by inclusive time, and an
 # off-CPU view (where the loop and the workers wait: perf sched is not
@@ -18,6 +19,7 @@ PROF_MESSAGES=${PROF_MESSAGES:-20000}
 PROF_SESSIONS=${PROF_SESSIONS:-50}
 PROF_SIZE=${PROF_SIZE:-2048}
 TOP=${TOP:-30}
+PROF_SCEN=${PROF_SCEN:-A}
 
 bench_setup
 machine_line "$W"
@@ -54,14 +56,25 @@ if [ "$TOOL" = callgrind ]; then
 	exit 0
 fi
 
-tern_start "$d" "$port"
+if [ "$PROF_SCEN" = B ]; then
+	dns_start
+	sinkport=$(free_port)
+	sink_start "$sinkport" "$W/sink.out"
+	tern_start "$d" "$port" -o relay.networks=127.0.0.1/32 -o relay.port="$sinkport" \
+		-o dns.servers="127.0.0.1:$DNS_PORT"
+	RCPTS=$(seq -f 'r%g@sink.test' -s, 1 10)
+	WATCH="--watch-sink $W/sink.out"
+else
+	tern_start "$d" "$port"
+	WATCH=$(tern_maildirs "$d")
+fi
 c0=$(cpu_ticks "$TERND_PID")
 perf record -q -e cpu-clock -F 2000 --call-graph dwarf,16384 -p "$TERND_PID" -o "$W/perf.data" \
 	>/dev/null 2>&1 &
 PERF_PID=$!
 sleep 0.5
 out=$("$LOADGEN" -p "$port" -c "$PROF_SESSIONS" -n "$PROF_MESSAGES" -s "$PROF_SIZE" -r "$RCPTS" \
-	$(tern_maildirs "$d") 2>/dev/null)
+	$WATCH 2>/dev/null)
 c1=$(cpu_ticks "$TERND_PID")
 kill -INT "$PERF_PID"
 wait "$PERF_PID"
@@ -72,6 +85,7 @@ for t in /proc/"$TERND_PID"/task/*; do
 	printf '  %-16s %s\n' "$(cat "$t/comm")" "$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$t/stat")"
 done
 tern_stop
+sink_stop
 echo "---- self time, by function"
 perf report -i "$W/perf.data" --no-children --sort symbol --stdio -g none --percent-limit 0.7 2>/dev/null |
 	grep -v '^#' | grep -v '^$' | head -"$TOP"

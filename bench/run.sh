@@ -293,6 +293,18 @@ label() {
 	case $1 in A) echo "A deliver $s x$3" ;; B) echo "B relay $s x$3" ;; esac
 }
 
+# a number rounded, or "-"
+n0() { awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else printf "%.0f", v }'; }
+lat3() {
+	local a b c
+	a=$(med "$1" "$2" p50_ms) b=$(med "$1" "$2" p99_ms) c=$(med "$1" "$2" p999_ms)
+	awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN { if (a == "-") print "-"; else printf "%.1f/%.1f/%.1f", a, b, c }'
+}
+# failed messages, connection errors and timeouts over all runs
+errs() {
+	grep "^result scen=$1 mta=$2 " "$RES" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(failed|conn_err|timeouts)=/) { split($i, a, "="); n += a[2] } } END { print n + 0 }'
+}
+
 table() {
 	local s t p
 	echo
@@ -307,15 +319,13 @@ table() {
 	for s in $(sed -n 's/^result scen=\([AB]-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
 		t=$(med "$s" tern e2e_mps)
 		p=$(med "$s" postfix e2e_mps)
-		printf '%-22s %9.0f %9.0f %7s %6s | %9.0f %9.0f | %-20s %-20s | %8.1f %8s %8s | %s/%s\n' \
-			"$(label "$s")" "$t" "$p" "$(ratio "$t" "$p")" "$(goal "$s")" \
-			"$(med "$s" tern mps)" "$(med "$s" postfix mps)" \
-			"$(printf '%.1f/%.1f/%.1f' "$(med "$s" tern p50_ms)" "$(med "$s" tern p99_ms)" "$(med "$s" tern p999_ms)")" \
-			"$(printf '%.1f/%.1f/%.1f' "$(med "$s" postfix p50_ms)" "$(med "$s" postfix p99_ms)" "$(med "$s" postfix p999_ms)")" \
-			"$(awk -v k="$(med "$s" tern hwm_kib)" 'BEGIN { print k / 1024 }')" \
-			"$(med "$s" tern cpu_us_msg)" "$(med "$s" postfix cpu_us_msg)" \
-			"$(grep "^result scen=$s mta=tern " "$RES" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(failed|conn_err|timeouts)=/) { split($i, a, "="); n += a[2] } } END { print n + 0 }')" \
-			"$(grep "^result scen=$s mta=postfix " "$RES" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(failed|conn_err|timeouts)=/) { split($i, a, "="); n += a[2] } } END { print n + 0 }')"
+		printf '%-22s %9s %9s %7s %6s | %9s %9s | %-20s %-20s | %8s %8s %8s | %s/%s\n' \
+			"$(label "$s")" "$(n0 "$t")" "$(n0 "$p")" "$(ratio "$t" "$p")" "$(goal "$s")" \
+			"$(n0 "$(med "$s" tern mps)")" "$(n0 "$(med "$s" postfix mps)")" \
+			"$(lat3 "$s" tern)" "$(lat3 "$s" postfix)" \
+			"$(awk -v k="$(med "$s" tern hwm_kib)" 'BEGIN { if (k == "-") print "-"; else printf "%.1f", k / 1024 }')" \
+			"$(n0 "$(med "$s" tern cpu_us_msg)")" "$(n0 "$(med "$s" postfix cpu_us_msg)")" \
+			"$(errs "$s" tern)" "$(errs "$s" postfix)"
 	done
 	if grep -q '^result scen=C ' "$RES"; then
 		grep '^result scen=C ' "$RES" | tail -1 | awk '{ for (i = 3; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] } }

@@ -9,8 +9,6 @@ import subprocess
 import threading
 from pathlib import Path
 
-import pytest
-
 from conftest import SLOW, check, free_port, wait_for
 
 # A quoted local part (legal: RFC 5321 4.1.2 qtext) full of shell syntax.
