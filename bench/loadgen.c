@@ -57,7 +57,6 @@
 #define LG_MAX_THREADS	 64
 #define LG_MAX_RCPTS	 1000
 #define LG_INBUF	 8192
-#define LG_CMDBUF	 (LG_MAX_RCPTS * 330 + 512)
 #define LG_CODES	 600
 #define LG_MAX_CONNECTING 100
 
@@ -111,7 +110,7 @@ struct lg_sess {
 	uint64_t deadline;	/* ns: the reply we wait for must come by then */
 	char in[LG_INBUF];
 	size_t inlen;
-	char *cmd;		/* LG_CMDBUF: commands to send */
+	char *cmd;		/* commands to send, lg.cmdcap bytes */
 	size_t cmdlen, cmdoff;
 	size_t bodyoff;		/* into lg.msg, when body_queued */
 };
@@ -134,6 +133,7 @@ static struct {
 	struct sockaddr_in addr;
 	int sessions;
 	uint64_t messages;	/* 0: until -d runs out */
+	int messages_set;
 	double duration;	/* 0: until -n is reached */
 	size_t body_size;
 	char **rcpts;
@@ -155,6 +155,7 @@ static struct {
 	double watch_timeout;
 	int quiet;
 
+	size_t cmdcap;		/* MAIL + RCPTs + DATA of one message */
 	char *msg;		/* content + ".\r\n" */
 	size_t msglen;
 	SSL_CTX *ssl_ctx;
@@ -166,7 +167,7 @@ static struct {
 } lg = {
 	.host = "127.0.0.1",
 	.sessions = 1,
-	.messages = 1000,
+	.messages = 0,		/* set: -n; else 1000 unless -d is given */
 	.body_size = 2048,
 	.rcpt_per_msg = 1,
 	.from = "loadgen@client.bench.test",
@@ -249,9 +250,9 @@ cmd_add(struct lg_sess *s, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(s->cmd + s->cmdlen, LG_CMDBUF - s->cmdlen, fmt, ap);
+	n = vsnprintf(s->cmd + s->cmdlen, lg.cmdcap - s->cmdlen, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= LG_CMDBUF - s->cmdlen)
+	if (n < 0 || (size_t)n >= lg.cmdcap - s->cmdlen)
 		die("command buffer overflow");
 	s->cmdlen += (size_t)n;
 }
@@ -859,7 +860,7 @@ thread_main(void *arg)
 	for (i = 0; i < th->nsess; i++) {
 		th->sess[i].th = th;
 		th->sess[i].fd = -1;
-		th->sess[i].cmd = xcalloc(1, LG_CMDBUF);
+		th->sess[i].cmd = xcalloc(1, lg.cmdcap);
 	}
 	th->active = th->nsess;
 	while (th->active > 0) {
@@ -1128,7 +1129,10 @@ parse_args(int argc, char **argv)
 		case 'H': lg.host = optarg; break;
 		case 'p': lg.port = (int)num_arg(optarg, 1, 65535); break;
 		case 'c': lg.sessions = (int)num_arg(optarg, 1, 1000000); break;
-		case 'n': lg.messages = (uint64_t)num_arg(optarg, 0, 1L << 40); break;
+		case 'n':
+			lg.messages = (uint64_t)num_arg(optarg, 0, 1L << 40);
+			lg.messages_set = 1;
+			break;
 		case 'd': lg.duration = atof(optarg); break;
 		case 's': lg.body_size = (size_t)num_arg(optarg, 0, 1L << 30); break;
 		case 'r': rcpts = optarg; break;
@@ -1159,6 +1163,12 @@ parse_args(int argc, char **argv)
 	parse_rcpts(rcpts);
 	if (lg.nrcpts == 0)
 		die("no recipients");
+	for (c = 0; c < lg.nrcpts; c++)
+		if (strlen(lg.rcpts[c]) > 320)
+			die("recipient too long: %.40s...", lg.rcpts[c]);
+	/* MAIL + SIZE, RCPT TO:<320 octets> each, DATA; or EHLO/QUIT/RSET */
+	lg.cmdcap = 1024 + (size_t)lg.rcpt_per_msg * 340 + strlen(lg.from) +
+	    strlen(lg.ehlo);
 	if (lg.idle) {
 		lg.sessions = lg.idle;
 		lg.threads = 1;
@@ -1315,8 +1325,10 @@ main(int argc, char **argv)
 	int i, per, rest, off = 0;
 
 	parse_args(argc, argv);
-	if (lg.duration > 0 && lg.messages == 1000)
-		lg.messages = 0;	/* -d alone: no count limit */
+	if (!lg.messages_set && lg.duration <= 0)
+		lg.messages = 1000;	/* neither -n nor -d */
+	if (lg.messages == 0 && lg.duration <= 0 && !lg.idle)
+		die("-n 0 needs -d");
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);

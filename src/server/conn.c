@@ -35,17 +35,45 @@
 #define CONN_OUT_MAX (1024 * 1024)        /* replies not yet written */
 #define CONN_FLUSH_AT (16 * 1024)
 #define CONN_IN_HIGH (256 * 1024)         /* stop reading above this */
+#define CONN_OUT_HIGH (256 * 1024)        /* stop reading while this much
+                                             output waits for the client */
 #define CONN_PULLUP 4096                  /* > SMTP_CMD_LINE_PARAMS_MAX */
+/* Content of all unfinished messages held in memory at once: past it a
+ * message is refused at its end (451 4.3.0), so a crowd of slow senders
+ * of large messages cannot make the process grow without bound. */
+#define CONN_BODY_BUDGET_MIN ((size_t)256 << 20)
+#define CONN_LINGER_S 5                   /* a closing connection's last
+                                             reply gets this long to go out */
 
 
 
 /* ---- transaction ------------------------------------------------------- */
+
+static size_t
+body_budget(const struct server *s)
+{
+	uint64_t four = (uint64_t)s->conf->message_size * 4;
+
+	return four > CONN_BODY_BUDGET_MIN && four < SIZE_MAX ? (size_t)four : CONN_BODY_BUDGET_MIN;
+}
+
+/* Give the content's memory back, to the budget and to the allocator. */
+static void
+txn_body_reset(struct txn *t)
+{
+	size_t max = t->body.max;
+
+	srv->body_bytes -= t->body.len;
+	buf_free(&t->body);
+	buf_init(&t->body, max);
+}
 
 static void
 txn_free(struct txn *t)
 {
 	if (t == NULL)
 		return;
+	srv->body_bytes -= t->body.len;
 	table_targets_free(&t->targets);
 	if (t->remote != NULL) {
 		queue_env_free(t->remote);
@@ -69,11 +97,30 @@ body_sink(void *ctx, const char *p, size_t n)
 
 	if (c->txn == NULL || c->txn->body_failed)
 		return;
-	if (buf_append(&c->txn->body, p, n) != 0)
+	if (n > body_budget(c->srv) - c->srv->body_bytes ||
+	    buf_append(&c->txn->body, p, n) != 0) {
 		c->txn->body_failed = true;
+		txn_body_reset(c->txn);      /* nothing of it is kept */
+		return;
+	}
+	c->srv->body_bytes += n;
 }
 
 /* ---- output and close -------------------------------------------------- */
+
+/*
+ * RFC 2920 lets a client send many commands without reading the replies;
+ * it does not oblige us to keep its replies without end.  While this much
+ * output waits, no more input is read (on_write reads again once the
+ * output has drained): a client that never reads fills its own socket and
+ * stalls, and ternd's memory stays bounded whatever it sends.
+ */
+static bool
+conn_out_full(struct conn *c)
+{
+	return c->bev != NULL &&
+	    c->out.len + evbuffer_get_length(bufferevent_get_output(c->bev)) >= CONN_OUT_HIGH;
+}
 
 static void
 conn_flush(struct conn *c)
@@ -102,9 +149,19 @@ conn_close_soon(struct conn *c, const char *reason)
 		return;
 	bufferevent_disable(c->bev, EV_READ);
 	event_del(c->timer);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && !c->job_running)
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && !c->job_running) {
 		conn_free(c);
-	/* else the write callback frees it once the 221/421 is out */
+		return;
+	}
+	/* else the write callback frees it once the 221/421 is out; a client
+	 * that never reads it, or never finishes its TLS handshake (the 421
+	 * cannot even be encrypted), is cut off after CONN_LINGER_S, so it
+	 * cannot keep its connection slot for ever */
+	if (!c->job_running) {
+		struct timeval tv = { CONN_LINGER_S, 0 };
+
+		event_add(c->timer, &tv);
+	}
 }
 
 /* ---- timers ------------------------------------------------------------ */
@@ -124,7 +181,8 @@ conn_arm_timer(struct conn *c)
 	if (smtp_server_reading_body(c->smtp)) {
 		c->line_started = 0;
 		ms = (uint64_t)cf->timeout_data * 1000;
-	} else if (pend > 0) {
+	} else if (pend > 0 && (bufferevent_get_enabled(c->bev) & EV_READ)) {
+		/* (input held back by conn_out_full is not a slow line) */
 		if (c->line_started == 0)
 			c->line_started = now;
 		ms = c->line_started + (uint64_t)cf->timeout_line * 1000;
@@ -145,6 +203,11 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->closing) {
+		log_info("sid=%s event=linger_timeout", c->sid);
+		conn_free(c);
+		return;
+	}
 	log_info("sid=%s event=timeout state=%d", c->sid, (int)smtp_server_state(c->smtp));
 	smtp_server_shutdown(c->smtp, "4.4.2", "Error: timeout exceeded");
 	conn_close_soon(c, "timeout");
@@ -519,7 +582,7 @@ on_event(struct conn *c, enum smtp_event ev, size_t used)
 		on_rcpt(c);
 		break;
 	case SMTP_EV_DATA:
-		buf_reset(&c->txn->body);
+		txn_body_reset(c->txn);
 		c->txn->body_failed = false;
 		smtp_server_accept(c->smtp);
 		break;
@@ -573,7 +636,7 @@ conn_input(struct conn *c, size_t *n_out)
 void
 conn_process(struct conn *c)
 {
-	while (!c->pending && !c->closing && !c->dead) {
+	while (!c->pending && !c->closing && !c->dead && !conn_out_full(c)) {
 		size_t n, used = 0;
 		const char *p = conn_input(c, &n);
 		enum smtp_event ev = smtp_server_next(c->smtp, p, n, &used);
@@ -602,6 +665,8 @@ conn_process(struct conn *c)
 		return;
 	}
 	conn_flush(c);
+	if (conn_out_full(c))
+		bufferevent_disable(c->bev, EV_READ);
 	conn_arm_timer(c);
 }
 
@@ -840,8 +905,14 @@ conns_close_all(struct server *s, const char *why)
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
 		/* a delivery in flight finishes and answers first */
-		if (c->dead || c->closing || c->pending)
+		if (c->dead || c->pending)
 			continue;
+		if (c->closing) {
+			/* its last reply has not gone out by now: cut it off */
+			if (!c->job_running)
+				conn_free(c);
+			continue;
+		}
 		smtp_server_shutdown(c->smtp, "4.3.2", "Service shutting down");
 		conn_close_soon(c, why);
 	}

@@ -5,8 +5,17 @@
  * or limits.connections_per_ip gets "421 4.7.0" written straight to the
  * socket and is closed before any per-connection state exists, so a flood
  * costs one accept and one send per connection.
+ *
+ * Out of descriptors (EMFILE, ENFILE): the listening socket stays
+ * readable, so libevent would call accept again at once, forever.  Instead
+ * one descriptor kept in reserve is given up just long enough to accept
+ * the waiting clients one by one and tell each "421 4.7.0" (rather than
+ * leave them hanging in the backlog), and the listener sleeps
+ * LISTEN_PAUSE_MS before it tries again.  The error is logged once a second
+ * at most.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -17,6 +26,10 @@
 #include "server.h"
 
 #define IP_BUCKETS 4096
+#define LISTEN_PAUSE_MS 100
+#define LISTEN_SHED_MAX 256             /* clients refused per pause */
+
+static int reserve_fd = -1;
 
 struct ip_count {
 	struct ip_count *next;
@@ -237,14 +250,58 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 	conn_new(srv, l, fd, sa, (socklen_t)salen);
 }
 
+/* Out of descriptors: refuse what waits in the backlog with the reserve
+ * descriptor; returns how many were refused. */
+static unsigned
+shed_backlog(const struct listener *l)
+{
+	unsigned n = 0;
+	int fd;
+
+	if (reserve_fd < 0)
+		return 0;
+	close(reserve_fd);
+	reserve_fd = -1;
+	while (n < LISTEN_SHED_MAX && (fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		refuse(fd, srv->conf->hostname);
+		n++;
+	}
+	reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return n;
+}
+
 static void
-on_accept_error(struct evconnlistener *ev, void *arg)
+on_resume(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
 
-	(void)ev;
-	/* EMFILE and friends: log, keep listening; libevent retries */
-	log_err("event=accept_error listener=%s error=\"%s\"", l->name, strerror(errno));
+	(void)fd;
+	(void)what;
+	if (l->ev != NULL && !srv->stopping)
+		evconnlistener_enable(l->ev);
+}
+
+static void
+on_accept_error(struct evconnlistener *ev, void *arg)
+{
+	static uint64_t last_log;
+	struct listener *l = arg;
+	int err = errno;
+	uint64_t now = time_now_ms();
+	unsigned shed = 0;
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		struct timeval tv = { 0, LISTEN_PAUSE_MS * 1000 };
+
+		shed = shed_backlog(l);
+		evconnlistener_disable(ev);
+		evtimer_add(l->resume, &tv);
+	}
+	if (last_log == 0 || now - last_log >= 1000) {
+		last_log = now;
+		log_err("event=accept_error listener=%s error=\"%s\" refused=%u",
+		    l->name, strerror(err), shed);
+	}
 }
 
 void
@@ -260,7 +317,11 @@ listeners_enable(struct server *s)
 		if (l->ev == NULL)
 			fatalx("event=startup step=evconnlistener listener=%s", l->name);
 		evconnlistener_set_error_cb(l->ev, on_accept_error);
+		if ((l->resume = evtimer_new(s->base, on_resume, l)) == NULL)
+			fatalx("event=startup step=evtimer listener=%s", l->name);
 	}
+	if (reserve_fd < 0)
+		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 void
@@ -269,6 +330,9 @@ listeners_close(struct server *s)
 	unsigned i;
 
 	for (i = 0; i < s->nlisteners; i++) {
+		if (s->listeners[i].resume != NULL)
+			event_free(s->listeners[i].resume);
+		s->listeners[i].resume = NULL;
 		if (s->listeners[i].ev != NULL)
 			evconnlistener_free(s->listeners[i].ev);
 		else if (s->listeners[i].fd >= 0)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,38 @@
 #define WORKERS 16
 
 struct server *srv;
+
+/* Descriptors besides the connections: listeners, control sockets, the
+ * tables, the queue and mail roots, workers, DNS, outgoing deliveries. */
+#define FD_RESERVE 256
+
+/*
+ * Each connection holds a descriptor, and the usual soft limit (1024) is
+ * below the default limits.connections (4096): raise the soft limit as far
+ * as the configuration needs and the hard limit allows, and say so when
+ * that is not enough (the admin raises the hard limit, e.g. systemd's
+ * LimitNOFILE=).  c-ares and libevent use epoll, never select(), so
+ * descriptors above FD_SETSIZE are fine.
+ */
+static void
+raise_nofile(const struct conf *cf)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cf->connections + FD_RESERVE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ?
+		    rl.rlim_max : want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("event=startup step=rlimit error=\"%s\"", strerror(errno));
+	}
+	if (rl.rlim_cur < want)
+		log_warn("event=startup step=rlimit nofile=%llu want=%llu note=\"fewer "
+		    "descriptors than limits.connections needs; raise the hard limit\"",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
 
 static enum log_level
 level_from_name(const char *n)
@@ -278,6 +311,7 @@ main(int argc, char **argv)
 	srv = &s;
 	pw = lookup_user(s.conf);
 	state_dir_prepare(s.conf, pw);
+	raise_nofile(s.conf);
 	if (listeners_bind(&s) != 0)
 		fatalx("event=startup step=listen error=\"cannot listen, see above\"");
 	if (server_tls_load(&s) != 0)

@@ -47,6 +47,7 @@ struct listener {
 	const char *name;                /* "smtp", "submission", ... */
 	int fd;                          /* bound, listening */
 	struct evconnlistener *ev;
+	struct event *resume;            /* re-enables ev after EMFILE */
 };
 
 /* ---- the daemon -------------------------------------------------------- */
@@ -67,6 +68,7 @@ struct server {
 	bool stopping;                   /* SIGTERM seen */
 	struct event *stop_timer;
 	uint64_t messages;               /* accepted since start */
+	size_t body_bytes;               /* message content held in memory */
 	SSL_CTX *tls_ctx;                /* server side: STARTTLS and 465 */
 	struct auth_throttle *throttle;  /* failed AUTH per client address */
 	struct netlist *relay_nets;      /* relay.networks */

@@ -163,8 +163,9 @@ def pytest_configure(config):
 def pytest_runtest_setup(item):
     if item.get_closest_marker("root") is None or os.geteuid() == 0:
         return
-    why = (f"{item.nodeid} needs root (it runs a private Postfix, whose "
-           f"master must start as root); euid is {os.geteuid()}")
+    why = (f"{item.nodeid} needs root (a private Postfix, whose master "
+           f"starts as root, or a loop-mounted file system); euid is "
+           f"{os.geteuid()}")
     if os.environ.get(ROOT_TESTS_ENV) == "1":
         pytest.fail(f"{why}, but {ROOT_TESTS_ENV}=1 says the root tests "
                     f"were expected to run", pytrace=False)
