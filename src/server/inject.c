@@ -7,13 +7,14 @@
  * the file and the directory entry before returning.
  *
  * Group commit: a message that goes only to mailboxes beneath the mail
- * root is not stored alone.  It joins the batch that waits while the
- * current commit runs; one worker job then writes every tmp/ file of the
- * batch, calls syncfs() once, links them all into new/, and calls syncfs()
- * once more (maildir_stage/maildir_publish).  Each message's 250 is sent
- * only after the second syncfs, so the durability promise is the same as
- * one fsync'ed delivery; the cost is two syncfs per batch instead of two
- * fsyncs per message.  A batch of one takes the fsync path instead.  Only one commit job runs at a time: that is what
+ * root, while others are being stored, has its tmp/ file written at once
+ * by any worker (maildir_stage, no fsync), then joins the batch that waits
+ * while the current commit runs.  One commit job per batch calls syncfs()
+ * once, links every file into new/ (maildir_publish) and calls syncfs()
+ * once more.  Each message's 250 is sent only after the second syncfs, so
+ * the durability promise is the same as one fsync'ed delivery; the cost is
+ * two syncfs per batch instead of two fsyncs per message.  A message with
+ * nothing else in flight keeps the plain fsync path.  Only one commit job runs at a time: that is what
  * makes the batches form.
  *
  * A failure after the Maildir copies and before the queue commit leaves
@@ -83,7 +84,7 @@ inject_done(struct job *j)
 struct commit_job {
 	struct job job;
 	struct server *srv;
-	struct inject *batch;          /* linked through ->next */
+	struct inject *batch;          /* linked through ->next, all staged */
 	size_t n;
 };
 
@@ -105,76 +106,77 @@ commit_syncfs(int fd)
 }
 
 static void
-commit_fail_all(struct inject *ij, struct maildir_staged **st, size_t n,
-    int err, const char *what)
+inject_fail(struct inject *ij, int err, const char *what)
 {
-	size_t i;
-
-	for (i = 0; i < n; i++, ij = ij->next) {
-		if (st[i] == NULL)
-			continue;
-		maildir_abort(st[i]);
-		st[i] = NULL;
-		ij->rc = -1;
-		ij->err_no = err;
-		(void)!str_fmt(ij->err, sizeof(ij->err), "%s: %s", what, strerror(err));
-	}
+	ij->rc = -1;
+	ij->err_no = err;
+	(void)!str_fmt(ij->err, sizeof(ij->err), "%s: %s", what, strerror(err));
 }
 
+/* Phase 1, on any worker, as soon as the content is in: the tmp/ file. */
+static void
+stage_run(struct job *j)
+{
+	struct inject *ij = (struct inject *)j;
+	struct iovec iov[3] = {
+		{ ij->return_path.data, ij->return_path.len },
+		{ ij->head.data, ij->head.len },
+		{ (void *)(uintptr_t)ij->body, ij->body_len },
+	};
+
+	ij->staged = maildir_stage(ij->srv->mail_root_fd, ij->boxes, ij->nboxes,
+	    iov, 3, ij->name, sizeof(ij->name), ij->err, sizeof(ij->err));
+	ij->rc = ij->staged == NULL ? -1 : 0;
+	ij->err_no = errno;
+}
+
+static void
+stage_done(struct job *j)
+{
+	struct inject *ij = (struct inject *)j;
+	struct server *s = ij->srv;
+
+	s->staging--;
+	if (ij->staged == NULL) {
+		ij->done(ij);
+		return;
+	}
+	ij->next = NULL;
+	if (s->commit_tail != NULL)
+		s->commit_tail->next = ij;
+	else
+		s->commit_head = ij;
+	s->commit_tail = ij;
+	s->commit_n++;
+	commit_start(s);
+}
+
+/* Phase 2, one batch at a time: syncfs, link all into new/, syncfs. */
 static void
 commit_run(struct job *j)
 {
 	struct commit_job *cj = (struct commit_job *)j;
-	struct maildir_staged **st;
 	struct inject *ij;
-	size_t i;
 	int root = cj->srv->mail_root_fd;
+	bool synced = commit_syncfs(root) == 0;
+	int e = errno;
 
-	/* alone, two fsyncs of its own cost less than two syncfs of the file
-	 * system (which also flush everyone else's dirty pages).  The fault
-	 * build always batches, so its tests reach the syncfs steps; the
-	 * fsync path's failures are unit-tested in tests/unit/test_maildir.c */
-#ifndef TERN_FAULT_INJECTION
-	if (cj->n == 1) {
-		inject_store(cj->batch);
-		return;
-	}
-#endif
-	st = xcalloc(cj->n, sizeof(*st));
-	for (i = 0, ij = cj->batch; ij != NULL; i++, ij = ij->next) {
-		struct iovec iov[3] = {
-			{ ij->return_path.data, ij->return_path.len },
-			{ ij->head.data, ij->head.len },
-			{ (void *)(uintptr_t)ij->body, ij->body_len },
-		};
-
-		st[i] = maildir_stage(root, ij->boxes, ij->nboxes, iov, 3, ij->name,
-		    sizeof(ij->name), ij->err, sizeof(ij->err));
-		ij->rc = st[i] == NULL ? -1 : 0;
-		ij->err_no = errno;
-	}
-	if (commit_syncfs(root) != 0)
-		commit_fail_all(cj->batch, st, cj->n, errno, "syncfs of the mail files");
-	for (i = 0, ij = cj->batch; ij != NULL; i++, ij = ij->next) {
-		if (st[i] == NULL)
-			continue;
-		if (maildir_publish(st[i], ij->err, sizeof(ij->err)) != 0) {
+	for (ij = cj->batch; ij != NULL; ij = ij->next) {
+		if (!synced) {
+			maildir_abort(ij->staged);
+			inject_fail(ij, e, "syncfs of the mail files");
+		} else if (maildir_publish(ij->staged, ij->err, sizeof(ij->err)) != 0) {
 			ij->rc = -1;
 			ij->err_no = errno;
 		}
+		ij->staged = NULL;      /* publish and abort free it */
 	}
-	if (commit_syncfs(root) != 0) {
-		int e = errno;
-
+	if (synced && commit_syncfs(root) != 0) {
+		e = errno;
 		for (ij = cj->batch; ij != NULL; ij = ij->next)
-			if (ij->rc == 0) {
-				ij->rc = -1;
-				ij->err_no = e;
-				(void)!str_fmt(ij->err, sizeof(ij->err),
-				    "syncfs of new/: %s", strerror(e));
-			}
+			if (ij->rc == 0)
+				inject_fail(ij, e, "syncfs of new/");
 	}
-	free(st);
 }
 
 static void
@@ -228,6 +230,33 @@ inject_batchable(const struct inject *ij)
 	return true;
 }
 
+/*
+ * A message with nothing else in flight takes the plain fsync path: two
+ * fsyncs of its own cost less than two syncfs of the whole file system.
+ * As soon as others are being stored, it joins the group commit.  (The
+ * fault build always joins, so its tests reach the syncfs steps.)
+ */
+static bool
+inject_alone(const struct server *s)
+{
+#ifdef TERN_FAULT_INJECTION
+	(void)s;
+	return false;
+#else
+	return !s->commit_running && s->commit_head == NULL && s->staging == 0 &&
+	    s->solo == 0;
+#endif
+}
+
+static void
+solo_done(struct job *j)
+{
+	struct inject *ij = (struct inject *)j;
+
+	ij->srv->solo--;
+	ij->done(ij);
+}
+
 void
 inject_init(struct inject *ij, struct server *s)
 {
@@ -243,15 +272,18 @@ inject_submit(struct inject *ij, void (*done)(struct inject *))
 	struct server *s = ij->srv;
 
 	ij->done = done;
+	if (inject_batchable(ij) && inject_alone(s)) {
+		s->solo++;
+		ij->job.run = inject_run;
+		ij->job.done = solo_done;
+		workers_submit(s->workers, &ij->job);
+		return;
+	}
 	if (inject_batchable(ij)) {
-		ij->next = NULL;
-		if (s->commit_tail != NULL)
-			s->commit_tail->next = ij;
-		else
-			s->commit_head = ij;
-		s->commit_tail = ij;
-		s->commit_n++;
-		commit_start(s);
+		s->staging++;
+		ij->job.run = stage_run;
+		ij->job.done = stage_done;
+		workers_submit(s->workers, &ij->job);
 		return;
 	}
 	ij->job.run = inject_run;

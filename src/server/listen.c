@@ -313,7 +313,8 @@ listeners_enable(struct server *s)
 		struct listener *l = &s->listeners[i];
 
 		l->ev = evconnlistener_new(s->base, on_accept, l,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, l->fd);
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, l->fd);  /* 0: keep
+		                                          listeners_bind's backlog */
 		if (l->ev == NULL)
 			fatalx("event=startup step=evconnlistener listener=%s", l->name);
 		evconnlistener_set_error_cb(l->ev, on_accept_error);

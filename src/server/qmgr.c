@@ -676,6 +676,7 @@ finish_done(struct job *j)
 	free(f->marks);
 	free(f);
 	attempt_free(at);
+	qmgr_kick(q);          /* a slot is free: the next due message goes now */
 	server_maybe_exit(q->srv);
 }
 
@@ -778,10 +779,14 @@ qmgr_kick(struct qmgr *q)
 		evtimer_del(q->timer);
 		return;
 	}
-	if (q->inflight < QMGR_INFLIGHT_MAX && q->heap[0]->next_try <= now)
-		tv.tv_sec = 0;
-	else if (q->inflight < QMGR_INFLIGHT_MAX)
-		tv.tv_sec = q->heap[0]->next_try - now;
+	if (q->inflight >= QMGR_INFLIGHT_MAX) {
+		/* full: finish_done kicks again; the tick only backs that up, and
+		 * re-arming it on every new message would keep pushing it back */
+		if (!evtimer_pending(q->timer, NULL))
+			evtimer_add(q->timer, &tv);
+		return;
+	}
+	tv.tv_sec = q->heap[0]->next_try <= now ? 0 : q->heap[0]->next_try - now;
 	evtimer_add(q->timer, &tv);
 }
 

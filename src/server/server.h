@@ -80,6 +80,8 @@ struct server {
 	struct inject *commit_head, *commit_tail;   /* waiting for the next batch */
 	size_t commit_n;
 	bool commit_running;
+	unsigned staging;                /* tmp/ files being written */
+	unsigned solo;                   /* lone messages on the fsync path */
 	uint64_t commit_batches, commit_messages;
 };
 
@@ -111,6 +113,7 @@ struct inject {
 	void (*done)(struct inject *);
 	void *arg;
 	struct inject *next;             /* in a group-commit batch */
+	struct maildir_staged *staged;   /* written to tmp/, not yet linked */
 };
 
 void inject_init(struct inject *ij, struct server *s);
