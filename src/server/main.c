@@ -92,17 +92,26 @@ static void
 state_dir_prepare(const struct conf *cf, const struct passwd *pw)
 {
 	const char *dir = cf->state_dir;
+	uid_t want = pw != NULL ? pw->pw_uid : geteuid();
 	struct stat st;
+	bool made;
 
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+	made = mkdir(dir, 0700) == 0;
+	if (!made && errno != EEXIST)
 		fatal("event=startup step=state_dir path=%s", dir);
 	if (stat(dir, &st) != 0)
 		fatal("event=startup step=state_dir path=%s", dir);
 	if (!S_ISDIR(st.st_mode))
 		fatalx("event=startup step=state_dir path=%s error=\"not a directory\"", dir);
-	if (pw != NULL && st.st_uid != pw->pw_uid &&
-	    chown(dir, pw->pw_uid, pw->pw_gid) != 0)
+	/* a directory ternd just made belongs to its user; an existing one
+	 * owned by someone else is refused: that someone could plant files
+	 * (or symlinks) in the queue and the mailboxes */
+	if (made && pw != NULL && chown(dir, pw->pw_uid, pw->pw_gid) != 0)
 		fatal("event=startup step=state_dir_chown path=%s", dir);
+	if (!made && st.st_uid != want)
+		fatalx("event=startup step=state_dir path=%s error=\"owned by uid %u, "
+		    "not by the user ternd runs as (uid %u): chown it or choose "
+		    "another state_dir\"", dir, (unsigned)st.st_uid, (unsigned)want);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		fatalx("event=startup step=state_dir path=%s error=\"writable by "
 		    "group or others; run chmod 700 %s\"", dir, dir);

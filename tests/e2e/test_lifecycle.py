@@ -57,12 +57,14 @@ def test_restart_keeps_users_and_mail(ternd):
     assert bodies == [b"Subject: 1\r\n\r\none\r\n", b"Subject: 2\r\n\r\ntwo\r\n"]
 
 
-def run_ternd(tmp_path, *args):
+def run_ternd(tmp_path, *args, state_mode=None):
     """ternd with a configuration it must refuse: exit status and stderr."""
     require_build()
     port = free_port()
     top = world_tmpdir("tern-e2e-")
     state = make_state_dir(top / "state")
+    if state_mode is not None:
+        os.chmod(state, state_mode)
     argv = [str(TERND), *args, *base_args(state),
             "-o", f"listen.smtp=127.0.0.1:{port}", "-o", "listen.submission=off"]
     env = dict(os.environ)
@@ -101,6 +103,14 @@ def test_bad_value(tmp_path):
     rc, err = run_ternd(tmp_path, "-o", "limits.recipients=many")
     assert rc == 1, (rc, err)
     assert "limits.recipients" in err, err
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o702])
+def test_state_dir_writable_by_others_is_refused(tmp_path, mode):
+    # others could plant files or symlinks in the queue and the mailboxes
+    rc, err = run_ternd(tmp_path, state_mode=mode)
+    assert rc == 1, (rc, err)
+    assert "writable by group or others" in err and "chmod 700" in err, err
 
 
 def test_missing_config_file(tmp_path):
