@@ -27,17 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "smtp.h"
-
-/*
- * Private interface shared with smtp_param.c (smtp.h is the public
- * contract and has no place for it; both files declare it identically).
- */
-int smtp_cmd_fail(struct smtp_err *err, int code, const char *enh,
-    const char *fmt, ...) PRINTF_LIKE(4, 5);
-const char *smtp_cmd_echo(char *out, size_t outlen, const char *s, size_t n);
-int smtp_param_parse(const char *s, size_t len, unsigned flags, bool mail,
-    struct smtp_cmd *cmd, struct smtp_err *err, unsigned *count_out);
+#include "smtp_int.h"
 
 #define CMD_LINE_MAX (SMTP_CMD_LINE_MAX - 2)
 #define CMD_LINE_PARAMS_MAX (SMTP_CMD_LINE_PARAMS_MAX - 2)

@@ -22,14 +22,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "smtp.h"
-
-/* Private interface shared with smtp_cmd.c; see there. */
-int smtp_cmd_fail(struct smtp_err *err, int code, const char *enh,
-    const char *fmt, ...) PRINTF_LIKE(4, 5);
-const char *smtp_cmd_echo(char *out, size_t outlen, const char *s, size_t n);
-int smtp_param_parse(const char *s, size_t len, unsigned flags, bool mail,
-    struct smtp_cmd *cmd, struct smtp_err *err, unsigned *count_out);
+#include "smtp_int.h"
 
 #define PARAM_ORCPT_TYPE_MAX 31
 #define PARAM_ECHO 48           /* room for a sanitised piece of input */
