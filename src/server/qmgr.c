@@ -215,6 +215,7 @@ struct attempt {
 	struct queue_env env;
 	int data_fd;
 	int rc;
+	int err_no;                    /* errno of a failed load */
 	char err[256];
 	struct group groups[QMGR_DOMAINS_MAX];
 	size_t ngroups, groups_left;
@@ -241,6 +242,7 @@ attempt_load_run(struct job *j)
 	if (at->rc == 0 && (at->data_fd = spool_open_data(at->q->srv->spool,
 	    at->e->id)) < 0)
 		at->rc = -1;
+	at->err_no = at->rc != 0 ? errno : 0;
 }
 
 static const char *
@@ -394,7 +396,7 @@ attempt_load_done(struct job *j)
 			log_err("id=%s event=queue_load_failed error=\"%s\"", e->id, at->err);
 		e->busy = false;
 		at->q->inflight--;
-		if (e->deleted || errno == ENOENT)
+		if (e->deleted || at->err_no == ENOENT)
 			qent_del(at->q, e);
 		else
 			qent_reschedule(at->q, e, time(NULL) + 60);
@@ -439,6 +441,7 @@ struct finish {
 	struct inject *ij[DSN_KINDS];
 	bool remove;                   /* every recipient is final */
 	int rc;
+	int err_no;                    /* errno of a failed update/remove */
 };
 
 /* Which DSN, if any, reports recipient r after this attempt. */
@@ -630,6 +633,7 @@ finish_run(struct job *j)
 	buf_free(&orig);
 	f->rc = f->remove ? spool_remove(at->q->srv->spool, at->env.id) :
 	    spool_update(at->q->srv->spool, &at->env);
+	f->err_no = f->rc != 0 ? errno : 0;
 }
 
 static time_t
@@ -666,7 +670,7 @@ finish_done(struct job *j)
 	q->inflight--;
 	if (f->rc != 0 && !f->remove)
 		log_err("id=%s event=queue_update_failed", e->id);
-	if (f->remove || e->deleted || (f->rc != 0 && errno == ENOENT)) {
+	if (f->remove || e->deleted || (f->rc != 0 && f->err_no == ENOENT)) {
 		if (f->remove)
 			log_info("id=%s event=removed", e->id);
 		qent_del(q, e);
