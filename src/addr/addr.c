@@ -547,6 +547,11 @@ addr_parse_mailbox(const char *s, size_t len, unsigned flags, struct addr *out)
 	st = addr_parse_mailbox_at(&c, out);
 	if (st == ADDR_OK && c.pos != len)
 		st = ADDR_ERR_SYNTAX;
+	/* a mailbox that cannot be written as a 256-octet path (RFC 5321
+	 * 4.5.3.1.3, "<" and ">" included) could never be sent to: refuse it
+	 * here too, so tables and headers hold only reachable addresses */
+	if (st == ADDR_OK && len > ADDR_PATH_MAX - 2)
+		st = ADDR_ERR_PATH_LONG;
 	return st;
 }
 

@@ -62,7 +62,8 @@ enum addr_status {
 enum addr_status addr_parse_path(const char *s, size_t len, unsigned flags,
     struct addr *out, size_t *consumed_out);
 
-/* Parse exactly a Mailbox "local@domain" in s[0..len) (no angle brackets). */
+/* Parse exactly a Mailbox "local@domain" in s[0..len) (no angle brackets).
+ * Over 254 octets it is ADDR_ERR_PATH_LONG: it would not fit in a path. */
 enum addr_status addr_parse_mailbox(const char *s, size_t len, unsigned flags,
     struct addr *out);
 

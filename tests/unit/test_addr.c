@@ -490,8 +490,15 @@ test_domain_limits(void)
 	char buf[600];
 	size_t n;
 
+	n = make_path(buf, 1, 252);
+	limit_case("mailbox of 254 octets", buf + 1, n - 2, R_MAILBOX, 0, ADDR_OK);
+	n = make_path(buf, 1, 253);
+	limit_case("mailbox of 255 octets", buf + 1, n - 2, R_MAILBOX, 0,
+	    ADDR_ERR_PATH_LONG);
 	n = make_path(buf, 1, 255);
-	limit_case("mailbox domain 255", buf + 1, n - 2, R_MAILBOX, 0, ADDR_OK);
+	/* 255 fits the domain but the mailbox cannot be a path */
+	limit_case("mailbox domain 255", buf + 1, n - 2, R_MAILBOX, 0,
+	    ADDR_ERR_PATH_LONG);
 	limit_case("domain 255", buf + 3, n - 4, R_DOMAIN, 0, ADDR_OK);
 	/* 255 fits the domain but not the 256-octet path around it */
 	limit_case("path with domain 255", buf, n, R_PATH, 0,
