@@ -344,19 +344,12 @@ static int
 txn_add_resolved(struct conn *c, const struct table_targets *tt,
     const struct smtp_rcpt_params *rp)
 {
-	struct table_targets local = { 0 };
 	size_t i;
-	int rc = 0;
 
-	for (i = 0; i < tt->n && rc == 0; i++) {
-		if (!tt->v[i].local)
-			rc = txn_add_remote(c, tt->v[i].address, rp);
-	}
-	local.v = tt->v;
-	local.n = tt->n;
-	if (rc == 0)
-		rc = txn_add_targets(c->txn, &local);
-	return rc;
+	for (i = 0; i < tt->n; i++)
+		if (!tt->v[i].local && txn_add_remote(c, tt->v[i].address, rp) != 0)
+			return -1;
+	return txn_add_targets(c->txn, tt);   /* it skips the remote ones */
 }
 
 static void
@@ -511,9 +504,7 @@ eom_done(struct inject *ij)
 		}
 		conn_process(c);
 	}
-	free(ij->boxes);
-	ij->boxes = NULL;
-	inject_clear(ij);
+	inject_clear(ij);       /* frees the box list; its paths are t's */
 	free(ij);
 	txn_free(t);
 }
