@@ -42,7 +42,7 @@ PY       := /usr/bin/python3
 FUZZ_SECONDS ?= 30
 
 .SECONDARY:
-.PHONY: all check asan fuzz lint run bench deps unit e2e clean install crashtest
+.PHONY: all check asan fuzz fuzz-long lint run bench deps unit e2e clean install crashtest
 all: $(B)/ternd $(B)/tern
 
 $(B)/obj/%.o: %.c
@@ -98,6 +98,14 @@ build-fuzz/%: fuzz/%.c $(wildcard src/*/*.c src/*/*.h)
 
 fuzz: deps $(FUZZ_BIN)
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+# a campaign: each harness FUZZ_LONG_SECONDS, FUZZ_JOBS at once, corpora kept
+# in build-fuzz/corpus so successive runs add up; totals in campaign.log
+FUZZ_LONG_SECONDS ?= 3600
+fuzz-long: deps $(FUZZ_BIN)
+	@FUZZ_CORPUS=$(CURDIR)/build-fuzz/corpus FUZZ_JOBS=$${FUZZ_JOBS:-$$(nproc)} \
+	  FUZZ_LOG=$(CURDIR)/build-fuzz/campaign.log \
+	  scripts/fuzz.sh $(FUZZ_LONG_SECONDS) $(FUZZ_BIN)
 
 lint: deps
 	@scripts/lint.sh

@@ -1,28 +1,73 @@
 #!/bin/sh
-# make fuzz: run every libFuzzer harness for N seconds on a scratch copy of
-# its seed corpus (the repo keeps only the seeds and crash regressions).
-# Every file in fuzz/regressions/NAME/ is replayed first.
+# make fuzz: run every libFuzzer harness for N seconds.
+#
+#   scripts/fuzz.sh SECONDS BIN...
+#
+# Every file in fuzz/regressions/NAME/ is replayed first.  By default each
+# harness starts from a scratch copy of its seed corpus (the repo keeps only
+# seeds and crash regressions).  For long campaigns (make fuzz-long):
+#   FUZZ_CORPUS=DIR  keep NAME's corpus in DIR/NAME across runs, so hours of
+#                    fuzzing add up instead of restarting from the seeds
+#   FUZZ_JOBS=N      run N harnesses at once (one core each)
+#   FUZZ_LOG=FILE    append "name wall_s cpu_s executions result" per run
+# A crashing input is copied to fuzz/regressions/NAME/ so it is replayed by
+# every later run; fix the bug, keep the input.
 set -eu
 secs=$1; shift
+
+if [ "${FUZZ_JOBS:-1}" -gt 1 ] && [ "$#" -gt 1 ]; then
+	# one harness per child; the exit status is the worst of them
+	printf '%s\n' "$@" | FUZZ_JOBS=1 xargs -P "$FUZZ_JOBS" -I{} "$0" "$secs" {}
+	exit $?
+fi
+
 rc=0
 for bin in "$@"; do
 	name=$(basename "$bin" | sed 's/^fuzz_//')
-	work=$(mktemp -d)
-	[ -d "fuzz/corpus/$name" ] && cp -r "fuzz/corpus/$name/." "$work/"
+	if [ -n "${FUZZ_CORPUS:-}" ]; then
+		work="$FUZZ_CORPUS/$name"
+		if [ ! -d "$work" ]; then
+			mkdir -p "$work"
+			[ -d "fuzz/corpus/$name" ] && cp -r "fuzz/corpus/$name/." "$work/"
+		fi
+		log="$FUZZ_CORPUS/$name.log"
+		art="$FUZZ_CORPUS/$name-"
+	else
+		work=$(mktemp -d)
+		[ -d "fuzz/corpus/$name" ] && cp -r "fuzz/corpus/$name/." "$work/"
+		log="$work.log"
+		art="$work/"
+	fi
 	dict=""
 	[ -f "fuzz/$name.dict" ] && dict="-dict=fuzz/$name.dict"
 	if [ -d "fuzz/regressions/$name" ] && [ -n "$(ls -A "fuzz/regressions/$name")" ]; then
 		"$bin" fuzz/regressions/$name/* >/dev/null 2>&1 || { echo "fuzz $name: regression input crashes"; rc=1; }
 	fi
-	if "$bin" $dict -max_total_time="$secs" -print_final_stats=1 \
-		-artifact_prefix="$work/" "$work" >"$work.log" 2>&1; then
-		execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work.log" | grep -o '[0-9]*$')
-		echo "fuzz $name: ok, ${execs:-?} executions in ${secs}s"
+	timer=""
+	[ -x /usr/bin/time ] && timer="/usr/bin/time -f %e:%U:%S -o $log.time"
+	start=$(date +%s)
+	if $timer "$bin" $dict -max_total_time="$secs" -print_final_stats=1 \
+		-artifact_prefix="$art" "$work" >"$log" 2>&1; then
+		result=ok
 	else
-		echo "fuzz $name: FAILED"; tail -40 "$work.log"; rc=1
-		mkdir -p "fuzz/regressions/$name"
-		cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "fuzz/regressions/$name/" 2>/dev/null || true
+		result=FAILED
 	fi
-	rm -rf "$work" "$work.log"
+	execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+	wall=$(( $(date +%s) - start )); cpu="?"
+	if [ -s "$log.time" ]; then
+		cpu=$(tail -1 "$log.time" | awk -F: '{ printf "%.0f", $2 + $3 }')
+	fi
+	if [ "$result" = ok ]; then
+		echo "fuzz $name: ok, ${execs:-?} executions in ${wall}s (${cpu}s CPU)"
+	else
+		echo "fuzz $name: FAILED"; tail -40 "$log"; rc=1
+		mkdir -p "fuzz/regressions/$name"
+		cp "$art"crash-* "$art"leak-* "$art"timeout-* "$art"oom-* \
+			"fuzz/regressions/$name/" 2>/dev/null || true
+	fi
+	[ -n "${FUZZ_LOG:-}" ] && echo "$name $wall $cpu ${execs:-?} $result" >>"$FUZZ_LOG"
+	if [ -z "${FUZZ_CORPUS:-}" ]; then
+		rm -rf "$work" "$log" "$log.time"
+	fi
 done
 exit $rc
