@@ -147,6 +147,12 @@ bool addr_hdr_name_is(const struct addr_hdr_field *f, const char *name);
 bool addr_hdr_find(const char *msg, size_t len, const char *name,
     struct addr_hdr_field *out);
 /*
+ * Fields named name in the header section of msg, counted up to stop (the
+ * scan ends there: a loop check needs no more than its threshold).
+ */
+unsigned addr_hdr_count(const char *msg, size_t len, const char *name,
+    unsigned stop);
+/*
  * Unfold a value (RFC 5322 2.2.3: drop the line ends of folds) into out,
  * NUL-terminated.  Returns its length, or -1 if it does not fit.
  */

@@ -213,6 +213,20 @@ addr_hdr_find(const char *msg, size_t len, const char *name,
 	return false;
 }
 
+unsigned
+addr_hdr_count(const char *msg, size_t len, const char *name, unsigned stop)
+{
+	struct addr_hdr_scan s;
+	struct addr_hdr_field f;
+	unsigned n = 0;
+
+	addr_hdr_scan_init(&s, msg, len);
+	while (n < stop && addr_hdr_next(&s, &f))
+		if (addr_hdr_name_is(&f, name))
+			n++;
+	return n;
+}
+
 int
 addr_hdr_unfold(const char *v, size_t len, char *out, size_t outlen)
 {

@@ -91,6 +91,7 @@ static const struct conf_key conf_keys[] = {
 	K("limits", "connections_per_ip", CONF_T_UINT, connections_per_ip, 1,
 	    1000000),
 	K("limits", "errors", CONF_T_UINT, errors, 1, 10000),
+	K("limits", "hops", CONF_T_UINT, hops, 10, 10000),
 	K("timeout", "command", CONF_T_SECS, timeout_command, 1, 86400),
 	K("timeout", "line", CONF_T_SECS, timeout_line, 1, 86400),
 	K("timeout", "data", CONF_T_SECS, timeout_data, 1, 86400),
@@ -1037,6 +1038,7 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->connections = 4096;
 	c->connections_per_ip = 50;
 	c->errors = 20;
+	c->hops = 100;
 	c->timeout_command = 300;
 	c->timeout_line = 60;
 	c->timeout_data = 300;

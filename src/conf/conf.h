@@ -29,6 +29,9 @@ struct conf {
 	unsigned connections;       /* limits.connections, 4096 */
 	unsigned connections_per_ip;/* limits.connections_per_ip, 50 */
 	unsigned errors;            /* limits.errors, 20: 421 after that many */
+	unsigned hops;              /* limits.hops, 100: a message carrying this
+	                               many Received fields is a loop (RFC 5321
+	                               6.3) and is refused with 554 5.4.6 */
 	unsigned timeout_command;   /* timeout.command, 300 s idle between
 	                               commands (RFC 5321 4.5.3.2.7) */
 	unsigned timeout_line;      /* timeout.line, 60 s: a line must be

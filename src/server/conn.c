@@ -509,6 +509,28 @@ eom_done(struct inject *ij)
 	txn_free(t);
 }
 
+/*
+ * RFC 5321 6.3: counting Received fields is the loop detector every MTA
+ * understands; a message that has made limits.hops hops is refused rather
+ * than passed around again (its sender gets the bounce from the last hop).
+ */
+static bool
+too_many_hops(struct conn *c)
+{
+	struct txn *t = c->txn;
+	const char *msg = t->body.data ? t->body.data : "";
+	unsigned hops = c->srv->conf->hops;
+	size_t end = addr_hdr_end(msg, t->body.len, NULL);
+
+	if (addr_hdr_count(msg, end, "Received", hops) < hops)
+		return false;
+	log_info("id=%s sid=%s event=mail_loop ip=%s received_fields=%u", t->id,
+	    c->sid, c->ip, hops);
+	smtp_server_reject(c->smtp, 554, "5.4.6", "Too many hops (mail loop?)");
+	conn_drop_txn(c);
+	return true;
+}
+
 static void
 on_eom(struct conn *c)
 {
@@ -521,6 +543,8 @@ on_eom(struct conn *c)
 		conn_drop_txn(c);
 		return;
 	}
+	if (too_many_hops(c))
+		return;
 	ij = xcalloc(1, sizeof(*ij));
 	inject_init(ij, c->srv);
 	if (build_trace(c, ij) != 0 || submit_fix_headers(c, ij) != 0) {

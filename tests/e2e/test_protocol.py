@@ -285,6 +285,37 @@ def test_size_20_digits_552(t):
         c.expect("MAIL FROM:<claire@example.net> SIZE=999999999999999999999", 501, "5.5.4")
 
 
+def _hops(n):
+    return b"".join(b"Received: from hop%d.test by hop%d.test; "
+                    b"Mon, 1 Jan 2024 10:00:00 +0000\r\n" % (i, i + 1)
+                    for i in range(n))
+
+
+def test_mail_loop_554(t):
+    """RFC 5321 6.3: a message that already has 100 Received fields is a
+    loop; it is refused after the data (554 5.4.6), nothing is stored, and
+    the session goes on.  99 hops still pass."""
+    before = set(t.files("claire@example.org"))
+    with t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<dave@example.net>", 250)
+        c.expect("RCPT TO:<claire@example.org>", 250)
+        c.expect("DATA", 354)
+        c.send(_hops(100) + b"Subject: loop\r\n\r\nround and round\r\n.\r\n")
+        check(c.reply(), 554, "5.4.6")
+        assert set(t.files("claire@example.org")) == before
+        c.expect("MAIL FROM:<dave@example.net>", 250)
+        c.expect("RCPT TO:<claire@example.org>", 250)
+        c.expect("DATA", 354)
+        c.send(_hops(99) + b"Subject: far\r\n\r\nReceived: body lines do not count\r\n.\r\n")
+        check(c.reply(), 250)
+    new = new_since(t, "claire@example.org", before)
+    assert len(new) == 1
+    head = new[0].data.split(b"\r\n\r\n", 1)[0]
+    assert head.count(b"\nReceived: ") == 100  # 99 + ours
+    assert "event=mail_loop" in t.log()
+
+
 def test_size_not_numeric_501(t):
     with t.client() as c:
         c.ehlo()

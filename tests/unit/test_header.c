@@ -527,6 +527,31 @@ test_random_prefixes(void)
 	}
 }
 
+static void
+test_count(void)
+{
+	static const char msg[] =
+	    "Received: from a\r\n\tby b\r\nreceived: from c\r\n"
+	    "X-Received: no\r\nReceived : from d\r\nSubject: x\r\n"
+	    "\r\nReceived: in the body\r\n";
+	size_t len = sizeof(msg) - 1;
+	size_t maplen;
+	void *map;
+	const char *g = t_guard(msg, len, &map, &maplen);
+
+	t_case("count: any case, blanks before the colon, body not counted");
+	T_CHECK_INT(addr_hdr_count(g, len, "Received", 100), 3);
+	T_CHECK_INT(addr_hdr_count(g, len, "X-Received", 100), 1);
+	T_CHECK_INT(addr_hdr_count(g, len, "Date", 100), 0);
+	t_case("count stops at the threshold");
+	T_CHECK_INT(addr_hdr_count(g, len, "Received", 2), 2);
+	T_CHECK_INT(addr_hdr_count(g, len, "Received", 0), 0);
+	t_case("count: empty and header-only input");
+	T_CHECK_INT(addr_hdr_count("", 0, "Received", 100), 0);
+	T_CHECK_INT(addr_hdr_count("Received: x", 11, "Received", 100), 1);
+	t_unguard(map, maplen);
+}
+
 int
 main(void)
 {
@@ -535,6 +560,7 @@ main(void)
 	T_RUN(test_field_prefixes);
 	T_RUN(test_limits);
 	T_RUN(test_find);
+	T_RUN(test_count);
 	T_RUN(test_unfold);
 	T_RUN(test_lists);
 	T_RUN(test_list_errors);
