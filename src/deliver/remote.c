@@ -37,8 +37,10 @@
  * Limits: a body chunk of REMOTE_CHUNK octets is stuffed at a time and no
  * more is queued while the socket's output holds REMOTE_OUT_HIGH, so a
  * connection holds well under 1 MiB whatever the message size; unparsed
- * input stops being read at REMOTE_IN_HIGH.  MX hosts that are this
- * machine are not skipped (no list of our own addresses here).  A 4xx to
+ * input stops being read at REMOTE_IN_HIGH.  An MX host is "this server"
+ * when one of its addresses, at the destination's port, is a socket we
+ * listen on (a wildcard listener: any interface address, as read once at
+ * remote_new(), or loopback).  A 4xx to
  * one RCPT is that recipient's TEMP result (no retry at the next MX in the
  * same attempt); idle connections are not kept after QUIT.
  */
@@ -53,6 +55,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <event2/buffer.h>
@@ -152,6 +155,10 @@ struct remote {
 	uint16_t port, sm_port;
 	bool sm_require_tls;
 	unsigned max_per_dest, t_connect, t_command;
+	struct sockaddr_storage self[REMOTE_SELF_MAX]; /* our listeners */
+	size_t nself;
+	struct dns_addr ifaddrs[REMOTE_IFADDR_MAX]; /* at remote_new() */
+	size_t nifaddrs;
 	struct rdest *buckets[REMOTE_BUCKETS];
 	struct jobq done;
 	struct event *done_ev;
@@ -499,6 +506,114 @@ dest_free(struct rdest *d)
 	free(d);
 }
 
+/* ======================================================================
+ * Is an MX host this server?  (RFC 5321 5.1)
+ * ====================================================================== */
+
+static bool
+dns_addr_from(const struct sockaddr_storage *ss, struct dns_addr *a,
+    uint16_t *port)
+{
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		a->family = AF_INET;
+		a->u.v4 = sin->sin_addr;
+		*port = ntohs(sin->sin_port);
+		return true;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		a->family = AF_INET6;
+		a->u.v6 = s6->sin6_addr;
+		*port = ntohs(s6->sin6_port);
+		return true;
+	}
+	return false;
+}
+
+static bool
+dns_addr_eq(const struct dns_addr *a, const struct dns_addr *b)
+{
+	if (a->family != b->family)
+		return false;
+	if (a->family == AF_INET)
+		return a->u.v4.s_addr == b->u.v4.s_addr;
+	return memcmp(&a->u.v6, &b->u.v6, sizeof(a->u.v6)) == 0;
+}
+
+static bool
+dns_addr_is_any(const struct dns_addr *a)
+{
+	if (a->family == AF_INET)
+		return a->u.v4.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&a->u.v6);
+}
+
+/* Every 127/8 address is this machine's on Linux, not only lo's own. */
+static bool
+dns_addr_is_local(const struct remote *r, const struct dns_addr *a)
+{
+	size_t i;
+
+	if (a->family == AF_INET && (ntohl(a->u.v4.s_addr) >> 24) == 127)
+		return true;
+	if (a->family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&a->u.v6))
+		return true;
+	for (i = 0; i < r->nifaddrs; i++)
+		if (dns_addr_eq(&r->ifaddrs[i], a))
+			return true;
+	return false;
+}
+
+static bool
+addr_is_self(const struct remote *r, const struct dns_addr *a, uint16_t port)
+{
+	struct dns_addr l;
+	uint16_t lport;
+	size_t i;
+
+	for (i = 0; i < r->nself; i++) {
+		if (!dns_addr_from(&r->self[i], &l, &lport) || lport != port)
+			continue;
+		if (dns_addr_is_any(&l)) {
+			/* [::] takes IPv4 too unless IPV6_V6ONLY: assume it does */
+			if ((l.family == a->family || l.family == AF_INET6) &&
+			    dns_addr_is_local(r, a))
+				return true;
+		} else if (dns_addr_eq(&l, a)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Drop the first host that is this server and every host not more
+ * preferred than it (hosts come in preference order).  Returns the hosts
+ * left; *self gets the name of the one found, or stays "".
+ */
+static size_t
+dest_drop_self(const struct rdest *d, struct dns_result *res, char *self,
+    size_t selflen)
+{
+	size_t h, a, keep;
+
+	self[0] = '\0';
+	for (h = 0; h < res->nhosts; h++)
+		for (a = 0; a < res->hosts[h].naddrs; a++)
+			if (addr_is_self(d->r, &res->hosts[h].addrs[a], d->port))
+				goto found;
+	return res->nhosts;
+found:
+	text_fmt(self, selflen, "%s", res->hosts[h].name);
+	for (keep = 0; keep < res->nhosts; keep++)
+		if (res->hosts[keep].preference >= res->hosts[h].preference)
+			break;
+	res->nhosts = keep;
+	return keep;
+}
+
 /* Every waiting job gets res (the destination failed as a whole). */
 static void
 dest_fail_waiting(
@@ -535,6 +650,39 @@ dest_dns_result(const struct dns_result *dr, struct smtp_client_result *res)
 	}
 }
 
+/* RFC 5321 5.1: no MX that is this server, nor any less preferred. */
+static void
+dest_check_self(struct rdest *d)
+{
+	struct smtp_client_result res;
+	char self[DNS_NAME_MAX + 3], name[300], text[600];
+
+	size_t left = dest_drop_self(d, d->res, self, sizeof(self));
+
+	log_sanitize(name, sizeof(name), self, strlen(self));
+	if (left > 0) {
+		if (self[0] != '\0')
+			log_info("domain=%s mx=%s event=mx_is_self hosts_left=%zu "
+			    "text=\"this MX and less preferred ones skipped\"",
+			    d->key, name, left);
+		return;
+	}
+	if (d->smarthost) {
+		text_fmt(text, sizeof(text), "relay.smarthost %s is this "
+		    "server: mail would loop; fix the setting", name);
+		result_make(&res, SMTP_RESULT_TEMP, 451, "4.4.6", text);
+	} else {
+		text_fmt(text, sizeof(text), "mail for %s loops back to myself "
+		    "(MX host %s is this server)", d->key, name);
+		result_make(&res, SMTP_RESULT_PERM, 550, "5.4.6", text);
+	}
+	log_err("domain=%s mx=%s event=mail_loop text=\"%s\"",
+	    d->smarthost ? "smarthost" : d->key, name, text);
+	free(d->res);
+	d->res = NULL;
+	dest_fail_waiting(d, &res, self);
+}
+
 static void
 dest_on_dns(const struct dns_result *dr, void *arg)
 {
@@ -547,6 +695,7 @@ dest_on_dns(const struct dns_result *dr, void *arg)
 			d->res = xmalloc(sizeof(*d->res));
 		*d->res = *dr;
 		d->res_ms = time_now_ms();
+		dest_check_self(d);
 	} else {
 		free(d->res);
 		d->res = NULL;
@@ -1539,6 +1688,40 @@ helo_ok(const char *h)
 	return true;
 }
 
+/* Our listening sockets and, for wildcard ones, this machine's addresses. */
+static void
+remote_set_self(struct remote *r, const struct remote_conf *conf)
+{
+	struct ifaddrs *ifs, *i;
+	struct dns_addr a;
+	uint16_t port;
+
+	for (r->nself = 0; r->nself < conf->nself && r->nself < REMOTE_SELF_MAX;
+	     r->nself++)
+		r->self[r->nself] = conf->self[r->nself];
+	if (r->nself == 0)
+		return;
+	if (getifaddrs(&ifs) != 0) {
+		log_warn("event=getifaddrs error=\"%s\" text=\"MX hosts on "
+		    "this machine are recognised by loopback and listening "
+		    "addresses only\"", strerror(errno));
+		return;
+	}
+	for (i = ifs; i != NULL && r->nifaddrs < REMOTE_IFADDR_MAX; i = i->ifa_next) {
+		struct sockaddr_storage ss;
+
+		if (i->ifa_addr == NULL || (i->ifa_addr->sa_family != AF_INET &&
+		    i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, i->ifa_addr, i->ifa_addr->sa_family == AF_INET ?
+		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+		if (dns_addr_from(&ss, &a, &port))
+			r->ifaddrs[r->nifaddrs++] = a;
+	}
+	freeifaddrs(ifs);
+}
+
 struct remote *
 remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
     const struct remote_conf *conf)
@@ -1554,6 +1737,7 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	r->t_connect = conf->timeout_connect > 0 ? conf->timeout_connect : 30;
 	r->t_command = conf->timeout_command > 0 ? conf->timeout_command : 300;
 	jobq_init(&r->done);
+	remote_set_self(r, conf);
 	r->done_ev = event_new(base, -1, 0, remote_on_done, r);
 	if (!helo_ok(r->helo))
 		log_err(

@@ -35,6 +35,10 @@
 
 struct event_base;
 struct remote;
+struct sockaddr_storage;
+
+#define REMOTE_SELF_MAX 8	/* listening sockets remote_conf.self holds */
+#define REMOTE_IFADDR_MAX 64	/* interface addresses remembered */
 
 struct remote_conf {
 	const char *helo; /* our hostname, for EHLO */
@@ -50,6 +54,16 @@ struct remote_conf {
 	const char *smarthost;
 	const char *smarthost_user, *smarthost_pass; /* AUTH PLAIN, TLS only */
 	bool smarthost_require_tls;
+	/*
+	 * The sockets this server listens on (bound addresses; a wildcard
+	 * stands for every address of this machine).  An MX host reached at
+	 * one of them is this server: RFC 5321 5.1 says to drop it and every
+	 * less preferred MX, and to bounce the mail if none is left (550
+	 * 5.4.6 "loops back to myself"; a smarthost that is this server
+	 * defers instead, 451 4.4.6, since that is a setting to fix).
+	 */
+	const struct sockaddr_storage *self;
+	size_t nself;			  /* at most REMOTE_SELF_MAX are used */
 	unsigned max_per_dest;	  /* connections per destination; 0: 10 */
 	unsigned timeout_connect; /* seconds, 0: 30 */
 	unsigned timeout_command; /* seconds per reply, 0: 300; the reply

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -837,11 +838,29 @@ qmgr_retry_conf(struct qmgr *q)
 	q->retry.delay_warning = c->queue_delay_warning;
 }
 
+/* Where ternd listens, so that remote delivery knows itself in an MX. */
+static size_t
+listening_addresses(const struct server *s, struct sockaddr_storage *out,
+    size_t max)
+{
+	socklen_t len;
+	size_t n = 0;
+	unsigned i;
+
+	for (i = 0; i < s->nlisteners && n < max; i++) {
+		len = sizeof(out[n]);
+		if (getsockname(s->listeners[i].fd, (struct sockaddr *)&out[n], &len) == 0)
+			n++;
+	}
+	return n;
+}
+
 struct qmgr *
 qmgr_new(struct server *s)
 {
 	struct qmgr *q = xcalloc(1, sizeof(*q));
 	struct remote_conf rc = { 0 };
+	struct sockaddr_storage self[REMOTE_SELF_MAX];
 	char err[512];
 	uint64_t t0 = time_now_ms();
 	int n;
@@ -862,6 +881,8 @@ qmgr_new(struct server *s)
 	rc.smarthost_user = s->conf->relay_smarthost_user;
 	rc.smarthost_pass = s->smarthost_pass[0] ? s->smarthost_pass : NULL;
 	rc.smarthost_require_tls = s->conf->relay_smarthost_tls;
+	rc.self = self;
+	rc.nself = listening_addresses(s, self, REMOTE_SELF_MAX);
 	rc.max_per_dest = 10;
 	rc.timeout_connect = 30;
 	rc.timeout_command = 300;

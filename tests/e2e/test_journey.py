@@ -23,6 +23,7 @@ from conftest import (PASSWORD, SLOW, free_port, maildir_files,
 CLAIRE = "claire@claire.test"
 BEN = "ben@ben.test"
 BEN_MULTI = "ben@multi.test"
+BEN_BACKUP = "ben@backup.test"
 CLAIRE_IP, BEN_IP, DOWN_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 
 
@@ -57,14 +58,21 @@ class Journey:
                 ("nullmx.test", ".", 0),
                 # the first MX is down (nothing listens on 127.0.0.4)
                 ("multi.test", "mx1.multi.test", 10),
-                ("multi.test", "mx2.multi.test", 20)],
+                ("multi.test", "mx2.multi.test", 20),
+                # Claire's server is the best MX of loop.test (a domain
+                # it does not serve) and a backup MX of backup.test
+                ("loop.test", "mx.claire.test", 10),
+                ("loop.test", "mx.ben.test", 20),
+                ("backup.test", "mx.ben.test", 10),
+                ("backup.test", "mx.claire.test", 30)],
             hosts=[("mx.claire.test", CLAIRE_IP), ("mx.ben.test", BEN_IP),
                    ("mx1.multi.test", DOWN_IP), ("mx2.multi.test", BEN_IP)],
             # dead.test: forwarded to a server that never answers
             extra=["--server=/dead.test/127.0.0.1#1"])
-        b = ternd({"hostname": "mx.ben.test", "domains": "ben.test,multi.test",
+        b = ternd({"hostname": "mx.ben.test",
+                   "domains": "ben.test,multi.test,backup.test",
                    "listen.smtp": f"{BEN_IP}:{p}"},
-                  users=(BEN, BEN_MULTI), state="ben", start=False)
+                  users=(BEN, BEN_MULTI, BEN_BACKUP), state="ben", start=False)
         b.port = p
         self.ben = b
         if ben_start:
@@ -282,6 +290,45 @@ def test_first_mx_down_second_gets_it(ternd, dnsmasq):
     assert re.search(r"mx=mx1\.multi\.test .*event=connect status=failed", log), \
         log[-3000:]
     wait_for(j.queue_empty, "Claire's queue to empty", timeout=10)
+    assert maildir_files(j.claire.state_dir, CLAIRE) == []
+
+
+def test_mx_loop_to_myself_bounces(ternd, dnsmasq):
+    """RFC 5321 5.1: Claire's server finds itself as the best MX of
+    loop.test; it drops that MX and every less preferred one (Ben's, at
+    20), nothing is left, so the mail is returned as undeliverable at once
+    without a connection to anyone."""
+    j = Journey(ternd, dnsmasq, {"queue.retry_first": "3600"})
+    rcpt = "someone@loop.test"
+    j.submit([rcpt], msg("loop", rcpt))
+    [p] = wait_for(lambda: maildir_files(j.claire.state_dir, CLAIRE),
+                   "the loop DSN in Claire's Maildir", timeout=10)
+    wait_for(j.queue_empty, "Claire's queue to empty", timeout=10)
+    _, _, [r], _ = dsn_of(p.read_bytes())
+    assert field(r, "Final-Recipient").lower() == f"rfc822; {rcpt}", r.items()
+    assert field(r, "Action").lower() == "failed", r.items()
+    assert field(r, "Status") == "5.4.6", r.items()
+    assert "loops back to myself" in field(r, "Diagnostic-Code"), r.items()
+    log = j.claire.log()
+    assert "event=mail_loop" in log, log[-3000:]
+    assert not re.search(r" mx=\S* addr=\S+ event=connect", log), log[-3000:]
+    assert maildir_messages(j.ben.state_dir, BEN) == []
+
+
+def test_mx_backup_to_myself_is_skipped(ternd, dnsmasq):
+    """Claire's server is a backup MX (30) of backup.test: it goes to the
+    better MX (Ben, 10) and never to itself."""
+    j = Journey(ternd, dnsmasq, {"queue.retry_first": "3600"})
+    content = msg("backup", BEN_BACKUP)
+    j.submit([BEN_BACKUP], content)
+    [d] = wait_for(lambda: maildir_messages(j.ben.state_dir, BEN_BACKUP),
+                   "delivery to the better MX")
+    assert d.data.endswith(content)
+    wait_for(j.queue_empty, "Claire's queue to empty", timeout=10)
+    log = j.claire.log()
+    assert re.search(r"domain=backup\.test mx=mx\.claire\.test event=mx_is_self "
+                     r"hosts_left=1", log), log[-3000:]
+    assert "mx=mx.claire.test addr=" not in log, log[-3000:]
     assert maildir_files(j.claire.state_dir, CLAIRE) == []
 
 
