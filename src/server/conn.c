@@ -352,6 +352,44 @@ txn_add_resolved(struct conn *c, const struct table_targets *tt,
 	return txn_add_targets(c->txn, tt);   /* it skips the remote ones */
 }
 
+/*
+ * Is a (an address literal) the address the client connected to?  RFC 1123
+ * 5.2.17: a host must take mail for a domain literal of its own address.
+ */
+static bool
+literal_is_this_host(const struct conn *c, const struct addr *a)
+{
+	struct sockaddr_storage me;
+	socklen_t len = sizeof(me);
+	unsigned char want[16], have[16];
+	const char *inner;
+	char lit[ADDR_DOMAIN_MAX + 1];
+	size_t n;
+	int fd = c->bev != NULL ? bufferevent_getfd(c->bev) : c->fd;
+
+	if (c->local || c->srv->conf->ndomains == 0 ||
+	    (a->kind != ADDR_DOMAIN_IPV4 && a->kind != ADDR_DOMAIN_IPV6))
+		return false;
+	n = strlen(a->domain);
+	inner = a->domain + 1 + (a->kind == ADDR_DOMAIN_IPV6 ? 5 : 0); /* "[IPv6:" */
+	if (n < 2 || inner >= a->domain + n - 1 ||
+	    str_copy(lit, sizeof(lit), inner, (size_t)(a->domain + n - 1 - inner)) != 0)
+		return false;
+	if (getsockname(fd, (struct sockaddr *)&me, &len) != 0)
+		return false;
+	if (me.ss_family == AF_INET && a->kind == ADDR_DOMAIN_IPV4)
+		return inet_pton(AF_INET, lit, want) == 1 &&
+		    memcmp(want, &((struct sockaddr_in *)&me)->sin_addr, 4) == 0;
+	if (me.ss_family != AF_INET6)
+		return false;
+	memcpy(have, &((struct sockaddr_in6 *)&me)->sin6_addr, 16);
+	if (a->kind == ADDR_DOMAIN_IPV6)
+		return inet_pton(AF_INET6, lit, want) == 1 && memcmp(want, have, 16) == 0;
+	/* [192.0.2.1] reached through an IPv6 socket as ::ffff:192.0.2.1 */
+	return IN6_IS_ADDR_V4MAPPED((struct in6_addr *)have) &&
+	    inet_pton(AF_INET, lit, want) == 1 && memcmp(want, have + 12, 4) == 0;
+}
+
 static void
 on_rcpt(struct conn *c)
 {
@@ -359,11 +397,21 @@ on_rcpt(struct conn *c)
 	struct table_targets tt = { 0 };
 	char rcpt[TABLE_ADDR_MAX + 1];
 	enum table_status st;
+	struct addr me;
 	int added = 0;
 
 	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
 		rcpt[0] = '\0';
-	st = table_resolve(c->srv->table, &cmd->path, &tt);
+	if (literal_is_this_host(c, &cmd->path)) {
+		/* user@[our address] is user@ the first local domain */
+		me = cmd->path;
+		me.kind = ADDR_DOMAIN_NAME;
+		(void)!str_copy(me.domain, sizeof(me.domain), c->srv->conf->domains[0],
+		    strlen(c->srv->conf->domains[0]));
+		st = table_resolve(c->srv->table, &me, &tt);
+	} else {
+		st = table_resolve(c->srv->table, &cmd->path, &tt);
+	}
 	if (st == TABLE_NOTLOCAL && conn_may_relay(c) && cmd->path.kind == ADDR_DOMAIN_NAME) {
 		added = txn_add_remote(c, rcpt, &cmd->rcpt);
 		st = TABLE_OK;

@@ -145,6 +145,26 @@ def test_recipient_case_insensitive(t):
     assert d.body == b"Subject: case\r\n\r\ncase\r\n"
 
 
+def test_own_address_literal(t):
+    """RFC 1123 5.2.17: mail to a domain literal of the address the client
+    connected to is local (user@ the first local domain); another address
+    literal is a relay attempt."""
+    before = set(t.files("claire@example.org"))
+    with t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<dave@example.net>", 250)
+        c.expect(f"RCPT TO:<claire@[{t.host}]>", 250)
+        c.expect(f"RCPT TO:<nobody@[{t.host}]>", 550, "5.1.1")
+        c.expect(f"RCPT TO:<postmaster@[{t.host}]>", 250)
+        c.expect("RCPT TO:<claire@[192.0.2.1]>", 554, "5.7.1")
+        c.expect("RCPT TO:<claire@[IPv6:2001:db8::1]>", 554, "5.7.1")
+        c.expect("DATA", 354)
+        c.send(b"Subject: literal\r\n\r\nto my address\r\n.\r\n")
+        check(c.reply(), 250)
+    [d] = new_since(t, "claire@example.org", before)
+    assert d.data.endswith(b"to my address\r\n")
+
+
 def test_postmaster_always_accepted(t):
     with t.client() as c:
         c.ehlo()
