@@ -52,7 +52,7 @@ struct remote_conf {
 	 * address-only lookup).
 	 */
 	const char *smarthost;
-	const char *smarthost_user, *smarthost_pass; /* AUTH PLAIN, TLS only */
+	const char *smarthost_user, *smarthost_pass; /* AUTH PLAIN (or LOGIN), TLS only */
 	bool smarthost_require_tls;
 	/*
 	 * The sockets this server listens on (bound addresses; a wildcard

@@ -405,7 +405,8 @@ struct smtp_client_conf {
 	bool want_starttls;                 /* opportunistic STARTTLS */
 	bool require_tls;                   /* no TLS -> fail, temporary */
 	bool tls_active;                    /* the connection is TLS already */
-	const char *auth_user;              /* AUTH PLAIN when non-NULL */
+	const char *auth_user;              /* AUTH PLAIN (LOGIN if that is all
+	                                       the peer offers) when non-NULL */
 	const char *auth_pass;              /* copied, wiped on free; the AUTH
 	                                       line passes through out: the
 	                                       shell wipes that buffer */

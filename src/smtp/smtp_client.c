@@ -82,6 +82,7 @@ struct smtp_client {
 	char pass[SMTP_CLIENT_CRED_MAX + 1];
 	bool has_auth, want_tls, require_tls, auth_plain_ok;
 	bool tls, tls_tried, authed;
+	unsigned login_step;     /* AUTH LOGIN: 334s answered so far */
 	struct smtp_caps caps;
 	enum client_state state;
 	enum client_kick kick;
@@ -806,9 +807,17 @@ client_auth_start(struct smtp_client *c)
 		    "only sent over TLS and the connection is not encrypted",
 		    true);
 	if (!(c->caps.flags & SMTP_CAP_AUTH) ||
-	    !(c->caps.auth & SMTP_CAP_AUTH_PLAIN))
+	    !(c->caps.auth & (SMTP_CAP_AUTH_PLAIN | SMTP_CAP_AUTH_LOGIN)))
 		return client_fail_local(c, 451, "4.7.4", "Credentials are "
-		    "configured but the peer does not offer AUTH PLAIN", true);
+		    "configured but the peer offers neither AUTH PLAIN nor "
+		    "AUTH LOGIN", true);
+	if (!(c->caps.auth & SMTP_CAP_AUTH_PLAIN)) {
+		/* LOGIN only (some providers): the same secrets, in two steps */
+		client_put(c, "AUTH LOGIN\r\n");
+		c->login_step = 0;
+		c->state = CS_AUTH;
+		return ACT_CONTINUE;
+	}
 	/* RFC 4616: [authzid] NUL authcid NUL passwd */
 	raw[0] = '\0';
 	memcpy(raw + 1, c->user, ul);
@@ -890,6 +899,20 @@ client_on_starttls(struct smtp_client *c)
 	return client_fail_local(c, 451, "4.7.4", t, true);
 }
 
+/* AUTH LOGIN's 334 challenges: user name, then password, base64 each. */
+static int
+client_login_answer(struct smtp_client *c)
+{
+	char b64[4 * ((SMTP_CLIENT_CRED_MAX + 2) / 3) + 1];
+	const char *secret = c->login_step == 0 ? c->user : c->pass;
+
+	b64_encode((const unsigned char *)secret, strlen(secret), b64);
+	client_put(c, "%s\r\n", b64);
+	explicit_bzero(b64, sizeof(b64));
+	c->login_step++;
+	return ACT_CONTINUE;
+}
+
 static int
 client_on_auth(struct smtp_client *c)
 {
@@ -897,7 +920,10 @@ client_on_auth(struct smtp_client *c)
 		c->authed = true;
 		return client_txn_start(c);
 	}
-	/* a 334 here would ask for more than PLAIN's one message */
+	/* PLAIN is one message; LOGIN asks twice (user, password) */
+	if (c->reply.code == 334 && !(c->caps.auth & SMTP_CAP_AUTH_PLAIN) &&
+	    c->login_step < 2)
+		return client_login_answer(c);
 	if (c->reply.code < 400)
 		return client_fail_unexpected(c);
 	return client_fail_reply(c, true);

@@ -985,11 +985,60 @@ test_auth_not_offered(void)
 	struct smtp_client_conf conf = conf_auth();
 	const struct step steps[] = {
 		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ "250-x\r\n250 AUTH LOGIN\r\n", "QUIT\r\n", A_FAIL,
+		{ "250-x\r\n250 AUTH CRAM-MD5 XOAUTH2\r\n", "QUIT\r\n", A_FAIL,
 		    WANT({ RS_TEMP, 451, "4.7.4", NULL }), OP_NONE },
 	};
 
-	RUN("AUTH PLAIN not offered", &conf, NULL, steps, NULL);
+	RUN("neither AUTH PLAIN nor LOGIN offered", &conf, NULL, steps, NULL);
+}
+
+#define EHLO_LOGIN "250-x\r\n250 AUTH LOGIN CRAM-MD5\r\n"
+
+static void
+test_auth_login_ok(void)
+{
+	struct smtp_client_conf conf = conf_auth();
+	const struct step steps[] = {
+		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ EHLO_LOGIN, "AUTH LOGIN\r\n", A_IN, NULL, 0, OP_NONE },
+		{ "334 VXNlcm5hbWU6\r\n", "dXNlcg==\r\n", A_IN, NULL, 0, OP_NONE },
+		{ "334 UGFzc3dvcmQ6\r\n", "cGFzcw==\r\n", A_IN, NULL, 0, OP_NONE },
+		{ "235 2.7.0 Authentication successful\r\n", MAIL_A "\r\n", A_IN,
+		    NULL, 0, OP_NONE },
+	};
+
+	RUN("AUTH LOGIN when PLAIN is not offered", &conf, NULL, steps, NULL);
+}
+
+static void
+test_auth_login_535(void)
+{
+	struct smtp_client_conf conf = conf_auth();
+	const struct step steps[] = {
+		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ EHLO_LOGIN, "AUTH LOGIN\r\n", A_IN, NULL, 0, OP_NONE },
+		{ "334 VXNlcm5hbWU6\r\n", "dXNlcg==\r\n", A_IN, NULL, 0, OP_NONE },
+		{ "334 UGFzc3dvcmQ6\r\n", "cGFzcw==\r\n", A_IN, NULL, 0, OP_NONE },
+		{ "535 5.7.8 Authentication credentials invalid\r\n", "QUIT\r\n",
+		    A_FAIL, WANT({ RS_PERM, 535, "5.7.8", NULL }), OP_NONE },
+	};
+
+	RUN("AUTH LOGIN 535", &conf, NULL, steps, NULL);
+}
+
+static void
+test_auth_login_third_challenge(void)
+{
+	struct smtp_client_conf conf = conf_auth();
+	const struct step steps[] = {
+		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ EHLO_LOGIN, "AUTH LOGIN\r\n", A_IN, NULL, 0, OP_NONE },
+		{ "334 VXNlcm5hbWU6\r\n", "dXNlcg==\r\n", A_IN, NULL, 0, OP_NONE },
+		{ "334 UGFzc3dvcmQ6\r\n", "cGFzcw==\r\n", A_IN, NULL, 0, OP_NONE },
+		{ "334 bW9yZT8=\r\n", "", A_FAIL, NULL, 0, OP_NONE },
+	};
+
+	RUN("AUTH LOGIN: a third 334 is a protocol error", &conf, NULL, steps, NULL);
 }
 
 /* ---- SIZE, 8BITMIME, SMTPUTF8 ------------------------------------------ */
@@ -1560,6 +1609,9 @@ main(void)
 	test_auth_no_tls();
 	test_auth_plaintext_ok();
 	test_auth_not_offered();
+	test_auth_login_ok();
+	test_auth_login_535();
+	test_auth_login_third_challenge();
 	test_size_too_big();
 	test_size_unlimited();
 	test_8bitmime();
