@@ -126,6 +126,12 @@ install: all
 	install -m 755 $(B)/tern $(DESTDIR)$(PREFIX)/bin/tern
 	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 docs/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/doc/tern
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' contrib/tern.service.in \
+	  >$(DESTDIR)$(PREFIX)/lib/systemd/system/tern.service
+	install -m 644 contrib/tern.conf $(DESTDIR)$(PREFIX)/share/doc/tern/tern.conf.example
+	if [ -z "$(DESTDIR)" ] && [ ! -e /etc/tern/tern.conf ]; then \
+	  install -d /etc/tern && install -m 644 contrib/tern.conf /etc/tern/tern.conf; fi
 	if [ "$(SENDMAIL_LINKS)" = 1 ]; then \
 	  ln -sf $(PREFIX)/bin/tern $(DESTDIR)$(PREFIX)/sbin/sendmail; \
 	  ln -sf $(PREFIX)/bin/tern $(DESTDIR)$(PREFIX)/bin/mailq; \

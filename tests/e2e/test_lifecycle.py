@@ -119,6 +119,25 @@ def test_missing_config_file(tmp_path):
     assert "nonexistent.conf" in err, err
 
 
+def test_shipped_example_config_parses(tmp_path):
+    """contrib/tern.conf (installed as /etc/tern/tern.conf) is read without
+    an error and means what its comments say."""
+    from conftest import REPO, TERN
+    out = subprocess.run(
+        [str(TERN), "-c", str(REPO / "contrib" / "tern.conf"),
+         "-o", f"state_dir={tmp_path}", "config"],
+        capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    conf = dict(line.split(" = ", 1) if " = " in line else (line.rstrip(" ="), "")
+                for line in out.stdout.splitlines())
+    assert conf["hostname"] == "mx.example.org", out.stdout
+    assert conf["domains"] == "example.org, example.net", out.stdout
+    assert conf["user"] == "tern", out.stdout
+    assert conf["listen.smtp"] == "0.0.0.0:25", out.stdout
+    assert conf["listen.submissions"] == "0.0.0.0:465", out.stdout
+    assert conf["relay.smarthost"] == "", out.stdout
+
+
 def test_config_file_is_used(ternd, tmp_path):
     """Keys from -c FILE apply; -o overrides the file."""
     conf = tmp_path / "tern.conf"
