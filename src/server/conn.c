@@ -17,9 +17,12 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +45,10 @@
  * message is refused at its end (451 4.3.0), so a crowd of slow senders
  * of large messages cannot make the process grow without bound. */
 #define CONN_BODY_BUDGET_MIN ((size_t)256 << 20)
+/* Content past this size goes to an unlinked file in state_dir instead of
+ * memory: a big message costs page cache the kernel can write out, not
+ * heap, and the budget above is left to the many small ones. */
+#define CONN_SPILL_AT ((size_t)1 << 20)
 #define CONN_LINGER_S 5                   /* a closing connection's last
                                              reply gets this long to go out */
 
@@ -57,6 +64,18 @@ body_budget(const struct server *s)
 	return four > CONN_BODY_BUDGET_MIN && four < SIZE_MAX ? (size_t)four : CONN_BODY_BUDGET_MIN;
 }
 
+static void
+txn_spill_close(struct txn *t)
+{
+	if (t->map != NULL)
+		(void)munmap(t->map, (size_t)t->spill_len);
+	t->map = NULL;
+	if (t->spill_fd >= 0)
+		fd_close_quiet(t->spill_fd);
+	t->spill_fd = -1;
+	t->spill_len = 0;
+}
+
 /* Give the content's memory back, to the budget and to the allocator. */
 static void
 txn_body_reset(struct txn *t)
@@ -66,6 +85,19 @@ txn_body_reset(struct txn *t)
 	srv->body_bytes -= t->body.len;
 	buf_free(&t->body);
 	buf_init(&t->body, max);
+	txn_spill_close(t);
+}
+
+/* The content as received (in memory, or the mapped spill file). */
+static const char *
+txn_content(const struct txn *t, size_t *len)
+{
+	if (t->map != NULL) {
+		*len = (size_t)t->spill_len;
+		return t->map;
+	}
+	*len = t->body.len;
+	return t->body.data != NULL ? t->body.data : "";
 }
 
 static void
@@ -74,6 +106,7 @@ txn_free(struct txn *t)
 	if (t == NULL)
 		return;
 	srv->body_bytes -= t->body.len;
+	txn_spill_close(t);
 	table_targets_free(&t->targets);
 	if (t->remote != NULL) {
 		queue_env_free(t->remote);
@@ -90,20 +123,120 @@ conn_drop_txn(struct conn *c)
 	c->txn = NULL;
 }
 
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * An unlinked file in state_dir (O_TMPFILE; else a name unlinked at once),
+ * so a crash leaves nothing behind.  It is not a durable copy: inject
+ * still writes and syncs the real ones at the end of data.
+ */
+static int
+spill_open(const struct txn *t)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	fd = open(srv->conf->state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd;
+	if (str_fmt(path, sizeof(path), "%s/.content-%s", srv->conf->state_dir, t->id) != 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0)
+		(void)unlink(path);
+	return fd;
+}
+
+/* Move the content from memory to a spill file. */
+static int
+spill_start(struct txn *t)
+{
+	if ((t->spill_fd = spill_open(t)) < 0)
+		return -1;
+	if (write_all(t->spill_fd, t->body.data ? t->body.data : "", t->body.len) != 0)
+		return -1;
+	t->spill_len = t->body.len;
+	srv->body_bytes -= t->body.len;
+	buf_free(&t->body);
+	buf_init(&t->body, 0);
+	return 0;
+}
+
+static void
+body_fail(struct txn *t, int err)
+{
+	t->body_failed = true;
+	t->body_errno = err;
+	txn_body_reset(t);      /* nothing of it is kept */
+}
+
 static void
 body_sink(void *ctx, const char *p, size_t n)
 {
 	struct conn *c = ctx;
+	struct txn *t = c->txn;
 
-	if (c->txn == NULL || c->txn->body_failed)
+	if (t == NULL || t->body_failed)
 		return;
+	if (t->spill_fd < 0 && t->body.len + n > CONN_SPILL_AT && spill_start(t) != 0) {
+		log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id, c->sid,
+		    strerror(errno));
+		body_fail(t, errno);
+		return;
+	}
+	if (t->spill_fd >= 0) {
+		if (write_all(t->spill_fd, p, n) != 0) {
+			if (errno != ENOSPC && errno != EDQUOT)
+				log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id,
+				    c->sid, strerror(errno));
+			body_fail(t, errno);
+			return;
+		}
+		t->spill_len += n;
+		return;
+	}
 	if (n > body_budget(c->srv) - c->srv->body_bytes ||
-	    buf_append(&c->txn->body, p, n) != 0) {
-		c->txn->body_failed = true;
-		txn_body_reset(c->txn);      /* nothing of it is kept */
+	    buf_append(&t->body, p, n) != 0) {
+		body_fail(t, 0);
 		return;
 	}
 	c->srv->body_bytes += n;
+}
+
+/* End of data: a spilled content is mapped, so the rest reads it as one
+ * piece of memory (page cache, not heap). */
+static int
+body_finish(struct conn *c)
+{
+	struct txn *t = c->txn;
+	void *m;
+
+	if (t->spill_fd < 0 || t->spill_len == 0)
+		return 0;
+	m = mmap(NULL, (size_t)t->spill_len, PROT_READ, MAP_SHARED, t->spill_fd, 0);
+	if (m == MAP_FAILED) {
+		log_err("id=%s sid=%s event=content_map error=\"%s\"", t->id, c->sid,
+		    strerror(errno));
+		return -1;
+	}
+	t->map = m;
+	return 0;
 }
 
 /* ---- output and close -------------------------------------------------- */
@@ -244,6 +377,7 @@ on_mail(struct conn *c)
 	}
 	conn_drop_txn(c);
 	t = xcalloc(1, sizeof(*t));
+	t->spill_fd = -1;
 	id_new(t->id);
 	if (addr_format(&cmd->path, t->sender, sizeof(t->sender)) < 0)
 		t->sender[0] = '\0';
@@ -494,17 +628,19 @@ submit_fix_headers(const struct conn *c, struct inject *ij)
 	const struct txn *t = c->txn;
 	struct addr_hdr_field f;
 	char date[64];
-	size_t end;
+	const char *msg;
+	size_t end, len;
 
 	if (c->l->kind == LISTEN_SMTP)
 		return 0;
-	end = addr_hdr_end(t->body.data ? t->body.data : "", t->body.len, NULL);
-	if (!addr_hdr_find(t->body.data ? t->body.data : "", end, "Date", &f)) {
+	msg = txn_content(t, &len);
+	end = addr_hdr_end(msg, len, NULL);
+	if (!addr_hdr_find(msg, end, "Date", &f)) {
 		if (time_rfc5322(date, sizeof(date), (int64_t)time(NULL)) == 0 ||
 		    buf_printf(&ij->head, "Date: %s\r\n", date) != 0)
 			return -1;
 	}
-	if (!addr_hdr_find(t->body.data ? t->body.data : "", end, "Message-ID", &f) &&
+	if (!addr_hdr_find(msg, end, "Message-ID", &f) &&
 	    buf_printf(&ij->head, "Message-ID: <%s@%s>\r\n", t->id, c->srv->conf->hostname) != 0)
 		return -1;
 	return 0;
@@ -526,7 +662,7 @@ eom_log(const struct conn *c, const struct inject *ij)
 		log_info("id=%s sid=%s event=delivered from=<%s> to=<%s> mailbox=%s "
 		    "size=%zu file=%s", t->id, c->sid, safe, t->targets.v[i].address,
 		    t->targets.v[i].mailbox, ij->return_path.len + ij->head.len +
-		    t->body.len, ij->name);
+		    ij->body_len, ij->name);
 }
 
 static void
@@ -566,9 +702,10 @@ static bool
 too_many_hops(struct conn *c)
 {
 	struct txn *t = c->txn;
-	const char *msg = t->body.data ? t->body.data : "";
+	size_t len;
+	const char *msg = txn_content(t, &len);
 	unsigned hops = c->srv->conf->hops;
-	size_t end = addr_hdr_end(msg, t->body.len, NULL);
+	size_t end = addr_hdr_end(msg, len, NULL);
 
 	if (addr_hdr_count(msg, end, "Received", hops) < hops)
 		return false;
@@ -586,8 +723,15 @@ on_eom(struct conn *c)
 	struct inject *ij;
 	size_t i;
 
+	if (!t->body_failed && body_finish(c) != 0)
+		body_fail(t, errno);
 	if (t->body_failed) {
-		smtp_server_reject(c->smtp, 451, "4.3.0", "Out of memory while storing the message, try later");
+		if (t->body_errno == ENOSPC || t->body_errno == EDQUOT)
+			smtp_server_reject(c->smtp, 452, "4.3.1", "Insufficient system storage, try again later");
+		else if (t->body_errno == 0)
+			smtp_server_reject(c->smtp, 451, "4.3.0", "Out of memory while storing the message, try later");
+		else
+			smtp_server_reject(c->smtp, 451, "4.3.0", "Local error in processing, try again later");
 		conn_drop_txn(c);
 		return;
 	}
@@ -602,8 +746,7 @@ on_eom(struct conn *c)
 		conn_drop_txn(c);
 		return;
 	}
-	ij->body = t->body.data ? t->body.data : "";
-	ij->body_len = t->body.len;
+	ij->body = txn_content(t, &ij->body_len);
 	ij->boxes = xcalloc(t->targets.n ? t->targets.n : 1, sizeof(*ij->boxes));
 	for (i = 0; i < t->targets.n; i++)
 		ij->boxes[i].path = t->targets.v[i].mailbox;
@@ -647,6 +790,7 @@ on_event(struct conn *c, enum smtp_event ev, size_t used)
 	case SMTP_EV_DATA:
 		txn_body_reset(c->txn);
 		c->txn->body_failed = false;
+		c->txn->body_errno = 0;
 		smtp_server_accept(c->smtp);
 		break;
 	case SMTP_EV_EOM:

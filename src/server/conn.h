@@ -24,8 +24,14 @@ struct txn {
 	struct smtp_mail_params params;
 	struct table_targets targets;         /* local mailboxes, deduplicated */
 	struct queue_env *remote;             /* remote recipients, or NULL */
-	struct buf body;
-	bool body_failed;                     /* out of memory while storing */
+	struct buf body;                      /* content, while it is small */
+	int spill_fd;                         /* -1; else the content is in this
+	                                         unlinked file (see body_sink) */
+	uint64_t spill_len;
+	char *map;                            /* the spill file, mapped at the
+	                                         end of data */
+	bool body_failed;                     /* could not store the content */
+	int body_errno;                       /* why: 0 memory, else write's */
 	void *owner;                          /* the conn, while a job stores it */
 };
 

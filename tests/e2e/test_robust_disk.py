@@ -205,7 +205,7 @@ def test_full_disk_refuses_mail_then_recovers(small_fs, kind):
 
 # -- the write fails at the end of data: 452, nothing half-stored --------------------
 
-def check_eom_write_fails(s, rcpt, stored):
+def check_eom_write_fails(s, rcpt, stored, msg=MSG):
     """stored(): the names the message would leave behind, for `rcpt`."""
     t = s.t
     before = stored()
@@ -213,8 +213,8 @@ def check_eom_write_fails(s, rcpt, stored):
         c.ehlo()
         transaction(c, rcpt)
         left = s.fill_to(0)           # the disk fills while the client sends
-        print(f"{s.kind}: {left} octets free, sending {len(MSG)}")
-        c.send(MSG + b".\r\n")
+        print(f"{s.kind}: {left} octets free, sending {len(msg)}")
+        c.send(msg + b".\r\n")
         r = c.reply()
         assert r.code in (451, 452) and r.code != 250, r
         assert (r.code, r.enh) == (452, "4.3.1"), r
@@ -225,7 +225,7 @@ def check_eom_write_fails(s, rcpt, stored):
         # the session is usable, and with space back the same message goes in
         s.empty()
         transaction(c, rcpt)
-        c.send(MSG + b".\r\n")
+        c.send(msg + b".\r\n")
         check(c.reply(), 250, "2.0.0", "once the ballast is gone")
     assert len(stored()) == len(before) + 1
     assert s.all_tmp() == []
@@ -251,6 +251,18 @@ def test_eom_write_fails_queue(small_fs, kind):
     [mid] = s.queue_files()["env"]
     data = (s.queue / "data" / mid).read_bytes()
     assert data.endswith(MSG), "queued content is not whole"
+
+
+@pytest.mark.parametrize("kind", ["tmpfs", pytest.param("ext4", marks=pytest.mark.root)])
+def test_eom_big_message_spill_fails(small_fs, kind):
+    """Content past 1 MiB is kept in a scratch file while it arrives; when
+    the disk fills under it: 452 4.3.1 at the end of data, nothing left."""
+    s = small_fs(kind)
+    rcpt = "ben@example.org"
+    check_eom_write_fails(s, rcpt, lambda: s.files(rcpt), msg=MSG * 3)
+    [f] = s.files(rcpt)
+    assert f.read_bytes().endswith(MSG * 3), "stored message is not whole"
+    assert not [n for n in os.listdir(s.t.state_dir) if n.startswith(".content-")]
 
 
 # -- SIZE against the real file system of the state_dir (no mount needed) -----------

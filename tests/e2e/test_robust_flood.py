@@ -450,6 +450,67 @@ def test_replies_never_read(ternd, record_property):
     assert blocked, "ternd read 30 MB of commands whose replies nobody read"
 
 
+# -- (i) big messages: content on disk, not in memory ---------------------------------
+
+def rss_anon(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no RssAnon")
+
+
+def test_big_messages_are_not_held_in_memory(ternd, record_property):
+    """Three sessions each send 20 MiB and stop before the final dot: the
+    content past 1 MiB is in unlinked files of state_dir, so ternd's own
+    (anonymous) memory does not grow by the 60 MiB it holds; then all three
+    end their data, get 250 and are stored byte for byte."""
+    t = ternd({"limits.message_size": "25m"})
+    size = 20 * MiB
+    line = b"x" * 998 + b"\r\n"
+    bodies = [b"Subject: big %d\r\n\r\n" % i + line * (size // len(line))
+              for i in range(3)]
+    before = set(t.files("ben@example.org"))
+    base = rss_anon(t.proc.pid)
+    clients = [t.client(timeout=60 * SLOW) for _ in bodies]
+    try:
+        for c in clients:
+            c.ehlo()
+            c.expect("MAIL FROM:<claire@example.com>", 250)
+            c.expect("RCPT TO:<ben@example.org>", 250)
+            c.expect("DATA", 354)
+        for c, body in zip(clients, bodies):
+            c.send(body)
+        # everything sent is read once ternd's socket buffers are empty
+        deadline = time.monotonic() + 60 * SLOW
+        while any(_unsent(c.sock) for c in clients):
+            assert time.monotonic() < deadline, "ternd stopped reading"
+            time.sleep(0.2)
+        time.sleep(0.5)
+        held = rss_anon(t.proc.pid) - base
+        print(f"60 MiB of content in flight: ternd RssAnon +{held // 1024} KiB")
+        record_property("rss_anon_growth_kib", held // 1024)
+        assert held < 12 * MiB, f"ternd holds {held // MiB} MiB of anonymous memory"
+        for c in clients:
+            c.send(b".\r\n")
+        for c in clients:
+            check(c.reply(), 250, "2.0.0", "end of a 20 MiB message")
+    finally:
+        for c in clients:
+            c.close()
+    new = [d for d in t.messages("ben@example.org") if d.path not in before]
+    assert sorted(d.body for d in new) == sorted(bodies)
+    assert not [n for n in os.listdir(t.state_dir) if n.startswith(".content-")]
+
+
+def _unsent(sock):
+    """Octets still in this socket's send queue (SIOCOUTQ)."""
+    import fcntl
+    import struct
+    import termios
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
 # -- out of descriptors -------------------------------------------------------------------
 
 def with_nofile(t, soft, hard):
