@@ -123,6 +123,11 @@ fz_conf(struct smtp_client_conf *c, uint8_t bits, uint8_t b1)
 	c->ret = (bits & 0x40) ? SMTP_RET_HDRS : SMTP_RET_UNSPEC;
 	c->envid = (bits & 0x40) ? "env+id" : NULL;
 	c->auth_plaintext_ok = bits & 0x80;
+	c->lmtp = b1 & 0x10;           /* RFC 2033: no TLS, no AUTH */
+	if (c->lmtp) {
+		c->require_tls = false;
+		c->auth_user = c->auth_pass = NULL;
+	}
 }
 
 /* Commands: CRLF lines, no NUL, no bare CR or LF, bounded length. */

@@ -57,6 +57,7 @@ enum conf_type {
 	CONF_T_SECS,	 /* unsigned seconds, suffixes s m h */
 	CONF_T_NETWORKS, /* list of address[/prefix] */
 	CONF_T_HOSTPORT, /* host[:port] or unset */
+	CONF_T_LMTP,	 /* unix:/absolute/path, host[:port] or unset */
 	CONF_T_SERVERS,	 /* list of ip[:port] */
 	CONF_T_LEVEL,	 /* debug|info|warn|err */
 	CONF_T_BOOL,	 /* yes|no|true|false|on|off|1|0 */
@@ -103,6 +104,7 @@ static const struct conf_key conf_keys[] = {
 	K("relay", "smarthost_password_file", CONF_T_PATH, relay_smarthost_password_file, 0, 0),
 	K("relay", "smarthost_require_tls", CONF_T_BOOL, relay_smarthost_tls, 0, 0),
 	K("dns", "servers", CONF_T_SERVERS, dns_servers, 0, 0),
+	K("delivery", "lmtp", CONF_T_LMTP, delivery_lmtp, 0, 0),
 	K("log", "level", CONF_T_LEVEL, log_level, 0, 0),
 	K("queue", "retry_first", CONF_T_SECS, queue_retry_first, 1, 86400),
 	K("queue", "retry_max", CONF_T_SECS, queue_retry_max, 1, 7 * 86400),
@@ -564,6 +566,21 @@ conf_set_listen(
 	return 0;
 }
 
+/* delivery.lmtp: a unix socket (absolute path, fits sun_path) or a host. */
+static int
+conf_set_lmtp(char **field, const char *v, char *msg, size_t msglen)
+{
+	if (strncmp(v, "unix:", 5) != 0)
+		return conf_set_listen(field, v, true, msg, msglen);
+	if (v[5] != '/' || strlen(v + 5) > 107) {
+		(void)!str_fmt(msg, msglen, "expected unix:/absolute/path (at most "
+		    "107 octets), host, host:port or [ipv6]:port");
+		return -1;
+	}
+	conf_put_str(field, v);
+	return 0;
+}
+
 static int
 conf_set_table(struct conf_ctx *x, const char *v, char *msg, size_t msglen)
 {
@@ -696,6 +713,8 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 	case CONF_T_STR:
 		conf_put_str(f, v[0] != '\0' ? v : NULL);
 		return 0;
+	case CONF_T_LMTP:
+		return conf_set_lmtp(f, v, msg, msglen);
 	case CONF_T_LISTEN:
 	case CONF_T_HOSTPORT:
 		return conf_set_listen(

@@ -42,6 +42,9 @@ struct conf {
 	char *relay_networks;       /* NULL; else "net[/prefix],..." checked
 	                               with inet_pton, joined with ',' */
 	char *relay_smarthost;      /* NULL */
+	char *delivery_lmtp;        /* NULL: local mail goes to Maildirs; else
+	                               "unix:/path" or host[:port], where it is
+	                               handed over LMTP after queueing */
 	unsigned relay_port;        /* 25 */
 	char *relay_smarthost_user; /* relay.smarthost_user: AUTH PLAIN as */
 	char *relay_smarthost_password_file; /* its password, first line; read

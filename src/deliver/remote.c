@@ -52,6 +52,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -78,6 +79,9 @@
 	(SMTP_CLIENT_RCPT_MAX * SMTP_CMD_LINE_PARAMS_MAX + 4096)
 #define REMOTE_DNS_TTL_MS (60 * 1000)
 #define REMOTE_LABEL_MAX  400 /* "host[addr]:port" */
+#define REMOTE_LMTP_KEY	  "[lmtp]" /* the delivery.lmtp destination: no
+					  domain or literal looks like it */
+#define REMOTE_LMTP_PORT  24
 
 struct rjob;
 struct rdest;
@@ -96,6 +100,7 @@ struct rjob {
 	uint64_t size;
 	bool body_8bit, smtputf8;
 	enum smtp_ret ret;
+	bool lmtp;
 	char *map; /* the message, read-only; NULL if empty */
 	size_t maplen;
 	remote_done_fn done;
@@ -111,6 +116,7 @@ struct rdest {
 	char *query; /* what dns_resolve_mx() gets */
 	uint16_t port;
 	bool smarthost;
+	bool lmtp;   /* the delivery.lmtp server (unix socket or host) */
 	struct jobq wait;
 	struct rconn *conns;
 	unsigned nconns;
@@ -154,6 +160,9 @@ struct remote {
 	char *helo, *sm_query, *sm_user, *sm_pass;
 	uint16_t port, sm_port;
 	bool sm_require_tls;
+	char *lmtp_query; /* delivery.lmtp as a host to resolve, or NULL */
+	char *lmtp_unix;  /* delivery.lmtp's socket path, or NULL */
+	uint16_t lmtp_port;
 	unsigned max_per_dest, t_connect, t_command;
 	struct sockaddr_storage self[REMOTE_SELF_MAX]; /* our listeners */
 	size_t nself;
@@ -325,6 +334,7 @@ job_new(const struct remote_msg *m, remote_done_fn done, void *arg)
 	j->body_8bit = m->body_8bit;
 	j->smtputf8 = m->smtputf8;
 	j->ret = m->ret;
+	j->lmtp = m->lmtp;
 	j->done = done;
 	j->arg = arg;
 	return j;
@@ -480,9 +490,15 @@ dest_get(struct remote *r, const char *key)
 	d = xcalloc(1, sizeof(*d));
 	d->r = r;
 	d->key = xstrdup(key);
-	d->smarthost = r->sm_query != NULL;
-	d->query = xstrdup(d->smarthost ? r->sm_query : key);
-	d->port = d->smarthost ? r->sm_port : r->port;
+	d->lmtp = strcmp(key, REMOTE_LMTP_KEY) == 0;
+	d->smarthost = !d->lmtp && r->sm_query != NULL;
+	if (d->lmtp) {
+		d->query = xstrdup(r->lmtp_query != NULL ? r->lmtp_query : "");
+		d->port = r->lmtp_port;
+	} else {
+		d->query = xstrdup(d->smarthost ? r->sm_query : key);
+		d->port = d->smarthost ? r->sm_port : r->port;
+	}
 	jobq_init(&d->wait);
 	d->next = r->buckets[h];
 	r->buckets[h] = d;
@@ -656,8 +672,11 @@ dest_check_self(struct rdest *d)
 {
 	struct smtp_client_result res;
 	char self[DNS_NAME_MAX + 3], name[300], text[600];
+	size_t left;
 
-	size_t left = dest_drop_self(d, d->res, self, sizeof(self));
+	if (d->lmtp)
+		return;       /* a mailbox server, never our own SMTP listener */
+	left = dest_drop_self(d, d->res, self, sizeof(self));
 
 	log_sanitize(name, sizeof(name), self, strlen(self));
 	if (left > 0) {
@@ -709,6 +728,23 @@ dest_on_dns(const struct dns_result *dr, void *arg)
 
 static void conn_new(struct rdest *d, struct rjob *j);
 
+/* A unix socket needs no DNS: one host, one AF_UNIX "address", kept for
+ * as long as the destination lives. */
+static void
+dest_unix_res(struct rdest *d)
+{
+	struct dns_result *res = xcalloc(1, sizeof(*res));
+
+	res->status = DNS_OK;
+	res->nhosts = 1;
+	text_fmt(res->hosts[0].name, sizeof(res->hosts[0].name), "unix:%s",
+	    d->r->lmtp_unix);
+	res->hosts[0].naddrs = 1;
+	res->hosts[0].addrs[0].family = AF_UNIX;
+	d->res = res;
+	d->res_ms = time_now_ms();
+}
+
 /* Start connections for waiting jobs while the destination has room. */
 static void
 dest_kick(struct rdest *d)
@@ -716,8 +752,10 @@ dest_kick(struct rdest *d)
 	struct remote *r = d->r;
 
 	while (d->wait.head != NULL && d->nconns < r->max_per_dest) {
-		if (d->res == NULL ||
-		    time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS) {
+		if (d->lmtp && r->lmtp_unix != NULL && d->res == NULL)
+			dest_unix_res(d);
+		if (d->res == NULL || (!(d->lmtp && r->lmtp_unix != NULL) &&
+		    time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS)) {
 			if (!d->resolving) {
 				d->resolving = true;
 				dns_resolve_mx(
@@ -755,6 +793,13 @@ conn_set_addr(struct rconn *c)
 	const struct dns_host *h = &c->res.hosts[c->host];
 	const struct dns_addr *a = &h->addrs[c->addr];
 
+	if (a->family == AF_UNIX) {
+		text_fmt(c->ip, sizeof(c->ip), "unix");
+		log_sanitize(c->host_log, sizeof(c->host_log), h->name, strlen(h->name));
+		text_fmt(c->addr_log, sizeof(c->addr_log), "unix");
+		text_fmt(c->label, sizeof(c->label), "%s", c->host_log);
+		return;
+	}
 	if (dns_addr_format(a, c->ip, sizeof(c->ip)) != 0)
 		text_fmt(c->ip, sizeof(c->ip), "?");
 	text_fmt(c->addr_log, sizeof(c->addr_log),
@@ -904,12 +949,24 @@ conn_connect(struct rconn *c)
 	int fd, e, one = 1;
 
 	conn_set_addr(c);
-	dns_addr_sockaddr(a, c->d->port, &ss, &sl);
+	if (a->family == AF_UNIX) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+
+		memset(&ss, 0, sizeof(ss));
+		un->sun_family = AF_UNIX;
+		if (str_copy(un->sun_path, sizeof(un->sun_path), c->d->r->lmtp_unix,
+		    strlen(c->d->r->lmtp_unix)) != 0)
+			return conn_connect_error(c, ENAMETOOLONG);
+		sl = sizeof(*un);
+	} else {
+		dns_addr_sockaddr(a, c->d->port, &ss, &sl);
+	}
 	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return conn_connect_error(c, errno);
 	/* writes are whole batches; TLS records must not wait for ACKs */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (a->family != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&ss, sl) != 0 &&
 	    errno != EINPROGRESS) {
 		e = errno;
@@ -1388,7 +1445,8 @@ conn_session_start(struct rconn *c)
 	log_info("id=%s mx=%s addr=%s event=connect", conn_id(c), c->host_log,
 	    c->addr_log);
 	job_client_conf(r, c->job, &cf);
-	cf.want_starttls = r->ctx != NULL && !c->plain_retry;
+	cf.want_starttls = r->ctx != NULL && !c->plain_retry && !c->d->lmtp;
+	cf.lmtp = c->d->lmtp;
 	if (c->d->smarthost) {
 		cf.require_tls = r->sm_require_tls;
 		cf.auth_user = r->sm_user;
@@ -1688,6 +1746,36 @@ helo_ok(const char *h)
 	return true;
 }
 
+/* delivery.lmtp: "unix:/path", or host[:port] (24). */
+static int
+remote_set_lmtp(struct remote *r, const struct remote_conf *conf)
+{
+	char q[DNS_NAME_MAX + 16];
+	struct sockaddr_un un;
+	const char *s = conf->lmtp;
+
+	r->lmtp_port = REMOTE_LMTP_PORT;
+	if (s == NULL || s[0] == '\0')
+		return 0;
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] != '/' || strlen(s + 5) >= sizeof(un.sun_path)) {
+			log_err("event=config_error key=delivery.lmtp text=\"unix: "
+			    "needs an absolute path of at most %zu octets\"",
+			    sizeof(un.sun_path) - 1);
+			return -1;
+		}
+		r->lmtp_unix = xstrdup(s + 5);
+		return 0;
+	}
+	if (smarthost_parse(s, q, sizeof(q), &r->lmtp_port) != 0) {
+		log_err("event=config_error key=delivery.lmtp text=\"cannot parse: "
+		    "unix:/path, host, host:port or [address]:port\"");
+		return -1;
+	}
+	r->lmtp_query = xstrdup(q);
+	return 0;
+}
+
 /* Our listening sockets and, for wildcard ones, this machine's addresses. */
 static void
 remote_set_self(struct remote *r, const struct remote_conf *conf)
@@ -1744,7 +1832,7 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 		    "event=config_error key=hostname text=\"not a host name "
 		    "for EHLO\"");
 	if (r->done_ev == NULL || !helo_ok(r->helo) ||
-	    remote_set_smarthost(r, conf) != 0) {
+	    remote_set_smarthost(r, conf) != 0 || remote_set_lmtp(r, conf) != 0) {
 		remote_free(r);
 		return NULL;
 	}
@@ -1789,6 +1877,8 @@ remote_free(struct remote *r)
 	free(r->sm_pass);
 	free(r->sm_user);
 	free(r->sm_query);
+	free(r->lmtp_query);
+	free(r->lmtp_unix);
 	free(r->helo);
 	free(r);
 }
@@ -1819,6 +1909,14 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
 		deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.0", err);
 		return;
 	}
+	if (m->lmtp && r->lmtp_query == NULL && r->lmtp_unix == NULL) {
+		deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.5",
+		    "Mail for this mailbox goes over LMTP but delivery.lmtp "
+		    "is not set");
+		return;
+	}
+	if (m->lmtp)
+		domain = REMOTE_LMTP_KEY;
 	if (str_copy(key, sizeof(key), domain, strlen(domain)) != 0) {
 		deliver_refuse(r, j, SMTP_RESULT_PERM, 550, "5.1.2",
 		    "The destination domain is too long");

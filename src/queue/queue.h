@@ -68,7 +68,8 @@ struct queue_rcpt {
 };
 
 struct queue_env {
-	char id[QUEUE_ID_LEN + 1];  /* set by spool_commit */
+	char id[QUEUE_ID_LEN + 1];  /* spool_commit keeps a valid one that is
+	                               free, else sets a fresh one */
 	unsigned version;           /* set by decode; encode writes current */
 	time_t created;             /* 0 in spool_commit: now */
 	char sender[QUEUE_ADDR_MAX + 1]; /* "" for <> */

@@ -363,8 +363,10 @@ sp_content_size(const struct iovec *iov, int iovcnt, uint64_t *size_out)
 }
 
 /*
- * Pick a fresh id, encode env with it into b, and create data/ID: the
- * O_EXCL create is what makes the id unique among queued messages.
+ * Pick an id (the one env already has, e.g. the SMTP transaction's, so the
+ * "queued as" reply names the queue entry; else or when taken a fresh
+ * one), encode env with it into b, and create data/ID: the O_EXCL create
+ * is what makes the id unique among queued messages.
  */
 static int
 sp_new_data(struct spool *sp, struct queue_env *env, struct buf *b,
@@ -373,7 +375,8 @@ sp_new_data(struct spool *sp, struct queue_env *env, struct buf *b,
 	int tries, fd;
 
 	for (tries = 0; tries < SPOOL_ID_TRIES; tries++) {
-		id_new(env->id);
+		if (tries > 0 || !queue_id_valid(env->id))
+			id_new(env->id);
 		buf_reset(b);
 		if (queue_env_encode(env, b) != 0) {
 			sp_fail(err, errlen, "encode", "envelope", NULL);

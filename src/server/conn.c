@@ -439,6 +439,7 @@ txn_envelope(struct conn *c)
 		return t->remote;
 	env = t->remote = xcalloc(1, sizeof(*env));
 	queue_env_init(env);
+	memcpy(env->id, t->id, sizeof(env->id));  /* "queued as" names it */
 	(void)!str_copy(env->sender, sizeof(env->sender), t->sender, strlen(t->sender));
 	env->ret = t->params.ret;
 	(void)!str_copy(env->envid, sizeof(env->envid), t->params.envid, strlen(t->params.envid));
@@ -473,17 +474,20 @@ txn_add_remote(struct conn *c, const char *addr, const struct smtp_rcpt_params *
 }
 
 /* Local targets to the Maildir list, remote ones (aliases pointing out) to
- * the envelope. */
+ * the envelope.  With delivery.lmtp, local ones go to the envelope too: the
+ * queue hands them to the LMTP server. */
 static int
 txn_add_resolved(struct conn *c, const struct table_targets *tt,
     const struct smtp_rcpt_params *rp)
 {
+	bool lmtp = c->srv->conf->delivery_lmtp != NULL;
 	size_t i;
 
 	for (i = 0; i < tt->n; i++)
-		if (!tt->v[i].local && txn_add_remote(c, tt->v[i].address, rp) != 0)
+		if ((lmtp || !tt->v[i].local) &&
+		    txn_add_remote(c, tt->v[i].address, rp) != 0)
 			return -1;
-	return txn_add_targets(c->txn, tt);   /* it skips the remote ones */
+	return lmtp ? 0 : txn_add_targets(c->txn, tt);  /* skips remote ones */
 }
 
 /*

@@ -203,6 +203,7 @@ qent_reschedule(struct qmgr *q, struct qent *e, time_t when)
 
 struct group {
 	struct attempt *at;
+	bool lmtp;                     /* to delivery.lmtp: final delivery */
 	char domain[ADDR_DOMAIN_MAX + 1];
 	size_t *idx;                   /* envelope recipient indexes */
 	size_t n;
@@ -255,17 +256,19 @@ rcpt_domain(const char *addr)
 }
 
 static struct group *
-group_for(struct attempt *at, const char *domain)
+group_for(struct attempt *at, const char *domain, bool lmtp)
 {
 	size_t i;
 
 	for (i = 0; i < at->ngroups; i++)
-		if (strcasecmp(at->groups[i].domain, domain) == 0)
+		if (at->groups[i].lmtp == lmtp &&
+		    (lmtp || strcasecmp(at->groups[i].domain, domain) == 0))
 			return &at->groups[i];
 	if (at->ngroups == QMGR_DOMAINS_MAX)
 		return NULL;     /* the rest waits for the next attempt */
 	struct group *g = &at->groups[at->ngroups++];
 	g->at = at;
+	g->lmtp = lmtp;
 	if (str_copy(g->domain, sizeof(g->domain), domain, strlen(domain)) != 0)
 		g->domain[0] = '\0';
 	str_lower(g->domain);
@@ -274,19 +277,55 @@ group_for(struct attempt *at, const char *domain)
 	return g;
 }
 
+static void result_apply(struct attempt *at, struct queue_rcpt *r,
+    const struct smtp_client_result *res, time_t now, bool final);
+
+/*
+ * Does r go to the LMTP server?  With delivery.lmtp, every recipient in a
+ * local domain does.  false with *tempfail when the tables cannot say.
+ */
+static bool
+rcpt_is_lmtp(struct attempt *at, const struct queue_rcpt *r, bool *tempfail)
+{
+	const struct server *s = at->q->srv;
+	const char *domain = rcpt_domain(r->addr);
+	enum table_status st;
+
+	*tempfail = false;
+	if (s->conf->delivery_lmtp == NULL)
+		return false;
+	if (conf_domain_is_local(s->conf, domain))
+		return true;
+	st = table_domain_is_local(s->table, domain);
+	*tempfail = st == TABLE_TEMPFAIL;
+	return st == TABLE_OK;
+}
+
 static void
 group_build(struct attempt *at)
 {
 	const char *smarthost = at->q->srv->conf->relay_smarthost;
+	struct smtp_client_result tf;
 	size_t i;
 
+	memset(&tf, 0, sizeof(tf));
+	tf.cls = SMTP_RESULT_TEMP;
+	tf.code = 451;
+	(void)!str_copy(tf.enh, sizeof(tf.enh), "4.3.0", 5);
+	(void)!str_copy(tf.text, sizeof(tf.text), "Temporary lookup failure of the local domains", 45);
 	for (i = 0; i < at->env.nrcpt; i++) {
 		struct queue_rcpt *r = &at->env.rcpt[i];
 		struct group *g;
+		bool lmtp, tempfail;
 
 		if (r->state != QUEUE_RCPT_PENDING)
 			continue;
-		g = group_for(at, smarthost ? smarthost : rcpt_domain(r->addr));
+		lmtp = rcpt_is_lmtp(at, r, &tempfail);
+		if (tempfail) {
+			result_apply(at, r, &tf, time(NULL), false);
+			continue;
+		}
+		g = group_for(at, lmtp ? "" : smarthost ? smarthost : rcpt_domain(r->addr), lmtp);
 		if (g == NULL)
 			continue;
 		g->idx[g->n] = i;
@@ -298,9 +337,10 @@ group_build(struct attempt *at)
 	}
 }
 
+/* final: the peer is the mailbox (LMTP), not a relay on the way. */
 static void
 result_apply(struct attempt *at, struct queue_rcpt *r,
-    const struct smtp_client_result *res, time_t now)
+    const struct smtp_client_result *res, time_t now, bool final)
 {
 	r->attempts++;
 	r->last_try = now;
@@ -310,8 +350,8 @@ result_apply(struct attempt *at, struct queue_rcpt *r,
 		(void)!str_copy(r->text, sizeof(r->text), res->text, sizeof(r->text) - 1);
 	if (res->cls == SMTP_RESULT_OK) {
 		/* RFC 3461 5.2.2: SUCCESS asked but not passed on: "relayed" */
-		r->state = (r->notify & SMTP_NOTIFY_SUCCESS) && !res->dsn_passed ?
-		    QUEUE_RCPT_RELAYED : QUEUE_RCPT_DELIVERED;
+		r->state = (r->notify & SMTP_NOTIFY_SUCCESS) && !res->dsn_passed &&
+		    !final ? QUEUE_RCPT_RELAYED : QUEUE_RCPT_DELIVERED;
 	} else if (res->cls == SMTP_RESULT_PERM) {
 		r->state = QUEUE_RCPT_FAILED;
 	} else {
@@ -331,7 +371,7 @@ group_done(void *arg, const struct smtp_client_result *results, size_t n,
 
 	/* remote.c logged each result with its MX */
 	for (i = 0; i < n && i < g->n; i++) {
-		result_apply(at, &at->env.rcpt[g->idx[i]], &results[i], now);
+		result_apply(at, &at->env.rcpt[g->idx[i]], &results[i], now, g->lmtp);
 		if (mx != NULL && results[i].remote)
 			(void)!str_copy(at->mx[g->idx[i]], sizeof(at->mx[0]), mx, strlen(mx));
 	}
@@ -359,6 +399,7 @@ attempt_start_groups(struct attempt *at)
 			.size = at->env.size, .body_8bit = at->env.body_8bit,
 			.smtputf8 = at->env.smtputf8, .ret = at->env.ret,
 			.envid = at->env.envid[0] ? at->env.envid : NULL,
+			.lmtp = g->lmtp,
 		};
 
 		at->q->jobs++;
@@ -484,6 +525,18 @@ dsn_inject_new(struct qmgr *q, const char *sender)
 		if (queue_env_add_rcpt(ij->env, sender) == NULL)
 			goto fail;
 		ij->env->rcpt[0].notify = SMTP_NOTIFY_NEVER;
+		(void)!str_copy(ij->env->proto, sizeof(ij->env->proto), "local", 5);
+	} else if (st == TABLE_OK && q->srv->conf->delivery_lmtp != NULL) {
+		/* a local sender's mailbox is behind LMTP: queue the DSN */
+		ij->env = xcalloc(1, sizeof(*ij->env));
+		queue_env_init(ij->env);
+		for (i = 0; i < tt.n; i++) {
+			struct queue_rcpt *r = queue_env_add_rcpt(ij->env, tt.v[i].address);
+
+			if (r == NULL)
+				goto fail;
+			r->notify = SMTP_NOTIFY_NEVER;
+		}
 		(void)!str_copy(ij->env->proto, sizeof(ij->env->proto), "local", 5);
 	} else if (st == TABLE_OK) {
 		ij->boxes = xcalloc(tt.n, sizeof(*ij->boxes));
@@ -881,6 +934,7 @@ qmgr_new(struct server *s)
 	rc.smarthost_user = s->conf->relay_smarthost_user;
 	rc.smarthost_pass = s->smarthost_pass[0] ? s->smarthost_pass : NULL;
 	rc.smarthost_require_tls = s->conf->relay_smarthost_tls;
+	rc.lmtp = s->conf->delivery_lmtp;
 	rc.self = self;
 	rc.nself = listening_addresses(s, self, REMOTE_SELF_MAX);
 	rc.max_per_dest = 10;

@@ -411,6 +411,13 @@ struct smtp_client_conf {
 	                                       line passes through out: the
 	                                       shell wipes that buffer */
 	bool auth_plaintext_ok;             /* allow AUTH without TLS */
+	bool lmtp;                          /* RFC 2033: LHLO (a 4xx/5xx fails,
+	                                       no HELO), no STARTTLS nor AUTH
+	                                       (conf with require_tls or
+	                                       auth_user is invalid), and after
+	                                       the final dot one reply per
+	                                       accepted recipient, each deciding
+	                                       that recipient */
 };
 
 enum smtp_client_action {

@@ -81,6 +81,7 @@ struct smtp_client {
 	char user[SMTP_CLIENT_CRED_MAX + 1];
 	char pass[SMTP_CLIENT_CRED_MAX + 1];
 	bool has_auth, want_tls, require_tls, auth_plain_ok;
+	bool lmtp;               /* RFC 2033: LHLO, a reply per recipient */
 	bool tls, tls_tried, authed;
 	unsigned login_step;     /* AUTH LOGIN: 334s answered so far */
 	struct smtp_caps caps;
@@ -97,6 +98,7 @@ struct smtp_client {
 	/* the transaction */
 	bool rset_first, needs_rset, mail_failed;
 	size_t nsteps, sent, answered, accepted;
+	size_t body_next;        /* LMTP: next recipient to read a reply for */
 	/* input: how far the pending reply was scanned (see client_take) */
 	size_t scan_off, scan_pos;
 	unsigned scan_lines;
@@ -668,7 +670,7 @@ client_txn_start(struct smtp_client *c)
 	}
 	c->rset_first = c->needs_rset;
 	c->nsteps = (c->rset_first ? 1 : 0) + 1 + c->nrcpts + 1;
-	c->sent = c->answered = c->accepted = 0;
+	c->sent = c->answered = c->accepted = c->body_next = 0;
 	c->mail_failed = false;
 	c->state = CS_TXN;
 	/* RFC 2920 3.1: RSET, MAIL and RCPT may go anywhere in a batch, DATA
@@ -767,6 +769,33 @@ client_on_txn(struct smtp_client *c)
 	return client_txn_advance(c);
 }
 
+/*
+ * LMTP (RFC 2033 4.2): after the final dot, one reply per recipient that
+ * RCPT accepted, in RCPT order; each decides that recipient alone.
+ */
+static int
+client_on_lmtp_body(struct smtp_client *c)
+{
+	struct smtp_client_result res;
+	int code = c->reply.code;
+
+	if (code >= 300 && code < 400)
+		return client_fail_unexpected(c);
+	while (c->body_next < c->nrcpts && !c->rcpts[c->body_next].accepted)
+		c->body_next++;
+	if (c->body_next == c->nrcpts)
+		return client_fail_unexpected(c);
+	result_reply(&res, &c->reply, result_class(code), "end of data");
+	client_rcpt_set(c, c->body_next++, &res);
+	while (c->body_next < c->nrcpts && !c->rcpts[c->body_next].accepted)
+		c->body_next++;
+	if (c->body_next < c->nrcpts)
+		return ACT_CONTINUE;        /* more replies to come */
+	c->needs_rset = false;
+	c->state = CS_DONE;
+	return SMTP_CLIENT_DONE;
+}
+
 /* The reply to the final dot decides every accepted recipient. */
 static int
 client_on_body(struct smtp_client *c)
@@ -774,6 +803,8 @@ client_on_body(struct smtp_client *c)
 	struct smtp_client_result res;
 	int code = c->reply.code;
 
+	if (c->lmtp)
+		return client_on_lmtp_body(c);
 	if (code >= 300 && code < 400)
 		return client_fail_unexpected(c);
 	result_reply(&res, &c->reply, result_class(code), "end of data");
@@ -790,7 +821,7 @@ client_on_body(struct smtp_client *c)
 static int
 client_send_ehlo(struct smtp_client *c)
 {
-	client_put(c, "EHLO %s\r\n", c->helo);
+	client_put(c, "%s %s\r\n", c->lmtp ? "LHLO" : "EHLO", c->helo);
 	c->state = CS_EHLO;
 	return ACT_CONTINUE;
 }
@@ -835,6 +866,8 @@ client_auth_start(struct smtp_client *c)
 static int
 client_after_hello(struct smtp_client *c)
 {
+	if (c->lmtp)     /* a local socket: no STARTTLS, no AUTH */
+		return client_txn_start(c);
 	if (!c->tls && !c->tls_tried && (c->want_tls || c->require_tls) &&
 	    (c->caps.flags & SMTP_CAP_STARTTLS)) {
 		c->tls_tried = true;
@@ -861,6 +894,8 @@ client_on_greeting(struct smtp_client *c)
 static int
 client_on_ehlo(struct smtp_client *c)
 {
+	if (c->reply.code >= 400 && c->lmtp)
+		return client_fail_reply(c, true);  /* LMTP has no HELO */
 	if (c->reply.code >= 500) {
 		/* an old server: RFC 5321 3.2 says fall back to HELO */
 		client_put(c, "HELO %s\r\n", c->helo);
@@ -1214,6 +1249,9 @@ client_set_session(struct smtp_client *c, const struct smtp_client_conf *conf)
 	c->require_tls = conf->require_tls;
 	c->tls = conf->tls_active;
 	c->auth_plain_ok = conf->auth_plaintext_ok;
+	c->lmtp = conf->lmtp;
+	if (c->lmtp && (conf->require_tls || conf->auth_user != NULL))
+		return -1;   /* neither is spoken over LMTP here */
 	if (conf->auth_user == NULL)
 		return 0;
 	c->has_auth = true;
@@ -1340,7 +1378,7 @@ client_waiting_for(const struct smtp_client *c)
 
 	switch (c->state) {
 	case CS_GREETING: return "greeting";
-	case CS_EHLO: return "EHLO";
+	case CS_EHLO: return c->lmtp ? "LHLO" : "EHLO";
 	case CS_HELO: return "HELO";
 	case CS_STARTTLS: return "STARTTLS";
 	case CS_AUTH: return "AUTH";

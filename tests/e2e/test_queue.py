@@ -22,12 +22,19 @@ def msg(tag):
 
 
 def submit(a, rcpts, content, sender=CLAIRE):
+    """Returns the reply to the end of data, e.g. "2.0.0 Ok: queued as ID"."""
     with smtplib.SMTP("127.0.0.1", a.sub_port, local_hostname="laptop.example.org",
                       timeout=10 * SLOW) as s:
         s.starttls(context=tls_client_context())
         s.ehlo()
         s.login(CLAIRE, PASSWORD)
-        assert s.sendmail(sender, rcpts, content) == {}
+        s.mail(sender)
+        for r in rcpts:
+            code, _ = s.rcpt(r)
+            assert code == 250, (r, code)
+        code, text = s.data(content)
+        assert code == 250, (code, text)
+        return text.decode()
 
 
 def queue_empty(a):
@@ -128,9 +135,11 @@ def test_retry_then_flush(ternd, dnsmasq):
                                           "queue.retry_max": "3600"},
                          b_start=False)
     content = msg("retry-me")
-    submit(a, [BEN], content)
+    reply = submit(a, [BEN], content)
     m = wait_for(lambda: pending_with_error(a),
                  "a failed first attempt in `tern queue list --json`")
+    # the id the client was given is the queue entry's
+    assert reply.endswith(f"queued as {m['id']}"), (reply, m["id"])
     assert m["sender"] == CLAIRE, m
     assert m["held"] is False, m
     [r] = m["recipients"]

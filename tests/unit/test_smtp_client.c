@@ -1580,6 +1580,92 @@ test_out_full(void)
 	buf_free(&out);
 }
 
+/* ---- LMTP (RFC 2033) ------------------------------------------------------ */
+
+#define LHLO "LHLO client.example\r\n"
+#define LHLO_OK "250-mbox.example.net\r\n250-PIPELINING\r\n" \
+	"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
+
+static void
+test_lmtp_reply_per_recipient(void)
+{
+	struct smtp_client_conf conf = conf_base(rcpt_bcd, 3);
+	const struct step steps[] = {
+		{ "220 mbox LMTP\r\n", LHLO, A_IN, NULL, 0, OP_NONE },
+		/* STARTTLS is offered but never used over LMTP */
+		{ LHLO_OK, MAIL_A "\r\n" RCPT_B RCPT_C RCPT_D "DATA\r\n", A_IN,
+		    NULL, 0, OP_NONE },
+		{ OK250 "250 2.1.5 Ok\r\n550 5.1.1 No such user\r\n"
+		    "250 2.1.5 Ok\r\n" GO354, "", A_BODY, NULL, 0, OP_NONE },
+		/* one reply per accepted recipient: b, then d */
+		{ "250 2.0.0 <b@example.net> Saved\r\n", "", A_IN, NULL, 0,
+		    OP_NONE },
+		{ "452 4.2.2 <d@example.net> Mailbox full\r\n", "", A_DONE,
+		    WANT({ RS_OK, 250, "2.0.0", NULL },
+		    { RS_PERM, 550, "5.1.1", NULL },
+		    { RS_TEMP, 452, "4.2.2", NULL }), OP_NONE },
+	};
+
+	conf.want_starttls = true;
+	conf.lmtp = true;
+	RUN("LMTP: LHLO, no STARTTLS, one reply per accepted recipient",
+	    &conf, NULL, steps, NULL);
+}
+
+static void
+test_lmtp_replies_in_one_read(void)
+{
+	struct smtp_client_conf conf = conf_base(rcpt_bcd, 2);
+	const struct step steps[] = {
+		{ "220 mbox LMTP\r\n", LHLO, A_IN, NULL, 0, OP_NONE },
+		{ LHLO_OK, MAIL_A "\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN, NULL, 0,
+		    OP_NONE },
+		{ OK250 "250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n" GO354, "", A_BODY,
+		    NULL, 0, OP_NONE },
+		{ "550 5.2.0 <b@example.net> Rejected by Sieve\r\n"
+		    "250 2.0.0 <c@example.net> Saved\r\n", "", A_DONE,
+		    WANT({ RS_PERM, 550, "5.2.0", NULL },
+		    { RS_OK, 250, "2.0.0", NULL }), OP_RESET },
+		/* the next message: no RSET is needed after LMTP's replies */
+		{ NULL, MAIL_A "\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN, NULL, 0,
+		    OP_NONE },
+	};
+
+	conf.lmtp = true;
+	RUN("LMTP: all replies after the dot at once, then the next message",
+	    &conf, &conf, steps, NULL);
+}
+
+static void
+test_lmtp_lhlo_refused(void)
+{
+	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
+	const struct step steps[] = {
+		{ "220 mbox LMTP\r\n", LHLO, A_IN, NULL, 0, OP_NONE },
+		{ "500 5.5.1 Unknown command\r\n", "QUIT\r\n", A_FAIL,
+		    WANT({ RS_PERM, 500, "5.5.1", NULL }), OP_NONE },
+	};
+
+	conf.lmtp = true;
+	RUN("LMTP: LHLO refused is not followed by HELO", &conf, NULL, steps,
+	    NULL);
+}
+
+static void
+test_lmtp_conf(void)
+{
+	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
+
+	t_case("LMTP: no AUTH nor required TLS");
+	conf.lmtp = true;
+	conf.auth_user = "u";
+	conf.auth_pass = "p";
+	T_CHECK(smtp_client_new(&conf) == NULL);
+	conf.auth_user = conf.auth_pass = NULL;
+	conf.require_tls = true;
+	T_CHECK(smtp_client_new(&conf) == NULL);
+}
+
 int
 main(void)
 {
@@ -1612,6 +1698,10 @@ main(void)
 	test_auth_login_ok();
 	test_auth_login_535();
 	test_auth_login_third_challenge();
+	test_lmtp_reply_per_recipient();
+	test_lmtp_replies_in_one_read();
+	test_lmtp_lhlo_refused();
+	test_lmtp_conf();
 	test_size_too_big();
 	test_size_unlimited();
 	test_8bitmime();
