@@ -107,6 +107,12 @@ txn_free(struct txn *t)
 		return;
 	srv->body_bytes -= t->body.len;
 	txn_spill_close(t);
+	for (size_t i = 0; i < t->nsucc; i++) {
+		free(t->succ[i].addr);
+		free(t->succ[i].orcpt_type);
+		free(t->succ[i].orcpt);
+	}
+	free(t->succ);
 	table_targets_free(&t->targets);
 	if (t->remote != NULL) {
 		queue_env_free(t->remote);
@@ -528,6 +534,35 @@ literal_is_this_host(const struct conn *c, const struct addr *a)
 	    inet_pton(AF_INET, lit, want) == 1 && memcmp(want, have + 12, 4) == 0;
 }
 
+/*
+ * RFC 3461 5.2.2: NOTIFY=SUCCESS on a recipient delivered here, into its
+ * Maildir, earns a "delivered" DSN once the message is stored (eom_done);
+ * remember what it must say.  Recipients that go on through the queue
+ * (remote, or LMTP) get theirs from the queue manager.
+ */
+static void
+txn_note_success(struct txn *t, const struct table_targets *tt,
+    const struct smtp_rcpt_params *rp, const char *rcpt)
+{
+	struct dsn_delivered_rcpt *d;
+	size_t i, local = 0;
+
+	if (!(rp->notify & SMTP_NOTIFY_SUCCESS) || srv->conf->delivery_lmtp != NULL)
+		return;
+	for (i = 0; i < tt->n; i++)
+		local += tt->v[i].local;
+	if (local == 0)
+		return;
+	if ((d = realloc(t->succ, (t->nsucc + 1) * sizeof(*t->succ))) == NULL)
+		return;                  /* no report; the delivery is unaffected */
+	t->succ = d;
+	d = &t->succ[t->nsucc++];
+	d->addr = xstrdup(rcpt);
+	d->orcpt_type = rp->has_orcpt ? xstrdup(rp->orcpt_type) : NULL;
+	d->orcpt = rp->has_orcpt ? xstrdup(rp->orcpt) : NULL;
+	d->expanded = tt->n > 1;
+}
+
 static void
 on_rcpt(struct conn *c)
 {
@@ -559,6 +594,7 @@ on_rcpt(struct conn *c)
 	if (st == TABLE_OK && added != 0)
 		conn_reject(c, "rcpt", 452, "4.5.3", "Too many recipients", rcpt);
 	else if (st == TABLE_OK) {
+		txn_note_success(c->txn, &tt, &cmd->rcpt, rcpt);
 		if (c->txn->nrcpt++ == 0 &&
 		    str_copy(c->txn->first_rcpt, sizeof(c->txn->first_rcpt), rcpt, strlen(rcpt)) != 0)
 			c->txn->first_rcpt[0] = '\0';
@@ -677,6 +713,16 @@ eom_done(struct inject *ij)
 	char text[64];
 
 	eom_log(c, ij);
+	if (ij->rc == 0 && t->nsucc > 0) {
+		struct dsn_delivered d = {
+			.id = t->id, .sender = t->sender, .envid = t->params.envid,
+			.ret = t->params.ret, .smtputf8 = t->params.smtputf8,
+			.rcpts = t->succ, .nrcpts = t->nsucc,
+		};
+
+		d.msg = txn_content(t, &d.msg_len);
+		qmgr_dsn_delivered(srv->qmgr, &d);
+	}
 	if (!conn_job_finished(c)) {
 		c->pending = false;
 		if (ij->rc == 0) {

@@ -33,6 +33,8 @@ struct txn {
 	bool body_failed;                     /* could not store the content */
 	int body_errno;                       /* why: 0 memory, else write's */
 	void *owner;                          /* the conn, while a job stores it */
+	struct dsn_delivered_rcpt *succ;      /* local RCPTs with NOTIFY=SUCCESS */
+	size_t nsucc;
 };
 
 struct conn {

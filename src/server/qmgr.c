@@ -228,6 +228,8 @@ struct attempt {
 	char hostname[256];
 	char date[64];
 	unsigned char *before;         /* recipient states when loaded */
+	unsigned char *final;          /* per recipient: delivered to its
+	                                  mailbox (LMTP) in this attempt */
 	char (*mx)[256];               /* per recipient: the host that answered
 	                                  in this attempt (DSN Remote-MTA) */
 };
@@ -372,7 +374,9 @@ group_done(void *arg, const struct smtp_client_result *results, size_t n,
 	/* remote.c logged each result with its MX */
 	for (i = 0; i < n && i < g->n; i++) {
 		result_apply(at, &at->env.rcpt[g->idx[i]], &results[i], now, g->lmtp);
-		if (mx != NULL && results[i].remote)
+		if (g->lmtp && results[i].cls == SMTP_RESULT_OK)
+			at->final[g->idx[i]] = 1;
+		if (mx != NULL && results[i].remote && !g->lmtp)  /* not an MTA */
 			(void)!str_copy(at->mx[g->idx[i]], sizeof(at->mx[0]), mx, strlen(mx));
 	}
 	at->q->jobs--;
@@ -421,6 +425,7 @@ attempt_free(struct attempt *at)
 	if (at->data_fd >= 0)
 		close(at->data_fd);
 	free(at->before);
+	free(at->final);
 	free(at->mx);
 	queue_env_free(&at->env);
 	free(at);
@@ -446,6 +451,7 @@ attempt_load_done(struct job *j)
 		return;
 	}
 	at->before = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, 1);
+	at->final = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, 1);
 	at->mx = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->mx));
 	for (size_t i = 0; i < at->env.nrcpt; i++)
 		at->before[i] = (unsigned char)at->env.rcpt[i].state;
@@ -489,7 +495,7 @@ struct finish {
 /* Which DSN, if any, reports recipient r after this attempt. */
 static int
 dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
-    bool warn_now)
+    bool final, bool warn_now)
 {
 	if (r->notify & SMTP_NOTIFY_NEVER)
 		return -1;
@@ -497,6 +503,10 @@ dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
 	    (r->notify == 0 || (r->notify & SMTP_NOTIFY_FAILURE)))
 		return DSN_FAILURE;
 	if (r->state == QUEUE_RCPT_RELAYED && before != QUEUE_RCPT_RELAYED &&
+	    (r->notify & SMTP_NOTIFY_SUCCESS))
+		return DSN_SUCCESS;
+	/* RFC 3461 5.2.2: final delivery (LMTP) with SUCCESS: "delivered" */
+	if (final && r->state == QUEUE_RCPT_DELIVERED &&
 	    (r->notify & SMTP_NOTIFY_SUCCESS))
 		return DSN_SUCCESS;
 	if (warn_now && r->state == QUEUE_RCPT_PENDING &&
@@ -571,6 +581,78 @@ dsn_inject_free(struct inject *ij)
 	free(ij);
 }
 
+static void
+dsn_delivered_done(struct inject *ij)
+{
+	struct buf *body = ij->arg;
+
+	if (ij->rc != 0)
+		log_err("event=dsn_store_failed kind=success error=\"%s\"", ij->err);
+	buf_free(body);
+	free(body);
+	dsn_inject_free(ij);
+}
+
+void
+qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d)
+{
+	struct bounce_rcpt *br;
+	struct bounce_in in = { 0 };
+	struct inject *ij;
+	struct buf *body;
+	char msgid[300], nid[ID_LEN + 1], date[64];
+	const char *host = q->srv->conf->hostname;
+	size_t i, n = d->nrcpts < BOUNCE_RCPTS_MAX ? d->nrcpts : BOUNCE_RCPTS_MAX;
+	time_t now = time(NULL);
+
+	if (d->sender[0] == '\0' || n == 0)
+		return;                    /* never a DSN to <> */
+	br = xcalloc(n, sizeof(*br));
+	for (i = 0; i < n; i++) {
+		br[i].final = d->rcpts[i].addr;
+		br[i].orcpt_type = d->rcpts[i].orcpt_type;
+		br[i].orcpt = d->rcpts[i].orcpt;
+		br[i].action = d->rcpts[i].expanded ? BOUNCE_ACTION_EXPANDED :
+		    BOUNCE_ACTION_DELIVERED;
+		br[i].status = "2.0.0";
+		br[i].last_attempt = now;
+	}
+	id_new(nid);
+	if (str_fmt(msgid, sizeof(msgid), "<%s.dsn@%s>", nid, host) != 0)
+		msgid[0] = '\0';
+	if (time_rfc5322(date, sizeof(date), (int64_t)now) == 0)
+		date[0] = '\0';
+	in.reporting_mta = host;
+	in.sender = d->sender;
+	in.envid = d->envid != NULL && d->envid[0] ? d->envid : NULL;
+	in.arrival = now;
+	in.kind = BOUNCE_SUCCESS;
+	in.ret = d->ret == SMTP_RET_HDRS ? BOUNCE_RET_HDRS :
+	    d->ret == SMTP_RET_FULL ? BOUNCE_RET_FULL : BOUNCE_RET_DEFAULT;
+	in.smtputf8 = d->smtputf8;
+	in.rcpts = br;
+	in.nrcpts = n;
+	in.msg = d->msg;
+	in.msg_len = d->msg_len;
+	in.date = date;
+	in.message_id = msgid;
+	body = xcalloc(1, sizeof(*body));
+	buf_init(body, BOUNCE_RETURN_MAX_DEFAULT + (1u << 20));
+	if (bounce_build(&in, body) < 0 || (ij = dsn_inject_new(q, d->sender)) == NULL) {
+		log_err("id=%s event=dsn_build_failed kind=success", d->id);
+		buf_free(body);
+		free(body);
+		free(br);
+		return;
+	}
+	free(br);
+	ij->body = body->data;
+	ij->body_len = body->len;
+	ij->arg = body;
+	log_info("id=%s event=dsn kind=success to=<%s>", d->id, d->sender);
+	inject_submit(ij, dsn_delivered_done);
+}
+
 /* Read the original message back for the DSN (worker thread). */
 static int
 read_original(int fd, uint64_t size, struct buf *out)
@@ -620,6 +702,8 @@ dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 		br[n].orcpt_type = r->orcpt_type[0] ? r->orcpt_type : NULL;
 		br[n].orcpt = r->orcpt_type[0] ? r->orcpt : NULL;
 		br[n].action = dsn_actions[kind];
+		if (kind == DSN_SUCCESS && r->state == QUEUE_RCPT_DELIVERED)
+			br[n].action = BOUNCE_ACTION_DELIVERED;
 		br[n].status = r->enh[0] ? r->enh : NULL;
 		/* the remote server's whole reply, as RFC 3464 2.3.6 wants it */
 		if (r->code && str_fmt(diag[n], sizeof(diag[n]), "%d %s%s%s", r->code,
@@ -681,7 +765,7 @@ finish_run(struct job *j)
 			log_err("id=%s event=dsn_store_failed error=\"%s\"", at->env.id, f->ij[k]->err);
 		else
 			log_info("id=%s event=dsn kind=%s to=<%s>", at->env.id,
-			    k == DSN_FAILURE ? "failure" : k == DSN_DELAY ? "delay" : "relayed",
+			    k == DSN_FAILURE ? "failure" : k == DSN_DELAY ? "delay" : "success",
 			    at->env.sender);
 	}
 	buf_free(&orig);
@@ -775,7 +859,8 @@ attempt_finish(struct attempt *at)
 		const struct queue_rcpt *r = &at->env.rcpt[i];
 
 		/* only what changed in this attempt is reported */
-		k = dsn_kind_for(r, (enum queue_rcpt_state)at->before[i], warn);
+		k = dsn_kind_for(r, (enum queue_rcpt_state)at->before[i],
+		    at->final[i] != 0, warn);
 		pending |= r->state == QUEUE_RCPT_PENDING;
 		if (k >= 0 && at->env.sender[0] != '\0') {
 			f->marks[i] = (unsigned char)(k + 1);

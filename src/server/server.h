@@ -131,6 +131,28 @@ struct qmgr *qmgr_new(struct server *s);
 void qmgr_free(struct qmgr *q);
 /* A committed envelope (ownership moves); schedules its first attempt. */
 void qmgr_add(struct qmgr *q, struct queue_env *env);
+/*
+ * RFC 3461 5.2.2: a "delivered" (or "expanded") DSN to sender for the
+ * recipients that asked NOTIFY=SUCCESS and were delivered into Maildirs
+ * at the end of data.  Built now from msg (the message as received, for
+ * RET), stored like every DSN (its sender's Maildir, LMTP or the queue)
+ * on a worker; failures are logged, nothing is returned.
+ */
+struct dsn_delivered_rcpt {
+	char *addr;                  /* as given in RCPT */
+	char *orcpt_type, *orcpt;    /* NULL: no ORCPT */
+	bool expanded;               /* an alias with several targets */
+};
+struct dsn_delivered {
+	const char *id, *sender, *envid;   /* envid: NULL or "" for none */
+	enum smtp_ret ret;
+	bool smtputf8;
+	const struct dsn_delivered_rcpt *rcpts;
+	size_t nrcpts;
+	const char *msg;
+	size_t msg_len;
+};
+void qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d);
 bool qmgr_idle(const struct qmgr *q);      /* no attempt or job in flight */
 /* Control: each replies into out (JSON) and calls done(arg) later. */
 void qmgr_control(struct qmgr *q, const char *line, struct buf *out,
