@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format cppcheck
 libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libinih-dev libcrypt-dev
-python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp curl dovecot-imapd dnsmasq-base openssl sqlite3
+python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp curl dovecot-imapd dovecot-lmtpd dnsmasq-base openssl sqlite3
 procps iproute2 postfix"
 missing=""
 for p in $PKGS; do

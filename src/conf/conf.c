@@ -118,7 +118,7 @@ static const struct conf_key conf_keys[] = {
 
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
-	"auth", "submission", "queue",
+	"auth", "submission", "queue", "delivery",
 };
 /* clang-format on */
 

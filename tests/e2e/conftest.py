@@ -842,6 +842,311 @@ def dovecot():
         shutil.rmtree(d.dir, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------
+# Dovecot as an LMTP server (the final delivery agent behind delivery.lmtp)
+# ---------------------------------------------------------------------------
+
+DOVECOT_LMTP = "/usr/lib/dovecot/lmtp"
+LMTP_USERS = ("ben@example.org", "claire@example.org")
+
+
+class DovecotLmtp:
+    """
+    A private Dovecot that accepts mail over LMTP for a fixed list of users
+    (passwd-file passdb and userdb), stores it in Maildirs under its own
+    directory (DIR/mail/DOMAIN/LOCAL) and serves the same mail over IMAP on
+    127.0.0.1:imap_port (every user's password is IMAP_PASSWORD).
+
+    LMTP listens on the unix socket lmtp_socket (mode 0666, so a ternd
+    running as another uid can connect) when unix=True, and on
+    tcp_host:lmtp_port when tcp=True.  Both addresses are fixed by the
+    constructor, before start(): a test can hand them to ternd while
+    nothing listens yet.  delivery_unix / delivery_tcp are the matching
+    values of ternd's delivery.lmtp.
+
+    As a normal user Dovecot runs rootless (everything as that user); as
+    root its mail processes run as RUN_AS (ternd's user; never uid 0).
+    The master runs in its own session and process group: stop() signals
+    that group only.
+    """
+    name = "dovecot-lmtp"
+
+    def __init__(self, users=LMTP_USERS, unix=True, tcp=True,
+                 tcp_host="127.0.0.1", password=IMAP_PASSWORD):
+        require(DOVECOT, "dovecot-core")
+        require(DOVECOT_LMTP, "dovecot-lmtpd")
+        assert unix or tcp, "DovecotLmtp needs a unix socket or a TCP port"
+        self.users = tuple(users)
+        self.password = password
+        self.dir = d = world_tmpdir("tern-lmtp-")
+        os.chmod(d, 0o755)      # auth (user dovecot) and ternd traverse it
+        self.log_path = d / "dovecot.log"
+        self.imap_port = free_port()
+        self.lmtp_port = None
+        while tcp and self.lmtp_port in (None, self.imap_port):
+            self.lmtp_port = free_port()
+        self.lmtp_host = tcp_host
+        self.lmtp_socket = str(d / "lmtp.sock") if unix else None
+        if RUN_AS:
+            self.uid, self.gid = RUN_AS[1], RUN_AS[2]
+        else:
+            self.uid, self.gid = os.geteuid(), os.getegid()
+        assert self.uid != 0, "Dovecot refuses to deliver mail as uid 0"
+        (d / "mail").mkdir()
+        os.chown(d / "mail", self.uid, self.gid)
+        for u in self.users:
+            local, domain = u.rsplit("@", 1)
+            home = d / "home" / domain / local
+            home.mkdir(parents=True)
+            for p in (d / "home", d / "home" / domain, home):
+                os.chown(p, self.uid, self.gid)
+        self.quota = {}
+        self._write_users()
+        rootless = login_chroot = ""
+        if os.geteuid() != 0:
+            # Dovecot's rootless mode: one user for everything, no chroot
+            me = pwd.getpwuid(os.geteuid()).pw_name
+            grp_name = grp.getgrgid(os.getegid()).gr_name
+            rootless = (f"default_internal_user = {me}\n"
+                        f"default_internal_group = {grp_name}\n"
+                        f"default_login_user = {me}\n"
+                        "service anvil {\n  chroot =\n}\n")
+            login_chroot = "  chroot =\n"
+        unix_listener = (f"  unix_listener {self.lmtp_socket} {{\n"
+                         f"    mode = 0666\n  }}\n" if unix else "")
+        inet_listener = (f"  inet_listener lmtp {{\n"
+                         f"    address = {tcp_host}\n"
+                         f"    port = {self.lmtp_port}\n  }}\n" if tcp else "")
+        (d / "dovecot.conf").write_text(f"""\
+{rootless}base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+instance_name = tern-lmtp-{self.imap_port}
+hostname = lmtp.test
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+first_valid_gid = 1
+mail_location = maildir:{d}/mail/%d/%n
+lmtp_save_to_detail_mailbox = no
+mail_plugins = $mail_plugins quota
+quota_full_tempfail = yes
+plugin {{
+  quota = count:User quota
+  quota_vsizes = yes
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {d}/users
+}}
+service imap-login {{
+{login_chroot}  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service lmtp {{
+{unix_listener}{inet_listener}}}
+""")
+        self.proc = None
+        self.out = None
+
+    def _write_users(self):
+        """The passwd-file (passdb and userdb); Dovecot re-reads it when it
+        changes (looking at most once a second), so set_quota() works on a
+        running instance."""
+        lines = []
+        for u in self.users:
+            local, domain = u.rsplit("@", 1)
+            home = self.dir / "home" / domain / local
+            extra = (f"userdb_quota_rule=*:storage={self.quota[u]}"
+                     if u in self.quota else "")
+            lines.append(f"{u}:{{PLAIN}}{self.password}:{self.uid}:{self.gid}"
+                         f"::{home}::{extra}\n")
+        path, tmp = self.dir / "users", self.dir / "users.tmp"
+        tmp.write_text("".join(lines))
+        os.chmod(tmp, 0o644)
+        if path.exists():
+            # Dovecot notices the change by mtime (seconds): make it differ
+            t = max(time.time(), os.stat(path).st_mtime + 1)
+            os.utime(tmp, (t, t))
+        os.replace(tmp, path)
+
+    def set_quota(self, user, storage):
+        """Limit user's mailbox (Dovecot quota_rule storage, e.g. "1B");
+        None: unlimited.  A delivery over the limit gets 452 4.2.2 after
+        DATA for that recipient (quota_full_tempfail = yes)."""
+        assert user in self.users, user
+        if storage is None:
+            self.quota.pop(user, None)
+        else:
+            self.quota[user] = storage
+        self._write_users()
+        if self.proc is not None and self.proc.poll() is None:
+            time.sleep(1.1)     # Dovecot's auth stats the file once a second
+
+    # -- addresses --
+    @property
+    def delivery_unix(self):
+        """ternd's delivery.lmtp value for the unix socket."""
+        assert self.lmtp_socket, "this Dovecot has no LMTP unix socket"
+        return f"unix:{self.lmtp_socket}"
+
+    @property
+    def delivery_tcp(self):
+        """ternd's delivery.lmtp value for the TCP listener."""
+        assert self.lmtp_port, "this Dovecot has no LMTP TCP port"
+        h = self.lmtp_host
+        return f"[{h}]:{self.lmtp_port}" if ":" in h else f"{h}:{self.lmtp_port}"
+
+    def maildir(self, address):
+        local, domain = address.rsplit("@", 1)
+        return self.dir / "mail" / domain / local
+
+    # -- process --
+    def start(self, timeout=10):
+        assert self.proc is None or self.proc.poll() is not None, "running"
+        self.out = open(self.dir / "dovecot.out", "ab")
+        self.proc = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(self.dir / "dovecot.conf")],
+            stdin=subprocess.DEVNULL, stdout=self.out,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        _ACTIVE.append(self)
+        try:
+            self._wait_ready(timeout * SLOW)
+        except (RuntimeError, AssertionError, OSError) as e:
+            self.stop()
+            pytest.fail(f"{e}\n{log_tail(self.log_path)}\n"
+                        f"{log_tail(self.dir / 'dovecot.out')}", pytrace=False)
+        return self
+
+    def _banner(self, sock, what, prefix, timeout):
+        with sock:
+            sock.settimeout(timeout)
+            banner = sock.recv(1024)
+        if not banner.startswith(prefix):
+            raise AssertionError(f"{what} banner {banner!r}")
+
+    def _wait_ready(self, timeout):
+        s = wait_port(self.imap_port, timeout, self.proc, "dovecot (imap)")
+        self._banner(s, "IMAP", b"* OK", timeout)
+        if self.lmtp_port:
+            s = wait_port(self.lmtp_port, timeout, self.proc, "dovecot (lmtp)",
+                          host=self.lmtp_host)
+            self._banner(s, "LMTP", b"220 ", timeout)
+        if self.lmtp_socket:
+            deadline = time.monotonic() + timeout
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"dovecot exited with status "
+                                       f"{self.proc.returncode}")
+                try:
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.settimeout(timeout)
+                    s.connect(self.lmtp_socket)
+                    break
+                except OSError:
+                    s.close()
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"dovecot: no LMTP socket "
+                                           f"{self.lmtp_socket} after {timeout}s")
+                    time.sleep(0.05)
+            self._banner(s, "LMTP", b"220 ", timeout)
+            mode = os.stat(self.lmtp_socket).st_mode & 0o777
+            assert mode == 0o666, f"{self.lmtp_socket} has mode {mode:o}"
+
+    def stop(self):
+        """SIGTERM to the master (it stops its children); if it hangs,
+        SIGKILL to its own process group, nothing else."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        if self.out:
+            self.out.close()
+            self.out = None
+
+    def log(self):
+        return Path(self.log_path).read_text(errors="replace") \
+            if Path(self.log_path).exists() else ""
+
+    # -- clients --
+    def lmtp(self, tcp=False, timeout=10):
+        """smtplib.LMTP connected (unix socket unless tcp=True or there is
+        none); the caller sends LHLO (lmtp.ehlo() or sendmail does)."""
+        import smtplib
+        if self.lmtp_socket and not tcp:
+            return smtplib.LMTP(self.lmtp_socket, local_hostname="client.test",
+                                timeout=timeout * SLOW)
+        return smtplib.LMTP(self.lmtp_host, self.lmtp_port,
+                            local_hostname="client.test", timeout=timeout * SLOW)
+
+    def imap(self, user):
+        import imaplib
+        m = imaplib.IMAP4("127.0.0.1", self.imap_port, timeout=10 * SLOW)
+        m.login(user, self.password)
+        return m
+
+    def messages(self, user, mailbox="INBOX"):
+        """Every message of user's mailbox over IMAP, raw bytes, in order."""
+        m = self.imap(user)
+        try:
+            typ, data = m.select(mailbox, readonly=True)
+            assert typ == "OK", (user, mailbox, data)
+            typ, data = m.search(None, "ALL")
+            assert typ == "OK", data
+            out = []
+            for i in data[0].split():
+                typ, data = m.fetch(i, "(BODY.PEEK[])")
+                assert typ == "OK", data
+                out.append(data[0][1])
+            return out
+        finally:
+            m.logout()
+
+    def wait_messages(self, user, n=1, timeout=15):
+        """Poll IMAP until user has at least n messages; return them all."""
+        return wait_for(lambda: (lambda ms: ms if len(ms) >= n else None)(
+            self.messages(user)),
+            f"{n} message(s) for {user} in Dovecot (IMAP)", timeout)
+
+
+@pytest.fixture
+def dovecot_lmtp():
+    """Factory: dovecot_lmtp(users=LMTP_USERS, unix=True, tcp=True,
+    tcp_host="127.0.0.1", start=True) -> DovecotLmtp (started unless
+    start=False); stopped and removed at teardown."""
+    made = []
+
+    def make(users=LMTP_USERS, unix=True, tcp=True, tcp_host="127.0.0.1",
+             start=True):
+        d = DovecotLmtp(users, unix, tcp, tcp_host)
+        made.append(d)
+        return d.start() if start else d
+    yield make
+    for d in made:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
 @pytest.fixture
 def world_tmp():
     """A temporary directory under /tmp that other uids can traverse."""

@@ -309,6 +309,12 @@ static const char *const file_errors[][2] = {
 	"2: listen.smtp: expected host:port or [ipv6]:port, or off"},
     {"[relay]\nsmarthost = a b:25\n",
 	"2: relay.smarthost: expected host, host:port or [ipv6]:port"},
+    {"[delivery]\nlmtp = unix:relative/lmtp\n",
+	"2: delivery.lmtp: expected unix:/absolute/path (at most 107 octets), "
+	"host, host:port or [ipv6]:port"},
+    {"[delivery]\nlmtp = a b\n",
+	"2: delivery.lmtp: expected host, host:port or [ipv6]:port"},
+    {"[limits]\nhops = 5\n", "2: limits.hops: out of range (10..10000)"},
     {"[relay]\nnetworks = 10.0.0.0/33\n",
 	"2: relay.networks: \"10.0.0.0/33\" is not an address or "
 	"address/prefix"},
@@ -482,6 +488,8 @@ test_value_forms(void)
 	    "dns.servers=::1",
 	    "relay.smarthost=[::1]",
 	    "user=\"\"",
+	    "delivery.lmtp=unix:/run/dovecot/lmtp",
+	    "limits.hops=50",
 	};
 	char err[512] = "";
 	struct conf *c =
@@ -499,6 +507,8 @@ test_value_forms(void)
 	T_CHECK_STR(c->dns_servers, "::1");
 	T_CHECK_STR(c->relay_smarthost, "[::1]");
 	T_CHECK(c->user == NULL);
+	T_CHECK_STR(c->delivery_lmtp, "unix:/run/dovecot/lmtp");
+	T_CHECK_INT(c->hops, 50);
 	conf_free(c);
 }
 
@@ -643,7 +653,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 33);
+	T_CHECK_INT(l.n, 35);
 	T_CHECK(strstr(l.text, "domains = a.example, b.example\n") != NULL);
 	T_CHECK(strstr(l.text, "state_dir = /s\n") != NULL);
 	T_CHECK(strstr(l.text, "tables.users = sqlite:/s/tern.db\n") != NULL);
