@@ -11,6 +11,8 @@ Nothing here skips: a missing binary or tool is a failure that names the
 Debian package to install.
 """
 
+import email
+import email.policy
 import email.utils
 import grp
 import os
@@ -719,6 +721,20 @@ IMAP_USER = "ben@example.org"
 IMAP_PASSWORD = "password"
 
 
+def dovecot_rootless():
+    """(global settings, login service setting) that let a private Dovecot
+    run as the current non-root user: one user for everything, no chroot.
+    Empty strings as root."""
+    if os.geteuid() == 0:
+        return "", ""
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    grp_name = grp.getgrgid(os.getegid()).gr_name
+    return (f"default_internal_user = {me}\n"
+            f"default_internal_group = {grp_name}\n"
+            f"default_login_user = {me}\n"
+            "service anvil {\n  chroot =\n}\n"), "  chroot =\n"
+
+
 class Dovecot:
     """
     A private Dovecot serving one Maildir over IMAP on 127.0.0.1, its mail
@@ -745,16 +761,7 @@ class Dovecot:
             f"{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}\n")
         os.chmod(self.dir / "passwd", 0o644)
         d = self.dir
-        rootless = login_chroot = ""
-        if os.geteuid() != 0:
-            # Dovecot's rootless mode: one user for everything, no chroot
-            me = pwd.getpwuid(os.geteuid()).pw_name
-            grp_name = grp.getgrgid(os.getegid()).gr_name
-            rootless = (f"default_internal_user = {me}\n"
-                        f"default_internal_group = {grp_name}\n"
-                        f"default_login_user = {me}\n"
-                        "service anvil {\n  chroot =\n}\n")
-            login_chroot = "  chroot =\n"
+        rootless, login_chroot = dovecot_rootless()
         (d / "dovecot.conf").write_text(f"""\
 {rootless}base_dir = {d}/run
 state_dir = {d}/state
@@ -902,16 +909,7 @@ class DovecotLmtp:
                 os.chown(p, self.uid, self.gid)
         self.quota = {}
         self._write_users()
-        rootless = login_chroot = ""
-        if os.geteuid() != 0:
-            # Dovecot's rootless mode: one user for everything, no chroot
-            me = pwd.getpwuid(os.geteuid()).pw_name
-            grp_name = grp.getgrgid(os.getegid()).gr_name
-            rootless = (f"default_internal_user = {me}\n"
-                        f"default_internal_group = {grp_name}\n"
-                        f"default_login_user = {me}\n"
-                        "service anvil {\n  chroot =\n}\n")
-            login_chroot = "  chroot =\n"
+        rootless, login_chroot = dovecot_rootless()
         unix_listener = (f"  unix_listener {self.lmtp_socket} {{\n"
                          f"    mode = 0666\n  }}\n" if unix else "")
         inet_listener = (f"  inet_listener lmtp {{\n"
@@ -1279,3 +1277,31 @@ def received_headers(data):
         if field.lower().startswith("received:"):
             out.append(re.sub(r"\s+", " ", field))
     return out
+
+
+# ---------------------------------------------------------------------------
+# DSNs (RFC 3464)
+# ---------------------------------------------------------------------------
+
+def dsn_of(raw):
+    """(message, per-message fields, [per-recipient fields], returned)."""
+    assert raw.startswith(b"Return-Path: <>\r\n"), \
+        f"a DSN has the null sender: {raw[:300]!r}"
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert m.get_content_type() == "multipart/report", \
+        f"DSN content type {m.get_content_type()}:\n{raw[:1500]!r}"
+    assert m.get_param("report-type") == "delivery-status", m["Content-Type"]
+    parts = m.get_payload()
+    [ds] = [p for p in parts if p.get_content_type() == "message/delivery-status"]
+    blocks = ds.get_payload()
+    assert len(blocks) >= 2, blocks
+    returned = [p for p in parts if p.get_content_type() in
+                ("message/rfc822", "text/rfc822-headers")]
+    return m, blocks[0], blocks[1:], returned
+
+
+def field(block, name):
+    v = block.get(name)
+    assert v is not None, f"no {name} in {block.items()}"
+    return re.sub(r"\s+", " ", str(v)).strip()
+

@@ -5,8 +5,7 @@ that did not ask gets nothing, and <> never gets a report."""
 import re
 import time
 
-from conftest import check, maildir_files
-from test_journey import dsn_of, field
+from conftest import check, dsn_of, field, maildir_files
 
 CLAIRE = "claire@example.org"   # local sender: her DSNs land in her Maildir
 BEN = "ben@example.org"

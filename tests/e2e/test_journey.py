@@ -9,14 +9,12 @@ submits from her mail client (smtplib: STARTTLS, AUTH) on her submission
 port.
 """
 
-import email
-import email.policy
 import re
 import smtplib
 import socket
 import time
 
-from conftest import (PASSWORD, SLOW, free_port, maildir_files,
+from conftest import (PASSWORD, SLOW, dsn_of, field, free_port, maildir_files,
                       maildir_messages, received_headers, submit_ternd,
                       tls_client_context, wait_for)
 
@@ -116,27 +114,6 @@ def one_failed_attempt(a):
         return None
     [r] = ms[0]["recipients"]
     return ms[0] if r.get("attempts", 0) >= 1 else None
-
-
-def dsn_of(raw):
-    """(message, per-message fields, [per-recipient fields], returned)."""
-    assert raw.startswith(b"Return-Path: <>\r\n"), raw[:200]
-    m = email.message_from_bytes(raw, policy=email.policy.compat32)
-    assert m.get_content_type() == "multipart/report", m.get_content_type()
-    assert m.get_param("report-type") == "delivery-status", m["Content-Type"]
-    parts = m.get_payload()
-    [ds] = [p for p in parts if p.get_content_type() == "message/delivery-status"]
-    blocks = ds.get_payload()
-    assert len(blocks) >= 2, blocks
-    returned = [p for p in parts if p.get_content_type() in
-                ("message/rfc822", "text/rfc822-headers")]
-    return m, blocks[0], blocks[1:], returned
-
-
-def field(block, name):
-    v = block.get(name)
-    assert v is not None, f"no {name} in {block.items()}"
-    return re.sub(r"\s+", " ", str(v)).strip()
 
 
 # ---------------------------------------------------------------------------

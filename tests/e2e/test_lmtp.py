@@ -21,8 +21,8 @@ import time
 
 import pytest
 
-from conftest import (PASSWORD, SLOW, received_headers, submit_ternd,
-                      wait_for)
+from conftest import (PASSWORD, SLOW, dsn_of, field, received_headers,
+                      submit_ternd, wait_for)
 
 BEN = "ben@example.org"            # tern user and Dovecot user
 CLAIRE = "claire@example.org"      # tern user and Dovecot user
@@ -101,29 +101,6 @@ def pending_after_attempt(t):
         return None
     [r] = ms[0]["recipients"]
     return ms[0] if r.get("attempts", 0) >= 1 else None
-
-
-def dsn_of(raw):
-    """(message, per-message fields, [per-recipient fields], returned)."""
-    assert raw.startswith(b"Return-Path: <>\r\n"), \
-        f"a DSN has the null sender: {raw[:300]!r}"
-    m = parse(raw)
-    assert m.get_content_type() == "multipart/report", \
-        f"DSN content type {m.get_content_type()}:\n{raw[:1500]!r}"
-    assert m.get_param("report-type") == "delivery-status", m["Content-Type"]
-    parts = m.get_payload()
-    [ds] = [p for p in parts if p.get_content_type() == "message/delivery-status"]
-    blocks = ds.get_payload()
-    assert len(blocks) >= 2, blocks
-    returned = [p for p in parts if p.get_content_type() in
-                ("message/rfc822", "text/rfc822-headers")]
-    return m, blocks[0], blocks[1:], returned
-
-
-def field(block, name):
-    v = block.get(name)
-    assert v is not None, f"no {name} in {block.items()}"
-    return re.sub(r"\s+", " ", str(v)).strip()
 
 
 # ---------------------------------------------------------------------------
