@@ -1292,6 +1292,9 @@ def dsn_of(raw):
         f"DSN content type {m.get_content_type()}:\n{raw[:1500]!r}"
     assert m.get_param("report-type") == "delivery-status", m["Content-Type"]
     parts = m.get_payload()
+    assert isinstance(parts, list) and len(parts) >= 2, parts
+    # RFC 3464 2.1: the first part is the report for humans
+    assert parts[0].get_content_type() == "text/plain", parts[0]["Content-Type"]
     [ds] = [p for p in parts if p.get_content_type() == "message/delivery-status"]
     blocks = ds.get_payload()
     assert len(blocks) >= 2, blocks

@@ -2,13 +2,10 @@
 retries while the next hop is down, `tern queue list --json` and
 `tern queue flush`, and a queue that survives a restart."""
 
-import email
-import email.policy
-import re
 import smtplib
 import time
 
-from conftest import (BEN, CLAIRE, PASSWORD, SLOW, maildir_files,
+from conftest import (BEN, CLAIRE, PASSWORD, SLOW, dsn_of, field, maildir_files,
                       maildir_messages, tls_client_context, two_mtas, wait_for)
 
 NOBODY = "nobody@example.net"
@@ -41,28 +38,6 @@ def queue_empty(a):
     return a.queue_list() == [] and a.queue_env_files() == []
 
 
-def parse_dsn(raw):
-    """(message, per-message fields, [per-recipient fields], returned part)."""
-    m = email.message_from_bytes(raw, policy=email.policy.compat32)
-    assert m.get_content_type() == "multipart/report", m.get_content_type()
-    assert m.get_param("report-type") == "delivery-status", m["Content-Type"]
-    parts = m.get_payload()
-    assert isinstance(parts, list) and len(parts) >= 2, parts
-    assert parts[0].get_content_type() == "text/plain", parts[0]["Content-Type"]
-    [ds] = [p for p in parts if p.get_content_type() == "message/delivery-status"]
-    blocks = ds.get_payload()
-    assert len(blocks) >= 2, blocks
-    returned = [p for p in parts if p.get_content_type() in
-                ("message/rfc822", "text/rfc822-headers")]
-    return m, blocks[0], blocks[1:], returned
-
-
-def field(block, name):
-    v = block.get(name)
-    assert v is not None, f"no {name} in {block.items()}"
-    return re.sub(r"\s+", " ", str(v)).strip()
-
-
 def check_failed_rcpt(r, rcpt):
     assert field(r, "Final-Recipient").lower() == f"rfc822; {rcpt}", r.items()
     assert field(r, "Action").lower() == "failed", r.items()
@@ -79,7 +54,7 @@ def test_bounce_dsn_to_sender(ternd, dnsmasq):
                       "the DSN in claire's Maildir on A")
     raw = path.read_bytes()
     assert raw.startswith(b"Return-Path: <>\r\n"), raw[:200]
-    m, per_msg, rcpts, returned = parse_dsn(raw)
+    m, per_msg, rcpts, returned = dsn_of(raw)
     assert CLAIRE in m["To"], m["To"]
     assert "MAILER-DAEMON@" in m["From"].upper(), m["From"]
     assert m["Auto-Submitted"] and m["Auto-Submitted"].startswith("auto-replied"), m["Auto-Submitted"]
@@ -105,7 +80,7 @@ def test_bounce_lists_only_failed_recipients(ternd, dnsmasq):
     [d] = wait_for(lambda: maildir_messages(b.state_dir, BEN), "delivery to ben on B")
     assert d.data.endswith(content)
     [path] = wait_for(lambda: maildir_files(a.state_dir, CLAIRE), "the DSN on A")
-    _, _, rcpts, _ = parse_dsn(path.read_bytes())
+    _, _, rcpts, _ = dsn_of(path.read_bytes())
     assert len(rcpts) == 1, [r.items() for r in rcpts]
     check_failed_rcpt(rcpts[0], NOBODY)
     wait_for(lambda: queue_empty(a), "A's queue to empty", timeout=10)
