@@ -84,8 +84,10 @@ class Ledger:
 
 def make_content(mid, rng):
     """A message whose body size varies (a few with 256 KiB, so a kill
-    often lands in the middle of a write)."""
-    size = rng.choice((200, 2000, 20000, 20000, 262144))
+    often lands in the middle of a write, and now and then 2 MiB, which
+    ternd keeps in a scratch file while it arrives)."""
+    size = rng.choice((200, 2000, 20000, 20000, 262144, 200, 2000, 20000,
+                       20000, 262144, 2 << 20))
     line = b"x" * 76 + b"\r\n"
     body = line * (size // len(line))
     return (b"From: load <load@example.com>\r\n"
