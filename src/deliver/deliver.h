@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/uio.h>
+#include <time.h>
 
 struct maildir_box {
 	/* Relative to the mail root ("example.org/ben"), each component
@@ -58,6 +59,17 @@ struct maildir_staged *maildir_stage(int root_fd, const struct maildir_box *boxe
     size_t name_len, char *err, size_t errlen);
 int maildir_publish(struct maildir_staged *st, char *err, size_t errlen);
 void maildir_abort(struct maildir_staged *st);
+
+/*
+ * Remove what a killed ternd left in tmp/ of the mailboxes beneath the mail
+ * root (DOMAIN/LOCAL/tmp; a user's own absolute Maildir is not visited):
+ * regular files named as maildir_deliver names them, on this host, by
+ * another process than this one, last changed before `before`.  Anything
+ * else (a mail client's or another MDA's files) is left alone.  Returns
+ * the files removed; *mailboxes gets the tmp/ directories seen.
+ */
+size_t maildir_sweep_tmp(int root_fd, const struct timespec *before,
+    size_t *mailboxes);
 
 /* Make STATE/mail/.../tmp,new,cur for path now (tern user add uses it). */
 int maildir_create(int root_fd, const char *path, char *err, size_t errlen);

@@ -51,6 +51,7 @@
  * more than MAILDIR_KEEP * 2 + 2 descriptors.  A directory another process
  * made and crashed before fsync'ing is not fsync'ed again here.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -197,6 +198,120 @@ md_unique_name(char *out, size_t outlen, size_t size)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Is name one of ours from another process: "SECS.MUSECSPPIDQN.HOST,S=SIZE"
+ * with HOST this host and PID not ours?
+ */
+static bool
+md_name_is_stale_ours(const char *name)
+{
+	const char *p = name, *host;
+	unsigned long long pid = 0;
+	size_t hl;
+
+	(void)pthread_once(&md_host_once, md_host_init);
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == name || strncmp(p, ".M", 2) != 0)
+		return false;
+	for (p += 2; *p >= '0' && *p <= '9'; p++)
+		;
+	if (*p++ != 'P' || !(*p >= '0' && *p <= '9'))
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++)
+		pid = pid * 10 + (unsigned)(*p - '0');
+	if (*p++ != 'Q' || !(*p >= '0' && *p <= '9'))
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (*p++ != '.')
+		return false;
+	host = p;
+	hl = strlen(md_host);
+	if (strncmp(host, md_host, hl) != 0 || strncmp(host + hl, ",S=", 3) != 0)
+		return false;
+	return pid != (unsigned long long)getpid();
+}
+
+static bool
+md_older(const struct stat *st, const struct timespec *t)
+{
+	return st->st_mtim.tv_sec < t->tv_sec ||
+	    (st->st_mtim.tv_sec == t->tv_sec && st->st_mtim.tv_nsec < t->tv_nsec);
+}
+
+static size_t
+md_sweep_box(int box_fd, const struct timespec *before)
+{
+	int tmp_fd = openat(box_fd, "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *de;
+	struct stat st;
+	size_t n = 0;
+	DIR *dir;
+
+	if (tmp_fd < 0 || (dir = fdopendir(tmp_fd)) == NULL) {
+		if (tmp_fd >= 0)
+			(void)close(tmp_fd);
+		return 0;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (!md_name_is_stale_ours(de->d_name) ||
+		    fstatat(tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode) || !md_older(&st, before))
+			continue;
+		if (unlinkat(tmp_fd, de->d_name, 0) == 0)
+			n++;
+	}
+	(void)closedir(dir);
+	return n;
+}
+
+/* Each subdirectory of dir_fd, opened without following links. */
+static DIR *
+md_opendir_at(int dir_fd, const char *name)
+{
+	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+
+	if (fd < 0)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL)
+		(void)close(fd);
+	return d;
+}
+
+size_t
+maildir_sweep_tmp(int root_fd, const struct timespec *before, size_t *mailboxes)
+{
+	struct dirent *dd, *ud;
+	DIR *root, *dom;
+	size_t n = 0;
+
+	*mailboxes = 0;
+	if ((root = md_opendir_at(root_fd, ".")) == NULL)
+		return 0;
+	while ((dd = readdir(root)) != NULL) {
+		if (dd->d_name[0] == '.' || (dom = md_opendir_at(dirfd(root), dd->d_name)) == NULL)
+			continue;
+		while ((ud = readdir(dom)) != NULL) {
+			int box_fd;
+
+			if (ud->d_name[0] == '.')
+				continue;
+			box_fd = openat(dirfd(dom), ud->d_name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (box_fd < 0)
+				continue;
+			(*mailboxes)++;
+			n += md_sweep_box(box_fd, before);
+			(void)close(box_fd);
+		}
+		(void)closedir(dom);
+	}
+	(void)closedir(root);
+	return n;
 }
 
 /* ---- paths --------------------------------------------------------------- */

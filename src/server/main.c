@@ -300,13 +300,57 @@ run_loop(struct server *s)
 		event_free(sev[i]);
 }
 
+/*
+ * Files a killed ternd left in Maildir tmp/ directories: removed once, in
+ * the background, at start (maildir_sweep_tmp says which files qualify).
+ * Static, so a stop before it finishes leaks nothing.
+ */
+static struct sweep {
+	struct job job;
+	int root_fd;
+	struct timespec before;
+	size_t removed, boxes;
+	uint64_t ms;
+} sweep;
+
+static void
+sweep_run(struct job *j)
+{
+	struct sweep *w = (struct sweep *)j;
+	uint64_t t0 = time_now_ms();
+
+	w->removed = maildir_sweep_tmp(w->root_fd, &w->before, &w->boxes);
+	w->ms = time_now_ms() - t0;
+}
+
+static void
+sweep_done(struct job *j)
+{
+	struct sweep *w = (struct sweep *)j;
+
+	log_info("event=maildir_tmp_swept removed=%zu mailboxes=%zu ms=%llu",
+	    w->removed, w->boxes, (unsigned long long)w->ms);
+}
+
+static void
+sweep_start(struct server *s, const struct timespec *started)
+{
+	sweep.root_fd = s->mail_root_fd;
+	sweep.before = *started;
+	sweep.job.run = sweep_run;
+	sweep.job.done = sweep_done;
+	workers_submit(s->workers, &sweep.job);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct server s = { 0 };
 	const struct passwd *pw;
+	struct timespec started;
 	char err[512];
 
+	(void)clock_gettime(CLOCK_REALTIME, &started);
 	log_init("ternd", LOG_LEVEL_INFO);
 	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
 		usage();
@@ -339,6 +383,7 @@ main(int argc, char **argv)
 	if ((s.spool = spool_open(s.conf->state_dir, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=queue error=\"%s\"", err);
 	s.workers = workers_start(s.base, WORKERS);
+	sweep_start(&s, &started);
 	s.qmgr = qmgr_new(&s);
 	if (control_listen(&s) != 0)
 		fatalx("event=startup step=control error=\"cannot make the control sockets\"");

@@ -308,8 +308,10 @@ def main():
             found, tmp_left = scan_maildirs(owner.state_dir)
             lost = verify(ledger, found)[0]
             queued = sum(queue_state(t)["env"] for t, _w in victims)
-            if a.mode == "local" or (not lost and queued == 0) or \
-                    time.monotonic() > deadline:
+            # ternd sweeps the tmp/ files its killed predecessors left, in
+            # the background after the restart: wait for that too
+            if (a.mode == "local" or (not lost and queued == 0)) and \
+                    tmp_left == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         # a clean stop: SIGTERM, exit status 0
@@ -340,7 +342,9 @@ def main():
         if not ledger.acked:
             print("harness: nothing was acknowledged at all")
             return 2
-        failed = bool(lost or bad or corrupt)
+        if tmp_left:
+            print(f"LEFT {tmp_left} files in Maildir tmp/ after the restart")
+        failed = bool(lost or bad or corrupt or tmp_left)
         return 1 if failed else 0
     except BaseException as e:       # pytest.fail() from the harness, ^C...
         print(f"FAILED: {type(e).__name__}: {e}", flush=True)

@@ -5,6 +5,8 @@ import re
 import shutil
 import socket
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +149,42 @@ def test_config_file_is_used(ternd, tmp_path):
         r = c.ehlo()
         assert r.lines[0].startswith("250-mx.test"), r
         assert any(ln[4:] == "SIZE 4321" for ln in r.lines), r
+
+
+def test_stale_maildir_tmp_files_are_swept_at_start(ternd):
+    """A ternd killed while writing leaves files in a Maildir's tmp/; the
+    next one removes those (its own naming, this host, another process,
+    older than its start) and nothing else."""
+    t = ternd()
+    assert t.stop() == 0
+    tmp = Path(t.state_dir) / "mail" / "example.org" / "ben" / "tmp"
+    host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+    old = time.time() - 3600
+    stale = [f"1700000000.M1P4194304Q{i}.{host},S=100" for i in (1, 2)]
+    keep = ["1700000000.M1P4194304Q3.otherhost,S=100",   # another host's
+            "1700000000.12345_1.client",                  # a mail client's
+            "notes.txt"]
+    for name in stale + keep:
+        (tmp / name).write_bytes(b"partial")
+        os.utime(tmp / name, (old, old))
+    link = f"1700000000.M1P4194304Q4.{host},S=100"       # a planted symlink:
+    os.symlink("/etc/passwd", tmp / link)                  # not a file of ours
+    keep.append(link)
+    t.start()
+    deadline = time.monotonic() + 10 * SLOW
+    while time.monotonic() < deadline:
+        m = re.findall(r"event=maildir_tmp_swept removed=(\d+) mailboxes=(\d+)", t.log())
+        if len(m) == 2:
+            break
+        time.sleep(0.1)
+    assert len(m) == 2, t.log()[-2000:]
+    assert m[1][0] == "2" and int(m[1][1]) >= 3, m
+    assert sorted(os.listdir(tmp)) == sorted(keep)
+    # and mail still flows through that mailbox
+    with t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<claire@example.com>", 250)
+        c.expect("RCPT TO:<ben@example.org>", 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: after the sweep\r\n\r\nhi\r\n.\r\n")
+        check(c.reply(), 250)
