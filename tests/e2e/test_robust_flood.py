@@ -88,7 +88,7 @@ def many_fds():
     """Raise this process's soft RLIMIT_NOFILE (ternd, started afterwards,
     inherits it) and put it back afterwards."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = 2 * IDLE_CONNECTIONS + 512
+    need = IDLE_CONNECTIONS + 512   # per process: the client side, and ternd (inherits)
     if hard != resource.RLIM_INFINITY and hard < need:
         pytest.fail(f"RLIMIT_NOFILE hard limit {hard} < {need}: raise it "
                     f"(ulimit -Hn) to run the flood tests", pytrace=False)
