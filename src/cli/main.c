@@ -52,7 +52,8 @@
 static const char cli_usage_text[] =
     "usage: tern [-c file] [-o section.key=value]... command\n"
     "\n"
-    "  user add ADDRESS [--password-stdin]   add a user and its Maildir\n"
+    "  user add ADDRESS [--password-stdin] [--maildir /PATH]\n"
+    "                                        add a user and its Maildir\n"
     "  user del ADDRESS                      remove a user (mail is kept)\n"
     "  user passwd ADDRESS [--password-stdin] set a user's password\n"
     "  user list                             list users\n"
@@ -378,6 +379,7 @@ struct cli_args {
 	char *pos[3]; /* positional arguments after the verb */
 	int npos;
 	bool password_stdin;
+	const char *maildir; /* user add --maildir PATH */
 };
 
 /* Split args into positionals (at most max) and known flags. */
@@ -390,6 +392,12 @@ cli_parse_args(int argc, char **argv, int max, bool pw_flag, struct cli_args *a)
 	for (i = 0; i < argc; i++) {
 		if (pw_flag && strcmp(argv[i], "--password-stdin") == 0)
 			a->password_stdin = true;
+		else if (pw_flag && strcmp(argv[i], "--maildir") == 0) {
+			if (++i == argc)
+				return cli_usage_err("--maildir needs a PATH");
+			a->maildir = argv[i];
+		} else if (pw_flag && strncmp(argv[i], "--maildir=", 10) == 0)
+			a->maildir = argv[i] + 10;
 		else if (strncmp(argv[i], "--", 2) == 0)
 			return cli_usage_err("unknown option %s", argv[i]);
 		else if (a->npos >= max)
@@ -420,6 +428,12 @@ cli_user_add(struct cli *cl, const struct cli_args *a)
 	free(hash);
 	if (st != TABLE_OK)
 		return cli_err("%s", table_strerror(cl->table));
+	if (a->maildir != NULL &&
+	    table_user_set_maildir(cl->table, addr, a->maildir) != TABLE_OK) {
+		r = cli_err("%s", table_strerror(cl->table));
+		(void)table_user_del(cl->table, addr);   /* all or nothing */
+		return r;
+	}
 	if (r == 1)
 		cli_msg("note: %s has no password: it receives mail but cannot "
 			"log in (set one with: tern user passwd %s)",
@@ -475,6 +489,8 @@ cli_user(struct cli *cl, int argc, char **argv)
 		return r;
 	if (!list && a.npos != 1)
 		return cli_usage_err("user %s: expected one ADDRESS", verb);
+	if (a.maildir != NULL && strcmp(verb, "add") != 0)
+		return cli_usage_err("--maildir goes with user add");
 	if (cli_open_table(cl) != 0)
 		return 1;
 	if (list)

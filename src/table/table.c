@@ -547,6 +547,48 @@ table_user_passwd(struct table *t, const char *address, const char *pwhash)
 	return st != TABLE_OK ? st : t->eng->user_passwd(t, key, pwhash);
 }
 
+/*
+ * A Maildir of the user's own: an absolute path of plain components (no
+ * "." or "..", no empty one, no control byte), as maildir.c will open it.
+ */
+static bool
+table_maildir_ok(const char *p)
+{
+	const char *c, *end;
+	size_t n = strlen(p);
+
+	if (p[0] != '/' || n < 2 || n >= 500 || p[n - 1] == '/')
+		return false;
+	for (c = p + 1;; c = end + 1) {
+		end = strchrnul(c, '/');
+		if (end == c || (end - c == 1 && c[0] == '.') ||
+		    (end - c == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		for (const char *q = c; q < end; q++)
+			if ((unsigned char)*q < 0x20 || *q == 0x7f)
+				return false;
+		if (*end == '\0')
+			return true;
+	}
+}
+
+enum table_status
+table_user_set_maildir(struct table *t, const char *address, const char *path)
+{
+	char key[TABLE_KEY_MAX + 1];
+	enum table_status st =
+	    table_norm(t, address, TABLE_NORM_LOOKUP, key, sizeof(key));
+
+	if (st != TABLE_OK)
+		return st;
+	if (path != NULL && !table_maildir_ok(path)) {
+		table_set_error(t, "%s: a Maildir must be an absolute path of "
+		    "plain components (no ., .., // or trailing /)", path);
+		return TABLE_INVALID;
+	}
+	return t->eng->user_set_maildir(t, key, path);
+}
+
 enum table_status
 table_user_pwhash(
     struct table *t, const char *address, char *out, size_t outlen)

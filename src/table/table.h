@@ -79,6 +79,10 @@ enum table_status table_user_add(struct table *t, const char *address,
 enum table_status table_user_del(struct table *t, const char *address);
 enum table_status table_user_passwd(struct table *t, const char *address,
     const char *pwhash);
+/* Deliver address's mail into the Maildir at path (absolute), or NULL:
+ * back to STATE/mail/DOMAIN/LOCAL.  TABLE_INVALID for a bad path. */
+enum table_status table_user_set_maildir(struct table *t, const char *address,
+    const char *path);
 /* The stored hash (for AUTH); TABLE_NOTFOUND if no user or no password. */
 enum table_status table_user_pwhash(struct table *t, const char *address,
     char *out, size_t outlen);

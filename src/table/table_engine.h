@@ -37,6 +37,9 @@ struct table_engine {
 	enum table_status (*user_del)(struct table *t, const char *key);
 	enum table_status (*user_passwd)(
 	    struct table *t, const char *key, const char *pwhash);
+	/* maildir NULL: back to the default DOMAIN/LOCAL */
+	enum table_status (*user_set_maildir)(
+	    struct table *t, const char *key, const char *maildir);
 	enum table_status (*user_pwhash)(
 	    struct table *t, const char *key, char *out, size_t outlen);
 	enum table_status (*user_list)(struct table *t,

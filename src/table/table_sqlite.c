@@ -46,6 +46,7 @@ enum ts_stmt {
 	TS_USER_ADD,
 	TS_USER_DEL,
 	TS_USER_PASSWD,
+	TS_USER_MAILDIR,
 	TS_USER_PWHASH,
 	TS_USER_LIST,
 	TS_ALIAS_ADD,
@@ -68,6 +69,7 @@ static const char *const ts_sql[TS_NSTMT] = {
 		    "created) VALUES(?1, ?2, NULL, ?3)",
     [TS_USER_DEL] = "DELETE FROM users WHERE address = ?1",
     [TS_USER_PASSWD] = "UPDATE users SET password = ?2 WHERE address = ?1",
+    [TS_USER_MAILDIR] = "UPDATE users SET maildir = ?2 WHERE address = ?1",
     [TS_USER_PWHASH] = "SELECT password FROM users WHERE address = ?1",
     [TS_USER_LIST] = "SELECT address, password IS NOT NULL FROM users "
 		     "ORDER BY address",
@@ -489,6 +491,15 @@ ts_user_passwd(struct table *t, const char *key, const char *pwhash)
 }
 
 static enum table_status
+ts_user_set_maildir(struct table *t, const char *key, const char *maildir)
+{
+	int n = 0;
+	enum table_status st = ts_exec(t, TS_USER_MAILDIR, key, maildir, 2, &n);
+
+	return ts_changed(t, st, n, "user", key);
+}
+
+static enum table_status
 ts_user_pwhash(struct table *t, const char *key, char *out, size_t outlen)
 {
 	bool null = true;
@@ -585,6 +596,7 @@ const struct table_engine table_engine_sqlite = {
     .user_add = ts_user_add,
     .user_del = ts_user_del,
     .user_passwd = ts_user_passwd,
+    .user_set_maildir = ts_user_set_maildir,
     .user_pwhash = ts_user_pwhash,
     .user_list = ts_user_list,
     .alias_add = ts_alias_add,

@@ -1,5 +1,6 @@
 """Users and aliases changed with `tern` are seen by a running ternd."""
 
+import os
 import time
 
 from conftest import SLOW, check
@@ -114,3 +115,25 @@ def test_alias_loop_does_not_hang(ternd):
     # and the daemon still serves others
     deliver(t, "ben@example.org")
     assert len(t.files("ben@example.org")) == 1
+
+
+def test_user_with_own_maildir(ternd, world_tmp):
+    """DESIGN.md: a user's row may name another Maildir: tern user add
+    --maildir puts it there (made at once), and mail lands in its new/."""
+    t = ternd(users=("ben@example.org",))
+    home = world_tmp / "home-ann"
+    home.mkdir()
+    os.chmod(home, 0o777)              # ternd's user makes the Maildir in it
+    box = home / "Maildir"
+    t.tern("user", "add", "ann@example.org", "--maildir", str(box))
+    assert sorted(p.name for p in box.iterdir()) == ["cur", "new", "tmp"]
+    deliver(t, "ann@example.org")
+    [f] = list((box / "new").iterdir())
+    assert f.read_bytes().endswith(MSG)
+    assert t.files("ann@example.org") == []  # nothing under state_dir/mail
+    for bad in ("relative/Maildir", "/tmp/../etc/x", "/tmp//x", "/tmp/x/"):
+        r = t.tern("user", "add", "bad@example.org", "--maildir", bad, check=False)
+        assert r.returncode != 0 and b"absolute path" in r.stderr, (bad, r)
+        assert "bad@example.org" not in listing(t, "user", "list")
+    r = t.tern("user", "passwd", "ben@example.org", "--maildir", "/x", check=False)
+    assert r.returncode != 0

@@ -291,6 +291,29 @@ test_resolve_users(void)
 	}
 	raw_sql("UPDATE users SET maildir = NULL");
 
+	t_case("table_user_set_maildir");
+	{
+		static const char *const bad[] = { "relative", "/", "/a/", "/a//b",
+		    "/a/./b", "/a/../b", "/..", "/a\nb", "" };
+		char box[512];
+		size_t i;
+
+		T_CHECK_INT(table_user_set_maildir(tab, "Dave@example.net",
+		    "/srv/mail/dave"), TABLE_OK);
+		CHECK_RESOLVE("<dave@example.net>", TABLE_OK,
+		    "dave@example.net=/srv/mail/dave");
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			T_CHECK_INT(table_user_set_maildir(tab, "dave@example.net",
+			    bad[i]), TABLE_INVALID);
+		T_CHECK_INT(table_user_set_maildir(tab, "ghost@example.net",
+		    "/srv/mail/ghost"), TABLE_NOTFOUND);
+		T_CHECK_INT(table_user_set_maildir(tab, "dave@example.net", NULL),
+		    TABLE_OK);
+		T_CHECK_INT(table_user_mailbox(tab, "dave@example.net", box,
+		    sizeof(box)), TABLE_OK);
+		T_CHECK_STR(box, "example.net/dave");
+	}
+
 	t_case("row written by hand with a path in it");
 	raw_sql("INSERT INTO users(address) VALUES('\"../evil\"@example.org')");
 	CHECK_RESOLVE("<\"../evil\"@example.org>", TABLE_TEMPFAIL, "");
