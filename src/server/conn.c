@@ -627,6 +627,21 @@ with_protocol(const struct conn *c)
 	return names[c->txn->params.smtputf8][c->tls][c->authenticated];
 }
 
+/*
+ * The client's address as text: an IPv4 client reaching a [::] listener
+ * (::ffff:192.0.2.1) is shown as the IPv4 address it is.
+ */
+static int
+client_ip_text(const struct sockaddr *sa, socklen_t salen, char *out, size_t outlen)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+	if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+		return inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, out,
+		    (socklen_t)outlen) != NULL ? 0 : -1;
+	return getnameinfo(sa, salen, out, outlen, NULL, 0, NI_NUMERICHOST);
+}
+
 /* Return-Path (local copies only) and Received (RFC 5321 4.4). */
 static int
 build_trace(const struct conn *c, struct inject *ij)
@@ -643,8 +658,9 @@ build_trace(const struct conn *c, struct inject *ij)
 		if (buf_printf(h, "Received: from local (uid %u)\r\n\tby %s (tern) with %s",
 		    c->local_uid, c->srv->conf->hostname, "local") != 0)
 			return -1;
-	} else if (buf_printf(h, "Received: from %s ([%s])\r\n\tby %s (tern) with %s",
-	    smtp_server_helo(c->smtp), c->ip, c->srv->conf->hostname, with_protocol(c)) != 0)
+	} else if (buf_printf(h, "Received: from %s ([%s%s])\r\n\tby %s (tern) with %s",
+	    smtp_server_helo(c->smtp), strchr(c->ip, ':') != NULL ? "IPv6:" : "", c->ip,
+	    c->srv->conf->hostname, with_protocol(c)) != 0)
 		return -1;
 	if (c->tls) {
 		tlsconn_describe(c, tls, sizeof(tls));
@@ -1047,7 +1063,7 @@ conn_new(struct server *s, const struct listener *l, int fd,
 		c->local_uid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 ?
 		    (unsigned)cred.uid : (unsigned)-1;
 		(void)!str_fmt(c->ip, sizeof(c->ip), "uid=%u", c->local_uid);
-	} else if (getnameinfo(sa, salen, c->ip, sizeof(c->ip), NULL, 0, NI_NUMERICHOST) != 0 &&
+	} else if (client_ip_text(sa, salen, c->ip, sizeof(c->ip)) != 0 &&
 	    str_copy(c->ip, sizeof(c->ip), "unknown", 7) != 0) {
 		c->ip[0] = '\0';
 	}

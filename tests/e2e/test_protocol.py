@@ -443,3 +443,41 @@ def test_trickle_one_byte_at_a_time(t):
         c.wait_closed()
     [d] = new_since(t, "ben@example.org", before)
     assert d.body == body.replace(b"\n..", b"\n.")
+
+
+def test_ipv6_client_and_dual_stack_listener(ternd):
+    """A [::] listener takes IPv4 clients (shown as their IPv4 address, not
+    ::ffff:...) and IPv6 ones; the Received line writes the IPv6 client
+    address as RFC 5321 4.4 does, [IPv6:...], and mail to our own IPv6
+    literal is local."""
+    import socket
+    t = ternd(start=False)
+    t.overrides["listen.smtp"] = f"[::]:{t.port}"
+    t.start()
+    before = set(t.files("claire@example.org"))
+    check(t.send_raw("dave@example.net", ["claire@example.org"],
+                     b"Subject: v4 to [::]\r\n\r\nfour\r\n"), 250)
+    s = socket.create_connection(("::1", t.port), timeout=10)
+    f = s.makefile("rb")
+    def cmd(line, code):
+        if line is not None:
+            s.sendall(line + b"\r\n")
+        while True:
+            r = f.readline()
+            if r[3:4] != b"-":
+                break
+        assert r.startswith(str(code).encode()), (line, r)
+    cmd(None, 220)
+    cmd(b"EHLO six.client.test", 250)
+    cmd(b"MAIL FROM:<dave@example.net>", 250)
+    cmd(b"RCPT TO:<claire@[IPv6:::1]>", 250)
+    cmd(b"DATA", 354)
+    cmd(b"Subject: v6\r\n\r\nsix\r\n.", 250)
+    cmd(b"QUIT", 221)
+    s.close()
+    new = {d.body.split(b"\r\n\r\n", 1)[1]: d for d in new_since(t, "claire@example.org", before)}
+    assert set(new) == {b"four\r\n", b"six\r\n"}, list(new)
+    assert "([127.0.0.1])" in new[b"four\r\n"].received, new[b"four\r\n"].received
+    assert "from six.client.test ([IPv6:::1])" in new[b"six\r\n"].received, \
+        new[b"six\r\n"].received
+    assert "client=127.0.0.1" in t.log() and "::ffff:" not in t.log()
