@@ -52,7 +52,7 @@
 static const char cli_usage_text[] =
     "usage: tern [-c file] [-o section.key=value]... command\n"
     "\n"
-    "  user add ADDRESS [--password-stdin] [--maildir /PATH]\n"
+    "  user add ADDRESS [--password-stdin] [--maildir /PATH | --lmtp TARGET]\n"
     "                                        add a user and its Maildir\n"
     "  user del ADDRESS                      remove a user (mail is kept)\n"
     "  user passwd ADDRESS [--password-stdin] set a user's password\n"
@@ -380,6 +380,7 @@ struct cli_args {
 	int npos;
 	bool password_stdin;
 	const char *maildir; /* user add --maildir PATH */
+	const char *lmtp;    /* user add --lmtp TARGET */
 };
 
 /* Split args into positionals (at most max) and known flags. */
@@ -396,8 +397,15 @@ cli_parse_args(int argc, char **argv, int max, bool pw_flag, struct cli_args *a)
 			if (++i == argc)
 				return cli_usage_err("--maildir needs a PATH");
 			a->maildir = argv[i];
-		} else if (pw_flag && strncmp(argv[i], "--maildir=", 10) == 0)
+		} else if (pw_flag && strncmp(argv[i], "--maildir=", 10) == 0) {
 			a->maildir = argv[i] + 10;
+		} else if (pw_flag && strcmp(argv[i], "--lmtp") == 0) {
+			if (++i == argc)
+				return cli_usage_err("--lmtp needs a TARGET");
+			a->lmtp = argv[i];
+		} else if (pw_flag && strncmp(argv[i], "--lmtp=", 7) == 0) {
+			a->lmtp = argv[i] + 7;
+		}
 		else if (strncmp(argv[i], "--", 2) == 0)
 			return cli_usage_err("unknown option %s", argv[i]);
 		else if (a->npos >= max)
@@ -428,16 +436,23 @@ cli_user_add(struct cli *cl, const struct cli_args *a)
 	free(hash);
 	if (st != TABLE_OK)
 		return cli_err("%s", table_strerror(cl->table));
-	if (a->maildir != NULL &&
-	    table_user_set_maildir(cl->table, addr, a->maildir) != TABLE_OK) {
-		r = cli_err("%s", table_strerror(cl->table));
+	if (a->lmtp != NULL && str_fmt(box, sizeof(box), "%s%s", TABLE_LMTP_PREFIX,
+	    a->lmtp) != 0)
+		box[0] = '\0';            /* too long: refused just below */
+	if ((a->lmtp != NULL || a->maildir != NULL) &&
+	    table_user_set_maildir(cl->table, addr, a->lmtp != NULL ? box :
+	    a->maildir) != TABLE_OK) {
+		int rc = cli_err("%s", table_strerror(cl->table));
+
 		(void)table_user_del(cl->table, addr);   /* all or nothing */
-		return r;
+		return rc;
 	}
 	if (r == 1)
 		cli_msg("note: %s has no password: it receives mail but cannot "
 			"log in (set one with: tern user passwd %s)",
 		    addr, addr);
+	if (a->lmtp != NULL)
+		return 0;          /* the LMTP server keeps the mailbox */
 	return cli_make_maildir(cl, addr);
 }
 
@@ -489,8 +504,10 @@ cli_user(struct cli *cl, int argc, char **argv)
 		return r;
 	if (!list && a.npos != 1)
 		return cli_usage_err("user %s: expected one ADDRESS", verb);
-	if (a.maildir != NULL && strcmp(verb, "add") != 0)
-		return cli_usage_err("--maildir goes with user add");
+	if ((a.maildir != NULL || a.lmtp != NULL) && strcmp(verb, "add") != 0)
+		return cli_usage_err("--maildir and --lmtp go with user add");
+	if (a.maildir != NULL && a.lmtp != NULL)
+		return cli_usage_err("--maildir or --lmtp, not both");
 	if (cli_open_table(cl) != 0)
 		return 1;
 	if (list)

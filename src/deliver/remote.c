@@ -79,8 +79,9 @@
 	(SMTP_CLIENT_RCPT_MAX * SMTP_CMD_LINE_PARAMS_MAX + 4096)
 #define REMOTE_DNS_TTL_MS (60 * 1000)
 #define REMOTE_LABEL_MAX  400 /* "host[addr]:port" */
-#define REMOTE_LMTP_KEY	  "[lmtp]" /* the delivery.lmtp destination: no
-					  domain or literal looks like it */
+#define REMOTE_LMTP_KEY	  "[lmtp]" /* prefix of LMTP destinations' keys
+					  ("[lmtp]unix:/path"): no domain or
+					  literal looks like it */
 #define REMOTE_LMTP_PORT  24
 
 struct rjob;
@@ -100,7 +101,7 @@ struct rjob {
 	uint64_t size;
 	bool body_8bit, smtputf8;
 	enum smtp_ret ret;
-	bool lmtp;
+	char *lmtp; /* LMTP target, or NULL */
 	char *map; /* the message, read-only; NULL if empty */
 	size_t maplen;
 	remote_done_fn done;
@@ -116,7 +117,8 @@ struct rdest {
 	char *query; /* what dns_resolve_mx() gets */
 	uint16_t port;
 	bool smarthost;
-	bool lmtp;   /* the delivery.lmtp server (unix socket or host) */
+	bool lmtp;       /* an LMTP server (unix socket or host) */
+	char *lmtp_unix; /* its socket path, or NULL for a host */
 	struct jobq wait;
 	struct rconn *conns;
 	unsigned nconns;
@@ -160,9 +162,6 @@ struct remote {
 	char *helo, *sm_query, *sm_user, *sm_pass;
 	uint16_t port, sm_port;
 	bool sm_require_tls;
-	char *lmtp_query; /* delivery.lmtp as a host to resolve, or NULL */
-	char *lmtp_unix;  /* delivery.lmtp's socket path, or NULL */
-	uint16_t lmtp_port;
 	unsigned max_per_dest, t_connect, t_command;
 	struct sockaddr_storage self[REMOTE_SELF_MAX]; /* our listeners */
 	size_t nself;
@@ -176,6 +175,8 @@ struct remote {
 };
 
 static int conn_drive(struct rconn *c);
+static int lmtp_parse(const char *s, char *query, size_t qlen, uint16_t *port,
+    char **path);
 static int conn_try(struct rconn *c);
 static void dest_settle(struct rdest *d);
 
@@ -304,6 +305,7 @@ job_free(struct rjob *j)
 		    "id=%s event=munmap error=\"%s\"", j->id, strerror(errno));
 	free(j->rcpts);
 	free(j->results);
+	free(j->lmtp);
 	free(j->id);
 	free(j->sender);
 	free(j->envid);
@@ -334,7 +336,7 @@ job_new(const struct remote_msg *m, remote_done_fn done, void *arg)
 	j->body_8bit = m->body_8bit;
 	j->smtputf8 = m->smtputf8;
 	j->ret = m->ret;
-	j->lmtp = m->lmtp;
+	j->lmtp = dup_or_null(m->lmtp);
 	j->done = done;
 	j->arg = arg;
 	return j;
@@ -490,11 +492,17 @@ dest_get(struct remote *r, const char *key)
 	d = xcalloc(1, sizeof(*d));
 	d->r = r;
 	d->key = xstrdup(key);
-	d->lmtp = strcmp(key, REMOTE_LMTP_KEY) == 0;
+	d->lmtp = strncmp(key, REMOTE_LMTP_KEY, strlen(REMOTE_LMTP_KEY)) == 0;
 	d->smarthost = !d->lmtp && r->sm_query != NULL;
 	if (d->lmtp) {
-		d->query = xstrdup(r->lmtp_query != NULL ? r->lmtp_query : "");
-		d->port = r->lmtp_port;
+		/* remote_deliver checked the target with lmtp_parse */
+		char q[DNS_NAME_MAX + 16];
+
+		d->port = REMOTE_LMTP_PORT;
+		if (lmtp_parse(key + strlen(REMOTE_LMTP_KEY), q, sizeof(q), &d->port,
+		    &d->lmtp_unix) != 0)
+			q[0] = '\0';
+		d->query = xstrdup(d->lmtp_unix != NULL ? "" : q);
 	} else {
 		d->query = xstrdup(d->smarthost ? r->sm_query : key);
 		d->port = d->smarthost ? r->sm_port : r->port;
@@ -519,6 +527,7 @@ dest_free(struct rdest *d)
 	free(d->res);
 	free(d->key);
 	free(d->query);
+	free(d->lmtp_unix);
 	free(d);
 }
 
@@ -738,7 +747,7 @@ dest_unix_res(struct rdest *d)
 	res->status = DNS_OK;
 	res->nhosts = 1;
 	text_fmt(res->hosts[0].name, sizeof(res->hosts[0].name), "unix:%s",
-	    d->r->lmtp_unix);
+	    d->lmtp_unix);
 	res->hosts[0].naddrs = 1;
 	res->hosts[0].addrs[0].family = AF_UNIX;
 	d->res = res;
@@ -752,9 +761,9 @@ dest_kick(struct rdest *d)
 	struct remote *r = d->r;
 
 	while (d->wait.head != NULL && d->nconns < r->max_per_dest) {
-		if (d->lmtp && r->lmtp_unix != NULL && d->res == NULL)
+		if (d->lmtp_unix != NULL && d->res == NULL)
 			dest_unix_res(d);
-		if (d->res == NULL || (!(d->lmtp && r->lmtp_unix != NULL) &&
+		if (d->res == NULL || (d->lmtp_unix == NULL &&
 		    time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS)) {
 			if (!d->resolving) {
 				d->resolving = true;
@@ -954,8 +963,8 @@ conn_connect(struct rconn *c)
 
 		memset(&ss, 0, sizeof(ss));
 		un->sun_family = AF_UNIX;
-		if (str_copy(un->sun_path, sizeof(un->sun_path), c->d->r->lmtp_unix,
-		    strlen(c->d->r->lmtp_unix)) != 0)
+		if (str_copy(un->sun_path, sizeof(un->sun_path), c->d->lmtp_unix,
+		    strlen(c->d->lmtp_unix)) != 0)
 			return conn_connect_error(c, ENAMETOOLONG);
 		sl = sizeof(*un);
 	} else {
@@ -1696,6 +1705,25 @@ smarthost_parse(const char *s, char *query, size_t qlen, uint16_t *port)
 	return smarthost_query(s, (size_t)(colon - s), query, qlen);
 }
 
+/*
+ * An LMTP target: "unix:/absolute/path" (*path gets a copy) or what
+ * smarthost_parse takes (query and *port; 24 unless given).
+ */
+static int
+lmtp_parse(const char *s, char *query, size_t qlen, uint16_t *port, char **path)
+{
+	struct sockaddr_un un;
+
+	*path = NULL;
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] != '/' || strlen(s + 5) >= sizeof(un.sun_path))
+			return -1;
+		*path = xstrdup(s + 5);
+		return 0;
+	}
+	return smarthost_parse(s, query, qlen, port);
+}
+
 static bool
 cred_ok(const char *s)
 {
@@ -1746,33 +1774,21 @@ helo_ok(const char *h)
 	return true;
 }
 
-/* delivery.lmtp: "unix:/path", or host[:port] (24). */
+/* delivery.lmtp, checked at start so a typo stops ternd, not the mail. */
 static int
-remote_set_lmtp(struct remote *r, const struct remote_conf *conf)
+remote_check_lmtp(const struct remote_conf *conf)
 {
-	char q[DNS_NAME_MAX + 16];
-	struct sockaddr_un un;
-	const char *s = conf->lmtp;
+	char q[DNS_NAME_MAX + 16], *path = NULL;
+	uint16_t port = REMOTE_LMTP_PORT;
 
-	r->lmtp_port = REMOTE_LMTP_PORT;
-	if (s == NULL || s[0] == '\0')
+	if (conf->lmtp == NULL || conf->lmtp[0] == '\0')
 		return 0;
-	if (strncmp(s, "unix:", 5) == 0) {
-		if (s[5] != '/' || strlen(s + 5) >= sizeof(un.sun_path)) {
-			log_err("event=config_error key=delivery.lmtp text=\"unix: "
-			    "needs an absolute path of at most %zu octets\"",
-			    sizeof(un.sun_path) - 1);
-			return -1;
-		}
-		r->lmtp_unix = xstrdup(s + 5);
-		return 0;
-	}
-	if (smarthost_parse(s, q, sizeof(q), &r->lmtp_port) != 0) {
-		log_err("event=config_error key=delivery.lmtp text=\"cannot parse: "
-		    "unix:/path, host, host:port or [address]:port\"");
+	if (lmtp_parse(conf->lmtp, q, sizeof(q), &port, &path) != 0) {
+		log_err("event=config_error key=delivery.lmtp text=\"expected "
+		    "unix:/absolute/path, host, host:port or [address]:port\"");
 		return -1;
 	}
-	r->lmtp_query = xstrdup(q);
+	free(path);
 	return 0;
 }
 
@@ -1832,7 +1848,7 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 		    "event=config_error key=hostname text=\"not a host name "
 		    "for EHLO\"");
 	if (r->done_ev == NULL || !helo_ok(r->helo) ||
-	    remote_set_smarthost(r, conf) != 0 || remote_set_lmtp(r, conf) != 0) {
+	    remote_set_smarthost(r, conf) != 0 || remote_check_lmtp(conf) != 0) {
 		remote_free(r);
 		return NULL;
 	}
@@ -1877,8 +1893,6 @@ remote_free(struct remote *r)
 	free(r->sm_pass);
 	free(r->sm_user);
 	free(r->sm_query);
-	free(r->lmtp_query);
-	free(r->lmtp_unix);
 	free(r->helo);
 	free(r);
 }
@@ -1909,20 +1923,26 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
 		deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.0", err);
 		return;
 	}
-	if (m->lmtp && r->lmtp_query == NULL && r->lmtp_unix == NULL) {
-		deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.5",
-		    "Mail for this mailbox goes over LMTP but delivery.lmtp "
-		    "is not set");
-		return;
-	}
-	if (m->lmtp)
-		domain = REMOTE_LMTP_KEY;
-	if (str_copy(key, sizeof(key), domain, strlen(domain)) != 0) {
+	if (m->lmtp != NULL) {
+		char q[DNS_NAME_MAX + 16], *path = NULL;
+		uint16_t port = REMOTE_LMTP_PORT;
+
+		if (lmtp_parse(m->lmtp, q, sizeof(q), &port, &path) != 0 ||
+		    str_fmt(key, sizeof(key), "%s%s", REMOTE_LMTP_KEY, m->lmtp) != 0) {
+			free(path);
+			deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.5",
+			    "The mailbox's LMTP target does not parse (expected "
+			    "unix:/path or host[:port])");
+			return;
+		}
+		free(path);
+	} else if (str_copy(key, sizeof(key), domain, strlen(domain)) != 0) {
 		deliver_refuse(r, j, SMTP_RESULT_PERM, 550, "5.1.2",
 		    "The destination domain is too long");
 		return;
+	} else {
+		str_lower(key);
 	}
-	str_lower(key);
 	d = dest_get(r, key);
 
 	jobq_push(&d->wait, j);

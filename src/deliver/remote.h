@@ -54,10 +54,11 @@ struct remote_conf {
 	const char *smarthost;
 	const char *smarthost_user, *smarthost_pass; /* AUTH PLAIN (or LOGIN), TLS only */
 	/*
-	 * delivery.lmtp, or NULL: where remote_msg.lmtp messages go (RFC
-	 * 2033).  "unix:/absolute/path" or host[:port] as for the smarthost
-	 * (port 24 when none).  No STARTTLS, no AUTH; LHLO, then one reply
-	 * per recipient after the data.
+	 * delivery.lmtp, or NULL: only checked here (a bad one fails
+	 * remote_new); messages name their LMTP server in remote_msg.lmtp
+	 * (RFC 2033: "unix:/absolute/path" or host[:port] as for the
+	 * smarthost, port 24 when none).  No STARTTLS, no AUTH; LHLO, then
+	 * one reply per recipient after the data.
 	 */
 	const char *lmtp;
 	bool smarthost_require_tls;
@@ -110,7 +111,8 @@ struct remote_msg {
 	bool smtputf8;
 	enum smtp_ret ret;
 	const char *envid; /* NULL or "" for none */
-	bool lmtp;	   /* to the delivery.lmtp server, not to domain */
+	const char *lmtp;  /* NULL; else to this LMTP server ("unix:/path"
+			      or host[:port], 24 by default), not to domain */
 };
 
 /*

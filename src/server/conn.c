@@ -479,21 +479,34 @@ txn_add_remote(struct conn *c, const char *addr, const struct smtp_rcpt_params *
 	return 0;
 }
 
+/* Does this local target's mail go over LMTP (through the queue)? */
+static bool
+target_is_lmtp(const struct table_target *t)
+{
+	return srv->conf->delivery_lmtp != NULL || table_mailbox_is_lmtp(t->mailbox);
+}
+
 /* Local targets to the Maildir list, remote ones (aliases pointing out) to
- * the envelope.  With delivery.lmtp, local ones go to the envelope too: the
- * queue hands them to the LMTP server. */
+ * the envelope.  A local target behind LMTP (delivery.lmtp, or its row's
+ * lmtp: mailbox) goes to the envelope too: the queue hands it over. */
 static int
 txn_add_resolved(struct conn *c, const struct table_targets *tt,
     const struct smtp_rcpt_params *rp)
 {
-	bool lmtp = c->srv->conf->delivery_lmtp != NULL;
 	size_t i;
 
-	for (i = 0; i < tt->n; i++)
-		if ((lmtp || !tt->v[i].local) &&
-		    txn_add_remote(c, tt->v[i].address, rp) != 0)
+	for (i = 0; i < tt->n; i++) {
+		/* txn_add_targets takes a list; one target at a time here */
+		struct table_targets one = { .v = &tt->v[i], .n = 1, .cap = 1 };
+
+		if (!tt->v[i].local || target_is_lmtp(&tt->v[i])) {
+			if (txn_add_remote(c, tt->v[i].address, rp) != 0)
+				return -1;
+		} else if (txn_add_targets(c->txn, &one) != 0) {
 			return -1;
-	return lmtp ? 0 : txn_add_targets(c->txn, tt);  /* skips remote ones */
+		}
+	}
+	return 0;
 }
 
 /*
@@ -547,10 +560,10 @@ txn_note_success(struct txn *t, const struct table_targets *tt,
 	struct dsn_delivered_rcpt *d;
 	size_t i, local = 0;
 
-	if (!(rp->notify & SMTP_NOTIFY_SUCCESS) || srv->conf->delivery_lmtp != NULL)
+	if (!(rp->notify & SMTP_NOTIFY_SUCCESS))
 		return;
 	for (i = 0; i < tt->n; i++)
-		local += tt->v[i].local;
+		local += tt->v[i].local && !target_is_lmtp(&tt->v[i]);
 	if (local == 0)
 		return;
 	if ((d = realloc(t->succ, (t->nsucc + 1) * sizeof(*t->succ))) == NULL)

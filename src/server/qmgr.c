@@ -203,8 +203,8 @@ qent_reschedule(struct qmgr *q, struct qent *e, time_t when)
 
 struct group {
 	struct attempt *at;
-	bool lmtp;                     /* to delivery.lmtp: final delivery */
-	char domain[ADDR_DOMAIN_MAX + 1];
+	bool lmtp;                     /* to an LMTP server: final delivery */
+	char domain[ADDR_DOMAIN_MAX + 1];   /* or the LMTP target */
 	size_t *idx;                   /* envelope recipient indexes */
 	size_t n;
 	struct smtp_client_rcpt *rcpts;
@@ -264,7 +264,8 @@ group_for(struct attempt *at, const char *domain, bool lmtp)
 
 	for (i = 0; i < at->ngroups; i++)
 		if (at->groups[i].lmtp == lmtp &&
-		    (lmtp || strcasecmp(at->groups[i].domain, domain) == 0))
+		    (lmtp ? strcmp(at->groups[i].domain, domain) :
+		    strcasecmp(at->groups[i].domain, domain)) == 0)
 			return &at->groups[i];
 	if (at->ngroups == QMGR_DOMAINS_MAX)
 		return NULL;     /* the rest waits for the next attempt */
@@ -273,7 +274,8 @@ group_for(struct attempt *at, const char *domain, bool lmtp)
 	g->lmtp = lmtp;
 	if (str_copy(g->domain, sizeof(g->domain), domain, strlen(domain)) != 0)
 		g->domain[0] = '\0';
-	str_lower(g->domain);
+	if (!lmtp)
+		str_lower(g->domain);
 	g->idx = xcalloc(at->env.nrcpt, sizeof(*g->idx));
 	g->rcpts = xcalloc(at->env.nrcpt, sizeof(*g->rcpts));
 	return g;
@@ -283,24 +285,33 @@ static void result_apply(struct attempt *at, struct queue_rcpt *r,
     const struct smtp_client_result *res, time_t now, bool final);
 
 /*
- * Does r go to the LMTP server?  With delivery.lmtp, every recipient in a
- * local domain does.  false with *tempfail when the tables cannot say.
+ * The LMTP server r goes to, or NULL: a recipient in a local domain goes
+ * to its user row's "lmtp:TARGET", else to delivery.lmtp if set.  NULL
+ * with *tempfail when the tables cannot say now.
  */
-static bool
-rcpt_is_lmtp(struct attempt *at, const struct queue_rcpt *r, bool *tempfail)
+static const char *
+rcpt_lmtp_target(struct attempt *at, const struct queue_rcpt *r, char *box,
+    size_t boxlen, bool *tempfail)
 {
 	const struct server *s = at->q->srv;
 	const char *domain = rcpt_domain(r->addr);
 	enum table_status st;
 
 	*tempfail = false;
-	if (s->conf->delivery_lmtp == NULL)
-		return false;
-	if (conf_domain_is_local(s->conf, domain))
-		return true;
-	st = table_domain_is_local(s->table, domain);
-	*tempfail = st == TABLE_TEMPFAIL;
-	return st == TABLE_OK;
+	if (!conf_domain_is_local(s->conf, domain)) {
+		st = table_domain_is_local(s->table, domain);
+		*tempfail = st == TABLE_TEMPFAIL;
+		if (st != TABLE_OK)
+			return NULL;
+	}
+	st = table_user_mailbox(s->table, r->addr, box, boxlen);
+	if (st == TABLE_TEMPFAIL) {
+		*tempfail = true;
+		return NULL;
+	}
+	if (st == TABLE_OK && table_mailbox_is_lmtp(box))
+		return box + strlen(TABLE_LMTP_PREFIX);
+	return s->conf->delivery_lmtp;
 }
 
 static void
@@ -318,16 +329,19 @@ group_build(struct attempt *at)
 	for (i = 0; i < at->env.nrcpt; i++) {
 		struct queue_rcpt *r = &at->env.rcpt[i];
 		struct group *g;
-		bool lmtp, tempfail;
+		char box[512];
+		const char *lmtp;
+		bool tempfail;
 
 		if (r->state != QUEUE_RCPT_PENDING)
 			continue;
-		lmtp = rcpt_is_lmtp(at, r, &tempfail);
+		lmtp = rcpt_lmtp_target(at, r, box, sizeof(box), &tempfail);
 		if (tempfail) {
 			result_apply(at, r, &tf, time(NULL), false);
 			continue;
 		}
-		g = group_for(at, lmtp ? "" : smarthost ? smarthost : rcpt_domain(r->addr), lmtp);
+		g = group_for(at, lmtp != NULL ? lmtp : smarthost ? smarthost :
+		    rcpt_domain(r->addr), lmtp != NULL);
 		if (g == NULL)
 			continue;
 		g->idx[g->n] = i;
@@ -403,7 +417,7 @@ attempt_start_groups(struct attempt *at)
 			.size = at->env.size, .body_8bit = at->env.body_8bit,
 			.smtputf8 = at->env.smtputf8, .ret = at->env.ret,
 			.envid = at->env.envid[0] ? at->env.envid : NULL,
-			.lmtp = g->lmtp,
+			.lmtp = g->lmtp ? g->domain : NULL,
 		};
 
 		at->q->jobs++;
@@ -515,6 +529,30 @@ dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
 	return -1;
 }
 
+/* Is this local target's mailbox behind LMTP? */
+static bool
+dsn_target_lmtp(const struct qmgr *q, const struct table_target *t)
+{
+	return q->srv->conf->delivery_lmtp != NULL || table_mailbox_is_lmtp(t->mailbox);
+}
+
+/* A recipient of the DSN that goes through the queue. */
+static int
+dsn_env_add(struct inject *ij, const char *addr)
+{
+	struct queue_rcpt *r;
+
+	if (ij->env == NULL) {
+		ij->env = xcalloc(1, sizeof(*ij->env));
+		queue_env_init(ij->env);
+		(void)!str_copy(ij->env->proto, sizeof(ij->env->proto), "local", 5);
+	}
+	if ((r = queue_env_add_rcpt(ij->env, addr)) == NULL)
+		return -1;
+	r->notify = SMTP_NOTIFY_NEVER;
+	return 0;
+}
+
 /* Where a DSN to the original sender goes: its Maildir(s), or the queue. */
 static struct inject *
 dsn_inject_new(struct qmgr *q, const char *sender)
@@ -529,30 +567,21 @@ dsn_inject_new(struct qmgr *q, const char *sender)
 	if (addr_parse_mailbox(sender, strlen(sender), ADDR_F_UTF8, &a) != ADDR_OK)
 		goto fail;
 	st = table_resolve(q->srv->table, &a, &tt);
-	if (st == TABLE_NOTLOCAL || (st == TABLE_OK && tt.n > 0 && !tt.v[0].local)) {
-		ij->env = xcalloc(1, sizeof(*ij->env));
-		queue_env_init(ij->env);
-		if (queue_env_add_rcpt(ij->env, sender) == NULL)
+	if (st == TABLE_NOTLOCAL) {
+		if (dsn_env_add(ij, sender) != 0)
 			goto fail;
-		ij->env->rcpt[0].notify = SMTP_NOTIFY_NEVER;
-		(void)!str_copy(ij->env->proto, sizeof(ij->env->proto), "local", 5);
-	} else if (st == TABLE_OK && q->srv->conf->delivery_lmtp != NULL) {
-		/* a local sender's mailbox is behind LMTP: queue the DSN */
-		ij->env = xcalloc(1, sizeof(*ij->env));
-		queue_env_init(ij->env);
-		for (i = 0; i < tt.n; i++) {
-			struct queue_rcpt *r = queue_env_add_rcpt(ij->env, tt.v[i].address);
-
-			if (r == NULL)
-				goto fail;
-			r->notify = SMTP_NOTIFY_NEVER;
-		}
-		(void)!str_copy(ij->env->proto, sizeof(ij->env->proto), "local", 5);
 	} else if (st == TABLE_OK) {
-		ij->boxes = xcalloc(tt.n, sizeof(*ij->boxes));
-		for (i = 0; i < tt.n; i++)
-			if (tt.v[i].local)
+		/* each target where mail to it goes: its Maildir, or the queue
+		 * (an alias pointing out, a mailbox behind LMTP) */
+		ij->boxes = xcalloc(tt.n ? tt.n : 1, sizeof(*ij->boxes));
+		for (i = 0; i < tt.n; i++) {
+			if (!tt.v[i].local || dsn_target_lmtp(q, &tt.v[i])) {
+				if (dsn_env_add(ij, tt.v[i].address) != 0)
+					goto fail;
+			} else {
 				ij->boxes[ij->nboxes++].path = xstrdup(tt.v[i].mailbox);
+			}
+		}
 		if (buf_append_str(&ij->return_path, "Return-Path: <>\r\n") != 0)
 			goto fail;
 	} else {

@@ -515,6 +515,12 @@ table_targets_free(struct table_targets *tt)
 	tt->n = tt->cap = 0;
 }
 
+bool
+table_mailbox_is_lmtp(const char *mailbox)
+{
+	return strncmp(mailbox, TABLE_LMTP_PREFIX, strlen(TABLE_LMTP_PREFIX)) == 0;
+}
+
 /* ---- administration ---------------------------------------------------- */
 
 enum table_status
@@ -572,6 +578,24 @@ table_maildir_ok(const char *p)
 	}
 }
 
+/* "lmtp:unix:/absolute/path" or "lmtp:host[:port]" (remote.c parses it
+ * fully when it delivers; this keeps junk out of the table). */
+static bool
+table_lmtp_ok(const char *p)
+{
+	const char *q = p + strlen(TABLE_LMTP_PREFIX);
+
+	if (strncmp(q, "unix:", 5) == 0)
+		return q[5] == '/' && strlen(q + 5) <= 107 && table_maildir_ok(q + 5);
+	if (*q == '\0' || strlen(q) > 255)
+		return false;
+	for (; *q != '\0'; q++)
+		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+		    (*q >= '0' && *q <= '9') || strchr(".-:[]", *q) != NULL))
+			return false;
+	return true;
+}
+
 enum table_status
 table_user_set_maildir(struct table *t, const char *address, const char *path)
 {
@@ -581,7 +605,12 @@ table_user_set_maildir(struct table *t, const char *address, const char *path)
 
 	if (st != TABLE_OK)
 		return st;
-	if (path != NULL && !table_maildir_ok(path)) {
+	if (path != NULL && table_mailbox_is_lmtp(path) && !table_lmtp_ok(path)) {
+		table_set_error(t, "%s: an LMTP server is lmtp:unix:/absolute/path "
+		    "or lmtp:host[:port]", path);
+		return TABLE_INVALID;
+	}
+	if (path != NULL && !table_mailbox_is_lmtp(path) && !table_maildir_ok(path)) {
 		table_set_error(t, "%s: a Maildir must be an absolute path of "
 		    "plain components (no ., .., // or trailing /)", path);
 		return TABLE_INVALID;

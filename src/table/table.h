@@ -29,6 +29,11 @@ enum table_status {
 	TABLE_INVALID,       /* the address given is not acceptable */
 };
 
+/* A mailbox (the users row's maildir column) that is an LMTP server:
+ * "lmtp:unix:/path" or "lmtp:host[:port]"; the queue delivers to it. */
+#define TABLE_LMTP_PREFIX "lmtp:"
+bool table_mailbox_is_lmtp(const char *mailbox);
+
 struct table_target {
 	char address[TABLE_ADDR_MAX + 1];  /* final address, normalised */
 	bool local;                        /* true: deliver to mailbox */
@@ -79,8 +84,9 @@ enum table_status table_user_add(struct table *t, const char *address,
 enum table_status table_user_del(struct table *t, const char *address);
 enum table_status table_user_passwd(struct table *t, const char *address,
     const char *pwhash);
-/* Deliver address's mail into the Maildir at path (absolute), or NULL:
- * back to STATE/mail/DOMAIN/LOCAL.  TABLE_INVALID for a bad path. */
+/* Deliver address's mail into the Maildir at path (absolute), or to the
+ * LMTP server "lmtp:unix:/path" / "lmtp:host[:port]", or NULL: back to
+ * STATE/mail/DOMAIN/LOCAL.  TABLE_INVALID for a bad path. */
 enum table_status table_user_set_maildir(struct table *t, const char *address,
     const char *path);
 /* The stored hash (for AUTH); TABLE_NOTFOUND if no user or no password. */

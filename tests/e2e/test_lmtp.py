@@ -358,3 +358,44 @@ def test_submission_port_to_local_user_over_lmtp(ternd, dovecot_lmtp):
     check_lmtp_copy(raw, content, CLAIRE, BEN, proto=r"ESMTPSA")
     assert_not_in_tern_maildir(t, BEN)
     wait_queue_empty(t)
+
+
+# ---------------------------------------------------------------------------
+# per user: the users row names the LMTP server (tern user add --lmtp)
+# ---------------------------------------------------------------------------
+
+def test_per_user_lmtp_target(ternd, dovecot_lmtp):
+    """No delivery.lmtp: ben's row says lmtp:unix:SOCK, claire keeps her
+    Maildir under state_dir.  One message to both: ben's copy goes through
+    the queue to Dovecot, claire's into her Maildir at the end of data;
+    NOTIFY=SUCCESS gets claire (the sender) a "delivered" report for each."""
+    dv = dovecot_lmtp()
+    t = ternd(users=(CLAIRE,))
+    t.tern("user", "add", BEN, "--lmtp", dv.delivery_unix)
+    r = t.tern("user", "add", "x@example.org", "--lmtp", "unix:relative", check=False)
+    assert r.returncode != 0 and b"lmtp:unix:" in r.stderr, r
+    content = msg("per-user", to=BEN)
+    with t.smtplib() as s:
+        s.ehlo("client.test")
+        s.mail(CLAIRE)
+        assert s.rcpt(BEN, ["NOTIFY=SUCCESS"])[0] == 250
+        assert s.rcpt(CLAIRE)[0] == 250
+        assert s.data(content)[0] == 250
+    [raw] = dv.wait_messages(BEN)
+    check_lmtp_copy(raw, content, CLAIRE, BEN)
+    assert_not_in_tern_maildir(t, BEN)
+    # ben's success report is delivered like any mail to claire: her Maildir
+    deadline = time.monotonic() + 15 * SLOW
+    while time.monotonic() < deadline:
+        files = [p.read_bytes() for p in t.files(CLAIRE)]
+        if len(files) == 2:
+            break
+        time.sleep(0.1)
+    [dsn] = [f for f in files if f.startswith(b"Return-Path: <>")]
+    [mine] = [f for f in files if not f.startswith(b"Return-Path: <>")]
+    assert mine.endswith(content)
+    assert dv.messages(CLAIRE) == []
+    _, _, [r], _ = dsn_of(dsn)
+    assert field(r, "Final-Recipient").lower() == f"rfc822; {BEN}", r.items()
+    assert field(r, "Action").lower() == "delivered", r.items()
+    wait_queue_empty(t)
