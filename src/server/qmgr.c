@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -204,7 +205,10 @@ qent_reschedule(struct qmgr *q, struct qent *e, time_t when)
 struct group {
 	struct attempt *at;
 	bool lmtp;                     /* to an LMTP server: final delivery */
+	bool local;                    /* into Maildirs here (see group_local) */
 	char domain[ADDR_DOMAIN_MAX + 1];   /* or the LMTP target */
+	char **paths;                  /* local: the Maildirs, deduplicated */
+	size_t npaths;
 	size_t *idx;                   /* envelope recipient indexes */
 	size_t n;
 	struct smtp_client_rcpt *rcpts;
@@ -258,20 +262,21 @@ rcpt_domain(const char *addr)
 }
 
 static struct group *
-group_for(struct attempt *at, const char *domain, bool lmtp)
+group_for(struct attempt *at, const char *domain, bool lmtp, bool local)
 {
 	size_t i;
 
 	for (i = 0; i < at->ngroups; i++)
-		if (at->groups[i].lmtp == lmtp &&
-		    (lmtp ? strcmp(at->groups[i].domain, domain) :
-		    strcasecmp(at->groups[i].domain, domain)) == 0)
+		if (at->groups[i].lmtp == lmtp && at->groups[i].local == local &&
+		    (local || (lmtp ? strcmp(at->groups[i].domain, domain) :
+		    strcasecmp(at->groups[i].domain, domain)) == 0))
 			return &at->groups[i];
 	if (at->ngroups == QMGR_DOMAINS_MAX)
 		return NULL;     /* the rest waits for the next attempt */
 	struct group *g = &at->groups[at->ngroups++];
 	g->at = at;
 	g->lmtp = lmtp;
+	g->local = local;
 	if (str_copy(g->domain, sizeof(g->domain), domain, strlen(domain)) != 0)
 		g->domain[0] = '\0';
 	if (!lmtp)
@@ -284,34 +289,83 @@ group_for(struct attempt *at, const char *domain, bool lmtp)
 static void result_apply(struct attempt *at, struct queue_rcpt *r,
     const struct smtp_client_result *res, time_t now, bool final);
 
+enum route { ROUTE_REMOTE, ROUTE_LMTP, ROUTE_MAILDIR, ROUTE_TEMP, ROUTE_NOUSER };
+
 /*
- * The LMTP server r goes to, or NULL: a recipient in a local domain goes
- * to its user row's "lmtp:TARGET", else to delivery.lmtp if set.  NULL
- * with *tempfail when the tables cannot say now.
+ * Where a queued recipient goes now.  Not a local domain: by MX (or the
+ * smarthost).  A local one: its row's "lmtp:TARGET", else delivery.lmtp,
+ * else its Maildir(s) here (*tt gets them): mail queued for a domain that
+ * has become local since, or for a user whose LMTP target was removed, is
+ * delivered here rather than sent by MX back to ourselves.
  */
-static const char *
-rcpt_lmtp_target(struct attempt *at, const struct queue_rcpt *r, char *box,
-    size_t boxlen, bool *tempfail)
+static enum route
+rcpt_route(struct attempt *at, const struct queue_rcpt *r, char *box,
+    size_t boxlen, const char **lmtp, struct table_targets *tt)
 {
-	const struct server *s = at->q->srv;
+	struct server *s = at->q->srv;
 	const char *domain = rcpt_domain(r->addr);
 	enum table_status st;
+	struct addr a;
+	size_t i;
 
-	*tempfail = false;
 	if (!conf_domain_is_local(s->conf, domain)) {
 		st = table_domain_is_local(s->table, domain);
-		*tempfail = st == TABLE_TEMPFAIL;
 		if (st != TABLE_OK)
-			return NULL;
+			return st == TABLE_TEMPFAIL ? ROUTE_TEMP : ROUTE_REMOTE;
 	}
 	st = table_user_mailbox(s->table, r->addr, box, boxlen);
-	if (st == TABLE_TEMPFAIL) {
-		*tempfail = true;
-		return NULL;
+	if (st == TABLE_TEMPFAIL)
+		return ROUTE_TEMP;
+	if (st == TABLE_OK && table_mailbox_is_lmtp(box)) {
+		*lmtp = box + strlen(TABLE_LMTP_PREFIX);
+		return ROUTE_LMTP;
 	}
-	if (st == TABLE_OK && table_mailbox_is_lmtp(box))
-		return box + strlen(TABLE_LMTP_PREFIX);
-	return s->conf->delivery_lmtp;
+	if ((*lmtp = s->conf->delivery_lmtp) != NULL)
+		return ROUTE_LMTP;
+	if (addr_parse_mailbox(r->addr, strlen(r->addr), ADDR_F_UTF8, &a) != ADDR_OK)
+		return ROUTE_NOUSER;
+	st = table_resolve(s->table, &a, tt);
+	if (st == TABLE_TEMPFAIL)
+		return ROUTE_TEMP;
+	if (st != TABLE_OK)
+		return ROUTE_NOUSER;
+	for (i = 0; i < tt->n; i++)
+		if (!tt->v[i].local || table_mailbox_is_lmtp(tt->v[i].mailbox))
+			return ROUTE_TEMP;   /* aliased elsewhere since: see docs */
+	return ROUTE_MAILDIR;
+}
+
+static void
+result_set(struct smtp_client_result *res, enum smtp_result_class cls,
+    int code, const char *enh, const char *text)
+{
+	memset(res, 0, sizeof(*res));
+	res->cls = cls;
+	res->code = code;
+	(void)!str_copy(res->enh, sizeof(res->enh), enh, strlen(enh));
+	(void)!str_copy(res->text, sizeof(res->text), text, strlen(text));
+}
+
+/* The Maildirs of tt into the local group g, each once. */
+static void
+group_add_paths(struct group *g, const struct table_targets *tt)
+{
+	size_t i, j;
+
+	for (i = 0; i < tt->n; i++) {
+		for (j = 0; j < g->npaths; j++)
+			if (strcmp(g->paths[j], tt->v[i].mailbox) == 0)
+				break;
+		if (j < g->npaths)
+			continue;
+		char **np = xcalloc(g->npaths + 1, sizeof(*np));
+
+		if (g->npaths > 0)
+			memcpy(np, g->paths, g->npaths * sizeof(*np));
+		free(g->paths);
+		g->paths = np;
+		g->paths[g->npaths++] = xstrdup(tt->v[i].mailbox);
+	}
 }
 
 static void
@@ -326,22 +380,33 @@ group_build(struct attempt *at)
 	tf.code = 451;
 	(void)!str_copy(tf.enh, sizeof(tf.enh), "4.3.0", 5);
 	(void)!str_copy(tf.text, sizeof(tf.text), "Temporary lookup failure of the local domains", 45);
+	/* (also: an alias that changed since the mail was queued now points
+	 * elsewhere; the admin sees it in the queue and can flush or delete) */
 	for (i = 0; i < at->env.nrcpt; i++) {
 		struct queue_rcpt *r = &at->env.rcpt[i];
+		struct table_targets tt = { 0 };
+		struct smtp_client_result nouser;
 		struct group *g;
 		char box[512];
-		const char *lmtp;
-		bool tempfail;
+		const char *lmtp = NULL;
+		enum route route;
 
 		if (r->state != QUEUE_RCPT_PENDING)
 			continue;
-		lmtp = rcpt_lmtp_target(at, r, box, sizeof(box), &tempfail);
-		if (tempfail) {
-			result_apply(at, r, &tf, time(NULL), false);
+		route = rcpt_route(at, r, box, sizeof(box), &lmtp, &tt);
+		if (route == ROUTE_TEMP || route == ROUTE_NOUSER) {
+			result_set(&nouser, SMTP_RESULT_PERM, 550, "5.1.1",
+			    "No such user here (the recipient's domain is local)");
+			result_apply(at, r, route == ROUTE_TEMP ? &tf : &nouser,
+			    time(NULL), route == ROUTE_NOUSER);
+			table_targets_free(&tt);
 			continue;
 		}
-		g = group_for(at, lmtp != NULL ? lmtp : smarthost ? smarthost :
-		    rcpt_domain(r->addr), lmtp != NULL);
+		g = group_for(at, route == ROUTE_LMTP ? lmtp : smarthost ? smarthost :
+		    rcpt_domain(r->addr), route == ROUTE_LMTP, route == ROUTE_MAILDIR);
+		if (g != NULL && route == ROUTE_MAILDIR)
+			group_add_paths(g, &tt);
+		table_targets_free(&tt);
 		if (g == NULL)
 			continue;
 		g->idx[g->n] = i;
@@ -387,8 +452,9 @@ group_done(void *arg, const struct smtp_client_result *results, size_t n,
 
 	/* remote.c logged each result with its MX */
 	for (i = 0; i < n && i < g->n; i++) {
-		result_apply(at, &at->env.rcpt[g->idx[i]], &results[i], now, g->lmtp);
-		if (g->lmtp && results[i].cls == SMTP_RESULT_OK)
+		result_apply(at, &at->env.rcpt[g->idx[i]], &results[i], now,
+		    g->lmtp || g->local);
+		if ((g->lmtp || g->local) && results[i].cls == SMTP_RESULT_OK)
 			at->final[g->idx[i]] = 1;
 		if (mx != NULL && results[i].remote && !g->lmtp)  /* not an MTA */
 			(void)!str_copy(at->mx[g->idx[i]], sizeof(at->mx[0]), mx, strlen(mx));
@@ -396,6 +462,73 @@ group_done(void *arg, const struct smtp_client_result *results, size_t n,
 	at->q->jobs--;
 	if (--at->groups_left == 0)
 		attempt_finish(at);
+}
+
+/* The local group's Maildir delivery is done: one result for all. */
+static void
+group_local_done(struct inject *ij)
+{
+	struct group *g = ij->arg;
+	struct smtp_client_result *res = xcalloc(g->n ? g->n : 1, sizeof(*res));
+	size_t i;
+
+	for (i = 0; i < g->n; i++) {
+		if (ij->rc == 0)
+			result_set(&res[i], SMTP_RESULT_OK, 250, "2.0.0",
+			    "Delivered into the local Maildir");
+		else if (ij->err_no == ENOSPC || ij->err_no == EDQUOT)
+			result_set(&res[i], SMTP_RESULT_TEMP, 452, "4.3.1", ij->err);
+		else
+			result_set(&res[i], SMTP_RESULT_TEMP, 451, "4.3.0", ij->err);
+	}
+	if (ij->rc != 0)
+		log_err("id=%s event=local_delivery_failed error=\"%s\"", g->at->env.id,
+		    ij->err);
+	else
+		log_info("id=%s event=delivered_from_queue mailboxes=%zu file=%s",
+		    g->at->env.id, g->npaths, ij->name);
+	if (ij->body_len > 0)
+		(void)munmap((void *)(uintptr_t)ij->body, ij->body_len);
+	inject_clear(ij);
+	free(ij);
+	group_done(g, res, g->n, NULL);
+	free(res);
+}
+
+/*
+ * Recipients of a local domain with no LMTP server: the queued content
+ * (our Received line is its first header) goes into their Maildirs as at
+ * the end of data, with its Return-Path.
+ */
+static void
+group_local(struct attempt *at, struct group *g)
+{
+	struct inject *ij = xcalloc(1, sizeof(*ij));
+	struct stat st;
+	size_t i;
+	void *map = NULL;
+
+	inject_init(ij, at->q->srv);
+	if (fstat(at->data_fd, &st) != 0 || (st.st_size > 0 &&
+	    (map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
+	    at->data_fd, 0)) == MAP_FAILED) ||
+	    buf_printf(&ij->return_path, "Return-Path: <%s>\r\n", at->env.sender) != 0) {
+		ij->rc = -1;
+		ij->err_no = errno;
+		(void)!str_copy(ij->err, sizeof(ij->err), "cannot read the queued content", 30);
+		ij->body_len = 0;
+		ij->arg = g;
+		group_local_done(ij);
+		return;
+	}
+	ij->body = map != NULL ? map : "";
+	ij->body_len = map != NULL ? (size_t)st.st_size : 0;
+	ij->boxes = xcalloc(g->npaths ? g->npaths : 1, sizeof(*ij->boxes));
+	for (i = 0; i < g->npaths; i++)
+		ij->boxes[i].path = g->paths[i];
+	ij->nboxes = g->npaths;
+	ij->arg = g;
+	inject_submit(ij, group_local_done);
 }
 
 static void
@@ -421,7 +554,10 @@ attempt_start_groups(struct attempt *at)
 		};
 
 		at->q->jobs++;
-		remote_deliver(at->q->remote, &m, group_done, g);
+		if (g->local)
+			group_local(at, g);
+		else
+			remote_deliver(at->q->remote, &m, group_done, g);
 	}
 }
 
@@ -433,6 +569,9 @@ attempt_free(struct attempt *at)
 	for (i = 0; i < at->ngroups; i++) {
 		free(at->groups[i].idx);
 		free(at->groups[i].rcpts);
+		for (size_t k = 0; k < at->groups[i].npaths; k++)
+			free(at->groups[i].paths[k]);
+		free(at->groups[i].paths);
 	}
 	for (i = 0; i < 3; i++)
 		buf_free(&at->dsn[i]);

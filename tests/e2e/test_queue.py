@@ -2,10 +2,12 @@
 retries while the next hop is down, `tern queue list --json` and
 `tern queue flush`, and a queue that survives a restart."""
 
+import re
 import smtplib
 import time
 
-from conftest import (BEN, CLAIRE, PASSWORD, SLOW, dsn_of, field, maildir_files,
+from conftest import (BEN, CLAIRE, PASSWORD, SLOW, check, dsn_of, field,
+                      free_port, maildir_files,
                       maildir_messages, tls_client_context, two_mtas, wait_for)
 
 NOBODY = "nobody@example.net"
@@ -172,3 +174,30 @@ def test_flush_empty_queue_and_unknown_id(ternd, dnsmasq):
     # an id that is not one is refused before it reaches ternd
     r = a.tern("queue", "show", "../../etc/passwd", check=False)
     assert r.returncode != 0 and r.stdout == b"", (r.returncode, r.stdout, r.stderr)
+
+
+def test_queued_mail_for_a_domain_that_became_local(ternd):
+    """Mail queued for far.test (its smarthost is down) is delivered here
+    once far.test becomes a local domain (a user added there), instead of
+    being sent by MX, i.e. back to ourselves; a queued recipient that is
+    no user there bounces 5.1.1."""
+    dead = free_port()
+    t = ternd({"relay.networks": "127.0.0.0/8", "relay.smarthost": f"127.0.0.1:{dead}",
+               "queue.retry_first": "3600", "queue.retry_max": "3600"})
+    check(t.send_raw("dave@example.net", ["someone@far.test", "nobody@far.test"],
+                     msg("became-local")), 250)
+    wait_for(lambda: [m for m in t.queue_list()
+                      if all(r.get("attempts", 0) >= 1 for r in m["recipients"])],
+             "a failed attempt to the smarthost")
+    t.tern("user", "add", "someone@far.test")
+    t.tern("queue", "flush")
+    [d] = wait_for(lambda: t.messages("someone@far.test"), "local delivery from the queue")
+    assert d.data.endswith(msg("became-local"))
+    assert d.return_path == "dave@example.net"
+    assert len(re.findall(rb"^Received: ", d.data, re.M)) == 1, "our Received, once"
+    [p] = wait_for(lambda: maildir_files(t.state_dir, "dave@example.net"), "the bounce")
+    _, _, [r], _ = dsn_of(p.read_bytes())
+    assert field(r, "Final-Recipient").lower() == "rfc822; nobody@far.test", r.items()
+    assert field(r, "Status") == "5.1.1", r.items()
+    wait_for(lambda: queue_empty(t), "the queue to empty")
+    assert "event=delivered_from_queue" in t.log()
