@@ -289,7 +289,8 @@ group_for(struct attempt *at, const char *domain, bool lmtp, bool local)
 static void result_apply(struct attempt *at, struct queue_rcpt *r,
     const struct smtp_client_result *res, time_t now, bool final);
 
-enum route { ROUTE_REMOTE, ROUTE_LMTP, ROUTE_MAILDIR, ROUTE_TEMP, ROUTE_NOUSER };
+enum route { ROUTE_REMOTE, ROUTE_LMTP, ROUTE_MAILDIR, ROUTE_TEMP, ROUTE_NOUSER,
+	ROUTE_MOVED };
 
 /*
  * Where a queued recipient goes now.  Not a local domain: by MX (or the
@@ -331,7 +332,7 @@ rcpt_route(struct attempt *at, const struct queue_rcpt *r, char *box,
 		return ROUTE_NOUSER;
 	for (i = 0; i < tt->n; i++)
 		if (!tt->v[i].local || table_mailbox_is_lmtp(tt->v[i].mailbox))
-			return ROUTE_TEMP;   /* aliased elsewhere since: see docs */
+			return ROUTE_MOVED;  /* aliased elsewhere since: see docs */
 	return ROUTE_MAILDIR;
 }
 
@@ -380,8 +381,6 @@ group_build(struct attempt *at)
 	tf.code = 451;
 	(void)!str_copy(tf.enh, sizeof(tf.enh), "4.3.0", 5);
 	(void)!str_copy(tf.text, sizeof(tf.text), "Temporary lookup failure of the local domains", 45);
-	/* (also: an alias that changed since the mail was queued now points
-	 * elsewhere; the admin sees it in the queue and can flush or delete) */
 	for (i = 0; i < at->env.nrcpt; i++) {
 		struct queue_rcpt *r = &at->env.rcpt[i];
 		struct table_targets tt = { 0 };
@@ -394,9 +393,14 @@ group_build(struct attempt *at)
 		if (r->state != QUEUE_RCPT_PENDING)
 			continue;
 		route = rcpt_route(at, r, box, sizeof(box), &lmtp, &tt);
-		if (route == ROUTE_TEMP || route == ROUTE_NOUSER) {
-			result_set(&nouser, SMTP_RESULT_PERM, 550, "5.1.1",
-			    "No such user here (the recipient's domain is local)");
+		if (route == ROUTE_TEMP || route == ROUTE_NOUSER || route == ROUTE_MOVED) {
+			if (route == ROUTE_NOUSER)
+				result_set(&nouser, SMTP_RESULT_PERM, 550, "5.1.1",
+				    "No such user here (the recipient's domain is local)");
+			else if (route == ROUTE_MOVED)
+				result_set(&nouser, SMTP_RESULT_TEMP, 451, "4.3.0",
+				    "The recipient became an alias to other places since "
+				    "this mail was queued: waiting for the admin");
 			result_apply(at, r, route == ROUTE_TEMP ? &tf : &nouser,
 			    time(NULL), route == ROUTE_NOUSER);
 			table_targets_free(&tt);
