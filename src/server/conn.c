@@ -173,6 +173,8 @@ spill_open(const struct txn *t)
 static int
 spill_start(struct txn *t)
 {
+	size_t max = t->body.max;
+
 	if ((t->spill_fd = spill_open(t)) < 0)
 		return -1;
 	if (write_all(t->spill_fd, t->body.data ? t->body.data : "", t->body.len) != 0)
@@ -180,7 +182,7 @@ spill_start(struct txn *t)
 	t->spill_len = t->body.len;
 	srv->body_bytes -= t->body.len;
 	buf_free(&t->body);
-	buf_init(&t->body, 0);
+	buf_init(&t->body, max);
 	return 0;
 }
 
@@ -201,17 +203,21 @@ body_sink(void *ctx, const char *p, size_t n)
 	if (t == NULL || t->body_failed)
 		return;
 	if (t->spill_fd < 0 && t->body.len + n > CONN_SPILL_AT && spill_start(t) != 0) {
+		int e = errno;
+
 		log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id, c->sid,
-		    strerror(errno));
-		body_fail(t, errno);
+		    strerror(e));
+		body_fail(t, e);
 		return;
 	}
 	if (t->spill_fd >= 0) {
 		if (write_all(t->spill_fd, p, n) != 0) {
-			if (errno != ENOSPC && errno != EDQUOT)
+			int e = errno;
+
+			if (e != ENOSPC && e != EDQUOT)
 				log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id,
-				    c->sid, strerror(errno));
-			body_fail(t, errno);
+				    c->sid, strerror(e));
+			body_fail(t, e);
 			return;
 		}
 		t->spill_len += n;
@@ -237,8 +243,11 @@ body_finish(struct conn *c)
 		return 0;
 	m = mmap(NULL, (size_t)t->spill_len, PROT_READ, MAP_SHARED, t->spill_fd, 0);
 	if (m == MAP_FAILED) {
+		int e = errno;
+
 		log_err("id=%s sid=%s event=content_map error=\"%s\"", t->id, c->sid,
-		    strerror(errno));
+		    strerror(e));
+		errno = e;
 		return -1;
 	}
 	t->map = m;
@@ -803,7 +812,7 @@ on_eom(struct conn *c)
 	size_t i;
 
 	if (!t->body_failed && body_finish(c) != 0)
-		body_fail(t, errno);
+		body_fail(t, errno ? errno : EIO);
 	if (t->body_failed) {
 		if (t->body_errno == ENOSPC || t->body_errno == EDQUOT)
 			smtp_server_reject(c->smtp, 452, "4.3.1", "Insufficient system storage, try again later");
