@@ -11,7 +11,7 @@
 
 B        ?= build
 CC       ?= cc
-PKGS     := libevent libevent_openssl libcares sqlite3 inih libcrypt openssl
+PKGS     := libevent libevent_openssl libcares sqlite3 libpq inih libcrypt openssl
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Wformat=2 -Wno-format-nonliteral
 HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2

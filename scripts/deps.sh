@@ -4,9 +4,9 @@
 # command to run and fails.
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format cppcheck
-libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libinih-dev libcrypt-dev
+libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libpq-dev libinih-dev libcrypt-dev
 python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp curl dovecot-imapd dovecot-lmtpd dnsmasq-base openssl sqlite3
-procps iproute2 postfix"
+procps iproute2 postfix postgresql"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
@@ -21,8 +21,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
-# Dovecot and Postfix are test peers that the tests start privately on
-# loopback ports: keep their packages from starting system-wide daemons
+# Dovecot, Postfix and PostgreSQL (the pgsql: tables) are test peers that
+# the tests start privately on loopback ports: keep their packages from starting system-wide daemons
 # (listening on all interfaces) while they install.
 policy=/usr/sbin/policy-rc.d
 made_policy=0
@@ -32,6 +32,7 @@ fi
 trap '[ "$made_policy" = 1 ] && rm -f "$policy"' EXIT
 apt-get update -q >/dev/null || true
 # -o Dpkg::Options: never stop on a config prompt; services are not started
-# by the packages (tests start their own Dovecot and dnsmasq on loopback).
+# by the packages (tests start their own Dovecot, dnsmasq and PostgreSQL
+# on loopback).
 apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef \
 	-o Dpkg::Options::=--force-confold $missing >/dev/null

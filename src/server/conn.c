@@ -627,8 +627,15 @@ on_rcpt(struct conn *c)
 		conn_reject(c, "rcpt", 554, "5.7.1", "Relay access denied", rcpt);
 	else if (st == TABLE_LOOP)
 		conn_reject(c, "rcpt", 550, "5.4.6", "Alias loop or too many alias levels", rcpt);
-	else
+	else {
+		/* the reply stays vague; the log says what the admin must fix */
+		const char *e = table_strerror(c->srv->table);
+		char q[600];
+
+		log_warn("sid=%s event=table_error error=\"%s\"", c->sid,
+		    log_quote(q, sizeof(q), e, strlen(e)));
 		conn_reject(c, "rcpt", 451, "4.3.0", "Temporary lookup failure, try again later", rcpt);
+	}
 	table_targets_free(&tt);
 }
 

@@ -34,6 +34,7 @@
 
 static const struct table_engine *const table_engines[] = {
     &table_engine_sqlite,
+    &table_engine_pgsql,
 };
 
 void
@@ -63,13 +64,12 @@ table_find_engine(const char *spec, char *err, size_t errlen)
 		if (strncmp(spec, table_engines[i]->prefix,
 			strlen(table_engines[i]->prefix)) == 0)
 			return table_engines[i];
-	if (strncmp(spec, "pgsql:", 6) == 0)
-		(void)!str_fmt(err, errlen, "pgsql tables are not built yet");
-	else
-		(void)!str_fmt(err, errlen,
-		    "tables.users: unknown engine in "
-		    "\"%.40s\" (expected sqlite:PATH)",
-		    spec);
+	/* at most 40 bytes of spec: a misspelt prefix may precede a
+	 * connection string holding a password */
+	(void)!str_fmt(err, errlen,
+	    "tables.users: unknown engine in "
+	    "\"%.40s\" (expected sqlite:PATH or pgsql:CONNINFO)",
+	    spec);
 	return NULL;
 }
 
@@ -513,6 +513,17 @@ table_targets_free(struct table_targets *tt)
 	free(tt->v);
 	tt->v = NULL;
 	tt->n = tt->cap = 0;
+}
+
+enum table_status
+table_changed(struct table *t, enum table_status st, int changes,
+    const char *what, const char *key)
+{
+	if (st == TABLE_OK && changes == 0) {
+		table_set_error(t, "no such %s: %s", what, key);
+		return TABLE_NOTFOUND;
+	}
+	return st;
 }
 
 bool

@@ -1,7 +1,7 @@
 /*
  * table: users, aliases and domains behind one interface.  The embedded
- * engine is SQLite (STATE/tern.db); "pgsql:" is reserved for the shared
- * engine.  Lookups read the database live, so "tern user add" is seen by a
+ * engine is SQLite (STATE/tern.db); "pgsql:CONNINFO" is the shared one,
+ * a PostgreSQL database several ternd nodes use at once.  Lookups read the database live, so "tern user add" is seen by a
  * running ternd without a restart.  Addresses are stored normalised:
  * local part and domain lower-cased.
  */

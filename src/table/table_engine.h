@@ -1,7 +1,7 @@
 /*
  * table_engine: the inside of the table module, shared by table.c (checks,
  * normalisation, alias resolution: engine-independent) and the engines
- * (table_sqlite.c; pgsql later), OpenSMTPD style: one struct of function
+ * (table_sqlite.c, table_pgsql.c), OpenSMTPD style: one struct of function
  * pointers per engine.  Not for use outside src/table/.
  *
  * Engines receive keys already checked and normalised by table.c:
@@ -64,7 +64,12 @@ struct table {
 };
 
 void table_set_error(struct table *t, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* After a write: st, or TABLE_NOTFOUND ("no such WHAT: KEY") when it
+ * changed no row.  The engines share it so they say the same thing. */
+enum table_status table_changed(struct table *t, enum table_status st,
+    int changes, const char *what, const char *key);
 
 extern const struct table_engine table_engine_sqlite;
+extern const struct table_engine table_engine_pgsql;
 
 #endif

@@ -462,23 +462,12 @@ ts_user_add(struct table *t, const char *key, const char *pwhash)
 }
 
 static enum table_status
-ts_changed(struct table *t, enum table_status st, int changes, const char *what,
-    const char *key)
-{
-	if (st == TABLE_OK && changes == 0) {
-		table_set_error(t, "no such %s: %s", what, key);
-		return TABLE_NOTFOUND;
-	}
-	return st;
-}
-
-static enum table_status
 ts_user_del(struct table *t, const char *key)
 {
 	int n = 0;
 	enum table_status st = ts_exec(t, TS_USER_DEL, key, NULL, 1, &n);
 
-	return ts_changed(t, st, n, "user", key);
+	return table_changed(t, st, n, "user", key);
 }
 
 static enum table_status
@@ -487,7 +476,7 @@ ts_user_passwd(struct table *t, const char *key, const char *pwhash)
 	int n = 0;
 	enum table_status st = ts_exec(t, TS_USER_PASSWD, key, pwhash, 2, &n);
 
-	return ts_changed(t, st, n, "user", key);
+	return table_changed(t, st, n, "user", key);
 }
 
 static enum table_status
@@ -496,7 +485,7 @@ ts_user_set_maildir(struct table *t, const char *key, const char *maildir)
 	int n = 0;
 	enum table_status st = ts_exec(t, TS_USER_MAILDIR, key, maildir, 2, &n);
 
-	return ts_changed(t, st, n, "user", key);
+	return table_changed(t, st, n, "user", key);
 }
 
 static enum table_status
@@ -559,7 +548,7 @@ ts_alias_del(struct table *t, const char *key, const char *target)
 		table_set_error(t, "no such alias: %s -> %s", key, target);
 		return TABLE_NOTFOUND;
 	}
-	return ts_changed(t, st, n, "alias", key);
+	return table_changed(t, st, n, "alias", key);
 }
 
 static enum table_status

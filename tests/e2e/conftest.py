@@ -566,7 +566,10 @@ class Ternd:
         """Run build/tern with the same state_dir and domains."""
         require_build()
         argv = [str(TERN), "-o", f"state_dir={self.state_dir}",
-                "-o", f"domains={self.overrides['domains']}", *args]
+                "-o", f"domains={self.overrides['domains']}"]
+        if "tables.users" in self.overrides:     # e.g. pgsql:CONNINFO
+            argv += ["-o", f"tables.users={self.overrides['tables.users']}"]
+        argv += list(args)
         env = dict(os.environ)
         env.pop("TERN_CONFIG", None)
         r = subprocess.run(argv, stdin=subprocess.DEVNULL if input is None else None,
@@ -1151,6 +1154,120 @@ def world_tmp():
     d = world_tmpdir("tern-e2e-")
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL: the shared users/aliases/domains tables (tables.users=pgsql:)
+# ---------------------------------------------------------------------------
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class Postgres:
+    """
+    A private PostgreSQL cluster: its own data directory (initdb, trust
+    authentication, role "tern"), listening on 127.0.0.1:port and on a unix
+    socket in its own directory, with database "tern".  stop() and start()
+    restart it on the same data directory and port.  PostgreSQL refuses to
+    run as root: as root it runs as RUN_AS.
+    """
+    name = "postgres"
+
+    def __init__(self):
+        for tool in ("initdb", "postgres", "psql", "pg_isready"):
+            require(PG_BIN / tool, "postgresql")
+        self.dir = world_tmpdir("tern-pg-")
+        self.data = self.dir / "data"
+        self.sock = self.dir / "sock"
+        self.sock.mkdir()
+        self.log_path = self.dir / "postgres.log"
+        if RUN_AS:
+            for p in (self.dir, self.sock):
+                os.chown(p, RUN_AS[1], RUN_AS[2])
+        self.port = free_port()
+        self.conninfo = f"host=127.0.0.1 port={self.port} dbname=tern user=tern"
+        self.proc = None
+        self.logf = None
+        self._run([PG_BIN / "initdb", "-D", self.data, "-U", "tern",
+                   "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"])
+
+    def _run(self, argv, input=None, check=True, timeout=60):
+        r = subprocess.run([str(a) for a in argv], input=input,
+                           capture_output=True, timeout=timeout * SLOW,
+                           cwd=str(self.dir), **_run_as_kw())
+        if check and r.returncode != 0:
+            raise AssertionError(f"{' '.join(map(str, argv))} -> {r.returncode}"
+                                 f"\nstdout: {r.stdout!r}\nstderr: {r.stderr!r}")
+        return r
+
+    @property
+    def users_spec(self):
+        """The value of ternd's tables.users for this server."""
+        return f"pgsql:{self.conninfo}"
+
+    def start(self, timeout=30):
+        assert self.proc is None or self.proc.poll() is not None, "running"
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(PG_BIN / "postgres"), "-D", str(self.data), "-k", str(self.sock),
+             "-h", "127.0.0.1", "-p", str(self.port), "-F",
+             "-c", "fsync=off", "-c", "logging_collector=off"],
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
+            start_new_session=True, **_run_as_kw())
+        _ACTIVE.append(self)
+        deadline = time.monotonic() + timeout * SLOW
+        while self._run([PG_BIN / "pg_isready", "-q", "-h", "127.0.0.1",
+                         "-p", self.port, "-d", "postgres", "-U", "tern"],
+                        check=False).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"postgres did not start on port {self.port}\n"
+                            f"{log_tail(self.log_path)}", pytrace=False)
+            time.sleep(0.1)
+        return self
+
+    def psql(self, sql, db="tern"):
+        """Run sql (stops at the first error); the unaligned, tuples-only
+        output, stripped."""
+        r = self._run([PG_BIN / "psql", "-X", "-q", "-A", "-t",
+                       "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                       "-p", self.port, "-U", "tern", "-d", db, "-c", sql])
+        return r.stdout.decode().strip()
+
+    def stop(self, timeout=30):
+        """Fast shutdown (SIGINT: clients are disconnected) of our own
+        postmaster; SIGKILL to its own process group if it hangs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        if self.logf:
+            self.logf.close()
+            self.logf = None
+
+
+@pytest.fixture
+def postgres():
+    """A running private PostgreSQL with an empty database "tern":
+    .conninfo ("host=127.0.0.1 port=P dbname=tern user=tern"),
+    .users_spec ("pgsql:" + conninfo), .psql(sql), .stop(), .start().
+    Stopped (only this server) and removed at teardown."""
+    pg = Postgres()
+    try:
+        pg.start()
+        pg.psql("CREATE DATABASE tern", db="postgres")
+        yield pg
+    finally:
+        pg.stop()
+        shutil.rmtree(pg.dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------

@@ -3,13 +3,18 @@
  * Users, aliases (one to many, nested, catch-all, loops, depth), the
  * postmaster rule, bare <Postmaster>, case-insensitivity, local and
  * non-local domains, refused addresses, and a change made through one
- * handle seen at once through another (as tern and ternd do).
+ * handle seen at once through another (as tern and ternd do).  The
+ * pgsql engine only as far as a server that is not there (the e2e tests
+ * run it against a real PostgreSQL: tests/e2e/test_pgsql.py).
  */
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -131,18 +136,47 @@ test_open_schema(void)
 	T_CHECK(stat(dbpath, &st) == 0 && (st.st_mode & 077) == 0);
 }
 
+/* A loopback port that refuses connections: bound, never listening. */
+static int
+closed_port(int *fd_out)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+		abort();
+	*fd_out = fd;
+	return ntohs(sa.sin_port);
+}
+
+/* pgsql: a server that is not there fails the open at once, with a
+ * message naming host and port but never the password. */
 static void
 test_pgsql_and_bad_engine(void)
 {
-	char *ov[] = {"tables.users=pgsql:dbname=tern"};
-	char err[512] = "";
-	struct conf *c = conf_load(NULL, ov, 1, err, sizeof(err));
+	char ov0[160], *ov[1] = {ov0};
+	char err[512] = "", want[64];
+	struct conf *c;
+	int fd, port = closed_port(&fd);
 
+	snprintf(ov0, sizeof(ov0),
+	    "tables.users=pgsql:host=127.0.0.1 port=%d dbname=tern "
+	    "user=tern password=s3cr3t",
+	    port);
+	c = conf_load(NULL, ov, 1, err, sizeof(err));
 	T_CHECK(c != NULL);
 	if (c == NULL)
 		return;
 	T_CHECK(table_open(c, err, sizeof(err)) == NULL);
-	T_CHECK_STR(err, "pgsql tables are not built yet");
+	close(fd);
+	snprintf(
+	    want, sizeof(want), "pgsql 127.0.0.1:%d/tern: connect: ", port);
+	T_CHECK(strncmp(err, want, strlen(want)) == 0);
+	T_CHECK(strstr(err, "s3cr3t") == NULL);
+	T_CHECK(strstr(err, "password") == NULL);
 	free(c->tables_users);
 	/* a regular file where a directory should be */
 	{
