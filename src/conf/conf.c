@@ -1236,22 +1236,62 @@ conf_format_value(const struct conf *c, const struct conf_key *k, struct buf *b)
 		panic("event=conf_dump key=%s", k->name);
 }
 
+/*
+ * A libpq CONNINFO may carry "password=SECRET" (or ":SECRET@" in a URI):
+ * shown as "password=***" / ":***@", so `tern config` output can be
+ * pasted into a bug report.
+ */
+static void
+conf_mask_password(const char *in, struct buf *out)
+{
+	const char *p = in, *pw, *uri = strstr(in, "://"), *at, *colon;
+
+	buf_reset(out);
+	while ((pw = strstr(p, "password=")) != NULL) {
+		if (buf_append(out, p, (size_t)(pw - p) + 9) != 0 ||
+		    buf_append_str(out, "***") != 0)
+			panic("event=conf_dump");
+		p = pw + 9;
+		if (*p == '\'') {               /* 'quoted value', \' escapes */
+			for (p++; *p != '\0' && *p != '\''; p++)
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+			if (*p == '\'')
+				p++;
+		} else {
+			p += strcspn(p, " \t");
+		}
+	}
+	if (p == in && uri != NULL && (at = strchr(uri + 3, '@')) != NULL &&
+	    (colon = memchr(uri + 3, ':', (size_t)(at - (uri + 3)))) != NULL) {
+		if (buf_append(out, in, (size_t)(colon - in) + 1) != 0 ||
+		    buf_append_str(out, "***") != 0)
+			panic("event=conf_dump");
+		p = at;
+	}
+	if (buf_append_str(out, p) != 0)
+		panic("event=conf_dump");
+}
+
 void
 conf_dump(
     const struct conf *c, void (*out)(const char *line, void *ctx), void *ctx)
 {
 	char key[128];
-	struct buf b;
+	struct buf b, m;
 	size_t i;
 
 	buf_init(&b, (size_t)CONF_DOMAINS_MAX * (ADDR_DOMAIN_MAX + 2) + 256);
+	buf_init(&m, b.max + 64);
 	for (i = 0; i < CONF_NKEYS; i++) {
 		buf_reset(&b);
 		conf_keyname(&conf_keys[i], key, sizeof(key));
 		if (buf_printf(&b, "%s = ", key) != 0)
 			panic("event=conf_dump");
 		conf_format_value(c, &conf_keys[i], &b);
-		out(b.data, ctx);
+		conf_mask_password(b.data, &m);
+		out(m.data, ctx);
 	}
+	buf_free(&m);
 	buf_free(&b);
 }

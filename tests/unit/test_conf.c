@@ -641,6 +641,38 @@ collect(const char *line, void *ctx)
 }
 
 static void
+test_dump_masks_passwords(void)
+{
+	static const char *const rows[][2] = {
+		{ "tables.users=pgsql:host=db password=s3cret dbname=t",
+		    "tables.users = pgsql:host=db password=*** dbname=t\n" },
+		{ "tables.users=pgsql:password='a b\\' c' user=u",
+		    "tables.users = pgsql:password=*** user=u\n" },
+		{ "tables.users=pgsql:postgresql://u:s3cret@db/t",
+		    "tables.users = pgsql:postgresql://u:***@db/t\n" },
+		{ "tables.users=pgsql:postgresql://u@db/t",
+		    "tables.users = pgsql:postgresql://u@db/t\n" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *ov[] = { (char *)(uintptr_t)rows[i][0] };
+		char err[512];
+		struct lines l = {"", 0, 0};
+		struct conf *c = conf_load(NULL, ov, 1, err, sizeof(err));
+
+		t_case(rows[i][0]);
+		T_CHECK(c != NULL);
+		if (c == NULL)
+			continue;
+		conf_dump(c, collect, &l);
+		T_CHECK(strstr(l.text, rows[i][1]) != NULL);
+		T_CHECK(strstr(l.text, "s3cret") == NULL);
+		conf_free(c);
+	}
+}
+
+static void
 test_dump(void)
 {
 	char *ov[] = {"domains=a.example,b.example", "state_dir=/s",
@@ -737,6 +769,7 @@ main(void)
 	T_RUN(test_value_forms);
 	T_RUN(test_from_args);
 	T_RUN(test_dump);
+	T_RUN(test_dump_masks_passwords);
 	T_RUN(test_split_hostport);
 	{
 		char cmd[PATH_MAX + 16];
