@@ -724,6 +724,22 @@ IMAP_USER = "ben@example.org"
 IMAP_PASSWORD = "password"
 
 
+def stop_own_server(proc, sig, timeout):
+    """sig to a server this suite started; if it hangs, SIGKILL to its own
+    process group (it was started in a new session), nothing else."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
 def dovecot_rootless():
     """(global settings, login service setting) that let a private Dovecot
     run as the current non-root user: one user for everything, no chroot.
@@ -1069,16 +1085,7 @@ service lmtp {{
     def stop(self):
         """SIGTERM to the master (it stops its children); if it hangs,
         SIGKILL to its own process group, nothing else."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait()
+        stop_own_server(self.proc, signal.SIGTERM, 15)
         if self in _ACTIVE:
             _ACTIVE.remove(self)
         if self.out:
@@ -1237,16 +1244,7 @@ class Postgres:
     def stop(self, timeout=30):
         """Fast shutdown (SIGINT: clients are disconnected) of our own
         postmaster; SIGKILL to its own process group if it hangs."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout * SLOW)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait()
+        stop_own_server(self.proc, signal.SIGINT, timeout * SLOW)
         if self in _ACTIVE:
             _ACTIVE.remove(self)
         if self.logf:
