@@ -488,13 +488,6 @@ txn_add_remote(struct conn *c, const char *addr, const struct smtp_rcpt_params *
 	return 0;
 }
 
-/* Does this local target's mail go over LMTP (through the queue)? */
-static bool
-target_is_lmtp(const struct table_target *t)
-{
-	return srv->conf->delivery_lmtp != NULL || table_mailbox_is_lmtp(t->mailbox);
-}
-
 /* Local targets to the Maildir list, remote ones (aliases pointing out) to
  * the envelope.  A local target behind LMTP (delivery.lmtp, or its row's
  * lmtp: mailbox) goes to the envelope too: the queue hands it over. */
@@ -508,7 +501,7 @@ txn_add_resolved(struct conn *c, const struct table_targets *tt,
 		/* txn_add_targets takes a list; one target at a time here */
 		struct table_targets one = { .v = &tt->v[i], .n = 1, .cap = 1 };
 
-		if (!tt->v[i].local || target_is_lmtp(&tt->v[i])) {
+		if (!tt->v[i].local || server_mailbox_is_lmtp(srv, tt->v[i].mailbox)) {
 			if (txn_add_remote(c, tt->v[i].address, rp) != 0)
 				return -1;
 		} else if (txn_add_targets(c->txn, &one) != 0) {
@@ -572,7 +565,7 @@ txn_note_success(struct txn *t, const struct table_targets *tt,
 	if (!(rp->notify & SMTP_NOTIFY_SUCCESS))
 		return;
 	for (i = 0; i < tt->n; i++)
-		local += tt->v[i].local && !target_is_lmtp(&tt->v[i]);
+		local += tt->v[i].local && !server_mailbox_is_lmtp(srv, tt->v[i].mailbox);
 	if (local == 0)
 		return;
 	if ((d = realloc(t->succ, (t->nsucc + 1) * sizeof(*t->succ))) == NULL)
@@ -1218,6 +1211,12 @@ conns_close_all(struct server *s, const char *why)
 		smtp_server_shutdown(c->smtp, "4.3.2", "Service shutting down");
 		conn_close_soon(c, why);
 	}
+}
+
+bool
+server_mailbox_is_lmtp(const struct server *s, const char *mailbox)
+{
+	return s->conf->delivery_lmtp != NULL || table_mailbox_is_lmtp(mailbox);
 }
 
 bool

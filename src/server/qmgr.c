@@ -309,11 +309,9 @@ rcpt_route(struct attempt *at, const struct queue_rcpt *r, char *box,
 	struct addr a;
 	size_t i;
 
-	if (!conf_domain_is_local(s->conf, domain)) {
-		st = table_domain_is_local(s->table, domain);
-		if (st != TABLE_OK)
-			return st == TABLE_TEMPFAIL ? ROUTE_TEMP : ROUTE_REMOTE;
-	}
+	st = table_domain_is_local(s->table, domain);   /* conf domains too */
+	if (st != TABLE_OK)
+		return st == TABLE_TEMPFAIL ? ROUTE_TEMP : ROUTE_REMOTE;
 	st = table_user_mailbox(s->table, r->addr, box, boxlen);
 	if (st == TABLE_TEMPFAIL)
 		return ROUTE_TEMP;
@@ -672,13 +670,6 @@ dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
 	return -1;
 }
 
-/* Is this local target's mailbox behind LMTP? */
-static bool
-dsn_target_lmtp(const struct qmgr *q, const struct table_target *t)
-{
-	return q->srv->conf->delivery_lmtp != NULL || table_mailbox_is_lmtp(t->mailbox);
-}
-
 /* A recipient of the DSN that goes through the queue. */
 static int
 dsn_env_add(struct inject *ij, const char *addr)
@@ -718,7 +709,7 @@ dsn_inject_new(struct qmgr *q, const char *sender)
 		 * (an alias pointing out, a mailbox behind LMTP) */
 		ij->boxes = xcalloc(tt.n ? tt.n : 1, sizeof(*ij->boxes));
 		for (i = 0; i < tt.n; i++) {
-			if (!tt.v[i].local || dsn_target_lmtp(q, &tt.v[i])) {
+			if (!tt.v[i].local || server_mailbox_is_lmtp(q->srv, tt.v[i].mailbox)) {
 				if (dsn_env_add(ij, tt.v[i].address) != 0)
 					goto fail;
 			} else {

@@ -195,6 +195,9 @@ void conns_shutdown(struct server *s);
 void conns_close_all(struct server *s, const char *why);
 
 /* Server-wide checks.  */
+/* Does mail for this local mailbox go over LMTP, through the queue
+ * (delivery.lmtp, or the user's row names an lmtp: target)? */
+bool server_mailbox_is_lmtp(const struct server *s, const char *mailbox);
 bool server_disk_ok(struct server *s, uint64_t need);
 void server_maybe_exit(struct server *s);
 
