@@ -374,18 +374,13 @@ conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
 	smtp_server_reject(c->smtp, code, enh, text);
 }
 
+/* MAIL, once the sender may be used: the new transaction. */
 static void
-on_mail(struct conn *c)
+mail_begin(struct conn *c)
 {
 	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
 	struct txn *t;
 
-	if (c->l->kind != LISTEN_SMTP && !c->local && !c->authenticated) {
-		conn_reject(c, "mail", 530, "5.7.0", "Authentication required", "");
-		return;
-	}
-	if (submit_check_sender(c, &cmd->path) != 0)
-		return;
 	if (!server_disk_ok(c->srv, cmd->mail.has_size ? cmd->mail.size : 0)) {
 		conn_reject(c, "mail", 452, "4.3.1", "Insufficient system storage, try again later", "");
 		return;
@@ -406,6 +401,16 @@ on_mail(struct conn *c)
 		buf_init(&t->body, (size_t)c->srv->conf->message_size + 1);
 	c->txn = t;
 	smtp_server_accept(c->smtp);
+}
+
+static void
+on_mail(struct conn *c)
+{
+	if (c->l->kind != LISTEN_SMTP && !c->local && !c->authenticated) {
+		conn_reject(c, "mail", 530, "5.7.0", "Authentication required", "");
+		return;
+	}
+	submit_check_sender(c, mail_begin);
 }
 
 static int
@@ -578,38 +583,43 @@ txn_note_success(struct txn *t, const struct table_targets *tt,
 	d->expanded = tt->n > 1;
 }
 
+/* RCPT's question to the table; the answer comes back to rcpt_decide. */
+struct rcpt_lookup {
+	struct lookup lk;
+	struct conn *c;
+	struct addr path;            /* user@[our address]: user@ first domain */
+	struct table_targets tt;
+	enum table_status st;
+};
+
 static void
-on_rcpt(struct conn *c)
+rcpt_ask(struct lookup *lk, struct table *t)
+{
+	struct rcpt_lookup *rl = (struct rcpt_lookup *)lk;
+
+	rl->st = t != NULL ? table_resolve(t, &rl->path, &rl->tt) : TABLE_TEMPFAIL;
+}
+
+static void
+rcpt_decide(struct conn *c, struct rcpt_lookup *rl)
 {
 	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
-	struct table_targets tt = { 0 };
+	enum table_status st = rl->st;
 	char rcpt[TABLE_ADDR_MAX + 1];
-	enum table_status st;
-	struct addr me;
 	int added = 0;
 
 	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
 		rcpt[0] = '\0';
-	if (literal_is_this_host(c, &cmd->path)) {
-		/* user@[our address] is user@ the first local domain */
-		me = cmd->path;
-		me.kind = ADDR_DOMAIN_NAME;
-		(void)!str_copy(me.domain, sizeof(me.domain), c->srv->conf->domains[0],
-		    strlen(c->srv->conf->domains[0]));
-		st = table_resolve(c->srv->table, &me, &tt);
-	} else {
-		st = table_resolve(c->srv->table, &cmd->path, &tt);
-	}
 	if (st == TABLE_NOTLOCAL && conn_may_relay(c) && cmd->path.kind == ADDR_DOMAIN_NAME) {
 		added = txn_add_remote(c, rcpt, &cmd->rcpt);
 		st = TABLE_OK;
 	} else if (st == TABLE_OK) {
-		added = txn_add_resolved(c, &tt, &cmd->rcpt);
+		added = txn_add_resolved(c, &rl->tt, &cmd->rcpt);
 	}
 	if (st == TABLE_OK && added != 0)
 		conn_reject(c, "rcpt", 452, "4.5.3", "Too many recipients", rcpt);
 	else if (st == TABLE_OK) {
-		txn_note_success(c->txn, &tt, &cmd->rcpt, rcpt);
+		txn_note_success(c->txn, &rl->tt, &cmd->rcpt, rcpt);
 		if (c->txn->nrcpt++ == 0 &&
 		    str_copy(c->txn->first_rcpt, sizeof(c->txn->first_rcpt), rcpt, strlen(rcpt)) != 0)
 			c->txn->first_rcpt[0] = '\0';
@@ -622,14 +632,64 @@ on_rcpt(struct conn *c)
 		conn_reject(c, "rcpt", 550, "5.4.6", "Alias loop or too many alias levels", rcpt);
 	else {
 		/* the reply stays vague; the log says what the admin must fix */
-		const char *e = table_strerror(c->srv->table);
 		char q[600];
 
 		log_warn("sid=%s event=table_error error=\"%s\"", c->sid,
-		    log_quote(q, sizeof(q), e, strlen(e)));
+		    log_quote(q, sizeof(q), rl->lk.err, strlen(rl->lk.err)));
 		conn_reject(c, "rcpt", 451, "4.3.0", "Temporary lookup failure, try again later", rcpt);
 	}
-	table_targets_free(&tt);
+	table_targets_free(&rl->tt);
+}
+
+static void
+rcpt_answer(struct lookup *lk)
+{
+	struct rcpt_lookup *rl = (struct rcpt_lookup *)lk;
+	struct conn *c = rl->c;
+
+	if (!conn_job_finished(c)) {
+		c->pending = false;
+		rcpt_decide(c, rl);
+		conn_process(c);
+	}
+	table_targets_free(&rl->tt);
+	free(rl);
+}
+
+static void
+rcpt_lookup_init(struct conn *c, struct rcpt_lookup *rl)
+{
+	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
+
+	rl->c = c;
+	rl->lk.ask = rcpt_ask;
+	rl->lk.answer = rcpt_answer;
+	rl->path = cmd->path;
+	if (literal_is_this_host(c, &cmd->path)) {
+		/* user@[our address] is user@ the first local domain */
+		rl->path.kind = ADDR_DOMAIN_NAME;
+		(void)!str_copy(rl->path.domain, sizeof(rl->path.domain),
+		    c->srv->conf->domains[0], strlen(c->srv->conf->domains[0]));
+	}
+}
+
+static void
+on_rcpt(struct conn *c)
+{
+	struct rcpt_lookup now = { 0 }, *rl;
+
+	if (lookups_async(c->srv)) {
+		/* the core holds the pipelined commands behind until the answer */
+		rl = xcalloc(1, sizeof(*rl));
+		rcpt_lookup_init(c, rl);
+		c->pending = true;
+		c->job_running = true;
+		lookup_submit(c->srv, &rl->lk);
+		return;
+	}
+	rcpt_lookup_init(c, &now);
+	lookup_inline(c->srv, &now.lk);
+	rcpt_decide(c, &now);
 }
 
 /* ---- end of message: the Maildir delivery job ------------------------- */

@@ -83,8 +83,10 @@ void conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
 /* submit.c */
 void submit_on_auth(struct conn *c);
 void submit_on_auth_data(struct conn *c);
-/* 0: the sender may be used; else the reply was sent */
-int submit_check_sender(struct conn *c, const struct addr *sender);
+/* MAIL on a submission port: if the authenticated user may use the
+ * command's sender, then(c) (now, or when the table has answered);
+ * else the reply is sent. */
+void submit_check_sender(struct conn *c, void (*then)(struct conn *));
 void submit_update_auth(struct conn *c);
 
 /* tlsconn.c */

@@ -239,6 +239,7 @@ void
 server_maybe_exit(struct server *s)
 {
 	if (s->stopping && s->nconns == 0 && workers_busy(s->workers) == 0 &&
+	    lookups_busy(s) == 0 &&
 	    qmgr_idle(s->qmgr))
 		event_base_loopexit(s->base, NULL);
 }
@@ -264,6 +265,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	if (sig == SIGHUP) {
 		log_info("event=reload what=tables,tls");
 		open_table(srv);
+		lookups_reopen(srv);
 		if (server_tls_load(srv) != 0)
 			log_err("event=reload step=tls action=kept_old");
 		return;
@@ -383,6 +385,7 @@ main(int argc, char **argv)
 	if ((s.spool = spool_open(s.conf->state_dir, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=queue error=\"%s\"", err);
 	s.workers = workers_start(s.base, WORKERS);
+	lookups_start(&s);
 	sweep_start(&s, &started);
 	s.qmgr = qmgr_new(&s);
 	if (control_listen(&s) != 0)
@@ -390,6 +393,7 @@ main(int argc, char **argv)
 	run_loop(&s);
 	qmgr_free(s.qmgr);
 	workers_stop(s.workers);
+	lookups_stop(&s);
 	spool_close(s.spool);
 	if (s.stop_timer != NULL)
 		event_free(s.stop_timer);

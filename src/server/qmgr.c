@@ -214,8 +214,26 @@ struct group {
 	struct smtp_client_rcpt *rcpts;
 };
 
+enum route { ROUTE_REMOTE, ROUTE_LMTP, ROUTE_MAILDIR, ROUTE_TEMP, ROUTE_NOUSER,
+	ROUTE_MOVED, ROUTE_SKIP };
+
+/* Where each recipient goes in this attempt, asked of the table at once. */
+struct rcpt_way {
+	enum route route;
+	char box[512];                 /* the row's mailbox ("lmtp:..." too) */
+	const char *lmtp;              /* ROUTE_LMTP: into box or conf */
+	struct table_targets tt;       /* ROUTE_MAILDIR: the Maildirs */
+};
+
+struct route_lookup {
+	struct lookup lk;
+	struct attempt *at;
+};
+
 struct attempt {
 	struct job job;
+	struct route_lookup route;
+	struct rcpt_way *ways;         /* per recipient */
 	struct qmgr *q;
 	struct qent *e;
 	struct queue_env env;
@@ -289,9 +307,6 @@ group_for(struct attempt *at, const char *domain, bool lmtp, bool local)
 static void result_apply(struct attempt *at, struct queue_rcpt *r,
     const struct smtp_client_result *res, time_t now, bool final);
 
-enum route { ROUTE_REMOTE, ROUTE_LMTP, ROUTE_MAILDIR, ROUTE_TEMP, ROUTE_NOUSER,
-	ROUTE_MOVED };
-
 /*
  * Where a queued recipient goes now.  Not a local domain: by MX (or the
  * smarthost).  A local one: its row's "lmtp:TARGET", else delivery.lmtp,
@@ -300,30 +315,31 @@ enum route { ROUTE_REMOTE, ROUTE_LMTP, ROUTE_MAILDIR, ROUTE_TEMP, ROUTE_NOUSER,
  * delivered here rather than sent by MX back to ourselves.
  */
 static enum route
-rcpt_route(struct attempt *at, const struct queue_rcpt *r, char *box,
-    size_t boxlen, const char **lmtp, struct table_targets *tt)
+rcpt_route(const struct conf *cf, struct table *t, const struct queue_rcpt *r,
+    char *box, size_t boxlen, const char **lmtp, struct table_targets *tt)
 {
-	struct server *s = at->q->srv;
 	const char *domain = rcpt_domain(r->addr);
 	enum table_status st;
 	struct addr a;
 	size_t i;
 
-	st = table_domain_is_local(s->table, domain);   /* conf domains too */
+	if (t == NULL)
+		return ROUTE_TEMP;
+	st = table_domain_is_local(t, domain);   /* conf domains too */
 	if (st != TABLE_OK)
 		return st == TABLE_TEMPFAIL ? ROUTE_TEMP : ROUTE_REMOTE;
-	st = table_user_mailbox(s->table, r->addr, box, boxlen);
+	st = table_user_mailbox(t, r->addr, box, boxlen);
 	if (st == TABLE_TEMPFAIL)
 		return ROUTE_TEMP;
 	if (st == TABLE_OK && table_mailbox_is_lmtp(box)) {
 		*lmtp = box + strlen(TABLE_LMTP_PREFIX);
 		return ROUTE_LMTP;
 	}
-	if ((*lmtp = s->conf->delivery_lmtp) != NULL)
+	if ((*lmtp = cf->delivery_lmtp) != NULL)
 		return ROUTE_LMTP;
 	if (addr_parse_mailbox(r->addr, strlen(r->addr), ADDR_F_UTF8, &a) != ADDR_OK)
 		return ROUTE_NOUSER;
-	st = table_resolve(s->table, &a, tt);
+	st = table_resolve(t, &a, tt);
 	if (st == TABLE_TEMPFAIL)
 		return ROUTE_TEMP;
 	if (st != TABLE_OK)
@@ -332,6 +348,25 @@ rcpt_route(struct attempt *at, const struct queue_rcpt *r, char *box,
 		if (!tt->v[i].local || table_mailbox_is_lmtp(tt->v[i].mailbox))
 			return ROUTE_MOVED;  /* aliased elsewhere since: see docs */
 	return ROUTE_MAILDIR;
+}
+
+/* On a lookup thread (remote table) or inline: every pending recipient. */
+static void
+route_ask(struct lookup *lk, struct table *t)
+{
+	struct attempt *at = ((struct route_lookup *)lk)->at;
+	const struct conf *cf = lk->srv->conf;
+	size_t i;
+
+	for (i = 0; i < at->env.nrcpt; i++) {
+		struct rcpt_way *w = &at->ways[i];
+
+		if (at->env.rcpt[i].state != QUEUE_RCPT_PENDING)
+			w->route = ROUTE_SKIP;
+		else
+			w->route = rcpt_route(cf, t, &at->env.rcpt[i], w->box,
+			    sizeof(w->box), &w->lmtp, &w->tt);
+	}
 }
 
 static void
@@ -372,6 +407,7 @@ group_build(struct attempt *at)
 {
 	const char *smarthost = at->q->srv->conf->relay_smarthost;
 	struct smtp_client_result tf;
+	bool logged = false;
 	size_t i;
 
 	memset(&tf, 0, sizeof(tf));
@@ -381,16 +417,22 @@ group_build(struct attempt *at)
 	(void)!str_copy(tf.text, sizeof(tf.text), "Temporary lookup failure of the local domains", 45);
 	for (i = 0; i < at->env.nrcpt; i++) {
 		struct queue_rcpt *r = &at->env.rcpt[i];
-		struct table_targets tt = { 0 };
 		struct smtp_client_result nouser;
 		struct group *g;
-		char box[512];
-		const char *lmtp = NULL;
-		enum route route;
+		const char *lmtp = at->ways[i].lmtp;
+		enum route route = at->ways[i].route;
 
-		if (r->state != QUEUE_RCPT_PENDING)
+		if (route == ROUTE_SKIP || r->state != QUEUE_RCPT_PENDING)
 			continue;
-		route = rcpt_route(at, r, box, sizeof(box), &lmtp, &tt);
+		if (route == ROUTE_TEMP && !logged) {
+			char q[600];
+
+			/* the DSN text stays vague; the log says what to fix */
+			log_warn("id=%s event=table_error step=route error=\"%s\"",
+			    at->env.id, log_quote(q, sizeof(q), at->route.lk.err,
+			    strlen(at->route.lk.err)));
+			logged = true;
+		}
 		if (route == ROUTE_TEMP || route == ROUTE_NOUSER || route == ROUTE_MOVED) {
 			if (route == ROUTE_NOUSER)
 				result_set(&nouser, SMTP_RESULT_PERM, 550, "5.1.1",
@@ -401,14 +443,12 @@ group_build(struct attempt *at)
 				    "this mail was queued: waiting for the admin");
 			result_apply(at, r, route == ROUTE_TEMP ? &tf : &nouser,
 			    time(NULL), route == ROUTE_NOUSER);
-			table_targets_free(&tt);
 			continue;
 		}
 		g = group_for(at, route == ROUTE_LMTP ? lmtp : smarthost ? smarthost :
 		    rcpt_domain(r->addr), route == ROUTE_LMTP, route == ROUTE_MAILDIR);
 		if (g != NULL && route == ROUTE_MAILDIR)
-			group_add_paths(g, &tt);
-		table_targets_free(&tt);
+			group_add_paths(g, &at->ways[i].tt);
 		if (g == NULL)
 			continue;
 		g->idx[g->n] = i;
@@ -579,11 +619,24 @@ attempt_free(struct attempt *at)
 		buf_free(&at->dsn[i]);
 	if (at->data_fd >= 0)
 		close(at->data_fd);
+	if (at->ways != NULL)
+		for (i = 0; i < at->env.nrcpt; i++)
+			table_targets_free(&at->ways[i].tt);
+	free(at->ways);
 	free(at->before);
 	free(at->final);
 	free(at->mx);
 	queue_env_free(&at->env);
 	free(at);
+}
+
+static void
+route_answer(struct lookup *lk)
+{
+	struct attempt *at = ((struct route_lookup *)lk)->at;
+
+	at->q->jobs--;
+	attempt_start_groups(at);
 }
 
 static void
@@ -610,6 +663,16 @@ attempt_load_done(struct job *j)
 	at->mx = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->mx));
 	for (size_t i = 0; i < at->env.nrcpt; i++)
 		at->before[i] = (unsigned char)at->env.rcpt[i].state;
+	at->ways = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->ways));
+	at->route.at = at;
+	at->route.lk.ask = route_ask;
+	at->route.lk.answer = route_answer;
+	if (lookups_async(at->q->srv)) {
+		at->q->jobs++;
+		lookup_submit(at->q->srv, &at->route.lk);
+		return;
+	}
+	lookup_inline(at->q->srv, &at->route.lk);
 	attempt_start_groups(at);
 }
 
@@ -687,33 +750,102 @@ dsn_env_add(struct inject *ij, const char *addr)
 	return 0;
 }
 
-/* Where a DSN to the original sender goes: its Maildir(s), or the queue. */
+/*
+ * Where a DSN to the original sender goes, asked of the table (on a lookup
+ * thread for a remote table): its Maildir(s), or the queue.
+ */
+struct sender_route {
+	struct lookup lk;
+	struct qmgr *q;
+	char sender[QUEUE_ADDR_MAX + 1];
+	bool parsed;
+	enum table_status st;
+	struct table_targets tt;
+	void (*then)(struct sender_route *);
+	void *arg;
+};
+
+static void
+sender_route_ask(struct lookup *lk, struct table *t)
+{
+	struct sender_route *sr = (struct sender_route *)lk;
+	struct addr a;
+
+	sr->parsed = addr_parse_mailbox(sr->sender, strlen(sr->sender),
+	    ADDR_F_UTF8, &a) == ADDR_OK;
+	if (!sr->parsed)
+		sr->st = TABLE_INVALID;
+	else
+		sr->st = t != NULL ? table_resolve(t, &a, &sr->tt) : TABLE_TEMPFAIL;
+}
+
+static void
+sender_route_answer(struct lookup *lk)
+{
+	struct sender_route *sr = (struct sender_route *)lk;
+	struct qmgr *q = sr->q;
+
+	q->jobs--;
+	sr->then(sr);
+	table_targets_free(&sr->tt);
+	free(sr);
+}
+
+/* then(sr) once the sender's targets are known; sr is freed after it. */
+static void
+sender_route(struct qmgr *q, const char *sender,
+    void (*then)(struct sender_route *), void *arg)
+{
+	struct sender_route *sr = xcalloc(1, sizeof(*sr));
+
+	sr->q = q;
+	sr->then = then;
+	sr->arg = arg;
+	(void)!str_copy(sr->sender, sizeof(sr->sender), sender, strlen(sender));
+	sr->lk.ask = sender_route_ask;
+	sr->lk.answer = sender_route_answer;
+	if (lookups_async(q->srv)) {
+		q->jobs++;                 /* the qmgr is not idle meanwhile */
+		lookup_submit(q->srv, &sr->lk);
+		return;
+	}
+	lookup_inline(q->srv, &sr->lk);
+	q->jobs++;
+	sender_route_answer(&sr->lk);
+}
+
+/*
+ * The DSN's store: each target of a local sender where mail to it goes
+ * (its Maildir, or the queue for an alias pointing out or a mailbox behind
+ * LMTP); a remote sender, or a table that cannot answer now, the queue
+ * (whose attempts route it again).  NULL: no way to reach the sender.
+ */
 static struct inject *
-dsn_inject_new(struct qmgr *q, const char *sender)
+dsn_inject_new(struct qmgr *q, const struct sender_route *sr)
 {
 	struct inject *ij = xcalloc(1, sizeof(*ij));
-	struct table_targets tt = { 0 };
-	struct addr a;
-	enum table_status st;
+	const struct table_targets *tt = &sr->tt;
 	size_t i;
 
 	inject_init(ij, q->srv);
-	if (addr_parse_mailbox(sender, strlen(sender), ADDR_F_UTF8, &a) != ADDR_OK)
-		goto fail;
-	st = table_resolve(q->srv->table, &a, &tt);
-	if (st == TABLE_NOTLOCAL) {
-		if (dsn_env_add(ij, sender) != 0)
+	if (sr->st == TABLE_NOTLOCAL || sr->st == TABLE_TEMPFAIL) {
+		if (sr->st == TABLE_TEMPFAIL) {
+			char e[600];
+
+			log_warn("event=table_error step=dsn_route to=<%s> error=\"%s\" "
+			    "action=queued", sr->sender, log_quote(e, sizeof(e),
+			    sr->lk.err, strlen(sr->lk.err)));
+		}
+		if (dsn_env_add(ij, sr->sender) != 0)
 			goto fail;
-	} else if (st == TABLE_OK) {
-		/* each target where mail to it goes: its Maildir, or the queue
-		 * (an alias pointing out, a mailbox behind LMTP) */
-		ij->boxes = xcalloc(tt.n ? tt.n : 1, sizeof(*ij->boxes));
-		for (i = 0; i < tt.n; i++) {
-			if (!tt.v[i].local || server_mailbox_is_lmtp(q->srv, tt.v[i].mailbox)) {
-				if (dsn_env_add(ij, tt.v[i].address) != 0)
+	} else if (sr->st == TABLE_OK) {
+		ij->boxes = xcalloc(tt->n ? tt->n : 1, sizeof(*ij->boxes));
+		for (i = 0; i < tt->n; i++) {
+			if (!tt->v[i].local || server_mailbox_is_lmtp(q->srv, tt->v[i].mailbox)) {
+				if (dsn_env_add(ij, tt->v[i].address) != 0)
 					goto fail;
 			} else {
-				ij->boxes[ij->nboxes++].path = xstrdup(tt.v[i].mailbox);
+				ij->boxes[ij->nboxes++].path = xstrdup(tt->v[i].mailbox);
 			}
 		}
 		if (buf_append_str(&ij->return_path, "Return-Path: <>\r\n") != 0)
@@ -721,11 +853,10 @@ dsn_inject_new(struct qmgr *q, const char *sender)
 	} else {
 		goto fail;
 	}
-	table_targets_free(&tt);
 	return ij;
 fail:
-	log_warn("event=dsn_undeliverable to=<%s> reason=\"sender cannot be reached\"", sender);
-	table_targets_free(&tt);
+	log_warn("event=dsn_undeliverable to=<%s> reason=\"sender cannot be reached\"",
+	    sr->sender);
 	inject_clear(ij);
 	free(ij);
 	return NULL;
@@ -744,16 +875,40 @@ dsn_inject_free(struct inject *ij)
 	free(ij);
 }
 
+/* A success DSN between its build and its store. */
+struct dsn_success {
+	struct buf body;
+	char id[ID_LEN + 1];
+};
+
 static void
 dsn_delivered_done(struct inject *ij)
 {
-	struct buf *body = ij->arg;
+	struct dsn_success *ds = ij->arg;
 
 	if (ij->rc != 0)
-		log_err("event=dsn_store_failed kind=success error=\"%s\"", ij->err);
-	buf_free(body);
-	free(body);
+		log_err("id=%s event=dsn_store_failed kind=success error=\"%s\"", ds->id, ij->err);
+	buf_free(&ds->body);
+	free(ds);
 	dsn_inject_free(ij);
+}
+
+static void
+dsn_delivered_routed(struct sender_route *sr)
+{
+	struct dsn_success *ds = sr->arg;
+	struct inject *ij = dsn_inject_new(sr->q, sr);
+
+	if (ij == NULL) {
+		buf_free(&ds->body);
+		free(ds);
+		return;
+	}
+	ij->body = ds->body.data;
+	ij->body_len = ds->body.len;
+	ij->arg = ds;
+	log_info("id=%s event=dsn kind=success to=<%s>", ds->id, sr->sender);
+	inject_submit(ij, dsn_delivered_done);
 }
 
 void
@@ -761,8 +916,7 @@ qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d)
 {
 	struct bounce_rcpt *br;
 	struct bounce_in in = { 0 };
-	struct inject *ij;
-	struct buf *body;
+	struct dsn_success *ds;
 	char msgid[300], nid[ID_LEN + 1], date[64];
 	const char *host = q->srv->conf->hostname;
 	size_t i, n = d->nrcpts < BOUNCE_RCPTS_MAX ? d->nrcpts : BOUNCE_RCPTS_MAX;
@@ -799,21 +953,18 @@ qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d)
 	in.msg_len = d->msg_len;
 	in.date = date;
 	in.message_id = msgid;
-	body = xcalloc(1, sizeof(*body));
-	buf_init(body, BOUNCE_RETURN_MAX_DEFAULT + (1u << 20));
-	if (bounce_build(&in, body) < 0 || (ij = dsn_inject_new(q, d->sender)) == NULL) {
+	ds = xcalloc(1, sizeof(*ds));
+	buf_init(&ds->body, BOUNCE_RETURN_MAX_DEFAULT + (1u << 20));
+	(void)!str_copy(ds->id, sizeof(ds->id), d->id, strlen(d->id));
+	if (bounce_build(&in, &ds->body) < 0) {
 		log_err("id=%s event=dsn_build_failed kind=success", d->id);
-		buf_free(body);
-		free(body);
+		buf_free(&ds->body);
+		free(ds);
 		free(br);
 		return;
 	}
 	free(br);
-	ij->body = body->data;
-	ij->body_len = body->len;
-	ij->arg = body;
-	log_info("id=%s event=dsn kind=success to=<%s>", d->id, d->sender);
-	inject_submit(ij, dsn_delivered_done);
+	sender_route(q, d->sender, dsn_delivered_routed, ds);
 }
 
 /* Read the original message back for the DSN (worker thread). */
@@ -1005,6 +1156,9 @@ finish_expire(struct attempt *at, time_t now)
 	}
 }
 
+static void finish_submit(struct finish *f);
+static void finish_routed(struct sender_route *sr);
+
 static void
 attempt_finish(struct attempt *at)
 {
@@ -1034,9 +1188,32 @@ attempt_finish(struct attempt *at)
 		at->env.warned = now;
 	f->remove = !pending;
 	at->env.next_try = env_next_try(&at->env);
+	if (f->want[DSN_FAILURE] || f->want[DSN_DELAY] || f->want[DSN_SUCCESS]) {
+		sender_route(at->q, at->env.sender, finish_routed, f);
+		return;
+	}
+	finish_submit(f);
+}
+
+/* The DSNs' stores are known (sr): on to the worker. */
+static void
+finish_routed(struct sender_route *sr)
+{
+	struct finish *f = sr->arg;
+	int k;
+
 	for (k = 0; k < DSN_KINDS; k++)
 		if (f->want[k])
-			f->ij[k] = dsn_inject_new(at->q, at->env.sender);
+			f->ij[k] = dsn_inject_new(f->at->q, sr);
+	finish_submit(f);
+}
+
+static void
+finish_submit(struct finish *f)
+{
+	struct attempt *at = f->at;
+	time_t now = time(NULL);
+
 	(void)!str_copy(at->hostname, sizeof(at->hostname), at->q->srv->conf->hostname,
 	    strlen(at->q->srv->conf->hostname));
 	if (time_rfc5322(at->date, sizeof(at->date), (int64_t)now) == 0)

@@ -3,8 +3,9 @@
  * runs the network, timers and signals; blocking disk work (Maildir
  * delivery, fsync) runs on a small pool of worker threads whose
  * completions come back to the loop through an eventfd.  Only the loop
- * thread touches connections, tables and the core; a job owns its
- * arguments until its completion has run on the loop.
+ * thread touches connections and the core; a remote table is asked by a
+ * second pool (lookup.c), each thread with its own connection.  A job
+ * owns its arguments until its completion has run on the loop.
  */
 #ifndef TERN_SERVER_H
 #define TERN_SERVER_H
@@ -37,6 +38,34 @@ void workers_submit(struct workers *w, struct job *j);
 unsigned workers_busy(const struct workers *w);  /* jobs not yet done */
 void workers_stop(struct workers *w);            /* joins the threads */
 
+/* ---- table lookups off the loop (lookup.c) ----------------------------- */
+
+/*
+ * A question to the users/aliases/domains table.  With a remote table
+ * (PostgreSQL) ask() runs on a lookup thread that holds its own
+ * connection, so a slow or unreachable database delays only the sessions
+ * that asked, not the loop; answer() then runs on the loop.  With the
+ * embedded SQLite table the caller asks inline (lookups_async() false):
+ * a hop through a thread would cost more than the lookup.
+ */
+struct lookup {
+	struct job job;                  /* private */
+	struct server *srv;              /* private */
+	void (*ask)(struct lookup *, struct table *);  /* t NULL: no table */
+	void (*answer)(struct lookup *);
+	char err[256];                   /* table_strerror() after ask */
+};
+
+void lookups_start(struct server *s);   /* a pool only for a remote table */
+void lookups_stop(struct server *s);
+void lookups_reopen(struct server *s);  /* SIGHUP: each thread reconnects */
+bool lookups_async(const struct server *s);
+unsigned lookups_busy(const struct server *s);
+/* Async only: ask on a lookup thread, then answer on the loop. */
+void lookup_submit(struct server *s, struct lookup *lk);
+/* Sync: ask with the loop's table now (the caller then answers itself). */
+void lookup_inline(struct server *s, struct lookup *lk);
+
 /* ---- listeners ---------------------------------------------------------- */
 
 enum listener_kind { LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SUBMISSIONS,
@@ -59,6 +88,8 @@ struct server {
 	struct event_base *base;
 	struct table *table;
 	struct workers *workers;
+	struct workers *lookups;         /* NULL: the table is asked inline */
+	_Atomic unsigned table_gen;      /* bumped by SIGHUP (lookup threads) */
 	int mail_root_fd;                /* STATE/mail, O_DIRECTORY */
 	struct listener listeners[4];
 	unsigned nlisteners;

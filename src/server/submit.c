@@ -4,8 +4,10 @@
  * AUTH is offered only on the submission ports and only under TLS (or,
  * when auth.plaintext_loopback is set, to loopback clients).  PLAIN and
  * LOGIN are decoded by src/auth; the password hash is read from the users
- * table on the loop, and the slow yescrypt comparison runs on a worker
- * thread.  An unknown user and a wrong password get the same 535 5.7.8
+ * table (on the loop for SQLite, on a lookup thread for a remote table),
+ * and the slow yescrypt comparison runs off the loop.  A table that
+ * cannot answer gets 454 4.7.0, not a failure that counts against the
+ * client.  An unknown user and a wrong password get the same 535 5.7.8
  * after the same work (auth_password_ok hashes a dummy for unknown users)
  * and the same delay; repeated failures from one address are delayed more
  * and more (auth_throttle), and the third failure on one connection ends
@@ -22,12 +24,12 @@
 #define AUTH_FAILURES_MAX 3
 
 struct auth_job {
-	struct job job;
+	struct lookup lk;            /* lk.job alone when only hashing */
 	struct conn *c;
 	char user[AUTH_FIELD_MAX + 1];
 	char pass[AUTH_FIELD_MAX + 1];
 	char hash[AUTH_HASH_MAX];
-	bool have_hash;
+	enum table_status hash_st;
 	bool ok;
 	const char *mech;
 };
@@ -48,8 +50,33 @@ auth_run(struct job *j)
 {
 	struct auth_job *aj = (struct auth_job *)j;
 
-	aj->ok = auth_password_ok(aj->have_hash ? aj->hash : NULL, aj->pass);
+	/* an unknown user costs the same work (a dummy hash) as a known one */
+	if (aj->hash_st != TABLE_TEMPFAIL)
+		aj->ok = auth_password_ok(aj->hash_st == TABLE_OK ? aj->hash : NULL, aj->pass);
 	explicit_bzero(aj->pass, sizeof(aj->pass));
+}
+
+static void
+auth_lookup_hash(struct lookup *lk, struct table *t)
+{
+	struct auth_job *aj = (struct auth_job *)lk;
+
+	if (aj->user[0] == '\0')
+		aj->hash_st = TABLE_NOTFOUND;
+	else if (t == NULL)
+		aj->hash_st = TABLE_TEMPFAIL;
+	else
+		aj->hash_st = table_user_pwhash(t, aj->user, aj->hash, sizeof(aj->hash));
+	if (aj->hash_st != TABLE_OK && aj->hash_st != TABLE_TEMPFAIL)
+		aj->hash_st = TABLE_NOTFOUND;
+}
+
+/* On a lookup thread: the hash, then the comparison, in one hop. */
+static void
+auth_ask(struct lookup *lk, struct table *t)
+{
+	auth_lookup_hash(lk, t);
+	auth_run(&lk->job);
 }
 
 static void
@@ -114,43 +141,90 @@ auth_succeeded(struct conn *c, const char *user, const char *mech)
 	smtp_server_accept(c->smtp);
 }
 
+/* RFC 4954 6: the users table could not be read; try again later. */
 static void
-auth_done(struct job *j)
+auth_tempfail(struct conn *c, const struct auth_job *aj)
 {
-	struct auth_job *aj = (struct auth_job *)j;
+	char q[600];
+
+	log_warn("sid=%s event=table_error step=auth error=\"%s\"", c->sid,
+	    log_quote(q, sizeof(q), aj->lk.err, strlen(aj->lk.err)));
+	smtp_server_reject(c->smtp, 454, "4.7.0", "Temporary authentication failure, try again later");
+}
+
+static void
+auth_decide(struct conn *c, const struct auth_job *aj)
+{
+	if (aj->hash_st == TABLE_TEMPFAIL)
+		auth_tempfail(c, aj);
+	else if (aj->ok)
+		auth_succeeded(c, aj->user, aj->mech);
+	else
+		auth_failed(c, aj->user, aj->mech);
+}
+
+static void
+auth_finish(struct auth_job *aj)
+{
 	struct conn *c = aj->c;
 
 	if (!conn_job_finished(c)) {
 		c->pending = false;
-		if (aj->ok)
-			auth_succeeded(c, aj->user, aj->mech);
-		else
-			auth_failed(c, aj->user, aj->mech);
+		auth_decide(c, aj);
 		conn_process(c);
 	}
 	explicit_bzero(aj, sizeof(*aj));
 	free(aj);
 }
 
-/* Check user/pass: the hash lookup here, the hashing on a worker. */
+static void
+auth_done(struct job *j)
+{
+	auth_finish((struct auth_job *)j);
+}
+
+static void
+auth_answer(struct lookup *lk)
+{
+	auth_finish((struct auth_job *)lk);
+}
+
+/*
+ * Check user/pass.  SQLite: the hash read here, the hashing on a worker.
+ * A remote table: both on a lookup thread.
+ */
 static void
 auth_verify(struct conn *c, const char *user, const char *pass, const char *mech)
 {
 	struct auth_job *aj = xcalloc(1, sizeof(*aj));
 
-	aj->job.run = auth_run;
-	aj->job.done = auth_done;
 	aj->c = c;
 	aj->mech = mech;
+	aj->lk.ask = auth_ask;
+	aj->lk.answer = auth_answer;
 	if (str_copy(aj->user, sizeof(aj->user), user, strlen(user)) != 0 ||
 	    str_copy(aj->pass, sizeof(aj->pass), pass, strlen(pass)) != 0)
 		aj->user[0] = aj->pass[0] = '\0';
 	str_lower(aj->user);
-	aj->have_hash = aj->user[0] != '\0' && table_user_pwhash(c->srv->table,
-	    aj->user, aj->hash, sizeof(aj->hash)) == TABLE_OK;
 	c->pending = true;
 	c->job_running = true;
-	workers_submit(c->srv->workers, &aj->job);
+	if (lookups_async(c->srv)) {
+		lookup_submit(c->srv, &aj->lk);
+		return;
+	}
+	aj->lk.ask = auth_lookup_hash;
+	lookup_inline(c->srv, &aj->lk);
+	if (aj->hash_st == TABLE_TEMPFAIL) {
+		c->pending = false;
+		c->job_running = false;
+		auth_decide(c, aj);
+		explicit_bzero(aj, sizeof(*aj));
+		free(aj);
+		return;
+	}
+	aj->lk.job.run = auth_run;
+	aj->lk.job.done = auth_done;
+	workers_submit(c->srv->workers, &aj->lk.job);
 }
 
 static void
@@ -231,24 +305,91 @@ targets_include(const struct table_targets *tt, const char *user)
 	return false;
 }
 
-int
-submit_check_sender(struct conn *c, const struct addr *sender)
+/* MAIL's question on the submission ports: may this user send as sender? */
+struct sender_lookup {
+	struct lookup lk;
+	struct conn *c;
+	struct addr sender;
+	struct table_targets tt;
+	enum table_status st;
+	void (*then)(struct conn *);
+};
+
+static void
+sender_ask(struct lookup *lk, struct table *t)
 {
+	struct sender_lookup *sl = (struct sender_lookup *)lk;
+
+	sl->st = t != NULL ? table_resolve(t, &sl->sender, &sl->tt) : TABLE_TEMPFAIL;
+}
+
+static void
+sender_decide(struct conn *c, struct sender_lookup *sl)
+{
+	char from[TABLE_ADDR_MAX + 1], q[600];
+
+	if (sl->st == TABLE_OK && targets_include(&sl->tt, c->auth_user)) {
+		sl->then(c);
+		return;
+	}
+	if (addr_format(&sl->sender, from, sizeof(from)) < 0)
+		from[0] = '\0';
+	if (sl->st == TABLE_TEMPFAIL) {
+		log_warn("sid=%s event=table_error step=sender error=\"%s\"", c->sid,
+		    log_quote(q, sizeof(q), sl->lk.err, strlen(sl->lk.err)));
+		conn_reject(c, "mail", 451, "4.3.0", "Temporary lookup failure, try again later", from);
+	} else {
+		conn_reject(c, "mail", 553, "5.7.1", "Sender address is not owned by the authenticated user", from);
+	}
+}
+
+static void
+sender_answer(struct lookup *lk)
+{
+	struct sender_lookup *sl = (struct sender_lookup *)lk;
+	struct conn *c = sl->c;
+
+	if (!conn_job_finished(c)) {
+		c->pending = false;
+		sender_decide(c, sl);
+		conn_process(c);
+	}
+	table_targets_free(&sl->tt);
+	free(sl);
+}
+
+void
+submit_check_sender(struct conn *c, void (*then)(struct conn *))
+{
+	const struct addr *sender = &smtp_server_cmd(c->smtp)->path;
+	struct sender_lookup now = { 0 }, *sl = &now;
 	char from[TABLE_ADDR_MAX + 1];
-	struct table_targets tt = { 0 };
-	bool ok;
 
 	if (c->l->kind == LISTEN_SMTP || !c->authenticated || sender->null ||
-	    c->srv->conf->submission_any_sender)
-		return 0;
-	if (addr_format(sender, from, sizeof(from)) < 0)
-		from[0] = '\0';
-	ok = strcasecmp(from, c->auth_user) == 0 ||
-	    (table_resolve(c->srv->table, sender, &tt) == TABLE_OK &&
-	    targets_include(&tt, c->auth_user));
-	table_targets_free(&tt);
-	if (ok)
-		return 0;
-	conn_reject(c, "mail", 553, "5.7.1", "Sender address is not owned by the authenticated user", from);
-	return -1;
+	    c->srv->conf->submission_any_sender) {
+		then(c);
+		return;
+	}
+	if (addr_format(sender, from, sizeof(from)) >= 0 &&
+	    strcasecmp(from, c->auth_user) == 0) {
+		then(c);
+		return;
+	}
+	/* else an alias of the user's: the table says */
+	if (lookups_async(c->srv))
+		sl = xcalloc(1, sizeof(*sl));
+	sl->c = c;
+	sl->sender = *sender;
+	sl->then = then;
+	sl->lk.ask = sender_ask;
+	sl->lk.answer = sender_answer;
+	if (sl != &now) {
+		c->pending = true;
+		c->job_running = true;
+		lookup_submit(c->srv, &sl->lk);
+		return;
+	}
+	lookup_inline(c->srv, &now.lk);
+	sender_decide(c, &now);
+	table_targets_free(&now.tt);
 }

@@ -1241,6 +1241,15 @@ class Postgres:
                        "-p", self.port, "-U", "tern", "-d", db, "-c", sql])
         return r.stdout.decode().strip()
 
+    def psql_background(self, sql, db="tern"):
+        """Start psql running sql and return its Popen (e.g. a transaction
+        that holds a lock for a while); the caller waits for it."""
+        return subprocess.Popen(
+            [str(PG_BIN / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-h", "127.0.0.1", "-p", str(self.port), "-U", "tern", "-d", db,
+             "-c", sql], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=str(self.dir), **_run_as_kw())
+
     def stop(self, timeout=30):
         """Fast shutdown (SIGINT: clients are disconnected) of our own
         postmaster; SIGKILL to its own process group if it hangs."""

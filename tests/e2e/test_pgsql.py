@@ -168,6 +168,61 @@ def test_pgsql_database_down_is_temporary(postgres, ternd):
     assert secret not in t.log()
 
 
+def test_pgsql_slow_lookup_delays_only_its_session(postgres, ternd):
+    """A lookup waiting on the database waits on a lookup thread, not on
+    the event loop: a new session is served in full meanwhile, and the
+    waiting RCPT gets its answer when the database gives it."""
+    t = pg_ternd(ternd, postgres)
+    check(rcpt(t, "ben@example.org"), 250, "2.1.5")
+    locks = "SELECT count(*) FROM pg_locks WHERE relation = 'users'::regclass AND "
+    holder = postgres.psql_background(
+        "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; "
+        "SELECT pg_sleep(4); COMMIT;")
+    try:
+        wait_for(lambda: postgres.psql(locks + "granted AND mode = "
+                                         "'AccessExclusiveLock'") == "1",
+                 "the lock on users")
+        with t.client() as slow:
+            slow.ehlo()
+            slow.expect("MAIL FROM:<a@remote.test>", 250)
+            slow.send("RCPT TO:<ben@example.org>\r\n")
+            # ternd's lookup now queues behind the lock
+            wait_for(lambda: postgres.psql(locks + "NOT granted") != "0",
+                     "ternd's lookup waiting for the lock")
+            with t.client() as other:
+                other.ehlo()
+                other.expect("NOOP", 250)
+                other.expect("QUIT", 221)
+            assert holder.poll() is None, \
+                "the lock went away before the other session was served"
+            check(slow.reply(timeout=15 * SLOW), 250, "2.1.5")
+            slow.expect("QUIT", 221)
+    finally:
+        holder.wait(timeout=30)
+    assert holder.returncode == 0, holder.stderr.read()
+
+
+def test_pgsql_down_during_submission_is_temporary(postgres, ternd):
+    """RFC 4954 6: AUTH that cannot read the users table is 454 4.7.0 (not
+    535, which would count against the client); the sender check at MAIL
+    is 451 4.3.0 (not 553)."""
+    t = submit_ternd(ternd, {"tables.users": postgres.users_spec})
+    good = base64.b64encode(f"\0claire@example.org\0{PASSWORD}".encode())
+    with t.sub_client() as c:
+        c.expect(f"AUTH PLAIN {good.decode()}", 235, "2.7.0")
+        postgres.stop()
+        # another user's address: only the table can say it is hers
+        c.expect("MAIL FROM:<ben@example.org>", 451, "4.3.0")
+        c.expect("MAIL FROM:<claire@example.org>", 250)
+    with t.sub_client() as c:
+        c.expect(f"AUTH PLAIN {good.decode()}", 454, "4.7.0")
+        c.expect("QUIT", 221)
+    log = t.log()
+    assert "event=table_error step=auth" in log, log[-2000:]
+    assert "event=table_error step=sender" in log, log[-2000:]
+    assert "event=auth_failed" not in log, log[-2000:]
+
+
 def test_pgsql_auth(postgres, ternd):
     t = submit_ternd(ternd, {"tables.users": postgres.users_spec})
     assert postgres.psql("SELECT count(*) FROM users WHERE password "

@@ -6,6 +6,8 @@ import re
 import smtplib
 import time
 
+import pytest
+
 from conftest import (BEN, CLAIRE, PASSWORD, SLOW, check, dsn_of, field,
                       free_port, maildir_files,
                       maildir_messages, tls_client_context, two_mtas, wait_for)
@@ -176,14 +178,19 @@ def test_flush_empty_queue_and_unknown_id(ternd, dnsmasq):
     assert r.returncode != 0 and r.stdout == b"", (r.returncode, r.stdout, r.stderr)
 
 
-def test_queued_mail_for_a_domain_that_became_local(ternd):
+@pytest.mark.parametrize("engine", ["sqlite", "pgsql"])
+def test_queued_mail_for_a_domain_that_became_local(ternd, request, engine):
     """Mail queued for far.test (its smarthost is down) is delivered here
     once far.test becomes a local domain (a user added there), instead of
     being sent by MX, i.e. back to ourselves; a queued recipient that is
-    no user there bounces 5.1.1."""
+    no user there bounces 5.1.1.  With PostgreSQL the queue asks the table
+    on a lookup thread."""
     dead = free_port()
-    t = ternd({"relay.networks": "127.0.0.0/8", "relay.smarthost": f"127.0.0.1:{dead}",
-               "queue.retry_first": "3600", "queue.retry_max": "3600"})
+    o = {"relay.networks": "127.0.0.0/8", "relay.smarthost": f"127.0.0.1:{dead}",
+         "queue.retry_first": "3600", "queue.retry_max": "3600"}
+    if engine == "pgsql":
+        o["tables.users"] = request.getfixturevalue("postgres").users_spec
+    t = ternd(o)
     check(t.send_raw("dave@example.net", ["someone@far.test", "nobody@far.test"],
                      msg("became-local")), 250)
     wait_for(lambda: [m for m in t.queue_list()
