@@ -100,12 +100,14 @@ fuzz: deps $(FUZZ_BIN)
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 # a campaign: each harness FUZZ_LONG_SECONDS, FUZZ_JOBS at once, corpora kept
-# in build-fuzz/corpus so successive runs add up; totals in campaign.log
+# in build-fuzz/corpus so successive runs add up; totals in campaign.log.
+# FUZZ_LONG_CPU=N instead: runs of at most 900 s until campaign.log holds
+# N CPU seconds per harness (re-run the same command to finish a campaign)
 FUZZ_LONG_SECONDS ?= 3600
 fuzz-long: deps $(FUZZ_BIN)
 	@FUZZ_CORPUS=$(CURDIR)/build-fuzz/corpus FUZZ_JOBS=$${FUZZ_JOBS:-$$(nproc)} \
-	  FUZZ_LOG=$(CURDIR)/build-fuzz/campaign.log \
-	  scripts/fuzz.sh $(FUZZ_LONG_SECONDS) $(FUZZ_BIN)
+	  FUZZ_LOG=$(CURDIR)/build-fuzz/campaign.log FUZZ_CPU_TARGET=$(FUZZ_LONG_CPU) \
+	  scripts/fuzz.sh $(if $(FUZZ_LONG_CPU),900,$(FUZZ_LONG_SECONDS)) $(FUZZ_BIN)
 
 lint: deps
 	@scripts/lint.sh
