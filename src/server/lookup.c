@@ -16,6 +16,11 @@
 /* Enough to keep the loop's sessions moving while a few lookups wait on
  * a slow database; each is one connection to it per ternd. */
 #define LOOKUP_THREADS 4
+/* A question that waited this long for a free thread is answered "try
+ * later" without asking: the database is not keeping up (each query may
+ * take up to its 5 s statement timeout), and a growing queue would only
+ * hand it more work and keep clients waiting longer for the same 4xx. */
+#define LOOKUP_WAIT_MAX_MS 8000
 
 struct thread_table {
 	struct table *t;
@@ -121,8 +126,18 @@ static void
 lookup_run(struct job *j)
 {
 	struct lookup *lk = (struct lookup *)j;
-	struct table *t = thread_table(lk);
+	uint64_t waited = time_now_ms() - lk->submitted_ms;
+	struct table *t;
 
+	if (waited > LOOKUP_WAIT_MAX_MS) {
+		if (str_fmt(lk->err, sizeof(lk->err), "not asked: waited %llu ms for a "
+		    "lookup thread (the database answers too slowly)",
+		    (unsigned long long)waited) != 0)
+			lk->err[0] = '\0';
+		lk->ask(lk, NULL);
+		return;
+	}
+	t = thread_table(lk);
 	lk->ask(lk, t);
 	copy_err(lk, t);
 }
@@ -140,6 +155,7 @@ lookup_submit(struct server *s, struct lookup *lk)
 {
 	lk->srv = s;
 	lk->err[0] = '\0';
+	lk->submitted_ms = time_now_ms();
 	lk->job.run = lookup_run;
 	lk->job.done = lookup_done;
 	workers_submit(s->lookups, &lk->job);

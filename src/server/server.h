@@ -51,6 +51,7 @@ void workers_stop(struct workers *w);            /* joins the threads */
 struct lookup {
 	struct job job;                  /* private */
 	struct server *srv;              /* private */
+	uint64_t submitted_ms;           /* private */
 	void (*ask)(struct lookup *, struct table *);  /* t NULL: no table */
 	void (*answer)(struct lookup *);
 	char err[256];                   /* table_strerror() after ask */

@@ -4,6 +4,7 @@ Lookups at RCPT, live changes, two nodes on one database, the schema,
 a database that goes away and comes back, AUTH, an unreachable server."""
 
 import base64
+import contextlib
 import re
 import subprocess
 import time
@@ -200,6 +201,44 @@ def test_pgsql_slow_lookup_delays_only_its_session(postgres, ternd):
     finally:
         holder.wait(timeout=30)
     assert holder.returncode == 0, holder.stderr.read()
+
+
+def test_pgsql_lookups_that_waited_too_long_are_not_asked(postgres, ternd):
+    """The users table locked: each of the 4 lookup threads waits up to the
+    5 s statement timeout per question.  16 RCPTs at once: the first 8 are
+    asked (451 after the timeout), the last 8 have waited over 8 s for a
+    thread by then and get their 451 without being asked, instead of
+    piling more work on the database."""
+    t = pg_ternd(ternd, postgres)
+    check(rcpt(t, "ben@example.org"), 250, "2.1.5")
+    holder = postgres.psql_background(
+        "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; "
+        "SELECT pg_sleep(60); COMMIT;")
+    try:
+        wait_for(lambda: postgres.psql(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'users'::regclass "
+            "AND granted AND mode = 'AccessExclusiveLock'") == "1",
+            "the lock on users")
+        with contextlib.ExitStack() as stack:
+            clients = [stack.enter_context(t.client()) for _ in range(16)]
+            for c in clients:
+                c.ehlo()
+                c.expect("MAIL FROM:<a@remote.test>", 250)
+            for c in clients:
+                c.send("RCPT TO:<ben@example.org>\r\n")
+            for c in clients:
+                check(c.reply(timeout=40 * SLOW), 451, "4.3.0")
+        assert holder.poll() is None, "the lock went away: nothing was proven"
+    finally:
+        postgres.psql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                      "WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
+        holder.wait(timeout=30)
+    log = t.log()
+    skipped = log.count("not asked: waited ")
+    assert 1 <= skipped <= 12, log[-3000:]
+    assert log.count("event=table_error") == 16, log[-3000:]
+    # the database is back: lookups work again
+    check(rcpt(t, "ben@example.org"), 250, "2.1.5")
 
 
 def test_pgsql_down_during_submission_is_temporary(postgres, ternd):
