@@ -46,20 +46,14 @@ table_key_create(void)
 		fatalx("event=startup step=lookup_key");
 }
 
-static bool
-table_is_remote(const struct conf *cf)
-{
-	return strncmp(cf->tables_users, "pgsql:", 6) == 0;
-}
-
 void
 lookups_start(struct server *s)
 {
-	if (!table_is_remote(s->conf))
+	if (!table_is_remote(s->table))
 		return;
 	(void)pthread_once(&table_key_once, table_key_create);
 	s->lookups = workers_start(s->base, LOOKUP_THREADS);
-	log_info("event=lookup_threads threads=%d table=pgsql", LOOKUP_THREADS);
+	log_info("event=lookup_threads threads=%d", LOOKUP_THREADS);
 }
 
 void

@@ -96,6 +96,12 @@ table_open(const struct conf *c, char *err, size_t errlen)
 	return t;
 }
 
+bool
+table_is_remote(const struct table *t)
+{
+	return t->eng->remote;
+}
+
 void
 table_close(struct table *t)
 {

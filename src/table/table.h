@@ -57,6 +57,8 @@ struct table;
  */
 struct table *table_open(const struct conf *c, char *err, size_t errlen);
 void table_close(struct table *t);
+/* A lookup may wait on the network (PostgreSQL), not only on a local file. */
+bool table_is_remote(const struct table *t);
 
 /* Is this domain local: in conf domains or in the tables (domains table,
  * or a user or alias of that domain)?  TABLE_OK: local; TABLE_NOTLOCAL;

@@ -20,6 +20,8 @@
 
 struct table_engine {
 	const char *prefix; /* "sqlite:" of tables.users */
+	/* a lookup may wait on the network (ternd asks off its event loop) */
+	bool remote;
 	/* Open with the text after the prefix; sets t->h.  -1 on error. */
 	int (*open)(struct table *t, const char *arg);
 	void (*close)(struct table *t);

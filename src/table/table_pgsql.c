@@ -611,6 +611,7 @@ tp_alias_list(struct table *t, const char *key,
 
 const struct table_engine table_engine_pgsql = {
     .prefix = "pgsql:",
+    .remote = true,
     .open = tp_open,
     .close = tp_close,
     .alias_get = tp_alias_get,

@@ -134,6 +134,8 @@ test_open_schema(void)
 		"type = 'table' AND name IN ('users', 'aliases', 'domains')"),
 	    3);
 	T_CHECK(stat(dbpath, &st) == 0 && (st.st_mode & 077) == 0);
+	/* a local file: ternd asks it on its event loop */
+	T_CHECK(!table_is_remote(tab));
 }
 
 /* A loopback port that refuses connections: bound, never listening. */
