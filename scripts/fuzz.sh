@@ -99,11 +99,12 @@ for bin in "$@"; do
 	fi
 	while :; do
 		need=$((FUZZ_CPU_TARGET - $(cpu_logged "$name")))
-		if [ "$need" -le 5 ]; then
+		if [ "$need" -le 0 ]; then
 			echo "fuzz $name: $(cpu_logged "$name")s CPU in $FUZZ_LOG (target $FUZZ_CPU_TARGET)"
 			break
 		fi
 		[ "$need" -gt "$secs" ] && need=$secs
+		[ "$need" -lt 10 ] && need=10    # a run starts by loading the corpus
 		fuzz_one "$bin" "$need" || { rc=1; break; }
 	done
 done
