@@ -647,8 +647,7 @@ rcpt_answer(struct lookup *lk)
 	struct rcpt_lookup *rl = (struct rcpt_lookup *)lk;
 	struct conn *c = rl->c;
 
-	if (!conn_job_finished(c)) {
-		c->pending = false;
+	if (conn_answered(c)) {
 		rcpt_decide(c, rl);
 		conn_process(c);
 	}
@@ -682,9 +681,7 @@ on_rcpt(struct conn *c)
 		/* the core holds the pipelined commands behind until the answer */
 		rl = xcalloc(1, sizeof(*rl));
 		rcpt_lookup_init(c, rl);
-		c->pending = true;
-		c->job_running = true;
-		lookup_submit(c->srv, &rl->lk);
+		conn_ask(c, &rl->lk);
 		return;
 	}
 	rcpt_lookup_init(c, &now);
@@ -1227,6 +1224,23 @@ conn_free(struct conn *c)
 	txn_free(c->txn);
 	free(c);
 	server_maybe_exit(srv);
+}
+
+void
+conn_ask(struct conn *c, struct lookup *lk)
+{
+	c->pending = true;
+	c->job_running = true;
+	lookup_submit(c->srv, lk);
+}
+
+bool
+conn_answered(struct conn *c)
+{
+	if (conn_job_finished(c))
+		return false;
+	c->pending = false;
+	return true;
 }
 
 bool

@@ -76,6 +76,11 @@ void conn_free(struct conn *c);
 void conn_close_soon(struct conn *c, const char *reason);
 /* A worker job that pointed at c has finished: true if c was freed. */
 bool conn_job_finished(struct conn *c);
+/* Ask lk off the loop for c's current command: c waits until the answer. */
+void conn_ask(struct conn *c, struct lookup *lk);
+/* In an answer (or a job's done): false if c went away meanwhile, else
+ * c stops waiting; the caller replies, then conn_process(c). */
+bool conn_answered(struct conn *c);
 void conn_setup_bev(struct conn *c);
 void conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
     const char *text, const char *addr);

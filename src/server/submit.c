@@ -168,8 +168,7 @@ auth_finish(struct auth_job *aj)
 {
 	struct conn *c = aj->c;
 
-	if (!conn_job_finished(c)) {
-		c->pending = false;
+	if (conn_answered(c)) {
 		auth_decide(c, aj);
 		conn_process(c);
 	}
@@ -206,12 +205,12 @@ auth_verify(struct conn *c, const char *user, const char *pass, const char *mech
 	    str_copy(aj->pass, sizeof(aj->pass), pass, strlen(pass)) != 0)
 		aj->user[0] = aj->pass[0] = '\0';
 	str_lower(aj->user);
-	c->pending = true;
-	c->job_running = true;
 	if (lookups_async(c->srv)) {
-		lookup_submit(c->srv, &aj->lk);
+		conn_ask(c, &aj->lk);
 		return;
 	}
+	c->pending = true;
+	c->job_running = true;
 	aj->lk.ask = auth_lookup_hash;
 	lookup_inline(c->srv, &aj->lk);
 	if (aj->hash_st == TABLE_TEMPFAIL) {
@@ -349,8 +348,7 @@ sender_answer(struct lookup *lk)
 	struct sender_lookup *sl = (struct sender_lookup *)lk;
 	struct conn *c = sl->c;
 
-	if (!conn_job_finished(c)) {
-		c->pending = false;
+	if (conn_answered(c)) {
 		sender_decide(c, sl);
 		conn_process(c);
 	}
@@ -384,9 +382,7 @@ submit_check_sender(struct conn *c, void (*then)(struct conn *))
 	sl->lk.ask = sender_ask;
 	sl->lk.answer = sender_answer;
 	if (sl != &now) {
-		c->pending = true;
-		c->job_running = true;
-		lookup_submit(c->srv, &sl->lk);
+		conn_ask(c, &sl->lk);
 		return;
 	}
 	lookup_inline(c->srv, &now.lk);
