@@ -585,26 +585,16 @@ txn_note_success(struct txn *t, const struct table_targets *tt,
 
 /* RCPT's question to the table; the answer comes back to rcpt_decide. */
 struct rcpt_lookup {
-	struct lookup lk;
+	struct resolve_lookup q;     /* q.addr: user@[our address] is user@
+	                                the first domain */
 	struct conn *c;
-	struct addr path;            /* user@[our address]: user@ first domain */
-	struct table_targets tt;
-	enum table_status st;
 };
-
-static void
-rcpt_ask(struct lookup *lk, struct table *t)
-{
-	struct rcpt_lookup *rl = (struct rcpt_lookup *)lk;
-
-	rl->st = t != NULL ? table_resolve(t, &rl->path, &rl->tt) : TABLE_TEMPFAIL;
-}
 
 static void
 rcpt_decide(struct conn *c, struct rcpt_lookup *rl)
 {
 	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
-	enum table_status st = rl->st;
+	enum table_status st = rl->q.st;
 	char rcpt[TABLE_ADDR_MAX + 1];
 	int added = 0;
 
@@ -614,12 +604,12 @@ rcpt_decide(struct conn *c, struct rcpt_lookup *rl)
 		added = txn_add_remote(c, rcpt, &cmd->rcpt);
 		st = TABLE_OK;
 	} else if (st == TABLE_OK) {
-		added = txn_add_resolved(c, &rl->tt, &cmd->rcpt);
+		added = txn_add_resolved(c, &rl->q.tt, &cmd->rcpt);
 	}
 	if (st == TABLE_OK && added != 0)
 		conn_reject(c, "rcpt", 452, "4.5.3", "Too many recipients", rcpt);
 	else if (st == TABLE_OK) {
-		txn_note_success(c->txn, &rl->tt, &cmd->rcpt, rcpt);
+		txn_note_success(c->txn, &rl->q.tt, &cmd->rcpt, rcpt);
 		if (c->txn->nrcpt++ == 0 &&
 		    str_copy(c->txn->first_rcpt, sizeof(c->txn->first_rcpt), rcpt, strlen(rcpt)) != 0)
 			c->txn->first_rcpt[0] = '\0';
@@ -635,10 +625,9 @@ rcpt_decide(struct conn *c, struct rcpt_lookup *rl)
 		char q[600];
 
 		log_warn("sid=%s event=table_error error=\"%s\"", c->sid,
-		    log_quote(q, sizeof(q), rl->lk.err, strlen(rl->lk.err)));
+		    log_quote(q, sizeof(q), rl->q.lk.err, strlen(rl->q.lk.err)));
 		conn_reject(c, "rcpt", 451, "4.3.0", "Temporary lookup failure, try again later", rcpt);
 	}
-	table_targets_free(&rl->tt);
 }
 
 static void
@@ -651,7 +640,7 @@ rcpt_answer(struct lookup *lk)
 		rcpt_decide(c, rl);
 		conn_process(c);
 	}
-	table_targets_free(&rl->tt);
+	table_targets_free(&rl->q.tt);
 	free(rl);
 }
 
@@ -661,13 +650,13 @@ rcpt_lookup_init(struct conn *c, struct rcpt_lookup *rl)
 	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
 
 	rl->c = c;
-	rl->lk.ask = rcpt_ask;
-	rl->lk.answer = rcpt_answer;
-	rl->path = cmd->path;
+	rl->q.lk.ask = resolve_ask;
+	rl->q.lk.answer = rcpt_answer;
+	rl->q.addr = cmd->path;
 	if (literal_is_this_host(c, &cmd->path)) {
 		/* user@[our address] is user@ the first local domain */
-		rl->path.kind = ADDR_DOMAIN_NAME;
-		(void)!str_copy(rl->path.domain, sizeof(rl->path.domain),
+		rl->q.addr.kind = ADDR_DOMAIN_NAME;
+		(void)!str_copy(rl->q.addr.domain, sizeof(rl->q.addr.domain),
 		    c->srv->conf->domains[0], strlen(c->srv->conf->domains[0]));
 	}
 }
@@ -681,12 +670,13 @@ on_rcpt(struct conn *c)
 		/* the core holds the pipelined commands behind until the answer */
 		rl = xcalloc(1, sizeof(*rl));
 		rcpt_lookup_init(c, rl);
-		conn_ask(c, &rl->lk);
+		conn_ask(c, &rl->q.lk);
 		return;
 	}
 	rcpt_lookup_init(c, &now);
-	lookup_inline(c->srv, &now.lk);
+	lookup_inline(c->srv, &now.q.lk);
 	rcpt_decide(c, &now);
+	table_targets_free(&now.q.tt);
 }
 
 /* ---- end of message: the Maildir delivery job ------------------------- */

@@ -145,6 +145,14 @@ lookup_done(struct job *j)
 }
 
 void
+resolve_ask(struct lookup *lk, struct table *t)
+{
+	struct resolve_lookup *rq = (struct resolve_lookup *)lk;
+
+	rq->st = t != NULL ? table_resolve(t, &rq->addr, &rq->tt) : TABLE_TEMPFAIL;
+}
+
+void
 lookup_submit(struct server *s, struct lookup *lk)
 {
 	lk->srv = s;

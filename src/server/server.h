@@ -57,6 +57,15 @@ struct lookup {
 	char err[256];                   /* table_strerror() after ask */
 };
 
+/* The common question: the targets of an address (table_resolve). */
+struct resolve_lookup {
+	struct lookup lk;
+	struct addr addr;                /* in */
+	struct table_targets tt;         /* out (table_targets_free) */
+	enum table_status st;            /* out; TEMPFAIL without a table */
+};
+void resolve_ask(struct lookup *lk, struct table *t);
+
 void lookups_start(struct server *s);   /* a pool only for a remote table */
 void lookups_stop(struct server *s);
 void lookups_reopen(struct server *s);  /* SIGHUP: each thread reconnects */

@@ -306,36 +306,25 @@ targets_include(const struct table_targets *tt, const char *user)
 
 /* MAIL's question on the submission ports: may this user send as sender? */
 struct sender_lookup {
-	struct lookup lk;
+	struct resolve_lookup q;     /* q.addr: the sender */
 	struct conn *c;
-	struct addr sender;
-	struct table_targets tt;
-	enum table_status st;
 	void (*then)(struct conn *);
 };
-
-static void
-sender_ask(struct lookup *lk, struct table *t)
-{
-	struct sender_lookup *sl = (struct sender_lookup *)lk;
-
-	sl->st = t != NULL ? table_resolve(t, &sl->sender, &sl->tt) : TABLE_TEMPFAIL;
-}
 
 static void
 sender_decide(struct conn *c, struct sender_lookup *sl)
 {
 	char from[TABLE_ADDR_MAX + 1], q[600];
 
-	if (sl->st == TABLE_OK && targets_include(&sl->tt, c->auth_user)) {
+	if (sl->q.st == TABLE_OK && targets_include(&sl->q.tt, c->auth_user)) {
 		sl->then(c);
 		return;
 	}
-	if (addr_format(&sl->sender, from, sizeof(from)) < 0)
+	if (addr_format(&sl->q.addr, from, sizeof(from)) < 0)
 		from[0] = '\0';
-	if (sl->st == TABLE_TEMPFAIL) {
+	if (sl->q.st == TABLE_TEMPFAIL) {
 		log_warn("sid=%s event=table_error step=sender error=\"%s\"", c->sid,
-		    log_quote(q, sizeof(q), sl->lk.err, strlen(sl->lk.err)));
+		    log_quote(q, sizeof(q), sl->q.lk.err, strlen(sl->q.lk.err)));
 		conn_reject(c, "mail", 451, "4.3.0", "Temporary lookup failure, try again later", from);
 	} else {
 		conn_reject(c, "mail", 553, "5.7.1", "Sender address is not owned by the authenticated user", from);
@@ -352,7 +341,7 @@ sender_answer(struct lookup *lk)
 		sender_decide(c, sl);
 		conn_process(c);
 	}
-	table_targets_free(&sl->tt);
+	table_targets_free(&sl->q.tt);
 	free(sl);
 }
 
@@ -377,15 +366,15 @@ submit_check_sender(struct conn *c, void (*then)(struct conn *))
 	if (lookups_async(c->srv))
 		sl = xcalloc(1, sizeof(*sl));
 	sl->c = c;
-	sl->sender = *sender;
+	sl->q.addr = *sender;
 	sl->then = then;
-	sl->lk.ask = sender_ask;
-	sl->lk.answer = sender_answer;
+	sl->q.lk.ask = resolve_ask;
+	sl->q.lk.answer = sender_answer;
 	if (sl != &now) {
-		conn_ask(c, &sl->lk);
+		conn_ask(c, &sl->q.lk);
 		return;
 	}
-	lookup_inline(c->srv, &now.lk);
+	lookup_inline(c->srv, &now.q.lk);
 	sender_decide(c, &now);
-	table_targets_free(&now.tt);
+	table_targets_free(&now.q.tt);
 }
