@@ -18,10 +18,15 @@ HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2
 OPT      ?= -O2 -g
 CFLAGS   ?=
 WERROR   ?= -Werror
+# pkg-config runs when a compile or link first needs its answer, not when
+# the Makefile is read: on a fresh machine `make run` installs the packages
+# (scripts/deps.sh) before anything asks for their flags.  Each is asked
+# once per make (the eval caches the answer).
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) $(WERROR) $(HARDEN) \
-             -Isrc -MMD -MP $(SAN_FLAGS) $(CFLAGS) \
-             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+             -Isrc -MMD -MP $(SAN_FLAGS) $(CFLAGS) $(PKG_CFLAGS)
+LDLIBS    = $(PKG_LIBS) -lpthread
 ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT       := -O1 -g
@@ -96,7 +101,8 @@ build-fuzz/%: fuzz/%.c $(wildcard src/*/*.c src/*/*.h)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
 	  -o $@ $< $(FUZZ_LIB) -linih
 
-fuzz: deps $(FUZZ_BIN)
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 # a campaign: each harness FUZZ_LONG_SECONDS, FUZZ_JOBS at once, corpora kept
@@ -104,7 +110,8 @@ fuzz: deps $(FUZZ_BIN)
 # FUZZ_LONG_CPU=N instead: runs of at most 900 s until campaign.log holds
 # N CPU seconds per harness (re-run the same command to finish a campaign)
 FUZZ_LONG_SECONDS ?= 3600
-fuzz-long: deps $(FUZZ_BIN)
+fuzz-long: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 	@FUZZ_CORPUS=$(CURDIR)/build-fuzz/corpus FUZZ_JOBS=$${FUZZ_JOBS:-$$(nproc)} \
 	  FUZZ_LOG=$(CURDIR)/build-fuzz/campaign.log FUZZ_CPU_TARGET=$(FUZZ_LONG_CPU) \
 	  scripts/fuzz.sh $(if $(FUZZ_LONG_CPU),900,$(FUZZ_LONG_SECONDS)) $(FUZZ_BIN)
@@ -112,10 +119,14 @@ fuzz-long: deps $(FUZZ_BIN)
 lint: deps
 	@scripts/lint.sh
 
-run: deps all
+# deps first, then the build in a sub-make: with -j a plain prerequisite
+# list would start compiling before the packages are installed.
+run: deps
+	@$(MAKE) --no-print-directory all
 	@scripts/run.sh $(B)
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	@bench/run.sh
 
 PREFIX   ?= /usr/local
@@ -141,7 +152,8 @@ install: all
 
 # 500 SIGKILLs under load in each mode (KILLS=N); nothing acknowledged may
 # be lost.  (A short run of each is part of make check.)
-crashtest: deps all
+crashtest: deps
+	@$(MAKE) --no-print-directory all
 	@$(PY) tests/crash/crashtest.py --kills $${KILLS:-500} --mode local
 	@$(PY) tests/crash/crashtest.py --kills $${KILLS:-500} --mode relay
 

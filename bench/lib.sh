@@ -229,7 +229,7 @@ pf_setup() {
 	awk -v port="$port" '
 		/^smtp[ \t]+inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
 		/^[a-z]/ && NF >= 8 { $5 = "n"; print; next }
-		{ print }' /etc/postfix/master.cf >"$PF/conf/master.cf"
+		{ print }' /usr/share/postfix/master.cf.dist >"$PF/conf/master.cf"
 	cat >"$PF/conf/main.cf" <<EOF
 # private benchmark instance made by tern's bench/run.sh
 compatibility_level = 3.6
