@@ -889,7 +889,7 @@ test_smarthost_auth(void)
 	    .port = 1,
 	    .smarthost_user = "user",
 	    .smarthost_pass = "pass",
-	    .smarthost_require_tls = true,
+	    .smarthost_tls = REMOTE_TLS_ENCRYPT,
 	    .timeout_command = 10,
 	};
 	char sh[64];
@@ -1433,7 +1433,7 @@ setup(void)
 		return -1;
 	server_ctx = tls_server_ctx(
 	    NULL, NULL, state, "mx1.one.test", NULL, err, sizeof(err));
-	client_ctx = tls_client_ctx(false, err, sizeof(err));
+	client_ctx = tls_client_ctx(false, NULL, err, sizeof(err));
 	if (server_ctx == NULL || client_ctx == NULL) {
 		fprintf(stderr, "tls: %s\n", err);
 		return -1;

@@ -487,7 +487,7 @@ run_op(struct run *r, enum op op, const struct smtp_client_conf *conf2)
 {
 	switch (op) {
 	case OP_TLS_DONE:
-		smtp_client_tls_done(r->c);
+		smtp_client_tls_done(r->c, true);
 		break;
 	case OP_RESET:
 		T_CHECK_INT(smtp_client_reset_message(r->c, conf2), 0);
@@ -920,6 +920,7 @@ conf_auth(void)
 	c.auth_user = "user";
 	c.auth_pass = "pass";
 	c.tls_active = true;
+	c.tls_verified = true;
 	return c;
 }
 

@@ -374,7 +374,7 @@ test_handshake_tls13(void)
 {
 	SSL_CTX *s = test_server();
 	char err[256];
-	SSL_CTX *c = tls_client_ctx(false, err, sizeof(err));
+	SSL_CTX *c = tls_client_ctx(false, NULL, err, sizeof(err));
 	struct hs_result r;
 	uint64_t opts;
 
@@ -403,7 +403,7 @@ test_handshake_tls12(void)
 {
 	SSL_CTX *s = test_server();
 	char err[256];
-	SSL_CTX *c = tls_client_ctx(false, err, sizeof(err));
+	SSL_CTX *c = tls_client_ctx(false, NULL, err, sizeof(err));
 	struct hs_result r;
 
 	T_CHECK(
@@ -446,7 +446,7 @@ test_handshake_verify(void)
 {
 	SSL_CTX *s = test_server();
 	char err[256];
-	SSL_CTX *c = tls_client_ctx(true, err, sizeof(err));
+	SSL_CTX *c = tls_client_ctx(true, NULL, err, sizeof(err));
 	struct hs_result r;
 
 	T_CHECK(c != NULL);
@@ -477,7 +477,7 @@ static void
 test_describe(void)
 {
 	char out[64];
-	SSL_CTX *c = tls_client_ctx(false, out, sizeof(out));
+	SSL_CTX *c = tls_client_ctx(false, NULL, out, sizeof(out));
 	SSL *ssl = c != NULL ? SSL_new(c) : NULL;
 
 	tls_describe(NULL, out, sizeof(out));
