@@ -61,7 +61,7 @@ enum conf_type {
 	CONF_T_SERVERS,	 /* list of ip[:port] */
 	CONF_T_LEVEL,	 /* debug|info|warn|err */
 	CONF_T_BOOL,	 /* yes|no|true|false|on|off|1|0 */
-	CONF_T_SMARTHOST, /* [smtps:]host[:port] or unset */
+	CONF_T_SMHOST,	 /* [smtps:]host[:port] or unset */
 	CONF_T_SMTLS,	 /* may|encrypt|verify */
 };
 
@@ -100,7 +100,7 @@ static const struct conf_key conf_keys[] = {
 	K("timeout", "data", CONF_T_SECS, timeout_data, 1, 86400),
 	K("timeout", "shutdown", CONF_T_SECS, timeout_shutdown, 0, 86400),
 	K("relay", "networks", CONF_T_NETWORKS, relay_networks, 0, 0),
-	K("relay", "smarthost", CONF_T_SMARTHOST, relay_smarthost, 0, 0),
+	K("relay", "smarthost", CONF_T_SMHOST, relay_smarthost, 0, 0),
 	K("relay", "port", CONF_T_UINT, relay_port, 1, 65535),
 	K("relay", "smarthost_user", CONF_T_STR, relay_smarthost_user, 0, 0),
 	K("relay", "smarthost_password_file", CONF_T_PATH, relay_smarthost_password_file, 0, 0),
@@ -583,7 +583,8 @@ conf_set_smarthost(char **field, const char *v, char *msg, size_t msglen)
 	else if (v[0] == '\0' || strcasecmp(v, "off") == 0)
 		return conf_set_listen(field, v, true, msg, msglen);
 	if (conf_split_hostport(hp, host, sizeof(host), &port, false) != 0) {
-		(void)!str_fmt(msg, msglen, "expected host, host:port or "
+		(void)!str_fmt(msg, msglen,
+		    "expected host, host:port or "
 		    "[ipv6]:port, maybe after smtps:");
 		return -1;
 	}
@@ -742,7 +743,7 @@ static bool
 conf_type_is_string(enum conf_type t)
 {
 	return t != CONF_T_DOMAINS && t != CONF_T_SIZE && t != CONF_T_UINT &&
-	    t != CONF_T_SECS && t != CONF_T_BOOL && t != CONF_T_SMTLS;
+	       t != CONF_T_SECS && t != CONF_T_BOOL && t != CONF_T_SMTLS;
 }
 
 /*
@@ -794,7 +795,7 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		return conf_set_level(f, v, msg, msglen);
 	case CONF_T_BOOL:
 		return conf_set_bool((bool *)(void *)f, v, msg, msglen);
-	case CONF_T_SMARTHOST:
+	case CONF_T_SMHOST:
 		return conf_set_smarthost(f, v, msg, msglen);
 	case CONF_T_SMTLS:
 		return conf_set_smtls(
@@ -1318,8 +1319,9 @@ conf_format_value(const struct conf *c, const struct conf_key *k, struct buf *b)
 		r = buf_append_str(b, *(const bool *)conf_cfield(c, k) ? "yes" : "no");
 		break;
 	case CONF_T_SMTLS:
-		r = buf_append_str(b, conf_smarthost_tls_name(
-		    *(const enum conf_smarthost_tls *)conf_cfield(c, k)));
+		r = buf_append_str(b,
+		    conf_smarthost_tls_name(
+			*(const enum conf_smarthost_tls *)conf_cfield(c, k)));
 		break;
 	default:
 		s = *(char *const *)conf_cfield(c, k);

@@ -1419,8 +1419,8 @@ conn_tls_up(struct rconn *c)
 
 	tls_describe(ssl, desc, sizeof(desc));
 	log_info("id=%s mx=%s addr=%s event=tls %s verified=%s%s%s%s",
-	    conn_id(c), c->host_log, c->addr_log, desc,
-	    verified ? "yes" : "no", verified ? "" : " verify_error=\"",
+	    conn_id(c), c->host_log, c->addr_log, desc, verified ? "yes" : "no",
+	    verified ? "" : " verify_error=\"",
 	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
 	    verified ? "" : "\"");
 	/* the context aborts such a handshake already: never reached, kept
@@ -1440,8 +1440,8 @@ conn_implicit_failed(struct rconn *c, const char *why)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
 
-	text_fmt(t, sizeof(t), "TLS handshake with %s failed: %s", c->label,
-	    why);
+	text_fmt(
+	    t, sizeof(t), "TLS handshake with %s failed: %s", c->label, why);
 	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", t);
 	conn_close_socket(c);
 	conn_advance(c);
@@ -1542,7 +1542,8 @@ conn_session_begin(struct rconn *c, bool verified)
 	bool tls = c->bev != NULL;
 
 	job_client_conf(r, c->job, &cf);
-	cf.want_starttls = conn_ctx(c) != NULL && !c->plain_retry && !c->d->lmtp;
+	cf.want_starttls =
+	    conn_ctx(c) != NULL && !c->plain_retry && !c->d->lmtp;
 	cf.lmtp = c->d->lmtp;
 	cf.tls_active = tls;
 	cf.tls_verified = tls && verified;
@@ -1829,8 +1830,8 @@ smarthost_parse(const char *s, char *query, size_t qlen, uint16_t *port,
 		if (strncmp(s + 1, "IPv6:", 5) == 0)
 			return smarthost_host(s + 6, (size_t)(end - s - 6),
 			    query, qlen, host_out, hostlen);
-		return smarthost_host(s + 1, (size_t)(end - s - 1), query,
-		    qlen, host_out, hostlen);
+		return smarthost_host(s + 1, (size_t)(end - s - 1), query, qlen,
+		    host_out, hostlen);
 	}
 	colon = strchr(s, ':');
 	if (colon == NULL || strchr(colon + 1, ':') != NULL)
@@ -1883,8 +1884,8 @@ remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 		r->sm_port = 465;
 		spec += 6;
 	}
-	if (smarthost_parse(spec, q, sizeof(q), &r->sm_port, host,
-		sizeof(host)) != 0) {
+	if (smarthost_parse(
+		spec, q, sizeof(q), &r->sm_port, host, sizeof(host)) != 0) {
 		log_err("event=config_error key=relay.smarthost text=\"cannot "
 			"parse [smtps:]host[:port]\"");
 		return -1;

@@ -61,8 +61,8 @@ struct qmgr {
 	struct event *timer;
 	struct remote *remote;
 	struct dns *dns;
-	SSL_CTX *client_ctx;        /* MX delivery: opportunistic */
-	SSL_CTX *smarthost_ctx;     /* relay.smarthost_tls, _ca_file; or NULL */
+	SSL_CTX *client_ctx;	/* MX delivery: opportunistic */
+	SSL_CTX *smarthost_ctx; /* relay.smarthost_tls, _ca_file; or NULL */
 	struct retry_policy retry;
 };
 
@@ -1369,12 +1369,13 @@ qmgr_new(struct server *s)
 		fatalx("event=startup step=dns error=\"%s\"", err);
 	/* MX hosts: opportunistic, checked against the system store only to
 	   log verified=yes|no (no DANE or MTA-STS yet to say what to expect) */
-	if ((q->client_ctx = tls_client_ctx(false, NULL, err, sizeof(err))) == NULL)
+	if ((q->client_ctx = tls_client_ctx(false, NULL, err, sizeof(err))) ==
+	    NULL)
 		fatalx("event=startup step=tls_client error=\"%s\"", err);
 	if (s->conf->relay_smarthost != NULL &&
 	    (q->smarthost_ctx = tls_client_ctx(
-		s->conf->relay_smarthost_tls == CONF_SMTLS_VERIFY,
-		s->conf->relay_smarthost_ca_file, err, sizeof(err))) == NULL)
+		 s->conf->relay_smarthost_tls == CONF_SMTLS_VERIFY,
+		 s->conf->relay_smarthost_ca_file, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=tls_smarthost error=\"%s\"", err);
 	rc.helo = s->conf->hostname;
 	rc.port = s->conf->relay_port;

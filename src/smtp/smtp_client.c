@@ -842,9 +842,11 @@ client_auth_start(struct smtp_client *c)
 	/* a man in the middle completes TLS as easily as the real peer */
 	if (c->tls && !c->tls_verified && !c->auth_unverified_ok &&
 	    !c->auth_plain_ok)
-		return client_fail_local(c, 451, "4.7.5", "Credentials are "
+		return client_fail_local(c, 451, "4.7.5",
+		    "Credentials are "
 		    "only sent to a verified peer and this one's TLS "
-		    "certificate was not verified", true);
+		    "certificate was not verified",
+		    true);
 	if (!(c->caps.flags & SMTP_CAP_AUTH) ||
 	    !(c->caps.auth & (SMTP_CAP_AUTH_PLAIN | SMTP_CAP_AUTH_LOGIN)))
 		return client_fail_local(c, 451, "4.7.4", "Credentials are "

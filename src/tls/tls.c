@@ -157,8 +157,8 @@ tls_peer_verified(const SSL *ssl, char *why, size_t whylen)
 		reason = "no certificate";
 	else if ((v = SSL_get_verify_result(ssl)) != X509_V_OK)
 		reason = X509_verify_cert_error_string(v);
-	if (whylen > 0 && snprintf(why, whylen, "%s",
-			      reason != NULL ? reason : "") < 0)
+	if (whylen > 0 &&
+	    snprintf(why, whylen, "%s", reason != NULL ? reason : "") < 0)
 		why[0] = '\0';
 	return reason == NULL;
 }

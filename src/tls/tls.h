@@ -55,8 +55,8 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key,
  * unreadable ca_file is an error naming it; a missing system store only
  * when verify is true.
  */
-SSL_CTX *tls_client_ctx(bool verify, const char *ca_file, char *err,
-    size_t errlen) WUR;
+SSL_CTX *tls_client_ctx(
+    bool verify, const char *ca_file, char *err, size_t errlen) WUR;
 /*
  * Per connection, before SSL_connect(): send host as SNI (unless it is an
  * IP literal) and make it the name the certificate must match when the

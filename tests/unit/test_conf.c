@@ -770,8 +770,8 @@ test_smarthost_forms(void)
 	static const char *const ok[] = {"smtps:relay.example.net",
 	    "SMTPS:relay.example.net:1465", "smtps:[2001:db8::1]:465",
 	    "smtps:192.0.2.1", "relay.example.net:587"};
-	char *ov[] = {"relay.smarthost_ca_file=ca.pem",
-	    "relay.smarthost_user=u", NULL};
+	char *ov[] = {
+	    "relay.smarthost_ca_file=ca.pem", "relay.smarthost_user=u", NULL};
 	char err[512], want[PATH_MAX + 64];
 	struct lines l = {"", 0, 0};
 	struct conf *c;

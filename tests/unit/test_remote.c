@@ -944,18 +944,20 @@ test_smarthost_auth(void)
  */
 struct sm_case {
 	const char *name;
-	bool implicit;	     /* smtps: and an implicit TLS server */
-	const char *host;    /* smarthost host part */
+	bool implicit;	  /* smtps: and an implicit TLS server */
+	const char *host; /* smarthost host part */
 	enum remote_tls mode;
-	bool trust;	     /* the server's certificate is the CA file */
-	bool delivered;	     /* else TEMP 4.7.5 and no AUTH seen */
+	bool trust;	/* the server's certificate is the CA file */
+	bool delivered; /* else TEMP 4.7.5 and no AUTH seen */
 };
 
 static void
 smarthost_tls_case(const struct sm_case *k, const char *ca)
 {
-	struct ts_conf conf = {.greet = 220, .starttls = !k->implicit,
-	    .implicit = k->implicit, .auth = true};
+	struct ts_conf conf = {.greet = 220,
+	    .starttls = !k->implicit,
+	    .implicit = k->implicit,
+	    .auth = true};
 	struct tsrv *s = ts_start("127.0.0.2", &conf);
 	struct remote_conf rc = {
 	    .helo = "client.test",
@@ -1013,8 +1015,8 @@ test_smarthost_tls(void)
 		REMOTE_TLS_MAY, false, false},
 	    {"may, trusted: AUTH", false, "mx1.one.test", REMOTE_TLS_MAY, true,
 		true},
-	    {"encrypt, untrusted: the admin named the risk", false,
-		"127.0.0.2", REMOTE_TLS_ENCRYPT, false, true},
+	    {"encrypt, untrusted: the admin named the risk", false, "127.0.0.2",
+		REMOTE_TLS_ENCRYPT, false, true},
 	    {"smtps, verify, untrusted", true, "mx1.one.test",
 		REMOTE_TLS_VERIFY, false, false},
 	    {"smtps, verify, trusted", true, "mx1.one.test", REMOTE_TLS_VERIFY,
