@@ -14,6 +14,7 @@ relay.smarthost names smtp.relay.test, which dnsmasq resolves to
 whose certificate was verified against the CA store and that name, or
 when the admin chose relay.smarthost_tls = encrypt.
 """
+import re
 import socket
 import ssl
 import subprocess
@@ -21,7 +22,7 @@ import threading
 
 import pytest
 
-from conftest import check, wait_for
+from conftest import BEN, check, two_mtas, wait_for
 
 SMARTHOST = "smtp.relay.test"
 USER = "relay-user@example.org"
@@ -319,3 +320,14 @@ def test_may_defers_rather_than_sending_auth(ternd, dnsmasq, smarthost,
     # TLS itself was up (opportunistic), just not trusted
     assert any(ln.upper().startswith(b"EHLO") for ln in host.lines)
     assert 'verified=no verify_error="self-signed certificate"' in t.log()
+
+
+def test_mx_delivery_stays_opportunistic_and_logs_verified(ternd, dnsmasq):
+    """MX delivery (no smarthost) keeps opportunistic STARTTLS: B's
+    self-signed certificate is accepted and the mail arrives, and A's TLS
+    line says the peer was not verified, and why."""
+    a, b, _ = two_mtas(ternd, dnsmasq, a_over={"relay.networks": "127.0.0.0/8"})
+    check(a.send_raw("claire@example.org", [BEN], MSG), 250)
+    wait_for(lambda: b.messages(BEN), "the message at B")
+    assert re.search(r"event=tls version=TLSv1\.[23] cipher=\S+ verified=no "
+                     r'verify_error="self-signed certificate"', a.log()), a.log()
