@@ -5,8 +5,12 @@
  * (every recipient in it); the module finds where the mail goes (MX hosts
  * through deliver/dns.h, or the configured smarthost), connects, speaks
  * SMTP through the pure client state machine of smtp/smtp.h (opportunistic
- * STARTTLS through tls/tls.h), streams the dot-stuffed body from the
- * stored file and reports one result per recipient through a callback.
+ * STARTTLS through tls/tls.h to MX hosts; to the smarthost as
+ * remote_conf.smarthost_tls says, STARTTLS or implicit TLS), streams the
+ * dot-stuffed body from the stored file and reports one result per
+ * recipient through a callback.  Every TLS session is logged with
+ * verified=yes|no: whether the peer's certificate chained to a trusted CA
+ * and matched the expected name.
  *
  * Destinations are domains, or the one smarthost.  Per destination at most
  * max_per_dest connections are open; messages beyond that wait in a FIFO
