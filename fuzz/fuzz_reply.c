@@ -114,6 +114,7 @@ fz_conf(struct smtp_client_conf *c, uint8_t bits, uint8_t b1)
 	c->want_starttls = bits & 0x01;
 	c->require_tls = bits & 0x02;
 	c->tls_active = bits & 0x04;
+	c->tls_verified = bits & 0x04;
 	if (bits & 0x08) {
 		c->auth_user = "user";
 		c->auth_pass = "secret";
@@ -196,7 +197,7 @@ fz_act(struct smtp_client *c, enum smtp_client_action act,
 
 	switch (act) {
 	case SMTP_CLIENT_STARTTLS:
-		smtp_client_tls_done(c);
+		smtp_client_tls_done(c, true);
 		return true;
 	case SMTP_CLIENT_SEND_BODY:
 		smtp_stuff_init(&st);

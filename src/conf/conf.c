@@ -61,6 +61,8 @@ enum conf_type {
 	CONF_T_SERVERS,	 /* list of ip[:port] */
 	CONF_T_LEVEL,	 /* debug|info|warn|err */
 	CONF_T_BOOL,	 /* yes|no|true|false|on|off|1|0 */
+	CONF_T_SMHOST,	 /* [smtps:]host[:port] or unset */
+	CONF_T_SMTLS,	 /* may|encrypt|verify */
 };
 
 struct conf_key {
@@ -98,11 +100,13 @@ static const struct conf_key conf_keys[] = {
 	K("timeout", "data", CONF_T_SECS, timeout_data, 1, 86400),
 	K("timeout", "shutdown", CONF_T_SECS, timeout_shutdown, 0, 86400),
 	K("relay", "networks", CONF_T_NETWORKS, relay_networks, 0, 0),
-	K("relay", "smarthost", CONF_T_HOSTPORT, relay_smarthost, 0, 0),
+	K("relay", "smarthost", CONF_T_SMHOST, relay_smarthost, 0, 0),
 	K("relay", "port", CONF_T_UINT, relay_port, 1, 65535),
 	K("relay", "smarthost_user", CONF_T_STR, relay_smarthost_user, 0, 0),
 	K("relay", "smarthost_password_file", CONF_T_PATH, relay_smarthost_password_file, 0, 0),
-	K("relay", "smarthost_require_tls", CONF_T_BOOL, relay_smarthost_tls, 0, 0),
+	K("relay", "smarthost_tls", CONF_T_SMTLS, relay_smarthost_tls, 0, 0),
+	K("relay", "smarthost_ca_file", CONF_T_PATH, relay_smarthost_ca_file, 0, 0),
+	K("relay", "smarthost_require_tls", CONF_T_BOOL, relay_smarthost_require_tls, 0, 0),
 	K("dns", "servers", CONF_T_SERVERS, dns_servers, 0, 0),
 	K("delivery", "lmtp", CONF_T_LMTP, delivery_lmtp, 0, 0),
 	K("log", "level", CONF_T_LEVEL, log_level, 0, 0),
@@ -566,6 +570,62 @@ conf_set_listen(
 	return 0;
 }
 
+/* relay.smarthost: what conf_set_listen takes, maybe after "smtps:". */
+static int
+conf_set_smarthost(char **field, const char *v, char *msg, size_t msglen)
+{
+	char host[ADDR_DOMAIN_MAX + 1];
+	unsigned port;
+	const char *hp = v;
+
+	if (strncasecmp(v, "smtps:", 6) == 0)
+		hp = v + 6;
+	else if (v[0] == '\0' || strcasecmp(v, "off") == 0)
+		return conf_set_listen(field, v, true, msg, msglen);
+	if (conf_split_hostport(hp, host, sizeof(host), &port, false) != 0) {
+		(void)!str_fmt(msg, msglen,
+		    "expected host, host:port or "
+		    "[ipv6]:port, maybe after smtps:");
+		return -1;
+	}
+	conf_put_str(field, v);
+	return 0;
+}
+
+static const char *const conf_smtls_names[] = {
+    [CONF_SMTLS_UNSET] = "",
+    [CONF_SMTLS_MAY] = "may",
+    [CONF_SMTLS_ENCRYPT] = "encrypt",
+    [CONF_SMTLS_VERIFY] = "verify",
+};
+
+const char *
+conf_smarthost_tls_name(enum conf_smarthost_tls t)
+{
+	if ((size_t)t >= sizeof(conf_smtls_names) / sizeof(conf_smtls_names[0]))
+		return "";
+	return conf_smtls_names[t];
+}
+
+static int
+conf_set_smtls(
+    enum conf_smarthost_tls *f, const char *v, char *msg, size_t msglen)
+{
+	size_t i;
+
+	if (v[0] == '\0') { /* back to the default */
+		*f = CONF_SMTLS_UNSET;
+		return 0;
+	}
+	for (i = CONF_SMTLS_MAY; i <= CONF_SMTLS_VERIFY; i++)
+		if (strcasecmp(v, conf_smtls_names[i]) == 0) {
+			*f = (enum conf_smarthost_tls)i;
+			return 0;
+		}
+	(void)!str_fmt(msg, msglen, "expected verify, encrypt or may");
+	return -1;
+}
+
 /* delivery.lmtp: a unix socket (absolute path, fits sun_path) or a host. */
 static int
 conf_set_lmtp(char **field, const char *v, char *msg, size_t msglen)
@@ -683,7 +743,7 @@ static bool
 conf_type_is_string(enum conf_type t)
 {
 	return t != CONF_T_DOMAINS && t != CONF_T_SIZE && t != CONF_T_UINT &&
-	    t != CONF_T_SECS && t != CONF_T_BOOL;
+	       t != CONF_T_SECS && t != CONF_T_BOOL && t != CONF_T_SMTLS;
 }
 
 /*
@@ -735,6 +795,11 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		return conf_set_level(f, v, msg, msglen);
 	case CONF_T_BOOL:
 		return conf_set_bool((bool *)(void *)f, v, msg, msglen);
+	case CONF_T_SMHOST:
+		return conf_set_smarthost(f, v, msg, msglen);
+	case CONF_T_SMTLS:
+		return conf_set_smtls(
+		    (enum conf_smarthost_tls *)(void *)f, v, msg, msglen);
 	}
 	panic("event=conf_set type=%d", (int)k->type);
 }
@@ -1070,6 +1135,32 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * relay.smarthost_tls when not given: verify when there are credentials
+ * to protect, else may; the deprecated smarthost_require_tls = yes makes
+ * that at least encrypt, and contradicts an explicit may.
+ */
+static int
+conf_finish_smarthost_tls(struct conf *c, char *err, size_t errlen)
+{
+	if (c->relay_smarthost_require_tls &&
+	    c->relay_smarthost_tls == CONF_SMTLS_MAY) {
+		(void)!str_fmt(err, errlen,
+		    "relay.smarthost_require_tls = yes contradicts "
+		    "relay.smarthost_tls = may (drop the deprecated key)");
+		return -1;
+	}
+	if (c->relay_smarthost_tls != CONF_SMTLS_UNSET)
+		return 0;
+	if (c->relay_smarthost_user != NULL)
+		c->relay_smarthost_tls = CONF_SMTLS_VERIFY;
+	else if (c->relay_smarthost_require_tls)
+		c->relay_smarthost_tls = CONF_SMTLS_ENCRYPT;
+	else
+		c->relay_smarthost_tls = CONF_SMTLS_MAY;
+	return 0;
+}
+
 /* Values that depend on others, computed once everything is read. */
 static int
 conf_finish(struct conf_ctx *x, char *err, size_t errlen)
@@ -1077,6 +1168,8 @@ conf_finish(struct conf_ctx *x, char *err, size_t errlen)
 	struct conf *c = x->c;
 	size_t n;
 
+	if (conf_finish_smarthost_tls(c, err, errlen) != 0)
+		return -1;
 	if (c->ndomains == 0) {
 		(void)!str_fmt(err, errlen,
 		    "domains: at least one domain is "
@@ -1224,6 +1317,11 @@ conf_format_value(const struct conf *c, const struct conf_key *k, struct buf *b)
 		break;
 	case CONF_T_BOOL:
 		r = buf_append_str(b, *(const bool *)conf_cfield(c, k) ? "yes" : "no");
+		break;
+	case CONF_T_SMTLS:
+		r = buf_append_str(b,
+		    conf_smarthost_tls_name(
+			*(const enum conf_smarthost_tls *)conf_cfield(c, k)));
 		break;
 	default:
 		s = *(char *const *)conf_cfield(c, k);

@@ -12,6 +12,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * relay.smarthost_tls, weakest first.  MAY: STARTTLS when offered;
+ * credentials only over a verified session (else the mail is deferred).
+ * ENCRYPT: TLS required, the certificate not checked; credentials go over
+ * it (the admin named that risk).  VERIFY: TLS required, the certificate
+ * must chain to a trusted CA and match the smarthost's name.
+ */
+enum conf_smarthost_tls {
+	CONF_SMTLS_UNSET = 0,
+	CONF_SMTLS_MAY,
+	CONF_SMTLS_ENCRYPT,
+	CONF_SMTLS_VERIFY,
+};
+
+/* "may", "encrypt", "verify" ("" for UNSET). */
+const char *conf_smarthost_tls_name(enum conf_smarthost_tls t);
+
 struct conf {
 	char *path;                 /* file read, or NULL */
 	char *hostname;             /* default: gethostname() */
@@ -41,7 +58,8 @@ struct conf {
 	unsigned timeout_shutdown;  /* timeout.shutdown, 30 s to finish on TERM */
 	char *relay_networks;       /* NULL; else "net[/prefix],..." checked
 	                               with inet_pton, joined with ',' */
-	char *relay_smarthost;      /* NULL */
+	char *relay_smarthost;      /* NULL; "[smtps:]host[:port]": smtps: is
+	                               TLS from the first byte (RFC 8314) */
 	char *delivery_lmtp;        /* NULL: local mail goes to Maildirs; else
 	                               "unix:/path" or host[:port], where it is
 	                               handed over LMTP after queueing */
@@ -49,7 +67,10 @@ struct conf {
 	char *relay_smarthost_user; /* relay.smarthost_user: AUTH PLAIN as */
 	char *relay_smarthost_password_file; /* its password, first line; read
 	                               before the privilege drop */
-	bool relay_smarthost_tls;   /* relay.smarthost_require_tls */
+	enum conf_smarthost_tls relay_smarthost_tls; /* never CONF_SMTLS_UNSET
+	                               once loaded: verify with a user, else may */
+	bool relay_smarthost_require_tls; /* deprecated: yes = at least encrypt */
+	char *relay_smarthost_ca_file; /* NULL: the system CA store */
 	char *dns_servers;          /* NULL: system resolver; else "ip[:port],
 	                               [v6]:port,..." (ares_set_servers_ports_csv
 	                               form) */

@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -158,10 +159,12 @@ struct rconn {
 struct remote {
 	struct event_base *base;
 	struct dns *dns;
-	SSL_CTX *ctx;
+	SSL_CTX *ctx, *sm_ctx; /* MX delivery; the smarthost (or NULL: ctx) */
 	char *helo, *sm_query, *sm_user, *sm_pass;
+	char *sm_host; /* the name its certificate must match */
 	uint16_t port, sm_port;
-	bool sm_require_tls;
+	enum remote_tls sm_tls;
+	bool sm_implicit; /* smtps: TLS before the greeting */
 	unsigned max_per_dest, t_connect, t_command;
 	struct sockaddr_storage self[REMOTE_SELF_MAX]; /* our listeners */
 	size_t nself;
@@ -1306,7 +1309,74 @@ conn_drive(struct rconn *c)
 static bool
 conn_require_tls(const struct rconn *c)
 {
-	return c->d->smarthost && c->d->r->sm_require_tls;
+	const struct remote *r = c->d->r;
+
+	return c->d->smarthost &&
+	       (r->sm_tls != REMOTE_TLS_MAY || r->sm_implicit);
+}
+
+static bool
+conn_must_verify(const struct rconn *c)
+{
+	return c->d->smarthost && c->d->r->sm_tls == REMOTE_TLS_VERIFY;
+}
+
+static SSL_CTX *
+conn_ctx(const struct rconn *c)
+{
+	const struct remote *r = c->d->r;
+
+	return c->d->smarthost && r->sm_ctx != NULL ? r->sm_ctx : r->ctx;
+}
+
+/*
+ * The name the peer's certificate must match: the smarthost as the admin
+ * wrote it (DNS may have led elsewhere, and DNS is not authenticated),
+ * else the MX host (the address for a literal).
+ */
+static const char *
+conn_tls_name(const struct rconn *c)
+{
+	const char *name = c->res.hosts[c->host].name;
+
+	if (c->d->smarthost)
+		return c->d->r->sm_host;
+	return name[0] == '[' ? c->ip : name;
+}
+
+/* A client TLS bufferevent over c->fd, handshaking; -1 with why set. */
+static int
+conn_tls_start(struct rconn *c, const char **why)
+{
+	SSL_CTX *ctx = conn_ctx(c);
+	SSL *ssl;
+
+	if (ctx == NULL) {
+		*why = "no TLS client context";
+		return -1;
+	}
+	if ((ssl = SSL_new(ctx)) == NULL) {
+		*why = "SSL_new";
+		return -1;
+	}
+	if (tls_client_set_host(ssl, conn_tls_name(c)) != 0) {
+		SSL_free(ssl);
+		*why = "cannot set the server name";
+		return -1;
+	}
+	c->bev = bufferevent_openssl_socket_new(c->d->r->base, c->fd, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		SSL_free(ssl);
+		*why = "bufferevent_openssl_socket_new";
+		return -1;
+	}
+	c->fd = -1; /* the bufferevent owns it now */
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	conn_bev_setup(c);
+	c->phase = PH_TLS;
+	conn_arm(c, c->d->r->t_command);
+	return 0;
 }
 
 static int
@@ -1322,56 +1392,74 @@ conn_starttls_fail(struct rconn *c, const char *why)
 static int
 conn_starttls(struct rconn *c)
 {
-	struct remote *r = c->d->r;
-	const char *name = c->res.hosts[c->host].name;
-	SSL *ssl;
+	const char *why = NULL;
 
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) != 0)
 		return conn_starttls_fail(c, "output pending at STARTTLS");
-	if (r->ctx == NULL)
+	if (conn_ctx(c) == NULL)
 		return conn_starttls_fail(c, "no TLS client context");
 	/* freed with its input unread: plaintext after the 220 is dropped */
 	bev_release(c->bev);
 	c->bev = NULL;
-	if ((ssl = SSL_new(r->ctx)) == NULL)
-		return conn_starttls_fail(c, "SSL_new");
-	if (tls_client_set_host(ssl, name[0] == '[' ? c->ip : name) != 0) {
-		SSL_free(ssl);
-		return conn_starttls_fail(c, "cannot set the server name");
-	}
-	c->bev = bufferevent_openssl_socket_new(r->base, c->fd, ssl,
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		SSL_free(ssl);
-		return conn_starttls_fail(c, "bufferevent_openssl_socket_new");
-	}
-	c->fd = -1; /* the bufferevent owns it now */
-	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-	conn_bev_setup(c);
-	c->phase = PH_TLS;
-	conn_arm(c, r->t_command);
+	if (conn_tls_start(c, &why) != 0)
+		return conn_starttls_fail(c, why);
 	return 0;
 }
 
+static int conn_tls_failed(struct rconn *c, const char *why);
+static int conn_session_begin(struct rconn *c, bool verified);
+
+/* Handshake done: log it with verified=yes|no, then SMTP over it. */
 static int
 conn_tls_up(struct rconn *c)
 {
-	char desc[256];
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	char desc[256], why[128], q[160];
+	bool verified = tls_peer_verified(ssl, why, sizeof(why));
 
-	tls_describe(bufferevent_openssl_get_ssl(c->bev), desc, sizeof(desc));
-	log_info("id=%s mx=%s addr=%s event=tls %s", conn_id(c), c->host_log,
-	    c->addr_log, desc);
+	tls_describe(ssl, desc, sizeof(desc));
+	log_info("id=%s mx=%s addr=%s event=tls %s verified=%s%s%s%s",
+	    conn_id(c), c->host_log, c->addr_log, desc, verified ? "yes" : "no",
+	    verified ? "" : " verify_error=\"",
+	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
+	    verified ? "" : "\"");
+	/* the context aborts such a handshake already: never reached, kept
+	   so that no configuration mistake can send mail to that peer */
+	if (conn_must_verify(c) && !verified)
+		return conn_tls_failed(c, why);
 	c->phase = PH_SMTP;
-	smtp_client_tls_done(c->sc);
+	if (c->sc == NULL) /* implicit TLS: the SMTP session starts now */
+		return conn_session_begin(c, verified);
+	smtp_client_tls_done(c->sc, verified);
 	return conn_drive(c);
+}
+
+/* Implicit TLS failed before any SMTP: like a refused connection. */
+static int
+conn_implicit_failed(struct rconn *c, const char *why)
+{
+	char t[SMTP_CLIENT_TEXT_MAX];
+
+	text_fmt(
+	    t, sizeof(t), "TLS handshake with %s failed: %s", c->label, why);
+	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", t);
+	conn_close_socket(c);
+	conn_advance(c);
+	return conn_try(c);
 }
 
 /* The handshake failed: once more in plaintext unless TLS is required. */
 static int
 conn_tls_failed(struct rconn *c, const char *why)
 {
-	log_info("id=%s mx=%s addr=%s event=tls status=failed error=\"%s\"",
-	    conn_id(c), c->host_log, c->addr_log, why);
+	char q[512];
+
+	log_info("id=%s mx=%s addr=%s event=tls status=failed verified=no "
+		 "error=\"%s\"",
+	    conn_id(c), c->host_log, c->addr_log,
+	    log_quote(q, sizeof(q), why, strlen(why)));
+	if (c->sc == NULL)
+		return conn_implicit_failed(c, why);
 	if (!conn_require_tls(c) && !c->plain_retry) {
 		conn_close_socket(c);
 		c->plain_retry = true;
@@ -1442,27 +1530,33 @@ body_start(struct rconn *c)
  * Connections: libevent callbacks (top level: each ends in dest_settle)
  * ====================================================================== */
 
+/*
+ * The SMTP session over the connection: plain (c->bev NULL, made here)
+ * or implicit TLS that is up (verified says how it went).
+ */
 static int
-conn_session_start(struct rconn *c)
+conn_session_begin(struct rconn *c, bool verified)
 {
 	struct smtp_client_conf cf;
 	struct remote *r = c->d->r;
+	bool tls = c->bev != NULL;
 
-	event_free(c->ev_connect);
-	c->ev_connect = NULL;
-	c->body_sent = c->shell_err = false;
-	log_info("id=%s mx=%s addr=%s event=connect", conn_id(c), c->host_log,
-	    c->addr_log);
 	job_client_conf(r, c->job, &cf);
-	cf.want_starttls = r->ctx != NULL && !c->plain_retry && !c->d->lmtp;
+	cf.want_starttls =
+	    conn_ctx(c) != NULL && !c->plain_retry && !c->d->lmtp;
 	cf.lmtp = c->d->lmtp;
+	cf.tls_active = tls;
+	cf.tls_verified = tls && verified;
 	if (c->d->smarthost) {
-		cf.require_tls = r->sm_require_tls;
+		cf.require_tls = conn_require_tls(c);
 		cf.auth_user = r->sm_user;
 		cf.auth_pass = r->sm_pass;
+		/* relay.smarthost_tls = encrypt: the admin named the risk */
+		cf.auth_unverified_ok = r->sm_tls == REMOTE_TLS_ENCRYPT;
 	}
 	c->sc = smtp_client_new(&cf);
-	c->bev = bufferevent_socket_new(r->base, c->fd, 0);
+	if (!tls)
+		c->bev = bufferevent_socket_new(r->base, c->fd, 0);
 	if (c->sc == NULL || c->bev == NULL) {
 		/* remote_new() and remote_deliver() checked the configuration
 		 */
@@ -1472,9 +1566,28 @@ conn_session_start(struct rconn *c)
 		conn_free(c);
 		return -1;
 	}
-	conn_bev_setup(c);
+	if (!tls)
+		conn_bev_setup(c);
 	c->phase = PH_SMTP;
 	return conn_drive(c);
+}
+
+/* Connected: SMTP, or first the TLS handshake of implicit TLS. */
+static int
+conn_session_start(struct rconn *c)
+{
+	const char *why = NULL;
+
+	event_free(c->ev_connect);
+	c->ev_connect = NULL;
+	c->body_sent = c->shell_err = false;
+	log_info("id=%s mx=%s addr=%s event=connect", conn_id(c), c->host_log,
+	    c->addr_log);
+	if (!(c->d->smarthost && c->d->r->sm_implicit))
+		return conn_session_begin(c, false);
+	if (conn_tls_start(c, &why) != 0)
+		return conn_tls_failed(c, why);
+	return 0;
 }
 
 static void
@@ -1528,6 +1641,9 @@ static void
 conn_ssl_error(struct rconn *c, char *out, size_t outlen)
 {
 	unsigned long e = bufferevent_get_openssl_error(c->bev);
+	const SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+	size_t n;
 
 	if (e != 0)
 		ERR_error_string_n(e, out, outlen);
@@ -1535,6 +1651,12 @@ conn_ssl_error(struct rconn *c, char *out, size_t outlen)
 		text_fmt(out, outlen, "%s",
 		    errno != 0 ? strerror(errno) : "connection closed");
 	ERR_clear_error();
+	/* "certificate verify failed" alone does not say what was wrong */
+	n = strlen(out);
+	if (v != X509_V_OK && ssl != NULL &&
+	    (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) && n < outlen)
+		text_fmt(out + n, outlen - n, " (%s)",
+		    X509_verify_cert_error_string(v));
 }
 
 /* EOF or error on the socket of c. */
@@ -1680,9 +1802,23 @@ port_parse(const char *s, uint16_t *port)
 	return 0;
 }
 
-/* "host", "host:port", "[addr]:port", "[name]", bare IPv6. */
+/* host[0..n) into query, and into host_out (NUL-terminated) too. */
 static int
-smarthost_parse(const char *s, char *query, size_t qlen, uint16_t *port)
+smarthost_host(const char *h, size_t n, char *query, size_t qlen,
+    char *host_out, size_t hostlen)
+{
+	if (str_copy(host_out, hostlen, h, n) != 0)
+		return -1;
+	return smarthost_query(h, n, query, qlen);
+}
+
+/*
+ * "host", "host:port", "[addr]:port", "[name]", bare IPv6.  host_out gets
+ * the host alone (no brackets, no "IPv6:"), for certificate checks.
+ */
+static int
+smarthost_parse(const char *s, char *query, size_t qlen, uint16_t *port,
+    char *host_out, size_t hostlen)
 {
 	const char *end, *colon;
 
@@ -1692,17 +1828,19 @@ smarthost_parse(const char *s, char *query, size_t qlen, uint16_t *port)
 			(end[1] != ':' || port_parse(end + 2, port))))
 			return -1;
 		if (strncmp(s + 1, "IPv6:", 5) == 0)
-			return smarthost_query(
-			    s + 6, (size_t)(end - s - 6), query, qlen);
-		return smarthost_query(
-		    s + 1, (size_t)(end - s - 1), query, qlen);
+			return smarthost_host(s + 6, (size_t)(end - s - 6),
+			    query, qlen, host_out, hostlen);
+		return smarthost_host(s + 1, (size_t)(end - s - 1), query, qlen,
+		    host_out, hostlen);
 	}
 	colon = strchr(s, ':');
 	if (colon == NULL || strchr(colon + 1, ':') != NULL)
-		return smarthost_query(s, strlen(s), query, qlen);
+		return smarthost_host(
+		    s, strlen(s), query, qlen, host_out, hostlen);
 	if (port_parse(colon + 1, port) != 0)
 		return -1;
-	return smarthost_query(s, (size_t)(colon - s), query, qlen);
+	return smarthost_host(
+	    s, (size_t)(colon - s), query, qlen, host_out, hostlen);
 }
 
 /*
@@ -1713,6 +1851,7 @@ static int
 lmtp_parse(const char *s, char *query, size_t qlen, uint16_t *port, char **path)
 {
 	struct sockaddr_un un;
+	char host[DNS_NAME_MAX + 1];
 
 	*path = NULL;
 	if (strncmp(s, "unix:", 5) == 0) {
@@ -1721,7 +1860,7 @@ lmtp_parse(const char *s, char *query, size_t qlen, uint16_t *port, char **path)
 		*path = xstrdup(s + 5);
 		return 0;
 	}
-	return smarthost_parse(s, query, qlen, port);
+	return smarthost_parse(s, query, qlen, port, host, sizeof(host));
 }
 
 static bool
@@ -1733,15 +1872,22 @@ cred_ok(const char *s)
 static int
 remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 {
-	char q[DNS_NAME_MAX + 16];
+	char q[DNS_NAME_MAX + 16], host[DNS_NAME_MAX + 1];
+	const char *spec = conf->smarthost;
 
 	r->sm_port = r->port;
-	if (conf->smarthost == NULL || conf->smarthost[0] == '\0')
+	if (spec == NULL || spec[0] == '\0')
 		return 0;
-	if (smarthost_parse(conf->smarthost, q, sizeof(q), &r->sm_port) != 0) {
+	if (strncasecmp(spec, "smtps:", 6) == 0) {
+		/* RFC 8314 3.3: submissions, TLS from the first byte */
+		r->sm_implicit = true;
+		r->sm_port = 465;
+		spec += 6;
+	}
+	if (smarthost_parse(
+		spec, q, sizeof(q), &r->sm_port, host, sizeof(host)) != 0) {
 		log_err("event=config_error key=relay.smarthost text=\"cannot "
-			"parse "
-			"host[:port]\"");
+			"parse [smtps:]host[:port]\"");
 		return -1;
 	}
 	if (conf->smarthost_user != NULL &&
@@ -1754,9 +1900,13 @@ remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 		return -1;
 	}
 	r->sm_query = xstrdup(q);
+	r->sm_host = xstrdup(host);
 	r->sm_user = dup_or_null(conf->smarthost_user);
 	r->sm_pass = dup_or_null(conf->smarthost_pass);
-	r->sm_require_tls = conf->smarthost_require_tls;
+	r->sm_tls = conf->smarthost_tls;
+	if (conf->smarthost_ctx != NULL &&
+	    SSL_CTX_up_ref(conf->smarthost_ctx) == 1)
+		r->sm_ctx = conf->smarthost_ctx;
 	return 0;
 }
 
@@ -1888,6 +2038,8 @@ remote_free(struct remote *r)
 	if (r->done_ev != NULL)
 		event_free(r->done_ev);
 	SSL_CTX_free(r->ctx);
+	SSL_CTX_free(r->sm_ctx);
+	free(r->sm_host);
 	if (r->sm_pass != NULL)
 		explicit_bzero(r->sm_pass, strlen(r->sm_pass));
 	free(r->sm_pass);

@@ -5,8 +5,12 @@
  * (every recipient in it); the module finds where the mail goes (MX hosts
  * through deliver/dns.h, or the configured smarthost), connects, speaks
  * SMTP through the pure client state machine of smtp/smtp.h (opportunistic
- * STARTTLS through tls/tls.h), streams the dot-stuffed body from the
- * stored file and reports one result per recipient through a callback.
+ * STARTTLS through tls/tls.h to MX hosts; to the smarthost as
+ * remote_conf.smarthost_tls says, STARTTLS or implicit TLS), streams the
+ * dot-stuffed body from the stored file and reports one result per
+ * recipient through a callback.  Every TLS session is logged with
+ * verified=yes|no: whether the peer's certificate chained to a trusted CA
+ * and matched the expected name.
  *
  * Destinations are domains, or the one smarthost.  Per destination at most
  * max_per_dest connections are open; messages beyond that wait in a FIFO
@@ -40,6 +44,19 @@ struct sockaddr_storage;
 #define REMOTE_SELF_MAX 8	/* listening sockets remote_conf.self holds */
 #define REMOTE_IFADDR_MAX 64	/* interface addresses remembered */
 
+/*
+ * TLS towards the smarthost, weakest first (docs/tls-auth.md).  In every
+ * mode the credentials go only over TLS, and over an unverified session
+ * only in ENCRYPT; otherwise the mail is deferred (451 4.7.5), never sent
+ * with them in clear or to a peer that did not prove its name.
+ */
+enum remote_tls {
+	REMOTE_TLS_MAY = 0, /* STARTTLS when offered, plaintext otherwise */
+	REMOTE_TLS_ENCRYPT, /* TLS required; any certificate */
+	REMOTE_TLS_VERIFY,  /* TLS required; chain to a trusted CA and the
+			       smarthost's name, else 451 4.7.5 */
+};
+
 struct remote_conf {
 	const char *helo; /* our hostname, for EHLO */
 	unsigned port;	  /* relay.port: port of MX hosts; 0: 25 */
@@ -54,6 +71,19 @@ struct remote_conf {
 	const char *smarthost;
 	const char *smarthost_user, *smarthost_pass; /* AUTH PLAIN (or LOGIN), TLS only */
 	/*
+	 * How the smarthost's TLS is trusted (relay.smarthost_tls).  Its
+	 * certificate is checked against the name in smarthost (the host
+	 * part: a name, or an address literal against the certificate's IP
+	 * entries), never against MX names DNS gave, since DNS is not
+	 * authenticated.  A smarthost written "smtps:host[:port]" (port 465
+	 * by default) speaks TLS from the first byte (RFC 8314 implicit
+	 * TLS): no STARTTLS, no plaintext fallback, the rules below alike.
+	 */
+	enum remote_tls smarthost_tls;
+	SSL_CTX *smarthost_ctx; /* tls_client_ctx() for the smarthost, with its
+				   CA file and verify set for REMOTE_TLS_VERIFY
+				   (a reference is taken); NULL: client_ctx */
+	/*
 	 * delivery.lmtp, or NULL: only checked here (a bad one fails
 	 * remote_new); messages name their LMTP server in remote_msg.lmtp
 	 * (RFC 2033: "unix:/absolute/path" or host[:port] as for the
@@ -61,7 +91,6 @@ struct remote_conf {
 	 * one reply per recipient after the data.
 	 */
 	const char *lmtp;
-	bool smarthost_require_tls;
 	/*
 	 * The sockets this server listens on (bound addresses; a wildcard
 	 * stands for every address of this machine).  An MX host reached at

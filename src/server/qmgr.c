@@ -61,7 +61,8 @@ struct qmgr {
 	struct event *timer;
 	struct remote *remote;
 	struct dns *dns;
-	SSL_CTX *client_ctx;
+	SSL_CTX *client_ctx;	/* MX delivery: opportunistic */
+	SSL_CTX *smarthost_ctx; /* relay.smarthost_tls, _ca_file; or NULL */
 	struct retry_policy retry;
 };
 
@@ -1333,6 +1334,21 @@ listening_addresses(const struct server *s, struct sockaddr_storage *out,
 	return n;
 }
 
+static enum remote_tls
+qmgr_smarthost_tls(enum conf_smarthost_tls t)
+{
+	switch (t) {
+	case CONF_SMTLS_VERIFY:
+		return REMOTE_TLS_VERIFY;
+	case CONF_SMTLS_ENCRYPT:
+		return REMOTE_TLS_ENCRYPT;
+	case CONF_SMTLS_MAY:
+	case CONF_SMTLS_UNSET: /* conf_load() never leaves it so */
+	default:
+		return REMOTE_TLS_MAY;
+	}
+}
+
 struct qmgr *
 qmgr_new(struct server *s)
 {
@@ -1351,14 +1367,23 @@ qmgr_new(struct server *s)
 	    (unsigned long long)(time_now_ms() - t0));
 	if ((q->dns = dns_new(s->base, s->conf->dns_servers, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=dns error=\"%s\"", err);
-	if ((q->client_ctx = tls_client_ctx(false, err, sizeof(err))) == NULL)
+	/* MX hosts: opportunistic, checked against the system store only to
+	   log verified=yes|no (no DANE or MTA-STS yet to say what to expect) */
+	if ((q->client_ctx = tls_client_ctx(false, NULL, err, sizeof(err))) ==
+	    NULL)
 		fatalx("event=startup step=tls_client error=\"%s\"", err);
+	if (s->conf->relay_smarthost != NULL &&
+	    (q->smarthost_ctx = tls_client_ctx(
+		 s->conf->relay_smarthost_tls == CONF_SMTLS_VERIFY,
+		 s->conf->relay_smarthost_ca_file, err, sizeof(err))) == NULL)
+		fatalx("event=startup step=tls_smarthost error=\"%s\"", err);
 	rc.helo = s->conf->hostname;
 	rc.port = s->conf->relay_port;
 	rc.smarthost = s->conf->relay_smarthost;
 	rc.smarthost_user = s->conf->relay_smarthost_user;
 	rc.smarthost_pass = s->smarthost_pass[0] ? s->smarthost_pass : NULL;
-	rc.smarthost_require_tls = s->conf->relay_smarthost_tls;
+	rc.smarthost_tls = qmgr_smarthost_tls(s->conf->relay_smarthost_tls);
+	rc.smarthost_ctx = q->smarthost_ctx;
 	rc.lmtp = s->conf->delivery_lmtp;
 	rc.self = self;
 	rc.nself = listening_addresses(s, self, REMOTE_SELF_MAX);
@@ -1382,6 +1407,7 @@ qmgr_free(struct qmgr *q)
 	remote_free(q->remote);
 	dns_free(q->dns);
 	SSL_CTX_free(q->client_ctx);
+	SSL_CTX_free(q->smarthost_ctx);
 	event_free(q->timer);
 	for (i = 0; i < QMGR_BUCKETS; i++)
 		while (q->buckets[i] != NULL)

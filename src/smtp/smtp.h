@@ -405,12 +405,18 @@ struct smtp_client_conf {
 	bool want_starttls;                 /* opportunistic STARTTLS */
 	bool require_tls;                   /* no TLS -> fail, temporary */
 	bool tls_active;                    /* the connection is TLS already */
+	bool tls_verified;                  /* ... and its peer was verified */
 	const char *auth_user;              /* AUTH PLAIN (LOGIN if that is all
 	                                       the peer offers) when non-NULL */
 	const char *auth_pass;              /* copied, wiped on free; the AUTH
 	                                       line passes through out: the
 	                                       shell wipes that buffer */
-	bool auth_plaintext_ok;             /* allow AUTH without TLS */
+	bool auth_unverified_ok;            /* allow AUTH over TLS whose peer
+	                                       was not verified (the admin
+	                                       named that risk); else 451 4.7.5
+	                                       and the credentials stay here */
+	bool auth_plaintext_ok;             /* allow AUTH without TLS (and so
+	                                       over unverified TLS too) */
 	bool lmtp;                          /* RFC 2033: LHLO (a 4xx/5xx fails,
 	                                       no HELO), no STARTTLS nor AUTH
 	                                       (conf with require_tls or
@@ -457,7 +463,9 @@ struct smtp_client_result {
 /*
  * The session: greeting (not 220: FAILED, 4xx temporary, 5xx permanent),
  * EHLO (any 5xx: HELO), STARTTLS when offered and wanted (refused: go on
- * in plaintext unless require_tls), AUTH PLAIN (5xx: FAILED permanent),
+ * in plaintext unless require_tls), AUTH PLAIN (5xx: FAILED permanent;
+ * only over TLS, and over unverified TLS only with auth_unverified_ok:
+ * else FAILED 451 4.7.0 / 4.7.5 with nothing sent),
  * then [RSET] MAIL RCPT... DATA, all in one batch with PIPELINING.  A
  * message over the peer's SIZE (552 5.3.4) or needing SMTPUTF8 the peer
  * lacks (553 5.6.7) is refused for every recipient without a command:
@@ -484,8 +492,10 @@ void smtp_client_free(struct smtp_client *c);   /* wipes the password */
 enum smtp_client_action smtp_client_next(struct smtp_client *c,
     const char *in, size_t len, size_t *consumed, struct buf *out);
 
-/* After SMTP_CLIENT_STARTTLS and a good handshake: EHLO again (RFC 3207). */
-void smtp_client_tls_done(struct smtp_client *c);
+/* After SMTP_CLIENT_STARTTLS and a good handshake: EHLO again (RFC 3207).
+ * verified: the peer's certificate chained to a trusted CA and matched
+ * the name the shell expected (tls_peer_verified()). */
+void smtp_client_tls_done(struct smtp_client *c, bool verified);
 /* In DONE: the next message on this connection; 0, or -1 (bad conf or
  * wrong state).  Only the message fields of conf are used. */
 int smtp_client_reset_message(struct smtp_client *c,

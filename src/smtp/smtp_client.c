@@ -30,8 +30,10 @@
  * take 8-bit); a message needing SMTPUTF8 and a peer without it give 553
  * 5.6.7 for every recipient, nothing sent (RFC 6531 3.4); a message over
  * the peer's SIZE gives 552 5.3.4, nothing sent; AUTH goes only over TLS
- * unless auth_plaintext_ok; DSN parameters go only to a DSN peer, ORCPT
- * only of type rfc822 with an ASCII address, ENVID and ORCPT only when
+ * unless auth_plaintext_ok, and only over TLS whose peer the shell
+ * verified unless auth_unverified_ok (relay.smarthost_tls); DSN
+ * parameters go only to a DSN peer, ORCPT only of type rfc822 with an
+ * ASCII address, ENVID and ORCPT only when
  * their xtext fits RFC 3461's 100 / 500 octets.
  *
  * Limits: a reply line is 512 octets, a reply 100 lines.  Rescanning is
@@ -80,9 +82,9 @@ struct smtp_client {
 	char helo[ADDR_DOMAIN_MAX + 1];
 	char user[SMTP_CLIENT_CRED_MAX + 1];
 	char pass[SMTP_CLIENT_CRED_MAX + 1];
-	bool has_auth, want_tls, require_tls, auth_plain_ok;
+	bool has_auth, want_tls, require_tls, auth_plain_ok, auth_unverified_ok;
 	bool lmtp;               /* RFC 2033: LHLO, a reply per recipient */
-	bool tls, tls_tried, authed;
+	bool tls, tls_verified, tls_tried, authed;
 	unsigned login_step;     /* AUTH LOGIN: 334s answered so far */
 	struct smtp_caps caps;
 	enum client_state state;
@@ -837,6 +839,14 @@ client_auth_start(struct smtp_client *c)
 		return client_fail_local(c, 451, "4.7.0", "Credentials are "
 		    "only sent over TLS and the connection is not encrypted",
 		    true);
+	/* a man in the middle completes TLS as easily as the real peer */
+	if (c->tls && !c->tls_verified && !c->auth_unverified_ok &&
+	    !c->auth_plain_ok)
+		return client_fail_local(c, 451, "4.7.5",
+		    "Credentials are "
+		    "only sent to a verified peer and this one's TLS "
+		    "certificate was not verified",
+		    true);
 	if (!(c->caps.flags & SMTP_CAP_AUTH) ||
 	    !(c->caps.auth & (SMTP_CAP_AUTH_PLAIN | SMTP_CAP_AUTH_LOGIN)))
 		return client_fail_local(c, 451, "4.7.4", "Credentials are "
@@ -1248,7 +1258,9 @@ client_set_session(struct smtp_client *c, const struct smtp_client_conf *conf)
 	c->want_tls = conf->want_starttls;
 	c->require_tls = conf->require_tls;
 	c->tls = conf->tls_active;
+	c->tls_verified = conf->tls_active && conf->tls_verified;
 	c->auth_plain_ok = conf->auth_plaintext_ok;
+	c->auth_unverified_ok = conf->auth_unverified_ok;
 	c->lmtp = conf->lmtp;
 	if (c->lmtp && (conf->require_tls || conf->auth_user != NULL))
 		return -1;   /* neither is spoken over LMTP here */
@@ -1294,12 +1306,13 @@ smtp_client_free(struct smtp_client *c)
  * ====================================================================== */
 
 void
-smtp_client_tls_done(struct smtp_client *c)
+smtp_client_tls_done(struct smtp_client *c, bool verified)
 {
 	if (c->state != CS_TLS_WAIT)
 		return;
 	/* RFC 3207 4.2: forget what the peer said before TLS */
 	c->tls = true;
+	c->tls_verified = verified;
 	memset(&c->caps, 0, sizeof(c->caps));
 	c->scan_off = c->scan_pos = 0;
 	c->scan_lines = 0;

@@ -4,7 +4,9 @@
  * What: tls_server_ctx() builds the context for STARTTLS and implicit TLS,
  * from the admin's certificate chain and key, or from a pair it makes
  * itself in STATE/tls/ on first use; tls_client_ctx() builds the one for
- * outbound delivery; tls_describe() formats the negotiated parameters.
+ * outbound delivery (system CA store or an admin's CA file) and
+ * tls_peer_verified() says whether a peer proved its name against it;
+ * tls_describe() formats the negotiated parameters.
  *
  * Policy, the same both ways: TLS 1.2 and 1.3 only (RFC 8996 retired
  * 1.0/1.1; RFC 8314 4.1 asks for 1.2 or later); OpenSSL's default cipher
@@ -96,8 +98,32 @@ tls_policy(SSL_CTX *ctx)
 	return 0;
 }
 
+/* Trust ca_file's certificates, or the system store; 0 ok. */
+static int
+tls_client_trust(
+    SSL_CTX *ctx, bool verify, const char *ca_file, char *err, size_t errlen)
+{
+	if (ca_file != NULL) {
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			tls_err(err, errlen, 0, "CA file %s", ca_file);
+			return -1;
+		}
+		return 0;
+	}
+	/*
+	 * The system store is loaded even when not verifying, so the caller
+	 * can still log whether a peer was trusted (tls_peer_verified()).
+	 */
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1 && verify) {
+		tls_err(err, errlen, 0, "system CA store");
+		return -1;
+	}
+	ERR_clear_error();
+	return 0;
+}
+
 SSL_CTX *
-tls_client_ctx(bool verify, char *err, size_t errlen)
+tls_client_ctx(bool verify, const char *ca_file, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
 
@@ -108,20 +134,33 @@ tls_client_ctx(bool verify, char *err, size_t errlen)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	/*
-	 * The system CA store is loaded even when not verifying, so the
-	 * caller can still log whether a peer was trusted
-	 * (SSL_get_verify_result()).
-	 */
-	if (SSL_CTX_set_default_verify_paths(ctx) != 1 && verify) {
-		tls_err(err, errlen, 0, "system CA store");
+	if (tls_client_trust(ctx, verify, ca_file, err, errlen) != 0) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	ERR_clear_error();
+	/* without VERIFY_PEER the chain and name are still checked and the
+	   outcome kept for SSL_get_verify_result(); only the abort is off */
 	SSL_CTX_set_verify(
 	    ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
 	return ctx;
+}
+
+bool
+tls_peer_verified(const SSL *ssl, char *why, size_t whylen)
+{
+	const char *reason = NULL;
+	long v;
+
+	if (ssl == NULL || !SSL_is_init_finished(ssl))
+		reason = "no TLS session";
+	else if (SSL_get0_peer_certificate(ssl) == NULL)
+		reason = "no certificate";
+	else if ((v = SSL_get_verify_result(ssl)) != X509_V_OK)
+		reason = X509_verify_cert_error_string(v);
+	if (whylen > 0 &&
+	    snprintf(why, whylen, "%s", reason != NULL ? reason : "") < 0)
+		why[0] = '\0';
+	return reason == NULL;
 }
 
 static bool

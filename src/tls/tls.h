@@ -44,19 +44,34 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key,
     size_t errlen) WUR;
 
 /*
- * Client context for delivery.  verify false: opportunistic TLS, any
- * certificate is accepted (what MX delivery does without DANE or
- * MTA-STS).  verify true: the peer must chain to the system CA store and
- * match the name given to tls_client_set_host().
+ * Client context for delivery.  Trusted CAs: those in ca_file (PEM, one
+ * or more certificates) when it is not NULL, and then only those; else
+ * the system store (/etc/ssl/certs, SSL_CTX_set_default_verify_paths).
+ * The chain and the name given to tls_client_set_host() are checked on
+ * every handshake either way, so tls_peer_verified() can tell the caller
+ * whether the peer proved who it is.  verify false: the handshake goes on
+ * whatever the outcome (opportunistic TLS, what MX delivery does without
+ * DANE or MTA-STS).  verify true: it fails unless the peer verified.  An
+ * unreadable ca_file is an error naming it; a missing system store only
+ * when verify is true.
  */
-SSL_CTX *tls_client_ctx(bool verify, char *err, size_t errlen) WUR;
-
+SSL_CTX *tls_client_ctx(
+    bool verify, const char *ca_file, char *err, size_t errlen) WUR;
 /*
  * Per connection, before SSL_connect(): send host as SNI (unless it is an
  * IP literal) and make it the name the certificate must match when the
  * context verifies.  0 ok, -1 on failure.
  */
 int tls_client_set_host(SSL *ssl, const char *host) WUR;
+
+/*
+ * After a client handshake: true when the peer presented a certificate
+ * that chains to a trusted CA and matches the name given to
+ * tls_client_set_host().  When false, why gets the reason for a log line
+ * ("self-signed certificate", "hostname mismatch", "no certificate"...);
+ * "" when true.  why is always NUL-terminated (cut to whylen).
+ */
+bool tls_peer_verified(const SSL *ssl, char *why, size_t whylen);
 
 /*
  * "version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384" for log lines and

@@ -308,7 +308,18 @@ static const char *const file_errors[][2] = {
     {"[listen]\nsmtp = 1.2.3.4:0\n",
 	"2: listen.smtp: expected host:port or [ipv6]:port, or off"},
     {"[relay]\nsmarthost = a b:25\n",
-	"2: relay.smarthost: expected host, host:port or [ipv6]:port"},
+	"2: relay.smarthost: expected host, host:port or [ipv6]:port, maybe "
+	"after smtps:"},
+    {"[relay]\nsmarthost = smtps:\n",
+	"2: relay.smarthost: expected host, host:port or [ipv6]:port, maybe "
+	"after smtps:"},
+    {"[relay]\nsmarthost_tls = yes\n",
+	"2: relay.smarthost_tls: expected verify, encrypt or may"},
+    {"[relay]\nsmarthost_tls = none\n",
+	"2: relay.smarthost_tls: expected verify, encrypt or may"},
+    {"[relay]\nsmarthost_tls = may\nsmarthost_require_tls = yes\n",
+	"relay.smarthost_require_tls = yes contradicts relay.smarthost_tls = "
+	"may"},
     {"[delivery]\nlmtp = unix:relative/lmtp\n",
 	"2: delivery.lmtp: expected unix:/absolute/path (at most 107 octets), "
 	"host, host:port or [ipv6]:port"},
@@ -685,7 +696,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 35);
+	T_CHECK_INT(l.n, 37);
 	T_CHECK(strstr(l.text, "domains = a.example, b.example\n") != NULL);
 	T_CHECK(strstr(l.text, "state_dir = /s\n") != NULL);
 	T_CHECK(strstr(l.text, "tables.users = sqlite:/s/tern.db\n") != NULL);
@@ -697,6 +708,96 @@ test_dump(void)
 	T_CHECK(strstr(l.text, "relay.networks = 10.0.0.0/8,::1\n") != NULL);
 	T_CHECK(strstr(l.text, "log.level = info\n") != NULL);
 	T_CHECK(strncmp(l.text, "hostname = ", 11) == 0);
+	conf_free(c);
+}
+
+/*
+ * relay.smarthost_tls: the effective mode for each combination; verify
+ * whenever credentials are set and the mode is not named.
+ */
+static void
+test_smarthost_tls(void)
+{
+	static const struct {
+		const char *ov[3];
+		enum conf_smarthost_tls want;
+	} rows[] = {
+	    {{NULL}, CONF_SMTLS_MAY},
+	    {{"relay.smarthost_user=u"}, CONF_SMTLS_VERIFY},
+	    {{"relay.smarthost_user=u", "relay.smarthost_tls=encrypt"},
+		CONF_SMTLS_ENCRYPT},
+	    {{"relay.smarthost_user=u", "relay.smarthost_tls=may"},
+		CONF_SMTLS_MAY},
+	    {{"relay.smarthost_tls=VERIFY"}, CONF_SMTLS_VERIFY},
+	    {{"relay.smarthost_tls=verify", "relay.smarthost_tls="},
+		CONF_SMTLS_MAY},
+	    /* the deprecated key: at least encrypt, never weaker than the
+	       default for credentials */
+	    {{"relay.smarthost_require_tls=yes"}, CONF_SMTLS_ENCRYPT},
+	    {{"relay.smarthost_require_tls=yes", "relay.smarthost_user=u"},
+		CONF_SMTLS_VERIFY},
+	    {{"relay.smarthost_require_tls=yes", "relay.smarthost_tls=verify"},
+		CONF_SMTLS_VERIFY},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char err[512] = "", *ov[3];
+		size_t n = 0;
+		struct conf *c;
+
+		while (n < 3 && rows[i].ov[n] != NULL) {
+			ov[n] = (char *)(uintptr_t)rows[i].ov[n];
+			n++;
+		}
+		t_case(n > 0 ? rows[i].ov[n - 1] : "defaults");
+		c = conf_load(NULL, ov, n, err, sizeof(err));
+		T_CHECK(c != NULL);
+		if (c == NULL) {
+			fprintf(stderr, "  %s\n", err);
+			continue;
+		}
+		T_CHECK_STR(conf_smarthost_tls_name(c->relay_smarthost_tls),
+		    conf_smarthost_tls_name(rows[i].want));
+		conf_free(c);
+	}
+}
+
+/* smtps: before the host; the CA file is made absolute and dumped. */
+static void
+test_smarthost_forms(void)
+{
+	static const char *const ok[] = {"smtps:relay.example.net",
+	    "SMTPS:relay.example.net:1465", "smtps:[2001:db8::1]:465",
+	    "smtps:192.0.2.1", "relay.example.net:587"};
+	char *ov[] = {
+	    "relay.smarthost_ca_file=ca.pem", "relay.smarthost_user=u", NULL};
+	char err[512], want[PATH_MAX + 64];
+	struct lines l = {"", 0, 0};
+	struct conf *c;
+	size_t i;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char opt[128];
+
+		t_case(ok[i]);
+		snprintf(opt, sizeof(opt), "relay.smarthost=%s", ok[i]);
+		ov[2] = opt;
+		c = conf_load(NULL, ov + 2, 1, err, sizeof(err));
+		T_CHECK(c != NULL);
+		if (c != NULL)
+			T_CHECK_STR(c->relay_smarthost, ok[i]);
+		conf_free(c);
+	}
+	t_case("ca_file and dump");
+	c = conf_load(NULL, ov, 2, err, sizeof(err));
+	T_CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	snprintf(want, sizeof(want), "%s/ca.pem", cwd);
+	T_CHECK_STR(c->relay_smarthost_ca_file, want);
+	conf_dump(c, collect, &l);
+	T_CHECK(strstr(l.text, "relay.smarthost_tls = verify\n") != NULL);
 	conf_free(c);
 }
 
@@ -771,6 +872,8 @@ main(void)
 	T_RUN(test_dump);
 	T_RUN(test_dump_masks_passwords);
 	T_RUN(test_split_hostport);
+	T_RUN(test_smarthost_tls);
+	T_RUN(test_smarthost_forms);
 	{
 		char cmd[PATH_MAX + 16];
 

@@ -75,6 +75,7 @@ struct ts_conf {
 	const char *stall_on;		   /* verb answered by silence */
 	const char *close_on;		   /* verb answered by a close */
 	bool bad_tls;			   /* 220 to STARTTLS, then no TLS */
+	bool implicit;			   /* TLS from the first byte */
 };
 
 struct ts_sess;
@@ -377,7 +378,18 @@ ts_on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 	/* replies are written piecemeal: no Nagle delay on loopback */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	buf_init(&x->cur, 8u << 20);
-	x->bev = bufferevent_socket_new(base, fd, 0);
+	if (s->conf.implicit) {
+		/* the greeting waits in the output until the handshake ends */
+		SSL *ssl = SSL_new(server_ctx);
+
+		if (ssl == NULL)
+			abort();
+		x->bev = bufferevent_openssl_socket_new(base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		x->fd = -1;
+	} else {
+		x->bev = bufferevent_socket_new(base, fd, 0);
+	}
 	if (x->bev == NULL)
 		abort();
 	x->next = s->sess;
@@ -889,7 +901,7 @@ test_smarthost_auth(void)
 	    .port = 1,
 	    .smarthost_user = "user",
 	    .smarthost_pass = "pass",
-	    .smarthost_require_tls = true,
+	    .smarthost_tls = REMOTE_TLS_ENCRYPT,
 	    .timeout_command = 10,
 	};
 	char sh[64];
@@ -924,6 +936,105 @@ test_smarthost_auth(void)
 	ts_stop(s);
 }
 
+/*
+ * relay.smarthost_tls against a smarthost with a self-signed certificate
+ * for mx1.one.test (127.0.0.2): the credentials reach it only when the
+ * certificate is trusted and names the host tern was told to use, or
+ * when the admin chose encrypt.
+ */
+struct sm_case {
+	const char *name;
+	bool implicit;	  /* smtps: and an implicit TLS server */
+	const char *host; /* smarthost host part */
+	enum remote_tls mode;
+	bool trust;	/* the server's certificate is the CA file */
+	bool delivered; /* else TEMP 4.7.5 and no AUTH seen */
+};
+
+static void
+smarthost_tls_case(const struct sm_case *k, const char *ca)
+{
+	struct ts_conf conf = {.greet = 220,
+	    .starttls = !k->implicit,
+	    .implicit = k->implicit,
+	    .auth = true};
+	struct tsrv *s = ts_start("127.0.0.2", &conf);
+	struct remote_conf rc = {
+	    .helo = "client.test",
+	    .port = 1,
+	    .smarthost_user = "user",
+	    .smarthost_pass = "pass",
+	    .smarthost_tls = k->mode,
+	    .timeout_command = 10,
+	};
+	char err[512], sh[128];
+	struct remote *r;
+	struct got g;
+
+	t_case(k->name);
+	rc.smarthost_ctx = tls_client_ctx(k->mode == REMOTE_TLS_VERIFY,
+	    k->trust ? ca : NULL, err, sizeof(err));
+	if (rc.smarthost_ctx == NULL ||
+	    str_fmt(sh, sizeof(sh), "%s%s:%d", k->implicit ? "smtps:" : "",
+		k->host, smtp_port) != 0)
+		abort();
+	rc.smarthost = sh;
+	r = remote_new(base, dns, client_ctx, &rc);
+	SSL_CTX_free(rc.smarthost_ctx); /* r holds its own reference */
+	T_CHECK(r != NULL);
+	if (r == NULL) {
+		ts_stop(s);
+		return;
+	}
+	send_small(r, "elsewhere.example", "b@elsewhere.example", &g);
+	loop_until(&g.calls, 1, WAIT_MS);
+	if (k->delivered) {
+		T_CHECK_INT(g.res[0].cls, SMTP_RESULT_OK);
+		T_CHECK(has(s->log.data, "AUTH PLAIN AHVzZXIAcGFzcw==\n"));
+	} else {
+		T_CHECK_INT(g.res[0].cls, SMTP_RESULT_TEMP);
+		T_CHECK_STR(g.res[0].enh, "4.7.5");
+		T_CHECK_INT(ts_count(s, "AUTH"), 0);
+		T_CHECK_INT(s->messages, 0);
+	}
+	remote_free(r);
+	ts_stop(s);
+}
+
+static void
+test_smarthost_tls(void)
+{
+	static const struct sm_case cases[] = {
+	    {"verify, untrusted: handshake refused", false, "127.0.0.2",
+		REMOTE_TLS_VERIFY, false, false},
+	    {"verify, trusted, right name", false, "mx1.one.test",
+		REMOTE_TLS_VERIFY, true, true},
+	    {"verify, trusted, address not in the certificate", false,
+		"127.0.0.2", REMOTE_TLS_VERIFY, true, false},
+	    {"may, untrusted: no AUTH, deferred", false, "mx1.one.test",
+		REMOTE_TLS_MAY, false, false},
+	    {"may, trusted: AUTH", false, "mx1.one.test", REMOTE_TLS_MAY, true,
+		true},
+	    {"encrypt, untrusted: the admin named the risk", false, "127.0.0.2",
+		REMOTE_TLS_ENCRYPT, false, true},
+	    {"smtps, verify, untrusted", true, "mx1.one.test",
+		REMOTE_TLS_VERIFY, false, false},
+	    {"smtps, verify, trusted", true, "mx1.one.test", REMOTE_TLS_VERIFY,
+		true, true},
+	    {"smtps, may, untrusted", true, "mx1.one.test", REMOTE_TLS_MAY,
+		false, false},
+	    {"smtps, encrypt, untrusted", true, "mx1.one.test",
+		REMOTE_TLS_ENCRYPT, false, true},
+	};
+	char ca[128];
+	size_t i;
+
+	if (str_fmt(ca, sizeof(ca), "%s/state/tls/cert.pem", tmp_root) != 0)
+		abort();
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		smarthost_tls_case(&cases[i], ca);
+}
+
 static void
 test_smarthost_parse(void)
 {
@@ -940,6 +1051,10 @@ test_smarthost_parse(void)
 	    {"2001:db8::1", true},
 	    {"[IPv6:2001:db8::1]", true},
 	    {"[relay.example.net]", true},
+	    {"smtps:relay.example.net", true},
+	    {"SMTPS:[192.0.2.1]:1465", true},
+	    {"smtps:", false},
+	    {"smtps:bad host", false},
 	    {"relay.example.net:", false},
 	    {"relay.example.net:0", false},
 	    {"relay.example.net:70000", false},
@@ -1433,7 +1548,7 @@ setup(void)
 		return -1;
 	server_ctx = tls_server_ctx(
 	    NULL, NULL, state, "mx1.one.test", NULL, err, sizeof(err));
-	client_ctx = tls_client_ctx(false, err, sizeof(err));
+	client_ctx = tls_client_ctx(false, NULL, err, sizeof(err));
 	if (server_ctx == NULL || client_ctx == NULL) {
 		fprintf(stderr, "tls: %s\n", err);
 		return -1;
@@ -1489,6 +1604,7 @@ main(void)
 		T_RUN(test_starttls);
 		T_RUN(test_tls_fallback);
 		T_RUN(test_smarthost_auth);
+		T_RUN(test_smarthost_tls);
 		T_RUN(test_smarthost_parse);
 		T_RUN(test_reuse);
 		T_RUN(test_max_per_dest_order);

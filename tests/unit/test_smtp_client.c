@@ -340,7 +340,8 @@ test_stuff_full(void)
  * Client sessions
  * ====================================================================== */
 
-enum op { OP_NONE, OP_TLS_DONE, OP_RESET, OP_QUIT, OP_FAIL };
+enum op { OP_NONE, OP_TLS_DONE, OP_TLS_UNVERIFIED, OP_RESET, OP_QUIT,
+	OP_FAIL };
 
 struct want {
 	enum smtp_result_class cls;
@@ -487,7 +488,10 @@ run_op(struct run *r, enum op op, const struct smtp_client_conf *conf2)
 {
 	switch (op) {
 	case OP_TLS_DONE:
-		smtp_client_tls_done(r->c);
+		smtp_client_tls_done(r->c, true);
+		break;
+	case OP_TLS_UNVERIFIED:
+		smtp_client_tls_done(r->c, false);
 		break;
 	case OP_RESET:
 		T_CHECK_INT(smtp_client_reset_message(r->c, conf2), 0);
@@ -920,6 +924,7 @@ conf_auth(void)
 	c.auth_user = "user";
 	c.auth_pass = "pass";
 	c.tls_active = true;
+	c.tls_verified = true;
 	return c;
 }
 
@@ -990,6 +995,87 @@ test_auth_not_offered(void)
 	};
 
 	RUN("neither AUTH PLAIN nor LOGIN offered", &conf, NULL, steps, NULL);
+}
+
+/*
+ * Who gets the credentials (relay.smarthost_tls): only a TLS peer that
+ * was verified, unless the shell says the admin accepted an unverified
+ * one (encrypt) or plaintext; otherwise 451 and nothing of them is sent.
+ */
+static void
+test_auth_decision(void)
+{
+	static const struct {
+		const char *name;
+		bool tls, verified, unverified_ok, plain_ok;
+		bool sends;
+		const char *enh; /* when it does not */
+	} rows[] = {
+	    {"verified TLS", true, true, false, false, true, NULL},
+	    {"unverified TLS", true, false, false, false, false, "4.7.5"},
+	    {"unverified TLS, encrypt", true, false, true, false, true, NULL},
+	    {"verified flag without TLS", false, true, false, false, false,
+		"4.7.0"},
+	    {"no TLS, encrypt", false, false, true, false, false, "4.7.0"},
+	    {"no TLS, plaintext ok", false, false, false, true, true, NULL},
+	    {"unverified TLS, plaintext ok", true, false, false, true, true,
+		NULL},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct smtp_client_conf conf = conf_auth();
+		const struct step sends[] = {
+			{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+			{ EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE },
+		};
+		const struct step refuses[] = {
+			{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+			{ EHLO_AUTH, "QUIT\r\n", A_FAIL,
+			    WANT({ RS_TEMP, 451, rows[i].enh, NULL }), OP_NONE },
+		};
+
+		conf.tls_active = rows[i].tls;
+		conf.tls_verified = rows[i].verified;
+		conf.auth_unverified_ok = rows[i].unverified_ok;
+		conf.auth_plaintext_ok = rows[i].plain_ok;
+		if (rows[i].sends)
+			RUN(rows[i].name, &conf, NULL, sends, NULL);
+		else
+			RUN(rows[i].name, &conf, NULL, refuses, NULL);
+	}
+}
+
+/* After STARTTLS the shell's verdict decides, not the conf. */
+static void
+test_auth_after_starttls(void)
+{
+	struct smtp_client_conf conf = conf_auth();
+	const struct step unverified[] = {
+		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE },
+		{ "220 2.0.0 Ready to start TLS\r\n", "", A_TLS, NULL, 0,
+		    OP_TLS_UNVERIFIED },
+		{ NULL, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ EHLO_AUTH, "QUIT\r\n", A_FAIL,
+		    WANT({ RS_TEMP, 451, "4.7.5", NULL }), OP_NONE },
+	};
+	const struct step verified[] = {
+		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE },
+		{ "220 2.0.0 Ready to start TLS\r\n", "", A_TLS, NULL, 0,
+		    OP_TLS_DONE },
+		{ NULL, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE },
+	};
+
+	conf.tls_active = false;
+	conf.tls_verified = true; /* ignored without tls_active */
+	conf.want_starttls = true;
+	conf.require_tls = true;
+	RUN("STARTTLS to an unverified peer: no AUTH", &conf, NULL,
+	    unverified, NULL);
+	RUN("STARTTLS to a verified peer: AUTH", &conf, NULL, verified, NULL);
 }
 
 #define EHLO_LOGIN "250-x\r\n250 AUTH LOGIN CRAM-MD5\r\n"
@@ -1694,6 +1780,8 @@ main(void)
 	test_auth_535();
 	test_auth_no_tls();
 	test_auth_plaintext_ok();
+	test_auth_decision();
+	test_auth_after_starttls();
 	test_auth_not_offered();
 	test_auth_login_ok();
 	test_auth_login_535();

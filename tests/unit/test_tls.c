@@ -296,6 +296,8 @@ struct hs_result {
 	long verify;
 	char desc[128];
 	bool echoed;
+	bool verified; /* tls_peer_verified() */
+	char why[128]; /* its reason */
 };
 
 static void
@@ -341,6 +343,7 @@ handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *host, struct hs_result *r)
 			r->echoed = memcmp(buf, "hello", 5) == 0;
 	}
 	r->verify = SSL_get_verify_result(c);
+	r->verified = tls_peer_verified(c, r->why, sizeof(r->why));
 	/* unblock the server if the client gave up first */
 	shutdown(sv[1], SHUT_RDWR);
 	pthread_join(th, NULL);
@@ -352,15 +355,17 @@ handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *host, struct hs_result *r)
 	close(sv[1]);
 }
 
+static char hs_state[128];
+
 static SSL_CTX *
 test_server(void)
 {
-	static char state[128];
+	char *state = hs_state;
 	char err[512];
 	SSL_CTX *ctx;
 
 	if (state[0] == '\0')
-		mkdir_state(state, sizeof(state), "hs");
+		mkdir_state(state, sizeof(hs_state), "hs");
 	ctx = server_in(state, NULL, err, sizeof(err));
 	if (ctx == NULL) {
 		fprintf(stderr, "server ctx: %s\n", err);
@@ -374,7 +379,7 @@ test_handshake_tls13(void)
 {
 	SSL_CTX *s = test_server();
 	char err[256];
-	SSL_CTX *c = tls_client_ctx(false, err, sizeof(err));
+	SSL_CTX *c = tls_client_ctx(false, NULL, err, sizeof(err));
 	struct hs_result r;
 	uint64_t opts;
 
@@ -403,7 +408,7 @@ test_handshake_tls12(void)
 {
 	SSL_CTX *s = test_server();
 	char err[256];
-	SSL_CTX *c = tls_client_ctx(false, err, sizeof(err));
+	SSL_CTX *c = tls_client_ctx(false, NULL, err, sizeof(err));
 	struct hs_result r;
 
 	T_CHECK(
@@ -446,7 +451,7 @@ test_handshake_verify(void)
 {
 	SSL_CTX *s = test_server();
 	char err[256];
-	SSL_CTX *c = tls_client_ctx(true, err, sizeof(err));
+	SSL_CTX *c = tls_client_ctx(true, NULL, err, sizeof(err));
 	struct hs_result r;
 
 	T_CHECK(c != NULL);
@@ -473,11 +478,75 @@ test_handshake_verify(void)
 	SSL_CTX_free(s);
 }
 
+/*
+ * tls_peer_verified() and a CA file: without verify the handshake goes on
+ * whatever the certificate, and the verdict says whether the peer proved
+ * its name and why not (what remote.c logs as verified=yes|no).
+ */
+static void
+test_peer_verified(void)
+{
+	SSL_CTX *s = test_server(), *c;
+	char ca[256], err[512], why[64];
+	struct hs_result r;
+
+	t_case("system store, self-signed peer");
+	c = tls_client_ctx(false, NULL, err, sizeof(err));
+	T_CHECK(c != NULL);
+	handshake(s, c, HOST, &r);
+	T_CHECK_INT(r.connect_rc, 1);
+	T_CHECK(!r.verified);
+	T_CHECK_STR(r.why, "self-signed certificate");
+	SSL_CTX_free(c);
+
+	t_case("CA file holding the peer's certificate, right name");
+	if (str_fmt(ca, sizeof(ca), "%s/tls/cert.pem", hs_state) != 0)
+		abort();
+	c = tls_client_ctx(false, ca, err, sizeof(err));
+	T_CHECK(c != NULL);
+	if (c == NULL) {
+		SSL_CTX_free(s);
+		return;
+	}
+	handshake(s, c, HOST, &r);
+	T_CHECK_INT(r.connect_rc, 1);
+	T_CHECK(r.verified);
+	T_CHECK_STR(r.why, "");
+	t_case("CA file, wrong name: not verified, handshake not refused");
+	handshake(s, c, "other.example.org", &r);
+	T_CHECK_INT(r.connect_rc, 1);
+	T_CHECK(!r.verified);
+	T_CHECK_STR(r.why, "hostname mismatch");
+	SSL_CTX_free(c);
+
+	t_case("CA file, verify: right name only");
+	c = tls_client_ctx(true, ca, err, sizeof(err));
+	T_CHECK(c != NULL);
+	handshake(s, c, HOST, &r);
+	T_CHECK_INT(r.connect_rc, 1);
+	T_CHECK(r.verified);
+	handshake(s, c, "other.example.org", &r);
+	T_CHECK(r.connect_rc != 1);
+	T_CHECK_INT(r.verify, X509_V_ERR_HOSTNAME_MISMATCH);
+	SSL_CTX_free(c);
+
+	t_case("CA file missing: an error naming it");
+	c = tls_client_ctx(true, "/nonexistent/ca.pem", err, sizeof(err));
+	T_CHECK(c == NULL);
+	T_CHECK(strstr(err, "CA file /nonexistent/ca.pem") != NULL);
+	SSL_CTX_free(c);
+
+	t_case("no session");
+	T_CHECK(!tls_peer_verified(NULL, why, sizeof(why)));
+	T_CHECK_STR(why, "no TLS session");
+	SSL_CTX_free(s);
+}
+
 static void
 test_describe(void)
 {
 	char out[64];
-	SSL_CTX *c = tls_client_ctx(false, out, sizeof(out));
+	SSL_CTX *c = tls_client_ctx(false, NULL, out, sizeof(out));
 	SSL *ssl = c != NULL ? SSL_new(c) : NULL;
 
 	tls_describe(NULL, out, sizeof(out));
@@ -522,6 +591,7 @@ main(void)
 	T_RUN(test_handshake_tls11_refused);
 	T_RUN(test_handshake_verify);
 	T_RUN(test_describe);
+	T_RUN(test_peer_verified);
 	if (nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
 		fprintf(
 		    stderr, "cleanup of %s: %s\n", tmp_root, strerror(errno));
