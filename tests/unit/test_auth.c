@@ -8,6 +8,7 @@
 
 #include "t.h"
 #include "auth/auth.h"
+#include "util/clientkey.h"
 
 /* ---- base64 ------------------------------------------------------------- */
 
@@ -557,6 +558,18 @@ test_password_unknown_user(void)
 
 /* ---- throttle ----------------------------------------------------------- */
 
+/* A client key for ip[0..n); a ring of them so one call may use two. */
+static const struct client_key *
+ck(const void *ip, size_t n)
+{
+	static struct client_key ring[4];
+	static unsigned next;
+	struct client_key *k = &ring[next++ % 4];
+
+	client_key_ip(k, ip, n);
+	return k;
+}
+
 static void
 test_throttle_growth(void)
 {
@@ -568,25 +581,25 @@ test_throttle_growth(void)
 	size_t i;
 
 	t_case("fresh");
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 0);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 0);
 	T_CHECK_INT(auth_throttle_count(t), 0);
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		t_case("growth");
-		auth_throttle_fail(t, ip, 4, now);
-		T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), want[i]);
+		auth_throttle_fail(t, ck(ip, 4), now);
+		T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), want[i]);
 		now += 1000;
 	}
 	for (i = 0; i < 1000; i++)
-		auth_throttle_fail(t, ip, 4, now);
+		auth_throttle_fail(t, ck(ip, 4), now);
 	t_case("capped");
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 30000);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 30000);
 	t_case("others unaffected");
-	T_CHECK_INT(auth_throttle_delay_ms(t, other, 4, now), 0);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(other, 4), now), 0);
 	t_case("success forgets");
-	auth_throttle_success(t, ip, 4);
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 0);
+	auth_throttle_success(t, ck(ip, 4));
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 0);
 	T_CHECK_INT(auth_throttle_count(t), 0);
-	auth_throttle_success(t, other, 4); /* unknown: no-op */
+	auth_throttle_success(t, ck(other, 4)); /* unknown: no-op */
 	auth_throttle_free(t);
 	auth_throttle_free(NULL);
 }
@@ -600,27 +613,27 @@ test_throttle_decay(void)
 	int i;
 
 	for (i = 0; i < 5; i++)
-		auth_throttle_fail(t, ip, 4, now);
+		auth_throttle_fail(t, ck(ip, 4), now);
 	t_case("decay: still remembered just before");
 	T_CHECK_INT(
-	    auth_throttle_delay_ms(t, ip, 4, now + AUTH_THROTTLE_FORGET_MS - 1),
+	    auth_throttle_delay_ms(t, ck(ip, 4), now + AUTH_THROTTLE_FORGET_MS - 1),
 	    2000);
 	t_case("decay: forgotten after 15 minutes");
 	T_CHECK_INT(
-	    auth_throttle_delay_ms(t, ip, 4, now + AUTH_THROTTLE_FORGET_MS), 0);
+	    auth_throttle_delay_ms(t, ck(ip, 4), now + AUTH_THROTTLE_FORGET_MS), 0);
 	T_CHECK_INT(auth_throttle_count(t), 0);
 	t_case("decay: counting restarts");
 	now += AUTH_THROTTLE_FORGET_MS + 10;
 	for (i = 0; i < 3; i++)
-		auth_throttle_fail(t, ip, 4, now);
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 0);
-	auth_throttle_fail(t, ip, 4, now);
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 1000);
+		auth_throttle_fail(t, ck(ip, 4), now);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 0);
+	auth_throttle_fail(t, ck(ip, 4), now);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 1000);
 	t_case("decay: fail() prunes expired entries");
 	{
 		const unsigned char ip2[4] = {198, 51, 100, 8};
 
-		auth_throttle_fail(t, ip2, 4, now + AUTH_THROTTLE_FORGET_MS);
+		auth_throttle_fail(t, ck(ip2, 4), now + AUTH_THROTTLE_FORGET_MS);
 		T_CHECK_INT(auth_throttle_count(t), 1);
 	}
 	auth_throttle_free(t);
@@ -642,15 +655,15 @@ test_throttle_v6(void)
 	memcpy(c, a, 16);
 	c[7] = 2; /* next /64 */
 	for (i = 0; i < 4; i++)
-		auth_throttle_fail(t, a, 16, 100);
+		auth_throttle_fail(t, ck(a, 16), 100);
 	t_case("v6 same /64 shares");
-	T_CHECK_INT(auth_throttle_delay_ms(t, b, 16, 100), 1000);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(b, 16), 100), 1000);
 	t_case("v6 other /64 apart");
-	T_CHECK_INT(auth_throttle_delay_ms(t, c, 16, 100), 0);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(c, 16), 100), 0);
 	t_case("v4-mapped is v4");
 	for (i = 0; i < 5; i++)
-		auth_throttle_fail(t, mapped, 16, 100);
-	T_CHECK_INT(auth_throttle_delay_ms(t, v4, 4, 100), 2000);
+		auth_throttle_fail(t, ck(mapped, 16), 100);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(v4, 4), 100), 2000);
 	T_CHECK_INT(auth_throttle_count(t), 2);
 	auth_throttle_free(t);
 }
@@ -666,23 +679,23 @@ test_throttle_evict(void)
 	for (k = 1; k <= 4; k++) {
 		ip[3] = (unsigned char)k;
 		for (i = 0; i < 4; i++)
-			auth_throttle_fail(t, ip, 4, now++);
+			auth_throttle_fail(t, ck(ip, 4), now++);
 	}
 	/* 1 fails again: 2 is now the oldest */
 	ip[3] = 1;
-	auth_throttle_fail(t, ip, 4, now++);
+	auth_throttle_fail(t, ck(ip, 4), now++);
 	ip[3] = 5;
-	auth_throttle_fail(t, ip, 4, now++);
+	auth_throttle_fail(t, ck(ip, 4), now++);
 	t_case("evict: bounded");
 	T_CHECK_INT(auth_throttle_count(t), 4);
 	t_case("evict: oldest gone");
 	ip[3] = 2;
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 0);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 0);
 	t_case("evict: recent kept");
 	ip[3] = 1;
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 2000);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 2000);
 	ip[3] = 3;
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 1000);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 1000);
 	auth_throttle_free(t);
 }
 
@@ -705,13 +718,13 @@ test_throttle_churn(void)
 		ip[1] = ip[2] = 0;
 		now += r % 50000;
 		if ((r >> 40) % 10 == 0)
-			auth_throttle_success(t, ip, 4);
+			auth_throttle_success(t, ck(ip, 4));
 		else
-			auth_throttle_fail(t, ip, 4, now);
-		if (auth_throttle_delay_ms(t, ip, 4, now) > 30000 ||
+			auth_throttle_fail(t, ck(ip, 4), now);
+		if (auth_throttle_delay_ms(t, ck(ip, 4), now) > 30000 ||
 		    auth_throttle_count(t) > 64)
 			T_CHECK(0);
-		auth_throttle_fail(one, ip, 4, now);
+		auth_throttle_fail(one, ck(ip, 4), now);
 		if (auth_throttle_count(one) != 1)
 			T_CHECK(0);
 	}
