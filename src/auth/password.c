@@ -58,8 +58,31 @@ password_ct_eq(const char *a, size_t alen, const char *b, size_t blen)
  * other legacy ones are as cheap: a stored hash of theirs is a weakness,
  * not a credential to honour.
  */
-static const char *const password_methods[] = {
-    "$y$", "$2a$", "$2b$", "$2y$", "$6$", "$5$"};
+static const struct {
+	const char *prefix;
+	size_t tail; /* characters after the last '$': the hash (bcrypt: salt
+			and hash) in crypt's base64 */
+} password_methods[] = {
+    {"$y$", 43}, {"$2a$", 53}, {"$2b$", 53}, {"$2y$", 53}, {"$6$", 86},
+    {"$5$", 43}};
+
+#define PASSWORD_NMETHODS (sizeof(password_methods) / sizeof(password_methods[0]))
+
+/* A whole hash, not a bare setting ("$6$salt") nor a cut one. */
+static bool
+password_hash_complete(const char *hash, size_t tail)
+{
+	const char *last = strrchr(hash, '$');
+	const char *p;
+
+	if (last == NULL || strlen(last + 1) != tail)
+		return false;
+	for (p = last + 1; *p != '\0'; p++)
+		if (strchr("./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			   "abcdefghijklmnopqrstuvwxyz", *p) == NULL)
+			return false;
+	return true;
+}
 
 bool
 auth_hash_method_ok(const char *hash)
@@ -68,10 +91,12 @@ auth_hash_method_ok(const char *hash)
 
 	if (hash == NULL || strnlen(hash, CRYPT_OUTPUT_SIZE) >= CRYPT_OUTPUT_SIZE)
 		return false;
-	for (i = 0; i < sizeof(password_methods) / sizeof(password_methods[0]); i++)
-		if (strncmp(hash, password_methods[i], strlen(password_methods[i])) == 0)
+	for (i = 0; i < PASSWORD_NMETHODS; i++)
+		if (strncmp(hash, password_methods[i].prefix,
+			strlen(password_methods[i].prefix)) == 0)
 			break;
-	if (i == sizeof(password_methods) / sizeof(password_methods[0]))
+	if (i == PASSWORD_NMETHODS ||
+	    !password_hash_complete(hash, password_methods[i].tail))
 		return false;
 	/* and libcrypt can parse it.  The prefix decided the method:
 	   libxcrypt calls sha256crypt METHOD_LEGACY, and a low cost of a good
