@@ -63,6 +63,8 @@ struct conn {
 	bool authenticated;
 	bool local;                           /* came in on public/submit.sock */
 	unsigned local_uid;                   /* its SO_PEERCRED uid */
+	char local_login[64];                 /* its login name, lower-cased,
+	                                         once asked (submit.c) */
 	bool tls;                             /* TLS is on (STARTTLS or 465) */
 	char auth_user[TABLE_ADDR_MAX + 1];
 	unsigned auth_failures;

@@ -22,9 +22,18 @@
  * itself sent only when its penalty ends, and the third failure on one
  * connection ends it with 421.  Passwords are wiped as soon as they are
  * checked and are never logged.
+ *
+ * Senders: an authenticated user may use its own address or an alias of
+ * it (unless submission.any_sender).  On public/submit.sock, with
+ * submission.local_senders = own, a uid other than 0 may use login@D (its
+ * login name, D our hostname or one of our domains) and the addresses the table resolves
+ * to one of those; with "any" (the default, as sendmail users expect) any
+ * sender, the Received: line naming the uid either way.
  */
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/event.h>
 
@@ -381,6 +390,56 @@ targets_include(const struct table_targets *tt, const char *user)
 	return false;
 }
 
+/*
+ * submission.local_senders = own: the addresses a local uid owns are
+ * login@D for its login name (getpwuid) and D our hostname (what tern
+ * sendmail uses without -f) or any of our domains, and every address the
+ * table resolves to one of those (an alias of it).
+ */
+static bool
+local_owns(const struct conn *c, const char *address)
+{
+	const char *at = strrchr(address, '@');
+	size_t n = strlen(c->local_login);
+
+	return at != NULL && c->local_login[0] != '\0' &&
+	    (size_t)(at - address) == n && strncasecmp(address, c->local_login, n) == 0 &&
+	    (conf_domain_is_local(c->srv->conf, at + 1) ||
+	    strcasecmp(at + 1, c->srv->conf->hostname) == 0);
+}
+
+static bool
+local_targets_owned(const struct conn *c, const struct table_targets *tt)
+{
+	size_t i;
+
+	for (i = 0; i < tt->n; i++)
+		if (local_owns(c, tt->v[i].address))
+			return true;
+	return false;
+}
+
+/* The uid's login name into c->local_login, once; false if it has none. */
+static bool
+local_login_name(struct conn *c)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (c->local_login[0] != '\0')
+		return true;
+	/* NSS on the loop: once per connection, only with local_senders=own */
+	if (getpwuid_r((uid_t)c->local_uid, &pw, buf, sizeof(buf), &res) != 0 ||
+	    res == NULL ||
+	    str_copy(c->local_login, sizeof(c->local_login), pw.pw_name,
+	    strlen(pw.pw_name)) != 0) {
+		c->local_login[0] = '\0';
+		return false;
+	}
+	str_lower(c->local_login);
+	return true;
+}
+
 /* MAIL's question on the submission ports: may this user send as sender? */
 struct sender_lookup {
 	struct resolve_lookup q;     /* q.addr: the sender */
@@ -388,12 +447,37 @@ struct sender_lookup {
 	void (*then)(struct conn *);
 };
 
+static bool
+sender_owned(const struct conn *c, const struct sender_lookup *sl)
+{
+	if (sl->q.st != TABLE_OK)
+		return false;
+	return c->local ? local_targets_owned(c, &sl->q.tt) :
+	    targets_include(&sl->q.tt, c->auth_user);
+}
+
+static void
+sender_refuse(struct conn *c, const char *from)
+{
+	char text[128];
+
+	if (!c->local) {
+		conn_reject(c, "mail", 553, "5.7.1", "Sender address is not owned by the authenticated user", from);
+		return;
+	}
+	if (str_fmt(text, sizeof(text), "Sender address is not owned by uid %u", c->local_uid) != 0)
+		text[0] = '\0';
+	log_warn("sid=%s event=local_sender_refused uid=%u login=%s", c->sid,
+	    c->local_uid, c->local_login[0] ? c->local_login : "-");
+	conn_reject(c, "mail", 553, "5.7.1", text, from);
+}
+
 static void
 sender_decide(struct conn *c, struct sender_lookup *sl)
 {
 	char from[TABLE_ADDR_MAX + 1], q[600];
 
-	if (sl->q.st == TABLE_OK && targets_include(&sl->q.tt, c->auth_user)) {
+	if (sender_owned(c, sl)) {
 		sl->then(c);
 		return;
 	}
@@ -404,7 +488,7 @@ sender_decide(struct conn *c, struct sender_lookup *sl)
 		    log_quote(q, sizeof(q), sl->q.lk.err, strlen(sl->q.lk.err)));
 		conn_reject(c, "mail", 451, "4.3.0", "Temporary lookup failure, try again later", from);
 	} else {
-		conn_reject(c, "mail", 553, "5.7.1", "Sender address is not owned by the authenticated user", from);
+		sender_refuse(c, from);
 	}
 }
 
@@ -422,21 +506,43 @@ sender_answer(struct lookup *lk)
 	free(sl);
 }
 
+/*
+ * Is the sender's policy for this session satisfied without a lookup?
+ * 1: yes, 0: ask the table, -1: refused (the reply is sent).
+ */
+static int
+sender_quick(struct conn *c, const struct addr *sender)
+{
+	char from[TABLE_ADDR_MAX + 1];
+	bool formatted = addr_format(sender, from, sizeof(from)) >= 0;
+
+	if (c->local) {
+		/* root may send as anyone; so may everyone with "any" */
+		if (strcmp(c->srv->conf->submission_local_senders, "own") != 0 ||
+		    c->local_uid == 0 || sender->null)
+			return 1;
+		if (!local_login_name(c)) {
+			sender_refuse(c, formatted ? from : "");
+			return -1;
+		}
+		return formatted && local_owns(c, from) ? 1 : 0;
+	}
+	if (c->l->kind == LISTEN_SMTP || !c->authenticated || sender->null ||
+	    c->srv->conf->submission_any_sender)
+		return 1;
+	return formatted && strcasecmp(from, c->auth_user) == 0 ? 1 : 0;
+}
+
 void
 submit_check_sender(struct conn *c, void (*then)(struct conn *))
 {
 	const struct addr *sender = &smtp_server_cmd(c->smtp)->path;
 	struct sender_lookup now = { 0 }, *sl = &now;
-	char from[TABLE_ADDR_MAX + 1];
+	int quick = sender_quick(c, sender);
 
-	if (c->l->kind == LISTEN_SMTP || !c->authenticated || sender->null ||
-	    c->srv->conf->submission_any_sender) {
-		then(c);
-		return;
-	}
-	if (addr_format(sender, from, sizeof(from)) >= 0 &&
-	    strcasecmp(from, c->auth_user) == 0) {
-		then(c);
+	if (quick != 0) {
+		if (quick > 0)
+			then(c);
 		return;
 	}
 	/* else an alias of the user's: the table says */
