@@ -1248,8 +1248,10 @@ conns_shutdown(struct server *s)
 
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
-		if (!c->dead && !c->closing)
-			conn_process(c);   /* idle ones get their 421 there */
+		if (c->dead || c->closing)
+			continue;
+		submit_shutdown(c);
+		conn_process(c);   /* idle ones get their 421 there */
 	}
 }
 

@@ -96,6 +96,9 @@ void conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
 struct auth_job;
 /* conn_free: drop an AUTH attempt still waiting (wipes its password). */
 void submit_drop_auth(struct conn *c);
+/* SIGTERM: an AUTH held for its penalty is dropped, a delayed 535 sent
+ * now, so the session can get its 421 instead of keeping ternd up. */
+void submit_shutdown(struct conn *c);
 void submit_on_auth(struct conn *c);
 void submit_on_auth_data(struct conn *c);
 /* MAIL on a submission port: if the authenticated user may use the

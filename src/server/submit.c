@@ -267,6 +267,24 @@ submit_drop_auth(struct conn *c)
 	c->hold = NULL;
 }
 
+void
+submit_shutdown(struct conn *c)
+{
+	if (c->held != NULL) {
+		/* no verdict: the 421 of the shutdown follows */
+		event_del(c->hold);
+		auth_job_free(c->held);
+		c->held = NULL;
+		c->pending = false;
+	}
+	if (c->delay != NULL && evtimer_pending(c->delay, NULL)) {
+		/* a failure's 535 need not outlive the daemon */
+		event_del(c->delay);
+		c->pending = false;
+		auth_reply_failure(c);
+	}
+}
+
 /*
  * An attempt: admitted by the throttle (else 454 now, no hashing), held
  * until the client's penalty is over, then checked.

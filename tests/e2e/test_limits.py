@@ -128,6 +128,33 @@ def test_parallel_attempts_in_penalty_get_454(ternd):
     assert failures_logged(t) == 6, "the 454 attempt must not be checked"
 
 
+def test_sigterm_does_not_wait_for_a_held_auth(ternd):
+    """An attempt held for its client's 4 s penalty does not keep ternd up
+    at SIGTERM: the session gets 421 4.3.2 at once, with no verdict."""
+    t = submit_ternd(ternd)
+    spend_free_failures(t)
+    with t.sub_client() as c:
+        c.expect(f"AUTH PLAIN {plain(CLAIRE, 'w4')}", 535, timeout=10)  # 1 s
+        c.expect(f"AUTH PLAIN {plain(CLAIRE, 'w5')}", 535, timeout=10)  # 2 s
+    c = t.sub_client()
+    d = t.sub_client()
+    try:
+        c.send(f"AUTH PLAIN {plain(CLAIRE, 'w6')}\r\n")          # 4 s
+        wait_for(lambda: "delay_ms=4000" in t.log(), "the 6th failure")
+        d.send(f"AUTH PLAIN {plain(CLAIRE, PASSWORD)}\r\n")
+        wait_for(lambda: "event=auth_held" in t.log(), "the attempt held")
+        t0 = time.monotonic()
+        t.terminate()
+        check(d.reply(timeout=10), 421, "4.3.2", "held attempt at SIGTERM")
+        check(c.reply(timeout=10), 535, "5.7.8", "the delayed 535, sent now")
+        t.check_clean_exit()
+        assert time.monotonic() - t0 < 2.0 * SLOW, "ternd waited for the penalty"
+    finally:
+        c.close()
+        d.close()
+    assert " event=auth mech" not in t.log(), "no verdict for the held attempt"
+
+
 # -- item 11: weak stored hashes ---------------------------------------------------
 
 DES_HASH = "abJnggxhB/yWI"   # crypt("password", "ab"); "password-and-more" too
