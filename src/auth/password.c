@@ -8,11 +8,11 @@
  *
  * Invariants: the answer for "no such user" and for "wrong password"
  * costs the same work: a missing, empty, locked or unparsable hash is
- * replaced (like one of a refused method) by a fixed dummy yescrypt hash (libcrypt's default cost, the
- * same as auth_password_hash() uses) that no password matches, and the
- * result is then forced to false.  The computed hash is compared with the
- * stored one in time that depends only on their lengths, which are public
- * (they follow from the method and cost).
+ * replaced (like one of a refused method) by a fixed dummy yescrypt hash
+ * (libcrypt's default cost, the same as auth_password_hash() uses) that no
+ * password matches, and the result is then forced to false.  The computed hash
+ * is compared with the stored one in time that depends only on their lengths,
+ * which are public (they follow from the method and cost).
  *
  * Limits: hashes up to CRYPT_OUTPUT_SIZE (384) bytes; longer ones are
  * refused.  A stored hash with a much higher cost than the default still
@@ -62,11 +62,11 @@ static const struct {
 	const char *prefix;
 	size_t tail; /* characters after the last '$': the hash (bcrypt: salt
 			and hash) in crypt's base64 */
-} password_methods[] = {
-    {"$y$", 43}, {"$2a$", 53}, {"$2b$", 53}, {"$2y$", 53}, {"$6$", 86},
-    {"$5$", 43}};
+} password_methods[] = {{"$y$", 43}, {"$2a$", 53}, {"$2b$", 53}, {"$2y$", 53},
+    {"$6$", 86}, {"$5$", 43}};
 
-#define PASSWORD_NMETHODS (sizeof(password_methods) / sizeof(password_methods[0]))
+#define PASSWORD_NMETHODS                                                      \
+	(sizeof(password_methods) / sizeof(password_methods[0]))
 
 /* A whole hash, not a bare setting ("$6$salt") nor a cut one. */
 static bool
@@ -79,7 +79,8 @@ password_hash_complete(const char *hash, size_t tail)
 		return false;
 	for (p = last + 1; *p != '\0'; p++)
 		if (strchr("./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			   "abcdefghijklmnopqrstuvwxyz", *p) == NULL)
+			   "abcdefghijklmnopqrstuvwxyz",
+			*p) == NULL)
 			return false;
 	return true;
 }
@@ -89,7 +90,8 @@ auth_hash_method_ok(const char *hash)
 {
 	size_t i;
 
-	if (hash == NULL || strnlen(hash, CRYPT_OUTPUT_SIZE) >= CRYPT_OUTPUT_SIZE)
+	if (hash == NULL ||
+	    strnlen(hash, CRYPT_OUTPUT_SIZE) >= CRYPT_OUTPUT_SIZE)
 		return false;
 	for (i = 0; i < PASSWORD_NMETHODS; i++)
 		if (strncmp(hash, password_methods[i].prefix,

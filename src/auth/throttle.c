@@ -245,7 +245,8 @@ auth_throttle_admit(struct auth_throttle *t, const struct client_key *k,
 	e->last_ms = now_ms;
 	/* past the free failures, one attempt at a time: a guesser's
 	   parallel connections would otherwise each get a guess per penalty */
-	if ((uint64_t)e->failures + e->inflight >= AUTH_THROTTLE_FREE_FAILURES &&
+	if ((uint64_t)e->failures + e->inflight >=
+		AUTH_THROTTLE_FREE_FAILURES &&
 	    e->inflight > 0)
 		return AUTH_THROTTLE_BUSY;
 	end = e->fail_ms + thr_delay_for(e->failures);

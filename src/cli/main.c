@@ -22,8 +22,9 @@
  * no copy stays in a FILE buffer.  --hash-stdin imports a hash made
  * elsewhere: only the methods AUTH accepts (auth_hash_method_ok: yescrypt,
  * bcrypt, sha512crypt, sha256crypt) are stored; DES, MD5 and the rest are
- * refused with a message, never stored to fail at every login.  Run as root with "user" configured,
- * tern becomes that user first, so the files it creates belong to ternd.
+ * refused with a message, never stored to fail at every login.  Run as root
+ * with "user" configured, tern becomes that user first, so the files it creates
+ * belong to ternd.
  *
  * Limits: a password of CLI_PASSWORD_MAX bytes.
  */
@@ -316,10 +317,13 @@ cli_import_hash(const char *address, char **hash_out)
 		return -1;
 	}
 	if (!auth_hash_method_ok(line)) {
-		cli_msg("refused the hash for %s: not a complete yescrypt ($y$), "
-			"bcrypt ($2b$, $2a$, $2y$), sha512crypt ($6$) or sha256crypt "
-			"($5$) hash; DES, MD5 and other weak methods are not accepted "
-			"(set a new password instead: tern user passwd %s)",
+		cli_msg(
+		    "refused the hash for %s: not a complete yescrypt ($y$), "
+		    "bcrypt ($2b$, $2a$, $2y$), sha512crypt ($6$) or "
+		    "sha256crypt "
+		    "($5$) hash; DES, MD5 and other weak methods are not "
+		    "accepted "
+		    "(set a new password instead: tern user passwd %s)",
 		    address, address);
 		return -1;
 	}
@@ -329,7 +333,8 @@ cli_import_hash(const char *address, char **hash_out)
 
 /* --password-stdin or --hash-stdin or the terminal: 0, 1 (none), -1. */
 static int
-cli_credential(const char *address, bool pw_stdin, bool hash_stdin, char **hash_out)
+cli_credential(
+    const char *address, bool pw_stdin, bool hash_stdin, char **hash_out)
 {
 	if (hash_stdin)
 		return cli_import_hash(address, hash_out);
@@ -476,7 +481,8 @@ cli_user_add(struct cli *cl, const struct cli_args *a)
 		return cli_err("user %s already exists", addr);
 	if (st != TABLE_NOTFOUND)
 		return cli_err("%s", table_strerror(cl->table));
-	if ((r = cli_credential(addr, a->password_stdin, a->hash_stdin, &hash)) < 0)
+	if ((r = cli_credential(
+		 addr, a->password_stdin, a->hash_stdin, &hash)) < 0)
 		return 1;
 	st = table_user_add(cl->table, addr, hash);
 	free(hash);
@@ -555,7 +561,8 @@ cli_user(struct cli *cl, int argc, char **argv)
 	if (a.maildir != NULL && a.lmtp != NULL)
 		return cli_usage_err("--maildir or --lmtp, not both");
 	if (a.password_stdin && a.hash_stdin)
-		return cli_usage_err("--password-stdin or --hash-stdin, not both");
+		return cli_usage_err(
+		    "--password-stdin or --hash-stdin, not both");
 	if (cli_open_table(cl) != 0)
 		return 1;
 	if (list)

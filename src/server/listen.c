@@ -29,7 +29,7 @@
 
 #include "server.h"
 
-#define CLIENT_BUCKETS 4096
+#define CLIENT_BUCKETS	4096
 #define LISTEN_PAUSE_MS 100
 #define LISTEN_SHED_MAX 256             /* clients refused per pause */
 
@@ -60,7 +60,7 @@ client_key_from_sockaddr(struct client_key *k, const struct sockaddr *sa)
 	size_t n;
 
 	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) {
-		client_key_uid(k, UINT32_MAX);   /* not an IP: nobody's */
+		client_key_uid(k, UINT32_MAX); /* not an IP: nobody's */
 		return;
 	}
 	n = sockaddr_ip_bytes(sa, &p);
@@ -101,7 +101,8 @@ client_slot(struct server *s, const struct client_key *k)
 	struct client_count **pp;
 
 	if (s->client_buckets == NULL)
-		s->client_buckets = xcalloc(CLIENT_BUCKETS, sizeof(*s->client_buckets));
+		s->client_buckets =
+		    xcalloc(CLIENT_BUCKETS, sizeof(*s->client_buckets));
 	pp = &s->client_buckets[client_key_hash(k) % CLIENT_BUCKETS];
 	for (; *pp != NULL; pp = &(*pp)->next)
 		if (client_key_eq(&(*pp)->key, k))
@@ -261,18 +262,18 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 	else if (srv->nconns >= srv->conf->connections)
 		why = "connections";
 	else if (l->kind == LISTEN_LOCAL &&
-	    client_count_get(srv, &key) >= srv->conf->connections_per_uid)
+		 client_count_get(srv, &key) >= srv->conf->connections_per_uid)
 		why = "connections_per_uid";
 	else if (l->kind != LISTEN_LOCAL &&
-	    client_count_get(srv, &key) >= srv->conf->connections_per_ip)
+		 client_count_get(srv, &key) >= srv->conf->connections_per_ip)
 		why = "connections_per_ip";
 	if (why != NULL) {
 		char host[64];
 
 		if (l->kind == LISTEN_LOCAL)
 			(void)!str_fmt(host, sizeof(host), "uid=%u", uid);
-		else if (getnameinfo(sa, (socklen_t)salen, host, sizeof(host), NULL, 0,
-		    NI_NUMERICHOST) != 0)
+		else if (getnameinfo(sa, (socklen_t)salen, host, sizeof(host),
+			     NULL, 0, NI_NUMERICHOST) != 0)
 			host[0] = '\0';
 		log_warn("event=refuse listener=%s client=%s reason=%s", l->name, host, why);
 		refuse(fd, srv->conf->hostname);

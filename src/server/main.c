@@ -381,7 +381,8 @@ main(int argc, char **argv)
 		fatalx("event=startup step=event_base");
 	open_mail_root(&s);
 	open_table(&s);
-	client_key_seed();     /* the per-client tables' hash key, before any client */
+	/* the per-client tables' hash key, before any client */
+	client_key_seed();
 	s.throttle = auth_throttle_new(4096);
 	if ((s.spool = spool_open(s.conf->state_dir, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=queue error=\"%s\"", err);

@@ -26,9 +26,9 @@
  * Senders: an authenticated user may use its own address or an alias of
  * it (unless submission.any_sender).  On public/submit.sock, with
  * submission.local_senders = own, a uid other than 0 may use login@D (its
- * login name, D our hostname or one of our domains) and the addresses the table resolves
- * to one of those; with "any" (the default, as sendmail users expect) any
- * sender, the Received: line naming the uid either way.
+ * login name, D our hostname or one of our domains) and the addresses the table
+ * resolves to one of those; with "any" (the default, as sendmail users expect)
+ * any sender, the Received: line naming the uid either way.
  */
 #include <pwd.h>
 #include <stdlib.h>
@@ -45,9 +45,9 @@ struct auth_job {
 	struct lookup lk;            /* lk.job alone when only hashing */
 	struct conn *c;
 	struct server *srv;
-	struct client_key key;       /* the client, for the throttle */
-	uint64_t ticket;             /* auth_throttle_admit's */
-	bool weak;                   /* the stored hash's method is refused */
+	struct client_key key; /* the client, for the throttle */
+	uint64_t ticket;       /* auth_throttle_admit's */
+	bool weak;	       /* the stored hash's method is refused */
 	char user[AUTH_FIELD_MAX + 1];
 	char pass[AUTH_FIELD_MAX + 1];
 	char hash[AUTH_HASH_MAX];
@@ -125,7 +125,8 @@ on_auth_delay(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-auth_failed(struct conn *c, const char *user, const char *mech, const char *reason)
+auth_failed(
+    struct conn *c, const char *user, const char *mech, const char *reason)
 {
 	uint64_t now = time_now_ms();
 	unsigned delay;
@@ -134,7 +135,8 @@ auth_failed(struct conn *c, const char *user, const char *mech, const char *reas
 	c->auth_failures++;
 	auth_throttle_fail(c->srv->throttle, &c->key, now);
 	delay = auth_throttle_delay_ms(c->srv->throttle, &c->key, now);
-	log_warn("sid=%s event=auth_failed mech=%s user=%s client=%s reason=%s failures=%u delay_ms=%u",
+	log_warn("sid=%s event=auth_failed mech=%s user=%s client=%s reason=%s "
+		 "failures=%u delay_ms=%u",
 	    c->sid, mech, log_sanitize(safe, sizeof(safe), user, strlen(user)),
 	    c->ip, reason, c->auth_failures, delay);
 	if (delay == 0) {
@@ -178,7 +180,8 @@ auth_decide(struct conn *c, const struct auth_job *aj)
 	else if (aj->ok)
 		auth_succeeded(c, aj->user, aj->mech);
 	else
-		auth_failed(c, aj->user, aj->mech, aj->weak ? "weak_hash" : "bad_credentials");
+		auth_failed(c, aj->user, aj->mech,
+		    aj->weak ? "weak_hash" : "bad_credentials");
 }
 
 /* The attempt is over, answered or not: its throttle ticket goes back. */
@@ -290,7 +293,8 @@ submit_shutdown(struct conn *c)
  * until the client's penalty is over, then checked.
  */
 static void
-auth_verify(struct conn *c, const char *user, const char *pass, const char *mech)
+auth_verify(
+    struct conn *c, const char *user, const char *pass, const char *mech)
 {
 	struct auth_job *aj;
 	unsigned wait;
@@ -298,9 +302,11 @@ auth_verify(struct conn *c, const char *user, const char *pass, const char *mech
 	char safe[300];
 
 	if (auth_throttle_admit(c->srv->throttle, &c->key, time_now_ms(), &wait,
-	    &ticket) == AUTH_THROTTLE_BUSY) {
-		log_warn("sid=%s event=auth_busy mech=%s user=%s client=%s", c->sid, mech,
-		    log_sanitize(safe, sizeof(safe), user, strlen(user)), c->ip);
+		&ticket) == AUTH_THROTTLE_BUSY) {
+		log_warn("sid=%s event=auth_busy mech=%s user=%s client=%s",
+		    c->sid, mech,
+		    log_sanitize(safe, sizeof(safe), user, strlen(user)),
+		    c->ip);
 		smtp_server_reject(c->smtp, 454, "4.7.0",
 		    "Too many authentication attempts, try again later");
 		return;
@@ -321,10 +327,13 @@ auth_verify(struct conn *c, const char *user, const char *pass, const char *mech
 		auth_check(c, aj);
 		return;
 	}
-	if (c->hold == NULL && (c->hold = evtimer_new(c->srv->base, on_auth_hold, c)) == NULL)
+	if (c->hold == NULL &&
+	    (c->hold = evtimer_new(c->srv->base, on_auth_hold, c)) == NULL)
 		panic("event=oom where=auth_hold");
-	struct timeval tv = { (time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000 };
-	log_info("sid=%s event=auth_held mech=%s client=%s wait_ms=%u", c->sid, mech, c->ip, wait);
+	struct timeval tv = {
+	    (time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+	log_info("sid=%s event=auth_held mech=%s client=%s wait_ms=%u", c->sid,
+	    mech, c->ip, wait);
 	c->held = aj;
 	c->pending = true;
 	evtimer_add(c->hold, &tv);
@@ -421,9 +430,10 @@ local_owns(const struct conn *c, const char *address)
 	size_t n = strlen(c->local_login);
 
 	return at != NULL && c->local_login[0] != '\0' &&
-	    (size_t)(at - address) == n && strncasecmp(address, c->local_login, n) == 0 &&
-	    (conf_domain_is_local(c->srv->conf, at + 1) ||
-	    strcasecmp(at + 1, c->srv->conf->hostname) == 0);
+	       (size_t)(at - address) == n &&
+	       strncasecmp(address, c->local_login, n) == 0 &&
+	       (conf_domain_is_local(c->srv->conf, at + 1) ||
+		   strcasecmp(at + 1, c->srv->conf->hostname) == 0);
 }
 
 static bool
@@ -450,7 +460,7 @@ local_login_name(struct conn *c)
 	if (getpwuid_r((uid_t)c->local_uid, &pw, buf, sizeof(buf), &res) != 0 ||
 	    res == NULL ||
 	    str_copy(c->local_login, sizeof(c->local_login), pw.pw_name,
-	    strlen(pw.pw_name)) != 0) {
+		strlen(pw.pw_name)) != 0) {
 		c->local_login[0] = '\0';
 		return false;
 	}
@@ -470,8 +480,8 @@ sender_owned(const struct conn *c, const struct sender_lookup *sl)
 {
 	if (sl->q.st != TABLE_OK)
 		return false;
-	return c->local ? local_targets_owned(c, &sl->q.tt) :
-	    targets_include(&sl->q.tt, c->auth_user);
+	return c->local ? local_targets_owned(c, &sl->q.tt)
+			: targets_include(&sl->q.tt, c->auth_user);
 }
 
 static void
@@ -480,10 +490,13 @@ sender_refuse(struct conn *c, const char *from)
 	char text[128];
 
 	if (!c->local) {
-		conn_reject(c, "mail", 553, "5.7.1", "Sender address is not owned by the authenticated user", from);
+		conn_reject(c, "mail", 553, "5.7.1",
+		    "Sender address is not owned by the authenticated user",
+		    from);
 		return;
 	}
-	if (str_fmt(text, sizeof(text), "Sender address is not owned by uid %u", c->local_uid) != 0)
+	if (str_fmt(text, sizeof(text), "Sender address is not owned by uid %u",
+		c->local_uid) != 0)
 		text[0] = '\0';
 	log_warn("sid=%s event=local_sender_refused uid=%u login=%s", c->sid,
 	    c->local_uid, c->local_login[0] ? c->local_login : "-");
@@ -536,7 +549,8 @@ sender_quick(struct conn *c, const struct addr *sender)
 
 	if (c->local) {
 		/* root may send as anyone; so may everyone with "any" */
-		if (strcmp(c->srv->conf->submission_local_senders, "own") != 0 ||
+		if (strcmp(c->srv->conf->submission_local_senders, "own") !=
+			0 ||
 		    c->local_uid == 0 || sender->null)
 			return 1;
 		if (!local_login_name(c)) {

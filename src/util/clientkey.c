@@ -112,7 +112,8 @@ client_key_ip(struct client_key *k, const void *ip, size_t iplen)
 		memcpy(k->b, p + 12, 4);
 	} else if (iplen == 16) {
 		k->kind = CLIENT_KEY_V6;
-		k->len = 8; /* the /64: the interface identifier is the host's */
+		k->len =
+		    8; /* the /64: the interface identifier is the host's */
 		memcpy(k->b, p, 8);
 	} else {
 		k->kind = iplen == 4 ? CLIENT_KEY_V4 : CLIENT_KEY_RAW;
@@ -146,7 +147,8 @@ client_key_format(const struct client_key *k, char *out, size_t outlen)
 
 	switch (k->kind) {
 	case CLIENT_KEY_V4:
-		return str_fmt(out, outlen, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+		return str_fmt(
+		    out, outlen, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
 	case CLIENT_KEY_V6:
 		return str_fmt(out, outlen, "%x:%x:%x:%x::/64",
 		    (unsigned)(b[0] << 8 | b[1]), (unsigned)(b[2] << 8 | b[3]),
@@ -166,10 +168,12 @@ ck_draw(void)
 	size_t got = 0;
 
 	while (got < sizeof(ck_secret)) {
-		ssize_t r = getrandom(ck_secret + got, sizeof(ck_secret) - got, 0);
+		ssize_t r =
+		    getrandom(ck_secret + got, sizeof(ck_secret) - got, 0);
 
 		if (r <= 0)
-			fatal("event=startup step=getrandom"); /* EINTR never at 16 B */
+			fatal("event=startup step=getrandom"); /* EINTR never at
+								  16 B */
 		got += (size_t)r;
 	}
 }

@@ -30,10 +30,10 @@
 
 enum client_key_kind {
 	CLIENT_KEY_NONE = 0,
-	CLIENT_KEY_V4 = 1,   /* b[0..4): the address */
-	CLIENT_KEY_V6 = 2,   /* b[0..8): the /64 */
-	CLIENT_KEY_UID = 3,  /* b[0..4): the uid, big-endian */
-	CLIENT_KEY_RAW = 4,  /* b[0..len) */
+	CLIENT_KEY_V4 = 1,  /* b[0..4): the address */
+	CLIENT_KEY_V6 = 2,  /* b[0..8): the /64 */
+	CLIENT_KEY_UID = 3, /* b[0..4): the uid, big-endian */
+	CLIENT_KEY_RAW = 4, /* b[0..len) */
 };
 
 /* Plain data: copy, compare with client_key_eq(); unused bytes are zero. */

@@ -556,10 +556,18 @@ test_hash_methods(void)
 		const char *prefix;
 		bool ok;
 	} m[] = {
-	    {"$y$", true}, {"$2b$", true}, {"$2a$", true}, {"$2y$", true},
-	    {"$6$", true}, {"$5$", true}, {"$1$", false}, {"", false} /* DES */,
-	    {"_", false} /* BSDi DES */, {"$7$", false} /* scrypt */,
-	    {"$gy$", false}, {"$3$", false} /* NT */,
+	    {"$y$", true},
+	    {"$2b$", true},
+	    {"$2a$", true},
+	    {"$2y$", true},
+	    {"$6$", true},
+	    {"$5$", true},
+	    {"$1$", false},
+	    {"", false} /* DES */,
+	    {"_", false} /* BSDi DES */,
+	    {"$7$", false} /* scrypt */,
+	    {"$gy$", false},
+	    {"$3$", false} /* NT */,
 	};
 	size_t i;
 
@@ -602,9 +610,15 @@ test_hash_methods(void)
 	T_CHECK(!auth_hash_method_ok("$y$"));
 	T_CHECK(!auth_hash_method_ok("$6$"));
 	T_CHECK(!auth_hash_method_ok("$6$saltsalt$"));
-	T_CHECK(!auth_hash_method_ok("$y$j9T$BnjyM20lkaIxEgUM7DT/G.$n3W.DPW7j0VEmNVsLJkPFxEC9Xe7YCKdnKiCwUx6rw"));
-	T_CHECK(auth_hash_method_ok("$y$j9T$BnjyM20lkaIxEgUM7DT/G.$n3W.DPW7j0VEmNVsLJkPFxEC9Xe7YCKdnKiCwUx6rw8"));
-	T_CHECK(!auth_hash_method_ok("$y$j9T$BnjyM20lkaIxEgUM7DT/G.$n3W.DPW7j0VEmNVsLJkPFxEC9Xe7YCKdnKiCwUx6r!8"));
+	T_CHECK(!auth_hash_method_ok(
+	    "$y$j9T$BnjyM20lkaIxEgUM7DT/"
+	    "G.$n3W.DPW7j0VEmNVsLJkPFxEC9Xe7YCKdnKiCwUx6rw"));
+	T_CHECK(auth_hash_method_ok(
+	    "$y$j9T$BnjyM20lkaIxEgUM7DT/"
+	    "G.$n3W.DPW7j0VEmNVsLJkPFxEC9Xe7YCKdnKiCwUx6rw8"));
+	T_CHECK(!auth_hash_method_ok(
+	    "$y$j9T$BnjyM20lkaIxEgUM7DT/"
+	    "G.$n3W.DPW7j0VEmNVsLJkPFxEC9Xe7YCKdnKiCwUx6r!8"));
 	T_CHECK(!auth_hash_method_ok("plain text"));
 }
 
@@ -697,12 +711,13 @@ test_throttle_decay(void)
 	for (i = 0; i < 5; i++)
 		auth_throttle_fail(t, ck(ip, 4), now);
 	t_case("decay: still remembered just before");
-	T_CHECK_INT(
-	    auth_throttle_delay_ms(t, ck(ip, 4), now + AUTH_THROTTLE_FORGET_MS - 1),
+	T_CHECK_INT(auth_throttle_delay_ms(
+			t, ck(ip, 4), now + AUTH_THROTTLE_FORGET_MS - 1),
 	    2000);
 	t_case("decay: forgotten after 15 minutes");
 	T_CHECK_INT(
-	    auth_throttle_delay_ms(t, ck(ip, 4), now + AUTH_THROTTLE_FORGET_MS), 0);
+	    auth_throttle_delay_ms(t, ck(ip, 4), now + AUTH_THROTTLE_FORGET_MS),
+	    0);
 	T_CHECK_INT(auth_throttle_count(t), 0);
 	t_case("decay: counting restarts");
 	now += AUTH_THROTTLE_FORGET_MS + 10;
@@ -715,7 +730,8 @@ test_throttle_decay(void)
 	{
 		const unsigned char ip2[4] = {198, 51, 100, 8};
 
-		auth_throttle_fail(t, ck(ip2, 4), now + AUTH_THROTTLE_FORGET_MS);
+		auth_throttle_fail(
+		    t, ck(ip2, 4), now + AUTH_THROTTLE_FORGET_MS);
 		T_CHECK_INT(auth_throttle_count(t), 1);
 	}
 	auth_throttle_free(t);
@@ -798,7 +814,8 @@ test_throttle_admit(void)
 	int i;
 
 	t_case("admit: fresh client, no wait");
-	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tk), AUTH_THROTTLE_GO);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tk),
+	    AUTH_THROTTLE_GO);
 	T_CHECK_INT(wait, 0);
 	T_CHECK(tk != 0);
 	auth_throttle_release(t, ck(ip, 4), tk);
@@ -809,7 +826,8 @@ test_throttle_admit(void)
 		uint64_t tks[3];
 
 		for (i = 0; i < 3; i++)
-			T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tks[i]),
+			T_CHECK_INT(auth_throttle_admit(
+					t, ck(ip, 4), now, &wait, &tks[i]),
 			    AUTH_THROTTLE_GO);
 		T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tk2),
 		    AUTH_THROTTLE_BUSY);
@@ -819,11 +837,14 @@ test_throttle_admit(void)
 		}
 	}
 	t_case("admit: after 3 failures, one at a time, no wait yet");
-	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tk), AUTH_THROTTLE_GO);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tk),
+	    AUTH_THROTTLE_GO);
 	T_CHECK_INT(wait, 0);
-	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tk2), AUTH_THROTTLE_BUSY);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tk2),
+	    AUTH_THROTTLE_BUSY);
 	t_case("admit: other clients unaffected");
-	T_CHECK_INT(auth_throttle_admit(t, ck(other, 4), now, &wait, &tk2), AUTH_THROTTLE_GO);
+	T_CHECK_INT(auth_throttle_admit(t, ck(other, 4), now, &wait, &tk2),
+	    AUTH_THROTTLE_GO);
 	T_CHECK_INT(wait, 0);
 	auth_throttle_release(t, ck(other, 4), tk2);
 
@@ -832,49 +853,61 @@ test_throttle_admit(void)
 	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 1000);
 	auth_throttle_release(t, ck(ip, 4), tk);
 	/* a guesser that hung up comes back 150 ms later: it still waits */
-	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 150, &wait, &tk), AUTH_THROTTLE_GO);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 150, &wait, &tk),
+	    AUTH_THROTTLE_GO);
 	T_CHECK_INT(wait, 850);
 	t_case("admit: a second attempt meanwhile is refused");
-	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 200, &wait, &tk2), AUTH_THROTTLE_BUSY);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 200, &wait, &tk2),
+	    AUTH_THROTTLE_BUSY);
 	t_case("admit: the held one given up frees the slot, same wait");
 	auth_throttle_release(t, ck(ip, 4), tk);
-	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 300, &wait, &tk), AUTH_THROTTLE_GO);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 300, &wait, &tk),
+	    AUTH_THROTTLE_GO);
 	T_CHECK_INT(wait, 700);
 	t_case("admit: a release twice, or a stale ticket, frees nothing more");
 	auth_throttle_release(t, ck(ip, 4), tk2); /* tk2 was never issued: 0 */
 	auth_throttle_release(t, ck(ip, 4), tk + 1);
-	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 310, &wait, &tk2), AUTH_THROTTLE_BUSY);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 310, &wait, &tk2),
+	    AUTH_THROTTLE_BUSY);
 	t_case("admit: 5th failure: 2 s from then");
 	auth_throttle_fail(t, ck(ip, 4), now + 1000);
 	auth_throttle_release(t, ck(ip, 4), tk);
-	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 1000, &wait, &tk), AUTH_THROTTLE_GO);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 1000, &wait, &tk),
+	    AUTH_THROTTLE_GO);
 	T_CHECK_INT(wait, 2000);
 	t_case("admit: a success forgets the client and voids its tickets");
 	auth_throttle_success(t, ck(ip, 4));
 	auth_throttle_release(t, ck(ip, 4), tk);
 	T_CHECK_INT(auth_throttle_count(t), 0);
-	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 1001, &wait, &tk), AUTH_THROTTLE_GO);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 1001, &wait, &tk),
+	    AUTH_THROTTLE_GO);
 	T_CHECK_INT(wait, 0);
 	auth_throttle_release(t, ck(ip, 4), tk);
 	t_case("admit: penalty served, no wait");
 	for (i = 0; i < 4; i++)
 		auth_throttle_fail(t, ck(ip, 4), now + 2000);
-	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 3000, &wait, &tk), AUTH_THROTTLE_GO);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 3000, &wait, &tk),
+	    AUTH_THROTTLE_GO);
 	T_CHECK_INT(wait, 0);
 	auth_throttle_release(t, ck(ip, 4), tk);
 	t_case("admit: a client in IPv6 is its /64");
 	{
-		unsigned char a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1};
+		unsigned char a[16] = {
+		    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1};
 		unsigned char b[16];
 
 		memcpy(b, a, 16);
 		b[15] = 2;
 		for (i = 0; i < 5; i++)
 			auth_throttle_fail(t, ck(a, 16), now);
-		T_CHECK_INT(auth_throttle_admit(t, ck(b, 16), now + 500, &wait, &tk), AUTH_THROTTLE_GO);
+		T_CHECK_INT(
+		    auth_throttle_admit(t, ck(b, 16), now + 500, &wait, &tk),
+		    AUTH_THROTTLE_GO);
 		T_CHECK_INT(wait, 1500);
 		b[15] = 3;
-		T_CHECK_INT(auth_throttle_admit(t, ck(b, 16), now + 500, &wait, &tk2), AUTH_THROTTLE_BUSY);
+		T_CHECK_INT(
+		    auth_throttle_admit(t, ck(b, 16), now + 500, &wait, &tk2),
+		    AUTH_THROTTLE_BUSY);
 	}
 	auth_throttle_free(t);
 }
