@@ -227,7 +227,8 @@ thr_touch(struct auth_throttle *t, const struct client_key *k, uint64_t now_ms)
 	if (e == NULL)
 		return thr_insert(t, k, b);
 	if (thr_expired(e, now_ms))
-		e->failures = 0; /* only if the clock went backwards */
+		e->failures = 0; /* kept past its time by an attempt in flight
+				    (or one before it in the age list) */
 	thr_age_unlink(t, e);
 	thr_age_push_newest(t, e);
 	return e;
