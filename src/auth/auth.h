@@ -132,12 +132,23 @@ void sasl_login_wipe(struct sasl_login *l);
 
 /*
  * True if password matches the crypt(3) hash.  hash NULL (no such user),
- * empty, locked ("!...", "*...") or unparsable: false, after running
+ * empty, locked ("!...", "*..."), unparsable or of a refused method
+ * (!auth_hash_method_ok): false, after running
  * yescrypt on a fixed dummy hash so the answer takes as long as for a real
  * user with a wrong password.  The computed hash is compared in constant
  * time and wiped.
  */
 bool auth_password_ok(const char *hash_or_null, const char *password) WUR;
+
+/*
+ * Is hash made by a method ternd accepts: yescrypt ("$y$"), bcrypt
+ * ("$2a$", "$2b$", "$2y$"), sha512crypt ("$6$") or sha256crypt ("$5$")?
+ * Everything else (DES crypt, which reads only 8 characters of a
+ * password, MD5 "$1$", NT hashes, ...) is refused: auth_password_ok()
+ * is false for it, and `tern user add --hash-stdin` will not store it.
+ * Also false for NULL, empty, locked ("!", "*") or over-long strings.
+ */
+bool auth_hash_method_ok(const char *hash) WUR;
 
 /*
  * A new yescrypt hash of password with a fresh random salt and libcrypt's
@@ -149,38 +160,62 @@ int auth_password_hash(const char *password, char *out, size_t outlen) WUR;
 /* ---- throttle ----------------------------------------------------------- */
 
 /*
- * Failures per client address, to answer a brute-force client slower and
- * slower.  ip[0..iplen) is the address in network byte order: 4 bytes
- * (IPv4) or 16 (IPv6; an IPv6 client is counted by its /64, since one host
- * commonly holds a whole /64; a v4-mapped address counts as its IPv4 one).
- * Other lengths up to AUTH_THROTTLE_KEY_MAX are taken as opaque keys;
- * a longer one is a bug (panic).
- * now_ms is a monotonic clock (time_now_ms()).
+ * AUTH failures per client key (util/clientkey.h: an IPv4 address, an
+ * IPv6 /64, a local uid), to answer a password guesser slower and slower
+ * however it spreads its guesses over connections.  now_ms is a monotonic
+ * clock (time_now_ms()).
  *
- * Delay after f recent failures: 0 for f <= 3, then 1 s, 2 s, 4 s, ...,
- * at most 30 s: the 4th failure in a row is the first answered late.
- * The caller waits that long before it sends the 535 for a failure (and
- * reads nothing from the client meanwhile).  15 minutes after its last failure
- * an address is forgotten; a success forgets it at once.  At most max_entries
- * addresses are kept; when full, the one whose last failure is oldest is
- * dropped.  Not thread-safe: one tracker belongs to the event loop.
+ * Penalty after f recent failures: 0 for f <= 3, then 1 s, 2 s, 4 s, ...,
+ * at most 30 s; it runs from the time of the last failure.  Each attempt
+ * is framed by the tracker:
+ *
+ *   auth_throttle_admit()   before anything is checked.  BUSY: another
+ *                           attempt of this key is being checked or held
+ *                           and the key has used its free failures: answer
+ *                           454 4.7.0 at once, hash nothing.  GO: wait
+ *                           *wait_ms_out (the rest of the penalty; 0 when
+ *                           none) before checking, whatever the password.
+ *   auth_throttle_fail() or auth_throttle_success()   the verdict;
+ *   auth_throttle_delay_ms()  after a failure: how long its 535 waits;
+ *   auth_throttle_release()   always, with the ticket admit gave, once
+ *                           the attempt is over (answered or abandoned).
+ *
+ * So while a key is in penalty no answer, right or wrong, leaves before
+ * the penalty ends, and its attempts are checked one at a time: hanging up
+ * early and reconnecting, or opening parallel connections, gains nothing.
+ * Only the first AUTH_THROTTLE_FREE_FAILURES attempts of a key run in
+ * parallel (in-flight ones count against the free failures).
+ *
+ * 15 minutes after its last failure a key is forgotten; a success forgets
+ * it at once (and voids the tickets of its other attempts).  At most
+ * max_entries keys are kept; when full, the one whose last event is
+ * oldest is dropped.  Not thread-safe: one tracker belongs to the loop.
  */
-#define AUTH_THROTTLE_KEY_MAX	    16
 #define AUTH_THROTTLE_FREE_FAILURES 3
 #define AUTH_THROTTLE_MAX_DELAY_MS  30000u
 #define AUTH_THROTTLE_FORGET_MS	    (15u * 60u * 1000u)
 
 struct auth_throttle;
+struct client_key;
+
+enum auth_throttle_verdict {
+	AUTH_THROTTLE_GO = 0,	/* check after *wait_ms_out */
+	AUTH_THROTTLE_BUSY = 1, /* 454 4.7.0 now, no check */
+};
 
 struct auth_throttle *auth_throttle_new(unsigned max_entries);
 void auth_throttle_free(struct auth_throttle *t);
+enum auth_throttle_verdict auth_throttle_admit(struct auth_throttle *t,
+    const struct client_key *k, uint64_t now_ms, unsigned *wait_ms_out,
+    uint64_t *ticket_out) WUR;
+void auth_throttle_release(
+    struct auth_throttle *t, const struct client_key *k, uint64_t ticket);
 unsigned auth_throttle_delay_ms(
-    struct auth_throttle *t, const void *ip, size_t iplen, uint64_t now_ms);
+    struct auth_throttle *t, const struct client_key *k, uint64_t now_ms);
 void auth_throttle_fail(
-    struct auth_throttle *t, const void *ip, size_t iplen, uint64_t now_ms);
-void auth_throttle_success(
-    struct auth_throttle *t, const void *ip, size_t iplen);
-/* Addresses currently tracked (for tests and metrics). */
+    struct auth_throttle *t, const struct client_key *k, uint64_t now_ms);
+void auth_throttle_success(struct auth_throttle *t, const struct client_key *k);
+/* Keys currently tracked (for tests and metrics). */
 unsigned auth_throttle_count(const struct auth_throttle *t);
 
 #endif

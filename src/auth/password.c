@@ -2,16 +2,17 @@
  * password: check and make crypt(3) password hashes with libcrypt.
  *
  * What: auth_password_ok() verifies a password against a stored hash
- * (any method libcrypt knows; new hashes are yescrypt, "$y$", Debian's
- * default); auth_password_hash() makes a new yescrypt hash.
+ * of an accepted method (yescrypt, bcrypt, sha512crypt, sha256crypt; new
+ * hashes are yescrypt, "$y$", Debian's default); auth_password_hash()
+ * makes a new yescrypt hash.
  *
  * Invariants: the answer for "no such user" and for "wrong password"
  * costs the same work: a missing, empty, locked or unparsable hash is
- * replaced by a fixed dummy yescrypt hash (libcrypt's default cost, the
- * same as auth_password_hash() uses) that no password matches, and the
- * result is then forced to false.  The computed hash is compared with the
- * stored one in time that depends only on their lengths, which are public
- * (they follow from the method and cost).
+ * replaced (like one of a refused method) by a fixed dummy yescrypt hash
+ * (libcrypt's default cost, the same as auth_password_hash() uses) that no
+ * password matches, and the result is then forced to false.  The computed hash
+ * is compared with the stored one in time that depends only on their lengths,
+ * which are public (they follow from the method and cost).
  *
  * Limits: hashes up to CRYPT_OUTPUT_SIZE (384) bytes; longer ones are
  * refused.  A stored hash with a much higher cost than the default still
@@ -51,16 +52,57 @@ password_ct_eq(const char *a, size_t alen, const char *b, size_t blen)
 	return diff == 0;
 }
 
-/* A hash crypt(3) can use as a setting: not empty, not locked, not huge. */
+/*
+ * The accepted methods, by prefix.  DES crypt reads 8 characters of a
+ * password and falls to a search in hours; MD5-crypt ("$1$") and the
+ * other legacy ones are as cheap: a stored hash of theirs is a weakness,
+ * not a credential to honour.
+ */
+static const struct {
+	const char *prefix;
+	size_t tail; /* characters after the last '$': the hash (bcrypt: salt
+			and hash) in crypt's base64 */
+} password_methods[] = {{"$y$", 43}, {"$2a$", 53}, {"$2b$", 53}, {"$2y$", 53},
+    {"$6$", 86}, {"$5$", 43}};
+
+#define PASSWORD_NMETHODS                                                      \
+	(sizeof(password_methods) / sizeof(password_methods[0]))
+
+/* A whole hash, not a bare setting ("$6$salt") nor a cut one. */
 static bool
-password_hash_usable(const char *hash)
+password_hash_complete(const char *hash, size_t tail)
 {
-	if (hash == NULL || hash[0] == '\0' || hash[0] == '!' || hash[0] == '*')
+	const char *last = strrchr(hash, '$');
+	const char *p;
+
+	if (last == NULL || strlen(last + 1) != tail)
 		return false;
-	if (strnlen(hash, CRYPT_OUTPUT_SIZE) >= CRYPT_OUTPUT_SIZE)
+	for (p = last + 1; *p != '\0'; p++)
+		if (strchr("./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			   "abcdefghijklmnopqrstuvwxyz",
+			*p) == NULL)
+			return false;
+	return true;
+}
+
+bool
+auth_hash_method_ok(const char *hash)
+{
+	size_t i;
+
+	if (hash == NULL ||
+	    strnlen(hash, CRYPT_OUTPUT_SIZE) >= CRYPT_OUTPUT_SIZE)
 		return false;
-	/* legacy methods (DES, MD5) still verify: refusing them would lock
-	   out users imported from an old system */
+	for (i = 0; i < PASSWORD_NMETHODS; i++)
+		if (strncmp(hash, password_methods[i].prefix,
+			strlen(password_methods[i].prefix)) == 0)
+			break;
+	if (i == PASSWORD_NMETHODS ||
+	    !password_hash_complete(hash, password_methods[i].tail))
+		return false;
+	/* and libcrypt can parse it.  The prefix decided the method:
+	   libxcrypt calls sha256crypt METHOD_LEGACY, and a low cost of a good
+	   method (TOO_CHEAP) is the administrator's choice */
 	switch (crypt_checksalt(hash)) {
 	case CRYPT_SALT_OK:
 	case CRYPT_SALT_METHOD_LEGACY:
@@ -93,7 +135,7 @@ password_crypt_eq(const char *password, const char *setting)
 bool
 auth_password_ok(const char *hash_or_null, const char *password)
 {
-	bool usable = password_hash_usable(hash_or_null);
+	bool usable = auth_hash_method_ok(hash_or_null);
 	const char *setting = usable ? hash_or_null : password_dummy_hash;
 	bool eq;
 

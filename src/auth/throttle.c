@@ -1,53 +1,51 @@
 /*
- * throttle: remember recent AUTH failures per client address, so that a
- * client guessing passwords is answered slower and slower.
+ * throttle: remember recent AUTH failures and attempts in flight per
+ * client key, so that a client guessing passwords is answered slower and
+ * slower, and cannot learn a verdict before its penalty has run out.
  *
- * What: a fixed pool of entries (address key, failure count, time of the
- * last failure) in a hash table, plus a list ordered by last failure so
- * the oldest entry is at hand for eviction and expiry.
+ * What: a fixed pool of entries (client key, failure count, time of the
+ * last event, attempts in flight, generation) in a hash table, plus a
+ * list ordered by last event so the oldest entry is at hand for eviction
+ * and expiry.
  *
  * Invariants: every entry in use is in exactly one bucket chain and in
- * the age list; the age list runs from oldest to newest last failure
- * (fail() moves an entry to the newest end, and now_ms is monotonic);
- * unused entries are on the free list.  At most max_entries exist: the
- * memory is allocated once, in auth_throttle_new().
+ * the age list; the age list runs from oldest to newest last event
+ * (admit() and fail() move an entry to the newest end, and now_ms is
+ * monotonic); unused entries are on the free list.  An entry with no
+ * failure and nothing in flight is removed.  A ticket is the generation
+ * of the entry that admitted it: a ticket of an entry since removed or
+ * evicted releases nothing.  At most max_entries exist: the memory is
+ * allocated once, in auth_throttle_new().
  *
- * Limits: keys at most AUTH_THROTTLE_KEY_MAX bytes; the delay is at most
- * AUTH_THROTTLE_MAX_DELAY_MS; an address is forgotten
- * AUTH_THROTTLE_FORGET_MS after its last failure.
+ * Limits: the penalty is at most AUTH_THROTTLE_MAX_DELAY_MS; a key is
+ * forgotten AUTH_THROTTLE_FORGET_MS after its last event.
  *
  * Security: client addresses are chosen by the attacker (an IPv6 /64 is
- * 2^64 of them), so buckets are picked with SipHash-2-4 under a random
- * key: nobody can aim many addresses at one chain.  IPv6 clients are
- * counted per /64 for the same reason.  When the table is full an
- * attacker can push other addresses out, which only forgets their
- * failures early; the table never grows.  A success forgets the address:
- * a user behind the same NAT as a guesser then gets in without delay, at
- * the price that a guesser with one valid account can reset its own
- * count.  Not thread-safe: one tracker belongs to the event loop.
+ * 2^64 of them), so keys are client keys (an IPv6 client is its /64) and
+ * buckets are picked with client_key_hash(), SipHash-2-4 under a random
+ * key: nobody can aim many keys at one chain.  When the table is full an
+ * attacker can push other keys out, which only forgets their failures
+ * early; the table never grows.  A success forgets the key: a user behind
+ * the same NAT as a guesser then gets in without further delay, at the
+ * price that a guesser with one valid account can reset its own count.
+ * Not thread-safe: one tracker belongs to the event loop.
  */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "auth/auth.h"
+#include "util/clientkey.h"
 
 /* Keep the bucket array sane whatever the configuration says. */
 #define THR_MAX_ENTRIES (1u << 22)
 
-enum thr_kind { THR_KIND_V4 = 1, THR_KIND_V6 = 2, THR_KIND_RAW = 3 };
-
-struct thr_key {
-	uint8_t kind;
-	uint8_t len;
-	uint8_t b[AUTH_THROTTLE_KEY_MAX];
-};
-
 struct thr_entry {
-	struct thr_key key;
+	struct client_key key;
 	uint32_t failures;
-	uint64_t last_ms; /* time of the last failure */
+	uint32_t inflight; /* admitted, not yet released */
+	uint64_t gen;	   /* this entry's tickets */
+	uint64_t last_ms;  /* time of the last failure or admission */
+	uint64_t fail_ms;  /* time of the last failure: the penalty's start */
 	size_t bucket;
 	struct thr_entry *hnext; /* bucket chain, or the free list */
 	struct thr_entry *older, *newer;
@@ -60,117 +58,24 @@ struct auth_throttle {
 	size_t nbuckets; /* a power of two */
 	struct thr_entry *oldest, *newest;
 	unsigned count;
-	uint64_t sipkey[2];
+	uint64_t next_gen;
 };
 
-/* ---- SipHash-2-4 (Aumasson, Bernstein 2012) ----------------------------- */
-
-static uint64_t
-sip_rotl(uint64_t x, unsigned b)
-{
-	return (x << b) | (x >> (64 - b));
-}
-
-static void
-sip_round(uint64_t v[4])
-{
-	v[0] += v[1];
-	v[1] = sip_rotl(v[1], 13);
-	v[1] ^= v[0];
-	v[0] = sip_rotl(v[0], 32);
-	v[2] += v[3];
-	v[3] = sip_rotl(v[3], 16);
-	v[3] ^= v[2];
-	v[0] += v[3];
-	v[3] = sip_rotl(v[3], 21);
-	v[3] ^= v[0];
-	v[2] += v[1];
-	v[1] = sip_rotl(v[1], 17);
-	v[1] ^= v[2];
-	v[2] = sip_rotl(v[2], 32);
-}
-
-static void
-sip_absorb(uint64_t v[4], uint64_t m)
-{
-	v[3] ^= m;
-	sip_round(v);
-	sip_round(v);
-	v[0] ^= m;
-}
-
-static uint64_t
-sip_hash(const uint64_t k[2], const uint8_t *p, size_t n)
-{
-	uint64_t v[4] = {k[0] ^ 0x736f6d6570736575ull,
-	    k[1] ^ 0x646f72616e646f6dull, k[0] ^ 0x6c7967656e657261ull,
-	    k[1] ^ 0x7465646279746573ull};
-	uint64_t last = (uint64_t)n << 56;
-	size_t i, full = n - n % 8;
-	int r;
-
-	for (i = 0; i < full; i += 8) {
-		uint64_t m = 0;
-		int j;
-
-		for (j = 7; j >= 0; j--)
-			m = (m << 8) | p[i + (size_t)j];
-		sip_absorb(v, m);
-	}
-	for (i = full; i < n; i++)
-		last |= (uint64_t)p[i] << (8 * (i - full));
-	sip_absorb(v, last);
-	v[2] ^= 0xff;
-	for (r = 0; r < 4; r++)
-		sip_round(v);
-	return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
-
-/* ---- keys --------------------------------------------------------------- */
-
-static const uint8_t thr_v4mapped[12] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-static void
-thr_key_make(const void *ip, size_t iplen, struct thr_key *k)
-{
-	const uint8_t *p = ip;
-
-	if (iplen > AUTH_THROTTLE_KEY_MAX)
-		panic("auth_throttle: key of %zu bytes", iplen);
-	memset(k, 0, sizeof(*k));
-	if (iplen == 16 && memcmp(p, thr_v4mapped, 12) == 0) {
-		k->kind = THR_KIND_V4;
-		k->len = 4;
-		memcpy(k->b, p + 12, 4);
-	} else if (iplen == 16) {
-		k->kind = THR_KIND_V6;
-		k->len = 8; /* the /64 */
-		memcpy(k->b, p, 8);
-	} else {
-		k->kind = iplen == 4 ? THR_KIND_V4 : THR_KIND_RAW;
-		k->len = (uint8_t)iplen;
-		memcpy(k->b, p, iplen);
-	}
-}
-
 static size_t
-thr_bucket(const struct auth_throttle *t, const struct thr_key *k)
+thr_bucket(const struct auth_throttle *t, const struct client_key *k)
 {
-	/* kind, len and bytes: the whole struct is initialised by memset */
-	return (size_t)sip_hash(t->sipkey, (const uint8_t *)k, sizeof(*k)) &
-	       (t->nbuckets - 1);
+	return (size_t)client_key_hash(k) & (t->nbuckets - 1);
 }
 
 /* ---- table -------------------------------------------------------------- */
 
 static struct thr_entry *
-thr_find(const struct auth_throttle *t, const struct thr_key *k, size_t b)
+thr_find(const struct auth_throttle *t, const struct client_key *k, size_t b)
 {
 	struct thr_entry *e;
 
 	for (e = t->buckets[b]; e != NULL; e = e->hnext)
-		if (memcmp(&e->key, k, sizeof(*k)) == 0)
+		if (client_key_eq(&e->key, k))
 			return e;
 	return NULL;
 }
@@ -225,7 +130,7 @@ thr_expired(const struct thr_entry *e, uint64_t now_ms)
 
 /* A free entry for key k in bucket b, evicting the oldest if need be. */
 static struct thr_entry *
-thr_insert(struct auth_throttle *t, const struct thr_key *k, size_t b)
+thr_insert(struct auth_throttle *t, const struct client_key *k, size_t b)
 {
 	struct thr_entry *e;
 
@@ -234,6 +139,7 @@ thr_insert(struct auth_throttle *t, const struct thr_key *k, size_t b)
 	e = t->free;
 	t->free = e->hnext;
 	e->key = *k;
+	e->gen = ++t->next_gen;
 	e->bucket = b;
 	e->hnext = t->buckets[b];
 	t->buckets[b] = e;
@@ -263,12 +169,7 @@ auth_throttle_new(unsigned max_entries)
 		t->pool[i - 1].hnext = t->free;
 		t->free = &t->pool[i - 1];
 	}
-	if (getrandom(t->sipkey, sizeof(t->sipkey), 0) !=
-	    (ssize_t)sizeof(t->sipkey)) {
-		/* no entropy yet (early boot): weaker, but still per-process */
-		t->sipkey[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
-		t->sipkey[1] = time_now_ms() ^ (uint64_t)(uintptr_t)t->pool;
-	}
+	client_key_seed();
 	return t;
 }
 
@@ -298,59 +199,105 @@ thr_delay_for(uint32_t failures)
 		   : AUTH_THROTTLE_MAX_DELAY_MS;
 }
 
+/* The key's entry, or NULL; an expired one is dropped on the way. */
+static struct thr_entry *
+thr_lookup(struct auth_throttle *t, const struct client_key *k, uint64_t now_ms)
+{
+	struct thr_entry *e = thr_find(t, k, thr_bucket(t, k));
+
+	if (e != NULL && e->inflight == 0 && thr_expired(e, now_ms)) {
+		thr_remove(t, e);
+		return NULL;
+	}
+	return e;
+}
+
+/* The key's entry, made (and made the newest) if need be. */
+static struct thr_entry *
+thr_touch(struct auth_throttle *t, const struct client_key *k, uint64_t now_ms)
+{
+	struct thr_entry *e;
+	size_t b = thr_bucket(t, k);
+
+	/* the age list is sorted: expired entries wait at its old end */
+	while (t->oldest != NULL && t->oldest->inflight == 0 &&
+	       thr_expired(t->oldest, now_ms))
+		thr_remove(t, t->oldest);
+	e = thr_find(t, k, b);
+	if (e == NULL)
+		return thr_insert(t, k, b);
+	if (thr_expired(e, now_ms))
+		e->failures = 0; /* kept past its time by an attempt in flight
+				    (or one before it in the age list) */
+	thr_age_unlink(t, e);
+	thr_age_push_newest(t, e);
+	return e;
+}
+
+enum auth_throttle_verdict
+auth_throttle_admit(struct auth_throttle *t, const struct client_key *k,
+    uint64_t now_ms, unsigned *wait_ms_out, uint64_t *ticket_out)
+{
+	struct thr_entry *e = thr_touch(t, k, now_ms);
+	uint64_t end;
+
+	*wait_ms_out = 0;
+	*ticket_out = 0;
+	e->last_ms = now_ms;
+	/* past the free failures, one attempt at a time: a guesser's
+	   parallel connections would otherwise each get a guess per penalty */
+	if ((uint64_t)e->failures + e->inflight >=
+		AUTH_THROTTLE_FREE_FAILURES &&
+	    e->inflight > 0)
+		return AUTH_THROTTLE_BUSY;
+	end = e->fail_ms + thr_delay_for(e->failures);
+	if (e->failures > 0 && end > now_ms)
+		*wait_ms_out = (unsigned)(end - now_ms);
+	e->inflight++;
+	*ticket_out = e->gen;
+	return AUTH_THROTTLE_GO;
+}
+
+void
+auth_throttle_release(
+    struct auth_throttle *t, const struct client_key *k, uint64_t ticket)
+{
+	struct thr_entry *e = thr_find(t, k, thr_bucket(t, k));
+
+	if (e == NULL || ticket == 0 || e->gen != ticket || e->inflight == 0)
+		return; /* forgotten by a success or an eviction meanwhile */
+	e->inflight--;
+	if (e->inflight == 0 && e->failures == 0)
+		thr_remove(t, e);
+}
+
 unsigned
 auth_throttle_delay_ms(
-    struct auth_throttle *t, const void *ip, size_t iplen, uint64_t now_ms)
+    struct auth_throttle *t, const struct client_key *k, uint64_t now_ms)
 {
-	struct thr_key k;
-	struct thr_entry *e;
+	struct thr_entry *e = thr_lookup(t, k, now_ms);
 
-	thr_key_make(ip, iplen, &k);
-	e = thr_find(t, &k, thr_bucket(t, &k));
-	if (e == NULL)
+	if (e == NULL || e->failures == 0)
 		return 0;
-	if (thr_expired(e, now_ms)) {
-		thr_remove(t, e);
-		return 0;
-	}
 	return thr_delay_for(e->failures);
 }
 
 void
 auth_throttle_fail(
-    struct auth_throttle *t, const void *ip, size_t iplen, uint64_t now_ms)
+    struct auth_throttle *t, const struct client_key *k, uint64_t now_ms)
 {
-	struct thr_key k;
-	struct thr_entry *e;
-	size_t b;
+	struct thr_entry *e = thr_touch(t, k, now_ms);
 
-	/* the age list is sorted: expired entries wait at its old end */
-	while (t->oldest != NULL && thr_expired(t->oldest, now_ms))
-		thr_remove(t, t->oldest);
-	thr_key_make(ip, iplen, &k);
-	b = thr_bucket(t, &k);
-	e = thr_find(t, &k, b);
-	if (e == NULL) {
-		e = thr_insert(t, &k, b);
-	} else {
-		if (thr_expired(e, now_ms))
-			e->failures = 0; /* only if the clock went backwards */
-		thr_age_unlink(t, e);
-		thr_age_push_newest(t, e);
-	}
 	if (e->failures < UINT32_MAX)
 		e->failures++;
-	e->last_ms = now_ms;
+	e->last_ms = e->fail_ms = now_ms;
 }
 
 void
-auth_throttle_success(struct auth_throttle *t, const void *ip, size_t iplen)
+auth_throttle_success(struct auth_throttle *t, const struct client_key *k)
 {
-	struct thr_key k;
-	struct thr_entry *e;
+	struct thr_entry *e = thr_find(t, k, thr_bucket(t, k));
 
-	thr_key_make(ip, iplen, &k);
-	e = thr_find(t, &k, thr_bucket(t, &k));
 	if (e != NULL)
 		thr_remove(t, e);
 }

@@ -3,7 +3,7 @@
  * ternd (-c FILE, -o section.key=value, $TERN_CONFIG) and edits the same
  * tables, which ternd reads live, so a change is in effect at once.
  *
- *   tern user add|del|list|passwd ADDRESS [--password-stdin]
+ *   tern user add|del|list|passwd ADDRESS [--password-stdin | --hash-stdin]
  *   tern alias add ADDRESS TARGET... | del ADDRESS [TARGET...] | list [ADDRESS]
  *   tern config
  *   tern queue list|show ID|flush|delete ID|hold ID|release ID [--json]
@@ -19,8 +19,12 @@
  * line from stdin with --password-stdin, never from the command line
  * (other users see argv).  They are hashed with yescrypt and wiped with
  * explicit_bzero() as soon as hashed; read(2) is used instead of stdio so
- * no copy stays in a FILE buffer.  Run as root with "user" configured,
- * tern becomes that user first, so the files it creates belong to ternd.
+ * no copy stays in a FILE buffer.  --hash-stdin imports a hash made
+ * elsewhere: only the methods AUTH accepts (auth_hash_method_ok: yescrypt,
+ * bcrypt, sha512crypt, sha256crypt) are stored; DES, MD5 and the rest are
+ * refused with a message, never stored to fail at every login.  Run as root
+ * with "user" configured, tern becomes that user first, so the files it creates
+ * belong to ternd.
  *
  * Limits: a password of CLI_PASSWORD_MAX bytes.
  */
@@ -41,6 +45,7 @@
 #include <unistd.h>
 
 #include "addr/addr.h"
+#include "auth/auth.h"
 #include "cli/cli.h"
 #include "conf/conf.h"
 #include "deliver/deliver.h"
@@ -52,10 +57,13 @@
 static const char cli_usage_text[] =
     "usage: tern [-c file] [-o section.key=value]... command\n"
     "\n"
-    "  user add ADDRESS [--password-stdin] [--maildir /PATH | --lmtp TARGET]\n"
+    "  user add ADDRESS [--password-stdin | --hash-stdin]\n"
+    "           [--maildir /PATH | --lmtp TARGET]\n"
     "                                        add a user and its Maildir\n"
     "  user del ADDRESS                      remove a user (mail is kept)\n"
-    "  user passwd ADDRESS [--password-stdin] set a user's password\n"
+    "  user passwd ADDRESS [--password-stdin | --hash-stdin]\n"
+    "                                        set a user's password (or its\n"
+    "                                        crypt(5) hash, from stdin)\n"
     "  user list                             list users\n"
     "  alias add ADDRESS TARGET...           add targets to an alias\n"
     "  alias del ADDRESS [TARGET...]         remove targets, or the alias\n"
@@ -293,6 +301,46 @@ cli_password_hash(const char *address, bool from_stdin, char **hash_out)
 	return *hash_out != NULL ? 0 : -1;
 }
 
+/*
+ * --hash-stdin: one line, a crypt(5) hash made elsewhere (an import).
+ * 0 (*hash_out set) or -1 after a message.
+ */
+static int
+cli_import_hash(const char *address, char **hash_out)
+{
+	char line[AUTH_HASH_MAX];
+	const char *why = "";
+
+	*hash_out = NULL;
+	if (cli_read_line(line, sizeof(line), &why) != 0) {
+		cli_msg("no hash for %s read from stdin: %s", address, why);
+		return -1;
+	}
+	if (!auth_hash_method_ok(line)) {
+		cli_msg(
+		    "refused the hash for %s: not a complete yescrypt ($y$), "
+		    "bcrypt ($2b$, $2a$, $2y$), sha512crypt ($6$) or "
+		    "sha256crypt "
+		    "($5$) hash; DES, MD5 and other weak methods are not "
+		    "accepted "
+		    "(set a new password instead: tern user passwd %s)",
+		    address, address);
+		return -1;
+	}
+	*hash_out = xstrdup(line);
+	return 0;
+}
+
+/* --password-stdin or --hash-stdin or the terminal: 0, 1 (none), -1. */
+static int
+cli_credential(
+    const char *address, bool pw_stdin, bool hash_stdin, char **hash_out)
+{
+	if (hash_stdin)
+		return cli_import_hash(address, hash_out);
+	return cli_password_hash(address, pw_stdin, hash_out);
+}
+
 /* ---- set-up shared by commands ----------------------------------------- */
 
 /* As root with "user" set, become that user so our files are ternd's. */
@@ -379,6 +427,7 @@ struct cli_args {
 	char *pos[3]; /* positional arguments after the verb */
 	int npos;
 	bool password_stdin;
+	bool hash_stdin;     /* user add/passwd --hash-stdin */
 	const char *maildir; /* user add --maildir PATH */
 	const char *lmtp;    /* user add --lmtp TARGET */
 };
@@ -393,6 +442,8 @@ cli_parse_args(int argc, char **argv, int max, bool pw_flag, struct cli_args *a)
 	for (i = 0; i < argc; i++) {
 		if (pw_flag && strcmp(argv[i], "--password-stdin") == 0)
 			a->password_stdin = true;
+		else if (pw_flag && strcmp(argv[i], "--hash-stdin") == 0)
+			a->hash_stdin = true;
 		else if (pw_flag && strcmp(argv[i], "--maildir") == 0) {
 			if (++i == argc)
 				return cli_usage_err("--maildir needs a PATH");
@@ -430,7 +481,8 @@ cli_user_add(struct cli *cl, const struct cli_args *a)
 		return cli_err("user %s already exists", addr);
 	if (st != TABLE_NOTFOUND)
 		return cli_err("%s", table_strerror(cl->table));
-	if ((r = cli_password_hash(addr, a->password_stdin, &hash)) < 0)
+	if ((r = cli_credential(
+		 addr, a->password_stdin, a->hash_stdin, &hash)) < 0)
 		return 1;
 	st = table_user_add(cl->table, addr, hash);
 	free(hash);
@@ -466,7 +518,7 @@ cli_user_passwd(struct cli *cl, const struct cli_args *a)
 	if (table_user_mailbox(cl->table, a->pos[0], box, sizeof(box)) !=
 	    TABLE_OK)
 		return cli_err("%s", table_strerror(cl->table));
-	r = cli_password_hash(a->pos[0], a->password_stdin, &hash);
+	r = cli_credential(a->pos[0], a->password_stdin, a->hash_stdin, &hash);
 	if (r == 1)
 		return cli_err("no terminal to ask the password on; use "
 			       "--password-stdin");
@@ -508,6 +560,9 @@ cli_user(struct cli *cl, int argc, char **argv)
 		return cli_usage_err("--maildir and --lmtp go with user add");
 	if (a.maildir != NULL && a.lmtp != NULL)
 		return cli_usage_err("--maildir or --lmtp, not both");
+	if (a.password_stdin && a.hash_stdin)
+		return cli_usage_err(
+		    "--password-stdin or --hash-stdin, not both");
 	if (cli_open_table(cl) != 0)
 		return 1;
 	if (list)

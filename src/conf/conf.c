@@ -63,6 +63,7 @@ enum conf_type {
 	CONF_T_BOOL,	 /* yes|no|true|false|on|off|1|0 */
 	CONF_T_SMHOST,	 /* [smtps:]host[:port] or unset */
 	CONF_T_SMTLS,	 /* may|encrypt|verify */
+	CONF_T_SENDERS,	 /* any|own */
 };
 
 struct conf_key {
@@ -93,6 +94,8 @@ static const struct conf_key conf_keys[] = {
 	K("limits", "connections", CONF_T_UINT, connections, 1, 1000000),
 	K("limits", "connections_per_ip", CONF_T_UINT, connections_per_ip, 1,
 	    1000000),
+	K("limits", "connections_per_uid", CONF_T_UINT, connections_per_uid, 1,
+	    1000000),
 	K("limits", "errors", CONF_T_UINT, errors, 1, 10000),
 	K("limits", "hops", CONF_T_UINT, hops, 10, 10000),
 	K("timeout", "command", CONF_T_SECS, timeout_command, 1, 86400),
@@ -116,6 +119,7 @@ static const struct conf_key conf_keys[] = {
 	K("queue", "delay_warning", CONF_T_SECS, queue_delay_warning, 0, 100 * 86400),
 	K("auth", "plaintext_loopback", CONF_T_BOOL, auth_plaintext_loopback, 0, 0),
 	K("submission", "any_sender", CONF_T_BOOL, submission_any_sender, 0, 0),
+	K("submission", "local_senders", CONF_T_SENDERS, submission_local_senders, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -690,6 +694,17 @@ conf_set_level(char **field, const char *v, char *msg, size_t msglen)
 }
 
 static int
+conf_set_senders(char **field, const char *v, char *msg, size_t msglen)
+{
+	if (strcasecmp(v, "any") == 0 || strcasecmp(v, "own") == 0) {
+		conf_put_str(field, strcasecmp(v, "any") == 0 ? "any" : "own");
+		return 0;
+	}
+	(void)!str_fmt(msg, msglen, "expected any or own");
+	return -1;
+}
+
+static int
 conf_set_num(struct conf *c, const struct conf_key *k, const char *v, char *msg,
     size_t msglen)
 {
@@ -800,6 +815,8 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 	case CONF_T_SMTLS:
 		return conf_set_smtls(
 		    (enum conf_smarthost_tls *)(void *)f, v, msg, msglen);
+	case CONF_T_SENDERS:
+		return conf_set_senders(f, v, msg, msglen);
 	}
 	panic("event=conf_set type=%d", (int)k->type);
 }
@@ -1121,6 +1138,7 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->recipients = 1000;
 	c->connections = 4096;
 	c->connections_per_ip = 50;
+	c->connections_per_uid = 20;
 	c->errors = 20;
 	c->hops = 100;
 	c->timeout_command = 300;
@@ -1132,6 +1150,7 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->queue_retry_max = 4000;
 	c->queue_lifetime = 5 * 86400;
 	c->log_level = xstrdup("info");
+	c->submission_local_senders = xstrdup("any");
 	return 0;
 }
 

@@ -44,7 +44,10 @@ struct conf {
 	uint64_t message_size;      /* limits.message_size, 26214400 */
 	unsigned recipients;        /* limits.recipients, 1000 */
 	unsigned connections;       /* limits.connections, 4096 */
-	unsigned connections_per_ip;/* limits.connections_per_ip, 50 */
+	unsigned connections_per_ip;/* limits.connections_per_ip, 50; an IPv6
+	                               client counts per /64 */
+	unsigned connections_per_uid;/* limits.connections_per_uid, 20: on
+	                               public/submit.sock, per local uid */
 	unsigned errors;            /* limits.errors, 20: 421 after that many */
 	unsigned hops;              /* limits.hops, 100: a message carrying this
 	                               many Received fields is a loop (RFC 5321
@@ -84,6 +87,9 @@ struct conf {
 	bool submission_any_sender; /* submission.any_sender, false: an
 	                               authenticated user may send only as
 	                               itself or an alias that points to it */
+	char *submission_local_senders; /* submission.local_senders: "any"
+	                               (default) or "own": the senders a
+	                               local uid may use on submit.sock */
 };
 
 /*

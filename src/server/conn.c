@@ -1082,7 +1082,7 @@ conn_link(struct server *s, struct conn *c)
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
-	ip_count_add(s, (struct sockaddr *)&c->sa, 1);
+	client_count_add(s, &c->key, 1);
 }
 
 static void
@@ -1097,7 +1097,7 @@ conn_unlink(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->nconns--;
-	ip_count_add(s, (struct sockaddr *)&c->sa, -1);
+	client_count_add(s, &c->key, -1);
 }
 
 void
@@ -1124,13 +1124,9 @@ conn_new(struct server *s, const struct listener *l, int fd,
 	c->fd = fd;
 	c->l = l;
 	memcpy(&c->sa, sa, salen < sizeof(c->sa) ? salen : sizeof(c->sa));
+	client_key_of(l, fd, sa, &c->key, &c->local_uid);
 	if (l->kind == LISTEN_LOCAL) {
-		struct ucred cred;
-		socklen_t clen = sizeof(cred);
-
 		c->local = true;
-		c->local_uid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 ?
-		    (unsigned)cred.uid : (unsigned)-1;
 		(void)!str_fmt(c->ip, sizeof(c->ip), "uid=%u", c->local_uid);
 	} else if (client_ip_text(sa, salen, c->ip, sizeof(c->ip)) != 0 &&
 	    str_copy(c->ip, sizeof(c->ip), "unknown", 7) != 0) {
@@ -1205,6 +1201,7 @@ conn_free(struct conn *c)
 	event_free(c->timer);
 	if (c->delay != NULL)
 		event_free(c->delay);
+	submit_drop_auth(c);
 	if (c->login != NULL) {
 		sasl_login_wipe(c->login);
 		free(c->login);
@@ -1251,8 +1248,10 @@ conns_shutdown(struct server *s)
 
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
-		if (!c->dead && !c->closing)
-			conn_process(c);   /* idle ones get their 421 there */
+		if (c->dead || c->closing)
+			continue;
+		submit_shutdown(c);
+		conn_process(c);   /* idle ones get their 421 there */
 	}
 }
 

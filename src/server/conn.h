@@ -47,6 +47,8 @@ struct conn {
 	struct buf out;
 	struct sockaddr_storage sa;
 	char ip[INET6_ADDRSTRLEN];
+	struct client_key key;                /* the client, for every per-client
+	                                         count (clientkey.h) */
 	char sid[ID_LEN + 1];
 	struct event *timer;
 	uint64_t line_started;                /* ms; 0: no partial line */
@@ -61,11 +63,16 @@ struct conn {
 	bool authenticated;
 	bool local;                           /* came in on public/submit.sock */
 	unsigned local_uid;                   /* its SO_PEERCRED uid */
+	char local_login[64];                 /* its login name, lower-cased,
+	                                         once asked (submit.c) */
 	bool tls;                             /* TLS is on (STARTTLS or 465) */
 	char auth_user[TABLE_ADDR_MAX + 1];
 	unsigned auth_failures;
 	struct sasl_login *login;             /* LOGIN exchange in progress */
 	struct event *delay;                  /* failed-AUTH reply delay */
+	struct auth_job *held;                /* AUTH waiting out its client's
+	                                         penalty (submit.c) */
+	struct event *hold;                   /* ends that wait */
 	unsigned messages;
 	const char *close_reason;
 };
@@ -86,6 +93,12 @@ void conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
     const char *text, const char *addr);
 
 /* submit.c */
+struct auth_job;
+/* conn_free: drop an AUTH attempt still waiting (wipes its password). */
+void submit_drop_auth(struct conn *c);
+/* SIGTERM: an AUTH held for its penalty is dropped, a delayed 535 sent
+ * now, so the session can get its 421 instead of keeping ternd up. */
+void submit_shutdown(struct conn *c);
 void submit_on_auth(struct conn *c);
 void submit_on_auth_data(struct conn *c);
 /* MAIL on a submission port: if the authenticated user may use the

@@ -1,10 +1,14 @@
 /*
  * listen: the listening sockets named by listen.smtp, listen.submission
  * and listen.submissions, bound before the privilege drop, and the accept
- * path with its admission limits.  A connection over limits.connections
- * or limits.connections_per_ip gets "421 4.7.0" written straight to the
- * socket and is closed before any per-connection state exists, so a flood
- * costs one accept and one send per connection.
+ * path with its admission limits.  A connection over limits.connections,
+ * limits.connections_per_ip (per client key: an IPv4 address, or an IPv6
+ * /64, util/clientkey.h) or, on public/submit.sock, limits.connections_per_uid
+ * (per SO_PEERCRED uid) gets "421 4.7.0" written straight to the socket and
+ * is closed before any per-connection state exists, so a flood costs one
+ * accept and one send per connection.  The per-client counts live in a
+ * hash table whose buckets are chosen by client_key_hash() (SipHash under
+ * a random key), so no client can aim its addresses at one chain.
  *
  * Out of descriptors (EMFILE, ENFILE): the listening socket stays
  * readable, so libevent would call accept again at once, forever.  Instead
@@ -25,16 +29,15 @@
 
 #include "server.h"
 
-#define IP_BUCKETS 4096
+#define CLIENT_BUCKETS	4096
 #define LISTEN_PAUSE_MS 100
 #define LISTEN_SHED_MAX 256             /* clients refused per pause */
 
 static int reserve_fd = -1;
 
-struct ip_count {
-	struct ip_count *next;
-	unsigned char ip[16];
-	int family;
+struct client_count {
+	struct client_count *next;
+	struct client_key key;
 	unsigned n;
 };
 
@@ -50,65 +53,85 @@ sockaddr_ip_bytes(const struct sockaddr *sa, const unsigned char **p_out)
 	return 4;
 }
 
-static struct ip_count **
-ip_slot(struct server *s, const struct sockaddr *sa)
+void
+client_key_from_sockaddr(struct client_key *k, const struct sockaddr *sa)
 {
 	const unsigned char *p;
-	size_t n = sockaddr_ip_bytes(sa, &p), i;
-	uint32_t h = 2166136261u;
-	struct ip_count **pp;
+	size_t n;
 
-	for (i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	if (s->ip_buckets == NULL)
-		s->ip_buckets = xcalloc(IP_BUCKETS, sizeof(*s->ip_buckets));
-	for (pp = &s->ip_buckets[h % IP_BUCKETS]; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->family == sa->sa_family && memcmp((*pp)->ip, p, n) == 0)
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) {
+		client_key_uid(k, UINT32_MAX); /* not an IP: nobody's */
+		return;
+	}
+	n = sockaddr_ip_bytes(sa, &p);
+	client_key_ip(k, p, n);
+}
+
+/* The peer's uid on a unix socket (SO_PEERCRED), or UINT32_MAX. */
+static unsigned
+peer_uid(int fd)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+
+	memset(&cred, 0, sizeof(cred));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0)
+		return UINT32_MAX;
+	return (unsigned)cred.uid;
+}
+
+void
+client_key_of(const struct listener *l, int fd, const struct sockaddr *sa,
+    struct client_key *k, unsigned *uid_out)
+{
+	unsigned uid = UINT32_MAX;
+
+	if (l->kind == LISTEN_LOCAL) {
+		uid = peer_uid(fd);
+		client_key_uid(k, uid);
+	} else {
+		client_key_from_sockaddr(k, sa);
+	}
+	*uid_out = uid;
+}
+
+static struct client_count **
+client_slot(struct server *s, const struct client_key *k)
+{
+	struct client_count **pp;
+
+	if (s->client_buckets == NULL)
+		s->client_buckets =
+		    xcalloc(CLIENT_BUCKETS, sizeof(*s->client_buckets));
+	pp = &s->client_buckets[client_key_hash(k) % CLIENT_BUCKETS];
+	for (; *pp != NULL; pp = &(*pp)->next)
+		if (client_key_eq(&(*pp)->key, k))
 			break;
 	return pp;
 }
 
-static bool
-is_ip(const struct sockaddr *sa)
-{
-	return sa->sa_family == AF_INET || sa->sa_family == AF_INET6;
-}
-
 unsigned
-ip_count_get(struct server *s, const struct sockaddr *sa)
+client_count_get(struct server *s, const struct client_key *k)
 {
-	struct ip_count **pp;
-
-	if (!is_ip(sa))
-		return 0;     /* local socket: one user, no per-IP limit */
-	pp = ip_slot(s, sa);
+	struct client_count **pp = client_slot(s, k);
 
 	return *pp ? (*pp)->n : 0;
 }
 
 void
-ip_count_add(struct server *s, const struct sockaddr *sa, int delta)
+client_count_add(struct server *s, const struct client_key *k, int delta)
 {
-	struct ip_count **pp, *c;
-	const unsigned char *p;
-	size_t n;
-
-	if (!is_ip(sa))
-		return;
-	pp = ip_slot(s, sa);
-	c = *pp;
-	n = sockaddr_ip_bytes(sa, &p);
+	struct client_count **pp = client_slot(s, k), *c = *pp;
 
 	if (c == NULL) {
 		if (delta <= 0)
 			return;
 		c = xcalloc(1, sizeof(*c));
-		c->family = sa->sa_family;
-		memcpy(c->ip, p, n);
+		c->key = *k;
 		*pp = c;
 	}
 	if (delta < 0 && c->n < (unsigned)-delta)
-		panic("event=ip_count_underflow");
+		panic("event=client_count_underflow");
 	c->n = (unsigned)((int)c->n + delta);
 	if (c->n == 0) {
 		*pp = c->next;
@@ -229,19 +252,28 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 {
 	struct listener *l = arg;
 	const char *why = NULL;
+	struct client_key key;
+	unsigned uid;
 
 	(void)ev;
+	client_key_of(l, fd, sa, &key, &uid);
 	if (srv->stopping)
 		why = "shutdown";
 	else if (srv->nconns >= srv->conf->connections)
 		why = "connections";
-	else if (ip_count_get(srv, sa) >= srv->conf->connections_per_ip)
+	else if (l->kind == LISTEN_LOCAL &&
+		 client_count_get(srv, &key) >= srv->conf->connections_per_uid)
+		why = "connections_per_uid";
+	else if (l->kind != LISTEN_LOCAL &&
+		 client_count_get(srv, &key) >= srv->conf->connections_per_ip)
 		why = "connections_per_ip";
 	if (why != NULL) {
 		char host[64];
 
-		if (getnameinfo(sa, (socklen_t)salen, host, sizeof(host), NULL, 0,
-		    NI_NUMERICHOST) != 0)
+		if (l->kind == LISTEN_LOCAL)
+			(void)!str_fmt(host, sizeof(host), "uid=%u", uid);
+		else if (getnameinfo(sa, (socklen_t)salen, host, sizeof(host),
+			     NULL, 0, NI_NUMERICHOST) != 0)
 			host[0] = '\0';
 		log_warn("event=refuse listener=%s client=%s reason=%s", l->name, host, why);
 		refuse(fd, srv->conf->hostname);

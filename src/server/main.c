@@ -381,6 +381,8 @@ main(int argc, char **argv)
 		fatalx("event=startup step=event_base");
 	open_mail_root(&s);
 	open_table(&s);
+	/* the per-client tables' hash key, before any client */
+	client_key_seed();
 	s.throttle = auth_throttle_new(4096);
 	if ((s.spool = spool_open(s.conf->state_dir, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=queue error=\"%s\"", err);
@@ -402,7 +404,7 @@ main(int argc, char **argv)
 	log_info("event=stopped messages=%llu commit_batches=%llu commit_messages=%llu",
 	    (unsigned long long)s.messages, (unsigned long long)s.commit_batches,
 	    (unsigned long long)s.commit_messages);
-	free(s.ip_buckets);
+	free(s.client_buckets);
 	SSL_CTX_free(s.tls_ctx);
 	auth_throttle_free(s.throttle);
 	netlist_free(s.relay_nets);

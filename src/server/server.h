@@ -22,6 +22,7 @@
 #include "../deliver/deliver.h"
 #include "../queue/queue.h"
 #include "../table/table.h"
+#include "../util/clientkey.h"
 #include "../util/util.h"
 
 /* ---- worker pool ------------------------------------------------------- */
@@ -91,7 +92,7 @@ struct listener {
 
 /* ---- the daemon -------------------------------------------------------- */
 
-struct ip_count;
+struct client_count;
 
 struct server {
 	struct conf *conf;
@@ -104,7 +105,7 @@ struct server {
 	struct listener listeners[4];
 	unsigned nlisteners;
 	unsigned nconns;                 /* open connections */
-	struct ip_count **ip_buckets;    /* per-IP connection counts */
+	struct client_count **client_buckets; /* connections per client key */
 	struct conn *conns;              /* all open connections (list) */
 	bool stopping;                   /* SIGTERM seen */
 	struct event *stop_timer;
@@ -222,9 +223,19 @@ int listeners_bind(struct server *s);                 /* before privdrop */
 void listeners_enable(struct server *s);              /* on the loop */
 void listeners_close(struct server *s);
 
-/* per-IP bookkeeping, used by accept and conn_free */
-unsigned ip_count_get(struct server *s, const struct sockaddr *sa);
-void ip_count_add(struct server *s, const struct sockaddr *sa, int delta);
+/*
+ * Client keys (util/clientkey.h) of connections: an IPv4 address, an IPv6
+ * /64, or on public/submit.sock the peer's uid (SO_PEERCRED; UINT32_MAX if
+ * unknown).  Every per-client limit counts by these keys; a later rate
+ * limit per client IP calls client_key_from_sockaddr() and hashes with
+ * client_key_hash().
+ */
+void client_key_from_sockaddr(struct client_key *k, const struct sockaddr *sa);
+void client_key_of(const struct listener *l, int fd, const struct sockaddr *sa,
+    struct client_key *k, unsigned *uid_out);
+/* open connections per client key, used by accept and conn_free */
+unsigned client_count_get(struct server *s, const struct client_key *k);
+void client_count_add(struct server *s, const struct client_key *k, int delta);
 
 /* ---- connections ------------------------------------------------------- */
 

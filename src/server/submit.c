@@ -9,13 +9,31 @@
  * cannot answer gets 454 4.7.0, not a failure that counts against the
  * client.  An unknown user and a wrong password get the same 535 5.7.8
  * after the same work (auth_password_ok hashes a dummy for unknown users)
- * and the same delay; repeated failures from one address are delayed more
- * and more (auth_throttle), and the third failure on one connection ends
- * it with 421.  Passwords are wiped as soon as they are checked and are
- * never logged.
+ * and the same delay.  A stored hash of a refused method (DES crypt, MD5,
+ * ...: auth_hash_method_ok) fails like a wrong password and is logged
+ * reason=weak_hash, so the administrator sees whose hash to replace.
+ *
+ * Brute force (auth_throttle, per client key: an IPv4 address, an IPv6
+ * /64): after the free failures, every AUTH attempt of that client waits
+ * out the penalty of its last failure *before* its password is checked,
+ * so no answer, 235 or 535, leaves early and hanging up gains nothing; an
+ * attempt made while another of the same client is held or checked gets
+ * 454 4.7.0 at once, without hashing.  The 535 of a failure in penalty is
+ * itself sent only when its penalty ends, and the third failure on one
+ * connection ends it with 421.  Passwords are wiped as soon as they are
+ * checked and are never logged.
+ *
+ * Senders: an authenticated user may use its own address or an alias of
+ * it (unless submission.any_sender).  On public/submit.sock, with
+ * submission.local_senders = own, a uid other than 0 may use login@D (its
+ * login name, D our hostname or one of our domains) and the addresses the table
+ * resolves to one of those; with "any" (the default, as sendmail users expect)
+ * any sender, the Received: line naming the uid either way.
  */
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/event.h>
 
@@ -26,6 +44,10 @@
 struct auth_job {
 	struct lookup lk;            /* lk.job alone when only hashing */
 	struct conn *c;
+	struct server *srv;
+	struct client_key key; /* the client, for the throttle */
+	uint64_t ticket;       /* auth_throttle_admit's */
+	bool weak;	       /* the stored hash's method is refused */
 	char user[AUTH_FIELD_MAX + 1];
 	char pass[AUTH_FIELD_MAX + 1];
 	char hash[AUTH_HASH_MAX];
@@ -53,6 +75,7 @@ auth_run(struct job *j)
 	/* an unknown user costs the same work (a dummy hash) as a known one */
 	if (aj->hash_st != TABLE_TEMPFAIL)
 		aj->ok = auth_password_ok(aj->hash_st == TABLE_OK ? aj->hash : NULL, aj->pass);
+	aj->weak = aj->hash_st == TABLE_OK && !auth_hash_method_ok(aj->hash);
 	explicit_bzero(aj->pass, sizeof(aj->pass));
 }
 
@@ -102,20 +125,20 @@ on_auth_delay(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-auth_failed(struct conn *c, const char *user, const char *mech)
+auth_failed(
+    struct conn *c, const char *user, const char *mech, const char *reason)
 {
-	const unsigned char *ip;
-	size_t iplen = sockaddr_ip_bytes((const struct sockaddr *)&c->sa, &ip);
 	uint64_t now = time_now_ms();
 	unsigned delay;
 	char safe[300];
 
 	c->auth_failures++;
-	auth_throttle_fail(c->srv->throttle, ip, iplen, now);
-	delay = auth_throttle_delay_ms(c->srv->throttle, ip, iplen, now);
-	log_warn("sid=%s event=auth_failed mech=%s user=%s client=%s failures=%u delay_ms=%u",
+	auth_throttle_fail(c->srv->throttle, &c->key, now);
+	delay = auth_throttle_delay_ms(c->srv->throttle, &c->key, now);
+	log_warn("sid=%s event=auth_failed mech=%s user=%s client=%s reason=%s "
+		 "failures=%u delay_ms=%u",
 	    c->sid, mech, log_sanitize(safe, sizeof(safe), user, strlen(user)),
-	    c->ip, c->auth_failures, delay);
+	    c->ip, reason, c->auth_failures, delay);
 	if (delay == 0) {
 		auth_reply_failure(c);
 		return;
@@ -130,10 +153,7 @@ auth_failed(struct conn *c, const char *user, const char *mech)
 static void
 auth_succeeded(struct conn *c, const char *user, const char *mech)
 {
-	const unsigned char *ip;
-	size_t iplen = sockaddr_ip_bytes((const struct sockaddr *)&c->sa, &ip);
-
-	auth_throttle_success(c->srv->throttle, ip, iplen);
+	auth_throttle_success(c->srv->throttle, &c->key);
 	c->authenticated = true;
 	if (str_copy(c->auth_user, sizeof(c->auth_user), user, strlen(user)) != 0)
 		c->auth_user[0] = '\0';
@@ -160,7 +180,17 @@ auth_decide(struct conn *c, const struct auth_job *aj)
 	else if (aj->ok)
 		auth_succeeded(c, aj->user, aj->mech);
 	else
-		auth_failed(c, aj->user, aj->mech);
+		auth_failed(c, aj->user, aj->mech,
+		    aj->weak ? "weak_hash" : "bad_credentials");
+}
+
+/* The attempt is over, answered or not: its throttle ticket goes back. */
+static void
+auth_job_free(struct auth_job *aj)
+{
+	auth_throttle_release(aj->srv->throttle, &aj->key, aj->ticket);
+	explicit_bzero(aj, sizeof(*aj));
+	free(aj);
 }
 
 static void
@@ -172,8 +202,7 @@ auth_finish(struct auth_job *aj)
 		auth_decide(c, aj);
 		conn_process(c);
 	}
-	explicit_bzero(aj, sizeof(*aj));
-	free(aj);
+	auth_job_free(aj);
 }
 
 static void
@@ -193,18 +222,8 @@ auth_answer(struct lookup *lk)
  * A remote table: both on a lookup thread.
  */
 static void
-auth_verify(struct conn *c, const char *user, const char *pass, const char *mech)
+auth_check(struct conn *c, struct auth_job *aj)
 {
-	struct auth_job *aj = xcalloc(1, sizeof(*aj));
-
-	aj->c = c;
-	aj->mech = mech;
-	aj->lk.ask = auth_ask;
-	aj->lk.answer = auth_answer;
-	if (str_copy(aj->user, sizeof(aj->user), user, strlen(user)) != 0 ||
-	    str_copy(aj->pass, sizeof(aj->pass), pass, strlen(pass)) != 0)
-		aj->user[0] = aj->pass[0] = '\0';
-	str_lower(aj->user);
 	if (lookups_async(c->srv)) {
 		conn_ask(c, &aj->lk);
 		return;
@@ -217,13 +236,107 @@ auth_verify(struct conn *c, const char *user, const char *pass, const char *mech
 		c->pending = false;
 		c->job_running = false;
 		auth_decide(c, aj);
-		explicit_bzero(aj, sizeof(*aj));
-		free(aj);
+		auth_job_free(aj);
 		return;
 	}
 	aj->lk.job.run = auth_run;
 	aj->lk.job.done = auth_done;
 	workers_submit(c->srv->workers, &aj->lk.job);
+}
+
+/* The client's penalty is over: check the attempt that waited for it. */
+static void
+on_auth_hold(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct auth_job *aj = c->held;
+
+	(void)fd;
+	(void)what;
+	c->held = NULL;
+	c->pending = false;
+	auth_check(c, aj);
+	conn_process(c);
+}
+
+void
+submit_drop_auth(struct conn *c)
+{
+	if (c->held != NULL)
+		auth_job_free(c->held);
+	c->held = NULL;
+	if (c->hold != NULL)
+		event_free(c->hold);
+	c->hold = NULL;
+}
+
+void
+submit_shutdown(struct conn *c)
+{
+	if (c->held != NULL) {
+		/* no verdict: the 421 of the shutdown follows */
+		event_del(c->hold);
+		auth_job_free(c->held);
+		c->held = NULL;
+		c->pending = false;
+	}
+	if (c->delay != NULL && evtimer_pending(c->delay, NULL)) {
+		/* a failure's 535 need not outlive the daemon */
+		event_del(c->delay);
+		c->pending = false;
+		auth_reply_failure(c);
+	}
+}
+
+/*
+ * An attempt: admitted by the throttle (else 454 now, no hashing), held
+ * until the client's penalty is over, then checked.
+ */
+static void
+auth_verify(
+    struct conn *c, const char *user, const char *pass, const char *mech)
+{
+	struct auth_job *aj;
+	unsigned wait;
+	uint64_t ticket;
+	char safe[300];
+
+	if (auth_throttle_admit(c->srv->throttle, &c->key, time_now_ms(), &wait,
+		&ticket) == AUTH_THROTTLE_BUSY) {
+		log_warn("sid=%s event=auth_busy mech=%s user=%s client=%s",
+		    c->sid, mech,
+		    log_sanitize(safe, sizeof(safe), user, strlen(user)),
+		    c->ip);
+		smtp_server_reject(c->smtp, 454, "4.7.0",
+		    "Too many authentication attempts, try again later");
+		return;
+	}
+	aj = xcalloc(1, sizeof(*aj));
+	aj->c = c;
+	aj->srv = c->srv;
+	aj->key = c->key;
+	aj->ticket = ticket;
+	aj->mech = mech;
+	aj->lk.ask = auth_ask;
+	aj->lk.answer = auth_answer;
+	if (str_copy(aj->user, sizeof(aj->user), user, strlen(user)) != 0 ||
+	    str_copy(aj->pass, sizeof(aj->pass), pass, strlen(pass)) != 0)
+		aj->user[0] = aj->pass[0] = '\0';
+	str_lower(aj->user);
+	if (wait == 0) {
+		auth_check(c, aj);
+		return;
+	}
+	if (c->hold == NULL &&
+	    (c->hold = evtimer_new(c->srv->base, on_auth_hold, c)) == NULL)
+		panic("event=oom where=auth_hold");
+	struct timeval tv = {
+	    (time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+	log_info("sid=%s event=auth_held mech=%s client=%s wait_ms=%u", c->sid,
+	    mech, c->ip, wait);
+	c->held = aj;
+	c->pending = true;
+	evtimer_add(c->hold, &tv);
 }
 
 static void
@@ -237,7 +350,7 @@ auth_plain(struct conn *c, const char *b64, size_t len)
 	if (st == SASL_OK)
 		auth_verify(c, user, pass, "PLAIN");
 	else if (st == SASL_ERR_AUTHZ)
-		auth_failed(c, user, "PLAIN");
+		auth_failed(c, user, "PLAIN", "authzid");
 	else
 		smtp_server_reject(c->smtp, 501, "5.5.2", "Cannot decode the AUTH PLAIN response");
 	explicit_bzero(pass, sizeof(pass));
@@ -304,6 +417,57 @@ targets_include(const struct table_targets *tt, const char *user)
 	return false;
 }
 
+/*
+ * submission.local_senders = own: the addresses a local uid owns are
+ * login@D for its login name (getpwuid) and D our hostname (what tern
+ * sendmail uses without -f) or any of our domains, and every address the
+ * table resolves to one of those (an alias of it).
+ */
+static bool
+local_owns(const struct conn *c, const char *address)
+{
+	const char *at = strrchr(address, '@');
+	size_t n = strlen(c->local_login);
+
+	return at != NULL && c->local_login[0] != '\0' &&
+	       (size_t)(at - address) == n &&
+	       strncasecmp(address, c->local_login, n) == 0 &&
+	       (conf_domain_is_local(c->srv->conf, at + 1) ||
+		   strcasecmp(at + 1, c->srv->conf->hostname) == 0);
+}
+
+static bool
+local_targets_owned(const struct conn *c, const struct table_targets *tt)
+{
+	size_t i;
+
+	for (i = 0; i < tt->n; i++)
+		if (local_owns(c, tt->v[i].address))
+			return true;
+	return false;
+}
+
+/* The uid's login name into c->local_login, once; false if it has none. */
+static bool
+local_login_name(struct conn *c)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (c->local_login[0] != '\0')
+		return true;
+	/* NSS on the loop: once per connection, only with local_senders=own */
+	if (getpwuid_r((uid_t)c->local_uid, &pw, buf, sizeof(buf), &res) != 0 ||
+	    res == NULL ||
+	    str_copy(c->local_login, sizeof(c->local_login), pw.pw_name,
+		strlen(pw.pw_name)) != 0) {
+		c->local_login[0] = '\0';
+		return false;
+	}
+	str_lower(c->local_login);
+	return true;
+}
+
 /* MAIL's question on the submission ports: may this user send as sender? */
 struct sender_lookup {
 	struct resolve_lookup q;     /* q.addr: the sender */
@@ -311,12 +475,40 @@ struct sender_lookup {
 	void (*then)(struct conn *);
 };
 
+static bool
+sender_owned(const struct conn *c, const struct sender_lookup *sl)
+{
+	if (sl->q.st != TABLE_OK)
+		return false;
+	return c->local ? local_targets_owned(c, &sl->q.tt)
+			: targets_include(&sl->q.tt, c->auth_user);
+}
+
+static void
+sender_refuse(struct conn *c, const char *from)
+{
+	char text[128];
+
+	if (!c->local) {
+		conn_reject(c, "mail", 553, "5.7.1",
+		    "Sender address is not owned by the authenticated user",
+		    from);
+		return;
+	}
+	if (str_fmt(text, sizeof(text), "Sender address is not owned by uid %u",
+		c->local_uid) != 0)
+		text[0] = '\0';
+	log_warn("sid=%s event=local_sender_refused uid=%u login=%s", c->sid,
+	    c->local_uid, c->local_login[0] ? c->local_login : "-");
+	conn_reject(c, "mail", 553, "5.7.1", text, from);
+}
+
 static void
 sender_decide(struct conn *c, struct sender_lookup *sl)
 {
 	char from[TABLE_ADDR_MAX + 1], q[600];
 
-	if (sl->q.st == TABLE_OK && targets_include(&sl->q.tt, c->auth_user)) {
+	if (sender_owned(c, sl)) {
 		sl->then(c);
 		return;
 	}
@@ -327,7 +519,7 @@ sender_decide(struct conn *c, struct sender_lookup *sl)
 		    log_quote(q, sizeof(q), sl->q.lk.err, strlen(sl->q.lk.err)));
 		conn_reject(c, "mail", 451, "4.3.0", "Temporary lookup failure, try again later", from);
 	} else {
-		conn_reject(c, "mail", 553, "5.7.1", "Sender address is not owned by the authenticated user", from);
+		sender_refuse(c, from);
 	}
 }
 
@@ -345,21 +537,44 @@ sender_answer(struct lookup *lk)
 	free(sl);
 }
 
+/*
+ * Is the sender's policy for this session satisfied without a lookup?
+ * 1: yes, 0: ask the table, -1: refused (the reply is sent).
+ */
+static int
+sender_quick(struct conn *c, const struct addr *sender)
+{
+	char from[TABLE_ADDR_MAX + 1];
+	bool formatted = addr_format(sender, from, sizeof(from)) >= 0;
+
+	if (c->local) {
+		/* root may send as anyone; so may everyone with "any" */
+		if (strcmp(c->srv->conf->submission_local_senders, "own") !=
+			0 ||
+		    c->local_uid == 0 || sender->null)
+			return 1;
+		if (!local_login_name(c)) {
+			sender_refuse(c, formatted ? from : "");
+			return -1;
+		}
+		return formatted && local_owns(c, from) ? 1 : 0;
+	}
+	if (c->l->kind == LISTEN_SMTP || !c->authenticated || sender->null ||
+	    c->srv->conf->submission_any_sender)
+		return 1;
+	return formatted && strcasecmp(from, c->auth_user) == 0 ? 1 : 0;
+}
+
 void
 submit_check_sender(struct conn *c, void (*then)(struct conn *))
 {
 	const struct addr *sender = &smtp_server_cmd(c->smtp)->path;
 	struct sender_lookup now = { 0 }, *sl = &now;
-	char from[TABLE_ADDR_MAX + 1];
+	int quick = sender_quick(c, sender);
 
-	if (c->l->kind == LISTEN_SMTP || !c->authenticated || sender->null ||
-	    c->srv->conf->submission_any_sender) {
-		then(c);
-		return;
-	}
-	if (addr_format(sender, from, sizeof(from)) >= 0 &&
-	    strcasecmp(from, c->auth_user) == 0) {
-		then(c);
+	if (quick != 0) {
+		if (quick > 0)
+			then(c);
 		return;
 	}
 	/* else an alias of the user's: the table says */

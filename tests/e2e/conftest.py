@@ -212,16 +212,19 @@ class SMTPClient:
     the bytes given; reply() reads until a complete final line "NNN ...".
     """
 
-    def __init__(self, port, timeout=5.0, source=None, greet=True, tls=False):
-        """tls=True: implicit TLS (port 465 style) before the greeting."""
+    def __init__(self, port, timeout=5.0, source=None, greet=True, tls=False,
+                 host="127.0.0.1"):
+        """tls=True: implicit TLS (port 465 style) before the greeting.
+        host: the server's address (an IPv6 one makes an IPv6 socket)."""
         self.port = port
         self.timeout = timeout * SLOW
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if source:
             self.sock.bind((source, 0))
         self.sock.settimeout(self.timeout)
-        self.sock.connect(("127.0.0.1", port))
+        self.sock.connect((host, port))
         self.buf = b""
         self.eof = False
         if tls:

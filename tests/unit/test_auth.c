@@ -8,6 +8,7 @@
 
 #include "t.h"
 #include "auth/auth.h"
+#include "util/clientkey.h"
 
 /* ---- base64 ------------------------------------------------------------- */
 
@@ -525,6 +526,102 @@ test_password_legacy(void)
 	free(salt);
 }
 
+/* A crypt(3) hash of pw with the given setting prefix (malloc'ed). */
+static char *
+make_hash(const char *prefix, const char *pw)
+{
+	char *salt = crypt_gensalt_ra(prefix, 0, NULL, 0);
+	struct crypt_data d;
+	char *h, *out = NULL;
+
+	if (salt == NULL)
+		return NULL;
+	memset(&d, 0, sizeof(d));
+	h = crypt_r(pw, salt, &d);
+	if (h != NULL && h[0] != '*')
+		out = strdup(h);
+	free(salt);
+	return out;
+}
+
+/*
+ * Issue 11 item 11: only yescrypt, bcrypt, sha512crypt and sha256crypt.
+ * DES crypt (8 characters of the password count), MD5-crypt and the rest
+ * are refused even with the right password.
+ */
+static void
+test_hash_methods(void)
+{
+	static const struct {
+		const char *prefix;
+		bool ok;
+	} m[] = {
+	    {"$y$", true},
+	    {"$2b$", true},
+	    {"$2a$", true},
+	    {"$2y$", true},
+	    {"$6$", true},
+	    {"$5$", true},
+	    {"$1$", false},
+	    {"", false} /* DES */,
+	    {"_", false} /* BSDi DES */,
+	    {"$7$", false} /* scrypt */,
+	    {"$gy$", false},
+	    {"$3$", false} /* NT */,
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		char *h;
+
+		t_case(m[i].prefix[0] ? m[i].prefix : "DES");
+		if (m[i].prefix[0] == '\0') {
+			/* traditional DES: a two-character salt */
+			struct crypt_data d;
+
+			memset(&d, 0, sizeof(d));
+			h = crypt_r("pass word", "ab", &d);
+			h = h != NULL ? strdup(h) : NULL;
+		} else {
+			h = make_hash(m[i].prefix, "pass word");
+		}
+		T_CHECK(h != NULL);
+		if (h == NULL)
+			continue;
+		T_CHECK_INT(auth_hash_method_ok(h), m[i].ok);
+		T_CHECK_INT(auth_password_ok(h, "pass word"), m[i].ok);
+		T_CHECK(!auth_password_ok(h, "pass worD"));
+		free(h);
+	}
+	t_case("DES truncation no longer lets 8 characters in");
+	{
+		struct crypt_data d;
+		const char *h;
+
+		memset(&d, 0, sizeof(d));
+		h = crypt_r("password-long", "ab", &d);
+		T_CHECK(h != NULL && !auth_password_ok(h, "password"));
+	}
+	t_case("not hashes");
+	T_CHECK(!auth_hash_method_ok(NULL));
+	T_CHECK(!auth_hash_method_ok(""));
+	T_CHECK(!auth_hash_method_ok("!$y$j9T$abc"));
+	T_CHECK(!auth_hash_method_ok("*"));
+	T_CHECK(!auth_hash_method_ok("$y$"));
+	T_CHECK(!auth_hash_method_ok("$6$"));
+	T_CHECK(!auth_hash_method_ok("$6$saltsalt$"));
+	T_CHECK(!auth_hash_method_ok(
+	    "$y$j9T$BnjyM20lkaIxEgUM7DT/"
+	    "G.$n3W.DPW7j0VEmNVsLJkPFxEC9Xe7YCKdnKiCwUx6rw"));
+	T_CHECK(auth_hash_method_ok(
+	    "$y$j9T$BnjyM20lkaIxEgUM7DT/"
+	    "G.$n3W.DPW7j0VEmNVsLJkPFxEC9Xe7YCKdnKiCwUx6rw8"));
+	T_CHECK(!auth_hash_method_ok(
+	    "$y$j9T$BnjyM20lkaIxEgUM7DT/"
+	    "G.$n3W.DPW7j0VEmNVsLJkPFxEC9Xe7YCKdnKiCwUx6r!8"));
+	T_CHECK(!auth_hash_method_ok("plain text"));
+}
+
 /*
  * No such user: false, and about as slow as a wrong password (crypt
  * really runs).  A loose bound keeps this from flaking on a busy machine.
@@ -557,6 +654,18 @@ test_password_unknown_user(void)
 
 /* ---- throttle ----------------------------------------------------------- */
 
+/* A client key for ip[0..n); a ring of them so one call may use two. */
+static const struct client_key *
+ck(const void *ip, size_t n)
+{
+	static struct client_key ring[4];
+	static unsigned next;
+	struct client_key *k = &ring[next++ % 4];
+
+	client_key_ip(k, ip, n);
+	return k;
+}
+
 static void
 test_throttle_growth(void)
 {
@@ -568,25 +677,25 @@ test_throttle_growth(void)
 	size_t i;
 
 	t_case("fresh");
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 0);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 0);
 	T_CHECK_INT(auth_throttle_count(t), 0);
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		t_case("growth");
-		auth_throttle_fail(t, ip, 4, now);
-		T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), want[i]);
+		auth_throttle_fail(t, ck(ip, 4), now);
+		T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), want[i]);
 		now += 1000;
 	}
 	for (i = 0; i < 1000; i++)
-		auth_throttle_fail(t, ip, 4, now);
+		auth_throttle_fail(t, ck(ip, 4), now);
 	t_case("capped");
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 30000);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 30000);
 	t_case("others unaffected");
-	T_CHECK_INT(auth_throttle_delay_ms(t, other, 4, now), 0);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(other, 4), now), 0);
 	t_case("success forgets");
-	auth_throttle_success(t, ip, 4);
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 0);
+	auth_throttle_success(t, ck(ip, 4));
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 0);
 	T_CHECK_INT(auth_throttle_count(t), 0);
-	auth_throttle_success(t, other, 4); /* unknown: no-op */
+	auth_throttle_success(t, ck(other, 4)); /* unknown: no-op */
 	auth_throttle_free(t);
 	auth_throttle_free(NULL);
 }
@@ -600,27 +709,29 @@ test_throttle_decay(void)
 	int i;
 
 	for (i = 0; i < 5; i++)
-		auth_throttle_fail(t, ip, 4, now);
+		auth_throttle_fail(t, ck(ip, 4), now);
 	t_case("decay: still remembered just before");
-	T_CHECK_INT(
-	    auth_throttle_delay_ms(t, ip, 4, now + AUTH_THROTTLE_FORGET_MS - 1),
+	T_CHECK_INT(auth_throttle_delay_ms(
+			t, ck(ip, 4), now + AUTH_THROTTLE_FORGET_MS - 1),
 	    2000);
 	t_case("decay: forgotten after 15 minutes");
 	T_CHECK_INT(
-	    auth_throttle_delay_ms(t, ip, 4, now + AUTH_THROTTLE_FORGET_MS), 0);
+	    auth_throttle_delay_ms(t, ck(ip, 4), now + AUTH_THROTTLE_FORGET_MS),
+	    0);
 	T_CHECK_INT(auth_throttle_count(t), 0);
 	t_case("decay: counting restarts");
 	now += AUTH_THROTTLE_FORGET_MS + 10;
 	for (i = 0; i < 3; i++)
-		auth_throttle_fail(t, ip, 4, now);
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 0);
-	auth_throttle_fail(t, ip, 4, now);
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 1000);
+		auth_throttle_fail(t, ck(ip, 4), now);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 0);
+	auth_throttle_fail(t, ck(ip, 4), now);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 1000);
 	t_case("decay: fail() prunes expired entries");
 	{
 		const unsigned char ip2[4] = {198, 51, 100, 8};
 
-		auth_throttle_fail(t, ip2, 4, now + AUTH_THROTTLE_FORGET_MS);
+		auth_throttle_fail(
+		    t, ck(ip2, 4), now + AUTH_THROTTLE_FORGET_MS);
 		T_CHECK_INT(auth_throttle_count(t), 1);
 	}
 	auth_throttle_free(t);
@@ -642,15 +753,15 @@ test_throttle_v6(void)
 	memcpy(c, a, 16);
 	c[7] = 2; /* next /64 */
 	for (i = 0; i < 4; i++)
-		auth_throttle_fail(t, a, 16, 100);
+		auth_throttle_fail(t, ck(a, 16), 100);
 	t_case("v6 same /64 shares");
-	T_CHECK_INT(auth_throttle_delay_ms(t, b, 16, 100), 1000);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(b, 16), 100), 1000);
 	t_case("v6 other /64 apart");
-	T_CHECK_INT(auth_throttle_delay_ms(t, c, 16, 100), 0);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(c, 16), 100), 0);
 	t_case("v4-mapped is v4");
 	for (i = 0; i < 5; i++)
-		auth_throttle_fail(t, mapped, 16, 100);
-	T_CHECK_INT(auth_throttle_delay_ms(t, v4, 4, 100), 2000);
+		auth_throttle_fail(t, ck(mapped, 16), 100);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(v4, 4), 100), 2000);
 	T_CHECK_INT(auth_throttle_count(t), 2);
 	auth_throttle_free(t);
 }
@@ -666,23 +777,138 @@ test_throttle_evict(void)
 	for (k = 1; k <= 4; k++) {
 		ip[3] = (unsigned char)k;
 		for (i = 0; i < 4; i++)
-			auth_throttle_fail(t, ip, 4, now++);
+			auth_throttle_fail(t, ck(ip, 4), now++);
 	}
 	/* 1 fails again: 2 is now the oldest */
 	ip[3] = 1;
-	auth_throttle_fail(t, ip, 4, now++);
+	auth_throttle_fail(t, ck(ip, 4), now++);
 	ip[3] = 5;
-	auth_throttle_fail(t, ip, 4, now++);
+	auth_throttle_fail(t, ck(ip, 4), now++);
 	t_case("evict: bounded");
 	T_CHECK_INT(auth_throttle_count(t), 4);
 	t_case("evict: oldest gone");
 	ip[3] = 2;
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 0);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 0);
 	t_case("evict: recent kept");
 	ip[3] = 1;
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 2000);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 2000);
 	ip[3] = 3;
-	T_CHECK_INT(auth_throttle_delay_ms(t, ip, 4, now), 1000);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 1000);
+	auth_throttle_free(t);
+}
+
+/*
+ * Issue 11 item 2: the penalty is served before the verdict.  Past the
+ * free failures an attempt waits out the penalty of the last failure
+ * whatever its password, and a second attempt of the same client while
+ * one is held or being checked is refused (BUSY), so neither hanging up
+ * nor parallel connections speed a guesser up.
+ */
+static void
+test_throttle_admit(void)
+{
+	struct auth_throttle *t = auth_throttle_new(16);
+	const unsigned char ip[4] = {192, 0, 2, 7}, other[4] = {192, 0, 2, 8};
+	unsigned wait;
+	uint64_t tk, tk2, now = 10000;
+	int i;
+
+	t_case("admit: fresh client, no wait");
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tk),
+	    AUTH_THROTTLE_GO);
+	T_CHECK_INT(wait, 0);
+	T_CHECK(tk != 0);
+	auth_throttle_release(t, ck(ip, 4), tk);
+	T_CHECK_INT(auth_throttle_count(t), 0); /* nothing left behind */
+
+	t_case("admit: free failures run in parallel, up to three");
+	{
+		uint64_t tks[3];
+
+		for (i = 0; i < 3; i++)
+			T_CHECK_INT(auth_throttle_admit(
+					t, ck(ip, 4), now, &wait, &tks[i]),
+			    AUTH_THROTTLE_GO);
+		T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tk2),
+		    AUTH_THROTTLE_BUSY);
+		for (i = 0; i < 3; i++) {
+			auth_throttle_fail(t, ck(ip, 4), now);
+			auth_throttle_release(t, ck(ip, 4), tks[i]);
+		}
+	}
+	t_case("admit: after 3 failures, one at a time, no wait yet");
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tk),
+	    AUTH_THROTTLE_GO);
+	T_CHECK_INT(wait, 0);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now, &wait, &tk2),
+	    AUTH_THROTTLE_BUSY);
+	t_case("admit: other clients unaffected");
+	T_CHECK_INT(auth_throttle_admit(t, ck(other, 4), now, &wait, &tk2),
+	    AUTH_THROTTLE_GO);
+	T_CHECK_INT(wait, 0);
+	auth_throttle_release(t, ck(other, 4), tk2);
+
+	t_case("admit: 4th failure, 1 s penalty for the next attempt");
+	auth_throttle_fail(t, ck(ip, 4), now);
+	T_CHECK_INT(auth_throttle_delay_ms(t, ck(ip, 4), now), 1000);
+	auth_throttle_release(t, ck(ip, 4), tk);
+	/* a guesser that hung up comes back 150 ms later: it still waits */
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 150, &wait, &tk),
+	    AUTH_THROTTLE_GO);
+	T_CHECK_INT(wait, 850);
+	t_case("admit: a second attempt meanwhile is refused");
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 200, &wait, &tk2),
+	    AUTH_THROTTLE_BUSY);
+	t_case("admit: the held one given up frees the slot, same wait");
+	auth_throttle_release(t, ck(ip, 4), tk);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 300, &wait, &tk),
+	    AUTH_THROTTLE_GO);
+	T_CHECK_INT(wait, 700);
+	t_case("admit: a release twice, or a stale ticket, frees nothing more");
+	auth_throttle_release(t, ck(ip, 4), tk2); /* tk2 was never issued: 0 */
+	auth_throttle_release(t, ck(ip, 4), tk + 1);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 310, &wait, &tk2),
+	    AUTH_THROTTLE_BUSY);
+	t_case("admit: 5th failure: 2 s from then");
+	auth_throttle_fail(t, ck(ip, 4), now + 1000);
+	auth_throttle_release(t, ck(ip, 4), tk);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 1000, &wait, &tk),
+	    AUTH_THROTTLE_GO);
+	T_CHECK_INT(wait, 2000);
+	t_case("admit: a success forgets the client and voids its tickets");
+	auth_throttle_success(t, ck(ip, 4));
+	auth_throttle_release(t, ck(ip, 4), tk);
+	T_CHECK_INT(auth_throttle_count(t), 0);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 1001, &wait, &tk),
+	    AUTH_THROTTLE_GO);
+	T_CHECK_INT(wait, 0);
+	auth_throttle_release(t, ck(ip, 4), tk);
+	t_case("admit: penalty served, no wait");
+	for (i = 0; i < 4; i++)
+		auth_throttle_fail(t, ck(ip, 4), now + 2000);
+	T_CHECK_INT(auth_throttle_admit(t, ck(ip, 4), now + 3000, &wait, &tk),
+	    AUTH_THROTTLE_GO);
+	T_CHECK_INT(wait, 0);
+	auth_throttle_release(t, ck(ip, 4), tk);
+	t_case("admit: a client in IPv6 is its /64");
+	{
+		unsigned char a[16] = {
+		    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1};
+		unsigned char b[16];
+
+		memcpy(b, a, 16);
+		b[15] = 2;
+		for (i = 0; i < 5; i++)
+			auth_throttle_fail(t, ck(a, 16), now);
+		T_CHECK_INT(
+		    auth_throttle_admit(t, ck(b, 16), now + 500, &wait, &tk),
+		    AUTH_THROTTLE_GO);
+		T_CHECK_INT(wait, 1500);
+		b[15] = 3;
+		T_CHECK_INT(
+		    auth_throttle_admit(t, ck(b, 16), now + 500, &wait, &tk2),
+		    AUTH_THROTTLE_BUSY);
+	}
 	auth_throttle_free(t);
 }
 
@@ -705,13 +931,13 @@ test_throttle_churn(void)
 		ip[1] = ip[2] = 0;
 		now += r % 50000;
 		if ((r >> 40) % 10 == 0)
-			auth_throttle_success(t, ip, 4);
+			auth_throttle_success(t, ck(ip, 4));
 		else
-			auth_throttle_fail(t, ip, 4, now);
-		if (auth_throttle_delay_ms(t, ip, 4, now) > 30000 ||
+			auth_throttle_fail(t, ck(ip, 4), now);
+		if (auth_throttle_delay_ms(t, ck(ip, 4), now) > 30000 ||
 		    auth_throttle_count(t) > 64)
 			T_CHECK(0);
-		auth_throttle_fail(one, ip, 4, now);
+		auth_throttle_fail(one, ck(ip, 4), now);
 		if (auth_throttle_count(one) != 1)
 			T_CHECK(0);
 	}
@@ -736,11 +962,13 @@ main(void)
 	T_RUN(test_login_lengths);
 	T_RUN(test_password_roundtrip);
 	T_RUN(test_password_legacy);
+	T_RUN(test_hash_methods);
 	T_RUN(test_password_unknown_user);
 	T_RUN(test_throttle_growth);
 	T_RUN(test_throttle_decay);
 	T_RUN(test_throttle_v6);
 	T_RUN(test_throttle_evict);
 	T_RUN(test_throttle_churn);
+	T_RUN(test_throttle_admit);
 	return t_summary();
 }

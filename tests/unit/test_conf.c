@@ -277,6 +277,10 @@ static const char *const file_errors[][2] = {
     {"[limits]\nrecipients =\n", "2: limits.recipients: not a number"},
     {"[limits]\nconnections = 0\n",
 	"2: limits.connections: out of range (1..1000000)"},
+    {"[submission]\nlocal_senders = mine\n",
+	"2: submission.local_senders: expected any or own"},
+    {"[limits]\nconnections_per_uid = 0\n",
+	"2: limits.connections_per_uid: out of range (1..1000000)"},
     {"[limits]\nconnections_per_ip = 0\n",
 	"2: limits.connections_per_ip: out of range (1..1000000)"},
     {"[limits]\nerrors = 0\n", "2: limits.errors: out of range (1..10000)"},
@@ -696,7 +700,9 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 37);
+	T_CHECK_INT(l.n, 39);
+	T_CHECK(strstr(l.text, "limits.connections_per_uid = 20\n") != NULL);
+	T_CHECK(strstr(l.text, "submission.local_senders = any\n") != NULL);
 	T_CHECK(strstr(l.text, "domains = a.example, b.example\n") != NULL);
 	T_CHECK(strstr(l.text, "state_dir = /s\n") != NULL);
 	T_CHECK(strstr(l.text, "tables.users = sqlite:/s/tern.db\n") != NULL);
