@@ -698,6 +698,10 @@ attempt_begin(struct qmgr *q, struct qent *e)
 /* ---- the end of an attempt: DSNs, envelope, schedule ----------------- */
 
 enum { DSN_FAILURE, DSN_DELAY, DSN_SUCCESS, DSN_KINDS };
+/* a recipient's owed mark is its DSN kind plus one (queue.h) */
+_Static_assert(QUEUE_DSN_FAILURE == DSN_FAILURE + 1 &&
+    QUEUE_DSN_DELAY == DSN_DELAY + 1 && QUEUE_DSN_SUCCESS == DSN_SUCCESS + 1,
+    "owed marks follow the DSN kinds");
 
 struct finish {
 	struct job job;
@@ -706,13 +710,14 @@ struct finish {
 	unsigned char *marks;          /* per recipient: which DSN reports it */
 	struct inject *ij[DSN_KINDS];
 	bool remove;                   /* every recipient is final */
+	bool owed;                     /* a DSN's store failed: owed marks set */
 	int rc;
 	int err_no;                    /* errno of a failed update/remove */
 };
 
-/* Which DSN, if any, reports recipient r after this attempt. */
+/* Which DSN, if any, reports what changed for recipient r in this attempt. */
 static int
-dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
+dsn_kind_new(const struct queue_rcpt *r, enum queue_rcpt_state before,
     bool final, bool warn_now)
 {
 	if (r->notify & SMTP_NOTIFY_NEVER)
@@ -731,6 +736,24 @@ dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
 	    (r->notify == 0 || (r->notify & SMTP_NOTIFY_DELAY)))
 		return DSN_DELAY;
 	return -1;
+}
+
+/*
+ * Which DSN reports r now: what changed in this attempt, else the DSN an
+ * earlier attempt owes (its store failed).  An owed delay warning is moot
+ * once the recipient is no longer pending: its final report goes instead.
+ */
+static int
+dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
+    bool final, bool warn_now)
+{
+	int k = dsn_kind_new(r, before, final, warn_now);
+
+	if (k >= 0 || r->dsn_owed == QUEUE_DSN_NONE)
+		return k;
+	if (r->dsn_owed == QUEUE_DSN_DELAY && r->state != QUEUE_RCPT_PENDING)
+		return -1;
+	return (int)r->dsn_owed - 1;
 }
 
 /* A recipient of the DSN that goes through the queue. */
@@ -989,6 +1012,36 @@ read_original(int fd, uint64_t size, struct buf *out)
 	return 0;
 }
 
+/*
+ * A recipient whose time in the queue is over fails for good with status
+ * 4.4.7 (RFC 3463: a persistent transient failure, "delivery time
+ * expired"), whatever the last attempt said: that is why it failed.  The
+ * last reply is kept whole for the DSN's Diagnostic-Code (rcpt_expired):
+ * its enhanced code moves to the front of the text, so "451 4.7.1
+ * greylisted" is still quoted as the server said it.  docs/queue.md.
+ */
+static void
+rcpt_expire(struct queue_rcpt *r)
+{
+	char text[QUEUE_TEXT_MAX + 1];
+
+	r->state = QUEUE_RCPT_FAILED;
+	if (r->code != 0 && r->enh[0] != '\0') {
+		/* cut (terminated) if it does not fit: it is a diagnostic */
+		(void)!str_fmt(text, sizeof(text), "%s %s", r->enh, r->text);
+		memcpy(r->text, text, sizeof(r->text));
+	}
+	(void)!str_copy(r->enh, sizeof(r->enh), "4.4.7", 5);
+}
+
+/* Failed by expiry (not by a 5xx): a temporary last reply and 4.4.7. */
+static bool
+rcpt_expired(const struct queue_rcpt *r)
+{
+	return r->state == QUEUE_RCPT_FAILED && strcmp(r->enh, "4.4.7") == 0 &&
+	    (r->code == 0 || (r->code >= 400 && r->code < 500));
+}
+
 static const enum bounce_kind dsn_kinds[DSN_KINDS] = {
 	BOUNCE_FAILURE, BOUNCE_DELAY, BOUNCE_SUCCESS
 };
@@ -1019,10 +1072,15 @@ dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 		if (kind == DSN_SUCCESS && r->state == QUEUE_RCPT_DELIVERED)
 			br[n].action = BOUNCE_ACTION_DELIVERED;
 		br[n].status = r->enh[0] ? r->enh : NULL;
-		/* the remote server's whole reply, as RFC 3464 2.3.6 wants it */
-		if (r->code && str_fmt(diag[n], sizeof(diag[n]), "%d %s%s%s", r->code,
-		    r->enh, r->enh[0] ? " " : "", r->text) != 0)
+		/* the remote server's whole reply, as RFC 3464 2.3.6 wants it
+		 * (expired: its enhanced code is in the text, see rcpt_expire) */
+		if (r->code && rcpt_expired(r)) {
+			if (str_fmt(diag[n], sizeof(diag[n]), "%d %s", r->code, r->text) != 0)
+				diag[n][0] = '\0';
+		} else if (r->code && str_fmt(diag[n], sizeof(diag[n]), "%d %s%s%s",
+		    r->code, r->enh, r->enh[0] ? " " : "", r->text) != 0) {
 			diag[n][0] = '\0';
+		}
 		br[n].diag = r->code ? diag[n] : NULL;
 		br[n].remote_mta = at->mx != NULL && at->mx[i][0] ? at->mx[i] : NULL;
 		br[n].last_attempt = r->last_try;
@@ -1053,6 +1111,42 @@ dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 	return rc;
 }
 
+static const char *const dsn_kind_names[DSN_KINDS] = {
+	"failure", "delay", "success"
+};
+
+/*
+ * The DSN of kind k could not be stored: its recipients keep an owed mark
+ * in the envelope, so the report is made by a later attempt (or after a
+ * restart) instead of being lost with the recipient's final state.
+ */
+static void
+finish_owe(struct finish *f, int k)
+{
+	struct attempt *at = f->at;
+	size_t i;
+
+	for (i = 0; i < at->env.nrcpt; i++)
+		if (f->marks[i] == k + 1)
+			at->env.rcpt[i].dsn_owed = (enum queue_dsn_owed)(k + 1);
+	f->owed = true;
+}
+
+/* An owed DSN keeps the message queued and brings its next attempt near. */
+static void
+finish_owed_schedule(struct finish *f)
+{
+	struct attempt *at = f->at;
+	unsigned wait = at->q->retry.first ? at->q->retry.first : RETRY_FIRST_DEFAULT;
+	time_t when = time(NULL) + (time_t)wait;
+
+	f->remove = false;
+	if (at->env.next_try == 0 || at->env.next_try > when)
+		at->env.next_try = when;
+	log_warn("id=%s event=dsn_owed retry_in=%u note=\"kept in the queue until "
+	    "the report is stored\"", at->env.id, wait);
+}
+
 static void
 finish_run(struct job *j)
 {
@@ -1075,14 +1169,18 @@ finish_run(struct job *j)
 		f->ij[k]->body = at->dsn[k].data;
 		f->ij[k]->body_len = at->dsn[k].len;
 		inject_store(f->ij[k]);
-		if (f->ij[k]->rc != 0)
-			log_err("id=%s event=dsn_store_failed error=\"%s\"", at->env.id, f->ij[k]->err);
-		else
+		if (f->ij[k]->rc != 0) {
+			log_err("id=%s event=dsn_store_failed kind=%s error=\"%s\"",
+			    at->env.id, dsn_kind_names[k], f->ij[k]->err);
+			finish_owe(f, k);
+		} else {
 			log_info("id=%s event=dsn kind=%s to=<%s>", at->env.id,
-			    k == DSN_FAILURE ? "failure" : k == DSN_DELAY ? "delay" : "success",
-			    at->env.sender);
+			    dsn_kind_names[k], at->env.sender);
+		}
 	}
 	buf_free(&orig);
+	if (f->owed)
+		finish_owed_schedule(f);
 	f->rc = f->remove ? spool_remove(at->q->srv->spool, at->env.id) :
 	    spool_update(at->q->srv->spool, &at->env);
 	f->err_no = f->rc != 0 ? errno : 0;
@@ -1149,10 +1247,8 @@ finish_expire(struct attempt *at, time_t now)
 
 		if (r->state != QUEUE_RCPT_PENDING)
 			continue;
-		r->state = QUEUE_RCPT_FAILED;
-		if (r->enh[0] == '\0')
-			(void)!str_copy(r->enh, sizeof(r->enh), "4.4.7", 5);
-		log_info("id=%s event=expired to=<%s>", at->env.id, r->addr);
+		rcpt_expire(r);
+		log_info("id=%s event=expired to=<%s> status=4.4.7", at->env.id, r->addr);
 	}
 }
 
@@ -1178,6 +1274,8 @@ attempt_finish(struct attempt *at)
 		/* only what changed in this attempt is reported */
 		k = dsn_kind_for(r, (enum queue_rcpt_state)at->before[i],
 		    at->final[i] != 0, warn);
+		/* reported now, or moot: finish_owe marks it again if need be */
+		at->env.rcpt[i].dsn_owed = QUEUE_DSN_NONE;
 		pending |= r->state == QUEUE_RCPT_PENDING;
 		if (k >= 0 && at->env.sender[0] != '\0') {
 			f->marks[i] = (unsigned char)(k + 1);
