@@ -34,6 +34,7 @@
 #include "../queue/bounce.h"
 #include "../queue/retry.h"
 #include "../tls/tls.h"
+#include "dsnlimit.h"
 #include "server.h"
 
 #define QMGR_BUCKETS 65536
@@ -63,6 +64,7 @@ struct qmgr {
 	struct dns *dns;
 	SSL_CTX *client_ctx;
 	struct retry_policy retry;
+	struct dsn_limit *dsnlim;   /* limits.dsn_per_client, _per_domain */
 };
 
 /* ---- index: hash table + heap ------------------------------------------ */
@@ -898,6 +900,26 @@ dsn_inject_free(struct inject *ij)
 	free(ij);
 }
 
+/*
+ * The DSN rate limits (dsnlimit.h): may tern originate one more report of
+ * this kind for mail from client_ip to sender?  A report refused is
+ * dropped, and that is logged here.
+ */
+static bool
+dsn_rate_ok(struct qmgr *q, const char *id, const char *kind,
+    const char *client_ip, const char *sender)
+{
+	const char *which = "";
+	char safe[QUEUE_ADDR_MAX * 4 + 1];
+
+	if (dsn_limit_allow(q->dsnlim, client_ip, sender, time_now_ms(), &which))
+		return true;
+	log_sanitize(safe, sizeof(safe), sender, strlen(sender));
+	log_warn("id=%s event=dsn_dropped reason=rate_limit limit=%s kind=%s "
+	    "to=<%s> client=%s", id, which, kind, safe, client_ip);
+	return false;
+}
+
 /* A success DSN between its build and its store. */
 struct dsn_success {
 	struct buf body;
@@ -947,6 +969,8 @@ qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d)
 
 	if (d->sender[0] == '\0' || n == 0)
 		return;                    /* never a DSN to <> */
+	if (!d->trusted && !dsn_rate_ok(q, d->id, "success", d->client_ip, d->sender))
+		return;
 	br = xcalloc(n, sizeof(*br));
 	for (i = 0; i < n; i++) {
 		br[i].final = d->rcpts[i].addr;
@@ -1255,6 +1279,43 @@ finish_expire(struct attempt *at, time_t now)
 static void finish_submit(struct finish *f);
 static void finish_routed(struct sender_route *sr);
 
+/* Mail that came over the network without AUTH (not sendmail's socket,
+ * whose sessions record "uid=N" as their address). */
+static bool
+env_untrusted(const struct queue_env *env)
+{
+	return env->auth[0] == '\0' && strncmp(env->ip, "uid=", 4) != 0 &&
+	    strcmp(env->proto, "local") != 0;
+}
+
+/*
+ * Success and delay reports of untrusted mail go through the DSN rate
+ * limits; failure reports never do (docs/security.md: a bounce of real
+ * mail must not be lost, and tern refuses unknown recipients at RCPT, so
+ * a failure report needs a failed relay, which needs AUTH or relay.networks).
+ */
+static void
+finish_rate_limit(struct finish *f)
+{
+	static const int limited[] = { DSN_DELAY, DSN_SUCCESS };
+	struct attempt *at = f->at;
+	size_t i, j;
+
+	if (!env_untrusted(&at->env))
+		return;
+	for (j = 0; j < sizeof(limited) / sizeof(limited[0]); j++) {
+		int k = limited[j];
+
+		if (!f->want[k] || dsn_rate_ok(at->q, at->env.id, dsn_kind_names[k],
+		    at->env.ip, at->env.sender))
+			continue;
+		f->want[k] = false;
+		for (i = 0; i < at->env.nrcpt; i++)
+			if (f->marks[i] == k + 1)
+				f->marks[i] = 0;
+	}
+}
+
 static void
 attempt_finish(struct attempt *at)
 {
@@ -1282,6 +1343,7 @@ attempt_finish(struct attempt *at)
 			f->want[k] = true;
 		}
 	}
+	finish_rate_limit(f);
 	if (warn && f->want[DSN_DELAY])
 		at->env.warned = now;
 	f->remove = !pending;
@@ -1443,6 +1505,7 @@ qmgr_new(struct server *s)
 
 	q->srv = s;
 	qmgr_retry_conf(q);
+	q->dsnlim = dsn_limit_new(s->conf);
 	if ((n = spool_scan(s->spool, scan_cb, q)) < 0)
 		fatal("event=startup step=queue_scan");
 	log_info("event=queue_loaded messages=%d ms=%llu", n,
@@ -1478,6 +1541,7 @@ qmgr_free(struct qmgr *q)
 	if (q == NULL)
 		return;
 	remote_free(q->remote);
+	dsn_limit_free(q->dsnlim);
 	dns_free(q->dns);
 	SSL_CTX_free(q->client_ctx);
 	event_free(q->timer);
