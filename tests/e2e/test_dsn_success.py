@@ -149,3 +149,17 @@ def test_authenticated_success_reports_are_not_limited(ternd):
                input=f"Subject: local-{i}\n\nbody\n".encode())
     wait_dsns(t, 3)
     assert "event=dsn_dropped" not in t.log()
+
+
+def test_success_reports_default_limit(ternd):
+    """With nothing configured, limits.dsn_per_client (30 an hour) holds."""
+    t = ternd()
+    for i in range(32):
+        send_from(t, "127.0.0.1", f"default-{i}")
+    wait_dsns(t, 30, timeout=20)
+    deadline = time.monotonic() + 5
+    while len(dropped(t, "client")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert len(maildir_files(t.state_dir, CLAIRE)) == 30
+    assert len(dropped(t, "client")) == 2, t.log()[-2000:]

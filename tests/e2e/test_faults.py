@@ -145,13 +145,17 @@ def bounce_store_fails(ternd, fault_env, peer):
     rep = t.send_raw("claire@example.org", ["nobody@remote.example"],
                      b"Subject: bounce me\r\nMessage-ID: <owed@client.test>\r\n\r\nbody\r\n")
     assert rep.code == 250, rep
-    wait_log(t, r"event=dsn_store_failed kind=failure")
-    wait_log(t, r"event=dsn_owed")
-    assert maildir_files(t.state_dir, "claire@example.org") == []
+    from conftest import wait_for
+    wait_log(t, r"event=dsn_store_failed")
     # the original is still queued: the bounce exists only as its mark
-    [m] = t.queue_list()
+    [m] = wait_for(lambda: [m for m in t.queue_list()
+                            if m["recipients"][0]["state"] == "FAILED"],
+                   "the original kept in the queue, its recipient failed",
+                   timeout=5)
     [r] = m["recipients"]
-    assert r["state"] == "FAILED" and r["code"] == 550, m
+    assert r["code"] == 550, m
+    assert maildir_files(t.state_dir, "claire@example.org") == []
+    wait_log(t, r"event=dsn_owed")
     env = (Path(t.state_dir) / "queue" / "env" / m["id"]).read_text()
     assert env.startswith("V 2\n") and env.rstrip().split("\n")[-2].endswith(" FAILURE"), env
     return t
