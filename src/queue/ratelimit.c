@@ -13,13 +13,13 @@
 
 struct rate_slot {
 	uint64_t key;
-	uint64_t tat;       /* theoretical arrival time, ms; 0: empty */
+	uint64_t tat; /* theoretical arrival time, ms; 0: empty */
 };
 
 struct rate_table {
 	struct rate_slot *slot;
 	uint64_t mask;
-	uint64_t interval;  /* window / limit, ms, at least 1 */
+	uint64_t interval; /* window / limit, ms, at least 1 */
 	uint64_t window;
 	unsigned limit;
 };
@@ -67,7 +67,8 @@ rate_slot_of(const struct rate_table *t, uint64_t key, int which)
 static struct rate_slot *
 rate_find(const struct rate_table *t, uint64_t key)
 {
-	struct rate_slot *a = rate_slot_of(t, key, 0), *b = rate_slot_of(t, key, 1);
+	struct rate_slot *a = rate_slot_of(t, key, 0),
+			 *b = rate_slot_of(t, key, 1);
 
 	if (a->tat != 0 && a->key == key)
 		return a;
@@ -99,9 +100,10 @@ rate_take(struct rate_table *t, uint64_t key, uint64_t now_ms)
 	if (t->limit == 0)
 		return;
 	if (s == NULL) {
-		struct rate_slot *a = rate_slot_of(t, key, 0), *b = rate_slot_of(t, key, 1);
+		struct rate_slot *a = rate_slot_of(t, key, 0),
+				 *b = rate_slot_of(t, key, 1);
 
-		s = a->tat <= b->tat ? a : b;   /* empty, or the least to lose */
+		s = a->tat <= b->tat ? a : b; /* empty, or the least to lose */
 		s->key = key;
 		s->tat = 0;
 	}

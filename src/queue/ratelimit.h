@@ -26,9 +26,9 @@ struct rate_table;
 
 /* slots: rounded up to a power of two (at least 2, at most 2^20);
  * limit 0: every event is allowed.  NULL only if memory is short. */
-struct rate_table *rate_table_new(unsigned slots, unsigned limit,
-    uint64_t window_ms);
-void rate_table_free(struct rate_table *t);   /* NULL ok */
+struct rate_table *rate_table_new(
+    unsigned slots, unsigned limit, uint64_t window_ms);
+void rate_table_free(struct rate_table *t); /* NULL ok */
 
 /* Would an event for key be allowed at now_ms?  Changes nothing. */
 bool rate_check(const struct rate_table *t, uint64_t key, uint64_t now_ms);

@@ -18,9 +18,9 @@
 #include "dsnlimit.h"
 #include "server.h"
 
-#define DSN_LIMIT_SLOTS 8192
-#define DSN_LIMIT_WINDOW_MS (3600u * 1000u)   /* the limits are per hour */
-#define DSN_KEY_MAX 256
+#define DSN_LIMIT_SLOTS	    8192
+#define DSN_LIMIT_WINDOW_MS (3600u * 1000u) /* the limits are per hour */
+#define DSN_KEY_MAX	    256
 
 struct dsn_limit {
 	struct rate_table *client, *domain;
@@ -62,8 +62,9 @@ dl_absorb(uint64_t v[4], uint64_t m)
 static uint64_t
 dl_siphash(const uint64_t k[2], const uint8_t *p, size_t n)
 {
-	uint64_t v[4] = { k[0] ^ 0x736f6d6570736575ull, k[1] ^ 0x646f72616e646f6dull,
-		k[0] ^ 0x6c7967656e657261ull, k[1] ^ 0x7465646279746573ull };
+	uint64_t v[4] = {k[0] ^ 0x736f6d6570736575ull,
+	    k[1] ^ 0x646f72616e646f6dull, k[0] ^ 0x6c7967656e657261ull,
+	    k[1] ^ 0x7465646279746573ull};
 	uint64_t last = (uint64_t)n << 56;
 	size_t i, full = n - n % 8;
 
@@ -102,7 +103,7 @@ dsn_limit_key(const struct dsn_limit *dl, bool is_ip, const char *s)
 		memcpy(b + 1, &a4, 4);
 		n += 4;
 	} else if (is_ip && inet_pton(AF_INET6, s, &a6) == 1) {
-		memcpy(b + 1, &a6, 8);          /* the /64 */
+		memcpy(b + 1, &a6, 8); /* the /64 */
 		n += 8;
 	} else {
 		for (i = 0; s[i] != '\0' && n < sizeof(b); i++)
@@ -118,10 +119,13 @@ dsn_limit_new(const struct conf *cf)
 {
 	struct dsn_limit *dl = xcalloc(1, sizeof(*dl));
 
-	if (getrandom(dl->sipkey, sizeof(dl->sipkey), 0) != (ssize_t)sizeof(dl->sipkey))
+	if (getrandom(dl->sipkey, sizeof(dl->sipkey), 0) !=
+	    (ssize_t)sizeof(dl->sipkey))
 		fatal("event=startup step=dsn_limit_key");
-	dl->client = rate_table_new(DSN_LIMIT_SLOTS, cf->dsn_per_client, DSN_LIMIT_WINDOW_MS);
-	dl->domain = rate_table_new(DSN_LIMIT_SLOTS, cf->dsn_per_domain, DSN_LIMIT_WINDOW_MS);
+	dl->client = rate_table_new(
+	    DSN_LIMIT_SLOTS, cf->dsn_per_client, DSN_LIMIT_WINDOW_MS);
+	dl->domain = rate_table_new(
+	    DSN_LIMIT_SLOTS, cf->dsn_per_domain, DSN_LIMIT_WINDOW_MS);
 	if (dl->client == NULL || dl->domain == NULL)
 		panic("event=oom where=dsn_limit");
 	return dl;
@@ -138,8 +142,8 @@ dsn_limit_free(struct dsn_limit *dl)
 }
 
 bool
-dsn_limit_allow(struct dsn_limit *dl, const char *client_ip,
-    const char *sender, uint64_t now_ms, const char **which_out)
+dsn_limit_allow(struct dsn_limit *dl, const char *client_ip, const char *sender,
+    uint64_t now_ms, const char **which_out)
 {
 	const char *at = strrchr(sender, '@');
 	uint64_t kc = dsn_limit_key(dl, true, client_ip);

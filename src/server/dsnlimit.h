@@ -19,7 +19,7 @@
 struct dsn_limit;
 
 struct dsn_limit *dsn_limit_new(const struct conf *cf);
-void dsn_limit_free(struct dsn_limit *dl);    /* NULL ok */
+void dsn_limit_free(struct dsn_limit *dl); /* NULL ok */
 
 /*
  * May a DSN to sender (its domain counts) caused by mail from client_ip

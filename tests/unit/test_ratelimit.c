@@ -33,8 +33,10 @@ test_burst_then_steady(void)
 	T_CHECK(t != NULL);
 	T_CHECK_INT(burst(t, 42, now, 20), 5);
 	T_CHECK(!rate_check(t, 42, now + HOUR_MS / 5 - 1));
-	T_CHECK_INT(burst(t, 42, now + HOUR_MS / 5, 20), 1);   /* one interval on */
-	T_CHECK_INT(burst(t, 42, now + 2 * HOUR_MS, 20), 5);  /* quiet: whole burst */
+	T_CHECK_INT(
+	    burst(t, 42, now + HOUR_MS / 5, 20), 1); /* one interval on */
+	T_CHECK_INT(
+	    burst(t, 42, now + 2 * HOUR_MS, 20), 5); /* quiet: whole burst */
 	rate_table_free(t);
 }
 
@@ -56,13 +58,13 @@ test_collisions(void)
 {
 	struct rate_table *t = rate_table_new(2, 2, HOUR_MS);
 	uint64_t a = 0x0000000000000000ull, b = 0x0000000100000001ull,
-	    c = 0x0000000000000001ull;
+		 c = 0x0000000000000001ull;
 
 	T_CHECK_INT(burst(t, a, 5, 5), 2);
 	T_CHECK_INT(burst(t, b, 5, 1), 1);
-	T_CHECK_INT(burst(t, c, 5, 5), 2);   /* replaced b (earlier arrival) */
-	T_CHECK_INT(burst(t, a, 5, 5), 0);   /* a kept its count */
-	T_CHECK_INT(burst(t, b, 5, 5), 2);   /* b forgotten: a fresh budget */
+	T_CHECK_INT(burst(t, c, 5, 5), 2); /* replaced b (earlier arrival) */
+	T_CHECK_INT(burst(t, a, 5, 5), 0); /* a kept its count */
+	T_CHECK_INT(burst(t, b, 5, 5), 2); /* b forgotten: a fresh budget */
 	rate_table_free(t);
 }
 
