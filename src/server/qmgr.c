@@ -713,6 +713,7 @@ struct finish {
 	struct inject *ij[DSN_KINDS];
 	bool remove;                   /* every recipient is final */
 	bool owed;                     /* a DSN's store failed: owed marks set */
+	bool was_owed[DSN_KINDS];      /* made again for an owed mark */
 	int rc;
 	int err_no;                    /* errno of a failed update/remove */
 };
@@ -1306,7 +1307,8 @@ finish_rate_limit(struct finish *f)
 	for (j = 0; j < sizeof(limited) / sizeof(limited[0]); j++) {
 		int k = limited[j];
 
-		if (!f->want[k] || dsn_rate_ok(at->q, at->env.id, dsn_kind_names[k],
+		if (!f->want[k] || f->was_owed[k] ||
+		    dsn_rate_ok(at->q, at->env.id, dsn_kind_names[k],
 		    at->env.ip, at->env.sender))
 			continue;
 		f->want[k] = false;
@@ -1335,6 +1337,8 @@ attempt_finish(struct attempt *at)
 		/* only what changed in this attempt is reported */
 		k = dsn_kind_for(r, (enum queue_rcpt_state)at->before[i],
 		    at->final[i] != 0, warn);
+		if (k >= 0 && r->dsn_owed == (enum queue_dsn_owed)(k + 1))
+			f->was_owed[k] = true;   /* counted when it was due */
 		/* reported now, or moot: finish_owe marks it again if need be */
 		at->env.rcpt[i].dsn_owed = QUEUE_DSN_NONE;
 		pending |= r->state == QUEUE_RCPT_PENDING;
@@ -1343,9 +1347,11 @@ attempt_finish(struct attempt *at)
 			f->want[k] = true;
 		}
 	}
-	finish_rate_limit(f);
+	/* once per message, even when the rate limit drops it: it is not due
+	 * again at the next attempt */
 	if (warn && f->want[DSN_DELAY])
 		at->env.warned = now;
+	finish_rate_limit(f);
 	f->remove = !pending;
 	at->env.next_try = env_next_try(&at->env);
 	if (f->want[DSN_FAILURE] || f->want[DSN_DELAY] || f->want[DSN_SUCCESS]) {

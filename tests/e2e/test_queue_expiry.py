@@ -5,6 +5,7 @@ warning says Action: delayed with the last reply's status; the final
 report says Action: failed, Status: 4.4.7 (delivery time expired, RFC
 3463) and quotes the last reply, unchanged, in Diagnostic-Code."""
 
+import re
 import time
 
 from conftest import dsn_of, field, maildir_files, wait_for
@@ -73,5 +74,34 @@ def test_lifetime_zero_first_temporary_failure_is_final(ternd):
         assert field(r, "Status") == "4.4.7", r.items()
         assert field(r, "Diagnostic-Code") == "smtp; 452 4.2.2 mailbox full", r.items()
         assert peer.rcpts == 1
+    finally:
+        peer.close()
+
+
+def test_delay_warnings_rate_limited_for_unauthenticated_mail(ternd):
+    """Delay warnings of mail sent without AUTH count against
+    limits.dsn_per_client like success reports; the expiry (failure)
+    reports are never limited."""
+    peer = ReplyPeer("451 4.7.1 greylisted")
+    peer.start()
+    try:
+        t = ternd({"relay.networks": "127.0.0.0/8",
+                   "relay.smarthost": f"127.0.0.1:{peer.port}",
+                   "queue.retry_first": "1", "queue.retry_max": "1",
+                   "queue.delay_warning": "1", "queue.lifetime": "4",
+                   "limits.dsn_per_client": "1"})
+        for i in range(3):
+            rep = t.send_raw(CLAIRE, [FAR], f"Subject: slow {i}\r\n\r\nbody\r\n".encode())
+            assert rep.code == 250, rep
+        wait_for(lambda: len(reports(t).get("failed", [])) == 3, "3 expiry reports",
+                 timeout=25)
+        wait_for(lambda: t.queue_list() == [], "the queue to empty")
+        time.sleep(1)
+        got = reports(t)
+        assert len(got.get("delayed", [])) == 1, {k: len(v) for k, v in got.items()}
+        assert len(got["failed"]) == 3
+        assert len(re.findall(r"event=dsn_dropped reason=rate_limit limit=client "
+                              r"kind=delay to=<claire@example\.org> client=127\.0\.0\.1",
+                              t.log())) == 2, t.log()[-3000:]
     finally:
         peer.close()
