@@ -102,6 +102,10 @@ dsn_limit_key(const struct dsn_limit *dl, bool is_ip, const char *s)
 	if (is_ip && inet_pton(AF_INET, s, &a4) == 1) {
 		memcpy(b + 1, &a4, 4);
 		n += 4;
+	} else if (is_ip && inet_pton(AF_INET6, s, &a6) == 1 &&
+		   IN6_IS_ADDR_V4MAPPED(&a6)) {
+		memcpy(b + 1, a6.s6_addr + 12, 4); /* the IPv4 client it is */
+		n += 4;
 	} else if (is_ip && inet_pton(AF_INET6, s, &a6) == 1) {
 		memcpy(b + 1, &a6, 8); /* the /64 */
 		n += 8;
