@@ -98,6 +98,8 @@ static const struct conf_key conf_keys[] = {
 	    1000000),
 	K("limits", "errors", CONF_T_UINT, errors, 1, 10000),
 	K("limits", "hops", CONF_T_UINT, hops, 10, 10000),
+	K("limits", "dsn_per_client", CONF_T_UINT, dsn_per_client, 0, 1000000),
+	K("limits", "dsn_per_domain", CONF_T_UINT, dsn_per_domain, 0, 1000000),
 	K("timeout", "command", CONF_T_SECS, timeout_command, 1, 86400),
 	K("timeout", "line", CONF_T_SECS, timeout_line, 1, 86400),
 	K("timeout", "data", CONF_T_SECS, timeout_data, 1, 86400),
@@ -1141,6 +1143,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->connections_per_uid = 20;
 	c->errors = 20;
 	c->hops = 100;
+	c->dsn_per_client = 30;
+	c->dsn_per_domain = 100;
 	c->timeout_command = 300;
 	c->timeout_line = 60;
 	c->timeout_data = 300;

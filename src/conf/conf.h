@@ -52,6 +52,11 @@ struct conf {
 	unsigned hops;              /* limits.hops, 100: a message carrying this
 	                               many Received fields is a loop (RFC 5321
 	                               6.3) and is refused with 554 5.4.6 */
+	unsigned dsn_per_client;    /* limits.dsn_per_client, 30 an hour: DSNs
+	                               (success, delay) for unauthenticated
+	                               mail of one client address; 0: none */
+	unsigned dsn_per_domain;    /* limits.dsn_per_domain, 100 an hour: the
+	                               same DSNs to one domain; 0: none */
 	unsigned timeout_command;   /* timeout.command, 300 s idle between
 	                               commands (RFC 5321 4.5.3.2.7) */
 	unsigned timeout_line;      /* timeout.line, 60 s: a line must be

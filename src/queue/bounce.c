@@ -390,6 +390,11 @@ bounce_rcpt_words(struct bw *w, const struct bounce_ctx *c,
 	bw_str(w, ">: ");
 	bw_words(w, bounce_action_words(r->action), "\r\n    ", 4);
 	bw_str(w, "\r\n    ");
+	/* X.4.7 on a failure: given up after the queue lifetime, not refused */
+	if (r->action == BOUNCE_ACTION_FAILED &&
+	    strcmp(bounce_status(r) + 1, ".4.7") == 0)
+		bw_str(w, "gave up: the message was queued too long (delivery "
+		    "time expired);\r\n    the last attempt ended with: ");
 	if (r->diag != NULL && r->diag[0] != '\0') {
 		if (r->remote_mta != NULL && r->remote_mta[0] != '\0') {
 			bw_str(w, "host ");

@@ -32,7 +32,8 @@
 
 _Static_assert(sizeof(time_t) == 8, "times are stored as 64-bit");
 
-#define ENV_FIELDS_MAX 11	/* the recipient record's */
+#define ENV_RCPT_FIELDS_V1 11	/* the recipient record of version 1 */
+#define ENV_FIELDS_MAX 12	/* version 2's: one more, the owed DSN */
 #define ENV_TIME_MAX ((uint64_t)INT64_MAX)
 #define ENV_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -73,6 +74,9 @@ static const char *const env_state_names[] = {
 	"PENDING", "DELIVERED", "FAILED", "RELAYED"
 };
 static const char *const env_ret_names[] = { "-", "FULL", "HDRS" };
+static const char *const env_owed_names[] = {
+	"-", "FAILURE", "DELAY", "SUCCESS"
+};
 
 /* ---- the envelope in memory ---------------------------------------------- */
 
@@ -143,6 +147,19 @@ queue_id_valid(const char *s)
 		    (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	return s[QUEUE_ID_LEN] == '\0';
+}
+
+/* Version 1 unless a recipient owes a DSN: a file stays readable by a
+ * ternd that knows only version 1 (a downgrade) whenever it can. */
+unsigned
+queue_env_version(const struct queue_env *env)
+{
+	size_t i;
+
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].dsn_owed != QUEUE_DSN_NONE)
+			return 2;
+	return 1;
 }
 
 const char *
@@ -223,9 +240,8 @@ env_put_word(struct buf *out, const char *w)
 static int
 enc_version(struct buf *out, const struct queue_env *e, const struct env_rec *r)
 {
-	(void)e;
 	(void)r;
-	return env_put_u64(out, QUEUE_ENV_VERSION);
+	return env_put_u64(out, queue_env_version(e));
 }
 
 static int
@@ -299,11 +315,12 @@ env_put_notify(struct buf *out, unsigned notify)
 }
 
 static int
-env_put_rcpt(struct buf *out, const struct queue_rcpt *rc)
+env_put_rcpt(struct buf *out, const struct queue_rcpt *rc, unsigned version)
 {
 	const char *st = queue_rcpt_state_name(rc->state);
 
-	if (rc->addr[0] == '\0' || st == NULL || rc->code < 0 || rc->code > 999)
+	if (rc->addr[0] == '\0' || st == NULL || rc->code < 0 || rc->code > 999 ||
+	    (unsigned)rc->dsn_owed >= ENV_NELEM(env_owed_names))
 		return env_einval();
 	if (buf_append(out, "r", 1) != 0 ||
 	    env_put_str(out, rc->addr, QUEUE_ADDR_MAX) != 0 ||
@@ -318,6 +335,8 @@ env_put_rcpt(struct buf *out, const struct queue_rcpt *rc)
 	    env_put_str(out, rc->enh, QUEUE_ENH_MAX) != 0 ||
 	    env_put_str(out, rc->text, QUEUE_TEXT_MAX) != 0)
 		return -1;
+	if (version >= 2 && env_put_word(out, env_owed_names[rc->dsn_owed]) != 0)
+		return -1;
 	return buf_append(out, "\n", 1);
 }
 
@@ -325,13 +344,14 @@ env_put_rcpt(struct buf *out, const struct queue_rcpt *rc)
 static int
 enc_rcpts(struct buf *out, const struct queue_env *e, const struct env_rec *r)
 {
+	unsigned version = queue_env_version(e);
 	size_t i;
 
 	(void)r;
 	if (e->nrcpt == 0 || e->nrcpt > QUEUE_RCPT_MAX || e->rcpt == NULL)
 		return env_einval();
 	for (i = 0; i < e->nrcpt; i++)
-		if (env_put_rcpt(out, &e->rcpt[i]) != 0)
+		if (env_put_rcpt(out, &e->rcpt[i], version) != 0)
 			return -1;
 	return 0;
 }
@@ -473,7 +493,7 @@ dec_version(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 	(void)r;
 	if (dec_u64(d, 0, UINT32_MAX, &v) != 0)
 		return -1;
-	if (v != QUEUE_ENV_VERSION)
+	if (v < 1 || v > QUEUE_ENV_VERSION)
 		return dec_fail(d, "unsupported version %llu",
 		    (unsigned long long)v);
 	e->version = (unsigned)v;
@@ -567,12 +587,13 @@ dec_notify(struct env_dec *d, size_t i, unsigned *out)
 	return 0;
 }
 
-/* r ADDR NOTIFY ORCPT-TYPE ORCPT STATE ATTEMPTS NEXT LAST CODE ENH TEXT */
+/* r ADDR NOTIFY ORCPT-TYPE ORCPT STATE ATTEMPTS NEXT LAST CODE ENH TEXT,
+ * and in version 2 OWED */
 static int
 dec_rcpt_fields(struct env_dec *d, struct queue_rcpt *rc)
 {
 	uint64_t attempts, code;
-	int st;
+	int st, owed;
 
 	if (dec_is(d, 0, "-"))
 		return dec_fail(d, "empty recipient address");
@@ -595,6 +616,12 @@ dec_rcpt_fields(struct env_dec *d, struct queue_rcpt *rc)
 		return -1;
 	rc->attempts = (unsigned)attempts;
 	rc->code = (int)code;
+	if (d->nf > ENV_RCPT_FIELDS_V1) {
+		owed = dec_word(d, 11, env_owed_names, ENV_NELEM(env_owed_names));
+		if (owed < 0)
+			return dec_fail(d, "bad owed DSN");
+		rc->dsn_owed = (enum queue_dsn_owed)owed;
+	}
 	return 0;
 }
 
@@ -624,6 +651,9 @@ dec_end(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 	if (n != e->nrcpt)
 		return dec_fail(d, "END says %llu recipients, found %zu",
 		    (unsigned long long)n, e->nrcpt);
+	/* canonical: version 2 only when version 1 cannot hold it */
+	if (e->version != queue_env_version(e))
+		return dec_fail(d, "version %u without an owed DSN", e->version);
 	return 0;
 }
 
@@ -766,6 +796,15 @@ dec_order(struct env_dec *d, const struct queue_env *e, size_t *pos)
 	return r;
 }
 
+/* Fields of record r in an envelope of out's version. */
+static size_t
+env_nfields(const struct env_rec *r, const struct queue_env *out)
+{
+	if (r->type == 'r' && out->version < 2)
+		return ENV_RCPT_FIELDS_V1;
+	return r->nfields;
+}
+
 int
 queue_env_decode(const char *p, size_t n, struct queue_env *out, char *err,
     size_t errlen)
@@ -781,9 +820,9 @@ queue_env_decode(const char *p, size_t n, struct queue_env *out, char *err,
 	while (d.p < d.end && pos < ENV_NRECS) {
 		if (dec_line(&d) != 0 || (r = dec_order(&d, out, &pos)) == NULL)
 			goto fail;
-		if (d.nf != r->nfields) {
+		if (d.nf != env_nfields(r, out)) {
 			(void)dec_fail(&d, "record '%c' has %zu fields, not "
-			    "%zu", r->type, d.nf, r->nfields);
+			    "%zu", r->type, d.nf, env_nfields(r, out));
 			goto fail;
 		}
 		if (r->dec(&d, out, r) != 0)

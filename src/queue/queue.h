@@ -29,7 +29,9 @@
 
 /* ---- limits (octets, not counting the NUL) ------------------------------- */
 
-#define QUEUE_ENV_VERSION 1
+/* The newest envelope version; each file is written in the oldest one
+ * that can hold it (docs/queue.md), so version 1 unless a DSN is owed. */
+#define QUEUE_ENV_VERSION 2
 #define QUEUE_ID_LEN ID_LEN            /* 16 lowercase hex digits */
 #define QUEUE_ADDR_MAX 320             /* 64 local + '@' + 255 domain */
 #define QUEUE_ENVID_MAX SMTP_ENVID_MAX /* 100, RFC 3461 4.4 */
@@ -53,6 +55,19 @@ enum queue_rcpt_state {
 	QUEUE_RCPT_RELAYED,       /* handed to an MTA without DSN (RFC 3461) */
 };
 
+/*
+ * A DSN that could not be made durable when it was due (its store failed):
+ * the recipient keeps this mark until a later attempt stores the DSN, so
+ * the report is never lost.  The values are the report kinds in qmgr's
+ * order, plus one.
+ */
+enum queue_dsn_owed {
+	QUEUE_DSN_NONE = 0,
+	QUEUE_DSN_FAILURE,
+	QUEUE_DSN_DELAY,
+	QUEUE_DSN_SUCCESS,
+};
+
 struct queue_rcpt {
 	char addr[QUEUE_ADDR_MAX + 1];             /* local@domain, never "" */
 	unsigned notify;                           /* SMTP_NOTIFY_*; 0 none */
@@ -65,12 +80,14 @@ struct queue_rcpt {
 	int code;                                  /* last reply, 0 = none */
 	char enh[QUEUE_ENH_MAX + 1];               /* "4.7.1" or "" */
 	char text[QUEUE_TEXT_MAX + 1];             /* cut by the caller */
+	enum queue_dsn_owed dsn_owed;              /* version 2 files only */
 };
 
 struct queue_env {
 	char id[QUEUE_ID_LEN + 1];  /* spool_commit keeps a valid one that is
 	                               free, else sets a fresh one */
-	unsigned version;           /* set by decode; encode writes current */
+	unsigned version;           /* set by decode; encode writes the
+	                               oldest version that holds env */
 	time_t created;             /* 0 in spool_commit: now */
 	char sender[QUEUE_ADDR_MAX + 1]; /* "" for <> */
 	enum smtp_ret ret;          /* DSN RET, SMTP_RET_UNSPEC when absent */
@@ -119,6 +136,10 @@ int queue_env_encode(const struct queue_env *env, struct buf *out) WUR;
  */
 int queue_env_decode(const char *p, size_t n, struct queue_env *out,
     char *err, size_t errlen) WUR;
+
+/* The version queue_env_encode writes for env: 1, or 2 when a recipient
+ * owes a DSN (dsn_owed). */
+unsigned queue_env_version(const struct queue_env *env);
 
 /* true if s is a queue id: exactly 16 lowercase hex digits. */
 bool queue_id_valid(const char *s);

@@ -456,7 +456,7 @@ spool_commit(struct spool *sp, struct queue_env *env,
 		sp_fail(err, errlen, "check", "arguments", NULL);
 		return -1;
 	}
-	env->version = QUEUE_ENV_VERSION;
+	env->version = queue_env_version(env);
 	if (env->created == 0)
 		env->created = time(NULL);
 	buf_init(&b, QUEUE_ENV_FILE_MAX);

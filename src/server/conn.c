@@ -803,6 +803,7 @@ eom_done(struct inject *ij)
 			.id = t->id, .sender = t->sender, .envid = t->params.envid,
 			.ret = t->params.ret, .smtputf8 = t->params.smtputf8,
 			.rcpts = t->succ, .nrcpts = t->nsucc,
+			.client_ip = c->ip, .trusted = c->authenticated || c->local,
 		};
 
 		d.msg = txn_content(t, &d.msg_len);

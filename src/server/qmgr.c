@@ -34,6 +34,7 @@
 #include "../queue/bounce.h"
 #include "../queue/retry.h"
 #include "../tls/tls.h"
+#include "dsnlimit.h"
 #include "server.h"
 
 #define QMGR_BUCKETS 65536
@@ -64,6 +65,7 @@ struct qmgr {
 	SSL_CTX *client_ctx;	/* MX delivery: opportunistic */
 	SSL_CTX *smarthost_ctx; /* relay.smarthost_tls, _ca_file; or NULL */
 	struct retry_policy retry;
+	struct dsn_limit *dsnlim;   /* limits.dsn_per_client, _per_domain */
 };
 
 /* ---- index: hash table + heap ------------------------------------------ */
@@ -699,6 +701,10 @@ attempt_begin(struct qmgr *q, struct qent *e)
 /* ---- the end of an attempt: DSNs, envelope, schedule ----------------- */
 
 enum { DSN_FAILURE, DSN_DELAY, DSN_SUCCESS, DSN_KINDS };
+/* a recipient's owed mark is its DSN kind plus one (queue.h) */
+_Static_assert(QUEUE_DSN_FAILURE == DSN_FAILURE + 1 &&
+    QUEUE_DSN_DELAY == DSN_DELAY + 1 && QUEUE_DSN_SUCCESS == DSN_SUCCESS + 1,
+    "owed marks follow the DSN kinds");
 
 struct finish {
 	struct job job;
@@ -707,13 +713,15 @@ struct finish {
 	unsigned char *marks;          /* per recipient: which DSN reports it */
 	struct inject *ij[DSN_KINDS];
 	bool remove;                   /* every recipient is final */
+	bool owed;                     /* a DSN's store failed: owed marks set */
+	bool was_owed[DSN_KINDS];      /* made again for an owed mark */
 	int rc;
 	int err_no;                    /* errno of a failed update/remove */
 };
 
-/* Which DSN, if any, reports recipient r after this attempt. */
+/* Which DSN, if any, reports what changed for recipient r in this attempt. */
 static int
-dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
+dsn_kind_new(const struct queue_rcpt *r, enum queue_rcpt_state before,
     bool final, bool warn_now)
 {
 	if (r->notify & SMTP_NOTIFY_NEVER)
@@ -732,6 +740,24 @@ dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
 	    (r->notify == 0 || (r->notify & SMTP_NOTIFY_DELAY)))
 		return DSN_DELAY;
 	return -1;
+}
+
+/*
+ * Which DSN reports r now: what changed in this attempt, else the DSN an
+ * earlier attempt owes (its store failed).  An owed delay warning is moot
+ * once the recipient is no longer pending: its final report goes instead.
+ */
+static int
+dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
+    bool final, bool warn_now)
+{
+	int k = dsn_kind_new(r, before, final, warn_now);
+
+	if (k >= 0 || r->dsn_owed == QUEUE_DSN_NONE)
+		return k;
+	if (r->dsn_owed == QUEUE_DSN_DELAY && r->state != QUEUE_RCPT_PENDING)
+		return -1;
+	return (int)r->dsn_owed - 1;
 }
 
 /* A recipient of the DSN that goes through the queue. */
@@ -876,6 +902,26 @@ dsn_inject_free(struct inject *ij)
 	free(ij);
 }
 
+/*
+ * The DSN rate limits (dsnlimit.h): may tern originate one more report of
+ * this kind for mail from client_ip to sender?  A report refused is
+ * dropped, and that is logged here.
+ */
+static bool
+dsn_rate_ok(struct qmgr *q, const char *id, const char *kind,
+    const char *client_ip, const char *sender)
+{
+	const char *which = "";
+	char safe[QUEUE_ADDR_MAX * 4 + 1];
+
+	if (dsn_limit_allow(q->dsnlim, client_ip, sender, time_now_ms(), &which))
+		return true;
+	log_sanitize(safe, sizeof(safe), sender, strlen(sender));
+	log_warn("id=%s event=dsn_dropped reason=rate_limit limit=%s kind=%s "
+	    "to=<%s> client=%s", id, which, kind, safe, client_ip);
+	return false;
+}
+
 /* A success DSN between its build and its store. */
 struct dsn_success {
 	struct buf body;
@@ -925,6 +971,8 @@ qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d)
 
 	if (d->sender[0] == '\0' || n == 0)
 		return;                    /* never a DSN to <> */
+	if (!d->trusted && !dsn_rate_ok(q, d->id, "success", d->client_ip, d->sender))
+		return;
 	br = xcalloc(n, sizeof(*br));
 	for (i = 0; i < n; i++) {
 		br[i].final = d->rcpts[i].addr;
@@ -990,6 +1038,36 @@ read_original(int fd, uint64_t size, struct buf *out)
 	return 0;
 }
 
+/*
+ * A recipient whose time in the queue is over fails for good with status
+ * 4.4.7 (RFC 3463: a persistent transient failure, "delivery time
+ * expired"), whatever the last attempt said: that is why it failed.  The
+ * last reply is kept whole for the DSN's Diagnostic-Code (rcpt_expired):
+ * its enhanced code moves to the front of the text, so "451 4.7.1
+ * greylisted" is still quoted as the server said it.  docs/queue.md.
+ */
+static void
+rcpt_expire(struct queue_rcpt *r)
+{
+	char text[QUEUE_TEXT_MAX + 1];
+
+	r->state = QUEUE_RCPT_FAILED;
+	if (r->code != 0 && r->enh[0] != '\0') {
+		/* cut (terminated) if it does not fit: it is a diagnostic */
+		(void)!str_fmt(text, sizeof(text), "%s %s", r->enh, r->text);
+		memcpy(r->text, text, sizeof(r->text));
+	}
+	(void)!str_copy(r->enh, sizeof(r->enh), "4.4.7", 5);
+}
+
+/* Failed by expiry (not by a 5xx): a temporary last reply and 4.4.7. */
+static bool
+rcpt_expired(const struct queue_rcpt *r)
+{
+	return r->state == QUEUE_RCPT_FAILED && strcmp(r->enh, "4.4.7") == 0 &&
+	    (r->code == 0 || (r->code >= 400 && r->code < 500));
+}
+
 static const enum bounce_kind dsn_kinds[DSN_KINDS] = {
 	BOUNCE_FAILURE, BOUNCE_DELAY, BOUNCE_SUCCESS
 };
@@ -1020,10 +1098,15 @@ dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 		if (kind == DSN_SUCCESS && r->state == QUEUE_RCPT_DELIVERED)
 			br[n].action = BOUNCE_ACTION_DELIVERED;
 		br[n].status = r->enh[0] ? r->enh : NULL;
-		/* the remote server's whole reply, as RFC 3464 2.3.6 wants it */
-		if (r->code && str_fmt(diag[n], sizeof(diag[n]), "%d %s%s%s", r->code,
-		    r->enh, r->enh[0] ? " " : "", r->text) != 0)
+		/* the remote server's whole reply, as RFC 3464 2.3.6 wants it
+		 * (expired: its enhanced code is in the text, see rcpt_expire) */
+		if (r->code && rcpt_expired(r)) {
+			if (str_fmt(diag[n], sizeof(diag[n]), "%d %s", r->code, r->text) != 0)
+				diag[n][0] = '\0';
+		} else if (r->code && str_fmt(diag[n], sizeof(diag[n]), "%d %s%s%s",
+		    r->code, r->enh, r->enh[0] ? " " : "", r->text) != 0) {
 			diag[n][0] = '\0';
+		}
 		br[n].diag = r->code ? diag[n] : NULL;
 		br[n].remote_mta = at->mx != NULL && at->mx[i][0] ? at->mx[i] : NULL;
 		br[n].last_attempt = r->last_try;
@@ -1054,6 +1137,42 @@ dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 	return rc;
 }
 
+static const char *const dsn_kind_names[DSN_KINDS] = {
+	"failure", "delay", "success"
+};
+
+/*
+ * The DSN of kind k could not be stored: its recipients keep an owed mark
+ * in the envelope, so the report is made by a later attempt (or after a
+ * restart) instead of being lost with the recipient's final state.
+ */
+static void
+finish_owe(struct finish *f, int k)
+{
+	struct attempt *at = f->at;
+	size_t i;
+
+	for (i = 0; i < at->env.nrcpt; i++)
+		if (f->marks[i] == k + 1)
+			at->env.rcpt[i].dsn_owed = (enum queue_dsn_owed)(k + 1);
+	f->owed = true;
+}
+
+/* An owed DSN keeps the message queued and brings its next attempt near. */
+static void
+finish_owed_schedule(struct finish *f)
+{
+	struct attempt *at = f->at;
+	unsigned wait = at->q->retry.first ? at->q->retry.first : RETRY_FIRST_DEFAULT;
+	time_t when = time(NULL) + (time_t)wait;
+
+	f->remove = false;
+	if (at->env.next_try == 0 || at->env.next_try > when)
+		at->env.next_try = when;
+	log_warn("id=%s event=dsn_owed retry_in=%u note=\"kept in the queue until "
+	    "the report is stored\"", at->env.id, wait);
+}
+
 static void
 finish_run(struct job *j)
 {
@@ -1076,14 +1195,18 @@ finish_run(struct job *j)
 		f->ij[k]->body = at->dsn[k].data;
 		f->ij[k]->body_len = at->dsn[k].len;
 		inject_store(f->ij[k]);
-		if (f->ij[k]->rc != 0)
-			log_err("id=%s event=dsn_store_failed error=\"%s\"", at->env.id, f->ij[k]->err);
-		else
+		if (f->ij[k]->rc != 0) {
+			log_err("id=%s event=dsn_store_failed kind=%s error=\"%s\"",
+			    at->env.id, dsn_kind_names[k], f->ij[k]->err);
+			finish_owe(f, k);
+		} else {
 			log_info("id=%s event=dsn kind=%s to=<%s>", at->env.id,
-			    k == DSN_FAILURE ? "failure" : k == DSN_DELAY ? "delay" : "success",
-			    at->env.sender);
+			    dsn_kind_names[k], at->env.sender);
+		}
 	}
 	buf_free(&orig);
+	if (f->owed)
+		finish_owed_schedule(f);
 	f->rc = f->remove ? spool_remove(at->q->srv->spool, at->env.id) :
 	    spool_update(at->q->srv->spool, &at->env);
 	f->err_no = f->rc != 0 ? errno : 0;
@@ -1150,15 +1273,51 @@ finish_expire(struct attempt *at, time_t now)
 
 		if (r->state != QUEUE_RCPT_PENDING)
 			continue;
-		r->state = QUEUE_RCPT_FAILED;
-		if (r->enh[0] == '\0')
-			(void)!str_copy(r->enh, sizeof(r->enh), "4.4.7", 5);
-		log_info("id=%s event=expired to=<%s>", at->env.id, r->addr);
+		rcpt_expire(r);
+		log_info("id=%s event=expired to=<%s> status=4.4.7", at->env.id, r->addr);
 	}
 }
 
 static void finish_submit(struct finish *f);
 static void finish_routed(struct sender_route *sr);
+
+/* Mail that came over the network without AUTH (not sendmail's socket,
+ * whose sessions record "uid=N" as their address). */
+static bool
+env_untrusted(const struct queue_env *env)
+{
+	return env->auth[0] == '\0' && strncmp(env->ip, "uid=", 4) != 0 &&
+	    strcmp(env->proto, "local") != 0;
+}
+
+/*
+ * Success and delay reports of untrusted mail go through the DSN rate
+ * limits; failure reports never do (docs/security.md: a bounce of real
+ * mail must not be lost, and tern refuses unknown recipients at RCPT, so
+ * a failure report needs a failed relay, which needs AUTH or relay.networks).
+ */
+static void
+finish_rate_limit(struct finish *f)
+{
+	static const int limited[] = { DSN_DELAY, DSN_SUCCESS };
+	struct attempt *at = f->at;
+	size_t i, j;
+
+	if (!env_untrusted(&at->env))
+		return;
+	for (j = 0; j < sizeof(limited) / sizeof(limited[0]); j++) {
+		int k = limited[j];
+
+		if (!f->want[k] || f->was_owed[k] ||
+		    dsn_rate_ok(at->q, at->env.id, dsn_kind_names[k],
+		    at->env.ip, at->env.sender))
+			continue;
+		f->want[k] = false;
+		for (i = 0; i < at->env.nrcpt; i++)
+			if (f->marks[i] == k + 1)
+				f->marks[i] = 0;
+	}
+}
 
 static void
 attempt_finish(struct attempt *at)
@@ -1179,14 +1338,21 @@ attempt_finish(struct attempt *at)
 		/* only what changed in this attempt is reported */
 		k = dsn_kind_for(r, (enum queue_rcpt_state)at->before[i],
 		    at->final[i] != 0, warn);
+		if (k >= 0 && r->dsn_owed == (enum queue_dsn_owed)(k + 1))
+			f->was_owed[k] = true;   /* counted when it was due */
+		/* reported now, or moot: finish_owe marks it again if need be */
+		at->env.rcpt[i].dsn_owed = QUEUE_DSN_NONE;
 		pending |= r->state == QUEUE_RCPT_PENDING;
 		if (k >= 0 && at->env.sender[0] != '\0') {
 			f->marks[i] = (unsigned char)(k + 1);
 			f->want[k] = true;
 		}
 	}
+	/* once per message, even when the rate limit drops it: it is not due
+	 * again at the next attempt */
 	if (warn && f->want[DSN_DELAY])
 		at->env.warned = now;
+	finish_rate_limit(f);
 	f->remove = !pending;
 	at->env.next_try = env_next_try(&at->env);
 	if (f->want[DSN_FAILURE] || f->want[DSN_DELAY] || f->want[DSN_SUCCESS]) {
@@ -1361,6 +1527,7 @@ qmgr_new(struct server *s)
 
 	q->srv = s;
 	qmgr_retry_conf(q);
+	q->dsnlim = dsn_limit_new(s->conf);
 	if ((n = spool_scan(s->spool, scan_cb, q)) < 0)
 		fatal("event=startup step=queue_scan");
 	log_info("event=queue_loaded messages=%d ms=%llu", n,
@@ -1405,6 +1572,7 @@ qmgr_free(struct qmgr *q)
 	if (q == NULL)
 		return;
 	remote_free(q->remote);
+	dsn_limit_free(q->dsnlim);
 	dns_free(q->dns);
 	SSL_CTX_free(q->client_ctx);
 	SSL_CTX_free(q->smarthost_ctx);

@@ -193,6 +193,8 @@ struct dsn_delivered {
 	size_t nrcpts;
 	const char *msg;
 	size_t msg_len;
+	const char *client_ip;       /* the session's (DSN rate limits) */
+	bool trusted;                /* AUTH or local: never rate limited */
 };
 void qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d);
 bool qmgr_idle(const struct qmgr *q);      /* no attempt or job in flight */

@@ -77,3 +77,89 @@ def test_no_success_report_unasked_or_to_null_sender(ternd):
     time.sleep(1)
     assert maildir_files(t.state_dir, CLAIRE) == []
     assert len(maildir_files(t.state_dir, BEN)) == 3
+
+
+def test_success_report_is_headers_only_even_with_ret_full(ternd):
+    """A success report must never carry the body back (RFC 3461 4.3 ties
+    RET to failures); otherwise NOTIFY=SUCCESS would turn tern into a
+    reflector of whole messages to a forged sender."""
+    t = ternd()
+    send(t, CLAIRE, [(BEN, "NOTIFY=SUCCESS")], "full-asked", ret="FULL")
+    [p] = wait_dsns(t, 1)
+    _, _, [r], [ret_part] = dsn_of(p.read_bytes())
+    assert field(r, "Action").lower() == "delivered", r.items()
+    assert ret_part.get_content_type() == "text/rfc822-headers", ret_part.get_content_type()
+    raw = ret_part.as_bytes()
+    assert b"<full-asked@client.test>" in raw and b"body of full-asked" not in raw
+
+
+def send_from(t, source, tag):
+    with t.client(source=source) as c:
+        c.ehlo()
+        c.expect(f"MAIL FROM:<{CLAIRE}>", 250)      # forged: nobody logged in
+        c.expect(f"RCPT TO:<{BEN}> NOTIFY=SUCCESS", 250)
+        c.expect("DATA", 354)
+        c.send(f"Subject: {tag}\r\n\r\nbody\r\n.\r\n".encode())
+        check(c.reply(), 250)
+
+
+def dropped(t, which):
+    return re.findall(rf"event=dsn_dropped reason=rate_limit limit={which} "
+                      rf"kind=success to=<{CLAIRE}> client=127\.0\.0\.\d", t.log())
+
+
+def test_success_reports_rate_limited_per_client(ternd):
+    """Port 25, no AUTH: one client asking NOTIFY=SUCCESS again and again
+    gets limits.dsn_per_client reports an hour; the mail itself is still
+    delivered, and each report not made is logged."""
+    t = ternd({"limits.dsn_per_client": "3", "limits.dsn_per_domain": "1000"})
+    for i in range(7):
+        send_from(t, "127.0.0.1", f"spray-{i}")
+    wait_dsns(t, 3)
+    wait_for = time.monotonic() + 5
+    while len(dropped(t, "client")) < 4 and time.monotonic() < wait_for:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert len(maildir_files(t.state_dir, CLAIRE)) == 3
+    assert len(dropped(t, "client")) == 4, t.log()[-2000:]
+    assert len(maildir_files(t.state_dir, BEN)) == 7        # mail not refused
+
+
+def test_success_reports_rate_limited_per_domain(ternd):
+    """Many clients, one destination domain: limits.dsn_per_domain."""
+    t = ternd({"limits.dsn_per_client": "1000", "limits.dsn_per_domain": "4"})
+    for i in range(3):
+        send_from(t, "127.0.0.1", f"a-{i}")
+        send_from(t, "127.0.0.2", f"b-{i}")
+    wait_dsns(t, 4)
+    deadline = time.monotonic() + 5
+    while len(dropped(t, "domain")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert len(maildir_files(t.state_dir, CLAIRE)) == 4
+    assert len(dropped(t, "domain")) == 2, t.log()[-2000:]
+
+
+def test_authenticated_success_reports_are_not_limited(ternd):
+    """The limit is for the open MX port: a logged-in user's reports all
+    go out (here: the local sendmail socket, trusted like AUTH)."""
+    t = ternd({"limits.dsn_per_client": "1", "limits.dsn_per_domain": "1"})
+    for i in range(3):
+        t.tern("-o", "hostname=mx.test", "sendmail", "-f", CLAIRE, "-N", "success", BEN,
+               input=f"Subject: local-{i}\n\nbody\n".encode())
+    wait_dsns(t, 3)
+    assert "event=dsn_dropped" not in t.log()
+
+
+def test_success_reports_default_limit(ternd):
+    """With nothing configured, limits.dsn_per_client (30 an hour) holds."""
+    t = ternd()
+    for i in range(32):
+        send_from(t, "127.0.0.1", f"default-{i}")
+    wait_dsns(t, 30, timeout=20)
+    deadline = time.monotonic() + 5
+    while len(dropped(t, "client")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert len(maildir_files(t.state_dir, CLAIRE)) == 30
+    assert len(dropped(t, "client")) == 2, t.log()[-2000:]

@@ -114,3 +114,91 @@ def test_queue_step_fails_cleanly(ternd, fault_env, step):
     assert r.code == 250, r
     q = queue_files(t.state_dir)
     assert len(q["env"]) == 1 and len(q["data"]) == 1, q
+
+
+# -- a bounce whose own store fails is owed, never lost (issue 11 item 10) ---
+
+def bounce_ternd(ternd, peer):
+    """claire@example.org (local: her DSNs go into her Maildir) relays to a
+    next hop that refuses every recipient with 550; retries come fast."""
+    return fault_ternd(ternd, {"relay.networks": "127.0.0.0/8",
+                               "relay.smarthost": f"127.0.0.1:{peer.port}",
+                               "queue.retry_first": "1", "queue.retry_max": "1"})
+
+
+def wait_log(t, pattern, timeout=15):
+    import re
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if re.search(pattern, t.log()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {pattern!r} in the log:\n{t.log()[-3000:]}")
+
+
+def bounce_store_fails(ternd, fault_env, peer):
+    """The DSN's Maildir store fails; the original must stay queued with
+    its recipient's DSN owed.  Returns the running ternd."""
+    t = bounce_ternd(ternd, peer)
+    fault_env.write_text(f"maildir:create:{errno.EIO}\n")
+    rep = t.send_raw("claire@example.org", ["nobody@remote.example"],
+                     b"Subject: bounce me\r\nMessage-ID: <owed@client.test>\r\n\r\nbody\r\n")
+    assert rep.code == 250, rep
+    from conftest import wait_for
+    wait_log(t, r"event=dsn_store_failed")
+    # the original is still queued: the bounce exists only as its mark
+    [m] = wait_for(lambda: [m for m in t.queue_list()
+                            if m["recipients"][0]["state"] == "FAILED"],
+                   "the original kept in the queue, its recipient failed",
+                   timeout=5)
+    [r] = m["recipients"]
+    assert r["code"] == 550, m
+    assert maildir_files(t.state_dir, "claire@example.org") == []
+    wait_log(t, r"event=dsn_owed")
+    env = (Path(t.state_dir) / "queue" / "env" / m["id"]).read_text()
+    assert env.startswith("V 2\n") and env.rstrip().split("\n")[-2].endswith(" FAILURE"), env
+    return t
+
+
+def check_one_bounce(t):
+    import time
+    from conftest import dsn_of, field, wait_for
+    [p] = wait_for(lambda: maildir_files(t.state_dir, "claire@example.org"),
+                   "the owed DSN in claire's Maildir")
+    wait_for(lambda: t.queue_list() == [] and t.queue_env_files() == [],
+             "the original to leave the queue")
+    _, _, [r], _ = dsn_of(p.read_bytes())
+    assert field(r, "Final-Recipient").lower() == "rfc822; nobody@remote.example"
+    assert field(r, "Action").lower() == "failed" and field(r, "Status") == "5.1.1"
+    assert "550" in field(r, "Diagnostic-Code")
+    time.sleep(2.5)                     # two more retry intervals: nothing more
+    assert len(maildir_files(t.state_dir, "claire@example.org")) == 1
+
+
+def test_bounce_store_fails_then_recovers(ternd, fault_env):
+    from fakepeer import ReplyPeer
+    peer = ReplyPeer("550 5.1.1 no such user")
+    peer.start()
+    try:
+        t = bounce_store_fails(ternd, fault_env, peer)
+        fault_env.unlink()
+        check_one_bounce(t)
+        assert peer.rcpts == 1, "the failed recipient is not tried again"
+    finally:
+        peer.close()
+
+
+def test_bounce_owed_survives_a_crash(ternd, fault_env):
+    from fakepeer import ReplyPeer
+    peer = ReplyPeer("550 5.1.1 no such user")
+    peer.start()
+    try:
+        t = bounce_store_fails(ternd, fault_env, peer)
+        t._kill()                       # SIGKILL: no clean shutdown
+        fault_env.unlink()
+        t.start()
+        check_one_bounce(t)
+        assert peer.rcpts == 1, "the failed recipient is not tried again"
+    finally:
+        peer.close()

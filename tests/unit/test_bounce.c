@@ -295,6 +295,14 @@ static const struct bounce_rcpt r_fail[] = {
 	    .diag_type = "x-tern", .last_attempt = T_LAST },
 };
 
+/* Expired in the queue (qmgr: 4.4.7, the last reply kept whole). */
+static const struct bounce_rcpt r_expired[] = {
+	{ .final = "bob@example.net", .action = BOUNCE_ACTION_FAILED,
+	    .status = "4.4.7", .remote_mta = "mx1.example.net",
+	    .diag = "451 4.7.1 greylisted, try later",
+	    .last_attempt = T_LAST },
+};
+
 static const struct bounce_rcpt r_delay[] = {
 	{ .final = "bob@example.net", .action = BOUNCE_ACTION_DELAYED,
 	    .status = "4.4.1", .remote_mta = "mx1.example.net",
@@ -375,6 +383,11 @@ static struct dsn_case cases[] = {
 	{ "failure_hdrs", { IN(BOUNCE_FAILURE, r_fail),
 	    .ret = BOUNCE_RET_HDRS }, "text/rfc822-headers", true, -1, false,
 	    0, { "headers of your message", NULL }, { NULL } },
+	{ "expired", { IN(BOUNCE_FAILURE, r_expired) }, "message/rfc822",
+	    false, -1, false, 0,
+	    { "queued too long (delivery", "time expired)",
+	        "mx1.example.net said: 451 4.7.1 greylisted, try later", NULL },
+	    { NULL } },
 	{ "delay", { IN(BOUNCE_DELAY, r_delay), .ret = BOUNCE_RET_FULL },
 	    "text/rfc822-headers", true, -1, false, 0,
 	    { "not been delivered yet", "tried until " D_UNTIL,

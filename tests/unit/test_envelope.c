@@ -83,7 +83,8 @@ rcpt_equal(const struct queue_rcpt *a, const struct queue_rcpt *b)
 	    strcmp(a->orcpt, b->orcpt) == 0 && a->state == b->state &&
 	    a->attempts == b->attempts && a->next_try == b->next_try &&
 	    a->last_try == b->last_try && a->code == b->code &&
-	    strcmp(a->enh, b->enh) == 0 && strcmp(a->text, b->text) == 0;
+	    strcmp(a->enh, b->enh) == 0 && strcmp(a->text, b->text) == 0 &&
+	    a->dsn_owed == b->dsn_owed;
 }
 
 static bool
@@ -136,7 +137,7 @@ check_round_trip(const struct queue_env *e)
 	if (err[0] != '\0')
 		fprintf(stderr, "decode: %s\n", err);
 	T_CHECK(env_equal(e, &d));
-	T_CHECK_INT(d.version, QUEUE_ENV_VERSION);
+	T_CHECK_INT(d.version, queue_env_version(e));
 	T_CHECK_INT(queue_env_encode(&d, &b2), 0);
 	T_CHECK(b1.len == b2.len && memcmp(b1.data, b2.data, b1.len) == 0);
 	queue_env_free(&d);
@@ -418,7 +419,8 @@ static const struct {
 	const char *repl;	/* NULL deletes it */
 	const char *why;
 } bad_lines[] = {
-	{ 0, "V 2\n", "unknown version" },
+	{ 0, "V 3\n", "unknown version" },
+	{ 0, "V 2\n", "version 2 with version 1 recipient records" },
 	{ 0, "V 0\n", "version 0" },
 	{ 0, "V 01\n", "leading zero" },
 	{ 0, "V 1 1\n", "too many fields" },
@@ -690,6 +692,119 @@ test_add_rcpt_and_ids(void)
 	T_CHECK(queue_rcpt_state_name((enum queue_rcpt_state)4) == NULL);
 }
 
+/* ---- versions -------------------------------------------------------------- */
+
+/*
+ * A version 1 file, as every ternd before the owed-DSN mark wrote it
+ * (bytes fixed here, not produced by the encoder under test), still reads,
+ * with no DSN owed, and is written back unchanged.
+ */
+static void
+test_reads_version_1(void)
+{
+	static const char v1[] =
+	    "V 1\nI 65f2c3a1b3e0a917\nC 1710408609\nS claire@example.org\n"
+	    "D - -\nB 8BITMIME 0\nZ 2048\nH laptop.example.org\n"
+	    "A 192.0.2.7\nU -\nP ESMTP\nN 1710409209\nW 0\n"
+	    "r ben@example.net - - - FAILED 1 0 1710408610 550 5.1.1 "
+	    "no\\x20such\\x20user\n"
+	    "r dave@example.com FAILURE,DELAY rfc822 dave@example.com "
+	    "PENDING 1 1710409209 1710408611 451 4.7.1 greylisted\n"
+	    "E 2\n";
+	struct queue_env d;
+	struct buf b;
+	char err[200];
+
+	T_CHECK_INT(decode_guarded(v1, strlen(v1), &d, err, sizeof(err)), 0);
+	T_CHECK_INT(d.version, 1);
+	T_CHECK_INT(d.nrcpt, 2);
+	T_CHECK_INT(d.rcpt[0].state, QUEUE_RCPT_FAILED);
+	T_CHECK_INT(d.rcpt[0].dsn_owed, QUEUE_DSN_NONE);
+	T_CHECK_INT(d.rcpt[1].dsn_owed, QUEUE_DSN_NONE);
+	T_CHECK_STR(d.ip, "192.0.2.7");
+	buf_init(&b, QUEUE_ENV_FILE_MAX);
+	T_CHECK_INT(queue_env_encode(&d, &b), 0);
+	T_CHECK_STR(b.data, v1);
+	queue_env_free(&d);
+	buf_free(&b);
+}
+
+/* An owed DSN makes the file version 2, with a twelfth recipient field. */
+static void
+test_version_2_owed(void)
+{
+	static const char tail[] =
+	    "r ben@example.net - - - DELIVERED 1 0 1710408610 250 2.0.0 "
+	    "Ok:\\x20queued\\x20as\\x20X -\n"
+	    "r dave@example.com FAILURE,DELAY rfc822 dave@example.com "
+	    "PENDING 3 1710409209 1710408611 451 4.7.1 greylisted DELAY\n"
+	    "E 2\n";
+	static const enum queue_dsn_owed kinds[] = {
+		QUEUE_DSN_FAILURE, QUEUE_DSN_DELAY, QUEUE_DSN_SUCCESS
+	};
+	struct queue_env e;
+	struct buf b;
+	size_t i;
+
+	sample(&e);
+	T_CHECK_INT(queue_env_version(&e), 1);
+	e.rcpt[1].dsn_owed = QUEUE_DSN_DELAY;
+	T_CHECK_INT(queue_env_version(&e), 2);
+	buf_init(&b, QUEUE_ENV_FILE_MAX);
+	T_CHECK_INT(queue_env_encode(&e, &b), 0);
+	T_CHECK(strncmp(b.data, "V 2\n", 4) == 0);
+	T_CHECK(b.len > strlen(tail) &&
+	    strcmp(b.data + b.len - strlen(tail), tail) == 0);
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		e.rcpt[0].dsn_owed = kinds[i];
+		check_round_trip(&e);
+	}
+	e.rcpt[0].dsn_owed = (enum queue_dsn_owed)4;
+	check_enc_refused(&e, EINVAL);
+	queue_env_free(&e);
+	buf_free(&b);
+}
+
+/* Version 2 must owe something (canonical form); fields match versions. */
+static void
+test_version_2_refusals(void)
+{
+	static const char *const rc[] = {
+		/* a v1 file with a twelfth field */
+		"r dave@example.com FAILURE,DELAY rfc822 dave@example.com "
+		"PENDING 3 1710409209 1710408611 451 4.7.1 greylisted DELAY\n",
+	};
+	char *t = replace_line(14, rc[0]), *u, *p;
+
+	check_refused_str(t);		/* V 1 with 12 fields */
+	t[2] = '2';			/* V 2, but ben's record has 11 */
+	check_refused_str(t);
+	free(t);
+	/* V 2, 12 fields each, nothing owed: not what the encoder writes */
+	u = replace_line(13, "r ben@example.net - - - DELIVERED 1 0 1710408610 "
+	    "250 2.0.0 Ok -\n");
+	t = malloc(strlen(u) + 64);
+	T_CHECK(t != NULL);
+	memcpy(t, u, strlen(u) + 1);
+	t[2] = '2';
+	p = strstr(t, "greylisted\n");
+	memcpy(p, "greylisted -\nE 2\n", 18);
+	check_refused_str(t);
+	memcpy(p, "greylisted BOUNCE\nE 2\n", 23);	/* unknown kind */
+	check_refused_str(t);
+	memcpy(p, "greylisted FAILURE\nE 2\n", 24);	/* now canonical */
+	{
+		struct queue_env d;
+
+		T_CHECK_INT(decode_guarded(t, strlen(t), &d, NULL, 0), 0);
+		T_CHECK_INT(d.version, 2);
+		T_CHECK_INT(d.rcpt[1].dsn_owed, QUEUE_DSN_FAILURE);
+		queue_env_free(&d);
+	}
+	free(t);
+	free(u);
+}
+
 int
 main(void)
 {
@@ -708,6 +823,9 @@ main(void)
 	T_RUN(test_empty_inputs);
 	T_RUN(test_error_text);
 	T_RUN(test_encode_refusals);
+	T_RUN(test_reads_version_1);
+	T_RUN(test_version_2_owed);
+	T_RUN(test_version_2_refusals);
 	T_RUN(test_add_rcpt_and_ids);
 	return t_summary();
 }
