@@ -124,6 +124,10 @@ struct smtp_err {
  *   552 5.3.4 is NOT decided here (the session compares SIZE to the limit)
  * Line length: the parser enforces SMTP_CMD_LINE_MAX for every verb, and
  * SMTP_CMD_LINE_PARAMS_MAX for MAIL/RCPT that carry ESMTP parameters.
+ * cmd->verb is set whenever the verb is known, on failure too (a refused
+ * BDAT line closes the session: its chunk cannot be found).  HELO/EHLO
+ * take only a domain name (LDH labels, '_' allowed, one trailing dot) or
+ * an [IPv4] / [IPv6:...] literal: anything else is 501 5.5.2.
  */
 int smtp_cmd_parse(const char *line, size_t len, unsigned flags,
     struct smtp_cmd *cmd, struct smtp_err *err) WUR;
