@@ -711,6 +711,26 @@ client_ip_text(const struct sockaddr *sa, socklen_t salen, char *out, size_t out
 	return getnameinfo(sa, salen, out, outlen, NULL, 0, NI_NUMERICHOST);
 }
 
+/*
+ * The client's HELO name for the from clause.  The core takes only a
+ * domain or an IPv4/IPv6 literal (smtp_cmd.c); this second look keeps
+ * any byte that could end the clause, open a comment or a new field
+ * (space, "(", ";", CR, 8-bit...) out of Received: whatever the core
+ * lets through.  The TCP-info comment after it has the real address.
+ */
+static const char *
+trace_helo(const struct conn *c)
+{
+	const char *h = smtp_server_helo(c->smtp);
+	size_t i;
+
+	for (i = 0; h[i] != '\0'; i++)
+		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "0123456789.-_:[]", h[i]) == NULL)
+			return "invalid";
+	return i > 0 ? h : "unknown";
+}
+
 /* Return-Path (local copies only) and Received (RFC 5321 4.4). */
 static int
 build_trace(const struct conn *c, struct inject *ij)
@@ -728,7 +748,7 @@ build_trace(const struct conn *c, struct inject *ij)
 		    c->local_uid, c->srv->conf->hostname, "local") != 0)
 			return -1;
 	} else if (buf_printf(h, "Received: from %s ([%s%s])\r\n\tby %s (tern) with %s",
-	    smtp_server_helo(c->smtp), strchr(c->ip, ':') != NULL ? "IPv6:" : "", c->ip,
+	    trace_helo(c), strchr(c->ip, ':') != NULL ? "IPv6:" : "", c->ip,
 	    c->srv->conf->hostname, with_protocol(c)) != 0)
 		return -1;
 	if (c->tls) {
