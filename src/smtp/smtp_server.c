@@ -1057,6 +1057,13 @@ smtp_server_set_auth_available(struct smtp_server *s, bool on)
 }
 
 void
+smtp_server_body_refuse(struct smtp_server *s)
+{
+	if (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT)
+		smtp_body_refuse(&s->body, SMTP_BODY_ERR_STORAGE);
+}
+
+void
 smtp_server_shutdown(struct smtp_server *s, const char *enh, const char *text)
 {
 	if (s->state == SMTP_STATE_CLOSED)

@@ -64,6 +64,7 @@
 #define C_PASS "334 UGFzc3dvcmQ6\r\n"
 #define BODY_LF "554 5.6.0 Bare LF not allowed*\r\n"
 #define BODY_CR "554 5.6.0 Bare CR not allowed*\r\n"
+#define STORE_FULL "452 4.3.1 Insufficient system storage, try again later\r\n"
 #define BODY_BIG "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
 
 /* client prefixes */
@@ -77,6 +78,7 @@
 #define O_REJECT_CONNECT 0x4
 #define O_REJECT_DATA 0x8
 #define O_REJECT_EOM 0x10
+#define O_STORE_FULL 0x20       /* the body sink refuses all content */
 
 struct conv {
 	const char *name;
@@ -363,6 +365,20 @@ static const struct conv convs[] = {
 	  .want = TX_R "250 2.0.0 2 octets received\r\n" OK NEED_RCPT BYE,
 	  .events = "CHMRDXQ" },
 
+	/* the shell runs out of room for the content (in-flight budget, disk):
+	 * the content is read to its end, then 452 and the transaction reset */
+	{ "DATA with no room",
+	  IN(TX "DATA\r\nabc\r\n..\r\n.\r\nNOOP\r\nMAIL FROM:<c@d.test>\r\n"
+	     "QUIT\r\n"),
+	  .opts = O_STORE_FULL,
+	  .want = TX_R GO STORE_FULL OK MOK BYE, .body = "[D]",
+	  .events = "CHMRDXMQ" },
+	{ "BDAT with no room: 452 for the chunk",
+	  IN(TX "BDAT 5\r\nab\r\ncBDAT 2 LAST\r\nxyNOOP\r\nQUIT\r\n"),
+	  .opts = O_STORE_FULL,
+	  .want = TX_R STORE_FULL NEED_RCPT OK BYE, .body = "[D]",
+	  .events = "CHMRDXQ" },
+
 	/* STARTTLS */
 	{ "STARTTLS drops pipelined input",
 	  IN("EHLO c\r\nSTARTTLS\r\nNOOP\r\nMAIL FROM:<a@b.test>\r\n"),
@@ -467,6 +483,10 @@ sink_fn(void *ctx, const char *p, size_t n)
 {
 	struct shell *sh = ctx;
 
+	if (sh->c->opts & O_STORE_FULL) {
+		smtp_server_body_refuse(sh->s);
+		return;
+	}
 	T_CHECK(buf_append(&sh->sink, p, n) == 0);
 }
 
