@@ -11,6 +11,10 @@
  *    no control byte and is within the verb's length limit, fixed-size
  *    fields are NUL-terminated, an 8-bit path or SMTPUTF8 only appears
  *    where the flags allow it, and NOTIFY=NEVER is alone;
+ *  - an accepted HELO/EHLO argument holds only letters, digits and
+ *    ". - _ [ ] :", so it cannot forge a Received: field when recorded;
+ *  - a line that starts with the BDAT verb reports SMTP_VERB_BDAT even
+ *    when refused (the session must close: the chunk cannot be found);
  *  - flags only widen the language: what parses under some flags parses
  *    to the same verb under every superset of them;
  *  - decoded xtext values re-encode and decode back to themselves, and
@@ -108,6 +112,33 @@ check_path(const struct smtp_cmd *c, unsigned flags)
 		abort();
 }
 
+static bool
+helo_char(char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+	    (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_' ||
+	    ch == '[' || ch == ']' || ch == ':';
+}
+
+static void
+check_helo(const struct smtp_cmd *c)
+{
+	size_t i;
+
+	if (c->arg_len == 0 || c->arg_len > 255)
+		abort();
+	for (i = 0; i < c->arg_len; i++)
+		if (!helo_char(c->arg[i]))
+			abort();
+}
+
+static bool
+is_bdat_line(const char *s, size_t size)
+{
+	return size >= 4 && str_case_eq(s, 4, "BDAT") &&
+	    (size == 4 || s[4] == ' ');
+}
+
 static void
 check_success(const char *s, size_t size, unsigned flags,
     const struct smtp_cmd *c)
@@ -132,6 +163,8 @@ check_success(const char *s, size_t size, unsigned flags,
 		abort();
 	if (path)
 		check_path(c, flags);
+	if (c->verb == SMTP_VERB_HELO || c->verb == SMTP_VERB_EHLO)
+		check_helo(c);
 	check_params(c, flags);
 }
 
@@ -168,6 +201,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (f = 0; f < NFLAGS; f++) {
 		rc[f] = smtp_cmd_parse(s, size, f, &c, &err);
 		verb[f] = c.verb;
+		if (is_bdat_line(s, size) && c.verb != SMTP_VERB_BDAT)
+			abort();
 		if (rc[f] == 0)
 			check_success(s, size, f, &c);
 		else if (rc[f] == -1)

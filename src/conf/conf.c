@@ -90,6 +90,10 @@ static const struct conf_key conf_keys[] = {
 	K("tables", "users", CONF_T_TABLE, tables_users, 0, 0),
 	K("limits", "message_size", CONF_T_SIZE, message_size, 1,
 	    (uint64_t)1 << 40),
+	K("limits", "inflight_memory", CONF_T_SIZE, inflight_memory, (uint64_t)1 << 20,
+	    (uint64_t)1 << 40),
+	K("limits", "inflight_scratch", CONF_T_SIZE, inflight_scratch, (uint64_t)1 << 20,
+	    (uint64_t)1 << 50),
 	K("limits", "recipients", CONF_T_UINT, recipients, 1, 100000),
 	K("limits", "connections", CONF_T_UINT, connections, 1, 1000000),
 	K("limits", "connections_per_ip", CONF_T_UINT, connections_per_ip, 1,
@@ -1137,6 +1141,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->listen_smtp = xstrdup("127.0.0.1:2525");
 	c->listen_submission = xstrdup("127.0.0.1:2587");
 	c->message_size = 26214400;
+	c->inflight_memory = (uint64_t)256 << 20;
+	c->inflight_scratch = (uint64_t)4 << 30;
 	c->recipients = 1000;
 	c->connections = 4096;
 	c->connections_per_ip = 50;

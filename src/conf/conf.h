@@ -42,6 +42,11 @@ struct conf {
 	char *tls_cert, *tls_key;   /* NULL: self-signed pair in state_dir */
 	char *tables_users;         /* "sqlite:STATE/tern.db" */
 	uint64_t message_size;      /* limits.message_size, 26214400 */
+	uint64_t inflight_memory;   /* limits.inflight_memory, 256 MiB: content
+	                               of unfinished messages held in memory,
+	                               all sessions together */
+	uint64_t inflight_scratch;  /* limits.inflight_scratch, 4 GiB: the same
+	                               in scratch files (content past 1 MiB) */
 	unsigned recipients;        /* limits.recipients, 1000 */
 	unsigned connections;       /* limits.connections, 4096 */
 	unsigned connections_per_ip;/* limits.connections_per_ip, 50; an IPv6

@@ -18,6 +18,7 @@
 #include <netdb.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -41,14 +42,14 @@
 #define CONN_OUT_HIGH (256 * 1024)        /* stop reading while this much
                                              output waits for the client */
 #define CONN_PULLUP 4096                  /* > SMTP_CMD_LINE_PARAMS_MAX */
-/* Content of all unfinished messages held in memory at once: past it a
- * message is refused at its end (451 4.3.0), so a crowd of slow senders
- * of large messages cannot make the process grow without bound. */
-#define CONN_BODY_BUDGET_MIN ((size_t)256 << 20)
 /* Content past this size goes to an unlinked file in state_dir instead of
  * memory: a big message costs page cache the kernel can write out, not
- * heap, and the budget above is left to the many small ones. */
+ * heap, and the memory budget is left to the many small ones. */
 #define CONN_SPILL_AT ((size_t)1 << 20)
+/* Free space under the scratch file is looked at again after this many
+ * octets written to it (fstatvfs is one system call; a crowd of sessions
+ * can overshoot the reserve by this much each, no more). */
+#define CONN_DISK_CHECK_EVERY ((uint64_t)256 << 10)
 #define CONN_LINGER_S 5                   /* a closing connection's last
                                              reply gets this long to go out */
 
@@ -56,12 +57,21 @@
 
 /* ---- transaction ------------------------------------------------------- */
 
-static size_t
-body_budget(const struct server *s)
+/*
+ * The in-flight budgets (limits.inflight_memory, limits.inflight_scratch)
+ * bound the content of unfinished messages of all sessions together, so
+ * a crowd of slow senders of large messages can neither grow the process
+ * nor fill the disk.  A message that finds no room has its content
+ * dropped at once and is answered 452 4.3.1 once the client has sent the
+ * rest (smtp_server_body_refuse).  srv->body_bytes and srv->scratch_bytes
+ * count what every transaction holds, and go down when it lets go of it
+ * (txn_body_reset, txn_free), whether the message was refused, committed
+ * or abandoned.
+ */
+static bool
+budget_room(uint64_t used, uint64_t budget, uint64_t n)
 {
-	uint64_t four = (uint64_t)s->conf->message_size * 4;
-
-	return four > CONN_BODY_BUDGET_MIN && four < SIZE_MAX ? (size_t)four : CONN_BODY_BUDGET_MIN;
+	return used <= budget && n <= budget - used;
 }
 
 static void
@@ -73,6 +83,7 @@ txn_spill_close(struct txn *t)
 	if (t->spill_fd >= 0)
 		fd_close_quiet(t->spill_fd);
 	t->spill_fd = -1;
+	srv->scratch_bytes -= t->spill_len;
 	t->spill_len = 0;
 }
 
@@ -169,29 +180,107 @@ spill_open(const struct txn *t)
 	return fd;
 }
 
-/* Move the content from memory to a spill file. */
-static int
-spill_start(struct txn *t)
-{
-	size_t max = t->body.max;
-
-	if ((t->spill_fd = spill_open(t)) < 0)
-		return -1;
-	if (write_all(t->spill_fd, t->body.data ? t->body.data : "", t->body.len) != 0)
-		return -1;
-	t->spill_len = t->body.len;
-	srv->body_bytes -= t->body.len;
-	buf_free(&t->body);
-	buf_init(&t->body, max);
-	return 0;
-}
-
 static void
 body_fail(struct txn *t, int err)
 {
 	t->body_failed = true;
 	t->body_errno = err;
 	txn_body_reset(t);      /* nothing of it is kept */
+}
+
+/*
+ * No room for the content (reason: the budget or the disk that ran out):
+ * it is dropped now, the core reads the rest and answers 452 4.3.1 (for
+ * BDAT, at the end of this chunk).
+ */
+static void
+body_no_room(struct conn *c, const char *reason)
+{
+	struct txn *t = c->txn;
+
+	log_info("id=%s sid=%s event=content_refused reason=%s memory=%zu scratch=%" PRIu64,
+	    t->id, c->sid, reason, c->srv->body_bytes, c->srv->scratch_bytes);
+	body_fail(t, ENOSPC);
+	smtp_server_body_refuse(c->smtp);
+}
+
+/*
+ * May n more octets go to the scratch file?  NULL if so, else which limit
+ * says no.  The file system under it keeps SERVER_DISK_RESERVE free, as
+ * at MAIL: checked on the first write and every CONN_DISK_CHECK_EVERY
+ * octets after it, so a message that outgrows the disk stops before the
+ * disk is full, not when a write fails.
+ */
+static const char *
+spill_room(struct conn *c, uint64_t n)
+{
+	struct txn *t = c->txn;
+	struct statvfs sv;
+
+	if (!budget_room(c->srv->scratch_bytes, c->srv->conf->inflight_scratch, n))
+		return "inflight_scratch";
+	t->spill_unchecked += n;
+	if (t->spill_unchecked < CONN_DISK_CHECK_EVERY && t->spill_len > 0)
+		return NULL;
+	t->spill_unchecked = 0;
+	if (fstatvfs(t->spill_fd, &sv) != 0)
+		return NULL;    /* cannot tell: the write will say */
+	if ((uint64_t)sv.f_bavail * sv.f_frsize < n + SERVER_DISK_RESERVE)
+		return "disk_space";
+	return NULL;
+}
+
+/* Append to the scratch file; on failure the content is dropped. */
+static void
+spill_write(struct conn *c, const char *p, size_t n)
+{
+	struct txn *t = c->txn;
+	const char *full = spill_room(c, n);
+
+	if (full != NULL) {
+		body_no_room(c, full);
+		return;
+	}
+	if (write_all(t->spill_fd, p, n) != 0) {
+		int e = errno;
+
+		if (e == ENOSPC || e == EDQUOT) {
+			body_no_room(c, "write_enospc");
+			return;
+		}
+		log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id, c->sid,
+		    strerror(e));
+		body_fail(t, e);
+		return;
+	}
+	t->spill_len += n;
+	c->srv->scratch_bytes += n;
+}
+
+/* Move the content from memory to a scratch file, then append p. */
+static void
+spill_start(struct conn *c, const char *p, size_t n)
+{
+	struct txn *t = c->txn;
+	size_t max = t->body.max, held = t->body.len;
+
+	if ((t->spill_fd = spill_open(t)) < 0) {
+		int e = errno;
+
+		log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id, c->sid,
+		    strerror(e));
+		body_fail(t, e);
+		return;
+	}
+	t->spill_unchecked = 0;
+	spill_write(c, t->body.data ? t->body.data : "", held);
+	if (t->body_failed)
+		return;
+	/* the octets are counted in scratch now, no longer in memory */
+	srv->body_bytes -= held;
+	buf_free(&t->body);
+	buf_init(&t->body, max);
+	spill_write(c, p, n);
 }
 
 static void
@@ -202,29 +291,19 @@ body_sink(void *ctx, const char *p, size_t n)
 
 	if (t == NULL || t->body_failed)
 		return;
-	if (t->spill_fd < 0 && t->body.len + n > CONN_SPILL_AT && spill_start(t) != 0) {
-		int e = errno;
-
-		log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id, c->sid,
-		    strerror(e));
-		body_fail(t, e);
+	if (t->spill_fd < 0 && t->body.len + n > CONN_SPILL_AT) {
+		spill_start(c, p, n);
 		return;
 	}
 	if (t->spill_fd >= 0) {
-		if (write_all(t->spill_fd, p, n) != 0) {
-			int e = errno;
-
-			if (e != ENOSPC && e != EDQUOT)
-				log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id,
-				    c->sid, strerror(e));
-			body_fail(t, e);
-			return;
-		}
-		t->spill_len += n;
+		spill_write(c, p, n);
 		return;
 	}
-	if (n > body_budget(c->srv) - c->srv->body_bytes ||
-	    buf_append(&t->body, p, n) != 0) {
+	if (!budget_room(c->srv->body_bytes, c->srv->conf->inflight_memory, n)) {
+		body_no_room(c, "inflight_memory");
+		return;
+	}
+	if (buf_append(&t->body, p, n) != 0) {
 		body_fail(t, 0);
 		return;
 	}
@@ -711,6 +790,26 @@ client_ip_text(const struct sockaddr *sa, socklen_t salen, char *out, size_t out
 	return getnameinfo(sa, salen, out, outlen, NULL, 0, NI_NUMERICHOST);
 }
 
+/*
+ * The client's HELO name for the from clause.  The core takes only a
+ * domain or an IPv4/IPv6 literal (smtp_cmd.c); this second look keeps
+ * any byte that could end the clause, open a comment or a new field
+ * (space, "(", ";", CR, 8-bit...) out of Received: whatever the core
+ * lets through.  The TCP-info comment after it has the real address.
+ */
+static const char *
+trace_helo(const struct conn *c)
+{
+	const char *h = smtp_server_helo(c->smtp);
+	size_t i;
+
+	for (i = 0; h[i] != '\0'; i++)
+		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "0123456789.-_:[]", h[i]) == NULL)
+			return "invalid";
+	return i > 0 ? h : "unknown";
+}
+
 /* Return-Path (local copies only) and Received (RFC 5321 4.4). */
 static int
 build_trace(const struct conn *c, struct inject *ij)
@@ -728,7 +827,7 @@ build_trace(const struct conn *c, struct inject *ij)
 		    c->local_uid, c->srv->conf->hostname, "local") != 0)
 			return -1;
 	} else if (buf_printf(h, "Received: from %s ([%s%s])\r\n\tby %s (tern) with %s",
-	    smtp_server_helo(c->smtp), strchr(c->ip, ':') != NULL ? "IPv6:" : "", c->ip,
+	    trace_helo(c), strchr(c->ip, ':') != NULL ? "IPv6:" : "", c->ip,
 	    c->srv->conf->hostname, with_protocol(c)) != 0)
 		return -1;
 	if (c->tls) {
@@ -798,6 +897,8 @@ eom_done(struct inject *ij)
 	char text[64];
 
 	eom_log(c, ij);
+	srv->storing_bytes -= t->storing;   /* c may be dead: srv is not */
+	t->storing = 0;
 	if (ij->rc == 0 && t->nsucc > 0) {
 		struct dsn_delivered d = {
 			.id = t->id, .sender = t->sender, .envid = t->params.envid,
@@ -852,6 +953,27 @@ too_many_hops(struct conn *c)
 	return true;
 }
 
+/*
+ * The copies the end of data writes (Maildir files, queue) need room
+ * too: with what the jobs still writing will take, it must fit above
+ * SERVER_DISK_RESERVE, or the message is refused before a write fails.
+ */
+static bool
+eom_disk_ok(struct conn *c)
+{
+	struct txn *t = c->txn;
+	size_t len;
+
+	(void)txn_content(t, &len);
+	if (server_disk_ok(c->srv, (uint64_t)len + c->srv->storing_bytes))
+		return true;
+	log_info("id=%s sid=%s event=content_refused reason=disk_space size=%zu storing=%" PRIu64,
+	    t->id, c->sid, len, c->srv->storing_bytes);
+	smtp_server_reject(c->smtp, 452, "4.3.1", "Insufficient system storage, try again later");
+	conn_drop_txn(c);
+	return false;
+}
+
 static void
 on_eom(struct conn *c)
 {
@@ -871,7 +993,7 @@ on_eom(struct conn *c)
 		conn_drop_txn(c);
 		return;
 	}
-	if (too_many_hops(c))
+	if (too_many_hops(c) || !eom_disk_ok(c))
 		return;
 	ij = xcalloc(1, sizeof(*ij));
 	inject_init(ij, c->srv);
@@ -893,6 +1015,8 @@ on_eom(struct conn *c)
 		ij->env = t->remote;       /* the inject owns it now */
 		t->remote = NULL;
 	}
+	t->storing = ij->body_len;
+	c->srv->storing_bytes += t->storing;
 	ij->arg = t;                   /* the job owns the transaction now */
 	t->owner = c;
 	c->txn = NULL;
@@ -1292,5 +1416,5 @@ server_disk_ok(struct server *s, uint64_t need)
 	if (fstatvfs(s->mail_root_fd, &sv) != 0)
 		return true;   /* cannot tell: let the write decide */
 	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	return avail >= need + (16u << 20);
+	return need <= UINT64_MAX - SERVER_DISK_RESERVE && avail >= need + SERVER_DISK_RESERVE;
 }

@@ -27,7 +27,11 @@ struct txn {
 	struct buf body;                      /* content, while it is small */
 	int spill_fd;                         /* -1; else the content is in this
 	                                         unlinked file (see body_sink) */
-	uint64_t spill_len;
+	uint64_t spill_len;                   /* counted in srv->scratch_bytes */
+	uint64_t spill_unchecked;             /* written since the last look
+	                                         at free space */
+	uint64_t storing;                     /* counted in srv->storing_bytes
+	                                         while its job writes it */
 	char *map;                            /* the spill file, mapped at the
 	                                         end of data */
 	bool body_failed;                     /* could not store the content */

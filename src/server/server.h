@@ -111,6 +111,8 @@ struct server {
 	struct event *stop_timer;
 	uint64_t messages;               /* accepted since start */
 	size_t body_bytes;               /* message content held in memory */
+	uint64_t scratch_bytes;          /* ... and in scratch files */
+	uint64_t storing_bytes;          /* content being written by jobs */
 	SSL_CTX *tls_ctx;                /* server side: STARTTLS and 465 */
 	struct auth_throttle *throttle;  /* failed AUTH per client address */
 	struct netlist *relay_nets;      /* relay.networks */
@@ -252,6 +254,10 @@ void conns_close_all(struct server *s, const char *why);
 /* Does mail for this local mailbox go over LMTP, through the queue
  * (delivery.lmtp, or the user's row names an lmtp: target)? */
 bool server_mailbox_is_lmtp(const struct server *s, const char *mailbox);
+/* Free space kept on the file system of STATE/mail and of the scratch
+ * files: MAIL, content and the end of data are refused (452 4.3.1) before
+ * they would eat into it. */
+#define SERVER_DISK_RESERVE ((uint64_t)16 << 20)
 bool server_disk_ok(struct server *s, uint64_t need);
 void server_maybe_exit(struct server *s);
 

@@ -124,6 +124,10 @@ struct smtp_err {
  *   552 5.3.4 is NOT decided here (the session compares SIZE to the limit)
  * Line length: the parser enforces SMTP_CMD_LINE_MAX for every verb, and
  * SMTP_CMD_LINE_PARAMS_MAX for MAIL/RCPT that carry ESMTP parameters.
+ * cmd->verb is set whenever the verb is known, on failure too (a refused
+ * BDAT line closes the session: its chunk cannot be found).  HELO/EHLO
+ * take only a domain name (LDH labels, '_' allowed, one trailing dot) or
+ * an [IPv4] / [IPv6:...] literal: anything else is 501 5.5.2.
  */
 int smtp_cmd_parse(const char *line, size_t len, unsigned flags,
     struct smtp_cmd *cmd, struct smtp_err *err) WUR;
@@ -149,6 +153,8 @@ enum smtp_body_error {
 	SMTP_BODY_ERR_NUL,          /* NUL octet in content */
 	SMTP_BODY_ERR_LINE_LONG,    /* text line over 1000 octets incl. CRLF */
 	SMTP_BODY_ERR_TOO_BIG,      /* over max_size */
+	SMTP_BODY_ERR_STORAGE,      /* the sink had no room left (the shell's
+	                               in-flight budget or free disk space) */
 };
 
 /* Receives unstuffed content, in order; pieces may split anywhere. */
@@ -190,7 +196,15 @@ size_t smtp_body_feed(struct smtp_body *b, const char *in, size_t len);
 /* BDAT LAST: check the message ends cleanly (a CR pending is bare). */
 void smtp_body_finish(struct smtp_body *b);
 
-/* The reply for a body error: 552 5.3.4 for size, 554 5.6.0 otherwise. */
+/*
+ * Refuse the rest of the content with e (kept only if no error came
+ * first).  The sink may call it: it is not called again for this
+ * message, the reading goes on to the end, and the end is refused.
+ */
+void smtp_body_refuse(struct smtp_body *b, enum smtp_body_error e);
+
+/* The reply for a body error: 552 5.3.4 for size, 452 4.3.1 for storage,
+ * 554 5.6.0 otherwise. */
 void smtp_body_error_reply(enum smtp_body_error e, int *code, const char **enh,
     const char **text);
 
@@ -292,6 +306,15 @@ const char *smtp_server_auth_data(const struct smtp_server *s, size_t *len_out);
 /* After a TLS handshake: forget everything (RFC 3207 4.2), keep counters. */
 void smtp_server_tls_started(struct smtp_server *s);
 void smtp_server_set_auth_available(struct smtp_server *s, bool on);
+
+/*
+ * From the body sink: the content cannot be kept (SMTP_BODY_ERR_STORAGE).
+ * The rest of the DATA content, or of the current BDAT chunk, is read and
+ * dropped; then 452 4.3.1 answers it and the transaction is reset
+ * (EV_RESET), so the shell frees what it held at once.  No-op outside
+ * content.
+ */
+void smtp_server_body_refuse(struct smtp_server *s);
 
 /* The shell's own 421 (timeout 4.4.2, shutdown 4.3.2): queue it, close. */
 void smtp_server_shutdown(struct smtp_server *s, const char *enh,

@@ -20,6 +20,9 @@
  *     are, and is never called again.  Reading goes on to the real
  *     terminator so the reply comes at the right point and text smuggled
  *     behind a fake end is swallowed with the refused message.
+ *   - The sink itself may refuse the content (smtp_body_refuse, when the
+ *     shell has no room left): that counts as an error at the octet after
+ *     what it was given, with the same consequences.
  *   - Before an error, line_len <= 1000 and (max_size != 0) size <= max_size.
  *   - A line start is the start of content or the octet after a CR LF
  *     pair; never after a bare LF or a bare CR.
@@ -80,7 +83,9 @@ body_fail(struct smtp_body *b, struct body_cur *c, enum smtp_body_error e,
 	if (b->error != SMTP_BODY_OK)
 		return;
 	body_flush(b, c, at);
-	b->error = e;
+	/* the sink may have refused the content while it was flushed */
+	if (b->error == SMTP_BODY_OK)
+		b->error = e;
 }
 
 /*
@@ -287,6 +292,13 @@ smtp_body_feed(struct smtp_body *b, const char *in, size_t len)
 }
 
 void
+smtp_body_refuse(struct smtp_body *b, enum smtp_body_error e)
+{
+	if (b->error == SMTP_BODY_OK && e != SMTP_BODY_OK)
+		b->error = e;
+}
+
+void
 smtp_body_finish(struct smtp_body *b)
 {
 	/* DATA ends only at its terminator; this is for BDAT LAST. */
@@ -327,6 +339,11 @@ smtp_body_error_reply(enum smtp_body_error e, int *code, const char **enh,
 		break;
 	case SMTP_BODY_ERR_LINE_LONG:
 		*text = "Message line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
+		break;
+	case SMTP_BODY_ERR_STORAGE:
+		*code = 452;
+		*enh = "4.3.1";
+		*text = "Insufficient system storage, try again later";
 		break;
 	default:
 		*text = "Message content refused";

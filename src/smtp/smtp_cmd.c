@@ -16,9 +16,9 @@
  * UTF-8 only when the same command carries SMTPUTF8 (RFC 6531 3.4).
  *
  * Strict where ambiguity is dangerous (BDAT sizes, AUTH mechanism, control
- * bytes), liberal where it is harmless: HELO/EHLO take any printable
- * argument since the session only records it; spaces are allowed between
- * "FROM:"/"TO:" and the path, and trailing spaces after any command.
+ * bytes, the HELO/EHLO name, which is written into Received:), liberal
+ * where it is harmless: spaces are allowed between "FROM:"/"TO:" and the
+ * path, around the BDAT size, and trailing spaces after any command.
  *
  * Limits: 510 octets per line (512 with CRLF, RFC 5321 4.5.3.1.4); MAIL
  * and RCPT with ESMTP parameters 2046 (SMTP_CMD_LINE_PARAMS_MAX - 2).
@@ -165,7 +165,7 @@ cmd_parse_opt(const struct cmd_def *d, struct cmd_ctx *c)
 	return 0;
 }
 
-/* HELO, EHLO, VRFY, EXPN: a non-empty argument, otherwise free-form. */
+/* VRFY, EXPN: a non-empty argument, otherwise free-form. */
 static int
 cmd_parse_need(const struct cmd_def *d, struct cmd_ctx *c)
 {
@@ -175,23 +175,102 @@ cmd_parse_need(const struct cmd_def *d, struct cmd_ctx *c)
 	return 0;
 }
 
-/* BDAT <size> [LAST] (RFC 3030 2): strict, the size frames the chunk. */
+/*
+ * A HELO/EHLO name: labels of letters, digits, '-' (not first or last)
+ * and '_', 1 to 63 octets each, at most 255 in all, with one trailing
+ * dot allowed.  The underscore is not in RFC 5321's Ldh-str, but hosts
+ * named after Windows machines send it, and it can forge nothing.
+ */
+static bool
+cmd_helo_label_char(char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+}
+
+static bool
+cmd_helo_name_ok(const char *s, size_t n)
+{
+	size_t i, start = 0;
+
+	if (n > 0 && s[n - 1] == '.')
+		n--;
+	if (n == 0 || n > ADDR_DOMAIN_MAX)
+		return false;
+	for (i = 0; i <= n; i++) {
+		if (i < n && s[i] != '.') {
+			if (!cmd_helo_label_char(s[i]))
+				return false;
+			continue;
+		}
+		/* a label ends at s[i] */
+		if (i == start || i - start > 63 || s[start] == '-' ||
+		    s[i - 1] == '-')
+			return false;
+		start = i + 1;
+	}
+	return true;
+}
+
+/*
+ * HELO/EHLO ( Domain / address-literal ) (RFC 5321 4.1.1.1, 4.1.3).  The
+ * name goes into the Received: field of every message of the session, so
+ * anything that is not a name or an IPv4/IPv6 literal is refused rather
+ * than recorded: spaces, parentheses, ';', quotes, 8-bit bytes could all
+ * forge trace text.  General address literals ("[tag:...]") are refused
+ * too: no Standardized-tag but IPv6 is registered, and their dcontent may
+ * hold "(" and ";".
+ */
+static int
+cmd_parse_helo(const struct cmd_def *d, struct cmd_ctx *c)
+{
+	enum addr_domain_kind kind;
+	const char *a;
+	size_t n;
+
+	cmd_set_trimmed_arg(c);
+	a = c->cmd->arg;
+	n = c->cmd->arg_len;
+	if (n == 0)
+		return cmd_usage(d, c);
+	if (a[0] == '[' ? addr_parse_domain(a, n, 0, NULL, 0, &kind) == ADDR_OK :
+	    cmd_helo_name_ok(a, n))
+		return 0;
+	return smtp_cmd_fail(c->err, 501, "5.5.2",
+	    "Syntax: %s hostname: a domain name or an [IPv4] / [IPv6:...] "
+	    "address literal", d->name);
+}
+
+/*
+ * BDAT <size> [LAST] (RFC 3030 2).  The size frames the chunk, so it must
+ * be read exactly, but nothing around it is ambiguous: spaces around the
+ * tokens are allowed as for every other command, and so are leading
+ * zeros (chunk-size = 1*DIGIT), however many.  A line that still fails
+ * here leaves the session unable to tell where the chunk ends; the
+ * session closes it (smtp_server.c), the caller only names the problem.
+ */
 static int
 cmd_parse_bdat(const struct cmd_def *d, struct cmd_ctx *c)
 {
-	const char *a = c->arg;
-	size_t n = c->arg_len, i = 0;
+	const char *a;
+	size_t n, i = 0, z = 0, rest;
 
+	cmd_set_trimmed_arg(c);
+	a = c->cmd->arg;
+	n = c->cmd->arg_len;
 	while (i < n && a[i] != ' ')
 		i++;
 	if (i == 0)
 		return cmd_usage(d, c);
-	if (str_to_u64(a, i, &c->cmd->bdat_size) == -1)
+	while (z + 1 < i && a[z] == '0')
+		z++;
+	if (str_to_u64(a + z, i - z, &c->cmd->bdat_size) == -1)
 		return smtp_cmd_fail(c->err, 501, "5.5.4",
-		    "Bad BDAT chunk size: expected 1 to 20 decimal digits, no overflow");
-	if (i == n)
+		    "Bad BDAT chunk size: expected decimal digits, at most 2^64-1");
+	rest = cmd_skip_spaces(a, n, i);
+	if (rest == n)
 		return 0;
-	if (!str_case_eq(a + i + 1, n - i - 1, "LAST"))
+	if (!str_case_eq(a + rest, n - rest, "LAST"))
 		return smtp_cmd_fail(c->err, 501, "5.5.4",
 		    "Syntax: BDAT size [LAST]: only LAST may follow the size");
 	c->cmd->bdat_last = true;
@@ -341,8 +420,8 @@ cmd_parse_rcpt(const struct cmd_def *d, struct cmd_ctx *c)
 }
 
 static const struct cmd_def cmd_defs[] = {
-	{ "HELO", SMTP_VERB_HELO, cmd_parse_need, "HELO hostname" },
-	{ "EHLO", SMTP_VERB_EHLO, cmd_parse_need, "EHLO hostname" },
+	{ "HELO", SMTP_VERB_HELO, cmd_parse_helo, "HELO hostname" },
+	{ "EHLO", SMTP_VERB_EHLO, cmd_parse_helo, "EHLO hostname" },
 	{ "MAIL", SMTP_VERB_MAIL, cmd_parse_mail,
 	  "MAIL FROM:<address> [parameters]" },
 	{ "RCPT", SMTP_VERB_RCPT, cmd_parse_rcpt,
@@ -438,6 +517,9 @@ smtp_cmd_parse(const char *line, size_t len, unsigned flags,
 	err->enh = NULL;
 	err->text[0] = '\0';
 	d = cmd_verb(line, len, &vlen);
+	/* known even when the line is refused: a refused BDAT closes */
+	if (d != NULL)
+		cmd->verb = d->verb;
 	if (len > cmd_line_limit(d, flags))
 		return smtp_cmd_fail(err, 500, "5.5.2",
 		    "Line too long: over %zu octets including CRLF",
@@ -447,7 +529,6 @@ smtp_cmd_parse(const char *line, size_t len, unsigned flags,
 	if (d == NULL)
 		return smtp_cmd_fail(err, 500, "5.5.2", len == 0 ?
 		    "Command unrecognized: empty line" : "Command unrecognized");
-	cmd->verb = d->verb;
 	c.line = line;
 	c.len = len;
 	c.flags = flags;

@@ -25,7 +25,10 @@
  *   - Rejecting EV_DATA or EV_EOM resets the transaction (smtp.h).  A
  *     rejected first BDAT still has its chunk read and dropped before the
  *     reply, as does a BDAT in the wrong state (RFC 3030 3): the octets of
- *     a chunk are never read as commands.
+ *     a chunk are never read as commands.  A BDAT line that cannot be
+ *     parsed (bad size, too long, control bytes, bare LF) gets its error
+ *     reply, then 421, and the session closes: where its chunk would end
+ *     is unknown, and guessing would run chunk octets as commands.
  *   - After the 220 to STARTTLS nothing more is consumed; the shell throws
  *     its buffered input away (RFC 3207 5, CVE-2011-0411) and calls
  *     smtp_server_tls_started(), which forgets everything but the counters.
@@ -584,6 +587,30 @@ srv_parse_flags(const struct smtp_server *s)
 	return f;
 }
 
+/*
+ * A BDAT line that cannot be parsed hides where its chunk ends: whatever
+ * follows may be chunk octets, and reading them as commands would run
+ * what the client smuggled inside a message (RFC 3030 3 frames chunks by
+ * the size alone).  The refusal is followed by a 421 and the close.
+ */
+static void
+srv_bdat_unframed(struct smtp_server *s, int code, const char *enh,
+    const char *text)
+{
+	srv_reply(s, code, enh, text);
+	srv_check(s, smtp_replyf(s->out, 421, "4.5.0",
+	    "%s BDAT chunk size unknown, closing connection", s->conf.hostname));
+	srv_close(s);
+}
+
+/* Is this line, however it ends, a BDAT command? */
+static bool
+srv_line_is_bdat(const char *in, size_t len)
+{
+	return len >= 4 && str_case_eq(in, 4, "BDAT") &&
+	    (len == 4 || in[4] == ' ' || in[4] == '\r' || in[4] == '\n');
+}
+
 static enum smtp_event
 srv_command(struct smtp_server *s, const char *in, size_t len,
     size_t *consumed_out)
@@ -598,18 +625,30 @@ srv_command(struct smtp_server *s, const char *in, size_t len,
 		*consumed_out = 0;
 		if (len <= SMTP_CMD_LINE_PARAMS_MAX)
 			return SMTP_EV_NONE;
+		if (srv_line_is_bdat(in, len)) {
+			srv_bdat_unframed(s, srv_r_line_long.code,
+			    srv_r_line_long.enh, srv_r_line_long.text);
+			return srv_done(s, SMTP_EV_NONE);
+		}
 		s->skip = SRV_SKIP_CMD;
 		return srv_skip_line(s, in, len, consumed_out);
 	}
 	n = (size_t)(lf - in);
 	*consumed_out = n + 1;
 	if (n == 0 || in[n - 1] != '\r') {
-		srv_reply_r(s, &srv_r_bare_lf);
+		if (srv_line_is_bdat(in, n))
+			srv_bdat_unframed(s, srv_r_bare_lf.code, srv_r_bare_lf.enh,
+			    srv_r_bare_lf.text);
+		else
+			srv_reply_r(s, &srv_r_bare_lf);
 		return srv_done(s, SMTP_EV_NONE);
 	}
 	if (smtp_cmd_parse(in, n - 1, srv_parse_flags(s), srv_cmd_get(s),
 	    &err) == -1) {
-		srv_reply_err(s, err.code, err.enh, err.text);
+		if (s->cmd->verb == SMTP_VERB_BDAT)
+			srv_bdat_unframed(s, err.code, err.enh, err.text);
+		else
+			srv_reply_err(s, err.code, err.enh, err.text);
 		return srv_done(s, SMTP_EV_NONE);
 	}
 	return srv_done(s, srv_dispatch(s));
@@ -1015,6 +1054,13 @@ void
 smtp_server_set_auth_available(struct smtp_server *s, bool on)
 {
 	s->auth_available = on;
+}
+
+void
+smtp_server_body_refuse(struct smtp_server *s)
+{
+	if (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT)
+		smtp_body_refuse(&s->body, SMTP_BODY_ERR_STORAGE);
 }
 
 void

@@ -21,11 +21,13 @@ import errno
 import os
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import RUN_AS, check, free_port, maildir_files
+from conftest import RUN_AS, SLOW, check, free_port, maildir_files
 
 FS_SIZE = 64 << 20
 THRESHOLD = 16 << 20            # ternd's margin: server_disk_ok()
@@ -33,13 +35,23 @@ MSG = b"Subject: full disk\r\n\r\n" + (b"y" * 78 + b"\r\n") * 13000  # ~1 MiB
 
 # Runs in the new mount namespace, then execs ternd: mounts the small file
 # system on $mnt and bind-mounts its mail/ and queue/ over the state_dir's
-# (the users' Maildirs made by `tern user add` copied over first).
+# (the users' Maildirs made by `tern user add` copied over first); with
+# WHOLE_STATE=1 the whole state_dir goes there instead (its scratch files
+# for content past 1 MiB included), with all it holds copied over.
 SCRIPT = r'''set -e
 mnt=$1 state=$2 owner=$3; shift 3
 case $MOUNT_KIND in
 tmpfs) mount -t tmpfs -o size=$FS_BYTES tern-robust "$mnt" ;;
 ext4)  mount -t ext4 -o loop "$FS_IMAGE" "$mnt" ;;
 esac
+if [ "${WHOLE_STATE:-0}" = 1 ]; then
+  cp -a "$state/." "$mnt/"
+  chmod --reference="$state" "$mnt"
+  chown -R "$owner" "$mnt"
+  mount --bind "$mnt" "$state"
+  cd "$state"
+  exec "$@"
+fi
 mkdir -p "$mnt/mail" "$mnt/queue" "$state/mail" "$state/queue"
 cp -a "$state/mail/." "$mnt/mail/"
 chown -R "$owner" "$mnt"
@@ -53,12 +65,13 @@ class SmallFs:
     """ternd on a small file system; .fs, .mail, .queue: paths seen
     through /proc/PID/root."""
 
-    def __init__(self, ternd, workdir, kind, overrides=None):
+    def __init__(self, ternd, workdir, kind, overrides=None, whole_state=False):
         self.kind = kind
         self.workdir = Path(workdir)
         self.mnt = self.workdir / "mnt"
         self.mnt.mkdir()
-        env = {"MOUNT_KIND": kind, "FS_BYTES": str(FS_SIZE)}
+        env = {"MOUNT_KIND": kind, "FS_BYTES": str(FS_SIZE),
+               "WHOLE_STATE": "1" if whole_state else "0"}
         if kind == "ext4":
             img = self.workdir / "fs.img"
             with open(img, "wb") as f:
@@ -139,7 +152,7 @@ def userns_available():
 
 @pytest.fixture
 def small_fs(ternd, world_tmp):
-    def make(kind, overrides=None):
+    def make(kind, overrides=None, whole_state=False):
         if kind == "tmpfs" and os.geteuid() != 0:
             ok, err = userns_available()
             if not ok:
@@ -151,7 +164,7 @@ def small_fs(ternd, world_tmp):
         if kind == "ext4":
             if shutil.which("mkfs.ext4") is None:
                 pytest.fail("mkfs.ext4 not found: install e2fsprogs", pytrace=False)
-        return SmallFs(ternd, world_tmp, kind, overrides)
+        return SmallFs(ternd, world_tmp, kind, overrides, whole_state)
     return make
 
 
@@ -283,3 +296,157 @@ def test_size_over_free_space_refused_at_mail(ternd):
         c.send(b"Subject: fits\r\n\r\nx\r\n.\r\n")
         check(c.reply(), 250)
     assert len(maildir_files(t.state_dir, "ben@example.org")) == 1
+
+
+# -- in-flight content: budgets and free space while it arrives (issue 11 item 8) ---
+
+LINE = b"z" * 78 + b"\r\n"
+
+
+def content(tag, size):
+    """A message of about `size` octets whose every line names `tag`."""
+    head = b"Subject: " + tag + b"\r\n\r\n"
+    return head + (tag + b" " + LINE[len(tag) + 1:]) * max(1, (size - len(head)) // len(LINE))
+
+
+def open_data(t, rcpt="ben@example.org", timeout=60):
+    c = t.client(timeout=timeout)
+    c.ehlo()
+    transaction(c, rcpt)
+    return c
+
+
+def one_refused(replies):
+    """Of two racing messages exactly one finds no room: 452 4.3.1; the
+    other is accepted."""
+    codes = sorted((r.code, r.enh) for r in replies)
+    assert codes == [(250, "2.0.0"), (452, "4.3.1")], replies
+
+
+def test_inflight_memory_budget(ternd):
+    """limits.inflight_memory bounds the content held in memory by all
+    sessions together: two unfinished 700 KiB messages do not fit in 1 MiB;
+    one is refused with 452 4.3.1 at its end of data, the other is stored;
+    once both are over, the budget is whole again."""
+    t = ternd({"limits.inflight_memory": "1m"})
+    a, b = open_data(t), open_data(t)
+    ma, mb = content(b"mem-a", 700 << 10), content(b"mem-b", 700 << 10)
+    a.send(ma)
+    b.send(mb)
+    a.send(b".\r\n")
+    b.send(b".\r\n")
+    one_refused([a.reply(), b.reply()])
+    a.close()
+    b.close()
+    with open_data(t) as c:
+        c.send(content(b"mem-c", 700 << 10) + b".\r\n")
+        check(c.reply(), 250, "2.0.0", "after the others let go of their memory")
+    assert len(t.messages("ben@example.org")) == 2
+
+
+def test_inflight_scratch_budget_data_and_bdat(ternd):
+    """limits.inflight_scratch bounds the scratch files (content past 1 MiB)
+    of all sessions: with 3 MiB, two 2 MiB messages do not both fit.  With
+    DATA the refusal comes at the end of data; with BDAT at the end of the
+    chunk that found no room, and the transaction is over (503 after)."""
+    t = ternd({"limits.inflight_scratch": "3m"})
+    # DATA against DATA
+    a, b = open_data(t), open_data(t)
+    a.send(content(b"scr-a", 2 << 20))
+    b.send(content(b"scr-b", 2 << 20))
+    a.send(b".\r\n")
+    b.send(b".\r\n")
+    one_refused([a.reply(), b.reply()])
+    a.close()
+    b.close()
+    # an unfinished DATA holds 2 MiB of scratch; a BDAT chunk then has no room
+    a, b = open_data(t), t.client(timeout=60)
+    a.send(content(b"scr-d", 2 << 20))
+    time.sleep(1.0 * SLOW)      # let ternd take it in
+    b.ehlo()
+    b.expect("MAIL FROM:<claire@example.com>", 250)
+    b.expect("RCPT TO:<ben@example.org>", 250)
+    chunk = content(b"scr-e", 2 << 20)
+    b.send(b"BDAT %d\r\n" % len(chunk) + chunk)
+    r = b.reply()
+    check(r, 452, "4.3.1", "the BDAT chunk past the scratch budget")
+    b.send(b"BDAT 3 LAST\r\nx\r\n")
+    check(b.reply(), 503, "5.5.1", "the transaction ended with the 452")
+    a.send(b".\r\n")
+    check(a.reply(), 250, "2.0.0", "the DATA that held the scratch")
+    # both over: 2 MiB fit again, through BDAT this time
+    b.expect("MAIL FROM:<claire@example.com>", 250)
+    b.expect("RCPT TO:<ben@example.org>", 250)
+    b.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
+    check(b.reply(), 250, "2.0.0", "BDAT once the budget is back")
+    a.close()
+    b.close()
+    assert len(t.messages("ben@example.org")) == 3
+
+
+class FreeWatch(threading.Thread):
+    """The lowest free space of a file system while it runs."""
+
+    def __init__(self, s):
+        super().__init__(daemon=True)
+        self.s, self.low, self.stop = s, s.free(), False
+
+    def run(self):
+        while not self.stop:
+            self.low = min(self.low, self.s.free())
+            time.sleep(0.005)
+
+
+def test_slow_large_sessions_cannot_fill_the_disk(small_fs):
+    """The whole state_dir (scratch files too) on a 64 MiB tmpfs; eight
+    sessions each send 8 MiB, in 64 KiB pieces taken in turn, more than the
+    file system holds.  Free space never falls far under ternd's 16 MiB
+    reserve: the messages that find no room get 452 4.3.1 at their end of
+    data, the others are stored whole; ternd keeps serving, the scratch
+    space comes back, and a normal message is accepted after."""
+    s = small_fs("tmpfs", {"limits.message_size": "20m"}, whole_state=True)
+    t = s.t
+    pid = t.proc.pid
+    n, size, piece = 8, 8 << 20, 64 << 10
+    msgs = [content(b"slow-%d" % i, size) for i in range(n)]
+    start_free = s.free()
+    watch = FreeWatch(s)
+    watch.start()
+    clients = [open_data(t, timeout=120) for _ in range(n)]
+    try:
+        for off in range(0, size + piece, piece):
+            for c, m in zip(clients, msgs):
+                if off < len(m):
+                    c.send(m[off:off + piece])
+            time.sleep(0.002)
+        for c in clients:
+            c.send(b".\r\n")
+        replies = [c.reply() for c in clients]
+    finally:
+        watch.stop = True
+        watch.join()
+        for c in clients:
+            c.close()
+    print(f"free: {start_free} at start, {watch.low} at the lowest; replies: "
+          f"{[(r.code, r.enh) for r in replies]}")
+    for r in replies:
+        assert (r.code, r.enh) in ((250, "2.0.0"), (452, "4.3.1")), r
+    refused = sum(r.code == 452 for r in replies)
+    assert refused >= 1, "more than the file system holds was accepted"
+    assert watch.low >= THRESHOLD // 2, \
+        f"free space fell to {watch.low}: the disk filled under the content"
+    assert t.proc.poll() is None and t.proc.pid == pid, "ternd restarted"
+    stored = s.files("ben@example.org")
+    assert len(stored) == n - refused, (len(stored), replies)
+    for f in stored:
+        data = f.read_bytes()
+        assert any(data.endswith(m) for m in msgs), f"{f} is not a whole message"
+    # every scratch file is gone: what is used is what was stored
+    used = start_free - s.free()
+    kept = sum(f.stat().st_size for f in stored)
+    assert used <= kept + (2 << 20), (used, kept)
+    with t.client() as c:
+        c.ehlo()
+        transaction(c, "ben@example.org")
+        c.send(b"Subject: after\r\n\r\nstill serving\r\n.\r\n")
+        check(c.reply(), 250, "2.0.0", "a normal message after the crowd")

@@ -9,6 +9,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from conftest import SLOW, check, free_port, wait_for
 
 # A quoted local part (legal: RFC 5321 4.1.2 qtext) full of shell syntax.
@@ -180,3 +182,107 @@ def test_symlinked_queue_refused_at_start(ternd, world_tmp):
     assert r.returncode != 0, "ternd started on a symlinked queue"
     assert b"step=queue" in r.stderr, r.stderr[-500:]
     assert list(outside.iterdir()) == []
+
+
+# -- HELO/EHLO text cannot forge Received: (issue 11 item 6) ----------------
+
+# Each would put attacker text into the from clause of Received: a fake
+# TCP-info comment, a second clause, a field separator, 8-bit bytes, a
+# general address literal whose content holds "(" and ";".
+HOSTILE_HELO = [
+    b"evil.example (forged.example [10.0.0.1])",
+    b"evil.example(forged)",
+    b"evil.example; by trusted.example",
+    b"evil.example by trusted.example with ESMTP id 1",
+    b"\"quoted\".example",
+    b"\xc3\xa9vil.example",
+    b"[x-tag:(by;trusted)]",
+    b"[192.0.2.1](forged)",
+    b"not_a!valid*name",
+]
+
+
+def test_hostile_helo_refused_and_never_in_received(ternd):
+    """A HELO/EHLO that is not a domain or an IPv4/IPv6 literal gets 501
+    5.5.2; the session goes on, and the stored Received: field carries the
+    name that was accepted and nothing of the refused ones."""
+    t = ternd({"limits.errors": "100"})
+    rcpt = "ben@example.org"
+    with t.client() as c:
+        for name in HOSTILE_HELO:
+            for verb in (b"EHLO ", b"HELO "):
+                c.send(verb + name + b"\r\n")
+                check(c.reply(), 501, "5.5.2", (verb + name).decode("utf-8", "replace"))
+        # refused names leave no session name: MAIL still needs HELO/EHLO
+        c.expect("MAIL FROM:<claire@example.com>", 503, "5.5.1")
+        c.expect("EHLO DESKTOP_7.corp.example", 250)
+        c.expect("EHLO [IPv6:::1]", 250)
+        c.send(b"EHLO " + HOSTILE_HELO[0] + b"\r\n")
+        check(c.reply(), 501, "5.5.2")
+        c.expect("MAIL FROM:<claire@example.com>", 250)
+        c.expect(f"RCPT TO:<{rcpt}>", 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: trace\r\n\r\nx\r\n.\r\n")
+        check(c.reply(), 250)
+    [d] = t.messages(rcpt)
+    print(f"stored: {d.received_raw!r}")
+    # the last accepted name, then our own TCP-info comment, nothing else
+    assert d.received_raw.startswith(b"Received: from [IPv6:::1] ([127.0.0.1])\r\n\tby mx.test"), \
+        d.received_raw
+    for name in HOSTILE_HELO:
+        assert name not in d.data, name
+    assert b"forged" not in d.data and b"trusted" not in d.data
+    assert d.data.count(b"\r\nReceived:") == 1
+
+
+# -- a BDAT line that cannot be parsed: its chunk is never commands (item 9) --
+
+def bdat_ready(c, rcpt="ben@example.org"):
+    c.ehlo()
+    c.expect("MAIL FROM:<claire@example.com>", 250)
+    c.expect(f"RCPT TO:<{rcpt}>", 250)
+
+
+def test_bdat_trailing_space_chunk_is_data(ternd):
+    """RFC 3030 with a trailing space after the size, and leading zeros:
+    the octets after the line are the chunk, never a command."""
+    t = ternd()
+    rcpt = "ben@example.org"
+    with t.client() as c:
+        bdat_ready(c, rcpt)
+        c.send(b"BDAT 6 \r\nNOOP\r\n")
+        r = c.reply()
+        check(r, 250, "2.0.0", "BDAT 6 with a trailing space")
+        assert "6 octets" in r.text, r
+        c.send(b"BDAT 0017  LAST  \r\nMAIL FROM:<a@b>\r\n")
+        check(c.reply(), 250, "2.0.0", "BDAT 0017 LAST")
+        c.no_reply(0.3)               # a 250/503 here means NOOP or MAIL ran
+    [d] = t.messages(rcpt)
+    assert d.body == b"NOOP\r\nMAIL FROM:<a@b>\r\n", d.body
+
+
+@pytest.mark.parametrize("line", [b"BDAT x6", b"BDAT 6 FIRST", b"BDAT -6",
+                                  b"BDAT 99999999999999999999",
+                                  b"BDAT 6" + b" " * 600])
+def test_bdat_unparsable_closes_connection(ternd, line):
+    """After a BDAT line it cannot parse the server cannot know where the
+    chunk ends: 5xx, then 421, then the connection closes.  A transaction
+    smuggled after it is never executed."""
+    t = ternd()
+    rcpt = "ben@example.org"
+    smuggled = (b"MAIL FROM:<mallory@evil.example>\r\nRCPT TO:<" + rcpt.encode() +
+                b">\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\nQUIT\r\n")
+    with t.client() as c:
+        c.ehlo()
+        c.send(line + b"\r\n" + smuggled)
+        r = c.reply()
+        assert r.code in (500, 501), r
+        r = c.reply()
+        check(r, 421, "4.5.0", "after the refused BDAT")
+        c.wait_closed()
+    assert t.messages(rcpt) == []
+    # ternd goes on serving
+    with t.client() as c:
+        bdat_ready(c, rcpt)
+        c.send(b"BDAT 3 LAST\r\nx\r\n")
+        check(c.reply(), 250)

@@ -59,6 +59,8 @@ test_defaults(void)
 	T_CHECK(c->listen_submissions == NULL);
 	T_CHECK(c->tls_cert == NULL && c->tls_key == NULL);
 	T_CHECK_INT(c->message_size, 26214400);
+	T_CHECK(c->inflight_memory == (uint64_t)256 << 20);
+	T_CHECK(c->inflight_scratch == (uint64_t)4 << 30);
 	T_CHECK_INT(c->recipients, 1000);
 	T_CHECK_INT(c->connections, 4096);
 	T_CHECK_INT(c->connections_per_ip, 50);
@@ -92,6 +94,8 @@ static const char full_file[] =
     "key = \"/etc/tern/key.pem\"\n"
     "[limits]\n"
     "    message_size = 10M\n"
+    "    inflight_memory = 64m\n"
+    "    inflight_scratch = 2g\n"
     "    recipients = 100\n"
     "    connections = 10\n"
     "    connections_per_ip = 2\n"
@@ -134,6 +138,8 @@ test_full_file(void)
 	T_CHECK_STR(c->tls_cert, "/etc/tern/cert.pem");
 	T_CHECK_STR(c->tls_key, "/etc/tern/key.pem");
 	T_CHECK_INT(c->message_size, 10 * 1024 * 1024);
+	T_CHECK(c->inflight_memory == (uint64_t)64 << 20);
+	T_CHECK(c->inflight_scratch == (uint64_t)2 << 30);
 	T_CHECK_INT(c->recipients, 100);
 	T_CHECK_INT(c->connections, 10);
 	T_CHECK_INT(c->connections_per_ip, 2);
@@ -286,6 +292,10 @@ static const char *const file_errors[][2] = {
     {"[limits]\nerrors = 0\n", "2: limits.errors: out of range (1..10000)"},
     {"[limits]\nmessage_size = 0\n",
 	"2: limits.message_size: out of range (1..1099511627776)"},
+    {"[limits]\ninflight_memory = 1000k\n",
+	"2: limits.inflight_memory: out of range (1048576..1099511627776)"},
+    {"[limits]\ninflight_scratch = 0\n",
+	"2: limits.inflight_scratch: out of range (1048576..1125899906842624)"},
     {"[limits]\nmessage_size = 99999999999999999999999\n",
 	"2: limits.message_size: not a number"},
     {"[limits]\nmessage_size = 20000000000000G\n",
@@ -700,7 +710,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 41);
+	T_CHECK_INT(l.n, 43);
 	T_CHECK(strstr(l.text, "limits.connections_per_uid = 20\n") != NULL);
 	T_CHECK(strstr(l.text, "submission.local_senders = any\n") != NULL);
 	T_CHECK(strstr(l.text, "limits.dsn_per_client = 30\n") != NULL);
@@ -712,6 +722,8 @@ test_dump(void)
 	T_CHECK(strstr(l.text, "listen.submissions = off\n") != NULL);
 	T_CHECK(strstr(l.text, "user = \n") != NULL);
 	T_CHECK(strstr(l.text, "limits.message_size = 26214400\n") != NULL);
+	T_CHECK(strstr(l.text, "limits.inflight_memory = 268435456\n") != NULL);
+	T_CHECK(strstr(l.text, "limits.inflight_scratch = 4294967296\n") != NULL);
 	T_CHECK(strstr(l.text, "timeout.shutdown = 30\n") != NULL);
 	T_CHECK(strstr(l.text, "relay.networks = 10.0.0.0/8,::1\n") != NULL);
 	T_CHECK(strstr(l.text, "log.level = info\n") != NULL);

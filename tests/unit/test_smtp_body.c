@@ -423,6 +423,8 @@ test_replies(void)
 		{ E_NUL, 554, "5.6.0", "NUL octet in message content" },
 		{ E_LONG, 554, "5.6.0", "Message line longer than 1000 octets "
 		    "(RFC 5321 4.5.3.1.6)" },
+		{ SMTP_BODY_ERR_STORAGE, 452, "4.3.1",
+		    "Insufficient system storage, try again later" },
 	};
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -449,6 +451,67 @@ test_replies(void)
 	}
 }
 
+/* A sink that has room for nothing after its first piece. */
+struct full_sink {
+	struct smtp_body *b;
+	struct buf got;
+	unsigned calls;
+};
+
+static void
+full_sink_fn(void *ctx, const char *p, size_t n)
+{
+	struct full_sink *fs = ctx;
+
+	fs->calls++;
+	T_CHECK(buf_append(&fs->got, p, n) == 0);
+	smtp_body_refuse(fs->b, SMTP_BODY_ERR_STORAGE);
+}
+
+static void
+test_sink_refuses(void)
+{
+	static const char data[] = "ab\r\n..cd\r\n.\r\nQUIT\r\n";
+	static const char bdat[] = "ab\r\ncd\r\n";
+	struct smtp_body b;
+	struct full_sink fs = { &b, { 0 }, 0 };
+	size_t used;
+
+	/* DATA: the first run (cut at the stuffed dot) is the last one given;
+	 * reading goes on to the real end, and the error is kept */
+	t_case("sink refuses DATA");
+	buf_init(&fs.got, 1024);
+	smtp_body_init(&b, true, 0, full_sink_fn, &fs);
+	used = smtp_body_feed(&b, data, sizeof(data) - 1);
+	T_CHECK_INT(used, sizeof(data) - 1 - 6);
+	T_CHECK(b.done);
+	T_CHECK_INT(b.error, SMTP_BODY_ERR_STORAGE);
+	T_CHECK_INT(fs.calls, 1);
+	T_CHECK(fs.got.len == 4 && memcmp(fs.got.data, "ab\r\n", 4) == 0);
+	buf_free(&fs.got);
+
+	/* BDAT: every later octet is read, none given; LAST keeps the error */
+	t_case("sink refuses BDAT");
+	fs.calls = 0;
+	buf_init(&fs.got, 1024);
+	smtp_body_init(&b, false, 0, full_sink_fn, &fs);
+	T_CHECK_INT(smtp_body_feed(&b, bdat, 3), 3);
+	T_CHECK_INT(smtp_body_feed(&b, bdat + 3, sizeof(bdat) - 4),
+	    sizeof(bdat) - 4);
+	smtp_body_finish(&b);
+	T_CHECK_INT(b.error, SMTP_BODY_ERR_STORAGE);
+	T_CHECK_INT(fs.calls, 1);
+	T_CHECK_INT(b.size, sizeof(bdat) - 1);
+	buf_free(&fs.got);
+
+	/* an earlier error is not replaced */
+	t_case("refuse keeps the first error");
+	smtp_body_init(&b, false, 0, NULL, NULL);
+	T_CHECK_INT(smtp_body_feed(&b, "a\nb", 3), 3);
+	smtp_body_refuse(&b, SMTP_BODY_ERR_STORAGE);
+	T_CHECK_INT(b.error, SMTP_BODY_ERR_BARE_LF);
+}
+
 int
 main(void)
 {
@@ -459,5 +522,6 @@ main(void)
 	test_size_saturates();
 	test_no_quadratic();
 	test_replies();
+	test_sink_refuses();
 	return t_summary();
 }

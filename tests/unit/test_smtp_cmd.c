@@ -61,6 +61,12 @@ ck_bdat_1000(const struct smtp_cmd *c)
 }
 
 static void
+ck_bdat_1(const struct smtp_cmd *c)
+{
+	T_CHECK(c->bdat_size == 1 && !c->bdat_last);
+}
+
+static void
 ck_bdat_0_last(const struct smtp_cmd *c)
 {
 	T_CHECK(c->bdat_size == 0 && c->bdat_last);
@@ -249,8 +255,38 @@ static const struct row rows[] = {
 	{ "ehlo mail.example.org", 0, 0, NULL, SMTP_VERB_EHLO, "mail.example.org", NULL, 0 },
 	{ "HELO [192.0.2.1]", 0, 0, NULL, SMTP_VERB_HELO, "[192.0.2.1]", NULL, 0 },
 	{ "EHLO   host.example   ", 0, 0, NULL, SMTP_VERB_EHLO, "host.example", NULL, 0 },
-	{ "EHLO not_a!valid*name", 0, 0, NULL, SMTP_VERB_EHLO, "not_a!valid*name", NULL, 0 },
-	{ "EHLO b\xc3\xbc" "cher.example", 0, 0, NULL, SMTP_VERB_EHLO, "b\xc3\xbc" "cher.example", NULL, 0 },
+	{ "EHLO [IPv6:2001:db8::1]", 0, 0, NULL, SMTP_VERB_EHLO, "[IPv6:2001:db8::1]", NULL, 0 },
+	{ "EHLO [ipv6:::1]", 0, 0, NULL, SMTP_VERB_EHLO, "[ipv6:::1]", NULL, 0 },
+	{ "EHLO DESKTOP_1A2B.corp.example", 0, 0, NULL, SMTP_VERB_EHLO, "DESKTOP_1A2B.corp.example", NULL, 0 },
+	{ "EHLO mail.example.org.", 0, 0, NULL, SMTP_VERB_EHLO, "mail.example.org.", NULL, 0 },
+	{ "EHLO localhost", 0, 0, NULL, SMTP_VERB_EHLO, "localhost", NULL, 0 },
+	{ "EHLO 123.example", 0, 0, NULL, SMTP_VERB_EHLO, "123.example", NULL, 0 },
+	{ "EHLO xn--bcher-kva.example", 0, 0, NULL, SMTP_VERB_EHLO, "xn--bcher-kva.example", NULL, 0 },
+	/* 63-octet label: the longest allowed */
+	{ "EHLO aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example", 0, 0, NULL, SMTP_VERB_EHLO, NULL, NULL, 0 },
+	/* names that could forge a Received: field, or are no name at all */
+	{ "EHLO not_a!valid*name", 0, 501, "5.5.2", 0, "Syntax: EHLO hostname: a domain name", NULL, 0 },
+	{ "EHLO b\xc3\xbc" "cher.example", EU, 501, "5.5.2", 0, "Syntax: EHLO hostname", NULL, 0 },
+	{ "EHLO evil.example (forged.example [10.0.0.1])", 0, 501, "5.5.2", 0, "Syntax: EHLO hostname", NULL, 0 },
+	{ "HELO evil.example(x)", 0, 501, "5.5.2", 0, "Syntax: HELO hostname", NULL, 0 },
+	{ "HELO a;by b", 0, 501, "5.5.2", 0, "Syntax: HELO hostname", NULL, 0 },
+	{ "HELO a.example;", 0, 501, "5.5.2", 0, "Syntax: HELO hostname", NULL, 0 },
+	{ "HELO \"a.example\"", 0, 501, "5.5.2", 0, "Syntax: HELO hostname", NULL, 0 },
+	{ "HELO a.example b.example", 0, 501, "5.5.2", 0, "Syntax: HELO hostname", NULL, 0 },
+	{ "HELO a..example", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO .example", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO a.example..", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO .", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO -a.example", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO a-.example", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO [192.0.2.1", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO [192.0.2.256]", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO [192.0.2.1](x)", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO [IPv6:2001:db8::g]", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO [x-tag:(by;evil)]", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO [192.0.2.1] x", 0, 501, "5.5.2", 0, "Syntax: HELO", NULL, 0 },
+	{ "HELO a\x7f.example", 0, 500, "5.5.2", 0, "control character 0x7f", NULL, 0 },
 	{ "EHLO", 0, 501, "5.5.4", 0, "Syntax: EHLO hostname", NULL, 0 },
 	{ "EHLO ", 0, 501, "5.5.4", 0, "Syntax: EHLO hostname", NULL, 0 },
 	{ "EHLO    ", 0, 501, "5.5.4", 0, "Syntax: EHLO hostname", NULL, 0 },
@@ -313,15 +349,32 @@ static const struct row rows[] = {
 	{ "BDAT 0 LAST", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_0_last, 0 },
 	{ "bdat 0 last", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_0_last, 0 },
 	{ "BDAT 18446744073709551615", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_max, 0 },
-	{ "BDAT 18446744073709551616", EU, 501, "5.5.4", 0, "Bad BDAT chunk size", NULL, 0 },
-	{ "BDAT 000000000000000000001", EU, 501, "5.5.4", 0, "Bad BDAT chunk size", NULL, 0 },
-	{ "BDAT", EU, 501, "5.5.4", 0, "Syntax: BDAT size [LAST]", NULL, 0 },
-	{ "BDAT x", EU, 501, "5.5.4", 0, "Bad BDAT chunk size", NULL, 0 },
-	{ "BDAT -1", EU, 501, "5.5.4", 0, "Bad BDAT chunk size", NULL, 0 },
-	{ "BDAT  10", EU, 501, "5.5.4", 0, "Syntax: BDAT", NULL, 0 },
-	{ "BDAT 10 FIRST", EU, 501, "5.5.4", 0, "only LAST", NULL, 0 },
-	{ "BDAT 10 LAST x", EU, 501, "5.5.4", 0, "only LAST", NULL, 0 },
-	{ "BDAT 10 ", EU, 501, "5.5.4", 0, "only LAST", NULL, 0 },
+	{ "BDAT 18446744073709551616", EU, 501, "5.5.4", SMTP_VERB_BDAT, "Bad BDAT chunk size", NULL, 0 },
+	/* RFC 3030: chunk-size = 1*DIGIT, so leading zeros are a size too */
+	{ "BDAT 000000000000000000001", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_1, 0 },
+	{ "BDAT 0001000", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_1000, 0 },
+	{ "BDAT 000 LAST", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_0_last, 0 },
+	{ "BDAT 0000000000000000000018446744073709551615", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_max, 0 },
+	/* spaces around the tokens, as every other command allows */
+	{ "BDAT 1000 ", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_1000, 0 },
+	{ "BDAT 1000    ", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_1000, 0 },
+	{ "BDAT  1000", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_1000, 0 },
+	{ "BDAT 0 LAST ", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_0_last, 0 },
+	{ "BDAT 0   LAST", EU, 0, NULL, SMTP_VERB_BDAT, NULL, ck_bdat_0_last, 0 },
+	/* refused: the verb is still reported, the session closes on it */
+	{ "BDAT", EU, 501, "5.5.4", SMTP_VERB_BDAT, "Syntax: BDAT size [LAST]", NULL, 0 },
+	{ "BDAT   ", EU, 501, "5.5.4", SMTP_VERB_BDAT, "Syntax: BDAT size [LAST]", NULL, 0 },
+	{ "BDAT x", EU, 501, "5.5.4", SMTP_VERB_BDAT, "Bad BDAT chunk size", NULL, 0 },
+	{ "BDAT x6", EU, 501, "5.5.4", SMTP_VERB_BDAT, "Bad BDAT chunk size", NULL, 0 },
+	{ "BDAT 6x", EU, 501, "5.5.4", SMTP_VERB_BDAT, "Bad BDAT chunk size", NULL, 0 },
+	{ "BDAT -1", EU, 501, "5.5.4", SMTP_VERB_BDAT, "Bad BDAT chunk size", NULL, 0 },
+	{ "BDAT +1", EU, 501, "5.5.4", SMTP_VERB_BDAT, "Bad BDAT chunk size", NULL, 0 },
+	{ "BDAT 0x10", EU, 501, "5.5.4", SMTP_VERB_BDAT, "Bad BDAT chunk size", NULL, 0 },
+	{ "BDAT 100000000000000000000", EU, 501, "5.5.4", SMTP_VERB_BDAT, "Bad BDAT chunk size", NULL, 0 },
+	{ "BDAT 10 FIRST", EU, 501, "5.5.4", SMTP_VERB_BDAT, "only LAST", NULL, 0 },
+	{ "BDAT 10 LAST x", EU, 501, "5.5.4", SMTP_VERB_BDAT, "only LAST", NULL, 0 },
+	{ "BDAT 10 LASTx", EU, 501, "5.5.4", SMTP_VERB_BDAT, "only LAST", NULL, 0 },
+	{ "BDAT 6\x01", EU, 500, "5.5.2", SMTP_VERB_BDAT, "control character 0x01", NULL, 0 },
 	/* AUTH */
 	{ "AUTH PLAIN", EU, 0, NULL, SMTP_VERB_AUTH, NULL, ck_auth_plain, 0 },
 	{ "auth plain dGVzdAB0ZXN0AHRlc3Q=", EU, 0, NULL, SMTP_VERB_AUTH, NULL, ck_auth_plain_ir, 0 },
@@ -473,6 +526,9 @@ check_row(const struct row *r, int rc, const struct smtp_cmd *c,
 {
 	if (r->code != 0) {
 		T_CHECK_INT(rc, -1);
+		/* the session needs the verb of a refused BDAT: it closes */
+		if (r->verb != SMTP_VERB_UNKNOWN)
+			T_CHECK_INT(c->verb, r->verb);
 		T_CHECK_INT(err->code, r->code);
 		T_CHECK_STR(err->enh, r->enh);
 		if (r->text != NULL && strstr(err->text, r->text) == NULL) {
@@ -562,7 +618,7 @@ limit_row(const char *name, size_t n, const char *head, char fill,
 {
 	char *line = make_line(n, head, fill, tail);
 	struct row r = { line, flags, code, code ? "5.5.2" : NULL, verb,
-	    code ? "Line too long" : NULL, NULL, n };
+	    code == 500 ? "Line too long" : NULL, NULL, n };
 
 	run_row(name, &r);
 	free(line);
@@ -575,8 +631,13 @@ test_limits(void)
 
 	limit_row("NOOP 510", 510, "NOOP ", 'x', "", EU, 0, SMTP_VERB_NOOP);
 	limit_row("NOOP 511", 511, "NOOP ", 'x', "", EU, 500, 0);
-	limit_row("EHLO 510", 510, "EHLO ", 'h', "", EU, 0, SMTP_VERB_EHLO);
-	limit_row("EHLO 511", 511, "EHLO ", 'h', "", EU, 500, 0);
+	limit_row("EHLO 510", 510, "EHLO a.example", ' ', "", EU, 0,
+	    SMTP_VERB_EHLO);
+	limit_row("EHLO 511", 511, "EHLO a.example", ' ', "", EU, 500, 0);
+	limit_row("EHLO 510 one label", 510, "EHLO ", 'h', "", EU, 501, 0);
+	limit_row("BDAT 510", 510, "BDAT 10", ' ', "", EU, 0, SMTP_VERB_BDAT);
+	/* refused, but the session must know it was a BDAT: it closes */
+	limit_row("BDAT 511", 511, "BDAT 10", ' ', "", EU, 500, SMTP_VERB_BDAT);
 	limit_row("unknown 511", 511, "XXXX ", 'x', "", EU, 500, 0);
 	limit_row("MAIL params 2046", 2046, m, ' ', " SIZE=100", EU, 0,
 	    SMTP_VERB_MAIL);

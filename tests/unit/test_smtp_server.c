@@ -54,6 +54,7 @@
 #define NESTED R503("Nested MAIL command")
 #define IN_BDAT R503("Only BDAT, RSET, NOOP, EHLO, HELO, QUIT between chunks")
 #define TOO_MANY "421 4.7.0 " HOST " Too many errors, closing connection\r\n"
+#define BDAT_421 "421 4.5.0 " HOST " BDAT chunk size unknown, closing connection\r\n"
 #define UNKNOWN_USER "550 5.1.1 User unknown\r\n"
 #define LONG "500 5.5.2 Line too long\r\n"
 #define BARE_LF "500 5.5.2 Command line must end with CRLF\r\n"
@@ -63,6 +64,7 @@
 #define C_PASS "334 UGFzc3dvcmQ6\r\n"
 #define BODY_LF "554 5.6.0 Bare LF not allowed*\r\n"
 #define BODY_CR "554 5.6.0 Bare CR not allowed*\r\n"
+#define STORE_FULL "452 4.3.1 Insufficient system storage, try again later\r\n"
 #define BODY_BIG "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
 
 /* client prefixes */
@@ -76,6 +78,7 @@
 #define O_REJECT_CONNECT 0x4
 #define O_REJECT_DATA 0x8
 #define O_REJECT_EOM 0x10
+#define O_STORE_FULL 0x20       /* the body sink refuses all content */
 
 struct conv {
 	const char *name;
@@ -311,11 +314,43 @@ static const struct conv convs[] = {
 	  .opts = O_REJECT_DATA,
 	  .want = TX_R "554 5.5.1 No valid recipients\r\n" OK BYE,
 	  .events = "CHMRDQ" },
-	{ "bad BDAT sizes",
-	  IN(TX "BDAT\r\nBDAT x\r\nBDAT 99999999999999999999\r\nBDAT 1 FIRST\r\n"
-	     "BDAT 1 LAST\r\nxQUIT\r\n"),
-	  .want = TX_R "501 5.5.4 *\r\n" "501 5.5.4 *\r\n" "501 5.5.4 *\r\n"
-	  "501 5.5.4 *\r\n" QD BYE, .body = "[D]x[E]" },
+	/* spaces and leading zeros: the chunk is data, never commands */
+	{ "BDAT size with a trailing space",
+	  IN(TX "BDAT 6 \r\nNOOP\r\nBDAT 0 LAST\r\nQUIT\r\n"),
+	  .want = TX_R "250 2.0.0 6 octets received\r\n" QD BYE,
+	  .body = "[D]NOOP\r\n[E]", .events = "CHMRDEQ" },
+	{ "BDAT LAST with spaces and leading zeros",
+	  IN(TX "BDAT  0025   last  \r\nMAIL FROM:<evil@x.test>\r\nQUIT\r\n"),
+	  .want = TX_R QD BYE, .body = "[D]MAIL FROM:<evil@x.test>\r\n[E]",
+	  .events = "CHMRDEQ" },
+	/* a BDAT line that cannot be parsed: 5xx, 421, nothing more read */
+	{ "bad BDAT size closes",
+	  IN(TX "BDAT x6\r\nMAIL FROM:<a@b.test>\r\nQUIT\r\n"),
+	  .want = TX_R "501 5.5.4 Bad BDAT chunk size*\r\n" BDAT_421,
+	  .events = "CHMRZ" },
+	{ "BDAT without size closes",
+	  IN(TX "BDAT\r\nNOOP\r\n"),
+	  .want = TX_R "501 5.5.4 Syntax: BDAT size [LAST]\r\n" BDAT_421,
+	  .events = "CHMRZ" },
+	{ "BDAT size overflow closes",
+	  IN(TX "BDAT 18446744073709551616\r\n" SMUG),
+	  .want = TX_R "501 5.5.4 *\r\n" BDAT_421, .events = "CHMRZ" },
+	{ "BDAT FIRST closes",
+	  IN(TX "BDAT 6 FIRST\r\nNOOP\r\nQUIT\r\n"),
+	  .want = TX_R "501 5.5.4 *\r\n" BDAT_421, .events = "CHMRZ" },
+	{ "BDAT with a control byte closes",
+	  IN(TX "BDAT 6\x01\r\nNOOP\r\nQUIT\r\n"),
+	  .want = TX_R "500 5.5.2 *\r\n" BDAT_421, .events = "CHMRZ" },
+	{ "BDAT with a bare LF closes",
+	  IN(TX "BDAT 6\nNOOP\r\nQUIT\r\n"),
+	  .want = TX_R BARE_LF BDAT_421, .events = "CHMRZ" },
+	{ "bad BDAT in the wrong state closes too",
+	  IN("EHLO c\r\nBDAT 6 x\r\nNOOP\r\nQUIT\r\n"),
+	  .want = G E "501 5.5.4 *\r\n" BDAT_421, .events = "CHZ" },
+	{ "bad BDAT between chunks closes",
+	  IN(TX "BDAT 2\r\nabBDAT 2 LAST x\r\nQUIT\r\n"),
+	  .want = TX_R "250 2.0.0 2 octets received\r\n" "501 5.5.4 *\r\n"
+	  BDAT_421, .body = "[D]ab", .events = "CHMRDZ" },
 	{ "BDAT error mid-message",
 	  IN(TX "BDAT 4\r\nab\ncBDAT 2 LAST\r\nxyQUIT\r\n"),
 	  .want = TX_R BODY_LF NEED_RCPT BYE, .body = "[D]ab",
@@ -328,6 +363,20 @@ static const struct conv convs[] = {
 	{ "RSET between chunks",
 	  IN(TX "BDAT 2\r\nabRSET\r\nBDAT 1 LAST\r\ncQUIT\r\n"),
 	  .want = TX_R "250 2.0.0 2 octets received\r\n" OK NEED_RCPT BYE,
+	  .events = "CHMRDXQ" },
+
+	/* the shell runs out of room for the content (in-flight budget, disk):
+	 * the content is read to its end, then 452 and the transaction reset */
+	{ "DATA with no room",
+	  IN(TX "DATA\r\nabc\r\n..\r\n.\r\nNOOP\r\nMAIL FROM:<c@d.test>\r\n"
+	     "QUIT\r\n"),
+	  .opts = O_STORE_FULL,
+	  .want = TX_R GO STORE_FULL OK MOK BYE, .body = "[D]",
+	  .events = "CHMRDXMQ" },
+	{ "BDAT with no room: 452 for the chunk",
+	  IN(TX "BDAT 5\r\nab\r\ncBDAT 2 LAST\r\nxyNOOP\r\nQUIT\r\n"),
+	  .opts = O_STORE_FULL,
+	  .want = TX_R STORE_FULL NEED_RCPT OK BYE, .body = "[D]",
 	  .events = "CHMRDXQ" },
 
 	/* STARTTLS */
@@ -434,6 +483,10 @@ sink_fn(void *ctx, const char *p, size_t n)
 {
 	struct shell *sh = ctx;
 
+	if (sh->c->opts & O_STORE_FULL) {
+		smtp_server_body_refuse(sh->s);
+		return;
+	}
 	T_CHECK(buf_append(&sh->sink, p, n) == 0);
 }
 
@@ -844,6 +897,22 @@ test_long_lines(void)
 	T_CHECK(buf_append_str(&g.in, "\nQUIT\r\n") == 0);
 	T_CHECK(buf_append_str(&g.want, LONG BYE) == 0);
 	gen_run(&g, "line of 2049 octets and a bare LF", &tmpl);
+
+	/* a BDAT line too long: its chunk cannot be found, so 421 and close */
+	gen_init(&g);
+	T_CHECK(buf_append_str(&g.in, TX "BDAT 6") == 0);
+	gen_fill(&g.in, ' ', 600);
+	T_CHECK(buf_append_str(&g.in, "\r\nNOOP\r\nQUIT\r\n") == 0);
+	T_CHECK(buf_append_str(&g.want, E MOK ROK "500 5.5.2 Line too long*\r\n"
+	    BDAT_421) == 0);
+	gen_run(&g, "BDAT line of 608 octets", &tmpl);
+
+	gen_init(&g);
+	T_CHECK(buf_append_str(&g.in, TX "bdat 6") == 0);
+	gen_fill(&g.in, ' ', 3000);
+	T_CHECK(buf_append_str(&g.in, "\r\nNOOP\r\nQUIT\r\n") == 0);
+	T_CHECK(buf_append_str(&g.want, E MOK ROK LONG BDAT_421) == 0);
+	gen_run(&g, "BDAT line of 3008 octets", &tmpl);
 }
 
 /* MAIL with parameters may use 2048 octets (with CRLF), not one more. */
@@ -1104,16 +1173,34 @@ test_long_helo_name(void)
 	struct buf out, in;
 	struct smtp_server *s = direct_new(&out, &sc, false, false);
 	size_t used;
+	int i;
 
+	/* the longest name allowed: four labels of 63, 255 octets */
 	buf_init(&in, 4096);
 	T_CHECK(buf_append_str(&in, "HELO ") == 0);
-	gen_fill(&in, 'h', 300);
+	for (i = 0; i < 4; i++) {
+		if (i > 0)
+			T_CHECK(buf_append_str(&in, ".") == 0);
+		gen_fill(&in, (char)('a' + i), 63);
+	}
 	T_CHECK(buf_append_str(&in, "\r\n") == 0);
 	T_CHECK_INT(smtp_server_next(s, in.data, in.len, &used), SMTP_EV_HELO);
 	buf_reset(&in);   /* the view is gone: the name must have been copied */
 	smtp_server_accept(s);
 	T_CHECK_INT(strlen(smtp_server_helo(s)), 255);
-	T_CHECK(smtp_server_helo(s)[254] == 'h');
+	T_CHECK(smtp_server_helo(s)[254] == 'd');
+	/* one more octet is no name: refused, the old name is kept */
+	buf_reset(&out);
+	T_CHECK(buf_append_str(&in, "HELO e") == 0);
+	for (i = 0; i < 4; i++) {
+		T_CHECK(buf_append_str(&in, ".") == 0);
+		gen_fill(&in, 'f', 63);
+	}
+	T_CHECK(buf_append_str(&in, "\r\n") == 0);
+	T_CHECK_INT(smtp_server_next(s, in.data, in.len, &used), SMTP_EV_NONE);
+	T_CHECK_INT(used, in.len);
+	T_CHECK(strncmp(out.data ? out.data : "", "501 5.5.2 ", 10) == 0);
+	T_CHECK_INT(strlen(smtp_server_helo(s)), 255);
 	buf_free(&in);
 	smtp_server_free(s);
 	buf_free(&out);
