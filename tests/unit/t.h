@@ -38,8 +38,7 @@ t_checked(const char *file, int line)
 	if (t_cur != NULL)
 		return;
 	t_failed++;
-	fprintf(stderr, "FAIL %s:%d: check outside any case (use T_RUN or "
-	    "t_case)\n", file, line);
+	fprintf(stderr, "FAIL %s:%d: check outside any case\n", file, line);
 }
 
 static void

@@ -494,7 +494,7 @@ test_bad_lines(void)
 	for (i = 0; i < sizeof(bad_lines) / sizeof(bad_lines[0]); i++) {
 		char *t;
 
-		t_case(bad_lines[i].why);	/* before replace_line's checks */
+		t_case(bad_lines[i].why); /* before replace_line's checks */
 		t = replace_line(bad_lines[i].line, bad_lines[i].repl);
 		check_refused_str(t);
 		free(t);
