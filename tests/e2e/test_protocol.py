@@ -477,7 +477,7 @@ def test_ipv6_client_and_dual_stack_listener(ternd):
     s.close()
     new = {d.body.split(b"\r\n\r\n", 1)[1]: d for d in new_since(t, "claire@example.org", before)}
     assert set(new) == {b"four\r\n", b"six\r\n"}, list(new)
-    assert "([127.0.0.1])" in new[b"four\r\n"].received, new[b"four\r\n"].received
-    assert "from six.client.test ([IPv6:::1])" in new[b"six\r\n"].received, \
-        new[b"six\r\n"].received
+    check_received(new[b"four\r\n"], rcpt="claire@example.org")
+    check_received(new[b"six\r\n"], helo="six.client.test",
+                   rcpt="claire@[IPv6:::1]", ip="::1")
     assert "client=127.0.0.1" in t.log() and "::ffff:" not in t.log()
