@@ -186,6 +186,15 @@ def test_ben_down_then_flush(ternd, dnsmasq):
     assert len(received_headers(d.data)) == 2
     wait_for(j.queue_empty, "Claire's queue to empty", timeout=10)
     assert maildir_files(a.state_dir, CLAIRE) == []     # no bounce, no delay DSN
+    # the whole story in A's log: one deferral, then the admin's flush,
+    # then one delivery; no attempt of the scheduler's own in between
+    qid = m["id"]
+    story = [ln for ln in a.log().splitlines()
+             if re.search(rf"id={qid} mx=\S+ addr=\S+ event=(?:deferred|delivered) |"
+                          r'event=control request="FLUSH"', ln)]
+    kinds = [("flush" if "FLUSH" in ln else
+              "deferred" if "event=deferred" in ln else "delivered") for ln in story]
+    assert kinds == ["deferred", "flush", "delivered"], "\n".join(story)
 
 
 def test_ben_down_then_retry_by_itself(ternd, dnsmasq):
