@@ -1203,7 +1203,8 @@ attempt_finish(struct attempt *at)
 		/* only what changed in this attempt is reported */
 		k = dsn_kind_for(r, (enum queue_rcpt_state)at->before[i],
 		    at->final[i] != 0, warn);
-		dsn_log_suppressed(at, r, (enum queue_rcpt_state)at->before[i], k);
+		dsn_log_suppressed(
+		    at, r, (enum queue_rcpt_state)at->before[i], k);
 		pending |= r->state == QUEUE_RCPT_PENDING;
 		if (k >= 0 && at->env.sender[0] != '\0') {
 			f->marks[i] = (unsigned char)(k + 1);
