@@ -1278,6 +1278,31 @@ finish_expire(struct attempt *at, time_t now)
 	}
 }
 
+/*
+ * A recipient that failed for good in this attempt and gets no failure
+ * report: say why, so the log shows the failure was decided and the report
+ * left out on purpose (RFC 3461 NOTIFY, or a null sender that must never
+ * get one).
+ */
+static void
+dsn_log_suppressed(const struct attempt *at, const struct queue_rcpt *r,
+    enum queue_rcpt_state before, int kind)
+{
+	const char *why;
+
+	if (r->state != QUEUE_RCPT_FAILED || before == QUEUE_RCPT_FAILED ||
+	    (kind >= 0 && at->env.sender[0] != '\0'))
+		return;
+	if (at->env.sender[0] == '\0')
+		why = "null_sender";
+	else if (r->notify & SMTP_NOTIFY_NEVER)
+		why = "notify_never";
+	else
+		why = "notify_without_failure";
+	log_info("id=%s event=dsn_suppressed to=<%s> reason=%s", at->env.id,
+	    r->addr, why);
+}
+
 static void finish_submit(struct finish *f);
 static void finish_routed(struct sender_route *sr);
 
@@ -1342,6 +1367,8 @@ attempt_finish(struct attempt *at)
 			f->was_owed[k] = true;   /* counted when it was due */
 		/* reported now, or moot: finish_owe marks it again if need be */
 		at->env.rcpt[i].dsn_owed = QUEUE_DSN_NONE;
+		dsn_log_suppressed(
+		    at, r, (enum queue_rcpt_state)at->before[i], k);
 		pending |= r->state == QUEUE_RCPT_PENDING;
 		if (k >= 0 && at->env.sender[0] != '\0') {
 			f->marks[i] = (unsigned char)(k + 1);

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+import received
+
 REPO = Path(__file__).resolve().parents[2]
 _BUILD_ENV = os.environ.get("TERN_BUILD", "build")
 BUILD = Path(_BUILD_ENV) if os.path.isabs(_BUILD_ENV) else REPO / _BUILD_ENV
@@ -408,8 +410,7 @@ class Delivery:
         self.body = rest          # the message exactly as the client sent it
 
     def received_date(self):
-        date = self.received.rsplit(";", 1)[1].strip()
-        return email.utils.parsedate_to_datetime(date)
+        return received.parse(self.received_raw.decode("utf-8", "replace")).date
 
 
 def maildir_files(state_dir, address):
@@ -428,20 +429,27 @@ def maildir_messages(state_dir, address):
     return [Delivery(p, p.read_bytes()) for p in maildir_files(state_dir, address)]
 
 
-RECEIVED_RE = (r"^Received: from {helo} \((?:\S+ )?\[127\.0\.0\.1\]\) "
-               r"by mx\.test \(tern\) with {proto} id \S+"
-               r"{for_}; \S.*$")
-
-
-def check_received(d, helo="client.test", rcpt=None, proto="ESMTP"):
-    for_ = f" for <{re.escape(rcpt)}>" if rcpt else ""
-    pat = RECEIVED_RE.format(helo=re.escape(helo), proto=proto, for_=for_)
-    assert re.match(pat, d.received), \
-        f"Received header {d.received!r} does not match {pat!r}"
+def check_received(d, helo="client.test", rcpt=None, proto="ESMTP",
+                   by=HOSTNAME, ip="127.0.0.1"):
+    """tern's Received field of delivery d, read by the independent parser
+    (received.py, from the RFC 5321 4.4 grammar): from the client's HELO
+    name with its address as TCP-info, by this server, with the protocol,
+    an id, "for" the one recipient (none for several), a current date."""
+    r = received.parse(d.received_raw.decode("utf-8", "replace"))
+    assert (r.value("from") or "").lower() == helo.lower(), r
+    tcp = r.tcp_info()
+    assert tcp is not None and tcp[1] in (f"[{ip}]", f"[IPv6:{ip}]"), \
+        f"from clause without the client's address as TCP-info: {r!r}"
+    assert (r.value("by") or "").lower() == by.lower(), r
+    assert re.fullmatch(proto, r.value("with") or ""), r     # proto: a regex
+    assert r.value("id"), f"no id clause: {r!r}"
     if rcpt is None:
-        assert " for <" not in d.received, \
-            f"'for' clause with several recipients: {d.received!r}"
-    assert d.received_date() is not None, f"bad date in {d.received!r}"
+        assert r.get("for") is None, f"'for' clause with several recipients: {r!r}"
+    else:
+        assert r.value("for") == f"<{rcpt}>", r
+    age = time.time() - r.date.timestamp()
+    assert -5 < age < 600, f"Received date {r.date} is not now: {r!r}"
+    return r
 
 
 # ---------------------------------------------------------------------------

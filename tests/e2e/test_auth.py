@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import (PASSWORD, SLOW, SMTPClient, check, ehlo_keywords,
+from conftest import (PASSWORD, SLOW, SMTPClient, check, ehlo_keywords, wait_for,
                       require, submit_ternd, tls_client_context)
 
 CLAIRE = "claire@example.org"
@@ -247,11 +247,25 @@ def test_sender_must_be_owned(t):
 
 
 def test_any_sender_option(ternd):
+    """submission.any_sender: an authenticated user may send as anyone,
+    and the message goes out with that sender, as sent."""
     t = submit_ternd(ternd, {"submission.any_sender": "yes"})
+    msg = b"Subject: as ben\r\n\r\nsent by claire as ben\r\n"
     with t.sub_client() as c:
         login(c)
         c.expect("MAIL FROM:<ben@example.org>", 250)
         c.expect("RCPT TO:<dave@example.net>", 250)
+        c.expect("DATA", 354)
+        c.send(msg + b".\r\n")
+        check(c.reply(), 250)
+        c.expect("QUIT", 221)
+    [d] = wait_for(lambda: t.messages("dave@example.net"),
+                   "the message in dave's Maildir")
+    assert d.return_path == "ben@example.org", d.return_path
+    assert d.body.endswith(msg), d.body
+    check_esmtpsa(d, helo="client.test")
+    assert re.search(r"event=delivered from=<ben@example\.org> "
+                     r"to=<dave@example\.net> ", t.log()), t.log()[-2000:]
 
 
 # -- RFC 6409 8: Date and Message-ID --------------------------------------------------

@@ -22,7 +22,11 @@ def send(t, sender, rcpts, tag, envid=None, ret=None):
         c.expect("DATA", 354)
         c.send(f"Subject: {tag}\r\nMessage-ID: <{tag}@client.test>\r\n\r\n"
                f"body of {tag}\r\n.\r\n".encode())
-        check(c.reply(), 250)
+        r = c.reply()
+        check(r, 250)
+    m = re.search(r"queued as ([0-9a-f]{16})$", r.text)
+    assert m, r.text
+    return m.group(1)
 
 
 def wait_dsns(t, n, timeout=10):
@@ -38,9 +42,9 @@ def wait_dsns(t, n, timeout=10):
 
 def test_notify_success_local_delivery(ternd):
     t = ternd()
-    send(t, CLAIRE, [(BEN, "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;ben@example.org"),
-                     ("dave@example.net", "NOTIFY=FAILURE")],
-         "success-1", envid="env-42", ret="HDRS")
+    qid = send(t, CLAIRE, [(BEN, "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;ben@example.org"),
+                           ("dave@example.net", "NOTIFY=FAILURE")],
+               "success-1", envid="env-42", ret="HDRS")
     [p] = wait_dsns(t, 1)
     m, per_msg, rcpts, returned = dsn_of(p.read_bytes())
     assert CLAIRE in m["To"], m["To"]
@@ -54,9 +58,14 @@ def test_notify_success_local_delivery(ternd):
     [ret_part] = returned
     raw = ret_part.as_bytes()
     assert b"<success-1@client.test>" in raw and b"body of success-1" not in raw
-    time.sleep(0.5)
+    # a local delivery's success DSN is decided and logged before the 250
+    # that ends its DATA (conn.c eom_done; the sqlite table answers
+    # inline), so the log already says all there will be
+    log = t.log()
+    assert len(re.findall(rf"id={qid} sid=\S+ event=delivered ", log)) == 2, log[-3000:]
+    assert len(re.findall(rf"id={qid} event=dsn ", log)) == 1, log[-3000:]
+    assert re.search(rf"id={qid} event=dsn kind=success to=<claire@example\.org>", log)
     assert len(maildir_files(t.state_dir, CLAIRE)) == 1, "one DSN only"
-    assert re.search(r"event=dsn kind=success to=<claire@example\.org>", t.log())
 
 
 def test_notify_success_alias_is_expanded(ternd):
@@ -71,12 +80,23 @@ def test_notify_success_alias_is_expanded(ternd):
 
 def test_no_success_report_unasked_or_to_null_sender(ternd):
     t = ternd()
-    send(t, CLAIRE, [(BEN, "")], "unasked")
-    send(t, CLAIRE, [(BEN, "NOTIFY=FAILURE,DELAY")], "failure-only")
-    send(t, "", [(BEN, "NOTIFY=SUCCESS")], "null-sender")
-    time.sleep(1)
-    assert maildir_files(t.state_dir, CLAIRE) == []
-    assert len(maildir_files(t.state_dir, BEN)) == 3
+    ids = [send(t, CLAIRE, [(BEN, "")], "unasked"),
+           send(t, CLAIRE, [(BEN, "NOTIFY=FAILURE,DELAY")], "failure-only"),
+           send(t, "", [(BEN, "NOTIFY=SUCCESS")], "null-sender")]
+    # each delivered, and its DSN decision made before its 250 (conn.c
+    # eom_done, sqlite answering inline): none of them earned one
+    log = t.log()
+    for qid in ids:
+        assert re.search(rf"id={qid} sid=\S+ event=delivered from=<[^>]*> "
+                         rf"to=<{BEN}> ", log), (qid, log[-3000:])
+        assert not re.search(rf"id={qid} event=dsn", log), (qid, log[-3000:])
+    # and the same path does make one when asked (the control)
+    asked = send(t, CLAIRE, [(BEN, "NOTIFY=SUCCESS")], "asked")
+    assert re.search(rf"id={asked} event=dsn kind=success to=<{CLAIRE}>", t.log())
+    [p] = wait_dsns(t, 1)
+    assert b"<asked@client.test>" in p.read_bytes()
+    assert len(maildir_files(t.state_dir, CLAIRE)) == 1
+    assert len(maildir_files(t.state_dir, BEN)) == 4
 
 
 def test_success_report_is_headers_only_even_with_ret_full(ternd):

@@ -171,9 +171,14 @@ def test_ben_down_then_flush(ternd, dnsmasq):
     assert BEN in show and f"last reply: 451 4.4.1 {r['text']}" in show, show
     mq = a.tern("mailq").stdout.decode()
     assert m["id"] in mq and BEN in mq and f"(451 4.4.1 {r['text']})" in mq, mq
-    # Ben's server comes back; nothing moves until the flush
+    # Ben's server comes back; nothing moves until the flush: the
+    # scheduler's next try is still an hour away, after one attempt
     b.start()
-    time.sleep(0.5 * SLOW)
+    [m2] = a.queue_list()
+    [r2] = m2["recipients"]
+    assert r2["attempts"] == 1 and r2["next_try"] == r["next_try"], (r, r2)
+    assert len(re.findall(rf"id={m['id']} mx=\S+ addr=\S+ event=deferred "
+                          rf"to=<{BEN}> code=451 ", a.log())) == 1, a.log()[-3000:]
     assert maildir_messages(b.state_dir, BEN) == []
     assert "1 message" in a.tern("queue", "flush").stdout.decode()
     [d] = wait_for(lambda: maildir_messages(b.state_dir, BEN), "delivery after flush")
@@ -181,6 +186,15 @@ def test_ben_down_then_flush(ternd, dnsmasq):
     assert len(received_headers(d.data)) == 2
     wait_for(j.queue_empty, "Claire's queue to empty", timeout=10)
     assert maildir_files(a.state_dir, CLAIRE) == []     # no bounce, no delay DSN
+    # the whole story in A's log: one deferral, then the admin's flush,
+    # then one delivery; no attempt of the scheduler's own in between
+    qid = m["id"]
+    story = [ln for ln in a.log().splitlines()
+             if re.search(rf"id={qid} mx=\S+ addr=\S+ event=(?:deferred|delivered) |"
+                          r'event=control request="FLUSH"', ln)]
+    kinds = [("flush" if "FLUSH" in ln else
+              "deferred" if "event=deferred" in ln else "delivered") for ln in story]
+    assert kinds == ["deferred", "flush", "delivered"], "\n".join(story)
 
 
 def test_ben_down_then_retry_by_itself(ternd, dnsmasq):
@@ -325,6 +339,12 @@ def test_dns_timeout_stays_queued(ternd, dnsmasq):
     assert maildir_files(j.claire.state_dir, CLAIRE) == []      # no bounce
     show = j.claire.tern("queue", "show", m["id"]).stdout.decode()
     assert "4.4.3" in show, show
-    # still there a moment later
-    time.sleep(1)
+    # the attempt deferred it (no bounce, not removed), and it stays on
+    # disk for the next try
+    log = j.claire.log()
+    assert len(re.findall(rf"id={m['id']} mx=\S+ addr=\S+ event=deferred "
+                          rf"to=<{rcpt}> code=451 enh=4\.4\.3 ", log)) == 1, log[-3000:]
+    assert not re.search(rf"id={m['id']} event=(?:removed|dsn|expired)\b", log), \
+        log[-3000:]
+    assert m["id"] in j.claire.queue_env_files(), j.claire.queue_env_files()
     assert [x["id"] for x in j.claire.queue_list()] == [m["id"]]

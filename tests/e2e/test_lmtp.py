@@ -153,7 +153,12 @@ def deliver_inbound(t, dv, tag):
         tern_received(raw)
     assert_not_in_tern_maildir(t, BEN)
     wait_queue_empty(t)
-    time.sleep(0.3)
+    # the queue is empty, so every attempt is over: one LMTP delivery
+    # (Dovecot said 250 once), and Dovecot holds one copy
+    log = t.log()
+    assert len(re.findall(r"event=delivered to=<ben@example\.org> code=250 ",
+                          log)) == 1, log[-3000:]
+    assert re.search(r"event=removed\b", log), log[-3000:]
     assert len(dv.messages(BEN)) == 1, "delivered more than once"
     assert dv.messages(CLAIRE) == []
     assert_not_in_tern_maildir(t, BEN, CLAIRE)
@@ -206,7 +211,13 @@ def test_lmtp_rejects_one_recipient_dsn_to_sender(ternd, dovecot_lmtp):
         ret.as_bytes()[:500]
     assert_not_in_tern_maildir(t, BEN, CLAIRE)
     wait_queue_empty(t)
-    time.sleep(0.3)
+    # every attempt is over (the DSN itself went through the queue too):
+    # dave's failure was decided once and reported once
+    log = t.log()
+    assert len(re.findall(r"event=bounced to=<dave@example\.net> code=550 ",
+                          log)) == 1, log[-3000:]
+    assert len(re.findall(r"event=dsn kind=failure to=<claire@example\.org>",
+                          log)) == 1, log[-3000:]
     assert len(dv.messages(CLAIRE)) == 1, "one DSN only"
     assert len(dv.messages(BEN)) == 1, "ben got his copy once"
 

@@ -166,6 +166,12 @@ def test_own_address_literal(t):
 
 
 def test_postmaster_always_accepted(t):
+    """RFC 5321 4.5.1: postmaster@ every local domain (and the bare
+    <Postmaster>, in any case) is accepted with no such user, and the
+    mail is stored: in DOMAIN/postmaster, once per mailbox however many
+    of its names the client gave."""
+    boxes = ("postmaster@example.org", "postmaster@example.net")
+    before = {b: set(t.files(b)) for b in boxes}
     with t.client() as c:
         c.ehlo()
         c.expect("MAIL FROM:<claire@example.net>", 250)
@@ -175,6 +181,13 @@ def test_postmaster_always_accepted(t):
         c.expect("DATA", 354)
         c.send(b"Subject: to postmaster\r\n\r\nhi\r\n.\r\n")
         check(c.reply(), 250)
+    for b in boxes:
+        new = [d for d in t.messages(b) if d.path not in before[b]]
+        assert len(new) == 1, f"{b}: {len(new)} new messages: {new}"
+        [d] = new
+        assert d.return_path == "claire@example.net", d.return_path
+        assert d.body == b"Subject: to postmaster\r\n\r\nhi\r\n", d.body
+        check_received(d, rcpt=None)
 
 
 def test_recipient_limit_452(ternd):
@@ -477,7 +490,7 @@ def test_ipv6_client_and_dual_stack_listener(ternd):
     s.close()
     new = {d.body.split(b"\r\n\r\n", 1)[1]: d for d in new_since(t, "claire@example.org", before)}
     assert set(new) == {b"four\r\n", b"six\r\n"}, list(new)
-    assert "([127.0.0.1])" in new[b"four\r\n"].received, new[b"four\r\n"].received
-    assert "from six.client.test ([IPv6:::1])" in new[b"six\r\n"].received, \
-        new[b"six\r\n"].received
+    check_received(new[b"four\r\n"], rcpt="claire@example.org")
+    check_received(new[b"six\r\n"], helo="six.client.test",
+                   rcpt="claire@[IPv6:::1]", ip="::1")
     assert "client=127.0.0.1" in t.log() and "::ffff:" not in t.log()

@@ -42,6 +42,20 @@ def queue_empty(a):
     return a.queue_list() == [] and a.queue_env_files() == []
 
 
+def queue_id(reply):
+    m = re.search(r"queued as ([0-9a-f]{16})$", reply)
+    assert m, reply
+    return m.group(1)
+
+
+def wait_removed(a, qid):
+    """The message's last attempt is over: its DSNs are stored and logged
+    before its queue file goes (qmgr finish_run), and "removed" is logged
+    after that, so from here on what the log says of it is complete."""
+    wait_for(lambda: re.search(rf"id={qid} event=removed\b", a.log()),
+             f"id={qid} event=removed in A's log", timeout=15)
+
+
 def check_failed_rcpt(r, rcpt):
     assert field(r, "Final-Recipient").lower() == f"rfc822; {rcpt}", r.items()
     assert field(r, "Action").lower() == "failed", r.items()
@@ -53,7 +67,7 @@ def check_failed_rcpt(r, rcpt):
 def test_bounce_dsn_to_sender(ternd, dnsmasq):
     a, b, dns = two_mtas(ternd, dnsmasq)
     content = msg("bounce-me")
-    submit(a, [NOBODY], content)
+    qid = queue_id(submit(a, [NOBODY], content))
     [path] = wait_for(lambda: maildir_files(a.state_dir, CLAIRE),
                       "the DSN in claire's Maildir on A")
     raw = path.read_bytes()
@@ -72,8 +86,14 @@ def test_bounce_dsn_to_sender(ternd, dnsmasq):
     # nothing reached B, nothing is left on A
     assert maildir_messages(b.state_dir, BEN) == []
     wait_for(lambda: queue_empty(a), "A's queue to empty", timeout=10)
-    # one DSN only
-    time.sleep(0.3)
+    # one DSN only: the one failure decided once, reported once, and the
+    # message gone after it (nothing left that could report again)
+    wait_removed(a, qid)
+    log = a.log()
+    assert len(re.findall(rf"id={qid} mx=\S+ addr=\S+ event=bounced "
+                          rf"to=<{NOBODY}> code=550 ", log)) == 1, log[-3000:]
+    assert len(re.findall(rf"id={qid} event=dsn kind=failure to=<{CLAIRE}>",
+                          log)) == 1, log[-3000:]
     assert len(maildir_files(a.state_dir, CLAIRE)) == 1
 
 
@@ -93,9 +113,18 @@ def test_bounce_lists_only_failed_recipients(ternd, dnsmasq):
 def test_null_sender_is_never_bounced(ternd, dnsmasq):
     """A bounce of a bounce would loop: a failed <> message is dropped."""
     a, b, dns = two_mtas(ternd, dnsmasq)
-    submit(a, [NOBODY], msg("from-null"), sender="")
+    qid = queue_id(submit(a, [NOBODY], msg("from-null"), sender=""))
     wait_for(lambda: queue_empty(a), "A's queue to empty", timeout=10)
-    time.sleep(0.5)
+    # B's 550 was taken as final for nobody, and the message removed
+    # without a DSN: the attempt is over (wait_removed), so a DSN would
+    # have been logged and stored by now
+    wait_removed(a, qid)
+    log = a.log()
+    assert re.search(rf"id={qid} mx=\S+ addr=\S+ event=bounced to=<{NOBODY}> "
+                     rf"code=550 ", log), log[-3000:]
+    assert re.search(rf"id={qid} event=dsn_suppressed to=<{NOBODY}> "
+                     rf"reason=null_sender", log), log[-3000:]
+    assert not re.search(rf"id={qid} event=dsn ", log), log[-3000:]
     files = [p for p in (a.state_dir / "mail").rglob("*") if p.is_file()]
     assert files == [], files
 
@@ -140,9 +169,15 @@ def test_retry_then_flush(ternd, dnsmasq):
     ids = [x["id"] for x in a.queue_list()]
     assert ids == [m["id"]], ids
 
-    # B comes up; nothing moves until the admin flushes
+    # B comes up; nothing moves until the admin flushes: the restarted
+    # scheduler kept the next try an hour away, after one attempt
     b.start()
-    time.sleep(0.5)
+    [m2] = a.queue_list()
+    [r2] = m2["recipients"]
+    assert r2["attempts"] == 1 and r2["next_try"] == r["next_try"], (r, r2)
+    assert r2["next_try"] > time.time() + 60, r2
+    assert len(re.findall(rf"id={m['id']} mx=\S+ addr=\S+ event=connect\b",
+                          a.log())) == 1, a.log()[-3000:]
     assert maildir_messages(b.state_dir, BEN) == []
     a.tern("queue", "flush")
     [d] = wait_for(lambda: maildir_messages(b.state_dir, BEN), "delivery after flush")

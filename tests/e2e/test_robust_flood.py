@@ -6,6 +6,7 @@ ternd print its resident memory (VmRSS before, VmHWM after: the peak) and
 record it in the junit output (record_property)."""
 import base64
 import os
+import re
 import resource
 import socket
 import threading
@@ -544,6 +545,17 @@ def test_out_of_descriptors_does_not_spin(ternd, many_fds):
         assert cpu < 0.5, f"ternd used {cpu:.2f}s of CPU in 2 s while out of descriptors"
         assert lines < 100, f"{lines} accept_error lines in the log"
         assert set(answers) <= {"220 mx.te", "421 4.7.0", ""}, answers
+        # it did run out, and said so: the descriptor limit was hit ...
+        assert re.search(r"event=accept_error listener=smtp "
+                         r"error=\"Too many open files\" refused=\d+", t.log()), \
+            t.log()[-2000:]
+        # ... it served as many as its descriptors allow, no more ...
+        assert 0 < answers.get("220 mx.te", 0) < 64, answers
+        # ... and told the ones waiting in the backlog to come back later
+        # (421 from the reserve descriptor), rather than leave them hanging
+        assert answers.get("421 4.7.0", 0) > 0, answers
+        assert max(int(n) for n in re.findall(r"event=accept_error .*refused=(\d+)",
+                                              t.log())) > 0, t.log()[-2000:]
     finally:
         for s in socks:
             s.close()

@@ -5,7 +5,8 @@
  *   int main(void) { T_RUN(test_x); return t_summary(); }
  *
  * Table-driven tests call t_case("name") per row; every row counts as one
- * case.  t_summary() prints "RESULT passed=N failed=M", read by
+ * case.  A check made while no case is open fails the binary (it could
+ * not be counted otherwise).  t_summary() prints "RESULT passed=N failed=M", read by
  * tests/run.py.  t_guard() places bytes right before an unreadable page,
  * so a one-byte over-read crashes the test.  t_split_points() gives the
  * split positions every parser test feeds at (whole, byte by byte, random).
@@ -24,6 +25,21 @@
 static int t_passed, t_failed;
 static const char *t_cur = NULL;
 static bool t_cur_failed;
+
+/*
+ * Every check belongs to a case: one made while none is open (a test
+ * function called without T_RUN, a helper before its t_case) would have
+ * nowhere to record a failure, so it fails the binary on its own, passed
+ * or not, and names its line.
+ */
+static inline void
+t_checked(const char *file, int line)
+{
+	if (t_cur != NULL)
+		return;
+	t_failed++;
+	fprintf(stderr, "FAIL %s:%d: check outside any case\n", file, line);
+}
 
 static void
 t_case_end(void)
@@ -47,6 +63,7 @@ t_case(const char *name)
 
 #define T_CHECK(c) \
 	do { \
+		t_checked(__FILE__, __LINE__); \
 		if (!(c)) { \
 			t_cur_failed = true; \
 			fprintf(stderr, "FAIL %s:%d [%s]: %s\n", __FILE__, __LINE__, \
@@ -56,6 +73,7 @@ t_case(const char *name)
 
 #define T_CHECK_INT(a, b) \
 	do { \
+		t_checked(__FILE__, __LINE__); \
 		long long t_a_ = (long long)(a), t_b_ = (long long)(b); \
 		if (t_a_ != t_b_) { \
 			t_cur_failed = true; \
@@ -66,6 +84,7 @@ t_case(const char *name)
 
 #define T_CHECK_STR(a, b) \
 	do { \
+		t_checked(__FILE__, __LINE__); \
 		const char *t_a_ = (a), *t_b_ = (b); \
 		if (t_a_ == NULL || t_b_ == NULL || strcmp(t_a_, t_b_) != 0) { \
 			t_cur_failed = true; \
