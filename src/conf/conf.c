@@ -79,6 +79,7 @@ static const struct conf_key conf_keys[] = {
 	K("", "domains", CONF_T_DOMAINS, domains, 0, 0),
 	K("", "state_dir", CONF_T_DIR, state_dir, 0, 0),
 	K("", "user", CONF_T_STR, user, 0, 0),
+	K("", "sandbox", CONF_T_BOOL, sandbox, 0, 0),
 	K("listen", "smtp", CONF_T_LISTEN, listen_smtp, 0, 0),
 	K("listen", "submission", CONF_T_LISTEN, listen_submission, 0, 0),
 	K("listen", "submissions", CONF_T_LISTEN, listen_submissions, 0, 0),
@@ -1067,6 +1068,7 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->queue_retry_max = 4000;
 	c->queue_lifetime = 5 * 86400;
 	c->log_level = xstrdup("info");
+	c->sandbox = true;
 	return 0;
 }
 

@@ -29,6 +29,7 @@
 #include "../deliver/deliver.h"
 #include "../tls/tls.h"
 #include "rootpath.h"
+#include "sandbox.h"
 #include "server.h"
 
 /*
@@ -447,6 +448,8 @@ main(int argc, char **argv)
 	s.throttle = auth_throttle_new(4096);
 	if ((s.spool = spool_open(s.conf->state_dir, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=queue error=\"%s\"", err);
+	/* before any thread: Landlock confines this thread and later ones */
+	sandbox_apply(s.conf, fault_sandbox_dir());
 	s.workers = workers_start(s.base, WORKERS);
 	lookups_start(&s);
 	sweep_start(&s, &started);
