@@ -216,9 +216,11 @@ landlock_apply(const struct conf *cf, const char *extra_read, char *what,
 	int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
 	    LANDLOCK_CREATE_RULESET_VERSION);
 
-	if (abi < 0 && (errno == ENOSYS || errno == EOPNOTSUPP)) {
+	/* EPERM: a seccomp filter of the service manager or container */
+	if (abi < 0 && (errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM)) {
 		(void)!str_fmt(what, whatlen, "landlock=unavailable reason=\"%s\"",
 		    errno == ENOSYS ? "kernel without Landlock" :
+		    errno == EPERM  ? "landlock calls refused (a seccomp filter)" :
 				      "Landlock disabled at boot");
 		return;
 	}
@@ -301,8 +303,8 @@ seccomp_apply(void)
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC,
 		&prog) == 0)
 		return "seccomp=on";
-	if (errno == ENOSYS || errno == EINVAL)
-		return "seccomp=unavailable";
+	if (errno == ENOSYS || errno == EINVAL || errno == EPERM)
+		return "seccomp=unavailable reason=\"seccomp refused\"";
 	fatal("event=startup step=sandbox what=seccomp");
 }
 #else
