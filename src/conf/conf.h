@@ -21,6 +21,10 @@ struct conf {
 	char *user;                 /* NULL: no privilege drop */
 	bool sandbox;               /* sandbox, true: Landlock + seccomp after
 	                               start-up (server/sandbox.h) */
+	char *sandbox_write;        /* sandbox_write: NULL, or absolute
+	                               directories (space or comma separated)
+	                               the sandbox lets ternd write beneath:
+	                               users' own Maildirs */
 	char *listen_smtp;          /* "127.0.0.1:2525"; NULL or "" = off */
 	char *listen_submission;    /* "127.0.0.1:2587" */
 	char *listen_submissions;   /* NULL (off) */

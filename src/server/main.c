@@ -298,6 +298,67 @@ server_tls_load(struct server *s)
 	return 0;
 }
 
+/*
+ * The users' own Maildirs (a users row naming an absolute path, outside
+ * STATE/mail), for the sandbox to allow.  Read once, at start: the
+ * sandbox cannot be widened later.
+ */
+struct own_boxes {
+	char **addr, **box;
+	size_t naddr, nbox;
+};
+
+static void
+strv_push(char ***v, size_t *n, const char *str)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (nv == NULL)
+		panic("event=oom where=own_boxes");
+	*v = nv;
+	nv[(*n)++] = xstrdup(str);
+}
+
+static void
+own_boxes_addr(const char *address, bool has_password, void *ctx)
+{
+	struct own_boxes *o = ctx;
+
+	(void)has_password;
+	strv_push(&o->addr, &o->naddr, address);
+}
+
+static void
+own_boxes_collect(struct server *s, struct own_boxes *o)
+{
+	char box[512];
+	size_t i;
+
+	if (!s->conf->sandbox ||
+	    table_user_list(s->table, own_boxes_addr, o) != TABLE_OK)
+		return;
+	for (i = 0; i < o->naddr; i++) {
+		if (table_user_mailbox(s->table, o->addr[i], box, sizeof(box)) == TABLE_OK &&
+		    box[0] == '/')
+			strv_push(&o->box, &o->nbox, box);
+		free(o->addr[i]);
+	}
+	free(o->addr);
+}
+
+static void
+confine(struct server *s)
+{
+	struct own_boxes o = { 0 };
+	size_t i;
+
+	own_boxes_collect(s, &o);
+	sandbox_apply(s->conf, o.box, o.nbox, fault_sandbox_dir());
+	for (i = 0; i < o.nbox; i++)
+		free(o.box[i]);
+	free(o.box);
+}
+
 void
 server_maybe_exit(struct server *s)
 {
@@ -449,7 +510,7 @@ main(int argc, char **argv)
 	if ((s.spool = spool_open(s.conf->state_dir, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=queue error=\"%s\"", err);
 	/* before any thread: Landlock confines this thread and later ones */
-	sandbox_apply(s.conf, fault_sandbox_dir());
+	confine(&s);
 	s.workers = workers_start(s.base, WORKERS);
 	lookups_start(&s);
 	sweep_start(&s, &started);

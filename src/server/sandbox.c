@@ -6,8 +6,11 @@
  * cannot allow a rename or link across directories, which Maildir
  * delivery needs), then rules granting
  *   - all but EXECUTE beneath state_dir (queue, Maildirs, sockets, the
- *     self-signed pair) and beneath the directory of an SQLite table
- *     (its -journal and -wal files come and go beside it);
+ *     self-signed pair), beneath each user's own Maildir that the table
+ *     names at start (an absolute path: one added later is reached after
+ *     a restart, or at once when it lies beneath a sandbox_write
+ *     directory), and beneath the directory of an SQLite table (its
+ *     -journal and -wal files come and go beside it);
  *   - READ beneath the directories of tls.cert and tls.key as they
  *     resolve now (a renewal that adds a file there is read on SIGHUP);
  *   - READ beneath /usr, /lib, /lib64 (libraries NSS and OpenSSL load on
@@ -180,13 +183,59 @@ ll_allow_pgsql(struct ll *l, const struct conf *cf)
 	return 0;
 }
 
+/*
+ * A user's own Maildir; its parent only to open it (delivery walks from
+ * the parent's descriptor) and make it again.  A Maildir missing at start
+ * gets its whole parent, or it could not be filled once made.
+ */
 static int
-ll_rules(struct ll *l, const struct conf *cf, const char *extra_read)
+ll_allow_maildir(struct ll *l, char *box)
+{
+	int rc = ll_allow(l, box, FS_NOEXEC);
+
+	if (rc < 0)
+		return -1;
+	return ll_allow(l, dirname(box), rc == 1 ?
+	    LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_MAKE_DIR : FS_NOEXEC);
+}
+
+/* sandbox_write: absolute directories, separated by spaces or commas */
+static int
+ll_allow_configured(struct ll *l, const char *list)
+{
+	char dir[PATH_MAX];
+	size_t n;
+
+	while (list != NULL && *(list += strspn(list, " \t,")) != '\0') {
+		n = strcspn(list, " \t,");
+		if (*list != '/' || str_copy(dir, sizeof(dir), list, n) != 0)
+			fatalx("event=startup step=sandbox error=\"sandbox_write: "
+			    "\\\"%.*s\\\" is not an absolute path\"", (int)n, list);
+		switch (ll_allow(l, dir, FS_NOEXEC)) {
+		case -1:
+			return -1;
+		case 0:
+			log_warn("event=sandbox sandbox_write=%s note=\"missing at start, "
+			    "so not allowed: make it and restart\"", dir);
+			break;
+		}
+		list += n;
+	}
+	return 0;
+}
+
+static int
+ll_rules(struct ll *l, const struct conf *cf, char *const *rw, size_t nrw,
+    const char *extra_read)
 {
 	size_t i;
 
-	if (ll_allow(l, cf->state_dir, FS_NOEXEC) != 1)
+	if (ll_allow(l, cf->state_dir, FS_NOEXEC) != 1 ||
+	    ll_allow_configured(l, cf->sandbox_write) != 0)
 		return -1;
+	for (i = 0; i < nrw; i++)
+		if (ll_allow_maildir(l, rw[i]) < 0)
+			return -1;
 	if (cf->tables_users != NULL && strncmp(cf->tables_users, "sqlite:", 7) == 0 &&
 	    ll_allow_dir_of(l, cf->tables_users + 7, FS_NOEXEC) < 0)
 		return -1;
@@ -208,8 +257,8 @@ ll_rules(struct ll *l, const struct conf *cf, const char *extra_read)
 
 /* "abi=N rules=M", or why Landlock is off, for the log line. */
 static void
-landlock_apply(const struct conf *cf, const char *extra_read, char *what,
-    size_t whatlen)
+landlock_apply(const struct conf *cf, char *const *rw, size_t nrw,
+    const char *extra_read, char *what, size_t whatlen)
 {
 	struct landlock_ruleset_attr attr;
 	struct ll l = { -1, 0, 0 };
@@ -236,12 +285,13 @@ landlock_apply(const struct conf *cf, const char *extra_read, char *what,
 	l.fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
 	if (l.fd < 0)
 		fatal("event=startup step=sandbox what=landlock_ruleset");
-	if (ll_rules(&l, cf, extra_read) != 0)
+	if (ll_rules(&l, cf, rw, nrw, extra_read) != 0)
 		fatal("event=startup step=sandbox what=landlock_rule");
 	if (syscall(SYS_landlock_restrict_self, l.fd, 0) != 0)
 		fatal("event=startup step=sandbox what=landlock_restrict");
 	(void)close(l.fd);
-	(void)!str_fmt(what, whatlen, "landlock=abi%d rules=%u", abi, l.rules);
+	(void)!str_fmt(what, whatlen, "landlock=abi%d rules=%u own_maildirs=%zu", abi,
+	    l.rules, nrw);
 }
 
 /* ---- seccomp ------------------------------------------------------------ */
@@ -318,7 +368,8 @@ seccomp_apply(void)
 /* ---- both --------------------------------------------------------------- */
 
 void
-sandbox_apply(const struct conf *cf, const char *extra_read)
+sandbox_apply(const struct conf *cf, char *const *rw, size_t nrw,
+    const char *extra_read)
 {
 	char ll[256];
 	const char *sc;
@@ -332,7 +383,7 @@ sandbox_apply(const struct conf *cf, const char *extra_read)
 		fatal("event=startup step=sandbox what=setenv");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		fatal("event=startup step=sandbox what=no_new_privs");
-	landlock_apply(cf, extra_read, ll, sizeof(ll));
+	landlock_apply(cf, rw, nrw, extra_read, ll, sizeof(ll));
 	sc = seccomp_apply();
 	/* one line; a warning when the kernel lacks a layer */
 	log_msg(strstr(ll, "unavailable") != NULL || strstr(sc, "unavailable") != NULL ?

@@ -72,7 +72,8 @@ def test_sandbox_denies_files_and_exec(ternd, outside, as_):
     assert shadow["open_errno"] == errno.EACCES, shadow
     assert probe(t, outside)["open_errno"] == errno.EACCES
     log = t.log()
-    assert re.search(r"event=sandbox landlock=abi\d+ rules=\d+ seccomp=on", log), log
+    assert re.search(r"event=sandbox landlock=abi\d+ rules=\d+ own_maildirs=0 "
+                     r"seccomp=on", log), log
     # what ternd needs stays open to it
     assert probe(t, t.state_dir / "tls" / "cert.pem")["open_errno"] == 0
     assert probe(t, "/etc/hosts")["open_errno"] == 0
@@ -83,6 +84,40 @@ def test_sandbox_denies_files_and_exec(ternd, outside, as_):
     assert [m.body for m in t.messages("ben@example.org")] == \
         [b"Subject: confined\r\n\r\nstill delivered\r\n"]
     t.terminate()       # stops cleanly under the filter too (checked at teardown)
+
+
+def test_own_maildir_outside_state(ternd, world_tmp, outside):
+    """A users row may name a Maildir outside state_dir: the sandbox allows
+    the ones the table names at start, and those beneath sandbox_write at
+    any time; elsewhere a Maildir added while ternd runs is refused (451,
+    the client retries) until a restart."""
+    def home(name):
+        d = world_tmp / name
+        d.mkdir()
+        os.chmod(d, 0o777)              # ternd's user makes the Maildir in it
+        return d / "Maildir"
+
+    (world_tmp / "homes").mkdir()
+    os.chmod(world_tmp / "homes", 0o711)
+    t = ternd({"sandbox_write": str(world_tmp / "homes")}, users=(), start=False)
+    t.tern("user", "add", "ann@example.org", "--maildir", str(home("ann")))
+    t.start()
+    assert "own_maildirs=1" in t.log()
+    box_b = home("homes/bob")
+    t.tern("user", "add", "bob@example.org", "--maildir", str(box_b))
+    box_c = home("carl")
+    t.tern("user", "add", "carl@example.org", "--maildir", str(box_c))
+    msg = b"Subject: own\r\n\r\nown box\r\n"
+    for rcpt, code in (("ann", 250), ("bob", 250), ("carl", 451)):
+        r = t.send_raw("claire@example.net", [f"{rcpt}@example.org"], msg)
+        assert r.code == code, (rcpt, r)
+    assert len(list((world_tmp / "ann" / "Maildir" / "new").iterdir())) == 1
+    assert len(list((box_b / "new").iterdir())) == 1
+    t.stop()
+    t.start()
+    r = t.send_raw("claire@example.net", ["carl@example.org"], msg)
+    assert r.code == 250, r
+    assert len(list((box_c / "new").iterdir())) == 1
 
 
 @pytest.mark.parametrize("as_", AS)
