@@ -37,13 +37,15 @@ dir_root_only(const char *dir, char *err, size_t errlen)
 		return false;
 	}
 	if (st.st_uid != 0) {
-		(void)!str_fmt(err, errlen, "directory %s is owned by uid %u, not root",
-		    dir, (unsigned)st.st_uid);
+		(void)!str_fmt(err, errlen,
+		    "directory %s is owned by uid %u, not root", dir,
+		    (unsigned)st.st_uid);
 		return false;
 	}
-	if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != 0)) {
-		(void)!str_fmt(err, errlen, "directory %s is writable by group or others",
-		    dir);
+	if ((st.st_mode & S_IWOTH) ||
+	    ((st.st_mode & S_IWGRP) && st.st_gid != 0)) {
+		(void)!str_fmt(err, errlen,
+		    "directory %s is writable by group or others", dir);
 		return false;
 	}
 	return true;
@@ -72,7 +74,8 @@ only_slashes(const char *s)
 
 /* rest = link + "/" + rest; cur goes back to "/" for an absolute link. */
 static int
-splice_link(const char *at, char *cur, char *rest, size_t restlen, const char *tail)
+splice_link(
+    const char *at, char *cur, char *rest, size_t restlen, const char *tail)
 {
 	char link[PATH_MAX], joined[PATH_MAX];
 	ssize_t n = readlink(at, link, sizeof(link) - 1);
@@ -92,7 +95,7 @@ splice_link(const char *at, char *cur, char *rest, size_t restlen, const char *t
 bool
 rootpath_root_only(const char *path, char *err, size_t errlen)
 {
-	char cur[PATH_MAX] = "";         /* resolved so far, checked; "" is "/" */
+	char cur[PATH_MAX] = ""; /* resolved so far, checked; "" is "/" */
 	char rest[PATH_MAX], comp[NAME_MAX + 1], at[PATH_MAX], cwd[PATH_MAX];
 	const char *r;
 	unsigned links = 0;
@@ -100,7 +103,8 @@ rootpath_root_only(const char *path, char *err, size_t errlen)
 
 	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL)
 		goto sys;
-	if (str_fmt(rest, sizeof(rest), "%s/%s", path[0] == '/' ? "" : cwd, path) != 0) {
+	if (str_fmt(rest, sizeof(rest), "%s/%s", path[0] == '/' ? "" : cwd,
+		path) != 0) {
 		errno = ENAMETOOLONG;
 		goto sys;
 	}
@@ -113,7 +117,7 @@ rootpath_root_only(const char *path, char *err, size_t errlen)
 			goto sys;
 		}
 		if (comp[0] == '\0')
-			return true;             /* ended on a checked directory */
+			return true; /* ended on a checked directory */
 		memmove(rest, r, strlen(r) + 1);
 		if (strcmp(comp, ".") == 0)
 			continue;
@@ -138,7 +142,7 @@ rootpath_root_only(const char *path, char *err, size_t errlen)
 			continue;
 		}
 		if (only_slashes(rest) && !S_ISDIR(st.st_mode))
-			return true;             /* the file itself: any owner */
+			return true; /* the file itself: any owner */
 		if (!dir_root_only(at, err, errlen))
 			return false;
 		memcpy(cur, at, strlen(at) + 1);

@@ -63,11 +63,12 @@
 #define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)
 #endif
 
-#define FS_READ	 (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
-#define FS_FILE	 (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | \
-     LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_TRUNCATE |      \
-     LANDLOCK_ACCESS_FS_IOCTL_DEV)
-#define FS_ALL	 (~0ULL)
+#define FS_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
+#define FS_FILE                                                                \
+	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |          \
+	    LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_TRUNCATE |       \
+	    LANDLOCK_ACCESS_FS_IOCTL_DEV)
+#define FS_ALL	  (~0ULL)
 #define FS_NOEXEC (FS_ALL & ~LANDLOCK_ACCESS_FS_EXECUTE)
 
 struct ll {
@@ -83,7 +84,7 @@ ll_handled(int abi)
 {
 	uint64_t h = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1; /* ABI 1 */
 
-	h |= LANDLOCK_ACCESS_FS_REFER;                           /* ABI 2 */
+	h |= LANDLOCK_ACCESS_FS_REFER; /* ABI 2 */
 	if (abi >= 3)
 		h |= LANDLOCK_ACCESS_FS_TRUNCATE;
 	if (abi >= 5)
@@ -104,7 +105,9 @@ ll_allow(struct ll *l, const char *path, uint64_t access)
 	int fd = open(path, O_PATH | O_CLOEXEC), rc;
 
 	if (fd < 0)
-		return errno == ENOENT || errno == ENOTDIR || errno == EACCES ? 0 : -1;
+		return errno == ENOENT || errno == ENOTDIR || errno == EACCES
+			   ? 0
+			   : -1;
 	if (fstat(fd, &st) != 0) {
 		(void)close(fd);
 		return -1;
@@ -114,8 +117,8 @@ ll_allow(struct ll *l, const char *path, uint64_t access)
 	memset(&pb, 0, sizeof(pb));
 	pb.allowed_access = access & l->handled;
 	pb.parent_fd = fd;
-	rc = (int)syscall(SYS_landlock_add_rule, l->fd, LANDLOCK_RULE_PATH_BENEATH,
-	    &pb, 0);
+	rc = (int)syscall(
+	    SYS_landlock_add_rule, l->fd, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
 	(void)close(fd);
 	if (rc != 0)
 		return -1;
@@ -132,7 +135,8 @@ ll_allow_file(struct ll *l, const char *path, uint64_t access)
 
 	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
 	    realpath(path, real) != NULL &&
-	    ll_allow(l, dirname(real), access | LANDLOCK_ACCESS_FS_READ_DIR) < 0)
+	    ll_allow(l, dirname(real), access | LANDLOCK_ACCESS_FS_READ_DIR) <
+		0)
 		return -1;
 	return ll_allow(l, path, access);
 }
@@ -149,15 +153,29 @@ ll_allow_dir_of(struct ll *l, const char *path, uint64_t access)
 }
 
 static const char *const sys_dirs[] = {
-	"/usr", "/lib", "/lib64", "/etc/ssl", "/etc/pki", "/etc/ca-certificates",
-	"/etc/postgresql-common",
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/etc/ssl",
+    "/etc/pki",
+    "/etc/ca-certificates",
+    "/etc/postgresql-common",
 };
 
 static const char *const sys_files[] = {
-	"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/host.conf",
-	"/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/passwd",
-	"/etc/group", "/etc/localtime", "/etc/ld.so.cache", "/dev/urandom",
-	"/dev/random",
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+    "/etc/services",
+    "/etc/protocols",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/localtime",
+    "/etc/ld.so.cache",
+    "/dev/urandom",
+    "/dev/random",
 };
 
 /* libpq's password file and client certificates, in the user's home */
@@ -168,7 +186,8 @@ ll_allow_pgsql(struct ll *l, const struct conf *cf)
 	char path[PATH_MAX];
 	const char *env = getenv("PGPASSFILE");
 
-	if (cf->tables_users == NULL || strncmp(cf->tables_users, "pgsql:", 6) != 0)
+	if (cf->tables_users == NULL ||
+	    strncmp(cf->tables_users, "pgsql:", 6) != 0)
 		return 0;
 	if (env != NULL && ll_allow_file(l, env, FS_READ) < 0)
 		return -1;
@@ -195,8 +214,9 @@ ll_allow_maildir(struct ll *l, char *box)
 
 	if (rc < 0)
 		return -1;
-	return ll_allow(l, dirname(box), rc == 1 ?
-	    LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_MAKE_DIR : FS_NOEXEC);
+	return ll_allow(l, dirname(box),
+	    rc == 1 ? LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_MAKE_DIR
+		    : FS_NOEXEC);
 }
 
 /* sandbox_write: absolute directories, separated by spaces or commas */
@@ -209,14 +229,18 @@ ll_allow_configured(struct ll *l, const char *list)
 	while (list != NULL && *(list += strspn(list, " \t,")) != '\0') {
 		n = strcspn(list, " \t,");
 		if (*list != '/' || str_copy(dir, sizeof(dir), list, n) != 0)
-			fatalx("event=startup step=sandbox error=\"sandbox_write: "
-			    "\\\"%.*s\\\" is not an absolute path\"", (int)n, list);
+			fatalx(
+			    "event=startup step=sandbox error=\"sandbox_write: "
+			    "\\\"%.*s\\\" is not an absolute path\"",
+			    (int)n, list);
 		switch (ll_allow(l, dir, FS_NOEXEC)) {
 		case -1:
 			return -1;
 		case 0:
-			log_warn("event=sandbox sandbox_write=%s note=\"missing at start, "
-			    "so not allowed: make it and restart\"", dir);
+			log_warn("event=sandbox sandbox_write=%s "
+				 "note=\"missing at start, "
+				 "so not allowed: make it and restart\"",
+			    dir);
 			break;
 		}
 		list += n;
@@ -236,7 +260,8 @@ ll_rules(struct ll *l, const struct conf *cf, char *const *rw, size_t nrw,
 	for (i = 0; i < nrw; i++)
 		if (ll_allow_maildir(l, rw[i]) < 0)
 			return -1;
-	if (cf->tables_users != NULL && strncmp(cf->tables_users, "sqlite:", 7) == 0 &&
+	if (cf->tables_users != NULL &&
+	    strncmp(cf->tables_users, "sqlite:", 7) == 0 &&
 	    ll_allow_dir_of(l, cf->tables_users + 7, FS_NOEXEC) < 0)
 		return -1;
 	if (ll_allow_dir_of(l, cf->tls_cert, FS_READ) < 0 ||
@@ -247,10 +272,12 @@ ll_rules(struct ll *l, const struct conf *cf, char *const *rw, size_t nrw,
 		if (ll_allow(l, sys_dirs[i], FS_READ) < 0)
 			return -1;
 	for (i = 0; i < sizeof(sys_files) / sizeof(sys_files[0]); i++)
-		if (ll_allow_file(l, sys_files[i], LANDLOCK_ACCESS_FS_READ_FILE) < 0)
+		if (ll_allow_file(
+			l, sys_files[i], LANDLOCK_ACCESS_FS_READ_FILE) < 0)
 			return -1;
-	if (ll_allow(l, "/dev/null", LANDLOCK_ACCESS_FS_READ_FILE |
-		LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE) < 0)
+	if (ll_allow(l, "/dev/null",
+		LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+		    LANDLOCK_ACCESS_FS_TRUNCATE) < 0)
 		return -1;
 	return ll_allow_pgsql(l, cf);
 }
@@ -261,28 +288,34 @@ landlock_apply(const struct conf *cf, char *const *rw, size_t nrw,
     const char *extra_read, char *what, size_t whatlen)
 {
 	struct landlock_ruleset_attr attr;
-	struct ll l = { -1, 0, 0 };
+	struct ll l = {-1, 0, 0};
 	int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
 	    LANDLOCK_CREATE_RULESET_VERSION);
 
 	/* EPERM: a seccomp filter of the service manager or container */
-	if (abi < 0 && (errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM)) {
-		(void)!str_fmt(what, whatlen, "landlock=unavailable reason=\"%s\"",
-		    errno == ENOSYS ? "kernel without Landlock" :
-		    errno == EPERM  ? "landlock calls refused (a seccomp filter)" :
-				      "Landlock disabled at boot");
+	if (abi < 0 &&
+	    (errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM)) {
+		(void)!str_fmt(what, whatlen,
+		    "landlock=unavailable reason=\"%s\"",
+		    errno == ENOSYS ? "kernel without Landlock"
+		    : errno == EPERM
+			? "landlock calls refused (a seccomp filter)"
+			: "Landlock disabled at boot");
 		return;
 	}
 	if (abi < 0)
 		fatal("event=startup step=sandbox what=landlock_version");
 	if (abi < 2) {
-		(void)!str_fmt(what, whatlen, "landlock=unavailable reason=\"ABI %d: "
-		    "no rename across directories\"", abi);
+		(void)!str_fmt(what, whatlen,
+		    "landlock=unavailable reason=\"ABI %d: "
+		    "no rename across directories\"",
+		    abi);
 		return;
 	}
 	memset(&attr, 0, sizeof(attr));
 	attr.handled_access_fs = l.handled = ll_handled(abi);
-	l.fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+	l.fd =
+	    (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
 	if (l.fd < 0)
 		fatal("event=startup step=sandbox what=landlock_ruleset");
 	if (ll_rules(&l, cf, rw, nrw, extra_read) != 0)
@@ -290,8 +323,8 @@ landlock_apply(const struct conf *cf, char *const *rw, size_t nrw,
 	if (syscall(SYS_landlock_restrict_self, l.fd, 0) != 0)
 		fatal("event=startup step=sandbox what=landlock_restrict");
 	(void)close(l.fd);
-	(void)!str_fmt(what, whatlen, "landlock=abi%d rules=%u own_maildirs=%zu", abi,
-	    l.rules, nrw);
+	(void)!str_fmt(what, whatlen,
+	    "landlock=abi%d rules=%u own_maildirs=%zu", abi, l.rules, nrw);
 }
 
 /* ---- seccomp ------------------------------------------------------------ */
@@ -305,19 +338,54 @@ landlock_apply(const struct conf *cf, char *const *rw, size_t nrw,
 #ifdef SANDBOX_ARCH
 /* what ternd never does: run programs, debug others, change the system */
 static const int denied[] = {
-	SYS_execve, SYS_execveat, SYS_ptrace, SYS_process_vm_readv,
-	SYS_process_vm_writev, SYS_init_module, SYS_finit_module,
-	SYS_delete_module, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot,
-	SYS_kexec_load, SYS_kexec_file_load, SYS_reboot, SYS_swapon,
-	SYS_swapoff, SYS_acct, SYS_bpf, SYS_perf_event_open, SYS_userfaultfd,
-	SYS_unshare, SYS_setns, SYS_open_by_handle_at, SYS_name_to_handle_at,
-	SYS_keyctl, SYS_add_key, SYS_request_key, SYS_fsopen, SYS_fsconfig,
-	SYS_fsmount, SYS_fspick, SYS_move_mount, SYS_open_tree,
-	SYS_settimeofday, SYS_clock_settime, SYS_clock_adjtime, SYS_adjtimex,
-	SYS_sethostname, SYS_setdomainname, SYS_syslog, SYS_quotactl,
-	SYS_vhangup, SYS_kcmp,
+    SYS_execve,
+    SYS_execveat,
+    SYS_ptrace,
+    SYS_process_vm_readv,
+    SYS_process_vm_writev,
+    SYS_init_module,
+    SYS_finit_module,
+    SYS_delete_module,
+    SYS_mount,
+    SYS_umount2,
+    SYS_pivot_root,
+    SYS_chroot,
+    SYS_kexec_load,
+    SYS_kexec_file_load,
+    SYS_reboot,
+    SYS_swapon,
+    SYS_swapoff,
+    SYS_acct,
+    SYS_bpf,
+    SYS_perf_event_open,
+    SYS_userfaultfd,
+    SYS_unshare,
+    SYS_setns,
+    SYS_open_by_handle_at,
+    SYS_name_to_handle_at,
+    SYS_keyctl,
+    SYS_add_key,
+    SYS_request_key,
+    SYS_fsopen,
+    SYS_fsconfig,
+    SYS_fsmount,
+    SYS_fspick,
+    SYS_move_mount,
+    SYS_open_tree,
+    SYS_settimeofday,
+    SYS_clock_settime,
+    SYS_clock_adjtime,
+    SYS_adjtimex,
+    SYS_sethostname,
+    SYS_setdomainname,
+    SYS_syslog,
+    SYS_quotactl,
+    SYS_vhangup,
+    SYS_kcmp,
 #if defined(__x86_64__)
-	SYS_iopl, SYS_ioperm, SYS_uselib,
+    SYS_iopl,
+    SYS_ioperm,
+    SYS_uselib,
 #endif
 };
 
@@ -330,28 +398,31 @@ seccomp_apply(void)
 	struct sock_fprog prog;
 	size_t n = 0, i;
 
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-	    offsetof(struct seccomp_data, arch));
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH, 1, 0);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-	    offsetof(struct seccomp_data, nr));
+	f[n++] = (struct sock_filter)BPF_STMT(
+	    BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+	f[n++] = (struct sock_filter)BPF_JUMP(
+	    BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH, 1, 0);
+	f[n++] = (struct sock_filter)BPF_STMT(
+	    BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	f[n++] = (struct sock_filter)BPF_STMT(
+	    BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
 #if defined(__x86_64__)
 	/* x32 numbers reach the same calls under other numbers */
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u,
-	    (unsigned char)(DENIED_N + 1), 0);
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K,
+	    0x40000000u, (unsigned char)(DENIED_N + 1), 0);
 #endif
 	/* each match jumps to the EPERM at the end */
 	for (i = 0; i < DENIED_N; i++)
 		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
 		    (unsigned)denied[i], (unsigned char)(DENIED_N - i), 0);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
-	    SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA));
+	f[n++] =
+	    (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	f[n++] = (struct sock_filter)BPF_STMT(
+	    BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA));
 	prog.len = (unsigned short)n;
 	prog.filter = f;
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC,
-		&prog) == 0)
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+		SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0)
 		return "seccomp=on";
 	if (errno == ENOSYS || errno == EINVAL || errno == EPERM)
 		return "seccomp=unavailable reason=\"seccomp refused\"";
@@ -368,14 +439,15 @@ seccomp_apply(void)
 /* ---- both --------------------------------------------------------------- */
 
 void
-sandbox_apply(const struct conf *cf, char *const *rw, size_t nrw,
-    const char *extra_read)
+sandbox_apply(
+    const struct conf *cf, char *const *rw, size_t nrw, const char *extra_read)
 {
 	char ll[256];
 	const char *sc;
 
 	if (!cf->sandbox) {
-		log_warn("event=sandbox state=off note=\"sandbox = no in the configuration\"");
+		log_warn("event=sandbox state=off note=\"sandbox = no in the "
+			 "configuration\"");
 		return;
 	}
 	/* SQLite's temporary files (large sorts) go where the rules allow */
@@ -386,6 +458,9 @@ sandbox_apply(const struct conf *cf, char *const *rw, size_t nrw,
 	landlock_apply(cf, rw, nrw, extra_read, ll, sizeof(ll));
 	sc = seccomp_apply();
 	/* one line; a warning when the kernel lacks a layer */
-	log_msg(strstr(ll, "unavailable") != NULL || strstr(sc, "unavailable") != NULL ?
-		LOG_LEVEL_WARN : LOG_LEVEL_INFO, "event=sandbox %s %s", ll, sc);
+	log_msg(strstr(ll, "unavailable") != NULL ||
+			strstr(sc, "unavailable") != NULL
+		    ? LOG_LEVEL_WARN
+		    : LOG_LEVEL_INFO,
+	    "event=sandbox %s %s", ll, sc);
 }

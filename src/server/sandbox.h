@@ -29,7 +29,7 @@
  * seccomp gets one log line and ternd goes on without that layer; any
  * other failure is fatal.
  */
-void sandbox_apply(const struct conf *cf, char *const *rw, size_t nrw,
-    const char *extra_read);
+void sandbox_apply(
+    const struct conf *cf, char *const *rw, size_t nrw, const char *extra_read);
 
 #endif

@@ -441,8 +441,7 @@ tls_emit_fd(int fd, int (*emit)(BIO *, const void *), const void *obj)
  */
 static int
 tls_write_file(int dfd, const char *dir, const char *name, mode_t mode,
-    int (*emit)(BIO *, const void *), const void *obj, char *err,
-    size_t errlen)
+    int (*emit)(BIO *, const void *), const void *obj, char *err, size_t errlen)
 {
 	char tmp[NAME_MAX + 1];
 	int fd;
@@ -456,8 +455,8 @@ tls_write_file(int dfd, const char *dir, const char *name, mode_t mode,
 		tls_err(err, errlen, errno, "%s/%s", dir, tmp);
 		return -1;
 	}
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    mode);
+	fd = openat(dfd, tmp,
+	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0) {
 		tls_err(err, errlen, errno, "%s/%s", dir, tmp);
 		return -1;
@@ -527,8 +526,8 @@ done:
  * stranger's file there is refused, naming it, rather than used.
  */
 static int
-tls_state_owner_ok(const struct stat *st, const char *path, char *err,
-    size_t errlen)
+tls_state_owner_ok(
+    const struct stat *st, const char *path, char *err, size_t errlen)
 {
 	if (st->st_uid == 0 || st->st_uid == geteuid())
 		return 0;
@@ -557,8 +556,9 @@ tls_state_dir_open(const char *dir, char *err, size_t errlen)
 		    "%s is %s; ternd follows no link in its state directory: "
 		    "remove it",
 		    dir,
-		    lstat(dir, &st) == 0 && S_ISLNK(st.st_mode) ? "a symbolic link"
-								  : "not a directory");
+		    lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)
+			? "a symbolic link"
+			: "not a directory");
 		return -1;
 	}
 	if (fd < 0 || fstat(fd, &st) != 0) {
@@ -576,8 +576,8 @@ tls_state_dir_open(const char *dir, char *err, size_t errlen)
 
 /* 1 if dir/name is there (a regular file of ours), 0 if not, -1 (err). */
 static int
-tls_exists(int dfd, const char *path, const char *name, char *err,
-    size_t errlen)
+tls_exists(
+    int dfd, const char *path, const char *name, char *err, size_t errlen)
 {
 	struct stat st;
 
@@ -592,7 +592,8 @@ tls_exists(int dfd, const char *path, const char *name, char *err,
 		    "%s is %s; ternd follows no link in its state "
 		    "directory: remove it",
 		    path,
-		    S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file");
+		    S_ISLNK(st.st_mode) ? "a symbolic link"
+					: "not a regular file");
 		return -1;
 	}
 	return tls_state_owner_ok(&st, path, err, errlen) == 0 ? 1 : -1;

@@ -685,8 +685,10 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 35);
+	T_CHECK_INT(l.n, 37);
 	T_CHECK(strstr(l.text, "domains = a.example, b.example\n") != NULL);
+	T_CHECK(strstr(l.text, "sandbox = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "sandbox_write = \n") != NULL);
 	T_CHECK(strstr(l.text, "state_dir = /s\n") != NULL);
 	T_CHECK(strstr(l.text, "tables.users = sqlite:/s/tern.db\n") != NULL);
 	T_CHECK(strstr(l.text, "listen.smtp = off\n") != NULL);

@@ -26,14 +26,16 @@ test_system_paths(void)
 	t_case("a directory is checked itself");
 	T_CHECK(rootpath_root_only("/usr/lib", err, sizeof(err)));
 	t_case("a missing file names itself");
-	T_CHECK(!rootpath_root_only("/etc/no-such-file-here", err, sizeof(err)));
+	T_CHECK(
+	    !rootpath_root_only("/etc/no-such-file-here", err, sizeof(err)));
 	T_CHECK(strstr(err, "/etc/no-such-file-here") != NULL);
 }
 
 static void
 test_user_writable(void)
 {
-	char dir[] = "/tmp/tern-rootpath-XXXXXX", link[128], file[128], err[512];
+	char dir[] = "/tmp/tern-rootpath-XXXXXX", link[128], file[128],
+	     err[512];
 
 	t_case("a file in /tmp");
 	T_CHECK(mkdtemp(dir) != NULL);

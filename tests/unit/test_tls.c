@@ -135,21 +135,25 @@ test_state_links_refused(void)
 	T_CHECK(symlink(other, dir) == 0);
 	T_CHECK(stat(other, &before) == 0);
 	T_CHECK(server_in(state, &gen, err, sizeof(err)) == NULL);
-	T_CHECK(strstr(err, dir) != NULL && strstr(err, "symbolic link") != NULL);
+	T_CHECK(
+	    strstr(err, dir) != NULL && strstr(err, "symbolic link") != NULL);
 	T_CHECK(str_fmt(path, sizeof(path), "%s/key.pem", other) == 0);
 	T_CHECK(access(path, F_OK) != 0);
 	T_CHECK(stat(other, &after) == 0 && after.st_mtime == before.st_mtime &&
-		after.st_uid == before.st_uid && after.st_mode == before.st_mode);
+		after.st_uid == before.st_uid &&
+		after.st_mode == before.st_mode);
 
 	/* the file form: a pair made once, then key.pem replaced by a link */
 	mkdir_state(state, sizeof(state), "linkfile");
 	SSL_CTX_free(server_in(state, &gen, err, sizeof(err)));
 	T_CHECK(gen);
 	T_CHECK(str_fmt(path, sizeof(path), "%s/tls/key.pem", state) == 0);
-	T_CHECK(str_fmt(other, sizeof(other), "%s/gen/tls/key.pem", tmp_root) == 0);
+	T_CHECK(
+	    str_fmt(other, sizeof(other), "%s/gen/tls/key.pem", tmp_root) == 0);
 	T_CHECK(unlink(path) == 0 && symlink(other, path) == 0);
 	T_CHECK(server_in(state, &gen, err, sizeof(err)) == NULL);
-	T_CHECK(strstr(err, path) != NULL && strstr(err, "symbolic link") != NULL);
+	T_CHECK(
+	    strstr(err, path) != NULL && strstr(err, "symbolic link") != NULL);
 }
 
 static void
