@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <libgen.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -112,8 +113,9 @@ state_dir_make_as_root(const struct conf *cf, const struct passwd *pw)
 
 	if (pw == NULL || access(dir, F_OK) == 0 || errno != ENOENT)
 		return;
-	if (str_fmt(parent, sizeof(parent), "%s/..", dir) != 0 ||
-	    !rootpath_root_only(parent, why, sizeof(why)))
+	/* state_dir is absolute (conf makes it so): its parent by name */
+	if (str_copy(parent, sizeof(parent), dir, strlen(dir)) != 0 ||
+	    !rootpath_root_only(dirname(parent), why, sizeof(why)))
 		return;
 	if (mkdir(dir, 0700) != 0)
 		fatal("event=startup step=state_dir path=%s", dir);

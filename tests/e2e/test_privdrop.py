@@ -158,3 +158,31 @@ def test_state_dir_link_refused(world):
     started, rc, log = start_root_ternd(link)
     assert not started and rc == 1, log
     assert f"path={link} error=\"a symbolic link" in log, log
+
+
+def test_missing_state_dir_made_for_the_user_under_a_root_only_parent():
+    """The usual /var/lib/tern: root makes it (nobody else can touch its
+    parent) and hands it to the user by descriptor."""
+    require_build()
+    parent = Path(tempfile.mkdtemp(prefix="tern-privdrop-", dir="/run"))
+    try:
+        os.chmod(parent, 0o711)
+        state = parent / "state"
+        started, rc, log = start_root_ternd(state)
+        assert started, log
+        st = os.lstat(state)
+        assert stat.S_ISDIR(st.st_mode) and st.st_uid == RUN_AS[1], log
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_missing_state_dir_under_a_path_others_can_change(world):
+    """Under /tmp (anyone can swap what a name there means) root makes
+    nothing: the user tries, is refused by the root-owned parent, and
+    ternd says where."""
+    state, _ = world
+    missing = state.parent / "not-yet"
+    started, rc, log = start_root_ternd(missing)
+    assert not started and rc == 1, log
+    assert f"step=state_dir path={missing}" in log and "Permission denied" in log, log
+    assert not missing.exists()
