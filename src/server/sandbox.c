@@ -15,7 +15,8 @@
  *     resolve now (a renewal that adds a file there is read on SIGHUP);
  *   - READ beneath /usr, /lib, /lib64 (libraries NSS and OpenSSL load on
  *     demand, the CA certificates, zoneinfo), /etc/ssl, /etc/pki,
- *     /etc/ca-certificates, /etc/postgresql-common;
+ *     /etc/ca-certificates, /etc/postgresql-common, and what
+ *     $SSL_CERT_FILE and $SSL_CERT_DIR name;
  *   - READ_FILE on the few /etc files the resolver, NSS and libpq read
  *     (and, where one is a link, beneath the directory it leads to, so
  *     a resolver manager that replaces the target is still read), on
@@ -191,6 +192,28 @@ static const char *const sys_files[] = {
     "/dev/random",
 };
 
+/* A CA store moved by OpenSSL's environment (a colon-separated list). */
+static int
+ll_allow_ca_env(struct ll *l)
+{
+	const char *file = getenv("SSL_CERT_FILE"),
+		   *dirs = getenv("SSL_CERT_DIR");
+	char dir[PATH_MAX];
+	size_t n;
+
+	if (file != NULL &&
+	    ll_allow_file(l, file, LANDLOCK_ACCESS_FS_READ_FILE) < 0)
+		return -1;
+	while (dirs != NULL && *dirs != '\0') {
+		n = strcspn(dirs, ":");
+		if (n > 0 && str_copy(dir, sizeof(dir), dirs, n) == 0 &&
+		    ll_allow(l, dir, FS_READ) < 0)
+			return -1;
+		dirs += n + (dirs[n] == ':');
+	}
+	return 0;
+}
+
 /* libpq's password file and client certificates, in the user's home */
 static int
 ll_allow_pgsql(struct ll *l, const struct conf *cf)
@@ -295,6 +318,8 @@ ll_rules(struct ll *l, const struct conf *cf, char *const *rw, size_t nrw,
 	if (ll_allow(l, "/dev/null",
 		LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
 		    LANDLOCK_ACCESS_FS_TRUNCATE) < 0)
+		return -1;
+	if (ll_allow_ca_env(l) != 0)
 		return -1;
 	return ll_allow_pgsql(l, cf);
 }
