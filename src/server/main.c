@@ -185,7 +185,7 @@ read_smarthost_password(struct server *s, const struct passwd *pw, bool dropped)
 	const char *path = s->conf->relay_smarthost_password_file;
 	FILE *f;
 
-	if (path == NULL || s->smarthost_pass[0] != '\0' ||
+	if (path == NULL || s->smarthost_pass[0] != '\0' || (!dropped && pw == NULL) ||
 	    !readable_now(path, pw, dropped))
 		return;
 	if ((f = fopen(path, "re")) == NULL)
@@ -210,8 +210,9 @@ load_tls(struct server *s, const struct passwd *pw, bool dropped)
 
 	if (s->tls_ctx != NULL)
 		return;
-	if (!dropped && pw != NULL &&
-	    (cf->tls_cert == NULL || !readable_now(cf->tls_cert, pw, false) ||
+	/* not started as root: everything after state_dir_prepare() */
+	if (!dropped &&
+	    (pw == NULL || cf->tls_cert == NULL || !readable_now(cf->tls_cert, pw, false) ||
 		!readable_now(cf->tls_key, pw, false)))
 		return;
 	if (server_tls_load(s) != 0)
