@@ -82,6 +82,8 @@ static const struct conf_key conf_keys[] = {
 	K("", "domains", CONF_T_DOMAINS, domains, 0, 0),
 	K("", "state_dir", CONF_T_DIR, state_dir, 0, 0),
 	K("", "user", CONF_T_STR, user, 0, 0),
+	K("", "sandbox", CONF_T_BOOL, sandbox, 0, 0),
+	K("", "sandbox_write", CONF_T_STR, sandbox_write, 0, 0),
 	K("listen", "smtp", CONF_T_LISTEN, listen_smtp, 0, 0),
 	K("listen", "submission", CONF_T_LISTEN, listen_submission, 0, 0),
 	K("listen", "submissions", CONF_T_LISTEN, listen_submissions, 0, 0),
@@ -1161,6 +1163,7 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->queue_lifetime = 5 * 86400;
 	c->log_level = xstrdup("info");
 	c->submission_local_senders = xstrdup("any");
+	c->sandbox = true;
 	return 0;
 }
 

@@ -36,6 +36,12 @@ struct conf {
 	size_t ndomains;
 	char *state_dir;            /* default "./var", made absolute */
 	char *user;                 /* NULL: no privilege drop */
+	bool sandbox;               /* sandbox, true: Landlock + seccomp after
+	                               start-up (server/sandbox.h) */
+	char *sandbox_write;        /* sandbox_write: NULL, or absolute
+	                               directories (space or comma separated)
+	                               the sandbox lets ternd write beneath:
+	                               users' own Maildirs */
 	char *listen_smtp;          /* "127.0.0.1:2525"; NULL or "" = off */
 	char *listen_submission;    /* "127.0.0.1:2587" */
 	char *listen_submissions;   /* NULL (off) */

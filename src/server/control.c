@@ -103,6 +103,15 @@ ctl_on_read(struct bufferevent *bev, void *arg)
 	cc->busy = true;
 	bufferevent_disable(bev, EV_READ);
 	log_info("event=control request=\"%.*s\"", (int)(n < 80 ? n : 80), line);
+#ifdef TERN_FAULT_INJECTION
+	/* test-only: does the sandbox hold? (fault.c) */
+	if (strncmp(line, "SANDBOX-PROBE ", 14) == 0) {
+		fault_sandbox_probe(line + 14, &cc->out);
+		free(line);
+		ctl_answered(cc);
+		return;
+	}
+#endif
 	qmgr_control(srv->qmgr, line, &cc->out, ctl_answered, cc);
 	free(line);
 }

@@ -8,9 +8,15 @@
  * fails with that errno.  The file is read at every step, so a test turns
  * faults on and off while ternd runs and can check that it recovers.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "server.h"
 
@@ -59,11 +65,69 @@ fault_install(void)
 	log_warn("event=fault_injection_build note=\"test binary: faults from $TERN_FAULT_FILE\"");
 }
 
+const char *
+fault_sandbox_dir(void)
+{
+	static char dir[PATH_MAX];
+	const char *path = getenv("TERN_FAULT_FILE");
+
+	if (path == NULL || str_copy(dir, sizeof(dir), path, strlen(path)) != 0)
+		return NULL;
+	return dirname(dir);
+}
+
+/* errno of execve("/bin/true") in a child: 0 when it ran (and exited 0) */
+static int
+fault_exec_errno(void)
+{
+	char *const argv[] = { (char *)"/bin/true", NULL };
+	char *const envp[] = { NULL };
+	int st;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execve("/bin/true", argv, envp);
+		_exit(errno & 0x7f);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void
+fault_sandbox_probe(const char *path, struct buf *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int open_errno = fd < 0 ? errno : 0;
+
+	if (fd >= 0)
+		(void)close(fd);
+	if (buf_printf(out, "{\"ok\":true,\"open_errno\":%d,\"exec_errno\":%d}\n",
+		open_errno, fault_exec_errno()) != 0)
+		out->len = 0;
+}
+
 #else
 
 void
 fault_install(void)
 {
+}
+
+const char *
+fault_sandbox_dir(void)
+{
+	return NULL;
+}
+
+void
+fault_sandbox_probe(const char *path, struct buf *out)
+{
+	(void)path;
+	(void)out;
 }
 
 #endif

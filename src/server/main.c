@@ -1,15 +1,20 @@
 /*
  * ternd: the mail daemon.  Start-up order matters for safety:
  *   1. configuration (-c/-o), logging
- *   2. state_dir made (0700) and checked, while still root if started so
- *   3. listeners bound (ports below 1024 need root)
- *   4. privileges dropped to `user` (refused to run as root without one)
- *   5. tables, mail root and worker threads opened as that user
- *   6. the event loop: SIGTERM drains and exits 0, SIGHUP reopens tables
+ *   2. as root (if started so): state_dir made for `user` under a root-only
+ *      parent, listeners bound (ports below 1024 need root), the admin's
+ *      TLS pair and smarthost password read when their paths are root-only
+ *   3. privileges dropped to `user` (refused to run as root without one)
+ *   4. as that user: state_dir checked, the self-signed TLS pair and any
+ *      file not read as root, tables, mail root; the sandbox; threads
+ *   Root opens nothing by a name `user` could redirect: docs/security.md,
+ *   "Files ternd touches as root", lists every such operation.
+ *   5. the event loop: SIGTERM drains and exits 0, SIGHUP reopens tables
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <libgen.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +29,8 @@
 #include "../auth/auth.h"
 #include "../deliver/deliver.h"
 #include "../tls/tls.h"
+#include "rootpath.h"
+#include "sandbox.h"
 #include "server.h"
 
 /*
@@ -87,46 +94,101 @@ usage(void)
 	exit(64);
 }
 
-/* Make state_dir and state_dir/mail; refuse ones others can write. */
+/*
+ * Started as root with a state_dir that does not exist yet: make it for
+ * `user` when its parent is one only root can change (rootpath.h), the
+ * usual /var/lib/tern.  Then nobody can swap the new directory for a link
+ * or another directory between mkdir() and fchown(); and the fchown() is
+ * on a descriptor opened O_NOFOLLOW besides.  Under any other parent the
+ * directory is left for state_dir_prepare() to make with the user's own
+ * rights, after the drop: root creates and chowns nothing by a name
+ * someone else could redirect.
+ */
 static void
-state_dir_prepare(const struct conf *cf, const struct passwd *pw)
+state_dir_make_as_root(const struct conf *cf, const struct passwd *pw)
+{
+	char parent[4096], why[512];
+	const char *dir = cf->state_dir;
+	int fd;
+
+	if (pw == NULL || access(dir, F_OK) == 0 || errno != ENOENT)
+		return;
+	/* state_dir is absolute (conf makes it so): its parent by name */
+	if (str_copy(parent, sizeof(parent), dir, strlen(dir)) != 0 ||
+	    !rootpath_root_only(dirname(parent), why, sizeof(why)))
+		return;
+	if (mkdir(dir, 0700) != 0)
+		fatal("event=startup step=state_dir path=%s", dir);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fchown(fd, pw->pw_uid, pw->pw_gid) != 0)
+		fatal("event=startup step=state_dir_chown path=%s", dir);
+	(void)close(fd);
+}
+
+/*
+ * As ternd's user: make state_dir if missing, then check it by descriptor
+ * (opened O_NOFOLLOW: a link is refused, not followed) and refuse one
+ * that others own or can write.
+ */
+static void
+state_dir_prepare(const struct conf *cf)
 {
 	const char *dir = cf->state_dir;
-	uid_t want = pw != NULL ? pw->pw_uid : geteuid();
 	struct stat st;
-	bool made;
+	int fd;
 
-	made = mkdir(dir, 0700) == 0;
-	if (!made && errno != EEXIST)
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		fatal("event=startup step=state_dir path=%s", dir);
-	if (stat(dir, &st) != 0)
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NOFOLLOW with O_DIRECTORY: a link fails as ENOTDIR */
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+		fatalx("event=startup step=state_dir path=%s error=\"%s\"", dir,
+		    lstat(dir, &st) == 0 && S_ISLNK(st.st_mode) ? "a symbolic link: "
+		    "set state_dir to the directory itself" : "not a directory");
+	if (fd < 0 || fstat(fd, &st) != 0)
 		fatal("event=startup step=state_dir path=%s", dir);
-	if (!S_ISDIR(st.st_mode))
-		fatalx("event=startup step=state_dir path=%s error=\"not a directory\"", dir);
-	/* a directory ternd just made belongs to its user; an existing one
-	 * owned by someone else is refused: that someone could plant files
-	 * (or symlinks) in the queue and the mailboxes */
-	if (made && pw != NULL && chown(dir, pw->pw_uid, pw->pw_gid) != 0)
-		fatal("event=startup step=state_dir_chown path=%s", dir);
-	if (!made && st.st_uid != want)
+	(void)close(fd);
+	/* an existing one owned by someone else is refused: that someone
+	 * could plant files (or symlinks) in the queue and the mailboxes */
+	if (st.st_uid != geteuid())
 		fatalx("event=startup step=state_dir path=%s error=\"owned by uid %u, "
 		    "not by the user ternd runs as (uid %u): chown it or choose "
-		    "another state_dir\"", dir, (unsigned)st.st_uid, (unsigned)want);
+		    "another state_dir\"", dir, (unsigned)st.st_uid, (unsigned)geteuid());
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		fatalx("event=startup step=state_dir path=%s error=\"writable by "
 		    "group or others; run chmod 700 %s\"", dir, dir);
 }
 
-/* The smarthost password: read as root, so the file may be root-only. */
+/*
+ * May this admin-named file be opened now?  As root only when its path is
+ * one only root can change; otherwise it waits for the drop and is read
+ * with `user`'s rights (a root-only file there then fails, naming it).
+ */
+static bool
+readable_now(const char *path, const struct passwd *pw, bool dropped)
+{
+	char why[512];
+
+	if (pw == NULL || dropped)
+		return true;
+	if (rootpath_root_only(path, why, sizeof(why)))
+		return true;
+	log_info("event=startup step=read_as_user path=%s reason=\"%s\"", path, why);
+	return false;
+}
+
+/* The smarthost password: read as root (see readable_now), so the file may
+ * be root-only. */
 static void
-read_smarthost_password(struct server *s)
+read_smarthost_password(struct server *s, const struct passwd *pw, bool dropped)
 {
 	const char *path = s->conf->relay_smarthost_password_file;
 	FILE *f;
 
-	if (path == NULL)
+	if (path == NULL || s->smarthost_pass[0] != '\0' || (!dropped && pw == NULL) ||
+	    !readable_now(path, pw, dropped))
 		return;
-	if ((f = fopen(path, "r")) == NULL)
+	if ((f = fopen(path, "re")) == NULL)
 		fatal("event=startup step=smarthost_password path=%s", path);
 	if (fgets(s->smarthost_pass, sizeof(s->smarthost_pass), f) == NULL)
 		s->smarthost_pass[0] = '\0';
@@ -134,6 +196,27 @@ read_smarthost_password(struct server *s)
 	s->smarthost_pass[strcspn(s->smarthost_pass, "\r\n")] = '\0';
 	if (s->smarthost_pass[0] == '\0')
 		fatalx("event=startup step=smarthost_password path=%s error=\"empty\"", path);
+}
+
+/*
+ * The server's TLS context.  The admin's tls.cert and tls.key are read as
+ * root when their paths allow it (readable_now); the self-signed pair in
+ * STATE/tls is always made and read after the drop, as `user`.
+ */
+static void
+load_tls(struct server *s, const struct passwd *pw, bool dropped)
+{
+	const struct conf *cf = s->conf;
+
+	if (s->tls_ctx != NULL)
+		return;
+	/* not started as root: everything after state_dir_prepare() */
+	if (!dropped &&
+	    (pw == NULL || cf->tls_cert == NULL || !readable_now(cf->tls_cert, pw, false) ||
+		!readable_now(cf->tls_key, pw, false)))
+		return;
+	if (server_tls_load(s) != 0)
+		fatalx("event=startup step=tls error=\"see above\"");
 }
 
 static void
@@ -218,21 +301,65 @@ server_tls_load(struct server *s)
 	return 0;
 }
 
-/* A generated pair belongs to the user ternd will run as. */
+/*
+ * The users' own Maildirs (a users row naming an absolute path, outside
+ * STATE/mail), for the sandbox to allow.  Read once, at start: the
+ * sandbox cannot be widened later.
+ */
+struct own_boxes {
+	char **addr, **box;
+	size_t naddr, nbox;
+};
+
 static void
-tls_chown(const struct server *s, const struct passwd *pw)
+strv_push(char ***v, size_t *n, const char *str)
 {
-	const char *names[] = { "", "/" TLS_STATE_CERT, "/" TLS_STATE_KEY };
-	char path[4096];
+	char **nv = realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (nv == NULL)
+		panic("event=oom where=own_boxes");
+	*v = nv;
+	nv[(*n)++] = xstrdup(str);
+}
+
+static void
+own_boxes_addr(const char *address, bool has_password, void *ctx)
+{
+	struct own_boxes *o = ctx;
+
+	(void)has_password;
+	strv_push(&o->addr, &o->naddr, address);
+}
+
+static void
+own_boxes_collect(struct server *s, struct own_boxes *o)
+{
+	char box[512];
 	size_t i;
 
-	if (pw == NULL || s->conf->tls_cert != NULL)
+	if (!s->conf->sandbox ||
+	    table_user_list(s->table, own_boxes_addr, o) != TABLE_OK)
 		return;
-	for (i = 0; i < 3; i++)
-		if (str_fmt(path, sizeof(path), "%s/%s%s", s->conf->state_dir,
-		    TLS_STATE_SUBDIR, names[i]) == 0 &&
-		    chown(path, pw->pw_uid, pw->pw_gid) != 0)
-			fatal("event=startup step=tls_chown path=%s", path);
+	for (i = 0; i < o->naddr; i++) {
+		if (table_user_mailbox(s->table, o->addr[i], box, sizeof(box)) == TABLE_OK &&
+		    box[0] == '/')
+			strv_push(&o->box, &o->nbox, box);
+		free(o->addr[i]);
+	}
+	free(o->addr);
+}
+
+static void
+confine(struct server *s)
+{
+	struct own_boxes o = { 0 };
+	size_t i;
+
+	own_boxes_collect(s, &o);
+	sandbox_apply(s->conf, o.box, o.nbox, fault_sandbox_dir());
+	for (i = 0; i < o.nbox; i++)
+		free(o.box[i]);
+	free(o.box);
 }
 
 void
@@ -365,18 +492,19 @@ main(int argc, char **argv)
 	fault_install();
 	srv = &s;
 	pw = lookup_user(s.conf);
-	state_dir_prepare(s.conf, pw);
+	state_dir_make_as_root(s.conf, pw);
 	raise_nofile(s.conf);
 	if (listeners_bind(&s) != 0)
 		fatalx("event=startup step=listen error=\"cannot listen, see above\"");
-	if (server_tls_load(&s) != 0)
-		fatalx("event=startup step=tls error=\"see above\"");
-	tls_chown(&s, pw);
-	read_smarthost_password(&s);
+	load_tls(&s, pw, false);
+	read_smarthost_password(&s, pw, false);
 	if ((s.relay_nets = netlist_parse(s.conf->relay_networks, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=config error=\"%s\"", err);
 	drop_privileges(s.conf, pw);
 	umask(077);
+	state_dir_prepare(s.conf);
+	load_tls(&s, pw, true);
+	read_smarthost_password(&s, pw, true);
 	if ((s.base = event_base_new()) == NULL)
 		fatalx("event=startup step=event_base");
 	open_mail_root(&s);
@@ -386,6 +514,8 @@ main(int argc, char **argv)
 	s.throttle = auth_throttle_new(4096);
 	if ((s.spool = spool_open(s.conf->state_dir, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=queue error=\"%s\"", err);
+	/* before any thread: Landlock confines this thread and later ones */
+	confine(&s);
 	s.workers = workers_start(s.base, WORKERS);
 	lookups_start(&s);
 	sweep_start(&s, &started);

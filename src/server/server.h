@@ -131,6 +131,12 @@ struct server {
 
 /* fault.c: test builds only (TERN_FAULT_INJECTION); a no-op otherwise */
 void fault_install(void);
+/* The directory of $TERN_FAULT_FILE, for the sandbox to let ternd read
+ * (NULL in a production build or without the variable). */
+const char *fault_sandbox_dir(void);
+/* "SANDBOX-PROBE PATH" on control.sock (fault build only): try to open
+ * PATH and to execute /bin/true in a child, and answer with the errnos. */
+void fault_sandbox_probe(const char *path, struct buf *out);
 
 /* control.c: control.sock and public/submit.sock (after the privdrop) */
 int control_listen(struct server *s);

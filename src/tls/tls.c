@@ -27,8 +27,12 @@
  * when the hostname is longer than 64 octets (X.520's bound); its SAN
  * always holds the name.
  *
- * Security: the private key is written 0600 through a fresh temporary
- * file (O_CREAT|O_EXCL, so no planted file or symlink is followed), then
+ * Security: the self-signed pair is made and read as ternd's user, never
+ * as root, and nothing in STATE/tls is reached through a symbolic link or
+ * accepted from an owner other than that user or root (docs/security.md,
+ * "Files ternd touches as root").  The private key is written 0600
+ * through a fresh temporary file (O_CREAT|O_EXCL, so no planted file or
+ * symlink is followed), then
  * fsync'ed and renamed over the final name, and the directory fsync'ed:
  * a crash leaves the old pair or the new one, never a torn key.  The key
  * is written before the certificate, so a certificate on disk always has
@@ -470,59 +474,43 @@ tls_emit_fd(int fd, int (*emit)(BIO *, const void *), const void *obj)
 }
 
 /*
- * path gets the PEM of obj, mode exactly, durably: temporary file made
- * with O_EXCL, written, fsync'ed, renamed.  The caller fsyncs the dir.
+ * dir/name gets the PEM of obj, mode exactly, durably: temporary file
+ * made with O_EXCL (no planted file or link is followed), written,
+ * fsync'ed, renamed.  The caller fsyncs the directory.
  */
 static int
-tls_write_file(const char *path, mode_t mode, int (*emit)(BIO *, const void *),
-    const void *obj, char *err, size_t errlen)
+tls_write_file(int dfd, const char *dir, const char *name, mode_t mode,
+    int (*emit)(BIO *, const void *), const void *obj, char *err, size_t errlen)
 {
-	char tmp[PATH_MAX];
+	char tmp[NAME_MAX + 1];
 	int fd;
 
-	if (str_fmt(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid())) {
-		tls_err(err, errlen, ENAMETOOLONG, "%s", path);
+	if (str_fmt(tmp, sizeof(tmp), "%s.tmp.%ld", name, (long)getpid())) {
+		tls_err(err, errlen, ENAMETOOLONG, "%s/%s", dir, name);
 		return -1;
 	}
 	/* a leftover from a crash of a process with our pid */
-	if (unlink(tmp) != 0 && errno != ENOENT) {
-		tls_err(err, errlen, errno, "%s", tmp);
+	if (unlinkat(dfd, tmp, 0) != 0 && errno != ENOENT) {
+		tls_err(err, errlen, errno, "%s/%s", dir, tmp);
 		return -1;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	fd = openat(dfd, tmp,
+	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0) {
-		tls_err(err, errlen, errno, "%s", tmp);
+		tls_err(err, errlen, errno, "%s/%s", dir, tmp);
 		return -1;
 	}
 	/* exactly mode, whatever the umask */
 	if (fchmod(fd, mode) != 0 || tls_emit_fd(fd, emit, obj) != 0 ||
 	    fsync(fd) != 0) {
-		tls_err(err, errlen, errno, "writing %s", tmp);
+		tls_err(err, errlen, errno, "writing %s/%s", dir, tmp);
 		(void)close(fd);
-		(void)unlink(tmp);
+		(void)unlinkat(dfd, tmp, 0);
 		return -1;
 	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		tls_err(err, errlen, errno, "writing %s", path);
-		(void)unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-tls_fsync_dir(const char *dir, char *err, size_t errlen)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0 || fsync(fd) != 0) {
-		tls_err(err, errlen, errno, "fsync %s", dir);
-		if (fd >= 0)
-			(void)close(fd);
-		return -1;
-	}
-	if (close(fd) != 0) {
-		tls_err(err, errlen, errno, "close %s", dir);
+	if (close(fd) != 0 || renameat(dfd, tmp, dfd, name) != 0) {
+		tls_err(err, errlen, errno, "writing %s/%s", dir, name);
+		(void)unlinkat(dfd, tmp, 0);
 		return -1;
 	}
 	return 0;
@@ -535,8 +523,8 @@ struct tls_paths {
 };
 
 static int
-tls_generate(
-    const struct tls_paths *p, const char *hostname, char *err, size_t errlen)
+tls_generate(int dfd, const struct tls_paths *p, const char *hostname,
+    char *err, size_t errlen)
 {
 	EVP_PKEY *pkey;
 	X509 *x = NULL;
@@ -555,10 +543,15 @@ tls_generate(
 		goto done;
 	}
 	/* key first: a certificate on disk always has its key beside it */
-	if (tls_write_file(p->key, 0600, tls_emit_key, pkey, err, errlen) ||
-	    tls_write_file(p->cert, 0644, tls_emit_cert, x, err, errlen) ||
-	    tls_fsync_dir(p->dir, err, errlen))
+	if (tls_write_file(dfd, p->dir, TLS_STATE_KEY, 0600, tls_emit_key, pkey,
+		err, errlen) ||
+	    tls_write_file(dfd, p->dir, TLS_STATE_CERT, 0644, tls_emit_cert, x,
+		err, errlen))
 		goto done;
+	if (fsync(dfd) != 0) {
+		tls_err(err, errlen, errno, "fsync %s", p->dir);
+		goto done;
+	}
 	rc = 0;
 done:
 	X509_free(x);
@@ -566,29 +559,95 @@ done:
 	return rc;
 }
 
-/* 1 if path exists, 0 if not, -1 (err set) if we cannot tell. */
+/*
+ * What ternd keeps in its state directory it reaches without following a
+ * link, and only when it belongs to ternd's user (or root): a link or a
+ * stranger's file there is refused, naming it, rather than used.
+ */
 static int
-tls_exists(const char *path, char *err, size_t errlen)
+tls_state_owner_ok(
+    const struct stat *st, const char *path, char *err, size_t errlen)
+{
+	if (st->st_uid == 0 || st->st_uid == geteuid())
+		return 0;
+	tls_err(err, errlen, 0,
+	    "%s is owned by uid %u, neither root nor the user ternd runs as "
+	    "(uid %u): remove it",
+	    path, (unsigned)st->st_uid, (unsigned)geteuid());
+	return -1;
+}
+
+/* STATE/tls, made 0700 if missing, opened without following a link. */
+static int
+tls_state_dir_open(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		tls_err(err, errlen, errno, "mkdir %s", dir);
+		return -1;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NOFOLLOW with O_DIRECTORY: a link fails as ENOTDIR */
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+		tls_err(err, errlen, 0,
+		    "%s is %s; ternd follows no link in its state directory: "
+		    "remove it",
+		    dir,
+		    lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)
+			? "a symbolic link"
+			: "not a directory");
+		return -1;
+	}
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		tls_err(err, errlen, errno, "%s", dir);
+		if (fd >= 0)
+			(void)close(fd);
+		return -1;
+	}
+	if (tls_state_owner_ok(&st, dir, err, errlen) != 0) {
+		(void)close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* 1 if dir/name is there (a regular file of ours), 0 if not, -1 (err). */
+static int
+tls_exists(
+    int dfd, const char *path, const char *name, char *err, size_t errlen)
 {
 	struct stat st;
 
-	if (stat(path, &st) == 0)
-		return 1;
-	if (errno == ENOENT)
-		return 0;
-	tls_err(err, errlen, errno, "%s", path);
-	return -1;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		tls_err(err, errlen, errno, "%s", path);
+		return -1;
+	}
+	if (S_ISLNK(st.st_mode) || !S_ISREG(st.st_mode)) {
+		tls_err(err, errlen, 0,
+		    "%s is %s; ternd follows no link in its state "
+		    "directory: remove it",
+		    path,
+		    S_ISLNK(st.st_mode) ? "a symbolic link"
+					: "not a regular file");
+		return -1;
+	}
+	return tls_state_owner_ok(&st, path, err, errlen) == 0 ? 1 : -1;
 }
 
 /*
  * Make sure STATE/tls/ holds a pair, generating it when either file is
- * missing.  Fills p.
+ * missing.  Fills p.  Runs as ternd's user, never as root: what it makes
+ * is that user's without a chown.
  */
 static int
 tls_state_pair(struct tls_paths *p, const char *state_dir, const char *hostname,
     bool *generated, char *err, size_t errlen)
 {
-	int c, k;
+	int c, k, dfd, rc = -1;
 
 	if (str_fmt(
 		p->dir, sizeof(p->dir), "%s/%s", state_dir, TLS_STATE_SUBDIR) ||
@@ -598,19 +657,22 @@ tls_state_pair(struct tls_paths *p, const char *state_dir, const char *hostname,
 		tls_err(err, errlen, ENAMETOOLONG, "state_dir %s", state_dir);
 		return -1;
 	}
-	if (mkdir(p->dir, 0700) != 0 && errno != EEXIST) {
-		tls_err(err, errlen, errno, "mkdir %s", p->dir);
+	if ((dfd = tls_state_dir_open(p->dir, err, errlen)) < 0)
 		return -1;
+	if ((c = tls_exists(dfd, p->cert, TLS_STATE_CERT, err, errlen)) < 0 ||
+	    (k = tls_exists(dfd, p->key, TLS_STATE_KEY, err, errlen)) < 0)
+		goto done;
+	if (c && k) {
+		rc = 0;
+		goto done;
 	}
-	if ((c = tls_exists(p->cert, err, errlen)) < 0 ||
-	    (k = tls_exists(p->key, err, errlen)) < 0)
-		return -1;
-	if (c && k)
-		return 0;
-	if (tls_generate(p, hostname, err, errlen) != 0)
-		return -1;
+	if (tls_generate(dfd, p, hostname, err, errlen) != 0)
+		goto done;
 	*generated = true;
-	return 0;
+	rc = 0;
+done:
+	(void)close(dfd);
+	return rc;
 }
 
 SSL_CTX *

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (ASAN, SANITIZER_MARKERS, SLOW, TERND, base_args, check,
-                      free_port, make_state_dir, require_build, world_tmpdir)
+                      free_port, make_state_dir, require_build, wait_port,
+                      world_tmpdir)
 
 
 def test_sigterm_with_idle_session(ternd):
@@ -83,6 +84,32 @@ def run_ternd(tmp_path, *args, state_mode=None):
         for m in SANITIZER_MARKERS:
             assert m not in err, err
     return r.returncode, err
+
+
+def test_first_start_makes_the_state_dir(tmp_path):
+    """A state_dir that does not exist yet is made at the first start, with
+    the self-signed pair in it (the pair is made after state_dir is)."""
+    require_build()
+    port = free_port()
+    top = world_tmpdir("tern-e2e-")
+    os.chmod(top, 0o777)                # ternd's user makes state_dir in it
+    state = top / "fresh"
+    argv = [str(TERND), *base_args(state), "-o", f"listen.smtp=127.0.0.1:{port}",
+            "-o", "listen.submission=off"]
+    env = dict(os.environ)
+    env.pop("TERN_CONFIG", None)
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, cwd=str(tmp_path), env=env)
+    try:
+        with wait_port(port, 10 * SLOW, p, "ternd") as sock:
+            sock.settimeout(10 * SLOW)
+            assert sock.recv(512).startswith(b"220 ")   # the loop runs
+        assert (state / "tls" / "cert.pem").is_file()
+    finally:
+        p.terminate()
+        out = p.communicate(timeout=30 * SLOW)[0].decode(errors="replace")
+        shutil.rmtree(top, ignore_errors=True)
+    assert p.returncode == 0, out
 
 
 def test_unknown_key_on_command_line(tmp_path):

@@ -710,12 +710,14 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 43);
+	T_CHECK_INT(l.n, 45);
 	T_CHECK(strstr(l.text, "limits.connections_per_uid = 20\n") != NULL);
 	T_CHECK(strstr(l.text, "submission.local_senders = any\n") != NULL);
 	T_CHECK(strstr(l.text, "limits.dsn_per_client = 30\n") != NULL);
 	T_CHECK(strstr(l.text, "limits.dsn_per_domain = 100\n") != NULL);
 	T_CHECK(strstr(l.text, "domains = a.example, b.example\n") != NULL);
+	T_CHECK(strstr(l.text, "sandbox = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "sandbox_write = \n") != NULL);
 	T_CHECK(strstr(l.text, "state_dir = /s\n") != NULL);
 	T_CHECK(strstr(l.text, "tables.users = sqlite:/s/tern.db\n") != NULL);
 	T_CHECK(strstr(l.text, "listen.smtp = off\n") != NULL);

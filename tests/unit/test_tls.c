@@ -117,6 +117,45 @@ test_generate(void)
 	SSL_CTX_free(ctx);
 }
 
+/*
+ * A link in STATE/tls (the directory itself or either file) is refused,
+ * naming it, and what it points at is left alone: ternd writes nothing
+ * through it and reads no key through it.
+ */
+static void
+test_state_links_refused(void)
+{
+	char state[128], dir[192], other[192], path[256], err[512];
+	struct stat before, after;
+	bool gen = false;
+
+	mkdir_state(state, sizeof(state), "linkdir");
+	mkdir_state(other, sizeof(other), "elsewhere");
+	T_CHECK(str_fmt(dir, sizeof(dir), "%s/tls", state) == 0);
+	T_CHECK(symlink(other, dir) == 0);
+	T_CHECK(stat(other, &before) == 0);
+	T_CHECK(server_in(state, &gen, err, sizeof(err)) == NULL);
+	T_CHECK(
+	    strstr(err, dir) != NULL && strstr(err, "symbolic link") != NULL);
+	T_CHECK(str_fmt(path, sizeof(path), "%s/key.pem", other) == 0);
+	T_CHECK(access(path, F_OK) != 0);
+	T_CHECK(stat(other, &after) == 0 && after.st_mtime == before.st_mtime &&
+		after.st_uid == before.st_uid &&
+		after.st_mode == before.st_mode);
+
+	/* the file form: a pair made once, then key.pem replaced by a link */
+	mkdir_state(state, sizeof(state), "linkfile");
+	SSL_CTX_free(server_in(state, &gen, err, sizeof(err)));
+	T_CHECK(gen);
+	T_CHECK(str_fmt(path, sizeof(path), "%s/tls/key.pem", state) == 0);
+	T_CHECK(
+	    str_fmt(other, sizeof(other), "%s/gen/tls/key.pem", tmp_root) == 0);
+	T_CHECK(unlink(path) == 0 && symlink(other, path) == 0);
+	T_CHECK(server_in(state, &gen, err, sizeof(err)) == NULL);
+	T_CHECK(
+	    strstr(err, path) != NULL && strstr(err, "symbolic link") != NULL);
+}
+
 static void
 test_reload_same(void)
 {
@@ -582,6 +621,7 @@ main(void)
 	    mkdtemp(tmp_root) == NULL)
 		abort();
 	T_RUN(test_generate);
+	T_RUN(test_state_links_refused);
 	T_RUN(test_reload_same);
 	T_RUN(test_errors);
 	T_RUN(test_bad_hostname);

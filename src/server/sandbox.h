@@ -1,0 +1,35 @@
+/*
+ * sandbox: confine ternd once it runs as its user (defence in depth).
+ *
+ * Landlock limits the file system to what ternd needs: everything under
+ * state_dir, the users' own Maildirs (a users row that names an absolute
+ * path) and the directory of an SQLite table, read-only the TLS
+ * files' directories, the resolver's and NSS's files, the CA store and
+ * the libraries under /usr; nothing anywhere may be executed.  A seccomp
+ * filter makes execve, ptrace, module, mount, namespace and other
+ * system-administration calls fail with EPERM for every thread.
+ * docs/security.md, "The sandbox", lists the policy.
+ *
+ * Call it once, after the privilege drop and before any thread starts:
+ * Landlock confines the calling thread and the threads it starts later,
+ * never those already running.
+ */
+#ifndef TERN_SANDBOX_H
+#define TERN_SANDBOX_H
+
+#include "../conf/conf.h"
+
+#include <stddef.h>
+
+/*
+ * Apply both layers unless cf->sandbox is off.  rw: directories to allow
+ * reading and writing besides state_dir (users' own Maildirs), nrw of
+ * them.  extra_read: one more directory to allow reading (the fault
+ * build's $TERN_FAULT_FILE), or NULL.  A kernel without Landlock or
+ * seccomp gets one log line and ternd goes on without that layer; any
+ * other failure is fatal.
+ */
+void sandbox_apply(
+    const struct conf *cf, char *const *rw, size_t nrw, const char *extra_read);
+
+#endif
