@@ -33,8 +33,9 @@
  * 8-bit octets in a part already labelled quoted-printable, base64 or an
  * unknown encoding; in a multipart that has no usable boundary or is
  * nested deeper than MIME_DEPTH_MAX; in message/partial or
- * message/external-body (7bit only, RFC 2046 5.2); more than
- * MIME_PARTS_MAX parts.  The caller then refuses the message (5.6.3).
+ * message/external-body (7bit only, RFC 2046 5.2); a NUL octet in a
+ * header field; more than MIME_PARTS_MAX parts.  The caller then
+ * refuses the message (5.6.3).
  *
  * Signatures: re-encoding a part breaks a DKIM signature over the body
  * (RFC 6376 5.3 asks signers to sign 7-bit forms for this reason).  tern

@@ -350,6 +350,8 @@ ent_header(struct mime_plan *p, struct ent *en, bool digest_child)
 	en->type = digest_child ? CT_RFC822 : CT_TEXT;
 	if (has_high(p->msg + en->s, hlen))
 		p->flags |= MIME_F_HDR_8BIT;
+	if (memchr(p->msg + en->s, '\0', hlen) != NULL)
+		plan_fail(p, "a NUL octet in a header field");
 	addr_hdr_scan_init(&sc, p->msg + en->s, en->e - en->s);
 	while (addr_hdr_next(&sc, &f)) {
 		if (addr_hdr_name_is(&f, "Content-Type") && !en->has_ctype) {

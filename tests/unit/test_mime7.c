@@ -103,6 +103,9 @@ plan_check(const char *msg, size_t len, struct mime_plan *p, struct buf *out)
 
 /* inputs with a NUL octet: their length is not strlen's */
 #define IN_NUL_QP CT_TEXT8 "\r\na=b\rc\nd\x00\xff\r\n"
+#define IN_NUL_HDR                                                             \
+	"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n"   \
+	"\r\n--b\r\nX-A: \x00\r\n\r\n\xe9\r\n--b--\r\n"
 #define IN_NUL_B64                                                             \
 	"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "                 \
 	"boundary=\"b1\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"           \
@@ -242,6 +245,8 @@ static const struct tcase cases[] = {
 	"\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b\r\n"
 	"Content-Transfer-Encoding: quoted-printable\r\n\r\n=E9\r\n--b--\r\n",
 	ENC},
+    {"impossible: a NUL octet in a part's header", IN_NUL_HDR,
+	sizeof(IN_NUL_HDR) - 1, NULL, MIME_F_IMPOSSIBLE},
     {"first delimiter is the close one: no parts",
 	"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n"
 	"\r\n--b--\r\n\xe9\r\n",
