@@ -66,6 +66,13 @@ is_7bit(const char *s, size_t n)
 	return true;
 }
 
+/* Equal octets (a buffer never appended to has no data pointer). */
+static bool
+same(const char *a, size_t an, const char *b, size_t bn)
+{
+	return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+}
+
 /* Plan msg and read it three ways; the output in out. */
 static void
 plan_check(const char *msg, size_t len, struct mime_plan *p, struct buf *out)
@@ -80,12 +87,12 @@ plan_check(const char *msg, size_t len, struct mime_plan *p, struct buf *out)
 	mime_plan_7bit(p, g, len);
 	T_CHECK(read_all(p, SIZE_MAX, out));
 	T_CHECK_INT(out->len, p->out_size);
-	T_CHECK((p->flags & MIME_F_CHANGED) ||
-		(out->len == len && memcmp(out->data, msg, len) == 0));
+	T_CHECK(
+	    (p->flags & MIME_F_CHANGED) || same(out->data, out->len, msg, len));
 	T_CHECK(read_all(p, 1, &b1));
-	T_CHECK(b1.len == out->len && memcmp(b1.data, out->data, b1.len) == 0);
+	T_CHECK(same(b1.data, b1.len, out->data, out->len));
 	T_CHECK(read_all(p, 0, &b2));
-	T_CHECK(b2.len == out->len && memcmp(b2.data, out->data, b2.len) == 0);
+	T_CHECK(same(b2.data, b2.len, out->data, out->len));
 	if (!(p->flags & (MIME_F_IMPOSSIBLE | MIME_F_HDR_8BIT)))
 		T_CHECK(is_7bit(out->data, out->len));
 	T_CHECK(!(p->flags & MIME_F_IMPOSSIBLE) || p->why != NULL);
@@ -292,8 +299,8 @@ test_table(void)
 		mime_plan_free(&p);
 		if (c->want != NULL) {
 			T_CHECK_INT(out.len, strlen(c->want));
-			if (out.len != strlen(c->want) ||
-			    memcmp(out.data, c->want, out.len) != 0) {
+			if (!same(
+				out.data, out.len, c->want, strlen(c->want))) {
 				t_cur_failed = true;
 				fprintf(stderr, "FAIL [%s]: got\n%.*s\n",
 				    c->name, (int)out.len, out.data);
@@ -301,6 +308,36 @@ test_table(void)
 		}
 	}
 	buf_free(&out);
+}
+
+/* The word-at-a-time scan finds an 8-bit octet or NUL at every offset. */
+static void
+test_has_8bit(void)
+{
+	char b[40];
+	size_t n, pos;
+	void *map;
+	size_t maplen;
+
+	t_case("mime_has_8bit at every offset and length");
+	for (n = 0; n <= sizeof(b); n++) {
+		memset(b, 'a', sizeof(b));
+		T_CHECK(!mime_has_8bit(t_guard(b, n, &map, &maplen), n));
+		t_unguard(map, maplen);
+		for (pos = 0; pos < n; pos++) {
+			b[pos] = (char)0x80;
+			T_CHECK(mime_has_8bit(t_guard(b, n, &map, &maplen), n));
+			t_unguard(map, maplen);
+			b[pos] = '\0';
+			T_CHECK(mime_has_8bit(t_guard(b, n, &map, &maplen), n));
+			t_unguard(map, maplen);
+			b[pos] = 0x7f;
+			T_CHECK(
+			    !mime_has_8bit(t_guard(b, n, &map, &maplen), n));
+			t_unguard(map, maplen);
+			b[pos] = 'a';
+		}
+	}
 }
 
 /* Nesting past MIME_DEPTH_MAX and more than MIME_PARTS_MAX parts. */
@@ -555,6 +592,7 @@ main(void)
 	if (t_cur_failed)
 		return t_summary();
 	T_RUN(test_table);
+	T_RUN(test_has_8bit);
 	T_RUN(test_limits);
 	T_RUN(test_python);
 	t_case_end();
