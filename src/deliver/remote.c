@@ -33,6 +33,12 @@
  *    least once (DESIGN.md principle 1).
  *  - Plaintext the peer sent after its 220 to STARTTLS is dropped with the
  *    plain bufferevent; the session forgets it too (smtp_client).
+ *  - No 8-bit octet goes to a peer without 8BITMIME (RFC 6152 3): a
+ *    message with 8-bit content gets its 7-bit plan (src/mime) when it is
+ *    mapped, the session decides per peer (its 7-bit form, or 554 5.6.3
+ *    before MAIL), and the body is then read from the plan, a chunk at a
+ *    time, instead of from the map.  A DKIM signer added later must sign
+ *    what goes out, i.e. after this choice.
  *
  * Limits: a body chunk of REMOTE_CHUNK octets is stuffed at a time and no
  * more is queued while the socket's output holds REMOTE_OUT_HIGH, so a
