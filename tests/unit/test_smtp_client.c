@@ -1170,6 +1170,30 @@ test_8bit_headers_no_8bitmime(void)
 	    steps, NULL);
 }
 
+/* RFC 6531 needs 8BITMIME too, but a peer may offer SMTPUTF8 alone: the
+   UTF-8 header fields may go, the body still goes 7-bit */
+static void
+test_8bit_headers_smtputf8_only(void)
+{
+	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
+	const struct step steps[] = {
+		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ "250-mx.example.net\r\n250-SIZE 100000\r\n250-SMTPUTF8\r\n"
+		    "250 ENHANCEDSTATUSCODES\r\n", MAIL_A " SIZE=1700 SMTPUTF8\r\n",
+		    A_IN, NULL, 0, OP_NONE },
+		{ OK250, RCPT_B, A_IN, NULL, 0, OP_NONE },
+		{ OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE },
+		{ GO354, "", A_BODY, NULL, 0, OP_NONE },
+	};
+
+	conf.body_8bit = true;
+	conf.smtputf8 = true;
+	conf.downgrade = SMTP_DOWNGRADE_OK | SMTP_DOWNGRADE_HDR_8BIT;
+	conf.size_7bit = 1700;
+	RUN("SMTPUTF8 without 8BITMIME: UTF-8 headers, 7-bit body", &conf,
+	    NULL, steps, check_downgrade);
+}
+
 static void
 test_8bit_downgrade_size(void)
 {
@@ -1792,6 +1816,7 @@ main(void)
 	test_8bit_8bitmime_no_downgrade();
 	test_8bit_no_8bitmime_impossible();
 	test_8bit_headers_no_8bitmime();
+	test_8bit_headers_smtputf8_only();
 	test_8bit_downgrade_size();
 	test_smtputf8();
 	test_smtputf8_missing();
