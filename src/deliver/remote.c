@@ -406,6 +406,8 @@ job_client_conf(
 	if (j->plan != NULL) {
 		if (!(j->plan->flags & MIME_F_IMPOSSIBLE))
 			cf->downgrade |= SMTP_DOWNGRADE_OK;
+		else
+			cf->downgrade_why = j->plan->why;
 		if (j->plan->flags & MIME_F_HDR_8BIT)
 			cf->downgrade |= SMTP_DOWNGRADE_HDR_8BIT;
 		/* SIZE= counts what is sent: the stored size, changed by as

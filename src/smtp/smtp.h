@@ -408,6 +408,8 @@ struct smtp_client_conf {
 	unsigned downgrade;                 /* SMTP_DOWNGRADE_* bits: can the
 	                                       body be made 7-bit? */
 	uint64_t size_7bit;                 /* octets of that 7-bit form */
+	const char *downgrade_why;          /* why there is none, for the
+	                                       5.6.3 text; NULL: not said */
 	bool smtputf8;                      /* needs SMTPUTF8 (RFC 6531) */
 	enum smtp_ret ret;                  /* RET=, sent only with DSN */
 	const char *envid;                  /* ENVID (not encoded); NULL/"" */

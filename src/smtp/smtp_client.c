@@ -96,6 +96,7 @@ struct smtp_client {
 	uint64_t size, size_7bit;
 	bool body_8bit, utf8;
 	unsigned dg_flags;       /* SMTP_DOWNGRADE_* from the conf */
+	char dg_why[160];        /* why no 7-bit form, or "" */
 	bool downgrade;          /* this transaction sends the 7-bit form */
 	enum smtp_ret ret;
 	char envid[SMTP_ENVID_MAX + 1];  /* xtext, or "" for none */
@@ -674,10 +675,14 @@ client_txn_start(struct smtp_client *c)
 		return client_txn_refuse(c, 553, "5.6.7", "The message needs "
 		    "SMTPUTF8 (RFC 6531) and the peer does not offer it");
 	if (client_need_downgrade(c) &&
-	    (c->dg_flags & SMTP_DOWNGRADE_OK) == 0)
-		return client_txn_refuse(c, 554, "5.6.3", "The message has "
-		    "8-bit content with no 7-bit form and the peer does not "
-		    "offer 8BITMIME (RFC 6152)");
+	    (c->dg_flags & SMTP_DOWNGRADE_OK) == 0) {
+		if (str_fmt(t, sizeof(t), "The message has 8-bit content with "
+		    "no 7-bit form%s%s and the peer does not offer 8BITMIME "
+		    "(RFC 6152)", c->dg_why[0] != '\0' ? ": " : "",
+		    c->dg_why) == -1)
+			t[0] = '\0';
+		return client_txn_refuse(c, 554, "5.6.3", t);
+	}
 	if (client_need_downgrade(c) &&
 	    (c->dg_flags & SMTP_DOWNGRADE_HDR_8BIT) && !c->utf8)
 		return client_txn_refuse(c, 554, "5.6.3", "The message has "
@@ -1244,6 +1249,11 @@ client_set_message(struct smtp_client *c, const struct smtp_client_conf *conf)
 	c->body_8bit = conf->body_8bit;
 	c->dg_flags = conf->downgrade;
 	c->size_7bit = conf->size_7bit;
+	c->dg_why[0] = '\0';
+	if (conf->downgrade_why != NULL &&
+	    str_copy(c->dg_why, sizeof(c->dg_why), conf->downgrade_why,
+	    strlen(conf->downgrade_why)) == -1)
+		c->dg_why[0] = '\0';   /* too long to quote: not said */
 	c->downgrade = false;
 	c->utf8 = utf8;
 	c->ret = conf->ret;

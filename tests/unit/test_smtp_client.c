@@ -1140,6 +1140,14 @@ test_8bit_8bitmime_no_downgrade(void)
 }
 
 static void
+check_why(struct smtp_client *c)
+{
+	T_CHECK(strstr(smtp_client_result(c, 0)->text,
+	    "no 7-bit form: 8-bit octets in message/partial and the peer") !=
+	    NULL);
+}
+
+static void
 test_8bit_no_8bitmime_impossible(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
@@ -1150,8 +1158,9 @@ test_8bit_no_8bitmime_impossible(void)
 	};
 
 	conf.body_8bit = true;
+	conf.downgrade_why = "8-bit octets in message/partial";
 	RUN("8-bit body without a 7-bit form, peer without 8BITMIME: 5.6.3",
-	    &conf, NULL, steps, NULL);
+	    &conf, NULL, steps, check_why);
 }
 
 static void
