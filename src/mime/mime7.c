@@ -155,18 +155,21 @@ has_high(const char *msg, size_t len)
 static bool
 body_needs_encoding(const char *msg, size_t s, size_t e)
 {
-	const unsigned char *m = (const unsigned char *)msg;
-	size_t i, line = 0;
+	size_t pos = s;
 
-	for (i = s; i < e; i++) {
-		if (m[i] >= 0x80 || m[i] == 0)
+	if (mime_has_8bit(msg + s, e - s))
+		return true;
+	/* line by line (memchr): a CR right before the LF is the line end */
+	while (pos < e) {
+		const char *nl = memchr(msg + pos, '\n', e - pos);
+		size_t end = nl != NULL ? (size_t)(nl - msg) : e;
+		size_t n = end - pos;
+
+		if (nl != NULL && n > 0 && msg[end - 1] == '\r')
+			n--;
+		if (n > MIME_LINE_MAX)
 			return true;
-		if (m[i] == '\n') {
-			line = 0;
-		} else if (m[i] != '\r' || i + 1 >= e || m[i + 1] != '\n') {
-			if (++line > MIME_LINE_MAX)
-				return true;
-		}
+		pos = end + 1;
 	}
 	return false;
 }
@@ -681,6 +684,52 @@ qp_trailing(const unsigned char *m, size_t i, size_t len)
 	       (i + 2 < len && m[i + 1] == '\r' && m[i + 2] == '\n');
 }
 
+/* Does m[i] go as itself (else as =XX)? */
+static bool
+qp_literal(const unsigned char *m, size_t i, size_t len)
+{
+	unsigned char c = m[i];
+
+	return (c >= 33 && c <= 126 && c != '=') ||
+	       ((c == ' ' || c == '\t') && !qp_trailing(m, i, len));
+}
+
+/* Octets read_qp() writes for m[0..len): the same walk, only counted. */
+static uint64_t
+qp_size(const unsigned char *m, size_t len)
+{
+	uint64_t n = 0;
+	unsigned col = 0, w;
+	size_t i = 0;
+
+	while (i < len) {
+		if (m[i] == '\r' && i + 1 < len && m[i + 1] == '\n') {
+			n += 2;
+			col = 0;
+			i += 2;
+			continue;
+		}
+		w = qp_literal(m, i, len) ? 1 : 3;
+		if (col + w > 75) {
+			n += 3;
+			col = 0;
+		}
+		n += w;
+		col += w;
+		i++;
+	}
+	return n;
+}
+
+/* Octets read_b64() writes for len input octets: 76 + CRLF a line. */
+static uint64_t
+b64_size(size_t len)
+{
+	size_t r = len % 57;
+
+	return (uint64_t)(len / 57) * 78 + (r > 0 ? (r + 2) / 3 * 4 + 2 : 0);
+}
+
 static bool
 read_qp(struct mime_plan *p, const struct mime_seg *sg, struct emit *em,
     uint64_t max)
@@ -700,9 +749,7 @@ read_qp(struct mime_plan *p, const struct mime_seg *sg, struct emit *em,
 			p->pos += 2;
 			continue;
 		}
-		if ((c >= 33 && c <= 126 && c != '=') ||
-		    ((c == ' ' || c == '\t') &&
-			!qp_trailing(m, p->pos, sg->len))) {
+		if (qp_literal(m, p->pos, sg->len)) {
 			tok[0] = (char)c;
 			w = 1;
 		} else {
@@ -806,11 +853,53 @@ mime_plan_read(struct mime_plan *p, struct buf *out, size_t max)
 	return p->seg == p->nsegs ? 1 : 0;
 }
 
+/*
+ * The output's size, for SIZE= before anything is sent: copies and
+ * base64 by arithmetic, quoted-printable by a counting walk (no output),
+ * a masked preamble by reading it (rare and short).
+ */
+static uint64_t
+plan_size(struct mime_plan *p)
+{
+	struct emit em;
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < p->nsegs; i++) {
+		const struct mime_seg *sg = &p->segs[i];
+		const unsigned char *m =
+		    (const unsigned char *)p->msg + sg->off;
+
+		switch (sg->kind) {
+		case SEG_COPY:
+			n += sg->len;
+			break;
+		case SEG_LIT:
+			n += strlen(lits[sg->lit]);
+			break;
+		case SEG_QP:
+			n += qp_size(m, sg->len);
+			break;
+		case SEG_B64:
+			n += b64_size(sg->len);
+			break;
+		case SEG_MASK:
+			memset(&em, 0, sizeof(em));
+			p->pos = 0;
+			p->col = 0;
+			(void)read_mask(p, sg, &em, UINT64_MAX);
+			n += em.n;
+			break;
+		}
+	}
+	mime_plan_rewind(p);
+	return n;
+}
+
 void
 mime_plan_7bit(struct mime_plan *p, const char *msg, size_t len)
 {
 	struct planner pl;
-	struct emit em;
 
 	memset(p, 0, sizeof(*p));
 	p->msg = msg;
@@ -818,9 +907,5 @@ mime_plan_7bit(struct mime_plan *p, const char *msg, size_t len)
 	pl.p = p;
 	pl.parts = 0;
 	plan_entity(&pl, 0, len, 0, false, true);
-	/* the output's size, for SIZE= (one counting pass) */
-	memset(&em, 0, sizeof(em));
-	read_segs(p, &em, UINT64_MAX);
-	p->out_size = em.n;
-	mime_plan_rewind(p);
+	p->out_size = plan_size(p);
 }
