@@ -14,11 +14,14 @@
  *    octets is one copied from the input (a header or delimiter line the
  *    module does not touch), never one it made;
  *  - every encoded range decodes (quoted-printable, base64) to exactly the
- *    input octets it came from, and its lines are at most 76 characters.
+ *    input octets it came from, and its lines are at most 76 characters;
+ *  - the plan's ranges tile the input in order, skipping nothing but the
+ *    Content-Transfer-Encoding fields it replaces.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mime/mime7.c"
 
@@ -160,6 +163,36 @@ check_segments(const struct mime_plan *p, const char *in)
 	buf_free(&dec);
 }
 
+/*
+ * The segments tile the input in order: each range starts where the last
+ * ended, except over a replaced Content-Transfer-Encoding field; the last
+ * ends at the input's end.
+ */
+static void
+check_tiling(const struct mime_plan *p)
+{
+	static const char cte[] = "content-transfer-encoding";
+	size_t i, next = 0;
+
+	for (i = 0; i < p->nsegs; i++) {
+		const struct mime_seg *sg = &p->segs[i];
+
+		if (sg->kind == SEG_LIT)
+			continue;
+		if (sg->off < next)
+			abort();
+		if (sg->off > next &&
+		    (sg->off - next < sizeof(cte) - 1 ||
+			strncasecmp(p->msg + next, cte, sizeof(cte) - 1) != 0))
+			abort();
+		next = sg->off + sg->len;
+	}
+	if (next != p->len &&
+	    (p->len - next < sizeof(cte) - 1 ||
+		strncasecmp(p->msg + next, cte, sizeof(cte) - 1) != 0))
+		abort();
+}
+
 static void
 check_7bit(const char *out, size_t n, const char *in, size_t len)
 {
@@ -208,6 +241,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!(p.flags & (MIME_F_IMPOSSIBLE | MIME_F_HDR_8BIT)))
 		check_7bit(a.data, a.len, in, size);
 	check_segments(&p, in);
+	check_tiling(&p);
 	mime_plan_free(&p);
 	buf_free(&a);
 	buf_free(&b);
