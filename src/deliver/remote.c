@@ -401,7 +401,9 @@ job_client_conf(
 	cf->rcpts = j->rcpts;
 	cf->nrcpts = j->nrcpts;
 	cf->size = j->size;
-	cf->body_8bit = j->body_8bit || j->plan != NULL;
+	/* declared 8BITMIME or found 8-bit: job_map() made a plan (an empty
+	   message has none, and nothing 8-bit to declare) */
+	cf->body_8bit = j->plan != NULL;
 	cf->smtputf8 = j->smtputf8;
 	if (j->plan != NULL) {
 		if (!(j->plan->flags & MIME_F_IMPOSSIBLE))
