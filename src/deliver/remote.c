@@ -33,6 +33,12 @@
  *    least once (DESIGN.md principle 1).
  *  - Plaintext the peer sent after its 220 to STARTTLS is dropped with the
  *    plain bufferevent; the session forgets it too (smtp_client).
+ *  - No 8-bit octet goes to a peer without 8BITMIME (RFC 6152 3): a
+ *    message with 8-bit content gets its 7-bit plan (src/mime) when it is
+ *    mapped, the session decides per peer (its 7-bit form, or 554 5.6.3
+ *    before MAIL), and the body is then read from the plan, a chunk at a
+ *    time, instead of from the map.  A DKIM signer added later must sign
+ *    what goes out, i.e. after this choice.
  *
  * Limits: a body chunk of REMOTE_CHUNK octets is stuffed at a time and no
  * more is queued while the socket's output holds REMOTE_OUT_HIGH, so a
@@ -66,6 +72,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
+#include "../mime/mime.h"
 #include "../tls/tls.h"
 #include "../util/util.h"
 #include "dns.h"
@@ -105,6 +112,7 @@ struct rjob {
 	char *lmtp; /* LMTP target, or NULL */
 	char *map; /* the message, read-only; NULL if empty */
 	size_t maplen;
+	struct mime_plan *plan; /* its 7-bit form, if it has 8-bit octets */
 	remote_done_fn done;
 	void *arg;
 	struct smtp_client_result *results;
@@ -148,6 +156,8 @@ struct rconn {
 	struct buf out, body;
 	struct smtp_stuff stuff;
 	size_t body_off;
+	bool body_7bit; /* the body goes in its 7-bit form (RFC 6152) */
+	struct buf conv; /* a chunk of that form, before stuffing */
 	char ip[INET6_ADDRSTRLEN];
 	char host_log[300]; /* the MX name, sanitised */
 	char addr_log[INET6_ADDRSTRLEN + 10];
@@ -303,6 +313,8 @@ job_free(struct rjob *j)
 		free((char *)(uintptr_t)j->rcpts[i].orcpt_type);
 		free((char *)(uintptr_t)j->rcpts[i].orcpt);
 	}
+	mime_plan_free(j->plan);
+	free(j->plan);
 	if (j->map != NULL && munmap(j->map, j->maplen) != 0)
 		log_warn(
 		    "id=%s event=munmap error=\"%s\"", j->id, strerror(errno));
@@ -368,6 +380,16 @@ job_map(struct rjob *j, int fd, char *err, size_t errlen)
 	(void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
 	j->map = p;
 	j->maplen = (size_t)st.st_size;
+	/* an 8-bit message: its 7-bit form is planned now, for the SIZE= and
+	   the go/no-go a peer without 8BITMIME needs before MAIL (RFC 6152);
+	   one pass over the message, no copy of it */
+	if (j->body_8bit || mime_has_8bit(j->map, j->maplen)) {
+		j->plan = xcalloc(1, sizeof(*j->plan));
+		mime_plan_7bit(j->plan, j->map, j->maplen);
+		if (j->plan->flags & MIME_F_IMPOSSIBLE)
+			log_info("id=%s event=mime_7bit status=impossible "
+			    "text=\"%s\"", j->id, j->plan->why);
+	}
 	return 0;
 }
 
@@ -382,8 +404,21 @@ job_client_conf(
 	cf->rcpts = j->rcpts;
 	cf->nrcpts = j->nrcpts;
 	cf->size = j->size;
-	cf->body_8bit = j->body_8bit;
+	/* declared 8BITMIME or found 8-bit: job_map() made a plan (an empty
+	   message has none, and nothing 8-bit to declare) */
+	cf->body_8bit = j->plan != NULL;
 	cf->smtputf8 = j->smtputf8;
+	if (j->plan != NULL) {
+		if (!(j->plan->flags & MIME_F_IMPOSSIBLE))
+			cf->downgrade |= SMTP_DOWNGRADE_OK;
+		else
+			cf->downgrade_why = j->plan->why;
+		if (j->plan->flags & MIME_F_HDR_8BIT)
+			cf->downgrade |= SMTP_DOWNGRADE_HDR_8BIT;
+		/* SIZE= counts what is sent: the stored size, changed by as
+		   much as the conversion changes the file */
+		cf->size_7bit = j->size - j->maplen + j->plan->out_size;
+	}
 	cf->ret = j->ret;
 	cf->envid = j->envid;
 }
@@ -876,6 +911,7 @@ conn_free(struct rconn *c)
 		event_free(c->timer);
 	buf_wipe(&c->out);
 	buf_free(&c->body);
+	buf_free(&c->conv);
 	while (*pp != c)
 		pp = &(*pp)->next;
 	*pp = c->next;
@@ -1025,6 +1061,7 @@ conn_new(struct rdest *d, struct rjob *j)
 	c->fd = -1;
 	buf_init(&c->out, REMOTE_CMD_OUT_MAX);
 	buf_init(&c->body, 2 * REMOTE_CHUNK + 16);
+	buf_init(&c->conv, REMOTE_CHUNK + 4096);
 	if ((c->timer = evtimer_new(r->base, conn_on_timer, c)) == NULL)
 		panic("remote: evtimer_new failed");
 	text_fmt(t, sizeof(t), "no address to try for %s", d->query);
@@ -1474,6 +1511,22 @@ conn_tls_failed(struct rconn *c, const char *why)
 	return conn_failed(c);
 }
 
+/* The next chunk of the 7-bit form, stuffed into c->body; true at the
+   end.  *rc: 0, or -1 when a buffer is full (not reached: sized). */
+static bool
+body_chunk_7bit(struct rconn *c, int *rc)
+{
+	int more;
+
+	buf_reset(&c->conv);
+	more = mime_plan_read(c->job->plan, &c->conv, REMOTE_CHUNK);
+	if (more < 0 || (c->conv.len > 0 &&
+	    smtp_stuff_feed(&c->stuff, c->conv.data, c->conv.len,
+	    &c->body) != 0))
+		*rc = -1;
+	return more == 1;
+}
+
 /* Queue stuffed body until the output is full; -1 once c is gone. */
 static int
 body_pump(struct rconn *c)
@@ -1488,14 +1541,18 @@ body_pump(struct rconn *c)
 		size_t n = j->maplen - c->body_off;
 
 		buf_reset(&c->body);
-		if (n > REMOTE_CHUNK)
-			n = REMOTE_CHUNK;
-		if (n > 0)
-			rc = smtp_stuff_feed(
-			    &c->stuff, j->map + c->body_off, n, &c->body);
-		c->body_off += n;
+		if (c->body_7bit) {
+			last = body_chunk_7bit(c, &rc);
+		} else {
+			if (n > REMOTE_CHUNK)
+				n = REMOTE_CHUNK;
+			if (n > 0)
+				rc = smtp_stuff_feed(&c->stuff,
+				    j->map + c->body_off, n, &c->body);
+			c->body_off += n;
+			last = c->body_off == j->maplen;
+		}
 		/* the final dot in the same write (one TLS record) */
-		last = c->body_off == j->maplen;
 		if (rc == 0 && last)
 			rc = smtp_stuff_finish(&c->stuff, &c->body);
 		if (rc == 0 && evbuffer_add(o, c->body.data, c->body.len) != 0)
@@ -1523,6 +1580,14 @@ body_start(struct rconn *c)
 	c->phase = PH_BODY;
 	c->body_off = 0;
 	smtp_stuff_init(&c->stuff);
+	c->body_7bit = c->job->plan != NULL && smtp_client_downgrade(c->sc);
+	if (c->body_7bit) {
+		mime_plan_rewind(c->job->plan);
+		log_info("id=%s mx=%s addr=%s event=mime_7bit octets=%llu "
+		    "text=\"the peer has no 8BITMIME: sent as 7-bit MIME\"",
+		    conn_id(c), c->host_log, c->addr_log,
+		    (unsigned long long)c->job->plan->out_size);
+	}
 	return body_pump(c);
 }
 

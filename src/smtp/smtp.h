@@ -396,6 +396,11 @@ struct smtp_caps {
 void smtp_ehlo_caps(const struct smtp_parsed_reply *r, struct smtp_caps *caps);
 
 #define SMTP_CLIENT_RCPT_MAX 1000     /* recipients per transaction */
+
+/* struct smtp_client_conf.downgrade: what the shell found in the message
+   (mime_plan_7bit) for a peer without 8BITMIME */
+#define SMTP_DOWNGRADE_OK 0x1       /* the body has a 7-bit form */
+#define SMTP_DOWNGRADE_HDR_8BIT 0x2 /* header fields have 8-bit octets */
 #define SMTP_CLIENT_TEXT_MAX 512      /* result text kept, incl. the NUL */
 #define SMTP_CLIENT_CRED_MAX 255      /* octets of AUTH user and password */
 
@@ -420,7 +425,14 @@ struct smtp_client_conf {
 	const struct smtp_client_rcpt *rcpts;
 	size_t nrcpts;                      /* 1..SMTP_CLIENT_RCPT_MAX */
 	uint64_t size;                      /* octets, for SIZE= */
-	bool body_8bit;                     /* BODY=8BITMIME if offered */
+	bool body_8bit;                     /* 8-bit content: BODY=8BITMIME if
+	                                       offered, else the 7-bit form
+	                                       (RFC 6152 3) or a refusal */
+	unsigned downgrade;                 /* SMTP_DOWNGRADE_* bits: can the
+	                                       body be made 7-bit? */
+	uint64_t size_7bit;                 /* octets of that 7-bit form */
+	const char *downgrade_why;          /* why there is none, for the
+	                                       5.6.3 text; NULL: not said */
 	bool smtputf8;                      /* needs SMTPUTF8 (RFC 6531) */
 	enum smtp_ret ret;                  /* RET=, sent only with DSN */
 	const char *envid;                  /* ENVID (not encoded); NULL/"" */
@@ -492,8 +504,11 @@ struct smtp_client_result {
  * then [RSET] MAIL RCPT... DATA, all in one batch with PIPELINING.  A
  * message over the peer's SIZE (552 5.3.4) or needing SMTPUTF8 the peer
  * lacks (553 5.6.7) is refused for every recipient without a command:
- * DONE.  An 8-bit body goes out as it is to a peer without 8BITMIME (no
- * downgrade).  DSN parameters go only to a DSN peer; ORCPT only of type
+ * DONE.  An 8-bit body to a peer without 8BITMIME (RFC 6152 3): with
+ * SMTP_DOWNGRADE_OK and no 8-bit header field (or SMTPUTF8 on both
+ * sides) the shell sends its 7-bit form (smtp_client_downgrade() says
+ * so; SIZE= is size_7bit, no BODY=); else 554 5.6.3 for every recipient,
+ * nothing sent.  DSN parameters go only to a DSN peer; ORCPT only of type
  * rfc822 with an ASCII address; ENVID/ORCPT only when their xtext fits
  * RFC 3461's 100/500 octets.  No recipient accepted: no DATA (a pipelined
  * DATA's error reply is ignored) and RSET before the next message.  Any
@@ -536,6 +551,8 @@ const struct smtp_client_result *smtp_client_result(const struct smtp_client *c,
 /* Why the session FAILED (or the last tern-made transaction failure). */
 const struct smtp_client_result *smtp_client_error(const struct smtp_client *c);
 const struct smtp_caps *smtp_client_caps(const struct smtp_client *c);
+/* After SEND_BODY: the body must go out in its 7-bit form (RFC 6152). */
+bool smtp_client_downgrade(const struct smtp_client *c);
 bool smtp_client_tls(const struct smtp_client *c);
 /* The command whose reply is awaited ("MAIL FROM"...), for timeouts and
  * logs; NULL when none is. */

@@ -25,10 +25,12 @@
  *    inside TLS (response injection).
  *  - A reply code 421 anywhere means the peer is closing: FAILED.
  *
- * Policies (documented in smtp.h too): an 8-bit body goes out as it is
- * when the peer lacks 8BITMIME (tern does not downgrade; most receivers
- * take 8-bit); a message needing SMTPUTF8 and a peer without it give 553
- * 5.6.7 for every recipient, nothing sent (RFC 6531 3.4); a message over
+ * Policies (documented in smtp.h too): an 8-bit body to a peer without
+ * 8BITMIME goes in its 7-bit form when the shell says it has one, else
+ * 554 5.6.3 for every recipient, nothing sent (RFC 6152 3; the conversion
+ * is the shell's, mime_plan_*); a message needing SMTPUTF8 and a peer
+ * without it give 553 5.6.7 for every recipient, nothing sent (RFC 6531
+ * 3.4, checked first: converting would not help); a message over
  * the peer's SIZE gives 552 5.3.4, nothing sent; AUTH goes only over TLS
  * unless auth_plaintext_ok, and only over TLS whose peer the shell
  * verified unless auth_unverified_ok (relay.smarthost_tls); DSN
@@ -93,8 +95,11 @@ struct smtp_client {
 	char sender[ADDR_PATH_MAX + 1];
 	struct client_rcpt *rcpts;
 	size_t nrcpts;
-	uint64_t size;
+	uint64_t size, size_7bit;
 	bool body_8bit, utf8;
+	unsigned dg_flags;       /* SMTP_DOWNGRADE_* from the conf */
+	char dg_why[160];        /* why no 7-bit form, or "" */
+	bool downgrade;          /* this transaction sends the 7-bit form */
 	enum smtp_ret ret;
 	char envid[SMTP_ENVID_MAX + 1];  /* xtext, or "" for none */
 	/* the transaction */
@@ -568,7 +573,8 @@ client_send_mail(struct smtp_client *c)
 
 	client_put(c, "MAIL FROM:<%s>", c->sender);
 	if (f & SMTP_CAP_SIZE)
-		client_put(c, " SIZE=%llu", (unsigned long long)c->size);
+		client_put(c, " SIZE=%llu", (unsigned long long)(c->downgrade ?
+		    c->size_7bit : c->size));
 	if (c->body_8bit && (f & SMTP_CAP_8BITMIME))
 		client_put(c, " BODY=8BITMIME");
 	if (c->utf8)
@@ -654,18 +660,42 @@ client_txn_refuse(struct smtp_client *c, int code, const char *enh,
 	return SMTP_CLIENT_DONE;
 }
 
+/* An 8-bit body and a peer without 8BITMIME (RFC 6152 3). */
+static bool
+client_need_downgrade(const struct smtp_client *c)
+{
+	return c->body_8bit && !(c->caps.flags & SMTP_CAP_8BITMIME);
+}
+
 static int
 client_txn_start(struct smtp_client *c)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
+	uint64_t size;
 
 	if (c->utf8 && !(c->caps.flags & SMTP_CAP_SMTPUTF8))
 		return client_txn_refuse(c, 553, "5.6.7", "The message needs "
 		    "SMTPUTF8 (RFC 6531) and the peer does not offer it");
+	if (client_need_downgrade(c) &&
+	    (c->dg_flags & SMTP_DOWNGRADE_OK) == 0) {
+		if (str_fmt(t, sizeof(t), "The message has 8-bit content with "
+		    "no 7-bit form%s%s and the peer does not offer 8BITMIME "
+		    "(RFC 6152)", c->dg_why[0] != '\0' ? ": " : "",
+		    c->dg_why) == -1)
+			t[0] = '\0';
+		return client_txn_refuse(c, 554, "5.6.3", t);
+	}
+	if (client_need_downgrade(c) &&
+	    (c->dg_flags & SMTP_DOWNGRADE_HDR_8BIT) && !c->utf8)
+		return client_txn_refuse(c, 554, "5.6.3", "The message has "
+		    "8-bit header fields and the peer does not offer 8BITMIME "
+		    "(RFC 6152)");
+	c->downgrade = client_need_downgrade(c);
+	size = c->downgrade ? c->size_7bit : c->size;
 	if ((c->caps.flags & SMTP_CAP_SIZE) && c->caps.size_max > 0 &&
-	    c->size > c->caps.size_max) {
+	    size > c->caps.size_max) {
 		if (str_fmt(t, sizeof(t), "Message size %llu exceeds the peer's "
-		    "limit of %llu octets", (unsigned long long)c->size,
+		    "limit of %llu octets", (unsigned long long)size,
 		    (unsigned long long)c->caps.size_max) == -1)
 			t[0] = '\0';
 		return client_txn_refuse(c, 552, "5.3.4", t);
@@ -1227,6 +1257,14 @@ client_set_message(struct smtp_client *c, const struct smtp_client_conf *conf)
 	memcpy(c->sender, conf->sender, strlen(conf->sender) + 1);
 	c->size = conf->size;
 	c->body_8bit = conf->body_8bit;
+	c->dg_flags = conf->downgrade;
+	c->size_7bit = conf->size_7bit;
+	c->dg_why[0] = '\0';
+	if (conf->downgrade_why != NULL &&
+	    str_copy(c->dg_why, sizeof(c->dg_why), conf->downgrade_why,
+	    strlen(conf->downgrade_why)) == -1)
+		c->dg_why[0] = '\0';   /* too long to quote: not said */
+	c->downgrade = false;
 	c->utf8 = utf8;
 	c->ret = conf->ret;
 	/* RFC 3461 4.4: ENVID is at most 100 octets as sent; longer: dropped */
@@ -1372,6 +1410,12 @@ const struct smtp_caps *
 smtp_client_caps(const struct smtp_client *c)
 {
 	return &c->caps;
+}
+
+bool
+smtp_client_downgrade(const struct smtp_client *c)
+{
+	return c->downgrade;
 }
 
 bool

@@ -1425,16 +1425,29 @@ def dsn_of(raw):
     m = email.message_from_bytes(raw, policy=email.policy.compat32)
     assert m.get_content_type() == "multipart/report", \
         f"DSN content type {m.get_content_type()}:\n{raw[:1500]!r}"
-    assert m.get_param("report-type") == "delivery-status", m["Content-Type"]
+    # RFC 6533: the report of an SMTPUTF8 message has the global types
+    utf8 = m.get_param("report-type") == "global-delivery-status"
+    assert utf8 or m.get_param("report-type") == "delivery-status", \
+        m["Content-Type"]
     parts = m.get_payload()
     assert isinstance(parts, list) and len(parts) >= 2, parts
     # RFC 3464 2.1: the first part is the report for humans
     assert parts[0].get_content_type() == "text/plain", parts[0]["Content-Type"]
-    [ds] = [p for p in parts if p.get_content_type() == "message/delivery-status"]
-    blocks = ds.get_payload()
+    [ds] = [p for p in parts if p.get_content_type() ==
+            ("message/global-delivery-status" if utf8 else
+             "message/delivery-status")]
+    if utf8:
+        # Python's email knows only message/delivery-status's blocks: the
+        # global one is split here, a block per blank line
+        body = ds.as_bytes().replace(b"\r\n", b"\n").split(b"\n\n", 1)[1]
+        blocks = [email.message_from_bytes(b + b"\n", policy=email.policy.compat32)
+                  for b in re.split(rb"\n\n+", body.strip(b"\n"))]
+    else:
+        blocks = ds.get_payload()
     assert len(blocks) >= 2, blocks
     returned = [p for p in parts if p.get_content_type() in
-                ("message/rfc822", "text/rfc822-headers")]
+                ("message/rfc822", "text/rfc822-headers", "message/global",
+                 "message/global-headers")]
     return m, blocks[0], blocks[1:], returned
 
 

@@ -24,9 +24,9 @@ import time
 
 import pytest
 
-from conftest import (_ACTIVE, RUN_AS, SLOW, log_tail, free_port, maildir_files,
-                      received_headers, require, wait_for, wait_port,
-                      world_tmpdir)
+from conftest import (_ACTIVE, RUN_AS, SLOW, dsn_of, field, log_tail, free_port,
+                      maildir_files, received_headers, require, wait_for,
+                      wait_port, world_tmpdir)
 
 pytestmark = pytest.mark.root
 
@@ -67,7 +67,7 @@ class Postfix:
     relayed to relayhost when one is given."""
     name = "postfix"
 
-    def __init__(self, relayhost=None):
+    def __init__(self, relayhost=None, extra=""):
         require(POSTFIX, "postfix")
         require("/usr/bin/openssl", "openssl")
         self.dir = d = world_tmpdir("tern-postfix-")
@@ -136,7 +136,7 @@ smtpd_tls_received_header = yes
 smtp_tls_security_level = may
 smtp_tls_loglevel = 1
 smtpd_tls_loglevel = 1
-""")
+{extra}""")
         (self.conf / "master.cf").write_text(
             MASTER_CF.format(listen=f"127.0.0.1:{self.port}"))
         self.started = False
@@ -205,11 +205,12 @@ smtpd_tls_loglevel = 1
 
 @pytest.fixture
 def postfix():
-    """Factory: postfix(relayhost=None) -> running private Postfix."""
+    """Factory: postfix(relayhost=None, extra="main.cf lines") -> running
+    private Postfix."""
     made = []
 
-    def make(relayhost=None):
-        p = Postfix(relayhost)
+    def make(relayhost=None, extra=""):
+        p = Postfix(relayhost, extra)
         made.append(p)
         return p.start()
     yield make
@@ -222,8 +223,8 @@ def log_lines(text, pattern):
     return [ln for ln in text.splitlines() if re.search(pattern, ln)]
 
 
-def tern_to_postfix(ternd, dnsmasq, postfix):
-    pf = postfix()
+def tern_to_postfix(ternd, dnsmasq, postfix, extra=""):
+    pf = postfix(extra=extra)
     dns = dnsmasq(mx=[("pf.test", "mx.pf.test", 10)],
                   hosts=[("mx.pf.test", "127.0.0.1")])
     t = ternd({"relay.networks": "127.0.0.1/32", "dns.servers": dns.server,
@@ -394,3 +395,143 @@ def test_utf8_postfix_to_tern(ternd, postfix):
     recv = received_headers(d.data)
     assert re.search(r"by mx\.test \(tern\) with UTF8SMTPS ", recv[0]), recv[0]
     assert wait_for(lambda: postfix_sent(pf, BEN), "status=sent")
+
+
+# ---------------------------------------------------------------------------
+# A peer without 8BITMIME nor SMTPUTF8 (RFC 6152 3, RFC 6531 3.4)
+# ---------------------------------------------------------------------------
+
+SEVEN_BIT_PEER = "smtpd_discard_ehlo_keywords = 8bitmime, smtputf8\n"
+
+
+def seven_bit_peer(ternd, dnsmasq, postfix):
+    """tern relaying to a Postfix that offers neither 8BITMIME nor
+    SMTPUTF8 (checked: otherwise these tests would prove nothing)."""
+    pf, t = tern_to_postfix(ternd, dnsmasq, postfix, SEVEN_BIT_PEER)
+    with pf.smtp() as s:
+        s.ehlo()
+        assert not s.has_extn("8bitmime") and not s.has_extn("smtputf8"), \
+            s.esmtp_features
+    return pf, t
+
+
+def binary_blob(n, seed=7):
+    """n octets of every value but CR, LF and '.', in CRLF lines of 76
+    (what SMTP can carry as 8bit: no bare line end, no dot to stuff)."""
+    import random
+    rnd = random.Random(seed)
+    vals = [v for v in range(1, 256) if v not in (10, 13, 0x2e)]
+    out = bytearray()
+    while len(out) < n:
+        out += bytes(rnd.choices(vals, k=76)) + b"\r\n"
+    return bytes(out)
+
+
+def delivered_parts(raw):
+    """[(content type, decoded payload)] of every leaf of raw."""
+    import email
+    import email.policy
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    return [(p.get_content_type(), p.get_payload(decode=True))
+            for p in m.walk() if not p.is_multipart()]
+
+
+def assert_seven_bit(data):
+    high = [i for i, b in enumerate(data) if b >= 0x80 or b == 0]
+    assert not high, f"8-bit octets at {high[:5]}: {data[high[0]-40:high[0]+40]!r}"
+    assert max(len(ln) for ln in data.split(b"\r\n")) <= 998
+
+
+def test_8bit_text_to_peer_without_8bitmime(ternd, dnsmasq, postfix):
+    """An 8-bit text/plain message goes as quoted-printable; Postfix stores
+    7-bit octets that decode to the original text."""
+    pf, t = seven_bit_peer(ternd, dnsmasq, postfix)
+    text = ("Grüße aus Köln: naïve café, 日本語, € = 1.\r\n" * 30 +
+            "trailing blank \r\n").encode()
+    content = (b"From: App <app@example.org>\r\nTo: Bob <bob@pf.test>\r\n"
+               b"Subject: 8-bit text\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: text/plain; charset=utf-8\r\n"
+               b"Content-Transfer-Encoding: 8bit\r\n\r\n" + text)
+    send(t, "app@example.org", BOB, content, " BODY=8BITMIME")
+    [path] = wait_for(lambda: pf.maildir(), "the message under Postfix",
+                      timeout=20)
+    data = path.read_bytes().replace(b"\n", b"\r\n")
+    assert_seven_bit(data)
+    assert re.search(rb"\r\nContent-Transfer-Encoding: quoted-printable\r\n",
+                     data), data[:800]
+    assert delivered_parts(data) == [("text/plain", text)]
+    assert re.search(r"event=mime_7bit octets=\d+ ", t.log()), t.log()[-3000:]
+    wait_for(lambda: t.queue_list() == [], "tern's queue to empty", timeout=10)
+
+
+def test_8bit_attachment_to_peer_without_8bitmime(ternd, dnsmasq, postfix):
+    """multipart/mixed with 8-bit text and an 8-bit binary attachment: the
+    text as quoted-printable, the attachment as base64, both decoding to
+    the octets sent."""
+    pf, t = seven_bit_peer(ternd, dnsmasq, postfix)
+    text = "Voilà le fichier, ça pèse 300 Kio.\r\n".encode()
+    # several of remote.c's 64 KiB chunks, so the conversion resumes
+    blob = binary_blob(300 * 1024)
+    content = (b"From: App <app@example.org>\r\nTo: Bob <bob@pf.test>\r\n"
+               b"Subject: attachment\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: multipart/mixed; boundary=\"=-b\"\r\n"
+               b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+               b"--=-b\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               b"Content-Transfer-Encoding: 8bit\r\n\r\n" + text +
+               b"\r\n--=-b\r\nContent-Type: application/octet-stream\r\n"
+               b"Content-Disposition: attachment; filename=\"blob.bin\"\r\n"
+               b"Content-Transfer-Encoding: 8bit\r\n\r\n" + blob +
+               b"\r\n--=-b--\r\n")
+    send(t, "app@example.org", BOB, content, " BODY=8BITMIME")
+    [path] = wait_for(lambda: pf.maildir(), "the message under Postfix",
+                      timeout=20)
+    data = path.read_bytes().replace(b"\n", b"\r\n")
+    assert_seven_bit(data)
+    assert delivered_parts(data) == delivered_parts(content) == [
+        ("text/plain", text), ("application/octet-stream", blob)]
+    assert b"Content-Transfer-Encoding: base64\r\n" in data
+    assert b"Content-Transfer-Encoding: quoted-printable\r\n" in data
+    # the container's 8bit label became 7bit
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert b"Content-Transfer-Encoding: 7bit" in head, head
+    wait_for(lambda: t.queue_list() == [], "tern's queue to empty", timeout=10)
+
+
+@pytest.mark.parametrize("utf8", ["headers", "address"])
+def test_smtputf8_to_peer_without_it_bounces_567(ternd, dnsmasq, postfix, utf8):
+    """A message that needs SMTPUTF8 (UTF-8 header fields, or a UTF-8
+    recipient) cannot be converted: the sender gets a DSN with 5.6.7
+    (RFC 6531 3.4), and Postfix gets nothing."""
+    pf, t = seven_bit_peer(ternd, dnsmasq, postfix)
+    rcpt = BOB if utf8 == "headers" else "bøb@pf.test"
+    content = UTF8_BODY if utf8 == "headers" else (
+        b"From: claire@example.org\r\nSubject: to a UTF-8 address\r\n\r\n"
+        b"plain ASCII body\r\n")
+    send(t, "claire@example.org", rcpt, content, " BODY=8BITMIME SMTPUTF8")
+    [p] = wait_for(lambda: maildir_files(t.state_dir, "claire@example.org"),
+                   "the DSN in claire's Maildir", timeout=20)
+    _, _, [r], _ = dsn_of(p.read_bytes())
+    assert field(r, "Action").lower() == "failed", r.items()
+    assert field(r, "Status") == "5.6.7", r.items()
+    if utf8 == "headers":
+        assert field(r, "Final-Recipient").lower().endswith(BOB), r.items()
+    assert pf.maildir() == []
+    assert not log_lines(pf.log(), r"from=<claire@example\.org>")
+    wait_for(lambda: t.queue_list() == [], "tern's queue to empty", timeout=10)
+
+
+def test_8bit_header_without_smtputf8_bounces_563(ternd, dnsmasq, postfix):
+    """Raw UTF-8 in a header field and no SMTPUTF8 in the transaction:
+    header fields are never converted, so 5.6.3 (RFC 3463: conversion
+    required but not supported)."""
+    pf, t = seven_bit_peer(ternd, dnsmasq, postfix)
+    content = ("From: claire@example.org\r\nTo: bob@pf.test\r\n"
+               "Subject: Grüße\r\n\r\nplain body\r\n").encode()
+    send(t, "claire@example.org", BOB, content, " BODY=8BITMIME")
+    [p] = wait_for(lambda: maildir_files(t.state_dir, "claire@example.org"),
+                   "the DSN in claire's Maildir", timeout=20)
+    _, _, [r], _ = dsn_of(p.read_bytes())
+    assert field(r, "Action").lower() == "failed", r.items()
+    assert field(r, "Status") == "5.6.3", r.items()
+    assert pf.maildir() == []
+    wait_for(lambda: t.queue_list() == [], "tern's queue to empty", timeout=10)

@@ -703,6 +703,18 @@ test_reuse_after_success(void)
 /* ---- greeting, EHLO/HELO ----------------------------------------------- */
 
 static void
+check_downgrade(struct smtp_client *c)
+{
+	T_CHECK(smtp_client_downgrade(c));
+}
+
+static void
+check_no_downgrade(struct smtp_client *c)
+{
+	T_CHECK(!smtp_client_downgrade(c));
+}
+
+static void
 test_helo_fallback(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
@@ -710,7 +722,7 @@ test_helo_fallback(void)
 		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
 		{ "502 5.5.2 Command not recognized\r\n", HELO, A_IN, NULL, 0,
 		    OP_NONE },
-		/* no ESMTP parameters, even for an 8-bit body */
+		/* no ESMTP parameters; an 8-bit body goes in its 7-bit form */
 		{ "250 mx.example.net\r\n", MAIL_A "\r\n", A_IN, NULL, 0,
 		    OP_NONE },
 		{ "250 Ok\r\n", RCPT_B, A_IN, NULL, 0, OP_NONE },
@@ -721,7 +733,8 @@ test_helo_fallback(void)
 	};
 
 	conf.body_8bit = true;
-	RUN("EHLO refused, HELO", &conf, NULL, steps, NULL);
+	conf.downgrade = SMTP_DOWNGRADE_OK;
+	RUN("EHLO refused, HELO", &conf, NULL, steps, check_downgrade);
 }
 
 static void
@@ -1173,20 +1186,123 @@ test_8bitmime(void)
 	RUN("8-bit body, BODY=8BITMIME", &conf, NULL, steps, NULL);
 }
 
+/* RFC 6152 3: no 8-bit octet to a peer without 8BITMIME; the 7-bit form,
+   with its own size and no BODY=, or nothing at all */
 static void
 test_8bit_no_8bitmime(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
 		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE },
+		{ EHLO_BASIC, MAIL_A " SIZE=1700\r\n", A_IN, NULL, 0, OP_NONE },
 		{ OK250, RCPT_B, A_IN, NULL, 0, OP_NONE },
 		{ OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE },
 		{ GO354, "", A_BODY, NULL, 0, OP_NONE },
 	};
 
 	conf.body_8bit = true;
-	RUN("8-bit body, peer without 8BITMIME: sent anyway", &conf, NULL,
+	conf.downgrade = SMTP_DOWNGRADE_OK;
+	conf.size_7bit = 1700;
+	RUN("8-bit body, peer without 8BITMIME: its 7-bit form", &conf, NULL,
+	    steps, check_downgrade);
+}
+
+static void
+test_8bit_8bitmime_no_downgrade(void)
+{
+	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
+	const struct step steps[] = {
+		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ EHLO_FULL, MAIL_A " SIZE=1234 BODY=8BITMIME\r\n" RCPT_B
+		    "DATA\r\n", A_IN, NULL, 0, OP_NONE },
+		{ OK250 OK250 GO354, "", A_BODY, NULL, 0, OP_NONE },
+	};
+
+	conf.body_8bit = true;
+	conf.downgrade = SMTP_DOWNGRADE_OK;
+	conf.size_7bit = 1700;
+	RUN("8-bit body, 8BITMIME offered: sent as it is", &conf, NULL, steps,
+	    check_no_downgrade);
+}
+
+static void
+check_why(struct smtp_client *c)
+{
+	T_CHECK(strstr(smtp_client_result(c, 0)->text,
+	    "no 7-bit form: 8-bit octets in message/partial and the peer") !=
+	    NULL);
+}
+
+static void
+test_8bit_no_8bitmime_impossible(void)
+{
+	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
+	const struct step steps[] = {
+		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ EHLO_BASIC, "", A_DONE, WANT({ RS_PERM, 554, "5.6.3", NULL }),
+		    OP_NONE },
+	};
+
+	conf.body_8bit = true;
+	conf.downgrade_why = "8-bit octets in message/partial";
+	RUN("8-bit body without a 7-bit form, peer without 8BITMIME: 5.6.3",
+	    &conf, NULL, steps, check_why);
+}
+
+static void
+test_8bit_headers_no_8bitmime(void)
+{
+	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
+	const struct step steps[] = {
+		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ EHLO_BASIC, "", A_DONE, WANT({ RS_PERM, 554, "5.6.3", NULL }),
+		    OP_NONE },
+	};
+
+	conf.body_8bit = true;
+	conf.downgrade = SMTP_DOWNGRADE_OK | SMTP_DOWNGRADE_HDR_8BIT;
+	RUN("8-bit header fields, peer without 8BITMIME: 5.6.3", &conf, NULL,
+	    steps, NULL);
+}
+
+/* RFC 6531 needs 8BITMIME too, but a peer may offer SMTPUTF8 alone: the
+   UTF-8 header fields may go, the body still goes 7-bit */
+static void
+test_8bit_headers_smtputf8_only(void)
+{
+	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
+	const struct step steps[] = {
+		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ "250-mx.example.net\r\n250-SIZE 100000\r\n250-SMTPUTF8\r\n"
+		    "250 ENHANCEDSTATUSCODES\r\n", MAIL_A " SIZE=1700 SMTPUTF8\r\n",
+		    A_IN, NULL, 0, OP_NONE },
+		{ OK250, RCPT_B, A_IN, NULL, 0, OP_NONE },
+		{ OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE },
+		{ GO354, "", A_BODY, NULL, 0, OP_NONE },
+	};
+
+	conf.body_8bit = true;
+	conf.smtputf8 = true;
+	conf.downgrade = SMTP_DOWNGRADE_OK | SMTP_DOWNGRADE_HDR_8BIT;
+	conf.size_7bit = 1700;
+	RUN("SMTPUTF8 without 8BITMIME: UTF-8 headers, 7-bit body", &conf,
+	    NULL, steps, check_downgrade);
+}
+
+static void
+test_8bit_downgrade_size(void)
+{
+	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
+	const struct step steps[] = {
+		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
+		{ EHLO_BASIC, "", A_DONE, WANT({ RS_PERM, 552, "5.3.4", NULL }),
+		    OP_NONE },
+	};
+
+	conf.body_8bit = true;
+	conf.downgrade = SMTP_DOWNGRADE_OK;
+	conf.size_7bit = 100001;   /* over EHLO_BASIC's SIZE 100000 */
+	RUN("the 7-bit form is over the peer's SIZE: 5.3.4", &conf, NULL,
 	    steps, NULL);
 }
 
@@ -1794,6 +1910,11 @@ main(void)
 	test_size_unlimited();
 	test_8bitmime();
 	test_8bit_no_8bitmime();
+	test_8bit_8bitmime_no_downgrade();
+	test_8bit_no_8bitmime_impossible();
+	test_8bit_headers_no_8bitmime();
+	test_8bit_headers_smtputf8_only();
+	test_8bit_downgrade_size();
 	test_smtputf8();
 	test_smtputf8_missing();
 	test_smtputf8_missing_autodetect();
