@@ -487,17 +487,18 @@ class Recovery:
         return sc
 
 
-def run_scenario(name, a, work):
+def run_scenario(name, a, work, drop=None, tag=""):
     ov_fn, driver, settle, prep = SCENARIOS[name]
     peer = RefusingPeer() if name == "dsn" else None
     if peer:
         peer.start()
     ctx = {"smarthost": peer.port if peer else closed_port()}
     overrides = ov_fn(ctx)
-    sdir = Path(work) / f"{name}-rec" / "state"
+    name_t = name + tag
+    sdir = Path(work) / f"{name_t}-rec" / "state"
     sdir.mkdir(parents=True, mode=0o700)
     sdir = Path(os.path.realpath(sdir))
-    t = Ternd(a.ternd, sdir, overrides, Path(work) / f"{name}-rec.log")
+    t = Ternd(a.ternd, sdir, overrides, Path(work) / f"{name_t}-rec.log")
     for u in USERS:
         t.tern("user", "add", u)
     # a first start makes the queue, the TLS pair and the mail root: the
@@ -508,13 +509,15 @@ def run_scenario(name, a, work):
     if prep:
         prep(sdir)
     base = base_manifest(sdir)
-    trace = str(Path(work) / f"{name}-trace")
-    t = Ternd(a.ternd, sdir, overrides, Path(work) / f"{name}-rec.log")
+    trace = str(Path(work) / f"{name_t}-trace")
+    t = Ternd(a.ternd, sdir, overrides, Path(work) / f"{name_t}-rec.log")
     env = {"LD_PRELOAD": str(a.shim), "TERN_CRASHSTATE_TRACE": trace,
            "TERN_CRASHSTATE_ROOT": str(sdir),
            # an ASan ternd: the shim is preloaded before the ASan runtime
            "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
            ":verify_asan_link_order=0"}
+    if drop:
+        env["TERN_CRASHSTATE_DROP"] = drop
     if not t.start(env=env):
         raise RuntimeError(f"ternd did not start under the shim: {t.log}")
     sent = Sent()
@@ -531,7 +534,7 @@ def run_scenario(name, a, work):
     by_qid = {m["qid"]: mid for mid, m in msgs.items() if m["qid"]}
     nacked_client = len(by_qid)
     model = M.Model(str(sdir), base, M.IGNORE)
-    rec = Recovery(name, a, dict(overrides), settle, work)
+    rec = Recovery(name_t, a, dict(overrides), settle, work)
     rng = random.Random(a.seed)
     acked = []
     stats = dict(records=len(tr.records), crash_points=0, states=0,
@@ -560,10 +563,60 @@ def run_scenario(name, a, work):
     stats["syncfs"] = tr.count("sync_begin", kind="syncfs")
     stats["unmodelled"] = model.unmodelled
     stats["ignored"] = model.ignored
+    stats["dropped"] = tr.count("dropped")
+    stats["sites"] = sync_sites(tr, str(sdir))
     if nacked_client != len(msgs) or len(acked) != nacked_client:
         raise RuntimeError(f"{name}: {len(msgs)} sent, {nacked_client} "
                            f"acknowledged, {len(acked)} acks in the trace")
     return stats, seen_viol
+
+
+HEX_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def site_of(rel):
+    """A sync's file or directory as a pattern of its kind: queue ids and
+    Maildir domain, user and file names become wildcards."""
+    comps = rel.split("/") if rel else []
+    out = []
+    for i, c in enumerate(comps):
+        if HEX_ID.match(c):
+            out.append("[0-9a-f]{16}")
+        elif comps[0] == "mail" and (i in (1, 2) or (i == 4 and comps[3] in
+                                                        ("tmp", "new", "cur"))):
+            out.append("[^/]+")
+        else:
+            out.append(re.escape(c))
+    return "/".join(out)
+
+
+def sync_sites(tr, root):
+    """{regex: calls} of the syncs in a trace, for --mutate."""
+    sites = {}
+    for _seq, _tid, op, pos, kw in tr.records:
+        if op != "sync_begin" or not pos:
+            continue
+        rel = os.path.relpath(pos[0], root)
+        if rel.startswith(".."):
+            continue
+        rx = f"^{kw['kind']} {site_of('' if rel == '.' else rel)}$"
+        sites[rx] = sites.get(rx, 0) + 1
+    return sites
+
+
+def mutate(name, a, work, sites):
+    """Each sync site of a clean run dropped in turn: is it caught?"""
+    rows = []
+    for i, rx in enumerate(sorted(sites)):
+        st, viol = run_scenario(name, a, work, drop=rx, tag=f"-m{i}")
+        rows.append((rx, st["dropped"], st["states"], st["violations"]))
+        first = next(iter(viol), "")
+        print(f"  mutant scenario={name} drop='{rx}' dropped={st['dropped']} "
+              f"states={st['states']} distinct={st['distinct']} "
+              f"violations={st['violations']} "
+              f"caught={'yes' if st['violations'] else 'no'}"
+              + (f" first=\"{first}\"" if first else ""), flush=True)
+    return rows
 
 
 def as_test_user():
@@ -590,6 +643,9 @@ def main():
     ap.add_argument("--expect-violations", action="store_true",
                     help="exit 0 only if violations are found (planted bug)")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--mutate", action="store_true",
+                    help="then drop each sync site of each scenario in turn "
+                    "(at run time, through the shim) and report which are caught")
     a = ap.parse_args()
     as_test_user()
     a.ternd = os.path.abspath(a.ternd)
@@ -606,12 +662,18 @@ def main():
     try:
         for name in a.scenario or list(SCENARIOS):
             st, viol = run_scenario(name, a, work)
+            sites = st.pop("sites")
             print(f"scenario={name} ternd={os.path.basename(a.ternd)} "
                   + " ".join(f"{k}={v}" for k, v in st.items()), flush=True)
             for v, (seq, op) in list(viol.items())[:10]:
                 print(f"  VIOLATION first after record {seq} ({op}): {v}")
             for k in total:
                 total[k] += st[k]
+            if a.mutate:
+                rows = mutate(name, a, work, sites)
+                caught = sum(1 for r in rows if r[3])
+                print(f"mutants: scenario={name} sites={len(rows)} "
+                      f"caught={caught} missed={len(rows) - caught}", flush=True)
         print("total: runs={} ".format(len(a.scenario or SCENARIOS)) +
               " ".join(f"{k}={v}" for k, v in total.items()) +
               f" seconds={time.monotonic() - t0:.0f}", flush=True)

@@ -207,6 +207,9 @@ class Model:
     def _r_ack(self, seq, pos, kw, data):
         return None
 
+    def _r_dropped(self, seq, pos, kw, data):
+        return None                            # a planted missing sync
+
     def _r_open(self, seq, pos, kw, data):
         path, ino = pos[0], int(kw["ino"])
         if kw.get("tmpfile") == "1":

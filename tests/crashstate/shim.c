@@ -30,12 +30,15 @@
  * $TERN_CRASHSTATE_TRACE.data, a record naming their offset and length.
  * Test-only code, never linked into tern.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -540,21 +543,55 @@ ftruncate64(int fd, off_t len)
 
 /* ---- syncs ------------------------------------------------------------- */
 
+/*
+ * $TERN_CRASHSTATE_DROP, an extended regex matched against "KIND RELPATH"
+ * (e.g. "fsync queue/env"): a sync it matches is not done at all, and
+ * recorded as dropped, a missing fsync planted at run time (the checker's
+ * --mutate mode drops each sync site in turn).
+ */
+static bool
+cs_drop(const char *kind, const char *path)
+{
+	static regex_t re;
+	static int state; /* 0 unread, 1 none, 2 compiled */
+	char key[PATH_MAX + 32];
+	const char *rel = path + cs_root_len;
+	const char *d;
+
+	if (state == 0) {
+		d = getenv("TERN_CRASHSTATE_DROP");
+		state = d != NULL && *d != '\0' &&
+			regcomp(&re, d, REG_EXTENDED | REG_NOSUB) == 0 ? 2 : 1;
+	}
+	if (state != 2)
+		return false;
+	while (*rel == '/')
+		rel++;
+	(void)snprintf(key, sizeof(key), "%s %s", kind, rel);
+	return regexec(&re, key, 0, NULL, 0) == 0;
+}
+
 /* begin before, end after; kind names the call */
 static int
 cs_sync_fd(int fd, const char *kind, int (*call)(int))
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], esc[3 * PATH_MAX];
 	struct stat st;
 	unsigned long long b;
 	int r, saved;
-	bool all = strcmp(kind, "syncfs") == 0;
 
-	if (cs_log < 0 || fstat(fd, &st) != 0 ||
-	    (!all && (!cs_fd_path(fd, path, sizeof(path)) || !cs_under_root(path))))
+	if (cs_log < 0 || fstat(fd, &st) != 0 || !cs_fd_path(fd, path, sizeof(path)) ||
+	    (!cs_under_root(path) && strcmp(kind, "syncfs") != 0))
 		return call(fd);
+	(void)cs_escape(esc, sizeof(esc), path);
 	pthread_mutex_lock(&cs_mu);
-	b = cs_rec("sync_begin kind=%s ino=%llu dir=%d", kind,
+	if (cs_under_root(path) && cs_drop(kind, path)) {
+		cs_rec("dropped %s kind=%s ino=%llu", esc, kind,
+		    (unsigned long long)st.st_ino);
+		pthread_mutex_unlock(&cs_mu);
+		return 0;
+	}
+	b = cs_rec("sync_begin %s kind=%s ino=%llu dir=%d", esc, kind,
 	    (unsigned long long)st.st_ino, S_ISDIR(st.st_mode) ? 1 : 0);
 	pthread_mutex_unlock(&cs_mu);
 	r = call(fd);
