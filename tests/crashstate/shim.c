@@ -140,7 +140,7 @@ static bool
 cs_under_root(const char *path)
 {
 	return cs_log >= 0 && strncmp(path, cs_root, cs_root_len) == 0 &&
-	    (path[cs_root_len] == '/' || path[cs_root_len] == '\0');
+	       (path[cs_root_len] == '/' || path[cs_root_len] == '\0');
 }
 
 /* %XX-escape so a path is one space-free field */
@@ -174,7 +174,8 @@ cs_rec(const char *fmt, ...)
 	int n, m;
 	va_list ap;
 
-	n = snprintf(line, sizeof(line), "%llu %ld ", seq, (long)syscall(SYS_gettid));
+	n = snprintf(
+	    line, sizeof(line), "%llu %ld ", seq, (long)syscall(SYS_gettid));
 	va_start(ap, fmt);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
@@ -185,10 +186,10 @@ cs_rec(const char *fmt, ...)
 	return seq;
 }
 
-#define REAL(name)                                                     \
-	static __typeof__(name) *real_##name;                          \
-	if (real_##name == NULL)                                       \
-		real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
+#define REAL(name)                                                             \
+	static __typeof__(name) *real_##name;                                  \
+	if (real_##name == NULL)                                               \
+	real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
 
 /* ---- which fds to trace ---------------------------------------------- */
 
@@ -220,7 +221,8 @@ cs_scan_ack(const struct iovec *iov, int iovcnt)
 		const char *p = iov[i].iov_base, *end = p + iov[i].iov_len;
 		const char *q = p;
 
-		while ((q = memmem(q, (size_t)(end - q), pat, sizeof(pat) - 1)) != NULL) {
+		while ((q = memmem(q, (size_t)(end - q), pat,
+			    sizeof(pat) - 1)) != NULL) {
 			q += sizeof(pat) - 1;
 			if (end - q < 16)
 				break;
@@ -280,8 +282,9 @@ cs_writev_common(int fd, const struct iovec *iov, int iovcnt, long long off,
 	if (at < 0) {
 		int fl = fcntl(fd, F_GETFL);
 
-		at = (fl >= 0 && (fl & O_APPEND)) && fstat(fd, &st) == 0 ?
-		    (long long)st.st_size : (long long)lseek(fd, 0, SEEK_CUR);
+		at = (fl >= 0 && (fl & O_APPEND)) && fstat(fd, &st) == 0
+			 ? (long long)st.st_size
+			 : (long long)lseek(fd, 0, SEEK_CUR);
 	}
 	r = call(fd, iov, iovcnt, off);
 	saved = errno;
@@ -327,7 +330,7 @@ call_pwrite(int fd, const struct iovec *iov, int iovcnt, long long off)
 ssize_t
 write(int fd, const void *buf, size_t n)
 {
-	struct iovec v = { (void *)(uintptr_t)buf, n };
+	struct iovec v = {(void *)(uintptr_t)buf, n};
 
 	return cs_writev_common(fd, &v, 1, -1, call_write);
 }
@@ -341,7 +344,7 @@ writev(int fd, const struct iovec *iov, int iovcnt)
 ssize_t
 pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	struct iovec v = { (void *)(uintptr_t)buf, n };
+	struct iovec v = {(void *)(uintptr_t)buf, n};
 
 	return cs_writev_common(fd, &v, 1, (long long)off, call_pwrite);
 }
@@ -367,7 +370,7 @@ pwritev64(int fd, const struct iovec *iov, int iovcnt, off_t off)
 ssize_t
 send(int fd, const void *buf, size_t n, int flags)
 {
-	struct iovec v = { (void *)(uintptr_t)buf, n };
+	struct iovec v = {(void *)(uintptr_t)buf, n};
 
 	REAL(send);
 	if (cs_log >= 0)
@@ -395,13 +398,14 @@ cs_openat_common(int dirfd, const char *name, int flags, mode_t mode)
 	int fd, saved;
 
 	REAL(openat);
-	traced = cs_log >= 0 && (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) &&
+	traced =
+	    cs_log >= 0 && (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) &&
 	    cs_at_path(dirfd, name, path, sizeof(path)) && cs_under_root(path);
 	if (!traced)
 		return real_openat(dirfd, name, flags, mode);
 	pthread_mutex_lock(&cs_mu);
 	existed = (flags & O_TMPFILE) != O_TMPFILE &&
-	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+		  fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	fd = real_openat(dirfd, name, flags, mode);
 	saved = errno;
 	if (fd >= 0 && fstat(fd, &st) == 0) {
@@ -418,8 +422,9 @@ cs_openat_common(int dirfd, const char *name, int flags, mode_t mode)
 static mode_t
 cs_mode(int flags, va_list ap)
 {
-	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ?
-	    (mode_t)va_arg(ap, int) : 0;
+	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE
+		   ? (mode_t)va_arg(ap, int)
+		   : 0;
 }
 
 int
@@ -503,7 +508,8 @@ __openat64_2(int dirfd, const char *name, int flags)
 int
 creat(const char *name, mode_t mode)
 {
-	return cs_openat_common(AT_FDCWD, name, O_CREAT | O_WRONLY | O_TRUNC, mode);
+	return cs_openat_common(
+	    AT_FDCWD, name, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
 int
@@ -561,7 +567,9 @@ cs_drop(const char *kind, const char *path)
 	if (state == 0) {
 		d = getenv("TERN_CRASHSTATE_DROP");
 		state = d != NULL && *d != '\0' &&
-			regcomp(&re, d, REG_EXTENDED | REG_NOSUB) == 0 ? 2 : 1;
+				regcomp(&re, d, REG_EXTENDED | REG_NOSUB) == 0
+			    ? 2
+			    : 1;
 	}
 	if (state != 2)
 		return false;
@@ -580,7 +588,8 @@ cs_sync_fd(int fd, const char *kind, int (*call)(int))
 	unsigned long long b;
 	int r, saved;
 
-	if (cs_log < 0 || fstat(fd, &st) != 0 || !cs_fd_path(fd, path, sizeof(path)) ||
+	if (cs_log < 0 || fstat(fd, &st) != 0 ||
+	    !cs_fd_path(fd, path, sizeof(path)) ||
 	    (!cs_under_root(path) && strcmp(kind, "syncfs") != 0))
 		return call(fd);
 	(void)cs_escape(esc, sizeof(esc), path);
@@ -664,8 +673,7 @@ sync(void)
 /* ---- names ------------------------------------------------------------- */
 
 static int
-cs_rename_common(int od, const char *on, int nd, const char *nn,
-    unsigned flags)
+cs_rename_common(int od, const char *on, int nd, const char *nn, unsigned flags)
 {
 	char op[PATH_MAX], np[PATH_MAX], e1[3 * PATH_MAX], e2[3 * PATH_MAX];
 	int r, saved;
