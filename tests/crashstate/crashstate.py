@@ -27,7 +27,8 @@ This checker can.  For each scenario it
 Scenarios: lone (one message at a time: the plain fsync path, including
 a mailbox's first delivery), group (concurrent sessions: the syncfs group
 commit), relay (a queued message for a remote domain, its failed attempt
-and envelope update), dsn (a permanent failure: the bounce into the local
+and envelope update), hold (the same, then `tern queue hold` and
+`release`: env/ to held/ and back), dsn (a permanent failure: the bounce into the local
 sender's Maildir and the queue entry's removal).  A migration: tern has
 one envelope format (version 1) and no migration today; the hook is the
 SCENARIOS table.
@@ -307,6 +308,14 @@ def drive_relay(t, sent, ctx):
     time.sleep(0.3)
 
 
+def drive_hold(t, sent, ctx):
+    drive_relay(t, sent, ctx)
+    qid = next(m["qid"] for m in sent.msgs.values())
+    t.tern("queue", "hold", qid)        # env/ID -> held/ID
+    t.tern("queue", "release", qid)     # and back
+    time.sleep(0.2)
+
+
 def drive_dsn(t, sent, ctx):
     sent.send(t.port, "dsn1", ["gone@remote.test"], 4000, "dsn",
               sender="claire@example.org")
@@ -324,6 +333,10 @@ SCENARIOS = {
                            "relay.smarthost": f"127.0.0.1:{ctx['smarthost']}",
                            "queue.retry_first": "3600"},
               drive_relay, 0.4, None),
+    "hold": (lambda ctx: {"relay.networks": "127.0.0.0/8",
+                          "relay.smarthost": f"127.0.0.1:{ctx['smarthost']}",
+                          "queue.retry_first": "3600"},
+             drive_hold, 0.4, None),
     "dsn": (lambda ctx: {"relay.networks": "127.0.0.0/8",
                          "relay.smarthost": f"127.0.0.1:{ctx['smarthost']}",
                          "queue.retry_first": "3600"},
