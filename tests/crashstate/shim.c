@@ -549,18 +549,35 @@ ftruncate64(int fd, off_t len)
 
 /* ---- syncs ------------------------------------------------------------- */
 
+/* the call site: "OBJECT+0xOFFSET" of the return address (ternd+0x1c2f4) */
+static void
+cs_site(const void *caller, char *out, size_t outlen)
+{
+	Dl_info di;
+	const char *obj;
+
+	if (dladdr(caller, &di) == 0 || di.dli_fname == NULL) {
+		(void)snprintf(out, outlen, "?+%p", caller);
+		return;
+	}
+	obj = strrchr(di.dli_fname, '/');
+	obj = obj != NULL ? obj + 1 : di.dli_fname;
+	(void)snprintf(out, outlen, "%s+0x%lx", obj,
+	    (unsigned long)((uintptr_t)caller - (uintptr_t)di.dli_fbase));
+}
+
 /*
- * $TERN_CRASHSTATE_DROP, an extended regex matched against "KIND RELPATH"
- * (e.g. "fsync queue/env"): a sync it matches is not done at all, and
- * recorded as dropped, a missing fsync planted at run time (the checker's
- * --mutate mode drops each sync site in turn).
+ * $TERN_CRASHSTATE_DROP, an extended regex matched against "KIND RELPATH
+ * @SITE" (e.g. "fsync queue/env @ternd+0x1c2f4"): a sync it matches is not
+ * done at all, and recorded as dropped, a missing fsync planted at run time
+ * (the checker's --mutate mode drops each sync call site in turn).
  */
 static bool
-cs_drop(const char *kind, const char *path)
+cs_drop(const char *kind, const char *path, const char *site)
 {
 	static regex_t re;
 	static int state; /* 0 unread, 1 none, 2 compiled */
-	char key[PATH_MAX + 32];
+	char key[PATH_MAX + 128];
 	const char *rel = path + cs_root_len;
 	const char *d;
 
@@ -575,15 +592,15 @@ cs_drop(const char *kind, const char *path)
 		return false;
 	while (*rel == '/')
 		rel++;
-	(void)snprintf(key, sizeof(key), "%s %s", kind, rel);
+	(void)snprintf(key, sizeof(key), "%s %s @%s", kind, rel, site);
 	return regexec(&re, key, 0, NULL, 0) == 0;
 }
 
 /* begin before, end after; kind names the call */
 static int
-cs_sync_fd(int fd, const char *kind, int (*call)(int))
+cs_sync_fd(int fd, const char *kind, int (*call)(int), const void *caller)
 {
-	char path[PATH_MAX], esc[3 * PATH_MAX];
+	char path[PATH_MAX], esc[3 * PATH_MAX], site[PATH_MAX];
 	struct stat st;
 	unsigned long long b;
 	int r, saved;
@@ -593,15 +610,16 @@ cs_sync_fd(int fd, const char *kind, int (*call)(int))
 	    (!cs_under_root(path) && strcmp(kind, "syncfs") != 0))
 		return call(fd);
 	(void)cs_escape(esc, sizeof(esc), path);
+	cs_site(caller, site, sizeof(site));
 	pthread_mutex_lock(&cs_mu);
-	if (cs_under_root(path) && cs_drop(kind, path)) {
-		cs_rec("dropped %s kind=%s ino=%llu", esc, kind,
-		    (unsigned long long)st.st_ino);
+	if (cs_under_root(path) && cs_drop(kind, path, site)) {
+		cs_rec("dropped %s kind=%s ino=%llu site=%s", esc, kind,
+		    (unsigned long long)st.st_ino, site);
 		pthread_mutex_unlock(&cs_mu);
 		return 0;
 	}
-	b = cs_rec("sync_begin %s kind=%s ino=%llu dir=%d", esc, kind,
-	    (unsigned long long)st.st_ino, S_ISDIR(st.st_mode) ? 1 : 0);
+	b = cs_rec("sync_begin %s kind=%s ino=%llu dir=%d site=%s", esc, kind,
+	    (unsigned long long)st.st_ino, S_ISDIR(st.st_mode) ? 1 : 0, site);
 	pthread_mutex_unlock(&cs_mu);
 	r = call(fd);
 	saved = errno;
@@ -636,19 +654,21 @@ call_syncfs(int fd)
 int
 fsync(int fd)
 {
-	return cs_sync_fd(fd, "fsync", call_fsync);
+	return cs_sync_fd(fd, "fsync", call_fsync, __builtin_return_address(0));
 }
 
 int
 fdatasync(int fd)
 {
-	return cs_sync_fd(fd, "fdatasync", call_fdatasync);
+	return cs_sync_fd(
+	    fd, "fdatasync", call_fdatasync, __builtin_return_address(0));
 }
 
 int
 syncfs(int fd)
 {
-	return cs_sync_fd(fd, "syncfs", call_syncfs);
+	return cs_sync_fd(
+	    fd, "syncfs", call_syncfs, __builtin_return_address(0));
 }
 
 void
