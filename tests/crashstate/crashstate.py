@@ -43,7 +43,6 @@ with one fsync dropped, to show that the checker catches it).
     make crashstate
 """
 import argparse
-import hashlib
 import os
 import random
 import re
@@ -571,7 +570,8 @@ def run_scenario(name, a, work, drop=None, tag=""):
     rng = random.Random(a.seed)
     acked = []
     stats = dict(records=len(tr.records), crash_points=0, states=0,
-                 exhaustive_points=0, sampled_points=0, violations=0)
+                 exhaustive_points=0, sampled_points=0, states_enumerated=0,
+                 states_sampled=0, violations=0)
     seen_viol = {}
     for rec_ in tr.records:
         model.feed(rec_, tr.data)
@@ -583,6 +583,8 @@ def run_scenario(name, a, work, drop=None, tag=""):
         pend = model.pending()
         choices, exhaustive = model.choices(pend, a.limit, a.sample, rng)
         stats["exhaustive_points" if exhaustive else "sampled_points"] += 1
+        stats["states_enumerated" if exhaustive else "states_sampled"] += \
+            len(choices)
         for ch in choices:
             stats["states"] += 1
             tree = model.materialise(ch)
@@ -690,7 +692,8 @@ def main():
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"tern-crashstate-{os.getpid()}"
     work.mkdir(mode=0o700)
     total = dict(records=0, crash_points=0, states=0, distinct=0,
-                 exhaustive_points=0, sampled_points=0, violations=0)
+                 exhaustive_points=0, sampled_points=0, states_enumerated=0,
+                 states_sampled=0, violations=0)
     t0 = time.monotonic()
     failed = True
     try:
