@@ -371,6 +371,8 @@ def scan(state):
             data = q / "data" / p.name
             out["queue"][p.name] = (p.read_bytes(),
                                     data.read_bytes() if data.exists() else None)
+            if sub == "held":
+                out.setdefault("held", set()).add(p.name)
     c = q / "corrupt"
     out["corrupt"] = sum(1 for _ in c.iterdir()) if c.is_dir() else 0
     return out
@@ -387,9 +389,9 @@ def is_whole_dsn(data, msg):
         msg["content"].split(b"\r\n\r\n", 1)[1][:2000] in data
 
 
-def check(sc, acked, msgs):
+def check(sc, acked, msgs, held=()):
     """Violations (strings) of one recovered state, given the acknowledged
-    Message-IDs."""
+    Message-IDs and the queue ids an admin was told are held."""
     bad = []
     if isinstance(sc, str):
         return [sc]
@@ -431,6 +433,10 @@ def check(sc, acked, msgs):
             bad.append(f"queue {qid} ({mid}): envelope not whole")
         else:
             queued.add(mid)
+    for qid in held:
+        if qid not in sc.get("held", ()):
+            bad.append(f"queue {qid}: `tern queue hold` said done, the "
+                       f"message is not held after the cut")
     for mid in acked:
         m = msgs[mid]
         if m["kind"] == "local":
@@ -569,6 +575,7 @@ def run_scenario(name, a, work, drop=None, tag=""):
     rec = Recovery(name_t, a, dict(overrides), settle, work)
     rng = random.Random(a.seed)
     acked = []
+    held, ctl_ok = set(), 0        # hold scenario: the first ctl_ok is the hold
     stats = dict(records=len(tr.records), crash_points=0, states=0,
                  exhaustive_points=0, sampled_points=0, states_enumerated=0,
                  states_sampled=0, violations=0)
@@ -579,6 +586,13 @@ def run_scenario(name, a, work, drop=None, tag=""):
             mid = by_qid.get(rec_[4]["id"])
             if mid is not None:
                 acked.append(mid)
+        if name == "hold" and rec_[2] == "ctl_ok":
+            ctl_ok += 1
+            if ctl_ok == 1:
+                held = {m["qid"] for m in msgs.values()}
+        if name == "hold" and rec_[2] == "rename" and \
+                "/queue/held/" in rec_[3][0]:
+            held = set()              # the release began
         stats["crash_points"] += 1
         pend = model.pending()
         choices, exhaustive = model.choices(pend, a.limit, a.sample, rng)
@@ -589,7 +603,7 @@ def run_scenario(name, a, work, drop=None, tag=""):
             stats["states"] += 1
             tree = model.materialise(ch)
             sc = rec.result(tree)
-            for v in check(sc, acked, msgs):
+            for v in check(sc, acked, msgs, held):
                 stats["violations"] += 1
                 seen_viol.setdefault(v, (rec_[0], rec_[2]))
     stats["distinct"] = rec.runs
@@ -679,6 +693,9 @@ def main():
     ap.add_argument("--expect-violations", action="store_true",
                     help="exit 0 only if violations are found (planted bug)")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--drop", default=None, metavar="REGEX",
+                    help="record with the syncs matching REGEX left out "
+                    "(\"KIND RELPATH @SITE\", see --mutate's output)")
     ap.add_argument("--mutate", action="store_true",
                     help="then drop each sync site of each scenario in turn "
                     "(at run time, through the shim) and report which are caught")
@@ -698,7 +715,7 @@ def main():
     failed = True
     try:
         for name in a.scenario or list(SCENARIOS):
-            st, viol = run_scenario(name, a, work)
+            st, viol = run_scenario(name, a, work, drop=a.drop)
             sites = st.pop("sites")
             print(f"scenario={name} ternd={os.path.basename(a.ternd)} "
                   + " ".join(f"{k}={v}" for k, v in st.items()), flush=True)

@@ -207,6 +207,9 @@ class Model:
     def _r_ack(self, seq, pos, kw, data):
         return None
 
+    def _r_ctl_ok(self, seq, pos, kw, data):
+        return None
+
     def _r_dropped(self, seq, pos, kw, data):
         return None                            # a planted missing sync
 

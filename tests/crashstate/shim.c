@@ -10,7 +10,9 @@
  * the call, an end record after it), rename/renameat/renameat2 (with its
  * flags), link/linkat, unlink/unlinkat/rmdir, mkdir/mkdirat.  And one
  * "ack" record whenever the process writes "250 2.0.0 Ok: queued as ID"
- * to a socket: the moment ternd acknowledges a message.
+ * to a socket: the moment ternd acknowledges a message; and a "ctl_ok"
+ * record for the control socket's plain {"ok":true} (a hold or release
+ * done).
  *
  * Ordering: a mutating call runs with the trace lock held, so the order of
  * the records is the order in which the kernel applied them, whatever the
@@ -217,6 +219,13 @@ cs_scan_ack(const struct iovec *iov, int iovcnt)
 	char id[17];
 	int i;
 
+	/* the control socket's plain success reply: a hold or release done */
+	if (iovcnt > 0 && iov[0].iov_len == 12 &&
+	    memcmp(iov[0].iov_base, "{\"ok\":true}\n", 12) == 0) {
+		pthread_mutex_lock(&cs_mu);
+		cs_rec("ctl_ok");
+		pthread_mutex_unlock(&cs_mu);
+	}
 	for (i = 0; i < iovcnt; i++) {
 		const char *p = iov[i].iov_base, *end = p + iov[i].iov_len;
 		const char *q = p;
