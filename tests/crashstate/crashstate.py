@@ -29,7 +29,11 @@ a mailbox's first delivery), group (concurrent sessions: the syncfs group
 commit), relay (a queued message for a remote domain, its failed attempt
 and envelope update), hold (the same, then `tern queue hold` and
 `release`: env/ to held/ and back), dsn (a permanent failure: the bounce into the local
-sender's Maildir and the queue entry's removal).  A migration: tern has
+sender's Maildir and the queue entry's removal), recover (a restart on a
+crashed state: a queued message and a local one acknowledged before the
+recording, an orphan content file, an envelope left in queue/tmp/, a
+Maildir tmp/ file of a killed delivery; the recorded run is recovery
+itself, then the message's next attempt).  A migration: tern has
 one envelope format (version 1) and no migration today; the hook is the
 SCENARIOS table.
 
@@ -272,10 +276,47 @@ class Ternd:
 # scenarios: (overrides, driver, settle); the driver sends the messages
 # ---------------------------------------------------------------------------
 
-def prep_lone(state):
+def prep_lone(state, a, overrides, sent):
     # dave's Maildir is gone (an admin removed it): his first delivery
     # makes it again (mkdir, fsync of the parent, tmp/ new/ cur/)
     shutil.rmtree(state / "mail" / DOMAIN / "dave")
+
+
+def prep_recover(state, a, overrides, sent):
+    """A state left by a crash: a queued message (acknowledged before the
+    recording starts) plus what recovery cleans: a content file whose
+    envelope is gone, an envelope left in queue/tmp/, and a Maildir tmp/
+    file of a killed delivery (tern's name, another pid)."""
+    t = Ternd(a.ternd, state, overrides, state.parent / "prep.log")
+    if not t.start():
+        raise RuntimeError(f"ternd did not start: {t.log}")
+    try:
+        sent.send(t.port, "recover1", ["rcpt@remote.test"], 6000, "queue")
+        sent.send(t.port, "recover2", ["ben@example.org"], 2000, "local")
+        if not t.wait_log(r"event=deferred to=<rcpt@remote\.test>", 15):
+            raise RuntimeError("recover: no failed attempt seen")
+    finally:
+        t.stop()
+    q = state / "queue"
+    qid = next(m["qid"] for m in sent.msgs.values() if m["kind"] == "queue")
+    orphan = "0" * 8 + qid[8:]
+    shutil.copyfile(q / "data" / qid, q / "data" / orphan)
+    (q / "tmp" / qid).write_bytes((q / "env" / qid).read_bytes()[:40])
+    box = state / "mail" / DOMAIN / "ben"
+    name = next((box / "new").iterdir()).name
+    dead = re.sub(r"P\d+Q", "P1Q", name)
+    (box / "tmp" / dead).write_bytes((box / "new" / name).read_bytes()[:500])
+    return {m["qid"] for m in sent.msgs.values() if m["qid"]}
+
+
+def drive_recover(t, sent, ctx):
+    # the recorded start is the recovery; then the message's next attempt
+    if not t.wait_log(r"event=maildir_tmp_swept removed=1", 15):
+        raise RuntimeError("recover: the Maildir tmp/ file was not swept")
+    t.tern("queue", "flush")
+    if not t.wait_log(r"(?s)event=maildir_tmp_swept.*event=deferred", 15):
+        raise RuntimeError("recover: no attempt after the recovery")
+    time.sleep(0.3)
 
 
 def drive_lone(t, sent, ctx):
@@ -325,7 +366,8 @@ def drive_dsn(t, sent, ctx):
 
 SCENARIOS = {
     # name: (overrides(ctx), driver, extra seconds the recovery run gets,
-    #        prep(state_dir) before the recorded start, or None)
+    #        prep(state_dir, args, overrides, sent) before the recorded
+    #        start, or None; it returns the queue ids already acknowledged)
     "lone": (lambda ctx: {}, drive_lone, 0.0, prep_lone),
     "group": (lambda ctx: {}, drive_group, 0.0, None),
     "relay": (lambda ctx: {"relay.networks": "127.0.0.0/8",
@@ -340,6 +382,10 @@ SCENARIOS = {
                          "relay.smarthost": f"127.0.0.1:{ctx['smarthost']}",
                          "queue.retry_first": "3600"},
             drive_dsn, 0.4, None),
+    "recover": (lambda ctx: {"relay.networks": "127.0.0.0/8",
+                             "relay.smarthost": f"127.0.0.1:{ctx['smarthost']}",
+                             "queue.retry_first": "3600"},
+                drive_recover, 0.4, prep_recover),
     # "migration": none exists (envelope format version 1 only); a queue
     # format migration adds its scenario here: record the migrating start.
 }
@@ -544,8 +590,8 @@ def run_scenario(name, a, work, drop=None, tag=""):
     if not t.start():
         raise RuntimeError(f"ternd did not start: {t.log}")
     t.stop()
-    if prep:
-        prep(sdir)
+    sent = Sent()
+    pre_acked = (prep(sdir, a, overrides, sent) if prep else None) or set()
     base = base_manifest(sdir)
     trace = str(Path(work) / f"{name_t}-trace")
     t = Ternd(a.ternd, sdir, overrides, Path(work) / f"{name_t}-rec.log")
@@ -558,7 +604,6 @@ def run_scenario(name, a, work, drop=None, tag=""):
         env["TERN_CRASHSTATE_DROP"] = drop
     if not t.start(env=env):
         raise RuntimeError(f"ternd did not start under the shim: {t.log}")
-    sent = Sent()
     try:
         driver(t, sent, ctx)
     finally:
@@ -574,7 +619,8 @@ def run_scenario(name, a, work, drop=None, tag=""):
     model = M.Model(str(sdir), base, M.IGNORE)
     rec = Recovery(name_t, a, dict(overrides), settle, work)
     rng = random.Random(a.seed)
-    acked = []
+    # acknowledged before the recording: they must survive every cut
+    acked = [mid for mid, m in msgs.items() if m["qid"] in pre_acked]
     held, ctl_ok = set(), 0        # hold scenario: the first ctl_ok is the hold
     stats = dict(records=len(tr.records), crash_points=0, states=0,
                  exhaustive_points=0, sampled_points=0, states_enumerated=0,

@@ -1,7 +1,7 @@
 """
 The crash-state checker (tests/crashstate), a short run: every power-cut
 state of a recorded lone-message run, a queued relay message (and its
-hold and release) and a DSN,
+hold and release), a DSN and a restart's recovery,
 recovered and checked, must be clean with ternd; and the same lone run of
 ternd-plant (the fsync of new/ left out) must show violations, or the
 checker could not tell a missing fsync from a present one.  The whole
@@ -35,7 +35,8 @@ def run_checker(ternd, *args):
 
 def test_crashstate_clean():
     p, t = run_checker(C.TERND, "--scenario", "lone", "--scenario", "relay",
-                       "--scenario", "hold", "--scenario", "dsn")
+                       "--scenario", "hold", "--scenario", "dsn",
+                       "--scenario", "recover")
     assert p.returncode == 0 and t["violations"] == 0, p.stdout + p.stderr
     # the run did explore: every crash point, more than one state each
     assert t["crash_points"] >= 100 and t["distinct"] >= 50, p.stdout
