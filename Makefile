@@ -184,7 +184,8 @@ crashtest: deps
 # violations required.
 CRASHSTATE_LIMIT  ?= 256
 CRASHSTATE_SAMPLE ?= 64
-crashstate: deps all $(CRASHSTATE_BIN)
+crashstate: deps
+	@$(MAKE) --no-print-directory all $(CRASHSTATE_BIN)
 	@$(PY) tests/crashstate/crashstate.py --ternd $(B)/ternd \
 	  --shim $(B)/crashstate/shim.so --limit $(CRASHSTATE_LIMIT) --sample $(CRASHSTATE_SAMPLE)
 	@$(PY) tests/crashstate/crashstate.py --ternd $(B)/ternd-plant \
