@@ -5,15 +5,20 @@ import socket
 import threading
 
 
-class ReplyPeer(threading.Thread):
-    def __init__(self, rcpt_reply):
+class FakePeer(threading.Thread):
+    """A scripted SMTP server on 127.0.0.1 for the cases no real peer can
+    play: one session at a time, each handed to session(sock) of the
+    subclass; errors that end a session are kept in self.errors."""
+
+    ERRORS = (OSError,)
+
+    def __init__(self, backlog=16):
         super().__init__(daemon=True)
-        self.rcpt_reply = rcpt_reply.encode() if isinstance(rcpt_reply, str) else rcpt_reply
         self.srv = socket.socket()
         self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(16)
+        self.srv.listen(backlog)
         self.port = self.srv.getsockname()[1]
-        self.rcpts = 0
+        self.errors = []
         self.stop = False
 
     def run(self):
@@ -28,9 +33,25 @@ class ReplyPeer(threading.Thread):
             try:
                 s.settimeout(10)
                 self.session(s)
-            except OSError:
-                pass
-            s.close()
+            except self.ERRORS as e:
+                self.errors.append(repr(e))
+            finally:
+                s.close()
+
+    def session(self, s):
+        raise NotImplementedError
+
+    def close(self):
+        self.stop = True
+        self.srv.close()
+        self.join(5)
+
+
+class ReplyPeer(FakePeer):
+    def __init__(self, rcpt_reply):
+        super().__init__()
+        self.rcpt_reply = rcpt_reply.encode() if isinstance(rcpt_reply, str) else rcpt_reply
+        self.rcpts = 0
 
     def session(self, s):
         f = s.makefile("rb")
@@ -49,7 +70,3 @@ class ReplyPeer(threading.Thread):
                 return
             else:
                 s.sendall(b"503 5.5.1 no valid recipients\r\n")
-
-    def close(self):
-        self.stop = True
-        self.srv.close()

@@ -4,14 +4,13 @@ addresses (CVE-2020-7247), record separators in text that reaches the
 queue (CVE-2020-8794), symlinks planted in the spool (CVE-2008-2936)."""
 import os
 import shutil
-import socket
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 from conftest import SLOW, check, free_port, wait_for
+from fakepeer import FakePeer
 
 # A quoted local part (legal: RFC 5321 4.1.2 qtext) full of shell syntax.
 # ternd's cwd is its state_dir: a shell would create pwned* there.
@@ -51,7 +50,7 @@ def test_shell_metacharacters_are_only_data(ternd):
     assert pwned(t) == []
 
 
-class EvilPeer(threading.Thread):
+class EvilPeer(FakePeer):
     """A smarthost whose RCPT reply is a multi-line 451 carrying envelope
     records, the way CVE-2020-8794 smuggled a record into OpenSMTPD's queue."""
 
@@ -59,28 +58,8 @@ class EvilPeer(threading.Thread):
             b"451-4.7.1 \\x0aE 1\\", b"451 4.7.1 greylisted\tI 0000000000000000 E 1"]
 
     def __init__(self):
-        super().__init__(daemon=True)
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.port = self.srv.getsockname()[1]
+        super().__init__(backlog=8)
         self.rcpts = 0
-        self.stop = False
-
-    def run(self):
-        self.srv.settimeout(0.2)
-        while not self.stop:
-            try:
-                s, _ = self.srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                self.session(s)
-            except OSError:
-                pass
-            s.close()
 
     def session(self, s):
         f = s.makefile("rb")
@@ -100,9 +79,6 @@ class EvilPeer(threading.Thread):
             else:
                 s.sendall(b"503 5.5.1 no\r\n")
 
-    def close(self):
-        self.stop = True
-        self.srv.close()
 
 
 def test_remote_reply_cannot_inject_queue_records(ternd):

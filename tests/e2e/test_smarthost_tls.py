@@ -15,14 +15,13 @@ whose certificate was verified against the CA store and that name, or
 when the admin chose relay.smarthost_tls = encrypt.
 """
 import re
-import socket
 import ssl
 import subprocess
-import threading
 
 import pytest
 
 from conftest import BEN, check, two_mtas, wait_for
+from fakepeer import FakePeer
 
 SMARTHOST = "smtp.relay.test"
 USER = "relay-user@example.org"
@@ -77,45 +76,25 @@ def pki(tmp_path_factory):
 # the fake smarthost
 # ---------------------------------------------------------------------------
 
-class FakeSmarthost(threading.Thread):
+class FakeSmarthost(FakePeer):
     """SMTP on 127.0.0.1: STARTTLS (or TLS at once with implicit), AUTH
     PLAIN/LOGIN offered over TLS only and always accepted, messages kept.
     Every command line is recorded, whether TLS was up or not."""
 
+    ERRORS = (OSError, ssl.SSLError)
+
     def __init__(self, pki, cert, implicit=False):
-        super().__init__(daemon=True)
+        super().__init__(backlog=8)
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(pki / f"{cert}.pem", pki / f"{cert}.key")
         self.implicit = implicit
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.port = self.srv.getsockname()[1]
         self.lines = []
         self.messages = []
-        self.tls_errors = []
-        self.stop = False
+        self.tls_errors = self.errors
 
     @property
     def auth_lines(self):
         return [ln for ln in self.lines if ln[:4].upper() == b"AUTH"]
-
-    def run(self):
-        self.srv.settimeout(0.2)
-        while not self.stop:
-            try:
-                s, _ = self.srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            s.settimeout(10)
-            try:
-                self.session(s)
-            except (OSError, ssl.SSLError) as e:
-                self.tls_errors.append(repr(e))
-            finally:
-                s.close()
 
     def _tls(self, s):
         try:
@@ -170,10 +149,6 @@ class FakeSmarthost(threading.Thread):
             else:
                 s.sendall(b"502 5.5.2 no\r\n")
 
-    def close(self):
-        self.stop = True
-        self.srv.close()
-        self.join(5)
 
 
 @pytest.fixture
