@@ -56,7 +56,7 @@ dsn_limit_domain_key(const struct dsn_limit *dl, const char *domain)
 	uint8_t b[DSN_KEY_MAX];
 	size_t n;
 
-	for (n = 0; domain[n] != '\0' && n < sizeof(b); n++)
+	for (n = 0; n < sizeof(b) && domain[n] != '\0'; n++)
 		b[n] = (uint8_t)tolower((unsigned char)domain[n]);
 	return siphash24(dl->sipkey, b, n);
 }

@@ -5,7 +5,9 @@
  *
  * $TERN_FAULT_FILE names a file holding "MODULE:STEP:ERRNO" (e.g.
  * "maildir:fsync:28"); while it exists, that durable step of that module
- * fails with that errno.  The file is read at every step, so a test turns
+ * fails with that errno.  A negative number is a delay instead: the step
+ * waits that many milliseconds, then runs (a slow disk, to hold a worker
+ * busy while a test acts).  The file is read at every step, so a test turns
  * faults on and off while ternd runs and can check that it recovers.
  */
 #include <errno.h>
@@ -40,6 +42,11 @@ fault_check(const char *module, const char *step)
 	    strlen(want) == (size_t)(colon - line))
 		e = atoi(colon + 1);
 	fclose(f);
+	if (e < 0) {
+		log_warn("event=fault_injected module=%s step=%s delay_ms=%d", module, step, -e);
+		(void)usleep((useconds_t)-e * 1000u);
+		return 0;
+	}
 	if (e != 0)
 		log_warn("event=fault_injected module=%s step=%s errno=%d", module, step, e);
 	return e;

@@ -371,6 +371,17 @@ server_maybe_exit(struct server *s)
 		event_base_loopexit(s->base, NULL);
 }
 
+/*
+ * A stopping ternd waits for its jobs (a Maildir commit, a DSN's store, a
+ * lookup); whichever finishes last may belong to code that does not know
+ * about shutdown, so the check runs after every batch of completions.
+ */
+static void
+after_jobs(void *arg)
+{
+	server_maybe_exit(arg);
+}
+
 static void
 on_stop_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -517,7 +528,10 @@ main(int argc, char **argv)
 	/* before any thread: Landlock confines this thread and later ones */
 	confine(&s);
 	s.workers = workers_start(s.base, WORKERS);
+	workers_on_drained(s.workers, after_jobs, &s);
 	lookups_start(&s);
+	if (s.lookups != NULL)
+		workers_on_drained(s.lookups, after_jobs, &s);
 	sweep_start(&s, &started);
 	s.qmgr = qmgr_new(&s);
 	if (control_listen(&s) != 0)

@@ -37,6 +37,8 @@ struct workers;
 struct workers *workers_start(struct event_base *base, unsigned nthreads);
 void workers_submit(struct workers *w, struct job *j);
 unsigned workers_busy(const struct workers *w);  /* jobs not yet done */
+/* fn(arg) after the loop has run a batch of done() calls */
+void workers_on_drained(struct workers *w, void (*fn)(void *), void *arg);
 void workers_stop(struct workers *w);            /* joins the threads */
 
 /* ---- table lookups off the loop (lookup.c) ----------------------------- */

@@ -21,6 +21,10 @@ struct workers {
 	struct job *todo_head, *todo_tail;
 	struct job *done_head, *done_tail;
 	unsigned busy;
+	/* after each batch of done() calls: a job's end may be what a
+	 * stopping server waits for, whoever's done() it was */
+	void (*drained)(void *);
+	void *drained_arg;
 	bool quit;
 	int efd;
 	struct event *ev;
@@ -86,6 +90,15 @@ workers_on_done(evutil_socket_t fd, short what, void *arg)
 		w->busy--;
 		j->done(j);
 	}
+	if (w->drained != NULL)
+		w->drained(w->drained_arg);
+}
+
+void
+workers_on_drained(struct workers *w, void (*fn)(void *), void *arg)
+{
+	w->drained = fn;
+	w->drained_arg = arg;
 }
 
 struct workers *

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, maildir_files, require, world_tmpdir
+from conftest import BUILD, check, maildir_files, require, world_tmpdir
 
 TERND_FAULT = BUILD / "ternd-fault"
 
@@ -202,3 +202,36 @@ def test_bounce_owed_survives_a_crash(ternd, fault_env):
         assert peer.rcpts == 1, "the failed recipient is not tried again"
     finally:
         peer.close()
+
+
+def test_sigterm_while_a_success_dsn_is_stored_exits_promptly(ternd, fault_env):
+    """SIGTERM while the last job in flight is the store of a success DSN
+    (made after the 250): ternd exits as soon as that store ends.  Before
+    the fix, the DSN's completion did not look at the shutdown, and ternd
+    waited for timeout.shutdown (here 60 s) with nothing left to do."""
+    import re
+    import time
+    t = fault_ternd(ternd, {"timeout.shutdown": "60"})
+    # every Maildir file's creation takes 1.5 s: the DSN's store is still
+    # running on a worker when the signal comes
+    fault_env.write_text("maildir:create:-1500\n")
+    c = t.client()
+    c.ehlo()
+    c.expect("MAIL FROM:<claire@example.org>", 250)
+    c.expect("RCPT TO:<ben@example.org> NOTIFY=SUCCESS", 250)
+    c.expect("DATA", 354)
+    c.send(b"Subject: notify\r\n\r\nbody\r\n.\r\n")
+    check(c.reply(), 250)
+    deadline = time.monotonic() + 10
+    while not re.search(r"event=dsn kind=success", t.log()):
+        assert time.monotonic() < deadline, t.log()[-2000:]
+        time.sleep(0.02)
+    t.terminate()
+    started = time.monotonic()
+    rc = t.stop(timeout=30)
+    took = time.monotonic() - started
+    assert rc == 0
+    assert took < 10, f"exit took {took:.1f}s after SIGTERM"
+    fault_env.unlink()
+    # the DSN was stored whole before the exit
+    assert len(maildir_files(t.state_dir, "claire@example.org")) == 1
