@@ -3,7 +3,7 @@
 set -u
 rc=0
 if grep -rnE '\b(strcpy|strcat|sprintf|vsprintf|gets|strtok)[[:space:]]*\(' src fuzz tests/unit; then
-	echo "lint: banned function (see STYLE.md)"; rc=1
+	echo "lint: banned function (see docs/style.md, "Memory and strings")"; rc=1
 fi
 files=$(find src tests/unit fuzz -name '*.[ch]')
 if ! clang-format --dry-run --Werror $files >/dev/null 2>&1; then

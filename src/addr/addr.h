@@ -2,6 +2,10 @@
  * addr: mailbox, domain and path syntax (RFC 5321 4.1.2, 4.1.3; RFC 6531
  * for SMTPUTF8), and their normalisation for lookups.
  *
+ * Owns: struct addr and the rules of mailbox, domain and path syntax, plus
+ * the RFC 5322 header-field scanner (header.c).  May call: util only; no
+ * I/O of any kind.
+ *
  * Pure: no I/O, no allocation.  Inputs are (pointer, length); outputs are
  * fixed-size fields of struct addr, whose sizes are the RFC 5321 4.5.3.1
  * limits, so nothing here can overflow by construction.

@@ -1,6 +1,10 @@
 /*
  * auth: what ternd needs to authenticate submission clients (RFC 4954).
  *
+ * Owns: SASL and base64 decoding, password hashing and checking, the
+ * failure table (struct auth_throttle).  May call: util, util/clientkey.h,
+ * libcrypt; never the tables or the network (server/submit.c joins them).
+ *
  *   base64     strict RFC 4648 coding of SASL challenges and responses
  *   sasl       PLAIN (RFC 4616) and LOGIN parsing; pure, no I/O, libc only
  *   password   verify and make crypt(3) hashes (yescrypt "$y$"); libcrypt

@@ -7,6 +7,10 @@
  * reader, recipient extraction, exit codes, JSON) are declared here too,
  * for tests/unit/test_sendmail.c and tests/unit/test_json.c.
  *
+ * Owns: the tern command.  May call: addr, auth, conf, deliver (Maildir
+ * creation), queue (ids), smtp (reply parsing), table, util; reaches a
+ * running ternd only through control.sock and public/submit.sock.
+ *
  * Exit codes are sysexits(3): 0, 64 EX_USAGE, 65 EX_DATAERR, 69
  * EX_UNAVAILABLE, 75 EX_TEMPFAIL (ternd not reachable, or a 4xx), 76
  * EX_PROTOCOL (ternd answered nonsense), 1 for a refusal by the queue.

@@ -14,9 +14,10 @@
  * 4xx, the message is not sent and the exit status is 75 (EX_TEMPFAIL), so
  * the caller keeps it and reports the failure (cron mails or logs it,
  * most programs show it).  Exit 0 only after ternd's 250 to the final dot,
- * which (DESIGN.md) means the message is on stable storage.  A connection
- * lost after the dot but before the reply is reported as 75 too: at worst
- * the caller sends the message twice, never zero times.
+ * which (docs/design.md, principle 1) means the message is on stable
+ * storage.  A connection lost after the dot but before the reply is
+ * reported as 75 too: at worst the caller sends the message twice, never
+ * zero times.
  *
  * Pure parts (flag parser, message reader, header composition, exit
  * codes) are declared in cli.h and tested in tests/unit/test_sendmail.c.

@@ -4,6 +4,10 @@
  * ternd and tern read it the same way so they agree on state_dir, tables
  * and the control socket.  Unknown keys and bad values are errors with a
  * message naming the key and the file line.
+ *
+ * Owns: struct conf (every key, its default and its check).  May call:
+ * addr (domain syntax), util, inih.  Every module above reads struct conf;
+ * none writes it after conf_load().
  */
 #ifndef TERN_CONF_H
 #define TERN_CONF_H

@@ -3,7 +3,7 @@
  * (maildir(5)).  Functions here block on the disk; ternd calls them from
  * its worker threads, never from the event loop.
  *
- * Durability rule (DESIGN.md principle 1): maildir_deliver returns 0 only
+ * Durability rule (docs/design.md, principle 1): maildir_deliver returns 0 only
  * when the message file and its directory entry in every new/ are on
  * stable storage (file fsync'ed, each new/ fsync'ed, and any directory it
  * had to create fsync'ed into its parent).

@@ -1,7 +1,7 @@
 /*
  * maildir: deliver one message into one or more Maildirs (maildir(5)).
  *
- * Durability ordering, and why (DESIGN.md principle 1: a 250 means the
+ * Durability ordering, and why (docs/design.md, principle 1: a 250 means the
  * message is on stable storage):
  *   1. Every mailbox is opened, and made when missing, before the message
  *      is written.  Each directory made is fsync'ed into its parent at
@@ -25,7 +25,7 @@
  * Failure: everything this call created in tmp/ is removed; a name already
  * linked into some new/ is left there.  The caller tempfails, the sender
  * retries, so a mailbox may see the message twice but never zero times
- * (DESIGN.md: delivery is at least once).  Unlinking those names instead
+ * (docs/design.md: delivery is at least once).  Unlinking those names instead
  * could delete a message a reader has already taken, and would itself need
  * an fsync that can fail.  Path checks and mailbox opening come before any
  * write, so a bad or hostile mailbox fails the call before it has

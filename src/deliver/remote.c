@@ -30,7 +30,7 @@
  *    dot was sent; before that, any failure moves it to the next address
  *    (the peer cannot have taken the message).  After the final dot, a
  *    lost connection is TEMP for the accepted recipients: delivery is at
- *    least once (DESIGN.md principle 1).
+ *    least once (docs/design.md, principle 1).
  *  - Plaintext the peer sent after its 220 to STARTTLS is dropped with the
  *    plain bufferevent; the session forgets it too (smtp_client).
  *  - No 8-bit octet goes to a peer without 8BITMIME (RFC 6152 3): a

@@ -7,6 +7,9 @@
  * queue file); the output is produced a chunk at a time, so a large
  * message is never copied whole.
  *
+ * Owns: the 7-bit conversion (struct mime_plan).  May call: addr (header
+ * fields), util.  Called by deliver/remote.c while it streams a body.
+ *
  * What is changed, and nothing else (every other octet is copied):
  *  - a leaf part whose body has octets >= 0x80, NUL octets or lines over
  *    998 octets, labelled 7bit, 8bit, binary or not labelled, is encoded:

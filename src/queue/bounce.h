@@ -2,6 +2,9 @@
  * bounce: delivery status notifications (DSNs) as RFC 3464 reports in an
  * RFC 6522 multipart/report, with the RFC 3461 fields (ENVID, ORCPT, RET).
  *
+ * Owns: the DSN message format.  May call: addr (header fields), util.
+ * Called by the queue manager (server/qmgr.c), on a worker.
+ *
  * Pure: no clock, no I/O.  The caller gives every time and the DSN's own
  * Date and Message-ID, and gets back a complete RFC 5322 message in CRLF
  * form, ready to be queued like any other message.

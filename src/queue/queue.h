@@ -9,7 +9,7 @@
  *   spool_*       the files under STATE/queue: commit, update, remove,
  *                 hold, release, load, scan, crash recovery (spool.c)
  *
- * Durability rule (DESIGN.md principle 1): spool_commit returns 0 only
+ * Durability rule (docs/design.md, principle 1): spool_commit returns 0 only
  * when data/ID and env/ID are on stable storage, files and directory
  * entries; only then may the 250 be sent.  Every spool_* function blocks
  * on the disk and is thread-safe: ternd calls them from worker threads,

@@ -2,6 +2,9 @@
  * ratelimit: "at most N events per window for each key", for keys the
  * caller has already hashed to 64 bits (with a secret: see dsnlimit.c).
  *
+ * Owns: struct rate_table.  May call: libc only.  Used by
+ * server/dsnlimit.c.
+ *
  * Each key has a theoretical arrival time (GCRA, the generic cell rate
  * algorithm): an event is allowed when it would not push that time more
  * than one window ahead of now, and then moves it one interval

@@ -2,6 +2,9 @@
  * retry: when a deferred message is tried again, when it has waited too
  * long and bounces, when its sender is told it is delayed.
  *
+ * Owns: the retry schedule (struct retry_policy and its arithmetic).  May
+ * call: libc only.  Used by the queue manager (server/qmgr.c).
+ *
  * Pure: no clock, no I/O; every time is a parameter (seconds since the
  * epoch), so the schedule is testable and the scheduler owns "now".
  */

@@ -2,7 +2,7 @@
  * spool: the queue's files under STATE/queue (docs/queue.md is the
  * contract: the state table, the transitions and the recovery table).
  *
- * Durability ordering, and why (DESIGN.md principle 1: a 250 means the
+ * Durability ordering, and why (docs/design.md, principle 1: a 250 means the
  * message is on stable storage):
  *   1. data/ID is created O_EXCL (its uniqueness is the id's), written
  *      with writev, fsync'ed, closed with the result checked.

@@ -520,7 +520,8 @@ txn_add_targets(struct txn *t, const struct table_targets *tt)
 	return 0;
 }
 
-/* May this client send to domains that are not ours? (DESIGN.md 4) */
+/* May this client send to domains that are not ours?  (docs/design.md,
+ * principle 4: no open relay) */
 static bool
 conn_may_relay(const struct conn *c)
 {

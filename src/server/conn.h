@@ -3,6 +3,10 @@
  * of ternd's shell (conn.c: protocol glue and delivery; submit.c: AUTH,
  * sender policy and submission fix-ups; tlsconn.c: STARTTLS).  Private to
  * src/server.
+ *
+ * Owns: struct conn and struct txn, one client session and its
+ * transaction, on the event loop only.  Its files may call what server.h
+ * may, and drive the session through smtp.h's smtp_server_* only.
  */
 #ifndef TERN_SERVER_CONN_H
 #define TERN_SERVER_CONN_H

@@ -4,6 +4,9 @@
  * limits.dsn_per_domain), so that the MX port cannot be used to make tern
  * send reports to forged senders (backscatter).  docs/security.md.
  *
+ * Owns: struct dsn_limit (two rate tables and their key).  May call:
+ * queue/ratelimit.h, util/clientkey.h, conf.  Called by server/qmgr.c.
+ *
  * Applies to success and delay reports of mail that came over the network
  * without AUTH; failure reports, and everything from authenticated or
  * local (sendmail) clients, are never limited.  Event loop only.

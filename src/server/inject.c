@@ -20,7 +20,7 @@
  * A failure after the Maildir copies and before the queue commit leaves
  * the local copies in place and reports failure: the client retries and
  * the local recipients may see the message twice.  That is the
- * at-least-once promise of DESIGN.md, never at-most-once.
+ * at-least-once promise of docs/design.md (principle 1), never at-most-once.
  */
 #include <errno.h>
 #include <stdlib.h>

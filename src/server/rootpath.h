@@ -1,6 +1,9 @@
 /*
  * rootpath: may ternd, still root, open this path by name?
  *
+ * Owns: the root-only path check.  May call: util and libc (lstat, stat,
+ * readlink).  Called by server/main.c before the privilege drop.
+ *
  * ternd starts as root and reads a few files the admin names (tls.cert,
  * tls.key, relay.smarthost_password_file) before it drops to `user`,
  * because such files are often readable by root only.  Opening a path by

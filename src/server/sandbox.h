@@ -1,6 +1,9 @@
 /*
  * sandbox: confine ternd once it runs as its user (defence in depth).
  *
+ * Owns: the Landlock ruleset and the seccomp filter.  May call: conf, util
+ * and raw system calls (no libseccomp).  Called once by server/main.c.
+ *
  * Landlock limits the file system to what ternd needs: everything under
  * state_dir, the users' own Maildirs (a users row that names an absolute
  * path) and the directory of an SQLite table, read-only the TLS

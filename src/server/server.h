@@ -6,6 +6,11 @@
  * thread touches connections and the core; a remote table is asked by a
  * second pool (lookup.c), each thread with its own connection.  A job
  * owns its arguments until its completion has run on the loop.
+ *
+ * Owns: struct server and ternd itself: listeners, connections, the worker
+ * and lookup pools, inject, the queue manager, the control sockets.  May
+ * call: addr, auth, conf, deliver, queue, smtp, table, tls, util (mime
+ * only through deliver); no module calls it.
  */
 #ifndef TERN_SERVER_H
 #define TERN_SERVER_H

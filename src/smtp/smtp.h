@@ -1,6 +1,11 @@
 /*
  * smtp: the pure SMTP protocol core.  No I/O, no clock, no logging.
  *
+ * Owns: the SMTP protocol: command and parameter parsing, replies, the
+ * body reader, dot-stuffing, the server and client state machines.  May
+ * call: addr and util (struct buf, str helpers) only.  The shells that
+ * drive it are server/conn.c (server) and deliver/remote.c (client).
+ *
  *   smtp_reply_*   reply builder (multi-line, RFC 3463 enhanced codes)
  *   smtp_cmd_*     command line parser, paths, ESMTP parameters, xtext
  *   smtp_body_*    DATA / BDAT content reader: dot-unstuffing, end of data,

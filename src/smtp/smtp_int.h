@@ -1,6 +1,9 @@
 /*
  * smtp_int.h: helpers shared by the files of the smtp module only
  * (smtp_cmd.c and smtp_param.c).  smtp.h is the module's interface.
+ *
+ * Owns: nothing of its own; it shares parser helpers inside the module.
+ * May call: what smtp.h may (addr, util).
  */
 #ifndef TERN_SMTP_INT_H
 #define TERN_SMTP_INT_H

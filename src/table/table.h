@@ -4,6 +4,10 @@
  * a PostgreSQL database several ternd nodes use at once.  Lookups read the database live, so "tern user add" is seen by a
  * running ternd without a restart.  Addresses are stored normalised:
  * local part and domain lower-cased.
+ *
+ * Owns: struct table, the schema, checks and alias resolution, and the
+ * engines behind it.  May call: addr, conf, util, libsqlite3 and libpq.
+ * Called by server (RCPT, AUTH, routing) and cli (user, alias).
  */
 #ifndef TERN_TABLE_H
 #define TERN_TABLE_H

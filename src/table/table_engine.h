@@ -4,6 +4,9 @@
  * (table_sqlite.c, table_pgsql.c), OpenSMTPD style: one struct of function
  * pointers per engine.  Not for use outside src/table/.
  *
+ * Owns: the engine interface (struct table_engine).  The engines may call
+ * util and their own library (libsqlite3, libpq) only.
+ *
  * Engines receive keys already checked and normalised by table.c:
  * "local@domain" as addr_format() writes it, lower-cased, or "@domain"
  * for a catch-all alias.  They report failures as text through

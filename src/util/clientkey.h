@@ -3,6 +3,10 @@
  * (connections per IP, the AUTH throttle, connections per local uid, and
  * the rate limits built on them), and SipHash-2-4 to hash it.
  *
+ * Owns: struct client_key and the process's SipHash key.  May call: libc
+ * only (getrandom, pthread_once).  Called by auth (the throttle) and by
+ * server (connection counts, DSN limits).
+ *
  * A client key is
  *   - an IPv4 address, as is (an IPv4-mapped IPv6 address ::ffff:a.b.c.d
  *     is the IPv4 address it maps);

@@ -1,6 +1,10 @@
 /*
  * util: bounded byte buffers, key=value logging, ids, small helpers.
  *
+ * Owns: struct buf, the log functions and their format, ids, the str_*
+ * helpers, xmalloc/fatal/panic.  May call: libc only (stderr, the clock and
+ * getrandom for ids).  Every module may call it.
+ *
  * The buffer type is the one growable string of the tree: every buffer has
  * a maximum, growth is overflow-checked, and an append that would pass the
  * maximum fails instead of truncating.  Logging writes one line per event

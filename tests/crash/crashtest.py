@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """
-crashtest: nothing acknowledged is ever lost (DESIGN.md, principle 1).
+crashtest: nothing acknowledged is ever lost (docs/design.md, principle 1).
 
 Several client threads send messages to a real ternd, each with a unique
 Message-ID, and remember every one that got a 250 after its data.

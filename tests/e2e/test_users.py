@@ -131,7 +131,7 @@ def test_alias_loop_does_not_hang(ternd):
 
 
 def test_user_with_own_maildir(ternd, world_tmp):
-    """DESIGN.md: a user's row may name another Maildir: tern user add
+    """docs/design.md, "Contracts": a user's row may name another Maildir: tern user add
     --maildir puts it there (made at once), and mail lands in its new/."""
     # the sandbox lets ternd write there (docs/configuration.md, sandbox_write)
     t = ternd({"sandbox_write": str(world_tmp)}, users=("ben@example.org",))
