@@ -1,7 +1,10 @@
 /*
  * remote: outbound SMTP delivery, the shell around the pure client state
  * machine (smtp_client_*) on ternd's libevent loop.  See remote.h for the
- * contract; this header says how it is built.
+ * contract; this header says how it is built.  Its pieces: this file (the
+ * jobs, the connections: sockets, TLS, the session, the body), dest.c
+ * (the destination pool and its DNS cache) and target.c (the parsers of
+ * the smarthost and LMTP targets).
  *
  * Objects:
  *   struct rjob   one remote_deliver(): a copy of the envelope, the mapped
@@ -23,7 +26,7 @@
  *  - A destination is freed only by dest_settle() at the end of a
  *    top-level callback, when it has no connection, no waiting job and no
  *    DNS query: no caller holds a stale rdest pointer.
- *  - A connection is counted in its destination from conn_new() to
+ *  - A connection is counted in its destination from rconn_new() to
  *    conn_free(), whatever it is doing; so at most max_per_dest sockets per
  *    destination.  A failed session frees the slot for the next address.
  *  - A job is "decided" once any recipient got its own answer or the final
@@ -63,7 +66,6 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <event2/buffer.h>
@@ -75,66 +77,19 @@
 #include "../mime/mime.h"
 #include "../tls/tls.h"
 #include "../util/util.h"
+#include "dest.h"
 #include "dns.h"
 #include "remote.h"
+#include "remote_int.h"
+#include "target.h"
 
-#define REMOTE_BUCKETS	1024	     /* destination hash table */
 #define REMOTE_CHUNK	(64 * 1024)  /* message octets stuffed at once */
 #define REMOTE_OUT_HIGH (256 * 1024) /* queue no body above this */
 #define REMOTE_OUT_LOW	(64 * 1024)  /* body refill below this */
 #define REMOTE_IN_HIGH	(128 * 1024) /* unparsed input read at most */
 #define REMOTE_CMD_OUT_MAX                                                     \
 	(SMTP_CLIENT_RCPT_MAX * SMTP_CMD_LINE_PARAMS_MAX + 4096)
-#define REMOTE_DNS_TTL_MS (60 * 1000)
 #define REMOTE_LABEL_MAX  400 /* "host[addr]:port" */
-#define REMOTE_LMTP_KEY	  "[lmtp]" /* prefix of LMTP destinations' keys
-					  ("[lmtp]unix:/path"): no domain or
-					  literal looks like it */
-#define REMOTE_LMTP_PORT  24
-
-struct rjob;
-struct rdest;
-struct rconn;
-
-struct jobq {
-	struct rjob *head;
-	struct rjob **tail;
-};
-
-struct rjob {
-	struct rjob *next;
-	char *id, *sender, *envid;
-	struct smtp_client_rcpt *rcpts;
-	size_t nrcpts;
-	uint64_t size;
-	bool body_8bit, smtputf8;
-	enum smtp_ret ret;
-	char *lmtp; /* LMTP target, or NULL */
-	char *map; /* the message, read-only; NULL if empty */
-	size_t maplen;
-	struct mime_plan *plan; /* its 7-bit form, if it has 8-bit octets */
-	remote_done_fn done;
-	void *arg;
-	struct smtp_client_result *results;
-	char mx[DNS_NAME_MAX + 3];
-};
-
-struct rdest {
-	struct rdest *next; /* hash chain */
-	struct remote *r;
-	char *key;   /* domain; "" for the smarthost */
-	char *query; /* what dns_resolve_mx() gets */
-	uint16_t port;
-	bool smarthost;
-	bool lmtp;       /* an LMTP server (unix socket or host) */
-	char *lmtp_unix; /* its socket path, or NULL for a host */
-	struct jobq wait;
-	struct rconn *conns;
-	unsigned nconns;
-	struct dns_result *res; /* last DNS_OK answer, or NULL */
-	uint64_t res_ms;
-	bool resolving;
-};
 
 enum conn_phase { PH_CONNECT, PH_SMTP, PH_TLS, PH_BODY };
 
@@ -166,42 +121,15 @@ struct rconn {
 	struct smtp_client_result last; /* the latest failure, for TEMP */
 };
 
-struct remote {
-	struct event_base *base;
-	struct dns *dns;
-	SSL_CTX *ctx, *sm_ctx; /* MX delivery; the smarthost (or NULL: ctx) */
-	char *helo, *sm_query, *sm_user, *sm_pass;
-	char *sm_host; /* the name its certificate must match */
-	uint16_t port, sm_port;
-	enum remote_tls sm_tls;
-	bool sm_implicit; /* smtps: TLS before the greeting */
-	unsigned max_per_dest, t_connect, t_command;
-	struct sockaddr_storage self[REMOTE_SELF_MAX]; /* our listeners */
-	size_t nself;
-	struct dns_addr ifaddrs[REMOTE_IFADDR_MAX]; /* at remote_new() */
-	size_t nifaddrs;
-	struct rdest *buckets[REMOTE_BUCKETS];
-	struct jobq done;
-	struct event *done_ev;
-	unsigned nconns;
-	bool firing, free_pending;
-};
-
 static int conn_drive(struct rconn *c);
-static int lmtp_parse(const char *s, char *query, size_t qlen, uint16_t *port,
-    char **path);
 static int conn_try(struct rconn *c);
-static void dest_settle(struct rdest *d);
 
 /* ======================================================================
  * Small helpers
  * ====================================================================== */
 
-static void text_fmt(char *out, size_t outlen, const char *fmt, ...)
-    PRINTF_LIKE(3, 4);
-
 /* vsnprintf that marks a cut text with "..." */
-static void
+void
 text_fmt(char *out, size_t outlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -216,7 +144,7 @@ text_fmt(char *out, size_t outlen, const char *fmt, ...)
 		memcpy(out + outlen - 4, "...", 4);
 }
 
-static void
+void
 result_make(struct smtp_client_result *res, enum smtp_result_class cls,
     int code, const char *enh, const char *text)
 {
@@ -238,14 +166,14 @@ tv_set(struct timeval *tv, unsigned secs)
  * Job queues
  * ====================================================================== */
 
-static void
+void
 jobq_init(struct jobq *q)
 {
 	q->head = NULL;
 	q->tail = &q->head;
 }
 
-static void
+void
 jobq_push(struct jobq *q, struct rjob *j)
 {
 	j->next = NULL;
@@ -253,7 +181,7 @@ jobq_push(struct jobq *q, struct rjob *j)
 	q->tail = &j->next;
 }
 
-static struct rjob *
+struct rjob *
 jobq_pop(struct jobq *q)
 {
 	struct rjob *j = q->head;
@@ -423,7 +351,7 @@ job_client_conf(
 	cf->envid = j->envid;
 }
 
-static void
+void
 job_set_all(struct rjob *j, const struct smtp_client_result *res)
 {
 	size_t i;
@@ -463,7 +391,7 @@ job_log(const struct rjob *j, const char *mx, const char *addr)
 }
 
 /* The job's results are final: queue its callback. */
-static void
+void
 job_finish(
     struct remote *r, struct rjob *j, const char *mx_log, const char *addr_log)
 {
@@ -502,325 +430,6 @@ remote_on_done(evutil_socket_t fd, short what, void *arg)
 		r->free_pending = false;
 		remote_free(r);
 	}
-}
-
-/* ======================================================================
- * Destinations
- * ====================================================================== */
-
-static unsigned
-dest_hash(const char *k)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (; *k != '\0'; k++)
-		h = (h ^ (unsigned char)*k) * 16777619u;
-	return h % REMOTE_BUCKETS;
-}
-
-static struct rdest *
-dest_get(struct remote *r, const char *key)
-{
-	unsigned h = dest_hash(key);
-	struct rdest *d;
-
-	for (d = r->buckets[h]; d != NULL; d = d->next)
-		if (strcmp(d->key, key) == 0)
-			return d;
-	d = xcalloc(1, sizeof(*d));
-	d->r = r;
-	d->key = xstrdup(key);
-	d->lmtp = strncmp(key, REMOTE_LMTP_KEY, strlen(REMOTE_LMTP_KEY)) == 0;
-	d->smarthost = !d->lmtp && r->sm_query != NULL;
-	if (d->lmtp) {
-		/* remote_deliver checked the target with lmtp_parse */
-		char q[DNS_NAME_MAX + 16];
-
-		d->port = REMOTE_LMTP_PORT;
-		if (lmtp_parse(key + strlen(REMOTE_LMTP_KEY), q, sizeof(q), &d->port,
-		    &d->lmtp_unix) != 0)
-			q[0] = '\0';
-		d->query = xstrdup(d->lmtp_unix != NULL ? "" : q);
-	} else {
-		d->query = xstrdup(d->smarthost ? r->sm_query : key);
-		d->port = d->smarthost ? r->sm_port : r->port;
-	}
-	jobq_init(&d->wait);
-	d->next = r->buckets[h];
-	r->buckets[h] = d;
-	return d;
-}
-
-/* Unlink and free d; its jobs and connections must be gone. */
-static void
-dest_free(struct rdest *d)
-{
-	struct rdest **pp = &d->r->buckets[dest_hash(d->key)];
-
-	while (*pp != d)
-		pp = &(*pp)->next;
-	*pp = d->next;
-	if (d->resolving)
-		(void)dns_cancel(d->r->dns, d);
-	free(d->res);
-	free(d->key);
-	free(d->query);
-	free(d->lmtp_unix);
-	free(d);
-}
-
-/* ======================================================================
- * Is an MX host this server?  (RFC 5321 5.1)
- * ====================================================================== */
-
-static bool
-dns_addr_from(const struct sockaddr_storage *ss, struct dns_addr *a,
-    uint16_t *port)
-{
-	memset(a, 0, sizeof(*a));
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-		a->family = AF_INET;
-		a->u.v4 = sin->sin_addr;
-		*port = ntohs(sin->sin_port);
-		return true;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-		a->family = AF_INET6;
-		a->u.v6 = s6->sin6_addr;
-		*port = ntohs(s6->sin6_port);
-		return true;
-	}
-	return false;
-}
-
-static bool
-dns_addr_eq(const struct dns_addr *a, const struct dns_addr *b)
-{
-	if (a->family != b->family)
-		return false;
-	if (a->family == AF_INET)
-		return a->u.v4.s_addr == b->u.v4.s_addr;
-	return memcmp(&a->u.v6, &b->u.v6, sizeof(a->u.v6)) == 0;
-}
-
-static bool
-dns_addr_is_any(const struct dns_addr *a)
-{
-	if (a->family == AF_INET)
-		return a->u.v4.s_addr == htonl(INADDR_ANY);
-	return IN6_IS_ADDR_UNSPECIFIED(&a->u.v6);
-}
-
-/* Every 127/8 address is this machine's on Linux, not only lo's own. */
-static bool
-dns_addr_is_local(const struct remote *r, const struct dns_addr *a)
-{
-	size_t i;
-
-	if (a->family == AF_INET && (ntohl(a->u.v4.s_addr) >> 24) == 127)
-		return true;
-	if (a->family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&a->u.v6))
-		return true;
-	for (i = 0; i < r->nifaddrs; i++)
-		if (dns_addr_eq(&r->ifaddrs[i], a))
-			return true;
-	return false;
-}
-
-static bool
-addr_is_self(const struct remote *r, const struct dns_addr *a, uint16_t port)
-{
-	struct dns_addr l;
-	uint16_t lport;
-	size_t i;
-
-	for (i = 0; i < r->nself; i++) {
-		if (!dns_addr_from(&r->self[i], &l, &lport) || lport != port)
-			continue;
-		if (dns_addr_is_any(&l)) {
-			/* [::] takes IPv4 too unless IPV6_V6ONLY: assume it does */
-			if ((l.family == a->family || l.family == AF_INET6) &&
-			    dns_addr_is_local(r, a))
-				return true;
-		} else if (dns_addr_eq(&l, a)) {
-			return true;
-		}
-	}
-	return false;
-}
-
-/*
- * Drop the first host that is this server and every host not more
- * preferred than it (hosts come in preference order).  Returns the hosts
- * left; *self gets the name of the one found, or stays "".
- */
-static size_t
-dest_drop_self(const struct rdest *d, struct dns_result *res, char *self,
-    size_t selflen)
-{
-	size_t h, a, keep;
-
-	self[0] = '\0';
-	for (h = 0; h < res->nhosts; h++)
-		for (a = 0; a < res->hosts[h].naddrs; a++)
-			if (addr_is_self(d->r, &res->hosts[h].addrs[a], d->port))
-				goto found;
-	return res->nhosts;
-found:
-	text_fmt(self, selflen, "%s", res->hosts[h].name);
-	for (keep = 0; keep < res->nhosts; keep++)
-		if (res->hosts[keep].preference >= res->hosts[h].preference)
-			break;
-	res->nhosts = keep;
-	return keep;
-}
-
-/* Every waiting job gets res (the destination failed as a whole). */
-static void
-dest_fail_waiting(
-    struct rdest *d, const struct smtp_client_result *res, const char *mx)
-{
-	struct rjob *j;
-
-	while ((j = jobq_pop(&d->wait)) != NULL) {
-		job_set_all(j, res);
-		text_fmt(j->mx, sizeof(j->mx), "%s", mx);
-		job_finish(d->r, j, mx, "none");
-	}
-}
-
-/* What a DNS failure means for the recipients. */
-static void
-dest_dns_result(const struct dns_result *dr, struct smtp_client_result *res)
-{
-	if (dr->status == DNS_TEMP) {
-		result_make(res, SMTP_RESULT_TEMP, 451, "4.4.3", dr->text);
-		return;
-	}
-	switch (dr->reason) {
-	case DNS_REASON_NULL_MX:
-		/* RFC 7505 4.2 */
-		result_make(res, SMTP_RESULT_PERM, 556, "5.1.10", dr->text);
-		break;
-	case DNS_REASON_NO_ADDRESS:
-		result_make(res, SMTP_RESULT_PERM, 550, "5.4.4", dr->text);
-		break;
-	default:
-		result_make(res, SMTP_RESULT_PERM, 550, "5.1.2", dr->text);
-		break;
-	}
-}
-
-/* RFC 5321 5.1: no MX that is this server, nor any less preferred. */
-static void
-dest_check_self(struct rdest *d)
-{
-	struct smtp_client_result res;
-	char self[DNS_NAME_MAX + 3], name[300], text[600];
-	size_t left;
-
-	if (d->lmtp)
-		return;       /* a mailbox server, never our own SMTP listener */
-	left = dest_drop_self(d, d->res, self, sizeof(self));
-
-	log_sanitize(name, sizeof(name), self, strlen(self));
-	if (left > 0) {
-		if (self[0] != '\0')
-			log_info("domain=%s mx=%s event=mx_is_self hosts_left=%zu "
-			    "text=\"this MX and less preferred ones skipped\"",
-			    d->key, name, left);
-		return;
-	}
-	if (d->smarthost) {
-		text_fmt(text, sizeof(text), "relay.smarthost %s is this "
-		    "server: mail would loop; fix the setting", name);
-		result_make(&res, SMTP_RESULT_TEMP, 451, "4.4.6", text);
-	} else {
-		text_fmt(text, sizeof(text), "mail for %s loops back to myself "
-		    "(MX host %s is this server)", d->key, name);
-		result_make(&res, SMTP_RESULT_PERM, 550, "5.4.6", text);
-	}
-	log_err("domain=%s mx=%s event=mail_loop text=\"%s\"",
-	    d->smarthost ? "smarthost" : d->key, name, text);
-	free(d->res);
-	d->res = NULL;
-	dest_fail_waiting(d, &res, self);
-}
-
-static void
-dest_on_dns(const struct dns_result *dr, void *arg)
-{
-	struct rdest *d = arg;
-	struct smtp_client_result res;
-
-	d->resolving = false;
-	if (dr->status == DNS_OK) {
-		if (d->res == NULL)
-			d->res = xmalloc(sizeof(*d->res));
-		*d->res = *dr;
-		d->res_ms = time_now_ms();
-		dest_check_self(d);
-	} else {
-		free(d->res);
-		d->res = NULL;
-		log_debug("event=dns status=%s reason=%s",
-		    dns_status_name(dr->status), dns_reason_name(dr->reason));
-		dest_dns_result(dr, &res);
-		dest_fail_waiting(d, &res, "");
-	}
-	dest_settle(d);
-}
-
-static void conn_new(struct rdest *d, struct rjob *j);
-
-/* A unix socket needs no DNS: one host, one AF_UNIX "address", kept for
- * as long as the destination lives. */
-static void
-dest_unix_res(struct rdest *d)
-{
-	struct dns_result *res = xcalloc(1, sizeof(*res));
-
-	res->status = DNS_OK;
-	res->nhosts = 1;
-	text_fmt(res->hosts[0].name, sizeof(res->hosts[0].name), "unix:%s",
-	    d->lmtp_unix);
-	res->hosts[0].naddrs = 1;
-	res->hosts[0].addrs[0].family = AF_UNIX;
-	d->res = res;
-	d->res_ms = time_now_ms();
-}
-
-/* Start connections for waiting jobs while the destination has room. */
-static void
-dest_kick(struct rdest *d)
-{
-	struct remote *r = d->r;
-
-	while (d->wait.head != NULL && d->nconns < r->max_per_dest) {
-		if (d->lmtp_unix != NULL && d->res == NULL)
-			dest_unix_res(d);
-		if (d->res == NULL || (d->lmtp_unix == NULL &&
-		    time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS)) {
-			if (!d->resolving) {
-				d->resolving = true;
-				dns_resolve_mx(
-				    r->dns, d->query, dest_on_dns, d);
-			}
-			return;
-		}
-		conn_new(d, jobq_pop(&d->wait));
-	}
-}
-
-/* End of every top-level callback: use free slots, free an idle d. */
-static void
-dest_settle(struct rdest *d)
-{
-	dest_kick(d);
-	if (d->nconns == 0 && d->wait.head == NULL && !d->resolving)
-		dest_free(d);
 }
 
 /* ======================================================================
@@ -1048,8 +657,8 @@ conn_try(struct rconn *c)
 
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
 
-static void
-conn_new(struct rdest *d, struct rjob *j)
+void
+rconn_new(struct rdest *d, struct rjob *j)
 {
 	struct remote *r = d->r;
 	struct rconn *c = xcalloc(1, sizeof(*c));
@@ -1820,113 +1429,6 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
  * The interface
  * ====================================================================== */
 
-static bool
-host_name_ok(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0 || n > DNS_NAME_MAX)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (!(ch == '.' || ch == '-' || ch == '_' ||
-			(ch >= '0' && ch <= '9') ||
-			((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z')))
-			return false;
-	}
-	return true;
-}
-
-/* host (an address or a name) into what dns_resolve_mx() takes. */
-static int
-smarthost_query(const char *h, size_t n, char *out, size_t outlen)
-{
-	char tmp[DNS_NAME_MAX + 1];
-	unsigned char a[16];
-
-	if (str_copy(tmp, sizeof(tmp), h, n) != 0)
-		return -1;
-	if (inet_pton(AF_INET, tmp, a) == 1)
-		return str_fmt(out, outlen, "[%s]", tmp);
-	if (inet_pton(AF_INET6, tmp, a) == 1)
-		return str_fmt(out, outlen, "[IPv6:%s]", tmp);
-	if (!host_name_ok(tmp, n))
-		return -1;
-	return str_fmt(out, outlen, "%s", tmp);
-}
-
-static int
-port_parse(const char *s, uint16_t *port)
-{
-	uint64_t v;
-
-	if (str_to_u64(s, strlen(s), &v) != 0 || v == 0 || v > 65535)
-		return -1;
-	*port = (uint16_t)v;
-	return 0;
-}
-
-/* host[0..n) into query, and into host_out (NUL-terminated) too. */
-static int
-smarthost_host(const char *h, size_t n, char *query, size_t qlen,
-    char *host_out, size_t hostlen)
-{
-	if (str_copy(host_out, hostlen, h, n) != 0)
-		return -1;
-	return smarthost_query(h, n, query, qlen);
-}
-
-/*
- * "host", "host:port", "[addr]:port", "[name]", bare IPv6.  host_out gets
- * the host alone (no brackets, no "IPv6:"), for certificate checks.
- */
-static int
-smarthost_parse(const char *s, char *query, size_t qlen, uint16_t *port,
-    char *host_out, size_t hostlen)
-{
-	const char *end, *colon;
-
-	if (s[0] == '[') {
-		if ((end = strchr(s, ']')) == NULL ||
-		    (end[1] != '\0' &&
-			(end[1] != ':' || port_parse(end + 2, port))))
-			return -1;
-		if (strncmp(s + 1, "IPv6:", 5) == 0)
-			return smarthost_host(s + 6, (size_t)(end - s - 6),
-			    query, qlen, host_out, hostlen);
-		return smarthost_host(s + 1, (size_t)(end - s - 1), query, qlen,
-		    host_out, hostlen);
-	}
-	colon = strchr(s, ':');
-	if (colon == NULL || strchr(colon + 1, ':') != NULL)
-		return smarthost_host(
-		    s, strlen(s), query, qlen, host_out, hostlen);
-	if (port_parse(colon + 1, port) != 0)
-		return -1;
-	return smarthost_host(
-	    s, (size_t)(colon - s), query, qlen, host_out, hostlen);
-}
-
-/*
- * An LMTP target: "unix:/absolute/path" (*path gets a copy) or what
- * smarthost_parse takes (query and *port; 24 unless given).
- */
-static int
-lmtp_parse(const char *s, char *query, size_t qlen, uint16_t *port, char **path)
-{
-	struct sockaddr_un un;
-	char host[DNS_NAME_MAX + 1];
-
-	*path = NULL;
-	if (strncmp(s, "unix:", 5) == 0) {
-		if (s[5] != '/' || strlen(s + 5) >= sizeof(un.sun_path))
-			return -1;
-		*path = xstrdup(s + 5);
-		return 0;
-	}
-	return smarthost_parse(s, query, qlen, port, host, sizeof(host));
-}
 
 static bool
 cred_ok(const char *s)
@@ -1949,7 +1451,7 @@ remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 		r->sm_port = 465;
 		spec += 6;
 	}
-	if (smarthost_parse(
+	if (target_smarthost_parse(
 		spec, q, sizeof(q), &r->sm_port, host, sizeof(host)) != 0) {
 		log_err("event=config_error key=relay.smarthost text=\"cannot "
 			"parse [smtps:]host[:port]\"");
@@ -1998,47 +1500,13 @@ remote_check_lmtp(const struct remote_conf *conf)
 
 	if (conf->lmtp == NULL || conf->lmtp[0] == '\0')
 		return 0;
-	if (lmtp_parse(conf->lmtp, q, sizeof(q), &port, &path) != 0) {
+	if (target_lmtp_parse(conf->lmtp, q, sizeof(q), &port, &path) != 0) {
 		log_err("event=config_error key=delivery.lmtp text=\"expected "
 		    "unix:/absolute/path, host, host:port or [address]:port\"");
 		return -1;
 	}
 	free(path);
 	return 0;
-}
-
-/* Our listening sockets and, for wildcard ones, this machine's addresses. */
-static void
-remote_set_self(struct remote *r, const struct remote_conf *conf)
-{
-	struct ifaddrs *ifs, *i;
-	struct dns_addr a;
-	uint16_t port;
-
-	for (r->nself = 0; r->nself < conf->nself && r->nself < REMOTE_SELF_MAX;
-	     r->nself++)
-		r->self[r->nself] = conf->self[r->nself];
-	if (r->nself == 0)
-		return;
-	if (getifaddrs(&ifs) != 0) {
-		log_warn("event=getifaddrs error=\"%s\" text=\"MX hosts on "
-		    "this machine are recognised by loopback and listening "
-		    "addresses only\"", strerror(errno));
-		return;
-	}
-	for (i = ifs; i != NULL && r->nifaddrs < REMOTE_IFADDR_MAX; i = i->ifa_next) {
-		struct sockaddr_storage ss;
-
-		if (i->ifa_addr == NULL || (i->ifa_addr->sa_family != AF_INET &&
-		    i->ifa_addr->sa_family != AF_INET6))
-			continue;
-		memset(&ss, 0, sizeof(ss));
-		memcpy(&ss, i->ifa_addr, i->ifa_addr->sa_family == AF_INET ?
-		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
-		if (dns_addr_from(&ss, &a, &port))
-			r->ifaddrs[r->nifaddrs++] = a;
-	}
-	freeifaddrs(ifs);
 }
 
 struct remote *
@@ -2144,7 +1612,7 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
 		char q[DNS_NAME_MAX + 16], *path = NULL;
 		uint16_t port = REMOTE_LMTP_PORT;
 
-		if (lmtp_parse(m->lmtp, q, sizeof(q), &port, &path) != 0 ||
+		if (target_lmtp_parse(m->lmtp, q, sizeof(q), &port, &path) != 0 ||
 		    str_fmt(key, sizeof(key), "%s%s", REMOTE_LMTP_KEY, m->lmtp) != 0) {
 			free(path);
 			deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.5",
