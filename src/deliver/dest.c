@@ -69,8 +69,8 @@ dest_get(struct remote *r, const char *key)
 		char q[DNS_NAME_MAX + 16];
 
 		d->port = REMOTE_LMTP_PORT;
-		if (target_lmtp_parse(key + strlen(REMOTE_LMTP_KEY), q, sizeof(q), &d->port,
-		    &d->lmtp_unix) != 0)
+		if (target_lmtp_parse(key + strlen(REMOTE_LMTP_KEY), q,
+		    sizeof(q), &d->port, &d->lmtp_unix) != 0)
 			q[0] = '\0';
 		d->query = xstrdup(d->lmtp_unix != NULL ? "" : q);
 	} else {
@@ -185,7 +185,7 @@ addr_is_self(const struct remote *r, const struct dns_addr *a, uint16_t port)
 
 /* Our listening sockets and, for wildcard ones, this machine's addresses. */
 void
-remote_set_self(struct remote *r, const struct remote_conf *conf)
+dest_set_self(struct remote *r, const struct remote_conf *conf)
 {
 	struct ifaddrs *ifs, *i;
 	struct dns_addr a;

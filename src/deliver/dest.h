@@ -46,6 +46,6 @@ void dest_fail_waiting(
 /* End of every top-level callback: use free slots, free an idle d. */
 void dest_settle(struct rdest *d);
 /* Our listening sockets and, for wildcard ones, this machine's addresses. */
-void remote_set_self(struct remote *r, const struct remote_conf *conf);
+void dest_set_self(struct remote *r, const struct remote_conf *conf);
 
 #endif

@@ -27,7 +27,7 @@
  *    top-level callback, when it has no connection, no waiting job and no
  *    DNS query: no caller holds a stale rdest pointer.
  *  - A connection is counted in its destination from rconn_new() to
- *    conn_free(), whatever it is doing; so at most max_per_dest sockets per
+ *    rconn_free(), whatever it is doing; so at most max_per_dest sockets per
  *    destination.  A failed session frees the slot for the next address.
  *  - A job is "decided" once any recipient got its own answer or the final
  *    dot was sent; before that, any failure moves it to the next address
@@ -91,7 +91,7 @@
 	(SMTP_CLIENT_RCPT_MAX * SMTP_CMD_LINE_PARAMS_MAX + 4096)
 #define REMOTE_LABEL_MAX  400 /* "host[addr]:port" */
 
-enum conn_phase { PH_CONNECT, PH_SMTP, PH_TLS, PH_BODY };
+enum rconn_phase { PH_CONNECT, PH_SMTP, PH_TLS, PH_BODY };
 
 struct rconn {
 	struct rconn *next; /* in d->conns */
@@ -105,7 +105,7 @@ struct rconn {
 	struct event *ev_connect, *timer;
 	struct bufferevent *bev;
 	struct smtp_client *sc;
-	enum conn_phase phase;
+	enum rconn_phase phase;
 	bool body_sent; /* the final dot went out */
 	bool shell_err; /* the error text is ours, with the host */
 	struct buf out, body;
@@ -121,8 +121,8 @@ struct rconn {
 	struct smtp_client_result last; /* the latest failure, for TEMP */
 };
 
-static int conn_drive(struct rconn *c);
-static int conn_try(struct rconn *c);
+static int rconn_drive(struct rconn *c);
+static int rconn_try(struct rconn *c);
 
 /* ======================================================================
  * Small helpers
@@ -437,14 +437,14 @@ remote_on_done(evutil_socket_t fd, short what, void *arg)
  * ====================================================================== */
 
 static const char *
-conn_id(const struct rconn *c)
+rconn_id(const struct rconn *c)
 {
 	return c->job != NULL ? c->job->id : "-";
 }
 
 /* Fill ip, addr_log, host_log and label for the address in use. */
 static void
-conn_set_addr(struct rconn *c)
+rconn_set_addr(struct rconn *c)
 {
 	const struct dns_host *h = &c->res.hosts[c->host];
 	const struct dns_addr *a = &h->addrs[c->addr];
@@ -483,7 +483,7 @@ bev_release(struct bufferevent *bev)
 }
 
 static void
-conn_close_socket(struct rconn *c)
+rconn_close_socket(struct rconn *c)
 {
 	if (c->ev_connect != NULL) {
 		event_free(c->ev_connect);
@@ -510,12 +510,12 @@ conn_close_socket(struct rconn *c)
 
 /* Close and free c; its job, if any, is the caller's. */
 static void
-conn_free(struct rconn *c)
+rconn_free(struct rconn *c)
 {
 	struct rdest *d = c->d;
 	struct rconn **pp = &d->conns;
 
-	conn_close_socket(c);
+	rconn_close_socket(c);
 	if (c->timer != NULL)
 		event_free(c->timer);
 	buf_wipe(&c->out);
@@ -530,7 +530,7 @@ conn_free(struct rconn *c)
 }
 
 static void
-conn_advance(struct rconn *c)
+rconn_advance(struct rconn *c)
 {
 	c->plain_retry = false;
 	if (++c->addr >= c->res.hosts[c->host].naddrs) {
@@ -541,7 +541,7 @@ conn_advance(struct rconn *c)
 
 /* The job is decided here: its results come from the session. */
 static void
-conn_job_done(struct rconn *c)
+rconn_job_done(struct rconn *c)
 {
 	struct rjob *j = c->job;
 	size_t i;
@@ -556,7 +556,7 @@ conn_job_done(struct rconn *c)
 /* Every address failed: TEMP with the last error, for this job and for
  * every job waiting for the destination.  c is freed. */
 static int
-conn_exhausted(struct rconn *c)
+rconn_exhausted(struct rconn *c)
 {
 	struct rdest *d = c->d;
 	struct rjob *j = c->job;
@@ -573,7 +573,7 @@ conn_exhausted(struct rconn *c)
 		job_finish(d->r, j, mx, "none");
 	}
 	dest_fail_waiting(d, &c->last, c->last_mx);
-	conn_free(c);
+	rconn_free(c);
 	return -1;
 }
 
@@ -582,22 +582,22 @@ conn_exhausted(struct rconn *c)
  * ====================================================================== */
 
 static int
-conn_connect_error(struct rconn *c, int err)
+rconn_connect_error(struct rconn *c, int err)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
 
 	text_fmt(t, sizeof(t), "connect to %s: %s", c->label, strerror(err));
 	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
 	log_info("id=%s mx=%s addr=%s event=connect status=failed error=\"%s\"",
-	    conn_id(c), c->host_log, c->addr_log, strerror(err));
+	    rconn_id(c), c->host_log, c->addr_log, strerror(err));
 	return -1;
 }
 
-static void conn_on_connect(evutil_socket_t fd, short what, void *arg);
+static void rconn_on_connect(evutil_socket_t fd, short what, void *arg);
 
 /* Start connecting to the address in use: 0 in progress, -1 failed. */
 static int
-conn_connect(struct rconn *c)
+rconn_connect(struct rconn *c)
 {
 	const struct dns_addr *a = &c->res.hosts[c->host].addrs[c->addr];
 	struct sockaddr_storage ss;
@@ -605,7 +605,7 @@ conn_connect(struct rconn *c)
 	struct timeval tv;
 	int fd, e, one = 1;
 
-	conn_set_addr(c);
+	rconn_set_addr(c);
 	if (a->family == AF_UNIX) {
 		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
 
@@ -613,14 +613,14 @@ conn_connect(struct rconn *c)
 		un->sun_family = AF_UNIX;
 		if (str_copy(un->sun_path, sizeof(un->sun_path), c->d->lmtp_unix,
 		    strlen(c->d->lmtp_unix)) != 0)
-			return conn_connect_error(c, ENAMETOOLONG);
+			return rconn_connect_error(c, ENAMETOOLONG);
 		sl = sizeof(*un);
 	} else {
 		dns_addr_sockaddr(a, c->d->port, &ss, &sl);
 	}
 	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return conn_connect_error(c, errno);
+		return rconn_connect_error(c, errno);
 	/* writes are whole batches; TLS records must not wait for ACKs */
 	if (a->family != AF_UNIX)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -628,34 +628,34 @@ conn_connect(struct rconn *c)
 	    errno != EINPROGRESS) {
 		e = errno;
 		(void)close(fd);
-		return conn_connect_error(c, e);
+		return rconn_connect_error(c, e);
 	}
 	c->fd = fd;
 	c->gen++;
 	c->phase = PH_CONNECT;
 	tv_set(&tv, c->d->r->t_connect);
 	c->ev_connect =
-	    event_new(c->d->r->base, fd, EV_WRITE, conn_on_connect, c);
+	    event_new(c->d->r->base, fd, EV_WRITE, rconn_on_connect, c);
 	if (c->ev_connect == NULL || event_add(c->ev_connect, &tv) != 0) {
-		conn_close_socket(c);
-		return conn_connect_error(c, ENOMEM);
+		rconn_close_socket(c);
+		return rconn_connect_error(c, ENOMEM);
 	}
 	return 0;
 }
 
 /* Connect to the next address that takes it; -1 once c is gone. */
 static int
-conn_try(struct rconn *c)
+rconn_try(struct rconn *c)
 {
 	while (c->host < c->res.nhosts) {
-		if (conn_connect(c) == 0)
+		if (rconn_connect(c) == 0)
 			return 0;
-		conn_advance(c);
+		rconn_advance(c);
 	}
-	return conn_exhausted(c);
+	return rconn_exhausted(c);
 }
 
-static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+static void rconn_on_timer(evutil_socket_t fd, short what, void *arg);
 
 void
 rconn_new(struct rdest *d, struct rjob *j)
@@ -671,7 +671,7 @@ rconn_new(struct rdest *d, struct rjob *j)
 	buf_init(&c->out, REMOTE_CMD_OUT_MAX);
 	buf_init(&c->body, 2 * REMOTE_CHUNK + 16);
 	buf_init(&c->conv, REMOTE_CHUNK + 4096);
-	if ((c->timer = evtimer_new(r->base, conn_on_timer, c)) == NULL)
+	if ((c->timer = evtimer_new(r->base, rconn_on_timer, c)) == NULL)
 		panic("remote: evtimer_new failed");
 	text_fmt(t, sizeof(t), "no address to try for %s", d->query);
 	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
@@ -679,29 +679,29 @@ rconn_new(struct rdest *d, struct rjob *j)
 	d->conns = c;
 	d->nconns++;
 	r->nconns++;
-	(void)conn_try(c);
+	(void)rconn_try(c);
 }
 
 /* ======================================================================
  * Connections: the SMTP session
  * ====================================================================== */
 
-static void conn_on_read(struct bufferevent *bev, void *arg);
-static void conn_on_write(struct bufferevent *bev, void *arg);
-static void conn_on_event(struct bufferevent *bev, short what, void *arg);
+static void rconn_on_read(struct bufferevent *bev, void *arg);
+static void rconn_on_write(struct bufferevent *bev, void *arg);
+static void rconn_on_event(struct bufferevent *bev, short what, void *arg);
 
 static void
-conn_bev_setup(struct rconn *c)
+rconn_bev_setup(struct rconn *c)
 {
 	bufferevent_setcb(
-	    c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+	    c->bev, rconn_on_read, rconn_on_write, rconn_on_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, REMOTE_IN_HIGH);
 	bufferevent_setwatermark(c->bev, EV_WRITE, REMOTE_OUT_LOW, 0);
 	(void)bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 static void
-conn_arm(struct rconn *c, unsigned secs)
+rconn_arm(struct rconn *c, unsigned secs)
 {
 	struct timeval tv;
 
@@ -712,22 +712,22 @@ conn_arm(struct rconn *c, unsigned secs)
 
 /* The deadline for the reply awaited now. */
 static void
-conn_arm_reply(struct rconn *c)
+rconn_arm_reply(struct rconn *c)
 {
 	const char *w = smtp_client_waiting(c->sc);
 	unsigned t = c->d->r->t_command;
 
 	if (w != NULL && strcmp(w, "end of data") == 0)
 		t *= 2;
-	conn_arm(c, t);
+	rconn_arm(c, t);
 }
 
 /* The shell's own failure of the session (timeout, lost connection...). */
-static void conn_shell_fail(struct rconn *c, int code, const char *enh,
+static void rconn_shell_fail(struct rconn *c, int code, const char *enh,
     const char *fmt, ...) PRINTF_LIKE(4, 5);
 
 static void
-conn_shell_fail(
+rconn_shell_fail(
     struct rconn *c, int code, const char *enh, const char *fmt, ...)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
@@ -746,7 +746,7 @@ conn_shell_fail(
 }
 
 static int
-conn_flush(struct rconn *c)
+rconn_flush(struct rconn *c)
 {
 	int rc = 0;
 
@@ -762,7 +762,7 @@ conn_flush(struct rconn *c)
 
 /* Best effort: push what is queued (a QUIT) before the socket closes. */
 static void
-conn_flush_quit(struct rconn *c)
+rconn_flush_quit(struct rconn *c)
 {
 	struct evbuffer *o;
 	size_t n;
@@ -781,7 +781,7 @@ conn_flush_quit(struct rconn *c)
 /* Did any recipient get its own answer, or could the peer have the
  * message?  Then the job is decided: no next address. */
 static bool
-conn_decided(const struct rconn *c)
+rconn_decided(const struct rconn *c)
 {
 	const struct smtp_client_result *e = smtp_client_error(c->sc);
 	size_t i;
@@ -801,7 +801,7 @@ conn_decided(const struct rconn *c)
 
 /* Remember why this session failed, for the final TEMP. */
 static void
-conn_record_error(struct rconn *c)
+rconn_record_error(struct rconn *c)
 {
 	const struct smtp_client_result *e = smtp_client_error(c->sc);
 	char t[SMTP_CLIENT_TEXT_MAX];
@@ -830,39 +830,39 @@ conn_record_error(struct rconn *c)
 
 /* FAILED: finish a decided job, or go on to the next address. */
 static int
-conn_failed(struct rconn *c)
+rconn_failed(struct rconn *c)
 {
 	char text[1024];
 
-	conn_flush_quit(c);
+	rconn_flush_quit(c);
 	if (c->job == NULL) {
-		conn_free(c);
+		rconn_free(c);
 		return -1;
 	}
-	if (conn_decided(c)) {
-		conn_job_done(c);
-		conn_free(c);
+	if (rconn_decided(c)) {
+		rconn_job_done(c);
+		rconn_free(c);
 		return -1;
 	}
-	conn_record_error(c);
+	rconn_record_error(c);
 	log_info("id=%s mx=%s addr=%s event=session_failed code=%d text=\"%s\"",
-	    conn_id(c), c->host_log, c->addr_log, c->last.code,
+	    rconn_id(c), c->host_log, c->addr_log, c->last.code,
 	    log_quote(text, sizeof(text), c->last.text, strlen(c->last.text)));
-	conn_close_socket(c);
-	conn_advance(c);
-	return conn_try(c);
+	rconn_close_socket(c);
+	rconn_advance(c);
+	return rconn_try(c);
 }
 
 /* DONE: the next waiting job over this session, or QUIT. */
 static void
-conn_txn_done(struct rconn *c)
+rconn_txn_done(struct rconn *c)
 {
 	struct remote *r = c->d->r;
 	struct smtp_client_conf cf;
 	struct smtp_client_result res;
 	struct rjob *j;
 
-	conn_job_done(c);
+	rconn_job_done(c);
 	while ((j = jobq_pop(&c->d->wait)) != NULL) {
 		job_client_conf(r, j, &cf);
 		if (smtp_client_reset_message(c->sc, &cf) == 0) {
@@ -880,33 +880,33 @@ conn_txn_done(struct rconn *c)
 	smtp_client_quit(c->sc);
 }
 
-static int conn_starttls(struct rconn *c);
+static int rconn_starttls(struct rconn *c);
 static int body_start(struct rconn *c);
 
 /* One client step: 1 to go on, 0 or -1 to return it. */
 static int
-conn_act(struct rconn *c, enum smtp_client_action act, bool progress)
+rconn_act(struct rconn *c, enum smtp_client_action act, bool progress)
 {
 	switch (act) {
 	case SMTP_CLIENT_SEND:
 		return 1;
 	case SMTP_CLIENT_NEED_INPUT:
 		if (progress || !evtimer_pending(c->timer, NULL))
-			conn_arm_reply(c);
+			rconn_arm_reply(c);
 		return 0;
 	case SMTP_CLIENT_STARTTLS:
-		return conn_starttls(c);
+		return rconn_starttls(c);
 	case SMTP_CLIENT_SEND_BODY:
 		return body_start(c);
 	case SMTP_CLIENT_DONE:
-		conn_txn_done(c);
+		rconn_txn_done(c);
 		return 1;
 	case SMTP_CLIENT_CLOSED:
-		conn_free(c);
+		rconn_free(c);
 		return -1;
 	case SMTP_CLIENT_FAILED:
 	default:
-		return conn_failed(c);
+		return rconn_failed(c);
 	}
 }
 
@@ -916,7 +916,7 @@ conn_act(struct rconn *c, enum smtp_client_action act, bool progress)
  * it is freed.
  */
 static int
-conn_drive(struct rconn *c)
+rconn_drive(struct rconn *c)
 {
 	bool progress = false;
 	int rc;
@@ -938,12 +938,12 @@ conn_drive(struct rconn *c)
 		}
 		if (c->out.len > 0)
 			progress = true;
-		if (conn_flush(c) != 0 && act != SMTP_CLIENT_FAILED) {
-			conn_shell_fail(c, 451, "4.3.0",
+		if (rconn_flush(c) != 0 && act != SMTP_CLIENT_FAILED) {
+			rconn_shell_fail(c, 451, "4.3.0",
 			    "cannot queue output to %s", c->label);
 			act = SMTP_CLIENT_FAILED;
 		}
-		rc = conn_act(c, act, progress);
+		rc = rconn_act(c, act, progress);
 	} while (rc == 1);
 	return rc;
 }
@@ -953,7 +953,7 @@ conn_drive(struct rconn *c)
  * ====================================================================== */
 
 static bool
-conn_require_tls(const struct rconn *c)
+rconn_require_tls(const struct rconn *c)
 {
 	const struct remote *r = c->d->r;
 
@@ -962,13 +962,13 @@ conn_require_tls(const struct rconn *c)
 }
 
 static bool
-conn_must_verify(const struct rconn *c)
+rconn_must_verify(const struct rconn *c)
 {
 	return c->d->smarthost && c->d->r->sm_tls == REMOTE_TLS_VERIFY;
 }
 
 static SSL_CTX *
-conn_ctx(const struct rconn *c)
+rconn_ctx(const struct rconn *c)
 {
 	const struct remote *r = c->d->r;
 
@@ -981,7 +981,7 @@ conn_ctx(const struct rconn *c)
  * else the MX host (the address for a literal).
  */
 static const char *
-conn_tls_name(const struct rconn *c)
+rconn_tls_name(const struct rconn *c)
 {
 	const char *name = c->res.hosts[c->host].name;
 
@@ -992,9 +992,9 @@ conn_tls_name(const struct rconn *c)
 
 /* A client TLS bufferevent over c->fd, handshaking; -1 with why set. */
 static int
-conn_tls_start(struct rconn *c, const char **why)
+rconn_tls_start(struct rconn *c, const char **why)
 {
-	SSL_CTX *ctx = conn_ctx(c);
+	SSL_CTX *ctx = rconn_ctx(c);
 	SSL *ssl;
 
 	if (ctx == NULL) {
@@ -1005,7 +1005,7 @@ conn_tls_start(struct rconn *c, const char **why)
 		*why = "SSL_new";
 		return -1;
 	}
-	if (tls_client_set_host(ssl, conn_tls_name(c)) != 0) {
+	if (tls_client_set_host(ssl, rconn_tls_name(c)) != 0) {
 		SSL_free(ssl);
 		*why = "cannot set the server name";
 		return -1;
@@ -1019,45 +1019,45 @@ conn_tls_start(struct rconn *c, const char **why)
 	}
 	c->fd = -1; /* the bufferevent owns it now */
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-	conn_bev_setup(c);
+	rconn_bev_setup(c);
 	c->phase = PH_TLS;
-	conn_arm(c, c->d->r->t_command);
+	rconn_arm(c, c->d->r->t_command);
 	return 0;
 }
 
 static int
-conn_starttls_fail(struct rconn *c, const char *why)
+rconn_starttls_fail(struct rconn *c, const char *why)
 {
 	ERR_clear_error();
-	conn_shell_fail(
+	rconn_shell_fail(
 	    c, 451, "4.7.5", "TLS with %s failed: %s", c->label, why);
-	return conn_failed(c);
+	return rconn_failed(c);
 }
 
 /* The 220 to STARTTLS is in: a TLS bufferevent takes over the socket. */
 static int
-conn_starttls(struct rconn *c)
+rconn_starttls(struct rconn *c)
 {
 	const char *why = NULL;
 
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) != 0)
-		return conn_starttls_fail(c, "output pending at STARTTLS");
-	if (conn_ctx(c) == NULL)
-		return conn_starttls_fail(c, "no TLS client context");
+		return rconn_starttls_fail(c, "output pending at STARTTLS");
+	if (rconn_ctx(c) == NULL)
+		return rconn_starttls_fail(c, "no TLS client context");
 	/* freed with its input unread: plaintext after the 220 is dropped */
 	bev_release(c->bev);
 	c->bev = NULL;
-	if (conn_tls_start(c, &why) != 0)
-		return conn_starttls_fail(c, why);
+	if (rconn_tls_start(c, &why) != 0)
+		return rconn_starttls_fail(c, why);
 	return 0;
 }
 
-static int conn_tls_failed(struct rconn *c, const char *why);
-static int conn_session_begin(struct rconn *c, bool verified);
+static int rconn_tls_failed(struct rconn *c, const char *why);
+static int rconn_session_begin(struct rconn *c, bool verified);
 
 /* Handshake done: log it with verified=yes|no, then SMTP over it. */
 static int
-conn_tls_up(struct rconn *c)
+rconn_tls_up(struct rconn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 	char desc[256], why[128], q[160];
@@ -1065,59 +1065,60 @@ conn_tls_up(struct rconn *c)
 
 	tls_describe(ssl, desc, sizeof(desc));
 	log_info("id=%s mx=%s addr=%s event=tls %s verified=%s%s%s%s",
-	    conn_id(c), c->host_log, c->addr_log, desc, verified ? "yes" : "no",
+	    rconn_id(c), c->host_log, c->addr_log, desc,
+	    verified ? "yes" : "no",
 	    verified ? "" : " verify_error=\"",
 	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
 	    verified ? "" : "\"");
 	/* the context aborts such a handshake already: never reached, kept
 	   so that no configuration mistake can send mail to that peer */
-	if (conn_must_verify(c) && !verified)
-		return conn_tls_failed(c, why);
+	if (rconn_must_verify(c) && !verified)
+		return rconn_tls_failed(c, why);
 	c->phase = PH_SMTP;
 	if (c->sc == NULL) /* implicit TLS: the SMTP session starts now */
-		return conn_session_begin(c, verified);
+		return rconn_session_begin(c, verified);
 	smtp_client_tls_done(c->sc, verified);
-	return conn_drive(c);
+	return rconn_drive(c);
 }
 
 /* Implicit TLS failed before any SMTP: like a refused connection. */
 static int
-conn_implicit_failed(struct rconn *c, const char *why)
+rconn_implicit_failed(struct rconn *c, const char *why)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
 
 	text_fmt(
 	    t, sizeof(t), "TLS handshake with %s failed: %s", c->label, why);
 	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", t);
-	conn_close_socket(c);
-	conn_advance(c);
-	return conn_try(c);
+	rconn_close_socket(c);
+	rconn_advance(c);
+	return rconn_try(c);
 }
 
 /* The handshake failed: once more in plaintext unless TLS is required. */
 static int
-conn_tls_failed(struct rconn *c, const char *why)
+rconn_tls_failed(struct rconn *c, const char *why)
 {
 	char q[512];
 
 	log_info("id=%s mx=%s addr=%s event=tls status=failed verified=no "
 		 "error=\"%s\"",
-	    conn_id(c), c->host_log, c->addr_log,
+	    rconn_id(c), c->host_log, c->addr_log,
 	    log_quote(q, sizeof(q), why, strlen(why)));
 	if (c->sc == NULL)
-		return conn_implicit_failed(c, why);
-	if (!conn_require_tls(c) && !c->plain_retry) {
-		conn_close_socket(c);
+		return rconn_implicit_failed(c, why);
+	if (!rconn_require_tls(c) && !c->plain_retry) {
+		rconn_close_socket(c);
 		c->plain_retry = true;
-		if (conn_connect(c) == 0)
+		if (rconn_connect(c) == 0)
 			return 0;
-		conn_advance(c);
-		return conn_try(c);
+		rconn_advance(c);
+		return rconn_try(c);
 	}
 	c->phase = PH_SMTP;
-	conn_shell_fail(
+	rconn_shell_fail(
 	    c, 451, "4.7.5", "TLS handshake with %s failed: %s", c->label, why);
-	return conn_failed(c);
+	return rconn_failed(c);
 }
 
 /* The next chunk of the 7-bit form, stuffed into c->body; true at the
@@ -1168,19 +1169,19 @@ body_pump(struct rconn *c)
 			rc = -1;
 	}
 	if (rc == 0 && !last) {
-		conn_arm(c, c->d->r->t_command);
+		rconn_arm(c, c->d->r->t_command);
 		return 0;
 	}
 	c->phase = PH_SMTP;
 	if (rc != 0) {
-		conn_shell_fail(c, 451, "4.3.0",
+		rconn_shell_fail(c, 451, "4.3.0",
 		    "cannot queue the message body "
 		    "for %s",
 		    c->label);
-		return conn_failed(c);
+		return rconn_failed(c);
 	}
 	c->body_sent = true;
-	return conn_drive(c);
+	return rconn_drive(c);
 }
 
 static int
@@ -1194,7 +1195,7 @@ body_start(struct rconn *c)
 		mime_plan_rewind(c->job->plan);
 		log_info("id=%s mx=%s addr=%s event=mime_7bit octets=%llu "
 		    "text=\"the peer has no 8BITMIME: sent as 7-bit MIME\"",
-		    conn_id(c), c->host_log, c->addr_log,
+		    rconn_id(c), c->host_log, c->addr_log,
 		    (unsigned long long)c->job->plan->out_size);
 	}
 	return body_pump(c);
@@ -1209,7 +1210,7 @@ body_start(struct rconn *c)
  * or implicit TLS that is up (verified says how it went).
  */
 static int
-conn_session_begin(struct rconn *c, bool verified)
+rconn_session_begin(struct rconn *c, bool verified)
 {
 	struct smtp_client_conf cf;
 	struct remote *r = c->d->r;
@@ -1217,12 +1218,12 @@ conn_session_begin(struct rconn *c, bool verified)
 
 	job_client_conf(r, c->job, &cf);
 	cf.want_starttls =
-	    conn_ctx(c) != NULL && !c->plain_retry && !c->d->lmtp;
+	    rconn_ctx(c) != NULL && !c->plain_retry && !c->d->lmtp;
 	cf.lmtp = c->d->lmtp;
 	cf.tls_active = tls;
 	cf.tls_verified = tls && verified;
 	if (c->d->smarthost) {
-		cf.require_tls = conn_require_tls(c);
+		cf.require_tls = rconn_require_tls(c);
 		cf.auth_user = r->sm_user;
 		cf.auth_pass = r->sm_pass;
 		/* relay.smarthost_tls = encrypt: the admin named the risk */
@@ -1237,35 +1238,35 @@ conn_session_begin(struct rconn *c, bool verified)
 		deliver_refuse(r, c->job, SMTP_RESULT_TEMP, 451, "4.3.0",
 		    "Cannot start an SMTP session");
 		c->job = NULL;
-		conn_free(c);
+		rconn_free(c);
 		return -1;
 	}
 	if (!tls)
-		conn_bev_setup(c);
+		rconn_bev_setup(c);
 	c->phase = PH_SMTP;
-	return conn_drive(c);
+	return rconn_drive(c);
 }
 
 /* Connected: SMTP, or first the TLS handshake of implicit TLS. */
 static int
-conn_session_start(struct rconn *c)
+rconn_session_start(struct rconn *c)
 {
 	const char *why = NULL;
 
 	event_free(c->ev_connect);
 	c->ev_connect = NULL;
 	c->body_sent = c->shell_err = false;
-	log_info("id=%s mx=%s addr=%s event=connect", conn_id(c), c->host_log,
+	log_info("id=%s mx=%s addr=%s event=connect", rconn_id(c), c->host_log,
 	    c->addr_log);
 	if (!(c->d->smarthost && c->d->r->sm_implicit))
-		return conn_session_begin(c, false);
-	if (conn_tls_start(c, &why) != 0)
-		return conn_tls_failed(c, why);
+		return rconn_session_begin(c, false);
+	if (rconn_tls_start(c, &why) != 0)
+		return rconn_tls_failed(c, why);
 	return 0;
 }
 
 static void
-conn_on_connect(evutil_socket_t fd, short what, void *arg)
+rconn_on_connect(evutil_socket_t fd, short what, void *arg)
 {
 	struct rconn *c = arg;
 	struct rdest *d = c->d;
@@ -1277,30 +1278,30 @@ conn_on_connect(evutil_socket_t fd, short what, void *arg)
 	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 		err = errno;
 	if (err == 0) {
-		(void)conn_session_start(c);
+		(void)rconn_session_start(c);
 	} else {
-		(void)conn_connect_error(c, err);
-		conn_close_socket(c);
-		conn_advance(c);
-		(void)conn_try(c);
+		(void)rconn_connect_error(c, err);
+		rconn_close_socket(c);
+		rconn_advance(c);
+		(void)rconn_try(c);
 	}
 	dest_settle(d);
 }
 
 static void
-conn_on_read(struct bufferevent *bev, void *arg)
+rconn_on_read(struct bufferevent *bev, void *arg)
 {
 	struct rconn *c = arg;
 	struct rdest *d = c->d;
 
 	(void)bev;
 	if (c->phase == PH_SMTP)
-		(void)conn_drive(c);
+		(void)rconn_drive(c);
 	dest_settle(d);
 }
 
 static void
-conn_on_write(struct bufferevent *bev, void *arg)
+rconn_on_write(struct bufferevent *bev, void *arg)
 {
 	struct rconn *c = arg;
 	struct rdest *d = c->d;
@@ -1312,7 +1313,7 @@ conn_on_write(struct bufferevent *bev, void *arg)
 }
 
 static void
-conn_ssl_error(struct rconn *c, char *out, size_t outlen)
+rconn_ssl_error(struct rconn *c, char *out, size_t outlen)
 {
 	unsigned long e = bufferevent_get_openssl_error(c->bev);
 	const SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
@@ -1335,28 +1336,28 @@ conn_ssl_error(struct rconn *c, char *out, size_t outlen)
 
 /* EOF or error on the socket of c. */
 static void
-conn_lost(struct rconn *c)
+rconn_lost(struct rconn *c)
 {
 	const char *w;
 
 	if (c->job == NULL) { /* closing after QUIT */
-		conn_free(c);
+		rconn_free(c);
 		return;
 	}
 	w = smtp_client_waiting(c->sc);
 	if (c->phase == PH_BODY) {
 		c->phase = PH_SMTP;
-		conn_shell_fail(c, 451, "4.4.2",
+		rconn_shell_fail(c, 451, "4.4.2",
 		    "lost connection with %s while "
 		    "sending the message body",
 		    c->label);
 	} else {
-		conn_shell_fail(c, 451, "4.4.2",
+		rconn_shell_fail(c, 451, "4.4.2",
 		    "lost connection with %s while "
 		    "waiting for reply to %s",
 		    c->label, w != NULL ? w : "?");
 	}
-	(void)conn_failed(c);
+	(void)rconn_failed(c);
 }
 
 /*
@@ -1365,17 +1366,17 @@ conn_lost(struct rconn *c)
  * waiting: the connection is lost.
  */
 static bool
-conn_read_last(struct rconn *c, struct bufferevent *bev, unsigned gen)
+rconn_read_last(struct rconn *c, struct bufferevent *bev, unsigned gen)
 {
 	if (c->phase == PH_SMTP &&
 	    evbuffer_get_length(bufferevent_get_input(bev)) > 0 &&
-	    conn_drive(c) != 0)
+	    rconn_drive(c) != 0)
 		return false;
 	return c->gen == gen && c->phase != PH_TLS && c->bev == bev;
 }
 
 static void
-conn_on_event(struct bufferevent *bev, short what, void *arg)
+rconn_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct rconn *c = arg;
 	struct rdest *d = c->d;
@@ -1384,18 +1385,18 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->phase == PH_TLS)
-			(void)conn_tls_up(c);
+			(void)rconn_tls_up(c);
 	} else if (c->phase == PH_TLS) {
-		conn_ssl_error(c, why, sizeof(why));
-		(void)conn_tls_failed(c, why);
-	} else if (conn_read_last(c, bev, gen)) {
-		conn_lost(c);
+		rconn_ssl_error(c, why, sizeof(why));
+		(void)rconn_tls_failed(c, why);
+	} else if (rconn_read_last(c, bev, gen)) {
+		rconn_lost(c);
 	}
 	dest_settle(d);
 }
 
 static void
-conn_on_timer(evutil_socket_t fd, short what, void *arg)
+rconn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct rconn *c = arg;
 	struct rdest *d = c->d;
@@ -1404,23 +1405,23 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (c->job == NULL) {
-		conn_free(c);
+		rconn_free(c);
 	} else if (c->phase == PH_TLS) {
-		(void)conn_tls_failed(c, "timeout");
+		(void)rconn_tls_failed(c, "timeout");
 	} else if (c->phase == PH_BODY) {
 		c->phase = PH_SMTP;
-		conn_shell_fail(c, 451, "4.4.2",
+		rconn_shell_fail(c, 451, "4.4.2",
 		    "timeout after %us sending the "
 		    "message body to %s",
 		    d->r->t_command, c->label);
-		(void)conn_failed(c);
+		(void)rconn_failed(c);
 	} else {
 		w = smtp_client_waiting(c->sc);
-		conn_shell_fail(c, 451, "4.4.2",
+		rconn_shell_fail(c, 451, "4.4.2",
 		    "timeout waiting for reply to %s "
 		    "from %s",
 		    w != NULL ? w : "?", c->label);
-		(void)conn_failed(c);
+		(void)rconn_failed(c);
 	}
 	dest_settle(d);
 }
@@ -1524,7 +1525,7 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	r->t_connect = conf->timeout_connect > 0 ? conf->timeout_connect : 30;
 	r->t_command = conf->timeout_command > 0 ? conf->timeout_command : 300;
 	jobq_init(&r->done);
-	remote_set_self(r, conf);
+	dest_set_self(r, conf);
 	r->done_ev = event_new(base, -1, 0, remote_on_done, r);
 	if (!helo_ok(r->helo))
 		log_err(
@@ -1547,7 +1548,7 @@ dest_drop(struct rdest *d)
 	while (d->conns != NULL) {
 		job_free(d->conns->job);
 		d->conns->job = NULL;
-		conn_free(d->conns);
+		rconn_free(d->conns);
 	}
 	(void)jobq_drop(&d->wait, NULL, true);
 	dest_free(d);
@@ -1612,7 +1613,8 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
 		char q[DNS_NAME_MAX + 16], *path = NULL;
 		uint16_t port = REMOTE_LMTP_PORT;
 
-		if (target_lmtp_parse(m->lmtp, q, sizeof(q), &port, &path) != 0 ||
+		if (target_lmtp_parse(
+			m->lmtp, q, sizeof(q), &port, &path) != 0 ||
 		    str_fmt(key, sizeof(key), "%s%s", REMOTE_LMTP_KEY, m->lmtp) != 0) {
 			free(path);
 			deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.5",
@@ -1649,7 +1651,7 @@ dest_cancel(struct rdest *d, void *arg)
 		    c->host_log, c->addr_log);
 		job_free(c->job);
 		c->job = NULL;
-		conn_free(c);
+		rconn_free(c);
 		n++;
 	}
 	dest_settle(d);

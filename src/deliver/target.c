@@ -75,8 +75,8 @@ smarthost_host(const char *h, size_t n, char *query, size_t qlen,
  * the host alone (no brackets, no "IPv6:"), for certificate checks.
  */
 int
-target_smarthost_parse(const char *s, char *query, size_t qlen, uint16_t *port,
-    char *host_out, size_t hostlen)
+target_smarthost_parse(const char *s, char *query, size_t qlen,
+    uint16_t *port, char *host_out, size_t hostlen)
 {
 	const char *end, *colon;
 
@@ -103,10 +103,11 @@ target_smarthost_parse(const char *s, char *query, size_t qlen, uint16_t *port,
 
 /*
  * An LMTP target: "unix:/absolute/path" (*path gets a copy) or what
- * smarthost_parse takes (query and *port; 24 unless given).
+ * target_smarthost_parse takes (query and *port; 24 unless given).
  */
 int
-target_lmtp_parse(const char *s, char *query, size_t qlen, uint16_t *port, char **path)
+target_lmtp_parse(
+    const char *s, char *query, size_t qlen, uint16_t *port, char **path)
 {
 	struct sockaddr_un un;
 	char host[DNS_NAME_MAX + 1];
