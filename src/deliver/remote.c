@@ -1478,20 +1478,6 @@ remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 	return 0;
 }
 
-/* What smtp_client_new() takes for EHLO. */
-static bool
-helo_ok(const char *h)
-{
-	size_t i, n = strlen(h);
-
-	if (n == 0 || n > ADDR_DOMAIN_MAX)
-		return false;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)h[i] <= 0x20 || (unsigned char)h[i] == 0x7f)
-			return false;
-	return true;
-}
-
 /* delivery.lmtp, checked at start so a typo stops ternd, not the mail. */
 static int
 remote_check_lmtp(const struct remote_conf *conf)
@@ -1527,11 +1513,11 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	jobq_init(&r->done);
 	dest_set_self(r, conf);
 	r->done_ev = event_new(base, -1, 0, remote_on_done, r);
-	if (!helo_ok(r->helo))
+	if (!smtp_client_helo_ok(r->helo))
 		log_err(
 		    "event=config_error key=hostname text=\"not a host name "
 		    "for EHLO\"");
-	if (r->done_ev == NULL || !helo_ok(r->helo) ||
+	if (r->done_ev == NULL || !smtp_client_helo_ok(r->helo) ||
 	    remote_set_smarthost(r, conf) != 0 || remote_check_lmtp(conf) != 0) {
 		remote_free(r);
 		return NULL;
