@@ -66,13 +66,14 @@ dest_get(struct remote *r, const char *key)
 	d->smarthost = !d->lmtp && r->sm_query != NULL;
 	if (d->lmtp) {
 		/* remote_deliver checked the target with target_lmtp_parse */
-		char q[DNS_NAME_MAX + 16];
+		struct target t;
 
-		d->port = REMOTE_LMTP_PORT;
-		if (target_lmtp_parse(key + strlen(REMOTE_LMTP_KEY), q,
-		    sizeof(q), &d->port, &d->lmtp_unix) != 0)
-			q[0] = '\0';
-		d->query = xstrdup(d->lmtp_unix != NULL ? "" : q);
+		if (target_lmtp_parse(key + strlen(REMOTE_LMTP_KEY), &t) != 0)
+			t.query[0] = t.unix_path[0] = '\0';
+		d->port = t.port;
+		if (t.unix_path[0] != '\0')
+			d->lmtp_unix = xstrdup(t.unix_path);
+		d->query = xstrdup(t.query);
 	} else {
 		d->query = xstrdup(d->smarthost ? r->sm_query : key);
 		d->port = d->smarthost ? r->sm_port : r->port;

@@ -58,7 +58,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1440,20 +1439,13 @@ cred_ok(const char *s)
 static int
 remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 {
-	char q[DNS_NAME_MAX + 16], host[DNS_NAME_MAX + 1];
 	const char *spec = conf->smarthost;
+	struct target t;
 
 	r->sm_port = r->port;
 	if (spec == NULL || spec[0] == '\0')
 		return 0;
-	if (strncasecmp(spec, "smtps:", 6) == 0) {
-		/* RFC 8314 3.3: submissions, TLS from the first byte */
-		r->sm_implicit = true;
-		r->sm_port = 465;
-		spec += 6;
-	}
-	if (target_smarthost_parse(
-		spec, q, sizeof(q), &r->sm_port, host, sizeof(host)) != 0) {
+	if (target_smarthost_parse(spec, r->port, &t) != 0) {
 		log_err("event=config_error key=relay.smarthost text=\"cannot "
 			"parse [smtps:]host[:port]\"");
 		return -1;
@@ -1467,8 +1459,10 @@ remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 		    SMTP_CLIENT_CRED_MAX);
 		return -1;
 	}
-	r->sm_query = xstrdup(q);
-	r->sm_host = xstrdup(host);
+	r->sm_implicit = t.implicit_tls;
+	r->sm_port = t.port;
+	r->sm_query = xstrdup(t.query);
+	r->sm_host = xstrdup(t.host);
 	r->sm_user = dup_or_null(conf->smarthost_user);
 	r->sm_pass = dup_or_null(conf->smarthost_pass);
 	r->sm_tls = conf->smarthost_tls;
@@ -1482,17 +1476,15 @@ remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 static int
 remote_check_lmtp(const struct remote_conf *conf)
 {
-	char q[DNS_NAME_MAX + 16], *path = NULL;
-	uint16_t port = REMOTE_LMTP_PORT;
+	struct target t;
 
 	if (conf->lmtp == NULL || conf->lmtp[0] == '\0')
 		return 0;
-	if (target_lmtp_parse(conf->lmtp, q, sizeof(q), &port, &path) != 0) {
+	if (target_lmtp_parse(conf->lmtp, &t) != 0) {
 		log_err("event=config_error key=delivery.lmtp text=\"expected "
 		    "unix:/absolute/path, host, host:port or [address]:port\"");
 		return -1;
 	}
-	free(path);
 	return 0;
 }
 
@@ -1596,19 +1588,15 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
 		return;
 	}
 	if (m->lmtp != NULL) {
-		char q[DNS_NAME_MAX + 16], *path = NULL;
-		uint16_t port = REMOTE_LMTP_PORT;
+		struct target t;
 
-		if (target_lmtp_parse(
-			m->lmtp, q, sizeof(q), &port, &path) != 0 ||
+		if (target_lmtp_parse(m->lmtp, &t) != 0 ||
 		    str_fmt(key, sizeof(key), "%s%s", REMOTE_LMTP_KEY, m->lmtp) != 0) {
-			free(path);
 			deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.5",
 			    "The mailbox's LMTP target does not parse (expected "
 			    "unix:/path or host[:port])");
 			return;
 		}
-		free(path);
 	} else if (str_copy(key, sizeof(key), domain, strlen(domain)) != 0) {
 		deliver_refuse(r, j, SMTP_RESULT_PERM, 550, "5.1.2",
 		    "The destination domain is too long");

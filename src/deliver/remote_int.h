@@ -20,7 +20,6 @@
 #include "remote.h"
 
 #define REMOTE_BUCKETS	  1024 /* destination hash table */
-#define REMOTE_LMTP_PORT  24
 
 struct rjob;
 struct rdest;

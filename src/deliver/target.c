@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/un.h>
 
 #include <arpa/inet.h>
@@ -60,64 +61,66 @@ port_parse(const char *s, uint16_t *port)
 	return 0;
 }
 
-/* host[0..n) into query, and into host_out (NUL-terminated) too. */
+/* host[0..n) into t->query, and into t->host (NUL-terminated) too. */
 static int
-smarthost_host(const char *h, size_t n, char *query, size_t qlen,
-    char *host_out, size_t hostlen)
+target_host(const char *h, size_t n, struct target *t)
 {
-	if (str_copy(host_out, hostlen, h, n) != 0)
+	if (str_copy(t->host, sizeof(t->host), h, n) != 0)
 		return -1;
-	return smarthost_query(h, n, query, qlen);
+	return smarthost_query(h, n, t->query, sizeof(t->query));
 }
 
-/*
- * "host", "host:port", "[addr]:port", "[name]", bare IPv6.  host_out gets
- * the host alone (no brackets, no "IPv6:"), for certificate checks.
- */
-int
-target_smarthost_parse(const char *s, char *query, size_t qlen,
-    uint16_t *port, char *host_out, size_t hostlen)
+/* "host", "host:port", "[addr]:port", "[name]", bare IPv6. */
+static int
+target_host_port(const char *s, struct target *t)
 {
 	const char *end, *colon;
 
 	if (s[0] == '[') {
 		if ((end = strchr(s, ']')) == NULL ||
 		    (end[1] != '\0' &&
-			(end[1] != ':' || port_parse(end + 2, port))))
+			(end[1] != ':' || port_parse(end + 2, &t->port))))
 			return -1;
 		if (strncmp(s + 1, "IPv6:", 5) == 0)
-			return smarthost_host(s + 6, (size_t)(end - s - 6),
-			    query, qlen, host_out, hostlen);
-		return smarthost_host(s + 1, (size_t)(end - s - 1), query, qlen,
-		    host_out, hostlen);
+			return target_host(s + 6, (size_t)(end - s - 6), t);
+		return target_host(s + 1, (size_t)(end - s - 1), t);
 	}
 	colon = strchr(s, ':');
 	if (colon == NULL || strchr(colon + 1, ':') != NULL)
-		return smarthost_host(
-		    s, strlen(s), query, qlen, host_out, hostlen);
-	if (port_parse(colon + 1, port) != 0)
+		return target_host(s, strlen(s), t);
+	if (port_parse(colon + 1, &t->port) != 0)
 		return -1;
-	return smarthost_host(
-	    s, (size_t)(colon - s), query, qlen, host_out, hostlen);
+	return target_host(s, (size_t)(colon - s), t);
 }
 
-/*
- * An LMTP target: "unix:/absolute/path" (*path gets a copy) or what
- * target_smarthost_parse takes (query and *port; 24 unless given).
- */
 int
-target_lmtp_parse(
-    const char *s, char *query, size_t qlen, uint16_t *port, char **path)
+target_smarthost_parse(const char *s, uint16_t port, struct target *t)
 {
-	struct sockaddr_un un;
-	char host[DNS_NAME_MAX + 1];
-
-	*path = NULL;
-	if (strncmp(s, "unix:", 5) == 0) {
-		if (s[5] != '/' || strlen(s + 5) >= sizeof(un.sun_path))
-			return -1;
-		*path = xstrdup(s + 5);
-		return 0;
+	memset(t, 0, sizeof(*t));
+	t->port = port;
+	if (strncasecmp(s, "smtps:", 6) == 0) {
+		/* RFC 8314 3.3: submissions, TLS from the first byte */
+		t->implicit_tls = true;
+		t->port = TARGET_SMTPS_PORT;
+		s += 6;
 	}
-	return target_smarthost_parse(s, query, qlen, port, host, sizeof(host));
+	return target_host_port(s, t);
+}
+
+int
+target_lmtp_parse(const char *s, struct target *t)
+{
+	_Static_assert(sizeof(t->unix_path) ==
+		sizeof(((struct sockaddr_un *)0)->sun_path),
+	    "TARGET_PATH_MAX is the size of sun_path");
+
+	memset(t, 0, sizeof(*t));
+	t->port = TARGET_LMTP_PORT;
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] != '/')
+			return -1;
+		return str_copy(
+		    t->unix_path, sizeof(t->unix_path), s + 5, strlen(s + 5));
+	}
+	return target_host_port(s, t);
 }
