@@ -107,39 +107,7 @@ dest_free(struct rdest *d)
  * ====================================================================== */
 
 static bool
-dns_addr_from(const struct sockaddr_storage *ss, struct dns_addr *a,
-    uint16_t *port)
-{
-	memset(a, 0, sizeof(*a));
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-		a->family = AF_INET;
-		a->u.v4 = sin->sin_addr;
-		*port = ntohs(sin->sin_port);
-		return true;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-		a->family = AF_INET6;
-		a->u.v6 = s6->sin6_addr;
-		*port = ntohs(s6->sin6_port);
-		return true;
-	}
-	return false;
-}
-
-static bool
-dns_addr_eq(const struct dns_addr *a, const struct dns_addr *b)
-{
-	if (a->family != b->family)
-		return false;
-	if (a->family == AF_INET)
-		return a->u.v4.s_addr == b->u.v4.s_addr;
-	return memcmp(&a->u.v6, &b->u.v6, sizeof(a->u.v6)) == 0;
-}
-
-static bool
-dns_addr_is_any(const struct dns_addr *a)
+self_addr_is_any(const struct dns_addr *a)
 {
 	if (a->family == AF_INET)
 		return a->u.v4.s_addr == htonl(INADDR_ANY);
@@ -148,7 +116,7 @@ dns_addr_is_any(const struct dns_addr *a)
 
 /* Every 127/8 address is this machine's on Linux, not only lo's own. */
 static bool
-dns_addr_is_local(const struct remote *r, const struct dns_addr *a)
+self_addr_is_local(const struct remote *r, const struct dns_addr *a)
 {
 	size_t i;
 
@@ -170,12 +138,13 @@ addr_is_self(const struct remote *r, const struct dns_addr *a, uint16_t port)
 	size_t i;
 
 	for (i = 0; i < r->nself; i++) {
-		if (!dns_addr_from(&r->self[i], &l, &lport) || lport != port)
+		if (!dns_addr_from_sockaddr(&r->self[i], &l, &lport) ||
+		    lport != port)
 			continue;
-		if (dns_addr_is_any(&l)) {
+		if (self_addr_is_any(&l)) {
 			/* [::] takes IPv4 too unless IPV6_V6ONLY: assume it does */
 			if ((l.family == a->family || l.family == AF_INET6) &&
-			    dns_addr_is_local(r, a))
+			    self_addr_is_local(r, a))
 				return true;
 		} else if (dns_addr_eq(&l, a)) {
 			return true;
@@ -212,7 +181,7 @@ dest_set_self(struct remote *r, const struct remote_conf *conf)
 		memset(&ss, 0, sizeof(ss));
 		memcpy(&ss, i->ifa_addr, i->ifa_addr->sa_family == AF_INET ?
 		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
-		if (dns_addr_from(&ss, &a, &port))
+		if (dns_addr_from_sockaddr(&ss, &a, &port))
 			r->ifaddrs[r->nifaddrs++] = a;
 	}
 	freeifaddrs(ifs);
