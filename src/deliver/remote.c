@@ -10,10 +10,9 @@
  *   struct rjob   one remote_deliver(): a copy of the envelope, the mapped
  *                 message, the results.  It sits in exactly one place: a
  *                 destination's FIFO, a connection, or the done list.
- *   struct rdest  one destination (a domain, or "" for the smarthost): the
- *                 FIFO of waiting jobs, its connections, the last good DNS
- *                 answer (kept REMOTE_DNS_TTL_MS while the destination is
- *                 busy; an idle destination is freed with it).
+ *   struct rdest  one destination (a domain, "" for the smarthost, or an
+ *                 LMTP server): the FIFO of waiting jobs, its connections,
+ *                 the last good DNS answer (dest.c).
  *   struct rconn  one connection slot: a job and a copy of the MX list it
  *                 walks (host by host, address by address) until a session
  *                 decides the job; then the next waiting job goes over the
@@ -46,12 +45,10 @@
  * Limits: a body chunk of REMOTE_CHUNK octets is stuffed at a time and no
  * more is queued while the socket's output holds REMOTE_OUT_HIGH, so a
  * connection holds well under 1 MiB whatever the message size; unparsed
- * input stops being read at REMOTE_IN_HIGH.  An MX host is "this server"
- * when one of its addresses, at the destination's port, is a socket we
- * listen on (a wildcard listener: any interface address, as read once at
- * remote_new(), or loopback).  A 4xx to
- * one RCPT is that recipient's TEMP result (no retry at the next MX in the
- * same attempt); idle connections are not kept after QUIT.
+ * input stops being read at REMOTE_IN_HIGH.  A 4xx to one RCPT is that
+ * recipient's TEMP result (no retry at the next MX in the same attempt);
+ * idle connections are not kept after QUIT.  Which MX hosts are this
+ * server: dest.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -1521,7 +1518,7 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 
 /* Drop everything of d: no callback runs. */
 static void
-dest_drop(struct rdest *d)
+remote_drop_dest(struct rdest *d)
 {
 	while (d->conns != NULL) {
 		job_free(d->conns->job);
@@ -1545,7 +1542,7 @@ remote_free(struct remote *r)
 	}
 	for (i = 0; i < REMOTE_BUCKETS; i++)
 		while (r->buckets[i] != NULL)
-			dest_drop(r->buckets[i]);
+			remote_drop_dest(r->buckets[i]);
 	(void)jobq_drop(&r->done, NULL, true);
 	if (r->done_ev != NULL)
 		event_free(r->done_ev);
@@ -1612,7 +1609,7 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
 
 /* Forget d's deliveries for arg; d may be freed. */
 static size_t
-dest_cancel(struct rdest *d, void *arg)
+remote_cancel_dest(struct rdest *d, void *arg)
 {
 	struct rconn *c, *next;
 	size_t n = jobq_drop(&d->wait, arg, false);
@@ -1641,7 +1638,7 @@ remote_cancel(struct remote *r, void *arg)
 	for (i = 0; i < REMOTE_BUCKETS; i++) {
 		for (d = r->buckets[i]; d != NULL; d = next) {
 			next = d->next;
-			n += dest_cancel(d, arg);
+			n += remote_cancel_dest(d, arg);
 		}
 	}
 	return n;
