@@ -1,9 +1,8 @@
 /*
  * remote_int: what the delivery shell (remote.c) shares with its
- * destination pool (dest.c); nothing outside src/deliver/ includes it.
- * The engine (struct remote), the jobs it carries (struct rjob) and their
- * FIFOs, and the functions of remote.c that dest.c calls: a job's results
- * are final (job_finish), a connection slot opens for a job (rconn_new).
+ * destination pool (dest.c) and its jobs (job.c); nothing outside
+ * src/deliver/ includes it.  The engine (struct remote), the small
+ * helpers, and rconn_new(): a connection slot opens for a job.
  * See remote.c for the objects and their invariants.
  */
 #ifndef TERN_REMOTE_INT_H
@@ -17,36 +16,13 @@
 #include "../smtp/smtp.h"
 #include "../util/util.h"
 #include "dns.h"
+#include "job.h"
 #include "remote.h"
 
 #define REMOTE_BUCKETS	  1024 /* destination hash table */
 
-struct rjob;
 struct rdest;
 struct rconn;
-
-struct jobq {
-	struct rjob *head;
-	struct rjob **tail;
-};
-
-struct rjob {
-	struct rjob *next;
-	char *id, *sender, *envid;
-	struct smtp_client_rcpt *rcpts;
-	size_t nrcpts;
-	uint64_t size;
-	bool body_8bit, smtputf8;
-	enum smtp_ret ret;
-	char *lmtp; /* LMTP target, or NULL */
-	char *map; /* the message, read-only; NULL if empty */
-	size_t maplen;
-	struct mime_plan *plan; /* its 7-bit form, if it has 8-bit octets */
-	remote_done_fn done;
-	void *arg;
-	struct smtp_client_result *results;
-	char mx[DNS_NAME_MAX + 3];
-};
 
 struct remote {
 	struct event_base *base;
@@ -75,15 +51,8 @@ void text_fmt(char *out, size_t outlen, const char *fmt, ...)
 void result_make(struct smtp_client_result *res, enum smtp_result_class cls,
     int code, const char *enh, const char *text);
 
-void jobq_init(struct jobq *q);
-void jobq_push(struct jobq *q, struct rjob *j);
-struct rjob *jobq_pop(struct jobq *q);
-
-/* Every recipient of j gets res. */
-void job_set_all(struct rjob *j, const struct smtp_client_result *res);
-/* The job's results are final: log them, queue its callback. */
-void job_finish(
-    struct remote *r, struct rjob *j, const char *mx_log, const char *addr_log);
+/* A copy of s, or NULL for NULL. */
+char *dup_or_null(const char *s);
 
 /* A connection slot of d for j, counted in d at once; it walks d->res. */
 void rconn_new(struct rdest *d, struct rjob *j);
