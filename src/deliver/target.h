@@ -23,10 +23,10 @@
 struct target {
 	char query[TARGET_QUERY_MAX]; /* what dns_resolve_mx() takes: the name,
 					 "[1.2.3.4]" or "[IPv6:2001:db8::1]" */
-	char host[DNS_NAME_MAX + 1]; /* the host alone (no brackets, no
-					"IPv6:"), for certificate checks */
+	char host[DNS_NAME_MAX + 1];  /* the host alone (no brackets, no
+					 "IPv6:"), for certificate checks */
 	uint16_t port;
-	bool implicit_tls; /* "smtps:": TLS from the first byte */
+	bool implicit_tls;		 /* "smtps:": TLS from the first byte */
 	char unix_path[TARGET_PATH_MAX]; /* LMTP "unix:/path": the path, else
 					    "" (query and host are "") */
 };
