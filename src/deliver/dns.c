@@ -204,6 +204,38 @@ dns_addr_sockaddr(const struct dns_addr *a, uint16_t port,
 	}
 }
 
+bool
+dns_addr_from_sockaddr(const struct sockaddr_storage *ss, struct dns_addr *a,
+    uint16_t *port)
+{
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		a->family = AF_INET;
+		a->u.v4 = sin->sin_addr;
+		*port = ntohs(sin->sin_port);
+		return true;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		a->family = AF_INET6;
+		a->u.v6 = s6->sin6_addr;
+		*port = ntohs(s6->sin6_port);
+		return true;
+	}
+	return false;
+}
+
+bool
+dns_addr_eq(const struct dns_addr *a, const struct dns_addr *b)
+{
+	if (a->family != b->family)
+		return false;
+	if (a->family == AF_INET)
+		return a->u.v4.s_addr == b->u.v4.s_addr;
+	return memcmp(&a->u.v6, &b->u.v6, sizeof(a->u.v6)) == 0;
+}
+
 /*
  * A name we ask about and hand to the SMTP client: 1..DNS_NAME_MAX
  * printable ASCII bytes other than space and backslash, labels of 1..63.

@@ -1,16 +1,19 @@
 /*
  * remote: outbound SMTP delivery, the shell around the pure client state
  * machine (smtp_client_*) on ternd's libevent loop.  See remote.h for the
- * contract; this header says how it is built.
+ * contract; this header says how it is built.  Its pieces: this file (the
+ * engine and its connections: sockets, TLS, the session, the body), job.c
+ * (the jobs and their FIFOs), dest.c (the destination pool and its DNS
+ * cache) and target.c (the parsers of the smarthost and LMTP targets).
  *
  * Objects:
  *   struct rjob   one remote_deliver(): a copy of the envelope, the mapped
  *                 message, the results.  It sits in exactly one place: a
- *                 destination's FIFO, a connection, or the done list.
- *   struct rdest  one destination (a domain, or "" for the smarthost): the
- *                 FIFO of waiting jobs, its connections, the last good DNS
- *                 answer (kept REMOTE_DNS_TTL_MS while the destination is
- *                 busy; an idle destination is freed with it).
+ *                 destination's FIFO, a connection, or the done list
+ *                 (job.c).
+ *   struct rdest  one destination (a domain, "" for the smarthost, or an
+ *                 LMTP server): the FIFO of waiting jobs, its connections,
+ *                 the last good DNS answer (dest.c).
  *   struct rconn  one connection slot: a job and a copy of the MX list it
  *                 walks (host by host, address by address) until a session
  *                 decides the job; then the next waiting job goes over the
@@ -23,8 +26,8 @@
  *  - A destination is freed only by dest_settle() at the end of a
  *    top-level callback, when it has no connection, no waiting job and no
  *    DNS query: no caller holds a stale rdest pointer.
- *  - A connection is counted in its destination from conn_new() to
- *    conn_free(), whatever it is doing; so at most max_per_dest sockets per
+ *  - A connection is counted in its destination from rconn_new() to
+ *    rconn_free(), whatever it is doing; so at most max_per_dest sockets per
  *    destination.  A failed session frees the slot for the next address.
  *  - A job is "decided" once any recipient got its own answer or the final
  *    dot was sent; before that, any failure moves it to the next address
@@ -43,27 +46,21 @@
  * Limits: a body chunk of REMOTE_CHUNK octets is stuffed at a time and no
  * more is queued while the socket's output holds REMOTE_OUT_HIGH, so a
  * connection holds well under 1 MiB whatever the message size; unparsed
- * input stops being read at REMOTE_IN_HIGH.  An MX host is "this server"
- * when one of its addresses, at the destination's port, is a socket we
- * listen on (a wildcard listener: any interface address, as read once at
- * remote_new(), or loopback).  A 4xx to
- * one RCPT is that recipient's TEMP result (no retry at the next MX in the
- * same attempt); idle connections are not kept after QUIT.
+ * input stops being read at REMOTE_IN_HIGH.  A 4xx to one RCPT is that
+ * recipient's TEMP result (no retry at the next MX in the same attempt);
+ * idle connections are not kept after QUIT.  Which MX hosts are this
+ * server: dest.c.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <event2/buffer.h>
@@ -75,68 +72,22 @@
 #include "../mime/mime.h"
 #include "../tls/tls.h"
 #include "../util/util.h"
+#include "dest.h"
 #include "dns.h"
+#include "job.h"
 #include "remote.h"
+#include "remote_int.h"
+#include "target.h"
 
-#define REMOTE_BUCKETS	1024	     /* destination hash table */
 #define REMOTE_CHUNK	(64 * 1024)  /* message octets stuffed at once */
 #define REMOTE_OUT_HIGH (256 * 1024) /* queue no body above this */
 #define REMOTE_OUT_LOW	(64 * 1024)  /* body refill below this */
 #define REMOTE_IN_HIGH	(128 * 1024) /* unparsed input read at most */
 #define REMOTE_CMD_OUT_MAX                                                     \
 	(SMTP_CLIENT_RCPT_MAX * SMTP_CMD_LINE_PARAMS_MAX + 4096)
-#define REMOTE_DNS_TTL_MS (60 * 1000)
 #define REMOTE_LABEL_MAX  400 /* "host[addr]:port" */
-#define REMOTE_LMTP_KEY	  "[lmtp]" /* prefix of LMTP destinations' keys
-					  ("[lmtp]unix:/path"): no domain or
-					  literal looks like it */
-#define REMOTE_LMTP_PORT  24
 
-struct rjob;
-struct rdest;
-struct rconn;
-
-struct jobq {
-	struct rjob *head;
-	struct rjob **tail;
-};
-
-struct rjob {
-	struct rjob *next;
-	char *id, *sender, *envid;
-	struct smtp_client_rcpt *rcpts;
-	size_t nrcpts;
-	uint64_t size;
-	bool body_8bit, smtputf8;
-	enum smtp_ret ret;
-	char *lmtp; /* LMTP target, or NULL */
-	char *map; /* the message, read-only; NULL if empty */
-	size_t maplen;
-	struct mime_plan *plan; /* its 7-bit form, if it has 8-bit octets */
-	remote_done_fn done;
-	void *arg;
-	struct smtp_client_result *results;
-	char mx[DNS_NAME_MAX + 3];
-};
-
-struct rdest {
-	struct rdest *next; /* hash chain */
-	struct remote *r;
-	char *key;   /* domain; "" for the smarthost */
-	char *query; /* what dns_resolve_mx() gets */
-	uint16_t port;
-	bool smarthost;
-	bool lmtp;       /* an LMTP server (unix socket or host) */
-	char *lmtp_unix; /* its socket path, or NULL for a host */
-	struct jobq wait;
-	struct rconn *conns;
-	unsigned nconns;
-	struct dns_result *res; /* last DNS_OK answer, or NULL */
-	uint64_t res_ms;
-	bool resolving;
-};
-
-enum conn_phase { PH_CONNECT, PH_SMTP, PH_TLS, PH_BODY };
+enum rconn_phase { PH_CONNECT, PH_SMTP, PH_TLS, PH_BODY };
 
 struct rconn {
 	struct rconn *next; /* in d->conns */
@@ -150,7 +101,7 @@ struct rconn {
 	struct event *ev_connect, *timer;
 	struct bufferevent *bev;
 	struct smtp_client *sc;
-	enum conn_phase phase;
+	enum rconn_phase phase;
 	bool body_sent; /* the final dot went out */
 	bool shell_err; /* the error text is ours, with the host */
 	struct buf out, body;
@@ -166,42 +117,15 @@ struct rconn {
 	struct smtp_client_result last; /* the latest failure, for TEMP */
 };
 
-struct remote {
-	struct event_base *base;
-	struct dns *dns;
-	SSL_CTX *ctx, *sm_ctx; /* MX delivery; the smarthost (or NULL: ctx) */
-	char *helo, *sm_query, *sm_user, *sm_pass;
-	char *sm_host; /* the name its certificate must match */
-	uint16_t port, sm_port;
-	enum remote_tls sm_tls;
-	bool sm_implicit; /* smtps: TLS before the greeting */
-	unsigned max_per_dest, t_connect, t_command;
-	struct sockaddr_storage self[REMOTE_SELF_MAX]; /* our listeners */
-	size_t nself;
-	struct dns_addr ifaddrs[REMOTE_IFADDR_MAX]; /* at remote_new() */
-	size_t nifaddrs;
-	struct rdest *buckets[REMOTE_BUCKETS];
-	struct jobq done;
-	struct event *done_ev;
-	unsigned nconns;
-	bool firing, free_pending;
-};
-
-static int conn_drive(struct rconn *c);
-static int lmtp_parse(const char *s, char *query, size_t qlen, uint16_t *port,
-    char **path);
-static int conn_try(struct rconn *c);
-static void dest_settle(struct rdest *d);
+static int rconn_drive(struct rconn *c);
+static int rconn_try(struct rconn *c);
 
 /* ======================================================================
  * Small helpers
  * ====================================================================== */
 
-static void text_fmt(char *out, size_t outlen, const char *fmt, ...)
-    PRINTF_LIKE(3, 4);
-
 /* vsnprintf that marks a cut text with "..." */
-static void
+void
 text_fmt(char *out, size_t outlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -216,7 +140,7 @@ text_fmt(char *out, size_t outlen, const char *fmt, ...)
 		memcpy(out + outlen - 4, "...", 4);
 }
 
-static void
+void
 result_make(struct smtp_client_result *res, enum smtp_result_class cls,
     int code, const char *enh, const char *text)
 {
@@ -234,242 +158,10 @@ tv_set(struct timeval *tv, unsigned secs)
 	tv->tv_usec = 0;
 }
 
-/* ======================================================================
- * Job queues
- * ====================================================================== */
-
-static void
-jobq_init(struct jobq *q)
-{
-	q->head = NULL;
-	q->tail = &q->head;
-}
-
-static void
-jobq_push(struct jobq *q, struct rjob *j)
-{
-	j->next = NULL;
-	*q->tail = j;
-	q->tail = &j->next;
-}
-
-static struct rjob *
-jobq_pop(struct jobq *q)
-{
-	struct rjob *j = q->head;
-
-	if (j == NULL)
-		return NULL;
-	q->head = j->next;
-	if (q->head == NULL)
-		q->tail = &q->head;
-	j->next = NULL;
-	return j;
-}
-
-static void job_free(struct rjob *j);
-
-/* Free every job whose arg is arg (all when all); returns how many. */
-static size_t
-jobq_drop(struct jobq *q, void *arg, bool all)
-{
-	struct rjob **pp = &q->head, *j;
-	size_t n = 0;
-
-	while ((j = *pp) != NULL) {
-		if (!all && j->arg != arg) {
-			pp = &j->next;
-			continue;
-		}
-		*pp = j->next;
-		job_free(j);
-		n++;
-	}
-	q->tail = &q->head;
-	while (*q->tail != NULL)
-		q->tail = &(*q->tail)->next;
-	return n;
-}
-
-/* ======================================================================
- * Jobs
- * ====================================================================== */
-
-static char *
+char *
 dup_or_null(const char *s)
 {
 	return s != NULL ? xstrdup(s) : NULL;
-}
-
-static void
-job_free(struct rjob *j)
-{
-	size_t i;
-
-	if (j == NULL)
-		return;
-	for (i = 0; i < j->nrcpts; i++) {
-		free((char *)(uintptr_t)j->rcpts[i].addr);
-		free((char *)(uintptr_t)j->rcpts[i].orcpt_type);
-		free((char *)(uintptr_t)j->rcpts[i].orcpt);
-	}
-	mime_plan_free(j->plan);
-	free(j->plan);
-	if (j->map != NULL && munmap(j->map, j->maplen) != 0)
-		log_warn(
-		    "id=%s event=munmap error=\"%s\"", j->id, strerror(errno));
-	free(j->rcpts);
-	free(j->results);
-	free(j->lmtp);
-	free(j->id);
-	free(j->sender);
-	free(j->envid);
-	free(j);
-}
-
-static struct rjob *
-job_new(const struct remote_msg *m, remote_done_fn done, void *arg)
-{
-	struct rjob *j = xcalloc(1, sizeof(*j));
-	size_t i;
-
-	j->id = xstrdup(m->id != NULL ? m->id : "-");
-	j->sender = xstrdup(m->sender != NULL ? m->sender : "");
-	j->envid = dup_or_null(m->envid);
-	j->nrcpts = m->rcpts != NULL ? m->nrcpts : 0;
-	j->rcpts = xcalloc(j->nrcpts + 1, sizeof(*j->rcpts));
-	j->results = xcalloc(j->nrcpts + 1, sizeof(*j->results));
-	for (i = 0; i < j->nrcpts; i++) {
-		const struct smtp_client_rcpt *in = &m->rcpts[i];
-
-		j->rcpts[i].addr = xstrdup(in->addr != NULL ? in->addr : "");
-		j->rcpts[i].notify = in->notify;
-		j->rcpts[i].orcpt_type = dup_or_null(in->orcpt_type);
-		j->rcpts[i].orcpt = dup_or_null(in->orcpt);
-	}
-	j->size = m->size;
-	j->body_8bit = m->body_8bit;
-	j->smtputf8 = m->smtputf8;
-	j->ret = m->ret;
-	j->lmtp = dup_or_null(m->lmtp);
-	j->done = done;
-	j->arg = arg;
-	return j;
-}
-
-/* Map the message read-only; 0, or -1 with err filled. */
-static int
-job_map(struct rjob *j, int fd, char *err, size_t errlen)
-{
-	struct stat st;
-	void *p;
-
-	if (fstat(fd, &st) != 0) {
-		text_fmt(err, errlen, "cannot read the message: fstat: %s",
-		    strerror(errno));
-		return -1;
-	}
-	if (st.st_size == 0)
-		return 0;
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (p == MAP_FAILED) {
-		text_fmt(err, errlen, "cannot read the message: mmap: %s",
-		    strerror(errno));
-		return -1;
-	}
-	(void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
-	j->map = p;
-	j->maplen = (size_t)st.st_size;
-	/* an 8-bit message: its 7-bit form is planned now, for the SIZE= and
-	   the go/no-go a peer without 8BITMIME needs before MAIL (RFC 6152);
-	   one pass over the message, no copy of it */
-	if (j->body_8bit || mime_has_8bit(j->map, j->maplen)) {
-		j->plan = xcalloc(1, sizeof(*j->plan));
-		mime_plan_7bit(j->plan, j->map, j->maplen);
-		if (j->plan->flags & MIME_F_IMPOSSIBLE)
-			log_info("id=%s event=mime_7bit status=impossible "
-			    "text=\"%s\"", j->id, j->plan->why);
-	}
-	return 0;
-}
-
-/* The message part of a client configuration. */
-static void
-job_client_conf(
-    const struct remote *r, const struct rjob *j, struct smtp_client_conf *cf)
-{
-	memset(cf, 0, sizeof(*cf));
-	cf->helo = r->helo;
-	cf->sender = j->sender;
-	cf->rcpts = j->rcpts;
-	cf->nrcpts = j->nrcpts;
-	cf->size = j->size;
-	/* declared 8BITMIME or found 8-bit: job_map() made a plan (an empty
-	   message has none, and nothing 8-bit to declare) */
-	cf->body_8bit = j->plan != NULL;
-	cf->smtputf8 = j->smtputf8;
-	if (j->plan != NULL) {
-		if (!(j->plan->flags & MIME_F_IMPOSSIBLE))
-			cf->downgrade |= SMTP_DOWNGRADE_OK;
-		else
-			cf->downgrade_why = j->plan->why;
-		if (j->plan->flags & MIME_F_HDR_8BIT)
-			cf->downgrade |= SMTP_DOWNGRADE_HDR_8BIT;
-		/* SIZE= counts what is sent: the stored size, changed by as
-		   much as the conversion changes the file */
-		cf->size_7bit = j->size - j->maplen + j->plan->out_size;
-	}
-	cf->ret = j->ret;
-	cf->envid = j->envid;
-}
-
-static void
-job_set_all(struct rjob *j, const struct smtp_client_result *res)
-{
-	size_t i;
-
-	for (i = 0; i < j->nrcpts; i++)
-		j->results[i] = *res;
-}
-
-static const char *
-result_event(enum smtp_result_class cls)
-{
-	return cls == SMTP_RESULT_OK	 ? "delivered"
-	       : cls == SMTP_RESULT_PERM ? "bounced"
-					 : "deferred";
-}
-
-/* One line per recipient: where it went and what the peer said. */
-static void
-job_log(const struct rjob *j, const char *mx, const char *addr)
-{
-	char to[ADDR_PATH_MAX * 2], text[1024];
-	size_t i;
-
-	for (i = 0; i < j->nrcpts; i++) {
-		const struct smtp_client_result *res = &j->results[i];
-
-		log_info("id=%s mx=%s addr=%s event=%s to=<%s> code=%d enh=%s "
-			 "text=\"%s\"",
-		    j->id, mx[0] != '\0' ? mx : "none", addr,
-		    result_event(res->cls),
-		    log_sanitize(to, sizeof(to), j->rcpts[i].addr,
-			strlen(j->rcpts[i].addr)),
-		    res->code, res->enh[0] != '\0' ? res->enh : "none",
-		    log_quote(
-			text, sizeof(text), res->text, strlen(res->text)));
-	}
-}
-
-/* The job's results are final: queue its callback. */
-static void
-job_finish(
-    struct remote *r, struct rjob *j, const char *mx_log, const char *addr_log)
-{
-	job_log(j, mx_log, addr_log);
-	jobq_push(&r->done, j);
-	event_active(r->done_ev, EV_TIMEOUT, 0);
 }
 
 /* Results for a job refused without a session. */
@@ -505,337 +197,18 @@ remote_on_done(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ======================================================================
- * Destinations
- * ====================================================================== */
-
-static unsigned
-dest_hash(const char *k)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (; *k != '\0'; k++)
-		h = (h ^ (unsigned char)*k) * 16777619u;
-	return h % REMOTE_BUCKETS;
-}
-
-static struct rdest *
-dest_get(struct remote *r, const char *key)
-{
-	unsigned h = dest_hash(key);
-	struct rdest *d;
-
-	for (d = r->buckets[h]; d != NULL; d = d->next)
-		if (strcmp(d->key, key) == 0)
-			return d;
-	d = xcalloc(1, sizeof(*d));
-	d->r = r;
-	d->key = xstrdup(key);
-	d->lmtp = strncmp(key, REMOTE_LMTP_KEY, strlen(REMOTE_LMTP_KEY)) == 0;
-	d->smarthost = !d->lmtp && r->sm_query != NULL;
-	if (d->lmtp) {
-		/* remote_deliver checked the target with lmtp_parse */
-		char q[DNS_NAME_MAX + 16];
-
-		d->port = REMOTE_LMTP_PORT;
-		if (lmtp_parse(key + strlen(REMOTE_LMTP_KEY), q, sizeof(q), &d->port,
-		    &d->lmtp_unix) != 0)
-			q[0] = '\0';
-		d->query = xstrdup(d->lmtp_unix != NULL ? "" : q);
-	} else {
-		d->query = xstrdup(d->smarthost ? r->sm_query : key);
-		d->port = d->smarthost ? r->sm_port : r->port;
-	}
-	jobq_init(&d->wait);
-	d->next = r->buckets[h];
-	r->buckets[h] = d;
-	return d;
-}
-
-/* Unlink and free d; its jobs and connections must be gone. */
-static void
-dest_free(struct rdest *d)
-{
-	struct rdest **pp = &d->r->buckets[dest_hash(d->key)];
-
-	while (*pp != d)
-		pp = &(*pp)->next;
-	*pp = d->next;
-	if (d->resolving)
-		(void)dns_cancel(d->r->dns, d);
-	free(d->res);
-	free(d->key);
-	free(d->query);
-	free(d->lmtp_unix);
-	free(d);
-}
-
-/* ======================================================================
- * Is an MX host this server?  (RFC 5321 5.1)
- * ====================================================================== */
-
-static bool
-dns_addr_from(const struct sockaddr_storage *ss, struct dns_addr *a,
-    uint16_t *port)
-{
-	memset(a, 0, sizeof(*a));
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-		a->family = AF_INET;
-		a->u.v4 = sin->sin_addr;
-		*port = ntohs(sin->sin_port);
-		return true;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-		a->family = AF_INET6;
-		a->u.v6 = s6->sin6_addr;
-		*port = ntohs(s6->sin6_port);
-		return true;
-	}
-	return false;
-}
-
-static bool
-dns_addr_eq(const struct dns_addr *a, const struct dns_addr *b)
-{
-	if (a->family != b->family)
-		return false;
-	if (a->family == AF_INET)
-		return a->u.v4.s_addr == b->u.v4.s_addr;
-	return memcmp(&a->u.v6, &b->u.v6, sizeof(a->u.v6)) == 0;
-}
-
-static bool
-dns_addr_is_any(const struct dns_addr *a)
-{
-	if (a->family == AF_INET)
-		return a->u.v4.s_addr == htonl(INADDR_ANY);
-	return IN6_IS_ADDR_UNSPECIFIED(&a->u.v6);
-}
-
-/* Every 127/8 address is this machine's on Linux, not only lo's own. */
-static bool
-dns_addr_is_local(const struct remote *r, const struct dns_addr *a)
-{
-	size_t i;
-
-	if (a->family == AF_INET && (ntohl(a->u.v4.s_addr) >> 24) == 127)
-		return true;
-	if (a->family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&a->u.v6))
-		return true;
-	for (i = 0; i < r->nifaddrs; i++)
-		if (dns_addr_eq(&r->ifaddrs[i], a))
-			return true;
-	return false;
-}
-
-static bool
-addr_is_self(const struct remote *r, const struct dns_addr *a, uint16_t port)
-{
-	struct dns_addr l;
-	uint16_t lport;
-	size_t i;
-
-	for (i = 0; i < r->nself; i++) {
-		if (!dns_addr_from(&r->self[i], &l, &lport) || lport != port)
-			continue;
-		if (dns_addr_is_any(&l)) {
-			/* [::] takes IPv4 too unless IPV6_V6ONLY: assume it does */
-			if ((l.family == a->family || l.family == AF_INET6) &&
-			    dns_addr_is_local(r, a))
-				return true;
-		} else if (dns_addr_eq(&l, a)) {
-			return true;
-		}
-	}
-	return false;
-}
-
-/*
- * Drop the first host that is this server and every host not more
- * preferred than it (hosts come in preference order).  Returns the hosts
- * left; *self gets the name of the one found, or stays "".
- */
-static size_t
-dest_drop_self(const struct rdest *d, struct dns_result *res, char *self,
-    size_t selflen)
-{
-	size_t h, a, keep;
-
-	self[0] = '\0';
-	for (h = 0; h < res->nhosts; h++)
-		for (a = 0; a < res->hosts[h].naddrs; a++)
-			if (addr_is_self(d->r, &res->hosts[h].addrs[a], d->port))
-				goto found;
-	return res->nhosts;
-found:
-	text_fmt(self, selflen, "%s", res->hosts[h].name);
-	for (keep = 0; keep < res->nhosts; keep++)
-		if (res->hosts[keep].preference >= res->hosts[h].preference)
-			break;
-	res->nhosts = keep;
-	return keep;
-}
-
-/* Every waiting job gets res (the destination failed as a whole). */
-static void
-dest_fail_waiting(
-    struct rdest *d, const struct smtp_client_result *res, const char *mx)
-{
-	struct rjob *j;
-
-	while ((j = jobq_pop(&d->wait)) != NULL) {
-		job_set_all(j, res);
-		text_fmt(j->mx, sizeof(j->mx), "%s", mx);
-		job_finish(d->r, j, mx, "none");
-	}
-}
-
-/* What a DNS failure means for the recipients. */
-static void
-dest_dns_result(const struct dns_result *dr, struct smtp_client_result *res)
-{
-	if (dr->status == DNS_TEMP) {
-		result_make(res, SMTP_RESULT_TEMP, 451, "4.4.3", dr->text);
-		return;
-	}
-	switch (dr->reason) {
-	case DNS_REASON_NULL_MX:
-		/* RFC 7505 4.2 */
-		result_make(res, SMTP_RESULT_PERM, 556, "5.1.10", dr->text);
-		break;
-	case DNS_REASON_NO_ADDRESS:
-		result_make(res, SMTP_RESULT_PERM, 550, "5.4.4", dr->text);
-		break;
-	default:
-		result_make(res, SMTP_RESULT_PERM, 550, "5.1.2", dr->text);
-		break;
-	}
-}
-
-/* RFC 5321 5.1: no MX that is this server, nor any less preferred. */
-static void
-dest_check_self(struct rdest *d)
-{
-	struct smtp_client_result res;
-	char self[DNS_NAME_MAX + 3], name[300], text[600];
-	size_t left;
-
-	if (d->lmtp)
-		return;       /* a mailbox server, never our own SMTP listener */
-	left = dest_drop_self(d, d->res, self, sizeof(self));
-
-	log_sanitize(name, sizeof(name), self, strlen(self));
-	if (left > 0) {
-		if (self[0] != '\0')
-			log_info("domain=%s mx=%s event=mx_is_self hosts_left=%zu "
-			    "text=\"this MX and less preferred ones skipped\"",
-			    d->key, name, left);
-		return;
-	}
-	if (d->smarthost) {
-		text_fmt(text, sizeof(text), "relay.smarthost %s is this "
-		    "server: mail would loop; fix the setting", name);
-		result_make(&res, SMTP_RESULT_TEMP, 451, "4.4.6", text);
-	} else {
-		text_fmt(text, sizeof(text), "mail for %s loops back to myself "
-		    "(MX host %s is this server)", d->key, name);
-		result_make(&res, SMTP_RESULT_PERM, 550, "5.4.6", text);
-	}
-	log_err("domain=%s mx=%s event=mail_loop text=\"%s\"",
-	    d->smarthost ? "smarthost" : d->key, name, text);
-	free(d->res);
-	d->res = NULL;
-	dest_fail_waiting(d, &res, self);
-}
-
-static void
-dest_on_dns(const struct dns_result *dr, void *arg)
-{
-	struct rdest *d = arg;
-	struct smtp_client_result res;
-
-	d->resolving = false;
-	if (dr->status == DNS_OK) {
-		if (d->res == NULL)
-			d->res = xmalloc(sizeof(*d->res));
-		*d->res = *dr;
-		d->res_ms = time_now_ms();
-		dest_check_self(d);
-	} else {
-		free(d->res);
-		d->res = NULL;
-		log_debug("event=dns status=%s reason=%s",
-		    dns_status_name(dr->status), dns_reason_name(dr->reason));
-		dest_dns_result(dr, &res);
-		dest_fail_waiting(d, &res, "");
-	}
-	dest_settle(d);
-}
-
-static void conn_new(struct rdest *d, struct rjob *j);
-
-/* A unix socket needs no DNS: one host, one AF_UNIX "address", kept for
- * as long as the destination lives. */
-static void
-dest_unix_res(struct rdest *d)
-{
-	struct dns_result *res = xcalloc(1, sizeof(*res));
-
-	res->status = DNS_OK;
-	res->nhosts = 1;
-	text_fmt(res->hosts[0].name, sizeof(res->hosts[0].name), "unix:%s",
-	    d->lmtp_unix);
-	res->hosts[0].naddrs = 1;
-	res->hosts[0].addrs[0].family = AF_UNIX;
-	d->res = res;
-	d->res_ms = time_now_ms();
-}
-
-/* Start connections for waiting jobs while the destination has room. */
-static void
-dest_kick(struct rdest *d)
-{
-	struct remote *r = d->r;
-
-	while (d->wait.head != NULL && d->nconns < r->max_per_dest) {
-		if (d->lmtp_unix != NULL && d->res == NULL)
-			dest_unix_res(d);
-		if (d->res == NULL || (d->lmtp_unix == NULL &&
-		    time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS)) {
-			if (!d->resolving) {
-				d->resolving = true;
-				dns_resolve_mx(
-				    r->dns, d->query, dest_on_dns, d);
-			}
-			return;
-		}
-		conn_new(d, jobq_pop(&d->wait));
-	}
-}
-
-/* End of every top-level callback: use free slots, free an idle d. */
-static void
-dest_settle(struct rdest *d)
-{
-	dest_kick(d);
-	if (d->nconns == 0 && d->wait.head == NULL && !d->resolving)
-		dest_free(d);
-}
-
-/* ======================================================================
  * Connections: set-up and tear-down
  * ====================================================================== */
 
 static const char *
-conn_id(const struct rconn *c)
+rconn_id(const struct rconn *c)
 {
 	return c->job != NULL ? c->job->id : "-";
 }
 
 /* Fill ip, addr_log, host_log and label for the address in use. */
 static void
-conn_set_addr(struct rconn *c)
+rconn_set_addr(struct rconn *c)
 {
 	const struct dns_host *h = &c->res.hosts[c->host];
 	const struct dns_addr *a = &h->addrs[c->addr];
@@ -874,7 +247,7 @@ bev_release(struct bufferevent *bev)
 }
 
 static void
-conn_close_socket(struct rconn *c)
+rconn_close_socket(struct rconn *c)
 {
 	if (c->ev_connect != NULL) {
 		event_free(c->ev_connect);
@@ -901,12 +274,12 @@ conn_close_socket(struct rconn *c)
 
 /* Close and free c; its job, if any, is the caller's. */
 static void
-conn_free(struct rconn *c)
+rconn_free(struct rconn *c)
 {
 	struct rdest *d = c->d;
 	struct rconn **pp = &d->conns;
 
-	conn_close_socket(c);
+	rconn_close_socket(c);
 	if (c->timer != NULL)
 		event_free(c->timer);
 	buf_wipe(&c->out);
@@ -921,7 +294,7 @@ conn_free(struct rconn *c)
 }
 
 static void
-conn_advance(struct rconn *c)
+rconn_advance(struct rconn *c)
 {
 	c->plain_retry = false;
 	if (++c->addr >= c->res.hosts[c->host].naddrs) {
@@ -932,7 +305,7 @@ conn_advance(struct rconn *c)
 
 /* The job is decided here: its results come from the session. */
 static void
-conn_job_done(struct rconn *c)
+rconn_job_done(struct rconn *c)
 {
 	struct rjob *j = c->job;
 	size_t i;
@@ -947,7 +320,7 @@ conn_job_done(struct rconn *c)
 /* Every address failed: TEMP with the last error, for this job and for
  * every job waiting for the destination.  c is freed. */
 static int
-conn_exhausted(struct rconn *c)
+rconn_exhausted(struct rconn *c)
 {
 	struct rdest *d = c->d;
 	struct rjob *j = c->job;
@@ -964,7 +337,7 @@ conn_exhausted(struct rconn *c)
 		job_finish(d->r, j, mx, "none");
 	}
 	dest_fail_waiting(d, &c->last, c->last_mx);
-	conn_free(c);
+	rconn_free(c);
 	return -1;
 }
 
@@ -973,22 +346,22 @@ conn_exhausted(struct rconn *c)
  * ====================================================================== */
 
 static int
-conn_connect_error(struct rconn *c, int err)
+rconn_connect_error(struct rconn *c, int err)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
 
 	text_fmt(t, sizeof(t), "connect to %s: %s", c->label, strerror(err));
 	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
 	log_info("id=%s mx=%s addr=%s event=connect status=failed error=\"%s\"",
-	    conn_id(c), c->host_log, c->addr_log, strerror(err));
+	    rconn_id(c), c->host_log, c->addr_log, strerror(err));
 	return -1;
 }
 
-static void conn_on_connect(evutil_socket_t fd, short what, void *arg);
+static void rconn_on_connect(evutil_socket_t fd, short what, void *arg);
 
 /* Start connecting to the address in use: 0 in progress, -1 failed. */
 static int
-conn_connect(struct rconn *c)
+rconn_connect(struct rconn *c)
 {
 	const struct dns_addr *a = &c->res.hosts[c->host].addrs[c->addr];
 	struct sockaddr_storage ss;
@@ -996,7 +369,7 @@ conn_connect(struct rconn *c)
 	struct timeval tv;
 	int fd, e, one = 1;
 
-	conn_set_addr(c);
+	rconn_set_addr(c);
 	if (a->family == AF_UNIX) {
 		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
 
@@ -1004,14 +377,14 @@ conn_connect(struct rconn *c)
 		un->sun_family = AF_UNIX;
 		if (str_copy(un->sun_path, sizeof(un->sun_path), c->d->lmtp_unix,
 		    strlen(c->d->lmtp_unix)) != 0)
-			return conn_connect_error(c, ENAMETOOLONG);
+			return rconn_connect_error(c, ENAMETOOLONG);
 		sl = sizeof(*un);
 	} else {
 		dns_addr_sockaddr(a, c->d->port, &ss, &sl);
 	}
 	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return conn_connect_error(c, errno);
+		return rconn_connect_error(c, errno);
 	/* writes are whole batches; TLS records must not wait for ACKs */
 	if (a->family != AF_UNIX)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -1019,37 +392,37 @@ conn_connect(struct rconn *c)
 	    errno != EINPROGRESS) {
 		e = errno;
 		(void)close(fd);
-		return conn_connect_error(c, e);
+		return rconn_connect_error(c, e);
 	}
 	c->fd = fd;
 	c->gen++;
 	c->phase = PH_CONNECT;
 	tv_set(&tv, c->d->r->t_connect);
 	c->ev_connect =
-	    event_new(c->d->r->base, fd, EV_WRITE, conn_on_connect, c);
+	    event_new(c->d->r->base, fd, EV_WRITE, rconn_on_connect, c);
 	if (c->ev_connect == NULL || event_add(c->ev_connect, &tv) != 0) {
-		conn_close_socket(c);
-		return conn_connect_error(c, ENOMEM);
+		rconn_close_socket(c);
+		return rconn_connect_error(c, ENOMEM);
 	}
 	return 0;
 }
 
 /* Connect to the next address that takes it; -1 once c is gone. */
 static int
-conn_try(struct rconn *c)
+rconn_try(struct rconn *c)
 {
 	while (c->host < c->res.nhosts) {
-		if (conn_connect(c) == 0)
+		if (rconn_connect(c) == 0)
 			return 0;
-		conn_advance(c);
+		rconn_advance(c);
 	}
-	return conn_exhausted(c);
+	return rconn_exhausted(c);
 }
 
-static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+static void rconn_on_timer(evutil_socket_t fd, short what, void *arg);
 
-static void
-conn_new(struct rdest *d, struct rjob *j)
+void
+rconn_new(struct rdest *d, struct rjob *j)
 {
 	struct remote *r = d->r;
 	struct rconn *c = xcalloc(1, sizeof(*c));
@@ -1062,7 +435,7 @@ conn_new(struct rdest *d, struct rjob *j)
 	buf_init(&c->out, REMOTE_CMD_OUT_MAX);
 	buf_init(&c->body, 2 * REMOTE_CHUNK + 16);
 	buf_init(&c->conv, REMOTE_CHUNK + 4096);
-	if ((c->timer = evtimer_new(r->base, conn_on_timer, c)) == NULL)
+	if ((c->timer = evtimer_new(r->base, rconn_on_timer, c)) == NULL)
 		panic("remote: evtimer_new failed");
 	text_fmt(t, sizeof(t), "no address to try for %s", d->query);
 	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
@@ -1070,29 +443,29 @@ conn_new(struct rdest *d, struct rjob *j)
 	d->conns = c;
 	d->nconns++;
 	r->nconns++;
-	(void)conn_try(c);
+	(void)rconn_try(c);
 }
 
 /* ======================================================================
  * Connections: the SMTP session
  * ====================================================================== */
 
-static void conn_on_read(struct bufferevent *bev, void *arg);
-static void conn_on_write(struct bufferevent *bev, void *arg);
-static void conn_on_event(struct bufferevent *bev, short what, void *arg);
+static void rconn_on_read(struct bufferevent *bev, void *arg);
+static void rconn_on_write(struct bufferevent *bev, void *arg);
+static void rconn_on_event(struct bufferevent *bev, short what, void *arg);
 
 static void
-conn_bev_setup(struct rconn *c)
+rconn_bev_setup(struct rconn *c)
 {
 	bufferevent_setcb(
-	    c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+	    c->bev, rconn_on_read, rconn_on_write, rconn_on_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, REMOTE_IN_HIGH);
 	bufferevent_setwatermark(c->bev, EV_WRITE, REMOTE_OUT_LOW, 0);
 	(void)bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 static void
-conn_arm(struct rconn *c, unsigned secs)
+rconn_arm(struct rconn *c, unsigned secs)
 {
 	struct timeval tv;
 
@@ -1103,22 +476,22 @@ conn_arm(struct rconn *c, unsigned secs)
 
 /* The deadline for the reply awaited now. */
 static void
-conn_arm_reply(struct rconn *c)
+rconn_arm_reply(struct rconn *c)
 {
 	const char *w = smtp_client_waiting(c->sc);
 	unsigned t = c->d->r->t_command;
 
 	if (w != NULL && strcmp(w, "end of data") == 0)
 		t *= 2;
-	conn_arm(c, t);
+	rconn_arm(c, t);
 }
 
 /* The shell's own failure of the session (timeout, lost connection...). */
-static void conn_shell_fail(struct rconn *c, int code, const char *enh,
+static void rconn_shell_fail(struct rconn *c, int code, const char *enh,
     const char *fmt, ...) PRINTF_LIKE(4, 5);
 
 static void
-conn_shell_fail(
+rconn_shell_fail(
     struct rconn *c, int code, const char *enh, const char *fmt, ...)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
@@ -1137,7 +510,7 @@ conn_shell_fail(
 }
 
 static int
-conn_flush(struct rconn *c)
+rconn_flush(struct rconn *c)
 {
 	int rc = 0;
 
@@ -1153,7 +526,7 @@ conn_flush(struct rconn *c)
 
 /* Best effort: push what is queued (a QUIT) before the socket closes. */
 static void
-conn_flush_quit(struct rconn *c)
+rconn_flush_quit(struct rconn *c)
 {
 	struct evbuffer *o;
 	size_t n;
@@ -1172,7 +545,7 @@ conn_flush_quit(struct rconn *c)
 /* Did any recipient get its own answer, or could the peer have the
  * message?  Then the job is decided: no next address. */
 static bool
-conn_decided(const struct rconn *c)
+rconn_decided(const struct rconn *c)
 {
 	const struct smtp_client_result *e = smtp_client_error(c->sc);
 	size_t i;
@@ -1192,7 +565,7 @@ conn_decided(const struct rconn *c)
 
 /* Remember why this session failed, for the final TEMP. */
 static void
-conn_record_error(struct rconn *c)
+rconn_record_error(struct rconn *c)
 {
 	const struct smtp_client_result *e = smtp_client_error(c->sc);
 	char t[SMTP_CLIENT_TEXT_MAX];
@@ -1221,39 +594,39 @@ conn_record_error(struct rconn *c)
 
 /* FAILED: finish a decided job, or go on to the next address. */
 static int
-conn_failed(struct rconn *c)
+rconn_failed(struct rconn *c)
 {
 	char text[1024];
 
-	conn_flush_quit(c);
+	rconn_flush_quit(c);
 	if (c->job == NULL) {
-		conn_free(c);
+		rconn_free(c);
 		return -1;
 	}
-	if (conn_decided(c)) {
-		conn_job_done(c);
-		conn_free(c);
+	if (rconn_decided(c)) {
+		rconn_job_done(c);
+		rconn_free(c);
 		return -1;
 	}
-	conn_record_error(c);
+	rconn_record_error(c);
 	log_info("id=%s mx=%s addr=%s event=session_failed code=%d text=\"%s\"",
-	    conn_id(c), c->host_log, c->addr_log, c->last.code,
+	    rconn_id(c), c->host_log, c->addr_log, c->last.code,
 	    log_quote(text, sizeof(text), c->last.text, strlen(c->last.text)));
-	conn_close_socket(c);
-	conn_advance(c);
-	return conn_try(c);
+	rconn_close_socket(c);
+	rconn_advance(c);
+	return rconn_try(c);
 }
 
 /* DONE: the next waiting job over this session, or QUIT. */
 static void
-conn_txn_done(struct rconn *c)
+rconn_txn_done(struct rconn *c)
 {
 	struct remote *r = c->d->r;
 	struct smtp_client_conf cf;
 	struct smtp_client_result res;
 	struct rjob *j;
 
-	conn_job_done(c);
+	rconn_job_done(c);
 	while ((j = jobq_pop(&c->d->wait)) != NULL) {
 		job_client_conf(r, j, &cf);
 		if (smtp_client_reset_message(c->sc, &cf) == 0) {
@@ -1271,33 +644,33 @@ conn_txn_done(struct rconn *c)
 	smtp_client_quit(c->sc);
 }
 
-static int conn_starttls(struct rconn *c);
+static int rconn_starttls(struct rconn *c);
 static int body_start(struct rconn *c);
 
 /* One client step: 1 to go on, 0 or -1 to return it. */
 static int
-conn_act(struct rconn *c, enum smtp_client_action act, bool progress)
+rconn_act(struct rconn *c, enum smtp_client_action act, bool progress)
 {
 	switch (act) {
 	case SMTP_CLIENT_SEND:
 		return 1;
 	case SMTP_CLIENT_NEED_INPUT:
 		if (progress || !evtimer_pending(c->timer, NULL))
-			conn_arm_reply(c);
+			rconn_arm_reply(c);
 		return 0;
 	case SMTP_CLIENT_STARTTLS:
-		return conn_starttls(c);
+		return rconn_starttls(c);
 	case SMTP_CLIENT_SEND_BODY:
 		return body_start(c);
 	case SMTP_CLIENT_DONE:
-		conn_txn_done(c);
+		rconn_txn_done(c);
 		return 1;
 	case SMTP_CLIENT_CLOSED:
-		conn_free(c);
+		rconn_free(c);
 		return -1;
 	case SMTP_CLIENT_FAILED:
 	default:
-		return conn_failed(c);
+		return rconn_failed(c);
 	}
 }
 
@@ -1307,7 +680,7 @@ conn_act(struct rconn *c, enum smtp_client_action act, bool progress)
  * it is freed.
  */
 static int
-conn_drive(struct rconn *c)
+rconn_drive(struct rconn *c)
 {
 	bool progress = false;
 	int rc;
@@ -1329,12 +702,12 @@ conn_drive(struct rconn *c)
 		}
 		if (c->out.len > 0)
 			progress = true;
-		if (conn_flush(c) != 0 && act != SMTP_CLIENT_FAILED) {
-			conn_shell_fail(c, 451, "4.3.0",
+		if (rconn_flush(c) != 0 && act != SMTP_CLIENT_FAILED) {
+			rconn_shell_fail(c, 451, "4.3.0",
 			    "cannot queue output to %s", c->label);
 			act = SMTP_CLIENT_FAILED;
 		}
-		rc = conn_act(c, act, progress);
+		rc = rconn_act(c, act, progress);
 	} while (rc == 1);
 	return rc;
 }
@@ -1344,7 +717,7 @@ conn_drive(struct rconn *c)
  * ====================================================================== */
 
 static bool
-conn_require_tls(const struct rconn *c)
+rconn_require_tls(const struct rconn *c)
 {
 	const struct remote *r = c->d->r;
 
@@ -1353,13 +726,13 @@ conn_require_tls(const struct rconn *c)
 }
 
 static bool
-conn_must_verify(const struct rconn *c)
+rconn_must_verify(const struct rconn *c)
 {
 	return c->d->smarthost && c->d->r->sm_tls == REMOTE_TLS_VERIFY;
 }
 
 static SSL_CTX *
-conn_ctx(const struct rconn *c)
+rconn_ctx(const struct rconn *c)
 {
 	const struct remote *r = c->d->r;
 
@@ -1372,7 +745,7 @@ conn_ctx(const struct rconn *c)
  * else the MX host (the address for a literal).
  */
 static const char *
-conn_tls_name(const struct rconn *c)
+rconn_tls_name(const struct rconn *c)
 {
 	const char *name = c->res.hosts[c->host].name;
 
@@ -1383,9 +756,9 @@ conn_tls_name(const struct rconn *c)
 
 /* A client TLS bufferevent over c->fd, handshaking; -1 with why set. */
 static int
-conn_tls_start(struct rconn *c, const char **why)
+rconn_tls_start(struct rconn *c, const char **why)
 {
-	SSL_CTX *ctx = conn_ctx(c);
+	SSL_CTX *ctx = rconn_ctx(c);
 	SSL *ssl;
 
 	if (ctx == NULL) {
@@ -1396,7 +769,7 @@ conn_tls_start(struct rconn *c, const char **why)
 		*why = "SSL_new";
 		return -1;
 	}
-	if (tls_client_set_host(ssl, conn_tls_name(c)) != 0) {
+	if (tls_client_set_host(ssl, rconn_tls_name(c)) != 0) {
 		SSL_free(ssl);
 		*why = "cannot set the server name";
 		return -1;
@@ -1410,45 +783,45 @@ conn_tls_start(struct rconn *c, const char **why)
 	}
 	c->fd = -1; /* the bufferevent owns it now */
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-	conn_bev_setup(c);
+	rconn_bev_setup(c);
 	c->phase = PH_TLS;
-	conn_arm(c, c->d->r->t_command);
+	rconn_arm(c, c->d->r->t_command);
 	return 0;
 }
 
 static int
-conn_starttls_fail(struct rconn *c, const char *why)
+rconn_starttls_fail(struct rconn *c, const char *why)
 {
 	ERR_clear_error();
-	conn_shell_fail(
+	rconn_shell_fail(
 	    c, 451, "4.7.5", "TLS with %s failed: %s", c->label, why);
-	return conn_failed(c);
+	return rconn_failed(c);
 }
 
 /* The 220 to STARTTLS is in: a TLS bufferevent takes over the socket. */
 static int
-conn_starttls(struct rconn *c)
+rconn_starttls(struct rconn *c)
 {
 	const char *why = NULL;
 
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) != 0)
-		return conn_starttls_fail(c, "output pending at STARTTLS");
-	if (conn_ctx(c) == NULL)
-		return conn_starttls_fail(c, "no TLS client context");
+		return rconn_starttls_fail(c, "output pending at STARTTLS");
+	if (rconn_ctx(c) == NULL)
+		return rconn_starttls_fail(c, "no TLS client context");
 	/* freed with its input unread: plaintext after the 220 is dropped */
 	bev_release(c->bev);
 	c->bev = NULL;
-	if (conn_tls_start(c, &why) != 0)
-		return conn_starttls_fail(c, why);
+	if (rconn_tls_start(c, &why) != 0)
+		return rconn_starttls_fail(c, why);
 	return 0;
 }
 
-static int conn_tls_failed(struct rconn *c, const char *why);
-static int conn_session_begin(struct rconn *c, bool verified);
+static int rconn_tls_failed(struct rconn *c, const char *why);
+static int rconn_session_begin(struct rconn *c, bool verified);
 
 /* Handshake done: log it with verified=yes|no, then SMTP over it. */
 static int
-conn_tls_up(struct rconn *c)
+rconn_tls_up(struct rconn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 	char desc[256], why[128], q[160];
@@ -1456,59 +829,60 @@ conn_tls_up(struct rconn *c)
 
 	tls_describe(ssl, desc, sizeof(desc));
 	log_info("id=%s mx=%s addr=%s event=tls %s verified=%s%s%s%s",
-	    conn_id(c), c->host_log, c->addr_log, desc, verified ? "yes" : "no",
+	    rconn_id(c), c->host_log, c->addr_log, desc,
+	    verified ? "yes" : "no",
 	    verified ? "" : " verify_error=\"",
 	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
 	    verified ? "" : "\"");
 	/* the context aborts such a handshake already: never reached, kept
 	   so that no configuration mistake can send mail to that peer */
-	if (conn_must_verify(c) && !verified)
-		return conn_tls_failed(c, why);
+	if (rconn_must_verify(c) && !verified)
+		return rconn_tls_failed(c, why);
 	c->phase = PH_SMTP;
 	if (c->sc == NULL) /* implicit TLS: the SMTP session starts now */
-		return conn_session_begin(c, verified);
+		return rconn_session_begin(c, verified);
 	smtp_client_tls_done(c->sc, verified);
-	return conn_drive(c);
+	return rconn_drive(c);
 }
 
 /* Implicit TLS failed before any SMTP: like a refused connection. */
 static int
-conn_implicit_failed(struct rconn *c, const char *why)
+rconn_implicit_failed(struct rconn *c, const char *why)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
 
 	text_fmt(
 	    t, sizeof(t), "TLS handshake with %s failed: %s", c->label, why);
 	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", t);
-	conn_close_socket(c);
-	conn_advance(c);
-	return conn_try(c);
+	rconn_close_socket(c);
+	rconn_advance(c);
+	return rconn_try(c);
 }
 
 /* The handshake failed: once more in plaintext unless TLS is required. */
 static int
-conn_tls_failed(struct rconn *c, const char *why)
+rconn_tls_failed(struct rconn *c, const char *why)
 {
 	char q[512];
 
 	log_info("id=%s mx=%s addr=%s event=tls status=failed verified=no "
 		 "error=\"%s\"",
-	    conn_id(c), c->host_log, c->addr_log,
+	    rconn_id(c), c->host_log, c->addr_log,
 	    log_quote(q, sizeof(q), why, strlen(why)));
 	if (c->sc == NULL)
-		return conn_implicit_failed(c, why);
-	if (!conn_require_tls(c) && !c->plain_retry) {
-		conn_close_socket(c);
+		return rconn_implicit_failed(c, why);
+	if (!rconn_require_tls(c) && !c->plain_retry) {
+		rconn_close_socket(c);
 		c->plain_retry = true;
-		if (conn_connect(c) == 0)
+		if (rconn_connect(c) == 0)
 			return 0;
-		conn_advance(c);
-		return conn_try(c);
+		rconn_advance(c);
+		return rconn_try(c);
 	}
 	c->phase = PH_SMTP;
-	conn_shell_fail(
+	rconn_shell_fail(
 	    c, 451, "4.7.5", "TLS handshake with %s failed: %s", c->label, why);
-	return conn_failed(c);
+	return rconn_failed(c);
 }
 
 /* The next chunk of the 7-bit form, stuffed into c->body; true at the
@@ -1559,19 +933,19 @@ body_pump(struct rconn *c)
 			rc = -1;
 	}
 	if (rc == 0 && !last) {
-		conn_arm(c, c->d->r->t_command);
+		rconn_arm(c, c->d->r->t_command);
 		return 0;
 	}
 	c->phase = PH_SMTP;
 	if (rc != 0) {
-		conn_shell_fail(c, 451, "4.3.0",
+		rconn_shell_fail(c, 451, "4.3.0",
 		    "cannot queue the message body "
 		    "for %s",
 		    c->label);
-		return conn_failed(c);
+		return rconn_failed(c);
 	}
 	c->body_sent = true;
-	return conn_drive(c);
+	return rconn_drive(c);
 }
 
 static int
@@ -1585,7 +959,7 @@ body_start(struct rconn *c)
 		mime_plan_rewind(c->job->plan);
 		log_info("id=%s mx=%s addr=%s event=mime_7bit octets=%llu "
 		    "text=\"the peer has no 8BITMIME: sent as 7-bit MIME\"",
-		    conn_id(c), c->host_log, c->addr_log,
+		    rconn_id(c), c->host_log, c->addr_log,
 		    (unsigned long long)c->job->plan->out_size);
 	}
 	return body_pump(c);
@@ -1600,7 +974,7 @@ body_start(struct rconn *c)
  * or implicit TLS that is up (verified says how it went).
  */
 static int
-conn_session_begin(struct rconn *c, bool verified)
+rconn_session_begin(struct rconn *c, bool verified)
 {
 	struct smtp_client_conf cf;
 	struct remote *r = c->d->r;
@@ -1608,12 +982,12 @@ conn_session_begin(struct rconn *c, bool verified)
 
 	job_client_conf(r, c->job, &cf);
 	cf.want_starttls =
-	    conn_ctx(c) != NULL && !c->plain_retry && !c->d->lmtp;
+	    rconn_ctx(c) != NULL && !c->plain_retry && !c->d->lmtp;
 	cf.lmtp = c->d->lmtp;
 	cf.tls_active = tls;
 	cf.tls_verified = tls && verified;
 	if (c->d->smarthost) {
-		cf.require_tls = conn_require_tls(c);
+		cf.require_tls = rconn_require_tls(c);
 		cf.auth_user = r->sm_user;
 		cf.auth_pass = r->sm_pass;
 		/* relay.smarthost_tls = encrypt: the admin named the risk */
@@ -1628,35 +1002,35 @@ conn_session_begin(struct rconn *c, bool verified)
 		deliver_refuse(r, c->job, SMTP_RESULT_TEMP, 451, "4.3.0",
 		    "Cannot start an SMTP session");
 		c->job = NULL;
-		conn_free(c);
+		rconn_free(c);
 		return -1;
 	}
 	if (!tls)
-		conn_bev_setup(c);
+		rconn_bev_setup(c);
 	c->phase = PH_SMTP;
-	return conn_drive(c);
+	return rconn_drive(c);
 }
 
 /* Connected: SMTP, or first the TLS handshake of implicit TLS. */
 static int
-conn_session_start(struct rconn *c)
+rconn_session_start(struct rconn *c)
 {
 	const char *why = NULL;
 
 	event_free(c->ev_connect);
 	c->ev_connect = NULL;
 	c->body_sent = c->shell_err = false;
-	log_info("id=%s mx=%s addr=%s event=connect", conn_id(c), c->host_log,
+	log_info("id=%s mx=%s addr=%s event=connect", rconn_id(c), c->host_log,
 	    c->addr_log);
 	if (!(c->d->smarthost && c->d->r->sm_implicit))
-		return conn_session_begin(c, false);
-	if (conn_tls_start(c, &why) != 0)
-		return conn_tls_failed(c, why);
+		return rconn_session_begin(c, false);
+	if (rconn_tls_start(c, &why) != 0)
+		return rconn_tls_failed(c, why);
 	return 0;
 }
 
 static void
-conn_on_connect(evutil_socket_t fd, short what, void *arg)
+rconn_on_connect(evutil_socket_t fd, short what, void *arg)
 {
 	struct rconn *c = arg;
 	struct rdest *d = c->d;
@@ -1668,30 +1042,30 @@ conn_on_connect(evutil_socket_t fd, short what, void *arg)
 	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 		err = errno;
 	if (err == 0) {
-		(void)conn_session_start(c);
+		(void)rconn_session_start(c);
 	} else {
-		(void)conn_connect_error(c, err);
-		conn_close_socket(c);
-		conn_advance(c);
-		(void)conn_try(c);
+		(void)rconn_connect_error(c, err);
+		rconn_close_socket(c);
+		rconn_advance(c);
+		(void)rconn_try(c);
 	}
 	dest_settle(d);
 }
 
 static void
-conn_on_read(struct bufferevent *bev, void *arg)
+rconn_on_read(struct bufferevent *bev, void *arg)
 {
 	struct rconn *c = arg;
 	struct rdest *d = c->d;
 
 	(void)bev;
 	if (c->phase == PH_SMTP)
-		(void)conn_drive(c);
+		(void)rconn_drive(c);
 	dest_settle(d);
 }
 
 static void
-conn_on_write(struct bufferevent *bev, void *arg)
+rconn_on_write(struct bufferevent *bev, void *arg)
 {
 	struct rconn *c = arg;
 	struct rdest *d = c->d;
@@ -1703,7 +1077,7 @@ conn_on_write(struct bufferevent *bev, void *arg)
 }
 
 static void
-conn_ssl_error(struct rconn *c, char *out, size_t outlen)
+rconn_ssl_error(struct rconn *c, char *out, size_t outlen)
 {
 	unsigned long e = bufferevent_get_openssl_error(c->bev);
 	const SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
@@ -1726,28 +1100,28 @@ conn_ssl_error(struct rconn *c, char *out, size_t outlen)
 
 /* EOF or error on the socket of c. */
 static void
-conn_lost(struct rconn *c)
+rconn_lost(struct rconn *c)
 {
 	const char *w;
 
 	if (c->job == NULL) { /* closing after QUIT */
-		conn_free(c);
+		rconn_free(c);
 		return;
 	}
 	w = smtp_client_waiting(c->sc);
 	if (c->phase == PH_BODY) {
 		c->phase = PH_SMTP;
-		conn_shell_fail(c, 451, "4.4.2",
+		rconn_shell_fail(c, 451, "4.4.2",
 		    "lost connection with %s while "
 		    "sending the message body",
 		    c->label);
 	} else {
-		conn_shell_fail(c, 451, "4.4.2",
+		rconn_shell_fail(c, 451, "4.4.2",
 		    "lost connection with %s while "
 		    "waiting for reply to %s",
 		    c->label, w != NULL ? w : "?");
 	}
-	(void)conn_failed(c);
+	(void)rconn_failed(c);
 }
 
 /*
@@ -1756,17 +1130,17 @@ conn_lost(struct rconn *c)
  * waiting: the connection is lost.
  */
 static bool
-conn_read_last(struct rconn *c, struct bufferevent *bev, unsigned gen)
+rconn_read_last(struct rconn *c, struct bufferevent *bev, unsigned gen)
 {
 	if (c->phase == PH_SMTP &&
 	    evbuffer_get_length(bufferevent_get_input(bev)) > 0 &&
-	    conn_drive(c) != 0)
+	    rconn_drive(c) != 0)
 		return false;
 	return c->gen == gen && c->phase != PH_TLS && c->bev == bev;
 }
 
 static void
-conn_on_event(struct bufferevent *bev, short what, void *arg)
+rconn_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct rconn *c = arg;
 	struct rdest *d = c->d;
@@ -1775,18 +1149,18 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->phase == PH_TLS)
-			(void)conn_tls_up(c);
+			(void)rconn_tls_up(c);
 	} else if (c->phase == PH_TLS) {
-		conn_ssl_error(c, why, sizeof(why));
-		(void)conn_tls_failed(c, why);
-	} else if (conn_read_last(c, bev, gen)) {
-		conn_lost(c);
+		rconn_ssl_error(c, why, sizeof(why));
+		(void)rconn_tls_failed(c, why);
+	} else if (rconn_read_last(c, bev, gen)) {
+		rconn_lost(c);
 	}
 	dest_settle(d);
 }
 
 static void
-conn_on_timer(evutil_socket_t fd, short what, void *arg)
+rconn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct rconn *c = arg;
 	struct rdest *d = c->d;
@@ -1795,23 +1169,23 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (c->job == NULL) {
-		conn_free(c);
+		rconn_free(c);
 	} else if (c->phase == PH_TLS) {
-		(void)conn_tls_failed(c, "timeout");
+		(void)rconn_tls_failed(c, "timeout");
 	} else if (c->phase == PH_BODY) {
 		c->phase = PH_SMTP;
-		conn_shell_fail(c, 451, "4.4.2",
+		rconn_shell_fail(c, 451, "4.4.2",
 		    "timeout after %us sending the "
 		    "message body to %s",
 		    d->r->t_command, c->label);
-		(void)conn_failed(c);
+		(void)rconn_failed(c);
 	} else {
 		w = smtp_client_waiting(c->sc);
-		conn_shell_fail(c, 451, "4.4.2",
+		rconn_shell_fail(c, 451, "4.4.2",
 		    "timeout waiting for reply to %s "
 		    "from %s",
 		    w != NULL ? w : "?", c->label);
-		(void)conn_failed(c);
+		(void)rconn_failed(c);
 	}
 	dest_settle(d);
 }
@@ -1820,113 +1194,6 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
  * The interface
  * ====================================================================== */
 
-static bool
-host_name_ok(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0 || n > DNS_NAME_MAX)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (!(ch == '.' || ch == '-' || ch == '_' ||
-			(ch >= '0' && ch <= '9') ||
-			((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z')))
-			return false;
-	}
-	return true;
-}
-
-/* host (an address or a name) into what dns_resolve_mx() takes. */
-static int
-smarthost_query(const char *h, size_t n, char *out, size_t outlen)
-{
-	char tmp[DNS_NAME_MAX + 1];
-	unsigned char a[16];
-
-	if (str_copy(tmp, sizeof(tmp), h, n) != 0)
-		return -1;
-	if (inet_pton(AF_INET, tmp, a) == 1)
-		return str_fmt(out, outlen, "[%s]", tmp);
-	if (inet_pton(AF_INET6, tmp, a) == 1)
-		return str_fmt(out, outlen, "[IPv6:%s]", tmp);
-	if (!host_name_ok(tmp, n))
-		return -1;
-	return str_fmt(out, outlen, "%s", tmp);
-}
-
-static int
-port_parse(const char *s, uint16_t *port)
-{
-	uint64_t v;
-
-	if (str_to_u64(s, strlen(s), &v) != 0 || v == 0 || v > 65535)
-		return -1;
-	*port = (uint16_t)v;
-	return 0;
-}
-
-/* host[0..n) into query, and into host_out (NUL-terminated) too. */
-static int
-smarthost_host(const char *h, size_t n, char *query, size_t qlen,
-    char *host_out, size_t hostlen)
-{
-	if (str_copy(host_out, hostlen, h, n) != 0)
-		return -1;
-	return smarthost_query(h, n, query, qlen);
-}
-
-/*
- * "host", "host:port", "[addr]:port", "[name]", bare IPv6.  host_out gets
- * the host alone (no brackets, no "IPv6:"), for certificate checks.
- */
-static int
-smarthost_parse(const char *s, char *query, size_t qlen, uint16_t *port,
-    char *host_out, size_t hostlen)
-{
-	const char *end, *colon;
-
-	if (s[0] == '[') {
-		if ((end = strchr(s, ']')) == NULL ||
-		    (end[1] != '\0' &&
-			(end[1] != ':' || port_parse(end + 2, port))))
-			return -1;
-		if (strncmp(s + 1, "IPv6:", 5) == 0)
-			return smarthost_host(s + 6, (size_t)(end - s - 6),
-			    query, qlen, host_out, hostlen);
-		return smarthost_host(s + 1, (size_t)(end - s - 1), query, qlen,
-		    host_out, hostlen);
-	}
-	colon = strchr(s, ':');
-	if (colon == NULL || strchr(colon + 1, ':') != NULL)
-		return smarthost_host(
-		    s, strlen(s), query, qlen, host_out, hostlen);
-	if (port_parse(colon + 1, port) != 0)
-		return -1;
-	return smarthost_host(
-	    s, (size_t)(colon - s), query, qlen, host_out, hostlen);
-}
-
-/*
- * An LMTP target: "unix:/absolute/path" (*path gets a copy) or what
- * smarthost_parse takes (query and *port; 24 unless given).
- */
-static int
-lmtp_parse(const char *s, char *query, size_t qlen, uint16_t *port, char **path)
-{
-	struct sockaddr_un un;
-	char host[DNS_NAME_MAX + 1];
-
-	*path = NULL;
-	if (strncmp(s, "unix:", 5) == 0) {
-		if (s[5] != '/' || strlen(s + 5) >= sizeof(un.sun_path))
-			return -1;
-		*path = xstrdup(s + 5);
-		return 0;
-	}
-	return smarthost_parse(s, query, qlen, port, host, sizeof(host));
-}
 
 static bool
 cred_ok(const char *s)
@@ -1937,20 +1204,13 @@ cred_ok(const char *s)
 static int
 remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 {
-	char q[DNS_NAME_MAX + 16], host[DNS_NAME_MAX + 1];
 	const char *spec = conf->smarthost;
+	struct target t;
 
 	r->sm_port = r->port;
 	if (spec == NULL || spec[0] == '\0')
 		return 0;
-	if (strncasecmp(spec, "smtps:", 6) == 0) {
-		/* RFC 8314 3.3: submissions, TLS from the first byte */
-		r->sm_implicit = true;
-		r->sm_port = 465;
-		spec += 6;
-	}
-	if (smarthost_parse(
-		spec, q, sizeof(q), &r->sm_port, host, sizeof(host)) != 0) {
+	if (target_smarthost_parse(spec, r->port, &t) != 0) {
 		log_err("event=config_error key=relay.smarthost text=\"cannot "
 			"parse [smtps:]host[:port]\"");
 		return -1;
@@ -1964,8 +1224,10 @@ remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 		    SMTP_CLIENT_CRED_MAX);
 		return -1;
 	}
-	r->sm_query = xstrdup(q);
-	r->sm_host = xstrdup(host);
+	r->sm_implicit = t.implicit_tls;
+	r->sm_port = t.port;
+	r->sm_query = xstrdup(t.query);
+	r->sm_host = xstrdup(t.host);
 	r->sm_user = dup_or_null(conf->smarthost_user);
 	r->sm_pass = dup_or_null(conf->smarthost_pass);
 	r->sm_tls = conf->smarthost_tls;
@@ -1975,70 +1237,20 @@ remote_set_smarthost(struct remote *r, const struct remote_conf *conf)
 	return 0;
 }
 
-/* What smtp_client_new() takes for EHLO. */
-static bool
-helo_ok(const char *h)
-{
-	size_t i, n = strlen(h);
-
-	if (n == 0 || n > ADDR_DOMAIN_MAX)
-		return false;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)h[i] <= 0x20 || (unsigned char)h[i] == 0x7f)
-			return false;
-	return true;
-}
-
 /* delivery.lmtp, checked at start so a typo stops ternd, not the mail. */
 static int
 remote_check_lmtp(const struct remote_conf *conf)
 {
-	char q[DNS_NAME_MAX + 16], *path = NULL;
-	uint16_t port = REMOTE_LMTP_PORT;
+	struct target t;
 
 	if (conf->lmtp == NULL || conf->lmtp[0] == '\0')
 		return 0;
-	if (lmtp_parse(conf->lmtp, q, sizeof(q), &port, &path) != 0) {
+	if (target_lmtp_parse(conf->lmtp, &t) != 0) {
 		log_err("event=config_error key=delivery.lmtp text=\"expected "
 		    "unix:/absolute/path, host, host:port or [address]:port\"");
 		return -1;
 	}
-	free(path);
 	return 0;
-}
-
-/* Our listening sockets and, for wildcard ones, this machine's addresses. */
-static void
-remote_set_self(struct remote *r, const struct remote_conf *conf)
-{
-	struct ifaddrs *ifs, *i;
-	struct dns_addr a;
-	uint16_t port;
-
-	for (r->nself = 0; r->nself < conf->nself && r->nself < REMOTE_SELF_MAX;
-	     r->nself++)
-		r->self[r->nself] = conf->self[r->nself];
-	if (r->nself == 0)
-		return;
-	if (getifaddrs(&ifs) != 0) {
-		log_warn("event=getifaddrs error=\"%s\" text=\"MX hosts on "
-		    "this machine are recognised by loopback and listening "
-		    "addresses only\"", strerror(errno));
-		return;
-	}
-	for (i = ifs; i != NULL && r->nifaddrs < REMOTE_IFADDR_MAX; i = i->ifa_next) {
-		struct sockaddr_storage ss;
-
-		if (i->ifa_addr == NULL || (i->ifa_addr->sa_family != AF_INET &&
-		    i->ifa_addr->sa_family != AF_INET6))
-			continue;
-		memset(&ss, 0, sizeof(ss));
-		memcpy(&ss, i->ifa_addr, i->ifa_addr->sa_family == AF_INET ?
-		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
-		if (dns_addr_from(&ss, &a, &port))
-			r->ifaddrs[r->nifaddrs++] = a;
-	}
-	freeifaddrs(ifs);
 }
 
 struct remote *
@@ -2056,13 +1268,13 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	r->t_connect = conf->timeout_connect > 0 ? conf->timeout_connect : 30;
 	r->t_command = conf->timeout_command > 0 ? conf->timeout_command : 300;
 	jobq_init(&r->done);
-	remote_set_self(r, conf);
+	dest_set_self(r, conf);
 	r->done_ev = event_new(base, -1, 0, remote_on_done, r);
-	if (!helo_ok(r->helo))
+	if (!smtp_client_helo_ok(r->helo))
 		log_err(
 		    "event=config_error key=hostname text=\"not a host name "
 		    "for EHLO\"");
-	if (r->done_ev == NULL || !helo_ok(r->helo) ||
+	if (r->done_ev == NULL || !smtp_client_helo_ok(r->helo) ||
 	    remote_set_smarthost(r, conf) != 0 || remote_check_lmtp(conf) != 0) {
 		remote_free(r);
 		return NULL;
@@ -2074,12 +1286,12 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 
 /* Drop everything of d: no callback runs. */
 static void
-dest_drop(struct rdest *d)
+remote_drop_dest(struct rdest *d)
 {
 	while (d->conns != NULL) {
 		job_free(d->conns->job);
 		d->conns->job = NULL;
-		conn_free(d->conns);
+		rconn_free(d->conns);
 	}
 	(void)jobq_drop(&d->wait, NULL, true);
 	dest_free(d);
@@ -2098,7 +1310,7 @@ remote_free(struct remote *r)
 	}
 	for (i = 0; i < REMOTE_BUCKETS; i++)
 		while (r->buckets[i] != NULL)
-			dest_drop(r->buckets[i]);
+			remote_drop_dest(r->buckets[i]);
 	(void)jobq_drop(&r->done, NULL, true);
 	if (r->done_ev != NULL)
 		event_free(r->done_ev);
@@ -2141,18 +1353,15 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
 		return;
 	}
 	if (m->lmtp != NULL) {
-		char q[DNS_NAME_MAX + 16], *path = NULL;
-		uint16_t port = REMOTE_LMTP_PORT;
+		struct target t;
 
-		if (lmtp_parse(m->lmtp, q, sizeof(q), &port, &path) != 0 ||
+		if (target_lmtp_parse(m->lmtp, &t) != 0 ||
 		    str_fmt(key, sizeof(key), "%s%s", REMOTE_LMTP_KEY, m->lmtp) != 0) {
-			free(path);
 			deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.5",
 			    "The mailbox's LMTP target does not parse (expected "
 			    "unix:/path or host[:port])");
 			return;
 		}
-		free(path);
 	} else if (str_copy(key, sizeof(key), domain, strlen(domain)) != 0) {
 		deliver_refuse(r, j, SMTP_RESULT_PERM, 550, "5.1.2",
 		    "The destination domain is too long");
@@ -2168,7 +1377,7 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
 
 /* Forget d's deliveries for arg; d may be freed. */
 static size_t
-dest_cancel(struct rdest *d, void *arg)
+remote_cancel_dest(struct rdest *d, void *arg)
 {
 	struct rconn *c, *next;
 	size_t n = jobq_drop(&d->wait, arg, false);
@@ -2181,7 +1390,7 @@ dest_cancel(struct rdest *d, void *arg)
 		    c->host_log, c->addr_log);
 		job_free(c->job);
 		c->job = NULL;
-		conn_free(c);
+		rconn_free(c);
 		n++;
 	}
 	dest_settle(d);
@@ -2197,7 +1406,7 @@ remote_cancel(struct remote *r, void *arg)
 	for (i = 0; i < REMOTE_BUCKETS; i++) {
 		for (d = r->buckets[i]; d != NULL; d = next) {
 			next = d->next;
-			n += dest_cancel(d, arg);
+			n += remote_cancel_dest(d, arg);
 		}
 	}
 	return n;

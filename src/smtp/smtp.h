@@ -524,6 +524,9 @@ struct smtp_client;
 
 /* NULL if conf is invalid (see struct smtp_client_conf). */
 struct smtp_client *smtp_client_new(const struct smtp_client_conf *conf);
+/* Does smtp_client_new() take h as conf->helo?  1..ADDR_DOMAIN_MAX
+   octets, no space or control byte; NULL is not. */
+bool smtp_client_helo_ok(const char *h);
 void smtp_client_free(struct smtp_client *c);   /* wipes the password */
 
 /*

@@ -1274,8 +1274,8 @@ client_set_message(struct smtp_client *c, const struct smtp_client_conf *conf)
 	return 0;
 }
 
-static bool
-conf_helo_ok(const char *h)
+bool
+smtp_client_helo_ok(const char *h)
 {
 	size_t i, n;
 
@@ -1290,7 +1290,7 @@ conf_helo_ok(const char *h)
 static int
 client_set_session(struct smtp_client *c, const struct smtp_client_conf *conf)
 {
-	if (!conf_helo_ok(conf->helo))
+	if (!smtp_client_helo_ok(conf->helo))
 		return -1;
 	memcpy(c->helo, conf->helo, strlen(conf->helo) + 1);
 	c->want_tls = conf->want_starttls;

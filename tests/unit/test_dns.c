@@ -800,6 +800,33 @@ test_helpers(void)
 	T_CHECK_STR(dns_reason_name(DNS_REASON_NULL_MX), "null_mx");
 }
 
+/* dns_addr_from_sockaddr undoes dns_addr_sockaddr; dns_addr_eq. */
+static void
+test_addr_roundtrip(void)
+{
+	struct dns_addr a = {.family = AF_INET6}, back, v4 = {.family = AF_INET};
+	struct sockaddr_storage ss;
+	socklen_t len;
+	uint16_t port = 0;
+
+	T_CHECK_INT(inet_pton(AF_INET6, "2001:db8::25", &a.u.v6), 1);
+	dns_addr_sockaddr(&a, 2525, &ss, &len);
+	T_CHECK(dns_addr_from_sockaddr(&ss, &back, &port));
+	T_CHECK_INT(port, 2525);
+	T_CHECK(dns_addr_eq(&a, &back));
+	v4.u.v4.s_addr = htonl(0xc0000201);
+	T_CHECK(!dns_addr_eq(&a, &v4));
+	dns_addr_sockaddr(&v4, 25, &ss, &len);
+	T_CHECK(dns_addr_from_sockaddr(&ss, &back, &port));
+	T_CHECK_INT(port, 25);
+	T_CHECK(dns_addr_eq(&v4, &back));
+	back.u.v4.s_addr = htonl(0xc0000202);
+	T_CHECK(!dns_addr_eq(&v4, &back));
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_UNIX;
+	T_CHECK(!dns_addr_from_sockaddr(&ss, &back, &port));
+}
+
 /* ---- main ------------------------------------------------------------------
  */
 
@@ -838,6 +865,7 @@ main(void)
 	} else {
 		T_RUN(test_new);
 		T_RUN(test_helpers);
+		T_RUN(test_addr_roundtrip);
 		T_RUN(test_mx_sorted);
 		T_RUN(test_equal_preference_random);
 		T_RUN(test_implicit_mx);

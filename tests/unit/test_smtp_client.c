@@ -1868,6 +1868,46 @@ test_lmtp_conf(void)
 	T_CHECK(smtp_client_new(&conf) == NULL);
 }
 
+/* The one check of our EHLO name, which remote_new() uses too. */
+static void
+test_helo_ok(void)
+{
+	static const struct {
+		const char *h;
+		bool ok;
+	} rows[] = {
+		{ "mx.example.org", true },
+		{ "[192.0.2.1]", true },
+		{ "h\xc3\xa9te.example", true }, /* 8-bit: not ours to refuse */
+		{ "", false },
+		{ "mx example", false },
+		{ "mx\texample", false },
+		{ "mx\r\n", false },
+		{ "mx\x7f", false },
+	};
+	char lng[ADDR_DOMAIN_MAX + 2];
+	size_t i;
+
+	t_case("smtp_client_helo_ok: the EHLO names smtp_client_new takes");
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct smtp_client_conf conf = conf_base(rcpt_b, 1);
+		struct smtp_client *c;
+
+		T_CHECK_INT(smtp_client_helo_ok(rows[i].h), rows[i].ok);
+		conf.helo = rows[i].h;
+		c = smtp_client_new(&conf);
+		T_CHECK_INT(c != NULL, rows[i].ok);
+		smtp_client_free(c);
+	}
+	T_CHECK(!smtp_client_helo_ok(NULL));
+	memset(lng, 'a', sizeof(lng));
+	lng[ADDR_DOMAIN_MAX] = '\0';
+	T_CHECK(smtp_client_helo_ok(lng));
+	lng[ADDR_DOMAIN_MAX] = 'a';
+	lng[ADDR_DOMAIN_MAX + 1] = '\0';
+	T_CHECK(!smtp_client_helo_ok(lng));
+}
+
 int
 main(void)
 {
@@ -1937,6 +1977,7 @@ main(void)
 	test_unexpected_3xx();
 	test_long_text_cut();
 	test_conf_invalid();
+	test_helo_ok();
 	test_null_sender_waiting();
 	test_out_full();
 	return t_summary();

@@ -1,0 +1,358 @@
+/*
+ * dest: the destination pool of remote delivery.  See dest.h for what a
+ * destination is; remote.c drives the connections.
+ *
+ * Destinations live in a hash table of REMOTE_BUCKETS chains, keyed by
+ * the lower-case domain, "" for the smarthost, or REMOTE_LMTP_KEY and the
+ * LMTP target.  A destination exists while it has a waiting job, a
+ * connection or a DNS query; dest_settle() frees it when it has none.
+ *
+ * DNS cache: the last DNS_OK answer is kept REMOTE_DNS_TTL_MS and used by
+ * every new connection until then; a DNS failure fails every waiting job
+ * at once and is not kept.  An LMTP unix socket needs no DNS: one host
+ * with one AF_UNIX address, kept for the life of the destination.
+ *
+ * RFC 5321 5.1: an MX host with an address at which this server listens
+ * (a wildcard listener: any interface address, read once at remote_new(),
+ * or loopback) is this server; it and every less preferred host are
+ * dropped from the answer, and when none is left the mail loops (550
+ * 5.4.6 for a domain, 451 4.4.6 for a smarthost: a setting to fix).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include "../util/util.h"
+#include "dest.h"
+#include "dns.h"
+#include "remote.h"
+#include "remote_int.h"
+#include "target.h"
+
+#define REMOTE_DNS_TTL_MS (60 * 1000)
+
+/* ======================================================================
+ * Destinations
+ * ====================================================================== */
+
+static unsigned
+dest_hash(const char *k)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *k != '\0'; k++)
+		h = (h ^ (unsigned char)*k) * 16777619u;
+	return h % REMOTE_BUCKETS;
+}
+
+struct rdest *
+dest_get(struct remote *r, const char *key)
+{
+	unsigned h = dest_hash(key);
+	struct rdest *d;
+
+	for (d = r->buckets[h]; d != NULL; d = d->next)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	d = xcalloc(1, sizeof(*d));
+	d->r = r;
+	d->key = xstrdup(key);
+	d->lmtp = strncmp(key, REMOTE_LMTP_KEY, strlen(REMOTE_LMTP_KEY)) == 0;
+	d->smarthost = !d->lmtp && r->sm_query != NULL;
+	if (d->lmtp) {
+		/* remote_deliver checked the target with target_lmtp_parse */
+		struct target t;
+
+		if (target_lmtp_parse(key + strlen(REMOTE_LMTP_KEY), &t) != 0)
+			t.query[0] = t.unix_path[0] = '\0';
+		d->port = t.port;
+		if (t.unix_path[0] != '\0')
+			d->lmtp_unix = xstrdup(t.unix_path);
+		d->query = xstrdup(t.query);
+	} else {
+		d->query = xstrdup(d->smarthost ? r->sm_query : key);
+		d->port = d->smarthost ? r->sm_port : r->port;
+	}
+	jobq_init(&d->wait);
+	d->next = r->buckets[h];
+	r->buckets[h] = d;
+	return d;
+}
+
+/* Unlink and free d; its jobs and connections must be gone. */
+void
+dest_free(struct rdest *d)
+{
+	struct rdest **pp = &d->r->buckets[dest_hash(d->key)];
+
+	while (*pp != d)
+		pp = &(*pp)->next;
+	*pp = d->next;
+	if (d->resolving)
+		(void)dns_cancel(d->r->dns, d);
+	free(d->res);
+	free(d->key);
+	free(d->query);
+	free(d->lmtp_unix);
+	free(d);
+}
+
+/* ======================================================================
+ * Is an MX host this server?  (RFC 5321 5.1)
+ * ====================================================================== */
+
+static bool
+self_addr_is_any(const struct dns_addr *a)
+{
+	if (a->family == AF_INET)
+		return a->u.v4.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&a->u.v6);
+}
+
+/* Every 127/8 address is this machine's on Linux, not only lo's own. */
+static bool
+self_addr_is_local(const struct remote *r, const struct dns_addr *a)
+{
+	size_t i;
+
+	if (a->family == AF_INET && (ntohl(a->u.v4.s_addr) >> 24) == 127)
+		return true;
+	if (a->family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&a->u.v6))
+		return true;
+	for (i = 0; i < r->nifaddrs; i++)
+		if (dns_addr_eq(&r->ifaddrs[i], a))
+			return true;
+	return false;
+}
+
+static bool
+addr_is_self(const struct remote *r, const struct dns_addr *a, uint16_t port)
+{
+	struct dns_addr l;
+	uint16_t lport;
+	size_t i;
+
+	for (i = 0; i < r->nself; i++) {
+		if (!dns_addr_from_sockaddr(&r->self[i], &l, &lport) ||
+		    lport != port)
+			continue;
+		if (self_addr_is_any(&l)) {
+			/* [::] takes IPv4 too unless IPV6_V6ONLY: assume it does */
+			if ((l.family == a->family || l.family == AF_INET6) &&
+			    self_addr_is_local(r, a))
+				return true;
+		} else if (dns_addr_eq(&l, a)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Our listening sockets and, for wildcard ones, this machine's addresses. */
+void
+dest_set_self(struct remote *r, const struct remote_conf *conf)
+{
+	struct ifaddrs *ifs, *i;
+	struct dns_addr a;
+	uint16_t port;
+
+	for (r->nself = 0; r->nself < conf->nself && r->nself < REMOTE_SELF_MAX;
+	     r->nself++)
+		r->self[r->nself] = conf->self[r->nself];
+	if (r->nself == 0)
+		return;
+	if (getifaddrs(&ifs) != 0) {
+		log_warn("event=getifaddrs error=\"%s\" text=\"MX hosts on "
+		    "this machine are recognised by loopback and listening "
+		    "addresses only\"", strerror(errno));
+		return;
+	}
+	for (i = ifs; i != NULL && r->nifaddrs < REMOTE_IFADDR_MAX; i = i->ifa_next) {
+		struct sockaddr_storage ss;
+
+		if (i->ifa_addr == NULL || (i->ifa_addr->sa_family != AF_INET &&
+		    i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, i->ifa_addr, i->ifa_addr->sa_family == AF_INET ?
+		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+		if (dns_addr_from_sockaddr(&ss, &a, &port))
+			r->ifaddrs[r->nifaddrs++] = a;
+	}
+	freeifaddrs(ifs);
+}
+
+/*
+ * Drop the first host that is this server and every host not more
+ * preferred than it (hosts come in preference order).  Returns the hosts
+ * left; *self gets the name of the one found, or stays "".
+ */
+static size_t
+dest_drop_self(const struct rdest *d, struct dns_result *res, char *self,
+    size_t selflen)
+{
+	size_t h, a, keep;
+
+	self[0] = '\0';
+	for (h = 0; h < res->nhosts; h++)
+		for (a = 0; a < res->hosts[h].naddrs; a++)
+			if (addr_is_self(d->r, &res->hosts[h].addrs[a], d->port))
+				goto found;
+	return res->nhosts;
+found:
+	text_fmt(self, selflen, "%s", res->hosts[h].name);
+	for (keep = 0; keep < res->nhosts; keep++)
+		if (res->hosts[keep].preference >= res->hosts[h].preference)
+			break;
+	res->nhosts = keep;
+	return keep;
+}
+
+/* Every waiting job gets res (the destination failed as a whole). */
+void
+dest_fail_waiting(
+    struct rdest *d, const struct smtp_client_result *res, const char *mx)
+{
+	struct rjob *j;
+
+	while ((j = jobq_pop(&d->wait)) != NULL) {
+		job_set_all(j, res);
+		text_fmt(j->mx, sizeof(j->mx), "%s", mx);
+		job_finish(d->r, j, mx, "none");
+	}
+}
+
+/* What a DNS failure means for the recipients. */
+static void
+dest_dns_result(const struct dns_result *dr, struct smtp_client_result *res)
+{
+	if (dr->status == DNS_TEMP) {
+		result_make(res, SMTP_RESULT_TEMP, 451, "4.4.3", dr->text);
+		return;
+	}
+	switch (dr->reason) {
+	case DNS_REASON_NULL_MX:
+		/* RFC 7505 4.2 */
+		result_make(res, SMTP_RESULT_PERM, 556, "5.1.10", dr->text);
+		break;
+	case DNS_REASON_NO_ADDRESS:
+		result_make(res, SMTP_RESULT_PERM, 550, "5.4.4", dr->text);
+		break;
+	default:
+		result_make(res, SMTP_RESULT_PERM, 550, "5.1.2", dr->text);
+		break;
+	}
+}
+
+/* RFC 5321 5.1: no MX that is this server, nor any less preferred. */
+static void
+dest_check_self(struct rdest *d)
+{
+	struct smtp_client_result res;
+	char self[DNS_NAME_MAX + 3], name[300], text[600];
+	size_t left;
+
+	if (d->lmtp)
+		return;       /* a mailbox server, never our own SMTP listener */
+	left = dest_drop_self(d, d->res, self, sizeof(self));
+
+	log_sanitize(name, sizeof(name), self, strlen(self));
+	if (left > 0) {
+		if (self[0] != '\0')
+			log_info("domain=%s mx=%s event=mx_is_self hosts_left=%zu "
+			    "text=\"this MX and less preferred ones skipped\"",
+			    d->key, name, left);
+		return;
+	}
+	if (d->smarthost) {
+		text_fmt(text, sizeof(text), "relay.smarthost %s is this "
+		    "server: mail would loop; fix the setting", name);
+		result_make(&res, SMTP_RESULT_TEMP, 451, "4.4.6", text);
+	} else {
+		text_fmt(text, sizeof(text), "mail for %s loops back to myself "
+		    "(MX host %s is this server)", d->key, name);
+		result_make(&res, SMTP_RESULT_PERM, 550, "5.4.6", text);
+	}
+	log_err("domain=%s mx=%s event=mail_loop text=\"%s\"",
+	    d->smarthost ? "smarthost" : d->key, name, text);
+	free(d->res);
+	d->res = NULL;
+	dest_fail_waiting(d, &res, self);
+}
+
+static void
+dest_on_dns(const struct dns_result *dr, void *arg)
+{
+	struct rdest *d = arg;
+	struct smtp_client_result res;
+
+	d->resolving = false;
+	if (dr->status == DNS_OK) {
+		if (d->res == NULL)
+			d->res = xmalloc(sizeof(*d->res));
+		*d->res = *dr;
+		d->res_ms = time_now_ms();
+		dest_check_self(d);
+	} else {
+		free(d->res);
+		d->res = NULL;
+		log_debug("event=dns status=%s reason=%s",
+		    dns_status_name(dr->status), dns_reason_name(dr->reason));
+		dest_dns_result(dr, &res);
+		dest_fail_waiting(d, &res, "");
+	}
+	dest_settle(d);
+}
+
+/* A unix socket needs no DNS: one host, one AF_UNIX "address", kept for
+ * as long as the destination lives. */
+static void
+dest_unix_res(struct rdest *d)
+{
+	struct dns_result *res = xcalloc(1, sizeof(*res));
+
+	res->status = DNS_OK;
+	res->nhosts = 1;
+	text_fmt(res->hosts[0].name, sizeof(res->hosts[0].name), "unix:%s",
+	    d->lmtp_unix);
+	res->hosts[0].naddrs = 1;
+	res->hosts[0].addrs[0].family = AF_UNIX;
+	d->res = res;
+	d->res_ms = time_now_ms();
+}
+
+/* Start connections for waiting jobs while the destination has room. */
+static void
+dest_kick(struct rdest *d)
+{
+	struct remote *r = d->r;
+
+	while (d->wait.head != NULL && d->nconns < r->max_per_dest) {
+		if (d->lmtp_unix != NULL && d->res == NULL)
+			dest_unix_res(d);
+		if (d->res == NULL || (d->lmtp_unix == NULL &&
+		    time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS)) {
+			if (!d->resolving) {
+				d->resolving = true;
+				dns_resolve_mx(
+				    r->dns, d->query, dest_on_dns, d);
+			}
+			return;
+		}
+		rconn_new(d, jobq_pop(&d->wait));
+	}
+}
+
+/* End of every top-level callback: use free slots, free an idle d. */
+void
+dest_settle(struct rdest *d)
+{
+	dest_kick(d);
+	if (d->nconns == 0 && d->wait.head == NULL && !d->resolving)
+		dest_free(d);
+}

@@ -1,0 +1,51 @@
+/*
+ * dest: the destinations of remote delivery (internal to src/deliver/;
+ * remote.h is the interface the queue uses).  A destination is a domain,
+ * the one smarthost ("" as key) or an LMTP server (REMOTE_LMTP_KEY and its
+ * target): its FIFO of waiting jobs, its connection slots, and the last
+ * good DNS answer, with the MX hosts that are this server taken out.
+ */
+#ifndef TERN_DEST_H
+#define TERN_DEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dns.h"
+#include "remote.h"
+#include "remote_int.h"
+
+#define REMOTE_LMTP_KEY	  "[lmtp]" /* prefix of LMTP destinations' keys
+					  ("[lmtp]unix:/path"): no domain or
+					  literal looks like it */
+
+struct rdest {
+	struct rdest *next; /* hash chain */
+	struct remote *r;
+	char *key;   /* domain; "" for the smarthost */
+	char *query; /* what dns_resolve_mx() gets */
+	uint16_t port;
+	bool smarthost;
+	bool lmtp;       /* an LMTP server (unix socket or host) */
+	char *lmtp_unix; /* its socket path, or NULL for a host */
+	struct jobq wait;
+	struct rconn *conns;
+	unsigned nconns;
+	struct dns_result *res; /* last DNS_OK answer, or NULL */
+	uint64_t res_ms;
+	bool resolving;
+};
+
+/* The destination of key (lower case), made if r has none. */
+struct rdest *dest_get(struct remote *r, const char *key);
+/* Unlink and free d; its jobs and connections must be gone. */
+void dest_free(struct rdest *d);
+/* Every waiting job gets res (the destination failed as a whole). */
+void dest_fail_waiting(
+    struct rdest *d, const struct smtp_client_result *res, const char *mx);
+/* End of every top-level callback: use free slots, free an idle d. */
+void dest_settle(struct rdest *d);
+/* Our listening sockets and, for wildcard ones, this machine's addresses. */
+void dest_set_self(struct remote *r, const struct remote_conf *conf);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * remote_int: what the delivery shell (remote.c) shares with its
+ * destination pool (dest.c) and its jobs (job.c); nothing outside
+ * src/deliver/ includes it.  The engine (struct remote), the small
+ * helpers, and rconn_new(): a connection slot opens for a job.
+ * See remote.c for the objects and their invariants.
+ */
+#ifndef TERN_REMOTE_INT_H
+#define TERN_REMOTE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../smtp/smtp.h"
+#include "../util/util.h"
+#include "dns.h"
+#include "job.h"
+#include "remote.h"
+
+#define REMOTE_BUCKETS	  1024 /* destination hash table */
+
+struct rdest;
+struct rconn;
+
+struct remote {
+	struct event_base *base;
+	struct dns *dns;
+	SSL_CTX *ctx, *sm_ctx; /* MX delivery; the smarthost (or NULL: ctx) */
+	char *helo, *sm_query, *sm_user, *sm_pass;
+	char *sm_host; /* the name its certificate must match */
+	uint16_t port, sm_port;
+	enum remote_tls sm_tls;
+	bool sm_implicit; /* smtps: TLS before the greeting */
+	unsigned max_per_dest, t_connect, t_command;
+	struct sockaddr_storage self[REMOTE_SELF_MAX]; /* our listeners */
+	size_t nself;
+	struct dns_addr ifaddrs[REMOTE_IFADDR_MAX]; /* at remote_new() */
+	size_t nifaddrs;
+	struct rdest *buckets[REMOTE_BUCKETS];
+	struct jobq done;
+	struct event *done_ev;
+	unsigned nconns;
+	bool firing, free_pending;
+};
+
+/* vsnprintf that marks a cut text with "..." */
+void text_fmt(char *out, size_t outlen, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+void result_make(struct smtp_client_result *res, enum smtp_result_class cls,
+    int code, const char *enh, const char *text);
+
+/* A copy of s, or NULL for NULL. */
+char *dup_or_null(const char *s);
+
+/* A connection slot of d for j, counted in d at once; it walks d->res. */
+void rconn_new(struct rdest *d, struct rjob *j);
+
+#endif
