@@ -612,14 +612,15 @@ md_link_box(int src_dir, const char *name, const struct stat *src,
     const struct md_dirs *d, const struct md_msg *m, bool sync,
     struct md_err *e)
 {
+	bool sync_new = sync;
 	const char *step;
 
 #ifdef TERN_CRASHSTATE_PLANT_NOFSYNC
 	/* the crash-state checker's planted bug (build/ternd-plant only):
 	 * no fsync of new/, so the 250 comes before the name is durable */
-	sync = false;
+	sync_new = false;
 #endif
-	if (file_link(MD_WHO, src_dir, name, d->new_fd, name, sync,
+	if (file_link(MD_WHO, src_dir, name, d->new_fd, name, sync_new,
 	    &step) == 0)
 		return 0;
 	if (strcmp(step, "link") != 0) {
