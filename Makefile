@@ -66,7 +66,7 @@ $(B)/ternd: $(B)/obj/src/server/main.o $(B)/libtern.a
 # ternd with the test-only fault hooks of the durable steps (fault.c);
 # its objects come first, so the linker takes them over libtern.a's.
 FAULT_SRC := src/server/main.c src/server/fault.c src/server/inject.c \
-             src/server/control.c src/deliver/maildir.c src/queue/spool.c
+             src/server/control.c src/store/file.c
 $(B)/fault/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DTERN_FAULT_INJECTION -c $< -o $@

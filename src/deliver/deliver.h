@@ -82,14 +82,10 @@ int maildir_create(int root_fd, const char *path, char *err, size_t errlen);
 int maildir_escape_host(char *out, size_t outlen, const char *host)
     __attribute__((warn_unused_result));
 
-#ifdef TERN_FAULT_INJECTION
 /*
- * Tests only (compiled out otherwise).  When set, called before each step;
- * a nonzero return is an errno value that step then fails with.  Steps:
- * "mkdir", "fsync_dir" (any directory fsync), "create" (the O_EXCL open
- * in tmp/), "write", "fsync" (the message file), "close", "link".
+ * The durable steps (mkdir, create, write, fsync, close, link, the fsyncs
+ * of directories) are store/file.h's; its test build's fault hook sees
+ * them with who "maildir".
  */
-extern int (*maildir_fault_hook)(const char *step);
-#endif
 
 #endif

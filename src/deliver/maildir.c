@@ -2,7 +2,8 @@
  * maildir: deliver one message into one or more Maildirs (maildir(5)).
  *
  * Durability ordering, and why (docs/design.md, principle 1: a 250 means the
- * message is on stable storage):
+ * message is on stable storage; store/file.c does each step, this file
+ * decides their order):
  *   1. Every mailbox is opened, and made when missing, before the message
  *      is written.  Each directory made is fsync'ed into its parent at
  *      once: a new directory entry is not on disk until its parent is, and
@@ -68,12 +69,13 @@
 #include <unistd.h>
 
 #include "deliver/deliver.h"
+#include "store/file.h"
 #include "util/util.h"
 
 #define MAILDIR_KEEP 16		/* mailboxes whose fds span both passes */
-#define MAILDIR_IOV_CHUNK 64	/* iovecs per writev (well under IOV_MAX) */
 #define MAILDIR_HOST_MAX (4 * HOST_NAME_MAX + 1) /* every byte escaped */
 #define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+#define MD_WHO "maildir"	/* the fault hook's module (store/file.h) */
 
 struct md_dirs {
 	int tmp_fd;
@@ -100,24 +102,6 @@ static pthread_once_t md_host_once = PTHREAD_ONCE_INIT;
 /* Writer-preferring: a rare mkdir must not starve behind busy deliveries. */
 static pthread_rwlock_t md_dir_lock =
     PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
-
-#ifdef TERN_FAULT_INJECTION
-int (*maildir_fault_hook)(const char *step);
-
-static int
-md_fault(const char *step)
-{
-	int e;
-
-	if (maildir_fault_hook == NULL || (e = maildir_fault_hook(step)) == 0)
-		return 0;
-	errno = e;
-	return -1;
-}
-#define MD_FAULT(step) md_fault(step)
-#else
-#define MD_FAULT(step) 0
-#endif
 
 /* Fill the caller's err: "<step> <what> of <mailbox>: <strerror>". */
 static void
@@ -365,26 +349,6 @@ md_path_check(const char *path)
 
 /* ---- directories --------------------------------------------------------- */
 
-/*
- * Staged deliveries (maildir_stage/maildir_publish) skip the per-file and
- * per-new/ fsyncs: the caller makes a whole batch durable with one
- * syncfs() between the phases and one after.  Thread-local, set only for
- * the duration of those calls.
- */
-static _Thread_local bool md_nosync;
-
-static int
-md_fsync_dir(int fd, const char *what, struct md_err *e)
-{
-	if (md_nosync)
-		return 0;
-	if (MD_FAULT("fsync_dir") != 0 || fsync(fd) != 0) {
-		md_fail(e, "fsync", what);
-		return -1;
-	}
-	return 0;
-}
-
 /* O_NOFOLLOW|O_DIRECTORY on a symlink says ENOTDIR; say what it is. */
 static int
 md_openat_dir(int parent, const char *name)
@@ -423,18 +387,15 @@ static int
 md_open_dir(int parent, const char *name, bool create, struct md_err *e)
 {
 	int fd = md_openat_dir(parent, name);
+	const char *step;
 
 	if (fd >= 0)
 		return fd;
 	if (errno != ENOENT || !create)
 		goto fail;
-	if ((MD_FAULT("mkdir") != 0 || mkdirat(parent, name, 0700) != 0) &&
-	    errno != EEXIST) {
-		md_fail_dir(e, "mkdir", "", name);
-		return -1;
-	}
-	if (MD_FAULT("fsync_dir") != 0 || fsync(parent) != 0) {
-		md_fail_dir(e, "fsync", "directory above ", name);
+	if (file_mkdir(MD_WHO, parent, name, &step) != 0) {
+		md_fail_dir(e, step, strcmp(step, "mkdir") == 0 ? "" :
+		    "directory above ", name);
 		return -1;
 	}
 	fd = md_openat_dir(parent, name);
@@ -576,95 +537,24 @@ md_open_box(int root_fd, const char *path, struct md_dirs *d,
 
 /* ---- the message file ---------------------------------------------------- */
 
-/* Move the (index, offset) cursor over iov past w written bytes. */
-static void
-md_advance(const struct md_msg *m, int *i, size_t *off, size_t w)
-{
-	while (w > 0 && *i < m->iovcnt) {
-		size_t left = m->iov[*i].iov_len - *off;
-
-		if (w < left) {
-			*off += w;
-			return;
-		}
-		w -= left;
-		(*i)++;
-		*off = 0;
-	}
-}
-
-/* writev all of m to fd, resuming after short writes and EINTR. */
-static int
-md_writev_all(int fd, const struct md_msg *m)
-{
-	struct iovec chunk[MAILDIR_IOV_CHUNK];
-	int i = 0, n, j;
-	size_t off = 0;
-	ssize_t w;
-
-	while (i < m->iovcnt) {
-		if (off == m->iov[i].iov_len) {
-			i++;
-			off = 0;
-			continue;
-		}
-		for (n = 0, j = i; j < m->iovcnt && n < MAILDIR_IOV_CHUNK;
-		    j++, n++) {
-			size_t skip = j == i ? off : 0;
-
-			chunk[n].iov_base = (char *)m->iov[j].iov_base + skip;
-			chunk[n].iov_len = m->iov[j].iov_len - skip;
-		}
-		w = MD_FAULT("write") != 0 ? -1 : writev(fd, chunk, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			if (w == 0)
-				errno = EIO;	/* no progress: never spin */
-			return -1;
-		}
-		md_advance(m, &i, &off, (size_t)w);
-	}
-	return 0;
-}
-
 /*
- * Write m into tmp_fd/name: O_EXCL create, write, fsync, close.  On
- * failure the file is removed again, so tmp/ holds nothing of this call.
- * st_out, when not NULL, gets the file's identity (for duplicate boxes).
+ * Write m into tmp_fd/name: O_EXCL create, write, fsync (when sync),
+ * close.  On failure the file is removed again, so tmp/ holds nothing of
+ * this call.  st_out, when not NULL, gets the file's identity (for
+ * duplicate boxes).
  */
 static int
 md_write_tmp(int tmp_fd, const char *name, const struct md_msg *m,
-    struct stat *st_out, struct md_err *e)
+    bool sync, struct stat *st_out, struct md_err *e)
 {
-	const char *step = "write";
-	int fd, r;
+	const char *step;
 
-	fd = MD_FAULT("create") != 0 ? -1 : openat(tmp_fd, name,
-	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		md_fail(e, "create", "file in tmp/");
+	if (file_write_new(MD_WHO, tmp_fd, name, m->iov, m->iovcnt, sync,
+	    st_out, &step) != 0) {
+		md_fail(e, step, "file in tmp/");
 		return -1;
 	}
-	if (md_writev_all(fd, m) != 0)
-		goto fail;
-	step = "fsync";
-	if (!md_nosync && (MD_FAULT("fsync") != 0 || fsync(fd) != 0))
-		goto fail;
-	step = "stat";
-	if (st_out != NULL && fstat(fd, st_out) != 0)
-		goto fail;
-	step = "close";
-	r = close(fd);
-	fd = -1;
-	if (MD_FAULT("close") != 0 || r != 0)
-		goto fail;
 	return 0;
-fail:
-	md_fail(e, step, "file in tmp/");
-	fd_close_quiet(fd);
-	unlinkat_quiet(tmp_fd, name);
-	return -1;
 }
 
 /* ---- linking into new/ --------------------------------------------------- */
@@ -677,9 +567,10 @@ fail:
  */
 static int
 md_copy_box(const char *name, const struct md_dirs *d,
-    const struct md_msg *m, struct md_err *e)
+    const struct md_msg *m, bool sync, struct md_err *e)
 {
 	char tname[NAME_MAX + 1];
+	const char *step;
 	struct stat st;
 
 	if (fstatat(d->new_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -689,22 +580,17 @@ md_copy_box(const char *name, const struct md_dirs *d,
 		md_fail(e, "name", "copy in tmp/");
 		return -1;
 	}
-	if (md_write_tmp(d->tmp_fd, tname, m, NULL, e) != 0)
+	if (md_write_tmp(d->tmp_fd, tname, m, sync, NULL, e) != 0)
 		return -1;
-	if (MD_FAULT("link") != 0 ||
-	    linkat(d->tmp_fd, tname, d->new_fd, name, 0) != 0) {
-		md_fail(e, "link", "copy into new/");
-		goto fail;
-	}
-	if (md_fsync_dir(d->new_fd, "new/", e) != 0) {
-		unlinkat_quiet(d->new_fd, name);   /* as in md_link_box */
-		goto fail;
+	if (file_link(MD_WHO, d->tmp_fd, tname, d->new_fd, name, sync,
+	    &step) != 0) {
+		md_fail(e, step, strcmp(step, "link") == 0 ? "copy into new/" :
+		    "new/");
+		unlinkat_quiet(d->tmp_fd, tname);
+		return -1;
 	}
 	unlinkat_quiet(d->tmp_fd, tname);
 	return 0;
-fail:
-	unlinkat_quiet(d->tmp_fd, tname);
-	return -1;
 }
 
 static bool
@@ -716,35 +602,39 @@ md_same_file(int dir_fd, const char *name, const struct stat *src)
 	    st.st_dev == src->st_dev && st.st_ino == src->st_ino;
 }
 
-/* Link src_dir/name into d's new/ and fsync new/, or copy on EXDEV. */
+/*
+ * Link src_dir/name into d's new/ and (when sync) fsync new/, or copy on
+ * EXDEV.  A failed fsync takes the name back (file_link), since the
+ * caller answers 4xx and the client sends again.
+ */
 static int
 md_link_box(int src_dir, const char *name, const struct stat *src,
-    const struct md_dirs *d, const struct md_msg *m, struct md_err *e)
+    const struct md_dirs *d, const struct md_msg *m, bool sync,
+    struct md_err *e)
 {
-	if (MD_FAULT("link") != 0 ||
-	    linkat(src_dir, name, d->new_fd, name, 0) != 0) {
-		if (errno == EXDEV)
-			return md_copy_box(name, d, m, e);
-		/* our inode already there: a mailbox listed twice, and the
-		 * first listing fsync'ed this new/ already */
-		if (errno == EEXIST && md_same_file(d->new_fd, name, src))
-			return 0;
-		md_fail(e, "link", "into new/");
-		return -1;
-	}
+	bool sync_new = sync;
+	const char *step;
+
 #ifdef TERN_CRASHSTATE_PLANT_NOFSYNC
 	/* the crash-state checker's planted bug (build/ternd-plant only):
 	 * no fsync of new/, so the 250 comes before the name is durable */
-	return 0;
+	sync_new = false;
 #endif
-	if (md_fsync_dir(d->new_fd, "new/", e) != 0) {
-		/* the caller will answer 4xx and the client will send again:
-		 * take back the name we could not make durable, so a reader
-		 * does not see (and the retry does not duplicate) it */
-		unlinkat_quiet(d->new_fd, name);
+	if (file_link(MD_WHO, src_dir, name, d->new_fd, name, sync_new,
+	    &step) == 0)
+		return 0;
+	if (strcmp(step, "link") != 0) {
+		md_fail(e, step, "new/");
 		return -1;
 	}
-	return 0;
+	if (errno == EXDEV)
+		return md_copy_box(name, d, m, sync, e);
+	/* our inode already there: a mailbox listed twice, and the first
+	 * listing fsync'ed this new/ already */
+	if (errno == EEXIST && md_same_file(d->new_fd, name, src))
+		return 0;
+	md_fail(e, "link", "into new/");
+	return -1;
 }
 
 static void
@@ -779,7 +669,7 @@ md_open_all(int root_fd, const struct maildir_box *boxes, size_t n,
 static int
 md_link_all(int root_fd, const struct maildir_box *boxes, size_t n,
     const struct md_dirs *keep, const char *name, const struct stat *src,
-    const struct md_msg *m, struct md_err *e)
+    const struct md_msg *m, bool sync, struct md_err *e)
 {
 	struct md_dirs d;
 	size_t i;
@@ -791,7 +681,7 @@ md_link_all(int root_fd, const struct maildir_box *boxes, size_t n,
 		else if (md_open_box(root_fd, boxes[i].path, &d, e) != 0)
 			return -1;
 		e->box = boxes[i].path;
-		r = md_link_box(keep[0].tmp_fd, name, src, &d, m, e);
+		r = md_link_box(keep[0].tmp_fd, name, src, &d, m, sync, e);
 		if (i >= MAILDIR_KEEP)
 			md_dirs_close(&d);
 		if (r != 0)
@@ -874,10 +764,11 @@ maildir_deliver(int root_fd, const struct maildir_box *boxes, size_t n,
 		goto fail;
 	e.box = boxes[0].path;
 	if (md_name(name, name_out, name_len, m.size, &e) != 0 ||
-	    md_write_tmp(keep[0].tmp_fd, name, &m, &src, &e) != 0)
+	    md_write_tmp(keep[0].tmp_fd, name, &m, true, &src, &e) != 0)
 		goto fail;
 	written = true;
-	if (md_link_all(root_fd, boxes, n, keep, name, &src, &m, &e) != 0)
+	if (md_link_all(root_fd, boxes, n, keep, name, &src, &m, true,
+	    &e) != 0)
 		goto fail;
 	/* delivered and durable: a failed unlink leaves a stale tmp/ file for
 	 * the reader's sweep, and failing now would only deliver twice */
@@ -953,13 +844,11 @@ maildir_stage(int root_fd, const struct maildir_box *boxes, size_t n,
 	    md_open_all(root_fd, boxes, n, st->keep, &e) != 0)
 		goto fail;
 	e.box = boxes[0].path;
-	md_nosync = true;
+	/* no fsync: the caller's syncfs makes the whole batch durable */
 	if (md_name(st->name, name_out, name_len, st->m.size, &e) != 0 ||
-	    md_write_tmp(st->keep[0].tmp_fd, st->name, &st->m, &st->src, &e) != 0) {
-		md_nosync = false;
+	    md_write_tmp(st->keep[0].tmp_fd, st->name, &st->m, false,
+	    &st->src, &e) != 0)
 		goto fail;
-	}
-	md_nosync = false;
 	return st;
 fail:
 	saved = errno;
@@ -977,10 +866,9 @@ maildir_publish(struct maildir_staged *st, char *err, size_t errlen)
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	md_nosync = true;
+	/* no fsync of new/: the caller's second syncfs covers every link */
 	r = md_link_all(st->root_fd, st->boxes, st->n, st->keep, st->name,
-	    &st->src, &st->m, &e);
-	md_nosync = false;
+	    &st->src, &st->m, false, &e);
 	saved = errno;
 	if (unlinkat(st->keep[0].tmp_fd, st->name, 0) != 0 && r == 0)
 		log_warn("event=maildir_tmp_unlink name=%s errno=%d", st->name, errno);

@@ -214,15 +214,11 @@ struct spool_stats {
 };
 void spool_get_stats(struct spool *sp, struct spool_stats *out);
 
-#ifdef TERN_FAULT_INJECTION
 /*
- * Tests only (compiled out otherwise).  When set, called before each step;
- * a nonzero return is an errno value that step then fails with.  Steps:
- * "create" (an O_EXCL open in data/ or tmp/), "write", "fsync" (a file),
- * "close", "fsync_dir", "rename", "unlink" (spool_remove's two).  The
- * spool never links: every move is a rename.
+ * The durable steps are store/file.h's; its test build's fault hook sees
+ * them with who "spool": "create" (an O_EXCL open in data/ or tmp/),
+ * "write", "fsync" (a file), "close", "fsync_dir", "rename", "unlink"
+ * (spool_remove's two).  The spool never links: every move is a rename.
  */
-extern int (*spool_fault_hook)(const char *step);
-#endif
 
 #endif

@@ -3,7 +3,8 @@
  * contract: the state table, the transitions and the recovery table).
  *
  * Durability ordering, and why (docs/design.md, principle 1: a 250 means the
- * message is on stable storage):
+ * message is on stable storage; store/file.c does each step, this file
+ * decides their order and shares the directory fsyncs):
  *   1. data/ID is created O_EXCL (its uniqueness is the id's), written
  *      with writev, fsync'ed, closed with the result checked.
  *   2. data/ is fsync'ed: the content's name is durable before any
@@ -55,11 +56,12 @@
 #include <unistd.h>
 
 #include "queue/queue.h"
+#include "store/file.h"
 
-#define SPOOL_IOV_CHUNK 64	/* iovecs per writev (well under IOV_MAX) */
 #define SPOOL_ID_TRIES 8	/* fresh ids tried when data/ID exists */
 #define SPOOL_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #define SPOOL_ERR_MAX 256
+#define SP_WHO "spool"		/* the fault hook's module (store/file.h) */
 
 enum spool_dir { SP_TMP, SP_DATA, SP_ENV, SP_CORRUPT, SP_HELD, SP_NDIRS };
 
@@ -100,24 +102,6 @@ struct sp_rec {
 	size_t queued, held, tmp, orphans, corrupt;
 	bool changed[SP_NDIRS];
 };
-
-#ifdef TERN_FAULT_INJECTION
-int (*spool_fault_hook)(const char *step);
-
-static int
-sp_fault(const char *step)
-{
-	int e;
-
-	if (spool_fault_hook == NULL || (e = spool_fault_hook(step)) == 0)
-		return 0;
-	errno = e;
-	return -1;
-}
-#define SP_FAULT(step) sp_fault(step)
-#else
-#define SP_FAULT(step) 0
-#endif
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -178,7 +162,7 @@ sp_gsync_lead(struct spool *sp, struct sp_gsync *g, enum spool_dir which)
 
 	g->running = true;
 	sp_unlock(&g->mu);
-	r = SP_FAULT("fsync_dir") != 0 ? -1 : fsync(sp->fd[which]);
+	r = file_sync_dir(SP_WHO, sp->fd[which]);
 	e = errno;
 	atomic_fetch_add(&sp->dir_fsyncs[which], 1);
 	sp_lock(&g->mu);
@@ -225,107 +209,20 @@ sp_dir_sync(struct spool *sp, enum spool_dir which)
 
 /* ---- writing files ------------------------------------------------------- */
 
-/* Move the cursor (*i, *off) over iov past w written bytes. */
-static void
-sp_advance(const struct iovec *iov, int iovcnt, int *i, size_t *off, size_t w)
-{
-	while (w > 0 && *i < iovcnt) {
-		size_t left = iov[*i].iov_len - *off;
-
-		if (w < left) {
-			*off += w;
-			return;
-		}
-		w -= left;
-		(*i)++;
-		*off = 0;
-	}
-}
-
-/* writev all of iov to fd, resuming after short writes and EINTR. */
-static int
-sp_writev_all(int fd, const struct iovec *iov, int iovcnt)
-{
-	struct iovec chunk[SPOOL_IOV_CHUNK];
-	size_t off = 0;
-	int i = 0, n;
-	ssize_t w;
-
-	while (i < iovcnt) {
-		if (off == iov[i].iov_len) {
-			i++;
-			off = 0;
-			continue;
-		}
-		for (n = 0; n < SPOOL_IOV_CHUNK && i + n < iovcnt; n++) {
-			size_t skip = n == 0 ? off : 0;
-
-			chunk[n].iov_base = (char *)iov[i + n].iov_base + skip;
-			chunk[n].iov_len = iov[i + n].iov_len - skip;
-		}
-		w = SP_FAULT("write") != 0 ? -1 : writev(fd, chunk, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			if (w == 0)
-				errno = EIO;	/* no progress: never spin */
-			return -1;
-		}
-		sp_advance(iov, iovcnt, &i, &off, (size_t)w);
-	}
-	return 0;
-}
-
-/* Create dir/name for writing: O_EXCL, 0600, never through a symlink. */
-static int
-sp_create(struct spool *sp, enum spool_dir dir, const char *name)
-{
-	if (SP_FAULT("create") != 0)
-		return -1;
-	return openat(sp->fd[dir], name,
-	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-}
-
-/* Write iov into fd, fsync, close (always closes).  *step names a failure. */
-static int
-sp_fill(struct spool *sp, int fd, const struct iovec *iov, int iovcnt,
-    const char **step)
-{
-	int r;
-
-	*step = "write";
-	if (sp_writev_all(fd, iov, iovcnt) != 0)
-		goto fail;
-	*step = "fsync";
-	if (SP_FAULT("fsync") != 0 || fsync(fd) != 0)
-		goto fail;
-	atomic_fetch_add(&sp->file_fsyncs, 1);
-	*step = "close";
-	r = close(fd);
-	/* NFS and some disks report write errors only here */
-	if (SP_FAULT("close") != 0 || r != 0)
-		return -1;
-	return 0;
-fail:
-	fd_close_quiet(fd);
-	return -1;
-}
-
 /* The encoded envelope b into tmp/id, synced; nothing left on failure. */
 static int
 sp_write_tmp(struct spool *sp, const char *id, const struct buf *b,
     char *err, size_t errlen)
 {
 	struct iovec iov = { b->data, b->len };
-	const char *step = "create";
-	int fd = sp_create(sp, SP_TMP, id);
+	const char *step;
 
-	if (fd < 0 || sp_fill(sp, fd, &iov, 1, &step) != 0) {
+	if (file_write_new(SP_WHO, sp->fd[SP_TMP], id, &iov, 1, true, NULL,
+	    &step) != 0) {
 		sp_fail(err, errlen, step, "envelope in tmp/", id);
-		if (fd >= 0)
-			unlinkat_quiet(sp->fd[SP_TMP], id);
 		return -1;
 	}
+	atomic_fetch_add(&sp->file_fsyncs, 1);
 	return 0;
 }
 
@@ -333,9 +230,7 @@ static int
 sp_rename(struct spool *sp, enum spool_dir from, enum spool_dir to,
     const char *id, unsigned flags)
 {
-	if (SP_FAULT("rename") != 0)
-		return -1;
-	return renameat2(sp->fd[from], id, sp->fd[to], id, flags);
+	return file_rename(SP_WHO, sp->fd[from], id, sp->fd[to], id, flags);
 }
 
 /* ---- commit -------------------------------------------------------------- */
@@ -365,14 +260,17 @@ sp_content_size(const struct iovec *iov, int iovcnt, uint64_t *size_out)
 /*
  * Pick an id (the one env already has, e.g. the SMTP transaction's, so the
  * "queued as" reply names the queue entry; else or when taken a fresh
- * one), encode env with it into b, and create data/ID: the O_EXCL create
- * is what makes the id unique among queued messages.
+ * one), encode env with it into b, and write the content into data/ID,
+ * synced: the O_EXCL create is what makes the id unique among queued
+ * messages.  Nothing is left in data/ on failure.
  */
 static int
-sp_new_data(struct spool *sp, struct queue_env *env, struct buf *b,
-    char *err, size_t errlen)
+sp_new_data(struct spool *sp, struct queue_env *env,
+    const struct iovec *content, int iovcnt, struct buf *b, char *err,
+    size_t errlen)
 {
-	int tries, fd;
+	const char *step = "create";
+	int tries;
 
 	for (tries = 0; tries < SPOOL_ID_TRIES; tries++) {
 		if (tries > 0 || !queue_id_valid(env->id))
@@ -382,12 +280,15 @@ sp_new_data(struct spool *sp, struct queue_env *env, struct buf *b,
 			sp_fail(err, errlen, "encode", "envelope", NULL);
 			return -1;
 		}
-		if ((fd = sp_create(sp, SP_DATA, env->id)) >= 0)
-			return fd;
-		if (errno != EEXIST)
+		if (file_write_new(SP_WHO, sp->fd[SP_DATA], env->id, content,
+		    iovcnt, true, NULL, &step) == 0) {
+			atomic_fetch_add(&sp->file_fsyncs, 1);
+			return 0;
+		}
+		if (strcmp(step, "create") != 0 || errno != EEXIST)
 			break;
 	}
-	sp_fail(err, errlen, "create", "content in data/", env->id);
+	sp_fail(err, errlen, step, "content in data/", env->id);
 	return -1;
 }
 
@@ -442,10 +343,8 @@ int
 spool_commit(struct spool *sp, struct queue_env *env,
     const struct iovec *content, int iovcnt, char *err, size_t errlen)
 {
-	const char *step = "create";
 	bool made_data = false, renamed = false;
 	struct buf b;
-	int fd;
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
@@ -460,13 +359,9 @@ spool_commit(struct spool *sp, struct queue_env *env,
 	if (env->created == 0)
 		env->created = time(NULL);
 	buf_init(&b, QUEUE_ENV_FILE_MAX);
-	if ((fd = sp_new_data(sp, env, &b, err, errlen)) < 0)
+	if (sp_new_data(sp, env, content, iovcnt, &b, err, errlen) != 0)
 		goto fail;
 	made_data = true;
-	if (sp_fill(sp, fd, content, iovcnt, &step) != 0) {
-		sp_fail(err, errlen, step, "content in data/", env->id);
-		goto fail;
-	}
 	if (sp_commit_env(sp, env->id, &b, &renamed, err, errlen) != 0)
 		goto fail;
 	buf_free(&b);
@@ -546,14 +441,12 @@ static int
 sp_unlink_env(struct spool *sp, const char *id, enum spool_dir *dir_out)
 {
 	*dir_out = SP_ENV;
-	if (SP_FAULT("unlink") == 0 && unlinkat(sp->fd[SP_ENV], id, 0) == 0)
+	if (file_unlink(SP_WHO, sp->fd[SP_ENV], id) == 0)
 		return 0;
 	if (errno != ENOENT)
 		return -1;
 	*dir_out = SP_HELD;
-	if (SP_FAULT("unlink") != 0)
-		return -1;
-	return unlinkat(sp->fd[SP_HELD], id, 0);
+	return file_unlink(SP_WHO, sp->fd[SP_HELD], id);
 }
 
 int
@@ -574,7 +467,7 @@ spool_remove(struct spool *sp, const char *id)
 		sp_fail(err, sizeof(err), "fsync", sp_dir_names[dir], id);
 		return sp_log_fail("remove", id, err);
 	}
-	if (SP_FAULT("unlink") != 0 || unlinkat(sp->fd[SP_DATA], id, 0) != 0)
+	if (file_unlink(SP_WHO, sp->fd[SP_DATA], id) != 0)
 		log_warn("id=%s event=queue_remove_data errno=%d "
 		    "note=\"recovery removes it\"", id, errno);
 	atomic_fetch_add(&sp->removes, 1);
@@ -1048,14 +941,13 @@ static int
 sp_open_dir(int parent, const char *name, char *err, size_t errlen)
 {
 	int fd = openat(parent, name, SPOOL_DIR_FLAGS);
+	const char *step;
 
 	if (fd >= 0)
 		return fd;
 	if (errno != ENOENT)
 		goto fail;
-	if (mkdirat(parent, name, 0700) != 0 && errno != EEXIST)
-		goto fail;
-	if (fsync(parent) != 0)
+	if (file_mkdir(SP_WHO, parent, name, &step) != 0)
 		goto fail;
 	if ((fd = openat(parent, name, SPOOL_DIR_FLAGS)) >= 0)
 		return fd;

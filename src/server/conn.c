@@ -34,6 +34,7 @@
 
 #include "../deliver/deliver.h"
 #include "../smtp/smtp.h"
+#include "../store/file.h"
 #include "conn.h"
 
 #define CONN_OUT_MAX (1024 * 1024)        /* replies not yet written */
@@ -140,23 +141,6 @@ conn_drop_txn(struct conn *c)
 	c->txn = NULL;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * An unlinked file in state_dir (O_TMPFILE; else a name unlinked at once),
  * so a crash leaves nothing behind.  It is not a durable copy: inject
@@ -236,12 +220,13 @@ spill_write(struct conn *c, const char *p, size_t n)
 {
 	struct txn *t = c->txn;
 	const char *full = spill_room(c, n);
+	struct iovec iov = { (void *)(uintptr_t)p, n };
 
 	if (full != NULL) {
 		body_no_room(c, full);
 		return;
 	}
-	if (write_all(t->spill_fd, p, n) != 0) {
+	if (file_write_all("spill", t->spill_fd, &iov, 1) != 0) {
 		int e = errno;
 
 		if (e == ENOSPC || e == EDQUOT) {

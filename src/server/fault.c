@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../store/file.h"
 #include "server.h"
 
 #ifdef TERN_FAULT_INJECTION
@@ -52,23 +53,10 @@ fault_check(const char *module, const char *step)
 	return e;
 }
 
-static int
-fault_maildir(const char *step)
-{
-	return fault_check("maildir", step);
-}
-
-static int
-fault_spool(const char *step)
-{
-	return fault_check("spool", step);
-}
-
 void
 fault_install(void)
 {
-	maildir_fault_hook = fault_maildir;
-	spool_fault_hook = fault_spool;
+	file_fault_hook = fault_check;	/* who is the MODULE */
 	log_warn("event=fault_injection_build note=\"test binary: faults from $TERN_FAULT_FILE\"");
 }
 

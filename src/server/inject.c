@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../deliver/deliver.h"
+#include "../store/file.h"
 #include "server.h"
 
 void
@@ -90,19 +91,11 @@ struct commit_job {
 
 static void commit_start(struct server *s);
 
-/* syncfs, or the test build's injected failure of it */
+/* syncfs of the mail files (the fault build's step "maildir:syncfs") */
 static int
 commit_syncfs(int fd)
 {
-#ifdef TERN_FAULT_INJECTION
-	int e;
-
-	if (maildir_fault_hook != NULL && (e = maildir_fault_hook("syncfs")) != 0) {
-		errno = e;
-		return -1;
-	}
-#endif
-	return syncfs(fd);
+	return file_syncfs("maildir", fd);
 }
 
 static void

@@ -2,13 +2,15 @@
  * Unit tests for src/deliver/maildir.c on a fresh mkdtemp directory
  * ($TMPDIR or /tmp).
  *
- * The module is compiled into this test with TERN_FAULT_INJECTION (it is
- * #included below), so the tests can make any step fail and watch the
- * order of steps; the archive's own maildir.o is then never pulled in,
- * because every symbol it defines is already defined here.
+ * The module and its durable-file layer are compiled into this test with
+ * TERN_FAULT_INJECTION (they are #included below), so the tests can make
+ * any step fail and watch the order of steps; the archive's own maildir.o
+ * and file.o are then never pulled in, because every symbol they define
+ * is already defined here.
  */
 #define TERN_FAULT_INJECTION 1
 #include "deliver/maildir.c"
+#include "store/file.c"
 
 #include <dirent.h>
 #include <ftw.h>
@@ -157,10 +159,12 @@ static char trace[1024];
 static bool tracing;
 
 static int
-hook(const char *step)
+hook(const char *who, const char *step)
 {
 	size_t i;
 
+	if (strcmp(who, "maildir") != 0)
+		abort();	/* every step here is the Maildir's */
 	if (tracing && str_fmt(trace + strlen(trace),
 	    sizeof(trace) - strlen(trace), "%s%s", trace[0] ? " " : "",
 	    step) != 0)
@@ -180,7 +184,7 @@ hook_reset(void)
 	memset(rules, 0, sizeof(rules));
 	trace[0] = '\0';
 	tracing = false;
-	maildir_fault_hook = hook;
+	file_fault_hook = hook;
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -331,7 +335,7 @@ test_order(void)
 	    sizeof(err)) == 0);
 	T_CHECK_STR(trace, "create write fsync close link fsync_dir");
 	hook_reset();
-	maildir_fault_hook = NULL;
+	file_fault_hook = NULL;
 }
 
 static void
@@ -545,7 +549,7 @@ test_exdev(void)
 	T_CHECK_INT(errno, EIO);
 	for (i = 0; i < 3; i++)
 		T_CHECK(tmp_empty(b[i].path));
-	maildir_fault_hook = NULL;
+	file_fault_hook = NULL;
 }
 
 /* The err text expected to start a failure of each hook step. */
@@ -578,7 +582,7 @@ fault_once(const char *step, int si, int k)
 	r = maildir_deliver(root_fd, b, 3, &iov, 1, name, sizeof(name), err,
 	    sizeof(err));
 	saved = errno;
-	maildir_fault_hook = NULL;
+	file_fault_hook = NULL;
 	for (i = 0; i < 3; i++)
 		T_CHECK(tmp_empty(paths[i]));
 	if (r == 0) {
@@ -632,7 +636,7 @@ test_eintr(void)
 	    err, sizeof(err)) == 0);
 	T_CHECK(content_is("eintr.example/a", name, "resumed\n", 8));
 	T_CHECK_INT(rules[0].calls, 2);
-	maildir_fault_hook = NULL;
+	file_fault_hook = NULL;
 }
 
 /* A short write (file size limit) is resumed, then its error reported. */

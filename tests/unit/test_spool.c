@@ -2,10 +2,10 @@
  * Unit tests for src/queue/spool.c on a fresh mkdtemp directory per test
  * ($TMPDIR or /tmp).
  *
- * The module is compiled into this test with TERN_FAULT_INJECTION (it is
- * #included below), so the tests can make any step fail; the archive's own
- * spool.o is then never pulled in, because every symbol it defines is
- * already defined here.
+ * The module and its durable-file layer are compiled into this test with
+ * TERN_FAULT_INJECTION (they are #included below), so the tests can make
+ * any step fail; the archive's own spool.o and file.o are then never
+ * pulled in, because every symbol they define is already defined here.
  *
  * `test_spool --bench` measures instead of testing: commits per second
  * and directory fsyncs per commit with 1, 4 and 16 threads committing
@@ -13,6 +13,7 @@
  */
 #define TERN_FAULT_INJECTION 1
 #include "queue/spool.c"
+#include "store/file.c"
 
 #include <ftw.h>
 #include <sys/time.h>
@@ -170,8 +171,10 @@ static int fault_errno;
 static int fault_seen;		/* calls of fault_step so far */
 
 static int
-fault_hook(const char *step)
+fault_hook(const char *who, const char *step)
 {
+	if (strcmp(who, "spool") != 0)
+		abort();	/* every step here is the spool's */
 	if (fault_step == NULL || strcmp(step, fault_step) != 0)
 		return 0;
 	fault_seen++;
@@ -183,10 +186,11 @@ fault_hook(const char *step)
 
 /* A disk whose directory fsync takes 10 ms, so that commits overlap. */
 static int
-slow_fsync_hook(const char *step)
+slow_fsync_hook(const char *who, const char *step)
 {
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 
+	(void)who;
 	if (strcmp(step, "fsync_dir") == 0)
 		nanosleep(&ts, NULL);
 	return 0;
@@ -200,14 +204,14 @@ fault_set(const char *step, int at, int e, bool persist)
 	fault_errno = e;
 	fault_persist = persist;
 	fault_seen = 0;
-	spool_fault_hook = fault_hook;
+	file_fault_hook = fault_hook;
 }
 
 static void
 fault_clear(void)
 {
 	fault_step = NULL;
-	spool_fault_hook = NULL;
+	file_fault_hook = NULL;
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -527,7 +531,7 @@ test_concurrent(void)
 
 	setup();
 	sp = open_spool();
-	spool_fault_hook = slow_fsync_hook;
+	file_fault_hook = slow_fsync_hook;
 	for (i = 0; i < NT; i++) {
 		w[i] = (struct worker){ sp, PER, 0, ids + i * PER, 0 };
 		T_CHECK(pthread_create(&th[i], NULL, worker_run, &w[i]) == 0);
@@ -536,7 +540,7 @@ test_concurrent(void)
 		pthread_join(th[i], NULL);
 		total += w[i].ok;
 	}
-	spool_fault_hook = NULL;
+	file_fault_hook = NULL;
 	T_CHECK_INT(total, NT * PER);
 	qsort(ids, NT * PER, sizeof(*ids), id_cmp);
 	for (i = 1; i < NT * PER; i++)
@@ -575,10 +579,11 @@ static int gate_calls;
 static int gate_fail;		/* the fsync_dir call that fails, 0: none */
 
 static int
-gate_hook(const char *step)
+gate_hook(const char *who, const char *step)
 {
 	int call, e = 0;
 
+	(void)who;
 	if (strcmp(step, "fsync_dir") != 0)
 		return 0;
 	pthread_mutex_lock(&gate_mu);
@@ -636,7 +641,7 @@ run_group(int fail, struct syncer s[8])
 	gate_fail = fail;
 	spool_get_stats(sp, &st);
 	base = st.dir_fsyncs;
-	spool_fault_hook = gate_hook;
+	file_fault_hook = gate_hook;
 	for (i = 0; i < 8; i++) {
 		s[i] = (struct syncer){ sp, 0, 0 };
 		if (pthread_create(&th[i], NULL, syncer_run, &s[i]) != 0)
@@ -655,7 +660,7 @@ run_group(int fail, struct syncer s[8])
 	pthread_mutex_unlock(&gate_mu);
 	for (i = 0; i < 8; i++)
 		pthread_join(th[i], NULL);
-	spool_fault_hook = NULL;
+	file_fault_hook = NULL;
 	spool_get_stats(sp, &st);
 	spool_close(sp);
 	teardown();
