@@ -27,9 +27,9 @@ static bool
 same(const struct addr *x, const struct addr *y)
 {
 	return strcmp(x->local, y->local) == 0 &&
-	    strcmp(x->domain, y->domain) == 0 && x->kind == y->kind &&
-	    x->null == y->null && x->postmaster == y->postmaster &&
-	    x->utf8 == y->utf8;
+	       strcmp(x->domain, y->domain) == 0 && x->kind == y->kind &&
+	       x->null == y->null && x->postmaster == y->postmaster &&
+	       x->utf8 == y->utf8;
 }
 
 static bool
@@ -57,11 +57,13 @@ check_round_trip(const struct addr *a, unsigned flags)
 	wrapped[0] = '<';
 	memcpy(wrapped + 1, out, (size_t)n);
 	wrapped[n + 1] = '>';
-	if (addr_parse_path(wrapped, (size_t)n + 2, flags, &b, &used) != ADDR_OK)
+	if (addr_parse_path(wrapped, (size_t)n + 2, flags, &b, &used) !=
+	    ADDR_OK)
 		abort();
 	if (used != (size_t)n + 2 || !same(a, &b))
 		abort();
-	if (addr_format(&b, again, sizeof(again)) != n || strcmp(out, again) != 0)
+	if (addr_format(&b, again, sizeof(again)) != n ||
+	    strcmp(out, again) != 0)
 		abort();
 }
 
@@ -96,7 +98,7 @@ check_path(const char *s, size_t size)
 	/* a path never needs what comes after its '>' */
 	if (st[7] == ADDR_OK && used[7] < size &&
 	    (addr_parse_path(s, used[7], 7, &wider, &u) != ADDR_OK ||
-	    !same(&wider, &res[7])))
+		!same(&wider, &res[7])))
 		abort();
 }
 
@@ -126,7 +128,8 @@ check_domain(const char *s, size_t size, unsigned flags)
 	if (n != size || k == ADDR_DOMAIN_NONE)
 		abort();
 	if (addr_parse_domain(out, n, flags, again, sizeof(again), &k2) !=
-	    ADDR_OK || k2 != k || strcmp(out, again) != 0)
+		ADDR_OK ||
+	    k2 != k || strcmp(out, again) != 0)
 		abort();
 }
 

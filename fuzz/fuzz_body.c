@@ -25,7 +25,7 @@
 #endif
 #endif
 #ifndef ASAN_POISON_MEMORY_REGION
-#define ASAN_POISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#define ASAN_POISON_MEMORY_REGION(p, n)	  ((void)(p), (void)(n))
 #define ASAN_UNPOISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
 #endif
 
@@ -44,7 +44,7 @@ static void
 out_add(struct out *o, const char *p, size_t n)
 {
 	if (n > o->cap - o->len)
-		abort();    /* more content than input: impossible */
+		abort(); /* more content than input: impossible */
 	memcpy(o->p + o->len, p, n);
 	o->len += n;
 }
@@ -53,7 +53,7 @@ static void
 sink(void *ctx, const char *p, size_t n)
 {
 	if (n == 0)
-		abort();    /* empty runs are wasted calls */
+		abort(); /* empty runs are wasted calls */
 	out_add(ctx, p, n);
 }
 
@@ -72,8 +72,8 @@ out_init(struct out *o, size_t cap)
 struct ref {
 	struct out *o;
 	uint64_t max;
-	int st;          /* 0 line start, 1 mid, 2 ".", 3 ".\r" */
-	bool cr;         /* previous content octet was CR */
+	int st;	 /* 0 line start, 1 mid, 2 ".", 3 ".\r" */
+	bool cr; /* previous content octet was CR */
 	size_t line;
 };
 
@@ -111,7 +111,7 @@ ref_content(struct ref *r, char c)
 static void
 ref_run(const char *in, size_t len, bool dot, uint64_t max, struct out *o)
 {
-	struct ref r = { o, max, 0, false, 0 };
+	struct ref r = {o, max, 0, false, 0};
 	size_t i;
 
 	for (i = 0; i < len && !o->done; i++) {
@@ -159,8 +159,7 @@ rng_next(uint32_t *s)
  * under-read) without one allocation per chunk.
  */
 static size_t
-feed_poisoned(struct smtp_body *b, char *copy, size_t len, size_t off,
-    size_t n)
+feed_poisoned(struct smtp_body *b, char *copy, size_t len, size_t off, size_t n)
 {
 	size_t got;
 
@@ -192,7 +191,7 @@ impl_run(const char *in, size_t len, bool dot, uint64_t max, unsigned maxchunk,
 				n = len - off;
 		}
 		got = maxchunk ? feed_poisoned(&b, copy, len, off, n)
-		    : smtp_body_feed(&b, in + off, n);
+			       : smtp_body_feed(&b, in + off, n);
 		if (got > n || (got < n && (!dot || !b.done)))
 			abort();
 		off += got;
@@ -212,8 +211,8 @@ static bool
 out_eq(const struct out *a, const struct out *b)
 {
 	return a->len == b->len && memcmp(a->p, b->p, a->len) == 0 &&
-	    a->consumed == b->consumed && a->err == b->err &&
-	    a->done == b->done && a->size == b->size;
+	       a->consumed == b->consumed && a->err == b->err &&
+	       a->done == b->done && a->size == b->size;
 }
 
 /* Clean content: CRLF line ends only, no NUL, short lines, size right. */
@@ -233,7 +232,8 @@ check_clean(const struct out *o, bool dot, uint64_t max)
 			abort();
 		if (c == '\r' && i + 1 < o->len && o->p[i + 1] != '\n')
 			abort();
-		/* with its CRLF a line is at most 1000 octets, before that 999 */
+		/* with its CRLF a line is at most 1000 octets, before that 999
+		 */
 		if (c == '\n' && line > SMTP_TEXT_LINE_MAX - 1)
 			abort();
 		line = c == '\n' ? 0 : line + 1;
@@ -251,8 +251,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 4)
 		return 0;
-	uint64_t max = data[0] == 0 ? 0 : data[0] < 128 ? data[0]
-	    : (uint64_t)(data[0] - 128) * 16;
+	uint64_t max = data[0] == 0    ? 0
+		       : data[0] < 128 ? data[0]
+				       : (uint64_t)(data[0] - 128) * 16;
 	unsigned maxchunk = (unsigned)data[1] + 1;
 	uint32_t seed = ((uint32_t)data[2] << 8 | data[3]) | 0x10000;
 	const char *in = (const char *)data + 4;

@@ -34,7 +34,7 @@ static bool
 inside(const char *p, size_t n, const char *s, size_t size)
 {
 	return p != NULL && p >= s && p <= s + size &&
-	    n <= (size_t)(s + size - p);
+	       n <= (size_t)(s + size - p);
 }
 
 static bool
@@ -67,8 +67,9 @@ check_xtext_value(const char *v)
 	size_t n = strlen(v);
 	int e = smtp_xtext_encode(v, n, enc, sizeof(enc));
 
-	if (e < 0 || smtp_xtext_decode(enc, (size_t)e, dec, sizeof(dec)) !=
-	    (int)n || memcmp(v, dec, n + 1) != 0)
+	if (e < 0 ||
+	    smtp_xtext_decode(enc, (size_t)e, dec, sizeof(dec)) != (int)n ||
+	    memcmp(v, dec, n + 1) != 0)
 		abort();
 }
 
@@ -89,17 +90,17 @@ check_params(const struct smtp_cmd *c, unsigned flags)
 	check_xtext_value(c->mail.envid);
 	check_xtext_value(c->mail.auth);
 	check_xtext_value(c->rcpt.orcpt);
-	if (c->rcpt.has_orcpt && (c->rcpt.orcpt_type[0] == '\0' ||
-	    c->rcpt.orcpt[0] == '\0'))
+	if (c->rcpt.has_orcpt &&
+	    (c->rcpt.orcpt_type[0] == '\0' || c->rcpt.orcpt[0] == '\0'))
 		abort();
 }
 
 static void
 check_path(const struct smtp_cmd *c, unsigned flags)
 {
-	bool utf8_ok = c->verb == SMTP_VERB_MAIL ?
-	    (flags & SMTP_CMD_F_UTF8_OK) && c->mail.smtputf8 :
-	    (flags & SMTP_CMD_F_UTF8_TXN) != 0;
+	bool utf8_ok = c->verb == SMTP_VERB_MAIL
+			   ? (flags & SMTP_CMD_F_UTF8_OK) && c->mail.smtputf8
+			   : (flags & SMTP_CMD_F_UTF8_TXN) != 0;
 
 	if (!terminated(c->path.local, sizeof(c->path.local)) ||
 	    !terminated(c->path.domain, sizeof(c->path.domain)))
@@ -116,8 +117,8 @@ static bool
 helo_char(char ch)
 {
 	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_' ||
-	    ch == '[' || ch == ']' || ch == ':';
+	       (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
+	       ch == '_' || ch == '[' || ch == ']' || ch == ':';
 }
 
 static void
@@ -136,16 +137,17 @@ static bool
 is_bdat_line(const char *s, size_t size)
 {
 	return size >= 4 && str_case_eq(s, 4, "BDAT") &&
-	    (size == 4 || s[4] == ' ');
+	       (size == 4 || s[4] == ' ');
 }
 
 static void
-check_success(const char *s, size_t size, unsigned flags,
-    const struct smtp_cmd *c)
+check_success(
+    const char *s, size_t size, unsigned flags, const struct smtp_cmd *c)
 {
 	bool path = c->verb == SMTP_VERB_MAIL || c->verb == SMTP_VERB_RCPT;
-	size_t i, limit = path && (flags & SMTP_CMD_F_ESMTP) ?
-	    SMTP_CMD_LINE_PARAMS_MAX - 2 : SMTP_CMD_LINE_MAX - 2;
+	size_t i, limit = path && (flags & SMTP_CMD_F_ESMTP)
+			      ? SMTP_CMD_LINE_PARAMS_MAX - 2
+			      : SMTP_CMD_LINE_MAX - 2;
 
 	if (c->verb == SMTP_VERB_UNKNOWN || size > limit)
 		abort();

@@ -43,7 +43,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = split - 3;
 		copy = malloc(n + 1);
 		memcpy(copy, data + 3, n);
-		copy[n] = '\0';        /* NULs inside separate the overrides */
+		copy[n] = '\0'; /* NULs inside separate the overrides */
 		while (off < n && nov < 8) {
 			ov[nov++] = copy + off;
 			off += strlen(copy + off) + 1;
@@ -60,7 +60,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		conf_dump(c, sink, NULL);
 		conf_free(c);
 	} else if (err[0] == '\0') {
-		abort();    /* a refusal must say why */
+		abort(); /* a refusal must say why */
 	}
 	close(fd);
 	free(copy);

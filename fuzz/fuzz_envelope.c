@@ -26,7 +26,7 @@ fz_same(const struct queue_env *a, const struct queue_env *b)
 
 	x.rcpt = y.rcpt = NULL;
 	return memcmp(&x, &y, sizeof(x)) == 0 &&
-	    memcmp(a->rcpt, b->rcpt, a->nrcpt * sizeof(a->rcpt[0])) == 0;
+	       memcmp(a->rcpt, b->rcpt, a->nrcpt * sizeof(a->rcpt[0])) == 0;
 }
 
 int
@@ -36,8 +36,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct buf enc;
 	char err[256];
 
-	if (queue_env_decode((const char *)data, size, &a, err,
-	    sizeof(err)) != 0) {
+	if (queue_env_decode((const char *)data, size, &a, err, sizeof(err)) !=
+	    0) {
 		if (a.rcpt != NULL || a.nrcpt != 0 || a.id[0] != '\0' ||
 		    err[0] == '\0')
 			abort();
@@ -47,7 +47,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (queue_env_encode(&a, &enc) != 0)
 		abort();
 	if (enc.len != size || memcmp(enc.data, data, size) != 0)
-		abort();	/* not canonical */
+		abort(); /* not canonical */
 	if (queue_env_decode(enc.data, enc.len, &b, err, sizeof(err)) != 0)
 		abort();
 	if (!fz_same(&a, &b))

@@ -24,7 +24,7 @@
 #include "addr/addr.h"
 
 #define FMT_MAX (ADDR_PATH_MAX + 2)
-#define KEEP 64 /* addresses compared across flag sets */
+#define KEEP	64 /* addresses compared across flag sets */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -86,8 +86,9 @@ check_lists(const char *v, size_t len)
 	unsigned f, g, i;
 
 	for (f = 0; f < 4; f++)
-		run_list(v, len, (f & 1 ? ADDR_F_UTF8 : 0) |
-		    (f & 2 ? ADDR_LIST_F_LOCAL : 0), &r[f]);
+		run_list(v, len,
+		    (f & 1 ? ADDR_F_UTF8 : 0) | (f & 2 ? ADDR_LIST_F_LOCAL : 0),
+		    &r[f]);
 	for (f = 0; f < 4; f++)
 		for (g = 0; g < 4; g++) {
 			if (f == g || (g & f) != f)
@@ -125,7 +126,7 @@ check_field(const char *s, size_t size, const struct addr_hdr_field *f)
 		name[f->name_len] = '\0';
 		if (strlen(name) == f->name_len &&
 		    (!addr_hdr_find(s, size, name, &first) ||
-		    first.off > f->off || !addr_hdr_name_is(&first, name)))
+			first.off > f->off || !addr_hdr_name_is(&first, name)))
 			abort();
 	}
 	check_lists(f->value, f->value_len);
@@ -139,8 +140,7 @@ check_end(const char *s, size_t size, size_t *end_out)
 	if (end > body || body > size)
 		abort();
 	gap = body - end;
-	if (!(gap == 0 && body == size) &&
-	    !(gap == 1 && s[end] == '\n') &&
+	if (!(gap == 0 && body == size) && !(gap == 1 && s[end] == '\n') &&
 	    !(gap == 2 && s[end] == '\r' && s[end + 1] == '\n'))
 		abort();
 	*end_out = end;

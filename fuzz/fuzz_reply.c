@@ -93,14 +93,14 @@ check_parse(const char *s, size_t size)
 /* ---- client session ---------------------------------------------------- */
 
 static const struct smtp_client_rcpt fz_rcpts[] = {
-	{ "b@example.net", SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE, "rfc822",
-	    "b+x=y@example.net" },
-	{ "c@example.net", SMTP_NOTIFY_NEVER, NULL, NULL },
-	{ "d\xc3\xa9@example.net", SMTP_NOTIFY_DELAY, "utf-8", "x" },
-	{ "e@example.net", 0, "rfc822", "e@example.net" },
+    {"b@example.net", SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE, "rfc822",
+	"b+x=y@example.net"},
+    {"c@example.net", SMTP_NOTIFY_NEVER, NULL, NULL},
+    {"d\xc3\xa9@example.net", SMTP_NOTIFY_DELAY, "utf-8", "x"},
+    {"e@example.net", 0, "rfc822", "e@example.net"},
 };
 
-static const uint64_t fz_sizes[] = { 0, 1000, 100000, UINT64_MAX };
+static const uint64_t fz_sizes[] = {0, 1000, 100000, UINT64_MAX};
 
 static void
 fz_conf(struct smtp_client_conf *c, uint8_t bits, uint8_t b1)
@@ -124,7 +124,7 @@ fz_conf(struct smtp_client_conf *c, uint8_t bits, uint8_t b1)
 	c->ret = (bits & 0x40) ? SMTP_RET_HDRS : SMTP_RET_UNSPEC;
 	c->envid = (bits & 0x40) ? "env+id" : NULL;
 	c->auth_plaintext_ok = bits & 0x80;
-	c->lmtp = b1 & 0x10;           /* RFC 2033: no TLS, no AUTH */
+	c->lmtp = b1 & 0x10; /* RFC 2033: no TLS, no AUTH */
 	if (c->lmtp) {
 		c->require_tls = false;
 		c->auth_user = c->auth_pass = NULL;
@@ -142,7 +142,8 @@ check_commands(const struct buf *out)
 
 		if (ch == '\0' || ++line > 2048)
 			abort();
-		if (ch == '\r' && (i + 1 >= out->len || out->data[i + 1] != '\n'))
+		if (ch == '\r' &&
+		    (i + 1 >= out->len || out->data[i + 1] != '\n'))
 			abort();
 		if (ch == '\n') {
 			if (i == 0 || out->data[i - 1] != '\r')
@@ -166,14 +167,15 @@ check_results(const struct smtp_client *c)
 		    memchr(r->text, '\0', sizeof(r->text)) == NULL ||
 		    memchr(r->enh, '\0', sizeof(r->enh)) == NULL)
 			abort();
-		if (r->cls == SMTP_RESULT_OK && (r->code < 200 || r->code > 299))
+		if (r->cls == SMTP_RESULT_OK &&
+		    (r->code < 200 || r->code > 299))
 			abort();
 	}
 }
 
 struct fz_feed {
 	const char *s;
-	size_t size, fed;       /* octets made visible to the client so far */
+	size_t size, fed; /* octets made visible to the client so far */
 	size_t maxchunk;
 	uint32_t rng;
 };
@@ -184,8 +186,9 @@ fz_chunk(struct fz_feed *f)
 	size_t left = f->size - f->fed;
 
 	f->rng = f->rng * 1103515245u + 12345u;
-	return left == 0 ? 0 : 1 + (size_t)(f->rng >> 8) % (f->maxchunk < left ?
-	    f->maxchunk : left);
+	return left == 0 ? 0
+			 : 1 + (size_t)(f->rng >> 8) %
+				   (f->maxchunk < left ? f->maxchunk : left);
 }
 
 /* What the shell does for an action; false when the session is over. */
@@ -201,7 +204,8 @@ fz_act(struct smtp_client *c, enum smtp_client_action act,
 		return true;
 	case SMTP_CLIENT_SEND_BODY:
 		smtp_stuff_init(&st);
-		if (smtp_stuff_feed(&st, "Subject: x\r\n\r\n.\r\n", 17, out) != 0 ||
+		if (smtp_stuff_feed(&st, "Subject: x\r\n\r\n.\r\n", 17, out) !=
+			0 ||
 		    smtp_stuff_finish(&st, out) != 0)
 			abort();
 		buf_reset(out);
@@ -226,12 +230,11 @@ fz_act(struct smtp_client *c, enum smtp_client_action act,
 }
 
 static void
-check_session(const char *s, size_t size, uint8_t bits, uint8_t b1,
-    uint8_t b2)
+check_session(const char *s, size_t size, uint8_t bits, uint8_t b1, uint8_t b2)
 {
 	struct smtp_client_conf conf;
 	struct smtp_client *c;
-	struct fz_feed f = { s, size, 0, (size_t)b2 + 1, (uint32_t)(b1 >> 4) };
+	struct fz_feed f = {s, size, 0, (size_t)b2 + 1, (uint32_t)(b1 >> 4)};
 	struct buf out;
 	size_t off = 0, cons, guard = 0;
 	int done_count = 0;
@@ -244,7 +247,7 @@ check_session(const char *s, size_t size, uint8_t bits, uint8_t b1,
 		enum smtp_client_action act;
 
 		if (++guard > 8 * size + 64)
-			abort();        /* no progress: a livelock */
+			abort(); /* no progress: a livelock */
 		act = smtp_client_next(c, s + off, f.fed - off, &cons, &out);
 		if (cons > f.fed - off)
 			abort();
@@ -297,7 +300,7 @@ stuff_model(const char *s, size_t n, struct buf *want)
 static void
 check_stuff(const char *s, size_t size, uint8_t b1, uint8_t b2)
 {
-	struct fz_feed f = { s, size, 0, (size_t)b2 + 1, (uint32_t)b1 };
+	struct fz_feed f = {s, size, 0, (size_t)b2 + 1, (uint32_t)b1};
 	struct smtp_stuff st;
 	struct buf got, want;
 	const char *p;

@@ -40,8 +40,8 @@
 
 #include "util/util.h"
 
-#define ADDR_LABEL_MAX 63
-#define ADDR_IPV6_TAG "IPv6:"
+#define ADDR_LABEL_MAX	  63
+#define ADDR_IPV6_TAG	  "IPv6:"
 #define ADDR_IPV6_TAG_LEN 5
 
 /* A read position in the caller's bytes; pos <= len always. */
@@ -62,15 +62,15 @@ static bool
 addr_is_alnum(unsigned char ch)
 {
 	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	    (ch >= '0' && ch <= '9');
+	       (ch >= '0' && ch <= '9');
 }
 
 /* atext of RFC 5322 3.2.3, as RFC 5321 uses it for Atom. */
 static bool
 addr_is_atext(unsigned char ch)
 {
-	return addr_is_alnum(ch) || (ch != '\0' && strchr("!#$%&'*+-/=?^_`{|}~",
-	    ch) != NULL);
+	return addr_is_alnum(ch) ||
+	       (ch != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", ch) != NULL);
 }
 
 /* qtextSMTP: %d32-33 / %d35-91 / %d93-126, i.e. printable minus '"' '\\'. */
@@ -339,8 +339,8 @@ addr_put_name(const unsigned char *s, size_t n, char *out, size_t outlen)
 static bool
 addr_ip_ok(int af, const unsigned char *s, size_t n)
 {
-	const char *set = af == AF_INET ? "0123456789." :
-	    "0123456789abcdefABCDEF:.";
+	const char *set =
+	    af == AF_INET ? "0123456789." : "0123456789abcdefABCDEF:.";
 	char tmp[INET6_ADDRSTRLEN];
 	unsigned char bin[sizeof(struct in6_addr)];
 	size_t i;
@@ -398,7 +398,7 @@ addr_parse_literal(struct addr_cur *c, char *out, size_t outlen,
 	if (n > ADDR_IPV6_TAG_LEN &&
 	    str_case_eq((const char *)body, ADDR_IPV6_TAG_LEN, ADDR_IPV6_TAG)) {
 		if (!addr_ip_ok(AF_INET6, body + ADDR_IPV6_TAG_LEN,
-		    n - ADDR_IPV6_TAG_LEN))
+			n - ADDR_IPV6_TAG_LEN))
 			return ADDR_ERR_SYNTAX;
 		*kind_out = ADDR_DOMAIN_IPV6;
 	} else {
@@ -527,7 +527,7 @@ enum addr_status
 addr_parse_path(const char *s, size_t len, unsigned flags, struct addr *out,
     size_t *consumed_out)
 {
-	struct addr_cur c = { (const unsigned char *)s, len, 0, flags };
+	struct addr_cur c = {(const unsigned char *)s, len, 0, flags};
 	enum addr_status st;
 
 	memset(out, 0, sizeof(*out));
@@ -540,7 +540,7 @@ addr_parse_path(const char *s, size_t len, unsigned flags, struct addr *out,
 enum addr_status
 addr_parse_mailbox(const char *s, size_t len, unsigned flags, struct addr *out)
 {
-	struct addr_cur c = { (const unsigned char *)s, len, 0, flags };
+	struct addr_cur c = {(const unsigned char *)s, len, 0, flags};
 	enum addr_status st;
 
 	memset(out, 0, sizeof(*out));
@@ -559,7 +559,7 @@ enum addr_status
 addr_parse_domain(const char *s, size_t len, unsigned flags, char *out,
     size_t outlen, enum addr_domain_kind *kind_out)
 {
-	struct addr_cur c = { (const unsigned char *)s, len, 0, flags };
+	struct addr_cur c = {(const unsigned char *)s, len, 0, flags};
 	enum addr_domain_kind kind = ADDR_DOMAIN_NONE;
 	enum addr_status st;
 
@@ -636,7 +636,7 @@ addr_put_quoted(struct addr_out *w, const char *s)
 int
 addr_format(const struct addr *a, char *out, size_t outlen)
 {
-	struct addr_out w = { out, outlen, 0, outlen == 0 };
+	struct addr_out w = {out, outlen, 0, outlen == 0};
 
 	if (!w.full)
 		out[0] = '\0';
@@ -678,6 +678,6 @@ addr_strerror(enum addr_status st)
 bool
 addr_is_postmaster(const struct addr *a)
 {
-	return str_case_eq(a->local, strnlen(a->local, sizeof(a->local)),
-	    "postmaster");
+	return str_case_eq(
+	    a->local, strnlen(a->local, sizeof(a->local)), "postmaster");
 }

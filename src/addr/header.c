@@ -145,11 +145,11 @@ hdr_name(const char *msg, const struct hdr_line *l, size_t *name_len_out)
 static void
 hdr_trim(const char *msg, size_t *b, size_t e, struct addr_hdr_field *f)
 {
-	while (*b < e && (hdr_is_wsp(msg[*b]) || msg[*b] == '\r' ||
-	    msg[*b] == '\n'))
+	while (*b < e &&
+	       (hdr_is_wsp(msg[*b]) || msg[*b] == '\r' || msg[*b] == '\n'))
 		(*b)++;
 	while (e > *b && (hdr_is_wsp(msg[e - 1]) || msg[e - 1] == '\r' ||
-	    msg[e - 1] == '\n'))
+			     msg[e - 1] == '\n'))
 		e--;
 	f->value = msg + *b;
 	f->value_len = e - *b;
@@ -166,8 +166,9 @@ addr_hdr_next(struct addr_hdr_scan *s, struct addr_hdr_field *out)
 	memset(out, 0, sizeof(*out));
 	out->off = s->pos;
 	hdr_line_at(s->msg, s->end, s->pos, &l);
-	colon = hdr_is_wsp(s->msg[l.start]) ? 0 :
-	    hdr_name(s->msg, &l, &out->name_len);
+	colon = hdr_is_wsp(s->msg[l.start])
+		    ? 0
+		    : hdr_name(s->msg, &l, &out->name_len);
 	if (colon == 0) {
 		out->bad |= ADDR_HDR_BAD_NAME;
 		out->name_len = 0;
@@ -201,8 +202,8 @@ addr_hdr_name_is(const struct addr_hdr_field *f, const char *name)
 }
 
 bool
-addr_hdr_find(const char *msg, size_t len, const char *name,
-    struct addr_hdr_field *out)
+addr_hdr_find(
+    const char *msg, size_t len, const char *name, struct addr_hdr_field *out)
 {
 	struct addr_hdr_scan s;
 
@@ -248,12 +249,12 @@ addr_hdr_unfold(const char *v, size_t len, char *out, size_t outlen)
 /* ---- address lists: lexer ------------------------------------------------ */
 
 enum al_kind {
-	AL_END,     /* end of the value */
+	AL_END,	    /* end of the value */
 	AL_ATOM,    /* run of atext (and bytes >= 0x80: local text, liberal) */
 	AL_QSTR,    /* quoted-string, quotes included */
 	AL_DLIT,    /* domain literal, brackets included */
 	AL_SPECIAL, /* one of < > @ , ; : . */
-	AL_BAD,     /* anything else: ) ] \ controls, unterminated quote */
+	AL_BAD,	    /* anything else: ) ] \ controls, unterminated quote */
 };
 
 struct al_tok {
@@ -358,7 +359,8 @@ al_lex(struct addr_list *l, struct al_tok *t)
 		l->pos++;
 	} else if (al_is_atext((unsigned char)c)) {
 		t->kind = AL_ATOM;
-		while (l->pos < l->len && al_is_atext((unsigned char)l->p[l->pos]))
+		while (
+		    l->pos < l->len && al_is_atext((unsigned char)l->p[l->pos]))
 			l->pos++;
 	} else {
 		t->kind = AL_BAD;
@@ -463,7 +465,8 @@ al_check(struct addr_list *l, struct al_spec *sp, bool bare, size_t at,
 	if (sp->over)
 		st = ADDR_ERR_PATH_LONG;
 	else
-		st = addr_parse_mailbox(sp->s, sp->n, l->flags & ADDR_F_UTF8, out);
+		st = addr_parse_mailbox(
+		    sp->s, sp->n, l->flags & ADDR_F_UTF8, out);
 	if (st != ADDR_OK) {
 		l->addr_err = st;
 		return al_fail(l, ADDR_LIST_ADDR, at);
@@ -479,7 +482,7 @@ al_check(struct addr_list *l, struct al_spec *sp, bool bare, size_t at,
 static enum addr_list_status
 al_addr_spec(struct addr_list *l, struct addr *out)
 {
-	struct al_spec sp = { .n = 0, .over = false };
+	struct al_spec sp = {.n = 0, .over = false};
 	struct al_tok t;
 	size_t at = l->pos;
 
@@ -586,8 +589,8 @@ al_element(struct addr_list *l, size_t start, unsigned words,
 }
 
 void
-addr_list_init(struct addr_list *l, const char *value, size_t len,
-    unsigned flags)
+addr_list_init(
+    struct addr_list *l, const char *value, size_t len, unsigned flags)
 {
 	memset(l, 0, sizeof(*l));
 	l->p = value;

@@ -456,8 +456,7 @@ cli_parse_args(int argc, char **argv, int max, bool pw_flag, struct cli_args *a)
 			a->lmtp = argv[i];
 		} else if (pw_flag && strncmp(argv[i], "--lmtp=", 7) == 0) {
 			a->lmtp = argv[i] + 7;
-		}
-		else if (strncmp(argv[i], "--", 2) == 0)
+		} else if (strncmp(argv[i], "--", 2) == 0)
 			return cli_usage_err("unknown option %s", argv[i]);
 		else if (a->npos >= max)
 			return cli_usage_err("too many arguments");
@@ -488,15 +487,15 @@ cli_user_add(struct cli *cl, const struct cli_args *a)
 	free(hash);
 	if (st != TABLE_OK)
 		return cli_err("%s", table_strerror(cl->table));
-	if (a->lmtp != NULL && str_fmt(box, sizeof(box), "%s%s", TABLE_LMTP_PREFIX,
-	    a->lmtp) != 0)
-		box[0] = '\0';            /* too long: refused just below */
+	if (a->lmtp != NULL &&
+	    str_fmt(box, sizeof(box), "%s%s", TABLE_LMTP_PREFIX, a->lmtp) != 0)
+		box[0] = '\0'; /* too long: refused just below */
 	if ((a->lmtp != NULL || a->maildir != NULL) &&
-	    table_user_set_maildir(cl->table, addr, a->lmtp != NULL ? box :
-	    a->maildir) != TABLE_OK) {
+	    table_user_set_maildir(cl->table, addr,
+		a->lmtp != NULL ? box : a->maildir) != TABLE_OK) {
 		int rc = cli_err("%s", table_strerror(cl->table));
 
-		(void)table_user_del(cl->table, addr);   /* all or nothing */
+		(void)table_user_del(cl->table, addr); /* all or nothing */
 		return rc;
 	}
 	if (r == 1)
@@ -504,7 +503,7 @@ cli_user_add(struct cli *cl, const struct cli_args *a)
 			"log in (set one with: tern user passwd %s)",
 		    addr, addr);
 	if (a->lmtp != NULL)
-		return 0;          /* the LMTP server keeps the mailbox */
+		return 0; /* the LMTP server keeps the mailbox */
 	return cli_make_maildir(cl, addr);
 }
 

@@ -645,7 +645,8 @@ conf_set_lmtp(char **field, const char *v, char *msg, size_t msglen)
 	if (strncmp(v, "unix:", 5) != 0)
 		return conf_set_listen(field, v, true, msg, msglen);
 	if (v[5] != '/' || strlen(v + 5) > 107) {
-		(void)!str_fmt(msg, msglen, "expected unix:/absolute/path (at most "
+		(void)!str_fmt(msg, msglen,
+		    "expected unix:/absolute/path (at most "
 		    "107 octets), host, host:port or [ipv6]:port");
 		return -1;
 	}
@@ -747,8 +748,8 @@ conf_is_list(enum conf_type t)
 static int
 conf_set_bool(bool *f, const char *v, char *msg, size_t msglen)
 {
-	static const char *const yes[] = { "yes", "true", "on", "1" };
-	static const char *const no[] = { "no", "false", "off", "0" };
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
 	size_t i;
 
 	for (i = 0; i < 4; i++) {
@@ -1348,7 +1349,8 @@ conf_format_value(const struct conf *c, const struct conf_key *k, struct buf *b)
 		r = buf_printf(b, "%u", *(const unsigned *)conf_cfield(c, k));
 		break;
 	case CONF_T_BOOL:
-		r = buf_append_str(b, *(const bool *)conf_cfield(c, k) ? "yes" : "no");
+		r = buf_append_str(
+		    b, *(const bool *)conf_cfield(c, k) ? "yes" : "no");
 		break;
 	case CONF_T_SMTLS:
 		r = buf_append_str(b,
@@ -1382,7 +1384,7 @@ conf_mask_password(const char *in, struct buf *out)
 		    buf_append_str(out, "***") != 0)
 			panic("event=conf_dump");
 		p = pw + 9;
-		if (*p == '\'') {               /* 'quoted value', \' escapes */
+		if (*p == '\'') { /* 'quoted value', \' escapes */
 			for (p++; *p != '\0' && *p != '\''; p++)
 				if (*p == '\\' && p[1] != '\0')
 					p++;

@@ -34,89 +34,93 @@ enum conf_smarthost_tls {
 const char *conf_smarthost_tls_name(enum conf_smarthost_tls t);
 
 struct conf {
-	char *path;                 /* file read, or NULL */
-	char *hostname;             /* default: gethostname() */
-	char **domains;             /* lower-cased; default {"localhost"} */
+	char *path;	/* file read, or NULL */
+	char *hostname; /* default: gethostname() */
+	char **domains; /* lower-cased; default {"localhost"} */
 	size_t ndomains;
-	char *state_dir;            /* default "./var", made absolute */
-	char *user;                 /* NULL: no privilege drop */
-	bool sandbox;               /* sandbox, true: Landlock + seccomp after
-	                               start-up (server/sandbox.h) */
-	char *sandbox_write;        /* sandbox_write: NULL, or absolute
-	                               directories (space or comma separated)
-	                               the sandbox lets ternd write beneath:
-	                               users' own Maildirs */
-	char *listen_smtp;          /* "127.0.0.1:2525"; NULL or "" = off */
-	char *listen_submission;    /* "127.0.0.1:2587" */
-	char *listen_submissions;   /* NULL (off) */
-	char *tls_cert, *tls_key;   /* NULL: self-signed pair in state_dir */
-	char *tables_users;         /* "sqlite:STATE/tern.db" */
-	uint64_t message_size;      /* limits.message_size, 26214400 */
-	uint64_t inflight_memory;   /* limits.inflight_memory, 256 MiB: content
-	                               of unfinished messages held in memory,
-	                               all sessions together */
-	uint64_t inflight_scratch;  /* limits.inflight_scratch, 4 GiB: the same
-	                               in scratch files (content past 1 MiB) */
-	unsigned recipients;        /* limits.recipients, 1000 */
-	unsigned connections;       /* limits.connections, 4096 */
-	unsigned connections_per_ip;/* limits.connections_per_ip, 50; an IPv6
-	                               client counts per /64 */
-	unsigned connections_per_uid;/* limits.connections_per_uid, 20: on
-	                               public/submit.sock, per local uid */
-	unsigned errors;            /* limits.errors, 20: 421 after that many */
-	unsigned hops;              /* limits.hops, 100: a message carrying this
-	                               many Received fields is a loop (RFC 5321
-	                               6.3) and is refused with 554 5.4.6 */
-	unsigned dsn_per_client;    /* limits.dsn_per_client, 30 an hour: DSNs
-	                               (success, delay) for unauthenticated
-	                               mail of one client address; 0: none */
-	unsigned dsn_per_domain;    /* limits.dsn_per_domain, 100 an hour: the
-	                               same DSNs to one domain; 0: none */
-	unsigned timeout_command;   /* timeout.command, 300 s idle between
-	                               commands (RFC 5321 4.5.3.2.7) */
-	unsigned timeout_line;      /* timeout.line, 60 s: a line must be
-	                               complete this long after its first byte */
-	unsigned timeout_data;      /* timeout.data, 300 s without a byte while
-	                               reading content */
-	unsigned timeout_shutdown;  /* timeout.shutdown, 30 s to finish on TERM */
-	char *relay_networks;       /* NULL; else "net[/prefix],..." checked
-	                               with inet_pton, joined with ',' */
-	char *relay_smarthost;      /* NULL; "[smtps:]host[:port]": smtps: is
-	                               TLS from the first byte (RFC 8314) */
-	char *delivery_lmtp;        /* NULL: local mail goes to Maildirs; else
-	                               "unix:/path" or host[:port], where it is
-	                               handed over LMTP after queueing */
-	unsigned relay_port;        /* 25 */
+	char *state_dir;	     /* default "./var", made absolute */
+	char *user;		     /* NULL: no privilege drop */
+	bool sandbox;		     /* sandbox, true: Landlock + seccomp after
+					start-up (server/sandbox.h) */
+	char *sandbox_write;	     /* sandbox_write: NULL, or absolute
+					directories (space or comma separated)
+					the sandbox lets ternd write beneath:
+					users' own Maildirs */
+	char *listen_smtp;	     /* "127.0.0.1:2525"; NULL or "" = off */
+	char *listen_submission;     /* "127.0.0.1:2587" */
+	char *listen_submissions;    /* NULL (off) */
+	char *tls_cert, *tls_key;    /* NULL: self-signed pair in state_dir */
+	char *tables_users;	     /* "sqlite:STATE/tern.db" */
+	uint64_t message_size;	     /* limits.message_size, 26214400 */
+	uint64_t inflight_memory;    /* limits.inflight_memory, 256 MiB: content
+					of unfinished messages held in memory,
+					all sessions together */
+	uint64_t inflight_scratch;   /* limits.inflight_scratch, 4 GiB: the same
+					in scratch files (content past 1 MiB) */
+	unsigned recipients;	     /* limits.recipients, 1000 */
+	unsigned connections;	     /* limits.connections, 4096 */
+	unsigned connections_per_ip; /* limits.connections_per_ip, 50; an IPv6
+					client counts per /64 */
+	unsigned connections_per_uid; /* limits.connections_per_uid, 20: on
+					public/submit.sock, per local uid */
+	unsigned errors;	  /* limits.errors, 20: 421 after that many */
+	unsigned hops;		  /* limits.hops, 100: a message carrying this
+				     many Received fields is a loop (RFC 5321
+				     6.3) and is refused with 554 5.4.6 */
+	unsigned dsn_per_client;  /* limits.dsn_per_client, 30 an hour: DSNs
+				     (success, delay) for unauthenticated
+				     mail of one client address; 0: none */
+	unsigned dsn_per_domain;  /* limits.dsn_per_domain, 100 an hour: the
+				     same DSNs to one domain; 0: none */
+	unsigned timeout_command; /* timeout.command, 300 s idle between
+				     commands (RFC 5321 4.5.3.2.7) */
+	unsigned timeout_line;	  /* timeout.line, 60 s: a line must be
+				     complete this long after its first byte */
+	unsigned timeout_data;	  /* timeout.data, 300 s without a byte while
+				     reading content */
+	unsigned
+	    timeout_shutdown;  /* timeout.shutdown, 30 s to finish on TERM */
+	char *relay_networks;  /* NULL; else "net[/prefix],..." checked
+				  with inet_pton, joined with ',' */
+	char *relay_smarthost; /* NULL; "[smtps:]host[:port]": smtps: is
+				  TLS from the first byte (RFC 8314) */
+	char *delivery_lmtp;   /* NULL: local mail goes to Maildirs; else
+				  "unix:/path" or host[:port], where it is
+				  handed over LMTP after queueing */
+	unsigned relay_port;   /* 25 */
 	char *relay_smarthost_user; /* relay.smarthost_user: AUTH PLAIN as */
 	char *relay_smarthost_password_file; /* its password, first line; read
-	                               before the privilege drop */
-	enum conf_smarthost_tls relay_smarthost_tls; /* never CONF_SMTLS_UNSET
-	                               once loaded: verify with a user, else may */
-	bool relay_smarthost_require_tls; /* deprecated: yes = at least encrypt */
-	char *relay_smarthost_ca_file; /* NULL: the system CA store */
-	char *dns_servers;          /* NULL: system resolver; else "ip[:port],
-	                               [v6]:port,..." (ares_set_servers_ports_csv
-	                               form) */
-	char *log_level;            /* log.level: debug|info|warn|err, "info" */
-	unsigned queue_retry_first;  /* queue.retry_first, 300 s */
-	unsigned queue_retry_max;    /* queue.retry_max, 4000 s */
-	unsigned queue_lifetime;     /* queue.lifetime, 5 days; 0: no retries */
-	unsigned queue_delay_warning;/* queue.delay_warning, 0 = off */
-	bool auth_plaintext_loopback; /* auth.plaintext_loopback, false: AUTH
-	                               without TLS for 127.0.0.0/8 and ::1 */
-	bool submission_any_sender; /* submission.any_sender, false: an
-	                               authenticated user may send only as
-	                               itself or an alias that points to it */
+				       before the privilege drop */
+	enum conf_smarthost_tls
+	    relay_smarthost_tls;	  /* never CONF_SMTLS_UNSET
+			    once loaded: verify with a user, else may */
+	bool relay_smarthost_require_tls; /* deprecated: yes = at least encrypt
+					   */
+	char *relay_smarthost_ca_file;	  /* NULL: the system CA store */
+	char *dns_servers;	    /* NULL: system resolver; else "ip[:port],
+				       [v6]:port,..." (ares_set_servers_ports_csv
+				       form) */
+	char *log_level;	    /* log.level: debug|info|warn|err, "info" */
+	unsigned queue_retry_first; /* queue.retry_first, 300 s */
+	unsigned queue_retry_max;   /* queue.retry_max, 4000 s */
+	unsigned queue_lifetime;    /* queue.lifetime, 5 days; 0: no retries */
+	unsigned queue_delay_warning;	/* queue.delay_warning, 0 = off */
+	bool auth_plaintext_loopback;	/* auth.plaintext_loopback, false: AUTH
+					 without TLS for 127.0.0.0/8 and ::1 */
+	bool submission_any_sender;	/* submission.any_sender, false: an
+					   authenticated user may send only as
+					   itself or an alias that points to it */
 	char *submission_local_senders; /* submission.local_senders: "any"
-	                               (default) or "own": the senders a
-	                               local uid may use on submit.sock */
+				       (default) or "own": the senders a
+				       local uid may use on submit.sock */
 };
 
 /*
  * Parse leading "-c FILE" and "-o key=value" options of argv (getopt
  * style, stops at the first other argument) and load the configuration.
  * argc and argv are advanced past what was used.  Without -c, the file named
- * by $TERN_CONFIG is read if set, else CONF_SYSTEM_FILE if it exists.  Returns NULL and fills err on failure.
+ * by $TERN_CONFIG is read if set, else CONF_SYSTEM_FILE if it exists.  Returns
+ * NULL and fills err on failure.
  */
 struct conf *conf_from_args(int *argc, char ***argv, char *err, size_t errlen);
 /* Read by conf_from_args when neither -c nor $TERN_CONFIG names a file. */
@@ -144,7 +148,7 @@ int conf_split_hostport(const char *s, char *host_out, size_t hostlen,
 
 /* Print every key with its effective value (for "tern config"), one
  * "section.key = value" line each (the names -o takes); unset is empty. */
-void conf_dump(const struct conf *c, void (*out)(const char *line, void *ctx),
-    void *ctx);
+void conf_dump(
+    const struct conf *c, void (*out)(const char *line, void *ctx), void *ctx);
 
 #endif

@@ -54,9 +54,9 @@ int maildir_deliver(int root_fd, const struct maildir_box *boxes, size_t n,
  * mailboxes beneath root_fd's file system (relative paths).
  */
 struct maildir_staged;
-struct maildir_staged *maildir_stage(int root_fd, const struct maildir_box *boxes,
-    size_t n, const struct iovec *iov, int iovcnt, char *name_out,
-    size_t name_len, char *err, size_t errlen);
+struct maildir_staged *maildir_stage(int root_fd,
+    const struct maildir_box *boxes, size_t n, const struct iovec *iov,
+    int iovcnt, char *name_out, size_t name_len, char *err, size_t errlen);
 int maildir_publish(struct maildir_staged *st, char *err, size_t errlen);
 void maildir_abort(struct maildir_staged *st);
 
@@ -68,8 +68,8 @@ void maildir_abort(struct maildir_staged *st);
  * else (a mail client's or another MDA's files) is left alone.  Returns
  * the files removed; *mailboxes gets the tmp/ directories seen.
  */
-size_t maildir_sweep_tmp(int root_fd, const struct timespec *before,
-    size_t *mailboxes);
+size_t maildir_sweep_tmp(
+    int root_fd, const struct timespec *before, size_t *mailboxes);
 
 /* Make STATE/mail/.../tmp,new,cur for path now (tern user add uses it). */
 int maildir_create(int root_fd, const char *path, char *err, size_t errlen);

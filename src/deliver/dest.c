@@ -142,7 +142,8 @@ addr_is_self(const struct remote *r, const struct dns_addr *a, uint16_t port)
 		    lport != port)
 			continue;
 		if (self_addr_is_any(&l)) {
-			/* [::] takes IPv4 too unless IPV6_V6ONLY: assume it does */
+			/* [::] takes IPv4 too unless IPV6_V6ONLY: assume it
+			 * does */
 			if ((l.family == a->family || l.family == AF_INET6) &&
 			    self_addr_is_local(r, a))
 				return true;
@@ -167,20 +168,26 @@ dest_set_self(struct remote *r, const struct remote_conf *conf)
 	if (r->nself == 0)
 		return;
 	if (getifaddrs(&ifs) != 0) {
-		log_warn("event=getifaddrs error=\"%s\" text=\"MX hosts on "
+		log_warn(
+		    "event=getifaddrs error=\"%s\" text=\"MX hosts on "
 		    "this machine are recognised by loopback and listening "
-		    "addresses only\"", strerror(errno));
+		    "addresses only\"",
+		    strerror(errno));
 		return;
 	}
-	for (i = ifs; i != NULL && r->nifaddrs < REMOTE_IFADDR_MAX; i = i->ifa_next) {
+	for (i = ifs; i != NULL && r->nifaddrs < REMOTE_IFADDR_MAX;
+	     i = i->ifa_next) {
 		struct sockaddr_storage ss;
 
-		if (i->ifa_addr == NULL || (i->ifa_addr->sa_family != AF_INET &&
-		    i->ifa_addr->sa_family != AF_INET6))
+		if (i->ifa_addr == NULL ||
+		    (i->ifa_addr->sa_family != AF_INET &&
+			i->ifa_addr->sa_family != AF_INET6))
 			continue;
 		memset(&ss, 0, sizeof(ss));
-		memcpy(&ss, i->ifa_addr, i->ifa_addr->sa_family == AF_INET ?
-		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+		memcpy(&ss, i->ifa_addr,
+		    i->ifa_addr->sa_family == AF_INET
+			? sizeof(struct sockaddr_in)
+			: sizeof(struct sockaddr_in6));
 		if (dns_addr_from_sockaddr(&ss, &a, &port))
 			r->ifaddrs[r->nifaddrs++] = a;
 	}
@@ -193,15 +200,16 @@ dest_set_self(struct remote *r, const struct remote_conf *conf)
  * left; *self gets the name of the one found, or stays "".
  */
 static size_t
-dest_drop_self(const struct rdest *d, struct dns_result *res, char *self,
-    size_t selflen)
+dest_drop_self(
+    const struct rdest *d, struct dns_result *res, char *self, size_t selflen)
 {
 	size_t h, a, keep;
 
 	self[0] = '\0';
 	for (h = 0; h < res->nhosts; h++)
 		for (a = 0; a < res->hosts[h].naddrs; a++)
-			if (addr_is_self(d->r, &res->hosts[h].addrs[a], d->port))
+			if (addr_is_self(
+				d->r, &res->hosts[h].addrs[a], d->port))
 				goto found;
 	return res->nhosts;
 found:
@@ -258,24 +266,29 @@ dest_check_self(struct rdest *d)
 	size_t left;
 
 	if (d->lmtp)
-		return;       /* a mailbox server, never our own SMTP listener */
+		return; /* a mailbox server, never our own SMTP listener */
 	left = dest_drop_self(d, d->res, self, sizeof(self));
 
 	log_sanitize(name, sizeof(name), self, strlen(self));
 	if (left > 0) {
 		if (self[0] != '\0')
-			log_info("domain=%s mx=%s event=mx_is_self hosts_left=%zu "
+			log_info(
+			    "domain=%s mx=%s event=mx_is_self hosts_left=%zu "
 			    "text=\"this MX and less preferred ones skipped\"",
 			    d->key, name, left);
 		return;
 	}
 	if (d->smarthost) {
-		text_fmt(text, sizeof(text), "relay.smarthost %s is this "
-		    "server: mail would loop; fix the setting", name);
+		text_fmt(text, sizeof(text),
+		    "relay.smarthost %s is this "
+		    "server: mail would loop; fix the setting",
+		    name);
 		result_make(&res, SMTP_RESULT_TEMP, 451, "4.4.6", text);
 	} else {
-		text_fmt(text, sizeof(text), "mail for %s loops back to myself "
-		    "(MX host %s is this server)", d->key, name);
+		text_fmt(text, sizeof(text),
+		    "mail for %s loops back to myself "
+		    "(MX host %s is this server)",
+		    d->key, name);
 		result_make(&res, SMTP_RESULT_PERM, 550, "5.4.6", text);
 	}
 	log_err("domain=%s mx=%s event=mail_loop text=\"%s\"",
@@ -335,8 +348,9 @@ dest_kick(struct rdest *d)
 	while (d->wait.head != NULL && d->nconns < r->max_per_dest) {
 		if (d->lmtp_unix != NULL && d->res == NULL)
 			dest_unix_res(d);
-		if (d->res == NULL || (d->lmtp_unix == NULL &&
-		    time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS)) {
+		if (d->res == NULL ||
+		    (d->lmtp_unix == NULL &&
+			time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS)) {
 			if (!d->resolving) {
 				d->resolving = true;
 				dns_resolve_mx(

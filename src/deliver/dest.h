@@ -15,9 +15,10 @@
 #include "remote.h"
 #include "remote_int.h"
 
-#define REMOTE_LMTP_KEY	  "[lmtp]" /* prefix of LMTP destinations' keys
-					  ("[lmtp]unix:/path"): no domain or
-					  literal looks like it */
+#define REMOTE_LMTP_KEY                                                        \
+	"[lmtp]" /* prefix of LMTP destinations' keys                          \
+			("[lmtp]unix:/path"): no domain or                     \
+			literal looks like it */
 
 struct rdest {
 	struct rdest *next; /* hash chain */
@@ -26,7 +27,7 @@ struct rdest {
 	char *query; /* what dns_resolve_mx() gets */
 	uint16_t port;
 	bool smarthost;
-	bool lmtp;       /* an LMTP server (unix socket or host) */
+	bool lmtp;	 /* an LMTP server (unix socket or host) */
 	char *lmtp_unix; /* its socket path, or NULL for a host */
 	struct jobq wait;
 	struct rconn *conns;

@@ -205,8 +205,8 @@ dns_addr_sockaddr(const struct dns_addr *a, uint16_t port,
 }
 
 bool
-dns_addr_from_sockaddr(const struct sockaddr_storage *ss, struct dns_addr *a,
-    uint16_t *port)
+dns_addr_from_sockaddr(
+    const struct sockaddr_storage *ss, struct dns_addr *a, uint16_t *port)
 {
 	memset(a, 0, sizeof(*a));
 	if (ss->ss_family == AF_INET) {

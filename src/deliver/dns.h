@@ -146,8 +146,8 @@ void dns_addr_sockaddr(const struct dns_addr *a, uint16_t port,
     struct sockaddr_storage *out, socklen_t *len_out);
 /* The other way: ss's address and (host order) port; false if ss is
  * neither AF_INET nor AF_INET6. */
-bool dns_addr_from_sockaddr(const struct sockaddr_storage *ss,
-    struct dns_addr *a, uint16_t *port);
+bool dns_addr_from_sockaddr(
+    const struct sockaddr_storage *ss, struct dns_addr *a, uint16_t *port);
 /* Same family and address. */
 bool dns_addr_eq(const struct dns_addr *a, const struct dns_addr *b);
 

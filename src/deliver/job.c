@@ -165,7 +165,8 @@ job_map(struct rjob *j, int fd, char *err, size_t errlen)
 		mime_plan_7bit(j->plan, j->map, j->maplen);
 		if (j->plan->flags & MIME_F_IMPOSSIBLE)
 			log_info("id=%s event=mime_7bit status=impossible "
-			    "text=\"%s\"", j->id, j->plan->why);
+				 "text=\"%s\"",
+			    j->id, j->plan->why);
 	}
 	return 0;
 }

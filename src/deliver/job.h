@@ -33,7 +33,7 @@ struct rjob {
 	bool body_8bit, smtputf8;
 	enum smtp_ret ret;
 	char *lmtp; /* LMTP target, or NULL */
-	char *map; /* the message, read-only; NULL if empty */
+	char *map;  /* the message, read-only; NULL if empty */
 	size_t maplen;
 	struct mime_plan *plan; /* its 7-bit form, if it has 8-bit octets */
 	remote_done_fn done;
@@ -49,8 +49,8 @@ struct rjob *jobq_pop(struct jobq *q);
 size_t jobq_drop(struct jobq *q, void *arg, bool all);
 
 /* A copy of m (not yet mapped: job_map); job_free(NULL) is a no-op. */
-struct rjob *job_new(const struct remote_msg *m, remote_done_fn done,
-    void *arg);
+struct rjob *job_new(
+    const struct remote_msg *m, remote_done_fn done, void *arg);
 void job_free(struct rjob *j);
 /* Map the message read-only; 0, or -1 with err filled. */
 int job_map(struct rjob *j, int fd, char *err, size_t errlen);

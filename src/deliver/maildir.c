@@ -72,10 +72,10 @@
 #include "store/file.h"
 #include "util/util.h"
 
-#define MAILDIR_KEEP 16		/* mailboxes whose fds span both passes */
-#define MAILDIR_HOST_MAX (4 * HOST_NAME_MAX + 1) /* every byte escaped */
+#define MAILDIR_KEEP	  16 /* mailboxes whose fds span both passes */
+#define MAILDIR_HOST_MAX  (4 * HOST_NAME_MAX + 1) /* every byte escaped */
 #define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-#define MD_WHO "maildir"	/* the fault hook's module (store/file.h) */
+#define MD_WHO		  "maildir" /* the fault hook's module (store/file.h) */
 
 struct md_dirs {
 	int tmp_fd;
@@ -121,7 +121,6 @@ md_fail(struct md_err *e, const char *step, const char *what)
 	errno = saved;
 }
 
-
 /* ---- unique names ------------------------------------------------------ */
 
 int
@@ -132,8 +131,9 @@ maildir_escape_host(char *out, size_t outlen, const char *host)
 	if (outlen == 0)
 		goto toolong;
 	for (; *host != '\0'; host++) {
-		const char *rep = *host == '/' ? "\\057" :
-		    *host == ':' ? "\\072" : NULL;
+		const char *rep = *host == '/'	 ? "\\057"
+				  : *host == ':' ? "\\072"
+						 : NULL;
 		size_t n = rep != NULL ? 4 : 1;
 
 		if (o + n >= outlen)
@@ -176,8 +176,9 @@ md_unique_name(char *out, size_t outlen, size_t size)
 	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
 		return -1;
 	if (str_fmt(out, outlen, "%lld.M%ldP%ldQ%lu.%s,S=%zu",
-	    (long long)ts.tv_sec, ts.tv_nsec / 1000, (long)getpid(), q,
-	    md_host, size) != 0 || strlen(out) > NAME_MAX) {
+		(long long)ts.tv_sec, ts.tv_nsec / 1000, (long)getpid(), q,
+		md_host, size) != 0 ||
+	    strlen(out) > NAME_MAX) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -214,7 +215,8 @@ md_name_is_stale_ours(const char *name)
 		return false;
 	host = p;
 	hl = strlen(md_host);
-	if (strncmp(host, md_host, hl) != 0 || strncmp(host + hl, ",S=", 3) != 0)
+	if (strncmp(host, md_host, hl) != 0 ||
+	    strncmp(host + hl, ",S=", 3) != 0)
 		return false;
 	return pid != (unsigned long long)getpid();
 }
@@ -223,13 +225,15 @@ static bool
 md_older(const struct stat *st, const struct timespec *t)
 {
 	return st->st_mtim.tv_sec < t->tv_sec ||
-	    (st->st_mtim.tv_sec == t->tv_sec && st->st_mtim.tv_nsec < t->tv_nsec);
+	       (st->st_mtim.tv_sec == t->tv_sec &&
+		   st->st_mtim.tv_nsec < t->tv_nsec);
 }
 
 static size_t
 md_sweep_box(int box_fd, const struct timespec *before)
 {
-	int tmp_fd = openat(box_fd, "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int tmp_fd = openat(
+	    box_fd, "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct dirent *de;
 	struct stat st;
 	size_t n = 0;
@@ -242,7 +246,8 @@ md_sweep_box(int box_fd, const struct timespec *before)
 	}
 	while ((de = readdir(dir)) != NULL) {
 		if (!md_name_is_stale_ours(de->d_name) ||
-		    fstatat(tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    fstatat(tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) !=
+			0 ||
 		    !S_ISREG(st.st_mode) || !md_older(&st, before))
 			continue;
 		if (unlinkat(tmp_fd, de->d_name, 0) == 0)
@@ -256,7 +261,8 @@ md_sweep_box(int box_fd, const struct timespec *before)
 static DIR *
 md_opendir_at(int dir_fd, const char *name)
 {
-	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(
+	    dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	DIR *d;
 
 	if (fd < 0)
@@ -277,7 +283,8 @@ maildir_sweep_tmp(int root_fd, const struct timespec *before, size_t *mailboxes)
 	if ((root = md_opendir_at(root_fd, ".")) == NULL)
 		return 0;
 	while ((dd = readdir(root)) != NULL) {
-		if (dd->d_name[0] == '.' || (dom = md_opendir_at(dirfd(root), dd->d_name)) == NULL)
+		if (dd->d_name[0] == '.' ||
+		    (dom = md_opendir_at(dirfd(root), dd->d_name)) == NULL)
 			continue;
 		while ((ud = readdir(dom)) != NULL) {
 			int box_fd;
@@ -365,8 +372,8 @@ md_openat_dir(int parent, const char *name)
 
 /* md_fail for directory name: what is "<prefix><name>/". */
 static void
-md_fail_dir(struct md_err *e, const char *step, const char *prefix,
-    const char *name)
+md_fail_dir(
+    struct md_err *e, const char *step, const char *prefix, const char *name)
 {
 	char what[NAME_MAX + 32];
 	int saved = errno;
@@ -394,8 +401,8 @@ md_open_dir(int parent, const char *name, bool create, struct md_err *e)
 	if (errno != ENOENT || !create)
 		goto fail;
 	if (file_mkdir(MD_WHO, parent, name, &step) != 0) {
-		md_fail_dir(e, step, strcmp(step, "mkdir") == 0 ? "" :
-		    "directory above ", name);
+		md_fail_dir(e, step,
+		    strcmp(step, "mkdir") == 0 ? "" : "directory above ", name);
 		return -1;
 	}
 	fd = md_openat_dir(parent, name);
@@ -417,7 +424,7 @@ md_walk_rel(int root_fd, const char *path, bool create, struct md_err *e)
 	for (;;) {
 		end = strchrnul(p, '/');
 		if (str_copy(comp, sizeof(comp), p, (size_t)(end - p)) != 0) {
-			errno = ENAMETOOLONG;	/* md_path_check prevents it */
+			errno = ENAMETOOLONG; /* md_path_check prevents it */
 			child = -1;
 			md_fail(e, "open", "path component");
 		} else {
@@ -442,7 +449,7 @@ md_walk_abs(const char *path, bool create, struct md_err *e)
 	int pfd, fd;
 
 	if (str_copy(parent, sizeof(parent), path, plen) != 0) {
-		errno = ENAMETOOLONG;	/* md_path_check prevents it */
+		errno = ENAMETOOLONG; /* md_path_check prevents it */
 		md_fail(e, "open", "parent directory");
 		return -1;
 	}
@@ -471,8 +478,8 @@ md_open_box_locked(int root_fd, const char *path, bool create,
 {
 	int box, cur;
 
-	box = path[0] == '/' ? md_walk_abs(path, create, e) :
-	    md_walk_rel(root_fd, path, create, e);
+	box = path[0] == '/' ? md_walk_abs(path, create, e)
+			     : md_walk_rel(root_fd, path, create, e);
 	if (box < 0)
 		return -1;
 	d->tmp_fd = md_open_dir(box, "tmp", create, e);
@@ -493,8 +500,8 @@ md_open_box_locked(int root_fd, const char *path, bool create,
 static void
 md_lock(bool write)
 {
-	int r = write ? pthread_rwlock_wrlock(&md_dir_lock) :
-	    pthread_rwlock_rdlock(&md_dir_lock);
+	int r = write ? pthread_rwlock_wrlock(&md_dir_lock)
+		      : pthread_rwlock_rdlock(&md_dir_lock);
 
 	if (r != 0)
 		panic("event=maildir_lock error=%d", r);
@@ -515,8 +522,7 @@ md_unlock(void)
  * exclusive lock, making what is missing.
  */
 static int
-md_open_box(int root_fd, const char *path, struct md_dirs *d,
-    struct md_err *e)
+md_open_box(int root_fd, const char *path, struct md_dirs *d, struct md_err *e)
 {
 	int r;
 
@@ -528,7 +534,7 @@ md_open_box(int root_fd, const char *path, struct md_dirs *d,
 	if (r == 0 || errno != ENOENT)
 		return r;
 	if (e->buf != NULL && e->len > 0)
-		e->buf[0] = '\0';	/* the miss is not an error: make it */
+		e->buf[0] = '\0'; /* the miss is not an error: make it */
 	md_lock(true);
 	r = md_open_box_locked(root_fd, path, true, d, e);
 	md_unlock();
@@ -544,13 +550,13 @@ md_open_box(int root_fd, const char *path, struct md_dirs *d,
  * duplicate boxes).
  */
 static int
-md_write_tmp(int tmp_fd, const char *name, const struct md_msg *m,
-    bool sync, struct stat *st_out, struct md_err *e)
+md_write_tmp(int tmp_fd, const char *name, const struct md_msg *m, bool sync,
+    struct stat *st_out, struct md_err *e)
 {
 	const char *step;
 
 	if (file_write_new(MD_WHO, tmp_fd, name, m->iov, m->iovcnt, sync,
-	    st_out, &step) != 0) {
+		st_out, &step) != 0) {
 		md_fail(e, step, "file in tmp/");
 		return -1;
 	}
@@ -566,8 +572,8 @@ md_write_tmp(int tmp_fd, const char *name, const struct md_msg *m,
  * same mailbox was listed twice.
  */
 static int
-md_copy_box(const char *name, const struct md_dirs *d,
-    const struct md_msg *m, bool sync, struct md_err *e)
+md_copy_box(const char *name, const struct md_dirs *d, const struct md_msg *m,
+    bool sync, struct md_err *e)
 {
 	char tname[NAME_MAX + 1];
 	const char *step;
@@ -582,10 +588,10 @@ md_copy_box(const char *name, const struct md_dirs *d,
 	}
 	if (md_write_tmp(d->tmp_fd, tname, m, sync, NULL, e) != 0)
 		return -1;
-	if (file_link(MD_WHO, d->tmp_fd, tname, d->new_fd, name, sync,
-	    &step) != 0) {
-		md_fail(e, step, strcmp(step, "link") == 0 ? "copy into new/" :
-		    "new/");
+	if (file_link(MD_WHO, d->tmp_fd, tname, d->new_fd, name, sync, &step) !=
+	    0) {
+		md_fail(e, step,
+		    strcmp(step, "link") == 0 ? "copy into new/" : "new/");
 		unlinkat_quiet(d->tmp_fd, tname);
 		return -1;
 	}
@@ -599,7 +605,7 @@ md_same_file(int dir_fd, const char *name, const struct stat *src)
 	struct stat st;
 
 	return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    st.st_dev == src->st_dev && st.st_ino == src->st_ino;
+	       st.st_dev == src->st_dev && st.st_ino == src->st_ino;
 }
 
 /*
@@ -620,8 +626,8 @@ md_link_box(int src_dir, const char *name, const struct stat *src,
 	 * no fsync of new/, so the 250 comes before the name is durable */
 	sync_new = false;
 #endif
-	if (file_link(MD_WHO, src_dir, name, d->new_fd, name, sync_new,
-	    &step) == 0)
+	if (file_link(
+		MD_WHO, src_dir, name, d->new_fd, name, sync_new, &step) == 0)
 		return 0;
 	if (strcmp(step, "link") != 0) {
 		md_fail(e, step, "new/");
@@ -715,7 +721,8 @@ md_check_args(const struct maildir_box *boxes, size_t n, struct md_msg *m,
 	for (i = 0; i < n; i++) {
 		e->box = boxes[i].path;
 		if (md_path_check(boxes[i].path) != 0) {
-			md_fail(e, "check", "path (empty, \".\", \"..\" or "
+			md_fail(e, "check",
+			    "path (empty, \".\", \"..\" or "
 			    "control character)");
 			return -1;
 		}
@@ -725,8 +732,8 @@ md_check_args(const struct maildir_box *boxes, size_t n, struct md_msg *m,
 
 /* A fresh unique name, also copied out to the caller. */
 static int
-md_name(char name[NAME_MAX + 1], char *name_out, size_t name_len,
-    size_t size, struct md_err *e)
+md_name(char name[NAME_MAX + 1], char *name_out, size_t name_len, size_t size,
+    struct md_err *e)
 {
 	if (md_unique_name(name, NAME_MAX + 1, size) != 0) {
 		md_fail(e, "name", "file");
@@ -746,8 +753,8 @@ maildir_deliver(int root_fd, const struct maildir_box *boxes, size_t n,
     char *err, size_t errlen)
 {
 	struct md_dirs keep[MAILDIR_KEEP];
-	struct md_err e = { err, errlen, NULL };
-	struct md_msg m = { iov, iovcnt, 0 };
+	struct md_err e = {err, errlen, NULL};
+	struct md_msg m = {iov, iovcnt, 0};
 	char name[NAME_MAX + 1];
 	struct stat src;
 	bool written = false;
@@ -767,14 +774,13 @@ maildir_deliver(int root_fd, const struct maildir_box *boxes, size_t n,
 	    md_write_tmp(keep[0].tmp_fd, name, &m, true, &src, &e) != 0)
 		goto fail;
 	written = true;
-	if (md_link_all(root_fd, boxes, n, keep, name, &src, &m, true,
-	    &e) != 0)
+	if (md_link_all(root_fd, boxes, n, keep, name, &src, &m, true, &e) != 0)
 		goto fail;
 	/* delivered and durable: a failed unlink leaves a stale tmp/ file for
 	 * the reader's sweep, and failing now would only deliver twice */
 	if (unlinkat(keep[0].tmp_fd, name, 0) != 0)
-		log_warn("event=maildir_tmp_unlink name=%s errno=%d", name,
-		    errno);
+		log_warn(
+		    "event=maildir_tmp_unlink name=%s errno=%d", name, errno);
 	md_keep_close(keep, n);
 	return 0;
 fail:
@@ -789,14 +795,15 @@ fail:
 int
 maildir_create(int root_fd, const char *path, char *err, size_t errlen)
 {
-	struct md_err e = { err, errlen, path };
-	struct md_dirs d = { -1, -1 };
+	struct md_err e = {err, errlen, path};
+	struct md_dirs d = {-1, -1};
 	int r;
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (md_path_check(path) != 0) {
-		md_fail(&e, "check", "path (empty, \".\", \"..\" or "
+		md_fail(&e, "check",
+		    "path (empty, \".\", \"..\" or "
 		    "control character)");
 		return -1;
 	}
@@ -825,7 +832,7 @@ maildir_stage(int root_fd, const struct maildir_box *boxes, size_t n,
     char *err, size_t errlen)
 {
 	struct maildir_staged *st = calloc(1, sizeof(*st));
-	struct md_err e = { err, errlen, NULL };
+	struct md_err e = {err, errlen, NULL};
 	size_t i;
 	int saved;
 
@@ -846,8 +853,8 @@ maildir_stage(int root_fd, const struct maildir_box *boxes, size_t n,
 	e.box = boxes[0].path;
 	/* no fsync: the caller's syncfs makes the whole batch durable */
 	if (md_name(st->name, name_out, name_len, st->m.size, &e) != 0 ||
-	    md_write_tmp(st->keep[0].tmp_fd, st->name, &st->m, false,
-	    &st->src, &e) != 0)
+	    md_write_tmp(
+		st->keep[0].tmp_fd, st->name, &st->m, false, &st->src, &e) != 0)
 		goto fail;
 	return st;
 fail:
@@ -861,7 +868,7 @@ fail:
 int
 maildir_publish(struct maildir_staged *st, char *err, size_t errlen)
 {
-	struct md_err e = { err, errlen, NULL };
+	struct md_err e = {err, errlen, NULL};
 	int r, saved;
 
 	if (err != NULL && errlen > 0)
@@ -871,7 +878,8 @@ maildir_publish(struct maildir_staged *st, char *err, size_t errlen)
 	    &st->src, &st->m, false, &e);
 	saved = errno;
 	if (unlinkat(st->keep[0].tmp_fd, st->name, 0) != 0 && r == 0)
-		log_warn("event=maildir_tmp_unlink name=%s errno=%d", st->name, errno);
+		log_warn("event=maildir_tmp_unlink name=%s errno=%d", st->name,
+		    errno);
 	md_keep_close(st->keep, st->n);
 	free(st);
 	errno = saved;

@@ -85,7 +85,7 @@
 #define REMOTE_IN_HIGH	(128 * 1024) /* unparsed input read at most */
 #define REMOTE_CMD_OUT_MAX                                                     \
 	(SMTP_CLIENT_RCPT_MAX * SMTP_CMD_LINE_PARAMS_MAX + 4096)
-#define REMOTE_LABEL_MAX  400 /* "host[addr]:port" */
+#define REMOTE_LABEL_MAX 400 /* "host[addr]:port" */
 
 enum rconn_phase { PH_CONNECT, PH_SMTP, PH_TLS, PH_BODY };
 
@@ -107,7 +107,7 @@ struct rconn {
 	struct buf out, body;
 	struct smtp_stuff stuff;
 	size_t body_off;
-	bool body_7bit; /* the body goes in its 7-bit form (RFC 6152) */
+	bool body_7bit;	 /* the body goes in its 7-bit form (RFC 6152) */
 	struct buf conv; /* a chunk of that form, before stuffing */
 	char ip[INET6_ADDRSTRLEN];
 	char host_log[300]; /* the MX name, sanitised */
@@ -215,7 +215,8 @@ rconn_set_addr(struct rconn *c)
 
 	if (a->family == AF_UNIX) {
 		text_fmt(c->ip, sizeof(c->ip), "unix");
-		log_sanitize(c->host_log, sizeof(c->host_log), h->name, strlen(h->name));
+		log_sanitize(
+		    c->host_log, sizeof(c->host_log), h->name, strlen(h->name));
 		text_fmt(c->addr_log, sizeof(c->addr_log), "unix");
 		text_fmt(c->label, sizeof(c->label), "%s", c->host_log);
 		return;
@@ -375,8 +376,8 @@ rconn_connect(struct rconn *c)
 
 		memset(&ss, 0, sizeof(ss));
 		un->sun_family = AF_UNIX;
-		if (str_copy(un->sun_path, sizeof(un->sun_path), c->d->lmtp_unix,
-		    strlen(c->d->lmtp_unix)) != 0)
+		if (str_copy(un->sun_path, sizeof(un->sun_path),
+			c->d->lmtp_unix, strlen(c->d->lmtp_unix)) != 0)
 			return rconn_connect_error(c, ENAMETOOLONG);
 		sl = sizeof(*un);
 	} else {
@@ -387,7 +388,8 @@ rconn_connect(struct rconn *c)
 		return rconn_connect_error(c, errno);
 	/* writes are whole batches; TLS records must not wait for ACKs */
 	if (a->family != AF_UNIX)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		(void)setsockopt(
+		    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&ss, sl) != 0 &&
 	    errno != EINPROGRESS) {
 		e = errno;
@@ -830,8 +832,7 @@ rconn_tls_up(struct rconn *c)
 	tls_describe(ssl, desc, sizeof(desc));
 	log_info("id=%s mx=%s addr=%s event=tls %s verified=%s%s%s%s",
 	    rconn_id(c), c->host_log, c->addr_log, desc,
-	    verified ? "yes" : "no",
-	    verified ? "" : " verify_error=\"",
+	    verified ? "yes" : "no", verified ? "" : " verify_error=\"",
 	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
 	    verified ? "" : "\"");
 	/* the context aborts such a handshake already: never reached, kept
@@ -894,9 +895,9 @@ body_chunk_7bit(struct rconn *c, int *rc)
 
 	buf_reset(&c->conv);
 	more = mime_plan_read(c->job->plan, &c->conv, REMOTE_CHUNK);
-	if (more < 0 || (c->conv.len > 0 &&
-	    smtp_stuff_feed(&c->stuff, c->conv.data, c->conv.len,
-	    &c->body) != 0))
+	if (more < 0 ||
+	    (c->conv.len > 0 && smtp_stuff_feed(&c->stuff, c->conv.data,
+				    c->conv.len, &c->body) != 0))
 		*rc = -1;
 	return more == 1;
 }
@@ -957,7 +958,8 @@ body_start(struct rconn *c)
 	c->body_7bit = c->job->plan != NULL && smtp_client_downgrade(c->sc);
 	if (c->body_7bit) {
 		mime_plan_rewind(c->job->plan);
-		log_info("id=%s mx=%s addr=%s event=mime_7bit octets=%llu "
+		log_info(
+		    "id=%s mx=%s addr=%s event=mime_7bit octets=%llu "
 		    "text=\"the peer has no 8BITMIME: sent as 7-bit MIME\"",
 		    rconn_id(c), c->host_log, c->addr_log,
 		    (unsigned long long)c->job->plan->out_size);
@@ -1194,7 +1196,6 @@ rconn_on_timer(evutil_socket_t fd, short what, void *arg)
  * The interface
  * ====================================================================== */
 
-
 static bool
 cred_ok(const char *s)
 {
@@ -1246,7 +1247,8 @@ remote_check_lmtp(const struct remote_conf *conf)
 	if (conf->lmtp == NULL || conf->lmtp[0] == '\0')
 		return 0;
 	if (target_lmtp_parse(conf->lmtp, &t) != 0) {
-		log_err("event=config_error key=delivery.lmtp text=\"expected "
+		log_err(
+		    "event=config_error key=delivery.lmtp text=\"expected "
 		    "unix:/absolute/path, host, host:port or [address]:port\"");
 		return -1;
 	}
@@ -1275,7 +1277,8 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 		    "event=config_error key=hostname text=\"not a host name "
 		    "for EHLO\"");
 	if (r->done_ev == NULL || !smtp_client_helo_ok(r->helo) ||
-	    remote_set_smarthost(r, conf) != 0 || remote_check_lmtp(conf) != 0) {
+	    remote_set_smarthost(r, conf) != 0 ||
+	    remote_check_lmtp(conf) != 0) {
 		remote_free(r);
 		return NULL;
 	}
@@ -1356,9 +1359,11 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
 		struct target t;
 
 		if (target_lmtp_parse(m->lmtp, &t) != 0 ||
-		    str_fmt(key, sizeof(key), "%s%s", REMOTE_LMTP_KEY, m->lmtp) != 0) {
+		    str_fmt(key, sizeof(key), "%s%s", REMOTE_LMTP_KEY,
+			m->lmtp) != 0) {
 			deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.5",
-			    "The mailbox's LMTP target does not parse (expected "
+			    "The mailbox's LMTP target does not parse "
+			    "(expected "
 			    "unix:/path or host[:port])");
 			return;
 		}

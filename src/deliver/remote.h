@@ -41,8 +41,8 @@ struct event_base;
 struct remote;
 struct sockaddr_storage;
 
-#define REMOTE_SELF_MAX 8	/* listening sockets remote_conf.self holds */
-#define REMOTE_IFADDR_MAX 64	/* interface addresses remembered */
+#define REMOTE_SELF_MAX	  8  /* listening sockets remote_conf.self holds */
+#define REMOTE_IFADDR_MAX 64 /* interface addresses remembered */
 
 /*
  * TLS towards the smarthost, weakest first (docs/tls-auth.md).  In every
@@ -69,7 +69,8 @@ struct remote_conf {
 	 * address-only lookup).
 	 */
 	const char *smarthost;
-	const char *smarthost_user, *smarthost_pass; /* AUTH PLAIN (or LOGIN), TLS only */
+	const char *smarthost_user,
+	    *smarthost_pass; /* AUTH PLAIN (or LOGIN), TLS only */
 	/*
 	 * How the smarthost's TLS is trusted (relay.smarthost_tls).  Its
 	 * certificate is checked against the name in smarthost (the host
@@ -100,7 +101,7 @@ struct remote_conf {
 	 * defers instead, 451 4.4.6, since that is a setting to fix).
 	 */
 	const struct sockaddr_storage *self;
-	size_t nself;			  /* at most REMOTE_SELF_MAX are used */
+	size_t nself;		  /* at most REMOTE_SELF_MAX are used */
 	unsigned max_per_dest;	  /* connections per destination; 0: 10 */
 	unsigned timeout_connect; /* seconds, 0: 30 */
 	unsigned timeout_command; /* seconds per reply, 0: 300; the reply

@@ -19,7 +19,7 @@
 #include "job.h"
 #include "remote.h"
 
-#define REMOTE_BUCKETS	  1024 /* destination hash table */
+#define REMOTE_BUCKETS 1024 /* destination hash table */
 
 struct rdest;
 struct rconn;
@@ -46,8 +46,7 @@ struct remote {
 };
 
 /* vsnprintf that marks a cut text with "..." */
-void text_fmt(char *out, size_t outlen, const char *fmt, ...)
-    PRINTF_LIKE(3, 4);
+void text_fmt(char *out, size_t outlen, const char *fmt, ...) PRINTF_LIKE(3, 4);
 void result_make(struct smtp_client_result *res, enum smtp_result_class cls,
     int code, const char *enh, const char *text);
 

@@ -110,8 +110,8 @@ target_smarthost_parse(const char *s, uint16_t port, struct target *t)
 int
 target_lmtp_parse(const char *s, struct target *t)
 {
-	_Static_assert(sizeof(t->unix_path) ==
-		sizeof(((struct sockaddr_un *)0)->sun_path),
+	_Static_assert(
+	    sizeof(t->unix_path) == sizeof(((struct sockaddr_un *)0)->sun_path),
 	    "TARGET_PATH_MAX is the size of sun_path");
 
 	memset(t, 0, sizeof(*t));

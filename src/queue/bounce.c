@@ -38,10 +38,10 @@
 
 #include "addr/addr.h"
 
-#define BOUNCE_WIDTH 76         /* fold before a word would pass this */
-#define BOUNCE_PART_MAX (64u * 1024 * 1024) /* parts 1 and 2, each */
+#define BOUNCE_WIDTH	      76 /* fold before a word would pass this */
+#define BOUNCE_PART_MAX	      (64u * 1024 * 1024) /* parts 1 and 2, each */
 #define BOUNCE_BOUNDARY_TRIES 16
-#define BOUNCE_DATE_MAX 40
+#define BOUNCE_DATE_MAX	      40
 
 /* A writer with a sticky error, so a sequence of appends checks once. */
 struct bw {
@@ -52,12 +52,12 @@ struct bw {
 
 struct bounce_ctx {
 	const struct bounce_in *in;
-	bool utf8;            /* SMTPUTF8: RFC 6533 types, UTF-8 kept */
-	bool hdrs;            /* part 3 is the header section only */
-	bool too_big;         /* hdrs because the message passed return_max */
-	bool hdrs_cut;        /* even the header section was cut */
-	bool ret_8bit;        /* part 3 has octets >= 0x80 */
-	const char *ret;      /* part 3 content, a view into in->msg */
+	bool utf8;	 /* SMTPUTF8: RFC 6533 types, UTF-8 kept */
+	bool hdrs;	 /* part 3 is the header section only */
+	bool too_big;	 /* hdrs because the message passed return_max */
+	bool hdrs_cut;	 /* even the header section was cut */
+	bool ret_8bit;	 /* part 3 has octets >= 0x80 */
+	const char *ret; /* part 3 content, a view into in->msg */
 	size_t ret_len;
 	size_t return_max;
 	char boundary[48];
@@ -179,8 +179,8 @@ bw_words(struct bw *w, const char *text, const char *brk, size_t indent)
 
 /* Clean raw, then write it as words (see bw_words). */
 static void
-bw_text(struct bw *w, const char *raw, bool utf8, const char *brk,
-    size_t indent)
+bw_text(
+    struct bw *w, const char *raw, bool utf8, const char *brk, size_t indent)
 {
 	char t[BOUNCE_TEXT_MAX + 1];
 
@@ -190,8 +190,8 @@ bw_text(struct bw *w, const char *raw, bool utf8, const char *brk,
 
 /* "Name: prefix value\r\n", value cleaned and folded. */
 static void
-bw_field(struct bw *w, const char *name, const char *prefix,
-    const char *value, bool utf8)
+bw_field(struct bw *w, const char *name, const char *prefix, const char *value,
+    bool utf8)
 {
 	bw_str(w, name);
 	bw_str(w, ": ");
@@ -207,18 +207,20 @@ bw_field(struct bw *w, const char *name, const char *prefix,
 static bool
 bounce_date(time_t t, char out[BOUNCE_DATE_MAX])
 {
-	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu",
-		"Fri", "Sat" };
-	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May",
-		"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	static const char days[7][4] = {
+	    "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May",
+	    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 	struct tm tm;
 
 	if (gmtime_r(&t, &tm) == NULL || tm.tm_year < 0 || tm.tm_year > 8099 ||
 	    tm.tm_wday < 0 || tm.tm_wday > 6 || tm.tm_mon < 0 || tm.tm_mon > 11)
 		return false;
-	return str_fmt(out, BOUNCE_DATE_MAX, "%s, %02d %s %04d %02d:%02d:%02d "
-	    "+0000", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec) == 0;
+	return str_fmt(out, BOUNCE_DATE_MAX,
+		   "%s, %02d %s %04d %02d:%02d:%02d "
+		   "+0000",
+		   days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+		   tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec) == 0;
 }
 
 static void
@@ -297,24 +299,26 @@ bounce_type_ok(const char *t)
 	size_t n = 0;
 
 	for (; t[n] != '\0'; n++)
-		if (!((t[n] >= 'a' && t[n] <= 'z') || (t[n] >= 'A' && t[n] <= 'Z') ||
-		    (t[n] >= '0' && t[n] <= '9') || t[n] == '-' || t[n] == '.'))
+		if (!((t[n] >= 'a' && t[n] <= 'z') ||
+			(t[n] >= 'A' && t[n] <= 'Z') ||
+			(t[n] >= '0' && t[n] <= '9') || t[n] == '-' ||
+			t[n] == '.'))
 			return false;
 	return n > 0 && n <= 32;
 }
 
 /* One per-recipient block of part 2, after its separating empty line. */
 static void
-bounce_rcpt_block(struct bw *w, const struct bounce_ctx *c,
-    const struct bounce_rcpt *r)
+bounce_rcpt_block(
+    struct bw *w, const struct bounce_ctx *c, const struct bounce_rcpt *r)
 {
 	const char *type;
 
 	bw_str(w, "\r\n");
 	if (r->orcpt_type != NULL && r->orcpt != NULL &&
 	    bounce_type_ok(r->orcpt_type))
-		bw_field(w, "Original-Recipient", r->orcpt_type, r->orcpt,
-		    c->utf8);
+		bw_field(
+		    w, "Original-Recipient", r->orcpt_type, r->orcpt, c->utf8);
 	type = c->utf8 && bounce_has_high(r->final) ? "utf-8" : "rfc822";
 	bw_field(w, "Final-Recipient", type, r->final, c->utf8);
 	bw_field(w, "Action", NULL, bounce_action_name(r->action), false);
@@ -322,8 +326,8 @@ bounce_rcpt_block(struct bw *w, const struct bounce_ctx *c,
 	if (r->remote_mta != NULL && r->remote_mta[0] != '\0')
 		bw_field(w, "Remote-MTA", "dns", r->remote_mta, c->utf8);
 	if (r->diag != NULL && r->diag[0] != '\0')
-		bw_field(w, "Diagnostic-Code", r->diag_type ? r->diag_type :
-		    "smtp", r->diag, c->utf8);
+		bw_field(w, "Diagnostic-Code",
+		    r->diag_type ? r->diag_type : "smtp", r->diag, c->utf8);
 	bw_date_field(w, "Last-Attempt-Date", r->last_attempt);
 	if (r->action == BOUNCE_ACTION_DELAYED)
 		bw_date_field(w, "Will-Retry-Until", r->retry_until);
@@ -365,23 +369,23 @@ bounce_action_words(enum bounce_action a)
 }
 
 static const char *const bounce_intro[] = {
-	[BOUNCE_FAILURE] =
-	    "Your message could not be delivered to one or more of its\r\n"
-	    "recipients, listed below. The failure is permanent: the message\r\n"
-	    "will not be tried again for them.\r\n",
-	[BOUNCE_DELAY] =
-	    "Your message has not been delivered yet to one or more of its\r\n"
-	    "recipients, listed below. This is only a warning: delivery is\r\n"
-	    "still being tried and you do not need to send the message again.\r\n"
-	    "You will be told if it fails for good.\r\n",
-	[BOUNCE_SUCCESS] =
-	    "Your message was delivered to the recipients listed below, as its\r\n"
-	    "sender asked to be told. Nothing needs to be done.\r\n",
+    [BOUNCE_FAILURE] =
+	"Your message could not be delivered to one or more of its\r\n"
+	"recipients, listed below. The failure is permanent: the message\r\n"
+	"will not be tried again for them.\r\n",
+    [BOUNCE_DELAY] =
+	"Your message has not been delivered yet to one or more of its\r\n"
+	"recipients, listed below. This is only a warning: delivery is\r\n"
+	"still being tried and you do not need to send the message again.\r\n"
+	"You will be told if it fails for good.\r\n",
+    [BOUNCE_SUCCESS] =
+	"Your message was delivered to the recipients listed below, as its\r\n"
+	"sender asked to be told. Nothing needs to be done.\r\n",
 };
 
 static void
-bounce_rcpt_words(struct bw *w, const struct bounce_ctx *c,
-    const struct bounce_rcpt *r)
+bounce_rcpt_words(
+    struct bw *w, const struct bounce_ctx *c, const struct bounce_rcpt *r)
 {
 	char d[BOUNCE_DATE_MAX];
 
@@ -393,7 +397,8 @@ bounce_rcpt_words(struct bw *w, const struct bounce_ctx *c,
 	/* X.4.7 on a failure: given up after the queue lifetime, not refused */
 	if (r->action == BOUNCE_ACTION_FAILED &&
 	    strcmp(bounce_status(r) + 1, ".4.7") == 0)
-		bw_str(w, "gave up: the message was queued too long (delivery "
+		bw_str(w,
+		    "gave up: the message was queued too long (delivery "
 		    "time expired);\r\n    the last attempt ended with: ");
 	if (r->diag != NULL && r->diag[0] != '\0') {
 		if (r->remote_mta != NULL && r->remote_mta[0] != '\0') {
@@ -431,13 +436,15 @@ bounce_return_words(struct bw *w, const struct bounce_ctx *c)
 	if (c->too_big && str_fmt(n, sizeof(n), "%zu", c->return_max) == 0) {
 		bw_str(w, "Your message was larger than ");
 		bw_str(w, n);
-		bw_str(w, " octets, so only its\r\nheaders are attached below.\r\n");
+		bw_str(w,
+		    " octets, so only its\r\nheaders are attached below.\r\n");
 	} else {
-		bw_str(w, "The headers of your message are attached below.\r\n");
+		bw_str(
+		    w, "The headers of your message are attached below.\r\n");
 	}
 	if (c->hdrs_cut)
 		bw_str(w, "The headers were too large to attach in full: the "
-		    "first fields\r\nthat fit are attached.\r\n");
+			  "first fields\r\nthat fit are attached.\r\n");
 }
 
 static void
@@ -476,17 +483,17 @@ bounce_choose_return(struct bounce_ctx *c)
 	const struct bounce_in *in = c->in;
 	size_t i;
 
-	c->return_max = in->return_max ? in->return_max :
-	    BOUNCE_RETURN_MAX_DEFAULT;
+	c->return_max =
+	    in->return_max ? in->return_max : BOUNCE_RETURN_MAX_DEFAULT;
 	c->hdrs = in->kind != BOUNCE_FAILURE || in->ret == BOUNCE_RET_HDRS;
 	if (!c->hdrs && in->msg_len > c->return_max)
 		c->hdrs = c->too_big = true;
 	c->ret = in->msg;
-	c->ret_len = c->hdrs ? addr_hdr_end(in->msg, in->msg_len, NULL) :
-	    in->msg_len;
+	c->ret_len =
+	    c->hdrs ? addr_hdr_end(in->msg, in->msg_len, NULL) : in->msg_len;
 	if (c->ret_len > c->return_max) {
-		c->ret_len = bounce_hdrs_within(in->msg, in->msg_len,
-		    c->return_max);
+		c->ret_len =
+		    bounce_hdrs_within(in->msg, in->msg_len, c->return_max);
 		c->hdrs_cut = true;
 	}
 	for (i = 0; i < c->ret_len; i++)
@@ -531,8 +538,8 @@ bounce_contains(const char *hay, size_t n, const char *needle)
  * and a counter; each is checked against all three parts.
  */
 static int
-bounce_boundary(struct bounce_ctx *c, const struct buf *p1,
-    const struct buf *p2)
+bounce_boundary(
+    struct bounce_ctx *c, const struct buf *p1, const struct buf *p2)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
 	unsigned try;
@@ -542,8 +549,8 @@ bounce_boundary(struct bounce_ctx *c, const struct buf *p1,
 	h = bounce_fnv(h, &c->in->msg_len, sizeof(c->in->msg_len));
 	for (try = 0; try < BOUNCE_BOUNDARY_TRIES; try++) {
 		h = bounce_fnv(h, &try, sizeof(try));
-		if (str_fmt(c->boundary, sizeof(c->boundary), "=_tern_%016llx_%u",
-		    (unsigned long long)h, try) != 0)
+		if (str_fmt(c->boundary, sizeof(c->boundary),
+			"=_tern_%016llx_%u", (unsigned long long)h, try) != 0)
 			return -1;
 		if (!bounce_contains(p1->data, p1->len, c->boundary) &&
 		    !bounce_contains(p2->data, p2->len, c->boundary) &&
@@ -556,9 +563,9 @@ bounce_boundary(struct bounce_ctx *c, const struct buf *p1,
 /* ---- the message ------------------------------------------------------- */
 
 static const char *const bounce_subject[] = {
-	[BOUNCE_FAILURE] = "Undelivered Mail Returned to Sender",
-	[BOUNCE_DELAY] = "Delayed Mail (still being retried)",
-	[BOUNCE_SUCCESS] = "Successful Mail Delivery Report",
+    [BOUNCE_FAILURE] = "Undelivered Mail Returned to Sender",
+    [BOUNCE_DELAY] = "Delayed Mail (still being retried)",
+    [BOUNCE_SUCCESS] = "Successful Mail Delivery Report",
 };
 
 static void
@@ -569,13 +576,13 @@ bounce_headers(struct bw *w, const struct bounce_ctx *c, bool eight)
 	bw_str(w, "From: Mail Delivery System <MAILER-DAEMON@");
 	bw_str(w, in->reporting_mta); /* checked by bounce_check() */
 	bw_str(w, ">\r\nTo: <");
-	bw_str(w, in->sender);        /* checked by bounce_check() */
+	bw_str(w, in->sender); /* checked by bounce_check() */
 	bw_str(w, ">\r\n");
 	bw_field(w, "Subject", NULL, bounce_subject[in->kind], false);
 	bw_field(w, "Date", NULL, in->date, false);
 	bw_field(w, "Message-ID", NULL, in->message_id, false);
 	bw_str(w, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
-	    "Content-Type: multipart/report; report-type=");
+		  "Content-Type: multipart/report; report-type=");
 	bw_str(w, c->utf8 ? "global-delivery-status" : "delivery-status");
 	bw_str(w, ";\r\n\tboundary=\"");
 	bw_str(w, c->boundary);
@@ -583,7 +590,7 @@ bounce_headers(struct bw *w, const struct bounce_ctx *c, bool eight)
 	if (eight)
 		bw_str(w, "Content-Transfer-Encoding: 8bit\r\n");
 	bw_str(w, "\r\nThis is a MIME-formatted delivery status "
-	    "notification.\r\n");
+		  "notification.\r\n");
 }
 
 /* "--boundary" and a part's header; the CRLF before "--" is its own. */
@@ -597,30 +604,32 @@ bounce_part_head(struct bw *w, const struct bounce_ctx *c, const char *desc,
 	bw_str(w, desc);
 	bw_str(w, "\r\nContent-Type: ");
 	bw_str(w, type);
-	bw_str(w, eight ? "\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" :
-	    "\r\n\r\n");
+	bw_str(w,
+	    eight ? "\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" : "\r\n\r\n");
 }
 
 static void
-bounce_assemble(struct bw *w, const struct bounce_ctx *c,
-    const struct buf *p1, const struct buf *p2)
+bounce_assemble(struct bw *w, const struct bounce_ctx *c, const struct buf *p1,
+    const struct buf *p2)
 {
 	bool eight = c->utf8 || c->ret_8bit;
 
 	bounce_headers(w, c, eight);
-	bounce_part_head(w, c, "Notification", c->utf8 ?
-	    "text/plain; charset=utf-8" : "text/plain; charset=us-ascii",
+	bounce_part_head(w, c, "Notification",
+	    c->utf8 ? "text/plain; charset=utf-8"
+		    : "text/plain; charset=us-ascii",
 	    c->utf8);
 	bw_mem(w, p1->data, p1->len);
-	bounce_part_head(w, c, "Delivery report", c->utf8 ?
-	    "message/global-delivery-status" : "message/delivery-status",
+	bounce_part_head(w, c, "Delivery report",
+	    c->utf8 ? "message/global-delivery-status"
+		    : "message/delivery-status",
 	    c->utf8);
 	bw_mem(w, p2->data, p2->len);
 	bounce_part_head(w, c, c->hdrs ? "Message headers" : "Returned message",
 	    bounce_return_type(c), eight);
 	bw_mem(w, c->ret, c->ret_len);
-	if (c->ret_len > 0 && (c->ret_len < 2 ||
-	    memcmp(c->ret + c->ret_len - 2, "\r\n", 2) != 0))
+	if (c->ret_len > 0 &&
+	    (c->ret_len < 2 || memcmp(c->ret + c->ret_len - 2, "\r\n", 2) != 0))
 		bw_str(w, "\r\n");
 	bw_str(w, "\r\n--");
 	bw_str(w, c->boundary);
@@ -638,8 +647,8 @@ bounce_check(const struct bounce_in *in)
 
 	if (in->reporting_mta == NULL || in->sender == NULL ||
 	    in->date == NULL || in->date[0] == '\0' || in->message_id == NULL ||
-	    in->message_id[0] == '\0' || in->rcpts == NULL ||
-	    in->nrcpts == 0 || in->nrcpts > BOUNCE_RCPTS_MAX ||
+	    in->message_id[0] == '\0' || in->rcpts == NULL || in->nrcpts == 0 ||
+	    in->nrcpts > BOUNCE_RCPTS_MAX ||
 	    (in->msg == NULL && in->msg_len > 0) ||
 	    (unsigned)in->kind > BOUNCE_SUCCESS)
 		return false;
@@ -647,14 +656,16 @@ bounce_check(const struct bounce_in *in)
 		if (in->rcpts[i].final == NULL)
 			return false;
 	return addr_parse_domain(in->reporting_mta, strlen(in->reporting_mta),
-	    f, dom, sizeof(dom), &k) == ADDR_OK && k == ADDR_DOMAIN_NAME &&
-	    addr_parse_mailbox(in->sender, strlen(in->sender), f, &a) == ADDR_OK;
+		   f, dom, sizeof(dom), &k) == ADDR_OK &&
+	       k == ADDR_DOMAIN_NAME &&
+	       addr_parse_mailbox(in->sender, strlen(in->sender), f, &a) ==
+		   ADDR_OK;
 }
 
 int
 bounce_build(const struct bounce_in *in, struct buf *out)
 {
-	struct bounce_ctx c = { .in = in };
+	struct bounce_ctx c = {.in = in};
 	struct buf p1, p2;
 	struct bw w1, w2, w;
 	size_t start = out->len;
@@ -666,9 +677,9 @@ bounce_build(const struct bounce_in *in, struct buf *out)
 	bounce_choose_return(&c);
 	buf_init(&p1, BOUNCE_PART_MAX);
 	buf_init(&p2, BOUNCE_PART_MAX);
-	w1 = (struct bw){ .b = &p1 };
-	w2 = (struct bw){ .b = &p2 };
-	w = (struct bw){ .b = out };
+	w1 = (struct bw){.b = &p1};
+	w2 = (struct bw){.b = &p2};
+	w = (struct bw){.b = out};
 	bounce_text_part(&w1, &c);
 	bounce_status_part(&w2, &c);
 	if (w1.err || w2.err || bounce_boundary(&c, &p1, &p2) != 0)
@@ -676,8 +687,9 @@ bounce_build(const struct bounce_in *in, struct buf *out)
 	bounce_assemble(&w, &c, &p1, &p2);
 	if (w.err)
 		goto done;
-	rc = c.utf8 ? BOUNCE_NEED_8BITMIME | BOUNCE_NEED_SMTPUTF8 :
-	    c.ret_8bit ? BOUNCE_NEED_8BITMIME : 0;
+	rc = c.utf8	  ? BOUNCE_NEED_8BITMIME | BOUNCE_NEED_SMTPUTF8
+	     : c.ret_8bit ? BOUNCE_NEED_8BITMIME
+			  : 0;
 done:
 	if (rc < 0 && out->data != NULL) {
 		out->len = start;

@@ -41,65 +41,66 @@
 #include "util/util.h"
 
 #define BOUNCE_RETURN_MAX_DEFAULT (10 * 1024 * 1024) /* octets returned */
-#define BOUNCE_TEXT_MAX 900  /* octets kept of one cleaned text: keeps every
-                                line of the DSN under 998 without cutting
-                                words */
+#define BOUNCE_TEXT_MAX                                                        \
+	900		      /* octets kept of one cleaned text: keeps every  \
+				 line of the DSN under 998 without cutting     \
+				 words */
 #define BOUNCE_RCPTS_MAX 1000 /* recipients in one DSN (limits.recipients) */
 
 enum bounce_kind {
 	BOUNCE_FAILURE, /* "Undelivered Mail Returned to Sender" */
-	BOUNCE_DELAY,   /* "Delayed Mail (still being retried)" */
+	BOUNCE_DELAY,	/* "Delayed Mail (still being retried)" */
 	BOUNCE_SUCCESS, /* "Successful Mail Delivery Report" (NOTIFY=SUCCESS) */
 };
 
-enum bounce_action {    /* RFC 3464 2.3.3 */
+enum bounce_action { /* RFC 3464 2.3.3 */
 	BOUNCE_ACTION_FAILED,
 	BOUNCE_ACTION_DELAYED,
 	BOUNCE_ACTION_DELIVERED,
-	BOUNCE_ACTION_RELAYED,   /* to a system that sends no DSNs */
-	BOUNCE_ACTION_EXPANDED,  /* delivered to an alias or list */
+	BOUNCE_ACTION_RELAYED,	/* to a system that sends no DSNs */
+	BOUNCE_ACTION_EXPANDED, /* delivered to an alias or list */
 };
 
-enum bounce_ret {       /* RFC 3461 4.3, MAIL FROM ... RET= */
-	BOUNCE_RET_DEFAULT,  /* failures: full message; others: headers */
-	BOUNCE_RET_FULL,     /* as DEFAULT: delays and successes never carry
-	                        the whole message */
-	BOUNCE_RET_HDRS,     /* headers only, always */
+enum bounce_ret {	    /* RFC 3461 4.3, MAIL FROM ... RET= */
+	BOUNCE_RET_DEFAULT, /* failures: full message; others: headers */
+	BOUNCE_RET_FULL,    /* as DEFAULT: delays and successes never carry
+			       the whole message */
+	BOUNCE_RET_HDRS,    /* headers only, always */
 };
 
 struct bounce_rcpt {
-	const char *final;       /* recipient address (addr-spec, no <>) */
-	const char *orcpt_type;  /* ORCPT address type ("rfc822"); NULL: none */
-	const char *orcpt;       /* ORCPT address, xtext-decoded */
+	const char *final;	/* recipient address (addr-spec, no <>) */
+	const char *orcpt_type; /* ORCPT address type ("rfc822"); NULL: none */
+	const char *orcpt;	/* ORCPT address, xtext-decoded */
 	enum bounce_action action;
-	const char *status;      /* "5.1.1"; NULL or malformed: x.0.0 by action */
-	const char *remote_mta;  /* host that answered; NULL: none */
-	const char *diag_type;   /* NULL: "smtp" */
-	const char *diag;        /* the reply ("550 5.1.1 no such user"), may be
-	                            multi-line; untrusted; NULL: none */
-	time_t last_attempt;     /* 0: unknown */
-	time_t retry_until;      /* delayed: when retries stop; 0: omit */
+	const char *status; /* "5.1.1"; NULL or malformed: x.0.0 by action */
+	const char *remote_mta; /* host that answered; NULL: none */
+	const char *diag_type;	/* NULL: "smtp" */
+	const char *diag;	/* the reply ("550 5.1.1 no such user"), may be
+				   multi-line; untrusted; NULL: none */
+	time_t last_attempt;	/* 0: unknown */
+	time_t retry_until;	/* delayed: when retries stop; 0: omit */
 };
 
 struct bounce_in {
 	const char *reporting_mta; /* our hostname */
-	const char *sender;        /* original envelope sender: the DSN's To;
-	                              never "" (see above) */
-	const char *envid;         /* ENVID, xtext-decoded; NULL: none */
-	time_t arrival;            /* when the original was received */
+	const char *sender;	   /* original envelope sender: the DSN's To;
+				      never "" (see above) */
+	const char *envid;	   /* ENVID, xtext-decoded; NULL: none */
+	time_t arrival;		   /* when the original was received */
 	enum bounce_kind kind;
 	enum bounce_ret ret;
-	bool smtputf8;             /* the original came with SMTPUTF8 */
+	bool smtputf8;			 /* the original came with SMTPUTF8 */
 	const struct bounce_rcpt *rcpts; /* those this DSN reports on */
-	size_t nrcpts;             /* 1..BOUNCE_RCPTS_MAX */
-	const char *msg;           /* the original message, CRLF form */
+	size_t nrcpts;			 /* 1..BOUNCE_RCPTS_MAX */
+	const char *msg;		 /* the original message, CRLF form */
 	size_t msg_len;
-	size_t return_max;         /* most octets of it returned; 0: default.
-	                              Over it, only the headers are returned
-	                              (and those cut at a field if need be), and
-	                              the text part says so */
-	const char *date;          /* the DSN's Date value (caller's clock) */
-	const char *message_id;    /* the DSN's Message-ID, "<id@host>" */
+	size_t return_max;	/* most octets of it returned; 0: default.
+				   Over it, only the headers are returned
+				   (and those cut at a field if need be), and
+				   the text part says so */
+	const char *date;	/* the DSN's Date value (caller's clock) */
+	const char *message_id; /* the DSN's Message-ID, "<id@host>" */
 };
 
 #define BOUNCE_NEED_8BITMIME 0x1 /* send with BODY=8BITMIME */

@@ -32,14 +32,14 @@
 
 _Static_assert(sizeof(time_t) == 8, "times are stored as 64-bit");
 
-#define ENV_RCPT_FIELDS_V1 11	/* the recipient record of version 1 */
-#define ENV_FIELDS_MAX 12	/* version 2's: one more, the owed DSN */
-#define ENV_TIME_MAX ((uint64_t)INT64_MAX)
-#define ENV_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define ENV_RCPT_FIELDS_V1 11 /* the recipient record of version 1 */
+#define ENV_FIELDS_MAX	   12 /* version 2's: one more, the owed DSN */
+#define ENV_TIME_MAX	   ((uint64_t)INT64_MAX)
+#define ENV_NELEM(a)	   (sizeof(a) / sizeof((a)[0]))
 
 /* The fields of the line being decoded: views into the input. */
 struct env_dec {
-	const char *p, *end;	/* the input not yet read */
+	const char *p, *end; /* the input not yet read */
 	unsigned line;
 	char type;
 	const char *f[ENV_FIELDS_MAX];
@@ -54,29 +54,24 @@ struct env_dec {
 struct env_rec {
 	char type;
 	size_t nfields;
-	int (*enc)(struct buf *, const struct queue_env *,
-	    const struct env_rec *);
-	int (*dec)(struct env_dec *, struct queue_env *,
-	    const struct env_rec *);
+	int (*enc)(
+	    struct buf *, const struct queue_env *, const struct env_rec *);
+	int (*dec)(
+	    struct env_dec *, struct queue_env *, const struct env_rec *);
 	size_t off;
 	size_t size;
 };
 
 static const char env_hex[] = "0123456789abcdef";
 static const char *const env_notify_names[] = {
-	"NEVER", "SUCCESS", "FAILURE", "DELAY"
-};
-static const unsigned env_notify_bits[] = {
-	SMTP_NOTIFY_NEVER, SMTP_NOTIFY_SUCCESS, SMTP_NOTIFY_FAILURE,
-	SMTP_NOTIFY_DELAY
-};
+    "NEVER", "SUCCESS", "FAILURE", "DELAY"};
+static const unsigned env_notify_bits[] = {SMTP_NOTIFY_NEVER,
+    SMTP_NOTIFY_SUCCESS, SMTP_NOTIFY_FAILURE, SMTP_NOTIFY_DELAY};
 static const char *const env_state_names[] = {
-	"PENDING", "DELIVERED", "FAILED", "RELAYED"
-};
-static const char *const env_ret_names[] = { "-", "FULL", "HDRS" };
+    "PENDING", "DELIVERED", "FAILED", "RELAYED"};
+static const char *const env_ret_names[] = {"-", "FULL", "HDRS"};
 static const char *const env_owed_names[] = {
-	"-", "FAILURE", "DELAY", "SUCCESS"
-};
+    "-", "FAILURE", "DELAY", "SUCCESS"};
 
 /* ---- the envelope in memory ---------------------------------------------- */
 
@@ -144,7 +139,7 @@ queue_id_valid(const char *s)
 
 	for (i = 0; i < QUEUE_ID_LEN; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f')))
+			(s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	return s[QUEUE_ID_LEN] == '\0';
 }
@@ -193,7 +188,7 @@ env_put_str(struct buf *out, const char *s, size_t max)
 	char *w;
 
 	if (n > max)
-		return env_einval();	/* unterminated: not a value we know */
+		return env_einval(); /* unterminated: not a value we know */
 	if (buf_reserve(out, 1 + 4 * (n > 0 ? n : 1)) != 0)
 		return -1;
 	w = out->data + out->len;
@@ -319,7 +314,8 @@ env_put_rcpt(struct buf *out, const struct queue_rcpt *rc, unsigned version)
 {
 	const char *st = queue_rcpt_state_name(rc->state);
 
-	if (rc->addr[0] == '\0' || st == NULL || rc->code < 0 || rc->code > 999 ||
+	if (rc->addr[0] == '\0' || st == NULL || rc->code < 0 ||
+	    rc->code > 999 ||
 	    (unsigned)rc->dsn_owed >= ENV_NELEM(env_owed_names))
 		return env_einval();
 	if (buf_append(out, "r", 1) != 0 ||
@@ -327,15 +323,15 @@ env_put_rcpt(struct buf *out, const struct queue_rcpt *rc, unsigned version)
 	    env_put_notify(out, rc->notify) != 0 ||
 	    env_put_str(out, rc->orcpt_type, QUEUE_ORCPT_TYPE_MAX) != 0 ||
 	    env_put_str(out, rc->orcpt, QUEUE_ORCPT_MAX) != 0 ||
-	    env_put_word(out, st) != 0 ||
-	    env_put_u64(out, rc->attempts) != 0 ||
+	    env_put_word(out, st) != 0 || env_put_u64(out, rc->attempts) != 0 ||
 	    env_put_time(out, rc->next_try) != 0 ||
 	    env_put_time(out, rc->last_try) != 0 ||
 	    env_put_u64(out, (uint64_t)rc->code) != 0 ||
 	    env_put_str(out, rc->enh, QUEUE_ENH_MAX) != 0 ||
 	    env_put_str(out, rc->text, QUEUE_TEXT_MAX) != 0)
 		return -1;
-	if (version >= 2 && env_put_word(out, env_owed_names[rc->dsn_owed]) != 0)
+	if (version >= 2 &&
+	    env_put_word(out, env_owed_names[rc->dsn_owed]) != 0)
 		return -1;
 	return buf_append(out, "\n", 1);
 }
@@ -365,8 +361,7 @@ enc_end(struct buf *out, const struct queue_env *e, const struct env_rec *r)
 
 /* ---- decoding: errors and fields ----------------------------------------- */
 
-static int PRINTF_LIKE(2, 3)
-dec_fail(struct env_dec *d, const char *fmt, ...)
+static int PRINTF_LIKE(2, 3) dec_fail(struct env_dec *d, const char *fmt, ...)
 {
 	char why[160];
 	va_list ap;
@@ -389,7 +384,7 @@ dec_hex(char c)
 		return c - '0';
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
-	return -1;	/* upper case is not canonical */
+	return -1; /* upper case is not canonical */
 }
 
 /* One \xHH escape at s (n bytes left) into *out; whole: the field is it. */
@@ -424,14 +419,16 @@ dec_str(struct env_dec *d, size_t i, char *dst, size_t size, const char *what)
 	}
 	while (k < n) {
 		if (o + 1 >= size)
-			return dec_fail(d, "%s of record '%c' longer than %zu "
-			    "octets", what, d->type, size - 1);
+			return dec_fail(d,
+			    "%s of record '%c' longer than %zu "
+			    "octets",
+			    what, d->type, size - 1);
 		if (s[k] == '\\') {
 			if (dec_escape(d, s + k, n - k, n == 4, &dst[o]) != 0)
 				return -1;
 			k += 4;
 		} else {
-			dst[o] = s[k++];	/* dec_line refused controls */
+			dst[o] = s[k++]; /* dec_line refused controls */
 		}
 		o++;
 	}
@@ -472,8 +469,7 @@ dec_is(const struct env_dec *d, size_t i, const char *word)
 
 /* Field i as one of words[0..n); -1 when none. */
 static int
-dec_word(const struct env_dec *d, size_t i, const char *const *words,
-    size_t n)
+dec_word(const struct env_dec *d, size_t i, const char *const *words, size_t n)
 {
 	size_t k;
 
@@ -494,8 +490,8 @@ dec_version(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 	if (dec_u64(d, 0, UINT32_MAX, &v) != 0)
 		return -1;
 	if (v < 1 || v > QUEUE_ENV_VERSION)
-		return dec_fail(d, "unsupported version %llu",
-		    (unsigned long long)v);
+		return dec_fail(
+		    d, "unsupported version %llu", (unsigned long long)v);
 	e->version = (unsigned)v;
 	return 0;
 }
@@ -577,7 +573,7 @@ dec_notify(struct env_dec *d, size_t i, unsigned *out)
 		size_t n = (size_t)((c != NULL ? c : end) - s);
 
 		while (k < 4 && (strlen(env_notify_names[k]) != n ||
-		    memcmp(s, env_notify_names[k], n) != 0))
+				    memcmp(s, env_notify_names[k], n) != 0))
 			k++;
 		if (k == 4 || (c != NULL && c + 1 == end))
 			return dec_fail(d, "bad NOTIFY");
@@ -600,7 +596,7 @@ dec_rcpt_fields(struct env_dec *d, struct queue_rcpt *rc)
 	if (dec_str(d, 0, rc->addr, sizeof(rc->addr), "address") != 0 ||
 	    dec_notify(d, 1, &rc->notify) != 0 ||
 	    dec_str(d, 2, rc->orcpt_type, sizeof(rc->orcpt_type),
-	    "ORCPT type") != 0 ||
+		"ORCPT type") != 0 ||
 	    dec_str(d, 3, rc->orcpt, sizeof(rc->orcpt), "ORCPT") != 0)
 		return -1;
 	st = dec_word(d, 4, env_state_names, ENV_NELEM(env_state_names));
@@ -617,7 +613,8 @@ dec_rcpt_fields(struct env_dec *d, struct queue_rcpt *rc)
 	rc->attempts = (unsigned)attempts;
 	rc->code = (int)code;
 	if (d->nf > ENV_RCPT_FIELDS_V1) {
-		owed = dec_word(d, 11, env_owed_names, ENV_NELEM(env_owed_names));
+		owed =
+		    dec_word(d, 11, env_owed_names, ENV_NELEM(env_owed_names));
 		if (owed < 0)
 			return dec_fail(d, "bad owed DSN");
 		rc->dsn_owed = (enum queue_dsn_owed)owed;
@@ -653,32 +650,39 @@ dec_end(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 		    (unsigned long long)n, e->nrcpt);
 	/* canonical: version 2 only when version 1 cannot hold it */
 	if (e->version != queue_env_version(e))
-		return dec_fail(d, "version %u without an owed DSN", e->version);
+		return dec_fail(
+		    d, "version %u without an owed DSN", e->version);
 	return 0;
 }
 
-#define ENV_STR(t, m) { t, 1, enc_str, dec_strrec, \
-	offsetof(struct queue_env, m), sizeof(((struct queue_env *)0)->m) }
-#define ENV_TIME(t, m) { t, 1, enc_time, dec_time, \
-	offsetof(struct queue_env, m), sizeof(time_t) }
+#define ENV_STR(t, m)                                                          \
+	{                                                                      \
+		t, 1, enc_str, dec_strrec, offsetof(struct queue_env, m),      \
+		    sizeof(((struct queue_env *)0)->m)                         \
+	}
+#define ENV_TIME(t, m)                                                         \
+	{                                                                      \
+		t, 1, enc_time, dec_time, offsetof(struct queue_env, m),       \
+		    sizeof(time_t)                                             \
+	}
 
 /* The records in the one order they are written and accepted in. */
 static const struct env_rec env_recs[] = {
-	{ 'V', 1, enc_version, dec_version, 0, 0 },
-	{ 'I', 1, enc_id, dec_id, 0, 0 },
-	ENV_TIME('C', created),
-	ENV_STR('S', sender),
-	{ 'D', 2, enc_dsn, dec_dsn, 0, 0 },
-	{ 'B', 2, enc_body, dec_body, 0, 0 },
-	{ 'Z', 1, enc_size, dec_size, 0, 0 },
-	ENV_STR('H', helo),
-	ENV_STR('A', ip),
-	ENV_STR('U', auth),
-	ENV_STR('P', proto),
-	ENV_TIME('N', next_try),
-	ENV_TIME('W', warned),
-	{ 'r', ENV_FIELDS_MAX, enc_rcpts, dec_rcpt, 0, 0 },
-	{ 'E', 1, enc_end, dec_end, 0, 0 },
+    {'V', 1, enc_version, dec_version, 0, 0},
+    {'I', 1, enc_id, dec_id, 0, 0},
+    ENV_TIME('C', created),
+    ENV_STR('S', sender),
+    {'D', 2, enc_dsn, dec_dsn, 0, 0},
+    {'B', 2, enc_body, dec_body, 0, 0},
+    {'Z', 1, enc_size, dec_size, 0, 0},
+    ENV_STR('H', helo),
+    ENV_STR('A', ip),
+    ENV_STR('U', auth),
+    ENV_STR('P', proto),
+    ENV_TIME('N', next_try),
+    ENV_TIME('W', warned),
+    {'r', ENV_FIELDS_MAX, enc_rcpts, dec_rcpt, 0, 0},
+    {'E', 1, enc_end, dec_end, 0, 0},
 };
 #define ENV_NRECS (sizeof(env_recs) / sizeof(env_recs[0]))
 
@@ -690,7 +694,7 @@ env_encode_all(const struct queue_env *env, struct buf *out)
 	const struct env_rec *r;
 
 	for (r = env_recs; r < env_recs + ENV_NRECS; r++) {
-		if (r->type == 'r') {	/* writes whole lines itself */
+		if (r->type == 'r') { /* writes whole lines itself */
 			if (r->enc(out, env, r) != 0)
 				return -1;
 			continue;
@@ -775,13 +779,15 @@ dec_order(struct env_dec *d, const struct queue_env *e, size_t *pos)
 	char t = d->type;
 
 	if ((r = dec_find(t, &idx)) == NULL) {
-		(void)dec_fail(d, (unsigned char)t > 0x20 && t != 0x7f ?
-		    "unknown record type '%c'" : "unknown record type 0x%02x",
+		(void)dec_fail(d,
+		    (unsigned char)t > 0x20 && t != 0x7f
+			? "unknown record type '%c'"
+			: "unknown record type 0x%02x",
 		    (unsigned char)t);
 		return NULL;
 	}
 	if (env_recs[*pos].type == 'r' && e->nrcpt > 0 && t != 'r')
-		(*pos)++;	/* the recipient run is over */
+		(*pos)++; /* the recipient run is over */
 	if (idx < *pos) {
 		(void)dec_fail(d, "duplicate record '%c'", t);
 		return NULL;
@@ -806,11 +812,10 @@ env_nfields(const struct env_rec *r, const struct queue_env *out)
 }
 
 int
-queue_env_decode(const char *p, size_t n, struct queue_env *out, char *err,
-    size_t errlen)
+queue_env_decode(
+    const char *p, size_t n, struct queue_env *out, char *err, size_t errlen)
 {
-	struct env_dec d = { .p = p, .end = p + n, .err = err,
-		.errlen = errlen };
+	struct env_dec d = {.p = p, .end = p + n, .err = err, .errlen = errlen};
 	const struct env_rec *r;
 	size_t pos = 0;
 
@@ -821,8 +826,10 @@ queue_env_decode(const char *p, size_t n, struct queue_env *out, char *err,
 		if (dec_line(&d) != 0 || (r = dec_order(&d, out, &pos)) == NULL)
 			goto fail;
 		if (d.nf != env_nfields(r, out)) {
-			(void)dec_fail(&d, "record '%c' has %zu fields, not "
-			    "%zu", r->type, d.nf, env_nfields(r, out));
+			(void)dec_fail(&d,
+			    "record '%c' has %zu fields, not "
+			    "%zu",
+			    r->type, d.nf, env_nfields(r, out));
 			goto fail;
 		}
 		if (r->dec(&d, out, r) != 0)

@@ -31,28 +31,28 @@
 
 /* The newest envelope version; each file is written in the oldest one
  * that can hold it (docs/queue.md), so version 1 unless a DSN is owed. */
-#define QUEUE_ENV_VERSION 2
-#define QUEUE_ID_LEN ID_LEN            /* 16 lowercase hex digits */
-#define QUEUE_ADDR_MAX 320             /* 64 local + '@' + 255 domain */
-#define QUEUE_ENVID_MAX SMTP_ENVID_MAX /* 100, RFC 3461 4.4 */
-#define QUEUE_ORCPT_MAX SMTP_ORCPT_MAX /* 500, RFC 3461 4.2 */
-#define QUEUE_ORCPT_TYPE_MAX 31        /* "rfc822", "utf-8" */
-#define QUEUE_HELO_MAX 255
-#define QUEUE_IP_MAX 63
-#define QUEUE_AUTH_MAX 320
-#define QUEUE_PROTO_MAX 31
-#define QUEUE_ENH_MAX 15               /* "5.7.1" */
-#define QUEUE_TEXT_MAX 512             /* last reply text of a recipient */
-#define QUEUE_RCPT_MAX 100000          /* recipients per envelope */
-#define QUEUE_ENV_FILE_MAX (64u << 20) /* an encoded envelope */
+#define QUEUE_ENV_VERSION    2
+#define QUEUE_ID_LEN	     ID_LEN	    /* 16 lowercase hex digits */
+#define QUEUE_ADDR_MAX	     320	    /* 64 local + '@' + 255 domain */
+#define QUEUE_ENVID_MAX	     SMTP_ENVID_MAX /* 100, RFC 3461 4.4 */
+#define QUEUE_ORCPT_MAX	     SMTP_ORCPT_MAX /* 500, RFC 3461 4.2 */
+#define QUEUE_ORCPT_TYPE_MAX 31		    /* "rfc822", "utf-8" */
+#define QUEUE_HELO_MAX	     255
+#define QUEUE_IP_MAX	     63
+#define QUEUE_AUTH_MAX	     320
+#define QUEUE_PROTO_MAX	     31
+#define QUEUE_ENH_MAX	     15		 /* "5.7.1" */
+#define QUEUE_TEXT_MAX	     512	 /* last reply text of a recipient */
+#define QUEUE_RCPT_MAX	     100000	 /* recipients per envelope */
+#define QUEUE_ENV_FILE_MAX   (64u << 20) /* an encoded envelope */
 
 /* ---- the envelope -------------------------------------------------------- */
 
 enum queue_rcpt_state {
-	QUEUE_RCPT_PENDING = 0,   /* still to be tried */
-	QUEUE_RCPT_DELIVERED,     /* accepted by the mailbox or a DSN MTA */
-	QUEUE_RCPT_FAILED,        /* permanent failure: bounced */
-	QUEUE_RCPT_RELAYED,       /* handed to an MTA without DSN (RFC 3461) */
+	QUEUE_RCPT_PENDING = 0, /* still to be tried */
+	QUEUE_RCPT_DELIVERED,	/* accepted by the mailbox or a DSN MTA */
+	QUEUE_RCPT_FAILED,	/* permanent failure: bounced */
+	QUEUE_RCPT_RELAYED,	/* handed to an MTA without DSN (RFC 3461) */
 };
 
 /*
@@ -69,42 +69,42 @@ enum queue_dsn_owed {
 };
 
 struct queue_rcpt {
-	char addr[QUEUE_ADDR_MAX + 1];             /* local@domain, never "" */
-	unsigned notify;                           /* SMTP_NOTIFY_*; 0 none */
+	char addr[QUEUE_ADDR_MAX + 1];		   /* local@domain, never "" */
+	unsigned notify;			   /* SMTP_NOTIFY_*; 0 none */
 	char orcpt_type[QUEUE_ORCPT_TYPE_MAX + 1]; /* "" = no ORCPT */
 	char orcpt[QUEUE_ORCPT_MAX + 1];
 	enum queue_rcpt_state state;
 	unsigned attempts;
-	time_t next_try;                           /* 0 = at once */
-	time_t last_try;                           /* 0 = never tried */
-	int code;                                  /* last reply, 0 = none */
-	char enh[QUEUE_ENH_MAX + 1];               /* "4.7.1" or "" */
-	char text[QUEUE_TEXT_MAX + 1];             /* cut by the caller */
-	enum queue_dsn_owed dsn_owed;              /* version 2 files only */
+	time_t next_try;	       /* 0 = at once */
+	time_t last_try;	       /* 0 = never tried */
+	int code;		       /* last reply, 0 = none */
+	char enh[QUEUE_ENH_MAX + 1];   /* "4.7.1" or "" */
+	char text[QUEUE_TEXT_MAX + 1]; /* cut by the caller */
+	enum queue_dsn_owed dsn_owed;  /* version 2 files only */
 };
 
 struct queue_env {
-	char id[QUEUE_ID_LEN + 1];  /* spool_commit keeps a valid one that is
-	                               free, else sets a fresh one */
-	unsigned version;           /* set by decode; encode writes the
-	                               oldest version that holds env */
-	time_t created;             /* 0 in spool_commit: now */
+	char id[QUEUE_ID_LEN + 1]; /* spool_commit keeps a valid one that is
+				      free, else sets a fresh one */
+	unsigned version;	   /* set by decode; encode writes the
+				      oldest version that holds env */
+	time_t created;		   /* 0 in spool_commit: now */
 	char sender[QUEUE_ADDR_MAX + 1]; /* "" for <> */
-	enum smtp_ret ret;          /* DSN RET, SMTP_RET_UNSPEC when absent */
+	enum smtp_ret ret; /* DSN RET, SMTP_RET_UNSPEC when absent */
 	char envid[QUEUE_ENVID_MAX + 1]; /* "" when absent */
 	char helo[QUEUE_HELO_MAX + 1];
 	char ip[QUEUE_IP_MAX + 1];
-	char auth[QUEUE_AUTH_MAX + 1];   /* AUTH identity, "" when none */
+	char auth[QUEUE_AUTH_MAX + 1];	 /* AUTH identity, "" when none */
 	char proto[QUEUE_PROTO_MAX + 1]; /* "ESMTPSA" ... */
-	bool body_8bit;             /* BODY=8BITMIME */
+	bool body_8bit;			 /* BODY=8BITMIME */
 	bool smtputf8;
-	uint64_t size;              /* octets of data/ID, set by spool_commit */
-	time_t next_try;            /* next attempt of the message, 0: now */
-	time_t warned;              /* delay DSN sent at, 0 = not sent */
-	struct queue_rcpt *rcpt;    /* nrcpt of them, heap */
+	uint64_t size;		 /* octets of data/ID, set by spool_commit */
+	time_t next_try;	 /* next attempt of the message, 0: now */
+	time_t warned;		 /* delay DSN sent at, 0 = not sent */
+	struct queue_rcpt *rcpt; /* nrcpt of them, heap */
 	size_t nrcpt;
-	size_t rcpt_cap;            /* private */
-	bool held;                  /* not stored: load/scan saw it in held/ */
+	size_t rcpt_cap; /* private */
+	bool held;	 /* not stored: load/scan saw it in held/ */
 };
 
 /* Zero an envelope (no recipients). */
@@ -116,8 +116,8 @@ void queue_env_free(struct queue_env *env);
  * or NULL with errno: EINVAL (addr empty or over QUEUE_ADDR_MAX), E2BIG
  * (QUEUE_RCPT_MAX reached), ENOMEM.
  */
-struct queue_rcpt *queue_env_add_rcpt(struct queue_env *env, const char *addr)
-    WUR;
+struct queue_rcpt *queue_env_add_rcpt(
+    struct queue_env *env, const char *addr) WUR;
 
 /*
  * Append the text form of env (docs/queue.md) to out.  Returns 0, or -1
@@ -134,8 +134,8 @@ int queue_env_encode(const struct queue_env *env, struct buf *out) WUR;
  * is accepted whole or not at all.  Accepts exactly what queue_env_encode
  * writes.
  */
-int queue_env_decode(const char *p, size_t n, struct queue_env *out,
-    char *err, size_t errlen) WUR;
+int queue_env_decode(const char *p, size_t n, struct queue_env *out, char *err,
+    size_t errlen) WUR;
 
 /* The version queue_env_encode writes for env: 1, or 2 when a recipient
  * owes a DSN (dsn_owed). */
@@ -159,7 +159,7 @@ struct spool;
  * corrupt/).  Returns NULL with err filled and errno set on failure.
  */
 struct spool *spool_open(const char *state_dir, char *err, size_t errlen) WUR;
-void spool_close(struct spool *sp);   /* NULL ok; call after the workers */
+void spool_close(struct spool *sp); /* NULL ok; call after the workers */
 
 /*
  * Store a new message: content (iovcnt iovecs, total = env->size) into
@@ -179,7 +179,7 @@ int spool_commit(struct spool *sp, struct queue_env *env,
 int spool_update(struct spool *sp, const struct queue_env *env) WUR;
 /* Remove a message, queued or held: env/ID (or held/ID), then data/ID. */
 int spool_remove(struct spool *sp, const char *id) WUR;
-int spool_hold(struct spool *sp, const char *id) WUR;    /* env/ -> held/ */
+int spool_hold(struct spool *sp, const char *id) WUR;	 /* env/ -> held/ */
 int spool_release(struct spool *sp, const char *id) WUR; /* held/ -> env/ */
 
 /* data/ID opened read-only (O_CLOEXEC), or -1 with errno. */
@@ -204,13 +204,13 @@ int spool_scan(struct spool *sp, void (*cb)(struct queue_env *env, void *ctx),
     void *ctx) WUR;
 
 struct spool_stats {
-	uint64_t commits;        /* successful spool_commit */
-	uint64_t updates;        /* successful spool_update */
-	uint64_t removes;        /* successful spool_remove */
-	uint64_t file_fsyncs;    /* data and envelope files */
-	uint64_t dir_fsyncs;     /* directory fsyncs actually run (shared) */
-	uint64_t env_fsyncs;     /* of them, env/'s: the commit points */
-	uint64_t dir_waits;      /* directory fsyncs asked for */
+	uint64_t commits;     /* successful spool_commit */
+	uint64_t updates;     /* successful spool_update */
+	uint64_t removes;     /* successful spool_remove */
+	uint64_t file_fsyncs; /* data and envelope files */
+	uint64_t dir_fsyncs;  /* directory fsyncs actually run (shared) */
+	uint64_t env_fsyncs;  /* of them, env/'s: the commit points */
+	uint64_t dir_waits;   /* directory fsyncs asked for */
 };
 void spool_get_stats(struct spool *sp, struct spool_stats *out);
 

@@ -48,8 +48,8 @@ static uint64_t
 retry_interval(const struct retry_policy *p, unsigned attempts)
 {
 	uint64_t first = p->first ? p->first : RETRY_FIRST_DEFAULT;
-	uint64_t cap = p->max_interval ? p->max_interval :
-	    RETRY_MAX_INTERVAL_DEFAULT;
+	uint64_t cap =
+	    p->max_interval ? p->max_interval : RETRY_MAX_INTERVAL_DEFAULT;
 	unsigned shift = attempts - 1;
 
 	if (cap < first)
@@ -93,8 +93,8 @@ retry_next(const struct retry_policy *p, time_t created, unsigned attempts,
 
 	if (attempts == 0)
 		return now;
-	next = retry_add(now, retry_jitter(retry_interval(p, attempts),
-	    jitter_seed, attempts));
+	next = retry_add(now,
+	    retry_jitter(retry_interval(p, attempts), jitter_seed, attempts));
 	deadline = retry_add(created, p->lifetime);
 	if (deadline > now && next > deadline)
 		next = deadline;
@@ -121,8 +121,8 @@ retry_expired(const struct retry_policy *p, time_t created, time_t now)
 }
 
 bool
-retry_warn_due(const struct retry_policy *p, time_t created, time_t now,
-    bool warned)
+retry_warn_due(
+    const struct retry_policy *p, time_t created, time_t now, bool warned)
 {
 	if (p->delay_warning == 0 || warned || retry_expired(p, created, now))
 		return false;

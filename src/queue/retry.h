@@ -15,18 +15,20 @@
 #include <stdint.h>
 #include <time.h>
 
-#define RETRY_FIRST_DEFAULT 300             /* s, like minimal_backoff_time */
-#define RETRY_MAX_INTERVAL_DEFAULT 4000     /* s, like maximal_backoff_time */
-#define RETRY_LIFETIME_DEFAULT (5 * 86400)  /* s, like maximal_queue_lifetime */
-#define RETRY_JITTER_PERCENT 10             /* each interval varies +-10% */
+#define RETRY_FIRST_DEFAULT	   300	/* s, like minimal_backoff_time */
+#define RETRY_MAX_INTERVAL_DEFAULT 4000 /* s, like maximal_backoff_time */
+/* s, like maximal_queue_lifetime */
+#define RETRY_LIFETIME_DEFAULT (5 * 86400)
+#define RETRY_JITTER_PERCENT   10 /* each interval varies +-10% */
 
 struct retry_policy {
-	unsigned first;        /* s; the first interval; 0 = the default */
+	unsigned first;	       /* s; the first interval; 0 = the default */
 	unsigned max_interval; /* s; intervals stop doubling here; 0 = default;
-	                          below first, first is used */
+				  below first, first is used */
 	unsigned lifetime;     /* s; a message this old bounces; 0 = no retry:
-	                          the first temporary failure is final */
-	unsigned delay_warning; /* s; tell the sender once after this; 0 = off */
+				  the first temporary failure is final */
+	unsigned
+	    delay_warning; /* s; tell the sender once after this; 0 = off */
 };
 
 /* The defaults above, delay warnings off. */
@@ -51,7 +53,7 @@ bool retry_expired(const struct retry_policy *p, time_t created, time_t now);
  * A delay warning is due: warnings are on, none was sent yet, the message
  * is at least delay_warning old and not yet expired (then it bounces).
  */
-bool retry_warn_due(const struct retry_policy *p, time_t created, time_t now,
-    bool warned);
+bool retry_warn_due(
+    const struct retry_policy *p, time_t created, time_t now, bool warned);
 
 #endif

@@ -58,30 +58,29 @@
 #include "queue/queue.h"
 #include "store/file.h"
 
-#define SPOOL_ID_TRIES 8	/* fresh ids tried when data/ID exists */
+#define SPOOL_ID_TRIES	8 /* fresh ids tried when data/ID exists */
 #define SPOOL_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-#define SPOOL_ERR_MAX 256
-#define SP_WHO "spool"		/* the fault hook's module (store/file.h) */
+#define SPOOL_ERR_MAX	256
+#define SP_WHO		"spool" /* the fault hook's module (store/file.h) */
 
 enum spool_dir { SP_TMP, SP_DATA, SP_ENV, SP_CORRUPT, SP_HELD, SP_NDIRS };
 
 static const char *const sp_dir_names[SP_NDIRS] = {
-	"tmp", "data", "env", "corrupt", "held"
-};
+    "tmp", "data", "env", "corrupt", "held"};
 
 /* The group fsync of one directory (see the header comment). */
 struct sp_gsync {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	uint64_t started;	/* generation of the last fsync started */
-	uint64_t done;		/* generation of the last fsync completed */
-	uint64_t failed;	/* generation of the last failed one, 0: none */
+	uint64_t started; /* generation of the last fsync started */
+	uint64_t done;	  /* generation of the last fsync completed */
+	uint64_t failed;  /* generation of the last failed one, 0: none */
 	int failed_errno;
 	bool running;
 };
 
 struct spool {
-	int root_fd;		/* STATE/queue, holding the flock */
+	int root_fd; /* STATE/queue, holding the flock */
 	int fd[SP_NDIRS];
 	struct sp_gsync gs[SP_NDIRS];
 	atomic_uint_least64_t commits, updates, removes;
@@ -98,7 +97,7 @@ struct sp_ids {
 /* What recovery did, for its summary line. */
 struct sp_rec {
 	struct sp_ids data, live;
-	struct buf b;		/* one read buffer for every envelope */
+	struct buf b; /* one read buffer for every envelope */
 	size_t queued, held, tmp, orphans, corrupt;
 	bool changed[SP_NDIRS];
 };
@@ -115,13 +114,12 @@ sp_fail(char *err, size_t errlen, const char *step, const char *what,
 
 	if (err != NULL && errlen > 0 &&
 	    str_fmt(err, errlen, "%s %s%s%s: %s", step, what,
-	    id != NULL ? " of " : "", id != NULL ? id : "",
-	    strerror_r(saved, ebuf, sizeof(ebuf))) != 0) {
+		id != NULL ? " of " : "", id != NULL ? id : "",
+		strerror_r(saved, ebuf, sizeof(ebuf))) != 0) {
 		/* cut to the caller's buffer: it still names the step */
 	}
 	errno = saved;
 }
-
 
 static int
 sp_check_id(const char *id, char *err, size_t errlen)
@@ -211,14 +209,14 @@ sp_dir_sync(struct spool *sp, enum spool_dir which)
 
 /* The encoded envelope b into tmp/id, synced; nothing left on failure. */
 static int
-sp_write_tmp(struct spool *sp, const char *id, const struct buf *b,
-    char *err, size_t errlen)
+sp_write_tmp(struct spool *sp, const char *id, const struct buf *b, char *err,
+    size_t errlen)
 {
-	struct iovec iov = { b->data, b->len };
+	struct iovec iov = {b->data, b->len};
 	const char *step;
 
-	if (file_write_new(SP_WHO, sp->fd[SP_TMP], id, &iov, 1, true, NULL,
-	    &step) != 0) {
+	if (file_write_new(
+		SP_WHO, sp->fd[SP_TMP], id, &iov, 1, true, NULL, &step) != 0) {
 		sp_fail(err, errlen, step, "envelope in tmp/", id);
 		return -1;
 	}
@@ -281,7 +279,7 @@ sp_new_data(struct spool *sp, struct queue_env *env,
 			return -1;
 		}
 		if (file_write_new(SP_WHO, sp->fd[SP_DATA], env->id, content,
-		    iovcnt, true, NULL, &step) == 0) {
+			iovcnt, true, NULL, &step) == 0) {
 			atomic_fetch_add(&sp->file_fsyncs, 1);
 			return 0;
 		}
@@ -305,9 +303,10 @@ sp_undo_commit(struct spool *sp, const char *id, bool made_data, bool renamed)
 	int saved = errno;
 
 	if (renamed && (unlinkat(sp->fd[SP_ENV], id, 0) != 0 ||
-	    sp_dir_sync(sp, SP_ENV) != 0)) {
+			   sp_dir_sync(sp, SP_ENV) != 0)) {
 		log_err("id=%s event=queue_commit_undo step=env errno=%d "
-		    "keep=data", id, errno);
+			"keep=data",
+		    id, errno);
 		made_data = false;
 	}
 	if (made_data)
@@ -386,14 +385,15 @@ sp_log_fail(const char *op, const char *id, const char *err)
 
 	log_err("id=%s event=queue_%s_failed errno=%d error=\"%s\"",
 	    log_sanitize(safe_id, sizeof(safe_id), id != NULL ? id : "-",
-	    id != NULL ? strnlen(id, QUEUE_ID_LEN + 1) : 1), op, saved, err);
+		id != NULL ? strnlen(id, QUEUE_ID_LEN + 1) : 1),
+	    op, saved, err);
 	errno = saved;
 	return -1;
 }
 
 static int
-sp_update(struct spool *sp, const struct queue_env *env, char *err,
-    size_t errlen)
+sp_update(
+    struct spool *sp, const struct queue_env *env, char *err, size_t errlen)
 {
 	struct buf b;
 	int r = -1;
@@ -469,7 +469,8 @@ spool_remove(struct spool *sp, const char *id)
 	}
 	if (file_unlink(SP_WHO, sp->fd[SP_DATA], id) != 0)
 		log_warn("id=%s event=queue_remove_data errno=%d "
-		    "note=\"recovery removes it\"", id, errno);
+			 "note=\"recovery removes it\"",
+		    id, errno);
 	atomic_fetch_add(&sp->removes, 1);
 	return 0;
 }
@@ -563,8 +564,8 @@ sp_load_from(struct spool *sp, enum spool_dir dir, const char *id,
 		return -1;
 	if (strcmp(out->id, id) != 0) {
 		if (err != NULL && errlen > 0 &&
-		    str_fmt(err, errlen, "envelope names id %s",
-		    out->id) != 0) {
+		    str_fmt(err, errlen, "envelope names id %s", out->id) !=
+			0) {
 			/* cut: still says what is wrong */
 		}
 		queue_env_free(out);
@@ -576,8 +577,8 @@ sp_load_from(struct spool *sp, enum spool_dir dir, const char *id,
 }
 
 int
-spool_load(struct spool *sp, const char *id, struct queue_env *out,
-    char *err, size_t errlen)
+spool_load(struct spool *sp, const char *id, struct queue_env *out, char *err,
+    size_t errlen)
 {
 	struct buf b;
 	int r;
@@ -597,17 +598,17 @@ spool_load(struct spool *sp, const char *id, struct queue_env *out,
 
 /* Rename dir/id to corrupt/id.suffix; a name there is never replaced. */
 static int
-sp_to_corrupt(struct spool *sp, enum spool_dir dir, const char *id,
-    const char *suffix)
+sp_to_corrupt(
+    struct spool *sp, enum spool_dir dir, const char *id, const char *suffix)
 {
 	char name[QUEUE_ID_LEN + 8];
 
 	if (str_fmt(name, sizeof(name), "%s.%s", id, suffix) != 0) {
-		errno = ENAMETOOLONG;	/* ids are 16 characters */
+		errno = ENAMETOOLONG; /* ids are 16 characters */
 		return -1;
 	}
-	return renameat2(sp->fd[dir], id, sp->fd[SP_CORRUPT], name,
-	    RENAME_NOREPLACE);
+	return renameat2(
+	    sp->fd[dir], id, sp->fd[SP_CORRUPT], name, RENAME_NOREPLACE);
 }
 
 /*
@@ -665,7 +666,7 @@ sp_each(struct spool *sp, enum spool_dir dir,
 		if ((r = fn(sp, dir, de->d_name, ctx)) < 0)
 			break;
 	}
-	(void)closedir(d);	/* read-only: nothing to lose */
+	(void)closedir(d); /* read-only: nothing to lose */
 	return r;
 }
 
@@ -684,13 +685,14 @@ sp_scan_one(struct spool *sp, enum spool_dir dir, const char *name, void *v)
 	char err[SPOOL_ERR_MAX];
 
 	if (!queue_id_valid(name))
-		return 0;	/* not ours: recovery logged it */
+		return 0; /* not ours: recovery logged it */
 	if (sp_load_from(sp, dir, name, &s->b, &env, err, sizeof(err)) != 0) {
 		if (errno == EINVAL)
 			sp_quarantine(sp, dir, name, true, err);
 		else if (errno != ENOENT)
 			log_err("id=%s event=queue_scan_read errno=%d "
-			    "error=\"%s\"", name, errno, err);
+				"error=\"%s\"",
+			    name, errno, err);
 		return 0;
 	}
 	s->cb(&env, s->ctx);
@@ -700,10 +702,10 @@ sp_scan_one(struct spool *sp, enum spool_dir dir, const char *name, void *v)
 }
 
 int
-spool_scan(struct spool *sp, void (*cb)(struct queue_env *env, void *ctx),
-    void *ctx)
+spool_scan(
+    struct spool *sp, void (*cb)(struct queue_env *env, void *ctx), void *ctx)
 {
-	struct sp_scan s = { cb, ctx, { 0 }, 0 };
+	struct sp_scan s = {cb, ctx, {0}, 0};
 	int r;
 
 	buf_init(&s.b, QUEUE_ENV_FILE_MAX);
@@ -739,8 +741,8 @@ sp_id_num(const char *id)
 	size_t i;
 
 	for (i = 0; i < QUEUE_ID_LEN; i++)
-		v = v << 4 | (uint64_t)(id[i] <= '9' ? id[i] - '0' :
-		    id[i] - 'a' + 10);
+		v = v << 4 |
+		    (uint64_t)(id[i] <= '9' ? id[i] - '0' : id[i] - 'a' + 10);
 	return v;
 }
 
@@ -783,7 +785,7 @@ static bool
 sp_ids_has(const struct sp_ids *s, uint64_t v)
 {
 	return s->n > 0 &&
-	    bsearch(&v, s->v, s->n, sizeof(s->v[0]), sp_u64_cmp) != NULL;
+	       bsearch(&v, s->v, s->n, sizeof(s->v[0]), sp_u64_cmp) != NULL;
 }
 
 static void
@@ -792,8 +794,8 @@ sp_log_foreign(enum spool_dir dir, const char *name)
 	char safe[NAME_MAX * 4 + 4];
 
 	log_warn("event=queue_foreign_file dir=%s name=%s note=\"left alone\"",
-	    sp_dir_names[dir], log_sanitize(safe, sizeof(safe), name,
-	    strlen(name)));
+	    sp_dir_names[dir],
+	    log_sanitize(safe, sizeof(safe), name, strlen(name)));
 }
 
 /* tmp/: nothing there was ever committed (docs/queue.md). */
@@ -817,8 +819,8 @@ sp_rec_tmp(struct spool *sp, enum spool_dir dir, const char *name, void *v)
 }
 
 static int
-sp_rec_list_data(struct spool *sp, enum spool_dir dir, const char *name,
-    void *v)
+sp_rec_list_data(
+    struct spool *sp, enum spool_dir dir, const char *name, void *v)
 {
 	struct sp_rec *rec = v;
 
@@ -882,12 +884,13 @@ sp_rec_orphans(struct spool *sp, struct sp_rec *rec)
 		if (sp_ids_has(&rec->live, rec->data.v[i]))
 			continue;
 		if (str_fmt(id, sizeof(id), "%016llx",
-		    (unsigned long long)rec->data.v[i]) != 0)
-			return -1;	/* 16 digits always fit */
+			(unsigned long long)rec->data.v[i]) != 0)
+			return -1; /* 16 digits always fit */
 		if (unlinkat(sp->fd[SP_DATA], id, 0) != 0) {
-			if (errno != ENOENT)	/* moved to corrupt/ */
+			if (errno != ENOENT) /* moved to corrupt/ */
 				log_warn("id=%s event=queue_recover_orphan "
-				    "errno=%d", id, errno);
+					 "errno=%d",
+				    id, errno);
 			continue;
 		}
 		log_info("id=%s event=queue_recover_orphan action=unlink", id);
@@ -926,7 +929,7 @@ sp_recover(struct spool *sp, char *err, size_t errlen)
 		sp_fail(err, errlen, "recover", "queue", NULL);
 	else
 		log_info("event=queue_recovered queued=%zu held=%zu "
-		    "tmp_removed=%zu orphans_removed=%zu corrupt=%zu",
+			 "tmp_removed=%zu orphans_removed=%zu corrupt=%zu",
 		    rec.queued, rec.held, rec.tmp, rec.orphans, rec.corrupt);
 	free(rec.data.v);
 	free(rec.live.v);
@@ -974,8 +977,7 @@ sp_new(void)
 
 /* STATE/queue and its subdirectories, made when missing, and the lock. */
 static int
-sp_open_dirs(struct spool *sp, const char *state_dir, char *err,
-    size_t errlen)
+sp_open_dirs(struct spool *sp, const char *state_dir, char *err, size_t errlen)
 {
 	int state, i;
 
@@ -988,13 +990,15 @@ sp_open_dirs(struct spool *sp, const char *state_dir, char *err,
 	if (sp->root_fd < 0)
 		return -1;
 	if (flock(sp->root_fd, LOCK_EX | LOCK_NB) != 0) {
-		sp_fail(err, errlen, "lock", "queue (is another ternd or tern "
-		    "using it?)", NULL);
+		sp_fail(err, errlen, "lock",
+		    "queue (is another ternd or tern "
+		    "using it?)",
+		    NULL);
 		return -1;
 	}
 	for (i = 0; i < SP_NDIRS; i++)
-		if ((sp->fd[i] = sp_open_dir(sp->root_fd, sp_dir_names[i],
-		    err, errlen)) < 0)
+		if ((sp->fd[i] = sp_open_dir(
+			 sp->root_fd, sp_dir_names[i], err, errlen)) < 0)
 			return -1;
 	return 0;
 }
@@ -1030,6 +1034,6 @@ spool_close(struct spool *sp)
 		(void)pthread_mutex_destroy(&sp->gs[i].mu);
 		(void)pthread_cond_destroy(&sp->gs[i].cv);
 	}
-	fd_close_quiet(sp->root_fd);	/* releases the flock */
+	fd_close_quiet(sp->root_fd); /* releases the flock */
 	free(sp);
 }

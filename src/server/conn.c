@@ -37,12 +37,13 @@
 #include "../store/file.h"
 #include "conn.h"
 
-#define CONN_OUT_MAX (1024 * 1024)        /* replies not yet written */
+#define CONN_OUT_MAX  (1024 * 1024) /* replies not yet written */
 #define CONN_FLUSH_AT (16 * 1024)
-#define CONN_IN_HIGH (256 * 1024)         /* stop reading above this */
-#define CONN_OUT_HIGH (256 * 1024)        /* stop reading while this much
-                                             output waits for the client */
-#define CONN_PULLUP 4096                  /* > SMTP_CMD_LINE_PARAMS_MAX */
+#define CONN_IN_HIGH  (256 * 1024) /* stop reading above this */
+#define CONN_OUT_HIGH                                                          \
+	(256 * 1024)	 /* stop reading while this much                       \
+			    output waits for the client */
+#define CONN_PULLUP 4096 /* > SMTP_CMD_LINE_PARAMS_MAX */
 /* Content past this size goes to an unlinked file in state_dir instead of
  * memory: a big message costs page cache the kernel can write out, not
  * heap, and the memory budget is left to the many small ones. */
@@ -51,10 +52,9 @@
  * octets written to it (fstatvfs is one system call; a crowd of sessions
  * can overshoot the reserve by this much each, no more). */
 #define CONN_DISK_CHECK_EVERY ((uint64_t)256 << 10)
-#define CONN_LINGER_S 5                   /* a closing connection's last
-                                             reply gets this long to go out */
-
-
+#define CONN_LINGER_S                                                          \
+	5 /* a closing connection's last                                       \
+	     reply gets this long to go out */
 
 /* ---- transaction ------------------------------------------------------- */
 
@@ -153,13 +153,16 @@ spill_open(const struct txn *t)
 	int fd;
 
 	fd = open(srv->conf->state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+	if (fd >= 0 ||
+	    (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
 		return fd;
-	if (str_fmt(path, sizeof(path), "%s/.content-%s", srv->conf->state_dir, t->id) != 0) {
+	if (str_fmt(path, sizeof(path), "%s/.content-%s", srv->conf->state_dir,
+		t->id) != 0) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if ((fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0)
+	if ((fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW,
+		 0600)) >= 0)
 		(void)unlink(path);
 	return fd;
 }
@@ -169,7 +172,7 @@ body_fail(struct txn *t, int err)
 {
 	t->body_failed = true;
 	t->body_errno = err;
-	txn_body_reset(t);      /* nothing of it is kept */
+	txn_body_reset(t); /* nothing of it is kept */
 }
 
 /*
@@ -182,7 +185,8 @@ body_no_room(struct conn *c, const char *reason)
 {
 	struct txn *t = c->txn;
 
-	log_info("id=%s sid=%s event=content_refused reason=%s memory=%zu scratch=%" PRIu64,
+	log_info("id=%s sid=%s event=content_refused reason=%s memory=%zu "
+		 "scratch=%" PRIu64,
 	    t->id, c->sid, reason, c->srv->body_bytes, c->srv->scratch_bytes);
 	body_fail(t, ENOSPC);
 	smtp_server_body_refuse(c->smtp);
@@ -201,14 +205,15 @@ spill_room(struct conn *c, uint64_t n)
 	struct txn *t = c->txn;
 	struct statvfs sv;
 
-	if (!budget_room(c->srv->scratch_bytes, c->srv->conf->inflight_scratch, n))
+	if (!budget_room(
+		c->srv->scratch_bytes, c->srv->conf->inflight_scratch, n))
 		return "inflight_scratch";
 	t->spill_unchecked += n;
 	if (t->spill_unchecked < CONN_DISK_CHECK_EVERY && t->spill_len > 0)
 		return NULL;
 	t->spill_unchecked = 0;
 	if (fstatvfs(t->spill_fd, &sv) != 0)
-		return NULL;    /* cannot tell: the write will say */
+		return NULL; /* cannot tell: the write will say */
 	if ((uint64_t)sv.f_bavail * sv.f_frsize < n + SERVER_DISK_RESERVE)
 		return "disk_space";
 	return NULL;
@@ -220,7 +225,7 @@ spill_write(struct conn *c, const char *p, size_t n)
 {
 	struct txn *t = c->txn;
 	const char *full = spill_room(c, n);
-	struct iovec iov = { (void *)(uintptr_t)p, n };
+	struct iovec iov = {(void *)(uintptr_t)p, n};
 
 	if (full != NULL) {
 		body_no_room(c, full);
@@ -233,8 +238,8 @@ spill_write(struct conn *c, const char *p, size_t n)
 			body_no_room(c, "write_enospc");
 			return;
 		}
-		log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id, c->sid,
-		    strerror(e));
+		log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id,
+		    c->sid, strerror(e));
 		body_fail(t, e);
 		return;
 	}
@@ -252,8 +257,8 @@ spill_start(struct conn *c, const char *p, size_t n)
 	if ((t->spill_fd = spill_open(t)) < 0) {
 		int e = errno;
 
-		log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id, c->sid,
-		    strerror(e));
+		log_err("id=%s sid=%s event=content_spill error=\"%s\"", t->id,
+		    c->sid, strerror(e));
 		body_fail(t, e);
 		return;
 	}
@@ -284,7 +289,8 @@ body_sink(void *ctx, const char *p, size_t n)
 		spill_write(c, p, n);
 		return;
 	}
-	if (!budget_room(c->srv->body_bytes, c->srv->conf->inflight_memory, n)) {
+	if (!budget_room(
+		c->srv->body_bytes, c->srv->conf->inflight_memory, n)) {
 		body_no_room(c, "inflight_memory");
 		return;
 	}
@@ -305,12 +311,13 @@ body_finish(struct conn *c)
 
 	if (t->spill_fd < 0 || t->spill_len == 0)
 		return 0;
-	m = mmap(NULL, (size_t)t->spill_len, PROT_READ, MAP_SHARED, t->spill_fd, 0);
+	m = mmap(
+	    NULL, (size_t)t->spill_len, PROT_READ, MAP_SHARED, t->spill_fd, 0);
 	if (m == MAP_FAILED) {
 		int e = errno;
 
-		log_err("id=%s sid=%s event=content_map error=\"%s\"", t->id, c->sid,
-		    strerror(e));
+		log_err("id=%s sid=%s event=content_map error=\"%s\"", t->id,
+		    c->sid, strerror(e));
 		errno = e;
 		return -1;
 	}
@@ -331,7 +338,9 @@ static bool
 conn_out_full(struct conn *c)
 {
 	return c->bev != NULL &&
-	    c->out.len + evbuffer_get_length(bufferevent_get_output(c->bev)) >= CONN_OUT_HIGH;
+	       c->out.len +
+		       evbuffer_get_length(bufferevent_get_output(c->bev)) >=
+		   CONN_OUT_HIGH;
 }
 
 static void
@@ -361,7 +370,8 @@ conn_close_soon(struct conn *c, const char *reason)
 		return;
 	bufferevent_disable(c->bev, EV_READ);
 	event_del(c->timer);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && !c->job_running) {
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	    !c->job_running) {
 		conn_free(c);
 		return;
 	}
@@ -370,7 +380,7 @@ conn_close_soon(struct conn *c, const char *reason)
 	 * cannot even be encrypted), is cut off after CONN_LINGER_S, so it
 	 * cannot keep its connection slot for ever */
 	if (!c->job_running) {
-		struct timeval tv = { CONN_LINGER_S, 0 };
+		struct timeval tv = {CONN_LINGER_S, 0};
 
 		event_add(c->timer, &tv);
 	}
@@ -420,7 +430,8 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 		conn_free(c);
 		return;
 	}
-	log_info("sid=%s event=timeout state=%d", c->sid, (int)smtp_server_state(c->smtp));
+	log_info("sid=%s event=timeout state=%d", c->sid,
+	    (int)smtp_server_state(c->smtp));
 	smtp_server_shutdown(c->smtp, "4.4.2", "Error: timeout exceeded");
 	conn_close_soon(c, "timeout");
 }
@@ -433,8 +444,9 @@ conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
 {
 	char safe[300];
 
-	log_info("sid=%s event=reject cmd=%s code=%d addr=\"%s\" reason=\"%s\"", c->sid,
-	    cmd, code, log_quote(safe, sizeof(safe), addr, strlen(addr)), text);
+	log_info("sid=%s event=reject cmd=%s code=%d addr=\"%s\" reason=\"%s\"",
+	    c->sid, cmd, code,
+	    log_quote(safe, sizeof(safe), addr, strlen(addr)), text);
 	smtp_server_reject(c->smtp, code, enh, text);
 }
 
@@ -446,7 +458,8 @@ mail_begin(struct conn *c)
 	struct txn *t;
 
 	if (!server_disk_ok(c->srv, cmd->mail.has_size ? cmd->mail.size : 0)) {
-		conn_reject(c, "mail", 452, "4.3.1", "Insufficient system storage, try again later", "");
+		conn_reject(c, "mail", 452, "4.3.1",
+		    "Insufficient system storage, try again later", "");
 		return;
 	}
 	conn_drop_txn(c);
@@ -459,9 +472,11 @@ mail_begin(struct conn *c)
 	buf_init(&t->body, (size_t)c->srv->conf->message_size + 1);
 	/* SIZE= announces the body: one allocation instead of doublings, up
 	 * to 1 MiB, so a client cannot reserve memory by merely claiming */
-	if (cmd->mail.has_size && cmd->mail.size <= c->srv->conf->message_size &&
-	    buf_reserve(&t->body, cmd->mail.size < (1u << 20) ?
-	    (size_t)cmd->mail.size : (1u << 20)) != 0)
+	if (cmd->mail.has_size &&
+	    cmd->mail.size <= c->srv->conf->message_size &&
+	    buf_reserve(&t->body, cmd->mail.size < (1u << 20)
+				      ? (size_t)cmd->mail.size
+				      : (1u << 20)) != 0)
 		buf_init(&t->body, (size_t)c->srv->conf->message_size + 1);
 	c->txn = t;
 	smtp_server_accept(c->smtp);
@@ -471,7 +486,8 @@ static void
 on_mail(struct conn *c)
 {
 	if (c->l->kind != LISTEN_SMTP && !c->local && !c->authenticated) {
-		conn_reject(c, "mail", 530, "5.7.0", "Authentication required", "");
+		conn_reject(
+		    c, "mail", 530, "5.7.0", "Authentication required", "");
 		return;
 	}
 	submit_check_sender(c, mail_begin);
@@ -486,14 +502,16 @@ txn_add_targets(struct txn *t, const struct table_targets *tt)
 		bool dup = !tt->v[i].local;
 
 		for (j = 0; j < t->targets.n && !dup; j++)
-			dup = strcmp(t->targets.v[j].mailbox, tt->v[i].mailbox) == 0;
+			dup = strcmp(t->targets.v[j].mailbox,
+				  tt->v[i].mailbox) == 0;
 		if (dup)
 			continue;
 		if (t->targets.n >= TABLE_TARGETS_MAX)
 			return -1;
 		if (t->targets.n == t->targets.cap) {
 			size_t ncap = t->targets.cap ? t->targets.cap * 2 : 4;
-			struct table_target *v = realloc(t->targets.v, ncap * sizeof(*v));
+			struct table_target *v =
+			    realloc(t->targets.v, ncap * sizeof(*v));
 
 			if (v == NULL)
 				return -1;
@@ -511,7 +529,8 @@ static bool
 conn_may_relay(const struct conn *c)
 {
 	return c->authenticated || c->local ||
-	    netlist_match(c->srv->relay_nets, (const struct sockaddr *)&c->sa);
+	       netlist_match(
+		   c->srv->relay_nets, (const struct sockaddr *)&c->sa);
 }
 
 static struct queue_env *
@@ -524,14 +543,17 @@ txn_envelope(struct conn *c)
 		return t->remote;
 	env = t->remote = xcalloc(1, sizeof(*env));
 	queue_env_init(env);
-	memcpy(env->id, t->id, sizeof(env->id));  /* "queued as" names it */
-	(void)!str_copy(env->sender, sizeof(env->sender), t->sender, strlen(t->sender));
+	memcpy(env->id, t->id, sizeof(env->id)); /* "queued as" names it */
+	(void)!str_copy(
+	    env->sender, sizeof(env->sender), t->sender, strlen(t->sender));
 	env->ret = t->params.ret;
-	(void)!str_copy(env->envid, sizeof(env->envid), t->params.envid, strlen(t->params.envid));
+	(void)!str_copy(env->envid, sizeof(env->envid), t->params.envid,
+	    strlen(t->params.envid));
 	(void)!str_copy(env->helo, sizeof(env->helo), smtp_server_helo(c->smtp),
 	    strlen(smtp_server_helo(c->smtp)));
 	(void)!str_copy(env->ip, sizeof(env->ip), c->ip, strlen(c->ip));
-	(void)!str_copy(env->auth, sizeof(env->auth), c->auth_user, strlen(c->auth_user));
+	(void)!str_copy(
+	    env->auth, sizeof(env->auth), c->auth_user, strlen(c->auth_user));
 	env->body_8bit = t->params.body == SMTP_BODY_8BITMIME;
 	env->smtputf8 = t->params.smtputf8;
 	return env;
@@ -539,7 +561,8 @@ txn_envelope(struct conn *c)
 
 /* A remote recipient, with the DSN parameters of its RCPT (RFC 3461). */
 static int
-txn_add_remote(struct conn *c, const char *addr, const struct smtp_rcpt_params *rp)
+txn_add_remote(
+    struct conn *c, const char *addr, const struct smtp_rcpt_params *rp)
 {
 	struct queue_env *env = txn_envelope(c);
 	struct queue_rcpt *r;
@@ -548,12 +571,15 @@ txn_add_remote(struct conn *c, const char *addr, const struct smtp_rcpt_params *
 	for (i = 0; i < env->nrcpt; i++)
 		if (strcasecmp(env->rcpt[i].addr, addr) == 0)
 			return 0;
-	if (env->nrcpt >= TABLE_TARGETS_MAX || (r = queue_env_add_rcpt(env, addr)) == NULL)
+	if (env->nrcpt >= TABLE_TARGETS_MAX ||
+	    (r = queue_env_add_rcpt(env, addr)) == NULL)
 		return -1;
 	r->notify = rp->notify;
 	if (rp->has_orcpt) {
-		(void)!str_copy(r->orcpt_type, sizeof(r->orcpt_type), rp->orcpt_type, strlen(rp->orcpt_type));
-		(void)!str_copy(r->orcpt, sizeof(r->orcpt), rp->orcpt, strlen(rp->orcpt));
+		(void)!str_copy(r->orcpt_type, sizeof(r->orcpt_type),
+		    rp->orcpt_type, strlen(rp->orcpt_type));
+		(void)!str_copy(
+		    r->orcpt, sizeof(r->orcpt), rp->orcpt, strlen(rp->orcpt));
 	}
 	return 0;
 }
@@ -569,9 +595,10 @@ txn_add_resolved(struct conn *c, const struct table_targets *tt,
 
 	for (i = 0; i < tt->n; i++) {
 		/* txn_add_targets takes a list; one target at a time here */
-		struct table_targets one = { .v = &tt->v[i], .n = 1, .cap = 1 };
+		struct table_targets one = {.v = &tt->v[i], .n = 1, .cap = 1};
 
-		if (!tt->v[i].local || server_mailbox_is_lmtp(srv, tt->v[i].mailbox)) {
+		if (!tt->v[i].local ||
+		    server_mailbox_is_lmtp(srv, tt->v[i].mailbox)) {
 			if (txn_add_remote(c, tt->v[i].address, rp) != 0)
 				return -1;
 		} else if (txn_add_targets(c->txn, &one) != 0) {
@@ -600,23 +627,28 @@ literal_is_this_host(const struct conn *c, const struct addr *a)
 	    (a->kind != ADDR_DOMAIN_IPV4 && a->kind != ADDR_DOMAIN_IPV6))
 		return false;
 	n = strlen(a->domain);
-	inner = a->domain + 1 + (a->kind == ADDR_DOMAIN_IPV6 ? 5 : 0); /* "[IPv6:" */
+	inner = a->domain + 1 +
+		(a->kind == ADDR_DOMAIN_IPV6 ? 5 : 0); /* "[IPv6:" */
 	if (n < 2 || inner >= a->domain + n - 1 ||
-	    str_copy(lit, sizeof(lit), inner, (size_t)(a->domain + n - 1 - inner)) != 0)
+	    str_copy(lit, sizeof(lit), inner,
+		(size_t)(a->domain + n - 1 - inner)) != 0)
 		return false;
 	if (getsockname(fd, (struct sockaddr *)&me, &len) != 0)
 		return false;
 	if (me.ss_family == AF_INET && a->kind == ADDR_DOMAIN_IPV4)
 		return inet_pton(AF_INET, lit, want) == 1 &&
-		    memcmp(want, &((struct sockaddr_in *)&me)->sin_addr, 4) == 0;
+		       memcmp(want, &((struct sockaddr_in *)&me)->sin_addr,
+			   4) == 0;
 	if (me.ss_family != AF_INET6)
 		return false;
 	memcpy(have, &((struct sockaddr_in6 *)&me)->sin6_addr, 16);
 	if (a->kind == ADDR_DOMAIN_IPV6)
-		return inet_pton(AF_INET6, lit, want) == 1 && memcmp(want, have, 16) == 0;
+		return inet_pton(AF_INET6, lit, want) == 1 &&
+		       memcmp(want, have, 16) == 0;
 	/* [192.0.2.1] reached through an IPv6 socket as ::ffff:192.0.2.1 */
 	return IN6_IS_ADDR_V4MAPPED((struct in6_addr *)have) &&
-	    inet_pton(AF_INET, lit, want) == 1 && memcmp(want, have + 12, 4) == 0;
+	       inet_pton(AF_INET, lit, want) == 1 &&
+	       memcmp(want, have + 12, 4) == 0;
 }
 
 /*
@@ -635,11 +667,12 @@ txn_note_success(struct txn *t, const struct table_targets *tt,
 	if (!(rp->notify & SMTP_NOTIFY_SUCCESS))
 		return;
 	for (i = 0; i < tt->n; i++)
-		local += tt->v[i].local && !server_mailbox_is_lmtp(srv, tt->v[i].mailbox);
+		local += tt->v[i].local &&
+			 !server_mailbox_is_lmtp(srv, tt->v[i].mailbox);
 	if (local == 0)
 		return;
 	if ((d = realloc(t->succ, (t->nsucc + 1) * sizeof(*t->succ))) == NULL)
-		return;                  /* no report; the delivery is unaffected */
+		return; /* no report; the delivery is unaffected */
 	t->succ = d;
 	d = &t->succ[t->nsucc++];
 	d->addr = xstrdup(rcpt);
@@ -650,8 +683,8 @@ txn_note_success(struct txn *t, const struct table_targets *tt,
 
 /* RCPT's question to the table; the answer comes back to rcpt_decide. */
 struct rcpt_lookup {
-	struct resolve_lookup q;     /* q.addr: user@[our address] is user@
-	                                the first domain */
+	struct resolve_lookup q; /* q.addr: user@[our address] is user@
+				    the first domain */
 	struct conn *c;
 };
 
@@ -665,33 +698,42 @@ rcpt_decide(struct conn *c, struct rcpt_lookup *rl)
 
 	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
 		rcpt[0] = '\0';
-	if (st == TABLE_NOTLOCAL && conn_may_relay(c) && cmd->path.kind == ADDR_DOMAIN_NAME) {
+	if (st == TABLE_NOTLOCAL && conn_may_relay(c) &&
+	    cmd->path.kind == ADDR_DOMAIN_NAME) {
 		added = txn_add_remote(c, rcpt, &cmd->rcpt);
 		st = TABLE_OK;
 	} else if (st == TABLE_OK) {
 		added = txn_add_resolved(c, &rl->q.tt, &cmd->rcpt);
 	}
 	if (st == TABLE_OK && added != 0)
-		conn_reject(c, "rcpt", 452, "4.5.3", "Too many recipients", rcpt);
+		conn_reject(
+		    c, "rcpt", 452, "4.5.3", "Too many recipients", rcpt);
 	else if (st == TABLE_OK) {
 		txn_note_success(c->txn, &rl->q.tt, &cmd->rcpt, rcpt);
 		if (c->txn->nrcpt++ == 0 &&
-		    str_copy(c->txn->first_rcpt, sizeof(c->txn->first_rcpt), rcpt, strlen(rcpt)) != 0)
+		    str_copy(c->txn->first_rcpt, sizeof(c->txn->first_rcpt),
+			rcpt, strlen(rcpt)) != 0)
 			c->txn->first_rcpt[0] = '\0';
 		smtp_server_accept(c->smtp);
 	} else if (st == TABLE_NOTFOUND)
-		conn_reject(c, "rcpt", 550, "5.1.1", "Recipient address rejected: no such user here", rcpt);
+		conn_reject(c, "rcpt", 550, "5.1.1",
+		    "Recipient address rejected: no such user here", rcpt);
 	else if (st == TABLE_NOTLOCAL)
-		conn_reject(c, "rcpt", 554, "5.7.1", "Relay access denied", rcpt);
+		conn_reject(
+		    c, "rcpt", 554, "5.7.1", "Relay access denied", rcpt);
 	else if (st == TABLE_LOOP)
-		conn_reject(c, "rcpt", 550, "5.4.6", "Alias loop or too many alias levels", rcpt);
+		conn_reject(c, "rcpt", 550, "5.4.6",
+		    "Alias loop or too many alias levels", rcpt);
 	else {
-		/* the reply stays vague; the log says what the admin must fix */
+		/* the reply stays vague; the log says what the admin must fix
+		 */
 		char q[600];
 
 		log_warn("sid=%s event=table_error error=\"%s\"", c->sid,
-		    log_quote(q, sizeof(q), rl->q.lk.err, strlen(rl->q.lk.err)));
-		conn_reject(c, "rcpt", 451, "4.3.0", "Temporary lookup failure, try again later", rcpt);
+		    log_quote(
+			q, sizeof(q), rl->q.lk.err, strlen(rl->q.lk.err)));
+		conn_reject(c, "rcpt", 451, "4.3.0",
+		    "Temporary lookup failure, try again later", rcpt);
 	}
 }
 
@@ -729,10 +771,11 @@ rcpt_lookup_init(struct conn *c, struct rcpt_lookup *rl)
 static void
 on_rcpt(struct conn *c)
 {
-	struct rcpt_lookup now = { 0 }, *rl;
+	struct rcpt_lookup now = {0}, *rl;
 
 	if (lookups_async(c->srv)) {
-		/* the core holds the pipelined commands behind until the answer */
+		/* the core holds the pipelined commands behind until the answer
+		 */
 		rl = xcalloc(1, sizeof(*rl));
 		rcpt_lookup_init(c, rl);
 		conn_ask(c, &rl->q.lk);
@@ -751,9 +794,9 @@ static const char *
 with_protocol(const struct conn *c)
 {
 	static const char *const names[2][2][2] = {
-		/* [utf8][tls][auth] */
-		{ { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } },
-		{ { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } },
+	    /* [utf8][tls][auth] */
+	    {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+	    {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
 	};
 
 	if (!smtp_server_esmtp(c->smtp))
@@ -766,13 +809,16 @@ with_protocol(const struct conn *c)
  * (::ffff:192.0.2.1) is shown as the IPv4 address it is.
  */
 static int
-client_ip_text(const struct sockaddr *sa, socklen_t salen, char *out, size_t outlen)
+client_ip_text(
+    const struct sockaddr *sa, socklen_t salen, char *out, size_t outlen)
 {
 	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 
 	if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
 		return inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, out,
-		    (socklen_t)outlen) != NULL ? 0 : -1;
+			   (socklen_t)outlen) != NULL
+			   ? 0
+			   : -1;
 	return getnameinfo(sa, salen, out, outlen, NULL, 0, NI_NUMERICHOST);
 }
 
@@ -790,8 +836,10 @@ trace_helo(const struct conn *c)
 	size_t i;
 
 	for (i = 0; h[i] != '\0'; i++)
-		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "0123456789.-_:[]", h[i]) == NULL)
+		if (strchr(
+			"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			"0123456789.-_:[]",
+			h[i]) == NULL)
 			return "invalid";
 	return i > 0 ? h : "unknown";
 }
@@ -806,15 +854,19 @@ build_trace(const struct conn *c, struct inject *ij)
 
 	if (time_rfc5322(date, sizeof(date), (int64_t)time(NULL)) == 0)
 		return -1;
-	if (buf_printf(&ij->return_path, "Return-Path: <%s>\r\n", t->sender) != 0)
+	if (buf_printf(&ij->return_path, "Return-Path: <%s>\r\n", t->sender) !=
+	    0)
 		return -1;
 	if (c->local) {
-		if (buf_printf(h, "Received: from local (uid %u)\r\n\tby %s (tern) with %s",
-		    c->local_uid, c->srv->conf->hostname, "local") != 0)
+		if (buf_printf(h,
+			"Received: from local (uid %u)\r\n\tby %s (tern) with "
+			"%s",
+			c->local_uid, c->srv->conf->hostname, "local") != 0)
 			return -1;
-	} else if (buf_printf(h, "Received: from %s ([%s%s])\r\n\tby %s (tern) with %s",
-	    trace_helo(c), strchr(c->ip, ':') != NULL ? "IPv6:" : "", c->ip,
-	    c->srv->conf->hostname, with_protocol(c)) != 0)
+	} else if (buf_printf(h,
+		       "Received: from %s ([%s%s])\r\n\tby %s (tern) with %s",
+		       trace_helo(c), strchr(c->ip, ':') != NULL ? "IPv6:" : "",
+		       c->ip, c->srv->conf->hostname, with_protocol(c)) != 0)
 		return -1;
 	if (c->tls) {
 		tlsconn_describe(c, tls, sizeof(tls));
@@ -823,7 +875,8 @@ build_trace(const struct conn *c, struct inject *ij)
 	}
 	if (buf_printf(h, " id %s", t->id) != 0)
 		return -1;
-	if (t->nrcpt == 1 && buf_printf(h, "\r\n\tfor <%s>", t->first_rcpt) != 0)
+	if (t->nrcpt == 1 &&
+	    buf_printf(h, "\r\n\tfor <%s>", t->first_rcpt) != 0)
 		return -1;
 	return buf_printf(h, ";\r\n\t%s\r\n", date);
 }
@@ -846,12 +899,14 @@ submit_fix_headers(const struct conn *c, struct inject *ij)
 	msg = txn_content(t, &len);
 	end = addr_hdr_end(msg, len, NULL);
 	if (!addr_hdr_find(msg, end, "Date", &f)) {
-		if (time_rfc5322(date, sizeof(date), (int64_t)time(NULL)) == 0 ||
+		if (time_rfc5322(date, sizeof(date), (int64_t)time(NULL)) ==
+			0 ||
 		    buf_printf(&ij->head, "Date: %s\r\n", date) != 0)
 			return -1;
 	}
 	if (!addr_hdr_find(msg, end, "Message-ID", &f) &&
-	    buf_printf(&ij->head, "Message-ID: <%s@%s>\r\n", t->id, c->srv->conf->hostname) != 0)
+	    buf_printf(&ij->head, "Message-ID: <%s@%s>\r\n", t->id,
+		c->srv->conf->hostname) != 0)
 		return -1;
 	return 0;
 }
@@ -864,15 +919,19 @@ eom_log(const struct conn *c, const struct inject *ij)
 	size_t i;
 
 	if (ij->rc != 0) {
-		log_err("id=%s sid=%s event=store_failed error=\"%s\"", t->id, c->sid, ij->err);
+		log_err("id=%s sid=%s event=store_failed error=\"%s\"", t->id,
+		    c->sid, ij->err);
 		return;
 	}
 	log_sanitize(safe, sizeof(safe), t->sender, strlen(t->sender));
 	for (i = 0; i < t->targets.n; i++)
-		log_info("id=%s sid=%s event=delivered from=<%s> to=<%s> mailbox=%s "
-		    "size=%zu file=%s", t->id, c->sid, safe, t->targets.v[i].address,
-		    t->targets.v[i].mailbox, ij->return_path.len + ij->head.len +
-		    ij->body_len, ij->name);
+		log_info(
+		    "id=%s sid=%s event=delivered from=<%s> to=<%s> mailbox=%s "
+		    "size=%zu file=%s",
+		    t->id, c->sid, safe, t->targets.v[i].address,
+		    t->targets.v[i].mailbox,
+		    ij->return_path.len + ij->head.len + ij->body_len,
+		    ij->name);
 }
 
 static void
@@ -883,14 +942,19 @@ eom_done(struct inject *ij)
 	char text[64];
 
 	eom_log(c, ij);
-	srv->storing_bytes -= t->storing;   /* c may be dead: srv is not */
+	srv->storing_bytes -= t->storing; /* c may be dead: srv is not */
 	t->storing = 0;
 	if (ij->rc == 0 && t->nsucc > 0) {
 		struct dsn_delivered d = {
-			.id = t->id, .sender = t->sender, .envid = t->params.envid,
-			.ret = t->params.ret, .smtputf8 = t->params.smtputf8,
-			.rcpts = t->succ, .nrcpts = t->nsucc,
-			.client_ip = c->ip, .trusted = c->authenticated || c->local,
+		    .id = t->id,
+		    .sender = t->sender,
+		    .envid = t->params.envid,
+		    .ret = t->params.ret,
+		    .smtputf8 = t->params.smtputf8,
+		    .rcpts = t->succ,
+		    .nrcpts = t->nsucc,
+		    .client_ip = c->ip,
+		    .trusted = c->authenticated || c->local,
 		};
 
 		d.msg = txn_content(t, &d.msg_len);
@@ -901,17 +965,20 @@ eom_done(struct inject *ij)
 		if (ij->rc == 0) {
 			c->messages++;
 			c->srv->messages++;
-			if (str_fmt(text, sizeof(text), "Ok: queued as %s", t->id) != 0)
+			if (str_fmt(text, sizeof(text), "Ok: queued as %s",
+				t->id) != 0)
 				text[0] = '\0';
 			smtp_server_accept_text(c->smtp, text);
 		} else if (ij->err_no == ENOSPC || ij->err_no == EDQUOT) {
-			smtp_server_reject(c->smtp, 452, "4.3.1", "Insufficient system storage, try again later");
+			smtp_server_reject(c->smtp, 452, "4.3.1",
+			    "Insufficient system storage, try again later");
 		} else {
-			smtp_server_reject(c->smtp, 451, "4.3.0", "Local error in processing, try again later");
+			smtp_server_reject(c->smtp, 451, "4.3.0",
+			    "Local error in processing, try again later");
 		}
 		conn_process(c);
 	}
-	inject_clear(ij);       /* frees the box list; its paths are t's */
+	inject_clear(ij); /* frees the box list; its paths are t's */
 	free(ij);
 	txn_free(t);
 }
@@ -953,9 +1020,11 @@ eom_disk_ok(struct conn *c)
 	(void)txn_content(t, &len);
 	if (server_disk_ok(c->srv, (uint64_t)len + c->srv->storing_bytes))
 		return true;
-	log_info("id=%s sid=%s event=content_refused reason=disk_space size=%zu storing=%" PRIu64,
+	log_info("id=%s sid=%s event=content_refused reason=disk_space "
+		 "size=%zu storing=%" PRIu64,
 	    t->id, c->sid, len, c->srv->storing_bytes);
-	smtp_server_reject(c->smtp, 452, "4.3.1", "Insufficient system storage, try again later");
+	smtp_server_reject(c->smtp, 452, "4.3.1",
+	    "Insufficient system storage, try again later");
 	conn_drop_txn(c);
 	return false;
 }
@@ -971,11 +1040,15 @@ on_eom(struct conn *c)
 		body_fail(t, errno ? errno : EIO);
 	if (t->body_failed) {
 		if (t->body_errno == ENOSPC || t->body_errno == EDQUOT)
-			smtp_server_reject(c->smtp, 452, "4.3.1", "Insufficient system storage, try again later");
+			smtp_server_reject(c->smtp, 452, "4.3.1",
+			    "Insufficient system storage, try again later");
 		else if (t->body_errno == 0)
-			smtp_server_reject(c->smtp, 451, "4.3.0", "Out of memory while storing the message, try later");
+			smtp_server_reject(c->smtp, 451, "4.3.0",
+			    "Out of memory while storing the message, try "
+			    "later");
 		else
-			smtp_server_reject(c->smtp, 451, "4.3.0", "Local error in processing, try again later");
+			smtp_server_reject(c->smtp, 451, "4.3.0",
+			    "Local error in processing, try again later");
 		conn_drop_txn(c);
 		return;
 	}
@@ -986,24 +1059,26 @@ on_eom(struct conn *c)
 	if (build_trace(c, ij) != 0 || submit_fix_headers(c, ij) != 0) {
 		inject_clear(ij);
 		free(ij);
-		smtp_server_reject(c->smtp, 451, "4.3.0", "Local error building the trace header");
+		smtp_server_reject(c->smtp, 451, "4.3.0",
+		    "Local error building the trace header");
 		conn_drop_txn(c);
 		return;
 	}
 	ij->body = txn_content(t, &ij->body_len);
-	ij->boxes = xcalloc(t->targets.n ? t->targets.n : 1, sizeof(*ij->boxes));
+	ij->boxes =
+	    xcalloc(t->targets.n ? t->targets.n : 1, sizeof(*ij->boxes));
 	for (i = 0; i < t->targets.n; i++)
 		ij->boxes[i].path = t->targets.v[i].mailbox;
 	ij->nboxes = t->targets.n;
 	if (t->remote != NULL) {
 		(void)!str_copy(t->remote->proto, sizeof(t->remote->proto),
 		    with_protocol(c), strlen(with_protocol(c)));
-		ij->env = t->remote;       /* the inject owns it now */
+		ij->env = t->remote; /* the inject owns it now */
 		t->remote = NULL;
 	}
 	t->storing = ij->body_len;
 	c->srv->storing_bytes += t->storing;
-	ij->arg = t;                   /* the job owns the transaction now */
+	ij->arg = t; /* the job owns the transaction now */
 	t->owner = c;
 	c->txn = NULL;
 	c->pending = true;
@@ -1019,7 +1094,8 @@ on_event(struct conn *c, enum smtp_event ev, size_t used)
 	switch (ev) {
 	case SMTP_EV_CONNECT:
 		if (c->srv->stopping)
-			smtp_server_reject(c->smtp, 421, "4.3.2", "Service shutting down");
+			smtp_server_reject(
+			    c->smtp, 421, "4.3.2", "Service shutting down");
 		else
 			smtp_server_accept(c->smtp);
 		break;
@@ -1078,7 +1154,8 @@ conn_input(struct conn *c, size_t *n_out)
 	*n_out = 0;
 	if (avail == 0)
 		return "";
-	if (smtp_server_reading_body(c->smtp) && evbuffer_peek(in, -1, NULL, &v, 1) == 1) {
+	if (smtp_server_reading_body(c->smtp) &&
+	    evbuffer_peek(in, -1, NULL, &v, 1) == 1) {
 		*n_out = v.iov_len;
 		return v.iov_base;
 	}
@@ -1096,8 +1173,10 @@ conn_process(struct conn *c)
 
 		struct bufferevent *bev = c->bev;
 
-		on_event(c, ev, used);  /* before the drain: cmd views point into p */
-		/* after STARTTLS c->bev is new: the old input went away unread */
+		on_event(
+		    c, ev, used); /* before the drain: cmd views point into p */
+		/* after STARTTLS c->bev is new: the old input went away unread
+		 */
 		if (used > 0 && c->bev == bev)
 			evbuffer_drain(bufferevent_get_input(c->bev), used);
 		if (ev == SMTP_EV_NONE && used == 0)
@@ -1165,7 +1244,8 @@ on_bev_event(struct bufferevent *bev, short what, void *arg)
 		log_info("sid=%s event=tls %s", c->sid, tls);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && (c->pending || c->job_running) && !c->closing) {
+	if ((what & BEV_EVENT_EOF) && (c->pending || c->job_running) &&
+	    !c->closing) {
 		/* a half-close (e.g. sendmail -bs at the end of its input): the
 		 * message being stored still gets its reply, and the commands
 		 * after it are still answered */
@@ -1173,7 +1253,9 @@ on_bev_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_EOF)
-		conn_log_close(c, smtp_server_state(c->smtp) == SMTP_STATE_CLOSED ? "quit" : "eof");
+		conn_log_close(
+		    c, smtp_server_state(c->smtp) == SMTP_STATE_CLOSED ? "quit"
+								       : "eof");
 	else if (what & BEV_EVENT_ERROR)
 		conn_log_close(c, "error");
 	else if (what & BEV_EVENT_TIMEOUT)
@@ -1214,7 +1296,7 @@ conn_unlink(struct conn *c)
 void
 conn_setup_bev(struct conn *c)
 {
-	struct timeval wt = { (time_t)c->srv->conf->timeout_command, 0 };
+	struct timeval wt = {(time_t)c->srv->conf->timeout_command, 0};
 
 	bufferevent_setcb(c->bev, on_read, on_write, on_bev_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_HIGH);
@@ -1229,7 +1311,7 @@ conn_new(struct server *s, const struct listener *l, int fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
-	struct smtp_server_conf sc = { 0 };
+	struct smtp_server_conf sc = {0};
 
 	c->srv = s;
 	c->fd = fd;
@@ -1240,7 +1322,7 @@ conn_new(struct server *s, const struct listener *l, int fd,
 		c->local = true;
 		(void)!str_fmt(c->ip, sizeof(c->ip), "uid=%u", c->local_uid);
 	} else if (client_ip_text(sa, salen, c->ip, sizeof(c->ip)) != 0 &&
-	    str_copy(c->ip, sizeof(c->ip), "unknown", 7) != 0) {
+		   str_copy(c->ip, sizeof(c->ip), "unknown", 7) != 0) {
 		c->ip[0] = '\0';
 	}
 	id_new(c->sid);
@@ -1252,8 +1334,9 @@ conn_new(struct server *s, const struct listener *l, int fd,
 	sc.body_sink = body_sink;
 	sc.body_ctx = c;
 	/* no STARTTLS on 465 (TLS already) nor on the local socket */
-	sc.tls_available = s->tls_ctx != NULL && l->kind != LISTEN_SUBMISSIONS &&
-	    l->kind != LISTEN_LOCAL;
+	sc.tls_available = s->tls_ctx != NULL &&
+			   l->kind != LISTEN_SUBMISSIONS &&
+			   l->kind != LISTEN_LOCAL;
 	c->smtp = smtp_server_new(&sc, &c->out);
 	if (l->kind == LISTEN_SUBMISSIONS) {
 		if (tlsconn_wrap_implicit(c, fd) != 0)
@@ -1269,7 +1352,8 @@ conn_new(struct server *s, const struct listener *l, int fd,
 	conn_link(s, c);
 	conn_setup_bev(c);
 	submit_update_auth(c);
-	log_info("sid=%s event=connect listener=%s client=%s", c->sid, l->name, c->ip);
+	log_info("sid=%s event=connect listener=%s client=%s", c->sid, l->name,
+	    c->ip);
 	conn_process(c);
 }
 
@@ -1287,7 +1371,7 @@ conn_free_bev(struct conn *c)
 		if (ssl != NULL && SSL_is_init_finished(ssl))
 			(void)SSL_shutdown(ssl);
 	}
-	bufferevent_free(c->bev);       /* a TLS bufferevent closes the fd */
+	bufferevent_free(c->bev); /* a TLS bufferevent closes the fd */
 	if (!c->tls)
 		close(c->fd);
 	c->bev = NULL;
@@ -1362,7 +1446,7 @@ conns_shutdown(struct server *s)
 		if (c->dead || c->closing)
 			continue;
 		submit_shutdown(c);
-		conn_process(c);   /* idle ones get their 421 there */
+		conn_process(c); /* idle ones get their 421 there */
 	}
 }
 
@@ -1400,7 +1484,8 @@ server_disk_ok(struct server *s, uint64_t need)
 	uint64_t avail;
 
 	if (fstatvfs(s->mail_root_fd, &sv) != 0)
-		return true;   /* cannot tell: let the write decide */
+		return true; /* cannot tell: let the write decide */
 	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	return need <= UINT64_MAX - SERVER_DISK_RESERVE && avail >= need + SERVER_DISK_RESERVE;
+	return need <= UINT64_MAX - SERVER_DISK_RESERVE &&
+	       avail >= need + SERVER_DISK_RESERVE;
 }

@@ -26,22 +26,22 @@ struct txn {
 	char first_rcpt[TABLE_ADDR_MAX + 1];
 	unsigned nrcpt;
 	struct smtp_mail_params params;
-	struct table_targets targets;         /* local mailboxes, deduplicated */
-	struct queue_env *remote;             /* remote recipients, or NULL */
-	struct buf body;                      /* content, while it is small */
-	int spill_fd;                         /* -1; else the content is in this
-	                                         unlinked file (see body_sink) */
-	uint64_t spill_len;                   /* counted in srv->scratch_bytes */
-	uint64_t spill_unchecked;             /* written since the last look
-	                                         at free space */
-	uint64_t storing;                     /* counted in srv->storing_bytes
-	                                         while its job writes it */
-	char *map;                            /* the spill file, mapped at the
-	                                         end of data */
-	bool body_failed;                     /* could not store the content */
-	int body_errno;                       /* why: 0 memory, else write's */
-	void *owner;                          /* the conn, while a job stores it */
-	struct dsn_delivered_rcpt *succ;      /* local RCPTs with NOTIFY=SUCCESS */
+	struct table_targets targets;	 /* local mailboxes, deduplicated */
+	struct queue_env *remote;	 /* remote recipients, or NULL */
+	struct buf body;		 /* content, while it is small */
+	int spill_fd;			 /* -1; else the content is in this
+					    unlinked file (see body_sink) */
+	uint64_t spill_len;		 /* counted in srv->scratch_bytes */
+	uint64_t spill_unchecked;	 /* written since the last look
+					    at free space */
+	uint64_t storing;		 /* counted in srv->storing_bytes
+					    while its job writes it */
+	char *map;			 /* the spill file, mapped at the
+					    end of data */
+	bool body_failed;		 /* could not store the content */
+	int body_errno;			 /* why: 0 memory, else write's */
+	void *owner;			 /* the conn, while a job stores it */
+	struct dsn_delivered_rcpt *succ; /* local RCPTs with NOTIFY=SUCCESS */
 	size_t nsucc;
 };
 
@@ -50,41 +50,40 @@ struct conn {
 	struct server *srv;
 	const struct listener *l;
 	struct bufferevent *bev;
-	int fd;                               /* owned by bev once TLS is on */
+	int fd; /* owned by bev once TLS is on */
 	struct smtp_server *smtp;
 	struct buf out;
 	struct sockaddr_storage sa;
 	char ip[INET6_ADDRSTRLEN];
-	struct client_key key;                /* the client, for every per-client
-	                                         count (clientkey.h) */
+	struct client_key key; /* the client, for every per-client
+				  count (clientkey.h) */
 	char sid[ID_LEN + 1];
 	struct event *timer;
-	uint64_t line_started;                /* ms; 0: no partial line */
+	uint64_t line_started; /* ms; 0: no partial line */
 	struct txn *txn;
-	bool pending;                         /* the current event awaits a job
-	                                         or a delay */
-	bool job_running;                     /* a worker job points here */
-	bool closing;                         /* flush, then free */
-	bool dead;                            /* socket gone, job still running */
-	bool eof;                             /* the client shut its side: finish
-	                                         what it sent, then close */
+	bool pending;	  /* the current event awaits a job
+			     or a delay */
+	bool job_running; /* a worker job points here */
+	bool closing;	  /* flush, then free */
+	bool dead;	  /* socket gone, job still running */
+	bool eof;	  /* the client shut its side: finish
+			     what it sent, then close */
 	bool authenticated;
-	bool local;                           /* came in on public/submit.sock */
-	unsigned local_uid;                   /* its SO_PEERCRED uid */
-	char local_login[64];                 /* its login name, lower-cased,
-	                                         once asked (submit.c) */
-	bool tls;                             /* TLS is on (STARTTLS or 465) */
+	bool local;	      /* came in on public/submit.sock */
+	unsigned local_uid;   /* its SO_PEERCRED uid */
+	char local_login[64]; /* its login name, lower-cased,
+				 once asked (submit.c) */
+	bool tls;	      /* TLS is on (STARTTLS or 465) */
 	char auth_user[TABLE_ADDR_MAX + 1];
 	unsigned auth_failures;
-	struct sasl_login *login;             /* LOGIN exchange in progress */
-	struct event *delay;                  /* failed-AUTH reply delay */
-	struct auth_job *held;                /* AUTH waiting out its client's
-	                                         penalty (submit.c) */
-	struct event *hold;                   /* ends that wait */
+	struct sasl_login *login; /* LOGIN exchange in progress */
+	struct event *delay;	  /* failed-AUTH reply delay */
+	struct auth_job *held;	  /* AUTH waiting out its client's
+				     penalty (submit.c) */
+	struct event *hold;	  /* ends that wait */
 	unsigned messages;
 	const char *close_reason;
 };
-
 
 void conn_process(struct conn *c);
 void conn_free(struct conn *c);

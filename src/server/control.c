@@ -37,10 +37,11 @@ struct ctl_conn {
 static int
 unix_listen(const char *path, mode_t mode)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	int fd;
 
-	if (str_copy(sun.sun_path, sizeof(sun.sun_path), path, strlen(path)) != 0) {
+	if (str_copy(sun.sun_path, sizeof(sun.sun_path), path, strlen(path)) !=
+	    0) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -80,7 +81,8 @@ ctl_answered(void *arg)
 	struct ctl_conn *cc = arg;
 
 	cc->busy = false;
-	if (bufferevent_write(cc->bev, cc->out.data, cc->out.len) != 0 || cc->out.len == 0)
+	if (bufferevent_write(cc->bev, cc->out.data, cc->out.len) != 0 ||
+	    cc->out.len == 0)
 		ctl_free(cc);
 }
 
@@ -102,7 +104,8 @@ ctl_on_read(struct bufferevent *bev, void *arg)
 	}
 	cc->busy = true;
 	bufferevent_disable(bev, EV_READ);
-	log_info("event=control request=\"%.*s\"", (int)(n < 80 ? n : 80), line);
+	log_info(
+	    "event=control request=\"%.*s\"", (int)(n < 80 ? n : 80), line);
 #ifdef TERN_FAULT_INJECTION
 	/* test-only: does the sandbox hold? (fault.c) */
 	if (strncmp(line, "SANDBOX-PROBE ", 14) == 0) {
@@ -127,8 +130,8 @@ ctl_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-ctl_on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+ctl_on_accept(struct evconnlistener *ev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
 {
 	struct ctl_conn *cc = xcalloc(1, sizeof(*cc));
 
@@ -150,21 +153,24 @@ control_listen(struct server *s)
 	char path[4096], pub[4096];
 	int fd;
 
-	if (str_fmt(path, sizeof(path), "%s/control.sock", s->conf->state_dir) != 0 ||
+	if (str_fmt(path, sizeof(path), "%s/control.sock",
+		s->conf->state_dir) != 0 ||
 	    str_fmt(pub, sizeof(pub), "%s/public", s->conf->state_dir) != 0)
 		return -1;
 	if ((fd = unix_listen(path, 0600)) < 0) {
-		log_err("event=startup step=control path=%s error=\"%s\"", path, strerror(errno));
+		log_err("event=startup step=control path=%s error=\"%s\"", path,
+		    strerror(errno));
 		return -1;
 	}
 	s->control = evconnlistener_new(s->base, ctl_on_accept, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-	if ((mkdir(pub, 0755) != 0 && errno != EEXIST) || chmod(pub, 0755) != 0 ||
-	    chmod(s->conf->state_dir, 0711) != 0)
+	if ((mkdir(pub, 0755) != 0 && errno != EEXIST) ||
+	    chmod(pub, 0755) != 0 || chmod(s->conf->state_dir, 0711) != 0)
 		return -1;
 	if (str_fmt(path, sizeof(path), "%s/submit.sock", pub) != 0 ||
 	    (fd = unix_listen(path, 0666)) < 0) {
-		log_err("event=startup step=submit_socket path=%s error=\"%s\"", path, strerror(errno));
+		log_err("event=startup step=submit_socket path=%s error=\"%s\"",
+		    path, strerror(errno));
 		return -1;
 	}
 	s->listeners[s->nlisteners].kind = LISTEN_LOCAL;

@@ -44,20 +44,23 @@ fault_check(const char *module, const char *step)
 		e = atoi(colon + 1);
 	fclose(f);
 	if (e < 0) {
-		log_warn("event=fault_injected module=%s step=%s delay_ms=%d", module, step, -e);
+		log_warn("event=fault_injected module=%s step=%s delay_ms=%d",
+		    module, step, -e);
 		(void)usleep((useconds_t)-e * 1000u);
 		return 0;
 	}
 	if (e != 0)
-		log_warn("event=fault_injected module=%s step=%s errno=%d", module, step, e);
+		log_warn("event=fault_injected module=%s step=%s errno=%d",
+		    module, step, e);
 	return e;
 }
 
 void
 fault_install(void)
 {
-	file_fault_hook = fault_check;	/* who is the MODULE */
-	log_warn("event=fault_injection_build note=\"test binary: faults from $TERN_FAULT_FILE\"");
+	file_fault_hook = fault_check; /* who is the MODULE */
+	log_warn("event=fault_injection_build note=\"test binary: faults from "
+		 "$TERN_FAULT_FILE\"");
 }
 
 const char *
@@ -75,8 +78,8 @@ fault_sandbox_dir(void)
 static int
 fault_exec_errno(void)
 {
-	char *const argv[] = { (char *)"/bin/true", NULL };
-	char *const envp[] = { NULL };
+	char *const argv[] = {(char *)"/bin/true", NULL};
+	char *const envp[] = {NULL};
 	int st;
 	pid_t pid = fork();
 
@@ -100,7 +103,8 @@ fault_sandbox_probe(const char *path, struct buf *out)
 
 	if (fd >= 0)
 		(void)close(fd);
-	if (buf_printf(out, "{\"ok\":true,\"open_errno\":%d,\"exec_errno\":%d}\n",
+	if (buf_printf(out,
+		"{\"ok\":true,\"open_errno\":%d,\"exec_errno\":%d}\n",
 		open_errno, fault_exec_errno()) != 0)
 		out->len = 0;
 }

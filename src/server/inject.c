@@ -14,8 +14,8 @@
  * once more.  Each message's 250 is sent only after the second syncfs, so
  * the durability promise is the same as one fsync'ed delivery; the cost is
  * two syncfs per batch instead of two fsyncs per message.  A message with
- * nothing else in flight keeps the plain fsync path.  Only one commit job runs at a time: that is what
- * makes the batches form.
+ * nothing else in flight keeps the plain fsync path.  Only one commit job runs
+ * at a time: that is what makes the batches form.
  *
  * A failure after the Maildir copies and before the queue commit leaves
  * the local copies in place and reports failure: the client retries and
@@ -38,14 +38,16 @@ inject_store(struct inject *ij)
 
 	ij->rc = 0;
 	if (ij->nboxes > 0) {
-		iov[0].iov_base = ij->return_path.data ? ij->return_path.data : (char *)"";
+		iov[0].iov_base =
+		    ij->return_path.data ? ij->return_path.data : (char *)"";
 		iov[0].iov_len = ij->return_path.len;
 		iov[1].iov_base = ij->head.data ? ij->head.data : (char *)"";
 		iov[1].iov_len = ij->head.len;
 		iov[2].iov_base = (void *)(uintptr_t)ij->body;
 		iov[2].iov_len = ij->body_len;
-		ij->rc = maildir_deliver(ij->srv->mail_root_fd, ij->boxes, ij->nboxes,
-		    iov, 3, ij->name, sizeof(ij->name), ij->err, sizeof(ij->err));
+		ij->rc = maildir_deliver(ij->srv->mail_root_fd, ij->boxes,
+		    ij->nboxes, iov, 3, ij->name, sizeof(ij->name), ij->err,
+		    sizeof(ij->err));
 		ij->err_no = errno;
 		if (ij->rc != 0)
 			return;
@@ -55,8 +57,8 @@ inject_store(struct inject *ij)
 		iov[0].iov_len = ij->head.len;
 		iov[1].iov_base = (void *)(uintptr_t)ij->body;
 		iov[1].iov_len = ij->body_len;
-		ij->rc = spool_commit(ij->srv->spool, ij->env, iov, 2, ij->err,
-		    sizeof(ij->err));
+		ij->rc = spool_commit(
+		    ij->srv->spool, ij->env, iov, 2, ij->err, sizeof(ij->err));
 		ij->err_no = errno;
 		ij->queued = ij->rc == 0;
 	}
@@ -74,7 +76,7 @@ inject_done(struct job *j)
 	struct inject *ij = (struct inject *)j;
 
 	if (ij->queued) {
-		qmgr_add(ij->srv->qmgr, ij->env);   /* takes the envelope */
+		qmgr_add(ij->srv->qmgr, ij->env); /* takes the envelope */
 		ij->env = NULL;
 	}
 	ij->done(ij);
@@ -85,7 +87,7 @@ inject_done(struct job *j)
 struct commit_job {
 	struct job job;
 	struct server *srv;
-	struct inject *batch;          /* linked through ->next, all staged */
+	struct inject *batch; /* linked through ->next, all staged */
 	size_t n;
 };
 
@@ -112,9 +114,9 @@ stage_run(struct job *j)
 {
 	struct inject *ij = (struct inject *)j;
 	struct iovec iov[3] = {
-		{ ij->return_path.data, ij->return_path.len },
-		{ ij->head.data, ij->head.len },
-		{ (void *)(uintptr_t)ij->body, ij->body_len },
+	    {ij->return_path.data, ij->return_path.len},
+	    {ij->head.data, ij->head.len},
+	    {(void *)(uintptr_t)ij->body, ij->body_len},
 	};
 
 	ij->staged = maildir_stage(ij->srv->mail_root_fd, ij->boxes, ij->nboxes,
@@ -158,11 +160,12 @@ commit_run(struct job *j)
 		if (!synced) {
 			maildir_abort(ij->staged);
 			inject_fail(ij, e, "syncfs of the mail files");
-		} else if (maildir_publish(ij->staged, ij->err, sizeof(ij->err)) != 0) {
+		} else if (maildir_publish(
+			       ij->staged, ij->err, sizeof(ij->err)) != 0) {
 			ij->rc = -1;
 			ij->err_no = errno;
 		}
-		ij->staged = NULL;      /* publish and abort free it */
+		ij->staged = NULL; /* publish and abort free it */
 	}
 	if (synced && commit_syncfs(root) != 0) {
 		e = errno;
@@ -236,8 +239,8 @@ inject_alone(const struct server *s)
 	(void)s;
 	return false;
 #else
-	return !s->commit_running && s->commit_head == NULL && s->staging == 0 &&
-	    s->solo == 0;
+	return !s->commit_running && s->commit_head == NULL &&
+	       s->staging == 0 && s->solo == 0;
 #endif
 }
 

@@ -31,7 +31,7 @@
 
 #define CLIENT_BUCKETS	4096
 #define LISTEN_PAUSE_MS 100
-#define LISTEN_SHED_MAX 256             /* clients refused per pause */
+#define LISTEN_SHED_MAX 256 /* clients refused per pause */
 
 static int reserve_fd = -1;
 
@@ -46,10 +46,13 @@ size_t
 sockaddr_ip_bytes(const struct sockaddr *sa, const unsigned char **p_out)
 {
 	if (sa->sa_family == AF_INET6) {
-		*p_out = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+		*p_out = ((const struct sockaddr_in6 *)(const void *)sa)
+			     ->sin6_addr.s6_addr;
 		return 16;
 	}
-	*p_out = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	*p_out = (const unsigned char *)&(
+	    (const struct sockaddr_in *)(const void *)sa)
+		     ->sin_addr;
 	return 4;
 }
 
@@ -141,8 +144,8 @@ client_count_add(struct server *s, const struct client_key *k, int delta)
 
 /* "host:port", "[v6]:port" or ":port"/"*:port" (all addresses). */
 static int
-listen_parse(const char *spec, char *host, size_t hostlen, char *port,
-    size_t portlen)
+listen_parse(
+    const char *spec, char *host, size_t hostlen, char *port, size_t portlen)
 {
 	const char *colon;
 
@@ -151,7 +154,8 @@ listen_parse(const char *spec, char *host, size_t hostlen, char *port,
 
 		if (end == NULL || end[1] != ':')
 			return -1;
-		if (str_copy(host, hostlen, spec + 1, (size_t)(end - spec - 1)) != 0)
+		if (str_copy(
+			host, hostlen, spec + 1, (size_t)(end - spec - 1)) != 0)
 			return -1;
 		colon = end + 1;
 	} else {
@@ -173,7 +177,9 @@ listen_one(const char *spec, int *fd_out)
 	int fd = -1, on = 1, r;
 
 	if (listen_parse(spec, host, sizeof(host), port, sizeof(port)) != 0) {
-		log_err("event=startup step=listen addr=%s error=\"expected host:port\"", spec);
+		log_err("event=startup step=listen addr=%s error=\"expected "
+			"host:port\"",
+		    spec);
 		return -1;
 	}
 	memset(&hints, 0, sizeof(hints));
@@ -181,14 +187,18 @@ listen_one(const char *spec, int *fd_out)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
 	if ((r = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai)) != 0) {
-		log_err("event=startup step=listen addr=%s error=\"%s\"", spec, gai_strerror(r));
+		log_err("event=startup step=listen addr=%s error=\"%s\"", spec,
+		    gai_strerror(r));
 		return -1;
 	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(
+	    ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-		log_err("event=startup step=listen addr=%s error=\"%s\"", spec, strerror(errno));
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+	    listen(fd, 1024) != 0) {
+		log_err("event=startup step=listen addr=%s error=\"%s\"", spec,
+		    strerror(errno));
 		if (fd != -1)
 			close(fd);
 		freeaddrinfo(ai);
@@ -208,10 +218,14 @@ listen_enabled(const char *spec)
 int
 listeners_bind(struct server *s)
 {
-	const struct { const char *spec; enum listener_kind kind; const char *name; } want[] = {
-		{ s->conf->listen_smtp, LISTEN_SMTP, "smtp" },
-		{ s->conf->listen_submission, LISTEN_SUBMISSION, "submission" },
-		{ s->conf->listen_submissions, LISTEN_SUBMISSIONS, "submissions" },
+	const struct {
+		const char *spec;
+		enum listener_kind kind;
+		const char *name;
+	} want[] = {
+	    {s->conf->listen_smtp, LISTEN_SMTP, "smtp"},
+	    {s->conf->listen_submission, LISTEN_SUBMISSION, "submission"},
+	    {s->conf->listen_submissions, LISTEN_SUBMISSIONS, "submissions"},
 	};
 	size_t i;
 
@@ -225,7 +239,8 @@ listeners_bind(struct server *s)
 		l->kind = want[i].kind;
 		l->name = want[i].name;
 		s->nlisteners++;
-		log_info("event=listen listener=%s addr=%s", l->name, want[i].spec);
+		log_info(
+		    "event=listen listener=%s addr=%s", l->name, want[i].spec);
 	}
 	if (s->nlisteners == 0) {
 		log_err("event=startup error=\"no listener enabled\"");
@@ -240,8 +255,10 @@ refuse(int fd, const char *hostname)
 	char line[300];
 
 	if (str_fmt(line, sizeof(line),
-	    "421 4.7.0 %s Too many connections, try again later\r\n", hostname) == 0)
-		(void)!send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+		"421 4.7.0 %s Too many connections, try again later\r\n",
+		hostname) == 0)
+		(void)!send(
+		    fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
 	shutdown(fd, SHUT_WR);
 	close(fd);
 }
@@ -275,7 +292,8 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 		else if (getnameinfo(sa, (socklen_t)salen, host, sizeof(host),
 			     NULL, 0, NI_NUMERICHOST) != 0)
 			host[0] = '\0';
-		log_warn("event=refuse listener=%s client=%s reason=%s", l->name, host, why);
+		log_warn("event=refuse listener=%s client=%s reason=%s",
+		    l->name, host, why);
 		refuse(fd, srv->conf->hostname);
 		return;
 	}
@@ -294,7 +312,8 @@ shed_backlog(const struct listener *l)
 		return 0;
 	close(reserve_fd);
 	reserve_fd = -1;
-	while (n < LISTEN_SHED_MAX && (fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+	while (n < LISTEN_SHED_MAX &&
+	       (fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
 		refuse(fd, srv->conf->hostname);
 		n++;
 	}
@@ -323,7 +342,7 @@ on_accept_error(struct evconnlistener *ev, void *arg)
 	unsigned shed = 0;
 
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-		struct timeval tv = { 0, LISTEN_PAUSE_MS * 1000 };
+		struct timeval tv = {0, LISTEN_PAUSE_MS * 1000};
 
 		shed = shed_backlog(l);
 		evconnlistener_disable(ev);
@@ -331,7 +350,8 @@ on_accept_error(struct evconnlistener *ev, void *arg)
 	}
 	if (last_log == 0 || now - last_log >= 1000) {
 		last_log = now;
-		log_err("event=accept_error listener=%s error=\"%s\" refused=%u",
+		log_err(
+		    "event=accept_error listener=%s error=\"%s\" refused=%u",
 		    l->name, strerror(err), shed);
 	}
 }
@@ -345,13 +365,16 @@ listeners_enable(struct server *s)
 		struct listener *l = &s->listeners[i];
 
 		l->ev = evconnlistener_new(s->base, on_accept, l,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, l->fd);  /* 0: keep
-		                                          listeners_bind's backlog */
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
+		    l->fd); /* 0: keep
+       listeners_bind's backlog */
 		if (l->ev == NULL)
-			fatalx("event=startup step=evconnlistener listener=%s", l->name);
+			fatalx("event=startup step=evconnlistener listener=%s",
+			    l->name);
 		evconnlistener_set_error_cb(l->ev, on_accept_error);
 		if ((l->resume = evtimer_new(s->base, on_resume, l)) == NULL)
-			fatalx("event=startup step=evtimer listener=%s", l->name);
+			fatalx(
+			    "event=startup step=evtimer listener=%s", l->name);
 	}
 	if (reserve_fd < 0)
 		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -59,7 +59,7 @@ lookups_start(struct server *s)
 void
 lookups_stop(struct server *s)
 {
-	workers_stop(s->lookups);     /* the threads' handles close as they exit */
+	workers_stop(s->lookups); /* the threads' handles close as they exit */
 	s->lookups = NULL;
 }
 
@@ -86,13 +86,15 @@ static struct table *
 thread_table(struct lookup *lk)
 {
 	struct thread_table *tt = pthread_getspecific(table_key);
-	unsigned gen = atomic_load_explicit(&lk->srv->table_gen, memory_order_relaxed);
+	unsigned gen =
+	    atomic_load_explicit(&lk->srv->table_gen, memory_order_relaxed);
 
 	if (tt == NULL) {
 		tt = xcalloc(1, sizeof(*tt));
 		if (pthread_setspecific(table_key, tt) != 0) {
 			free(tt);
-			(void)!str_copy(lk->err, sizeof(lk->err), "out of memory", 13);
+			(void)!str_copy(
+			    lk->err, sizeof(lk->err), "out of memory", 13);
 			return NULL;
 		}
 	} else if (tt->t != NULL && tt->gen != gen) {
@@ -100,7 +102,8 @@ thread_table(struct lookup *lk)
 		tt->t = NULL;
 	}
 	if (tt->t == NULL) {
-		/* conf is never changed after startup: reading it here is safe */
+		/* conf is never changed after startup: reading it here is safe
+		 */
 		tt->t = table_open(lk->srv->conf, lk->err, sizeof(lk->err));
 		tt->gen = gen;
 	}
@@ -124,9 +127,10 @@ lookup_run(struct job *j)
 	struct table *t;
 
 	if (waited > LOOKUP_WAIT_MAX_MS) {
-		if (str_fmt(lk->err, sizeof(lk->err), "not asked: waited %llu ms for a "
-		    "lookup thread (the database answers too slowly)",
-		    (unsigned long long)waited) != 0)
+		if (str_fmt(lk->err, sizeof(lk->err),
+			"not asked: waited %llu ms for a "
+			"lookup thread (the database answers too slowly)",
+			(unsigned long long)waited) != 0)
 			lk->err[0] = '\0';
 		lk->ask(lk, NULL);
 		return;
@@ -149,7 +153,8 @@ resolve_ask(struct lookup *lk, struct table *t)
 {
 	struct resolve_lookup *rq = (struct resolve_lookup *)lk;
 
-	rq->st = t != NULL ? table_resolve(t, &rq->addr, &rq->tt) : TABLE_TEMPFAIL;
+	rq->st =
+	    t != NULL ? table_resolve(t, &rq->addr, &rq->tt) : TABLE_TEMPFAIL;
 }
 
 void

@@ -63,14 +63,19 @@ raise_nofile(const struct conf *cf)
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
 	if (rl.rlim_cur < want) {
-		rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ?
-		    rl.rlim_max : want;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
-			log_warn("event=startup step=rlimit error=\"%s\"", strerror(errno));
+		rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want
+				  ? rl.rlim_max
+				  : want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+		    getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("event=startup step=rlimit error=\"%s\"",
+			    strerror(errno));
 	}
 	if (rl.rlim_cur < want)
-		log_warn("event=startup step=rlimit nofile=%llu want=%llu note=\"fewer "
-		    "descriptors than limits.connections needs; raise the hard limit\"",
+		log_warn("event=startup step=rlimit nofile=%llu want=%llu "
+			 "note=\"fewer "
+			 "descriptors than limits.connections needs; raise the "
+			 "hard limit\"",
 		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
@@ -89,7 +94,8 @@ level_from_name(const char *n)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: ternd [-c FILE] [-o section.key=value]...\n"
+	fprintf(stderr,
+	    "usage: ternd [-c FILE] [-o section.key=value]...\n"
 	    "Runs in the foreground and logs to stderr; see ternd(8).\n");
 	exit(64);
 }
@@ -143,20 +149,27 @@ state_dir_prepare(const struct conf *cf)
 	/* O_NOFOLLOW with O_DIRECTORY: a link fails as ENOTDIR */
 	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
 		fatalx("event=startup step=state_dir path=%s error=\"%s\"", dir,
-		    lstat(dir, &st) == 0 && S_ISLNK(st.st_mode) ? "a symbolic link: "
-		    "set state_dir to the directory itself" : "not a directory");
+		    lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)
+			? "a symbolic link: "
+			  "set state_dir to the directory itself"
+			: "not a directory");
 	if (fd < 0 || fstat(fd, &st) != 0)
 		fatal("event=startup step=state_dir path=%s", dir);
 	(void)close(fd);
 	/* an existing one owned by someone else is refused: that someone
 	 * could plant files (or symlinks) in the queue and the mailboxes */
 	if (st.st_uid != geteuid())
-		fatalx("event=startup step=state_dir path=%s error=\"owned by uid %u, "
-		    "not by the user ternd runs as (uid %u): chown it or choose "
-		    "another state_dir\"", dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		fatalx("event=startup step=state_dir path=%s error=\"owned by "
+		       "uid %u, "
+		       "not by the user ternd runs as (uid %u): chown it or "
+		       "choose "
+		       "another state_dir\"",
+		    dir, (unsigned)st.st_uid, (unsigned)geteuid());
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		fatalx("event=startup step=state_dir path=%s error=\"writable by "
-		    "group or others; run chmod 700 %s\"", dir, dir);
+		fatalx(
+		    "event=startup step=state_dir path=%s error=\"writable by "
+		    "group or others; run chmod 700 %s\"",
+		    dir, dir);
 }
 
 /*
@@ -173,7 +186,8 @@ readable_now(const char *path, const struct passwd *pw, bool dropped)
 		return true;
 	if (rootpath_root_only(path, why, sizeof(why)))
 		return true;
-	log_info("event=startup step=read_as_user path=%s reason=\"%s\"", path, why);
+	log_info(
+	    "event=startup step=read_as_user path=%s reason=\"%s\"", path, why);
 	return false;
 }
 
@@ -185,8 +199,8 @@ read_smarthost_password(struct server *s, const struct passwd *pw, bool dropped)
 	const char *path = s->conf->relay_smarthost_password_file;
 	FILE *f;
 
-	if (path == NULL || s->smarthost_pass[0] != '\0' || (!dropped && pw == NULL) ||
-	    !readable_now(path, pw, dropped))
+	if (path == NULL || s->smarthost_pass[0] != '\0' ||
+	    (!dropped && pw == NULL) || !readable_now(path, pw, dropped))
 		return;
 	if ((f = fopen(path, "re")) == NULL)
 		fatal("event=startup step=smarthost_password path=%s", path);
@@ -195,7 +209,9 @@ read_smarthost_password(struct server *s, const struct passwd *pw, bool dropped)
 	fclose(f);
 	s->smarthost_pass[strcspn(s->smarthost_pass, "\r\n")] = '\0';
 	if (s->smarthost_pass[0] == '\0')
-		fatalx("event=startup step=smarthost_password path=%s error=\"empty\"", path);
+		fatalx("event=startup step=smarthost_password path=%s "
+		       "error=\"empty\"",
+		    path);
 }
 
 /*
@@ -211,9 +227,9 @@ load_tls(struct server *s, const struct passwd *pw, bool dropped)
 	if (s->tls_ctx != NULL)
 		return;
 	/* not started as root: everything after state_dir_prepare() */
-	if (!dropped &&
-	    (pw == NULL || cf->tls_cert == NULL || !readable_now(cf->tls_cert, pw, false) ||
-		!readable_now(cf->tls_key, pw, false)))
+	if (!dropped && (pw == NULL || cf->tls_cert == NULL ||
+			    !readable_now(cf->tls_cert, pw, false) ||
+			    !readable_now(cf->tls_key, pw, false)))
 		return;
 	if (server_tls_load(s) != 0)
 		fatalx("event=startup step=tls error=\"see above\"");
@@ -228,8 +244,10 @@ drop_privileges(const struct conf *cf, const struct passwd *pw)
 	    setuid(pw->pw_uid) != 0)
 		fatal("event=startup step=privdrop user=%s", cf->user);
 	if (setuid(0) == 0)
-		fatalx("event=startup step=privdrop error=\"could regain root\"");
-	log_info("event=privdrop user=%s uid=%u", cf->user, (unsigned)pw->pw_uid);
+		fatalx(
+		    "event=startup step=privdrop error=\"could regain root\"");
+	log_info(
+	    "event=privdrop user=%s uid=%u", cf->user, (unsigned)pw->pw_uid);
 }
 
 static const struct passwd *
@@ -240,7 +258,8 @@ lookup_user(const struct conf *cf)
 	if (geteuid() != 0)
 		return NULL;
 	if (cf->user == NULL)
-		fatalx("event=startup error=\"started as root without user=: set "
+		fatalx(
+		    "event=startup error=\"started as root without user=: set "
 		    "user (e.g. -o user=tern) so ternd can drop privileges\"");
 	if ((pw = getpwnam(cf->user)) == NULL)
 		fatalx("event=startup error=\"no such user: %s\"", cf->user);
@@ -258,7 +277,8 @@ open_mail_root(struct server *s)
 		fatalx("event=startup error=\"state_dir path too long\"");
 	if (mkdir(path, 0700) != 0 && errno != EEXIST)
 		fatal("event=startup step=mail_root path=%s", path);
-	s->mail_root_fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	s->mail_root_fd =
+	    open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (s->mail_root_fd == -1)
 		fatal("event=startup step=mail_root path=%s", path);
 }
@@ -272,7 +292,8 @@ open_table(struct server *s)
 	if (t == NULL) {
 		if (s->table == NULL)
 			fatalx("event=startup step=tables error=\"%s\"", err);
-		log_err("event=reload step=tables error=\"%s\" action=kept_old", err);
+		log_err("event=reload step=tables error=\"%s\" action=kept_old",
+		    err);
 		return;
 	}
 	table_close(s->table);
@@ -293,10 +314,12 @@ server_tls_load(struct server *s)
 		return -1;
 	}
 	if (generated)
-		log_info("event=tls_selfsigned hostname=%s path=%s/%s note=\"generated "
-		    "a self-signed certificate; set tls.cert and tls.key for a real one\"",
+		log_info("event=tls_selfsigned hostname=%s path=%s/%s "
+			 "note=\"generated "
+			 "a self-signed certificate; set tls.cert and tls.key "
+			 "for a real one\"",
 		    cf->hostname, cf->state_dir, TLS_STATE_SUBDIR);
-	SSL_CTX_free(s->tls_ctx);     /* live connections keep their reference */
+	SSL_CTX_free(s->tls_ctx); /* live connections keep their reference */
 	s->tls_ctx = ctx;
 	return 0;
 }
@@ -341,7 +364,8 @@ own_boxes_collect(struct server *s, struct own_boxes *o)
 	    table_user_list(s->table, own_boxes_addr, o) != TABLE_OK)
 		return;
 	for (i = 0; i < o->naddr; i++) {
-		if (table_user_mailbox(s->table, o->addr[i], box, sizeof(box)) == TABLE_OK &&
+		if (table_user_mailbox(
+			s->table, o->addr[i], box, sizeof(box)) == TABLE_OK &&
 		    box[0] == '/')
 			strv_push(&o->box, &o->nbox, box);
 		free(o->addr[i]);
@@ -352,7 +376,7 @@ own_boxes_collect(struct server *s, struct own_boxes *o)
 static void
 confine(struct server *s)
 {
-	struct own_boxes o = { 0 };
+	struct own_boxes o = {0};
 	size_t i;
 
 	own_boxes_collect(s, &o);
@@ -366,8 +390,7 @@ void
 server_maybe_exit(struct server *s)
 {
 	if (s->stopping && s->nconns == 0 && workers_busy(s->workers) == 0 &&
-	    lookups_busy(s) == 0 &&
-	    qmgr_idle(s->qmgr))
+	    lookups_busy(s) == 0 && qmgr_idle(s->qmgr))
 		event_base_loopexit(s->base, NULL);
 }
 
@@ -396,7 +419,7 @@ on_stop_timer(evutil_socket_t fd, short what, void *arg)
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	struct timeval tv = { (time_t)srv->conf->timeout_shutdown, 0 };
+	struct timeval tv = {(time_t)srv->conf->timeout_shutdown, 0};
 
 	(void)what;
 	(void)arg;
@@ -410,8 +433,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	if (srv->stopping)
 		return;
-	log_info("event=shutdown signal=%s connections=%u", sig == SIGTERM ? "TERM" : "INT",
-	    srv->nconns);
+	log_info("event=shutdown signal=%s connections=%u",
+	    sig == SIGTERM ? "TERM" : "INT", srv->nconns);
 	srv->stopping = true;
 	listeners_close(srv);
 	control_close(srv);
@@ -424,7 +447,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 static void
 run_loop(struct server *s)
 {
-	int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 	struct event *sev[3];
 	size_t i;
 
@@ -434,7 +457,8 @@ run_loop(struct server *s)
 			fatalx("event=startup step=signals");
 	}
 	listeners_enable(s);
-	log_info("event=ready hostname=%s state_dir=%s", s->conf->hostname, s->conf->state_dir);
+	log_info("event=ready hostname=%s state_dir=%s", s->conf->hostname,
+	    s->conf->state_dir);
 	event_base_dispatch(s->base);
 	for (i = 0; i < 3; i++)
 		event_free(sev[i]);
@@ -485,14 +509,15 @@ sweep_start(struct server *s, const struct timespec *started)
 int
 main(int argc, char **argv)
 {
-	struct server s = { 0 };
+	struct server s = {0};
 	const struct passwd *pw;
 	struct timespec started;
 	char err[512];
 
 	(void)clock_gettime(CLOCK_REALTIME, &started);
 	log_init("ternd", LOG_LEVEL_INFO);
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
+	if (argc > 1 &&
+	    (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
 		usage();
 	if ((s.conf = conf_from_args(&argc, &argv, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=config error=\"%s\"", err);
@@ -506,10 +531,12 @@ main(int argc, char **argv)
 	state_dir_make_as_root(s.conf, pw);
 	raise_nofile(s.conf);
 	if (listeners_bind(&s) != 0)
-		fatalx("event=startup step=listen error=\"cannot listen, see above\"");
+		fatalx("event=startup step=listen error=\"cannot listen, see "
+		       "above\"");
 	load_tls(&s, pw, false);
 	read_smarthost_password(&s, pw, false);
-	if ((s.relay_nets = netlist_parse(s.conf->relay_networks, err, sizeof(err))) == NULL)
+	if ((s.relay_nets = netlist_parse(
+		 s.conf->relay_networks, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=config error=\"%s\"", err);
 	drop_privileges(s.conf, pw);
 	umask(077);
@@ -535,7 +562,8 @@ main(int argc, char **argv)
 	sweep_start(&s, &started);
 	s.qmgr = qmgr_new(&s);
 	if (control_listen(&s) != 0)
-		fatalx("event=startup step=control error=\"cannot make the control sockets\"");
+		fatalx("event=startup step=control error=\"cannot make the "
+		       "control sockets\"");
 	run_loop(&s);
 	qmgr_free(s.qmgr);
 	workers_stop(s.workers);
@@ -545,8 +573,10 @@ main(int argc, char **argv)
 		event_free(s.stop_timer);
 	table_close(s.table);
 	close(s.mail_root_fd);
-	log_info("event=stopped messages=%llu commit_batches=%llu commit_messages=%llu",
-	    (unsigned long long)s.messages, (unsigned long long)s.commit_batches,
+	log_info("event=stopped messages=%llu commit_batches=%llu "
+		 "commit_messages=%llu",
+	    (unsigned long long)s.messages,
+	    (unsigned long long)s.commit_batches,
 	    (unsigned long long)s.commit_messages);
 	free(s.client_buckets);
 	SSL_CTX_free(s.tls_ctx);

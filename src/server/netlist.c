@@ -70,8 +70,9 @@ netlist_parse(const char *csv, char *err, size_t errlen)
 		if (nl->v == NULL)
 			panic("event=oom where=netlist");
 		if (net_parse(p, len, &nl->v[nl->n]) != 0) {
-			(void)!str_fmt(err, errlen, "relay.networks: bad network \"%.*s\"",
-			    (int)len, p);
+			(void)!str_fmt(err, errlen,
+			    "relay.networks: bad network \"%.*s\"", (int)len,
+			    p);
 			netlist_free(nl);
 			return NULL;
 		}
@@ -98,7 +99,8 @@ static int
 client_addr(const struct sockaddr *sa, const unsigned char **p_out)
 {
 	size_t n = sockaddr_ip_bytes(sa, p_out);
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const unsigned char mapped[12] = {
+	    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 	if (n == 16 && memcmp(*p_out, mapped, 12) == 0) {
 		*p_out += 12;
@@ -118,7 +120,8 @@ netlist_match(const struct netlist *nl, const struct sockaddr *sa)
 		return false;
 	fam = client_addr(sa, &p);
 	for (i = 0; i < nl->n; i++)
-		if (nl->v[i].family == fam && prefix_eq(nl->v[i].addr, p, nl->v[i].prefix))
+		if (nl->v[i].family == fam &&
+		    prefix_eq(nl->v[i].addr, p, nl->v[i].prefix))
 			return true;
 	return false;
 }
@@ -128,7 +131,7 @@ sockaddr_is_loopback(const struct sockaddr *sa)
 {
 	const unsigned char *p;
 	int fam = client_addr(sa, &p);
-	static const unsigned char v6lo[16] = { [15] = 1 };
+	static const unsigned char v6lo[16] = {[15] = 1};
 
 	if (fam == AF_INET)
 		return p[0] == 127;

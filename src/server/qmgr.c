@@ -37,18 +37,18 @@
 #include "dsnlimit.h"
 #include "server.h"
 
-#define QMGR_BUCKETS 65536
-#define QMGR_INFLIGHT_MAX 256       /* messages being tried at once */
-#define QMGR_DOMAINS_MAX 64         /* destinations per message and attempt */
+#define QMGR_BUCKETS	  65536
+#define QMGR_INFLIGHT_MAX 256 /* messages being tried at once */
+#define QMGR_DOMAINS_MAX  64  /* destinations per message and attempt */
 
 struct qent {
-	struct qent *hnext;         /* hash chain */
+	struct qent *hnext; /* hash chain */
 	char id[QUEUE_ID_LEN + 1];
 	time_t next_try;
-	size_t heap_idx;            /* SIZE_MAX: not in the heap */
+	size_t heap_idx; /* SIZE_MAX: not in the heap */
 	bool held;
-	bool busy;                  /* an attempt or a control job has it */
-	bool deleted;               /* delete asked while busy */
+	bool busy;    /* an attempt or a control job has it */
+	bool deleted; /* delete asked while busy */
 };
 
 struct qmgr {
@@ -58,14 +58,14 @@ struct qmgr {
 	size_t nheap, heapcap;
 	size_t nentries;
 	unsigned inflight;
-	unsigned jobs;              /* worker jobs and remote groups outstanding */
+	unsigned jobs; /* worker jobs and remote groups outstanding */
 	struct event *timer;
 	struct remote *remote;
 	struct dns *dns;
 	SSL_CTX *client_ctx;	/* MX delivery: opportunistic */
 	SSL_CTX *smarthost_ctx; /* relay.smarthost_tls, _ca_file; or NULL */
 	struct retry_policy retry;
-	struct dsn_limit *dsnlim;   /* limits.dsn_per_client, _per_domain */
+	struct dsn_limit *dsnlim; /* limits.dsn_per_client, _per_domain */
 };
 
 /* ---- index: hash table + heap ------------------------------------------ */
@@ -207,25 +207,32 @@ qent_reschedule(struct qmgr *q, struct qent *e, time_t when)
 
 struct group {
 	struct attempt *at;
-	bool lmtp;                     /* to an LMTP server: final delivery */
-	bool local;                    /* into Maildirs here (see group_local) */
-	char domain[ADDR_DOMAIN_MAX + 1];   /* or the LMTP target */
-	char **paths;                  /* local: the Maildirs, deduplicated */
+	bool lmtp;  /* to an LMTP server: final delivery */
+	bool local; /* into Maildirs here (see group_local) */
+	char domain[ADDR_DOMAIN_MAX + 1]; /* or the LMTP target */
+	char **paths; /* local: the Maildirs, deduplicated */
 	size_t npaths;
-	size_t *idx;                   /* envelope recipient indexes */
+	size_t *idx; /* envelope recipient indexes */
 	size_t n;
 	struct smtp_client_rcpt *rcpts;
 };
 
-enum route { ROUTE_REMOTE, ROUTE_LMTP, ROUTE_MAILDIR, ROUTE_TEMP, ROUTE_NOUSER,
-	ROUTE_MOVED, ROUTE_SKIP };
+enum route {
+	ROUTE_REMOTE,
+	ROUTE_LMTP,
+	ROUTE_MAILDIR,
+	ROUTE_TEMP,
+	ROUTE_NOUSER,
+	ROUTE_MOVED,
+	ROUTE_SKIP
+};
 
 /* Where each recipient goes in this attempt, asked of the table at once. */
 struct rcpt_way {
 	enum route route;
-	char box[512];                 /* the row's mailbox ("lmtp:..." too) */
-	const char *lmtp;              /* ROUTE_LMTP: into box or conf */
-	struct table_targets tt;       /* ROUTE_MAILDIR: the Maildirs */
+	char box[512];		 /* the row's mailbox ("lmtp:..." too) */
+	const char *lmtp;	 /* ROUTE_LMTP: into box or conf */
+	struct table_targets tt; /* ROUTE_MAILDIR: the Maildirs */
 };
 
 struct route_lookup {
@@ -236,27 +243,27 @@ struct route_lookup {
 struct attempt {
 	struct job job;
 	struct route_lookup route;
-	struct rcpt_way *ways;         /* per recipient */
+	struct rcpt_way *ways; /* per recipient */
 	struct qmgr *q;
 	struct qent *e;
 	struct queue_env env;
 	int data_fd;
 	int rc;
-	int err_no;                    /* errno of a failed load */
+	int err_no; /* errno of a failed load */
 	char err[256];
 	struct group groups[QMGR_DOMAINS_MAX];
 	size_t ngroups, groups_left;
 	/* the second job: DSNs and the envelope write */
 #define DSN_BUFS 3
-	struct buf dsn[DSN_BUFS];      /* failure, delay, success */
+	struct buf dsn[DSN_BUFS]; /* failure, delay, success */
 	bool all_done;
 	char hostname[256];
 	char date[64];
-	unsigned char *before;         /* recipient states when loaded */
-	unsigned char *final;          /* per recipient: delivered to its
-	                                  mailbox (LMTP) in this attempt */
-	char (*mx)[256];               /* per recipient: the host that answered
-	                                  in this attempt (DSN Remote-MTA) */
+	unsigned char *before; /* recipient states when loaded */
+	unsigned char *final;  /* per recipient: delivered to its
+				  mailbox (LMTP) in this attempt */
+	char (*mx)[256];       /* per recipient: the host that answered
+				  in this attempt (DSN Remote-MTA) */
 };
 
 static void attempt_finish(struct attempt *at);
@@ -266,10 +273,10 @@ attempt_load_run(struct job *j)
 {
 	struct attempt *at = (struct attempt *)j;
 
-	at->rc = spool_load(at->q->srv->spool, at->e->id, &at->env, at->err,
-	    sizeof(at->err));
-	if (at->rc == 0 && (at->data_fd = spool_open_data(at->q->srv->spool,
-	    at->e->id)) < 0)
+	at->rc = spool_load(
+	    at->q->srv->spool, at->e->id, &at->env, at->err, sizeof(at->err));
+	if (at->rc == 0 &&
+	    (at->data_fd = spool_open_data(at->q->srv->spool, at->e->id)) < 0)
 		at->rc = -1;
 	at->err_no = at->rc != 0 ? errno : 0;
 }
@@ -288,12 +295,14 @@ group_for(struct attempt *at, const char *domain, bool lmtp, bool local)
 	size_t i;
 
 	for (i = 0; i < at->ngroups; i++)
-		if (at->groups[i].lmtp == lmtp && at->groups[i].local == local &&
-		    (local || (lmtp ? strcmp(at->groups[i].domain, domain) :
-		    strcasecmp(at->groups[i].domain, domain)) == 0))
+		if (at->groups[i].lmtp == lmtp &&
+		    at->groups[i].local == local &&
+		    (local ||
+			(lmtp ? strcmp(at->groups[i].domain, domain)
+			      : strcasecmp(at->groups[i].domain, domain)) == 0))
 			return &at->groups[i];
 	if (at->ngroups == QMGR_DOMAINS_MAX)
-		return NULL;     /* the rest waits for the next attempt */
+		return NULL; /* the rest waits for the next attempt */
 	struct group *g = &at->groups[at->ngroups++];
 	g->at = at;
 	g->lmtp = lmtp;
@@ -328,7 +337,7 @@ rcpt_route(const struct conf *cf, struct table *t, const struct queue_rcpt *r,
 
 	if (t == NULL)
 		return ROUTE_TEMP;
-	st = table_domain_is_local(t, domain);   /* conf domains too */
+	st = table_domain_is_local(t, domain); /* conf domains too */
 	if (st != TABLE_OK)
 		return st == TABLE_TEMPFAIL ? ROUTE_TEMP : ROUTE_REMOTE;
 	st = table_user_mailbox(t, r->addr, box, boxlen);
@@ -340,7 +349,8 @@ rcpt_route(const struct conf *cf, struct table *t, const struct queue_rcpt *r,
 	}
 	if ((*lmtp = cf->delivery_lmtp) != NULL)
 		return ROUTE_LMTP;
-	if (addr_parse_mailbox(r->addr, strlen(r->addr), ADDR_F_UTF8, &a) != ADDR_OK)
+	if (addr_parse_mailbox(r->addr, strlen(r->addr), ADDR_F_UTF8, &a) !=
+	    ADDR_OK)
 		return ROUTE_NOUSER;
 	st = table_resolve(t, &a, tt);
 	if (st == TABLE_TEMPFAIL)
@@ -349,7 +359,8 @@ rcpt_route(const struct conf *cf, struct table *t, const struct queue_rcpt *r,
 		return ROUTE_NOUSER;
 	for (i = 0; i < tt->n; i++)
 		if (!tt->v[i].local || table_mailbox_is_lmtp(tt->v[i].mailbox))
-			return ROUTE_MOVED;  /* aliased elsewhere since: see docs */
+			return ROUTE_MOVED; /* aliased elsewhere since: see docs
+					     */
 	return ROUTE_MAILDIR;
 }
 
@@ -373,8 +384,8 @@ route_ask(struct lookup *lk, struct table *t)
 }
 
 static void
-result_set(struct smtp_client_result *res, enum smtp_result_class cls,
-    int code, const char *enh, const char *text)
+result_set(struct smtp_client_result *res, enum smtp_result_class cls, int code,
+    const char *enh, const char *text)
 {
 	memset(res, 0, sizeof(*res));
 	res->cls = cls;
@@ -417,7 +428,8 @@ group_build(struct attempt *at)
 	tf.cls = SMTP_RESULT_TEMP;
 	tf.code = 451;
 	(void)!str_copy(tf.enh, sizeof(tf.enh), "4.3.0", 5);
-	(void)!str_copy(tf.text, sizeof(tf.text), "Temporary lookup failure of the local domains", 45);
+	(void)!str_copy(tf.text, sizeof(tf.text),
+	    "Temporary lookup failure of the local domains", 45);
 	for (i = 0; i < at->env.nrcpt; i++) {
 		struct queue_rcpt *r = &at->env.rcpt[i];
 		struct smtp_client_result nouser;
@@ -431,25 +443,36 @@ group_build(struct attempt *at)
 			char q[600];
 
 			/* the DSN text stays vague; the log says what to fix */
-			log_warn("id=%s event=table_error step=route error=\"%s\"",
-			    at->env.id, log_quote(q, sizeof(q), at->route.lk.err,
-			    strlen(at->route.lk.err)));
+			log_warn(
+			    "id=%s event=table_error step=route error=\"%s\"",
+			    at->env.id,
+			    log_quote(q, sizeof(q), at->route.lk.err,
+				strlen(at->route.lk.err)));
 			logged = true;
 		}
-		if (route == ROUTE_TEMP || route == ROUTE_NOUSER || route == ROUTE_MOVED) {
+		if (route == ROUTE_TEMP || route == ROUTE_NOUSER ||
+		    route == ROUTE_MOVED) {
 			if (route == ROUTE_NOUSER)
-				result_set(&nouser, SMTP_RESULT_PERM, 550, "5.1.1",
-				    "No such user here (the recipient's domain is local)");
+				result_set(&nouser, SMTP_RESULT_PERM, 550,
+				    "5.1.1",
+				    "No such user here (the recipient's domain "
+				    "is local)");
 			else if (route == ROUTE_MOVED)
-				result_set(&nouser, SMTP_RESULT_TEMP, 451, "4.3.0",
-				    "The recipient became an alias to other places since "
-				    "this mail was queued: waiting for the admin");
+				result_set(&nouser, SMTP_RESULT_TEMP, 451,
+				    "4.3.0",
+				    "The recipient became an alias to other "
+				    "places since "
+				    "this mail was queued: waiting for the "
+				    "admin");
 			result_apply(at, r, route == ROUTE_TEMP ? &tf : &nouser,
 			    time(NULL), route == ROUTE_NOUSER);
 			continue;
 		}
-		g = group_for(at, route == ROUTE_LMTP ? lmtp : smarthost ? smarthost :
-		    rcpt_domain(r->addr), route == ROUTE_LMTP, route == ROUTE_MAILDIR);
+		g = group_for(at,
+		    route == ROUTE_LMTP ? lmtp
+		    : smarthost		? smarthost
+					: rcpt_domain(r->addr),
+		    route == ROUTE_LMTP, route == ROUTE_MAILDIR);
 		if (g != NULL && route == ROUTE_MAILDIR)
 			group_add_paths(g, &at->ways[i].tt);
 		if (g == NULL)
@@ -457,7 +480,8 @@ group_build(struct attempt *at)
 		g->idx[g->n] = i;
 		g->rcpts[g->n].addr = r->addr;
 		g->rcpts[g->n].notify = r->notify;
-		g->rcpts[g->n].orcpt_type = r->orcpt_type[0] ? r->orcpt_type : NULL;
+		g->rcpts[g->n].orcpt_type =
+		    r->orcpt_type[0] ? r->orcpt_type : NULL;
 		g->rcpts[g->n].orcpt = r->orcpt_type[0] ? r->orcpt : NULL;
 		g->n++;
 	}
@@ -472,17 +496,21 @@ result_apply(struct attempt *at, struct queue_rcpt *r,
 	r->last_try = now;
 	r->code = res->code;
 	(void)!str_copy(r->enh, sizeof(r->enh), res->enh, strlen(res->enh));
-	if (str_copy(r->text, sizeof(r->text), res->text, strlen(res->text)) != 0)
-		(void)!str_copy(r->text, sizeof(r->text), res->text, sizeof(r->text) - 1);
+	if (str_copy(r->text, sizeof(r->text), res->text, strlen(res->text)) !=
+	    0)
+		(void)!str_copy(
+		    r->text, sizeof(r->text), res->text, sizeof(r->text) - 1);
 	if (res->cls == SMTP_RESULT_OK) {
 		/* RFC 3461 5.2.2: SUCCESS asked but not passed on: "relayed" */
-		r->state = (r->notify & SMTP_NOTIFY_SUCCESS) && !res->dsn_passed &&
-		    !final ? QUEUE_RCPT_RELAYED : QUEUE_RCPT_DELIVERED;
+		r->state = (r->notify & SMTP_NOTIFY_SUCCESS) &&
+				   !res->dsn_passed && !final
+			       ? QUEUE_RCPT_RELAYED
+			       : QUEUE_RCPT_DELIVERED;
 	} else if (res->cls == SMTP_RESULT_PERM) {
 		r->state = QUEUE_RCPT_FAILED;
 	} else {
-		r->next_try = retry_next(&at->q->retry, at->env.created, r->attempts,
-		    now, (uint32_t)random());
+		r->next_try = retry_next(&at->q->retry, at->env.created,
+		    r->attempts, now, (uint32_t)random());
 	}
 }
 
@@ -501,8 +529,10 @@ group_done(void *arg, const struct smtp_client_result *results, size_t n,
 		    g->lmtp || g->local);
 		if ((g->lmtp || g->local) && results[i].cls == SMTP_RESULT_OK)
 			at->final[g->idx[i]] = 1;
-		if (mx != NULL && results[i].remote && !g->lmtp)  /* not an MTA */
-			(void)!str_copy(at->mx[g->idx[i]], sizeof(at->mx[0]), mx, strlen(mx));
+		if (mx != NULL && results[i].remote &&
+		    !g->lmtp) /* not an MTA */
+			(void)!str_copy(at->mx[g->idx[i]], sizeof(at->mx[0]),
+			    mx, strlen(mx));
 	}
 	at->q->jobs--;
 	if (--at->groups_left == 0)
@@ -522,15 +552,18 @@ group_local_done(struct inject *ij)
 			result_set(&res[i], SMTP_RESULT_OK, 250, "2.0.0",
 			    "Delivered into the local Maildir");
 		else if (ij->err_no == ENOSPC || ij->err_no == EDQUOT)
-			result_set(&res[i], SMTP_RESULT_TEMP, 452, "4.3.1", ij->err);
+			result_set(
+			    &res[i], SMTP_RESULT_TEMP, 452, "4.3.1", ij->err);
 		else
-			result_set(&res[i], SMTP_RESULT_TEMP, 451, "4.3.0", ij->err);
+			result_set(
+			    &res[i], SMTP_RESULT_TEMP, 451, "4.3.0", ij->err);
 	}
 	if (ij->rc != 0)
-		log_err("id=%s event=local_delivery_failed error=\"%s\"", g->at->env.id,
-		    ij->err);
+		log_err("id=%s event=local_delivery_failed error=\"%s\"",
+		    g->at->env.id, ij->err);
 	else
-		log_info("id=%s event=delivered_from_queue mailboxes=%zu file=%s",
+		log_info(
+		    "id=%s event=delivered_from_queue mailboxes=%zu file=%s",
 		    g->at->env.id, g->npaths, ij->name);
 	if (ij->body_len > 0)
 		(void)munmap((void *)(uintptr_t)ij->body, ij->body_len);
@@ -554,13 +587,16 @@ group_local(struct attempt *at, struct group *g)
 	void *map = NULL;
 
 	inject_init(ij, at->q->srv);
-	if (fstat(at->data_fd, &st) != 0 || (st.st_size > 0 &&
-	    (map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
-	    at->data_fd, 0)) == MAP_FAILED) ||
-	    buf_printf(&ij->return_path, "Return-Path: <%s>\r\n", at->env.sender) != 0) {
+	if (fstat(at->data_fd, &st) != 0 ||
+	    (st.st_size > 0 &&
+		(map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
+		     at->data_fd, 0)) == MAP_FAILED) ||
+	    buf_printf(&ij->return_path, "Return-Path: <%s>\r\n",
+		at->env.sender) != 0) {
 		ij->rc = -1;
 		ij->err_no = errno;
-		(void)!str_copy(ij->err, sizeof(ij->err), "cannot read the queued content", 30);
+		(void)!str_copy(ij->err, sizeof(ij->err),
+		    "cannot read the queued content", 30);
 		ij->body_len = 0;
 		ij->arg = g;
 		group_local_done(ij);
@@ -590,12 +626,18 @@ attempt_start_groups(struct attempt *at)
 	for (i = 0; i < at->ngroups; i++) {
 		struct group *g = &at->groups[i];
 		struct remote_msg m = {
-			.id = at->env.id, .domain = g->domain, .sender = at->env.sender,
-			.rcpts = g->rcpts, .nrcpts = g->n, .data_fd = at->data_fd,
-			.size = at->env.size, .body_8bit = at->env.body_8bit,
-			.smtputf8 = at->env.smtputf8, .ret = at->env.ret,
-			.envid = at->env.envid[0] ? at->env.envid : NULL,
-			.lmtp = g->lmtp ? g->domain : NULL,
+		    .id = at->env.id,
+		    .domain = g->domain,
+		    .sender = at->env.sender,
+		    .rcpts = g->rcpts,
+		    .nrcpts = g->n,
+		    .data_fd = at->data_fd,
+		    .size = at->env.size,
+		    .body_8bit = at->env.body_8bit,
+		    .smtputf8 = at->env.smtputf8,
+		    .ret = at->env.ret,
+		    .envid = at->env.envid[0] ? at->env.envid : NULL,
+		    .lmtp = g->lmtp ? g->domain : NULL,
 		};
 
 		at->q->jobs++;
@@ -651,7 +693,8 @@ attempt_load_done(struct job *j)
 	at->q->jobs--;
 	if (at->rc != 0 || e->deleted || at->env.held) {
 		if (at->rc != 0)
-			log_err("id=%s event=queue_load_failed error=\"%s\"", e->id, at->err);
+			log_err("id=%s event=queue_load_failed error=\"%s\"",
+			    e->id, at->err);
 		e->busy = false;
 		at->q->inflight--;
 		if (e->deleted || at->err_no == ENOENT)
@@ -666,7 +709,8 @@ attempt_load_done(struct job *j)
 	at->mx = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->mx));
 	for (size_t i = 0; i < at->env.nrcpt; i++)
 		at->before[i] = (unsigned char)at->env.rcpt[i].state;
-	at->ways = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->ways));
+	at->ways =
+	    xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->ways));
 	at->route.at = at;
 	at->route.lk.ask = route_ask;
 	at->route.lk.answer = route_answer;
@@ -703,20 +747,21 @@ attempt_begin(struct qmgr *q, struct qent *e)
 enum { DSN_FAILURE, DSN_DELAY, DSN_SUCCESS, DSN_KINDS };
 /* a recipient's owed mark is its DSN kind plus one (queue.h) */
 _Static_assert(QUEUE_DSN_FAILURE == DSN_FAILURE + 1 &&
-    QUEUE_DSN_DELAY == DSN_DELAY + 1 && QUEUE_DSN_SUCCESS == DSN_SUCCESS + 1,
+		   QUEUE_DSN_DELAY == DSN_DELAY + 1 &&
+		   QUEUE_DSN_SUCCESS == DSN_SUCCESS + 1,
     "owed marks follow the DSN kinds");
 
 struct finish {
 	struct job job;
 	struct attempt *at;
 	bool want[DSN_KINDS];
-	unsigned char *marks;          /* per recipient: which DSN reports it */
+	unsigned char *marks; /* per recipient: which DSN reports it */
 	struct inject *ij[DSN_KINDS];
-	bool remove;                   /* every recipient is final */
-	bool owed;                     /* a DSN's store failed: owed marks set */
-	bool was_owed[DSN_KINDS];      /* made again for an owed mark */
+	bool remove;		  /* every recipient is final */
+	bool owed;		  /* a DSN's store failed: owed marks set */
+	bool was_owed[DSN_KINDS]; /* made again for an owed mark */
 	int rc;
-	int err_no;                    /* errno of a failed update/remove */
+	int err_no; /* errno of a failed update/remove */
 };
 
 /* Which DSN, if any, reports what changed for recipient r in this attempt. */
@@ -769,7 +814,8 @@ dsn_env_add(struct inject *ij, const char *addr)
 	if (ij->env == NULL) {
 		ij->env = xcalloc(1, sizeof(*ij->env));
 		queue_env_init(ij->env);
-		(void)!str_copy(ij->env->proto, sizeof(ij->env->proto), "local", 5);
+		(void)!str_copy(
+		    ij->env->proto, sizeof(ij->env->proto), "local", 5);
 	}
 	if ((r = queue_env_add_rcpt(ij->env, addr)) == NULL)
 		return -1;
@@ -799,11 +845,12 @@ sender_route_ask(struct lookup *lk, struct table *t)
 	struct addr a;
 
 	sr->parsed = addr_parse_mailbox(sr->sender, strlen(sr->sender),
-	    ADDR_F_UTF8, &a) == ADDR_OK;
+			 ADDR_F_UTF8, &a) == ADDR_OK;
 	if (!sr->parsed)
 		sr->st = TABLE_INVALID;
 	else
-		sr->st = t != NULL ? table_resolve(t, &a, &sr->tt) : TABLE_TEMPFAIL;
+		sr->st =
+		    t != NULL ? table_resolve(t, &a, &sr->tt) : TABLE_TEMPFAIL;
 }
 
 static void
@@ -832,7 +879,7 @@ sender_route(struct qmgr *q, const char *sender,
 	sr->lk.ask = sender_route_ask;
 	sr->lk.answer = sender_route_answer;
 	if (lookups_async(q->srv)) {
-		q->jobs++;                 /* the qmgr is not idle meanwhile */
+		q->jobs++; /* the qmgr is not idle meanwhile */
 		lookup_submit(q->srv, &sr->lk);
 		return;
 	}
@@ -859,30 +906,37 @@ dsn_inject_new(struct qmgr *q, const struct sender_route *sr)
 		if (sr->st == TABLE_TEMPFAIL) {
 			char e[600];
 
-			log_warn("event=table_error step=dsn_route to=<%s> error=\"%s\" "
-			    "action=queued", sr->sender, log_quote(e, sizeof(e),
-			    sr->lk.err, strlen(sr->lk.err)));
+			log_warn("event=table_error step=dsn_route to=<%s> "
+				 "error=\"%s\" "
+				 "action=queued",
+			    sr->sender,
+			    log_quote(
+				e, sizeof(e), sr->lk.err, strlen(sr->lk.err)));
 		}
 		if (dsn_env_add(ij, sr->sender) != 0)
 			goto fail;
 	} else if (sr->st == TABLE_OK) {
 		ij->boxes = xcalloc(tt->n ? tt->n : 1, sizeof(*ij->boxes));
 		for (i = 0; i < tt->n; i++) {
-			if (!tt->v[i].local || server_mailbox_is_lmtp(q->srv, tt->v[i].mailbox)) {
+			if (!tt->v[i].local ||
+			    server_mailbox_is_lmtp(q->srv, tt->v[i].mailbox)) {
 				if (dsn_env_add(ij, tt->v[i].address) != 0)
 					goto fail;
 			} else {
-				ij->boxes[ij->nboxes++].path = xstrdup(tt->v[i].mailbox);
+				ij->boxes[ij->nboxes++].path =
+				    xstrdup(tt->v[i].mailbox);
 			}
 		}
-		if (buf_append_str(&ij->return_path, "Return-Path: <>\r\n") != 0)
+		if (buf_append_str(&ij->return_path, "Return-Path: <>\r\n") !=
+		    0)
 			goto fail;
 	} else {
 		goto fail;
 	}
 	return ij;
 fail:
-	log_warn("event=dsn_undeliverable to=<%s> reason=\"sender cannot be reached\"",
+	log_warn("event=dsn_undeliverable to=<%s> reason=\"sender cannot be "
+		 "reached\"",
 	    sr->sender);
 	inject_clear(ij);
 	free(ij);
@@ -914,11 +968,13 @@ dsn_rate_ok(struct qmgr *q, const char *id, const char *kind,
 	const char *which = "";
 	char safe[QUEUE_ADDR_MAX * 4 + 1];
 
-	if (dsn_limit_allow(q->dsnlim, client_ip, sender, time_now_ms(), &which))
+	if (dsn_limit_allow(
+		q->dsnlim, client_ip, sender, time_now_ms(), &which))
 		return true;
 	log_sanitize(safe, sizeof(safe), sender, strlen(sender));
 	log_warn("id=%s event=dsn_dropped reason=rate_limit limit=%s kind=%s "
-	    "to=<%s> client=%s", id, which, kind, safe, client_ip);
+		 "to=<%s> client=%s",
+	    id, which, kind, safe, client_ip);
 	return false;
 }
 
@@ -934,7 +990,9 @@ dsn_delivered_done(struct inject *ij)
 	struct dsn_success *ds = ij->arg;
 
 	if (ij->rc != 0)
-		log_err("id=%s event=dsn_store_failed kind=success error=\"%s\"", ds->id, ij->err);
+		log_err(
+		    "id=%s event=dsn_store_failed kind=success error=\"%s\"",
+		    ds->id, ij->err);
 	buf_free(&ds->body);
 	free(ds);
 	dsn_inject_free(ij);
@@ -962,24 +1020,26 @@ void
 qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d)
 {
 	struct bounce_rcpt *br;
-	struct bounce_in in = { 0 };
+	struct bounce_in in = {0};
 	struct dsn_success *ds;
 	char msgid[300], nid[ID_LEN + 1], date[64];
 	const char *host = q->srv->conf->hostname;
-	size_t i, n = d->nrcpts < BOUNCE_RCPTS_MAX ? d->nrcpts : BOUNCE_RCPTS_MAX;
+	size_t i,
+	    n = d->nrcpts < BOUNCE_RCPTS_MAX ? d->nrcpts : BOUNCE_RCPTS_MAX;
 	time_t now = time(NULL);
 
 	if (d->sender[0] == '\0' || n == 0)
-		return;                    /* never a DSN to <> */
-	if (!d->trusted && !dsn_rate_ok(q, d->id, "success", d->client_ip, d->sender))
+		return; /* never a DSN to <> */
+	if (!d->trusted &&
+	    !dsn_rate_ok(q, d->id, "success", d->client_ip, d->sender))
 		return;
 	br = xcalloc(n, sizeof(*br));
 	for (i = 0; i < n; i++) {
 		br[i].final = d->rcpts[i].addr;
 		br[i].orcpt_type = d->rcpts[i].orcpt_type;
 		br[i].orcpt = d->rcpts[i].orcpt;
-		br[i].action = d->rcpts[i].expanded ? BOUNCE_ACTION_EXPANDED :
-		    BOUNCE_ACTION_DELIVERED;
+		br[i].action = d->rcpts[i].expanded ? BOUNCE_ACTION_EXPANDED
+						    : BOUNCE_ACTION_DELIVERED;
 		br[i].status = "2.0.0";
 		br[i].last_attempt = now;
 	}
@@ -993,8 +1053,9 @@ qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d)
 	in.envid = d->envid != NULL && d->envid[0] ? d->envid : NULL;
 	in.arrival = now;
 	in.kind = BOUNCE_SUCCESS;
-	in.ret = d->ret == SMTP_RET_HDRS ? BOUNCE_RET_HDRS :
-	    d->ret == SMTP_RET_FULL ? BOUNCE_RET_FULL : BOUNCE_RET_DEFAULT;
+	in.ret = d->ret == SMTP_RET_HDRS   ? BOUNCE_RET_HDRS
+		 : d->ret == SMTP_RET_FULL ? BOUNCE_RET_FULL
+					   : BOUNCE_RET_DEFAULT;
 	in.smtputf8 = d->smtputf8;
 	in.rcpts = br;
 	in.nrcpts = n;
@@ -1020,8 +1081,9 @@ qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d)
 static int
 read_original(int fd, uint64_t size, struct buf *out)
 {
-	size_t want = size > BOUNCE_RETURN_MAX_DEFAULT + 65536 ?
-	    BOUNCE_RETURN_MAX_DEFAULT + 65536 : (size_t)size;
+	size_t want = size > BOUNCE_RETURN_MAX_DEFAULT + 65536
+			  ? BOUNCE_RETURN_MAX_DEFAULT + 65536
+			  : (size_t)size;
 	size_t got = 0;
 
 	if (buf_reserve(out, want) != 0)
@@ -1065,24 +1127,23 @@ static bool
 rcpt_expired(const struct queue_rcpt *r)
 {
 	return r->state == QUEUE_RCPT_FAILED && strcmp(r->enh, "4.4.7") == 0 &&
-	    (r->code == 0 || (r->code >= 400 && r->code < 500));
+	       (r->code == 0 || (r->code >= 400 && r->code < 500));
 }
 
 static const enum bounce_kind dsn_kinds[DSN_KINDS] = {
-	BOUNCE_FAILURE, BOUNCE_DELAY, BOUNCE_SUCCESS
-};
+    BOUNCE_FAILURE, BOUNCE_DELAY, BOUNCE_SUCCESS};
 static const enum bounce_action dsn_actions[DSN_KINDS] = {
-	BOUNCE_ACTION_FAILED, BOUNCE_ACTION_DELAYED, BOUNCE_ACTION_RELAYED
-};
+    BOUNCE_ACTION_FAILED, BOUNCE_ACTION_DELAYED, BOUNCE_ACTION_RELAYED};
 
 static int
 dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 {
 	struct attempt *at = f->at;
 	struct bounce_rcpt *br = xcalloc(at->env.nrcpt, sizeof(*br));
-	char (*diag)[QUEUE_TEXT_MAX + 32] = xcalloc(at->env.nrcpt, sizeof(*diag));
+	char(*diag)[QUEUE_TEXT_MAX + 32] =
+	    xcalloc(at->env.nrcpt, sizeof(*diag));
 	char msgid[300], nid[ID_LEN + 1];
-	struct bounce_in in = { 0 };
+	struct bounce_in in = {0};
 	size_t i, n = 0;
 	int rc;
 
@@ -1099,31 +1160,39 @@ dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 			br[n].action = BOUNCE_ACTION_DELIVERED;
 		br[n].status = r->enh[0] ? r->enh : NULL;
 		/* the remote server's whole reply, as RFC 3464 2.3.6 wants it
-		 * (expired: its enhanced code is in the text, see rcpt_expire) */
+		 * (expired: its enhanced code is in the text, see rcpt_expire)
+		 */
 		if (r->code && rcpt_expired(r)) {
-			if (str_fmt(diag[n], sizeof(diag[n]), "%d %s", r->code, r->text) != 0)
+			if (str_fmt(diag[n], sizeof(diag[n]), "%d %s", r->code,
+				r->text) != 0)
 				diag[n][0] = '\0';
-		} else if (r->code && str_fmt(diag[n], sizeof(diag[n]), "%d %s%s%s",
-		    r->code, r->enh, r->enh[0] ? " " : "", r->text) != 0) {
+		} else if (r->code && str_fmt(diag[n], sizeof(diag[n]),
+					  "%d %s%s%s", r->code, r->enh,
+					  r->enh[0] ? " " : "", r->text) != 0) {
 			diag[n][0] = '\0';
 		}
 		br[n].diag = r->code ? diag[n] : NULL;
-		br[n].remote_mta = at->mx != NULL && at->mx[i][0] ? at->mx[i] : NULL;
+		br[n].remote_mta =
+		    at->mx != NULL && at->mx[i][0] ? at->mx[i] : NULL;
 		br[n].last_attempt = r->last_try;
-		br[n].retry_until = kind == DSN_DELAY ?
-		    at->env.created + (time_t)at->q->retry.lifetime : 0;
+		br[n].retry_until =
+		    kind == DSN_DELAY
+			? at->env.created + (time_t)at->q->retry.lifetime
+			: 0;
 		n++;
 	}
 	id_new(nid);
-	if (str_fmt(msgid, sizeof(msgid), "<%s.dsn@%s>", nid, at->hostname) != 0)
+	if (str_fmt(msgid, sizeof(msgid), "<%s.dsn@%s>", nid, at->hostname) !=
+	    0)
 		msgid[0] = '\0';
 	in.reporting_mta = at->hostname;
 	in.sender = at->env.sender;
 	in.envid = at->env.envid[0] ? at->env.envid : NULL;
 	in.arrival = at->env.created;
 	in.kind = dsn_kinds[kind];
-	in.ret = at->env.ret == SMTP_RET_HDRS ? BOUNCE_RET_HDRS :
-	    at->env.ret == SMTP_RET_FULL ? BOUNCE_RET_FULL : BOUNCE_RET_DEFAULT;
+	in.ret = at->env.ret == SMTP_RET_HDRS	? BOUNCE_RET_HDRS
+		 : at->env.ret == SMTP_RET_FULL ? BOUNCE_RET_FULL
+						: BOUNCE_RET_DEFAULT;
 	in.smtputf8 = at->env.smtputf8;
 	in.rcpts = br;
 	in.nrcpts = n;
@@ -1138,8 +1207,7 @@ dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
 }
 
 static const char *const dsn_kind_names[DSN_KINDS] = {
-	"failure", "delay", "success"
-};
+    "failure", "delay", "success"};
 
 /*
  * The DSN of kind k could not be stored: its recipients keep an owed mark
@@ -1163,14 +1231,17 @@ static void
 finish_owed_schedule(struct finish *f)
 {
 	struct attempt *at = f->at;
-	unsigned wait = at->q->retry.first ? at->q->retry.first : RETRY_FIRST_DEFAULT;
+	unsigned wait =
+	    at->q->retry.first ? at->q->retry.first : RETRY_FIRST_DEFAULT;
 	time_t when = time(NULL) + (time_t)wait;
 
 	f->remove = false;
 	if (at->env.next_try == 0 || at->env.next_try > when)
 		at->env.next_try = when;
-	log_warn("id=%s event=dsn_owed retry_in=%u note=\"kept in the queue until "
-	    "the report is stored\"", at->env.id, wait);
+	log_warn(
+	    "id=%s event=dsn_owed retry_in=%u note=\"kept in the queue until "
+	    "the report is stored\"",
+	    at->env.id, wait);
 }
 
 static void
@@ -1184,19 +1255,22 @@ finish_run(struct job *j)
 	buf_init(&orig, BOUNCE_RETURN_MAX_DEFAULT + 65536 + 1);
 	if ((f->want[0] || f->want[1] || f->want[2]) &&
 	    read_original(at->data_fd, at->env.size, &orig) != 0)
-		log_err("id=%s event=dsn_read_failed error=\"%s\"", at->env.id, strerror(errno));
+		log_err("id=%s event=dsn_read_failed error=\"%s\"", at->env.id,
+		    strerror(errno));
 	for (k = 0; k < DSN_KINDS; k++) {
 		if (!f->want[k] || f->ij[k] == NULL)
 			continue;
 		if (dsn_build(f, k, &orig, &at->dsn[k]) != 0) {
-			log_err("id=%s event=dsn_build_failed kind=%d", at->env.id, k);
+			log_err("id=%s event=dsn_build_failed kind=%d",
+			    at->env.id, k);
 			continue;
 		}
 		f->ij[k]->body = at->dsn[k].data;
 		f->ij[k]->body_len = at->dsn[k].len;
 		inject_store(f->ij[k]);
 		if (f->ij[k]->rc != 0) {
-			log_err("id=%s event=dsn_store_failed kind=%s error=\"%s\"",
+			log_err(
+			    "id=%s event=dsn_store_failed kind=%s error=\"%s\"",
 			    at->env.id, dsn_kind_names[k], f->ij[k]->err);
 			finish_owe(f, k);
 		} else {
@@ -1207,8 +1281,8 @@ finish_run(struct job *j)
 	buf_free(&orig);
 	if (f->owed)
 		finish_owed_schedule(f);
-	f->rc = f->remove ? spool_remove(at->q->srv->spool, at->env.id) :
-	    spool_update(at->q->srv->spool, &at->env);
+	f->rc = f->remove ? spool_remove(at->q->srv->spool, at->env.id)
+			  : spool_update(at->q->srv->spool, &at->env);
 	f->err_no = f->rc != 0 ? errno : 0;
 }
 
@@ -1256,7 +1330,7 @@ finish_done(struct job *j)
 	free(f->marks);
 	free(f);
 	attempt_free(at);
-	qmgr_kick(q);          /* a slot is free: the next due message goes now */
+	qmgr_kick(q); /* a slot is free: the next due message goes now */
 	server_maybe_exit(q->srv);
 }
 
@@ -1274,7 +1348,8 @@ finish_expire(struct attempt *at, time_t now)
 		if (r->state != QUEUE_RCPT_PENDING)
 			continue;
 		rcpt_expire(r);
-		log_info("id=%s event=expired to=<%s> status=4.4.7", at->env.id, r->addr);
+		log_info("id=%s event=expired to=<%s> status=4.4.7", at->env.id,
+		    r->addr);
 	}
 }
 
@@ -1312,7 +1387,7 @@ static bool
 env_untrusted(const struct queue_env *env)
 {
 	return env->auth[0] == '\0' && strncmp(env->ip, "uid=", 4) != 0 &&
-	    strcmp(env->proto, "local") != 0;
+	       strcmp(env->proto, "local") != 0;
 }
 
 /*
@@ -1324,7 +1399,7 @@ env_untrusted(const struct queue_env *env)
 static void
 finish_rate_limit(struct finish *f)
 {
-	static const int limited[] = { DSN_DELAY, DSN_SUCCESS };
+	static const int limited[] = {DSN_DELAY, DSN_SUCCESS};
 	struct attempt *at = f->at;
 	size_t i, j;
 
@@ -1335,7 +1410,7 @@ finish_rate_limit(struct finish *f)
 
 		if (!f->want[k] || f->was_owed[k] ||
 		    dsn_rate_ok(at->q, at->env.id, dsn_kind_names[k],
-		    at->env.ip, at->env.sender))
+			at->env.ip, at->env.sender))
 			continue;
 		f->want[k] = false;
 		for (i = 0; i < at->env.nrcpt; i++)
@@ -1355,7 +1430,8 @@ attempt_finish(struct attempt *at)
 
 	f->at = at;
 	finish_expire(at, now);
-	warn = retry_warn_due(&at->q->retry, at->env.created, now, at->env.warned != 0);
+	warn = retry_warn_due(
+	    &at->q->retry, at->env.created, now, at->env.warned != 0);
 	f->marks = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, 1);
 	for (i = 0; i < at->env.nrcpt; i++) {
 		const struct queue_rcpt *r = &at->env.rcpt[i];
@@ -1364,8 +1440,9 @@ attempt_finish(struct attempt *at)
 		k = dsn_kind_for(r, (enum queue_rcpt_state)at->before[i],
 		    at->final[i] != 0, warn);
 		if (k >= 0 && r->dsn_owed == (enum queue_dsn_owed)(k + 1))
-			f->was_owed[k] = true;   /* counted when it was due */
-		/* reported now, or moot: finish_owe marks it again if need be */
+			f->was_owed[k] = true; /* counted when it was due */
+		/* reported now, or moot: finish_owe marks it again if need be
+		 */
 		at->env.rcpt[i].dsn_owed = QUEUE_DSN_NONE;
 		dsn_log_suppressed(
 		    at, r, (enum queue_rcpt_state)at->before[i], k);
@@ -1382,7 +1459,8 @@ attempt_finish(struct attempt *at)
 	finish_rate_limit(f);
 	f->remove = !pending;
 	at->env.next_try = env_next_try(&at->env);
-	if (f->want[DSN_FAILURE] || f->want[DSN_DELAY] || f->want[DSN_SUCCESS]) {
+	if (f->want[DSN_FAILURE] || f->want[DSN_DELAY] ||
+	    f->want[DSN_SUCCESS]) {
 		sender_route(at->q, at->env.sender, finish_routed, f);
 		return;
 	}
@@ -1408,8 +1486,8 @@ finish_submit(struct finish *f)
 	struct attempt *at = f->at;
 	time_t now = time(NULL);
 
-	(void)!str_copy(at->hostname, sizeof(at->hostname), at->q->srv->conf->hostname,
-	    strlen(at->q->srv->conf->hostname));
+	(void)!str_copy(at->hostname, sizeof(at->hostname),
+	    at->q->srv->conf->hostname, strlen(at->q->srv->conf->hostname));
 	if (time_rfc5322(at->date, sizeof(at->date), (int64_t)now) == 0)
 		at->date[0] = '\0';
 	f->job.run = finish_run;
@@ -1426,7 +1504,7 @@ qmgr_run_due(struct qmgr *q)
 	time_t now = time(NULL);
 
 	while (q->nheap > 0 && q->inflight < QMGR_INFLIGHT_MAX &&
-	    !q->srv->stopping && q->heap[0]->next_try <= now) {
+	       !q->srv->stopping && q->heap[0]->next_try <= now) {
 		struct qent *e = q->heap[0];
 
 		heap_remove(q, e);
@@ -1449,7 +1527,7 @@ on_qmgr_timer(evutil_socket_t fd, short what, void *arg)
 static void
 qmgr_kick(struct qmgr *q)
 {
-	struct timeval tv = { 1, 0 };
+	struct timeval tv = {1, 0};
 	time_t now = time(NULL);
 
 	if (q->srv->stopping || q->nheap == 0) {
@@ -1457,13 +1535,15 @@ qmgr_kick(struct qmgr *q)
 		return;
 	}
 	if (q->inflight >= QMGR_INFLIGHT_MAX) {
-		/* full: finish_done kicks again; the tick only backs that up, and
-		 * re-arming it on every new message would keep pushing it back */
+		/* full: finish_done kicks again; the tick only backs that up,
+		 * and re-arming it on every new message would keep pushing it
+		 * back */
 		if (!evtimer_pending(q->timer, NULL))
 			evtimer_add(q->timer, &tv);
 		return;
 	}
-	tv.tv_sec = q->heap[0]->next_try <= now ? 0 : q->heap[0]->next_try - now;
+	tv.tv_sec =
+	    q->heap[0]->next_try <= now ? 0 : q->heap[0]->next_try - now;
 	evtimer_add(q->timer, &tv);
 }
 
@@ -1512,8 +1592,8 @@ qmgr_retry_conf(struct qmgr *q)
 
 /* Where ternd listens, so that remote delivery knows itself in an MX. */
 static size_t
-listening_addresses(const struct server *s, struct sockaddr_storage *out,
-    size_t max)
+listening_addresses(
+    const struct server *s, struct sockaddr_storage *out, size_t max)
 {
 	socklen_t len;
 	size_t n = 0;
@@ -1521,7 +1601,8 @@ listening_addresses(const struct server *s, struct sockaddr_storage *out,
 
 	for (i = 0; i < s->nlisteners && n < max; i++) {
 		len = sizeof(out[n]);
-		if (getsockname(s->listeners[i].fd, (struct sockaddr *)&out[n], &len) == 0)
+		if (getsockname(s->listeners[i].fd, (struct sockaddr *)&out[n],
+			&len) == 0)
 			n++;
 	}
 	return n;
@@ -1546,7 +1627,7 @@ struct qmgr *
 qmgr_new(struct server *s)
 {
 	struct qmgr *q = xcalloc(1, sizeof(*q));
-	struct remote_conf rc = { 0 };
+	struct remote_conf rc = {0};
 	struct sockaddr_storage self[REMOTE_SELF_MAX];
 	char err[512];
 	uint64_t t0 = time_now_ms();
@@ -1559,7 +1640,8 @@ qmgr_new(struct server *s)
 		fatal("event=startup step=queue_scan");
 	log_info("event=queue_loaded messages=%d ms=%llu", n,
 	    (unsigned long long)(time_now_ms() - t0));
-	if ((q->dns = dns_new(s->base, s->conf->dns_servers, err, sizeof(err))) == NULL)
+	if ((q->dns = dns_new(
+		 s->base, s->conf->dns_servers, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=dns error=\"%s\"", err);
 	/* MX hosts: opportunistic, checked against the system store only to
 	   log verified=yes|no (no DANE or MTA-STS yet to say what to expect) */
@@ -1584,8 +1666,10 @@ qmgr_new(struct server *s)
 	rc.max_per_dest = 10;
 	rc.timeout_connect = 30;
 	rc.timeout_command = 300;
-	if ((q->remote = remote_new(s->base, q->dns, q->client_ctx, &rc)) == NULL)
-		fatalx("event=startup step=remote error=\"bad relay settings, see above\"");
+	if ((q->remote = remote_new(s->base, q->dns, q->client_ctx, &rc)) ==
+	    NULL)
+		fatalx("event=startup step=remote error=\"bad relay settings, "
+		       "see above\"");
 	q->timer = evtimer_new(s->base, on_qmgr_timer, q);
 	qmgr_kick(q);
 	return q;
@@ -1617,7 +1701,7 @@ struct ctl {
 	struct job job;
 	struct qmgr *q;
 	char cmd[16];
-	char **ids;                 /* LIST/SHOW: the messages to describe */
+	char **ids; /* LIST/SHOW: the messages to describe */
 	size_t nids;
 	struct buf *out;
 	int rc;
@@ -1635,10 +1719,11 @@ json_str(struct buf *b, const char *s)
 		unsigned char c = (unsigned char)*s;
 
 		if (c == '"' || c == '\\') {
-			char esc[2] = { '\\', (char)c };
+			char esc[2] = {'\\', (char)c};
 			r = buf_append(b, esc, 2);
 		} else if (c < 0x20 || c == 0x7f) {
-			char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+			char esc[6] = {
+			    '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 			r = buf_append(b, esc, 6);
 		} else {
 			r = buf_append(b, s, 1);
@@ -1655,7 +1740,9 @@ json_env(struct buf *b, const struct queue_env *env)
 
 	r |= buf_append_str(b, "{\"id\":");
 	r |= json_str(b, env->id);
-	r |= buf_printf(b, ",\"created\":%lld,\"size\":%llu,\"held\":%s,\"next_try\":%lld,\"sender\":",
+	r |= buf_printf(b,
+	    ",\"created\":%lld,\"size\":%llu,\"held\":%s,\"next_try\":%lld,"
+	    "\"sender\":",
 	    (long long)env->created, (unsigned long long)env->size,
 	    env->held ? "true" : "false", (long long)env->next_try);
 	r |= json_str(b, env->sender);
@@ -1665,7 +1752,9 @@ json_env(struct buf *b, const struct queue_env *env)
 
 		r |= buf_append_str(b, i ? ",{\"addr\":" : "{\"addr\":");
 		r |= json_str(b, rc->addr);
-		r |= buf_printf(b, ",\"state\":\"%s\",\"attempts\":%u,\"next_try\":%lld,\"code\":%d,\"enh\":",
+		r |= buf_printf(b,
+		    ",\"state\":\"%s\",\"attempts\":%u,\"next_try\":%lld,"
+		    "\"code\":%d,\"enh\":",
 		    queue_rcpt_state_name(rc->state), rc->attempts,
 		    (long long)rc->next_try, rc->code);
 		r |= json_str(b, rc->enh);
@@ -1688,13 +1777,17 @@ ctl_run(struct job *j)
 	c->rc = 0;
 	if (strcmp(c->cmd, "DELETE") == 0 || strcmp(c->cmd, "HOLD") == 0 ||
 	    strcmp(c->cmd, "RELEASE") == 0) {
-		c->rc = c->cmd[0] == 'D' ? spool_remove(sp, c->ids[0]) :
-		    c->cmd[0] == 'H' ? spool_hold(sp, c->ids[0]) : spool_release(sp, c->ids[0]);
-		(void)!buf_append_str(c->out, c->rc == 0 ? "{\"ok\":true}\n" :
-		    "{\"ok\":false,\"error\":\"the queue could not be changed (see ternd's log)\"}\n");
+		c->rc = c->cmd[0] == 'D'   ? spool_remove(sp, c->ids[0])
+			: c->cmd[0] == 'H' ? spool_hold(sp, c->ids[0])
+					   : spool_release(sp, c->ids[0]);
+		(void)!buf_append_str(c->out,
+		    c->rc == 0 ? "{\"ok\":true}\n"
+			       : "{\"ok\":false,\"error\":\"the queue could "
+				 "not be changed (see ternd's log)\"}\n");
 		return;
 	}
-	(void)!buf_append_str(c->out, list ? "{\"ok\":true,\"messages\":[" : "{\"ok\":true,\"message\":");
+	(void)!buf_append_str(c->out,
+	    list ? "{\"ok\":true,\"messages\":[" : "{\"ok\":true,\"message\":");
 	for (i = 0; i < c->nids; i++) {
 		struct queue_env env;
 
@@ -1708,7 +1801,8 @@ ctl_run(struct job *j)
 	}
 	if (!list && shown == 0) {
 		buf_reset(c->out);
-		(void)!buf_append_str(c->out, "{\"ok\":false,\"error\":\"no such message\"}\n");
+		(void)!buf_append_str(
+		    c->out, "{\"ok\":false,\"error\":\"no such message\"}\n");
 		return;
 	}
 	(void)!buf_append_str(c->out, list ? "]}\n" : "}\n");
@@ -1755,7 +1849,7 @@ qmgr_flush(struct qmgr *q)
 	size_t i;
 
 	for (i = 0; i < q->nheap; i++, n++)
-		q->heap[i]->next_try = now;   /* all equal: still a heap */
+		q->heap[i]->next_try = now; /* all equal: still a heap */
 	qmgr_kick(q);
 	return n;
 }
@@ -1790,7 +1884,8 @@ qmgr_control(struct qmgr *q, const char *line, struct buf *out,
 	c->done = done;
 	c->arg = arg;
 	if (strcmp(cmd, "FLUSH") == 0) {
-		(void)!buf_printf(out, "{\"ok\":true,\"flushed\":%u}\n", qmgr_flush(q));
+		(void)!buf_printf(
+		    out, "{\"ok\":true,\"flushed\":%u}\n", qmgr_flush(q));
 		free(c);
 		done(arg);
 		return;
@@ -1798,24 +1893,30 @@ qmgr_control(struct qmgr *q, const char *line, struct buf *out,
 	if (strcmp(cmd, "LIST") == 0) {
 		ctl_collect_all(q, c);
 	} else if (strcmp(cmd, "SHOW") == 0 || strcmp(cmd, "DELETE") == 0 ||
-	    strcmp(cmd, "HOLD") == 0 || strcmp(cmd, "RELEASE") == 0) {
-		if (!queue_id_valid(id) || (e = qent_find(q, id)) == NULL || e->busy) {
-			(void)!buf_append_str(out, e != NULL && e->busy ?
-			    "{\"ok\":false,\"error\":\"the message is being delivered; try again\"}\n" :
-			    "{\"ok\":false,\"error\":\"no such message\"}\n");
+		   strcmp(cmd, "HOLD") == 0 || strcmp(cmd, "RELEASE") == 0) {
+		if (!queue_id_valid(id) || (e = qent_find(q, id)) == NULL ||
+		    e->busy) {
+			(void)!buf_append_str(
+			    out, e != NULL && e->busy
+				     ? "{\"ok\":false,\"error\":\"the message "
+				       "is being delivered; try again\"}\n"
+				     : "{\"ok\":false,\"error\":\"no such "
+				       "message\"}\n");
 			free(c);
 			done(arg);
 			return;
 		}
 		if (strcmp(cmd, "SHOW") != 0) {
-			e->busy = true;   /* no attempt starts while the job runs */
+			e->busy =
+			    true; /* no attempt starts while the job runs */
 			heap_remove(q, e);
 		}
 		c->ids = xcalloc(1, sizeof(*c->ids));
 		c->ids[0] = xstrdup(id);
 		c->nids = 1;
 	} else {
-		(void)!buf_append_str(out, "{\"ok\":false,\"error\":\"unknown command\"}\n");
+		(void)!buf_append_str(
+		    out, "{\"ok\":false,\"error\":\"unknown command\"}\n");
 		free(c);
 		done(arg);
 		return;

@@ -33,18 +33,18 @@
 /* ---- worker pool ------------------------------------------------------- */
 
 struct job {
-	void (*run)(struct job *);       /* on a worker thread */
-	void (*done)(struct job *);      /* then on the loop thread */
-	struct job *next;                /* private */
+	void (*run)(struct job *);  /* on a worker thread */
+	void (*done)(struct job *); /* then on the loop thread */
+	struct job *next;	    /* private */
 };
 
 struct workers;
 struct workers *workers_start(struct event_base *base, unsigned nthreads);
 void workers_submit(struct workers *w, struct job *j);
-unsigned workers_busy(const struct workers *w);  /* jobs not yet done */
+unsigned workers_busy(const struct workers *w); /* jobs not yet done */
 /* fn(arg) after the loop has run a batch of done() calls */
 void workers_on_drained(struct workers *w, void (*fn)(void *), void *arg);
-void workers_stop(struct workers *w);            /* joins the threads */
+void workers_stop(struct workers *w); /* joins the threads */
 
 /* ---- table lookups off the loop (lookup.c) ----------------------------- */
 
@@ -57,26 +57,26 @@ void workers_stop(struct workers *w);            /* joins the threads */
  * a hop through a thread would cost more than the lookup.
  */
 struct lookup {
-	struct job job;                  /* private */
-	struct server *srv;              /* private */
-	uint64_t submitted_ms;           /* private */
-	void (*ask)(struct lookup *, struct table *);  /* t NULL: no table */
+	struct job job;				      /* private */
+	struct server *srv;			      /* private */
+	uint64_t submitted_ms;			      /* private */
+	void (*ask)(struct lookup *, struct table *); /* t NULL: no table */
 	void (*answer)(struct lookup *);
-	char err[256];                   /* table_strerror() after ask */
+	char err[256]; /* table_strerror() after ask */
 };
 
 /* The common question: the targets of an address (table_resolve). */
 struct resolve_lookup {
 	struct lookup lk;
-	struct addr addr;                /* in */
-	struct table_targets tt;         /* out (table_targets_free) */
-	enum table_status st;            /* out; TEMPFAIL without a table */
+	struct addr addr;	 /* in */
+	struct table_targets tt; /* out (table_targets_free) */
+	enum table_status st;	 /* out; TEMPFAIL without a table */
 };
 void resolve_ask(struct lookup *lk, struct table *t);
 
-void lookups_start(struct server *s);   /* a pool only for a remote table */
+void lookups_start(struct server *s); /* a pool only for a remote table */
 void lookups_stop(struct server *s);
-void lookups_reopen(struct server *s);  /* SIGHUP: each thread reconnects */
+void lookups_reopen(struct server *s); /* SIGHUP: each thread reconnects */
 bool lookups_async(const struct server *s);
 unsigned lookups_busy(const struct server *s);
 /* Async only: ask on a lookup thread, then answer on the loop. */
@@ -86,15 +86,19 @@ void lookup_inline(struct server *s, struct lookup *lk);
 
 /* ---- listeners ---------------------------------------------------------- */
 
-enum listener_kind { LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SUBMISSIONS,
-	LISTEN_LOCAL /* STATE/public/submit.sock: tern sendmail */ };
+enum listener_kind {
+	LISTEN_SMTP,
+	LISTEN_SUBMISSION,
+	LISTEN_SUBMISSIONS,
+	LISTEN_LOCAL /* STATE/public/submit.sock: tern sendmail */
+};
 
 struct listener {
 	enum listener_kind kind;
-	const char *name;                /* "smtp", "submission", ... */
-	int fd;                          /* bound, listening */
+	const char *name; /* "smtp", "submission", ... */
+	int fd;		  /* bound, listening */
 	struct evconnlistener *ev;
-	struct event *resume;            /* re-enables ev after EMFILE */
+	struct event *resume; /* re-enables ev after EMFILE */
 };
 
 /* ---- the daemon -------------------------------------------------------- */
@@ -106,33 +110,34 @@ struct server {
 	struct event_base *base;
 	struct table *table;
 	struct workers *workers;
-	struct workers *lookups;         /* NULL: the table is asked inline */
-	_Atomic unsigned table_gen;      /* bumped by SIGHUP (lookup threads) */
-	int mail_root_fd;                /* STATE/mail, O_DIRECTORY */
+	struct workers *lookups;    /* NULL: the table is asked inline */
+	_Atomic unsigned table_gen; /* bumped by SIGHUP (lookup threads) */
+	int mail_root_fd;	    /* STATE/mail, O_DIRECTORY */
 	struct listener listeners[4];
 	unsigned nlisteners;
-	unsigned nconns;                 /* open connections */
+	unsigned nconns;		      /* open connections */
 	struct client_count **client_buckets; /* connections per client key */
-	struct conn *conns;              /* all open connections (list) */
-	bool stopping;                   /* SIGTERM seen */
+	struct conn *conns;		      /* all open connections (list) */
+	bool stopping;			      /* SIGTERM seen */
 	struct event *stop_timer;
-	uint64_t messages;               /* accepted since start */
-	size_t body_bytes;               /* message content held in memory */
-	uint64_t scratch_bytes;          /* ... and in scratch files */
-	uint64_t storing_bytes;          /* content being written by jobs */
-	SSL_CTX *tls_ctx;                /* server side: STARTTLS and 465 */
-	struct auth_throttle *throttle;  /* failed AUTH per client address */
-	struct netlist *relay_nets;      /* relay.networks */
-	struct spool *spool;             /* STATE/queue */
-	struct qmgr *qmgr;               /* the scheduler of the queue */
-	struct evconnlistener *control;  /* STATE/control.sock */
-	char smarthost_pass[256];        /* from relay.smarthost_password_file */
+	uint64_t messages;		/* accepted since start */
+	size_t body_bytes;		/* message content held in memory */
+	uint64_t scratch_bytes;		/* ... and in scratch files */
+	uint64_t storing_bytes;		/* content being written by jobs */
+	SSL_CTX *tls_ctx;		/* server side: STARTTLS and 465 */
+	struct auth_throttle *throttle; /* failed AUTH per client address */
+	struct netlist *relay_nets;	/* relay.networks */
+	struct spool *spool;		/* STATE/queue */
+	struct qmgr *qmgr;		/* the scheduler of the queue */
+	struct evconnlistener *control; /* STATE/control.sock */
+	char smarthost_pass[256];	/* from relay.smarthost_password_file */
 	/* group commit of Maildir deliveries (inject.c) */
-	struct inject *commit_head, *commit_tail;   /* waiting for the next batch */
+	struct inject *commit_head,
+	    *commit_tail; /* waiting for the next batch */
 	size_t commit_n;
 	bool commit_running;
-	unsigned staging;                /* tmp/ files being written */
-	unsigned solo;                   /* lone messages on the fsync path */
+	unsigned staging; /* tmp/ files being written */
+	unsigned solo;	  /* lone messages on the fsync path */
 	uint64_t commit_batches, commit_messages;
 };
 
@@ -157,20 +162,20 @@ struct inject {
 	/* in: content = return_path (Maildir copies only) + head + body */
 	struct buf return_path;
 	struct buf head;
-	const char *body;                /* not owned */
+	const char *body; /* not owned */
 	size_t body_len;
-	struct maildir_box *boxes;       /* local copies; owned (free) */
+	struct maildir_box *boxes; /* local copies; owned (free) */
 	size_t nboxes;
-	struct queue_env *env;           /* remote recipients or NULL; owned */
+	struct queue_env *env; /* remote recipients or NULL; owned */
 	/* out */
 	int rc, err_no;
-	bool queued;                     /* env went to the queue (qmgr has it) */
+	bool queued; /* env went to the queue (qmgr has it) */
 	char err[256];
-	char name[160];                  /* Maildir file name */
+	char name[160]; /* Maildir file name */
 	void (*done)(struct inject *);
 	void *arg;
-	struct inject *next;             /* in a group-commit batch */
-	struct maildir_staged *staged;   /* written to tmp/, not yet linked */
+	struct inject *next;	       /* in a group-commit batch */
+	struct maildir_staged *staged; /* written to tmp/, not yet linked */
 };
 
 void inject_init(struct inject *ij, struct server *s);
@@ -196,23 +201,23 @@ void qmgr_add(struct qmgr *q, struct queue_env *env);
  * on a worker; failures are logged, nothing is returned.
  */
 struct dsn_delivered_rcpt {
-	char *addr;                  /* as given in RCPT */
-	char *orcpt_type, *orcpt;    /* NULL: no ORCPT */
-	bool expanded;               /* an alias with several targets */
+	char *addr;		  /* as given in RCPT */
+	char *orcpt_type, *orcpt; /* NULL: no ORCPT */
+	bool expanded;		  /* an alias with several targets */
 };
 struct dsn_delivered {
-	const char *id, *sender, *envid;   /* envid: NULL or "" for none */
+	const char *id, *sender, *envid; /* envid: NULL or "" for none */
 	enum smtp_ret ret;
 	bool smtputf8;
 	const struct dsn_delivered_rcpt *rcpts;
 	size_t nrcpts;
 	const char *msg;
 	size_t msg_len;
-	const char *client_ip;       /* the session's (DSN rate limits) */
-	bool trusted;                /* AUTH or local: never rate limited */
+	const char *client_ip; /* the session's (DSN rate limits) */
+	bool trusted;	       /* AUTH or local: never rate limited */
 };
 void qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d);
-bool qmgr_idle(const struct qmgr *q);      /* no attempt or job in flight */
+bool qmgr_idle(const struct qmgr *q); /* no attempt or job in flight */
 /* Control: each replies into out (JSON) and calls done(arg) later. */
 void qmgr_control(struct qmgr *q, const char *line, struct buf *out,
     void (*done)(void *arg), void *arg);
@@ -226,7 +231,8 @@ bool netlist_match(const struct netlist *nl, const struct sockaddr *sa);
 void netlist_free(struct netlist *nl);
 bool sockaddr_is_loopback(const struct sockaddr *sa);
 /* the address bytes of sa (4 or 16) */
-size_t sockaddr_ip_bytes(const struct sockaddr *sa, const unsigned char **p_out);
+size_t sockaddr_ip_bytes(
+    const struct sockaddr *sa, const unsigned char **p_out);
 
 /* ---- TLS contexts (main.c) --------------------------------------------- */
 
@@ -234,10 +240,10 @@ size_t sockaddr_ip_bytes(const struct sockaddr *sa, const unsigned char **p_out)
  * pair); at start-up failure is fatal, on SIGHUP the old one stays. */
 int server_tls_load(struct server *s);
 
-extern struct server *srv;           /* the one daemon of this process */
+extern struct server *srv; /* the one daemon of this process */
 
-int listeners_bind(struct server *s);                 /* before privdrop */
-void listeners_enable(struct server *s);              /* on the loop */
+int listeners_bind(struct server *s);	 /* before privdrop */
+void listeners_enable(struct server *s); /* on the loop */
 void listeners_close(struct server *s);
 
 /*

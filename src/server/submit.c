@@ -42,7 +42,7 @@
 #define AUTH_FAILURES_MAX 3
 
 struct auth_job {
-	struct lookup lk;            /* lk.job alone when only hashing */
+	struct lookup lk; /* lk.job alone when only hashing */
 	struct conn *c;
 	struct server *srv;
 	struct client_key key; /* the client, for the throttle */
@@ -61,8 +61,9 @@ submit_update_auth(struct conn *c)
 {
 	const struct conf *cf = c->srv->conf;
 	bool on = c->l->kind != LISTEN_SMTP && !c->authenticated &&
-	    (c->tls || (cf->auth_plaintext_loopback &&
-	    sockaddr_is_loopback((const struct sockaddr *)&c->sa)));
+		  (c->tls || (cf->auth_plaintext_loopback &&
+				 sockaddr_is_loopback(
+				     (const struct sockaddr *)&c->sa)));
 
 	smtp_server_set_auth_available(c->smtp, on);
 }
@@ -74,7 +75,8 @@ auth_run(struct job *j)
 
 	/* an unknown user costs the same work (a dummy hash) as a known one */
 	if (aj->hash_st != TABLE_TEMPFAIL)
-		aj->ok = auth_password_ok(aj->hash_st == TABLE_OK ? aj->hash : NULL, aj->pass);
+		aj->ok = auth_password_ok(
+		    aj->hash_st == TABLE_OK ? aj->hash : NULL, aj->pass);
 	aj->weak = aj->hash_st == TABLE_OK && !auth_hash_method_ok(aj->hash);
 	explicit_bzero(aj->pass, sizeof(aj->pass));
 }
@@ -89,7 +91,8 @@ auth_lookup_hash(struct lookup *lk, struct table *t)
 	else if (t == NULL)
 		aj->hash_st = TABLE_TEMPFAIL;
 	else
-		aj->hash_st = table_user_pwhash(t, aj->user, aj->hash, sizeof(aj->hash));
+		aj->hash_st =
+		    table_user_pwhash(t, aj->user, aj->hash, sizeof(aj->hash));
 	if (aj->hash_st != TABLE_OK && aj->hash_st != TABLE_TEMPFAIL)
 		aj->hash_st = TABLE_NOTFOUND;
 }
@@ -105,9 +108,11 @@ auth_ask(struct lookup *lk, struct table *t)
 static void
 auth_reply_failure(struct conn *c)
 {
-	smtp_server_reject(c->smtp, 535, "5.7.8", "Authentication credentials invalid");
+	smtp_server_reject(
+	    c->smtp, 535, "5.7.8", "Authentication credentials invalid");
 	if (c->auth_failures >= AUTH_FAILURES_MAX) {
-		smtp_server_shutdown(c->smtp, "4.7.0", "Too many authentication failures");
+		smtp_server_shutdown(
+		    c->smtp, "4.7.0", "Too many authentication failures");
 		conn_close_soon(c, "auth_failures");
 	}
 }
@@ -145,7 +150,8 @@ auth_failed(
 	}
 	if (c->delay == NULL)
 		c->delay = evtimer_new(c->srv->base, on_auth_delay, c);
-	struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
+	struct timeval tv = {
+	    (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000};
 	c->pending = true;
 	evtimer_add(c->delay, &tv);
 }
@@ -155,9 +161,11 @@ auth_succeeded(struct conn *c, const char *user, const char *mech)
 {
 	auth_throttle_success(c->srv->throttle, &c->key);
 	c->authenticated = true;
-	if (str_copy(c->auth_user, sizeof(c->auth_user), user, strlen(user)) != 0)
+	if (str_copy(c->auth_user, sizeof(c->auth_user), user, strlen(user)) !=
+	    0)
 		c->auth_user[0] = '\0';
-	log_info("sid=%s event=auth mech=%s user=%s client=%s", c->sid, mech, user, c->ip);
+	log_info("sid=%s event=auth mech=%s user=%s client=%s", c->sid, mech,
+	    user, c->ip);
 	smtp_server_accept(c->smtp);
 }
 
@@ -169,7 +177,8 @@ auth_tempfail(struct conn *c, const struct auth_job *aj)
 
 	log_warn("sid=%s event=table_error step=auth error=\"%s\"", c->sid,
 	    log_quote(q, sizeof(q), aj->lk.err, strlen(aj->lk.err)));
-	smtp_server_reject(c->smtp, 454, "4.7.0", "Temporary authentication failure, try again later");
+	smtp_server_reject(c->smtp, 454, "4.7.0",
+	    "Temporary authentication failure, try again later");
 }
 
 static void
@@ -352,7 +361,8 @@ auth_plain(struct conn *c, const char *b64, size_t len)
 	else if (st == SASL_ERR_AUTHZ)
 		auth_failed(c, user, "PLAIN", "authzid");
 	else
-		smtp_server_reject(c->smtp, 501, "5.5.2", "Cannot decode the AUTH PLAIN response");
+		smtp_server_reject(c->smtp, 501, "5.5.2",
+		    "Cannot decode the AUTH PLAIN response");
 	explicit_bzero(pass, sizeof(pass));
 }
 
@@ -369,7 +379,8 @@ auth_login_step(struct conn *c, const char *resp, size_t len)
 	if (st == SASL_OK)
 		auth_verify(c, c->login->user, c->login->pass, "LOGIN");
 	else
-		smtp_server_reject(c->smtp, 501, "5.5.2", "Cannot decode the AUTH LOGIN response");
+		smtp_server_reject(c->smtp, 501, "5.5.2",
+		    "Cannot decode the AUTH LOGIN response");
 	sasl_login_wipe(c->login);
 	free(c->login);
 	c->login = NULL;
@@ -390,7 +401,8 @@ submit_on_auth(struct conn *c)
 		sasl_login_init(c->login);
 		auth_login_step(c, cmd->auth_initial, cmd->auth_initial_len);
 	} else {
-		smtp_server_reject(c->smtp, 504, "5.5.4", "Unrecognized authentication type");
+		smtp_server_reject(
+		    c->smtp, 504, "5.5.4", "Unrecognized authentication type");
 	}
 }
 
@@ -470,7 +482,7 @@ local_login_name(struct conn *c)
 
 /* MAIL's question on the submission ports: may this user send as sender? */
 struct sender_lookup {
-	struct resolve_lookup q;     /* q.addr: the sender */
+	struct resolve_lookup q; /* q.addr: the sender */
 	struct conn *c;
 	void (*then)(struct conn *);
 };
@@ -515,9 +527,12 @@ sender_decide(struct conn *c, struct sender_lookup *sl)
 	if (addr_format(&sl->q.addr, from, sizeof(from)) < 0)
 		from[0] = '\0';
 	if (sl->q.st == TABLE_TEMPFAIL) {
-		log_warn("sid=%s event=table_error step=sender error=\"%s\"", c->sid,
-		    log_quote(q, sizeof(q), sl->q.lk.err, strlen(sl->q.lk.err)));
-		conn_reject(c, "mail", 451, "4.3.0", "Temporary lookup failure, try again later", from);
+		log_warn("sid=%s event=table_error step=sender error=\"%s\"",
+		    c->sid,
+		    log_quote(
+			q, sizeof(q), sl->q.lk.err, strlen(sl->q.lk.err)));
+		conn_reject(c, "mail", 451, "4.3.0",
+		    "Temporary lookup failure, try again later", from);
 	} else {
 		sender_refuse(c, from);
 	}
@@ -569,7 +584,7 @@ void
 submit_check_sender(struct conn *c, void (*then)(struct conn *))
 {
 	const struct addr *sender = &smtp_server_cmd(c->smtp)->path;
-	struct sender_lookup now = { 0 }, *sl = &now;
+	struct sender_lookup now = {0}, *sl = &now;
 	int quick = sender_quick(c, sender);
 
 	if (quick != 0) {

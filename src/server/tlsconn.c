@@ -7,10 +7,10 @@
  * be executed inside the TLS session): the plaintext bufferevent is freed
  * with its input unread, and an OpenSSL bufferevent takes over the socket.
  * (A filter bufferevent stacked on the plain one would keep that input
- * path alive and cannot tell when its last bytes reached the socket.)  The session forgets everything it learnt before
- * (smtp_server_tls_started()), so the client must say EHLO again and
- * STARTTLS is no longer offered.  Implicit TLS (RFC 8314, port 465) wraps
- * the socket before the greeting.
+ * path alive and cannot tell when its last bytes reached the socket.)  The
+ * session forgets everything it learnt before (smtp_server_tls_started()), so
+ * the client must say EHLO again and STARTTLS is no longer offered.  Implicit
+ * TLS (RFC 8314, port 465) wraps the socket before the greeting.
  */
 #include <string.h>
 #include <sys/socket.h>
@@ -77,14 +77,16 @@ tlsconn_flush_plain(struct conn *c)
 void
 tlsconn_starttls(struct conn *c, size_t cmd_len)
 {
-	size_t dropped = evbuffer_get_length(bufferevent_get_input(c->bev)) - cmd_len;
+	size_t dropped =
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) - cmd_len;
 	SSL *ssl;
 
 	if (c->srv->tls_ctx == NULL || (ssl = tlsconn_ssl(c)) == NULL) {
-		smtp_server_reject(c->smtp, 454, "4.7.0", "TLS not available due to temporary reason");
+		smtp_server_reject(c->smtp, 454, "4.7.0",
+		    "TLS not available due to temporary reason");
 		return;
 	}
-	smtp_server_accept(c->smtp);          /* 220 2.0.0 Ready to start TLS */
+	smtp_server_accept(c->smtp); /* 220 2.0.0 Ready to start TLS */
 	if (tlsconn_flush_plain(c) != 0) {
 		SSL_free(ssl);
 		conn_close_soon(c, "starttls_write");
@@ -93,13 +95,15 @@ tlsconn_starttls(struct conn *c, size_t cmd_len)
 	/* the plaintext buffer and whatever it read after STARTTLS go away
 	 * unexecuted: RFC 3207 5 */
 	if (dropped > 0)
-		log_warn("sid=%s event=starttls_injection dropped=%zu", c->sid, dropped);
+		log_warn("sid=%s event=starttls_injection dropped=%zu", c->sid,
+		    dropped);
 	bufferevent_free(c->bev);
 	c->bev = bufferevent_openssl_socket_new(c->srv->base, c->fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		SSL_free(ssl);
-		log_err("sid=%s event=tls_error step=bufferevent_openssl", c->sid);
+		log_err(
+		    "sid=%s event=tls_error step=bufferevent_openssl", c->sid);
 		conn_close_soon(c, "tls_error");
 		return;
 	}

@@ -111,13 +111,15 @@ workers_start(struct event_base *base, unsigned nthreads)
 	pthread_cond_init(&w->cv, NULL);
 	if ((w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		fatal("event=startup step=eventfd");
-	w->ev = event_new(base, w->efd, EV_READ | EV_PERSIST, workers_on_done, w);
+	w->ev =
+	    event_new(base, w->efd, EV_READ | EV_PERSIST, workers_on_done, w);
 	if (w->ev == NULL || event_add(w->ev, NULL) != 0)
 		fatalx("event=startup step=worker_event");
 	w->nthreads = nthreads;
 	w->threads = xcalloc(nthreads, sizeof(*w->threads));
 	for (i = 0; i < nthreads; i++)
-		if ((errno = pthread_create(&w->threads[i], NULL, worker_main, w)) != 0)
+		if ((errno = pthread_create(
+			 &w->threads[i], NULL, worker_main, w)) != 0)
 			fatal("event=startup step=pthread_create");
 	return w;
 }

@@ -44,20 +44,20 @@
 #include "smtp.h"
 
 enum {
-	BODY_ST_LS = 0,   /* at a line start */
-	BODY_ST_MID,      /* inside a line */
-	BODY_ST_CR,       /* a CR was the last octet of the previous feed */
-	BODY_ST_DOT,      /* DATA: "." at a line start, dropped */
-	BODY_ST_DOT_CR,   /* DATA: ".\r" at a line start, the CR held back */
+	BODY_ST_LS = 0, /* at a line start */
+	BODY_ST_MID,	/* inside a line */
+	BODY_ST_CR,	/* a CR was the last octet of the previous feed */
+	BODY_ST_DOT,	/* DATA: "." at a line start, dropped */
+	BODY_ST_DOT_CR, /* DATA: ".\r" at a line start, the CR held back */
 };
 
 /* The cursor of one smtp_body_feed() call. */
 struct body_cur {
-	const char *run;  /* start of the content not yet given to the sink */
-	const char *end;  /* end of the input */
-	const char *nul;  /* first NUL of the input, or end */
-	const char *lf;   /* next LF at or after the cursor, or end; NULL:
-	                     not searched yet */
+	const char *run; /* start of the content not yet given to the sink */
+	const char *end; /* end of the input */
+	const char *nul; /* first NUL of the input, or end */
+	const char *lf;	 /* next LF at or after the cursor, or end; NULL:
+			    not searched yet */
 };
 
 static uint64_t
@@ -94,8 +94,8 @@ body_fail(struct smtp_body *b, struct body_cur *c, enum smtp_body_error e,
  * offending octet.
  */
 static void
-body_content(struct smtp_body *b, struct body_cur *c, const char *p,
-    const char *q)
+body_content(
+    struct smtp_body *b, struct body_cur *c, const char *p, const char *q)
 {
 	size_t n = (size_t)(q - p);
 	enum smtp_body_error err = SMTP_BODY_OK;
@@ -154,7 +154,7 @@ body_mid(struct smtp_body *b, struct body_cur *c, const char *p)
 			return lf;
 		body_fail(b, c, SMTP_BODY_ERR_BARE_LF, lf);
 		body_content(b, c, lf, lf + 1);
-		return lf + 1;  /* a bare LF does not start a line */
+		return lf + 1; /* a bare LF does not start a line */
 	}
 	if (cr + 1 == lf && lf < c->end) {
 		body_content(b, c, p, lf + 1);
@@ -162,7 +162,7 @@ body_mid(struct smtp_body *b, struct body_cur *c, const char *p)
 	}
 	body_content(b, c, p, cr + 1);
 	if (cr + 1 == c->end) {
-		b->st = BODY_ST_CR;  /* the LF may come with the next feed */
+		b->st = BODY_ST_CR; /* the LF may come with the next feed */
 		return c->end;
 	}
 	body_fail(b, c, SMTP_BODY_ERR_BARE_CR, cr + 1);
@@ -206,7 +206,7 @@ body_after_dot(struct smtp_body *b, struct body_cur *c, const char *p)
 	}
 	b->line_len = 2;
 	b->st = BODY_ST_DOT_CR;
-	c->run = p + 1;  /* the CR is held back: content only if no LF */
+	c->run = p + 1; /* the CR is held back: content only if no LF */
 	return p + 1;
 }
 
@@ -310,8 +310,8 @@ smtp_body_finish(struct smtp_body *b)
 }
 
 void
-smtp_body_error_reply(enum smtp_body_error e, int *code, const char **enh,
-    const char **text)
+smtp_body_error_reply(
+    enum smtp_body_error e, int *code, const char **enh, const char **text)
 {
 	*code = 554;
 	*enh = "5.6.0";
@@ -328,17 +328,18 @@ smtp_body_error_reply(enum smtp_body_error e, int *code, const char **enh,
 		break;
 	case SMTP_BODY_ERR_BARE_LF:
 		*text = "Bare LF not allowed in message content, line endings "
-		    "must be CRLF (RFC 5321 2.3.8)";
+			"must be CRLF (RFC 5321 2.3.8)";
 		break;
 	case SMTP_BODY_ERR_BARE_CR:
 		*text = "Bare CR not allowed in message content, line endings "
-		    "must be CRLF (RFC 5321 2.3.8)";
+			"must be CRLF (RFC 5321 2.3.8)";
 		break;
 	case SMTP_BODY_ERR_NUL:
 		*text = "NUL octet in message content";
 		break;
 	case SMTP_BODY_ERR_LINE_LONG:
-		*text = "Message line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
+		*text =
+		    "Message line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
 		break;
 	case SMTP_BODY_ERR_STORAGE:
 		*code = 452;

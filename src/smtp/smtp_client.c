@@ -52,16 +52,16 @@
 #define ACT_CONTINUE (-1)
 
 enum client_state {
-	CS_GREETING,     /* waiting for the greeting */
+	CS_GREETING, /* waiting for the greeting */
 	CS_EHLO,
 	CS_HELO,
 	CS_STARTTLS,
-	CS_TLS_WAIT,     /* 220 to STARTTLS seen: the shell does the handshake */
+	CS_TLS_WAIT, /* 220 to STARTTLS seen: the shell does the handshake */
 	CS_AUTH,
-	CS_TXN,          /* replies to [RSET] MAIL RCPT... DATA */
-	CS_BODY,         /* 354 seen: waiting for the reply to the final dot */
+	CS_TXN,	 /* replies to [RSET] MAIL RCPT... DATA */
+	CS_BODY, /* 354 seen: waiting for the reply to the final dot */
 	CS_DONE,
-	CS_QUIT,         /* QUIT sent */
+	CS_QUIT, /* QUIT sent */
 	CS_CLOSED,
 	CS_FAILED,
 };
@@ -74,7 +74,7 @@ enum step_kind { STEP_RSET, STEP_MAIL, STEP_RCPT, STEP_DATA };
 struct client_rcpt {
 	char addr[ADDR_PATH_MAX + 1];
 	unsigned notify;
-	char orcpt[SMTP_ORCPT_MAX + 1];  /* "rfc822;xtext", or "" for none */
+	char orcpt[SMTP_ORCPT_MAX + 1]; /* "rfc822;xtext", or "" for none */
 	bool accepted;
 	struct smtp_client_result res;
 };
@@ -85,9 +85,9 @@ struct smtp_client {
 	char user[SMTP_CLIENT_CRED_MAX + 1];
 	char pass[SMTP_CLIENT_CRED_MAX + 1];
 	bool has_auth, want_tls, require_tls, auth_plain_ok, auth_unverified_ok;
-	bool lmtp;               /* RFC 2033: LHLO, a reply per recipient */
+	bool lmtp; /* RFC 2033: LHLO, a reply per recipient */
 	bool tls, tls_verified, tls_tried, authed;
-	unsigned login_step;     /* AUTH LOGIN: 334s answered so far */
+	unsigned login_step; /* AUTH LOGIN: 334s answered so far */
 	struct smtp_caps caps;
 	enum client_state state;
 	enum client_kick kick;
@@ -97,15 +97,15 @@ struct smtp_client {
 	size_t nrcpts;
 	uint64_t size, size_7bit;
 	bool body_8bit, utf8;
-	unsigned dg_flags;       /* SMTP_DOWNGRADE_* from the conf */
-	char dg_why[160];        /* why no 7-bit form, or "" */
-	bool downgrade;          /* this transaction sends the 7-bit form */
+	unsigned dg_flags; /* SMTP_DOWNGRADE_* from the conf */
+	char dg_why[160];  /* why no 7-bit form, or "" */
+	bool downgrade;	   /* this transaction sends the 7-bit form */
 	enum smtp_ret ret;
-	char envid[SMTP_ENVID_MAX + 1];  /* xtext, or "" for none */
+	char envid[SMTP_ENVID_MAX + 1]; /* xtext, or "" for none */
 	/* the transaction */
 	bool rset_first, needs_rset, mail_failed;
 	size_t nsteps, sent, answered, accepted;
-	size_t body_next;        /* LMTP: next recipient to read a reply for */
+	size_t body_next; /* LMTP: next recipient to read a reply for */
 	/* input: how far the pending reply was scanned (see client_take) */
 	size_t scan_off, scan_pos;
 	unsigned scan_lines;
@@ -199,7 +199,7 @@ reply_enh_len(const char *p, size_t n, int code)
 static void
 reply_text_put(struct smtp_parsed_reply *r, const char *p, size_t n, bool raw)
 {
-	const size_t keep = sizeof(r->text) - 4;   /* room for "..." + NUL */
+	const size_t keep = sizeof(r->text) - 4; /* room for "..." + NUL */
 	size_t i;
 
 	if (r->text_cut)
@@ -211,8 +211,9 @@ reply_text_put(struct smtp_parsed_reply *r, const char *p, size_t n, bool raw)
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 
-		r->text[r->text_len + i] = !raw && ((c < 0x20 && c != '\t') ||
-		    c == 0x7f) ? '?' : (char)c;
+		r->text[r->text_len + i] =
+		    !raw && ((c < 0x20 && c != '\t') || c == 0x7f) ? '?'
+								   : (char)c;
 	}
 	r->text_len += n;
 	if (r->text_cut) {
@@ -263,11 +264,13 @@ smtp_reply_parse(const char *in, size_t len, struct smtp_parsed_reply *r,
 	while (off < len) {
 		size_t avail = len - off;
 		const char *lf = memchr(in + off, '\n',
-		    avail < SMTP_REPLY_IN_LINE_MAX ? avail : SMTP_REPLY_IN_LINE_MAX);
+		    avail < SMTP_REPLY_IN_LINE_MAX ? avail
+						   : SMTP_REPLY_IN_LINE_MAX);
 
 		if (lf == NULL)
 			return avail >= SMTP_REPLY_IN_LINE_MAX ? -1 : 0;
-		if (reply_line_parse(in + off, (size_t)(lf - (in + off)), &l) < 0)
+		if (reply_line_parse(in + off, (size_t)(lf - (in + off)), &l) <
+		    0)
 			return -1;
 		if (r->nlines > 0 && l.code != r->code)
 			return -1;
@@ -293,15 +296,15 @@ static const struct {
 	const char *kw;
 	unsigned flag;
 } ehlo_keywords[] = {
-	{ "PIPELINING", SMTP_CAP_PIPELINING },
-	{ "SIZE", SMTP_CAP_SIZE },
-	{ "8BITMIME", SMTP_CAP_8BITMIME },
-	{ "SMTPUTF8", SMTP_CAP_SMTPUTF8 },
-	{ "DSN", SMTP_CAP_DSN },
-	{ "STARTTLS", SMTP_CAP_STARTTLS },
-	{ "CHUNKING", SMTP_CAP_CHUNKING },
-	{ "ENHANCEDSTATUSCODES", SMTP_CAP_ENHANCEDSTATUSCODES },
-	{ "AUTH", SMTP_CAP_AUTH },
+    {"PIPELINING", SMTP_CAP_PIPELINING},
+    {"SIZE", SMTP_CAP_SIZE},
+    {"8BITMIME", SMTP_CAP_8BITMIME},
+    {"SMTPUTF8", SMTP_CAP_SMTPUTF8},
+    {"DSN", SMTP_CAP_DSN},
+    {"STARTTLS", SMTP_CAP_STARTTLS},
+    {"CHUNKING", SMTP_CAP_CHUNKING},
+    {"ENHANCEDSTATUSCODES", SMTP_CAP_ENHANCEDSTATUSCODES},
+    {"AUTH", SMTP_CAP_AUTH},
 };
 
 /* The next word of p[*i..n), separated by spaces (or '=' after AUTH). */
@@ -320,8 +323,8 @@ ehlo_word(const char *p, size_t n, size_t *i, const char **w)
 }
 
 static void
-ehlo_params(struct smtp_caps *caps, unsigned flag, const char *p, size_t n,
-    size_t i)
+ehlo_params(
+    struct smtp_caps *caps, unsigned flag, const char *p, size_t n, size_t i)
 {
 	const char *w;
 	size_t k;
@@ -394,8 +397,9 @@ result_text(struct smtp_client_result *res, const char *t, size_t n)
 static enum smtp_result_class
 result_class(int code)
 {
-	return code >= 200 && code < 300 ? SMTP_RESULT_OK :
-	    code >= 500 && code < 600 ? SMTP_RESULT_PERM : SMTP_RESULT_TEMP;
+	return code >= 200 && code < 300   ? SMTP_RESULT_OK
+	       : code >= 500 && code < 600 ? SMTP_RESULT_PERM
+					   : SMTP_RESULT_TEMP;
 }
 
 /* A result from the reply just read, in answer to cmd. */
@@ -414,8 +418,8 @@ result_reply(struct smtp_client_result *res, const struct smtp_parsed_reply *r,
 
 /* A result tern decides alone. */
 static void
-result_local(struct smtp_client_result *res, int code, const char *enh,
-    const char *text)
+result_local(
+    struct smtp_client_result *res, int code, const char *enh, const char *text)
 {
 	memset(res, 0, sizeof(*res));
 	res->cls = result_class(code);
@@ -426,8 +430,8 @@ result_local(struct smtp_client_result *res, int code, const char *enh,
 }
 
 static void
-client_rcpt_set(struct smtp_client *c, size_t i,
-    const struct smtp_client_result *res)
+client_rcpt_set(
+    struct smtp_client *c, size_t i, const struct smtp_client_result *res)
 {
 	c->rcpts[i].res = *res;
 	c->rcpts[i].res.dsn_passed = (c->caps.flags & SMTP_CAP_DSN) != 0;
@@ -448,8 +452,8 @@ client_rcpt_set_all(struct smtp_client *c, const struct smtp_client_result *res)
  * Output
  * ====================================================================== */
 
-static void
-client_put(struct smtp_client *c, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void client_put(struct smtp_client *c, const char *fmt, ...)
+    PRINTF_LIKE(2, 3);
 
 static void
 client_put(struct smtp_client *c, const char *fmt, ...)
@@ -476,7 +480,7 @@ b64_encode(const unsigned char *in, size_t n, char *out)
 
 	for (i = 0; i + 2 < n; i += 3) {
 		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 |
-		    in[i + 2];
+			     in[i + 2];
 
 		out[o++] = b64_alphabet[v >> 18];
 		out[o++] = b64_alphabet[(v >> 12) & 63];
@@ -485,7 +489,7 @@ b64_encode(const unsigned char *in, size_t n, char *out)
 	}
 	if (i < n) {
 		unsigned v = (unsigned)in[i] << 16 |
-		    (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0);
+			     (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0);
 
 		out[o++] = b64_alphabet[v >> 18];
 		out[o++] = b64_alphabet[(v >> 12) & 63];
@@ -518,8 +522,8 @@ client_failed(struct smtp_client *c, bool quit)
 static int
 client_fail_reply(struct smtp_client *c, bool quit)
 {
-	enum smtp_result_class cls = c->reply.code >= 500 ?
-	    SMTP_RESULT_PERM : SMTP_RESULT_TEMP;
+	enum smtp_result_class cls =
+	    c->reply.code >= 500 ? SMTP_RESULT_PERM : SMTP_RESULT_TEMP;
 
 	result_reply(&c->error, &c->reply, cls, client_waiting_for(c));
 	return client_failed(c, quit);
@@ -540,7 +544,7 @@ client_fail_unexpected(struct smtp_client *c)
 	char t[SMTP_CLIENT_TEXT_MAX];
 
 	if (str_fmt(t, sizeof(t), "Unexpected reply to %s: %d %s",
-	    client_waiting_for(c), c->reply.code, c->reply.text) == -1)
+		client_waiting_for(c), c->reply.code, c->reply.text) == -1)
 		memcpy(t + sizeof(t) - 4, "...", 4);
 	return client_fail_local(c, 451, "4.5.0", t, false);
 }
@@ -573,14 +577,16 @@ client_send_mail(struct smtp_client *c)
 
 	client_put(c, "MAIL FROM:<%s>", c->sender);
 	if (f & SMTP_CAP_SIZE)
-		client_put(c, " SIZE=%llu", (unsigned long long)(c->downgrade ?
-		    c->size_7bit : c->size));
+		client_put(c, " SIZE=%llu",
+		    (unsigned long long)(c->downgrade ? c->size_7bit
+						      : c->size));
 	if (c->body_8bit && (f & SMTP_CAP_8BITMIME))
 		client_put(c, " BODY=8BITMIME");
 	if (c->utf8)
 		client_put(c, " SMTPUTF8");
 	if ((f & SMTP_CAP_DSN) && c->ret != SMTP_RET_UNSPEC)
-		client_put(c, " RET=%s", c->ret == SMTP_RET_FULL ? "FULL" : "HDRS");
+		client_put(
+		    c, " RET=%s", c->ret == SMTP_RET_FULL ? "FULL" : "HDRS");
 	if ((f & SMTP_CAP_DSN) && c->envid[0] != '\0')
 		client_put(c, " ENVID=%s", c->envid);
 	client_put(c, "\r\n");
@@ -593,9 +599,9 @@ client_send_notify(struct smtp_client *c, unsigned notify)
 		unsigned bit;
 		const char *name;
 	} kw[] = {
-		{ SMTP_NOTIFY_SUCCESS, "SUCCESS" },
-		{ SMTP_NOTIFY_FAILURE, "FAILURE" },
-		{ SMTP_NOTIFY_DELAY, "DELAY" },
+	    {SMTP_NOTIFY_SUCCESS, "SUCCESS"},
+	    {SMTP_NOTIFY_FAILURE, "FAILURE"},
+	    {SMTP_NOTIFY_DELAY, "DELAY"},
 	};
 	const char *sep = " NOTIFY=";
 	size_t i;
@@ -651,8 +657,8 @@ client_send_step(struct smtp_client *c)
 
 /* Nothing is sent: every recipient gets this tern-made result. */
 static int
-client_txn_refuse(struct smtp_client *c, int code, const char *enh,
-    const char *text)
+client_txn_refuse(
+    struct smtp_client *c, int code, const char *enh, const char *text)
 {
 	result_local(&c->error, code, enh, text);
 	client_rcpt_set_all(c, &c->error);
@@ -674,29 +680,35 @@ client_txn_start(struct smtp_client *c)
 	uint64_t size;
 
 	if (c->utf8 && !(c->caps.flags & SMTP_CAP_SMTPUTF8))
-		return client_txn_refuse(c, 553, "5.6.7", "The message needs "
+		return client_txn_refuse(c, 553, "5.6.7",
+		    "The message needs "
 		    "SMTPUTF8 (RFC 6531) and the peer does not offer it");
 	if (client_need_downgrade(c) &&
 	    (c->dg_flags & SMTP_DOWNGRADE_OK) == 0) {
-		if (str_fmt(t, sizeof(t), "The message has 8-bit content with "
-		    "no 7-bit form%s%s and the peer does not offer 8BITMIME "
-		    "(RFC 6152)", c->dg_why[0] != '\0' ? ": " : "",
-		    c->dg_why) == -1)
+		if (str_fmt(t, sizeof(t),
+			"The message has 8-bit content with "
+			"no 7-bit form%s%s and the peer does not offer "
+			"8BITMIME "
+			"(RFC 6152)",
+			c->dg_why[0] != '\0' ? ": " : "", c->dg_why) == -1)
 			t[0] = '\0';
 		return client_txn_refuse(c, 554, "5.6.3", t);
 	}
 	if (client_need_downgrade(c) &&
 	    (c->dg_flags & SMTP_DOWNGRADE_HDR_8BIT) && !c->utf8)
-		return client_txn_refuse(c, 554, "5.6.3", "The message has "
+		return client_txn_refuse(c, 554, "5.6.3",
+		    "The message has "
 		    "8-bit header fields and the peer does not offer 8BITMIME "
 		    "(RFC 6152)");
 	c->downgrade = client_need_downgrade(c);
 	size = c->downgrade ? c->size_7bit : c->size;
 	if ((c->caps.flags & SMTP_CAP_SIZE) && c->caps.size_max > 0 &&
 	    size > c->caps.size_max) {
-		if (str_fmt(t, sizeof(t), "Message size %llu exceeds the peer's "
-		    "limit of %llu octets", (unsigned long long)size,
-		    (unsigned long long)c->caps.size_max) == -1)
+		if (str_fmt(t, sizeof(t),
+			"Message size %llu exceeds the peer's "
+			"limit of %llu octets",
+			(unsigned long long)size,
+			(unsigned long long)c->caps.size_max) == -1)
 			t[0] = '\0';
 		return client_txn_refuse(c, 552, "5.3.4", t);
 	}
@@ -719,7 +731,8 @@ client_txn_finish(struct smtp_client *c)
 	struct smtp_client_result res;
 
 	/* a safety net: every path above sets each recipient already */
-	result_local(&res, 451, "4.3.0", "No reply recorded for this recipient");
+	result_local(
+	    &res, 451, "4.3.0", "No reply recorded for this recipient");
 	client_rcpt_set_all(c, &res);
 	c->state = CS_DONE;
 	return SMTP_CLIENT_DONE;
@@ -734,7 +747,8 @@ client_txn_advance(struct smtp_client *c)
 	if (c->answered < c->sent)
 		return ACT_CONTINUE;
 	if (c->sent >= c->nsteps || c->mail_failed ||
-	    (client_step_kind(c, c->sent, &i) == STEP_DATA && c->accepted == 0)) {
+	    (client_step_kind(c, c->sent, &i) == STEP_DATA &&
+		c->accepted == 0)) {
 		c->needs_rset = true;
 		return client_txn_finish(c);
 	}
@@ -775,13 +789,13 @@ client_on_txn(struct smtp_client *c)
 	if (kind == STEP_DATA)
 		return client_on_data(c);
 	if (kind == STEP_RCPT && c->mail_failed) {
-		c->answered++;          /* the 503 to a RCPT after a failed MAIL */
+		c->answered++; /* the 503 to a RCPT after a failed MAIL */
 		return client_txn_advance(c);
 	}
 	if (code < 200 || (code >= 300 && code < 400))
 		return client_fail_unexpected(c);
 	if (kind == STEP_RSET && code >= 400)
-		return client_fail_unexpected(c);   /* not the message's fault */
+		return client_fail_unexpected(c); /* not the message's fault */
 	c->answered++;
 	if (kind == STEP_RSET) {
 		c->needs_rset = false;
@@ -822,7 +836,7 @@ client_on_lmtp_body(struct smtp_client *c)
 	while (c->body_next < c->nrcpts && !c->rcpts[c->body_next].accepted)
 		c->body_next++;
 	if (c->body_next < c->nrcpts)
-		return ACT_CONTINUE;        /* more replies to come */
+		return ACT_CONTINUE; /* more replies to come */
 	c->needs_rset = false;
 	c->state = CS_DONE;
 	return SMTP_CLIENT_DONE;
@@ -866,7 +880,8 @@ client_auth_start(struct smtp_client *c)
 	size_t ul = strlen(c->user), pl = strlen(c->pass);
 
 	if (!c->tls && !c->auth_plain_ok)
-		return client_fail_local(c, 451, "4.7.0", "Credentials are "
+		return client_fail_local(c, 451, "4.7.0",
+		    "Credentials are "
 		    "only sent over TLS and the connection is not encrypted",
 		    true);
 	/* a man in the middle completes TLS as easily as the real peer */
@@ -879,11 +894,14 @@ client_auth_start(struct smtp_client *c)
 		    true);
 	if (!(c->caps.flags & SMTP_CAP_AUTH) ||
 	    !(c->caps.auth & (SMTP_CAP_AUTH_PLAIN | SMTP_CAP_AUTH_LOGIN)))
-		return client_fail_local(c, 451, "4.7.4", "Credentials are "
+		return client_fail_local(c, 451, "4.7.4",
+		    "Credentials are "
 		    "configured but the peer offers neither AUTH PLAIN nor "
-		    "AUTH LOGIN", true);
+		    "AUTH LOGIN",
+		    true);
 	if (!(c->caps.auth & SMTP_CAP_AUTH_PLAIN)) {
-		/* LOGIN only (some providers): the same secrets, in two steps */
+		/* LOGIN only (some providers): the same secrets, in two steps
+		 */
 		client_put(c, "AUTH LOGIN\r\n");
 		c->login_step = 0;
 		c->state = CS_AUTH;
@@ -906,7 +924,7 @@ client_auth_start(struct smtp_client *c)
 static int
 client_after_hello(struct smtp_client *c)
 {
-	if (c->lmtp)     /* a local socket: no STARTTLS, no AUTH */
+	if (c->lmtp) /* a local socket: no STARTTLS, no AUTH */
 		return client_txn_start(c);
 	if (!c->tls && !c->tls_tried && (c->want_tls || c->require_tls) &&
 	    (c->caps.flags & SMTP_CAP_STARTTLS)) {
@@ -917,7 +935,8 @@ client_after_hello(struct smtp_client *c)
 	}
 	if (!c->tls && c->require_tls)
 		return client_fail_local(c, 451, "4.7.4",
-		    "TLS is required but the peer does not offer STARTTLS", true);
+		    "TLS is required but the peer does not offer STARTTLS",
+		    true);
 	if (c->has_auth && !c->authed)
 		return client_auth_start(c);
 	return client_txn_start(c);
@@ -935,7 +954,7 @@ static int
 client_on_ehlo(struct smtp_client *c)
 {
 	if (c->reply.code >= 400 && c->lmtp)
-		return client_fail_reply(c, true);  /* LMTP has no HELO */
+		return client_fail_reply(c, true); /* LMTP has no HELO */
 	if (c->reply.code >= 500) {
 		/* an old server: RFC 5321 3.2 says fall back to HELO */
 		client_put(c, "HELO %s\r\n", c->helo);
@@ -967,9 +986,9 @@ client_on_starttls(struct smtp_client *c)
 		return SMTP_CLIENT_STARTTLS;
 	}
 	if (!c->require_tls)
-		return client_after_hello(c);      /* opportunistic: go on */
+		return client_after_hello(c); /* opportunistic: go on */
 	if (str_fmt(t, sizeof(t), "TLS is required but STARTTLS failed: %d %s",
-	    c->reply.code, c->reply.text) == -1)
+		c->reply.code, c->reply.text) == -1)
 		memcpy(t + sizeof(t) - 4, "...", 4);
 	return client_fail_local(c, 451, "4.7.4", t, true);
 }
@@ -1011,7 +1030,7 @@ client_on_reply(struct smtp_client *c)
 		c->state = CS_CLOSED;
 		return SMTP_CLIENT_CLOSED;
 	}
-	if (c->reply.code == 421)        /* RFC 5321 3.8: the peer closes */
+	if (c->reply.code == 421) /* RFC 5321 3.8: the peer closes */
 		return client_fail_reply(c, false);
 	switch (c->state) {
 	case CS_GREETING:
@@ -1063,7 +1082,8 @@ client_take(struct smtp_client *c, const char *in, size_t len, size_t *n_out)
 		}
 		c->scan_off = c->scan_pos = 0;
 		c->scan_lines = 0;
-		return smtp_reply_parse(in, pos, &c->reply, n_out) == 1 ? 1 : -1;
+		return smtp_reply_parse(in, pos, &c->reply, n_out) == 1 ? 1
+									: -1;
 	}
 	c->scan_off = off;
 	c->scan_pos = pos;
@@ -1074,8 +1094,14 @@ static bool
 client_awaits_reply(const struct smtp_client *c)
 {
 	switch (c->state) {
-	case CS_GREETING: case CS_EHLO: case CS_HELO: case CS_STARTTLS:
-	case CS_AUTH: case CS_TXN: case CS_BODY: case CS_QUIT:
+	case CS_GREETING:
+	case CS_EHLO:
+	case CS_HELO:
+	case CS_STARTTLS:
+	case CS_AUTH:
+	case CS_TXN:
+	case CS_BODY:
+	case CS_QUIT:
 		return true;
 	default:
 		return false;
@@ -1119,8 +1145,7 @@ client_kick(struct smtp_client *c)
 
 /* One reply in, or an action out. */
 static int
-client_step(struct smtp_client *c, const char *in, size_t len,
-    size_t *consumed)
+client_step(struct smtp_client *c, const char *in, size_t len, size_t *consumed)
 {
 	size_t n = 0;
 	int rc, act;
@@ -1138,7 +1163,7 @@ client_step(struct smtp_client *c, const char *in, size_t len,
 	*consumed += n;
 	act = client_on_reply(c);
 	if (act == SMTP_CLIENT_STARTTLS)
-		*consumed = len;        /* plaintext after the 220: dropped */
+		*consumed = len; /* plaintext after the 220: dropped */
 	return act;
 }
 
@@ -1163,8 +1188,8 @@ smtp_client_next(struct smtp_client *c, const char *in, size_t len,
 		out->len = c->out_start;
 		if (out->data != NULL)
 			out->data[out->len] = '\0';
-		act = client_fail_local(c, 451, "4.3.0",
-		    "Output buffer full", false);
+		act = client_fail_local(
+		    c, 451, "4.3.0", "Output buffer full", false);
 		c->oflow = false;
 	}
 	return (enum smtp_client_action)act;
@@ -1209,16 +1234,17 @@ conf_orcpt(const struct smtp_client_rcpt *in, char *out, size_t outlen)
 		return;
 	for (p = in->orcpt; *p != '\0'; p++)
 		if ((unsigned char)*p >= 0x80)
-			return;         /* RFC 6533's utf-8 forms: not made here */
+			return; /* RFC 6533's utf-8 forms: not made here */
 	memcpy(out, "rfc822;", 7);
-	n = smtp_xtext_encode(in->orcpt, strlen(in->orcpt), out + 7, outlen - 7);
+	n = smtp_xtext_encode(
+	    in->orcpt, strlen(in->orcpt), out + 7, outlen - 7);
 	if (n <= 0)
 		out[0] = '\0';
 }
 
 static int
-conf_rcpts(struct client_rcpt *r, const struct smtp_client_conf *conf,
-    bool *utf8)
+conf_rcpts(
+    struct client_rcpt *r, const struct smtp_client_conf *conf, bool *utf8)
 {
 	size_t i;
 
@@ -1227,7 +1253,7 @@ conf_rcpts(struct client_rcpt *r, const struct smtp_client_conf *conf,
 
 		if (!conf_addr_ok(in->addr, false, utf8) ||
 		    str_copy(r[i].addr, sizeof(r[i].addr), in->addr,
-		    strlen(in->addr)) == -1)
+			strlen(in->addr)) == -1)
 			return -1;
 		r[i].notify = in->notify;
 		conf_orcpt(in, r[i].orcpt, sizeof(r[i].orcpt));
@@ -1262,14 +1288,14 @@ client_set_message(struct smtp_client *c, const struct smtp_client_conf *conf)
 	c->dg_why[0] = '\0';
 	if (conf->downgrade_why != NULL &&
 	    str_copy(c->dg_why, sizeof(c->dg_why), conf->downgrade_why,
-	    strlen(conf->downgrade_why)) == -1)
-		c->dg_why[0] = '\0';   /* too long to quote: not said */
+		strlen(conf->downgrade_why)) == -1)
+		c->dg_why[0] = '\0'; /* too long to quote: not said */
 	c->downgrade = false;
 	c->utf8 = utf8;
 	c->ret = conf->ret;
 	/* RFC 3461 4.4: ENVID is at most 100 octets as sent; longer: dropped */
-	if (smtp_xtext_encode(envid, strlen(envid), c->envid,
-	    sizeof(c->envid)) < 0)
+	if (smtp_xtext_encode(
+		envid, strlen(envid), c->envid, sizeof(c->envid)) < 0)
 		c->envid[0] = '\0';
 	return 0;
 }
@@ -1301,15 +1327,15 @@ client_set_session(struct smtp_client *c, const struct smtp_client_conf *conf)
 	c->auth_unverified_ok = conf->auth_unverified_ok;
 	c->lmtp = conf->lmtp;
 	if (c->lmtp && (conf->require_tls || conf->auth_user != NULL))
-		return -1;   /* neither is spoken over LMTP here */
+		return -1; /* neither is spoken over LMTP here */
 	if (conf->auth_user == NULL)
 		return 0;
 	c->has_auth = true;
 	if (conf->auth_pass == NULL ||
 	    str_copy(c->user, sizeof(c->user), conf->auth_user,
-	    strlen(conf->auth_user)) == -1 ||
+		strlen(conf->auth_user)) == -1 ||
 	    str_copy(c->pass, sizeof(c->pass), conf->auth_pass,
-	    strlen(conf->auth_pass)) == -1)
+		strlen(conf->auth_pass)) == -1)
 		return -1;
 	return 0;
 }
@@ -1359,8 +1385,8 @@ smtp_client_tls_done(struct smtp_client *c, bool verified)
 }
 
 int
-smtp_client_reset_message(struct smtp_client *c,
-    const struct smtp_client_conf *conf)
+smtp_client_reset_message(
+    struct smtp_client *c, const struct smtp_client_conf *conf)
 {
 	if (c->state != CS_DONE || client_set_message(c, conf) == -1)
 		return -1;
@@ -1376,11 +1402,11 @@ smtp_client_quit(struct smtp_client *c)
 }
 
 void
-smtp_client_fail(struct smtp_client *c, int code, const char *enh,
-    const char *text)
+smtp_client_fail(
+    struct smtp_client *c, int code, const char *enh, const char *text)
 {
-	result_local(&c->error, code, enh != NULL ? enh : "",
-	    text != NULL ? text : "");
+	result_local(
+	    &c->error, code, enh != NULL ? enh : "", text != NULL ? text : "");
 	if (c->error.cls == SMTP_RESULT_OK)
 		c->error.cls = SMTP_RESULT_TEMP;
 	client_rcpt_set_all(c, &c->error);
@@ -1428,21 +1454,32 @@ static const char *
 client_waiting_for(const struct smtp_client *c)
 {
 	static const char *const step_names[] = {
-		[STEP_RSET] = "RSET", [STEP_MAIL] = "MAIL FROM",
-		[STEP_RCPT] = "RCPT TO", [STEP_DATA] = "DATA",
+	    [STEP_RSET] = "RSET",
+	    [STEP_MAIL] = "MAIL FROM",
+	    [STEP_RCPT] = "RCPT TO",
+	    [STEP_DATA] = "DATA",
 	};
 	size_t i;
 
 	switch (c->state) {
-	case CS_GREETING: return "greeting";
-	case CS_EHLO: return c->lmtp ? "LHLO" : "EHLO";
-	case CS_HELO: return "HELO";
-	case CS_STARTTLS: return "STARTTLS";
-	case CS_AUTH: return "AUTH";
-	case CS_TXN: return step_names[client_step_kind(c, c->answered, &i)];
-	case CS_BODY: return "end of data";
-	case CS_QUIT: return "QUIT";
-	default: return NULL;
+	case CS_GREETING:
+		return "greeting";
+	case CS_EHLO:
+		return c->lmtp ? "LHLO" : "EHLO";
+	case CS_HELO:
+		return "HELO";
+	case CS_STARTTLS:
+		return "STARTTLS";
+	case CS_AUTH:
+		return "AUTH";
+	case CS_TXN:
+		return step_names[client_step_kind(c, c->answered, &i)];
+	case CS_BODY:
+		return "end of data";
+	case CS_QUIT:
+		return "QUIT";
+	default:
+		return NULL;
 	}
 }
 

@@ -29,17 +29,17 @@
 
 #include "smtp_int.h"
 
-#define CMD_LINE_MAX (SMTP_CMD_LINE_MAX - 2)
+#define CMD_LINE_MAX	    (SMTP_CMD_LINE_MAX - 2)
 #define CMD_LINE_PARAMS_MAX (SMTP_CMD_LINE_PARAMS_MAX - 2)
-#define CMD_VERB_MAX 8          /* "STARTTLS" */
-#define CMD_AUTH_MECH_MAX 20    /* RFC 4422 3.1: SASL mechanism names */
-#define CMD_ECHO_MAX 40         /* client text quoted in an error reply */
+#define CMD_VERB_MAX	    8  /* "STARTTLS" */
+#define CMD_AUTH_MECH_MAX   20 /* RFC 4422 3.1: SASL mechanism names */
+#define CMD_ECHO_MAX	    40 /* client text quoted in an error reply */
 
 struct cmd_ctx {
 	const char *line;
 	size_t len;
 	unsigned flags;
-	const char *arg;        /* after the verb and its space */
+	const char *arg; /* after the verb and its space */
 	size_t arg_len;
 	struct smtp_cmd *cmd;
 	struct smtp_err *err;
@@ -54,25 +54,34 @@ struct cmd_def {
 
 /* What differs between MAIL FROM and RCPT TO. */
 struct cmd_path_def {
-	const char *prefix;     /* "FROM:" */
+	const char *prefix; /* "FROM:" */
 	bool mail;
 	unsigned addr_flags;
-	const char *enh;        /* bad path: 5.1.7 sender, 5.1.3 recipient */
-	const char *what;       /* "sender" */
-	unsigned utf8_flag;     /* SMTP_CMD_F_* that may allow an 8-bit path */
+	const char *enh;    /* bad path: 5.1.7 sender, 5.1.3 recipient */
+	const char *what;   /* "sender" */
+	unsigned utf8_flag; /* SMTP_CMD_F_* that may allow an 8-bit path */
 };
 
 static const struct cmd_path_def cmd_mail_path = {
-	"FROM:", true, ADDR_F_ALLOW_NULL, "5.1.7", "sender", SMTP_CMD_F_UTF8_OK,
+    "FROM:",
+    true,
+    ADDR_F_ALLOW_NULL,
+    "5.1.7",
+    "sender",
+    SMTP_CMD_F_UTF8_OK,
 };
 static const struct cmd_path_def cmd_rcpt_path = {
-	"TO:", false, ADDR_F_ALLOW_POSTMASTER, "5.1.3", "recipient",
-	SMTP_CMD_F_UTF8_TXN,
+    "TO:",
+    false,
+    ADDR_F_ALLOW_POSTMASTER,
+    "5.1.3",
+    "recipient",
+    SMTP_CMD_F_UTF8_TXN,
 };
 
 int
-smtp_cmd_fail(struct smtp_err *err, int code, const char *enh,
-    const char *fmt, ...)
+smtp_cmd_fail(
+    struct smtp_err *err, int code, const char *enh, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -185,7 +194,7 @@ static bool
 cmd_helo_label_char(char ch)
 {
 	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+	       (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
 }
 
 static bool
@@ -233,12 +242,13 @@ cmd_parse_helo(const struct cmd_def *d, struct cmd_ctx *c)
 	n = c->cmd->arg_len;
 	if (n == 0)
 		return cmd_usage(d, c);
-	if (a[0] == '[' ? addr_parse_domain(a, n, 0, NULL, 0, &kind) == ADDR_OK :
-	    cmd_helo_name_ok(a, n))
+	if (a[0] == '[' ? addr_parse_domain(a, n, 0, NULL, 0, &kind) == ADDR_OK
+			: cmd_helo_name_ok(a, n))
 		return 0;
 	return smtp_cmd_fail(c->err, 501, "5.5.2",
 	    "Syntax: %s hostname: a domain name or an [IPv4] / [IPv6:...] "
-	    "address literal", d->name);
+	    "address literal",
+	    d->name);
 }
 
 /*
@@ -266,7 +276,8 @@ cmd_parse_bdat(const struct cmd_def *d, struct cmd_ctx *c)
 		z++;
 	if (str_to_u64(a + z, i - z, &c->cmd->bdat_size) == -1)
 		return smtp_cmd_fail(c->err, 501, "5.5.4",
-		    "Bad BDAT chunk size: expected decimal digits, at most 2^64-1");
+		    "Bad BDAT chunk size: expected decimal digits, at most "
+		    "2^64-1");
 	rest = cmd_skip_spaces(a, n, i);
 	if (rest == n)
 		return 0;
@@ -281,7 +292,7 @@ static bool
 cmd_mech_char(char ch)
 {
 	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+	       (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
 }
 
 /* AUTH mechanism [initial-response] (RFC 4954 4). */
@@ -294,13 +305,15 @@ cmd_parse_auth(const struct cmd_def *d, struct cmd_ctx *c)
 	for (i = 0; i < n && a[i] != ' '; i++) {
 		if (!cmd_mech_char(a[i]))
 			return smtp_cmd_fail(c->err, 501, "5.5.4",
-			    "Bad AUTH mechanism name: only A-Z 0-9 - _ allowed");
+			    "Bad AUTH mechanism name: only A-Z 0-9 - _ "
+			    "allowed");
 		if (i == CMD_AUTH_MECH_MAX)
 			return smtp_cmd_fail(c->err, 501, "5.5.4",
 			    "AUTH mechanism name longer than %d characters",
 			    CMD_AUTH_MECH_MAX);
-		c->cmd->auth_mech[i] = (a[i] >= 'a' && a[i] <= 'z') ?
-		    (char)(a[i] - 'a' + 'A') : a[i];
+		c->cmd->auth_mech[i] = (a[i] >= 'a' && a[i] <= 'z')
+					   ? (char)(a[i] - 'a' + 'A')
+					   : a[i];
 	}
 	if (i == 0)
 		return cmd_usage(d, c);
@@ -331,8 +344,8 @@ cmd_has_8bit(const char *s, size_t n)
 }
 
 static int
-cmd_path_error(const struct cmd_path_def *pd, struct cmd_ctx *c,
-    enum addr_status st)
+cmd_path_error(
+    const struct cmd_path_def *pd, struct cmd_ctx *c, enum addr_status st)
 {
 	return smtp_cmd_fail(c->err, 501, pd->enh, "Bad %s address syntax: %s",
 	    pd->what, addr_strerror(st));
@@ -342,8 +355,8 @@ static int
 cmd_utf8_error(struct cmd_ctx *c)
 {
 	/* RFC 6531 3.7.4.1 */
-	return smtp_cmd_fail(c->err, 553, "5.6.7",
-	    "Non-ASCII address requires SMTPUTF8");
+	return smtp_cmd_fail(
+	    c->err, 553, "5.6.7", "Non-ASCII address requires SMTPUTF8");
 }
 
 /*
@@ -357,10 +370,10 @@ cmd_path(const struct cmd_path_def *pd, struct cmd_ctx *c, const char *p,
 {
 	enum addr_status st;
 
-	st = addr_parse_path(p, n, pd->addr_flags | ADDR_F_UTF8, &c->cmd->path,
-	    used_out);
+	st = addr_parse_path(
+	    p, n, pd->addr_flags | ADDR_F_UTF8, &c->cmd->path, used_out);
 	if (st == ADDR_OK && *used_out > n)
-		st = ADDR_ERR_SYNTAX;   /* defensive: never trust a bad count */
+		st = ADDR_ERR_SYNTAX; /* defensive: never trust a bad count */
 	if (st == ADDR_OK)
 		return 0;
 	if (cmd_has_8bit(p, n) && !(c->flags & pd->utf8_flag))
@@ -369,8 +382,8 @@ cmd_path(const struct cmd_path_def *pd, struct cmd_ctx *c, const char *p,
 }
 
 static int
-cmd_parse_path_cmd(const struct cmd_def *d, const struct cmd_path_def *pd,
-    struct cmd_ctx *c)
+cmd_parse_path_cmd(
+    const struct cmd_def *d, const struct cmd_path_def *pd, struct cmd_ctx *c)
 {
 	size_t plen = strlen(pd->prefix), i, used;
 	unsigned nparams = 0;
@@ -391,7 +404,7 @@ cmd_parse_path_cmd(const struct cmd_def *d, const struct cmd_path_def *pd,
 		return -1;
 	i += used;
 	if (smtp_param_parse(c->arg + i, c->arg_len - i, c->flags, pd->mail,
-	    c->cmd, c->err, &nparams) == -1)
+		c->cmd, c->err, &nparams) == -1)
 		return -1;
 	/* the longer limit is room for parameters, not for padding */
 	if (nparams == 0 && c->len > CMD_LINE_MAX)
@@ -399,7 +412,8 @@ cmd_parse_path_cmd(const struct cmd_def *d, const struct cmd_path_def *pd,
 		    "Line too long: over %d octets without parameters",
 		    SMTP_CMD_LINE_MAX);
 	if (pd->mail)
-		utf8_ok = (c->flags & SMTP_CMD_F_UTF8_OK) && c->cmd->mail.smtputf8;
+		utf8_ok =
+		    (c->flags & SMTP_CMD_F_UTF8_OK) && c->cmd->mail.smtputf8;
 	else
 		utf8_ok = (c->flags & SMTP_CMD_F_UTF8_TXN) != 0;
 	if (!utf8_ok && (c->cmd->path.utf8 || cmd_has_8bit(c->arg, i)))
@@ -420,23 +434,22 @@ cmd_parse_rcpt(const struct cmd_def *d, struct cmd_ctx *c)
 }
 
 static const struct cmd_def cmd_defs[] = {
-	{ "HELO", SMTP_VERB_HELO, cmd_parse_helo, "HELO hostname" },
-	{ "EHLO", SMTP_VERB_EHLO, cmd_parse_helo, "EHLO hostname" },
-	{ "MAIL", SMTP_VERB_MAIL, cmd_parse_mail,
-	  "MAIL FROM:<address> [parameters]" },
-	{ "RCPT", SMTP_VERB_RCPT, cmd_parse_rcpt,
-	  "RCPT TO:<address> [parameters]" },
-	{ "DATA", SMTP_VERB_DATA, cmd_parse_none, "DATA" },
-	{ "BDAT", SMTP_VERB_BDAT, cmd_parse_bdat, "BDAT size [LAST]" },
-	{ "RSET", SMTP_VERB_RSET, cmd_parse_none, "RSET" },
-	{ "NOOP", SMTP_VERB_NOOP, cmd_parse_opt, "NOOP [text]" },
-	{ "VRFY", SMTP_VERB_VRFY, cmd_parse_need, "VRFY address" },
-	{ "EXPN", SMTP_VERB_EXPN, cmd_parse_need, "EXPN list" },
-	{ "HELP", SMTP_VERB_HELP, cmd_parse_opt, "HELP [topic]" },
-	{ "QUIT", SMTP_VERB_QUIT, cmd_parse_none, "QUIT" },
-	{ "STARTTLS", SMTP_VERB_STARTTLS, cmd_parse_none, "STARTTLS" },
-	{ "AUTH", SMTP_VERB_AUTH, cmd_parse_auth,
-	  "AUTH mechanism [initial-response]" },
+    {"HELO", SMTP_VERB_HELO, cmd_parse_helo, "HELO hostname"},
+    {"EHLO", SMTP_VERB_EHLO, cmd_parse_helo, "EHLO hostname"},
+    {"MAIL", SMTP_VERB_MAIL, cmd_parse_mail,
+	"MAIL FROM:<address> [parameters]"},
+    {"RCPT", SMTP_VERB_RCPT, cmd_parse_rcpt, "RCPT TO:<address> [parameters]"},
+    {"DATA", SMTP_VERB_DATA, cmd_parse_none, "DATA"},
+    {"BDAT", SMTP_VERB_BDAT, cmd_parse_bdat, "BDAT size [LAST]"},
+    {"RSET", SMTP_VERB_RSET, cmd_parse_none, "RSET"},
+    {"NOOP", SMTP_VERB_NOOP, cmd_parse_opt, "NOOP [text]"},
+    {"VRFY", SMTP_VERB_VRFY, cmd_parse_need, "VRFY address"},
+    {"EXPN", SMTP_VERB_EXPN, cmd_parse_need, "EXPN list"},
+    {"HELP", SMTP_VERB_HELP, cmd_parse_opt, "HELP [topic]"},
+    {"QUIT", SMTP_VERB_QUIT, cmd_parse_none, "QUIT"},
+    {"STARTTLS", SMTP_VERB_STARTTLS, cmd_parse_none, "STARTTLS"},
+    {"AUTH", SMTP_VERB_AUTH, cmd_parse_auth,
+	"AUTH mechanism [initial-response]"},
 };
 
 static const struct cmd_def *
@@ -474,7 +487,8 @@ cmd_check_bytes(const char *line, size_t len, struct smtp_err *err)
 			    "Syntax error: NUL byte in command line");
 		if (ch < 0x20 || ch == 0x7f)
 			return smtp_cmd_fail(err, 500, "5.5.2",
-			    "Syntax error: control character 0x%02x in command line",
+			    "Syntax error: control character 0x%02x in command "
+			    "line",
 			    ch);
 	}
 	return 0;
@@ -527,8 +541,9 @@ smtp_cmd_parse(const char *line, size_t len, unsigned flags,
 	if (cmd_check_bytes(line, len, err) == -1)
 		return -1;
 	if (d == NULL)
-		return smtp_cmd_fail(err, 500, "5.5.2", len == 0 ?
-		    "Command unrecognized: empty line" : "Command unrecognized");
+		return smtp_cmd_fail(err, 500, "5.5.2",
+		    len == 0 ? "Command unrecognized: empty line"
+			     : "Command unrecognized");
 	c.line = line;
 	c.len = len;
 	c.flags = flags;

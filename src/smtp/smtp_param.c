@@ -25,7 +25,7 @@
 #include "smtp_int.h"
 
 #define PARAM_ORCPT_TYPE_MAX 31
-#define PARAM_ECHO 48           /* room for a sanitised piece of input */
+#define PARAM_ECHO	     48 /* room for a sanitised piece of input */
 
 struct param_val {
 	const char *s;
@@ -34,9 +34,9 @@ struct param_val {
 
 struct param_def {
 	const char *name;
-	bool mail;               /* MAIL parameter, else RCPT */
-	bool has_value;          /* "KEY=value" (true) or "KEY" alone */
-	unsigned need_flag;      /* SMTP_CMD_F_* needed to offer it, or 0 */
+	bool mail;	    /* MAIL parameter, else RCPT */
+	bool has_value;	    /* "KEY=value" (true) or "KEY" alone */
+	unsigned need_flag; /* SMTP_CMD_F_* needed to offer it, or 0 */
 	int (*apply)(struct smtp_cmd *, struct param_val, struct smtp_err *);
 };
 
@@ -76,7 +76,7 @@ smtp_xtext_decode(const char *s, size_t len, char *out, size_t outlen)
 				return -1;
 			b = hi * 16 + lo;
 			if (b == 0)
-				return -1;     /* a NUL would cut the C string */
+				return -1; /* a NUL would cut the C string */
 			i += 3;
 		} else if (xtext_literal((unsigned char)b)) {
 			i++;
@@ -199,8 +199,8 @@ param_xtext(struct param_val v, size_t max, const char *name, char *out,
 		return smtp_cmd_fail(err, 501, "5.5.4",
 		    "Bad %s value: longer than %zu characters", name, max);
 	if (smtp_xtext_decode(v.s, v.n, out, outlen) == -1)
-		return param_bad(err, name,
-		    "not xtext (+XX with upper-case hex, no NUL)");
+		return param_bad(
+		    err, name, "not xtext (+XX with upper-case hex, no NUL)");
 	return 0;
 }
 
@@ -245,7 +245,8 @@ param_notify(struct smtp_cmd *cmd, struct param_val v, struct smtp_err *err)
 		for (j = i; j < v.n && v.s[j] != ','; j++)
 			;
 		if (j == i)
-			return param_bad(err, "NOTIFY", "empty item in the list");
+			return param_bad(
+			    err, "NOTIFY", "empty item in the list");
 		if ((b = param_notify_item(v.s + i, j - i)) == 0)
 			return param_bad(err, "NOTIFY",
 			    "items are NEVER, SUCCESS, FAILURE, DELAY");
@@ -265,8 +266,8 @@ static bool
 param_atext(char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	    (c >= '0' && c <= '9') ||
-	    (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+	       (c >= '0' && c <= '9') ||
+	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 /* RFC 3461 4.2: ORCPT=addr-type;xtext, at most 500 characters in all. */
@@ -279,34 +280,38 @@ param_orcpt(struct smtp_cmd *cmd, struct param_val v, struct smtp_err *err)
 
 	if (v.n > SMTP_ORCPT_MAX)
 		return smtp_cmd_fail(err, 501, "5.5.4",
-		    "Bad ORCPT value: longer than %d characters", SMTP_ORCPT_MAX);
+		    "Bad ORCPT value: longer than %d characters",
+		    SMTP_ORCPT_MAX);
 	if (semi == NULL || tn == 0)
 		return param_bad(err, "ORCPT", "expected addr-type;address");
 	if (tn > PARAM_ORCPT_TYPE_MAX)
-		return param_bad(err, "ORCPT", "addr-type longer than 31 characters");
+		return param_bad(
+		    err, "ORCPT", "addr-type longer than 31 characters");
 	for (i = 0; i < tn; i++) {
 		if (!param_atext(v.s[i]))
-			return param_bad(err, "ORCPT", "addr-type is not an atom");
-		rp->orcpt_type[i] = (v.s[i] >= 'A' && v.s[i] <= 'Z') ?
-		    (char)(v.s[i] - 'A' + 'a') : v.s[i];
+			return param_bad(
+			    err, "ORCPT", "addr-type is not an atom");
+		rp->orcpt_type[i] = (v.s[i] >= 'A' && v.s[i] <= 'Z')
+					? (char)(v.s[i] - 'A' + 'a')
+					: v.s[i];
 	}
 	rp->orcpt_type[tn] = '\0';
 	if (tn + 1 == v.n)
 		return param_bad(err, "ORCPT", "empty address");
 	rp->has_orcpt = true;
-	return param_xtext((struct param_val){ semi + 1, v.n - tn - 1 },
+	return param_xtext((struct param_val){semi + 1, v.n - tn - 1},
 	    SMTP_ORCPT_MAX, "ORCPT", rp->orcpt, sizeof(rp->orcpt), err);
 }
 
 static const struct param_def param_defs[] = {
-	{ "SIZE", true, true, 0, param_size },
-	{ "BODY", true, true, 0, param_body },
-	{ "SMTPUTF8", true, false, SMTP_CMD_F_UTF8_OK, param_smtputf8 },
-	{ "RET", true, true, 0, param_ret },
-	{ "ENVID", true, true, 0, param_envid },
-	{ "AUTH", true, true, 0, param_auth },
-	{ "NOTIFY", false, true, 0, param_notify },
-	{ "ORCPT", false, true, 0, param_orcpt },
+    {"SIZE", true, true, 0, param_size},
+    {"BODY", true, true, 0, param_body},
+    {"SMTPUTF8", true, false, SMTP_CMD_F_UTF8_OK, param_smtputf8},
+    {"RET", true, true, 0, param_ret},
+    {"ENVID", true, true, 0, param_envid},
+    {"AUTH", true, true, 0, param_auth},
+    {"NOTIFY", false, true, 0, param_notify},
+    {"ORCPT", false, true, 0, param_orcpt},
 };
 
 /* ---- the parameter list ------------------------------------------------- */
@@ -320,7 +325,7 @@ param_keyword_ok(const char *s, size_t n)
 	for (i = 0; i < n; i++) {
 		char c = s[i];
 		bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9');
+			     (c >= '0' && c <= '9');
 
 		if (!alnum && (i == 0 || c != '-'))
 			return false;
@@ -360,8 +365,8 @@ param_lookup(const char *kw, size_t n, bool mail, size_t *index_out)
 
 /* Checks that need only the keyword and flags: known, offered, once. */
 static const struct param_def *
-param_find(const char *kw, size_t kn, unsigned flags, bool mail,
-    unsigned *seen, struct smtp_err *err)
+param_find(const char *kw, size_t kn, unsigned flags, bool mail, unsigned *seen,
+    struct smtp_err *err)
 {
 	const struct param_def *pd;
 	char e[PARAM_ECHO];
@@ -369,8 +374,8 @@ param_find(const char *kw, size_t kn, unsigned flags, bool mail,
 
 	smtp_cmd_echo(e, sizeof(e), kw, kn);
 	if (!param_keyword_ok(kw, kn)) {
-		smtp_cmd_fail(err, 501, "5.5.4",
-		    "Malformed parameter keyword \"%s\"", e);
+		smtp_cmd_fail(
+		    err, 501, "5.5.4", "Malformed parameter keyword \"%s\"", e);
 		return NULL;
 	}
 	if (!(flags & SMTP_CMD_F_ESMTP)) {
@@ -384,8 +389,8 @@ param_find(const char *kw, size_t kn, unsigned flags, bool mail,
 		return NULL;
 	}
 	if (*seen & (1u << idx)) {
-		smtp_cmd_fail(err, 555, "5.5.4", "Duplicate parameter %s",
-		    pd->name);
+		smtp_cmd_fail(
+		    err, 555, "5.5.4", "Duplicate parameter %s", pd->name);
 		return NULL;
 	}
 	*seen |= 1u << idx;
@@ -393,19 +398,19 @@ param_find(const char *kw, size_t kn, unsigned flags, bool mail,
 }
 
 static int
-param_one(const char *s, size_t n, unsigned flags, bool mail,
-    unsigned *seen, struct smtp_cmd *cmd, struct smtp_err *err)
+param_one(const char *s, size_t n, unsigned flags, bool mail, unsigned *seen,
+    struct smtp_cmd *cmd, struct smtp_err *err)
 {
 	const char *eq = memchr(s, '=', n);
 	size_t kn = eq ? (size_t)(eq - s) : n;
-	struct param_val v = { eq ? eq + 1 : s + n, eq ? n - kn - 1 : 0 };
+	struct param_val v = {eq ? eq + 1 : s + n, eq ? n - kn - 1 : 0};
 	const struct param_def *pd;
 
 	if ((pd = param_find(s, kn, flags, mail, seen, err)) == NULL)
 		return -1;
 	if (!pd->has_value && eq != NULL)
-		return smtp_cmd_fail(err, 501, "5.5.4", "%s takes no value",
-		    pd->name);
+		return smtp_cmd_fail(
+		    err, 501, "5.5.4", "%s takes no value", pd->name);
 	if (pd->has_value && eq == NULL)
 		return smtp_cmd_fail(err, 501, "5.5.4",
 		    "%s needs a value (%s=...)", pd->name, pd->name);
@@ -429,7 +434,8 @@ smtp_param_parse(const char *s, size_t len, unsigned flags, bool mail,
 	*count_out = 0;
 	if (len > 0 && s[0] != ' ')
 		return smtp_cmd_fail(err, 501, "5.5.4",
-		    "Syntax: a space must separate the address from parameters");
+		    "Syntax: a space must separate the address from "
+		    "parameters");
 	for (;;) {
 		while (i < len && s[i] == ' ')
 			i++;

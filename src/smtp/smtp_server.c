@@ -55,43 +55,43 @@
 
 #include "smtp.h"
 
-#define SRV_HELO_MAX 255         /* a domain (RFC 5321 4.5.3.1.2) */
-#define SRV_AUTH_LINE_MAX 12288  /* octets incl. CRLF (RFC 4954 4) */
-#define SRV_DEFERRED_MAX 4096    /* one reply held while a chunk is read */
+#define SRV_HELO_MAX	  255	/* a domain (RFC 5321 4.5.3.1.2) */
+#define SRV_AUTH_LINE_MAX 12288 /* octets incl. CRLF (RFC 4954 4) */
+#define SRV_DEFERRED_MAX  4096	/* one reply held while a chunk is read */
 
 /* What a line being thrown away to its LF is answered with. */
 enum srv_skip {
 	SRV_SKIP_NONE = 0,
-	SRV_SKIP_CMD,                /* command line too long */
-	SRV_SKIP_AUTH,               /* SASL line too long */
+	SRV_SKIP_CMD,  /* command line too long */
+	SRV_SKIP_AUTH, /* SASL line too long */
 };
 
 struct smtp_server {
 	struct smtp_server_conf conf;
 	struct buf *out;
 	enum smtp_state state;
-	enum smtp_event pending;     /* decide event awaiting its answer */
-	struct smtp_cmd *cmd;        /* last parsed command; freed when idle */
-	char *helo;                  /* accepted HELO/EHLO name */
-	char *helo_pending;          /* name behind a pending EV_HELO */
+	enum smtp_event pending; /* decide event awaiting its answer */
+	struct smtp_cmd *cmd;	 /* last parsed command; freed when idle */
+	char *helo;		 /* accepted HELO/EHLO name */
+	char *helo_pending;	 /* name behind a pending EV_HELO */
 	struct smtp_mail_params *mail; /* accepted MAIL, during a transaction */
 	struct smtp_body body;
-	uint64_t bdat_left;          /* octets of the current chunk to read */
-	uint64_t bdat_chunk;         /* size of the current chunk */
-	uint64_t drop_left;          /* octets of a refused chunk to drop */
-	struct buf deferred;         /* reply sent once the chunk is dropped */
+	uint64_t bdat_left;  /* octets of the current chunk to read */
+	uint64_t bdat_chunk; /* size of the current chunk */
+	uint64_t drop_left;  /* octets of a refused chunk to drop */
+	struct buf deferred; /* reply sent once the chunk is dropped */
 	int deferred_code;
-	struct buf auth_line;        /* SASL response being read (secret) */
+	struct buf auth_line; /* SASL response being read (secret) */
 	unsigned rcpt_count;
 	unsigned errors;
 	enum srv_skip skip;
-	bool dropping;               /* reading a refused chunk */
+	bool dropping; /* reading a refused chunk */
 	bool bdat_last;
 	bool esmtp;
 	bool tls_active;
 	bool auth_available;
 	bool authenticated;
-	bool close_unreported;       /* closed outside next(): report EV_CLOSE */
+	bool close_unreported; /* closed outside next(): report EV_CLOSE */
 };
 
 struct srv_reply {
@@ -101,55 +101,52 @@ struct srv_reply {
 };
 
 static const struct srv_reply srv_r_need_helo = {
-	503, "5.5.1", "Send HELO/EHLO first" };
+    503, "5.5.1", "Send HELO/EHLO first"};
 static const struct srv_reply srv_r_nested_mail = {
-	503, "5.5.1", "Nested MAIL command" };
+    503, "5.5.1", "Nested MAIL command"};
 static const struct srv_reply srv_r_need_mail = {
-	503, "5.5.1", "Need MAIL command" };
+    503, "5.5.1", "Need MAIL command"};
 static const struct srv_reply srv_r_need_rcpt = {
-	503, "5.5.1", "Need RCPT command" };
+    503, "5.5.1", "Need RCPT command"};
 static const struct srv_reply srv_r_in_bdat = {
-	503, "5.5.1", "Only BDAT, RSET, NOOP, EHLO, HELO, QUIT between chunks" };
+    503, "5.5.1", "Only BDAT, RSET, NOOP, EHLO, HELO, QUIT between chunks"};
 static const struct srv_reply srv_r_data_bdat = {
-	503, "5.5.1", "DATA not allowed after BDAT in the same transaction" };
+    503, "5.5.1", "DATA not allowed after BDAT in the same transaction"};
 static const struct srv_reply srv_r_size = {
-	552, "5.3.4", "Message size exceeds fixed maximum message size" };
+    552, "5.3.4", "Message size exceeds fixed maximum message size"};
 static const struct srv_reply srv_r_too_many_rcpt = {
-	452, "4.5.3", "Too many recipients" };
+    452, "4.5.3", "Too many recipients"};
 static const struct srv_reply srv_r_no_tls = {
-	502, "5.5.1", "STARTTLS not available" };
+    502, "5.5.1", "STARTTLS not available"};
 static const struct srv_reply srv_r_tls_txn = {
-	503, "5.5.1", "STARTTLS not allowed in a mail transaction" };
+    503, "5.5.1", "STARTTLS not allowed in a mail transaction"};
 static const struct srv_reply srv_r_no_auth = {
-	503, "5.5.1", "AUTH not available" };
+    503, "5.5.1", "AUTH not available"};
 static const struct srv_reply srv_r_authed = {
-	503, "5.5.1", "Already authenticated" };
+    503, "5.5.1", "Already authenticated"};
 static const struct srv_reply srv_r_auth_txn = {
-	503, "5.5.1", "AUTH not allowed in a mail transaction" };
+    503, "5.5.1", "AUTH not allowed in a mail transaction"};
 static const struct srv_reply srv_r_auth_ehlo = {
-	503, "5.5.1", "Send EHLO first" };
-static const struct srv_reply srv_r_line_long = {
-	500, "5.5.2", "Line too long" };
+    503, "5.5.1", "Send EHLO first"};
+static const struct srv_reply srv_r_line_long = {500, "5.5.2", "Line too long"};
 static const struct srv_reply srv_r_bare_lf = {
-	500, "5.5.2", "Command line must end with CRLF" };
+    500, "5.5.2", "Command line must end with CRLF"};
 static const struct srv_reply srv_r_unknown = {
-	500, "5.5.2", "Command unrecognized" };
+    500, "5.5.2", "Command unrecognized"};
 static const struct srv_reply srv_r_auth_long = {
-	500, "5.5.6", "Authentication exchange line is too long" };
+    500, "5.5.6", "Authentication exchange line is too long"};
 static const struct srv_reply srv_r_auth_cancel = {
-	501, "5.0.0", "Authentication cancelled" };
-static const struct srv_reply srv_r_ok = { 250, "2.0.0", "Ok" };
-static const struct srv_reply srv_r_vrfy = {
-	252, "2.0.0",
-	"Cannot VRFY user, but will accept message and attempt delivery" };
-static const struct srv_reply srv_r_expn = {
-	502, "5.5.1", "EXPN not available" };
-static const struct srv_reply srv_r_help = {
-	214, "2.0.0", "Supported commands:\n"
-	"HELO EHLO MAIL RCPT DATA BDAT RSET\n"
-	"NOOP VRFY EXPN HELP QUIT STARTTLS AUTH\n"
-	"End of HELP info" };
-static const struct srv_reply srv_r_bye = { 221, "2.0.0", "Bye" };
+    501, "5.0.0", "Authentication cancelled"};
+static const struct srv_reply srv_r_ok = {250, "2.0.0", "Ok"};
+static const struct srv_reply srv_r_vrfy = {252, "2.0.0",
+    "Cannot VRFY user, but will accept message and attempt delivery"};
+static const struct srv_reply srv_r_expn = {502, "5.5.1", "EXPN not available"};
+static const struct srv_reply srv_r_help = {214, "2.0.0",
+    "Supported commands:\n"
+    "HELO EHLO MAIL RCPT DATA BDAT RSET\n"
+    "NOOP VRFY EXPN HELP QUIT STARTTLS AUTH\n"
+    "End of HELP info"};
+static const struct srv_reply srv_r_bye = {221, "2.0.0", "Bye"};
 
 /* 10,000 idle sessions must stay cheap */
 _Static_assert(sizeof(struct smtp_server) <= 512, "session struct too big");
@@ -190,14 +187,15 @@ srv_count(struct smtp_server *s, int code)
 	s->errors++;
 	if (s->conf.max_errors == 0 || s->errors < s->conf.max_errors)
 		return;
-	srv_check(s, smtp_replyf(s->out, 421, "4.7.0",
-	    "%s Too many errors, closing connection", s->conf.hostname));
+	srv_check(
+	    s, smtp_replyf(s->out, 421, "4.7.0",
+		   "%s Too many errors, closing connection", s->conf.hostname));
 	srv_close(s);
 }
 
 static void
-srv_reply_err(struct smtp_server *s, int code, const char *enh,
-    const char *text)
+srv_reply_err(
+    struct smtp_server *s, int code, const char *enh, const char *text)
 {
 	srv_reply(s, code, enh, text);
 	srv_count(s, code);
@@ -226,8 +224,8 @@ static bool
 srv_state_in_txn(enum smtp_state st)
 {
 	return st == SMTP_STATE_MAIL || st == SMTP_STATE_RCPT ||
-	    st == SMTP_STATE_DATA || st == SMTP_STATE_BDAT ||
-	    st == SMTP_STATE_BDAT_WAIT;
+	       st == SMTP_STATE_DATA || st == SMTP_STATE_BDAT ||
+	       st == SMTP_STATE_BDAT_WAIT;
 }
 
 static void
@@ -394,8 +392,8 @@ srv_check_auth(const struct smtp_server *s)
 static enum smtp_event
 srv_apply_helo(struct smtp_server *s)
 {
-	size_t n = s->cmd->arg_len < SRV_HELO_MAX ? s->cmd->arg_len :
-	    SRV_HELO_MAX;
+	size_t n =
+	    s->cmd->arg_len < SRV_HELO_MAX ? s->cmd->arg_len : SRV_HELO_MAX;
 
 	/* copied now: the view dies when the caller drains its input */
 	free(s->helo_pending);
@@ -510,20 +508,20 @@ struct srv_verb {
 };
 
 static const struct srv_verb srv_verbs[] = {
-	{ SMTP_VERB_HELO, NULL, srv_apply_helo },
-	{ SMTP_VERB_EHLO, NULL, srv_apply_helo },
-	{ SMTP_VERB_MAIL, srv_check_mail, srv_apply_mail },
-	{ SMTP_VERB_RCPT, srv_check_rcpt, srv_apply_rcpt },
-	{ SMTP_VERB_DATA, srv_check_data, srv_apply_data },
-	{ SMTP_VERB_BDAT, srv_check_bdat, srv_apply_bdat },
-	{ SMTP_VERB_RSET, NULL, srv_apply_rset },
-	{ SMTP_VERB_NOOP, NULL, srv_apply_noop },
-	{ SMTP_VERB_VRFY, NULL, srv_apply_vrfy },
-	{ SMTP_VERB_EXPN, NULL, srv_apply_expn },
-	{ SMTP_VERB_HELP, NULL, srv_apply_help },
-	{ SMTP_VERB_QUIT, NULL, srv_apply_quit },
-	{ SMTP_VERB_STARTTLS, srv_check_starttls, srv_apply_starttls },
-	{ SMTP_VERB_AUTH, srv_check_auth, srv_apply_auth },
+    {SMTP_VERB_HELO, NULL, srv_apply_helo},
+    {SMTP_VERB_EHLO, NULL, srv_apply_helo},
+    {SMTP_VERB_MAIL, srv_check_mail, srv_apply_mail},
+    {SMTP_VERB_RCPT, srv_check_rcpt, srv_apply_rcpt},
+    {SMTP_VERB_DATA, srv_check_data, srv_apply_data},
+    {SMTP_VERB_BDAT, srv_check_bdat, srv_apply_bdat},
+    {SMTP_VERB_RSET, NULL, srv_apply_rset},
+    {SMTP_VERB_NOOP, NULL, srv_apply_noop},
+    {SMTP_VERB_VRFY, NULL, srv_apply_vrfy},
+    {SMTP_VERB_EXPN, NULL, srv_apply_expn},
+    {SMTP_VERB_HELP, NULL, srv_apply_help},
+    {SMTP_VERB_QUIT, NULL, srv_apply_quit},
+    {SMTP_VERB_STARTTLS, srv_check_starttls, srv_apply_starttls},
+    {SMTP_VERB_AUTH, srv_check_auth, srv_apply_auth},
 };
 
 static enum smtp_event
@@ -554,8 +552,8 @@ srv_dispatch(struct smtp_server *s)
 
 /* Throw a too-long line away up to its LF, then answer it. */
 static enum smtp_event
-srv_skip_line(struct smtp_server *s, const char *in, size_t len,
-    size_t *consumed_out)
+srv_skip_line(
+    struct smtp_server *s, const char *in, size_t len, size_t *consumed_out)
 {
 	const char *lf = memchr(in, '\n', len);
 	enum srv_skip kind = s->skip;
@@ -594,12 +592,13 @@ srv_parse_flags(const struct smtp_server *s)
  * the size alone).  The refusal is followed by a 421 and the close.
  */
 static void
-srv_bdat_unframed(struct smtp_server *s, int code, const char *enh,
-    const char *text)
+srv_bdat_unframed(
+    struct smtp_server *s, int code, const char *enh, const char *text)
 {
 	srv_reply(s, code, enh, text);
 	srv_check(s, smtp_replyf(s->out, 421, "4.5.0",
-	    "%s BDAT chunk size unknown, closing connection", s->conf.hostname));
+			 "%s BDAT chunk size unknown, closing connection",
+			 s->conf.hostname));
 	srv_close(s);
 }
 
@@ -608,15 +607,16 @@ static bool
 srv_line_is_bdat(const char *in, size_t len)
 {
 	return len >= 4 && str_case_eq(in, 4, "BDAT") &&
-	    (len == 4 || in[4] == ' ' || in[4] == '\r' || in[4] == '\n');
+	       (len == 4 || in[4] == ' ' || in[4] == '\r' || in[4] == '\n');
 }
 
 static enum smtp_event
-srv_command(struct smtp_server *s, const char *in, size_t len,
-    size_t *consumed_out)
+srv_command(
+    struct smtp_server *s, const char *in, size_t len, size_t *consumed_out)
 {
-	size_t scan = len < SMTP_CMD_LINE_PARAMS_MAX + 1 ? len :
-	    SMTP_CMD_LINE_PARAMS_MAX + 1;
+	size_t scan = len < SMTP_CMD_LINE_PARAMS_MAX + 1
+			  ? len
+			  : SMTP_CMD_LINE_PARAMS_MAX + 1;
 	const char *lf = memchr(in, '\n', scan);
 	struct smtp_err err;
 	size_t n;
@@ -637,14 +637,14 @@ srv_command(struct smtp_server *s, const char *in, size_t len,
 	*consumed_out = n + 1;
 	if (n == 0 || in[n - 1] != '\r') {
 		if (srv_line_is_bdat(in, n))
-			srv_bdat_unframed(s, srv_r_bare_lf.code, srv_r_bare_lf.enh,
-			    srv_r_bare_lf.text);
+			srv_bdat_unframed(s, srv_r_bare_lf.code,
+			    srv_r_bare_lf.enh, srv_r_bare_lf.text);
 		else
 			srv_reply_r(s, &srv_r_bare_lf);
 		return srv_done(s, SMTP_EV_NONE);
 	}
-	if (smtp_cmd_parse(in, n - 1, srv_parse_flags(s), srv_cmd_get(s),
-	    &err) == -1) {
+	if (smtp_cmd_parse(
+		in, n - 1, srv_parse_flags(s), srv_cmd_get(s), &err) == -1) {
 		if (s->cmd->verb == SMTP_VERB_BDAT)
 			srv_bdat_unframed(s, err.code, err.enh, err.text);
 		else
@@ -671,8 +671,8 @@ srv_body_end(struct smtp_server *s)
 }
 
 static enum smtp_event
-srv_data(struct smtp_server *s, const char *in, size_t len,
-    size_t *consumed_out)
+srv_data(
+    struct smtp_server *s, const char *in, size_t len, size_t *consumed_out)
 {
 	*consumed_out = smtp_body_feed(&s->body, in, len);
 	if (!s->body.done)
@@ -689,14 +689,14 @@ srv_bdat_end(struct smtp_server *s)
 	if (s->bdat_last || s->body.error != SMTP_BODY_OK)
 		return srv_body_end(s);
 	s->state = SMTP_STATE_BDAT_WAIT;
-	srv_check(s, smtp_replyf(s->out, 250, "2.0.0", "%" PRIu64
-	    " octets received", s->bdat_chunk));
+	srv_check(s, smtp_replyf(s->out, 250, "2.0.0",
+			 "%" PRIu64 " octets received", s->bdat_chunk));
 	return srv_done(s, SMTP_EV_NONE);
 }
 
 static enum smtp_event
-srv_bdat(struct smtp_server *s, const char *in, size_t len,
-    size_t *consumed_out)
+srv_bdat(
+    struct smtp_server *s, const char *in, size_t len, size_t *consumed_out)
 {
 	size_t take = s->bdat_left < len ? (size_t)s->bdat_left : len;
 	size_t more = 0;
@@ -713,7 +713,8 @@ srv_bdat(struct smtp_server *s, const char *in, size_t len,
 		return ev;
 	/*
 	 * An empty chunk consumed nothing: go on to the next command, or the
-	 * caller, seeing no progress, would wait for input that is already here.
+	 * caller, seeing no progress, would wait for input that is already
+	 * here.
 	 */
 	ev = srv_command(s, in, len, &more);
 	*consumed_out = more;
@@ -734,16 +735,18 @@ srv_auth_end(struct smtp_server *s, const struct srv_reply *r)
  * caller need not hold 12 KiB of it contiguously.
  */
 static enum smtp_event
-srv_auth_input(struct smtp_server *s, const char *in, size_t len,
-    size_t *consumed_out)
+srv_auth_input(
+    struct smtp_server *s, const char *in, size_t len, size_t *consumed_out)
 {
 	const char *lf = memchr(in, '\n', len);
 	size_t n = lf != NULL ? (size_t)(lf - in) : len;
 	struct buf *b = &s->auth_line;
-	/* all of it at once: a realloc would leave secret bytes in freed memory */
+	/* all of it at once: a realloc would leave secret bytes in freed memory
+	 */
 	bool room = b->data != NULL || buf_reserve(b, b->max) == 0;
 
-	/* b->max is SRV_AUTH_LINE_MAX - 1: append fails past it, or on ENOMEM */
+	/* b->max is SRV_AUTH_LINE_MAX - 1: append fails past it, or on ENOMEM
+	 */
 	if (!room || (n > 0 && buf_append(b, in, n) == -1)) {
 		srv_auth_wipe(s);
 		s->skip = SRV_SKIP_AUTH;
@@ -761,8 +764,8 @@ srv_auth_input(struct smtp_server *s, const char *in, size_t len,
 }
 
 static enum smtp_event
-srv_step(struct smtp_server *s, const char *in, size_t len,
-    size_t *consumed_out)
+srv_step(
+    struct smtp_server *s, const char *in, size_t len, size_t *consumed_out)
 {
 	*consumed_out = 0;
 	if (s->pending != SMTP_EV_NONE)
@@ -822,8 +825,8 @@ smtp_server_free(struct smtp_server *s)
 }
 
 enum smtp_event
-smtp_server_next(struct smtp_server *s, const char *in, size_t len,
-    size_t *consumed_out)
+smtp_server_next(
+    struct smtp_server *s, const char *in, size_t len, size_t *consumed_out)
 {
 	enum smtp_event ev;
 
@@ -857,10 +860,12 @@ srv_accept_helo(struct smtp_server *s, const char *text)
 		srv_reply(s, 250, NULL, name);
 		return;
 	}
-	srv_check(s, smtp_replyf(s->out, 250, NULL, "%s\nPIPELINING\nSIZE %"
-	    PRIu64 "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING\nDSN%s%s",
-	    name, s->conf.max_message_size, tls ? "\nSTARTTLS" : "",
-	    auth ? "\nAUTH PLAIN LOGIN" : ""));
+	srv_check(s,
+	    smtp_replyf(s->out, 250, NULL,
+		"%s\nPIPELINING\nSIZE %" PRIu64
+		"\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING\nDSN%s%s",
+		name, s->conf.max_message_size, tls ? "\nSTARTTLS" : "",
+		auth ? "\nAUTH PLAIN LOGIN" : ""));
 }
 
 static void
@@ -887,8 +892,8 @@ srv_accept_data(struct smtp_server *s, const char *text)
 		return;
 	}
 	s->state = SMTP_STATE_DATA;
-	srv_reply(s, 354, NULL, text != NULL ? text :
-	    "End data with <CR><LF>.<CR><LF>");
+	srv_reply(s, 354, NULL,
+	    text != NULL ? text : "End data with <CR><LF>.<CR><LF>");
 }
 
 static void
@@ -897,8 +902,8 @@ srv_accept_auth(struct smtp_server *s, const char *text)
 	srv_auth_wipe(s);
 	s->authenticated = true;
 	s->state = SMTP_STATE_HELO;
-	srv_reply(s, 235, "2.7.0", text != NULL ? text :
-	    "Authentication successful");
+	srv_reply(
+	    s, 235, "2.7.0", text != NULL ? text : "Authentication successful");
 }
 
 static void
@@ -910,7 +915,7 @@ srv_accept_connect(struct smtp_server *s, const char *text)
 		srv_reply(s, 220, NULL, text);
 	else
 		srv_check(s, smtp_replyf(s->out, 220, NULL, "%s ESMTP",
-		    s->conf.hostname));
+				 s->conf.hostname));
 }
 
 /*
@@ -949,15 +954,15 @@ srv_accept(struct smtp_server *s, const char *text)
 		break;
 	case SMTP_EV_STARTTLS:
 		s->state = SMTP_STATE_TLS_WAIT;
-		srv_reply(s, 220, "2.0.0", text != NULL ? text :
-		    "Ready to start TLS");
+		srv_reply(s, 220, "2.0.0",
+		    text != NULL ? text : "Ready to start TLS");
 		break;
 	case SMTP_EV_AUTH:
 	case SMTP_EV_AUTH_DATA:
 		srv_accept_auth(s, text);
 		break;
 	default:
-		break;      /* info events are never pending */
+		break; /* info events are never pending */
 	}
 }
 
@@ -974,8 +979,8 @@ smtp_server_accept_text(struct smtp_server *s, const char *text)
 }
 
 void
-smtp_server_reject(struct smtp_server *s, int code, const char *enh,
-    const char *text)
+smtp_server_reject(
+    struct smtp_server *s, int code, const char *enh, const char *text)
 {
 	enum smtp_event ev = s->pending;
 
@@ -996,7 +1001,8 @@ smtp_server_reject(struct smtp_server *s, int code, const char *enh,
 	if (ev == SMTP_EV_DATA && s->cmd->verb == SMTP_VERB_BDAT)
 		srv_drop_start(s, s->cmd->bdat_size, code, enh, text);
 	else if (ev == SMTP_EV_EOM)
-		srv_reply(s, code, enh, text);  /* a refused message: not counted */
+		srv_reply(
+		    s, code, enh, text); /* a refused message: not counted */
 	else
 		srv_reply_err(s, code, enh, text);
 }
@@ -1071,8 +1077,8 @@ smtp_server_shutdown(struct smtp_server *s, const char *enh, const char *text)
 	s->pending = SMTP_EV_NONE;
 	srv_auth_wipe(s);
 	srv_close(s);
-	srv_check(s, smtp_replyf(s->out, 421, enh, "%s %s", s->conf.hostname,
-	    text));
+	srv_check(
+	    s, smtp_replyf(s->out, 421, enh, "%s %s", s->conf.hostname, text));
 }
 
 /* ---- public: accessors -------------------------------------------------- */
@@ -1113,7 +1119,7 @@ smtp_server_reading_body(const struct smtp_server *s)
 	if (s->pending != SMTP_EV_NONE || s->state == SMTP_STATE_CLOSED)
 		return false;
 	return s->dropping || s->state == SMTP_STATE_DATA ||
-	    s->state == SMTP_STATE_BDAT;
+	       s->state == SMTP_STATE_BDAT;
 }
 
 const struct smtp_mail_params *

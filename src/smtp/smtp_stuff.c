@@ -80,8 +80,8 @@ stuff_step(struct smtp_stuff *s, const char *in, size_t len, struct buf *out)
 }
 
 int
-smtp_stuff_feed(struct smtp_stuff *s, const char *in, size_t len,
-    struct buf *out)
+smtp_stuff_feed(
+    struct smtp_stuff *s, const char *in, size_t len, struct buf *out)
 {
 	size_t i = 0;
 
@@ -98,7 +98,9 @@ smtp_stuff_feed(struct smtp_stuff *s, const char *in, size_t len,
 int
 smtp_stuff_finish(struct smtp_stuff *s, struct buf *out)
 {
-	const char *end = s->cr ? "\n.\r\n" : s->mid_line ? "\r\n.\r\n" : ".\r\n";
+	const char *end = s->cr		? "\n.\r\n"
+			  : s->mid_line ? "\r\n.\r\n"
+					: ".\r\n";
 
 	s->cr = false;
 	s->mid_line = false;

@@ -535,7 +535,8 @@ table_changed(struct table *t, enum table_status st, int changes,
 bool
 table_mailbox_is_lmtp(const char *mailbox)
 {
-	return strncmp(mailbox, TABLE_LMTP_PREFIX, strlen(TABLE_LMTP_PREFIX)) == 0;
+	return strncmp(mailbox, TABLE_LMTP_PREFIX, strlen(TABLE_LMTP_PREFIX)) ==
+	       0;
 }
 
 /* ---- administration ---------------------------------------------------- */
@@ -603,12 +604,14 @@ table_lmtp_ok(const char *p)
 	const char *q = p + strlen(TABLE_LMTP_PREFIX);
 
 	if (strncmp(q, "unix:", 5) == 0)
-		return q[5] == '/' && strlen(q + 5) <= 107 && table_maildir_ok(q + 5);
+		return q[5] == '/' && strlen(q + 5) <= 107 &&
+		       table_maildir_ok(q + 5);
 	if (*q == '\0' || strlen(q) > 255)
 		return false;
 	for (; *q != '\0'; q++)
 		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
-		    (*q >= '0' && *q <= '9') || strchr(".-:[]", *q) != NULL))
+			(*q >= '0' && *q <= '9') ||
+			strchr(".-:[]", *q) != NULL))
 			return false;
 	return true;
 }
@@ -622,14 +625,20 @@ table_user_set_maildir(struct table *t, const char *address, const char *path)
 
 	if (st != TABLE_OK)
 		return st;
-	if (path != NULL && table_mailbox_is_lmtp(path) && !table_lmtp_ok(path)) {
-		table_set_error(t, "%s: an LMTP server is lmtp:unix:/absolute/path "
-		    "or lmtp:host[:port]", path);
+	if (path != NULL && table_mailbox_is_lmtp(path) &&
+	    !table_lmtp_ok(path)) {
+		table_set_error(t,
+		    "%s: an LMTP server is lmtp:unix:/absolute/path "
+		    "or lmtp:host[:port]",
+		    path);
 		return TABLE_INVALID;
 	}
-	if (path != NULL && !table_mailbox_is_lmtp(path) && !table_maildir_ok(path)) {
-		table_set_error(t, "%s: a Maildir must be an absolute path of "
-		    "plain components (no ., .., // or trailing /)", path);
+	if (path != NULL && !table_mailbox_is_lmtp(path) &&
+	    !table_maildir_ok(path)) {
+		table_set_error(t,
+		    "%s: a Maildir must be an absolute path of "
+		    "plain components (no ., .., // or trailing /)",
+		    path);
 		return TABLE_INVALID;
 	}
 	return t->eng->user_set_maildir(t, key, path);

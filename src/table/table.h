@@ -1,9 +1,9 @@
 /*
  * table: users, aliases and domains behind one interface.  The embedded
  * engine is SQLite (STATE/tern.db); "pgsql:CONNINFO" is the shared one,
- * a PostgreSQL database several ternd nodes use at once.  Lookups read the database live, so "tern user add" is seen by a
- * running ternd without a restart.  Addresses are stored normalised:
- * local part and domain lower-cased.
+ * a PostgreSQL database several ternd nodes use at once.  Lookups read the
+ * database live, so "tern user add" is seen by a running ternd without a
+ * restart.  Addresses are stored normalised: local part and domain lower-cased.
  *
  * Owns: struct table, the schema, checks and alias resolution, and the
  * engines behind it.  May call: addr, conf, util, libsqlite3 and libpq.
@@ -18,19 +18,20 @@
 #include "../addr/addr.h"
 #include "../conf/conf.h"
 
-#define TABLE_ADDR_MAX (ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX) /* local@domain */
-#define TABLE_ALIAS_DEPTH 8          /* nested alias levels followed */
-#define TABLE_TARGETS_MAX 1000       /* final targets of one address */
+/* local@domain */
+#define TABLE_ADDR_MAX	  (ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX)
+#define TABLE_ALIAS_DEPTH 8    /* nested alias levels followed */
+#define TABLE_TARGETS_MAX 1000 /* final targets of one address */
 
 enum table_status {
 	TABLE_OK = 0,
-	TABLE_NOTFOUND,      /* no such user/alias (550 5.1.1) */
-	TABLE_NOTLOCAL,      /* the domain is not ours (relay question) */
-	TABLE_TEMPFAIL,      /* database trouble (451 4.3.0) */
-	TABLE_LOOP,          /* alias loop or too deep / too many targets */
+	TABLE_NOTFOUND, /* no such user/alias (550 5.1.1) */
+	TABLE_NOTLOCAL, /* the domain is not ours (relay question) */
+	TABLE_TEMPFAIL, /* database trouble (451 4.3.0) */
+	TABLE_LOOP,	/* alias loop or too deep / too many targets */
 	/* administration only (never from table_resolve/_domain_is_local): */
-	TABLE_EXISTS,        /* user or alias already there */
-	TABLE_INVALID,       /* the address given is not acceptable */
+	TABLE_EXISTS,  /* user or alias already there */
+	TABLE_INVALID, /* the address given is not acceptable */
 };
 
 /* A mailbox (the users row's maildir column) that is an LMTP server:
@@ -39,8 +40,8 @@ enum table_status {
 bool table_mailbox_is_lmtp(const char *mailbox);
 
 struct table_target {
-	char address[TABLE_ADDR_MAX + 1];  /* final address, normalised */
-	bool local;                        /* true: deliver to mailbox */
+	char address[TABLE_ADDR_MAX + 1]; /* final address, normalised */
+	bool local;			  /* true: deliver to mailbox */
 	/* For local targets: the Maildir, relative to STATE/mail
 	 * ("example.org/ben") unless the user's row names an absolute path. */
 	char mailbox[512];
@@ -80,36 +81,36 @@ enum table_status table_domain_is_local(struct table *t, const char *domain);
  * among the targets of this call only.  A local target's address is its
  * key ("local@domain" lower-cased, quoted as addr_format() does).
  */
-enum table_status table_resolve(struct table *t, const struct addr *a,
-    struct table_targets *out);
+enum table_status table_resolve(
+    struct table *t, const struct addr *a, struct table_targets *out);
 void table_targets_free(struct table_targets *tt);
 
 /* Administration (tern user / tern alias).  address is "local@domain". */
 enum table_status table_user_add(struct table *t, const char *address,
-    const char *pwhash);            /* pwhash NULL: no password */
+    const char *pwhash); /* pwhash NULL: no password */
 enum table_status table_user_del(struct table *t, const char *address);
-enum table_status table_user_passwd(struct table *t, const char *address,
-    const char *pwhash);
+enum table_status table_user_passwd(
+    struct table *t, const char *address, const char *pwhash);
 /* Deliver address's mail into the Maildir at path (absolute), or to the
  * LMTP server "lmtp:unix:/path" / "lmtp:host[:port]", or NULL: back to
  * STATE/mail/DOMAIN/LOCAL.  TABLE_INVALID for a bad path. */
-enum table_status table_user_set_maildir(struct table *t, const char *address,
-    const char *path);
+enum table_status table_user_set_maildir(
+    struct table *t, const char *address, const char *path);
 /* The stored hash (for AUTH); TABLE_NOTFOUND if no user or no password. */
-enum table_status table_user_pwhash(struct table *t, const char *address,
-    char *out, size_t outlen);
+enum table_status table_user_pwhash(
+    struct table *t, const char *address, char *out, size_t outlen);
 /* The mailbox of a user, as in struct table_target (for maildir_create). */
-enum table_status table_user_mailbox(struct table *t, const char *address,
-    char *out, size_t outlen);
+enum table_status table_user_mailbox(
+    struct table *t, const char *address, char *out, size_t outlen);
 /* Every user, sorted by address.  cb must not call table_user_list. */
 enum table_status table_user_list(struct table *t,
     void (*cb)(const char *address, bool has_password, void *ctx), void *ctx);
 /* alias: "ben@example.org" or "@example.org" (catch-all) -> target. */
-enum table_status table_alias_add(struct table *t, const char *address,
-    const char *target);
+enum table_status table_alias_add(
+    struct table *t, const char *address, const char *target);
 /* target NULL: every target of address.  TABLE_NOTFOUND: nothing deleted */
-enum table_status table_alias_del(struct table *t, const char *address,
-    const char *target);
+enum table_status table_alias_del(
+    struct table *t, const char *address, const char *target);
 /* address NULL: every alias; sorted by address then target. */
 enum table_status table_alias_list(struct table *t, const char *address,
     void (*cb)(const char *address, const char *target, void *ctx), void *ctx);

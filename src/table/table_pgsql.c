@@ -106,8 +106,9 @@ static const char tp_schema[] =
     "DELETE FROM tern_schema;"
     "INSERT INTO tern_schema(version) VALUES(" TP_STR(TP_SCHEMA_VERSION) ");";
 
-#define TP_RETRY_AFTER 5 /* s: a server that failed to answer is not tried
-			    again sooner, so lookups fail fast meanwhile */
+#define TP_RETRY_AFTER                                                         \
+	5 /* s: a server that failed to answer is not tried                    \
+	     again sooner, so lookups fail fast meanwhile */
 
 struct tp {
 	PGconn *conn;
@@ -223,8 +224,10 @@ tp_reset(struct table *t, const char *what)
 		char server[TP_MSG_MAX];
 
 		tp_server(tp->conn, server, sizeof(server));
-		table_set_error(t, "pgsql %s: %s: server unreachable, retrying in "
-		    "%lld s", server, what, (long long)(tp->down_until - now));
+		table_set_error(t,
+		    "pgsql %s: %s: server unreachable, retrying in "
+		    "%lld s",
+		    server, what, (long long)(tp->down_until - now));
 		return -1;
 	}
 	PQreset(tp->conn);

@@ -17,7 +17,7 @@
 static const char *log_prog = "tern";
 static enum log_level log_min = LOG_LEVEL_INFO;
 
-static const char *const level_names[] = { "debug", "info", "warn", "err" };
+static const char *const level_names[] = {"debug", "info", "warn", "err"};
 
 void
 log_init(const char *progname, enum log_level min)
@@ -39,7 +39,8 @@ log_vwrite(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	r = snprintf(line + n, sizeof(line) - n, ".%03dZ %s[%d]: %s ",
-	    (int)(tv.tv_usec / 1000), log_prog, (int)getpid(), level_names[lvl]);
+	    (int)(tv.tv_usec / 1000), log_prog, (int)getpid(),
+	    level_names[lvl]);
 	if (r > 0)
 		n += (size_t)r;
 	if (n < sizeof(line)) {
@@ -76,7 +77,8 @@ fatal(const char *fmt, ...)
 	char suffix[160];
 	va_list ap;
 
-	if (str_fmt(suffix, sizeof(suffix), " error=\"%s\"", strerror(errno)) != 0)
+	if (str_fmt(suffix, sizeof(suffix), " error=\"%s\"", strerror(errno)) !=
+	    0)
 		suffix[0] = '\0';
 	va_start(ap, fmt);
 	log_vwrite(LOG_LEVEL_ERR, fmt, ap, suffix);
@@ -110,11 +112,11 @@ static bool
 log_byte_plain(unsigned char c, bool space_ok)
 {
 	return (c > 0x20 || (c == 0x20 && space_ok)) && c < 0x7f && c != '"' &&
-	    c != '\\' && c != '=';
+	       c != '\\' && c != '=';
 }
 
-static char *
-log_escape(char *out, size_t outlen, const char *in, size_t inlen, bool space_ok);
+static char *log_escape(
+    char *out, size_t outlen, const char *in, size_t inlen, bool space_ok);
 
 char *
 log_sanitize(char *out, size_t outlen, const char *in, size_t inlen)
@@ -129,7 +131,8 @@ log_quote(char *out, size_t outlen, const char *in, size_t inlen)
 }
 
 static char *
-log_escape(char *out, size_t outlen, const char *in, size_t inlen, bool space_ok)
+log_escape(
+    char *out, size_t outlen, const char *in, size_t inlen, bool space_ok)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0, i;

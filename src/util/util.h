@@ -19,41 +19,46 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WUR __attribute__((warn_unused_result))
+#define WUR		  __attribute__((warn_unused_result))
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#define NORETURN __attribute__((noreturn))
+#define NORETURN	  __attribute__((noreturn))
 
 /* ---- bounded buffer ---------------------------------------------------- */
 
 struct buf {
-	char *data;   /* always NUL-terminated when data != NULL */
-	size_t len;   /* bytes in use, not counting the NUL */
-	size_t cap;   /* allocated, including room for the NUL */
-	size_t max;   /* largest len allowed; appends past it fail */
+	char *data; /* always NUL-terminated when data != NULL */
+	size_t len; /* bytes in use, not counting the NUL */
+	size_t cap; /* allocated, including room for the NUL */
+	size_t max; /* largest len allowed; appends past it fail */
 };
 
 void buf_init(struct buf *b, size_t max);
 void buf_free(struct buf *b);
-void buf_reset(struct buf *b);                 /* len = 0, keeps memory */
+void buf_reset(struct buf *b);			  /* len = 0, keeps memory */
 int buf_reserve(struct buf *b, size_t extra) WUR; /* 0, or -1 (max/ENOMEM) */
 int buf_append(struct buf *b, const void *p, size_t n) WUR;
 int buf_append_str(struct buf *b, const char *s) WUR;
 int buf_printf(struct buf *b, const char *fmt, ...) WUR PRINTF_LIKE(2, 3);
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) WUR;
-void buf_consume(struct buf *b, size_t n);      /* drop n bytes at the front */
-void buf_wipe(struct buf *b);                   /* explicit_bzero, then free */
+void buf_consume(struct buf *b, size_t n); /* drop n bytes at the front */
+void buf_wipe(struct buf *b);		   /* explicit_bzero, then free */
 
 /* ---- logging ----------------------------------------------------------- */
 
-enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERR };
+enum log_level {
+	LOG_LEVEL_DEBUG,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_ERR
+};
 
 void log_init(const char *progname, enum log_level min);
 /* One line: "<time> <prog>[pid]: <level> <fields>\n".  fields are key=value. */
 void log_msg(enum log_level lvl, const char *fmt, ...) PRINTF_LIKE(2, 3);
 #define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
-#define log_err(...) log_msg(LOG_LEVEL_ERR, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_err(...)   log_msg(LOG_LEVEL_ERR, __VA_ARGS__)
 /* Start-up failures: log and exit(1).  fatal() appends strerror(errno). */
 NORETURN void fatal(const char *fmt, ...) PRINTF_LIKE(1, 2);
 NORETURN void fatalx(const char *fmt, ...) PRINTF_LIKE(1, 2);
@@ -72,25 +77,28 @@ char *log_quote(char *out, size_t outlen, const char *in, size_t inlen);
 
 /* ---- ids and time ------------------------------------------------------ */
 
-#define ID_LEN 16                    /* hex characters */
+#define ID_LEN 16 /* hex characters */
 /* 16 hex chars: 32 bits of seconds + 32 random bits, sortable by time. */
 void id_new(char out[ID_LEN + 1]);
-uint64_t time_now_ms(void);           /* CLOCK_MONOTONIC */
-/* RFC 5322 date-time of t (local time zone), e.g. "Sat, 28 Nov 2026 21:08:36 +0000". */
+uint64_t time_now_ms(void); /* CLOCK_MONOTONIC */
+/* RFC 5322 date-time of t (local time zone), e.g. "Sat, 28 Nov 2026 21:08:36
+ * +0000". */
 size_t time_rfc5322(char *out, size_t outlen, int64_t t);
 
 /* ---- small helpers ----------------------------------------------------- */
 
-void *xmalloc(size_t n);             /* panic on ENOMEM */
+void *xmalloc(size_t n); /* panic on ENOMEM */
 void *xcalloc(size_t n, size_t sz);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* snprintf that reports truncation: 0 ok, -1 truncated or error. */
-int str_fmt(char *out, size_t outlen, const char *fmt, ...) WUR PRINTF_LIKE(3, 4);
+int str_fmt(char *out, size_t outlen, const char *fmt, ...) WUR
+    PRINTF_LIKE(3, 4);
 /* Bounded copy; 0 ok, -1 if src (srclen) does not fit with its NUL. */
 int str_copy(char *out, size_t outlen, const char *src, size_t srclen) WUR;
 void str_lower(char *s);
-bool str_case_eq(const char *a, size_t alen, const char *b); /* ASCII, b NUL-term */
+bool str_case_eq(
+    const char *a, size_t alen, const char *b); /* ASCII, b NUL-term */
 /*
  * Clean-up on an error path: close or unlink, keeping errno (the error
  * being reported).  Only for descriptors with no data to lose (read-only,

@@ -6,9 +6,9 @@
  *
  * Table-driven tests call t_case("name") per row; every row counts as one
  * case.  A check made while no case is open fails the binary (it could
- * not be counted otherwise).  t_summary() prints "RESULT passed=N failed=M", read by
- * tests/run.py.  t_guard() places bytes right before an unreadable page,
- * so a one-byte over-read crashes the test.  t_split_points() gives the
+ * not be counted otherwise).  t_summary() prints "RESULT passed=N failed=M",
+ * read by tests/run.py.  t_guard() places bytes right before an unreadable
+ * page, so a one-byte over-read crashes the test.  t_split_points() gives the
  * split positions every parser test feeds at (whole, byte by byte, random).
  */
 #ifndef TERN_T_H
@@ -61,44 +61,47 @@ t_case(const char *name)
 	t_cur_failed = false;
 }
 
-#define T_CHECK(c) \
-	do { \
-		t_checked(__FILE__, __LINE__); \
-		if (!(c)) { \
-			t_cur_failed = true; \
-			fprintf(stderr, "FAIL %s:%d [%s]: %s\n", __FILE__, __LINE__, \
-			    t_cur ? t_cur : "?", #c); \
-		} \
+#define T_CHECK(c)                                                             \
+	do {                                                                   \
+		t_checked(__FILE__, __LINE__);                                 \
+		if (!(c)) {                                                    \
+			t_cur_failed = true;                                   \
+			fprintf(stderr, "FAIL %s:%d [%s]: %s\n", __FILE__,     \
+			    __LINE__, t_cur ? t_cur : "?", #c);                \
+		}                                                              \
 	} while (0)
 
-#define T_CHECK_INT(a, b) \
-	do { \
-		t_checked(__FILE__, __LINE__); \
-		long long t_a_ = (long long)(a), t_b_ = (long long)(b); \
-		if (t_a_ != t_b_) { \
-			t_cur_failed = true; \
-			fprintf(stderr, "FAIL %s:%d [%s]: %s == %lld, want %lld\n", \
-			    __FILE__, __LINE__, t_cur ? t_cur : "?", #a, t_a_, t_b_); \
-		} \
+#define T_CHECK_INT(a, b)                                                      \
+	do {                                                                   \
+		t_checked(__FILE__, __LINE__);                                 \
+		long long t_a_ = (long long)(a), t_b_ = (long long)(b);        \
+		if (t_a_ != t_b_) {                                            \
+			t_cur_failed = true;                                   \
+			fprintf(stderr,                                        \
+			    "FAIL %s:%d [%s]: %s == %lld, want %lld\n",        \
+			    __FILE__, __LINE__, t_cur ? t_cur : "?", #a, t_a_, \
+			    t_b_);                                             \
+		}                                                              \
 	} while (0)
 
-#define T_CHECK_STR(a, b) \
-	do { \
-		t_checked(__FILE__, __LINE__); \
-		const char *t_a_ = (a), *t_b_ = (b); \
+#define T_CHECK_STR(a, b)                                                      \
+	do {                                                                   \
+		t_checked(__FILE__, __LINE__);                                 \
+		const char *t_a_ = (a), *t_b_ = (b);                           \
 		if (t_a_ == NULL || t_b_ == NULL || strcmp(t_a_, t_b_) != 0) { \
-			t_cur_failed = true; \
-			fprintf(stderr, "FAIL %s:%d [%s]: %s == \"%s\", want \"%s\"\n", \
-			    __FILE__, __LINE__, t_cur ? t_cur : "?", #a, \
-			    t_a_ ? t_a_ : "(null)", t_b_ ? t_b_ : "(null)"); \
-		} \
+			t_cur_failed = true;                                   \
+			fprintf(stderr,                                        \
+			    "FAIL %s:%d [%s]: %s == \"%s\", want \"%s\"\n",    \
+			    __FILE__, __LINE__, t_cur ? t_cur : "?", #a,       \
+			    t_a_ ? t_a_ : "(null)", t_b_ ? t_b_ : "(null)");   \
+		}                                                              \
 	} while (0)
 
-#define T_RUN(fn) \
-	do { \
-		t_case(#fn); \
-		fn(); \
-		t_case_end(); \
+#define T_RUN(fn)                                                              \
+	do {                                                                   \
+		t_case(#fn);                                                   \
+		fn();                                                          \
+		t_case_end();                                                  \
 	} while (0)
 
 static inline int
@@ -177,7 +180,9 @@ t_next_chunk(enum t_feed mode, size_t remaining)
 static inline const char *
 t_feed_name(enum t_feed m)
 {
-	return m == T_FEED_WHOLE ? "whole" : m == T_FEED_BYTES ? "bytes" : "random";
+	return m == T_FEED_WHOLE   ? "whole"
+	       : m == T_FEED_BYTES ? "bytes"
+				   : "random";
 }
 
 #endif

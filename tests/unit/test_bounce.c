@@ -15,34 +15,33 @@
 #include "t.h"
 #include "queue/bounce.h"
 
-#define PYTHON "/usr/bin/python3"
-#define HOST "mta.example.org"
+#define PYTHON	  "/usr/bin/python3"
+#define HOST	  "mta.example.org"
 #define T_ARRIVAL ((time_t)1700000000)
 #define D_ARRIVAL "Tue, 14 Nov 2023 22:13:20 +0000"
-#define T_LAST ((time_t)1700003600)
-#define D_LAST "Tue, 14 Nov 2023 23:13:20 +0000"
-#define T_UNTIL ((time_t)1700432000)
-#define D_UNTIL "Sun, 19 Nov 2023 22:13:20 +0000"
-#define MSGID "<dsn.1@mta.example.org>"
+#define T_LAST	  ((time_t)1700003600)
+#define D_LAST	  "Tue, 14 Nov 2023 23:13:20 +0000"
+#define T_UNTIL	  ((time_t)1700432000)
+#define D_UNTIL	  "Sun, 19 Nov 2023 22:13:20 +0000"
+#define MSGID	  "<dsn.1@mta.example.org>"
 
 extern char **environ;
 
 static char tmpdir[256];
 static char script[512];
 
-static const char orig_msg[] =
-    "Return-Path: <ann@example.org>\r\n"
-    "From: Ann <ann@example.org>\r\n"
-    "To: bob@example.net, carl@example.net\r\n"
-    "Subject: quarterly report\r\n"
-    " (folded subject)\r\n"
-    "Message-ID: <orig.1@example.org>\r\n"
-    "Date: Tue, 14 Nov 2023 22:00:00 +0000\r\n"
-    "\r\n"
-    "BODY-MARKER first line of the body\r\n"
-    "\r\n"
-    "--not-a-boundary\r\n"
-    ".leading dot\r\n";
+static const char orig_msg[] = "Return-Path: <ann@example.org>\r\n"
+			       "From: Ann <ann@example.org>\r\n"
+			       "To: bob@example.net, carl@example.net\r\n"
+			       "Subject: quarterly report\r\n"
+			       " (folded subject)\r\n"
+			       "Message-ID: <orig.1@example.org>\r\n"
+			       "Date: Tue, 14 Nov 2023 22:00:00 +0000\r\n"
+			       "\r\n"
+			       "BODY-MARKER first line of the body\r\n"
+			       "\r\n"
+			       "--not-a-boundary\r\n"
+			       ".leading dot\r\n";
 
 /* ---- files and the python check ------------------------------------- */
 
@@ -67,15 +66,15 @@ run_python(const char *name)
 {
 	static char py[] = PYTHON;
 	char nm[128];
-	char *argv[] = { py, script, tmpdir, nm, NULL };
+	char *argv[] = {py, script, tmpdir, nm, NULL};
 	pid_t pid;
 	int st;
 
 	if (str_copy(nm, sizeof(nm), name, strlen(name)) != 0)
 		return false;
 	if (access(PYTHON, X_OK) != 0) {
-		fprintf(stderr, "FAIL: %s is missing (apt-get install python3)\n",
-		    PYTHON);
+		fprintf(stderr,
+		    "FAIL: %s is missing (apt-get install python3)\n", PYTHON);
 		return false;
 	}
 	if (posix_spawn(&pid, PYTHON, NULL, NULL, argv, environ) != 0)
@@ -161,21 +160,21 @@ struct dsn_case {
 	struct bounce_in in;
 	const char *part3_type;
 	bool hdrs_only;
-	long part3_max;           /* -1: none */
-	bool skip_diag;           /* diagnostic cut: do not compare it */
+	long part3_max; /* -1: none */
+	bool skip_diag; /* diagnostic cut: do not compare it */
 	int want_flags;
-	const char *text[4];      /* the text part must mention these */
-	const char *absent[4];    /* header names that must not appear */
+	const char *text[4];   /* the text part must mention these */
+	const char *absent[4]; /* header names that must not appear */
 };
 
 static const char *const subjects[] = {
-	[BOUNCE_FAILURE] = "Undelivered Mail Returned to Sender",
-	[BOUNCE_DELAY] = "Delayed Mail (still being retried)",
-	[BOUNCE_SUCCESS] = "Successful Mail Delivery Report",
+    [BOUNCE_FAILURE] = "Undelivered Mail Returned to Sender",
+    [BOUNCE_DELAY] = "Delayed Mail (still being retried)",
+    [BOUNCE_SUCCESS] = "Successful Mail Delivery Report",
 };
 
-static const char *const actions[] = { "failed", "delayed", "delivered",
-	"relayed", "expanded" };
+static const char *const actions[] = {
+    "failed", "delayed", "delivered", "relayed", "expanded"};
 
 static bool
 has_high(const char *s)
@@ -227,8 +226,8 @@ js_case(struct js *j, const struct dsn_case *c)
 	js_kv(j, "to", c->in.sender);
 	js_kv(j, "host", HOST);
 	js_kv(j, "message_id", MSGID);
-	js_kv(j, "report_type", c->in.smtputf8 ? "global-delivery-status" :
-	    "delivery-status");
+	js_kv(j, "report_type",
+	    c->in.smtputf8 ? "global-delivery-status" : "delivery-status");
 	js_kv(j, "part3_type", c->part3_type);
 	js_key(j, "hdrs_only");
 	js_raw(j, c->hdrs_only ? "true" : "false");
@@ -285,69 +284,98 @@ run_case(const struct dsn_case *c)
 /* ---- the recipients used by the cases ---------------------------------- */
 
 static const struct bounce_rcpt r_fail[] = {
-	{ .final = "bob@example.net", .orcpt_type = "rfc822",
-	    .orcpt = "Bob@Example.NET", .action = BOUNCE_ACTION_FAILED,
-	    .status = "5.1.1", .remote_mta = "mx1.example.net",
-	    .diag = "550 5.1.1 <bob@example.net>: no such user",
-	    .last_attempt = T_LAST },
-	{ .final = "carl@example.net", .action = BOUNCE_ACTION_FAILED,
-	    .status = "5.4.7", .diag = "delivery time expired",
-	    .diag_type = "x-tern", .last_attempt = T_LAST },
+    {.final = "bob@example.net",
+	.orcpt_type = "rfc822",
+	.orcpt = "Bob@Example.NET",
+	.action = BOUNCE_ACTION_FAILED,
+	.status = "5.1.1",
+	.remote_mta = "mx1.example.net",
+	.diag = "550 5.1.1 <bob@example.net>: no such user",
+	.last_attempt = T_LAST},
+    {.final = "carl@example.net",
+	.action = BOUNCE_ACTION_FAILED,
+	.status = "5.4.7",
+	.diag = "delivery time expired",
+	.diag_type = "x-tern",
+	.last_attempt = T_LAST},
 };
 
 /* Expired in the queue (qmgr: 4.4.7, the last reply kept whole). */
 static const struct bounce_rcpt r_expired[] = {
-	{ .final = "bob@example.net", .action = BOUNCE_ACTION_FAILED,
-	    .status = "4.4.7", .remote_mta = "mx1.example.net",
-	    .diag = "451 4.7.1 greylisted, try later",
-	    .last_attempt = T_LAST },
+    {.final = "bob@example.net",
+	.action = BOUNCE_ACTION_FAILED,
+	.status = "4.4.7",
+	.remote_mta = "mx1.example.net",
+	.diag = "451 4.7.1 greylisted, try later",
+	.last_attempt = T_LAST},
 };
 
 static const struct bounce_rcpt r_delay[] = {
-	{ .final = "bob@example.net", .action = BOUNCE_ACTION_DELAYED,
-	    .status = "4.4.1", .remote_mta = "mx1.example.net",
-	    .diag = "421 4.4.1 connection timed out",
-	    .last_attempt = T_LAST, .retry_until = T_UNTIL },
+    {.final = "bob@example.net",
+	.action = BOUNCE_ACTION_DELAYED,
+	.status = "4.4.1",
+	.remote_mta = "mx1.example.net",
+	.diag = "421 4.4.1 connection timed out",
+	.last_attempt = T_LAST,
+	.retry_until = T_UNTIL},
 };
 
 static const struct bounce_rcpt r_success[] = {
-	{ .final = "bob@example.net", .action = BOUNCE_ACTION_DELIVERED,
-	    .status = "2.0.0", .remote_mta = "mx1.example.net",
-	    .diag = "250 2.0.0 Ok: queued as 4A2B", .last_attempt = T_LAST },
-	{ .final = "carl@example.net", .action = BOUNCE_ACTION_RELAYED,
-	    .status = "2.0.0", .remote_mta = "old.example.net",
-	    .diag = "250 ok", .last_attempt = T_LAST },
+    {.final = "bob@example.net",
+	.action = BOUNCE_ACTION_DELIVERED,
+	.status = "2.0.0",
+	.remote_mta = "mx1.example.net",
+	.diag = "250 2.0.0 Ok: queued as 4A2B",
+	.last_attempt = T_LAST},
+    {.final = "carl@example.net",
+	.action = BOUNCE_ACTION_RELAYED,
+	.status = "2.0.0",
+	.remote_mta = "old.example.net",
+	.diag = "250 ok",
+	.last_attempt = T_LAST},
 };
 
 static const struct bounce_rcpt r_hostile[] = {
-	{ .final = "bob@example.net", .orcpt_type = "rfc822",
-	    .orcpt = "bob@example.net\r\nX-Injected-Orcpt: 1",
-	    .action = BOUNCE_ACTION_FAILED, .status = "5.1.1",
-	    .remote_mta = "mx.example.net\r\nX-Injected-Mta: 1",
-	    .diag = "550-5.1.1 no such user\r\nX-Injected: yes\r\n\r\n"
-	    "--=_tern_fake\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n"
-	    "550 5.1.1 \x01\x1b[31m\x7f" "end",
-	    .last_attempt = T_LAST },
+    {.final = "bob@example.net",
+	.orcpt_type = "rfc822",
+	.orcpt = "bob@example.net\r\nX-Injected-Orcpt: 1",
+	.action = BOUNCE_ACTION_FAILED,
+	.status = "5.1.1",
+	.remote_mta = "mx.example.net\r\nX-Injected-Mta: 1",
+	.diag = "550-5.1.1 no such user\r\nX-Injected: yes\r\n\r\n"
+		"--=_tern_fake\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n"
+		"550 5.1.1 \x01\x1b[31m\x7f"
+		"end",
+	.last_attempt = T_LAST},
 };
 
 static const struct bounce_rcpt r_utf8[] = {
-	{ .final = "j\xc3\xbcrgen@b\xc3\xbc" "cher.example", .orcpt_type =
-	    "utf-8", .orcpt = "J\xc3\xbcrgen@b\xc3\xbc" "cher.example",
-	    .action = BOUNCE_ACTION_FAILED, .status = "5.1.1",
-	    .remote_mta = "mx.b\xc3\xbc" "cher.example",
-	    .diag = "550 5.1.1 unknown user", .last_attempt = T_LAST },
+    {.final = "j\xc3\xbcrgen@b\xc3\xbc"
+	      "cher.example",
+	.orcpt_type = "utf-8",
+	.orcpt = "J\xc3\xbcrgen@b\xc3\xbc"
+		 "cher.example",
+	.action = BOUNCE_ACTION_FAILED,
+	.status = "5.1.1",
+	.remote_mta = "mx.b\xc3\xbc"
+		      "cher.example",
+	.diag = "550 5.1.1 unknown user",
+	.last_attempt = T_LAST},
 };
 
 static char long_diag[3001];
 static char big_msg[4096];
 static char eight_msg[] = "From: a@example.org\r\nSubject: caf\xc3\xa9\r\n"
-    "\r\nna\xc3\xafve body\r\n";
+			  "\r\nna\xc3\xafve body\r\n";
 static const char no_body[] = "Subject: just headers\r\nFrom: a@b.example";
 
 static struct bounce_rcpt r_long[] = {
-	{ .final = "bob@example.net", .action = BOUNCE_ACTION_FAILED,
-	    .status = "5.0.0", .remote_mta = "mx1.example.net",
-	    .diag = long_diag, .last_attempt = T_LAST },
+    {.final = "bob@example.net",
+	.action = BOUNCE_ACTION_FAILED,
+	.status = "5.0.0",
+	.remote_mta = "mx1.example.net",
+	.diag = long_diag,
+	.last_attempt = T_LAST},
 };
 
 /* One case's input: what is not set here comes from fill_defaults(). */
@@ -375,52 +403,56 @@ fill_defaults(struct bounce_in *in)
 }
 
 static struct dsn_case cases[] = {
-	{ "failure_full", { IN(BOUNCE_FAILURE, r_fail) }, "message/rfc822",
-	    false, -1, false, 0,
-	    { "could not be delivered", "bob@example.net",
-	        "mx1.example.net said: 550 5.1.1", "attached below" },
-	    { NULL } },
-	{ "failure_hdrs", { IN(BOUNCE_FAILURE, r_fail),
-	    .ret = BOUNCE_RET_HDRS }, "text/rfc822-headers", true, -1, false,
-	    0, { "headers of your message", NULL }, { NULL } },
-	{ "expired", { IN(BOUNCE_FAILURE, r_expired) }, "message/rfc822",
-	    false, -1, false, 0,
-	    { "queued too long (delivery", "time expired)",
-	        "mx1.example.net said: 451 4.7.1 greylisted, try later", NULL },
-	    { NULL } },
-	{ "delay", { IN(BOUNCE_DELAY, r_delay), .ret = BOUNCE_RET_FULL },
-	    "text/rfc822-headers", true, -1, false, 0,
-	    { "not been delivered yet", "tried until " D_UNTIL,
-	        "421 4.4.1 connection timed out", NULL }, { NULL } },
-	{ "success", { IN(BOUNCE_SUCCESS, r_success) },
-	    "text/rfc822-headers", true, -1, false, 0,
-	    { "was delivered", "relayed to a system", NULL }, { NULL } },
-	{ "hostile", { IN(BOUNCE_FAILURE, r_hostile) }, "message/rfc822",
-	    false, -1, true, 0, { "no such user X-Injected: yes",
-	        "mx.example.net X-Injected-Mta: 1 said:", NULL },
-	    { "X-Injected", "X-Injected-Orcpt", "X-Injected-Mta",
-	        "Content-Type: text/html" } },
-	{ "too_big", { IN(BOUNCE_FAILURE, r_fail), .return_max = 250 },
-	    "text/rfc822-headers", true, -1, false, 0,
-	    { "larger than 250 octets", NULL }, { NULL } },
-	{ "headers_cut", { IN(BOUNCE_FAILURE, r_fail), .return_max = 100 },
-	    "text/rfc822-headers", true, 100, false, 0,
-	    { "too large to attach in full", NULL }, { NULL } },
-	{ "utf8", { IN(BOUNCE_FAILURE, r_utf8), .smtputf8 = true,
-	    .sender = "ann\xc3\xa9@example.org" }, "message/global", false, -1,
-	    false, BOUNCE_NEED_8BITMIME | BOUNCE_NEED_SMTPUTF8,
-	    { "j\xc3\xbcrgen@b\xc3\xbc" "cher.example", NULL }, { NULL } },
-	{ "eight_bit", { IN(BOUNCE_FAILURE, r_fail), .msg = eight_msg },
-	    "message/rfc822", false, -1,
-	    false, BOUNCE_NEED_8BITMIME, { NULL }, { NULL } },
-	{ "long_diag", { IN(BOUNCE_FAILURE, r_long), .envid = "" },
-	    "message/rfc822", false, -1, true, 0, { "...", NULL }, { NULL } },
-	{ "no_body", { IN(BOUNCE_FAILURE, r_fail), .msg = no_body },
-	    "message/rfc822", false, -1,
-	    false, 0, { NULL }, { NULL } },
-	{ "big_msg_full", { IN(BOUNCE_FAILURE, r_fail), .msg = big_msg },
-	    "message/rfc822", false, -1, false, 0, { NULL },
-	    { NULL } },
+    {"failure_full", {IN(BOUNCE_FAILURE, r_fail)}, "message/rfc822", false, -1,
+	false, 0,
+	{"could not be delivered", "bob@example.net",
+	    "mx1.example.net said: 550 5.1.1", "attached below"},
+	{NULL}},
+    {"failure_hdrs", {IN(BOUNCE_FAILURE, r_fail), .ret = BOUNCE_RET_HDRS},
+	"text/rfc822-headers", true, -1, false, 0,
+	{"headers of your message", NULL}, {NULL}},
+    {"expired", {IN(BOUNCE_FAILURE, r_expired)}, "message/rfc822", false, -1,
+	false, 0,
+	{"queued too long (delivery", "time expired)",
+	    "mx1.example.net said: 451 4.7.1 greylisted, try later", NULL},
+	{NULL}},
+    {"delay", {IN(BOUNCE_DELAY, r_delay), .ret = BOUNCE_RET_FULL},
+	"text/rfc822-headers", true, -1, false, 0,
+	{"not been delivered yet", "tried until " D_UNTIL,
+	    "421 4.4.1 connection timed out", NULL},
+	{NULL}},
+    {"success", {IN(BOUNCE_SUCCESS, r_success)}, "text/rfc822-headers", true,
+	-1, false, 0, {"was delivered", "relayed to a system", NULL}, {NULL}},
+    {"hostile", {IN(BOUNCE_FAILURE, r_hostile)}, "message/rfc822", false, -1,
+	true, 0,
+	{"no such user X-Injected: yes",
+	    "mx.example.net X-Injected-Mta: 1 said:", NULL},
+	{"X-Injected", "X-Injected-Orcpt", "X-Injected-Mta",
+	    "Content-Type: text/html"}},
+    {"too_big", {IN(BOUNCE_FAILURE, r_fail), .return_max = 250},
+	"text/rfc822-headers", true, -1, false, 0,
+	{"larger than 250 octets", NULL}, {NULL}},
+    {"headers_cut", {IN(BOUNCE_FAILURE, r_fail), .return_max = 100},
+	"text/rfc822-headers", true, 100, false, 0,
+	{"too large to attach in full", NULL}, {NULL}},
+    {"utf8",
+	{IN(BOUNCE_FAILURE, r_utf8), .smtputf8 = true,
+	    .sender = "ann\xc3\xa9@example.org"},
+	"message/global", false, -1, false,
+	BOUNCE_NEED_8BITMIME | BOUNCE_NEED_SMTPUTF8,
+	{"j\xc3\xbcrgen@b\xc3\xbc"
+	 "cher.example",
+	    NULL},
+	{NULL}},
+    {"eight_bit", {IN(BOUNCE_FAILURE, r_fail), .msg = eight_msg},
+	"message/rfc822", false, -1, false, BOUNCE_NEED_8BITMIME, {NULL},
+	{NULL}},
+    {"long_diag", {IN(BOUNCE_FAILURE, r_long), .envid = ""}, "message/rfc822",
+	false, -1, true, 0, {"...", NULL}, {NULL}},
+    {"no_body", {IN(BOUNCE_FAILURE, r_fail), .msg = no_body}, "message/rfc822",
+	false, -1, false, 0, {NULL}, {NULL}},
+    {"big_msg_full", {IN(BOUNCE_FAILURE, r_fail), .msg = big_msg},
+	"message/rfc822", false, -1, false, 0, {NULL}, {NULL}},
 };
 
 static void
@@ -434,8 +466,10 @@ make_inputs(void)
 	n = (size_t)snprintf(big_msg, sizeof(big_msg),
 	    "From: a@example.org\r\nSubject: big\r\n\r\n");
 	while (n + 80 < sizeof(big_msg)) {
-		memcpy(big_msg + n, "lorem ipsum dolor sit amet consectetur "
-		    "adipiscing elit sed do eiusmod tempor\r\n", 79);
+		memcpy(big_msg + n,
+		    "lorem ipsum dolor sit amet consectetur "
+		    "adipiscing elit sed do eiusmod tempor\r\n",
+		    79);
 		n += 79;
 	}
 	big_msg[n] = '\0';
@@ -458,7 +492,7 @@ test_cases(void)
 static struct bounce_in
 base_in(void)
 {
-	struct bounce_in in = { IN(BOUNCE_FAILURE, r_fail) };
+	struct bounce_in in = {IN(BOUNCE_FAILURE, r_fail)};
 
 	fill_defaults(&in);
 	return in;
@@ -493,7 +527,7 @@ test_bad_input(void)
 	in.nrcpts = BOUNCE_RCPTS_MAX + 1;
 	T_CHECK_INT(bounce_build(&in, &out), -1);
 	in = base_in();
-	in.sender = "ann\xc3\xa9@example.org";  /* UTF-8 without SMTPUTF8 */
+	in.sender = "ann\xc3\xa9@example.org"; /* UTF-8 without SMTPUTF8 */
 	T_CHECK_INT(bounce_build(&in, &out), -1);
 	in = base_in();
 	in.date = "";
@@ -538,7 +572,7 @@ test_out_max(void)
 static void
 test_status_fallback(void)
 {
-	struct bounce_rcpt r[3] = { r_fail[0], r_fail[0], r_delay[0] };
+	struct bounce_rcpt r[3] = {r_fail[0], r_fail[0], r_delay[0]};
 	struct bounce_in in = base_in();
 	struct buf out;
 
@@ -604,8 +638,8 @@ test_boundary_collision(void)
  * original changed, must fail it.
  */
 static void
-tamper(const char *name, const char *after, const char *insert,
-    const char *change)
+tamper(
+    const char *name, const char *after, const char *insert, const char *change)
 {
 	struct dsn_case c = cases[0];
 	struct buf out, bad;
@@ -643,12 +677,13 @@ done:
 static void
 test_checker_catches(void)
 {
-	tamper("tampered_header", "Action: failed\r\n", "X-Injected: yes\r\n",
-	    "");
+	tamper(
+	    "tampered_header", "Action: failed\r\n", "X-Injected: yes\r\n", "");
 	tamper("tampered_original", "BODY-MARKER", "X", "f");
 }
 
-/* ---- setup ------------------------------------------------------------------ */
+/* ---- setup ------------------------------------------------------------------
+ */
 
 static bool
 setup(void)
@@ -657,12 +692,14 @@ setup(void)
 	const char *f = __FILE__, *slash = strrchr(f, '/');
 
 	if (str_fmt(tmpdir, sizeof(tmpdir), "%s/tern-dsn-XXXXXX",
-	    t && *t ? t : "/tmp") != 0 || mkdtemp(tmpdir) == NULL)
+		t && *t ? t : "/tmp") != 0 ||
+	    mkdtemp(tmpdir) == NULL)
 		return false;
 	if (slash == NULL)
 		return str_fmt(script, sizeof(script), "check_dsn.py") == 0;
 	return str_fmt(script, sizeof(script), "%.*s/check_dsn.py",
-	    (int)(slash - f), f) == 0 && access(script, R_OK) == 0;
+		   (int)(slash - f), f) == 0 &&
+	       access(script, R_OK) == 0;
 }
 
 static void
@@ -684,7 +721,7 @@ int
 main(void)
 {
 	t_case("setup: temp dir and tests/unit/check_dsn.py (run from the "
-	    "repository root)");
+	       "repository root)");
 	T_CHECK(setup());
 	if (t_cur_failed)
 		return t_summary();

@@ -669,19 +669,19 @@ static void
 test_dump_masks_passwords(void)
 {
 	static const char *const rows[][2] = {
-		{ "tables.users=pgsql:host=db password=s3cret dbname=t",
-		    "tables.users = pgsql:host=db password=*** dbname=t\n" },
-		{ "tables.users=pgsql:password='a b\\' c' user=u",
-		    "tables.users = pgsql:password=*** user=u\n" },
-		{ "tables.users=pgsql:postgresql://u:s3cret@db/t",
-		    "tables.users = pgsql:postgresql://u:***@db/t\n" },
-		{ "tables.users=pgsql:postgresql://u@db/t",
-		    "tables.users = pgsql:postgresql://u@db/t\n" },
+	    {"tables.users=pgsql:host=db password=s3cret dbname=t",
+		"tables.users = pgsql:host=db password=*** dbname=t\n"},
+	    {"tables.users=pgsql:password='a b\\' c' user=u",
+		"tables.users = pgsql:password=*** user=u\n"},
+	    {"tables.users=pgsql:postgresql://u:s3cret@db/t",
+		"tables.users = pgsql:postgresql://u:***@db/t\n"},
+	    {"tables.users=pgsql:postgresql://u@db/t",
+		"tables.users = pgsql:postgresql://u@db/t\n"},
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		char *ov[] = { (char *)(uintptr_t)rows[i][0] };
+		char *ov[] = {(char *)(uintptr_t)rows[i][0]};
 		char err[512];
 		struct lines l = {"", 0, 0};
 		struct conf *c = conf_load(NULL, ov, 1, err, sizeof(err));
@@ -725,7 +725,8 @@ test_dump(void)
 	T_CHECK(strstr(l.text, "user = \n") != NULL);
 	T_CHECK(strstr(l.text, "limits.message_size = 26214400\n") != NULL);
 	T_CHECK(strstr(l.text, "limits.inflight_memory = 268435456\n") != NULL);
-	T_CHECK(strstr(l.text, "limits.inflight_scratch = 4294967296\n") != NULL);
+	T_CHECK(
+	    strstr(l.text, "limits.inflight_scratch = 4294967296\n") != NULL);
 	T_CHECK(strstr(l.text, "timeout.shutdown = 30\n") != NULL);
 	T_CHECK(strstr(l.text, "relay.networks = 10.0.0.0/8,::1\n") != NULL);
 	T_CHECK(strstr(l.text, "log.level = info\n") != NULL);

@@ -804,7 +804,8 @@ test_helpers(void)
 static void
 test_addr_roundtrip(void)
 {
-	struct dns_addr a = {.family = AF_INET6}, back, v4 = {.family = AF_INET};
+	struct dns_addr a = {.family = AF_INET6}, back,
+			v4 = {.family = AF_INET};
 	struct sockaddr_storage ss;
 	socklen_t len;
 	uint16_t port = 0;

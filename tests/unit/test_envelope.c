@@ -15,8 +15,8 @@
 /* ---- helpers ------------------------------------------------------------- */
 
 static int
-decode_guarded(const char *p, size_t n, struct queue_env *out, char *err,
-    size_t errlen)
+decode_guarded(
+    const char *p, size_t n, struct queue_env *out, char *err, size_t errlen)
 {
 	void *map;
 	size_t maplen;
@@ -79,12 +79,12 @@ static bool
 rcpt_equal(const struct queue_rcpt *a, const struct queue_rcpt *b)
 {
 	return strcmp(a->addr, b->addr) == 0 && a->notify == b->notify &&
-	    strcmp(a->orcpt_type, b->orcpt_type) == 0 &&
-	    strcmp(a->orcpt, b->orcpt) == 0 && a->state == b->state &&
-	    a->attempts == b->attempts && a->next_try == b->next_try &&
-	    a->last_try == b->last_try && a->code == b->code &&
-	    strcmp(a->enh, b->enh) == 0 && strcmp(a->text, b->text) == 0 &&
-	    a->dsn_owed == b->dsn_owed;
+	       strcmp(a->orcpt_type, b->orcpt_type) == 0 &&
+	       strcmp(a->orcpt, b->orcpt) == 0 && a->state == b->state &&
+	       a->attempts == b->attempts && a->next_try == b->next_try &&
+	       a->last_try == b->last_try && a->code == b->code &&
+	       strcmp(a->enh, b->enh) == 0 && strcmp(a->text, b->text) == 0 &&
+	       a->dsn_owed == b->dsn_owed;
 }
 
 static bool
@@ -132,7 +132,7 @@ check_round_trip(const struct queue_env *e)
 	buf_init(&b2, QUEUE_ENV_FILE_MAX);
 	T_CHECK_INT(queue_env_encode(e, &b1), 0);
 	T_CHECK_INT(count_lines(&b1), 14 + e->nrcpt);
-	T_CHECK_INT(strlen(b1.data), b1.len);	/* never a NUL inside */
+	T_CHECK_INT(strlen(b1.data), b1.len); /* never a NUL inside */
 	T_CHECK_INT(decode_guarded(b1.data, b1.len, &d, err, sizeof(err)), 0);
 	if (err[0] != '\0')
 		fprintf(stderr, "decode: %s\n", err);
@@ -224,7 +224,7 @@ test_round_trip_minimal(void)
 	queue_env_init(&e);
 	memcpy(e.id, "0000000000000000", QUEUE_ID_LEN + 1);
 	T_CHECK(queue_env_add_rcpt(&e, "x") != NULL);
-	check_round_trip(&e);	/* every string empty, every number 0 */
+	check_round_trip(&e); /* every string empty, every number 0 */
 	queue_env_free(&e);
 }
 
@@ -253,10 +253,23 @@ static void
 test_round_trip_hostile(void)
 {
 	static const char *const vals[] = {
-		"a\r\nE 1\r\n", "\nE\n", "\nE 1\n", "x\ry", "\\", "\\x41", "-",
-		"--", "\\x2d", " ", "  lead and trail  ", "\x7f\x01\x1f\t",
-		"caf\xc3\xa9@\xe4\xbe\x8b.jp", "\xff\xfe", "r a - - - PENDING",
-		"E", "V 2",
+	    "a\r\nE 1\r\n",
+	    "\nE\n",
+	    "\nE 1\n",
+	    "x\ry",
+	    "\\",
+	    "\\x41",
+	    "-",
+	    "--",
+	    "\\x2d",
+	    " ",
+	    "  lead and trail  ",
+	    "\x7f\x01\x1f\t",
+	    "caf\xc3\xa9@\xe4\xbe\x8b.jp",
+	    "\xff\xfe",
+	    "r a - - - PENDING",
+	    "E",
+	    "V 2",
 	};
 	struct queue_env e;
 	size_t i;
@@ -265,22 +278,22 @@ test_round_trip_hostile(void)
 		struct queue_rcpt *r;
 
 		sample(&e);
-		(void)!str_copy(e.sender, sizeof(e.sender), vals[i],
-		    strlen(vals[i]));
-		(void)!str_copy(e.envid, sizeof(e.envid), vals[i],
-		    strlen(vals[i]));
-		(void)!str_copy(e.helo, sizeof(e.helo), vals[i],
-		    strlen(vals[i]));
-		(void)!str_copy(e.proto, sizeof(e.proto), vals[i],
-		    strlen(vals[i]));
+		(void)!str_copy(
+		    e.sender, sizeof(e.sender), vals[i], strlen(vals[i]));
+		(void)!str_copy(
+		    e.envid, sizeof(e.envid), vals[i], strlen(vals[i]));
+		(void)!str_copy(
+		    e.helo, sizeof(e.helo), vals[i], strlen(vals[i]));
+		(void)!str_copy(
+		    e.proto, sizeof(e.proto), vals[i], strlen(vals[i]));
 		r = &e.rcpt[1];
 		fill_rcpt(r, vals[i]);
-		(void)!str_copy(r->text, sizeof(r->text), vals[i],
-		    strlen(vals[i]));
+		(void)!str_copy(
+		    r->text, sizeof(r->text), vals[i], strlen(vals[i]));
 		(void)!str_copy(r->enh, sizeof(r->enh), vals[i],
 		    strlen(vals[i]) < sizeof(r->enh) ? strlen(vals[i]) : 0);
-		(void)!str_copy(r->orcpt, sizeof(r->orcpt), vals[i],
-		    strlen(vals[i]));
+		(void)!str_copy(
+		    r->orcpt, sizeof(r->orcpt), vals[i], strlen(vals[i]));
 		check_round_trip(&e);
 		queue_env_free(&e);
 	}
@@ -305,7 +318,7 @@ test_nul(void)
 		char *t = encode_sample(&len);
 		char *p = strstr(t, "claire");
 
-		*p = '\0';	/* a raw NUL byte inside a field */
+		*p = '\0'; /* a raw NUL byte inside a field */
 		check_refused(t, len);
 		free(t);
 	}
@@ -319,7 +332,7 @@ test_limits(void)
 	size_t i;
 
 	sample(&e);
-	memset(e.sender, '\n', QUEUE_ADDR_MAX);	/* escapes to 4x */
+	memset(e.sender, '\n', QUEUE_ADDR_MAX); /* escapes to 4x */
 	e.sender[QUEUE_ADDR_MAX] = '\0';
 	memset(e.envid, 'e', QUEUE_ENVID_MAX);
 	memset(e.helo, 'h', QUEUE_HELO_MAX);
@@ -385,10 +398,10 @@ test_missing_and_duplicate(void)
 			}
 		nl = memchr(s + start, '\n', len - start);
 		if (str_copy(copy, sizeof(copy), s + start,
-		    (size_t)(nl - s) - start + 1) != 0)
+			(size_t)(nl - s) - start + 1) != 0)
 			abort();
 		if (copy[0] == 'r')
-			continue;	/* a recipient twice is legal */
+			continue; /* a recipient twice is legal */
 		if (str_fmt(twice, sizeof(twice), "%s%s", copy, copy) != 0)
 			abort();
 		t = replace_line(line, twice);
@@ -407,7 +420,7 @@ test_order(void)
 	char *u = replace_line(2, NULL);
 
 	free(u);
-	u = replace_line(1, "C 1710408609\n");	/* then C twice: I missing */
+	u = replace_line(1, "C 1710408609\n"); /* then C twice: I missing */
 	check_refused_str(t);
 	check_refused_str(u);
 	free(t);
@@ -415,77 +428,76 @@ test_order(void)
 }
 
 static const struct {
-	size_t line;		/* 0-based line of the sample to replace */
-	const char *repl;	/* NULL deletes it */
+	size_t line;	  /* 0-based line of the sample to replace */
+	const char *repl; /* NULL deletes it */
 	const char *why;
 } bad_lines[] = {
-	{ 0, "V 3\n", "unknown version" },
-	{ 0, "V 2\n", "version 2 with version 1 recipient records" },
-	{ 0, "V 0\n", "version 0" },
-	{ 0, "V 01\n", "leading zero" },
-	{ 0, "V 1 1\n", "too many fields" },
-	{ 0, "V\n", "no field" },
-	{ 0, "V 1\r\n", "CRLF" },
-	{ 1, "I 65F2C3A1B3E0A917\n", "upper-case id" },
-	{ 1, "I 65f2c3a1b3e0a91\n", "short id" },
-	{ 1, "I ../../../etc/pw\n", "path id" },
-	{ 1, "I 65f2c3a1b3e0a917x\n", "long id" },
-	{ 2, "C -1\n", "negative time" },
-	{ 2, "C 9223372036854775808\n", "time over INT64_MAX" },
-	{ 2, "C 18446744073709551616\n", "time over UINT64_MAX" },
-	{ 2, "C 1e9\n", "not decimal" },
-	{ 2, "C +5\n", "sign" },
-	{ 3, "S a\\x41\n", "needless escape" },
-	{ 3, "S a\\x0A\n", "upper-case escape" },
-	{ 3, "S a\\x0\n", "short escape" },
-	{ 3, "S a\\xzz\n", "bad hex" },
-	{ 3, "S a\\n\n", "C escape" },
-	{ 3, "S a\\\n", "lone backslash" },
-	{ 3, "S a\\x2d\n", "needless \\x2d" },
-	{ 3, "S a\tb\n", "raw tab" },
-	{ 3, "S a\rb\n", "raw CR" },
-	{ 3, "S a\x7f\n", "raw DEL" },
-	{ 3, "S a b\n", "raw space" },
-	{ 3, "S a \n", "trailing space" },
-	{ 3, "S  a\n", "double space" },
-	{ 3, "S \n", "empty field without -" },
-	{ 4, "D NONE -\n", "bad ret" },
-	{ 4, "D full -\n", "lower-case ret" },
-	{ 4, "D -\n", "missing envid" },
-	{ 5, "B 8BIT 0\n", "bad body" },
-	{ 5, "B 7BIT 2\n", "bad utf8 flag" },
-	{ 6, "Z 18446744073709551616\n", "size overflow" },
-	{ 6, "Z 00\n", "leading zero size" },
-	{ 13, "r ben@example.net - - - DONE 1 0 0 250 - -\n", "bad state" },
-	{ 13, "r ben@example.net - - - PENDING 4294967296 0 0 0 - -\n",
-	    "attempts overflow" },
-	{ 13, "r ben@example.net - - - PENDING 1 0 0 1000 - -\n", "code" },
-	{ 13, "r - - - - PENDING 1 0 0 0 - -\n", "empty address" },
-	{ 13, "r ben@example.net SUCCESS,NEVER - - PENDING 1 0 0 0 - -\n",
-	    "notify order" },
-	{ 13, "r ben@example.net SUCCESS,SUCCESS - - PENDING 1 0 0 0 - -\n",
-	    "notify twice" },
-	{ 13, "r ben@example.net SUCCESS, - - PENDING 1 0 0 0 - -\n",
-	    "notify trailing comma" },
-	{ 13, "r ben@example.net ,SUCCESS - - PENDING 1 0 0 0 - -\n",
-	    "notify leading comma" },
-	{ 13, "r ben@example.net BOGUS - - PENDING 1 0 0 0 - -\n",
-	    "notify word" },
-	{ 13, "r ben@example.net - - - PENDING 1 0 0 0 -\n", "10 fields" },
-	{ 13, "r ben@example.net - - - PENDING 1 0 0 0 - - x\n", "12 fields" },
-	{ 15, "E 3\n", "count mismatch" },
-	{ 15, "E 1\n", "count short" },
-	{ 15, "E 2\nE 2\n", "two ENDs" },
-	{ 15, "E 2\nV 1\n", "data after END" },
-	{ 15, "E 2\n\n", "empty line after END" },
-	{ 15, "E 2", "END without newline" },
-	{ 15, "X 2\n", "unknown END" },
-	{ 7, "Q something\n", "unknown type" },
-	{ 7, "\x01 x\n", "control type" },
-	{ 7, "\n", "empty line" },
-	{ 7, "h x\n", "lower-case singleton" },
-	{ 14, "R ben@example.net - - - PENDING 1 0 0 0 - -\n", "upper r" },
-	{ 12, "r x - - - PENDING 0 0 0 0 - -\nW 0\n", "r before W" },
+    {0, "V 3\n", "unknown version"},
+    {0, "V 2\n", "version 2 with version 1 recipient records"},
+    {0, "V 0\n", "version 0"},
+    {0, "V 01\n", "leading zero"},
+    {0, "V 1 1\n", "too many fields"},
+    {0, "V\n", "no field"},
+    {0, "V 1\r\n", "CRLF"},
+    {1, "I 65F2C3A1B3E0A917\n", "upper-case id"},
+    {1, "I 65f2c3a1b3e0a91\n", "short id"},
+    {1, "I ../../../etc/pw\n", "path id"},
+    {1, "I 65f2c3a1b3e0a917x\n", "long id"},
+    {2, "C -1\n", "negative time"},
+    {2, "C 9223372036854775808\n", "time over INT64_MAX"},
+    {2, "C 18446744073709551616\n", "time over UINT64_MAX"},
+    {2, "C 1e9\n", "not decimal"},
+    {2, "C +5\n", "sign"},
+    {3, "S a\\x41\n", "needless escape"},
+    {3, "S a\\x0A\n", "upper-case escape"},
+    {3, "S a\\x0\n", "short escape"},
+    {3, "S a\\xzz\n", "bad hex"},
+    {3, "S a\\n\n", "C escape"},
+    {3, "S a\\\n", "lone backslash"},
+    {3, "S a\\x2d\n", "needless \\x2d"},
+    {3, "S a\tb\n", "raw tab"},
+    {3, "S a\rb\n", "raw CR"},
+    {3, "S a\x7f\n", "raw DEL"},
+    {3, "S a b\n", "raw space"},
+    {3, "S a \n", "trailing space"},
+    {3, "S  a\n", "double space"},
+    {3, "S \n", "empty field without -"},
+    {4, "D NONE -\n", "bad ret"},
+    {4, "D full -\n", "lower-case ret"},
+    {4, "D -\n", "missing envid"},
+    {5, "B 8BIT 0\n", "bad body"},
+    {5, "B 7BIT 2\n", "bad utf8 flag"},
+    {6, "Z 18446744073709551616\n", "size overflow"},
+    {6, "Z 00\n", "leading zero size"},
+    {13, "r ben@example.net - - - DONE 1 0 0 250 - -\n", "bad state"},
+    {13, "r ben@example.net - - - PENDING 4294967296 0 0 0 - -\n",
+	"attempts overflow"},
+    {13, "r ben@example.net - - - PENDING 1 0 0 1000 - -\n", "code"},
+    {13, "r - - - - PENDING 1 0 0 0 - -\n", "empty address"},
+    {13, "r ben@example.net SUCCESS,NEVER - - PENDING 1 0 0 0 - -\n",
+	"notify order"},
+    {13, "r ben@example.net SUCCESS,SUCCESS - - PENDING 1 0 0 0 - -\n",
+	"notify twice"},
+    {13, "r ben@example.net SUCCESS, - - PENDING 1 0 0 0 - -\n",
+	"notify trailing comma"},
+    {13, "r ben@example.net ,SUCCESS - - PENDING 1 0 0 0 - -\n",
+	"notify leading comma"},
+    {13, "r ben@example.net BOGUS - - PENDING 1 0 0 0 - -\n", "notify word"},
+    {13, "r ben@example.net - - - PENDING 1 0 0 0 -\n", "10 fields"},
+    {13, "r ben@example.net - - - PENDING 1 0 0 0 - - x\n", "12 fields"},
+    {15, "E 3\n", "count mismatch"},
+    {15, "E 1\n", "count short"},
+    {15, "E 2\nE 2\n", "two ENDs"},
+    {15, "E 2\nV 1\n", "data after END"},
+    {15, "E 2\n\n", "empty line after END"},
+    {15, "E 2", "END without newline"},
+    {15, "X 2\n", "unknown END"},
+    {7, "Q something\n", "unknown type"},
+    {7, "\x01 x\n", "control type"},
+    {7, "\n", "empty line"},
+    {7, "h x\n", "lower-case singleton"},
+    {14, "R ben@example.net - - - PENDING 1 0 0 0 - -\n", "upper r"},
+    {12, "r x - - - PENDING 0 0 0 0 - -\nW 0\n", "r before W"},
 };
 
 static void
@@ -512,18 +524,17 @@ test_oversized(void)
 		const char *fmt;
 		size_t max;
 	} f[] = {
-		{ 3, "S %s\n", QUEUE_ADDR_MAX },
-		{ 4, "D - %s\n", QUEUE_ENVID_MAX },
-		{ 7, "H %s\n", QUEUE_HELO_MAX },
-		{ 8, "A %s\n", QUEUE_IP_MAX },
-		{ 9, "U %s\n", QUEUE_AUTH_MAX },
-		{ 10, "P %s\n", QUEUE_PROTO_MAX },
-		{ 13, "r %s - - - PENDING 0 0 0 0 - -\n", QUEUE_ADDR_MAX },
-		{ 13, "r a - %s - PENDING 0 0 0 0 - -\n",
-		    QUEUE_ORCPT_TYPE_MAX },
-		{ 13, "r a - - %s PENDING 0 0 0 0 - -\n", QUEUE_ORCPT_MAX },
-		{ 13, "r a - - - PENDING 0 0 0 0 %s -\n", QUEUE_ENH_MAX },
-		{ 13, "r a - - - PENDING 0 0 0 0 - %s\n", QUEUE_TEXT_MAX },
+	    {3, "S %s\n", QUEUE_ADDR_MAX},
+	    {4, "D - %s\n", QUEUE_ENVID_MAX},
+	    {7, "H %s\n", QUEUE_HELO_MAX},
+	    {8, "A %s\n", QUEUE_IP_MAX},
+	    {9, "U %s\n", QUEUE_AUTH_MAX},
+	    {10, "P %s\n", QUEUE_PROTO_MAX},
+	    {13, "r %s - - - PENDING 0 0 0 0 - -\n", QUEUE_ADDR_MAX},
+	    {13, "r a - %s - PENDING 0 0 0 0 - -\n", QUEUE_ORCPT_TYPE_MAX},
+	    {13, "r a - - %s PENDING 0 0 0 0 - -\n", QUEUE_ORCPT_MAX},
+	    {13, "r a - - - PENDING 0 0 0 0 %s -\n", QUEUE_ENH_MAX},
+	    {13, "r a - - - PENDING 0 0 0 0 - %s\n", QUEUE_TEXT_MAX},
 	};
 	char val[1024], line[1200];
 	size_t i;
@@ -543,8 +554,9 @@ test_oversized(void)
 			} else {
 				struct queue_env d;
 
-				T_CHECK_INT(decode_guarded(t, strlen(t), &d,
-				    NULL, 0), 0);
+				T_CHECK_INT(
+				    decode_guarded(t, strlen(t), &d, NULL, 0),
+				    0);
 				queue_env_free(&d);
 			}
 			free(t);
@@ -566,8 +578,8 @@ test_too_many_rcpts(void)
 	buf_init(&b, QUEUE_ENV_FILE_MAX);
 	T_CHECK_INT(buf_append_str(&b, head), 0);
 	for (i = 0; i < QUEUE_RCPT_MAX + 1; i++)
-		T_CHECK_INT(buf_append_str(&b,
-		    "r x - - - PENDING 0 0 0 0 - -\n"), 0);
+		T_CHECK_INT(
+		    buf_append_str(&b, "r x - - - PENDING 0 0 0 0 - -\n"), 0);
 	T_CHECK_INT(buf_printf(&b, "E %d\n", QUEUE_RCPT_MAX + 1), 0);
 	check_refused(b.data, b.len);
 	free(head);
@@ -600,7 +612,7 @@ test_error_text(void)
 	T_CHECK_STR(err, "line 16: END says 3 recipients, found 2");
 	free(t);
 	T_CHECK_INT(queue_env_decode("V 1\n", 4, &d, err, 10), -1);
-	T_CHECK_INT(strlen(err), 9);	/* cut to the buffer, terminated */
+	T_CHECK_INT(strlen(err), 9); /* cut to the buffer, terminated */
 }
 
 /* ---- encoder refusals ---------------------------------------------------- */
@@ -614,7 +626,7 @@ check_enc_refused(const struct queue_env *e, int want_errno)
 	T_CHECK_INT(buf_append_str(&b, "keep"), 0);
 	T_CHECK_INT(queue_env_encode(e, &b), -1);
 	T_CHECK_INT(errno, want_errno);
-	T_CHECK_INT(b.len, 4);	/* out keeps its old length */
+	T_CHECK_INT(b.len, 4); /* out keeps its old length */
 	T_CHECK_STR(b.data, "keep");
 	buf_free(&b);
 }
@@ -649,7 +661,7 @@ test_encode_refusals(void)
 	e.rcpt[1].addr[0] = '\0';
 	check_enc_refused(&e, EINVAL);
 	fill_rcpt(&e.rcpt[1], "a");
-	memset(e.helo, 'x', sizeof(e.helo));	/* unterminated */
+	memset(e.helo, 'x', sizeof(e.helo)); /* unterminated */
 	check_enc_refused(&e, EINVAL);
 	e.helo[0] = '\0';
 	e.ret = (enum smtp_ret)3;
@@ -663,7 +675,7 @@ test_encode_refusals(void)
 	T_CHECK_INT(errno, EMSGSIZE);
 	buf_free(&small);
 	queue_env_free(&e);
-	queue_env_free(&e);	/* zeroed: a second free is harmless */
+	queue_env_free(&e); /* zeroed: a second free is harmless */
 	queue_env_free(NULL);
 }
 
@@ -693,7 +705,8 @@ test_add_rcpt_and_ids(void)
 	T_CHECK(queue_rcpt_state_name((enum queue_rcpt_state)4) == NULL);
 }
 
-/* ---- versions -------------------------------------------------------------- */
+/* ---- versions --------------------------------------------------------------
+ */
 
 /*
  * A version 1 file, as every ternd before the owed-DSN mark wrote it
@@ -741,8 +754,7 @@ test_version_2_owed(void)
 	    "PENDING 3 1710409209 1710408611 451 4.7.1 greylisted DELAY\n"
 	    "E 2\n";
 	static const enum queue_dsn_owed kinds[] = {
-		QUEUE_DSN_FAILURE, QUEUE_DSN_DELAY, QUEUE_DSN_SUCCESS
-	};
+	    QUEUE_DSN_FAILURE, QUEUE_DSN_DELAY, QUEUE_DSN_SUCCESS};
 	struct queue_env e;
 	struct buf b;
 	size_t i;
@@ -755,7 +767,7 @@ test_version_2_owed(void)
 	T_CHECK_INT(queue_env_encode(&e, &b), 0);
 	T_CHECK(strncmp(b.data, "V 2\n", 4) == 0);
 	T_CHECK(b.len > strlen(tail) &&
-	    strcmp(b.data + b.len - strlen(tail), tail) == 0);
+		strcmp(b.data + b.len - strlen(tail), tail) == 0);
 	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		e.rcpt[0].dsn_owed = kinds[i];
 		check_round_trip(&e);
@@ -771,19 +783,19 @@ static void
 test_version_2_refusals(void)
 {
 	static const char *const rc[] = {
-		/* a v1 file with a twelfth field */
-		"r dave@example.com FAILURE,DELAY rfc822 dave@example.com "
-		"PENDING 3 1710409209 1710408611 451 4.7.1 greylisted DELAY\n",
+	    /* a v1 file with a twelfth field */
+	    "r dave@example.com FAILURE,DELAY rfc822 dave@example.com "
+	    "PENDING 3 1710409209 1710408611 451 4.7.1 greylisted DELAY\n",
 	};
 	char *t = replace_line(14, rc[0]), *u, *p;
 
-	check_refused_str(t);		/* V 1 with 12 fields */
-	t[2] = '2';			/* V 2, but ben's record has 11 */
+	check_refused_str(t); /* V 1 with 12 fields */
+	t[2] = '2';	      /* V 2, but ben's record has 11 */
 	check_refused_str(t);
 	free(t);
 	/* V 2, 12 fields each, nothing owed: not what the encoder writes */
 	u = replace_line(13, "r ben@example.net - - - DELIVERED 1 0 1710408610 "
-	    "250 2.0.0 Ok -\n");
+			     "250 2.0.0 Ok -\n");
 	t = malloc(strlen(u) + 64);
 	T_CHECK(t != NULL);
 	memcpy(t, u, strlen(u) + 1);
@@ -791,9 +803,9 @@ test_version_2_refusals(void)
 	p = strstr(t, "greylisted\n");
 	memcpy(p, "greylisted -\nE 2\n", 18);
 	check_refused_str(t);
-	memcpy(p, "greylisted BOUNCE\nE 2\n", 23);	/* unknown kind */
+	memcpy(p, "greylisted BOUNCE\nE 2\n", 23); /* unknown kind */
 	check_refused_str(t);
-	memcpy(p, "greylisted FAILURE\nE 2\n", 24);	/* now canonical */
+	memcpy(p, "greylisted FAILURE\nE 2\n", 24); /* now canonical */
 	{
 		struct queue_env d;
 

@@ -22,18 +22,18 @@ struct end_row {
 };
 
 static const struct end_row end_rows[] = {
-	{ "empty message", "", 0, 0 },
-	{ "only empty line", "\r\n", 0, 2 },
-	{ "one field, body", "A: b\r\n\r\nbody\r\n", 6, 8 },
-	{ "no body, no empty line", "A: b\r\nC: d\r\n", 12, 12 },
-	{ "no final line end", "A: b", 4, 4 },
-	{ "bare LF", "A: b\n\nbody\n", 5, 6 },
-	{ "mixed line ends", "A: b\r\nC: d\n\r\nx", 11, 13 },
-	{ "blank-only line is a fold", "A: b\r\n \r\nC: d\r\n\r\n", 15, 17 },
-	{ "empty line first", "\r\nA: b\r\n", 0, 2 },
-	{ "CR CR LF is not empty", "A: b\r\n\r\r\nx\r\n\r\n", 12, 14 },
-	{ "empty line at very end", "A: b\r\n\r\n", 6, 8 },
-	{ "lone CR at end", "A: b\r\n\r", 7, 7 },
+    {"empty message", "", 0, 0},
+    {"only empty line", "\r\n", 0, 2},
+    {"one field, body", "A: b\r\n\r\nbody\r\n", 6, 8},
+    {"no body, no empty line", "A: b\r\nC: d\r\n", 12, 12},
+    {"no final line end", "A: b", 4, 4},
+    {"bare LF", "A: b\n\nbody\n", 5, 6},
+    {"mixed line ends", "A: b\r\nC: d\n\r\nx", 11, 13},
+    {"blank-only line is a fold", "A: b\r\n \r\nC: d\r\n\r\n", 15, 17},
+    {"empty line first", "\r\nA: b\r\n", 0, 2},
+    {"CR CR LF is not empty", "A: b\r\n\r\r\nx\r\n\r\n", 12, 14},
+    {"empty line at very end", "A: b\r\n\r\n", 6, 8},
+    {"lone CR at end", "A: b\r\n\r", 7, 7},
 };
 
 static void
@@ -83,40 +83,40 @@ struct field_row {
 	const char *in;
 	const char *want;
 	size_t longest;
-	size_t len;      /* of in; 0: strlen(in) */
+	size_t len;	 /* of in; 0: strlen(in) */
 	size_t want_len; /* of want; 0: strlen(want) */
 };
 
 static const struct field_row field_rows[] = {
-	{ "simple", "From: a@b\r\nTo: c@d\r\n\r\nbody: x\r\n",
-	    "From|a@b|0\nTo|c@d|0\n", 9, 0, 0 },
-	{ "folded", "Subject: one\r\n two\r\n\tthree\r\nX: y\r\n\r\n",
-	    "Subject|one two\tthree|0\nX|y|0\n", 12, 0, 0 },
-	{ "value trimmed", "A:   v  \r\nB:\r\n\r\n", "A|v|0\nB||0\n", 8, 0, 0 },
-	{ "fold before value", "To:\r\n a@b\r\n\r\n", "To|a@b|0\n", 4, 0, 0 },
-	{ "blank before colon (obs)", "Subject \t: x\r\n\r\n",
-	    "Subject|x|0\n", 12, 0, 0 },
-	{ "no colon", "From me Mon Jan 1\r\nA: b\r\n\r\n",
-	    "|From me Mon Jan 1|1\nA|b|0\n", 17, 0, 0 },
-	{ "space in name", "Bad Name: x\r\n\r\n", "|Bad Name: x|1\n", 11, 0, 0 },
-	{ "empty name", ": x\r\n\r\n", "|: x|1\n", 3, 0, 0 },
-	{ "leading continuation", " lost\r\nA: b\r\n\r\n",
-	    "|lost|1\nA|b|0\n", 5, 0, 0 },
-	{ "bare LF flagged", "A: b\nC: d\r\n\n", "A|b|8\nC|d|0\n", 4, 0, 0 },
-	{ "CR inside line", "A: b\rc\r\n\r\n", "A|bc|8\n", 6, 0, 0 },
-	{ "NUL", "A: b\0c\r\n\r\n", "A|b\0c|16\n", 6, 10, 9 },
-	{ "no final line end", "A: b\r\nC: d", "A|b|0\nC|d|0\n", 4, 0, 0 },
-	{ "only body", "\r\nA: b\r\n", "", 0, 0, 0 },
-	{ "colon in value", "Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n",
-	    "Date|Mon, 1 Jan 2024 10:00:00 +0000|0\n", 36, 0, 0 },
-	{ "8-bit value kept", "Subject: caf\xc3\xa9\r\n\r\n",
-	    "Subject|caf\xc3\xa9|0\n", 14, 0, 0 },
+    {"simple", "From: a@b\r\nTo: c@d\r\n\r\nbody: x\r\n",
+	"From|a@b|0\nTo|c@d|0\n", 9, 0, 0},
+    {"folded", "Subject: one\r\n two\r\n\tthree\r\nX: y\r\n\r\n",
+	"Subject|one two\tthree|0\nX|y|0\n", 12, 0, 0},
+    {"value trimmed", "A:   v  \r\nB:\r\n\r\n", "A|v|0\nB||0\n", 8, 0, 0},
+    {"fold before value", "To:\r\n a@b\r\n\r\n", "To|a@b|0\n", 4, 0, 0},
+    {"blank before colon (obs)", "Subject \t: x\r\n\r\n", "Subject|x|0\n", 12,
+	0, 0},
+    {"no colon", "From me Mon Jan 1\r\nA: b\r\n\r\n",
+	"|From me Mon Jan 1|1\nA|b|0\n", 17, 0, 0},
+    {"space in name", "Bad Name: x\r\n\r\n", "|Bad Name: x|1\n", 11, 0, 0},
+    {"empty name", ": x\r\n\r\n", "|: x|1\n", 3, 0, 0},
+    {"leading continuation", " lost\r\nA: b\r\n\r\n", "|lost|1\nA|b|0\n", 5, 0,
+	0},
+    {"bare LF flagged", "A: b\nC: d\r\n\n", "A|b|8\nC|d|0\n", 4, 0, 0},
+    {"CR inside line", "A: b\rc\r\n\r\n", "A|bc|8\n", 6, 0, 0},
+    {"NUL", "A: b\0c\r\n\r\n", "A|b\0c|16\n", 6, 10, 9},
+    {"no final line end", "A: b\r\nC: d", "A|b|0\nC|d|0\n", 4, 0, 0},
+    {"only body", "\r\nA: b\r\n", "", 0, 0, 0},
+    {"colon in value", "Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n",
+	"Date|Mon, 1 Jan 2024 10:00:00 +0000|0\n", 36, 0, 0},
+    {"8-bit value kept", "Subject: caf\xc3\xa9\r\n\r\n",
+	"Subject|caf\xc3\xa9|0\n", 14, 0, 0},
 };
 
 /* Render the fields of in[0..len) as in field_row.want. */
 static size_t
-render_fields(const char *g, size_t len, char *out, size_t outlen,
-    size_t *longest_out)
+render_fields(
+    const char *g, size_t len, char *out, size_t outlen, size_t *longest_out)
 {
 	struct addr_hdr_scan s;
 	struct addr_hdr_field f;
@@ -126,8 +126,10 @@ render_fields(const char *g, size_t len, char *out, size_t outlen,
 
 	addr_hdr_scan_init(&s, g, len);
 	while (addr_hdr_next(&s, &f)) {
-		T_CHECK(f.off + f.raw_len <= s.end + 2 && f.off + f.raw_len <= len);
-		T_CHECK(f.value >= g + f.off && f.value + f.value_len <= g + len);
+		T_CHECK(
+		    f.off + f.raw_len <= s.end + 2 && f.off + f.raw_len <= len);
+		T_CHECK(
+		    f.value >= g + f.off && f.value + f.value_len <= g + len);
 		n = addr_hdr_unfold(f.value, f.value_len, v, sizeof(v));
 		if (n < 0 || o + f.name_len + (size_t)n + 16 >= outlen)
 			return (size_t)-1;
@@ -267,7 +269,8 @@ test_find(void)
 	t_case("body is not searched");
 	T_CHECK(!addr_hdr_find(g, sizeof(msg) - 1, "Subject", &f));
 	T_CHECK(addr_hdr_find(g, sizeof(msg) - 1, "received", &f));
-	T_CHECK(f.value_len == 13 && memcmp(f.value, "from x\r\n by y", 13) == 0);
+	T_CHECK(
+	    f.value_len == 13 && memcmp(f.value, "from x\r\n by y", 13) == 0);
 	t_unguard(map, maplen);
 
 	t_case("exact name length");
@@ -309,84 +312,78 @@ struct list_row {
 };
 
 static const struct list_row list_rows[] = {
-	{ "one bare", "a@b.example", 0, "a@b.example,", ADDR_LIST_END },
-	{ "name and angle", "Ann Smith <ann@x.example>", 0, "ann@x.example,",
-	    ADDR_LIST_END },
-	{ "several", "a@x, B <b@y>,c@z", 0, "a@x,b@y,c@z,", ADDR_LIST_END },
-	{ "quoted name with specials",
-	    "\"Smith, John <boss>\" <js@x>, \"a\\\"b\" <q@x>", 0, "js@x,q@x,",
-	    ADDR_LIST_END },
-	{ "comments", "(c1) a@x (c2 (nested) \\) ), b@y(tail)", 0, "a@x,b@y,",
-	    ADDR_LIST_END },
-	{ "comment inside addr-spec", "a(x)@(y)b.example", 0, "a@b.example,",
-	    ADDR_LIST_END },
-	{ "folded", "a@x,\r\n\tB\r\n <b@y>", 0, "a@x,b@y,", ADDR_LIST_END },
-	{ "bare-LF folded", "a@x,\n B <b@y>", 0, "a@x,b@y,", ADDR_LIST_END },
-	{ "undisclosed group", "undisclosed-recipients:;", 0, "",
-	    ADDR_LIST_END },
-	{ "group open at end", "undisclosed-recipients:", 0, "",
-	    ADDR_LIST_END },
-	{ "group members", "team: a@x, B <b@y>; c@z", 0, "a@x,b@y,c@z,",
-	    ADDR_LIST_END },
-	{ "group then comma", "g1: a@x;, g2:;, d@w", 0, "a@x,d@w,",
-	    ADDR_LIST_END },
-	{ "empty elements", ", ,a@x,,, b@y,", 0, "a@x,b@y,", ADDR_LIST_END },
-	{ "empty value", "", 0, "", ADDR_LIST_END },
-	{ "blanks only", " \r\n ", 0, "", ADDR_LIST_END },
-	{ "obs route", "<@r1.example,@r2.example:a@x>", 0, "a@x,",
-	    ADDR_LIST_END },
-	{ "obs phrase with dot", "John Q. Public <jqp@x>", 0, "jqp@x,",
-	    ADDR_LIST_END },
-	{ "empty display name", "<a@x>", 0, "a@x,", ADDR_LIST_END },
-	{ "encoded word name", "=?utf-8?q?J=C3=BCrgen?= <j@x>", 0, "j@x,",
-	    ADDR_LIST_END },
-	{ "quoted local part", "\"a b\"@x", 0, "\"a b\"@x,", ADDR_LIST_END },
-	{ "dotted local", "first.last@x", 0, "first.last@x,", ADDR_LIST_END },
-	{ "obs local with CFWS", "first . last @ x . example", 0,
-	    "first.last@x.example,", ADDR_LIST_END },
-	{ "domain literal", "a@[192.0.2.1]", 0, "a@[192.0.2.1],",
-	    ADDR_LIST_END },
-	{ "domain case lowered", "A@X.Example", 0, "A@x.example,",
-	    ADDR_LIST_END },
-	{ "utf8 with flag", "J\xc3\xbcrgen <j\xc3\xbc@x>", U,
-	    "j\xc3\xbc@x,", ADDR_LIST_END },
-	{ "utf8 name without flag", "J\xc3\xbcrgen <j@x>", 0, "j@x,",
-	    ADDR_LIST_END },
-	{ "utf8 address without flag", "<j\xc3\xbc@x>", 0, "",
-	    ADDR_LIST_ADDR },
-	{ "bare local with flag", "root, bob@x, Admin <admin>", L,
-	    "root@,bob@x,admin@,", ADDR_LIST_END },
-	{ "bare local in group", "g: root;", L, "root@,", ADDR_LIST_END },
-	{ "bare local without flag", "root", 0, "", ADDR_LIST_SYNTAX },
-	{ "two words local refused", "john smith", L, "", ADDR_LIST_SYNTAX },
-	/* errors: addresses before the error come out */
-	{ "missing comma", "a@x b@y", 0, "", ADDR_LIST_SYNTAX },
-	{ "error after good", "a@x, <b@y", 0, "a@x,", ADDR_LIST_SYNTAX },
-	{ "unterminated quote", "\"abc <a@x>", 0, "", ADDR_LIST_SYNTAX },
-	{ "unterminated comment", "a@x (oops", 0, "", ADDR_LIST_SYNTAX },
-	{ "stray close paren", "a@x)", 0, "", ADDR_LIST_SYNTAX },
-	{ "empty angle", "<>", 0, "", ADDR_LIST_SYNTAX },
-	{ "nested group", "g: h: a@x;;", 0, "", ADDR_LIST_SYNTAX },
-	{ "nameless group", ": a@x;", 0, "", ADDR_LIST_SYNTAX },
-	{ "semicolon outside group", "a@x; b@y", 0, "", ADDR_LIST_SYNTAX },
-	{ "no domain", "a@", 0, "", ADDR_LIST_SYNTAX },
-	{ "no local", "@x", 0, "", ADDR_LIST_SYNTAX },
-	{ "two ats", "a@b@c", 0, "", ADDR_LIST_SYNTAX },
-	{ "double dot", "a..b@x", 0, "", ADDR_LIST_SYNTAX },
-	{ "bad domain", "a@-x", 0, "", ADDR_LIST_ADDR },
-	{ "angle inside angle", "<<a@x>>", 0, "", ADDR_LIST_SYNTAX },
-	{ "unclosed angle then comma", "A <a@x, b@y", 0, "", ADDR_LIST_SYNTAX },
-	{ "control byte", "a\x01@x", 0, "", ADDR_LIST_SYNTAX },
-	{ "NUL in name", "N\x01 <a@x>", 0, "", ADDR_LIST_SYNTAX },
-	{ "quoted then atom local", "\"a\".b@x", 0, "", ADDR_LIST_ADDR },
-	{ "long local", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	    "aaaaa@x", 0, "", ADDR_LIST_ADDR },
+    {"one bare", "a@b.example", 0, "a@b.example,", ADDR_LIST_END},
+    {"name and angle", "Ann Smith <ann@x.example>", 0, "ann@x.example,",
+	ADDR_LIST_END},
+    {"several", "a@x, B <b@y>,c@z", 0, "a@x,b@y,c@z,", ADDR_LIST_END},
+    {"quoted name with specials",
+	"\"Smith, John <boss>\" <js@x>, \"a\\\"b\" <q@x>", 0, "js@x,q@x,",
+	ADDR_LIST_END},
+    {"comments", "(c1) a@x (c2 (nested) \\) ), b@y(tail)", 0, "a@x,b@y,",
+	ADDR_LIST_END},
+    {"comment inside addr-spec", "a(x)@(y)b.example", 0, "a@b.example,",
+	ADDR_LIST_END},
+    {"folded", "a@x,\r\n\tB\r\n <b@y>", 0, "a@x,b@y,", ADDR_LIST_END},
+    {"bare-LF folded", "a@x,\n B <b@y>", 0, "a@x,b@y,", ADDR_LIST_END},
+    {"undisclosed group", "undisclosed-recipients:;", 0, "", ADDR_LIST_END},
+    {"group open at end", "undisclosed-recipients:", 0, "", ADDR_LIST_END},
+    {"group members", "team: a@x, B <b@y>; c@z", 0, "a@x,b@y,c@z,",
+	ADDR_LIST_END},
+    {"group then comma", "g1: a@x;, g2:;, d@w", 0, "a@x,d@w,", ADDR_LIST_END},
+    {"empty elements", ", ,a@x,,, b@y,", 0, "a@x,b@y,", ADDR_LIST_END},
+    {"empty value", "", 0, "", ADDR_LIST_END},
+    {"blanks only", " \r\n ", 0, "", ADDR_LIST_END},
+    {"obs route", "<@r1.example,@r2.example:a@x>", 0, "a@x,", ADDR_LIST_END},
+    {"obs phrase with dot", "John Q. Public <jqp@x>", 0, "jqp@x,",
+	ADDR_LIST_END},
+    {"empty display name", "<a@x>", 0, "a@x,", ADDR_LIST_END},
+    {"encoded word name", "=?utf-8?q?J=C3=BCrgen?= <j@x>", 0, "j@x,",
+	ADDR_LIST_END},
+    {"quoted local part", "\"a b\"@x", 0, "\"a b\"@x,", ADDR_LIST_END},
+    {"dotted local", "first.last@x", 0, "first.last@x,", ADDR_LIST_END},
+    {"obs local with CFWS", "first . last @ x . example", 0,
+	"first.last@x.example,", ADDR_LIST_END},
+    {"domain literal", "a@[192.0.2.1]", 0, "a@[192.0.2.1],", ADDR_LIST_END},
+    {"domain case lowered", "A@X.Example", 0, "A@x.example,", ADDR_LIST_END},
+    {"utf8 with flag", "J\xc3\xbcrgen <j\xc3\xbc@x>", U, "j\xc3\xbc@x,",
+	ADDR_LIST_END},
+    {"utf8 name without flag", "J\xc3\xbcrgen <j@x>", 0, "j@x,", ADDR_LIST_END},
+    {"utf8 address without flag", "<j\xc3\xbc@x>", 0, "", ADDR_LIST_ADDR},
+    {"bare local with flag", "root, bob@x, Admin <admin>", L,
+	"root@,bob@x,admin@,", ADDR_LIST_END},
+    {"bare local in group", "g: root;", L, "root@,", ADDR_LIST_END},
+    {"bare local without flag", "root", 0, "", ADDR_LIST_SYNTAX},
+    {"two words local refused", "john smith", L, "", ADDR_LIST_SYNTAX},
+    /* errors: addresses before the error come out */
+    {"missing comma", "a@x b@y", 0, "", ADDR_LIST_SYNTAX},
+    {"error after good", "a@x, <b@y", 0, "a@x,", ADDR_LIST_SYNTAX},
+    {"unterminated quote", "\"abc <a@x>", 0, "", ADDR_LIST_SYNTAX},
+    {"unterminated comment", "a@x (oops", 0, "", ADDR_LIST_SYNTAX},
+    {"stray close paren", "a@x)", 0, "", ADDR_LIST_SYNTAX},
+    {"empty angle", "<>", 0, "", ADDR_LIST_SYNTAX},
+    {"nested group", "g: h: a@x;;", 0, "", ADDR_LIST_SYNTAX},
+    {"nameless group", ": a@x;", 0, "", ADDR_LIST_SYNTAX},
+    {"semicolon outside group", "a@x; b@y", 0, "", ADDR_LIST_SYNTAX},
+    {"no domain", "a@", 0, "", ADDR_LIST_SYNTAX},
+    {"no local", "@x", 0, "", ADDR_LIST_SYNTAX},
+    {"two ats", "a@b@c", 0, "", ADDR_LIST_SYNTAX},
+    {"double dot", "a..b@x", 0, "", ADDR_LIST_SYNTAX},
+    {"bad domain", "a@-x", 0, "", ADDR_LIST_ADDR},
+    {"angle inside angle", "<<a@x>>", 0, "", ADDR_LIST_SYNTAX},
+    {"unclosed angle then comma", "A <a@x, b@y", 0, "", ADDR_LIST_SYNTAX},
+    {"control byte", "a\x01@x", 0, "", ADDR_LIST_SYNTAX},
+    {"NUL in name", "N\x01 <a@x>", 0, "", ADDR_LIST_SYNTAX},
+    {"quoted then atom local", "\"a\".b@x", 0, "", ADDR_LIST_ADDR},
+    {"long local",
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	"aaaaa@x",
+	0, "", ADDR_LIST_ADDR},
 };
 
 /* Run a list; render what comes out; return the final status. */
 static enum addr_list_status
-run_list(const char *g, size_t len, unsigned flags, char *out,
-    size_t outlen, unsigned *count_out)
+run_list(const char *g, size_t len, unsigned flags, char *out, size_t outlen,
+    unsigned *count_out)
 {
 	struct addr_list l;
 	struct addr a;
@@ -429,13 +426,15 @@ test_lists(void)
 		const char *g = t_guard(r->in, len, &map, &maplen);
 
 		t_case(r->name);
-		T_CHECK_INT(run_list(g, len, r->flags, out, sizeof(out), &count),
+		T_CHECK_INT(
+		    run_list(g, len, r->flags, out, sizeof(out), &count),
 		    r->end);
 		T_CHECK_STR(out, r->want);
 		t_unguard(map, maplen);
 		for (k = 0; k < len; k++) {
 			g = t_guard(r->in, k, &map, &maplen);
-			(void)run_list(g, k, r->flags, out, sizeof(out), &count);
+			(void)run_list(
+			    g, k, r->flags, out, sizeof(out), &count);
 			t_unguard(map, maplen);
 		}
 	}
@@ -477,8 +476,8 @@ test_list_max(void)
 	T_CHECK_INT(count, ADDR_LIST_MAX);
 	memcpy(v + n, "g:b@y;", 6);
 	n += 6;
-	T_CHECK_INT(run_list(v, n, 0, out, sizeof(out), &count),
-	    ADDR_LIST_MANY);
+	T_CHECK_INT(
+	    run_list(v, n, 0, out, sizeof(out), &count), ADDR_LIST_MANY);
 	T_CHECK_INT(count, ADDR_LIST_MAX);
 }
 
@@ -508,8 +507,8 @@ test_random_prefixes(void)
 			if (!addr_hdr_name_is(&f, "To") &&
 			    !addr_hdr_name_is(&f, "Cc"))
 				continue;
-			(void)run_list(f.value, f.value_len, 0, out, sizeof(out),
-			    &count);
+			(void)run_list(
+			    f.value, f.value_len, 0, out, sizeof(out), &count);
 		}
 		T_CHECK(s.pos <= k && s.end <= k);
 		t_unguard(map, maplen);
@@ -521,8 +520,9 @@ test_random_prefixes(void)
 		unsigned count;
 
 		T_CHECK(addr_hdr_find(msg, sizeof(msg) - 1, "to", &f));
-		T_CHECK_INT(run_list(f.value, f.value_len, 0, out, sizeof(out),
-		    &count), ADDR_LIST_END);
+		T_CHECK_INT(
+		    run_list(f.value, f.value_len, 0, out, sizeof(out), &count),
+		    ADDR_LIST_END);
 		T_CHECK_STR(out, "a@x,b@y,c@z,\"d d\"@w,");
 	}
 }

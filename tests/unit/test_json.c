@@ -18,54 +18,54 @@ struct row {
 };
 
 static const struct row rows[] = {
-	{ "empty object", "{}", true },
-	{ "empty array", "[]", true },
-	{ "nested", "{\"a\":[1,{\"b\":null}],\"c\":true}", true },
-	{ "spaces everywhere", " \t\r\n{ \"a\" : [ 1 , 2 ] } \n", true },
-	{ "top-level scalar", "42", true },
-	{ "top-level string", "\"x\"", true },
-	{ "literals", "[true,false,null]", true },
-	{ "numbers", "[0,-0,1.5,-2e10,3E+2,4e-2,123456789012]", true },
-	{ "escapes", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"", true },
-	{ "utf-8 raw", "\"caf\xc3\xa9\"", true },
-	{ "8-bit raw", "\"\xff\xfe\"", true },
-	{ "surrogate pair", "\"\\ud83d\\ude00\"", true },
-	{ "empty key", "{\"\":1}", true },
-	{ "duplicate key", "{\"a\":1,\"a\":2}", true },
-	{ "nothing", "", false },
-	{ "only blanks", "  \n", false },
-	{ "trailing comma array", "[1,]", false },
-	{ "trailing comma object", "{\"a\":1,}", false },
-	{ "leading comma", "[,1]", false },
-	{ "missing colon", "{\"a\" 1}", false },
-	{ "unquoted key", "{a:1}", false },
-	{ "single quotes", "['a']", false },
-	{ "unclosed array", "[1,2", false },
-	{ "unclosed object", "{\"a\":1", false },
-	{ "unclosed string", "\"abc", false },
-	{ "two values", "{} {}", false },
-	{ "garbage after", "[1]x", false },
-	{ "leading zero", "012", false },
-	{ "plus sign", "+1", false },
-	{ "bare minus", "-", false },
-	{ "dot without digits", "1.", false },
-	{ "exponent without digits", "1e", false },
-	{ "hex", "0x10", false },
-	{ "infinity", "1e999", false },
-	{ "NaN word", "NaN", false },
-	{ "bad literal", "tru", false },
-	{ "control char in string", "\"a\x01z\"", false },
-	{ "raw newline in string", "\"a\nb\"", false },
-	{ "bad escape", "\"\\x\"", false },
-	{ "short unicode", "\"\\u12\"", false },
-	{ "bad hex", "\"\\u12g4\"", false },
-	{ "nul escape", "\"a\\u0000b\"", false },
-	{ "lone high surrogate", "\"\\ud83dx\"", false },
-	{ "high then bad low", "\"\\ud83d\\u0041\"", false },
-	{ "lone low surrogate", "\"\\ude00\"", false },
-	{ "nul byte outside", "[1,\0]", false },
-	{ "comment", "[1 /* c */]", false },
-	{ "close mismatch", "[1}", false },
+    {"empty object", "{}", true},
+    {"empty array", "[]", true},
+    {"nested", "{\"a\":[1,{\"b\":null}],\"c\":true}", true},
+    {"spaces everywhere", " \t\r\n{ \"a\" : [ 1 , 2 ] } \n", true},
+    {"top-level scalar", "42", true},
+    {"top-level string", "\"x\"", true},
+    {"literals", "[true,false,null]", true},
+    {"numbers", "[0,-0,1.5,-2e10,3E+2,4e-2,123456789012]", true},
+    {"escapes", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"", true},
+    {"utf-8 raw", "\"caf\xc3\xa9\"", true},
+    {"8-bit raw", "\"\xff\xfe\"", true},
+    {"surrogate pair", "\"\\ud83d\\ude00\"", true},
+    {"empty key", "{\"\":1}", true},
+    {"duplicate key", "{\"a\":1,\"a\":2}", true},
+    {"nothing", "", false},
+    {"only blanks", "  \n", false},
+    {"trailing comma array", "[1,]", false},
+    {"trailing comma object", "{\"a\":1,}", false},
+    {"leading comma", "[,1]", false},
+    {"missing colon", "{\"a\" 1}", false},
+    {"unquoted key", "{a:1}", false},
+    {"single quotes", "['a']", false},
+    {"unclosed array", "[1,2", false},
+    {"unclosed object", "{\"a\":1", false},
+    {"unclosed string", "\"abc", false},
+    {"two values", "{} {}", false},
+    {"garbage after", "[1]x", false},
+    {"leading zero", "012", false},
+    {"plus sign", "+1", false},
+    {"bare minus", "-", false},
+    {"dot without digits", "1.", false},
+    {"exponent without digits", "1e", false},
+    {"hex", "0x10", false},
+    {"infinity", "1e999", false},
+    {"NaN word", "NaN", false},
+    {"bad literal", "tru", false},
+    {"control char in string", "\"a\x01z\"", false},
+    {"raw newline in string", "\"a\nb\"", false},
+    {"bad escape", "\"\\x\"", false},
+    {"short unicode", "\"\\u12\"", false},
+    {"bad hex", "\"\\u12g4\"", false},
+    {"nul escape", "\"a\\u0000b\"", false},
+    {"lone high surrogate", "\"\\ud83dx\"", false},
+    {"high then bad low", "\"\\ud83d\\u0041\"", false},
+    {"lone low surrogate", "\"\\ude00\"", false},
+    {"nul byte outside", "[1,\0]", false},
+    {"comment", "[1 /* c */]", false},
+    {"close mismatch", "[1}", false},
 };
 
 static struct json_doc *
@@ -113,7 +113,8 @@ static void
 test_strings(void)
 {
 	static const char in[] =
-	    "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\",\"\\u00e9\\u20ac\",\"\\ud83d\\ude00\","
+	    "[\"\\\"\\\\\\/"
+	    "\\b\\f\\n\\r\\t\",\"\\u00e9\\u20ac\",\"\\ud83d\\ude00\","
 	    "\"\",\"plain\"]";
 	char err[128];
 	struct json_doc *d = json_parse(in, strlen(in), NULL, err, sizeof(err));
@@ -148,15 +149,17 @@ struct num_row {
 };
 
 static const struct num_row num_rows[] = {
-	{ "0", true, 0, 0 },
-	{ "-0", true, 0, 0 },
-	{ "1795901404", true, 1795901404LL, 1795901404.0 },
-	{ "9223372036854775807", true, 9223372036854775807LL, 9.223372036854775807e18 },
-	{ "-9223372036854775808", true, (-9223372036854775807LL - 1), -9.223372036854775808e18 },
-	{ "9223372036854775808", false, 0, 9.223372036854775808e18 },
-	{ "1.5", false, 0, 1.5 },
-	{ "-2e3", false, 0, -2000 },
-	{ "25E-1", false, 0, 2.5 },
+    {"0", true, 0, 0},
+    {"-0", true, 0, 0},
+    {"1795901404", true, 1795901404LL, 1795901404.0},
+    {"9223372036854775807", true, 9223372036854775807LL,
+	9.223372036854775807e18},
+    {"-9223372036854775808", true, (-9223372036854775807LL - 1),
+	-9.223372036854775808e18},
+    {"9223372036854775808", false, 0, 9.223372036854775808e18},
+    {"1.5", false, 0, 1.5},
+    {"-2e3", false, 0, -2000},
+    {"25E-1", false, 0, 2.5},
 };
 
 static void
@@ -188,7 +191,8 @@ test_numbers(void)
 
 		memset(big, '1', sizeof(big) - 1);
 		big[sizeof(big) - 1] = '\0';
-		T_CHECK(json_parse(big, strlen(big), NULL, err, sizeof(err)) == NULL);
+		T_CHECK(json_parse(big, strlen(big), NULL, err, sizeof(err)) ==
+			NULL);
 		T_CHECK(strstr(err, "number too long") != NULL);
 	}
 }
@@ -196,7 +200,7 @@ test_numbers(void)
 static void
 test_limits(void)
 {
-	struct json_limits lim = { 64, 3, 5 };
+	struct json_limits lim = {64, 3, 5};
 	char err[128];
 	struct json_doc *d;
 
@@ -220,7 +224,8 @@ test_limits(void)
 
 		memset(in, ' ', sizeof(in));
 		in[0] = '1';
-		T_CHECK(json_parse(in, sizeof(in), &lim, err, sizeof(err)) == NULL);
+		T_CHECK(
+		    json_parse(in, sizeof(in), &lim, err, sizeof(err)) == NULL);
 		T_CHECK(strstr(err, "too big") != NULL);
 	}
 	t_case("default depth is bounded");
@@ -232,8 +237,10 @@ test_limits(void)
 			deep[k] = '[';
 			deep[2 * (JSON_DEPTH_MAX + 1) - 1 - k] = ']';
 		}
-		T_CHECK(json_parse(deep, sizeof(deep), NULL, err, sizeof(err)) == NULL);
-		d = json_parse(deep + 1, sizeof(deep) - 2, NULL, err, sizeof(err));
+		T_CHECK(json_parse(deep, sizeof(deep), NULL, err,
+			    sizeof(err)) == NULL);
+		d = json_parse(
+		    deep + 1, sizeof(deep) - 2, NULL, err, sizeof(err));
 		T_CHECK(d != NULL);
 		json_free(d);
 	}
@@ -252,8 +259,8 @@ static void
 test_answer(void)
 {
 	char err[128];
-	struct json_doc *d = json_parse(list_answer, strlen(list_answer), NULL,
-	    err, sizeof(err));
+	struct json_doc *d = json_parse(
+	    list_answer, strlen(list_answer), NULL, err, sizeof(err));
 	const struct json_node *root = json_root(d), *msgs, *m, *r;
 	int64_t v = 0;
 	bool b = true;
@@ -268,10 +275,11 @@ test_answer(void)
 	T_CHECK_STR(json_get_str(m, "id"), "6a4f1c2e9b3d7a01");
 	T_CHECK(json_get_int(m, "created", &v) && v == 1795901404);
 	T_CHECK(json_get_bool(m, "held", &b) && !b);
-	T_CHECK(json_get_str(m, "size") == NULL);    /* a number, not a string */
-	T_CHECK(!json_get_int(m, "sender", &v));     /* a string, not a number */
+	T_CHECK(json_get_str(m, "size") == NULL); /* a number, not a string */
+	T_CHECK(!json_get_int(m, "sender", &v));  /* a string, not a number */
 	T_CHECK(json_get(m, "missing") == NULL);
-	T_CHECK(json_get(json_get(m, "recipients"), "addr") == NULL); /* array */
+	T_CHECK(
+	    json_get(json_get(m, "recipients"), "addr") == NULL); /* array */
 	r = json_get(m, "recipients")->child;
 	T_CHECK_STR(json_get_str(r, "state"), "PENDING");
 	T_CHECK_STR(json_get_str(r, "text"), "try \x01later");

@@ -20,8 +20,8 @@
 
 #include "t.h"
 
-static char tdir[PATH_MAX];	/* the mkdtemp directory */
-static int root_fd = -1;	/* tdir/mail */
+static char tdir[PATH_MAX]; /* the mkdtemp directory */
+static int root_fd = -1;    /* tdir/mail */
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -46,7 +46,8 @@ count_entries(const char *rel)
 	if (d == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
 			n++;
 	closedir(d);
 	return n;
@@ -59,7 +60,7 @@ tmp_empty(const char *box)
 	char rel[PATH_MAX];
 
 	if (str_fmt(rel, sizeof(rel), "%s%s/tmp", box[0] == '/' ? "" : "mail/",
-	    box[0] == '/' ? box + strlen(tdir) + 1 : box) != 0)
+		box[0] == '/' ? box + strlen(tdir) + 1 : box) != 0)
 		abort();
 	return count_entries(rel) <= 0;
 }
@@ -136,11 +137,11 @@ rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 }
 
 static int
-deliver1(const char *box, const char *msg, char *name, size_t nlen,
-    char *err, size_t elen)
+deliver1(const char *box, const char *msg, char *name, size_t nlen, char *err,
+    size_t elen)
 {
-	struct maildir_box b = { box };
-	struct iovec iov = { (void *)(uintptr_t)msg, strlen(msg) };
+	struct maildir_box b = {box};
+	struct iovec iov = {(void *)(uintptr_t)msg, strlen(msg)};
 
 	return maildir_deliver(root_fd, &b, 1, &iov, 1, name, nlen, err, elen);
 }
@@ -149,7 +150,7 @@ deliver1(const char *box, const char *msg, char *name, size_t nlen,
 
 struct rule {
 	const char *step;
-	int at;		/* fail the at-th call of step (1-based) */
+	int at; /* fail the at-th call of step (1-based) */
 	int err;
 	int calls;
 };
@@ -164,10 +165,10 @@ hook(const char *who, const char *step)
 	size_t i;
 
 	if (strcmp(who, "maildir") != 0)
-		abort();	/* every step here is the Maildir's */
-	if (tracing && str_fmt(trace + strlen(trace),
-	    sizeof(trace) - strlen(trace), "%s%s", trace[0] ? " " : "",
-	    step) != 0)
+		abort(); /* every step here is the Maildir's */
+	if (tracing &&
+	    str_fmt(trace + strlen(trace), sizeof(trace) - strlen(trace),
+		"%s%s", trace[0] ? " " : "", step) != 0)
 		abort();
 	for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
 		if (rules[i].step == NULL || strcmp(rules[i].step, step) != 0)
@@ -218,10 +219,11 @@ test_one(void)
 	struct stat st;
 
 	T_CHECK(deliver1("one.example/ben", msg, name, sizeof(name), err,
-	    sizeof(err)) == 0);
+		    sizeof(err)) == 0);
 	T_CHECK_STR(err, "");
 	T_CHECK(sscanf(name, "%lld.M%ldP%ldQ%lu.%n", &secs, &usecs, &pid, &q,
-	    &used) == 4 && used > 0);
+		    &used) == 4 &&
+		used > 0);
 	T_CHECK_INT(pid, getpid());
 	T_CHECK(usecs >= 0 && usecs < 1000000);
 	T_CHECK(gethostname(host, sizeof(host)) == 0);
@@ -240,11 +242,12 @@ test_one(void)
 	T_CHECK_INT(count_entries("mail/one.example/ben/cur"), 0);
 	T_CHECK(stat(tpath(p, sizeof(p), "mail/one.example"), &st) == 0);
 	T_CHECK_INT(st.st_mode & 07777, 0700);
-	T_CHECK(stat(tpath(p, sizeof(p), "mail/one.example/ben/new"), &st) == 0);
+	T_CHECK(
+	    stat(tpath(p, sizeof(p), "mail/one.example/ben/new"), &st) == 0);
 	T_CHECK_INT(st.st_mode & 07777, 0700);
 	/* a second delivery gets another name, into the same mailbox */
 	T_CHECK(deliver1("one.example/ben", msg, want, sizeof(want), err,
-	    sizeof(err)) == 0);
+		    sizeof(err)) == 0);
 	T_CHECK(strcmp(want, name) != 0);
 	T_CHECK_INT(new_count("one.example/ben"), 2);
 }
@@ -253,24 +256,24 @@ test_one(void)
 static void
 test_three(void)
 {
-	struct maildir_box b[3] = { { "three.example/a" },
-		{ "three.example/b" }, { "other.example/c" } };
+	struct maildir_box b[3] = {
+	    {"three.example/a"}, {"three.example/b"}, {"other.example/c"}};
 	char h[] = "Received: by tern\r\n", body[] = "x\r\n", empty[] = "";
-	struct iovec iov[3] = { { h, strlen(h) }, { empty, 0 },
-		{ body, strlen(body) } };
+	struct iovec iov[3] = {
+	    {h, strlen(h)}, {empty, 0}, {body, strlen(body)}};
 	char name[NAME_MAX + 1], err[256];
 	struct stat s0, s;
 	int i;
 
 	T_CHECK(maildir_deliver(root_fd, b, 3, iov, 3, name, sizeof(name), err,
-	    sizeof(err)) == 0);
+		    sizeof(err)) == 0);
 	T_CHECK(stat_new(b[0].path, name, &s0) == 0);
 	T_CHECK_INT(s0.st_nlink, 3);
 	for (i = 0; i < 3; i++) {
 		T_CHECK(stat_new(b[i].path, name, &s) == 0);
 		T_CHECK(s.st_ino == s0.st_ino && s.st_dev == s0.st_dev);
-		T_CHECK(content_is(b[i].path, name, "Received: by tern\r\nx\r\n",
-		    22));
+		T_CHECK(content_is(
+		    b[i].path, name, "Received: by tern\r\nx\r\n", 22));
 		T_CHECK(tmp_empty(b[i].path));
 		T_CHECK_INT(new_count(b[i].path), 1);
 	}
@@ -289,17 +292,17 @@ test_many(void)
 
 	for (i = 0; i < n; i++) {
 		T_CHECK(str_fmt(paths[i], sizeof(paths[i]), "many.example/u%zu",
-		    i) == 0);
+			    i) == 0);
 		b[i].path = paths[i];
 	}
-	b[n - 1].path = paths[2];	/* duplicate: linked once, no error */
+	b[n - 1].path = paths[2]; /* duplicate: linked once, no error */
 	for (i = 0; i < 1500; i++) {
 		data[i] = (char)('a' + i % 26);
 		iov[i].iov_base = &data[i];
-		iov[i].iov_len = i % 7 == 3 ? 0 : 1;	/* some empty */
+		iov[i].iov_len = i % 7 == 3 ? 0 : 1; /* some empty */
 	}
 	T_CHECK(maildir_deliver(root_fd, b, n, iov, 1500, name, sizeof(name),
-	    err, sizeof(err)) == 0);
+		    err, sizeof(err)) == 0);
 	T_CHECK_STR(err, "");
 	T_CHECK(stat_new(paths[0], name, &st) == 0);
 	T_CHECK_INT(st.st_nlink, n - 1);
@@ -326,13 +329,14 @@ test_order(void)
 	hook_reset();
 	tracing = true;
 	T_CHECK(deliver1("order.example/ben", "m\r\n", name, sizeof(name), err,
-	    sizeof(err)) == 0);
-	T_CHECK_STR(trace, "mkdir fsync_dir mkdir fsync_dir mkdir fsync_dir "
+		    sizeof(err)) == 0);
+	T_CHECK_STR(trace,
+	    "mkdir fsync_dir mkdir fsync_dir mkdir fsync_dir "
 	    "mkdir fsync_dir mkdir fsync_dir create write fsync close link "
 	    "fsync_dir");
 	trace[0] = '\0';
 	T_CHECK(deliver1("order.example/ben", "m\r\n", name, sizeof(name), err,
-	    sizeof(err)) == 0);
+		    sizeof(err)) == 0);
 	T_CHECK_STR(trace, "create write fsync close link fsync_dir");
 	hook_reset();
 	file_fault_hook = NULL;
@@ -343,14 +347,14 @@ test_create(void)
 {
 	char err[256];
 
-	T_CHECK(maildir_create(root_fd, "create.example/ann", err,
-	    sizeof(err)) == 0);
+	T_CHECK(maildir_create(
+		    root_fd, "create.example/ann", err, sizeof(err)) == 0);
 	T_CHECK_INT(count_entries("mail/create.example/ann"), 3);
 	T_CHECK_INT(count_entries("mail/create.example/ann/cur"), 0);
-	T_CHECK(maildir_create(root_fd, "create.example/ann", err,
-	    sizeof(err)) == 0);
-	T_CHECK(maildir_create(root_fd, "create.example/../x", err,
-	    sizeof(err)) == -1);
+	T_CHECK(maildir_create(
+		    root_fd, "create.example/ann", err, sizeof(err)) == 0);
+	T_CHECK(maildir_create(
+		    root_fd, "create.example/../x", err, sizeof(err)) == -1);
 	T_CHECK_INT(errno, EINVAL);
 	T_CHECK_INT(count_entries("mail/x"), -1);
 }
@@ -359,9 +363,9 @@ test_create(void)
 static void
 test_bad_paths(void)
 {
-	static const char *const bad[] = { "..", "../x", "a/../b", "a/..", ".",
-		"./a", "a/./b", "a//b", "a/", "/", "", "a\nb/c", "a/b\x7f",
-		"a/\tb", "/tmp/../etc/x", "/tmp//x", "/tmp/x/" };
+	static const char *const bad[] = {"..", "../x", "a/../b", "a/..", ".",
+	    "./a", "a/./b", "a//b", "a/", "/", "", "a\nb/c", "a/b\x7f", "a/\tb",
+	    "/tmp/../etc/x", "/tmp//x", "/tmp/x/"};
 	char name[NAME_MAX + 1], err[256], longc[NAME_MAX + 8];
 	size_t i;
 	int before = count_entries("mail");
@@ -370,7 +374,7 @@ test_bad_paths(void)
 		t_case(bad[i]);
 		errno = 0;
 		T_CHECK(deliver1(bad[i], "m\r\n", name, sizeof(name), err,
-		    sizeof(err)) == -1);
+			    sizeof(err)) == -1);
 		T_CHECK_INT(errno, EINVAL);
 		T_CHECK(strncmp(err, "check path", 10) == 0);
 		T_CHECK_INT(count_entries("mail"), before);
@@ -379,18 +383,18 @@ test_bad_paths(void)
 	memset(longc, 'a', sizeof(longc) - 1);
 	longc[sizeof(longc) - 1] = '\0';
 	T_CHECK(deliver1(longc, "m\r\n", name, sizeof(name), err,
-	    sizeof(err)) == -1);
+		    sizeof(err)) == -1);
 	T_CHECK_INT(errno, ENAMETOOLONG);
 	t_case("null path");
 	{
-		struct maildir_box b = { NULL };
-		struct iovec iov = { longc, 1 };
+		struct maildir_box b = {NULL};
+		struct iovec iov = {longc, 1};
 
 		T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name,
-		    sizeof(name), err, sizeof(err)) == -1);
+			    sizeof(name), err, sizeof(err)) == -1);
 		T_CHECK_INT(errno, EINVAL);
 		T_CHECK(maildir_deliver(root_fd, &b, 0, &iov, 1, name,
-		    sizeof(name), err, sizeof(err)) == -1);
+			    sizeof(name), err, sizeof(err)) == -1);
 	}
 	T_CHECK_INT(count_entries("mail"), before);
 }
@@ -400,8 +404,8 @@ static bool
 is_symlink_err(const char *err, const char *box)
 {
 	return strstr(err, box) != NULL &&
-	    strstr(err, "symbolic link refused") != NULL &&
-	    strncmp(err, "open ", 5) == 0;
+	       strstr(err, "symbolic link refused") != NULL &&
+	       strncmp(err, "open ", 5) == 0;
 }
 
 /* A symlink anywhere in the path fails the delivery; nothing goes through. */
@@ -419,7 +423,7 @@ test_symlinks(void)
 	t_case("domain symlink");
 	symlink_rel(p, "mail/evil.example");
 	T_CHECK(deliver1("evil.example/ben", "m", name, sizeof(name), err,
-	    sizeof(err)) == -1);
+		    sizeof(err)) == -1);
 	T_CHECK_INT(errno, ELOOP);
 	T_CHECK(is_symlink_err(err, "evil.example/ben"));
 	T_CHECK_INT(count_entries("outside"), 3);
@@ -428,7 +432,7 @@ test_symlinks(void)
 	mkdir_rel("mail/sym.example");
 	symlink_rel(p, "mail/sym.example/ben");
 	T_CHECK(deliver1("sym.example/ben", "m", name, sizeof(name), err,
-	    sizeof(err)) == -1);
+		    sizeof(err)) == -1);
 	T_CHECK_INT(errno, ELOOP);
 	T_CHECK(is_symlink_err(err, "sym.example/ben"));
 
@@ -436,10 +440,10 @@ test_symlinks(void)
 	mkdir_rel("mail/sym.example/tom");
 	mkdir_rel("mail/sym.example/tom/new");
 	mkdir_rel("mail/sym.example/tom/cur");
-	symlink_rel(tpath(q, sizeof(q), "outside/tmp"),
-	    "mail/sym.example/tom/tmp");
+	symlink_rel(
+	    tpath(q, sizeof(q), "outside/tmp"), "mail/sym.example/tom/tmp");
 	T_CHECK(deliver1("sym.example/tom", "m", name, sizeof(name), err,
-	    sizeof(err)) == -1);
+		    sizeof(err)) == -1);
 	T_CHECK_INT(errno, ELOOP);
 	T_CHECK(is_symlink_err(err, "sym.example/tom"));
 	T_CHECK(strstr(err, "tmp/") != NULL);
@@ -449,10 +453,10 @@ test_symlinks(void)
 	mkdir_rel("mail/sym.example/nat");
 	mkdir_rel("mail/sym.example/nat/tmp");
 	mkdir_rel("mail/sym.example/nat/cur");
-	symlink_rel(tpath(q, sizeof(q), "outside/new"),
-	    "mail/sym.example/nat/new");
+	symlink_rel(
+	    tpath(q, sizeof(q), "outside/new"), "mail/sym.example/nat/new");
 	T_CHECK(deliver1("sym.example/nat", "m", name, sizeof(name), err,
-	    sizeof(err)) == -1);
+		    sizeof(err)) == -1);
 	T_CHECK_INT(errno, ELOOP);
 	T_CHECK(strstr(err, "new/") != NULL);
 	T_CHECK(tmp_empty("sym.example/nat"));
@@ -460,14 +464,14 @@ test_symlinks(void)
 	t_case("dangling symlink");
 	symlink_rel("/nonexistent-tern-target", "mail/sym.example/gone");
 	T_CHECK(deliver1("sym.example/gone", "m", name, sizeof(name), err,
-	    sizeof(err)) == -1);
+		    sizeof(err)) == -1);
 	T_CHECK_INT(errno, ELOOP);
 	T_CHECK(access("/nonexistent-tern-target", F_OK) != 0);
 
 	t_case("absolute last component symlink");
 	symlink_rel(p, "abslink");
 	T_CHECK(deliver1(tpath(q, sizeof(q), "abslink"), "m", name,
-	    sizeof(name), err, sizeof(err)) == -1);
+		    sizeof(name), err, sizeof(err)) == -1);
 	T_CHECK_INT(errno, ELOOP);
 
 	t_case("nothing written outside");
@@ -486,16 +490,16 @@ test_absolute(void)
 
 	mkdir_rel("home");
 	symlink_rel(tpath(home, sizeof(home), "home"), "homelink");
-	T_CHECK(deliver1(tpath(p, sizeof(p), "homelink/Maildir"), "abs\n",
-	    name, sizeof(name), err, sizeof(err)) == 0);
+	T_CHECK(deliver1(tpath(p, sizeof(p), "homelink/Maildir"), "abs\n", name,
+		    sizeof(name), err, sizeof(err)) == 0);
 	T_CHECK_STR(err, "");
 	T_CHECK_INT(count_entries("home/Maildir/new"), 1);
 	T_CHECK(tmp_empty(tpath(p, sizeof(p), "home/Maildir")));
 	T_CHECK(str_fmt(p, sizeof(p), "%s/Maildir/new/%s", home, name) == 0);
 	T_CHECK(stat(p, &st) == 0 && st.st_size == 4);
 	/* missing parent: not made */
-	T_CHECK(deliver1(tpath(p, sizeof(p), "nohome/Maildir"), "abs\n",
-	    name, sizeof(name), err, sizeof(err)) == -1);
+	T_CHECK(deliver1(tpath(p, sizeof(p), "nohome/Maildir"), "abs\n", name,
+		    sizeof(name), err, sizeof(err)) == -1);
 	T_CHECK_INT(errno, ENOENT);
 	T_CHECK(strstr(err, "parent directory") != NULL);
 }
@@ -504,17 +508,17 @@ test_absolute(void)
 static void
 test_exdev(void)
 {
-	struct maildir_box b[3] = { { "xdev.example/a" }, { "xdev.example/b" },
-		{ "xdev.example/c" } };
-	struct iovec iov = { (char *)(uintptr_t)"copy me\r\n", 9 };
+	struct maildir_box b[3] = {
+	    {"xdev.example/a"}, {"xdev.example/b"}, {"xdev.example/c"}};
+	struct iovec iov = {(char *)(uintptr_t) "copy me\r\n", 9};
 	char name[NAME_MAX + 1], err[256];
 	struct stat sa, sb, sc;
 	int i;
 
 	hook_reset();
-	rules[0] = (struct rule){ "link", 2, EXDEV, 0 };
-	T_CHECK(maildir_deliver(root_fd, b, 3, &iov, 1, name, sizeof(name),
-	    err, sizeof(err)) == 0);
+	rules[0] = (struct rule){"link", 2, EXDEV, 0};
+	T_CHECK(maildir_deliver(root_fd, b, 3, &iov, 1, name, sizeof(name), err,
+		    sizeof(err)) == 0);
 	T_CHECK(stat_new(b[0].path, name, &sa) == 0);
 	T_CHECK(stat_new(b[1].path, name, &sb) == 0);
 	T_CHECK(stat_new(b[2].path, name, &sc) == 0);
@@ -529,23 +533,23 @@ test_exdev(void)
 
 	t_case("exdev copy fails");
 	hook_reset();
-	rules[0] = (struct rule){ "link", 2, EXDEV, 0 };
-	rules[1] = (struct rule){ "write", 2, ENOSPC, 0 };
-	T_CHECK(maildir_deliver(root_fd, b, 3, &iov, 1, name, sizeof(name),
-	    err, sizeof(err)) == -1);
+	rules[0] = (struct rule){"link", 2, EXDEV, 0};
+	rules[1] = (struct rule){"write", 2, ENOSPC, 0};
+	T_CHECK(maildir_deliver(root_fd, b, 3, &iov, 1, name, sizeof(name), err,
+		    sizeof(err)) == -1);
 	T_CHECK_INT(errno, ENOSPC);
 	T_CHECK(strstr(err, "xdev.example/b") != NULL);
 	for (i = 0; i < 3; i++)
 		T_CHECK(tmp_empty(b[i].path));
-	T_CHECK_INT(new_count(b[0].path), 2);	/* at least once */
+	T_CHECK_INT(new_count(b[0].path), 2); /* at least once */
 	T_CHECK_INT(new_count(b[1].path), 1);
 
 	t_case("exdev copy link fails");
 	hook_reset();
-	rules[0] = (struct rule){ "link", 2, EXDEV, 0 };
-	rules[1] = (struct rule){ "link", 3, EIO, 0 };
-	T_CHECK(maildir_deliver(root_fd, b, 3, &iov, 1, name, sizeof(name),
-	    err, sizeof(err)) == -1);
+	rules[0] = (struct rule){"link", 2, EXDEV, 0};
+	rules[1] = (struct rule){"link", 3, EIO, 0};
+	T_CHECK(maildir_deliver(root_fd, b, 3, &iov, 1, name, sizeof(name), err,
+		    sizeof(err)) == -1);
 	T_CHECK_INT(errno, EIO);
 	for (i = 0; i < 3; i++)
 		T_CHECK(tmp_empty(b[i].path));
@@ -568,19 +572,21 @@ fault_once(const char *step, int si, int k)
 {
 	char paths[3][64], name[NAME_MAX + 1], err[256], es[128];
 	struct maildir_box b[3];
-	struct iovec iov = { (char *)(uintptr_t)"faulty\r\n", 8 };
+	struct iovec iov = {(char *)(uintptr_t) "faulty\r\n", 8};
 	int i, r, saved;
 
 	for (i = 0; i < 3; i++) {
-		T_CHECK(str_fmt(paths[i], sizeof(paths[i]),
-		    "f%d-%d.example/%s", si, k, i == 2 ? "c/deep" : i ? "b" :
-		    "a") == 0);
+		T_CHECK(str_fmt(paths[i], sizeof(paths[i]), "f%d-%d.example/%s",
+			    si, k,
+			    i == 2 ? "c/deep"
+			    : i	   ? "b"
+				   : "a") == 0);
 		b[i].path = paths[i];
 	}
 	hook_reset();
-	rules[0] = (struct rule){ step, k, ENOSPC, 0 };
-	r = maildir_deliver(root_fd, b, 3, &iov, 1, name, sizeof(name), err,
-	    sizeof(err));
+	rules[0] = (struct rule){step, k, ENOSPC, 0};
+	r = maildir_deliver(
+	    root_fd, b, 3, &iov, 1, name, sizeof(name), err, sizeof(err));
 	saved = errno;
 	file_fault_hook = NULL;
 	for (i = 0; i < 3; i++)
@@ -602,8 +608,8 @@ fault_once(const char *step, int si, int k)
 static void
 test_faults(void)
 {
-	static const char *const steps[] = { "mkdir", "fsync_dir", "create",
-		"write", "fsync", "close", "link" };
+	static const char *const steps[] = {
+	    "mkdir", "fsync_dir", "create", "write", "fsync", "close", "link"};
 	char label[64];
 	size_t si;
 	int k;
@@ -613,14 +619,14 @@ test_faults(void)
 			bool failed;
 
 			if (str_fmt(label, sizeof(label), "fault %s #%d",
-			    steps[si], k) != 0)
+				steps[si], k) != 0)
 				abort();
 			t_case(label);
 			failed = fault_once(steps[si], (int)si, k);
 			if (!failed)
 				break;
 		}
-		T_CHECK(k > 1);	/* every step failed at least once */
+		T_CHECK(k > 1); /* every step failed at least once */
 	}
 }
 
@@ -631,9 +637,9 @@ test_eintr(void)
 	char name[NAME_MAX + 1], err[256];
 
 	hook_reset();
-	rules[0] = (struct rule){ "write", 1, EINTR, 0 };
+	rules[0] = (struct rule){"write", 1, EINTR, 0};
 	T_CHECK(deliver1("eintr.example/a", "resumed\n", name, sizeof(name),
-	    err, sizeof(err)) == 0);
+		    err, sizeof(err)) == 0);
 	T_CHECK(content_is("eintr.example/a", name, "resumed\n", 8));
 	T_CHECK_INT(rules[0].calls, 2);
 	file_fault_hook = NULL;
@@ -645,8 +651,8 @@ test_short_write(void)
 {
 	struct rlimit old, lim;
 	char name[NAME_MAX + 1], err[256], *big = xmalloc(3000);
-	struct iovec iov[2] = { { big, 1500 }, { big + 1500, 1500 } };
-	struct maildir_box b = { "short.example/a" };
+	struct iovec iov[2] = {{big, 1500}, {big + 1500, 1500}};
+	struct maildir_box b = {"short.example/a"};
 	int r;
 
 	memset(big, 'z', 3000);
@@ -656,8 +662,8 @@ test_short_write(void)
 	lim = old;
 	lim.rlim_cur = 1000;
 	T_CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
-	r = maildir_deliver(root_fd, &b, 1, iov, 2, name, sizeof(name), err,
-	    sizeof(err));
+	r = maildir_deliver(
+	    root_fd, &b, 1, iov, 2, name, sizeof(name), err, sizeof(err));
 	T_CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
 	T_CHECK(r == -1);
 	T_CHECK_INT(errno, EFBIG);
@@ -674,7 +680,7 @@ test_small_name(void)
 	char name[8], err[256];
 
 	T_CHECK(deliver1("small.example/a", "m", name, sizeof(name), err,
-	    sizeof(err)) == -1);
+		    sizeof(err)) == -1);
 	T_CHECK_INT(errno, ERANGE);
 	T_CHECK(tmp_empty("small.example/a"));
 	T_CHECK_INT(new_count("small.example/a"), 0);
@@ -685,7 +691,7 @@ test_small_name(void)
 
 /* ---- threads: unique names under concurrency ----------------------------- */
 
-#define T_THREADS 4
+#define T_THREADS    4
 #define T_PER_THREAD 1000
 
 static char (*names)[NAME_MAX + 1];
@@ -700,8 +706,8 @@ deliver_thread(void *arg)
 	for (i = 0; i < T_PER_THREAD; i++) {
 		if (str_fmt(msg, sizeof(msg), "t%zu m%zu\r\n", t, i) != 0 ||
 		    deliver1("threads.example/all", msg,
-		    names[t * T_PER_THREAD + i], NAME_MAX + 1, err,
-		    sizeof(err)) != 0) {
+			names[t * T_PER_THREAD + i], NAME_MAX + 1, err,
+			sizeof(err)) != 0) {
 			fprintf(stderr, "thread %zu: %s\n", t, err);
 			atomic_fetch_add(&thread_failures, 1);
 		}
@@ -724,7 +730,7 @@ test_threads(void)
 	names = xcalloc(n, NAME_MAX + 1);
 	for (i = 0; i < T_THREADS; i++)
 		T_CHECK(pthread_create(&th[i], NULL, deliver_thread,
-		    (void *)(uintptr_t)i) == 0);
+			    (void *)(uintptr_t)i) == 0);
 	for (i = 0; i < T_THREADS; i++)
 		T_CHECK(pthread_join(th[i], NULL) == 0);
 	T_CHECK_INT(atomic_load(&thread_failures), 0);
@@ -746,7 +752,8 @@ setup(void)
 
 	umask(022);
 	if (str_fmt(tdir, sizeof(tdir), "%s/tern-maildir-XXXXXX",
-	    base && *base ? base : "/tmp") != 0 || mkdtemp(tdir) == NULL) {
+		base && *base ? base : "/tmp") != 0 ||
+	    mkdtemp(tdir) == NULL) {
 		perror("mkdtemp");
 		exit(2);
 	}
@@ -760,18 +767,19 @@ setup(void)
 static void
 test_staged(void)
 {
-	struct maildir_box b[2] = { { "staged.example/a" }, { "staged.example/b" } };
+	struct maildir_box b[2] = {{"staged.example/a"}, {"staged.example/b"}};
 	char body[] = "Subject: s\r\n\r\nstaged\r\n";
-	struct iovec iov[1] = { { body, strlen(body) } };
+	struct iovec iov[1] = {{body, strlen(body)}};
 	char name[NAME_MAX + 1], err[256];
 	struct maildir_staged *st;
 	int i;
 
-	st = maildir_stage(root_fd, b, 2, iov, 1, name, sizeof(name), err, sizeof(err));
+	st = maildir_stage(
+	    root_fd, b, 2, iov, 1, name, sizeof(name), err, sizeof(err));
 	T_CHECK(st != NULL);
 	if (st == NULL)
 		return;
-	T_CHECK(!tmp_empty(b[0].path));          /* written, not yet visible */
+	T_CHECK(!tmp_empty(b[0].path)); /* written, not yet visible */
 	T_CHECK_INT(new_count(b[0].path), 0);
 	T_CHECK_INT(new_count(b[1].path), 0);
 	T_CHECK(maildir_publish(st, err, sizeof(err)) == 0);
@@ -780,7 +788,8 @@ test_staged(void)
 		T_CHECK(tmp_empty(b[i].path));
 		T_CHECK_INT(new_count(b[i].path), 1);
 	}
-	st = maildir_stage(root_fd, b, 1, iov, 1, name, sizeof(name), err, sizeof(err));
+	st = maildir_stage(
+	    root_fd, b, 1, iov, 1, name, sizeof(name), err, sizeof(err));
 	T_CHECK(st != NULL);
 	maildir_abort(st);
 	T_CHECK(tmp_empty(b[0].path));

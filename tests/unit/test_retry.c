@@ -9,7 +9,7 @@
 #include "t.h"
 #include "queue/retry.h"
 
-#define T0 ((time_t)1700000000)
+#define T0  ((time_t)1700000000)
 #define DAY 86400
 
 static struct retry_policy
@@ -33,8 +33,8 @@ check_within(time_t next, time_t now, long long want)
 static void
 test_default_sequence(void)
 {
-	static const long long want[] = { 300, 600, 1200, 2400, 4000, 4000,
-		4000 };
+	static const long long want[] = {
+	    300, 600, 1200, 2400, 4000, 4000, 4000};
 	struct retry_policy p = defaults();
 	time_t now = T0;
 	unsigned n;
@@ -101,7 +101,8 @@ test_jitter(void)
 
 	t_case("jitter within +-10%, spread across seeds");
 	for (seed = 0; seed < 20000; seed++) {
-		d = (long long)(retry_next(&p, T0, 7, T0, seed * 2654435761u) - T0);
+		d = (long long)(retry_next(&p, T0, 7, T0, seed * 2654435761u) -
+				T0);
 		T_CHECK(d >= 3600 && d <= 4400);
 		if (d < lo)
 			lo = d;
@@ -114,8 +115,10 @@ test_jitter(void)
 	T_CHECK(lo <= 3620 && hi >= 4380);
 	T_CHECK(distinct > 15000);
 	t_case("same seed, same schedule; differs by attempt");
-	T_CHECK_INT(retry_next(&p, T0, 5, T0, 42), retry_next(&p, T0, 5, T0, 42));
-	T_CHECK(retry_next(&p, T0, 5, T0, 42) != retry_next(&p, T0, 6, T0, 42) ||
+	T_CHECK_INT(
+	    retry_next(&p, T0, 5, T0, 42), retry_next(&p, T0, 5, T0, 42));
+	T_CHECK(
+	    retry_next(&p, T0, 5, T0, 42) != retry_next(&p, T0, 6, T0, 42) ||
 	    retry_next(&p, T0, 6, T0, 42) != retry_next(&p, T0, 7, T0, 42));
 	t_case("tiny intervals never reach zero");
 	p.first = 1;

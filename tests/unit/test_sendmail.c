@@ -33,69 +33,70 @@ struct flag_row {
 };
 
 static const struct flag_row flag_rows[] = {
-	{ "php mail()", { "-t", "-i" }, 0, SENDMAIL_MODE_SEND, true, true,
-	    .rcpt0 = NULL },
-	{ "mutt", { "-oem", "-oi", "--", "a@b" }, 0, SENDMAIL_MODE_SEND, false,
-	    true, .nrcpt = 1, .rcpt0 = "a@b" },
-	{ "combined -ti", { "-ti" }, 0, SENDMAIL_MODE_SEND, true, true, .rcpt0 = NULL },
-	{ "combined -it", { "-it" }, 0, SENDMAIL_MODE_SEND, true, true, .rcpt0 = NULL },
-	{ "debian cron", { "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root" },
-	    0, SENDMAIL_MODE_SEND, false, true, .fullname = "CronDaemon",
-	    .body = 8, .nrcpt = 1, .rcpt0 = "root" },
-	{ "-F separate", { "-F", "Cron Daemon", "x" }, 0, .fullname =
-	    "Cron Daemon", .nrcpt = 1, .rcpt0 = "x" },
-	{ "-f separate", { "-f", "a@b", "x@y" }, 0, .from = "a@b", .nrcpt = 1,
-	    .rcpt0 = "x@y" },
-	{ "-f attached", { "-fa@b", "x@y", "z@w" }, 0, .from = "a@b",
-	    .nrcpt = 2, .rcpt0 = "x@y" },
-	{ "-f empty: null sender", { "-f", "", "x" }, 0, .from = "", .nrcpt = 1,
-	    .rcpt0 = "x" },
-	{ "-r is -f", { "-r", "a@b" }, 0, .from = "a@b" },
-	{ "-tf combined", { "-tfa@b" }, 0, SENDMAIL_MODE_SEND, true, .from =
-	    "a@b" },
-	{ "-bm", { "-bm", "x" }, 0, SENDMAIL_MODE_SEND, .nrcpt = 1,
-	    .rcpt0 = "x" },
-	{ "-bp", { "-bp" }, 0, SENDMAIL_MODE_MAILQ, .rcpt0 = NULL },
-	{ "-bs", { "-bs" }, 0, SENDMAIL_MODE_SMTP, .rcpt0 = NULL },
-	{ "-b s separate", { "-b", "s" }, 0, SENDMAIL_MODE_SMTP, .rcpt0 = NULL },
-	{ "-bi", { "-bi" }, 0, SENDMAIL_MODE_NOOP, .rcpt0 = NULL },
-	{ "-bd refused", { "-bd" }, EX_USAGE, .rcpt0 = NULL },
-	{ "-bv refused", { "-bv", "x" }, EX_USAGE, .rcpt0 = NULL },
-	{ "-q", { "-q" }, 0, SENDMAIL_MODE_FLUSH, .rcpt0 = NULL },
-	{ "-q30m", { "-q30m" }, 0, SENDMAIL_MODE_FLUSH, .rcpt0 = NULL },
-	{ "-v -q", { "-v", "-q" }, 0, SENDMAIL_MODE_FLUSH, false, false, true,
-	    .rcpt0 = NULL },
-	{ "error and delivery modes", { "-oem", "-oep", "-oeq", "-odb", "-odi",
-	    "-om", "x" }, 0, .nrcpt = 1, .rcpt0 = "x" },
-	{ "-o i separate", { "-o", "i" }, 0, SENDMAIL_MODE_SEND, false, true, .rcpt0 = NULL },
-	{ "-N list", { "-N", "success,delay", "x" }, 0, .notify =
-	    SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY, .nrcpt = 1, .rcpt0 = "x" },
-	{ "-N never", { "-Nnever" }, 0, .notify = SMTP_NOTIFY_NEVER },
-	{ "-N never plus", { "-N", "never,success" }, EX_USAGE, .rcpt0 = NULL },
-	{ "-N junk", { "-N", "sometimes" }, EX_USAGE, .rcpt0 = NULL },
-	{ "-N empty", { "-N", "" }, EX_USAGE, .rcpt0 = NULL },
-	{ "-R hdrs", { "-R", "hdrs" }, 0, .ret = SMTP_RET_HDRS },
-	{ "-R FULL", { "-RFULL" }, 0, .ret = SMTP_RET_FULL },
-	{ "-R junk", { "-R", "some" }, EX_USAGE, .rcpt0 = NULL },
-	{ "-V", { "-V", "env-1" }, 0, .rcpt0 = NULL },
-	{ "-V with space", { "-V", "a b" }, EX_USAGE, .rcpt0 = NULL },
-	{ "-B 7BIT", { "-B", "7bit" }, 0, .body = 7 },
-	{ "-B junk", { "-B", "binarymime" }, EX_USAGE, .rcpt0 = NULL },
-	{ "ignored ones", { "-G", "-U", "-m", "-n", "-L", "tag", "-h5",
-	    "-Oa=b" }, 0, .rcpt0 = NULL },
-	{ "-p ignored", { "-p", "smtp", "x" }, 0, .nrcpt = 1, .rcpt0 = "x" },
-	{ "-- ends options", { "--", "-x@y" }, 0, .nrcpt = 1, .rcpt0 = "-x@y" },
-	{ "options stop at a recipient", { "x@y", "-t" }, 0, .nrcpt = 2,
-	    .rcpt0 = "x@y" },
-	{ "lone dash is a recipient", { "-" }, 0, .nrcpt = 1, .rcpt0 = "-" },
-	{ "unknown -X", { "-X", "/tmp/log" }, EX_USAGE, .rcpt0 = NULL },
-	{ "unknown -C", { "-C", "/etc/mail/sendmail.cf" }, EX_USAGE, .rcpt0 = NULL },
-	{ "unknown in a bundle", { "-tx" }, EX_USAGE, .rcpt0 = NULL },
-	{ "long option", { "--help" }, EX_USAGE, .rcpt0 = NULL },
-	{ "value missing", { "-f" }, EX_USAGE, .rcpt0 = NULL },
-	{ "-F control char", { "-F", "a\nBcc: x@y" }, EX_USAGE, .rcpt0 = NULL },
-	{ "-f control char", { "-f", "a@b\r\n" }, EX_USAGE, .rcpt0 = NULL },
-	{ "nothing", { NULL }, 0, .rcpt0 = NULL },
+    {"php mail()", {"-t", "-i"}, 0, SENDMAIL_MODE_SEND, true, true,
+	.rcpt0 = NULL},
+    {"mutt", {"-oem", "-oi", "--", "a@b"}, 0, SENDMAIL_MODE_SEND, false, true,
+	.nrcpt = 1, .rcpt0 = "a@b"},
+    {"combined -ti", {"-ti"}, 0, SENDMAIL_MODE_SEND, true, true, .rcpt0 = NULL},
+    {"combined -it", {"-it"}, 0, SENDMAIL_MODE_SEND, true, true, .rcpt0 = NULL},
+    {"debian cron", {"-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"}, 0,
+	SENDMAIL_MODE_SEND, false, true, .fullname = "CronDaemon", .body = 8,
+	.nrcpt = 1, .rcpt0 = "root"},
+    {"-F separate", {"-F", "Cron Daemon", "x"}, 0, .fullname = "Cron Daemon",
+	.nrcpt = 1, .rcpt0 = "x"},
+    {"-f separate", {"-f", "a@b", "x@y"}, 0, .from = "a@b", .nrcpt = 1,
+	.rcpt0 = "x@y"},
+    {"-f attached", {"-fa@b", "x@y", "z@w"}, 0, .from = "a@b", .nrcpt = 2,
+	.rcpt0 = "x@y"},
+    {"-f empty: null sender", {"-f", "", "x"}, 0, .from = "", .nrcpt = 1,
+	.rcpt0 = "x"},
+    {"-r is -f", {"-r", "a@b"}, 0, .from = "a@b"},
+    {"-tf combined", {"-tfa@b"}, 0, SENDMAIL_MODE_SEND, true, .from = "a@b"},
+    {"-bm", {"-bm", "x"}, 0, SENDMAIL_MODE_SEND, .nrcpt = 1, .rcpt0 = "x"},
+    {"-bp", {"-bp"}, 0, SENDMAIL_MODE_MAILQ, .rcpt0 = NULL},
+    {"-bs", {"-bs"}, 0, SENDMAIL_MODE_SMTP, .rcpt0 = NULL},
+    {"-b s separate", {"-b", "s"}, 0, SENDMAIL_MODE_SMTP, .rcpt0 = NULL},
+    {"-bi", {"-bi"}, 0, SENDMAIL_MODE_NOOP, .rcpt0 = NULL},
+    {"-bd refused", {"-bd"}, EX_USAGE, .rcpt0 = NULL},
+    {"-bv refused", {"-bv", "x"}, EX_USAGE, .rcpt0 = NULL},
+    {"-q", {"-q"}, 0, SENDMAIL_MODE_FLUSH, .rcpt0 = NULL},
+    {"-q30m", {"-q30m"}, 0, SENDMAIL_MODE_FLUSH, .rcpt0 = NULL},
+    {"-v -q", {"-v", "-q"}, 0, SENDMAIL_MODE_FLUSH, false, false, true,
+	.rcpt0 = NULL},
+    {"error and delivery modes",
+	{"-oem", "-oep", "-oeq", "-odb", "-odi", "-om", "x"}, 0, .nrcpt = 1,
+	.rcpt0 = "x"},
+    {"-o i separate", {"-o", "i"}, 0, SENDMAIL_MODE_SEND, false, true,
+	.rcpt0 = NULL},
+    {"-N list", {"-N", "success,delay", "x"}, 0,
+	.notify = SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY, .nrcpt = 1,
+	.rcpt0 = "x"},
+    {"-N never", {"-Nnever"}, 0, .notify = SMTP_NOTIFY_NEVER},
+    {"-N never plus", {"-N", "never,success"}, EX_USAGE, .rcpt0 = NULL},
+    {"-N junk", {"-N", "sometimes"}, EX_USAGE, .rcpt0 = NULL},
+    {"-N empty", {"-N", ""}, EX_USAGE, .rcpt0 = NULL},
+    {"-R hdrs", {"-R", "hdrs"}, 0, .ret = SMTP_RET_HDRS},
+    {"-R FULL", {"-RFULL"}, 0, .ret = SMTP_RET_FULL},
+    {"-R junk", {"-R", "some"}, EX_USAGE, .rcpt0 = NULL},
+    {"-V", {"-V", "env-1"}, 0, .rcpt0 = NULL},
+    {"-V with space", {"-V", "a b"}, EX_USAGE, .rcpt0 = NULL},
+    {"-B 7BIT", {"-B", "7bit"}, 0, .body = 7},
+    {"-B junk", {"-B", "binarymime"}, EX_USAGE, .rcpt0 = NULL},
+    {"ignored ones", {"-G", "-U", "-m", "-n", "-L", "tag", "-h5", "-Oa=b"}, 0,
+	.rcpt0 = NULL},
+    {"-p ignored", {"-p", "smtp", "x"}, 0, .nrcpt = 1, .rcpt0 = "x"},
+    {"-- ends options", {"--", "-x@y"}, 0, .nrcpt = 1, .rcpt0 = "-x@y"},
+    {"options stop at a recipient", {"x@y", "-t"}, 0, .nrcpt = 2,
+	.rcpt0 = "x@y"},
+    {"lone dash is a recipient", {"-"}, 0, .nrcpt = 1, .rcpt0 = "-"},
+    {"unknown -X", {"-X", "/tmp/log"}, EX_USAGE, .rcpt0 = NULL},
+    {"unknown -C", {"-C", "/etc/mail/sendmail.cf"}, EX_USAGE, .rcpt0 = NULL},
+    {"unknown in a bundle", {"-tx"}, EX_USAGE, .rcpt0 = NULL},
+    {"long option", {"--help"}, EX_USAGE, .rcpt0 = NULL},
+    {"value missing", {"-f"}, EX_USAGE, .rcpt0 = NULL},
+    {"-F control char", {"-F", "a\nBcc: x@y"}, EX_USAGE, .rcpt0 = NULL},
+    {"-f control char", {"-f", "a@b\r\n"}, EX_USAGE, .rcpt0 = NULL},
+    {"nothing", {NULL}, 0, .rcpt0 = NULL},
 };
 
 static void
@@ -146,37 +147,42 @@ struct read_row {
 	bool dots_ok;
 	const char *out;
 	enum sendmail_read_status st;
-	size_t max;              /* 0: 1 MiB */
+	size_t max; /* 0: 1 MiB */
 };
 
 static const struct read_row read_rows[] = {
-	{ "LF to CRLF", "a\nb\n", false, "a\r\nb\r\n", SENDMAIL_READ_MORE, .max = 0 },
-	{ "CRLF kept", "a\r\nb\r\n", false, "a\r\nb\r\n", SENDMAIL_READ_MORE, .max = 0 },
-	{ "last line ended", "a\nb", false, "a\r\nb\r\n", SENDMAIL_READ_MORE, .max = 0 },
-	{ "empty", "", false, "", SENDMAIL_READ_MORE, .max = 0 },
-	{ "empty lines", "\n\n", false, "\r\n\r\n", SENDMAIL_READ_MORE, .max = 0 },
-	{ "bare CR is a line end", "a\rb\n", false, "a\r\nb\r\n",
-	    SENDMAIL_READ_MORE, .max = 0 },
-	{ "CR CR LF", "a\r\r\nb", false, "a\r\n\r\nb\r\n", SENDMAIL_READ_MORE, .max = 0 },
-	{ "dot ends input", "a\n.\nb\n", false, "a\r\n", SENDMAIL_READ_END, .max = 0 },
-	{ "dot CRLF ends input", "a\r\n.\r\nb", false, "a\r\n",
-	    SENDMAIL_READ_END, .max = 0 },
-	{ "dot first", ".\nrest\n", false, "", SENDMAIL_READ_END, .max = 0 },
-	{ "dot at EOF", "a\n.", false, "a\r\n", SENDMAIL_READ_END, .max = 0 },
-	{ "-i: dot is content", "a\n.\nb\n", true, "a\r\n.\r\nb\r\n",
-	    SENDMAIL_READ_MORE, .max = 0 },
-	{ "two dots", "..\n", false, "..\r\n", SENDMAIL_READ_MORE, .max = 0 },
-	{ "dot space", ". \n", false, ". \r\n", SENDMAIL_READ_MORE, .max = 0 },
-	{ "dot after bare CR", "a\r.\rb", false, "a\r\n", SENDMAIL_READ_END, .max = 0 },
-	{ "8-bit and NUL kept", "\xc3\xa9\0x\n", false, "\xc3\xa9\0x\r\n",
-	    SENDMAIL_READ_MORE, .max = 0 },
-	{ "too big", "0123456789\n", false, NULL, SENDMAIL_READ_BIG, 8 },
-	{ "just fits", "012345\n", false, "012345\r\n", SENDMAIL_READ_MORE, 8 },
+    {"LF to CRLF", "a\nb\n", false, "a\r\nb\r\n", SENDMAIL_READ_MORE, .max = 0},
+    {"CRLF kept", "a\r\nb\r\n", false, "a\r\nb\r\n", SENDMAIL_READ_MORE,
+	.max = 0},
+    {"last line ended", "a\nb", false, "a\r\nb\r\n", SENDMAIL_READ_MORE,
+	.max = 0},
+    {"empty", "", false, "", SENDMAIL_READ_MORE, .max = 0},
+    {"empty lines", "\n\n", false, "\r\n\r\n", SENDMAIL_READ_MORE, .max = 0},
+    {"bare CR is a line end", "a\rb\n", false, "a\r\nb\r\n", SENDMAIL_READ_MORE,
+	.max = 0},
+    {"CR CR LF", "a\r\r\nb", false, "a\r\n\r\nb\r\n", SENDMAIL_READ_MORE,
+	.max = 0},
+    {"dot ends input", "a\n.\nb\n", false, "a\r\n", SENDMAIL_READ_END,
+	.max = 0},
+    {"dot CRLF ends input", "a\r\n.\r\nb", false, "a\r\n", SENDMAIL_READ_END,
+	.max = 0},
+    {"dot first", ".\nrest\n", false, "", SENDMAIL_READ_END, .max = 0},
+    {"dot at EOF", "a\n.", false, "a\r\n", SENDMAIL_READ_END, .max = 0},
+    {"-i: dot is content", "a\n.\nb\n", true, "a\r\n.\r\nb\r\n",
+	SENDMAIL_READ_MORE, .max = 0},
+    {"two dots", "..\n", false, "..\r\n", SENDMAIL_READ_MORE, .max = 0},
+    {"dot space", ". \n", false, ". \r\n", SENDMAIL_READ_MORE, .max = 0},
+    {"dot after bare CR", "a\r.\rb", false, "a\r\n", SENDMAIL_READ_END,
+	.max = 0},
+    {"8-bit and NUL kept", "\xc3\xa9\0x\n", false, "\xc3\xa9\0x\r\n",
+	SENDMAIL_READ_MORE, .max = 0},
+    {"too big", "0123456789\n", false, NULL, SENDMAIL_READ_BIG, 8},
+    {"just fits", "012345\n", false, "012345\r\n", SENDMAIL_READ_MORE, 8},
 };
 
 static void
-feed_row(const char *in, size_t len, bool dots_ok, size_t max,
-    enum t_feed mode, struct buf *out, struct sendmail_reader *r)
+feed_row(const char *in, size_t len, bool dots_ok, size_t max, enum t_feed mode,
+    struct buf *out, struct sendmail_reader *r)
 {
 	size_t off = 0, n;
 
@@ -210,8 +216,8 @@ test_reader(void)
 		const struct read_row *row = &read_rows[i];
 		size_t olen = row->out == NULL ? 0
 			      : strcmp(row->name, "8-bit and NUL kept") == 0
-			      ? 6
-			      : strlen(row->out);
+				  ? 6
+				  : strlen(row->out);
 
 		t_case(row->name);
 		for (m = T_FEED_WHOLE; m < T_FEED_NMODES; m++) {
@@ -224,7 +230,7 @@ test_reader(void)
 			if (row->out != NULL) {
 				T_CHECK_INT(out.len, olen);
 				T_CHECK(olen == 0 ||
-				    memcmp(out.data, row->out, olen) == 0);
+					memcmp(out.data, row->out, olen) == 0);
 			}
 			buf_free(&out);
 		}
@@ -288,16 +294,16 @@ struct sender_row {
 };
 
 static const struct sender_row sender_rows[] = {
-	{ NULL, "ben", 0, "ben@" DOM },
-	{ NULL, "bad login", EX_USAGE, NULL },
-	{ "", "ben", 0, "" },
-	{ "<>", "ben", 0, "" },
-	{ "a@b.example", "ben", 0, "a@b.example" },
-	{ "<a@b.example>", "ben", 0, "a@b.example" },
-	{ "Ben <a@b.example>", "ben", 0, "a@b.example" },
-	{ "root", "ben", 0, "root@" DOM },
-	{ "a@b.example, c@d.example", "ben", EX_USAGE, NULL },
-	{ "a@", "ben", EX_USAGE, NULL },
+    {NULL, "ben", 0, "ben@" DOM},
+    {NULL, "bad login", EX_USAGE, NULL},
+    {"", "ben", 0, ""},
+    {"<>", "ben", 0, ""},
+    {"a@b.example", "ben", 0, "a@b.example"},
+    {"<a@b.example>", "ben", 0, "a@b.example"},
+    {"Ben <a@b.example>", "ben", 0, "a@b.example"},
+    {"root", "ben", 0, "root@" DOM},
+    {"a@b.example, c@d.example", "ben", EX_USAGE, NULL},
+    {"a@", "ben", EX_USAGE, NULL},
 };
 
 static void
@@ -307,13 +313,13 @@ test_sender(void)
 
 	for (i = 0; i < sizeof(sender_rows) / sizeof(sender_rows[0]); i++) {
 		const struct sender_row *r = &sender_rows[i];
-		struct sendmail_env e = { .nrcpt = 0 };
+		struct sendmail_env e = {.nrcpt = 0};
 		char err[256] = "";
 		int rc;
 
 		t_case(r->from != NULL ? r->from : r->login);
-		rc = sendmail_set_sender(&e, r->from, r->login, DOM, err,
-		    sizeof(err));
+		rc = sendmail_set_sender(
+		    &e, r->from, r->login, DOM, err, sizeof(err));
 		T_CHECK_INT(rc, r->rc);
 		if (rc == 0)
 			T_CHECK_STR(e.sender, r->sender);
@@ -329,19 +335,19 @@ struct rcpt_row {
 };
 
 static const struct rcpt_row rcpt_rows[] = {
-	{ "a@b.example", 0, "a@b.example" },
-	{ "a@b.example,c@d.example", 0, "a@b.example,c@d.example" },
-	{ "a@b.example, Ben <c@d.example>", 0, "a@b.example,c@d.example" },
-	{ "root", 0, "root@" DOM },
-	{ "root, Root@" DOM, 0, "root@" DOM ",Root@" DOM },
-	{ "a@B.Example, a@b.example", 0, "a@b.example" },
-	{ "team: a@b.example, c@d.example;", 0, "a@b.example,c@d.example" },
-	{ "undisclosed-recipients:;", 0, "" },
-	{ "\"a b\"@c.example", 0, "\"a b\"@c.example" },
-	{ "j\xc3\xb6rg@b.example", 0, "j\xc3\xb6rg@b.example" },
-	{ "a@", -1, NULL },
-	{ "a@b.example,,", 0, "a@b.example" },
-	{ "<a@b.example", -1, NULL },
+    {"a@b.example", 0, "a@b.example"},
+    {"a@b.example,c@d.example", 0, "a@b.example,c@d.example"},
+    {"a@b.example, Ben <c@d.example>", 0, "a@b.example,c@d.example"},
+    {"root", 0, "root@" DOM},
+    {"root, Root@" DOM, 0, "root@" DOM ",Root@" DOM},
+    {"a@B.Example, a@b.example", 0, "a@b.example"},
+    {"team: a@b.example, c@d.example;", 0, "a@b.example,c@d.example"},
+    {"undisclosed-recipients:;", 0, ""},
+    {"\"a b\"@c.example", 0, "\"a b\"@c.example"},
+    {"j\xc3\xb6rg@b.example", 0, "j\xc3\xb6rg@b.example"},
+    {"a@", -1, NULL},
+    {"a@b.example,,", 0, "a@b.example"},
+    {"<a@b.example", -1, NULL},
 };
 
 static void
@@ -351,8 +357,8 @@ join_rcpts(const struct sendmail_env *e, char *out, size_t len)
 
 	out[0] = '\0';
 	for (k = 0; k < e->nrcpt; k++) {
-		int w = snprintf(out + n, len - n, "%s%s", k ? "," : "",
-		    e->rcpt[k]);
+		int w = snprintf(
+		    out + n, len - n, "%s%s", k ? "," : "", e->rcpt[k]);
 
 		if (w < 0 || (size_t)w >= len - n)
 			return;
@@ -368,12 +374,12 @@ test_rcpts(void)
 
 	for (i = 0; i < sizeof(rcpt_rows) / sizeof(rcpt_rows[0]); i++) {
 		const struct rcpt_row *r = &rcpt_rows[i];
-		struct sendmail_env e = { .nrcpt = 0 };
+		struct sendmail_env e = {.nrcpt = 0};
 		int rc;
 
 		t_case(r->list);
-		rc = sendmail_add_rcpts(&e, r->list, strlen(r->list), DOM, err,
-		    sizeof(err));
+		rc = sendmail_add_rcpts(
+		    &e, r->list, strlen(r->list), DOM, err, sizeof(err));
 		T_CHECK_INT(rc, r->rc);
 		if (rc == 0) {
 			join_rcpts(&e, joined, sizeof(joined));
@@ -383,22 +389,23 @@ test_rcpts(void)
 	}
 	t_case("utf8 flag");
 	{
-		struct sendmail_env e = { .nrcpt = 0 };
+		struct sendmail_env e = {.nrcpt = 0};
 
 		T_CHECK(sendmail_add_rcpts(&e, "j\xc3\xb6rg@b.example", 11, DOM,
-			    err, sizeof(err)) == 0 && e.utf8);
+			    err, sizeof(err)) == 0 &&
+			e.utf8);
 		sendmail_env_free(&e);
 	}
 	t_case("at most SENDMAIL_RCPT_MAX");
 	{
-		struct sendmail_env e = { .nrcpt = 0 };
+		struct sendmail_env e = {.nrcpt = 0};
 		char a[64];
 		int k, rc = 0;
 
 		for (k = 0; k <= SENDMAIL_RCPT_MAX && rc == 0; k++) {
 			(void)snprintf(a, sizeof(a), "u%d@b.example", k);
-			rc = sendmail_add_rcpts(&e, a, strlen(a), DOM, err,
-			    sizeof(err));
+			rc = sendmail_add_rcpts(
+			    &e, a, strlen(a), DOM, err, sizeof(err));
 		}
 		T_CHECK_INT(rc, -1);
 		T_CHECK_INT(e.nrcpt, SENDMAIL_RCPT_MAX);
@@ -420,65 +427,65 @@ struct compose_row {
 };
 
 static const struct compose_row compose_rows[] = {
-	{ "-t To", "To: a@b.example\r\n\r\nbody\r\n", NULL, true, "s@h.example",
-	    0, "To: a@b.example\r\n\r\nbody\r\n", "a@b.example" },
-	{ "-t To Cc Bcc, Bcc removed",
-	    "To: a@b.example, Ben <c@d.example>\r\nCc: e@f.example\r\n"
-	    "Bcc: g@h.example\r\nSubject: x\r\n\r\nbody\r\n",
-	    NULL, true, "s@h.example", 0,
-	    "To: a@b.example, Ben <c@d.example>\r\nCc: e@f.example\r\n"
-	    "Subject: x\r\n\r\nbody\r\n",
-	    "a@b.example,c@d.example,e@f.example,g@h.example" },
-	{ "-t folded To", "To: a@b.example,\r\n c@d.example\r\n\r\nx\r\n", NULL,
-	    true, "s@h.example", 0,
-	    "To: a@b.example,\r\n c@d.example\r\n\r\nx\r\n",
-	    "a@b.example,c@d.example" },
-	{ "-t folded Bcc removed whole",
-	    "Bcc: a@b.example,\r\n\tc@d.example\r\nTo: e@f.example\r\n\r\nx\r\n",
-	    NULL, true, "s@h.example", 0, "To: e@f.example\r\n\r\nx\r\n",
-	    "a@b.example,c@d.example,e@f.example" },
-	{ "-t bare name", "To: root\r\n\r\n", NULL, true, "s@h.example", 0,
-	    "To: root\r\n\r\n", "root@" DOM },
-	{ "-t names in any case", "tO: a@b.example\r\nCC: c@d.example\r\n"
-	    "bcc: e@f.example\r\n\r\n", NULL, true, "s@h.example", 0,
-	    "tO: a@b.example\r\nCC: c@d.example\r\n\r\n",
-	    "a@b.example,c@d.example,e@f.example" },
-	{ "-t duplicates once", "To: a@b.example\r\nCc: a@b.example\r\n\r\n",
-	    NULL, true, "s@h.example", 0,
-	    "To: a@b.example\r\nCc: a@b.example\r\n\r\n", "a@b.example" },
-	{ "-t undisclosed", "To: undisclosed-recipients:;\r\n\r\nx\r\n", NULL,
-	    true, "s@h.example", 0, "To: undisclosed-recipients:;\r\n\r\nx\r\n",
-	    "" },
-	{ "-t bad To", "To: a@@b\r\n\r\n", NULL, true, "s@h.example",
-	    EX_DATAERR, NULL, NULL },
-	{ "-t stops at a non-field line",
-	    "To: a@b.example\r\nnot a header\r\nCc: c@d.example\r\n\r\nbody\r\n",
-	    NULL, true, "s@h.example", 0,
-	    "To: a@b.example\r\n\r\nnot a header\r\nCc: c@d.example\r\n\r\n"
-	    "body\r\n", "a@b.example" },
-	{ "no -t: To ignored, Bcc still removed",
-	    "To: a@b.example\r\nBcc: c@d.example\r\n\r\nx\r\n", NULL, false,
-	    "s@h.example", 0, "To: a@b.example\r\n\r\nx\r\n", "" },
-	{ "Resent-Bcc removed", "Resent-Bcc: a@b.example\r\nX: y\r\n\r\n", NULL,
-	    false, "s@h.example", 0, "X: y\r\n\r\n", "" },
-	{ "no header: an empty line first", "hi\r\n", NULL, false,
-	    "s@h.example", 0, "\r\nhi\r\n", "" },
-	{ "-F on no header", "hi\r\n", "Cron Daemon", false, "s@h.example", 0,
-	    "From: Cron Daemon <s@h.example>\r\n\r\nhi\r\n", "" },
-	{ "-F with a header", "Subject: x\r\n\r\nhi\r\n", "Cron", false,
-	    "s@h.example", 0, "From: Cron <s@h.example>\r\nSubject: x\r\n\r\nhi\r\n",
-	    "" },
-	{ "-F but From present", "from: a@b.example\r\n\r\nhi\r\n", "Cron",
-	    false, "s@h.example", 0, "from: a@b.example\r\n\r\nhi\r\n", "" },
-	{ "-F quoted", "\r\nx\r\n", "J. \"Jo\" Smith", false, "s@h.example", 0,
-	    "From: \"J. \\\"Jo\\\" Smith\" <s@h.example>\r\n\r\nx\r\n", "" },
-	{ "-F with null sender", "\r\nx\r\n", "Cron", false, "", 0, "\r\nx\r\n",
-	    "" },
-	{ "empty message", "", NULL, true, "s@h.example", 0, "", "" },
-	{ "empty line first", "\r\nTo: a@b.example\r\n", NULL, true,
-	    "s@h.example", 0, "\r\nTo: a@b.example\r\n", "" },
-	{ "header only", "To: a@b.example\r\n", NULL, true, "s@h.example", 0,
-	    "To: a@b.example\r\n", "a@b.example" },
+    {"-t To", "To: a@b.example\r\n\r\nbody\r\n", NULL, true, "s@h.example", 0,
+	"To: a@b.example\r\n\r\nbody\r\n", "a@b.example"},
+    {"-t To Cc Bcc, Bcc removed",
+	"To: a@b.example, Ben <c@d.example>\r\nCc: e@f.example\r\n"
+	"Bcc: g@h.example\r\nSubject: x\r\n\r\nbody\r\n",
+	NULL, true, "s@h.example", 0,
+	"To: a@b.example, Ben <c@d.example>\r\nCc: e@f.example\r\n"
+	"Subject: x\r\n\r\nbody\r\n",
+	"a@b.example,c@d.example,e@f.example,g@h.example"},
+    {"-t folded To", "To: a@b.example,\r\n c@d.example\r\n\r\nx\r\n", NULL,
+	true, "s@h.example", 0, "To: a@b.example,\r\n c@d.example\r\n\r\nx\r\n",
+	"a@b.example,c@d.example"},
+    {"-t folded Bcc removed whole",
+	"Bcc: a@b.example,\r\n\tc@d.example\r\nTo: e@f.example\r\n\r\nx\r\n",
+	NULL, true, "s@h.example", 0, "To: e@f.example\r\n\r\nx\r\n",
+	"a@b.example,c@d.example,e@f.example"},
+    {"-t bare name", "To: root\r\n\r\n", NULL, true, "s@h.example", 0,
+	"To: root\r\n\r\n", "root@" DOM},
+    {"-t names in any case",
+	"tO: a@b.example\r\nCC: c@d.example\r\n"
+	"bcc: e@f.example\r\n\r\n",
+	NULL, true, "s@h.example", 0,
+	"tO: a@b.example\r\nCC: c@d.example\r\n\r\n",
+	"a@b.example,c@d.example,e@f.example"},
+    {"-t duplicates once", "To: a@b.example\r\nCc: a@b.example\r\n\r\n", NULL,
+	true, "s@h.example", 0, "To: a@b.example\r\nCc: a@b.example\r\n\r\n",
+	"a@b.example"},
+    {"-t undisclosed", "To: undisclosed-recipients:;\r\n\r\nx\r\n", NULL, true,
+	"s@h.example", 0, "To: undisclosed-recipients:;\r\n\r\nx\r\n", ""},
+    {"-t bad To", "To: a@@b\r\n\r\n", NULL, true, "s@h.example", EX_DATAERR,
+	NULL, NULL},
+    {"-t stops at a non-field line",
+	"To: a@b.example\r\nnot a header\r\nCc: c@d.example\r\n\r\nbody\r\n",
+	NULL, true, "s@h.example", 0,
+	"To: a@b.example\r\n\r\nnot a header\r\nCc: c@d.example\r\n\r\n"
+	"body\r\n",
+	"a@b.example"},
+    {"no -t: To ignored, Bcc still removed",
+	"To: a@b.example\r\nBcc: c@d.example\r\n\r\nx\r\n", NULL, false,
+	"s@h.example", 0, "To: a@b.example\r\n\r\nx\r\n", ""},
+    {"Resent-Bcc removed", "Resent-Bcc: a@b.example\r\nX: y\r\n\r\n", NULL,
+	false, "s@h.example", 0, "X: y\r\n\r\n", ""},
+    {"no header: an empty line first", "hi\r\n", NULL, false, "s@h.example", 0,
+	"\r\nhi\r\n", ""},
+    {"-F on no header", "hi\r\n", "Cron Daemon", false, "s@h.example", 0,
+	"From: Cron Daemon <s@h.example>\r\n\r\nhi\r\n", ""},
+    {"-F with a header", "Subject: x\r\n\r\nhi\r\n", "Cron", false,
+	"s@h.example", 0,
+	"From: Cron <s@h.example>\r\nSubject: x\r\n\r\nhi\r\n", ""},
+    {"-F but From present", "from: a@b.example\r\n\r\nhi\r\n", "Cron", false,
+	"s@h.example", 0, "from: a@b.example\r\n\r\nhi\r\n", ""},
+    {"-F quoted", "\r\nx\r\n", "J. \"Jo\" Smith", false, "s@h.example", 0,
+	"From: \"J. \\\"Jo\\\" Smith\" <s@h.example>\r\n\r\nx\r\n", ""},
+    {"-F with null sender", "\r\nx\r\n", "Cron", false, "", 0, "\r\nx\r\n", ""},
+    {"empty message", "", NULL, true, "s@h.example", 0, "", ""},
+    {"empty line first", "\r\nTo: a@b.example\r\n", NULL, true, "s@h.example",
+	0, "\r\nTo: a@b.example\r\n", ""},
+    {"header only", "To: a@b.example\r\n", NULL, true, "s@h.example", 0,
+	"To: a@b.example\r\n", "a@b.example"},
 };
 
 static void
@@ -489,7 +496,7 @@ test_compose(void)
 
 	for (i = 0; i < sizeof(compose_rows) / sizeof(compose_rows[0]); i++) {
 		const struct compose_row *r = &compose_rows[i];
-		struct sendmail_env e = { .nrcpt = 0 };
+		struct sendmail_env e = {.nrcpt = 0};
 		struct buf out;
 		void *map;
 		size_t maplen, len = strlen(r->in);
@@ -499,7 +506,7 @@ test_compose(void)
 		t_case(r->name);
 		buf_init(&out, 1u << 20);
 		T_CHECK(str_copy(e.sender, sizeof(e.sender), r->sender,
-		    strlen(r->sender)) == 0);
+			    strlen(r->sender)) == 0);
 		rc = sendmail_compose(g, len, r->fullname, r->extract, DOM, &e,
 		    &out, err, sizeof(err));
 		T_CHECK_INT(rc, r->rc);
@@ -526,20 +533,20 @@ struct exit_row {
 };
 
 static const struct exit_row exit_rows[] = {
-	{ 250, "2.0.0", true, 0 },
-	{ 354, "", false, 0 },
-	{ 421, "4.3.2", false, EX_TEMPFAIL },
-	{ 451, "4.3.0", true, EX_TEMPFAIL },
-	{ 452, "4.5.3", false, EX_TEMPFAIL },
-	{ 550, "5.1.1", false, EX_UNAVAILABLE },
-	{ 554, "5.7.1", false, EX_UNAVAILABLE },
-	{ 530, "5.7.0", false, EX_UNAVAILABLE },
-	{ 553, "5.1.3", false, EX_DATAERR },
-	{ 553, "5.1.7", false, EX_DATAERR },
-	{ 552, "5.3.4", false, EX_DATAERR },
-	{ 554, "5.6.0", false, EX_DATAERR },
-	{ 554, "", true, EX_DATAERR },
-	{ 550, "", false, EX_UNAVAILABLE },
+    {250, "2.0.0", true, 0},
+    {354, "", false, 0},
+    {421, "4.3.2", false, EX_TEMPFAIL},
+    {451, "4.3.0", true, EX_TEMPFAIL},
+    {452, "4.5.3", false, EX_TEMPFAIL},
+    {550, "5.1.1", false, EX_UNAVAILABLE},
+    {554, "5.7.1", false, EX_UNAVAILABLE},
+    {530, "5.7.0", false, EX_UNAVAILABLE},
+    {553, "5.1.3", false, EX_DATAERR},
+    {553, "5.1.7", false, EX_DATAERR},
+    {552, "5.3.4", false, EX_DATAERR},
+    {554, "5.6.0", false, EX_DATAERR},
+    {554, "", true, EX_DATAERR},
+    {550, "", false, EX_UNAVAILABLE},
 };
 
 static void
@@ -554,8 +561,8 @@ test_exit_codes(void)
 		(void)snprintf(name, sizeof(name), "%d %s%s", r->code, r->enh,
 		    r->after_data ? " after data" : "");
 		t_case(name);
-		T_CHECK_INT(sendmail_exit_code(r->code, r->enh, r->after_data),
-		    r->rc);
+		T_CHECK_INT(
+		    sendmail_exit_code(r->code, r->enh, r->after_data), r->rc);
 	}
 }
 

@@ -9,14 +9,14 @@
 #include "t.h"
 #include "smtp/smtp.h"
 
-#define S(x) x, sizeof(x) - 1
-#define ALL SIZE_MAX
+#define S(x)   x, sizeof(x) - 1
+#define ALL    SIZE_MAX
 #define NSEEDS 6
 
 /* a smuggled transaction, as sent behind a fake end of data */
-#define SMUG "MAIL FROM:<x>\r\nRCPT TO:<y>\r\nDATA\r\nevil\r\n"
+#define SMUG	 "MAIL FROM:<x>\r\nRCPT TO:<y>\r\nDATA\r\nevil\r\n"
 #define SMUG_END SMUG ".\r\n"
-#define PIPE "QUIT\r\n"
+#define PIPE	 "QUIT\r\n"
 
 struct row {
 	const char *name;
@@ -27,124 +27,127 @@ struct row {
 	const char *want;
 	size_t want_len;
 	enum smtp_body_error err;
-	size_t consumed;     /* DATA: octets consumed (ALL: every one) */
-	bool done;           /* DATA: terminator seen */
-	bool finish;         /* BDAT: call smtp_body_finish() at the end */
+	size_t consumed; /* DATA: octets consumed (ALL: every one) */
+	bool done;	 /* DATA: terminator seen */
+	bool finish;	 /* BDAT: call smtp_body_finish() at the end */
 };
 
 /* DATA row / BDAT row */
-#define D(n, in, max, want, err, cons, done) \
-	{ n, S(in), true, max, S(want), err, cons, done, false }
-#define BD(n, in, max, want, err, fin) \
-	{ n, S(in), false, max, S(want), err, ALL, false, fin }
+#define D(n, in, max, want, err, cons, done)                                   \
+	{                                                                      \
+		n, S(in), true, max, S(want), err, cons, done, false           \
+	}
+#define BD(n, in, max, want, err, fin)                                         \
+	{                                                                      \
+		n, S(in), false, max, S(want), err, ALL, false, fin            \
+	}
 
-#define OK SMTP_BODY_OK
-#define E_LF SMTP_BODY_ERR_BARE_LF
-#define E_CR SMTP_BODY_ERR_BARE_CR
-#define E_NUL SMTP_BODY_ERR_NUL
+#define OK     SMTP_BODY_OK
+#define E_LF   SMTP_BODY_ERR_BARE_LF
+#define E_CR   SMTP_BODY_ERR_BARE_CR
+#define E_NUL  SMTP_BODY_ERR_NUL
 #define E_LONG SMTP_BODY_ERR_LINE_LONG
-#define E_BIG SMTP_BODY_ERR_TOO_BIG
+#define E_BIG  SMTP_BODY_ERR_TOO_BIG
 
 static const struct row rows[] = {
-	/* DATA: plain messages */
-	D("empty", ".\r\n", 0, "", OK, ALL, true),
-	D("one line", "Hi\r\n.\r\n", 0, "Hi\r\n", OK, ALL, true),
-	D("two lines", "a: b\r\n\r\nbody\r\n.\r\n", 0, "a: b\r\n\r\nbody\r\n",
-	    OK, ALL, true),
-	D("empty lines", "\r\n\r\n.\r\n", 0, "\r\n\r\n", OK, ALL, true),
-	D("stuffed dot", "..\r\n.\r\n", 0, ".\r\n", OK, ALL, true),
-	D("stuffed dots", "...\r\n.\r\n", 0, "..\r\n", OK, ALL, true),
-	D("stuffed text", "a\r\n...x\r\n..\r\n.\r\n", 0, "a\r\n..x\r\n.\r\n",
-	    OK, ALL, true),
-	D("unstuffed lead dot", ".abc\r\n.\r\n", 0, "abc\r\n", OK, ALL, true),
-	D("dot space", ". \r\n.\r\n", 0, " \r\n", OK, ALL, true),
-	D("dot mid line", "a.b\r\n.\r\n", 0, "a.b\r\n", OK, ALL, true),
-	D("dot end of line", "a.\r\n.\r\n", 0, "a.\r\n", OK, ALL, true),
-	D("space dot", " .\r\n.\r\n", 0, " .\r\n", OK, ALL, true),
-	D("8bit", "\xc3\xa9t\xc3\xa9\r\n.\r\n", 0, "\xc3\xa9t\xc3\xa9\r\n",
-	    OK, ALL, true),
-	/* DATA: incomplete input */
-	D("open line", "Hi\r\n", 0, "Hi\r\n", OK, ALL, false),
-	D("open no crlf", "Hi", 0, "Hi", OK, ALL, false),
-	D("open cr", "Hi\r", 0, "Hi\r", OK, ALL, false),
-	D("open dot", "Hi\r\n.", 0, "Hi\r\n", OK, ALL, false),
-	D("open dot cr", "Hi\r\n.\r", 0, "Hi\r\n", OK, ALL, false),
-	D("nothing", "", 0, "", OK, ALL, false),
-	/* DATA: pipelined input after the end is not consumed */
-	D("pipelined", "Hi\r\n.\r\n" PIPE, 0, "Hi\r\n", OK, 7, true),
-	D("pipelined empty", ".\r\nMAIL FROM:<a>\r\n", 0, "", OK, 3, true),
-	D("pipelined dots", ".\r\n.\r\n", 0, "", OK, 3, true),
-	D("pipelined smuggle", "a\r\n.\r\n" SMUG_END, 0, "a\r\n", OK, 6, true),
-	/* DATA: fake ends never end the data; the smuggled text is swallowed */
-	D("lf.lf", "a\n.\n" SMUG_END PIPE, 0, "a", E_LF,
-	    sizeof("a\n.\n" SMUG_END) - 1, true),
-	D("lf.crlf", "a\n.\r\n" SMUG_END PIPE, 0, "a", E_LF,
-	    sizeof("a\n.\r\n" SMUG_END) - 1, true),
-	D("crlf.lf", "a\r\n.\n" SMUG_END PIPE, 0, "a\r\n", E_LF,
-	    sizeof("a\r\n.\n" SMUG_END) - 1, true),
-	D("cr.crlf", "a\r.\r\n" SMUG_END PIPE, 0, "a\r", E_CR,
-	    sizeof("a\r.\r\n" SMUG_END) - 1, true),
-	D("cr.lf", "a\r.\n" SMUG_END PIPE, 0, "a\r", E_CR,
-	    sizeof("a\r.\n" SMUG_END) - 1, true),
-	D("cr.cr", "a\r.\r" SMUG_END PIPE, 0, "a\r", E_CR,
-	    sizeof("a\r.\r" SMUG_END) - 1, true),
-	D("crlf.cr", "a\r\n.\rMAIL FROM:<x>\r\n" SMUG_END PIPE, 0, "a\r\n\r",
-	    E_CR, sizeof("a\r\n.\rMAIL FROM:<x>\r\n" SMUG_END) - 1, true),
-	D("start .lf", ".\n" SMUG_END PIPE, 0, "", E_LF,
-	    sizeof(".\n" SMUG_END) - 1, true),
-	D("start lf.lf", "\n.\n" SMUG_END PIPE, 0, "", E_LF,
-	    sizeof("\n.\n" SMUG_END) - 1, true),
-	D("lf lf.crlf", "a\n\n.\r\n" SMUG_END PIPE, 0, "a", E_LF,
-	    sizeof("a\n\n.\r\n" SMUG_END) - 1, true),
-	D("crlf.crcrlf", "a\r\n.\r\r\n" SMUG_END PIPE, 0, "a\r\n\r", E_CR,
-	    sizeof("a\r\n.\r\r\n" SMUG_END) - 1, true),
-	D("crlf..crlf", "a\r\n..\r\n" SMUG_END, 0, "a\r\n.\r\n" SMUG, OK,
-	    ALL, true),
-	/* a real CRLF.CRLF after a bare CR or LF is the end */
-	D("bare cr then end", "a\r\r\n.\r\n" SMUG_END, 0, "a\r", E_CR, 7, true),
-	D("bare lf then end", "a\n\r\n.\r\n" SMUG_END, 0, "a", E_LF, 7, true),
-	/* DATA: bare CR / LF / NUL */
-	D("bare lf", "a\nb\r\n.\r\n", 0, "a", E_LF, ALL, true),
-	D("bare lf first", "\n.\r\n\r\n.\r\n", 0, "", E_LF, ALL, true),
-	D("bare cr", "ab\rc\r\n.\r\n", 0, "ab\r", E_CR, ALL, true),
-	D("cr cr lf", "ab\r\r\n.\r\n", 0, "ab\r", E_CR, ALL, true),
-	D("nul", "a\0b\r\n.\r\n", 0, "a", E_NUL, ALL, true),
-	D("nul first", "\0\r\n.\r\n", 0, "", E_NUL, ALL, true),
-	D("nul after dot", ".\0\r\n.\r\n", 0, "", E_NUL, ALL, true),
-	D("nul then lf", "ab\0\n.\r\n", 0, "ab", E_NUL, ALL, false),
-	D("cr then nul", "ab\r\0\r\n.\r\n", 0, "ab\r", E_CR, ALL, true),
-	D("lf before nul", "a\n\0\r\n.\r\n", 0, "a", E_LF, ALL, true),
-	/* DATA: size; the stuffing dot does not count */
-	D("size at max", "abcd\r\n.\r\n", 6, "abcd\r\n", OK, ALL, true),
-	D("size over max", "abcd\r\n.\r\n", 5, "abcd\r", E_BIG, ALL, true),
-	D("size over max at cr", "abcd\r\n.\r\n", 4, "abcd", E_BIG, ALL, true),
-	D("size stuffed at max", "..\r\n.\r\n", 3, ".\r\n", OK, ALL, true),
-	D("size stuffed over", "..\r\n.\r\n", 2, ".\r", E_BIG, ALL, true),
-	D("size one", "a\r\n.\r\n", 1, "a", E_BIG, ALL, true),
-	D("size empty max 1", ".\r\n", 1, "", OK, ALL, true),
-	D("size held cr over", "ab\r\n.\rX\r\n.\r\n", 4, "ab\r\n", E_BIG,
-	    ALL, true),
-	D("size held cr at", "ab\r\n.\rX\r\n.\r\n", 5, "ab\r\n\r", E_CR,
-	    ALL, true),
-	D("size before nul", "abc\0\r\n.\r\n", 2, "ab", E_BIG, ALL, true),
-	D("nul at size", "ab\0\r\n.\r\n", 2, "ab", E_NUL, ALL, true),
-	/* BDAT */
-	BD("bdat empty", "", 0, "", OK, true),
-	BD("bdat lines", "abc\r\ndef\r\n", 0, "abc\r\ndef\r\n", OK, true),
-	BD("bdat no final crlf", "abc\r\ndef", 0, "abc\r\ndef", OK, true),
-	BD("bdat trailing cr", "abc\r", 0, "abc\r", E_CR, true),
-	BD("bdat trailing cr open", "abc\r", 0, "abc\r", OK, false),
-	BD("bdat no stuffing", "..\r\n.\r\n", 0, "..\r\n.\r\n", OK, true),
-	BD("bdat dot end is content", "a\r\n.\r\n" SMUG_END,
-	    0, "a\r\n.\r\n" SMUG_END, OK, true),
-	BD("bdat bare lf", "a\nb\r\n", 0, "a", E_LF, true),
-	BD("bdat bare lf.lf", "a\r\n.\n" SMUG, 0, "a\r\n.", E_LF, true),
-	BD("bdat bare cr", "a\rb\r\n", 0, "a\r", E_CR, true),
-	BD("bdat cr cr lf", "\r\r\n", 0, "\r", E_CR, true),
-	BD("bdat nul", "ab\0c", 0, "ab", E_NUL, true),
-	BD("bdat size at", "abc\r\n", 5, "abc\r\n", OK, true),
-	BD("bdat size over", "abc\r\nd", 5, "abc\r\n", E_BIG, true),
-	BD("bdat error then cr", "a\0b\r", 0, "a", E_NUL, true),
+    /* DATA: plain messages */
+    D("empty", ".\r\n", 0, "", OK, ALL, true),
+    D("one line", "Hi\r\n.\r\n", 0, "Hi\r\n", OK, ALL, true),
+    D("two lines", "a: b\r\n\r\nbody\r\n.\r\n", 0, "a: b\r\n\r\nbody\r\n", OK,
+	ALL, true),
+    D("empty lines", "\r\n\r\n.\r\n", 0, "\r\n\r\n", OK, ALL, true),
+    D("stuffed dot", "..\r\n.\r\n", 0, ".\r\n", OK, ALL, true),
+    D("stuffed dots", "...\r\n.\r\n", 0, "..\r\n", OK, ALL, true),
+    D("stuffed text", "a\r\n...x\r\n..\r\n.\r\n", 0, "a\r\n..x\r\n.\r\n", OK,
+	ALL, true),
+    D("unstuffed lead dot", ".abc\r\n.\r\n", 0, "abc\r\n", OK, ALL, true),
+    D("dot space", ". \r\n.\r\n", 0, " \r\n", OK, ALL, true),
+    D("dot mid line", "a.b\r\n.\r\n", 0, "a.b\r\n", OK, ALL, true),
+    D("dot end of line", "a.\r\n.\r\n", 0, "a.\r\n", OK, ALL, true),
+    D("space dot", " .\r\n.\r\n", 0, " .\r\n", OK, ALL, true),
+    D("8bit", "\xc3\xa9t\xc3\xa9\r\n.\r\n", 0, "\xc3\xa9t\xc3\xa9\r\n", OK, ALL,
+	true),
+    /* DATA: incomplete input */
+    D("open line", "Hi\r\n", 0, "Hi\r\n", OK, ALL, false),
+    D("open no crlf", "Hi", 0, "Hi", OK, ALL, false),
+    D("open cr", "Hi\r", 0, "Hi\r", OK, ALL, false),
+    D("open dot", "Hi\r\n.", 0, "Hi\r\n", OK, ALL, false),
+    D("open dot cr", "Hi\r\n.\r", 0, "Hi\r\n", OK, ALL, false),
+    D("nothing", "", 0, "", OK, ALL, false),
+    /* DATA: pipelined input after the end is not consumed */
+    D("pipelined", "Hi\r\n.\r\n" PIPE, 0, "Hi\r\n", OK, 7, true),
+    D("pipelined empty", ".\r\nMAIL FROM:<a>\r\n", 0, "", OK, 3, true),
+    D("pipelined dots", ".\r\n.\r\n", 0, "", OK, 3, true),
+    D("pipelined smuggle", "a\r\n.\r\n" SMUG_END, 0, "a\r\n", OK, 6, true),
+    /* DATA: fake ends never end the data; the smuggled text is swallowed */
+    D("lf.lf", "a\n.\n" SMUG_END PIPE, 0, "a", E_LF,
+	sizeof("a\n.\n" SMUG_END) - 1, true),
+    D("lf.crlf", "a\n.\r\n" SMUG_END PIPE, 0, "a", E_LF,
+	sizeof("a\n.\r\n" SMUG_END) - 1, true),
+    D("crlf.lf", "a\r\n.\n" SMUG_END PIPE, 0, "a\r\n", E_LF,
+	sizeof("a\r\n.\n" SMUG_END) - 1, true),
+    D("cr.crlf", "a\r.\r\n" SMUG_END PIPE, 0, "a\r", E_CR,
+	sizeof("a\r.\r\n" SMUG_END) - 1, true),
+    D("cr.lf", "a\r.\n" SMUG_END PIPE, 0, "a\r", E_CR,
+	sizeof("a\r.\n" SMUG_END) - 1, true),
+    D("cr.cr", "a\r.\r" SMUG_END PIPE, 0, "a\r", E_CR,
+	sizeof("a\r.\r" SMUG_END) - 1, true),
+    D("crlf.cr", "a\r\n.\rMAIL FROM:<x>\r\n" SMUG_END PIPE, 0, "a\r\n\r", E_CR,
+	sizeof("a\r\n.\rMAIL FROM:<x>\r\n" SMUG_END) - 1, true),
+    D("start .lf", ".\n" SMUG_END PIPE, 0, "", E_LF, sizeof(".\n" SMUG_END) - 1,
+	true),
+    D("start lf.lf", "\n.\n" SMUG_END PIPE, 0, "", E_LF,
+	sizeof("\n.\n" SMUG_END) - 1, true),
+    D("lf lf.crlf", "a\n\n.\r\n" SMUG_END PIPE, 0, "a", E_LF,
+	sizeof("a\n\n.\r\n" SMUG_END) - 1, true),
+    D("crlf.crcrlf", "a\r\n.\r\r\n" SMUG_END PIPE, 0, "a\r\n\r", E_CR,
+	sizeof("a\r\n.\r\r\n" SMUG_END) - 1, true),
+    D("crlf..crlf", "a\r\n..\r\n" SMUG_END, 0, "a\r\n.\r\n" SMUG, OK, ALL,
+	true),
+    /* a real CRLF.CRLF after a bare CR or LF is the end */
+    D("bare cr then end", "a\r\r\n.\r\n" SMUG_END, 0, "a\r", E_CR, 7, true),
+    D("bare lf then end", "a\n\r\n.\r\n" SMUG_END, 0, "a", E_LF, 7, true),
+    /* DATA: bare CR / LF / NUL */
+    D("bare lf", "a\nb\r\n.\r\n", 0, "a", E_LF, ALL, true),
+    D("bare lf first", "\n.\r\n\r\n.\r\n", 0, "", E_LF, ALL, true),
+    D("bare cr", "ab\rc\r\n.\r\n", 0, "ab\r", E_CR, ALL, true),
+    D("cr cr lf", "ab\r\r\n.\r\n", 0, "ab\r", E_CR, ALL, true),
+    D("nul", "a\0b\r\n.\r\n", 0, "a", E_NUL, ALL, true),
+    D("nul first", "\0\r\n.\r\n", 0, "", E_NUL, ALL, true),
+    D("nul after dot", ".\0\r\n.\r\n", 0, "", E_NUL, ALL, true),
+    D("nul then lf", "ab\0\n.\r\n", 0, "ab", E_NUL, ALL, false),
+    D("cr then nul", "ab\r\0\r\n.\r\n", 0, "ab\r", E_CR, ALL, true),
+    D("lf before nul", "a\n\0\r\n.\r\n", 0, "a", E_LF, ALL, true),
+    /* DATA: size; the stuffing dot does not count */
+    D("size at max", "abcd\r\n.\r\n", 6, "abcd\r\n", OK, ALL, true),
+    D("size over max", "abcd\r\n.\r\n", 5, "abcd\r", E_BIG, ALL, true),
+    D("size over max at cr", "abcd\r\n.\r\n", 4, "abcd", E_BIG, ALL, true),
+    D("size stuffed at max", "..\r\n.\r\n", 3, ".\r\n", OK, ALL, true),
+    D("size stuffed over", "..\r\n.\r\n", 2, ".\r", E_BIG, ALL, true),
+    D("size one", "a\r\n.\r\n", 1, "a", E_BIG, ALL, true),
+    D("size empty max 1", ".\r\n", 1, "", OK, ALL, true),
+    D("size held cr over", "ab\r\n.\rX\r\n.\r\n", 4, "ab\r\n", E_BIG, ALL,
+	true),
+    D("size held cr at", "ab\r\n.\rX\r\n.\r\n", 5, "ab\r\n\r", E_CR, ALL, true),
+    D("size before nul", "abc\0\r\n.\r\n", 2, "ab", E_BIG, ALL, true),
+    D("nul at size", "ab\0\r\n.\r\n", 2, "ab", E_NUL, ALL, true),
+    /* BDAT */
+    BD("bdat empty", "", 0, "", OK, true),
+    BD("bdat lines", "abc\r\ndef\r\n", 0, "abc\r\ndef\r\n", OK, true),
+    BD("bdat no final crlf", "abc\r\ndef", 0, "abc\r\ndef", OK, true),
+    BD("bdat trailing cr", "abc\r", 0, "abc\r", E_CR, true),
+    BD("bdat trailing cr open", "abc\r", 0, "abc\r", OK, false),
+    BD("bdat no stuffing", "..\r\n.\r\n", 0, "..\r\n.\r\n", OK, true),
+    BD("bdat dot end is content", "a\r\n.\r\n" SMUG_END, 0,
+	"a\r\n.\r\n" SMUG_END, OK, true),
+    BD("bdat bare lf", "a\nb\r\n", 0, "a", E_LF, true),
+    BD("bdat bare lf.lf", "a\r\n.\n" SMUG, 0, "a\r\n.", E_LF, true),
+    BD("bdat bare cr", "a\rb\r\n", 0, "a\r", E_CR, true),
+    BD("bdat cr cr lf", "\r\r\n", 0, "\r", E_CR, true),
+    BD("bdat nul", "ab\0c", 0, "ab", E_NUL, true),
+    BD("bdat size at", "abc\r\n", 5, "abc\r\n", OK, true),
+    BD("bdat size over", "abc\r\nd", 5, "abc\r\n", E_BIG, true),
+    BD("bdat error then cr", "a\0b\r", 0, "a", E_NUL, true),
 };
 
 /* ---- the sink: concatenates everything it gets ---------------------- */
@@ -153,7 +156,7 @@ struct sink {
 	char *p;
 	size_t len, cap;
 	unsigned calls;
-	bool after_done;    /* called once the reader said done or error */
+	bool after_done; /* called once the reader said done or error */
 	const struct smtp_body *b;
 };
 
@@ -187,7 +190,7 @@ static struct result
 feed_row(const struct row *r, enum t_feed mode, struct sink *s)
 {
 	struct smtp_body b;
-	struct result res = { 0, OK, false, 0 };
+	struct result res = {0, OK, false, 0};
 	size_t off = 0, n;
 
 	memset(s, 0, sizeof(*s));
@@ -202,7 +205,8 @@ feed_row(const struct row *r, enum t_feed mode, struct sink *s)
 		T_CHECK(got <= n);
 		if (got < n) {
 			T_CHECK(b.done);
-			T_CHECK_INT(smtp_body_feed(&b, chunk + got, n - got), 0);
+			T_CHECK_INT(
+			    smtp_body_feed(&b, chunk + got, n - got), 0);
 		}
 		t_unguard(map, maplen);
 		off += got;
@@ -222,7 +226,7 @@ static void
 check_row(const struct row *r)
 {
 	struct sink s;
-	struct result whole = { 0, OK, false, 0 };
+	struct result whole = {0, OK, false, 0};
 	size_t want_cons = r->consumed == ALL ? r->in_len : r->consumed;
 
 	for (int m = 0; m < T_FEED_NMODES; m++) {
@@ -232,7 +236,8 @@ check_row(const struct row *r)
 			struct result res = feed_row(r, (enum t_feed)m, &s);
 
 			T_CHECK_INT(s.len, r->want_len);
-			T_CHECK(s.len == r->want_len &&
+			T_CHECK(
+			    s.len == r->want_len &&
 			    (s.len == 0 || memcmp(s.p, r->want, s.len) == 0));
 			T_CHECK_INT(res.err, r->err);
 			T_CHECK_INT(res.consumed, want_cons);
@@ -272,11 +277,11 @@ static void
 check_long(const char *name, bool dot, bool stuff, size_t nx,
     enum smtp_body_error err, size_t want_x, bool want_cr)
 {
-	struct row r = { name, long_in, 0, dot, 0, long_want, 0, err, ALL,
-		dot, !dot };
+	struct row r = {
+	    name, long_in, 0, dot, 0, long_want, 0, err, ALL, dot, !dot};
 	size_t n = 0, w = 0;
 
-	memcpy(long_in + n, "ab\r\n", 4);      /* a first, short line */
+	memcpy(long_in + n, "ab\r\n", 4); /* a first, short line */
 	memcpy(long_want + w, "ab\r\n", 4);
 	n += 4;
 	w += 4;
@@ -328,7 +333,7 @@ static void
 test_runs(void)
 {
 	static const char msg[] = "a\r\nb\r\nc\r\n..d\r\ne\r\n.\r\n";
-	struct sink s = { 0 };
+	struct sink s = {0};
 	struct smtp_body b;
 
 	t_case("runs: one call per stuffed dot");
@@ -349,7 +354,7 @@ test_runs(void)
 static void
 test_bdat_chunks(void)
 {
-	struct sink s = { 0 };
+	struct sink s = {0};
 	struct smtp_body b;
 
 	t_case("bdat: CRLF split across chunks");
@@ -416,15 +421,17 @@ test_replies(void)
 		int code;
 		const char *enh, *text;
 	} want[] = {
-		{ E_BIG, 552, "5.3.4", "Message size exceeds fixed maximum "
-		    "message size" },
-		{ E_LF, 554, "5.6.0", NULL },
-		{ E_CR, 554, "5.6.0", NULL },
-		{ E_NUL, 554, "5.6.0", "NUL octet in message content" },
-		{ E_LONG, 554, "5.6.0", "Message line longer than 1000 octets "
-		    "(RFC 5321 4.5.3.1.6)" },
-		{ SMTP_BODY_ERR_STORAGE, 452, "4.3.1",
-		    "Insufficient system storage, try again later" },
+	    {E_BIG, 552, "5.3.4",
+		"Message size exceeds fixed maximum "
+		"message size"},
+	    {E_LF, 554, "5.6.0", NULL},
+	    {E_CR, 554, "5.6.0", NULL},
+	    {E_NUL, 554, "5.6.0", "NUL octet in message content"},
+	    {E_LONG, 554, "5.6.0",
+		"Message line longer than 1000 octets "
+		"(RFC 5321 4.5.3.1.6)"},
+	    {SMTP_BODY_ERR_STORAGE, 452, "4.3.1",
+		"Insufficient system storage, try again later"},
 	};
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -437,7 +444,8 @@ test_replies(void)
 		T_CHECK_STR(enh, want[i].enh);
 		if (want[i].text != NULL)
 			T_CHECK_STR(text, want[i].text);
-		T_CHECK(strstr(text, "\r") == NULL && strstr(text, "\n") == NULL);
+		T_CHECK(
+		    strstr(text, "\r") == NULL && strstr(text, "\n") == NULL);
 	}
 	{
 		int code;
@@ -445,7 +453,8 @@ test_replies(void)
 
 		t_case("error reply bare LF text");
 		smtp_body_error_reply(E_LF, &code, &enh, &text);
-		T_CHECK(strstr(text, "LF") != NULL && strstr(text, "CRLF") != NULL);
+		T_CHECK(
+		    strstr(text, "LF") != NULL && strstr(text, "CRLF") != NULL);
 		smtp_body_error_reply(E_CR, &code, &enh, &text);
 		T_CHECK(strstr(text, "CR") != NULL);
 	}
@@ -474,7 +483,7 @@ test_sink_refuses(void)
 	static const char data[] = "ab\r\n..cd\r\n.\r\nQUIT\r\n";
 	static const char bdat[] = "ab\r\ncd\r\n";
 	struct smtp_body b;
-	struct full_sink fs = { &b, { 0 }, 0 };
+	struct full_sink fs = {&b, {0}, 0};
 	size_t used;
 
 	/* DATA: the first run (cut at the stuffed dot) is the last one given;
@@ -496,8 +505,8 @@ test_sink_refuses(void)
 	buf_init(&fs.got, 1024);
 	smtp_body_init(&b, false, 0, full_sink_fn, &fs);
 	T_CHECK_INT(smtp_body_feed(&b, bdat, 3), 3);
-	T_CHECK_INT(smtp_body_feed(&b, bdat + 3, sizeof(bdat) - 4),
-	    sizeof(bdat) - 4);
+	T_CHECK_INT(
+	    smtp_body_feed(&b, bdat + 3, sizeof(bdat) - 4), sizeof(bdat) - 4);
 	smtp_body_finish(&b);
 	T_CHECK_INT(b.error, SMTP_BODY_ERR_STORAGE);
 	T_CHECK_INT(fs.calls, 1);

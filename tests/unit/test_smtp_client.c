@@ -30,51 +30,64 @@ struct prow {
 	size_t consumed;
 };
 
-#define P_OK(n, in, code, enh, text) \
-	{ n, S(in), 1, code, enh, text, sizeof(in) - 1 }
-#define P_ERR(n, in) { n, S(in), -1, 0, NULL, NULL, 0 }
-#define P_MORE(n, in) { n, S(in), 0, 0, NULL, NULL, 0 }
+#define P_OK(n, in, code, enh, text)                                           \
+	{                                                                      \
+		n, S(in), 1, code, enh, text, sizeof(in) - 1                   \
+	}
+#define P_ERR(n, in)                                                           \
+	{                                                                      \
+		n, S(in), -1, 0, NULL, NULL, 0                                 \
+	}
+#define P_MORE(n, in)                                                          \
+	{                                                                      \
+		n, S(in), 0, 0, NULL, NULL, 0                                  \
+	}
 
 static const struct prow prows[] = {
-	P_OK("simple", "250 ok\r\n", 250, "", "ok"),
-	P_OK("code only", "250\r\n", 250, "", ""),
-	P_OK("code space", "250 \r\n", 250, "", ""),
-	P_OK("multi", "250-a\r\n250-b\r\n250 c\r\n", 250, "", "a\nb\nc"),
-	P_OK("empty continuation", "250-\r\n250 x\r\n", 250, "", "\nx"),
-	P_OK("enh", "550 5.1.1 No such user\r\n", 550, "5.1.1", "No such user"),
-	P_OK("enh only", "250 2.0.0\r\n", 250, "2.0.0", ""),
-	P_OK("enh multi", "550-5.1.1 The account\r\n550-5.1.1 does not\r\n"
-	    "550 5.1.1 exist\r\n", 550, "5.1.1", "The account\ndoes not\nexist"),
-	P_OK("enh 3 digits", "452 4.5.300 x\r\n", 452, "4.5.300", "x"),
-	P_OK("enh wrong class", "550 4.1.1 x\r\n", 550, "", "4.1.1 x"),
-	P_OK("enh on 354", "354 3.0.0 go\r\n", 354, "", "3.0.0 go"),
-	P_OK("enh too long", "250 2.0.1234 x\r\n", 250, "", "2.0.1234 x"),
-	P_OK("enh glued", "250 2.0.0x\r\n", 250, "", "2.0.0x"),
-	P_OK("bare lf", "250 ok\n", 250, "", "ok"),
-	P_OK("bare lf multi", "250-a\n250 b\n", 250, "", "a\nb"),
-	P_OK("tab kept", "250 a\tb\r\n", 250, "", "a\tb"),
-	P_OK("control to ?", "250 a\x01\x7f" "b\r\n", 250, "", "a??b"),
-	P_OK("utf8 kept", "250 \xc3\xa9t\xc3\xa9\r\n", 250, "",
-	    "\xc3\xa9t\xc3\xa9"),
-	P_OK("559 highest", "559 x\r\n", 559, "", "x"),
-	P_OK("200 lowest", "200 x\r\n", 200, "", "x"),
-	P_ERR("short code", "25 ok\r\n"),
-	P_ERR("first digit 6", "650 x\r\n"),
-	P_ERR("first digit 1", "150 x\r\n"),
-	P_ERR("second digit 6", "260 x\r\n"),
-	P_ERR("letter", "2x0 x\r\n"),
-	P_ERR("bad separator", "250_x\r\n"),
-	P_ERR("mixed codes", "250-a\r\n251 b\r\n"),
-	P_ERR("mixed late", "250-a\r\n250-b\r\n550 c\r\n"),
-	P_ERR("bare cr", "250 a\rb\r\n"),
-	P_ERR("nul", "250 a\0b\r\n"),
-	P_ERR("empty line", "\r\n"),
-	P_ERR("bad second line", "250-a\r\nxyz\r\n"),
-	P_MORE("no lf", "250 ok"),
-	P_MORE("cr no lf", "250 ok\r"),
-	P_MORE("continuation only", "250-a\r\n"),
-	P_MORE("nothing", ""),
-	P_MORE("partial second", "250-a\r\n25"),
+    P_OK("simple", "250 ok\r\n", 250, "", "ok"),
+    P_OK("code only", "250\r\n", 250, "", ""),
+    P_OK("code space", "250 \r\n", 250, "", ""),
+    P_OK("multi", "250-a\r\n250-b\r\n250 c\r\n", 250, "", "a\nb\nc"),
+    P_OK("empty continuation", "250-\r\n250 x\r\n", 250, "", "\nx"),
+    P_OK("enh", "550 5.1.1 No such user\r\n", 550, "5.1.1", "No such user"),
+    P_OK("enh only", "250 2.0.0\r\n", 250, "2.0.0", ""),
+    P_OK("enh multi",
+	"550-5.1.1 The account\r\n550-5.1.1 does not\r\n"
+	"550 5.1.1 exist\r\n",
+	550, "5.1.1", "The account\ndoes not\nexist"),
+    P_OK("enh 3 digits", "452 4.5.300 x\r\n", 452, "4.5.300", "x"),
+    P_OK("enh wrong class", "550 4.1.1 x\r\n", 550, "", "4.1.1 x"),
+    P_OK("enh on 354", "354 3.0.0 go\r\n", 354, "", "3.0.0 go"),
+    P_OK("enh too long", "250 2.0.1234 x\r\n", 250, "", "2.0.1234 x"),
+    P_OK("enh glued", "250 2.0.0x\r\n", 250, "", "2.0.0x"),
+    P_OK("bare lf", "250 ok\n", 250, "", "ok"),
+    P_OK("bare lf multi", "250-a\n250 b\n", 250, "", "a\nb"),
+    P_OK("tab kept", "250 a\tb\r\n", 250, "", "a\tb"),
+    P_OK("control to ?",
+	"250 a\x01\x7f"
+	"b\r\n",
+	250, "", "a??b"),
+    P_OK(
+	"utf8 kept", "250 \xc3\xa9t\xc3\xa9\r\n", 250, "", "\xc3\xa9t\xc3\xa9"),
+    P_OK("559 highest", "559 x\r\n", 559, "", "x"),
+    P_OK("200 lowest", "200 x\r\n", 200, "", "x"),
+    P_ERR("short code", "25 ok\r\n"),
+    P_ERR("first digit 6", "650 x\r\n"),
+    P_ERR("first digit 1", "150 x\r\n"),
+    P_ERR("second digit 6", "260 x\r\n"),
+    P_ERR("letter", "2x0 x\r\n"),
+    P_ERR("bad separator", "250_x\r\n"),
+    P_ERR("mixed codes", "250-a\r\n251 b\r\n"),
+    P_ERR("mixed late", "250-a\r\n250-b\r\n550 c\r\n"),
+    P_ERR("bare cr", "250 a\rb\r\n"),
+    P_ERR("nul", "250 a\0b\r\n"),
+    P_ERR("empty line", "\r\n"),
+    P_ERR("bad second line", "250-a\r\nxyz\r\n"),
+    P_MORE("no lf", "250 ok"),
+    P_MORE("cr no lf", "250 ok\r"),
+    P_MORE("continuation only", "250-a\r\n"),
+    P_MORE("nothing", ""),
+    P_MORE("partial second", "250-a\r\n25"),
 };
 
 static void
@@ -101,9 +114,11 @@ test_reply_rows(void)
 			T_CHECK_INT(cons, p->consumed);
 			/* every shorter prefix needs more input */
 			for (k = 0; k < p->len; k++) {
-				const char *h = t_guard(p->in, k, &map, &maplen);
+				const char *h =
+				    t_guard(p->in, k, &map, &maplen);
 
-				T_CHECK_INT(smtp_reply_parse(h, k, &r, &cons), 0);
+				T_CHECK_INT(
+				    smtp_reply_parse(h, k, &r, &cons), 0);
 				t_unguard(map, maplen);
 			}
 		}
@@ -207,29 +222,33 @@ struct crow {
 	unsigned auth;
 };
 
-#define ALLCAPS (SMTP_CAP_PIPELINING | SMTP_CAP_SIZE | SMTP_CAP_8BITMIME | \
-	SMTP_CAP_SMTPUTF8 | SMTP_CAP_DSN | SMTP_CAP_STARTTLS | \
-	SMTP_CAP_CHUNKING | SMTP_CAP_ENHANCEDSTATUSCODES | SMTP_CAP_AUTH)
+#define ALLCAPS                                                                \
+	(SMTP_CAP_PIPELINING | SMTP_CAP_SIZE | SMTP_CAP_8BITMIME |             \
+	    SMTP_CAP_SMTPUTF8 | SMTP_CAP_DSN | SMTP_CAP_STARTTLS |             \
+	    SMTP_CAP_CHUNKING | SMTP_CAP_ENHANCEDSTATUSCODES | SMTP_CAP_AUTH)
 
 static const struct crow crows[] = {
-	{ "every extension", "250-mx.example.net hello\r\n250-PIPELINING\r\n"
-	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n"
-	    "250-STARTTLS\r\n250-CHUNKING\r\n250-ENHANCEDSTATUSCODES\r\n"
-	    "250 AUTH PLAIN LOGIN CRAM-MD5\r\n", ALLCAPS, 10240000,
-	    SMTP_CAP_AUTH_PLAIN | SMTP_CAP_AUTH_LOGIN },
-	{ "lower case", "250-x\r\n250-size 1000\r\n250 auth login\r\n",
-	    SMTP_CAP_SIZE | SMTP_CAP_AUTH, 1000, SMTP_CAP_AUTH_LOGIN },
-	{ "old auth=", "250-x\r\n250 AUTH=PLAIN\r\n", SMTP_CAP_AUTH, 0,
-	    SMTP_CAP_AUTH_PLAIN },
-	{ "greeting line only", "250 x PIPELINING\r\n", 0, 0, 0 },
-	{ "size without value", "250-x\r\n250-SIZE\r\n250 PIPELINING\r\n",
-	    SMTP_CAP_SIZE | SMTP_CAP_PIPELINING, 0, 0 },
-	{ "size junk", "250-x\r\n250 SIZE 12abc\r\n", SMTP_CAP_SIZE, 0, 0 },
-	{ "look-alikes", "250-x\r\n250-PIPELININGX\r\n250-XDSN\r\n"
-	    "250 X-STARTTLS\r\n", 0, 0, 0 },
-	{ "not 250", "502-x\r\n502 PIPELINING\r\n", 0, 0, 0 },
-	{ "bare lf", "250-x\n250-DSN\n250 STARTTLS\n",
-	    SMTP_CAP_DSN | SMTP_CAP_STARTTLS, 0, 0 },
+    {"every extension",
+	"250-mx.example.net hello\r\n250-PIPELINING\r\n"
+	"250-SIZE 10240000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n"
+	"250-STARTTLS\r\n250-CHUNKING\r\n250-ENHANCEDSTATUSCODES\r\n"
+	"250 AUTH PLAIN LOGIN CRAM-MD5\r\n",
+	ALLCAPS, 10240000, SMTP_CAP_AUTH_PLAIN | SMTP_CAP_AUTH_LOGIN},
+    {"lower case", "250-x\r\n250-size 1000\r\n250 auth login\r\n",
+	SMTP_CAP_SIZE | SMTP_CAP_AUTH, 1000, SMTP_CAP_AUTH_LOGIN},
+    {"old auth=", "250-x\r\n250 AUTH=PLAIN\r\n", SMTP_CAP_AUTH, 0,
+	SMTP_CAP_AUTH_PLAIN},
+    {"greeting line only", "250 x PIPELINING\r\n", 0, 0, 0},
+    {"size without value", "250-x\r\n250-SIZE\r\n250 PIPELINING\r\n",
+	SMTP_CAP_SIZE | SMTP_CAP_PIPELINING, 0, 0},
+    {"size junk", "250-x\r\n250 SIZE 12abc\r\n", SMTP_CAP_SIZE, 0, 0},
+    {"look-alikes",
+	"250-x\r\n250-PIPELININGX\r\n250-XDSN\r\n"
+	"250 X-STARTTLS\r\n",
+	0, 0, 0},
+    {"not 250", "502-x\r\n502 PIPELINING\r\n", 0, 0, 0},
+    {"bare lf", "250-x\n250-DSN\n250 STARTTLS\n",
+	SMTP_CAP_DSN | SMTP_CAP_STARTTLS, 0, 0},
 };
 
 static void
@@ -243,8 +262,9 @@ test_ehlo_caps(void)
 		size_t cons;
 
 		t_case(crows[i].name);
-		T_CHECK_INT(smtp_reply_parse(crows[i].in, strlen(crows[i].in), &r,
-		    &cons), 1);
+		T_CHECK_INT(smtp_reply_parse(
+				crows[i].in, strlen(crows[i].in), &r, &cons),
+		    1);
 		smtp_ehlo_caps(&r, &caps);
 		T_CHECK_INT(caps.flags, crows[i].flags);
 		T_CHECK_INT(caps.size_max, crows[i].size);
@@ -263,27 +283,30 @@ struct srow {
 	const char *want;
 };
 
-#define SR(n, in, want) { n, S(in), want }
+#define SR(n, in, want)                                                        \
+	{                                                                      \
+		n, S(in), want                                                 \
+	}
 
 static const struct srow srows[] = {
-	SR("empty", "", ".\r\n"),
-	SR("one line", "a\r\n", "a\r\n.\r\n"),
-	SR("unterminated", "a", "a\r\n.\r\n"),
-	SR("unterminated cr", "a\r", "a\r\n.\r\n"),
-	SR("dot line", ".\r\n", "..\r\n.\r\n"),
-	SR("lead dot", "a\r\n.b\r\n", "a\r\n..b\r\n.\r\n"),
-	SR("two dots", "..\r\n", "...\r\n.\r\n"),
-	SR("dot mid line", "a.b\r\n", "a.b\r\n.\r\n"),
-	SR("lone dot", ".", "..\r\n.\r\n"),
-	SR("empty lines", "\r\n\r\n", "\r\n\r\n.\r\n"),
-	SR("crlf dot crlf", "x\r\n.\r\ny\r\n", "x\r\n..\r\ny\r\n.\r\n"),
-	SR("bare lf", "a\nb", "a\r\nb\r\n.\r\n"),
-	SR("bare lf dot", "a\n.\n", "a\r\n..\r\n.\r\n"),
-	SR("bare cr dot", "a\r.\r\n", "a\r\n..\r\n.\r\n"),
-	SR("cr cr lf", "\r\r\n", "\r\n\r\n.\r\n"),
-	SR("8bit", "\xc3\xa9\r\n.\xc3\xa9", "\xc3\xa9\r\n..\xc3\xa9\r\n.\r\n"),
-	SR("headers", "Subject: x\r\n\r\n.hidden\r\n..\r\n",
-	    "Subject: x\r\n\r\n..hidden\r\n...\r\n.\r\n"),
+    SR("empty", "", ".\r\n"),
+    SR("one line", "a\r\n", "a\r\n.\r\n"),
+    SR("unterminated", "a", "a\r\n.\r\n"),
+    SR("unterminated cr", "a\r", "a\r\n.\r\n"),
+    SR("dot line", ".\r\n", "..\r\n.\r\n"),
+    SR("lead dot", "a\r\n.b\r\n", "a\r\n..b\r\n.\r\n"),
+    SR("two dots", "..\r\n", "...\r\n.\r\n"),
+    SR("dot mid line", "a.b\r\n", "a.b\r\n.\r\n"),
+    SR("lone dot", ".", "..\r\n.\r\n"),
+    SR("empty lines", "\r\n\r\n", "\r\n\r\n.\r\n"),
+    SR("crlf dot crlf", "x\r\n.\r\ny\r\n", "x\r\n..\r\ny\r\n.\r\n"),
+    SR("bare lf", "a\nb", "a\r\nb\r\n.\r\n"),
+    SR("bare lf dot", "a\n.\n", "a\r\n..\r\n.\r\n"),
+    SR("bare cr dot", "a\r.\r\n", "a\r\n..\r\n.\r\n"),
+    SR("cr cr lf", "\r\r\n", "\r\n\r\n.\r\n"),
+    SR("8bit", "\xc3\xa9\r\n.\xc3\xa9", "\xc3\xa9\r\n..\xc3\xa9\r\n.\r\n"),
+    SR("headers", "Subject: x\r\n\r\n.hidden\r\n..\r\n",
+	"Subject: x\r\n\r\n..hidden\r\n...\r\n.\r\n"),
 };
 
 static void
@@ -302,13 +325,15 @@ test_stuff_rows(void)
 			smtp_stuff_init(&st);
 			buf_init(&out, 4096);
 			while (off < srows[i].len) {
-				size_t k = t_next_chunk(mode, srows[i].len - off),
-				    maplen;
+				size_t k = t_next_chunk(
+					   mode, srows[i].len - off),
+				       maplen;
 				void *map;
-				const char *g = t_guard(srows[i].in + off, k, &map,
-				    &maplen);
+				const char *g = t_guard(
+				    srows[i].in + off, k, &map, &maplen);
 
-				T_CHECK_INT(smtp_stuff_feed(&st, g, k, &out), 0);
+				T_CHECK_INT(
+				    smtp_stuff_feed(&st, g, k, &out), 0);
 				t_unguard(map, maplen);
 				off += k;
 			}
@@ -340,64 +365,66 @@ test_stuff_full(void)
  * Client sessions
  * ====================================================================== */
 
-enum op { OP_NONE, OP_TLS_DONE, OP_TLS_UNVERIFIED, OP_RESET, OP_QUIT,
-	OP_FAIL };
+enum op { OP_NONE, OP_TLS_DONE, OP_TLS_UNVERIFIED, OP_RESET, OP_QUIT, OP_FAIL };
 
 struct want {
 	enum smtp_result_class cls;
 	int code;
 	const char *enh;
-	const char *text;   /* NULL: not checked */
+	const char *text; /* NULL: not checked */
 };
 
 struct step {
-	const char *srv;          /* server bytes; NULL: none */
-	const char *cli;          /* exactly what the client writes meanwhile */
+	const char *srv; /* server bytes; NULL: none */
+	const char *cli; /* exactly what the client writes meanwhile */
 	enum smtp_client_action act;
-	const struct want *want;  /* results checked after the step */
+	const struct want *want; /* results checked after the step */
 	size_t nwant;
-	enum op op;               /* then the shell does this */
+	enum op op; /* then the shell does this */
 };
 
-#define WANT(...) .want = (const struct want[]){ __VA_ARGS__ }, \
-	.nwant = sizeof((const struct want[]){ __VA_ARGS__ }) / \
-	    sizeof(struct want)
+#define WANT(...)                                                              \
+	.want = (const struct want[]){__VA_ARGS__},                            \
+	.nwant =                                                               \
+	    sizeof((const struct want[]){__VA_ARGS__}) / sizeof(struct want)
 #define NSTEPS(a) (sizeof(a) / sizeof((a)[0]))
 
-#define RS_OK SMTP_RESULT_OK
-#define RS_TEMP SMTP_RESULT_TEMP
-#define RS_PERM SMTP_RESULT_PERM
-#define A_IN SMTP_CLIENT_NEED_INPUT
-#define A_TLS SMTP_CLIENT_STARTTLS
-#define A_BODY SMTP_CLIENT_SEND_BODY
-#define A_DONE SMTP_CLIENT_DONE
-#define A_FAIL SMTP_CLIENT_FAILED
+#define RS_OK	 SMTP_RESULT_OK
+#define RS_TEMP	 SMTP_RESULT_TEMP
+#define RS_PERM	 SMTP_RESULT_PERM
+#define A_IN	 SMTP_CLIENT_NEED_INPUT
+#define A_TLS	 SMTP_CLIENT_STARTTLS
+#define A_BODY	 SMTP_CLIENT_SEND_BODY
+#define A_DONE	 SMTP_CLIENT_DONE
+#define A_FAIL	 SMTP_CLIENT_FAILED
 #define A_CLOSED SMTP_CLIENT_CLOSED
 
 #define GREET "220 mx.example.net ESMTP\r\n"
-#define EHLO "EHLO client.example\r\n"
-#define HELO "HELO client.example\r\n"
+#define EHLO  "EHLO client.example\r\n"
+#define HELO  "HELO client.example\r\n"
 /* no PIPELINING */
-#define EHLO_BASIC "250-mx.example.net\r\n250-SIZE 100000\r\n" \
+#define EHLO_BASIC                                                             \
+	"250-mx.example.net\r\n250-SIZE 100000\r\n"                            \
 	"250 ENHANCEDSTATUSCODES\r\n"
 /* everything */
-#define EHLO_FULL "250-mx.example.net\r\n250-PIPELINING\r\n" \
-	"250-SIZE 100000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n" \
+#define EHLO_FULL                                                              \
+	"250-mx.example.net\r\n250-PIPELINING\r\n"                             \
+	"250-SIZE 100000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n"       \
 	"250-CHUNKING\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define MAIL_A "MAIL FROM:<a@example.org>"
 #define RCPT_B "RCPT TO:<b@example.net>\r\n"
 #define RCPT_C "RCPT TO:<c@example.net>\r\n"
 #define RCPT_D "RCPT TO:<d@example.net>\r\n"
-#define OK250 "250 2.1.0 Ok\r\n"
-#define GO354 "354 End data with <CR><LF>.<CR><LF>\r\n"
+#define OK250  "250 2.1.0 Ok\r\n"
+#define GO354  "354 End data with <CR><LF>.<CR><LF>\r\n"
 #define QUEUED "250 2.0.0 Ok: queued as 4F2A\r\n"
 
-static const struct smtp_client_rcpt rcpt_b[] = { { "b@example.net", 0,
-	NULL, NULL } };
+static const struct smtp_client_rcpt rcpt_b[] = {
+    {"b@example.net", 0, NULL, NULL}};
 static const struct smtp_client_rcpt rcpt_bcd[] = {
-	{ "b@example.net", 0, NULL, NULL },
-	{ "c@example.net", 0, NULL, NULL },
-	{ "d@example.net", 0, NULL, NULL },
+    {"b@example.net", 0, NULL, NULL},
+    {"c@example.net", 0, NULL, NULL},
+    {"d@example.net", 0, NULL, NULL},
 };
 
 static struct smtp_client_conf
@@ -418,8 +445,8 @@ conf_base(const struct smtp_client_rcpt *r, size_t n)
 
 struct run {
 	struct smtp_client *c;
-	struct buf pend;       /* server bytes not consumed yet */
-	struct buf written;    /* what the client wrote during a step */
+	struct buf pend;    /* server bytes not consumed yet */
+	struct buf written; /* what the client wrote during a step */
 	struct buf out;
 	enum t_feed mode;
 };
@@ -431,7 +458,8 @@ run_pump(struct run *r)
 	for (;;) {
 		size_t cons = 0, maplen;
 		void *map;
-		const char *g = t_guard(r->pend.data, r->pend.len, &map, &maplen);
+		const char *g =
+		    t_guard(r->pend.data, r->pend.len, &map, &maplen);
 		enum smtp_client_action act;
 
 		buf_reset(&r->out);
@@ -440,7 +468,7 @@ run_pump(struct run *r)
 		T_CHECK(cons <= r->pend.len);
 		buf_consume(&r->pend, cons);
 		T_CHECK(buf_append(&r->written, r->out.data ? r->out.data : "",
-		    r->out.len) == 0);
+			    r->out.len) == 0);
 		if (act != SMTP_CLIENT_SEND)
 			return act;
 	}
@@ -469,7 +497,8 @@ run_check_results(struct run *r, const struct step *s, size_t si)
 
 	T_CHECK_INT(smtp_client_nrcpts(r->c), s->nwant);
 	for (i = 0; i < s->nwant && i < smtp_client_nrcpts(r->c); i++) {
-		const struct smtp_client_result *res = smtp_client_result(r->c, i);
+		const struct smtp_client_result *res =
+		    smtp_client_result(r->c, i);
 
 		T_CHECK_INT(res->cls, s->want[i].cls);
 		T_CHECK_INT(res->code, s->want[i].code);
@@ -477,7 +506,8 @@ run_check_results(struct run *r, const struct step *s, size_t si)
 		if (s->want[i].text != NULL)
 			T_CHECK_STR(res->text, s->want[i].text);
 		if (res->cls != s->want[i].cls || res->code != s->want[i].code)
-			fprintf(stderr, "  mode %s step %zu rcpt %zu: %d %s %s\n",
+			fprintf(stderr,
+			    "  mode %s step %zu rcpt %zu: %d %s %s\n",
 			    t_feed_name(r->mode), si, i, res->code, res->enh,
 			    res->text);
 	}
@@ -537,8 +567,9 @@ run_script(const char *name, const struct smtp_client_conf *conf,
 			T_CHECK_INT(act, steps[i].act);
 			T_CHECK_STR(r.written.data ? r.written.data : "",
 			    steps[i].cli ? steps[i].cli : "");
-			if (act != steps[i].act || strcmp(r.written.data ?
-			    r.written.data : "", steps[i].cli ? steps[i].cli : ""))
+			if (act != steps[i].act ||
+			    strcmp(r.written.data ? r.written.data : "",
+				steps[i].cli ? steps[i].cli : ""))
 				fprintf(stderr, "  mode %s step %zu\n",
 				    t_feed_name(r.mode), i);
 			if (steps[i].want != NULL)
@@ -554,7 +585,7 @@ run_script(const char *name, const struct smtp_client_conf *conf,
 	}
 }
 
-#define RUN(name, conf, conf2, steps, check) \
+#define RUN(name, conf, conf2, steps, check)                                   \
 	run_script(name, conf, conf2, steps, NSTEPS(steps), check)
 
 /* ---- plain delivery ---------------------------------------------------- */
@@ -577,15 +608,14 @@ test_plain(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE },
-		{ OK250, RCPT_B, A_IN, NULL, 0, OP_NONE },
-		{ "250 2.1.5 Ok\r\n", "DATA\r\n", A_IN, NULL, 0, OP_NONE },
-		{ GO354, "", A_BODY, NULL, 0, OP_NONE },
-		{ QUEUED, "", A_DONE, WANT({ RS_OK, 250, "2.0.0", NULL }),
-		    OP_QUIT },
-		{ NULL, "QUIT\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "221 2.0.0 Bye\r\n", "", A_CLOSED, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE},
+	    {OK250, RCPT_B, A_IN, NULL, 0, OP_NONE},
+	    {"250 2.1.5 Ok\r\n", "DATA\r\n", A_IN, NULL, 0, OP_NONE},
+	    {GO354, "", A_BODY, NULL, 0, OP_NONE},
+	    {QUEUED, "", A_DONE, WANT({RS_OK, 250, "2.0.0", NULL}), OP_QUIT},
+	    {NULL, "QUIT\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"221 2.0.0 Bye\r\n", "", A_CLOSED, NULL, 0, OP_NONE},
 	};
 
 	RUN("plain delivery", &conf, NULL, steps, check_plain);
@@ -604,14 +634,16 @@ test_pipelining_mixed(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_bcd, 3);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C RCPT_D
-		    "DATA\r\n", A_IN, NULL, 0, OP_NONE },
-		{ OK250 "250 2.1.5 Ok\r\n550 5.1.1 No such user\r\n"
-		    "250 2.1.5 Ok\r\n" GO354, "", A_BODY, NULL, 0, OP_NONE },
-		{ QUEUED, "", A_DONE, WANT({ RS_OK, 250, "2.0.0", NULL },
-		    { RS_PERM, 550, "5.1.1", NULL }, { RS_OK, 250, "2.0.0", NULL }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C RCPT_D "DATA\r\n",
+		A_IN, NULL, 0, OP_NONE},
+	    {OK250 "250 2.1.5 Ok\r\n550 5.1.1 No such user\r\n"
+		   "250 2.1.5 Ok\r\n" GO354,
+		"", A_BODY, NULL, 0, OP_NONE},
+	    {QUEUED, "", A_DONE,
+		WANT({RS_OK, 250, "2.0.0", NULL}, {RS_PERM, 550, "5.1.1", NULL},
+		    {RS_OK, 250, "2.0.0", NULL}),
+		OP_NONE},
 	};
 
 	RUN("pipelining, mixed RCPT results", &conf, NULL, steps,
@@ -624,20 +656,21 @@ test_pipelining_all_refused(void)
 	struct smtp_client_conf conf = conf_base(rcpt_bcd, 2);
 	struct smtp_client_conf conf2 = conf_base(rcpt_bcd + 2, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C "DATA\r\n",
-		    A_IN, NULL, 0, OP_NONE },
-		{ OK250 "550 5.1.1 No b\r\n450 4.2.1 Later c\r\n"
-		    "554 5.5.1 No valid recipients\r\n", "", A_DONE,
-		    WANT({ RS_PERM, 550, "5.1.1", "No b" },
-		    { RS_TEMP, 450, "4.2.1", "Later c" }), OP_RESET },
-		/* reuse: RSET first, in the same batch */
-		{ NULL, "RSET\r\n" MAIL_A " SIZE=1234\r\n" RCPT_D "DATA\r\n",
-		    A_IN, NULL, 0, OP_NONE },
-		{ "250 2.0.0 Ok\r\n" OK250 OK250 GO354, "", A_BODY, NULL, 0,
-		    OP_NONE },
-		{ QUEUED, "", A_DONE, WANT({ RS_OK, 250, "2.0.0", NULL }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN,
+		NULL, 0, OP_NONE},
+	    {OK250 "550 5.1.1 No b\r\n450 4.2.1 Later c\r\n"
+		   "554 5.5.1 No valid recipients\r\n",
+		"", A_DONE,
+		WANT({RS_PERM, 550, "5.1.1", "No b"},
+		    {RS_TEMP, 450, "4.2.1", "Later c"}),
+		OP_RESET},
+	    /* reuse: RSET first, in the same batch */
+	    {NULL, "RSET\r\n" MAIL_A " SIZE=1234\r\n" RCPT_D "DATA\r\n", A_IN,
+		NULL, 0, OP_NONE},
+	    {"250 2.0.0 Ok\r\n" OK250 OK250 GO354, "", A_BODY, NULL, 0,
+		OP_NONE},
+	    {QUEUED, "", A_DONE, WANT({RS_OK, 250, "2.0.0", NULL}), OP_NONE},
 	};
 
 	RUN("pipelining, all RCPTs refused, then reuse", &conf, &conf2, steps,
@@ -650,26 +683,27 @@ test_serial_all_refused(void)
 	struct smtp_client_conf conf = conf_base(rcpt_bcd, 2);
 	struct smtp_client_conf conf2 = conf_base(rcpt_bcd + 2, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE },
-		{ OK250, RCPT_B, A_IN, NULL, 0, OP_NONE },
-		{ "550 5.1.1 No b\r\n", RCPT_C, A_IN, NULL, 0, OP_NONE },
-		/* no DATA when nobody was accepted */
-		{ "550 5.1.1 No c\r\n", "", A_DONE,
-		    WANT({ RS_PERM, 550, "5.1.1", "No b" },
-		    { RS_PERM, 550, "5.1.1", "No c" }), OP_RESET },
-		{ NULL, "RSET\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "250 2.0.0 Ok\r\n", MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0,
-		    OP_NONE },
-		{ OK250, RCPT_D, A_IN, NULL, 0, OP_NONE },
-		{ OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE },
-		{ GO354, "", A_BODY, NULL, 0, OP_NONE },
-		{ "451 4.3.0 Try later\r\n", "", A_DONE,
-		    WANT({ RS_TEMP, 451, "4.3.0", "Try later" }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE},
+	    {OK250, RCPT_B, A_IN, NULL, 0, OP_NONE},
+	    {"550 5.1.1 No b\r\n", RCPT_C, A_IN, NULL, 0, OP_NONE},
+	    /* no DATA when nobody was accepted */
+	    {"550 5.1.1 No c\r\n", "", A_DONE,
+		WANT({RS_PERM, 550, "5.1.1", "No b"},
+		    {RS_PERM, 550, "5.1.1", "No c"}),
+		OP_RESET},
+	    {NULL, "RSET\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"250 2.0.0 Ok\r\n", MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0,
+		OP_NONE},
+	    {OK250, RCPT_D, A_IN, NULL, 0, OP_NONE},
+	    {OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE},
+	    {GO354, "", A_BODY, NULL, 0, OP_NONE},
+	    {"451 4.3.0 Try later\r\n", "", A_DONE,
+		WANT({RS_TEMP, 451, "4.3.0", "Try later"}), OP_NONE},
 	};
 
-	RUN("one at a time, all RCPTs refused, then reuse", &conf, &conf2, steps,
-	    NULL);
+	RUN("one at a time, all RCPTs refused, then reuse", &conf, &conf2,
+	    steps, NULL);
 }
 
 static void
@@ -678,22 +712,22 @@ test_reuse_after_success(void)
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	struct smtp_client_conf conf2 = conf_base(rcpt_bcd + 1, 2);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B "DATA\r\n", A_IN,
-		    NULL, 0, OP_NONE },
-		{ OK250 OK250 GO354, "", A_BODY, NULL, 0, OP_NONE },
-		{ QUEUED, "", A_DONE, WANT({ RS_OK, 250, "2.0.0", NULL }),
-		    OP_RESET },
-		/* no RSET after a delivered message */
-		{ NULL, MAIL_A " SIZE=1234\r\n" RCPT_C RCPT_D "DATA\r\n", A_IN,
-		    NULL, 0, OP_NONE },
-		{ OK250 OK250 "452 4.5.3 Too many recipients\r\n" GO354, "",
-		    A_BODY, NULL, 0, OP_NONE },
-		{ "554 5.6.0 Rejected content\r\n", "", A_DONE,
-		    WANT({ RS_PERM, 554, "5.6.0", NULL },
-		    { RS_TEMP, 452, "4.5.3", NULL }), OP_QUIT },
-		{ NULL, "QUIT\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "221 Bye\r\n", "", A_CLOSED, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B "DATA\r\n", A_IN, NULL,
+		0, OP_NONE},
+	    {OK250 OK250 GO354, "", A_BODY, NULL, 0, OP_NONE},
+	    {QUEUED, "", A_DONE, WANT({RS_OK, 250, "2.0.0", NULL}), OP_RESET},
+	    /* no RSET after a delivered message */
+	    {NULL, MAIL_A " SIZE=1234\r\n" RCPT_C RCPT_D "DATA\r\n", A_IN, NULL,
+		0, OP_NONE},
+	    {OK250 OK250 "452 4.5.3 Too many recipients\r\n" GO354, "", A_BODY,
+		NULL, 0, OP_NONE},
+	    {"554 5.6.0 Rejected content\r\n", "", A_DONE,
+		WANT({RS_PERM, 554, "5.6.0", NULL},
+		    {RS_TEMP, 452, "4.5.3", NULL}),
+		OP_QUIT},
+	    {NULL, "QUIT\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"221 Bye\r\n", "", A_CLOSED, NULL, 0, OP_NONE},
 	};
 
 	RUN("reuse for a second message, 452 and final 554", &conf, &conf2,
@@ -719,17 +753,15 @@ test_helo_fallback(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ "502 5.5.2 Command not recognized\r\n", HELO, A_IN, NULL, 0,
-		    OP_NONE },
-		/* no ESMTP parameters; an 8-bit body goes in its 7-bit form */
-		{ "250 mx.example.net\r\n", MAIL_A "\r\n", A_IN, NULL, 0,
-		    OP_NONE },
-		{ "250 Ok\r\n", RCPT_B, A_IN, NULL, 0, OP_NONE },
-		{ "250 Ok\r\n", "DATA\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "354 Go\r\n", "", A_BODY, NULL, 0, OP_NONE },
-		{ "250 Ok\r\n", "", A_DONE, WANT({ RS_OK, 250, "", "Ok" }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"502 5.5.2 Command not recognized\r\n", HELO, A_IN, NULL, 0,
+		OP_NONE},
+	    /* no ESMTP parameters; an 8-bit body goes in its 7-bit form */
+	    {"250 mx.example.net\r\n", MAIL_A "\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"250 Ok\r\n", RCPT_B, A_IN, NULL, 0, OP_NONE},
+	    {"250 Ok\r\n", "DATA\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"354 Go\r\n", "", A_BODY, NULL, 0, OP_NONE},
+	    {"250 Ok\r\n", "", A_DONE, WANT({RS_OK, 250, "", "Ok"}), OP_NONE},
 	};
 
 	conf.body_8bit = true;
@@ -742,10 +774,10 @@ test_helo_refused(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ "500 What?\r\n", HELO, A_IN, NULL, 0, OP_NONE },
-		{ "550 5.7.1 Go away\r\n", "QUIT\r\n", A_FAIL,
-		    WANT({ RS_PERM, 550, "5.7.1", "Go away" }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"500 What?\r\n", HELO, A_IN, NULL, 0, OP_NONE},
+	    {"550 5.7.1 Go away\r\n", "QUIT\r\n", A_FAIL,
+		WANT({RS_PERM, 550, "5.7.1", "Go away"}), OP_NONE},
 	};
 
 	RUN("EHLO and HELO refused", &conf, NULL, steps, NULL);
@@ -763,10 +795,11 @@ test_greeting_421(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_bcd, 2);
 	const struct step steps[] = {
-		{ "421-4.3.2 mx.example.net busy\r\n421 4.3.2 try later\r\n", "",
-		    A_FAIL, WANT({ RS_TEMP, 421, "4.3.2",
-		    "mx.example.net busy\ntry later" },
-		    { RS_TEMP, 421, "4.3.2", NULL }), OP_NONE },
+	    {"421-4.3.2 mx.example.net busy\r\n421 4.3.2 try later\r\n", "",
+		A_FAIL,
+		WANT({RS_TEMP, 421, "4.3.2", "mx.example.net busy\ntry later"},
+		    {RS_TEMP, 421, "4.3.2", NULL}),
+		OP_NONE},
 	};
 
 	RUN("421 greeting", &conf, NULL, steps, check_greeting);
@@ -777,8 +810,8 @@ test_greeting_554(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ "554 5.7.1 No SMTP service here\r\n", "QUIT\r\n", A_FAIL,
-		    WANT({ RS_PERM, 554, "5.7.1", NULL }), OP_NONE },
+	    {"554 5.7.1 No SMTP service here\r\n", "QUIT\r\n", A_FAIL,
+		WANT({RS_PERM, 554, "5.7.1", NULL}), OP_NONE},
 	};
 
 	RUN("554 greeting", &conf, NULL, steps, check_greeting);
@@ -789,9 +822,9 @@ test_ehlo_421(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ "421 4.7.0 Too many connections\r\n", "", A_FAIL,
-		    WANT({ RS_TEMP, 421, "4.7.0", NULL }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"421 4.7.0 Too many connections\r\n", "", A_FAIL,
+		WANT({RS_TEMP, 421, "4.7.0", NULL}), OP_NONE},
 	};
 
 	RUN("421 to EHLO", &conf, NULL, steps, NULL);
@@ -814,16 +847,15 @@ test_starttls(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "220 2.0.0 Ready to start TLS\r\n", "", A_TLS, NULL, 0,
-		    OP_TLS_DONE },
-		{ NULL, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B "DATA\r\n", A_IN,
-		    NULL, 0, OP_NONE },
-		{ OK250 OK250 GO354, "", A_BODY, NULL, 0, OP_NONE },
-		{ QUEUED, "", A_DONE, WANT({ RS_OK, 250, "2.0.0", NULL }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"220 2.0.0 Ready to start TLS\r\n", "", A_TLS, NULL, 0,
+		OP_TLS_DONE},
+	    {NULL, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B "DATA\r\n", A_IN, NULL,
+		0, OP_NONE},
+	    {OK250 OK250 GO354, "", A_BODY, NULL, 0, OP_NONE},
+	    {QUEUED, "", A_DONE, WANT({RS_OK, 250, "2.0.0", NULL}), OP_NONE},
 	};
 
 	conf.want_starttls = true;
@@ -835,14 +867,14 @@ test_starttls_injection(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE },
-		/* plaintext behind the 220 must not answer the next EHLO */
-		{ "220 Go ahead\r\n250 fake\r\n250 fake too\r\n", "", A_TLS, NULL,
-		    0, OP_TLS_DONE },
-		{ NULL, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B "DATA\r\n", A_IN,
-		    NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE},
+	    /* plaintext behind the 220 must not answer the next EHLO */
+	    {"220 Go ahead\r\n250 fake\r\n250 fake too\r\n", "", A_TLS, NULL, 0,
+		OP_TLS_DONE},
+	    {NULL, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B "DATA\r\n", A_IN, NULL,
+		0, OP_NONE},
 	};
 
 	conf.want_starttls = true;
@@ -854,10 +886,10 @@ test_starttls_refused(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "454 4.7.0 TLS not available\r\n", MAIL_A " SIZE=1234\r\n",
-		    A_IN, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"454 4.7.0 TLS not available\r\n", MAIL_A " SIZE=1234\r\n", A_IN,
+		NULL, 0, OP_NONE},
 	};
 
 	conf.want_starttls = true;
@@ -873,7 +905,7 @@ check_local_tls(struct smtp_client *c)
 	T_CHECK(!e->remote);
 	T_CHECK(e->cmd == NULL);
 	T_CHECK_STR(e->text, "TLS is required but the peer does not offer "
-	    "STARTTLS");
+			     "STARTTLS");
 }
 
 static void
@@ -881,9 +913,9 @@ test_require_tls(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, "QUIT\r\n", A_FAIL,
-		    WANT({ RS_TEMP, 451, "4.7.4", NULL }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, "QUIT\r\n", A_FAIL, WANT({RS_TEMP, 451, "4.7.4", NULL}),
+		OP_NONE},
 	};
 
 	conf.require_tls = true;
@@ -896,11 +928,12 @@ test_require_tls_refused(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "554 5.7.3 No\r\n", "QUIT\r\n", A_FAIL,
-		    WANT({ RS_TEMP, 451, "4.7.4",
-		    "TLS is required but STARTTLS failed: 554 No" }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"554 5.7.3 No\r\n", "QUIT\r\n", A_FAIL,
+		WANT({RS_TEMP, 451, "4.7.4",
+		    "TLS is required but STARTTLS failed: 554 No"}),
+		OP_NONE},
 	};
 
 	conf.require_tls = true;
@@ -912,11 +945,11 @@ test_tls_handshake_failed(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "220 Go\r\n", "", A_TLS, NULL, 0, OP_FAIL },
-		{ NULL, "", A_FAIL, WANT({ RS_TEMP, 421, "4.4.2",
-		    "Connection timed out" }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"220 Go\r\n", "", A_TLS, NULL, 0, OP_FAIL},
+	    {NULL, "", A_FAIL,
+		WANT({RS_TEMP, 421, "4.4.2", "Connection timed out"}), OP_NONE},
 	};
 
 	conf.want_starttls = true;
@@ -925,7 +958,8 @@ test_tls_handshake_failed(void)
 
 /* ---- AUTH -------------------------------------------------------------- */
 
-#define EHLO_AUTH "250-mx.example.net\r\n250-AUTH LOGIN PLAIN\r\n" \
+#define EHLO_AUTH                                                              \
+	"250-mx.example.net\r\n250-AUTH LOGIN PLAIN\r\n"                       \
 	"250 ENHANCEDSTATUSCODES\r\n"
 #define AUTH_LINE "AUTH PLAIN AHVzZXIAcGFzcw==\r\n"
 
@@ -946,10 +980,10 @@ test_auth_ok(void)
 {
 	struct smtp_client_conf conf = conf_auth();
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE },
-		{ "235 2.7.0 Authentication successful\r\n", MAIL_A "\r\n", A_IN,
-		    NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE},
+	    {"235 2.7.0 Authentication successful\r\n", MAIL_A "\r\n", A_IN,
+		NULL, 0, OP_NONE},
 	};
 
 	RUN("AUTH PLAIN accepted", &conf, NULL, steps, NULL);
@@ -960,10 +994,10 @@ test_auth_535(void)
 {
 	struct smtp_client_conf conf = conf_auth();
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE },
-		{ "535 5.7.8 Authentication credentials invalid\r\n", "QUIT\r\n",
-		    A_FAIL, WANT({ RS_PERM, 535, "5.7.8", NULL }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE},
+	    {"535 5.7.8 Authentication credentials invalid\r\n", "QUIT\r\n",
+		A_FAIL, WANT({RS_PERM, 535, "5.7.8", NULL}), OP_NONE},
 	};
 
 	RUN("AUTH PLAIN 535", &conf, NULL, steps, NULL);
@@ -974,9 +1008,9 @@ test_auth_no_tls(void)
 {
 	struct smtp_client_conf conf = conf_auth();
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_AUTH, "QUIT\r\n", A_FAIL,
-		    WANT({ RS_TEMP, 451, "4.7.0", NULL }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_AUTH, "QUIT\r\n", A_FAIL, WANT({RS_TEMP, 451, "4.7.0", NULL}),
+		OP_NONE},
 	};
 
 	conf.tls_active = false;
@@ -988,8 +1022,8 @@ test_auth_plaintext_ok(void)
 {
 	struct smtp_client_conf conf = conf_auth();
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE},
 	};
 
 	conf.tls_active = false;
@@ -1002,9 +1036,9 @@ test_auth_not_offered(void)
 {
 	struct smtp_client_conf conf = conf_auth();
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ "250-x\r\n250 AUTH CRAM-MD5 XOAUTH2\r\n", "QUIT\r\n", A_FAIL,
-		    WANT({ RS_TEMP, 451, "4.7.4", NULL }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"250-x\r\n250 AUTH CRAM-MD5 XOAUTH2\r\n", "QUIT\r\n", A_FAIL,
+		WANT({RS_TEMP, 451, "4.7.4", NULL}), OP_NONE},
 	};
 
 	RUN("neither AUTH PLAIN nor LOGIN offered", &conf, NULL, steps, NULL);
@@ -1039,13 +1073,13 @@ test_auth_decision(void)
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct smtp_client_conf conf = conf_auth();
 		const struct step sends[] = {
-			{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-			{ EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE },
+		    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+		    {EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE},
 		};
 		const struct step refuses[] = {
-			{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-			{ EHLO_AUTH, "QUIT\r\n", A_FAIL,
-			    WANT({ RS_TEMP, 451, rows[i].enh, NULL }), OP_NONE },
+		    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+		    {EHLO_AUTH, "QUIT\r\n", A_FAIL,
+			WANT({RS_TEMP, 451, rows[i].enh, NULL}), OP_NONE},
 		};
 
 		conf.tls_active = rows[i].tls;
@@ -1065,29 +1099,29 @@ test_auth_after_starttls(void)
 {
 	struct smtp_client_conf conf = conf_auth();
 	const struct step unverified[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "220 2.0.0 Ready to start TLS\r\n", "", A_TLS, NULL, 0,
-		    OP_TLS_UNVERIFIED },
-		{ NULL, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_AUTH, "QUIT\r\n", A_FAIL,
-		    WANT({ RS_TEMP, 451, "4.7.5", NULL }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"220 2.0.0 Ready to start TLS\r\n", "", A_TLS, NULL, 0,
+		OP_TLS_UNVERIFIED},
+	    {NULL, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_AUTH, "QUIT\r\n", A_FAIL, WANT({RS_TEMP, 451, "4.7.5", NULL}),
+		OP_NONE},
 	};
 	const struct step verified[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "220 2.0.0 Ready to start TLS\r\n", "", A_TLS, NULL, 0,
-		    OP_TLS_DONE },
-		{ NULL, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"220 2.0.0 Ready to start TLS\r\n", "", A_TLS, NULL, 0,
+		OP_TLS_DONE},
+	    {NULL, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_AUTH, AUTH_LINE, A_IN, NULL, 0, OP_NONE},
 	};
 
 	conf.tls_active = false;
 	conf.tls_verified = true; /* ignored without tls_active */
 	conf.want_starttls = true;
 	conf.require_tls = true;
-	RUN("STARTTLS to an unverified peer: no AUTH", &conf, NULL,
-	    unverified, NULL);
+	RUN("STARTTLS to an unverified peer: no AUTH", &conf, NULL, unverified,
+	    NULL);
 	RUN("STARTTLS to a verified peer: AUTH", &conf, NULL, verified, NULL);
 }
 
@@ -1098,12 +1132,12 @@ test_auth_login_ok(void)
 {
 	struct smtp_client_conf conf = conf_auth();
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_LOGIN, "AUTH LOGIN\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "334 VXNlcm5hbWU6\r\n", "dXNlcg==\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "334 UGFzc3dvcmQ6\r\n", "cGFzcw==\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "235 2.7.0 Authentication successful\r\n", MAIL_A "\r\n", A_IN,
-		    NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_LOGIN, "AUTH LOGIN\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"334 VXNlcm5hbWU6\r\n", "dXNlcg==\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"334 UGFzc3dvcmQ6\r\n", "cGFzcw==\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"235 2.7.0 Authentication successful\r\n", MAIL_A "\r\n", A_IN,
+		NULL, 0, OP_NONE},
 	};
 
 	RUN("AUTH LOGIN when PLAIN is not offered", &conf, NULL, steps, NULL);
@@ -1114,12 +1148,12 @@ test_auth_login_535(void)
 {
 	struct smtp_client_conf conf = conf_auth();
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_LOGIN, "AUTH LOGIN\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "334 VXNlcm5hbWU6\r\n", "dXNlcg==\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "334 UGFzc3dvcmQ6\r\n", "cGFzcw==\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "535 5.7.8 Authentication credentials invalid\r\n", "QUIT\r\n",
-		    A_FAIL, WANT({ RS_PERM, 535, "5.7.8", NULL }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_LOGIN, "AUTH LOGIN\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"334 VXNlcm5hbWU6\r\n", "dXNlcg==\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"334 UGFzc3dvcmQ6\r\n", "cGFzcw==\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"535 5.7.8 Authentication credentials invalid\r\n", "QUIT\r\n",
+		A_FAIL, WANT({RS_PERM, 535, "5.7.8", NULL}), OP_NONE},
 	};
 
 	RUN("AUTH LOGIN 535", &conf, NULL, steps, NULL);
@@ -1130,14 +1164,15 @@ test_auth_login_third_challenge(void)
 {
 	struct smtp_client_conf conf = conf_auth();
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_LOGIN, "AUTH LOGIN\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "334 VXNlcm5hbWU6\r\n", "dXNlcg==\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "334 UGFzc3dvcmQ6\r\n", "cGFzcw==\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "334 bW9yZT8=\r\n", "", A_FAIL, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_LOGIN, "AUTH LOGIN\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"334 VXNlcm5hbWU6\r\n", "dXNlcg==\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"334 UGFzc3dvcmQ6\r\n", "cGFzcw==\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"334 bW9yZT8=\r\n", "", A_FAIL, NULL, 0, OP_NONE},
 	};
 
-	RUN("AUTH LOGIN: a third 334 is a protocol error", &conf, NULL, steps, NULL);
+	RUN("AUTH LOGIN: a third 334 is a protocol error", &conf, NULL, steps,
+	    NULL);
 }
 
 /* ---- SIZE, 8BITMIME, SMTPUTF8 ------------------------------------------ */
@@ -1147,11 +1182,15 @@ test_size_too_big(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_bcd, 2);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, "", A_DONE, WANT({ RS_PERM, 552, "5.3.4",
-		    "Message size 100001 exceeds the peer's limit of 100000 "
-		    "octets" }, { RS_PERM, 552, "5.3.4", NULL }), OP_QUIT },
-		{ NULL, "QUIT\r\n", A_IN, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, "", A_DONE,
+		WANT({RS_PERM, 552, "5.3.4",
+			 "Message size 100001 exceeds the peer's limit of "
+			 "100000 "
+			 "octets"},
+		    {RS_PERM, 552, "5.3.4", NULL}),
+		OP_QUIT},
+	    {NULL, "QUIT\r\n", A_IN, NULL, 0, OP_NONE},
 	};
 
 	conf.size = 100001;
@@ -1163,9 +1202,9 @@ test_size_unlimited(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ "250-x\r\n250 SIZE 0\r\n", MAIL_A " SIZE=99999999\r\n", A_IN,
-		    NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"250-x\r\n250 SIZE 0\r\n", MAIL_A " SIZE=99999999\r\n", A_IN, NULL,
+		0, OP_NONE},
 	};
 
 	conf.size = 99999999;
@@ -1177,9 +1216,9 @@ test_8bitmime(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234 BODY=8BITMIME\r\n" RCPT_B
-		    "DATA\r\n", A_IN, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234 BODY=8BITMIME\r\n" RCPT_B "DATA\r\n",
+		A_IN, NULL, 0, OP_NONE},
 	};
 
 	conf.body_8bit = true;
@@ -1193,11 +1232,11 @@ test_8bit_no_8bitmime(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, MAIL_A " SIZE=1700\r\n", A_IN, NULL, 0, OP_NONE },
-		{ OK250, RCPT_B, A_IN, NULL, 0, OP_NONE },
-		{ OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE },
-		{ GO354, "", A_BODY, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, MAIL_A " SIZE=1700\r\n", A_IN, NULL, 0, OP_NONE},
+	    {OK250, RCPT_B, A_IN, NULL, 0, OP_NONE},
+	    {OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE},
+	    {GO354, "", A_BODY, NULL, 0, OP_NONE},
 	};
 
 	conf.body_8bit = true;
@@ -1212,10 +1251,10 @@ test_8bit_8bitmime_no_downgrade(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234 BODY=8BITMIME\r\n" RCPT_B
-		    "DATA\r\n", A_IN, NULL, 0, OP_NONE },
-		{ OK250 OK250 GO354, "", A_BODY, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234 BODY=8BITMIME\r\n" RCPT_B "DATA\r\n",
+		A_IN, NULL, 0, OP_NONE},
+	    {OK250 OK250 GO354, "", A_BODY, NULL, 0, OP_NONE},
 	};
 
 	conf.body_8bit = true;
@@ -1229,8 +1268,8 @@ static void
 check_why(struct smtp_client *c)
 {
 	T_CHECK(strstr(smtp_client_result(c, 0)->text,
-	    "no 7-bit form: 8-bit octets in message/partial and the peer") !=
-	    NULL);
+		    "no 7-bit form: 8-bit octets in message/partial and the "
+		    "peer") != NULL);
 }
 
 static void
@@ -1238,9 +1277,9 @@ test_8bit_no_8bitmime_impossible(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, "", A_DONE, WANT({ RS_PERM, 554, "5.6.3", NULL }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, "", A_DONE, WANT({RS_PERM, 554, "5.6.3", NULL}),
+		OP_NONE},
 	};
 
 	conf.body_8bit = true;
@@ -1254,9 +1293,9 @@ test_8bit_headers_no_8bitmime(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, "", A_DONE, WANT({ RS_PERM, 554, "5.6.3", NULL }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, "", A_DONE, WANT({RS_PERM, 554, "5.6.3", NULL}),
+		OP_NONE},
 	};
 
 	conf.body_8bit = true;
@@ -1272,21 +1311,21 @@ test_8bit_headers_smtputf8_only(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ "250-mx.example.net\r\n250-SIZE 100000\r\n250-SMTPUTF8\r\n"
-		    "250 ENHANCEDSTATUSCODES\r\n", MAIL_A " SIZE=1700 SMTPUTF8\r\n",
-		    A_IN, NULL, 0, OP_NONE },
-		{ OK250, RCPT_B, A_IN, NULL, 0, OP_NONE },
-		{ OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE },
-		{ GO354, "", A_BODY, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"250-mx.example.net\r\n250-SIZE 100000\r\n250-SMTPUTF8\r\n"
+	     "250 ENHANCEDSTATUSCODES\r\n",
+		MAIL_A " SIZE=1700 SMTPUTF8\r\n", A_IN, NULL, 0, OP_NONE},
+	    {OK250, RCPT_B, A_IN, NULL, 0, OP_NONE},
+	    {OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE},
+	    {GO354, "", A_BODY, NULL, 0, OP_NONE},
 	};
 
 	conf.body_8bit = true;
 	conf.smtputf8 = true;
 	conf.downgrade = SMTP_DOWNGRADE_OK | SMTP_DOWNGRADE_HDR_8BIT;
 	conf.size_7bit = 1700;
-	RUN("SMTPUTF8 without 8BITMIME: UTF-8 headers, 7-bit body", &conf,
-	    NULL, steps, check_downgrade);
+	RUN("SMTPUTF8 without 8BITMIME: UTF-8 headers, 7-bit body", &conf, NULL,
+	    steps, check_downgrade);
 }
 
 static void
@@ -1294,20 +1333,20 @@ test_8bit_downgrade_size(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, "", A_DONE, WANT({ RS_PERM, 552, "5.3.4", NULL }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, "", A_DONE, WANT({RS_PERM, 552, "5.3.4", NULL}),
+		OP_NONE},
 	};
 
 	conf.body_8bit = true;
 	conf.downgrade = SMTP_DOWNGRADE_OK;
-	conf.size_7bit = 100001;   /* over EHLO_BASIC's SIZE 100000 */
-	RUN("the 7-bit form is over the peer's SIZE: 5.3.4", &conf, NULL,
-	    steps, NULL);
+	conf.size_7bit = 100001; /* over EHLO_BASIC's SIZE 100000 */
+	RUN("the 7-bit form is over the peer's SIZE: 5.3.4", &conf, NULL, steps,
+	    NULL);
 }
 
 static const struct smtp_client_rcpt rcpt_utf8[] = {
-	{ "j\xc3\xb6rg@example.net", 0, NULL, NULL },
+    {"j\xc3\xb6rg@example.net", 0, NULL, NULL},
 };
 
 static void
@@ -1315,10 +1354,11 @@ test_smtputf8(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_utf8, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234 SMTPUTF8\r\n"
-		    "RCPT TO:<j\xc3\xb6rg@example.net>\r\nDATA\r\n", A_IN, NULL, 0,
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL,
+		MAIL_A " SIZE=1234 SMTPUTF8\r\n"
+		       "RCPT TO:<j\xc3\xb6rg@example.net>\r\nDATA\r\n",
+		A_IN, NULL, 0, OP_NONE},
 	};
 
 	RUN("SMTPUTF8 offered, UTF-8 recipient", &conf, NULL, steps, NULL);
@@ -1329,9 +1369,9 @@ test_smtputf8_missing(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, "", A_DONE, WANT({ RS_PERM, 553, "5.6.7", NULL }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, "", A_DONE, WANT({RS_PERM, 553, "5.6.7", NULL}),
+		OP_NONE},
 	};
 
 	conf.smtputf8 = true;
@@ -1343,9 +1383,9 @@ test_smtputf8_missing_autodetect(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_utf8, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ "250 mx\r\n", "", A_DONE, WANT({ RS_PERM, 553, "5.6.7", NULL }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"250 mx\r\n", "", A_DONE, WANT({RS_PERM, 553, "5.6.7", NULL}),
+		OP_NONE},
 	};
 
 	RUN("UTF-8 address, peer without SMTPUTF8", &conf, NULL, steps, NULL);
@@ -1354,10 +1394,10 @@ test_smtputf8_missing_autodetect(void)
 /* ---- DSN --------------------------------------------------------------- */
 
 static const struct smtp_client_rcpt rcpt_dsn[] = {
-	{ "b@example.net", SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE, "rfc822",
-	    "b+x=y@example.net" },
-	{ "c@example.net", SMTP_NOTIFY_NEVER, NULL, NULL },
-	{ "d@example.net", SMTP_NOTIFY_DELAY, "utf-8", "d\xc3\xa9@example.net" },
+    {"b@example.net", SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE, "rfc822",
+	"b+x=y@example.net"},
+    {"c@example.net", SMTP_NOTIFY_NEVER, NULL, NULL},
+    {"d@example.net", SMTP_NOTIFY_DELAY, "utf-8", "d\xc3\xa9@example.net"},
 };
 
 static void
@@ -1372,17 +1412,20 @@ test_dsn(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_dsn, 3);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234 RET=HDRS ENVID=QQ+2B1\r\n"
-		    "RCPT TO:<b@example.net> NOTIFY=SUCCESS,FAILURE "
-		    "ORCPT=rfc822;b+2Bx+3Dy@example.net\r\n"
-		    "RCPT TO:<c@example.net> NOTIFY=NEVER\r\n"
-		    "RCPT TO:<d@example.net> NOTIFY=DELAY\r\n"
-		    "DATA\r\n", A_IN, NULL, 0, OP_NONE },
-		{ OK250 OK250 OK250 OK250 GO354, "", A_BODY, NULL, 0, OP_NONE },
-		{ QUEUED, "", A_DONE, WANT({ RS_OK, 250, "2.0.0", NULL },
-		    { RS_OK, 250, "2.0.0", NULL }, { RS_OK, 250, "2.0.0", NULL }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL,
+		MAIL_A " SIZE=1234 RET=HDRS ENVID=QQ+2B1\r\n"
+		       "RCPT TO:<b@example.net> NOTIFY=SUCCESS,FAILURE "
+		       "ORCPT=rfc822;b+2Bx+3Dy@example.net\r\n"
+		       "RCPT TO:<c@example.net> NOTIFY=NEVER\r\n"
+		       "RCPT TO:<d@example.net> NOTIFY=DELAY\r\n"
+		       "DATA\r\n",
+		A_IN, NULL, 0, OP_NONE},
+	    {OK250 OK250 OK250 OK250 GO354, "", A_BODY, NULL, 0, OP_NONE},
+	    {QUEUED, "", A_DONE,
+		WANT({RS_OK, 250, "2.0.0", NULL}, {RS_OK, 250, "2.0.0", NULL},
+		    {RS_OK, 250, "2.0.0", NULL}),
+		OP_NONE},
 	};
 
 	conf.ret = SMTP_RET_HDRS;
@@ -1402,13 +1445,12 @@ test_dsn_not_offered(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_dsn, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE },
-		{ OK250, RCPT_B, A_IN, NULL, 0, OP_NONE },
-		{ OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE },
-		{ GO354, "", A_BODY, NULL, 0, OP_NONE },
-		{ QUEUED, "", A_DONE, WANT({ RS_OK, 250, "2.0.0", NULL }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE},
+	    {OK250, RCPT_B, A_IN, NULL, 0, OP_NONE},
+	    {OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE},
+	    {GO354, "", A_BODY, NULL, 0, OP_NONE},
+	    {QUEUED, "", A_DONE, WANT({RS_OK, 250, "2.0.0", NULL}), OP_NONE},
 	};
 
 	conf.ret = SMTP_RET_FULL;
@@ -1423,9 +1465,9 @@ test_envid_too_long(void)
 	static char envid[120];
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234 RET=FULL\r\n" RCPT_B "DATA\r\n",
-		    A_IN, NULL, 0, OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234 RET=FULL\r\n" RCPT_B "DATA\r\n",
+		A_IN, NULL, 0, OP_NONE},
 	};
 
 	memset(envid, 'e', sizeof(envid) - 1);
@@ -1441,13 +1483,15 @@ test_mail_refused_pipelined(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_bcd, 2);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C "DATA\r\n",
-		    A_IN, NULL, 0, OP_NONE },
-		{ "550 5.7.1 Sender rejected\r\n503 5.5.1 Need MAIL\r\n"
-		    "503 5.5.1 Need MAIL\r\n503 5.5.1 Need RCPT\r\n", "", A_DONE,
-		    WANT({ RS_PERM, 550, "5.7.1", "Sender rejected" },
-		    { RS_PERM, 550, "5.7.1", NULL }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN,
+		NULL, 0, OP_NONE},
+	    {"550 5.7.1 Sender rejected\r\n503 5.5.1 Need MAIL\r\n"
+	     "503 5.5.1 Need MAIL\r\n503 5.5.1 Need RCPT\r\n",
+		"", A_DONE,
+		WANT({RS_PERM, 550, "5.7.1", "Sender rejected"},
+		    {RS_PERM, 550, "5.7.1", NULL}),
+		OP_NONE},
 	};
 
 	RUN("MAIL refused, pipelined 503s ignored", &conf, NULL, steps, NULL);
@@ -1458,10 +1502,10 @@ test_mail_451_serial(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "451 4.7.1 Greylisted\r\n", "", A_DONE,
-		    WANT({ RS_TEMP, 451, "4.7.1", "Greylisted" }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"451 4.7.1 Greylisted\r\n", "", A_DONE,
+		WANT({RS_TEMP, 451, "4.7.1", "Greylisted"}), OP_NONE},
 	};
 
 	RUN("MAIL 451, one at a time", &conf, NULL, steps, NULL);
@@ -1472,12 +1516,12 @@ test_data_refused(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE },
-		{ OK250, RCPT_B, A_IN, NULL, 0, OP_NONE },
-		{ OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "554 5.5.1 No\r\n", "", A_DONE,
-		    WANT({ RS_PERM, 554, "5.5.1", "No" }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE},
+	    {OK250, RCPT_B, A_IN, NULL, 0, OP_NONE},
+	    {OK250, "DATA\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"554 5.5.1 No\r\n", "", A_DONE,
+		WANT({RS_PERM, 554, "5.5.1", "No"}), OP_NONE},
 	};
 
 	RUN("DATA refused", &conf, NULL, steps, NULL);
@@ -1488,14 +1532,15 @@ test_final_451(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_bcd, 2);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C "DATA\r\n",
-		    A_IN, NULL, 0, OP_NONE },
-		{ OK250 OK250 "550 5.1.1 No\r\n" GO354, "", A_BODY, NULL, 0,
-		    OP_NONE },
-		{ "451 4.3.0 Queue trouble\r\n", "", A_DONE,
-		    WANT({ RS_TEMP, 451, "4.3.0", "Queue trouble" },
-		    { RS_PERM, 550, "5.1.1", "No" }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN,
+		NULL, 0, OP_NONE},
+	    {OK250 OK250 "550 5.1.1 No\r\n" GO354, "", A_BODY, NULL, 0,
+		OP_NONE},
+	    {"451 4.3.0 Queue trouble\r\n", "", A_DONE,
+		WANT({RS_TEMP, 451, "4.3.0", "Queue trouble"},
+		    {RS_PERM, 550, "5.1.1", "No"}),
+		OP_NONE},
 	};
 
 	RUN("final 451 after data", &conf, NULL, steps, NULL);
@@ -1506,13 +1551,15 @@ test_rcpt_421(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_bcd, 3);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C RCPT_D
-		    "DATA\r\n", A_IN, NULL, 0, OP_NONE },
-		{ OK250 "250 Ok\r\n550 5.1.1 No c\r\n421 4.4.2 Timeout\r\n", "",
-		    A_FAIL, WANT({ RS_TEMP, 421, "4.4.2", NULL },
-		    { RS_PERM, 550, "5.1.1", NULL }, { RS_TEMP, 421, "4.4.2", NULL }),
-		    OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C RCPT_D "DATA\r\n",
+		A_IN, NULL, 0, OP_NONE},
+	    {OK250 "250 Ok\r\n550 5.1.1 No c\r\n421 4.4.2 Timeout\r\n", "",
+		A_FAIL,
+		WANT({RS_TEMP, 421, "4.4.2", NULL},
+		    {RS_PERM, 550, "5.1.1", NULL},
+		    {RS_TEMP, 421, "4.4.2", NULL}),
+		OP_NONE},
 	};
 
 	RUN("421 in the middle of the RCPTs", &conf, NULL, steps, NULL);
@@ -1523,13 +1570,15 @@ test_body_timeout(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_bcd, 2);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C "DATA\r\n",
-		    A_IN, NULL, 0, OP_NONE },
-		{ OK250 OK250 "550 5.1.1 No\r\n" GO354, "", A_BODY, NULL, 0,
-		    OP_FAIL },
-		{ NULL, "", A_FAIL, WANT({ RS_TEMP, 421, "4.4.2", NULL },
-		    { RS_PERM, 550, "5.1.1", NULL }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN,
+		NULL, 0, OP_NONE},
+	    {OK250 OK250 "550 5.1.1 No\r\n" GO354, "", A_BODY, NULL, 0,
+		OP_FAIL},
+	    {NULL, "", A_FAIL,
+		WANT({RS_TEMP, 421, "4.4.2", NULL},
+		    {RS_PERM, 550, "5.1.1", NULL}),
+		OP_NONE},
 	};
 
 	RUN("shell failure after the body", &conf, NULL, steps, NULL);
@@ -1540,16 +1589,18 @@ test_multiline_enh(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE },
-		{ OK250, RCPT_B, A_IN, NULL, 0, OP_NONE },
-		{ "550-5.1.1 The email account that you tried to reach does\r\n"
-		    "550-5.1.1 not exist. Please try double-checking the\r\n"
-		    "550 5.1.1 recipient's email address.\r\n", "", A_DONE,
-		    WANT({ RS_PERM, 550, "5.1.1",
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE},
+	    {OK250, RCPT_B, A_IN, NULL, 0, OP_NONE},
+	    {"550-5.1.1 The email account that you tried to reach does\r\n"
+	     "550-5.1.1 not exist. Please try double-checking the\r\n"
+	     "550 5.1.1 recipient's email address.\r\n",
+		"", A_DONE,
+		WANT({RS_PERM, 550, "5.1.1",
 		    "The email account that you tried to reach does\n"
 		    "not exist. Please try double-checking the\n"
-		    "recipient's email address." }), OP_NONE },
+		    "recipient's email address."}),
+		OP_NONE},
 	};
 
 	RUN("multi-line reply with enhanced codes", &conf, NULL, steps, NULL);
@@ -1560,11 +1611,11 @@ test_bare_lf_peer(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ "220 mx\n", EHLO, A_IN, NULL, 0, OP_NONE },
-		{ "250-mx\n250 PIPELINING\n", MAIL_A "\r\n" RCPT_B "DATA\r\n",
-		    A_IN, NULL, 0, OP_NONE },
-		{ "250 ok\n250 ok\n354 go\n", "", A_BODY, NULL, 0, OP_NONE },
-		{ "250 ok\n", "", A_DONE, WANT({ RS_OK, 250, "", "ok" }), OP_NONE },
+	    {"220 mx\n", EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"250-mx\n250 PIPELINING\n", MAIL_A "\r\n" RCPT_B "DATA\r\n", A_IN,
+		NULL, 0, OP_NONE},
+	    {"250 ok\n250 ok\n354 go\n", "", A_BODY, NULL, 0, OP_NONE},
+	    {"250 ok\n", "", A_DONE, WANT({RS_OK, 250, "", "ok"}), OP_NONE},
 	};
 
 	RUN("peer ending lines with bare LF", &conf, NULL, steps, NULL);
@@ -1577,9 +1628,9 @@ test_bad_reply(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ "250-mx\r\n2x0 oops\r\n", "", A_FAIL,
-		    WANT({ RS_TEMP, 451, "4.5.0", NULL }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"250-mx\r\n2x0 oops\r\n", "", A_FAIL,
+		WANT({RS_TEMP, 451, "4.5.0", NULL}), OP_NONE},
 	};
 
 	RUN("reply that does not parse", &conf, NULL, steps, NULL);
@@ -1590,8 +1641,8 @@ test_mixed_codes(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ "220-mx\r\n250 mixed\r\n", "", A_FAIL,
-		    WANT({ RS_TEMP, 451, "4.5.0", NULL }), OP_NONE },
+	    {"220-mx\r\n250 mixed\r\n", "", A_FAIL,
+		WANT({RS_TEMP, 451, "4.5.0", NULL}), OP_NONE},
 	};
 
 	RUN("greeting with mixed codes", &conf, NULL, steps, NULL);
@@ -1603,7 +1654,7 @@ test_long_line(void)
 	static char srv[700];
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ srv, "", A_FAIL, WANT({ RS_TEMP, 451, "4.5.0", NULL }), OP_NONE },
+	    {srv, "", A_FAIL, WANT({RS_TEMP, 451, "4.5.0", NULL}), OP_NONE},
 	};
 
 	memset(srv, 'x', sizeof(srv) - 1);
@@ -1617,7 +1668,7 @@ test_too_many_lines(void)
 	static char srv[101 * 7 + 1];
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ srv, "", A_FAIL, WANT({ RS_TEMP, 451, "4.5.0", NULL }), OP_NONE },
+	    {srv, "", A_FAIL, WANT({RS_TEMP, 451, "4.5.0", NULL}), OP_NONE},
 	};
 	size_t i;
 
@@ -1631,11 +1682,11 @@ test_354_no_rcpt(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B "DATA\r\n", A_IN,
-		    NULL, 0, OP_NONE },
-		{ OK250 "550 5.1.1 No\r\n" GO354, "", A_FAIL,
-		    WANT({ RS_PERM, 550, "5.1.1", "No" }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_FULL, MAIL_A " SIZE=1234\r\n" RCPT_B "DATA\r\n", A_IN, NULL,
+		0, OP_NONE},
+	    {OK250 "550 5.1.1 No\r\n" GO354, "", A_FAIL,
+		WANT({RS_PERM, 550, "5.1.1", "No"}), OP_NONE},
 	};
 
 	RUN("354 though no recipient was accepted", &conf, NULL, steps, NULL);
@@ -1646,11 +1697,12 @@ test_unexpected_3xx(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ GREET, EHLO, A_IN, NULL, 0, OP_NONE },
-		{ EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE },
-		{ "354 what\r\n", "", A_FAIL,
-		    WANT({ RS_TEMP, 451, "4.5.0",
-		    "Unexpected reply to MAIL FROM: 354 what" }), OP_NONE },
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_BASIC, MAIL_A " SIZE=1234\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"354 what\r\n", "", A_FAIL,
+		WANT({RS_TEMP, 451, "4.5.0",
+		    "Unexpected reply to MAIL FROM: 354 what"}),
+		OP_NONE},
 	};
 
 	RUN("354 to MAIL", &conf, NULL, steps, NULL);
@@ -1662,7 +1714,7 @@ test_long_text_cut(void)
 	static char srv[4000];
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ srv, "", A_FAIL, WANT({ RS_TEMP, 450, "", NULL }), OP_NONE },
+	    {srv, "", A_FAIL, WANT({RS_TEMP, 450, "", NULL}), OP_NONE},
 	};
 	size_t i, o = 0;
 	const struct smtp_client_result *res;
@@ -1684,7 +1736,8 @@ test_long_text_cut(void)
 		(void)smtp_client_next(c, srv, o, &cons, &out);
 		res = smtp_client_result(c, 0);
 		T_CHECK_INT(strlen(res->text), SMTP_CLIENT_TEXT_MAX - 1);
-		T_CHECK(strcmp(res->text + SMTP_CLIENT_TEXT_MAX - 4, "...") == 0);
+		T_CHECK(
+		    strcmp(res->text + SMTP_CLIENT_TEXT_MAX - 4, "...") == 0);
 		smtp_client_free(c);
 		buf_free(&out);
 	}
@@ -1696,10 +1749,10 @@ static void
 test_conf_invalid(void)
 {
 	static const struct smtp_client_rcpt bad_crlf[] = {
-		{ "b@example.net\r\nRSET", 0, NULL, NULL } };
-	static const struct smtp_client_rcpt empty[] = { { "", 0, NULL, NULL } };
+	    {"b@example.net\r\nRSET", 0, NULL, NULL}};
+	static const struct smtp_client_rcpt empty[] = {{"", 0, NULL, NULL}};
 	static char longaddr[300];
-	struct smtp_client_rcpt longr[1] = { { longaddr, 0, NULL, NULL } };
+	struct smtp_client_rcpt longr[1] = {{longaddr, 0, NULL, NULL}};
 	struct smtp_client_conf conf;
 	struct smtp_client *c;
 
@@ -1745,17 +1798,17 @@ test_null_sender_waiting(void)
 	c = smtp_client_new(&conf);
 	buf_init(&out, 4096);
 	T_CHECK_STR(smtp_client_waiting(c), "greeting");
-	T_CHECK_INT(smtp_client_next(c, S(GREET), &cons, &out),
-	    SMTP_CLIENT_SEND);
+	T_CHECK_INT(
+	    smtp_client_next(c, S(GREET), &cons, &out), SMTP_CLIENT_SEND);
 	T_CHECK_STR(smtp_client_waiting(c), "EHLO");
 	buf_reset(&out);
-	T_CHECK_INT(smtp_client_next(c, S("250 x\r\n"), &cons, &out),
-	    SMTP_CLIENT_SEND);
+	T_CHECK_INT(
+	    smtp_client_next(c, S("250 x\r\n"), &cons, &out), SMTP_CLIENT_SEND);
 	T_CHECK_STR(out.data, "MAIL FROM:<>\r\n");
 	T_CHECK_STR(smtp_client_waiting(c), "MAIL FROM");
 	buf_reset(&out);
-	T_CHECK_INT(smtp_client_next(c, S("250 x\r\n"), &cons, &out),
-	    SMTP_CLIENT_SEND);
+	T_CHECK_INT(
+	    smtp_client_next(c, S("250 x\r\n"), &cons, &out), SMTP_CLIENT_SEND);
 	T_CHECK_STR(smtp_client_waiting(c), "RCPT TO");
 	smtp_client_free(c);
 	buf_free(&out);
@@ -1771,21 +1824,23 @@ test_out_full(void)
 
 	t_case("output buffer full");
 	buf_init(&out, 40);
-	T_CHECK_INT(smtp_client_next(c, S(GREET), &cons, &out),
-	    SMTP_CLIENT_SEND);
+	T_CHECK_INT(
+	    smtp_client_next(c, S(GREET), &cons, &out), SMTP_CLIENT_SEND);
 	buf_reset(&out);
-	T_CHECK_INT(smtp_client_next(c, S(EHLO_FULL), &cons, &out),
-	    SMTP_CLIENT_FAILED);
+	T_CHECK_INT(
+	    smtp_client_next(c, S(EHLO_FULL), &cons, &out), SMTP_CLIENT_FAILED);
 	T_CHECK_INT(out.len, 0);
 	T_CHECK_INT(smtp_client_result(c, 2)->cls, SMTP_RESULT_TEMP);
 	smtp_client_free(c);
 	buf_free(&out);
 }
 
-/* ---- LMTP (RFC 2033) ------------------------------------------------------ */
+/* ---- LMTP (RFC 2033) ------------------------------------------------------
+ */
 
 #define LHLO "LHLO client.example\r\n"
-#define LHLO_OK "250-mbox.example.net\r\n250-PIPELINING\r\n" \
+#define LHLO_OK                                                                \
+	"250-mbox.example.net\r\n250-PIPELINING\r\n"                           \
 	"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
 
 static void
@@ -1793,25 +1848,25 @@ test_lmtp_reply_per_recipient(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_bcd, 3);
 	const struct step steps[] = {
-		{ "220 mbox LMTP\r\n", LHLO, A_IN, NULL, 0, OP_NONE },
-		/* STARTTLS is offered but never used over LMTP */
-		{ LHLO_OK, MAIL_A "\r\n" RCPT_B RCPT_C RCPT_D "DATA\r\n", A_IN,
-		    NULL, 0, OP_NONE },
-		{ OK250 "250 2.1.5 Ok\r\n550 5.1.1 No such user\r\n"
-		    "250 2.1.5 Ok\r\n" GO354, "", A_BODY, NULL, 0, OP_NONE },
-		/* one reply per accepted recipient: b, then d */
-		{ "250 2.0.0 <b@example.net> Saved\r\n", "", A_IN, NULL, 0,
-		    OP_NONE },
-		{ "452 4.2.2 <d@example.net> Mailbox full\r\n", "", A_DONE,
-		    WANT({ RS_OK, 250, "2.0.0", NULL },
-		    { RS_PERM, 550, "5.1.1", NULL },
-		    { RS_TEMP, 452, "4.2.2", NULL }), OP_NONE },
+	    {"220 mbox LMTP\r\n", LHLO, A_IN, NULL, 0, OP_NONE},
+	    /* STARTTLS is offered but never used over LMTP */
+	    {LHLO_OK, MAIL_A "\r\n" RCPT_B RCPT_C RCPT_D "DATA\r\n", A_IN, NULL,
+		0, OP_NONE},
+	    {OK250 "250 2.1.5 Ok\r\n550 5.1.1 No such user\r\n"
+		   "250 2.1.5 Ok\r\n" GO354,
+		"", A_BODY, NULL, 0, OP_NONE},
+	    /* one reply per accepted recipient: b, then d */
+	    {"250 2.0.0 <b@example.net> Saved\r\n", "", A_IN, NULL, 0, OP_NONE},
+	    {"452 4.2.2 <d@example.net> Mailbox full\r\n", "", A_DONE,
+		WANT({RS_OK, 250, "2.0.0", NULL}, {RS_PERM, 550, "5.1.1", NULL},
+		    {RS_TEMP, 452, "4.2.2", NULL}),
+		OP_NONE},
 	};
 
 	conf.want_starttls = true;
 	conf.lmtp = true;
-	RUN("LMTP: LHLO, no STARTTLS, one reply per accepted recipient",
-	    &conf, NULL, steps, NULL);
+	RUN("LMTP: LHLO, no STARTTLS, one reply per accepted recipient", &conf,
+	    NULL, steps, NULL);
 }
 
 static void
@@ -1819,18 +1874,20 @@ test_lmtp_replies_in_one_read(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_bcd, 2);
 	const struct step steps[] = {
-		{ "220 mbox LMTP\r\n", LHLO, A_IN, NULL, 0, OP_NONE },
-		{ LHLO_OK, MAIL_A "\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN, NULL, 0,
-		    OP_NONE },
-		{ OK250 "250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n" GO354, "", A_BODY,
-		    NULL, 0, OP_NONE },
-		{ "550 5.2.0 <b@example.net> Rejected by Sieve\r\n"
-		    "250 2.0.0 <c@example.net> Saved\r\n", "", A_DONE,
-		    WANT({ RS_PERM, 550, "5.2.0", NULL },
-		    { RS_OK, 250, "2.0.0", NULL }), OP_RESET },
-		/* the next message: no RSET is needed after LMTP's replies */
-		{ NULL, MAIL_A "\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN, NULL, 0,
-		    OP_NONE },
+	    {"220 mbox LMTP\r\n", LHLO, A_IN, NULL, 0, OP_NONE},
+	    {LHLO_OK, MAIL_A "\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN, NULL, 0,
+		OP_NONE},
+	    {OK250 "250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n" GO354, "", A_BODY, NULL,
+		0, OP_NONE},
+	    {"550 5.2.0 <b@example.net> Rejected by Sieve\r\n"
+	     "250 2.0.0 <c@example.net> Saved\r\n",
+		"", A_DONE,
+		WANT(
+		    {RS_PERM, 550, "5.2.0", NULL}, {RS_OK, 250, "2.0.0", NULL}),
+		OP_RESET},
+	    /* the next message: no RSET is needed after LMTP's replies */
+	    {NULL, MAIL_A "\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN, NULL, 0,
+		OP_NONE},
 	};
 
 	conf.lmtp = true;
@@ -1843,9 +1900,9 @@ test_lmtp_lhlo_refused(void)
 {
 	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
 	const struct step steps[] = {
-		{ "220 mbox LMTP\r\n", LHLO, A_IN, NULL, 0, OP_NONE },
-		{ "500 5.5.1 Unknown command\r\n", "QUIT\r\n", A_FAIL,
-		    WANT({ RS_PERM, 500, "5.5.1", NULL }), OP_NONE },
+	    {"220 mbox LMTP\r\n", LHLO, A_IN, NULL, 0, OP_NONE},
+	    {"500 5.5.1 Unknown command\r\n", "QUIT\r\n", A_FAIL,
+		WANT({RS_PERM, 500, "5.5.1", NULL}), OP_NONE},
 	};
 
 	conf.lmtp = true;
@@ -1876,14 +1933,14 @@ test_helo_ok(void)
 		const char *h;
 		bool ok;
 	} rows[] = {
-		{ "mx.example.org", true },
-		{ "[192.0.2.1]", true },
-		{ "h\xc3\xa9te.example", true }, /* 8-bit: not ours to refuse */
-		{ "", false },
-		{ "mx example", false },
-		{ "mx\texample", false },
-		{ "mx\r\n", false },
-		{ "mx\x7f", false },
+	    {"mx.example.org", true},
+	    {"[192.0.2.1]", true},
+	    {"h\xc3\xa9te.example", true}, /* 8-bit: not ours to refuse */
+	    {"", false},
+	    {"mx example", false},
+	    {"mx\texample", false},
+	    {"mx\r\n", false},
+	    {"mx\x7f", false},
 	};
 	char lng[ADDR_DOMAIN_MAX + 2];
 	size_t i;

@@ -11,52 +11,52 @@ struct reply_row {
 	int code;
 	const char *enh;
 	const char *text;
-	const char *want;     /* NULL: must be refused */
+	const char *want; /* NULL: must be refused */
 };
 
 static const struct reply_row reply_rows[] = {
-	{ "single enh", 250, "2.0.0", "Ok", "250 2.0.0 Ok\r\n" },
-	{ "single no enh", 220, NULL, "mx.example ESMTP",
-	  "220 mx.example ESMTP\r\n" },
-	{ "multi no enh", 250, NULL, "first\nsecond\nlast",
-	  "250-first\r\n250-second\r\n250 last\r\n" },
-	{ "multi enh", 250, "2.0.0", "first\nsecond\nlast",
-	  "250-2.0.0 first\r\n250-2.0.0 second\r\n250 2.0.0 last\r\n" },
-	{ "ehlo style", 250, NULL, "mx.example\nPIPELINING\nSIZE 26214400",
-	  "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 26214400\r\n" },
-	{ "empty text", 250, NULL, "", "250\r\n" },
-	{ "NULL text", 221, "2.0.0", NULL, "221 2.0.0\r\n" },
-	{ "empty text enh", 250, "2.0.0", "", "250 2.0.0\r\n" },
-	{ "trailing newline", 250, NULL, "a\n", "250-a\r\n250\r\n" },
-	{ "empty middle line", 250, "2.0.0", "a\n\nb",
-	  "250-2.0.0 a\r\n250-2.0.0\r\n250 2.0.0 b\r\n" },
-	{ "4xx", 451, "4.3.0", "Queue trouble", "451 4.3.0 Queue trouble\r\n" },
-	{ "5xx 3-digit subject", 550, "5.100.999", "x", "550 5.100.999 x\r\n" },
-	{ "354 no enh", 354, NULL, "End data with <CR><LF>.<CR><LF>",
-	  "354 End data with <CR><LF>.<CR><LF>\r\n" },
-	{ "334 empty challenge", 334, NULL, "", "334 \r\n" },
-	{ "334 challenge", 334, NULL, "VXNlcm5hbWU6", "334 VXNlcm5hbWU6\r\n" },
-	{ "utf8 text", 553, "5.6.7", "j\xc3\xb6s\xc3\xa9",
-	  "553 5.6.7 j\xc3\xb6s\xc3\xa9\r\n" },
-	{ "code 200", 200, NULL, "x", "200 x\r\n" },
-	{ "code 599", 599, NULL, "x", "599 x\r\n" },
-	{ "code 199", 199, NULL, "x", NULL },
-	{ "code 600", 600, NULL, "x", NULL },
-	{ "code 0", 0, NULL, "x", NULL },
-	{ "code negative", -250, NULL, "x", NULL },
-	{ "enh class mismatch", 250, "5.0.0", "x", NULL },
-	{ "enh class 3", 250, "3.0.0", "x", NULL },
-	{ "enh short", 250, "2.0", "x", NULL },
-	{ "enh long", 250, "2.0.0.0", "x", NULL },
-	{ "enh 4 digits", 250, "2.1000.0", "x", NULL },
-	{ "enh empty part", 250, "2..0", "x", NULL },
-	{ "enh empty", 250, "", "x", NULL },
-	{ "enh trailing space", 250, "2.0.0 ", "x", NULL },
-	{ "text CR", 250, NULL, "a\rb", NULL },
-	{ "text CRLF", 250, NULL, "a\r\n250 injected", NULL },
-	{ "text tab", 250, NULL, "a\tb", NULL },
-	{ "text DEL", 250, NULL, "a\x7f", NULL },
-	{ "text ESC", 250, NULL, "\x1b[31m", NULL },
+    {"single enh", 250, "2.0.0", "Ok", "250 2.0.0 Ok\r\n"},
+    {"single no enh", 220, NULL, "mx.example ESMTP",
+	"220 mx.example ESMTP\r\n"},
+    {"multi no enh", 250, NULL, "first\nsecond\nlast",
+	"250-first\r\n250-second\r\n250 last\r\n"},
+    {"multi enh", 250, "2.0.0", "first\nsecond\nlast",
+	"250-2.0.0 first\r\n250-2.0.0 second\r\n250 2.0.0 last\r\n"},
+    {"ehlo style", 250, NULL, "mx.example\nPIPELINING\nSIZE 26214400",
+	"250-mx.example\r\n250-PIPELINING\r\n250 SIZE 26214400\r\n"},
+    {"empty text", 250, NULL, "", "250\r\n"},
+    {"NULL text", 221, "2.0.0", NULL, "221 2.0.0\r\n"},
+    {"empty text enh", 250, "2.0.0", "", "250 2.0.0\r\n"},
+    {"trailing newline", 250, NULL, "a\n", "250-a\r\n250\r\n"},
+    {"empty middle line", 250, "2.0.0", "a\n\nb",
+	"250-2.0.0 a\r\n250-2.0.0\r\n250 2.0.0 b\r\n"},
+    {"4xx", 451, "4.3.0", "Queue trouble", "451 4.3.0 Queue trouble\r\n"},
+    {"5xx 3-digit subject", 550, "5.100.999", "x", "550 5.100.999 x\r\n"},
+    {"354 no enh", 354, NULL, "End data with <CR><LF>.<CR><LF>",
+	"354 End data with <CR><LF>.<CR><LF>\r\n"},
+    {"334 empty challenge", 334, NULL, "", "334 \r\n"},
+    {"334 challenge", 334, NULL, "VXNlcm5hbWU6", "334 VXNlcm5hbWU6\r\n"},
+    {"utf8 text", 553, "5.6.7", "j\xc3\xb6s\xc3\xa9",
+	"553 5.6.7 j\xc3\xb6s\xc3\xa9\r\n"},
+    {"code 200", 200, NULL, "x", "200 x\r\n"},
+    {"code 599", 599, NULL, "x", "599 x\r\n"},
+    {"code 199", 199, NULL, "x", NULL},
+    {"code 600", 600, NULL, "x", NULL},
+    {"code 0", 0, NULL, "x", NULL},
+    {"code negative", -250, NULL, "x", NULL},
+    {"enh class mismatch", 250, "5.0.0", "x", NULL},
+    {"enh class 3", 250, "3.0.0", "x", NULL},
+    {"enh short", 250, "2.0", "x", NULL},
+    {"enh long", 250, "2.0.0.0", "x", NULL},
+    {"enh 4 digits", 250, "2.1000.0", "x", NULL},
+    {"enh empty part", 250, "2..0", "x", NULL},
+    {"enh empty", 250, "", "x", NULL},
+    {"enh trailing space", 250, "2.0.0 ", "x", NULL},
+    {"text CR", 250, NULL, "a\rb", NULL},
+    {"text CRLF", 250, NULL, "a\r\n250 injected", NULL},
+    {"text tab", 250, NULL, "a\tb", NULL},
+    {"text DEL", 250, NULL, "a\x7f", NULL},
+    {"text ESC", 250, NULL, "\x1b[31m", NULL},
 };
 
 static void
@@ -112,7 +112,7 @@ test_reply_line_limit(void)
 	buf_reset(&b);
 	T_CHECK_INT(smtp_reply(&b, 250, "2.0.0", t501), -1);
 	T_CHECK_INT(b.len, 0);
-	t_case("line exactly 512 without enh");   /* "250 " + 506 + CRLF */
+	t_case("line exactly 512 without enh"); /* "250 " + 506 + CRLF */
 	buf_reset(&b);
 	t507[506] = '\0';
 	T_CHECK_INT(smtp_reply(&b, 250, NULL, t507), 0);
@@ -125,12 +125,12 @@ test_reply_line_limit(void)
 	t_case("multi-line, second line exactly 512");
 	buf_reset(&b);
 	t501[0] = 'x';
-	t501[1] = '\n';             /* "x", then 499 octets: 10 + 499 + 2 = 511 */
+	t501[1] = '\n'; /* "x", then 499 octets: 10 + 499 + 2 = 511 */
 	T_CHECK_INT(smtp_reply(&b, 250, "2.0.0", t501), 0);
 	T_CHECK_INT(b.len, 13 + 511);
 	buf_reset(&b);
 	t501[1] = 'a';
-	t501[0] = '\n';             /* "", then 500 octets: exactly 512 */
+	t501[0] = '\n'; /* "", then 500 octets: exactly 512 */
 	T_CHECK_INT(smtp_reply(&b, 250, "2.0.0", t501), 0);
 	T_CHECK_INT(b.len, 11 + 512);
 	t_case("long second line restores buffer");
@@ -189,7 +189,8 @@ test_replyf(void)
 	t_case("replyf multi-line");
 	buf_reset(&b);
 	T_CHECK_INT(smtp_replyf(&b, 250, NULL, "%s\nSIZE %llu", "mx",
-	    (unsigned long long)26214400), 0);
+			(unsigned long long)26214400),
+	    0);
 	T_CHECK_STR(b.data, "250-mx\r\n250 SIZE 26214400\r\n");
 	t_case("replyf NUL from %c refused");
 	buf_reset(&b);

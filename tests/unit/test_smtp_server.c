@@ -32,431 +32,421 @@
 #define NSEEDS 4
 
 #define HOST "mx.test"
-#define G "220 " HOST " ESMTP\r\n"
-#define EHLO_HEAD "250-" HOST "\r\n250-PIPELINING\r\n250-SIZE 10000\r\n" \
-	"250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n" \
+#define G    "220 " HOST " ESMTP\r\n"
+#define EHLO_HEAD                                                              \
+	"250-" HOST "\r\n250-PIPELINING\r\n250-SIZE 10000\r\n"                 \
+	"250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n"          \
 	"250-CHUNKING\r\n"
-#define E EHLO_HEAD "250 DSN\r\n"
-#define E_TLS EHLO_HEAD "250-DSN\r\n250 STARTTLS\r\n"
+#define E      EHLO_HEAD "250 DSN\r\n"
+#define E_TLS  EHLO_HEAD "250-DSN\r\n250 STARTTLS\r\n"
 #define E_AUTH EHLO_HEAD "250-DSN\r\n250 AUTH PLAIN LOGIN\r\n"
-#define E_TLS_AUTH EHLO_HEAD "250-DSN\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n"
-#define H "250 " HOST "\r\n"
-#define MOK "250 2.1.0 Ok\r\n"
-#define ROK "250 2.1.5 Ok\r\n"
-#define GO "354 End data with <CR><LF>.<CR><LF>\r\n"
-#define QD "250 2.0.0 Ok: queued as X\r\n"
-#define OK "250 2.0.0 Ok\r\n"
-#define BYE "221 2.0.0 Bye\r\n"
-#define R503(t) "503 5.5.1 " t "\r\n"
+#define E_TLS_AUTH                                                             \
+	EHLO_HEAD "250-DSN\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n"
+#define H	  "250 " HOST "\r\n"
+#define MOK	  "250 2.1.0 Ok\r\n"
+#define ROK	  "250 2.1.5 Ok\r\n"
+#define GO	  "354 End data with <CR><LF>.<CR><LF>\r\n"
+#define QD	  "250 2.0.0 Ok: queued as X\r\n"
+#define OK	  "250 2.0.0 Ok\r\n"
+#define BYE	  "221 2.0.0 Bye\r\n"
+#define R503(t)	  "503 5.5.1 " t "\r\n"
 #define NEED_HELO R503("Send HELO/EHLO first")
 #define NEED_MAIL R503("Need MAIL command")
 #define NEED_RCPT R503("Need RCPT command")
-#define NESTED R503("Nested MAIL command")
-#define IN_BDAT R503("Only BDAT, RSET, NOOP, EHLO, HELO, QUIT between chunks")
-#define TOO_MANY "421 4.7.0 " HOST " Too many errors, closing connection\r\n"
-#define BDAT_421 "421 4.5.0 " HOST " BDAT chunk size unknown, closing connection\r\n"
+#define NESTED	  R503("Nested MAIL command")
+#define IN_BDAT	  R503("Only BDAT, RSET, NOOP, EHLO, HELO, QUIT between chunks")
+#define TOO_MANY  "421 4.7.0 " HOST " Too many errors, closing connection\r\n"
+#define BDAT_421                                                               \
+	"421 4.5.0 " HOST " BDAT chunk size unknown, closing connection\r\n"
 #define UNKNOWN_USER "550 5.1.1 User unknown\r\n"
-#define LONG "500 5.5.2 Line too long\r\n"
-#define BARE_LF "500 5.5.2 Command line must end with CRLF\r\n"
-#define AUTH_OK "235 2.7.0 Authentication successful\r\n"
-#define AUTH_BAD "535 5.7.8 Authentication credentials invalid\r\n"
-#define C_USER "334 VXNlcm5hbWU6\r\n"
-#define C_PASS "334 UGFzc3dvcmQ6\r\n"
-#define BODY_LF "554 5.6.0 Bare LF not allowed*\r\n"
-#define BODY_CR "554 5.6.0 Bare CR not allowed*\r\n"
-#define STORE_FULL "452 4.3.1 Insufficient system storage, try again later\r\n"
-#define BODY_BIG "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+#define LONG	     "500 5.5.2 Line too long\r\n"
+#define BARE_LF	     "500 5.5.2 Command line must end with CRLF\r\n"
+#define AUTH_OK	     "235 2.7.0 Authentication successful\r\n"
+#define AUTH_BAD     "535 5.7.8 Authentication credentials invalid\r\n"
+#define C_USER	     "334 VXNlcm5hbWU6\r\n"
+#define C_PASS	     "334 UGFzc3dvcmQ6\r\n"
+#define BODY_LF	     "554 5.6.0 Bare LF not allowed*\r\n"
+#define BODY_CR	     "554 5.6.0 Bare CR not allowed*\r\n"
+#define STORE_FULL   "452 4.3.1 Insufficient system storage, try again later\r\n"
+#define BODY_BIG     "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
 
 /* client prefixes */
-#define TX "EHLO client.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@mx.test>\r\n"
+#define TX                                                                     \
+	"EHLO client.test\r\nMAIL FROM:<a@example.org>\r\nRCPT "               \
+	"TO:<b@mx.test>\r\n"
 #define TX_R G E MOK ROK
-#define SMUG "MAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@mx.test>\r\nDATA\r\nsmuggled\r\n"
+#define SMUG                                                                   \
+	"MAIL FROM:<evil@x.test>\r\nRCPT "                                     \
+	"TO:<victim@mx.test>\r\nDATA\r\nsmuggled\r\n"
 
 /* options */
-#define O_TLS 0x1
-#define O_AUTH 0x2
+#define O_TLS		 0x1
+#define O_AUTH		 0x2
 #define O_REJECT_CONNECT 0x4
-#define O_REJECT_DATA 0x8
-#define O_REJECT_EOM 0x10
-#define O_STORE_FULL 0x20       /* the body sink refuses all content */
+#define O_REJECT_DATA	 0x8
+#define O_REJECT_EOM	 0x10
+#define O_STORE_FULL	 0x20 /* the body sink refuses all content */
 
 struct conv {
 	const char *name;
 	const char *in;
 	size_t in_len;
-	const char *tls_in;      /* input after the TLS handshake, or NULL */
-	const char *want;        /* exact output ('*' see above) */
-	const char *body;        /* sink content with [D] at DATA, [E] at EOM */
-	const char *events;      /* letters, see ev_letter(); NULL: unchecked */
+	const char *tls_in; /* input after the TLS handshake, or NULL */
+	const char *want;   /* exact output ('*' see above) */
+	const char *body;   /* sink content with [D] at DATA, [E] at EOM */
+	const char *events; /* letters, see ev_letter(); NULL: unchecked */
 	unsigned opts;
-	unsigned max_rcpt;       /* 0: 100 */
-	unsigned max_errors;     /* 0: 10 */
+	unsigned max_rcpt;   /* 0: 100 */
+	unsigned max_errors; /* 0: 10 */
 };
 
 #define IN(s) .in = s, .in_len = sizeof(s) - 1
 
 static const struct conv convs[] = {
-	{ "quit", IN("QUIT\r\n"), .want = G BYE, .events = "CQ" },
-	{ "normal transaction",
-	  IN(TX "DATA\r\nSubject: hi\r\n\r\nHello\r\n.\r\nQUIT\r\n"),
-	  .want = TX_R GO QD BYE, .body = "[D]Subject: hi\r\n\r\nHello\r\n[E]",
-	  .events = "CHMRDEQ" },
-	{ "HELO transaction",
-	  IN("HELO client.test\r\nMAIL FROM:<>\r\nRCPT TO:<Postmaster>\r\n"
-	     "DATA\r\nx\r\n.\r\nQUIT\r\n"),
-	  .want = G H MOK ROK GO QD BYE, .body = "[D]x\r\n[E]" },
-	{ "pipelined transactions",
-	  IN(TX "DATA\r\none\r\n.\r\nMAIL FROM:<c@example.org>\r\n"
-	     "RCPT TO:<d@mx.test>\r\nRCPT TO:<e@mx.test>\r\nDATA\r\ntwo\r\n.\r\n"
-	     "QUIT\r\n"),
-	  .want = TX_R GO QD MOK ROK ROK GO QD BYE,
-	  .body = "[D]one\r\n[E][D]two\r\n[E]", .events = "CHMRDEMRRDEQ" },
-	{ "MAIL before EHLO",
-	  IN("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n"
-	     "QUIT\r\n"),
-	  .want = G NEED_HELO NEED_MAIL NEED_RCPT BYE, .events = "CQ" },
-	{ "RCPT before MAIL",
-	  IN("EHLO c\r\nRCPT TO:<b@mx.test>\r\nQUIT\r\n"),
-	  .want = G E NEED_MAIL BYE },
-	{ "DATA before RCPT",
-	  IN("EHLO c\r\nDATA\r\nMAIL FROM:<a@b.test>\r\nDATA\r\nBDAT 3\r\nabc"
-	     "QUIT\r\n"),
-	  .want = G E NEED_RCPT MOK NEED_RCPT NEED_RCPT BYE },
-	{ "second MAIL",
-	  IN(TX "MAIL FROM:<c@example.org>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n"),
-	  .want = TX_R NESTED GO QD BYE, .events = "CHMRDEQ" },
-	{ "BDAT then DATA",
-	  IN(TX "BDAT 5\r\nHelloDATA\r\nBDAT 0 LAST\r\nQUIT\r\n"),
-	  .want = TX_R "250 2.0.0 5 octets received\r\n"
-	  R503("DATA not allowed after BDAT in the same transaction") QD BYE,
-	  .body = "[D]Hello[E]" },
-	{ "EHLO mid-transaction resets",
-	  IN(TX "EHLO again.test\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n"
-	     "MAIL FROM:<a@example.org>\r\nQUIT\r\n"),
-	  .want = TX_R E NEED_MAIL NEED_RCPT MOK BYE, .events = "CHMRHMQ" },
-	{ "HELO between BDAT chunks resets",
-	  IN(TX "BDAT 2\r\nabHELO c\r\nBDAT 1 LAST\r\nxQUIT\r\n"),
-	  .want = TX_R "250 2.0.0 2 octets received\r\n" H NEED_RCPT BYE,
-	  .body = "[D]ab" },
-	{ "RSET",
-	  IN(TX "RSET\r\nRCPT TO:<b@mx.test>\r\nMAIL FROM:<>\r\n"
-	     "RCPT TO:<b@mx.test>\r\nDATA\r\nx\r\n.\r\nRSET\r\nQUIT\r\n"),
-	  .want = TX_R OK NEED_MAIL MOK ROK GO QD OK BYE,
-	  .events = "CHMRXMRDEXQ" },
-	{ "SIZE over limit",
-	  IN("EHLO c\r\nMAIL FROM:<a@b.test> SIZE=10001\r\n"
-	     "MAIL FROM:<a@b.test> SIZE=10000\r\nQUIT\r\n"),
-	  .want = G E "552 5.3.4 Message size exceeds fixed maximum message "
-	  "size\r\n" MOK BYE, .events = "CHMQ" },
-	{ "bad ESMTP parameters",
-	  IN("EHLO c\r\nMAIL FROM:<a@b.test> FOO=BAR\r\n"
-	     "MAIL FROM:<a@b.test> BODY=9BIT\r\n"
-	     "MAIL FROM:<a@b.test> BODY=8BITMIME SMTPUTF8\r\n"
-	     "RCPT TO:<b@mx.test> NOTIFY=SOMETIMES\r\nQUIT\r\n"),
-	  .want = G E "555 5.5.4 *\r\n" "555 5.5.4 *\r\n" MOK "501 5.5.4 *\r\n"
-	  BYE },
-	{ "ESMTP parameters after HELO",
-	  IN("HELO c\r\nMAIL FROM:<a@b.test> SIZE=10\r\nQUIT\r\n"),
-	  .want = G H "555 5.5.4 *\r\n" BYE },
-	{ "bad paths",
-	  IN("EHLO c\r\nMAIL FROM:a@b.test\r\nMAIL FROM:<a@@b>\r\n"
-	     "MAIL FROM:<a@b.test>\r\nRCPT TO:<>\r\nQUIT\r\n"),
-	  .want = G E "501 5.1.7 *\r\n" "501 5.1.7 *\r\n" MOK "501 5.1.3 *\r\n"
-	  BYE },
-	{ "SMTPUTF8",
-	  IN("EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<j\xc3\xb6rg@mx.test>\r\n"
-	     "RSET\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\n"
-	     "RCPT TO:<j\xc3\xb6rg@mx.test>\r\nQUIT\r\n"),
-	  .want = G E MOK "553 5.6.7 *\r\n" OK MOK ROK BYE },
-	{ "bare LF command",
-	  IN("EHLO c\nNOOP\r\n\nNOOP\r\r\nQUIT\r\n"),
-	  .want = G BARE_LF OK BARE_LF "500 5.5.2 *\r\n" BYE, .events = "CQ" },
-	{ "NUL in a command",
-	  IN("NO\0OP\r\nEHLO c\0d\r\nNOOP\r\nQUIT\r\n"),
-	  .want = G "500 5.5.2 *\r\n" "500 5.5.2 *\r\n" OK BYE },
-	{ "empty line and unknown verb",
-	  IN("\r\nFOO\r\nMAILFROM:<a@b>\r\nQUIT\r\n"),
-	  .want = G "500 5.5.2 *\r\n" "500 5.5.2 *\r\n" "500 5.5.2 *\r\n" BYE },
-	{ "garbage until 421",
-	  IN("foo\r\n\x01\x02\r\nGET / HTTP/1.0\r\nNOOP\r\nQUIT\r\n"),
-	  .max_errors = 3,
-	  .want = G "500 5.5.2 *\r\n" "500 5.5.2 *\r\n" "500 5.5.2 *\r\n"
-	  TOO_MANY, .events = "CZ" },
-	{ "errors mixed with good commands",
-	  IN("EHLO c\r\nx\r\nNOOP\r\nVRFY\r\nEXPN list\r\nNOOP\r\n"),
-	  .max_errors = 3,
-	  .want = G E "500 5.5.2 *\r\n" OK "501 5.5.4 *\r\n"
-	  "502 5.5.1 EXPN not available\r\n" TOO_MANY, .events = "CHZ" },
-	{ "rejections count as errors",
-	  IN(TX "RCPT TO:<unknown1@mx.test>\r\nRCPT TO:<unknown2@mx.test>\r\n"
-	     "RCPT TO:<c@mx.test>\r\n"),
-	  .max_errors = 2,
-	  .want = TX_R UNKNOWN_USER UNKNOWN_USER TOO_MANY, .events = "CHMRRRZ" },
-	{ "VRFY EXPN HELP NOOP",
-	  IN("VRFY root\r\nEXPN staff\r\nHELP\r\nHELP MAIL\r\nNOOP x\r\n"
-	     "QUIT\r\n"),
-	  .want = G "252 2.0.0 Cannot VRFY user, but will accept message and "
-	  "attempt delivery\r\n" "502 5.5.1 EXPN not available\r\n"
-	  "214-2.0.0 Supported commands:\r\n"
-	  "214-2.0.0 HELO EHLO MAIL RCPT DATA BDAT RSET\r\n"
-	  "214-2.0.0 NOOP VRFY EXPN HELP QUIT STARTTLS AUTH\r\n"
-	  "214 2.0.0 End of HELP info\r\n"
-	  "214-2.0.0 Supported commands:\r\n"
-	  "214-2.0.0 HELO EHLO MAIL RCPT DATA BDAT RSET\r\n"
-	  "214-2.0.0 NOOP VRFY EXPN HELP QUIT STARTTLS AUTH\r\n"
-	  "214 2.0.0 End of HELP info\r\n" OK BYE },
-	{ "unknown recipient among good ones",
-	  IN(TX "RCPT TO:<unknown@mx.test>\r\nRCPT TO:<c@mx.test>\r\n"
-	     "DATA\r\nx\r\n.\r\nQUIT\r\n"),
-	  .want = TX_R UNKNOWN_USER ROK GO QD BYE, .events = "CHMRRRDEQ" },
-	{ "all recipients rejected",
-	  IN("EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<unknown@mx.test>\r\n"
-	     "DATA\r\nx\r\n.\r\nQUIT\r\n"),
-	  .want = G E MOK UNKNOWN_USER NEED_RCPT "500 5.5.2 *\r\n"
-	  "500 5.5.2 *\r\n" BYE },
-	{ "MAIL rejected",
-	  IN("EHLO c\r\nMAIL FROM:<bad@x>\r\nRCPT TO:<b@mx.test>\r\n"
-	     "MAIL FROM:<good@x>\r\nQUIT\r\n"),
-	  .want = G E "553 5.1.8 Sender rejected\r\n" NEED_MAIL MOK BYE },
-	{ "HELO rejected",
-	  IN("EHLO reject.test\r\nMAIL FROM:<a@b.test>\r\nHELO ok.test\r\n"
-	     "EHLO reject.test\r\nMAIL FROM:<a@b.test>\r\nQUIT\r\n"),
-	  .want = G "550 5.7.1 Go away\r\n" NEED_HELO H "550 5.7.1 Go away\r\n"
-	  MOK BYE },
-	{ "connection rejected",
-	  IN("EHLO c\r\nQUIT\r\n"), .opts = O_REJECT_CONNECT,
-	  .want = "554 5.3.2 No service\r\n", .events = "CZ" },
-	{ "DATA rejected resets the transaction",
-	  IN(TX "DATA\r\nRCPT TO:<b@mx.test>\r\nQUIT\r\n"),
-	  .opts = O_REJECT_DATA,
-	  .want = TX_R "554 5.5.1 No valid recipients\r\n" NEED_MAIL BYE },
-	{ "message rejected is not an error",
-	  IN(TX "DATA\r\nspam\r\n.\r\nRCPT TO:<b@mx.test>\r\nNOOP\r\n"),
-	  .opts = O_REJECT_EOM, .max_errors = 2,
-	  .want = TX_R GO "554 5.7.1 Spam\r\n" NEED_MAIL OK,
-	  .body = "[D]spam\r\n[E]" },
+    {"quit", IN("QUIT\r\n"), .want = G BYE, .events = "CQ"},
+    {"normal transaction",
+	IN(TX "DATA\r\nSubject: hi\r\n\r\nHello\r\n.\r\nQUIT\r\n"),
+	.want = TX_R GO QD BYE, .body = "[D]Subject: hi\r\n\r\nHello\r\n[E]",
+	.events = "CHMRDEQ"},
+    {"HELO transaction",
+	IN("HELO client.test\r\nMAIL FROM:<>\r\nRCPT TO:<Postmaster>\r\n"
+	   "DATA\r\nx\r\n.\r\nQUIT\r\n"),
+	.want = G H MOK ROK GO QD BYE, .body = "[D]x\r\n[E]"},
+    {"pipelined transactions",
+	IN(TX
+	    "DATA\r\none\r\n.\r\nMAIL FROM:<c@example.org>\r\n"
+	    "RCPT TO:<d@mx.test>\r\nRCPT TO:<e@mx.test>\r\nDATA\r\ntwo\r\n.\r\n"
+	    "QUIT\r\n"),
+	.want = TX_R GO QD MOK ROK ROK GO QD BYE,
+	.body = "[D]one\r\n[E][D]two\r\n[E]", .events = "CHMRDEMRRDEQ"},
+    {"MAIL before EHLO",
+	IN("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n"
+	   "QUIT\r\n"),
+	.want = G NEED_HELO NEED_MAIL NEED_RCPT BYE, .events = "CQ"},
+    {"RCPT before MAIL", IN("EHLO c\r\nRCPT TO:<b@mx.test>\r\nQUIT\r\n"),
+	.want = G E NEED_MAIL BYE},
+    {"DATA before RCPT",
+	IN("EHLO c\r\nDATA\r\nMAIL FROM:<a@b.test>\r\nDATA\r\nBDAT 3\r\nabc"
+	   "QUIT\r\n"),
+	.want = G E NEED_RCPT MOK NEED_RCPT NEED_RCPT BYE},
+    {"second MAIL",
+	IN(TX "MAIL FROM:<c@example.org>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n"),
+	.want = TX_R NESTED GO QD BYE, .events = "CHMRDEQ"},
+    {"BDAT then DATA", IN(TX "BDAT 5\r\nHelloDATA\r\nBDAT 0 LAST\r\nQUIT\r\n"),
+	.want = TX_R "250 2.0.0 5 octets received\r\n" R503(
+	    "DATA not allowed after BDAT in the same transaction") QD BYE,
+	.body = "[D]Hello[E]"},
+    {"EHLO mid-transaction resets",
+	IN(TX "EHLO again.test\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n"
+	      "MAIL FROM:<a@example.org>\r\nQUIT\r\n"),
+	.want = TX_R E NEED_MAIL NEED_RCPT MOK BYE, .events = "CHMRHMQ"},
+    {"HELO between BDAT chunks resets",
+	IN(TX "BDAT 2\r\nabHELO c\r\nBDAT 1 LAST\r\nxQUIT\r\n"),
+	.want = TX_R "250 2.0.0 2 octets received\r\n" H NEED_RCPT BYE,
+	.body = "[D]ab"},
+    {"RSET",
+	IN(TX "RSET\r\nRCPT TO:<b@mx.test>\r\nMAIL FROM:<>\r\n"
+	      "RCPT TO:<b@mx.test>\r\nDATA\r\nx\r\n.\r\nRSET\r\nQUIT\r\n"),
+	.want = TX_R OK NEED_MAIL MOK ROK GO QD OK BYE,
+	.events = "CHMRXMRDEXQ"},
+    {"SIZE over limit",
+	IN("EHLO c\r\nMAIL FROM:<a@b.test> SIZE=10001\r\n"
+	   "MAIL FROM:<a@b.test> SIZE=10000\r\nQUIT\r\n"),
+	.want = G E "552 5.3.4 Message size exceeds fixed maximum message "
+		    "size\r\n" MOK BYE,
+	.events = "CHMQ"},
+    {"bad ESMTP parameters",
+	IN("EHLO c\r\nMAIL FROM:<a@b.test> FOO=BAR\r\n"
+	   "MAIL FROM:<a@b.test> BODY=9BIT\r\n"
+	   "MAIL FROM:<a@b.test> BODY=8BITMIME SMTPUTF8\r\n"
+	   "RCPT TO:<b@mx.test> NOTIFY=SOMETIMES\r\nQUIT\r\n"),
+	.want = G E "555 5.5.4 *\r\n"
+		    "555 5.5.4 *\r\n" MOK "501 5.5.4 *\r\n" BYE},
+    {"ESMTP parameters after HELO",
+	IN("HELO c\r\nMAIL FROM:<a@b.test> SIZE=10\r\nQUIT\r\n"),
+	.want = G H "555 5.5.4 *\r\n" BYE},
+    {"bad paths",
+	IN("EHLO c\r\nMAIL FROM:a@b.test\r\nMAIL FROM:<a@@b>\r\n"
+	   "MAIL FROM:<a@b.test>\r\nRCPT TO:<>\r\nQUIT\r\n"),
+	.want = G E "501 5.1.7 *\r\n"
+		    "501 5.1.7 *\r\n" MOK "501 5.1.3 *\r\n" BYE},
+    {"SMTPUTF8",
+	IN("EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<j\xc3\xb6rg@mx.test>\r\n"
+	   "RSET\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\n"
+	   "RCPT TO:<j\xc3\xb6rg@mx.test>\r\nQUIT\r\n"),
+	.want = G E MOK "553 5.6.7 *\r\n" OK MOK ROK BYE},
+    {"bare LF command", IN("EHLO c\nNOOP\r\n\nNOOP\r\r\nQUIT\r\n"),
+	.want = G BARE_LF OK BARE_LF "500 5.5.2 *\r\n" BYE, .events = "CQ"},
+    {"NUL in a command", IN("NO\0OP\r\nEHLO c\0d\r\nNOOP\r\nQUIT\r\n"),
+	.want = G "500 5.5.2 *\r\n"
+		  "500 5.5.2 *\r\n" OK BYE},
+    {"empty line and unknown verb", IN("\r\nFOO\r\nMAILFROM:<a@b>\r\nQUIT\r\n"),
+	.want = G "500 5.5.2 *\r\n"
+		  "500 5.5.2 *\r\n"
+		  "500 5.5.2 *\r\n" BYE},
+    {"garbage until 421",
+	IN("foo\r\n\x01\x02\r\nGET / HTTP/1.0\r\nNOOP\r\nQUIT\r\n"),
+	.max_errors = 3,
+	.want = G "500 5.5.2 *\r\n"
+		  "500 5.5.2 *\r\n"
+		  "500 5.5.2 *\r\n" TOO_MANY,
+	.events = "CZ"},
+    {"errors mixed with good commands",
+	IN("EHLO c\r\nx\r\nNOOP\r\nVRFY\r\nEXPN list\r\nNOOP\r\n"),
+	.max_errors = 3,
+	.want = G E "500 5.5.2 *\r\n" OK "501 5.5.4 *\r\n"
+		    "502 5.5.1 EXPN not available\r\n" TOO_MANY,
+	.events = "CHZ"},
+    {"rejections count as errors",
+	IN(TX "RCPT TO:<unknown1@mx.test>\r\nRCPT TO:<unknown2@mx.test>\r\n"
+	      "RCPT TO:<c@mx.test>\r\n"),
+	.max_errors = 2, .want = TX_R UNKNOWN_USER UNKNOWN_USER TOO_MANY,
+	.events = "CHMRRRZ"},
+    {"VRFY EXPN HELP NOOP",
+	IN("VRFY root\r\nEXPN staff\r\nHELP\r\nHELP MAIL\r\nNOOP x\r\n"
+	   "QUIT\r\n"),
+	.want = G "252 2.0.0 Cannot VRFY user, but will accept message and "
+		  "attempt delivery\r\n"
+		  "502 5.5.1 EXPN not available\r\n"
+		  "214-2.0.0 Supported commands:\r\n"
+		  "214-2.0.0 HELO EHLO MAIL RCPT DATA BDAT RSET\r\n"
+		  "214-2.0.0 NOOP VRFY EXPN HELP QUIT STARTTLS AUTH\r\n"
+		  "214 2.0.0 End of HELP info\r\n"
+		  "214-2.0.0 Supported commands:\r\n"
+		  "214-2.0.0 HELO EHLO MAIL RCPT DATA BDAT RSET\r\n"
+		  "214-2.0.0 NOOP VRFY EXPN HELP QUIT STARTTLS AUTH\r\n"
+		  "214 2.0.0 End of HELP info\r\n" OK BYE},
+    {"unknown recipient among good ones",
+	IN(TX "RCPT TO:<unknown@mx.test>\r\nRCPT TO:<c@mx.test>\r\n"
+	      "DATA\r\nx\r\n.\r\nQUIT\r\n"),
+	.want = TX_R UNKNOWN_USER ROK GO QD BYE, .events = "CHMRRRDEQ"},
+    {"all recipients rejected",
+	IN("EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<unknown@mx.test>\r\n"
+	   "DATA\r\nx\r\n.\r\nQUIT\r\n"),
+	.want = G E MOK UNKNOWN_USER NEED_RCPT "500 5.5.2 *\r\n"
+					       "500 5.5.2 *\r\n" BYE},
+    {"MAIL rejected",
+	IN("EHLO c\r\nMAIL FROM:<bad@x>\r\nRCPT TO:<b@mx.test>\r\n"
+	   "MAIL FROM:<good@x>\r\nQUIT\r\n"),
+	.want = G E "553 5.1.8 Sender rejected\r\n" NEED_MAIL MOK BYE},
+    {"HELO rejected",
+	IN("EHLO reject.test\r\nMAIL FROM:<a@b.test>\r\nHELO ok.test\r\n"
+	   "EHLO reject.test\r\nMAIL FROM:<a@b.test>\r\nQUIT\r\n"),
+	.want = G "550 5.7.1 Go away\r\n" NEED_HELO H
+		  "550 5.7.1 Go away\r\n" MOK BYE},
+    {"connection rejected", IN("EHLO c\r\nQUIT\r\n"), .opts = O_REJECT_CONNECT,
+	.want = "554 5.3.2 No service\r\n", .events = "CZ"},
+    {"DATA rejected resets the transaction",
+	IN(TX "DATA\r\nRCPT TO:<b@mx.test>\r\nQUIT\r\n"), .opts = O_REJECT_DATA,
+	.want = TX_R "554 5.5.1 No valid recipients\r\n" NEED_MAIL BYE},
+    {"message rejected is not an error",
+	IN(TX "DATA\r\nspam\r\n.\r\nRCPT TO:<b@mx.test>\r\nNOOP\r\n"),
+	.opts = O_REJECT_EOM, .max_errors = 2,
+	.want = TX_R GO "554 5.7.1 Spam\r\n" NEED_MAIL OK,
+	.body = "[D]spam\r\n[E]"},
 
-	/* DATA content */
-	{ "dot-stuffing",
-	  IN(TX "DATA\r\n..x\r\n...\r\n.y\r\n..\r\n.\r\nQUIT\r\n"),
-	  .want = TX_R GO QD BYE, .body = "[D].x\r\n..\r\ny\r\n.\r\n[E]" },
-	{ "empty message",
-	  IN(TX "DATA\r\n.\r\nQUIT\r\n"),
-	  .want = TX_R GO QD BYE, .body = "[D][E]" },
-	{ "smuggling LF.LF",
-	  IN(TX "DATA\r\nhello\r\n\n.\n" SMUG "\r\n.\r\nQUIT\r\n"),
-	  .want = TX_R GO BODY_LF BYE, .body = "[D]hello\r\n",
-	  .events = "CHMRDXQ" },
-	{ "smuggling LF.CRLF",
-	  IN(TX "DATA\r\nhello\n.\r\n" SMUG ".\r\nQUIT\r\n"),
-	  .want = TX_R GO BODY_LF BYE, .body = "[D]hello", .events = "CHMRDXQ" },
-	{ "smuggling CRLF.LF",
-	  IN(TX "DATA\r\nhello\r\n.\n" SMUG ".\r\nQUIT\r\n"),
-	  .want = TX_R GO BODY_LF BYE, .body = "[D]hello\r\n",
-	  .events = "CHMRDXQ" },
-	{ "smuggling CR.CR",
-	  IN(TX "DATA\r\nhello\r.\r" SMUG ".\r\nQUIT\r\n"),
-	  .want = TX_R GO BODY_CR BYE, .body = "[D]hello\r",
-	  .events = "CHMRDXQ" },
-	{ "smuggling CR.CRLF",
-	  IN(TX "DATA\r\nhello\r.\r\n" SMUG ".\r\nQUIT\r\n"),
-	  .want = TX_R GO BODY_CR BYE, .body = "[D]hello\r",
-	  .events = "CHMRDXQ" },
-	{ "smuggling CRLF.CR",
-	  IN(TX "DATA\r\nhello\r\n.\r" SMUG ".\r\nQUIT\r\n"),
-	  .want = TX_R GO BODY_CR BYE, .body = "[D]hello\r\n\r",
-	  .events = "CHMRDXQ" },
-	{ "smuggling CRLF.CRCRLF",
-	  IN(TX "DATA\r\nhello\r\n.\r\r\n" SMUG ".\r\nQUIT\r\n"),
-	  .want = TX_R GO BODY_CR BYE, .body = "[D]hello\r\n\r",
-	  .events = "CHMRDXQ" },
-	{ "smuggling LF..LF",
-	  IN(TX "DATA\r\nhello\n..\n" SMUG "\r\n.\r\nQUIT\r\n"),
-	  .want = TX_R GO BODY_LF BYE, .body = "[D]hello",
-	  .events = "CHMRDXQ" },
-	{ "commands pipelined after a real end",
-	  IN(TX "DATA\r\nhi\r\n.\r\nRSET\r\nQUIT\r\n"),
-	  .want = TX_R GO QD OK BYE, .body = "[D]hi\r\n[E]",
-	  .events = "CHMRDEXQ" },
-	{ "NUL in content",
-	  IN(TX "DATA\r\na\0b\r\n.\r\nQUIT\r\n"),
-	  .want = TX_R GO "554 5.6.0 *\r\n" BYE, .body = "[D]a" },
+    /* DATA content */
+    {"dot-stuffing", IN(TX "DATA\r\n..x\r\n...\r\n.y\r\n..\r\n.\r\nQUIT\r\n"),
+	.want = TX_R GO QD BYE, .body = "[D].x\r\n..\r\ny\r\n.\r\n[E]"},
+    {"empty message", IN(TX "DATA\r\n.\r\nQUIT\r\n"), .want = TX_R GO QD BYE,
+	.body = "[D][E]"},
+    {"smuggling LF.LF",
+	IN(TX "DATA\r\nhello\r\n\n.\n" SMUG "\r\n.\r\nQUIT\r\n"),
+	.want = TX_R GO BODY_LF BYE, .body = "[D]hello\r\n",
+	.events = "CHMRDXQ"},
+    {"smuggling LF.CRLF", IN(TX "DATA\r\nhello\n.\r\n" SMUG ".\r\nQUIT\r\n"),
+	.want = TX_R GO BODY_LF BYE, .body = "[D]hello", .events = "CHMRDXQ"},
+    {"smuggling CRLF.LF", IN(TX "DATA\r\nhello\r\n.\n" SMUG ".\r\nQUIT\r\n"),
+	.want = TX_R GO BODY_LF BYE, .body = "[D]hello\r\n",
+	.events = "CHMRDXQ"},
+    {"smuggling CR.CR", IN(TX "DATA\r\nhello\r.\r" SMUG ".\r\nQUIT\r\n"),
+	.want = TX_R GO BODY_CR BYE, .body = "[D]hello\r", .events = "CHMRDXQ"},
+    {"smuggling CR.CRLF", IN(TX "DATA\r\nhello\r.\r\n" SMUG ".\r\nQUIT\r\n"),
+	.want = TX_R GO BODY_CR BYE, .body = "[D]hello\r", .events = "CHMRDXQ"},
+    {"smuggling CRLF.CR", IN(TX "DATA\r\nhello\r\n.\r" SMUG ".\r\nQUIT\r\n"),
+	.want = TX_R GO BODY_CR BYE, .body = "[D]hello\r\n\r",
+	.events = "CHMRDXQ"},
+    {"smuggling CRLF.CRCRLF",
+	IN(TX "DATA\r\nhello\r\n.\r\r\n" SMUG ".\r\nQUIT\r\n"),
+	.want = TX_R GO BODY_CR BYE, .body = "[D]hello\r\n\r",
+	.events = "CHMRDXQ"},
+    {"smuggling LF..LF", IN(TX "DATA\r\nhello\n..\n" SMUG "\r\n.\r\nQUIT\r\n"),
+	.want = TX_R GO BODY_LF BYE, .body = "[D]hello", .events = "CHMRDXQ"},
+    {"commands pipelined after a real end",
+	IN(TX "DATA\r\nhi\r\n.\r\nRSET\r\nQUIT\r\n"), .want = TX_R GO QD OK BYE,
+	.body = "[D]hi\r\n[E]", .events = "CHMRDEXQ"},
+    {"NUL in content", IN(TX "DATA\r\na\0b\r\n.\r\nQUIT\r\n"),
+	.want = TX_R GO "554 5.6.0 *\r\n" BYE, .body = "[D]a"},
 
-	/* BDAT */
-	{ "BDAT chunks",
-	  IN(TX "BDAT 7\r\nHello, BDAT 8 LAST\r\nworld!\r\nQUIT\r\n"),
-	  .want = TX_R "250 2.0.0 7 octets received\r\n" QD BYE,
-	  .body = "[D]Hello, world!\r\n[E]", .events = "CHMRDEQ" },
-	{ "BDAT LAST",
-	  IN(TX "BDAT 14 LAST\r\nQUIT\r\nDATA\r\n\r\nQUIT\r\n"),
-	  .want = TX_R QD BYE, .body = "[D]QUIT\r\nDATA\r\n\r\n[E]" },
-	{ "BDAT 0 LAST",
-	  IN(TX "BDAT 0 LAST\r\nQUIT\r\n"),
-	  .want = TX_R QD BYE, .body = "[D][E]", .events = "CHMRDEQ" },
-	{ "BDAT 0 then LAST",
-	  IN(TX "BDAT 0\r\nBDAT 0\r\nBDAT 4 LAST\r\nab\r\nQUIT\r\n"),
-	  .want = TX_R "250 2.0.0 0 octets received\r\n"
-	  "250 2.0.0 0 octets received\r\n" QD BYE, .body = "[D]ab\r\n[E]" },
-	{ "BDAT then a second transaction",
-	  IN(TX "BDAT 3 LAST\r\nab\nMAIL FROM:<c@d.test>\r\nRCPT TO:<e@mx.test>\r\n"
-	     "BDAT 2 LAST\r\nyzQUIT\r\n"),
-	  .want = TX_R "554 5.6.0 Bare LF not allowed*\r\n" MOK ROK QD BYE,
-	  .body = "[D]ab[D]yz[E]", .events = "CHMRDXMRDEQ" },
-	{ "BDAT in the wrong state is read and dropped",
-	  IN("EHLO c\r\nBDAT 12\r\nQUIT\r\nRSET\r\nNOOP\r\n"
-	     "MAIL FROM:<a@b.test>\r\nBDAT 6 LAST\r\nQUIT\r\nQUIT\r\n"),
-	  .want = G E NEED_RCPT OK MOK NEED_RCPT BYE, .events = "CHMQ" },
-	{ "BDAT before EHLO",
-	  IN("BDAT 6 LAST\r\nRSET\r\nQUIT\r\n"),
-	  .want = G NEED_RCPT BYE, .events = "CQ" },
-	{ "BDAT rejected is read and dropped",
-	  IN(TX "BDAT 6 LAST\r\nQUIT\r\nNOOP\r\nQUIT\r\n"),
-	  .opts = O_REJECT_DATA,
-	  .want = TX_R "554 5.5.1 No valid recipients\r\n" OK BYE,
-	  .events = "CHMRDQ" },
-	/* spaces and leading zeros: the chunk is data, never commands */
-	{ "BDAT size with a trailing space",
-	  IN(TX "BDAT 6 \r\nNOOP\r\nBDAT 0 LAST\r\nQUIT\r\n"),
-	  .want = TX_R "250 2.0.0 6 octets received\r\n" QD BYE,
-	  .body = "[D]NOOP\r\n[E]", .events = "CHMRDEQ" },
-	{ "BDAT LAST with spaces and leading zeros",
-	  IN(TX "BDAT  0025   last  \r\nMAIL FROM:<evil@x.test>\r\nQUIT\r\n"),
-	  .want = TX_R QD BYE, .body = "[D]MAIL FROM:<evil@x.test>\r\n[E]",
-	  .events = "CHMRDEQ" },
-	/* a BDAT line that cannot be parsed: 5xx, 421, nothing more read */
-	{ "bad BDAT size closes",
-	  IN(TX "BDAT x6\r\nMAIL FROM:<a@b.test>\r\nQUIT\r\n"),
-	  .want = TX_R "501 5.5.4 Bad BDAT chunk size*\r\n" BDAT_421,
-	  .events = "CHMRZ" },
-	{ "BDAT without size closes",
-	  IN(TX "BDAT\r\nNOOP\r\n"),
-	  .want = TX_R "501 5.5.4 Syntax: BDAT size [LAST]\r\n" BDAT_421,
-	  .events = "CHMRZ" },
-	{ "BDAT size overflow closes",
-	  IN(TX "BDAT 18446744073709551616\r\n" SMUG),
-	  .want = TX_R "501 5.5.4 *\r\n" BDAT_421, .events = "CHMRZ" },
-	{ "BDAT FIRST closes",
-	  IN(TX "BDAT 6 FIRST\r\nNOOP\r\nQUIT\r\n"),
-	  .want = TX_R "501 5.5.4 *\r\n" BDAT_421, .events = "CHMRZ" },
-	{ "BDAT with a control byte closes",
-	  IN(TX "BDAT 6\x01\r\nNOOP\r\nQUIT\r\n"),
-	  .want = TX_R "500 5.5.2 *\r\n" BDAT_421, .events = "CHMRZ" },
-	{ "BDAT with a bare LF closes",
-	  IN(TX "BDAT 6\nNOOP\r\nQUIT\r\n"),
-	  .want = TX_R BARE_LF BDAT_421, .events = "CHMRZ" },
-	{ "bad BDAT in the wrong state closes too",
-	  IN("EHLO c\r\nBDAT 6 x\r\nNOOP\r\nQUIT\r\n"),
-	  .want = G E "501 5.5.4 *\r\n" BDAT_421, .events = "CHZ" },
-	{ "bad BDAT between chunks closes",
-	  IN(TX "BDAT 2\r\nabBDAT 2 LAST x\r\nQUIT\r\n"),
-	  .want = TX_R "250 2.0.0 2 octets received\r\n" "501 5.5.4 *\r\n"
-	  BDAT_421, .body = "[D]ab", .events = "CHMRDZ" },
-	{ "BDAT error mid-message",
-	  IN(TX "BDAT 4\r\nab\ncBDAT 2 LAST\r\nxyQUIT\r\n"),
-	  .want = TX_R BODY_LF NEED_RCPT BYE, .body = "[D]ab",
-	  .events = "CHMRDXQ" },
-	{ "between chunks",
-	  IN(TX "BDAT 2\r\nabMAIL FROM:<x@y.test>\r\nRCPT TO:<b@mx.test>\r\n"
-	     "NOOP\r\nBDAT 1 LAST\r\nc\r\n"),
-	  .want = TX_R "250 2.0.0 2 octets received\r\n" NESTED IN_BDAT OK QD
-	  "500 5.5.2 *\r\n", .body = "[D]abc[E]" },
-	{ "RSET between chunks",
-	  IN(TX "BDAT 2\r\nabRSET\r\nBDAT 1 LAST\r\ncQUIT\r\n"),
-	  .want = TX_R "250 2.0.0 2 octets received\r\n" OK NEED_RCPT BYE,
-	  .events = "CHMRDXQ" },
+    /* BDAT */
+    {"BDAT chunks", IN(TX "BDAT 7\r\nHello, BDAT 8 LAST\r\nworld!\r\nQUIT\r\n"),
+	.want = TX_R "250 2.0.0 7 octets received\r\n" QD BYE,
+	.body = "[D]Hello, world!\r\n[E]", .events = "CHMRDEQ"},
+    {"BDAT LAST", IN(TX "BDAT 14 LAST\r\nQUIT\r\nDATA\r\n\r\nQUIT\r\n"),
+	.want = TX_R QD BYE, .body = "[D]QUIT\r\nDATA\r\n\r\n[E]"},
+    {"BDAT 0 LAST", IN(TX "BDAT 0 LAST\r\nQUIT\r\n"), .want = TX_R QD BYE,
+	.body = "[D][E]", .events = "CHMRDEQ"},
+    {"BDAT 0 then LAST",
+	IN(TX "BDAT 0\r\nBDAT 0\r\nBDAT 4 LAST\r\nab\r\nQUIT\r\n"),
+	.want = TX_R "250 2.0.0 0 octets received\r\n"
+		     "250 2.0.0 0 octets received\r\n" QD BYE,
+	.body = "[D]ab\r\n[E]"},
+    {"BDAT then a second transaction",
+	IN(TX
+	    "BDAT 3 LAST\r\nab\nMAIL FROM:<c@d.test>\r\nRCPT TO:<e@mx.test>\r\n"
+	    "BDAT 2 LAST\r\nyzQUIT\r\n"),
+	.want = TX_R "554 5.6.0 Bare LF not allowed*\r\n" MOK ROK QD BYE,
+	.body = "[D]ab[D]yz[E]", .events = "CHMRDXMRDEQ"},
+    {"BDAT in the wrong state is read and dropped",
+	IN("EHLO c\r\nBDAT 12\r\nQUIT\r\nRSET\r\nNOOP\r\n"
+	   "MAIL FROM:<a@b.test>\r\nBDAT 6 LAST\r\nQUIT\r\nQUIT\r\n"),
+	.want = G E NEED_RCPT OK MOK NEED_RCPT BYE, .events = "CHMQ"},
+    {"BDAT before EHLO", IN("BDAT 6 LAST\r\nRSET\r\nQUIT\r\n"),
+	.want = G NEED_RCPT BYE, .events = "CQ"},
+    {"BDAT rejected is read and dropped",
+	IN(TX "BDAT 6 LAST\r\nQUIT\r\nNOOP\r\nQUIT\r\n"), .opts = O_REJECT_DATA,
+	.want = TX_R "554 5.5.1 No valid recipients\r\n" OK BYE,
+	.events = "CHMRDQ"},
+    /* spaces and leading zeros: the chunk is data, never commands */
+    {"BDAT size with a trailing space",
+	IN(TX "BDAT 6 \r\nNOOP\r\nBDAT 0 LAST\r\nQUIT\r\n"),
+	.want = TX_R "250 2.0.0 6 octets received\r\n" QD BYE,
+	.body = "[D]NOOP\r\n[E]", .events = "CHMRDEQ"},
+    {"BDAT LAST with spaces and leading zeros",
+	IN(TX "BDAT  0025   last  \r\nMAIL FROM:<evil@x.test>\r\nQUIT\r\n"),
+	.want = TX_R QD BYE, .body = "[D]MAIL FROM:<evil@x.test>\r\n[E]",
+	.events = "CHMRDEQ"},
+    /* a BDAT line that cannot be parsed: 5xx, 421, nothing more read */
+    {"bad BDAT size closes",
+	IN(TX "BDAT x6\r\nMAIL FROM:<a@b.test>\r\nQUIT\r\n"),
+	.want = TX_R "501 5.5.4 Bad BDAT chunk size*\r\n" BDAT_421,
+	.events = "CHMRZ"},
+    {"BDAT without size closes", IN(TX "BDAT\r\nNOOP\r\n"),
+	.want = TX_R "501 5.5.4 Syntax: BDAT size [LAST]\r\n" BDAT_421,
+	.events = "CHMRZ"},
+    {"BDAT size overflow closes", IN(TX "BDAT 18446744073709551616\r\n" SMUG),
+	.want = TX_R "501 5.5.4 *\r\n" BDAT_421, .events = "CHMRZ"},
+    {"BDAT FIRST closes", IN(TX "BDAT 6 FIRST\r\nNOOP\r\nQUIT\r\n"),
+	.want = TX_R "501 5.5.4 *\r\n" BDAT_421, .events = "CHMRZ"},
+    {"BDAT with a control byte closes", IN(TX "BDAT 6\x01\r\nNOOP\r\nQUIT\r\n"),
+	.want = TX_R "500 5.5.2 *\r\n" BDAT_421, .events = "CHMRZ"},
+    {"BDAT with a bare LF closes", IN(TX "BDAT 6\nNOOP\r\nQUIT\r\n"),
+	.want = TX_R BARE_LF BDAT_421, .events = "CHMRZ"},
+    {"bad BDAT in the wrong state closes too",
+	IN("EHLO c\r\nBDAT 6 x\r\nNOOP\r\nQUIT\r\n"),
+	.want = G E "501 5.5.4 *\r\n" BDAT_421, .events = "CHZ"},
+    {"bad BDAT between chunks closes",
+	IN(TX "BDAT 2\r\nabBDAT 2 LAST x\r\nQUIT\r\n"),
+	.want = TX_R "250 2.0.0 2 octets received\r\n"
+		     "501 5.5.4 *\r\n" BDAT_421,
+	.body = "[D]ab", .events = "CHMRDZ"},
+    {"BDAT error mid-message",
+	IN(TX "BDAT 4\r\nab\ncBDAT 2 LAST\r\nxyQUIT\r\n"),
+	.want = TX_R BODY_LF NEED_RCPT BYE, .body = "[D]ab",
+	.events = "CHMRDXQ"},
+    {"between chunks",
+	IN(TX "BDAT 2\r\nabMAIL FROM:<x@y.test>\r\nRCPT TO:<b@mx.test>\r\n"
+	      "NOOP\r\nBDAT 1 LAST\r\nc\r\n"),
+	.want = TX_R "250 2.0.0 2 octets received\r\n" NESTED IN_BDAT OK QD
+		     "500 5.5.2 *\r\n",
+	.body = "[D]abc[E]"},
+    {"RSET between chunks",
+	IN(TX "BDAT 2\r\nabRSET\r\nBDAT 1 LAST\r\ncQUIT\r\n"),
+	.want = TX_R "250 2.0.0 2 octets received\r\n" OK NEED_RCPT BYE,
+	.events = "CHMRDXQ"},
 
-	/* the shell runs out of room for the content (in-flight budget, disk):
-	 * the content is read to its end, then 452 and the transaction reset */
-	{ "DATA with no room",
-	  IN(TX "DATA\r\nabc\r\n..\r\n.\r\nNOOP\r\nMAIL FROM:<c@d.test>\r\n"
-	     "QUIT\r\n"),
-	  .opts = O_STORE_FULL,
-	  .want = TX_R GO STORE_FULL OK MOK BYE, .body = "[D]",
-	  .events = "CHMRDXMQ" },
-	{ "BDAT with no room: 452 for the chunk",
-	  IN(TX "BDAT 5\r\nab\r\ncBDAT 2 LAST\r\nxyNOOP\r\nQUIT\r\n"),
-	  .opts = O_STORE_FULL,
-	  .want = TX_R STORE_FULL NEED_RCPT OK BYE, .body = "[D]",
-	  .events = "CHMRDXQ" },
+    /* the shell runs out of room for the content (in-flight budget, disk):
+     * the content is read to its end, then 452 and the transaction reset */
+    {"DATA with no room",
+	IN(TX "DATA\r\nabc\r\n..\r\n.\r\nNOOP\r\nMAIL FROM:<c@d.test>\r\n"
+	      "QUIT\r\n"),
+	.opts = O_STORE_FULL, .want = TX_R GO STORE_FULL OK MOK BYE,
+	.body = "[D]", .events = "CHMRDXMQ"},
+    {"BDAT with no room: 452 for the chunk",
+	IN(TX "BDAT 5\r\nab\r\ncBDAT 2 LAST\r\nxyNOOP\r\nQUIT\r\n"),
+	.opts = O_STORE_FULL, .want = TX_R STORE_FULL NEED_RCPT OK BYE,
+	.body = "[D]", .events = "CHMRDXQ"},
 
-	/* STARTTLS */
-	{ "STARTTLS drops pipelined input",
-	  IN("EHLO c\r\nSTARTTLS\r\nNOOP\r\nMAIL FROM:<a@b.test>\r\n"),
-	  .tls_in = "MAIL FROM:<a@b.test>\r\nEHLO c\r\nSTARTTLS\r\nQUIT\r\n",
-	  .opts = O_TLS,
-	  .want = G E_TLS "220 2.0.0 Ready to start TLS\r\n" NEED_HELO E
-	  "502 5.5.1 STARTTLS not available\r\n" BYE, .events = "CHSHQ" },
-	{ "STARTTLS forgets AUTH",
-	  IN("EHLO c\r\nAUTH PLAIN AHUAcA==\r\nSTARTTLS\r\n"),
-	  .tls_in = "EHLO c\r\nQUIT\r\n", .opts = O_TLS | O_AUTH,
-	  .want = G E_TLS_AUTH AUTH_OK "220 2.0.0 Ready to start TLS\r\n" E_AUTH
-	  BYE },
-	{ "STARTTLS before EHLO",
-	  IN("STARTTLS\r\n"), .tls_in = "EHLO c\r\nQUIT\r\n", .opts = O_TLS,
-	  .want = G "220 2.0.0 Ready to start TLS\r\n" E BYE },
-	{ "STARTTLS not available",
-	  IN("EHLO c\r\nSTARTTLS\r\nQUIT\r\n"),
-	  .want = G E "502 5.5.1 STARTTLS not available\r\n" BYE },
-	{ "STARTTLS in a transaction",
-	  IN(TX "STARTTLS\r\nQUIT\r\n"), .opts = O_TLS,
-	  .want = G E_TLS MOK ROK
-	  R503("STARTTLS not allowed in a mail transaction") BYE },
-	{ "STARTTLS with an argument",
-	  IN("EHLO c\r\nSTARTTLS now\r\nQUIT\r\n"), .opts = O_TLS,
-	  .want = G E_TLS "501 5.5.4 *\r\n" BYE },
+    /* STARTTLS */
+    {"STARTTLS drops pipelined input",
+	IN("EHLO c\r\nSTARTTLS\r\nNOOP\r\nMAIL FROM:<a@b.test>\r\n"),
+	.tls_in = "MAIL FROM:<a@b.test>\r\nEHLO c\r\nSTARTTLS\r\nQUIT\r\n",
+	.opts = O_TLS,
+	.want = G E_TLS "220 2.0.0 Ready to start TLS\r\n" NEED_HELO E
+			"502 5.5.1 STARTTLS not available\r\n" BYE,
+	.events = "CHSHQ"},
+    {"STARTTLS forgets AUTH",
+	IN("EHLO c\r\nAUTH PLAIN AHUAcA==\r\nSTARTTLS\r\n"),
+	.tls_in = "EHLO c\r\nQUIT\r\n", .opts = O_TLS | O_AUTH,
+	.want =
+	    G E_TLS_AUTH AUTH_OK "220 2.0.0 Ready to start TLS\r\n" E_AUTH BYE},
+    {"STARTTLS before EHLO", IN("STARTTLS\r\n"), .tls_in = "EHLO c\r\nQUIT\r\n",
+	.opts = O_TLS, .want = G "220 2.0.0 Ready to start TLS\r\n" E BYE},
+    {"STARTTLS not available", IN("EHLO c\r\nSTARTTLS\r\nQUIT\r\n"),
+	.want = G E "502 5.5.1 STARTTLS not available\r\n" BYE},
+    {"STARTTLS in a transaction", IN(TX "STARTTLS\r\nQUIT\r\n"), .opts = O_TLS,
+	.want = G E_TLS MOK ROK R503(
+	    "STARTTLS not allowed in a mail transaction") BYE},
+    {"STARTTLS with an argument", IN("EHLO c\r\nSTARTTLS now\r\nQUIT\r\n"),
+	.opts = O_TLS, .want = G E_TLS "501 5.5.4 *\r\n" BYE},
 
-	/* AUTH */
-	{ "AUTH PLAIN initial response",
-	  IN("EHLO c\r\nAUTH PLAIN AHUAcA==\r\nAUTH PLAIN AHUAcA==\r\n"
-	     "EHLO c\r\nQUIT\r\n"), .opts = O_AUTH,
-	  .want = G E_AUTH AUTH_OK R503("Already authenticated") E BYE,
-	  .events = "CHAHQ" },
-	{ "AUTH PLAIN empty challenge",
-	  IN("EHLO c\r\nAUTH PLAIN\r\nAHUAcA==\r\nQUIT\r\n"), .opts = O_AUTH,
-	  .want = G E_AUTH "334 \r\n" AUTH_OK BYE, .events = "CHAaQ" },
-	{ "AUTH LOGIN",
-	  IN("EHLO c\r\nauth login\r\ndQ==\r\ncA==\r\nMAIL FROM:<a@b.test>\r\n"
-	     "QUIT\r\n"), .opts = O_AUTH,
-	  .want = G E_AUTH C_USER C_PASS AUTH_OK MOK BYE, .events = "CHAaaMQ" },
-	{ "AUTH failures",
-	  IN("EHLO c\r\nAUTH PLAIN AHUAeA==\r\nAUTH LOGIN\r\ndQ==\r\nbad\r\n"
-	     "AUTH CRAM-MD5\r\nAUTH PLAIN AHUAcA==\r\nQUIT\r\n"), .opts = O_AUTH,
-	  .want = G E_AUTH AUTH_BAD C_USER C_PASS AUTH_BAD
-	  "504 5.5.4 Unrecognized authentication type\r\n" AUTH_OK BYE },
-	{ "AUTH cancelled",
-	  IN("EHLO c\r\nAUTH LOGIN\r\n*\r\nAUTH LOGIN\r\ndQ==\r\n*\r\nNOOP\r\n"
-	     "QUIT\r\n"), .opts = O_AUTH,
-	  .want = G E_AUTH C_USER "501 5.0.0 Authentication cancelled\r\n"
-	  C_USER C_PASS "501 5.0.0 Authentication cancelled\r\n" OK BYE,
-	  .events = "CHAAaQ" },
-	{ "AUTH response with bare LF",
-	  IN("EHLO c\r\nAUTH LOGIN\r\ndQ==\nNOOP\r\n"), .opts = O_AUTH,
-	  .want = G E_AUTH C_USER BARE_LF OK },
-	{ "AUTH not available",
-	  IN("EHLO c\r\nAUTH PLAIN AHUAcA==\r\nQUIT\r\n"),
-	  .want = G E R503("AUTH not available") BYE },
-	{ "AUTH before EHLO",
-	  IN("AUTH PLAIN AHUAcA==\r\nHELO c\r\nAUTH PLAIN AHUAcA==\r\nQUIT\r\n"),
-	  .opts = O_AUTH,
-	  .want = G R503("Send EHLO first") H R503("Send EHLO first") BYE },
-	{ "AUTH in a transaction",
-	  IN(TX "AUTH PLAIN AHUAcA==\r\nQUIT\r\n"), .opts = O_AUTH,
-	  .want = G E_AUTH MOK ROK R503("AUTH not allowed in a mail transaction")
-	  BYE },
-	{ "AUTH bad syntax",
-	  IN("EHLO c\r\nAUTH\r\nAUTH PL@IN\r\nQUIT\r\n"), .opts = O_AUTH,
-	  .want = G E_AUTH "501 5.5.4 *\r\n" "501 5.5.4 *\r\n" BYE },
+    /* AUTH */
+    {"AUTH PLAIN initial response",
+	IN("EHLO c\r\nAUTH PLAIN AHUAcA==\r\nAUTH PLAIN AHUAcA==\r\n"
+	   "EHLO c\r\nQUIT\r\n"),
+	.opts = O_AUTH,
+	.want = G E_AUTH AUTH_OK R503("Already authenticated") E BYE,
+	.events = "CHAHQ"},
+    {"AUTH PLAIN empty challenge",
+	IN("EHLO c\r\nAUTH PLAIN\r\nAHUAcA==\r\nQUIT\r\n"), .opts = O_AUTH,
+	.want = G E_AUTH "334 \r\n" AUTH_OK BYE, .events = "CHAaQ"},
+    {"AUTH LOGIN",
+	IN("EHLO c\r\nauth login\r\ndQ==\r\ncA==\r\nMAIL FROM:<a@b.test>\r\n"
+	   "QUIT\r\n"),
+	.opts = O_AUTH, .want = G E_AUTH C_USER C_PASS AUTH_OK MOK BYE,
+	.events = "CHAaaMQ"},
+    {"AUTH failures",
+	IN("EHLO c\r\nAUTH PLAIN AHUAeA==\r\nAUTH LOGIN\r\ndQ==\r\nbad\r\n"
+	   "AUTH CRAM-MD5\r\nAUTH PLAIN AHUAcA==\r\nQUIT\r\n"),
+	.opts = O_AUTH,
+	.want = G E_AUTH AUTH_BAD C_USER C_PASS AUTH_BAD
+	"504 5.5.4 Unrecognized authentication type\r\n" AUTH_OK BYE},
+    {"AUTH cancelled",
+	IN("EHLO c\r\nAUTH LOGIN\r\n*\r\nAUTH LOGIN\r\ndQ==\r\n*\r\nNOOP\r\n"
+	   "QUIT\r\n"),
+	.opts = O_AUTH,
+	.want = G E_AUTH C_USER
+	"501 5.0.0 Authentication cancelled\r\n" C_USER C_PASS
+	"501 5.0.0 Authentication cancelled\r\n" OK BYE,
+	.events = "CHAAaQ"},
+    {"AUTH response with bare LF", IN("EHLO c\r\nAUTH LOGIN\r\ndQ==\nNOOP\r\n"),
+	.opts = O_AUTH, .want = G E_AUTH C_USER BARE_LF OK},
+    {"AUTH not available", IN("EHLO c\r\nAUTH PLAIN AHUAcA==\r\nQUIT\r\n"),
+	.want = G E R503("AUTH not available") BYE},
+    {"AUTH before EHLO",
+	IN("AUTH PLAIN AHUAcA==\r\nHELO c\r\nAUTH PLAIN AHUAcA==\r\nQUIT\r\n"),
+	.opts = O_AUTH,
+	.want = G R503("Send EHLO first") H R503("Send EHLO first") BYE},
+    {"AUTH in a transaction", IN(TX "AUTH PLAIN AHUAcA==\r\nQUIT\r\n"),
+	.opts = O_AUTH,
+	.want = G E_AUTH MOK ROK R503("AUTH not allowed in a mail transaction")
+	    BYE},
+    {"AUTH bad syntax", IN("EHLO c\r\nAUTH\r\nAUTH PL@IN\r\nQUIT\r\n"),
+	.opts = O_AUTH,
+	.want = G E_AUTH "501 5.5.4 *\r\n"
+			 "501 5.5.4 *\r\n" BYE},
 
-	{ "QUIT stops input",
-	  IN("EHLO c\r\nQUIT\r\nNOOP\r\nMAIL FROM:<a@b.test>\r\n"),
-	  .want = G E BYE, .events = "CHQ" },
-	{ "QUIT in a transaction",
-	  IN(TX "QUIT\r\nDATA\r\n"), .want = TX_R BYE, .events = "CHMRQ" },
-	{ "QUIT with an argument",
-	  IN("QUIT now\r\nQUIT\r\n"), .want = G "501 5.5.4 *\r\n" BYE },
+    {"QUIT stops input",
+	IN("EHLO c\r\nQUIT\r\nNOOP\r\nMAIL FROM:<a@b.test>\r\n"),
+	.want = G E BYE, .events = "CHQ"},
+    {"QUIT in a transaction", IN(TX "QUIT\r\nDATA\r\n"), .want = TX_R BYE,
+	.events = "CHMRQ"},
+    {"QUIT with an argument", IN("QUIT now\r\nQUIT\r\n"),
+	.want = G "501 5.5.4 *\r\n" BYE},
 };
 
-/* ---- the scripted shell --------------------------------------------------- */
+/* ---- the scripted shell ---------------------------------------------------
+ */
 
 struct shell {
 	const struct conv *c;
@@ -501,7 +491,7 @@ ev_letter(enum smtp_event ev)
 static struct answer
 ans(enum answer_kind k, int code, const char *enh, const char *text)
 {
-	struct answer a = { k, code, enh, text };
+	struct answer a = {k, code, enh, text};
 
 	return a;
 }
@@ -515,11 +505,12 @@ view_eq(const char *p, size_t n, const char *s)
 static struct answer
 policy_auth_data(struct shell *sh, const char *p, size_t n)
 {
-	struct answer bad = ans(ANS_REJECT, 535, "5.7.8",
-	    "Authentication credentials invalid");
+	struct answer bad =
+	    ans(ANS_REJECT, 535, "5.7.8", "Authentication credentials invalid");
 
 	if (strcmp(sh->mech, "PLAIN") == 0)
-		return view_eq(p, n, "AHUAcA==") ? ans(ANS_ACCEPT, 0, 0, 0) : bad;
+		return view_eq(p, n, "AHUAcA==") ? ans(ANS_ACCEPT, 0, 0, 0)
+						 : bad;
 	if (sh->auth_step++ == 0)
 		return ans(ANS_CHALLENGE, 0, 0, "UGFzc3dvcmQ6");
 	return view_eq(p, n, "cA==") ? ans(ANS_ACCEPT, 0, 0, 0) : bad;
@@ -531,7 +522,7 @@ policy_auth(struct shell *sh, const struct smtp_cmd *cmd)
 	size_t n = cmd->auth_initial_len;
 
 	T_CHECK(str_copy(sh->mech, sizeof(sh->mech), cmd->auth_mech,
-	    strlen(cmd->auth_mech)) == 0);
+		    strlen(cmd->auth_mech)) == 0);
 	sh->auth_step = 0;
 	if (strcmp(sh->mech, "LOGIN") == 0)
 		return ans(ANS_CHALLENGE, 0, 0, "VXNlcm5hbWU6");
@@ -572,7 +563,8 @@ policy(struct shell *sh, enum smtp_event ev)
 		break;
 	case SMTP_EV_DATA:
 		if (o & O_REJECT_DATA)
-			return ans(ANS_REJECT, 554, "5.5.1", "No valid recipients");
+			return ans(
+			    ANS_REJECT, 554, "5.5.1", "No valid recipients");
 		break;
 	case SMTP_EV_EOM:
 		if (o & O_REJECT_EOM)
@@ -627,7 +619,8 @@ shell_drive(struct shell *sh, struct buf *pend)
 		void *map;
 		size_t maplen, used = 0;
 		const char *g = t_guard(pend->data, pend->len, &map, &maplen);
-		enum smtp_event ev = smtp_server_next(sh->s, g, pend->len, &used);
+		enum smtp_event ev =
+		    smtp_server_next(sh->s, g, pend->len, &used);
 		struct answer a = policy(sh, ev);
 
 		t_unguard(map, maplen);
@@ -636,7 +629,8 @@ shell_drive(struct shell *sh, struct buf *pend)
 			used = pend->len;
 		buf_consume(pend, used);
 		if (ev != SMTP_EV_NONE)
-			T_CHECK(buf_append(&sh->events, &(char){ ev_letter(ev) }, 1) == 0);
+			T_CHECK(buf_append(&sh->events, &(char){ev_letter(ev)},
+				    1) == 0);
 		shell_answer(sh, ev, a);
 		if (sh->stop || (ev == SMTP_EV_NONE && used == 0))
 			return;
@@ -651,7 +645,7 @@ shell_check_closed(struct shell *sh, struct buf *pend)
 
 	T_CHECK_INT(smtp_server_state(sh->s), SMTP_STATE_CLOSED);
 	T_CHECK(smtp_server_next(sh->s, pend->data ? pend->data : "", pend->len,
-	    &used) == SMTP_EV_NONE);
+		    &used) == SMTP_EV_NONE);
 	T_CHECK_INT(used, 0);
 	T_CHECK(!smtp_server_reading_body(sh->s));
 }
@@ -748,7 +742,7 @@ run_once(const struct conv *c, enum t_feed mode, struct buf *out_copy)
 	conf_for(c, &sc, &sh);
 	sh.s = smtp_server_new(&sc, &sh.out);
 	shell_run(&sh, mode);
-	T_CHECK(buf_append(&sh.out, "", 0) == 0);  /* data non-NULL */
+	T_CHECK(buf_append(&sh.out, "", 0) == 0); /* data non-NULL */
 	T_CHECK(buf_append(&sh.sink, "", 0) == 0);
 	T_CHECK(buf_append(&sh.events, "", 0) == 0);
 	if (!out_match(sh.out.data, c->want))
@@ -763,7 +757,7 @@ run_once(const struct conv *c, enum t_feed mode, struct buf *out_copy)
 		T_CHECK(buf_append(out_copy, sh.out.data, sh.out.len) == 0);
 	else
 		T_CHECK(out_copy->len == sh.out.len &&
-		    memcmp(out_copy->data, sh.out.data, sh.out.len) == 0);
+			memcmp(out_copy->data, sh.out.data, sh.out.len) == 0);
 	smtp_server_free(sh.s);
 	buf_free(&sh.out);
 	buf_free(&sh.sink);
@@ -845,16 +839,17 @@ gen_run(struct gen *g, const char *name, const struct conv *tmpl)
 static void
 test_many_recipients(void)
 {
-	struct conv tmpl = { 0 };
+	struct conv tmpl = {0};
 	struct gen g;
 	char line[64];
 	int i;
 
 	gen_init(&g);
-	T_CHECK(buf_append_str(&g.in, "EHLO c\r\nMAIL FROM:<a@b.test>\r\n") == 0);
+	T_CHECK(
+	    buf_append_str(&g.in, "EHLO c\r\nMAIL FROM:<a@b.test>\r\n") == 0);
 	for (i = 0; i < 150; i++) {
 		T_CHECK(str_fmt(line, sizeof(line), "RCPT TO:<u%d@mx.test>\r\n",
-		    i) == 0);
+			    i) == 0);
 		T_CHECK(buf_append_str(&g.in, line) == 0);
 	}
 	T_CHECK(buf_append_str(&g.in, "DATA\r\nhi\r\n.\r\nQUIT\r\n") == 0);
@@ -863,14 +858,14 @@ test_many_recipients(void)
 	gen_rep(&g.want, "452 4.5.3 Too many recipients\r\n", 50);
 	T_CHECK(buf_append_str(&g.want, GO QD BYE) == 0);
 	T_CHECK(buf_append_str(&g.body, "[D]hi\r\n[E]") == 0);
-	tmpl.max_errors = 3;    /* 452 is not an error */
+	tmpl.max_errors = 3; /* 452 is not an error */
 	gen_run(&g, "150 RCPTs, 100 allowed", &tmpl);
 }
 
 static void
 test_long_lines(void)
 {
-	struct conv tmpl = { 0 };
+	struct conv tmpl = {0};
 	struct gen g;
 
 	/* 512 octets with CRLF is the limit; 513 is over it */
@@ -903,8 +898,8 @@ test_long_lines(void)
 	T_CHECK(buf_append_str(&g.in, TX "BDAT 6") == 0);
 	gen_fill(&g.in, ' ', 600);
 	T_CHECK(buf_append_str(&g.in, "\r\nNOOP\r\nQUIT\r\n") == 0);
-	T_CHECK(buf_append_str(&g.want, E MOK ROK "500 5.5.2 Line too long*\r\n"
-	    BDAT_421) == 0);
+	T_CHECK(buf_append_str(&g.want,
+		    E MOK ROK "500 5.5.2 Line too long*\r\n" BDAT_421) == 0);
 	gen_run(&g, "BDAT line of 608 octets", &tmpl);
 
 	gen_init(&g);
@@ -919,7 +914,7 @@ test_long_lines(void)
 static void
 test_params_line(void)
 {
-	struct conv tmpl = { 0 };
+	struct conv tmpl = {0};
 	struct gen g;
 	const char *head = "MAIL FROM:<a@b.test> ENVID=";
 	const char *tail = " SIZE=1\r\n";
@@ -931,7 +926,8 @@ test_params_line(void)
 	gen_fill(&g.in, 'e', room);
 	T_CHECK(buf_append_str(&g.in, tail) == 0);
 	T_CHECK(buf_append_str(&g.in, "QUIT\r\n") == 0);
-	/* an ENVID over 100 characters: the parser's 501, not a framing error */
+	/* an ENVID over 100 characters: the parser's 501, not a framing error
+	 */
 	T_CHECK(buf_append_str(&g.want, E "501 5.5.4 *\r\n" BYE) == 0);
 	gen_run(&g, "MAIL line of 2048 octets", &tmpl);
 
@@ -948,7 +944,7 @@ test_params_line(void)
 static void
 test_garbage(void)
 {
-	struct conv tmpl = { 0 };
+	struct conv tmpl = {0};
 	struct gen g;
 	int i, j;
 
@@ -959,7 +955,7 @@ test_garbage(void)
 
 		for (j = 0; j < 20; j++)
 			junk[j] = (char)('!' + t_rand() % 90);
-		junk[0] = 'Z';  /* never a verb */
+		junk[0] = 'Z'; /* never a verb */
 		junk[20] = '\r';
 		junk[21] = '\n';
 		T_CHECK(buf_append(&g.in, junk, 22) == 0);
@@ -972,7 +968,7 @@ test_garbage(void)
 static void
 test_big_message(void)
 {
-	struct conv tmpl = { 0 };
+	struct conv tmpl = {0};
 	struct gen g;
 	int i;
 
@@ -996,7 +992,7 @@ test_big_message(void)
 static void
 test_big_bdat(void)
 {
-	struct conv tmpl = { 0 };
+	struct conv tmpl = {0};
 	struct gen g;
 	int i;
 
@@ -1007,8 +1003,8 @@ test_big_bdat(void)
 	T_CHECK(buf_append_str(&g.in, "BDAT 6000 LAST\r\n") == 0);
 	gen_fill(&g.in, 'n', 6000);
 	T_CHECK(buf_append_str(&g.in, "QUIT\r\n") == 0);
-	T_CHECK(buf_append_str(&g.want,
-	    E MOK ROK "554 5.6.0 *\r\n" NEED_RCPT BYE) == 0);
+	T_CHECK(buf_append_str(
+		    &g.want, E MOK ROK "554 5.6.0 *\r\n" NEED_RCPT BYE) == 0);
 	/* 6000 octets without CRLF: a line over 1000 comes first */
 	T_CHECK(buf_append_str(&g.body, "[D]") == 0);
 	gen_fill(&g.body, 'n', 1000);
@@ -1017,8 +1013,8 @@ test_big_bdat(void)
 	gen_init(&g);
 	T_CHECK(buf_append_str(&g.in, TX) == 0);
 	for (i = 0; i < 6; i++) {
-		T_CHECK(buf_append_str(&g.in, i == 5 ? "BDAT 2000 LAST\r\n" :
-		    "BDAT 2000\r\n") == 0);
+		T_CHECK(buf_append_str(&g.in, i == 5 ? "BDAT 2000 LAST\r\n"
+						     : "BDAT 2000\r\n") == 0);
 		gen_fill(&g.in, 'o', 998);
 		T_CHECK(buf_append_str(&g.in, "\r\n") == 0);
 		gen_fill(&g.in, 'o', 998);
@@ -1034,7 +1030,7 @@ test_big_bdat(void)
 static void
 test_auth_lines(void)
 {
-	struct conv tmpl = { 0 };
+	struct conv tmpl = {0};
 	struct gen g;
 
 	tmpl.opts = O_AUTH;
@@ -1052,16 +1048,19 @@ test_auth_lines(void)
 	gen_fill(&g.in, 'A', 12287);
 	T_CHECK(buf_append_str(&g.in, "\r\ncA==\r\nNOOP\r\nQUIT\r\n") == 0);
 	T_CHECK(buf_append_str(&g.want, E_AUTH C_USER
-	    "500 5.5.6 Authentication exchange line is too long\r\n"
-	    "500 5.5.2 *\r\n" OK BYE) == 0);
+		    "500 5.5.6 Authentication exchange line is too long\r\n"
+		    "500 5.5.2 *\r\n" OK BYE) == 0);
 	gen_run(&g, "AUTH line of 12289 octets", &tmpl);
 
 	gen_init(&g);
 	T_CHECK(buf_append_str(&g.in, "EHLO c\r\nAUTH PLAIN\r\n") == 0);
 	gen_fill(&g.in, 'B', 20000);
 	T_CHECK(buf_append_str(&g.in, "\r\nQUIT\r\n") == 0);
-	T_CHECK(buf_append_str(&g.want, E_AUTH "334 \r\n"
-	    "500 5.5.6 Authentication exchange line is too long\r\n" BYE) == 0);
+	T_CHECK(
+	    buf_append_str(&g.want, E_AUTH
+		"334 \r\n"
+		"500 5.5.6 Authentication exchange line is too long\r\n" BYE) ==
+	    0);
 	gen_run(&g, "AUTH line of 20 KB", &tmpl);
 }
 
@@ -1160,8 +1159,8 @@ test_accessors(void)
 	smtp_server_accept(s);
 	T_CHECK(!smtp_server_in_transaction(s));
 	T_CHECK_INT(smtp_server_rcpt_count(s), 0);
-	T_CHECK_STR(out.data, G H MOK ROK ROK "452 4.5.3 Too many recipients\r\n"
-	    GO OK);
+	T_CHECK_STR(out.data,
+	    G H MOK ROK ROK "452 4.5.3 Too many recipients\r\n" GO OK);
 	smtp_server_free(s);
 	buf_free(&out);
 }
@@ -1185,7 +1184,7 @@ test_long_helo_name(void)
 	}
 	T_CHECK(buf_append_str(&in, "\r\n") == 0);
 	T_CHECK_INT(smtp_server_next(s, in.data, in.len, &used), SMTP_EV_HELO);
-	buf_reset(&in);   /* the view is gone: the name must have been copied */
+	buf_reset(&in); /* the view is gone: the name must have been copied */
 	smtp_server_accept(s);
 	T_CHECK_INT(strlen(smtp_server_helo(s)), 255);
 	T_CHECK(smtp_server_helo(s)[254] == 'd');
@@ -1221,9 +1220,9 @@ test_shutdown(void)
 	T_CHECK_INT(smtp_server_state(s), SMTP_STATE_CLOSED);
 	direct_feed(s, "NOOP\r\n", SMTP_EV_CLOSE, 0);
 	direct_feed(s, "NOOP\r\n", SMTP_EV_NONE, 0);
-	smtp_server_shutdown(s, "4.3.2", "again");  /* closed: no second 421 */
-	T_CHECK_STR(out.data, G E MOK
-	    "421 4.4.2 " HOST " Error: timeout exceeded\r\n");
+	smtp_server_shutdown(s, "4.3.2", "again"); /* closed: no second 421 */
+	T_CHECK_STR(
+	    out.data, G E MOK "421 4.4.2 " HOST " Error: timeout exceeded\r\n");
 	smtp_server_free(s);
 	buf_free(&out);
 }

@@ -20,7 +20,7 @@
 
 #include "t.h"
 
-static char tdir[PATH_MAX];	/* the state directory of the current test */
+static char tdir[PATH_MAX]; /* the state directory of the current test */
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -47,7 +47,8 @@ setup(void)
 	const char *t = getenv("TMPDIR");
 
 	if (str_fmt(tdir, sizeof(tdir), "%s/tern-spool-XXXXXX",
-	    t != NULL ? t : "/tmp") != 0 || mkdtemp(tdir) == NULL)
+		t != NULL ? t : "/tmp") != 0 ||
+	    mkdtemp(tdir) == NULL)
 		abort();
 }
 
@@ -113,8 +114,8 @@ mk_env(struct queue_env *e, size_t nrcpt)
 	(void)!str_copy(e->ip, sizeof(e->ip), "192.0.2.7", 9);
 	(void)!str_copy(e->proto, sizeof(e->proto), "ESMTPSA", 7);
 	for (i = 0; i < nrcpt; i++)
-		if (queue_env_add_rcpt(e, i % 2 ? "ben@example.net" :
-		    "dave@example.com") == NULL)
+		if (queue_env_add_rcpt(e,
+			i % 2 ? "ben@example.net" : "dave@example.com") == NULL)
 			abort();
 }
 
@@ -154,8 +155,8 @@ static int
 commit(struct spool *sp, struct queue_env *e, char *err, size_t errlen)
 {
 	struct iovec iov[2] = {
-		{ content_a, sizeof(content_a) - 1 },
-		{ content_b, sizeof(content_b) - 1 },
+	    {content_a, sizeof(content_a) - 1},
+	    {content_b, sizeof(content_b) - 1},
 	};
 
 	mk_env(e, 2);
@@ -164,22 +165,22 @@ commit(struct spool *sp, struct queue_env *e, char *err, size_t errlen)
 
 /* ---- fault hook ---------------------------------------------------------- */
 
-static const char *fault_step;	/* the step to fail, NULL: none */
-static int fault_at;		/* fail its fault_at-th call (1-based) */
-static bool fault_persist;	/* and every later one */
+static const char *fault_step; /* the step to fail, NULL: none */
+static int fault_at;	       /* fail its fault_at-th call (1-based) */
+static bool fault_persist;     /* and every later one */
 static int fault_errno;
-static int fault_seen;		/* calls of fault_step so far */
+static int fault_seen; /* calls of fault_step so far */
 
 static int
 fault_hook(const char *who, const char *step)
 {
 	if (strcmp(who, "spool") != 0)
-		abort();	/* every step here is the spool's */
+		abort(); /* every step here is the spool's */
 	if (fault_step == NULL || strcmp(step, fault_step) != 0)
 		return 0;
 	fault_seen++;
-	if (fault_seen == fault_at || (fault_persist && fault_seen > fault_at &&
-	    fault_at > 0))
+	if (fault_seen == fault_at ||
+	    (fault_persist && fault_seen > fault_at && fault_at > 0))
 		return fault_errno;
 	return 0;
 }
@@ -188,7 +189,7 @@ fault_hook(const char *who, const char *step)
 static int
 slow_fsync_hook(const char *who, const char *step)
 {
-	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	struct timespec ts = {0, 10 * 1000 * 1000};
 
 	(void)who;
 	if (strcmp(step, "fsync_dir") == 0)
@@ -219,8 +220,8 @@ fault_clear(void)
 static void
 test_open_layout(void)
 {
-	static const char *const dirs[] = { "tmp", "data", "env", "corrupt",
-		"held" };
+	static const char *const dirs[] = {
+	    "tmp", "data", "env", "corrupt", "held"};
 	char p[PATH_MAX], err[256];
 	struct spool *sp, *sp2;
 	struct stat st;
@@ -233,12 +234,12 @@ test_open_layout(void)
 		T_CHECK(stat(tpath(p, sizeof(p), dirs[i]), &st) == 0);
 		T_CHECK_INT(st.st_mode & 0777, 0700);
 	}
-	sp2 = spool_open(tdir, err, sizeof(err));	/* locked */
+	sp2 = spool_open(tdir, err, sizeof(err)); /* locked */
 	T_CHECK(sp2 == NULL);
 	T_CHECK_INT(errno, EWOULDBLOCK);
 	T_CHECK(strstr(err, "lock") != NULL);
 	spool_close(sp);
-	sp = open_spool();	/* the lock went with the close */
+	sp = open_spool(); /* the lock went with the close */
 	T_CHECK(sp != NULL);
 	spool_close(sp);
 	spool_close(NULL);
@@ -288,11 +289,11 @@ test_commit_load(void)
 	T_CHECK_INT(s.file_fsyncs, 2);
 	T_CHECK_INT(s.dir_waits, 2);
 	queue_env_free(&l);
-	T_CHECK_INT(spool_load(sp, "0123456789abcdef", &l, err,
-	    sizeof(err)), -1);
+	T_CHECK_INT(
+	    spool_load(sp, "0123456789abcdef", &l, err, sizeof(err)), -1);
 	T_CHECK_INT(errno, ENOENT);
-	T_CHECK_INT(spool_load(sp, "../../etc/passwd", &l, err,
-	    sizeof(err)), -1);
+	T_CHECK_INT(
+	    spool_load(sp, "../../etc/passwd", &l, err, sizeof(err)), -1);
 	T_CHECK_INT(errno, EINVAL);
 	T_CHECK_INT(spool_open_data(sp, "../x"), -1);
 	queue_env_free(&l);
@@ -307,11 +308,11 @@ test_commit_refusals(void)
 	struct queue_env e;
 	struct spool *sp;
 	char err[256];
-	struct iovec iov = { (void *)"x", 1 };
+	struct iovec iov = {(void *)"x", 1};
 
 	setup();
 	sp = open_spool();
-	mk_env(&e, 0);	/* no recipients: no decoder would take it */
+	mk_env(&e, 0); /* no recipients: no decoder would take it */
 	T_CHECK_INT(spool_commit(sp, &e, &iov, 1, err, sizeof(err)), -1);
 	T_CHECK_INT(errno, EINVAL);
 	T_CHECK(strstr(err, "encode") != NULL);
@@ -321,7 +322,7 @@ test_commit_refusals(void)
 	T_CHECK_INT(errno, EINVAL);
 	T_CHECK_INT(spool_commit(sp, &e, NULL, 1, err, sizeof(err)), -1);
 	T_CHECK_INT(spool_commit(sp, &e, NULL, 0, err, sizeof(err)), 0);
-	T_CHECK_INT(e.size, 0);	/* an empty message is a message */
+	T_CHECK_INT(e.size, 0); /* an empty message is a message */
 	T_CHECK_INT(count("data") + count("env") + count("tmp"), 2);
 	queue_env_free(&e);
 	spool_close(sp);
@@ -379,7 +380,7 @@ test_hold_release(void)
 	T_CHECK_INT(spool_load(sp, e.id, &l, err, sizeof(err)), 0);
 	T_CHECK(l.held);
 	queue_env_free(&l);
-	T_CHECK_INT(spool_update(sp, &e), -1);	/* a late update: refused */
+	T_CHECK_INT(spool_update(sp, &e), -1); /* a late update: refused */
 	T_CHECK_INT(errno, ENOENT);
 	T_CHECK(!exists("env", e.id));
 	T_CHECK_INT(spool_hold(sp, e.id), -1);
@@ -412,7 +413,7 @@ test_remove(void)
 	T_CHECK(!exists("env", e.id) && !exists("data", e.id));
 	T_CHECK_INT(spool_remove(sp, e.id), -1);
 	T_CHECK_INT(errno, ENOENT);
-	T_CHECK_INT(spool_remove(sp, h.id), 0);	/* a held one too */
+	T_CHECK_INT(spool_remove(sp, h.id), 0); /* a held one too */
 	T_CHECK_INT(count("held") + count("data") + count("env"), 0);
 	T_CHECK_INT(spool_remove(sp, "../data/abcdef0"), -1);
 	T_CHECK_INT(errno, EINVAL);
@@ -436,7 +437,7 @@ scan_cb(struct queue_env *env, void *v)
 
 	c->n++;
 	c->held += env->held;
-	if (c->kept.nrcpt == 0) {	/* keep the first: a move */
+	if (c->kept.nrcpt == 0) { /* keep the first: a move */
 		c->kept = *env;
 		queue_env_init(env);
 	}
@@ -445,7 +446,7 @@ scan_cb(struct queue_env *env, void *v)
 static void
 test_scan(void)
 {
-	struct scan_ctx c = { 0, 0, { .nrcpt = 0 } };
+	struct scan_ctx c = {0, 0, {.nrcpt = 0}};
 	struct queue_env e;
 	struct spool *sp;
 	char err[256];
@@ -484,7 +485,7 @@ struct worker {
 	struct spool *sp;
 	int n, ok;
 	char (*ids)[QUEUE_ID_LEN + 1];
-	double seconds;		/* bench: run this long instead of n */
+	double seconds; /* bench: run this long instead of n */
 };
 
 static void *
@@ -492,7 +493,7 @@ worker_run(void *v)
 {
 	struct worker *w = v;
 	char body[2048];
-	struct iovec iov = { body, sizeof(body) };
+	struct iovec iov = {body, sizeof(body)};
 	struct queue_env e;
 	char err[256];
 	uint64_t end = time_now_ms() + (uint64_t)(w->seconds * 1000);
@@ -523,7 +524,7 @@ test_concurrent(void)
 	enum { NT = 8, PER = 40 };
 	struct worker w[NT];
 	pthread_t th[NT];
-	char (*ids)[QUEUE_ID_LEN + 1] = xcalloc(NT * PER, sizeof(*ids));
+	char(*ids)[QUEUE_ID_LEN + 1] = xcalloc(NT * PER, sizeof(*ids));
 	struct scan_ctx c;
 	struct spool_stats s;
 	struct spool *sp;
@@ -533,7 +534,7 @@ test_concurrent(void)
 	sp = open_spool();
 	file_fault_hook = slow_fsync_hook;
 	for (i = 0; i < NT; i++) {
-		w[i] = (struct worker){ sp, PER, 0, ids + i * PER, 0 };
+		w[i] = (struct worker){sp, PER, 0, ids + i * PER, 0};
 		T_CHECK(pthread_create(&th[i], NULL, worker_run, &w[i]) == 0);
 	}
 	for (i = 0; i < NT; i++) {
@@ -556,7 +557,8 @@ test_concurrent(void)
 	 * directories than asked for (test_group_sync counts exactly) */
 	T_CHECK(s.env_fsyncs < s.commits);
 	T_CHECK(s.dir_fsyncs < s.dir_waits);
-	fprintf(stderr, "concurrent: %d commits by %d threads: %llu fsyncs "
+	fprintf(stderr,
+	    "concurrent: %d commits by %d threads: %llu fsyncs "
 	    "of env/, %llu directory fsyncs (10 ms each) for %llu waits\n",
 	    total, NT, (unsigned long long)s.env_fsyncs,
 	    (unsigned long long)s.dir_fsyncs, (unsigned long long)s.dir_waits);
@@ -574,9 +576,9 @@ test_concurrent(void)
  */
 static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static int gate_state;		/* 1: first fsync held, 2: released */
+static int gate_state; /* 1: first fsync held, 2: released */
 static int gate_calls;
-static int gate_fail;		/* the fsync_dir call that fails, 0: none */
+static int gate_fail; /* the fsync_dir call that fails, 0: none */
 
 static int
 gate_hook(const char *who, const char *step)
@@ -628,7 +630,7 @@ stat_waits(struct spool *sp)
 static int
 run_group(int fail, struct syncer s[8])
 {
-	struct timespec ms = { 0, 1000 * 1000 }, settle = { 0, 100000000 };
+	struct timespec ms = {0, 1000 * 1000}, settle = {0, 100000000};
 	struct spool_stats st;
 	struct spool *sp;
 	pthread_t th[8];
@@ -643,7 +645,7 @@ run_group(int fail, struct syncer s[8])
 	base = st.dir_fsyncs;
 	file_fault_hook = gate_hook;
 	for (i = 0; i < 8; i++) {
-		s[i] = (struct syncer){ sp, 0, 0 };
+		s[i] = (struct syncer){sp, 0, 0};
 		if (pthread_create(&th[i], NULL, syncer_run, &s[i]) != 0)
 			abort();
 		pthread_mutex_lock(&gate_mu);
@@ -653,7 +655,7 @@ run_group(int fail, struct syncer s[8])
 	}
 	while (stat_waits(sp) < st.dir_waits + 8)
 		nanosleep(&ms, NULL);
-	nanosleep(&settle, NULL);	/* let them reach the condition wait */
+	nanosleep(&settle, NULL); /* let them reach the condition wait */
 	pthread_mutex_lock(&gate_mu);
 	gate_state = 2;
 	pthread_cond_broadcast(&gate_cv);
@@ -673,15 +675,15 @@ test_group_sync(void)
 	struct syncer s[8];
 	int i;
 
-	T_CHECK_INT(run_group(0, s), 2);	/* not 8 */
+	T_CHECK_INT(run_group(0, s), 2); /* not 8 */
 	for (i = 0; i < 8; i++)
 		T_CHECK_INT(s[i].r, 0);
-	T_CHECK_INT(run_group(1, s), 2);	/* the first fails */
+	T_CHECK_INT(run_group(1, s), 2); /* the first fails */
 	T_CHECK_INT(s[0].r, -1);
 	T_CHECK_INT(s[0].e, EIO);
 	for (i = 1; i < 8; i++)
 		T_CHECK_INT(s[i].r, 0);
-	T_CHECK_INT(run_group(2, s), 2);	/* the shared one fails */
+	T_CHECK_INT(run_group(2, s), 2); /* the shared one fails */
 	T_CHECK_INT(s[0].r, 0);
 	for (i = 1; i < 8; i++) {
 		T_CHECK_INT(s[i].r, -1);
@@ -692,8 +694,7 @@ test_group_sync(void)
 /* ---- faults -------------------------------------------------------------- */
 
 static const char *const commit_steps[] = {
-	"create", "write", "fsync", "close", "fsync_dir", "rename"
-};
+    "create", "write", "fsync", "close", "fsync_dir", "rename"};
 
 /* How often a clean commit runs step. */
 static int
@@ -717,7 +718,7 @@ steps_in_commit(struct spool *sp, const char *step)
 static void
 test_commit_faults(void)
 {
-	static const int errs[] = { ENOSPC, EIO, EDQUOT };
+	static const int errs[] = {ENOSPC, EIO, EDQUOT};
 	struct queue_env e;
 	struct spool *sp;
 	char err[256];
@@ -737,8 +738,8 @@ test_commit_faults(void)
 			T_CHECK_INT(errno, want);
 			T_CHECK(err[0] != '\0' && e.id[0] == '\0');
 			fault_clear();
-			T_CHECK_INT(count("tmp") + count("data") +
-			    count("env"), 0);
+			T_CHECK_INT(
+			    count("tmp") + count("data") + count("env"), 0);
 			queue_env_free(&e);
 			tried++;
 		}
@@ -765,7 +766,7 @@ test_commit_env_sync_broken(void)
 
 	setup();
 	sp = open_spool();
-	fault_set("fsync_dir", 2, EIO, true);	/* data/ passes, env/ never */
+	fault_set("fsync_dir", 2, EIO, true); /* data/ passes, env/ never */
 	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), -1);
 	T_CHECK_INT(errno, EIO);
 	fault_clear();
@@ -774,7 +775,7 @@ test_commit_env_sync_broken(void)
 	queue_env_free(&e);
 	spool_close(sp);
 	sp = open_spool();
-	T_CHECK_INT(count("data"), 0);	/* an orphan: removed */
+	T_CHECK_INT(count("data"), 0); /* an orphan: removed */
 	spool_close(sp);
 	teardown();
 }
@@ -793,8 +794,8 @@ slurp_env(const char *id, struct buf *out)
 static void
 test_update_faults(void)
 {
-	static const char *const steps[] = { "create", "write", "fsync",
-		"close", "rename", "fsync_dir" };
+	static const char *const steps[] = {
+	    "create", "write", "fsync", "close", "rename", "fsync_dir"};
 	struct queue_env e;
 	struct buf before, after;
 	struct spool *sp;
@@ -819,7 +820,8 @@ test_update_faults(void)
 		/* before the exchange the old one stays; after it (the sync
 		 * failed) the new one is in place: either is whole */
 		if (strcmp(steps[i], "fsync_dir") != 0)
-			T_CHECK(after.len == before.len &&
+			T_CHECK(
+			    after.len == before.len &&
 			    memcmp(after.data, before.data, after.len) == 0);
 		else
 			T_CHECK(strstr(after.data, "FAILED") != NULL);
@@ -841,7 +843,7 @@ test_remove_hold_faults(void)
 	setup();
 	sp = open_spool();
 	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
-	fault_set("unlink", 1, EIO, false);	/* the envelope's unlink */
+	fault_set("unlink", 1, EIO, false); /* the envelope's unlink */
 	T_CHECK_INT(spool_remove(sp, e.id), -1);
 	T_CHECK_INT(errno, EIO);
 	T_CHECK(exists("env", e.id) && exists("data", e.id));
@@ -849,7 +851,7 @@ test_remove_hold_faults(void)
 	T_CHECK_INT(spool_hold(sp, e.id), -1);
 	T_CHECK_INT(errno, ENOSPC);
 	T_CHECK(exists("env", e.id) && !exists("held", e.id));
-	fault_set("fsync_dir", 1, EIO, false);	/* removal not durable */
+	fault_set("fsync_dir", 1, EIO, false); /* removal not durable */
 	T_CHECK_INT(spool_remove(sp, e.id), -1);
 	T_CHECK(!exists("env", e.id) && exists("data", e.id));
 	fault_clear();
@@ -858,7 +860,7 @@ test_remove_hold_faults(void)
 	T_CHECK_INT(count("data"), 0);
 	queue_env_free(&e);
 	T_CHECK_INT(commit(sp, &e, err, sizeof(err)), 0);
-	fault_set("unlink", 2, EIO, false);	/* the data's: still removed */
+	fault_set("unlink", 2, EIO, false); /* the data's: still removed */
 	T_CHECK_INT(spool_remove(sp, e.id), 0);
 	fault_clear();
 	T_CHECK(!exists("env", e.id) && exists("data", e.id));
@@ -881,8 +883,8 @@ make_crash_states(void)
 	put_file("tmp", "junk name", "x", 1);
 	put_file("env", "00000000000000c1", "garbage\n", 8);
 	put_file("data", "00000000000000c1", "content", 7);
-	put_env("env", "00000000000000c2", "00000000000000c2");  /* no data */
-	put_env("env", "00000000000000c3", "00000000000000c4");  /* wrong id */
+	put_env("env", "00000000000000c2", "00000000000000c2"); /* no data */
+	put_env("env", "00000000000000c3", "00000000000000c4"); /* wrong id */
 	put_file("data", "00000000000000c3", "content", 7);
 	put_env("env", "00000000000000c5", "00000000000000c5");
 	put_file("data", "00000000000000c5", "content", 7);
@@ -895,7 +897,7 @@ make_crash_states(void)
 	put_file("data", "00000000000000c6", "content", 7);
 	(void)!str_fmt(rel, sizeof(rel), "env/%s", "00000000000000c6");
 	if (stat(tpath(p, sizeof(p), rel), &st) != 0 ||
-	    truncate(p, st.st_size / 2) != 0)	/* cut in the middle */
+	    truncate(p, st.st_size / 2) != 0) /* cut in the middle */
 		abort();
 }
 
@@ -978,7 +980,7 @@ bench_commits(int nthreads, double seconds)
 	sp = open_spool();
 	t0 = now_s();
 	for (i = 0; i < nthreads; i++) {
-		w[i] = (struct worker){ sp, 0, 0, NULL, seconds };
+		w[i] = (struct worker){sp, 0, 0, NULL, seconds};
 		if (pthread_create(&th[i], NULL, worker_run, &w[i]) != 0)
 			abort();
 	}
@@ -989,9 +991,9 @@ bench_commits(int nthreads, double seconds)
 	t = now_s() - t0;
 	spool_get_stats(sp, &s);
 	printf("bench commit threads=%d commits=%d seconds=%.2f "
-	    "commits_per_s=%.0f dir_fsyncs_per_commit=%.3f "
-	    "env_fsyncs_per_commit=%.3f (unshared: 2 and 1)\n", nthreads,
-	    total, t, total / t, (double)s.dir_fsyncs / (double)total,
+	       "commits_per_s=%.0f dir_fsyncs_per_commit=%.3f "
+	       "env_fsyncs_per_commit=%.3f (unshared: 2 and 1)\n",
+	    nthreads, total, t, total / t, (double)s.dir_fsyncs / (double)total,
 	    (double)s.env_fsyncs / (double)total);
 	spool_close(sp);
 	teardown();
@@ -1037,7 +1039,8 @@ bench_scan(int n)
 		abort();
 	t2 = now_s();
 	printf("bench scan envelopes=%d open_recovery_s=%.2f scan_s=%.2f "
-	    "total_s=%.2f\n", n, t1 - t0, t2 - t1, t2 - t0);
+	       "total_s=%.2f\n",
+	    n, t1 - t0, t2 - t1, t2 - t0);
 	spool_close(sp);
 	teardown();
 }

@@ -329,40 +329,51 @@ test_resolve_users(void)
 
 	t_case("table_user_set_maildir");
 	{
-		static const char *const bad[] = { "relative", "/", "/a/", "/a//b",
-		    "/a/./b", "/a/../b", "/..", "/a\nb", "" };
+		static const char *const bad[] = {"relative", "/", "/a/",
+		    "/a//b", "/a/./b", "/a/../b", "/..", "/a\nb", ""};
 		char box[512];
 		size_t i;
 
-		T_CHECK_INT(table_user_set_maildir(tab, "Dave@example.net",
-		    "/srv/mail/dave"), TABLE_OK);
+		T_CHECK_INT(table_user_set_maildir(
+				tab, "Dave@example.net", "/srv/mail/dave"),
+		    TABLE_OK);
 		CHECK_RESOLVE("<dave@example.net>", TABLE_OK,
 		    "dave@example.net=/srv/mail/dave");
 		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-			T_CHECK_INT(table_user_set_maildir(tab, "dave@example.net",
-			    bad[i]), TABLE_INVALID);
-		T_CHECK_INT(table_user_set_maildir(tab, "ghost@example.net",
-		    "/srv/mail/ghost"), TABLE_NOTFOUND);
+			T_CHECK_INT(table_user_set_maildir(
+					tab, "dave@example.net", bad[i]),
+			    TABLE_INVALID);
+		T_CHECK_INT(table_user_set_maildir(
+				tab, "ghost@example.net", "/srv/mail/ghost"),
+		    TABLE_NOTFOUND);
 		T_CHECK_INT(table_user_set_maildir(tab, "dave@example.net",
-		    "lmtp:unix:/run/dovecot/lmtp"), TABLE_OK);
+				"lmtp:unix:/run/dovecot/lmtp"),
+		    TABLE_OK);
 		CHECK_RESOLVE("<dave@example.net>", TABLE_OK,
 		    "dave@example.net=lmtp:unix:/run/dovecot/lmtp");
 		T_CHECK(table_mailbox_is_lmtp("lmtp:unix:/run/dovecot/lmtp"));
 		T_CHECK(!table_mailbox_is_lmtp("/srv/lmtp:x"));
-		T_CHECK_INT(table_user_set_maildir(tab, "dave@example.net",
-		    "lmtp:[::1]:24"), TABLE_OK);
-		T_CHECK_INT(table_user_set_maildir(tab, "dave@example.net",
-		    "lmtp:mbox.example.net"), TABLE_OK);
-		T_CHECK_INT(table_user_set_maildir(tab, "dave@example.net",
-		    "lmtp:unix:relative"), TABLE_INVALID);
-		T_CHECK_INT(table_user_set_maildir(tab, "dave@example.net",
-		    "lmtp:"), TABLE_INVALID);
-		T_CHECK_INT(table_user_set_maildir(tab, "dave@example.net",
-		    "lmtp:a b"), TABLE_INVALID);
-		T_CHECK_INT(table_user_set_maildir(tab, "dave@example.net", NULL),
+		T_CHECK_INT(table_user_set_maildir(
+				tab, "dave@example.net", "lmtp:[::1]:24"),
 		    TABLE_OK);
-		T_CHECK_INT(table_user_mailbox(tab, "dave@example.net", box,
-		    sizeof(box)), TABLE_OK);
+		T_CHECK_INT(table_user_set_maildir(tab, "dave@example.net",
+				"lmtp:mbox.example.net"),
+		    TABLE_OK);
+		T_CHECK_INT(table_user_set_maildir(
+				tab, "dave@example.net", "lmtp:unix:relative"),
+		    TABLE_INVALID);
+		T_CHECK_INT(
+		    table_user_set_maildir(tab, "dave@example.net", "lmtp:"),
+		    TABLE_INVALID);
+		T_CHECK_INT(
+		    table_user_set_maildir(tab, "dave@example.net", "lmtp:a b"),
+		    TABLE_INVALID);
+		T_CHECK_INT(
+		    table_user_set_maildir(tab, "dave@example.net", NULL),
+		    TABLE_OK);
+		T_CHECK_INT(table_user_mailbox(
+				tab, "dave@example.net", box, sizeof(box)),
+		    TABLE_OK);
 		T_CHECK_STR(box, "example.net/dave");
 	}
 

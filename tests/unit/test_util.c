@@ -33,7 +33,8 @@ test_sanitize(void)
 	char out[16];
 
 	T_CHECK_STR(log_sanitize(out, sizeof(out), "abc", 3), "abc");
-	T_CHECK_STR(log_sanitize(out, sizeof(out), "a b=\"\n", 6), "a\\x20b\\x3d...");
+	T_CHECK_STR(
+	    log_sanitize(out, sizeof(out), "a b=\"\n", 6), "a\\x20b\\x3d...");
 	T_CHECK_STR(log_sanitize(out, sizeof(out), "0123456789abcdefghij", 20),
 	    "0123456789ab...");
 }
@@ -43,7 +44,8 @@ test_u64(void)
 {
 	uint64_t v;
 
-	T_CHECK(str_to_u64("18446744073709551615", 20, &v) == 0 && v == UINT64_MAX);
+	T_CHECK(
+	    str_to_u64("18446744073709551615", 20, &v) == 0 && v == UINT64_MAX);
 	T_CHECK(str_to_u64("18446744073709551616", 20, &v) == -1);
 	T_CHECK(str_to_u64("", 0, &v) == -1);
 	T_CHECK(str_to_u64("12a", 3, &v) == -1);
