@@ -1,0 +1,4 @@
+build-post/obj/src/addr/header.o: src/addr/header.c src/addr/addr.h \
+ src/util/util.h
+src/addr/addr.h:
+src/util/util.h:

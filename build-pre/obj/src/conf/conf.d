@@ -1,0 +1,5 @@
+build-pre/obj/src/conf/conf.o: src/conf/conf.c src/conf/conf.h \
+ src/addr/addr.h src/util/util.h
+src/conf/conf.h:
+src/addr/addr.h:
+src/util/util.h:

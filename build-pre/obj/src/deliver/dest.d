@@ -1,0 +1,15 @@
+build-pre/obj/src/deliver/dest.o: src/deliver/dest.c \
+ src/deliver/../util/util.h src/deliver/dest.h src/deliver/dns.h \
+ src/deliver/remote.h src/deliver/../smtp/smtp.h \
+ src/deliver/../smtp/../addr/addr.h src/deliver/../smtp/../util/util.h \
+ src/deliver/remote_int.h src/deliver/job.h src/deliver/target.h
+src/deliver/../util/util.h:
+src/deliver/dest.h:
+src/deliver/dns.h:
+src/deliver/remote.h:
+src/deliver/../smtp/smtp.h:
+src/deliver/../smtp/../addr/addr.h:
+src/deliver/../smtp/../util/util.h:
+src/deliver/remote_int.h:
+src/deliver/job.h:
+src/deliver/target.h:

@@ -1,0 +1,3 @@
+build-pre/obj/src/queue/ratelimit.o: src/queue/ratelimit.c \
+ src/queue/ratelimit.h
+src/queue/ratelimit.h:

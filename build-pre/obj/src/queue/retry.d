@@ -1,0 +1,2 @@
+build-pre/obj/src/queue/retry.o: src/queue/retry.c src/queue/retry.h
+src/queue/retry.h:

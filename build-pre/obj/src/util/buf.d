@@ -1,0 +1,2 @@
+build-pre/obj/src/util/buf.o: src/util/buf.c src/util/util.h
+src/util/util.h:
