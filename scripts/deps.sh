@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format cppcheck
 libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libpq-dev libinih-dev libcrypt-dev
 python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp curl dovecot-imapd dovecot-lmtpd dnsmasq-base openssl sqlite3
-procps iproute2 postfix postgresql"
+procps iproute2 postfix postgresql systemd"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
