@@ -1,9 +1,0 @@
-build-post/obj/src/queue/envelope.o: src/queue/envelope.c \
- src/queue/queue.h src/queue/../smtp/smtp.h \
- src/queue/../smtp/../addr/addr.h src/queue/../smtp/../util/util.h \
- src/queue/../util/util.h
-src/queue/queue.h:
-src/queue/../smtp/smtp.h:
-src/queue/../smtp/../addr/addr.h:
-src/queue/../smtp/../util/util.h:
-src/queue/../util/util.h:

@@ -1,5 +1,0 @@
-build-post/obj/src/smtp/smtp_stuff.o: src/smtp/smtp_stuff.c \
- src/smtp/smtp.h src/smtp/../addr/addr.h src/smtp/../util/util.h
-src/smtp/smtp.h:
-src/smtp/../addr/addr.h:
-src/smtp/../util/util.h:

@@ -1,5 +1,0 @@
-build-pre/obj/src/smtp/smtp_reply.o: src/smtp/smtp_reply.c \
- src/smtp/smtp.h src/smtp/../addr/addr.h src/smtp/../util/util.h
-src/smtp/smtp.h:
-src/smtp/../addr/addr.h:
-src/smtp/../util/util.h:

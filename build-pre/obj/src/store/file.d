@@ -1,4 +1,0 @@
-build-pre/obj/src/store/file.o: src/store/file.c src/store/file.h \
- src/util/util.h
-src/store/file.h:
-src/util/util.h:

@@ -1,2 +1,0 @@
-build-pre/obj/src/util/log.o: src/util/log.c src/util/util.h
-src/util/util.h:

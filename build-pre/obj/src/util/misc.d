@@ -1,2 +1,0 @@
-build-pre/obj/src/util/misc.o: src/util/misc.c src/util/util.h
-src/util/util.h:
