@@ -7,15 +7,12 @@
  * the output maximum, the returned flags, the boundary avoiding the
  * original) are made here directly.
  */
-#include <errno.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "t.h"
+#include "t_pycheck.h"
 #include "queue/bounce.h"
 
-#define PYTHON	  "/usr/bin/python3"
 #define HOST	  "mta.example.org"
 #define T_ARRIVAL ((time_t)1700000000)
 #define D_ARRIVAL "Tue, 14 Nov 2023 22:13:20 +0000"
@@ -25,10 +22,7 @@
 #define D_UNTIL	  "Sun, 19 Nov 2023 22:13:20 +0000"
 #define MSGID	  "<dsn.1@mta.example.org>"
 
-extern char **environ;
-
-static char tmpdir[256];
-static char script[512];
+static struct t_pycheck pc;
 
 static const char orig_msg[] = "Return-Path: <ann@example.org>\r\n"
 			       "From: Ann <ann@example.org>\r\n"
@@ -44,46 +38,6 @@ static const char orig_msg[] = "Return-Path: <ann@example.org>\r\n"
 			       ".leading dot\r\n";
 
 /* ---- files and the python check ------------------------------------- */
-
-static bool
-write_file(const char *name, const char *ext, const void *p, size_t n)
-{
-	char path[512];
-	FILE *f;
-	bool ok;
-
-	if (str_fmt(path, sizeof(path), "%s/%s%s", tmpdir, name, ext) != 0)
-		return false;
-	f = fopen(path, "wb");
-	if (f == NULL)
-		return false;
-	ok = fwrite(p, 1, n, f) == n;
-	return fclose(f) == 0 && ok;
-}
-
-static bool
-run_python(const char *name)
-{
-	static char py[] = PYTHON;
-	char nm[128];
-	char *argv[] = {py, script, tmpdir, nm, NULL};
-	pid_t pid;
-	int st;
-
-	if (str_copy(nm, sizeof(nm), name, strlen(name)) != 0)
-		return false;
-	if (access(PYTHON, X_OK) != 0) {
-		fprintf(stderr,
-		    "FAIL: %s is missing (apt-get install python3)\n", PYTHON);
-		return false;
-	}
-	if (posix_spawn(&pid, PYTHON, NULL, NULL, argv, environ) != 0)
-		return false;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return false;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-}
 
 /* ---- JSON expectations ------------------------------------------------- */
 
@@ -273,10 +227,11 @@ run_case(const struct dsn_case *c)
 	rc = bounce_build(&c->in, &out);
 	T_CHECK_INT(rc, c->want_flags);
 	js_case(&j, c);
-	T_CHECK(write_file(c->name, ".eml", out.data, out.len));
-	T_CHECK(write_file(c->name, ".orig", c->in.msg, c->in.msg_len));
-	T_CHECK(write_file(c->name, ".json", j.b.data, j.b.len));
-	T_CHECK(rc >= 0 && run_python(c->name));
+	T_CHECK(t_pycheck_write(&pc, c->name, ".eml", out.data, out.len));
+	T_CHECK(
+	    t_pycheck_write(&pc, c->name, ".orig", c->in.msg, c->in.msg_len));
+	T_CHECK(t_pycheck_write(&pc, c->name, ".json", j.b.data, j.b.len));
+	T_CHECK(rc >= 0 && t_pycheck_run(&pc, c->name));
 	buf_free(&out);
 	buf_free(&j.b);
 }
@@ -663,11 +618,11 @@ tamper(
 	    buf_append_str(&bad, p + strlen(change)) != 0)
 		abort();
 	js_case(&j, &c);
-	T_CHECK(write_file(name, ".eml", bad.data, bad.len));
-	T_CHECK(write_file(name, ".orig", c.in.msg, c.in.msg_len));
-	T_CHECK(write_file(name, ".json", j.b.data, j.b.len));
+	T_CHECK(t_pycheck_write(&pc, name, ".eml", bad.data, bad.len));
+	T_CHECK(t_pycheck_write(&pc, name, ".orig", c.in.msg, c.in.msg_len));
+	T_CHECK(t_pycheck_write(&pc, name, ".json", j.b.data, j.b.len));
 	fprintf(stderr, "test_bounce: %s: the checker must complain:\n", name);
-	T_CHECK(!run_python(name));
+	T_CHECK(!t_pycheck_run(&pc, name));
 done:
 	buf_free(&out);
 	buf_free(&bad);
@@ -685,44 +640,12 @@ test_checker_catches(void)
 /* ---- setup ------------------------------------------------------------------
  */
 
-static bool
-setup(void)
-{
-	const char *t = getenv("TMPDIR");
-	const char *f = __FILE__, *slash = strrchr(f, '/');
-
-	if (str_fmt(tmpdir, sizeof(tmpdir), "%s/tern-dsn-XXXXXX",
-		t && *t ? t : "/tmp") != 0 ||
-	    mkdtemp(tmpdir) == NULL)
-		return false;
-	if (slash == NULL)
-		return str_fmt(script, sizeof(script), "check_dsn.py") == 0;
-	return str_fmt(script, sizeof(script), "%.*s/check_dsn.py",
-		   (int)(slash - f), f) == 0 &&
-	       access(script, R_OK) == 0;
-}
-
-static void
-cleanup(void)
-{
-	char cmd[600];
-
-	/* keep the files when something failed, for a look */
-	if (t_failed) {
-		fprintf(stderr, "test_bounce: DSNs kept in %s\n", tmpdir);
-		return;
-	}
-	if (str_fmt(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir) == 0 &&
-	    system(cmd) != 0)
-		fprintf(stderr, "test_bounce: could not remove %s\n", tmpdir);
-}
-
 int
 main(void)
 {
 	t_case("setup: temp dir and tests/unit/check_dsn.py (run from the "
 	       "repository root)");
-	T_CHECK(setup());
+	T_CHECK(t_pycheck_open(&pc, "test_bounce", "check_dsn.py", __FILE__));
 	if (t_cur_failed)
 		return t_summary();
 	T_RUN(test_cases);
@@ -732,6 +655,6 @@ main(void)
 	T_RUN(test_boundary_collision);
 	T_RUN(test_checker_catches);
 	t_case_end();
-	cleanup();
+	t_pycheck_close(&pc);
 	return t_summary();
 }

@@ -12,19 +12,12 @@
  * package must decode every part of the output to the octets of the
  * original.  The checker is shown to catch one changed octet.
  */
-#include <errno.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include "mime/mime.h"
 #include "t.h"
+#include "t_pycheck.h"
 
-#define PYTHON "/usr/bin/python3"
-
-extern char **environ;
-
-static char tmpdir[512];
-static char script[512];
+static struct t_pycheck pc;
 
 /* ---- reading a plan -------------------------------------------------------
  */
@@ -390,44 +383,6 @@ test_limits(void)
 
 /* ---- against Python's email package -------------------------------------- */
 
-static bool
-write_file(const char *name, const char *ext, const char *p, size_t n)
-{
-	char path[700];
-	FILE *f;
-	bool ok;
-
-	if (str_fmt(path, sizeof(path), "%s/%s%s", tmpdir, name, ext) != 0 ||
-	    (f = fopen(path, "wb")) == NULL)
-		return false;
-	ok = fwrite(p, 1, n, f) == n;
-	return fclose(f) == 0 && ok;
-}
-
-static bool
-run_python(const char *name)
-{
-	static char py[] = PYTHON;
-	char nm[128];
-	char *argv[] = {py, script, tmpdir, nm, NULL};
-	pid_t pid;
-	int st;
-
-	if (str_copy(nm, sizeof(nm), name, strlen(name)) != 0)
-		return false;
-	if (access(PYTHON, X_OK) != 0) {
-		fprintf(stderr,
-		    "FAIL: %s is missing (apt-get install python3)\n", PYTHON);
-		return false;
-	}
-	if (posix_spawn(&pid, PYTHON, NULL, NULL, argv, environ) != 0)
-		return false;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return false;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-}
-
 /* Convert msg, write both, run the checker; the output stays in out. */
 static bool
 py_case(const char *name, const struct buf *msg, struct buf *out)
@@ -440,9 +395,9 @@ py_case(const char *name, const struct buf *msg, struct buf *out)
 	T_CHECK(p.flags & MIME_F_ENCODED);
 	T_CHECK(!(p.flags & (MIME_F_IMPOSSIBLE | MIME_F_HDR_8BIT)));
 	mime_plan_free(&p);
-	T_CHECK(write_file(name, ".orig", msg->data, msg->len));
-	T_CHECK(write_file(name, ".out", out->data, out->len));
-	return run_python(name);
+	T_CHECK(t_pycheck_write(&pc, name, ".orig", msg->data, msg->len));
+	T_CHECK(t_pycheck_write(&pc, name, ".out", out->data, out->len));
+	return t_pycheck_run(&pc, name);
 }
 
 static void
@@ -540,10 +495,12 @@ test_python(void)
 	T_CHECK(q != NULL);
 	if (q != NULL) {
 		q[4] = 'D';
-		T_CHECK(write_file("tampered", ".orig", m.data, m.len));
-		T_CHECK(write_file("tampered", ".out", out.data, out.len));
+		T_CHECK(
+		    t_pycheck_write(&pc, "tampered", ".orig", m.data, m.len));
+		T_CHECK(t_pycheck_write(
+		    &pc, "tampered", ".out", out.data, out.len));
 		fprintf(stderr, "test_mime7: the checker must complain:\n");
-		T_CHECK(!run_python("tampered"));
+		T_CHECK(!t_pycheck_run(&pc, "tampered"));
 	}
 	buf_free(&m);
 	buf_free(&out);
@@ -552,43 +509,12 @@ test_python(void)
 /* ---- setup ------------------------------------------------------------------
  */
 
-static bool
-setup(void)
-{
-	const char *t = getenv("TMPDIR");
-	const char *f = __FILE__, *slash = strrchr(f, '/');
-
-	if (str_fmt(tmpdir, sizeof(tmpdir), "%s/tern-mime7-XXXXXX",
-		t && *t ? t : "/tmp") != 0 ||
-	    mkdtemp(tmpdir) == NULL)
-		return false;
-	if (slash == NULL)
-		return str_fmt(script, sizeof(script), "check_mime7.py") == 0;
-	return str_fmt(script, sizeof(script), "%.*s/check_mime7.py",
-		   (int)(slash - f), f) == 0 &&
-	       access(script, R_OK) == 0;
-}
-
-static void
-cleanup(void)
-{
-	char cmd[600];
-
-	if (t_failed) {
-		fprintf(stderr, "test_mime7: files kept in %s\n", tmpdir);
-		return;
-	}
-	if (str_fmt(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir) == 0 &&
-	    system(cmd) != 0)
-		fprintf(stderr, "test_mime7: could not remove %s\n", tmpdir);
-}
-
 int
 main(void)
 {
 	t_case("setup: temp dir and tests/unit/check_mime7.py (run from the "
 	       "repository root)");
-	T_CHECK(setup());
+	T_CHECK(t_pycheck_open(&pc, "test_mime7", "check_mime7.py", __FILE__));
 	if (t_cur_failed)
 		return t_summary();
 	T_RUN(test_table);
@@ -596,6 +522,6 @@ main(void)
 	T_RUN(test_limits);
 	T_RUN(test_python);
 	t_case_end();
-	cleanup();
+	t_pycheck_close(&pc);
 	return t_summary();
 }
