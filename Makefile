@@ -35,14 +35,47 @@ HARDEN    := -fstack-protector-strong
 endif
 
 MAINS    := src/server/main.c src/cli/main.c
-LIB_SRC  := $(filter-out $(MAINS),$(sort $(wildcard src/*/*.c)))
+# libcore.a: the pure code.  A file is pure when it does no network or
+# process I/O (no socket, DNS, event loop, thread pool, signal, fork/exec,
+# database, nothing written to disk) and needs nothing beyond libc, inih
+# (the INI syntax of conf.c) and libcrypto (hashes and signatures of
+# src/mailauth).  Four things are allowed, and named here: util's log.c
+# writes its diagnostic lines to stderr; misc.c and clientkey.c read the
+# clock and getrandom(2); misc.c's errno-keeping close and unlink helpers
+# (called by the shell only, never by a pure file); conf.c reads the one
+# configuration file it is named.
+# So the protocol core and the parsers: util, addr, smtp, mime, conf and
+# mailauth whole, auth's SASL and throttle, queue's envelope codec, DSN
+# builder, retry schedule and rate tables, and the CLI's JSON reader.  A
+# libcore file includes only libcore headers and libc (scripts/lint.sh
+# checks it); the unit tests and fuzzers of these modules link libcore.a
+# alone, so nothing impure can creep in unnoticed.  libtern.a is the rest.
+CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
+              src/mime/*.c src/conf/*.c src/mailauth/*.c) \
+              src/auth/sasl.c src/auth/throttle.c src/queue/envelope.c \
+              src/queue/bounce.c src/queue/retry.c src/queue/ratelimit.c \
+              src/cli/json.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
+LIB_SRC  := $(filter-out $(MAINS) $(CORE_SRC),$(sort $(wildcard src/*/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+# what libcore.a may need besides libc (asked lazily, like PKG_LIBS)
+CORE_PKGS   := inih libcrypto
+CORE_CFLAGS = $(eval CORE_CFLAGS := $(shell pkg-config --cflags $(CORE_PKGS) 2>/dev/null))$(CORE_CFLAGS)
+CORE_LIBS   = $(eval CORE_LIBS := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null))$(CORE_LIBS)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+# The unit tests of pure modules: they link libcore.a and nothing else
+# (a test of a new pure module joins this list).
+CORE_UNIT := $(addprefix $(B)/tests/,test_addr test_bounce test_conf \
+               test_envelope test_header test_json test_mime7 test_ratelimit \
+               test_retry test_smtp_body test_smtp_client test_smtp_cmd \
+               test_smtp_reply test_smtp_server test_util)
+# The tests that drive the durable steps through store/file.c's fault
+# hook: they link the fault build of file.c ($(B)/fault/, as ternd-fault
+# does) ahead of the archives, so the archive's own file.o is never used.
+FAULT_UNIT := $(addprefix $(B)/tests/,test_file test_maildir test_spool)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
-# the parsers the fuzzers reach: pure modules only, no libraries needed
-FUZZ_LIB := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c))
 
 PY       := /usr/bin/python3
 FUZZ_SECONDS ?= 30
@@ -56,22 +89,39 @@ $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+$(B)/libcore.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# libcore.a links whole into a program with nothing but its libraries:
+# every symbol a pure file needs is in libcore.a, libc, inih or libcrypto
+# (made by `make unit`; a pure file that calls into the shell fails here).
+$(B)/libcore-alone: $(B)/libcore.a
+	printf 'int main(void);\nint main(void) { return 0; }\n' | \
+	  $(CC) $(SAN_FLAGS) -o $@ -x c - -x none -Wl,--whole-archive $< -Wl,--no-whole-archive $(CORE_LIBS)
+
 $(B)/libtern.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/ternd: $(B)/obj/src/server/main.o $(B)/libtern.a
+# Every program links libtern.a before libcore.a (the shell calls the
+# core, never the other way round).
+LIBS := $(B)/libtern.a $(B)/libcore.a
+
+$(B)/ternd: $(B)/obj/src/server/main.o $(LIBS)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 # ternd with the test-only fault hooks of the durable steps (fault.c);
-# its objects come first, so the linker takes them over libtern.a's.
+# its objects come first, so the linker takes them over the archives'
+# (an archive member is only pulled in for a symbol still undefined, in
+# libtern.a or libcore.a alike).
 FAULT_SRC := src/server/main.c src/server/fault.c src/server/inject.c \
              src/server/control.c src/store/file.c
 $(B)/fault/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DTERN_FAULT_INJECTION -c $< -o $@
 
-$(B)/ternd-fault: $(FAULT_SRC:%.c=$(B)/fault/%.o) $(B)/libtern.a
+$(B)/ternd-fault: $(FAULT_SRC:%.c=$(B)/fault/%.o) $(LIBS)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 # The crash-state checker (tests/crashstate): the LD_PRELOAD recorder, and
@@ -89,20 +139,30 @@ $(B)/plant/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DTERN_CRASHSTATE_PLANT_NOFSYNC -c $< -o $@
 
-$(B)/ternd-plant: $(B)/obj/src/server/main.o $(PLANT_SRC:%.c=$(B)/plant/%.o) $(B)/libtern.a
+$(B)/ternd-plant: $(B)/obj/src/server/main.o $(PLANT_SRC:%.c=$(B)/plant/%.o) $(LIBS)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tern: $(B)/obj/src/cli/main.o $(B)/libtern.a
+$(B)/tern: $(B)/obj/src/cli/main.o $(LIBS)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libtern.a
+# Unit tests: a pure module's test links libcore.a alone; the fault-hook
+# tests put the fault build of store/file.c first; the rest link both.
+$(CORE_UNIT): $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libcore.a
+	@mkdir -p $(@D)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(CORE_LIBS)
+
+$(FAULT_UNIT): $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/fault/src/store/file.o $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
 	@scripts/deps.sh
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(B)/libcore-alone
 
 # The whole suite; ends with "N passed, N failed".
 check: deps
@@ -116,11 +176,23 @@ asan: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PY) tests/run.py --build build-asan
 
-# some harnesses #include the .c file of a module outside FUZZ_LIB
-build-fuzz/%: fuzz/%.c $(wildcard src/*/*.c src/*/*.h)
+# Fuzzers: libcore's sources compiled again for libFuzzer (coverage
+# without libFuzzer's main, ASan, UBSan) into build-fuzz/libcore.a; each
+# harness is one object linked against it.  The .d files keep a harness
+# rebuilt when a source or header it reaches changes.
+FUZZ_CC     := clang
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -MMD -MP \
+               -fsanitize=fuzzer-no-link,address,undefined
+build-fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
-	clang -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
-	  -o $@ $< $(FUZZ_LIB) -linih
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(CORE_CFLAGS) -c $< -o $@
+
+build-fuzz/libcore.a: $(CORE_SRC:%.c=build-fuzz/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BIN): build-fuzz/%: build-fuzz/obj/fuzz/%.o build-fuzz/libcore.a
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(CORE_LIBS)
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
@@ -198,4 +270,4 @@ compile_commands.json:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(shell find $(B)/obj $(B)/fault $(B)/plant -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/fault $(B)/plant build-fuzz/obj -name '*.d' 2>/dev/null)

@@ -7,12 +7,13 @@
  * behind (LeakSanitizer).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "conf/conf.c"
+#include "conf/conf.h"
 
 static void
 sink(const char *line, void *ctx)

@@ -6,15 +6,13 @@
  * canonical-form promise is checked: encoding the envelope gives back
  * exactly the input, and decoding that gives the same envelope.  Any
  * difference aborts.
- *
- * envelope.c is included, not linked, so the Makefile's fuzz rule (which
- * links src/util, src/addr and src/smtp) builds this harness unchanged:
- *   make build-fuzz/fuzz_envelope
  */
-#include "queue/envelope.c"
-
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "queue/queue.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

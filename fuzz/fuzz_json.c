@@ -1,7 +1,6 @@
 /*
  * fuzz_json: libFuzzer harness for src/cli/json.c, the JSON reader of the
- * control-socket client.  json.c depends on libc only and src/cli is not
- * in the fuzz build's library list, so it is included here whole.
+ * control-socket client (in libcore.a: it depends on libc and util only).
  *
  * Besides the sanitisers, it aborts when a property breaks:
  *  - a parsed document is a well-formed tree: an array's or object's len
@@ -15,8 +14,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "cli/json.c"
+#include "cli/cli.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

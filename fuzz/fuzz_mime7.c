@@ -1,8 +1,7 @@
 /*
  * fuzz_mime7: libFuzzer harness for src/mime/mime7.c (the 7-bit form of a
- * message for a peer without 8BITMIME).  The module lives outside
- * FUZZ_LIB, so its .c is included here (its static parts are reachable
- * for the round-trip check).
+ * message for a peer without 8BITMIME).  The plan's segments, which the
+ * round-trip checks replay one by one, come from mime_int.h.
  *
  * The input is a message.  Besides the sanitisers, it aborts when a
  * property breaks:
@@ -23,7 +22,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "mime/mime7.c"
+#include "mime/mime.h"
+#include "mime/mime_int.h"
 
 #define IN_MAX (256 * 1024)
 

@@ -11,6 +11,7 @@
 #ifndef TERN_DELIVER_H
 #define TERN_DELIVER_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/uio.h>
@@ -77,8 +78,13 @@ int maildir_create(int root_fd, const char *path, char *err, size_t errlen);
 /*
  * The host part of maildir(5) unique names: host with '/' written as the
  * four characters \057 and ':' as \072.  Returns 0, or -1 (ENAMETOOLONG)
- * when it does not fit outlen with its NUL.  Exposed for tests.
+ * when it does not fit outlen with its NUL.  Exposed for tests, with
+ * MAILDIR_HOST_MAX (an out that always fits) and MAILDIR_KEEP (the
+ * mailboxes of one call whose descriptors stay open between its passes,
+ * which tests/unit/test_maildir.c goes past).
  */
+#define MAILDIR_HOST_MAX (4 * HOST_NAME_MAX + 1) /* every byte escaped */
+#define MAILDIR_KEEP	 16 /* mailboxes whose fds span both passes */
 int maildir_escape_host(char *out, size_t outlen, const char *host)
     __attribute__((warn_unused_result));
 

@@ -72,8 +72,6 @@
 #include "store/file.h"
 #include "util/util.h"
 
-#define MAILDIR_KEEP	  16 /* mailboxes whose fds span both passes */
-#define MAILDIR_HOST_MAX  (4 * HOST_NAME_MAX + 1) /* every byte escaped */
 #define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #define MD_WHO		  "maildir" /* the fault hook's module (store/file.h) */
 

@@ -38,16 +38,7 @@
 #include <string.h>
 
 #include "addr/addr.h"
-
-enum seg_kind { SEG_COPY, SEG_MASK, SEG_QP, SEG_B64, SEG_LIT };
-
-enum lit_id {
-	LIT_CTE_QP,
-	LIT_CTE_B64,
-	LIT_CTE_7BIT,
-	LIT_MIME_VERSION,
-	LIT_CTYPE_UNKNOWN,
-};
+#include "mime/mime_int.h"
 
 static const char *const lits[] = {
     "Content-Transfer-Encoding: quoted-printable\r\n",
@@ -55,12 +46,6 @@ static const char *const lits[] = {
     "Content-Transfer-Encoding: 7bit\r\n",
     "MIME-Version: 1.0\r\n",
     "Content-Type: text/plain; charset=unknown-8bit\r\n",
-};
-
-struct mime_seg {
-	enum seg_kind kind;
-	enum lit_id lit;
-	size_t off, len;
 };
 
 static bool body_needs_encoding(const char *msg, size_t s, size_t e);

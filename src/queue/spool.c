@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "queue/queue.h"
+#include "queue/spool_int.h"
 #include "store/file.h"
 
 #define SPOOL_ID_TRIES	8 /* fresh ids tried when data/ID exists */
@@ -1036,4 +1037,11 @@ spool_close(struct spool *sp)
 	}
 	fd_close_quiet(sp->root_fd); /* releases the flock */
 	free(sp);
+}
+
+/* spool_int.h: the group fsync of env/ alone, for test_spool */
+int
+spool_sync_env_dir(struct spool *sp)
+{
+	return sp_dir_sync(sp, SP_ENV);
 }

@@ -2,17 +2,23 @@
  * Unit tests for src/store/file.c (durable files) in a fresh mkdtemp
  * directory ($TMPDIR or /tmp).
  *
- * The module is compiled into this test with TERN_FAULT_INJECTION (it is
- * #included below), so the tests see every step through the fault hook:
- * which steps run, in which order, under which who, and what a failure at
- * each leaves behind.  The archive's own file.o is then never pulled in.
+ * The Makefile links this test with the fault build of file.c
+ * ($(B)/fault/src/store/file.o, compiled with TERN_FAULT_INJECTION, as in
+ * ternd-fault) ahead of the archives, so the tests see every step through
+ * the fault hook file.h declares: which steps run, in which order, under
+ * which who, and what a failure at each leaves behind.
  */
-#define TERN_FAULT_INJECTION 1
-#include "store/file.c"
+#define TERN_FAULT_INJECTION 1 /* file.h: declare file_fault_hook */
+#include "store/file.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "t.h"
 

@@ -2,21 +2,30 @@
  * Unit tests for src/deliver/maildir.c on a fresh mkdtemp directory
  * ($TMPDIR or /tmp).
  *
- * The module and its durable-file layer are compiled into this test with
- * TERN_FAULT_INJECTION (they are #included below), so the tests can make
- * any step fail and watch the order of steps; the archive's own maildir.o
- * and file.o are then never pulled in, because every symbol they define
- * is already defined here.
+ * The Makefile links this test with the fault build of the durable-file
+ * layer ($(B)/fault/src/store/file.o, compiled with TERN_FAULT_INJECTION,
+ * as in ternd-fault) ahead of the archives, so the tests can make any
+ * step of maildir.c fail through file.h's hook and watch the order of
+ * steps.
  */
-#define TERN_FAULT_INJECTION 1
-#include "deliver/maildir.c"
-#include "store/file.c"
+#define TERN_FAULT_INJECTION 1 /* file.h: declare file_fault_hook */
+#include "deliver/deliver.h"
+#include "store/file.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "t.h"
 

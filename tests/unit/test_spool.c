@@ -2,21 +2,33 @@
  * Unit tests for src/queue/spool.c on a fresh mkdtemp directory per test
  * ($TMPDIR or /tmp).
  *
- * The module and its durable-file layer are compiled into this test with
- * TERN_FAULT_INJECTION (they are #included below), so the tests can make
- * any step fail; the archive's own spool.o and file.o are then never
- * pulled in, because every symbol they define is already defined here.
+ * The Makefile links this test with the fault build of the durable-file
+ * layer ($(B)/fault/src/store/file.o, compiled with TERN_FAULT_INJECTION,
+ * as in ternd-fault) ahead of the archives, so the tests can make any
+ * step of spool.c fail through file.h's hook; spool_int.h gives them the
+ * group fsync of env/ on its own.
  *
  * `test_spool --bench` measures instead of testing: commits per second
  * and directory fsyncs per commit with 1, 4 and 16 threads committing
  * 2 KiB messages, and spool_open + spool_scan over 100,000 envelopes.
  */
-#define TERN_FAULT_INJECTION 1
-#include "queue/spool.c"
-#include "store/file.c"
+#define TERN_FAULT_INJECTION 1 /* file.h: declare file_fault_hook */
+#include "queue/queue.h"
+#include "queue/spool_int.h"
+#include "store/file.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "t.h"
 
@@ -612,7 +624,7 @@ syncer_run(void *v)
 {
 	struct syncer *s = v;
 
-	s->r = sp_dir_sync(s->sp, SP_ENV);
+	s->r = spool_sync_env_dir(s->sp);
 	s->e = errno;
 	return NULL;
 }
@@ -780,6 +792,33 @@ test_commit_env_sync_broken(void)
 	teardown();
 }
 
+/* All of path into out (reset first): 0, or -1. */
+static int
+read_file(const char *path, struct buf *out)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t r;
+
+	if (fd < 0)
+		return -1;
+	buf_reset(out);
+	for (;;) {
+		if (buf_reserve(out, 4096) != 0)
+			break;
+		r = read(fd, out->data + out->len, out->cap - 1 - out->len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			close(fd);
+			out->data[out->len] = '\0';
+			return r == 0 ? 0 : -1;
+		}
+		out->len += (size_t)r;
+	}
+	close(fd);
+	return -1;
+}
+
 /* Read env/id into out (for before/after comparisons). */
 static void
 slurp_env(const char *id, struct buf *out)
@@ -787,7 +826,7 @@ slurp_env(const char *id, struct buf *out)
 	char rel[64], p[PATH_MAX];
 
 	(void)!str_fmt(rel, sizeof(rel), "env/%s", id);
-	if (sp_read_file(AT_FDCWD, tpath(p, sizeof(p), rel), out) != 0)
+	if (read_file(tpath(p, sizeof(p), rel), out) != 0)
 		abort();
 }
 
