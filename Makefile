@@ -43,13 +43,14 @@ MAINS    := src/server/main.c src/cli/main.c
 # writes its diagnostic lines to stderr; misc.c and clientkey.c read the
 # clock and getrandom(2); misc.c's errno-keeping close and unlink helpers
 # (called by the shell only, never by a pure file); conf.c reads the one
-# configuration file it is named.
-# So the protocol core and the parsers: util, addr, smtp, mime, conf and
-# mailauth whole, auth's SASL and throttle, queue's envelope codec, DSN
-# builder, retry schedule and rate tables, and the CLI's JSON reader.  A
-# libcore file includes only libcore headers and libc (scripts/lint.sh
-# checks it); the unit tests and fuzzers of these modules link libcore.a
-# alone, so nothing impure can creep in unnoticed.  libtern.a is the rest.
+# configuration file it is named.  That is the protocol core and the
+# parsers: util, addr, smtp, mime, conf and mailauth whole (a new file
+# there joins by itself), auth's SASL and throttle, queue's envelope
+# codec, DSN builder, retry schedule and rate tables, the CLI's JSON
+# reader.  A libcore file includes headers of modules with libcore files
+# only, and no socket, process or I/O library header (scripts/lint.sh);
+# the unit tests of these modules and every fuzzer link libcore.a alone,
+# so nothing impure creeps in unnoticed.  libtern.a is the rest.
 CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/mime/*.c src/conf/*.c src/mailauth/*.c) \
               src/auth/sasl.c src/auth/throttle.c src/queue/envelope.c \
@@ -66,14 +67,14 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 # The unit tests of pure modules: they link libcore.a and nothing else
 # (a test of a new pure module joins this list).
-CORE_UNIT := $(addprefix $(B)/tests/,test_addr test_bounce test_conf \
+CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce test_conf \
                test_envelope test_header test_json test_mime7 test_ratelimit \
                test_retry test_smtp_body test_smtp_client test_smtp_cmd \
-               test_smtp_reply test_smtp_server test_util)
+               test_smtp_reply test_smtp_server test_util))
 # The tests that drive the durable steps through store/file.c's fault
 # hook: they link the fault build of file.c ($(B)/fault/, as ternd-fault
 # does) ahead of the archives, so the archive's own file.o is never used.
-FAULT_UNIT := $(addprefix $(B)/tests/,test_file test_maildir test_spool)
+FAULT_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_file test_maildir test_spool))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
@@ -82,16 +83,19 @@ FUZZ_SECONDS ?= 30
 
 .SECONDARY:
 .PHONY: all check asan fuzz fuzz-long lint run bench deps unit e2e clean install crashtest \
-        crashstate
+        crashstate core-src
 all: $(B)/ternd $(B)/tern
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(B)/libcore.a: $(CORE_OBJ)
+# Each archive is made afresh from its member list, and again when the
+# Makefile changes: a file that moved from one archive to the other must
+# not linger as a stale member of the first (libtern.a is searched first).
+$(B)/libcore.a: $(CORE_OBJ) Makefile
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(filter %.o,$^)
 
 # libcore.a links whole into a program with nothing but its libraries:
 # every symbol a pure file needs is in libcore.a, libc, inih or libcrypto
@@ -100,9 +104,13 @@ $(B)/libcore-alone: $(B)/libcore.a
 	printf 'int main(void);\nint main(void) { return 0; }\n' | \
 	  $(CC) $(SAN_FLAGS) -o $@ -x c - -x none -Wl,--whole-archive $< -Wl,--no-whole-archive $(CORE_LIBS)
 
-$(B)/libtern.a: $(LIB_OBJ)
+# libcore's sources, one a line: scripts/lint.sh checks what they include
+core-src:
+	@printf '%s\n' $(CORE_SRC)
+
+$(B)/libtern.a: $(LIB_OBJ) Makefile
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(filter %.o,$^)
 
 # Every program links libtern.a before libcore.a (the shell calls the
 # core, never the other way round).
@@ -187,9 +195,9 @@ build-fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(CORE_CFLAGS) -c $< -o $@
 
-build-fuzz/libcore.a: $(CORE_SRC:%.c=build-fuzz/obj/%.o)
+build-fuzz/libcore.a: $(CORE_SRC:%.c=build-fuzz/obj/%.o) Makefile
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(filter %.o,$^)
 
 $(FUZZ_BIN): build-fuzz/%: build-fuzz/obj/fuzz/%.o build-fuzz/libcore.a
 	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(CORE_LIBS)

@@ -5,6 +5,28 @@ rc=0
 if grep -rnE '\b(strcpy|strcat|sprintf|vsprintf|gets|strtok)[[:space:]]*\(' src fuzz tests/unit; then
 	echo "lint: banned function (see docs/style.md, "Memory and strings")"; rc=1
 fi
+# Tests and fuzzers link libcore.a or libtern.a; none compiles a module's
+# .c into itself (what one needs is declared in a header: docs/style.md).
+if grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*["<][^">]*\.c[">]' fuzz tests/unit; then
+	echo "lint: a test or fuzzer includes a .c file (link libcore.a or libtern.a instead)"; rc=1
+fi
+# libcore.a is the pure code (Makefile, docs/architecture.md): its sources
+# and every tern header they reach (the preprocessor's -MM list) belong to
+# modules with libcore files, and none of them includes a header of the
+# event loop, DNS, TLS, databases, crypt(3), sockets or processes.
+pure_dirs=$(make -s --no-print-directory core-src | xargs -n1 dirname | sort -u)
+bad_sys='^[[:space:]]*#[[:space:]]*include[[:space:]]*<(event2/|ares|openssl/ssl\.h|sqlite3\.h|libpq|crypt\.h|sys/socket\.h|sys/epoll\.h|sys/wait\.h|netdb\.h|spawn\.h|signal\.h)'
+for f in $(make -s --no-print-directory core-src); do
+	for h in $f $(cc -std=c17 -D_GNU_SOURCE -Isrc -MM -MG "$f" 2>/dev/null |
+		tr ' \\' '\n\n' | grep '\.h$' | xargs -r realpath -m --relative-to=. | grep '^src/'); do
+		if ! printf '%s\n' "$pure_dirs" | grep -qx "$(dirname "$h")"; then
+			echo "lint: $f (libcore) reaches $h, a header of a module that is not pure"; rc=1
+		fi
+		if grep -nE "$bad_sys" "$h" | sed "s|^|$h:|" | grep .; then
+			echo "lint: libcore's $f reaches that line (in $h): no I/O library, socket or process header"; rc=1
+		fi
+	done
+done
 files=$(find src tests/unit fuzz -name '*.[ch]')
 if ! clang-format --dry-run --Werror $files >/dev/null 2>&1; then
 	n=$(clang-format --dry-run $files 2>&1 | grep -c 'warning:')

@@ -792,31 +792,24 @@ test_commit_env_sync_broken(void)
 	teardown();
 }
 
-/* All of path into out (reset first): 0, or -1. */
+/* All of path into out (reset first, NUL-terminated): 0, or -1. */
 static int
 read_file(const char *path, struct buf *out)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	ssize_t r;
+	FILE *f = fopen(path, "rb");
+	char chunk[4096];
+	size_t n;
+	int rc = 0;
 
-	if (fd < 0)
+	if (f == NULL)
 		return -1;
 	buf_reset(out);
-	for (;;) {
-		if (buf_reserve(out, 4096) != 0)
-			break;
-		r = read(fd, out->data + out->len, out->cap - 1 - out->len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			close(fd);
-			out->data[out->len] = '\0';
-			return r == 0 ? 0 : -1;
-		}
-		out->len += (size_t)r;
-	}
-	close(fd);
-	return -1;
+	while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		rc = buf_append(out, chunk, n);
+	if (ferror(f))
+		rc = -1;
+	fclose(f);
+	return rc;
 }
 
 /* Read env/id into out (for before/after comparisons). */
