@@ -14,9 +14,13 @@ fi
 # and every tern header they reach (the preprocessor's -MM list) belong to
 # modules with libcore files, and none of them includes a header of the
 # event loop, DNS, TLS, databases, crypt(3), sockets or processes.
-pure_dirs=$(make -s --no-print-directory core-src | xargs -n1 dirname | sort -u)
+core_src=$(MAKEFLAGS= make -s --no-print-directory core-src)
+if [ -z "$core_src" ]; then
+	echo "lint: make core-src listed no libcore sources"; rc=1
+fi
+pure_dirs=$(printf '%s\n' $core_src | xargs -n1 dirname | sort -u)
 bad_sys='^[[:space:]]*#[[:space:]]*include[[:space:]]*<(event2/|ares|openssl/ssl\.h|sqlite3\.h|libpq|crypt\.h|sys/socket\.h|sys/epoll\.h|sys/wait\.h|netdb\.h|spawn\.h|signal\.h)'
-for f in $(make -s --no-print-directory core-src); do
+for f in $core_src; do
 	for h in $f $(cc -std=c17 -D_GNU_SOURCE -Isrc -MM -MG "$f" 2>/dev/null |
 		tr ' \\' '\n\n' | grep '\.h$' | xargs -r realpath -m --relative-to=. | grep '^src/'); do
 		if ! printf '%s\n' "$pure_dirs" | grep -qx "$(dirname "$h")"; then
