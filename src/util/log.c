@@ -26,37 +26,38 @@ log_init(const char *progname, enum log_level min)
 	log_min = min;
 }
 
+/*
+ * The sink assembles its line from parts (stamp, message, suffix), each
+ * cut to the room the ones before left, with one octet kept for the
+ * '\n': a long message is cut (str_vfmt_cut, "..."), never dropped.
+ */
 static void
 log_vwrite(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 {
 	char line[4096];
+	const size_t room = sizeof(line) - 1; /* the last octet: '\n' */
 	struct timeval tv;
 	struct tm tm;
 	size_t n;
-	int r;
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03dZ %s[%d]: %s ",
+	n = strftime(line, room, "%Y-%m-%dT%H:%M:%S", &tm);
+	str_fmt_cut(line + n, room - n, ".%03dZ %s[%d]: %s ",
 	    (int)(tv.tv_usec / 1000), log_prog, (int)getpid(),
 	    level_names[lvl]);
-	if (r > 0)
-		n += (size_t)r;
-	if (n < sizeof(line)) {
-		r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-		if (r > 0)
-			n += (size_t)r;
+	n += strlen(line + n);
+	str_vfmt_cut(line + n, room - n, fmt, ap);
+	n += strlen(line + n);
+	if (suffix != NULL) {
+		str_fmt_cut(line + n, room - n, "%s", suffix);
+		n += strlen(line + n);
 	}
-	if (suffix != NULL && n < sizeof(line)) {
-		r = snprintf(line + n, sizeof(line) - n, "%s", suffix);
-		if (r > 0)
-			n += (size_t)r;
-	}
-	if (n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	(void)!write(STDERR_FILENO, line, n);
+	/* the log is where failures are told: a failed write of it has
+	 * nowhere left to go, and the caller goes on either way */
+	if (write(STDERR_FILENO, line, n) < 0)
+		return;
 }
 
 void
@@ -77,9 +78,7 @@ fatal(const char *fmt, ...)
 	char suffix[160];
 	va_list ap;
 
-	if (str_fmt(suffix, sizeof(suffix), " error=\"%s\"", strerror(errno)) !=
-	    0)
-		suffix[0] = '\0';
+	str_fmt_cut(suffix, sizeof(suffix), " error=\"%s\"", strerror(errno));
 	va_start(ap, fmt);
 	log_vwrite(LOG_LEVEL_ERR, fmt, ap, suffix);
 	va_end(ap);
