@@ -174,7 +174,7 @@ conf_keyname(const struct conf_key *k, char *out, size_t outlen)
 {
 	int r;
 
-	/* a key's name is a value: cut, it would name another key */
+	/* a key's name is a value: a cut one would name another key */
 	if (k->section[0] == '\0')
 		r = str_fmt(out, outlen, "%s", k->name);
 	else

@@ -256,12 +256,10 @@ refuse(int fd, const char *hostname)
 
 	if (str_fmt(line, sizeof(line),
 		"421 4.7.0 %s Too many connections, try again later\r\n",
-		hostname) == 0)
+		hostname) == 0 &&
+	    send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		/* best effort: the socket is closed next either way */
-		if (send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL) <
-		    0)
-			log_debug(
-			    "event=refuse_send error=\"%s\"", strerror(errno));
+		log_debug("event=refuse_send error=\"%s\"", strerror(errno));
 	shutdown(fd, SHUT_WR);
 	close(fd);
 }
