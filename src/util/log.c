@@ -28,29 +28,30 @@ log_init(const char *progname, enum log_level min)
 
 /*
  * The sink assembles its line from parts (stamp, message, suffix), each
- * cut to the room the ones before left, with one octet kept for the
- * '\n': a long message is cut (str_vfmt_cut, "..."), never dropped.
+ * cut to the room the ones before left: a long message is cut
+ * (str_vfmt_cut, "..."), never dropped.  The '\n' takes the place of the
+ * last part's NUL, so a line is at most PIPE_BUF (4096) octets and one
+ * write(2) of it is never interleaved with another's.
  */
 static void
 log_vwrite(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 {
 	char line[4096];
-	const size_t room = sizeof(line) - 1; /* the last octet: '\n' */
 	struct timeval tv;
 	struct tm tm;
 	size_t n;
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	n = strftime(line, room, "%Y-%m-%dT%H:%M:%S", &tm);
-	str_fmt_cut(line + n, room - n, ".%03dZ %s[%d]: %s ",
+	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+	str_fmt_cut(line + n, sizeof(line) - n, ".%03dZ %s[%d]: %s ",
 	    (int)(tv.tv_usec / 1000), log_prog, (int)getpid(),
 	    level_names[lvl]);
 	n += strlen(line + n);
-	str_vfmt_cut(line + n, room - n, fmt, ap);
+	str_vfmt_cut(line + n, sizeof(line) - n, fmt, ap);
 	n += strlen(line + n);
 	if (suffix != NULL) {
-		str_fmt_cut(line + n, room - n, "%s", suffix);
+		str_fmt_cut(line + n, sizeof(line) - n, "%s", suffix);
 		n += strlen(line + n);
 	}
 	line[n++] = '\n';
