@@ -31,6 +31,18 @@ for f in $core_src; do
 		fi
 	done
 done
+# CHECK-VOID-BANG: no "(void)!" in src.  It silenced warn_unused_result on
+# str_fmt/str_copy/write; a result is checked, or a text goes through
+# str_fmt_cut (docs/style.md, "Errors" and "Memory and strings").  Strict:
+# no file is exempt.
+if grep -rnF '(void)!' src; then
+	echo "lint: (void)! discards a checked result (see docs/style.md, \"Errors\")"; rc=1
+fi
+# CHECK-SNPRINTF: in src, only misc.c (str_fmt, str_fmt_cut) and buf.c
+# (buf_printf) call snprintf/vsnprintf: one truncation policy.
+if grep -rnE '\bv?snprintf[[:space:]]*\(' src | grep -vE '^src/util/(misc|buf)\.c:'; then
+	echo "lint: snprintf outside misc.c/buf.c: use str_fmt or str_fmt_cut"; rc=1
+fi
 files=$(find src tests/unit fuzz -name '*.[ch]')
 if ! clang-format --dry-run --Werror $files >/dev/null 2>&1; then
 	n=$(clang-format --dry-run $files 2>&1 | grep -c 'warning:')

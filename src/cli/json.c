@@ -55,9 +55,9 @@ static int json_value(struct json_parser *p, size_t *idx_out);
 static int
 json_fail(struct json_parser *p, const char *what)
 {
-	if (!p->failed && p->errlen > 0)
-		(void)snprintf(p->err, p->errlen,
-		    "JSON error at offset %zu: %s", p->pos, what);
+	if (!p->failed)
+		str_fmt_cut(p->err, p->errlen, "JSON error at offset %zu: %s",
+		    p->pos, what);
 	p->failed = true;
 	return -1;
 }

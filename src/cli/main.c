@@ -225,7 +225,7 @@ cli_ask_password(const char *address, char *pw, size_t len)
 	(void)signal(SIGTERM, cli_restore_tty);
 	(void)signal(SIGHUP, cli_restore_tty);
 	(void)signal(SIGQUIT, cli_restore_tty);
-	(void)!str_fmt(prompt, sizeof(prompt), "Password for %s: ", address);
+	str_fmt_cut(prompt, sizeof(prompt), "Password for %s: ", address);
 	r = cli_prompt(prompt, pw, len, &why);
 	if (r == 0)
 		r = cli_prompt("Again: ", again, sizeof(again), &why);
@@ -603,7 +603,7 @@ cli_alias_undo(struct cli *cl, const char *address, char **added, int n)
 	char why[512];
 	int i;
 
-	(void)!str_fmt(why, sizeof(why), "%s", table_strerror(cl->table));
+	str_fmt_cut(why, sizeof(why), "%s", table_strerror(cl->table));
 	for (i = 0; i < n; i++)
 		if (table_alias_del(cl->table, address, added[i]) != TABLE_OK)
 			cli_msg("could not undo %s -> %s: %s", address,

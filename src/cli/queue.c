@@ -311,7 +311,7 @@ q_last_reply(const struct json_node *r, char *out, size_t len)
 	if (!json_get_int(r, "code", &code) || code == 0)
 		return false;
 	cli_clean(text, sizeof(text), t != NULL ? t : "");
-	(void)!str_fmt(out, len, "%" PRId64 "%s%s%s%s", code,
+	str_fmt_cut(out, len, "%" PRId64 "%s%s%s%s", code,
 	    enh != NULL && enh[0] != '\0' ? " " : "", enh != NULL ? enh : "",
 	    text[0] != '\0' ? " " : "", text);
 	return true;
@@ -330,7 +330,7 @@ q_list_line(const struct q_msg *q)
 		n++;
 		pending += q_rcpt_pending(r);
 	}
-	(void)!str_fmt(todo, sizeof(todo), "%u/%u", pending, n);
+	str_fmt_cut(todo, sizeof(todo), "%u/%u", pending, n);
 	printf("%-16s %8" PRId64 "  %-19s  %-19s  %5s  %s\n",
 	    q_str(q->id, id, sizeof(id)), q->size,
 	    q_time(q->created, "%Y-%m-%d %H:%M:%S", "-", when, sizeof(when)),
@@ -464,7 +464,7 @@ q_mailq_msg(const struct q_msg *q)
 	const struct json_node *r;
 	const char *a;
 
-	(void)!str_fmt(idm, sizeof(idm), "%s%s", q_str(q->id, id, sizeof(id)),
+	str_fmt_cut(idm, sizeof(idm), "%s%s", q_str(q->id, id, sizeof(id)),
 	    q->held ? "!" : "");
 	printf("%-17s %8" PRId64 " %-20s %s\n", idm, q->size,
 	    q_time(q->created, "%a %b %d %H:%M:%S", "-", when, sizeof(when)),

@@ -61,7 +61,7 @@ static const char sm_plain_flags[] = "GimntUv";
 static int
 sm_usage(char *err, size_t errlen, const char *what, const char *arg)
 {
-	(void)snprintf(err, errlen, "%s%s", what, arg);
+	str_fmt_cut(err, errlen, "%s%s", what, arg);
 	return EX_USAGE;
 }
 
@@ -365,7 +365,7 @@ sm_list_error(const struct addr_list *l, const char *list, size_t len,
 						  : addr_list_strerror(l->st);
 	int show = len > 200 ? 200 : (int)len;
 
-	(void)snprintf(err, errlen, "\"%.*s%s\": %s (at octet %zu)", show, list,
+	str_fmt_cut(err, errlen, "\"%.*s%s\": %s (at octet %zu)", show, list,
 	    (size_t)show < len ? "..." : "", why, l->err_pos);
 }
 
@@ -379,7 +379,7 @@ sm_add_one(struct sendmail_env *e, const char *s, char *err, size_t errlen)
 		if (strcmp(e->rcpt[k], s) == 0)
 			return 0;
 	if (e->nrcpt >= SENDMAIL_RCPT_MAX) {
-		(void)snprintf(
+		str_fmt_cut(
 		    err, errlen, "more than %d recipients", SENDMAIL_RCPT_MAX);
 		return -1;
 	}
@@ -406,7 +406,7 @@ sendmail_add_rcpts(struct sendmail_env *e, const char *list, size_t len,
 	addr_list_init(&l, list, len, ADDR_F_UTF8 | ADDR_LIST_F_LOCAL);
 	while ((st = addr_list_next(&l, &a)) == ADDR_LIST_OK) {
 		if (sm_qualify(&a, domain, out, sizeof(out)) != 0) {
-			(void)snprintf(err, errlen,
+			str_fmt_cut(err, errlen,
 			    "an address with @%s is "
 			    "too long",
 			    domain);
@@ -438,11 +438,11 @@ sm_parse_from(struct sendmail_env *e, const char *from, const char *domain,
 	addr_list_init(&l, from, strlen(from), ADDR_F_UTF8 | ADDR_LIST_F_LOCAL);
 	if (addr_list_next(&l, &a) != ADDR_LIST_OK ||
 	    addr_list_next(&l, &extra) != ADDR_LIST_END) {
-		(void)snprintf(err, errlen, "-f %s: not one address", from);
+		str_fmt_cut(err, errlen, "-f %s: not one address", from);
 		return EX_USAGE;
 	}
 	if (sm_qualify(&a, domain, e->sender, sizeof(e->sender)) != 0) {
-		(void)snprintf(err, errlen, "-f %s: too long", from);
+		str_fmt_cut(err, errlen, "-f %s: too long", from);
 		return EX_USAGE;
 	}
 	e->utf8 |= a.utf8;
@@ -461,7 +461,7 @@ sendmail_set_sender(struct sendmail_env *e, const char *from, const char *login,
 	if (str_fmt(s, sizeof(s), "%s@%s", login, domain) != 0 ||
 	    addr_parse_mailbox(s, strlen(s), ADDR_F_UTF8, &a) != ADDR_OK ||
 	    addr_format(&a, e->sender, sizeof(e->sender)) < 0) {
-		(void)snprintf(err, errlen,
+		str_fmt_cut(err, errlen,
 		    "cannot make a sender address of "
 		    "login \"%s\" and hostname \"%s\"; give one with -f",
 		    login, domain);
@@ -553,12 +553,12 @@ sm_hdr_field(const char *msg, const struct addr_hdr_field *f, bool extract,
 	    (bcc || addr_hdr_name_is(f, "To") || addr_hdr_name_is(f, "Cc")) &&
 	    sendmail_add_rcpts(
 		e, f->value, f->value_len, domain, what, sizeof(what)) != 0) {
-		(void)snprintf(err, errlen, "%.*s field: %s", (int)f->name_len,
+		str_fmt_cut(err, errlen, "%.*s field: %s", (int)f->name_len,
 		    f->name, what);
 		return EX_DATAERR;
 	}
 	if (!bcc && buf_append(out, msg + f->off, f->raw_len) != 0) {
-		(void)snprintf(err, errlen, "the message is too big");
+		str_fmt_cut(err, errlen, "the message is too big");
 		return EX_DATAERR;
 	}
 	return 0;
@@ -589,7 +589,7 @@ sendmail_compose(const char *msg, size_t len, const char *fullname,
 		goto big;
 	return 0;
 big:
-	(void)snprintf(err, errlen, "the message is too big");
+	str_fmt_cut(err, errlen, "the message is too big");
 	return EX_DATAERR;
 }
 
@@ -811,7 +811,7 @@ sm_mail(struct sm_conn *c, const struct sm_job *j, const struct smtp_caps *caps)
 	int rc;
 
 	buf_init(&line, SM_CMD_MAX);
-	(void)!str_fmt(what, sizeof(what), "the sender <%s>", j->e->sender);
+	str_fmt_cut(what, sizeof(what), "the sender <%s>", j->e->sender);
 	if (buf_printf(&line, "MAIL FROM:<%s>", j->e->sender) != 0 ||
 	    sm_mail_params(j, caps, &line) != 0)
 		rc = sm_lost(c, "MAIL command too long");
@@ -852,7 +852,7 @@ sm_rcpts(
 	buf_init(&line, SM_CMD_MAX);
 	for (k = 0; k < j->e->nrcpt && !c->lost; k++) {
 		buf_reset(&line);
-		(void)!str_fmt(
+		str_fmt_cut(
 		    what, sizeof(what), "the recipient <%s>", j->e->rcpt[k]);
 		if (buf_printf(&line, "RCPT TO:<%s>", j->e->rcpt[k]) != 0 ||
 		    ((caps->flags & SMTP_CAP_DSN) && j->o->notify != 0 &&

@@ -172,10 +172,15 @@ conf_cfield(const struct conf *c, const struct conf_key *k)
 static void
 conf_keyname(const struct conf_key *k, char *out, size_t outlen)
 {
+	int r;
+
+	/* a key's name is a value: a cut one would name another key */
 	if (k->section[0] == '\0')
-		(void)!str_fmt(out, outlen, "%s", k->name);
+		r = str_fmt(out, outlen, "%s", k->name);
 	else
-		(void)!str_fmt(out, outlen, "%s.%s", k->section, k->name);
+		r = str_fmt(out, outlen, "%s.%s", k->section, k->name);
+	if (r != 0)
+		panic("event=conf_keyname key=%s outlen=%zu", k->name, outlen);
 }
 
 static const struct conf_key *
@@ -219,7 +224,7 @@ conf_abs_path(const char *p, char *msg, size_t msglen)
 	buf_init(&b, PATH_MAX);
 	if (p[0] != '/') {
 		if (getcwd(cwd, sizeof(cwd)) == NULL) {
-			(void)!str_fmt(msg, msglen,
+			str_fmt_cut(msg, msglen,
 			    "cannot get the current "
 			    "directory: %s",
 			    strerror(errno));
@@ -241,7 +246,7 @@ conf_abs_path(const char *p, char *msg, size_t msglen)
 	}
 	if (s == NULL) {
 		buf_free(&b);
-		(void)!str_fmt(msg, msglen, "path too long");
+		str_fmt_cut(msg, msglen, "path too long");
 		return NULL;
 	}
 	if (b.len == 0 && buf_append(&b, "/", 1) != 0)
@@ -265,11 +270,11 @@ conf_number(const char *v, const char *units, const uint64_t *factors,
 		n--;
 	}
 	if (str_to_u64(v, n, &x) != 0) {
-		(void)!str_fmt(msg, msglen, "not a number");
+		str_fmt_cut(msg, msglen, "not a number");
 		return -1;
 	}
 	if (x > UINT64_MAX / f) {
-		(void)!str_fmt(msg, msglen, "number too large");
+		str_fmt_cut(msg, msglen, "number too large");
 		return -1;
 	}
 	*out = x * f;
@@ -281,7 +286,7 @@ conf_range(uint64_t x, const struct conf_key *k, char *msg, size_t msglen)
 {
 	if (x >= k->min && x <= k->max)
 		return 0;
-	(void)!str_fmt(msg, msglen, "out of range (%llu..%llu)",
+	str_fmt_cut(msg, msglen, "out of range (%llu..%llu)",
 	    (unsigned long long)k->min, (unsigned long long)k->max);
 	return -1;
 }
@@ -434,14 +439,14 @@ conf_add_domain(
 
 	st = addr_parse_domain(s, n, 0, d, sizeof(d), &kind);
 	if (st == ADDR_OK && kind != ADDR_DOMAIN_NAME) {
-		(void)!str_fmt(msg, msglen,
+		str_fmt_cut(msg, msglen,
 		    "\"%.*s\": address literals cannot "
 		    "be local domains",
 		    (int)n, s);
 		return -1;
 	}
 	if (st != ADDR_OK) {
-		(void)!str_fmt(msg, msglen, "bad domain \"%.*s\": %s",
+		str_fmt_cut(msg, msglen, "bad domain \"%.*s\": %s",
 		    (int)(n > 64 ? 64 : n), s, addr_strerror(st));
 		return -1;
 	}
@@ -449,7 +454,7 @@ conf_add_domain(
 	if (conf_has_domain(c, d))
 		return 0;
 	if (c->ndomains >= CONF_DOMAINS_MAX) {
-		(void)!str_fmt(
+		str_fmt_cut(
 		    msg, msglen, "more than %d domains", CONF_DOMAINS_MAX);
 		return -1;
 	}
@@ -494,7 +499,7 @@ conf_set_list(char **field, const char *v, bool append,
 		r |= buf_append_str(&b, *field);
 	while (r == 0 && conf_list_next(&v, &item, &n)) {
 		if (!ok(item, n)) {
-			(void)!str_fmt(msg, msglen, "\"%.*s\" is not %s",
+			str_fmt_cut(msg, msglen, "\"%.*s\" is not %s",
 			    (int)(n > 64 ? 64 : n), item, what);
 			buf_free(&b);
 			return -1;
@@ -504,7 +509,7 @@ conf_set_list(char **field, const char *v, bool append,
 		r |= buf_append(&b, item, n);
 	}
 	if (r != 0) {
-		(void)!str_fmt(msg, msglen, "list too long");
+		str_fmt_cut(msg, msglen, "list too long");
 		buf_free(&b);
 		return -1;
 	}
@@ -528,7 +533,7 @@ conf_set_name(char **field, const char *v, char *msg, size_t msglen)
 	char *d;
 
 	if (!conf_is_domain_name(v, strlen(v))) {
-		(void)!str_fmt(msg, msglen, "\"%s\" is not a domain name", v);
+		str_fmt_cut(msg, msglen, "\"%s\" is not a domain name", v);
 		return -1;
 	}
 	d = xstrdup(v);
@@ -546,7 +551,7 @@ conf_set_path(
 
 	if (v[0] == '\0') {
 		if (required) {
-			(void)!str_fmt(msg, msglen, "a path is needed");
+			str_fmt_cut(msg, msglen, "a path is needed");
 			return -1;
 		}
 		conf_put_str(field, NULL);
@@ -572,7 +577,7 @@ conf_set_listen(
 	}
 	if (conf_split_hostport(v, host, sizeof(host), &port, !port_optional) !=
 	    0) {
-		(void)!str_fmt(msg, msglen,
+		str_fmt_cut(msg, msglen,
 		    port_optional
 			? "expected host, host:port or [ipv6]:port"
 			: "expected host:port or [ipv6]:port, or off");
@@ -595,7 +600,7 @@ conf_set_smarthost(char **field, const char *v, char *msg, size_t msglen)
 	else if (v[0] == '\0' || strcasecmp(v, "off") == 0)
 		return conf_set_listen(field, v, true, msg, msglen);
 	if (conf_split_hostport(hp, host, sizeof(host), &port, false) != 0) {
-		(void)!str_fmt(msg, msglen,
+		str_fmt_cut(msg, msglen,
 		    "expected host, host:port or "
 		    "[ipv6]:port, maybe after smtps:");
 		return -1;
@@ -634,7 +639,7 @@ conf_set_smtls(
 			*f = (enum conf_smarthost_tls)i;
 			return 0;
 		}
-	(void)!str_fmt(msg, msglen, "expected verify, encrypt or may");
+	str_fmt_cut(msg, msglen, "expected verify, encrypt or may");
 	return -1;
 }
 
@@ -645,7 +650,7 @@ conf_set_lmtp(char **field, const char *v, char *msg, size_t msglen)
 	if (strncmp(v, "unix:", 5) != 0)
 		return conf_set_listen(field, v, true, msg, msglen);
 	if (v[5] != '/' || strlen(v + 5) > 107) {
-		(void)!str_fmt(msg, msglen,
+		str_fmt_cut(msg, msglen,
 		    "expected unix:/absolute/path (at most "
 		    "107 octets), host, host:port or [ipv6]:port");
 		return -1;
@@ -666,7 +671,7 @@ conf_set_table(struct conf_ctx *x, const char *v, char *msg, size_t msglen)
 		return 0;
 	}
 	if (strncmp(v, "sqlite:", 7) != 0 || v[7] == '\0') {
-		(void)!str_fmt(
+		str_fmt_cut(
 		    msg, msglen, "expected sqlite:PATH or pgsql:CONNINFO");
 		return -1;
 	}
@@ -675,7 +680,8 @@ conf_set_table(struct conf_ctx *x, const char *v, char *msg, size_t msglen)
 	n = strlen(p) + 8;
 	free(x->c->tables_users);
 	x->c->tables_users = xmalloc(n);
-	(void)!str_fmt(x->c->tables_users, n, "sqlite:%s", p);
+	if (str_fmt(x->c->tables_users, n, "sqlite:%s", p) != 0)
+		panic("event=conf_users_spec len=%zu", n); /* n counts it all */
 	free(p);
 	return 0;
 }
@@ -698,7 +704,7 @@ conf_set_level(char **field, const char *v, char *msg, size_t msglen)
 			conf_put_str(field, names[i][1]);
 			return 0;
 		}
-	(void)!str_fmt(msg, msglen, "expected debug, info, warn or err");
+	str_fmt_cut(msg, msglen, "expected debug, info, warn or err");
 	return -1;
 }
 
@@ -709,7 +715,7 @@ conf_set_senders(char **field, const char *v, char *msg, size_t msglen)
 		conf_put_str(field, strcasecmp(v, "any") == 0 ? "any" : "own");
 		return 0;
 	}
-	(void)!str_fmt(msg, msglen, "expected any or own");
+	str_fmt_cut(msg, msglen, "expected any or own");
 	return -1;
 }
 
@@ -758,7 +764,7 @@ conf_set_bool(bool *f, const char *v, char *msg, size_t msglen)
 			return 0;
 		}
 	}
-	(void)!str_fmt(msg, msglen, "not yes or no: \"%s\"", v);
+	str_fmt_cut(msg, msglen, "not yes or no: \"%s\"", v);
 	return -1;
 }
 
@@ -782,7 +788,7 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 	char **f = conf_field(x->c, k);
 
 	if (strlen(v) > CONF_VALUE_MAX) {
-		(void)!str_fmt(
+		str_fmt_cut(
 		    msg, msglen, "value longer than %d bytes", CONF_VALUE_MAX);
 		return -1;
 	}
@@ -874,10 +880,10 @@ conf_file_error(struct conf_ctx *x, const char *fmt, ...)
 	if (x->err_line != 0)
 		return;
 	va_start(ap, fmt);
-	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	str_vfmt_cut(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	x->err_line = x->lineno;
-	(void)!str_fmt(
+	str_fmt_cut(
 	    x->err, sizeof(x->err), "%s:%d: %s", x->path, x->lineno, msg);
 }
 
@@ -1000,14 +1006,14 @@ conf_slurp(const char *path, struct buf *b, char *msg, size_t msglen)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
-		(void)!str_fmt(msg, msglen, "%s: %s", path, strerror(errno));
+		str_fmt_cut(msg, msglen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 || buf_append(b, chunk, (size_t)n) != 0) {
-			(void)!str_fmt(msg, msglen, "%s: %s", path,
+			str_fmt_cut(msg, msglen, "%s: %s", path,
 			    n < 0 ? strerror(errno) : "file too large");
 			(void)close(fd);
 			return -1;
@@ -1015,7 +1021,7 @@ conf_slurp(const char *path, struct buf *b, char *msg, size_t msglen)
 	}
 	(void)close(fd); /* read-only: nothing can be lost on close */
 	if (b->len > 0 && memchr(b->data, '\0', b->len) != NULL) {
-		(void)!str_fmt(msg, msglen, "%s: contains a NUL byte", path);
+		str_fmt_cut(msg, msglen, "%s: contains a NUL byte", path);
 		return -1;
 	}
 	return 0;
@@ -1041,14 +1047,14 @@ conf_read_file(struct conf_ctx *x, const char *path, char *err, size_t errlen)
 	ret = ini_parse_stream(conf_read_line, &r, conf_ini_handler, x);
 	buf_free(&b);
 	if (ret > 0 && (x->err_line == 0 || ret < x->err_line)) {
-		(void)!str_fmt(err, errlen,
+		str_fmt_cut(err, errlen,
 		    "%s:%d: syntax error: expected "
 		    "\"key = value\" or \"[section]\"",
 		    path, ret);
 		return -1;
 	}
 	if (x->err_line != 0 || ret != 0) {
-		(void)!str_fmt(err, errlen, "%s",
+		str_fmt_cut(err, errlen, "%s",
 		    x->err_line != 0 ? x->err
 				     : "cannot parse the configuration");
 		return -1;
@@ -1095,7 +1101,7 @@ conf_override(struct conf_ctx *x, const char *kv, char *err, size_t errlen)
 	size_t kn, vn;
 
 	if (eq == NULL) {
-		(void)!str_fmt(
+		str_fmt_cut(
 		    err, errlen, "-o %s: expected section.key=value", kv);
 		return -1;
 	}
@@ -1105,19 +1111,18 @@ conf_override(struct conf_ctx *x, const char *kv, char *err, size_t errlen)
 	vn = strlen(v);
 	conf_trim(&v, &vn);
 	if ((key = conf_key_by_name(k, kn)) == NULL) {
-		(void)!str_fmt(err, errlen, "-o %s: unknown key \"%.*s\"", kv,
+		str_fmt_cut(err, errlen, "-o %s: unknown key \"%.*s\"", kv,
 		    (int)(kn > 64 ? 64 : kn), k);
 		return -1;
 	}
 	if (str_copy(value, sizeof(value), v, vn) != 0) {
-		(void)!str_fmt(err, errlen,
-		    "-o %.*s: value longer than %d bytes",
+		str_fmt_cut(err, errlen, "-o %.*s: value longer than %d bytes",
 		    (int)(kn > 64 ? 64 : kn), k, CONF_VALUE_MAX);
 		return -1;
 	}
 	v = conf_unquote(value, tmp, sizeof(tmp));
 	if (conf_set(x, key, v, false, msg, sizeof(msg)) != 0) {
-		(void)!str_fmt(err, errlen, "-o %s: %s", kv, msg);
+		str_fmt_cut(err, errlen, "-o %s: %s", kv, msg);
 		return -1;
 	}
 	return 0;
@@ -1133,7 +1138,7 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0' ||
 	    memchr(host, '\0', sizeof(host)) == NULL ||
 	    !conf_is_domain_name(host, strlen(host)))
-		(void)!str_fmt(host, sizeof(host), "localhost");
+		memcpy(host, "localhost", sizeof("localhost"));
 	str_lower(host);
 	c->hostname = xstrdup(host);
 	c->domains = xcalloc(1, sizeof(char *));
@@ -1178,7 +1183,7 @@ conf_finish_smarthost_tls(struct conf *c, char *err, size_t errlen)
 {
 	if (c->relay_smarthost_require_tls &&
 	    c->relay_smarthost_tls == CONF_SMTLS_MAY) {
-		(void)!str_fmt(err, errlen,
+		str_fmt_cut(err, errlen,
 		    "relay.smarthost_require_tls = yes contradicts "
 		    "relay.smarthost_tls = may (drop the deprecated key)");
 		return -1;
@@ -1204,7 +1209,7 @@ conf_finish(struct conf_ctx *x, char *err, size_t errlen)
 	if (conf_finish_smarthost_tls(c, err, errlen) != 0)
 		return -1;
 	if (c->ndomains == 0) {
-		(void)!str_fmt(err, errlen,
+		str_fmt_cut(err, errlen,
 		    "domains: at least one domain is "
 		    "needed");
 		return -1;
@@ -1270,7 +1275,7 @@ conf_from_args(int *argc, char ***argv, char *err, size_t errlen)
 			break;
 		val = a[2] != '\0' ? a + 2 : (i + 1 < ac ? av[++i] : NULL);
 		if (val == NULL) {
-			(void)!str_fmt(err, errlen, "-%c: %s is missing", a[1],
+			str_fmt_cut(err, errlen, "-%c: %s is missing", a[1],
 			    a[1] == 'c' ? "the file name" : "key=value");
 			free(ov);
 			return NULL;

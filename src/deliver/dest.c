@@ -213,7 +213,7 @@ dest_drop_self(
 				goto found;
 	return res->nhosts;
 found:
-	text_fmt(self, selflen, "%s", res->hosts[h].name);
+	str_fmt_cut(self, selflen, "%s", res->hosts[h].name);
 	for (keep = 0; keep < res->nhosts; keep++)
 		if (res->hosts[keep].preference >= res->hosts[h].preference)
 			break;
@@ -230,7 +230,7 @@ dest_fail_waiting(
 
 	while ((j = jobq_pop(&d->wait)) != NULL) {
 		job_set_all(j, res);
-		text_fmt(j->mx, sizeof(j->mx), "%s", mx);
+		str_fmt_cut(j->mx, sizeof(j->mx), "%s", mx);
 		job_finish(d->r, j, mx, "none");
 	}
 }
@@ -279,13 +279,13 @@ dest_check_self(struct rdest *d)
 		return;
 	}
 	if (d->smarthost) {
-		text_fmt(text, sizeof(text),
+		str_fmt_cut(text, sizeof(text),
 		    "relay.smarthost %s is this "
 		    "server: mail would loop; fix the setting",
 		    name);
 		result_make(&res, SMTP_RESULT_TEMP, 451, "4.4.6", text);
 	} else {
-		text_fmt(text, sizeof(text),
+		str_fmt_cut(text, sizeof(text),
 		    "mail for %s loops back to myself "
 		    "(MX host %s is this server)",
 		    d->key, name);
@@ -331,7 +331,7 @@ dest_unix_res(struct rdest *d)
 
 	res->status = DNS_OK;
 	res->nhosts = 1;
-	text_fmt(res->hosts[0].name, sizeof(res->hosts[0].name), "unix:%s",
+	str_fmt_cut(res->hosts[0].name, sizeof(res->hosts[0].name), "unix:%s",
 	    d->lmtp_unix);
 	res->hosts[0].naddrs = 1;
 	res->hosts[0].addrs[0].family = AF_UNIX;

@@ -314,7 +314,7 @@ literal_parse(const char *text, bool liberal, struct dns_addr *out)
 
 /* ---- result text -------------------------------------------------------- */
 
-/* Set status, reason and a one-line text; a text too long is cut. */
+/* Set status, reason and a one-line text; a text too long is cut ("..."). */
 static void
 res_set(struct dns_result *res, enum dns_status st, enum dns_reason why,
     const char *fmt, ...)
@@ -324,8 +324,7 @@ res_set(struct dns_result *res, enum dns_status st, enum dns_reason why,
 	res->status = st;
 	res->reason = why;
 	va_start(ap, fmt);
-	if (vsnprintf(res->text, sizeof(res->text), fmt, ap) < 0)
-		res->text[0] = '\0';
+	str_vfmt_cut(res->text, sizeof(res->text), fmt, ap);
 	va_end(ap);
 }
 
@@ -459,17 +458,14 @@ dns_reschedule(struct dns *dns)
 
 /* ---- channel ------------------------------------------------------------ */
 
-/* Fill err (a text too long is cut). */
+/* Fill err (a text too long is cut, ending in "..."). */
 static void
 err_set(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (errlen == 0)
-		return;
 	va_start(ap, fmt);
-	if (vsnprintf(err, errlen, fmt, ap) < 0)
-		err[0] = '\0';
+	str_vfmt_cut(err, errlen, fmt, ap);
 	va_end(ap);
 }
 

@@ -142,7 +142,7 @@ job_map(struct rjob *j, int fd, char *err, size_t errlen)
 	void *p;
 
 	if (fstat(fd, &st) != 0) {
-		text_fmt(err, errlen, "cannot read the message: fstat: %s",
+		str_fmt_cut(err, errlen, "cannot read the message: fstat: %s",
 		    strerror(errno));
 		return -1;
 	}
@@ -150,7 +150,7 @@ job_map(struct rjob *j, int fd, char *err, size_t errlen)
 		return 0;
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (p == MAP_FAILED) {
-		text_fmt(err, errlen, "cannot read the message: mmap: %s",
+		str_fmt_cut(err, errlen, "cannot read the message: mmap: %s",
 		    strerror(errno));
 		return -1;
 	}

@@ -114,7 +114,7 @@ md_fail(struct md_err *e, const char *step, const char *what)
 		return;
 	log_sanitize(box, sizeof(box), b, strlen(b));
 	/* a cut error text still names the step; truncation is harmless here */
-	(void)snprintf(e->buf, e->len, "%s %s of %s: %s%s", step, what, box,
+	str_fmt_cut(e->buf, e->len, "%s %s of %s: %s%s", step, what, box,
 	    strerror_r(saved, ebuf, sizeof(ebuf)), hint);
 	errno = saved;
 }
@@ -376,8 +376,9 @@ md_fail_dir(
 	char what[NAME_MAX + 32];
 	int saved = errno;
 
-	/* names are at most NAME_MAX, so this is never cut */
-	(void)snprintf(what, sizeof(what), "%s%s/", prefix, name);
+	/* part of an error message; names are at most NAME_MAX, so this
+	 * is never cut anyway */
+	str_fmt_cut(what, sizeof(what), "%s%s/", prefix, name);
 	errno = saved;
 	md_fail(e, step, what);
 }

@@ -124,22 +124,6 @@ static int rconn_try(struct rconn *c);
  * Small helpers
  * ====================================================================== */
 
-/* vsnprintf that marks a cut text with "..." */
-void
-text_fmt(char *out, size_t outlen, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(out, outlen, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		out[0] = '\0';
-	else if ((size_t)n >= outlen && outlen >= 4)
-		memcpy(out + outlen - 4, "...", 4);
-}
-
 void
 result_make(struct smtp_client_result *res, enum smtp_result_class cls,
     int code, const char *enh, const char *text)
@@ -147,8 +131,11 @@ result_make(struct smtp_client_result *res, enum smtp_result_class cls,
 	memset(res, 0, sizeof(*res));
 	res->cls = cls;
 	res->code = code;
-	text_fmt(res->enh, sizeof(res->enh), "%s", enh);
-	text_fmt(res->text, sizeof(res->text), "%s", text);
+	/* RFC 3463 bounds a code at 9 octets: one that does not fit is no
+	 * code, and none is better than a cut one */
+	if (str_fmt(res->enh, sizeof(res->enh), "%s", enh) != 0)
+		res->enh[0] = '\0';
+	str_fmt_cut(res->text, sizeof(res->text), "%s", text);
 }
 
 static void
@@ -214,25 +201,25 @@ rconn_set_addr(struct rconn *c)
 	const struct dns_addr *a = &h->addrs[c->addr];
 
 	if (a->family == AF_UNIX) {
-		text_fmt(c->ip, sizeof(c->ip), "unix");
+		str_fmt_cut(c->ip, sizeof(c->ip), "unix");
 		log_sanitize(
 		    c->host_log, sizeof(c->host_log), h->name, strlen(h->name));
-		text_fmt(c->addr_log, sizeof(c->addr_log), "unix");
-		text_fmt(c->label, sizeof(c->label), "%s", c->host_log);
+		str_fmt_cut(c->addr_log, sizeof(c->addr_log), "unix");
+		str_fmt_cut(c->label, sizeof(c->label), "%s", c->host_log);
 		return;
 	}
 	if (dns_addr_format(a, c->ip, sizeof(c->ip)) != 0)
-		text_fmt(c->ip, sizeof(c->ip), "?");
-	text_fmt(c->addr_log, sizeof(c->addr_log),
+		str_fmt_cut(c->ip, sizeof(c->ip), "?");
+	str_fmt_cut(c->addr_log, sizeof(c->addr_log),
 	    a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", c->ip, c->d->port);
 	log_sanitize(
 	    c->host_log, sizeof(c->host_log), h->name, strlen(h->name));
 	if (h->name[0] == '[') /* an address literal names itself */
-		text_fmt(c->label, sizeof(c->label), "%s:%u", c->host_log,
+		str_fmt_cut(c->label, sizeof(c->label), "%s:%u", c->host_log,
 		    c->d->port);
 	else
-		text_fmt(c->label, sizeof(c->label), "%s[%s]:%u", c->host_log,
-		    c->ip, c->d->port);
+		str_fmt_cut(c->label, sizeof(c->label), "%s[%s]:%u",
+		    c->host_log, c->ip, c->d->port);
 }
 
 /*
@@ -313,7 +300,7 @@ rconn_job_done(struct rconn *c)
 
 	for (i = 0; i < j->nrcpts; i++)
 		j->results[i] = *smtp_client_result(c->sc, i);
-	text_fmt(j->mx, sizeof(j->mx), "%s", c->last_mx);
+	str_fmt_cut(j->mx, sizeof(j->mx), "%s", c->last_mx);
 	c->job = NULL;
 	job_finish(c->d->r, j, c->host_log, c->addr_log);
 }
@@ -334,7 +321,7 @@ rconn_exhausted(struct rconn *c)
 	c->job = NULL;
 	if (j != NULL) {
 		job_set_all(j, &c->last);
-		text_fmt(j->mx, sizeof(j->mx), "%s", c->last_mx);
+		str_fmt_cut(j->mx, sizeof(j->mx), "%s", c->last_mx);
 		job_finish(d->r, j, mx, "none");
 	}
 	dest_fail_waiting(d, &c->last, c->last_mx);
@@ -351,7 +338,7 @@ rconn_connect_error(struct rconn *c, int err)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
 
-	text_fmt(t, sizeof(t), "connect to %s: %s", c->label, strerror(err));
+	str_fmt_cut(t, sizeof(t), "connect to %s: %s", c->label, strerror(err));
 	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
 	log_info("id=%s mx=%s addr=%s event=connect status=failed error=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log, strerror(err));
@@ -439,7 +426,7 @@ rconn_new(struct rdest *d, struct rjob *j)
 	buf_init(&c->conv, REMOTE_CHUNK + 4096);
 	if ((c->timer = evtimer_new(r->base, rconn_on_timer, c)) == NULL)
 		panic("remote: evtimer_new failed");
-	text_fmt(t, sizeof(t), "no address to try for %s", d->query);
+	str_fmt_cut(t, sizeof(t), "no address to try for %s", d->query);
 	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
 	c->next = d->conns;
 	d->conns = c;
@@ -498,15 +485,10 @@ rconn_shell_fail(
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(t, sizeof(t), fmt, ap);
+	str_vfmt_cut(t, sizeof(t), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		t[0] = '\0';
-	else if ((size_t)n >= sizeof(t))
-		memcpy(t + sizeof(t) - 4, "...", 4);
 	c->shell_err = true;
 	smtp_client_fail(c->sc, code, enh, t);
 }
@@ -574,18 +556,18 @@ rconn_record_error(struct rconn *c)
 	bool four = e->code >= 400 && e->code < 500;
 
 	if (e->remote && e->cmd != NULL && strcmp(e->cmd, "greeting") == 0)
-		text_fmt(t, sizeof(t),
+		str_fmt_cut(t, sizeof(t),
 		    "host %s refused to talk to me: %d %s%s%s", c->label,
 		    e->code, e->enh, e->enh[0] != '\0' ? " " : "", e->text);
 	else if (e->remote)
-		text_fmt(t, sizeof(t),
+		str_fmt_cut(t, sizeof(t),
 		    "host %s said: %d %s%s%s (in reply to %s)", c->label,
 		    e->code, e->enh, e->enh[0] != '\0' ? " " : "", e->text,
 		    e->cmd != NULL ? e->cmd : "?");
 	else if (c->shell_err)
-		text_fmt(t, sizeof(t), "%s", e->text);
+		str_fmt_cut(t, sizeof(t), "%s", e->text);
 	else
-		text_fmt(t, sizeof(t), "%s: %s", c->label, e->text);
+		str_fmt_cut(t, sizeof(t), "%s: %s", c->label, e->text);
 	result_make(&c->last, SMTP_RESULT_TEMP, four ? e->code : 451,
 	    four && e->enh[0] == '4' ? e->enh : "4.4.0", t);
 	if (four && e->remote) {
@@ -697,7 +679,7 @@ rconn_drive(struct rconn *c)
 		act = smtp_client_next(
 		    c->sc, p, p != NULL ? len : 0, &used, &c->out);
 		if (used > 0) {
-			text_fmt(c->last_mx, sizeof(c->last_mx), "%s",
+			str_fmt_cut(c->last_mx, sizeof(c->last_mx), "%s",
 			    c->res.hosts[c->host].name);
 			(void)evbuffer_drain(in, used);
 			progress = true;
@@ -852,7 +834,7 @@ rconn_implicit_failed(struct rconn *c, const char *why)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
 
-	text_fmt(
+	str_fmt_cut(
 	    t, sizeof(t), "TLS handshake with %s failed: %s", c->label, why);
 	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", t);
 	rconn_close_socket(c);
@@ -1089,14 +1071,14 @@ rconn_ssl_error(struct rconn *c, char *out, size_t outlen)
 	if (e != 0)
 		ERR_error_string_n(e, out, outlen);
 	else
-		text_fmt(out, outlen, "%s",
+		str_fmt_cut(out, outlen, "%s",
 		    errno != 0 ? strerror(errno) : "connection closed");
 	ERR_clear_error();
 	/* "certificate verify failed" alone does not say what was wrong */
 	n = strlen(out);
 	if (v != X509_V_OK && ssl != NULL &&
 	    (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) && n < outlen)
-		text_fmt(out + n, outlen - n, " (%s)",
+		str_fmt_cut(out + n, outlen - n, " (%s)",
 		    X509_verify_cert_error_string(v));
 }
 

@@ -45,8 +45,6 @@ struct remote {
 	bool firing, free_pending;
 };
 
-/* vsnprintf that marks a cut text with "..." */
-void text_fmt(char *out, size_t outlen, const char *fmt, ...) PRINTF_LIKE(3, 4);
 void result_make(struct smtp_client_result *res, enum smtp_result_class cls,
     int code, const char *enh, const char *text);
 

@@ -366,13 +366,12 @@ static int PRINTF_LIKE(2, 3) dec_fail(struct env_dec *d, const char *fmt, ...)
 	char why[160];
 	va_list ap;
 
+	/* an error message: cut to fit, it still names the line */
 	va_start(ap, fmt);
-	(void)vsnprintf(why, sizeof(why), fmt, ap);
+	str_vfmt_cut(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (d->err != NULL && d->errlen > 0 &&
-	    str_fmt(d->err, d->errlen, "line %u: %s", d->line, why) != 0) {
-		/* cut to fit the caller's buffer: it still names the line */
-	}
+	if (d->err != NULL)
+		str_fmt_cut(d->err, d->errlen, "line %u: %s", d->line, why);
 	errno = EINVAL;
 	return -1;
 }

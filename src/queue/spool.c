@@ -113,12 +113,11 @@ sp_fail(char *err, size_t errlen, const char *step, const char *what,
 	int saved = errno;
 	char ebuf[128];
 
-	if (err != NULL && errlen > 0 &&
-	    str_fmt(err, errlen, "%s %s%s%s: %s", step, what,
-		id != NULL ? " of " : "", id != NULL ? id : "",
-		strerror_r(saved, ebuf, sizeof(ebuf))) != 0) {
-		/* cut to the caller's buffer: it still names the step */
-	}
+	/* an error message: cut to the caller's buffer, it names the step */
+	if (err != NULL)
+		str_fmt_cut(err, errlen, "%s %s%s%s: %s", step, what,
+		    id != NULL ? " of " : "", id != NULL ? id : "",
+		    strerror_r(saved, ebuf, sizeof(ebuf)));
 	errno = saved;
 }
 
@@ -564,11 +563,9 @@ sp_load_from(struct spool *sp, enum spool_dir dir, const char *id,
 	if (queue_env_decode(b->data, b->len, out, err, errlen) != 0)
 		return -1;
 	if (strcmp(out->id, id) != 0) {
-		if (err != NULL && errlen > 0 &&
-		    str_fmt(err, errlen, "envelope names id %s", out->id) !=
-			0) {
-			/* cut: still says what is wrong */
-		}
+		if (err != NULL)
+			str_fmt_cut(
+			    err, errlen, "envelope names id %s", out->id);
 		queue_env_free(out);
 		errno = EINVAL;
 		return -1;

@@ -544,16 +544,20 @@ txn_envelope(struct conn *c)
 	env = t->remote = xcalloc(1, sizeof(*env));
 	queue_env_init(env);
 	memcpy(env->id, t->id, sizeof(env->id)); /* "queued as" names it */
-	(void)!str_copy(
-	    env->sender, sizeof(env->sender), t->sender, strlen(t->sender));
+	/* each field is as large as its source (QUEUE_*_MAX): no cut */
+	if (str_copy(env->sender, sizeof(env->sender), t->sender,
+		strlen(t->sender)) != 0 ||
+	    str_copy(env->envid, sizeof(env->envid), t->params.envid,
+		strlen(t->params.envid)) != 0 ||
+	    str_copy(env->helo, sizeof(env->helo), smtp_server_helo(c->smtp),
+		strlen(smtp_server_helo(c->smtp))) != 0 ||
+	    str_copy(env->ip, sizeof(env->ip), c->ip, strlen(c->ip)) != 0 ||
+	    str_copy(env->auth, sizeof(env->auth), c->auth_user,
+		strlen(c->auth_user)) != 0)
+		panic("sid=%s event=txn_envelope error=\"a field outgrew "
+		      "the queue envelope\"",
+		    c->sid);
 	env->ret = t->params.ret;
-	(void)!str_copy(env->envid, sizeof(env->envid), t->params.envid,
-	    strlen(t->params.envid));
-	(void)!str_copy(env->helo, sizeof(env->helo), smtp_server_helo(c->smtp),
-	    strlen(smtp_server_helo(c->smtp)));
-	(void)!str_copy(env->ip, sizeof(env->ip), c->ip, strlen(c->ip));
-	(void)!str_copy(
-	    env->auth, sizeof(env->auth), c->auth_user, strlen(c->auth_user));
 	env->body_8bit = t->params.body == SMTP_BODY_8BITMIME;
 	env->smtputf8 = t->params.smtputf8;
 	return env;
@@ -576,10 +580,14 @@ txn_add_remote(
 		return -1;
 	r->notify = rp->notify;
 	if (rp->has_orcpt) {
-		(void)!str_copy(r->orcpt_type, sizeof(r->orcpt_type),
-		    rp->orcpt_type, strlen(rp->orcpt_type));
-		(void)!str_copy(
-		    r->orcpt, sizeof(r->orcpt), rp->orcpt, strlen(rp->orcpt));
+		/* QUEUE_ORCPT_*_MAX match what smtp_param.c accepts */
+		if (str_copy(r->orcpt_type, sizeof(r->orcpt_type),
+			rp->orcpt_type, strlen(rp->orcpt_type)) != 0 ||
+		    str_copy(r->orcpt, sizeof(r->orcpt), rp->orcpt,
+			strlen(rp->orcpt)) != 0)
+			panic("sid=%s event=orcpt error=\"ORCPT outgrew the "
+			      "queue envelope\"",
+			    c->sid);
 	}
 	return 0;
 }
@@ -763,8 +771,12 @@ rcpt_lookup_init(struct conn *c, struct rcpt_lookup *rl)
 	if (literal_is_this_host(c, &cmd->path)) {
 		/* user@[our address] is user@ the first local domain */
 		rl->q.addr.kind = ADDR_DOMAIN_NAME;
-		(void)!str_copy(rl->q.addr.domain, sizeof(rl->q.addr.domain),
-		    c->srv->conf->domains[0], strlen(c->srv->conf->domains[0]));
+		/* conf.c accepts only domain names that fit ADDR_DOMAIN_MAX */
+		if (str_copy(rl->q.addr.domain, sizeof(rl->q.addr.domain),
+			c->srv->conf->domains[0],
+			strlen(c->srv->conf->domains[0])) != 0)
+			panic(
+			    "event=rcpt_lookup error=\"domains[0] too long\"");
 	}
 }
 
@@ -1071,8 +1083,10 @@ on_eom(struct conn *c)
 		ij->boxes[i].path = t->targets.v[i].mailbox;
 	ij->nboxes = t->targets.n;
 	if (t->remote != NULL) {
-		(void)!str_copy(t->remote->proto, sizeof(t->remote->proto),
-		    with_protocol(c), strlen(with_protocol(c)));
+		/* with_protocol() names a constant, "ESMTPSA" at most */
+		if (str_copy(t->remote->proto, sizeof(t->remote->proto),
+			with_protocol(c), strlen(with_protocol(c))) != 0)
+			panic("sid=%s event=proto_too_long", c->sid);
 		ij->env = t->remote; /* the inject owns it now */
 		t->remote = NULL;
 	}
@@ -1320,7 +1334,9 @@ conn_new(struct server *s, const struct listener *l, int fd,
 	client_key_of(l, fd, sa, &c->key, &c->local_uid);
 	if (l->kind == LISTEN_LOCAL) {
 		c->local = true;
-		(void)!str_fmt(c->ip, sizeof(c->ip), "uid=%u", c->local_uid);
+		/* "uid=4294967295" fits INET6_ADDRSTRLEN */
+		if (str_fmt(c->ip, sizeof(c->ip), "uid=%u", c->local_uid) != 0)
+			panic("event=conn_ip uid=%u", c->local_uid);
 	} else if (client_ip_text(sa, salen, c->ip, sizeof(c->ip)) != 0 &&
 		   str_copy(c->ip, sizeof(c->ip), "unknown", 7) != 0) {
 		c->ip[0] = '\0';

@@ -256,9 +256,10 @@ refuse(int fd, const char *hostname)
 
 	if (str_fmt(line, sizeof(line),
 		"421 4.7.0 %s Too many connections, try again later\r\n",
-		hostname) == 0)
-		(void)!send(
-		    fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+		hostname) == 0 &&
+	    send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		/* best effort: the socket is closed next either way */
+		log_debug("event=refuse_send error=\"%s\"", strerror(errno));
 	shutdown(fd, SHUT_WR);
 	close(fd);
 }
@@ -288,7 +289,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 		char host[64];
 
 		if (l->kind == LISTEN_LOCAL)
-			(void)!str_fmt(host, sizeof(host), "uid=%u", uid);
+			str_fmt_cut(host, sizeof(host), "uid=%u", uid);
 		else if (getnameinfo(sa, (socklen_t)salen, host, sizeof(host),
 			     NULL, 0, NI_NUMERICHOST) != 0)
 			host[0] = '\0';

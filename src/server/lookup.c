@@ -93,8 +93,7 @@ thread_table(struct lookup *lk)
 		tt = xcalloc(1, sizeof(*tt));
 		if (pthread_setspecific(table_key, tt) != 0) {
 			free(tt);
-			(void)!str_copy(
-			    lk->err, sizeof(lk->err), "out of memory", 13);
+			str_fmt_cut(lk->err, sizeof(lk->err), "out of memory");
 			return NULL;
 		}
 	} else if (tt->t != NULL && tt->gen != gen) {

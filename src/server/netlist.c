@@ -70,7 +70,7 @@ netlist_parse(const char *csv, char *err, size_t errlen)
 		if (nl->v == NULL)
 			panic("event=oom where=netlist");
 		if (net_parse(p, len, &nl->v[nl->n]) != 0) {
-			(void)!str_fmt(err, errlen,
+			str_fmt_cut(err, errlen,
 			    "relay.networks: bad network \"%.*s\"", (int)len,
 			    p);
 			netlist_free(nl);

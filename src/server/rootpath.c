@@ -29,22 +29,22 @@ dir_root_only(const char *dir, char *err, size_t errlen)
 	struct stat st;
 
 	if (stat(dir, &st) != 0) {
-		(void)!str_fmt(err, errlen, "%s: %s", dir, strerror(errno));
+		str_fmt_cut(err, errlen, "%s: %s", dir, strerror(errno));
 		return false;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		(void)!str_fmt(err, errlen, "%s: not a directory", dir);
+		str_fmt_cut(err, errlen, "%s: not a directory", dir);
 		return false;
 	}
 	if (st.st_uid != 0) {
-		(void)!str_fmt(err, errlen,
+		str_fmt_cut(err, errlen,
 		    "directory %s is owned by uid %u, not root", dir,
 		    (unsigned)st.st_uid);
 		return false;
 	}
 	if ((st.st_mode & S_IWOTH) ||
 	    ((st.st_mode & S_IWGRP) && st.st_gid != 0)) {
-		(void)!str_fmt(err, errlen,
+		str_fmt_cut(err, errlen,
 		    "directory %s is writable by group or others", dir);
 		return false;
 	}
@@ -148,9 +148,9 @@ rootpath_root_only(const char *path, char *err, size_t errlen)
 		memcpy(cur, at, strlen(at) + 1);
 	}
 sys_at:
-	(void)!str_fmt(err, errlen, "%s: %s", at, strerror(errno));
+	str_fmt_cut(err, errlen, "%s: %s", at, strerror(errno));
 	return false;
 sys:
-	(void)!str_fmt(err, errlen, "%s: %s", path, strerror(errno));
+	str_fmt_cut(err, errlen, "%s: %s", path, strerror(errno));
 	return false;
 }

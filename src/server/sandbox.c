@@ -338,8 +338,7 @@ landlock_apply(const struct conf *cf, char *const *rw, size_t nrw,
 	/* EPERM: a seccomp filter of the service manager or container */
 	if (abi < 0 &&
 	    (errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM)) {
-		(void)!str_fmt(what, whatlen,
-		    "landlock=unavailable reason=\"%s\"",
+		str_fmt_cut(what, whatlen, "landlock=unavailable reason=\"%s\"",
 		    errno == ENOSYS ? "kernel without Landlock"
 		    : errno == EPERM
 			? "landlock calls refused (a seccomp filter)"
@@ -349,7 +348,7 @@ landlock_apply(const struct conf *cf, char *const *rw, size_t nrw,
 	if (abi < 0)
 		fatal("event=startup step=sandbox what=landlock_version");
 	if (abi < 2) {
-		(void)!str_fmt(what, whatlen,
+		str_fmt_cut(what, whatlen,
 		    "landlock=unavailable reason=\"ABI %d: "
 		    "no rename across directories\"",
 		    abi);
@@ -366,8 +365,8 @@ landlock_apply(const struct conf *cf, char *const *rw, size_t nrw,
 	if (syscall(SYS_landlock_restrict_self, l.fd, 0) != 0)
 		fatal("event=startup step=sandbox what=landlock_restrict");
 	(void)close(l.fd);
-	(void)!str_fmt(what, whatlen,
-	    "landlock=abi%d rules=%u own_maildirs=%zu", abi, l.rules, nrw);
+	str_fmt_cut(what, whatlen, "landlock=abi%d rules=%u own_maildirs=%zu",
+	    abi, l.rules, nrw);
 }
 
 /* ---- seccomp ------------------------------------------------------------ */

@@ -65,8 +65,13 @@ worker_main(void *arg)
 		j->run(j);
 		pthread_mutex_lock(&w->mu);
 		list_push(&w->done_head, &w->done_tail, j);
-		/* an eventfd write cannot fail short; EAGAIN only at 2^64-1 */
-		(void)!write(w->efd, &one, sizeof(one));
+		/*
+		 * An eventfd write is whole or fails, and fails only with
+		 * EAGAIN (the counter at 2^64-1: a wake-up is pending
+		 * already, nothing is lost) or for a bad descriptor (a bug).
+		 */
+		if (write(w->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			panic("event=worker_wake errno=%d", errno);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
@@ -80,7 +85,10 @@ workers_on_done(evutil_socket_t fd, short what, void *arg)
 	uint64_t n;
 
 	(void)what;
-	(void)!read(fd, &n, sizeof(n));
+	/* resets the counter; EAGAIN: another callback read it first, and
+	 * the done list is taken below either way (eventfd(2)) */
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		panic("event=worker_done errno=%d", errno);
 	pthread_mutex_lock(&w->mu);
 	j = w->done_head;
 	w->done_head = w->done_tail = NULL;

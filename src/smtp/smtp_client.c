@@ -543,9 +543,8 @@ client_fail_unexpected(struct smtp_client *c)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
 
-	if (str_fmt(t, sizeof(t), "Unexpected reply to %s: %d %s",
-		client_waiting_for(c), c->reply.code, c->reply.text) == -1)
-		memcpy(t + sizeof(t) - 4, "...", 4);
+	str_fmt_cut(t, sizeof(t), "Unexpected reply to %s: %d %s",
+	    client_waiting_for(c), c->reply.code, c->reply.text);
 	return client_fail_local(c, 451, "4.5.0", t, false);
 }
 
@@ -685,13 +684,12 @@ client_txn_start(struct smtp_client *c)
 		    "SMTPUTF8 (RFC 6531) and the peer does not offer it");
 	if (client_need_downgrade(c) &&
 	    (c->dg_flags & SMTP_DOWNGRADE_OK) == 0) {
-		if (str_fmt(t, sizeof(t),
-			"The message has 8-bit content with "
-			"no 7-bit form%s%s and the peer does not offer "
-			"8BITMIME "
-			"(RFC 6152)",
-			c->dg_why[0] != '\0' ? ": " : "", c->dg_why) == -1)
-			t[0] = '\0';
+		str_fmt_cut(t, sizeof(t),
+		    "The message has 8-bit content with "
+		    "no 7-bit form%s%s and the peer does not offer "
+		    "8BITMIME "
+		    "(RFC 6152)",
+		    c->dg_why[0] != '\0' ? ": " : "", c->dg_why);
 		return client_txn_refuse(c, 554, "5.6.3", t);
 	}
 	if (client_need_downgrade(c) &&
@@ -704,12 +702,11 @@ client_txn_start(struct smtp_client *c)
 	size = c->downgrade ? c->size_7bit : c->size;
 	if ((c->caps.flags & SMTP_CAP_SIZE) && c->caps.size_max > 0 &&
 	    size > c->caps.size_max) {
-		if (str_fmt(t, sizeof(t),
-			"Message size %llu exceeds the peer's "
-			"limit of %llu octets",
-			(unsigned long long)size,
-			(unsigned long long)c->caps.size_max) == -1)
-			t[0] = '\0';
+		str_fmt_cut(t, sizeof(t),
+		    "Message size %llu exceeds the peer's "
+		    "limit of %llu octets",
+		    (unsigned long long)size,
+		    (unsigned long long)c->caps.size_max);
 		return client_txn_refuse(c, 552, "5.3.4", t);
 	}
 	c->rset_first = c->needs_rset;
@@ -987,9 +984,8 @@ client_on_starttls(struct smtp_client *c)
 	}
 	if (!c->require_tls)
 		return client_after_hello(c); /* opportunistic: go on */
-	if (str_fmt(t, sizeof(t), "TLS is required but STARTTLS failed: %d %s",
-		c->reply.code, c->reply.text) == -1)
-		memcpy(t + sizeof(t) - 4, "...", 4);
+	str_fmt_cut(t, sizeof(t), "TLS is required but STARTTLS failed: %d %s",
+	    c->reply.code, c->reply.text);
 	return client_fail_local(c, 451, "4.7.4", t, true);
 }
 

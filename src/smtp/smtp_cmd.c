@@ -88,9 +88,9 @@ smtp_cmd_fail(
 	err->code = code;
 	err->enh = enh;
 	va_start(ap, fmt);
-	/* callers bound what they echo, so the text is never cut in practice */
-	if (vsnprintf(err->text, sizeof(err->text), fmt, ap) < 0)
-		err->text[0] = '\0';
+	/* human text of a reply: callers bound what they echo, and a cut
+	 * (never seen in practice) still says what was wrong */
+	str_vfmt_cut(err->text, sizeof(err->text), fmt, ap);
 	va_end(ap);
 	if (err->text[0] == '\0')
 		memcpy(err->text, "Syntax error", sizeof("Syntax error"));

@@ -147,15 +147,17 @@ smtp_replyf(struct buf *out, int code, const char *enh, const char *fmt, ...)
 {
 	char text[SMTP_REPLY_FMT_MAX];
 	va_list ap;
-	int n;
+	int r;
 
+	/*
+	 * Exact, not cut: a reply may carry values (a queue id, a size
+	 * limit) the client acts on.  str_vfmt also refuses a NUL from %c,
+	 * which would cut the text without a word.
+	 */
 	va_start(ap, fmt);
-	n = vsnprintf(text, sizeof(text), fmt, ap);
+	r = str_vfmt(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(text))
-		return -1;
-	/* a NUL produced by %c would silently cut the text: refuse it */
-	if (strlen(text) != (size_t)n)
+	if (r != 0)
 		return -1;
 	return smtp_reply(out, code, enh, text);
 }

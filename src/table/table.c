@@ -43,7 +43,7 @@ table_set_error(struct table *t, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	(void)vsnprintf(t->err, sizeof(t->err), fmt, ap);
+	str_vfmt_cut(t->err, sizeof(t->err), fmt, ap);
 	va_end(ap);
 }
 
@@ -66,7 +66,7 @@ table_find_engine(const char *spec, char *err, size_t errlen)
 			return table_engines[i];
 	/* at most 40 bytes of spec: a misspelt prefix may precede a
 	 * connection string holding a password */
-	(void)!str_fmt(err, errlen,
+	str_fmt_cut(err, errlen,
 	    "tables.users: unknown engine in "
 	    "\"%.40s\" (expected sqlite:PATH or pgsql:CONNINFO)",
 	    spec);
@@ -89,7 +89,7 @@ table_open(const struct conf *c, char *err, size_t errlen)
 		t->domains[i] = xstrdup(c->domains[i]);
 	t->ndomains = c->ndomains;
 	if (eng->open(t, c->tables_users + strlen(eng->prefix)) != 0) {
-		(void)!str_fmt(err, errlen, "%s", t->err);
+		str_fmt_cut(err, errlen, "%s", t->err);
 		table_close(t);
 		return NULL;
 	}
@@ -463,7 +463,12 @@ table_walk_address(struct table_walk *w, const char *key, bool as_target)
 	    ((st = table_walk_alias(w, catchall, &found)) != TABLE_OK || found))
 		return st;
 	if (table_key_is_postmaster(key)) {
-		(void)!str_fmt(box, sizeof(box), "%s/postmaster", domain);
+		/* a mailbox name: cut, it would name another mailbox */
+		if (str_fmt(box, sizeof(box), "%s/postmaster", domain) != 0) {
+			table_set_error(
+			    w->t, "postmaster mailbox of %s: too long", domain);
+			return TABLE_TEMPFAIL;
+		}
 		return table_add_target(w, key, true, box);
 	}
 	return TABLE_NOTFOUND;

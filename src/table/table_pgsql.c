@@ -129,9 +129,9 @@ tp_server(PGconn *conn, char *out, size_t outlen)
 {
 	const char *h = PQhost(conn), *p = PQport(conn), *d = PQdb(conn);
 
-	if (str_fmt(out, outlen, "%s:%s/%s", h != NULL ? h : "?",
-		p != NULL ? p : "?", d != NULL ? d : "?") != 0)
-		(void)!str_fmt(out, outlen, "(server name too long)");
+	/* for error messages only: a long name is cut, not replaced */
+	str_fmt_cut(out, outlen, "%s:%s/%s", h != NULL ? h : "?",
+	    p != NULL ? p : "?", d != NULL ? d : "?");
 }
 
 /* The first line of libpq's message: the primary text of a server error,
@@ -149,8 +149,7 @@ tp_message(PGconn *conn, const PGresult *r, char *out, size_t outlen)
 		m = PQerrorMessage(conn);
 	if (m == NULL || *m == '\0')
 		m = "unknown error";
-	if (str_copy(out, outlen, m, strcspn(m, "\r\n")) != 0)
-		(void)!str_copy(out, outlen, m, outlen - 1);
+	str_fmt_cut(out, outlen, "%.*s", (int)strcspn(m, "\r\n"), m);
 }
 
 /* Database trouble: note it (r may be NULL), free r. */
@@ -483,7 +482,11 @@ tp_user_add(struct table *t, const char *key, const char *pwhash)
 	const char *v[3] = {key, pwhash, created};
 	enum table_status st;
 
-	(void)!str_fmt(created, sizeof(created), "%lld", (long long)time(NULL));
+	if (str_fmt(created, sizeof(created), "%lld", (long long)time(NULL)) !=
+	    0) {
+		table_set_error(t, "add user %s: time too long", key);
+		return TABLE_TEMPFAIL;
+	}
 	st = tp_exec(t, "add user", tp_sql_user_add, 3, v, NULL);
 	if (st == TABLE_EXISTS)
 		table_set_error(t, "user %s already exists", key);

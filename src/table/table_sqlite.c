@@ -295,8 +295,14 @@ ts_schema_setup(struct table *t)
 	if (ts_exec_sql(t, ts_schema, "create schema") != 0)
 		goto fail;
 	if (v < TS_SCHEMA_VERSION) {
-		(void)!str_fmt(sql, sizeof(sql), "PRAGMA user_version = %d",
-		    TS_SCHEMA_VERSION);
+		if (str_fmt(sql, sizeof(sql), "PRAGMA user_version = %d",
+			TS_SCHEMA_VERSION) != 0) {
+			table_set_error(t,
+			    "sqlite %s: set user_version: "
+			    "statement too long",
+			    ts_of(t)->path);
+			goto fail;
+		}
 		if (ts_exec_sql(t, sql, "set user_version") != 0)
 			goto fail;
 	}

@@ -75,17 +75,14 @@ tls_err(char *err, size_t errlen, int sys_errno, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vsnprintf(what, sizeof(what), fmt, ap) < 0)
-		what[0] = '\0';
+	str_vfmt_cut(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	if (sys_errno != 0)
 		why = strerror(sys_errno);
 	else if (e != 0)
 		why = ERR_reason_error_string(e);
-	if (errlen > 0 &&
-	    snprintf(err, errlen, "%s%s%s", what, why != NULL ? ": " : "",
-		why != NULL ? why : "") < 0)
-		err[0] = '\0';
+	str_fmt_cut(err, errlen, "%s%s%s", what, why != NULL ? ": " : "",
+	    why != NULL ? why : "");
 	ERR_clear_error();
 }
 
@@ -161,9 +158,7 @@ tls_peer_verified(const SSL *ssl, char *why, size_t whylen)
 		reason = "no certificate";
 	else if ((v = SSL_get_verify_result(ssl)) != X509_V_OK)
 		reason = X509_verify_cert_error_string(v);
-	if (whylen > 0 &&
-	    snprintf(why, whylen, "%s", reason != NULL ? reason : "") < 0)
-		why[0] = '\0';
+	str_fmt_cut(why, whylen, "%s", reason != NULL ? reason : "");
 	return reason == NULL;
 }
 
@@ -224,8 +219,7 @@ tls_describe(const SSL *ssl, char *out, size_t outlen)
 			cipher = SSL_CIPHER_get_name(c);
 	}
 	/* cut rather than fail: this is for a log line */
-	if (snprintf(out, outlen, "version=%s cipher=%s", ver, cipher) < 0)
-		out[0] = '\0';
+	str_fmt_cut(out, outlen, "version=%s cipher=%s", ver, cipher);
 }
 
 /* ---- loading ------------------------------------------------------------ */

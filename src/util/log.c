@@ -26,6 +26,13 @@ log_init(const char *progname, enum log_level min)
 	log_min = min;
 }
 
+/*
+ * The sink assembles its line from parts (stamp, message, suffix), each
+ * cut to the room the ones before left: a long message is cut
+ * (str_vfmt_cut, "..."), never dropped.  The '\n' takes the place of the
+ * last part's NUL, so a line is at most PIPE_BUF (4096) octets and one
+ * write(2) of it is never interleaved with another's.
+ */
 static void
 log_vwrite(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 {
@@ -33,30 +40,25 @@ log_vwrite(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 	struct timeval tv;
 	struct tm tm;
 	size_t n;
-	int r;
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03dZ %s[%d]: %s ",
+	str_fmt_cut(line + n, sizeof(line) - n, ".%03dZ %s[%d]: %s ",
 	    (int)(tv.tv_usec / 1000), log_prog, (int)getpid(),
 	    level_names[lvl]);
-	if (r > 0)
-		n += (size_t)r;
-	if (n < sizeof(line)) {
-		r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-		if (r > 0)
-			n += (size_t)r;
+	n += strlen(line + n);
+	str_vfmt_cut(line + n, sizeof(line) - n, fmt, ap);
+	n += strlen(line + n);
+	if (suffix != NULL) {
+		str_fmt_cut(line + n, sizeof(line) - n, "%s", suffix);
+		n += strlen(line + n);
 	}
-	if (suffix != NULL && n < sizeof(line)) {
-		r = snprintf(line + n, sizeof(line) - n, "%s", suffix);
-		if (r > 0)
-			n += (size_t)r;
-	}
-	if (n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	(void)!write(STDERR_FILENO, line, n);
+	/* the log is where failures are told: a failed write of it has
+	 * nowhere left to go, and the caller goes on either way */
+	if (write(STDERR_FILENO, line, n) < 0)
+		return;
 }
 
 void
@@ -77,9 +79,7 @@ fatal(const char *fmt, ...)
 	char suffix[160];
 	va_list ap;
 
-	if (str_fmt(suffix, sizeof(suffix), " error=\"%s\"", strerror(errno)) !=
-	    0)
-		suffix[0] = '\0';
+	str_fmt_cut(suffix, sizeof(suffix), " error=\"%s\"", strerror(errno));
 	va_start(ap, fmt);
 	log_vwrite(LOG_LEVEL_ERR, fmt, ap, suffix);
 	va_end(ap);

@@ -81,15 +81,76 @@ xstrndup(const char *s, size_t n)
 }
 
 int
+str_vfmt(char *out, size_t outlen, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(out, outlen, fmt, ap);
+
+	/* strlen: a NUL from %c would cut the value without a word */
+	if (n >= 0 && (size_t)n < outlen && strlen(out) == (size_t)n)
+		return 0;
+	if (outlen > 0)
+		out[0] = '\0';
+	return -1;
+}
+
+int
 str_fmt(char *out, size_t outlen, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
+	int r;
 
 	va_start(ap, fmt);
-	n = vsnprintf(out, outlen, fmt, ap);
+	r = str_vfmt(out, outlen, fmt, ap);
 	va_end(ap);
-	return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
+	return r;
+}
+
+/* A UTF-8 continuation byte (10xxxxxx): no character starts there. */
+static bool
+utf8_cont(char c)
+{
+	return ((unsigned char)c & 0xc0) == 0x80;
+}
+
+void
+str_vfmt_cut(char *out, size_t outlen, const char *fmt, va_list ap)
+{
+	static const char mark[] = "...";
+	size_t keep, back, m;
+	int n;
+
+	if (outlen == 0)
+		return;
+	n = vsnprintf(out, outlen, fmt, ap);
+	if (n < 0) {
+		out[0] = '\0';
+		return;
+	}
+	if ((size_t)n < outlen)
+		return;
+	/* cut: the marker first, as much of it as fits before the NUL */
+	m = outlen - 1 < sizeof(mark) - 1 ? outlen - 1 : sizeof(mark) - 1;
+	keep = outlen - 1 - m;
+	/*
+	 * out[keep] is the first byte dropped; if it continues a character,
+	 * drop that character's earlier bytes too (at most 3: RFC 3629 4).
+	 */
+	for (back = 0; back < 3 && keep > 0 && utf8_cont(out[keep]); back++)
+		keep--;
+	if (utf8_cont(out[keep]) && keep > 0)
+		keep = outlen - 1 - m; /* not UTF-8: a byte cut is all we can */
+	memcpy(out + keep, mark, m);
+	out[keep + m] = '\0';
+}
+
+void
+str_fmt_cut(char *out, size_t outlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	str_vfmt_cut(out, outlen, fmt, ap);
+	va_end(ap);
 }
 
 int

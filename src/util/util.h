@@ -91,9 +91,30 @@ void *xmalloc(size_t n); /* panic on ENOMEM */
 void *xcalloc(size_t n, size_t sz);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
-/* snprintf that reports truncation: 0 ok, -1 truncated or error. */
+/*
+ * Formatting into a fixed buffer: one of two policies, chosen by what the
+ * text is (docs/style.md, "Memory and strings").
+ *
+ * str_fmt, str_vfmt: a value that a cut would make wrong (a path, an
+ * address, a protocol argument, an id, a number).  0, or -1 when the result
+ * does not fit with its NUL, on an encoding error, or when a %c put a NUL
+ * inside it; on -1 out holds "" (outlen > 0), so no part of a value can be
+ * used by mistake.
+ *
+ * str_fmt_cut, str_vfmt_cut: text a person reads (an error message, a log
+ * detail, a reply text), where a shorter text is still useful.  A text that
+ * does not fit is cut and ends in "..." (shortened to "." or ".." when outlen
+ * is 2 or 3); the cut never splits a UTF-8 sequence.  An encoding error
+ * gives "".  out is always NUL-terminated when outlen > 0.
+ */
 int str_fmt(char *out, size_t outlen, const char *fmt, ...) WUR
     PRINTF_LIKE(3, 4);
+int str_vfmt(char *out, size_t outlen, const char *fmt, va_list ap) WUR
+    PRINTF_LIKE(3, 0);
+void str_fmt_cut(char *out, size_t outlen, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+void str_vfmt_cut(char *out, size_t outlen, const char *fmt, va_list ap)
+    PRINTF_LIKE(3, 0);
 /* Bounded copy; 0 ok, -1 if src (srclen) does not fit with its NUL. */
 int str_copy(char *out, size_t outlen, const char *src, size_t srclen) WUR;
 void str_lower(char *s);

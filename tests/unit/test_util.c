@@ -3,6 +3,7 @@
  * (the paper's reference vectors) and client keys.
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "t.h"
 #include "util/clientkey.h"
@@ -37,6 +38,44 @@ test_sanitize(void)
 	    log_sanitize(out, sizeof(out), "a b=\"\n", 6), "a\\x20b\\x3d...");
 	T_CHECK_STR(log_sanitize(out, sizeof(out), "0123456789abcdefghij", 20),
 	    "0123456789ab...");
+}
+
+/* One log line as written to stderr (a pipe), at most cap octets. */
+static size_t
+log_capture(char *got, size_t cap, const char *msg)
+{
+	int p[2], saved = dup(STDERR_FILENO);
+	ssize_t n;
+
+	if (saved < 0 || pipe(p) != 0 || dup2(p[1], STDERR_FILENO) < 0)
+		abort();
+	log_info("msg=%s", msg);
+	if (dup2(saved, STDERR_FILENO) < 0)
+		abort();
+	close(saved);
+	close(p[1]);
+	n = read(p[0], got, cap);
+	close(p[0]);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* The log sink cuts a long line to 4096 octets, marked, '\n' last. */
+static void
+test_log_line_cut(void)
+{
+	static char msg[6000], got[8192];
+	size_t n;
+
+	log_init("tern-test", LOG_LEVEL_INFO);
+	memset(msg, 'x', sizeof(msg) - 1);
+	n = log_capture(got, sizeof(got), msg);
+	T_CHECK_INT(n, 4096);
+	T_CHECK(n == 4096 && memcmp(got + n - 4, "...\n", 4) == 0);
+	T_CHECK(n == 4096 && memchr(got, '\n', n) == got + n - 1);
+
+	t_case("log line that fits is whole");
+	n = log_capture(got, sizeof(got), "short");
+	T_CHECK(n > 10 && memcmp(got + n - 11, " msg=short\n", 11) == 0);
 }
 
 static void
@@ -225,6 +264,7 @@ main(void)
 {
 	T_RUN(test_buf_max);
 	T_RUN(test_sanitize);
+	T_RUN(test_log_line_cut);
 	T_RUN(test_u64);
 	T_RUN(test_siphash_vectors);
 	T_RUN(test_client_key);
