@@ -147,6 +147,14 @@ bool queue_id_valid(const char *s);
 /* Names for logs and `tern queue`: "PENDING"..., NULL when out of range. */
 const char *queue_rcpt_state_name(enum queue_rcpt_state st);
 
+/*
+ * Append env as the JSON object of `tern queue list/show` (id, created,
+ * size, held, next_try, sender, recipients with state, attempts, next_try
+ * and last reply) to out (envjson.c).  Returns 0, or -1 when out is full
+ * (out then holds part of it).
+ */
+int queue_env_json(const struct queue_env *env, struct buf *out) WUR;
+
 /* ---- the spool ----------------------------------------------------------- */
 
 struct spool;
