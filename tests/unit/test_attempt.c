@@ -185,8 +185,8 @@ test_expire_cases(void)
 static void
 test_routing_changes(void)
 {
-	static const char *const a[] = {"a@Remote.Example", "b@remote.example",
-	    "c@other.example", "d@local.example", "e@remote.example"};
+	static const char *const a[] = {"a@remote.example", "b@Remote.Example",
+	    "c@Other.EXAMPLE", "d@local.example", "e@REMOTE.example"};
 	static const char *const boxes[] = {
 	    "local.example/d", "shared/box", "local.example/d"};
 	struct retry_policy p = policy(60, 240, 100000);
@@ -208,7 +208,7 @@ test_routing_changes(void)
 	T_CHECK_INT(plan.groups[0].idx[0], 0);
 	T_CHECK_INT(plan.groups[0].idx[1], 1);
 	T_CHECK_INT(plan.groups[0].idx[2], 4);
-	T_CHECK_STR(plan.groups[0].rcpts[1].addr, "b@remote.example");
+	T_CHECK_STR(plan.groups[0].rcpts[1].addr, "b@Remote.Example");
 	T_CHECK_INT(plan.groups[0].rcpts[1].notify, SMTP_NOTIFY_SUCCESS);
 	T_CHECK(!plan.groups[0].lmtp && !plan.groups[0].local);
 	T_CHECK_STR(plan.groups[1].domain, "other.example");
@@ -369,6 +369,18 @@ test_merge_success(void)
 	attempt_merge(&env, track, &plan.groups[0], r, 1, "mx", &clk);
 	T_CHECK_INT(env.rcpt[1].state, QUEUE_RCPT_PENDING);
 	T_CHECK_INT(env.rcpt[1].attempts, 0);
+	attempt_plan_free(&plan);
+	free(track);
+	t_case("the mailbox took it (LMTP): delivered, not relayed");
+	w[0].route = ATTEMPT_ROUTE_SKIP;
+	w[1].route = ATTEMPT_ROUTE_LMTP;
+	w[1].lmtp = "127.0.0.1:24";
+	attempt_plan_build(&plan, &env, w, NULL, &clk);
+	track = attempt_track(&env);
+	T_CHECK_INT(plan.ngroups, 1);
+	attempt_merge(&env, track, &plan.groups[0], &r[1], 1, "lmtp", &clk);
+	T_CHECK_INT(env.rcpt[1].state, QUEUE_RCPT_DELIVERED);
+	T_CHECK(track[1].final);
 	attempt_plan_free(&plan);
 	free(track);
 	queue_env_free(&env);

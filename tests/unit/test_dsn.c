@@ -135,6 +135,17 @@ test_table(void)
 		r.state = QUEUE_RCPT_RELAYED;
 		T_CHECK_INT(dsn_kind_for(&r, QUEUE_RCPT_PENDING, false, true),
 		    DSN_SUCCESS);
+		t_case("NEVER wins over any other bit (the parser refuses "
+		       "the mix; the decision does not rely on it)");
+		r.notify |= SMTP_NOTIFY_NEVER;
+		T_CHECK_INT(
+		    dsn_kind_new(&r, QUEUE_RCPT_PENDING, true, true), -1);
+		r.state = QUEUE_RCPT_FAILED;
+		T_CHECK_INT(
+		    dsn_kind_new(&r, QUEUE_RCPT_PENDING, true, true), -1);
+		r.state = QUEUE_RCPT_PENDING;
+		T_CHECK_INT(
+		    dsn_kind_new(&r, QUEUE_RCPT_PENDING, true, true), -1);
 	}
 }
 
