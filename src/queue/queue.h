@@ -4,8 +4,9 @@
  * transition and what recovery does after a crash in each state.
  *
  *   queue_env_*   the envelope (sender, recipients with per-recipient
- *                 state, DSN parameters) and its text encoding; pure, no
- *                 I/O (envelope.c)
+ *                 state, DSN parameters), its text encoding (envelope.c)
+ *                 and its JSON form for `tern queue` (envjson.c); pure,
+ *                 no I/O
  *   spool_*       the files under STATE/queue: commit, update, remove,
  *                 hold, release, load, scan, crash recovery (spool.c)
  *
