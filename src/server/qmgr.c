@@ -322,6 +322,34 @@ group_local(struct attempt *at, struct group *gr)
 	inject_submit(ij, group_local_done);
 }
 
+/* Hand a planned group to its delivery: the Maildirs here, or remote
+ * delivery (MX, smarthost or LMTP); group_done gets its results. */
+static void
+group_start(struct attempt *at, struct group *gr)
+{
+	struct attempt_group *g = gr->g;
+	struct remote_msg m = {
+	    .id = at->env.id,
+	    .domain = g->domain,
+	    .sender = at->env.sender,
+	    .rcpts = g->rcpts,
+	    .nrcpts = g->n,
+	    .data_fd = at->data_fd,
+	    .size = at->env.size,
+	    .body_8bit = at->env.body_8bit,
+	    .smtputf8 = at->env.smtputf8,
+	    .ret = at->env.ret,
+	    .envid = at->env.envid[0] ? at->env.envid : NULL,
+	    .lmtp = g->lmtp ? g->domain : NULL,
+	};
+
+	at->q->jobs++;
+	if (g->local)
+		group_local(at, gr);
+	else
+		remote_deliver(at->q->remote, &m, group_done, gr);
+}
+
 /* Plan the groups from the table's answers (logging a table failure
  * once: the DSN text stays vague) and hand each to its delivery. */
 static void
@@ -348,31 +376,11 @@ attempt_start_groups(struct attempt *at)
 		return;
 	}
 	for (i = 0; i < at->plan.ngroups; i++) {
-		struct attempt_group *g = &at->plan.groups[i];
-		struct remote_msg m = {
-		    .id = at->env.id,
-		    .domain = g->domain,
-		    .sender = at->env.sender,
-		    .rcpts = g->rcpts,
-		    .nrcpts = g->n,
-		    .data_fd = at->data_fd,
-		    .size = at->env.size,
-		    .body_8bit = at->env.body_8bit,
-		    .smtputf8 = at->env.smtputf8,
-		    .ret = at->env.ret,
-		    .envid = at->env.envid[0] ? at->env.envid : NULL,
-		    .lmtp = g->lmtp ? g->domain : NULL,
-		};
-
 		at->groups[i].at = at;
-		at->groups[i].g = g;
-		at->q->jobs++;
-		if (g->local)
-			group_local(at, &at->groups[i]);
-		else
-			remote_deliver(
-			    at->q->remote, &m, group_done, &at->groups[i]);
+		at->groups[i].g = &at->plan.groups[i];
 	}
+	for (i = 0; i < at->plan.ngroups; i++)
+		group_start(at, &at->groups[i]);
 }
 
 static void
