@@ -3,7 +3,7 @@
  * RFC 6522 multipart/report, with the RFC 3461 fields (ENVID, ORCPT, RET).
  *
  * Owns: the DSN message format.  May call: addr (header fields), util.
- * Called by the queue manager (server/qmgr.c), on a worker.
+ * Called by dsn.c (the queue manager's reports, built on a worker).
  *
  * Pure: no clock, no I/O.  The caller gives every time and the DSN's own
  * Date and Message-ID, and gets back a complete RFC 5322 message in CRLF

@@ -4,8 +4,9 @@
  * transition and what recovery does after a crash in each state.
  *
  *   queue_env_*   the envelope (sender, recipients with per-recipient
- *                 state, DSN parameters) and its text encoding; pure, no
- *                 I/O (envelope.c)
+ *                 state, DSN parameters), its text encoding (envelope.c)
+ *                 and its JSON form for `tern queue` (envjson.c); pure,
+ *                 no I/O
  *   spool_*       the files under STATE/queue: commit, update, remove,
  *                 hold, release, load, scan, crash recovery (spool.c)
  *
@@ -146,6 +147,14 @@ bool queue_id_valid(const char *s);
 
 /* Names for logs and `tern queue`: "PENDING"..., NULL when out of range. */
 const char *queue_rcpt_state_name(enum queue_rcpt_state st);
+
+/*
+ * Append env as the JSON object of `tern queue list/show` (id, created,
+ * size, held, next_try, sender, recipients with state, attempts, next_try
+ * and last reply) to out (envjson.c).  Returns 0, or -1 when out is full
+ * (out then holds part of it).
+ */
+int queue_env_json(const struct queue_env *env, struct buf *out) WUR;
 
 /* ---- the spool ----------------------------------------------------------- */
 

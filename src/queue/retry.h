@@ -3,7 +3,8 @@
  * long and bounces, when its sender is told it is delayed.
  *
  * Owns: the retry schedule (struct retry_policy and its arithmetic).  May
- * call: libc only.  Used by the queue manager (server/qmgr.c).
+ * call: libc only.  Used by attempt.c and dsn.c, and by the queue
+ * manager (server/qmgr.c) for the policy.
  *
  * Pure: no clock, no I/O; every time is a parameter (seconds since the
  * epoch), so the schedule is testable and the scheduler owns "now".

@@ -1,22 +1,18 @@
 /*
- * qmgr: the queue's scheduler.  It keeps a small index entry per queued
- * message (id, next attempt, state) in a hash table and a binary heap
- * ordered by next attempt, so nothing rescans the disk per message: the
- * disk is read once at start-up (spool_scan) and then only to load the
- * envelope of the message being tried.
+ * qmgr: the queue manager's adapter on the event loop (qmgr.h).  The
+ * schedule (queue/sched.h), an attempt's plan, merge and expiry
+ * (queue/attempt.h) and the DSNs owed and their text (queue/dsn.h) are
+ * decided in src/queue without a clock or I/O; this file gives them the
+ * time and the world's answers: it arms the timer, loads and rewrites
+ * envelopes on the workers, asks the table where each recipient and each
+ * DSN sender goes, hands groups to remote or Maildir delivery, applies
+ * the DSN rate limits, stores the reports and logs.
  *
- * An attempt: load the envelope and open the data (worker), group the
- * pending recipients by domain (or one group for relay.smarthost), hand
- * each group to remote delivery, merge the per-recipient results, then
- * (worker again) send the DSNs that are due and rewrite or remove the
- * envelope.  The envelope on disk is always the truth: the in-memory entry
- * is only a schedule.
- *
- * DSNs (RFC 3461, 3464): a failure report for recipients that failed for
- * good (or expired) unless NOTIFY said otherwise; a delay warning once
- * after queue.delay_warning; a "relayed" success report when NOTIFY asked
- * for SUCCESS and the next hop did not take DSN parameters.  A DSN has the
- * null sender <> and is never sent to <>, so DSNs cannot loop.
+ * An attempt: load the envelope and open the data (worker), route the
+ * pending recipients (lookup), plan the groups, deliver each, merge the
+ * per-recipient results, then (worker again) store the DSNs that are due
+ * and rewrite or remove the envelope.  The envelope on disk is always the
+ * truth: the schedule's entry is only a schedule.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,32 +27,20 @@
 #include <event2/event.h>
 
 #include "../deliver/remote.h"
+#include "../queue/attempt.h"
 #include "../queue/bounce.h"
+#include "../queue/dsn.h"
 #include "../queue/retry.h"
+#include "../queue/sched.h"
 #include "../tls/tls.h"
 #include "dsnlimit.h"
 #include "server.h"
 
-#define QMGR_BUCKETS	  65536
 #define QMGR_INFLIGHT_MAX 256 /* messages being tried at once */
-#define QMGR_DOMAINS_MAX  64  /* destinations per message and attempt */
-
-struct qent {
-	struct qent *hnext; /* hash chain */
-	char id[QUEUE_ID_LEN + 1];
-	time_t next_try;
-	size_t heap_idx; /* SIZE_MAX: not in the heap */
-	bool held;
-	bool busy;    /* an attempt or a control job has it */
-	bool deleted; /* delete asked while busy */
-};
 
 struct qmgr {
 	struct server *srv;
-	struct qent *buckets[QMGR_BUCKETS];
-	struct qent **heap;
-	size_t nheap, heapcap;
-	size_t nentries;
+	struct sched *sched; /* the queued messages by id and next try */
 	unsigned inflight;
 	unsigned jobs; /* worker jobs and remote groups outstanding */
 	struct event *timer;
@@ -68,171 +52,45 @@ struct qmgr {
 	struct dsn_limit *dsnlim; /* limits.dsn_per_client, _per_domain */
 };
 
-/* ---- index: hash table + heap ------------------------------------------ */
-
-static uint32_t
-qent_hash(const char *id)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *id; id++)
-		h = (h ^ (unsigned char)*id) * 16777619u;
-	return h % QMGR_BUCKETS;
-}
-
-static struct qent *
-qent_find(struct qmgr *q, const char *id)
-{
-	struct qent *e;
-
-	for (e = q->buckets[qent_hash(id)]; e != NULL; e = e->hnext)
-		if (strcmp(e->id, id) == 0)
-			return e;
-	return NULL;
-}
-
-static void
-heap_swap(struct qmgr *q, size_t a, size_t b)
-{
-	struct qent *t = q->heap[a];
-
-	q->heap[a] = q->heap[b];
-	q->heap[b] = t;
-	q->heap[a]->heap_idx = a;
-	q->heap[b]->heap_idx = b;
-}
-
-static void
-heap_up(struct qmgr *q, size_t i)
-{
-	while (i > 0 && q->heap[(i - 1) / 2]->next_try > q->heap[i]->next_try) {
-		heap_swap(q, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
-}
-
-static void
-heap_down(struct qmgr *q, size_t i)
-{
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-
-		if (l < q->nheap && q->heap[l]->next_try < q->heap[m]->next_try)
-			m = l;
-		if (r < q->nheap && q->heap[r]->next_try < q->heap[m]->next_try)
-			m = r;
-		if (m == i)
-			return;
-		heap_swap(q, i, m);
-		i = m;
-	}
-}
-
-static void
-heap_push(struct qmgr *q, struct qent *e)
-{
-	if (q->nheap == q->heapcap) {
-		q->heapcap = q->heapcap ? q->heapcap * 2 : 1024;
-		q->heap = realloc(q->heap, q->heapcap * sizeof(*q->heap));
-		if (q->heap == NULL)
-			panic("event=oom where=qmgr_heap");
-	}
-	e->heap_idx = q->nheap;
-	q->heap[q->nheap++] = e;
-	heap_up(q, e->heap_idx);
-}
-
-static void
-heap_remove(struct qmgr *q, struct qent *e)
-{
-	size_t i = e->heap_idx;
-
-	if (i == SIZE_MAX)
-		return;
-	q->nheap--;
-	if (i != q->nheap) {
-		q->heap[i] = q->heap[q->nheap];
-		q->heap[i]->heap_idx = i;
-		heap_down(q, i);
-		heap_up(q, i);
-	}
-	e->heap_idx = SIZE_MAX;
-}
-
-static struct qent *
-qent_add(struct qmgr *q, const char *id, time_t next_try, bool held)
-{
-	struct qent *e = xcalloc(1, sizeof(*e));
-	uint32_t h = qent_hash(id);
-
-	if (str_copy(e->id, sizeof(e->id), id, strlen(id)) != 0)
-		panic("event=bad_id");
-	e->next_try = next_try;
-	e->held = held;
-	e->heap_idx = SIZE_MAX;
-	e->hnext = q->buckets[h];
-	q->buckets[h] = e;
-	q->nentries++;
-	if (!held)
-		heap_push(q, e);
-	return e;
-}
-
-static void
-qent_del(struct qmgr *q, struct qent *e)
-{
-	struct qent **pp = &q->buckets[qent_hash(e->id)];
-
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
-	heap_remove(q, e);
-	q->nentries--;
-	free(e);
-}
-
 static void qmgr_kick(struct qmgr *q);
 
 static void
-qent_reschedule(struct qmgr *q, struct qent *e, time_t when)
+qent_reschedule(struct qmgr *q, struct sched_ent *e, time_t when)
 {
-	heap_remove(q, e);
-	e->next_try = when;
-	if (!e->held)
-		heap_push(q, e);
+	sched_reschedule(q->sched, e, when);
 	qmgr_kick(q);
+}
+
+static uint32_t
+qmgr_jitter(void)
+{
+	return (uint32_t)random();
+}
+
+/* The clock and the retry schedule of the decisions (attempt.h). */
+static struct attempt_clock
+qmgr_clock(const struct qmgr *q)
+{
+	struct attempt_clock c = {&q->retry, time(NULL), qmgr_jitter};
+
+	return c;
 }
 
 /* ---- attempts ---------------------------------------------------------- */
 
+/* A group of the attempt's plan, with its attempt: delivery's callback. */
 struct group {
 	struct attempt *at;
-	bool lmtp;  /* to an LMTP server: final delivery */
-	bool local; /* into Maildirs here (see group_local) */
-	char domain[ADDR_DOMAIN_MAX + 1]; /* or the LMTP target */
-	char **paths; /* local: the Maildirs, deduplicated */
-	size_t npaths;
-	size_t *idx; /* envelope recipient indexes */
-	size_t n;
-	struct smtp_client_rcpt *rcpts;
-};
-
-enum route {
-	ROUTE_REMOTE,
-	ROUTE_LMTP,
-	ROUTE_MAILDIR,
-	ROUTE_TEMP,
-	ROUTE_NOUSER,
-	ROUTE_MOVED,
-	ROUTE_SKIP
+	struct attempt_group *g;
 };
 
 /* Where each recipient goes in this attempt, asked of the table at once. */
 struct rcpt_way {
-	enum route route;
+	enum attempt_route route;
 	char box[512];		 /* the row's mailbox ("lmtp:..." too) */
-	const char *lmtp;	 /* ROUTE_LMTP: into box or conf */
-	struct table_targets tt; /* ROUTE_MAILDIR: the Maildirs */
+	const char *lmtp;	 /* ATTEMPT_ROUTE_LMTP: into box or conf */
+	struct table_targets tt; /* ATTEMPT_ROUTE_MAILDIR: the Maildirs */
+	const char **boxes;	 /* the same, as the plan takes them */
 };
 
 struct route_lookup {
@@ -245,25 +103,20 @@ struct attempt {
 	struct route_lookup route;
 	struct rcpt_way *ways; /* per recipient */
 	struct qmgr *q;
-	struct qent *e;
+	struct sched_ent *e;
 	struct queue_env env;
 	int data_fd;
 	int rc;
 	int err_no; /* errno of a failed load */
 	char err[256];
-	struct group groups[QMGR_DOMAINS_MAX];
-	size_t ngroups, groups_left;
+	struct attempt_plan plan;
+	struct group groups[ATTEMPT_GROUPS_MAX];
+	size_t groups_left;
+	struct attempt_rcpt *track; /* per recipient: what this attempt saw */
 	/* the second job: DSNs and the envelope write */
-#define DSN_BUFS 3
-	struct buf dsn[DSN_BUFS]; /* failure, delay, success */
-	bool all_done;
+	struct buf dsn[DSN_KINDS];
 	char hostname[256];
 	char date[64];
-	unsigned char *before; /* recipient states when loaded */
-	unsigned char *final;  /* per recipient: delivered to its
-				  mailbox (LMTP) in this attempt */
-	char (*mx)[256];       /* per recipient: the host that answered
-				  in this attempt (DSN Remote-MTA) */
 };
 
 static void attempt_finish(struct attempt *at);
@@ -289,36 +142,6 @@ rcpt_domain(const char *addr)
 	return at ? at + 1 : "";
 }
 
-static struct group *
-group_for(struct attempt *at, const char *domain, bool lmtp, bool local)
-{
-	size_t i;
-
-	for (i = 0; i < at->ngroups; i++)
-		if (at->groups[i].lmtp == lmtp &&
-		    at->groups[i].local == local &&
-		    (local ||
-			(lmtp ? strcmp(at->groups[i].domain, domain)
-			      : strcasecmp(at->groups[i].domain, domain)) == 0))
-			return &at->groups[i];
-	if (at->ngroups == QMGR_DOMAINS_MAX)
-		return NULL; /* the rest waits for the next attempt */
-	struct group *g = &at->groups[at->ngroups++];
-	g->at = at;
-	g->lmtp = lmtp;
-	g->local = local;
-	if (str_copy(g->domain, sizeof(g->domain), domain, strlen(domain)) != 0)
-		g->domain[0] = '\0';
-	if (!lmtp)
-		str_lower(g->domain);
-	g->idx = xcalloc(at->env.nrcpt, sizeof(*g->idx));
-	g->rcpts = xcalloc(at->env.nrcpt, sizeof(*g->rcpts));
-	return g;
-}
-
-static void result_apply(struct attempt *at, struct queue_rcpt *r,
-    const struct smtp_client_result *res, time_t now, bool final);
-
 /*
  * Where a queued recipient goes now.  Not a local domain: by MX (or the
  * smarthost).  A local one: its row's "lmtp:TARGET", else delivery.lmtp,
@@ -326,7 +149,7 @@ static void result_apply(struct attempt *at, struct queue_rcpt *r,
  * has become local since, or for a user whose LMTP target was removed, is
  * delivered here rather than sent by MX back to ourselves.
  */
-static enum route
+static enum attempt_route
 rcpt_route(const struct conf *cf, struct table *t, const struct queue_rcpt *r,
     char *box, size_t boxlen, const char **lmtp, struct table_targets *tt)
 {
@@ -336,32 +159,33 @@ rcpt_route(const struct conf *cf, struct table *t, const struct queue_rcpt *r,
 	size_t i;
 
 	if (t == NULL)
-		return ROUTE_TEMP;
+		return ATTEMPT_ROUTE_TEMP;
 	st = table_domain_is_local(t, domain); /* conf domains too */
 	if (st != TABLE_OK)
-		return st == TABLE_TEMPFAIL ? ROUTE_TEMP : ROUTE_REMOTE;
+		return st == TABLE_TEMPFAIL ? ATTEMPT_ROUTE_TEMP
+					    : ATTEMPT_ROUTE_REMOTE;
 	st = table_user_mailbox(t, r->addr, box, boxlen);
 	if (st == TABLE_TEMPFAIL)
-		return ROUTE_TEMP;
+		return ATTEMPT_ROUTE_TEMP;
 	if (st == TABLE_OK && table_mailbox_is_lmtp(box)) {
 		*lmtp = box + strlen(TABLE_LMTP_PREFIX);
-		return ROUTE_LMTP;
+		return ATTEMPT_ROUTE_LMTP;
 	}
 	if ((*lmtp = cf->delivery_lmtp) != NULL)
-		return ROUTE_LMTP;
+		return ATTEMPT_ROUTE_LMTP;
 	if (addr_parse_mailbox(r->addr, strlen(r->addr), ADDR_F_UTF8, &a) !=
 	    ADDR_OK)
-		return ROUTE_NOUSER;
+		return ATTEMPT_ROUTE_NOUSER;
 	st = table_resolve(t, &a, tt);
 	if (st == TABLE_TEMPFAIL)
-		return ROUTE_TEMP;
+		return ATTEMPT_ROUTE_TEMP;
 	if (st != TABLE_OK)
-		return ROUTE_NOUSER;
+		return ATTEMPT_ROUTE_NOUSER;
 	for (i = 0; i < tt->n; i++)
 		if (!tt->v[i].local || table_mailbox_is_lmtp(tt->v[i].mailbox))
-			return ROUTE_MOVED; /* aliased elsewhere since: see docs
-					     */
-	return ROUTE_MAILDIR;
+			return ATTEMPT_ROUTE_MOVED; /* aliased elsewhere since:
+						       see docs */
+	return ATTEMPT_ROUTE_MAILDIR;
 }
 
 /* On a lookup thread (remote table) or inline: every pending recipient. */
@@ -376,164 +200,47 @@ route_ask(struct lookup *lk, struct table *t)
 		struct rcpt_way *w = &at->ways[i];
 
 		if (at->env.rcpt[i].state != QUEUE_RCPT_PENDING)
-			w->route = ROUTE_SKIP;
+			w->route = ATTEMPT_ROUTE_SKIP;
 		else
 			w->route = rcpt_route(cf, t, &at->env.rcpt[i], w->box,
 			    sizeof(w->box), &w->lmtp, &w->tt);
 	}
 }
 
-static void
-result_set(struct smtp_client_result *res, enum smtp_result_class cls, int code,
-    const char *enh, const char *text)
+/* The table's answers (route_ask) as the plan takes them. */
+static struct attempt_way *
+attempt_ways(struct attempt *at)
 {
-	memset(res, 0, sizeof(*res));
-	res->cls = cls;
-	res->code = code;
-	(void)!str_copy(res->enh, sizeof(res->enh), enh, strlen(enh));
-	(void)!str_copy(res->text, sizeof(res->text), text, strlen(text));
-}
+	struct attempt_way *v =
+	    xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*v));
+	size_t i, k;
 
-/* The Maildirs of tt into the local group g, each once. */
-static void
-group_add_paths(struct group *g, const struct table_targets *tt)
-{
-	size_t i, j;
-
-	for (i = 0; i < tt->n; i++) {
-		for (j = 0; j < g->npaths; j++)
-			if (strcmp(g->paths[j], tt->v[i].mailbox) == 0)
-				break;
-		if (j < g->npaths)
-			continue;
-		char **np = xcalloc(g->npaths + 1, sizeof(*np));
-
-		if (g->npaths > 0)
-			memcpy(np, g->paths, g->npaths * sizeof(*np));
-		free(g->paths);
-		g->paths = np;
-		g->paths[g->npaths++] = xstrdup(tt->v[i].mailbox);
-	}
-}
-
-static void
-group_build(struct attempt *at)
-{
-	const char *smarthost = at->q->srv->conf->relay_smarthost;
-	struct smtp_client_result tf;
-	bool logged = false;
-	size_t i;
-
-	memset(&tf, 0, sizeof(tf));
-	tf.cls = SMTP_RESULT_TEMP;
-	tf.code = 451;
-	(void)!str_copy(tf.enh, sizeof(tf.enh), "4.3.0", 5);
-	(void)!str_copy(tf.text, sizeof(tf.text),
-	    "Temporary lookup failure of the local domains", 45);
 	for (i = 0; i < at->env.nrcpt; i++) {
-		struct queue_rcpt *r = &at->env.rcpt[i];
-		struct smtp_client_result nouser;
-		struct group *g;
-		const char *lmtp = at->ways[i].lmtp;
-		enum route route = at->ways[i].route;
+		struct rcpt_way *w = &at->ways[i];
 
-		if (route == ROUTE_SKIP || r->state != QUEUE_RCPT_PENDING)
+		v[i].route = w->route;
+		v[i].lmtp = w->lmtp;
+		if (w->route != ATTEMPT_ROUTE_MAILDIR || w->tt.n == 0)
 			continue;
-		if (route == ROUTE_TEMP && !logged) {
-			char q[600];
-
-			/* the DSN text stays vague; the log says what to fix */
-			log_warn(
-			    "id=%s event=table_error step=route error=\"%s\"",
-			    at->env.id,
-			    log_quote(q, sizeof(q), at->route.lk.err,
-				strlen(at->route.lk.err)));
-			logged = true;
-		}
-		if (route == ROUTE_TEMP || route == ROUTE_NOUSER ||
-		    route == ROUTE_MOVED) {
-			if (route == ROUTE_NOUSER)
-				result_set(&nouser, SMTP_RESULT_PERM, 550,
-				    "5.1.1",
-				    "No such user here (the recipient's domain "
-				    "is local)");
-			else if (route == ROUTE_MOVED)
-				result_set(&nouser, SMTP_RESULT_TEMP, 451,
-				    "4.3.0",
-				    "The recipient became an alias to other "
-				    "places since "
-				    "this mail was queued: waiting for the "
-				    "admin");
-			result_apply(at, r, route == ROUTE_TEMP ? &tf : &nouser,
-			    time(NULL), route == ROUTE_NOUSER);
-			continue;
-		}
-		g = group_for(at,
-		    route == ROUTE_LMTP ? lmtp
-		    : smarthost		? smarthost
-					: rcpt_domain(r->addr),
-		    route == ROUTE_LMTP, route == ROUTE_MAILDIR);
-		if (g != NULL && route == ROUTE_MAILDIR)
-			group_add_paths(g, &at->ways[i].tt);
-		if (g == NULL)
-			continue;
-		g->idx[g->n] = i;
-		g->rcpts[g->n].addr = r->addr;
-		g->rcpts[g->n].notify = r->notify;
-		g->rcpts[g->n].orcpt_type =
-		    r->orcpt_type[0] ? r->orcpt_type : NULL;
-		g->rcpts[g->n].orcpt = r->orcpt_type[0] ? r->orcpt : NULL;
-		g->n++;
+		w->boxes = xcalloc(w->tt.n, sizeof(*w->boxes));
+		for (k = 0; k < w->tt.n; k++)
+			w->boxes[k] = w->tt.v[k].mailbox;
+		v[i].boxes = w->boxes;
+		v[i].nboxes = w->tt.n;
 	}
-}
-
-/* final: the peer is the mailbox (LMTP), not a relay on the way. */
-static void
-result_apply(struct attempt *at, struct queue_rcpt *r,
-    const struct smtp_client_result *res, time_t now, bool final)
-{
-	r->attempts++;
-	r->last_try = now;
-	r->code = res->code;
-	(void)!str_copy(r->enh, sizeof(r->enh), res->enh, strlen(res->enh));
-	if (str_copy(r->text, sizeof(r->text), res->text, strlen(res->text)) !=
-	    0)
-		(void)!str_copy(
-		    r->text, sizeof(r->text), res->text, sizeof(r->text) - 1);
-	if (res->cls == SMTP_RESULT_OK) {
-		/* RFC 3461 5.2.2: SUCCESS asked but not passed on: "relayed" */
-		r->state = (r->notify & SMTP_NOTIFY_SUCCESS) &&
-				   !res->dsn_passed && !final
-			       ? QUEUE_RCPT_RELAYED
-			       : QUEUE_RCPT_DELIVERED;
-	} else if (res->cls == SMTP_RESULT_PERM) {
-		r->state = QUEUE_RCPT_FAILED;
-	} else {
-		r->next_try = retry_next(&at->q->retry, at->env.created,
-		    r->attempts, now, (uint32_t)random());
-	}
+	return v;
 }
 
 static void
 group_done(void *arg, const struct smtp_client_result *results, size_t n,
     const char *mx)
 {
-	struct group *g = arg;
-	struct attempt *at = g->at;
-	time_t now = time(NULL);
-	size_t i;
+	struct group *gr = arg;
+	struct attempt *at = gr->at;
+	struct attempt_clock clk = qmgr_clock(at->q);
 
 	/* remote.c logged each result with its MX */
-	for (i = 0; i < n && i < g->n; i++) {
-		result_apply(at, &at->env.rcpt[g->idx[i]], &results[i], now,
-		    g->lmtp || g->local);
-		if ((g->lmtp || g->local) && results[i].cls == SMTP_RESULT_OK)
-			at->final[g->idx[i]] = 1;
-		if (mx != NULL && results[i].remote &&
-		    !g->lmtp) /* not an MTA */
-			(void)!str_copy(at->mx[g->idx[i]], sizeof(at->mx[0]),
-			    mx, strlen(mx));
-	}
+	attempt_merge(&at->env, at->track, gr->g, results, n, mx, &clk);
 	at->q->jobs--;
 	if (--at->groups_left == 0)
 		attempt_finish(at);
@@ -543,33 +250,34 @@ group_done(void *arg, const struct smtp_client_result *results, size_t n,
 static void
 group_local_done(struct inject *ij)
 {
-	struct group *g = ij->arg;
+	struct group *gr = ij->arg;
+	struct attempt_group *g = gr->g;
 	struct smtp_client_result *res = xcalloc(g->n ? g->n : 1, sizeof(*res));
 	size_t i;
 
 	for (i = 0; i < g->n; i++) {
 		if (ij->rc == 0)
-			result_set(&res[i], SMTP_RESULT_OK, 250, "2.0.0",
-			    "Delivered into the local Maildir");
+			attempt_result_set(&res[i], SMTP_RESULT_OK, 250,
+			    "2.0.0", "Delivered into the local Maildir");
 		else if (ij->err_no == ENOSPC || ij->err_no == EDQUOT)
-			result_set(
+			attempt_result_set(
 			    &res[i], SMTP_RESULT_TEMP, 452, "4.3.1", ij->err);
 		else
-			result_set(
+			attempt_result_set(
 			    &res[i], SMTP_RESULT_TEMP, 451, "4.3.0", ij->err);
 	}
 	if (ij->rc != 0)
 		log_err("id=%s event=local_delivery_failed error=\"%s\"",
-		    g->at->env.id, ij->err);
+		    gr->at->env.id, ij->err);
 	else
 		log_info(
 		    "id=%s event=delivered_from_queue mailboxes=%zu file=%s",
-		    g->at->env.id, g->npaths, ij->name);
+		    gr->at->env.id, g->npaths, ij->name);
 	if (ij->body_len > 0)
 		(void)munmap((void *)(uintptr_t)ij->body, ij->body_len);
 	inject_clear(ij);
 	free(ij);
-	group_done(g, res, g->n, NULL);
+	group_done(gr, res, g->n, NULL);
 	free(res);
 }
 
@@ -579,9 +287,10 @@ group_local_done(struct inject *ij)
  * the end of data, with its Return-Path.
  */
 static void
-group_local(struct attempt *at, struct group *g)
+group_local(struct attempt *at, struct group *gr)
 {
 	struct inject *ij = xcalloc(1, sizeof(*ij));
+	struct attempt_group *g = gr->g;
 	struct stat st;
 	size_t i;
 	void *map = NULL;
@@ -595,10 +304,11 @@ group_local(struct attempt *at, struct group *g)
 		at->env.sender) != 0) {
 		ij->rc = -1;
 		ij->err_no = errno;
-		(void)!str_copy(ij->err, sizeof(ij->err),
-		    "cannot read the queued content", 30);
+		if (str_copy(ij->err, sizeof(ij->err),
+			"cannot read the queued content", 30) != 0)
+			ij->err[0] = '\0';
 		ij->body_len = 0;
-		ij->arg = g;
+		ij->arg = gr;
 		group_local_done(ij);
 		return;
 	}
@@ -608,44 +318,69 @@ group_local(struct attempt *at, struct group *g)
 	for (i = 0; i < g->npaths; i++)
 		ij->boxes[i].path = g->paths[i];
 	ij->nboxes = g->npaths;
-	ij->arg = g;
+	ij->arg = gr;
 	inject_submit(ij, group_local_done);
 }
 
+/* Hand a planned group to its delivery: the Maildirs here, or remote
+ * delivery (MX, smarthost or LMTP); group_done gets its results. */
+static void
+group_start(struct attempt *at, struct group *gr)
+{
+	struct attempt_group *g = gr->g;
+	struct remote_msg m = {
+	    .id = at->env.id,
+	    .domain = g->domain,
+	    .sender = at->env.sender,
+	    .rcpts = g->rcpts,
+	    .nrcpts = g->n,
+	    .data_fd = at->data_fd,
+	    .size = at->env.size,
+	    .body_8bit = at->env.body_8bit,
+	    .smtputf8 = at->env.smtputf8,
+	    .ret = at->env.ret,
+	    .envid = at->env.envid[0] ? at->env.envid : NULL,
+	    .lmtp = g->lmtp ? g->domain : NULL,
+	};
+
+	at->q->jobs++;
+	if (g->local)
+		group_local(at, gr);
+	else
+		remote_deliver(at->q->remote, &m, group_done, gr);
+}
+
+/* Plan the groups from the table's answers (logging a table failure
+ * once: the DSN text stays vague) and hand each to its delivery. */
 static void
 attempt_start_groups(struct attempt *at)
 {
+	struct attempt_clock clk = qmgr_clock(at->q);
+	struct attempt_way *ways = attempt_ways(at);
 	size_t i;
 
-	group_build(at);
-	at->groups_left = at->ngroups;
-	if (at->ngroups == 0) {
+	attempt_plan_build(
+	    &at->plan, &at->env, ways, at->q->srv->conf->relay_smarthost, &clk);
+	free(ways);
+	if (at->plan.route_temp) {
+		char q[600];
+
+		log_warn("id=%s event=table_error step=route error=\"%s\"",
+		    at->env.id,
+		    log_quote(q, sizeof(q), at->route.lk.err,
+			strlen(at->route.lk.err)));
+	}
+	at->groups_left = at->plan.ngroups;
+	if (at->plan.ngroups == 0) {
 		attempt_finish(at);
 		return;
 	}
-	for (i = 0; i < at->ngroups; i++) {
-		struct group *g = &at->groups[i];
-		struct remote_msg m = {
-		    .id = at->env.id,
-		    .domain = g->domain,
-		    .sender = at->env.sender,
-		    .rcpts = g->rcpts,
-		    .nrcpts = g->n,
-		    .data_fd = at->data_fd,
-		    .size = at->env.size,
-		    .body_8bit = at->env.body_8bit,
-		    .smtputf8 = at->env.smtputf8,
-		    .ret = at->env.ret,
-		    .envid = at->env.envid[0] ? at->env.envid : NULL,
-		    .lmtp = g->lmtp ? g->domain : NULL,
-		};
-
-		at->q->jobs++;
-		if (g->local)
-			group_local(at, g);
-		else
-			remote_deliver(at->q->remote, &m, group_done, g);
+	for (i = 0; i < at->plan.ngroups; i++) {
+		at->groups[i].at = at;
+		at->groups[i].g = &at->plan.groups[i];
 	}
+	for (i = 0; i < at->plan.ngroups; i++)
+		group_start(at, &at->groups[i]);
 }
 
 static void
@@ -653,24 +388,18 @@ attempt_free(struct attempt *at)
 {
 	size_t i;
 
-	for (i = 0; i < at->ngroups; i++) {
-		free(at->groups[i].idx);
-		free(at->groups[i].rcpts);
-		for (size_t k = 0; k < at->groups[i].npaths; k++)
-			free(at->groups[i].paths[k]);
-		free(at->groups[i].paths);
-	}
-	for (i = 0; i < 3; i++)
+	attempt_plan_free(&at->plan);
+	for (i = 0; i < DSN_KINDS; i++)
 		buf_free(&at->dsn[i]);
 	if (at->data_fd >= 0)
 		close(at->data_fd);
 	if (at->ways != NULL)
-		for (i = 0; i < at->env.nrcpt; i++)
+		for (i = 0; i < at->env.nrcpt; i++) {
 			table_targets_free(&at->ways[i].tt);
+			free(at->ways[i].boxes);
+		}
 	free(at->ways);
-	free(at->before);
-	free(at->final);
-	free(at->mx);
+	free(at->track);
 	queue_env_free(&at->env);
 	free(at);
 }
@@ -688,7 +417,7 @@ static void
 attempt_load_done(struct job *j)
 {
 	struct attempt *at = (struct attempt *)j;
-	struct qent *e = at->e;
+	struct sched_ent *e = at->e;
 
 	at->q->jobs--;
 	if (at->rc != 0 || e->deleted || at->env.held) {
@@ -698,17 +427,13 @@ attempt_load_done(struct job *j)
 		e->busy = false;
 		at->q->inflight--;
 		if (e->deleted || at->err_no == ENOENT)
-			qent_del(at->q, e);
+			sched_del(at->q->sched, e);
 		else
 			qent_reschedule(at->q, e, time(NULL) + 60);
 		attempt_free(at);
 		return;
 	}
-	at->before = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, 1);
-	at->final = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, 1);
-	at->mx = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->mx));
-	for (size_t i = 0; i < at->env.nrcpt; i++)
-		at->before[i] = (unsigned char)at->env.rcpt[i].state;
+	at->track = attempt_track(&at->env);
 	at->ways =
 	    xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->ways));
 	at->route.at = at;
@@ -724,14 +449,14 @@ attempt_load_done(struct job *j)
 }
 
 static void
-attempt_begin(struct qmgr *q, struct qent *e)
+attempt_begin(struct qmgr *q, struct sched_ent *e)
 {
 	struct attempt *at = xcalloc(1, sizeof(*at));
 
 	at->q = q;
 	at->e = e;
 	at->data_fd = -1;
-	for (size_t i = 0; i < DSN_BUFS; i++)
+	for (size_t i = 0; i < DSN_KINDS; i++)
 		buf_init(&at->dsn[i], BOUNCE_RETURN_MAX_DEFAULT + (1u << 20));
 	queue_env_init(&at->env);
 	at->job.run = attempt_load_run;
@@ -744,66 +469,14 @@ attempt_begin(struct qmgr *q, struct qent *e)
 
 /* ---- the end of an attempt: DSNs, envelope, schedule ----------------- */
 
-enum { DSN_FAILURE, DSN_DELAY, DSN_SUCCESS, DSN_KINDS };
-/* a recipient's owed mark is its DSN kind plus one (queue.h) */
-_Static_assert(QUEUE_DSN_FAILURE == DSN_FAILURE + 1 &&
-		   QUEUE_DSN_DELAY == DSN_DELAY + 1 &&
-		   QUEUE_DSN_SUCCESS == DSN_SUCCESS + 1,
-    "owed marks follow the DSN kinds");
-
 struct finish {
 	struct job job;
 	struct attempt *at;
-	bool want[DSN_KINDS];
-	unsigned char *marks; /* per recipient: which DSN reports it */
+	struct dsn_plan plan; /* the reports due and who is in each */
 	struct inject *ij[DSN_KINDS];
-	bool remove;		  /* every recipient is final */
-	bool owed;		  /* a DSN's store failed: owed marks set */
-	bool was_owed[DSN_KINDS]; /* made again for an owed mark */
 	int rc;
 	int err_no; /* errno of a failed update/remove */
 };
-
-/* Which DSN, if any, reports what changed for recipient r in this attempt. */
-static int
-dsn_kind_new(const struct queue_rcpt *r, enum queue_rcpt_state before,
-    bool final, bool warn_now)
-{
-	if (r->notify & SMTP_NOTIFY_NEVER)
-		return -1;
-	if (r->state == QUEUE_RCPT_FAILED && before != QUEUE_RCPT_FAILED &&
-	    (r->notify == 0 || (r->notify & SMTP_NOTIFY_FAILURE)))
-		return DSN_FAILURE;
-	if (r->state == QUEUE_RCPT_RELAYED && before != QUEUE_RCPT_RELAYED &&
-	    (r->notify & SMTP_NOTIFY_SUCCESS))
-		return DSN_SUCCESS;
-	/* RFC 3461 5.2.2: final delivery (LMTP) with SUCCESS: "delivered" */
-	if (final && r->state == QUEUE_RCPT_DELIVERED &&
-	    (r->notify & SMTP_NOTIFY_SUCCESS))
-		return DSN_SUCCESS;
-	if (warn_now && r->state == QUEUE_RCPT_PENDING &&
-	    (r->notify == 0 || (r->notify & SMTP_NOTIFY_DELAY)))
-		return DSN_DELAY;
-	return -1;
-}
-
-/*
- * Which DSN reports r now: what changed in this attempt, else the DSN an
- * earlier attempt owes (its store failed).  An owed delay warning is moot
- * once the recipient is no longer pending: its final report goes instead.
- */
-static int
-dsn_kind_for(const struct queue_rcpt *r, enum queue_rcpt_state before,
-    bool final, bool warn_now)
-{
-	int k = dsn_kind_new(r, before, final, warn_now);
-
-	if (k >= 0 || r->dsn_owed == QUEUE_DSN_NONE)
-		return k;
-	if (r->dsn_owed == QUEUE_DSN_DELAY && r->state != QUEUE_RCPT_PENDING)
-		return -1;
-	return (int)r->dsn_owed - 1;
-}
 
 /* A recipient of the DSN that goes through the queue. */
 static int
@@ -1016,64 +689,44 @@ dsn_delivered_routed(struct sender_route *sr)
 	inject_submit(ij, dsn_delivered_done);
 }
 
+/* The Date and Message-ID of a new report, from the clock and a new id. */
+static void
+dsn_stamp(const char *host, time_t now, char *msgid, size_t msgidlen,
+    char *date, size_t datelen)
+{
+	char nid[ID_LEN + 1];
+
+	id_new(nid);
+	if (str_fmt(msgid, msgidlen, "<%s.dsn@%s>", nid, host) != 0)
+		msgid[0] = '\0';
+	if (time_rfc5322(date, datelen, (int64_t)now) == 0)
+		date[0] = '\0';
+}
+
 void
 qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d)
 {
-	struct bounce_rcpt *br;
-	struct bounce_in in = {0};
 	struct dsn_success *ds;
-	char msgid[300], nid[ID_LEN + 1], date[64];
-	const char *host = q->srv->conf->hostname;
-	size_t i,
-	    n = d->nrcpts < BOUNCE_RCPTS_MAX ? d->nrcpts : BOUNCE_RCPTS_MAX;
+	char msgid[300], date[64];
+	struct dsn_origin o = {q->srv->conf->hostname, date, msgid, 0};
 	time_t now = time(NULL);
 
-	if (d->sender[0] == '\0' || n == 0)
+	if (d->sender[0] == '\0' || d->nrcpts == 0)
 		return; /* never a DSN to <> */
 	if (!d->trusted &&
 	    !dsn_rate_ok(q, d->id, "success", d->client_ip, d->sender))
 		return;
-	br = xcalloc(n, sizeof(*br));
-	for (i = 0; i < n; i++) {
-		br[i].final = d->rcpts[i].addr;
-		br[i].orcpt_type = d->rcpts[i].orcpt_type;
-		br[i].orcpt = d->rcpts[i].orcpt;
-		br[i].action = d->rcpts[i].expanded ? BOUNCE_ACTION_EXPANDED
-						    : BOUNCE_ACTION_DELIVERED;
-		br[i].status = "2.0.0";
-		br[i].last_attempt = now;
-	}
-	id_new(nid);
-	if (str_fmt(msgid, sizeof(msgid), "<%s.dsn@%s>", nid, host) != 0)
-		msgid[0] = '\0';
-	if (time_rfc5322(date, sizeof(date), (int64_t)now) == 0)
-		date[0] = '\0';
-	in.reporting_mta = host;
-	in.sender = d->sender;
-	in.envid = d->envid != NULL && d->envid[0] ? d->envid : NULL;
-	in.arrival = now;
-	in.kind = BOUNCE_SUCCESS;
-	in.ret = d->ret == SMTP_RET_HDRS   ? BOUNCE_RET_HDRS
-		 : d->ret == SMTP_RET_FULL ? BOUNCE_RET_FULL
-					   : BOUNCE_RET_DEFAULT;
-	in.smtputf8 = d->smtputf8;
-	in.rcpts = br;
-	in.nrcpts = n;
-	in.msg = d->msg;
-	in.msg_len = d->msg_len;
-	in.date = date;
-	in.message_id = msgid;
+	dsn_stamp(o.hostname, now, msgid, sizeof(msgid), date, sizeof(date));
 	ds = xcalloc(1, sizeof(*ds));
 	buf_init(&ds->body, BOUNCE_RETURN_MAX_DEFAULT + (1u << 20));
-	(void)!str_copy(ds->id, sizeof(ds->id), d->id, strlen(d->id));
-	if (bounce_build(&in, &ds->body) < 0) {
+	if (str_copy(ds->id, sizeof(ds->id), d->id, strlen(d->id)) != 0)
+		ds->id[0] = '\0';
+	if (dsn_build_delivered(d, &o, now, &ds->body) != 0) {
 		log_err("id=%s event=dsn_build_failed kind=success", d->id);
 		buf_free(&ds->body);
 		free(ds);
-		free(br);
 		return;
 	}
-	free(br);
 	sender_route(q, d->sender, dsn_delivered_routed, ds);
 }
 
@@ -1100,130 +753,21 @@ read_original(int fd, uint64_t size, struct buf *out)
 	return 0;
 }
 
-/*
- * A recipient whose time in the queue is over fails for good with status
- * 4.4.7 (RFC 3463: a persistent transient failure, "delivery time
- * expired"), whatever the last attempt said: that is why it failed.  The
- * last reply is kept whole for the DSN's Diagnostic-Code (rcpt_expired):
- * its enhanced code moves to the front of the text, so "451 4.7.1
- * greylisted" is still quoted as the server said it.  docs/queue.md.
- */
-static void
-rcpt_expire(struct queue_rcpt *r)
-{
-	char text[QUEUE_TEXT_MAX + 1];
-
-	r->state = QUEUE_RCPT_FAILED;
-	if (r->code != 0 && r->enh[0] != '\0') {
-		/* cut (terminated) if it does not fit: it is a diagnostic */
-		(void)!str_fmt(text, sizeof(text), "%s %s", r->enh, r->text);
-		memcpy(r->text, text, sizeof(r->text));
-	}
-	(void)!str_copy(r->enh, sizeof(r->enh), "4.4.7", 5);
-}
-
-/* Failed by expiry (not by a 5xx): a temporary last reply and 4.4.7. */
-static bool
-rcpt_expired(const struct queue_rcpt *r)
-{
-	return r->state == QUEUE_RCPT_FAILED && strcmp(r->enh, "4.4.7") == 0 &&
-	       (r->code == 0 || (r->code >= 400 && r->code < 500));
-}
-
-static const enum bounce_kind dsn_kinds[DSN_KINDS] = {
-    BOUNCE_FAILURE, BOUNCE_DELAY, BOUNCE_SUCCESS};
-static const enum bounce_action dsn_actions[DSN_KINDS] = {
-    BOUNCE_ACTION_FAILED, BOUNCE_ACTION_DELAYED, BOUNCE_ACTION_RELAYED};
-
+/* The report of kind k of f's attempt, from the original orig. */
 static int
-dsn_build(struct finish *f, int kind, const struct buf *orig, struct buf *out)
+finish_build(struct finish *f, int k, const struct buf *orig, struct buf *out)
 {
 	struct attempt *at = f->at;
-	struct bounce_rcpt *br = xcalloc(at->env.nrcpt, sizeof(*br));
-	char(*diag)[QUEUE_TEXT_MAX + 32] =
-	    xcalloc(at->env.nrcpt, sizeof(*diag));
 	char msgid[300], nid[ID_LEN + 1];
-	struct bounce_in in = {0};
-	size_t i, n = 0;
-	int rc;
+	struct dsn_origin o = {at->hostname, at->date, msgid,
+	    at->env.created + (time_t)at->q->retry.lifetime};
 
-	for (i = 0; i < at->env.nrcpt && n < BOUNCE_RCPTS_MAX; i++) {
-		const struct queue_rcpt *r = &at->env.rcpt[i];
-
-		if (f->marks[i] != kind + 1)
-			continue;
-		br[n].final = r->addr;
-		br[n].orcpt_type = r->orcpt_type[0] ? r->orcpt_type : NULL;
-		br[n].orcpt = r->orcpt_type[0] ? r->orcpt : NULL;
-		br[n].action = dsn_actions[kind];
-		if (kind == DSN_SUCCESS && r->state == QUEUE_RCPT_DELIVERED)
-			br[n].action = BOUNCE_ACTION_DELIVERED;
-		br[n].status = r->enh[0] ? r->enh : NULL;
-		/* the remote server's whole reply, as RFC 3464 2.3.6 wants it
-		 * (expired: its enhanced code is in the text, see rcpt_expire)
-		 */
-		if (r->code && rcpt_expired(r)) {
-			if (str_fmt(diag[n], sizeof(diag[n]), "%d %s", r->code,
-				r->text) != 0)
-				diag[n][0] = '\0';
-		} else if (r->code && str_fmt(diag[n], sizeof(diag[n]),
-					  "%d %s%s%s", r->code, r->enh,
-					  r->enh[0] ? " " : "", r->text) != 0) {
-			diag[n][0] = '\0';
-		}
-		br[n].diag = r->code ? diag[n] : NULL;
-		br[n].remote_mta =
-		    at->mx != NULL && at->mx[i][0] ? at->mx[i] : NULL;
-		br[n].last_attempt = r->last_try;
-		br[n].retry_until =
-		    kind == DSN_DELAY
-			? at->env.created + (time_t)at->q->retry.lifetime
-			: 0;
-		n++;
-	}
 	id_new(nid);
 	if (str_fmt(msgid, sizeof(msgid), "<%s.dsn@%s>", nid, at->hostname) !=
 	    0)
 		msgid[0] = '\0';
-	in.reporting_mta = at->hostname;
-	in.sender = at->env.sender;
-	in.envid = at->env.envid[0] ? at->env.envid : NULL;
-	in.arrival = at->env.created;
-	in.kind = dsn_kinds[kind];
-	in.ret = at->env.ret == SMTP_RET_HDRS	? BOUNCE_RET_HDRS
-		 : at->env.ret == SMTP_RET_FULL ? BOUNCE_RET_FULL
-						: BOUNCE_RET_DEFAULT;
-	in.smtputf8 = at->env.smtputf8;
-	in.rcpts = br;
-	in.nrcpts = n;
-	in.msg = orig->data ? orig->data : "";
-	in.msg_len = orig->len;
-	in.date = at->date;
-	in.message_id = msgid;
-	rc = n > 0 && bounce_build(&in, out) >= 0 ? 0 : -1;
-	free(diag);
-	free(br);
-	return rc;
-}
-
-static const char *const dsn_kind_names[DSN_KINDS] = {
-    "failure", "delay", "success"};
-
-/*
- * The DSN of kind k could not be stored: its recipients keep an owed mark
- * in the envelope, so the report is made by a later attempt (or after a
- * restart) instead of being lost with the recipient's final state.
- */
-static void
-finish_owe(struct finish *f, int k)
-{
-	struct attempt *at = f->at;
-	size_t i;
-
-	for (i = 0; i < at->env.nrcpt; i++)
-		if (f->marks[i] == k + 1)
-			at->env.rcpt[i].dsn_owed = (enum queue_dsn_owed)(k + 1);
-	f->owed = true;
+	return dsn_build(
+	    &at->env, &f->plan, at->track, k, &o, orig->data, orig->len, out);
 }
 
 /* An owed DSN keeps the message queued and brings its next attempt near. */
@@ -1231,13 +775,9 @@ static void
 finish_owed_schedule(struct finish *f)
 {
 	struct attempt *at = f->at;
-	unsigned wait =
-	    at->q->retry.first ? at->q->retry.first : RETRY_FIRST_DEFAULT;
-	time_t when = time(NULL) + (time_t)wait;
+	unsigned wait = dsn_plan_owed_reschedule(
+	    &f->plan, &at->env, &at->q->retry, time(NULL));
 
-	f->remove = false;
-	if (at->env.next_try == 0 || at->env.next_try > when)
-		at->env.next_try = when;
 	log_warn(
 	    "id=%s event=dsn_owed retry_in=%u note=\"kept in the queue until "
 	    "the report is stored\"",
@@ -1253,14 +793,14 @@ finish_run(struct job *j)
 	int k;
 
 	buf_init(&orig, BOUNCE_RETURN_MAX_DEFAULT + 65536 + 1);
-	if ((f->want[0] || f->want[1] || f->want[2]) &&
+	if ((f->plan.want[0] || f->plan.want[1] || f->plan.want[2]) &&
 	    read_original(at->data_fd, at->env.size, &orig) != 0)
 		log_err("id=%s event=dsn_read_failed error=\"%s\"", at->env.id,
 		    strerror(errno));
 	for (k = 0; k < DSN_KINDS; k++) {
-		if (!f->want[k] || f->ij[k] == NULL)
+		if (!f->plan.want[k] || f->ij[k] == NULL)
 			continue;
-		if (dsn_build(f, k, &orig, &at->dsn[k]) != 0) {
+		if (finish_build(f, k, &orig, &at->dsn[k]) != 0) {
 			log_err("id=%s event=dsn_build_failed kind=%d",
 			    at->env.id, k);
 			continue;
@@ -1272,31 +812,18 @@ finish_run(struct job *j)
 			log_err(
 			    "id=%s event=dsn_store_failed kind=%s error=\"%s\"",
 			    at->env.id, dsn_kind_names[k], f->ij[k]->err);
-			finish_owe(f, k);
+			dsn_plan_owe(&f->plan, &at->env, k);
 		} else {
 			log_info("id=%s event=dsn kind=%s to=<%s>", at->env.id,
 			    dsn_kind_names[k], at->env.sender);
 		}
 	}
 	buf_free(&orig);
-	if (f->owed)
+	if (f->plan.owed)
 		finish_owed_schedule(f);
-	f->rc = f->remove ? spool_remove(at->q->srv->spool, at->env.id)
-			  : spool_update(at->q->srv->spool, &at->env);
+	f->rc = f->plan.remove ? spool_remove(at->q->srv->spool, at->env.id)
+			       : spool_update(at->q->srv->spool, &at->env);
 	f->err_no = f->rc != 0 ? errno : 0;
-}
-
-static time_t
-env_next_try(const struct queue_env *env)
-{
-	time_t next = 0;
-	size_t i;
-
-	for (i = 0; i < env->nrcpt; i++)
-		if (env->rcpt[i].state == QUEUE_RCPT_PENDING &&
-		    (next == 0 || env->rcpt[i].next_try < next))
-			next = env->rcpt[i].next_try;
-	return next;
 }
 
 static void
@@ -1305,7 +832,7 @@ finish_done(struct job *j)
 	struct finish *f = (struct finish *)j;
 	struct attempt *at = f->at;
 	struct qmgr *q = at->q;
-	struct qent *e = at->e;
+	struct sched_ent *e = at->e;
 	int k;
 
 	q->jobs--;
@@ -1318,16 +845,17 @@ finish_done(struct job *j)
 	}
 	e->busy = false;
 	q->inflight--;
-	if (f->rc != 0 && !f->remove)
+	if (f->rc != 0 && !f->plan.remove)
 		log_err("id=%s event=queue_update_failed", e->id);
-	if (f->remove || e->deleted || (f->rc != 0 && f->err_no == ENOENT)) {
-		if (f->remove)
+	if (f->plan.remove || e->deleted ||
+	    (f->rc != 0 && f->err_no == ENOENT)) {
+		if (f->plan.remove)
 			log_info("id=%s event=removed", e->id);
-		qent_del(q, e);
+		sched_del(q->sched, e);
 	} else {
 		qent_reschedule(q, e, at->env.next_try);
 	}
-	free(f->marks);
+	dsn_plan_free(&f->plan);
 	free(f);
 	attempt_free(at);
 	qmgr_kick(q); /* a slot is free: the next due message goes now */
@@ -1340,55 +868,38 @@ finish_expire(struct attempt *at, time_t now)
 {
 	size_t i;
 
-	if (!retry_expired(&at->q->retry, at->env.created, now))
+	if (attempt_expire(&at->env, at->track, &at->q->retry, now) == 0)
 		return;
-	for (i = 0; i < at->env.nrcpt; i++) {
-		struct queue_rcpt *r = &at->env.rcpt[i];
-
-		if (r->state != QUEUE_RCPT_PENDING)
-			continue;
-		rcpt_expire(r);
-		log_info("id=%s event=expired to=<%s> status=4.4.7", at->env.id,
-		    r->addr);
-	}
+	for (i = 0; i < at->env.nrcpt; i++)
+		if (at->track[i].expired)
+			log_info("id=%s event=expired to=<%s> status=4.4.7",
+			    at->env.id, at->env.rcpt[i].addr);
 }
 
 /*
- * A recipient that failed for good in this attempt and gets no failure
+ * Each recipient that failed for good in this attempt and gets no failure
  * report: say why, so the log shows the failure was decided and the report
  * left out on purpose (RFC 3461 NOTIFY, or a null sender that must never
  * get one).
  */
 static void
-dsn_log_suppressed(const struct attempt *at, const struct queue_rcpt *r,
-    enum queue_rcpt_state before, int kind)
+finish_log_suppressed(const struct finish *f)
 {
+	const struct attempt *at = f->at;
 	const char *why;
+	size_t i;
 
-	if (r->state != QUEUE_RCPT_FAILED || before == QUEUE_RCPT_FAILED ||
-	    (kind >= 0 && at->env.sender[0] != '\0'))
-		return;
-	if (at->env.sender[0] == '\0')
-		why = "null_sender";
-	else if (r->notify & SMTP_NOTIFY_NEVER)
-		why = "notify_never";
-	else
-		why = "notify_without_failure";
-	log_info("id=%s event=dsn_suppressed to=<%s> reason=%s", at->env.id,
-	    r->addr, why);
+	for (i = 0; i < at->env.nrcpt; i++) {
+		why = dsn_suppressed(&at->env, &at->env.rcpt[i],
+		    at->track[i].before, f->plan.kinds[i]);
+		if (why != NULL)
+			log_info("id=%s event=dsn_suppressed to=<%s> reason=%s",
+			    at->env.id, at->env.rcpt[i].addr, why);
+	}
 }
 
 static void finish_submit(struct finish *f);
 static void finish_routed(struct sender_route *sr);
-
-/* Mail that came over the network without AUTH (not sendmail's socket,
- * whose sessions record "uid=N" as their address). */
-static bool
-env_untrusted(const struct queue_env *env)
-{
-	return env->auth[0] == '\0' && strncmp(env->ip, "uid=", 4) != 0 &&
-	       strcmp(env->proto, "local") != 0;
-}
 
 /*
  * Success and delay reports of untrusted mail go through the DSN rate
@@ -1401,66 +912,41 @@ finish_rate_limit(struct finish *f)
 {
 	static const int limited[] = {DSN_DELAY, DSN_SUCCESS};
 	struct attempt *at = f->at;
-	size_t i, j;
+	size_t j;
 
-	if (!env_untrusted(&at->env))
+	if (!queue_env_untrusted(&at->env))
 		return;
 	for (j = 0; j < sizeof(limited) / sizeof(limited[0]); j++) {
 		int k = limited[j];
 
-		if (!f->want[k] || f->was_owed[k] ||
+		if (!f->plan.want[k] || f->plan.was_owed[k] ||
 		    dsn_rate_ok(at->q, at->env.id, dsn_kind_names[k],
 			at->env.ip, at->env.sender))
 			continue;
-		f->want[k] = false;
-		for (i = 0; i < at->env.nrcpt; i++)
-			if (f->marks[i] == k + 1)
-				f->marks[i] = 0;
+		dsn_plan_drop(&f->plan, k);
 	}
 }
 
+/*
+ * Every group is back: expiry, the reports due (dsn.h), the rate limits,
+ * then the sender's route and the worker.
+ */
 static void
 attempt_finish(struct attempt *at)
 {
 	struct finish *f = xcalloc(1, sizeof(*f));
 	time_t now = time(NULL);
-	bool warn, pending = false;
-	size_t i;
-	int k;
+	bool warn;
 
 	f->at = at;
 	finish_expire(at, now);
 	warn = retry_warn_due(
 	    &at->q->retry, at->env.created, now, at->env.warned != 0);
-	f->marks = xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, 1);
-	for (i = 0; i < at->env.nrcpt; i++) {
-		const struct queue_rcpt *r = &at->env.rcpt[i];
-
-		/* only what changed in this attempt is reported */
-		k = dsn_kind_for(r, (enum queue_rcpt_state)at->before[i],
-		    at->final[i] != 0, warn);
-		if (k >= 0 && r->dsn_owed == (enum queue_dsn_owed)(k + 1))
-			f->was_owed[k] = true; /* counted when it was due */
-		/* reported now, or moot: finish_owe marks it again if need be
-		 */
-		at->env.rcpt[i].dsn_owed = QUEUE_DSN_NONE;
-		dsn_log_suppressed(
-		    at, r, (enum queue_rcpt_state)at->before[i], k);
-		pending |= r->state == QUEUE_RCPT_PENDING;
-		if (k >= 0 && at->env.sender[0] != '\0') {
-			f->marks[i] = (unsigned char)(k + 1);
-			f->want[k] = true;
-		}
-	}
-	/* once per message, even when the rate limit drops it: it is not due
-	 * again at the next attempt */
-	if (warn && f->want[DSN_DELAY])
-		at->env.warned = now;
+	dsn_plan_make(&f->plan, &at->env, at->track, warn, now);
+	finish_log_suppressed(f);
 	finish_rate_limit(f);
-	f->remove = !pending;
-	at->env.next_try = env_next_try(&at->env);
-	if (f->want[DSN_FAILURE] || f->want[DSN_DELAY] ||
-	    f->want[DSN_SUCCESS]) {
+	if (f->plan.want[DSN_FAILURE] || f->plan.want[DSN_DELAY] ||
+	    f->plan.want[DSN_SUCCESS]) {
 		sender_route(at->q, at->env.sender, finish_routed, f);
 		return;
 	}
@@ -1475,7 +961,7 @@ finish_routed(struct sender_route *sr)
 	int k;
 
 	for (k = 0; k < DSN_KINDS; k++)
-		if (f->want[k])
+		if (f->plan.want[k])
 			f->ij[k] = dsn_inject_new(f->at->q, sr);
 	finish_submit(f);
 }
@@ -1486,8 +972,10 @@ finish_submit(struct finish *f)
 	struct attempt *at = f->at;
 	time_t now = time(NULL);
 
-	(void)!str_copy(at->hostname, sizeof(at->hostname),
-	    at->q->srv->conf->hostname, strlen(at->q->srv->conf->hostname));
+	if (str_copy(at->hostname, sizeof(at->hostname),
+		at->q->srv->conf->hostname,
+		strlen(at->q->srv->conf->hostname)) != 0)
+		at->hostname[0] = '\0';
 	if (time_rfc5322(at->date, sizeof(at->date), (int64_t)now) == 0)
 		at->date[0] = '\0';
 	f->job.run = finish_run;
@@ -1502,14 +990,11 @@ static void
 qmgr_run_due(struct qmgr *q)
 {
 	time_t now = time(NULL);
+	struct sched_ent *e;
 
-	while (q->nheap > 0 && q->inflight < QMGR_INFLIGHT_MAX &&
-	       !q->srv->stopping && q->heap[0]->next_try <= now) {
-		struct qent *e = q->heap[0];
-
-		heap_remove(q, e);
+	while (q->inflight < QMGR_INFLIGHT_MAX && !q->srv->stopping &&
+	       (e = sched_pop_due(q->sched, now)) != NULL)
 		attempt_begin(q, e);
-	}
 }
 
 static void
@@ -1528,9 +1013,9 @@ static void
 qmgr_kick(struct qmgr *q)
 {
 	struct timeval tv = {1, 0};
-	time_t now = time(NULL);
+	time_t now = time(NULL), next;
 
-	if (q->srv->stopping || q->nheap == 0) {
+	if (q->srv->stopping || !sched_next(q->sched, &next)) {
 		evtimer_del(q->timer);
 		return;
 	}
@@ -1542,16 +1027,15 @@ qmgr_kick(struct qmgr *q)
 			evtimer_add(q->timer, &tv);
 		return;
 	}
-	tv.tv_sec =
-	    q->heap[0]->next_try <= now ? 0 : q->heap[0]->next_try - now;
+	tv.tv_sec = next <= now ? 0 : next - now;
 	evtimer_add(q->timer, &tv);
 }
 
 void
 qmgr_add(struct qmgr *q, struct queue_env *env)
 {
-	if (qent_find(q, env->id) == NULL)
-		qent_add(q, env->id, env->next_try, env->held);
+	if (sched_find(q->sched, env->id) == NULL)
+		sched_add(q->sched, env->id, env->next_try, env->held);
 	log_info("id=%s event=queued from=<%s> rcpts=%zu size=%llu", env->id,
 	    env->sender, env->nrcpt, (unsigned long long)env->size);
 	queue_env_free(env);
@@ -1572,8 +1056,8 @@ scan_cb(struct queue_env *env, void *ctx)
 {
 	struct qmgr *q = ctx;
 
-	if (qent_find(q, env->id) == NULL)
-		qent_add(q, env->id, env->next_try, env->held);
+	if (sched_find(q->sched, env->id) == NULL)
+		sched_add(q->sched, env->id, env->next_try, env->held);
 }
 
 static void
@@ -1634,6 +1118,7 @@ qmgr_new(struct server *s)
 	int n;
 
 	q->srv = s;
+	q->sched = sched_new();
 	qmgr_retry_conf(q);
 	q->dsnlim = dsn_limit_new(s->conf);
 	if ((n = spool_scan(s->spool, scan_cb, q)) < 0)
@@ -1678,8 +1163,6 @@ qmgr_new(struct server *s)
 void
 qmgr_free(struct qmgr *q)
 {
-	size_t i;
-
 	if (q == NULL)
 		return;
 	remote_free(q->remote);
@@ -1688,10 +1171,7 @@ qmgr_free(struct qmgr *q)
 	SSL_CTX_free(q->client_ctx);
 	SSL_CTX_free(q->smarthost_ctx);
 	event_free(q->timer);
-	for (i = 0; i < QMGR_BUCKETS; i++)
-		while (q->buckets[i] != NULL)
-			qent_del(q, q->buckets[i]);
-	free(q->heap);
+	sched_free(q->sched);
 	free(q);
 }
 
@@ -1708,62 +1188,6 @@ struct ctl {
 	void (*done)(void *arg);
 	void *arg;
 };
-
-static int
-json_str(struct buf *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	int r = buf_append(b, "\"", 1);
-
-	for (; *s && r == 0; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			char esc[2] = {'\\', (char)c};
-			r = buf_append(b, esc, 2);
-		} else if (c < 0x20 || c == 0x7f) {
-			char esc[6] = {
-			    '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-			r = buf_append(b, esc, 6);
-		} else {
-			r = buf_append(b, s, 1);
-		}
-	}
-	return r | buf_append(b, "\"", 1);
-}
-
-static int
-json_env(struct buf *b, const struct queue_env *env)
-{
-	int r = 0;
-	size_t i;
-
-	r |= buf_append_str(b, "{\"id\":");
-	r |= json_str(b, env->id);
-	r |= buf_printf(b,
-	    ",\"created\":%lld,\"size\":%llu,\"held\":%s,\"next_try\":%lld,"
-	    "\"sender\":",
-	    (long long)env->created, (unsigned long long)env->size,
-	    env->held ? "true" : "false", (long long)env->next_try);
-	r |= json_str(b, env->sender);
-	r |= buf_append_str(b, ",\"recipients\":[");
-	for (i = 0; i < env->nrcpt; i++) {
-		const struct queue_rcpt *rc = &env->rcpt[i];
-
-		r |= buf_append_str(b, i ? ",{\"addr\":" : "{\"addr\":");
-		r |= json_str(b, rc->addr);
-		r |= buf_printf(b,
-		    ",\"state\":\"%s\",\"attempts\":%u,\"next_try\":%lld,"
-		    "\"code\":%d,\"enh\":",
-		    queue_rcpt_state_name(rc->state), rc->attempts,
-		    (long long)rc->next_try, rc->code);
-		r |= json_str(b, rc->enh);
-		r |= buf_append_str(b, ",\"text\":");
-		r |= json_str(b, rc->text);
-		r |= buf_append_str(b, "}");
-	}
-	return r | buf_append_str(b, "]}");
-}
 
 static void
 ctl_run(struct job *j)
@@ -1795,7 +1219,7 @@ ctl_run(struct job *j)
 		if (spool_load(sp, c->ids[i], &env, err, sizeof(err)) == 0) {
 			if (shown++ > 0)
 				(void)!buf_append_str(c->out, ",");
-			(void)!json_env(c->out, &env);
+			(void)!queue_env_json(&env, c->out);
 		}
 		queue_env_free(&env);
 	}
@@ -1812,21 +1236,21 @@ static void
 ctl_done(struct job *j)
 {
 	struct ctl *c = (struct ctl *)j;
-	struct qent *e = c->nids == 1 ? qent_find(c->q, c->ids[0]) : NULL;
+	struct sched_ent *e =
+	    c->nids == 1 ? sched_find(c->q->sched, c->ids[0]) : NULL;
 	size_t i;
 
 	c->q->jobs--;
 	if (e != NULL && c->rc == 0) {
 		if (strcmp(c->cmd, "DELETE") == 0) {
 			log_info("id=%s event=deleted by=admin", e->id);
-			qent_del(c->q, e);
+			sched_del(c->q->sched, e);
 			e = NULL;
 		} else if (strcmp(c->cmd, "HOLD") == 0) {
-			e->held = true;
-			heap_remove(c->q, e);
+			sched_hold(c->q->sched, e);
 		} else if (strcmp(c->cmd, "RELEASE") == 0) {
-			e->held = false;
-			qent_reschedule(c->q, e, time(NULL));
+			sched_release(c->q->sched, e, time(NULL));
+			qmgr_kick(c->q);
 		}
 	}
 	if (e != NULL && e->busy) {
@@ -1844,28 +1268,28 @@ ctl_done(struct job *j)
 static unsigned
 qmgr_flush(struct qmgr *q)
 {
-	time_t now = time(NULL);
-	unsigned n = 0;
-	size_t i;
+	unsigned n = (unsigned)sched_flush(q->sched, time(NULL));
 
-	for (i = 0; i < q->nheap; i++, n++)
-		q->heap[i]->next_try = now; /* all equal: still a heap */
 	qmgr_kick(q);
 	return n;
 }
 
 static void
+ctl_collect_one(struct sched_ent *e, void *arg)
+{
+	struct ctl *c = arg;
+
+	c->ids[c->nids++] = xstrdup(e->id);
+}
+
+static void
 ctl_collect_all(struct qmgr *q, struct ctl *c)
 {
-	size_t i, n = 0;
-	struct qent *e;
+	size_t n = sched_count(q->sched);
 
-	c->ids = xcalloc(q->nentries ? q->nentries : 1, sizeof(*c->ids));
-	for (i = 0; i < QMGR_BUCKETS; i++)
-		for (e = q->buckets[i]; e != NULL; e = e->hnext)
-			if (n < q->nentries)
-				c->ids[n++] = xstrdup(e->id);
-	c->nids = n;
+	c->ids = xcalloc(n ? n : 1, sizeof(*c->ids));
+	c->nids = 0;
+	sched_each(q->sched, ctl_collect_one, c);
 }
 
 void
@@ -1874,7 +1298,7 @@ qmgr_control(struct qmgr *q, const char *line, struct buf *out,
 {
 	struct ctl *c = xcalloc(1, sizeof(*c));
 	char cmd[16] = "", id[64] = "";
-	struct qent *e = NULL;
+	struct sched_ent *e = NULL;
 
 	if (sscanf(line, "%15s %63s", cmd, id) < 1)
 		cmd[0] = '\0';
@@ -1894,8 +1318,8 @@ qmgr_control(struct qmgr *q, const char *line, struct buf *out,
 		ctl_collect_all(q, c);
 	} else if (strcmp(cmd, "SHOW") == 0 || strcmp(cmd, "DELETE") == 0 ||
 		   strcmp(cmd, "HOLD") == 0 || strcmp(cmd, "RELEASE") == 0) {
-		if (!queue_id_valid(id) || (e = qent_find(q, id)) == NULL ||
-		    e->busy) {
+		if (!queue_id_valid(id) ||
+		    (e = sched_find(q->sched, id)) == NULL || e->busy) {
 			(void)!buf_append_str(
 			    out, e != NULL && e->busy
 				     ? "{\"ok\":false,\"error\":\"the message "
@@ -1909,7 +1333,7 @@ qmgr_control(struct qmgr *q, const char *line, struct buf *out,
 		if (strcmp(cmd, "SHOW") != 0) {
 			e->busy =
 			    true; /* no attempt starts while the job runs */
-			heap_remove(q, e);
+			sched_take(q->sched, e);
 		}
 		c->ids = xcalloc(1, sizeof(*c->ids));
 		c->ids[0] = xstrdup(id);

@@ -29,6 +29,7 @@
 #include "../table/table.h"
 #include "../util/clientkey.h"
 #include "../util/util.h"
+#include "qmgr.h" /* the queue manager */
 
 /* ---- worker pool ------------------------------------------------------- */
 
@@ -183,44 +184,6 @@ void inject_submit(struct inject *ij, void (*done)(struct inject *));
 /* The store itself, on a worker thread that is already running a job. */
 void inject_store(struct inject *ij);
 void inject_clear(struct inject *ij);
-
-/* ---- the queue manager (qmgr.c) --------------------------------------- */
-
-struct qmgr;
-/* Opens nothing: s->spool must be open.  Loads every envelope (spool_scan)
- * and schedules them. */
-struct qmgr *qmgr_new(struct server *s);
-void qmgr_free(struct qmgr *q);
-/* A committed envelope (ownership moves); schedules its first attempt. */
-void qmgr_add(struct qmgr *q, struct queue_env *env);
-/*
- * RFC 3461 5.2.2: a "delivered" (or "expanded") DSN to sender for the
- * recipients that asked NOTIFY=SUCCESS and were delivered into Maildirs
- * at the end of data.  Built now from msg (the message as received, for
- * RET), stored like every DSN (its sender's Maildir, LMTP or the queue)
- * on a worker; failures are logged, nothing is returned.
- */
-struct dsn_delivered_rcpt {
-	char *addr;		  /* as given in RCPT */
-	char *orcpt_type, *orcpt; /* NULL: no ORCPT */
-	bool expanded;		  /* an alias with several targets */
-};
-struct dsn_delivered {
-	const char *id, *sender, *envid; /* envid: NULL or "" for none */
-	enum smtp_ret ret;
-	bool smtputf8;
-	const struct dsn_delivered_rcpt *rcpts;
-	size_t nrcpts;
-	const char *msg;
-	size_t msg_len;
-	const char *client_ip; /* the session's (DSN rate limits) */
-	bool trusted;	       /* AUTH or local: never rate limited */
-};
-void qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d);
-bool qmgr_idle(const struct qmgr *q); /* no attempt or job in flight */
-/* Control: each replies into out (JSON) and calls done(arg) later. */
-void qmgr_control(struct qmgr *q, const char *line, struct buf *out,
-    void (*done)(void *arg), void *arg);
 
 /* ---- client networks (relay.networks) --------------------------------- */
 
