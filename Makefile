@@ -55,7 +55,8 @@ CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/mime/*.c src/conf/*.c src/mailauth/*.c) \
               src/auth/sasl.c src/auth/throttle.c src/queue/envelope.c \
               src/queue/bounce.c src/queue/retry.c src/queue/ratelimit.c \
-              src/cli/json.c)
+              src/queue/sched.c src/queue/attempt.c src/queue/dsn.c \
+              src/queue/envjson.c src/cli/json.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 LIB_SRC  := $(filter-out $(MAINS) $(CORE_SRC),$(sort $(wildcard src/*/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -70,7 +71,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce test_conf \
                test_envelope test_header test_json test_mime7 test_ratelimit \
                test_retry test_smtp_body test_smtp_client test_smtp_cmd \
-               test_smtp_reply test_smtp_server test_util))
+               test_smtp_reply test_smtp_server test_util test_strfmt \
+               test_sched test_attempt test_dsn test_envjson))
 # The tests that drive the durable steps through store/file.c's fault
 # hook: they link the fault build of file.c ($(B)/fault/, as ternd-fault
 # does) ahead of the archives, so the archive's own file.o is never used.
