@@ -154,12 +154,13 @@ spill_open(const struct txn *t)
 	char path[PATH_MAX];
 	int fd;
 
-	fd = open(t->srv->conf->state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	fd =
+	    open(t->srv->conf->state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0 ||
 	    (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
 		return fd;
-	if (str_fmt(path, sizeof(path), "%s/.content-%s", t->srv->conf->state_dir,
-		t->id) != 0) {
+	if (str_fmt(path, sizeof(path), "%s/.content-%s",
+		t->srv->conf->state_dir, t->id) != 0) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}

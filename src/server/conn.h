@@ -70,14 +70,14 @@ struct conn {
 	uint64_t line_started; /* ms; 0: no partial line */
 	struct txn *txn;
 	struct resolve_lookup rcpt_q; /* RCPT's question (on_rcpt) */
-	unsigned processing; /* conn_process frames (conn.h) */
-	bool pending;	  /* the current event awaits a job
-			     or a delay */
-	bool job_running; /* a worker job points here */
-	bool closing;	  /* flush, then free */
-	bool dead;	  /* socket gone, job still running */
-	bool eof;	  /* the client shut its side: finish
-			     what it sent, then close */
+	unsigned processing;	      /* conn_process frames (conn.h) */
+	bool pending;		      /* the current event awaits a job
+					 or a delay */
+	bool job_running;	      /* a worker job points here */
+	bool closing;		      /* flush, then free */
+	bool dead;		      /* socket gone, job still running */
+	bool eof;		      /* the client shut its side: finish
+					 what it sent, then close */
 	bool authenticated;
 	bool local;	      /* came in on public/submit.sock */
 	unsigned local_uid;   /* its SO_PEERCRED uid */

@@ -49,8 +49,8 @@ table_key_create(void)
 }
 
 int
-lookups_init(struct lookups *ls, const struct conf *cf,
-    struct event_base *base, char *err, size_t errlen)
+lookups_init(struct lookups *ls, const struct conf *cf, struct event_base *base,
+    char *err, size_t errlen)
 {
 	ls->conf = cf;
 	ls->base = base;
@@ -61,8 +61,8 @@ lookups_init(struct lookups *ls, const struct conf *cf,
 }
 
 void
-lookups_start_threads(struct lookups *ls, unsigned nthreads,
-    void (*drained)(void *), void *arg)
+lookups_start_threads(
+    struct lookups *ls, unsigned nthreads, void (*drained)(void *), void *arg)
 {
 	(void)pthread_once(&table_key_once, table_key_create);
 	ls->threads = workers_start(ls->base, nthreads);

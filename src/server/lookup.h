@@ -43,9 +43,9 @@ struct lookups {
 };
 
 struct lookup {
-	struct job job;		/* private (and free for the answer) */
-	struct lookups *pool;	/* private */
-	uint64_t submitted_ms;	/* private */
+	struct job job;	       /* private (and free for the answer) */
+	struct lookups *pool;  /* private */
+	uint64_t submitted_ms; /* private */
 	/* t NULL: no table (could not open, or waited too long) */
 	void (*ask)(struct lookup *, struct table *t);
 	void (*answer)(struct lookup *); /* on the loop; may free lk */
@@ -70,8 +70,8 @@ int lookups_init(struct lookups *ls, const struct conf *cf,
 void lookups_start(struct lookups *ls, void (*drained)(void *), void *arg);
 /* The threads whatever the engine (lookups_start; the unit test runs the
  * threaded path on SQLite with it). */
-void lookups_start_threads(struct lookups *ls, unsigned nthreads,
-    void (*drained)(void *), void *arg);
+void lookups_start_threads(
+    struct lookups *ls, unsigned nthreads, void (*drained)(void *), void *arg);
 void lookups_stop(struct lookups *ls); /* joins threads, closes the table */
 /* SIGHUP: a new loop handle (the old one stays if it cannot be opened),
  * and every lookup thread reconnects before its next question. */

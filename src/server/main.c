@@ -328,9 +328,8 @@ own_boxes_collect(struct server *s, struct own_boxes *o)
 	    table_user_list(s->lookups->table, own_boxes_addr, o) != TABLE_OK)
 		return;
 	for (i = 0; i < o->naddr; i++) {
-		if (table_user_mailbox(
-			s->lookups->table, o->addr[i], box, sizeof(box)) ==
-			TABLE_OK &&
+		if (table_user_mailbox(s->lookups->table, o->addr[i], box,
+			sizeof(box)) == TABLE_OK &&
 		    box[0] == '/')
 			strv_push(&o->box, &o->nbox, box);
 		free(o->addr[i]);
