@@ -55,7 +55,7 @@ lookups_init(struct lookups *ls, const struct conf *cf, struct event_base *base,
 	ls->conf = cf;
 	ls->base = base;
 	ls->threads = NULL;
-	atomic_init(&ls->gen, 0);
+	atomic_init(&ls->table_gen, 0);
 	ls->table = table_open(cf, err, errlen);
 	return ls->table != NULL ? 0 : -1;
 }
@@ -100,7 +100,7 @@ lookups_reload(struct lookups *ls)
 		table_close(ls->table);
 		ls->table = t;
 	}
-	atomic_fetch_add_explicit(&ls->gen, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ls->table_gen, 1, memory_order_relaxed);
 }
 
 unsigned
@@ -115,7 +115,7 @@ thread_table(struct lookup *lk)
 {
 	struct thread_table *tt = pthread_getspecific(table_key);
 	unsigned gen =
-	    atomic_load_explicit(&lk->pool->gen, memory_order_relaxed);
+	    atomic_load_explicit(&lk->pool->table_gen, memory_order_relaxed);
 
 	if (tt == NULL) {
 		tt = xcalloc(1, sizeof(*tt));

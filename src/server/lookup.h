@@ -37,9 +37,9 @@
 struct lookups {
 	const struct conf *conf; /* never changed after start-up */
 	struct event_base *base;
-	struct table *table;	 /* the loop's handle: asked inline */
-	struct workers *threads; /* NULL: the table is asked inline */
-	_Atomic unsigned gen;	 /* bumped by SIGHUP (lookup threads) */
+	struct table *table;	    /* the loop's handle: asked inline */
+	struct workers *threads;    /* NULL: the table is asked inline */
+	_Atomic unsigned table_gen; /* bumped by SIGHUP (lookup threads) */
 };
 
 struct lookup {
