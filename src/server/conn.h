@@ -101,10 +101,10 @@ void conn_new(struct server *s, const struct listener *l, int fd,
 void conns_shutdown(struct server *s);
 void conns_close_all(struct server *s, const char *why);
 
-/* Runs the core on c's input.  Not re-entrant by design: called while it
- * runs for c (an answer that came before lookup_ask returned, inside an
- * event's handler) it returns at once, and the running one goes on with
- * the next command; at the top level it may free c. */
+/* Runs the core on c's input.  A call made while it already runs for c
+ * (an answer that came before lookup_ask returned, inside an event's
+ * handler) returns at once, and the running one goes on with the next
+ * command; at the top level it may free c. */
 void conn_process(struct conn *c);
 void conn_free(struct conn *c);
 void conn_close_soon(struct conn *c, const char *reason);

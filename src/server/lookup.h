@@ -20,7 +20,8 @@
  * by the threads: each reopens its handle when it moved).  May call:
  * table, conf, util, and the worker pool of server.h (the threads are a
  * struct workers).  Event loop only, except ask(), which runs on a lookup
- * thread for a remote table and must then touch only its struct lookup.
+ * thread for a remote table and must then touch only what its lookup
+ * carries (and the read-only configuration).
  */
 #ifndef TERN_SERVER_LOOKUP_H
 #define TERN_SERVER_LOOKUP_H
