@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,6 +37,7 @@
 #include "../smtp/smtp.h"
 #include "../store/file.h"
 #include "conn.h"
+#include "netlist.h"
 
 #define CONN_OUT_MAX  (1024 * 1024) /* replies not yet written */
 #define CONN_FLUSH_AT (16 * 1024)
@@ -64,7 +66,7 @@
  * a crowd of slow senders of large messages can neither grow the process
  * nor fill the disk.  A message that finds no room has its content
  * dropped at once and is answered 452 4.3.1 once the client has sent the
- * rest (smtp_server_body_refuse).  srv->body_bytes and srv->scratch_bytes
+ * rest (smtp_server_body_refuse).  s->body_bytes and s->scratch_bytes
  * count what every transaction holds, and go down when it lets go of it
  * (txn_body_reset, txn_free), whether the message was refused, committed
  * or abandoned.
@@ -84,7 +86,7 @@ txn_spill_close(struct txn *t)
 	if (t->spill_fd >= 0)
 		fd_close_quiet(t->spill_fd);
 	t->spill_fd = -1;
-	srv->scratch_bytes -= t->spill_len;
+	t->srv->scratch_bytes -= t->spill_len;
 	t->spill_len = 0;
 }
 
@@ -94,7 +96,7 @@ txn_body_reset(struct txn *t)
 {
 	size_t max = t->body.max;
 
-	srv->body_bytes -= t->body.len;
+	t->srv->body_bytes -= t->body.len;
 	buf_free(&t->body);
 	buf_init(&t->body, max);
 	txn_spill_close(t);
@@ -117,7 +119,7 @@ txn_free(struct txn *t)
 {
 	if (t == NULL)
 		return;
-	srv->body_bytes -= t->body.len;
+	t->srv->body_bytes -= t->body.len;
 	txn_spill_close(t);
 	for (size_t i = 0; i < t->nsucc; i++) {
 		free(t->succ[i].addr);
@@ -152,12 +154,13 @@ spill_open(const struct txn *t)
 	char path[PATH_MAX];
 	int fd;
 
-	fd = open(srv->conf->state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	fd =
+	    open(t->srv->conf->state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0 ||
 	    (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
 		return fd;
-	if (str_fmt(path, sizeof(path), "%s/.content-%s", srv->conf->state_dir,
-		t->id) != 0) {
+	if (str_fmt(path, sizeof(path), "%s/.content-%s",
+		t->srv->conf->state_dir, t->id) != 0) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -267,7 +270,7 @@ spill_start(struct conn *c, const char *p, size_t n)
 	if (t->body_failed)
 		return;
 	/* the octets are counted in scratch now, no longer in memory */
-	srv->body_bytes -= held;
+	t->srv->body_bytes -= held;
 	buf_free(&t->body);
 	buf_init(&t->body, max);
 	spill_write(c, p, n);
@@ -464,6 +467,7 @@ mail_begin(struct conn *c)
 	}
 	conn_drop_txn(c);
 	t = xcalloc(1, sizeof(*t));
+	t->srv = c->srv;
 	t->spill_fd = -1;
 	id_new(t->id);
 	if (addr_format(&cmd->path, t->sender, sizeof(t->sender)) < 0)
@@ -606,7 +610,7 @@ txn_add_resolved(struct conn *c, const struct table_targets *tt,
 		struct table_targets one = {.v = &tt->v[i], .n = 1, .cap = 1};
 
 		if (!tt->v[i].local ||
-		    server_mailbox_is_lmtp(srv, tt->v[i].mailbox)) {
+		    server_mailbox_is_lmtp(c->srv, tt->v[i].mailbox)) {
 			if (txn_add_remote(c, tt->v[i].address, rp) != 0)
 				return -1;
 		} else if (txn_add_targets(c->txn, &one) != 0) {
@@ -676,7 +680,7 @@ txn_note_success(struct txn *t, const struct table_targets *tt,
 		return;
 	for (i = 0; i < tt->n; i++)
 		local += tt->v[i].local &&
-			 !server_mailbox_is_lmtp(srv, tt->v[i].mailbox);
+			 !server_mailbox_is_lmtp(t->srv, tt->v[i].mailbox);
 	if (local == 0)
 		return;
 	if ((d = realloc(t->succ, (t->nsucc + 1) * sizeof(*t->succ))) == NULL)
@@ -689,18 +693,12 @@ txn_note_success(struct txn *t, const struct table_targets *tt,
 	d->expanded = tt->n > 1;
 }
 
-/* RCPT's question to the table; the answer comes back to rcpt_decide. */
-struct rcpt_lookup {
-	struct resolve_lookup q; /* q.addr: user@[our address] is user@
-				    the first domain */
-	struct conn *c;
-};
-
+/* RCPT's answer (c->rcpt_q) to a reply. */
 static void
-rcpt_decide(struct conn *c, struct rcpt_lookup *rl)
+rcpt_decide(struct conn *c, const struct resolve_lookup *q)
 {
 	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
-	enum table_status st = rl->q.st;
+	enum table_status st = q->st;
 	char rcpt[TABLE_ADDR_MAX + 1];
 	int added = 0;
 
@@ -711,13 +709,13 @@ rcpt_decide(struct conn *c, struct rcpt_lookup *rl)
 		added = txn_add_remote(c, rcpt, &cmd->rcpt);
 		st = TABLE_OK;
 	} else if (st == TABLE_OK) {
-		added = txn_add_resolved(c, &rl->q.tt, &cmd->rcpt);
+		added = txn_add_resolved(c, &q->tt, &cmd->rcpt);
 	}
 	if (st == TABLE_OK && added != 0)
 		conn_reject(
 		    c, "rcpt", 452, "4.5.3", "Too many recipients", rcpt);
 	else if (st == TABLE_OK) {
-		txn_note_success(c->txn, &rl->q.tt, &cmd->rcpt, rcpt);
+		txn_note_success(c->txn, &q->tt, &cmd->rcpt, rcpt);
 		if (c->txn->nrcpt++ == 0 &&
 		    str_copy(c->txn->first_rcpt, sizeof(c->txn->first_rcpt),
 			rcpt, strlen(rcpt)) != 0)
@@ -735,68 +733,52 @@ rcpt_decide(struct conn *c, struct rcpt_lookup *rl)
 	else {
 		/* the reply stays vague; the log says what the admin must fix
 		 */
-		char q[600];
+		char lq[600];
 
 		log_warn("sid=%s event=table_error error=\"%s\"", c->sid,
-		    log_quote(
-			q, sizeof(q), rl->q.lk.err, strlen(rl->q.lk.err)));
+		    log_quote(lq, sizeof(lq), q->lk.err, strlen(q->lk.err)));
 		conn_reject(c, "rcpt", 451, "4.3.0",
 		    "Temporary lookup failure, try again later", rcpt);
 	}
 }
 
+/*
+ * The question lives in the conn (one at a time: the core holds the
+ * pipelined commands behind it), so neither path allocates.  Runs inside
+ * on_rcpt with the SQLite table, later on the loop with a remote one.
+ */
 static void
 rcpt_answer(struct lookup *lk)
 {
-	struct rcpt_lookup *rl = (struct rcpt_lookup *)lk;
-	struct conn *c = rl->c;
+	struct conn *c =
+	    (struct conn *)(void *)((char *)lk - offsetof(struct conn, rcpt_q));
 
-	if (conn_answered(c)) {
-		rcpt_decide(c, rl);
-		conn_process(c);
-	}
-	table_targets_free(&rl->q.tt);
-	free(rl);
-}
-
-static void
-rcpt_lookup_init(struct conn *c, struct rcpt_lookup *rl)
-{
-	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
-
-	rl->c = c;
-	rl->q.lk.ask = resolve_ask;
-	rl->q.lk.answer = rcpt_answer;
-	rl->q.addr = cmd->path;
-	if (literal_is_this_host(c, &cmd->path)) {
-		/* user@[our address] is user@ the first local domain */
-		rl->q.addr.kind = ADDR_DOMAIN_NAME;
-		/* conf.c accepts only domain names that fit ADDR_DOMAIN_MAX */
-		if (str_copy(rl->q.addr.domain, sizeof(rl->q.addr.domain),
-			c->srv->conf->domains[0],
-			strlen(c->srv->conf->domains[0])) != 0)
-			panic(
-			    "event=rcpt_lookup error=\"domains[0] too long\"");
-	}
+	if (!conn_answered(c))
+		return; /* c went away: conn_free freed its targets */
+	rcpt_decide(c, &c->rcpt_q);
+	table_targets_free(&c->rcpt_q.tt);
+	conn_process(c);
 }
 
 static void
 on_rcpt(struct conn *c)
 {
-	struct rcpt_lookup now = {0}, *rl;
+	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
+	struct resolve_lookup *q = &c->rcpt_q;
 
-	if (lookups_async(c->srv)) {
-		/* the core holds the pipelined commands behind until the answer
-		 */
-		rl = xcalloc(1, sizeof(*rl));
-		rcpt_lookup_init(c, rl);
-		conn_ask(c, &rl->q.lk);
-		return;
+	q->lk.ask = resolve_ask;
+	q->lk.answer = rcpt_answer;
+	q->addr = cmd->path;
+	if (literal_is_this_host(c, &cmd->path)) {
+		/* user@[our address] is user@ the first local domain */
+		q->addr.kind = ADDR_DOMAIN_NAME;
+		/* conf.c accepts only domain names that fit ADDR_DOMAIN_MAX */
+		if (str_copy(q->addr.domain, sizeof(q->addr.domain),
+			c->srv->conf->domains[0],
+			strlen(c->srv->conf->domains[0])) != 0)
+			panic("event=rcpt_lookup error=\"domains[0] too long\"");
 	}
-	rcpt_lookup_init(c, &now);
-	lookup_inline(c->srv, &now.q.lk);
-	rcpt_decide(c, &now);
-	table_targets_free(&now.q.tt);
+	conn_ask(c, &q->lk);
 }
 
 /* ---- end of message: the Maildir delivery job ------------------------- */
@@ -954,7 +936,7 @@ eom_done(struct inject *ij)
 	char text[64];
 
 	eom_log(c, ij);
-	srv->storing_bytes -= t->storing; /* c may be dead: srv is not */
+	t->srv->storing_bytes -= t->storing; /* c may be dead: srv is not */
 	t->storing = 0;
 	if (ij->rc == 0 && t->nsucc > 0) {
 		struct dsn_delivered d = {
@@ -970,7 +952,7 @@ eom_done(struct inject *ij)
 		};
 
 		d.msg = txn_content(t, &d.msg_len);
-		qmgr_dsn_delivered(srv->qmgr, &d);
+		qmgr_dsn_delivered(t->srv->qmgr, &d);
 	}
 	if (!conn_job_finished(c)) {
 		c->pending = false;
@@ -1180,6 +1162,9 @@ conn_input(struct conn *c, size_t *n_out)
 void
 conn_process(struct conn *c)
 {
+	if (c->processing > 0)
+		return; /* an answer inside on_event: the loop below goes on */
+	c->processing++;
 	while (!c->pending && !c->closing && !c->dead && !conn_out_full(c)) {
 		size_t n, used = 0;
 		const char *p = conn_input(c, &n);
@@ -1198,6 +1183,7 @@ conn_process(struct conn *c)
 		if (c->out.len >= CONN_FLUSH_AT)
 			conn_flush(c);
 	}
+	c->processing--;
 	if (c->dead)
 		return;
 	if (c->srv->stopping && !c->closing && !c->pending &&
@@ -1396,6 +1382,8 @@ conn_free_bev(struct conn *c)
 void
 conn_free(struct conn *c)
 {
+	struct server *s = c->srv;
+
 	if (c->job_running) {
 		/* a worker job still points here: free when it is done */
 		if (!c->dead) {
@@ -1420,8 +1408,9 @@ conn_free(struct conn *c)
 	smtp_server_free(c->smtp);
 	buf_free(&c->out);
 	txn_free(c->txn);
+	table_targets_free(&c->rcpt_q.tt);
 	free(c);
-	server_maybe_exit(srv);
+	server_maybe_exit(s);
 }
 
 void
@@ -1429,7 +1418,16 @@ conn_ask(struct conn *c, struct lookup *lk)
 {
 	c->pending = true;
 	c->job_running = true;
-	lookup_submit(c->srv, lk);
+	lookup_ask(c->srv->lookups, lk);
+}
+
+void
+conn_resume(struct conn *c, void (*fn)(struct conn *, void *), void *arg)
+{
+	c->processing++;
+	fn(c, arg);
+	c->processing--;
+	conn_process(c);
 }
 
 bool

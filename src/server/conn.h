@@ -1,12 +1,15 @@
 /*
  * conn.h: the connection and transaction structures shared by the files
  * of ternd's shell (conn.c: protocol glue and delivery; submit.c: AUTH,
- * sender policy and submission fix-ups; tlsconn.c: STARTTLS).  Private to
- * src/server.
+ * sender policy and submission fix-ups, submit.h; tlsconn.c: STARTTLS,
+ * tlsconn.h).  Private to src/server.
  *
  * Owns: struct conn and struct txn, one client session and its
- * transaction, on the event loop only.  Its files may call what server.h
- * may, and drive the session through smtp.h's smtp_server_* only.
+ * transaction, and the list of sessions (struct server's conns), on the
+ * event loop only.  Its context is c->srv.  Its files may call what
+ * server.h may, the table through lookup.h (conn_ask), inject and the
+ * queue manager, and drive the session through smtp.h's smtp_server_*
+ * only.
  */
 #ifndef TERN_SERVER_CONN_H
 #define TERN_SERVER_CONN_H
@@ -18,9 +21,14 @@
 
 #include "../auth/auth.h"
 #include "../smtp/smtp.h"
+#include "listen.h"
+#include "lookup.h"
 #include "server.h"
+#include "submit.h"
+#include "tlsconn.h"
 
 struct txn {
+	struct server *srv; /* its budgets; outlives the conn in eom_done */
 	char id[ID_LEN + 1];
 	char sender[TABLE_ADDR_MAX + 1];
 	char first_rcpt[TABLE_ADDR_MAX + 1];
@@ -31,10 +39,10 @@ struct txn {
 	struct buf body;		 /* content, while it is small */
 	int spill_fd;			 /* -1; else the content is in this
 					    unlinked file (see body_sink) */
-	uint64_t spill_len;		 /* counted in srv->scratch_bytes */
+	uint64_t spill_len;		 /* counted in s->scratch_bytes */
 	uint64_t spill_unchecked;	 /* written since the last look
 					    at free space */
-	uint64_t storing;		 /* counted in srv->storing_bytes
+	uint64_t storing;		 /* counted in s->storing_bytes
 					    while its job writes it */
 	char *map;			 /* the spill file, mapped at the
 					    end of data */
@@ -61,13 +69,15 @@ struct conn {
 	struct event *timer;
 	uint64_t line_started; /* ms; 0: no partial line */
 	struct txn *txn;
-	bool pending;	  /* the current event awaits a job
-			     or a delay */
-	bool job_running; /* a worker job points here */
-	bool closing;	  /* flush, then free */
-	bool dead;	  /* socket gone, job still running */
-	bool eof;	  /* the client shut its side: finish
-			     what it sent, then close */
+	struct resolve_lookup rcpt_q; /* RCPT's question (on_rcpt) */
+	unsigned processing;	      /* conn_process frames (conn.h) */
+	bool pending;		      /* the current event awaits a job
+					 or a delay */
+	bool job_running;	      /* a worker job points here */
+	bool closing;		      /* flush, then free */
+	bool dead;		      /* socket gone, job still running */
+	bool eof;		      /* the client shut its side: finish
+					 what it sent, then close */
 	bool authenticated;
 	bool local;	      /* came in on public/submit.sock */
 	unsigned local_uid;   /* its SO_PEERCRED uid */
@@ -85,39 +95,37 @@ struct conn {
 	const char *close_reason;
 };
 
+void conn_new(struct server *s, const struct listener *l, int fd,
+    const struct sockaddr *sa, socklen_t salen);
+/* SIGTERM: idle sessions get 421 now, busy ones when their step ends. */
+void conns_shutdown(struct server *s);
+void conns_close_all(struct server *s, const char *why);
+
+/* Runs the core on c's input.  A call made while it already runs for c
+ * (an answer that came before lookup_ask returned, inside an event's
+ * handler) returns at once, and the running one goes on with the next
+ * command; at the top level it may free c. */
 void conn_process(struct conn *c);
 void conn_free(struct conn *c);
 void conn_close_soon(struct conn *c, const char *reason);
 /* A worker job that pointed at c has finished: true if c was freed. */
 bool conn_job_finished(struct conn *c);
-/* Ask lk off the loop for c's current command: c waits until the answer. */
+/*
+ * Ask lk for c's current command: c waits (pending; the core holds the
+ * pipelined commands behind it) until the answer.  The answer calls
+ * conn_answered(c), replies, then conn_process(c); with the SQLite table
+ * that happens before conn_ask returns, so a caller outside an event's
+ * handler (a timer) asks inside conn_resume.
+ */
 void conn_ask(struct conn *c, struct lookup *lk);
+/* fn(c, arg) as if inside conn_process (an answer's conn_process returns
+ * at once), then conn_process(c): c may be freed when it returns. */
+void conn_resume(struct conn *c, void (*fn)(struct conn *, void *), void *arg);
 /* In an answer (or a job's done): false if c went away meanwhile, else
  * c stops waiting; the caller replies, then conn_process(c). */
 bool conn_answered(struct conn *c);
 void conn_setup_bev(struct conn *c);
 void conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
     const char *text, const char *addr);
-
-/* submit.c */
-struct auth_job;
-/* conn_free: drop an AUTH attempt still waiting (wipes its password). */
-void submit_drop_auth(struct conn *c);
-/* SIGTERM: an AUTH held for its penalty is dropped, a delayed 535 sent
- * now, so the session can get its 421 instead of keeping ternd up. */
-void submit_shutdown(struct conn *c);
-void submit_on_auth(struct conn *c);
-void submit_on_auth_data(struct conn *c);
-/* MAIL on a submission port: if the authenticated user may use the
- * command's sender, then(c) (now, or when the table has answered);
- * else the reply is sent. */
-void submit_check_sender(struct conn *c, void (*then)(struct conn *));
-void submit_update_auth(struct conn *c);
-
-/* tlsconn.c */
-/* cmd_len: octets of the STARTTLS line still in the input buffer */
-void tlsconn_starttls(struct conn *c, size_t cmd_len);
-int tlsconn_wrap_implicit(struct conn *c, int fd);
-void tlsconn_describe(const struct conn *c, char *out, size_t outlen);
 
 #endif

@@ -24,11 +24,14 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "control.h"
+#include "fault.h"
 #include "server.h"
 
 #define CONTROL_LINE_MAX 256
 
 struct ctl_conn {
+	struct server *srv;
 	struct bufferevent *bev;
 	struct buf out;
 	bool busy;
@@ -115,7 +118,7 @@ ctl_on_read(struct bufferevent *bev, void *arg)
 		return;
 	}
 #endif
-	qmgr_control(srv->qmgr, line, &cc->out, ctl_answered, cc);
+	qmgr_control(cc->srv->qmgr, line, &cc->out, ctl_answered, cc);
 	free(line);
 }
 
@@ -138,9 +141,10 @@ ctl_on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	(void)ev;
 	(void)sa;
 	(void)salen;
-	(void)arg;
+	cc->srv = arg;
 	buf_init(&cc->out, 256u << 20);
-	cc->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	cc->bev =
+	    bufferevent_socket_new(cc->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (cc->bev == NULL)
 		panic("event=oom where=control");
 	bufferevent_setcb(cc->bev, ctl_on_read, ctl_on_write, ctl_on_event, cc);
@@ -162,7 +166,7 @@ control_listen(struct server *s)
 		    strerror(errno));
 		return -1;
 	}
-	s->control = evconnlistener_new(s->base, ctl_on_accept, NULL,
+	s->control = evconnlistener_new(s->base, ctl_on_accept, s,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if ((mkdir(pub, 0755) != 0 && errno != EEXIST) ||
 	    chmod(pub, 0755) != 0 || chmod(s->conf->state_dir, 0711) != 0)

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "../store/file.h"
-#include "server.h"
+#include "fault.h"
 
 #ifdef TERN_FAULT_INJECTION
 

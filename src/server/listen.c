@@ -27,6 +27,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conn.h"
+#include "listen.h"
+#include "netlist.h"
 #include "server.h"
 
 #define CLIENT_BUCKETS	4096
@@ -40,21 +43,6 @@ struct client_count {
 	struct client_key key;
 	unsigned n;
 };
-
-/* The address bytes of sa (4 or 16), for the per-IP tables. */
-size_t
-sockaddr_ip_bytes(const struct sockaddr *sa, const unsigned char **p_out)
-{
-	if (sa->sa_family == AF_INET6) {
-		*p_out = ((const struct sockaddr_in6 *)(const void *)sa)
-			     ->sin6_addr.s6_addr;
-		return 16;
-	}
-	*p_out = (const unsigned char *)&(
-	    (const struct sockaddr_in *)(const void *)sa)
-		     ->sin_addr;
-	return 4;
-}
 
 void
 client_key_from_sockaddr(struct client_key *k, const struct sockaddr *sa)
@@ -269,21 +257,22 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct listener *l = arg;
+	struct server *s = l->srv;
 	const char *why = NULL;
 	struct client_key key;
 	unsigned uid;
 
 	(void)ev;
 	client_key_of(l, fd, sa, &key, &uid);
-	if (srv->stopping)
+	if (s->stopping)
 		why = "shutdown";
-	else if (srv->nconns >= srv->conf->connections)
+	else if (s->nconns >= s->conf->connections)
 		why = "connections";
 	else if (l->kind == LISTEN_LOCAL &&
-		 client_count_get(srv, &key) >= srv->conf->connections_per_uid)
+		 client_count_get(s, &key) >= s->conf->connections_per_uid)
 		why = "connections_per_uid";
 	else if (l->kind != LISTEN_LOCAL &&
-		 client_count_get(srv, &key) >= srv->conf->connections_per_ip)
+		 client_count_get(s, &key) >= s->conf->connections_per_ip)
 		why = "connections_per_ip";
 	if (why != NULL) {
 		char host[64];
@@ -295,10 +284,10 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 			host[0] = '\0';
 		log_warn("event=refuse listener=%s client=%s reason=%s",
 		    l->name, host, why);
-		refuse(fd, srv->conf->hostname);
+		refuse(fd, s->conf->hostname);
 		return;
 	}
-	conn_new(srv, l, fd, sa, (socklen_t)salen);
+	conn_new(s, l, fd, sa, (socklen_t)salen);
 }
 
 /* Out of descriptors: refuse what waits in the backlog with the reserve
@@ -315,7 +304,7 @@ shed_backlog(const struct listener *l)
 	reserve_fd = -1;
 	while (n < LISTEN_SHED_MAX &&
 	       (fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-		refuse(fd, srv->conf->hostname);
+		refuse(fd, l->srv->conf->hostname);
 		n++;
 	}
 	reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -329,7 +318,7 @@ on_resume(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->ev != NULL && !srv->stopping)
+	if (l->ev != NULL && !l->srv->stopping)
 		evconnlistener_enable(l->ev);
 }
 
@@ -365,6 +354,7 @@ listeners_enable(struct server *s)
 	for (i = 0; i < s->nlisteners; i++) {
 		struct listener *l = &s->listeners[i];
 
+		l->srv = s; /* the accept callbacks' context */
 		l->ev = evconnlistener_new(s->base, on_accept, l,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
 		    l->fd); /* 0: keep

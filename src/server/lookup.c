@@ -1,17 +1,19 @@
 /*
- * lookup: table questions asked off the event loop when the table is
- * remote.  A PostgreSQL lookup can wait on the network up to its
- * timeouts; on the loop that wait would stall every session, the queue
- * and the Maildir commits with it.  Here a small pool of threads asks
- * instead, each through its own table handle (a struct table is for one
- * thread at a time), opened on first use and reopened after a SIGHUP.
+ * lookup: table questions, always answered by callback (lookup.h).  The
+ * embedded SQLite table is asked inline with the loop's own handle and
+ * answered at once.  A remote table is asked off the event loop: a
+ * PostgreSQL lookup can wait on the network up to its timeouts, and on
+ * the loop that wait would stall every session, the queue and the
+ * Maildir commits with it.  There a small pool of threads asks instead,
+ * each through its own table handle (a struct table is for one thread at
+ * a time), opened on first use and reopened after a SIGHUP.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "server.h"
+#include "lookup.h"
 
 /* Enough to keep the loop's sessions moving while a few lookups wait on
  * a slow database; each is one connection to it per ternd. */
@@ -46,39 +48,65 @@ table_key_create(void)
 		fatalx("event=startup step=lookup_key");
 }
 
-void
-lookups_start(struct server *s)
+int
+lookups_init(struct lookups *ls, const struct conf *cf, struct event_base *base,
+    char *err, size_t errlen)
 {
-	if (!table_is_remote(s->table))
-		return;
+	ls->conf = cf;
+	ls->base = base;
+	ls->threads = NULL;
+	atomic_init(&ls->table_gen, 0);
+	ls->table = table_open(cf, err, errlen);
+	return ls->table != NULL ? 0 : -1;
+}
+
+void
+lookups_start_threads(
+    struct lookups *ls, unsigned nthreads, void (*drained)(void *), void *arg)
+{
 	(void)pthread_once(&table_key_once, table_key_create);
-	s->lookups = workers_start(s->base, LOOKUP_THREADS);
-	log_info("event=lookup_threads threads=%d", LOOKUP_THREADS);
+	ls->threads = workers_start(ls->base, nthreads);
+	if (drained != NULL)
+		workers_on_drained(ls->threads, drained, arg);
+	log_info("event=lookup_threads threads=%u", nthreads);
 }
 
 void
-lookups_stop(struct server *s)
+lookups_start(struct lookups *ls, void (*drained)(void *), void *arg)
 {
-	workers_stop(s->lookups); /* the threads' handles close as they exit */
-	s->lookups = NULL;
+	if (table_is_remote(ls->table))
+		lookups_start_threads(ls, LOOKUP_THREADS, drained, arg);
 }
 
 void
-lookups_reopen(struct server *s)
+lookups_stop(struct lookups *ls)
 {
-	atomic_fetch_add_explicit(&s->table_gen, 1, memory_order_relaxed);
+	workers_stop(ls->threads); /* the threads' handles close as they exit */
+	ls->threads = NULL;
+	table_close(ls->table);
+	ls->table = NULL;
 }
 
-bool
-lookups_async(const struct server *s)
+void
+lookups_reload(struct lookups *ls)
 {
-	return s->lookups != NULL;
+	char err[512];
+	struct table *t = table_open(ls->conf, err, sizeof(err));
+
+	if (t == NULL)
+		log_err("event=reload step=tables error=\"%s\" action=kept_old",
+		    err);
+	else {
+		table_close(ls->table);
+		ls->table = t;
+	}
+	atomic_fetch_add_explicit(&ls->table_gen, 1, memory_order_relaxed);
 }
 
 unsigned
-lookups_busy(const struct server *s)
+lookups_busy(const struct lookups *ls)
 {
-	return s->lookups != NULL ? workers_busy(s->lookups) : 0;
+	return ls->threads != NULL ? workers_busy(ls->threads) : 0;
 }
 
 /* This thread's handle, (re)opened when missing or older than a SIGHUP. */
@@ -87,7 +115,7 @@ thread_table(struct lookup *lk)
 {
 	struct thread_table *tt = pthread_getspecific(table_key);
 	unsigned gen =
-	    atomic_load_explicit(&lk->srv->table_gen, memory_order_relaxed);
+	    atomic_load_explicit(&lk->pool->table_gen, memory_order_relaxed);
 
 	if (tt == NULL) {
 		tt = xcalloc(1, sizeof(*tt));
@@ -103,7 +131,7 @@ thread_table(struct lookup *lk)
 	if (tt->t == NULL) {
 		/* conf is never changed after startup: reading it here is safe
 		 */
-		tt->t = table_open(lk->srv->conf, lk->err, sizeof(lk->err));
+		tt->t = table_open(lk->pool->conf, lk->err, sizeof(lk->err));
 		tt->gen = gen;
 	}
 	return tt->t;
@@ -156,22 +184,24 @@ resolve_ask(struct lookup *lk, struct table *t)
 	    t != NULL ? table_resolve(t, &rq->addr, &rq->tt) : TABLE_TEMPFAIL;
 }
 
+/*
+ * Inline (no threads): ask with the loop's handle and answer at once,
+ * inside the caller's frame (lookup.h: the re-entrancy rule).  No copy
+ * and no allocation on this path: the caller's lk is asked as it is.
+ */
 void
-lookup_submit(struct server *s, struct lookup *lk)
+lookup_ask(struct lookups *ls, struct lookup *lk)
 {
-	lk->srv = s;
+	lk->pool = ls;
 	lk->err[0] = '\0';
+	if (ls->threads == NULL) {
+		lk->ask(lk, ls->table);
+		copy_err(lk, ls->table);
+		lk->answer(lk); /* may free lk */
+		return;
+	}
 	lk->submitted_ms = time_now_ms();
 	lk->job.run = lookup_run;
 	lk->job.done = lookup_done;
-	workers_submit(s->lookups, &lk->job);
-}
-
-void
-lookup_inline(struct server *s, struct lookup *lk)
-{
-	lk->srv = s;
-	lk->err[0] = '\0';
-	lk->ask(lk, s->table);
-	copy_err(lk, s->table);
+	workers_submit(ls->threads, &lk->job);
 }

@@ -29,9 +29,16 @@
 #include "../auth/auth.h"
 #include "../deliver/deliver.h"
 #include "../tls/tls.h"
+#include "conn.h"
+#include "control.h"
+#include "fault.h"
+#include "listen.h"
+#include "lookup.h"
+#include "netlist.h"
 #include "rootpath.h"
 #include "sandbox.h"
 #include "server.h"
+#include "tlsconn.h"
 
 /*
  * Disk workers.  Most of their time is spent waiting in fsync; many
@@ -39,8 +46,6 @@
  * so more threads means fewer commits per message, not more CPU.
  */
 #define WORKERS 16
-
-struct server *srv;
 
 /* Descriptors besides the connections: listeners, control sockets, the
  * tables, the queue and mail roots, workers, DNS, outgoing deliveries. */
@@ -231,7 +236,7 @@ load_tls(struct server *s, const struct passwd *pw, bool dropped)
 			    !readable_now(cf->tls_cert, pw, false) ||
 			    !readable_now(cf->tls_key, pw, false)))
 		return;
-	if (server_tls_load(s) != 0)
+	if (tlsconn_ctx_load(s->conf, &s->tls_ctx) != 0)
 		fatalx("event=startup step=tls error=\"see above\"");
 }
 
@@ -283,47 +288,6 @@ open_mail_root(struct server *s)
 		fatal("event=startup step=mail_root path=%s", path);
 }
 
-static void
-open_table(struct server *s)
-{
-	char err[512];
-	struct table *t = table_open(s->conf, err, sizeof(err));
-
-	if (t == NULL) {
-		if (s->table == NULL)
-			fatalx("event=startup step=tables error=\"%s\"", err);
-		log_err("event=reload step=tables error=\"%s\" action=kept_old",
-		    err);
-		return;
-	}
-	table_close(s->table);
-	s->table = t;
-}
-
-int
-server_tls_load(struct server *s)
-{
-	const struct conf *cf = s->conf;
-	char err[512];
-	bool generated = false;
-	SSL_CTX *ctx = tls_server_ctx(cf->tls_cert, cf->tls_key, cf->state_dir,
-	    cf->hostname, &generated, err, sizeof(err));
-
-	if (ctx == NULL) {
-		log_err("event=tls_load error=\"%s\"", err);
-		return -1;
-	}
-	if (generated)
-		log_info("event=tls_selfsigned hostname=%s path=%s/%s "
-			 "note=\"generated "
-			 "a self-signed certificate; set tls.cert and tls.key "
-			 "for a real one\"",
-		    cf->hostname, cf->state_dir, TLS_STATE_SUBDIR);
-	SSL_CTX_free(s->tls_ctx); /* live connections keep their reference */
-	s->tls_ctx = ctx;
-	return 0;
-}
-
 /*
  * The users' own Maildirs (a users row naming an absolute path, outside
  * STATE/mail), for the sandbox to allow.  Read once, at start: the
@@ -361,11 +325,11 @@ own_boxes_collect(struct server *s, struct own_boxes *o)
 	size_t i;
 
 	if (!s->conf->sandbox ||
-	    table_user_list(s->table, own_boxes_addr, o) != TABLE_OK)
+	    table_user_list(s->lookups->table, own_boxes_addr, o) != TABLE_OK)
 		return;
 	for (i = 0; i < o->naddr; i++) {
-		if (table_user_mailbox(
-			s->table, o->addr[i], box, sizeof(box)) == TABLE_OK &&
+		if (table_user_mailbox(s->lookups->table, o->addr[i], box,
+			sizeof(box)) == TABLE_OK &&
 		    box[0] == '/')
 			strv_push(&o->box, &o->nbox, box);
 		free(o->addr[i]);
@@ -390,7 +354,7 @@ void
 server_maybe_exit(struct server *s)
 {
 	if (s->stopping && s->nconns == 0 && workers_busy(s->workers) == 0 &&
-	    lookups_busy(s) == 0 && qmgr_idle(s->qmgr))
+	    lookups_busy(s->lookups) == 0 && qmgr_idle(s->qmgr))
 		event_base_loopexit(s->base, NULL);
 }
 
@@ -408,40 +372,41 @@ after_jobs(void *arg)
 static void
 on_stop_timer(evutil_socket_t fd, short what, void *arg)
 {
+	struct server *s = arg;
+
 	(void)fd;
 	(void)what;
-	(void)arg;
-	log_warn("event=shutdown_timeout connections=%u", srv->nconns);
-	conns_close_all(srv, "shutdown");
-	server_maybe_exit(srv);
+	log_warn("event=shutdown_timeout connections=%u", s->nconns);
+	conns_close_all(s, "shutdown");
+	server_maybe_exit(s);
 }
 
+/* arg: the server (run_loop) */
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	struct timeval tv = {(time_t)srv->conf->timeout_shutdown, 0};
+	struct server *s = arg;
+	struct timeval tv = {(time_t)s->conf->timeout_shutdown, 0};
 
 	(void)what;
-	(void)arg;
 	if (sig == SIGHUP) {
 		log_info("event=reload what=tables,tls");
-		open_table(srv);
-		lookups_reopen(srv);
-		if (server_tls_load(srv) != 0)
+		lookups_reload(s->lookups);
+		if (tlsconn_ctx_load(s->conf, &s->tls_ctx) != 0)
 			log_err("event=reload step=tls action=kept_old");
 		return;
 	}
-	if (srv->stopping)
+	if (s->stopping)
 		return;
 	log_info("event=shutdown signal=%s connections=%u",
-	    sig == SIGTERM ? "TERM" : "INT", srv->nconns);
-	srv->stopping = true;
-	listeners_close(srv);
-	control_close(srv);
-	srv->stop_timer = evtimer_new(srv->base, on_stop_timer, NULL);
-	evtimer_add(srv->stop_timer, &tv);
-	conns_shutdown(srv);
-	server_maybe_exit(srv);
+	    sig == SIGTERM ? "TERM" : "INT", s->nconns);
+	s->stopping = true;
+	listeners_close(s);
+	control_close(s);
+	s->stop_timer = evtimer_new(s->base, on_stop_timer, s);
+	evtimer_add(s->stop_timer, &tv);
+	conns_shutdown(s);
+	server_maybe_exit(s);
 }
 
 static void
@@ -452,7 +417,7 @@ run_loop(struct server *s)
 	size_t i;
 
 	for (i = 0; i < 3; i++) {
-		sev[i] = evsignal_new(s->base, sigs[i], on_signal, NULL);
+		sev[i] = evsignal_new(s->base, sigs[i], on_signal, s);
 		if (sev[i] == NULL || event_add(sev[i], NULL) != 0)
 			fatalx("event=startup step=signals");
 	}
@@ -510,6 +475,7 @@ int
 main(int argc, char **argv)
 {
 	struct server s = {0};
+	struct lookups lookups = {0};
 	const struct passwd *pw;
 	struct timespec started;
 	char err[512];
@@ -526,7 +492,6 @@ main(int argc, char **argv)
 	log_init("ternd", level_from_name(s.conf->log_level));
 	signal(SIGPIPE, SIG_IGN);
 	fault_install();
-	srv = &s;
 	pw = lookup_user(s.conf);
 	state_dir_make_as_root(s.conf, pw);
 	raise_nofile(s.conf);
@@ -546,7 +511,9 @@ main(int argc, char **argv)
 	if ((s.base = event_base_new()) == NULL)
 		fatalx("event=startup step=event_base");
 	open_mail_root(&s);
-	open_table(&s);
+	if (lookups_init(&lookups, s.conf, s.base, err, sizeof(err)) != 0)
+		fatalx("event=startup step=tables error=\"%s\"", err);
+	s.lookups = &lookups;
 	/* the per-client tables' hash key, before any client */
 	client_key_seed();
 	s.throttle = auth_throttle_new(4096);
@@ -556,9 +523,7 @@ main(int argc, char **argv)
 	confine(&s);
 	s.workers = workers_start(s.base, WORKERS);
 	workers_on_drained(s.workers, after_jobs, &s);
-	lookups_start(&s);
-	if (s.lookups != NULL)
-		workers_on_drained(s.lookups, after_jobs, &s);
+	lookups_start(s.lookups, after_jobs, &s);
 	sweep_start(&s, &started);
 	s.qmgr = qmgr_new(&s);
 	if (control_listen(&s) != 0)
@@ -567,11 +532,10 @@ main(int argc, char **argv)
 	run_loop(&s);
 	qmgr_free(s.qmgr);
 	workers_stop(s.workers);
-	lookups_stop(&s);
+	lookups_stop(s.lookups);
 	spool_close(s.spool);
 	if (s.stop_timer != NULL)
 		event_free(s.stop_timer);
-	table_close(s.table);
 	close(s.mail_root_fd);
 	log_info("event=stopped messages=%llu commit_batches=%llu "
 		 "commit_messages=%llu",

@@ -9,7 +9,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server.h"
+#include "../util/util.h"
+#include "netlist.h"
+
+/* The address bytes of sa (4 or 16), for the per-IP tables. */
+size_t
+sockaddr_ip_bytes(const struct sockaddr *sa, const unsigned char **p_out)
+{
+	if (sa->sa_family == AF_INET6) {
+		*p_out = ((const struct sockaddr_in6 *)(const void *)sa)
+			     ->sin6_addr.s6_addr;
+		return 16;
+	}
+	*p_out = (const unsigned char *)&(
+	    (const struct sockaddr_in *)(const void *)sa)
+		     ->sin_addr;
+	return 4;
+}
 
 struct net {
 	int family;

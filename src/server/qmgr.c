@@ -34,6 +34,7 @@
 #include "../queue/sched.h"
 #include "../tls/tls.h"
 #include "dsnlimit.h"
+#include "lookup.h"
 #include "server.h"
 
 #define QMGR_INFLIGHT_MAX 256 /* messages being tried at once */
@@ -193,7 +194,7 @@ static void
 route_ask(struct lookup *lk, struct table *t)
 {
 	struct attempt *at = ((struct route_lookup *)lk)->at;
-	const struct conf *cf = lk->srv->conf;
+	const struct conf *cf = at->q->srv->conf; /* set once, read-only */
 	size_t i;
 
 	for (i = 0; i < at->env.nrcpt; i++) {
@@ -439,13 +440,8 @@ attempt_load_done(struct job *j)
 	at->route.at = at;
 	at->route.lk.ask = route_ask;
 	at->route.lk.answer = route_answer;
-	if (lookups_async(at->q->srv)) {
-		at->q->jobs++;
-		lookup_submit(at->q->srv, &at->route.lk);
-		return;
-	}
-	lookup_inline(at->q->srv, &at->route.lk);
-	attempt_start_groups(at);
+	at->q->jobs++; /* route_answer: now (SQLite) or from a lookup thread */
+	lookup_ask(at->q->srv->lookups, &at->route.lk);
 }
 
 static void
@@ -551,14 +547,8 @@ sender_route(struct qmgr *q, const char *sender,
 	(void)!str_copy(sr->sender, sizeof(sr->sender), sender, strlen(sender));
 	sr->lk.ask = sender_route_ask;
 	sr->lk.answer = sender_route_answer;
-	if (lookups_async(q->srv)) {
-		q->jobs++; /* the qmgr is not idle meanwhile */
-		lookup_submit(q->srv, &sr->lk);
-		return;
-	}
-	lookup_inline(q->srv, &sr->lk);
-	q->jobs++;
-	sender_route_answer(&sr->lk);
+	q->jobs++; /* the qmgr is not idle meanwhile */
+	lookup_ask(q->srv->lookups, &sr->lk);
 }
 
 /*

@@ -4,8 +4,9 @@
  * AUTH is offered only on the submission ports and only under TLS (or,
  * when auth.plaintext_loopback is set, to loopback clients).  PLAIN and
  * LOGIN are decoded by src/auth; the password hash is read from the users
- * table (on the loop for SQLite, on a lookup thread for a remote table),
- * and the slow yescrypt comparison runs off the loop.  A table that
+ * table (lookup_ask: on the loop for SQLite, on a lookup thread for a
+ * remote table), then the slow yescrypt comparison runs on a disk worker,
+ * off the loop, the same for both.  A table that
  * cannot answer gets 454 4.7.0, not a failure that counts against the
  * client.  An unknown user and a wrong password get the same 535 5.7.8
  * after the same work (auth_password_ok hashes a dummy for unknown users)
@@ -38,11 +39,12 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "netlist.h"
 
 #define AUTH_FAILURES_MAX 3
 
 struct auth_job {
-	struct lookup lk; /* lk.job alone when only hashing */
+	struct lookup lk; /* the hash's question; then lk.job hashes */
 	struct conn *c;
 	struct server *srv;
 	struct client_key key; /* the client, for the throttle */
@@ -95,14 +97,6 @@ auth_lookup_hash(struct lookup *lk, struct table *t)
 		    table_user_pwhash(t, aj->user, aj->hash, sizeof(aj->hash));
 	if (aj->hash_st != TABLE_OK && aj->hash_st != TABLE_TEMPFAIL)
 		aj->hash_st = TABLE_NOTFOUND;
-}
-
-/* On a lookup thread: the hash, then the comparison, in one hop. */
-static void
-auth_ask(struct lookup *lk, struct table *t)
-{
-	auth_lookup_hash(lk, t);
-	auth_run(&lk->job);
 }
 
 static void
@@ -220,37 +214,39 @@ auth_done(struct job *j)
 	auth_finish((struct auth_job *)j);
 }
 
-static void
-auth_answer(struct lookup *lk)
-{
-	auth_finish((struct auth_job *)lk);
-}
-
 /*
- * Check user/pass.  SQLite: the hash read here, the hashing on a worker.
- * A remote table: both on a lookup thread.
+ * The table has answered (inside auth_check with SQLite, later on the
+ * loop with a remote table): no hash, 454 at once; else the comparison on
+ * a worker, c still waiting.
  */
 static void
-auth_check(struct conn *c, struct auth_job *aj)
+auth_hashed(struct lookup *lk)
 {
-	if (lookups_async(c->srv)) {
-		conn_ask(c, &aj->lk);
-		return;
-	}
-	c->pending = true;
-	c->job_running = true;
-	aj->lk.ask = auth_lookup_hash;
-	lookup_inline(c->srv, &aj->lk);
+	struct auth_job *aj = (struct auth_job *)lk;
+
 	if (aj->hash_st == TABLE_TEMPFAIL) {
-		c->pending = false;
-		c->job_running = false;
-		auth_decide(c, aj);
-		auth_job_free(aj);
+		explicit_bzero(aj->pass, sizeof(aj->pass));
+		auth_finish(aj);
 		return;
 	}
 	aj->lk.job.run = auth_run;
 	aj->lk.job.done = auth_done;
-	workers_submit(c->srv->workers, &aj->lk.job);
+	workers_submit(aj->srv->workers, &aj->lk.job);
+}
+
+/* Check user/pass: the hash from the table, then the hashing. */
+static void
+auth_check(struct conn *c, struct auth_job *aj)
+{
+	aj->lk.ask = auth_lookup_hash;
+	aj->lk.answer = auth_hashed;
+	conn_ask(c, &aj->lk);
+}
+
+static void
+auth_check_held(struct conn *c, void *aj)
+{
+	auth_check(c, aj);
 }
 
 /* The client's penalty is over: check the attempt that waited for it. */
@@ -264,8 +260,8 @@ on_auth_hold(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	c->held = NULL;
 	c->pending = false;
-	auth_check(c, aj);
-	conn_process(c);
+	/* an answer that comes at once must not process c under our feet */
+	conn_resume(c, auth_check_held, aj);
 }
 
 void
@@ -326,8 +322,6 @@ auth_verify(
 	aj->key = c->key;
 	aj->ticket = ticket;
 	aj->mech = mech;
-	aj->lk.ask = auth_ask;
-	aj->lk.answer = auth_answer;
 	if (str_copy(aj->user, sizeof(aj->user), user, strlen(user)) != 0 ||
 	    str_copy(aj->pass, sizeof(aj->pass), pass, strlen(pass)) != 0)
 		aj->user[0] = aj->pass[0] = '\0';
@@ -584,7 +578,7 @@ void
 submit_check_sender(struct conn *c, void (*then)(struct conn *))
 {
 	const struct addr *sender = &smtp_server_cmd(c->smtp)->path;
-	struct sender_lookup now = {0}, *sl = &now;
+	struct sender_lookup *sl;
 	int quick = sender_quick(c, sender);
 
 	if (quick != 0) {
@@ -592,19 +586,13 @@ submit_check_sender(struct conn *c, void (*then)(struct conn *))
 			then(c);
 		return;
 	}
-	/* else an alias of the user's: the table says */
-	if (lookups_async(c->srv))
-		sl = xcalloc(1, sizeof(*sl));
+	/* else an alias of the user's: the table says (the rare path: one
+	 * allocation, freed by the answer) */
+	sl = xcalloc(1, sizeof(*sl));
 	sl->c = c;
 	sl->q.addr = *sender;
 	sl->then = then;
 	sl->q.lk.ask = resolve_ask;
 	sl->q.lk.answer = sender_answer;
-	if (sl != &now) {
-		conn_ask(c, &sl->q.lk);
-		return;
-	}
-	lookup_inline(c->srv, &now.q.lk);
-	sender_decide(c, &now);
-	table_targets_free(&now.q.tt);
+	conn_ask(c, &sl->q.lk);
 }

@@ -10,7 +10,8 @@
  * path alive and cannot tell when its last bytes reached the socket.)  The
  * session forgets everything it learnt before (smtp_server_tls_started()), so
  * the client must say EHLO again and STARTTLS is no longer offered.  Implicit
- * TLS (RFC 8314, port 465) wraps the socket before the greeting.
+ * TLS (RFC 8314, port 465) wraps the socket before the greeting.  The
+ * server context itself is built here too (tlsconn_ctx_load).
  */
 #include <string.h>
 #include <sys/socket.h>
@@ -21,6 +22,30 @@
 
 #include "../tls/tls.h"
 #include "conn.h"
+
+/* At start-up (main.c: load_tls) and on SIGHUP. */
+int
+tlsconn_ctx_load(const struct conf *cf, SSL_CTX **ctx_inout)
+{
+	char err[512];
+	bool generated = false;
+	SSL_CTX *ctx = tls_server_ctx(cf->tls_cert, cf->tls_key, cf->state_dir,
+	    cf->hostname, &generated, err, sizeof(err));
+
+	if (ctx == NULL) {
+		log_err("event=tls_load error=\"%s\"", err);
+		return -1;
+	}
+	if (generated)
+		log_info("event=tls_selfsigned hostname=%s path=%s/%s "
+			 "note=\"generated "
+			 "a self-signed certificate; set tls.cert and tls.key "
+			 "for a real one\"",
+		    cf->hostname, cf->state_dir, TLS_STATE_SUBDIR);
+	SSL_CTX_free(*ctx_inout); /* live connections keep their reference */
+	*ctx_inout = ctx;
+	return 0;
+}
 
 void
 tlsconn_describe(const struct conn *c, char *out, size_t outlen)

@@ -1,0 +1,58 @@
+/*
+ * listen.h: the listening sockets and the accept path (listen.c).
+ *
+ * Owns: struct listener (one per listen.* key, and public/submit.sock,
+ * which control.c adds), the reserve descriptor for EMFILE, and the
+ * per-client connection counts (struct server's client_buckets).  May
+ * call: conf, util (client keys), and conn.h's conn_new for an accepted
+ * client.  Each listener carries its server (the accept callback's
+ * context); event loop only, except listeners_bind (before the privilege
+ * drop, as root).
+ */
+#ifndef TERN_SERVER_LISTEN_H
+#define TERN_SERVER_LISTEN_H
+
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "../util/clientkey.h"
+
+struct server;
+
+enum listener_kind {
+	LISTEN_SMTP,
+	LISTEN_SUBMISSION,
+	LISTEN_SUBMISSIONS,
+	LISTEN_LOCAL /* STATE/public/submit.sock: tern sendmail */
+};
+
+struct listener {
+	enum listener_kind kind;
+	const char *name; /* "smtp", "submission", ... */
+	int fd;		  /* bound, listening */
+	struct server *srv;
+	struct evconnlistener *ev;
+	struct event *resume; /* re-enables ev after EMFILE */
+};
+
+int listeners_bind(struct server *s);	 /* before privdrop */
+void listeners_enable(struct server *s); /* on the loop */
+void listeners_close(struct server *s);
+
+/*
+ * Client keys (util/clientkey.h) of connections: an IPv4 address, an IPv6
+ * /64, or on public/submit.sock the peer's uid (SO_PEERCRED; UINT32_MAX if
+ * unknown).  Every per-client limit counts by these keys; a later rate
+ * limit per client IP calls client_key_from_sockaddr() and hashes with
+ * client_key_hash().
+ */
+void client_key_from_sockaddr(struct client_key *k, const struct sockaddr *sa);
+void client_key_of(const struct listener *l, int fd, const struct sockaddr *sa,
+    struct client_key *k, unsigned *uid_out);
+/* open connections per client key, used by accept and conn_free */
+unsigned client_count_get(struct server *s, const struct client_key *k);
+void client_count_add(struct server *s, const struct client_key *k, int delta);
+
+#endif
