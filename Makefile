@@ -65,7 +65,7 @@ $(B)/ternd: $(B)/obj/src/server/main.o $(B)/libtern.a
 
 # ternd with the test-only fault hooks of the durable steps (fault.c);
 # its objects come first, so the linker takes them over libtern.a's.
-FAULT_SRC := src/server/main.c src/server/fault.c src/server/inject.c \
+FAULT_SRC := src/server/main.c src/server/fault.c src/store/store.c \
              src/server/control.c src/store/file.c
 $(B)/fault/%.o: %.c
 	@mkdir -p $(@D)

@@ -1055,7 +1055,7 @@ on_eom(struct conn *c)
 	if (too_many_hops(c) || !eom_disk_ok(c))
 		return;
 	ij = xcalloc(1, sizeof(*ij));
-	inject_init(ij, c->srv);
+	inject_init(ij, c->srv->store);
 	if (build_trace(c, ij) != 0 || submit_fix_headers(c, ij) != 0) {
 		inject_clear(ij);
 		free(ij);

@@ -586,7 +586,7 @@ group_local(struct attempt *at, struct group *g)
 	size_t i;
 	void *map = NULL;
 
-	inject_init(ij, at->q->srv);
+	inject_init(ij, at->q->srv->store);
 	if (fstat(at->data_fd, &st) != 0 ||
 	    (st.st_size > 0 &&
 		(map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
@@ -901,7 +901,7 @@ dsn_inject_new(struct qmgr *q, const struct sender_route *sr)
 	const struct table_targets *tt = &sr->tt;
 	size_t i;
 
-	inject_init(ij, q->srv);
+	inject_init(ij, q->srv->store);
 	if (sr->st == TABLE_NOTLOCAL || sr->st == TABLE_TEMPFAIL) {
 		if (sr->st == TABLE_TEMPFAIL) {
 			char e[600];
