@@ -21,6 +21,7 @@
 #include "queue/queue.h"
 #include "store/store.h"
 #include "t.h"
+#include "t_loop.h"
 #include "workers/workers.h"
 
 #define DEADLINE_S 10
@@ -82,25 +83,11 @@ on_queued(void *arg, struct queue_env *env)
 }
 
 static void
-on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	event_base_loopbreak(arg);
-}
-
-static void
 loop_until_done(unsigned want)
 {
-	struct timeval tv = {DEADLINE_S, 0};
-	struct event *ev = evtimer_new(S.base, on_deadline, S.base);
-
 	S.want = want;
-	if (ev == NULL || evtimer_add(ev, &tv) != 0)
-		abort();
 	if (S.ndone < S.want)
-		event_base_dispatch(S.base);
-	event_free(ev);
+		t_loop_dispatch(S.base, DEADLINE_S);
 }
 
 static void

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "t.h"
+#include "t_loop.h"
 #include "util/util.h"
 #include "workers/workers.h"
 
@@ -68,26 +69,12 @@ t_drained(void *arg)
 	R.done_at_drain = R.ndone;
 }
 
-static void
-on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	event_base_loopbreak(arg);
-}
-
 /* Run the loop until R.want done() calls or the deadline. */
 static void
 loop_until_done(void)
 {
-	struct timeval tv = {DEADLINE_S, 0};
-	struct event *ev = evtimer_new(R.base, on_deadline, R.base);
-
-	if (ev == NULL || evtimer_add(ev, &tv) != 0)
-		abort();
 	if (R.ndone < R.want)
-		event_base_dispatch(R.base);
-	event_free(ev);
+		t_loop_dispatch(R.base, DEADLINE_S);
 }
 
 static void
@@ -107,6 +94,21 @@ end(void)
 	event_base_free(R.base);
 }
 
+/* n jobs j[0..n-1] numbered in order, each run() then t_done(). */
+static void
+submit_n(struct tjob *j, unsigned n, void (*run)(struct job *))
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		memset(&j[i], 0, sizeof(j[i]));
+		j[i].i = i;
+		j[i].job.run = run;
+		j[i].job.done = t_done;
+		workers_submit(R.w, &j[i].job);
+	}
+}
+
 /* Each job runs on a pool thread, never the loop; each done() on the loop;
  * the busy count drops by one just before each done(). */
 static void
@@ -116,13 +118,7 @@ test_threads_and_done(void)
 	unsigned i;
 
 	begin(4, 32);
-	for (i = 0; i < 32; i++) {
-		memset(&j[i], 0, sizeof(j[i]));
-		j[i].i = i;
-		j[i].job.run = t_run;
-		j[i].job.done = t_done;
-		workers_submit(R.w, &j[i].job);
-	}
+	submit_n(j, 32, t_run);
 	T_CHECK_INT(workers_busy(R.w), 32);
 	loop_until_done();
 	T_CHECK_INT(R.ndone, 32);
@@ -147,13 +143,7 @@ test_fifo(void)
 	unsigned i;
 
 	begin(1, 16);
-	for (i = 0; i < 16; i++) {
-		memset(&j[i], 0, sizeof(j[i]));
-		j[i].i = i;
-		j[i].job.run = t_run;
-		j[i].job.done = t_done;
-		workers_submit(R.w, &j[i].job);
-	}
+	submit_n(j, 16, t_run);
 	loop_until_done();
 	T_CHECK_INT(R.norder, 16);
 	for (i = 0; i < R.norder; i++)
@@ -167,17 +157,10 @@ static void
 test_drained(void)
 {
 	struct tjob j[8];
-	unsigned i;
 
 	begin(2, 8);
 	workers_on_drained(R.w, t_drained, &R);
-	for (i = 0; i < 8; i++) {
-		memset(&j[i], 0, sizeof(j[i]));
-		j[i].i = i;
-		j[i].job.run = t_run;
-		j[i].job.done = t_done;
-		workers_submit(R.w, &j[i].job);
-	}
+	submit_n(j, 8, t_run);
 	loop_until_done();
 	T_CHECK_INT(R.ndone, 8);
 	/* loopbreak stops the loop after the current callback: the batch
@@ -218,17 +201,11 @@ static void
 test_parallel(void)
 {
 	struct tjob j[4];
-	unsigned i;
 
 	begin(4, 4);
 	meet_n = 0;
 	atomic_store(&meet_ok, 0);
-	for (i = 0; i < 4; i++) {
-		memset(&j[i], 0, sizeof(j[i]));
-		j[i].job.run = meet_run;
-		j[i].job.done = t_done;
-		workers_submit(R.w, &j[i].job);
-	}
+	submit_n(j, 4, meet_run);
 	loop_until_done();
 	T_CHECK_INT(R.ndone, 4);
 	T_CHECK_INT(atomic_load(&meet_ok), 4);
@@ -250,15 +227,9 @@ static void
 test_stop_joins(void)
 {
 	struct tjob j[6];
-	unsigned i;
 
 	begin(2, 6);
-	for (i = 0; i < 6; i++) {
-		memset(&j[i], 0, sizeof(j[i]));
-		j[i].job.run = slow_run;
-		j[i].job.done = t_done;
-		workers_submit(R.w, &j[i].job);
-	}
+	submit_n(j, 6, slow_run);
 	workers_stop(R.w);
 	T_CHECK_INT(atomic_load(&R.nrun), 6);
 	T_CHECK_INT(R.ndone, 0);
