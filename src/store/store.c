@@ -5,8 +5,8 @@
  * (data + envelope).  Runs on a worker thread; the caller's done() runs on
  * the loop afterwards and may then answer 250, because both stores fsync
  * the file and the directory entry before returning.  A committed
- * envelope goes to the store's on_queued callback first (the scheduler,
- * which this file does not know).
+ * envelope goes to the store's on_queued callback before the request's
+ * done(): ternd wires it to the scheduler, which this file does not know.
  *
  * Group commit: a message that goes only to mailboxes beneath the mail
  * root, while others are being stored, has its tmp/ file written at once
