@@ -125,7 +125,7 @@ $(B)/ternd: $(B)/obj/src/server/main.o $(LIBS)
 # its objects come first, so the linker takes them over the archives'
 # (an archive member is only pulled in for a symbol still undefined, in
 # libtern.a or libcore.a alike).
-FAULT_SRC := src/server/main.c src/server/fault.c src/server/inject.c \
+FAULT_SRC := src/server/main.c src/server/fault.c src/store/store.c \
              src/server/control.c src/store/file.c
 $(B)/fault/%.o: %.c
 	@mkdir -p $(@D)

@@ -776,7 +776,8 @@ on_rcpt(struct conn *c)
 		if (str_copy(q->addr.domain, sizeof(q->addr.domain),
 			c->srv->conf->domains[0],
 			strlen(c->srv->conf->domains[0])) != 0)
-			panic("event=rcpt_lookup error=\"domains[0] too long\"");
+			panic(
+			    "event=rcpt_lookup error=\"domains[0] too long\"");
 	}
 	conn_ask(c, &q->lk);
 }
@@ -1049,7 +1050,7 @@ on_eom(struct conn *c)
 	if (too_many_hops(c) || !eom_disk_ok(c))
 		return;
 	ij = xcalloc(1, sizeof(*ij));
-	inject_init(ij, c->srv);
+	inject_init(ij, c->srv->store);
 	if (build_trace(c, ij) != 0 || submit_fix_headers(c, ij) != 0) {
 		inject_clear(ij);
 		free(ij);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/util.h"
 #include "lookup.h"
 
 /* Enough to keep the loop's sessions moving while a few lookups wait on

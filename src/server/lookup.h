@@ -33,7 +33,7 @@
 #include "../addr/addr.h"
 #include "../conf/conf.h"
 #include "../table/table.h"
-#include "server.h"
+#include "../workers/workers.h"
 
 struct lookups {
 	const struct conf *conf; /* never changed after start-up */

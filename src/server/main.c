@@ -369,6 +369,15 @@ after_jobs(void *arg)
 	server_maybe_exit(arg);
 }
 
+/* The store committed a queue entry: the scheduler takes it. */
+static void
+on_queued(void *arg, struct queue_env *env)
+{
+	struct server *s = arg;
+
+	qmgr_add(s->qmgr, env);
+}
+
 static void
 on_stop_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -476,6 +485,7 @@ main(int argc, char **argv)
 {
 	struct server s = {0};
 	struct lookups lookups = {0};
+	struct store_stats stats;
 	const struct passwd *pw;
 	struct timespec started;
 	char err[512];
@@ -525,6 +535,7 @@ main(int argc, char **argv)
 	workers_on_drained(s.workers, after_jobs, &s);
 	lookups_start(s.lookups, after_jobs, &s);
 	sweep_start(&s, &started);
+	s.store = store_new(s.mail_root_fd, s.spool, s.workers, on_queued, &s);
 	s.qmgr = qmgr_new(&s);
 	if (control_listen(&s) != 0)
 		fatalx("event=startup step=control error=\"cannot make the "
@@ -532,6 +543,8 @@ main(int argc, char **argv)
 	run_loop(&s);
 	qmgr_free(s.qmgr);
 	workers_stop(s.workers);
+	store_stats(s.store, &stats);
+	store_free(s.store);
 	lookups_stop(s.lookups);
 	spool_close(s.spool);
 	if (s.stop_timer != NULL)
@@ -540,8 +553,8 @@ main(int argc, char **argv)
 	log_info("event=stopped messages=%llu commit_batches=%llu "
 		 "commit_messages=%llu",
 	    (unsigned long long)s.messages,
-	    (unsigned long long)s.commit_batches,
-	    (unsigned long long)s.commit_messages);
+	    (unsigned long long)stats.commit_batches,
+	    (unsigned long long)stats.commit_messages);
 	free(s.client_buckets);
 	SSL_CTX_free(s.tls_ctx);
 	auth_throttle_free(s.throttle);

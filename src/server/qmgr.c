@@ -296,7 +296,7 @@ group_local(struct attempt *at, struct group *gr)
 	size_t i;
 	void *map = NULL;
 
-	inject_init(ij, at->q->srv);
+	inject_init(ij, at->q->srv->store);
 	if (fstat(at->data_fd, &st) != 0 ||
 	    (st.st_size > 0 &&
 		(map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
@@ -483,8 +483,10 @@ dsn_env_add(struct inject *ij, const char *addr)
 	if (ij->env == NULL) {
 		ij->env = xcalloc(1, sizeof(*ij->env));
 		queue_env_init(ij->env);
-		(void)!str_copy(
-		    ij->env->proto, sizeof(ij->env->proto), "local", 5);
+		/* QUEUE_PROTO_MAX holds every protocol name */
+		if (str_copy(ij->env->proto, sizeof(ij->env->proto), "local",
+			strlen("local")) != 0)
+			panic("event=dsn error=\"proto too long\"");
 	}
 	if ((r = queue_env_add_rcpt(ij->env, addr)) == NULL)
 		return -1;
@@ -544,7 +546,11 @@ sender_route(struct qmgr *q, const char *sender,
 	sr->q = q;
 	sr->then = then;
 	sr->arg = arg;
-	(void)!str_copy(sr->sender, sizeof(sr->sender), sender, strlen(sender));
+	/* A sender that does not fit cannot be routed: left "", it is
+	 * refused by the parse in sender_route_ask (TABLE_INVALID). */
+	if (str_copy(sr->sender, sizeof(sr->sender), sender, strlen(sender)) !=
+	    0)
+		sr->sender[0] = '\0';
 	sr->lk.ask = sender_route_ask;
 	sr->lk.answer = sender_route_answer;
 	q->jobs++; /* the qmgr is not idle meanwhile */
@@ -564,7 +570,7 @@ dsn_inject_new(struct qmgr *q, const struct sender_route *sr)
 	const struct table_targets *tt = &sr->tt;
 	size_t i;
 
-	inject_init(ij, q->srv);
+	inject_init(ij, q->srv->store);
 	if (sr->st == TABLE_NOTLOCAL || sr->st == TABLE_TEMPFAIL) {
 		if (sr->st == TABLE_TEMPFAIL) {
 			char e[600];
@@ -1179,6 +1185,28 @@ struct ctl {
 	void *arg;
 };
 
+/* A reply that outgrew the control buffer (control.c's limit) is
+ * replaced whole: a cut JSON document would mislead `tern queue`. */
+static void
+ctl_too_large(struct buf *out)
+{
+	static const char msg[] = "{\"ok\":false,\"error\":\"the reply is too "
+				  "large for the control socket\"}\n";
+
+	buf_reset(out);
+	if (buf_append_str(out, msg) != 0)
+		log_err("event=control error=\"no room for a reply\"");
+}
+
+/* A whole reply of its own: out holds nothing else. */
+static void
+ctl_reply(struct buf *out, const char *json)
+{
+	buf_reset(out);
+	if (buf_append_str(out, json) != 0)
+		ctl_too_large(out);
+}
+
 static void
 ctl_run(struct job *j)
 {
@@ -1187,6 +1215,7 @@ ctl_run(struct job *j)
 	char err[256];
 	size_t i, shown = 0;
 	bool list = strcmp(c->cmd, "LIST") == 0;
+	int rc;
 
 	c->rc = 0;
 	if (strcmp(c->cmd, "DELETE") == 0 || strcmp(c->cmd, "HOLD") == 0 ||
@@ -1194,32 +1223,37 @@ ctl_run(struct job *j)
 		c->rc = c->cmd[0] == 'D'   ? spool_remove(sp, c->ids[0])
 			: c->cmd[0] == 'H' ? spool_hold(sp, c->ids[0])
 					   : spool_release(sp, c->ids[0]);
-		(void)!buf_append_str(c->out,
+		ctl_reply(c->out,
 		    c->rc == 0 ? "{\"ok\":true}\n"
 			       : "{\"ok\":false,\"error\":\"the queue could "
 				 "not be changed (see ternd's log)\"}\n");
 		return;
 	}
-	(void)!buf_append_str(c->out,
+	rc = buf_append_str(c->out,
 	    list ? "{\"ok\":true,\"messages\":[" : "{\"ok\":true,\"message\":");
-	for (i = 0; i < c->nids; i++) {
+	for (i = 0; i < c->nids && rc == 0; i++) {
 		struct queue_env env;
 
 		queue_env_init(&env);
 		if (spool_load(sp, c->ids[i], &env, err, sizeof(err)) == 0) {
 			if (shown++ > 0)
-				(void)!buf_append_str(c->out, ",");
-			(void)!queue_env_json(&env, c->out);
+				rc = buf_append_str(c->out, ",");
+			if (rc == 0)
+				rc = queue_env_json(&env, c->out);
 		}
 		queue_env_free(&env);
 	}
+	if (rc != 0) {
+		ctl_too_large(c->out);
+		return;
+	}
 	if (!list && shown == 0) {
-		buf_reset(c->out);
-		(void)!buf_append_str(
+		ctl_reply(
 		    c->out, "{\"ok\":false,\"error\":\"no such message\"}\n");
 		return;
 	}
-	(void)!buf_append_str(c->out, list ? "]}\n" : "}\n");
+	if (buf_append_str(c->out, list ? "]}\n" : "}\n") != 0)
+		ctl_too_large(c->out);
 }
 
 static void
@@ -1292,14 +1326,18 @@ qmgr_control(struct qmgr *q, const char *line, struct buf *out,
 
 	if (sscanf(line, "%15s %63s", cmd, id) < 1)
 		cmd[0] = '\0';
-	(void)!str_copy(c->cmd, sizeof(c->cmd), cmd, strlen(cmd));
+	/* cmd[16] and c->cmd[16]: the sscanf width keeps it in */
+	if (str_copy(c->cmd, sizeof(c->cmd), cmd, strlen(cmd)) != 0)
+		panic("event=control error=\"command too long\"");
 	c->q = q;
 	c->out = out;
 	c->done = done;
 	c->arg = arg;
 	if (strcmp(cmd, "FLUSH") == 0) {
-		(void)!buf_printf(
-		    out, "{\"ok\":true,\"flushed\":%u}\n", qmgr_flush(q));
+		buf_reset(out);
+		if (buf_printf(out, "{\"ok\":true,\"flushed\":%u}\n",
+			qmgr_flush(q)) != 0)
+			ctl_too_large(out);
 		free(c);
 		done(arg);
 		return;
@@ -1310,7 +1348,7 @@ qmgr_control(struct qmgr *q, const char *line, struct buf *out,
 		   strcmp(cmd, "HOLD") == 0 || strcmp(cmd, "RELEASE") == 0) {
 		if (!queue_id_valid(id) ||
 		    (e = sched_find(q->sched, id)) == NULL || e->busy) {
-			(void)!buf_append_str(
+			ctl_reply(
 			    out, e != NULL && e->busy
 				     ? "{\"ok\":false,\"error\":\"the message "
 				       "is being delivered; try again\"}\n"
@@ -1329,7 +1367,7 @@ qmgr_control(struct qmgr *q, const char *line, struct buf *out,
 		c->ids[0] = xstrdup(id);
 		c->nids = 1;
 	} else {
-		(void)!buf_append_str(
+		ctl_reply(
 		    out, "{\"ok\":false,\"error\":\"unknown command\"}\n");
 		free(c);
 		done(arg);

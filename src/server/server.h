@@ -12,12 +12,13 @@
  * explicitly (a listener's srv, c->srv, a callback's arg).  Each
  * sub-module has its own header saying what it owns and may call:
  * listen.h, conn.h, submit.h, tlsconn.h, control.h, lookup.h, netlist.h,
- * fault.h, dsnlimit.h, rootpath.h, sandbox.h; the worker pool, inject and
- * the queue manager are below, for now.
+ * fault.h, dsnlimit.h, rootpath.h, sandbox.h, qmgr.h.  The worker pool
+ * (src/workers/workers.h) and the store (src/store/store.h) are modules
+ * of their own.
  *
  * Owns: struct server and ternd itself.  May call: addr, auth, conf,
- * deliver, queue, smtp, table, tls, util (mime only through deliver); no
- * module outside src/server calls it.
+ * deliver, queue, smtp, store, table, tls, util, workers (mime only
+ * through deliver); no module outside src/server calls it.
  */
 #ifndef TERN_SERVER_H
 #define TERN_SERVER_H
@@ -33,27 +34,13 @@
 #include "../conf/conf.h"
 #include "../deliver/deliver.h"
 #include "../queue/queue.h"
+#include "../store/store.h"
 #include "../table/table.h"
 #include "../util/clientkey.h"
 #include "../util/util.h"
+#include "../workers/workers.h"
 #include "listen.h"
 #include "qmgr.h" /* the queue manager */
-
-/* ---- worker pool ------------------------------------------------------- */
-
-struct job {
-	void (*run)(struct job *);  /* on a worker thread */
-	void (*done)(struct job *); /* then on the loop thread */
-	struct job *next;	    /* private */
-};
-
-struct workers;
-struct workers *workers_start(struct event_base *base, unsigned nthreads);
-void workers_submit(struct workers *w, struct job *j);
-unsigned workers_busy(const struct workers *w); /* jobs not yet done */
-/* fn(arg) after the loop has run a batch of done() calls */
-void workers_on_drained(struct workers *w, void (*fn)(void *), void *arg);
-void workers_stop(struct workers *w); /* joins the threads */
 
 /* ---- the daemon -------------------------------------------------------- */
 
@@ -81,47 +68,10 @@ struct server {
 	struct netlist *relay_nets;	/* relay.networks */
 	struct spool *spool;		/* STATE/queue */
 	struct qmgr *qmgr;		/* the scheduler of the queue */
+	struct store *store;		/* Maildir copies, queue commits */
 	struct evconnlistener *control; /* STATE/control.sock */
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */
-	/* group commit of Maildir deliveries (inject.c) */
-	struct inject *commit_head,
-	    *commit_tail; /* waiting for the next batch */
-	size_t commit_n;
-	bool commit_running;
-	unsigned staging; /* tmp/ files being written */
-	unsigned solo;	  /* lone messages on the fsync path */
-	uint64_t commit_batches, commit_messages;
 };
-
-/* ---- inject: the durable store of an accepted message (inject.c) ------ */
-
-struct inject {
-	struct job job;
-	struct server *srv;
-	/* in: content = return_path (Maildir copies only) + head + body */
-	struct buf return_path;
-	struct buf head;
-	const char *body; /* not owned */
-	size_t body_len;
-	struct maildir_box *boxes; /* local copies; owned (free) */
-	size_t nboxes;
-	struct queue_env *env; /* remote recipients or NULL; owned */
-	/* out */
-	int rc, err_no;
-	bool queued; /* env went to the queue (qmgr has it) */
-	char err[256];
-	char name[160]; /* Maildir file name */
-	void (*done)(struct inject *);
-	void *arg;
-	struct inject *next;	       /* in a group-commit batch */
-	struct maildir_staged *staged; /* written to tmp/, not yet linked */
-};
-
-void inject_init(struct inject *ij, struct server *s);
-void inject_submit(struct inject *ij, void (*done)(struct inject *));
-/* The store itself, on a worker thread that is already running a job. */
-void inject_store(struct inject *ij);
-void inject_clear(struct inject *ij);
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */
 

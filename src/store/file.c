@@ -132,6 +132,16 @@ fail:
 	return -1;
 }
 
+/* The O_EXCL create of file_write_new*, 0600 less the umask. */
+static int
+file_create(const char *who, int dir_fd, const char *name)
+{
+	if (FILE_FAULT(who, "create") != 0)
+		return -1;
+	return openat(dir_fd, name,
+	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
 int
 file_write_new(const char *who, int dir_fd, const char *name,
     const struct iovec *iov, int iovcnt, bool sync, struct stat *st_out,
@@ -140,12 +150,31 @@ file_write_new(const char *who, int dir_fd, const char *name,
 	int fd;
 
 	*step_out = "create";
-	if (FILE_FAULT(who, "create") != 0)
+	if ((fd = file_create(who, dir_fd, name)) < 0)
 		return -1;
-	fd = openat(dir_fd, name,
-	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
+	if (file_fill(who, fd, iov, iovcnt, sync, st_out, step_out) != 0) {
+		unlinkat_quiet(dir_fd, name);
 		return -1;
+	}
+	return 0;
+}
+
+int
+file_write_new_mode(const char *who, int dir_fd, const char *name, mode_t mode,
+    const struct iovec *iov, int iovcnt, bool sync, struct stat *st_out,
+    const char **step_out)
+{
+	int fd;
+
+	*step_out = "create";
+	if ((fd = file_create(who, dir_fd, name)) < 0)
+		return -1;
+	*step_out = "chmod";
+	if (fchmod(fd, mode) != 0) {
+		fd_close_quiet(fd);
+		unlinkat_quiet(dir_fd, name);
+		return -1;
+	}
 	if (file_fill(who, fd, iov, iovcnt, sync, st_out, step_out) != 0) {
 		unlinkat_quiet(dir_fd, name);
 		return -1;

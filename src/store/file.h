@@ -1,8 +1,9 @@
 /*
  * store/file: durable files, the one copy of the steps behind docs/design.md
  * principle 1 (a 250 means the message is on stable storage).  Maildir
- * (deliver/maildir.c), the queue (queue/spool.c) and the group commit of
- * local deliveries (server/inject.c) write through these functions.
+ * (deliver/maildir.c), the queue (queue/spool.c), the group commit of
+ * local deliveries (store/store.c) and the self-signed TLS pair
+ * (tls/tls.c) write through these functions.
  *
  * Each function does one durable step the way every writer must: files
  * are created O_EXCL|O_NOFOLLOW 0600 (a collision is an error, never an
@@ -13,11 +14,11 @@
  *
  * Errors: 0, or -1 with errno of the failed system call (kept across the
  * cleanup).  Functions of several steps also name the failed step in
- * *step_out ("create", "write", "fsync", "stat", "close", "mkdir",
- * "link"), so the caller writes one message with its own context (queue
- * id, mailbox) and logs it once.  Nothing here logs.
+ * *step_out ("create", "chmod", "write", "fsync", "stat", "close",
+ * "mkdir", "link"), so the caller writes one message with its own context
+ * (queue id, mailbox) and logs it once.  Nothing here logs.
  *
- * `who` names the caller ("maildir", "spool") for the test build's fault
+ * `who` names the caller ("maildir", "spool", "tls") for the test build's fault
  * hook and nothing else.
  */
 #ifndef TERN_STORE_FILE_H
@@ -43,6 +44,12 @@ int file_write_all(
 int file_write_new(const char *who, int dir_fd, const char *name,
     const struct iovec *iov, int iovcnt, bool sync, struct stat *st_out,
     const char **step_out) WUR;
+
+/* file_write_new, with the file's mode exactly mode whatever the umask
+ * (fchmod'ed before the write): a file other users must read. */
+int file_write_new_mode(const char *who, int dir_fd, const char *name,
+    mode_t mode, const struct iovec *iov, int iovcnt, bool sync,
+    struct stat *st_out, const char **step_out) WUR;
 
 /* fsync a directory: the entries made or removed in it are durable. */
 int file_sync_dir(const char *who, int dir_fd) WUR;

@@ -53,7 +53,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "store/file.h"
 #include "tls/tls.h"
+
+#define TLS_WHO "tls" /* the fault hook's name for this writer */
 
 #define TLS_CN_MAX 64
 
@@ -455,29 +458,23 @@ tls_emit_cert(BIO *bio, const void *x)
 	return PEM_write_bio_X509(bio, x);
 }
 
-/* Write the PEM to fd; 0 ok. */
-static int
-tls_emit_fd(int fd, int (*emit)(BIO *, const void *), const void *obj)
-{
-	BIO *bio = BIO_new_fd(fd, BIO_NOCLOSE);
-	int ok;
-
-	ok = bio != NULL && emit(bio, obj) == 1 && BIO_flush(bio) == 1;
-	BIO_free(bio);
-	return ok ? 0 : -1;
-}
-
 /*
- * dir/name gets the PEM of obj, mode exactly, durably: temporary file
- * made with O_EXCL (no planted file or link is followed), written,
- * fsync'ed, renamed.  The caller fsyncs the directory.
+ * dir/name gets the PEM of obj, mode exactly, durably (store/file.h): a
+ * temporary file made with O_EXCL (no planted file or link is followed),
+ * written, fsync'ed, renamed.  The caller fsyncs the directory.  The PEM
+ * is built in OpenSSL's secure memory BIO, cleared when freed.
  */
 static int
 tls_write_file(int dfd, const char *dir, const char *name, mode_t mode,
     int (*emit)(BIO *, const void *), const void *obj, char *err, size_t errlen)
 {
 	char tmp[NAME_MAX + 1];
-	int fd;
+	BIO *bio;
+	char *pem;
+	long len;
+	struct iovec iov;
+	const char *step;
+	int rc = -1;
 
 	if (str_fmt(tmp, sizeof(tmp), "%s.tmp.%ld", name, (long)getpid())) {
 		tls_err(err, errlen, ENAMETOOLONG, "%s/%s", dir, name);
@@ -488,26 +485,28 @@ tls_write_file(int dfd, const char *dir, const char *name, mode_t mode,
 		tls_err(err, errlen, errno, "%s/%s", dir, tmp);
 		return -1;
 	}
-	fd = openat(dfd, tmp,
-	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-	if (fd < 0) {
-		tls_err(err, errlen, errno, "%s/%s", dir, tmp);
-		return -1;
+	bio = BIO_new(BIO_s_secmem());
+	if (bio == NULL || emit(bio, obj) != 1 ||
+	    (len = BIO_get_mem_data(bio, &pem)) <= 0) {
+		tls_err(err, errlen, 0, "encoding %s/%s", dir, name);
+		goto done;
 	}
-	/* exactly mode, whatever the umask */
-	if (fchmod(fd, mode) != 0 || tls_emit_fd(fd, emit, obj) != 0 ||
-	    fsync(fd) != 0) {
-		tls_err(err, errlen, errno, "writing %s/%s", dir, tmp);
-		(void)close(fd);
-		(void)unlinkat(dfd, tmp, 0);
-		return -1;
+	iov.iov_base = pem;
+	iov.iov_len = (size_t)len;
+	if (file_write_new_mode(
+		TLS_WHO, dfd, tmp, mode, &iov, 1, true, NULL, &step) != 0) {
+		tls_err(err, errlen, errno, "%s %s/%s", step, dir, tmp);
+		goto done;
 	}
-	if (close(fd) != 0 || renameat(dfd, tmp, dfd, name) != 0) {
-		tls_err(err, errlen, errno, "writing %s/%s", dir, name);
-		(void)unlinkat(dfd, tmp, 0);
-		return -1;
+	if (file_rename(TLS_WHO, dfd, tmp, dfd, name, 0) != 0) {
+		tls_err(err, errlen, errno, "rename %s/%s", dir, name);
+		unlinkat_quiet(dfd, tmp);
+		goto done;
 	}
-	return 0;
+	rc = 0;
+done:
+	BIO_free(bio);
+	return rc;
 }
 
 struct tls_paths {
@@ -542,7 +541,7 @@ tls_generate(int dfd, const struct tls_paths *p, const char *hostname,
 	    tls_write_file(dfd, p->dir, TLS_STATE_CERT, 0644, tls_emit_cert, x,
 		err, errlen))
 		goto done;
-	if (fsync(dfd) != 0) {
+	if (file_sync_dir(TLS_WHO, dfd) != 0) {
 		tls_err(err, errlen, errno, "fsync %s", p->dir);
 		goto done;
 	}

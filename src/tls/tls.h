@@ -2,8 +2,9 @@
  * tls: OpenSSL 3 contexts and policy for ternd.
  *
  * Owns: building and swapping the SSL_CTXs, their policy, and the
- * self-signed pair under STATE/tls.  May call: util and OpenSSL.  Called by
- * server (accepting) and deliver/remote.c (sending).
+ * self-signed pair under STATE/tls.  May call: util, store/file.h (its
+ * durable writes) and OpenSSL.  Called by server (accepting) and
+ * deliver/remote.c (sending).
  *
  * The server context serves STARTTLS (RFC 3207) on the MX and submission
  * ports and implicit TLS (RFC 8314) on submissions; the client context is

@@ -18,7 +18,7 @@ from conftest import BUILD, check, maildir_files, require, world_tmpdir
 TERND_FAULT = BUILD / "ternd-fault"
 
 # Local deliveries are group-committed: files are written without fsync and
-# made durable by syncfs() before and after the links into new/ (inject.c);
+# made durable by syncfs() before and after the links into new/ (store.c);
 # ternd-fault batches even a single message, so "syncfs" stands for the
 # fsync steps here.  The per-message fsync path that a lone message takes
 # in production is fault-tested step by step in tests/unit/test_maildir.c.

@@ -128,6 +128,31 @@ test_write_new_steps(void)
 	T_CHECK_STR(trace, "spool:create spool:write spool:close");
 }
 
+/* file_write_new_mode: exactly the mode whatever the umask, the same
+ * steps, and nothing left when a step fails. */
+static void
+test_write_new_mode(void)
+{
+	struct iovec iov = {(void *)"cert\n", 5};
+	struct stat st;
+	const char *step;
+	mode_t old = umask(077);
+
+	hook_reset(NULL, 0);
+	T_CHECK(file_write_new_mode(
+		    "tls", dir_fd, "m", 0644, &iov, 1, true, &st, &step) == 0);
+	T_CHECK_STR(trace, "tls:create tls:write tls:fsync tls:close");
+	T_CHECK_INT(st.st_mode & 07777, 0644);
+	T_CHECK_INT(st.st_size, 5);
+	hook_reset("fsync", 1);
+	T_CHECK_INT(file_write_new_mode(
+			"tls", dir_fd, "n", 0644, &iov, 1, true, NULL, &step),
+	    -1);
+	T_CHECK_STR(step, "fsync");
+	T_CHECK(!exists(dir_fd, "n"));
+	umask(old);
+}
+
 /* A failure at each step: -1, its errno, its step, and no file left. */
 static void
 test_write_new_fails_cleanly(void)
@@ -292,6 +317,7 @@ main(void)
 	T_RUN(test_write_many_iovecs);
 	T_RUN(test_write_new_steps);
 	T_RUN(test_write_new_fails_cleanly);
+	T_RUN(test_write_new_mode);
 	T_RUN(test_write_new_exclusive);
 	T_RUN(test_link);
 	T_RUN(test_mkdir);

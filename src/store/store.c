@@ -1,10 +1,12 @@
 /*
- * inject: make a message durable, the one path every message takes before
+ * store: make a message durable, the one path every message takes before
  * it is acknowledged: a copy in each local recipient's Maildir (with its
  * Return-Path) and, when there are remote recipients, one queue entry
  * (data + envelope).  Runs on a worker thread; the caller's done() runs on
  * the loop afterwards and may then answer 250, because both stores fsync
- * the file and the directory entry before returning.
+ * the file and the directory entry before returning.  A committed
+ * envelope goes to the store's on_queued callback before the request's
+ * done(): ternd wires it to the scheduler, which this file does not know.
  *
  * Group commit: a message that goes only to mailboxes beneath the mail
  * root, while others are being stored, has its tmp/ file written at once
@@ -15,21 +17,70 @@
  * the durability promise is the same as one fsync'ed delivery; the cost is
  * two syncfs per batch instead of two fsyncs per message.  A message with
  * nothing else in flight keeps the plain fsync path.  Only one commit job runs
- * at a time: that is what makes the batches form.
+ * at a time: that is what makes the batches form.  The batch and the
+ * counts live in struct store and are touched on the loop only (the
+ * done() callbacks); a commit job owns its batch until its done().
  *
  * A failure after the Maildir copies and before the queue commit leaves
  * the local copies in place and reports failure: the client retries and
  * the local recipients may see the message twice.  That is the
  * at-least-once promise of docs/design.md (principle 1), never at-most-once.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../deliver/deliver.h"
-#include "../store/file.h"
-#include "server.h"
+#include "deliver/deliver.h"
+#include "file.h"
+#include "queue/queue.h"
+#include "store.h"
+
+struct store {
+	int mail_root_fd; /* STATE/mail, O_DIRECTORY; borrowed */
+	struct spool *spool;
+	struct workers *workers;
+	store_queued_fn on_queued;
+	void *on_queued_arg;
+	/* group commit of Maildir deliveries (on the loop only) */
+	struct inject *commit_head, *commit_tail; /* the next batch */
+	size_t commit_n;
+	bool commit_running;
+	unsigned staging; /* tmp/ files being written */
+	unsigned solo;	  /* lone messages on the fsync path */
+	struct store_stats stats;
+};
+
+struct store *
+store_new(int mail_root_fd, struct spool *sp, struct workers *w,
+    store_queued_fn on_queued, void *arg)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+
+	st->mail_root_fd = mail_root_fd;
+	st->spool = sp;
+	st->workers = w;
+	st->on_queued = on_queued;
+	st->on_queued_arg = arg;
+	return st;
+}
+
+void
+store_free(struct store *st)
+{
+	if (st == NULL)
+		return;
+	assert(st->commit_head == NULL && !st->commit_running);
+	assert(st->staging == 0 && st->solo == 0);
+	free(st);
+}
+
+void
+store_stats(const struct store *st, struct store_stats *out)
+{
+	*out = st->stats;
+}
 
 void
 inject_store(struct inject *ij)
@@ -45,7 +96,7 @@ inject_store(struct inject *ij)
 		iov[1].iov_len = ij->head.len;
 		iov[2].iov_base = (void *)(uintptr_t)ij->body;
 		iov[2].iov_len = ij->body_len;
-		ij->rc = maildir_deliver(ij->srv->mail_root_fd, ij->boxes,
+		ij->rc = maildir_deliver(ij->store->mail_root_fd, ij->boxes,
 		    ij->nboxes, iov, 3, ij->name, sizeof(ij->name), ij->err,
 		    sizeof(ij->err));
 		ij->err_no = errno;
@@ -57,8 +108,8 @@ inject_store(struct inject *ij)
 		iov[0].iov_len = ij->head.len;
 		iov[1].iov_base = (void *)(uintptr_t)ij->body;
 		iov[1].iov_len = ij->body_len;
-		ij->rc = spool_commit(
-		    ij->srv->spool, ij->env, iov, 2, ij->err, sizeof(ij->err));
+		ij->rc = spool_commit(ij->store->spool, ij->env, iov, 2,
+		    ij->err, sizeof(ij->err));
 		ij->err_no = errno;
 		ij->queued = ij->rc == 0;
 	}
@@ -76,7 +127,9 @@ inject_done(struct job *j)
 	struct inject *ij = (struct inject *)j;
 
 	if (ij->queued) {
-		qmgr_add(ij->srv->qmgr, ij->env); /* takes the envelope */
+		struct store *st = ij->store;
+
+		st->on_queued(st->on_queued_arg, ij->env); /* takes it */
 		ij->env = NULL;
 	}
 	ij->done(ij);
@@ -86,12 +139,12 @@ inject_done(struct job *j)
 
 struct commit_job {
 	struct job job;
-	struct server *srv;
+	struct store *st;
 	struct inject *batch; /* linked through ->next, all staged */
 	size_t n;
 };
 
-static void commit_start(struct server *s);
+static void commit_start(struct store *st);
 
 /* syncfs of the mail files (the fault build's step "maildir:syncfs") */
 static int
@@ -105,7 +158,7 @@ inject_fail(struct inject *ij, int err, const char *what)
 {
 	ij->rc = -1;
 	ij->err_no = err;
-	(void)!str_fmt(ij->err, sizeof(ij->err), "%s: %s", what, strerror(err));
+	str_fmt_cut(ij->err, sizeof(ij->err), "%s: %s", what, strerror(err));
 }
 
 /* Phase 1, on any worker, as soon as the content is in: the tmp/ file. */
@@ -119,8 +172,9 @@ stage_run(struct job *j)
 	    {(void *)(uintptr_t)ij->body, ij->body_len},
 	};
 
-	ij->staged = maildir_stage(ij->srv->mail_root_fd, ij->boxes, ij->nboxes,
-	    iov, 3, ij->name, sizeof(ij->name), ij->err, sizeof(ij->err));
+	ij->staged =
+	    maildir_stage(ij->store->mail_root_fd, ij->boxes, ij->nboxes, iov,
+		3, ij->name, sizeof(ij->name), ij->err, sizeof(ij->err));
 	ij->rc = ij->staged == NULL ? -1 : 0;
 	ij->err_no = errno;
 }
@@ -129,21 +183,21 @@ static void
 stage_done(struct job *j)
 {
 	struct inject *ij = (struct inject *)j;
-	struct server *s = ij->srv;
+	struct store *st = ij->store;
 
-	s->staging--;
+	st->staging--;
 	if (ij->staged == NULL) {
 		ij->done(ij);
 		return;
 	}
 	ij->next = NULL;
-	if (s->commit_tail != NULL)
-		s->commit_tail->next = ij;
+	if (st->commit_tail != NULL)
+		st->commit_tail->next = ij;
 	else
-		s->commit_head = ij;
-	s->commit_tail = ij;
-	s->commit_n++;
-	commit_start(s);
+		st->commit_head = ij;
+	st->commit_tail = ij;
+	st->commit_n++;
+	commit_start(st);
 }
 
 /* Phase 2, one batch at a time: syncfs, link all into new/, syncfs. */
@@ -152,7 +206,7 @@ commit_run(struct job *j)
 {
 	struct commit_job *cj = (struct commit_job *)j;
 	struct inject *ij;
-	int root = cj->srv->mail_root_fd;
+	int root = cj->st->mail_root_fd;
 	bool synced = commit_syncfs(root) == 0;
 	int e = errno;
 
@@ -179,37 +233,37 @@ static void
 commit_done(struct job *j)
 {
 	struct commit_job *cj = (struct commit_job *)j;
-	struct server *s = cj->srv;
+	struct store *st = cj->st;
 	struct inject *ij, *next;
 
-	s->commit_running = false;
-	s->commit_batches++;
-	s->commit_messages += cj->n;
+	st->commit_running = false;
+	st->stats.commit_batches++;
+	st->stats.commit_messages += cj->n;
 	for (ij = cj->batch; ij != NULL; ij = next) {
 		next = ij->next;
 		ij->done(ij);
 	}
 	free(cj);
-	commit_start(s);
+	commit_start(st);
 }
 
 static void
-commit_start(struct server *s)
+commit_start(struct store *st)
 {
 	struct commit_job *cj;
 
-	if (s->commit_running || s->commit_head == NULL)
+	if (st->commit_running || st->commit_head == NULL)
 		return;
 	cj = xcalloc(1, sizeof(*cj));
 	cj->job.run = commit_run;
 	cj->job.done = commit_done;
-	cj->srv = s;
-	cj->batch = s->commit_head;
-	cj->n = s->commit_n;
-	s->commit_head = s->commit_tail = NULL;
-	s->commit_n = 0;
-	s->commit_running = true;
-	workers_submit(s->workers, &cj->job);
+	cj->st = st;
+	cj->batch = st->commit_head;
+	cj->n = st->commit_n;
+	st->commit_head = st->commit_tail = NULL;
+	st->commit_n = 0;
+	st->commit_running = true;
+	workers_submit(st->workers, &cj->job);
 }
 
 /* Only mailboxes beneath the mail root share its syncfs. */
@@ -233,14 +287,14 @@ inject_batchable(const struct inject *ij)
  * fault build always joins, so its tests reach the syncfs steps.)
  */
 static bool
-inject_alone(const struct server *s)
+inject_alone(const struct store *st)
 {
 #ifdef TERN_FAULT_INJECTION
-	(void)s;
+	(void)st;
 	return false;
 #else
-	return !s->commit_running && s->commit_head == NULL &&
-	       s->staging == 0 && s->solo == 0;
+	return !st->commit_running && st->commit_head == NULL &&
+	       st->staging == 0 && st->solo == 0;
 #endif
 }
 
@@ -249,15 +303,15 @@ solo_done(struct job *j)
 {
 	struct inject *ij = (struct inject *)j;
 
-	ij->srv->solo--;
+	ij->store->solo--;
 	ij->done(ij);
 }
 
 void
-inject_init(struct inject *ij, struct server *s)
+inject_init(struct inject *ij, struct store *st)
 {
 	memset(ij, 0, sizeof(*ij));
-	ij->srv = s;
+	ij->store = st;
 	buf_init(&ij->return_path, 1024);
 	buf_init(&ij->head, 64 * 1024);
 }
@@ -265,26 +319,26 @@ inject_init(struct inject *ij, struct server *s)
 void
 inject_submit(struct inject *ij, void (*done)(struct inject *))
 {
-	struct server *s = ij->srv;
+	struct store *st = ij->store;
 
 	ij->done = done;
-	if (inject_batchable(ij) && inject_alone(s)) {
-		s->solo++;
+	if (inject_batchable(ij) && inject_alone(st)) {
+		st->solo++;
 		ij->job.run = inject_run;
 		ij->job.done = solo_done;
-		workers_submit(s->workers, &ij->job);
+		workers_submit(st->workers, &ij->job);
 		return;
 	}
 	if (inject_batchable(ij)) {
-		s->staging++;
+		st->staging++;
 		ij->job.run = stage_run;
 		ij->job.done = stage_done;
-		workers_submit(s->workers, &ij->job);
+		workers_submit(st->workers, &ij->job);
 		return;
 	}
 	ij->job.run = inject_run;
 	ij->job.done = inject_done;
-	workers_submit(s->workers, &ij->job);
+	workers_submit(st->workers, &ij->job);
 }
 
 void

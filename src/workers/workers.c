@@ -1,5 +1,5 @@
 /*
- * worker: a fixed pool of threads for blocking disk work.  Jobs are taken
+ * workers: a fixed pool of threads for blocking work.  Jobs are taken
  * in FIFO order; when one has run, it goes on a done list and the eventfd
  * is bumped; the loop drains the list and calls each job's done() on the
  * loop thread, so completions never race with connection state.
@@ -13,7 +13,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "util/util.h"
+#include "workers.h"
 
 struct workers {
 	pthread_mutex_t mu;
