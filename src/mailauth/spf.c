@@ -831,6 +831,12 @@ spf_authres_property(enum spf_identity id)
 	return id == SPF_ID_HELO ? "smtp.helo" : "smtp.mailfrom";
 }
 
+const char *
+spf_authres_value(const struct spf *s)
+{
+	return s->req.identity == SPF_ID_HELO ? s->helo : s->sender;
+}
+
 /* a value in the header: a hostile 64 kB sender is cut, not copied */
 #define SPF_HEADER_VALUE_MAX 256
 

@@ -162,6 +162,9 @@ size_t spf_queries(const struct spf *s);
 const char *spf_result_name(enum spf_result r);
 /* "smtp.mailfrom" or "smtp.helo" (RFC 8601 2.7.2) */
 const char *spf_authres_property(enum spf_identity id);
+/* its value: the sender for smtp.mailfrom, the HELO name for smtp.helo
+   (client text: the A-R writer quotes it as RFC 8601 2.2 requires) */
+const char *spf_authres_value(const struct spf *s);
 
 /*
  * The Received-SPF field body (RFC 7208 9.1), without the field name and

@@ -613,6 +613,7 @@ test_driving(void)
 		s = drive("example.com", "2001:db8::1", f, 1, &nq);
 		buf_init(&b, 2048);
 		T_CHECK(spf_received_spf(&b, s) == 0);
+		T_CHECK_STR(spf_authres_value(s), "user@example.com");
 		T_CHECK_STR(b.data,
 		    "fail (unknown: domain of user@example.com does not "
 		    "designate 2001:db8::1 as permitted sender) "
