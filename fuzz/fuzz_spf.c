@@ -16,7 +16,8 @@
  *    expansion window; a text expansion never passes the window either;
  *  - a check ends within SPF_QUERIES_MAX queries with one of the seven
  *    results, asks only for names of at most 253 octets, and stays done;
- *  - the Received-SPF text is one line of printable ASCII.
+ *  - the Received-SPF text is printable ASCII folded with CRLF TAB only,
+ *    no line over 998 octets (RFC 5322 2.1.1).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -122,14 +123,25 @@ static void
 check_header(const struct spf *s)
 {
 	struct buf b;
-	size_t k;
+	size_t k, line = 0;
 
 	buf_init(&b, 1u << 16);
 	if (spf_received_spf(&b, s) != 0)
 		abort();
-	for (k = 0; k < b.len; k++)
-		if ((uint8_t)b.data[k] < 0x20 || (uint8_t)b.data[k] > 0x7e)
+	for (k = 0; k < b.len; k++, line++) {
+		uint8_t c = (uint8_t)b.data[k];
+
+		if (c == '\r') {
+			if (k + 2 >= b.len || b.data[k + 1] != '\n' ||
+			    b.data[k + 2] != '\t')
+				abort();
+			line = 0;
+			k += 2;
+		} else if (c < 0x20 || c > 0x7e)
 			abort();
+		if (line > 998)
+			abort();
+	}
 	buf_free(&b);
 }
 

@@ -919,20 +919,22 @@ spf_received_spf(struct buf *out, const struct spf *s)
 	ip[spf_ip_text(ip, &s->req.ip)] = '\0';
 	if (buf_append_str(out, spf_result_name(s->result)) != 0 ||
 	    rs_comment(out, s, ip) != 0 ||
-	    buf_printf(out, " client-ip=%s; envelope-from=", ip) != 0 ||
+	    buf_printf(out, "\r\n\tclient-ip=%s;\r\n\tenvelope-from=", ip) !=
+		0 ||
 	    rs_value(out, s->sender) != 0 ||
-	    buf_append_str(out, "; helo=") != 0 ||
+	    buf_append_str(out, ";\r\n\thelo=") != 0 ||
 	    rs_value(out, s->helo) != 0 ||
-	    buf_append_str(out, "; receiver=") != 0 ||
+	    buf_append_str(out, ";\r\n\treceiver=") != 0 ||
 	    rs_value(out, s->receiver) != 0 ||
-	    buf_printf(out, "; identity=%s",
+	    buf_printf(out, ";\r\n\tidentity=%s",
 		s->req.identity == SPF_ID_HELO ? "helo" : "mailfrom") != 0)
 		return -1;
-	if (s->mech[0] != '\0' && (buf_append_str(out, "; mechanism=") != 0 ||
-				      rs_value(out, s->mech) != 0))
+	if (s->mech[0] != '\0' &&
+	    (buf_append_str(out, ";\r\n\tmechanism=") != 0 ||
+		rs_value(out, s->mech) != 0))
 		return -1;
 	if (spf_problem(s)[0] != '\0' &&
-	    (buf_append_str(out, "; problem=") != 0 ||
+	    (buf_append_str(out, ";\r\n\tproblem=") != 0 ||
 		rs_value(out, s->problem) != 0))
 		return -1;
 	return buf_append_str(out, ";");

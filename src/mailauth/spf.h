@@ -168,9 +168,11 @@ const char *spf_authres_value(const struct spf *s);
 
 /*
  * The Received-SPF field body (RFC 7208 9.1), without the field name and
- * without CRLF: result, a comment, and the key=value pairs client-ip,
- * envelope-from, helo, receiver, identity, mechanism or problem.  Values
- * that are not dot-atoms are quoted.  -1 when out is full.
+ * the final CRLF: result, a comment, and the key=value pairs client-ip,
+ * envelope-from, helo, receiver, identity, mechanism or problem, each
+ * after a fold (CRLF TAB, as tern's Received: does), so that no line
+ * passes 998 octets (client text is cut to 256 octets).  Values that are
+ * not dot-atoms are quoted.  -1 when out is full.
  */
 int spf_received_spf(struct buf *out, const struct spf *s) WUR;
 

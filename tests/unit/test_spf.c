@@ -616,11 +616,11 @@ test_driving(void)
 		T_CHECK_STR(spf_authres_value(s), "user@example.com");
 		T_CHECK_STR(b.data,
 		    "fail (unknown: domain of user@example.com does not "
-		    "designate 2001:db8::1 as permitted sender) "
-		    "client-ip=2001:db8::1; "
-		    "envelope-from=\"user@example.com\"; "
-		    "helo=helo.example; receiver=unknown; "
-		    "identity=mailfrom; mechanism=-all;");
+		    "designate 2001:db8::1 as permitted sender)\r\n"
+		    "\tclient-ip=2001:db8::1;\r\n"
+		    "\tenvelope-from=\"user@example.com\";\r\n"
+		    "\thelo=helo.example;\r\n\treceiver=unknown;\r\n"
+		    "\tidentity=mailfrom;\r\n\tmechanism=-all;");
 		buf_free(&b);
 		spf_free(s);
 	}
@@ -636,6 +636,36 @@ test_driving(void)
 		    strstr(b.data, "problem=\"unknown mechanism\";") != NULL);
 		buf_free(&b);
 		spf_free(s);
+	}
+	t_case("received-spf: a 64 kB sender of quotes keeps lines short");
+	{
+		char *big = malloc(SPF_SENDER_MAX + 1);
+		size_t k, line = 0, maxline = 0;
+
+		memset(big, '"', SPF_SENDER_MAX);
+		memcpy(big + SPF_SENDER_MAX - 12, "@example.com", 12);
+		big[SPF_SENDER_MAX] = '\0';
+		memset(&req, 0, sizeof(req));
+		req.sender = big;
+		req.domain = "example.com";
+		s = spf_new(&req);
+		T_CHECK(s != NULL);
+		while (s != NULL && spf_next(s, &q) == SPF_STEP_QUERY)
+			T_CHECK(spf_answer(s, SPF_DNS_NXDOMAIN, NULL, 0) == 0);
+		T_CHECK_INT(spf_result(s), SPF_NONE);
+		buf_init(&b, 1u << 16);
+		T_CHECK(spf_received_spf(&b, s) == 0);
+		for (k = 0; k < b.len; k++, line++) {
+			if (b.data[k] == '\n')
+				line = 0;
+			if (line > maxline)
+				maxline = line;
+		}
+		T_CHECK(maxline < 998);
+		T_CHECK(strstr(b.data, "none (unknown: domain of ") == b.data);
+		buf_free(&b);
+		spf_free(s);
+		free(big);
 	}
 	t_case("names");
 	T_CHECK_STR(spf_result_name(SPF_NONE), "none");
