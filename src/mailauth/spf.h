@@ -21,13 +21,16 @@
  *   spf_result(s), spf_explanation(s), spf_problem(s) ...; spf_free(s);
  *
  * Every query asked for is answered exactly once before the next
- * spf_next().  Answers are kept (bounded, see the limits below) for the
- * life of the object; internally each spf_next() replays check_host()
- * from the start against the answers so far, so the evaluator holds no
- * half-done stack between calls and a caller may drop the object at any
- * point.  The number of queries one check can ask is bounded by the
- * RFC 7208 4.6.4 limits (about 130 at worst), so the replay is bounded.
- * One object belongs to one thread.
+ * spf_next(); the records are copied, the caller keeps its buffers.
+ * Names are asked lowercased, without the final dot, at most 253
+ * octets.  The overall time limit of RFC 7208 4.6.4 (20 s) is the
+ * caller's: stop calling and treat it as temperror.  Answers are kept (bounded,
+ * see the limits below) for the life of the object; internally each spf_next()
+ * replays check_host() from the start against the answers so far, so the
+ * evaluator holds no half-done stack between calls and a caller may drop the
+ * object at any point.  The number of queries one check can ask is bounded by
+ * the RFC 7208 4.6.4 limits (about 130 at worst), so the replay is bounded. One
+ * object belongs to one thread.
  */
 #ifndef TERN_MAILAUTH_SPF_H
 #define TERN_MAILAUTH_SPF_H
