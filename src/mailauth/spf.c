@@ -719,6 +719,18 @@ spf_next(struct spf *s, struct spf_query *q_out)
 	return SPF_STEP_QUERY;
 }
 
+void
+spf_timeout(struct spf *s)
+{
+	if (s->done)
+		return;
+	s->pending = false;
+	s->done = true;
+	s->result = SPF_TEMPERROR;
+	s->mech[0] = s->exp[0] = '\0';
+	(void)!str_copy(s->problem, sizeof(s->problem), "DNS timeout", 11);
+}
+
 /* ---- the object -------------------------------------------------------- */
 
 static void

@@ -24,13 +24,13 @@
  * spf_next(); the records are copied, the caller keeps its buffers.
  * Names are asked lowercased, without the final dot, at most 253
  * octets.  The overall time limit of RFC 7208 4.6.4 (20 s) is the
- * caller's: stop calling and treat it as temperror.  Answers are kept (bounded,
- * see the limits below) for the life of the object; internally each spf_next()
- * replays check_host() from the start against the answers so far, so the
- * evaluator holds no half-done stack between calls and a caller may drop the
- * object at any point.  The number of queries one check can ask is bounded by
- * the RFC 7208 4.6.4 limits (about 130 at worst), so the replay is bounded. One
- * object belongs to one thread.
+ * caller's: spf_timeout() ends the check as temperror.  Answers are kept
+ * (bounded, see the limits below) for the life of the object; internally each
+ * spf_next() replays check_host() from the start against the answers so far, so
+ * the evaluator holds no half-done stack between calls and a caller may drop
+ * the object at any point.  The number of queries one check can ask is bounded
+ * by the RFC 7208 4.6.4 limits (about 130 at worst), so the replay is bounded.
+ * One object belongs to one thread.
  */
 #ifndef TERN_MAILAUTH_SPF_H
 #define TERN_MAILAUTH_SPF_H
@@ -149,6 +149,10 @@ enum spf_step spf_next(struct spf *s, struct spf_query *q_out);
 /* The answer to the query spf_next() asked for; -1 if none is pending. */
 int spf_answer(
     struct spf *s, enum spf_rcode rc, const struct spf_rr *rrs, size_t n) WUR;
+
+/* The caller's time limit passed (RFC 7208 4.6.4): the check is done,
+   temperror, whatever was pending. */
+void spf_timeout(struct spf *s);
 
 /* After SPF_STEP_DONE. */
 enum spf_result spf_result(const struct spf *s);

@@ -586,6 +586,20 @@ test_driving(void)
 	spf_free(s);
 	spf_free(NULL);
 
+	t_case("drive: the caller's time limit gives temperror");
+	memset(&req, 0, sizeof(req));
+	T_CHECK(spf_ip_parse("192.0.2.1", 9, &req.ip) == 0);
+	req.domain = "example.com";
+	req.sender = "user@example.com";
+	s = spf_new(&req);
+	T_CHECK(spf_next(s, &q) == SPF_STEP_QUERY);
+	spf_timeout(s);
+	T_CHECK(spf_next(s, &q) == SPF_STEP_DONE);
+	T_CHECK_INT(spf_result(s), SPF_TEMPERROR);
+	T_CHECK_STR(spf_problem(s), "DNS timeout");
+	T_CHECK(spf_answer(s, SPF_DNS_OK, NULL, 0) != 0);
+	spf_free(s);
+
 	t_case("drive: no sender or domain is refused");
 	memset(&req, 0, sizeof(req));
 	T_CHECK(spf_new(&req) == NULL);
