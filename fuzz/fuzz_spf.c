@@ -16,6 +16,7 @@
  *    expansion window; a text expansion never passes the window either;
  *  - a check ends within SPF_QUERIES_MAX queries with one of the seven
  *    results, asks only for names of at most 253 octets, and stays done;
+ *  - a record spf_record_check() accepts is printable ASCII;
  *  - the Received-SPF text is printable ASCII folded with CRLF TAB only,
  *    no line over 998 octets (RFC 5322 2.1.1).
  */
@@ -200,8 +201,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	req.identity = data[0] & 8 ? SPF_ID_HELO : SPF_ID_MAILFROM;
 	req.now = 1700000000;
 	check_expand(&req, in.f[0], in.len[0]);
-	if (in.n > 1)
-		(void)spf_record_check(in.f[1], in.len[1], err, sizeof(err));
+	/* an accepted record is printable ASCII (a NUL once passed for "+") */
+	if (in.n > 1 &&
+	    spf_record_check(in.f[1], in.len[1], err, sizeof(err)) == 0)
+		for (k = 0; k < in.len[1]; k++)
+			if (in.f[1][k] < 0x20 || in.f[1][k] > 0x7e)
+				abort();
 	/* the top domain's record is field 1 when the hash picks it;
 	   anything else is as likely */
 	check_host_run(&req, &in);

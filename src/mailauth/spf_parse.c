@@ -379,6 +379,31 @@ term_mech_args(struct spf_term *t, const char *a, size_t alen)
 	return spf_domain_spec_ok(t->spec, t->spec_len);
 }
 
+/* a modifier, name = s[0..k), the value after "=" (RFC 7208 6, 12) */
+static int
+term_modifier(struct spf_term *t, const char *s, size_t len, size_t k,
+    char *err, size_t errlen)
+{
+	t->spec = s + k + 1;
+	t->spec_len = len - k - 1;
+	if (k == 8 && str_case_eq(s, k, "redirect"))
+		t->kind = SPF_MOD_REDIRECT;
+	else if (k == 3 && str_case_eq(s, k, "exp"))
+		t->kind = SPF_MOD_EXP;
+	else {
+		/* unknown: ignored, but its macro-string must be valid */
+		t->kind = SPF_MOD_UNKNOWN;
+		if (spf_macro_string_ok(t->spec, t->spec_len, false))
+			return 0;
+		(void)!str_fmt(err, errlen, "bad modifier");
+		return -1;
+	}
+	if (spf_domain_spec_ok(t->spec, t->spec_len))
+		return 0;
+	(void)!str_fmt(err, errlen, "bad domain-spec");
+	return -1;
+}
+
 static int
 term_parse(
     struct spf_term *t, const char *s, size_t len, char *err, size_t errlen)
@@ -397,29 +422,11 @@ term_parse(
 				    s[k] == '-' || s[k] == '_' || s[k] == '.');
 		     k++)
 			;
-		if (k < len && s[k] == '=') {
-			t->spec = s + k + 1;
-			t->spec_len = len - k - 1;
-			if (k == 8 && str_case_eq(s, k, "redirect"))
-				t->kind = SPF_MOD_REDIRECT;
-			else if (k == 3 && str_case_eq(s, k, "exp"))
-				t->kind = SPF_MOD_EXP;
-			else {
-				t->kind = SPF_MOD_UNKNOWN;
-				if (spf_macro_string_ok(
-					t->spec, t->spec_len, false))
-					return 0;
-				(void)!str_fmt(err, errlen, "bad modifier");
-				return -1;
-			}
-			if (spf_domain_spec_ok(t->spec, t->spec_len))
-				return 0;
-			(void)!str_fmt(err, errlen, "bad domain-spec");
-			return -1;
-		}
+		if (k < len && s[k] == '=')
+			return term_modifier(t, s, len, k, err, errlen);
 	}
 	k = 0;
-	if (strchr("+-~?", s[0]) != NULL)
+	if (s[0] == '+' || s[0] == '-' || s[0] == '~' || s[0] == '?')
 		t->qual = s[k++];
 	for (n = k; n < len && s[n] != ':' && s[n] != '/'; n++)
 		;
@@ -455,6 +462,15 @@ spf_record_parse(
 	    (len > 6 && rec[6] != ' ')) {
 		(void)!str_fmt(err, errlen, "not an SPF record");
 		return -1;
+	}
+	/* a record is ASCII text (RFC 7208 3, 12): a NUL or a control octet
+	   from DNS must not pass for a separator or a qualifier */
+	for (st = 0; st < len; st++) {
+		if ((unsigned char)rec[st] < 0x20 ||
+		    (unsigned char)rec[st] > 0x7e) {
+			(void)!str_fmt(err, errlen, "not ASCII text");
+			return -1;
+		}
 	}
 	for (;;) {
 		struct spf_term t;

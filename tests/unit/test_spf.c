@@ -131,6 +131,17 @@ test_record_syntax(void)
 		T_CHECK(spf_record_check(b.data, b.len, err, sizeof(err)) != 0);
 		buf_free(&b);
 	}
+	t_case("record: a NUL is not a qualifier");
+	{
+		char err[64];
+
+		T_CHECK(spf_record_check(
+			    "v=spf1 \0all", 11, err, sizeof(err)) != 0);
+		T_CHECK(spf_record_check(
+			    "v=spf1 \x7f-all", 11, err, sizeof(err)) != 0);
+		T_CHECK(
+		    spf_record_check("v=spf1 -all", 11, err, sizeof(err)) == 0);
+	}
 	t_case("record: over SPF_RECORD_MAX");
 	{
 		char *big = malloc(SPF_RECORD_MAX + 2), err[64];
