@@ -624,7 +624,7 @@ test_driving(void)
 	T_CHECK_INT(spf_result(s), SPF_NONE);
 	spf_free(s);
 
-	t_case("drive: the exists name of 5 x %{l} is 253 octets at most");
+	t_case("drive: exists without an address: 2 queries, -all decides");
 	s = drive("example.com", "192.0.2.1", z, 1, &nq);
 	T_CHECK_INT(spf_result(s), SPF_FAIL);
 	T_CHECK_INT(nq, 2);
