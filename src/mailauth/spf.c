@@ -106,6 +106,18 @@ name_ok(const char *s)
  * The answer to (t, name, pu), or NULL: then it becomes the pending
  * query and the run must stop.  Only the first miss of a run is asked.
  */
+/*
+ * A copy between buffers sized for it: every name here lives in an
+ * SPF_NAME_MAX + 1 buffer and every exp= spec in a record of at most
+ * SPF_RECORD_MAX, so a copy that does not fit is a bug, not input.
+ */
+static void
+copy_fits(char *out, size_t outlen, const char *in, size_t len)
+{
+	if (str_copy(out, outlen, in, len) != 0)
+		panic("spf: a %zu-octet copy into %zu octets", len, outlen);
+}
+
 static const struct ans *
 lookup(struct spf *s, enum spf_qtype t, const char *name, enum purpose pu)
 {
@@ -122,7 +134,7 @@ lookup(struct spf *s, enum spf_qtype t, const char *name, enum purpose pu)
 		s->pending = true;
 		s->need.type = t;
 		s->need_purpose = pu;
-		(void)!str_copy(
+		copy_fits(
 		    s->need.name, sizeof(s->need.name), name, strlen(name));
 	}
 	return NULL;
@@ -236,8 +248,7 @@ static int
 perm(struct spf *s, const char *why)
 {
 	if (s->problem[0] == '\0')
-		(void)!str_copy(
-		    s->problem, sizeof(s->problem), why, strlen(why));
+		str_fmt_cut(s->problem, sizeof(s->problem), "%s", why);
 	return SPF_PERMERROR;
 }
 
@@ -245,7 +256,7 @@ static int
 temp(struct spf *s, const char *what, const char *name)
 {
 	if (s->problem[0] == '\0')
-		(void)!str_fmt(s->problem, sizeof(s->problem),
+		str_fmt_cut(s->problem, sizeof(s->problem),
 		    "DNS error for %s %.80s", what, name);
 	return SPF_TEMPERROR;
 }
@@ -290,9 +301,8 @@ reverse_name(const struct spf_ip *ip, char *out)
 	int k;
 
 	if (!ip->v6) {
-		(void)!str_fmt(out, SPF_NAME_MAX + 1,
-		    "%u.%u.%u.%u.in-addr.arpa", ip->addr[3], ip->addr[2],
-		    ip->addr[1], ip->addr[0]);
+		str_fmt_cut(out, SPF_NAME_MAX + 1, "%u.%u.%u.%u.in-addr.arpa",
+		    ip->addr[3], ip->addr[2], ip->addr[1], ip->addr[0]);
 		return;
 	}
 	for (k = 15; k >= 0; k--) {
@@ -580,9 +590,8 @@ note_exp(struct spf *s, const char *d, const struct spf_term *exp)
 	s->exp_spec[0] = '\0';
 	if (exp == NULL)
 		return;
-	(void)!str_copy(
-	    s->exp_spec, sizeof(s->exp_spec), exp->spec, exp->spec_len);
-	(void)!str_copy(s->exp_domain, sizeof(s->exp_domain), d, strlen(d));
+	copy_fits(s->exp_spec, sizeof(s->exp_spec), exp->spec, exp->spec_len);
+	copy_fits(s->exp_domain, sizeof(s->exp_domain), d, strlen(d));
 }
 
 static int
@@ -607,10 +616,8 @@ record_eval(struct spf *s, const char *d, const struct spf_parsed *p,
 		if (r != M_MATCH)
 			return r;
 		if (top)
-			(void)!str_copy(s->mech, sizeof(s->mech), t->text,
-			    t->text_len < sizeof(s->mech)
-				? t->text_len
-				: sizeof(s->mech) - 1);
+			str_fmt_cut(s->mech, sizeof(s->mech), "%.*s",
+			    (int)t->text_len, t->text);
 		return qual_result(t->qual);
 	}
 	if (p->redirect == NULL)
@@ -673,8 +680,7 @@ explain(struct spf *s)
 	if (spf_expand(&s->req, s->exp_domain, p, a->rec[0], a->len[0], false,
 		true, &b) == 0 &&
 	    b.data != NULL)
-		(void)!str_copy(s->exp, sizeof(s->exp), b.data,
-		    b.len < SPF_EXP_MAX ? b.len : SPF_EXP_MAX);
+		str_fmt_cut(s->exp, sizeof(s->exp), "%.*s", (int)b.len, b.data);
 	buf_free(&b);
 	return 0;
 }

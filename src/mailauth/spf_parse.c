@@ -395,12 +395,12 @@ term_modifier(struct spf_term *t, const char *s, size_t len, size_t k,
 		t->kind = SPF_MOD_UNKNOWN;
 		if (spf_macro_string_ok(t->spec, t->spec_len, false))
 			return 0;
-		(void)!str_fmt(err, errlen, "bad modifier");
+		str_fmt_cut(err, errlen, "bad modifier");
 		return -1;
 	}
 	if (spf_domain_spec_ok(t->spec, t->spec_len))
 		return 0;
-	(void)!str_fmt(err, errlen, "bad domain-spec");
+	str_fmt_cut(err, errlen, "bad domain-spec");
 	return -1;
 }
 
@@ -436,12 +436,12 @@ term_parse(
 			break;
 	}
 	if (i == sizeof(mech_names) / sizeof(mech_names[0])) {
-		(void)!str_fmt(err, errlen, "unknown mechanism");
+		str_fmt_cut(err, errlen, "unknown mechanism");
 		return -1;
 	}
 	t->kind = mech_names[i].kind;
 	if (!term_mech_args(t, s + n, len - n)) {
-		(void)!str_fmt(err, errlen, "bad %s", mech_names[i].name);
+		str_fmt_cut(err, errlen, "bad %s", mech_names[i].name);
 		return -1;
 	}
 	return 0;
@@ -455,12 +455,12 @@ spf_record_parse(
 
 	memset(p, 0, sizeof(*p));
 	if (len > SPF_RECORD_MAX) {
-		(void)!str_fmt(err, errlen, "record too long");
+		str_fmt_cut(err, errlen, "record too long");
 		return -1;
 	}
 	if (len < 6 || !str_case_eq(rec, 6, "v=spf1") ||
 	    (len > 6 && rec[6] != ' ')) {
-		(void)!str_fmt(err, errlen, "not an SPF record");
+		str_fmt_cut(err, errlen, "not an SPF record");
 		return -1;
 	}
 	/* a record is ASCII text (RFC 7208 3, 12): a NUL or a control octet
@@ -468,7 +468,7 @@ spf_record_parse(
 	for (st = 0; st < len; st++) {
 		if ((unsigned char)rec[st] < 0x20 ||
 		    (unsigned char)rec[st] > 0x7e) {
-			(void)!str_fmt(err, errlen, "not ASCII text");
+			str_fmt_cut(err, errlen, "not ASCII text");
 			return -1;
 		}
 	}
@@ -489,7 +489,7 @@ spf_record_parse(
 			    t.kind == SPF_MOD_REDIRECT ? &p->redirect : &p->exp;
 			/* RFC 7208 6: each at most once */
 			if (*slot != NULL) {
-				(void)!str_fmt(err, errlen, "duplicate %s",
+				str_fmt_cut(err, errlen, "duplicate %s",
 				    t.kind == SPF_MOD_EXP ? "exp" : "redirect");
 				return -1;
 			}
@@ -497,7 +497,7 @@ spf_record_parse(
 		if (t.kind == SPF_MOD_UNKNOWN)
 			continue;
 		if (p->n == SPF_TERMS_MAX) {
-			(void)!str_fmt(err, errlen, "too many terms");
+			str_fmt_cut(err, errlen, "too many terms");
 			return -1;
 		}
 		p->terms[p->n] = t;
