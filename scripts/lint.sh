@@ -31,6 +31,11 @@ for f in $core_src; do
 		fi
 	done
 done
+# CHECK-INCLUDE-STYLE: a tern header by its path under src/ ("queue/queue.h"),
+# never "../queue/queue.h" nor a bare "queue.h" (docs/style.md, "Layers and modules").
+if grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"(\.\./|[^/"]+")' src; then
+	echo "lint: include a tern header as \"dir/file.h\" (see docs/style.md)"; rc=1
+fi
 # CHECK-VOID-BANG: no "(void)!" in src.  It silenced warn_unused_result on
 # str_fmt/str_copy/write; a result is checked, or a text goes through
 # str_fmt_cut (docs/style.md, "Errors" and "Memory and strings").  Strict:

@@ -27,12 +27,12 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 
-#include "../util/util.h"
-#include "dest.h"
-#include "dns.h"
-#include "remote.h"
-#include "remote_int.h"
-#include "target.h"
+#include "util/util.h"
+#include "deliver/dest.h"
+#include "deliver/dns.h"
+#include "deliver/remote.h"
+#include "deliver/remote_int.h"
+#include "deliver/target.h"
 
 #define REMOTE_DNS_TTL_MS (60 * 1000)
 

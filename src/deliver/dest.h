@@ -11,9 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dns.h"
-#include "remote.h"
-#include "remote_int.h"
+#include "deliver/dns.h"
+#include "deliver/remote.h"
+#include "deliver/remote_int.h"
 
 #define REMOTE_LMTP_KEY                                                        \
 	"[lmtp]" /* prefix of LMTP destinations' keys                          \

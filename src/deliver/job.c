@@ -13,11 +13,11 @@
 
 #include <event2/event.h>
 
-#include "../mime/mime.h"
-#include "../util/util.h"
-#include "job.h"
-#include "remote.h"
-#include "remote_int.h"
+#include "mime/mime.h"
+#include "util/util.h"
+#include "deliver/job.h"
+#include "deliver/remote.h"
+#include "deliver/remote_int.h"
 
 /* ======================================================================
  * Job queues

@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../smtp/smtp.h"
-#include "dns.h"
-#include "remote.h"
+#include "smtp/smtp.h"
+#include "deliver/dns.h"
+#include "deliver/remote.h"
 
 struct remote;
 struct rjob;

@@ -69,15 +69,15 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
-#include "../mime/mime.h"
-#include "../tls/tls.h"
-#include "../util/util.h"
-#include "dest.h"
-#include "dns.h"
-#include "job.h"
-#include "remote.h"
-#include "remote_int.h"
-#include "target.h"
+#include "mime/mime.h"
+#include "tls/tls.h"
+#include "util/util.h"
+#include "deliver/dest.h"
+#include "deliver/dns.h"
+#include "deliver/job.h"
+#include "deliver/remote.h"
+#include "deliver/remote_int.h"
+#include "deliver/target.h"
 
 #define REMOTE_CHUNK	(64 * 1024)  /* message octets stuffed at once */
 #define REMOTE_OUT_HIGH (256 * 1024) /* queue no body above this */

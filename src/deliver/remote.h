@@ -34,8 +34,8 @@
 
 #include <openssl/ssl.h>
 
-#include "../smtp/smtp.h"
-#include "dns.h"
+#include "smtp/smtp.h"
+#include "deliver/dns.h"
 
 struct event_base;
 struct remote;

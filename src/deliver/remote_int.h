@@ -13,11 +13,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "../smtp/smtp.h"
-#include "../util/util.h"
-#include "dns.h"
-#include "job.h"
-#include "remote.h"
+#include "smtp/smtp.h"
+#include "util/util.h"
+#include "deliver/dns.h"
+#include "deliver/job.h"
+#include "deliver/remote.h"
 
 #define REMOTE_BUCKETS 1024 /* destination hash table */
 

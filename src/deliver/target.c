@@ -10,9 +10,9 @@
 
 #include <arpa/inet.h>
 
-#include "../util/util.h"
-#include "dns.h"
-#include "target.h"
+#include "util/util.h"
+#include "deliver/dns.h"
+#include "deliver/target.h"
 
 static bool
 host_name_ok(const char *s, size_t n)

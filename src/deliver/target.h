@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dns.h"
+#include "deliver/dns.h"
 
 #define TARGET_QUERY_MAX  (DNS_NAME_MAX + 16) /* "[IPv6:...]" and NUL */
 #define TARGET_PATH_MAX	  108 /* sun_path: the path and its NUL */

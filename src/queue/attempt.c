@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "attempt.h"
+#include "queue/attempt.h"
 
 /* src into dst, cut to fit: a reply text is a diagnostic. */
 static void

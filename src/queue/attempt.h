@@ -25,9 +25,9 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "../addr/addr.h"
-#include "queue.h"
-#include "retry.h"
+#include "addr/addr.h"
+#include "queue/queue.h"
+#include "queue/retry.h"
 
 #define ATTEMPT_GROUPS_MAX 64  /* destinations per message and attempt */
 #define ATTEMPT_MX_MAX	   255 /* a host name (DSN Remote-MTA) */

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bounce.h"
-#include "dsn.h"
+#include "queue/bounce.h"
+#include "queue/dsn.h"
 
 _Static_assert(QUEUE_DSN_FAILURE == DSN_FAILURE + 1 &&
 		   QUEUE_DSN_DELAY == DSN_DELAY + 1 &&

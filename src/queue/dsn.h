@@ -26,9 +26,9 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "attempt.h"
-#include "queue.h"
-#include "retry.h"
+#include "queue/attempt.h"
+#include "queue/queue.h"
+#include "queue/retry.h"
 
 /* The report kinds; a recipient's owed mark is its kind plus one. */
 enum dsn_kind { DSN_FAILURE, DSN_DELAY, DSN_SUCCESS, DSN_KINDS };

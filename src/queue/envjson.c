@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "queue.h"
+#include "queue/queue.h"
 
 static int
 ej_str(struct buf *b, const char *s)

@@ -25,8 +25,8 @@
 #include <sys/uio.h>
 #include <time.h>
 
-#include "../smtp/smtp.h"
-#include "../util/util.h"
+#include "smtp/smtp.h"
+#include "util/util.h"
 
 /* ---- limits (octets, not counting the NUL) ------------------------------- */
 

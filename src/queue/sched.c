@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched.h"
+#include "queue/sched.h"
 
 #define SCHED_BUCKETS 65536
 

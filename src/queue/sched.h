@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "queue.h"
+#include "queue/queue.h"
 
 struct sched_ent {
 	char id[QUEUE_ID_LEN + 1];

@@ -33,11 +33,11 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 
-#include "../deliver/deliver.h"
-#include "../smtp/smtp.h"
-#include "../store/file.h"
-#include "conn.h"
-#include "netlist.h"
+#include "deliver/deliver.h"
+#include "smtp/smtp.h"
+#include "store/file.h"
+#include "server/conn.h"
+#include "server/netlist.h"
 
 #define CONN_OUT_MAX  (1024 * 1024) /* replies not yet written */
 #define CONN_FLUSH_AT (16 * 1024)

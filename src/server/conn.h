@@ -19,13 +19,13 @@
 
 #include <event2/bufferevent.h>
 
-#include "../auth/auth.h"
-#include "../smtp/smtp.h"
-#include "listen.h"
-#include "lookup.h"
-#include "server.h"
-#include "submit.h"
-#include "tlsconn.h"
+#include "auth/auth.h"
+#include "smtp/smtp.h"
+#include "server/listen.h"
+#include "server/lookup.h"
+#include "server/server.h"
+#include "server/submit.h"
+#include "server/tlsconn.h"
 
 struct txn {
 	struct server *srv; /* its budgets; outlives the conn in eom_done */

@@ -24,9 +24,9 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
-#include "control.h"
-#include "fault.h"
-#include "server.h"
+#include "server/control.h"
+#include "server/fault.h"
+#include "server/server.h"
 
 #define CONTROL_LINE_MAX 256
 

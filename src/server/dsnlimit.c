@@ -13,10 +13,10 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "../queue/ratelimit.h"
-#include "../util/clientkey.h"
-#include "dsnlimit.h"
-#include "server.h"
+#include "queue/ratelimit.h"
+#include "util/clientkey.h"
+#include "server/dsnlimit.h"
+#include "server/server.h"
 
 #define DSN_LIMIT_SLOTS	    8192
 #define DSN_LIMIT_WINDOW_MS (3600u * 1000u) /* the limits are per hour */

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../conf/conf.h"
+#include "conf/conf.h"
 
 struct dsn_limit;
 

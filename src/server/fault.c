@@ -20,8 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../store/file.h"
-#include "fault.h"
+#include "store/file.h"
+#include "server/fault.h"
 
 #ifdef TERN_FAULT_INJECTION
 

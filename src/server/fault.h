@@ -8,7 +8,7 @@
 #ifndef TERN_SERVER_FAULT_H
 #define TERN_SERVER_FAULT_H
 
-#include "../util/util.h"
+#include "util/util.h"
 
 void fault_install(void);
 /* The directory of $TERN_FAULT_FILE, for the sandbox to let ternd read

@@ -27,10 +27,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "conn.h"
-#include "listen.h"
-#include "netlist.h"
-#include "server.h"
+#include "server/conn.h"
+#include "server/listen.h"
+#include "server/netlist.h"
+#include "server/server.h"
 
 #define CLIENT_BUCKETS	4096
 #define LISTEN_PAUSE_MS 100

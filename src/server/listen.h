@@ -17,7 +17,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "../util/clientkey.h"
+#include "util/clientkey.h"
 
 struct server;
 

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/util.h"
-#include "lookup.h"
+#include "util/util.h"
+#include "server/lookup.h"
 
 /* Enough to keep the loop's sessions moving while a few lookups wait on
  * a slow database; each is one connection to it per ternd. */

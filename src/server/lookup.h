@@ -30,10 +30,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../addr/addr.h"
-#include "../conf/conf.h"
-#include "../table/table.h"
-#include "../workers/workers.h"
+#include "addr/addr.h"
+#include "conf/conf.h"
+#include "table/table.h"
+#include "workers/workers.h"
 
 struct lookups {
 	const struct conf *conf; /* never changed after start-up */

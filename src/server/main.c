@@ -26,19 +26,19 @@
 
 #include <event2/event.h>
 
-#include "../auth/auth.h"
-#include "../deliver/deliver.h"
-#include "../tls/tls.h"
-#include "conn.h"
-#include "control.h"
-#include "fault.h"
-#include "listen.h"
-#include "lookup.h"
-#include "netlist.h"
-#include "rootpath.h"
-#include "sandbox.h"
-#include "server.h"
-#include "tlsconn.h"
+#include "auth/auth.h"
+#include "deliver/deliver.h"
+#include "tls/tls.h"
+#include "server/conn.h"
+#include "server/control.h"
+#include "server/fault.h"
+#include "server/listen.h"
+#include "server/lookup.h"
+#include "server/netlist.h"
+#include "server/rootpath.h"
+#include "server/sandbox.h"
+#include "server/server.h"
+#include "server/tlsconn.h"
 
 /*
  * Disk workers.  Most of their time is spent waiting in fsync; many

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/util.h"
-#include "netlist.h"
+#include "util/util.h"
+#include "server/netlist.h"
 
 /* The address bytes of sa (4 or 16), for the per-IP tables. */
 size_t

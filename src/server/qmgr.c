@@ -26,16 +26,16 @@
 
 #include <event2/event.h>
 
-#include "../deliver/remote.h"
-#include "../queue/attempt.h"
-#include "../queue/bounce.h"
-#include "../queue/dsn.h"
-#include "../queue/retry.h"
-#include "../queue/sched.h"
-#include "../tls/tls.h"
-#include "dsnlimit.h"
-#include "lookup.h"
-#include "server.h"
+#include "deliver/remote.h"
+#include "queue/attempt.h"
+#include "queue/bounce.h"
+#include "queue/dsn.h"
+#include "queue/retry.h"
+#include "queue/sched.h"
+#include "tls/tls.h"
+#include "server/dsnlimit.h"
+#include "server/lookup.h"
+#include "server/server.h"
 
 #define QMGR_INFLIGHT_MAX 256 /* messages being tried at once */
 

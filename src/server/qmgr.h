@@ -16,9 +16,9 @@
 
 #include <stdbool.h>
 
-#include "../queue/dsn.h"
-#include "../queue/queue.h"
-#include "../util/util.h"
+#include "queue/dsn.h"
+#include "queue/queue.h"
+#include "util/util.h"
 
 struct server;
 struct qmgr;

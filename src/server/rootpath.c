@@ -18,8 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../util/util.h"
-#include "rootpath.h"
+#include "util/util.h"
+#include "server/rootpath.h"
 
 #define ROOTPATH_LINKS 40
 

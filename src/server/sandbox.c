@@ -53,8 +53,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../util/util.h"
-#include "sandbox.h"
+#include "util/util.h"
+#include "server/sandbox.h"
 
 /* rights newer than Debian 12's header */
 #ifndef LANDLOCK_ACCESS_FS_TRUNCATE

@@ -20,7 +20,7 @@
 #ifndef TERN_SANDBOX_H
 #define TERN_SANDBOX_H
 
-#include "../conf/conf.h"
+#include "conf/conf.h"
 
 #include <stddef.h>
 

@@ -31,16 +31,16 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
-#include "../conf/conf.h"
-#include "../deliver/deliver.h"
-#include "../queue/queue.h"
-#include "../store/store.h"
-#include "../table/table.h"
-#include "../util/clientkey.h"
-#include "../util/util.h"
-#include "../workers/workers.h"
-#include "listen.h"
-#include "qmgr.h" /* the queue manager */
+#include "conf/conf.h"
+#include "deliver/deliver.h"
+#include "queue/queue.h"
+#include "store/store.h"
+#include "table/table.h"
+#include "util/clientkey.h"
+#include "util/util.h"
+#include "workers/workers.h"
+#include "server/listen.h"
+#include "server/qmgr.h" /* the queue manager */
 
 /* ---- the daemon -------------------------------------------------------- */
 

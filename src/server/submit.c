@@ -38,8 +38,8 @@
 
 #include <event2/event.h>
 
-#include "conn.h"
-#include "netlist.h"
+#include "server/conn.h"
+#include "server/netlist.h"
 
 #define AUTH_FAILURES_MAX 3
 

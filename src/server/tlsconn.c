@@ -20,8 +20,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
-#include "../tls/tls.h"
-#include "conn.h"
+#include "tls/tls.h"
+#include "server/conn.h"
 
 /* At start-up (main.c: load_tls) and on SIGHUP. */
 int

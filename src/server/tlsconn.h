@@ -14,7 +14,7 @@
 
 #include <openssl/ssl.h>
 
-#include "../conf/conf.h"
+#include "conf/conf.h"
 
 struct conn;
 

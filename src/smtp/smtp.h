@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../addr/addr.h"
-#include "../util/util.h"
+#include "addr/addr.h"
+#include "util/util.h"
 
 /* RFC 5321 4.5.3.1 limits, and the larger ones we allow for extensions. */
 #define SMTP_CMD_LINE_MAX	 512  /* octets incl. CRLF (4.5.3.1.4) */

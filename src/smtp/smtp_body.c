@@ -41,7 +41,7 @@
  */
 #include <string.h>
 
-#include "smtp.h"
+#include "smtp/smtp.h"
 
 enum {
 	BODY_ST_LS = 0, /* at a line start */

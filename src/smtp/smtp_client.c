@@ -47,7 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp.h"
+#include "smtp/smtp.h"
 
 #define ACT_CONTINUE (-1)
 

@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "smtp_int.h"
+#include "smtp/smtp_int.h"
 
 #define CMD_LINE_MAX	    (SMTP_CMD_LINE_MAX - 2)
 #define CMD_LINE_PARAMS_MAX (SMTP_CMD_LINE_PARAMS_MAX - 2)

@@ -8,7 +8,7 @@
 #ifndef TERN_SMTP_INT_H
 #define TERN_SMTP_INT_H
 
-#include "smtp.h"
+#include "smtp/smtp.h"
 
 /* Fill err with code, enh and a formatted text; returns -1. */
 int smtp_cmd_fail(struct smtp_err *err, int code, const char *enh,

@@ -22,7 +22,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "smtp_int.h"
+#include "smtp/smtp_int.h"
 
 #define PARAM_ORCPT_TYPE_MAX 31
 #define PARAM_ECHO	     48 /* room for a sanitised piece of input */

@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "smtp.h"
+#include "smtp/smtp.h"
 
 #define SMTP_REPLY_LINE_MAX 512	 /* octets incl. CRLF (RFC 5321 4.5.3.1.5) */
 #define SMTP_REPLY_FMT_MAX  4096 /* whole formatted text of smtp_replyf */

@@ -53,7 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp.h"
+#include "smtp/smtp.h"
 
 #define SRV_HELO_MAX	  255	/* a domain (RFC 5321 4.5.3.1.2) */
 #define SRV_AUTH_LINE_MAX 12288 /* octets incl. CRLF (RFC 4954 4) */

@@ -17,7 +17,7 @@
  */
 #include <string.h>
 
-#include "smtp.h"
+#include "smtp/smtp.h"
 
 void
 smtp_stuff_init(struct smtp_stuff *s)

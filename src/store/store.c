@@ -33,9 +33,9 @@
 #include <unistd.h>
 
 #include "deliver/deliver.h"
-#include "file.h"
+#include "store/file.h"
 #include "queue/queue.h"
-#include "store.h"
+#include "store/store.h"
 
 struct store {
 	int mail_root_fd; /* STATE/mail, O_DIRECTORY; borrowed */

@@ -15,8 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../addr/addr.h"
-#include "../conf/conf.h"
+#include "addr/addr.h"
+#include "conf/conf.h"
 
 /* local@domain */
 #define TABLE_ADDR_MAX	  (ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX)

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "util/util.h"
 
 static const char *log_prog = "tern";
 static enum log_level log_min = LOG_LEVEL_INFO;

@@ -11,7 +11,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "util/util.h"
 
 void
 id_new(char out[ID_LEN + 1])

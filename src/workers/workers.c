@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "util/util.h"
-#include "workers.h"
+#include "workers/workers.h"
 
 struct workers {
 	pthread_mutex_t mu;
