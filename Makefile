@@ -73,7 +73,7 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
                test_retry test_smtp_body test_smtp_client test_smtp_cmd \
                test_smtp_reply test_smtp_server test_util test_strfmt \
                test_sched test_attempt test_dsn test_envjson test_spf))
-# The tests that drive the durable steps through store/file.c's fault
+# The tests that drive the durable steps through fs/file.c's fault
 # hook: they link the fault build of file.c ($(B)/fault/, as ternd-fault
 # does) ahead of the archives, so the archive's own file.o is never used.
 FAULT_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_file test_maildir test_spool))
@@ -126,7 +126,7 @@ $(B)/ternd: $(B)/obj/src/server/main.o $(LIBS)
 # (an archive member is only pulled in for a symbol still undefined, in
 # libtern.a or libcore.a alike).
 FAULT_SRC := src/server/main.c src/server/fault.c src/store/store.c \
-             src/server/control.c src/store/file.c
+             src/server/control.c src/fs/file.c
 $(B)/fault/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DTERN_FAULT_INJECTION -c $< -o $@
@@ -156,12 +156,12 @@ $(B)/tern: $(B)/obj/src/cli/main.o $(LIBS)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: a pure module's test links libcore.a alone; the fault-hook
-# tests put the fault build of store/file.c first; the rest link both.
+# tests put the fault build of fs/file.c first; the rest link both.
 $(CORE_UNIT): $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libcore.a
 	@mkdir -p $(@D)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(CORE_LIBS)
 
-$(FAULT_UNIT): $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/fault/src/store/file.o $(LIBS)
+$(FAULT_UNIT): $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/fault/src/fs/file.o $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 

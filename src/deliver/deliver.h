@@ -90,7 +90,7 @@ int maildir_escape_host(char *out, size_t outlen, const char *host)
 
 /*
  * The durable steps (mkdir, create, write, fsync, close, link, the fsyncs
- * of directories) are store/file.h's; its test build's fault hook sees
+ * of directories) are fs/file.h's; its test build's fault hook sees
  * them with who "maildir".
  */
 

@@ -2,7 +2,7 @@
  * maildir: deliver one message into one or more Maildirs (maildir(5)).
  *
  * Durability ordering, and why (docs/design.md, principle 1: a 250 means the
- * message is on stable storage; store/file.c does each step, this file
+ * message is on stable storage; fs/file.c does each step, this file
  * decides their order):
  *   1. Every mailbox is opened, and made when missing, before the message
  *      is written.  Each directory made is fsync'ed into its parent at
@@ -69,11 +69,11 @@
 #include <unistd.h>
 
 #include "deliver/deliver.h"
-#include "store/file.h"
+#include "fs/file.h"
 #include "util/util.h"
 
 #define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-#define MD_WHO		  "maildir" /* the fault hook's module (store/file.h) */
+#define MD_WHO		  "maildir" /* the fault hook's module (fs/file.h) */
 
 struct md_dirs {
 	int tmp_fd;

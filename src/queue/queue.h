@@ -224,7 +224,7 @@ struct spool_stats {
 void spool_get_stats(struct spool *sp, struct spool_stats *out);
 
 /*
- * The durable steps are store/file.h's; its test build's fault hook sees
+ * The durable steps are fs/file.h's; its test build's fault hook sees
  * them with who "spool": "create" (an O_EXCL open in data/ or tmp/),
  * "write", "fsync" (a file), "close", "fsync_dir", "rename", "unlink"
  * (spool_remove's two).  The spool never links: every move is a rename.

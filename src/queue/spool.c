@@ -3,7 +3,7 @@
  * contract: the state table, the transitions and the recovery table).
  *
  * Durability ordering, and why (docs/design.md, principle 1: a 250 means the
- * message is on stable storage; store/file.c does each step, this file
+ * message is on stable storage; fs/file.c does each step, this file
  * decides their order and shares the directory fsyncs):
  *   1. data/ID is created O_EXCL (its uniqueness is the id's), written
  *      with writev, fsync'ed, closed with the result checked.
@@ -57,12 +57,12 @@
 
 #include "queue/queue.h"
 #include "queue/spool_int.h"
-#include "store/file.h"
+#include "fs/file.h"
 
 #define SPOOL_ID_TRIES	8 /* fresh ids tried when data/ID exists */
 #define SPOOL_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #define SPOOL_ERR_MAX	256
-#define SP_WHO		"spool" /* the fault hook's module (store/file.h) */
+#define SP_WHO		"spool" /* the fault hook's module (fs/file.h) */
 
 enum spool_dir { SP_TMP, SP_DATA, SP_ENV, SP_CORRUPT, SP_HELD, SP_NDIRS };
 

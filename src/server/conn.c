@@ -35,7 +35,7 @@
 
 #include "deliver/deliver.h"
 #include "smtp/smtp.h"
-#include "store/file.h"
+#include "fs/file.h"
 #include "server/conn.h"
 #include "server/netlist.h"
 

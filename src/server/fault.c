@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "store/file.h"
+#include "fs/file.h"
 #include "server/fault.h"
 
 #ifdef TERN_FAULT_INJECTION

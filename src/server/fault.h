@@ -2,7 +2,7 @@
  * fault.h: test builds only (TERN_FAULT_INJECTION, build/ternd-fault); in
  * a production build every function is a no-op (fault.c).
  *
- * Owns: the fault hook of the durable steps (store/file.h) and the
+ * Owns: the fault hook of the durable steps (fs/file.h) and the
  * sandbox probe.  May call: store, util.  fault_install before any thread.
  */
 #ifndef TERN_SERVER_FAULT_H

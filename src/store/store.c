@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #include "deliver/deliver.h"
-#include "store/file.h"
+#include "fs/file.h"
 #include "queue/queue.h"
 #include "store/store.h"
 

@@ -9,7 +9,7 @@
  * batch waiting for the next commit, the staging and lone counts, the
  * commit counters) and struct inject, one message's request.  Borrows,
  * never closes: the mail root, the spool and the worker pool.  May call:
- * deliver (Maildir writes), queue (spool_commit), store/file.h, workers,
+ * deliver (Maildir writes), queue (spool_commit), fs/file.h, workers,
  * util.  It never calls the scheduler: a committed queue entry is handed
  * to the on_queued callback given to store_new (ternd routes it to
  * qmgr_add).  No module but server calls it.

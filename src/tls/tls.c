@@ -53,7 +53,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "store/file.h"
+#include "fs/file.h"
 #include "tls/tls.h"
 
 #define TLS_WHO "tls" /* the fault hook's name for this writer */
@@ -459,7 +459,7 @@ tls_emit_cert(BIO *bio, const void *x)
 }
 
 /*
- * dir/name gets the PEM of obj, mode exactly, durably (store/file.h): a
+ * dir/name gets the PEM of obj, mode exactly, durably (fs/file.h): a
  * temporary file made with O_EXCL (no planted file or link is followed),
  * written, fsync'ed, renamed.  The caller fsyncs the directory.  The PEM
  * is built in OpenSSL's secure memory BIO, cleared when freed.

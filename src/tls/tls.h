@@ -2,7 +2,7 @@
  * tls: OpenSSL 3 contexts and policy for ternd.
  *
  * Owns: building and swapping the SSL_CTXs, their policy, and the
- * self-signed pair under STATE/tls.  May call: util, store/file.h (its
+ * self-signed pair under STATE/tls.  May call: util, fs/file.h (its
  * durable writes) and OpenSSL.  Called by server (accepting) and
  * deliver/remote.c (sending).
  *

@@ -1,15 +1,15 @@
 /*
- * Unit tests for src/store/file.c (durable files) in a fresh mkdtemp
+ * Unit tests for src/fs/file.c (durable files) in a fresh mkdtemp
  * directory ($TMPDIR or /tmp).
  *
  * The Makefile links this test with the fault build of file.c
- * ($(B)/fault/src/store/file.o, compiled with TERN_FAULT_INJECTION, as in
+ * ($(B)/fault/src/fs/file.o, compiled with TERN_FAULT_INJECTION, as in
  * ternd-fault) ahead of the archives, so the tests see every step through
  * the fault hook file.h declares: which steps run, in which order, under
  * which who, and what a failure at each leaves behind.
  */
 #define TERN_FAULT_INJECTION 1 /* file.h: declare file_fault_hook */
-#include "store/file.h"
+#include "fs/file.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -3,14 +3,14 @@
  * ($TMPDIR or /tmp).
  *
  * The Makefile links this test with the fault build of the durable-file
- * layer ($(B)/fault/src/store/file.o, compiled with TERN_FAULT_INJECTION,
+ * layer ($(B)/fault/src/fs/file.o, compiled with TERN_FAULT_INJECTION,
  * as in ternd-fault) ahead of the archives, so the tests can make any
  * step of maildir.c fail through file.h's hook and watch the order of
  * steps.
  */
 #define TERN_FAULT_INJECTION 1 /* file.h: declare file_fault_hook */
 #include "deliver/deliver.h"
-#include "store/file.h"
+#include "fs/file.h"
 
 #include <dirent.h>
 #include <errno.h>

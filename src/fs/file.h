@@ -1,5 +1,5 @@
 /*
- * store/file: durable files, the one copy of the steps behind docs/design.md
+ * fs/file: durable files, the one copy of the steps behind docs/design.md
  * principle 1 (a 250 means the message is on stable storage).  Maildir
  * (deliver/maildir.c), the queue (queue/spool.c), the group commit of
  * local deliveries (store/store.c) and the self-signed TLS pair
@@ -21,8 +21,8 @@
  * `who` names the caller ("maildir", "spool", "tls") for the test build's fault
  * hook and nothing else.
  */
-#ifndef TERN_STORE_FILE_H
-#define TERN_STORE_FILE_H
+#ifndef TERN_FS_FILE_H
+#define TERN_FS_FILE_H
 
 #include <stdbool.h>
 #include <sys/stat.h>

@@ -1,5 +1,5 @@
 /*
- * store/file: durable files (the interface and its promises are in
+ * fs/file: durable files (the interface and its promises are in
  * file.h).  Each step that can fail on a full or broken disk is preceded
  * by FILE_FAULT(who, step), the test build's one fault hook; in every
  * other build it is the constant 0 and costs nothing.
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/file.h"
+#include "fs/file.h"
 
 #define FILE_IOV_CHUNK 64 /* iovecs per writev (well under IOV_MAX) */
 
