@@ -240,19 +240,23 @@ static void
 dest_dns_result(const struct dns_result *dr, struct smtp_client_result *res)
 {
 	if (dr->status == DNS_TEMP) {
-		result_make(res, SMTP_RESULT_TEMP, 451, "4.4.3", dr->text);
+		smtp_client_result_set(
+		    res, SMTP_RESULT_TEMP, 451, "4.4.3", dr->text);
 		return;
 	}
 	switch (dr->reason) {
 	case DNS_REASON_NULL_MX:
 		/* RFC 7505 4.2 */
-		result_make(res, SMTP_RESULT_PERM, 556, "5.1.10", dr->text);
+		smtp_client_result_set(
+		    res, SMTP_RESULT_PERM, 556, "5.1.10", dr->text);
 		break;
 	case DNS_REASON_NO_ADDRESS:
-		result_make(res, SMTP_RESULT_PERM, 550, "5.4.4", dr->text);
+		smtp_client_result_set(
+		    res, SMTP_RESULT_PERM, 550, "5.4.4", dr->text);
 		break;
 	default:
-		result_make(res, SMTP_RESULT_PERM, 550, "5.1.2", dr->text);
+		smtp_client_result_set(
+		    res, SMTP_RESULT_PERM, 550, "5.1.2", dr->text);
 		break;
 	}
 }
@@ -283,13 +287,15 @@ dest_check_self(struct rdest *d)
 		    "relay.smarthost %s is this "
 		    "server: mail would loop; fix the setting",
 		    name);
-		result_make(&res, SMTP_RESULT_TEMP, 451, "4.4.6", text);
+		smtp_client_result_set(
+		    &res, SMTP_RESULT_TEMP, 451, "4.4.6", text);
 	} else {
 		str_fmt_cut(text, sizeof(text),
 		    "mail for %s loops back to myself "
 		    "(MX host %s is this server)",
 		    d->key, name);
-		result_make(&res, SMTP_RESULT_PERM, 550, "5.4.6", text);
+		smtp_client_result_set(
+		    &res, SMTP_RESULT_PERM, 550, "5.4.6", text);
 	}
 	log_err("domain=%s mx=%s event=mail_loop text=\"%s\"",
 	    d->smarthost ? "smarthost" : d->key, name, text);

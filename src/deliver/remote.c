@@ -124,20 +124,6 @@ static int rconn_try(struct rconn *c);
  * Small helpers
  * ====================================================================== */
 
-void
-result_make(struct smtp_client_result *res, enum smtp_result_class cls,
-    int code, const char *enh, const char *text)
-{
-	memset(res, 0, sizeof(*res));
-	res->cls = cls;
-	res->code = code;
-	/* RFC 3463 bounds a code at 9 octets: one that does not fit is no
-	 * code, and none is better than a cut one */
-	if (str_fmt(res->enh, sizeof(res->enh), "%s", enh) != 0)
-		res->enh[0] = '\0';
-	str_fmt_cut(res->text, sizeof(res->text), "%s", text);
-}
-
 static void
 tv_set(struct timeval *tv, unsigned secs)
 {
@@ -158,7 +144,7 @@ deliver_refuse(struct remote *r, struct rjob *j, enum smtp_result_class cls,
 {
 	struct smtp_client_result res;
 
-	result_make(&res, cls, code, enh, text);
+	smtp_client_result_set(&res, cls, code, enh, text);
 	job_set_all(j, &res);
 	job_finish(r, j, "none", "none");
 }
@@ -339,7 +325,7 @@ rconn_connect_error(struct rconn *c, int err)
 	char t[SMTP_CLIENT_TEXT_MAX];
 
 	str_fmt_cut(t, sizeof(t), "connect to %s: %s", c->label, strerror(err));
-	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
+	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
 	log_info("id=%s mx=%s addr=%s event=connect status=failed error=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log, strerror(err));
 	return -1;
@@ -427,7 +413,7 @@ rconn_new(struct rdest *d, struct rjob *j)
 	if ((c->timer = evtimer_new(r->base, rconn_on_timer, c)) == NULL)
 		panic("remote: evtimer_new failed");
 	str_fmt_cut(t, sizeof(t), "no address to try for %s", d->query);
-	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
+	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
 	c->next = d->conns;
 	d->conns = c;
 	d->nconns++;
@@ -568,7 +554,7 @@ rconn_record_error(struct rconn *c)
 		str_fmt_cut(t, sizeof(t), "%s", e->text);
 	else
 		str_fmt_cut(t, sizeof(t), "%s: %s", c->label, e->text);
-	result_make(&c->last, SMTP_RESULT_TEMP, four ? e->code : 451,
+	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, four ? e->code : 451,
 	    four && e->enh[0] == '4' ? e->enh : "4.4.0", t);
 	if (four && e->remote) {
 		c->last.remote = true;
@@ -620,7 +606,7 @@ rconn_txn_done(struct rconn *c)
 			return;
 		}
 		/* remote_deliver() checked the envelope: not reached */
-		result_make(&res, SMTP_RESULT_PERM, 554, "5.3.0",
+		smtp_client_result_set(&res, SMTP_RESULT_PERM, 554, "5.3.0",
 		    "The envelope cannot be sent");
 		job_set_all(j, &res);
 		job_finish(r, j, "none", "none");
@@ -836,7 +822,7 @@ rconn_implicit_failed(struct rconn *c, const char *why)
 
 	str_fmt_cut(
 	    t, sizeof(t), "TLS handshake with %s failed: %s", c->label, why);
-	result_make(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", t);
+	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", t);
 	rconn_close_socket(c);
 	rconn_advance(c);
 	return rconn_try(c);

@@ -45,8 +45,6 @@ struct remote {
 	bool firing, free_pending;
 };
 
-void result_make(struct smtp_client_result *res, enum smtp_result_class cls,
-    int code, const char *enh, const char *text);
 
 /* A copy of s, or NULL for NULL. */
 char *dup_or_null(const char *s);

@@ -11,14 +11,11 @@
 
 #include "queue/attempt.h"
 
-/* src into dst, cut to fit: a reply text is a diagnostic. */
+/* src into dst, cut to fit (marked "..."): a reply text is a diagnostic. */
 static void
 at_copy_cut(char *dst, size_t size, const char *src)
 {
-	size_t n = strlen(src);
-
-	if (str_copy(dst, size, src, n < size ? n : size - 1) != 0)
-		dst[0] = '\0';
+	str_fmt_cut(dst, size, "%s", src);
 }
 
 static const char *
@@ -39,17 +36,6 @@ attempt_track(const struct queue_env *env)
 	for (i = 0; i < env->nrcpt; i++)
 		t[i].before = env->rcpt[i].state;
 	return t;
-}
-
-void
-attempt_result_set(struct smtp_client_result *res, enum smtp_result_class cls,
-    int code, const char *enh, const char *text)
-{
-	memset(res, 0, sizeof(*res));
-	res->cls = cls;
-	res->code = code;
-	at_copy_cut(res->enh, sizeof(res->enh), enh);
-	at_copy_cut(res->text, sizeof(res->text), text);
 }
 
 void
@@ -136,14 +122,14 @@ at_unrouted(struct queue_env *env, struct queue_rcpt *r, enum attempt_route rt,
 	struct smtp_client_result res;
 
 	if (rt == ATTEMPT_ROUTE_NOUSER)
-		attempt_result_set(&res, SMTP_RESULT_PERM, 550, "5.1.1",
+		smtp_client_result_set(&res, SMTP_RESULT_PERM, 550, "5.1.1",
 		    "No such user here (the recipient's domain is local)");
 	else if (rt == ATTEMPT_ROUTE_MOVED)
-		attempt_result_set(&res, SMTP_RESULT_TEMP, 451, "4.3.0",
+		smtp_client_result_set(&res, SMTP_RESULT_TEMP, 451, "4.3.0",
 		    "The recipient became an alias to other places since "
 		    "this mail was queued: waiting for the admin");
 	else
-		attempt_result_set(&res, SMTP_RESULT_TEMP, 451, "4.3.0",
+		smtp_client_result_set(&res, SMTP_RESULT_TEMP, 451, "4.3.0",
 		    "Temporary lookup failure of the local domains");
 	attempt_result_apply(
 	    r, env->created, &res, rt == ATTEMPT_ROUTE_NOUSER, clk);

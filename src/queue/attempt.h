@@ -100,9 +100,6 @@ void attempt_plan_build(struct attempt_plan *p, struct queue_env *env,
     const struct attempt_clock *clk);
 void attempt_plan_free(struct attempt_plan *p);
 
-/* res = cls, code, enh, text (cut to fit), the rest zero. */
-void attempt_result_set(struct smtp_client_result *res,
-    enum smtp_result_class cls, int code, const char *enh, const char *text);
 
 /*
  * r's result in this attempt: OK delivers (or relays: NOTIFY=SUCCESS not

@@ -258,13 +258,13 @@ group_local_done(struct inject *ij)
 
 	for (i = 0; i < g->n; i++) {
 		if (ij->rc == 0)
-			attempt_result_set(&res[i], SMTP_RESULT_OK, 250,
+			smtp_client_result_set(&res[i], SMTP_RESULT_OK, 250,
 			    "2.0.0", "Delivered into the local Maildir");
 		else if (ij->err_no == ENOSPC || ij->err_no == EDQUOT)
-			attempt_result_set(
+			smtp_client_result_set(
 			    &res[i], SMTP_RESULT_TEMP, 452, "4.3.1", ij->err);
 		else
-			attempt_result_set(
+			smtp_client_result_set(
 			    &res[i], SMTP_RESULT_TEMP, 451, "4.3.0", ij->err);
 	}
 	if (ij->rc != 0)

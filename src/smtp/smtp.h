@@ -519,6 +519,10 @@ struct smtp_client_result {
 			    false and NOTIFY has SUCCESS, the queue sends a
 			    "relayed" DSN on OK (RFC 3461 5.2.2) */
 };
+/* A result tern states itself (remote false, no cmd): an enhanced code
+ * that does not fit is dropped whole, a text is cut with "..." */
+void smtp_client_result_set(struct smtp_client_result *res,
+    enum smtp_result_class cls, int code, const char *enh, const char *text);
 
 /*
  * The session: greeting (not 220: FAILED, 4xx temporary, 5xx permanent),

@@ -1484,3 +1484,17 @@ smtp_client_waiting(const struct smtp_client *c)
 {
 	return client_waiting_for(c);
 }
+
+void
+smtp_client_result_set(struct smtp_client_result *res,
+    enum smtp_result_class cls, int code, const char *enh, const char *text)
+{
+	memset(res, 0, sizeof(*res));
+	res->cls = cls;
+	res->code = code;
+	/* RFC 3463 bounds a code at 9 octets: one that does not fit is no
+	 * code, and none is better than a cut one */
+	if (str_fmt(res->enh, sizeof(res->enh), "%s", enh) != 0)
+		res->enh[0] = '\0';
+	str_fmt_cut(res->text, sizeof(res->text), "%s", text);
+}

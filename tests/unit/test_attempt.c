@@ -55,7 +55,7 @@ res(enum smtp_result_class cls, int code, const char *enh, const char *text)
 {
 	struct smtp_client_result r;
 
-	attempt_result_set(&r, cls, code, enh, text);
+	smtp_client_result_set(&r, cls, code, enh, text);
 	r.remote = true;
 	return r;
 }
