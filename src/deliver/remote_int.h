@@ -45,7 +45,6 @@ struct remote {
 	bool firing, free_pending;
 };
 
-
 /* A copy of s, or NULL for NULL. */
 char *dup_or_null(const char *s);
 

@@ -100,7 +100,6 @@ void attempt_plan_build(struct attempt_plan *p, struct queue_env *env,
     const struct attempt_clock *clk);
 void attempt_plan_free(struct attempt_plan *p);
 
-
 /*
  * r's result in this attempt: OK delivers (or relays: NOTIFY=SUCCESS not
  * passed on by a relay, RFC 3461 5.2.2), PERM fails, TEMP keeps it
