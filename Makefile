@@ -41,8 +41,10 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
-# the parsers the fuzzers reach: pure modules only, no libraries needed
-FUZZ_LIB := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c))
+# the parsers the fuzzers reach: pure modules only; mailauth needs libcrypto
+# and the base64 of src/auth/sasl.c
+FUZZ_LIB := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c src/mailauth/*.c) \
+              src/auth/sasl.c)
 
 PY       := /usr/bin/python3
 FUZZ_SECONDS ?= 30
@@ -120,7 +122,7 @@ asan: deps
 build-fuzz/%: fuzz/%.c $(wildcard src/*/*.c src/*/*.h)
 	@mkdir -p $(@D)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
-	  -o $@ $< $(FUZZ_LIB) -linih
+	  -o $@ $< $(FUZZ_LIB) -linih -lcrypto
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)

@@ -12,16 +12,13 @@
  *     the initial response): the state machine only moves forward, a
  *     completed exchange holds valid fields, a failed one holds none.
  *
- * The Makefile's fuzz rule links only util, addr and smtp, so sasl.c is
- * compiled in here (it needs only libc and util); `make
- * build-fuzz/fuzz_sasl` and `make fuzz` then work unchanged.  If
- * src/auth/sasl.c ever joins FUZZ_LIB, drop the #include below.
+ * src/auth/sasl.c is part of the Makefile's FUZZ_LIB (it needs only libc
+ * and util).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
-#include "auth/sasl.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
