@@ -159,6 +159,18 @@ dkim_tags_parse(const char *s, size_t len, struct dkim_tag *tags, size_t max,
 	return 0;
 }
 
+/* A whole tag list of at most max octets into DKIM_TAGS_MAX tags. */
+static bool
+tg_split(const char *s, size_t len, size_t max, struct dkim_tag *tags,
+    size_t *n, const char **why)
+{
+	if (len > max) {
+		*why = "tag list too long";
+		return false;
+	}
+	return dkim_tags_parse(s, len, tags, DKIM_TAGS_MAX, n, why) == 0;
+}
+
 static const struct dkim_tag *
 tg_find(const struct dkim_tag *tags, size_t n, const char *name)
 {
@@ -472,11 +484,7 @@ dkim_sig_parse(
 	size_t n;
 
 	memset(out, 0, sizeof(*out));
-	if (len > DKIM_SIG_FIELD_MAX) {
-		*why = "signature too long";
-		return DKIM_PERMERROR;
-	}
-	if (dkim_tags_parse(value, len, tags, DKIM_TAGS_MAX, &n, why) != 0)
+	if (!tg_split(value, len, DKIM_SIG_FIELD_MAX, tags, &n, why))
 		return DKIM_PERMERROR;
 	if ((*why = sg_fill(tags, n, out)) != NULL ||
 	    (*why = sg_fill_more(tags, n, out)) != NULL)
@@ -568,7 +576,7 @@ ky_fill(const struct dkim_tag *tags, size_t n, struct dkim_key *k)
 			return "unknown key type k=";
 	}
 	if ((t = tg_find(tags, n, "h")) != NULL) {
-		k->hashes = 0x80000000u; /* present: only what it lists */
+		k->hashes = DKIM_KEY_HASH_LISTED;
 		if (sg_list_has(t, "sha1"))
 			k->hashes |= DKIM_KEY_HASH_SHA1;
 		if (sg_list_has(t, "sha256"))
@@ -594,11 +602,7 @@ dkim_key_parse(
 	size_t n;
 
 	memset(out, 0, sizeof(*out));
-	if (len > DKIM_KEY_RECORD_MAX) {
-		*why = "key record too long";
-		return DKIM_PERMERROR;
-	}
-	if (dkim_tags_parse(txt, len, tags, DKIM_TAGS_MAX, &n, why) != 0)
+	if (!tg_split(txt, len, DKIM_KEY_RECORD_MAX, tags, &n, why))
 		return DKIM_PERMERROR;
 	if ((*why = ky_fill(tags, n, out)) != NULL) {
 		dkim_key_clear(out);

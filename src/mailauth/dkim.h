@@ -159,12 +159,13 @@ enum dkim_key_type { DKIM_KEY_RSA = 0, DKIM_KEY_ED25519 };
 
 #define DKIM_KEY_HASH_SHA1   1u
 #define DKIM_KEY_HASH_SHA256 2u
+#define DKIM_KEY_HASH_LISTED 0x80000000u /* h= present: only what it names */
 
 struct dkim_key {
 	enum dkim_key_type type;
 	EVP_PKEY *pkey;	 /* NULL when revoked; dkim_key_clear() frees */
 	bool revoked;	 /* p= empty */
-	unsigned hashes; /* DKIM_KEY_HASH_* allowed; 0: h= absent, any */
+	unsigned hashes; /* DKIM_KEY_HASH_*; 0: h= absent, any hash */
 	bool testing;	 /* t=y */
 	bool strict;	 /* t=s: i= must be exactly d= */
 	unsigned bits;	 /* RSA modulus bits; 256 for Ed25519 */

@@ -1019,7 +1019,8 @@ enum mutate {
 	MUT_BODY,
 	MUT_SUBJECT,
 	MUT_FROM_ON_TOP,
-	MUT_APPEND
+	MUT_APPEND,
+	MUT_TRUNCATE, /* the body cut before its last lines */
 };
 
 static void
@@ -1046,6 +1047,22 @@ mutate(enum mutate m, const char *in, size_t len, struct buf *out)
 		out->data[p - out->data + 10] ^= 0x01;
 	if (m == MUT_APPEND)
 		(void)!buf_append_str(out, "appended by a list\r\n");
+	/* "see you<TAB>there." and what follows it go */
+	if (m == MUT_TRUNCATE && (p = strstr(out->data, "see you")) != NULL)
+		out->len = (size_t)(p - out->data);
+}
+
+/* After l= and a footer: the result says how much was signed. */
+static void
+check_l_reported(const char *msg, size_t len, const struct keytab *kt)
+{
+	struct dkim_verify *v = dkim_verify_new(msg, len, sign_now);
+	const struct dkim_sig_result *r;
+
+	vf_all(v, kt);
+	r = dkim_verify_result(v, 0);
+	T_CHECK(r != NULL && r->has_l && r->body_len > r->l);
+	dkim_verify_free(v);
 }
 
 static void
@@ -1192,17 +1209,23 @@ test_cross_dkimpy_signs(void)
 	for (a = 0; a < 2; a++)
 		for (c = 0; c < 4; c++)
 			for (l = 0; l < 2; l++)
-				for (u = 0; u < 3; u++) {
+				for (u = 0; u < 4; u++) {
 					/* as is; refolded (fails with simple
 					 * header canon); l= and a list's footer
-					 * (passes only with l=) */
-					enum mutate mu = u == 0	  ? MUT_NONE
-							 : u == 1 ? MUT_REFOLD
-								  : MUT_APPEND;
+					 * (passes only with l=); cut short
+					 * (fails, with l= as beyond the body)
+					 */
+					static const enum mutate mus[] = {
+					    MUT_NONE, MUT_REFOLD, MUT_APPEND,
+					    MUT_TRUNCATE};
+					static const char *const mun[] = {
+					    "asis", "refolded", "appended",
+					    "truncated"};
+					enum mutate mu = mus[u];
 					bool simple_h = c == 0 || c == 3;
 					const char *want =
 					    (u == 1 && simple_h) ||
-						    (u == 2 && l == 0)
+						    (u == 2 && l == 0) || u == 3
 						? "fail"
 						: "pass";
 
@@ -1213,10 +1236,7 @@ test_cross_dkimpy_signs(void)
 						  canons[c]),
 					    canons[c],
 					    strchr(canons[c], '/') + 1,
-					    l ? "-l" : "",
-					    u == 0   ? "asis"
-					    : u == 1 ? "refolded"
-						     : "appended");
+					    l ? "-l" : "", mun[u]);
 					t_case(name);
 					(void)!str_fmt(json, sizeof(json),
 					    "{\"op\": \"sign\", \"key\": "
@@ -1236,6 +1256,9 @@ test_cross_dkimpy_signs(void)
 						sizeof(msg_plain) - 1, &s));
 					mutate(mu, s.data, s.len, &m);
 					agree(m.data, m.len, &kt, want, false);
+					if (u == 2 && l == 1)
+						check_l_reported(
+						    m.data, m.len, &kt);
 				}
 	buf_free(&s);
 	buf_free(&m);
