@@ -342,11 +342,11 @@ out:
 EVP_PKEY *
 dkim_pkey_from_pem(const char *pem, size_t len, char *err, size_t errlen)
 {
-	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	BIO *bio = len > INT32_MAX ? NULL : BIO_new_mem_buf(pem, (int)len);
 	EVP_PKEY *pk = NULL;
 	enum dkim_alg alg;
 
-	if (bio == NULL || len > INT32_MAX) {
+	if (bio == NULL) {
 		(void)!str_fmt(err, errlen, "out of memory");
 		BIO_free(bio);
 		return NULL;

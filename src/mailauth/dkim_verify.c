@@ -11,6 +11,7 @@
  * might verify in a minute.
  */
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -170,7 +171,7 @@ vf_key_fits(const struct dkim_sig *s, const struct dkim_key *k)
 		return "key type does not match a=";
 	if (k->hashes != 0 && !(k->hashes & DKIM_KEY_HASH_SHA256))
 		return "key's h= does not allow sha256";
-	if (k->strict && (at == NULL || strcmp(at + 1, s->d) != 0))
+	if (k->strict && (at == NULL || strcasecmp(at + 1, s->d) != 0))
 		return "key's t=s needs i= in d= itself";
 	return NULL;
 }

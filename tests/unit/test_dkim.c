@@ -895,6 +895,13 @@ test_verify_policy(void)
 		(void)!str_fmt(rec, sizeof(rec), "%s; t=y", record(k_ed));
 		verdicts(s2.data, s2.len, &k2, 0, out, sizeof(out));
 		T_CHECK_STR(out, "pass");
+		/* t=s with i= in d= itself, in another case: pass */
+		s2.len = 0;
+		T_CHECK(sign_into(k_ed, "ed", msg_plain, sizeof(msg_plain) - 1,
+			    0, "a@EXAMPLE.com", &s2) == 0);
+		(void)!str_fmt(rec, sizeof(rec), "%s; t=s", record(k_ed));
+		verdicts(s2.data, s2.len, &k2, 0, out, sizeof(out));
+		T_CHECK_STR(out, "pass");
 		buf_free(&s2);
 	}
 	t_case("too many header fields");
