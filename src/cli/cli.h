@@ -46,6 +46,11 @@ int cli_sendmail(const struct conf *c, int argc, char **argv);
 int cli_mailq(const struct conf *c, int argc, char **argv);
 /* "tern ... queue VERB ...": argv[0] is "queue". */
 int cli_queue(const struct conf *c, int argc, char **argv);
+/* "tern ... dkim keygen|list ...": argv[0] is "dkim" (dkim.c). */
+int cli_dkim(const struct conf *c, int argc, char **argv);
+/* As root with "user" configured, become that user (main.c): 0, or 1
+ * after a message. */
+int cli_become_user(const struct conf *c);
 
 /* ---- shared by sendmail.c and queue.c (queue.c) ----------------------- */
 

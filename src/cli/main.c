@@ -7,6 +7,7 @@
  *   tern alias add ADDRESS TARGET... | del ADDRESS [TARGET...] | list [ADDRESS]
  *   tern config
  *   tern queue list|show ID|flush|delete ID|hold ID|release ID [--json]
+ *   tern dkim keygen DOMAIN [...] | list   (dkim.c)
  *   tern sendmail [FLAGS] [RCPT...], tern mailq; argv[0] sendmail, mailq
  *
  * The queue, sendmail and mailq commands live in queue.c and sendmail.c
@@ -71,6 +72,10 @@ static const char cli_usage_text[] =
     "  config                                print the configuration\n"
     "  queue list|show ID [--json]           the queue (list: a table)\n"
     "  queue flush|delete ID|hold ID|release ID\n"
+    "  dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519]\n"
+    "             [--bits N]                 make a DKIM signing key and\n"
+    "                                        print its DNS record\n"
+    "  dkim list                             the DKIM keys and records\n"
     "  sendmail [FLAGS] [RCPT...]            send stdin (sendmail(1) flags)\n"
     "  mailq                                 the queue, as mailq(1) shows it\n"
     "\n"
@@ -344,7 +349,7 @@ cli_credential(
 /* ---- set-up shared by commands ----------------------------------------- */
 
 /* As root with "user" set, become that user so our files are ternd's. */
-static int
+int
 cli_become_user(const struct conf *c)
 {
 	const struct passwd *pw;
@@ -747,6 +752,8 @@ cli_run(struct cli *cl, int argc, char **argv)
 	}
 	if (strcmp(cmd, "queue") == 0)
 		return cli_queue(cl->conf, argc, argv);
+	if (strcmp(cmd, "dkim") == 0)
+		return cli_dkim(cl->conf, argc, argv);
 	if (strcmp(cmd, "mailq") == 0)
 		return cli_mailq(cl->conf, argc, argv);
 	if (strcmp(cmd, "sendmail") == 0)
