@@ -248,7 +248,8 @@ authres_build(struct buf *out, const char *authserv_id,
 	return 0;
 }
 
-/* ---- reading -------------------------------------------------------------- */
+/* ---- reading --------------------------------------------------------------
+ */
 
 enum ar_kind { AR_END, AR_TOKEN, AR_QSTR, AR_SPECIAL, AR_BAD };
 
@@ -402,8 +403,8 @@ ar_view(struct authres_view *v, const struct ar_tok *t)
 
 /* One resinfo after its ';': method [/ver] = result, reason, props. */
 static struct ar_tok
-ar_resinfo_parse(struct ar_lex *lx, struct ar_tok t, struct authres_parsed *p,
-    bool *ok)
+ar_resinfo_parse(
+    struct ar_lex *lx, struct ar_tok t, struct authres_parsed *p, bool *ok)
 {
 	size_t keep = p->nresults < AUTHRES_RESULTS_MAX ? p->nresults : 0;
 	bool store = p->nresults < AUTHRES_RESULTS_MAX;
@@ -435,7 +436,8 @@ ar_resinfo_parse(struct ar_lex *lx, struct ar_tok t, struct authres_parsed *p,
 		bool reason = t.n == 6 && strncasecmp(t.p, "reason", 6) == 0;
 		struct authres_parsed_prop *pp = NULL;
 
-		if (!reason && (dot == NULL || dot == t.p || dot + 1 == t.p + t.n))
+		if (!reason &&
+		    (dot == NULL || dot == t.p || dot + 1 == t.p + t.n))
 			return t;
 		t = ar_next(lx);
 		if (!ar_special(&t, '='))

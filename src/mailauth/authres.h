@@ -26,10 +26,10 @@
 
 #include "util/util.h"
 
-#define AUTHRES_PROPS_MAX   8  /* properties of one resinfo */
-#define AUTHRES_RESULTS_MAX 16 /* resinfos kept by the parser */
-#define AUTHRES_ID_MAX	    255 /* an authserv-id, unquoted */
-#define AUTHRES_WIDTH	    78 /* RFC 5322 2.1.1's SHOULD */
+#define AUTHRES_PROPS_MAX   8	 /* properties of one resinfo */
+#define AUTHRES_RESULTS_MAX 16	 /* resinfos kept by the parser */
+#define AUTHRES_ID_MAX	    255	 /* an authserv-id, unquoted */
+#define AUTHRES_WIDTH	    78	 /* RFC 5322 2.1.1's SHOULD */
 #define AUTHRES_VALUE_MAX   1024 /* one value, before quoting */
 
 struct authres_prop {

@@ -226,7 +226,8 @@ dm_uri(const char *s, size_t n, struct dmarc_uri *u)
 
 		if (c <= 0x20 || c == 0x7f)
 			return false;
-		if (s + i < colon && !((c | 0x20) >= 'a' && (c | 0x20) <= 'z') &&
+		if (s + i < colon &&
+		    !((c | 0x20) >= 'a' && (c | 0x20) <= 'z') &&
 		    (i == 0 || !((c >= '0' && c <= '9') || c == '+' ||
 				   c == '-' || c == '.')))
 			return false;
@@ -454,7 +455,8 @@ dm_take(struct dmarc_lookup *lk, const char *txt, size_t len)
 	struct dmarc_record *r = &lk->rec;
 
 	if (len > DMARC_RECORD_MAX)
-		return dm_done(lk, DMARC_RESULT_PERMERROR, DMARC_WHY_BAD_POLICY);
+		return dm_done(
+		    lk, DMARC_RESULT_PERMERROR, DMARC_WHY_BAD_POLICY);
 	memcpy(lk->text, txt, len);
 	lk->text[len] = '\0';
 	(void)dmarc_record_parse(lk->text, len, r);
@@ -496,8 +498,8 @@ dmarc_lookup_answer(struct dmarc_lookup *lk, const struct dmarc_txt *ans)
 /* ---- evaluation ---------------------------------------------------------- */
 
 bool
-dmarc_aligned(const struct psl *psl, const char *a, size_t alen,
-    const char *b, size_t blen, enum dmarc_align mode)
+dmarc_aligned(const struct psl *psl, const char *a, size_t alen, const char *b,
+    size_t blen, enum dmarc_align mode)
 {
 	char oa[PSL_NAME_MAX + 1], ob[PSL_NAME_MAX + 1];
 
@@ -520,8 +522,8 @@ dm_override(const struct dmarc_input *in, const char *from)
 			const struct dmarc_override *o = &in->overrides[i];
 
 			if ((d == from || o->subdomains) &&
-			    dm_name_eq(d, strlen(d), o->domain,
-				strlen(o->domain)))
+			    dm_name_eq(
+				d, strlen(d), o->domain, strlen(o->domain)))
 				return o;
 		}
 		d = strchr(d, '.');
@@ -578,10 +580,10 @@ dmarc_evaluate(const struct dmarc_lookup *lk, const struct psl *psl,
 		return;
 	}
 	for (i = 0; i < in->ndkim && !v->dkim_aligned; i++)
-		v->dkim_aligned = in->dkim[i].pass &&
-				  dmarc_aligned(psl, in->dkim[i].domain,
-				      in->dkim[i].len, lk->from, flen,
-				      lk->rec.adkim);
+		v->dkim_aligned =
+		    in->dkim[i].pass &&
+		    dmarc_aligned(psl, in->dkim[i].domain, in->dkim[i].len,
+			lk->from, flen, lk->rec.adkim);
 	v->spf_aligned = in->spf_pass && in->spf_domain != NULL &&
 			 dmarc_aligned(psl, in->spf_domain, in->spf_len,
 			     lk->from, flen, lk->rec.aspf);

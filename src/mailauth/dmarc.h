@@ -61,9 +61,9 @@ struct dmarc_uri {
 struct dmarc_record {
 	enum dmarc_policy p, sp, np;
 	enum dmarc_align adkim, aspf;
-	unsigned pct;  /* 0..100; 100 when absent or invalid */
-	uint32_t ri;   /* seconds; 86400 when absent or invalid */
-	unsigned fo;   /* DMARC_FO_* */
+	unsigned pct; /* 0..100; 100 when absent or invalid */
+	uint32_t ri;  /* seconds; 86400 when absent or invalid */
+	unsigned fo;  /* DMARC_FO_* */
 	struct dmarc_uri rua[DMARC_URI_MAX];
 	size_t nrua;
 	struct dmarc_uri ruf[DMARC_URI_MAX];
@@ -117,22 +117,22 @@ enum dmarc_step { DMARC_STEP_QUERY, DMARC_STEP_DONE };
 
 /* why a lookup ended without a policy, for the A-R reason and the log */
 enum dmarc_why {
-	DMARC_WHY_NONE,	    /* a policy was found */
-	DMARC_WHY_NO_RECORD, /* no v=DMARC1 record at either name */
-	DMARC_WHY_MULTIPLE,  /* more than one at the name it stopped at */
+	DMARC_WHY_NONE,	      /* a policy was found */
+	DMARC_WHY_NO_RECORD,  /* no v=DMARC1 record at either name */
+	DMARC_WHY_MULTIPLE,   /* more than one at the name it stopped at */
 	DMARC_WHY_BAD_POLICY, /* p or sp invalid or missing, no valid rua */
-	DMARC_WHY_DNS,	     /* a DNS temporary failure */
-	DMARC_WHY_BAD_FROM,  /* the From domain is not a domain name */
+	DMARC_WHY_DNS,	      /* a DNS temporary failure */
+	DMARC_WHY_BAD_FROM,   /* the From domain is not a domain name */
 };
 
 struct dmarc_lookup {
-	char from[PSL_NAME_MAX + 1]; /* lower-cased, no trailing dot */
-	char org[PSL_NAME_MAX + 1];  /* its organisational domain */
+	char from[PSL_NAME_MAX + 1];	 /* lower-cased, no trailing dot */
+	char org[PSL_NAME_MAX + 1];	 /* its organisational domain */
 	char qname[DMARC_QNAME_MAX + 1]; /* ask TXT here next */
-	int stage;		     /* 0: at from, 1: at org, 2: done */
-	enum dmarc_result result; /* NONE, TEMPERROR or PERMERROR */
+	int stage;			 /* 0: at from, 1: at org, 2: done */
+	enum dmarc_result result;	 /* NONE, TEMPERROR or PERMERROR */
 	enum dmarc_why why;
-	bool at_org; /* the record came from the organisational domain */
+	bool at_org;	  /* the record came from the organisational domain */
 	bool p_defaulted; /* p=none assumed for a rua-only record (step 6) */
 	struct dmarc_record rec;
 	char text[DMARC_RECORD_MAX + 1]; /* the chosen record; rec views it */

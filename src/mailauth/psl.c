@@ -176,8 +176,7 @@ pl_put_int(char *out, size_t outlen, size_t *o, uint32_t q, uint32_t bias)
 }
 
 static int
-pl_encode(const uint32_t *cp, size_t ncp, char *out, size_t outlen,
-    size_t *o)
+pl_encode(const uint32_t *cp, size_t ncp, char *out, size_t outlen, size_t *o)
 {
 	uint32_t n = 128, delta = 0, bias = 72, h, b = 0, m;
 	size_t j;
@@ -226,7 +225,7 @@ psl_label_to_alabel(const char *label, size_t len, char *out, size_t outlen)
 	while (i < len) {
 		int32_t c = pl_utf8(s, len, &i);
 
-		if (c < 0 || ncp == PSL_LABEL_MAX)
+		if (c <= 0x20 || c == 0x7f || ncp == PSL_LABEL_MAX)
 			return -1;
 		if (c >= 0x80)
 			ascii = false;
@@ -432,7 +431,8 @@ psl_parse(const char *text, size_t len, size_t *skipped_out)
 		if (pl_starts(s, ll, "//")) {
 			if (pl_contains(s, ll, "===BEGIN PRIVATE DOMAINS==="))
 				private_sec = true;
-			else if (pl_contains(s, ll, "===END PRIVATE DOMAINS==="))
+			else if (pl_contains(
+				     s, ll, "===END PRIVATE DOMAINS==="))
 				private_sec = false;
 			continue;
 		}
@@ -541,8 +541,8 @@ pl_suffix_labels(const struct psl *p, const char *norm, size_t len,
 		if ((f & F_RULE) && nl - i > best)
 			best = nl - i;
 		if (i + 1 < nl && nl - i > best &&
-		    (pl_flags(p, norm + starts[i + 1], len - starts[i + 1],
-			 flags) &
+		    (pl_flags(
+			 p, norm + starts[i + 1], len - starts[i + 1], flags) &
 			F_WILD))
 			best = nl - i;
 	}

@@ -85,7 +85,7 @@ bool psl_is_public_suffix(
  * Returns the length written, or -1 on bad UTF-8 or when out is too small.
  * Exposed for the tests; the caller of lookups never needs it.
  */
-int psl_label_to_alabel(const char *label, size_t len, char *out,
-    size_t outlen) WUR;
+int psl_label_to_alabel(
+    const char *label, size_t len, char *out, size_t outlen) WUR;
 
 #endif
