@@ -42,7 +42,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 # the parsers the fuzzers reach: pure modules only, no libraries needed
-FUZZ_LIB := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c))
+FUZZ_LIB := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c src/mailauth/*.c))
 
 PY       := /usr/bin/python3
 FUZZ_SECONDS ?= 30

@@ -14,14 +14,16 @@
  */
 #include "mailauth/authres.h"
 
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 /* ---- characters --------------------------------------------------------- */
 
-/* RFC 2045 token: printable ASCII but SPACE and the tspecials; UTF-8 too
- * (RFC 6532 3.2 lets header values carry it). */
+/*
+ * RFC 2045 token: printable ASCII but SPACE and the tspecials.  The reader
+ * takes UTF-8 too (RFC 6532 3.2 lets header values carry it); the builder
+ * quotes it, since older readers know only ASCII atoms.
+ */
 static bool
 ar_tokch(unsigned char c)
 {
@@ -40,7 +42,7 @@ ar_atext(unsigned char c)
 		return true;
 	if (c >= '0' && c <= '9')
 		return true;
-	return c >= 0x80 || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+	return c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
 }
 
 static bool
@@ -51,7 +53,8 @@ ar_is_token(const char *s, size_t n)
 	if (n == 0)
 		return false;
 	for (i = 0; i < n; i++)
-		if (!ar_tokch((unsigned char)s[i]))
+		if ((unsigned char)s[i] >= 0x80 ||
+		    !ar_tokch((unsigned char)s[i]))
 			return false;
 	return true;
 }
@@ -344,11 +347,18 @@ ar_take_id(const struct ar_tok *t, struct authres_parsed *p)
 	if (t->k != AR_QSTR)
 		return false;
 	for (i = 1; i + 1 < t->n; i++) {
+		unsigned char c;
+
+		if (t->p[i] == '\r' || t->p[i] == '\n')
+			continue; /* folding inside the string: unfold */
 		if (t->p[i] == '\\')
 			i++;
-		if (k >= AUTHRES_ID_MAX)
+		c = (unsigned char)t->p[i];
+		/* a NUL or control byte would make another id than the one
+		 * a reader of the header sees, or an empty one */
+		if ((c < 0x20 && c != '\t') || c == 0x7f || k >= AUTHRES_ID_MAX)
 			return false;
-		p->id[k++] = t->p[i];
+		p->id[k++] = (char)c;
 	}
 	p->id[k] = '\0';
 	return k > 0;
@@ -478,7 +488,11 @@ authres_parse(const char *v, size_t len, struct authres_parsed *p)
 		return AUTHRES_BAD_ID;
 	t = ar_next(&lx);
 	if (ar_digits(&t)) {
-		p->version = (unsigned)strtoul(t.p, NULL, 10);
+		/* at most 9 digits (ar_digits): no overflow; no strtoul, the
+		 * text is not NUL-terminated */
+		p->version = 0;
+		for (size_t i = 0; i < t.n; i++)
+			p->version = p->version * 10 + (unsigned)(t.p[i] - '0');
 		t = ar_next(&lx);
 	}
 	if (t.k == AR_END)

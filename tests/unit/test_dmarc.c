@@ -9,6 +9,7 @@
  * checker compares OpenDMARC's answers with the expected ones here.
  */
 #include "t.h"
+#include "t_pycheck.h"
 #include "mailauth/dmarc.h"
 #include "mailauth/psl.h"
 
@@ -710,22 +711,70 @@ test_rua_auth(void)
 		DMARC_RUA_TEMPFAIL);
 }
 
-/* One line per eval row for check_opendmarc.py (tab-separated, "-"=NULL). */
+/*
+ * One line per eval row for check_opendmarc.py, tab-separated ("-" for
+ * none): name, From, SPF, DKIM, the record the lookup chose ("-": none),
+ * whether it came from the organisational domain and which that is, then
+ * our verdict: result, policy before pct, the tag used, disposition.
+ */
 static void
-dump_cases(void)
+dump_cases(FILE *f)
 {
 	size_t i;
 
+	t_case("dump"); /* run_lookup() checks the questions it is asked */
 	for (i = 0; i < sizeof(eval_rows) / sizeof(eval_rows[0]); i++) {
 		const struct eval_row *r = &eval_rows[i];
+		struct dmarc_lookup lk;
+		struct dmarc_verdict v;
+		struct dmarc_input in = {0};
+		struct dmarc_dkim dk[4];
+		char dstore[4][64];
+		static const char *const used[] = {"p", "sp", "np"};
 
-		printf("%s\t%s\t%s\t%s\t%s\t%s\t%u\t%d\t%s\t%s\t%s\n", r->name,
-		    r->from, r->at_from ? r->at_from : "-",
-		    r->at_org ? r->at_org : "-", r->spf ? r->spf : "-",
-		    r->dkim ? r->dkim : "-", r->draw, r->nx ? 1 : 0,
-		    dmarc_result_name(r->want), dmarc_policy_name(r->disp),
-		    r->ov ? r->ov : "-");
+		(void)run_lookup(r, &lk);
+		make_dkim(r->dkim, dstore, dk, &in.ndkim);
+		in.dkim = dk;
+		if (r->spf != NULL) {
+			in.spf_pass = r->spf[0] != '-';
+			in.spf_domain = r->spf + !in.spf_pass;
+			in.spf_len = strlen(in.spf_domain);
+		}
+		in.draw = r->draw;
+		in.from_nxdomain = r->nx;
+		dmarc_evaluate(&lk, psl, &in, &v);
+		fprintf(f,
+		    "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n",
+		    r->name, r->from, r->spf ? r->spf : "-",
+		    r->dkim ? r->dkim : "-", lk.text[0] ? lk.text : "-",
+		    lk.at_org ? 1 : 0, lk.org[0] ? lk.org : "-",
+		    dmarc_result_name(v.result), dmarc_policy_name(v.policy),
+		    used[v.used], dmarc_policy_name(v.disposition),
+		    r->nx ? 1 : 0, (int)lk.why);
 	}
+}
+
+/* OpenDMARC on the same cases, through check_opendmarc.py (see there). */
+static void
+test_opendmarc(void)
+{
+	struct t_pycheck pc;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	T_CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	dump_cases(f);
+	T_CHECK(fclose(f) == 0);
+	t_case("opendmarc agrees, or disagrees only as explained");
+	T_CHECK(
+	    t_pycheck_open(&pc, "test_dmarc", "check_opendmarc.py", __FILE__));
+	T_CHECK(t_pycheck_write(&pc, "cases", ".tsv", text, len));
+	T_CHECK(t_pycheck_run(&pc, "cases"));
+	t_pycheck_close(&pc);
+	free(text);
 }
 
 int
@@ -737,7 +786,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (argc > 1 && strcmp(argv[1], "--dump") == 0) {
-		dump_cases();
+		dump_cases(stdout);
 		psl_free(psl);
 		return 0;
 	}
@@ -747,6 +796,7 @@ main(int argc, char **argv)
 	T_RUN(test_eval_table);
 	T_RUN(test_eval_details);
 	T_RUN(test_rua_auth);
+	T_RUN(test_opendmarc);
 	psl_free(psl);
 	return t_summary();
 }
