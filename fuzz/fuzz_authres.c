@@ -57,15 +57,20 @@ rebuild(const struct authres_parsed *p)
 		buf_free(&b);
 		return;
 	}
-	/* after the first line (the id may be a long quoted-string), only
-	 * methods and results: a line past the width is one word alone */
-	for (line = strstr(b.data, "\r\n") + 2; line < b.data + b.len;) {
+	/*
+	 * Only methods and results besides the id: a line past the width is
+	 * one word alone, unless it holds the id as a quoted-string (whose
+	 * spaces are not places to fold).
+	 */
+	for (line = b.data; line < b.data + b.len;) {
 		const char *e = strstr(line, "\r\n");
+		size_t ll;
 
 		if (e == NULL)
 			abort();
-		if ((size_t)(e - line) > 60 &&
-		    memchr(line, ' ', (size_t)(e - line)))
+		ll = (size_t)(e - line);
+		if (ll > 60 && memchr(line + 1, ' ', ll - 1) &&
+		    memchr(line, '"', ll) == NULL)
 			abort();
 		line = e + 2;
 	}

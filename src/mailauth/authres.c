@@ -120,7 +120,8 @@ ar_word(struct ar_out *o, const char *w, size_t n, bool space)
 {
 	if (o->fail)
 		return;
-	if (space && o->col + 1 + n > o->width && o->col > 1) {
+	/* + 1: room for the ';' that may follow, so no line passes width */
+	if (space && o->col + 1 + n + 1 > o->width && o->col > 1) {
 		o->fail = buf_append(o->b, "\r\n\t", 3) != 0;
 		o->col = 1;
 		space = false;
