@@ -133,9 +133,12 @@ ar_word(struct ar_out *o, const char *w, size_t n, bool space)
 	o->col += n;
 }
 
-/* The value as a token, an address, or a quoted-string, into q. */
+/*
+ * The value as a token, an address (when addr: a pvalue may be one, an
+ * authserv-id may not), or a quoted-string, into q.
+ */
 static int
-ar_quote(const char *v, char *q, size_t qlen, size_t *n_out)
+ar_quote(const char *v, bool addr, char *q, size_t qlen, size_t *n_out)
 {
 	size_t n = strlen(v), i, k = 0;
 
@@ -144,7 +147,7 @@ ar_quote(const char *v, char *q, size_t qlen, size_t *n_out)
 	for (i = 0; i < n; i++)
 		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
 			return -1;
-	if (ar_is_token(v, n) || ar_is_addr(v, n)) {
+	if (ar_is_token(v, n) || (addr && ar_is_addr(v, n))) {
 		memcpy(q, v, n);
 		*n_out = n;
 		return 0;
@@ -169,7 +172,7 @@ ar_pair(struct ar_out *o, const char *key, const char *val, bool space)
 
 	if (o->fail)
 		return;
-	if (ar_quote(val, q, sizeof(q), &qn) != 0 ||
+	if (ar_quote(val, true, q, sizeof(q), &qn) != 0 ||
 	    str_fmt(w, sizeof(w), "%s=%.*s", key, (int)qn, q) != 0) {
 		o->fail = true;
 		return;
@@ -228,7 +231,7 @@ authres_build(struct buf *out, const char *authserv_id,
 	for (i = 0; i < n; i++)
 		if (ar_check(&r[i]) != 0)
 			return -1;
-	if (ar_quote(authserv_id, id, sizeof(id), &qn) != 0 || qn == 0 ||
+	if (ar_quote(authserv_id, false, id, sizeof(id), &qn) != 0 || qn == 0 ||
 	    (qn == 2 && id[0] == '"'))
 		return -1;
 	ar_word(&o, "Authentication-Results:", 23, false);

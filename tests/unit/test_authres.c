@@ -70,6 +70,10 @@ static const struct build_row build_rows[] = {
 	"\tspf=pass smtp.helo=mail.example.com\r\n"},
     {"odd authserv-id is quoted", "mx (one)", {{0}}, 0, 78,
 	"Authentication-Results: \"mx (one)\"; none\r\n"},
+    /* fuzz_authres: an id with '@' was written bare, as a pvalue may be,
+     * and read back as the id "x.ex" (authserv-id is token/quoted only) */
+    {"authserv-id with @ is quoted", "x.ex@smt`.sp`f", {{0}}, 0, 78,
+	"Authentication-Results: \"x.ex@smt`.sp`f\"; none\r\n"},
     {"utf-8 local part is quoted", "mx.example.org",
 	{{"spf", "pass", NULL,
 	    {{"smtp", "mailfrom", "j\xc3\xb6rg@example.com"}}, 1}},

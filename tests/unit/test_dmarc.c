@@ -468,8 +468,8 @@ static const struct eval_row eval_rows[] = {
     {"6.4 v=DMARC1 not first: not a record", "example.com",
 	"p=reject; v=DMARC1", "", NULL, NULL, 0, false, NONE, N, 1, NULL},
     {"6.3 p after other tags: still applied", "example.com",
-	"v=DMARC1; adkim=r; rua=mailto:d@example.com; p=reject", "", NULL,
-	NULL, 0, false, FAIL, J, 1, NULL},
+	"v=DMARC1; adkim=r; rua=mailto:d@example.com; p=reject", "", NULL, NULL,
+	0, false, FAIL, J, 1, NULL},
     {"6.4 keywords in upper case", "example.com", "v=DMARC1; P=REJECT", "",
 	NULL, NULL, 0, false, FAIL, J, 1, NULL},
     /* local overrides */
