@@ -73,6 +73,26 @@ dm_name_eq(const char *a, size_t alen, const char *b, size_t blen)
 	return alen > 0 && dm_case_eq(a, alen, b, blen);
 }
 
+/*
+ * The next sep-separated item of s[0..n) from *pos, blanks trimmed; false
+ * once the list is used up.  An empty list has one empty item.
+ */
+static bool
+dm_next_item(const char *s, size_t n, char sep, size_t *pos, const char **it,
+    size_t *len)
+{
+	const char *c;
+
+	if (*pos > n)
+		return false;
+	c = memchr(s + *pos, sep, n - *pos);
+	*it = s + *pos;
+	*len = c ? (size_t)(c - *it) : n - *pos;
+	*pos += *len + 1;
+	dm_trim(it, len);
+	return true;
+}
+
 /* ---- the record ---------------------------------------------------------- */
 
 /* Split the next "name=value" off text at *pos; false at the end. */
@@ -148,14 +168,10 @@ static unsigned
 dm_fo(const char *s, size_t n)
 {
 	unsigned fo = 0;
-	size_t i = 0;
+	size_t pos = 0, k;
+	const char *it;
 
-	while (i <= n) {
-		const char *c = memchr(s + i, ':', n - i);
-		size_t k = c ? (size_t)(c - (s + i)) : n - i;
-		const char *it = s + i;
-
-		dm_trim(&it, &k);
+	while (dm_next_item(s, n, ':', &pos, &it, &k)) {
 		if (dm_is(it, k, "0"))
 			fo |= DMARC_FO_0;
 		else if (dm_is(it, k, "1"))
@@ -166,9 +182,6 @@ dm_fo(const char *s, size_t n)
 			fo |= DMARC_FO_S;
 		else
 			return 0;
-		if (c == NULL)
-			break;
-		i = (size_t)(c - s) + 1;
 	}
 	return fo;
 }
@@ -253,21 +266,14 @@ static void
 dm_uri_list(const char *s, size_t n, struct dmarc_uri *list, size_t *count,
     unsigned *dropped)
 {
-	size_t i = 0;
+	size_t pos = 0, k;
+	const char *it;
 
-	while (i <= n) {
-		const char *c = memchr(s + i, ',', n - i);
-		size_t k = c ? (size_t)(c - (s + i)) : n - i;
-		const char *it = s + i;
-
-		dm_trim(&it, &k);
+	while (dm_next_item(s, n, ',', &pos, &it, &k)) {
 		if (*count < DMARC_URI_MAX && dm_uri(it, k, &list[*count]))
 			(*count)++;
 		else
 			(*dropped)++;
-		if (c == NULL)
-			break;
-		i = (size_t)(c - s) + 1;
 	}
 }
 
