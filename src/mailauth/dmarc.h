@@ -25,7 +25,7 @@
 
 #include "mailauth/psl.h"
 
-/* a record's text (the TXT strings joined); longer ones are not DMARC */
+/* a record's text (the TXT strings joined); a longer one is a permerror */
 #define DMARC_RECORD_MAX 2048
 /* URIs kept per rua/ruf list; RFC 7489 6.2 asks for at least two */
 #define DMARC_URI_MAX 8
