@@ -9,6 +9,10 @@ Usage: check_authres.py DIR NAME
                  "prop\\tPTYPE\\tPROPERTY\\tVALUE" (in order)
 Exit 0 when both readers agree with the want file.
 
+check_authres.py DIR gen: the other direction.  Writes DIR/genN.hdr,
+headers that authres itself makes (versions, comments, quoted reasons),
+and DIR/genN.want in the same format, for tern's parser to read.
+
 Two gaps of authres 1.2.0 are bridged, both within RFC 8601 2.2: it keeps
 the quoted-pairs of a quoted-string value as written ("a \\"b\\"" comes
 back with its backslashes), so they are decoded here; and it takes only a
@@ -69,5 +73,43 @@ def main(d, name):
         fail(f"{name}: got {got}, want {want}")
 
 
+def generate(d):
+    import authres.dmarc
+    headers = [
+        authres.AuthenticationResultsHeader(
+            authserv_id="mx.example.org", version=1, results=[
+                authres.DKIMAuthenticationResult(
+                    result="pass", header_d="example.com",
+                    header_i="@example.com", header_a="rsa-sha256"),
+                authres.SPFAuthenticationResult(
+                    result="fail", smtp_mailfrom="a@example.net",
+                    reason="not permitted"),
+                authres.dmarc.DMARCAuthenticationResult(
+                    result="fail", result_comment="p=reject",
+                    header_from="example.net", policy="reject")]),
+        authres.AuthenticationResultsHeader(authserv_id="mx.example.org"),
+        authres.AuthenticationResultsHeader(
+            authserv_id="relay.example", results=[
+                authres.DKIMAuthenticationResult(
+                    result="neutral", result_comment="no key",
+                    header_d="example.com", header_d_comment="the signer",
+                    reason="key not found", reason_comment="dns")]),
+    ]
+    for n, h in enumerate(headers):
+        text = str(h)
+        want = [["id", h.authserv_id]]
+        for r in h.results:
+            want.append(["res", r.method, r.result, r.reason or ""])
+            for p in r.properties:
+                want.append(["prop", p.type, p.name, p.value])
+        with open(f"{d}/gen{n}.hdr", "w", encoding="utf-8") as f:
+            f.write(text + "\r\n")
+        with open(f"{d}/gen{n}.want", "w", encoding="utf-8") as f:
+            f.write("".join("\t".join(w) + "\n" for w in want))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[2] == "gen":
+        generate(sys.argv[1])
+    else:
+        main(sys.argv[1], sys.argv[2])

@@ -388,6 +388,118 @@ test_is_ours(void)
 	}
 }
 
+/* ---- headers python3-authres makes, read by our parser ------------------- */
+
+static bool
+read_file(const char *path, struct buf *b)
+{
+	char chunk[4096];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL)
+		return false;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (buf_append(b, chunk, n) != 0)
+			break;
+	fclose(f);
+	return true;
+}
+
+/* A view as text, a quoted-string's quotes and quoted-pairs removed. */
+static void
+unquoted(const struct authres_view *v, char *out, size_t outlen)
+{
+	size_t i, k = 0, n = v->n;
+	const char *p = v->p;
+
+	if (n >= 2 && p[0] == '"')
+		p++, n -= 2;
+	for (i = 0; i < n && k + 1 < outlen; i++) {
+		if (p[i] == '\\' && i + 1 < n)
+			i++;
+		out[k++] = p[i];
+	}
+	out[k] = '\0';
+}
+
+/* Compare one parsed header with the want lines the generator wrote. */
+static void
+check_generated(const struct authres_parsed *p, char *want)
+{
+	char *line, *save = NULL, got[256], exp[600];
+	long r = -1, k = 0;
+
+	for (line = strtok_r(want, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "id\t", 3) == 0) {
+			T_CHECK_STR(p->id, line + 3);
+		} else if (strncmp(line, "res\t", 4) == 0) {
+			r++, k = 0;
+			T_CHECK(r < (long)p->nresults);
+			if (r >= (long)p->nresults)
+				return;
+			unquoted(&p->res[r].method, got, 64);
+			(void)!str_fmt(exp, sizeof(exp), "res\t%s\t", got);
+			unquoted(&p->res[r].result, got, 64);
+			(void)!str_fmt(exp + strlen(exp),
+			    sizeof(exp) - strlen(exp), "%s\t", got);
+			unquoted(&p->res[r].reason, got, sizeof(got));
+			(void)!str_fmt(exp + strlen(exp),
+			    sizeof(exp) - strlen(exp), "%s",
+			    p->res[r].reason.p ? got : "");
+			T_CHECK_STR(exp, line);
+		} else if (r >= 0 && k < (long)p->res[r].nprops) {
+			const struct authres_parsed_prop *pp =
+			    &p->res[r].props[k++];
+			char ty[64], na[64];
+
+			unquoted(&pp->ptype, ty, sizeof(ty));
+			unquoted(&pp->property, na, sizeof(na));
+			unquoted(&pp->value, got, sizeof(got));
+			(void)!str_fmt(
+			    exp, sizeof(exp), "prop\t%s\t%s\t%s", ty, na, got);
+			T_CHECK_STR(exp, line);
+		} else {
+			T_CHECK(!"more properties wanted than parsed");
+		}
+	}
+	T_CHECK_INT(r + 1, p->nresults);
+}
+
+static void
+test_generated(void)
+{
+	char path[700], name[32];
+	int i;
+
+	t_case("python3-authres makes headers");
+	T_CHECK(t_pycheck_run(&pc, "gen"));
+	for (i = 0; i < 3; i++) {
+		struct buf hdr, want;
+		struct authres_parsed p;
+		const char *v;
+
+		(void)!str_fmt(name, sizeof(name), "authres header gen%d", i);
+		t_case(name);
+		buf_init(&hdr, 1 << 16);
+		buf_init(&want, 1 << 16);
+		(void)!str_fmt(path, sizeof(path), "%s/gen%d.hdr", pc.dir, i);
+		T_CHECK(read_file(path, &hdr));
+		(void)!str_fmt(path, sizeof(path), "%s/gen%d.want", pc.dir, i);
+		T_CHECK(read_file(path, &want));
+		T_CHECK(hdr.len > 23 &&
+			memcmp(hdr.data, "Authentication-Results:", 23) == 0);
+		if (hdr.len > 23 && want.len > 0) {
+			v = hdr.data + 23;
+			T_CHECK_INT(authres_parse(v, hdr.len - 23, &p), OK);
+			check_generated(&p, want.data);
+		}
+		buf_free(&hdr);
+		buf_free(&want);
+	}
+}
+
 int
 main(void)
 {
@@ -398,6 +510,7 @@ main(void)
 	T_RUN(test_build_limits);
 	T_RUN(test_parse);
 	T_RUN(test_is_ours);
+	T_RUN(test_generated);
 	t_pycheck_close(&pc);
 	return t_summary();
 }
