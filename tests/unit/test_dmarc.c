@@ -155,6 +155,155 @@ test_psl_misc(void)
 	T_CHECK(psl_label_to_alabel("\xc3\xa9", 2, lab, 5) == -1);
 }
 
+/*
+ * The list's own test vectors, shipped by Debian's publicsuffix package:
+ * checkPublicSuffix('name', 'registrable domain' or null).  null means the
+ * name is a public suffix or not a name; we give such a name itself as its
+ * organisational domain (or -1), so it is checked with psl_is_public_suffix.
+ */
+#define PSL_TESTS "/usr/share/doc/publicsuffix/examples/test_psl.txt"
+
+static bool
+psl_arg(char **p, char *out, size_t outlen)
+{
+	char *end;
+
+	while (**p == ' ' || **p == ',' || **p == '(')
+		(*p)++;
+	if (strncmp(*p, "null", 4) == 0) {
+		*p += 4;
+		out[0] = '\0';
+		return false;
+	}
+	if (**p != '\'' || (end = strchr(*p + 1, '\'')) == NULL ||
+	    str_copy(out, outlen, *p + 1, (size_t)(end - *p - 1)) != 0)
+		return false;
+	*p = end + 1;
+	return true;
+}
+
+static void
+test_psl_official(void)
+{
+	char line[512], name[300], want[300], out[PSL_NAME_MAX + 1];
+	FILE *f = fopen(PSL_TESTS, "r");
+	int n = 0;
+
+	t_case("psl official vectors file");
+	T_CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = strstr(line, "checkPublicSuffix(");
+		bool has_name, has_want;
+		int rc;
+
+		if (p == NULL || strncmp(line, "//", 2) == 0)
+			continue;
+		p += strlen("checkPublicSuffix");
+		has_name = psl_arg(&p, name, sizeof(name));
+		has_want = psl_arg(&p, want, sizeof(want));
+		if (!has_name)
+			continue;
+		t_case(name);
+		n++;
+		rc = psl_org_domain(
+		    psl, name, strlen(name), 0, out, sizeof(out));
+		if (has_want) {
+			T_CHECK_INT(rc, 0);
+			T_CHECK_STR(out, want);
+		} else {
+			T_CHECK(rc != 0 || psl_is_public_suffix(
+					       psl, name, strlen(name), 0));
+		}
+	}
+	fclose(f);
+	t_case("psl official vectors: all read");
+	T_CHECK(n >= 70);
+}
+
+/*
+ * Names made from every rule of the list (the rule's name, and one to three
+ * labels more; A-label forms too), with our organisational domain, for
+ * check_psl.py to compare with libpsl.
+ */
+static void
+psl_names_line(struct buf *b, const char *name)
+{
+	char out[PSL_NAME_MAX + 1];
+	size_t n = strlen(name);
+	int rc = psl_org_domain(psl, name, n, 0, out, sizeof(out));
+
+	T_CHECK(buf_printf(b, "%s\t%s\t%d\n", name, rc == 0 ? out : "-",
+		    psl_is_public_suffix(psl, name, n, 0) ? 1 : 0) == 0);
+}
+
+static void
+psl_names_of(struct buf *b, const char *rule)
+{
+	static const char *const pre[] = {"", "x.", "y.x.", "z.y.x."};
+	char name[600], alab[300];
+	size_t i, o = 0;
+	const char *s = rule;
+
+	for (i = 0; i < 4; i++) {
+		(void)!str_fmt(name, sizeof(name), "%s%s", pre[i], rule);
+		psl_names_line(b, name);
+	}
+	/* the A-label form, label by label */
+	while (*s) {
+		size_t ll = strcspn(s, ".");
+		int w = psl_label_to_alabel(s, ll, alab + o, sizeof(alab) - o);
+
+		if (w < 0)
+			return;
+		o += (size_t)w;
+		s += ll;
+		if (*s == '.' && o + 1 < sizeof(alab))
+			alab[o++] = '.', s++;
+	}
+	alab[o] = '\0';
+	if (strcmp(alab, rule) != 0)
+		for (i = 0; i < 3; i++) {
+			(void)!str_fmt(
+			    name, sizeof(name), "%s%s", pre[i], alab);
+			psl_names_line(b, name);
+		}
+}
+
+static void
+test_psl_libpsl(void)
+{
+	struct t_pycheck pc;
+	struct buf b;
+	char line[512];
+	FILE *f = fopen(PSL_DEFAULT_PATH, "r");
+
+	t_case("psl agrees with libpsl on names made from every rule");
+	T_CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	buf_init(&b, 16u << 20);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *r = line;
+
+		r[strcspn(r, " \t\r\n")] = '\0';
+		if (*r == '\0' || strncmp(r, "//", 2) == 0)
+			continue;
+		if (*r == '!')
+			r++;
+		else if (strncmp(r, "*.", 2) == 0)
+			r += 2;
+		psl_names_of(&b, r);
+	}
+	fclose(f);
+	T_CHECK(t_pycheck_open(&pc, "test_dmarc", "check_psl.py", __FILE__));
+	T_CHECK(t_pycheck_write(&pc, "names", ".tsv", b.data, b.len));
+	T_CHECK(t_pycheck_run(&pc, "names"));
+	t_pycheck_close(&pc);
+	buf_free(&b);
+}
+
 /* ---- the record parser ------------------------------------------------------
  */
 
@@ -795,6 +944,8 @@ main(int argc, char **argv)
 	}
 	T_RUN(test_psl_table);
 	T_RUN(test_psl_misc);
+	T_RUN(test_psl_official);
+	T_RUN(test_psl_libpsl);
 	T_RUN(test_record_table);
 	T_RUN(test_eval_table);
 	T_RUN(test_eval_details);
