@@ -17,6 +17,7 @@
 
 #include <string.h>
 
+#include "mailauth/authres.h"
 #include "util/util.h"
 
 /* ---- small text helpers ------------------------------------------------- */
@@ -543,7 +544,8 @@ static enum dmarc_policy
 dm_sample(enum dmarc_policy p, unsigned pct, unsigned draw, bool *out)
 {
 	*out = false;
-	if (p == DMARC_P_NONE || draw < pct)
+	/* % 100: a draw outside 0..99 must not sample out a pct=100 policy */
+	if (p == DMARC_P_NONE || draw % 100 < pct)
 		return p;
 	*out = true;
 	return p == DMARC_P_REJECT ? DMARC_P_QUARANTINE : DMARC_P_NONE;
@@ -666,6 +668,35 @@ dmarc_rua_auth_judge(const struct dmarc_txt *ans, const char *host,
 		return DMARC_RUA_OVERRIDE;
 	}
 	return DMARC_RUA_REFUSED;
+}
+
+static const char *const dm_why_text[] = {
+    NULL,
+    "no DMARC record",
+    "more than one DMARC record",
+    "no valid policy in the DMARC record",
+    "DNS lookup failed",
+    "From domain is not a domain name",
+};
+
+void
+dmarc_authres(const struct dmarc_lookup *lk, const struct dmarc_verdict *v,
+    struct authres_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->method = "dmarc";
+	out->result = dmarc_result_name(v->result);
+	if (v->result == DMARC_RESULT_FAIL)
+		out->reason = v->overridden    ? "local policy"
+			      : v->sampled_out ? "sampled out by pct"
+					       : NULL;
+	else if ((unsigned)v->why < sizeof(dm_why_text) / sizeof(*dm_why_text))
+		out->reason = dm_why_text[v->why];
+	if (lk->from[0] != '\0') {
+		out->props[0] =
+		    (struct authres_prop){"header", "from", lk->from};
+		out->nprops = 1;
+	}
 }
 
 const char *

@@ -183,7 +183,10 @@ struct dmarc_input {
 	size_t ndkim;
 	/* the From domain does not exist (NXDOMAIN): np applies (RFC 9091) */
 	bool from_nxdomain;
-	/* uniform in 0..99, for pct sampling (6.6.4): applied when < pct */
+	/*
+	 * Uniform in 0..99, for pct sampling (6.6.4): the policy applies in
+	 * full when draw % 100 < pct.
+	 */
 	unsigned draw;
 	const struct dmarc_override *overrides;
 	size_t noverrides;
@@ -251,6 +254,15 @@ enum dmarc_rua_auth {
  */
 enum dmarc_rua_auth dmarc_rua_auth_judge(const struct dmarc_txt *ans,
     const char *host, size_t host_len, size_t *index_out);
+
+/*
+ * The verdict as one Authentication-Results resinfo (RFC 7489 11.2):
+ * "dmarc=<result>", header.from, and a reason when it did not simply pass
+ * or fail.  out points into lk and static text: use it before lk goes.
+ */
+struct authres_result;
+void dmarc_authres(const struct dmarc_lookup *lk, const struct dmarc_verdict *v,
+    struct authres_result *out);
 
 const char *dmarc_result_name(enum dmarc_result r);
 const char *dmarc_policy_name(enum dmarc_policy p);

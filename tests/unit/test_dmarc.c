@@ -10,6 +10,7 @@
  */
 #include "t.h"
 #include "t_pycheck.h"
+#include "mailauth/authres.h"
 #include "mailauth/dmarc.h"
 #include "mailauth/psl.h"
 
@@ -585,6 +586,9 @@ static const struct eval_row eval_rows[] = {
     {"6.6.4 pct=100, draw 99: applied", "example.com",
 	"v=DMARC1; p=reject; pct=100", "", NULL, NULL, 99, false, FAIL, J, 1,
 	NULL},
+    {"6.6.4 pct=100, a draw of 150 is taken mod 100", "example.com",
+	"v=DMARC1; p=reject; pct=100", "", NULL, NULL, 150, false, FAIL, J, 1,
+	NULL},
     {"6.6.4 pct=50 quarantine, draw 70: none", "example.com",
 	"v=DMARC1; p=quarantine; pct=50", "", NULL, NULL, 70, false, FAIL, N, 1,
 	NULL},
@@ -784,6 +788,20 @@ test_eval_details(void)
 	T_CHECK(v.result == FAIL && v.used == DMARC_USED_SP);
 	T_CHECK(v.policy == Q && v.disposition == N && v.sampled_out);
 	T_CHECK_STR(v.policy_domain, "example.co.uk");
+	t_case("verdict as an Authentication-Results resinfo");
+	{
+		struct authres_result ar;
+		struct buf b;
+
+		dmarc_authres(&lk, &v, &ar);
+		buf_init(&b, 1024);
+		T_CHECK(authres_build(&b, "mx.example.org", &ar, 1, 78) == 0);
+		T_CHECK_STR(b.data,
+		    "Authentication-Results: mx.example.org;\r\n"
+		    "\tdmarc=fail reason=\"sampled out by pct\" "
+		    "header.from=a.b.example.co.uk\r\n");
+		buf_free(&b);
+	}
 	t_case("answer after done changes nothing");
 	T_CHECK(dmarc_lookup_answer(&lk, &none) == DMARC_STEP_DONE);
 	T_CHECK(lk.why == DMARC_WHY_NONE);
