@@ -13,7 +13,9 @@
  *    disposition is other than none/quarantine/reject, or anything but
  *    none for a result other than fail;
  *  - the organisational domain is not a suffix of the name, or changes
- *    when computed again from itself.
+ *    when computed again from itself;
+ *  - the verdict's Authentication-Results resinfo does not build, or does
+ *    not read back as one result under our authserv-id.
  * A small list is built in once from a fixed text with wildcards,
  * exceptions and a PRIVATE section (the real file is not read).
  */
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailauth/authres.h"
 #include "mailauth/dmarc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -82,6 +85,23 @@ check_verdict(const struct dmarc_verdict *v)
 		abort();
 }
 
+/* The verdict's A-R resinfo always builds and reads back. */
+static void
+check_authres(const struct dmarc_lookup *lk, const struct dmarc_verdict *v)
+{
+	struct authres_result ar;
+	struct authres_parsed back;
+	struct buf b;
+
+	dmarc_authres(lk, v, &ar);
+	buf_init(&b, 8192);
+	if (authres_build(&b, "mx.example.org", &ar, 1, 78) != 0 ||
+	    authres_parse(b.data + 23, b.len - 23, &back) != AUTHRES_OK ||
+	    back.nresults != 1 || strcmp(back.id, "mx.example.org") != 0)
+		abort();
+	buf_free(&b);
+}
+
 /* p[0] record, p[1] From, p[2] d=, p[3..np) more TXT records */
 static void
 run(const char *p[], const size_t l[], size_t np)
@@ -122,6 +142,7 @@ run(const char *p[], const size_t l[], size_t np)
 		in.from_nxdomain = m & 1;
 		dmarc_evaluate(&lk, psl, &in, &v);
 		check_verdict(&v);
+		check_authres(&lk, &v);
 	}
 }
 
