@@ -415,20 +415,61 @@ ar_view(struct authres_view *v, const struct ar_tok *t)
 	v->n = t->n;
 }
 
-/* One resinfo after its ';': method [/ver] = result, reason, props. */
+/*
+ * One "reason=value" or "ptype.property=pvalue" starting at the token t,
+ * kept in r (NULL: read and dropped).  Returns the token after it; *ok is
+ * false when it is not one.
+ */
+static struct ar_tok
+ar_prop(
+    struct ar_lex *lx, struct ar_tok t, struct authres_parsed_res *r, bool *ok)
+{
+	struct ar_tok name = t;
+	const char *dot = memchr(t.p, '.', t.n);
+	bool reason = t.n == 6 && strncasecmp(t.p, "reason", 6) == 0;
+	struct authres_parsed_prop *pp = NULL;
+	struct authres_view junk;
+
+	*ok = false;
+	if (!reason && (dot == NULL || dot == t.p || dot + 1 == t.p + t.n))
+		return t;
+	t = ar_next(lx);
+	if (!ar_special(&t, '='))
+		return t;
+	t = ar_next(lx);
+	if (reason) {
+		if (!ar_word_tok(&t))
+			return t;
+		if (r != NULL)
+			ar_view(&r->reason, &t);
+		*ok = true;
+		return ar_next(lx);
+	}
+	if (r != NULL && r->nprops < AUTHRES_PROPS_MAX) {
+		pp = &r->props[r->nprops++];
+		pp->ptype =
+		    (struct authres_view){name.p, (size_t)(dot - name.p)};
+		pp->property = (struct authres_view){
+		    dot + 1, (size_t)(name.p + name.n - dot - 1)};
+	}
+	if (!ar_pvalue(lx, t, pp ? &pp->value : &junk))
+		return t;
+	*ok = true;
+	return ar_next(lx);
+}
+
+/* One resinfo after its ';': method [/ver] = result, then reason, props. */
 static struct ar_tok
 ar_resinfo_parse(
     struct ar_lex *lx, struct ar_tok t, struct authres_parsed *p, bool *ok)
 {
-	size_t keep = p->nresults < AUTHRES_RESULTS_MAX ? p->nresults : 0;
-	bool store = p->nresults < AUTHRES_RESULTS_MAX;
-	struct authres_view junk;
+	struct authres_parsed_res *r =
+	    p->nresults < AUTHRES_RESULTS_MAX ? &p->res[p->nresults] : NULL;
+	struct ar_tok method = t;
 
 	*ok = false;
 	if (t.k != AR_TOKEN)
 		return t;
-	if (store)
-		ar_view(&p->res[keep].method, &t);
 	t = ar_next(lx);
 	if (ar_special(&t, '/')) {
 		t = ar_next(lx);
@@ -441,40 +482,13 @@ ar_resinfo_parse(
 	t = ar_next(lx);
 	if (t.k != AR_TOKEN)
 		return t;
-	if (store)
-		ar_view(&p->res[keep].result, &t);
-	p->nresults++;
-	for (t = ar_next(lx); t.k == AR_TOKEN; t = ar_next(lx)) {
-		struct ar_tok name = t;
-		const char *dot = memchr(t.p, '.', t.n);
-		bool reason = t.n == 6 && strncasecmp(t.p, "reason", 6) == 0;
-		struct authres_parsed_prop *pp = NULL;
-
-		if (!reason &&
-		    (dot == NULL || dot == t.p || dot + 1 == t.p + t.n))
-			return t;
-		t = ar_next(lx);
-		if (!ar_special(&t, '='))
-			return t;
-		t = ar_next(lx);
-		if (reason) {
-			if (!ar_word_tok(&t))
-				return t;
-			if (store)
-				ar_view(&p->res[keep].reason, &t);
-			continue;
-		}
-		if (store && p->res[keep].nprops < AUTHRES_PROPS_MAX) {
-			pp = &p->res[keep].props[p->res[keep].nprops++];
-			pp->ptype.p = name.p;
-			pp->ptype.n = (size_t)(dot - name.p);
-			pp->property.p = dot + 1;
-			pp->property.n = (size_t)(name.p + name.n - dot - 1);
-		}
-		if (!ar_pvalue(lx, t, pp ? &pp->value : &junk))
-			return t;
+	if (r != NULL) {
+		ar_view(&r->method, &method);
+		ar_view(&r->result, &t);
 	}
-	*ok = true;
+	p->nresults++;
+	for (*ok = true, t = ar_next(lx); *ok && t.k == AR_TOKEN;)
+		t = ar_prop(lx, t, r, ok);
 	return t;
 }
 

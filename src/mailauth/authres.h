@@ -67,16 +67,18 @@ struct authres_parsed_prop {
 	struct authres_view ptype, property, value;
 };
 
+struct authres_parsed_res {
+	struct authres_view method, result, reason; /* reason.p NULL: none */
+	struct authres_parsed_prop props[AUTHRES_PROPS_MAX];
+	size_t nprops; /* at most _MAX kept; more are read and dropped */
+};
+
 struct authres_parsed {
 	char id[AUTHRES_ID_MAX + 1]; /* unquoted */
 	unsigned version;	     /* 1 when absent */
 	bool none;		     /* "id; none" */
 	size_t nresults;	     /* all seen; at most _MAX kept */
-	struct {
-		struct authres_view method, result, reason;
-		struct authres_parsed_prop props[AUTHRES_PROPS_MAX];
-		size_t nprops;
-	} res[AUTHRES_RESULTS_MAX];
+	struct authres_parsed_res res[AUTHRES_RESULTS_MAX];
 };
 
 enum authres_status {
