@@ -5,6 +5,8 @@
  * sanitisers, it aborts when:
  *  - a view the parser returns leaves the input, or counts pass maxima;
  *  - authres_is_ours() disagrees with the parsed id;
+ *  - authres_ours_in() on the input as a message finds spans outside it,
+ *    out of order, or not named Authentication-Results;
  *  - the parsed id and results, built again with authres_build() (when
  *    they are valid keywords), do not parse back to the same id and the
  *    same methods and results, or a built line passes the width.
@@ -88,6 +90,23 @@ rebuild(const struct authres_parsed *p)
 	buf_free(&b);
 }
 
+/* The input as a message: the fields found lie in it, in order, named. */
+static void
+check_ours_in(const char *s, size_t size, const char *id)
+{
+	struct authres_span sp[8];
+	size_t n = authres_ours_in(s, size, id, sp, 8), i, last = 0;
+
+	for (i = 0; i < n && i < 8; i++) {
+		if (sp[i].off < last || sp[i].len < 23 ||
+		    sp[i].off + sp[i].len > size ||
+		    strncasecmp(s + sp[i].off, "Authentication-Results", 22) !=
+			0)
+			abort();
+		last = sp[i].off + sp[i].len;
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -120,6 +139,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (st == AUTHRES_OK)
 		rebuild(&p);
+	check_ours_in(s, size, st != AUTHRES_BAD_ID ? p.id : "x");
 	free(s);
 	return 0;
 }

@@ -14,6 +14,8 @@
  */
 #include "mailauth/authres.h"
 
+#include "addr/addr.h"
+
 #include <string.h>
 #include <strings.h>
 
@@ -547,4 +549,24 @@ authres_is_ours(const char *v, size_t len, const char *authserv_id)
 	if (authres_parse(v, len, &p) == AUTHRES_BAD_ID)
 		return false;
 	return strlen(p.id) == n && strncasecmp(p.id, authserv_id, n) == 0;
+}
+
+size_t
+authres_ours_in(const char *msg, size_t len, const char *authserv_id,
+    struct authres_span *spans, size_t max)
+{
+	struct addr_hdr_scan sc;
+	struct addr_hdr_field f;
+	size_t n = 0;
+
+	addr_hdr_scan_init(&sc, msg, len);
+	while (addr_hdr_next(&sc, &f)) {
+		if (!addr_hdr_name_is(&f, "Authentication-Results") ||
+		    !authres_is_ours(f.value, f.value_len, authserv_id))
+			continue;
+		if (n < max)
+			spans[n] = (struct authres_span){f.off, f.raw_len};
+		n++;
+	}
+	return n;
 }

@@ -2,8 +2,8 @@
  * authres: the Authentication-Results header field (RFC 8601): building
  * ours, and reading others' far enough to know whose they are.
  *
- * Owns: the field's syntax.  May call: util only.  Pure: no I/O, no
- * allocation except the caller's struct buf; any thread.
+ * Owns: the field's syntax.  May call: addr (the header scanner) and util.
+ * Pure: no I/O, no allocation except the caller's struct buf; any thread.
  *
  * Building: one resinfo per method (dkim, spf, dmarc, arc), each on its own
  * folded line, with "reason" and the ptype.property=value pairs; a value
@@ -100,5 +100,19 @@ enum authres_status authres_parse(
  * host name is).  A value whose id cannot be read is not ours.
  */
 bool authres_is_ours(const char *v, size_t len, const char *authserv_id);
+
+/* Where a field lies in a message: offset and length, its line end included. */
+struct authres_span {
+	size_t off, len;
+};
+
+/*
+ * The Authentication-Results fields of msg's header section (len octets)
+ * that claim authserv_id, in order: up to max of them into spans.  Returns
+ * how many there are (more than max when spans was too short), so the
+ * writer of the message can leave them out without copying it.
+ */
+size_t authres_ours_in(const char *msg, size_t len, const char *authserv_id,
+    struct authres_span *spans, size_t max);
 
 #endif

@@ -388,6 +388,37 @@ test_is_ours(void)
 	}
 }
 
+static void
+test_ours_in(void)
+{
+	static const char msg[] =
+	    "Received: from x\r\n"
+	    "Authentication-Results: mx.example.org; dkim=pass\r\n"
+	    "Authentication-Results: other.example; spf=pass\r\n"
+	    "authentication-results: (forged)\r\n"
+	    "  \"MX.example.org\" 1;\r\n"
+	    "\tdmarc=pass header.from=bank.example\r\n"
+	    "X-Authentication-Results: mx.example.org; none\r\n"
+	    "Subject: hi\r\n"
+	    "\r\n"
+	    "Authentication-Results: mx.example.org; none\r\n";
+	struct authres_span sp[4];
+	size_t n;
+
+	t_case("fields claiming our id, in the header section only");
+	n = authres_ours_in(msg, sizeof(msg) - 1, "mx.example.org", sp, 4);
+	T_CHECK_INT(n, 2);
+	T_CHECK_INT(sp[0].off, 18);
+	T_CHECK_INT(sp[0].len, 51);
+	T_CHECK(memcmp(msg + sp[1].off, "authentication-results: (forged)",
+		    32) == 0);
+	T_CHECK(memcmp(msg + sp[1].off + sp[1].len, "X-Auth", 6) == 0);
+	t_case("more fields than spans: counted, not written past");
+	n = authres_ours_in(msg, sizeof(msg) - 1, "mx.example.org", sp, 1);
+	T_CHECK_INT(n, 2);
+	T_CHECK_INT(authres_ours_in(msg, sizeof(msg) - 1, "nobody", sp, 4), 0);
+}
+
 /* ---- headers python3-authres makes, read by our parser ------------------- */
 
 static bool
@@ -510,6 +541,7 @@ main(void)
 	T_RUN(test_build_limits);
 	T_RUN(test_parse);
 	T_RUN(test_is_ours);
+	T_RUN(test_ours_in);
 	T_RUN(test_generated);
 	t_pycheck_close(&pc);
 	return t_summary();
