@@ -390,17 +390,24 @@ pl_contains(const char *s, size_t n, const char *needle)
 	return false;
 }
 
-/* Lines that may hold a rule, each counted twice (its A-label form). */
+/*
+ * Keys the text may need: one per line that may hold a rule, and one more
+ * for a line with UTF-8 (its A-label form).
+ */
 static size_t
 pl_count(const char *text, size_t len)
 {
 	size_t i, n = 0;
-	bool line_start = true;
+	bool line_start = true, counted_utf8 = false;
 
 	for (i = 0; i < len; i++) {
 		if (line_start && text[i] != '\n' && text[i] != '/')
-			n += 2;
+			n++;
+		if ((unsigned char)text[i] >= 0x80 && !counted_utf8)
+			n++, counted_utf8 = true;
 		line_start = text[i] == '\n';
+		if (line_start)
+			counted_utf8 = false;
 	}
 	return n;
 }
