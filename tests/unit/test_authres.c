@@ -61,6 +61,15 @@ static const struct build_row build_rows[] = {
 	"\treason=\"no aligned identifier\"\r\n"
 	"\theader.from=example.com\r\n"
 	"\tpolicy.dmarc=reject\r\n"},
+    /* the word ends at the width: its ';' would pass it, so it folds */
+    {"fold keeps room for the semicolon", "mx.example.org",
+	{{"dkim", "pass", NULL, {{"header", "d", "aaaaaaaaaaaa.example"}}, 1},
+	    {"spf", "pass", NULL, {{0}}, 0}},
+	2, 40,
+	"Authentication-Results: mx.example.org;\r\n"
+	"\tdkim=pass\r\n"
+	"\theader.d=aaaaaaaaaaaa.example;\r\n"
+	"\tspf=pass\r\n"},
     {"arc and a null sender's helo", "mx.example.org",
 	{{"arc", "none", NULL, {{0}}, 0},
 	    {"spf", "pass", NULL, {{"smtp", "helo", "mail.example.com"}}, 1}},
