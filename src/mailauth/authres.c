@@ -61,7 +61,7 @@ ar_is_token(const char *s, size_t n)
 	return true;
 }
 
-/* a keyword of the grammar (method, result, ptype, property): ASCII */
+/* a keyword of the grammar (method, result, ptype, property): an ldh-str */
 static bool
 ar_is_keyword(const char *s)
 {
@@ -73,7 +73,7 @@ ar_is_keyword(const char *s)
 		unsigned char c = (unsigned char)s[i];
 
 		if (!(((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
-			(c >= '0' && c <= '9') || c == '-' || c == '_'))
+			(c >= '0' && c <= '9') || c == '-'))
 			return false;
 	}
 	return true;
