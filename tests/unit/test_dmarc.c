@@ -686,6 +686,23 @@ make_dkim(const char *spec, char store[4][64], struct dmarc_dkim *d, size_t *n)
 	}
 }
 
+/* The SPF, DKIM, draw and NXDOMAIN inputs of a row (no overrides). */
+static void
+make_input(const struct eval_row *r, struct dmarc_input *in,
+    struct dmarc_dkim dk[4], char dstore[4][64])
+{
+	memset(in, 0, sizeof(*in));
+	make_dkim(r->dkim, dstore, dk, &in->ndkim);
+	in->dkim = dk;
+	if (r->spf != NULL) {
+		in->spf_pass = r->spf[0] != '-';
+		in->spf_domain = r->spf + !in->spf_pass;
+		in->spf_len = strlen(in->spf_domain);
+	}
+	in->draw = r->draw;
+	in->from_nxdomain = r->nx;
+}
+
 static int
 run_lookup(const struct eval_row *r, struct dmarc_lookup *lk)
 {
@@ -730,15 +747,7 @@ test_eval_table(void)
 
 		t_case(r->name);
 		T_CHECK_INT(run_lookup(r, &lk), r->queries);
-		make_dkim(r->dkim, dstore, dk, &in.ndkim);
-		in.dkim = dk;
-		if (r->spf != NULL) {
-			in.spf_pass = r->spf[0] != '-';
-			in.spf_domain = r->spf + !in.spf_pass;
-			in.spf_len = strlen(in.spf_domain);
-		}
-		in.draw = r->draw;
-		in.from_nxdomain = r->nx;
+		make_input(r, &in, dk, dstore);
 		if (r->ov != NULL) {
 			const char *eq = strchr(r->ov, '=');
 
@@ -903,15 +912,7 @@ dump_cases(FILE *f)
 		static const char *const used[] = {"p", "sp", "np"};
 
 		(void)run_lookup(r, &lk);
-		make_dkim(r->dkim, dstore, dk, &in.ndkim);
-		in.dkim = dk;
-		if (r->spf != NULL) {
-			in.spf_pass = r->spf[0] != '-';
-			in.spf_domain = r->spf + !in.spf_pass;
-			in.spf_len = strlen(in.spf_domain);
-		}
-		in.draw = r->draw;
-		in.from_nxdomain = r->nx;
+		make_input(r, &in, dk, dstore);
 		dmarc_evaluate(&lk, psl, &in, &v);
 		fprintf(f,
 		    "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n",
