@@ -142,25 +142,11 @@ file_create(const char *who, int dir_fd, const char *name)
 	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
-int
-file_write_new(const char *who, int dir_fd, const char *name,
-    const struct iovec *iov, int iovcnt, bool sync, struct stat *st_out,
-    const char **step_out)
-{
-	int fd;
+/* mode FILE_MODE_KEEP: the 0600 (less the umask) of file_create */
+#define FILE_MODE_KEEP ((mode_t)-1)
 
-	*step_out = "create";
-	if ((fd = file_create(who, dir_fd, name)) < 0)
-		return -1;
-	if (file_fill(who, fd, iov, iovcnt, sync, st_out, step_out) != 0) {
-		unlinkat_quiet(dir_fd, name);
-		return -1;
-	}
-	return 0;
-}
-
-int
-file_write_new_mode(const char *who, int dir_fd, const char *name, mode_t mode,
+static int
+file_write_new_as(const char *who, int dir_fd, const char *name, mode_t mode,
     const struct iovec *iov, int iovcnt, bool sync, struct stat *st_out,
     const char **step_out)
 {
@@ -170,7 +156,7 @@ file_write_new_mode(const char *who, int dir_fd, const char *name, mode_t mode,
 	if ((fd = file_create(who, dir_fd, name)) < 0)
 		return -1;
 	*step_out = "chmod";
-	if (fchmod(fd, mode) != 0) {
+	if (mode != FILE_MODE_KEEP && fchmod(fd, mode) != 0) {
 		fd_close_quiet(fd);
 		unlinkat_quiet(dir_fd, name);
 		return -1;
@@ -180,6 +166,24 @@ file_write_new_mode(const char *who, int dir_fd, const char *name, mode_t mode,
 		return -1;
 	}
 	return 0;
+}
+
+int
+file_write_new(const char *who, int dir_fd, const char *name,
+    const struct iovec *iov, int iovcnt, bool sync, struct stat *st_out,
+    const char **step_out)
+{
+	return file_write_new_as(who, dir_fd, name, FILE_MODE_KEEP, iov, iovcnt,
+	    sync, st_out, step_out);
+}
+
+int
+file_write_new_mode(const char *who, int dir_fd, const char *name, mode_t mode,
+    const struct iovec *iov, int iovcnt, bool sync, struct stat *st_out,
+    const char **step_out)
+{
+	return file_write_new_as(
+	    who, dir_fd, name, mode, iov, iovcnt, sync, st_out, step_out);
 }
 
 int
