@@ -110,6 +110,11 @@ struct conf {
 	bool submission_any_sender;	/* submission.any_sender, false: an
 					   authenticated user may send only as
 					   itself or an alias that points to it */
+	bool spf_check;	      /* spf.check, true: SPF (RFC 7208) of mail
+				 on the MX port (docs/mailauth.md) */
+	bool spf_reject_fail; /* spf.reject_fail, false: a "fail" is refused
+				 at RCPT (550 5.7.23), a "temperror"
+				 deferred (451 4.7.24); else recorded */
 	char *submission_local_senders; /* submission.local_senders: "any"
 				       (default) or "own": the senders a
 				       local uid may use on submit.sock */
