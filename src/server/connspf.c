@@ -37,7 +37,8 @@ spf_client_ip(const struct conn *c, struct spf_ip *ip)
 {
 	memset(ip, 0, sizeof(*ip));
 	if (c->sa.ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&c->sa;
+		const struct sockaddr_in *s4 =
+		    (const struct sockaddr_in *)&c->sa;
 
 		memcpy(ip->addr, &s4->sin_addr, 4);
 		return true;
@@ -87,8 +88,8 @@ conn_spf_start(struct conn *c, spfcheck_cb done)
 	req.helo = helo[0] != '\0' ? helo : NULL;
 	req.receiver = c->srv->conf->hostname;
 	req.now = (int64_t)time(NULL);
-	t->spf = spfcheck_start(
-	    c->srv->base, qmgr_dns(c->srv->qmgr), &req, done, c);
+	t->spf =
+	    spfcheck_start(c->srv->base, qmgr_dns(c->srv->qmgr), &req, done, c);
 	if (t->spf == NULL)
 		log_info("id=%s sid=%s event=spf result=none ip=%s "
 			 "reason=unusable_identity",
@@ -116,8 +117,8 @@ conn_spf_log(struct conn *c)
 	log_info("id=%s sid=%s event=spf result=%s ip=%s mailfrom=<%s> "
 		 "helo=\"%s\" identity=%s queries=%zu ms=%u problem=\"%s\"",
 	    t->id, c->sid, spf_result_name(spf_result(s)), c->ip, from, helo,
-	    t->sender[0] == '\0' ? "helo" : "mailfrom",
-	    spf_queries(s), spfcheck_ms(t->spf), prob);
+	    t->sender[0] == '\0' ? "helo" : "mailfrom", spf_queries(s),
+	    spfcheck_ms(t->spf), prob);
 }
 
 /* The domain's explanation (RFC 7208 6.2) made fit for a reply line:

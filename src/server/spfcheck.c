@@ -106,8 +106,8 @@ spfcheck_start(struct event_base *base, struct dns *dns,
 {
 	struct spfcheck *sc;
 	struct spf *s = spf_new(req);
-	struct timeval tv = {SPFCHECK_TIMEOUT_MS / 1000,
-	    (SPFCHECK_TIMEOUT_MS % 1000) * 1000};
+	struct timeval tv = {
+	    SPFCHECK_TIMEOUT_MS / 1000, (SPFCHECK_TIMEOUT_MS % 1000) * 1000};
 
 	if (s == NULL)
 		return NULL;
