@@ -143,9 +143,10 @@ enum dns_qtype { DNS_Q_TXT, DNS_Q_A, DNS_Q_AAAA, DNS_Q_MX, DNS_Q_PTR };
  * known now (SERVFAIL, REFUSED, timeout, an answer too large to keep). */
 enum dns_rcode { DNS_ANS_OK, DNS_ANS_NXDOMAIN, DNS_ANS_TEMP };
 
-#define DNS_ANSWER_RRS	512   /* records (TXT: strings) of one answer */
-#define DNS_ANSWER_DATA 65536 /* their octets together (a TCP answer's size)   \
-			       */
+/* records (TXT: strings) of one answer, and their octets together (the
+ * largest DNS message, a TCP answer) */
+#define DNS_ANSWER_RRS	512
+#define DNS_ANSWER_DATA 65536
 
 struct dns_rr {
 	/* TXT: one character-string; A: 4 octets; AAAA: 16; MX: the
