@@ -34,6 +34,11 @@
  *   - dns_free() cancels every request, then ares_destroy() calls back
  *     every query with ARES_EDESTRUCTION, which frees the requests.
  *
+ * dns_lookup() is a request of one phase: one query of the type asked,
+ * its answer copied into the request (struct dns_lookup, bounded by
+ * DNS_ANSWER_RRS and DNS_ANSWER_DATA) and handed over by the same
+ * deferred event, so the invariants above hold for it unchanged.
+ *
  * Limits: DNS_MAX_HOSTS hosts and DNS_MAX_ADDRS addresses per host (IPv6
  * and IPv4 interleaved, IPv6 first, each family in DNS order); names over
  * DNS_NAME_MAX or with bytes that are not printable ASCII, or with a
@@ -1402,6 +1407,9 @@ lookup_answer(
 		return;
 	case ARES_ENOTFOUND:
 		lookup_set(lk, DNS_ANS_NXDOMAIN, DNS_REASON_NXDOMAIN);
+		return;
+	case ARES_EBADNAME:
+		lookup_set(lk, DNS_ANS_NXDOMAIN, DNS_REASON_BAD_NAME);
 		return;
 	default:
 		lookup_set(lk, DNS_ANS_TEMP,

@@ -1,10 +1,12 @@
 /*
  * dns: asynchronous MX resolution for outbound delivery (RFC 5321 5.1,
- * RFC 7505 null MX) on c-ares, driven by the caller's libevent loop.
+ * RFC 7505 null MX) and single lookups for SPF (dns_lookup) on c-ares,
+ * driven by the caller's libevent loop.
  *
  * Owns: struct dns (one c-ares channel on the caller's loop) and the MX
  * and address lookups.  May call: util, c-ares, libevent.  Made by the
- * queue manager (server/qmgr.c), asked by deliver/remote.c.
+ * queue manager (server/qmgr.c), asked by deliver/remote.c and, for SPF,
+ * by server/spfcheck.c (through qmgr_dns).
  *
  * One struct dns per event loop.  dns_resolve_mx() looks up the MX
  * records of a domain, then the A and AAAA records of each MX host, and
