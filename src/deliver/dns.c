@@ -1355,6 +1355,21 @@ lookup_parse_mx(struct dns_lookup *lk, const unsigned char *abuf, int alen)
 	return ARES_SUCCESS;
 }
 
+/* Is name (maybe with its final dot) among the records kept? */
+static bool
+lookup_has_name(const struct dns_lookup *lk, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len > 1 && name[len - 1] == '.')
+		len--;
+	for (size_t i = 0; i < lk->ans.n; i++)
+		if (lk->rrs[i].len == len &&
+		    strncasecmp(lk->rrs[i].data, name, len) == 0)
+			return true;
+	return false;
+}
+
 static int
 lookup_parse_ptr(struct dns_lookup *lk, const unsigned char *abuf, int alen)
 {
@@ -1365,10 +1380,12 @@ lookup_parse_ptr(struct dns_lookup *lk, const unsigned char *abuf, int alen)
 
 	if (rc != ARES_SUCCESS)
 		return rc;
-	if (h->h_name != NULL)
-		lookup_keep_name(lk, h->h_name);
+	/* c-ares 1.18 lists every PTR name in h_aliases, and one of them
+	 * again as h_name: each name once */
 	for (char **a = h->h_aliases; a != NULL && *a != NULL; a++)
 		lookup_keep_name(lk, *a);
+	if (h->h_name != NULL && !lookup_has_name(lk, h->h_name))
+		lookup_keep_name(lk, h->h_name);
 	ares_free_hostent(h);
 	return ARES_SUCCESS;
 }
