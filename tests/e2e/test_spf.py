@@ -7,6 +7,7 @@ log line, and with spf.reject_fail = yes refuses a "fail" at RCPT with
 import base64
 import re
 import socket
+import struct
 import time
 
 import pytest
@@ -238,3 +239,42 @@ def test_spf_off(ternd, dnsmasq):
                   extra={"spf.check": "no"})
     send(t, "mallory@fail.test")
     no_received_spf(t)
+
+
+@pytest.mark.parametrize("reject_fail", ["yes", "no"])
+def test_spf_client_gone_while_waiting(ternd, reject_fail):
+    """The client resets the connection while its RCPT (reject_fail = yes)
+    or its end of data (no) waits for a check whose query is still out:
+    the session is freed with its check (the DNS query cancelled), and
+    ternd goes on serving and exits cleanly (teardown: no sanitizer
+    report)."""
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", 0))
+    try:
+        t = spf_ternd(ternd, None, reject_fail=reject_fail,
+                      servers=f"127.0.0.1:{hole.getsockname()[1]}")
+        c = t.client()
+        c.ehlo()
+        c.expect("MAIL FROM:<alice@pass.test>", 250)
+        if reject_fail == "yes":
+            c.send(f"RCPT TO:<{RCPT}>\r\n".encode())
+        else:
+            c.expect(f"RCPT TO:<{RCPT}>", 250)
+            c.expect("DATA", 354)
+            c.send(b"Subject: spf\r\n\r\nhello\r\n.\r\n")
+        c.no_reply(0.5)                 # it waits for the check
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                          struct.pack("ii", 1, 0))
+        c.close()                       # RST
+        wait_for(lambda: "event=disconnect reason=error" in t.log(),
+                 "the session freed at the reset")
+        # past the query's deadline (10 s): a callback not cancelled
+        # would run now on the freed check (ASan build: a report)
+        time.sleep(10.5)
+        with t.client() as c2:
+            c2.ehlo()
+            c2.expect("QUIT", 221)
+    finally:
+        hole.close()
+    assert t.files(RCPT) == []
+    assert "event=spf" not in t.log()
