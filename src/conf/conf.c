@@ -128,13 +128,15 @@ static const struct conf_key conf_keys[] = {
 	K("auth", "plaintext_loopback", CONF_T_BOOL, auth_plaintext_loopback, 0, 0),
 	K("submission", "any_sender", CONF_T_BOOL, submission_any_sender, 0, 0),
 	K("submission", "local_senders", CONF_T_SENDERS, submission_local_senders, 0, 0),
+	K("spf", "check", CONF_T_BOOL, spf_check, 0, 0),
+	K("spf", "reject_fail", CONF_T_BOOL, spf_reject_fail, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
-	"auth", "submission", "queue", "delivery",
+	"auth", "submission", "queue", "delivery", "spf",
 };
 /* clang-format on */
 
@@ -1170,6 +1172,7 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->log_level = xstrdup("info");
 	c->submission_local_senders = xstrdup("any");
 	c->sandbox = true;
+	c->spf_check = true;
 	return 0;
 }
 

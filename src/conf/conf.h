@@ -104,12 +104,17 @@ struct conf {
 	unsigned queue_retry_first; /* queue.retry_first, 300 s */
 	unsigned queue_retry_max;   /* queue.retry_max, 4000 s */
 	unsigned queue_lifetime;    /* queue.lifetime, 5 days; 0: no retries */
-	unsigned queue_delay_warning;	/* queue.delay_warning, 0 = off */
-	bool auth_plaintext_loopback;	/* auth.plaintext_loopback, false: AUTH
-					 without TLS for 127.0.0.0/8 and ::1 */
-	bool submission_any_sender;	/* submission.any_sender, false: an
-					   authenticated user may send only as
-					   itself or an alias that points to it */
+	unsigned queue_delay_warning; /* queue.delay_warning, 0 = off */
+	bool auth_plaintext_loopback; /* auth.plaintext_loopback, false: AUTH
+				       without TLS for 127.0.0.0/8 and ::1 */
+	bool submission_any_sender;   /* submission.any_sender, false: an
+					 authenticated user may send only as
+					 itself or an alias that points to it */
+	bool spf_check;		      /* spf.check, true: SPF (RFC 7208) of mail
+					 on the MX port (docs/mailauth.md) */
+	bool spf_reject_fail; /* spf.reject_fail, false: a "fail" is refused
+				 at RCPT (550 5.7.23), a "temperror"
+				 deferred (451 4.7.24); else recorded */
 	char *submission_local_senders; /* submission.local_senders: "any"
 				       (default) or "own": the senders a
 				       local uid may use on submit.sock */

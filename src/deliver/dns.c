@@ -34,6 +34,11 @@
  *   - dns_free() cancels every request, then ares_destroy() calls back
  *     every query with ARES_EDESTRUCTION, which frees the requests.
  *
+ * dns_lookup() is a request of one phase: one query of the type asked,
+ * its answer copied into the request (struct dns_lookup, bounded by
+ * DNS_ANSWER_RRS and DNS_ANSWER_DATA) and handed over by the same
+ * deferred event, so the invariants above hold for it unchanged.
+ *
  * Limits: DNS_MAX_HOSTS hosts and DNS_MAX_ADDRS addresses per host (IPv6
  * and IPv4 interleaved, IPv6 first, each family in DNS order); names over
  * DNS_NAME_MAX or with bytes that are not printable ASCII, or with a
@@ -94,6 +99,7 @@ struct dns_req {
 	struct dns *dns;
 	dns_mx_cb cb;
 	void *arg;
+	struct dns_lookup *lk; /* a dns_lookup(), or NULL for MX resolution */
 	enum req_state state;
 	bool phase2;
 	unsigned pending;
@@ -103,6 +109,16 @@ struct dns_req {
 	size_t ncand;
 	struct dns_cand cand[DNS_MAX_HOSTS];
 	struct dns_result res;
+};
+
+/* What a dns_lookup() request holds besides struct dns_req. */
+struct dns_lookup {
+	enum dns_qtype type;
+	dns_answer_cb cb;
+	struct dns_answer ans;
+	size_t used;
+	struct dns_rr rrs[DNS_ANSWER_RRS];
+	unsigned char data[DNS_ANSWER_DATA];
 };
 
 struct dns_sock {
@@ -647,6 +663,7 @@ req_free(struct dns_req *req)
 	if (req->next != NULL)
 		req->next->prev = req->prev;
 	event_free(req->ev);
+	free(req->lk);
 	free(req);
 }
 
@@ -1131,10 +1148,26 @@ req_log(const struct dns_req *req)
 	const struct dns_result *res = &req->res;
 
 	log_sanitize(dom, sizeof(dom), req->domain, strlen(req->domain));
+	if (req->lk != NULL) {
+		log_debug("event=dns_lookup name=%s type=%d rcode=%d reason=%s "
+			  "records=%zu",
+		    dom, (int)req->lk->type, (int)req->lk->ans.rcode,
+		    dns_reason_name(req->lk->ans.reason), req->lk->ans.n);
+		return;
+	}
 	log_debug("event=dns_mx domain=%s status=%s reason=%s hosts=%zu "
 		  "implicit=%d",
 	    dom, dns_status_name(res->status), dns_reason_name(res->reason),
 	    res->nhosts, res->implicit_mx);
+}
+
+static void
+lookup_set(struct dns_lookup *lk, enum dns_rcode rc, enum dns_reason why)
+{
+	lk->ans.rcode = rc;
+	lk->ans.reason = why;
+	if (rc != DNS_ANS_OK)
+		lk->ans.n = 0;
 }
 
 /* The request's event: its deadline, or the deferred callback. */
@@ -1146,7 +1179,9 @@ req_event_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (req->state == REQ_RUNNING) {
+	if (req->state == REQ_RUNNING && req->lk != NULL) {
+		lookup_set(req->lk, DNS_ANS_TEMP, DNS_REASON_TIMEOUT);
+	} else if (req->state == REQ_RUNNING) {
 		/* the deadline: use what is known */
 		if (req->phase2)
 			result_build(req);
@@ -1157,7 +1192,10 @@ req_event_cb(evutil_socket_t fd, short what, void *arg)
 	req->state = REQ_FINISHED;
 	req_log(req);
 	dns->depth++;
-	req->cb(&req->res, req->arg);
+	if (req->lk != NULL)
+		req->lk->cb(&req->lk->ans, req->arg);
+	else
+		req->cb(&req->res, req->arg);
 	dns->depth--;
 	req_maybe_free(req);
 	if (dns->depth == 0 && dns->free_later)
@@ -1227,4 +1265,221 @@ dns_resolve_mx(struct dns *dns, const char *domain, dns_mx_cb cb, void *arg)
 		return;
 	}
 	req_done(req);
+}
+
+/* ---- dns_lookup: one query for the SPF evaluator ------------------------ */
+
+/* Keep one record's octets; false when the answer's bounds are reached. */
+static bool
+lookup_keep(struct dns_lookup *lk, const void *p, size_t len, bool cont)
+{
+	struct dns_rr *rr;
+
+	if (lk->ans.n >= DNS_ANSWER_RRS || len > sizeof(lk->data) - lk->used)
+		return false;
+	rr = &lk->rrs[lk->ans.n++];
+	memcpy(lk->data + lk->used, p, len);
+	rr->data = lk->data + lk->used;
+	rr->len = len;
+	rr->txt_continue = cont;
+	lk->used += len;
+	return true;
+}
+
+/* A name from the answer, without its final dot. */
+static void
+lookup_keep_name(struct dns_lookup *lk, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len > 1 && name[len - 1] == '.')
+		len--;
+	(void)lookup_keep(lk, name, len, false);
+}
+
+static int
+lookup_parse_txt(struct dns_lookup *lk, const unsigned char *abuf, int alen)
+{
+	struct ares_txt_ext *txt = NULL;
+	int rc = ares_parse_txt_reply_ext(abuf, alen, &txt);
+
+	if (rc != ARES_SUCCESS)
+		return rc;
+	for (struct ares_txt_ext *t = txt; t != NULL; t = t->next) {
+		/* a record cut short could change an SPF result: not kept */
+		if (!lookup_keep(lk, t->txt, t->length,
+			!t->record_start && lk->ans.n > 0)) {
+			lookup_set(lk, DNS_ANS_TEMP, DNS_REASON_RESOLVER);
+			break;
+		}
+	}
+	ares_free_data(txt);
+	return ARES_SUCCESS;
+}
+
+static int
+lookup_parse_addr(
+    struct dns_lookup *lk, int family, const unsigned char *abuf, int alen)
+{
+	struct ares_addrttl t4[64];
+	struct ares_addr6ttl t6[64];
+	int n = 64, rc;
+
+	if (family == AF_INET)
+		rc = ares_parse_a_reply(abuf, alen, NULL, t4, &n);
+	else
+		rc = ares_parse_aaaa_reply(abuf, alen, NULL, t6, &n);
+	if (rc != ARES_SUCCESS)
+		return rc;
+	for (int i = 0; i < n && i < 64; i++) {
+		if (family == AF_INET)
+			(void)lookup_keep(lk, &t4[i].ipaddr, 4, false);
+		else
+			(void)lookup_keep(lk, &t6[i].ip6addr, 16, false);
+	}
+	return ARES_SUCCESS;
+}
+
+static int
+lookup_parse_mx(struct dns_lookup *lk, const unsigned char *abuf, int alen)
+{
+	struct ares_mx_reply *mx = NULL;
+	int rc = ares_parse_mx_reply(abuf, alen, &mx);
+
+	if (rc != ARES_SUCCESS)
+		return rc;
+	for (struct ares_mx_reply *m = mx; m != NULL; m = m->next)
+		if (m->host != NULL)
+			lookup_keep_name(lk, m->host);
+	ares_free_data(mx);
+	return ARES_SUCCESS;
+}
+
+/* Is name (maybe with its final dot) among the records kept? */
+static bool
+lookup_has_name(const struct dns_lookup *lk, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len > 1 && name[len - 1] == '.')
+		len--;
+	for (size_t i = 0; i < lk->ans.n; i++)
+		if (lk->rrs[i].len == len &&
+		    strncasecmp(lk->rrs[i].data, name, len) == 0)
+			return true;
+	return false;
+}
+
+static int
+lookup_parse_ptr(struct dns_lookup *lk, const unsigned char *abuf, int alen)
+{
+	/* c-ares copies an address into the hostent it makes: any will do */
+	static const unsigned char none[4];
+	struct hostent *h = NULL;
+	int rc = ares_parse_ptr_reply(abuf, alen, none, 4, AF_INET, &h);
+
+	if (rc != ARES_SUCCESS)
+		return rc;
+	/* c-ares 1.18 lists every PTR name in h_aliases, and one of them
+	 * again as h_name: each name once */
+	for (char **a = h->h_aliases; a != NULL && *a != NULL; a++)
+		lookup_keep_name(lk, *a);
+	if (h->h_name != NULL && !lookup_has_name(lk, h->h_name))
+		lookup_keep_name(lk, h->h_name);
+	ares_free_hostent(h);
+	return ARES_SUCCESS;
+}
+
+static void
+lookup_answer(
+    struct dns_lookup *lk, int status, const unsigned char *abuf, int alen)
+{
+	int rc = status;
+
+	if (status == ARES_SUCCESS) {
+		switch (lk->type) {
+		case DNS_Q_TXT:
+			rc = lookup_parse_txt(lk, abuf, alen);
+			break;
+		case DNS_Q_A:
+			rc = lookup_parse_addr(lk, AF_INET, abuf, alen);
+			break;
+		case DNS_Q_AAAA:
+			rc = lookup_parse_addr(lk, AF_INET6, abuf, alen);
+			break;
+		case DNS_Q_MX:
+			rc = lookup_parse_mx(lk, abuf, alen);
+			break;
+		case DNS_Q_PTR:
+			rc = lookup_parse_ptr(lk, abuf, alen);
+			break;
+		}
+	}
+	switch (rc) {
+	case ARES_SUCCESS:
+		return; /* lookup_set by a parser, or OK as made */
+	case ARES_ENODATA:
+		lookup_set(lk, DNS_ANS_OK, DNS_REASON_NONE);
+		lk->ans.n = 0;
+		return;
+	case ARES_ENOTFOUND:
+		lookup_set(lk, DNS_ANS_NXDOMAIN, DNS_REASON_NXDOMAIN);
+		return;
+	case ARES_EBADNAME:
+		lookup_set(lk, DNS_ANS_NXDOMAIN, DNS_REASON_BAD_NAME);
+		return;
+	default:
+		lookup_set(lk, DNS_ANS_TEMP,
+		    status == ARES_SUCCESS ? DNS_REASON_RESOLVER
+					   : ares_reason(status));
+		return;
+	}
+}
+
+static void
+lookup_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_q *q = arg;
+	struct dns_req *req = q->req;
+
+	(void)timeouts;
+	if (!query_returned(req, status))
+		return;
+	lookup_answer(req->lk, status, abuf, alen);
+	req_after_query(req);
+}
+
+void
+dns_lookup(struct dns *dns, enum dns_qtype type, const char *name,
+    dns_answer_cb cb, void *arg)
+{
+	static const int types[] = {
+	    [DNS_Q_TXT] = 16,
+	    [DNS_Q_A] = 1,
+	    [DNS_Q_AAAA] = 28,
+	    [DNS_Q_MX] = 15,
+	    [DNS_Q_PTR] = 12,
+	};
+	struct dns_req *req = req_new(dns, NULL, arg);
+	struct dns_lookup *lk = req->lk = xcalloc(1, sizeof(*req->lk));
+	struct timeval tv = {(time_t)(dns->timeout_ms / 1000),
+	    (suseconds_t)(dns->timeout_ms % 1000) * 1000};
+
+	lk->type = type;
+	lk->cb = cb;
+	lk->ans.rrs = lk->rrs;
+	lookup_set(lk, DNS_ANS_OK, DNS_REASON_NONE);
+	if (str_copy(req->domain, sizeof(req->domain), name, strlen(name)) !=
+		0 ||
+	    !name_ok(req->domain)) {
+		if (str_copy(req->domain, sizeof(req->domain), "(bad name)",
+			10) != 0)
+			req->domain[0] = '\0';
+		lookup_set(lk, DNS_ANS_NXDOMAIN, DNS_REASON_BAD_NAME);
+		req_done(req);
+		return;
+	}
+	if (evtimer_add(req->ev, &tv) != 0)
+		panic("event=dns_lookup error=evtimer_add");
+	req_query(req, req->domain, types[type], &req->mxq, lookup_cb);
 }

@@ -1,10 +1,12 @@
 /*
  * dns: asynchronous MX resolution for outbound delivery (RFC 5321 5.1,
- * RFC 7505 null MX) on c-ares, driven by the caller's libevent loop.
+ * RFC 7505 null MX) and single lookups for SPF (dns_lookup) on c-ares,
+ * driven by the caller's libevent loop.
  *
  * Owns: struct dns (one c-ares channel on the caller's loop) and the MX
  * and address lookups.  May call: util, c-ares, libevent.  Made by the
- * queue manager (server/qmgr.c), asked by deliver/remote.c.
+ * queue manager (server/qmgr.c), asked by deliver/remote.c and, for SPF,
+ * by server/spfcheck.c (through qmgr_dns).
  *
  * One struct dns per event loop.  dns_resolve_mx() looks up the MX
  * records of a domain, then the A and AAAA records of each MX host, and
@@ -131,6 +133,56 @@ void dns_resolve_mx(
  * Returns the number cancelled.
  */
 size_t dns_cancel(struct dns *dns, void *arg);
+
+/*
+ * One lookup of one type, for the SPF evaluator (RFC 7208 4.6.4, 5): TXT,
+ * A, AAAA, MX or PTR records of a name, on the same channel, with the same
+ * per-request deadline (dns_set_timeout) as MX resolution.
+ */
+enum dns_qtype { DNS_Q_TXT, DNS_Q_A, DNS_Q_AAAA, DNS_Q_MX, DNS_Q_PTR };
+
+/* What the answer is: records (maybe none: NODATA), no such name, or not
+ * known now (SERVFAIL, REFUSED, timeout, an answer too large to keep). */
+enum dns_rcode { DNS_ANS_OK, DNS_ANS_NXDOMAIN, DNS_ANS_TEMP };
+
+/* records (TXT: strings) of one answer, and their octets together (the
+ * largest DNS message, a TCP answer) */
+#define DNS_ANSWER_RRS	512
+#define DNS_ANSWER_DATA 65536
+
+struct dns_rr {
+	/* TXT: one character-string; A: 4 octets; AAAA: 16; MX: the
+	 * exchange name; PTR: the name (names without the final dot) */
+	const void *data;
+	size_t len;
+	/* TXT: this string continues the record of the previous one
+	   (c-ares' ares_txt_ext.record_start == 0) */
+	bool txt_continue;
+};
+
+/* Valid during the callback only. */
+struct dns_answer {
+	enum dns_rcode rcode;
+	enum dns_reason reason; /* DNS_REASON_NONE for OK, NXDOMAIN, ... */
+	size_t n;
+	const struct dns_rr *rrs;
+};
+
+typedef void (*dns_answer_cb)(const struct dns_answer *ans, void *arg);
+
+/*
+ * Look up name (ASCII, with or without the final dot) of type.  NODATA is
+ * DNS_ANS_OK with n == 0; a name the resolver cannot ask (over 253
+ * octets, a label over 63, spaces, control bytes, backslash) is
+ * DNS_ANS_NXDOMAIN with DNS_REASON_BAD_NAME.  MX and PTR answers keep at
+ * most DNS_ANSWER_RRS names and A/AAAA as many addresses (the rest are
+ * dropped); a TXT answer larger than DNS_ANSWER_RRS strings or
+ * DNS_ANSWER_DATA octets is DNS_ANS_TEMP, never a record cut short.
+ * cb(ans, arg) runs exactly once, later, from the loop, unless cancelled
+ * (dns_cancel(dns, arg)) or the resolver is freed first.
+ */
+void dns_lookup(struct dns *dns, enum dns_qtype type, const char *name,
+    dns_answer_cb cb, void *arg);
 
 /* "ok", "perm", "temp"; and "nxdomain", "null_mx", ... for logs. */
 const char *dns_status_name(enum dns_status s);

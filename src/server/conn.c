@@ -127,6 +127,7 @@ txn_free(struct txn *t)
 		free(t->succ[i].orcpt);
 	}
 	free(t->succ);
+	spfcheck_free(t->spf); /* cancels its DNS query and its timer */
 	table_targets_free(&t->targets);
 	if (t->remote != NULL) {
 		queue_env_free(t->remote);
@@ -704,6 +705,9 @@ rcpt_decide(struct conn *c, const struct resolve_lookup *q)
 
 	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
 		rcpt[0] = '\0';
+	/* before the recipient is added: a refused one leaves no trace */
+	if (st == TABLE_OK && conn_spf_refuses(c, rcpt))
+		return;
 	if (st == TABLE_NOTLOCAL && conn_may_relay(c) &&
 	    cmd->path.kind == ADDR_DOMAIN_NAME) {
 		added = txn_add_remote(c, rcpt, &cmd->rcpt);
@@ -742,6 +746,55 @@ rcpt_decide(struct conn *c, const struct resolve_lookup *q)
 	}
 }
 
+static void eom_store(struct conn *c);
+
+/*
+ * The transaction's SPF check is over (connspf.c): log it, and go on with
+ * what waited for it.  From the loop (a DNS answer or the check's
+ * deadline), never inside conn_process; c may be freed on return.
+ */
+static void
+on_spf_done(struct spfcheck *sc, void *arg)
+{
+	struct conn *c = arg;
+	enum conn_spf_wait w = c->spf_wait;
+
+	(void)sc;
+	conn_spf_log(c);
+	c->spf_wait = CONN_SPF_NONE;
+	if (w == CONN_SPF_NONE)
+		return;
+	c->pending = false;
+	if (w == CONN_SPF_RCPT) {
+		rcpt_decide(c, &c->rcpt_q);
+		table_targets_free(&c->rcpt_q.tt);
+	} else {
+		eom_store(c);
+	}
+	conn_process(c);
+}
+
+/*
+ * A recipient about to be accepted starts the transaction's SPF check; with
+ * spf.reject_fail its reply waits for the result (true: c is pending, and
+ * on_spf_done decides).  Without, the check goes on in the background.
+ */
+static bool
+rcpt_spf_hold(struct conn *c)
+{
+	struct txn *t = c->txn;
+
+	if (c->rcpt_q.st != TABLE_OK)
+		return false;
+	conn_spf_start(c, on_spf_done);
+	if (t->spf == NULL || spfcheck_done(t->spf) ||
+	    !c->srv->conf->spf_reject_fail)
+		return false;
+	c->pending = true;
+	c->spf_wait = CONN_SPF_RCPT;
+	return true;
+}
+
 /*
  * The question lives in the conn (one at a time: the core holds the
  * pipelined commands behind it), so neither path allocates.  Runs inside
@@ -755,6 +808,8 @@ rcpt_answer(struct lookup *lk)
 
 	if (!conn_answered(c))
 		return; /* c went away: conn_free freed its targets */
+	if (rcpt_spf_hold(c))
+		return;
 	rcpt_decide(c, &c->rcpt_q);
 	table_targets_free(&c->rcpt_q.tt);
 	conn_process(c);
@@ -851,6 +906,9 @@ build_trace(const struct conn *c, struct inject *ij)
 		return -1;
 	if (buf_printf(&ij->return_path, "Return-Path: <%s>\r\n", t->sender) !=
 	    0)
+		return -1;
+	/* RFC 7208 9.1: above the Received field this server adds */
+	if (conn_spf_header(c, h) != 0)
 		return -1;
 	if (c->local) {
 		if (buf_printf(h,
@@ -1028,8 +1086,6 @@ static void
 on_eom(struct conn *c)
 {
 	struct txn *t = c->txn;
-	struct inject *ij;
-	size_t i;
 
 	if (!t->body_failed && body_finish(c) != 0)
 		body_fail(t, errno ? errno : EIO);
@@ -1049,6 +1105,24 @@ on_eom(struct conn *c)
 	}
 	if (too_many_hops(c) || !eom_disk_ok(c))
 		return;
+	if (t->spf != NULL && !spfcheck_done(t->spf)) {
+		/* Received-SPF goes in the stored copy: wait (bounded by
+		 * SPFCHECK_TIMEOUT_MS), on_spf_done goes on */
+		c->pending = true;
+		c->spf_wait = CONN_SPF_EOM;
+		return;
+	}
+	eom_store(c);
+}
+
+/* The end of data, the content checked: the trace, then the store job. */
+static void
+eom_store(struct conn *c)
+{
+	struct txn *t = c->txn;
+	struct inject *ij;
+	size_t i;
+
 	ij = xcalloc(1, sizeof(*ij));
 	inject_init(ij, c->srv->store);
 	if (build_trace(c, ij) != 0 || submit_fix_headers(c, ij) != 0) {

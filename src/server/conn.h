@@ -24,6 +24,7 @@
 #include "server/listen.h"
 #include "server/lookup.h"
 #include "server/server.h"
+#include "server/spfcheck.h"
 #include "server/submit.h"
 #include "server/tlsconn.h"
 
@@ -51,6 +52,17 @@ struct txn {
 	void *owner;			 /* the conn, while a job stores it */
 	struct dsn_delivered_rcpt *succ; /* local RCPTs with NOTIFY=SUCCESS */
 	size_t nsucc;
+	struct spfcheck *spf; /* the SPF check of this transaction (connspf.c),
+				 started at its first accepted RCPT */
+	bool spf_tried;	      /* started, or found not to apply */
+	bool spf_logged;
+};
+
+/* What a session waits for while its SPF check runs (connspf.c). */
+enum conn_spf_wait {
+	CONN_SPF_NONE,
+	CONN_SPF_RCPT, /* the RCPT's reply (spf.reject_fail = yes) */
+	CONN_SPF_EOM,  /* the end of data's store and reply */
 };
 
 struct conn {
@@ -93,6 +105,7 @@ struct conn {
 	struct event *hold;	  /* ends that wait */
 	unsigned messages;
 	const char *close_reason;
+	enum conn_spf_wait spf_wait;
 };
 
 void conn_new(struct server *s, const struct listener *l, int fd,
@@ -127,5 +140,19 @@ bool conn_answered(struct conn *c);
 void conn_setup_bev(struct conn *c);
 void conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
     const char *text, const char *addr);
+
+/*
+ * SPF on the MX port (connspf.c, docs/mailauth.md).  conn_spf_start: at
+ * the first RCPT to be accepted, start c->txn's check when it applies
+ * (spf.check, the MX port, a client neither authenticated, local nor in
+ * relay.networks); done(sc, c) when it ends, unless the transaction goes
+ * first.  conn_spf_refuses: with spf.reject_fail, refuse this RCPT (true)
+ * when the result says so.  conn_spf_header: the Received-SPF field, if
+ * a check ran.  conn_spf_log: the event=spf line, once per transaction.
+ */
+void conn_spf_start(struct conn *c, spfcheck_cb done);
+bool conn_spf_refuses(struct conn *c, const char *rcpt);
+int conn_spf_header(const struct conn *c, struct buf *h);
+void conn_spf_log(struct conn *c);
 
 #endif

@@ -1156,6 +1156,12 @@ qmgr_new(struct server *s)
 	return q;
 }
 
+struct dns *
+qmgr_dns(const struct qmgr *q)
+{
+	return q->dns;
+}
+
 void
 qmgr_free(struct qmgr *q)
 {

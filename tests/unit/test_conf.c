@@ -710,7 +710,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 45);
+	T_CHECK_INT(l.n, 47);
 	T_CHECK(strstr(l.text, "limits.connections_per_uid = 20\n") != NULL);
 	T_CHECK(strstr(l.text, "submission.local_senders = any\n") != NULL);
 	T_CHECK(strstr(l.text, "limits.dsn_per_client = 30\n") != NULL);
@@ -730,6 +730,8 @@ test_dump(void)
 	T_CHECK(strstr(l.text, "timeout.shutdown = 30\n") != NULL);
 	T_CHECK(strstr(l.text, "relay.networks = 10.0.0.0/8,::1\n") != NULL);
 	T_CHECK(strstr(l.text, "log.level = info\n") != NULL);
+	T_CHECK(strstr(l.text, "spf.check = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "spf.reject_fail = no\n") != NULL);
 	T_CHECK(strncmp(l.text, "hostname = ", 11) == 0);
 	conf_free(c);
 }

@@ -293,6 +293,14 @@ static const char *const main_opts[] = {
     "--host-record=wide.test,198.51.100.12",
     "--host-record=wide.test,,2001:db8::a1",
     "--host-record=wide.test,,2001:db8::a2",
+    /* dns_lookup: TXT of one string, of two strings, two records; PTR */
+    "--txt-record=spf.test,v=spf1 -all",
+    "--txt-record=split.test,v=spf1 ip4:192.0.2.1 ,-all",
+    "--txt-record=two.test,first",
+    "--txt-record=two.test,second",
+    "--ptr-record=1.2.0.192.in-addr.arpa,ptr.a.test",
+    "--ptr-record=2.2.0.192.in-addr.arpa,p1.a.test",
+    "--ptr-record=2.2.0.192.in-addr.arpa,p2.a.test",
     NULL,
 };
 
@@ -854,6 +862,165 @@ setup(void)
 	return main_pid > 0 && sf_pid > 0 ? 0 : -1;
 }
 
+/* ---- dns_lookup ------------------------------------------------------- */
+
+struct lgot {
+	int calls;
+	enum dns_rcode rcode;
+	enum dns_reason reason;
+	size_t n;
+	char text[8][64]; /* each record as text (TXT, names) */
+	bool cont[8];
+	unsigned char raw[8][16]; /* each record's octets (addresses) */
+	size_t len[8];
+};
+
+static void
+on_lookup(const struct dns_answer *ans, void *arg)
+{
+	struct lgot *g = arg;
+
+	g->calls++;
+	g->rcode = ans->rcode;
+	g->reason = ans->reason;
+	g->n = ans->n;
+	for (size_t i = 0; i < ans->n && i < 8; i++) {
+		size_t len = ans->rrs[i].len;
+
+		g->len[i] = len;
+		g->cont[i] = ans->rrs[i].txt_continue;
+		memcpy(g->raw[i], ans->rrs[i].data, len < 16 ? len : 16);
+		if (str_copy(g->text[i], sizeof(g->text[i]), ans->rrs[i].data,
+			len < 63 ? len : 63) != 0)
+			g->text[i][0] = '\0';
+	}
+}
+
+static void
+lookup(struct dns *dns, enum dns_qtype type, const char *name, struct lgot *g)
+{
+	memset(g, 0, sizeof(*g));
+	dns_lookup(dns, type, name, on_lookup, g);
+	T_CHECK_INT(g->calls, 0); /* never inline */
+	loop_until(&g->calls, 20000);
+	T_CHECK_INT(g->calls, 1);
+}
+
+/* The records of g as one sorted-insensitive set check: s among them. */
+static bool
+lgot_has(const struct lgot *g, const char *s)
+{
+	for (size_t i = 0; i < g->n && i < 8; i++)
+		if (strcmp(g->text[i], s) == 0)
+			return true;
+	return false;
+}
+
+static void
+test_lookup(void)
+{
+	struct dns *dns = dns_on(main_port);
+	struct lgot g;
+	static const unsigned char v6[16] = {
+	    0x20, 0x01, 0x0d, 0xb8, [15] = 0x09};
+	static const unsigned char v4[4] = {192, 0, 2, 9};
+	int never = 0;
+
+	t_case("TXT: one record of one string");
+	lookup(dns, DNS_Q_TXT, "spf.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	T_CHECK_INT(g.n, 1);
+	T_CHECK_STR(g.text[0], "v=spf1 -all");
+	T_CHECK(!g.cont[0]);
+
+	t_case("TXT: one record of two strings (record_start)");
+	lookup(dns, DNS_Q_TXT, "split.test.", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	T_CHECK_INT(g.n, 2);
+	T_CHECK_STR(g.text[0], "v=spf1 ip4:192.0.2.1 ");
+	T_CHECK(!g.cont[0]);
+	T_CHECK_STR(g.text[1], "-all");
+	T_CHECK(g.cont[1]);
+
+	t_case("TXT: two records");
+	lookup(dns, DNS_Q_TXT, "two.test", &g);
+	T_CHECK_INT(g.n, 2);
+	T_CHECK(lgot_has(&g, "first") && lgot_has(&g, "second"));
+	T_CHECK(!g.cont[0] && !g.cont[1]);
+
+	t_case("TXT: NODATA is OK with no records");
+	lookup(dns, DNS_Q_TXT, "noa.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	T_CHECK_INT(g.n, 0);
+
+	t_case("NXDOMAIN");
+	lookup(dns, DNS_Q_TXT, "nowhere.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_NXDOMAIN);
+	T_CHECK_INT(g.n, 0);
+
+	t_case("A and AAAA");
+	lookup(dns, DNS_Q_A, "noa.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	T_CHECK_INT(g.n, 1);
+	T_CHECK(g.len[0] == 4 && memcmp(g.raw[0], v4, 4) == 0);
+	lookup(dns, DNS_Q_AAAA, "noa.test", &g);
+	T_CHECK_INT(g.n, 1);
+	T_CHECK(g.len[0] == 16 && memcmp(g.raw[0], v6, 16) == 0);
+	lookup(dns, DNS_Q_A, "wide.test", &g);
+	T_CHECK_INT(g.n, 12); /* all of them, not DNS_MAX_ADDRS */
+
+	t_case("MX: the names, without the final dot");
+	lookup(dns, DNS_Q_MX, "a.test", &g);
+	T_CHECK_INT(g.n, 2);
+	T_CHECK(lgot_has(&g, "mx1.a.test") && lgot_has(&g, "mx2.a.test"));
+
+	t_case("PTR");
+	lookup(dns, DNS_Q_PTR, "1.2.0.192.in-addr.arpa", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	T_CHECK_INT(g.n, 1);
+	T_CHECK_STR(g.text[0], "ptr.a.test");
+	lookup(dns, DNS_Q_PTR, "2.2.0.192.in-addr.arpa", &g);
+	T_CHECK_INT(g.n, 2); /* each name once */
+	T_CHECK(lgot_has(&g, "p1.a.test") && lgot_has(&g, "p2.a.test"));
+
+	t_case("a name that cannot be asked: NXDOMAIN, bad_name");
+	lookup(dns, DNS_Q_TXT, "a b.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_NXDOMAIN);
+	T_CHECK_INT(g.reason, DNS_REASON_BAD_NAME);
+	lookup(dns, DNS_Q_TXT, "", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_NXDOMAIN);
+
+	t_case("cancel: the callback never runs");
+	memset(&g, 0, sizeof(g));
+	dns_lookup(dns, DNS_Q_TXT, "spf.test", on_lookup, &g);
+	dns_lookup(dns, DNS_Q_TXT, "a b.test", on_lookup, &g);
+	T_CHECK_INT(dns_cancel(dns, &g), 2);
+	loop_until(&never, 200);
+	T_CHECK_INT(g.calls, 0);
+
+	t_case("timeout: TEMP");
+	T_CHECK_INT(dns_set_timeout(dns, 300), 0);
+	lookup(dns, DNS_Q_TXT, "x.dead.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_TEMP);
+	T_CHECK_INT(g.n, 0);
+	dns_free(dns);
+
+	t_case("SERVFAIL: TEMP");
+	dns = dns_on(sf_port);
+	lookup(dns, DNS_Q_TXT, "spf.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_TEMP);
+	dns_free(dns);
+
+	t_case("free with a lookup outstanding");
+	dns = dns_on(main_port);
+	memset(&g, 0, sizeof(g));
+	dns_lookup(dns, DNS_Q_TXT, "x.dead.test", on_lookup, &g);
+	loop_until(&never, 50);
+	dns_free(dns);
+	loop_until(&never, 100);
+	T_CHECK_INT(g.calls, 0);
+}
+
 int
 main(void)
 {
@@ -879,6 +1046,7 @@ main(void)
 		T_RUN(test_cancel);
 		T_RUN(test_free_outstanding);
 		T_RUN(test_concurrent);
+		T_RUN(test_lookup);
 	}
 	dnsmasq_stop(main_pid);
 	dnsmasq_stop(sf_pid);
