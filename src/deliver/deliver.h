@@ -7,6 +7,10 @@
  * when the message file and its directory entry in every new/ are on
  * stable storage (file fsync'ed, each new/ fsync'ed, and any directory it
  * had to create fsync'ed into its parent).
+ *
+ * Owns: Maildir writes (maildir.c).  May call: fs, util; called by the
+ * store, the server (start-up sweep, LMTP checks) and the CLI (Maildir
+ * creation).
  */
 #ifndef TERN_DELIVER_H
 #define TERN_DELIVER_H

@@ -4,6 +4,9 @@
  * the one smarthost ("" as key) or an LMTP server (REMOTE_LMTP_KEY and its
  * target): its FIFO of waiting jobs, its connection slots, and the last
  * good DNS answer, with the MX hosts that are this server taken out.
+ *
+ * Owns: struct dest and the DNS cache.  May call: dns, job, remote_int,
+ * util; only remote.c and job.c call it.
  */
 #ifndef TERN_DEST_H
 #define TERN_DEST_H

@@ -4,6 +4,9 @@
  * the envelope, the message mapped read-only (with its 7-bit plan when it
  * has 8-bit octets), one result per recipient.  A job sits in exactly one
  * place: a destination's FIFO, a connection, or the engine's done list.
+ *
+ * Owns: struct rjob and its queues.  May call: smtp, mime, dns, util;
+ * only remote.c (and job.c itself) call it.
  */
 #ifndef TERN_JOB_H
 #define TERN_JOB_H

@@ -24,6 +24,9 @@
  * null MX, no address) bounces every recipient (PERM), DNS_TEMP defers.
  *
  * Everything runs on the loop's thread; nothing here blocks.
+ *
+ * Owns: struct remote (the delivery engine).  May call: smtp, mime, tls,
+ * dns, util; called by the queue's adapter (server/qmgr.c) only.
  */
 #ifndef TERN_REMOTE_H
 #define TERN_REMOTE_H

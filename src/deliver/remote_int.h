@@ -4,6 +4,9 @@
  * src/deliver/ includes it.  The engine (struct remote), the small
  * helpers, and rconn_new(): a connection slot opens for a job.
  * See remote.c for the objects and their invariants.
+ *
+ * Owns: nothing of its own (shared declarations).  May call what remote.h
+ * may; only src/deliver/ includes it.
  */
 #ifndef TERN_REMOTE_INT_H
 #define TERN_REMOTE_INT_H

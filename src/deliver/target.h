@@ -6,6 +6,9 @@
  * A host is "host", "host:port", "1.2.3.4[:port]", "[1.2.3.4]:port",
  * "[IPv6:2001:db8::1]:port", "[2001:db8::1]:port", "[name]" or a bare
  * IPv6 address (every colon then belongs to the address: no port).
+ *
+ * Owns: nothing (pure parsing of target strings).  May call: dns (address
+ * types), util; called by the delivery engine (remote.c, dest.c) only.
  */
 #ifndef TERN_TARGET_H
 #define TERN_TARGET_H

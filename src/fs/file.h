@@ -20,6 +20,10 @@
  *
  * `who` names the caller ("maildir", "spool", "tls") for the test build's fault
  * hook and nothing else.
+ *
+ * Owns: nothing (steps on descriptors it is handed).  May call: libc and
+ * util only; called by deliver, queue, store, tls and the server's fault
+ * hooks.
  */
 #ifndef TERN_FS_FILE_H
 #define TERN_FS_FILE_H

@@ -15,6 +15,10 @@
  * entries; only then may the 250 be sent.  Every spool_* function blocks
  * on the disk and is thread-safe: ternd calls them from worker threads,
  * never from the event loop.
+ *
+ * Owns: the spool (STATE/queue) and struct queue_env.  May call: addr,
+ * smtp (parameter types), fs, util; called by the store, the queue's
+ * adapter and the CLI.
  */
 #ifndef TERN_QUEUE_H
 #define TERN_QUEUE_H
