@@ -11,13 +11,6 @@
 
 #include "queue/attempt.h"
 
-/* src into dst, cut to fit (marked "..."): a reply text is a diagnostic. */
-static void
-at_copy_cut(char *dst, size_t size, const char *src)
-{
-	str_fmt_cut(dst, size, "%s", src);
-}
-
 static const char *
 at_domain(const char *addr)
 {
@@ -46,8 +39,9 @@ attempt_result_apply(struct queue_rcpt *r, time_t created,
 	r->attempts++;
 	r->last_try = clk->now;
 	r->code = res->code;
-	at_copy_cut(r->enh, sizeof(r->enh), res->enh);
-	at_copy_cut(r->text, sizeof(r->text), res->text);
+	str_fmt_cut(r->enh, sizeof(r->enh), "%s", res->enh);
+	/* a reply text is a diagnostic: cut to fit, marked "..." */
+	str_fmt_cut(r->text, sizeof(r->text), "%s", res->text);
 	if (res->cls == SMTP_RESULT_OK) {
 		/* RFC 3461 5.2.2: SUCCESS asked but not passed on: "relayed" */
 		r->state = (r->notify & SMTP_NOTIFY_SUCCESS) &&
@@ -229,7 +223,7 @@ queue_rcpt_expire(struct queue_rcpt *r)
 			text[sizeof(text) - 1] = '\0';
 		memcpy(r->text, text, sizeof(r->text));
 	}
-	at_copy_cut(r->enh, sizeof(r->enh), "4.4.7");
+	str_fmt_cut(r->enh, sizeof(r->enh), "4.4.7");
 }
 
 bool

@@ -73,18 +73,16 @@ conn_spf_start(struct conn *c, spfcheck_cb done)
 		/* RFC 7208 2.4: the null path is checked as postmaster@HELO */
 		if (str_fmt(sender, sizeof(sender), "postmaster@%s", helo) != 0)
 			return;
+		req.sender = sender;
 		req.domain = helo;
 		req.identity = SPF_ID_HELO;
 	} else if (at == NULL) {
 		return; /* no domain (postmaster alone): nothing to check */
 	} else {
-		if (str_copy(sender, sizeof(sender), t->sender,
-			strlen(t->sender)) != 0)
-			return;
+		req.sender = t->sender; /* spf_new keeps its own copy */
 		req.domain = at + 1;
 		req.identity = SPF_ID_MAILFROM;
 	}
-	req.sender = sender;
 	req.helo = helo[0] != '\0' ? helo : NULL;
 	req.receiver = c->srv->conf->hostname;
 	req.now = (int64_t)time(NULL);
