@@ -171,8 +171,8 @@ tg_split(const char *s, size_t len, size_t max, struct dkim_tag *tags,
 	return dkim_tags_parse(s, len, tags, DKIM_TAGS_MAX, n, why) == 0;
 }
 
-static const struct dkim_tag *
-tg_find(const struct dkim_tag *tags, size_t n, const char *name)
+const struct dkim_tag *
+dkim_tag_find(const struct dkim_tag *tags, size_t n, const char *name)
 {
 	size_t k, len = strlen(name);
 
@@ -407,65 +407,112 @@ sg_identity(const struct dkim_tag *t, struct dkim_sig *s)
 	return NULL;
 }
 
-/* The required tags, 3.5 (q, the only other, has a default). */
-static const char *const sg_required[] = {"v", "a", "b", "bh", "d", "h", "s"};
+/* The required tags: 3.5, and RFC 8617 4.1.2 and 4.1.3 for ARC. */
+static const char *const sg_required[][7] = {
+    [DKIM_KIND_SIG] = {"v", "a", "b", "bh", "d", "h", "s"},
+    [DKIM_KIND_AMS] = {"i", "a", "b", "bh", "d", "h", "s"},
+    [DKIM_KIND_AS] = {"i", "a", "b", "cv", "d", "s", NULL},
+};
 
 static const char *
-sg_fill(const struct dkim_tag *tags, size_t n, struct dkim_sig *s)
+sg_fill(enum dkim_sig_kind kind, const struct dkim_tag *tags, size_t n,
+    struct dkim_sig *s)
 {
 	const struct dkim_tag *t;
 	size_t k;
 
-	for (k = 0; k < sizeof(sg_required) / sizeof(*sg_required); k++)
-		if (tg_find(tags, n, sg_required[k]) == NULL)
-			return "a required tag is missing (v, a, b, bh, d, h, "
-			       "s)";
-	if (!tg_is(tg_find(tags, n, "v"), "1"))
+	for (k = 0; k < 7 && sg_required[kind][k] != NULL; k++)
+		if (dkim_tag_find(tags, n, sg_required[kind][k]) == NULL)
+			return kind == DKIM_KIND_SIG
+				   ? "a required tag is missing (v, a, b, bh, "
+				     "d, h, s)"
+				   : "a required tag is missing";
+	if (kind == DKIM_KIND_SIG && !tg_is(dkim_tag_find(tags, n, "v"), "1"))
 		return "v= is not 1";
-	if (sg_alg(tg_find(tags, n, "a"), &s->alg) != 0)
+	if (sg_alg(dkim_tag_find(tags, n, "a"), &s->alg) != 0)
 		return "unknown algorithm a=";
-	t = tg_find(tags, n, "b");
+	t = dkim_tag_find(tags, n, "b");
 	if (dkim_b64_fws_decode(
 		t->value, t->value_len, s->b, sizeof(s->b), &s->b_len) != 0 ||
 	    s->b_len == 0)
 		return "b= is not base64 (or too long, or empty)";
-	t = tg_find(tags, n, "bh");
-	if (dkim_b64_fws_decode(t->value, t->value_len, s->bh, sizeof(s->bh),
-		&s->bh_len) != 0 ||
-	    s->bh_len == 0)
+	t = dkim_tag_find(tags, n, "bh");
+	if (kind != DKIM_KIND_AS &&
+	    (dkim_b64_fws_decode(t->value, t->value_len, s->bh, sizeof(s->bh),
+		 &s->bh_len) != 0 ||
+		s->bh_len == 0))
 		return "bh= is not base64 (or too long, or empty)";
-	if (sg_domain(tg_find(tags, n, "d"), s->d, sizeof(s->d)) != 0)
+	if (sg_domain(dkim_tag_find(tags, n, "d"), s->d, sizeof(s->d)) != 0)
 		return "d= is not a domain";
-	if (sg_domain(tg_find(tags, n, "s"), s->s, sizeof(s->s)) != 0)
+	if (sg_domain(dkim_tag_find(tags, n, "s"), s->s, sizeof(s->s)) != 0)
 		return "s= is not a selector";
-	if ((t = tg_find(tags, n, "c")) != NULL && sg_canon(t, s) != 0)
+	/* 4.1.3: the seal is always relaxed, and has no c= of its own */
+	if (kind == DKIM_KIND_AS)
+		s->hcanon = s->bcanon = DKIM_CANON_RELAXED;
+	else if ((t = dkim_tag_find(tags, n, "c")) != NULL &&
+		 sg_canon(t, s) != 0)
 		return "unknown canonicalization c=";
-	if ((t = tg_find(tags, n, "q")) != NULL && !sg_list_has(t, "dns/txt"))
+	if ((t = dkim_tag_find(tags, n, "q")) != NULL &&
+	    !sg_list_has(t, "dns/txt"))
 		return "q= does not offer dns/txt";
 	return NULL;
 }
 
+/* ARC's i=: the instance, 1..DKIM_ARC_INSTANCE_MAX, and no AUID. */
 static const char *
-sg_fill_more(const struct dkim_tag *tags, size_t n, struct dkim_sig *s)
+sg_instance(const struct dkim_tag *t, struct dkim_sig *s)
 {
-	const struct dkim_tag *t;
+	int64_t v;
+
+	if (sg_time(t, &v) != 0 || v < 1 || v > DKIM_ARC_INSTANCE_MAX)
+		return "i= is not an instance (1-50)";
+	s->instance = (unsigned)v;
+	s->i[0] = '@';
+	memcpy(s->i + 1, s->d, strlen(s->d) + 1);
+	return NULL;
+}
+
+/* h= of an ARC kind: the seal has none, the AMS never signs a seal. */
+static const char *
+sg_names_kind(
+    enum dkim_sig_kind kind, const struct dkim_tag *t, struct dkim_sig *s)
+{
+	const char *why;
+	size_t k;
+
+	if (kind == DKIM_KIND_AS)
+		return t == NULL ? NULL : "h= is not allowed in ARC-Seal";
+	if ((why = sg_names(t, s)) != NULL)
+		return why;
+	for (k = 0; kind == DKIM_KIND_AMS && k < s->n_names; k++)
+		if (str_case_eq(s->names[k], s->names_len[k], "arc-seal"))
+			return "h= of ARC-Message-Signature names ARC-Seal";
+	return NULL;
+}
+
+static const char *
+sg_fill_more(enum dkim_sig_kind kind, const struct dkim_tag *tags, size_t n,
+    struct dkim_sig *s)
+{
+	const struct dkim_tag *t = dkim_tag_find(tags, n, "i");
 	const char *why;
 
-	if ((why = sg_names(tg_find(tags, n, "h"), s)) != NULL)
+	if ((why = sg_names_kind(kind, dkim_tag_find(tags, n, "h"), s)) != NULL)
 		return why;
-	if ((why = sg_identity(tg_find(tags, n, "i"), s)) != NULL)
+	if ((why = kind == DKIM_KIND_SIG ? sg_identity(t, s)
+					 : sg_instance(t, s)) != NULL)
 		return why;
-	if ((t = tg_find(tags, n, "l")) != NULL) {
+	if ((t = dkim_tag_find(tags, n, "l")) != NULL) {
 		if (sg_length(t, &s->l) != 0)
 			return "l= is not a number";
 		s->has_l = true;
 	}
-	if ((t = tg_find(tags, n, "t")) != NULL) {
+	if ((t = dkim_tag_find(tags, n, "t")) != NULL) {
 		if (sg_time(t, &s->t) != 0)
 			return "t= is not a time";
 		s->has_t = true;
 	}
-	if ((t = tg_find(tags, n, "x")) != NULL) {
+	if ((t = dkim_tag_find(tags, n, "x")) != NULL) {
 		if (sg_time(t, &s->x) != 0)
 			return "x= is not a time";
 		s->has_x = true;
@@ -477,8 +524,8 @@ sg_fill_more(const struct dkim_tag *tags, size_t n, struct dkim_sig *s)
 }
 
 enum dkim_result
-dkim_sig_parse(
-    const char *value, size_t len, struct dkim_sig *out, const char **why)
+dkim_sig_parse_kind(enum dkim_sig_kind kind, const char *value, size_t len,
+    struct dkim_sig *out, const char **why)
 {
 	struct dkim_tag tags[DKIM_TAGS_MAX];
 	size_t n;
@@ -486,11 +533,18 @@ dkim_sig_parse(
 	memset(out, 0, sizeof(*out));
 	if (!tg_split(value, len, DKIM_SIG_FIELD_MAX, tags, &n, why))
 		return DKIM_PERMERROR;
-	if ((*why = sg_fill(tags, n, out)) != NULL ||
-	    (*why = sg_fill_more(tags, n, out)) != NULL)
+	if ((*why = sg_fill(kind, tags, n, out)) != NULL ||
+	    (*why = sg_fill_more(kind, tags, n, out)) != NULL)
 		return DKIM_PERMERROR;
 	*why = "";
 	return DKIM_PASS;
+}
+
+enum dkim_result
+dkim_sig_parse(
+    const char *value, size_t len, struct dkim_sig *out, const char **why)
+{
+	return dkim_sig_parse_kind(DKIM_KIND_SIG, value, len, out, why);
 }
 
 /* ---- key records ------------------------------------------------------------
@@ -566,30 +620,30 @@ ky_fill(const struct dkim_tag *tags, size_t n, struct dkim_key *k)
 	const struct dkim_tag *t;
 
 	/* 3.6.1: v=, when present, is the first tag and is DKIM1 */
-	if ((t = tg_find(tags, n, "v")) != NULL &&
+	if ((t = dkim_tag_find(tags, n, "v")) != NULL &&
 	    (t != &tags[0] || !tg_is(t, "DKIM1")))
 		return "v= is not DKIM1 or not first";
-	if ((t = tg_find(tags, n, "k")) != NULL) {
+	if ((t = dkim_tag_find(tags, n, "k")) != NULL) {
 		if (tg_is(t, "ed25519"))
 			k->type = DKIM_KEY_ED25519;
 		else if (!tg_is(t, "rsa"))
 			return "unknown key type k=";
 	}
-	if ((t = tg_find(tags, n, "h")) != NULL) {
+	if ((t = dkim_tag_find(tags, n, "h")) != NULL) {
 		k->hashes = DKIM_KEY_HASH_LISTED;
 		if (sg_list_has(t, "sha1"))
 			k->hashes |= DKIM_KEY_HASH_SHA1;
 		if (sg_list_has(t, "sha256"))
 			k->hashes |= DKIM_KEY_HASH_SHA256;
 	}
-	if ((t = tg_find(tags, n, "s")) != NULL && !sg_list_has(t, "*") &&
+	if ((t = dkim_tag_find(tags, n, "s")) != NULL && !sg_list_has(t, "*") &&
 	    !sg_list_has(t, "email"))
 		return "key not for email (s=)";
-	if ((t = tg_find(tags, n, "t")) != NULL) {
+	if ((t = dkim_tag_find(tags, n, "t")) != NULL) {
 		k->testing = sg_list_has(t, "y");
 		k->strict = sg_list_has(t, "s");
 	}
-	if ((t = tg_find(tags, n, "p")) == NULL)
+	if ((t = dkim_tag_find(tags, n, "p")) == NULL)
 		return "p= is missing";
 	return ky_load(t, k);
 }

@@ -139,6 +139,7 @@ struct dkim_sig {
 	bool has_l, has_t, has_x;
 	uint64_t l; /* body octets signed */
 	int64_t t, x;
+	unsigned instance; /* ARC's i= (dkim_int.h); 0 for DKIM */
 };
 
 /*

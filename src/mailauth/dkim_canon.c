@@ -209,6 +209,13 @@ dkim_header_input(const struct dkim_msg *m, enum dkim_canon c,
 			c, m->p + m->f[j].off, m->f[j].len, out) != 0)
 			return -1;
 	}
+	return dkim_header_input_self(c, sig_field, sig_len, out);
+}
+
+int
+dkim_header_input_self(
+    enum dkim_canon c, const char *sig_field, size_t sig_len, struct buf *out)
+{
 	if (dkim_canon_header(c, sig_field, sig_len, out) != 0)
 		return -1;
 	/* 3.7: the signature's own field goes in without its CRLF */

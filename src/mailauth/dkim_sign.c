@@ -202,34 +202,63 @@ sn_header_names(struct sn_fold *f, const struct sn_names *h)
 	}
 }
 
+static const char *const sn_field_names[] = {
+    [DKIM_KIND_SIG] = "DKIM-Signature:",
+    [DKIM_KIND_AMS] = "ARC-Message-Signature:",
+    [DKIM_KIND_AS] = "ARC-Seal:",
+};
+
+/* The tags before a=: v= of DKIM, i= (and the seal's cv=) of ARC. */
+static void
+sn_lead(struct sn_fold *f, const struct dkim_sign_req *r)
+{
+	char num[32];
+
+	if (r->kind == DKIM_KIND_SIG) {
+		sn_tagf(f, "v=1;", "");
+		return;
+	}
+	if (str_fmt(num, sizeof(num), "%u", r->instance) != 0)
+		f->err = 1;
+	else
+		sn_tagf(f, "i=%s;", num);
+	if (r->kind == DKIM_KIND_AS)
+		sn_tagf(f, "cv=%s;", r->cv);
+}
+
 /* The field up to "b=", which the signature is computed over. */
 static int
-sn_template(const struct dkim_sign_opts *o, enum dkim_alg alg,
+sn_template(const struct dkim_sign_req *r, enum dkim_alg alg,
     const struct sn_names *h, const unsigned char *bh, size_t bh_len,
     struct buf *out)
 {
+	const struct dkim_sign_opts *o = r->o;
 	struct sn_fold f = {out, 0, 0};
+	const char *name = sn_field_names[r->kind];
 	char num[32];
 
-	sn_raw(&f, "DKIM-Signature:", 15);
-	sn_tagf(&f, "v=1;", "");
+	sn_raw(&f, name, strlen(name));
+	sn_lead(&f, r);
 	sn_tagf(&f, "a=%s;", dkim_alg_name(alg));
-	sn_tagf(&f, "c=relaxed/relaxed;%s", "");
+	if (r->kind != DKIM_KIND_AS)
+		sn_tagf(&f, "c=relaxed/relaxed;%s", "");
 	sn_tagf(&f, "d=%s;", o->domain);
 	sn_tagf(&f, "s=%s;", o->selector);
-	if (o->identity != NULL)
+	if (r->kind == DKIM_KIND_SIG && o->identity != NULL)
 		sn_tagf(&f, "i=%s;", o->identity);
 	if (str_fmt(num, sizeof(num), "%lld", (long long)o->t) != 0)
 		return -1;
 	sn_tagf(&f, "t=%s;", num);
-	if (o->expire > 0) {
+	if (r->kind == DKIM_KIND_SIG && o->expire > 0) {
 		if (str_fmt(num, sizeof(num), "%lld",
 			(long long)(o->t + o->expire)) != 0)
 			return -1;
 		sn_tagf(&f, "x=%s;", num);
 	}
-	sn_header_names(&f, h);
-	sn_b64(&f, "bh=", bh, bh_len, true);
+	if (r->kind != DKIM_KIND_AS) {
+		sn_header_names(&f, h);
+		sn_b64(&f, "bh=", bh, bh_len, true);
+	}
 	sn_token(&f, "b=", 2, true);
 	return f.err ? -1 : (int)f.col;
 }
@@ -283,40 +312,71 @@ sn_alg(EVP_PKEY *key, enum dkim_alg *alg, char *err, size_t errlen)
 	}
 }
 
-int
-dkim_sign(const struct dkim_sign_opts *o, const char *msg, size_t len,
-    struct buf *out, char *err, size_t errlen)
+/*
+ * The header hash input of r into data, the field's template (up to
+ * "b=") into tmpl; the template's last column, or -1 with err.
+ */
+static int
+sn_input(const struct dkim_sign_req *r, enum dkim_alg alg,
+    const struct dkim_msg *m, struct buf *tmpl, struct buf *data, char *err,
+    size_t errlen)
 {
-	struct dkim_msg *m = xmalloc(sizeof(*m));
 	struct sn_names h;
-	struct buf tmpl, data;
-	unsigned char bh[EVP_MAX_MD_SIZE], sig[DKIM_B_MAX];
-	size_t sig_len = sizeof(sig);
-	unsigned bh_len;
+	unsigned char bh[EVP_MAX_MD_SIZE];
+	unsigned bh_len = 0;
 	uint64_t blen;
-	enum dkim_alg alg;
-	int col = -1, rc = -1;
-	struct sn_fold f;
+	int col;
 
-	buf_init(&tmpl, DKIM_SIG_FIELD_MAX);
-	buf_init(&data, 2 * len + 2 * DKIM_SIG_FIELD_MAX);
-	dkim_msg_index(m, msg, len);
-	if (sn_alg(o->key, &alg, err, errlen) != 0)
-		goto out;
+	h.n = 0;
+	if (r->kind == DKIM_KIND_AS) {
+		/* RFC 8617 5.1.1: the sets, then the seal being made */
+		if ((col = sn_template(r, alg, &h, bh, 0, tmpl)) < 0 ||
+		    buf_append(data, r->prefix->data, r->prefix->len) != 0 ||
+		    dkim_header_input_self(
+			DKIM_CANON_RELAXED, tmpl->data, tmpl->len, data) != 0)
+			goto fail;
+		return col;
+	}
 	if (m->overflow || sn_choose(m, &h) != 0) {
 		str_fmt_cut(err, errlen, "too many header fields to sign");
-		goto out;
+		return -1;
 	}
 	if (sn_count(m, "From", 4) != 1) {
 		str_fmt_cut(err, errlen, "not exactly one From field");
-		goto out;
+		return -1;
 	}
 	if (dkim_body_hash(m, DKIM_CANON_RELAXED, EVP_sha256(), false, 0, bh,
 		&bh_len, &blen) != 0 ||
-	    (col = sn_template(o, alg, &h, bh, bh_len, &tmpl)) < 0 ||
+	    (col = sn_template(r, alg, &h, bh, bh_len, tmpl)) < 0 ||
 	    dkim_header_input(m, DKIM_CANON_RELAXED, h.name, h.len, h.n,
-		tmpl.data, tmpl.len, &data) != 0 ||
-	    sn_sign(o->key, alg, &data, sig, &sig_len) != 0) {
+		tmpl->data, tmpl->len, data) != 0)
+		goto fail;
+	return col;
+fail:
+	str_fmt_cut(err, errlen, "signing failed");
+	return -1;
+}
+
+int
+dkim_sign_kind(const struct dkim_sign_req *r, const char *msg, size_t len,
+    struct buf *out, char *err, size_t errlen)
+{
+	struct dkim_msg *m = xmalloc(sizeof(*m));
+	struct buf tmpl, data;
+	unsigned char sig[DKIM_B_MAX];
+	size_t sig_len = sizeof(sig);
+	size_t pre = r->kind == DKIM_KIND_AS ? r->prefix->len : 0;
+	enum dkim_alg alg;
+	int col, rc = -1;
+	struct sn_fold f;
+
+	buf_init(&tmpl, DKIM_SIG_FIELD_MAX);
+	buf_init(&data, 2 * len + 2 * DKIM_SIG_FIELD_MAX + pre);
+	dkim_msg_index(m, msg, len);
+	if (sn_alg(r->o->key, &alg, err, errlen) != 0 ||
+	    (col = sn_input(r, alg, m, &tmpl, &data, err, errlen)) < 0)
+		goto out;
+	if (sn_sign(r->o->key, alg, &data, sig, &sig_len) != 0) {
 		str_fmt_cut(err, errlen, "signing failed");
 		goto out;
 	}
@@ -334,6 +394,15 @@ out:
 	buf_free(&data);
 	free(m);
 	return rc;
+}
+
+int
+dkim_sign(const struct dkim_sign_opts *o, const char *msg, size_t len,
+    struct buf *out, char *err, size_t errlen)
+{
+	struct dkim_sign_req r = {DKIM_KIND_SIG, o, 0, NULL, NULL};
+
+	return dkim_sign_kind(&r, msg, len, out, err, errlen);
 }
 
 /* ---- keys -------------------------------------------------------------------

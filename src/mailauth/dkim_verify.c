@@ -158,9 +158,8 @@ dkim_verify_result(const struct dkim_verify *v, size_t i)
 /* ---- one signature against its key
  * ------------------------------------------- */
 
-/* Does the key allow the signature (3.6.1, 6.1.2)?  NULL or why not. */
-static const char *
-vf_key_fits(const struct dkim_sig *s, const struct dkim_key *k)
+const char *
+dkim_key_fits(const struct dkim_sig *s, const struct dkim_key *k)
 {
 	const char *at = strrchr(s->i, '@');
 
@@ -177,32 +176,33 @@ vf_key_fits(const struct dkim_sig *s, const struct dkim_key *k)
 }
 
 static enum dkim_result
-vf_body(struct dkim_verify *v, struct vf_sig *s, const char **why)
+vf_body(const struct dkim_msg *m, const struct dkim_sig *sig,
+    uint64_t *body_len, const char **why)
 {
 	unsigned char bh[EVP_MAX_MD_SIZE];
 	unsigned n;
 
-	if (dkim_body_hash(&v->msg, s->sig.bcanon, EVP_sha256(), s->sig.has_l,
-		s->sig.l, bh, &n, &s->res.body_len) != 0) {
+	if (dkim_body_hash(m, sig->bcanon, EVP_sha256(), sig->has_l, sig->l, bh,
+		&n, body_len) != 0) {
 		*why = "hashing failed";
 		return DKIM_TEMPERROR;
 	}
 	/* 6.1.3: a body shorter than l= fails (it was cut, or l= lies) */
-	if (s->sig.has_l && s->sig.l > s->res.body_len) {
+	if (sig->has_l && sig->l > *body_len) {
 		*why = "l= is beyond the body";
 		return DKIM_FAIL;
 	}
-	if (n != s->sig.bh_len || CRYPTO_memcmp(bh, s->sig.bh, n) != 0) {
+	if (n != sig->bh_len || CRYPTO_memcmp(bh, sig->bh, n) != 0) {
 		*why = "body hash did not verify";
 		return DKIM_FAIL;
 	}
 	return DKIM_PASS;
 }
 
-/* The public key operation over data (RFC 8463 3: Ed25519 signs the
- * SHA-256 of the header input, not the input itself). */
-static int
-vf_check(EVP_PKEY *pk, enum dkim_alg alg, const struct buf *data,
+/* RFC 8463 3: Ed25519 signs the SHA-256 of the header input, not the
+ * input itself. */
+int
+dkim_pk_verify(EVP_PKEY *pk, enum dkim_alg alg, const struct buf *data,
     const unsigned char *sig, size_t sig_len)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -226,31 +226,45 @@ vf_check(EVP_PKEY *pk, enum dkim_alg alg, const struct buf *data,
 }
 
 static enum dkim_result
-vf_header(
-    struct dkim_verify *v, struct vf_sig *s, EVP_PKEY *pk, const char **why)
+vf_header(const struct dkim_msg *m, size_t field, const struct dkim_sig *sig,
+    EVP_PKEY *pk, const char **why)
 {
-	const struct dkim_field *f = &v->msg.f[s->field];
-	struct buf field, data;
+	const struct dkim_field *f = &m->f[field];
+	struct buf fb, data;
 	enum dkim_result r = DKIM_FAIL;
 
-	buf_init(&field, DKIM_SIG_FIELD_MAX + 64);
+	buf_init(&fb, DKIM_SIG_FIELD_MAX + 64);
 	/* each field is hashed at most once: bounded by the header section */
-	buf_init(&data, 2 * v->msg.body_off + 2 * DKIM_SIG_FIELD_MAX + 64);
+	buf_init(&data, 2 * m->body_off + 2 * DKIM_SIG_FIELD_MAX + 64);
 	*why = "signature did not verify";
-	if (dkim_strip_b(v->msg.p + f->off, f->len, &field) != 0 ||
-	    dkim_header_input(&v->msg, s->sig.hcanon, s->sig.names,
-		s->sig.names_len, s->sig.n_names, field.data, field.len,
-		&data) != 0) {
+	if (dkim_strip_b(m->p + f->off, f->len, &fb) != 0 ||
+	    dkim_header_input(m, sig->hcanon, sig->names, sig->names_len,
+		sig->n_names, fb.data, fb.len, &data) != 0) {
 		*why = "header too large to hash";
 		r = DKIM_PERMERROR;
-	} else if (vf_check(pk, s->sig.alg, &data, s->sig.b, s->sig.b_len) ==
+	} else if (dkim_pk_verify(pk, sig->alg, &data, sig->b, sig->b_len) ==
 		   0) {
 		*why = "";
 		r = DKIM_PASS;
 	}
-	buf_free(&field);
+	buf_free(&fb);
 	buf_free(&data);
 	return r;
+}
+
+enum dkim_result
+dkim_sig_check(const struct dkim_msg *m, size_t field,
+    const struct dkim_sig *sig, const struct dkim_key *k,
+    uint64_t *body_len_out, const char **why)
+{
+	enum dkim_result r;
+
+	*body_len_out = 0;
+	if ((*why = dkim_key_fits(sig, k)) != NULL)
+		return DKIM_PERMERROR;
+	if ((r = vf_body(m, sig, body_len_out, why)) != DKIM_PASS)
+		return r;
+	return vf_header(m, field, sig, k->pkey, why);
 }
 
 static void
@@ -261,43 +275,49 @@ vf_with_key(struct dkim_verify *v, struct vf_sig *s, const struct dkim_key *k)
 
 	s->res.bits = k->bits;
 	s->res.testing = k->testing;
-	if ((why = vf_key_fits(&s->sig, k)) != NULL) {
-		vf_settle(s, DKIM_PERMERROR, why);
-		return;
-	}
-	if ((r = vf_body(v, s, &why)) == DKIM_PASS)
-		r = vf_header(v, s, k->pkey, &why);
+	r = dkim_sig_check(
+	    &v->msg, s->field, &s->sig, k, &s->res.body_len, &why);
 	vf_settle(s, r, why);
+}
+
+enum dkim_result
+dkim_key_pick(enum dkim_dns status, const char *const *txt,
+    const size_t *txt_len, size_t n, struct dkim_key *k, const char **why)
+{
+	const char *w;
+	size_t j;
+
+	if (status == DKIM_DNS_TEMP) {
+		*why = "key lookup failed for now";
+		return DKIM_TEMPERROR;
+	}
+	*why = "no key record";
+	if (status != DKIM_DNS_OK || n == 0)
+		return DKIM_PERMERROR;
+	for (j = 0; j < n; j++) {
+		if (dkim_key_parse(txt[j], txt_len[j], k, &w) == DKIM_PASS)
+			return DKIM_PASS;
+		if (j == 0)
+			*why = w;
+	}
+	return DKIM_PERMERROR;
 }
 
 void
 dkim_verify_key(struct dkim_verify *v, size_t i, enum dkim_dns status,
     const char *const *txt, const size_t *txt_len, size_t n)
 {
-	struct vf_sig *s;
 	struct dkim_key k;
-	const char *why = "no key record", *w;
-	size_t j;
+	enum dkim_result r;
+	const char *why;
 
 	if (i >= v->n || !v->sigs[i].pending)
 		return;
-	s = &v->sigs[i];
-	if (status == DKIM_DNS_TEMP) {
-		vf_settle(s, DKIM_TEMPERROR, "key lookup failed for now");
+	r = dkim_key_pick(status, txt, txt_len, n, &k, &why);
+	if (r != DKIM_PASS) {
+		vf_settle(&v->sigs[i], r, why);
 		return;
 	}
-	if (status != DKIM_DNS_OK || n == 0) {
-		vf_settle(s, DKIM_PERMERROR, "no key record");
-		return;
-	}
-	for (j = 0; j < n; j++) {
-		if (dkim_key_parse(txt[j], txt_len[j], &k, &w) == DKIM_PASS) {
-			vf_with_key(v, s, &k);
-			dkim_key_clear(&k);
-			return;
-		}
-		if (j == 0)
-			why = w;
-	}
-	vf_settle(s, DKIM_PERMERROR, why);
+	vf_with_key(v, &v->sigs[i], &k);
+	dkim_key_clear(&k);
 }
