@@ -727,6 +727,11 @@ arc_seal(const struct arc_seal_opts *o, const char *msg, size_t len,
 		str_fmt_cut(err, errlen, "authserv-id is not a host name");
 		return -1;
 	}
+	/* a first line in WSP would continue our AAR once on top */
+	if (len > 0 && (msg[0] == ' ' || msg[0] == '\t')) {
+		str_fmt_cut(err, errlen, "message starts with a folded line");
+		return -1;
+	}
 	c = xmalloc(sizeof(*c));
 	ar_scan(c, msg, len);
 	if ((why = ar_seal_refused(c, o->cv)) != NULL) {

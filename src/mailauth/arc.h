@@ -97,7 +97,7 @@ struct arc_outcome {
 	char reason[DKIM_REASON_MAX]; /* "" for pass and none */
 	unsigned n;		      /* sets on the message, 0 to 50 */
 	/*
-	 * 5.2 step 6 (with pass only): 0 when the AMS of every set
+	 * 5.2's oldest-pass (with pass only): 0 when the AMS of every set
 	 * verifies, else the lowest instance k whose AMS and those of every
 	 * newer set verify.  -1 when not known (the chain did not pass).
 	 */
@@ -140,7 +140,7 @@ const struct arc_outcome *arc_verify_result(const struct arc_verify *v);
 enum arc_cv arc_seal_cv(const struct arc_outcome *r);
 
 /*
- * The "arc" resinfo of Authentication-Results (RFC 8617 10.1, 4.3):
+ * The "arc" resinfo of Authentication-Results (RFC 8617, RFC 8601):
  * arc=RESULT header.oldest-pass=K (with pass) smtp.remote-ip=IP (when
  * remote_ip is not NULL).  out points into r and remote_ip, which must
  * outlive it.

@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+
 #include "t.h"
 #include "util/util.h"
 
@@ -65,6 +67,24 @@ t_pycheck_write(const struct t_pycheck *pc, const char *name, const char *ext,
 		return false;
 	ok = fwrite(p, 1, n, f) == n;
 	return fclose(f) == 0 && ok;
+}
+
+/* DIR/FILE holding key as a traditional PEM (PKCS#1 for RSA), the form
+ * dkimpy reads. */
+static inline bool
+t_pycheck_write_pem(const struct t_pycheck *pc, const char *file, EVP_PKEY *key)
+{
+	char path[700];
+	BIO *bio;
+	int ok;
+
+	if (str_fmt(path, sizeof(path), "%s/%s", pc->dir, file) != 0 ||
+	    (bio = BIO_new_file(path, "w")) == NULL)
+		return false;
+	ok = PEM_write_bio_PrivateKey_traditional(
+	    bio, key, NULL, NULL, 0, NULL, NULL);
+	BIO_free(bio);
+	return ok == 1;
 }
 
 /* The checker on case NAME: true when it exits 0. */

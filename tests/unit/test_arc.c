@@ -12,8 +12,6 @@
  */
 #include <time.h>
 
-#include <openssl/pem.h>
-
 #include "mailauth/arc.h"
 #include "mailauth/authres.h"
 #include "t.h"
@@ -70,9 +68,9 @@ struct keytab {
 static struct keytab
 keys_all(void)
 {
-	struct keytab kt = {{"rsa._domainkey.example.org",
-				"ed._domainkey.fwd.example",
-				"rsa2._domainkey.fwd.example"},
+	struct keytab kt = {
+	    {"rsa._domainkey.example.org", "ed._domainkey.fwd.example",
+		"rsa2._domainkey.fwd.example"},
 	    {rec_rsa, rec_ed, rec_rsa2}, 3, DKIM_DNS_OK};
 
 	return kt;
@@ -172,240 +170,155 @@ tamper(struct buf *m, const char *what)
 /* ---- the form of chains -----------------------------------------------------
  */
 
-/* Synthetic fields: well formed, signatures that verify nothing. */
+/*
+ * A chain from a spec: words separated by spaces, each one field put on
+ * top in order of the words (so the first word is the top field):
+ *   SIc  ARC-Seal of instance I with cv c (n none, p pass, f fail,
+ *        ? "maybe", h none with an h= tag)
+ *   MI   ARC-Message-Signature of instance I (MIs: one whose h= names
+ *        ARC-Seal; MIb: one without bh=)
+ *   AI   ARC-Authentication-Results of instance I (A-: without i=;
+ *        AL: of instance 1 and 9000 octets)
+ *   XI   a whole set of instance I, cv= as it should be
+ *   W    an ARC-Seal whose i= is a word
+ * The signatures are well formed and verify nothing.  Then From, To, a
+ * body.
+ */
 static void
-put_aar(struct buf *b, int i)
+put_field(struct buf *b, const char *w)
 {
-	(void)!buf_printf(b,
-	    "ARC-Authentication-Results: i=%d; mx.example.org; spf=pass "
-	    "smtp.mailfrom=a@b.example\r\n",
-	    i);
+	int i = atoi(w + 1);
+	char last = w[strlen(w) - 1];
+	const char *cv = last == 'n' || last == 'h' ? "none"
+			 : last == 'p'		    ? "pass"
+			 : last == 'f'		    ? "fail"
+						    : "maybe";
+	int k;
+
+	switch (w[0]) {
+	case 'S':
+		(void)!buf_printf(b,
+		    "ARC-Seal: i=%d; cv=%s; a=rsa-sha256; d=example.org; "
+		    "s=rsa;%s b=AAAA\r\n",
+		    i, cv, last == 'h' ? " h=from;" : "");
+		return;
+	case 'M':
+		(void)!buf_printf(b,
+		    "ARC-Message-Signature: i=%d; a=rsa-sha256; "
+		    "c=relaxed/relaxed; d=example.org; s=rsa; h=from:to%s;%s "
+		    "b=AAAA\r\n",
+		    i, last == 's' ? ":arc-seal" : "",
+		    last == 'b' ? "" : " bh=AAAA;");
+		return;
+	case 'A':
+		if (w[1] == '-') {
+			(void)!buf_append_str(b, "ARC-Authentication-Results: "
+						 "mx.example.org; none\r\n");
+			return;
+		}
+		(void)!buf_printf(b,
+		    "ARC-Authentication-Results: i=%d; mx.example.org; ",
+		    w[1] == 'L' ? 1 : i);
+		for (k = 0; w[1] == 'L' && k < 9000; k++)
+			(void)!buf_append_str(b, "y");
+		(void)!buf_append_str(
+		    b, "spf=pass smtp.mailfrom=a@b.example\r\n");
+		return;
+	case 'W':
+		(void)!buf_append_str(b, "ARC-Seal: i=one; cv=none; "
+					 "a=rsa-sha256; d=x.example; s=s; "
+					 "b=AAAA\r\n");
+		return;
+	default:
+		abort();
+	}
 }
 
 static void
-put_ams(struct buf *b, int i, const char *extra)
+build_chain(const char *spec, struct buf *b)
 {
-	(void)!buf_printf(b,
-	    "ARC-Message-Signature: i=%d; a=rsa-sha256; c=relaxed/relaxed; "
-	    "d=example.org; s=rsa; h=from:to%s; bh=AAAA; b=AAAA\r\n",
-	    i, extra);
-}
+	char w[16];
+	const char *p = spec;
+	size_t n;
 
-static void
-put_as(struct buf *b, int i, const char *cv, const char *extra)
-{
-	(void)!buf_printf(b,
-	    "ARC-Seal: i=%d; cv=%s; a=rsa-sha256; d=example.org; s=rsa;%s "
-	    "b=AAAA\r\n",
-	    i, cv, extra);
-}
+	b->len = 0;
+	while (*p != '\0') {
+		n = strcspn(p, " ");
+		if (n == 0 || n >= sizeof(w))
+			abort();
+		memcpy(w, p, n);
+		w[n] = '\0';
+		if (w[0] == 'X') {
+			char s[16];
+			int i = atoi(w + 1);
 
-static void
-put_set(struct buf *b, int i)
-{
-	put_as(b, i, i == 1 ? "none" : "pass", "");
-	put_ams(b, i, "");
-	put_aar(b, i);
-}
-
-static void
-put_tail(struct buf *b)
-{
+			(void)!str_fmt(
+			    s, sizeof(s), "S%d%c", i, i == 1 ? 'n' : 'p');
+			put_field(b, s);
+			(void)!str_fmt(s, sizeof(s), "M%d", i);
+			put_field(b, s);
+			(void)!str_fmt(s, sizeof(s), "A%d", i);
+			put_field(b, s);
+		} else {
+			put_field(b, w);
+		}
+		p += n + (p[n] == ' ');
+	}
 	(void)!buf_append_str(b, "From: a@b.example\r\nTo: c@d.example\r\n"
 				 "\r\nbody\r\n");
 }
 
-enum form {
-	F_NONE,
-	F_ONE,
-	F_TWO,
-	F_FIFTY,
-	F_NO_AS,
-	F_NO_AMS,
-	F_NO_AAR,
-	F_DUP_AMS,
-	F_DUP_AAR,
-	F_GAP,
-	F_I51,
-	F_I0,
-	F_I_WORD,
-	F_CV_NONE_2,
-	F_CV_PASS_1,
-	F_CV_FAIL_NEWEST,
-	F_CV_FAIL_OLD,
-	F_CV_UNKNOWN,
-	F_AS_H,
-	F_AMS_NO_BH,
-	F_AMS_SIGNS_SEAL,
-	F_AAR_NO_I,
-	F_AAR_LONG,
-	F_ONLY_AAR_2,
-};
-
+/* Fifty whole sets, newest on top. */
 static void
-build_form(enum form f, struct buf *b)
+build_fifty(struct buf *b)
 {
+	char spec[50 * 4 + 1];
+	size_t o = 0;
 	int i;
 
-	b->len = 0;
-	switch (f) {
-	case F_NONE:
-		break;
-	case F_ONE:
-		put_set(b, 1);
-		break;
-	case F_TWO:
-		put_set(b, 2);
-		put_set(b, 1);
-		break;
-	case F_FIFTY:
-		for (i = 50; i >= 1; i--)
-			put_set(b, i);
-		break;
-	case F_NO_AS:
-		put_ams(b, 1, "");
-		put_aar(b, 1);
-		break;
-	case F_NO_AMS:
-		put_as(b, 1, "none", "");
-		put_aar(b, 1);
-		break;
-	case F_NO_AAR:
-		put_as(b, 1, "none", "");
-		put_ams(b, 1, "");
-		break;
-	case F_DUP_AMS:
-		put_set(b, 1);
-		put_ams(b, 1, "");
-		break;
-	case F_DUP_AAR:
-		put_aar(b, 1);
-		put_set(b, 1);
-		break;
-	case F_GAP:
-		put_set(b, 3);
-		put_set(b, 1);
-		break;
-	case F_I51:
-		put_set(b, 51);
-		break;
-	case F_I0:
-		put_set(b, 0);
-		break;
-	case F_I_WORD:
-		(void)!buf_append_str(b, "ARC-Seal: i=one; cv=none; "
-					 "a=rsa-sha256; d=x.example; s=s; "
-					 "b=AAAA\r\n");
-		put_ams(b, 1, "");
-		put_aar(b, 1);
-		break;
-	case F_CV_NONE_2:
-		put_as(b, 2, "none", "");
-		put_ams(b, 2, "");
-		put_aar(b, 2);
-		put_set(b, 1);
-		break;
-	case F_CV_PASS_1:
-		put_as(b, 1, "pass", "");
-		put_ams(b, 1, "");
-		put_aar(b, 1);
-		break;
-	case F_CV_FAIL_NEWEST:
-		put_as(b, 2, "fail", "");
-		put_ams(b, 2, "");
-		put_aar(b, 2);
-		put_set(b, 1);
-		break;
-	case F_CV_FAIL_OLD:
-		put_set(b, 3);
-		put_as(b, 2, "fail", "");
-		put_ams(b, 2, "");
-		put_aar(b, 2);
-		put_set(b, 1);
-		break;
-	case F_CV_UNKNOWN:
-		put_as(b, 1, "maybe", "");
-		put_ams(b, 1, "");
-		put_aar(b, 1);
-		break;
-	case F_AS_H:
-		put_as(b, 1, "none", " h=from;");
-		put_ams(b, 1, "");
-		put_aar(b, 1);
-		break;
-	case F_AMS_NO_BH:
-		put_as(b, 1, "none", "");
-		(void)!buf_append_str(b,
-		    "ARC-Message-Signature: i=1; a=rsa-sha256; d=example.org; "
-		    "s=rsa; h=from; b=AAAA\r\n");
-		put_aar(b, 1);
-		break;
-	case F_AMS_SIGNS_SEAL:
-		put_as(b, 1, "none", "");
-		put_ams(b, 1, ":arc-seal");
-		put_aar(b, 1);
-		break;
-	case F_AAR_NO_I:
-		put_as(b, 1, "none", "");
-		put_ams(b, 1, "");
-		(void)!buf_append_str(b, "ARC-Authentication-Results: "
-					 "mx.example.org; none\r\n");
-		break;
-	case F_AAR_LONG:
-		put_as(b, 1, "none", "");
-		put_ams(b, 1, "");
-		(void)!buf_append_str(b, "ARC-Authentication-Results: i=1; "
-					 "mx.example.org; x=");
-		for (i = 0; i < 9000; i++)
-			(void)!buf_append_str(b, "y");
-		(void)!buf_append_str(b, "\r\n");
-		break;
-	case F_ONLY_AAR_2:
-		put_aar(b, 2);
-		put_set(b, 1);
-		break;
-	}
-	put_tail(b);
+	for (i = 50; i >= 1; i--)
+		o += (size_t)snprintf(
+		    spec + o, sizeof(spec) - o, "%sX%d", o ? " " : "", i);
+	build_chain(spec, b);
 }
 
 static void
 test_forms(void)
 {
 	static const struct {
-		const char *name;
-		enum form f;
+		const char *name, *spec;
 		enum arc_result r; /* before any lookup */
 		unsigned n;
 		size_t queries;
 		const char *why; /* part of the reason */
 	} cases[] = {
-	    {"no ARC field: none", F_NONE, ARC_NONE, 0, 0, ""},
-	    {"one set: waits for its key", F_ONE, ARC_NONE, 1, 1, ""},
-	    {"two sets", F_TWO, ARC_NONE, 2, 1, ""},
-	    {"fifty sets", F_FIFTY, ARC_NONE, 50, 1, ""},
-	    {"missing AS", F_NO_AS, ARC_FAIL, 1, 0, "incomplete"},
-	    {"missing AMS", F_NO_AMS, ARC_FAIL, 1, 0, "incomplete"},
-	    {"missing AAR", F_NO_AAR, ARC_FAIL, 1, 0, "incomplete"},
-	    {"duplicate AMS", F_DUP_AMS, ARC_FAIL, 1, 0, "two ARC fields"},
-	    {"duplicate AAR", F_DUP_AAR, ARC_FAIL, 1, 0, "two ARC fields"},
-	    {"gap: 1 and 3", F_GAP, ARC_FAIL, 3, 0, "incomplete"},
-	    {"i=51", F_I51, ARC_FAIL, 0, 0, "1 to 50"},
-	    {"i=0", F_I0, ARC_FAIL, 0, 0, "1 to 50"},
-	    {"i=one", F_I_WORD, ARC_FAIL, 1, 0, "1 to 50"},
-	    {"cv=none on i=2", F_CV_NONE_2, ARC_FAIL, 2, 0, "not pass"},
-	    {"cv=pass on i=1", F_CV_PASS_1, ARC_FAIL, 1, 0, "not none"},
-	    {"newest cv=fail", F_CV_FAIL_NEWEST, ARC_FAIL, 2, 0, "cv=fail"},
-	    {"older cv=fail", F_CV_FAIL_OLD, ARC_FAIL, 3, 0, "not pass"},
-	    {"cv=maybe", F_CV_UNKNOWN, ARC_FAIL, 1, 0, "unknown cv"},
-	    {"AS with h=", F_AS_H, ARC_FAIL, 1, 0, "malformed ARC-Seal"},
-	    {"AMS without bh=", F_AMS_NO_BH, ARC_FAIL, 1, 0,
+	    {"one set: waits for its key", "X1", ARC_NONE, 1, 1, ""},
+	    {"two sets", "X2 X1", ARC_NONE, 2, 1, ""},
+	    {"sets in any order", "A1 X2 M1 S1n", ARC_NONE, 2, 1, ""},
+	    {"missing AS", "M1 A1", ARC_FAIL, 1, 0, "incomplete"},
+	    {"missing AMS", "S1n A1", ARC_FAIL, 1, 0, "incomplete"},
+	    {"missing AAR", "S1n M1", ARC_FAIL, 1, 0, "incomplete"},
+	    {"duplicate AMS", "X1 M1", ARC_FAIL, 1, 0, "two ARC fields"},
+	    {"duplicate AAR", "A1 X1", ARC_FAIL, 1, 0, "two ARC fields"},
+	    {"gap: 1 and 3", "X3 X1", ARC_FAIL, 3, 0, "incomplete"},
+	    {"i=51", "X51", ARC_FAIL, 0, 0, "1 to 50"},
+	    {"i=0", "X0", ARC_FAIL, 0, 0, "1 to 50"},
+	    {"i=one", "W M1 A1", ARC_FAIL, 1, 0, "1 to 50"},
+	    {"cv=none on i=2", "S2n M2 A2 X1", ARC_FAIL, 2, 0, "not pass"},
+	    {"cv=pass on i=1", "S1p M1 A1", ARC_FAIL, 1, 0, "not none"},
+	    {"newest cv=fail", "S2f M2 A2 X1", ARC_FAIL, 2, 0, "cv=fail"},
+	    {"older cv=fail", "X3 S2f M2 A2 X1", ARC_FAIL, 3, 0, "not pass"},
+	    {"cv=maybe", "S1? M1 A1", ARC_FAIL, 1, 0, "unknown cv"},
+	    {"AS with h=", "S1h M1 A1", ARC_FAIL, 1, 0, "malformed ARC-Seal"},
+	    {"AMS without bh=", "S1n M1b A1", ARC_FAIL, 1, 0,
 		"malformed ARC-Message"},
-	    {"AMS signs ARC-Seal", F_AMS_SIGNS_SEAL, ARC_FAIL, 1, 0,
+	    {"AMS signs ARC-Seal", "S1n M1s A1", ARC_FAIL, 1, 0,
 		"malformed ARC-Message"},
-	    {"AAR without i=", F_AAR_NO_I, ARC_FAIL, 1, 0, "1 to 50"},
-	    {"AAR of 9000 octets", F_AAR_LONG, ARC_FAIL, 1, 0, "too long"},
-	    {"AAR of instance 2 alone", F_ONLY_AAR_2, ARC_FAIL, 2, 0,
-		"incomplete"},
+	    {"AAR without i=", "S1n M1 A-", ARC_FAIL, 1, 0, "1 to 50"},
+	    {"AAR of 9000 octets", "S1n M1 AL", ARC_FAIL, 1, 0, "too long"},
+	    {"AAR of instance 2 alone", "A2 X1", ARC_FAIL, 2, 0, "incomplete"},
+	    {"no ARC field: none", NULL, ARC_NONE, 0, 0, ""},
+	    {"fifty sets", NULL, ARC_NONE, 50, 1, ""},
 	};
 	struct buf b;
 	size_t k;
@@ -419,7 +332,12 @@ test_forms(void)
 		const char *g;
 
 		t_case(cases[k].name);
-		build_form(cases[k].f, &b);
+		if (cases[k].spec != NULL)
+			build_chain(cases[k].spec, &b);
+		else if (cases[k].n == 50)
+			build_fifty(&b);
+		else
+			set_msg(&b, msg_plain);
 		g = t_guard(b.data, b.len, &map, &maplen);
 		v = arc_verify_new(g, b.len, now);
 		o = arc_verify_result(v);
@@ -461,8 +379,8 @@ test_roundtrip(void)
 	set_msg(&m, msg_plain);
 	T_CHECK(seal(&m, k_rsa, "example.org", "rsa", ARC_CV_NONE,
 		    "spf=pass smtp.mailfrom=claire@example.com") == 0);
-	T_CHECK(strncmp(m.data, "ARC-Seal: i=1; cv=none; a=rsa-sha256;", 37) ==
-		0);
+	T_CHECK(
+	    strncmp(m.data, "ARC-Seal: i=1; cv=none; a=rsa-sha256;", 37) == 0);
 	T_CHECK(strstr(m.data, "\r\nARC-Message-Signature: i=1; "
 			       "a=rsa-sha256; c=relaxed/relaxed;") != NULL);
 	T_CHECK(strstr(m.data, "\r\nARC-Authentication-Results: i=1; "
@@ -513,8 +431,7 @@ test_roundtrip(void)
 		T_CHECK(seal(&m, k_rsa, "example.org", "rsa", ARC_CV_NONE,
 			    "spf=pass smtp.mailfrom=claire@example.com") == 0);
 		for (k = 0; k < m.len; k++) {
-			if (m.data[k] == ' ' && k > 0 &&
-			    m.data[k - 1] == ';' &&
+			if (m.data[k] == ' ' && k > 0 && m.data[k - 1] == ';' &&
 			    k < (size_t)(strstr(m.data, "\r\n\r\n") - m.data))
 				(void)!buf_append_str(&r, "\r\n  ");
 			else
@@ -581,8 +498,8 @@ test_hops(void)
 	validate(m.data, m.len, &kt, &o);
 	T_CHECK_INT(o.result, ARC_FAIL);
 	/* the list forwarder saw a failed chain and says so */
-	T_CHECK(seal(&m, k_ed, "fwd.example", "ed", ARC_CV_PASS, "arc=fail") ==
-		0);
+	T_CHECK(
+	    seal(&m, k_ed, "fwd.example", "ed", ARC_CV_PASS, "arc=fail") == 0);
 	validate(m.data, m.len, &kt, &o);
 	T_CHECK_INT(o.result, ARC_PASS);
 	T_CHECK_INT(o.oldest_pass, 2);
@@ -592,15 +509,15 @@ test_hops(void)
 	T_CHECK(tamper(&m, "Hello Ben"));
 	validate(m.data, m.len, &kt, &o);
 	T_CHECK_INT(arc_seal_cv(&o), ARC_CV_FAIL);
-	T_CHECK(seal(&m, k_ed, "fwd.example", "ed", ARC_CV_FAIL, "arc=fail") ==
-		0);
+	T_CHECK(
+	    seal(&m, k_ed, "fwd.example", "ed", ARC_CV_FAIL, "arc=fail") == 0);
 	T_CHECK(strncmp(m.data, "ARC-Seal: i=3; cv=fail;", 23) == 0);
 	validate(m.data, m.len, &kt, &o);
 	T_CHECK_INT(o.result, ARC_FAIL);
 	T_CHECK(strstr(o.reason, "cv=fail") != NULL);
 	T_CHECK_INT(arc_seal_cv(&o), ARC_CV_FAIL);
-	T_CHECK(seal(&m, k_ed, "fwd.example", "ed", ARC_CV_FAIL, "arc=fail") !=
-		0);
+	T_CHECK(
+	    seal(&m, k_ed, "fwd.example", "ed", ARC_CV_FAIL, "arc=fail") != 0);
 	t_case("the cv=fail seal covers its own set only (5.1.2)");
 	{
 		/* its sets 1 and 2 may change: the seal does not cover them */
@@ -613,9 +530,8 @@ test_hops(void)
 	}
 	t_case("sealer refusals");
 	memset(&so, 0, sizeof(so));
-	so = (struct arc_seal_opts){
-	    "mx.example.org", "arc=none", ARC_CV_PASS, "example.org", "rsa",
-	    k_rsa, now};
+	so = (struct arc_seal_opts){"mx.example.org", "arc=none", ARC_CV_PASS,
+	    "example.org", "rsa", k_rsa, now};
 	{
 		struct buf out;
 		struct buf fifty;
@@ -631,7 +547,7 @@ test_hops(void)
 			    sizeof(err)) != 0);
 		T_CHECK(strstr(err, "cannot be none") != NULL);
 		/* a malformed chain takes cv=fail only */
-		build_form(F_GAP, &fifty);
+		build_chain("X3 X1", &fifty);
 		so.cv = ARC_CV_PASS;
 		T_CHECK(arc_seal(&so, fifty.data, fifty.len, &out, err,
 			    sizeof(err)) != 0);
@@ -641,7 +557,7 @@ test_hops(void)
 		T_CHECK(strncmp(out.data, "ARC-Seal: i=4; cv=fail;", 23) == 0);
 		/* fifty sets: no fifty-first */
 		out.len = 0;
-		build_form(F_FIFTY, &fifty);
+		build_fifty(&fifty);
 		so.cv = ARC_CV_PASS;
 		T_CHECK(arc_seal(&so, fifty.data, fifty.len, &out, err,
 			    sizeof(err)) != 0);
@@ -677,8 +593,7 @@ test_keys(void)
 
 	buf_init(&m, 1 << 20);
 	set_msg(&m, msg_plain);
-	T_CHECK(seal(&m, k_rsa, "example.org", "rsa", ARC_CV_NONE, "x=y") ==
-		0);
+	T_CHECK(seal(&m, k_rsa, "example.org", "rsa", ARC_CV_NONE, "x=y") == 0);
 	t_case("lookup timed out: fail, temporary");
 	kt.status = DKIM_DNS_TEMP;
 	validate(m.data, m.len, &kt, &o);
@@ -724,7 +639,8 @@ test_keys(void)
 	buf_free(&m);
 }
 
-/* ---- cross cases -------------------------------------------------------------
+/* ---- cross cases
+ * -------------------------------------------------------------
  */
 
 static void
@@ -805,8 +721,8 @@ dkimpy_seal(const char *name, struct buf *m, const char *domain,
 }
 
 static void
-agree(const char *name, const struct buf *m, const char *want,
-    unsigned *counter)
+agree(
+    const char *name, const struct buf *m, const char *want, unsigned *counter)
 {
 	struct keytab kt = keys_all();
 	char theirs[64];
@@ -823,25 +739,8 @@ agree(const char *name, const struct buf *m, const char *want,
 static bool
 write_keys(void)
 {
-	EVP_PKEY *rk[] = {k_rsa, k_rsa2};
-	const char *rn[] = {"rsa.pem", "rsa2.pem"};
-	char path[700];
-	int i;
-
-	for (i = 0; i < 2; i++) {
-		BIO *bio;
-		int ok;
-
-		(void)!str_fmt(path, sizeof(path), "%s/%s", pc.dir, rn[i]);
-		if ((bio = BIO_new_file(path, "w")) == NULL)
-			return false;
-		ok = PEM_write_bio_PrivateKey_traditional(
-		    bio, rk[i], NULL, NULL, 0, NULL, NULL);
-		BIO_free(bio);
-		if (ok != 1)
-			return false;
-	}
-	return true;
+	return t_pycheck_write_pem(&pc, "rsa.pem", k_rsa) &&
+	       t_pycheck_write_pem(&pc, "rsa2.pem", k_rsa2);
 }
 
 /* Put "Authentication-Results: ID; TEXT" on top of m. */
@@ -921,14 +820,12 @@ test_cross(void)
 			set_msg(&m, msg_plain);
 			for (h = 0; h < hops; h++) {
 				validate(m.data, m.len, &kt, &o);
-				T_CHECK(seal(&m, h % 2 ? k_rsa2 : k_rsa,
-					    h % 2 ? "fwd.example"
-						  : "example.org",
-					    h % 2 ? "rsa2" : "rsa",
-					    arc_seal_cv(&o),
-					    "spf=pass smtp.mailfrom=claire@"
-					    "example.com;\r\n\tarc=none") ==
-					0);
+				T_CHECK(
+				    seal(&m, h % 2 ? k_rsa2 : k_rsa,
+					h % 2 ? "fwd.example" : "example.org",
+					h % 2 ? "rsa2" : "rsa", arc_seal_cv(&o),
+					"spf=pass smtp.mailfrom=claire@"
+					"example.com;\r\n\tarc=none") == 0);
 			}
 			cross_mutate(muts[u].mu, &m);
 			agree(name, &m, muts[u].want, &cross_tern_seals);
@@ -940,9 +837,8 @@ test_cross(void)
 			    "dkimpy-seals-%zu-%s", hops, muts[u].name);
 			t_case(name);
 			set_msg(&m, msg_plain);
-			T_CHECK(dkimpy_seal(
-			    name, &m, "example.org", "rsa", "rsa.pem",
-			    "mx.example.org"));
+			T_CHECK(dkimpy_seal(name, &m, "example.org", "rsa",
+			    "rsa.pem", "mx.example.org"));
 			if (hops == 2) {
 				add_ar(&m, "mx.fwd.example",
 				    "arc=pass header.oldest-pass=0");
@@ -958,8 +854,8 @@ test_cross(void)
 		struct arc_outcome o;
 		struct keytab kt = keys_all();
 
-		(void)!str_fmt(name, sizeof(name), "dkimpy-then-tern-%s",
-		    muts[u].name);
+		(void)!str_fmt(
+		    name, sizeof(name), "dkimpy-then-tern-%s", muts[u].name);
 		t_case(name);
 		set_msg(&m, msg_plain);
 		T_CHECK(dkimpy_seal(name, &m, "example.org", "rsa", "rsa.pem",
@@ -971,15 +867,15 @@ test_cross(void)
 		cross_mutate(muts[u].mu, &m);
 		agree(name, &m, muts[u].want, &cross_mixed);
 
-		(void)!str_fmt(name, sizeof(name), "tern-then-dkimpy-%s",
-		    muts[u].name);
+		(void)!str_fmt(
+		    name, sizeof(name), "tern-then-dkimpy-%s", muts[u].name);
 		t_case(name);
 		set_msg(&m, msg_plain);
 		T_CHECK(seal(&m, k_rsa, "example.org", "rsa", ARC_CV_NONE,
 			    "spf=pass smtp.mailfrom=claire@example.com") == 0);
 		add_ar(&m, "mx.fwd.example", "arc=pass header.oldest-pass=0");
-		T_CHECK(dkimpy_seal(name, &m, "fwd.example", "rsa2",
-		    "rsa2.pem", "mx.fwd.example"));
+		T_CHECK(dkimpy_seal(name, &m, "fwd.example", "rsa2", "rsa2.pem",
+		    "mx.fwd.example"));
 		cross_mutate(muts[u].mu, &m);
 		agree(name, &m, muts[u].want, &cross_mixed);
 	}
@@ -996,8 +892,8 @@ test_cross(void)
 		cross_mutate(CM_SUBJECT, &m);
 		T_CHECK(seal(&m, k_rsa2, "fwd.example", "rsa2", ARC_CV_PASS,
 			    "arc=fail") == 0);
-		agree("tern-subject-between-hops", &m, "pass",
-		    &cross_tern_seals);
+		agree(
+		    "tern-subject-between-hops", &m, "pass", &cross_tern_seals);
 		validate(m.data, m.len, &kt, &o);
 		T_CHECK_INT(o.oldest_pass, 2);
 	}

@@ -1140,27 +1140,13 @@ test_cross_tern_signs(void)
 static bool
 write_keys(void)
 {
-	char path[700];
 	unsigned char seed[32];
 	char b64[64];
 	size_t n = sizeof(seed), bl;
-	EVP_PKEY *rk[] = {k_rsa2048, k_rsa1024};
-	const char *rn[] = {"rsa2048.pem", "rsa1024.pem"};
-	int i;
 
-	for (i = 0; i < 2; i++) {
-		BIO *bio;
-		int ok;
-
-		(void)!str_fmt(path, sizeof(path), "%s/%s", pc.dir, rn[i]);
-		if ((bio = BIO_new_file(path, "w")) == NULL)
-			return false;
-		ok = PEM_write_bio_PrivateKey_traditional(
-		    bio, rk[i], NULL, NULL, 0, NULL, NULL);
-		BIO_free(bio);
-		if (ok != 1)
-			return false;
-	}
+	if (!t_pycheck_write_pem(&pc, "rsa2048.pem", k_rsa2048) ||
+	    !t_pycheck_write_pem(&pc, "rsa1024.pem", k_rsa1024))
+		return false;
 	if (EVP_PKEY_get_raw_private_key(k_ed, seed, &n) != 1 ||
 	    auth_b64_encode(seed, n, b64, sizeof(b64), &bl) != 0)
 		return false;
