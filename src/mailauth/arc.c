@@ -269,7 +269,9 @@ ar_key_for(struct arc_verify *v, const struct dkim_sig *s)
 	char name[sizeof(v->keys[0].name)];
 	size_t k;
 
-	(void)!str_fmt(name, sizeof(name), "%s._domainkey.%s", s->s, s->d);
+	/* s= and d= hold DKIM_DOMAIN_MAX octets each: it always fits */
+	if (str_fmt(name, sizeof(name), "%s._domainkey.%s", s->s, s->d) != 0)
+		panic("arc: key name of %zu octets", strlen(s->d));
 	for (k = 0; k < v->nkeys; k++)
 		if (strcmp(v->keys[k].name, name) == 0)
 			return k;
@@ -541,8 +543,10 @@ arc_verify_run(struct arc_verify *v)
 		v->out.oldest_pass = -1;
 		return;
 	}
-	(void)!str_fmt(v->out.oldest_pass_str, sizeof(v->out.oldest_pass_str),
-	    "%d", v->out.oldest_pass);
+	/* 0 to 50: it always fits */
+	if (str_fmt(v->out.oldest_pass_str, sizeof(v->out.oldest_pass_str),
+		"%d", v->out.oldest_pass) != 0)
+		panic("arc: oldest-pass %d", v->out.oldest_pass);
 	ar_settle(v, ARC_PASS, "");
 }
 

@@ -574,6 +574,19 @@ test_hops(void)
 		so.results = "spf=pass;\r\n\tdkim=none";
 		T_CHECK(arc_seal(&so, msg_plain, sizeof(msg_plain) - 1, &out,
 			    err, sizeof(err)) == 0);
+		/* a first line in WSP would become part of our AAR */
+		{
+			struct buf f;
+
+			buf_init(&f, 1 << 16);
+			T_CHECK(buf_append_str(&f, "\tfolded: yes\r\n") == 0 &&
+				buf_append_str(&f, msg_plain) == 0);
+			out.len = 0;
+			T_CHECK(arc_seal(&so, f.data, f.len, &out, err,
+				    sizeof(err)) != 0);
+			T_CHECK(strstr(err, "folded line") != NULL);
+			buf_free(&f);
+		}
 		so.authserv_id = "mx example";
 		T_CHECK(arc_seal(&so, msg_plain, sizeof(msg_plain) - 1, &out,
 			    err, sizeof(err)) != 0);
