@@ -87,6 +87,40 @@ t_pycheck_write_pem(const struct t_pycheck *pc, const char *file, EVP_PKEY *key)
 	return ok == 1;
 }
 
+/* DIR/NAME.EXT appended to out (what the checker wrote). */
+static inline bool
+t_pycheck_read(const struct t_pycheck *pc, const char *name, const char *ext,
+    struct buf *out)
+{
+	char path[700], chunk[4096];
+	FILE *f;
+	size_t n;
+	bool ok = true;
+
+	if (str_fmt(path, sizeof(path), "%s/%s%s", pc->dir, name, ext) != 0 ||
+	    (f = fopen(path, "rb")) == NULL)
+		return false;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		ok = ok && buf_append(out, chunk, n) == 0;
+	fclose(f);
+	return ok;
+}
+
+/* A JSON object of n names and their string values (DNS TXT records for
+ * the checker's dnsfunc), appended to j; none may need escaping. */
+static inline bool
+t_pycheck_json_map(struct buf *j, const char *const *names,
+    const char *const *values, size_t n)
+{
+	size_t k;
+	bool ok = buf_append_str(j, "{") == 0;
+
+	for (k = 0; k < n; k++)
+		ok = ok && buf_printf(j, "%s\"%s\": \"%s\"", k ? ", " : "",
+			       names[k], values[k]) == 0;
+	return ok && buf_append_str(j, "}") == 0;
+}
+
 /* The checker on case NAME: true when it exits 0. */
 static inline bool
 t_pycheck_run(const struct t_pycheck *pc, const char *name)

@@ -656,35 +656,6 @@ test_keys(void)
  * -------------------------------------------------------------
  */
 
-static void
-keys_json(struct buf *j, const struct keytab *kt)
-{
-	size_t k;
-
-	(void)!buf_append_str(j, "{");
-	for (k = 0; k < kt->n; k++)
-		(void)!buf_printf(j, "%s\"%s\": \"%s\"", k ? ", " : "",
-		    kt->name[k], kt->rec[k]);
-	(void)!buf_append_str(j, "}");
-}
-
-static bool
-read_file(const char *name, const char *ext, struct buf *out)
-{
-	char path[700], chunk[4096];
-	FILE *f;
-	size_t n;
-
-	(void)!str_fmt(path, sizeof(path), "%s/%s%s", pc.dir, name, ext);
-	if ((f = fopen(path, "rb")) == NULL)
-		return false;
-	out->len = 0;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		(void)!buf_append(out, chunk, n);
-	fclose(f);
-	return true;
-}
-
 /* dkimpy's chain status of msg ("pass", "fail", ...), into out. */
 static bool
 dkimpy_verify(const char *name, const struct buf *m, const struct keytab *kt,
@@ -697,11 +668,12 @@ dkimpy_verify(const char *name, const struct buf *m, const struct keytab *kt,
 	buf_init(&j, 1 << 16);
 	buf_init(&v, 4096);
 	(void)!buf_append_str(&j, "{\"op\": \"verify\", \"keys\": ");
-	keys_json(&j, kt);
+	(void)!t_pycheck_json_map(&j, kt->name, kt->rec, kt->n);
 	(void)!buf_append_str(&j, "}");
 	ok = t_pycheck_write(&pc, name, ".eml", m->data, m->len) &&
 	     t_pycheck_write(&pc, name, ".json", j.data, j.len) &&
-	     t_pycheck_run(&pc, name) && read_file(name, ".verdict", &v);
+	     t_pycheck_run(&pc, name) &&
+	     t_pycheck_read(&pc, name, ".verdict", &v);
 	out[0] = '\0';
 	if (ok) {
 		if (getenv("ARC_DEBUG"))
@@ -730,7 +702,8 @@ dkimpy_seal(const char *name, struct buf *m, const char *domain,
 	    pc.dir, keyfile, sel, domain, srv_id, (long long)now);
 	return t_pycheck_write(&pc, name, ".eml", m->data, m->len) &&
 	       t_pycheck_write(&pc, name, ".json", json, strlen(json)) &&
-	       t_pycheck_run(&pc, name) && read_file(name, ".signed", m);
+	       t_pycheck_run(&pc, name) &&
+	       (m->len = 0, t_pycheck_read(&pc, name, ".signed", m));
 }
 
 static void

@@ -964,18 +964,6 @@ refold(const char *in, size_t len, struct buf *out)
 	(void)!buf_append(out, in + hlen, len - hlen);
 }
 
-static void
-keys_json(struct buf *j, const struct keytab *kt)
-{
-	size_t k;
-
-	(void)!buf_append_str(j, "{");
-	for (k = 0; k < kt->n; k++)
-		(void)!buf_printf(j, "%s\"%s\": \"%s\"", k ? ", " : "",
-		    kt->name[k], kt->rec[k]);
-	(void)!buf_append_str(j, "}");
-}
-
 /* dkimpy's verdicts on msg, into out ("" when the checker failed). */
 static bool
 dkimpy_verify(const char *name, const char *msg, size_t len,
@@ -989,7 +977,7 @@ dkimpy_verify(const char *name, const char *msg, size_t len,
 	out[0] = '\0';
 	buf_init(&j, 1 << 16);
 	(void)!buf_append_str(&j, "{\"op\": \"verify\", \"keys\": ");
-	keys_json(&j, kt);
+	(void)!t_pycheck_json_map(&j, kt->name, kt->rec, kt->n);
 	(void)!buf_append_str(&j, "}");
 	if (!t_pycheck_write(&pc, name, ".eml", msg, len) ||
 	    !t_pycheck_write(&pc, name, ".json", j.data, j.len) ||
@@ -1153,22 +1141,6 @@ write_keys(void)
 	return t_pycheck_write(&pc, "ed", ".seed", b64, bl);
 }
 
-static bool
-read_signed(const char *name, struct buf *out)
-{
-	char path[700], chunk[4096];
-	FILE *f;
-	size_t n;
-
-	(void)!str_fmt(path, sizeof(path), "%s/%s.signed", pc.dir, name);
-	if ((f = fopen(path, "rb")) == NULL)
-		return false;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		(void)!buf_append(out, chunk, n);
-	fclose(f);
-	return true;
-}
-
 /* Have dkimpy (or OpenDKIM) sign msg into out. */
 static bool
 other_sign(const char *name, const char *json, const char *msg, size_t len,
@@ -1176,7 +1148,8 @@ other_sign(const char *name, const char *json, const char *msg, size_t len,
 {
 	return t_pycheck_write(&pc, name, ".eml", msg, len) &&
 	       t_pycheck_write(&pc, name, ".json", json, strlen(json)) &&
-	       t_pycheck_run(&pc, name) && read_signed(name, out);
+	       t_pycheck_run(&pc, name) &&
+	       t_pycheck_read(&pc, name, ".signed", out);
 }
 
 static void
