@@ -617,6 +617,19 @@ test_keys(void)
 	validate(m.data, m.len, &kt, &o);
 	T_CHECK_INT(o.result, ARC_FAIL);
 	T_CHECK(!o.temp);
+	{
+		struct authres_result res;
+		struct buf ar;
+
+		buf_init(&ar, 4096);
+		arc_authres(&o, NULL, &res);
+		T_CHECK(authres_build(&ar, "mx.fwd.example", &res, 1, 78) == 0);
+		T_CHECK(
+		    strstr(ar.data, "arc=fail reason=\"ARC-Message-Signature "
+				    "1: no key record\"") != NULL);
+		T_CHECK(strstr(ar.data, "oldest-pass") == NULL);
+		buf_free(&ar);
+	}
 	t_case("revoked key");
 	kt = keys_all();
 	kt.rec[0] = "v=DKIM1; k=rsa; p=";
