@@ -25,6 +25,7 @@
 #include <event2/listener.h>
 
 #include "server/control.h"
+#include "server/dmarcrep.h"
 #include "server/fault.h"
 #include "server/server.h"
 
@@ -89,6 +90,21 @@ ctl_answered(void *arg)
 		ctl_free(cc);
 }
 
+/* `tern dmarc report`: the reports due now (dmarcrep.h) */
+static void
+ctl_dmarc(struct ctl_conn *cc)
+{
+	if (cc->srv->dmarcrep != NULL) {
+		dmarcrep_control(cc->srv->dmarcrep, &cc->out, ctl_answered, cc);
+		return;
+	}
+	if (buf_append_str(&cc->out,
+		"{\"ok\":false,\"error\":\"DMARC reports are off "
+		"(dmarc.reports = no)\"}\n") != 0)
+		log_err("event=control error=\"no room for a reply\"");
+	ctl_answered(cc);
+}
+
 static void
 ctl_on_read(struct bufferevent *bev, void *arg)
 {
@@ -118,6 +134,11 @@ ctl_on_read(struct bufferevent *bev, void *arg)
 		return;
 	}
 #endif
+	if (strcmp(line, "DMARC-REPORT") == 0) {
+		free(line);
+		ctl_dmarc(cc);
+		return;
+	}
 	qmgr_control(cc->srv->qmgr, line, &cc->out, ctl_answered, cc);
 	free(line);
 }
