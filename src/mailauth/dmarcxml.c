@@ -472,6 +472,131 @@ dmarcxml_mail_body(const char *boundary, const char *domain,
 	return 0;
 }
 
+/* ---- one evaluated message ----------------------------------------------- */
+
+static int
+dx_copy(char *out, size_t outlen, const char *s)
+{
+	if (s == NULL)
+		s = "";
+	if (str_copy(out, outlen, s, strlen(s)) != 0)
+		return -1;
+	str_lower(out);
+	return 0;
+}
+
+/* the rec's mailto: URIs as the store keeps them; 0 when none */
+static size_t
+dx_rua_text(const struct dmarc_record *rec, char *out, size_t outlen)
+{
+	size_t i, n = 0, at = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < rec->nrua; i++) {
+		const struct dmarc_uri *u = &rec->rua[i];
+		int r;
+
+		if (!u->mailto)
+			continue;
+		if (u->max_size != 0)
+			r = str_fmt(out + at, outlen - at, "%s%.*s!%llu",
+			    n ? "," : "", (int)u->uri_len, u->uri,
+			    (unsigned long long)u->max_size);
+		else
+			r = str_fmt(out + at, outlen - at, "%s%.*s",
+			    n ? "," : "", (int)u->uri_len, u->uri);
+		if (r != 0)
+			break; /* the URIs that fit are kept */
+		at += strlen(out + at);
+		n++;
+	}
+	return n;
+}
+
+static void
+dx_fill_policy(const struct dmarc_lookup *lk, struct dmarcxml_policy *pol)
+{
+	const struct dmarc_record *rec = &lk->rec;
+
+	pol->adkim = rec->adkim;
+	pol->aspf = rec->aspf;
+	pol->p = lk->p_defaulted || rec->p == DMARC_P_UNSET ||
+			 rec->p == DMARC_P_INVALID
+		     ? DMARC_P_NONE
+		     : rec->p;
+	/* sp defaults to p (6.3) */
+	pol->sp = rec->sp == DMARC_P_UNSET || rec->sp == DMARC_P_INVALID
+		      ? pol->p
+		      : rec->sp;
+	pol->pct = rec->pct;
+}
+
+static int
+dx_fill_row(const struct dmarc_lookup *lk, const struct dmarc_verdict *v,
+    const struct dmarcxml_msg *m, struct dmarcxml_row *row)
+{
+	size_t i;
+
+	row->count = 1;
+	row->disposition = v->disposition;
+	row->dkim_pass = v->dkim_aligned;
+	row->spf_pass = v->spf_aligned;
+	if (v->overridden)
+		memcpy(row->reason, "local_policy", sizeof("local_policy"));
+	else if (v->sampled_out)
+		memcpy(row->reason, "sampled_out", sizeof("sampled_out"));
+	if (dx_copy(row->source_ip, sizeof(row->source_ip), m->source_ip) !=
+		0 ||
+	    dx_copy(row->header_from, sizeof(row->header_from), lk->from) !=
+		0 ||
+	    dx_copy(row->envelope_from, sizeof(row->envelope_from),
+		m->envelope_from) != 0 ||
+	    dx_copy(row->spf_domain, sizeof(row->spf_domain), m->spf_domain) !=
+		0 ||
+	    dx_copy(row->spf_result, sizeof(row->spf_result), m->spf_result) !=
+		0)
+		return -1;
+	memcpy(row->spf_scope, m->spf_helo ? "helo" : "mfrom",
+	    m->spf_helo ? sizeof("helo") : sizeof("mfrom"));
+	for (i = 0; i < m->ndkim && row->ndkim < DMARCXML_DKIM_MAX; i++) {
+		struct dmarcxml_dkim *d = &row->dkim[row->ndkim];
+
+		if (dx_copy(d->domain, sizeof(d->domain), m->dkim[i].domain) !=
+			0 ||
+		    dx_copy(d->result, sizeof(d->result), m->dkim[i].result) !=
+			0)
+			continue;
+		/* a selector too long for the report is left out, not cut */
+		if (dx_copy(d->selector, sizeof(d->selector),
+			m->dkim[i].selector) != 0)
+			d->selector[0] = '\0';
+		row->ndkim++;
+	}
+	return dmarcxml_row_ok(row) ? 0 : -1;
+}
+
+int
+dmarcxml_record(const struct dmarc_lookup *lk, const struct dmarc_verdict *v,
+    const struct dmarcxml_msg *m, struct dmarcxml_policy *pol, char *rua,
+    size_t rualen, struct dmarcxml_row *row)
+{
+	memset(pol, 0, sizeof(*pol));
+	memset(row, 0, sizeof(*row));
+	if (rualen == 0)
+		return -1;
+	rua[0] = '\0';
+	if (v->result != DMARC_RESULT_PASS && v->result != DMARC_RESULT_FAIL)
+		return 1;
+	if (dx_rua_text(&lk->rec, rua, rualen) == 0)
+		return 1;
+	if (v->policy_domain == NULL ||
+	    dx_copy(pol->domain, sizeof(pol->domain), v->policy_domain) != 0 ||
+	    dx_fill_row(lk, v, m, row) != 0)
+		return -1;
+	dx_fill_policy(lk, pol);
+	return 0;
+}
+
 /* ---- destinations ------------------------------------------------------ */
 
 static int

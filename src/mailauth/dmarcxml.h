@@ -144,6 +144,41 @@ int dmarcxml_mail_body(const char *boundary, const char *domain,
     const char *filename, const unsigned char *gz, size_t gzlen,
     struct buf *out) WUR;
 
+/* ---- one evaluated message ------------------------------------------- */
+
+/* One DKIM signature's result, as the verifier gave it. */
+struct dmarcxml_auth_dkim {
+	const char *domain;   /* d= */
+	const char *selector; /* s=, or NULL */
+	const char *result;   /* dkim_result_name(): pass, fail, ... */
+};
+
+/* What a message brought besides its DMARC verdict. */
+struct dmarcxml_msg {
+	const char *source_ip;	   /* the client's address, as text */
+	const char *envelope_from; /* the MAIL FROM domain; "" for <> */
+	const struct dmarcxml_auth_dkim *dkim;
+	size_t ndkim; /* past DMARCXML_DKIM_MAX, the rest are left out */
+	const char *spf_domain; /* the identity SPF checked */
+	bool spf_helo;		/* it was the HELO name (null MAIL FROM) */
+	const char *spf_result; /* spf_result_name(): pass, softfail, ... */
+};
+
+/*
+ * The report row of one evaluated message (count 1), the policy it was
+ * judged by (p=none for a rua-only record, sp = p when absent, 6.3) and
+ * the record's rua mailto: URIs as "uri!size,..." (what fits rualen; the
+ * other schemes are left out: tern mails reports).  Names are
+ * lower-cased; a selector too long for the report is left out, not cut.
+ * 0; 1 when there is nothing to record (no policy was found, or no rua
+ * mailto:); -1 when a value is not valid for the report (a result word
+ * the schema does not have, an over-long name, no SPF identity).
+ */
+int dmarcxml_record(const struct dmarc_lookup *lk,
+    const struct dmarc_verdict *v, const struct dmarcxml_msg *m,
+    struct dmarcxml_policy *pol, char *rua, size_t rualen,
+    struct dmarcxml_row *row) WUR;
+
 /* ---- where a report may go (6.2, 7.1) ---------------------------------- */
 
 enum dmarcxml_dest {

@@ -136,96 +136,6 @@ dr_copy(char *out, size_t outlen, const char *s)
 	return 0;
 }
 
-/* the rec's mailto: URIs as the store keeps them; 0 when none */
-static size_t
-dr_rua_text(const struct dmarc_record *rec, char *out, size_t outlen)
-{
-	size_t i, n = 0, at = 0;
-
-	out[0] = '\0';
-	for (i = 0; i < rec->nrua; i++) {
-		const struct dmarc_uri *u = &rec->rua[i];
-		int r;
-
-		if (!u->mailto)
-			continue;
-		if (u->max_size != 0)
-			r = str_fmt(out + at, outlen - at, "%s%.*s!%llu",
-			    n ? "," : "", (int)u->uri_len, u->uri,
-			    (unsigned long long)u->max_size);
-		else
-			r = str_fmt(out + at, outlen - at, "%s%.*s",
-			    n ? "," : "", (int)u->uri_len, u->uri);
-		if (r != 0)
-			break; /* the URIs that fit are kept */
-		at += strlen(out + at);
-		n++;
-	}
-	return n;
-}
-
-static void
-dr_fill_policy(const struct dmarc_lookup *lk, struct dmarcdb_entry *e)
-{
-	const struct dmarc_record *rec = &lk->rec;
-
-	e->pol.adkim = rec->adkim;
-	e->pol.aspf = rec->aspf;
-	e->pol.p = lk->p_defaulted || rec->p == DMARC_P_UNSET ||
-			   rec->p == DMARC_P_INVALID
-		       ? DMARC_P_NONE
-		       : rec->p;
-	/* sp defaults to p (6.3) */
-	e->pol.sp = rec->sp == DMARC_P_UNSET || rec->sp == DMARC_P_INVALID
-			? e->pol.p
-			: rec->sp;
-	e->pol.pct = rec->pct;
-}
-
-static int
-dr_fill_row(const struct dmarc_lookup *lk, const struct dmarc_verdict *v,
-    const struct dmarcrep_msg *m, struct dmarcxml_row *row)
-{
-	size_t i;
-
-	row->count = 1;
-	row->disposition = v->disposition;
-	row->dkim_pass = v->dkim_aligned;
-	row->spf_pass = v->spf_aligned;
-	if (v->overridden)
-		memcpy(row->reason, "local_policy", sizeof("local_policy"));
-	else if (v->sampled_out)
-		memcpy(row->reason, "sampled_out", sizeof("sampled_out"));
-	if (dr_copy(row->source_ip, sizeof(row->source_ip), m->source_ip) !=
-		0 ||
-	    dr_copy(row->header_from, sizeof(row->header_from), lk->from) !=
-		0 ||
-	    dr_copy(row->envelope_from, sizeof(row->envelope_from),
-		m->envelope_from) != 0 ||
-	    dr_copy(row->spf_domain, sizeof(row->spf_domain), m->spf_domain) !=
-		0 ||
-	    dr_copy(row->spf_result, sizeof(row->spf_result), m->spf_result) !=
-		0)
-		return -1;
-	memcpy(row->spf_scope, m->spf_helo ? "helo" : "mfrom",
-	    m->spf_helo ? sizeof("helo") : sizeof("mfrom"));
-	for (i = 0; i < m->ndkim && row->ndkim < DMARCXML_DKIM_MAX; i++) {
-		struct dmarcxml_dkim *d = &row->dkim[row->ndkim];
-
-		if (dr_copy(d->domain, sizeof(d->domain), m->dkim[i].domain) !=
-			0 ||
-		    dr_copy(d->result, sizeof(d->result), m->dkim[i].result) !=
-			0)
-			continue;
-		/* a selector too long for the report is left out, not cut */
-		if (dr_copy(d->selector, sizeof(d->selector),
-			m->dkim[i].selector) != 0)
-			d->selector[0] = '\0';
-		row->ndkim++;
-	}
-	return dmarcxml_row_ok(row) ? 0 : -1;
-}
-
 static void
 dr_batch_flush(struct dmarcrep *dr)
 {
@@ -273,9 +183,10 @@ dr_pending(const struct dmarcrep *dr)
 
 void
 dmarcrep_record(struct dmarcrep *dr, const struct dmarc_lookup *lk,
-    const struct dmarc_verdict *v, const struct dmarcrep_msg *m)
+    const struct dmarc_verdict *v, const struct dmarcxml_msg *m)
 {
 	struct dmarcdb_entry *e;
+	int r;
 	struct timeval tv = {
 	    DMARCREP_BATCH_MS / 1000, (DMARCREP_BATCH_MS % 1000) * 1000};
 
@@ -294,20 +205,17 @@ dmarcrep_record(struct dmarcrep *dr, const struct dmarc_lookup *lk,
 		dr->batch = xcalloc(DMARCREP_BATCH, sizeof(*dr->batch));
 	e = &dr->batch[dr->nbatch];
 	memset(e, 0, sizeof(*e));
-	if (dr_rua_text(&lk->rec, e->rua, sizeof(e->rua)) == 0)
-		return; /* no rua mailto: nobody asked for reports */
-	e->period = dr->period;
-	if (v->policy_domain == NULL ||
-	    dr_copy(e->pol.domain, sizeof(e->pol.domain), v->policy_domain) !=
-		0 ||
-	    dr_fill_row(lk, v, m, &e->row) != 0) {
+	r = dmarcxml_record(lk, v, m, &e->pol, e->rua, sizeof(e->rua), &e->row);
+	if (r == 1)
+		return; /* no policy, or no rua mailto: nobody asked */
+	if (r != 0) {
 		dr->dropped++;
 		log_warn("event=dmarc_record_dropped reason=bad_values "
 			 "header_from=%s",
 		    lk->from);
 		return;
 	}
-	dr_fill_policy(lk, e);
+	e->period = dr->period;
 	dr->nbatch++;
 	dr->recorded++;
 	if (dr->nbatch == DMARCREP_BATCH) {

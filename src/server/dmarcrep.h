@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "mailauth/dmarc.h"
+#include "mailauth/dmarcxml.h"
 #include "util/util.h"
 
 struct server;
@@ -37,24 +38,6 @@ struct dmarcrep;
 /* the largest report tern builds (XML, before gzip) */
 #define DMARCREP_XML_MAX ((size_t)64 << 20)
 
-/* One DKIM signature's result, as the verifier gave it. */
-struct dmarcrep_dkim {
-	const char *domain;   /* d= */
-	const char *selector; /* s=, or NULL */
-	const char *result;   /* dkim_result_name(): pass, fail, ... */
-};
-
-/* What the message brought besides the DMARC verdict. */
-struct dmarcrep_msg {
-	const char *source_ip;	   /* the client's address, as text */
-	const char *envelope_from; /* the MAIL FROM domain; "" for <> */
-	const struct dmarcrep_dkim *dkim;
-	size_t ndkim; /* past DMARCXML_DKIM_MAX, the rest are left out */
-	const char *spf_domain; /* the identity SPF checked */
-	bool spf_helo;		/* it was the HELO name (null MAIL FROM) */
-	const char *spf_result; /* spf_result_name(): pass, softfail, ... */
-};
-
 /*
  * Open STATE/dmarc.db and load the Public Suffix List; NULL when
  * dmarc.reports = no.  Start-up only, before the sandbox; fatal on error.
@@ -65,11 +48,12 @@ void dmarcrep_start(struct dmarcrep *dr);
 /*
  * Record one evaluated message.  lk is the finished policy lookup and v
  * its verdict; nothing is recorded unless a policy was found (v->result
- * PASS or FAIL) with at least one rua mailto: URI.  Copies what it needs:
+ * PASS or FAIL) with at least one rua mailto: URI (dmarcxml_record says
+ * what is kept, and m's fields).  Copies what it needs:
  * the caller's structs may go at once.  dr NULL (reports off) is a no-op.
  */
 void dmarcrep_record(struct dmarcrep *dr, const struct dmarc_lookup *lk,
-    const struct dmarc_verdict *v, const struct dmarcrep_msg *m);
+    const struct dmarc_verdict *v, const struct dmarcxml_msg *m);
 /*
  * The control socket's "DMARC-REPORT": send the reports due now (the
  * current period ends here), then done(arg) with a JSON line in out.

@@ -295,6 +295,114 @@ test_dest_table(void)
 	}
 }
 
+/* ---- one evaluated message (dmarcxml_record) ---------------------------- */
+
+/* lk after discovery for from, with record text answering at _dmarc.from */
+static bool
+lookup_with(struct dmarc_lookup *lk, const char *from, const char *record)
+{
+	const char *txt[1] = {record};
+	size_t len[1] = {strlen(record)};
+	struct dmarc_txt ans = {DMARC_DNS_OK, txt, len, 1};
+
+	if (dmarc_lookup_init(lk, psl, from, strlen(from)) != DMARC_STEP_QUERY)
+		return false;
+	return dmarc_lookup_answer(lk, &ans) == DMARC_STEP_DONE;
+}
+
+static void
+test_record(void)
+{
+	struct dmarc_lookup *lk = xcalloc(1, sizeof(*lk));
+	struct dmarc_verdict v;
+	struct dmarc_dkim dk[1] = {{"Example.COM", 11, true}};
+	struct dmarc_input in = {
+	    "bounce.example.com", 18, false, dk, 1, false, 0, NULL, 0};
+	struct dmarcxml_auth_dkim ad[2] = {
+	    {"Example.COM", "Sel1", "pass"}, {"other.net", NULL, "fail"}};
+	struct dmarcxml_msg m = {"192.0.2.1", "bounce.example.com", ad, 2,
+	    "bounce.example.com", false, "softfail"};
+	struct dmarcxml_policy pol;
+	struct dmarcxml_row row;
+	char rua[256];
+
+	T_CHECK(lookup_with(lk, "example.com",
+	    "v=DMARC1; p=reject; adkim=s; pct=100; "
+	    "rua=mailto:a@example.com!20k,https://x.example/r,"
+	    "mailto:b@other.net"));
+	dmarc_evaluate(lk, psl, &in, &v);
+	T_CHECK_INT(v.result, DMARC_RESULT_PASS);
+	T_CHECK(dmarcxml_record(lk, &v, &m, &pol, rua, sizeof(rua), &row) == 0);
+	T_CHECK_STR(rua, "mailto:a@example.com!20480,mailto:b@other.net");
+	T_CHECK_STR(pol.domain, "example.com");
+	T_CHECK_INT(pol.p, DMARC_P_REJECT);
+	T_CHECK_INT(pol.sp, DMARC_P_REJECT); /* sp absent: p (6.3) */
+	T_CHECK_INT(pol.adkim, DMARC_ALIGN_STRICT);
+	T_CHECK_INT(row.count, 1);
+	T_CHECK(row.dkim_pass && !row.spf_pass);
+	T_CHECK_INT(row.disposition, DMARC_P_NONE);
+	T_CHECK_STR(row.header_from, "example.com");
+	T_CHECK_STR(row.envelope_from, "bounce.example.com");
+	T_CHECK_STR(row.spf_scope, "mfrom");
+	T_CHECK_STR(row.spf_result, "softfail");
+	T_CHECK_INT(row.ndkim, 2);
+	T_CHECK_STR(row.dkim[0].domain, "example.com");
+	T_CHECK_STR(row.dkim[0].selector, "sel1");
+	T_CHECK_STR(row.dkim[1].selector, "");
+	T_CHECK(dmarcxml_row_ok(&row));
+
+	/* a failing message of a subdomain, policy at the organisational
+	 * domain: sp applies; pct sampled it out to quarantine */
+	T_CHECK(lookup_with(lk, "mail.example.com", "v=DMARC1; p=none"));
+	{
+		const char *txt[1] = {"v=DMARC1; p=none; sp=reject; pct=10; "
+				      "rua=mailto:a@example.com"};
+		size_t len[1] = {strlen(txt[0])};
+		struct dmarc_txt none = {DMARC_DNS_NXDOMAIN, NULL, NULL, 0};
+		struct dmarc_txt org = {DMARC_DNS_OK, txt, len, 1};
+
+		T_CHECK(dmarc_lookup_init(lk, psl, "mail.example.com", 16) ==
+			DMARC_STEP_QUERY);
+		T_CHECK(dmarc_lookup_answer(lk, &none) == DMARC_STEP_QUERY);
+		T_CHECK(dmarc_lookup_answer(lk, &org) == DMARC_STEP_DONE);
+	}
+	in.ndkim = 0;
+	in.draw = 50;
+	m.ndkim = 0;
+	m.spf_helo = true;
+	m.envelope_from = "";
+	m.spf_domain = "helo.example.net";
+	m.spf_result = "fail";
+	dmarc_evaluate(lk, psl, &in, &v);
+	T_CHECK_INT(v.result, DMARC_RESULT_FAIL);
+	T_CHECK(dmarcxml_record(lk, &v, &m, &pol, rua, sizeof(rua), &row) == 0);
+	T_CHECK_STR(pol.domain, "example.com");
+	T_CHECK_INT(pol.sp, DMARC_P_REJECT);
+	T_CHECK_INT(row.disposition, DMARC_P_QUARANTINE);
+	T_CHECK_STR(row.reason, "sampled_out");
+	T_CHECK_STR(row.header_from, "mail.example.com");
+	T_CHECK_STR(row.spf_scope, "helo");
+	T_CHECK_STR(row.envelope_from, "");
+
+	/* nothing to record: no rua mailto:, or no policy */
+	T_CHECK(lookup_with(
+	    lk, "example.com", "v=DMARC1; p=reject; rua=https://x.example/r"));
+	dmarc_evaluate(lk, psl, &in, &v);
+	T_CHECK(dmarcxml_record(lk, &v, &m, &pol, rua, sizeof(rua), &row) == 1);
+	T_CHECK(lookup_with(lk, "example.com", "v=spf1 -all"));
+	dmarc_evaluate(lk, psl, &in, &v);
+	T_CHECK_INT(v.result, DMARC_RESULT_NONE);
+	T_CHECK(dmarcxml_record(lk, &v, &m, &pol, rua, sizeof(rua), &row) == 1);
+	/* a result word the schema does not have is refused */
+	T_CHECK(lookup_with(
+	    lk, "example.com", "v=DMARC1; p=reject; rua=mailto:a@example.com"));
+	dmarc_evaluate(lk, psl, &in, &v);
+	m.spf_result = "bogus";
+	T_CHECK(
+	    dmarcxml_record(lk, &v, &m, &pol, rua, sizeof(rua), &row) == -1);
+	free(lk);
+}
+
 /* ---- the store ---------------------------------------------------------- */
 
 static void
@@ -534,6 +642,7 @@ main(void)
 	T_RUN(test_dkim_text);
 	T_RUN(test_filename);
 	T_RUN(test_dest_table);
+	T_RUN(test_record);
 	T_RUN(test_store_aggregate);
 	T_RUN(test_store_bound);
 	T_RUN(test_store_version);
