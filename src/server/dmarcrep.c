@@ -858,6 +858,12 @@ dmarcrep_stop(struct dmarcrep *dr)
 		panic("event=dmarc_report error=event_del");
 }
 
+const struct psl *
+dmarcrep_psl(const struct dmarcrep *dr)
+{
+	return dr != NULL ? dr->psl : NULL;
+}
+
 bool
 dmarcrep_idle(const struct dmarcrep *dr)
 {

@@ -60,6 +60,11 @@ void dmarcrep_record(struct dmarcrep *dr, const struct dmarc_lookup *lk,
  */
 void dmarcrep_control(
     struct dmarcrep *dr, struct buf *out, void (*done)(void *arg), void *arg);
+/*
+ * The Public Suffix List ternd loaded for reports (the 7.1 rule), for the
+ * inbound DMARC evaluation to share; NULL when reports are off.
+ */
+const struct psl *dmarcrep_psl(const struct dmarcrep *dr);
 /* SIGTERM: write the batch now; stop the timer. */
 void dmarcrep_stop(struct dmarcrep *dr);
 /* No batch, no store operation and no report run in flight. */

@@ -250,3 +250,79 @@ def test_reports_off_by_default(ternd):
     assert r.returncode == 1, r
     assert b"dmarc.reports = no" in r.stderr, r.stderr
     assert not (t.state_dir / "dmarc.db").exists()
+
+
+# ---- recording: dmarcrep_record() through ternd-fault's test hook ----------
+
+def fault_ternd(ternd, overrides):
+    from conftest import BUILD, require
+    fault = BUILD / "ternd-fault"
+    require(fault, "make build/ternd-fault (part of make check)")
+    t = ternd(overrides, start=False)
+    t.argv = lambda: [str(fault)] + [
+        a for k, v in t.overrides.items() for a in ("-o", f"{k}={v}")]
+    return t.start()
+
+
+def control(t, line):
+    import json
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10 * SLOW)
+        s.connect(str(t.state_dir / "control.sock"))
+        s.sendall(line.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    doc = json.loads(data)
+    assert doc["ok"], doc
+    return doc
+
+
+def counts(path):
+    db = sqlite3.connect(str(path))
+    try:
+        return dict(db.execute("SELECT source_ip, SUM(count) FROM records "
+                               "GROUP BY source_ip").fetchall())
+    finally:
+        db.close()
+
+
+def test_recorded_messages_are_batched_into_the_store(ternd):
+    """300 records fill a batch (256, written at once) and leave 44 for the
+    batch timer; 5 more from another address are their own row; 7 recorded
+    just before SIGTERM are written by the stop, not lost."""
+    t = fault_ternd(ternd, {"dmarc.reports": "yes"})
+    db = t.state_dir / "dmarc.db"
+    control(t, "DMARC-RECORD-TEST 300 192.0.2.44 rec.example")
+    control(t, "DMARC-RECORD-TEST 5 192.0.2.45 rec.example")
+    wait_for(lambda: counts(db) == {"192.0.2.44": 300, "192.0.2.45": 5},
+             "the records in dmarc.db")
+    r = t.tern("dmarc", "report", "--dry-run")
+    out = r.stdout.decode()
+    assert "domain rec.example: 2 rows, 305 messages" in out, out
+    assert "rua mailto:dmarc@rec.example: send" in out, out
+    control(t, "DMARC-RECORD-TEST 7 192.0.2.46 rec.example")
+    assert t.stop() == 0
+    assert counts(db)["192.0.2.46"] == 7
+    assert re.search(r"event=dmarc_reports_stopped recorded=312 dropped=0",
+                     t.log()), t.log()
+
+
+def test_store_bound_drops_and_logs(ternd):
+    """dmarc.report_max_rows: a new row past it is dropped and logged, an
+    existing row still counts."""
+    t = fault_ternd(ternd, {"dmarc.reports": "yes",
+                            "dmarc.report_max_rows": "1"})
+    db = t.state_dir / "dmarc.db"
+    control(t, "DMARC-RECORD-TEST 2 192.0.2.1 rec.example")
+    wait_for(lambda: counts(db) == {"192.0.2.1": 2}, "the first row")
+    control(t, "DMARC-RECORD-TEST 3 192.0.2.2 rec.example")
+    control(t, "DMARC-RECORD-TEST 1 192.0.2.1 rec.example")
+    wait_for(lambda: counts(db) == {"192.0.2.1": 3}, "the first row again")
+    wait_for(lambda: re.search(r"event=dmarc_record_dropped "
+                               r"reason=store_full dropped=3 max_rows=1",
+                               t.log()), "the drop logged")
