@@ -107,6 +107,11 @@ dm_dry_domain(struct dmarcdb *db, const struct psl *psl, const char *domain,
 	/* every row up to this second (ternd's run ends the period now) */
 	rc = dmarcdb_report(db, domain, (int64_t)time(NULL) + 1, &meta,
 	    (size_t)64 << 20, &r, err, sizeof(err));
+	if (rc == 2) {
+		printf("domain %s: %s (ternd drops these rows)\n", domain, err);
+		dmarcdb_report_free(&r);
+		return 0;
+	}
 	if (rc != 0) {
 		if (rc < 0)
 			cli_warnx("dmarc: %s", err);

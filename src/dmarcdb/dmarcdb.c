@@ -583,7 +583,7 @@ dd_rows(struct dmarcdb *d, const char *domain, int64_t cutoff,
 			continue;
 		}
 		if (dmarcxml_row(row, &r->xml) != 0) {
-			out = -1; /* the report outgrew xml_max */
+			out = -2; /* a valid row: the report outgrew xml_max */
 			break;
 		}
 		r->nrows++;
@@ -620,22 +620,18 @@ dmarcdb_report(struct dmarcdb *d, const char *domain, int64_t cutoff,
 	meta->begin = r->begin;
 	meta->end = r->end;
 	if (dmarcxml_begin(meta, &r->pol, &r->xml) != 0) {
-		str_fmt_cut(err, errlen, "report of %s: too large", domain);
-		return -1;
+		str_fmt_cut(err, errlen, "report of %s: larger than %zu octets",
+		    domain, xml_max);
+		return 2;
 	}
-	if (dd_rows(d, domain, cutoff, r) != 0) {
-		if (r->xml.len + 64 > xml_max)
-			str_fmt_cut(err, errlen,
-			    "report of %s: larger than %zu", domain, xml_max);
-		else
-			dd_err(d, "rows", err, errlen);
-		return -1;
-	}
-	if (r->nrows == 0)
+	if ((rc = dd_rows(d, domain, cutoff, r)) == -1)
+		return dd_err(d, "rows", err, errlen);
+	if (r->nrows == 0 && rc == 0)
 		return 1;
-	if (dmarcxml_end(&r->xml) != 0) {
-		str_fmt_cut(err, errlen, "report of %s: too large", domain);
-		return -1;
+	if (rc == -2 || dmarcxml_end(&r->xml) != 0) {
+		str_fmt_cut(err, errlen, "report of %s: larger than %zu octets",
+		    domain, xml_max);
+		return 2;
 	}
 	return 0;
 }

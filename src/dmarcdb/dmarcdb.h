@@ -86,7 +86,9 @@ struct dmarcdb_report {
  * begin and end are set from the rows: the first period to cutoff - 1),
  * into r (r->xml is made with buf_init(xml_max) here; dmarcdb_report_free
  * frees it).  0; 1 when the domain has no rows (or only invalid ones);
- * -1 with err.
+ * 2 with err when the XML would pass xml_max (no report can be made of
+ * these rows: the caller drops them, or they would block every run);
+ * -1 with err (the store failed).
  */
 int dmarcdb_report(struct dmarcdb *db, const char *domain, int64_t cutoff,
     struct dmarcxml_meta *meta, size_t xml_max, struct dmarcdb_report *r,

@@ -589,6 +589,14 @@ dr_run_built(struct dr_run *run, struct dr_op *op)
 	int n;
 
 	run->b = op->b;
+	if (op->rc == 2) {
+		run->failed++;
+		log_warn("event=dmarc_report_dropped domain=%s "
+			 "reason=too_large error=\"%s\"",
+		    op->domain, op->err);
+		dr_run_clear(run, op->domain);
+		return;
+	}
 	if (op->rc != 0) {
 		if (op->rc < 0) {
 			run->failed++;

@@ -475,6 +475,14 @@ test_store_aggregate(void)
 	T_CHECK_INT(r.nrows, 2);
 	T_CHECK_INT(r.messages, 4);
 	dmarcdb_report_free(&r);
+	/* a report that cannot fit its limit says so (2), never cut */
+	T_CHECK(dmarcdb_report(db, "example.com", 1000, &m, 700, &r, err,
+		    sizeof(err)) == 2);
+	T_CHECK(strstr(err, "larger than 700") != NULL);
+	dmarcdb_report_free(&r);
+	T_CHECK(dmarcdb_report(db, "example.com", 1000, &m, 100, &r, err,
+		    sizeof(err)) == 2);
+	dmarcdb_report_free(&r);
 	/* clearing before 150 keeps the later period */
 	T_CHECK(dmarcdb_clear(db, "example.com", 150, err, sizeof(err)) == 0);
 	T_CHECK_INT(dmarcdb_rows(db), 2);
