@@ -12,7 +12,7 @@
 
 B        ?= build
 CC       ?= cc
-PKGS     := libevent libevent_openssl libcares sqlite3 libpq inih libcrypt openssl
+PKGS     := libevent libevent_openssl libcares sqlite3 libpq inih libcrypt openssl zlib
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Wformat=2 -Wno-format-nonliteral
 HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2

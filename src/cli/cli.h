@@ -48,6 +48,8 @@ int cli_mailq(const struct conf *c, int argc, char **argv);
 int cli_queue(const struct conf *c, int argc, char **argv);
 /* "tern ... dkim keygen|list ...": argv[0] is "dkim" (dkim.c). */
 int cli_dkim(const struct conf *c, int argc, char **argv);
+/* "tern ... dmarc report [--dry-run]": argv[0] is "dmarc" (dmarc.c). */
+int cli_dmarc(const struct conf *c, int argc, char **argv);
 /* As root with "user" configured, become that user (main.c): 0, or 1
  * after a message. */
 int cli_become_user(const struct conf *c);
@@ -73,6 +75,12 @@ int cli_write_all(int fd, const void *p, size_t n) WUR;
 int cli_wait_readable(int fd, int timeout_ms) WUR;
 /* Copy s to out with control bytes as '?' (text from the network). */
 void cli_clean(char *out, size_t outlen, const char *s);
+/*
+ * Run one control request whose answer is {"ok":true, KEY: integer...}:
+ * vals[i] gets keys[i].  0, or the exit code after a message.
+ */
+int cli_control_ints(const struct conf *c, const char *req,
+    const char *const *keys, int64_t *vals, size_t n);
 /* Run one control request ("FLUSH"): the exit code; -q uses it too. */
 int cli_queue_flush(const struct conf *c, bool quiet);
 

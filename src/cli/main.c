@@ -76,6 +76,8 @@ static const char cli_usage_text[] =
     "             [--bits N]                 make a DKIM signing key and\n"
     "                                        print its DNS record\n"
     "  dkim list                             the DKIM keys and records\n"
+    "  dmarc report [--dry-run]              send the DMARC aggregate reports\n"
+    "                                        due now (--dry-run: print them)\n"
     "  sendmail [FLAGS] [RCPT...]            send stdin (sendmail(1) flags)\n"
     "  mailq                                 the queue, as mailq(1) shows it\n"
     "\n"
@@ -754,6 +756,8 @@ cli_run(struct cli *cl, int argc, char **argv)
 		return cli_queue(cl->conf, argc, argv);
 	if (strcmp(cmd, "dkim") == 0)
 		return cli_dkim(cl->conf, argc, argv);
+	if (strcmp(cmd, "dmarc") == 0)
+		return cli_dmarc(cl->conf, argc, argv);
 	if (strcmp(cmd, "mailq") == 0)
 		return cli_mailq(cl->conf, argc, argv);
 	if (strcmp(cmd, "sendmail") == 0)

@@ -242,6 +242,23 @@ q_call(const struct conf *c, const char *req, struct q_answer *a)
 	return 1;
 }
 
+int
+cli_control_ints(const struct conf *c, const char *req, const char *const *keys,
+    int64_t *vals, size_t n)
+{
+	struct q_answer a;
+	size_t i;
+	int rc = q_call(c, req, &a);
+
+	for (i = 0; i < n && rc == 0; i++)
+		if (!json_get_int(a.root, keys[i], &vals[i])) {
+			cli_warnx("ternd's answer has no \"%s\"", keys[i]);
+			rc = EX_PROTOCOL;
+		}
+	q_answer_free(&a);
+	return rc;
+}
+
 /* ---- reading messages ------------------------------------------------- */
 
 struct q_msg {

@@ -130,13 +130,18 @@ static const struct conf_key conf_keys[] = {
 	K("submission", "local_senders", CONF_T_SENDERS, submission_local_senders, 0, 0),
 	K("spf", "check", CONF_T_BOOL, spf_check, 0, 0),
 	K("spf", "reject_fail", CONF_T_BOOL, spf_reject_fail, 0, 0),
+	K("dmarc", "reports", CONF_T_BOOL, dmarc_reports, 0, 0),
+	K("dmarc", "report_interval", CONF_T_SECS, dmarc_report_interval, 60, 31 * 86400),
+	K("dmarc", "report_from", CONF_T_STR, dmarc_report_from, 0, 0),
+	K("dmarc", "report_org", CONF_T_STR, dmarc_report_org, 0, 0),
+	K("dmarc", "report_max_rows", CONF_T_UINT, dmarc_report_max_rows, 1, 10000000),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
-	"auth", "submission", "queue", "delivery", "spf",
+	"auth", "submission", "queue", "delivery", "spf", "dmarc",
 };
 /* clang-format on */
 
@@ -1173,6 +1178,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->submission_local_senders = xstrdup("any");
 	c->sandbox = true;
 	c->spf_check = true;
+	c->dmarc_report_interval = 86400;
+	c->dmarc_report_max_rows = 100000;
 	return 0;
 }
 

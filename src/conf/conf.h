@@ -115,6 +115,15 @@ struct conf {
 	bool spf_reject_fail; /* spf.reject_fail, false: a "fail" is refused
 				 at RCPT (550 5.7.23), a "temperror"
 				 deferred (451 4.7.24); else recorded */
+	bool dmarc_reports;   /* dmarc.reports, false: record DMARC
+				 results and send aggregate reports
+				 (RFC 7489 7.2) */
+	unsigned dmarc_report_interval; /* dmarc.report_interval, 86400 s */
+	char *dmarc_report_from;	/* dmarc.report_from: NULL means
+					   dmarc-noreply@HOSTNAME */
+	char *dmarc_report_org; /* dmarc.report_org: NULL means HOSTNAME */
+	unsigned dmarc_report_max_rows; /* dmarc.report_max_rows, 100000:
+					   distinct rows kept until sent */
 	char *submission_local_senders; /* submission.local_senders: "any"
 				       (default) or "own": the senders a
 				       local uid may use on submit.sock */

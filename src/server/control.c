@@ -25,6 +25,7 @@
 #include <event2/listener.h>
 
 #include "server/control.h"
+#include "server/dmarcrep.h"
 #include "server/fault.h"
 #include "server/server.h"
 
@@ -89,6 +90,68 @@ ctl_answered(void *arg)
 		ctl_free(cc);
 }
 
+#ifdef TERN_FAULT_INJECTION
+/*
+ * test-only: "DMARC-RECORD-TEST N IP DOMAIN" records N messages from IP,
+ * From DOMAIN, judged by "v=DMARC1; p=reject; rua=mailto:dmarc@DOMAIN"
+ * with an aligned SPF pass, through dmarcrep_record() as the inbound
+ * evaluation will (tests/e2e/test_dmarc_reports.py).
+ */
+static void
+ctl_dmarc_record_test(struct ctl_conn *cc, const char *args)
+{
+	struct dmarcrep *dr = cc->srv->dmarcrep;
+	char ip[64], dom[254], rec[400];
+	unsigned n = 0, i;
+	struct dmarc_lookup *lk = xcalloc(1, sizeof(*lk));
+	struct dmarc_verdict v;
+	const char *txt[1] = {rec};
+	size_t len[1];
+	struct dmarc_txt ans = {DMARC_DNS_OK, txt, len, 1};
+	struct dmarc_input in = {0};
+	struct dmarcxml_msg m = {ip, dom, NULL, 0, dom, false, "pass"};
+	const char *reply = "{\"ok\":true}\n";
+
+	if (dr == NULL || sscanf(args, "%u %63s %253s", &n, ip, dom) != 3 ||
+	    str_fmt(rec, sizeof(rec), "v=DMARC1; p=reject; rua=mailto:dmarc@%s",
+		dom) != 0 ||
+	    dmarc_lookup_init(lk, dmarcrep_psl(dr), dom, strlen(dom)) !=
+		DMARC_STEP_QUERY) {
+		reply = "{\"ok\":false,\"error\":\"bad request\"}\n";
+		n = 0;
+	} else {
+		len[0] = strlen(rec);
+		if (dmarc_lookup_answer(lk, &ans) != DMARC_STEP_DONE)
+			n = 0;
+		in.spf_domain = dom;
+		in.spf_len = strlen(dom);
+		in.spf_pass = true;
+		dmarc_evaluate(lk, dmarcrep_psl(dr), &in, &v);
+	}
+	for (i = 0; i < n; i++)
+		dmarcrep_record(dr, lk, &v, &m);
+	free(lk);
+	if (buf_append_str(&cc->out, reply) != 0)
+		log_err("event=control error=\"no room for a reply\"");
+	ctl_answered(cc);
+}
+#endif
+
+/* `tern dmarc report`: the reports due now (dmarcrep.h) */
+static void
+ctl_dmarc(struct ctl_conn *cc)
+{
+	if (cc->srv->dmarcrep != NULL) {
+		dmarcrep_control(cc->srv->dmarcrep, &cc->out, ctl_answered, cc);
+		return;
+	}
+	if (buf_append_str(&cc->out,
+		"{\"ok\":false,\"error\":\"DMARC reports are off "
+		"(dmarc.reports = no)\"}\n") != 0)
+		log_err("event=control error=\"no room for a reply\"");
+	ctl_answered(cc);
+}
+
 static void
 ctl_on_read(struct bufferevent *bev, void *arg)
 {
@@ -117,7 +180,17 @@ ctl_on_read(struct bufferevent *bev, void *arg)
 		ctl_answered(cc);
 		return;
 	}
+	if (strncmp(line, "DMARC-RECORD-TEST ", 18) == 0) {
+		ctl_dmarc_record_test(cc, line + 18);
+		free(line);
+		return;
+	}
 #endif
+	if (strcmp(line, "DMARC-REPORT") == 0) {
+		free(line);
+		ctl_dmarc(cc);
+		return;
+	}
 	qmgr_control(cc->srv->qmgr, line, &cc->out, ctl_answered, cc);
 	free(line);
 }

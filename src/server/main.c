@@ -31,6 +31,7 @@
 #include "tls/tls.h"
 #include "server/conn.h"
 #include "server/control.h"
+#include "server/dmarcrep.h"
 #include "server/fault.h"
 #include "server/listen.h"
 #include "server/lookup.h"
@@ -354,7 +355,8 @@ void
 server_maybe_exit(struct server *s)
 {
 	if (s->stopping && s->nconns == 0 && workers_busy(s->workers) == 0 &&
-	    lookups_busy(s->lookups) == 0 && qmgr_idle(s->qmgr))
+	    lookups_busy(s->lookups) == 0 && qmgr_idle(s->qmgr) &&
+	    dmarcrep_idle(s->dmarcrep))
 		event_base_loopexit(s->base, NULL);
 }
 
@@ -412,6 +414,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	s->stopping = true;
 	listeners_close(s);
 	control_close(s);
+	dmarcrep_stop(s->dmarcrep);
 	s->stop_timer = evtimer_new(s->base, on_stop_timer, s);
 	evtimer_add(s->stop_timer, &tv);
 	conns_shutdown(s);
@@ -529,6 +532,7 @@ main(int argc, char **argv)
 	s.throttle = auth_throttle_new(4096);
 	if ((s.spool = spool_open(s.conf->state_dir, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=queue error=\"%s\"", err);
+	s.dmarcrep = dmarcrep_open(&s);
 	/* before any thread: Landlock confines this thread and later ones */
 	confine(&s);
 	s.workers = workers_start(s.base, WORKERS);
@@ -537,12 +541,14 @@ main(int argc, char **argv)
 	sweep_start(&s, &started);
 	s.store = store_new(s.mail_root_fd, s.spool, s.workers, on_queued, &s);
 	s.qmgr = qmgr_new(&s);
+	dmarcrep_start(s.dmarcrep);
 	if (control_listen(&s) != 0)
 		fatalx("event=startup step=control error=\"cannot make the "
 		       "control sockets\"");
 	run_loop(&s);
 	qmgr_free(s.qmgr);
 	workers_stop(s.workers);
+	dmarcrep_free(s.dmarcrep);
 	store_stats(s.store, &stats);
 	store_free(s.store);
 	lookups_stop(s.lookups);

@@ -70,6 +70,7 @@ struct server {
 	struct qmgr *qmgr;		/* the scheduler of the queue */
 	struct store *store;		/* Maildir copies, queue commits */
 	struct evconnlistener *control; /* STATE/control.sock */
+	struct dmarcrep *dmarcrep;	/* DMARC reports, NULL when off */
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */
 };
 
