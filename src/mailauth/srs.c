@@ -240,8 +240,10 @@ srs_forward_srs1(const struct srs *s, const struct srs_span *local,
 	struct srs_span hash, host, rest;
 	char h[SRS_HASH_LEN];
 
+	/* the rest is the first hop's SRS0 from its separator on */
 	if ((p = srs_field(local->p + 5, end, &hash)) == NULL ||
-	    (p = srs_field(p, end, &host)) == NULL || p == end)
+	    (p = srs_field(p, end, &host)) == NULL || p == end ||
+	    strchr(srs_seps, *p) == NULL)
 		return SRS_MALFORMED;
 	rest.p = p;
 	rest.n = (size_t)(end - p);

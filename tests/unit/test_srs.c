@@ -68,6 +68,10 @@ static const struct fwd_row fwd_rows[] = {
     {"local_65", "srs.example",
 	"uv@aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example", NULL,
 	SRS_TOO_LONG},
+    /* an SRS1 whose rest is no SRS0 part (fuzz_srs found it) */
+    {"srs1_rest_no_sep", "srs.example",
+	"SRS1=kcZl=f.example=Czx1=JZ=b.example=ann@x.example", NULL,
+	SRS_MALFORMED},
     {"quoted_local", "srs.example", "\"a b\"@example.com", NULL, SRS_MALFORMED},
     {"literal", "srs.example", "user@[192.0.2.1]", NULL, SRS_MALFORMED},
     {"no_at", "srs.example", "user", NULL, SRS_MALFORMED},
