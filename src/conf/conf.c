@@ -130,13 +130,16 @@ static const struct conf_key conf_keys[] = {
 	K("submission", "local_senders", CONF_T_SENDERS, submission_local_senders, 0, 0),
 	K("spf", "check", CONF_T_BOOL, spf_check, 0, 0),
 	K("spf", "reject_fail", CONF_T_BOOL, spf_reject_fail, 0, 0),
+	K("srs", "enable", CONF_T_BOOL, srs_enable, 0, 0),
+	K("srs", "domain", CONF_T_NAME, srs_domain, 0, 0),
+	K("srs", "max_age", CONF_T_UINT, srs_max_age, 1, 1000),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
-	"auth", "submission", "queue", "delivery", "spf",
+	"auth", "submission", "queue", "delivery", "spf", "srs",
 };
 /* clang-format on */
 
@@ -1173,6 +1176,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->submission_local_senders = xstrdup("any");
 	c->sandbox = true;
 	c->spf_check = true;
+	c->srs_enable = true;
+	c->srs_max_age = 21;
 	return 0;
 }
 
@@ -1217,6 +1222,10 @@ conf_finish(struct conf_ctx *x, char *err, size_t errlen)
 		    "needed");
 		return -1;
 	}
+	/* the SRS domain: the first local domain unless named (it needs an
+	 * MX pointing here, which the first domain has) */
+	if (c->srs_domain == NULL)
+		c->srs_domain = xstrdup(c->domains[0]);
 	if (!x->users_set) {
 		n = strlen(c->state_dir) + sizeof("sqlite:/tern.db");
 		free(c->tables_users);

@@ -115,6 +115,11 @@ struct conf {
 	bool spf_reject_fail; /* spf.reject_fail, false: a "fail" is refused
 				 at RCPT (550 5.7.23), a "temperror"
 				 deferred (451 4.7.24); else recorded */
+	bool srs_enable;      /* srs.enable, true: SRS of forwarded mail's
+				 sender, reversal of bounces (docs/mailauth.md) */
+	char *srs_domain;     /* srs.domain: default the first of domains */
+	unsigned srs_max_age; /* srs.max_age, 21 days: SRS0 addresses older
+				 are refused */
 	char *submission_local_senders; /* submission.local_senders: "any"
 				       (default) or "own": the senders a
 				       local uid may use on submit.sock */
