@@ -254,3 +254,35 @@ def test_key_file_rules(ternd, dnsmasq):
     assert r.returncode != 0 and b"srs.key" in r.stderr \
         and b"group or others" in r.stderr, r.stderr[-2000:]
     key.chmod(0o600)
+
+
+def test_srs1_reversal(ternd, dnsmasq):
+    """An SRS1 at B whose first hop is B itself reverses through to the
+    original sender; one whose first hop is another forwarder reverses to
+    that hop's SRS0 address, which is queued for it."""
+    if Guarded is None:
+        pytest.skip("python3-srs is missing (scripts/deps.sh installs it)")
+    t = Three(ternd, dnsmasq)
+    g = Guarded(secret=t.b_secret()[0], maxage=21, hashlength=4,
+                alwaysrewrite=True)
+    ours = g.forward(g.forward(ALICE, "b.test"), "b.test")
+    assert ours.startswith("SRS1="), ours
+    bounce = b"Subject: bounce of an SRS1\r\n\r\nx\r\n"
+    with smtplib.SMTP(B_IP, t.port, local_hostname="mx.c.test",
+                      timeout=10 * SLOW) as s:
+        assert s.sendmail("", [ours], bounce) == {}
+    [r] = wait_for(lambda: maildir_messages(t.a.state_dir, ALICE),
+                   "the SRS1 bounce at A")
+    assert r.data.endswith(bounce)
+    # the first hop elsewhere: B sends it on to that hop's SRS0
+    other = Guarded(secret="hop-secret", maxage=21, hashlength=4)
+    theirs = other.forward(ALICE, "hop.test")
+    srs1 = g.forward(theirs, "b.test")
+    assert rcpt_reply(B_IP, t.port, srs1)[0] == 250
+    assert re.search(rf"event=srs_reverse rcpt=<{logged(srs1)}> "
+                     rf"to=<{re.escape(theirs)}>", t.b.log()), \
+        t.b.log()[-2000:]
+    # its hash covers the first hop: another hop name is a forgery
+    forged = srs1.replace("=hop.test==", "=evil.test==")
+    code, text = rcpt_reply(B_IP, t.port, forged)
+    assert code == 550 and "hash" in text, text
