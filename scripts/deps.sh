@@ -7,7 +7,8 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format cppcheck
 libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libpq-dev libinih-dev libcrypt-dev zlib1g-dev
 python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp curl dovecot-imapd dovecot-lmtpd dnsmasq-base openssl sqlite3
 procps iproute2 postfix postgresql systemd
-python3-dkim python3-spf python3-dnspython opendkim-tools opendmarc publicsuffix python3-authres"
+python3-dkim python3-spf python3-dnspython opendkim-tools opendmarc publicsuffix python3-authres
+postsrsd python3-srs"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then

@@ -135,13 +135,16 @@ static const struct conf_key conf_keys[] = {
 	K("dmarc", "report_from", CONF_T_STR, dmarc_report_from, 0, 0),
 	K("dmarc", "report_org", CONF_T_STR, dmarc_report_org, 0, 0),
 	K("dmarc", "report_max_rows", CONF_T_UINT, dmarc_report_max_rows, 1, 10000000),
+	K("srs", "enable", CONF_T_BOOL, srs_enable, 0, 0),
+	K("srs", "domain", CONF_T_NAME, srs_domain, 0, 0),
+	K("srs", "max_age", CONF_T_UINT, srs_max_age, 1, 1000),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
-	"auth", "submission", "queue", "delivery", "spf", "dmarc",
+	"auth", "submission", "queue", "delivery", "spf", "dmarc", "srs",
 };
 /* clang-format on */
 
@@ -1180,6 +1183,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->spf_check = true;
 	c->dmarc_report_interval = 86400;
 	c->dmarc_report_max_rows = 100000;
+	c->srs_enable = true;
+	c->srs_max_age = 21;
 	return 0;
 }
 
@@ -1224,6 +1229,10 @@ conf_finish(struct conf_ctx *x, char *err, size_t errlen)
 		    "needed");
 		return -1;
 	}
+	/* the SRS domain: the first local domain unless named (it needs an
+	 * MX pointing here, which the first domain has) */
+	if (c->srs_domain == NULL)
+		c->srs_domain = xstrdup(c->domains[0]);
 	if (!x->users_set) {
 		n = strlen(c->state_dir) + sizeof("sqlite:/tern.db");
 		free(c->tables_users);

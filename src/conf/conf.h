@@ -124,6 +124,11 @@ struct conf {
 	char *dmarc_report_org; /* dmarc.report_org: NULL means HOSTNAME */
 	unsigned dmarc_report_max_rows; /* dmarc.report_max_rows, 100000:
 					   distinct rows kept until sent */
+	bool srs_enable;      /* srs.enable, true: SRS of forwarded mail's
+				 sender, reversal of bounces (docs/mailauth.md) */
+	char *srs_domain;     /* srs.domain: default the first of domains */
+	unsigned srs_max_age; /* srs.max_age, 21 days: SRS0 addresses older
+				 are refused */
 	char *submission_local_senders; /* submission.local_senders: "any"
 				       (default) or "own": the senders a
 				       local uid may use on submit.sock */

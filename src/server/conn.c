@@ -614,6 +614,7 @@ txn_add_resolved(struct conn *c, const struct table_targets *tt,
 		    server_mailbox_is_lmtp(c->srv, tt->v[i].mailbox)) {
 			if (txn_add_remote(c, tt->v[i].address, rp) != 0)
 				return -1;
+			c->txn->forwarded |= !tt->v[i].local;
 		} else if (txn_add_targets(c->txn, &one) != 0) {
 			return -1;
 		}
@@ -703,13 +704,16 @@ rcpt_decide(struct conn *c, const struct resolve_lookup *q)
 	char rcpt[TABLE_ADDR_MAX + 1];
 	int added = 0;
 
-	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
+	/* a valid SRS address stands for the address it was made of */
+	if (addr_format(
+		c->rcpt_srs ? &q->addr : &cmd->path, rcpt, sizeof(rcpt)) < 0)
 		rcpt[0] = '\0';
 	/* before the recipient is added: a refused one leaves no trace */
 	if (st == TABLE_OK && conn_spf_refuses(c, rcpt))
 		return;
-	if (st == TABLE_NOTLOCAL && conn_may_relay(c) &&
-	    cmd->path.kind == ADDR_DOMAIN_NAME) {
+	if (st == TABLE_NOTLOCAL &&
+	    (c->rcpt_srs ||
+		(conn_may_relay(c) && cmd->path.kind == ADDR_DOMAIN_NAME))) {
 		added = txn_add_remote(c, rcpt, &cmd->rcpt);
 		st = TABLE_OK;
 	} else if (st == TABLE_OK) {
@@ -824,6 +828,8 @@ on_rcpt(struct conn *c)
 	q->lk.ask = resolve_ask;
 	q->lk.answer = rcpt_answer;
 	q->addr = cmd->path;
+	if (conn_srs_rcpt(c, q))
+		return;
 	if (literal_is_this_host(c, &cmd->path)) {
 		/* user@[our address] is user@ the first local domain */
 		q->addr.kind = ADDR_DOMAIN_NAME;
@@ -1144,6 +1150,7 @@ eom_store(struct conn *c)
 		if (str_copy(t->remote->proto, sizeof(t->remote->proto),
 			with_protocol(c), strlen(with_protocol(c))) != 0)
 			panic("sid=%s event=proto_too_long", c->sid);
+		conn_srs_forward(c, t->remote);
 		ij->env = t->remote; /* the inject owns it now */
 		t->remote = NULL;
 	}

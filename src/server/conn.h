@@ -56,6 +56,8 @@ struct txn {
 				 started at its first accepted RCPT */
 	bool spf_tried;	      /* started, or found not to apply */
 	bool spf_logged;
+	bool forwarded; /* an alias sent a recipient to a remote address:
+			   the queue's sender gets SRS (connsrs.c) */
 };
 
 /* What a session waits for while its SPF check runs (connspf.c). */
@@ -106,6 +108,8 @@ struct conn {
 	unsigned messages;
 	const char *close_reason;
 	enum conn_spf_wait spf_wait;
+	bool rcpt_srs; /* this RCPT was a valid SRS address: rcpt_q.addr
+			  is the address it stands for (connsrs.c) */
 };
 
 void conn_new(struct server *s, const struct listener *l, int fd,
@@ -154,5 +158,17 @@ void conn_spf_start(struct conn *c, spfcheck_cb done);
 bool conn_spf_refuses(struct conn *c, const char *rcpt);
 int conn_spf_header(const struct conn *c, struct buf *h);
 void conn_spf_log(struct conn *c);
+
+/*
+ * SRS (connsrs.c, docs/mailauth.md).  conn_srs_forward: at the end of
+ * data, the queue envelope's sender rewritten to SRS when an alias sent a
+ * recipient of this transaction to a remote address and the sender is
+ * neither <> nor in one of our domains.  conn_srs_rcpt: at RCPT, an SRS
+ * address at srs.domain; valid, q->addr becomes the address it stands
+ * for and c->rcpt_srs is set (false: go on with the lookup); forged,
+ * expired or malformed, it is refused 550 5.1.1 (true: replied).
+ */
+void conn_srs_forward(struct conn *c, struct queue_env *env);
+bool conn_srs_rcpt(struct conn *c, struct resolve_lookup *q);
 
 #endif

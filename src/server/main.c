@@ -39,6 +39,7 @@
 #include "server/rootpath.h"
 #include "server/sandbox.h"
 #include "server/server.h"
+#include "server/srsmap.h"
 #include "server/tlsconn.h"
 
 /*
@@ -521,6 +522,8 @@ main(int argc, char **argv)
 	state_dir_prepare(s.conf);
 	load_tls(&s, pw, true);
 	read_smarthost_password(&s, pw, true);
+	/* as user, before the sandbox: it may make STATE/srs.key */
+	s.srs = srsmap_open(s.conf);
 	if ((s.base = event_base_new()) == NULL)
 		fatalx("event=startup step=event_base");
 	open_mail_root(&s);
@@ -565,6 +568,7 @@ main(int argc, char **argv)
 	SSL_CTX_free(s.tls_ctx);
 	auth_throttle_free(s.throttle);
 	netlist_free(s.relay_nets);
+	srsmap_free(s.srs);
 	event_base_free(s.base);
 	explicit_bzero(s.smarthost_pass, sizeof(s.smarthost_pass));
 	conf_free(s.conf);

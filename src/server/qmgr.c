@@ -36,6 +36,7 @@
 #include "server/dsnlimit.h"
 #include "server/lookup.h"
 #include "server/server.h"
+#include "server/srsmap.h"
 
 #define QMGR_INFLIGHT_MAX 256 /* messages being tried at once */
 
@@ -542,10 +543,16 @@ sender_route(struct qmgr *q, const char *sender,
     void (*then)(struct sender_route *), void *arg)
 {
 	struct sender_route *sr = xcalloc(1, sizeof(*sr));
+	char orig[SRS_ADDR_MAX + 1];
 
 	sr->q = q;
 	sr->then = then;
 	sr->arg = arg;
+	/* a forwarded message's sender is our SRS address: the report goes
+	 * to the address it stands for (connsrs.c made it) */
+	if (srsmap_reverse(
+		q->srv->srs, sender, time(NULL), orig, sizeof(orig)) == SRS_OK)
+		sender = orig;
 	/* A sender that does not fit cannot be routed: left "", it is
 	 * refused by the parse in sender_route_ask (TABLE_INVALID). */
 	if (str_copy(sr->sender, sizeof(sr->sender), sender, strlen(sender)) !=

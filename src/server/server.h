@@ -45,6 +45,7 @@
 /* ---- the daemon -------------------------------------------------------- */
 
 struct client_count;
+struct srsmap;
 
 struct server {
 	struct conf *conf;
@@ -72,6 +73,7 @@ struct server {
 	struct evconnlistener *control; /* STATE/control.sock */
 	struct dmarcrep *dmarcrep;	/* DMARC reports, NULL when off */
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */
+	struct srsmap *srs; /* STATE/srs.key; NULL: srs.enable = no */
 };
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */

@@ -463,6 +463,10 @@ test_continuation(void)
 static const char *const override_errors[][2] = {
     {"limits.recipients=abc", "-o limits.recipients=abc: not a number"},
     {"limits.recipients=0", "-o limits.recipients=0: out of range (1..100000)"},
+    /* SRS stamps repeat after 1024 days: an age must stay well below */
+    {"srs.max_age=1001", "-o srs.max_age=1001: out of range (1..1000)"},
+    {"srs.domain=[127.0.0.1]",
+	"-o srs.domain=[127.0.0.1]: \"[127.0.0.1]\" is not a domain name"},
     {"limits.foo=1", "-o limits.foo=1: unknown key \"limits.foo\""},
     {"foo=1", "-o foo=1: unknown key \"foo\""},
     {".hostname=x", "-o .hostname=x: unknown key \".hostname\""},
@@ -515,6 +519,8 @@ test_value_forms(void)
 	    "user=\"\"",
 	    "delivery.lmtp=unix:/run/dovecot/lmtp",
 	    "limits.hops=50",
+	    "srs.domain=SRS.Example.ORG",
+	    "srs.max_age=7",
 	};
 	char err[512] = "";
 	struct conf *c =
@@ -534,6 +540,8 @@ test_value_forms(void)
 	T_CHECK(c->user == NULL);
 	T_CHECK_STR(c->delivery_lmtp, "unix:/run/dovecot/lmtp");
 	T_CHECK_INT(c->hops, 50);
+	T_CHECK_STR(c->srs_domain, "srs.example.org");
+	T_CHECK_INT(c->srs_max_age, 7);
 	conf_free(c);
 }
 
@@ -710,7 +718,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 52);
+	T_CHECK_INT(l.n, 55);
 	T_CHECK(strstr(l.text, "dmarc.reports = no\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.report_interval = 86400\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.report_max_rows = 100000\n") != NULL);
@@ -735,6 +743,10 @@ test_dump(void)
 	T_CHECK(strstr(l.text, "log.level = info\n") != NULL);
 	T_CHECK(strstr(l.text, "spf.check = yes\n") != NULL);
 	T_CHECK(strstr(l.text, "spf.reject_fail = no\n") != NULL);
+	/* the SRS domain defaults to the first local domain */
+	T_CHECK(strstr(l.text, "srs.enable = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "srs.domain = a.example\n") != NULL);
+	T_CHECK(strstr(l.text, "srs.max_age = 21\n") != NULL);
 	T_CHECK(strncmp(l.text, "hostname = ", 11) == 0);
 	conf_free(c);
 }
