@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "addr/addr.h"
+#include "mailauth/inbound.h"
 #include "util/util.h"
 
 #define CONF_FILE_MAX	 (1024 * 1024)
@@ -130,13 +131,18 @@ static const struct conf_key conf_keys[] = {
 	K("submission", "local_senders", CONF_T_SENDERS, submission_local_senders, 0, 0),
 	K("spf", "check", CONF_T_BOOL, spf_check, 0, 0),
 	K("spf", "reject_fail", CONF_T_BOOL, spf_reject_fail, 0, 0),
+	K("dkim", "verify", CONF_T_BOOL, dkim_verify, 0, 0),
+	K("dmarc", "check", CONF_T_BOOL, dmarc_check, 0, 0),
+	K("dmarc", "enforce", CONF_T_BOOL, dmarc_enforce, 0, 0),
+	K("dmarc", "override", CONF_T_STR, dmarc_override, 0, 0),
+	K("dmarc", "public_suffix_list", CONF_T_PATH, dmarc_public_suffix_list, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
-	"auth", "submission", "queue", "delivery", "spf",
+	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
 };
 /* clang-format on */
 
@@ -1173,6 +1179,9 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->submission_local_senders = xstrdup("any");
 	c->sandbox = true;
 	c->spf_check = true;
+	c->dkim_verify = true;
+	c->dmarc_check = true;
+	c->dmarc_enforce = true;
 	return 0;
 }
 
@@ -1202,6 +1211,26 @@ conf_finish_smarthost_tls(struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* dmarc.override parses (ternd parses it again at start-up, its copy) */
+static int
+conf_check_dmarc_override(const struct conf *c, char *err, size_t errlen)
+{
+	struct dmarc_override *o;
+	char *copy;
+	size_t n;
+	int r;
+
+	if (c->dmarc_override == NULL)
+		return 0;
+	copy = xstrdup(c->dmarc_override);
+	o = xcalloc(INBOUND_OVERRIDES_MAX, sizeof(*o));
+	r = inbound_overrides_parse(
+	    copy, o, INBOUND_OVERRIDES_MAX, &n, err, errlen);
+	free(o);
+	free(copy);
+	return r;
+}
+
 /* Values that depend on others, computed once everything is read. */
 static int
 conf_finish(struct conf_ctx *x, char *err, size_t errlen)
@@ -1209,7 +1238,8 @@ conf_finish(struct conf_ctx *x, char *err, size_t errlen)
 	struct conf *c = x->c;
 	size_t n;
 
-	if (conf_finish_smarthost_tls(c, err, errlen) != 0)
+	if (conf_finish_smarthost_tls(c, err, errlen) != 0 ||
+	    conf_check_dmarc_override(c, err, errlen) != 0)
 		return -1;
 	if (c->ndomains == 0) {
 		str_fmt_cut(err, errlen,
