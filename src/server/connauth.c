@@ -280,6 +280,7 @@ conn_auth_header(const struct conn *c, struct buf *h)
 	char reasons[DKIM_SIG_CHECKED][DKIM_REASON_MAX + 64];
 	size_t n = 0;
 	const struct spf *s;
+	const char *prop;
 
 	if (!t->auth_on || t->auth == NULL)
 		return 0;
@@ -287,11 +288,13 @@ conn_auth_header(const struct conn *c, struct buf *h)
 		s = spfcheck_spf(t->spf);
 		res[n] = (struct authres_result){.method = "spf",
 		    .result = spf_result_name(spf_result(s))};
-		res[n].props[0] = (struct authres_prop){"smtp",
-		    spf_authres_property(t->sender[0] == '\0'
-					     ? SPF_ID_HELO
-					     : SPF_ID_MAILFROM),
-		    spf_authres_value(s)};
+		/* spf.h names it "smtp.mailfrom": ptype and property */
+		prop = spf_authres_property(
+		    t->sender[0] == '\0' ? SPF_ID_HELO : SPF_ID_MAILFROM);
+		if (strncmp(prop, "smtp.", 5) == 0)
+			prop += 5;
+		res[n].props[0] =
+		    (struct authres_prop){"smtp", prop, spf_authres_value(s)};
 		res[n++].nprops = 1;
 	}
 	n += auth_dkim_res(t, res + n, DKIM_SIG_CHECKED, reasons);
