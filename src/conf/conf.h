@@ -115,13 +115,13 @@ struct conf {
 	bool spf_reject_fail; /* spf.reject_fail, false: a "fail" is refused
 				 at RCPT (550 5.7.23), a "temperror"
 				 deferred (451 4.7.24); else recorded */
-	bool dkim_verify;   /* dkim.verify, true: DKIM signatures of mail on
-			       the MX port checked at the end of data */
-	bool dmarc_check;   /* dmarc.check, true: DMARC (RFC 7489) of mail on
-			       the MX port, and Authentication-Results */
-	bool dmarc_enforce; /* dmarc.enforce, true: a DMARC fail gets the
-			       policy's action (reject: 550 5.7.1, quarantine:
-			       the .Junk folder); false: header only */
+	bool dkim_verify;     /* dkim.verify, true: DKIM signatures of mail on
+				 the MX port checked at the end of data */
+	bool dmarc_check;     /* dmarc.check, true: DMARC (RFC 7489) of mail on
+				 the MX port, and Authentication-Results */
+	bool dmarc_enforce;   /* dmarc.enforce, true: a DMARC fail gets the
+				 policy's action (reject: 550 5.7.1, quarantine:
+				 the .Junk folder); false: header only */
 	char *dmarc_override; /* dmarc.override: "domain:policy, *.domain:
 				 policy" (mailauth/inbound.h), or NULL */
 	char *dmarc_public_suffix_list; /* NULL: PSL_DEFAULT_PATH */

@@ -766,8 +766,8 @@ md_check_args(const struct maildir_box *boxes, size_t n, struct md_msg *m,
 		if (boxes[i].folder != NULL &&
 		    (boxes[i].folder[0] != '.' ||
 			strchr(boxes[i].folder, '/') != NULL ||
-			md_component_check(boxes[i].folder,
-			    strlen(boxes[i].folder)) != 0)) {
+			md_component_check(
+			    boxes[i].folder, strlen(boxes[i].folder)) != 0)) {
 			errno = EINVAL;
 			md_fail(e, "check", "folder name");
 			return -1;

@@ -65,8 +65,7 @@ inbound_from_domain(const char *msg, size_t len, char *out, size_t outlen)
 static bool
 ov_sep(char ch)
 {
-	return ch == ',' || ch == ' ' || ch == '\t' || ch == '\r' ||
-	       ch == '\n';
+	return ch == ',' || ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
 static int
@@ -92,8 +91,7 @@ ov_policy(const char *p, size_t n, enum dmarc_policy *out)
 
 /* One "domain:policy" entry at e[0..n), NUL-terminating the domain. */
 static int
-ov_entry(char *e, size_t n, struct dmarc_override *o, char *err,
-    size_t errlen)
+ov_entry(char *e, size_t n, struct dmarc_override *o, char *err, size_t errlen)
 {
 	char *colon = memchr(e, ':', n);
 	size_t dlen;
@@ -106,8 +104,8 @@ ov_entry(char *e, size_t n, struct dmarc_override *o, char *err,
 	o->subdomains = n > 2 && e[0] == '*' && e[1] == '.';
 	o->domain = o->subdomains ? e + 2 : e;
 	dlen = (size_t)(colon - o->domain);
-	if (ov_policy(colon + 1, n - (size_t)(colon + 1 - e),
-		&o->disposition) != 0) {
+	if (ov_policy(
+		colon + 1, n - (size_t)(colon + 1 - e), &o->disposition) != 0) {
 		str_fmt_cut(err, errlen,
 		    "dmarc.override: policy of \"%.*s\" is not none, "
 		    "quarantine or reject",
@@ -168,7 +166,8 @@ inbound_pieces(size_t len, const struct authres_span *spans, size_t n,
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		if (spans[i].off > at)
-			out[k++] = (struct inbound_piece){at, spans[i].off - at};
+			out[k++] =
+			    (struct inbound_piece){at, spans[i].off - at};
 		at = spans[i].off + spans[i].len;
 	}
 	if (at < len)

@@ -50,8 +50,8 @@ const char *inbound_from_name(enum inbound_from r);
  * and must outlive out.  0 and *n_out (0 for NULL or empty text), or -1
  * with a message in err.
  */
-int inbound_overrides_parse(char *text, struct dmarc_override *out,
-    size_t max, size_t *n_out, char *err, size_t errlen) WUR;
+int inbound_overrides_parse(char *text, struct dmarc_override *out, size_t max,
+    size_t *n_out, char *err, size_t errlen) WUR;
 
 /* One piece of a message to keep: msg[off .. off + len). */
 struct inbound_piece {

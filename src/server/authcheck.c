@@ -61,8 +61,8 @@ struct authcheck {
  * offsets and lengths, max records at most.  false when out is full.
  */
 static bool
-ac_join(const struct dns_answer *ans, struct buf *out, size_t *off,
-    size_t *len, size_t max, size_t *n_out)
+ac_join(const struct dns_answer *ans, struct buf *out, size_t *off, size_t *len,
+    size_t max, size_t *n_out)
 {
 	size_t n = 0;
 
@@ -227,8 +227,8 @@ authcheck_start(struct event_base *base, struct dns *dns, struct workers *w,
     const struct authcheck_request *req, authcheck_cb cb, void *arg)
 {
 	struct authcheck *ac = xcalloc(1, sizeof(*ac));
-	struct timeval tv = {AUTHCHECK_TIMEOUT_MS / 1000,
-	    (AUTHCHECK_TIMEOUT_MS % 1000) * 1000};
+	struct timeval tv = {
+	    AUTHCHECK_TIMEOUT_MS / 1000, (AUTHCHECK_TIMEOUT_MS % 1000) * 1000};
 
 	ac->dns = dns;
 	ac->workers = w;
@@ -254,8 +254,7 @@ authcheck_start(struct event_base *base, struct dns *dns, struct workers *w,
 			ac_dmarc_ask(ac);
 		}
 	}
-	for (size_t i = 0; ac->v != NULL && i < dkim_verify_count(ac->v);
-	     i++) {
+	for (size_t i = 0; ac->v != NULL && i < dkim_verify_count(ac->v); i++) {
 		const char *q = dkim_verify_query(ac->v, i);
 
 		if (q == NULL)

@@ -170,19 +170,17 @@ auth_evaluated(const struct conn *c)
 	char dkim[512], from[PSL_NAME_MAX * 4 + 1];
 
 	auth_dkim_text(t, dkim, sizeof(dkim));
-	log_sanitize(from, sizeof(from), t->from_domain,
-	    strlen(t->from_domain));
+	log_sanitize(
+	    from, sizeof(from), t->from_domain, strlen(t->from_domain));
 	log_info("id=%s sid=%s event=auth ip=%s spf=%s dkim=%s "
 		 "dkim_skipped=%zu dmarc=%s from_domain=%s policy=%s "
 		 "disposition=%s action=%s reason=%s queries=%u ms=%u "
 		 "timeout=%s",
 	    t->id, c->sid, c->ip, spf_result_name(auth_spf(t)), dkim,
 	    v != NULL ? dkim_verify_skipped(v) : 0,
-	    dmarc_result_name(t->dmarc.result),
-	    from[0] != '\0' ? from : "-",
+	    dmarc_result_name(t->dmarc.result), from[0] != '\0' ? from : "-",
 	    t->dmarc_evaluated ? dmarc_policy_name(t->dmarc.policy) : "-",
-	    t->dmarc_evaluated ? dmarc_policy_name(t->dmarc.disposition)
-			       : "-",
+	    t->dmarc_evaluated ? dmarc_policy_name(t->dmarc.disposition) : "-",
 	    auth_action_name(t->auth_action),
 	    t->dmarc.overridden	   ? "override"
 	    : t->dmarc.sampled_out ? "pct"
@@ -239,16 +237,16 @@ auth_dkim_res(const struct txn *t, struct authres_result *res, size_t max,
 	if (v == NULL)
 		return 0;
 	if (n == 0 && max > 0) {
-		res[k++] = (struct authres_result){.method = "dkim",
-		    .result = "none"};
+		res[k++] =
+		    (struct authres_result){.method = "dkim", .result = "none"};
 		return k;
 	}
 	for (size_t i = 0; i < n && k < max; i++) {
 		const struct dkim_sig_result *r = dkim_verify_result(v, i);
 		struct authres_result *a = &res[k++];
 
-		*a = (struct authres_result){.method = "dkim",
-		    .result = dkim_result_name(r->result)};
+		*a = (struct authres_result){
+		    .method = "dkim", .result = dkim_result_name(r->result)};
 		if (r->result == DKIM_PASS && r->has_l && r->l < r->body_len)
 			str_fmt_cut(reasons[i], sizeof(reasons[i]),
 			    "l=%llu of %llu body octets signed",
@@ -260,14 +258,14 @@ auth_dkim_res(const struct txn *t, struct authres_result *res, size_t max,
 		a->reason = reasons[i][0] != '\0' ? reasons[i] : NULL;
 		if (r->d[0] == '\0')
 			continue;
-		a->props[a->nprops++] = (struct authres_prop){
-		    "header", "d", r->d};
-		a->props[a->nprops++] = (struct authres_prop){
-		    "header", "s", r->s};
-		a->props[a->nprops++] = (struct authres_prop){
-		    "header", "i", r->i};
-		a->props[a->nprops++] = (struct authres_prop){
-		    "header", "b", r->b8};
+		a->props[a->nprops++] =
+		    (struct authres_prop){"header", "d", r->d};
+		a->props[a->nprops++] =
+		    (struct authres_prop){"header", "s", r->s};
+		a->props[a->nprops++] =
+		    (struct authres_prop){"header", "i", r->i};
+		a->props[a->nprops++] =
+		    (struct authres_prop){"header", "b", r->b8};
 	}
 	return k;
 }
@@ -286,8 +284,8 @@ conn_auth_header(const struct conn *c, struct buf *h)
 		return 0;
 	if (t->spf != NULL && spfcheck_done(t->spf)) {
 		s = spfcheck_spf(t->spf);
-		res[n] = (struct authres_result){.method = "spf",
-		    .result = spf_result_name(spf_result(s))};
+		res[n] = (struct authres_result){
+		    .method = "spf", .result = spf_result_name(spf_result(s))};
 		/* spf.h names it "smtp.mailfrom": ptype and property */
 		prop = spf_authres_property(
 		    t->sender[0] == '\0' ? SPF_ID_HELO : SPF_ID_MAILFROM);
@@ -321,8 +319,8 @@ conn_auth_header(const struct conn *c, struct buf *h)
 	    0)
 		/* a value authres refuses (a control byte in the client's
 		   HELO or sender): the message goes on without the field */
-		log_warn("id=%s sid=%s event=authres_unbuildable", t->id,
-		    c->sid);
+		log_warn(
+		    "id=%s sid=%s event=authres_unbuildable", t->id, c->sid);
 	return 0;
 }
 
@@ -341,12 +339,12 @@ conn_auth_store(struct conn *c, struct inject *ij)
 		for (size_t i = 0; i < ij->nboxes; i++)
 			ij->boxes[i].folder = CONN_AUTH_JUNK;
 	msg = txn_content(t, &len);
-	n = authres_ours_in(msg, len, c->srv->conf->hostname, spans,
-	    INJECT_BODY_IOV - 1);
+	n = authres_ours_in(
+	    msg, len, c->srv->conf->hostname, spans, INJECT_BODY_IOV - 1);
 	if (n == 0)
 		return; /* the common case: the content as it is */
-	log_info("id=%s sid=%s event=authres_removed fields=%zu", t->id,
-	    c->sid, n);
+	log_info(
+	    "id=%s sid=%s event=authres_removed fields=%zu", t->id, c->sid, n);
 	if (n <= INJECT_BODY_IOV - 1) {
 		k = inbound_pieces(len, spans, n, p, INJECT_BODY_IOV);
 		ij->body_len = 0;
@@ -368,8 +366,8 @@ conn_auth_store(struct conn *c, struct inject *ij)
 		k = inbound_pieces(len, all, n, pp, n + 1);
 		buf_init(&t->stripped, len);
 		for (size_t i = 0; i < k; i++)
-			if (buf_append(&t->stripped, msg + pp[i].off,
-				pp[i].len) != 0)
+			if (buf_append(
+				&t->stripped, msg + pp[i].off, pp[i].len) != 0)
 				panic("event=authres_strip error=buf");
 		free(all);
 		free(pp);

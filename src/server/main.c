@@ -489,8 +489,8 @@ load_dmarc(struct server *s)
 		return;
 	if (psl_load_file(path, &s->psl) != 0)
 		fatal("event=startup step=public_suffix_list path=%s", path);
-	log_info("event=psl_loaded path=%s rules=%zu", path,
-	    psl_rule_count(s->psl));
+	log_info(
+	    "event=psl_loaded path=%s rules=%zu", path, psl_rule_count(s->psl));
 	if (s->conf->dmarc_override == NULL)
 		return;
 	s->overrides_text = xstrdup(s->conf->dmarc_override);

@@ -77,7 +77,7 @@ struct server {
 			    NULL when DMARC is off */
 	struct dmarc_override *overrides; /* dmarc.override, parsed */
 	size_t noverrides;
-	char *overrides_text; /* their domains point into it */
+	char *overrides_text;		/* their domains point into it */
 	struct store *store;		/* Maildir copies, queue commits */
 	struct evconnlistener *control; /* STATE/control.sock */
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */

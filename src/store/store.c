@@ -93,15 +93,14 @@ inject_iov(const struct inject *ij, bool return_path,
 	int n = 0;
 
 	if (return_path)
-		iov[n++] = (struct iovec){ij->return_path.data
-					      ? ij->return_path.data
-					      : (char *)"",
+		iov[n++] = (struct iovec){
+		    ij->return_path.data ? ij->return_path.data : (char *)"",
 		    ij->return_path.len};
 	iov[n++] = (struct iovec){
 	    ij->head.data ? ij->head.data : (char *)"", ij->head.len};
 	if (ij->body_iovcnt <= 0) {
-		iov[n++] = (struct iovec){
-		    (void *)(uintptr_t)ij->body, ij->body_len};
+		iov[n++] =
+		    (struct iovec){(void *)(uintptr_t)ij->body, ij->body_len};
 		return n;
 	}
 	for (int i = 0; i < ij->body_iovcnt && i < INJECT_BODY_IOV; i++)

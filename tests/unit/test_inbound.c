@@ -18,10 +18,9 @@ static const struct from_row from_rows[] = {
 	"b.example"},
     {"From: Ann\r\n <ann@folded.example> (comment)\r\n\r\n", INBOUND_FROM_OK,
 	"folded.example"},
-    {"Subject: none\r\n\r\nFrom: a@body.example\r\n", INBOUND_FROM_NONE,
+    {"Subject: none\r\n\r\nFrom: a@body.example\r\n", INBOUND_FROM_NONE, NULL},
+    {"From: a@x.example\r\nFrom: b@y.example\r\n\r\n", INBOUND_FROM_MULTIPLE,
 	NULL},
-    {"From: a@x.example\r\nFrom: b@y.example\r\n\r\n",
-	INBOUND_FROM_MULTIPLE, NULL},
     {"From: a@x.example, b@y.example\r\n\r\n", INBOUND_FROM_MULTIPLE, NULL},
     {"From: not an address\r\n\r\n", INBOUND_FROM_BAD, NULL},
     {"From: a@[192.0.2.1]\r\n\r\n", INBOUND_FROM_BAD, NULL},
@@ -51,7 +50,8 @@ static void
 test_overrides(void)
 {
 	struct dmarc_override o[4];
-	char text[] = "example.com:none, *.Bank.example:REJECT\tx.org:quarantine";
+	char text[] =
+	    "example.com:none, *.Bank.example:REJECT\tx.org:quarantine";
 	char bad1[] = "example.com";
 	char bad2[] = "example.com:maybe";
 	char bad3[] = ":none";
@@ -69,22 +69,22 @@ test_overrides(void)
 	T_CHECK(o[1].subdomains && o[1].disposition == DMARC_P_REJECT);
 	T_CHECK_STR(o[2].domain, "x.org");
 	T_CHECK(o[2].disposition == DMARC_P_QUARANTINE);
-	T_CHECK(inbound_overrides_parse(bad1, o, 4, &n, err, sizeof(err)) ==
-		-1);
+	T_CHECK(
+	    inbound_overrides_parse(bad1, o, 4, &n, err, sizeof(err)) == -1);
 	T_CHECK(strstr(err, "domain:policy") != NULL);
-	T_CHECK(inbound_overrides_parse(bad2, o, 4, &n, err, sizeof(err)) ==
-		-1);
-	T_CHECK(inbound_overrides_parse(bad3, o, 4, &n, err, sizeof(err)) ==
-		-1);
-	T_CHECK(inbound_overrides_parse(bad4, o, 4, &n, err, sizeof(err)) ==
-		-1);
+	T_CHECK(
+	    inbound_overrides_parse(bad2, o, 4, &n, err, sizeof(err)) == -1);
+	T_CHECK(
+	    inbound_overrides_parse(bad3, o, 4, &n, err, sizeof(err)) == -1);
+	T_CHECK(
+	    inbound_overrides_parse(bad4, o, 4, &n, err, sizeof(err)) == -1);
 	T_CHECK(strstr(err, "more than 4") != NULL);
-	T_CHECK(inbound_overrides_parse(empty, o, 4, &n, err, sizeof(err)) ==
-		    0 &&
-		n == 0);
-	T_CHECK(inbound_overrides_parse(NULL, o, 4, &n, err, sizeof(err)) ==
-		    0 &&
-		n == 0);
+	T_CHECK(
+	    inbound_overrides_parse(empty, o, 4, &n, err, sizeof(err)) == 0 &&
+	    n == 0);
+	T_CHECK(
+	    inbound_overrides_parse(NULL, o, 4, &n, err, sizeof(err)) == 0 &&
+	    n == 0);
 }
 
 static void

@@ -265,8 +265,8 @@ test_one(void)
 static void
 test_three(void)
 {
-	struct maildir_box b[3] = {
-	    {"three.example/a", NULL}, {"three.example/b", NULL}, {"other.example/c", NULL}};
+	struct maildir_box b[3] = {{"three.example/a", NULL},
+	    {"three.example/b", NULL}, {"other.example/c", NULL}};
 	char h[] = "Received: by tern\r\n", body[] = "x\r\n", empty[] = "";
 	struct iovec iov[3] = {
 	    {h, strlen(h)}, {empty, 0}, {body, strlen(body)}};
@@ -517,8 +517,8 @@ test_absolute(void)
 static void
 test_exdev(void)
 {
-	struct maildir_box b[3] = {
-	    {"xdev.example/a", NULL}, {"xdev.example/b", NULL}, {"xdev.example/c", NULL}};
+	struct maildir_box b[3] = {{"xdev.example/a", NULL},
+	    {"xdev.example/b", NULL}, {"xdev.example/c", NULL}};
 	struct iovec iov = {(char *)(uintptr_t) "copy me\r\n", 9};
 	char name[NAME_MAX + 1], err[256];
 	struct stat sa, sb, sc;
@@ -776,7 +776,8 @@ setup(void)
 static void
 test_staged(void)
 {
-	struct maildir_box b[2] = {{"staged.example/a", NULL}, {"staged.example/b", NULL}};
+	struct maildir_box b[2] = {
+	    {"staged.example/a", NULL}, {"staged.example/b", NULL}};
 	char body[] = "Subject: s\r\n\r\nstaged\r\n";
 	struct iovec iov[1] = {{body, strlen(body)}};
 	char name[NAME_MAX + 1], err[256];
