@@ -806,6 +806,42 @@ test_staged(void)
 	T_CHECK_INT(new_count(b[0].path), 1);
 }
 
+/* A Maildir++ folder (.Junk): made with the mailbox's own tmp/new/cur, its
+ * own and the maildirfolder file; the INBOX stays empty; bad names refused. */
+static void
+test_folder(void)
+{
+	const char *msg = "Subject: junk\r\n\r\nbody\r\n";
+	char name[NAME_MAX + 1], err[256], p[PATH_MAX];
+	struct maildir_box b = {"folder.example/ben", ".Junk"};
+	struct iovec iov = {(void *)(uintptr_t)msg, strlen(msg)};
+	struct stat st;
+	static const char *const bad[] = {"Junk", ".", "..", ".a/b", ""};
+
+	T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name, sizeof(name),
+		    err, sizeof(err)) == 0);
+	T_CHECK_STR(err, "");
+	T_CHECK(content_is("folder.example/ben/.Junk", name, msg, strlen(msg)));
+	T_CHECK(stat(tpath(p, sizeof(p),
+			 "mail/folder.example/ben/.Junk/maildirfolder"),
+		    &st) == 0 &&
+		S_ISREG(st.st_mode));
+	T_CHECK_INT(count_entries("mail/folder.example/ben/new"), 0);
+	T_CHECK_INT(count_entries("mail/folder.example/ben/cur"), 0);
+	T_CHECK_INT(count_entries("mail/folder.example/ben/tmp"), 0);
+	T_CHECK_INT(count_entries("mail/folder.example/ben/.Junk/cur"), 0);
+	/* a second one finds everything made */
+	T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name, sizeof(name),
+		    err, sizeof(err)) == 0);
+	T_CHECK_INT(count_entries("mail/folder.example/ben/.Junk/new"), 2);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		b.folder = bad[i];
+		T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name,
+			    sizeof(name), err, sizeof(err)) == -1);
+		T_CHECK_INT(errno, EINVAL);
+	}
+}
+
 int
 main(void)
 {
@@ -826,6 +862,7 @@ main(void)
 	T_RUN(test_small_name);
 	T_RUN(test_threads);
 	T_RUN(test_staged);
+	T_RUN(test_folder);
 	close(root_fd);
 	if (getenv("TERN_KEEP_TMP") == NULL)
 		(void)nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
