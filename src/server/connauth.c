@@ -191,12 +191,45 @@ auth_evaluated(const struct conn *c)
 	    authcheck_timed_out(t->auth) ? "yes" : "no");
 }
 
+/*
+ * A fail that a temporary failure may have caused: an identifier aligned
+ * with the From domain whose check ended in temperror (a DKIM key lookup,
+ * or SPF) could still pass, so the verdict is temperror (RFC 7489 6.6.2
+ * leaves it open; refusing for good on a DNS hiccup would be wrong).
+ */
+static bool
+auth_fail_is_temp(const struct conn *c)
+{
+	const struct txn *t = c->txn;
+	const struct dmarc_lookup *lk = authcheck_dmarc(t->auth);
+	const struct dkim_verify *v = authcheck_dkim(t->auth);
+	size_t n = v != NULL ? dkim_verify_count(v) : 0;
+	const char *sd = auth_spf_domain(c);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct dkim_sig_result *r = dkim_verify_result(v, i);
+
+		if (r->result == DKIM_TEMPERROR &&
+		    dmarc_aligned(c->srv->psl, r->d, strlen(r->d), lk->from,
+			strlen(lk->from), lk->rec.adkim))
+			return true;
+	}
+	return auth_spf(t) == SPF_TEMPERROR &&
+	       dmarc_aligned(c->srv->psl, sd, strlen(sd), lk->from,
+		   strlen(lk->from), lk->rec.aspf);
+}
+
 void
 conn_auth_finish(struct conn *c)
 {
 	struct txn *t = c->txn;
 
 	auth_evaluate(c);
+	if (t->dmarc_evaluated && t->dmarc.result == DMARC_RESULT_FAIL &&
+	    auth_fail_is_temp(c)) {
+		t->dmarc.result = DMARC_RESULT_TEMPERROR;
+		t->dmarc.why = DMARC_WHY_DNS;
+	}
 	t->auth_action = CONN_AUTH_ACCEPT;
 	if (t->dmarc_evaluated && c->srv->conf->dmarc_enforce &&
 	    t->dmarc.result == DMARC_RESULT_FAIL) {

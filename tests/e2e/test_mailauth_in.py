@@ -202,6 +202,7 @@ def test_dkimpy_signed_passes(ternd, dnsmasq, keys, alg, canon):
     line = auth_log(t)
     assert "dkim=pass(d=k.test)" in line and "dmarc=pass" in line, line
     assert "action=accept" in line, line
+    print(authres(data)[0])     # the report's sample (pytest -s)
 
 
 def test_dkim_pass_survives_refolding_and_l(ternd, dnsmasq, keys):
@@ -279,6 +280,40 @@ def test_dns_timeout_temperror_not_refused(ternd, keys):
     assert results(data, "spf")[0][0] == "temperror"
     line = auth_log(t)
     assert "action=accept" in line, line
+
+
+def test_dns_refused_key_temperror(ternd, dnsmasq, keys):
+    # a key under a name dnsmasq has no data for and no upstream to ask:
+    # it answers REFUSED, a temporary failure: temperror, not refused
+    t = auth_ternd(ternd, dnsmasq, keys)
+    send(t, sign(keys, message(frm="x@reject.test"), d="k.elsewhere"),
+         sender="x@reject.test", code=550, enh="5.7.1")
+    send(t, sign(keys, message(), d="k.elsewhere"))
+    [(r, p)] = results(stored(t), "dkim")
+    assert r == "temperror" and p["header.d"] == "k.elsewhere", (r, p)
+
+
+def test_aligned_key_timeout_not_refused(ternd, dnsmasq, keys):
+    # the From domain publishes p=reject and its signature's key lookup
+    # times out (dnsmasq forwards that one name to a resolver that never
+    # answers): DMARC cannot pass now but might later, so temperror and
+    # the message is taken, not refused for good
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", 0))
+    try:
+        dns = dnsmasq(extra=zone(keys) + [
+            f"--server=/slow._domainkey.a.test/127.0.0.1#"
+            f"{hole.getsockname()[1]}"])
+        t = auth_ternd(ternd, None, keys, servers=dns.server)
+        send(t, sign(keys, message(frm="ceo@a.test"), d="a.test",
+                     s="slow"), sender="ceo@a.test", timeout=60.0 * SLOW)
+    finally:
+        hole.close()
+    data = stored(t)
+    assert results(data, "dkim")[0][0] == "temperror"
+    assert results(data, "dmarc")[0][0] == "temperror"
+    line = auth_log(t)
+    assert "dmarc=temperror" in line and "action=accept" in line, line
 
 
 def test_dmarc_reject_forgery_refused(ternd, dnsmasq, keys):
