@@ -10,6 +10,7 @@ every A-R field that claims its own authserv-id."""
 import base64
 import re
 import socket
+import struct
 import time
 
 import pytest
@@ -427,3 +428,40 @@ def test_not_for_relay_networks(ternd, dnsmasq, keys):
     data = stored(t)
     assert b"Authentication-Results" not in data
     assert "event=auth " not in t.log()
+
+
+def test_client_gone_while_checking(ternd, keys):
+    """The client resets the connection while its end of data waits for
+    DKIM/DMARC lookups that never get an answer: the session is held until
+    the check ends (the queries' deadline, then the worker job), then
+    freed without a verdict (no message, no event=auth); ternd goes on
+    serving and exits cleanly (teardown: no sanitizer report)."""
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", 0))
+    try:
+        t = auth_ternd(ternd, None, keys,
+                       servers=f"127.0.0.1:{hole.getsockname()[1]}",
+                       extra={"spf.check": "no"})
+        c = t.client()
+        c.ehlo()
+        c.expect("MAIL FROM:<x@k.test>", 250)
+        c.expect(f"RCPT TO:<{RCPT}>", 250)
+        c.expect("DATA", 354)
+        c.send(dot_stuff(sign(keys, message())) + b".\r\n")
+        c.no_reply(0.5)                 # it waits for the check
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                          struct.pack("ii", 1, 0))
+        t0 = time.monotonic()
+        c.close()                       # RST
+        wait_for(lambda: "event=disconnect reason=error" in t.log(),
+                 "the session freed after the check", timeout=40 * SLOW)
+        # held until the lookups gave up (each query's 10 s deadline)
+        assert time.monotonic() - t0 > 5
+        with t.client() as c2:
+            c2.ehlo()
+            c2.expect("QUIT", 221)
+    finally:
+        hole.close()
+    assert t.files(RCPT) == []
+    assert "event=auth " not in t.log()
+    t.check_clean_exit()
