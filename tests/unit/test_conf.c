@@ -875,6 +875,41 @@ test_split_hostport(void)
 	    conf_split_hostport("mx.example.org:25", host, 4, &port, true), -1);
 }
 
+/* [dkim] and [dmarc]: defaults, and dmarc.override checked at load time */
+static void
+test_mailauth_keys(void)
+{
+	char *good[] = {"dmarc.override=a.example:none, *.b.example:reject",
+	    "dmarc.enforce=no", "dkim.verify=no",
+	    "dmarc.public_suffix_list=/x/psl.dat"};
+	char *bad[] = {"dmarc.override=a.example:maybe"};
+	char *bad2[] = {"dmarc.override=a.example"};
+	char err[512] = "";
+	struct conf *c = conf_load(NULL, NULL, 0, err, sizeof(err));
+
+	T_CHECK(c != NULL);
+	if (c != NULL) {
+		T_CHECK(c->dkim_verify && c->dmarc_check && c->dmarc_enforce);
+		T_CHECK(c->dmarc_override == NULL);
+		T_CHECK(c->dmarc_public_suffix_list == NULL);
+		conf_free(c);
+	}
+	c = conf_load(NULL, good, 4, err, sizeof(err));
+	T_CHECK(c != NULL);
+	if (c != NULL) {
+		T_CHECK(!c->dkim_verify && c->dmarc_check && !c->dmarc_enforce);
+		T_CHECK_STR(
+		    c->dmarc_override, "a.example:none, *.b.example:reject");
+		T_CHECK_STR(c->dmarc_public_suffix_list, "/x/psl.dat");
+		conf_free(c);
+	}
+	T_CHECK(conf_load(NULL, bad, 1, err, sizeof(err)) == NULL);
+	T_CHECK(strstr(err, "dmarc.override") != NULL);
+	T_CHECK(strstr(err, "quarantine") != NULL);
+	T_CHECK(conf_load(NULL, bad2, 1, err, sizeof(err)) == NULL);
+	T_CHECK(strstr(err, "domain:policy") != NULL);
+}
+
 int
 main(void)
 {
@@ -901,6 +936,7 @@ main(void)
 	T_RUN(test_split_hostport);
 	T_RUN(test_smarthost_tls);
 	T_RUN(test_smarthost_forms);
+	T_RUN(test_mailauth_keys);
 	{
 		char cmd[PATH_MAX + 16];
 
