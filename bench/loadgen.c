@@ -12,6 +12,9 @@
  *           [--watch-dir DIR]... [--watch-sink FILE] [--watch-timeout S]
  *   loadgen -p PORT --idle N [--hold S] [--ready-file FILE] [-S]
  *
+ * --message FILE sends that content (CRLF lines, dot-stuffed here) instead
+ * of the generated one, e.g. a message signed in advance (scenario E).
+ *
  * Latency is measured from the moment the last byte of the final
  * ".\r\n" was handed to the kernel to the moment the reply to it was
  * read.  Every reply that is not the expected positive one is counted by
@@ -149,6 +152,7 @@ static struct {
 	int idle;		/* --idle N */
 	double hold;
 	const char *ready_file;
+	const char *message_file; /* --message: the content, as is */
 	const char *watch_dirs[64];
 	int nwatch;
 	const char *watch_sink;
@@ -914,11 +918,47 @@ thread_main(void *arg)
  * body_size bytes (at least the headers and one short line), then ".\r\n".
  * No line starts with '.'. */
 static void
+load_message(void)
+{
+	FILE *f = fopen(lg.message_file, "rb");
+	char line[4096];
+	size_t cap = 1 << 16, len = 0, n;
+
+	if (f == NULL)
+		die("--message %s: %s", lg.message_file, strerror(errno));
+	lg.msg = xcalloc(1, cap);
+	/* each line as is, dot-stuffed (RFC 5321 4.5.2) */
+	while (fgets(line, sizeof(line), f) != NULL) {
+		n = strlen(line);
+		while (len + n + 8 > cap) {
+			cap *= 2;
+			lg.msg = realloc(lg.msg, cap);
+			if (lg.msg == NULL)
+				die("out of memory");
+		}
+		if (line[0] == '.')
+			lg.msg[len++] = '.';
+		memcpy(lg.msg + len, line, n);
+		len += n;
+	}
+	fclose(f);
+	if (len < 2 || memcmp(lg.msg + len - 2, "\r\n", 2) != 0)
+		die("--message %s: not CRLF-terminated", lg.message_file);
+	memcpy(lg.msg + len, ".\r\n", 3);
+	lg.msglen = len + 3;
+}
+
+static void
 make_message(void)
 {
 	char hdr[1024];
 	size_t hlen, size, pos, rem, line, i;
 	int n;
+
+	if (lg.message_file != NULL) {
+		load_message();
+		return;
+	}
 
 	n = snprintf(hdr, sizeof(hdr),
 	    "From: Load Generator <%s>\r\n"
@@ -1103,7 +1143,8 @@ usage(void)
 	    "[-f FROM]\n"
 	    "    [-P on|off] [-m MSGS_PER_CONN] [-S] [-t THREADS] [-T TIMEOUT]\n"
 	    "    [--watch-dir DIR]... [--watch-sink FILE] [--watch-timeout S]\n"
-	    "    [--idle N [--hold S] [--ready-file FILE]] [-q]\n", stderr);
+	    "    [--idle N [--hold S] [--ready-file FILE]] [--message FILE] [-q]\n",
+	    stderr);
 	exit(2);
 }
 
@@ -1117,6 +1158,7 @@ parse_args(int argc, char **argv)
 		{ "idle", required_argument, NULL, 4 },
 		{ "hold", required_argument, NULL, 5 },
 		{ "ready-file", required_argument, NULL, 6 },
+		{ "message", required_argument, NULL, 7 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1155,6 +1197,7 @@ parse_args(int argc, char **argv)
 		case 4: lg.idle = (int)num_arg(optarg, 1, 1000000); break;
 		case 5: lg.hold = atof(optarg); break;
 		case 6: lg.ready_file = optarg; break;
+		case 7: lg.message_file = optarg; break;
 		default: usage();
 		}
 	}

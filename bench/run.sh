@@ -13,6 +13,10 @@
 #   C  C_CONNS idle connections to ternd: RSS per connection, refusals
 #   D  D_MESSAGES queued for a destination that is down: memory per queued
 #      message, restart time, then the drain rate once the sink is up
+#   E  A's delivery of one DKIM-signed message (RSA 2048, dkimpy), ternd
+#      with and without DKIM verification + SPF + DMARC on every message
+#      (key, SPF and p=reject policy from a private dnsmasq): the cost of
+#      the checks.  Not in the default list: SCENARIOS="E" bench/run.sh
 #
 # Every run checks zero loss: the files in the Maildirs (or the messages
 # the sink got) must equal the 250s after DATA; otherwise it prints a
@@ -26,6 +30,7 @@ set -uo pipefail
 if [ "${QUICK:-0}" = 1 ]; then
 	: "${RUNS:=1}" "${A_SECONDS:=2}" "${A_SESSIONS:=1 50}" "${B_SECONDS:=2}"
 	: "${B_SESSIONS:=50}" "${C_CONNS:=1000}" "${D_MESSAGES:=2000}"
+	: "${E_SECONDS:=3}" "${E_SESSIONS:=10}"
 fi
 RUNS=${RUNS:-3}
 SCENARIOS=${SCENARIOS:-A B C D}
@@ -38,6 +43,9 @@ B_SECONDS=${B_SECONDS:-10}
 C_CONNS=${C_CONNS:-10000}
 D_MESSAGES=${D_MESSAGES:-100000}
 D_SESSIONS=${D_SESSIONS:-50}
+E_SIZE=${E_SIZE:-2048}
+E_SESSIONS=${E_SESSIONS:-10 50}
+E_SECONDS=${E_SECONDS:-10}
 PIPELINING=${PIPELINING:-on}
 TLS=${TLS:-}			# set to -S for STARTTLS in A and B
 WATCH_TIMEOUT=${WATCH_TIMEOUT:-900}
@@ -332,11 +340,66 @@ table() {
 			END { printf "C idle connections: %s of %s up, refused/accept errors in log %s; ternd RSS %.1f -> %.1f MiB: %.1f KiB per connection (goal < 10 KiB)\n",
 				v["idle_up"], v["conns"], v["refused_log"], v["rss0_kib"] / 1024, v["rss1_kib"] / 1024, v["per_conn_b"] / 1024 }'
 	fi
+	for s in $(grep -o '^result scen=E-[0-9]*' "$RES" | sort -u | cut -d= -f2); do
+		awk -v s="$s" -v p="$(med "$s" plain e2e_mps)" -v a="$(med "$s" auth e2e_mps)" \
+			-v pc="$(med "$s" plain cpu_us_msg)" -v ac="$(med "$s" auth cpu_us_msg)" \
+			'BEGIN { printf "%s DKIM+SPF+DMARC: %.0f msg/s with, %.0f without (%+.1f %%); CPU %s vs %s us/msg\n",
+				s, a, p, (p > 0 ? (a - p) / p * 100 : 0), ac, pc }'
+	done
 	if grep -q '^result scen=D ' "$RES"; then
 		grep '^result scen=D ' "$RES" | tail -1 | awk '{ for (i = 3; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] } }
 			END { printf "D %s queued: ternd RSS %.1f MiB empty, %.1f MiB after restart: %.0f B per queued message (%.0f B while live) (goal < 2 KiB);\n  restart to event=ready %s s warm (queue_loaded %s ms), %s s cold (goal < 5 s); drain %s in %s s: %s msg/s\n",
 				v["queued"], v["rss_empty_kib"] / 1024, v["rss_loaded_kib"] / 1024, v["per_msg_b"], v["per_msg_live_b"], v["restart_warm_s"], v["queue_loaded_ms"], v["restart_cold_s"], v["drained"], v["drain_s"], v["drain_mps"] }'
 	fi
+}
+
+# ---- E: the same delivery with DKIM + SPF + DMARC on every message -------------
+
+run_E_tern() {
+	local mode=$1 sess=$2 run=$3 d=$W/tern-e out c0 c1
+	load1
+	tern_clean_maildirs "$d"
+	if [ "$mode" = auth ]; then
+		tern_start "$d" "$TPORT" -o spf.check=yes -o dkim.verify=yes \
+			-o dmarc.check=yes -o dns.servers="127.0.0.1:$E_DNS_PORT"
+	else
+		tern_start "$d" "$TPORT"
+	fi
+	c0=$(cpu_ticks "$TERND_PID")
+	out=$(lg -p "$TPORT" -c "$sess" -d "$E_SECONDS" -f sender@auth.bench.test \
+		--message "$W/e/message.eml" -r "$RCPTS" $(tern_maildirs "$d"))
+	c1=$(cpu_ticks "$TERND_PID")
+	tern_stop
+	record "E-$sess" "$mode" "$run" "$out" \
+		"cpu_us_msg=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$out" ok)" 'BEGIN { printf "%.0f", n ? c / hz * 1e6 / n : 0 }')"
+	check_loss "E-$sess $mode run=$run" "$out"
+	if [ "$mode" = auth ] && ! grep -q 'event=auth .*dkim=pass(d=auth.bench.test).*dmarc=pass' "$d.log"; then
+		echo "E: the checks did not pass (see $d.log)"
+		FAIL=1
+	fi
+}
+
+scenario_E() {
+	local sess run zone
+	mkdir -p "$W/e"
+	/usr/bin/python3 "$ROOT/bench/signed_msg.py" "$W/e" "$E_SIZE" ||
+		die "cannot make the signed message (python3-dkim)"
+	mapfile -t zone <"$W/e/zone.args"
+	E_DNS_PORT=$(free_port)
+	/usr/sbin/dnsmasq --no-daemon --no-resolv --no-hosts --bind-interfaces \
+		--listen-address=127.0.0.1 --port="$E_DNS_PORT" --pid-file= --user=root \
+		--group=root "${zone[@]}" >"$W/dnsmasq-e.log" 2>&1 &
+	E_DNS_PID=$!
+	sleep 0.3
+	tern_init "$W/tern-e"
+	for sess in $E_SESSIONS; do
+		for run in $(seq "$RUNS"); do
+			run_E_tern plain "$sess" "$run"
+			run_E_tern auth "$sess" "$run"
+		done
+	done
+	kill "$E_DNS_PID" 2>/dev/null
+	wait "$E_DNS_PID" 2>/dev/null
 }
 
 # ---- main -------------------------------------------------------------------------

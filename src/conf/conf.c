@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "addr/addr.h"
+#include "mailauth/inbound.h"
 #include "util/util.h"
 
 #define CONF_FILE_MAX	 (1024 * 1024)
@@ -138,13 +139,19 @@ static const struct conf_key conf_keys[] = {
 	K("srs", "enable", CONF_T_BOOL, srs_enable, 0, 0),
 	K("srs", "domain", CONF_T_NAME, srs_domain, 0, 0),
 	K("srs", "max_age", CONF_T_UINT, srs_max_age, 1, 1000),
+	K("dkim", "verify", CONF_T_BOOL, dkim_verify, 0, 0),
+	K("dmarc", "check", CONF_T_BOOL, dmarc_check, 0, 0),
+	K("dmarc", "enforce", CONF_T_BOOL, dmarc_enforce, 0, 0),
+	K("dmarc", "override", CONF_T_STR, dmarc_override, 0, 0),
+	K("dmarc", "public_suffix_list", CONF_T_PATH, dmarc_public_suffix_list, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
-	"auth", "submission", "queue", "delivery", "spf", "dmarc", "srs",
+	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
+	"srs",
 };
 /* clang-format on */
 
@@ -1185,6 +1192,9 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->dmarc_report_max_rows = 100000;
 	c->srs_enable = true;
 	c->srs_max_age = 21;
+	c->dkim_verify = true;
+	c->dmarc_check = true;
+	c->dmarc_enforce = true;
 	return 0;
 }
 
@@ -1214,6 +1224,26 @@ conf_finish_smarthost_tls(struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* dmarc.override parses (ternd parses it again at start-up, its copy) */
+static int
+conf_check_dmarc_override(const struct conf *c, char *err, size_t errlen)
+{
+	struct dmarc_override *o;
+	char *copy;
+	size_t n;
+	int r;
+
+	if (c->dmarc_override == NULL)
+		return 0;
+	copy = xstrdup(c->dmarc_override);
+	o = xcalloc(INBOUND_OVERRIDES_MAX, sizeof(*o));
+	r = inbound_overrides_parse(
+	    copy, o, INBOUND_OVERRIDES_MAX, &n, err, errlen);
+	free(o);
+	free(copy);
+	return r;
+}
+
 /* Values that depend on others, computed once everything is read. */
 static int
 conf_finish(struct conf_ctx *x, char *err, size_t errlen)
@@ -1221,7 +1251,8 @@ conf_finish(struct conf_ctx *x, char *err, size_t errlen)
 	struct conf *c = x->c;
 	size_t n;
 
-	if (conf_finish_smarthost_tls(c, err, errlen) != 0)
+	if (conf_finish_smarthost_tls(c, err, errlen) != 0 ||
+	    conf_check_dmarc_override(c, err, errlen) != 0)
 		return -1;
 	if (c->ndomains == 0) {
 		str_fmt_cut(err, errlen,

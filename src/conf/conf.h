@@ -129,6 +129,16 @@ struct conf {
 	char *srs_domain;     /* srs.domain: default the first of domains */
 	unsigned srs_max_age; /* srs.max_age, 21 days: SRS0 addresses older
 				 are refused */
+	bool dkim_verify;     /* dkim.verify, true: DKIM signatures of mail on
+				 the MX port checked at the end of data */
+	bool dmarc_check;     /* dmarc.check, true: DMARC (RFC 7489) of mail on
+				 the MX port, and Authentication-Results */
+	bool dmarc_enforce;   /* dmarc.enforce, true: a DMARC fail gets the
+				 policy's action (reject: 550 5.7.1, quarantine:
+				 the .Junk folder); false: header only */
+	char *dmarc_override; /* dmarc.override: "domain:policy, *.domain:
+				 policy" (mailauth/inbound.h), or NULL */
+	char *dmarc_public_suffix_list; /* NULL: PSL_DEFAULT_PATH */
 	char *submission_local_senders; /* submission.local_senders: "any"
 				       (default) or "own": the senders a
 				       local uid may use on submit.sock */

@@ -27,6 +27,10 @@ struct maildir_box {
 	 * missing; or an absolute path (a user's own Maildir), whose last
 	 * component and tmp/new/cur are opened with O_NOFOLLOW. */
 	const char *path;
+	/* NULL: the mailbox itself (INBOX); else a Maildir++ folder inside
+	 * it, ".Junk": made with its tmp/new/cur and the maildirfolder file
+	 * (and the mailbox's own) when missing.  One "." and a name. */
+	const char *folder;
 };
 
 /*

@@ -470,15 +470,52 @@ md_dirs_close(struct md_dirs *d)
 	d->tmp_fd = d->new_fd = -1;
 }
 
-/* Open tmp/ and new/ of path (and with create, make cur/ too). */
+/*
+ * From the mailbox to its Maildir++ folder (box is closed, the folder's
+ * fd returned).  With create, the mailbox gets its own tmp/new/cur first
+ * (a mail client reads it as the INBOX above the folder), then the
+ * folder, then its maildirfolder file (Maildir++: "this is a folder").
+ */
 static int
-md_open_box_locked(int root_fd, const char *path, bool create,
+md_open_folder(int box, const char *folder, bool create, struct md_err *e)
+{
+	static const char *const sub[] = {"tmp", "new", "cur"};
+	int fd;
+
+	for (size_t i = 0; create && i < 3; i++) {
+		if ((fd = md_open_dir(box, sub[i], true, e)) < 0) {
+			fd_close_quiet(box);
+			return -1;
+		}
+		fd_close_quiet(fd);
+	}
+	fd = md_open_dir(box, folder, create, e);
+	fd_close_quiet(box);
+	if (fd < 0 || !create)
+		return fd;
+	box = openat(fd, "maildirfolder",
+	    O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (box < 0) {
+		md_fail(e, "create", "maildirfolder");
+		fd_close_quiet(fd);
+		return -1;
+	}
+	fd_close_quiet(box);
+	return fd;
+}
+
+/* Open tmp/ and new/ of the box (and with create, make cur/ too). */
+static int
+md_open_box_locked(int root_fd, const struct maildir_box *b, bool create,
     struct md_dirs *d, struct md_err *e)
 {
+	const char *path = b->path;
 	int box, cur;
 
 	box = path[0] == '/' ? md_walk_abs(path, create, e)
 			     : md_walk_rel(root_fd, path, create, e);
+	if (box >= 0 && b->folder != NULL)
+		box = md_open_folder(box, b->folder, create, e);
 	if (box < 0)
 		return -1;
 	d->tmp_fd = md_open_dir(box, "tmp", create, e);
@@ -521,21 +558,22 @@ md_unlock(void)
  * exclusive lock, making what is missing.
  */
 static int
-md_open_box(int root_fd, const char *path, struct md_dirs *d, struct md_err *e)
+md_open_box(int root_fd, const struct maildir_box *b, struct md_dirs *d,
+    struct md_err *e)
 {
 	int r;
 
 	d->tmp_fd = d->new_fd = -1;
-	e->box = path;
+	e->box = b->path;
 	md_lock(false);
-	r = md_open_box_locked(root_fd, path, false, d, e);
+	r = md_open_box_locked(root_fd, b, false, d, e);
 	md_unlock();
 	if (r == 0 || errno != ENOENT)
 		return r;
 	if (e->buf != NULL && e->len > 0)
 		e->buf[0] = '\0'; /* the miss is not an error: make it */
 	md_lock(true);
-	r = md_open_box_locked(root_fd, path, true, d, e);
+	r = md_open_box_locked(root_fd, b, true, d, e);
 	md_unlock();
 	return r;
 }
@@ -660,7 +698,7 @@ md_open_all(int root_fd, const struct maildir_box *boxes, size_t n,
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (md_open_box(root_fd, boxes[i].path, &d, e) != 0)
+		if (md_open_box(root_fd, &boxes[i], &d, e) != 0)
 			return -1;
 		if (i < MAILDIR_KEEP)
 			keep[i] = d;
@@ -683,7 +721,7 @@ md_link_all(int root_fd, const struct maildir_box *boxes, size_t n,
 	for (i = 0; i < n; i++) {
 		if (i < MAILDIR_KEEP)
 			d = keep[i];
-		else if (md_open_box(root_fd, boxes[i].path, &d, e) != 0)
+		else if (md_open_box(root_fd, &boxes[i], &d, e) != 0)
 			return -1;
 		e->box = boxes[i].path;
 		r = md_link_box(keep[0].tmp_fd, name, src, &d, m, sync, e);
@@ -723,6 +761,15 @@ md_check_args(const struct maildir_box *boxes, size_t n, struct md_msg *m,
 			md_fail(e, "check",
 			    "path (empty, \".\", \"..\" or "
 			    "control character)");
+			return -1;
+		}
+		if (boxes[i].folder != NULL &&
+		    (boxes[i].folder[0] != '.' ||
+			strchr(boxes[i].folder, '/') != NULL ||
+			md_component_check(
+			    boxes[i].folder, strlen(boxes[i].folder)) != 0)) {
+			errno = EINVAL;
+			md_fail(e, "check", "folder name");
 			return -1;
 		}
 	}
@@ -807,7 +854,8 @@ maildir_create(int root_fd, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	md_lock(true);
-	r = md_open_box_locked(root_fd, path, true, &d, &e);
+	r = md_open_box_locked(
+	    root_fd, &(struct maildir_box){path, NULL}, true, &d, &e);
 	md_unlock();
 	md_dirs_close(&d);
 	return r;

@@ -103,7 +103,7 @@ txn_body_reset(struct txn *t)
 }
 
 /* The content as received (in memory, or the mapped spill file). */
-static const char *
+const char *
 txn_content(const struct txn *t, size_t *len)
 {
 	if (t->map != NULL) {
@@ -128,6 +128,8 @@ txn_free(struct txn *t)
 	}
 	free(t->succ);
 	spfcheck_free(t->spf); /* cancels its DNS query and its timer */
+	authcheck_free(t->auth);
+	buf_free(&t->stripped);
 	table_targets_free(&t->targets);
 	if (t->remote != NULL) {
 		queue_env_free(t->remote);
@@ -751,6 +753,7 @@ rcpt_decide(struct conn *c, const struct resolve_lookup *q)
 }
 
 static void eom_store(struct conn *c);
+static void eom_checked(struct conn *c);
 
 /*
  * The transaction's SPF check is over (connspf.c): log it, and go on with
@@ -773,7 +776,7 @@ on_spf_done(struct spfcheck *sc, void *arg)
 		rcpt_decide(c, &c->rcpt_q);
 		table_targets_free(&c->rcpt_q.tt);
 	} else {
-		eom_store(c);
+		eom_checked(c);
 	}
 	conn_process(c);
 }
@@ -913,8 +916,8 @@ build_trace(const struct conn *c, struct inject *ij)
 	if (buf_printf(&ij->return_path, "Return-Path: <%s>\r\n", t->sender) !=
 	    0)
 		return -1;
-	/* RFC 7208 9.1: above the Received field this server adds */
-	if (conn_spf_header(c, h) != 0)
+	/* RFC 8601 5: on top; RFC 7208 9.1: above our Received field */
+	if (conn_auth_header(c, h) != 0 || conn_spf_header(c, h) != 0)
 		return -1;
 	if (c->local) {
 		if (buf_printf(h,
@@ -1118,7 +1121,38 @@ on_eom(struct conn *c)
 		c->spf_wait = CONN_SPF_EOM;
 		return;
 	}
-	eom_store(c);
+	eom_checked(c);
+}
+
+/*
+ * The DKIM/DMARC check is over (connauth.c): from a worker job's
+ * completion, never inside conn_process.  A DMARC reject is answered
+ * here; anything else is stored.  c may be freed on return.
+ */
+static void
+on_auth_done(struct authcheck *ac, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)ac;
+	if (conn_job_finished(c))
+		return; /* the client went away meanwhile */
+	c->pending = false;
+	conn_auth_finish(c);
+	if (conn_auth_refuses(c))
+		conn_drop_txn(c);
+	else
+		eom_store(c);
+	conn_process(c);
+}
+
+/* The content in and SPF over: DKIM and DMARC when they apply, or the
+ * store at once. */
+static void
+eom_checked(struct conn *c)
+{
+	if (!conn_auth_start(c, on_auth_done))
+		eom_store(c);
 }
 
 /* The end of data, the content checked: the trace, then the store job. */
@@ -1145,6 +1179,7 @@ eom_store(struct conn *c)
 	for (i = 0; i < t->targets.n; i++)
 		ij->boxes[i].path = t->targets.v[i].mailbox;
 	ij->nboxes = t->targets.n;
+	conn_auth_store(c, ij);
 	if (t->remote != NULL) {
 		/* with_protocol() names a constant, "ESMTPSA" at most */
 		if (str_copy(t->remote->proto, sizeof(t->remote->proto),

@@ -16,6 +16,7 @@
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <sys/uio.h>
 
 #include <event2/bufferevent.h>
 
@@ -24,9 +25,19 @@
 #include "server/listen.h"
 #include "server/lookup.h"
 #include "server/server.h"
+#include "mailauth/inbound.h"
+#include "server/authcheck.h"
 #include "server/spfcheck.h"
 #include "server/submit.h"
 #include "server/tlsconn.h"
+
+/* What DMARC decided for a message (connauth.c). */
+enum conn_auth_action {
+	CONN_AUTH_ACCEPT,
+	CONN_AUTH_QUARANTINE, /* local copies into CONN_AUTH_JUNK */
+	CONN_AUTH_REJECT,     /* 550 5.7.1 at the end of data */
+};
+#define CONN_AUTH_JUNK ".Junk" /* Maildir++ folder of quarantined mail */
 
 struct txn {
 	struct server *srv; /* its budgets; outlives the conn in eom_done */
@@ -58,6 +69,17 @@ struct txn {
 	bool spf_logged;
 	bool forwarded; /* an alias sent a recipient to a remote address:
 			   the queue's sender gets SRS (connsrs.c) */
+	/* DKIM, DMARC, A-R at the end of data (connauth.c) */
+	struct authcheck *auth; /* its check, once started */
+	bool auth_on;		/* the checks apply to this message */
+	enum inbound_from from_status;
+	char from_domain[PSL_NAME_MAX + 1]; /* the author's, lower case */
+	struct dmarc_verdict dmarc;	    /* points into auth's lookup */
+	bool dmarc_evaluated;
+	enum conn_auth_action auth_action;
+	struct iovec body_iov[INJECT_BODY_IOV]; /* the content without our
+						   own A-R fields */
+	struct buf stripped; /* ... copied, when there are many */
 };
 
 /* What a session waits for while its SPF check runs (connspf.c). */
@@ -170,5 +192,25 @@ void conn_spf_log(struct conn *c);
  */
 void conn_srs_forward(struct conn *c, struct queue_env *env);
 bool conn_srs_rcpt(struct conn *c, struct resolve_lookup *q);
+/* The content as received (in memory, or the mapped spill file). */
+const char *txn_content(const struct txn *t, size_t *len);
+
+/*
+ * DKIM, DMARC and Authentication-Results on the MX port (connauth.c,
+ * docs/mailauth.md).  conn_auth_start: at the end of data, SPF over,
+ * start the check when it applies (true: c waits, held like a worker job;
+ * done(ac, c) later, which calls conn_job_finished first).
+ * conn_auth_finish: the DMARC verdict, the action, the event=auth line.
+ * conn_auth_refuses: a DMARC reject, answered 550 5.7.1 (true).
+ * conn_auth_header: our A-R field.  conn_auth_store: the stored copy
+ * without the A-R fields that claim our name, quarantine into .Junk.
+ */
+bool conn_auth_applies(const struct conn *c);
+bool conn_auth_start(struct conn *c, authcheck_cb done);
+void conn_auth_finish(struct conn *c);
+bool conn_auth_refuses(struct conn *c);
+int conn_auth_header(const struct conn *c, struct buf *h);
+struct inject;
+void conn_auth_store(struct conn *c, struct inject *ij);
 
 #endif

@@ -86,8 +86,7 @@ conn_spf_start(struct conn *c, spfcheck_cb done)
 	req.helo = helo[0] != '\0' ? helo : NULL;
 	req.receiver = c->srv->conf->hostname;
 	req.now = (int64_t)time(NULL);
-	t->spf =
-	    spfcheck_start(c->srv->base, qmgr_dns(c->srv->qmgr), &req, done, c);
+	t->spf = spfcheck_start(c->srv->base, c->srv->dns, &req, done, c);
 	if (t->spf == NULL)
 		log_info("id=%s sid=%s event=spf result=none ip=%s "
 			 "reason=unusable_identity",

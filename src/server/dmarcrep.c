@@ -104,7 +104,6 @@ struct dr_ask {
 struct dmarcrep {
 	struct server *srv;
 	struct dmarcdb *db;
-	struct psl *psl;
 	char from[DR_ADDR_MAX + 1];	       /* report_from */
 	char submitter[DMARCXML_NAME_MAX + 1]; /* its domain */
 	char org[256];
@@ -554,7 +553,7 @@ dr_run_dest(struct dr_run *run, size_t i, uint64_t size)
 {
 	const struct dmarc_uri *u = &run->rec.rua[i];
 	enum dmarcxml_dest d =
-	    dmarcxml_dest_check(run->dr->psl, run->b->domain, u, size);
+	    dmarcxml_dest_check(run->dr->srv->psl, run->b->domain, u, size);
 	char addr[DR_ADDR_MAX + 1], qname[DMARC_QNAME_MAX + 1];
 	struct dr_ask *ask;
 
@@ -834,8 +833,6 @@ dmarcrep_open(struct server *s)
 		fatalx("event=startup step=dmarc error=\"state_dir too long\"");
 	if (dmarcdb_open(path, false, &dr->db, err, sizeof(err)) != 0)
 		fatalx("event=startup step=dmarc error=\"%s\"", err);
-	if (psl_load_file(PSL_DEFAULT_PATH, &dr->psl) != 0)
-		fatal("event=startup step=dmarc path=%s", PSL_DEFAULT_PATH);
 	dr->period = (int64_t)time(NULL);
 	log_info("event=dmarc_reports from=%s interval=%u rows=%llu", dr->from,
 	    s->conf->dmarc_report_interval,
@@ -869,7 +866,7 @@ dmarcrep_stop(struct dmarcrep *dr)
 const struct psl *
 dmarcrep_psl(const struct dmarcrep *dr)
 {
-	return dr != NULL ? dr->psl : NULL;
+	return dr != NULL ? dr->srv->psl : NULL;
 }
 
 bool
@@ -902,6 +899,5 @@ dmarcrep_free(struct dmarcrep *dr)
 	log_info("event=dmarc_reports_stopped recorded=%llu dropped=%llu",
 	    (unsigned long long)dr->recorded, (unsigned long long)dr->dropped);
 	dmarcdb_close(dr->db);
-	psl_free(dr->psl);
 	free(dr);
 }

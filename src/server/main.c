@@ -28,6 +28,9 @@
 
 #include "auth/auth.h"
 #include "deliver/deliver.h"
+#include "deliver/dns.h"
+#include "mailauth/inbound.h"
+#include "mailauth/psl.h"
 #include "tls/tls.h"
 #include "server/conn.h"
 #include "server/control.h"
@@ -474,6 +477,35 @@ sweep_done(struct job *j)
 	    w->removed, w->boxes, (unsigned long long)w->ms);
 }
 
+/*
+ * DMARC's start-up: the Public Suffix List (read once, before the
+ * sandbox closes the file system) and dmarc.override (conf.c checked it).
+ */
+static void
+load_dmarc(struct server *s)
+{
+	const char *path = s->conf->dmarc_public_suffix_list != NULL
+			       ? s->conf->dmarc_public_suffix_list
+			       : PSL_DEFAULT_PATH;
+	char err[256];
+
+	/* the reports need it too: an external rua is judged by the
+	 * organisational domains (RFC 7489 7.1) */
+	if (!s->conf->dmarc_check && !s->conf->dmarc_reports)
+		return;
+	if (psl_load_file(path, &s->psl) != 0)
+		fatal("event=startup step=public_suffix_list path=%s", path);
+	log_info(
+	    "event=psl_loaded path=%s rules=%zu", path, psl_rule_count(s->psl));
+	if (s->conf->dmarc_override == NULL)
+		return;
+	s->overrides_text = xstrdup(s->conf->dmarc_override);
+	s->overrides = xcalloc(INBOUND_OVERRIDES_MAX, sizeof(*s->overrides));
+	if (inbound_overrides_parse(s->overrides_text, s->overrides,
+		INBOUND_OVERRIDES_MAX, &s->noverrides, err, sizeof(err)) != 0)
+		fatalx("event=startup step=config error=\"%s\"", err);
+}
+
 static void
 sweep_start(struct server *s, const struct timespec *started)
 {
@@ -535,6 +567,7 @@ main(int argc, char **argv)
 	s.throttle = auth_throttle_new(4096);
 	if ((s.spool = spool_open(s.conf->state_dir, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=queue error=\"%s\"", err);
+	load_dmarc(&s);
 	s.dmarcrep = dmarcrep_open(&s);
 	/* before any thread: Landlock confines this thread and later ones */
 	confine(&s);
@@ -543,6 +576,9 @@ main(int argc, char **argv)
 	lookups_start(s.lookups, after_jobs, &s);
 	sweep_start(&s, &started);
 	s.store = store_new(s.mail_root_fd, s.spool, s.workers, on_queued, &s);
+	if ((s.dns = dns_new(s.base, s.conf->dns_servers, err, sizeof(err))) ==
+	    NULL)
+		fatalx("event=startup step=dns error=\"%s\"", err);
 	s.qmgr = qmgr_new(&s);
 	dmarcrep_start(s.dmarcrep);
 	if (control_listen(&s) != 0)
@@ -550,6 +586,7 @@ main(int argc, char **argv)
 		       "control sockets\"");
 	run_loop(&s);
 	qmgr_free(s.qmgr);
+	dns_free(s.dns);
 	workers_stop(s.workers);
 	dmarcrep_free(s.dmarcrep);
 	store_stats(s.store, &stats);
@@ -569,6 +606,9 @@ main(int argc, char **argv)
 	auth_throttle_free(s.throttle);
 	netlist_free(s.relay_nets);
 	srsmap_free(s.srs);
+	psl_free(s.psl);
+	free(s.overrides);
+	free(s.overrides_text);
 	event_base_free(s.base);
 	explicit_bzero(s.smarthost_pass, sizeof(s.smarthost_pass));
 	conf_free(s.conf);

@@ -1128,9 +1128,7 @@ qmgr_new(struct server *s)
 		fatal("event=startup step=queue_scan");
 	log_info("event=queue_loaded messages=%d ms=%llu", n,
 	    (unsigned long long)(time_now_ms() - t0));
-	if ((q->dns = dns_new(
-		 s->base, s->conf->dns_servers, err, sizeof(err))) == NULL)
-		fatalx("event=startup step=dns error=\"%s\"", err);
+	q->dns = s->dns; /* the daemon's resolver (server.h) */
 	/* MX hosts: opportunistic, checked against the system store only to
 	   log verified=yes|no (no DANE or MTA-STS yet to say what to expect) */
 	if ((q->client_ctx = tls_client_ctx(false, NULL, err, sizeof(err))) ==
@@ -1163,12 +1161,6 @@ qmgr_new(struct server *s)
 	return q;
 }
 
-struct dns *
-qmgr_dns(const struct qmgr *q)
-{
-	return q->dns;
-}
-
 void
 qmgr_free(struct qmgr *q)
 {
@@ -1176,7 +1168,6 @@ qmgr_free(struct qmgr *q)
 		return;
 	remote_free(q->remote);
 	dsn_limit_free(q->dsnlim);
-	dns_free(q->dns);
 	SSL_CTX_free(q->client_ctx);
 	SSL_CTX_free(q->smarthost_ctx);
 	event_free(q->timer);

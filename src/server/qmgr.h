@@ -38,9 +38,6 @@ void qmgr_add(struct qmgr *q, struct queue_env *env);
  */
 void qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d);
 bool qmgr_idle(const struct qmgr *q); /* no attempt or job in flight */
-/* The resolver on the loop (dns.servers), shared with the SMTP sessions'
- * SPF checks (server/spfcheck.h); lives until qmgr_free. */
-struct dns *qmgr_dns(const struct qmgr *q);
 /* Control: each replies into out (JSON) and calls done(arg) later. */
 void qmgr_control(struct qmgr *q, const char *line, struct buf *out,
     void (*done)(void *arg), void *arg);

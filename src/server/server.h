@@ -46,6 +46,9 @@
 
 struct client_count;
 struct srsmap;
+struct dmarc_override;
+struct dns;
+struct psl;
 
 struct server {
 	struct conf *conf;
@@ -69,6 +72,13 @@ struct server {
 	struct netlist *relay_nets;	/* relay.networks */
 	struct spool *spool;		/* STATE/queue */
 	struct qmgr *qmgr;		/* the scheduler of the queue */
+	struct dns *dns; /* the resolver on the loop (dns.servers): the
+			    queue's MX lookups, SPF, DKIM keys, DMARC */
+	struct psl *psl; /* the Public Suffix List (dmarc.public_suffix_list),
+			    NULL when DMARC is off */
+	struct dmarc_override *overrides; /* dmarc.override, parsed */
+	size_t noverrides;
+	char *overrides_text;		/* their domains point into it */
 	struct store *store;		/* Maildir copies, queue commits */
 	struct evconnlistener *control; /* STATE/control.sock */
 	struct dmarcrep *dmarcrep;	/* DMARC reports, NULL when off */

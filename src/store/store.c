@@ -82,33 +82,51 @@ store_stats(const struct store *st, struct store_stats *out)
 	*out = st->stats;
 }
 
+/*
+ * The content as iovecs: [Return-Path,] head, then the body whole or in
+ * its pieces.  Returns the count.
+ */
+static int
+inject_iov(const struct inject *ij, bool return_path,
+    struct iovec iov[2 + INJECT_BODY_IOV])
+{
+	int n = 0;
+
+	if (return_path)
+		iov[n++] = (struct iovec){
+		    ij->return_path.data ? ij->return_path.data : (char *)"",
+		    ij->return_path.len};
+	iov[n++] = (struct iovec){
+	    ij->head.data ? ij->head.data : (char *)"", ij->head.len};
+	if (ij->body_iovcnt <= 0) {
+		iov[n++] =
+		    (struct iovec){(void *)(uintptr_t)ij->body, ij->body_len};
+		return n;
+	}
+	for (int i = 0; i < ij->body_iovcnt && i < INJECT_BODY_IOV; i++)
+		iov[n++] = ij->body_iov[i];
+	return n;
+}
+
 void
 inject_store(struct inject *ij)
 {
-	struct iovec iov[3];
+	struct iovec iov[2 + INJECT_BODY_IOV];
+	int n;
 
 	ij->rc = 0;
 	if (ij->nboxes > 0) {
-		iov[0].iov_base =
-		    ij->return_path.data ? ij->return_path.data : (char *)"";
-		iov[0].iov_len = ij->return_path.len;
-		iov[1].iov_base = ij->head.data ? ij->head.data : (char *)"";
-		iov[1].iov_len = ij->head.len;
-		iov[2].iov_base = (void *)(uintptr_t)ij->body;
-		iov[2].iov_len = ij->body_len;
+		n = inject_iov(ij, true, iov);
 		ij->rc = maildir_deliver(ij->store->mail_root_fd, ij->boxes,
-		    ij->nboxes, iov, 3, ij->name, sizeof(ij->name), ij->err,
+		    ij->nboxes, iov, n, ij->name, sizeof(ij->name), ij->err,
 		    sizeof(ij->err));
 		ij->err_no = errno;
 		if (ij->rc != 0)
 			return;
 	}
 	if (ij->env != NULL && ij->env->nrcpt > 0) {
-		iov[0].iov_base = ij->head.data ? ij->head.data : (char *)"";
-		iov[0].iov_len = ij->head.len;
-		iov[1].iov_base = (void *)(uintptr_t)ij->body;
-		iov[1].iov_len = ij->body_len;
-		ij->rc = spool_commit(ij->store->spool, ij->env, iov, 2,
+		n = inject_iov(ij, false, iov);
+		ij->rc = spool_commit(ij->store->spool, ij->env, iov, n,
 		    ij->err, sizeof(ij->err));
 		ij->err_no = errno;
 		ij->queued = ij->rc == 0;
@@ -166,15 +184,12 @@ static void
 stage_run(struct job *j)
 {
 	struct inject *ij = (struct inject *)j;
-	struct iovec iov[3] = {
-	    {ij->return_path.data, ij->return_path.len},
-	    {ij->head.data, ij->head.len},
-	    {(void *)(uintptr_t)ij->body, ij->body_len},
-	};
+	struct iovec iov[2 + INJECT_BODY_IOV];
+	int n = inject_iov(ij, true, iov);
 
 	ij->staged =
 	    maildir_stage(ij->store->mail_root_fd, ij->boxes, ij->nboxes, iov,
-		3, ij->name, sizeof(ij->name), ij->err, sizeof(ij->err));
+		n, ij->name, sizeof(ij->name), ij->err, sizeof(ij->err));
 	ij->rc = ij->staged == NULL ? -1 : 0;
 	ij->err_no = errno;
 }

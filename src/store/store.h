@@ -29,6 +29,9 @@
 #include "util/util.h"
 #include "workers/workers.h"
 
+#define INJECT_BODY_IOV 9 /* pieces of a body in pieces */
+
+struct iovec;
 struct maildir_box;
 struct maildir_staged;
 struct queue_env;
@@ -64,6 +67,11 @@ struct inject {
 	struct buf head;
 	const char *body; /* not owned */
 	size_t body_len;
+	/* or, when body_iovcnt > 0, the body in pieces (not owned, at most
+	 * INJECT_BODY_IOV; body_len their total): a message written without
+	 * some of its fields, not copied (conn.c: our own A-R removed) */
+	const struct iovec *body_iov;
+	int body_iovcnt;
 	struct maildir_box *boxes; /* local copies; owned (free) */
 	size_t nboxes;
 	struct queue_env *env; /* remote recipients or NULL; owned */

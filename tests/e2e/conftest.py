@@ -115,7 +115,8 @@ def make_state_dir(path):
 
 def base_args(state_dir):
     """The -o options every ternd of the suite gets (plus user= as root)."""
-    a = ["-o", f"state_dir={state_dir}", "-o", "spf.check=no"]
+    a = ["-o", f"state_dir={state_dir}", "-o", "spf.check=no",
+         "-o", "dkim.verify=no", "-o", "dmarc.check=no"]
     if RUN_AS:
         a += ["-o", f"user={RUN_AS[0]}"]
     return a
@@ -472,9 +473,12 @@ class Ternd:
             "state_dir": str(self.state_dir),
             "listen.smtp": f"127.0.0.1:{self.port}",
             "listen.submission": "off",
-            # SPF asks DNS for every MX-port message: off unless a test
-            # turns it on with its own resolver (test_spf.py)
+            # SPF, DKIM and DMARC ask DNS for every MX-port message: off
+            # unless a test turns them on with its own resolver
+            # (test_spf.py, test_mailauth_in.py)
             "spf.check": "no",
+            "dkim.verify": "no",
+            "dmarc.check": "no",
         }
         if RUN_AS:
             self.overrides["user"] = RUN_AS[0]

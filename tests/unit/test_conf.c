@@ -718,10 +718,12 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 55);
+	T_CHECK_INT(l.n, 60);
 	T_CHECK(strstr(l.text, "dmarc.reports = no\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.report_interval = 86400\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.report_max_rows = 100000\n") != NULL);
+	T_CHECK(strstr(l.text, "dmarc.enforce = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "dkim.verify = yes\n") != NULL);
 	T_CHECK(strstr(l.text, "limits.connections_per_uid = 20\n") != NULL);
 	T_CHECK(strstr(l.text, "submission.local_senders = any\n") != NULL);
 	T_CHECK(strstr(l.text, "limits.dsn_per_client = 30\n") != NULL);
@@ -888,6 +890,41 @@ test_split_hostport(void)
 	    conf_split_hostport("mx.example.org:25", host, 4, &port, true), -1);
 }
 
+/* [dkim] and [dmarc]: defaults, and dmarc.override checked at load time */
+static void
+test_mailauth_keys(void)
+{
+	char *good[] = {"dmarc.override=a.example:none, *.b.example:reject",
+	    "dmarc.enforce=no", "dkim.verify=no",
+	    "dmarc.public_suffix_list=/x/psl.dat"};
+	char *bad[] = {"dmarc.override=a.example:maybe"};
+	char *bad2[] = {"dmarc.override=a.example"};
+	char err[512] = "";
+	struct conf *c = conf_load(NULL, NULL, 0, err, sizeof(err));
+
+	T_CHECK(c != NULL);
+	if (c != NULL) {
+		T_CHECK(c->dkim_verify && c->dmarc_check && c->dmarc_enforce);
+		T_CHECK(c->dmarc_override == NULL);
+		T_CHECK(c->dmarc_public_suffix_list == NULL);
+		conf_free(c);
+	}
+	c = conf_load(NULL, good, 4, err, sizeof(err));
+	T_CHECK(c != NULL);
+	if (c != NULL) {
+		T_CHECK(!c->dkim_verify && c->dmarc_check && !c->dmarc_enforce);
+		T_CHECK_STR(
+		    c->dmarc_override, "a.example:none, *.b.example:reject");
+		T_CHECK_STR(c->dmarc_public_suffix_list, "/x/psl.dat");
+		conf_free(c);
+	}
+	T_CHECK(conf_load(NULL, bad, 1, err, sizeof(err)) == NULL);
+	T_CHECK(strstr(err, "dmarc.override") != NULL);
+	T_CHECK(strstr(err, "quarantine") != NULL);
+	T_CHECK(conf_load(NULL, bad2, 1, err, sizeof(err)) == NULL);
+	T_CHECK(strstr(err, "domain:policy") != NULL);
+}
+
 int
 main(void)
 {
@@ -914,6 +951,7 @@ main(void)
 	T_RUN(test_split_hostport);
 	T_RUN(test_smarthost_tls);
 	T_RUN(test_smarthost_forms);
+	T_RUN(test_mailauth_keys);
 	{
 		char cmd[PATH_MAX + 16];
 

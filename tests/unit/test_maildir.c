@@ -149,7 +149,7 @@ static int
 deliver1(const char *box, const char *msg, char *name, size_t nlen, char *err,
     size_t elen)
 {
-	struct maildir_box b = {box};
+	struct maildir_box b = {box, NULL};
 	struct iovec iov = {(void *)(uintptr_t)msg, strlen(msg)};
 
 	return maildir_deliver(root_fd, &b, 1, &iov, 1, name, nlen, err, elen);
@@ -265,8 +265,8 @@ test_one(void)
 static void
 test_three(void)
 {
-	struct maildir_box b[3] = {
-	    {"three.example/a"}, {"three.example/b"}, {"other.example/c"}};
+	struct maildir_box b[3] = {{"three.example/a", NULL},
+	    {"three.example/b", NULL}, {"other.example/c", NULL}};
 	char h[] = "Received: by tern\r\n", body[] = "x\r\n", empty[] = "";
 	struct iovec iov[3] = {
 	    {h, strlen(h)}, {empty, 0}, {body, strlen(body)}};
@@ -292,7 +292,7 @@ test_three(void)
 static void
 test_many(void)
 {
-	struct maildir_box b[MAILDIR_KEEP + 5];
+	struct maildir_box b[MAILDIR_KEEP + 5] = {0};
 	char paths[MAILDIR_KEEP + 5][32], name[NAME_MAX + 1], err[256];
 	struct iovec iov[1500];
 	char data[1500];
@@ -396,7 +396,7 @@ test_bad_paths(void)
 	T_CHECK_INT(errno, ENAMETOOLONG);
 	t_case("null path");
 	{
-		struct maildir_box b = {NULL};
+		struct maildir_box b = {NULL, NULL};
 		struct iovec iov = {longc, 1};
 
 		T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name,
@@ -517,8 +517,8 @@ test_absolute(void)
 static void
 test_exdev(void)
 {
-	struct maildir_box b[3] = {
-	    {"xdev.example/a"}, {"xdev.example/b"}, {"xdev.example/c"}};
+	struct maildir_box b[3] = {{"xdev.example/a", NULL},
+	    {"xdev.example/b", NULL}, {"xdev.example/c", NULL}};
 	struct iovec iov = {(char *)(uintptr_t) "copy me\r\n", 9};
 	char name[NAME_MAX + 1], err[256];
 	struct stat sa, sb, sc;
@@ -580,7 +580,7 @@ static bool
 fault_once(const char *step, int si, int k)
 {
 	char paths[3][64], name[NAME_MAX + 1], err[256], es[128];
-	struct maildir_box b[3];
+	struct maildir_box b[3] = {0};
 	struct iovec iov = {(char *)(uintptr_t) "faulty\r\n", 8};
 	int i, r, saved;
 
@@ -661,7 +661,7 @@ test_short_write(void)
 	struct rlimit old, lim;
 	char name[NAME_MAX + 1], err[256], *big = xmalloc(3000);
 	struct iovec iov[2] = {{big, 1500}, {big + 1500, 1500}};
-	struct maildir_box b = {"short.example/a"};
+	struct maildir_box b = {"short.example/a", NULL};
 	int r;
 
 	memset(big, 'z', 3000);
@@ -776,7 +776,8 @@ setup(void)
 static void
 test_staged(void)
 {
-	struct maildir_box b[2] = {{"staged.example/a"}, {"staged.example/b"}};
+	struct maildir_box b[2] = {
+	    {"staged.example/a", NULL}, {"staged.example/b", NULL}};
 	char body[] = "Subject: s\r\n\r\nstaged\r\n";
 	struct iovec iov[1] = {{body, strlen(body)}};
 	char name[NAME_MAX + 1], err[256];
@@ -805,6 +806,42 @@ test_staged(void)
 	T_CHECK_INT(new_count(b[0].path), 1);
 }
 
+/* A Maildir++ folder (.Junk): made with the mailbox's own tmp/new/cur, its
+ * own and the maildirfolder file; the INBOX stays empty; bad names refused. */
+static void
+test_folder(void)
+{
+	const char *msg = "Subject: junk\r\n\r\nbody\r\n";
+	char name[NAME_MAX + 1], err[256], p[PATH_MAX];
+	struct maildir_box b = {"folder.example/ben", ".Junk"};
+	struct iovec iov = {(void *)(uintptr_t)msg, strlen(msg)};
+	struct stat st;
+	static const char *const bad[] = {"Junk", ".", "..", ".a/b", ""};
+
+	T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name, sizeof(name),
+		    err, sizeof(err)) == 0);
+	T_CHECK_STR(err, "");
+	T_CHECK(content_is("folder.example/ben/.Junk", name, msg, strlen(msg)));
+	T_CHECK(stat(tpath(p, sizeof(p),
+			 "mail/folder.example/ben/.Junk/maildirfolder"),
+		    &st) == 0 &&
+		S_ISREG(st.st_mode));
+	T_CHECK_INT(count_entries("mail/folder.example/ben/new"), 0);
+	T_CHECK_INT(count_entries("mail/folder.example/ben/cur"), 0);
+	T_CHECK_INT(count_entries("mail/folder.example/ben/tmp"), 0);
+	T_CHECK_INT(count_entries("mail/folder.example/ben/.Junk/cur"), 0);
+	/* a second one finds everything made */
+	T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name, sizeof(name),
+		    err, sizeof(err)) == 0);
+	T_CHECK_INT(count_entries("mail/folder.example/ben/.Junk/new"), 2);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		b.folder = bad[i];
+		T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name,
+			    sizeof(name), err, sizeof(err)) == -1);
+		T_CHECK_INT(errno, EINVAL);
+	}
+}
+
 int
 main(void)
 {
@@ -825,6 +862,7 @@ main(void)
 	T_RUN(test_small_name);
 	T_RUN(test_threads);
 	T_RUN(test_staged);
+	T_RUN(test_folder);
 	close(root_fd);
 	if (getenv("TERN_KEEP_TMP") == NULL)
 		(void)nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);

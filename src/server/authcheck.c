@@ -1,0 +1,321 @@
+/*
+ * authcheck: DKIM keys and the DMARC policy asked on the loop, the
+ * cryptography on a worker.
+ *
+ * Start: dkim_verify_new indexes the header section and parses the
+ * signatures (no hashing); every signature that needs a key gets its TXT
+ * query, and the DMARC lookup its first, all at once.  Each answer is
+ * copied (the key records joined, per signature) or handed to
+ * dmarc_lookup_answer (which keeps its own copy); when the last answer is
+ * in, or the deadline comes first, the job runs dkim_verify_key for every
+ * signature on a worker thread: the body hashes and the RSA/Ed25519
+ * operations never run on the loop.  Each query's argument is its own
+ * slot (a key, or the DMARC slot), so dns_cancel of a slot cancels
+ * exactly its query.
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deliver/dns.h"
+#include "server/authcheck.h"
+#include "util/util.h"
+#include "workers/workers.h"
+
+#define AC_DMARC_RECORDS 32 /* TXT records at a _dmarc name looked at */
+
+struct ac_key {
+	struct authcheck *ac;
+	size_t i;
+	bool asking;
+	enum dkim_dns status;
+	struct buf data; /* the records, joined, one after the other */
+	size_t off[AUTHCHECK_KEY_RECORDS], len[AUTHCHECK_KEY_RECORDS];
+	size_t n;
+};
+
+struct ac_dmarc {
+	struct authcheck *ac;
+	bool asking;
+};
+
+struct authcheck {
+	struct job job; /* first: the job is the check */
+	struct dns *dns;
+	struct workers *workers;
+	struct event *timer;
+	authcheck_cb cb;
+	void *arg;
+	struct dkim_verify *v;
+	struct ac_key keys[DKIM_SIG_CHECKED];
+	struct dmarc_lookup *lk; /* NULL: no DMARC lookup */
+	struct ac_dmarc dm;
+	unsigned outstanding; /* queries not yet answered */
+	unsigned queries;
+	bool timed_out, running;
+	uint64_t started, ms;
+};
+
+/*
+ * The TXT records of ans, each record's strings joined, into out: their
+ * offsets and lengths, max records at most.  false when out is full.
+ */
+static bool
+ac_join(const struct dns_answer *ans, struct buf *out, size_t *off, size_t *len,
+    size_t max, size_t *n_out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ans->n; i++) {
+		const struct dns_rr *rr = &ans->rrs[i];
+
+		if (!rr->txt_continue || n == 0) {
+			if (n == max)
+				break;
+			off[n] = out->len;
+			len[n++] = 0;
+		}
+		if (buf_append(out, rr->data, rr->len) != 0)
+			return false;
+		len[n - 1] += rr->len;
+	}
+	*n_out = n;
+	return true;
+}
+
+static void ac_run(struct job *j);
+static void on_dmarc(const struct dns_answer *ans, void *arg);
+static void ac_done(struct job *j);
+
+/* Every answer is in (or the deadline came): the cryptography. */
+static void
+ac_submit(struct authcheck *ac)
+{
+	if (event_del(ac->timer) != 0)
+		panic("event=authcheck error=event_del");
+	ac->running = true;
+	ac->job.run = ac_run;
+	ac->job.done = ac_done;
+	workers_submit(ac->workers, &ac->job);
+}
+
+static void
+ac_answered(struct authcheck *ac)
+{
+	if (--ac->outstanding == 0)
+		ac_submit(ac);
+}
+
+static void
+on_key(const struct dns_answer *ans, void *arg)
+{
+	struct ac_key *k = arg;
+
+	k->asking = false;
+	if (ans->rcode == DNS_ANS_NXDOMAIN) {
+		k->status = DKIM_DNS_NOKEY;
+	} else if (ans->rcode != DNS_ANS_OK) {
+		k->status = DKIM_DNS_TEMP;
+	} else if (!ac_join(ans, &k->data, k->off, k->len,
+		       AUTHCHECK_KEY_RECORDS, &k->n)) {
+		k->status = DKIM_DNS_TEMP; /* DNS_ANSWER_DATA bounds it */
+	} else {
+		k->status = k->n > 0 ? DKIM_DNS_OK : DKIM_DNS_NOKEY;
+	}
+	ac_answered(k->ac);
+}
+
+static void
+ac_dmarc_ask(struct authcheck *ac)
+{
+	ac->dm.asking = true;
+	ac->queries++;
+	dns_lookup(ac->dns, DNS_Q_TXT, ac->lk->qname, on_dmarc, &ac->dm);
+}
+
+static void
+on_dmarc(const struct dns_answer *ans, void *arg)
+{
+	struct ac_dmarc *dm = arg;
+	struct authcheck *ac = dm->ac;
+	struct buf text;
+	const char *txt[AC_DMARC_RECORDS];
+	size_t off[AC_DMARC_RECORDS], len[AC_DMARC_RECORDS], n = 0;
+	struct dmarc_txt t = {DMARC_DNS_TEMPFAIL, txt, len, 0};
+
+	dm->asking = false;
+	buf_init(&text, DNS_ANSWER_DATA);
+	if (ans->rcode == DNS_ANS_NXDOMAIN) {
+		t.status = DMARC_DNS_NXDOMAIN;
+	} else if (ans->rcode == DNS_ANS_OK &&
+		   ac_join(ans, &text, off, len, AC_DMARC_RECORDS, &n)) {
+		t.status = DMARC_DNS_OK;
+		for (size_t i = 0; i < n; i++)
+			txt[i] = text.data + off[i];
+		t.n = n;
+	}
+	if (dmarc_lookup_answer(ac->lk, &t) == DMARC_STEP_QUERY) {
+		buf_free(&text);
+		ac_dmarc_ask(ac); /* the organisational domain's record */
+		return;
+	}
+	buf_free(&text);
+	ac_answered(ac);
+}
+
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct authcheck *ac = arg;
+	struct dmarc_txt temp = {DMARC_DNS_TEMPFAIL, NULL, NULL, 0};
+
+	(void)fd;
+	(void)what;
+	ac->timed_out = true;
+	for (size_t i = 0; i < DKIM_SIG_CHECKED; i++) {
+		struct ac_key *k = &ac->keys[i];
+
+		if (!k->asking)
+			continue;
+		(void)dns_cancel(ac->dns, k);
+		k->asking = false;
+		k->status = DKIM_DNS_TEMP;
+	}
+	if (ac->dm.asking) {
+		(void)dns_cancel(ac->dns, &ac->dm);
+		ac->dm.asking = false;
+		/* a temporary failure ends discovery (6.6.3): bounded anyway */
+		for (int i = 0; i < 3 && dmarc_lookup_answer(ac->lk, &temp) ==
+					     DMARC_STEP_QUERY;
+		     i++)
+			;
+	}
+	ac->outstanding = 0;
+	ac_submit(ac);
+}
+
+/* On a worker thread: every key through the verifier. */
+static void
+ac_run(struct job *j)
+{
+	struct authcheck *ac = (struct authcheck *)j;
+
+	if (ac->v == NULL)
+		return;
+	for (size_t i = 0; i < dkim_verify_count(ac->v); i++) {
+		struct ac_key *k = &ac->keys[i];
+		const char *txt[AUTHCHECK_KEY_RECORDS];
+
+		for (size_t r = 0; r < k->n; r++)
+			txt[r] = k->data.data + k->off[r];
+		dkim_verify_key(ac->v, i, k->status, txt, k->len, k->n);
+	}
+}
+
+static void
+ac_done(struct job *j)
+{
+	struct authcheck *ac = (struct authcheck *)j;
+
+	ac->running = false;
+	ac->ms = time_now_ms() - ac->started;
+	ac->cb(ac, ac->arg); /* may free ac */
+}
+
+struct authcheck *
+authcheck_start(struct event_base *base, struct dns *dns, struct workers *w,
+    const struct authcheck_request *req, authcheck_cb cb, void *arg)
+{
+	struct authcheck *ac = xcalloc(1, sizeof(*ac));
+	struct timeval tv = {
+	    AUTHCHECK_TIMEOUT_MS / 1000, (AUTHCHECK_TIMEOUT_MS % 1000) * 1000};
+
+	ac->dns = dns;
+	ac->workers = w;
+	ac->cb = cb;
+	ac->arg = arg;
+	ac->dm.ac = ac;
+	ac->started = time_now_ms();
+	ac->timer = evtimer_new(base, on_deadline, ac);
+	if (ac->timer == NULL || evtimer_add(ac->timer, &tv) != 0)
+		panic("event=authcheck error=evtimer_add");
+	for (size_t i = 0; i < DKIM_SIG_CHECKED; i++) {
+		ac->keys[i].ac = ac;
+		ac->keys[i].i = i;
+		buf_init(&ac->keys[i].data, DNS_ANSWER_DATA);
+	}
+	if (req->dkim)
+		ac->v = dkim_verify_new(req->msg, req->len, req->now);
+	if (req->from_domain != NULL && req->psl != NULL) {
+		ac->lk = xcalloc(1, sizeof(*ac->lk));
+		if (dmarc_lookup_init(ac->lk, req->psl, req->from_domain,
+			strlen(req->from_domain)) == DMARC_STEP_QUERY) {
+			ac->outstanding++;
+			ac_dmarc_ask(ac);
+		}
+	}
+	for (size_t i = 0; ac->v != NULL && i < dkim_verify_count(ac->v); i++) {
+		const char *q = dkim_verify_query(ac->v, i);
+
+		if (q == NULL)
+			continue;
+		ac->keys[i].asking = true;
+		ac->outstanding++;
+		ac->queries++;
+		dns_lookup(dns, DNS_Q_TXT, q, on_key, &ac->keys[i]);
+	}
+	if (ac->outstanding == 0)
+		ac_submit(ac); /* nothing to ask: the callback still comes
+				  later, from the job's completion */
+	return ac;
+}
+
+const struct dkim_verify *
+authcheck_dkim(const struct authcheck *ac)
+{
+	return ac->v;
+}
+
+const struct dmarc_lookup *
+authcheck_dmarc(const struct authcheck *ac)
+{
+	return ac->lk;
+}
+
+unsigned
+authcheck_ms(const struct authcheck *ac)
+{
+	return (unsigned)ac->ms;
+}
+
+unsigned
+authcheck_queries(const struct authcheck *ac)
+{
+	return ac->queries;
+}
+
+bool
+authcheck_timed_out(const struct authcheck *ac)
+{
+	return ac->timed_out;
+}
+
+void
+authcheck_free(struct authcheck *ac)
+{
+	if (ac == NULL)
+		return;
+	if (ac->running)
+		panic("event=authcheck error=\"freed while its job runs\"");
+	for (size_t i = 0; i < DKIM_SIG_CHECKED; i++) {
+		if (ac->keys[i].asking)
+			(void)dns_cancel(ac->dns, &ac->keys[i]);
+		buf_free(&ac->keys[i].data);
+	}
+	if (ac->dm.asking)
+		(void)dns_cancel(ac->dns, &ac->dm);
+	event_free(ac->timer);
+	dkim_verify_free(ac->v);
+	free(ac->lk);
+	free(ac);
+}
