@@ -4,9 +4,10 @@
  * driven by the caller's libevent loop.
  *
  * Owns: struct dns (one c-ares channel on the caller's loop) and the MX
- * and address lookups.  May call: util, c-ares, libevent.  Made by the
- * queue manager (server/qmgr.c), asked by deliver/remote.c and, for SPF,
- * by server/spfcheck.c (through qmgr_dns).
+ * and address lookups.  May call: util, c-ares, libevent.  Made by ternd
+ * at start (server/main.c: struct server's dns), asked by deliver/remote.c
+ * and, for the mail authentication checks and the DMARC reports, by
+ * server/spfcheck.c, authcheck.c and dmarcrep.c.
  *
  * One struct dns per event loop.  dns_resolve_mx() looks up the MX
  * records of a domain, then the A and AAAA records of each MX host, and

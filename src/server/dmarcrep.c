@@ -569,8 +569,8 @@ dr_run_dest(struct dr_run *run, size_t i, uint64_t size)
 		ask->run = run;
 		ask->uri = i;
 		run->asking++;
-		dns_lookup(qmgr_dns(run->dr->srv->qmgr), DNS_Q_TXT, qname,
-		    dr_on_consent, ask);
+		dns_lookup(
+		    run->dr->srv->dns, DNS_Q_TXT, qname, dr_on_consent, ask);
 		return;
 	}
 	log_info("event=dmarc_report_skip domain=%s uri=\"%.*s\" reason=%s "
