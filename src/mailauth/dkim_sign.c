@@ -283,13 +283,37 @@ sn_alg(EVP_PKEY *key, enum dkim_alg *alg, char *err, size_t errlen)
 	}
 }
 
+/*
+ * The header section to sign into hm: msg's own when there is no head;
+ * else head and msg's header section joined in hdr (only the header
+ * lines are copied, never the body, which bm indexes in place).
+ */
+static void
+sn_index(struct dkim_msg *hm, struct dkim_msg *bm, struct buf *hdr,
+    const char *head, size_t head_len, const char *msg, size_t len)
+{
+	dkim_msg_index(bm, msg, len);
+	if (head_len == 0) {
+		*hm = *bm;
+		return;
+	}
+	if (buf_append(hdr, head, head_len) != 0 ||
+	    buf_append(hdr, msg, bm->body_off) != 0) {
+		hm->overflow = true;
+		return;
+	}
+	dkim_msg_index(hm, hdr->data, hdr->len);
+}
+
 int
-dkim_sign(const struct dkim_sign_opts *o, const char *msg, size_t len,
-    struct buf *out, char *err, size_t errlen)
+dkim_sign_parts(const struct dkim_sign_opts *o, const char *head,
+    size_t head_len, const char *msg, size_t len, struct buf *out, char *err,
+    size_t errlen)
 {
 	struct dkim_msg *m = xmalloc(sizeof(*m));
+	struct dkim_msg *bm = xmalloc(sizeof(*bm));
 	struct sn_names h;
-	struct buf tmpl, data;
+	struct buf tmpl, data, hdr;
 	unsigned char bh[EVP_MAX_MD_SIZE], sig[DKIM_B_MAX];
 	size_t sig_len = sizeof(sig);
 	unsigned bh_len;
@@ -299,8 +323,9 @@ dkim_sign(const struct dkim_sign_opts *o, const char *msg, size_t len,
 	struct sn_fold f;
 
 	buf_init(&tmpl, DKIM_SIG_FIELD_MAX);
-	buf_init(&data, 2 * len + 2 * DKIM_SIG_FIELD_MAX);
-	dkim_msg_index(m, msg, len);
+	buf_init(&hdr, head_len + len + 1);
+	sn_index(m, bm, &hdr, head, head_len, msg, len);
+	buf_init(&data, 2 * (bm->body_off + head_len) + 2 * DKIM_SIG_FIELD_MAX);
 	if (sn_alg(o->key, &alg, err, errlen) != 0)
 		goto out;
 	if (m->overflow || sn_choose(m, &h) != 0) {
@@ -311,7 +336,7 @@ dkim_sign(const struct dkim_sign_opts *o, const char *msg, size_t len,
 		str_fmt_cut(err, errlen, "not exactly one From field");
 		goto out;
 	}
-	if (dkim_body_hash(m, DKIM_CANON_RELAXED, EVP_sha256(), false, 0, bh,
+	if (dkim_body_hash(bm, DKIM_CANON_RELAXED, EVP_sha256(), false, 0, bh,
 		&bh_len, &blen) != 0 ||
 	    (col = sn_template(o, alg, &h, bh, bh_len, &tmpl)) < 0 ||
 	    dkim_header_input(m, DKIM_CANON_RELAXED, h.name, h.len, h.n,
@@ -332,8 +357,17 @@ dkim_sign(const struct dkim_sign_opts *o, const char *msg, size_t len,
 out:
 	buf_free(&tmpl);
 	buf_free(&data);
+	buf_free(&hdr);
 	free(m);
+	free(bm);
 	return rc;
+}
+
+int
+dkim_sign(const struct dkim_sign_opts *o, const char *msg, size_t len,
+    struct buf *out, char *err, size_t errlen)
+{
+	return dkim_sign_parts(o, NULL, 0, msg, len, out, err, errlen);
 }
 
 /* ---- keys -------------------------------------------------------------------
