@@ -130,13 +130,15 @@ static const struct conf_key conf_keys[] = {
 	K("submission", "local_senders", CONF_T_SENDERS, submission_local_senders, 0, 0),
 	K("spf", "check", CONF_T_BOOL, spf_check, 0, 0),
 	K("spf", "reject_fail", CONF_T_BOOL, spf_reject_fail, 0, 0),
+	K("dkim", "sign", CONF_T_BOOL, dkim_sign, 0, 0),
+	K("dkim", "expire", CONF_T_SECS, dkim_expire, 0, 366 * 86400),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
-	"auth", "submission", "queue", "delivery", "spf",
+	"auth", "submission", "queue", "delivery", "spf", "dkim",
 };
 /* clang-format on */
 
@@ -1173,6 +1175,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->submission_local_senders = xstrdup("any");
 	c->sandbox = true;
 	c->spf_check = true;
+	c->dkim_sign = true;
+	c->dkim_expire = CONF_DKIM_EXPIRE;
 	return 0;
 }
 

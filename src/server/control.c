@@ -25,6 +25,8 @@
 #include <event2/listener.h>
 
 #include "server/control.h"
+#include "server/dkimkeys.h"
+#include "server/dkimsign.h"
 #include "server/fault.h"
 #include "server/server.h"
 
@@ -89,6 +91,20 @@ ctl_answered(void *arg)
 		ctl_free(cc);
 }
 
+/* `tern dkim activate`: load STATE/dkim again, say what is active. */
+static void
+ctl_dkim_reload(struct ctl_conn *cc)
+{
+	struct dkimkeys *k;
+
+	dkimsign_reload(cc->srv);
+	k = cc->srv->dkim;
+	if (buf_printf(&cc->out, "{\"ok\":true,\"domains\":%zu,\"keys\":%zu}\n",
+		dkimkeys_domains(k), dkimkeys_keys(k)) != 0)
+		buf_reset(&cc->out);
+	ctl_answered(cc);
+}
+
 static void
 ctl_on_read(struct bufferevent *bev, void *arg)
 {
@@ -118,6 +134,11 @@ ctl_on_read(struct bufferevent *bev, void *arg)
 		return;
 	}
 #endif
+	if (strcmp(line, "DKIM-RELOAD") == 0) {
+		ctl_dkim_reload(cc);
+		free(line);
+		return;
+	}
 	qmgr_control(cc->srv->qmgr, line, &cc->out, ctl_answered, cc);
 	free(line);
 }

@@ -12,7 +12,8 @@
  * explicitly (a listener's srv, c->srv, a callback's arg).  Each
  * sub-module has its own header saying what it owns and may call:
  * listen.h, conn.h, submit.h, tlsconn.h, control.h, lookup.h, netlist.h,
- * fault.h, dsnlimit.h, rootpath.h, sandbox.h, qmgr.h.  The worker pool
+ * fault.h, dsnlimit.h, rootpath.h, sandbox.h, qmgr.h, dkimkeys.h,
+ * dkimsign.h.  The worker pool
  * (src/workers/workers.h) and the store (src/store/store.h) are modules
  * of their own.
  *
@@ -45,6 +46,7 @@
 /* ---- the daemon -------------------------------------------------------- */
 
 struct client_count;
+struct dkimkeys;
 
 struct server {
 	struct conf *conf;
@@ -71,6 +73,7 @@ struct server {
 	struct store *store;		/* Maildir copies, queue commits */
 	struct evconnlistener *control; /* STATE/control.sock */
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */
+	struct dkimkeys *dkim;		/* active DKIM keys (dkimsign.h) */
 };
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */

@@ -82,11 +82,23 @@ store_stats(const struct store *st, struct store_stats *out)
 	*out = st->stats;
 }
 
+/* The caller's last step before the content is written (store.h). */
+static void
+inject_prepare(struct inject *ij)
+{
+	void (*fn)(struct inject *, void *) = ij->prepare;
+
+	ij->prepare = NULL;
+	if (fn != NULL)
+		fn(ij, ij->prepare_arg);
+}
+
 void
 inject_store(struct inject *ij)
 {
 	struct iovec iov[3];
 
+	inject_prepare(ij);
 	ij->rc = 0;
 	if (ij->nboxes > 0) {
 		iov[0].iov_base =
@@ -166,12 +178,15 @@ static void
 stage_run(struct job *j)
 {
 	struct inject *ij = (struct inject *)j;
-	struct iovec iov[3] = {
-	    {ij->return_path.data, ij->return_path.len},
-	    {ij->head.data, ij->head.len},
-	    {(void *)(uintptr_t)ij->body, ij->body_len},
-	};
+	struct iovec iov[3];
 
+	inject_prepare(ij);
+	iov[0].iov_base = ij->return_path.data;
+	iov[0].iov_len = ij->return_path.len;
+	iov[1].iov_base = ij->head.data;
+	iov[1].iov_len = ij->head.len;
+	iov[2].iov_base = (void *)(uintptr_t)ij->body;
+	iov[2].iov_len = ij->body_len;
 	ij->staged =
 	    maildir_stage(ij->store->mail_root_fd, ij->boxes, ij->nboxes, iov,
 		3, ij->name, sizeof(ij->name), ij->err, sizeof(ij->err));
@@ -344,6 +359,11 @@ inject_submit(struct inject *ij, void (*done)(struct inject *))
 void
 inject_clear(struct inject *ij)
 {
+	if (ij->prepare_free != NULL)
+		ij->prepare_free(ij->prepare_arg);
+	ij->prepare = NULL;
+	ij->prepare_free = NULL;
+	ij->prepare_arg = NULL;
 	buf_free(&ij->return_path);
 	buf_free(&ij->head);
 	free(ij->boxes);
