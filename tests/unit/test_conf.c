@@ -710,7 +710,9 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 47);
+	T_CHECK_INT(l.n, 49);
+	T_CHECK(strstr(l.text, "dkim.sign = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "dkim.expire = 604800\n") != NULL);
 	T_CHECK(strstr(l.text, "limits.connections_per_uid = 20\n") != NULL);
 	T_CHECK(strstr(l.text, "submission.local_senders = any\n") != NULL);
 	T_CHECK(strstr(l.text, "limits.dsn_per_client = 30\n") != NULL);
