@@ -51,12 +51,11 @@
 #define DKIM_KEY_FILE_MAX (16 * 1024) /* a 4096-bit PEM is 3.3 kB */
 #define DKIM_TXT_STRING	  255	      /* octets of one TXT string (RFC 1035) */
 
-static const char dk_usage[] =
-    "usage: tern dkim keygen DOMAIN [--selector S] "
-    "[--algorithm rsa|ed25519] [--bits N]\n"
-    "       tern dkim list\n"
-    "       tern dkim activate DOMAIN SELECTOR\n"
-    "       tern dkim check DOMAIN [SELECTOR]\n";
+static const char dk_usage[] = "usage: tern dkim keygen DOMAIN [--selector S] "
+			       "[--algorithm rsa|ed25519] [--bits N]\n"
+			       "       tern dkim list\n"
+			       "       tern dkim activate DOMAIN SELECTOR\n"
+			       "       tern dkim check DOMAIN [SELECTOR]\n";
 
 struct dk_args {
 	const char *domain, *selector, *alg;

@@ -3,6 +3,7 @@
  * Names are compared ASCII case-insensitively: DNS names are, and keygen
  * writes them lower-cased.
  */
+#include <stdarg.h>
 #include <string.h>
 
 #include "mailauth/dkimsel.h"
@@ -63,6 +64,20 @@ dkimsel_file_name(const char *name, struct dkimsel_key *out)
 	return false;
 }
 
+/* One warning line; warn is advice for the admin, so a line that no
+ * longer fits in it is left out rather than failing the choice. */
+static void PRINTF_LIKE(2, 3) ds_warn(struct buf *warn, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = buf_vprintf(warn, fmt, ap);
+	va_end(ap);
+	if (rc != 0)
+		return; /* full: the lines already there say enough */
+}
+
 static bool
 ds_wsp(char c)
 {
@@ -80,7 +95,7 @@ ds_mark(struct dkimsel_key *keys, size_t n, const char *s, size_t len,
 		if (str_case_eq(s, len, keys[k].selector))
 			break;
 	if (k == n) {
-		(void)!buf_printf(warn,
+		ds_warn(warn,
 		    "active names selector \"%.*s\" but there is no key "
 		    "file for it\n",
 		    (int)(len > 64 ? 64 : len), s);
@@ -88,7 +103,7 @@ ds_mark(struct dkimsel_key *keys, size_t n, const char *s, size_t len,
 	}
 	for (j = 0; j < n; j++)
 		if (j != k && keys[j].active && keys[j].type == keys[k].type) {
-			(void)!buf_printf(warn,
+			ds_warn(warn,
 			    "active names two %s selectors, %s and %s: %s "
 			    "signs\n",
 			    dkimsel_type_name(keys[k].type), keys[j].selector,
@@ -140,7 +155,7 @@ ds_without_file(struct dkimsel_key *keys, size_t n, struct buf *warn)
 		if (count == 1)
 			keys[last].active = true;
 		else if (count > 1)
-			(void)!buf_printf(warn,
+			ds_warn(warn,
 			    "%zu %s keys and no active file: none signs "
 			    "until `tern dkim activate` names one\n",
 			    count, dkimsel_type_name(t));
@@ -162,8 +177,8 @@ dkimsel_choose(struct dkimsel_key *keys, size_t n, const char *active,
 }
 
 int
-dkimsel_activate(const struct dkimsel_key *keys, size_t n, const char *sel,
-    struct buf *out)
+dkimsel_activate(
+    const struct dkimsel_key *keys, size_t n, const char *sel, struct buf *out)
 {
 	size_t k, which = n;
 

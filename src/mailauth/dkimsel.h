@@ -63,7 +63,7 @@ void dkimsel_choose(struct dkimsel_key *keys, size_t n, const char *active,
  * replaces the active key of its algorithm, the others stay.  0, or -1
  * when no key has that selector.
  */
-int dkimsel_activate(const struct dkimsel_key *keys, size_t n,
-    const char *sel, struct buf *out) WUR;
+int dkimsel_activate(const struct dkimsel_key *keys, size_t n, const char *sel,
+    struct buf *out) WUR;
 
 #endif

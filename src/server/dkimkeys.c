@@ -74,9 +74,10 @@ dk_domain_ok(const char *s)
 	for (k = 0; k < n; k++) {
 		char c = s[k];
 
-		if (c == '.' ? prev == '.'
-			     : !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-				   c == '-' || (c >= 'A' && c <= 'Z')))
+		if (c == '.'
+			? prev == '.'
+			: !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			      c == '-' || (c >= 'A' && c <= 'Z')))
 			return false;
 		prev = c;
 	}
@@ -88,8 +89,8 @@ static ssize_t
 dk_read(int dfd, const char *name, const char *path, char *out, size_t max,
     bool key)
 {
-	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
-				       O_NONBLOCK | O_NOCTTY);
+	int fd = openat(dfd, name,
+	    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	size_t got = 0;
 	ssize_t r;
 
@@ -106,9 +107,8 @@ dk_read(int dfd, const char *name, const char *path, char *out, size_t max,
 		(void)close(fd);
 		return -1;
 	}
-	while (got + 1 < max &&
-	       ((r = read(fd, out + got, max - 1 - got)) > 0 ||
-		   (r < 0 && errno == EINTR)))
+	while (got + 1 < max && ((r = read(fd, out + got, max - 1 - got)) > 0 ||
+				    (r < 0 && errno == EINTR)))
 		if (r > 0)
 			got += (size_t)r;
 	(void)close(fd);
@@ -123,8 +123,8 @@ dk_read(int dfd, const char *name, const char *path, char *out, size_t max,
 }
 
 static EVP_PKEY *
-dk_load_key(int dfd, const char *name, const char *path,
-    enum dkim_key_type type)
+dk_load_key(
+    int dfd, const char *name, const char *path, enum dkim_key_type type)
 {
 	char *pem = xmalloc(DK_FILE_MAX), err[128];
 	ssize_t n = dk_read(dfd, name, path, pem, DK_FILE_MAX, true);
@@ -193,8 +193,7 @@ dk_warn_lines(const char *dir, const struct buf *warn)
 
 /* One domain folder: its active keys into a new entry of k. */
 static void
-dk_domain(struct dkimkeys *k, int root, const char *root_path,
-    const char *name)
+dk_domain(struct dkimkeys *k, int root, const char *root_path, const char *name)
 {
 	struct dkimsel_key sel[DKIMSEL_KEYS_MAX];
 	char dir[4096], path[4096], active[DKIMSEL_ACTIVE_MAX];
@@ -205,8 +204,8 @@ dk_domain(struct dkimkeys *k, int root, const char *root_path,
 	int t, dfd;
 
 	str_fmt_cut(dir, sizeof(dir), "%s/%s", root_path, name);
-	dfd = openat(root, name,
-	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	dfd =
+	    openat(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0) {
 		log_err("event=dkim_keys path=%s error=\"%s\" action=ignored",
 		    dir, strerror(errno));

@@ -820,8 +820,8 @@ test_sign_parts(void)
 	static const char head[] =
 	    "Received: from x by y; Sun, 06 Dec 2026 16:00:00 +0000\r\n"
 	    "Date: Sun, 06 Dec 2026 16:00:01 +0000\r\n";
-	struct dkim_sign_opts o = {"example.com", "ed", k_ed, sign_now, 0,
-	    NULL};
+	struct dkim_sign_opts o = {
+	    "example.com", "ed", k_ed, sign_now, 0, NULL};
 	struct buf whole, a, b;
 	char err[128], name[96];
 	size_t k;
@@ -838,22 +838,19 @@ test_sign_parts(void)
 			buf_append(&whole, msgs[k].msg, msgs[k].len) == 0);
 		T_CHECK(dkim_sign(&o, whole.data, whole.len, &a, err,
 			    sizeof(err)) == 0);
-		T_CHECK(dkim_sign_parts(&o, head, sizeof(head) - 1,
-			    msgs[k].msg, msgs[k].len, &b, err,
-			    sizeof(err)) == 0);
+		T_CHECK(dkim_sign_parts(&o, head, sizeof(head) - 1, msgs[k].msg,
+			    msgs[k].len, &b, err, sizeof(err)) == 0);
 		T_CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
 		/* and the head's Date is signed: changing it breaks it */
 		b.len = 0;
-		T_CHECK(dkim_sign_parts(&o, head, sizeof(head) - 4,
-			    msgs[k].msg, msgs[k].len, &b, err,
-			    sizeof(err)) != 0 ||
+		T_CHECK(dkim_sign_parts(&o, head, sizeof(head) - 4, msgs[k].msg,
+			    msgs[k].len, &b, err, sizeof(err)) != 0 ||
 			a.len != b.len || memcmp(a.data, b.data, a.len) != 0);
 	}
 	t_case("sign parts: From only in the head");
 	b.len = 0;
 	T_CHECK(dkim_sign_parts(&o, "From: a@example.com\r\n", 21,
-		    "Subject: x\r\n\r\nhi\r\n", 18, &b, err,
-		    sizeof(err)) == 0);
+		    "Subject: x\r\n\r\nhi\r\n", 18, &b, err, sizeof(err)) == 0);
 	buf_free(&whole);
 	buf_free(&a);
 	buf_free(&b);
