@@ -27,10 +27,21 @@ struct dkimkeys {
 	size_t nkeys;
 };
 
-/* Is this descriptor's file ternd's, and not open to others? */
+/* What dk_check asks of a file: a folder, a key, the active file. */
+enum dk_kind { DK_DIR, DK_KEY, DK_ACTIVE };
+
+/*
+ * Is this descriptor's file ternd's, and not open to others?  A key may
+ * be read by nobody else (it is a secret); a folder and the active file
+ * may be written by nobody else (they say which key signs).
+ */
 static bool
-dk_check(int fd, const char *what, const char *path, bool dir)
+dk_check(int fd, enum dk_kind kind, const char *path)
 {
+	static const char *const what[] = {
+	    "every key in it", "key", "active file"};
+	bool dir = kind == DK_DIR;
+	mode_t deny = kind == DK_KEY ? 077 : 022;
 	struct stat st;
 
 	if (fstat(fd, &st) != 0) {
@@ -48,15 +59,15 @@ dk_check(int fd, const char *what, const char *path, bool dir)
 		log_err("event=dkim_keys path=%s error=\"owned by uid %u, not "
 			"ternd's uid %u\" action=\"%s ignored: chown it to "
 			"ternd's user\"",
-		    path, (unsigned)st.st_uid, (unsigned)geteuid(), what);
+		    path, (unsigned)st.st_uid, (unsigned)geteuid(), what[kind]);
 		return false;
 	}
-	if ((st.st_mode & (dir ? 022 : 077)) != 0) {
+	if ((st.st_mode & deny) != 0) {
 		log_err("event=dkim_keys path=%s error=\"mode %04o: %s by "
 			"group or others\" action=\"%s ignored: chmod %s %s\"",
 		    path, (unsigned)(st.st_mode & 07777),
-		    dir ? "writable" : "readable", what, dir ? "700" : "600",
-		    path);
+		    kind == DK_KEY ? "readable" : "writable", what[kind],
+		    dir ? "700" : "600", path);
 		return false;
 	}
 	return true;
@@ -84,39 +95,43 @@ dk_domain_ok(const char *s)
 	return prev != '.';
 }
 
-/* Read at most max - 1 octets of name under dfd: the length, or -1. */
+/*
+ * Read at most max - 1 octets of name under dfd: the length; -1 when
+ * there is no such file; -2 when it is there but refused or unreadable
+ * (said in the log).
+ */
 static ssize_t
 dk_read(int dfd, const char *name, const char *path, char *out, size_t max,
-    bool key)
+    enum dk_kind kind)
 {
 	int fd = openat(dfd, name,
 	    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	size_t got = 0;
-	ssize_t r;
+	ssize_t r = 0;
 
 	if (fd < 0) {
-		if (errno != ENOENT)
-			log_err("event=dkim_keys path=%s error=\"%s\"%s", path,
-			    strerror(errno),
-			    errno == ELOOP ? " action=\"a symbolic link: "
-					     "ternd follows none here\""
-					   : "");
-		return -1;
+		if (errno == ENOENT)
+			return -1;
+		log_err("event=dkim_keys path=%s error=\"%s\"%s", path,
+		    strerror(errno),
+		    errno == ELOOP ? " action=\"a symbolic link: ternd "
+				     "follows none here\""
+				   : "");
+		return -2;
 	}
-	if (!dk_check(fd, key ? "key" : "file", path, false)) {
+	if (!dk_check(fd, kind, path)) {
 		(void)close(fd);
-		return -1;
+		return -2;
 	}
 	while (got + 1 < max && ((r = read(fd, out + got, max - 1 - got)) > 0 ||
 				    (r < 0 && errno == EINTR)))
 		if (r > 0)
 			got += (size_t)r;
 	(void)close(fd);
-	if (got + 1 >= max) {
-		log_err("event=dkim_keys path=%s error=\"too large\" "
-			"action=ignored",
-		    path);
-		return -1;
+	if (r < 0 || got + 1 >= max) {
+		log_err("event=dkim_keys path=%s error=\"%s\" action=ignored",
+		    path, r < 0 ? strerror(errno) : "too large");
+		return -2;
 	}
 	out[got] = '\0';
 	return (ssize_t)got;
@@ -127,7 +142,7 @@ dk_load_key(
     int dfd, const char *name, const char *path, enum dkim_key_type type)
 {
 	char *pem = xmalloc(DK_FILE_MAX), err[128];
-	ssize_t n = dk_read(dfd, name, path, pem, DK_FILE_MAX, true);
+	ssize_t n = dk_read(dfd, name, path, pem, DK_FILE_MAX, DK_KEY);
 	EVP_PKEY *k = NULL;
 	int want = type == DKIM_KEY_ED25519 ? EVP_PKEY_ED25519 : EVP_PKEY_RSA;
 
@@ -211,7 +226,7 @@ dk_domain(struct dkimkeys *k, int root, const char *root_path, const char *name)
 		    dir, strerror(errno));
 		return;
 	}
-	if (!dk_check(dfd, "domain", dir, true)) {
+	if (!dk_check(dfd, DK_DIR, dir)) {
 		(void)close(dfd);
 		return;
 	}
@@ -221,7 +236,17 @@ dk_domain(struct dkimkeys *k, int root, const char *root_path, const char *name)
 	str_lower(dom.name);
 	n = dk_list(dfd, dir, sel, DKIMSEL_KEYS_MAX);
 	str_fmt_cut(path, sizeof(path), "%s/active", dir);
-	alen = dk_read(dfd, "active", path, active, sizeof(active), false);
+	alen = dk_read(dfd, "active", path, active, sizeof(active), DK_ACTIVE);
+	if (alen == -2) {
+		/* there, but not to be trusted: which key signs is unknown,
+		 * so none does (the "no file" rule could pick a key whose
+		 * record is not published) */
+		log_err("event=dkim_keys path=%s action=\"no key of %s signs "
+			"until the active file is fixed\"",
+		    path, dom.name);
+		(void)close(dfd);
+		return;
+	}
 	buf_init(&warn, 8192);
 	dkimsel_choose(sel, n, alen >= 0 ? active : NULL,
 	    alen >= 0 ? (size_t)alen : 0, &warn);
@@ -287,8 +312,8 @@ dkimkeys_load(const char *state_dir)
 			    root_path, strerror(errno));
 		return k;
 	}
-	if (!dk_check(root, "every key", root_path, true) ||
-	    (fd = dup(root)) < 0 || (d = fdopendir(fd)) == NULL) {
+	if (!dk_check(root, DK_DIR, root_path) || (fd = dup(root)) < 0 ||
+	    (d = fdopendir(fd)) == NULL) {
 		(void)close(root);
 		return k;
 	}

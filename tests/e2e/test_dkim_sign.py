@@ -12,6 +12,7 @@ answered by a dnsmasq inside a user, mount and network namespace."""
 import os
 import re
 import shutil
+import signal
 import smtplib
 import subprocess
 import time
@@ -266,6 +267,32 @@ def test_key_readable_by_others_refused(ternd):
                      r"action=\"key ignored: chmod 600", t.log()), t.log()
     submit(t, ["ben@example.org"], message("unsigned"))
     assert signatures(newest(t, "ben@example.org")) == []
+
+
+def test_active_file_writable_by_others_refused(ternd):
+    """An active file others may write is not trusted: no key of that
+    domain signs (not even the one the no-file rule would pick)."""
+    t = submit_ternd(ternd, start=False)
+    keygen(t, ORG, "s", "ed25519")
+    active = t.state_dir / "dkim" / ORG / "active"
+    assert active.read_text() == "s\n"
+    os.chmod(active, 0o666)
+    t.start()
+    submit(t, ["ben@example.org"], message("unsigned"))
+    assert signatures(newest(t, "ben@example.org")) == []
+    assert re.search(r"event=dkim_keys path=\S+/active error=\"mode 0666: "
+                     r"writable by group or others\" action=\"active file "
+                     r"ignored: chmod 600", t.log()), t.log()
+    assert "no key of example.org signs until the active file is fixed" \
+        in t.log()
+    # 0644 (others may read it, not write it) is fine for the active file;
+    # reloaded (SIGHUP), the key signs
+    os.chmod(active, 0o644)
+    t.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "domain=example.org selector=s alg=ed25519" in t.log(),
+             "the key loaded after SIGHUP")
+    submit(t, ["ben@example.org"], message("signed"))
+    assert len(signatures(newest(t, "ben@example.org", 2))) == 1
 
 
 def test_key_symlink_refused(ternd):
