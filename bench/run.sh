@@ -17,6 +17,10 @@
 #      with and without DKIM verification + SPF + DMARC on every message
 #      (key, SPF and p=reject policy from a private dnsmasq): the cost of
 #      the checks.  Not in the default list: SCENARIOS="E" bench/run.sh
+#   F  tern alone: authenticated submission (port 587, AUTH PLAIN) into
+#      local Maildirs, F_SIZE x F_SESSIONS, unsigned and then DKIM-signed
+#      with an Ed25519 key of the sender's domain: what signing costs
+#      (issue 13).  Not in the default list: SCENARIOS="F" to run it
 #
 # Every run checks zero loss: the files in the Maildirs (or the messages
 # the sink got) must equal the 250s after DATA; otherwise it prints a
@@ -31,6 +35,7 @@ if [ "${QUICK:-0}" = 1 ]; then
 	: "${RUNS:=1}" "${A_SECONDS:=2}" "${A_SESSIONS:=1 50}" "${B_SECONDS:=2}"
 	: "${B_SESSIONS:=50}" "${C_CONNS:=1000}" "${D_MESSAGES:=2000}"
 	: "${E_SECONDS:=3}" "${E_SESSIONS:=10}"
+	: "${F_SECONDS:=3}"
 fi
 RUNS=${RUNS:-3}
 SCENARIOS=${SCENARIOS:-A B C D}
@@ -46,6 +51,10 @@ D_SESSIONS=${D_SESSIONS:-50}
 E_SIZE=${E_SIZE:-2048}
 E_SESSIONS=${E_SESSIONS:-10 50}
 E_SECONDS=${E_SECONDS:-10}
+F_SIZE=${F_SIZE:-2048}
+F_SESSIONS=${F_SESSIONS:-10}
+F_SECONDS=${F_SECONDS:-10}
+F_PASS="bench-submit-pass"
 PIPELINING=${PIPELINING:-on}
 TLS=${TLS:-}			# set to -S for STARTTLS in A and B
 WATCH_TIMEOUT=${WATCH_TIMEOUT:-900}
@@ -283,6 +292,52 @@ scenario_D() {
 	fi
 }
 
+# ---- F: authenticated submission, unsigned and Ed25519-signed -------------------
+
+# run_F_tern SIGN RUN: one run with dkim.sign = SIGN (yes/no)
+run_F_tern() {
+	local sign=$1 run=$2 d=$W/tern-f out c0 c1 sport f has
+	load1
+	tern_clean_maildirs "$d"
+	sport=$(free_port)
+	tern_start "$d" "$TPORT" -o listen.submission="127.0.0.1:$sport" \
+		-o auth.plaintext_loopback=yes -o dkim.sign="$sign"
+	c0=$(cpu_ticks "$TERND_PID")
+	out=$(lg -p "$sport" -c "$F_SESSIONS" -d "$F_SECONDS" -s "$F_SIZE" \
+		-a "tbench1@bench.test:$F_PASS" -f tbench1@bench.test -r "$RCPTS" \
+		$(tern_maildirs "$d"))
+	c1=$(cpu_ticks "$TERND_PID")
+	tern_stop
+	# the signing must really happen (and only when asked)
+	f=$(find "$d/mail" -type f -path '*/new/*' 2>/dev/null | head -1)
+	if [ -n "$f" ]; then
+		has=no
+		grep -q '^DKIM-Signature:' "$f" && has=yes
+		if [ "$has" != "$sign" ]; then
+			echo "SIGNING dkim.sign=$sign but $f has a signature: $has"
+			FAIL=1
+		fi
+	fi
+	record "F-$F_SIZE-$F_SESSIONS-$sign" tern "$run" "$out" \
+		"cpu_us_msg=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$out" ok)" 'BEGIN { printf "%.0f", n ? c / hz * 1e6 / n : 0 }')"
+	check_loss "F-$F_SIZE-$F_SESSIONS-$sign tern run=$run" "$out"
+}
+
+scenario_F() {
+	local run d=$W/tern-f
+	tern_init "$d"
+	printf '%s\n' "$F_PASS" | runuser -u "$BENCH_USER" -- "$W/bin/tern" -o state_dir="$d" \
+		-o domains=bench.test user passwd tbench1@bench.test --password-stdin >/dev/null ||
+		die "tern user passwd failed"
+	runuser -u "$BENCH_USER" -- "$W/bin/tern" -o state_dir="$d" dkim keygen bench.test \
+		--algorithm ed25519 --selector bench </dev/null >/dev/null ||
+		die "tern dkim keygen failed"
+	for run in $(seq "$RUNS"); do
+		run_F_tern no "$run"
+		run_F_tern yes "$run"
+	done
+}
+
 # ---- the table ------------------------------------------------------------------
 
 # med SCEN MTA KEY: median over the runs
@@ -335,6 +390,14 @@ table() {
 			"$(n0 "$(med "$s" tern cpu_us_msg)")" "$(n0 "$(med "$s" postfix cpu_us_msg)")" \
 			"$(errs "$s" tern)" "$(errs "$s" postfix)"
 	done
+	if grep -q '^result scen=F-' "$RES"; then
+		local e=F-$F_SIZE-$F_SESSIONS u v
+		u=$(med "$e-no" tern e2e_mps) v=$(med "$e-yes" tern e2e_mps)
+		printf 'F submission %sB x%s: unsigned %s msg/s (%s us CPU/msg), Ed25519-signed %s msg/s (%s us CPU/msg): %s of the throughput (goal < 10 %%)\n' \
+			"$F_SIZE" "$F_SESSIONS" "$(n0 "$u")" "$(n0 "$(med "$e-no" tern cpu_us_msg)")" \
+			"$(n0 "$v")" "$(n0 "$(med "$e-yes" tern cpu_us_msg)")" \
+			"$(awk -v a="$u" -v b="$v" 'BEGIN { if (a + 0 > 0 && b != "-") printf "%+.1f %%", (b - a) / a * 100; else print "-" }')"
+	fi
 	if grep -q '^result scen=C ' "$RES"; then
 		grep '^result scen=C ' "$RES" | tail -1 | awk '{ for (i = 3; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] } }
 			END { printf "C idle connections: %s of %s up, refused/accept errors in log %s; ternd RSS %.1f -> %.1f MiB: %.1f KiB per connection (goal < 10 KiB)\n",

@@ -4,6 +4,8 @@
  *   tern dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519]
  *                           [--bits N]
  *   tern dkim list
+ *   tern dkim activate DOMAIN SELECTOR
+ *   tern dkim check DOMAIN [SELECTOR]
  *
  * Layout: STATE/dkim/DOMAIN/SELECTOR.ALG.key, ALG "rsa" or "ed25519", a
  * PKCS#8 PEM private key, mode 0600, in directories of mode 0700.  One
@@ -18,6 +20,13 @@
  * every verifier checks RSA, while many still ignore Ed25519 (RFC 8463
  * signers are asked to sign with both: keygen a second key with
  * --algorithm ed25519, and ternd signs with both).
+ *
+ * Which keys sign is the rule of mailauth/dkimsel.h, kept in
+ * STATE/dkim/DOMAIN/active: keygen makes the first key of an algorithm
+ * active and a later one inactive, for `activate` once its record is
+ * published (it then asks ternd to reload over control.sock).  `check`
+ * looks the record up (dns.servers, or the system resolver) and compares
+ * it with the key on disk.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -32,15 +41,21 @@
 
 #include <openssl/pem.h>
 
+#include <event2/event.h>
+
 #include "cli/cli.h"
+#include "deliver/dns.h"
 #include "mailauth/dkim.h"
+#include "mailauth/dkimsel.h"
 
 #define DKIM_KEY_FILE_MAX (16 * 1024) /* a 4096-bit PEM is 3.3 kB */
 #define DKIM_TXT_STRING	  255	      /* octets of one TXT string (RFC 1035) */
 
 static const char dk_usage[] = "usage: tern dkim keygen DOMAIN [--selector S] "
 			       "[--algorithm rsa|ed25519] [--bits N]\n"
-			       "       tern dkim list\n";
+			       "       tern dkim list\n"
+			       "       tern dkim activate DOMAIN SELECTOR\n"
+			       "       tern dkim check DOMAIN [SELECTOR]\n";
 
 struct dk_args {
 	const char *domain, *selector, *alg;
@@ -229,9 +244,17 @@ dk_pem(EVP_PKEY *k, size_t *len)
 	return copy;
 }
 
+struct dk_domain;
+static int dk_domain_read(
+    const struct conf *c, const char *dom, struct dk_domain *d);
+static int dk_keygen_active(const struct dk_domain *before, const char *dom,
+    const char *sel, const char *alg);
+static struct dk_domain *dk_domain_new(void);
+
 static int
 dk_keygen(const struct conf *c, struct dk_args *a)
 {
+	struct dk_domain *before;
 	char dom[256], sel[256], path[4096], other[4096], rec[2048];
 	char *pem;
 	size_t pem_len;
@@ -273,8 +296,13 @@ dk_keygen(const struct conf *c, struct dk_args *a)
 	if (str_fmt(path, sizeof(path), "%s/dkim/%s/%s.%s.key", c->state_dir,
 		dom, sel, a->alg) != 0)
 		return 1;
+	if (dk_domain_read(c, dom, before = dk_domain_new()) != 0) {
+		free(before);
+		return 1;
+	}
 	if ((k = dk_generate(a)) == NULL) {
 		cli_warnx("key generation failed");
+		free(before);
 		return 1;
 	}
 	pem = dk_pem(k, &pem_len);
@@ -285,38 +313,172 @@ dk_keygen(const struct conf *c, struct dk_args *a)
 		free(pem);
 	}
 	EVP_PKEY_free(k);
-	if (rc)
+	if (rc) {
+		free(before);
 		return 1;
+	}
 	printf(
 	    "# %s: %s key of %u bits written to %s\n", dom, a->alg, bits, path);
-	printf("# publish this TXT record, then sign:\n");
+	rc = dk_keygen_active(before, dom, sel, a->alg);
+	free(before);
+	printf("# the TXT record to publish:\n");
 	dk_print_record(sel, dom, rec);
+	return rc;
+}
+
+/* ---- a domain's keys --------------------------------------------------
+ */
+
+struct dk_domain {
+	char dir[4096];
+	struct dkimsel_key keys[DKIMSEL_KEYS_MAX];
+	size_t n;
+};
+
+static struct dk_domain *
+dk_domain_new(void)
+{
+	return xcalloc(1, sizeof(struct dk_domain));
+}
+
+/* Print the rule's warnings (one a line) for dir. */
+static void
+dk_warn_lines(const char *dir, const struct buf *warn)
+{
+	const char *p = warn->data, *nl;
+
+	while (p != NULL && *p != '\0' && (nl = strchr(p, '\n')) != NULL) {
+		cli_warnx("%s: %.*s", dir, (int)(nl - p), p);
+		p = nl + 1;
+	}
+}
+
+/*
+ * STATE/dkim/dom: its key files and which are active (dkimsel_choose).
+ * 0 (a missing folder has no keys), or 1 after a message.
+ */
+static int
+dk_domain_read(const struct conf *c, const char *dom, struct dk_domain *d)
+{
+	char path[4096], active[DKIMSEL_ACTIVE_MAX];
+	struct dirent *e;
+	struct buf warn;
+	ssize_t alen = -1;
+	int fd;
+	DIR *dir;
+
+	d->n = 0;
+	if (str_fmt(d->dir, sizeof(d->dir), "%s/dkim/%s", c->state_dir, dom) !=
+	    0)
+		return 1;
+	if ((dir = opendir(d->dir)) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		cli_warnx("%s: %s", d->dir, strerror(errno));
+		return 1;
+	}
+	while ((e = readdir(dir)) != NULL && d->n + 1 < DKIMSEL_KEYS_MAX)
+		if (dkimsel_file_name(e->d_name, &d->keys[d->n]))
+			d->n++;
+	closedir(dir);
+	if (str_fmt(path, sizeof(path), "%s/active", d->dir) != 0)
+		return 1;
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+		alen = read(fd, active, sizeof(active) - 1);
+		(void)close(fd);
+		if (alen < 0) {
+			cli_warnx("%s: %s", path, strerror(errno));
+			return 1;
+		}
+	} else if (errno != ENOENT) {
+		cli_warnx("%s: %s", path, strerror(errno));
+		return 1;
+	}
+	buf_init(&warn, 8192);
+	dkimsel_choose(d->keys, d->n, alen >= 0 ? active : NULL,
+	    alen >= 0 ? (size_t)alen : 0, &warn);
+	dk_warn_lines(d->dir, &warn);
+	buf_free(&warn);
+	return 0;
+}
+
+/* Replace dir/active with text: a new file, fsync'ed, renamed over. */
+static int
+dk_active_write(const char *dir, const struct buf *text)
+{
+	char tmp[4096], path[4096];
+
+	if (str_fmt(tmp, sizeof(tmp), "%s/active.new", dir) != 0 ||
+	    str_fmt(path, sizeof(path), "%s/active", dir) != 0)
+		return -1;
+	if (unlink(tmp) != 0 && errno != ENOENT) {
+		cli_warnx("%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (dk_write_new(tmp, text->data ? text->data : "", text->len) != 0)
+		return -1;
+	if (rename(tmp, path) != 0) {
+		cli_warnx("%s: %s", path, strerror(errno));
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* The active file text of d as it is now (the selectors that sign). */
+static int
+dk_active_text(const struct dk_domain *d, struct buf *out)
+{
+	size_t k;
+
+	for (k = 0; k < d->n; k++)
+		if (d->keys[k].active &&
+		    buf_printf(out, "%s\n", d->keys[k].selector) != 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * keygen's step after the key is written: the first key of its
+ * algorithm in the domain signs at once (nothing signed before, so an
+ * unpublished record loses nothing); a later one waits for `activate`.
+ */
+static int
+dk_keygen_active(const struct dk_domain *before, const char *dom,
+    const char *sel, const char *alg)
+{
+	enum dkim_key_type t =
+	    strcmp(alg, "ed25519") == 0 ? DKIM_KEY_ED25519 : DKIM_KEY_RSA;
+	bool first = true;
+	struct buf text;
+	size_t k;
+	int rc;
+
+	for (k = 0; k < before->n; k++)
+		if (before->keys[k].type == t)
+			first = false;
+	buf_init(&text, DKIMSEL_ACTIVE_MAX);
+	rc = dk_active_text(before, &text) != 0 ||
+	     (first && buf_printf(&text, "%s\n", sel) != 0) ||
+	     dk_active_write(before->dir, &text) != 0;
+	buf_free(&text);
+	if (rc)
+		return 1;
+	if (first)
+		printf("# %s: the first %s key of %s: active; publish the "
+		       "record, then run `tern dkim activate %s %s` (it also "
+		       "tells ternd)\n",
+		    sel, alg, dom, dom, sel);
+	else
+		printf("# %s: inactive (%s already has a %s key): publish "
+		       "the record, check it with `tern dkim check %s %s`, "
+		       "then run `tern dkim activate %s %s`\n",
+		    sel, dom, alg, dom, sel, dom, sel);
 	return 0;
 }
 
 /* ---- list ------------------------------------------------------------------
  */
-
-/* SELECTOR.ALG.key: selector and algorithm, or false. */
-static bool
-dk_file_name(const char *name, char *sel, size_t sellen, const char **alg)
-{
-	size_t n = strlen(name);
-	const char *dot;
-
-	if (n < 5 || strcmp(name + n - 4, ".key") != 0)
-		return false;
-	if (n > 12 && strncmp(name + n - 12, ".ed25519.key", 12) == 0) {
-		*alg = "ed25519";
-		dot = name + n - 12;
-	} else if (n > 8 && strncmp(name + n - 8, ".rsa.key", 8) == 0) {
-		*alg = "rsa";
-		dot = name + n - 8;
-	} else {
-		return false;
-	}
-	return str_copy(sel, sellen, name, (size_t)(dot - name)) == 0;
-}
 
 static EVP_PKEY *
 dk_load(const char *path)
@@ -343,38 +505,45 @@ dk_load(const char *path)
 	return k;
 }
 
-static int
-dk_list_domain(const char *root, const char *dom)
+static EVP_PKEY *
+dk_load_key(const struct dk_domain *d, const struct dkimsel_key *k)
 {
-	char dir[4096], path[4096], sel[256], rec[2048];
-	const char *alg;
-	struct dirent *e;
+	char path[4096];
+
+	if (str_fmt(path, sizeof(path), "%s/%s.%s.key", d->dir, k->selector,
+		dkimsel_type_name(k->type)) != 0)
+		return NULL;
+	return dk_load(path);
+}
+
+static int
+dk_list_domain(const struct conf *c, const char *dom)
+{
+	struct dk_domain *d = xmalloc(sizeof(*d));
+	char rec[2048];
 	unsigned bits;
-	int rc = 0;
-	DIR *d;
+	size_t i;
+	int rc;
 
-	if (str_fmt(dir, sizeof(dir), "%s/%s", root, dom) != 0 ||
-	    (d = opendir(dir)) == NULL)
-		return 0; /* not a directory */
-	while ((e = readdir(d)) != NULL) {
-		EVP_PKEY *k;
+	rc = dk_domain_read(c, dom, d);
+	for (i = 0; rc == 0 && i < d->n; i++) {
+		EVP_PKEY *k = dk_load_key(d, &d->keys[i]);
 
-		if (!dk_file_name(e->d_name, sel, sizeof(sel), &alg) ||
-		    str_fmt(path, sizeof(path), "%s/%s", dir, e->d_name) != 0)
-			continue;
-		if ((k = dk_load(path)) == NULL) {
+		if (k == NULL) {
 			rc = 1;
 			continue;
 		}
 		if (dk_record(k, rec, sizeof(rec), &bits) == 0) {
-			printf("%s %s %s %u\n", dom, sel, alg, bits);
-			dk_print_record(sel, dom, rec);
+			printf("%s %s %s %u %s\n", dom, d->keys[i].selector,
+			    dkimsel_type_name(d->keys[i].type), bits,
+			    d->keys[i].active ? "active" : "inactive");
+			dk_print_record(d->keys[i].selector, dom, rec);
 		} else {
 			rc = 1;
 		}
 		EVP_PKEY_free(k);
 	}
-	closedir(d);
+	free(d);
 	return rc;
 }
 
@@ -398,8 +567,238 @@ dk_list(const struct conf *c)
 	}
 	while ((e = readdir(d)) != NULL)
 		if (e->d_name[0] != '.')
-			rc |= dk_list_domain(root, e->d_name);
+			rc |= dk_list_domain(c, e->d_name);
 	closedir(d);
+	return rc;
+}
+
+/* ---- activate --------------------------------------------------------------
+ */
+
+/* Ask a running ternd to load its keys again (control DKIM-RELOAD). */
+static void
+dk_reload(const struct conf *c)
+{
+	static const char req[] = "DKIM-RELOAD\n";
+	char path[4096], ans[512];
+	ssize_t n = -1;
+	int fd;
+
+	if (cli_sock_path(c, CLI_CONTROL_SOCK, path, sizeof(path)) != 0)
+		return;
+	if ((fd = cli_connect(path, " (ternd reads the keys when it "
+				    "starts)")) < 0)
+		return;
+	if (cli_write_all(fd, req, sizeof(req) - 1) == 0 &&
+	    cli_wait_readable(fd, CLI_TIMEOUT_MS) > 0)
+		n = read(fd, ans, sizeof(ans) - 1);
+	(void)close(fd);
+	if (n > 0 && (ans[n] = '\0', strstr(ans, "\"ok\":true") != NULL))
+		printf("ternd reloaded its DKIM keys\n");
+	else
+		cli_warnx("ternd did not confirm the reload: send it SIGHUP");
+}
+
+static int
+dk_activate(const struct conf *c, char *dom, char *sel)
+{
+	struct dk_domain *d;
+	struct buf text;
+	int rc = 1;
+
+	if (!dk_name_ok(dom, false) || !dk_name_ok(sel, true))
+		return dk_usage_err("activate DOMAIN SELECTOR");
+	if (cli_become_user(c) != 0)
+		return 1;
+	d = xmalloc(sizeof(*d));
+	buf_init(&text, DKIMSEL_ACTIVE_MAX);
+	if (dk_domain_read(c, dom, d) != 0)
+		goto out;
+	if (dkimsel_activate(d->keys, d->n, sel, &text) != 0) {
+		cli_warnx("%s has no key with selector %s (tern dkim list)",
+		    dom, sel);
+		goto out;
+	}
+	if (dk_active_write(d->dir, &text) != 0)
+		goto out;
+	printf("%s %s: active\n", dom, sel);
+	rc = 0;
+	dk_reload(c);
+out:
+	buf_free(&text);
+	free(d);
+	return rc;
+}
+
+/* ---- check -----------------------------------------------------------------
+ */
+
+struct dk_lookup {
+	bool done;
+	enum dns_rcode rcode;
+	enum dns_reason reason;
+	/* the records, each one's strings joined, NUL-separated */
+	char recs[DNS_ANSWER_DATA + DNS_ANSWER_RRS];
+	size_t off[DNS_ANSWER_RRS], len[DNS_ANSWER_RRS], n;
+};
+
+static void
+dk_on_answer(const struct dns_answer *ans, void *arg)
+{
+	struct dk_lookup *l = arg;
+	size_t i, used = 0;
+
+	l->done = true;
+	l->rcode = ans->rcode;
+	l->reason = ans->reason;
+	l->n = 0;
+	for (i = 0; i < ans->n; i++) {
+		const struct dns_rr *rr = &ans->rrs[i];
+
+		if (used + rr->len + 1 > sizeof(l->recs))
+			break;
+		if (!rr->txt_continue || l->n == 0) {
+			if (l->n == DNS_ANSWER_RRS)
+				break;
+			l->off[l->n] = used;
+			l->len[l->n++] = 0;
+		}
+		memcpy(l->recs + used, rr->data, rr->len);
+		used += rr->len;
+		l->len[l->n - 1] += rr->len;
+	}
+}
+
+/* The TXT records of name: 0 with l filled, or -1 after a message. */
+static int
+dk_txt(const struct conf *c, const char *name, struct dk_lookup *l)
+{
+	struct event_base *base = event_base_new();
+	struct dns *dns;
+	char err[256];
+
+	if (base == NULL)
+		return -1;
+	if ((dns = dns_new(base, c->dns_servers, err, sizeof(err))) == NULL) {
+		cli_warnx("resolver: %s", err);
+		event_base_free(base);
+		return -1;
+	}
+	l->done = false;
+	dns_lookup(dns, DNS_Q_TXT, name, dk_on_answer, l);
+	while (!l->done && event_base_loop(base, EVLOOP_ONCE) == 0)
+		;
+	dns_free(dns);
+	event_base_free(base);
+	return l->done ? 0 : -1;
+}
+
+/* One key against its published record: 0 ok, 1 otherwise. */
+static int
+dk_check_key(const struct conf *c, const char *dom, const struct dk_domain *d,
+    const struct dkimsel_key *k, struct dk_lookup *l)
+{
+	char name[600], rec[2048], why[160] = "";
+	const char *verdict = "missing", *err = NULL;
+	struct dkim_key ours, pub;
+	EVP_PKEY *pk = dk_load_key(d, k);
+	size_t i;
+	bool found = false;
+
+	if (pk == NULL || dk_record(pk, rec, sizeof(rec), NULL) != 0 ||
+	    dkim_key_parse(rec, strlen(rec), &ours, &err) != DKIM_PASS) {
+		EVP_PKEY_free(pk);
+		printf("%s %s %s: error (the key file)\n", dom, k->selector,
+		    dkimsel_type_name(k->type));
+		return 1;
+	}
+	EVP_PKEY_free(pk);
+	str_fmt_cut(name, sizeof(name), "%s._domainkey.%s", k->selector, dom);
+	if (dk_txt(c, name, l) != 0) {
+		verdict = "error";
+		str_fmt_cut(why, sizeof(why), "no answer");
+	} else if (l->rcode == DNS_ANS_TEMP) {
+		verdict = "error";
+		str_fmt_cut(why, sizeof(why), "DNS %s, try again",
+		    dns_reason_name(l->reason));
+	} else if (l->rcode == DNS_ANS_NXDOMAIN || l->n == 0) {
+		str_fmt_cut(why, sizeof(why), "no TXT record at %s", name);
+	} else {
+		verdict = "mismatch";
+		for (i = 0; i < l->n && !found; i++) {
+			enum dkim_result r = dkim_key_parse(
+			    l->recs + l->off[i], l->len[i], &pub, &err);
+
+			if (r != DKIM_PASS) {
+				str_fmt_cut(why, sizeof(why),
+				    "the record is not a DKIM key: %s", err);
+				continue;
+			}
+			if (pub.revoked) {
+				verdict = "revoked";
+				str_fmt_cut(why, sizeof(why),
+				    "p= is empty: the key is withdrawn");
+			} else if (pub.type == ours.type &&
+				   EVP_PKEY_eq(pub.pkey, ours.pkey) == 1) {
+				verdict = "ok";
+				found = true;
+				str_fmt_cut(why, sizeof(why), "%s",
+				    pub.testing ? "published, t=y (testing)"
+						: "published");
+			} else {
+				str_fmt_cut(why, sizeof(why),
+				    "the published p= is another key");
+			}
+			dkim_key_clear(&pub);
+		}
+	}
+	dkim_key_clear(&ours);
+	printf("%s %s %s %s: %s (%s)\n", dom, k->selector,
+	    dkimsel_type_name(k->type), k->active ? "active" : "inactive",
+	    verdict, why);
+	return strcmp(verdict, "ok") == 0 ? 0 : 1;
+}
+
+/*
+ * Every key of dom (or the one selector named): 0 when each checked key
+ * that matters is published as it is on disk.  Without SELECTOR, an
+ * inactive key is shown but does not make the exit status (its record
+ * may not be out yet); named, it does.
+ */
+static int
+dk_check(const struct conf *c, char *dom, char *sel)
+{
+	struct dk_domain *d;
+	struct dk_lookup *l;
+	size_t i, checked = 0;
+	int rc = 0, r;
+
+	if (!dk_name_ok(dom, false) || (sel != NULL && !dk_name_ok(sel, true)))
+		return dk_usage_err("check DOMAIN [SELECTOR]");
+	if (cli_become_user(c) != 0)
+		return 1;
+	d = xmalloc(sizeof(*d));
+	l = xmalloc(sizeof(*l));
+	if (dk_domain_read(c, dom, d) != 0) {
+		rc = 1;
+		goto out;
+	}
+	for (i = 0; i < d->n; i++) {
+		if (sel != NULL && strcmp(d->keys[i].selector, sel) != 0)
+			continue;
+		checked++;
+		r = dk_check_key(c, dom, d, &d->keys[i], l);
+		if (sel != NULL || d->keys[i].active)
+			rc |= r;
+	}
+	if (checked == 0) {
+		cli_warnx("%s has no key%s%s (tern dkim list)", dom,
+		    sel ? " with selector " : "", sel ? sel : "");
+		rc = 1;
+	}
+out:
+	free(l);
+	free(d);
 	return rc;
 }
 
@@ -410,14 +809,24 @@ cli_dkim(const struct conf *c, int argc, char **argv)
 	int rc;
 
 	if (argc < 2)
-		return dk_usage_err("keygen or list");
+		return dk_usage_err("keygen, list, activate or check");
 	if (strcmp(argv[1], "list") == 0) {
 		if (argc > 2)
 			return dk_usage_err("list takes no arguments");
 		return dk_list(c);
 	}
+	if (strcmp(argv[1], "activate") == 0) {
+		if (argc != 4)
+			return dk_usage_err("activate DOMAIN SELECTOR");
+		return dk_activate(c, argv[2], argv[3]);
+	}
+	if (strcmp(argv[1], "check") == 0) {
+		if (argc != 3 && argc != 4)
+			return dk_usage_err("check DOMAIN [SELECTOR]");
+		return dk_check(c, argv[2], argc == 4 ? argv[3] : NULL);
+	}
 	if (strcmp(argv[1], "keygen") != 0)
-		return dk_usage_err("keygen or list");
+		return dk_usage_err("keygen, list, activate or check");
 	if ((rc = dk_parse(argc - 2, argv + 2, &a)) != 0)
 		return rc;
 	return dk_keygen(c, &a);

@@ -144,6 +144,8 @@ static const struct conf_key conf_keys[] = {
 	K("dmarc", "enforce", CONF_T_BOOL, dmarc_enforce, 0, 0),
 	K("dmarc", "override", CONF_T_STR, dmarc_override, 0, 0),
 	K("dmarc", "public_suffix_list", CONF_T_PATH, dmarc_public_suffix_list, 0, 0),
+	K("dkim", "sign", CONF_T_BOOL, dkim_sign, 0, 0),
+	K("dkim", "expire", CONF_T_SECS, dkim_expire, 0, 366 * 86400),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -1195,6 +1197,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->dkim_verify = true;
 	c->dmarc_check = true;
 	c->dmarc_enforce = true;
+	c->dkim_sign = true;
+	c->dkim_expire = CONF_DKIM_EXPIRE;
 	return 0;
 }
 

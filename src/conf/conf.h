@@ -139,6 +139,12 @@ struct conf {
 	char *dmarc_override; /* dmarc.override: "domain:policy, *.domain:
 				 policy" (mailauth/inbound.h), or NULL */
 	char *dmarc_public_suffix_list; /* NULL: PSL_DEFAULT_PATH */
+	bool dkim_sign;	      /* dkim.sign, true: ternd signs submitted mail,
+				 sendmail's and its DSNs with the active key
+				 of the From (or sender) domain, when there
+				 is one (docs/mailauth.md) */
+	unsigned dkim_expire; /* dkim.expire, CONF_DKIM_EXPIRE: x= this many
+				 seconds after t=; 0: no x= */
 	char *submission_local_senders; /* submission.local_senders: "any"
 				       (default) or "own": the senders a
 				       local uid may use on submit.sock */
@@ -153,6 +159,14 @@ struct conf {
  */
 struct conf *conf_from_args(int *argc, char ***argv, char *err, size_t errlen);
 /* Read by conf_from_args when neither -c nor $TERN_CONFIG names a file. */
+/*
+ * dkim.expire's default, a week: longer than queue.lifetime's 5 days, so
+ * a message still verifies when its last retry delivers it and when a
+ * receiver or a forwarder checks it again days later, while a signed
+ * message replayed by a spammer stops verifying after a week.
+ */
+#define CONF_DKIM_EXPIRE (7u * 86400u)
+
 #ifndef CONF_SYSTEM_FILE
 #define CONF_SYSTEM_FILE "/etc/tern/tern.conf"
 #endif

@@ -664,9 +664,10 @@ ar_seal_fields(const struct arc_seal_opts *o, const struct ar_chain *c,
 	struct dkim_sign_opts so = {
 	    o->domain, o->selector, o->key, o->t, 0, NULL};
 	unsigned inst = c->n + 1;
-	struct dkim_sign_req ams = {DKIM_KIND_AMS, &so, inst, NULL, NULL};
+	struct dkim_sign_req ams = {
+	    DKIM_KIND_AMS, &so, inst, NULL, NULL, NULL, 0};
 	struct dkim_sign_req as = {
-	    DKIM_KIND_AS, &so, inst, arc_cv_name(o->cv), NULL};
+	    DKIM_KIND_AS, &so, inst, arc_cv_name(o->cv), NULL, NULL, 0};
 	struct buf aar, amsf, prefix;
 	const char *res;
 	size_t rlen;

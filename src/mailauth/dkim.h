@@ -271,6 +271,16 @@ struct dkim_sign_opts {
  */
 int dkim_sign(const struct dkim_sign_opts *o, const char *msg, size_t len,
     struct buf *out, char *err, size_t errlen) WUR;
+/*
+ * The same for a message stored in two parts, head[0..head_len) (header
+ * fields a server put on top: its trace, a Date or Message-ID it added)
+ * then msg[0..len) (what the client sent, header and body), signed as
+ * their concatenation.  Only the header lines are copied: the body is
+ * hashed where it lies.
+ */
+int dkim_sign_parts(const struct dkim_sign_opts *o, const char *head,
+    size_t head_len, const char *msg, size_t len, struct buf *out, char *err,
+    size_t errlen) WUR;
 
 /* ---- keys ------------------------------------------------------------------
  */

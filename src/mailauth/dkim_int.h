@@ -124,6 +124,8 @@ struct dkim_sign_req {
 	unsigned instance;	  /* AMS, AS */
 	const char *cv;		  /* AS: "none", "pass", "fail" */
 	const struct buf *prefix; /* AS */
+	const char *head;	  /* DKIM-Signature: header lines on top of */
+	size_t head_len;	  /* msg, signed as if they were in it */
 };
 
 /* Sign as r says and append the field (folded, CRLF-ended) to out. */

@@ -313,13 +313,37 @@ sn_alg(EVP_PKEY *key, enum dkim_alg *alg, char *err, size_t errlen)
 }
 
 /*
+ * The header section to sign into hm: msg's own when there is no head;
+ * else head and msg's header section joined in hdr (only the header
+ * lines are copied, never the body, which bm indexes in place).
+ */
+static void
+sn_index(struct dkim_msg *hm, struct dkim_msg *bm, struct buf *hdr,
+    const char *head, size_t head_len, const char *msg, size_t len)
+{
+	dkim_msg_index(bm, msg, len);
+	if (head_len == 0) {
+		*hm = *bm;
+		return;
+	}
+	if (buf_append(hdr, head, head_len) != 0 ||
+	    buf_append(hdr, msg, bm->body_off) != 0) {
+		hm->overflow = true;
+		return;
+	}
+	dkim_msg_index(hm, hdr->data, hdr->len);
+}
+
+/*
  * The header hash input of r into data, the field's template (up to
- * "b=") into tmpl; the template's last column, or -1 with err.
+ * "b=") into tmpl; the template's last column, or -1 with err.  m indexes
+ * the header fields to sign, bm the body to hash (the same message, or
+ * bm the client's part of a message stored in two: sn_index).
  */
 static int
 sn_input(const struct dkim_sign_req *r, enum dkim_alg alg,
-    const struct dkim_msg *m, struct buf *tmpl, struct buf *data, char *err,
-    size_t errlen)
+    const struct dkim_msg *m, const struct dkim_msg *bm, struct buf *tmpl,
+    struct buf *data, char *err, size_t errlen)
 {
 	struct sn_names h;
 	unsigned char bh[EVP_MAX_MD_SIZE];
@@ -345,7 +369,7 @@ sn_input(const struct dkim_sign_req *r, enum dkim_alg alg,
 		str_fmt_cut(err, errlen, "not exactly one From field");
 		return -1;
 	}
-	if (dkim_body_hash(m, DKIM_CANON_RELAXED, EVP_sha256(), false, 0, bh,
+	if (dkim_body_hash(bm, DKIM_CANON_RELAXED, EVP_sha256(), false, 0, bh,
 		&bh_len, &blen) != 0 ||
 	    (col = sn_template(r, alg, &h, bh, bh_len, tmpl)) < 0 ||
 	    dkim_header_input(m, DKIM_CANON_RELAXED, h.name, h.len, h.n,
@@ -362,7 +386,8 @@ dkim_sign_kind(const struct dkim_sign_req *r, const char *msg, size_t len,
     struct buf *out, char *err, size_t errlen)
 {
 	struct dkim_msg *m = xmalloc(sizeof(*m));
-	struct buf tmpl, data;
+	struct dkim_msg *bm = xmalloc(sizeof(*bm));
+	struct buf tmpl, data, hdr;
 	unsigned char sig[DKIM_B_MAX];
 	size_t sig_len = sizeof(sig);
 	size_t pre = r->kind == DKIM_KIND_AS ? r->prefix->len : 0;
@@ -371,10 +396,14 @@ dkim_sign_kind(const struct dkim_sign_req *r, const char *msg, size_t len,
 	struct sn_fold f;
 
 	buf_init(&tmpl, DKIM_SIG_FIELD_MAX);
-	buf_init(&data, 2 * len + 2 * DKIM_SIG_FIELD_MAX + pre);
-	dkim_msg_index(m, msg, len);
+	buf_init(&hdr, r->head_len + len + 1);
+	sn_index(m, bm, &hdr, r->head, r->head_len, msg, len);
+	/* the header hash input: the header lines twice at most (relaxed
+	 * never grows them), the field, and a seal's sets */
+	buf_init(&data,
+	    2 * (bm->body_off + r->head_len) + 2 * DKIM_SIG_FIELD_MAX + pre);
 	if (sn_alg(r->o->key, &alg, err, errlen) != 0 ||
-	    (col = sn_input(r, alg, m, &tmpl, &data, err, errlen)) < 0)
+	    (col = sn_input(r, alg, m, bm, &tmpl, &data, err, errlen)) < 0)
 		goto out;
 	if (sn_sign(r->o->key, alg, &data, sig, &sig_len) != 0) {
 		str_fmt_cut(err, errlen, "signing failed");
@@ -392,17 +421,28 @@ dkim_sign_kind(const struct dkim_sign_req *r, const char *msg, size_t len,
 out:
 	buf_free(&tmpl);
 	buf_free(&data);
+	buf_free(&hdr);
 	free(m);
+	free(bm);
 	return rc;
+}
+
+int
+dkim_sign_parts(const struct dkim_sign_opts *o, const char *head,
+    size_t head_len, const char *msg, size_t len, struct buf *out, char *err,
+    size_t errlen)
+{
+	struct dkim_sign_req r = {
+	    DKIM_KIND_SIG, o, 0, NULL, NULL, head, head_len};
+
+	return dkim_sign_kind(&r, msg, len, out, err, errlen);
 }
 
 int
 dkim_sign(const struct dkim_sign_opts *o, const char *msg, size_t len,
     struct buf *out, char *err, size_t errlen)
 {
-	struct dkim_sign_req r = {DKIM_KIND_SIG, o, 0, NULL, NULL};
-
-	return dkim_sign_kind(&r, msg, len, out, err, errlen);
+	return dkim_sign_parts(o, NULL, 0, msg, len, out, err, errlen);
 }
 
 /* ---- keys -------------------------------------------------------------------

@@ -37,6 +37,7 @@
 #include "smtp/smtp.h"
 #include "fs/file.h"
 #include "server/conn.h"
+#include "server/dkimsign.h"
 #include "server/netlist.h"
 
 #define CONN_OUT_MAX  (1024 * 1024) /* replies not yet written */
@@ -1191,6 +1192,8 @@ eom_store(struct conn *c)
 	}
 	t->storing = ij->body_len;
 	c->srv->storing_bytes += t->storing;
+	if (c->authenticated || c->local) /* mail tern originates */
+		dkimsign_attach(c->srv, ij, t->sender, t->id, c->sid);
 	ij->arg = t; /* the job owns the transaction now */
 	t->owner = c;
 	c->txn = NULL;

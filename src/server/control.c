@@ -26,6 +26,8 @@
 
 #include "server/control.h"
 #include "server/dmarcrep.h"
+#include "server/dkimkeys.h"
+#include "server/dkimsign.h"
 #include "server/fault.h"
 #include "server/server.h"
 
@@ -152,6 +154,20 @@ ctl_dmarc(struct ctl_conn *cc)
 	ctl_answered(cc);
 }
 
+/* `tern dkim activate`: load STATE/dkim again, say what is active. */
+static void
+ctl_dkim_reload(struct ctl_conn *cc)
+{
+	struct dkimkeys *k;
+
+	dkimsign_reload(cc->srv);
+	k = cc->srv->dkim;
+	if (buf_printf(&cc->out, "{\"ok\":true,\"domains\":%zu,\"keys\":%zu}\n",
+		dkimkeys_domains(k), dkimkeys_keys(k)) != 0)
+		buf_reset(&cc->out);
+	ctl_answered(cc);
+}
+
 static void
 ctl_on_read(struct bufferevent *bev, void *arg)
 {
@@ -189,6 +205,11 @@ ctl_on_read(struct bufferevent *bev, void *arg)
 	if (strcmp(line, "DMARC-REPORT") == 0) {
 		free(line);
 		ctl_dmarc(cc);
+		return;
+	}
+	if (strcmp(line, "DKIM-RELOAD") == 0) {
+		ctl_dkim_reload(cc);
+		free(line);
 		return;
 	}
 	qmgr_control(cc->srv->qmgr, line, &cc->out, ctl_answered, cc);

@@ -35,6 +35,8 @@
 #include "server/conn.h"
 #include "server/control.h"
 #include "server/dmarcrep.h"
+#include "server/dkimkeys.h"
+#include "server/dkimsign.h"
 #include "server/fault.h"
 #include "server/listen.h"
 #include "server/lookup.h"
@@ -405,10 +407,11 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		log_info("event=reload what=tables,tls");
+		log_info("event=reload what=tables,tls,dkim");
 		lookups_reload(s->lookups);
 		if (tlsconn_ctx_load(s->conf, &s->tls_ctx) != 0)
 			log_err("event=reload step=tls action=kept_old");
+		dkimsign_reload(s);
 		return;
 	}
 	if (s->stopping)
@@ -559,6 +562,7 @@ main(int argc, char **argv)
 	if ((s.base = event_base_new()) == NULL)
 		fatalx("event=startup step=event_base");
 	open_mail_root(&s);
+	dkimsign_reload(&s); /* STATE/dkim, as user */
 	if (lookups_init(&lookups, s.conf, s.base, err, sizeof(err)) != 0)
 		fatalx("event=startup step=tables error=\"%s\"", err);
 	s.lookups = &lookups;
@@ -603,6 +607,7 @@ main(int argc, char **argv)
 	    (unsigned long long)stats.commit_messages);
 	free(s.client_buckets);
 	SSL_CTX_free(s.tls_ctx);
+	dkimkeys_drop(s.dkim);
 	auth_throttle_free(s.throttle);
 	netlist_free(s.relay_nets);
 	srsmap_free(s.srs);

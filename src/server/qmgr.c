@@ -33,6 +33,7 @@
 #include "queue/retry.h"
 #include "queue/sched.h"
 #include "tls/tls.h"
+#include "server/dkimsign.h"
 #include "server/dsnlimit.h"
 #include "server/lookup.h"
 #include "server/server.h"
@@ -688,6 +689,7 @@ dsn_delivered_routed(struct sender_route *sr)
 	ij->body = ds->body.data;
 	ij->body_len = ds->body.len;
 	ij->arg = ds;
+	dkimsign_attach(sr->q->srv, ij, "", ds->id, "");
 	log_info("id=%s event=dsn kind=success to=<%s>", ds->id, sr->sender);
 	inject_submit(ij, dsn_delivered_done);
 }
@@ -964,8 +966,10 @@ finish_routed(struct sender_route *sr)
 	int k;
 
 	for (k = 0; k < DSN_KINDS; k++)
-		if (f->plan.want[k])
-			f->ij[k] = dsn_inject_new(f->at->q, sr);
+		if (f->plan.want[k] &&
+		    (f->ij[k] = dsn_inject_new(f->at->q, sr)) != NULL)
+			dkimsign_attach(
+			    f->at->q->srv, f->ij[k], "", f->at->env.id, "");
 	finish_submit(f);
 }
 

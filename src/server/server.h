@@ -12,7 +12,8 @@
  * explicitly (a listener's srv, c->srv, a callback's arg).  Each
  * sub-module has its own header saying what it owns and may call:
  * listen.h, conn.h, submit.h, tlsconn.h, control.h, lookup.h, netlist.h,
- * fault.h, dsnlimit.h, rootpath.h, sandbox.h, qmgr.h.  The worker pool
+ * fault.h, dsnlimit.h, rootpath.h, sandbox.h, qmgr.h, dkimkeys.h,
+ * dkimsign.h.  The worker pool
  * (src/workers/workers.h) and the store (src/store/store.h) are modules
  * of their own.
  *
@@ -49,6 +50,7 @@ struct srsmap;
 struct dmarc_override;
 struct dns;
 struct psl;
+struct dkimkeys;
 
 struct server {
 	struct conf *conf;
@@ -84,6 +86,7 @@ struct server {
 	struct dmarcrep *dmarcrep;	/* DMARC reports, NULL when off */
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */
 	struct srsmap *srs; /* STATE/srs.key; NULL: srs.enable = no */
+	struct dkimkeys *dkim;		/* active DKIM keys (dkimsign.h) */
 };
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */

@@ -108,12 +108,24 @@ inject_iov(const struct inject *ij, bool return_path,
 	return n;
 }
 
+/* The caller's last step before the content is written (store.h). */
+static void
+inject_prepare(struct inject *ij)
+{
+	void (*fn)(struct inject *, void *) = ij->prepare;
+
+	ij->prepare = NULL;
+	if (fn != NULL)
+		fn(ij, ij->prepare_arg);
+}
+
 void
 inject_store(struct inject *ij)
 {
 	struct iovec iov[2 + INJECT_BODY_IOV];
 	int n;
 
+	inject_prepare(ij);
 	ij->rc = 0;
 	if (ij->nboxes > 0) {
 		n = inject_iov(ij, true, iov);
@@ -185,8 +197,10 @@ stage_run(struct job *j)
 {
 	struct inject *ij = (struct inject *)j;
 	struct iovec iov[2 + INJECT_BODY_IOV];
-	int n = inject_iov(ij, true, iov);
+	int n;
 
+	inject_prepare(ij); /* it may change head: iov after it */
+	n = inject_iov(ij, true, iov);
 	ij->staged =
 	    maildir_stage(ij->store->mail_root_fd, ij->boxes, ij->nboxes, iov,
 		n, ij->name, sizeof(ij->name), ij->err, sizeof(ij->err));
@@ -359,6 +373,11 @@ inject_submit(struct inject *ij, void (*done)(struct inject *))
 void
 inject_clear(struct inject *ij)
 {
+	if (ij->prepare_free != NULL)
+		ij->prepare_free(ij->prepare_arg);
+	ij->prepare = NULL;
+	ij->prepare_free = NULL;
+	ij->prepare_arg = NULL;
 	buf_free(&ij->return_path);
 	buf_free(&ij->head);
 	free(ij->boxes);

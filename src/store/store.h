@@ -75,6 +75,15 @@ struct inject {
 	struct maildir_box *boxes; /* local copies; owned (free) */
 	size_t nboxes;
 	struct queue_env *env; /* remote recipients or NULL; owned */
+	/*
+	 * Optional: prepare(ij, prepare_arg) runs once on the worker before
+	 * the first write, and may change head (ternd's DKIM signature goes
+	 * on top of it: the signature covers what is stored).  inject_clear
+	 * calls prepare_free(prepare_arg) on the loop, run or not.
+	 */
+	void (*prepare)(struct inject *ij, void *arg);
+	void (*prepare_free)(void *arg);
+	void *prepare_arg;
 	/* out */
 	int rc, err_no;
 	bool queued; /* env went to the queue (on_queued has it) */

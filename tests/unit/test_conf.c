@@ -718,12 +718,14 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 60);
+	T_CHECK_INT(l.n, 62);
 	T_CHECK(strstr(l.text, "dmarc.reports = no\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.report_interval = 86400\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.report_max_rows = 100000\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.enforce = yes\n") != NULL);
 	T_CHECK(strstr(l.text, "dkim.verify = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "dkim.sign = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "dkim.expire = 604800\n") != NULL);
 	T_CHECK(strstr(l.text, "limits.connections_per_uid = 20\n") != NULL);
 	T_CHECK(strstr(l.text, "submission.local_senders = any\n") != NULL);
 	T_CHECK(strstr(l.text, "limits.dsn_per_client = 30\n") != NULL);
