@@ -37,6 +37,7 @@
 #include "mailauth/dmarcxml.h"
 #include "mailauth/psl.h"
 #include "queue/queue.h"
+#include "server/dkimsign.h"
 #include "server/dmarcrep.h"
 #include "server/server.h"
 #include "store/store.h"
@@ -709,13 +710,11 @@ dr_run_send(struct dr_run *run)
 		dr_run_next(run);
 		return;
 	}
-	/*
-	 * DKIM: a report is a message tern makes, like a DSN; it is signed
-	 * where DSNs are (the lead wires the signer of tern's own messages
-	 * in here: sign ij->head + body with report_from's domain key).
-	 */
 	ij->body = b->body.data;
 	ij->body_len = b->body.len;
+	/* a report is a message tern makes, like a DSN: signed with the key
+	 * of report_from's domain when it has one (dkimsign.h) */
+	dkimsign_attach(dr->srv, ij, dr->from, ij->env->id, "");
 	ij->arg = run;
 	inject_submit(ij, dr_sent);
 }
