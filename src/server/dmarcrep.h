@@ -9,8 +9,8 @@
  * lane of store operations, the report timer, one report run at a time,
  * the drop counters) and the store's connection.  May call: dmarcdb,
  * mailauth (dmarc, dmarcxml, psl), deliver/dns.h (TXT lookups through
- * the server's resolver), store (inject_submit), workers, util, and struct
- * server.
+ * the server's resolver), store (inject_submit), dkimsign (a report is
+ * signed like a DSN), workers, util, and struct server.
  *
  * Threads: every function here runs on the loop.  The store is touched
  * only by jobs on the worker pool, one at a time (the lane), in the order
