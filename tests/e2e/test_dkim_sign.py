@@ -104,9 +104,11 @@ def submit(t, rcpts, content, sender=CLAIRE, options=()):
 
 
 def newest(t, rcpt, n=1):
+    """The newest of at least n messages of rcpt (by mtime: Maildir names
+    do not sort by time as strings, their microseconds vary in width)."""
     files = wait_for(lambda: len(maildir_files(t.state_dir, rcpt)) >= n
                      and maildir_files(t.state_dir, rcpt), f"mail for {rcpt}")
-    return files[-1].read_bytes()
+    return max(files, key=lambda p: p.stat().st_mtime_ns).read_bytes()
 
 
 def signer(ternd, keys, over=None):
