@@ -57,40 +57,40 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#define LG_MAX_THREADS	 64
-#define LG_MAX_RCPTS	 1000
-#define LG_INBUF	 8192
-#define LG_CODES	 600
+#define LG_MAX_THREADS	  64
+#define LG_MAX_RCPTS	  1000
+#define LG_INBUF	  8192
+#define LG_CODES	  600
 #define LG_MAX_CONNECTING 100
 
 enum lg_state {
-	ST_CONNECT,	/* waiting for connect() to complete */
-	ST_GREET,	/* waiting for 220 */
+	ST_CONNECT, /* waiting for connect() to complete */
+	ST_GREET,   /* waiting for 220 */
 	ST_EHLO,
 	ST_STARTTLS,
 	ST_HANDSHAKE,
-	ST_AUTH,	/* -a: AUTH PLAIN sent, waiting for 235 */
+	ST_AUTH, /* -a: AUTH PLAIN sent, waiting for 235 */
 	ST_MAIL,
 	ST_RCPT,
 	ST_DATA,
-	ST_PIPE,	/* MAIL, RCPT..., DATA sent together */
-	ST_DOT,		/* content sent (or being sent), waiting for 250 */
-	ST_DOTFAIL,	/* "." sent after a 354 with no recipient */
+	ST_PIPE,    /* MAIL, RCPT..., DATA sent together */
+	ST_DOT,	    /* content sent (or being sent), waiting for 250 */
+	ST_DOTFAIL, /* "." sent after a 354 with no recipient */
 	ST_RSET,
 	ST_QUIT,
-	ST_IDLE,	/* --idle: EHLO done, holding the connection */
+	ST_IDLE, /* --idle: EHLO done, holding the connection */
 	ST_DONE
 };
 
 struct lg_stats {
-	uint64_t ok;		/* 250 after the data */
-	uint64_t ok_rcpts;	/* accepted recipients of those messages */
-	uint64_t failed;	/* claimed messages that got no 250 */
-	uint64_t conn_err;	/* connect failures, resets, early EOF */
+	uint64_t ok;	   /* 250 after the data */
+	uint64_t ok_rcpts; /* accepted recipients of those messages */
+	uint64_t failed;   /* claimed messages that got no 250 */
+	uint64_t conn_err; /* connect failures, resets, early EOF */
 	uint64_t timeouts;
 	uint64_t connects;
-	uint64_t codes[LG_CODES];	/* unexpected replies, by code */
-	uint32_t *lat_us;	/* one per ok */
+	uint64_t codes[LG_CODES]; /* unexpected replies, by code */
+	uint32_t *lat_us;	  /* one per ok */
 	size_t nlat, caplat;
 };
 
@@ -100,24 +100,24 @@ struct lg_sess {
 	SSL *ssl;
 	enum lg_state state;
 	int tls_on;
-	int authed;		/* -a: AUTH accepted on this connection */
-	int want_out;		/* EPOLLOUT registered */
-	int ssl_want_write;	/* SSL_read said WANT_WRITE */
-	int in_msg;		/* a claimed message is in flight */
-	int body_queued;	/* the current output ends with the content */
+	int authed;	    /* -a: AUTH accepted on this connection */
+	int want_out;	    /* EPOLLOUT registered */
+	int ssl_want_write; /* SSL_read said WANT_WRITE */
+	int in_msg;	    /* a claimed message is in flight */
+	int body_queued;    /* the current output ends with the content */
 	int dot_sent;
-	int restart;		/* connect again from the loop */
-	int fails;		/* connection failures in a row */
+	int restart; /* connect again from the loop */
+	int fails;   /* connection failures in a row */
 	int nrcpt, rcpt_idx, rcpt_ok, mail_ok;
 	unsigned msgs_on_conn;
-	uint64_t rcpt_base;	/* index of the first recipient in the list */
-	uint64_t t_dot;		/* ns: last byte of ".\r\n" written */
-	uint64_t deadline;	/* ns: the reply we wait for must come by then */
+	uint64_t rcpt_base; /* index of the first recipient in the list */
+	uint64_t t_dot;	    /* ns: last byte of ".\r\n" written */
+	uint64_t deadline;  /* ns: the reply we wait for must come by then */
 	char in[LG_INBUF];
 	size_t inlen;
-	char *cmd;		/* commands to send, lg.cmdcap bytes */
+	char *cmd; /* commands to send, lg.cmdcap bytes */
 	size_t cmdlen, cmdoff;
-	size_t bodyoff;		/* into lg.msg, when body_queued */
+	size_t bodyoff; /* into lg.msg, when body_queued */
 };
 
 struct lg_thread {
@@ -126,7 +126,7 @@ struct lg_thread {
 	int nsess;
 	int active;
 	int connecting;
-	int restarts;		/* sessions with restart set */
+	int restarts; /* sessions with restart set */
 	struct lg_sess *sess;
 	struct lg_stats st;
 	pthread_t tid;
@@ -137,22 +137,22 @@ static struct {
 	int port;
 	struct sockaddr_in addr;
 	int sessions;
-	uint64_t messages;	/* 0: until -d runs out */
+	uint64_t messages; /* 0: until -d runs out */
 	int messages_set;
-	double duration;	/* 0: until -n is reached */
+	double duration; /* 0: until -n is reached */
 	size_t body_size;
 	char **rcpts;
 	int nrcpts;
 	int rcpt_per_msg;
 	const char *from;
 	const char *ehlo;
-	char *auth_plain;	/* -a USER:PASS, as AUTH PLAIN's base64 */
+	char *auth_plain; /* -a USER:PASS, as AUTH PLAIN's base64 */
 	int pipelining;
-	unsigned per_conn;	/* 0: unlimited */
+	unsigned per_conn; /* 0: unlimited */
 	int tls;
 	int threads;
-	int timeout;		/* seconds per reply */
-	int idle;		/* --idle N */
+	int timeout; /* seconds per reply */
+	int idle;    /* --idle N */
 	double hold;
 	const char *ready_file;
 	const char *message_file; /* --message: the content, as is */
@@ -162,27 +162,27 @@ static struct {
 	double watch_timeout;
 	int quiet;
 
-	size_t cmdcap;		/* MAIL + RCPTs + DATA of one message */
-	char *msg;		/* content + ".\r\n" */
+	size_t cmdcap; /* MAIL + RCPTs + DATA of one message */
+	char *msg;     /* content + ".\r\n" */
 	size_t msglen;
 	SSL_CTX *ssl_ctx;
 	uint64_t t_start, t_end_send;
 	atomic_uint_fast64_t claimed;
 	atomic_uint_fast64_t rcpt_seq;
 	atomic_int stop;
-	atomic_int idle_ready;	/* sessions that reached ST_IDLE or failed */
+	atomic_int idle_ready; /* sessions that reached ST_IDLE or failed */
 } lg = {
-	.host = "127.0.0.1",
-	.sessions = 1,
-	.messages = 0,		/* set: -n; else 1000 unless -d is given */
-	.body_size = 2048,
-	.rcpt_per_msg = 1,
-	.from = "loadgen@client.bench.test",
-	.ehlo = "client.bench.test",
-	.pipelining = 1,
-	.threads = 1,
-	.timeout = 120,
-	.watch_timeout = 600,
+    .host = "127.0.0.1",
+    .sessions = 1,
+    .messages = 0, /* set: -n; else 1000 unless -d is given */
+    .body_size = 2048,
+    .rcpt_per_msg = 1,
+    .from = "loadgen@client.bench.test",
+    .ehlo = "client.bench.test",
+    .pipelining = 1,
+    .threads = 1,
+    .timeout = 120,
+    .watch_timeout = 600,
 };
 
 static void
@@ -267,7 +267,7 @@ cmd_add(struct lg_sess *s, const char *fmt, ...)
 static void
 ev_update(struct lg_sess *s, int want_out)
 {
-	struct epoll_event ev = { .data.ptr = s };
+	struct epoll_event ev = {.data.ptr = s};
 
 	if (want_out == s->want_out)
 		return;
@@ -280,7 +280,8 @@ ev_update(struct lg_sess *s, int want_out)
 static int
 out_pending(const struct lg_sess *s)
 {
-	return s->cmdoff < s->cmdlen || (s->body_queued && s->bodyoff < lg.msglen);
+	return s->cmdoff < s->cmdlen ||
+	       (s->body_queued && s->bodyoff < lg.msglen);
 }
 
 /* Write what can be written; 0 ok (maybe partial), -1 connection broken. */
@@ -346,7 +347,8 @@ flush_tls(struct lg_sess *s)
 		n = SSL_write(s->ssl, p, (int)len);
 		if (n <= 0) {
 			e = SSL_get_error(s->ssl, n);
-			if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+			if (e == SSL_ERROR_WANT_WRITE ||
+			    e == SSL_ERROR_WANT_READ)
 				return 0;
 			return -1;
 		}
@@ -470,7 +472,8 @@ next_message(struct lg_sess *s)
 
 	s->body_queued = 0;
 	s->dot_sent = 0;
-	if ((lg.per_conn && s->msgs_on_conn >= lg.per_conn) || !claim_message()) {
+	if ((lg.per_conn && s->msgs_on_conn >= lg.per_conn) ||
+	    !claim_message()) {
 		cmd_add(s, "QUIT\r\n");
 		s->state = ST_QUIT;
 		return;
@@ -528,7 +531,7 @@ record_latency(struct lg_sess *s)
 static void
 on_pipe_reply(struct lg_sess *s, int code)
 {
-	int pos = s->rcpt_idx++;	/* 0: MAIL, 1..n: RCPT, n+1: DATA */
+	int pos = s->rcpt_idx++; /* 0: MAIL, 1..n: RCPT, n+1: DATA */
 
 	if (pos == 0) {
 		s->mail_ok = code / 100 == 2;
@@ -547,7 +550,7 @@ on_pipe_reply(struct lg_sess *s, int code)
 		send_body(s);
 		return;
 	}
-	if (code == 354) {	/* RFC 2920: no valid recipient, end it */
+	if (code == 354) { /* RFC 2920: no valid recipient, end it */
 		cmd_add(s, ".\r\n");
 		s->state = ST_DOTFAIL;
 		return;
@@ -595,7 +598,7 @@ on_reply(struct lg_sess *s, int code)
 			count_code(s, code);
 			return -1;
 		}
-		if (s->inlen != 0)	/* nothing may follow the 220 */
+		if (s->inlen != 0) /* nothing may follow the 220 */
 			return -1;
 		s->ssl = SSL_new(lg.ssl_ctx);
 		if (s->ssl == NULL || SSL_set_fd(s->ssl, s->fd) != 1)
@@ -647,7 +650,7 @@ on_reply(struct lg_sess *s, int code)
 		on_pipe_reply(s, code);
 		break;
 	case ST_DOT:
-		if (!s->dot_sent)	/* a reply before the end: protocol error */
+		if (!s->dot_sent) /* a reply before the end: protocol error */
 			return -1;
 		if (code == 250) {
 			s->th->st.ok++;
@@ -662,7 +665,7 @@ on_reply(struct lg_sess *s, int code)
 		next_message(s);
 		break;
 	case ST_DOTFAIL:
-		if (code / 100 == 2)	/* should not happen; count it */
+		if (code / 100 == 2) /* should not happen; count it */
 			count_code(s, code);
 		msg_failed(s);
 		break;
@@ -695,9 +698,9 @@ parse_replies(struct lg_sess *s)
 	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
 		if (nl - p < 4 || p[0] < '2' || p[0] > '5' || p[1] < '0' ||
 		    p[1] > '9' || p[2] < '0' || p[2] > '9')
-			return sess_fail(s, 0), 1;	/* not a reply line */
+			return sess_fail(s, 0), 1; /* not a reply line */
 		code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
-		if (nl - p >= 4 && p[3] == '-') {	/* continuation line */
+		if (nl - p >= 4 && p[3] == '-') { /* continuation line */
 			p = nl + 1;
 			continue;
 		}
@@ -715,7 +718,7 @@ parse_replies(struct lg_sess *s)
 			return 0;
 	}
 	if (s->inlen == sizeof(s->in))
-		return sess_fail(s, 0), 1;	/* a line too long */
+		return sess_fail(s, 0), 1; /* a line too long */
 	return 0;
 }
 
@@ -772,7 +775,8 @@ read_in(struct lg_sess *s)
 			}
 			s->ssl_want_write = 0;
 		} else {
-			n = read(s->fd, s->in + s->inlen, sizeof(s->in) - s->inlen);
+			n = read(
+			    s->fd, s->in + s->inlen, sizeof(s->in) - s->inlen);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0 && errno == EAGAIN)
@@ -782,7 +786,7 @@ read_in(struct lg_sess *s)
 		}
 		s->inlen += (size_t)n;
 		if (!s->tls_on)
-			return 0;	/* level-triggered: come back if more */
+			return 0; /* level-triggered: come back if more */
 	}
 }
 
@@ -807,9 +811,9 @@ sess_event(struct lg_sess *s, uint32_t events)
 		if (do_handshake(s) != 0)
 			return sess_fail(s, 0);
 	} else if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
-	    s->ssl_want_write) {
+		   s->ssl_want_write) {
 		if (read_in(s) != 0) {
-			if (s->state == ST_QUIT) {	/* fine: server closed */
+			if (s->state == ST_QUIT) { /* fine: server closed */
 				sess_close(s);
 				sess_again(s);
 				return;
@@ -828,7 +832,7 @@ sess_event(struct lg_sess *s, uint32_t events)
 static void
 sess_start(struct lg_sess *s)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = s };
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = s};
 	int one = 1;
 
 	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -840,10 +844,10 @@ sess_start(struct lg_sess *s)
 		 * on, so that ternd's AUTH throttle (one attempt at a time per
 		 * client address) does not answer concurrent logins 454 */
 		static atomic_uint next_src;
-		struct sockaddr_in src = { .sin_family = AF_INET };
+		struct sockaddr_in src = {.sin_family = AF_INET};
 
-		src.sin_addr.s_addr = htonl(0x7f000002u +
-		    atomic_fetch_add(&next_src, 1) % 250u);
+		src.sin_addr.s_addr =
+		    htonl(0x7f000002u + atomic_fetch_add(&next_src, 1) % 250u);
 		if (bind(s->fd, (struct sockaddr *)&src, sizeof(src)) != 0)
 			die("bind 127.0.0.x: %s", strerror(errno));
 	}
@@ -854,7 +858,7 @@ sess_start(struct lg_sess *s)
 	if (connect(s->fd, (struct sockaddr *)&lg.addr, sizeof(lg.addr)) != 0 &&
 	    errno != EINPROGRESS) {
 		s->th->connecting--;
-		s->state = ST_GREET;	/* so sess_fail does not count twice */
+		s->state = ST_GREET; /* so sess_fail does not count twice */
 		return sess_fail(s, 0);
 	}
 	if (epoll_ctl(s->th->epfd, EPOLL_CTL_ADD, s->fd, &ev) != 0)
@@ -897,7 +901,8 @@ thread_main(void *arg)
 	while (th->active > 0) {
 		/* ramp up: a bounded number of connects in flight, so the
 		 * listen backlog does not overflow into SYN retries */
-		while (started < th->nsess && th->connecting < LG_MAX_CONNECTING) {
+		while (
+		    started < th->nsess && th->connecting < LG_MAX_CONNECTING) {
 			struct lg_sess *s = &th->sess[started++];
 
 			if (!lg.idle && !more_messages()) {
@@ -907,7 +912,8 @@ thread_main(void *arg)
 			sess_start(s);
 		}
 		for (i = 0; th->restarts > 0 && i < th->nsess &&
-		    th->connecting < LG_MAX_CONNECTING; i++) {
+			    th->connecting < LG_MAX_CONNECTING;
+		     i++) {
 			if (th->sess[i].restart) {
 				th->sess[i].restart = 0;
 				th->restarts--;
@@ -1006,7 +1012,7 @@ make_message(void)
 	for (pos = hlen; (rem = size - pos) > 0; pos += line) {
 		line = rem > 78 ? 78 : rem;
 		if (rem - line > 0 && rem - line < 3)
-			line -= 3;	/* leave the last line room for a byte */
+			line -= 3; /* leave the last line room for a byte */
 		for (i = 0; i < line - 2; i++)
 			lg.msg[pos + i] = (char)('a' + (pos + i) % 26);
 		lg.msg[pos + line - 2] = '\r';
@@ -1026,7 +1032,7 @@ count_dir(const char *path)
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
-		return 0;	/* a Maildir not made yet holds nothing */
+		return 0; /* a Maildir not made yet holds nothing */
 	while ((r = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
 		for (off = 0; off < r;) {
 			struct dirent64 *d = (struct dirent64 *)(buf + off);
@@ -1084,7 +1090,8 @@ count_arrived(void)
 	return n;
 }
 
-/* ---- options and report ---------------------------------------------------- */
+/* ---- options and report ----------------------------------------------------
+ */
 
 static int
 cmp_u32(const void *a, const void *b)
@@ -1113,7 +1120,7 @@ parse_rcpts(const char *arg)
 	char line[400];
 
 	lg.rcpts = xcalloc(100000, sizeof(char *));
-	if (arg[0] == '@') {	/* @FILE: one address per line */
+	if (arg[0] == '@') { /* @FILE: one address per line */
 		if ((f = fopen(arg + 1, "r")) == NULL)
 			die("%s: %s", arg + 1, strerror(errno));
 		while (fgets(line, sizeof(line), f) && lg.nrcpts < 100000) {
@@ -1164,14 +1171,17 @@ bool_arg(const char *s)
 static void
 usage(void)
 {
-	fputs("usage: loadgen -p PORT [-H HOST] [-c SESSIONS] [-n MESSAGES] "
+	fputs(
+	    "usage: loadgen -p PORT [-H HOST] [-c SESSIONS] [-n MESSAGES] "
 	    "[-d SECONDS]\n"
 	    "    [-s BODY_BYTES] [-r RCPT,...|@FILE] [-R RCPTS_PER_MSG] "
 	    "[-f FROM]\n"
-	    "    [-P on|off] [-m MSGS_PER_CONN] [-S] [-a USER:PASS] [-t THREADS]\n"
+	    "    [-P on|off] [-m MSGS_PER_CONN] [-S] [-a USER:PASS] [-t "
+	    "THREADS]\n"
 	    "    [-T TIMEOUT]\n"
 	    "    [--watch-dir DIR]... [--watch-sink FILE] [--watch-timeout S]\n"
-	    "    [--idle N [--hold S] [--ready-file FILE]] [--message FILE] [-q]\n",
+	    "    [--idle N [--hold S] [--ready-file FILE]] [--message FILE] "
+	    "[-q]\n",
 	    stderr);
 	exit(2);
 }
@@ -1205,54 +1215,99 @@ static void
 parse_args(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "watch-dir", required_argument, NULL, 1 },
-		{ "watch-sink", required_argument, NULL, 2 },
-		{ "watch-timeout", required_argument, NULL, 3 },
-		{ "idle", required_argument, NULL, 4 },
-		{ "hold", required_argument, NULL, 5 },
-		{ "ready-file", required_argument, NULL, 6 },
-		{ "message", required_argument, NULL, 7 },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"watch-dir", required_argument, NULL, 1},
+	    {"watch-sink", required_argument, NULL, 2},
+	    {"watch-timeout", required_argument, NULL, 3},
+	    {"idle", required_argument, NULL, 4},
+	    {"hold", required_argument, NULL, 5},
+	    {"ready-file", required_argument, NULL, 6},
+	    {"message", required_argument, NULL, 7},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *rcpts = "u1@bench.test";
 	int c;
 
 	while ((c = getopt_long(argc, argv, "H:p:c:n:d:s:r:R:f:e:P:m:St:T:a:qh",
-	    longopts, NULL)) != -1) {
+		    longopts, NULL)) != -1) {
 		switch (c) {
-		case 'H': lg.host = optarg; break;
-		case 'p': lg.port = (int)num_arg(optarg, 1, 65535); break;
-		case 'c': lg.sessions = (int)num_arg(optarg, 1, 1000000); break;
+		case 'H':
+			lg.host = optarg;
+			break;
+		case 'p':
+			lg.port = (int)num_arg(optarg, 1, 65535);
+			break;
+		case 'c':
+			lg.sessions = (int)num_arg(optarg, 1, 1000000);
+			break;
 		case 'n':
 			lg.messages = (uint64_t)num_arg(optarg, 0, 1L << 40);
 			lg.messages_set = 1;
 			break;
-		case 'd': lg.duration = atof(optarg); break;
-		case 's': lg.body_size = (size_t)num_arg(optarg, 0, 1L << 30); break;
-		case 'r': rcpts = optarg; break;
-		case 'R': lg.rcpt_per_msg = (int)num_arg(optarg, 1, LG_MAX_RCPTS); break;
-		case 'f': lg.from = optarg; break;
-		case 'e': lg.ehlo = optarg; break;
-		case 'P': lg.pipelining = bool_arg(optarg); break;
-		case 'm': lg.per_conn = (unsigned)num_arg(optarg, 0, 1L << 30); break;
-		case 'S': lg.tls = 1; break;
-		case 't': lg.threads = (int)num_arg(optarg, 1, LG_MAX_THREADS); break;
-		case 'T': lg.timeout = (int)num_arg(optarg, 1, 86400); break;
-		case 'q': lg.quiet = 1; break;
-		case 'a': lg.auth_plain = auth_plain_of(optarg); break;
+		case 'd':
+			lg.duration = atof(optarg);
+			break;
+		case 's':
+			lg.body_size = (size_t)num_arg(optarg, 0, 1L << 30);
+			break;
+		case 'r':
+			rcpts = optarg;
+			break;
+		case 'R':
+			lg.rcpt_per_msg = (int)num_arg(optarg, 1, LG_MAX_RCPTS);
+			break;
+		case 'f':
+			lg.from = optarg;
+			break;
+		case 'e':
+			lg.ehlo = optarg;
+			break;
+		case 'P':
+			lg.pipelining = bool_arg(optarg);
+			break;
+		case 'm':
+			lg.per_conn = (unsigned)num_arg(optarg, 0, 1L << 30);
+			break;
+		case 'S':
+			lg.tls = 1;
+			break;
+		case 't':
+			lg.threads = (int)num_arg(optarg, 1, LG_MAX_THREADS);
+			break;
+		case 'T':
+			lg.timeout = (int)num_arg(optarg, 1, 86400);
+			break;
+		case 'q':
+			lg.quiet = 1;
+			break;
+		case 'a':
+			lg.auth_plain = auth_plain_of(optarg);
+			break;
 		case 1:
 			if (lg.nwatch == 64)
 				die("too many --watch-dir");
 			lg.watch_dirs[lg.nwatch++] = optarg;
 			break;
-		case 2: lg.watch_sink = optarg; break;
-		case 3: lg.watch_timeout = atof(optarg); break;
-		case 4: lg.idle = (int)num_arg(optarg, 1, 1000000); break;
-		case 5: lg.hold = atof(optarg); break;
-		case 6: lg.ready_file = optarg; break;
-		case 7: lg.message_file = optarg; break;
-		default: usage();
+		case 2:
+			lg.watch_sink = optarg;
+			break;
+		case 3:
+			lg.watch_timeout = atof(optarg);
+			break;
+		case 4:
+			lg.idle = (int)num_arg(optarg, 1, 1000000);
+			break;
+		case 5:
+			lg.hold = atof(optarg);
+			break;
+		case 6:
+			lg.ready_file = optarg;
+			break;
+		case 7:
+			lg.message_file = optarg;
+			break;
+		default:
+			usage();
 		}
 	}
 	if (optind != argc || lg.port == 0)
@@ -1265,7 +1320,7 @@ parse_args(int argc, char **argv)
 			die("recipient too long: %.40s...", lg.rcpts[c]);
 	/* MAIL + SIZE, RCPT TO:<320 octets> each, DATA; or EHLO/QUIT/RSET */
 	lg.cmdcap = 1024 + (size_t)lg.rcpt_per_msg * 340 + strlen(lg.from) +
-	    strlen(lg.ehlo);
+		    strlen(lg.ehlo);
 	if (lg.idle) {
 		lg.sessions = lg.idle;
 		lg.threads = 1;
@@ -1314,7 +1369,7 @@ idle_wait(void)
 	}
 	t0 = now_ns();
 	while (!atomic_load(&lg.stop) &&
-	    (lg.hold <= 0 || (double)(now_ns() - t0) / 1e9 < lg.hold))
+	       (lg.hold <= 0 || (double)(now_ns() - t0) / 1e9 < lg.hold))
 		usleep(10000);
 	atomic_store(&lg.stop, 1);
 }
@@ -1328,13 +1383,13 @@ self_cpu(void)
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
 		return 0;
 	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void
 report(struct lg_thread *th, long arrived, double e2e)
 {
-	struct lg_stats t = { 0 };
+	struct lg_stats t = {0};
 	double elapsed = (double)(lg.t_end_send - lg.t_start) / 1e9;
 	char codes[2048] = "";
 	size_t off = 0;
@@ -1351,24 +1406,27 @@ report(struct lg_thread *th, long arrived, double e2e)
 		t.connects += s->connects;
 		for (k = 0; k < LG_CODES; k++)
 			t.codes[k] += s->codes[k];
-		t.lat_us = realloc(t.lat_us, (t.nlat + s->nlat + 1) * sizeof(uint32_t));
+		t.lat_us = realloc(
+		    t.lat_us, (t.nlat + s->nlat + 1) * sizeof(uint32_t));
 		if (s->nlat)
-			memcpy(t.lat_us + t.nlat, s->lat_us, s->nlat * sizeof(uint32_t));
+			memcpy(t.lat_us + t.nlat, s->lat_us,
+			    s->nlat * sizeof(uint32_t));
 		t.nlat += s->nlat;
 	}
 	qsort(t.lat_us, t.nlat, sizeof(uint32_t), cmp_u32);
 	for (k = 0; k < LG_CODES; k++) {
 		if (t.codes[k] && off < sizeof(codes) - 32)
-			off += (size_t)snprintf(codes + off, sizeof(codes) - off,
-			    "%s%d:%llu", off ? "," : "", k,
+			off += (size_t)snprintf(codes + off,
+			    sizeof(codes) - off, "%s%d:%llu", off ? "," : "", k,
 			    (unsigned long long)t.codes[k]);
 	}
 	if (lg.idle)
 		idle_up = atomic_load(&lg.idle_ready) -
-		    (int)(t.conn_err + t.timeouts);
+			  (int)(t.conn_err + t.timeouts);
 	if (!lg.quiet) {
 		fprintf(stderr,
-		    "loadgen: %llu messages ok, %llu failed in %.2f s: %.0f msg/s\n"
+		    "loadgen: %llu messages ok, %llu failed in %.2f s: %.0f "
+		    "msg/s\n"
 		    "  latency end-of-data -> 250: p50 %.2f ms, p99 %.2f ms, "
 		    "p99.9 %.2f ms, max %.2f ms\n"
 		    "  replies not expected: %s; connection errors %llu, "
@@ -1382,23 +1440,25 @@ report(struct lg_thread *th, long arrived, double e2e)
 		    (unsigned long long)t.timeouts,
 		    (unsigned long long)t.connects);
 		if (arrived >= 0)
-			fprintf(stderr, "  arrived at the destination: %ld "
-			    "of %llu expected (%s), end to end %.2f s: %.0f msg/s\n",
+			fprintf(stderr,
+			    "  arrived at the destination: %ld "
+			    "of %llu expected (%s), end to end %.2f s: %.0f "
+			    "msg/s\n",
 			    arrived, (unsigned long long)t.ok_rcpts,
-			    arrived == (long)t.ok_rcpts ? "all" : "MISMATCH", e2e,
-			    e2e > 0 ? (double)arrived / e2e : 0.0);
+			    arrived == (long)t.ok_rcpts ? "all" : "MISMATCH",
+			    e2e, e2e > 0 ? (double)arrived / e2e : 0.0);
 	}
 	printf("loadgen sessions=%d threads=%d size=%zu rcpts=%d pipelining=%s "
-	    "per_conn=%u tls=%s ok=%llu failed=%llu elapsed=%.3f mps=%.1f "
-	    "ok_rcpts=%llu p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f codes=%s "
-	    "conn_err=%llu timeouts=%llu connects=%llu",
+	       "per_conn=%u tls=%s ok=%llu failed=%llu elapsed=%.3f mps=%.1f "
+	       "ok_rcpts=%llu p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
+	       "codes=%s "
+	       "conn_err=%llu timeouts=%llu connects=%llu",
 	    lg.sessions, lg.threads, lg.msglen - 3, lg.rcpt_per_msg,
 	    lg.pipelining ? "on" : "off", lg.per_conn, lg.tls ? "on" : "off",
 	    (unsigned long long)t.ok, (unsigned long long)t.failed, elapsed,
 	    elapsed > 0 ? (double)t.ok / elapsed : 0.0,
-	    (unsigned long long)t.ok_rcpts,
-	    pct(t.lat_us, t.nlat, 0.5), pct(t.lat_us, t.nlat, 0.99),
-	    pct(t.lat_us, t.nlat, 0.999),
+	    (unsigned long long)t.ok_rcpts, pct(t.lat_us, t.nlat, 0.5),
+	    pct(t.lat_us, t.nlat, 0.99), pct(t.lat_us, t.nlat, 0.999),
 	    t.nlat ? t.lat_us[t.nlat - 1] / 1000.0 : 0.0, off ? codes : "-",
 	    (unsigned long long)t.conn_err, (unsigned long long)t.timeouts,
 	    (unsigned long long)t.connects);
@@ -1423,7 +1483,7 @@ main(int argc, char **argv)
 
 	parse_args(argc, argv);
 	if (!lg.messages_set && lg.duration <= 0)
-		lg.messages = 1000;	/* neither -n nor -d */
+		lg.messages = 1000; /* neither -n nor -d */
 	if (lg.messages == 0 && lg.duration <= 0 && !lg.idle)
 		die("-n 0 needs -d");
 	raise_nofile();
@@ -1436,8 +1496,9 @@ main(int argc, char **argv)
 		if (lg.ssl_ctx == NULL)
 			die("SSL_CTX_new");
 		SSL_CTX_set_verify(lg.ssl_ctx, SSL_VERIFY_NONE, NULL);
-		SSL_CTX_set_mode(lg.ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		SSL_CTX_set_mode(
+		    lg.ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+				    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	}
 	if (lg.nwatch || lg.watch_sink)
 		base = count_arrived();
@@ -1448,7 +1509,8 @@ main(int argc, char **argv)
 	for (i = 0; i < lg.threads; i++) {
 		th[i].id = i;
 		th[i].nsess = per + (i < rest);
-		th[i].sess = xcalloc((size_t)th[i].nsess, sizeof(struct lg_sess));
+		th[i].sess =
+		    xcalloc((size_t)th[i].nsess, sizeof(struct lg_sess));
 		off += th[i].nsess;
 		if (pthread_create(&th[i].tid, NULL, thread_main, &th[i]) != 0)
 			die("pthread_create");
@@ -1467,7 +1529,8 @@ main(int argc, char **argv)
 			now_count = count_arrived() - base;
 			t_done = now_ns();
 			if (now_count >= (long)ok ||
-			    (double)(t_done - lg.t_end_send) / 1e9 > lg.watch_timeout)
+			    (double)(t_done - lg.t_end_send) / 1e9 >
+				lg.watch_timeout)
 				break;
 			usleep(now_count + 2000 < (long)ok ? 50000 : 5000);
 		}

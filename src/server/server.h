@@ -85,8 +85,8 @@ struct server {
 	struct evconnlistener *control; /* STATE/control.sock */
 	struct dmarcrep *dmarcrep;	/* DMARC reports, NULL when off */
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */
-	struct srsmap *srs; /* STATE/srs.key; NULL: srs.enable = no */
-	struct dkimkeys *dkim;		/* active DKIM keys (dkimsign.h) */
+	struct srsmap *srs;    /* STATE/srs.key; NULL: srs.enable = no */
+	struct dkimkeys *dkim; /* active DKIM keys (dkimsign.h) */
 };
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */
