@@ -414,16 +414,30 @@ class Delivery:
         return received.parse(self.received_raw.decode("utf-8", "replace")).date
 
 
+_MAILDIR_NAME = re.compile(r"^(\d+)\.M(\d+)P(\d+)Q(\d+)\.")
+
+
+def _maildir_order(p):
+    """Delivery order of a Maildir file: tern's names are
+    SECS.MUSECSPPIDQN.HOST, whose microseconds are not zero-padded, so
+    the plain name does not sort by time."""
+    m = _MAILDIR_NAME.match(p.name)
+    if m is None:
+        return (1, 0, 0, 0, p.name)
+    secs, usecs, _pid, n = (int(x) for x in m.groups())
+    return (0, secs, usecs, n, p.name)
+
+
 def maildir_files(state_dir, address):
-    """Files of the Maildir of address (new and cur), oldest name first."""
+    """Files of the Maildir of address (new and cur), oldest first."""
     local, domain = address.rsplit("@", 1)
     md = Path(state_dir) / "mail" / domain / local
     out = []
     for sub in ("new", "cur"):
         d = md / sub
         if d.is_dir():
-            out += sorted(p for p in d.iterdir() if p.is_file())
-    return out
+            out += [p for p in d.iterdir() if p.is_file()]
+    return sorted(out, key=_maildir_order)
 
 
 def maildir_messages(state_dir, address):
