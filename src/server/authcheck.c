@@ -144,7 +144,9 @@ on_arc_key(const struct dns_answer *ans, void *arg)
 	struct authcheck *ac = q->ac;
 	struct buf data;
 	const char *txt[AUTHCHECK_KEY_RECORDS];
-	size_t off[AUTHCHECK_KEY_RECORDS], len[AUTHCHECK_KEY_RECORDS], n = 0;
+	size_t off[AUTHCHECK_KEY_RECORDS] = {0},
+	       len[AUTHCHECK_KEY_RECORDS] = {0};
+	size_t n = 0;
 	enum dkim_dns st = DKIM_DNS_TEMP;
 
 	q->asking = false;
