@@ -99,7 +99,7 @@ def results(field):
 
 
 class World:
-    def __init__(self, ternd, dnsmasq, ben_over=None):
+    def __init__(self, ternd, dnsmasq, ben_over=None, zone=None):
         self.port = p = common_port(CLAIRE_IP, BEN_IP, DAVE_IP)
         self.ternd = ternd
         on = {"spf.check": "yes", "dkim.verify": "yes",
@@ -124,6 +124,7 @@ class World:
         self.zone = {}
         self.zone.update(keygen(c, "claire.test", "c1"))
         self.zone.update(keygen(b, "ben.test", "b1"))
+        self.zone.update(zone or {})
         txt = [f"--txt-record={n},{','.join(s)}"
                for n, s in self.zone.items()]
         txt += [
@@ -295,3 +296,109 @@ def test_arc_seal_off(ternd, dnsmasq):
     assert b"ARC-Seal" not in d.data
     r = results(raw_field(d.data, "Authentication-Results", "mx.dave.test"))
     assert r["arc"][0] == "none" and r["dmarc"][0] == "pass", r
+
+
+def test_forwarded_with_forged_authres_sealed(world):
+    """A forged A-R under Ben's name is left out of the stored copy (the
+    content goes to the store in pieces); the seal covers what is stored."""
+    w = world
+    content = (b"Authentication-Results: mx.ben.test; dkim=pass "
+               b"header.d=bank.test; dmarc=pass\r\n"
+               b"From: <news@elsewhere.test>\r\nTo: <fwd@ben.test>\r\n"
+               b"Subject: pieces\r\n\r\nnot from the bank\r\n")
+    assert w.forger("news@elsewhere.test", [FWD], content) == {}
+    [d] = wait_for(lambda: stored(w.dave.state_dir, DAVE),
+                   "the forwarded message at Dave")
+    assert b"header.d=bank.test" not in d.data
+    assert "event=authres_removed fields=1" in w.ben.log()
+    r = results(raw_field(d.data, "Authentication-Results", "mx.dave.test"))
+    assert r["arc"][0] == "pass", r
+    cv, res, why = dkim.arc_verify(d.data, dnsfunc=w.dnsfunc)
+    assert cv == dkim.CV_Pass, (cv, res, why)
+
+
+def list_key():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    import base64
+    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    priv = k.private_bytes(serialization.Encoding.PEM,
+                           serialization.PrivateFormat.TraditionalOpenSSL,
+                           serialization.NoEncryption())
+    pub = base64.b64encode(k.public_key().public_bytes(
+        serialization.Encoding.DER,
+        serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    rec = "v=DKIM1; k=rsa; p=" + pub
+    return priv, {"l1._domainkey.list.test":
+                  [rec[i:i + 200] for i in range(0, len(rec), 200)]}
+
+
+def list_sealed(priv, frm, subject):
+    m = (f"Authentication-Results: lists.list.test; spf=pass "
+         f"smtp.mailfrom=talk-bounces@list.test\r\n"
+         f"From: <{frm}>\r\nTo: <talk@list.test>\r\n"
+         f"Subject: [talk] {subject}\r\nMessage-ID: <{subject}@list.test>"
+         f"\r\n\r\nthrough the list\r\n").encode()
+    sealed = b"".join(dkim.arc_sign(m, b"l1", b"list.test", priv,
+                                    b"lists.list.test")) + m
+    assert sealed.startswith(b"ARC-Seal: i=1;"), sealed[:200]
+    return sealed
+
+
+def test_chain_from_a_list_extended(ternd, dnsmasq):
+    """A message a list (list.test, sealed by dkimpy) sends to the alias:
+    Ben validates the chain (arc=pass), adds instance 2 with cv=pass, and
+    Dave and dkimpy validate both sets.  A passing chain does not save a
+    message whose From domain's DMARC fails (reported only)."""
+    priv, zone = list_key()
+    w = World(ternd, dnsmasq, zone=zone)
+    # the list kept claire.test in From: DMARC fails, ARC does not help
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        w.forger("talk-bounces@list.test", [FWD],
+                 list_sealed(priv, CLAIRE, "kept-from"))
+    assert e.value.smtp_code == 550, e.value
+    assert re.search(r"event=auth ip=127\.0\.0\.9 spf=none dkim=none "
+                     r"dkim_skipped=0 arc=pass dmarc=fail "
+                     r"from_domain=claire\.test .*action=reject ",
+                     w.ben.log()), w.ben.log()[-3000:]
+    # a list that writes its own From (no DMARC record there): forwarded
+    assert w.forger("talk-bounces@list.test", [FWD],
+                    list_sealed(priv, "talk@list.test", "hello")) == {}
+    [d] = wait_for(lambda: stored(w.dave.state_dir, DAVE),
+                   "the forwarded message at Dave")
+    fields = unfolded(d.data)
+    seals = [f for f in fields if f.startswith("ARC-Seal:")]
+    assert len(seals) == 2 and re.search(r"\bi=2;", seals[0]), seals
+    assert "cv=pass" in seals[0] and "d=ben.test" in seals[0], seals
+    assert "event=arc_sealed d=ben.test s=b1 cv=pass" in w.ben.log()
+    r = results(raw_field(d.data, "Authentication-Results", "mx.dave.test"))
+    assert r["arc"] == ("pass", f"header.oldest-pass=0 "
+                                f"smtp.remote-ip={OUT_IP}"), r
+    cv, res, why = dkim.arc_verify(d.data, dnsfunc=w.dnsfunc)
+    assert cv == dkim.CV_Pass and len(res) == 2, (cv, res, why)
+
+
+def test_broken_chain_reported_not_acted_on(ternd, dnsmasq):
+    """A chain whose body was changed after the seal is arc=fail at Ben;
+    the message is still delivered (ARC is reported only) and a forward
+    of it is sealed cv=fail."""
+    priv, zone = list_key()
+    w = World(ternd, dnsmasq, zone=zone)
+    m = (b"Authentication-Results: lists.list.test; spf=pass "
+         b"smtp.mailfrom=x@list.test\r\n"
+         b"From: <x@list.test>\r\nTo: <talk@list.test>\r\n"
+         b"Subject: changed\r\n\r\noriginal body\r\n")
+    sealed = b"".join(dkim.arc_sign(m, b"l1", b"list.test", priv,
+                                    b"lists.list.test")) + m
+    sealed = sealed.replace(b"original body", b"altered body")
+    assert w.forger("x@list.test", [BEN, FWD], sealed) == {}
+    [d] = wait_for(lambda: stored(w.dave.state_dir, DAVE),
+                   "the forwarded message at Dave")
+    [b] = stored(w.ben.state_dir, BEN)
+    r = results(raw_field(b.data, "Authentication-Results", "mx.ben.test"))
+    assert r["arc"][0] == "fail", r
+    assert "event=arc_sealed d=ben.test s=b1 cv=fail" in w.ben.log()
+    # Ben's local copy shares the stored head: the seal is on it too
+    assert b"ARC-Seal: i=2; cv=fail" in b.data.replace(b"\r\n\t", b" ")
+    r = results(raw_field(d.data, "Authentication-Results", "mx.dave.test"))
+    assert r["arc"][0] == "fail", r
