@@ -402,3 +402,31 @@ def test_broken_chain_reported_not_acted_on(ternd, dnsmasq):
     assert b"ARC-Seal: i=2; cv=fail" in b.data.replace(b"\r\n\t", b" ")
     r = results(raw_field(d.data, "Authentication-Results", "mx.dave.test"))
     assert r["arc"][0] == "fail", r
+
+
+def test_arc_verify_off_no_seal(ternd, dnsmasq):
+    """arc.verify = no: no arc= resinfo, "arc=-" in the log, and no seal
+    (the seal's cv would be unknown)."""
+    w = World(ternd, dnsmasq, {"arc.verify": "no"})
+    w.submit([FWD], msg("unverified", to=FWD))
+    [d] = wait_for(lambda: stored(w.dave.state_dir, DAVE),
+                   "the forwarded message at Dave")
+    assert b"ARC-Seal" not in d.data
+    assert re.search(r"event=auth ip=\S+ spf=pass dkim=pass\(d=claire\.test\) "
+                     r"dkim_skipped=0 arc=- dmarc=pass", w.ben.log()), \
+        w.ben.log()[-3000:]
+    ben_ar = raw_field(d.data, "Authentication-Results", "mx.ben.test")
+    assert not re.search(r"\barc=", ben_ar), ben_ar
+
+
+def test_seal_key_of_first_domain_without_srs_key(ternd, dnsmasq):
+    """srs.domain has no key: the first of domains with one seals."""
+    w = World(ternd, dnsmasq, {"srs.domain": "bounces.ben.test"})
+    w.submit([FWD], msg("fallback", to=FWD))
+    [d] = wait_for(lambda: stored(w.dave.state_dir, DAVE),
+                   "the forwarded message at Dave")
+    assert d.return_path.endswith("@bounces.ben.test"), d.return_path
+    seal = [f for f in unfolded(d.data) if f.startswith("ARC-Seal:")]
+    assert len(seal) == 1 and "d=ben.test" in seal[0], seal
+    r = results(raw_field(d.data, "Authentication-Results", "mx.dave.test"))
+    assert r["arc"][0] == "pass" and r["dmarc"][0] == "pass", r
