@@ -146,6 +146,8 @@ static const struct conf_key conf_keys[] = {
 	K("dmarc", "public_suffix_list", CONF_T_PATH, dmarc_public_suffix_list, 0, 0),
 	K("dkim", "sign", CONF_T_BOOL, dkim_sign, 0, 0),
 	K("dkim", "expire", CONF_T_SECS, dkim_expire, 0, 366 * 86400),
+	K("arc", "verify", CONF_T_BOOL, arc_verify, 0, 0),
+	K("arc", "seal", CONF_T_BOOL, arc_seal, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -153,7 +155,7 @@ static const struct conf_key conf_keys[] = {
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
-	"srs",
+	"srs", "arc",
 };
 /* clang-format on */
 
@@ -1199,6 +1201,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->dmarc_enforce = true;
 	c->dkim_sign = true;
 	c->dkim_expire = CONF_DKIM_EXPIRE;
+	c->arc_verify = true;
+	c->arc_seal = true;
 	return 0;
 }
 

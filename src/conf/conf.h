@@ -145,6 +145,10 @@ struct conf {
 				 is one (docs/mailauth.md) */
 	unsigned dkim_expire; /* dkim.expire, CONF_DKIM_EXPIRE: x= this many
 				 seconds after t=; 0: no x= */
+	bool arc_verify;      /* arc.verify, true: the ARC chain (RFC 8617) of
+				 mail on the MX port, reported in A-R */
+	bool arc_seal;	      /* arc.seal, true: forwarded mail gets our ARC
+				 set when a sealing key exists */
 	char *submission_local_senders; /* submission.local_senders: "any"
 				       (default) or "own": the senders a
 				       local uid may use on submit.sock */

@@ -6,11 +6,13 @@
  * signatures (no hashing); every signature that needs a key gets its TXT
  * query, and the DMARC lookup its first, all at once.  Each answer is
  * copied (the key records joined, per signature) or handed to
- * dmarc_lookup_answer (which keeps its own copy); when the last answer is
- * in, or the deadline comes first, the job runs dkim_verify_key for every
- * signature on a worker thread: the body hashes and the RSA/Ed25519
- * operations never run on the loop.  Each query's argument is its own
- * slot (a key, or the DMARC slot), so dns_cancel of a slot cancels
+ * dmarc_lookup_answer (which keeps its own copy); ARC's key names
+ * (arc_verify_queries) are asked with them, each answer handed to
+ * arc_verify_key in its callback (a parse, cheap).  When the last answer
+ * is in, or the deadline comes first, the job runs dkim_verify_key for
+ * every signature and arc_verify_run on a worker thread: the body hashes
+ * and the RSA/Ed25519 operations never run on the loop.  Each query's argument
+ * is its own slot (a key, or the DMARC slot), so dns_cancel of a slot cancels
  * exactly its query.
  */
 #include <event2/event.h>
@@ -39,6 +41,13 @@ struct ac_dmarc {
 	bool asking;
 };
 
+/* One ARC key query: the answer goes to arc_verify_key at once. */
+struct ac_arc {
+	struct authcheck *ac;
+	size_t k;
+	bool asking;
+};
+
 struct authcheck {
 	struct job job; /* first: the job is the check */
 	struct dns *dns;
@@ -50,6 +59,9 @@ struct authcheck {
 	struct ac_key keys[DKIM_SIG_CHECKED];
 	struct dmarc_lookup *lk; /* NULL: no DMARC lookup */
 	struct ac_dmarc dm;
+	struct arc_verify *arc; /* NULL: no ARC validation */
+	struct ac_arc *arckeys; /* one per arc_verify_query */
+	size_t narc;
 	unsigned outstanding; /* queries not yet answered */
 	unsigned queries;
 	bool timed_out, running;
@@ -126,6 +138,50 @@ on_key(const struct dns_answer *ans, void *arg)
 }
 
 static void
+on_arc_key(const struct dns_answer *ans, void *arg)
+{
+	struct ac_arc *q = arg;
+	struct authcheck *ac = q->ac;
+	struct buf data;
+	const char *txt[AUTHCHECK_KEY_RECORDS];
+	size_t off[AUTHCHECK_KEY_RECORDS] = {0},
+	       len[AUTHCHECK_KEY_RECORDS] = {0};
+	size_t n = 0;
+	enum dkim_dns st = DKIM_DNS_TEMP;
+
+	q->asking = false;
+	buf_init(&data, DNS_ANSWER_DATA);
+	if (ans->rcode == DNS_ANS_NXDOMAIN)
+		st = DKIM_DNS_NOKEY;
+	else if (ans->rcode == DNS_ANS_OK &&
+		 ac_join(ans, &data, off, len, AUTHCHECK_KEY_RECORDS, &n))
+		st = n > 0 ? DKIM_DNS_OK : DKIM_DNS_NOKEY;
+	for (size_t r = 0; r < n; r++)
+		txt[r] = data.data + off[r];
+	arc_verify_key(ac->arc, q->k, st, txt, len, st == DKIM_DNS_OK ? n : 0);
+	buf_free(&data);
+	ac_answered(ac);
+}
+
+/* The chain's key names, asked with the DKIM keys (arc.h: on the loop). */
+static void
+ac_arc_start(struct authcheck *ac, const struct authcheck_request *req)
+{
+	ac->arc = arc_verify_new(req->msg, req->len, req->now);
+	ac->narc = arc_verify_queries(ac->arc);
+	if (ac->narc == 0)
+		return;
+	ac->arckeys = xcalloc(ac->narc, sizeof(*ac->arckeys));
+	for (size_t k = 0; k < ac->narc; k++) {
+		ac->arckeys[k] = (struct ac_arc){ac, k, true};
+		ac->outstanding++;
+		ac->queries++;
+		dns_lookup(ac->dns, DNS_Q_TXT, arc_verify_query(ac->arc, k),
+		    on_arc_key, &ac->arckeys[k]);
+	}
+}
+
+static void
 ac_dmarc_ask(struct authcheck *ac)
 {
 	ac->dm.asking = true;
@@ -181,6 +237,13 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 		k->asking = false;
 		k->status = DKIM_DNS_TEMP;
 	}
+	/* an ARC key never answered is a temporary failure (arc.h) */
+	for (size_t k = 0; k < ac->narc; k++) {
+		if (!ac->arckeys[k].asking)
+			continue;
+		(void)dns_cancel(ac->dns, &ac->arckeys[k]);
+		ac->arckeys[k].asking = false;
+	}
 	if (ac->dm.asking) {
 		(void)dns_cancel(ac->dns, &ac->dm);
 		ac->dm.asking = false;
@@ -200,6 +263,8 @@ ac_run(struct job *j)
 {
 	struct authcheck *ac = (struct authcheck *)j;
 
+	if (ac->arc != NULL)
+		arc_verify_run(ac->arc);
 	if (ac->v == NULL)
 		return;
 	for (size_t i = 0; i < dkim_verify_count(ac->v); i++) {
@@ -264,6 +329,8 @@ authcheck_start(struct event_base *base, struct dns *dns, struct workers *w,
 		ac->queries++;
 		dns_lookup(dns, DNS_Q_TXT, q, on_key, &ac->keys[i]);
 	}
+	if (req->arc)
+		ac_arc_start(ac, req);
 	if (ac->outstanding == 0)
 		ac_submit(ac); /* nothing to ask: the callback still comes
 				  later, from the job's completion */
@@ -274,6 +341,12 @@ const struct dkim_verify *
 authcheck_dkim(const struct authcheck *ac)
 {
 	return ac->v;
+}
+
+const struct arc_outcome *
+authcheck_arc(const struct authcheck *ac)
+{
+	return ac->arc != NULL ? arc_verify_result(ac->arc) : NULL;
 }
 
 const struct dmarc_lookup *
@@ -314,6 +387,11 @@ authcheck_free(struct authcheck *ac)
 	}
 	if (ac->dm.asking)
 		(void)dns_cancel(ac->dns, &ac->dm);
+	for (size_t k = 0; k < ac->narc; k++)
+		if (ac->arckeys[k].asking)
+			(void)dns_cancel(ac->dns, &ac->arckeys[k]);
+	free(ac->arckeys);
+	arc_verify_free(ac->arc);
 	event_free(ac->timer);
 	dkim_verify_free(ac->v);
 	free(ac->lk);

@@ -2,8 +2,9 @@
  * authcheck: the end-of-data authentication of one received message, run
  * on the event loop and the worker pool: DKIM (RFC 6376) of up to
  * DKIM_SIG_CHECKED signatures and the DMARC policy lookup (RFC 7489
- * 6.6.3), their DNS questions asked together through c-ares, then the
- * hashing and public-key operations on one worker job.
+ * 6.6.3) and ARC (RFC 8617 5.2: the keys of the chain's signatures),
+ * their DNS questions asked together through c-ares, then the hashing and
+ * public-key operations of DKIM and ARC on one worker job.
  *
  * Owns: struct authcheck, its DNS queries (one per key, one for DMARC at
  * a time), its deadline and its worker job.  May call: mailauth, deliver
@@ -12,9 +13,10 @@
  *
  * The DNS part is bounded by AUTHCHECK_TIMEOUT_MS: whatever is still
  * unanswered then is a temporary failure (dkim=temperror, a DMARC lookup
- * that ends in temperror), never a fail.  The worker job then runs to its
- * end (it costs CPU only, bounded by the message size and five keys).
- * cb(ac, arg) runs once, from the loop, always after authcheck_start has
+ * that ends in temperror, an ARC key counted as a temporary failure:
+ * arc=fail with the outcome's temp set), never a fail.  The worker job then
+ * runs to its end (it costs CPU only, bounded by the message size and five
+ * keys). cb(ac, arg) runs once, from the loop, always after authcheck_start has
  * returned.  The message and the PSL must outlive the check, and
  * authcheck_free() may be called only when it is not running: before
  * the callback the caller must keep the check (connauth.c holds its
@@ -26,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mailauth/arc.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
 
@@ -44,6 +47,7 @@ struct authcheck_request {
 	size_t len;
 	int64_t now;		 /* seconds, for x= */
 	bool dkim;		 /* verify the DKIM signatures */
+	bool arc;		 /* validate the ARC chain */
 	const struct psl *psl;	 /* with from_domain: look up DMARC */
 	const char *from_domain; /* NULL: no DMARC lookup (copied) */
 };
@@ -55,6 +59,8 @@ struct authcheck *authcheck_start(struct event_base *base, struct dns *dns,
     void *arg);
 /* The verifier (dkim_verify_count/result); NULL without req->dkim. */
 const struct dkim_verify *authcheck_dkim(const struct authcheck *ac);
+/* The ARC outcome after arc_verify_run; NULL without req->arc. */
+const struct arc_outcome *authcheck_arc(const struct authcheck *ac);
 /* The policy lookup, DONE; NULL when none was asked. */
 const struct dmarc_lookup *authcheck_dmarc(const struct authcheck *ac);
 /* Milliseconds from start to the end of the job; DNS queries asked. */

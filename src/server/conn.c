@@ -1194,7 +1194,8 @@ eom_store(struct conn *c)
 	c->srv->storing_bytes += t->storing;
 	if (c->authenticated || c->local) /* mail tern originates */
 		dkimsign_attach(c->srv, ij, t->sender, t->id, c->sid);
-	ij->arg = t; /* the job owns the transaction now */
+	conn_auth_seal(c, ij); /* last: the seal covers every change */
+	ij->arg = t;	       /* the job owns the transaction now */
 	t->owner = c;
 	c->txn = NULL;
 	c->pending = true;

@@ -204,6 +204,8 @@ const char *txn_content(const struct txn *t, size_t *len);
  * conn_auth_refuses: a DMARC reject, answered 550 5.7.1 (true).
  * conn_auth_header: our A-R field.  conn_auth_store: the stored copy
  * without the A-R fields that claim our name, quarantine into .Junk.
+ * conn_auth_seal: ARC-seal a forwarded message's stored copy (after every
+ * other prepare step of ij: call it last).
  */
 bool conn_auth_applies(const struct conn *c);
 bool conn_auth_start(struct conn *c, authcheck_cb done);
@@ -212,5 +214,6 @@ bool conn_auth_refuses(struct conn *c);
 int conn_auth_header(const struct conn *c, struct buf *h);
 struct inject;
 void conn_auth_store(struct conn *c, struct inject *ij);
+void conn_auth_seal(struct conn *c, struct inject *ij);
 
 #endif

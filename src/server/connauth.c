@@ -20,15 +20,22 @@
  * that claims our authserv-id (the hostname) is left out of it (RFC 8601
  * 5): the content is written in pieces around those fields, copied only
  * when there are more of them than the store takes pieces.
+ *
+ * ARC (arc.verify): the chain is validated with DKIM (authcheck.h) and
+ * reported in the A-R and the event=auth line only: it never overrides a
+ * DMARC fail.  A message forwarded through an alias is sealed
+ * (conn_auth_seal, arc.seal) on the worker that stores it.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
 
+#include "addr/addr.h"
 #include "mailauth/authres.h"
 #include "mailauth/inbound.h"
 #include "mailauth/spf.h"
+#include "server/arcseal.h"
 #include "server/conn.h"
 #include "server/dmarcrep.h"
 #include "server/netlist.h"
@@ -38,7 +45,7 @@ conn_auth_applies(const struct conn *c)
 {
 	const struct conf *cf = c->srv->conf;
 
-	return (cf->dkim_verify || cf->dmarc_check) &&
+	return (cf->dkim_verify || cf->dmarc_check || cf->arc_verify) &&
 	       c->l->kind == LISTEN_SMTP && !c->local && !c->authenticated &&
 	       !netlist_match(
 		   c->srv->relay_nets, (const struct sockaddr *)&c->sa);
@@ -56,6 +63,7 @@ conn_auth_start(struct conn *c, authcheck_cb done)
 	req.msg = txn_content(t, &req.len);
 	req.now = (int64_t)time(NULL);
 	req.dkim = c->srv->conf->dkim_verify;
+	req.arc = c->srv->conf->arc_verify;
 	if (c->srv->conf->dmarc_check) {
 		t->from_status = inbound_from_domain(
 		    req.msg, req.len, t->from_domain, sizeof(t->from_domain));
@@ -164,6 +172,18 @@ auth_dkim_text(const struct txn *t, char *out, size_t outlen)
  */
 static void auth_record(const struct conn *c);
 
+/* "pass", "fail", "none", "fail(temp)" for the log; "-" when not run */
+static const char *
+auth_arc_text(const struct txn *t)
+{
+	const struct arc_outcome *r = authcheck_arc(t->auth);
+
+	if (r == NULL)
+		return "-";
+	return r->result == ARC_FAIL && r->temp ? "fail(temp)"
+						: arc_result_name(r->result);
+}
+
 static void
 auth_evaluated(const struct conn *c)
 {
@@ -176,11 +196,11 @@ auth_evaluated(const struct conn *c)
 	log_sanitize(
 	    from, sizeof(from), t->from_domain, strlen(t->from_domain));
 	log_info("id=%s sid=%s event=auth ip=%s spf=%s dkim=%s "
-		 "dkim_skipped=%zu dmarc=%s from_domain=%s policy=%s "
+		 "dkim_skipped=%zu arc=%s dmarc=%s from_domain=%s policy=%s "
 		 "disposition=%s action=%s reason=%s queries=%u ms=%u "
 		 "timeout=%s",
 	    t->id, c->sid, c->ip, spf_result_name(auth_spf(t)), dkim,
-	    v != NULL ? dkim_verify_skipped(v) : 0,
+	    v != NULL ? dkim_verify_skipped(v) : 0, auth_arc_text(t),
 	    dmarc_result_name(t->dmarc.result), from[0] != '\0' ? from : "-",
 	    t->dmarc_evaluated ? dmarc_policy_name(t->dmarc.policy) : "-",
 	    t->dmarc_evaluated ? dmarc_policy_name(t->dmarc.disposition) : "-",
@@ -349,7 +369,7 @@ int
 conn_auth_header(const struct conn *c, struct buf *h)
 {
 	const struct txn *t = c->txn;
-	struct authres_result res[DKIM_SIG_CHECKED + 2];
+	struct authres_result res[DKIM_SIG_CHECKED + 3];
 	char reasons[DKIM_SIG_CHECKED][DKIM_REASON_MAX + 64];
 	size_t n = 0;
 	const struct spf *s;
@@ -390,6 +410,10 @@ conn_auth_header(const struct conn *c, struct buf *h)
 		}
 		n++;
 	}
+	/* reported only: a passing chain never overrides a DMARC fail
+	   (RFC 8617 7.2 leaves it to local policy; docs/mailauth.md) */
+	if (authcheck_arc(t->auth) != NULL)
+		arc_authres(authcheck_arc(t->auth), c->ip, &res[n++]);
 	if (authres_build(h, c->srv->conf->hostname, res, n, AUTHRES_WIDTH) !=
 	    0)
 		/* a value authres refuses (a control byte in the client's
@@ -449,4 +473,40 @@ conn_auth_store(struct conn *c, struct inject *ij)
 		ij->body = t->stripped.data != NULL ? t->stripped.data : "";
 		ij->body_len = t->stripped.len;
 	}
+}
+
+/* ---- the ARC seal of a forwarded message -------------------------------- */
+
+/*
+ * A message an alias forwards to a remote address gets our ARC set
+ * (arcseal.h), with the cv of our validation and the resinfos of our
+ * Authentication-Results (the field conn_auth_header put on top of
+ * head).  Not when the chain was not validated (arc.verify = no, or the
+ * checks did not apply), nor when a key lookup failed for now: a seal
+ * with cv=fail would end a chain the next hop may still find valid.
+ */
+void
+conn_auth_seal(struct conn *c, struct inject *ij)
+{
+	struct txn *t = c->txn;
+	const struct arc_outcome *r;
+	struct addr_hdr_field f;
+	const char *res = "", *semi;
+	size_t res_len = 0;
+
+	if (!t->auth_on || !t->forwarded || ij->env == NULL ||
+	    ij->env->nrcpt == 0 || (r = authcheck_arc(t->auth)) == NULL)
+		return;
+	if (r->temp) {
+		log_info("id=%s sid=%s event=arc_seal_skipped reason=temperror",
+		    t->id, c->sid);
+		return;
+	}
+	if (addr_hdr_find(
+		ij->head.data, ij->head.len, "Authentication-Results", &f) &&
+	    (semi = memchr(f.value, ';', f.value_len)) != NULL) {
+		res = semi + 1;
+		res_len = f.value_len - (size_t)(res - f.value);
+	}
+	arcseal_attach(c->srv, ij, res, res_len, arc_seal_cv(r), t->id, c->sid);
 }

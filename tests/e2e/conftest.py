@@ -489,10 +489,11 @@ class Ternd:
             "listen.submission": "off",
             # SPF, DKIM and DMARC ask DNS for every MX-port message: off
             # unless a test turns them on with its own resolver
-            # (test_spf.py, test_mailauth_in.py)
+            # (test_spf.py, test_mailauth_in.py, test_mailauth_journey.py)
             "spf.check": "no",
             "dkim.verify": "no",
             "dmarc.check": "no",
+            "arc.verify": "no",
         }
         if RUN_AS:
             self.overrides["user"] = RUN_AS[0]

@@ -718,7 +718,9 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 62);
+	T_CHECK_INT(l.n, 64);
+	T_CHECK(strstr(l.text, "arc.verify = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "arc.seal = yes\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.reports = no\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.report_interval = 86400\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.report_max_rows = 100000\n") != NULL);
