@@ -73,7 +73,7 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
                test_retry test_smtp_body test_smtp_client test_smtp_cmd \
                test_smtp_reply test_smtp_server test_util test_strfmt \
                test_sched test_attempt test_dsn test_envjson test_spf test_dkim test_dmarc test_authres \
-               test_arc test_srs test_inbound test_dkimsel))
+               test_arc test_srs test_inbound test_dkimsel test_dnscache))
 # The tests that drive the durable steps through fs/file.c's fault
 # hook: they link the fault build of file.c ($(B)/fault/, as ternd-fault
 # does) ahead of the archives, so the archive's own file.o is never used.

@@ -120,6 +120,8 @@ static const struct conf_key conf_keys[] = {
 	K("relay", "smarthost_ca_file", CONF_T_PATH, relay_smarthost_ca_file, 0, 0),
 	K("relay", "smarthost_require_tls", CONF_T_BOOL, relay_smarthost_require_tls, 0, 0),
 	K("dns", "servers", CONF_T_SERVERS, dns_servers, 0, 0),
+	K("dns", "cache_max_ttl", CONF_T_SECS, dns_cache_max_ttl, 0, 86400),
+	K("dns", "cache_entries", CONF_T_UINT, dns_cache_entries, 1, 1000000),
 	K("delivery", "lmtp", CONF_T_LMTP, delivery_lmtp, 0, 0),
 	K("log", "level", CONF_T_LEVEL, log_level, 0, 0),
 	K("queue", "retry_first", CONF_T_SECS, queue_retry_first, 1, 86400),
@@ -1185,6 +1187,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->timeout_data = 300;
 	c->timeout_shutdown = 30;
 	c->relay_port = 25;
+	c->dns_cache_max_ttl = 300;
+	c->dns_cache_entries = 4096;
 	c->queue_retry_first = 300;
 	c->queue_retry_max = 4000;
 	c->queue_lifetime = 5 * 86400;

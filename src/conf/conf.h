@@ -100,6 +100,8 @@ struct conf {
 	char *dns_servers;	    /* NULL: system resolver; else "ip[:port],
 				       [v6]:port,..." (ares_set_servers_ports_csv
 				       form) */
+	unsigned dns_cache_max_ttl; /* dns.cache_max_ttl, 300 s; 0: no cache */
+	unsigned dns_cache_entries; /* dns.cache_entries, 4096 answers */
 	char *log_level;	    /* log.level: debug|info|warn|err, "info" */
 	unsigned queue_retry_first; /* queue.retry_first, 300 s */
 	unsigned queue_retry_max;   /* queue.retry_max, 4000 s */

@@ -58,6 +58,7 @@
 #include <strings.h>
 
 #include "deliver/dns.h"
+#include "util/dnscache.h"
 #include "util/util.h"
 
 #define DNS_SERVERS_MAX 4096 /* dns.servers for c-ares, in characters */
@@ -136,9 +137,11 @@ struct dns {
 	struct event *timer;
 	struct dns_sock *socks;
 	struct dns_req *reqs;
-	unsigned inflight; /* c-ares queries not yet called back */
-	int depth;	   /* > 0 while a user callback runs */
-	bool free_later;   /* dns_free() called from a callback */
+	unsigned inflight;	/* c-ares queries not yet called back */
+	int depth;		/* > 0 while a user callback runs */
+	bool free_later;	/* dns_free() called from a callback */
+	struct dnscache *cache; /* dns_lookup() answers; NULL: no cache */
+	unsigned cache_max_ttl; /* seconds, > 0 when cache is set */
 };
 
 static void dns_reschedule(struct dns *dns);
@@ -626,6 +629,26 @@ fail:
 	return NULL;
 }
 
+void
+dns_set_cache(
+    struct dns *dns, unsigned max_ttl, size_t max_entries, size_t max_bytes)
+{
+	dnscache_free(dns->cache);
+	dns->cache = NULL;
+	dns->cache_max_ttl = max_ttl;
+	if (max_ttl > 0 && max_entries > 0 && max_bytes > 0)
+		dns->cache = dnscache_new(max_entries, max_bytes);
+}
+
+void
+dns_cache_stats(const struct dns *dns, struct dnscache_stats *out)
+{
+	if (dns->cache == NULL)
+		memset(out, 0, sizeof(*out));
+	else
+		dnscache_stats(dns->cache, out);
+}
+
 int
 dns_set_timeout(struct dns *dns, unsigned timeout_ms)
 {
@@ -712,6 +735,7 @@ dns_free_now(struct dns *dns)
 	while (dns->socks != NULL)
 		sock_drop(dns, dns->socks->fd);
 	event_free(dns->timer);
+	dnscache_free(dns->cache);
 	free(dns->servers);
 	free(dns);
 	ares_library_cleanup();
@@ -1436,6 +1460,59 @@ lookup_answer(
 	}
 }
 
+/* Seconds of the monotonic clock, the cache's time. */
+static uint64_t
+cache_now(void)
+{
+	return time_now_ms() / 1000;
+}
+
+/*
+ * Keep a definite answer (records, NODATA, NXDOMAIN) for its TTL, capped
+ * by dns.cache_max_ttl; temporary failures and answers the parser could
+ * not keep whole (DNS_ANS_TEMP) are never stored.
+ */
+static void
+lookup_store(struct dns_req *req, const unsigned char *abuf, int alen)
+{
+	struct dns *dns = req->dns;
+	struct dns_lookup *lk = req->lk;
+	struct dnscache_rr rrs[DNS_ANSWER_RRS];
+	struct dnscache_ans ans;
+	uint32_t ttl;
+
+	if (dns->cache == NULL || lk->ans.rcode == DNS_ANS_TEMP ||
+	    abuf == NULL || alen <= 0 ||
+	    dnsmsg_ttl(abuf, (size_t)alen, &ttl) == DNSMSG_TTL_NONE)
+		return;
+	if (ttl > dns->cache_max_ttl)
+		ttl = dns->cache_max_ttl;
+	for (size_t i = 0; i < lk->ans.n; i++)
+		rrs[i] = (struct dnscache_rr){
+		    lk->rrs[i].data, lk->rrs[i].len, lk->rrs[i].txt_continue};
+	ans = (struct dnscache_ans){
+	    (int)lk->ans.rcode, (int)lk->ans.reason, lk->ans.n, rrs};
+	(void)dnscache_put(
+	    dns->cache, (int)lk->type, req->domain, cache_now(), ttl, &ans);
+}
+
+/* The answer from the cache into lk; false when there is none. */
+static bool
+lookup_cached(struct dns *dns, struct dns_req *req)
+{
+	struct dns_lookup *lk = req->lk;
+	struct dnscache_ans hit;
+
+	if (dns->cache == NULL || !dnscache_get(dns->cache, (int)lk->type,
+				      req->domain, cache_now(), &hit))
+		return false;
+	for (size_t i = 0; i < hit.n; i++)
+		(void)lookup_keep(
+		    lk, hit.rrs[i].data, hit.rrs[i].len, hit.rrs[i].cont);
+	lookup_set(lk, (enum dns_rcode)hit.rcode, (enum dns_reason)hit.reason);
+	return true;
+}
+
 static void
 lookup_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
@@ -1446,6 +1523,9 @@ lookup_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	if (!query_returned(req, status))
 		return;
 	lookup_answer(req->lk, status, abuf, alen);
+	if (status == ARES_SUCCESS || status == ARES_ENODATA ||
+	    status == ARES_ENOTFOUND)
+		lookup_store(req, abuf, alen);
 	req_after_query(req);
 }
 
@@ -1461,13 +1541,15 @@ dns_lookup(struct dns *dns, enum dns_qtype type, const char *name,
 	    [DNS_Q_PTR] = 12,
 	};
 	struct dns_req *req = req_new(dns, NULL, arg);
-	struct dns_lookup *lk = req->lk = xcalloc(1, sizeof(*req->lk));
+	/* not zeroed whole: rrs and data are written before they are read */
+	struct dns_lookup *lk = req->lk = xmalloc(sizeof(*req->lk));
 	struct timeval tv = {(time_t)(dns->timeout_ms / 1000),
 	    (suseconds_t)(dns->timeout_ms % 1000) * 1000};
 
 	lk->type = type;
 	lk->cb = cb;
-	lk->ans.rrs = lk->rrs;
+	lk->used = 0;
+	lk->ans = (struct dns_answer){DNS_ANS_OK, DNS_REASON_NONE, 0, lk->rrs};
 	lookup_set(lk, DNS_ANS_OK, DNS_REASON_NONE);
 	if (str_copy(req->domain, sizeof(req->domain), name, strlen(name)) !=
 		0 ||
@@ -1477,6 +1559,10 @@ dns_lookup(struct dns *dns, enum dns_qtype type, const char *name,
 			req->domain[0] = '\0';
 		lookup_set(lk, DNS_ANS_NXDOMAIN, DNS_REASON_BAD_NAME);
 		req_done(req);
+		return;
+	}
+	if (lookup_cached(dns, req)) {
+		req_done(req); /* the callback still runs from the loop */
 		return;
 	}
 	if (evtimer_add(req->ev, &tv) != 0)

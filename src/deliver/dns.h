@@ -119,6 +119,23 @@ int dns_set_timeout(struct dns *dns, unsigned timeout_ms)
     __attribute__((warn_unused_result));
 
 /*
+ * Keep dns_lookup() answers (records, NODATA, NXDOMAIN; never a temporary
+ * failure) for their TTL, at most max_ttl seconds, negative answers for
+ * the SOA's negative TTL (RFC 2308), in a cache of at most max_entries
+ * answers and max_bytes octets, least recently used out first.  max_ttl 0
+ * (the default) disables the cache and empties it.  A cached answer is
+ * still handed over later, from the loop, like any other.  MX resolution
+ * (dns_resolve_mx) does not use the cache.
+ */
+#define DNS_CACHE_ENTRIES 4096
+#define DNS_CACHE_BYTES	  (4u << 20)
+void dns_set_cache(
+    struct dns *dns, unsigned max_ttl, size_t max_entries, size_t max_bytes);
+/* The cache's counters (util/dnscache.h); all 0 without a cache. */
+struct dnscache_stats;
+void dns_cache_stats(const struct dns *dns, struct dnscache_stats *out);
+
+/*
  * Resolve where mail for domain goes.  domain is an ASCII domain (IDNs as
  * A-labels) with or without the final dot, or an address literal
  * "[192.0.2.1]" / "[IPv6:2001:db8::1]" (RFC 5321 4.1.3), which bypasses

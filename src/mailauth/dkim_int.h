@@ -95,6 +95,16 @@ int dkim_b64_fws_decode(const char *s, size_t len, unsigned char *out,
  */
 enum dkim_result dkim_key_pick(enum dkim_dns status, const char *const *txt,
     const size_t *txt_len, size_t n, struct dkim_key *k, const char **why);
+/*
+ * dkim_key_parse through the process-wide cache of parsed keys
+ * (dkim_keycache.c): the same record text gives the same key, decoded
+ * once.  Thread-safe; *out is the caller's, cleared by dkim_key_clear.
+ */
+enum dkim_result dkim_key_parse_cached(
+    const char *txt, size_t len, struct dkim_key *out, const char **why);
+/* Its counters (for tests), and emptying it (tests, leak checkers). */
+void dkim_keycache_stats(uint64_t *hits, uint64_t *misses, size_t *entries);
+void dkim_keycache_flush(void);
 /* Does key k allow signature s (3.6.1, 6.1.2)?  NULL, or why not. */
 const char *dkim_key_fits(const struct dkim_sig *s, const struct dkim_key *k);
 /* The public key operation over data (RFC 8463 3 for Ed25519): 0 when

@@ -295,7 +295,8 @@ dkim_key_pick(enum dkim_dns status, const char *const *txt,
 	if (status != DKIM_DNS_OK || n == 0)
 		return DKIM_PERMERROR;
 	for (j = 0; j < n; j++) {
-		if (dkim_key_parse(txt[j], txt_len[j], k, &w) == DKIM_PASS)
+		if (dkim_key_parse_cached(txt[j], txt_len[j], k, &w) ==
+		    DKIM_PASS)
 			return DKIM_PASS;
 		if (j == 0)
 			*why = w;

@@ -583,6 +583,10 @@ main(int argc, char **argv)
 	if ((s.dns = dns_new(s.base, s.conf->dns_servers, err, sizeof(err))) ==
 	    NULL)
 		fatalx("event=startup step=dns error=\"%s\"", err);
+	/* about 1 KiB of answer per entry on average (TXT keys are larger) */
+	dns_set_cache(s.dns, s.conf->dns_cache_max_ttl,
+	    s.conf->dns_cache_entries,
+	    (size_t)s.conf->dns_cache_entries * 1024);
 	s.qmgr = qmgr_new(&s);
 	dmarcrep_start(s.dmarcrep);
 	if (control_listen(&s) != 0)

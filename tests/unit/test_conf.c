@@ -72,6 +72,8 @@ test_defaults(void)
 	T_CHECK(c->relay_networks == NULL && c->relay_smarthost == NULL);
 	T_CHECK_INT(c->relay_port, 25);
 	T_CHECK(c->dns_servers == NULL);
+	T_CHECK_INT(c->dns_cache_max_ttl, 300);
+	T_CHECK_INT(c->dns_cache_entries, 4096);
 	T_CHECK_STR(c->log_level, "info");
 	T_CHECK(conf_domain_is_local(c, "localhost"));
 	T_CHECK(!conf_domain_is_local(c, "example.org"));
@@ -515,6 +517,8 @@ test_value_forms(void)
 	    "listen.smtp=localhost:25",
 	    "listen.submission=[2001:db8::1]:587",
 	    "dns.servers=::1",
+	    "dns.cache_max_ttl=0",
+	    "dns.cache_entries=10",
 	    "relay.smarthost=[::1]",
 	    "user=\"\"",
 	    "delivery.lmtp=unix:/run/dovecot/lmtp",
@@ -536,6 +540,8 @@ test_value_forms(void)
 	T_CHECK_STR(c->listen_smtp, "localhost:25");
 	T_CHECK_STR(c->listen_submission, "[2001:db8::1]:587");
 	T_CHECK_STR(c->dns_servers, "::1");
+	T_CHECK_INT(c->dns_cache_max_ttl, 0);
+	T_CHECK_INT(c->dns_cache_entries, 10);
 	T_CHECK_STR(c->relay_smarthost, "[::1]");
 	T_CHECK(c->user == NULL);
 	T_CHECK_STR(c->delivery_lmtp, "unix:/run/dovecot/lmtp");
@@ -718,9 +724,11 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 64);
+	T_CHECK_INT(l.n, 66);
 	T_CHECK(strstr(l.text, "arc.verify = yes\n") != NULL);
 	T_CHECK(strstr(l.text, "arc.seal = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "dns.cache_max_ttl = 300\n") != NULL);
+	T_CHECK(strstr(l.text, "dns.cache_entries = 4096\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.reports = no\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.report_interval = 86400\n") != NULL);
 	T_CHECK(strstr(l.text, "dmarc.report_max_rows = 100000\n") != NULL);

@@ -10,6 +10,7 @@
  * dkimpy and OpenDKIM sign, and for every case both verdicts must agree
  * with each other and with the expected one.
  */
+#include <pthread.h>
 #include <time.h>
 
 #include <openssl/pem.h>
@@ -251,6 +252,112 @@ test_sig_parse(void)
 		    dkim_sig_parse(b.data, b.len, &s, &why), DKIM_PERMERROR);
 		buf_free(&b);
 	}
+}
+
+/* ---- the cache of parsed keys (dkim_keycache.c) ---------------------------
+ */
+
+struct kc_thread {
+	const char *rec[3];
+	int bad;
+};
+
+/* Many picks of a few records at once, as the worker threads do. */
+static void *
+kc_thread_run(void *arg)
+{
+	struct kc_thread *t = arg;
+
+	for (int i = 0; i < 300; i++) {
+		const char *r = t->rec[i % 3];
+		size_t len = strlen(r);
+		struct dkim_key k;
+		const char *why;
+
+		if (dkim_key_pick(DKIM_DNS_OK, &r, &len, 1, &k, &why) !=
+			DKIM_PASS ||
+		    k.pkey == NULL || EVP_PKEY_get_bits(k.pkey) <= 0)
+			t->bad++;
+		dkim_key_clear(&k);
+		if (i % 97 == 0)
+			dkim_keycache_flush();
+	}
+	return NULL;
+}
+
+static void
+test_key_cache(void)
+{
+	const char *rsa = record(k_rsa2048), *bad = "v=DKIM1; p=AAAA";
+	size_t rsalen = strlen(rsa), badlen = strlen(bad), n;
+	struct dkim_key k1, k2;
+	const char *why;
+	uint64_t h0, m0, h, m;
+	char b[4096];
+
+	t_case("the same record text is decoded once");
+	dkim_keycache_flush();
+	dkim_keycache_stats(&h0, &m0, &n);
+	T_CHECK_INT(n, 0);
+	T_CHECK_INT(
+	    dkim_key_pick(DKIM_DNS_OK, &rsa, &rsalen, 1, &k1, &why), DKIM_PASS);
+	T_CHECK_INT(
+	    dkim_key_pick(DKIM_DNS_OK, &rsa, &rsalen, 1, &k2, &why), DKIM_PASS);
+	dkim_keycache_stats(&h, &m, &n);
+	T_CHECK_INT(h - h0, 1);
+	T_CHECK_INT(m - m0, 1);
+	T_CHECK_INT(n, 1);
+	T_CHECK(k1.pkey != NULL && k1.pkey == k2.pkey);
+	T_CHECK_INT(k2.bits, 2048);
+	T_CHECK_INT(k2.type, DKIM_KEY_RSA);
+
+	t_case("a key handed out outlives the cache's entry");
+	dkim_keycache_flush();
+	dkim_key_clear(&k1);
+	T_CHECK_INT(EVP_PKEY_get_bits(k2.pkey), 2048);
+	dkim_key_clear(&k2);
+
+	t_case("a record in error is not kept");
+	T_CHECK_INT(dkim_key_pick(DKIM_DNS_OK, &bad, &badlen, 1, &k1, &why),
+	    DKIM_PERMERROR);
+	dkim_keycache_stats(&h, &m, &n);
+	T_CHECK_INT(n, 0);
+
+	t_case("bounded: the least recently used goes");
+	for (int i = 0; i < 70; i++) {
+		const char *r = b;
+		size_t len;
+
+		(void)!str_fmt(
+		    b, sizeof(b), "v=DKIM1; n=%d; %s", i, strstr(rsa, "p="));
+		len = strlen(b);
+		T_CHECK_INT(dkim_key_pick(DKIM_DNS_OK, &r, &len, 1, &k1, &why),
+		    DKIM_PASS);
+		dkim_key_clear(&k1);
+	}
+	dkim_keycache_stats(&h, &m, &n);
+	T_CHECK_INT(n, 64);
+
+	t_case("threads share it");
+	{
+		struct kc_thread t[4];
+		pthread_t id[4];
+		char r0[2048], r1[2048];
+
+		(void)!str_fmt(r0, sizeof(r0), "%s", record(k_ed));
+		(void)!str_fmt(r1, sizeof(r1), "%s", record(k_rsa1024));
+		for (int i = 0; i < 4; i++) {
+			t[i] = (struct kc_thread){{rsa, r0, r1}, 0};
+			T_CHECK_INT(
+			    pthread_create(&id[i], NULL, kc_thread_run, &t[i]),
+			    0);
+		}
+		for (int i = 0; i < 4; i++) {
+			T_CHECK_INT(pthread_join(id[i], NULL), 0);
+			T_CHECK_INT(t[i].bad, 0);
+		}
+	}
+	dkim_keycache_flush();
 }
 
 /* ---- key records ------------------------------------------------------------
@@ -1375,6 +1482,7 @@ main(void)
 	T_RUN(test_sign_parts);
 	T_RUN(test_verify_policy);
 	T_RUN(test_cross);
+	T_RUN(test_key_cache);
 	EVP_PKEY_free(k_rsa1024);
 	EVP_PKEY_free(k_rsa2048);
 	EVP_PKEY_free(k_rsa512);

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "deliver/dns.h"
+#include "util/dnscache.h"
 #include "util/util.h"
 
 #include "t.h"
@@ -1021,6 +1022,108 @@ test_lookup(void)
 	T_CHECK_INT(g.calls, 0);
 }
 
+/* ---- the answer cache ---------------------------------------------------- */
+
+static const char *cache_opts[] = {
+    "--local-ttl=60",
+    "--txt-record=spf.test,v=spf1 -all",
+    "--host-record=noa.test,192.0.2.9",
+    "--local=/test/",
+    NULL,
+};
+
+static void
+test_lookup_cache(void)
+{
+	int port = free_port(NULL), never = 0;
+	pid_t pid = dnsmasq_start(port, cache_opts);
+	struct dns *dns = dns_on(port), *zero = dns_on(main_port), *capped;
+	struct dnscache_stats st;
+	uint64_t stores;
+	struct lgot g;
+
+	t_case("cache: a TTL 60 answer is kept, asked again without DNS");
+	T_CHECK(pid > 0);
+	dns_set_cache(dns, 300, 16, 65536);
+	T_CHECK_INT(dns_set_timeout(dns, 300), 0);
+	lookup(dns, DNS_Q_TXT, "spf.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	lookup(dns, DNS_Q_A, "noa.test", &g);
+	T_CHECK_INT(g.n, 1);
+	lookup(dns, DNS_Q_TXT, "gone.test", &g); /* NXDOMAIN */
+	T_CHECK_INT(g.rcode, DNS_ANS_NXDOMAIN);
+	lookup(dns, DNS_Q_TXT, "noa.test", &g); /* NODATA */
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	T_CHECK_INT(g.n, 0);
+	/* dnsmasq 2.89's negative answers carry no SOA: not kept (RFC 2308
+	 * 5); the pure tests of test_dnscache cover negative caching */
+	dns_cache_stats(dns, &st);
+	T_CHECK(st.stores >= 2);
+	stores = st.stores;
+
+	t_case("cache: dns.cache_max_ttl caps the TTL");
+	capped = dns_on(port);
+	dns_set_cache(capped, 1, 16, 65536);
+	lookup(capped, DNS_Q_TXT, "spf.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	usleep(2100 * 1000);
+	lookup(capped, DNS_Q_TXT, "spf.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	dns_cache_stats(capped, &st);
+	T_CHECK_INT(st.hits, 0);
+	T_CHECK_INT(st.stores, 2);
+	dns_free(capped);
+
+	t_case("cache: the answers kept are served with the server gone");
+	dnsmasq_stop(pid);
+	/* the server is gone: what comes now comes from the cache */
+	lookup(dns, DNS_Q_TXT, "SPF.Test.", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	T_CHECK_INT(g.n, 1);
+	T_CHECK_STR(g.text[0], "v=spf1 -all");
+	lookup(dns, DNS_Q_A, "noa.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	T_CHECK(g.n == 1 && g.len[0] == 4 && g.raw[0][3] == 9);
+	t_case("cache: keyed by type as well as name");
+	lookup(dns, DNS_Q_AAAA, "noa.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_TEMP);
+	t_case("cache: a temporary failure is not kept");
+	lookup(dns, DNS_Q_TXT, "other.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_TEMP);
+	dns_cache_stats(dns, &st);
+	T_CHECK_INT(st.hits, 2);
+	T_CHECK_INT(st.stores, stores);
+	t_case("cache: cancel a cached lookup: no callback");
+	memset(&g, 0, sizeof(g));
+	dns_lookup(dns, DNS_Q_TXT, "spf.test", on_lookup, &g);
+	T_CHECK_INT(dns_cancel(dns, &g), 1);
+	loop_until(&never, 100);
+	T_CHECK_INT(g.calls, 0);
+	t_case("cache: dns_set_cache empties it; max_ttl 0 disables it");
+	dns_set_cache(dns, 0, 16, 65536);
+	lookup(dns, DNS_Q_TXT, "spf.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_TEMP);
+	dns_free(dns);
+
+	t_case("cache: TTL 0 (dnsmasq's default) is never kept");
+	dns_set_cache(zero, 300, 16, 65536);
+	lookup(zero, DNS_Q_TXT, "spf.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_OK);
+	lookup(zero, DNS_Q_TXT, "spf.test", &g);
+	dns_cache_stats(zero, &st);
+	T_CHECK_INT(st.stores, 0);
+	T_CHECK_INT(st.hits, 0);
+	t_case("cache: SERVFAIL is never kept");
+	dns_free(zero);
+	zero = dns_on(sf_port);
+	dns_set_cache(zero, 300, 16, 65536);
+	lookup(zero, DNS_Q_TXT, "spf.test", &g);
+	T_CHECK_INT(g.rcode, DNS_ANS_TEMP);
+	dns_cache_stats(zero, &st);
+	T_CHECK_INT(st.stores, 0);
+	dns_free(zero);
+}
+
 int
 main(void)
 {
@@ -1047,6 +1150,7 @@ main(void)
 		T_RUN(test_free_outstanding);
 		T_RUN(test_concurrent);
 		T_RUN(test_lookup);
+		T_RUN(test_lookup_cache);
 	}
 	dnsmasq_stop(main_pid);
 	dnsmasq_stop(sf_pid);
