@@ -125,17 +125,6 @@ static void dr_run_next(struct dr_run *run);
 
 /* ---- recording --------------------------------------------------------- */
 
-static int
-dr_copy(char *out, size_t outlen, const char *s)
-{
-	if (s == NULL)
-		s = "";
-	if (str_copy(out, outlen, s, strlen(s)) != 0)
-		return -1;
-	str_lower(out);
-	return 0;
-}
-
 static void
 dr_batch_flush(struct dmarcrep *dr)
 {
@@ -438,6 +427,7 @@ static void
 dr_run_next(struct dr_run *run)
 {
 	struct dr_op *op;
+	const char *dom;
 	char nid[ID_LEN + 1];
 
 	dr_run_reset_domain(run);
@@ -450,8 +440,9 @@ dr_run_next(struct dr_run *run)
 	op->cutoff = run->cutoff;
 	op->b = xcalloc(1, sizeof(*op->b));
 	buf_init(&op->b->body, DMARCREP_XML_MAX);
-	if (dr_copy(op->domain, sizeof(op->domain), run->domains[run->i++]) !=
-	    0)
+	/* the store's domains are lower case already (dmarcxml_record) */
+	dom = run->domains[run->i++];
+	if (str_copy(op->domain, sizeof(op->domain), dom, strlen(dom)) != 0)
 		op->domain[0] = '\0';
 	memcpy(op->b->domain, op->domain, sizeof(op->domain));
 	id_new(nid);
