@@ -55,7 +55,7 @@ def keys():
 def zone(k):
     z = []
     # k.test: keys, p=none (the DKIM result tests); a.test: keys, p=reject
-    for d in ("k.test", "a.test"):
+    for d in ("k.test", "a.test", "rep.test"):
         z += [f"--txt-record=r._domainkey.{d},v=DKIM1; k=rsa; p="
               + _chunks(k.rsa_pub),
               f"--txt-record=e._domainkey.{d},v=DKIM1; k=ed25519; p="
@@ -68,6 +68,9 @@ def zone(k):
         "--txt-record=_dmarc.reject.test,v=DMARC1; p=reject",
         "--txt-record=_dmarc.quar.test,v=DMARC1; p=quarantine",
         "--txt-record=_dmarc.none.test,v=DMARC1; p=none",
+        # rep.test: keys, p=reject, aggregate reports wanted
+        "--txt-record=_dmarc.rep.test,v=DMARC1; p=reject; "
+        "rua=mailto:agg@rep.test",
         # SPF passes for 127.0.0.1, no DKIM key at all
         "--txt-record=spfok.test,v=spf1 ip4:127.0.0.1 -all",
         "--txt-record=_dmarc.spfok.test,v=DMARC1; p=reject",
@@ -329,6 +332,23 @@ def test_dmarc_reject_forgery_refused(ternd, dnsmasq, keys):
     # a DKIM-signed message of a p=reject domain passes
     send(t, sign(keys, message(frm="ceo@a.test"), d="a.test"))
     assert results(stored(t), "dmarc")[0][0] == "pass"
+
+
+def test_verdicts_recorded_for_the_reports(ternd, dnsmasq, keys):
+    """With dmarc.reports = yes every verdict of the live check is counted
+    in dmarc.db: a refused forgery and a signed message of rep.test, whose
+    policy asks for aggregate reports, are two rows of one domain."""
+    t = auth_ternd(ternd, dnsmasq, keys, extra={"dmarc.reports": "yes"})
+    send(t, message(frm="ceo@rep.test"), sender="mallory@other.test",
+         code=550, enh="5.7.1")
+    send(t, sign(keys, message(frm="ceo@rep.test"), d="rep.test"),
+         sender="ceo@rep.test")
+    assert t.stop() == 0        # the stop writes what is still batched
+    out = t.tern("dmarc", "report", "--dry-run").stdout.decode()
+    assert "domain rep.test: 2 rows, 2 messages" in out, out
+    assert "rua mailto:agg@rep.test: send" in out, out
+    assert "<disposition>reject</disposition>" in out, out
+    assert "<source_ip>127.0.0.1</source_ip>" in out, out
 
 
 def test_dmarc_reject_not_enforced(ternd, dnsmasq, keys):
