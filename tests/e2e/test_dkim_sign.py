@@ -20,8 +20,8 @@ import time
 import pytest
 
 from conftest import (BEN, CLAIRE, DNSMASQ, PASSWORD, SLOW, maildir_files,
-                      submit_ternd, tls_client_context, two_mtas, wait_for,
-                      world_tmpdir)
+                      require, submit_ternd, tls_client_context, two_mtas,
+                      wait_for, world_tmpdir)
 
 import dkim
 
@@ -342,8 +342,7 @@ def opendkim_verify(raw, zone):
     passes).  It asks the system resolver; so it runs in its own user,
     mount and network namespace, where /etc/resolv.conf names 127.0.0.1
     and a dnsmasq on port 53 there serves the zone."""
-    if not os.path.exists(OPENDKIM_TESTMSG):
-        pytest.skip("opendkim-tools not installed")
+    require(OPENDKIM_TESTMSG, "opendkim-tools")
     top = world_tmpdir("tern-odkim-")
     try:
         (top / "resolv.conf").write_text("nameserver 127.0.0.1\n")
@@ -368,7 +367,9 @@ def opendkim_verify(raw, zone):
         r = subprocess.run(["unshare", "-rmn", "sh", "-c", script],
                            capture_output=True, timeout=60 * SLOW)
         if r.returncode != 0 and b"unshare" in r.stderr:
-            pytest.skip(f"no user namespaces here: {r.stderr!r}")
+            pytest.fail("opendkim-testmsg needs an unprivileged user "
+                        f"namespace (unshare -rmn): {r.stderr!r}",
+                        pytrace=False)
         assert r.returncode == 0 and r.stdout == b"", \
             f"opendkim-testmsg: rc={r.returncode} {r.stdout!r} {r.stderr!r}"
     finally:

@@ -16,8 +16,6 @@ import smtplib
 import subprocess
 import time
 
-import pytest
-
 from conftest import SLOW, dsn_of, maildir_files, maildir_messages, wait_for
 from test_journey import common_port
 
@@ -34,10 +32,9 @@ def logged(addr):
     """addr as log_quote writes it, as a regex."""
     return re.escape(addr.replace("=", "\\x3d"))
 
-try:
-    from SRS.Guarded import Guarded
-except ImportError:         # scripts/deps.sh installs python3-srs
-    Guarded = None
+# python3-srs (scripts/deps.sh installs it): a missing module fails the
+# file at collection, never skips it
+from SRS.Guarded import Guarded
 
 
 class Three:
@@ -108,9 +105,8 @@ def test_forward_rewrites_and_bounce_reverses(ternd, dnsmasq):
     # the secret was made at first start, 0600, and pysrs agrees with it
     mode = (t.b.state_dir / "srs.key").stat().st_mode & 0o777
     assert mode == 0o600, oct(mode)
-    if Guarded is not None:
-        g = Guarded(secret=t.b_secret()[0], maxage=21, hashlength=4)
-        assert g.reverse(srs) == ALICE
+    g = Guarded(secret=t.b_secret()[0], maxage=21, hashlength=4)
+    assert g.reverse(srs) == ALICE
     # C (or anyone) bounces to the SRS address: B reverses it to Alice
     bounce = (b"From: MAILER-DAEMON@c.test\r\nTo: <" + srs.encode() +
               b">\r\nSubject: Undelivered Mail\r\n\r\nbounced\r\n")
@@ -131,17 +127,14 @@ def test_forged_expired_malformed_refused(ternd, dnsmasq):
     t = Three(ternd, dnsmasq)
     secret = t.b_secret()[0]
     day = 86400
-    if Guarded is not None:
-        g = Guarded(secret=secret, maxage=21, hashlength=4)
-        now = time.time
-        try:
-            time.time = lambda: now() - 30 * day
-            old = g.forward(ALICE, "b.test")
-        finally:
-            time.time = now
-        good = g.forward(ALICE, "b.test")
-    else:
-        pytest.skip("python3-srs is missing (scripts/deps.sh installs it)")
+    g = Guarded(secret=secret, maxage=21, hashlength=4)
+    now = time.time
+    try:
+        time.time = lambda: now() - 30 * day
+        old = g.forward(ALICE, "b.test")
+    finally:
+        time.time = now
+    good = g.forward(ALICE, "b.test")
     assert rcpt_reply(B_IP, t.port, good)[0] == 250
     code, text = rcpt_reply(B_IP, t.port, old)
     assert (code, text[:5]) == (550, "5.1.1") and "expired" in text, text
@@ -164,8 +157,6 @@ def test_forged_expired_malformed_refused(ternd, dnsmasq):
 def test_max_age_setting(ternd, dnsmasq):
     """srs.max_age = 1: a 2-day-old address is refused, a 1-day-old one
     accepted."""
-    if Guarded is None:
-        pytest.skip("python3-srs is missing (scripts/deps.sh installs it)")
     t = Three(ternd, dnsmasq, {"srs.max_age": "1"})
     g = Guarded(secret=t.b_secret()[0], maxage=21, hashlength=4)
     now = time.time
@@ -236,16 +227,12 @@ def test_key_file_rules(ternd, dnsmasq):
     # rotation: a new secret first, the old one kept for reversal
     key.write_text("new-secret-for-signing\n" + cur)
     t.b.start()
-    if Guarded is not None:
-        old = Guarded(secret=cur.strip(), maxage=21, hashlength=4)
-        assert rcpt_reply(B_IP, t.port, old.forward(ALICE, "b.test"))[0] \
-            == 250
+    old = Guarded(secret=cur.strip(), maxage=21, hashlength=4)
+    assert rcpt_reply(B_IP, t.port, old.forward(ALICE, "b.test"))[0] == 250
     t.send_to_b(ALICE, ["fwd@b.test"], msg("rotated"))
     [d] = wait_for(lambda: maildir_messages(t.c.state_dir, CAROL), "at C")
-    if Guarded is not None:
-        new = Guarded(secret="new-secret-for-signing", maxage=21,
-                      hashlength=4)
-        assert new.reverse(d.return_path) == ALICE
+    new = Guarded(secret="new-secret-for-signing", maxage=21, hashlength=4)
+    assert new.reverse(d.return_path) == ALICE
     t.b.stop()
     key.chmod(0o640)
     argv = t.b.argv()
@@ -260,8 +247,6 @@ def test_srs1_reversal(ternd, dnsmasq):
     """An SRS1 at B whose first hop is B itself reverses through to the
     original sender; one whose first hop is another forwarder reverses to
     that hop's SRS0 address, which is queued for it."""
-    if Guarded is None:
-        pytest.skip("python3-srs is missing (scripts/deps.sh installs it)")
     t = Three(ternd, dnsmasq)
     g = Guarded(secret=t.b_secret()[0], maxage=21, hashlength=4,
                 alwaysrewrite=True)
