@@ -16,7 +16,8 @@
  * the waiting clients one by one and tell each "421 4.7.0" (rather than
  * leave them hanging in the backlog), and the listener sleeps
  * LISTEN_PAUSE_MS before it tries again.  The error is logged once a second
- * at most.
+ * at most; what happens in between is held back and written by a timer as
+ * one more line, so every refused client is counted in the log.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -323,26 +324,48 @@ on_resume(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+log_accept_error(struct listener *l)
+{
+	l->errlog_last = time_now_ms();
+	log_err("event=accept_error listener=%s error=\"%s\" refused=%u",
+	    l->name, strerror(l->errlog_errno), l->errlog_refused);
+	l->errlog_refused = 0;
+	l->errlog_errno = 0;
+}
+
+static void
+on_errlog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	log_accept_error(arg);
+}
+
+static void
 on_accept_error(struct evconnlistener *ev, void *arg)
 {
-	static uint64_t last_log;
 	struct listener *l = arg;
 	int err = errno;
 	uint64_t now = time_now_ms();
-	unsigned shed = 0;
 
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
 		struct timeval tv = {0, LISTEN_PAUSE_MS * 1000};
 
-		shed = shed_backlog(l);
+		l->errlog_refused += shed_backlog(l);
 		evconnlistener_disable(ev);
 		evtimer_add(l->resume, &tv);
 	}
-	if (last_log == 0 || now - last_log >= 1000) {
-		last_log = now;
-		log_err(
-		    "event=accept_error listener=%s error=\"%s\" refused=%u",
-		    l->name, strerror(err), shed);
+	l->errlog_errno = err;
+	if (l->errlog_last == 0 || now - l->errlog_last >= 1000) {
+		if (l->errlog != NULL)
+			evtimer_del(l->errlog);
+		log_accept_error(l);
+	} else if (l->errlog != NULL && !evtimer_pending(l->errlog, NULL)) {
+		uint64_t wait = l->errlog_last + 1000 - now;
+		struct timeval tv = {(time_t)(wait / 1000),
+		    (suseconds_t)(wait % 1000) * 1000};
+
+		evtimer_add(l->errlog, &tv);
 	}
 }
 
@@ -363,7 +386,8 @@ listeners_enable(struct server *s)
 			fatalx("event=startup step=evconnlistener listener=%s",
 			    l->name);
 		evconnlistener_set_error_cb(l->ev, on_accept_error);
-		if ((l->resume = evtimer_new(s->base, on_resume, l)) == NULL)
+		if ((l->resume = evtimer_new(s->base, on_resume, l)) == NULL ||
+		    (l->errlog = evtimer_new(s->base, on_errlog, l)) == NULL)
 			fatalx(
 			    "event=startup step=evtimer listener=%s", l->name);
 	}
@@ -380,6 +404,9 @@ listeners_close(struct server *s)
 		if (s->listeners[i].resume != NULL)
 			event_free(s->listeners[i].resume);
 		s->listeners[i].resume = NULL;
+		if (s->listeners[i].errlog != NULL)
+			event_free(s->listeners[i].errlog);
+		s->listeners[i].errlog = NULL;
 		if (s->listeners[i].ev != NULL)
 			evconnlistener_free(s->listeners[i].ev);
 		else if (s->listeners[i].fd >= 0)

@@ -12,6 +12,7 @@
 #ifndef TERN_SERVER_LISTEN_H
 #define TERN_SERVER_LISTEN_H
 
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include <event2/event.h>
@@ -35,6 +36,10 @@ struct listener {
 	struct server *srv;
 	struct evconnlistener *ev;
 	struct event *resume; /* re-enables ev after EMFILE */
+	struct event *errlog; /* writes the held-back accept_error line */
+	uint64_t errlog_last; /* ms of the last accept_error line */
+	unsigned errlog_refused; /* refused since that line */
+	int errlog_errno;
 };
 
 int listeners_bind(struct server *s);	 /* before privdrop */
