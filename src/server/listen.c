@@ -362,8 +362,8 @@ on_accept_error(struct evconnlistener *ev, void *arg)
 		log_accept_error(l);
 	} else if (l->errlog != NULL && !evtimer_pending(l->errlog, NULL)) {
 		uint64_t wait = l->errlog_last + 1000 - now;
-		struct timeval tv = {(time_t)(wait / 1000),
-		    (suseconds_t)(wait % 1000) * 1000};
+		struct timeval tv = {
+		    (time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
 
 		evtimer_add(l->errlog, &tv);
 	}

@@ -35,9 +35,9 @@ struct listener {
 	int fd;		  /* bound, listening */
 	struct server *srv;
 	struct evconnlistener *ev;
-	struct event *resume; /* re-enables ev after EMFILE */
-	struct event *errlog; /* writes the held-back accept_error line */
-	uint64_t errlog_last; /* ms of the last accept_error line */
+	struct event *resume;	 /* re-enables ev after EMFILE */
+	struct event *errlog;	 /* writes the held-back accept_error line */
+	uint64_t errlog_last;	 /* ms of the last accept_error line */
 	unsigned errlog_refused; /* refused since that line */
 	int errlog_errno;
 };
