@@ -14,6 +14,13 @@
  * and the RSA/Ed25519 operations never run on the loop.  Each query's argument
  * is its own slot (a key, or the DMARC slot), so dns_cancel of a slot cancels
  * exactly its query.
+ *
+ * np= (RFC 9091): when the policy came from the organisational domain and
+ * names an np, the From domain's A, AAAA and MX are asked too, after the
+ * DMARC answer; it does not exist when each is NXDOMAIN or NODATA.  A
+ * temporary failure of any of them counts as existing, so sp (or p)
+ * applies: np is the stricter policy in practice, and a resolver hiccup
+ * must not turn it on.
  */
 #include <event2/event.h>
 #include <stdlib.h>
@@ -41,6 +48,15 @@ struct ac_dmarc {
 	bool asking;
 };
 
+/* One of the From domain's A, AAAA, MX queries, for np= (RFC 9091). */
+struct ac_exist {
+	struct authcheck *ac;
+	bool asking;
+	bool absent; /* NXDOMAIN or NODATA */
+};
+
+#define AC_EXIST_QUERIES 3
+
 /* One ARC key query: the answer goes to arc_verify_key at once. */
 struct ac_arc {
 	struct authcheck *ac;
@@ -59,6 +75,8 @@ struct authcheck {
 	struct ac_key keys[DKIM_SIG_CHECKED];
 	struct dmarc_lookup *lk; /* NULL: no DMARC lookup */
 	struct ac_dmarc dm;
+	struct ac_exist ex[AC_EXIST_QUERIES]; /* A, AAAA, MX of the From */
+	bool from_nxdomain;
 	struct arc_verify *arc; /* NULL: no ARC validation */
 	struct ac_arc *arckeys; /* one per arc_verify_query */
 	size_t narc;
@@ -97,6 +115,7 @@ ac_join(const struct dns_answer *ans, struct buf *out, size_t *off, size_t *len,
 
 static void ac_run(struct job *j);
 static void on_dmarc(const struct dns_answer *ans, void *arg);
+static void ac_exist_ask(struct authcheck *ac);
 static void ac_done(struct job *j);
 
 /* Every answer is in (or the deadline came): the cryptography. */
@@ -216,7 +235,43 @@ on_dmarc(const struct dns_answer *ans, void *arg)
 		return;
 	}
 	buf_free(&text);
+	if (ac->lk->why == DMARC_WHY_NONE && ac->lk->at_org &&
+	    ac->lk->rec.np != DMARC_P_UNSET)
+		ac_exist_ask(ac);
 	ac_answered(ac);
+}
+
+static void
+on_exist(const struct dns_answer *ans, void *arg)
+{
+	struct ac_exist *e = arg;
+	struct authcheck *ac = e->ac;
+	bool all = true;
+
+	e->asking = false;
+	/* a name the resolver cannot ask (a U-label) is not known absent */
+	e->absent = (ans->rcode == DNS_ANS_NXDOMAIN &&
+			ans->reason != DNS_REASON_BAD_NAME) ||
+		    (ans->rcode == DNS_ANS_OK && ans->n == 0);
+	for (size_t i = 0; i < AC_EXIST_QUERIES; i++)
+		all = all && ac->ex[i].absent;
+	ac->from_nxdomain = all;
+	ac_answered(ac);
+}
+
+/* Does the From domain exist?  Asked only when np= would matter. */
+static void
+ac_exist_ask(struct authcheck *ac)
+{
+	static const enum dns_qtype qt[AC_EXIST_QUERIES] = {
+	    DNS_Q_A, DNS_Q_AAAA, DNS_Q_MX};
+
+	for (size_t i = 0; i < AC_EXIST_QUERIES; i++) {
+		ac->ex[i].asking = true;
+		ac->outstanding++;
+		ac->queries++;
+		dns_lookup(ac->dns, qt[i], ac->lk->from, on_exist, &ac->ex[i]);
+	}
 }
 
 static void
@@ -252,6 +307,13 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 					     DMARC_STEP_QUERY;
 		     i++)
 			;
+	}
+	for (size_t i = 0; i < AC_EXIST_QUERIES; i++) {
+		if (!ac->ex[i].asking)
+			continue;
+		(void)dns_cancel(ac->dns, &ac->ex[i]);
+		ac->ex[i].asking = false;
+		ac->from_nxdomain = false; /* not known: it exists */
 	}
 	ac->outstanding = 0;
 	ac_submit(ac);
@@ -300,6 +362,8 @@ authcheck_start(struct event_base *base, struct dns *dns, struct workers *w,
 	ac->cb = cb;
 	ac->arg = arg;
 	ac->dm.ac = ac;
+	for (size_t i = 0; i < AC_EXIST_QUERIES; i++)
+		ac->ex[i].ac = ac;
 	ac->started = time_now_ms();
 	ac->timer = evtimer_new(base, on_deadline, ac);
 	if (ac->timer == NULL || evtimer_add(ac->timer, &tv) != 0)
@@ -355,6 +419,12 @@ authcheck_dmarc(const struct authcheck *ac)
 	return ac->lk;
 }
 
+bool
+authcheck_from_nxdomain(const struct authcheck *ac)
+{
+	return ac->from_nxdomain;
+}
+
 unsigned
 authcheck_ms(const struct authcheck *ac)
 {
@@ -387,6 +457,9 @@ authcheck_free(struct authcheck *ac)
 	}
 	if (ac->dm.asking)
 		(void)dns_cancel(ac->dns, &ac->dm);
+	for (size_t i = 0; i < AC_EXIST_QUERIES; i++)
+		if (ac->ex[i].asking)
+			(void)dns_cancel(ac->dns, &ac->ex[i]);
 	for (size_t k = 0; k < ac->narc; k++)
 		if (ac->arckeys[k].asking)
 			(void)dns_cancel(ac->dns, &ac->arckeys[k]);

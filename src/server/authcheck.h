@@ -64,6 +64,10 @@ const struct arc_outcome *authcheck_arc(const struct authcheck *ac);
 /* The policy lookup, DONE; NULL when none was asked. */
 const struct dmarc_lookup *authcheck_dmarc(const struct authcheck *ac);
 /* Milliseconds from start to the end of the job; DNS queries asked. */
+/* The From domain has no A, AAAA or MX (each NXDOMAIN or NODATA): asked
+ * only when the DMARC record came from the organisational domain and has
+ * np=, so that np applies (RFC 9091); false otherwise. */
+bool authcheck_from_nxdomain(const struct authcheck *ac);
 unsigned authcheck_ms(const struct authcheck *ac);
 unsigned authcheck_queries(const struct authcheck *ac);
 bool authcheck_timed_out(const struct authcheck *ac);

@@ -130,6 +130,7 @@ auth_evaluate(struct conn *c)
 	in.spf_pass = auth_spf(t) == SPF_PASS;
 	in.dkim = dk;
 	in.ndkim = n;
+	in.from_nxdomain = authcheck_from_nxdomain(t->auth);
 	in.draw = arc4random_uniform(100);
 	in.overrides = c->srv->overrides;
 	in.noverrides = c->srv->noverrides;

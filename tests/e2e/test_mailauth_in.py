@@ -75,6 +75,12 @@ def zone(k):
         "--txt-record=spfok.test,v=spf1 ip4:127.0.0.1 -all",
         "--txt-record=_dmarc.spfok.test,v=DMARC1; p=reject",
         "--host-record=other.test,192.0.2.9",
+        # np.test: subdomains that exist get sp=none, those that do not
+        # np=reject (RFC 9091)
+        "--txt-record=_dmarc.np.test,v=DMARC1; p=none; sp=none; np=reject",
+        "--host-record=real.np.test,192.0.2.10",
+        "--mx-host=mxonly.np.test,mx.other.test,10",
+        "--txt-record=txtonly.np.test,just a text record",
         "--local=/test/",
     ]
     return z
@@ -332,6 +338,25 @@ def test_dmarc_reject_forgery_refused(ternd, dnsmasq, keys):
     # a DKIM-signed message of a p=reject domain passes
     send(t, sign(keys, message(frm="ceo@a.test"), d="a.test"))
     assert results(stored(t), "dmarc")[0][0] == "pass"
+
+
+def test_dmarc_np_for_a_subdomain_that_does_not_exist(ternd, dnsmasq, keys):
+    """np= (RFC 9091) applies to a From subdomain with no A, AAAA or MX
+    (NXDOMAIN, or NODATA for all three: txtonly has a TXT record only);
+    a subdomain with an address or an MX gets sp=none."""
+    t = auth_ternd(ternd, dnsmasq, keys)
+    for n, ghost in enumerate(("ghost.np.test", "txtonly.np.test"), 1):
+        r = send(t, message(frm=f"CEO <ceo@{ghost}>"),
+                 sender="mallory@other.test", code=550, enh="5.7.1")
+        assert "DMARC" in r.text, r.text
+        line = auth_log(t, n)
+        assert "dmarc=fail" in line and "policy=reject" in line, line
+    assert t.files(RCPT) == []
+    for n, real in enumerate(("real.np.test", "mxonly.np.test"), 1):
+        send(t, message(frm=f"CEO <ceo@{real}>"), sender="mallory@other.test")
+        [(r, p)] = results(stored(t, n), "dmarc")
+        assert r == "fail" and p["policy.dmarc"] == "none", (real, p)
+    assert len(t.files(RCPT)) == 2
 
 
 def test_verdicts_recorded_for_the_reports(ternd, dnsmasq, keys):
