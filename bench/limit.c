@@ -742,6 +742,28 @@ batches_arg(struct lim_opts *o, const char *s)
 	}
 }
 
+/* every name in the -T list is a test limit has */
+static int
+tests_known(const char *list)
+{
+	static const char *const names[] = {"file", "group", "log", "tcp"};
+	const char *p = list;
+	size_t n, i;
+
+	for (;;) {
+		n = strcspn(p, ",");
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strlen(names[i]) == n &&
+			    strncmp(p, names[i], n) == 0)
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return 0;
+		if (p[n] == '\0')
+			return 1;
+		p += n + 1;
+	}
+}
+
 static void
 usage(void)
 {
@@ -785,7 +807,7 @@ parse_args(struct lim_opts *o, int argc, char **argv)
 		else
 			usage();
 	}
-	if (optind != argc - 1)
+	if (optind != argc - 1 || !tests_known(o->tests))
 		usage();
 	if (quick && !seconds_set)
 		o->seconds = 0.4;
