@@ -477,16 +477,16 @@ table() {
 	echo "of \".\" to the 250. RSS: ternd's VmHWM in the run. CPU: per message, whole MTA."
 	echo "ceil: tern's msg/s as a percentage of this machine's ceiling (x1: one durable file at a"
 	echo "time; A: group-committed Maildir files; B: log appends, one fdatasync per N sessions)."
-	printf '%-22s %9s %9s %7s %5s %-32s %-22s | %9s %9s | %-20s %-20s | %8s %8s %8s | %s\n' \
+	printf '%-22s %9s %9s %7s %5s %-32s %-34s | %9s %9s | %-20s %-20s | %8s %8s %8s | %s\n' \
 		scenario tern postfix ratio ceil "goal (issue 14)" "met" "tern" "postfix" \
 		"tern p50/p99/p99.9" "postfix p50/p99/p99.9" "ternRSS" "ternCPU" "pfCPU" "errors t/p"
-	printf '%-22s %9s %9s %7s %5s %-32s %-22s | %9s %9s | %-20s %-20s | %8s %8s %8s |\n' \
+	printf '%-22s %9s %9s %7s %5s %-32s %-34s | %9s %9s | %-20s %-20s | %8s %8s %8s |\n' \
 		"" "msg/s" "msg/s" "" "%" "" "" "250/s" "250/s" "ms" "ms" "MiB" "us/msg" "us/msg"
 	for s in $(sed -n 's/^result scen=\([AB]-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
 		t=$(med "$s" tern e2e_mps)
 		p=$(med "$s" postfix e2e_mps)
 		c=$(pct "$t" "$(ceiling "$s")")
-		printf '%-22s %9s %9s %7s %5s %-32s %-22s | %9s %9s | %-20s %-20s | %8s %8s %8s | %s/%s\n' \
+		printf '%-22s %9s %9s %7s %5s %-32s %-34s | %9s %9s | %-20s %-20s | %8s %8s %8s | %s/%s\n' \
 			"$(label "$s")" "$(n0 "$t")" "$(n0 "$p")" "$(ratio "$t" "$p")" "$c" "$(goal "$s")" \
 			"$(met "$(goal "$s")" "$(awk -v a="$t" -v b="$p" 'BEGIN { if (b + 0 > 0 && a != "-") print a / b; else print "-" }')" \
 				"$c" "$(med "$s" tern p99_ms)" "$(med "$s" tern cpu_us_msg)")" \
