@@ -468,10 +468,17 @@ errs() {
 }
 
 table() {
-	local s t p c runs
+	local runs
 	runs=$(grep -o '^result .* run=[0-9]*' "$RES" | sed 's/.* run=//' | sort -u | wc -l)
 	echo
 	ceilings && echo
+	grep -q '^result scen=[AB]-' "$RES" && ab_table "$runs"
+	others
+}
+
+# ab_table RUNS: the rows of A and B, tern beside Postfix
+ab_table() {
+	local s t p c runs=$1
 	echo "Medians of $runs run(s). msg/s: delivered end to end (Maildir files or sink count / time from"
 	echo "first connect to last arrival); 250/s: acceptance rate seen by the client. Latency: last byte"
 	echo "of \".\" to the 250. RSS: ternd's VmHWM in the run. CPU: per message, whole MTA."
@@ -496,6 +503,11 @@ table() {
 			"$(n0 "$(med "$s" tern cpu_us_msg)")" "$(n0 "$(med "$s" postfix cpu_us_msg)")" \
 			"$(errs "$s" tern)" "$(errs "$s" postfix)"
 	done
+}
+
+# others: one line or two for each of C, D, E and F
+others() {
+	local s
 	if grep -q '^result scen=F-' "$RES"; then
 		local e=F-$F_SIZE-$F_SESSIONS u v
 		u=$(med "$e-no" tern e2e_mps) v=$(med "$e-yes" tern e2e_mps)
