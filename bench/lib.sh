@@ -56,6 +56,56 @@ tree_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
+# ---- the order and the disk between runs ---------------------------------------
+
+# The writeback of one run's files (and on ext4 the conversion of its
+# unwritten extents) goes on after the run and slows the next one.  So
+# before every timed run: sync, then wait until Dirty + Writeback in
+# /proc/meminfo are below SETTLE_KIB (other programs on a shared machine
+# write too, hence a small threshold rather than zero), for at most
+# SETTLE_TIMEOUT seconds.  Sets SETTLE_S (the time it took, sync
+# included), SETTLE_DIRTY (KiB left) and SETTLE_TIMEDOUT (0 or 1); the
+# result lines keep them.
+MEMINFO=${MEMINFO:-/proc/meminfo}
+SETTLE_KIB=${SETTLE_KIB:-8192}
+SETTLE_TIMEOUT=${SETTLE_TIMEOUT:-60}
+SETTLE_S=- SETTLE_DIRTY=- SETTLE_TIMEDOUT=0
+dirty_kib() { awk '/^(Dirty|Writeback):/ { n += $2 } END { print n + 0 }' "$MEMINFO"; }
+settle_disk() {
+	local t0 d
+	t0=$(now)
+	SETTLE_TIMEDOUT=0
+	sync
+	while d=$(dirty_kib) && [ "$d" -ge "$SETTLE_KIB" ]; do
+		if awk -v e="$(elapsed "$t0" "$(now)")" -v t="$SETTLE_TIMEOUT" 'BEGIN { exit !(e >= t) }'; then
+			SETTLE_TIMEDOUT=1
+			break
+		fi
+		sleep 0.1
+	done
+	SETTLE_S=$(elapsed "$t0" "$(now)")
+	SETTLE_DIRTY=$d
+}
+
+# run_pair RUN "FIRST ..." "SECOND ...": the two halves of a comparison
+# (tern and Postfix, without and with a feature), each a command line
+# run after settle_disk.  Odd runs go first-second, even runs
+# second-first, so neither half always runs on a disk still busy with
+# the other's files.  PAIR_POS is 1 or 2: the place the half ran in.
+PAIR_POS=-
+run_pair() {
+	local run=$1 a=$2 b=$3
+	if [ $((run % 2)) = 0 ]; then
+		a=$3 b=$2
+	fi
+	settle_disk
+	PAIR_POS=1
+	$a
+	settle_disk
+	PAIR_POS=2
+	$b
+}
+
 count_files() { find "$@" -maxdepth 1 -type f 2>/dev/null | wc -l; }
 
 machine_line() {

@@ -23,6 +23,18 @@
 #      with an Ed25519 key of the sender's domain: what signing costs
 #      (issue 13).  Not in the default list: SCENARIOS="F" to run it
 #
+# First, bench/limit measures this machine's ceiling for the same work on
+# the same file system (durable Maildir files one by one and group-
+# committed, group-committed log appends, the loopback round trip); the
+# table gives every tern figure also as a percentage of its ceiling.
+# LIMIT=0 skips it, LIMIT_SECONDS sets its time per measurement.
+#
+# The two halves of every pair (tern and Postfix in A and B, without and
+# with the feature in E and F) alternate their order run by run, and
+# each run starts on a settled disk (lib.sh: run_pair, settle_disk).
+#
+#   bench/run.sh --table RESULTS   # the table again from a results file
+#
 # Every run checks zero loss: the files in the Maildirs (or the messages
 # the sink got) must equal the 250s after DATA; otherwise it prints a
 # LOSS line and the script exits 1.  Medians of RUNS runs are reported.
@@ -61,19 +73,6 @@ TLS=${TLS:-}			# set to -S for STARTTLS in A and B
 WATCH_TIMEOUT=${WATCH_TIMEOUT:-900}
 
 FAIL=0
-bench_setup
-RES=$W/results
-: >"$RES"
-LGLOG=$W/loadgen.log
-
-machine_line "$W" | tee "$W/machine"
-echo "config runs=$RUNS scenarios=\"$SCENARIOS\" a_sizes=\"$A_SIZES\" a_sessions=\"$A_SESSIONS\" a_seconds=$A_SECONDS b_sessions=\"$B_SESSIONS\" b_seconds=$B_SECONDS c_conns=$C_CONNS d_messages=$D_MESSAGES pipelining=$PIPELINING tls=${TLS:-off} mailboxes=$BENCH_USERS dir=$W"
-
-TPORT=$(free_port)
-PPORT=$(free_port)
-SINK_PORT=$(free_port)
-SINKOUT=$W/sink.out
-SINK_RCPTS=$(seq -f 'r%g@sink.test' -s, 1 10)
 
 # check_loss LABEL LOADGEN_LINE [ARRIVED]: the zero-loss rule
 check_loss() {
@@ -86,9 +85,10 @@ check_loss() {
 	fi
 }
 
-# record LABEL MTA RUN LOADGEN_LINE EXTRA...
+# record LABEL MTA RUN LOADGEN_LINE EXTRA...: with the place in its pair
+# and how long the disk took to settle before it
 record() {
-	local line="result scen=$1 mta=$2 run=$3 ${4#loadgen } ${*:5} load1=$LOAD1"
+	local line="result scen=$1 mta=$2 run=$3 ${4#loadgen } ${*:5} load1=$LOAD1 order=$PAIR_POS settle_s=$SETTLE_S dirty_kib=$SETTLE_DIRTY settle_timeout=$SETTLE_TIMEDOUT"
 	echo "$line" >>"$RES"
 	echo "$line"
 }
@@ -136,8 +136,8 @@ scenario_A() {
 	for size in $A_SIZES; do
 		for sess in $A_SESSIONS; do
 			for run in $(seq "$RUNS"); do
-				run_A_tern "$size" "$sess" "$run"
-				run_A_postfix "$size" "$sess" "$run"
+				run_pair "$run" "run_A_tern $size $sess $run" \
+					"run_A_postfix $size $sess $run"
 			done
 		done
 	done
@@ -186,8 +186,7 @@ scenario_B() {
 	tern_init "$W/tern-b"
 	for sess in $B_SESSIONS; do
 		for run in $(seq "$RUNS"); do
-			run_B_tern "$sess" "$run"
-			run_B_postfix "$sess" "$run"
+			run_pair "$run" "run_B_tern $sess $run" "run_B_postfix $sess $run"
 		done
 	done
 }
@@ -334,9 +333,42 @@ scenario_F() {
 		--algorithm ed25519 --selector bench </dev/null >/dev/null ||
 		die "tern dkim keygen failed"
 	for run in $(seq "$RUNS"); do
-		run_F_tern no "$run"
-		run_F_tern yes "$run"
+		run_pair "$run" "run_F_tern no $run" "run_F_tern yes $run"
 	done
+}
+
+# ---- the ceiling: bench/limit on the bench's file system -----------------------
+
+# limit_run: bench/limit in $W (the file system of the state directories)
+# for each message size the scenarios use; its "limit" lines go to the
+# results.  Maildir files for A's sizes; log appends for B's size in
+# batches of 1, 16, 64 and of each B session count (N relaying sessions
+# have at most N messages to commit at once); the round trip once.
+limit_run() {
+	local s tests batches args=
+	make -s --no-print-directory -C "$ROOT" B="$B" "$B/bench/limit" >&2 ||
+		die "cannot build bench/limit"
+	cp "$B/bench/limit" "$W/bin/limit"
+	mkdir -p "$W/limit"
+	[ "${QUICK:-0}" = 1 ] && args=--quick
+	[ -n "${LIMIT_SECONDS:-}" ] && args="-d $LIMIT_SECONDS"
+	batches=$(printf '%s\n' 1 16 64 $B_SESSIONS | awk '!seen[$0]++' | paste -sd,)
+	for s in $(printf '%s\n' $A_SIZES $B_SIZE | awk '!seen[$0]++'); do
+		tests=
+		case " $SCENARIOS " in *" A "*)
+			case " $A_SIZES " in *" $s "*) tests=file,group ;; esac ;;
+		esac
+		case " $SCENARIOS " in *" B "*)
+			[ "$s" = "$B_SIZE" ] && tests=${tests:+$tests,}log ;;
+		esac
+		[ -n "$tests" ] || continue
+		settle_disk
+		"$W/bin/limit" $args -s "$s" -B "$batches" -T "$tests" "$W/limit" | tee -a "$RES"
+		[ "${PIPESTATUS[0]}" = 0 ] || log "bench: bench/limit failed (size $s): no ceiling"
+	done
+	case " $SCENARIOS " in *" A "* | *" B "*)
+		"$W/bin/limit" $args -T tcp "$W/limit" | tee -a "$RES" ;;
+	esac
 }
 
 # ---- the table ------------------------------------------------------------------
@@ -344,11 +376,77 @@ scenario_F() {
 # med SCEN MTA KEY: median over the runs
 med() { grep "^result scen=$1 mta=$2 " "$RES" | tr ' ' '\n' | sed -n "s/^$3=//p" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.1fx", a / b; else print "-" }'; }
+# the goals of issue 14 for a row (comma-separated, read by met)
 goal() {
 	case $1 in
-	A-2048-50) echo ">=20x" ;; A-2048-1) echo ">=4x" ;; A-102400-10) echo ">=5x" ;;
-	B-*) echo ">=10x" ;; *) echo "" ;;
+	A-2048-50) echo ">=15x,>=80%,p99<10ms,cpu<=150us" ;;
+	A-2048-1) echo ">=4x,p99<2ms,cpu<=150us" ;;
+	A-2048-*) echo "cpu<=150us" ;;
+	A-102400-10) echo ">=5x" ;;
+	B-2048-10 | B-2048-50) echo ">=10x" ;;
+	*) echo "" ;;
 	esac
+}
+# met GOALS RATIO PCT P99_MS CPU_US: "yes", "no:" and the goals missed
+# ("-" for a figure not measured counts as missed), or "" without goals
+met() {
+	awk -v g="$1" -v r="$2" -v p="$3" -v l="$4" -v c="$5" 'BEGIN {
+		if (g == "") exit
+		n = split(g, a, ",")
+		for (i = 1; i <= n; i++) {
+			t = a[i]
+			if (t ~ /x$/)
+				ok = r != "-" && r + 0 >= substr(t, 3) + 0
+			else if (t ~ /%$/)
+				ok = p != "-" && p + 0 >= substr(t, 3) + 0
+			else if (t ~ /^p99</)
+				ok = l != "-" && l + 0 < substr(t, 5) + 0
+			else
+				ok = c != "-" && c + 0 <= substr(t, 6) + 0
+			if (!ok)
+				miss = miss (miss == "" ? "" : ",") t
+		}
+		print (miss == "" ? "yes" : "no:" miss) }'
+}
+# lim_best TEST PATTERN: the best per_sec of the limit lines of TEST
+# that match PATTERN, or "-"
+lim_best() {
+	grep "^limit test=$1 " "$RES" | grep -e "$2" | tr ' ' '\n' | sed -n 's/^per_sec=//p' |
+		sort -g | tail -1 | grep . || echo -
+}
+# ceiling SCEN: the ceiling a row is measured against: one session makes
+# one file at a time (per-file fsync); more sessions can be group-
+# committed (the better of syncfs and fdatasync); a relay's queue could
+# be a log with one fdatasync per as many messages as it has sessions
+ceiling() {
+	local IFS=-
+	set -- $1
+	case $1-$3 in
+	A-1) lim_best maildir_file " size=$2 " ;;
+	A-*) lim_best maildir_group " size=$2 " ;;
+	B-*) lim_best log " size=$2 .* batch=$3 " ;;
+	*) echo - ;;
+	esac
+}
+# pct VALUE CEILING: VALUE as a whole percentage of CEILING, or "-"
+pct() { awk -v a="$1" -v c="$2" 'BEGIN { if (c + 0 > 0 && a != "-") printf "%.0f", a / c * 100; else print "-" }'; }
+# the ceilings measured, one line each
+ceilings() {
+	grep -q '^limit ' "$RES" || return 1
+	echo "Ceiling of this machine (bench/limit, same file system; CPU per operation of the program):"
+	grep '^limit ' "$RES" | awk '{
+		d = ""; x = ""
+		for (i = 2; i <= NF; i++) {
+			split($i, a, "=")
+			if (a[1] == "ops") break
+			if (a[1] != "threads" || a[2] != 1) d = d " " $i
+		}
+		for (; i <= NF; i++) {
+			split($i, a, "=")
+			v[a[1]] = a[2]
+			if (a[1] ~ /^(p50_us|p99_us|batch_avg)$/) x = x " " $i
+		}
+		printf "  %-62s %8.0f /s %7.1f us CPU%s\n", substr(d, 2), v["per_sec"], v["cpu_us_op"], x }'
 }
 label() {
 	local IFS=- s
@@ -370,27 +468,46 @@ errs() {
 }
 
 table() {
-	local s t p
+	local runs
+	runs=$(grep -o '^result .* run=[0-9]*' "$RES" | sed 's/.* run=//' | sort -u | wc -l)
 	echo
-	echo "Medians of $RUNS run(s). msg/s: delivered end to end (Maildir files or sink count / time from"
+	ceilings && echo
+	grep -q '^result scen=[AB]-' "$RES" && ab_table "$runs"
+	others
+}
+
+# ab_table RUNS: the rows of A and B, tern beside Postfix
+ab_table() {
+	local s t p c runs=$1
+	echo "Medians of $runs run(s). msg/s: delivered end to end (Maildir files or sink count / time from"
 	echo "first connect to last arrival); 250/s: acceptance rate seen by the client. Latency: last byte"
 	echo "of \".\" to the 250. RSS: ternd's VmHWM in the run. CPU: per message, whole MTA."
-	printf '%-22s %9s %9s %7s %6s | %9s %9s | %-20s %-20s | %8s %8s %8s | %s\n' \
-		scenario tern postfix ratio goal "tern" "postfix" "tern p50/p99/p99.9" "postfix p50/p99/p99.9" \
-		"ternRSS" "ternCPU" "pfCPU" "errors t/p"
-	printf '%-22s %9s %9s %7s %6s | %9s %9s | %-20s %-20s | %8s %8s %8s |\n' \
-		"" "msg/s" "msg/s" "" "" "250/s" "250/s" "ms" "ms" "MiB" "us/msg" "us/msg"
+	echo "ceil: tern's msg/s as a percentage of this machine's ceiling (x1: one durable file at a"
+	echo "time; A: group-committed Maildir files; B: log appends, one fdatasync per N sessions)."
+	printf '%-22s %9s %9s %7s %5s %-32s %-34s | %9s %9s | %-20s %-20s | %8s %8s %8s | %s\n' \
+		scenario tern postfix ratio ceil "goal (issue 14)" "met" "tern" "postfix" \
+		"tern p50/p99/p99.9" "postfix p50/p99/p99.9" "ternRSS" "ternCPU" "pfCPU" "errors t/p"
+	printf '%-22s %9s %9s %7s %5s %-32s %-34s | %9s %9s | %-20s %-20s | %8s %8s %8s |\n' \
+		"" "msg/s" "msg/s" "" "%" "" "" "250/s" "250/s" "ms" "ms" "MiB" "us/msg" "us/msg"
 	for s in $(sed -n 's/^result scen=\([AB]-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
 		t=$(med "$s" tern e2e_mps)
 		p=$(med "$s" postfix e2e_mps)
-		printf '%-22s %9s %9s %7s %6s | %9s %9s | %-20s %-20s | %8s %8s %8s | %s/%s\n' \
-			"$(label "$s")" "$(n0 "$t")" "$(n0 "$p")" "$(ratio "$t" "$p")" "$(goal "$s")" \
+		c=$(pct "$t" "$(ceiling "$s")")
+		printf '%-22s %9s %9s %7s %5s %-32s %-34s | %9s %9s | %-20s %-20s | %8s %8s %8s | %s/%s\n' \
+			"$(label "$s")" "$(n0 "$t")" "$(n0 "$p")" "$(ratio "$t" "$p")" "$c" "$(goal "$s")" \
+			"$(met "$(goal "$s")" "$(awk -v a="$t" -v b="$p" 'BEGIN { if (b + 0 > 0 && a != "-") print a / b; else print "-" }')" \
+				"$c" "$(med "$s" tern p99_ms)" "$(med "$s" tern cpu_us_msg)")" \
 			"$(n0 "$(med "$s" tern mps)")" "$(n0 "$(med "$s" postfix mps)")" \
 			"$(lat3 "$s" tern)" "$(lat3 "$s" postfix)" \
 			"$(awk -v k="$(med "$s" tern hwm_kib)" 'BEGIN { if (k == "-") print "-"; else printf "%.1f", k / 1024 }')" \
 			"$(n0 "$(med "$s" tern cpu_us_msg)")" "$(n0 "$(med "$s" postfix cpu_us_msg)")" \
 			"$(errs "$s" tern)" "$(errs "$s" postfix)"
 	done
+}
+
+# others: one line or two for each of C, D, E and F
+others() {
+	local s
 	if grep -q '^result scen=F-' "$RES"; then
 		local e=F-$F_SIZE-$F_SESSIONS u v
 		u=$(med "$e-no" tern e2e_mps) v=$(med "$e-yes" tern e2e_mps)
@@ -458,8 +575,7 @@ scenario_E() {
 	tern_init "$W/tern-e"
 	for sess in $E_SESSIONS; do
 		for run in $(seq "$RUNS"); do
-			run_E_tern plain "$sess" "$run"
-			run_E_tern auth "$sess" "$run"
+			run_pair "$run" "run_E_tern plain $sess $run" "run_E_tern auth $sess $run"
 		done
 	done
 	kill "$E_DNS_PID" 2>/dev/null
@@ -468,6 +584,27 @@ scenario_E() {
 
 # ---- main -------------------------------------------------------------------------
 
+if [ "${1:-}" = --table ]; then
+	[ -r "${2:-}" ] || die "usage: bench/run.sh --table RESULTS"
+	RES=$2
+	table
+	exit 0
+fi
+bench_setup
+RES=$W/results
+: >"$RES"
+LGLOG=$W/loadgen.log
+
+machine_line "$W" | tee "$W/machine"
+echo "config runs=$RUNS scenarios=\"$SCENARIOS\" a_sizes=\"$A_SIZES\" a_sessions=\"$A_SESSIONS\" a_seconds=$A_SECONDS b_sessions=\"$B_SESSIONS\" b_seconds=$B_SECONDS c_conns=$C_CONNS d_messages=$D_MESSAGES pipelining=$PIPELINING tls=${TLS:-off} mailboxes=$BENCH_USERS settle_kib=$SETTLE_KIB settle_timeout=$SETTLE_TIMEOUT dir=$W"
+
+TPORT=$(free_port)
+PPORT=$(free_port)
+SINK_PORT=$(free_port)
+SINKOUT=$W/sink.out
+SINK_RCPTS=$(seq -f 'r%g@sink.test' -s, 1 10)
+
+[ "${LIMIT:-1}" = 0 ] || limit_run
 case " $SCENARIOS " in *" B "* | *" D "*) dns_start ;; esac
 case " $SCENARIOS " in *" A "* | *" B "*)
 	pf_setup "$PPORT" "$SINK_PORT"
