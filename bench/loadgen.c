@@ -10,7 +10,25 @@
  *           [-s body_bytes] [-r rcpt[,rcpt...]] [-R rcpts_per_message]
  *           [-P on|off] [-m messages_per_connection] [-S] [-t threads]
  *           [--watch-dir DIR]... [--watch-sink FILE] [--watch-timeout S]
- *   loadgen -p PORT --idle N [--hold S] [--ready-file FILE] [-S]
+ *           [--resume] [--src N]
+ *   loadgen -p PORT --idle N [--hold S] [--ready-file FILE] [-S] [--src N]
+ *   loadgen --sink PORT --sink-out FILE [--cert PEM --key PEM]
+ *
+ * --resume (with -S): TLS session resumption.  The sessions (tickets) the
+ * server sends, from the first handshake on, are kept in a pool and each
+ * is offered once on a later handshake; the report gives tls_handshakes=
+ * and tls_resumed= (SSL_session_reused).
+ *
+ * --src N: the connections come from N loopback addresses in turn,
+ * 127.0.0.2 on, so that many connections (scenario C at 50,000) do not
+ * run out of ephemeral ports of one address.
+ *
+ * --sink PORT: no client at all, a counting SMTP sink on 127.0.0.1:PORT
+ * (like smtp-sink -c, which has no TLS): it offers STARTTLS when given a
+ * certificate, accepts every command, answers 250 to each message and
+ * keeps "mesg=N rcpts=N conns=N tls=N" in FILE (rewritten after each
+ * message, so --watch-sink FILE counts what it got).  One thread per
+ * connection; it runs until it is killed.
  *
  * --message FILE sends that content (CRLF lines, dot-stuffed here) instead
  * of the generated one, e.g. a message signed in advance (scenario E).
@@ -46,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -57,11 +76,16 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
 #define LG_MAX_THREADS	  64
 #define LG_MAX_RCPTS	  1000
 #define LG_INBUF	  8192
 #define LG_CODES	  600
 #define LG_MAX_CONNECTING 100
+#define LG_TICKETS	  256 /* --resume: sessions kept */
 
 enum lg_state {
 	ST_CONNECT, /* waiting for connect() to complete */
@@ -156,6 +180,11 @@ static struct {
 	double hold;
 	const char *ready_file;
 	const char *message_file; /* --message: the content, as is */
+	int resume;		  /* --resume: offer the kept TLS session */
+	unsigned nsrc;		  /* --src N: source addresses 127.0.0.2.. */
+	int sink_port;		  /* --sink PORT */
+	const char *sink_out;
+	const char *cert, *key;
 	const char *watch_dirs[64];
 	int nwatch;
 	const char *watch_sink;
@@ -171,6 +200,11 @@ static struct {
 	atomic_uint_fast64_t rcpt_seq;
 	atomic_int stop;
 	atomic_int idle_ready; /* sessions that reached ST_IDLE or failed */
+	atomic_uint_fast64_t tls_hs, tls_resumed; /* handshakes done */
+	atomic_uint next_src;
+	pthread_mutex_t tls_mu;		    /* guards tls_saved, ntls_saved */
+	SSL_SESSION *tls_saved[LG_TICKETS]; /* --resume: tickets to offer */
+	int ntls_saved;
 } lg = {
     .host = "127.0.0.1",
     .sessions = 1,
@@ -183,6 +217,7 @@ static struct {
     .threads = 1,
     .timeout = 120,
     .watch_timeout = 600,
+    .tls_mu = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static void
@@ -381,6 +416,7 @@ flush_out(struct lg_sess *s)
 /* ---- session life ------------------------------------------------------ */
 
 static void sess_start(struct lg_sess *);
+static SSL_SESSION *take_session(void);
 
 static void
 count_code(struct lg_sess *s, int code)
@@ -393,6 +429,11 @@ static void
 sess_close(struct lg_sess *s)
 {
 	if (s->ssl != NULL) {
+		/* after QUIT, a close_notify: OpenSSL marks the session of a
+		 * connection freed without one as not resumable, and with
+		 * TLS 1.3 that is the ticket kept for --resume */
+		if (s->state == ST_QUIT)
+			(void)SSL_shutdown(s->ssl);
 		SSL_free(s->ssl);
 		s->ssl = NULL;
 	}
@@ -604,6 +645,15 @@ on_reply(struct lg_sess *s, int code)
 		if (s->ssl == NULL || SSL_set_fd(s->ssl, s->fd) != 1)
 			die("SSL_new");
 		SSL_set_connect_state(s->ssl);
+		if (lg.resume) {
+			SSL_SESSION *sess = take_session();
+
+			if (sess != NULL) {
+				if (SSL_set_session(s->ssl, sess) != 1)
+					die("SSL_set_session");
+				SSL_SESSION_free(sess); /* s->ssl has it */
+			}
+		}
 		s->state = ST_HANDSHAKE;
 		return 0;
 	case ST_AUTH:
@@ -731,6 +781,9 @@ do_handshake(struct lg_sess *s)
 	n = SSL_connect(s->ssl);
 	if (n == 1) {
 		s->tls_on = 1;
+		atomic_fetch_add(&lg.tls_hs, 1);
+		if (SSL_session_reused(s->ssl))
+			atomic_fetch_add(&lg.tls_resumed, 1);
 		s->ssl_want_write = 0;
 		cmd_add(s, "EHLO %s\r\n", lg.ehlo);
 		s->state = ST_EHLO;
@@ -839,17 +892,22 @@ sess_start(struct lg_sess *s)
 	if (s->fd < 0)
 		die("socket: %s (raise ulimit -n)", strerror(errno));
 	(void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (lg.auth_plain != NULL) {
-		/* -a: each session from its own loopback address, 127.0.0.2
-		 * on, so that ternd's AUTH throttle (one attempt at a time per
-		 * client address) does not answer concurrent logins 454 */
-		static atomic_uint next_src;
+	if (lg.nsrc > 0 || lg.auth_plain != NULL) {
+		/* --src N: connections from N loopback addresses in turn;
+		 * -a alone: 250 of them, so that ternd's AUTH throttle (one
+		 * attempt at a time per client address) does not answer
+		 * concurrent logins 454.  The port is chosen at connect()
+		 * (IP_BIND_ADDRESS_NO_PORT), by the whole 4-tuple: an
+		 * address gives a full ephemeral range per server port. */
 		struct sockaddr_in src = {.sin_family = AF_INET};
+		unsigned n = lg.nsrc > 0 ? lg.nsrc : 250u;
 
 		src.sin_addr.s_addr =
-		    htonl(0x7f000002u + atomic_fetch_add(&next_src, 1) % 250u);
+		    htonl(0x7f000002u + atomic_fetch_add(&lg.next_src, 1) % n);
+		(void)setsockopt(s->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT,
+		    &one, sizeof(one));
 		if (bind(s->fd, (struct sockaddr *)&src, sizeof(src)) != 0)
-			die("bind 127.0.0.x: %s", strerror(errno));
+			die("bind 127.x.x.x: %s", strerror(errno));
 	}
 	s->state = ST_CONNECT;
 	s->msgs_on_conn = 0;
@@ -1181,7 +1239,10 @@ usage(void)
 	    "    [-T TIMEOUT]\n"
 	    "    [--watch-dir DIR]... [--watch-sink FILE] [--watch-timeout S]\n"
 	    "    [--idle N [--hold S] [--ready-file FILE]] [--message FILE] "
-	    "[-q]\n",
+	    "[-q]\n"
+	    "    [--resume] [--src N]\n"
+	    "       loadgen --sink PORT --sink-out FILE [--cert PEM --key "
+	    "PEM]\n",
 	    stderr);
 	exit(2);
 }
@@ -1222,6 +1283,12 @@ parse_args(int argc, char **argv)
 	    {"hold", required_argument, NULL, 5},
 	    {"ready-file", required_argument, NULL, 6},
 	    {"message", required_argument, NULL, 7},
+	    {"resume", no_argument, NULL, 8},
+	    {"src", required_argument, NULL, 9},
+	    {"sink", required_argument, NULL, 10},
+	    {"sink-out", required_argument, NULL, 11},
+	    {"cert", required_argument, NULL, 12},
+	    {"key", required_argument, NULL, 13},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1306,9 +1373,34 @@ parse_args(int argc, char **argv)
 		case 7:
 			lg.message_file = optarg;
 			break;
+		case 8:
+			lg.resume = 1;
+			break;
+		case 9:
+			/* 127.0.0.2 .. 127.255.255.254 */
+			lg.nsrc = (unsigned)num_arg(optarg, 1, 16777000);
+			break;
+		case 10:
+			lg.sink_port = (int)num_arg(optarg, 1, 65535);
+			break;
+		case 11:
+			lg.sink_out = optarg;
+			break;
+		case 12:
+			lg.cert = optarg;
+			break;
+		case 13:
+			lg.key = optarg;
+			break;
 		default:
 			usage();
 		}
+	}
+	if (lg.sink_port != 0) {
+		if (optind != argc || lg.sink_out == NULL ||
+		    (lg.cert == NULL) != (lg.key == NULL))
+			usage();
+		return;
 	}
 	if (optind != argc || lg.port == 0)
 		usage();
@@ -1464,12 +1556,363 @@ report(struct lg_thread *th, long arrived, double e2e)
 	    (unsigned long long)t.connects);
 	if (lg.idle)
 		printf(" idle_up=%d", idle_up);
+	if (lg.tls)
+		printf(" tls_handshakes=%llu tls_resumed=%llu",
+		    (unsigned long long)atomic_load(&lg.tls_hs),
+		    (unsigned long long)atomic_load(&lg.tls_resumed));
 	if (arrived >= 0)
 		printf(" arrived=%ld e2e_s=%.3f e2e_mps=%.1f", arrived, e2e,
 		    e2e > 0 ? (double)arrived / e2e : 0.0);
 	printf(" cpu_s=%.3f\n", self_cpu());
 	fflush(stdout);
 	free(t.lat_us);
+}
+
+/* ---- TLS session resumption -------------------------------------------- */
+
+/* A ticket arrived (TLS 1.3: after the handshake, read with the replies):
+ * into the pool, unless it is full.  1: the session is ours. */
+static int
+on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	int keep = 0;
+
+	(void)ssl;
+	pthread_mutex_lock(&lg.tls_mu);
+	if (lg.ntls_saved < LG_TICKETS) {
+		lg.tls_saved[lg.ntls_saved++] = sess;
+		keep = 1;
+	}
+	pthread_mutex_unlock(&lg.tls_mu);
+	return keep;
+}
+
+/* A ticket out of the pool for one handshake (NULL: none, a full one).
+ * Each is used once: a TLS 1.3 ticket is meant for one resumption (RFC
+ * 8446 C.4) and an OpenSSL server refuses a second use of one (its
+ * anti-replay cache), so all sessions sharing the first ticket would
+ * resume only one at a time.  The server sends new ones after every
+ * handshake (OpenSSL: 2 after a full one, 1 after a resumption). */
+static SSL_SESSION *
+take_session(void)
+{
+	SSL_SESSION *sess = NULL;
+
+	pthread_mutex_lock(&lg.tls_mu);
+	if (lg.ntls_saved > 0)
+		sess = lg.tls_saved[--lg.ntls_saved];
+	pthread_mutex_unlock(&lg.tls_mu);
+	return sess;
+}
+
+/* ---- --sink: a counting SMTP sink with STARTTLS ---------------------------
+ */
+
+#define SK_IN  65536
+#define SK_OUT 4096
+
+struct sk_conn {
+	int fd;
+	SSL *ssl;
+	char in[SK_IN];
+	size_t inoff, inlen; /* unread bytes: in[inoff .. inlen) */
+	char out[SK_OUT];
+	size_t outlen;
+};
+
+static struct {
+	SSL_CTX *ctx;
+	int outfd;
+	pthread_mutex_t mu; /* the counters and the file */
+	uint64_t mesg, rcpts, conns, tls;
+} sk = {.outfd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Rewrite the counters file; counts only grow, so the line never
+ * shrinks and no stale tail remains.  Called with sk.mu held. */
+static void
+sk_write_counts(void)
+{
+	char line[160];
+	int n = snprintf(line, sizeof(line),
+	    "mesg=%llu rcpts=%llu conns=%llu tls=%llu\n",
+	    (unsigned long long)sk.mesg, (unsigned long long)sk.rcpts,
+	    (unsigned long long)sk.conns, (unsigned long long)sk.tls);
+
+	if (n > 0 && pwrite(sk.outfd, line, (size_t)n, 0) != n)
+		die("--sink-out: %s", strerror(errno));
+}
+
+static void
+sk_count(uint64_t *counter, uint64_t add)
+{
+	pthread_mutex_lock(&sk.mu);
+	*counter += add;
+	sk_write_counts();
+	pthread_mutex_unlock(&sk.mu);
+}
+
+static int
+sk_flush(struct sk_conn *c)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < c->outlen) {
+		if (c->ssl != NULL)
+			n = SSL_write(
+			    c->ssl, c->out + off, (int)(c->outlen - off));
+		else
+			n = write(c->fd, c->out + off, c->outlen - off);
+		if (n <= 0) {
+			if (c->ssl == NULL && n < 0 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	c->outlen = 0;
+	return 0;
+}
+
+/* Queue a reply; it goes out when no whole command is left to read
+ * (so a pipelined group gets its replies in one write). */
+static int
+sk_reply(struct sk_conn *c, const char *r)
+{
+	size_t len = strlen(r);
+
+	if (c->outlen + len > sizeof(c->out) && sk_flush(c) != 0)
+		return -1;
+	memcpy(c->out + c->outlen, r, len);
+	c->outlen += len;
+	return 0;
+}
+
+/* More input, after sending what is queued; -1 at EOF or on an error. */
+static int
+sk_fill(struct sk_conn *c)
+{
+	ssize_t n;
+
+	if (sk_flush(c) != 0)
+		return -1;
+	if (c->inoff > 0) {
+		memmove(c->in, c->in + c->inoff, c->inlen - c->inoff);
+		c->inlen -= c->inoff;
+		c->inoff = 0;
+	}
+	if (c->inlen == sizeof(c->in))
+		return -1; /* a command line too long */
+	for (;;) {
+		if (c->ssl != NULL)
+			n = SSL_read(c->ssl, c->in + c->inlen,
+			    (int)(sizeof(c->in) - c->inlen));
+		else
+			n = read(
+			    c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen);
+		if (n < 0 && c->ssl == NULL && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		c->inlen += (size_t)n;
+		return 0;
+	}
+}
+
+/* The next command line, without its CRLF; NULL at EOF. */
+static char *
+sk_line(struct sk_conn *c)
+{
+	char *p, *nl;
+
+	for (;;) {
+		p = c->in + c->inoff;
+		nl = memchr(p, '\n', c->inlen - c->inoff);
+		if (nl != NULL) {
+			c->inoff = (size_t)(nl + 1 - c->in);
+			*nl = '\0';
+			if (nl > p && nl[-1] == '\r')
+				nl[-1] = '\0';
+			return p;
+		}
+		if (sk_fill(c) != 0)
+			return NULL;
+	}
+}
+
+/* Skip the content up to and including the "." line; -1 at EOF. */
+static int
+sk_data(struct sk_conn *c)
+{
+	int st = 0, bol = 1; /* 1: "." at a line start, 2: ".\r" */
+
+	for (;;) {
+		while (c->inoff < c->inlen) {
+			char ch = c->in[c->inoff++];
+
+			if (st == 0 && bol && ch == '.')
+				st = 1;
+			else if (st == 1)
+				st = ch == '\r' ? 2 : 0;
+			else if (st == 2) {
+				if (ch == '\n')
+					return 0;
+				st = 0;
+			}
+			bol = ch == '\n';
+		}
+		if (sk_fill(c) != 0)
+			return -1;
+	}
+}
+
+static int
+sk_is(const char *line, const char *verb)
+{
+	return strncasecmp(line, verb, strlen(verb)) == 0;
+}
+
+static void *
+sk_session(void *arg)
+{
+	struct sk_conn *c = arg;
+	uint64_t rcpts = 0;
+	char *l;
+
+	sk_count(&sk.conns, 1);
+	if (sk_reply(c, "220 sink.bench.test ESMTP loadgen sink\r\n") != 0)
+		goto out;
+	while ((l = sk_line(c)) != NULL) {
+		int r;
+
+		if (sk_is(l, "EHLO")) {
+			r = sk_reply(c, c->ssl == NULL && sk.ctx != NULL
+					    ? "250-sink.bench.test\r\n"
+					      "250-PIPELINING\r\n"
+					      "250-8BITMIME\r\n"
+					      "250-SIZE 0\r\n"
+					      "250 STARTTLS\r\n"
+					    : "250-sink.bench.test\r\n"
+					      "250-PIPELINING\r\n"
+					      "250-8BITMIME\r\n"
+					      "250 SIZE 0\r\n");
+		} else if (sk_is(l, "HELO")) {
+			r = sk_reply(c, "250 sink.bench.test\r\n");
+		} else if (sk_is(l, "STARTTLS") && sk.ctx != NULL &&
+			   c->ssl == NULL) {
+			/* what was pipelined after STARTTLS is dropped */
+			c->inoff = c->inlen = 0;
+			if (sk_reply(c, "220 2.0.0 go ahead\r\n") != 0 ||
+			    sk_flush(c) != 0)
+				break;
+			c->ssl = SSL_new(sk.ctx);
+			if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
+			    SSL_accept(c->ssl) != 1)
+				break;
+			sk_count(&sk.tls, 1);
+			r = 0;
+		} else if (sk_is(l, "MAIL")) {
+			rcpts = 0;
+			r = sk_reply(c, "250 2.1.0 ok\r\n");
+		} else if (sk_is(l, "RCPT")) {
+			rcpts++;
+			r = sk_reply(c, "250 2.1.5 ok\r\n");
+		} else if (sk_is(l, "DATA")) {
+			if (sk_reply(c, "354 go ahead\r\n") != 0 ||
+			    sk_data(c) != 0)
+				break;
+			pthread_mutex_lock(&sk.mu);
+			sk.mesg++;
+			sk.rcpts += rcpts;
+			sk_write_counts();
+			pthread_mutex_unlock(&sk.mu);
+			rcpts = 0;
+			r = sk_reply(c, "250 2.0.0 ok: counted\r\n");
+		} else if (sk_is(l, "RSET")) {
+			rcpts = 0;
+			r = sk_reply(c, "250 2.0.0 ok\r\n");
+		} else if (sk_is(l, "NOOP")) {
+			r = sk_reply(c, "250 2.0.0 ok\r\n");
+		} else if (sk_is(l, "QUIT")) {
+			(void)sk_reply(c, "221 2.0.0 bye\r\n");
+			(void)sk_flush(c);
+			break;
+		} else {
+			r = sk_reply(c, "502 5.5.2 not here\r\n");
+		}
+		if (r != 0)
+			break;
+	}
+out:
+	if (c->ssl != NULL) {
+		/* a close_notify, else OpenSSL forgets the session */
+		(void)SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	close(c->fd);
+	free(c);
+	return NULL;
+}
+
+_Noreturn static void
+sink_main(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	pthread_attr_t attr;
+	int lfd, one = 1;
+
+	raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+	sk.outfd =
+	    open(lg.sink_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (sk.outfd < 0)
+		die("%s: %s", lg.sink_out, strerror(errno));
+	pthread_mutex_lock(&sk.mu);
+	sk_write_counts();
+	pthread_mutex_unlock(&sk.mu);
+	if (lg.cert != NULL) {
+		sk.ctx = SSL_CTX_new(TLS_server_method());
+		if (sk.ctx == NULL ||
+		    SSL_CTX_set_min_proto_version(sk.ctx, TLS1_2_VERSION) !=
+			1 ||
+		    SSL_CTX_use_certificate_chain_file(sk.ctx, lg.cert) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(
+			sk.ctx, lg.key, SSL_FILETYPE_PEM) != 1)
+			die("--cert %s --key %s: not usable", lg.cert, lg.key);
+	}
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	a.sin_port = htons((uint16_t)lg.sink_port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	(void)setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    listen(lfd, 1024) != 0)
+		die("--sink 127.0.0.1:%d: %s", lg.sink_port, strerror(errno));
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	for (;;) {
+		struct sk_conn *c;
+		pthread_t t;
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE) {
+				usleep(10000); /* a connection will end */
+				continue;
+			}
+			die("accept: %s", strerror(errno));
+		}
+		(void)setsockopt(
+		    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c = xcalloc(1, sizeof(*c));
+		c->fd = fd;
+		if (pthread_create(&t, &attr, sk_session, c) != 0) {
+			close(fd);
+			free(c);
+		}
+	}
 }
 
 int
@@ -1482,6 +1925,8 @@ main(int argc, char **argv)
 	int i, per, rest, off = 0;
 
 	parse_args(argc, argv);
+	if (lg.sink_port != 0)
+		sink_main();
 	if (!lg.messages_set && lg.duration <= 0)
 		lg.messages = 1000; /* neither -n nor -d */
 	if (lg.messages == 0 && lg.duration <= 0 && !lg.idle)
@@ -1499,6 +1944,12 @@ main(int argc, char **argv)
 		SSL_CTX_set_mode(
 		    lg.ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		if (lg.resume) {
+			SSL_CTX_set_session_cache_mode(
+			    lg.ssl_ctx, SSL_SESS_CACHE_CLIENT |
+					    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+			SSL_CTX_sess_set_new_cb(lg.ssl_ctx, on_new_session);
+		}
 	}
 	if (lg.nwatch || lg.watch_sink)
 		base = count_arrived();
@@ -1546,5 +1997,7 @@ main(int argc, char **argv)
 	}
 	if (lg.ssl_ctx != NULL)
 		SSL_CTX_free(lg.ssl_ctx);
+	while (lg.ntls_saved > 0)
+		SSL_SESSION_free(lg.tls_saved[--lg.ntls_saved]);
 	return 0;
 }
