@@ -16,8 +16,9 @@
  *
  * --resume (with -S): TLS session resumption.  The sessions (tickets) the
  * server sends, from the first handshake on, are kept in a pool and each
- * is offered once on a later handshake; the report gives tls_handshakes=
- * and tls_resumed= (SSL_session_reused).
+ * is offered on one later handshake at a time (again after it, when the
+ * server resumed it and sent no newer one, as Postfix does); the report
+ * gives tls_handshakes= and tls_resumed= (SSL_session_reused).
  *
  * --src N: the connections come from N loopback addresses in turn,
  * 127.0.0.2 on, so that many connections (scenario C at 50,000) do not
@@ -39,8 +40,11 @@
  * its code; connection failures are counted apart.  "ok" is the number
  * of 250s after the data: the messages the server took responsibility
  * for.  With --watch-dir (Maildir new/ directories) or --watch-sink (the
- * output of smtp-sink -c), loadgen then waits until that many messages
- * have arrived there and reports the end-to-end rate and any shortfall.
+ * output of smtp-sink -c or of --sink), loadgen then waits until that
+ * many messages have arrived there (one copy per different accepted
+ * address of each: with -R 100 over 10 -r addresses, 10 per message,
+ * reported as ok_distinct=) and reports the end-to-end rate and any
+ * shortfall.
  *
  * Output: a human summary on stderr, then one line of key=value pairs on
  * stdout, starting with "loadgen ".
@@ -107,10 +111,11 @@ enum lg_state {
 };
 
 struct lg_stats {
-	uint64_t ok;	   /* 250 after the data */
-	uint64_t ok_rcpts; /* accepted recipients of those messages */
-	uint64_t failed;   /* claimed messages that got no 250 */
-	uint64_t conn_err; /* connect failures, resets, early EOF */
+	uint64_t ok;	      /* 250 after the data */
+	uint64_t ok_rcpts;    /* accepted recipients of those messages */
+	uint64_t ok_distinct; /* of those, different addresses: copies due */
+	uint64_t failed;      /* claimed messages that got no 250 */
+	uint64_t conn_err;    /* connect failures, resets, early EOF */
 	uint64_t timeouts;
 	uint64_t connects;
 	uint64_t codes[LG_CODES]; /* unexpected replies, by code */
@@ -124,11 +129,14 @@ struct lg_sess {
 	SSL *ssl;
 	enum lg_state state;
 	int tls_on;
-	int authed;	    /* -a: AUTH accepted on this connection */
-	int want_out;	    /* EPOLLOUT registered */
-	int ssl_want_write; /* SSL_read said WANT_WRITE */
-	int in_msg;	    /* a claimed message is in flight */
-	int body_queued;    /* the current output ends with the content */
+	int authed;	      /* -a: AUTH accepted on this connection */
+	int want_out;	      /* EPOLLOUT registered */
+	int ssl_want_write;   /* SSL_read said WANT_WRITE */
+	int resumed;	      /* --resume: this handshake was resumed */
+	int got_ticket;	      /* --resume: the server sent a new ticket */
+	SSL_SESSION *offered; /* --resume: the ticket offered, or NULL */
+	int in_msg;	      /* a claimed message is in flight */
+	int body_queued;      /* the current output ends with the content */
 	int dot_sent;
 	int restart; /* connect again from the loop */
 	int fails;   /* connection failures in a row */
@@ -417,6 +425,7 @@ flush_out(struct lg_sess *s)
 
 static void sess_start(struct lg_sess *);
 static SSL_SESSION *take_session(void);
+static void give_session(SSL_SESSION *);
 
 static void
 count_code(struct lg_sess *s, int code)
@@ -437,6 +446,16 @@ sess_close(struct lg_sess *s)
 		SSL_free(s->ssl);
 		s->ssl = NULL;
 	}
+	if (s->offered != NULL) {
+		/* the server took it and gave no newer one (Postfix does
+		 * not, while its ticket key is current): offer it again */
+		if (s->resumed && !s->got_ticket)
+			give_session(s->offered);
+		else
+			SSL_SESSION_free(s->offered);
+		s->offered = NULL;
+	}
+	s->resumed = s->got_ticket = 0;
 	if (s->fd >= 0) {
 		close(s->fd);
 		s->fd = -1;
@@ -553,6 +572,19 @@ msg_failed(struct lg_sess *s)
 	s->state = ST_RSET;
 }
 
+/* How many different addresses the accepted recipients of this message
+ * are: -R above the number of -r addresses names each several times, and
+ * a server delivers one copy per address (RFC 5321 3.3 lets it drop the
+ * duplicates; Postfix and tern both do).  A refused recipient is taken
+ * to be a duplicate of none: exact when all are accepted. */
+static uint64_t
+distinct_rcpts(const struct lg_sess *s)
+{
+	int n = s->rcpt_ok;
+
+	return (uint64_t)(n < lg.nrcpts ? n : lg.nrcpts);
+}
+
 static void
 record_latency(struct lg_sess *s)
 {
@@ -648,11 +680,10 @@ on_reply(struct lg_sess *s, int code)
 		if (lg.resume) {
 			SSL_SESSION *sess = take_session();
 
-			if (sess != NULL) {
-				if (SSL_set_session(s->ssl, sess) != 1)
-					die("SSL_set_session");
-				SSL_SESSION_free(sess); /* s->ssl has it */
-			}
+			SSL_set_app_data(s->ssl, s);
+			s->offered = sess;
+			if (sess != NULL && SSL_set_session(s->ssl, sess) != 1)
+				die("SSL_set_session");
 		}
 		s->state = ST_HANDSHAKE;
 		return 0;
@@ -705,6 +736,7 @@ on_reply(struct lg_sess *s, int code)
 		if (code == 250) {
 			s->th->st.ok++;
 			s->th->st.ok_rcpts += (uint64_t)s->rcpt_ok;
+			s->th->st.ok_distinct += distinct_rcpts(s);
 			record_latency(s);
 		} else {
 			count_code(s, code);
@@ -782,8 +814,10 @@ do_handshake(struct lg_sess *s)
 	if (n == 1) {
 		s->tls_on = 1;
 		atomic_fetch_add(&lg.tls_hs, 1);
-		if (SSL_session_reused(s->ssl))
+		if (SSL_session_reused(s->ssl)) {
 			atomic_fetch_add(&lg.tls_resumed, 1);
+			s->resumed = 1;
+		}
 		s->ssl_want_write = 0;
 		cmd_add(s, "EHLO %s\r\n", lg.ehlo);
 		s->state = ST_EHLO;
@@ -1492,6 +1526,7 @@ report(struct lg_thread *th, long arrived, double e2e)
 
 		t.ok += s->ok;
 		t.ok_rcpts += s->ok_rcpts;
+		t.ok_distinct += s->ok_distinct;
 		t.failed += s->failed;
 		t.conn_err += s->conn_err;
 		t.timeouts += s->timeouts;
@@ -1536,8 +1571,8 @@ report(struct lg_thread *th, long arrived, double e2e)
 			    "  arrived at the destination: %ld "
 			    "of %llu expected (%s), end to end %.2f s: %.0f "
 			    "msg/s\n",
-			    arrived, (unsigned long long)t.ok_rcpts,
-			    arrived == (long)t.ok_rcpts ? "all" : "MISMATCH",
+			    arrived, (unsigned long long)t.ok_distinct,
+			    arrived == (long)t.ok_distinct ? "all" : "MISMATCH",
 			    e2e, e2e > 0 ? (double)arrived / e2e : 0.0);
 	}
 	printf("loadgen sessions=%d threads=%d size=%zu rcpts=%d pipelining=%s "
@@ -1554,6 +1589,8 @@ report(struct lg_thread *th, long arrived, double e2e)
 	    t.nlat ? t.lat_us[t.nlat - 1] / 1000.0 : 0.0, off ? codes : "-",
 	    (unsigned long long)t.conn_err, (unsigned long long)t.timeouts,
 	    (unsigned long long)t.connects);
+	if (lg.rcpt_per_msg > 1)
+		printf(" ok_distinct=%llu", (unsigned long long)t.ok_distinct);
 	if (lg.idle)
 		printf(" idle_up=%d", idle_up);
 	if (lg.tls)
@@ -1570,16 +1607,14 @@ report(struct lg_thread *th, long arrived, double e2e)
 
 /* ---- TLS session resumption -------------------------------------------- */
 
-/* A ticket arrived (TLS 1.3: after the handshake, read with the replies):
- * into the pool, unless it is full.  1: the session is ours. */
+/* Into the pool, unless it is full; 1: taken. */
 static int
-on_new_session(SSL *ssl, SSL_SESSION *sess)
+keep_session(SSL_SESSION *sess)
 {
 	int keep = 0;
 
-	(void)ssl;
 	pthread_mutex_lock(&lg.tls_mu);
-	if (lg.ntls_saved < LG_TICKETS) {
+	if (sess != NULL && lg.ntls_saved < LG_TICKETS) {
 		lg.tls_saved[lg.ntls_saved++] = sess;
 		keep = 1;
 	}
@@ -1587,12 +1622,33 @@ on_new_session(SSL *ssl, SSL_SESSION *sess)
 	return keep;
 }
 
+/* A ticket arrived (TLS 1.3: after the handshake, read with the
+ * replies).  1: the session is ours. */
+static int
+on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct lg_sess *s = SSL_get_app_data(ssl);
+
+	if (s != NULL)
+		s->got_ticket = 1;
+	return keep_session(sess);
+}
+
+/* A session back into the pool after its connection (or dropped). */
+static void
+give_session(SSL_SESSION *sess)
+{
+	if (sess != NULL && !keep_session(sess))
+		SSL_SESSION_free(sess);
+}
+
 /* A ticket out of the pool for one handshake (NULL: none, a full one).
- * Each is used once: a TLS 1.3 ticket is meant for one resumption (RFC
- * 8446 C.4) and an OpenSSL server refuses a second use of one (its
- * anti-replay cache), so all sessions sharing the first ticket would
- * resume only one at a time.  The server sends new ones after every
- * handshake (OpenSSL: 2 after a full one, 1 after a resumption). */
+ * Taken, not shared: a TLS 1.3 ticket is meant for one resumption (RFC
+ * 8446 C.4), and offering one ticket on every concurrent handshake
+ * resumed only about half of them against OpenSSL servers.  Servers send
+ * new ones after each handshake (OpenSSL: 2 after a full one, 1 after a
+ * resumption); a ticket the server refused is dropped, one it resumed
+ * and did not replace goes back (see sess_close). */
 static SSL_SESSION *
 take_session(void)
 {
@@ -1975,7 +2031,7 @@ main(int argc, char **argv)
 		uint64_t ok = 0;
 
 		for (i = 0; i < lg.threads; i++)
-			ok += th[i].st.ok_rcpts;
+			ok += th[i].st.ok_distinct;
 		for (;;) {
 			now_count = count_arrived() - base;
 			t_done = now_ns();

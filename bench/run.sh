@@ -61,6 +61,8 @@ TLS=${TLS:-}			# set to -S for STARTTLS in A and B
 WATCH_TIMEOUT=${WATCH_TIMEOUT:-900}
 
 FAIL=0
+# C: ternd and loadgen each hold C_CONNS descriptors
+[ "$NOFILE" -lt $((C_CONNS + 4096)) ] && NOFILE=$((C_CONNS + 4096))
 bench_setup
 RES=$W/results
 : >"$RES"
@@ -197,12 +199,15 @@ scenario_B() {
 scenario_C() {
 	local d=$W/tern-c r0 r1 out i fds refused
 	tern_init "$d"
-	tern_start "$d" "$TPORT"
+	tern_start "$d" "$TPORT" -o limits.connections=$((C_CONNS + 100)) \
+		-o limits.connections_per_ip=$((C_CONNS + 100))
 	sleep 0.5
 	r0=$(rss_kib "$TERND_PID")
 	rm -f "$W/idle.ready"
+	# one loopback source address per 20,000 connections (ephemeral
+	# ports: 28,232 per address and server port here)
 	"$LOADGEN" -p "$TPORT" $TLS --idle "$C_CONNS" --hold 900 --ready-file "$W/idle.ready" \
-		>"$W/idle.out" 2>>"$LGLOG" &
+		--src $((C_CONNS / 20000 + 1)) >"$W/idle.out" 2>>"$LGLOG" &
 	IDLE_PID=$!
 	for i in $(seq 6000); do
 		[ -f "$W/idle.ready" ] && break
@@ -339,6 +344,221 @@ scenario_F() {
 	done
 }
 
+# ---- G H I J: STARTTLS, 100 recipients, LMTP to Dovecot, relay over TLS --------
+
+if [ "${QUICK:-0}" = 1 ]; then
+	: "${G_SECONDS:=3}" "${H_SECONDS:=3}" "${I_SECONDS:=3}" "${J_SECONDS:=3}"
+fi
+G_SIZE=${G_SIZE:-2048}
+G_SESSIONS=${G_SESSIONS:-50}
+G_SECONDS=${G_SECONDS:-10}
+G_PER_CONN=${G_PER_CONN:-1}	# messages per TLS connection
+H_SIZE=${H_SIZE:-2048}
+H_RCPTS=${H_RCPTS:-100}		# recipients per message, over the BENCH_USERS mailboxes
+H_SESSIONS=${H_SESSIONS:-10}
+H_SECONDS=${H_SECONDS:-10}
+I_SIZE=${I_SIZE:-2048}
+I_SESSIONS=${I_SESSIONS:-10}
+I_SECONDS=${I_SECONDS:-10}
+J_SIZE=${J_SIZE:-2048}
+J_SESSIONS=${J_SESSIONS:-10}
+J_SECONDS=${J_SECONDS:-10}
+
+# cpu_us OUT TICKS: CPU microseconds per accepted message
+cpu_us() { awk -v c="$2" -v hz="$HZ" -v n="$(kv "$1" ok)" 'BEGIN { printf "%.0f", n ? c / hz * 1e6 / n : 0 }'; }
+
+# the same self-signed certificate for ternd, Postfix and the TLS sink
+bench_tls() { [ -f "$W/tls/cert.pem" ] || bench_cert "$W/tls"; }
+
+# G: STARTTLS (TLS 1.3, tickets resumed by loadgen) into the Maildirs,
+# G_PER_CONN messages per connection (1: every message its own session)
+g_lg() {
+	lg -p "$1" -S --resume -m "$G_PER_CONN" -c "$G_SESSIONS" -d "$G_SECONDS" \
+		-s "$G_SIZE" -r "$RCPTS" "${@:2}"
+}
+
+g_resumed() {
+	awk -v h="$(kv "$1" tls_handshakes)" -v r="$(kv "$1" tls_resumed)" \
+		'BEGIN { printf "%.1f", h ? r * 100 / h : 0 }'
+}
+
+run_G_tern() {
+	local run=$1 d=$W/tern-g s=G-$G_SIZE-$G_SESSIONS out c0 c1 hwm
+	load1
+	tern_clean_maildirs "$d"
+	tern_start "$d" "$TPORT" -o tls.cert="$W/tls/cert.pem" -o tls.key="$W/tls/key.pem"
+	c0=$(cpu_ticks "$TERND_PID")
+	out=$(g_lg "$TPORT" $(tern_maildirs "$d"))
+	c1=$(cpu_ticks "$TERND_PID")
+	hwm=$(hwm_kib "$TERND_PID")
+	tern_stop
+	record "$s" tern "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
+		"hwm_kib=$hwm resumed_pct=$(g_resumed "$out")"
+	check_loss "$s tern run=$run" "$out"
+}
+
+run_G_postfix() {
+	local run=$1 s=G-$G_SIZE-$G_SESSIONS out c0 c1
+	load1
+	pf_clean_maildirs
+	c0=$(tree_ticks "$PF_MASTER")
+	out=$(g_lg "$PPORT" $(pf_maildirs))
+	c1=$(tree_ticks "$PF_MASTER")
+	record "$s" postfix "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
+		"queue_left=$(pf_queue_count) resumed_pct=$(g_resumed "$out")"
+	check_loss "$s postfix run=$run" "$out"
+}
+
+scenario_G() {
+	local run
+	bench_tls
+	tern_init "$W/tern-g"
+	pf_set smtpd_tls_security_level=may smtpd_tls_cert_file="$W/tls/cert.pem" \
+		smtpd_tls_key_file="$W/tls/key.pem"
+	for run in $(seq "$RUNS"); do
+		run_G_tern "$run"
+		run_G_postfix "$run"
+	done
+	pf_unset smtpd_tls_security_level smtpd_tls_cert_file smtpd_tls_key_file
+}
+
+# H: H_RCPTS recipients per message named round robin from the
+# BENCH_USERS mailboxes, so each message names each mailbox
+# H_RCPTS/BENCH_USERS times: both servers store one copy per mailbox, and
+# the zero-loss rule counts those (loadgen's ok_distinct)
+check_loss_distinct() {
+	check_loss "$1" "ok_rcpts=$(kv "$2" ok_distinct) arrived=$(kv "$2" arrived)"
+}
+
+run_H_tern() {
+	local run=$1 d=$W/tern-h s=H-$H_SIZE-$H_SESSIONS out c0 c1 hwm
+	load1
+	tern_clean_maildirs "$d"
+	tern_start "$d" "$TPORT"
+	c0=$(cpu_ticks "$TERND_PID")
+	out=$(lg -p "$TPORT" -c "$H_SESSIONS" -d "$H_SECONDS" -s "$H_SIZE" -R "$H_RCPTS" \
+		-r "$RCPTS" $(tern_maildirs "$d"))
+	c1=$(cpu_ticks "$TERND_PID")
+	hwm=$(hwm_kib "$TERND_PID")
+	tern_stop
+	record "$s" tern "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" "hwm_kib=$hwm"
+	check_loss_distinct "$s tern run=$run" "$out"
+}
+
+run_H_postfix() {
+	local run=$1 s=H-$H_SIZE-$H_SESSIONS out c0 c1
+	load1
+	pf_clean_maildirs
+	c0=$(tree_ticks "$PF_MASTER")
+	out=$(lg -p "$PPORT" -c "$H_SESSIONS" -d "$H_SECONDS" -s "$H_SIZE" -R "$H_RCPTS" \
+		-r "$RCPTS" $(pf_maildirs))
+	c1=$(tree_ticks "$PF_MASTER")
+	record "$s" postfix "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
+		"queue_left=$(pf_queue_count)"
+	check_loss_distinct "$s postfix run=$run" "$out"
+}
+
+scenario_H() {
+	local run
+	tern_init "$W/tern-h"
+	for run in $(seq "$RUNS"); do
+		run_H_tern "$run"
+		run_H_postfix "$run"
+	done
+}
+
+# I: local mail handed to a private Dovecot over LMTP (unix socket), by
+# ternd (delivery.lmtp) and by Postfix (local_transport = lmtp:unix:...);
+# counted in Dovecot's Maildirs.  CPU: ternd / the Postfix instance, not
+# Dovecot's (the same work for both).
+run_I() {
+	local mta=$1 run=$2 d=$W/tern-i dc=$W/dovecot s=I-$I_SIZE-$I_SESSIONS out c0 c1 extra port
+	load1
+	dovecot_clean_maildirs "$dc"
+	if [ "$mta" = tern ]; then
+		tern_start "$d" "$TPORT" -o delivery.lmtp="unix:$dc/lmtp.sock"
+		c0=$(cpu_ticks "$TERND_PID")
+		port=$TPORT
+	else
+		c0=$(tree_ticks "$PF_MASTER")
+		port=$PPORT
+	fi
+	out=$(lg -p "$port" -c "$I_SESSIONS" -d "$I_SECONDS" -s "$I_SIZE" -r "$RCPTS" \
+		$(dovecot_maildirs "$dc"))
+	if [ "$mta" = tern ]; then
+		c1=$(cpu_ticks "$TERND_PID")
+		extra="hwm_kib=$(hwm_kib "$TERND_PID")"
+		tern_stop
+	else
+		c1=$(tree_ticks "$PF_MASTER")
+		extra="queue_left=$(pf_queue_count)"
+	fi
+	record "$s" "$mta" "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" "$extra"
+	check_loss "$s $mta run=$run" "$out"
+}
+
+scenario_I() {
+	local run
+	tern_init "$W/tern-i"
+	dovecot_start "$W/dovecot"
+	pf_set local_transport="lmtp:unix:$W/dovecot/lmtp.sock"
+	for run in $(seq "$RUNS"); do
+		run_I tern "$run"
+		run_I postfix "$run"
+	done
+	pf_unset local_transport
+	dovecot_stop
+}
+
+# J: B's relay, to loadgen's sink offering STARTTLS: ternd's opportunistic
+# TLS to the MX (dnsmasq: sink.test -> 127.0.0.1), Postfix's relayhost
+# with smtp_tls_security_level = may.  Every connection must have used TLS.
+run_J() {
+	local mta=$1 run=$2 d=$W/tern-j s=J-$J_SIZE-$J_SESSIONS out c0 c1 extra port conns tls
+	load1
+	tls_sink_start "$SINK_PORT" "$SINKOUT" "$W/tls"
+	if [ "$mta" = tern ]; then
+		tern_start "$d" "$TPORT" $(tern_relay_opts "$SINK_PORT")
+		c0=$(cpu_ticks "$TERND_PID")
+		port=$TPORT
+	else
+		c0=$(tree_ticks "$PF_MASTER")
+		port=$PPORT
+	fi
+	out=$(lg -p "$port" -c "$J_SESSIONS" -d "$J_SECONDS" -s "$J_SIZE" -r "$SINK_RCPTS" \
+		--watch-sink "$SINKOUT")
+	if [ "$mta" = tern ]; then
+		c1=$(cpu_ticks "$TERND_PID")
+		extra="hwm_kib=$(hwm_kib "$TERND_PID") queue_left=$(count_files "$d/queue/env")"
+		tern_stop
+	else
+		c1=$(tree_ticks "$PF_MASTER")
+		extra="queue_left=$(pf_queue_count)"
+	fi
+	sink_stop
+	conns=$(kv "$(cat "$SINKOUT")" conns)
+	tls=$(kv "$(cat "$SINKOUT")" tls)
+	record "$s" "$mta" "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
+		"$extra sink_conns=$conns sink_tls=$tls"
+	check_loss "$s $mta run=$run" "$out"
+	if [ "${tls:-0}" = 0 ] || [ "$tls" != "$conns" ]; then
+		echo "NOTLS $s $mta run=$run: $tls of $conns connections to the sink used TLS"
+		FAIL=1
+	fi
+}
+
+scenario_J() {
+	local run
+	bench_tls
+	tern_init "$W/tern-j"
+	pf_set smtp_tls_security_level=may
+	for run in $(seq "$RUNS"); do
+		run_J tern "$run"
+		run_J postfix "$run"
+	done
+	pf_unset smtp_tls_security_level
+}
+
 # ---- the table ------------------------------------------------------------------
 
 # med SCEN MTA KEY: median over the runs
@@ -347,14 +567,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.
 goal() {
 	case $1 in
 	A-2048-50) echo ">=20x" ;; A-2048-1) echo ">=4x" ;; A-102400-10) echo ">=5x" ;;
-	B-*) echo ">=10x" ;; *) echo "" ;;
+	B-*) echo ">=10x" ;; G-*-50) echo ">=10x" ;; *) echo "" ;;
 	esac
 }
 label() {
 	local IFS=- s
 	set -- $1
 	s=$(awk -v b="$2" 'BEGIN { if (b >= 1024 && b % 1024 == 0) printf "%dKiB", b / 1024; else printf "%dB", b }')
-	case $1 in A) echo "A deliver $s x$3" ;; B) echo "B relay $s x$3" ;; esac
+	case $1 in
+	A) echo "A deliver $s x$3" ;; B) echo "B relay $s x$3" ;;
+	G) echo "G STARTTLS $s x$3" ;; H) echo "H ${H_RCPTS}rcpt $s x$3" ;;
+	I) echo "I LMTP $s x$3" ;; J) echo "J relay TLS $s x$3" ;;
+	esac
 }
 
 # a number rounded, or "-"
@@ -380,7 +604,7 @@ table() {
 		"ternRSS" "ternCPU" "pfCPU" "errors t/p"
 	printf '%-22s %9s %9s %7s %6s | %9s %9s | %-20s %-20s | %8s %8s %8s |\n' \
 		"" "msg/s" "msg/s" "" "" "250/s" "250/s" "ms" "ms" "MiB" "us/msg" "us/msg"
-	for s in $(sed -n 's/^result scen=\([AB]-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
+	for s in $(sed -n 's/^result scen=\([ABGHIJ]-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
 		t=$(med "$s" tern e2e_mps)
 		p=$(med "$s" postfix e2e_mps)
 		printf '%-22s %9s %9s %7s %6s | %9s %9s | %-20s %-20s | %8s %8s %8s | %s/%s\n' \
@@ -468,8 +692,8 @@ scenario_E() {
 
 # ---- main -------------------------------------------------------------------------
 
-case " $SCENARIOS " in *" B "* | *" D "*) dns_start ;; esac
-case " $SCENARIOS " in *" A "* | *" B "*)
+case " $SCENARIOS " in *" B "* | *" D "* | *" J "*) dns_start ;; esac
+case " $SCENARIOS " in *" A "* | *" B "* | *" G "* | *" H "* | *" I "* | *" J "*)
 	pf_setup "$PPORT" "$SINK_PORT"
 	pf_start ;;
 esac
