@@ -198,6 +198,14 @@ scenario_B() {
 
 scenario_C() {
 	local d=$W/tern-c r0 r1 out i fds refused
+	# each of ternd and loadgen holds C_CONNS descriptors: the limit was
+	# raised to NOFILE in bench_setup, unless this root cannot (no
+	# CAP_SYS_RESOURCE, e.g. in a container): then say so
+	if [ "$(ulimit -n)" -lt $((C_CONNS + 64)) ]; then
+		echo "LIMIT scen=C: open files limit $(ulimit -n) (hard $(ulimit -Hn)) is below C_CONNS=$C_CONNS + 64; raise it (ulimit -Hn, CAP_SYS_RESOURCE) or lower C_CONNS"
+		FAIL=1
+		return
+	fi
 	tern_init "$d"
 	tern_start "$d" "$TPORT" -o limits.connections=$((C_CONNS + 100)) \
 		-o limits.connections_per_ip=$((C_CONNS + 100))
