@@ -10,7 +10,7 @@
  *           [-s body_bytes] [-r rcpt[,rcpt...]] [-R rcpts_per_message]
  *           [-P on|off] [-m messages_per_connection] [-S] [-t threads]
  *           [--watch-dir DIR]... [--watch-sink FILE] [--watch-timeout S]
- *           [--resume] [--src N]
+ *           [--resume] [--tls13] [--src N]
  *   loadgen -p PORT --idle N [--hold S] [--ready-file FILE] [-S] [--src N]
  *   loadgen --sink PORT --sink-out FILE [--cert PEM --key PEM]
  *
@@ -19,6 +19,8 @@
  * is offered on one later handshake at a time (again after it, when the
  * server resumed it and sent no newer one, as Postfix does); the report
  * gives tls_handshakes= and tls_resumed= (SSL_session_reused).
+ *
+ * --tls13 (with -S): refuse anything older than TLS 1.3.
  *
  * --src N: the connections come from N loopback addresses in turn,
  * 127.0.0.2 on, so that many connections (scenario C at 50,000) do not
@@ -189,6 +191,7 @@ static struct {
 	const char *ready_file;
 	const char *message_file; /* --message: the content, as is */
 	int resume;		  /* --resume: offer the kept TLS session */
+	int tls13;		  /* --tls13: nothing older */
 	unsigned nsrc;		  /* --src N: source addresses 127.0.0.2.. */
 	int sink_port;		  /* --sink PORT */
 	const char *sink_out;
@@ -1274,7 +1277,7 @@ usage(void)
 	    "    [--watch-dir DIR]... [--watch-sink FILE] [--watch-timeout S]\n"
 	    "    [--idle N [--hold S] [--ready-file FILE]] [--message FILE] "
 	    "[-q]\n"
-	    "    [--resume] [--src N]\n"
+	    "    [--resume] [--tls13] [--src N]\n"
 	    "       loadgen --sink PORT --sink-out FILE [--cert PEM --key "
 	    "PEM]\n",
 	    stderr);
@@ -1318,6 +1321,7 @@ parse_args(int argc, char **argv)
 	    {"ready-file", required_argument, NULL, 6},
 	    {"message", required_argument, NULL, 7},
 	    {"resume", no_argument, NULL, 8},
+	    {"tls13", no_argument, NULL, 14},
 	    {"src", required_argument, NULL, 9},
 	    {"sink", required_argument, NULL, 10},
 	    {"sink-out", required_argument, NULL, 11},
@@ -1425,6 +1429,9 @@ parse_args(int argc, char **argv)
 			break;
 		case 13:
 			lg.key = optarg;
+			break;
+		case 14:
+			lg.tls13 = 1;
 			break;
 		default:
 			usage();
@@ -2000,6 +2007,9 @@ main(int argc, char **argv)
 		SSL_CTX_set_mode(
 		    lg.ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		if (lg.tls13 && SSL_CTX_set_min_proto_version(
+				    lg.ssl_ctx, TLS1_3_VERSION) != 1)
+			die("TLS 1.3 not available");
 		if (lg.resume) {
 			SSL_CTX_set_session_cache_mode(
 			    lg.ssl_ctx, SSL_SESS_CACHE_CLIENT |

@@ -2,7 +2,7 @@
 # bench/run.sh: tern and Postfix side by side on this machine, on loopback.
 # The method and the figures are in docs/performance.md.
 #
-#   bench/run.sh              # full: A B C D, 3 runs each (about 25 minutes)
+#   bench/run.sh              # full: A B C D G H I J, 3 runs each (about 31 minutes)
 #   QUICK=1 bench/run.sh      # smoke run: everything once, small, ~2 minutes
 #   SCENARIOS="A B" RUNS=5 A_SECONDS=20 bench/run.sh
 #
@@ -10,7 +10,11 @@
 #   A  receive and deliver into local Maildirs: A_SIZES x A_SESSIONS
 #   B  relay to smtp-sink (tern: relay.networks + an MX from dnsmasq;
 #      Postfix: relayhost), counted end to end at the sink
-#   C  C_CONNS idle connections to ternd: RSS per connection, refusals
+#   C  C_CONNS idle connections to ternd: RSS per connection, refusals;
+#      the open-files limit is raised to C_CONNS + 4096 for ternd and
+#      loadgen (needs CAP_SYS_RESOURCE past the hard limit; a LIMIT line
+#      says when it cannot be), and loadgen connects from one loopback
+#      address per 20,000 (127.0.0.2..), so C_CONNS=50000 bench/run.sh works
 #   D  D_MESSAGES queued for a destination that is down: memory per queued
 #      message, restart time, then the drain rate once the sink is up
 #   E  A's delivery of one DKIM-signed message (RSA 2048, dkimpy), ternd
@@ -22,9 +26,27 @@
 #      local Maildirs, F_SIZE x F_SESSIONS, unsigned and then DKIM-signed
 #      with an Ed25519 key of the sender's domain: what signing costs
 #      (issue 13).  Not in the default list: SCENARIOS="F" to run it
+#   G  STARTTLS: TLS 1.3, G_SIZE x G_SESSIONS (2 KiB x 50), G_PER_CONN
+#      messages per connection (1: a handshake per message), loadgen
+#      resuming sessions with the tickets it got (resumed_pct= in the
+#      result); ternd with tls.cert/tls.key, Postfix with
+#      smtpd_tls_security_level = may, both the same self-signed RSA 2048
+#      certificate made with openssl in the temp directory
+#   H  H_RCPTS (100) recipients per message named round robin from the
+#      10 mailboxes (each 10 times: both servers store one copy per
+#      mailbox), 2 KiB x H_SESSIONS (10); msg/s counts the copies
+#   I  LMTP: the same delivery handed to a private Dovecot (dovecot-lmtpd,
+#      config and Maildirs under the temp directory, unix socket) by
+#      ternd (delivery.lmtp) and by Postfix (local_transport = lmtp:...),
+#      2 KiB x I_SESSIONS (10), counted in Dovecot's Maildirs
+#   J  B's relay to a sink that offers STARTTLS (loadgen --sink: smtp-sink
+#      has no TLS): ternd's opportunistic TLS to the MX, Postfix with
+#      smtp_tls_security_level = may; 2 KiB x J_SESSIONS (10); every
+#      connection at the sink must have used TLS (else a NOTLS line)
 #
 # Every run checks zero loss: the files in the Maildirs (or the messages
-# the sink got) must equal the 250s after DATA; otherwise it prints a
+# the sink got; in H one per mailbox named) must equal the 250s after
+# DATA; otherwise it prints a
 # LOSS line and the script exits 1.  Medians of RUNS runs are reported.
 # Needs root (users, a private Postfix instance under a temp directory;
 # the system's own Postfix is never touched).  KEEP=1 keeps the temp
@@ -39,7 +61,7 @@ if [ "${QUICK:-0}" = 1 ]; then
 	: "${F_SECONDS:=3}"
 fi
 RUNS=${RUNS:-3}
-SCENARIOS=${SCENARIOS:-A B C D}
+SCENARIOS=${SCENARIOS:-A B C D G H I J}
 A_SIZES=${A_SIZES:-2048 102400}	# message bytes
 A_SESSIONS=${A_SESSIONS:-1 10 50}
 A_SECONDS=${A_SECONDS:-10}	# sending time per run; delivery may take longer
@@ -381,7 +403,7 @@ bench_tls() { [ -f "$W/tls/cert.pem" ] || bench_cert "$W/tls"; }
 # G: STARTTLS (TLS 1.3, tickets resumed by loadgen) into the Maildirs,
 # G_PER_CONN messages per connection (1: every message its own session)
 g_lg() {
-	lg -p "$1" -S --resume -m "$G_PER_CONN" -c "$G_SESSIONS" -d "$G_SECONDS" \
+	lg -p "$1" -S --tls13 --resume -m "$G_PER_CONN" -c "$G_SESSIONS" -d "$G_SECONDS" \
 		-s "$G_SIZE" -r "$RCPTS" "${@:2}"
 }
 

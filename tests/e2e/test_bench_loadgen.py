@@ -40,7 +40,7 @@ def test_resume_and_source_addresses(ternd, loadgen):
     t = ternd()
     rcpt = "ben@example.org"
     new = t.state_dir / "mail" / "example.org" / "ben" / "new"
-    v = run(loadgen, "-p", str(t.port), "-S", "--resume", "-m", "1", "-c", "2",
+    v = run(loadgen, "-p", str(t.port), "-S", "--tls13", "--resume", "-m", "1", "-c", "2",
             "-n", "30", "--src", "3", "-r", rcpt, "--watch-dir", str(new),
             "--watch-timeout", "15")
     assert v["ok"] == "30" and v["failed"] == "0", v
