@@ -3,7 +3,7 @@
 # The method and the figures are in docs/performance.md.
 #
 #   bench/run.sh              # full: A B C D G H I J, 3 runs each (about 31 minutes)
-#   QUICK=1 bench/run.sh      # smoke run: everything once, small, ~2 minutes
+#   QUICK=1 bench/run.sh      # smoke run: everything once, small, ~4 minutes
 #   SCENARIOS="A B" RUNS=5 A_SECONDS=20 bench/run.sh
 #
 # Scenarios (all sizes are settable in the environment, see below):
