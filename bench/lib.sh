@@ -383,3 +383,126 @@ dns_start() {
 	DNS_PID=$!
 	sleep 0.3
 }
+
+# ---- scenarios G to J: TLS, the counting sink with TLS, Dovecot LMTP --------
+
+# bench_cert DIR: a self-signed RSA 2048 certificate (CN mx.bench.test)
+# in DIR/cert.pem and DIR/key.pem, readable by ternd's user (Postfix
+# reads them as root)
+bench_cert() {
+	mkdir -p "$1"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=mx.bench.test" \
+		-addext "subjectAltName=DNS:mx.bench.test,DNS:pf.bench.test,DNS:mx.sink.test" \
+		-keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1 || die "openssl req failed"
+	chown "$BENCH_USER:" "$1/key.pem" "$1/cert.pem"
+	chmod 600 "$1/key.pem"
+	chmod 644 "$1/cert.pem"
+}
+
+# pf_set KEY=VALUE...: change the private Postfix's main.cf and reload it
+# (postconf -X KEY... removes keys: pf_unset)
+pf_set() {
+	postconf -c "$PF/conf" -e "$@" || die "postconf -e $* failed"
+	postfix -c "$PF/conf" reload >/dev/null 2>&1 || die "postfix reload failed"
+	sleep 1 # the daemons that had the old settings finish
+}
+pf_unset() {
+	postconf -c "$PF/conf" -X "$@"
+	postfix -c "$PF/conf" reload >/dev/null 2>&1
+	sleep 1
+}
+
+# tls_sink_start PORT OUT CERTDIR: loadgen's counting sink with STARTTLS
+# (smtp-sink has none); OUT gets "mesg=N rcpts=N conns=N tls=N".  Its pid
+# is SINK_PID, so sink_stop and bench_cleanup stop it.
+tls_sink_start() {
+	"$LOADGEN" --sink "$1" --sink-out "$2" --cert "$3/cert.pem" --key "$3/key.pem" \
+		2>>"$W/sink.err" &
+	SINK_PID=$!
+	local i
+	for i in $(seq 250); do
+		[ -n "$(ss -Hltn "sport = :$1")" ] && return
+		sleep 0.02
+	done
+	die "loadgen --sink did not start"
+}
+
+# dovecot_start DIR: a private Dovecot (config, state, sockets and mail
+# under DIR) speaking LMTP only, on the unix socket DIR/lmtp.sock (mode
+# 0666: ternd's user and Postfix's lmtp client both connect), with the
+# bench users tbench1..N@bench.test in a passwd-file, their mail stored as
+# ternd's user in Maildirs DIR/mail/bench.test/tbenchN (new/).  The
+# system's own Dovecot, if any, is not touched (own base_dir and
+# instance_name).
+DOVECOT_PID=
+dovecot_start() {
+	local d=$1 i uid gid
+	[ -x /usr/sbin/dovecot ] && [ -x /usr/lib/dovecot/lmtp ] ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			dovecot-core dovecot-lmtpd >/dev/null
+	uid=$(id -u "$BENCH_USER") gid=$(id -g "$BENCH_USER")
+	mkdir -p "$d/mail" "$d/home"
+	chmod 755 "$d"
+	chown "$uid:$gid" "$d/mail" "$d/home"
+	: >"$d/users"
+	for i in $(seq "$BENCH_USERS"); do
+		echo "tbench$i@bench.test:{PLAIN}unused:$uid:$gid::$d/home::" >>"$d/users"
+	done
+	chmod 644 "$d/users"
+	cat >"$d/dovecot.conf" <<EOC
+base_dir = $d/run
+state_dir = $d/state
+log_path = $d/dovecot.log
+instance_name = tern-bench-lmtp
+hostname = lmtp.bench.test
+protocols = lmtp
+listen = 127.0.0.1
+ssl = no
+first_valid_uid = 1
+first_valid_gid = 1
+mail_location = maildir:$d/mail/%d/%n
+lmtp_save_to_detail_mailbox = no
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $d/users
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u $d/users
+}
+service lmtp {
+  unix_listener $d/lmtp.sock {
+    mode = 0666
+  }
+}
+EOC
+	/usr/sbin/dovecot -F -c "$d/dovecot.conf" >"$d/dovecot.out" 2>&1 </dev/null &
+	DOVECOT_PID=$!
+	trap 'dovecot_stop; bench_cleanup' EXIT
+	for i in $(seq 250); do
+		[ -S "$d/lmtp.sock" ] && return
+		kill -0 "$DOVECOT_PID" 2>/dev/null || break
+		sleep 0.02
+	done
+	cat "$d/dovecot.out" "$d/dovecot.log" >&2 2>/dev/null
+	die "dovecot did not start"
+}
+
+dovecot_stop() {
+	[ -n "${DOVECOT_PID:-}" ] || return 0
+	kill -TERM "$DOVECOT_PID" 2>/dev/null
+	wait "$DOVECOT_PID" 2>/dev/null
+	DOVECOT_PID=
+	trap bench_cleanup EXIT
+}
+
+dovecot_maildirs() {
+	local i
+	for i in $(seq "$BENCH_USERS"); do
+		printf -- '--watch-dir %s ' "$1/mail/bench.test/tbench$i/new"
+	done
+}
+
+dovecot_clean_maildirs() {
+	find "$1/mail/bench.test" -path '*/new/*' -type f -delete 2>/dev/null || true
+}

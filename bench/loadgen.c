@@ -10,7 +10,28 @@
  *           [-s body_bytes] [-r rcpt[,rcpt...]] [-R rcpts_per_message]
  *           [-P on|off] [-m messages_per_connection] [-S] [-t threads]
  *           [--watch-dir DIR]... [--watch-sink FILE] [--watch-timeout S]
- *   loadgen -p PORT --idle N [--hold S] [--ready-file FILE] [-S]
+ *           [--resume] [--tls13] [--src N]
+ *   loadgen -p PORT --idle N [--hold S] [--ready-file FILE] [-S] [--src N]
+ *   loadgen --sink PORT --sink-out FILE [--cert PEM --key PEM]
+ *
+ * --resume (with -S): TLS session resumption.  The sessions (tickets) the
+ * server sends, from the first handshake on, are kept in a pool and each
+ * is offered on one later handshake at a time (again after it, when the
+ * server resumed it and sent no newer one, as Postfix does); the report
+ * gives tls_handshakes= and tls_resumed= (SSL_session_reused).
+ *
+ * --tls13 (with -S): refuse anything older than TLS 1.3.
+ *
+ * --src N: the connections come from N loopback addresses in turn,
+ * 127.0.0.2 on, so that many connections (scenario C at 50,000) do not
+ * run out of ephemeral ports of one address.
+ *
+ * --sink PORT: no client at all, a counting SMTP sink on 127.0.0.1:PORT
+ * (like smtp-sink -c, which has no TLS): it offers STARTTLS when given a
+ * certificate, accepts every command, answers 250 to each message and
+ * keeps "mesg=N rcpts=N conns=N tls=N" in FILE (rewritten after each
+ * message, so --watch-sink FILE counts what it got).  One thread per
+ * connection; it runs until it is killed.
  *
  * --message FILE sends that content (CRLF lines, dot-stuffed here) instead
  * of the generated one, e.g. a message signed in advance (scenario E).
@@ -21,8 +42,11 @@
  * its code; connection failures are counted apart.  "ok" is the number
  * of 250s after the data: the messages the server took responsibility
  * for.  With --watch-dir (Maildir new/ directories) or --watch-sink (the
- * output of smtp-sink -c), loadgen then waits until that many messages
- * have arrived there and reports the end-to-end rate and any shortfall.
+ * output of smtp-sink -c or of --sink), loadgen then waits until that
+ * many messages have arrived there (one copy per different accepted
+ * address of each: with -R 100 over 10 -r addresses, 10 per message,
+ * reported as ok_distinct=) and reports the end-to-end rate and any
+ * shortfall.
  *
  * Output: a human summary on stderr, then one line of key=value pairs on
  * stdout, starting with "loadgen ".
@@ -46,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -57,11 +82,16 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
 #define LG_MAX_THREADS	  64
 #define LG_MAX_RCPTS	  1000
 #define LG_INBUF	  8192
 #define LG_CODES	  600
 #define LG_MAX_CONNECTING 100
+#define LG_TICKETS	  256 /* --resume: sessions kept */
 
 enum lg_state {
 	ST_CONNECT, /* waiting for connect() to complete */
@@ -83,10 +113,11 @@ enum lg_state {
 };
 
 struct lg_stats {
-	uint64_t ok;	   /* 250 after the data */
-	uint64_t ok_rcpts; /* accepted recipients of those messages */
-	uint64_t failed;   /* claimed messages that got no 250 */
-	uint64_t conn_err; /* connect failures, resets, early EOF */
+	uint64_t ok;	      /* 250 after the data */
+	uint64_t ok_rcpts;    /* accepted recipients of those messages */
+	uint64_t ok_distinct; /* of those, different addresses: copies due */
+	uint64_t failed;      /* claimed messages that got no 250 */
+	uint64_t conn_err;    /* connect failures, resets, early EOF */
 	uint64_t timeouts;
 	uint64_t connects;
 	uint64_t codes[LG_CODES]; /* unexpected replies, by code */
@@ -100,11 +131,14 @@ struct lg_sess {
 	SSL *ssl;
 	enum lg_state state;
 	int tls_on;
-	int authed;	    /* -a: AUTH accepted on this connection */
-	int want_out;	    /* EPOLLOUT registered */
-	int ssl_want_write; /* SSL_read said WANT_WRITE */
-	int in_msg;	    /* a claimed message is in flight */
-	int body_queued;    /* the current output ends with the content */
+	int authed;	      /* -a: AUTH accepted on this connection */
+	int want_out;	      /* EPOLLOUT registered */
+	int ssl_want_write;   /* SSL_read said WANT_WRITE */
+	int resumed;	      /* --resume: this handshake was resumed */
+	int got_ticket;	      /* --resume: the server sent a new ticket */
+	SSL_SESSION *offered; /* --resume: the ticket offered, or NULL */
+	int in_msg;	      /* a claimed message is in flight */
+	int body_queued;      /* the current output ends with the content */
 	int dot_sent;
 	int restart; /* connect again from the loop */
 	int fails;   /* connection failures in a row */
@@ -156,6 +190,12 @@ static struct {
 	double hold;
 	const char *ready_file;
 	const char *message_file; /* --message: the content, as is */
+	int resume;		  /* --resume: offer the kept TLS session */
+	int tls13;		  /* --tls13: nothing older */
+	unsigned nsrc;		  /* --src N: source addresses 127.0.0.2.. */
+	int sink_port;		  /* --sink PORT */
+	const char *sink_out;
+	const char *cert, *key;
 	const char *watch_dirs[64];
 	int nwatch;
 	const char *watch_sink;
@@ -171,6 +211,11 @@ static struct {
 	atomic_uint_fast64_t rcpt_seq;
 	atomic_int stop;
 	atomic_int idle_ready; /* sessions that reached ST_IDLE or failed */
+	atomic_uint_fast64_t tls_hs, tls_resumed; /* handshakes done */
+	atomic_uint next_src;
+	pthread_mutex_t tls_mu;		    /* guards tls_saved, ntls_saved */
+	SSL_SESSION *tls_saved[LG_TICKETS]; /* --resume: tickets to offer */
+	int ntls_saved;
 } lg = {
     .host = "127.0.0.1",
     .sessions = 1,
@@ -183,6 +228,7 @@ static struct {
     .threads = 1,
     .timeout = 120,
     .watch_timeout = 600,
+    .tls_mu = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static void
@@ -381,6 +427,8 @@ flush_out(struct lg_sess *s)
 /* ---- session life ------------------------------------------------------ */
 
 static void sess_start(struct lg_sess *);
+static SSL_SESSION *take_session(void);
+static void give_session(SSL_SESSION *);
 
 static void
 count_code(struct lg_sess *s, int code)
@@ -393,9 +441,24 @@ static void
 sess_close(struct lg_sess *s)
 {
 	if (s->ssl != NULL) {
+		/* after QUIT, a close_notify: OpenSSL marks the session of a
+		 * connection freed without one as not resumable, and with
+		 * TLS 1.3 that is the ticket kept for --resume */
+		if (s->state == ST_QUIT)
+			(void)SSL_shutdown(s->ssl);
 		SSL_free(s->ssl);
 		s->ssl = NULL;
 	}
+	if (s->offered != NULL) {
+		/* the server took it and gave no newer one (Postfix does
+		 * not, while its ticket key is current): offer it again */
+		if (s->resumed && !s->got_ticket)
+			give_session(s->offered);
+		else
+			SSL_SESSION_free(s->offered);
+		s->offered = NULL;
+	}
+	s->resumed = s->got_ticket = 0;
 	if (s->fd >= 0) {
 		close(s->fd);
 		s->fd = -1;
@@ -512,6 +575,19 @@ msg_failed(struct lg_sess *s)
 	s->state = ST_RSET;
 }
 
+/* How many different addresses the accepted recipients of this message
+ * are: -R above the number of -r addresses names each several times, and
+ * a server delivers one copy per address (RFC 5321 3.3 lets it drop the
+ * duplicates; Postfix and tern both do).  A refused recipient is taken
+ * to be a duplicate of none: exact when all are accepted. */
+static uint64_t
+distinct_rcpts(const struct lg_sess *s)
+{
+	int n = s->rcpt_ok;
+
+	return (uint64_t)(n < lg.nrcpts ? n : lg.nrcpts);
+}
+
 static void
 record_latency(struct lg_sess *s)
 {
@@ -604,6 +680,14 @@ on_reply(struct lg_sess *s, int code)
 		if (s->ssl == NULL || SSL_set_fd(s->ssl, s->fd) != 1)
 			die("SSL_new");
 		SSL_set_connect_state(s->ssl);
+		if (lg.resume) {
+			SSL_SESSION *sess = take_session();
+
+			SSL_set_app_data(s->ssl, s);
+			s->offered = sess;
+			if (sess != NULL && SSL_set_session(s->ssl, sess) != 1)
+				die("SSL_set_session");
+		}
 		s->state = ST_HANDSHAKE;
 		return 0;
 	case ST_AUTH:
@@ -655,6 +739,7 @@ on_reply(struct lg_sess *s, int code)
 		if (code == 250) {
 			s->th->st.ok++;
 			s->th->st.ok_rcpts += (uint64_t)s->rcpt_ok;
+			s->th->st.ok_distinct += distinct_rcpts(s);
 			record_latency(s);
 		} else {
 			count_code(s, code);
@@ -731,6 +816,11 @@ do_handshake(struct lg_sess *s)
 	n = SSL_connect(s->ssl);
 	if (n == 1) {
 		s->tls_on = 1;
+		atomic_fetch_add(&lg.tls_hs, 1);
+		if (SSL_session_reused(s->ssl)) {
+			atomic_fetch_add(&lg.tls_resumed, 1);
+			s->resumed = 1;
+		}
 		s->ssl_want_write = 0;
 		cmd_add(s, "EHLO %s\r\n", lg.ehlo);
 		s->state = ST_EHLO;
@@ -839,17 +929,22 @@ sess_start(struct lg_sess *s)
 	if (s->fd < 0)
 		die("socket: %s (raise ulimit -n)", strerror(errno));
 	(void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (lg.auth_plain != NULL) {
-		/* -a: each session from its own loopback address, 127.0.0.2
-		 * on, so that ternd's AUTH throttle (one attempt at a time per
-		 * client address) does not answer concurrent logins 454 */
-		static atomic_uint next_src;
+	if (lg.nsrc > 0 || lg.auth_plain != NULL) {
+		/* --src N: connections from N loopback addresses in turn;
+		 * -a alone: 250 of them, so that ternd's AUTH throttle (one
+		 * attempt at a time per client address) does not answer
+		 * concurrent logins 454.  The port is chosen at connect()
+		 * (IP_BIND_ADDRESS_NO_PORT), by the whole 4-tuple: an
+		 * address gives a full ephemeral range per server port. */
 		struct sockaddr_in src = {.sin_family = AF_INET};
+		unsigned n = lg.nsrc > 0 ? lg.nsrc : 250u;
 
 		src.sin_addr.s_addr =
-		    htonl(0x7f000002u + atomic_fetch_add(&next_src, 1) % 250u);
+		    htonl(0x7f000002u + atomic_fetch_add(&lg.next_src, 1) % n);
+		(void)setsockopt(s->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT,
+		    &one, sizeof(one));
 		if (bind(s->fd, (struct sockaddr *)&src, sizeof(src)) != 0)
-			die("bind 127.0.0.x: %s", strerror(errno));
+			die("bind 127.x.x.x: %s", strerror(errno));
 	}
 	s->state = ST_CONNECT;
 	s->msgs_on_conn = 0;
@@ -1181,7 +1276,10 @@ usage(void)
 	    "    [-T TIMEOUT]\n"
 	    "    [--watch-dir DIR]... [--watch-sink FILE] [--watch-timeout S]\n"
 	    "    [--idle N [--hold S] [--ready-file FILE]] [--message FILE] "
-	    "[-q]\n",
+	    "[-q]\n"
+	    "    [--resume] [--tls13] [--src N]\n"
+	    "       loadgen --sink PORT --sink-out FILE [--cert PEM --key "
+	    "PEM]\n",
 	    stderr);
 	exit(2);
 }
@@ -1222,6 +1320,13 @@ parse_args(int argc, char **argv)
 	    {"hold", required_argument, NULL, 5},
 	    {"ready-file", required_argument, NULL, 6},
 	    {"message", required_argument, NULL, 7},
+	    {"resume", no_argument, NULL, 8},
+	    {"tls13", no_argument, NULL, 14},
+	    {"src", required_argument, NULL, 9},
+	    {"sink", required_argument, NULL, 10},
+	    {"sink-out", required_argument, NULL, 11},
+	    {"cert", required_argument, NULL, 12},
+	    {"key", required_argument, NULL, 13},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1306,9 +1411,37 @@ parse_args(int argc, char **argv)
 		case 7:
 			lg.message_file = optarg;
 			break;
+		case 8:
+			lg.resume = 1;
+			break;
+		case 9:
+			/* 127.0.0.2 .. 127.255.255.254 */
+			lg.nsrc = (unsigned)num_arg(optarg, 1, 16777000);
+			break;
+		case 10:
+			lg.sink_port = (int)num_arg(optarg, 1, 65535);
+			break;
+		case 11:
+			lg.sink_out = optarg;
+			break;
+		case 12:
+			lg.cert = optarg;
+			break;
+		case 13:
+			lg.key = optarg;
+			break;
+		case 14:
+			lg.tls13 = 1;
+			break;
 		default:
 			usage();
 		}
+	}
+	if (lg.sink_port != 0) {
+		if (optind != argc || lg.sink_out == NULL ||
+		    (lg.cert == NULL) != (lg.key == NULL))
+			usage();
+		return;
 	}
 	if (optind != argc || lg.port == 0)
 		usage();
@@ -1400,6 +1533,7 @@ report(struct lg_thread *th, long arrived, double e2e)
 
 		t.ok += s->ok;
 		t.ok_rcpts += s->ok_rcpts;
+		t.ok_distinct += s->ok_distinct;
 		t.failed += s->failed;
 		t.conn_err += s->conn_err;
 		t.timeouts += s->timeouts;
@@ -1444,8 +1578,8 @@ report(struct lg_thread *th, long arrived, double e2e)
 			    "  arrived at the destination: %ld "
 			    "of %llu expected (%s), end to end %.2f s: %.0f "
 			    "msg/s\n",
-			    arrived, (unsigned long long)t.ok_rcpts,
-			    arrived == (long)t.ok_rcpts ? "all" : "MISMATCH",
+			    arrived, (unsigned long long)t.ok_distinct,
+			    arrived == (long)t.ok_distinct ? "all" : "MISMATCH",
 			    e2e, e2e > 0 ? (double)arrived / e2e : 0.0);
 	}
 	printf("loadgen sessions=%d threads=%d size=%zu rcpts=%d pipelining=%s "
@@ -1462,14 +1596,386 @@ report(struct lg_thread *th, long arrived, double e2e)
 	    t.nlat ? t.lat_us[t.nlat - 1] / 1000.0 : 0.0, off ? codes : "-",
 	    (unsigned long long)t.conn_err, (unsigned long long)t.timeouts,
 	    (unsigned long long)t.connects);
+	if (lg.rcpt_per_msg > 1)
+		printf(" ok_distinct=%llu", (unsigned long long)t.ok_distinct);
 	if (lg.idle)
 		printf(" idle_up=%d", idle_up);
+	if (lg.tls)
+		printf(" tls_handshakes=%llu tls_resumed=%llu",
+		    (unsigned long long)atomic_load(&lg.tls_hs),
+		    (unsigned long long)atomic_load(&lg.tls_resumed));
 	if (arrived >= 0)
 		printf(" arrived=%ld e2e_s=%.3f e2e_mps=%.1f", arrived, e2e,
 		    e2e > 0 ? (double)arrived / e2e : 0.0);
 	printf(" cpu_s=%.3f\n", self_cpu());
 	fflush(stdout);
 	free(t.lat_us);
+}
+
+/* ---- TLS session resumption -------------------------------------------- */
+
+/* Into the pool, unless it is full; 1: taken. */
+static int
+keep_session(SSL_SESSION *sess)
+{
+	int keep = 0;
+
+	pthread_mutex_lock(&lg.tls_mu);
+	if (sess != NULL && lg.ntls_saved < LG_TICKETS) {
+		lg.tls_saved[lg.ntls_saved++] = sess;
+		keep = 1;
+	}
+	pthread_mutex_unlock(&lg.tls_mu);
+	return keep;
+}
+
+/* A ticket arrived (TLS 1.3: after the handshake, read with the
+ * replies).  1: the session is ours. */
+static int
+on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct lg_sess *s = SSL_get_app_data(ssl);
+
+	if (s != NULL)
+		s->got_ticket = 1;
+	return keep_session(sess);
+}
+
+/* A session back into the pool after its connection (or dropped). */
+static void
+give_session(SSL_SESSION *sess)
+{
+	if (sess != NULL && !keep_session(sess))
+		SSL_SESSION_free(sess);
+}
+
+/* A ticket out of the pool for one handshake (NULL: none, a full one).
+ * Taken, not shared: a TLS 1.3 ticket is meant for one resumption (RFC
+ * 8446 C.4), and offering one ticket on every concurrent handshake
+ * resumed only about half of them against OpenSSL servers.  Servers send
+ * new ones after each handshake (OpenSSL: 2 after a full one, 1 after a
+ * resumption); a ticket the server refused is dropped, one it resumed
+ * and did not replace goes back (see sess_close). */
+static SSL_SESSION *
+take_session(void)
+{
+	SSL_SESSION *sess = NULL;
+
+	pthread_mutex_lock(&lg.tls_mu);
+	if (lg.ntls_saved > 0)
+		sess = lg.tls_saved[--lg.ntls_saved];
+	pthread_mutex_unlock(&lg.tls_mu);
+	return sess;
+}
+
+/* ---- --sink: a counting SMTP sink with STARTTLS ---------------------------
+ */
+
+#define SK_IN  65536
+#define SK_OUT 4096
+
+struct sk_conn {
+	int fd;
+	SSL *ssl;
+	char in[SK_IN];
+	size_t inoff, inlen; /* unread bytes: in[inoff .. inlen) */
+	char out[SK_OUT];
+	size_t outlen;
+};
+
+static struct {
+	SSL_CTX *ctx;
+	int outfd;
+	pthread_mutex_t mu; /* the counters and the file */
+	uint64_t mesg, rcpts, conns, tls;
+} sk = {.outfd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Rewrite the counters file; counts only grow, so the line never
+ * shrinks and no stale tail remains.  Called with sk.mu held. */
+static void
+sk_write_counts(void)
+{
+	char line[160];
+	int n = snprintf(line, sizeof(line),
+	    "mesg=%llu rcpts=%llu conns=%llu tls=%llu\n",
+	    (unsigned long long)sk.mesg, (unsigned long long)sk.rcpts,
+	    (unsigned long long)sk.conns, (unsigned long long)sk.tls);
+
+	if (n > 0 && pwrite(sk.outfd, line, (size_t)n, 0) != n)
+		die("--sink-out: %s", strerror(errno));
+}
+
+static void
+sk_count(uint64_t *counter, uint64_t add)
+{
+	pthread_mutex_lock(&sk.mu);
+	*counter += add;
+	sk_write_counts();
+	pthread_mutex_unlock(&sk.mu);
+}
+
+static int
+sk_flush(struct sk_conn *c)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < c->outlen) {
+		if (c->ssl != NULL)
+			n = SSL_write(
+			    c->ssl, c->out + off, (int)(c->outlen - off));
+		else
+			n = write(c->fd, c->out + off, c->outlen - off);
+		if (n <= 0) {
+			if (c->ssl == NULL && n < 0 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	c->outlen = 0;
+	return 0;
+}
+
+/* Queue a reply; it goes out when no whole command is left to read
+ * (so a pipelined group gets its replies in one write). */
+static int
+sk_reply(struct sk_conn *c, const char *r)
+{
+	size_t len = strlen(r);
+
+	if (c->outlen + len > sizeof(c->out) && sk_flush(c) != 0)
+		return -1;
+	memcpy(c->out + c->outlen, r, len);
+	c->outlen += len;
+	return 0;
+}
+
+/* More input, after sending what is queued; -1 at EOF or on an error. */
+static int
+sk_fill(struct sk_conn *c)
+{
+	ssize_t n;
+
+	if (sk_flush(c) != 0)
+		return -1;
+	if (c->inoff > 0) {
+		memmove(c->in, c->in + c->inoff, c->inlen - c->inoff);
+		c->inlen -= c->inoff;
+		c->inoff = 0;
+	}
+	if (c->inlen == sizeof(c->in))
+		return -1; /* a command line too long */
+	for (;;) {
+		if (c->ssl != NULL)
+			n = SSL_read(c->ssl, c->in + c->inlen,
+			    (int)(sizeof(c->in) - c->inlen));
+		else
+			n = read(
+			    c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen);
+		if (n < 0 && c->ssl == NULL && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		c->inlen += (size_t)n;
+		return 0;
+	}
+}
+
+/* The next command line, without its CRLF; NULL at EOF. */
+static char *
+sk_line(struct sk_conn *c)
+{
+	char *p, *nl;
+
+	for (;;) {
+		p = c->in + c->inoff;
+		nl = memchr(p, '\n', c->inlen - c->inoff);
+		if (nl != NULL) {
+			c->inoff = (size_t)(nl + 1 - c->in);
+			*nl = '\0';
+			if (nl > p && nl[-1] == '\r')
+				nl[-1] = '\0';
+			return p;
+		}
+		if (sk_fill(c) != 0)
+			return NULL;
+	}
+}
+
+/* Skip the content up to and including the "." line; -1 at EOF. */
+static int
+sk_data(struct sk_conn *c)
+{
+	int st = 0, bol = 1; /* 1: "." at a line start, 2: ".\r" */
+
+	for (;;) {
+		while (c->inoff < c->inlen) {
+			char ch = c->in[c->inoff++];
+
+			if (st == 0 && bol && ch == '.')
+				st = 1;
+			else if (st == 1)
+				st = ch == '\r' ? 2 : 0;
+			else if (st == 2) {
+				if (ch == '\n')
+					return 0;
+				st = 0;
+			}
+			bol = ch == '\n';
+		}
+		if (sk_fill(c) != 0)
+			return -1;
+	}
+}
+
+static int
+sk_is(const char *line, const char *verb)
+{
+	return strncasecmp(line, verb, strlen(verb)) == 0;
+}
+
+static void *
+sk_session(void *arg)
+{
+	struct sk_conn *c = arg;
+	uint64_t rcpts = 0;
+	char *l;
+
+	sk_count(&sk.conns, 1);
+	if (sk_reply(c, "220 sink.bench.test ESMTP loadgen sink\r\n") != 0)
+		goto out;
+	while ((l = sk_line(c)) != NULL) {
+		int r;
+
+		if (sk_is(l, "EHLO")) {
+			r = sk_reply(c, c->ssl == NULL && sk.ctx != NULL
+					    ? "250-sink.bench.test\r\n"
+					      "250-PIPELINING\r\n"
+					      "250-8BITMIME\r\n"
+					      "250-SIZE 0\r\n"
+					      "250 STARTTLS\r\n"
+					    : "250-sink.bench.test\r\n"
+					      "250-PIPELINING\r\n"
+					      "250-8BITMIME\r\n"
+					      "250 SIZE 0\r\n");
+		} else if (sk_is(l, "HELO")) {
+			r = sk_reply(c, "250 sink.bench.test\r\n");
+		} else if (sk_is(l, "STARTTLS") && sk.ctx != NULL &&
+			   c->ssl == NULL) {
+			/* what was pipelined after STARTTLS is dropped */
+			c->inoff = c->inlen = 0;
+			if (sk_reply(c, "220 2.0.0 go ahead\r\n") != 0 ||
+			    sk_flush(c) != 0)
+				break;
+			c->ssl = SSL_new(sk.ctx);
+			if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
+			    SSL_accept(c->ssl) != 1)
+				break;
+			sk_count(&sk.tls, 1);
+			r = 0;
+		} else if (sk_is(l, "MAIL")) {
+			rcpts = 0;
+			r = sk_reply(c, "250 2.1.0 ok\r\n");
+		} else if (sk_is(l, "RCPT")) {
+			rcpts++;
+			r = sk_reply(c, "250 2.1.5 ok\r\n");
+		} else if (sk_is(l, "DATA")) {
+			if (sk_reply(c, "354 go ahead\r\n") != 0 ||
+			    sk_data(c) != 0)
+				break;
+			pthread_mutex_lock(&sk.mu);
+			sk.mesg++;
+			sk.rcpts += rcpts;
+			sk_write_counts();
+			pthread_mutex_unlock(&sk.mu);
+			rcpts = 0;
+			r = sk_reply(c, "250 2.0.0 ok: counted\r\n");
+		} else if (sk_is(l, "RSET")) {
+			rcpts = 0;
+			r = sk_reply(c, "250 2.0.0 ok\r\n");
+		} else if (sk_is(l, "NOOP")) {
+			r = sk_reply(c, "250 2.0.0 ok\r\n");
+		} else if (sk_is(l, "QUIT")) {
+			(void)sk_reply(c, "221 2.0.0 bye\r\n");
+			(void)sk_flush(c);
+			break;
+		} else {
+			r = sk_reply(c, "502 5.5.2 not here\r\n");
+		}
+		if (r != 0)
+			break;
+	}
+out:
+	if (c->ssl != NULL) {
+		/* a close_notify, else OpenSSL forgets the session */
+		(void)SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	close(c->fd);
+	free(c);
+	return NULL;
+}
+
+_Noreturn static void
+sink_main(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	pthread_attr_t attr;
+	int lfd, one = 1;
+
+	raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+	sk.outfd =
+	    open(lg.sink_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (sk.outfd < 0)
+		die("%s: %s", lg.sink_out, strerror(errno));
+	pthread_mutex_lock(&sk.mu);
+	sk_write_counts();
+	pthread_mutex_unlock(&sk.mu);
+	if (lg.cert != NULL) {
+		sk.ctx = SSL_CTX_new(TLS_server_method());
+		if (sk.ctx == NULL ||
+		    SSL_CTX_set_min_proto_version(sk.ctx, TLS1_2_VERSION) !=
+			1 ||
+		    SSL_CTX_use_certificate_chain_file(sk.ctx, lg.cert) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(
+			sk.ctx, lg.key, SSL_FILETYPE_PEM) != 1)
+			die("--cert %s --key %s: not usable", lg.cert, lg.key);
+	}
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	a.sin_port = htons((uint16_t)lg.sink_port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	(void)setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    listen(lfd, 1024) != 0)
+		die("--sink 127.0.0.1:%d: %s", lg.sink_port, strerror(errno));
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	for (;;) {
+		struct sk_conn *c;
+		pthread_t t;
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE) {
+				usleep(10000); /* a connection will end */
+				continue;
+			}
+			die("accept: %s", strerror(errno));
+		}
+		(void)setsockopt(
+		    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c = xcalloc(1, sizeof(*c));
+		c->fd = fd;
+		if (pthread_create(&t, &attr, sk_session, c) != 0) {
+			close(fd);
+			free(c);
+		}
+	}
 }
 
 int
@@ -1482,6 +1988,8 @@ main(int argc, char **argv)
 	int i, per, rest, off = 0;
 
 	parse_args(argc, argv);
+	if (lg.sink_port != 0)
+		sink_main();
 	if (!lg.messages_set && lg.duration <= 0)
 		lg.messages = 1000; /* neither -n nor -d */
 	if (lg.messages == 0 && lg.duration <= 0 && !lg.idle)
@@ -1499,6 +2007,15 @@ main(int argc, char **argv)
 		SSL_CTX_set_mode(
 		    lg.ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		if (lg.tls13 && SSL_CTX_set_min_proto_version(
+				    lg.ssl_ctx, TLS1_3_VERSION) != 1)
+			die("TLS 1.3 not available");
+		if (lg.resume) {
+			SSL_CTX_set_session_cache_mode(
+			    lg.ssl_ctx, SSL_SESS_CACHE_CLIENT |
+					    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+			SSL_CTX_sess_set_new_cb(lg.ssl_ctx, on_new_session);
+		}
 	}
 	if (lg.nwatch || lg.watch_sink)
 		base = count_arrived();
@@ -1524,7 +2041,7 @@ main(int argc, char **argv)
 		uint64_t ok = 0;
 
 		for (i = 0; i < lg.threads; i++)
-			ok += th[i].st.ok_rcpts;
+			ok += th[i].st.ok_distinct;
 		for (;;) {
 			now_count = count_arrived() - base;
 			t_done = now_ns();
@@ -1546,5 +2063,7 @@ main(int argc, char **argv)
 	}
 	if (lg.ssl_ctx != NULL)
 		SSL_CTX_free(lg.ssl_ctx);
+	while (lg.ntls_saved > 0)
+		SSL_SESSION_free(lg.tls_saved[--lg.ntls_saved]);
 	return 0;
 }

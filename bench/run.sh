@@ -2,15 +2,19 @@
 # bench/run.sh: tern and Postfix side by side on this machine, on loopback.
 # The method and the figures are in docs/performance.md.
 #
-#   bench/run.sh              # full: A B C D, 3 runs each (about 25 minutes)
-#   QUICK=1 bench/run.sh      # smoke run: everything once, small, ~2 minutes
+#   bench/run.sh              # full: A B C D G H I J, 3 runs each (about 31 minutes)
+#   QUICK=1 bench/run.sh      # smoke run: everything once, small, ~4 minutes
 #   SCENARIOS="A B" RUNS=5 A_SECONDS=20 bench/run.sh
 #
 # Scenarios (all sizes are settable in the environment, see below):
 #   A  receive and deliver into local Maildirs: A_SIZES x A_SESSIONS
 #   B  relay to smtp-sink (tern: relay.networks + an MX from dnsmasq;
 #      Postfix: relayhost), counted end to end at the sink
-#   C  C_CONNS idle connections to ternd: RSS per connection, refusals
+#   C  C_CONNS idle connections to ternd: RSS per connection, refusals;
+#      the open-files limit is raised to C_CONNS + 4096 for ternd and
+#      loadgen (needs CAP_SYS_RESOURCE past the hard limit; a LIMIT line
+#      says when it cannot be), and loadgen connects from one loopback
+#      address per 20,000 (127.0.0.2..), so C_CONNS=50000 bench/run.sh works
 #   D  D_MESSAGES queued for a destination that is down: memory per queued
 #      message, restart time, then the drain rate once the sink is up
 #   E  A's delivery of one DKIM-signed message (RSA 2048, dkimpy), ternd
@@ -22,6 +26,23 @@
 #      local Maildirs, F_SIZE x F_SESSIONS, unsigned and then DKIM-signed
 #      with an Ed25519 key of the sender's domain: what signing costs
 #      (issue 13).  Not in the default list: SCENARIOS="F" to run it
+#   G  STARTTLS: TLS 1.3, G_SIZE x G_SESSIONS (2 KiB x 50), G_PER_CONN
+#      messages per connection (1: a handshake per message), loadgen
+#      resuming sessions with the tickets it got (resumed_pct= in the
+#      result); ternd with tls.cert/tls.key, Postfix with
+#      smtpd_tls_security_level = may, both the same self-signed RSA 2048
+#      certificate made with openssl in the temp directory
+#   H  H_RCPTS (100) recipients per message named round robin from the
+#      10 mailboxes (each 10 times: both servers store one copy per
+#      mailbox), 2 KiB x H_SESSIONS (10); msg/s counts the copies
+#   I  LMTP: the same delivery handed to a private Dovecot (dovecot-lmtpd,
+#      config and Maildirs under the temp directory, unix socket) by
+#      ternd (delivery.lmtp) and by Postfix (local_transport = lmtp:...),
+#      2 KiB x I_SESSIONS (10), counted in Dovecot's Maildirs
+#   J  B's relay to a sink that offers STARTTLS (loadgen --sink: smtp-sink
+#      has no TLS): ternd's opportunistic TLS to the MX, Postfix with
+#      smtp_tls_security_level = may; 2 KiB x J_SESSIONS (10); every
+#      connection at the sink must have used TLS (else a NOTLS line)
 #
 # First, bench/limit measures this machine's ceiling for the same work on
 # the same file system (durable Maildir files one by one and group-
@@ -36,7 +57,8 @@
 #   bench/run.sh --table RESULTS   # the table again from a results file
 #
 # Every run checks zero loss: the files in the Maildirs (or the messages
-# the sink got) must equal the 250s after DATA; otherwise it prints a
+# the sink got; in H one per mailbox named) must equal the 250s after
+# DATA; otherwise it prints a
 # LOSS line and the script exits 1.  Medians of RUNS runs are reported.
 # Needs root (users, a private Postfix instance under a temp directory;
 # the system's own Postfix is never touched).  KEEP=1 keeps the temp
@@ -51,7 +73,7 @@ if [ "${QUICK:-0}" = 1 ]; then
 	: "${F_SECONDS:=3}"
 fi
 RUNS=${RUNS:-3}
-SCENARIOS=${SCENARIOS:-A B C D}
+SCENARIOS=${SCENARIOS:-A B C D G H I J}
 A_SIZES=${A_SIZES:-2048 102400}	# message bytes
 A_SESSIONS=${A_SESSIONS:-1 10 50}
 A_SECONDS=${A_SECONDS:-10}	# sending time per run; delivery may take longer
@@ -195,13 +217,24 @@ scenario_B() {
 
 scenario_C() {
 	local d=$W/tern-c r0 r1 out i fds refused
+	# each of ternd and loadgen holds C_CONNS descriptors: the limit was
+	# raised to NOFILE in bench_setup, unless this root cannot (no
+	# CAP_SYS_RESOURCE, e.g. in a container): then say so
+	if [ "$(ulimit -n)" -lt $((C_CONNS + 64)) ]; then
+		echo "LIMIT scen=C: open files limit $(ulimit -n) (hard $(ulimit -Hn)) is below C_CONNS=$C_CONNS + 64; raise it (ulimit -Hn, CAP_SYS_RESOURCE) or lower C_CONNS"
+		FAIL=1
+		return
+	fi
 	tern_init "$d"
-	tern_start "$d" "$TPORT"
+	tern_start "$d" "$TPORT" -o limits.connections=$((C_CONNS + 100)) \
+		-o limits.connections_per_ip=$((C_CONNS + 100))
 	sleep 0.5
 	r0=$(rss_kib "$TERND_PID")
 	rm -f "$W/idle.ready"
+	# one loopback source address per 20,000 connections (ephemeral
+	# ports: 28,232 per address and server port here)
 	"$LOADGEN" -p "$TPORT" $TLS --idle "$C_CONNS" --hold 900 --ready-file "$W/idle.ready" \
-		>"$W/idle.out" 2>>"$LGLOG" &
+		--src $((C_CONNS / 20000 + 1)) >"$W/idle.out" 2>>"$LGLOG" &
 	IDLE_PID=$!
 	for i in $(seq 6000); do
 		[ -f "$W/idle.ready" ] && break
@@ -371,6 +404,217 @@ limit_run() {
 	esac
 }
 
+# ---- G H I J: STARTTLS, 100 recipients, LMTP to Dovecot, relay over TLS --------
+
+if [ "${QUICK:-0}" = 1 ]; then
+	: "${G_SECONDS:=3}" "${H_SECONDS:=3}" "${I_SECONDS:=3}" "${J_SECONDS:=3}"
+fi
+G_SIZE=${G_SIZE:-2048}
+G_SESSIONS=${G_SESSIONS:-50}
+G_SECONDS=${G_SECONDS:-10}
+G_PER_CONN=${G_PER_CONN:-1}	# messages per TLS connection
+H_SIZE=${H_SIZE:-2048}
+H_RCPTS=${H_RCPTS:-100}		# recipients per message, over the BENCH_USERS mailboxes
+H_SESSIONS=${H_SESSIONS:-10}
+H_SECONDS=${H_SECONDS:-10}
+I_SIZE=${I_SIZE:-2048}
+I_SESSIONS=${I_SESSIONS:-10}
+I_SECONDS=${I_SECONDS:-10}
+J_SIZE=${J_SIZE:-2048}
+J_SESSIONS=${J_SESSIONS:-10}
+J_SECONDS=${J_SECONDS:-10}
+
+# cpu_us OUT TICKS: CPU microseconds per accepted message
+cpu_us() { awk -v c="$2" -v hz="$HZ" -v n="$(kv "$1" ok)" 'BEGIN { printf "%.0f", n ? c / hz * 1e6 / n : 0 }'; }
+
+# the same self-signed certificate for ternd, Postfix and the TLS sink
+bench_tls() { [ -f "$W/tls/cert.pem" ] || bench_cert "$W/tls"; }
+
+# G: STARTTLS (TLS 1.3, tickets resumed by loadgen) into the Maildirs,
+# G_PER_CONN messages per connection (1: every message its own session)
+g_lg() {
+	lg -p "$1" -S --tls13 --resume -m "$G_PER_CONN" -c "$G_SESSIONS" -d "$G_SECONDS" \
+		-s "$G_SIZE" -r "$RCPTS" "${@:2}"
+}
+
+g_resumed() {
+	awk -v h="$(kv "$1" tls_handshakes)" -v r="$(kv "$1" tls_resumed)" \
+		'BEGIN { printf "%.1f", h ? r * 100 / h : 0 }'
+}
+
+run_G_tern() {
+	local run=$1 d=$W/tern-g s=G-$G_SIZE-$G_SESSIONS out c0 c1 hwm
+	load1
+	tern_clean_maildirs "$d"
+	tern_start "$d" "$TPORT" -o tls.cert="$W/tls/cert.pem" -o tls.key="$W/tls/key.pem"
+	c0=$(cpu_ticks "$TERND_PID")
+	out=$(g_lg "$TPORT" $(tern_maildirs "$d"))
+	c1=$(cpu_ticks "$TERND_PID")
+	hwm=$(hwm_kib "$TERND_PID")
+	tern_stop
+	record "$s" tern "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
+		"hwm_kib=$hwm resumed_pct=$(g_resumed "$out")"
+	check_loss "$s tern run=$run" "$out"
+}
+
+run_G_postfix() {
+	local run=$1 s=G-$G_SIZE-$G_SESSIONS out c0 c1
+	load1
+	pf_clean_maildirs
+	c0=$(tree_ticks "$PF_MASTER")
+	out=$(g_lg "$PPORT" $(pf_maildirs))
+	c1=$(tree_ticks "$PF_MASTER")
+	record "$s" postfix "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
+		"queue_left=$(pf_queue_count) resumed_pct=$(g_resumed "$out")"
+	check_loss "$s postfix run=$run" "$out"
+}
+
+scenario_G() {
+	local run
+	bench_tls
+	tern_init "$W/tern-g"
+	pf_set smtpd_tls_security_level=may smtpd_tls_cert_file="$W/tls/cert.pem" \
+		smtpd_tls_key_file="$W/tls/key.pem"
+	for run in $(seq "$RUNS"); do
+		run_pair "$run" "run_G_tern $run" "run_G_postfix $run"
+	done
+	pf_unset smtpd_tls_security_level smtpd_tls_cert_file smtpd_tls_key_file
+}
+
+# H: H_RCPTS recipients per message named round robin from the
+# BENCH_USERS mailboxes, so each message names each mailbox
+# H_RCPTS/BENCH_USERS times: both servers store one copy per mailbox, and
+# the zero-loss rule counts those (loadgen's ok_distinct)
+check_loss_distinct() {
+	check_loss "$1" "ok_rcpts=$(kv "$2" ok_distinct) arrived=$(kv "$2" arrived)"
+}
+
+run_H_tern() {
+	local run=$1 d=$W/tern-h s=H-$H_SIZE-$H_SESSIONS out c0 c1 hwm
+	load1
+	tern_clean_maildirs "$d"
+	tern_start "$d" "$TPORT"
+	c0=$(cpu_ticks "$TERND_PID")
+	out=$(lg -p "$TPORT" -c "$H_SESSIONS" -d "$H_SECONDS" -s "$H_SIZE" -R "$H_RCPTS" \
+		-r "$RCPTS" $(tern_maildirs "$d"))
+	c1=$(cpu_ticks "$TERND_PID")
+	hwm=$(hwm_kib "$TERND_PID")
+	tern_stop
+	record "$s" tern "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" "hwm_kib=$hwm"
+	check_loss_distinct "$s tern run=$run" "$out"
+}
+
+run_H_postfix() {
+	local run=$1 s=H-$H_SIZE-$H_SESSIONS out c0 c1
+	load1
+	pf_clean_maildirs
+	c0=$(tree_ticks "$PF_MASTER")
+	out=$(lg -p "$PPORT" -c "$H_SESSIONS" -d "$H_SECONDS" -s "$H_SIZE" -R "$H_RCPTS" \
+		-r "$RCPTS" $(pf_maildirs))
+	c1=$(tree_ticks "$PF_MASTER")
+	record "$s" postfix "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
+		"queue_left=$(pf_queue_count)"
+	check_loss_distinct "$s postfix run=$run" "$out"
+}
+
+scenario_H() {
+	local run
+	tern_init "$W/tern-h"
+	for run in $(seq "$RUNS"); do
+		run_pair "$run" "run_H_tern $run" "run_H_postfix $run"
+	done
+}
+
+# I: local mail handed to a private Dovecot over LMTP (unix socket), by
+# ternd (delivery.lmtp) and by Postfix (local_transport = lmtp:unix:...);
+# counted in Dovecot's Maildirs.  CPU: ternd / the Postfix instance, not
+# Dovecot's (the same work for both).
+run_I() {
+	local mta=$1 run=$2 d=$W/tern-i dc=$W/dovecot s=I-$I_SIZE-$I_SESSIONS out c0 c1 extra port
+	load1
+	dovecot_clean_maildirs "$dc"
+	if [ "$mta" = tern ]; then
+		tern_start "$d" "$TPORT" -o delivery.lmtp="unix:$dc/lmtp.sock"
+		c0=$(cpu_ticks "$TERND_PID")
+		port=$TPORT
+	else
+		c0=$(tree_ticks "$PF_MASTER")
+		port=$PPORT
+	fi
+	out=$(lg -p "$port" -c "$I_SESSIONS" -d "$I_SECONDS" -s "$I_SIZE" -r "$RCPTS" \
+		$(dovecot_maildirs "$dc"))
+	if [ "$mta" = tern ]; then
+		c1=$(cpu_ticks "$TERND_PID")
+		extra="hwm_kib=$(hwm_kib "$TERND_PID")"
+		tern_stop
+	else
+		c1=$(tree_ticks "$PF_MASTER")
+		extra="queue_left=$(pf_queue_count)"
+	fi
+	record "$s" "$mta" "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" "$extra"
+	check_loss "$s $mta run=$run" "$out"
+}
+
+scenario_I() {
+	local run
+	tern_init "$W/tern-i"
+	dovecot_start "$W/dovecot"
+	pf_set local_transport="lmtp:unix:$W/dovecot/lmtp.sock"
+	for run in $(seq "$RUNS"); do
+		run_pair "$run" "run_I tern $run" "run_I postfix $run"
+	done
+	pf_unset local_transport
+	dovecot_stop
+}
+
+# J: B's relay, to loadgen's sink offering STARTTLS: ternd's opportunistic
+# TLS to the MX (dnsmasq: sink.test -> 127.0.0.1), Postfix's relayhost
+# with smtp_tls_security_level = may.  Every connection must have used TLS.
+run_J() {
+	local mta=$1 run=$2 d=$W/tern-j s=J-$J_SIZE-$J_SESSIONS out c0 c1 extra port conns tls
+	load1
+	tls_sink_start "$SINK_PORT" "$SINKOUT" "$W/tls"
+	if [ "$mta" = tern ]; then
+		tern_start "$d" "$TPORT" $(tern_relay_opts "$SINK_PORT")
+		c0=$(cpu_ticks "$TERND_PID")
+		port=$TPORT
+	else
+		c0=$(tree_ticks "$PF_MASTER")
+		port=$PPORT
+	fi
+	out=$(lg -p "$port" -c "$J_SESSIONS" -d "$J_SECONDS" -s "$J_SIZE" -r "$SINK_RCPTS" \
+		--watch-sink "$SINKOUT")
+	if [ "$mta" = tern ]; then
+		c1=$(cpu_ticks "$TERND_PID")
+		extra="hwm_kib=$(hwm_kib "$TERND_PID") queue_left=$(count_files "$d/queue/env")"
+		tern_stop
+	else
+		c1=$(tree_ticks "$PF_MASTER")
+		extra="queue_left=$(pf_queue_count)"
+	fi
+	sink_stop
+	conns=$(kv "$(cat "$SINKOUT")" conns)
+	tls=$(kv "$(cat "$SINKOUT")" tls)
+	record "$s" "$mta" "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
+		"$extra sink_conns=$conns sink_tls=$tls"
+	check_loss "$s $mta run=$run" "$out"
+	if [ "${tls:-0}" = 0 ] || [ "$tls" != "$conns" ]; then
+		echo "NOTLS $s $mta run=$run: $tls of $conns connections to the sink used TLS"
+		FAIL=1
+	fi
+}
+
+scenario_J() {
+	local run
+	bench_tls
+	tern_init "$W/tern-j"
+	pf_set smtp_tls_security_level=may
+	for run in $(seq "$RUNS"); do
+		run_pair "$run" "run_J tern $run" "run_J postfix $run"
+	done
+	pf_unset smtp_tls_security_level
+}
+
 # ---- the table ------------------------------------------------------------------
 
 # med SCEN MTA KEY: median over the runs
@@ -384,6 +628,7 @@ goal() {
 	A-2048-*) echo "cpu<=150us" ;;
 	A-102400-10) echo ">=5x" ;;
 	B-2048-10 | B-2048-50) echo ">=10x" ;;
+	G-2048-50) echo ">=10x" ;;
 	*) echo "" ;;
 	esac
 }
@@ -452,7 +697,11 @@ label() {
 	local IFS=- s
 	set -- $1
 	s=$(awk -v b="$2" 'BEGIN { if (b >= 1024 && b % 1024 == 0) printf "%dKiB", b / 1024; else printf "%dB", b }')
-	case $1 in A) echo "A deliver $s x$3" ;; B) echo "B relay $s x$3" ;; esac
+	case $1 in
+	A) echo "A deliver $s x$3" ;; B) echo "B relay $s x$3" ;;
+	G) echo "G STARTTLS $s x$3" ;; H) echo "H ${H_RCPTS}rcpt $s x$3" ;;
+	I) echo "I LMTP $s x$3" ;; J) echo "J relay TLS $s x$3" ;;
+	esac
 }
 
 # a number rounded, or "-"
@@ -489,7 +738,7 @@ ab_table() {
 		"tern p50/p99/p99.9" "postfix p50/p99/p99.9" "ternRSS" "ternCPU" "pfCPU" "errors t/p"
 	printf '%-22s %9s %9s %7s %5s %-32s %-34s | %9s %9s | %-20s %-20s | %8s %8s %8s |\n' \
 		"" "msg/s" "msg/s" "" "%" "" "" "250/s" "250/s" "ms" "ms" "MiB" "us/msg" "us/msg"
-	for s in $(sed -n 's/^result scen=\([AB]-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
+	for s in $(sed -n 's/^result scen=\([ABGHIJ]-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
 		t=$(med "$s" tern e2e_mps)
 		p=$(med "$s" postfix e2e_mps)
 		c=$(pct "$t" "$(ceiling "$s")")
@@ -590,6 +839,8 @@ if [ "${1:-}" = --table ]; then
 	table
 	exit 0
 fi
+# C: ternd and loadgen each hold C_CONNS descriptors
+[ "$NOFILE" -lt $((C_CONNS + 4096)) ] && NOFILE=$((C_CONNS + 4096))
 bench_setup
 RES=$W/results
 : >"$RES"
@@ -605,8 +856,8 @@ SINKOUT=$W/sink.out
 SINK_RCPTS=$(seq -f 'r%g@sink.test' -s, 1 10)
 
 [ "${LIMIT:-1}" = 0 ] || limit_run
-case " $SCENARIOS " in *" B "* | *" D "*) dns_start ;; esac
-case " $SCENARIOS " in *" A "* | *" B "*)
+case " $SCENARIOS " in *" B "* | *" D "* | *" J "*) dns_start ;; esac
+case " $SCENARIOS " in *" A "* | *" B "* | *" G "* | *" H "* | *" I "* | *" J "*)
 	pf_setup "$PPORT" "$SINK_PORT"
 	pf_start ;;
 esac
