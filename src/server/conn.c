@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -350,12 +351,39 @@ conn_out_full(struct conn *c)
 		   CONN_OUT_HIGH;
 }
 
+/*
+ * A plain-TCP session whose output buffer is empty sends its replies at
+ * once with one send(): through the bufferevent they would cost an
+ * epoll_ctl to ask for EPOLLOUT, an epoll_wait to hear it and another
+ * epoll_ctl to drop it again.  What the socket does not take (or an error,
+ * which the bufferevent then reports as usual) goes the bufferevent's way,
+ * so the order of the bytes and the backpressure stay as they were.
+ */
+static size_t
+conn_send_now(struct conn *c)
+{
+	ssize_t w;
+
+	if (c->tls || c->fd < 0 ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) != 0)
+		return 0;
+	do
+		w = send(c->fd, c->out.data, c->out.len,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	return w > 0 ? (size_t)w : 0;
+}
+
 static void
 conn_flush(struct conn *c)
 {
+	size_t sent;
+
 	if (c->out.len == 0 || c->bev == NULL)
 		return;
-	if (bufferevent_write(c->bev, c->out.data, c->out.len) != 0)
+	sent = conn_send_now(c);
+	if (sent < c->out.len && bufferevent_write(c->bev, c->out.data + sent,
+				     c->out.len - sent) != 0)
 		c->closing = true;
 	buf_reset(&c->out);
 }
@@ -1195,7 +1223,9 @@ eom_store(struct conn *c)
 	if (c->authenticated || c->local) /* mail tern originates */
 		dkimsign_attach(c->srv, ij, t->sender, t->id, c->sid);
 	conn_auth_seal(c, ij); /* last: the seal covers every change */
-	ij->arg = t;	       /* the job owns the transaction now */
+	/* a lone session with no job running: the store may use the loop */
+	ij->on_loop = c->srv->nconns == 1 && workers_busy(c->srv->workers) == 0;
+	ij->arg = t; /* the job owns the transaction now */
 	t->owner = c;
 	c->txn = NULL;
 	c->pending = true;
@@ -1612,15 +1642,32 @@ server_mailbox_is_lmtp(const struct server *s, const char *mailbox)
 	return s->conf->delivery_lmtp != NULL || table_mailbox_is_lmtp(mailbox);
 }
 
+/*
+ * The free space is read at most every SERVER_DISK_CHECK_MS (the loop's
+ * cached clock, no system call): MAIL and the end of data asked twice per
+ * message before.  The bytes the jobs are still writing are in need
+ * (storing_bytes), and a disk that fills faster than that still fails
+ * the write itself, which answers 452 as well.
+ */
+#define SERVER_DISK_CHECK_MS 100
+
 bool
 server_disk_ok(struct server *s, uint64_t need)
 {
 	struct statvfs sv;
-	uint64_t avail;
+	struct timeval now;
+	uint64_t ms = 0;
 
-	if (fstatvfs(s->mail_root_fd, &sv) != 0)
-		return true; /* cannot tell: let the write decide */
-	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (event_base_gettimeofday_cached(s->base, &now) == 0)
+		ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000;
+	if (ms == 0 || s->disk_avail_ms == 0 ||
+	    ms - s->disk_avail_ms >= SERVER_DISK_CHECK_MS ||
+	    ms < s->disk_avail_ms) {
+		if (fstatvfs(s->mail_root_fd, &sv) != 0)
+			return true; /* cannot tell: let the write decide */
+		s->disk_avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+		s->disk_avail_ms = ms;
+	}
 	return need <= UINT64_MAX - SERVER_DISK_RESERVE &&
-	       avail >= need + SERVER_DISK_RESERVE;
+	       s->disk_avail >= need + SERVER_DISK_RESERVE;
 }

@@ -579,7 +579,8 @@ main(int argc, char **argv)
 	workers_on_drained(s.workers, after_jobs, &s);
 	lookups_start(s.lookups, after_jobs, &s);
 	sweep_start(&s, &started);
-	s.store = store_new(s.mail_root_fd, s.spool, s.workers, on_queued, &s);
+	s.store = store_new(
+	    s.base, s.mail_root_fd, s.spool, s.workers, on_queued, &s);
 	if ((s.dns = dns_new(s.base, s.conf->dns_servers, err, sizeof(err))) ==
 	    NULL)
 		fatalx("event=startup step=dns error=\"%s\"", err);

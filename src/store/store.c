@@ -32,6 +32,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "deliver/deliver.h"
 #include "fs/file.h"
 #include "queue/queue.h"
@@ -50,13 +52,21 @@ struct store {
 	unsigned staging; /* tmp/ files being written */
 	unsigned solo;	  /* lone messages on the fsync path */
 	struct store_stats stats;
+	struct event *loop_ev;	/* runs loop_ij on the loop */
+	struct inject *loop_ij; /* the lone message stored there */
 };
 
+static void on_loop_store(evutil_socket_t fd, short what, void *arg);
+
 struct store *
-store_new(int mail_root_fd, struct spool *sp, struct workers *w,
-    store_queued_fn on_queued, void *arg)
+store_new(struct event_base *base, int mail_root_fd, struct spool *sp,
+    struct workers *w, store_queued_fn on_queued, void *arg)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
+
+	st->loop_ev = event_new(base, -1, 0, on_loop_store, st);
+	if (st->loop_ev == NULL)
+		panic("event=store error=event_new");
 
 	st->mail_root_fd = mail_root_fd;
 	st->spool = sp;
@@ -73,6 +83,7 @@ store_free(struct store *st)
 		return;
 	assert(st->commit_head == NULL && !st->commit_running);
 	assert(st->staging == 0 && st->solo == 0);
+	event_free(st->loop_ev);
 	free(st);
 }
 
@@ -336,6 +347,28 @@ solo_done(struct job *j)
 	ij->done(ij);
 }
 
+/*
+ * The lone message of a lone session, on the loop itself: the same
+ * fdatasync of the file and fsync of new/ as on a worker, without the
+ * hop to a thread and back (a futex wake, a context switch, an eventfd
+ * write and read), which costs more CPU than it saves when nothing else
+ * could run meanwhile.  From the active queue, so done() still comes
+ * after inject_submit has returned.
+ */
+static void
+on_loop_store(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *st = arg;
+	struct inject *ij = st->loop_ij;
+
+	(void)fd;
+	(void)what;
+	st->loop_ij = NULL;
+	inject_store(ij);
+	st->solo--;
+	ij->done(ij);
+}
+
 void
 inject_init(struct inject *ij, struct store *st)
 {
@@ -351,6 +384,13 @@ inject_submit(struct inject *ij, void (*done)(struct inject *))
 	struct store *st = ij->store;
 
 	ij->done = done;
+	if (ij->on_loop && ij->prepare == NULL && inject_batchable(ij) &&
+	    inject_alone(st)) {
+		st->solo++;
+		st->loop_ij = ij;
+		event_active(st->loop_ev, EV_TIMEOUT, 1);
+		return;
+	}
 	if (inject_batchable(ij) && inject_alone(st)) {
 		st->solo++;
 		ij->job.run = inject_run;

@@ -111,7 +111,7 @@ setup(void)
 	if ((S.base = event_base_new()) == NULL)
 		abort();
 	S.w = workers_start(S.base, 1);
-	S.st = store_new(S.root_fd, S.sp, S.w, on_queued, &S);
+	S.st = store_new(S.base, S.root_fd, S.sp, S.w, on_queued, &S);
 	S.queued_before_done = true;
 }
 
@@ -167,6 +167,13 @@ req_maildir(struct req *r, const char *box)
 	r->ij.boxes[0].path = box;
 	r->ij.nboxes = 1;
 	r->rc = -2;
+}
+
+static void
+noop_prepare(struct inject *ij, void *arg)
+{
+	(void)ij;
+	(void)arg;
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -272,11 +279,48 @@ test_queued_callback(void)
 	teardown();
 }
 
+/*
+ * on_loop: a lone Maildir-only message is stored on the loop thread, no
+ * job on the pool, its done() still after inject_submit has returned.  A
+ * message with a prepare() step (DKIM signing) stays on a worker.
+ */
+static void
+test_on_loop(void)
+{
+	struct req r;
+
+	setup();
+	req_maildir(&r, "example.org/ann");
+	r.ij.on_loop = true;
+	inject_submit(&r.ij, req_done);
+	T_CHECK(!r.finished);
+	T_CHECK_INT(workers_busy(S.w), 0);
+	loop_until_done(1);
+	T_CHECK(r.finished);
+	T_CHECK_INT(r.rc, 0);
+	T_CHECK_INT(count_in("example.org/ann", "new"), 1);
+	T_CHECK_INT(count_in("example.org/ann", "tmp"), 0);
+	inject_clear(&r.ij);
+
+	S.ndone = 0;
+	req_maildir(&r, "example.org/ann");
+	r.ij.on_loop = true;
+	r.ij.prepare = noop_prepare;
+	inject_submit(&r.ij, req_done);
+	T_CHECK_INT(workers_busy(S.w), 1);
+	loop_until_done(1);
+	T_CHECK_INT(r.rc, 0);
+	T_CHECK_INT(count_in("example.org/ann", "new"), 2);
+	inject_clear(&r.ij);
+	teardown();
+}
+
 int
 main(void)
 {
 	T_RUN(test_group_commit_batches);
 	T_RUN(test_group_commit_failure);
 	T_RUN(test_queued_callback);
+	T_RUN(test_on_loop);
 	return t_summary();
 }
