@@ -46,6 +46,10 @@
  * every walk a read lock, so no thread links into a directory another
  * thread has made but not yet fsync'ed into its parent.
  *
+ * Held open: the tmp/ and new/ descriptors of the last MD_CACHE mailboxes
+ * stay open between calls (the mailbox cache below), each reuse checked
+ * against the mailbox's name first.
+ *
  * Limits: a path is shorter than PATH_MAX, a component at most NAME_MAX.
  * The first MAILDIR_KEEP mailboxes keep their descriptors open from the
  * opening pass to the linking pass; the rest are reopened, so n costs no

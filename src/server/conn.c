@@ -1642,32 +1642,15 @@ server_mailbox_is_lmtp(const struct server *s, const char *mailbox)
 	return s->conf->delivery_lmtp != NULL || table_mailbox_is_lmtp(mailbox);
 }
 
-/*
- * The free space is read at most every SERVER_DISK_CHECK_MS (the loop's
- * cached clock, no system call): MAIL and the end of data asked twice per
- * message before.  The bytes the jobs are still writing are in need
- * (storing_bytes), and a disk that fills faster than that still fails
- * the write itself, which answers 452 as well.
- */
-#define SERVER_DISK_CHECK_MS 100
-
 bool
 server_disk_ok(struct server *s, uint64_t need)
 {
 	struct statvfs sv;
-	struct timeval now;
-	uint64_t ms = 0;
+	uint64_t avail;
 
-	if (event_base_gettimeofday_cached(s->base, &now) == 0)
-		ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000;
-	if (ms == 0 || s->disk_avail_ms == 0 ||
-	    ms - s->disk_avail_ms >= SERVER_DISK_CHECK_MS ||
-	    ms < s->disk_avail_ms) {
-		if (fstatvfs(s->mail_root_fd, &sv) != 0)
-			return true; /* cannot tell: let the write decide */
-		s->disk_avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-		s->disk_avail_ms = ms;
-	}
+	if (fstatvfs(s->mail_root_fd, &sv) != 0)
+		return true; /* cannot tell: let the write decide */
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
 	return need <= UINT64_MAX - SERVER_DISK_RESERVE &&
-	       s->disk_avail >= need + SERVER_DISK_RESERVE;
+	       avail >= need + SERVER_DISK_RESERVE;
 }

@@ -606,10 +606,11 @@ main(int argc, char **argv)
 		event_free(s.stop_timer);
 	close(s.mail_root_fd);
 	log_info("event=stopped messages=%llu commit_batches=%llu "
-		 "commit_messages=%llu",
+		 "commit_messages=%llu commit_syncs=%llu",
 	    (unsigned long long)s.messages,
 	    (unsigned long long)stats.commit_batches,
-	    (unsigned long long)stats.commit_messages);
+	    (unsigned long long)stats.commit_messages,
+	    (unsigned long long)stats.commit_syncs);
 	free(s.client_buckets);
 	SSL_CTX_free(s.tls_ctx);
 	dkimkeys_drop(s.dkim);

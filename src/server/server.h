@@ -69,8 +69,6 @@ struct server {
 	size_t body_bytes;		/* message content held in memory */
 	uint64_t scratch_bytes;		/* ... and in scratch files */
 	uint64_t storing_bytes;		/* content being written by jobs */
-	uint64_t disk_avail;		/* server_disk_ok's last reading ... */
-	uint64_t disk_avail_ms;		/* ... taken then (0: never) */
 	SSL_CTX *tls_ctx;		/* server side: STARTTLS and 465 */
 	struct auth_throttle *throttle; /* failed AUTH per client address */
 	struct netlist *relay_nets;	/* relay.networks */

@@ -54,6 +54,7 @@ void store_free(struct store *st);
 struct store_stats {
 	uint64_t commit_batches;  /* group commits run */
 	uint64_t commit_messages; /* messages stored by them */
+	uint64_t commit_syncs;	  /* syncfs calls they made */
 };
 void store_stats(const struct store *st, struct store_stats *out);
 
