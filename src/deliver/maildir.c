@@ -46,6 +46,10 @@
  * every walk a read lock, so no thread links into a directory another
  * thread has made but not yet fsync'ed into its parent.
  *
+ * Held open: the tmp/ and new/ descriptors of the last MD_CACHE mailboxes
+ * stay open between calls (the mailbox cache below), each reuse checked
+ * against the mailbox's name first.
+ *
  * Limits: a path is shorter than PATH_MAX, a component at most NAME_MAX.
  * The first MAILDIR_KEEP mailboxes keep their descriptors open from the
  * opening pass to the linking pass; the rest are reopened, so n costs no
@@ -75,9 +79,12 @@
 #define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #define MD_WHO		  "maildir" /* the fault hook's module (fs/file.h) */
 
+struct md_cached;
+
 struct md_dirs {
 	int tmp_fd;
 	int new_fd;
+	struct md_cached *ce; /* the descriptors are the cache's, or NULL */
 };
 
 /* The message of one call: the caller's iovecs and their total size. */
@@ -149,10 +156,15 @@ toolong:
 	return -1;
 }
 
+/* getpid() once (tern never forks a process that delivers) */
+static long md_pid;
+
 static void
 md_host_init(void)
 {
 	char raw[HOST_NAME_MAX + 1];
+
+	md_pid = (long)getpid();
 
 	if (gethostname(raw, sizeof(raw)) != 0)
 		raw[0] = '\0';
@@ -174,8 +186,8 @@ md_unique_name(char *out, size_t outlen, size_t size)
 	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
 		return -1;
 	if (str_fmt(out, outlen, "%lld.M%ldP%ldQ%lu.%s,S=%zu",
-		(long long)ts.tv_sec, ts.tv_nsec / 1000, (long)getpid(), q,
-		md_host, size) != 0 ||
+		(long long)ts.tv_sec, ts.tv_nsec / 1000, md_pid, q, md_host,
+		size) != 0 ||
 	    strlen(out) > NAME_MAX) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -216,7 +228,7 @@ md_name_is_stale_ours(const char *name)
 	if (strncmp(host, md_host, hl) != 0 ||
 	    strncmp(host + hl, ",S=", 3) != 0)
 		return false;
-	return pid != (unsigned long long)getpid();
+	return pid != (unsigned long long)md_pid;
 }
 
 static bool
@@ -462,12 +474,19 @@ md_walk_abs(const char *path, bool create, struct md_err *e)
 	return fd;
 }
 
+static void md_cache_release(struct md_cached *ce);
+
 static void
 md_dirs_close(struct md_dirs *d)
 {
-	fd_close_quiet(d->tmp_fd);
-	fd_close_quiet(d->new_fd);
+	if (d->ce != NULL) {
+		md_cache_release(d->ce);
+	} else {
+		fd_close_quiet(d->tmp_fd);
+		fd_close_quiet(d->new_fd);
+	}
 	d->tmp_fd = d->new_fd = -1;
+	d->ce = NULL;
 }
 
 /*
@@ -552,29 +571,240 @@ md_unlock(void)
 		panic("event=maildir_unlock error=%d", r);
 }
 
+/* ---- the mailbox cache ----------------------------------------------------
+ *
+ * Opening a mailbox walks its path one component at a time: four openat
+ * and two close per message for "domain/user".  The last MD_CACHE
+ * mailboxes keep their tmp/ and new/ descriptors here instead.  A hit is
+ * trusted only after one fstatat of "<path>[/<folder>]/new" (from the
+ * root, the last component not followed) names the very directory the
+ * cached new/ descriptor is: a mailbox removed, renamed or replaced since
+ * (by a symlink too) no longer matches, and is then walked afresh with
+ * every check above, so a message never goes into a directory its
+ * mailbox's name has left.  A tmp/ replaced behind a valid new/ only
+ * holds the file for the moment before the link; a tmp/ removed fails the
+ * create, and any failed delivery drops the entries it used.
+ * Entries are used under md_cache_lock; one in use (refs > 0) is never
+ * closed: a stale or evicted one is closed by its last user.
+ */
+#define MD_CACHE 32 /* mailboxes: 2 descriptors each */
+
+struct md_cached {
+	int root_fd;
+	char *key; /* path, '\0', folder or "" */
+	size_t path_len, folder_len;
+	int tmp_fd, new_fd;
+	dev_t dev;
+	ino_t ino; /* of new/ */
+	unsigned refs;
+	bool stale; /* out of the table: closed by its last user */
+	uint64_t used;
+};
+
+static pthread_mutex_t md_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct md_cached *md_cache[MD_CACHE];
+static uint64_t md_cache_tick;
+
+static void
+md_cache_free(struct md_cached *ce)
+{
+	fd_close_quiet(ce->tmp_fd);
+	fd_close_quiet(ce->new_fd);
+	free(ce->key);
+	free(ce);
+}
+
+static void
+md_cache_release(struct md_cached *ce)
+{
+	bool last;
+
+	(void)pthread_mutex_lock(&md_cache_lock);
+	last = --ce->refs == 0 && ce->stale;
+	(void)pthread_mutex_unlock(&md_cache_lock);
+	if (last)
+		md_cache_free(ce);
+}
+
+/* A failed delivery forgets the mailbox: the next one walks it again. */
+static void
+md_cache_forget(struct md_dirs *d)
+{
+	struct md_cached *ce = d->ce;
+
+	if (ce == NULL)
+		return;
+	(void)pthread_mutex_lock(&md_cache_lock);
+	for (size_t i = 0; i < MD_CACHE; i++)
+		if (md_cache[i] == ce) {
+			md_cache[i] = NULL;
+			ce->stale = true;
+		}
+	(void)pthread_mutex_unlock(&md_cache_lock);
+}
+
+static bool
+md_cache_match(const struct md_cached *ce, int root_fd,
+    const struct maildir_box *b, size_t plen, size_t flen)
+{
+	return ce->root_fd == root_fd && ce->path_len == plen &&
+	       ce->folder_len == flen && memcmp(ce->key, b->path, plen) == 0 &&
+	       (flen == 0 || memcmp(ce->key + plen + 1, b->folder, flen) == 0);
+}
+
+/* "<path>[/<folder>]/new" into out; false when it does not fit. */
+static bool
+md_cache_new_path(char *out, size_t outlen, const struct maildir_box *b,
+    size_t plen, size_t flen)
+{
+	size_t n = 0;
+
+	if (plen + flen + sizeof("//new") > outlen)
+		return false;
+	memcpy(out, b->path, plen);
+	n = plen;
+	if (flen > 0) {
+		out[n++] = '/';
+		memcpy(out + n, b->folder, flen);
+		n += flen;
+	}
+	memcpy(out + n, "/new", sizeof("/new"));
+	return true;
+}
+
+/* A valid cached entry for b, taken (refs + 1), or NULL. */
+static struct md_cached *
+md_cache_get(int root_fd, const struct maildir_box *b)
+{
+	size_t plen = strlen(b->path),
+	       flen = b->folder != NULL ? strlen(b->folder) : 0;
+	struct md_cached *ce = NULL, *gone = NULL;
+	char path[PATH_MAX];
+	struct stat st;
+	size_t i;
+
+	(void)pthread_mutex_lock(&md_cache_lock);
+	for (i = 0; i < MD_CACHE; i++)
+		if (md_cache[i] != NULL &&
+		    md_cache_match(md_cache[i], root_fd, b, plen, flen)) {
+			ce = md_cache[i];
+			ce->refs++;
+			ce->used = ++md_cache_tick;
+			break;
+		}
+	(void)pthread_mutex_unlock(&md_cache_lock);
+	if (ce == NULL)
+		return NULL;
+	if (md_cache_new_path(path, sizeof(path), b, plen, flen) &&
+	    fstatat(b->path[0] == '/' ? AT_FDCWD : root_fd, path, &st,
+		AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(st.st_mode) && st.st_dev == ce->dev && st.st_ino == ce->ino)
+		return ce;
+	(void)pthread_mutex_lock(&md_cache_lock);
+	if (md_cache[i] == ce)
+		md_cache[i] = NULL;
+	ce->stale = true;
+	if (--ce->refs == 0)
+		gone = ce;
+	(void)pthread_mutex_unlock(&md_cache_lock);
+	if (gone != NULL)
+		md_cache_free(gone);
+	return NULL;
+}
+
 /*
- * Open a mailbox: first without making anything (the common case, under
- * the shared lock), and only when something is missing again under the
- * exclusive lock, making what is missing.
+ * Hand d's fresh descriptors to the cache (d then uses them through the
+ * entry).  Best effort: when every slot is busy, or memory or fstat
+ * fails, d keeps its own descriptors.
+ */
+static void
+md_cache_put(int root_fd, const struct maildir_box *b, struct md_dirs *d)
+{
+	size_t plen = strlen(b->path),
+	       flen = b->folder != NULL ? strlen(b->folder) : 0;
+	struct md_cached *ce, *gone = NULL;
+	struct stat st;
+	size_t i, slot = MD_CACHE;
+
+	if (fstat(d->new_fd, &st) != 0 || (ce = calloc(1, sizeof(*ce))) == NULL)
+		return;
+	if ((ce->key = malloc(plen + flen + 2)) == NULL) {
+		free(ce);
+		return;
+	}
+	memcpy(ce->key, b->path, plen + 1);
+	if (flen > 0)
+		memcpy(ce->key + plen + 1, b->folder, flen);
+	ce->key[plen + 1 + flen] = '\0';
+	ce->root_fd = root_fd;
+	ce->path_len = plen;
+	ce->folder_len = flen;
+	ce->tmp_fd = d->tmp_fd;
+	ce->new_fd = d->new_fd;
+	ce->dev = st.st_dev;
+	ce->ino = st.st_ino;
+	ce->refs = 1;
+	(void)pthread_mutex_lock(&md_cache_lock);
+	for (i = 0; i < MD_CACHE; i++) {
+		if (md_cache[i] == NULL) {
+			slot = i;
+			break;
+		}
+		if (md_cache[i]->refs == 0 &&
+		    (slot == MD_CACHE ||
+			md_cache[i]->used < md_cache[slot]->used))
+			slot = i;
+	}
+	if (slot < MD_CACHE) {
+		gone = md_cache[slot]; /* NULL, or unused: refs == 0 */
+		if (gone != NULL)
+			gone->stale = true;
+		md_cache[slot] = ce;
+		ce->used = ++md_cache_tick;
+	}
+	(void)pthread_mutex_unlock(&md_cache_lock);
+	if (gone != NULL)
+		md_cache_free(gone);
+	if (slot == MD_CACHE) {
+		free(ce->key);
+		free(ce);
+		return;
+	}
+	d->ce = ce;
+}
+
+/*
+ * Open a mailbox: the cache first; then without making anything (the
+ * common case, under the shared lock), and only when something is missing
+ * again under the exclusive lock, making what is missing.
  */
 static int
 md_open_box(int root_fd, const struct maildir_box *b, struct md_dirs *d,
     struct md_err *e)
 {
+	struct md_cached *ce;
 	int r;
 
 	d->tmp_fd = d->new_fd = -1;
+	d->ce = NULL;
 	e->box = b->path;
+	if ((ce = md_cache_get(root_fd, b)) != NULL) {
+		*d = (struct md_dirs){ce->tmp_fd, ce->new_fd, ce};
+		return 0;
+	}
 	md_lock(false);
 	r = md_open_box_locked(root_fd, b, false, d, e);
 	md_unlock();
-	if (r == 0 || errno != ENOENT)
-		return r;
-	if (e->buf != NULL && e->len > 0)
-		e->buf[0] = '\0'; /* the miss is not an error: make it */
-	md_lock(true);
-	r = md_open_box_locked(root_fd, b, true, d, e);
-	md_unlock();
+	if (r != 0 && errno == ENOENT) {
+		if (e->buf != NULL && e->len > 0)
+			e->buf[0] =
+			    '\0'; /* the miss is not an error: make it */
+		md_lock(true);
+		r = md_open_box_locked(root_fd, b, true, d, e);
+		md_unlock();
+	}
+	if (r == 0)
+		md_cache_put(root_fd, b, d);
 	return r;
 }
 
@@ -678,6 +908,16 @@ md_link_box(int src_dir, const char *name, const struct stat *src,
 		return 0;
 	md_fail(e, "link", "into new/");
 	return -1;
+}
+
+/* After a failure: the mailboxes of the call are walked afresh next time. */
+static void
+md_keep_forget(struct md_dirs *keep, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && i < MAILDIR_KEEP; i++)
+		md_cache_forget(&keep[i]);
 }
 
 static void
@@ -802,13 +1042,13 @@ maildir_deliver(int root_fd, const struct maildir_box *boxes, size_t n,
 	struct md_err e = {err, errlen, NULL};
 	struct md_msg m = {iov, iovcnt, 0};
 	char name[NAME_MAX + 1];
-	struct stat src;
+	struct stat src = {0}; /* the file's identity: needed for n > 1 only */
 	bool written = false;
 	size_t i;
 	int saved;
 
 	for (i = 0; i < MAILDIR_KEEP; i++)
-		keep[i].tmp_fd = keep[i].new_fd = -1;
+		keep[i] = (struct md_dirs){-1, -1, NULL};
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (md_check_args(boxes, n, &m, name_out, name_len, &e) != 0)
@@ -817,7 +1057,8 @@ maildir_deliver(int root_fd, const struct maildir_box *boxes, size_t n,
 		goto fail;
 	e.box = boxes[0].path;
 	if (md_name(name, name_out, name_len, m.size, &e) != 0 ||
-	    md_write_tmp(keep[0].tmp_fd, name, &m, true, &src, &e) != 0)
+	    md_write_tmp(
+		keep[0].tmp_fd, name, &m, true, n > 1 ? &src : NULL, &e) != 0)
 		goto fail;
 	written = true;
 	if (md_link_all(root_fd, boxes, n, keep, name, &src, &m, true, &e) != 0)
@@ -833,6 +1074,7 @@ fail:
 	saved = errno;
 	if (written)
 		unlinkat_quiet(keep[0].tmp_fd, name);
+	md_keep_forget(keep, n);
 	md_keep_close(keep, n);
 	errno = saved;
 	return -1;
@@ -842,7 +1084,7 @@ int
 maildir_create(int root_fd, const char *path, char *err, size_t errlen)
 {
 	struct md_err e = {err, errlen, path};
-	struct md_dirs d = {-1, -1};
+	struct md_dirs d = {-1, -1, NULL};
 	int r;
 
 	if (err != NULL && errlen > 0)
@@ -886,7 +1128,7 @@ maildir_stage(int root_fd, const struct maildir_box *boxes, size_t n,
 	if (st == NULL)
 		return NULL;
 	for (i = 0; i < MAILDIR_KEEP; i++)
-		st->keep[i].tmp_fd = st->keep[i].new_fd = -1;
+		st->keep[i] = (struct md_dirs){-1, -1, NULL};
 	st->root_fd = root_fd;
 	st->boxes = boxes;
 	st->n = n;
@@ -900,12 +1142,13 @@ maildir_stage(int root_fd, const struct maildir_box *boxes, size_t n,
 	e.box = boxes[0].path;
 	/* no fsync: the caller's syncfs makes the whole batch durable */
 	if (md_name(st->name, name_out, name_len, st->m.size, &e) != 0 ||
-	    md_write_tmp(
-		st->keep[0].tmp_fd, st->name, &st->m, false, &st->src, &e) != 0)
+	    md_write_tmp(st->keep[0].tmp_fd, st->name, &st->m, false,
+		n > 1 ? &st->src : NULL, &e) != 0)
 		goto fail;
 	return st;
 fail:
 	saved = errno;
+	md_keep_forget(st->keep, n);
 	md_keep_close(st->keep, n);
 	free(st);
 	errno = saved;
@@ -927,6 +1170,8 @@ maildir_publish(struct maildir_staged *st, char *err, size_t errlen)
 	if (unlinkat(st->keep[0].tmp_fd, st->name, 0) != 0 && r == 0)
 		log_warn("event=maildir_tmp_unlink name=%s errno=%d", st->name,
 		    errno);
+	if (r != 0)
+		md_keep_forget(st->keep, st->n);
 	md_keep_close(st->keep, st->n);
 	free(st);
 	errno = saved;
@@ -939,6 +1184,7 @@ maildir_abort(struct maildir_staged *st)
 	if (st == NULL)
 		return;
 	unlinkat_quiet(st->keep[0].tmp_fd, st->name);
+	md_keep_forget(st->keep, st->n);
 	md_keep_close(st->keep, st->n);
 	free(st);
 }

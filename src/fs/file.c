@@ -116,7 +116,7 @@ file_fill(const char *who, int fd, const struct iovec *iov, int iovcnt,
 	if (file_write_all(who, fd, iov, iovcnt) != 0)
 		goto fail;
 	*step_out = "fsync";
-	if (sync && (FILE_FAULT(who, "fsync") != 0 || fsync(fd) != 0))
+	if (sync && (FILE_FAULT(who, "fsync") != 0 || fdatasync(fd) != 0))
 		goto fail;
 	*step_out = "stat";
 	if (st_out != NULL && fstat(fd, st_out) != 0)

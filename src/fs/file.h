@@ -8,9 +8,12 @@
  * Each function does one durable step the way every writer must: files
  * are created O_EXCL|O_NOFOLLOW 0600 (a collision is an error, never an
  * overwrite), written whole (short writes and EINTR resumed), fsync'ed
- * when asked, and closed with the result checked (NFS reports write
- * errors at close).  Whether to fsync is an explicit `sync` argument: a
- * caller that makes a whole batch durable with one syncfs() passes false.
+ * when asked (fdatasync: a new file's size and blocks are data-relevant
+ * metadata, so the content is as durable as with fsync, without a
+ * separate write of timestamps only), and closed with the result checked (NFS
+ * reports write errors at close).  Whether to fsync is an explicit `sync`
+ * argument: a caller that makes a whole batch durable with one syncfs() passes
+ * false.
  *
  * Errors: 0, or -1 with errno of the failed system call (kept across the
  * cleanup).  Functions of several steps also name the failed step in

@@ -69,6 +69,8 @@ struct authcheck {
 	struct dns *dns;
 	struct workers *workers;
 	struct event *timer;
+	struct event *now; /* the check without cryptography, on the loop */
+	struct event_base *base;
 	authcheck_cb cb;
 	void *arg;
 	struct dkim_verify *v;
@@ -119,6 +121,27 @@ static void ac_exist_ask(struct authcheck *ac);
 static void ac_done(struct job *j);
 
 /* Every answer is in (or the deadline came): the cryptography. */
+/* No signature to verify and no ARC key: nothing for a worker to do. */
+static bool
+ac_trivial(const struct authcheck *ac)
+{
+	return (ac->v == NULL || dkim_verify_count(ac->v) == 0) &&
+	       ac->narc == 0;
+}
+
+/* The trivial check, from the loop's active queue (no thread, no wake-up
+ * of one), still after authcheck_start has returned. */
+static void
+on_now(evutil_socket_t fd, short what, void *arg)
+{
+	struct authcheck *ac = arg;
+
+	(void)fd;
+	(void)what;
+	ac_run(&ac->job);
+	ac_done(&ac->job);
+}
+
 static void
 ac_submit(struct authcheck *ac)
 {
@@ -127,6 +150,13 @@ ac_submit(struct authcheck *ac)
 	ac->running = true;
 	ac->job.run = ac_run;
 	ac->job.done = ac_done;
+	if (ac_trivial(ac)) {
+		if (ac->now == NULL &&
+		    (ac->now = event_new(ac->base, -1, 0, on_now, ac)) == NULL)
+			panic("event=authcheck error=event_new");
+		event_active(ac->now, EV_TIMEOUT, 1);
+		return;
+	}
 	workers_submit(ac->workers, &ac->job);
 }
 
@@ -359,6 +389,7 @@ authcheck_start(struct event_base *base, struct dns *dns, struct workers *w,
 
 	ac->dns = dns;
 	ac->workers = w;
+	ac->base = base;
 	ac->cb = cb;
 	ac->arg = arg;
 	ac->dm.ac = ac;
@@ -466,6 +497,8 @@ authcheck_free(struct authcheck *ac)
 	free(ac->arckeys);
 	arc_verify_free(ac->arc);
 	event_free(ac->timer);
+	if (ac->now != NULL)
+		event_free(ac->now);
 	dkim_verify_free(ac->v);
 	free(ac->lk);
 	free(ac);

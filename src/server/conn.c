@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -350,12 +351,39 @@ conn_out_full(struct conn *c)
 		   CONN_OUT_HIGH;
 }
 
+/*
+ * A plain-TCP session whose output buffer is empty sends its replies at
+ * once with one send(): through the bufferevent they would cost an
+ * epoll_ctl to ask for EPOLLOUT, an epoll_wait to hear it and another
+ * epoll_ctl to drop it again.  What the socket does not take (or an error,
+ * which the bufferevent then reports as usual) goes the bufferevent's way,
+ * so the order of the bytes and the backpressure stay as they were.
+ */
+static size_t
+conn_send_now(struct conn *c)
+{
+	ssize_t w;
+
+	if (c->tls || c->fd < 0 ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) != 0)
+		return 0;
+	do
+		w = send(c->fd, c->out.data, c->out.len,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	return w > 0 ? (size_t)w : 0;
+}
+
 static void
 conn_flush(struct conn *c)
 {
+	size_t sent;
+
 	if (c->out.len == 0 || c->bev == NULL)
 		return;
-	if (bufferevent_write(c->bev, c->out.data, c->out.len) != 0)
+	sent = conn_send_now(c);
+	if (sent < c->out.len && bufferevent_write(c->bev, c->out.data + sent,
+				     c->out.len - sent) != 0)
 		c->closing = true;
 	buf_reset(&c->out);
 }
@@ -1195,7 +1223,9 @@ eom_store(struct conn *c)
 	if (c->authenticated || c->local) /* mail tern originates */
 		dkimsign_attach(c->srv, ij, t->sender, t->id, c->sid);
 	conn_auth_seal(c, ij); /* last: the seal covers every change */
-	ij->arg = t;	       /* the job owns the transaction now */
+	/* a lone session with no job running: the store may use the loop */
+	ij->on_loop = c->srv->nconns == 1 && workers_busy(c->srv->workers) == 0;
+	ij->arg = t; /* the job owns the transaction now */
 	t->owner = c;
 	c->txn = NULL;
 	c->pending = true;

@@ -579,7 +579,8 @@ main(int argc, char **argv)
 	workers_on_drained(s.workers, after_jobs, &s);
 	lookups_start(s.lookups, after_jobs, &s);
 	sweep_start(&s, &started);
-	s.store = store_new(s.mail_root_fd, s.spool, s.workers, on_queued, &s);
+	s.store = store_new(
+	    s.base, s.mail_root_fd, s.spool, s.workers, on_queued, &s);
 	if ((s.dns = dns_new(s.base, s.conf->dns_servers, err, sizeof(err))) ==
 	    NULL)
 		fatalx("event=startup step=dns error=\"%s\"", err);
@@ -605,10 +606,11 @@ main(int argc, char **argv)
 		event_free(s.stop_timer);
 	close(s.mail_root_fd);
 	log_info("event=stopped messages=%llu commit_batches=%llu "
-		 "commit_messages=%llu",
+		 "commit_messages=%llu commit_syncs=%llu",
 	    (unsigned long long)s.messages,
 	    (unsigned long long)stats.commit_batches,
-	    (unsigned long long)stats.commit_messages);
+	    (unsigned long long)stats.commit_messages,
+	    (unsigned long long)stats.commit_syncs);
 	free(s.client_buckets);
 	SSL_CTX_free(s.tls_ctx);
 	dkimkeys_drop(s.dkim);

@@ -11,15 +11,21 @@
  * Group commit: a message that goes only to mailboxes beneath the mail
  * root, while others are being stored, has its tmp/ file written at once
  * by any worker (maildir_stage, no fsync), then joins the batch that waits
- * while the current commit runs.  One commit job per batch calls syncfs()
- * once, links every file into new/ (maildir_publish) and calls syncfs()
- * once more.  Each message's 250 is sent only after the second syncfs, so
- * the durability promise is the same as one fsync'ed delivery; the cost is
- * two syncfs per batch instead of two fsyncs per message.  A message with
- * nothing else in flight keeps the plain fsync path.  Only one commit job runs
- * at a time: that is what makes the batches form.  The batch and the
- * counts live in struct store and are touched on the loop only (the
- * done() callbacks); a commit job owns its batch until its done().
+ * while the current commit cycle runs.  One commit job per cycle links
+ * into new/ (maildir_publish) the files of the previous batch, whose
+ * content the previous cycle's syncfs made durable, then calls syncfs()
+ * once: that makes those links durable (their 250s go out) and the
+ * content of the batch staged meanwhile, which the next cycle links.  So
+ * every message has a syncfs between its last write and its link, and
+ * another between its link and its 250: the durability promise of one
+ * fsync'ed delivery, at one syncfs per batch under load (two for a batch
+ * that finds no other batch to share them with).  A message with nothing
+ * else in flight keeps the plain fdatasync + fsync path (on the loop
+ * itself when the caller says nothing else waits there: ij->on_loop).
+ * Only one commit job runs at a time: that is what makes the batches
+ * form.  The batches and the counts live in struct store and are touched
+ * on the loop only (the done() callbacks); a commit job owns its two
+ * lists until its done().
  *
  * A failure after the Maildir copies and before the queue commit leaves
  * the local copies in place and reports failure: the client retries and
@@ -31,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "deliver/deliver.h"
 #include "fs/file.h"
@@ -44,19 +52,29 @@ struct store {
 	store_queued_fn on_queued;
 	void *on_queued_arg;
 	/* group commit of Maildir deliveries (on the loop only) */
-	struct inject *commit_head, *commit_tail; /* the next batch */
+	struct inject *commit_head, *commit_tail; /* staged, not yet synced */
 	size_t commit_n;
+	struct inject *synced; /* content durable, waiting for its links */
+	size_t synced_n;
 	bool commit_running;
 	unsigned staging; /* tmp/ files being written */
 	unsigned solo;	  /* lone messages on the fsync path */
 	struct store_stats stats;
+	struct event *loop_ev;	/* runs loop_ij on the loop */
+	struct inject *loop_ij; /* the lone message stored there */
 };
 
+static void on_loop_store(evutil_socket_t fd, short what, void *arg);
+
 struct store *
-store_new(int mail_root_fd, struct spool *sp, struct workers *w,
-    store_queued_fn on_queued, void *arg)
+store_new(struct event_base *base, int mail_root_fd, struct spool *sp,
+    struct workers *w, store_queued_fn on_queued, void *arg)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
+
+	st->loop_ev = event_new(base, -1, 0, on_loop_store, st);
+	if (st->loop_ev == NULL)
+		panic("event=store error=event_new");
 
 	st->mail_root_fd = mail_root_fd;
 	st->spool = sp;
@@ -71,8 +89,10 @@ store_free(struct store *st)
 {
 	if (st == NULL)
 		return;
-	assert(st->commit_head == NULL && !st->commit_running);
+	assert(st->commit_head == NULL && st->synced == NULL &&
+	       !st->commit_running);
 	assert(st->staging == 0 && st->solo == 0);
+	event_free(st->loop_ev);
 	free(st);
 }
 
@@ -170,7 +190,10 @@ inject_done(struct job *j)
 struct commit_job {
 	struct job job;
 	struct store *st;
-	struct inject *batch; /* linked through ->next, all staged */
+	struct inject *link; /* content durable: link into new/ now */
+	size_t nlink;
+	struct inject
+	    *batch; /* staged: this cycle's syncfs makes them durable */
 	size_t n;
 };
 
@@ -229,32 +252,43 @@ stage_done(struct job *j)
 	commit_start(st);
 }
 
-/* Phase 2, one batch at a time: syncfs, link all into new/, syncfs. */
+/*
+ * Phase 2, one cycle at a time: link the files whose content an earlier
+ * cycle's syncfs made durable, then one syncfs.  That syncfs makes those
+ * links durable (their 250s may go) and, in the same flush, the content
+ * of the files staged meanwhile, which the next cycle links.  Each
+ * message still sees a syncfs after its content is written and before
+ * its name exists, and another after its name exists and before its
+ * 250; under load each syncfs serves two batches at once.
+ */
 static void
 commit_run(struct job *j)
 {
 	struct commit_job *cj = (struct commit_job *)j;
 	struct inject *ij;
 	int root = cj->st->mail_root_fd;
-	bool synced = commit_syncfs(root) == 0;
-	int e = errno;
+	bool synced;
+	int e;
 
-	for (ij = cj->batch; ij != NULL; ij = ij->next) {
-		if (!synced) {
-			maildir_abort(ij->staged);
-			inject_fail(ij, e, "syncfs of the mail files");
-		} else if (maildir_publish(
-			       ij->staged, ij->err, sizeof(ij->err)) != 0) {
+	for (ij = cj->link; ij != NULL; ij = ij->next) {
+		if (maildir_publish(ij->staged, ij->err, sizeof(ij->err)) !=
+		    0) {
 			ij->rc = -1;
 			ij->err_no = errno;
 		}
-		ij->staged = NULL; /* publish and abort free it */
+		ij->staged = NULL; /* publish frees it */
 	}
-	if (synced && commit_syncfs(root) != 0) {
-		e = errno;
-		for (ij = cj->batch; ij != NULL; ij = ij->next)
-			if (ij->rc == 0)
-				inject_fail(ij, e, "syncfs of new/");
+	synced = commit_syncfs(root) == 0;
+	e = errno;
+	if (synced)
+		return;
+	for (ij = cj->link; ij != NULL; ij = ij->next)
+		if (ij->rc == 0)
+			inject_fail(ij, e, "syncfs of new/");
+	for (ij = cj->batch; ij != NULL; ij = ij->next) {
+		maildir_abort(ij->staged);
+		ij->staged = NULL;
+		inject_fail(ij, e, "syncfs of the mail files");
 	}
 }
 
@@ -263,14 +297,31 @@ commit_done(struct job *j)
 {
 	struct commit_job *cj = (struct commit_job *)j;
 	struct store *st = cj->st;
-	struct inject *ij, *next;
+	struct inject *ij, *next, **tail = &st->synced;
 
 	st->commit_running = false;
-	st->stats.commit_batches++;
-	st->stats.commit_messages += cj->n;
-	for (ij = cj->batch; ij != NULL; ij = next) {
+	st->stats.commit_syncs++;
+	if (cj->nlink > 0) {
+		st->stats.commit_batches++;
+		st->stats.commit_messages += cj->nlink;
+	}
+	for (ij = cj->link; ij != NULL; ij = next) {
 		next = ij->next;
 		ij->done(ij);
+	}
+	/* the synced ones wait for the next cycle; a failed one is done */
+	assert(st->synced == NULL);
+	st->synced_n = 0;
+	for (ij = cj->batch; ij != NULL; ij = next) {
+		next = ij->next;
+		ij->next = NULL;
+		if (ij->staged == NULL) {
+			ij->done(ij);
+			continue;
+		}
+		*tail = ij;
+		tail = &ij->next;
+		st->synced_n++;
 	}
 	free(cj);
 	commit_start(st);
@@ -281,14 +332,19 @@ commit_start(struct store *st)
 {
 	struct commit_job *cj;
 
-	if (st->commit_running || st->commit_head == NULL)
+	if (st->commit_running ||
+	    (st->commit_head == NULL && st->synced == NULL))
 		return;
 	cj = xcalloc(1, sizeof(*cj));
 	cj->job.run = commit_run;
 	cj->job.done = commit_done;
 	cj->st = st;
+	cj->link = st->synced;
+	cj->nlink = st->synced_n;
 	cj->batch = st->commit_head;
 	cj->n = st->commit_n;
+	st->synced = NULL;
+	st->synced_n = 0;
 	st->commit_head = st->commit_tail = NULL;
 	st->commit_n = 0;
 	st->commit_running = true;
@@ -323,7 +379,7 @@ inject_alone(const struct store *st)
 	return false;
 #else
 	return !st->commit_running && st->commit_head == NULL &&
-	       st->staging == 0 && st->solo == 0;
+	       st->synced == NULL && st->staging == 0 && st->solo == 0;
 #endif
 }
 
@@ -333,6 +389,28 @@ solo_done(struct job *j)
 	struct inject *ij = (struct inject *)j;
 
 	ij->store->solo--;
+	ij->done(ij);
+}
+
+/*
+ * The lone message of a lone session, on the loop itself: the same
+ * fdatasync of the file and fsync of new/ as on a worker, without the
+ * hop to a thread and back (a futex wake, a context switch, an eventfd
+ * write and read), which costs more CPU than it saves when nothing else
+ * could run meanwhile.  From the active queue, so done() still comes
+ * after inject_submit has returned.
+ */
+static void
+on_loop_store(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *st = arg;
+	struct inject *ij = st->loop_ij;
+
+	(void)fd;
+	(void)what;
+	st->loop_ij = NULL;
+	inject_store(ij);
+	st->solo--;
 	ij->done(ij);
 }
 
@@ -351,6 +429,13 @@ inject_submit(struct inject *ij, void (*done)(struct inject *))
 	struct store *st = ij->store;
 
 	ij->done = done;
+	if (ij->on_loop && ij->prepare == NULL && inject_batchable(ij) &&
+	    inject_alone(st)) {
+		st->solo++;
+		st->loop_ij = ij;
+		event_active(st->loop_ev, EV_TIMEOUT, 1);
+		return;
+	}
 	if (inject_batchable(ij) && inject_alone(st)) {
 		st->solo++;
 		ij->job.run = inject_run;

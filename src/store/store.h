@@ -46,14 +46,15 @@ typedef void (*store_queued_fn)(void *arg, struct queue_env *env);
  * must outlive the store.  on_queued(arg, env) runs on the loop for each
  * envelope inject_submit committed, before that request's done().
  */
-struct store *store_new(int mail_root_fd, struct spool *sp, struct workers *w,
-    store_queued_fn on_queued, void *arg);
+struct store *store_new(struct event_base *base, int mail_root_fd,
+    struct spool *sp, struct workers *w, store_queued_fn on_queued, void *arg);
 /* After the worker pool has stopped: no request may be in flight. */
 void store_free(struct store *st);
 
 struct store_stats {
 	uint64_t commit_batches;  /* group commits run */
 	uint64_t commit_messages; /* messages stored by them */
+	uint64_t commit_syncs;	  /* syncfs calls they made */
 };
 void store_stats(const struct store *st, struct store_stats *out);
 
@@ -84,6 +85,13 @@ struct inject {
 	void (*prepare)(struct inject *ij, void *arg);
 	void (*prepare_free)(void *arg);
 	void *prepare_arg;
+	/*
+	 * The caller's word that nothing else waits on the loop (ternd: one
+	 * session open): a lone Maildir-only message without prepare() is
+	 * then stored on the loop thread, blocking it for its two syncs,
+	 * instead of on a worker.
+	 */
+	bool on_loop;
 	/* out */
 	int rc, err_no;
 	bool queued; /* env went to the queue (on_queued has it) */

@@ -5,6 +5,7 @@
  * through log_sanitize() before it reaches a field.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,20 +34,56 @@ log_init(const char *progname, enum log_level min)
  * last part's NUL, so a line is at most PIPE_BUF (4096) octets and one
  * write(2) of it is never interleaved with another's.
  */
+/*
+ * The stamp's "YYYY-MM-DDTHH:MM:SS" changes once a second: each thread
+ * keeps its last one instead of gmtime_r + strftime per line (a
+ * busy server logs a few lines per message).
+ */
+static size_t
+log_stamp(char *out, time_t sec)
+{
+	static _Thread_local time_t last = (time_t)-1;
+	static _Thread_local char text[32];
+	static _Thread_local size_t len;
+	struct tm tm;
+
+	if (sec != last) {
+		gmtime_r(&sec, &tm);
+		len = strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
+		last = sec;
+	}
+	memcpy(out, text, len);
+	return len;
+}
+
+/*
+ * getpid() is a system call per line otherwise.  tern never forks a
+ * process that goes on logging (fault.c's child execs at once), so the
+ * first answer stays true; a benign race between threads writes the
+ * same value.
+ */
+static int
+log_pid(void)
+{
+	static _Atomic int pid;
+	int p = pid;
+
+	if (p == 0)
+		pid = p = (int)getpid();
+	return p;
+}
+
 static void
 log_vwrite(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 {
 	char line[4096];
 	struct timeval tv;
-	struct tm tm;
 	size_t n;
 
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+	n = log_stamp(line, tv.tv_sec);
 	str_fmt_cut(line + n, sizeof(line) - n, ".%03dZ %s[%d]: %s ",
-	    (int)(tv.tv_usec / 1000), log_prog, (int)getpid(),
-	    level_names[lvl]);
+	    (int)(tv.tv_usec / 1000), log_prog, log_pid(), level_names[lvl]);
 	n += strlen(line + n);
 	str_vfmt_cut(line + n, sizeof(line) - n, fmt, ap);
 	n += strlen(line + n);

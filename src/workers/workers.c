@@ -49,6 +49,7 @@ worker_main(void *arg)
 {
 	struct workers *w = arg;
 	uint64_t one = 1;
+	bool wake;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
@@ -65,13 +66,18 @@ worker_main(void *arg)
 		pthread_mutex_unlock(&w->mu);
 		j->run(j);
 		pthread_mutex_lock(&w->mu);
+		wake = w->done_head == NULL;
 		list_push(&w->done_head, &w->done_tail, j);
 		/*
-		 * An eventfd write is whole or fails, and fails only with
-		 * EAGAIN (the counter at 2^64-1: a wake-up is pending
-		 * already, nothing is lost) or for a bad descriptor (a bug).
+		 * Only the first job of a done list wakes the loop: while the
+		 * list is not empty a wake-up is pending, since the loop reads
+		 * the eventfd before it takes the list.  An eventfd write is
+		 * whole or fails, and fails only with EAGAIN (the counter at
+		 * 2^64-1: a wake-up is pending already, nothing is lost) or
+		 * for a bad descriptor (a bug).
 		 */
-		if (write(w->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		if (wake && write(w->efd, &one, sizeof(one)) < 0 &&
+		    errno != EAGAIN)
 			panic("event=worker_wake errno=%d", errno);
 	}
 	pthread_mutex_unlock(&w->mu);

@@ -419,6 +419,70 @@ is_symlink_err(const char *err, const char *box)
 
 /* A symlink anywhere in the path fails the delivery; nothing goes through. */
 static void
+rename_rel(const char *from, const char *to)
+{
+	char p[PATH_MAX], q[PATH_MAX];
+
+	if (rename(tpath(p, sizeof(p), from), tpath(q, sizeof(q), to)) != 0)
+		abort();
+}
+
+/*
+ * The mailbox cache (maildir.c) keeps tmp/ and new/ open between
+ * deliveries: a mailbox renamed, removed or replaced by a symlink since
+ * must be walked afresh, never written through the old descriptors.
+ */
+static void
+test_cached_box(void)
+{
+	char name[NAME_MAX + 1], err[256], p[PATH_MAX], rel[PATH_MAX];
+
+	t_case("cached mailbox renamed away");
+	T_CHECK(deliver1("cache.example/ann", "m1", name, sizeof(name), err,
+		    sizeof(err)) == 0);
+	rename_rel("mail/cache.example/ann", "mail/cache.example/ann.old");
+	T_CHECK(deliver1("cache.example/ann", "m2", name, sizeof(name), err,
+		    sizeof(err)) == 0);
+	T_CHECK_INT(new_count("cache.example/ann"), 1);
+	T_CHECK(content_is("cache.example/ann", name, "m2", 2));
+	T_CHECK_INT(new_count("cache.example/ann.old"), 1);
+
+	t_case("cached mailbox removed");
+	if (str_fmt(rel, sizeof(rel), "%s/mail/cache.example/ann", tdir) != 0)
+		abort();
+	T_CHECK(nftw(rel, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0);
+	T_CHECK(deliver1("cache.example/ann", "m3", name, sizeof(name), err,
+		    sizeof(err)) == 0);
+	T_CHECK_INT(new_count("cache.example/ann"), 1);
+	T_CHECK(content_is("cache.example/ann", name, "m3", 2));
+
+	t_case("cached mailbox replaced by a symlink");
+	mkdir_rel("elsewhere");
+	mkdir_rel("elsewhere/tmp");
+	mkdir_rel("elsewhere/new");
+	mkdir_rel("elsewhere/cur");
+	rename_rel("mail/cache.example/ann", "mail/cache.example/ann.2");
+	symlink_rel(tpath(p, sizeof(p), "elsewhere"), "mail/cache.example/ann");
+	T_CHECK(deliver1("cache.example/ann", "m4", name, sizeof(name), err,
+		    sizeof(err)) == -1);
+	T_CHECK_INT(errno, ELOOP);
+	T_CHECK_INT(count_entries("elsewhere/new"), 0);
+	T_CHECK_INT(new_count("cache.example/ann.2"), 1);
+
+	t_case("cached new/ replaced by a symlink");
+	T_CHECK(deliver1("cache.example/bob", "m5", name, sizeof(name), err,
+		    sizeof(err)) == 0);
+	rename_rel("mail/cache.example/bob/new", "mail/cache.example/bob/n2");
+	symlink_rel(
+	    tpath(p, sizeof(p), "elsewhere/new"), "mail/cache.example/bob/new");
+	T_CHECK(deliver1("cache.example/bob", "m6", name, sizeof(name), err,
+		    sizeof(err)) == -1);
+	T_CHECK_INT(errno, ELOOP);
+	T_CHECK_INT(count_entries("elsewhere/new"), 0);
+	T_CHECK_INT(count_entries("mail/cache.example/bob/n2"), 1);
+}
+
+static void
 test_symlinks(void)
 {
 	char name[NAME_MAX + 1], err[256], p[PATH_MAX], q[PATH_MAX];
@@ -854,6 +918,7 @@ main(void)
 	T_RUN(test_create);
 	T_RUN(test_bad_paths);
 	T_RUN(test_symlinks);
+	T_RUN(test_cached_box);
 	T_RUN(test_absolute);
 	T_RUN(test_exdev);
 	T_RUN(test_faults);

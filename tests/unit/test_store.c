@@ -111,7 +111,7 @@ setup(void)
 	if ((S.base = event_base_new()) == NULL)
 		abort();
 	S.w = workers_start(S.base, 1);
-	S.st = store_new(S.root_fd, S.sp, S.w, on_queued, &S);
+	S.st = store_new(S.base, S.root_fd, S.sp, S.w, on_queued, &S);
 	S.queued_before_done = true;
 }
 
@@ -169,6 +169,13 @@ req_maildir(struct req *r, const char *box)
 	r->rc = -2;
 }
 
+static void
+noop_prepare(struct inject *ij, void *arg)
+{
+	(void)ij;
+	(void)arg;
+}
+
 /* ---- tests -------------------------------------------------------------- */
 
 static void
@@ -190,9 +197,12 @@ test_group_commit_batches(void)
 		T_CHECK_INT(r[i].rc, 0);
 		inject_clear(&r[i].ij);
 	}
-	/* r[0] alone (fsync), then {r[1]}, then {r[2], r[3]} */
+	/* r[0] alone (fsync), then {r[1]}, then {r[2], r[3]}; three syncfs,
+	 * not four: the one that makes r[1]'s link durable also flushes the
+	 * content of r[2] and r[3], staged meanwhile */
 	T_CHECK_INT(stats.commit_batches, 2);
 	T_CHECK_INT(stats.commit_messages, 3);
+	T_CHECK_INT(stats.commit_syncs, 3);
 	T_CHECK_INT(count_in("example.org/ann", "new"), 4);
 	T_CHECK_INT(count_in("example.org/ann", "tmp"), 0);
 	T_CHECK_INT(S.nqueued, 0);
@@ -272,11 +282,48 @@ test_queued_callback(void)
 	teardown();
 }
 
+/*
+ * on_loop: a lone Maildir-only message is stored on the loop thread, no
+ * job on the pool, its done() still after inject_submit has returned.  A
+ * message with a prepare() step (DKIM signing) stays on a worker.
+ */
+static void
+test_on_loop(void)
+{
+	struct req r;
+
+	setup();
+	req_maildir(&r, "example.org/ann");
+	r.ij.on_loop = true;
+	inject_submit(&r.ij, req_done);
+	T_CHECK(!r.finished);
+	T_CHECK_INT(workers_busy(S.w), 0);
+	loop_until_done(1);
+	T_CHECK(r.finished);
+	T_CHECK_INT(r.rc, 0);
+	T_CHECK_INT(count_in("example.org/ann", "new"), 1);
+	T_CHECK_INT(count_in("example.org/ann", "tmp"), 0);
+	inject_clear(&r.ij);
+
+	S.ndone = 0;
+	req_maildir(&r, "example.org/ann");
+	r.ij.on_loop = true;
+	r.ij.prepare = noop_prepare;
+	inject_submit(&r.ij, req_done);
+	T_CHECK_INT(workers_busy(S.w), 1);
+	loop_until_done(1);
+	T_CHECK_INT(r.rc, 0);
+	T_CHECK_INT(count_in("example.org/ann", "new"), 2);
+	inject_clear(&r.ij);
+	teardown();
+}
+
 int
 main(void)
 {
 	T_RUN(test_group_commit_batches);
 	T_RUN(test_group_commit_failure);
 	T_RUN(test_queued_callback);
+	T_RUN(test_on_loop);
 	return t_summary();
 }
