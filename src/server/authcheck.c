@@ -120,7 +120,6 @@ static void on_dmarc(const struct dns_answer *ans, void *arg);
 static void ac_exist_ask(struct authcheck *ac);
 static void ac_done(struct job *j);
 
-/* Every answer is in (or the deadline came): the cryptography. */
 /* No signature to verify and no ARC key: nothing for a worker to do. */
 static bool
 ac_trivial(const struct authcheck *ac)
@@ -142,6 +141,7 @@ on_now(evutil_socket_t fd, short what, void *arg)
 	ac_done(&ac->job);
 }
 
+/* Every answer is in (or the deadline came): the cryptography. */
 static void
 ac_submit(struct authcheck *ac)
 {
