@@ -5,6 +5,7 @@
  * and the packet layouts an MTA and a filter exchange), not from another
  * implementation's code.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "milter/milter.h"
@@ -324,6 +325,235 @@ milter_reply_parse(
 		return -1;
 	*used = 4 + (size_t)len;
 	return 1;
+}
+
+/* ---- the message's header ---------------------------------------------- */
+
+/* the end of the line starting at p (past its LF), or len */
+static size_t
+line_end(const char *msg, size_t len, size_t p)
+{
+	const char *nl = memchr(msg + p, '\n', len - p);
+
+	return nl == NULL ? len : (size_t)(nl - msg) + 1;
+}
+
+bool
+milter_header_next(
+    const char *msg, size_t len, size_t *off, struct milter_hdr *h)
+{
+	size_t p = *off, e, n;
+	const char *colon;
+
+	if (p >= len || msg[p] == '\n' ||
+	    (msg[p] == '\r' && p + 1 < len && msg[p + 1] == '\n') ||
+	    msg[p] == ' ' || msg[p] == '\t')
+		return false;
+	e = line_end(msg, len, p);
+	colon = memchr(msg + p, ':', e - p);
+	if (colon == NULL)
+		return false;
+	n = (size_t)(colon - (msg + p));
+	while (n > 0 && (msg[p + n - 1] == ' ' || msg[p + n - 1] == '\t'))
+		n--;
+	if (n == 0)
+		return false;
+	/* folded lines belong to the field */
+	while (e < len && (msg[e] == ' ' || msg[e] == '\t'))
+		e = line_end(msg, len, e);
+	h->name = msg + p;
+	h->namelen = n;
+	h->field = msg + p;
+	h->fieldlen = e - p;
+	*off = e;
+	return true;
+}
+
+int
+milter_header_value(const struct milter_hdr *h, struct buf *out)
+{
+	const char *v = memchr(h->field, ':', h->fieldlen);
+	size_t n, i;
+	int r = 0;
+
+	if (v == NULL)
+		return -1;
+	v++;
+	n = h->fieldlen - (size_t)(v - h->field);
+	if (n > 0 && v[0] == ' ') {
+		v++;
+		n--;
+	}
+	if (n > 0 && v[n - 1] == '\n')
+		n--;
+	if (n > 0 && v[n - 1] == '\r')
+		n--;
+	for (i = 0; i < n && r == 0; i++) {
+		if (v[i] == '\r' && i + 1 < n && v[i + 1] == '\n')
+			continue;
+		if (v[i] == '\0')
+			r = buf_append(out, " ", 1); /* cannot be sent */
+		else
+			r = buf_append(out, v + i, 1);
+	}
+	return r;
+}
+
+/* text with every line end (CRLF, LF, lone CR) made CRLF */
+static int
+append_crlf(struct buf *out, const char *p, size_t n)
+{
+	size_t i, run = 0;
+	int r = 0;
+
+	for (i = 0; i < n && r == 0; i++) {
+		if (p[i] != '\r' && p[i] != '\n')
+			continue;
+		r = buf_append(out, p + run, i - run);
+		if (r == 0)
+			r = buf_append(out, "\r\n", 2);
+		if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
+			i++;
+		run = i + 1;
+	}
+	if (r == 0)
+		r = buf_append(out, p + run, n - run);
+	return r;
+}
+
+/* A field of the new header: from the message, or an edit's. */
+struct field {
+	const char *name;
+	size_t namelen;
+	const char *text; /* the message's field; NULL: value below */
+	size_t textlen;
+	const char *value; /* an edit's */
+};
+
+struct fields {
+	struct field *v;
+	size_t n, cap;
+};
+
+static void
+fields_insert(struct fields *f, size_t at, const struct field *x)
+{
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 32;
+		struct field *v = xcalloc(cap, sizeof(*v));
+
+		if (f->n > 0)
+			memcpy(v, f->v, f->n * sizeof(*v));
+		free(f->v);
+		f->v = v;
+		f->cap = cap;
+	}
+	if (at > f->n)
+		at = f->n;
+	memmove(f->v + at + 1, f->v + at, (f->n - at) * sizeof(*x));
+	f->v[at] = *x;
+	f->n++;
+}
+
+static bool
+name_eq(const struct field *f, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (f->namelen != n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char a = (unsigned char)f->name[i];
+		unsigned char b = (unsigned char)name[i];
+
+		if (a >= 'A' && a <= 'Z')
+			a = (unsigned char)(a + 32);
+		if (b >= 'A' && b <= 'Z')
+			b = (unsigned char)(b + 32);
+		if (a != b)
+			return false;
+	}
+	return true;
+}
+
+static void
+apply_edit(struct fields *f, const struct milter_edit *e)
+{
+	struct field x = {e->name, strlen(e->name), NULL, 0, e->value};
+	uint32_t want = e->index == 0 ? 1 : e->index, seen = 0;
+
+	if (e->kind == MILTER_EDIT_ADD) {
+		fields_insert(f, f->n, &x);
+		return;
+	}
+	if (e->kind == MILTER_EDIT_INSERT) {
+		fields_insert(f, e->index, &x);
+		return;
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		if (!name_eq(&f->v[i], e->name) || ++seen != want)
+			continue;
+		if (e->value[0] == '\0') {
+			memmove(f->v + i, f->v + i + 1,
+			    (f->n - i - 1) * sizeof(*f->v));
+			f->n--;
+		} else {
+			f->v[i] = x;
+		}
+		return;
+	}
+	if (e->value[0] != '\0')
+		fields_insert(f, f->n, &x);
+}
+
+int
+milter_rewrite(const char *msg, size_t len, const struct milter_edit *e,
+    size_t n, const char *body, size_t bodylen, struct buf *out)
+{
+	struct fields f = {NULL, 0, 0};
+	struct milter_hdr h;
+	size_t off = 0, i;
+	int r = 0;
+
+	while (milter_header_next(msg, len, &off, &h)) {
+		struct field x = {h.name, h.namelen, h.field, h.fieldlen, NULL};
+
+		fields_insert(&f, f.n, &x);
+	}
+	/* off is at the blank line (or the body, if there is none) */
+	if (off < len && msg[off] == '\r' && off + 1 < len &&
+	    msg[off + 1] == '\n')
+		off += 2;
+	else if (off < len && msg[off] == '\n')
+		off += 1;
+	for (i = 0; i < n; i++)
+		apply_edit(&f, &e[i]);
+	for (i = 0; i < f.n && r == 0; i++) {
+		const struct field *x = &f.v[i];
+
+		if (x->text != NULL) {
+			r = buf_append(out, x->text, x->textlen);
+			/* a last field without a line end gets one */
+			if (r == 0 && x->text[x->textlen - 1] != '\n')
+				r = buf_append(out, "\r\n", 2);
+			continue;
+		}
+		r = buf_append(out, x->name, x->namelen);
+		if (r == 0)
+			r = buf_append(out, ": ", 2);
+		if (r == 0)
+			r = append_crlf(out, x->value, strlen(x->value));
+		if (r == 0)
+			r = buf_append(out, "\r\n", 2);
+	}
+	if (r == 0)
+		r = buf_append(out, "\r\n", 2);
+	if (r == 0 && body != NULL)
+		r = append_crlf(out, body, bodylen);
+	else if (r == 0)
+		r = buf_append(out, msg + off, len - off);
+	free(f.v);
+	return r;
 }
 
 /* ---- addresses ---------------------------------------------------------- */

@@ -186,6 +186,46 @@ struct milter_spec {
 };
 int milter_parse_spec(const char *s, size_t n, struct milter_spec *spec) WUR;
 
+/*
+ * The message's header fields, for the HEADER packets and for the edits
+ * made at the end of message.  milter_header_next: the field starting at
+ * *off of msg[0..len) (folded lines included); false at the blank line
+ * that ends the header or at the end, *off then at the body.  A field is
+ * name, ':', value; a line without a colon ends the header there.
+ */
+struct milter_hdr {
+	const char *name;
+	size_t namelen;
+	const char *field; /* the whole field with its line end(s) */
+	size_t fieldlen;
+};
+bool milter_header_next(
+    const char *msg, size_t len, size_t *off, struct milter_hdr *h);
+/* The value as a HEADER packet carries it: one leading space dropped,
+ * the last line end dropped, inner CRLF as LF (as Sendmail passes it). */
+int milter_header_value(const struct milter_hdr *h, struct buf *out) WUR;
+
+/* One edit asked for at the end of message, applied in order. */
+enum milter_edit_kind {
+	MILTER_EDIT_ADD,    /* at the end of the header */
+	MILTER_EDIT_INSERT, /* before field number index (0: the top) */
+	MILTER_EDIT_CHANGE, /* the index-th field of that name (from 1); an
+			       empty value deletes it; missing: added */
+};
+struct milter_edit {
+	enum milter_edit_kind kind;
+	uint32_t index;
+	char *name, *value; /* NUL-terminated, owned by the caller */
+};
+/*
+ * The message msg[0..len) with the edits applied to its header and, when
+ * body is not NULL, its body replaced by body[0..bodylen) (bare LF made
+ * CRLF), appended to out.  New fields are written "Name: value" with
+ * their line ends made CRLF.  0, or -1 when out's max is reached.
+ */
+int milter_rewrite(const char *msg, size_t len, const struct milter_edit *e,
+    size_t n, const char *body, size_t bodylen, struct buf *out) WUR;
+
 /* The reply's name for logs ("reject", "addheader", ...). */
 const char *milter_reply_name(enum milter_reply_cmd cmd);
 

@@ -1,0 +1,299 @@
+"""Milters (docs/milter.md): ternd against real milters written with
+pymilter (Debian python3-milter, libmilter's protocol code), started by
+the test on loopback (milterpeer.py).  One test per action, a milter that
+is down (default_action both ways), one that hangs (timeouts), two in
+order.  Every check reads what was delivered (or refused) and what the
+milter says it was sent."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SLOW, free_port, wait_for, wait_port
+
+# python3-milter (scripts/deps.sh installs it): a missing module fails the
+# file at collection, never skips it
+import Milter  # noqa: F401
+
+PEER = Path(__file__).resolve().parent / "milterpeer.py"
+BEN, CLAIRE = "ben@example.org", "claire@example.org"
+
+
+class Peer:
+    def __init__(self, tmp, behaviour, n=0):
+        self.port = free_port()
+        self.spec = f"inet:127.0.0.1:{self.port}"
+        self.log = Path(tmp) / f"milter{n}-{behaviour}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(PEER), f"inet:{self.port}@127.0.0.1",
+             behaviour, str(self.log)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(Path(tmp) / f"milter{n}.err", "ab"))
+        wait_port(self.port, 10 * SLOW, self.proc, "milterpeer").close()
+
+    def lines(self):
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def milter(tmp_path):
+    peers = []
+
+    def start(behaviour):
+        p = Peer(tmp_path, behaviour, len(peers))
+        peers.append(p)
+        return p
+    yield start
+    for p in peers:
+        p.stop()
+
+
+def server(ternd, specs, **over):
+    o = {"milter.servers": ", ".join(specs), "spf.check": "no",
+         "milter.command_timeout": "2", "milter.eom_timeout": "3",
+         "milter.connect_timeout": "2"}
+    o.update(over)
+    return ternd(o)
+
+
+MSG = (b"From: <alice@example.net>\r\nTo: <ben@example.org>\r\n"
+       b"Subject: original subject\r\nX-Drop: remove me\r\n"
+       b"Message-ID: <m1@example.net>\r\n\r\nthe original body\r\n")
+
+
+def send(t, rcpts=(BEN,), content=MSG, sender="alice@example.net"):
+    """One transaction; returns (replies to each RCPT, reply to the data)."""
+    with t.client() as c:
+        c.ehlo("client.test")
+        c.expect(f"MAIL FROM:<{sender}>", 250)
+        rr = [c.cmd(f"RCPT TO:<{r}>") for r in rcpts]
+        if not any(r.code == 250 for r in rr):
+            return rr, None
+        c.expect("DATA", 354)
+        c.send(content + b".\r\n")
+        rep = c.reply(timeout=20 * SLOW)
+        c.cmd("QUIT")
+        return rr, rep
+
+
+def delivered(t, addr=BEN, n=1, folder=None):
+    if folder is None:
+        files = wait_for(lambda: len(t.files(addr)) >= n and t.files(addr),
+                         f"a message for {addr}")
+        return files[-1].read_bytes()
+    local, dom = addr.split("@")
+    d = t.state_dir / "mail" / dom / local / folder / "new"
+    files = wait_for(lambda: d.is_dir() and sorted(d.iterdir()),
+                     f"the message in {folder}")
+    return files[-1].read_bytes()
+
+
+def head(data):
+    return data.split(b"\r\n\r\n", 1)[0].decode()
+
+
+def body(data):
+    return data.split(b"\r\n\r\n", 1)[1]
+
+
+def test_sees_session_and_macros(ternd, milter):
+    m = milter("addheader")
+    t = server(ternd, [m.spec])
+    rr, rep = send(t)
+    assert rep.code == 250, rep
+    data = delivered(t)
+    h = head(data)
+    assert "X-Milter: added" in h, h
+    log = m.lines()
+    conn = next(x for x in log if x.startswith("connect"))
+    assert "addr=127.0.0.1" in conn and "{client_addr}=127.0.0.1" in conn
+    assert "j=mx.test" in conn and "{daemon_name}=ternd" in conn
+    assert any(x.startswith("helo client.test") for x in log), log
+    mail = next(x for x in log if x.startswith("mail "))
+    assert mail.startswith("mail <alice@example.net>"), mail
+    assert "{mail_addr}=alice@example.net" in mail and " i=" in mail
+    rcpt = next(x for x in log if x.startswith("rcpt "))
+    assert "{rcpt_addr}=ben@example.org" in rcpt, rcpt
+    assert "header Subject: original subject" in log, log
+    assert "eoh" in log
+    eom = next(x for x in log if x.startswith("eom "))
+    assert f"body={len(b'the original body' + chr(13).encode() + chr(10).encode())}" in eom, eom
+    # the queue id the milter saw is the one in the Received field
+    qid = mail.split(" i=")[1].split()[0]
+    assert f"id {qid}" in " ".join(h.split()), (qid, h)
+
+
+def test_reject_at_rcpt_with_its_text(ternd, milter):
+    m = milter("reject_rcpt")
+    t = server(ternd, [m.spec])
+    rr, rep = send(t, rcpts=(CLAIRE, BEN))
+    assert rr[0].code == 550 and rr[0].enh == "5.7.1", rr[0]
+    assert "Claire takes no mail from milters" in rr[0].text, rr[0]
+    assert rr[1].code == 250
+    assert rep.code == 250
+    delivered(t, BEN)
+    assert t.files(CLAIRE) == []
+    assert "event=reject cmd=rcpt code=550" in t.log()
+
+
+def test_tempfail_at_mail(ternd, milter):
+    m = milter("tempfail_mail")
+    t = server(ternd, [m.spec])
+    with t.client() as c:
+        c.ehlo("client.test")
+        r = c.cmd("MAIL FROM:<alice@example.net>")
+        assert r.code == 451 and r.enh == "4.7.1", r
+
+
+def test_reject_at_eom(ternd, milter):
+    m = milter("reject_eom")
+    t = server(ternd, [m.spec])
+    rr, rep = send(t)
+    assert rep.code == 554 and "Looks like spam to me" in rep.text, rep
+    time.sleep(0.5)
+    assert t.files(BEN) == []
+
+
+def test_discard(ternd, milter):
+    m = milter("discard")
+    t = server(ternd, [m.spec])
+    rr, rep = send(t)
+    assert rep.code == 250, rep
+    wait_for(lambda: "event=milter_discard" in t.log(), "the discard line")
+    assert t.files(BEN) == []
+
+
+def test_change_and_delete_header(ternd, milter):
+    m = milter("chgheader")
+    t = server(ternd, [m.spec])
+    assert send(t)[1].code == 250
+    h = head(delivered(t))
+    assert "Subject: changed by the milter" in h, h
+    assert "original subject" not in h and "X-Drop" not in h, h
+    assert "Message-ID: <m1@example.net>" in h
+
+
+def test_replace_body(ternd, milter):
+    m = milter("replbody")
+    t = server(ternd, [m.spec])
+    assert send(t)[1].code == 250
+    data = delivered(t)
+    assert body(data) == b"the milter's body\r\nline two\r\n", data
+    assert "Subject: original subject" in head(data)
+
+
+def test_delete_recipient(ternd, milter):
+    m = milter("delrcpt")
+    t = server(ternd, [m.spec])
+    rr, rep = send(t, rcpts=(BEN, CLAIRE))
+    assert [r.code for r in rr] == [250, 250] and rep.code == 250
+    delivered(t, BEN)
+    time.sleep(0.5)
+    assert t.files(CLAIRE) == []
+    assert "event=milter_delrcpt to=<claire@example.org> removed=1" in t.log()
+
+
+def test_quarantine_into_junk(ternd, milter):
+    m = milter("quarantine")
+    t = server(ternd, [m.spec])
+    assert send(t)[1].code == 250
+    data = delivered(t, folder=".Junk")
+    assert b"the original body" in data
+    assert t.files(BEN) == []
+
+
+def test_change_from(ternd, milter):
+    m = milter("chgfrom")
+    t = server(ternd, [m.spec])
+    assert send(t)[1].code == 250
+    data = delivered(t)
+    assert data.startswith(b"Return-Path: <bounces@example.net>\r\n"), data[:80]
+
+
+def test_two_milters_in_order(ternd, milter):
+    a, b = milter("addheader:first"), milter("addheader:second")
+    t = server(ternd, [a.spec, b.spec])
+    assert send(t)[1].code == 250
+    h = head(delivered(t))
+    assert h.index("X-Milter: first") < h.index("X-Milter: second"), h
+
+
+def test_first_refuses_second_never_asked(ternd, milter):
+    a, b = milter("reject_rcpt"), milter("addheader")
+    t = server(ternd, [a.spec, b.spec])
+    rr, rep = send(t, rcpts=(CLAIRE, BEN))
+    assert rr[0].code == 550 and rep.code == 250
+    rcpts = [x for x in b.lines() if x.startswith("rcpt ")]
+    assert len(rcpts) == 1 and "ben@example.org" in rcpts[0], b.lines()
+
+
+def test_down_tempfail(ternd):
+    t = server(ternd, [f"inet:127.0.0.1:{free_port()}"])
+    with t.client() as c:
+        r = c.cmd("EHLO client.test")
+        assert r.code == 451 and r.enh == "4.7.1", r
+    assert "event=milter_failed" in t.log() and "action=tempfail" in t.log()
+
+
+def test_down_accept(ternd):
+    t = server(ternd, [f"inet:127.0.0.1:{free_port()}"],
+               **{"milter.default_action": "accept"})
+    assert send(t)[1].code == 250
+    data = delivered(t)
+    assert b"the original body" in data
+    assert "action=accept" in t.log()
+
+
+def test_hang_times_out(ternd, milter):
+    m = milter("hang_mail")
+    t = server(ternd, [m.spec], **{"milter.command_timeout": "1"})
+    with t.client() as c:
+        c.ehlo("client.test")
+        t0 = time.monotonic()
+        r = c.cmd("MAIL FROM:<alice@example.net>", timeout=10 * SLOW)
+        took = time.monotonic() - t0
+        assert r.code == 451 and r.enh == "4.7.1", r
+        assert 0.9 < took < 5 * SLOW, took
+    assert "error=timeout" in t.log()
+
+
+def test_hang_at_eom_accept(ternd, milter):
+    m = milter("hang_eom")
+    t = server(ternd, [m.spec], **{"milter.eom_timeout": "1",
+                                   "milter.default_action": "accept"})
+    rr, rep = send(t)
+    assert rep.code == 250, rep
+    data = delivered(t)
+    assert b"the original body" in data and b"X-Milter" not in data
+    assert "stage=eom error=timeout action=accept" in t.log()
+
+
+def test_unix_socket(ternd, milter, tmp_path):
+    # the same milter over a unix socket: a world-writable directory, as
+    # ternd may run as another user
+    d = Path(tmp_path) / "sock"
+    d.mkdir()
+    d.chmod(0o777)
+    sock = d / "m.sock"
+    log = Path(tmp_path) / "unix.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(PEER), f"unix:{sock}", "addheader:unix",
+         str(log)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: sock.exists(), "the milter's socket")
+        sock.chmod(0o777)
+        t = server(ternd, [f"unix:{sock}"])
+        assert send(t)[1].code == 250
+        assert "X-Milter: unix" in head(delivered(t))
+    finally:
+        proc.kill()
+        proc.wait()
