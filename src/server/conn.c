@@ -1173,14 +1173,94 @@ eom_disk_ok(struct conn *c)
 
 static void eom_milters_done(struct conn *c);
 
-/* The milters' verdict on the message (connmilter.c); their changes are
- * made before anything else looks at it. */
+/* The milters' changes made, the end of data goes on. */
 static void
-on_milter_eom(struct conn *c)
+milter_eom_apply(struct conn *c)
+{
+	if (conn_milter_apply(c) != 0) {
+		smtp_server_reject(c->smtp, 451, "4.3.0",
+		    "Local error in processing, try again later");
+		conn_drop_txn(c);
+	} else {
+		eom_milters_done(c);
+	}
+}
+
+static void milter_next_rcpt(struct conn *c);
+
+/* A recipient a milter added, resolved as RCPT's would be: a local
+ * mailbox, or relayed (the milter is trusted, as Postfix trusts it). */
+static void
+milter_rcpt_answer(struct lookup *lk)
+{
+	struct conn *c =
+	    (struct conn *)(void *)((char *)lk - offsetof(struct conn, rcpt_q));
+	struct resolve_lookup *q = &c->rcpt_q;
+	struct conn_milter_edits *ed;
+	struct smtp_rcpt_params rp;
+	char a[TABLE_ADDR_MAX + 1];
+	int added = -1;
+
+	if (!conn_answered(c))
+		return;
+	ed = &c->txn->milter;
+	memset(&rp, 0, sizeof(rp));
+	if (addr_format(&q->addr, a, sizeof(a)) < 0)
+		a[0] = '\0';
+	if (q->st == TABLE_OK)
+		added = txn_add_resolved(c, &q->tt, &rp);
+	else if (q->st == TABLE_NOTLOCAL)
+		added = txn_add_remote(c, a, &rp);
+	if (added == 0)
+		c->txn->nrcpt++;
+	log_info("id=%s sid=%s event=milter_addrcpt to=<%s> result=%s",
+	    c->txn->id, c->sid, ed->rcpt_ops[ed->next_add].addr,
+	    added == 0 ? "added" : "refused");
+	table_targets_free(&q->tt);
+	ed->next_add++;
+	milter_next_rcpt(c);
+	conn_process(c);
+}
+
+/* The next recipient a milter added, or the changes made. */
+static void
+milter_next_rcpt(struct conn *c)
+{
+	struct conn_milter_edits *ed = &c->txn->milter;
+	struct resolve_lookup *q = &c->rcpt_q;
+
+	while (ed->next_add < ed->nrcpt_ops) {
+		const char *a = ed->rcpt_ops[ed->next_add].addr;
+
+		if (ed->rcpt_ops[ed->next_add].add &&
+		    addr_parse_mailbox(a, strlen(a), ADDR_F_UTF8, &q->addr) ==
+			ADDR_OK)
+			break;
+		if (ed->rcpt_ops[ed->next_add].add)
+			log_info("id=%s sid=%s event=milter_addrcpt to=<%s> "
+				 "result=bad_address",
+			    c->txn->id, c->sid, a);
+		ed->next_add++;
+	}
+	if (ed->next_add == ed->nrcpt_ops) {
+		milter_eom_apply(c);
+		return;
+	}
+	q->lk.ask = resolve_ask;
+	q->lk.answer = milter_rcpt_answer;
+	conn_ask(c, &q->lk);
+}
+
+/* The milters' verdict on the message (connmilter.c); their changes are
+ * made before anything else looks at it.  As if inside conn_process
+ * (conn_resume): a table answer may come before conn_ask returns. */
+static void
+milter_eom_go(struct conn *c, void *arg)
 {
 	struct txn *t = c->txn;
 	char text[64];
 
+	(void)arg;
 	if (milter_refused(c, "eom", t->sender)) {
 		conn_drop_txn(c);
 	} else if (t->milter.discard ||
@@ -1190,14 +1270,15 @@ on_milter_eom(struct conn *c)
 		str_fmt_cut(text, sizeof(text), "Ok: queued as %s", t->id);
 		smtp_server_accept_text(c->smtp, text);
 		conn_drop_txn(c);
-	} else if (conn_milter_apply(c) != 0) {
-		smtp_server_reject(c->smtp, 451, "4.3.0",
-		    "Local error in processing, try again later");
-		conn_drop_txn(c);
 	} else {
-		eom_milters_done(c);
+		milter_next_rcpt(c);
 	}
-	conn_process(c);
+}
+
+static void
+on_milter_eom(struct conn *c)
+{
+	conn_resume(c, milter_eom_go, NULL);
 }
 
 static void

@@ -1080,6 +1080,7 @@ conn_milter_apply(struct conn *c)
 			str_fmt_cut(t->remote->sender,
 			    sizeof(t->remote->sender), "%s", ed->from);
 	}
+	/* the added ones are in already (conn.c resolved them) */
 	for (size_t i = 0; i < ed->nrcpt_ops; i++)
 		if (!ed->rcpt_ops[i].add)
 			del_rcpt(c, ed->rcpt_ops[i].addr);

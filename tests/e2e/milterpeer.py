@@ -90,6 +90,9 @@ class Peer(Milter.Base):
             self.chgheader("X-Drop", 1, "")
         if b == "replbody":
             self.replacebody(b"the milter's body\r\nline two\r\n")
+        if b == "addrcpt":
+            self.addrcpt("<claire@example.org>")
+            self.addrcpt("<nobody@example.org>")
         if b == "delrcpt":
             self.delrcpt("<claire@example.org>")
         if b == "quarantine":

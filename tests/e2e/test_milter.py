@@ -201,6 +201,21 @@ def test_delete_recipient(ternd, milter):
     assert "event=milter_delrcpt to=<claire@example.org> removed=1" in t.log()
 
 
+def test_add_recipient(ternd, milter):
+    m = milter("addrcpt")
+    t = server(ternd, [m.spec])
+    rr, rep = send(t, rcpts=(BEN,))
+    assert rep.code == 250
+    delivered(t, BEN)
+    data = delivered(t, CLAIRE)
+    assert b"the original body" in data
+    log = t.log()
+    assert "event=milter_addrcpt to=<claire@example.org> result=added" in log
+    # an unknown local user is not added (and nothing bounces)
+    assert "event=milter_addrcpt to=<nobody@example.org> result=refused" \
+        in log
+
+
 def test_quarantine_into_junk(ternd, milter):
     m = milter("quarantine")
     t = server(ternd, [m.spec])
