@@ -7,8 +7,11 @@
  *    octets within the input, and one octet less asks for more;
  *  - every view lies inside the packet, and a string view ends at a NUL;
  *  - a reply code is 400..599 and matches its text's first digits.
- * The input is also sent back through every encoder (as a header, body
- * chunks, a HELO, a macro), which must frame it exactly or refuse it.
+ * The input is also sent back through the encoders (as a header, body
+ * chunks), which must frame it exactly or refuse it, and taken as a
+ * message: the header walk stays inside it and moves forward, and the
+ * rewrite with edits (add, insert, change, delete) and a replaced body
+ * ends its header with a blank line and never fails for room.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -130,10 +133,47 @@ encode(const uint8_t *p, size_t n)
 	buf_free(&b);
 }
 
+static void
+message(const uint8_t *p, size_t n)
+{
+	const char *s = (const char *)p;
+	struct milter_hdr h;
+	size_t off = 0, nh = 0;
+	struct buf out, v;
+	struct milter_edit e[4] = {
+	    {MILTER_EDIT_ADD, 0, "X-Add", "a\nb"},
+	    {MILTER_EDIT_INSERT, (uint32_t)(n % 5), "X-Ins", "i"},
+	    {MILTER_EDIT_CHANGE, 1, "Subject", "new"},
+	    {MILTER_EDIT_CHANGE, (uint32_t)(n % 3), "Received", ""},
+	};
+
+	buf_init(&v, n + 1);
+	while (milter_header_next(s, n, &off, &h)) {
+		if (h.field < s || h.field + h.fieldlen > s + n ||
+		    h.namelen == 0 || h.namelen >= h.fieldlen ||
+		    memchr(h.name, ':', h.namelen) != NULL || ++nh > n)
+			abort();
+		buf_reset(&v);
+		if (milter_header_value(&h, &v) != 0 || v.len >= h.fieldlen)
+			abort();
+	}
+	if (off > n)
+		abort();
+	buf_free(&v);
+	buf_init(&out, 4 * n + 1024);
+	if (milter_rewrite(s, n, e, 4, (n & 1) ? s : NULL, n / 2, &out) != 0)
+		abort();
+	if (out.len < 2 ||
+	    (n & 1 && (memmem(out.data, out.len, "\r\n\r\n", 4) == NULL)))
+		abort();
+	buf_free(&out);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	parse_stream(data, size);
 	encode(data, size);
+	message(data, size);
 	return 0;
 }

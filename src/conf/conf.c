@@ -67,7 +67,7 @@ enum conf_type {
 	CONF_T_SMTLS,	 /* may|encrypt|verify */
 	CONF_T_SENDERS,	 /* any|own */
 	CONF_T_MILTERS,	 /* list of inet:host:port / unix:/path */
-	CONF_T_MILTERACT, /* tempfail|accept */
+	CONF_T_MACTION,	 /* tempfail|accept */
 };
 
 struct conf_key {
@@ -154,7 +154,7 @@ static const struct conf_key conf_keys[] = {
 	K("arc", "verify", CONF_T_BOOL, arc_verify, 0, 0),
 	K("arc", "seal", CONF_T_BOOL, arc_seal, 0, 0),
 	K("milter", "servers", CONF_T_MILTERS, milter_servers, 0, 0),
-	K("milter", "default_action", CONF_T_MILTERACT, milter_default_action, 0, 0),
+	K("milter", "default_action", CONF_T_MACTION, milter_default_action, 0, 0),
 	K("milter", "connect_timeout", CONF_T_SECS, milter_connect_timeout, 1, 3600),
 	K("milter", "command_timeout", CONF_T_SECS, milter_command_timeout, 1, 3600),
 	K("milter", "eom_timeout", CONF_T_SECS, milter_eom_timeout, 1, 3600),
@@ -754,8 +754,8 @@ static int
 conf_set_milteract(char **field, const char *v, char *msg, size_t msglen)
 {
 	if (strcasecmp(v, "tempfail") == 0 || strcasecmp(v, "accept") == 0) {
-		conf_put_str(
-		    field, strcasecmp(v, "accept") == 0 ? "accept" : "tempfail");
+		conf_put_str(field,
+		    strcasecmp(v, "accept") == 0 ? "accept" : "tempfail");
 		return 0;
 	}
 	str_fmt_cut(msg, msglen, "expected tempfail or accept");
@@ -766,8 +766,16 @@ static bool
 conf_is_milter(const char *s, size_t n)
 {
 	struct milter_spec spec;
+	size_t hl;
 
-	return milter_parse_spec(s, n, &spec) == 0;
+	if (milter_parse_spec(s, n, &spec) != 0)
+		return false;
+	/* an address, never a name: ternd resolves nothing on the loop
+	 * for a milter (localhost is 127.0.0.1) */
+	hl = strlen(spec.host);
+	return spec.unix_path || strcmp(spec.host, "localhost") == 0 ||
+	       conf_is_ip(AF_INET, spec.host, hl) ||
+	       conf_is_ip(AF_INET6, spec.host, hl);
 }
 
 static int
@@ -885,8 +893,8 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		return conf_set_senders(f, v, msg, msglen);
 	case CONF_T_MILTERS:
 		return conf_set_list(f, v, append, conf_is_milter,
-		    "inet:host:port or unix:/path", msg, msglen);
-	case CONF_T_MILTERACT:
+		    "inet:address:port or unix:/path", msg, msglen);
+	case CONF_T_MACTION:
 		return conf_set_milteract(f, v, msg, msglen);
 	}
 	panic("event=conf_set type=%d", (int)k->type);

@@ -823,8 +823,8 @@ rcpt_milter_hold(struct conn *c)
 
 	if (q->st != TABLE_OK &&
 	    !(q->st == TABLE_NOTLOCAL &&
-		(c->rcpt_srs || (conn_may_relay(c) &&
-				    cmd->path.kind == ADDR_DOMAIN_NAME))))
+		(c->rcpt_srs ||
+		    (conn_may_relay(c) && cmd->path.kind == ADDR_DOMAIN_NAME))))
 		return false;
 	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
 		rcpt[0] = '\0';

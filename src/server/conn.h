@@ -54,7 +54,7 @@ struct conn_milter_edits {
 		char addr[TABLE_ADDR_MAX + 1];
 	} rcpt_ops[16];
 	size_t nrcpt_ops;
-	size_t next_add; /* the next one to resolve (conn.c) */
+	size_t next_add;    /* the next one to resolve (conn.c) */
 	struct buf content; /* the message rewritten, when rewritten */
 	bool rewritten;
 	bool discard; /* a milter discarded it at MAIL or RCPT */

@@ -158,11 +158,14 @@ conn_milter_free(struct conn *c)
 		struct mconn *m = &ms->m[i];
 
 		/* a polite end when nothing is queued: one small write on an
-		 * idle socket (the milter sees EOF anyway) */
+		 * idle socket; best effort, the milter sees EOF next anyway */
 		if (m->bev != NULL && m->st >= MS_READY &&
 		    evbuffer_get_length(bufferevent_get_output(m->bev)) == 0)
-			(void)!send(bufferevent_getfd(m->bev), quit,
-			    sizeof(quit), MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (send(bufferevent_getfd(m->bev), quit, sizeof(quit),
+				MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(quit))
+				log_debug("sid=%s event=milter_quit milter=%s "
+					  "sent=no",
+				    c->sid, m->name);
 		mconn_close(m);
 	}
 	event_free(ms->timer);

@@ -724,6 +724,7 @@ test_milter_keys(void)
 	    {"milter.servers=inet:localhost:8891",
 		"milter.servers = inet:localhost:8891\n"},
 	    {"milter.servers=127.0.0.1:11332", NULL},
+	    {"milter.servers=inet:milter.example:11332", NULL},
 	    {"milter.servers=inet:127.0.0.1", NULL},
 	    {"milter.servers=inet:127.0.0.1:0", NULL},
 	    {"milter.servers=inet:127.0.0.1:65536", NULL},

@@ -269,11 +269,145 @@ test_lengths(void)
 	T_CHECK_STR(milter_reply_name((enum milter_reply_cmd)'Z'), "unknown");
 }
 
+static void
+test_headers(void)
+{
+	static const char msg[] = "Subject: a\r\n\tfolded\r\n"
+				  "X-A:b\r\n"
+				  "Bad line\r\n";
+	static const char m2[] = "From: x\r\n\r\nbody\r\n";
+	struct milter_hdr h;
+	size_t off = 0;
+	struct buf v;
+
+	buf_init(&v, 1024);
+	t_case("folded field, value as sent");
+	T_CHECK(milter_header_next(msg, sizeof(msg) - 1, &off, &h));
+	T_CHECK(h.namelen == 7 && memcmp(h.name, "Subject", 7) == 0);
+	T_CHECK(h.fieldlen == 21);
+	T_CHECK(milter_header_value(&h, &v) == 0);
+	T_CHECK_STR(v.data, "a\n\tfolded");
+	t_case("no space after the colon");
+	T_CHECK(milter_header_next(msg, sizeof(msg) - 1, &off, &h));
+	buf_reset(&v);
+	T_CHECK(milter_header_value(&h, &v) == 0);
+	T_CHECK_STR(v.data, "b");
+	t_case("a line without a colon ends the header");
+	T_CHECK(!milter_header_next(msg, sizeof(msg) - 1, &off, &h));
+	t_case("blank line ends it, off at it");
+	off = 0;
+	T_CHECK(milter_header_next(m2, sizeof(m2) - 1, &off, &h));
+	T_CHECK(!milter_header_next(m2, sizeof(m2) - 1, &off, &h));
+	T_CHECK(off == 9);
+	buf_free(&v);
+}
+
+struct rw_case {
+	const char *name, *in;
+	struct milter_edit e[3];
+	size_t n;
+	const char *body, *want;
+};
+
+static void
+test_rewrite(void)
+{
+	static const char in[] = "Subject: s1\r\nX-A: 1\r\nSubject: s2\r\n"
+				 "\r\nbody\r\n";
+	static const struct rw_case rows[] = {
+	    {"nothing", in, {{0}}, 0, NULL, in},
+	    {"add at the end", in, {{MILTER_EDIT_ADD, 0, "X-New", "v\nw"}}, 1,
+		NULL,
+		"Subject: s1\r\nX-A: 1\r\nSubject: s2\r\nX-New: v\r\nw\r\n"
+		"\r\nbody\r\n"},
+	    {"insert at the top", in, {{MILTER_EDIT_INSERT, 0, "X-Top", "t"}},
+		1, NULL,
+		"X-Top: t\r\nSubject: s1\r\nX-A: 1\r\nSubject: s2\r\n\r\n"
+		"body\r\n"},
+	    {"insert past the end", in,
+		{{MILTER_EDIT_INSERT, 99, "X-Top", "t"}}, 1, NULL,
+		"Subject: s1\r\nX-A: 1\r\nSubject: s2\r\nX-Top: t\r\n\r\n"
+		"body\r\n"},
+	    {"change the second of a name", in,
+		{{MILTER_EDIT_CHANGE, 2, "subject", "new"}}, 1, NULL,
+		"Subject: s1\r\nX-A: 1\r\nsubject: new\r\n\r\nbody\r\n"},
+	    {"delete", in, {{MILTER_EDIT_CHANGE, 1, "X-A", ""}}, 1, NULL,
+		"Subject: s1\r\nSubject: s2\r\n\r\nbody\r\n"},
+	    {"change a missing one adds it", in,
+		{{MILTER_EDIT_CHANGE, 3, "Subject", "s3"}}, 1, NULL,
+		"Subject: s1\r\nX-A: 1\r\nSubject: s2\r\nSubject: s3\r\n\r\n"
+		"body\r\n"},
+	    {"delete a missing one", in,
+		{{MILTER_EDIT_CHANGE, 1, "X-None", ""}}, 1, NULL, in},
+	    {"edits in order", in,
+		{{MILTER_EDIT_ADD, 0, "X-B", "1"},
+		    {MILTER_EDIT_CHANGE, 1, "X-B", ""},
+		    {MILTER_EDIT_INSERT, 1, "X-C", "2"}},
+		3, NULL,
+		"Subject: s1\r\nX-C: 2\r\nX-A: 1\r\nSubject: s2\r\n\r\n"
+		"body\r\n"},
+	    {"body replaced, bare LF made CRLF", in, {{0}}, 0, "a\nb\r\nc",
+		"Subject: s1\r\nX-A: 1\r\nSubject: s2\r\n\r\na\r\nb\r\nc"},
+	    {"no body, no blank line", "A: 1\r\n", {{0}}, 0, NULL,
+		"A: 1\r\n\r\n"},
+	    {"last field without line end", "A: 1",
+		{{MILTER_EDIT_ADD, 0, "B", "2"}}, 1, NULL,
+		"A: 1\r\nB: 2\r\n\r\n"},
+	};
+	struct buf out;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct rw_case *r = &rows[i];
+		struct milter_edit e[3];
+
+		t_case(r->name);
+		memcpy(e, r->e, sizeof(e));
+		buf_init(&out, 4096);
+		T_CHECK(milter_rewrite(r->in, strlen(r->in), e, r->n, r->body,
+			    r->body ? strlen(r->body) : 0, &out) == 0);
+		T_CHECK_STR(out.data != NULL ? out.data : "", r->want);
+		buf_free(&out);
+	}
+	t_case("bounded output");
+	buf_init(&out, 10);
+	T_CHECK(
+	    milter_rewrite(in, sizeof(in) - 1, NULL, 0, NULL, 0, &out) == -1);
+	buf_free(&out);
+}
+
+static void
+test_spec(void)
+{
+	struct milter_spec s;
+
+	t_case("inet v4");
+	T_CHECK(milter_parse_spec("inet:127.0.0.1:11332", 20, &s) == 0);
+	T_CHECK(!s.unix_path && s.port == 11332);
+	T_CHECK_STR(s.host, "127.0.0.1");
+	t_case("inet v6 in brackets");
+	T_CHECK(milter_parse_spec("inet:[::1]:25", 13, &s) == 0);
+	T_CHECK_STR(s.host, "::1");
+	t_case("unix");
+	T_CHECK(milter_parse_spec("unix:/run/m", 11, &s) == 0);
+	T_CHECK(s.unix_path);
+	T_CHECK_STR(s.host, "/run/m");
+	t_case("refused");
+	T_CHECK(milter_parse_spec("inet:h:", 7, &s) == -1);
+	T_CHECK(milter_parse_spec("inet:h:123456", 13, &s) == -1);
+	T_CHECK(milter_parse_spec("inet::25", 8, &s) == -1);
+	T_CHECK(milter_parse_spec("unix:", 5, &s) == -1);
+	T_CHECK(milter_parse_spec("tcp:h:1", 7, &s) == -1);
+	T_CHECK(milter_parse_spec("inet:a b:1", 10, &s) == -1);
+}
+
 int
 main(void)
 {
 	T_RUN(test_encode);
 	T_RUN(test_replies);
 	T_RUN(test_lengths);
+	T_RUN(test_headers);
+	T_RUN(test_rewrite);
+	T_RUN(test_spec);
 	return t_summary();
 }
