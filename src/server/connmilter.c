@@ -83,9 +83,14 @@ struct conn_milters {
 	size_t nent, capent, next;
 	bool waiting;
 	bool body_skip; /* SMFIR_SKIP seen */
-	/* per milter at the end of message */
+	/* per milter at the end of message: its replacement body, and what
+	 * the transaction's edits were before it (a milter that fails
+	 * leaves none of its edits behind) */
 	struct buf newbody;
 	bool newbody_set;
+	size_t mark_nedits, mark_nrcpt;
+	bool mark_from_set, mark_quarantine;
+	char mark_from[TABLE_ADDR_MAX + 1];
 };
 
 static void ms_advance(struct conn_milters *ms);
@@ -489,6 +494,38 @@ ms_send(struct conn_milters *ms)
 	ms_next_milter(ms);
 }
 
+/* What the transaction's edits are before this milter's end of message. */
+static void
+edits_mark(struct conn_milters *ms)
+{
+	const struct conn_milter_edits *ed = &ms->c->txn->milter;
+
+	ms->mark_nedits = ed->nedits;
+	ms->mark_nrcpt = ed->nrcpt_ops;
+	ms->mark_from_set = ed->from_set;
+	ms->mark_quarantine = ed->quarantine;
+	memcpy(ms->mark_from, ed->from, sizeof(ms->mark_from));
+	ms->newbody_set = false;
+}
+
+/* A milter failed at the end of message: its edits are dropped. */
+static void
+edits_rollback(struct conn_milters *ms)
+{
+	struct conn_milter_edits *ed = &ms->c->txn->milter;
+
+	for (size_t i = ms->mark_nedits; i < ed->nedits; i++) {
+		free(ed->edits[i].name);
+		free(ed->edits[i].value);
+	}
+	ed->nedits = ms->mark_nedits;
+	ed->nrcpt_ops = ms->mark_nrcpt;
+	ed->from_set = ms->mark_from_set;
+	ed->quarantine = ms->mark_quarantine;
+	memcpy(ed->from, ms->mark_from, sizeof(ed->from));
+	ms->newbody_set = false;
+}
+
 static void
 ms_run(struct conn_milters *ms)
 {
@@ -518,6 +555,9 @@ ms_fail(struct mconn *m, const char *why)
 		 "error=%s action=%s",
 	    c->txn ? c->txn->id : "-", c->sid, m->name, stage_name(ms->stage),
 	    why, tempfail ? "tempfail" : "accept");
+	if (ms->running && ms->stage == CONN_MILTER_EOM && c->txn != NULL &&
+	    &ms->m[ms->cur] == m)
+		edits_rollback(ms);
 	mconn_close(m);
 	m->st = MS_DEAD;
 	m->in_txn = false;
@@ -941,6 +981,8 @@ ms_advance(struct conn_milters *ms)
 		ms_finish(ms);
 		return;
 	}
+	if (ms->stage == CONN_MILTER_EOM)
+		edits_mark(ms);
 	if (ms->m[ms->cur].st == MS_NEW)
 		ms_connect(ms, &ms->m[ms->cur]);
 	else

@@ -312,3 +312,150 @@ def test_unix_socket(ternd, milter, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+# ---------------------------------------------------------------------------
+# a milter that misbehaves: a raw socket peer, scripted per packet
+# ---------------------------------------------------------------------------
+
+import socket
+import struct
+import threading
+
+
+def pkt(cmd, data=b""):
+    return struct.pack(">I", len(data) + 1) + cmd + data
+
+
+class RawPeer:
+    """Negotiates like libmilter (version 6, every action, every step
+    answered), continues every step, and at the end of message sends
+    `eom` (bytes) and then closes, or stays silent when eom is None."""
+
+    def __init__(self, eom, at="E", actions=0x1ff):
+        self.eom, self.at, self.actions = eom, at, actions
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.spec = f"inet:127.0.0.1:{self.srv.getsockname()[1]}"
+        self.seen = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                s, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(s,), daemon=True).start()
+
+    def one(self, s):
+        f = s.makefile("rb")
+        try:
+            while True:
+                h = f.read(4)
+                if len(h) < 4:
+                    return
+                data = f.read(struct.unpack(">I", h)[0])
+                cmd = data[:1].decode()
+                self.seen.append(cmd)
+                if cmd == "O":
+                    s.sendall(pkt(b"O", struct.pack(">III", 6, self.actions, 0)))
+                elif cmd == self.at:
+                    if self.eom is not None:
+                        s.sendall(self.eom)
+                        s.shutdown(socket.SHUT_RDWR)
+                        s.close()
+                        return
+                elif cmd in "CHMRTLNBE":
+                    s.sendall(pkt(b"c"))
+        except OSError:
+            pass
+
+    def close(self):
+        self.srv.close()
+
+
+@pytest.fixture
+def raw():
+    peers = []
+
+    def make(*a, **kw):
+        p = RawPeer(*a, **kw)
+        peers.append(p)
+        return p
+    yield make
+    for p in peers:
+        p.close()
+
+
+def test_garbage_half_edit_then_close_tempfail(ternd, raw):
+    # an added header, then the connection closes: 451, nothing stored
+    p = raw(pkt(b"h", b"X-Half\0edited\0"))
+    t = server(ternd, [p.spec])
+    rr, rep = send(t)
+    assert rep.code == 451 and rep.enh == "4.7.1", rep
+    time.sleep(0.5)
+    assert t.files(BEN) == []
+    assert "stage=eom error=closed action=tempfail" in t.log()
+
+
+def test_garbage_half_edit_accept_drops_its_edits(ternd, raw, milter):
+    # default accept: stored, without the failed milter's half edit, with
+    # the edits of the good milter after it
+    p = raw(pkt(b"h", b"X-Half\0edited\0") + pkt(b"Z"))
+    good = milter("addheader:good")
+    t = server(ternd, [p.spec, good.spec],
+               **{"milter.default_action": "accept"})
+    rr, rep = send(t)
+    assert rep.code == 250, rep
+    h = head(delivered(t))
+    assert "X-Half" not in h and "X-Milter: good" in h, h
+    assert "error=malformed_reply action=accept" in t.log()
+
+
+def test_garbage_too_long_packet(ternd, raw):
+    p = raw(struct.pack(">I", 0x7fffffff) + b"h", at="M")
+    t = server(ternd, [p.spec])
+    with t.client() as c:
+        c.ehlo("client.test")
+        r = c.cmd("MAIL FROM:<alice@example.net>")
+        assert r.code == 451, r
+        # the session stays refused: the milter is gone, tempfail
+        r = c.cmd("MAIL FROM:<alice@example.net>")
+        assert r.code == 451, r
+    assert "error=packet_length" in t.log()
+
+
+def test_garbage_action_not_negotiated(ternd, raw):
+    # negotiated no action, then asks to add a header: not done, 451
+    p = raw(pkt(b"h", b"X-Sneaky\0yes\0") + pkt(b"c"), actions=0)
+    t = server(ternd, [p.spec])
+    rr, rep = send(t)
+    assert rep.code == 451, rep
+    time.sleep(0.5)
+    assert t.files(BEN) == []
+    assert "error=unexpected_reply_addheader" in t.log()
+
+
+def test_garbage_bad_replycode(ternd, raw):
+    p = raw(pkt(b"y", b"250 all fine\0"), at="R")
+    t = server(ternd, [p.spec])
+    with t.client() as c:
+        c.ehlo("client.test")
+        c.expect("MAIL FROM:<alice@example.net>", 250)
+        r = c.cmd(f"RCPT TO:<{BEN}>")
+        assert r.code == 451 and r.enh == "4.7.1", r
+    assert "error=malformed_reply" in t.log()
+
+
+def test_reply_text_cannot_inject_lines(ternd, raw):
+    p = raw(pkt(b"y", b"550 5.7.1 no\r\n250 2.0.0 injected\0"), at="R")
+    t = server(ternd, [p.spec])
+    with t.client() as c:
+        c.ehlo("client.test")
+        c.expect("MAIL FROM:<alice@example.net>", 250)
+        r = c.cmd(f"RCPT TO:<{BEN}>")
+        assert r.code == 550 and r.enh == "5.7.1", r
+        assert "injected" not in r.text, r
+        c.expect("NOOP", 250)
