@@ -96,6 +96,7 @@ struct conn_milters {
 static void ms_advance(struct conn_milters *ms);
 static void ms_fail(struct mconn *m, const char *why);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void ms_new_txn(struct conn_milters *ms);
 
 static const char *
 stage_name(enum conn_milter_stage s)
@@ -1003,6 +1004,9 @@ conn_milter_stage(struct conn *c, enum conn_milter_stage st, const char *arg,
 	if (c->milters == NULL)
 		c->milters = ms_new(c);
 	ms = c->milters;
+	if (st == CONN_MILTER_MAIL)
+		ms_new_txn(ms); /* the previous message may have been stored
+				   with milters still inside it */
 	ms->stage = st;
 	for (unsigned i = 0; i < ms->n; i++)
 		any |= usable(ms, &ms->m[i]);
@@ -1026,11 +1030,17 @@ conn_milter_stage(struct conn *c, enum conn_milter_stage st, const char *arg,
 void
 conn_milter_abort(struct conn *c)
 {
-	struct conn_milters *ms = c->milters;
+	if (c->milters != NULL)
+		ms_new_txn(c->milters);
+}
+
+/* ABORT to the milters inside a transaction; every milter is called
+ * again for the next one. */
+static void
+ms_new_txn(struct conn_milters *ms)
+{
 	struct buf b;
 
-	if (ms == NULL)
-		return;
 	buf_init(&b, 16);
 	if (milter_enc_simple(&b, MILTER_C_ABORT) != 0)
 		panic("event=milter error=abort_encode");

@@ -27,6 +27,7 @@ def note(line):
 class Peer(Milter.Base):
     def __init__(self):
         self.data = b""
+        self.mails = 0
 
     def macros(self):
         out = []
@@ -48,6 +49,10 @@ class Peer(Milter.Base):
 
     def envfrom(self, f, *args):
         note(f"mail {f} {self.macros()}")
+        self.mails += 1
+        self.data = b""
+        if BEHAVIOUR == "accept_first_mail" and self.mails == 1:
+            return Milter.ACCEPT
         if BEHAVIOUR == "tempfail_mail":
             return Milter.TEMPFAIL
         if BEHAVIOUR == "hang_mail":
@@ -81,7 +86,7 @@ class Peer(Milter.Base):
         if b == "reject_eom":
             self.setreply("554", "5.7.1", "Looks like spam to me")
             return Milter.REJECT
-        if b.startswith("addheader"):
+        if b.startswith("addheader") or b == "accept_first_mail":
             self.addheader("X-Milter", b.split(":", 1)[1] if ":" in b
                            else "added")
             self.addheader("X-Milter-Macros", self.macros())

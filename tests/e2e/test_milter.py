@@ -131,6 +131,29 @@ def test_sees_session_and_macros(ternd, milter):
     assert f"id {qid}" in " ".join(h.split()), (qid, h)
 
 
+def test_two_messages_one_session(ternd, milter):
+    # accept at MAIL spares the milter the first message only: the second
+    # one of the same session is filtered again
+    m = milter("accept_first_mail")
+    t = server(ternd, [m.spec])
+    with t.client() as c:
+        c.ehlo("client.test")
+        for i in (1, 2):
+            c.expect("MAIL FROM:<alice@example.net>", 250)
+            c.expect(f"RCPT TO:<{BEN}>", 250)
+            c.expect("DATA", 354)
+            c.send(MSG.replace(b"original subject", b"msg %d" % i) +
+                   b".\r\n")
+            assert c.reply(timeout=20 * SLOW).code == 250
+        c.cmd("QUIT")
+    files = wait_for(lambda: len(t.files(BEN)) == 2 and t.files(BEN),
+                     "two messages")
+    first, second = (head(f.read_bytes()) for f in files)
+    assert "msg 1" in first and "X-Milter" not in first, first
+    assert "msg 2" in second and "X-Milter: added" in second, second
+    assert len([x for x in m.lines() if x.startswith("mail ")]) == 2
+
+
 def test_reject_at_rcpt_with_its_text(ternd, milter):
     m = milter("reject_rcpt")
     t = server(ternd, [m.spec])
