@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SLOW, free_port, wait_for, wait_port
+from conftest import (PASSWORD, SLOW, free_port, submit_ternd, wait_for,
+                      wait_port)
 
 # python3-milter (scripts/deps.sh installs it): a missing module fails the
 # file at collection, never skips it
@@ -152,6 +153,28 @@ def test_two_messages_one_session(ternd, milter):
     assert "msg 1" in first and "X-Milter" not in first, first
     assert "msg 2" in second and "X-Milter: added" in second, second
     assert len([x for x in m.lines() if x.startswith("mail ")]) == 2
+
+
+def test_submission_port_auth_and_tls_macros(ternd, milter):
+    import base64
+    m = milter("addheader")
+    t = submit_ternd(ternd, {"milter.servers": m.spec, "spf.check": "no"})
+    with t.sub_client() as c:
+        tok = base64.b64encode(f"\0{BEN}\0{PASSWORD}".encode()).decode()
+        c.expect(f"AUTH PLAIN {tok}", 235)
+        c.expect(f"MAIL FROM:<{BEN}>", 250)
+        c.expect(f"RCPT TO:<{CLAIRE}>", 250)
+        c.expect("DATA", 354)
+        c.send(MSG.replace(b"alice@example.net", BEN.encode()) + b".\r\n")
+        assert c.reply(timeout=20 * SLOW).code == 250
+        c.cmd("QUIT")
+    h = head(delivered(t, CLAIRE))
+    assert "X-Milter: added" in h, h
+    log = m.lines()
+    helo = [x for x in log if x.startswith("helo ")]
+    assert any("{tls_version}=TLSv1." in x for x in helo), helo
+    mail = next(x for x in log if x.startswith("mail "))
+    assert f"{{auth_authen}}={BEN}" in mail, mail
 
 
 def test_reject_at_rcpt_with_its_text(ternd, milter):
