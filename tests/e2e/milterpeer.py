@@ -76,6 +76,8 @@ class Peer(Milter.Base):
 
     def body(self, chunk):
         self.data += chunk
+        if BEHAVIOUR == "skip_body":
+            return Milter.SKIP
         return Milter.CONTINUE
 
     def eom(self):
@@ -86,7 +88,8 @@ class Peer(Milter.Base):
         if b == "reject_eom":
             self.setreply("554", "5.7.1", "Looks like spam to me")
             return Milter.REJECT
-        if b.startswith("addheader") or b == "accept_first_mail":
+        if b.startswith("addheader") or b in ("accept_first_mail",
+                                               "noreply", "skip_body"):
             self.addheader("X-Milter", b.split(":", 1)[1] if ":" in b
                            else "added")
             self.addheader("X-Milter-Macros", self.macros())
@@ -109,8 +112,25 @@ class Peer(Milter.Base):
         return Milter.ACCEPT
 
 
+class QuietPeer(Peer):
+    """Asks not to be answered for headers, end of header and body
+    (SMFIP_NR_HDR, NR_EOH, NR_BODY): tern must not wait for replies."""
+
+    @Milter.noreply
+    def header(self, name, value):
+        return Peer.header(self, name, value)
+
+    @Milter.noreply
+    def eoh(self):
+        return Peer.eoh(self)
+
+    @Milter.noreply
+    def body(self, chunk):
+        return Peer.body(self, chunk)
+
+
 def main():
-    Milter.factory = Peer
+    Milter.factory = QuietPeer if BEHAVIOUR == "noreply" else Peer
     Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.CHGBODY |
                      Milter.ADDRCPT | Milter.DELRCPT | Milter.QUARANTINE |
                      Milter.CHGFROM)

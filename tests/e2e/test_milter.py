@@ -5,6 +5,7 @@ is down (default_action both ways), one that hangs (timeouts), two in
 order.  Every check reads what was delivered (or refused) and what the
 milter says it was sent."""
 
+import re
 import subprocess
 import sys
 import time
@@ -175,6 +176,31 @@ def test_submission_port_auth_and_tls_macros(ternd, milter):
     assert any("{tls_version}=TLSv1." in x for x in helo), helo
     mail = next(x for x in log if x.startswith("mail "))
     assert f"{{auth_authen}}={BEN}" in mail, mail
+
+
+BIG = MSG.replace(b"the original body\r\n",
+                  (b"x" * 998 + b"\r\n") * 150)      # 150000 octets
+
+
+@pytest.mark.parametrize("behaviour,seen", [
+    ("addheader", 150000),      # every chunk, each answered
+    ("noreply", 150000),        # SMFIP_NR_*: nothing awaited
+    ("skip_body", 65535),       # SMFIR_SKIP after the first chunk
+])
+def test_body_chunks(ternd, milter, behaviour, seen):
+    m = milter(behaviour)
+    t = server(ternd, [m.spec], **{"log.level": "debug"})
+    rr, rep = send(t, content=BIG)
+    assert rep.code == 250, rep
+    data = delivered(t)
+    assert "X-Milter" in head(data) and len(body(data)) == 150000
+    proto = int(re.search(r"event=milter_ready .* protocol=0x([0-9a-f]+)",
+                          t.log()).group(1), 16)
+    nr = 0x80 | 0x40000 | 0x80000           # SMFIP_NR_HDR, NR_EOH, NR_BODY
+    assert (proto & nr == nr) == (behaviour == "noreply"), hex(proto)
+    eom = next(x for x in m.lines() if x.startswith("eom "))
+    assert f"body={seen} " in eom, eom
+    assert sum(x.startswith("header ") for x in m.lines()) == 5
 
 
 def test_reject_at_rcpt_with_its_text(ternd, milter):
