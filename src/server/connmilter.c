@@ -77,8 +77,10 @@ struct conn_milters {
 	bool finishing; /* the timer calls done */
 	enum conn_milter_stage stage;
 	void (*done)(struct conn *);
-	char arg[1024]; /* RCPT's address, HELO's name */
-	struct buf out; /* the current milter's packets for this stage */
+	char arg[1024];	  /* RCPT's address, HELO's name */
+	struct buf out;	  /* the current milter's packets for this stage
+			     but the body chunks */
+	struct buf chunk; /* the body chunk being sent */
 	struct mentry *ent;
 	size_t nent, capent, next;
 	bool waiting;
@@ -125,7 +127,9 @@ ms_new(struct conn *c)
 	ms->timer = evtimer_new(c->srv->base, on_timer, ms);
 	if (ms->timer == NULL)
 		panic("event=milter error=evtimer_new");
+	/* the header fields (and their framing) and the macros */
 	buf_init(&ms->out, c->srv->conf->message_size * 2 + (1u << 20));
+	buf_init(&ms->chunk, MILTER_CHUNK + 5);
 	buf_init(&ms->newbody, c->srv->conf->message_size + 1);
 	while (*v != '\0' && ms->n < MILTERS_MAX) {
 		size_t k = strcspn(v, ",");
@@ -176,6 +180,7 @@ conn_milter_free(struct conn *c)
 	}
 	event_free(ms->timer);
 	buf_free(&ms->out);
+	buf_free(&ms->chunk);
 	buf_free(&ms->newbody);
 	free(ms->ent);
 	free(ms);
@@ -199,6 +204,15 @@ ent_add(struct conn_milters *ms, size_t off, char cmd, bool reply)
 	}
 	ms->ent[ms->nent++] =
 	    (struct mentry){off, ms->out.len - off, cmd, reply};
+}
+
+/* a body chunk: off and len in the message, not in ms->out */
+static void
+ms_ent_body(struct conn_milters *ms, size_t off, size_t len, bool reply)
+{
+	ent_add(ms, ms->out.len, MILTER_C_BODY, reply);
+	ms->ent[ms->nent - 1].off = off;
+	ms->ent[ms->nent - 1].len = len;
 }
 
 #define ENT(ms, expr, cmd, reply)                                              \
@@ -347,8 +361,9 @@ build_eom(struct conn_milters *ms, const struct mconn *m)
 	     off += MILTER_CHUNK) {
 		size_t k = len - off < MILTER_CHUNK ? len - off : MILTER_CHUNK;
 
-		ENT(ms, milter_enc_body(&ms->out, msg + off, k), MILTER_C_BODY,
-		    !(m->proto & MILTER_P_NR_BODY));
+		/* encoded when sent (ms_send): one chunk in memory at a time,
+		 * not a second copy of the message */
+		ms_ent_body(ms, off, k, !(m->proto & MILTER_P_NR_BODY));
 	}
 	ENT(ms, milter_enc_macro(&ms->out, MILTER_C_EOM, mac, 1),
 	    MILTER_C_MACRO, false);
@@ -474,11 +489,23 @@ ms_send(struct conn_milters *ms)
 
 	while (ms->next < ms->nent) {
 		const struct mentry *e = &ms->ent[ms->next++];
+		const char *p = ms->out.data + e->off;
+		size_t n = e->len;
 
 		if (ms->body_skip && e->cmd == MILTER_C_BODY)
 			continue;
-		if (bufferevent_write(m->bev, ms->out.data + e->off, e->len) !=
-		    0) {
+		if (e->cmd == MILTER_C_BODY) {
+			size_t len;
+			const char *msg = txn_content(ms->c->txn, &len);
+
+			buf_reset(&ms->chunk);
+			/* off + n <= len: build_eom cut the chunks from it */
+			if (milter_enc_body(&ms->chunk, msg + e->off, n) != 0)
+				panic("event=milter error=chunk_encode");
+			p = ms->chunk.data;
+			n = ms->chunk.len;
+		}
+		if (bufferevent_write(m->bev, p, n) != 0) {
 			ms_fail(m, "write");
 			return;
 		}
