@@ -5,7 +5,9 @@ is down (default_action both ways), one that hangs (timeouts), two in
 order.  Every check reads what was delivered (or refused) and what the
 milter says it was sent."""
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -531,3 +533,110 @@ def test_reply_text_cannot_inject_lines(ternd, raw):
         assert r.code == 550 and r.enh == "5.7.1", r
         assert "injected" not in r.text, r
         c.expect("NOOP", 250)
+
+
+# ---------------------------------------------------------------------------
+# rspamd (Debian rspamd 3.4) in milter mode, the proxy scanning itself:
+# a minimal local configuration, no Redis, DNS pointed at a closed port
+# on loopback so nothing leaves the machine.
+# ---------------------------------------------------------------------------
+
+RSPAMD_CONF = """
+.include "$CONFDIR/common.conf"
+options {{
+    pidfile = "$RUNDIR/rspamd.pid";
+    .include "$CONFDIR/options.inc"
+    .include(priority=10) "{dir}/options-override.inc"
+}}
+logging {{
+    type = "file";
+    filename = "$LOGDIR/rspamd.log";
+    level = "info";
+}}
+worker "rspamd_proxy" {{
+    bind_socket = "127.0.0.1:{port}";
+    milter = yes;
+    timeout = 60s;
+    count = 1;
+    upstream "local" {{
+        default = yes;
+        self_scan = yes;
+    }}
+    spam_header = "X-Spam";
+    reject_message = "Spam message rejected";
+}}
+"""
+
+RSPAMD_OPTIONS = """
+dns {
+    nameserver = ["127.0.0.1:9"];
+    timeout = 1s;
+    retransmits = 1;
+}
+enable_test_patterns = true;
+"""
+
+GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+@pytest.fixture(scope="module")
+def rspamd(tmp_path_factory):
+    exe = shutil.which("rspamd") or "/usr/bin/rspamd"
+    if not os.access(exe, os.X_OK):
+        pytest.fail("rspamd not found: install the Debian package 'rspamd'",
+                    pytrace=False)
+    d = tmp_path_factory.mktemp("rspamd")
+    port = free_port()
+    (d / "options-override.inc").write_text(RSPAMD_OPTIONS)
+    (d / "rspamd.conf").write_text(RSPAMD_CONF.format(dir=d, port=port))
+    args = [exe, "-f", "-c", str(d / "rspamd.conf"), f"--var=RUNDIR={d}",
+            f"--var=DBDIR={d}", f"--var=LOGDIR={d}"]
+    if os.geteuid() == 0:
+        args += ["-u", "nobody", "-g", "nogroup"]
+        os.chmod(d, 0o777)
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                            stdout=open(d / "out.txt", "ab"),
+                            stderr=subprocess.STDOUT, cwd=str(d))
+    try:
+        wait_port(port, 120 * SLOW, proc, "rspamd").close()
+        yield f"inet:127.0.0.1:{port}", d
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def rspamd_msg(text):
+    return (b"From: <alice@example.net>\r\nTo: <ben@example.org>\r\n"
+            b"Subject: hello\r\nDate: Sun, 06 Dec 2026 23:00:00 +0000\r\n"
+            b"Message-ID: <r1@example.net>\r\n\r\n" + text + b"\r\n")
+
+
+def test_rspamd_gtube_rejected_with_its_text(ternd, rspamd):
+    spec, d = rspamd
+    t = server(ternd, [spec], **{"milter.eom_timeout": "30",
+                                 "milter.command_timeout": "30"})
+    rr, rep = send(t, content=rspamd_msg(GTUBE))
+    assert rep.code == 554 and rep.enh == "5.7.1", rep
+    # rspamd's own text for its GTUBE rule, passed through
+    assert rep.text.endswith("5.7.1 Gtube pattern"), rep
+    time.sleep(0.5)
+    assert t.files(BEN) == []
+
+
+def test_rspamd_add_header_and_rewrite_subject(ternd, rspamd):
+    spec, d = rspamd
+    t = server(ternd, [spec], **{"milter.eom_timeout": "30",
+                                 "milter.command_timeout": "30"})
+    rr, rep = send(t, content=rspamd_msg(GTUBE.replace(b"XJS", b"YJS", 1)))
+    assert rep.code == 250, rep
+    h = head(delivered(t))
+    assert "\r\nX-Spam: Yes" in h, h
+    rr, rep = send(t, content=rspamd_msg(GTUBE.replace(b"XJS", b"ZJS", 1)))
+    assert rep.code == 250, rep
+    h = head(delivered(t, n=2))
+    subj = [ln for ln in h.split("\r\n") if ln.lower().startswith("subject:")]
+    assert subj == ["Subject: *** SPAM *** hello"], h
