@@ -640,3 +640,67 @@ def test_rspamd_add_header_and_rewrite_subject(ternd, rspamd):
     h = head(delivered(t, n=2))
     subj = [ln for ln in h.split("\r\n") if ln.lower().startswith("subject:")]
     assert subj == ["Subject: *** SPAM *** hello"], h
+
+
+# ---------------------------------------------------------------------------
+# OpenDKIM (Debian opendkim) as the second milter, after rspamd: it signs
+# mail from 127.0.0.1 for example.org, and dkimpy verifies what ternd
+# stored with the key OpenDKIM's own keygen made.
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def opendkim(tmp_path):
+    exe = "/usr/sbin/opendkim"
+    if not os.access(exe, os.X_OK):
+        pytest.fail("opendkim not found: install the Debian package "
+                    "'opendkim'", pytrace=False)
+    d = tmp_path / "opendkim"
+    d.mkdir()
+    subprocess.run(["opendkim-genkey", "-b", "2048", "-D", str(d), "-d",
+                    "example.org", "-s", "odk"], check=True)
+    port = free_port()
+    # RequireSafeKeys false: the key is under pytest's /tmp, which
+    # OpenDKIM's path check refuses (others can write /tmp)
+    (d / "opendkim.conf").write_text(
+        f"Mode s\nRequireSafeKeys false\nDomain example.org\n"
+        f"Selector odk\n"
+        f"KeyFile {d}/odk.private\nSocket inet:{port}@127.0.0.1\n"
+        f"Background no\nCanonicalization relaxed/simple\n"
+        f"SignatureAlgorithm rsa-sha256\nInternalHosts 127.0.0.1\n"
+        f"PidFile {d}/opendkim.pid\nSyslog no\nUMask 007\n")
+    proc = subprocess.Popen([exe, "-f", "-x", str(d / "opendkim.conf")],
+                            stdin=subprocess.DEVNULL,
+                            stdout=open(d / "out.txt", "ab"),
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, 30 * SLOW, proc, "opendkim").close()
+        txt = (d / "odk.txt").read_text()
+        record = "".join(re.findall(r'"([^"]*)"', txt))
+        yield f"inet:127.0.0.1:{port}", {"odk._domainkey.example.org": record}
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def test_rspamd_then_opendkim_signs(ternd, rspamd, opendkim):
+    import dkim
+    (rs, _), (odk, zone) = rspamd, opendkim
+    t = server(ternd, [rs, odk], **{"milter.eom_timeout": "30",
+                                    "milter.command_timeout": "30"})
+    content = (b"From: <claire@example.org>\r\nTo: <ben@example.org>\r\n"
+               b"Subject: signed by a milter\r\n"
+               b"Date: Sun, 06 Dec 2026 23:00:00 +0000\r\n"
+               b"Message-ID: <odk1@example.org>\r\n\r\n"
+               b"Hello,  from   OpenDKIM.\r\n\r\n")
+    rr, rep = send(t, content=content, sender="claire@example.org")
+    assert rep.code == 250, rep
+    raw = delivered(t)
+    assert b"DKIM-Signature:" in raw and b"s=odk" in raw, raw[:1500]
+
+    def dnsfunc(name, timeout=5):
+        return zone.get(name.decode().rstrip(".").lower(), "").encode() \
+            or None
+    assert dkim.verify(raw, dnsfunc=dnsfunc), raw[:2000]
+    # a byte changed in the body: the signature no longer holds
+    bad = raw.replace(b"from   OpenDKIM", b"from   OpenDKIN")
+    assert not dkim.verify(bad, dnsfunc=dnsfunc)
