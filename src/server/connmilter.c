@@ -145,6 +145,10 @@ ms_new(struct conn *c)
 		v += k;
 		v += *v == ',';
 	}
+	if (*v != '\0')
+		log_warn("sid=%s event=milter_config error=\"more than %d "
+			 "milters: the rest are not used\"",
+		    c->sid, MILTERS_MAX);
 	return ms;
 }
 
@@ -623,7 +627,7 @@ edit_allowed(const struct mconn *m, enum milter_reply_cmd cmd)
 }
 
 static char *
-strndup_clean(const struct milter_str *s)
+str_of(const struct milter_str *s)
 {
 	char *p = xmalloc(s->len + 1);
 
@@ -679,8 +683,7 @@ take_edit(
 		    r->cmd == MILTER_R_ADDHEADER   ? MILTER_EDIT_ADD
 		    : r->cmd == MILTER_R_INSHEADER ? MILTER_EDIT_INSERT
 						   : MILTER_EDIT_CHANGE,
-		    r->index, strndup_clean(&r->name),
-		    strndup_clean(&r->value)};
+		    r->index, str_of(&r->name), str_of(&r->value)};
 		return true;
 	case MILTER_R_REPLBODY:
 		if (!ms->newbody_set) {
