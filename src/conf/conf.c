@@ -38,6 +38,7 @@
 
 #include "addr/addr.h"
 #include "mailauth/inbound.h"
+#include "milter/milter.h"
 #include "util/util.h"
 
 #define CONF_FILE_MAX	 (1024 * 1024)
@@ -65,6 +66,8 @@ enum conf_type {
 	CONF_T_SMHOST,	 /* [smtps:]host[:port] or unset */
 	CONF_T_SMTLS,	 /* may|encrypt|verify */
 	CONF_T_SENDERS,	 /* any|own */
+	CONF_T_MILTERS,	 /* list of inet:host:port / unix:/path */
+	CONF_T_MACTION,	 /* tempfail|accept */
 };
 
 struct conf_key {
@@ -150,6 +153,11 @@ static const struct conf_key conf_keys[] = {
 	K("dkim", "expire", CONF_T_SECS, dkim_expire, 0, 366 * 86400),
 	K("arc", "verify", CONF_T_BOOL, arc_verify, 0, 0),
 	K("arc", "seal", CONF_T_BOOL, arc_seal, 0, 0),
+	K("milter", "servers", CONF_T_MILTERS, milter_servers, 0, 0),
+	K("milter", "default_action", CONF_T_MACTION, milter_default_action, 0, 0),
+	K("milter", "connect_timeout", CONF_T_SECS, milter_connect_timeout, 1, 3600),
+	K("milter", "command_timeout", CONF_T_SECS, milter_command_timeout, 1, 3600),
+	K("milter", "eom_timeout", CONF_T_SECS, milter_eom_timeout, 1, 3600),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -157,7 +165,7 @@ static const struct conf_key conf_keys[] = {
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
-	"srs", "arc",
+	"srs", "arc", "milter",
 };
 /* clang-format on */
 
@@ -743,6 +751,34 @@ conf_set_senders(char **field, const char *v, char *msg, size_t msglen)
 }
 
 static int
+conf_set_milteract(char **field, const char *v, char *msg, size_t msglen)
+{
+	if (strcasecmp(v, "tempfail") == 0 || strcasecmp(v, "accept") == 0) {
+		conf_put_str(field,
+		    strcasecmp(v, "accept") == 0 ? "accept" : "tempfail");
+		return 0;
+	}
+	str_fmt_cut(msg, msglen, "expected tempfail or accept");
+	return -1;
+}
+
+static bool
+conf_is_milter(const char *s, size_t n)
+{
+	struct milter_spec spec;
+	size_t hl;
+
+	if (milter_parse_spec(s, n, &spec) != 0)
+		return false;
+	/* an address, never a name: ternd resolves nothing on the loop
+	 * for a milter (localhost is 127.0.0.1) */
+	hl = strlen(spec.host);
+	return spec.unix_path || strcmp(spec.host, "localhost") == 0 ||
+	       conf_is_ip(AF_INET, spec.host, hl) ||
+	       conf_is_ip(AF_INET6, spec.host, hl);
+}
+
+static int
 conf_set_num(struct conf *c, const struct conf_key *k, const char *v, char *msg,
     size_t msglen)
 {
@@ -855,6 +891,11 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		    (enum conf_smarthost_tls *)(void *)f, v, msg, msglen);
 	case CONF_T_SENDERS:
 		return conf_set_senders(f, v, msg, msglen);
+	case CONF_T_MILTERS:
+		return conf_set_list(f, v, append, conf_is_milter,
+		    "inet:address:port or unix:/path", msg, msglen);
+	case CONF_T_MACTION:
+		return conf_set_milteract(f, v, msg, msglen);
 	}
 	panic("event=conf_set type=%d", (int)k->type);
 }
@@ -1207,6 +1248,10 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->dkim_expire = CONF_DKIM_EXPIRE;
 	c->arc_verify = true;
 	c->arc_seal = true;
+	c->milter_default_action = xstrdup("tempfail");
+	c->milter_connect_timeout = 30;
+	c->milter_command_timeout = 30;
+	c->milter_eom_timeout = 300;
 	return 0;
 }
 

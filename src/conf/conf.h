@@ -154,6 +154,16 @@ struct conf {
 	char *submission_local_senders; /* submission.local_senders: "any"
 				       (default) or "own": the senders a
 				       local uid may use on submit.sock */
+	/* milters (docs/milter.md) */
+	char *milter_servers;		 /* milter.servers: "inet:host:port,
+					    unix:/path" in call order, or NULL */
+	char *milter_default_action;	 /* milter.default_action: "tempfail"
+					    (default) or "accept" when a milter
+					    is down, times out or misbehaves */
+	unsigned milter_connect_timeout; /* seconds, 30 */
+	unsigned milter_command_timeout; /* seconds per reply, 30 */
+	unsigned milter_eom_timeout;	 /* seconds for the end of message's
+					    replies, 300 */
 };
 
 /*

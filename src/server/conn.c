@@ -108,6 +108,10 @@ txn_body_reset(struct txn *t)
 const char *
 txn_content(const struct txn *t, size_t *len)
 {
+	if (t->milter.rewritten) { /* a milter changed it (connmilter.c) */
+		*len = t->milter.content.len;
+		return t->milter.content.data;
+	}
 	if (t->map != NULL) {
 		*len = (size_t)t->spill_len;
 		return t->map;
@@ -132,6 +136,7 @@ txn_free(struct txn *t)
 	spfcheck_free(t->spf); /* cancels its DNS query and its timer */
 	authcheck_free(t->auth);
 	buf_free(&t->stripped);
+	conn_milter_txn_free(t);
 	table_targets_free(&t->targets);
 	if (t->remote != NULL) {
 		queue_env_free(t->remote);
@@ -144,6 +149,8 @@ txn_free(struct txn *t)
 static void
 conn_drop_txn(struct conn *c)
 {
+	if (c->txn != NULL)
+		conn_milter_abort(c);
 	txn_free(c->txn);
 	c->txn = NULL;
 }
@@ -485,6 +492,35 @@ conn_reject(struct conn *c, const char *cmd, int code, const char *enh,
 	smtp_server_reject(c->smtp, code, enh, text);
 }
 
+/*
+ * The milters' verdict on a command (connmilter.c): refused with their
+ * reply (true), else the command goes on.
+ */
+static bool
+milter_refused(struct conn *c, const char *cmd, const char *addr)
+{
+	const struct conn_milter_result *r = &c->milter_result;
+
+	if (r->verdict != CONN_MILTER_REJECT &&
+	    r->verdict != CONN_MILTER_TEMPFAIL)
+		return false;
+	conn_reject(c, cmd, r->code, r->enh, r->text, addr);
+	return true;
+}
+
+static void
+on_milter_mail(struct conn *c)
+{
+	if (milter_refused(c, "mail", c->txn->sender))
+		conn_drop_txn(c);
+	else {
+		if (c->milter_result.verdict == CONN_MILTER_DISCARD)
+			c->txn->milter.discard = true;
+		smtp_server_accept(c->smtp);
+	}
+	conn_process(c);
+}
+
 /* MAIL, once the sender may be used: the new transaction. */
 static void
 mail_begin(struct conn *c)
@@ -515,6 +551,8 @@ mail_begin(struct conn *c)
 				      : (1u << 20)) != 0)
 		buf_init(&t->body, (size_t)c->srv->conf->message_size + 1);
 	c->txn = t;
+	if (conn_milter_stage(c, CONN_MILTER_MAIL, NULL, on_milter_mail))
+		return;
 	smtp_server_accept(c->smtp);
 }
 
@@ -784,6 +822,43 @@ rcpt_decide(struct conn *c, const struct resolve_lookup *q)
 static void eom_store(struct conn *c);
 static void eom_checked(struct conn *c);
 
+/* The milters' verdict on this RCPT, once tern would take it. */
+static void
+on_milter_rcpt(struct conn *c)
+{
+	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
+	char rcpt[TABLE_ADDR_MAX + 1];
+
+	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
+		rcpt[0] = '\0';
+	if (!milter_refused(c, "rcpt", rcpt)) {
+		if (c->milter_result.verdict == CONN_MILTER_DISCARD)
+			c->txn->milter.discard = true;
+		rcpt_decide(c, &c->rcpt_q);
+	}
+	table_targets_free(&c->rcpt_q.tt);
+	conn_process(c);
+}
+
+/* RCPT's decision, after the milters when the recipient would be taken
+ * (true: c waits for them, on_milter_rcpt decides). */
+static bool
+rcpt_milter_hold(struct conn *c)
+{
+	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
+	const struct resolve_lookup *q = &c->rcpt_q;
+	char rcpt[TABLE_ADDR_MAX + 1];
+
+	if (q->st != TABLE_OK &&
+	    !(q->st == TABLE_NOTLOCAL &&
+		(c->rcpt_srs ||
+		    (conn_may_relay(c) && cmd->path.kind == ADDR_DOMAIN_NAME))))
+		return false;
+	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
+		rcpt[0] = '\0';
+	return conn_milter_stage(c, CONN_MILTER_RCPT, rcpt, on_milter_rcpt);
+}
+
 /*
  * The transaction's SPF check is over (connspf.c): log it, and go on with
  * what waited for it.  From the loop (a DNS answer or the check's
@@ -802,6 +877,8 @@ on_spf_done(struct spfcheck *sc, void *arg)
 		return;
 	c->pending = false;
 	if (w == CONN_SPF_RCPT) {
+		if (rcpt_milter_hold(c))
+			return;
 		rcpt_decide(c, &c->rcpt_q);
 		table_targets_free(&c->rcpt_q.tt);
 	} else {
@@ -845,6 +922,8 @@ rcpt_answer(struct lookup *lk)
 	if (!conn_answered(c))
 		return; /* c went away: conn_free freed its targets */
 	if (rcpt_spf_hold(c))
+		return;
+	if (rcpt_milter_hold(c))
 		return;
 	rcpt_decide(c, &c->rcpt_q);
 	table_targets_free(&c->rcpt_q.tt);
@@ -1120,6 +1199,116 @@ eom_disk_ok(struct conn *c)
 	return false;
 }
 
+static void eom_milters_done(struct conn *c);
+
+/* The milters' changes made, the end of data goes on. */
+static void
+milter_eom_apply(struct conn *c)
+{
+	if (conn_milter_apply(c) != 0) {
+		smtp_server_reject(c->smtp, 451, "4.3.0",
+		    "Local error in processing, try again later");
+		conn_drop_txn(c);
+	} else {
+		eom_milters_done(c);
+	}
+}
+
+static void milter_next_rcpt(struct conn *c);
+
+/* A recipient a milter added, resolved as RCPT's would be: a local
+ * mailbox, or relayed (the milter is trusted, as Postfix trusts it). */
+static void
+milter_rcpt_answer(struct lookup *lk)
+{
+	struct conn *c =
+	    (struct conn *)(void *)((char *)lk - offsetof(struct conn, rcpt_q));
+	struct resolve_lookup *q = &c->rcpt_q;
+	struct conn_milter_edits *ed;
+	struct smtp_rcpt_params rp;
+	char a[TABLE_ADDR_MAX + 1];
+	int added = -1;
+
+	if (!conn_answered(c))
+		return;
+	ed = &c->txn->milter;
+	memset(&rp, 0, sizeof(rp));
+	if (addr_format(&q->addr, a, sizeof(a)) < 0)
+		a[0] = '\0';
+	if (q->st == TABLE_OK)
+		added = txn_add_resolved(c, &q->tt, &rp);
+	else if (q->st == TABLE_NOTLOCAL)
+		added = txn_add_remote(c, a, &rp);
+	if (added == 0)
+		c->txn->nrcpt++;
+	log_info("id=%s sid=%s event=milter_addrcpt to=<%s> result=%s",
+	    c->txn->id, c->sid, ed->rcpt_ops[ed->next_add].addr,
+	    added == 0 ? "added" : "refused");
+	table_targets_free(&q->tt);
+	ed->next_add++;
+	milter_next_rcpt(c);
+	conn_process(c);
+}
+
+/* The next recipient a milter added, or the changes made. */
+static void
+milter_next_rcpt(struct conn *c)
+{
+	struct conn_milter_edits *ed = &c->txn->milter;
+	struct resolve_lookup *q = &c->rcpt_q;
+
+	while (ed->next_add < ed->nrcpt_ops) {
+		const char *a = ed->rcpt_ops[ed->next_add].addr;
+
+		if (ed->rcpt_ops[ed->next_add].add &&
+		    addr_parse_mailbox(a, strlen(a), ADDR_F_UTF8, &q->addr) ==
+			ADDR_OK)
+			break;
+		if (ed->rcpt_ops[ed->next_add].add)
+			log_info("id=%s sid=%s event=milter_addrcpt to=<%s> "
+				 "result=bad_address",
+			    c->txn->id, c->sid, a);
+		ed->next_add++;
+	}
+	if (ed->next_add == ed->nrcpt_ops) {
+		milter_eom_apply(c);
+		return;
+	}
+	q->lk.ask = resolve_ask;
+	q->lk.answer = milter_rcpt_answer;
+	conn_ask(c, &q->lk);
+}
+
+/* The milters' verdict on the message (connmilter.c); their changes are
+ * made before anything else looks at it.  As if inside conn_process
+ * (conn_resume): a table answer may come before conn_ask returns. */
+static void
+milter_eom_go(struct conn *c, void *arg)
+{
+	struct txn *t = c->txn;
+	char text[64];
+
+	(void)arg;
+	if (milter_refused(c, "eom", t->sender)) {
+		conn_drop_txn(c);
+	} else if (t->milter.discard ||
+		   c->milter_result.verdict == CONN_MILTER_DISCARD) {
+		log_info("id=%s sid=%s event=milter_discard from=<%s> rcpts=%u",
+		    t->id, c->sid, t->sender, t->nrcpt);
+		str_fmt_cut(text, sizeof(text), "Ok: queued as %s", t->id);
+		smtp_server_accept_text(c->smtp, text);
+		conn_drop_txn(c);
+	} else {
+		milter_next_rcpt(c);
+	}
+}
+
+static void
+on_milter_eom(struct conn *c)
+{
+	conn_resume(c, milter_eom_go, NULL);
+}
+
 static void
 on_eom(struct conn *c)
 {
@@ -1143,6 +1332,17 @@ on_eom(struct conn *c)
 	}
 	if (too_many_hops(c) || !eom_disk_ok(c))
 		return;
+	if (conn_milter_stage(c, CONN_MILTER_EOM, NULL, on_milter_eom))
+		return;
+	eom_milters_done(c);
+}
+
+/* The milters are over at the end of data: SPF, DKIM, DMARC, the store. */
+static void
+eom_milters_done(struct conn *c)
+{
+	struct txn *t = c->txn;
+
 	if (t->spf != NULL && !spfcheck_done(t->spf)) {
 		/* Received-SPF goes in the stored copy: wait (bounded by
 		 * SPFCHECK_TIMEOUT_MS), on_spf_done goes on */
@@ -1209,6 +1409,7 @@ eom_store(struct conn *c)
 		ij->boxes[i].path = t->targets.v[i].mailbox;
 	ij->nboxes = t->targets.n;
 	conn_auth_store(c, ij);
+	conn_milter_store(c, ij);
 	if (t->remote != NULL) {
 		/* with_protocol() names a constant, "ESMTPSA" at most */
 		if (str_copy(t->remote->proto, sizeof(t->remote->proto),
@@ -1235,6 +1436,46 @@ eom_store(struct conn *c)
 
 /* ---- the event dispatcher --------------------------------------------- */
 
+/* The milters at connect: a refusal is the greeting (and the end); a
+ * milter that failed leaves the greeting alone, every later command is
+ * answered 4xx (milter.default_action = tempfail). */
+static void
+on_milter_connect(struct conn *c)
+{
+	const struct conn_milter_result *r = &c->milter_result;
+
+	if (r->failed)
+		smtp_server_accept(c->smtp);
+	else if (r->verdict == CONN_MILTER_REJECT)
+		smtp_server_reject(c->smtp, 554, r->enh, r->text);
+	else if (r->verdict == CONN_MILTER_TEMPFAIL)
+		smtp_server_reject(c->smtp, 421, r->enh, r->text);
+	else
+		smtp_server_accept(c->smtp);
+	conn_process(c);
+}
+
+static void
+on_milter_helo(struct conn *c)
+{
+	if (!milter_refused(c, "helo", ""))
+		smtp_server_accept(c->smtp);
+	conn_process(c);
+}
+
+static void
+on_helo(struct conn *c)
+{
+	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
+	char name[256];
+
+	/* the view dies with the input: the name is copied now */
+	str_fmt_cut(name, sizeof(name), "%.*s",
+	    (int)(cmd->arg_len < 255 ? cmd->arg_len : 255), cmd->arg);
+	if (!conn_milter_stage(c, CONN_MILTER_HELO, name, on_milter_helo))
+		smtp_server_accept(c->smtp);
+}
+
 static void
 on_event(struct conn *c, enum smtp_event ev, size_t used)
 {
@@ -1243,12 +1484,13 @@ on_event(struct conn *c, enum smtp_event ev, size_t used)
 		if (c->srv->stopping)
 			smtp_server_reject(
 			    c->smtp, 421, "4.3.2", "Service shutting down");
-		else
+		else if (!conn_milter_stage(
+			     c, CONN_MILTER_CONNECT, NULL, on_milter_connect))
 			smtp_server_accept(c->smtp);
 		break;
 	case SMTP_EV_HELO:
 		conn_drop_txn(c);
-		smtp_server_accept(c->smtp);
+		on_helo(c);
 		break;
 	case SMTP_EV_MAIL:
 		on_mail(c);
@@ -1539,6 +1781,7 @@ conn_free(struct conn *c)
 		/* a worker job still points here: free when it is done */
 		if (!c->dead) {
 			c->dead = true;
+			conn_milter_free(c);
 			conn_free_bev(c);
 			event_del(c->timer);
 		}
@@ -1552,6 +1795,7 @@ conn_free(struct conn *c)
 	if (c->delay != NULL)
 		event_free(c->delay);
 	submit_drop_auth(c);
+	conn_milter_free(c);
 	if (c->login != NULL) {
 		sasl_login_wipe(c->login);
 		free(c->login);

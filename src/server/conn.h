@@ -39,6 +39,27 @@ enum conn_auth_action {
 };
 #define CONN_AUTH_JUNK ".Junk" /* Maildir++ folder of quarantined mail */
 
+/* What the milters asked of a transaction at its end (connmilter.c). */
+struct milter_edit;
+struct conn_milter_edits {
+	struct milter_edit *edits; /* header edits, in order */
+	size_t nedits, capedits;
+	struct buf body; /* the replacement body, when body_set */
+	bool body_set;
+	char from[TABLE_ADDR_MAX + 1]; /* the new sender, when from_set */
+	bool from_set;
+	bool quarantine; /* into CONN_AUTH_JUNK */
+	struct {
+		bool add;
+		char addr[TABLE_ADDR_MAX + 1];
+	} rcpt_ops[16];
+	size_t nrcpt_ops;
+	size_t next_add;    /* the next one to resolve (conn.c) */
+	struct buf content; /* the message rewritten, when rewritten */
+	bool rewritten;
+	bool discard; /* a milter discarded it at MAIL or RCPT */
+};
+
 struct txn {
 	struct server *srv; /* its budgets; outlives the conn in eom_done */
 	char id[ID_LEN + 1];
@@ -80,7 +101,31 @@ struct txn {
 	struct iovec body_iov[INJECT_BODY_IOV]; /* the content without our
 						   own A-R fields */
 	struct buf stripped; /* ... copied, when there are many */
+	struct conn_milter_edits milter;
 };
+
+/* The milters' answer to a stage (connmilter.c). */
+enum conn_milter_stage {
+	CONN_MILTER_CONNECT,
+	CONN_MILTER_HELO,
+	CONN_MILTER_MAIL,
+	CONN_MILTER_RCPT,
+	CONN_MILTER_EOM,
+};
+enum conn_milter_verdict {
+	CONN_MILTER_CONTINUE,
+	CONN_MILTER_REJECT,
+	CONN_MILTER_TEMPFAIL,
+	CONN_MILTER_DISCARD,
+};
+struct conn_milter_result {
+	enum conn_milter_verdict verdict;
+	bool failed; /* TEMPFAIL because a milter failed (default_action) */
+	int code;    /* REJECT, TEMPFAIL: 4xx or 5xx */
+	char enh[16];
+	char text[400];
+};
+struct conn_milters;
 
 /* What a session waits for while its SPF check runs (connspf.c). */
 enum conn_spf_wait {
@@ -132,6 +177,8 @@ struct conn {
 	enum conn_spf_wait spf_wait;
 	bool rcpt_srs; /* this RCPT was a valid SRS address: rcpt_q.addr
 			  is the address it stands for (connsrs.c) */
+	struct conn_milters *milters; /* connmilter.c, once used */
+	struct conn_milter_result milter_result;
 };
 
 void conn_new(struct server *s, const struct listener *l, int fd,
@@ -215,5 +262,26 @@ int conn_auth_header(const struct conn *c, struct buf *h);
 struct inject;
 void conn_auth_store(struct conn *c, struct inject *ij);
 void conn_auth_seal(struct conn *c, struct inject *ij);
+
+/*
+ * Milters (connmilter.c, docs/milter.md), on the MX and submission ports.
+ * conn_milter_stage: call the milters of milter.servers in order for a
+ * stage (arg: HELO's name, RCPT's address); false when none applies (nothing to
+ * wait for), true: c is pending and done(c) is called from the loop with
+ * c->milter_result, then the caller replies and calls conn_process.
+ * conn_milter_apply: at the end of data, before the store, the sender,
+ * recipient, header and body changes (-1: could not rewrite).
+ * conn_milter_store: quarantine into .Junk.  conn_milter_abort: the
+ * transaction is dropped (ABORT to milters inside one).
+ * conn_milter_txn_free: the transaction's edits.  conn_milter_free: the
+ * session ends.
+ */
+bool conn_milter_stage(struct conn *c, enum conn_milter_stage st,
+    const char *arg, void (*done)(struct conn *));
+int conn_milter_apply(struct conn *c);
+void conn_milter_store(struct conn *c, struct inject *ij);
+void conn_milter_abort(struct conn *c);
+void conn_milter_txn_free(struct txn *t);
+void conn_milter_free(struct conn *c);
 
 #endif

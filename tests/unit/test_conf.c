@@ -712,6 +712,48 @@ test_dump_masks_passwords(void)
 }
 
 static void
+test_milter_keys(void)
+{
+	static const struct {
+		const char *ov, *want; /* want NULL: refused */
+	} rows[] = {
+	    {"milter.servers=inet:127.0.0.1:11332, unix:/run/m.sock",
+		"milter.servers = inet:127.0.0.1:11332,unix:/run/m.sock\n"},
+	    {"milter.servers=inet:[::1]:8891",
+		"milter.servers = inet:[::1]:8891\n"},
+	    {"milter.servers=inet:localhost:8891",
+		"milter.servers = inet:localhost:8891\n"},
+	    {"milter.servers=127.0.0.1:11332", NULL},
+	    {"milter.servers=inet:milter.example:11332", NULL},
+	    {"milter.servers=inet:127.0.0.1", NULL},
+	    {"milter.servers=inet:127.0.0.1:0", NULL},
+	    {"milter.servers=inet:127.0.0.1:65536", NULL},
+	    {"milter.servers=inet:::1:25", NULL},
+	    {"milter.servers=unix:relative", NULL},
+	    {"milter.default_action=ACCEPT",
+		"milter.default_action = accept\n"},
+	    {"milter.default_action=reject", NULL},
+	    {"milter.eom_timeout=2m", "milter.eom_timeout = 120\n"},
+	    {"milter.command_timeout=0", NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *ov[] = {"state_dir=/s", (char *)(uintptr_t)rows[i].ov};
+		char err[512];
+		struct lines l = {"", 0, 0};
+		struct conf *c = conf_load(NULL, ov, 2, err, sizeof(err));
+
+		t_case(rows[i].ov);
+		T_CHECK((c != NULL) == (rows[i].want != NULL));
+		if (c == NULL)
+			continue;
+		conf_dump(c, collect, &l);
+		T_CHECK(strstr(l.text, rows[i].want) != NULL);
+		conf_free(c);
+	}
+}
+
+static void
 test_dump(void)
 {
 	char *ov[] = {"domains=a.example,b.example", "state_dir=/s",
@@ -724,7 +766,12 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 66);
+	T_CHECK_INT(l.n, 71);
+	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
+	T_CHECK(strstr(l.text, "milter.default_action = tempfail\n") != NULL);
+	T_CHECK(strstr(l.text, "milter.connect_timeout = 30\n") != NULL);
+	T_CHECK(strstr(l.text, "milter.command_timeout = 30\n") != NULL);
+	T_CHECK(strstr(l.text, "milter.eom_timeout = 300\n") != NULL);
 	T_CHECK(strstr(l.text, "arc.verify = yes\n") != NULL);
 	T_CHECK(strstr(l.text, "arc.seal = yes\n") != NULL);
 	T_CHECK(strstr(l.text, "dns.cache_max_ttl = 300\n") != NULL);
@@ -964,6 +1011,7 @@ main(void)
 	T_RUN(test_smarthost_tls);
 	T_RUN(test_smarthost_forms);
 	T_RUN(test_mailauth_keys);
+	T_RUN(test_milter_keys);
 	{
 		char cmd[PATH_MAX + 16];
 
