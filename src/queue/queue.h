@@ -255,6 +255,13 @@ int spool_remove(struct spool *sp, const char *id) WUR;
 int spool_hold(struct spool *sp, const char *id) WUR;	 /* env/ -> held/ */
 int spool_release(struct spool *sp, const char *id) WUR; /* held/ -> env/ */
 
+/* Where a message's content is: len octets at off in fd (read-only,
+ * O_CLOEXEC; the caller closes it).  The file spool's off is 0. */
+struct spool_data {
+	int fd;
+	uint64_t off, len;
+};
+
 /* data/ID opened read-only (O_CLOEXEC), or -1 with errno. */
 int spool_open_data(struct spool *sp, const char *id) WUR;
 
