@@ -256,14 +256,18 @@ int spool_hold(struct spool *sp, const char *id) WUR;	 /* env/ -> held/ */
 int spool_release(struct spool *sp, const char *id) WUR; /* held/ -> env/ */
 
 /* Where a message's content is: len octets at off in fd (read-only,
- * O_CLOEXEC; the caller closes it).  The file spool's off is 0. */
+ * O_CLOEXEC; the caller closes it).  The file spool's off is 0; the log's
+ * is anywhere in a segment (not page-aligned: a mapping starts at the
+ * page below and is adjusted). */
 struct spool_data {
 	int fd;
 	uint64_t off, len;
 };
 
-/* data/ID opened read-only (O_CLOEXEC), or -1 with errno. */
-int spool_open_data(struct spool *sp, const char *id) WUR;
+/* The content of id (data/ID opened read-only), or -1 with errno and
+ * out->fd -1. */
+int spool_open_data(
+    struct spool *sp, const char *id, struct spool_data *out) WUR;
 
 /*
  * Load the envelope of id from env/ (or held/, then out->held is set).

@@ -513,11 +513,28 @@ spool_release(struct spool *sp, const char *id)
 /* ---- reading ------------------------------------------------------------- */
 
 int
-spool_open_data(struct spool *sp, const char *id)
+spool_open_data(struct spool *sp, const char *id, struct spool_data *out)
 {
+	struct stat st;
+	int saved;
+
+	out->fd = -1;
+	out->off = out->len = 0;
 	if (sp_check_id(id, NULL, 0) != 0)
 		return -1;
-	return openat(sp->fd[SP_DATA], id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	out->fd =
+	    openat(sp->fd[SP_DATA], id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (out->fd < 0)
+		return -1;
+	if (fstat(out->fd, &st) != 0) {
+		saved = errno;
+		fd_close_quiet(out->fd);
+		out->fd = -1;
+		errno = saved;
+		return -1;
+	}
+	out->len = (uint64_t)st.st_size;
+	return 0;
 }
 
 /* Read all of dir/name into b (reset first). */

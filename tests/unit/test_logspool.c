@@ -12,7 +12,9 @@
  * by 16 threads (fdatasyncs per commit), then lspool_open over them after
  * the page cache is dropped (as root) and lspool_scan.
  */
+#ifndef LSPOOL_SEG_SIZE
 #define LSPOOL_SEG_SIZE (256u << 10)
+#endif
 #include "../../src/queue/logspool.c"
 
 #include <ftw.h>
