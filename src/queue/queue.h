@@ -232,6 +232,15 @@ struct spool;
  * corrupt/).  Returns NULL with err filled and errno set on failure.
  */
 struct spool *spool_open(const char *state_dir, char *err, size_t errlen) WUR;
+/*
+ * The same queue in the log-structured format (queue.log; docs/queue.md,
+ * "The log"): segments in STATE/queue/seg/, a queue of files found there
+ * imported first.  Every spool_* function below works on either.  The
+ * file spool refuses a queue that has segments (its messages would be
+ * stranded).
+ */
+struct spool *spool_open_log(
+    const char *state_dir, char *err, size_t errlen) WUR;
 void spool_close(struct spool *sp); /* NULL ok; call after the workers */
 
 /*
@@ -295,6 +304,11 @@ struct spool_stats {
 	uint64_t dir_fsyncs;  /* directory fsyncs actually run (shared) */
 	uint64_t env_fsyncs;  /* of them, env/'s: the commit points */
 	uint64_t dir_waits;   /* directory fsyncs asked for */
+	/* the log (spool_open_log; 0 for the file spool) */
+	uint64_t appends;    /* records appended */
+	uint64_t fdatasyncs; /* of segments: one per batch of appends */
+	uint64_t segments;   /* segment files now */
+	uint64_t compacted;  /* segments compacted */
 };
 void spool_get_stats(struct spool *sp, struct spool_stats *out);
 

@@ -724,8 +724,9 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 66);
+	T_CHECK_INT(l.n, 67);
 	T_CHECK(strstr(l.text, "arc.verify = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "queue.log = no\n") != NULL);
 	T_CHECK(strstr(l.text, "arc.seal = yes\n") != NULL);
 	T_CHECK(strstr(l.text, "dns.cache_max_ttl = 300\n") != NULL);
 	T_CHECK(strstr(l.text, "dns.cache_entries = 4096\n") != NULL);

@@ -677,6 +677,53 @@ out:
 	teardown();
 }
 
+/* spool_* on a queue opened by spool_open_log go to the log. */
+static void
+test_dispatch(void)
+{
+	char err[256];
+	struct spool *sp;
+	struct spool_stats st;
+	struct queue_env e, l;
+	struct spool_data d;
+	struct iovec iov = {"Subject: x\r\n\r\nhi\r\n", 19};
+
+	setup();
+	t_case("spool_open_log: the spool_* calls work on the log");
+	sp = spool_open_log(tdir, err, sizeof(err));
+	T_CHECK(sp != NULL);
+	if (sp == NULL)
+		goto out;
+	mk_env(&e, "ben@example.net");
+	T_CHECK_INT(spool_commit(sp, &e, &iov, 1, err, sizeof(err)), 0);
+	T_CHECK_INT(spool_open_data(sp, e.id, &d), 0);
+	T_CHECK(d.len == 19 && d.off > QLOG_SEG_HEAD);
+	close(d.fd);
+	T_CHECK_INT(spool_hold(sp, e.id), 0);
+	T_CHECK_INT(spool_load(sp, e.id, &l, err, sizeof(err)), 0);
+	T_CHECK(l.held);
+	queue_env_free(&l);
+	spool_get_stats(sp, &st);
+	T_CHECK(st.commits == 1 && st.appends == 2 && st.fdatasyncs >= 2 &&
+		st.segments == 1);
+	T_CHECK_INT(count("env"), -1);
+	spool_close(sp);
+
+	t_case("the file spool refuses a queue the log has taken over");
+	errno = 0;
+	T_CHECK(spool_open(tdir, err, sizeof(err)) == NULL);
+	T_CHECK_INT(errno, EEXIST);
+	sp = spool_open_log(tdir, err, sizeof(err));
+	T_CHECK(sp != NULL);
+	if (sp != NULL) {
+		T_CHECK_INT(spool_remove(sp, e.id), 0);
+		spool_close(sp);
+	}
+	queue_env_free(&e);
+out:
+	teardown();
+}
+
 /* ---- concurrency ----------------------------------------------------------
  */
 
@@ -837,6 +884,7 @@ main(int argc, char **argv)
 	T_RUN(test_corrupt_envelope);
 	T_RUN(test_compaction);
 	T_RUN(test_import);
+	T_RUN(test_dispatch);
 	T_RUN(test_concurrent);
 	return t_summary();
 }
