@@ -65,6 +65,9 @@ sys.path.insert(0, str(HERE))
 
 import model as M  # noqa: E402
 
+sys.path.insert(0, str(HERE.parent / "e2e"))
+import qlog  # noqa: E402  (reads the log-structured queue)
+
 TEST_USER = "terntest"
 HOSTNAME = "mx.test"
 DOMAIN = "example.org"
@@ -217,6 +220,8 @@ class Ternd:
                   "listen.submission": "off",
                   # SPF would ask the system resolver for every message
                   "spf.check": "no"}
+        if os.environ.get("TERN_TEST_QUEUE_LOG") == "1":
+            self.o["queue.log"] = "yes"    # --queue-log
         self.o.update(overrides)
         self.proc = None
 
@@ -288,8 +293,11 @@ def prep_recover(state, a, overrides, sent):
     """A state left by a crash: a queued message (acknowledged before the
     recording starts) plus what recovery cleans: a content file whose
     envelope is gone, an envelope left in queue/tmp/, and a Maildir tmp/
-    file of a killed delivery (tern's name, another pid)."""
-    t = Ternd(a.ternd, state, overrides, state.parent / "prep.log")
+    file of a killed delivery (tern's name, another pid).  Made by the
+    file spool always: with --queue-log the recorded start is then the
+    import of that queue into the log, under the same power-cut rules."""
+    t = Ternd(a.ternd, state, dict(overrides, **{"queue.log": "no"}),
+              state.parent / "prep.log")
     if not t.start():
         raise RuntimeError(f"ternd did not start: {t.log}")
     try:
@@ -421,6 +429,12 @@ def scan(state):
                                     data.read_bytes() if data.exists() else None)
             if sub == "held":
                 out.setdefault("held", set()).add(p.name)
+    # the log (queue.log): what a replay finds; a message queued there is
+    # whole by construction (checksummed), its "E" record is checked below
+    for qid, m in qlog.live(q).items():
+        out["queue"][qid] = (m["env"], m["data"])
+        if m["held"]:
+            out.setdefault("held", set()).add(qid)
     c = q / "corrupt"
     out["corrupt"] = sum(1 for _ in c.iterdir()) if c.is_dir() else 0
     return out
@@ -741,6 +755,8 @@ def main():
     ap.add_argument("--expect-violations", action="store_true",
                     help="exit 0 only if violations are found (planted bug)")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--queue-log", action="store_true",
+                    help="ternd with queue.log = yes (the log-structured queue)")
     ap.add_argument("--drop", default=None, metavar="REGEX",
                     help="record with the syncs matching REGEX left out "
                     "(\"KIND RELPATH @SITE\", see --mutate's output)")
@@ -748,6 +764,8 @@ def main():
                     help="then drop each sync site of each scenario in turn "
                     "(at run time, through the shim) and report which are caught")
     a = ap.parse_args()
+    if a.queue_log:
+        os.environ["TERN_TEST_QUEUE_LOG"] = "1"
     as_test_user()
     a.ternd = os.path.abspath(a.ternd)
     a.shim = os.path.abspath(a.shim)
