@@ -67,6 +67,8 @@
 #define LS_ID_TRIES  8
 #define LS_IOV_MAX   64
 
+uint64_t lspool_seg_size = LSPOOL_SEG_SIZE;
+
 struct seg {
 	uint64_t num;
 	int fd;
@@ -412,7 +414,7 @@ ls_seg_create(struct lspool *sp, uint64_t num)
 	qlog_seg_head(head, num);
 	/* preallocated: the appends' fdatasyncs then have no size to write;
 	   a file system without fallocate just grows the file */
-	if ((e = posix_fallocate(fd, 0, LSPOOL_SEG_SIZE)) != 0 &&
+	if ((e = posix_fallocate(fd, 0, (off_t)lspool_seg_size)) != 0 &&
 	    e != EOPNOTSUPP && e != EINVAL) {
 		errno = e;
 		goto fail;
@@ -500,7 +502,7 @@ ls_append(struct lspool *sp, const struct qlog_rec *r,
 			iov[n++] = content[i];
 	}
 	if (sp->active->end > QLOG_SEG_HEAD &&
-	    sp->active->end + total > LSPOOL_SEG_SIZE && ls_roll(sp) != 0)
+	    sp->active->end + total > lspool_seg_size && ls_roll(sp) != 0)
 		return -1;
 	if (ls_pwritev_all(sp->active->fd, iov, n, sp->active->end) != 0) {
 		int e = errno;
@@ -1211,6 +1213,15 @@ lspool_get_stats(struct lspool *sp, struct lspool_stats *out)
 	ls_unlock(&sp->mu);
 }
 
+void
+lspool_active(struct lspool *sp, uint64_t *num, uint64_t *end)
+{
+	ls_lock(&sp->mu);
+	*num = sp->active->num;
+	*end = sp->active->end;
+	ls_unlock(&sp->mu);
+}
+
 /* ---- recovery ------------------------------------------------------------ */
 
 /* Zero s from off to its preallocated end and sync it (the cut tail of
@@ -1220,7 +1231,7 @@ ls_cut(struct seg *s, uint64_t off)
 {
 	if (ftruncate(s->fd, (off_t)off) != 0)
 		return -1;
-	(void)posix_fallocate(s->fd, 0, LSPOOL_SEG_SIZE);
+	(void)posix_fallocate(s->fd, 0, (off_t)lspool_seg_size);
 	return fsync(s->fd);
 }
 
@@ -1292,7 +1303,7 @@ ls_replay_seg(struct lspool *sp, struct seg *s, bool last, size_t *cut)
 			log_err("event=queue_corrupt_link segment=%s errno=%d",
 			    name, errno);
 		s->damaged = true;
-		s->end = LSPOOL_SEG_SIZE;
+		s->end = lspool_seg_size;
 		return 0;
 	}
 	for (;;) {
@@ -1420,7 +1431,7 @@ ls_replay(struct lspool *sp, char *err, size_t errlen)
 	/* the last segment goes on taking records unless it is full or
 	   damaged */
 	if (sp->nsegs > 0 && !sp->segs[sp->nsegs - 1]->damaged &&
-	    sp->segs[sp->nsegs - 1]->end < LSPOOL_SEG_SIZE)
+	    sp->segs[sp->nsegs - 1]->end < lspool_seg_size)
 		sp->active = sp->segs[sp->nsegs - 1];
 	else if (ls_roll(sp) != 0) {
 		ls_fail(err, errlen, "create", "segment", NULL);

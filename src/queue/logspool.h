@@ -11,11 +11,12 @@
 
 #include "queue/queue.h"
 
-/* Segments are preallocated to this size and rolled when full (the unit
- * test builds logspool.c with a smaller one). */
-#ifndef LSPOOL_SEG_SIZE
+/* Segments are preallocated to this size and rolled when full. */
 #define LSPOOL_SEG_SIZE (64u << 20)
-#endif
+/* The size segments are made with: LSPOOL_SEG_SIZE; the unit test
+ * lowers it before lspool_open, to roll and compact after a few dozen
+ * messages. */
+extern uint64_t lspool_seg_size;
 /* A segment that is not the active one is compacted (its survivors
  * copied into the active one, then it is unlinked) once fewer than one
  * in LSPOOL_COMPACT_RATIO of the messages written into it are live. */
@@ -54,5 +55,7 @@ struct lspool_stats {
 	uint64_t live;	     /* messages queued or held now */
 };
 void lspool_get_stats(struct lspool *sp, struct lspool_stats *out);
+/* The active segment's number and append offset (for tests). */
+void lspool_active(struct lspool *sp, uint64_t *num, uint64_t *end);
 
 #endif

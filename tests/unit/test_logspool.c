@@ -1,8 +1,8 @@
 /*
  * Unit tests for src/queue/logspool.c, the log-structured queue, on a
- * fresh mkdtemp directory per test ($TMPDIR or /tmp).  logspool.c is
- * compiled into this test with 256 KiB segments, so rolling, freeing and
- * compaction happen after a few dozen messages.
+ * fresh mkdtemp directory per test ($TMPDIR or /tmp), with segments of
+ * 256 KiB (lspool_seg_size), so rolling, freeing and compaction happen
+ * after a hundred messages or so.
  *
  * The legacy queue the import test reads is written by the file spool
  * (src/queue/spool.c, the spool ternd runs today), the real previous
@@ -12,13 +12,19 @@
  * by 16 threads (fdatasyncs per commit), then lspool_open over them after
  * the page cache is dropped (as root) and lspool_scan.
  */
-#ifndef LSPOOL_SEG_SIZE
-#define LSPOOL_SEG_SIZE (256u << 10)
-#endif
-#include "../../src/queue/logspool.c"
+#include "queue/logspool.h"
+#include "queue/queue.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "t.h"
 
@@ -124,7 +130,7 @@ content_is(struct lspool *sp, const char *id, const char *body, size_t n)
 	if (lspool_open_data(sp, id, &d) != 0)
 		return false;
 	c = xmalloc(n + 1);
-	if (d.len != n || ls_pread_all(d.fd, c, n, d.off) != 0)
+	if (d.len != n || pread(d.fd, c, n, (off_t)d.off) != (ssize_t)n)
 		ok = false;
 	for (i = 0; ok && i < n; i++)
 		ok = c[i] == body[i % strlen(body)];
@@ -297,7 +303,7 @@ test_torn_tail(void)
 	char err[256], path[PATH_MAX], ids[3][QUEUE_ID_LEN + 1];
 	struct lspool *sp;
 	struct lspool_stats st;
-	uint64_t end;
+	uint64_t end, num, num2;
 	int i;
 
 	setup();
@@ -307,7 +313,7 @@ test_torn_tail(void)
 		goto out;
 	for (i = 0; i < 3; i++)
 		T_CHECK_INT(commit(sp, ids[i], "acked\r\n", 500), 0);
-	end = sp->active->end;
+	lspool_active(sp, &num, &end);
 	lspool_close(sp);
 	last_seg(path, sizeof(path));
 
@@ -325,14 +331,15 @@ test_torn_tail(void)
 	T_CHECK_INT(scan_count(sp), 3);
 	for (i = 0; i < 3; i++)
 		T_CHECK(content_is(sp, ids[i], "acked\r\n", 500));
-	T_CHECK(sp->active->end == end);
+	lspool_active(sp, &num, &num2);
+	T_CHECK(num2 == end);
 
 	t_case("after the cut, appends go on and read back");
 	{
 		char d[QUEUE_ID_LEN + 1];
 
 		T_CHECK_INT(commit(sp, d, "later\r\n", 64), 0);
-		end = sp->active->end;
+		lspool_active(sp, &num, &end);
 		sp = reopen(sp);
 		T_CHECK(sp != NULL);
 		if (sp == NULL)
@@ -417,6 +424,7 @@ test_old_segment_damage(void)
 	char id[QUEUE_ID_LEN + 1];
 	struct lspool *sp;
 	uint64_t firstseg, off = 0;
+	struct lspool_stats st = {0};
 	int i, n;
 
 	setup();
@@ -425,15 +433,19 @@ test_old_segment_damage(void)
 	if (sp == NULL)
 		goto out;
 	T_CHECK_INT(commit(sp, first, "first\r\n", 1000), 0);
-	firstseg = sp->active->num;
-	for (i = 0; sp->nsegs < 2; i++)
+	lspool_active(sp, &firstseg, &off);
+	for (i = 0; st.segments < 2; i++) {
 		T_CHECK_INT(commit(sp, id, "filler\r\n", 8000), 0);
+		lspool_get_stats(sp, &st);
+	}
 	n = i + 1;
 	/* the second record of the first segment */
 	{
-		struct ent *e = ls_find(sp, ls_id_num(first));
+		struct spool_data d;
 
-		off = e->coff + e->clen + 100;
+		T_CHECK_INT(lspool_open_data(sp, first, &d), 0);
+		off = d.off + d.len + 100;
+		close(d.fd);
 	}
 	lspool_close(sp);
 	(void)!str_fmt(path, sizeof(path), "%s/queue/seg/%016llx", tdir,
@@ -466,7 +478,7 @@ test_corrupt_envelope(void)
 {
 	char err[256], path[PATH_MAX], name[PATH_MAX];
 	struct lspool *sp;
-	uint64_t end;
+	uint64_t end, num;
 	struct qlog_rec r = {0};
 	uint8_t head[QLOG_REC_HEAD_MAX];
 	struct iovec iov = {"content", 7};
@@ -479,7 +491,7 @@ test_corrupt_envelope(void)
 	T_CHECK(sp != NULL);
 	if (sp == NULL)
 		goto out;
-	end = sp->active->end;
+	lspool_active(sp, &num, &end);
 	lspool_close(sp);
 
 	t_case("an envelope that does not decode goes to corrupt/, once");
@@ -876,6 +888,7 @@ main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--bench") == 0)
 		return bench(atoi(argv[2]));
+	lspool_seg_size = 256u << 10; /* rolls after about 115 messages */
 	log_init("test_logspool", LOG_LEVEL_WARN);
 	T_RUN(test_basic);
 	T_RUN(test_torn_tail);
