@@ -598,7 +598,10 @@ def run_scenario(name, a, work, drop=None, tag=""):
     sdir = Path(work) / f"{name_t}-rec" / "state"
     sdir.mkdir(parents=True, mode=0o700)
     sdir = Path(os.path.realpath(sdir))
-    t = Ternd(a.ternd, sdir, overrides, Path(work) / f"{name_t}-rec.log")
+    # (recover: installed with the file spool, as prep_recover's queue is)
+    t = Ternd(a.ternd, sdir,
+              dict(overrides, **{"queue.log": "no"}) if prep is prep_recover
+              else overrides, Path(work) / f"{name_t}-rec.log")
     for u in USERS:
         t.tern("user", "add", u)
     # a first start makes the queue, the TLS pair and the mail root: the
@@ -655,6 +658,10 @@ def run_scenario(name, a, work, drop=None, tag=""):
         if name == "hold" and rec_[2] == "rename" and \
                 "/queue/held/" in rec_[3][0]:
             held = set()              # the release began
+        if name == "hold" and ctl_ok == 1 and rec_[2] == "write" and \
+                os.environ.get("TERN_TEST_QUEUE_LOG") == "1":
+            held = set()              # the log: the RELEASE record, the
+            #                           first write after the hold's reply
         stats["crash_points"] += 1
         pend = model.pending()
         choices, exhaustive = model.choices(pend, a.limit, a.sample, rng)
