@@ -65,7 +65,11 @@ def live(queue_dir):
     if not seg.is_dir():
         return out
     for p in sorted(seg.iterdir()):
-        for typ, flags, qid, env, data in records(p.read_bytes()):
+        try:
+            buf = p.read_bytes()
+        except FileNotFoundError:
+            continue        # freed by a running ternd meanwhile
+        for typ, flags, qid, env, data in records(buf):
             if typ == MSG:
                 out[qid] = {"env": env, "data": data,
                             "held": bool(flags & F_HELD)}
