@@ -289,6 +289,14 @@ def prep_lone(state, a, overrides, sent):
     shutil.rmtree(state / "mail" / DOMAIN / "dave")
 
 
+def files_spool(overrides):
+    """overrides, with the file spool when --queue-log made the log the
+    default (a queue made before the upgrade)."""
+    if os.environ.get("TERN_TEST_QUEUE_LOG") == "1":
+        return dict(overrides, **{"queue.log": "no"})
+    return overrides
+
+
 def prep_recover(state, a, overrides, sent):
     """A state left by a crash: a queued message (acknowledged before the
     recording starts) plus what recovery cleans: a content file whose
@@ -296,7 +304,7 @@ def prep_recover(state, a, overrides, sent):
     file of a killed delivery (tern's name, another pid).  Made by the
     file spool always: with --queue-log the recorded start is then the
     import of that queue into the log, under the same power-cut rules."""
-    t = Ternd(a.ternd, state, dict(overrides, **{"queue.log": "no"}),
+    t = Ternd(a.ternd, state, files_spool(overrides),
               state.parent / "prep.log")
     if not t.start():
         raise RuntimeError(f"ternd did not start: {t.log}")
@@ -600,8 +608,8 @@ def run_scenario(name, a, work, drop=None, tag=""):
     sdir = Path(os.path.realpath(sdir))
     # (recover: installed with the file spool, as prep_recover's queue is)
     t = Ternd(a.ternd, sdir,
-              dict(overrides, **{"queue.log": "no"}) if prep is prep_recover
-              else overrides, Path(work) / f"{name_t}-rec.log")
+              files_spool(overrides) if prep is prep_recover else overrides,
+              Path(work) / f"{name_t}-rec.log")
     for u in USERS:
         t.tern("user", "add", u)
     # a first start makes the queue, the TLS pair and the mail root: the
