@@ -652,21 +652,25 @@ ls_apply(
 		e->held = r->type == QLOG_HOLD;
 		break;
 	case QLOG_REMOVE:
-		ls_ref(s);
-		e->state = ENT_DEAD;
-		e->rseg = s;
 		sp->nlive--;
 		e->cseg->live--;
 		ls_release(sp, e->eseg);
 		ls_release(sp, e->sseg);
-		/* the message record's segment: the tombstone points at it
-		   without a reference, and goes when it goes */
-		if (!sp->replaying && e->cseg->refs == 1 &&
-		    e->cseg != sp->active && e->cseg->pins == 0) {
+		/* a tombstone keeps the REMOVE record's segment while the MSG
+		   record's exists (no reference on the latter: it goes when
+		   that goes).  None is needed when both are in one segment
+		   (they go together; a tombstone there would hold its own
+		   segment forever), or when the MSG record's segment goes now
+		 */
+		if (e->cseg == s ||
+		    (!sp->replaying && e->cseg->refs == 1 &&
+			e->cseg != sp->active && e->cseg->pins == 0)) {
 			e->state = ENT_GONE;
 			ls_release(sp, e->cseg);
-			ls_release(sp, s);
 		} else {
+			ls_ref(s);
+			e->state = ENT_DEAD;
+			e->rseg = s;
 			e->cseg->refs--;
 		}
 		break;
