@@ -57,6 +57,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "queue/logspool.h"
@@ -395,6 +396,22 @@ ls_ref(struct seg *s)
 	s->refs++;
 }
 
+/* The octets to preallocate a segment with: lspool_seg_size, or an
+ * eighth of the free space when that is less (at least one page). */
+static uint64_t
+ls_prealloc(int fd)
+{
+	struct statvfs vs;
+	uint64_t free8;
+
+	if (fstatvfs(fd, &vs) != 0)
+		return lspool_seg_size;
+	free8 = (uint64_t)vs.f_bavail * vs.f_frsize / 8;
+	if (free8 < 4096)
+		free8 = 4096;
+	return free8 < lspool_seg_size ? free8 : lspool_seg_size;
+}
+
 /* Create segment num: preallocated, header written and synced, seg/
  * synced.  The caller makes it active. */
 static struct seg *
@@ -412,12 +429,19 @@ ls_seg_create(struct lspool *sp, uint64_t num)
 	if (fd < 0)
 		return NULL;
 	qlog_seg_head(head, num);
-	/* preallocated: the appends' fdatasyncs then have no size to write;
-	   a file system without fallocate just grows the file */
-	if ((e = posix_fallocate(fd, 0, (off_t)lspool_seg_size)) != 0 &&
-	    e != EOPNOTSUPP && e != EINVAL) {
-		errno = e;
-		goto fail;
+	/* preallocated: the appends' fdatasyncs then have no size to write.
+	   At most an eighth of the free space, so a small file system is
+	   not filled by an empty segment; a file system without fallocate,
+	   or without the room, just grows the file (each fdatasync then
+	   writes the size too) */
+	if ((e = posix_fallocate(fd, 0, (off_t)ls_prealloc(fd))) != 0) {
+		if (e != EOPNOTSUPP && e != EINVAL && e != ENOSPC &&
+		    e != EDQUOT) {
+			errno = e;
+			goto fail;
+		}
+		if (ftruncate(fd, 0) != 0)
+			goto fail;
 	}
 	if (ls_pwritev_all(fd, &iov, 1, 0) != 0 || fdatasync(fd) != 0)
 		goto fail;
@@ -1235,7 +1259,7 @@ ls_cut(struct seg *s, uint64_t off)
 {
 	if (ftruncate(s->fd, (off_t)off) != 0)
 		return -1;
-	(void)posix_fallocate(s->fd, 0, (off_t)lspool_seg_size);
+	(void)posix_fallocate(s->fd, 0, (off_t)ls_prealloc(s->fd));
 	return fsync(s->fd);
 }
 
