@@ -131,6 +131,7 @@ static const struct conf_key conf_keys[] = {
 	K("queue", "retry_max", CONF_T_SECS, queue_retry_max, 1, 7 * 86400),
 	K("queue", "lifetime", CONF_T_SECS, queue_lifetime, 0, 100 * 86400),
 	K("queue", "delay_warning", CONF_T_SECS, queue_delay_warning, 0, 100 * 86400),
+	K("queue", "log", CONF_T_BOOL, queue_log, 0, 0),
 	K("auth", "plaintext_loopback", CONF_T_BOOL, auth_plaintext_loopback, 0, 0),
 	K("submission", "any_sender", CONF_T_BOOL, submission_any_sender, 0, 0),
 	K("submission", "local_senders", CONF_T_SENDERS, submission_local_senders, 0, 0),

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -92,7 +93,7 @@ job_free(struct rjob *j)
 	}
 	mime_plan_free(j->plan);
 	free(j->plan);
-	if (j->map != NULL && munmap(j->map, j->maplen) != 0)
+	if (j->mapbase != NULL && munmap(j->mapbase, j->mapbaselen) != 0)
 		log_warn(
 		    "id=%s event=munmap error=\"%s\"", j->id, strerror(errno));
 	free(j->rcpts);
@@ -134,10 +135,17 @@ job_new(const struct remote_msg *m, remote_done_fn done, void *arg)
 	return j;
 }
 
-/* Map the message read-only; 0, or -1 with err filled. */
+/*
+ * Map len octets at off in fd read-only; 0, or -1 with err filled.  A
+ * mapping starts at a page boundary: the one below off (the queue's log
+ * keeps messages at any offset of a segment).
+ */
 int
-job_map(struct rjob *j, int fd, char *err, size_t errlen)
+job_map(struct rjob *j, int fd, uint64_t off, uint64_t len, char *err,
+    size_t errlen)
 {
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE),
+		 base = off - off % page;
 	struct stat st;
 	void *p;
 
@@ -146,17 +154,26 @@ job_map(struct rjob *j, int fd, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
-	if (st.st_size == 0)
+	if (len == 0)
 		return 0;
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (off > (uint64_t)st.st_size || len > (uint64_t)st.st_size - off ||
+	    len + (off - base) > SIZE_MAX) {
+		str_fmt_cut(err, errlen,
+		    "cannot read the message: the file is shorter");
+		return -1;
+	}
+	p = mmap(NULL, (size_t)(len + (off - base)), PROT_READ, MAP_PRIVATE, fd,
+	    (off_t)base);
 	if (p == MAP_FAILED) {
 		str_fmt_cut(err, errlen, "cannot read the message: mmap: %s",
 		    strerror(errno));
 		return -1;
 	}
-	(void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
-	j->map = p;
-	j->maplen = (size_t)st.st_size;
+	(void)madvise(p, (size_t)(len + (off - base)), MADV_SEQUENTIAL);
+	j->mapbase = p;
+	j->mapbaselen = (size_t)(len + (off - base));
+	j->map = (char *)p + (off - base);
+	j->maplen = (size_t)len;
 	/* an 8-bit message: its 7-bit form is planned now, for the SIZE= and
 	   the go/no-go a peer without 8BITMIME needs before MAIL (RFC 6152);
 	   one pass over the message, no copy of it */

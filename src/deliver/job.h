@@ -38,6 +38,8 @@ struct rjob {
 	char *lmtp; /* LMTP target, or NULL */
 	char *map;  /* the message, read-only; NULL if empty */
 	size_t maplen;
+	void *mapbase; /* the mapping map is in (from a page boundary) */
+	size_t mapbaselen;
 	struct mime_plan *plan; /* its 7-bit form, if it has 8-bit octets */
 	remote_done_fn done;
 	void *arg;
@@ -55,8 +57,9 @@ size_t jobq_drop(struct jobq *q, void *arg, bool all);
 struct rjob *job_new(
     const struct remote_msg *m, remote_done_fn done, void *arg);
 void job_free(struct rjob *j);
-/* Map the message read-only; 0, or -1 with err filled. */
-int job_map(struct rjob *j, int fd, char *err, size_t errlen);
+/* Map len octets at off in fd read-only; 0, or -1 with err filled. */
+int job_map(struct rjob *j, int fd, uint64_t off, uint64_t len, char *err,
+    size_t errlen);
 /* The message part of a client configuration (helo from r). */
 void job_client_conf(
     const struct remote *r, const struct rjob *j, struct smtp_client_conf *cf);

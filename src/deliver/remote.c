@@ -1318,7 +1318,8 @@ remote_deliver(struct remote *r, const struct remote_msg *m,
 		return;
 	}
 	smtp_client_free(probe);
-	if (job_map(j, m->data_fd, err, sizeof(err)) != 0) {
+	if (job_map(j, m->data_fd, m->data_off, m->data_len, err,
+		sizeof(err)) != 0) {
 		log_warn("id=%s event=read_error text=\"%s\"", j->id, err);
 		deliver_refuse(r, j, SMTP_RESULT_TEMP, 451, "4.3.0", err);
 		return;

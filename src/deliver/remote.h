@@ -135,10 +135,13 @@ struct remote_msg {
 	const char *domain; /* every recipient is in this domain */
 	const char *sender; /* "" for <> */
 	const struct smtp_client_rcpt *rcpts;
-	size_t nrcpts; /* 1..SMTP_CLIENT_RCPT_MAX */
-	int data_fd;   /* the message as stored (CRLF); it
-			  is mmap()ed, the caller may close
-			  the fd after the call */
+	size_t nrcpts;	   /* 1..SMTP_CLIENT_RCPT_MAX */
+	int data_fd;	   /* the message as stored (CRLF): data_len
+			      octets at data_off; it is mmap()ed, the
+			      caller may close the fd after the call */
+	uint64_t data_off; /* any offset (the queue's log): mapped from
+			      the page below */
+	uint64_t data_len;
 	uint64_t size; /* for SIZE= */
 	bool body_8bit;
 	bool smtputf8;

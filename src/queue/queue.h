@@ -160,6 +160,66 @@ const char *queue_rcpt_state_name(enum queue_rcpt_state st);
  */
 int queue_env_json(const struct queue_env *env, struct buf *out) WUR;
 
+/* ---- the log: segment and record codec (qlog.c; pure) -------------------- */
+
+/*
+ * docs/queue.md, "The log".  A segment is a 32-byte header then records;
+ * a record is a u32 body length, a u32 CRC32C of the body, and the body:
+ * type, flags, id, and by type the envelope text and the content.
+ */
+#define QLOG_MAGIC	  "TERNQLOG"
+#define QLOG_VERSION	  1
+#define QLOG_SEG_HEAD	  32
+#define QLOG_REC_HEAD_MIN 20	     /* len, crc, type, flags, zero, id */
+#define QLOG_REC_HEAD_MAX 24	     /* and a MSG record's envelope length */
+#define QLOG_REC_MAX	  (1u << 30) /* body octets: 1 GiB */
+
+enum qlog_type {
+	QLOG_MSG = 1, /* a new message: envelope and content */
+	QLOG_ENV,     /* a new envelope for a queued message */
+	QLOG_REMOVE,  /* the message is done */
+	QLOG_HOLD,
+	QLOG_RELEASE,
+};
+#define QLOG_F_HELD 0x01 /* MSG: the message is held (a compaction copy) */
+
+enum qlog_res {
+	QLOG_OK,
+	QLOG_END,	      /* a zero length word (or no bytes): the end */
+	QLOG_TORN,	      /* fewer bytes than the record needs */
+	QLOG_BAD,	      /* checksum, type, flags or lengths wrong */
+	QLOG_VERSION_UNKNOWN, /* a segment header of another version */
+};
+
+struct qlog_rec {
+	unsigned type, flags;
+	uint64_t id;	 /* the queue id as a number */
+	const char *env; /* into the parsed bytes */
+	size_t envlen;
+	size_t env_off;	    /* of env from the record's start */
+	size_t content_off; /* MSG: of the content from the start */
+	size_t content_len;
+	size_t size; /* octets of the whole record */
+};
+
+/* CRC32C of data, continuing crc (0 to start). */
+uint32_t qlog_crc32c(uint32_t crc, const void *data, size_t n);
+/* The header of segment number seq. */
+void qlog_seg_head(uint8_t out[QLOG_SEG_HEAD], uint64_t seq);
+/* Check a segment header: QLOG_OK (*seq_out set), TORN, BAD, or
+ * QLOG_VERSION_UNKNOWN. */
+enum qlog_res qlog_seg_parse(const uint8_t *p, size_t n, uint64_t *seq_out);
+/*
+ * The head of record r (type, flags, id, envlen; r->env the envelope)
+ * whose content is iov[0..iovcnt) (MSG only), checksum included: the
+ * record is head[0..*head_len), then env, then the content.  -1 when r
+ * is not a record qlog_rec_parse would accept.
+ */
+int qlog_rec_head(uint8_t out[QLOG_REC_HEAD_MAX], size_t *head_len,
+    const struct qlog_rec *r, const struct iovec *content, int iovcnt) WUR;
+/* Parse the record at p[0..n) into r (pointing into p). */
+enum qlog_res qlog_rec_parse(const uint8_t *p, size_t n, struct qlog_rec *r);
+
 /* ---- the spool ----------------------------------------------------------- */
 
 struct spool;
@@ -172,6 +232,15 @@ struct spool;
  * corrupt/).  Returns NULL with err filled and errno set on failure.
  */
 struct spool *spool_open(const char *state_dir, char *err, size_t errlen) WUR;
+/*
+ * The same queue in the log-structured format (queue.log; docs/queue.md,
+ * "The log"): segments in STATE/queue/seg/, a queue of files found there
+ * imported first.  Every spool_* function below works on either.  The
+ * file spool refuses a queue that has segments (its messages would be
+ * stranded).
+ */
+struct spool *spool_open_log(
+    const char *state_dir, char *err, size_t errlen) WUR;
 void spool_close(struct spool *sp); /* NULL ok; call after the workers */
 
 /*
@@ -195,8 +264,19 @@ int spool_remove(struct spool *sp, const char *id) WUR;
 int spool_hold(struct spool *sp, const char *id) WUR;	 /* env/ -> held/ */
 int spool_release(struct spool *sp, const char *id) WUR; /* held/ -> env/ */
 
-/* data/ID opened read-only (O_CLOEXEC), or -1 with errno. */
-int spool_open_data(struct spool *sp, const char *id) WUR;
+/* Where a message's content is: len octets at off in fd (read-only,
+ * O_CLOEXEC; the caller closes it).  The file spool's off is 0; the log's
+ * is anywhere in a segment (not page-aligned: a mapping starts at the
+ * page below and is adjusted). */
+struct spool_data {
+	int fd;
+	uint64_t off, len;
+};
+
+/* The content of id (data/ID opened read-only), or -1 with errno and
+ * out->fd -1. */
+int spool_open_data(
+    struct spool *sp, const char *id, struct spool_data *out) WUR;
 
 /*
  * Load the envelope of id from env/ (or held/, then out->held is set).
@@ -224,6 +304,11 @@ struct spool_stats {
 	uint64_t dir_fsyncs;  /* directory fsyncs actually run (shared) */
 	uint64_t env_fsyncs;  /* of them, env/'s: the commit points */
 	uint64_t dir_waits;   /* directory fsyncs asked for */
+	/* the log (spool_open_log; 0 for the file spool) */
+	uint64_t appends;    /* records appended */
+	uint64_t fdatasyncs; /* of segments: one per batch of appends */
+	uint64_t segments;   /* segment files now */
+	uint64_t compacted;  /* segments compacted */
 };
 void spool_get_stats(struct spool *sp, struct spool_stats *out);
 

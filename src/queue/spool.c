@@ -55,6 +55,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "queue/logspool.h"
 #include "queue/queue.h"
 #include "queue/spool_int.h"
 #include "fs/file.h"
@@ -81,7 +82,8 @@ struct sp_gsync {
 };
 
 struct spool {
-	int root_fd; /* STATE/queue, holding the flock */
+	struct lspool *log; /* spool_open_log: every call goes there */
+	int root_fd;	    /* STATE/queue, holding the flock */
 	int fd[SP_NDIRS];
 	struct sp_gsync gs[SP_NDIRS];
 	atomic_uint_least64_t commits, updates, removes;
@@ -345,6 +347,9 @@ spool_commit(struct spool *sp, struct queue_env *env,
 	bool made_data = false, renamed = false;
 	struct buf b;
 
+	if (sp != NULL && sp->log != NULL)
+		return lspool_commit(
+		    sp->log, env, content, iovcnt, err, errlen);
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (sp == NULL || env == NULL ||
@@ -430,6 +435,8 @@ spool_update(struct spool *sp, const struct queue_env *env)
 {
 	char err[SPOOL_ERR_MAX];
 
+	if (sp->log != NULL)
+		return lspool_update(sp->log, env);
 	if (sp_check_id(env->id, err, sizeof(err)) != 0 ||
 	    sp_update(sp, env, err, sizeof(err)) != 0)
 		return sp_log_fail("update", env->id, err);
@@ -455,6 +462,8 @@ spool_remove(struct spool *sp, const char *id)
 	char err[SPOOL_ERR_MAX];
 	enum spool_dir dir;
 
+	if (sp->log != NULL)
+		return lspool_remove(sp->log, id);
 	if (sp_check_id(id, err, sizeof(err)) != 0)
 		return sp_log_fail("remove", id, err);
 	if (sp_unlink_env(sp, id, &dir) != 0) {
@@ -501,23 +510,46 @@ sp_move(struct spool *sp, const char *id, enum spool_dir from,
 int
 spool_hold(struct spool *sp, const char *id)
 {
+	if (sp->log != NULL)
+		return lspool_hold(sp->log, id);
 	return sp_move(sp, id, SP_ENV, SP_HELD, "hold");
 }
 
 int
 spool_release(struct spool *sp, const char *id)
 {
+	if (sp->log != NULL)
+		return lspool_release(sp->log, id);
 	return sp_move(sp, id, SP_HELD, SP_ENV, "release");
 }
 
 /* ---- reading ------------------------------------------------------------- */
 
 int
-spool_open_data(struct spool *sp, const char *id)
+spool_open_data(struct spool *sp, const char *id, struct spool_data *out)
 {
+	struct stat st;
+	int saved;
+
+	if (sp->log != NULL)
+		return lspool_open_data(sp->log, id, out);
+	out->fd = -1;
+	out->off = out->len = 0;
 	if (sp_check_id(id, NULL, 0) != 0)
 		return -1;
-	return openat(sp->fd[SP_DATA], id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	out->fd =
+	    openat(sp->fd[SP_DATA], id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (out->fd < 0)
+		return -1;
+	if (fstat(out->fd, &st) != 0) {
+		saved = errno;
+		fd_close_quiet(out->fd);
+		out->fd = -1;
+		errno = saved;
+		return -1;
+	}
+	out->len = (uint64_t)st.st_size;
+	return 0;
 }
 
 /* Read all of dir/name into b (reset first). */
@@ -581,6 +613,8 @@ spool_load(struct spool *sp, const char *id, struct queue_env *out, char *err,
 	struct buf b;
 	int r;
 
+	if (sp->log != NULL)
+		return lspool_load(sp->log, id, out, err, errlen);
 	queue_env_init(out);
 	if (sp_check_id(id, err, errlen) != 0)
 		return -1;
@@ -706,6 +740,8 @@ spool_scan(
 	struct sp_scan s = {cb, ctx, {0}, 0};
 	int r;
 
+	if (sp->log != NULL)
+		return lspool_scan(sp->log, cb, ctx);
 	buf_init(&s.b, QUEUE_ENV_FILE_MAX);
 	r = sp_each(sp, SP_ENV, sp_scan_one, &s);
 	if (r == 0)
@@ -719,6 +755,22 @@ spool_get_stats(struct spool *sp, struct spool_stats *out)
 {
 	int i;
 
+	memset(out, 0, sizeof(*out));
+	if (sp->log != NULL) {
+		struct lspool_stats l;
+
+		lspool_get_stats(sp->log, &l);
+		out->commits = l.commits;
+		out->updates = l.updates;
+		out->removes = l.removes;
+		out->appends = l.appends;
+		out->fdatasyncs = l.fdatasyncs;
+		out->dir_fsyncs = l.dir_fsyncs;
+		out->dir_waits = l.sync_waits;
+		out->segments = l.segments;
+		out->compacted = l.compacted;
+		return;
+	}
 	out->commits = atomic_load(&sp->commits);
 	out->updates = atomic_load(&sp->updates);
 	out->removes = atomic_load(&sp->removes);
@@ -1001,6 +1053,47 @@ sp_open_dirs(struct spool *sp, const char *state_dir, char *err, size_t errlen)
 	return 0;
 }
 
+/* A queue the log has taken over (seg/ with a segment in it): the file
+ * spool must not run on it, its messages would be stranded. */
+static int
+sp_refuse_log(struct spool *sp, char *err, size_t errlen)
+{
+	int fd = openat(sp->root_fd, "seg", SPOOL_DIR_FLAGS);
+	struct dirent *de;
+	bool any = false;
+	DIR *d;
+
+	if (fd < 0)
+		return 0;
+	if ((d = fdopendir(fd)) == NULL) {
+		fd_close_quiet(fd);
+		return 0;
+	}
+	while (!any && (de = readdir(d)) != NULL)
+		any = de->d_name[0] != '.';
+	(void)closedir(d);
+	if (!any)
+		return 0;
+	errno = EEXIST;
+	sp_fail(err, errlen, "open",
+	    "queue (it is in the log format: set queue.log = yes)", NULL);
+	return -1;
+}
+
+struct spool *
+spool_open_log(const char *state_dir, char *err, size_t errlen)
+{
+	struct spool *sp = sp_new();
+	int saved;
+
+	if ((sp->log = lspool_open(state_dir, err, errlen)) != NULL)
+		return sp;
+	saved = errno;
+	spool_close(sp);
+	errno = saved;
+	return NULL;
+}
+
 struct spool *
 spool_open(const char *state_dir, char *err, size_t errlen)
 {
@@ -1010,6 +1103,7 @@ spool_open(const char *state_dir, char *err, size_t errlen)
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (sp_open_dirs(sp, state_dir, err, errlen) != 0 ||
+	    sp_refuse_log(sp, err, errlen) != 0 ||
 	    sp_recover(sp, err, errlen) != 0)
 		goto fail;
 	return sp;
@@ -1027,6 +1121,7 @@ spool_close(struct spool *sp)
 
 	if (sp == NULL)
 		return;
+	lspool_close(sp->log);
 	for (i = 0; i < SP_NDIRS; i++) {
 		fd_close_quiet(sp->fd[i]);
 		(void)pthread_mutex_destroy(&sp->gs[i].mu);

@@ -569,7 +569,10 @@ main(int argc, char **argv)
 	/* the per-client tables' hash key, before any client */
 	client_key_seed();
 	s.throttle = auth_throttle_new(4096);
-	if ((s.spool = spool_open(s.conf->state_dir, err, sizeof(err))) == NULL)
+	if ((s.spool = s.conf->queue_log
+			   ? spool_open_log(s.conf->state_dir, err, sizeof(err))
+			   : spool_open(s.conf->state_dir, err, sizeof(err))) ==
+	    NULL)
 		fatalx("event=startup step=queue error=\"%s\"", err);
 	load_dmarc(&s);
 	s.dmarcrep = dmarcrep_open(&s);

@@ -85,6 +85,8 @@ qmgr_clock(const struct qmgr *q)
 struct group {
 	struct attempt *at;
 	struct attempt_group *g;
+	void *mapbase; /* group_local: the mapping of the content */
+	size_t mapbaselen;
 };
 
 /* Where each recipient goes in this attempt, asked of the table at once. */
@@ -108,7 +110,7 @@ struct attempt {
 	struct qmgr *q;
 	struct sched_ent *e;
 	struct queue_env env;
-	int data_fd;
+	struct spool_data data; /* the content; fd -1 until loaded */
 	int rc;
 	int err_no; /* errno of a failed load */
 	char err[256];
@@ -132,7 +134,7 @@ attempt_load_run(struct job *j)
 	at->rc = spool_load(
 	    at->q->srv->spool, at->e->id, &at->env, at->err, sizeof(at->err));
 	if (at->rc == 0 &&
-	    (at->data_fd = spool_open_data(at->q->srv->spool, at->e->id)) < 0)
+	    spool_open_data(at->q->srv->spool, at->e->id, &at->data) != 0)
 		at->rc = -1;
 	at->err_no = at->rc != 0 ? errno : 0;
 }
@@ -276,12 +278,37 @@ group_local_done(struct inject *ij)
 		log_info(
 		    "id=%s event=delivered_from_queue mailboxes=%zu file=%s",
 		    gr->at->env.id, g->npaths, ij->name);
-	if (ij->body_len > 0)
-		(void)munmap((void *)(uintptr_t)ij->body, ij->body_len);
+	if (gr->mapbase != NULL)
+		(void)munmap(gr->mapbase, gr->mapbaselen);
+	gr->mapbase = NULL;
 	inject_clear(ij);
 	free(ij);
 	group_done(gr, res, g->n, NULL);
 	free(res);
+}
+
+/*
+ * Map the content d (d->len > 0) read-only into gr: a mapping starts at a
+ * page boundary, the content anywhere (the queue's log).  The content,
+ * or NULL with errno.
+ */
+static const char *
+map_content(struct group *gr, const struct spool_data *d)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t base = d->off - d->off % page, n = d->len + (d->off - base);
+	void *p;
+
+	if (n > SIZE_MAX) {
+		errno = EFBIG;
+		return NULL;
+	}
+	p = mmap(NULL, (size_t)n, PROT_READ, MAP_SHARED, d->fd, (off_t)base);
+	if (p == MAP_FAILED)
+		return NULL;
+	gr->mapbase = p;
+	gr->mapbaselen = (size_t)n;
+	return (const char *)p + (d->off - base);
 }
 
 /*
@@ -294,15 +321,11 @@ group_local(struct attempt *at, struct group *gr)
 {
 	struct inject *ij = xcalloc(1, sizeof(*ij));
 	struct attempt_group *g = gr->g;
-	struct stat st;
 	size_t i;
-	void *map = NULL;
+	const char *map = NULL;
 
 	inject_init(ij, at->q->srv->store);
-	if (fstat(at->data_fd, &st) != 0 ||
-	    (st.st_size > 0 &&
-		(map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
-		     at->data_fd, 0)) == MAP_FAILED) ||
+	if ((at->data.len > 0 && (map = map_content(gr, &at->data)) == NULL) ||
 	    buf_printf(&ij->return_path, "Return-Path: <%s>\r\n",
 		at->env.sender) != 0) {
 		ij->rc = -1;
@@ -316,7 +339,7 @@ group_local(struct attempt *at, struct group *gr)
 		return;
 	}
 	ij->body = map != NULL ? map : "";
-	ij->body_len = map != NULL ? (size_t)st.st_size : 0;
+	ij->body_len = map != NULL ? (size_t)at->data.len : 0;
 	ij->boxes = xcalloc(g->npaths ? g->npaths : 1, sizeof(*ij->boxes));
 	for (i = 0; i < g->npaths; i++)
 		ij->boxes[i].path = g->paths[i];
@@ -337,7 +360,9 @@ group_start(struct attempt *at, struct group *gr)
 	    .sender = at->env.sender,
 	    .rcpts = g->rcpts,
 	    .nrcpts = g->n,
-	    .data_fd = at->data_fd,
+	    .data_fd = at->data.fd,
+	    .data_off = at->data.off,
+	    .data_len = at->data.len,
 	    .size = at->env.size,
 	    .body_8bit = at->env.body_8bit,
 	    .smtputf8 = at->env.smtputf8,
@@ -394,8 +419,8 @@ attempt_free(struct attempt *at)
 	attempt_plan_free(&at->plan);
 	for (i = 0; i < DSN_KINDS; i++)
 		buf_free(&at->dsn[i]);
-	if (at->data_fd >= 0)
-		close(at->data_fd);
+	if (at->data.fd >= 0)
+		close(at->data.fd);
 	if (at->ways != NULL)
 		for (i = 0; i < at->env.nrcpt; i++) {
 			table_targets_free(&at->ways[i].tt);
@@ -453,7 +478,7 @@ attempt_begin(struct qmgr *q, struct sched_ent *e)
 
 	at->q = q;
 	at->e = e;
-	at->data_fd = -1;
+	at->data.fd = -1;
 	for (size_t i = 0; i < DSN_KINDS; i++)
 		buf_init(&at->dsn[i], BOUNCE_RETURN_MAX_DEFAULT + (1u << 20));
 	queue_env_init(&at->env);
@@ -737,17 +762,18 @@ qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d)
 
 /* Read the original message back for the DSN (worker thread). */
 static int
-read_original(int fd, uint64_t size, struct buf *out)
+read_original(const struct spool_data *d, struct buf *out)
 {
-	size_t want = size > BOUNCE_RETURN_MAX_DEFAULT + 65536
+	size_t want = d->len > BOUNCE_RETURN_MAX_DEFAULT + 65536
 			  ? BOUNCE_RETURN_MAX_DEFAULT + 65536
-			  : (size_t)size;
+			  : (size_t)d->len;
 	size_t got = 0;
 
 	if (buf_reserve(out, want) != 0)
 		return -1;
 	while (got < want) {
-		ssize_t n = pread(fd, out->data + got, want - got, (off_t)got);
+		ssize_t n = pread(
+		    d->fd, out->data + got, want - got, (off_t)(d->off + got));
 
 		if (n <= 0)
 			return n == 0 ? 0 : -1;
@@ -799,7 +825,7 @@ finish_run(struct job *j)
 
 	buf_init(&orig, BOUNCE_RETURN_MAX_DEFAULT + 65536 + 1);
 	if ((f->plan.want[0] || f->plan.want[1] || f->plan.want[2]) &&
-	    read_original(at->data_fd, at->env.size, &orig) != 0)
+	    read_original(&at->data, &orig) != 0)
 		log_err("id=%s event=dsn_read_failed error=\"%s\"", at->env.id,
 		    strerror(errno));
 	for (k = 0; k < DSN_KINDS; k++) {

@@ -239,11 +239,14 @@ def verify(ledger, found):
 
 
 def queue_state(t):
+    import qlog
     q = Path(t.state_dir) / "queue"
     count = {}
     for sub in ("env", "data", "tmp", "held", "corrupt"):
         d = q / sub
         count[sub] = sum(1 for _ in d.iterdir()) if d.is_dir() else 0
+    # the log (queue.log); polled during the run: checksums not verified
+    count["env"] += len(qlog.live(q, verify=False))
     return count
 
 
@@ -258,11 +261,15 @@ def main():
                     help="seconds: each kill comes 0..this after a restart")
     ap.add_argument("--drain-timeout", type=float, default=120)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--queue-log", action="store_true",
+                    help="ternd with queue.log = yes (the log-structured queue)")
     ap.add_argument("--only", choices=("A", "B"), default=None,
                     help="relay mode: kill only instance A (the queue) or B")
     ap.add_argument("--keep", action="store_true",
                     help="keep state and logs even when nothing failed")
     a = ap.parse_args()
+    if a.queue_log:
+        os.environ["TERN_TEST_QUEUE_LOG"] = "1"   # read by the harness
     if a.only and a.mode != "relay":
         ap.error("--only is for --mode relay")
     seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "big")

@@ -65,6 +65,9 @@ sys.path.insert(0, str(HERE))
 
 import model as M  # noqa: E402
 
+sys.path.insert(0, str(HERE.parent / "e2e"))
+import qlog  # noqa: E402  (reads the log-structured queue)
+
 TEST_USER = "terntest"
 HOSTNAME = "mx.test"
 DOMAIN = "example.org"
@@ -217,6 +220,8 @@ class Ternd:
                   "listen.submission": "off",
                   # SPF would ask the system resolver for every message
                   "spf.check": "no"}
+        if os.environ.get("TERN_TEST_QUEUE_LOG") == "1":
+            self.o["queue.log"] = "yes"    # --queue-log
         self.o.update(overrides)
         self.proc = None
 
@@ -284,12 +289,23 @@ def prep_lone(state, a, overrides, sent):
     shutil.rmtree(state / "mail" / DOMAIN / "dave")
 
 
+def files_spool(overrides):
+    """overrides, with the file spool when --queue-log made the log the
+    default (a queue made before the upgrade)."""
+    if os.environ.get("TERN_TEST_QUEUE_LOG") == "1":
+        return dict(overrides, **{"queue.log": "no"})
+    return overrides
+
+
 def prep_recover(state, a, overrides, sent):
     """A state left by a crash: a queued message (acknowledged before the
     recording starts) plus what recovery cleans: a content file whose
     envelope is gone, an envelope left in queue/tmp/, and a Maildir tmp/
-    file of a killed delivery (tern's name, another pid)."""
-    t = Ternd(a.ternd, state, overrides, state.parent / "prep.log")
+    file of a killed delivery (tern's name, another pid).  Made by the
+    file spool always: with --queue-log the recorded start is then the
+    import of that queue into the log, under the same power-cut rules."""
+    t = Ternd(a.ternd, state, files_spool(overrides),
+              state.parent / "prep.log")
     if not t.start():
         raise RuntimeError(f"ternd did not start: {t.log}")
     try:
@@ -421,6 +437,12 @@ def scan(state):
                                     data.read_bytes() if data.exists() else None)
             if sub == "held":
                 out.setdefault("held", set()).add(p.name)
+    # the log (queue.log): what a replay finds; a message queued there is
+    # whole by construction (checksummed), its "E" record is checked below
+    for qid, m in qlog.live(q).items():
+        out["queue"][qid] = (m["env"], m["data"])
+        if m["held"]:
+            out.setdefault("held", set()).add(qid)
     c = q / "corrupt"
     out["corrupt"] = sum(1 for _ in c.iterdir()) if c.is_dir() else 0
     return out
@@ -584,7 +606,10 @@ def run_scenario(name, a, work, drop=None, tag=""):
     sdir = Path(work) / f"{name_t}-rec" / "state"
     sdir.mkdir(parents=True, mode=0o700)
     sdir = Path(os.path.realpath(sdir))
-    t = Ternd(a.ternd, sdir, overrides, Path(work) / f"{name_t}-rec.log")
+    # (recover: installed with the file spool, as prep_recover's queue is)
+    t = Ternd(a.ternd, sdir,
+              files_spool(overrides) if prep is prep_recover else overrides,
+              Path(work) / f"{name_t}-rec.log")
     for u in USERS:
         t.tern("user", "add", u)
     # a first start makes the queue, the TLS pair and the mail root: the
@@ -641,6 +666,10 @@ def run_scenario(name, a, work, drop=None, tag=""):
         if name == "hold" and rec_[2] == "rename" and \
                 "/queue/held/" in rec_[3][0]:
             held = set()              # the release began
+        if name == "hold" and ctl_ok == 1 and rec_[2] == "write" and \
+                os.environ.get("TERN_TEST_QUEUE_LOG") == "1":
+            held = set()              # the log: the RELEASE record, the
+            #                           first write after the hold's reply
         stats["crash_points"] += 1
         pend = model.pending()
         choices, exhaustive = model.choices(pend, a.limit, a.sample, rng)
@@ -741,6 +770,8 @@ def main():
     ap.add_argument("--expect-violations", action="store_true",
                     help="exit 0 only if violations are found (planted bug)")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--queue-log", action="store_true",
+                    help="ternd with queue.log = yes (the log-structured queue)")
     ap.add_argument("--drop", default=None, metavar="REGEX",
                     help="record with the syncs matching REGEX left out "
                     "(\"KIND RELPATH @SITE\", see --mutate's output)")
@@ -748,6 +779,8 @@ def main():
                     help="then drop each sync site of each scenario in turn "
                     "(at run time, through the shim) and report which are caught")
     a = ap.parse_args()
+    if a.queue_log:
+        os.environ["TERN_TEST_QUEUE_LOG"] = "1"
     as_test_user()
     a.ternd = os.path.abspath(a.ternd)
     a.shim = os.path.abspath(a.shim)

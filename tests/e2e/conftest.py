@@ -497,6 +497,9 @@ class Ternd:
         }
         if RUN_AS:
             self.overrides["user"] = RUN_AS[0]
+        if os.environ.get("TERN_TEST_QUEUE_LOG") == "1":
+            # the whole suite on the log-structured queue (docs/queue.md)
+            self.overrides["queue.log"] = "yes"
         self.overrides.update(overrides or {})
         self.proc = None
         self.stopped_rc = None
@@ -647,8 +650,11 @@ class Ternd:
         return doc
 
     def queue_env_files(self):
+        """The ids queued on disk: envelope files, or the log's live ids."""
+        import qlog
         d = self.state_dir / "queue" / "env"
-        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+        ids = [p.name for p in d.iterdir()] if d.is_dir() else []
+        return sorted(ids + list(qlog.live(self.state_dir / "queue")))
 
     def smtplib(self, timeout=10):
         import smtplib

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RUN_AS, SLOW, check, free_port, maildir_files
+import qlog
 
 FS_SIZE = 64 << 20
 THRESHOLD = 16 << 20            # ternd's margin: server_disk_ok()
@@ -141,8 +142,19 @@ class SmallFs:
         return [p for p in self.mail.glob("*/*/tmp/*")]
 
     def queue_files(self):
-        return {sub: sorted(p.name for p in (self.queue / sub).iterdir())
-                for sub in ("data", "env", "tmp") if (self.queue / sub).is_dir()}
+        out = {sub: sorted(p.name for p in (self.queue / sub).iterdir())
+               for sub in ("data", "env", "tmp") if (self.queue / sub).is_dir()}
+        log = qlog.live(self.queue)     # queue.log: the ids queued in the log
+        if log:
+            out["env"] = sorted(out.get("env", []) + list(log))
+        return out
+
+    def queued_data(self, qid):
+        """The content of a queued message, from data/ or the log."""
+        log = qlog.live(self.queue)
+        if qid in log:
+            return log[qid]["data"]
+        return (self.queue / "data" / qid).read_bytes()
 
 
 def userns_available():
@@ -262,7 +274,7 @@ def test_eom_write_fails_queue(small_fs, kind):
     check_eom_write_fails(s, "someone@example.com",
                           lambda: s.queue_files().get("env", []))
     [mid] = s.queue_files()["env"]
-    data = (s.queue / "data" / mid).read_bytes()
+    data = s.queued_data(mid)
     assert data.endswith(MSG), "queued content is not whole"
 
 

@@ -766,13 +766,14 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 71);
+	T_CHECK_INT(l.n, 72);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "milter.default_action = tempfail\n") != NULL);
 	T_CHECK(strstr(l.text, "milter.connect_timeout = 30\n") != NULL);
 	T_CHECK(strstr(l.text, "milter.command_timeout = 30\n") != NULL);
 	T_CHECK(strstr(l.text, "milter.eom_timeout = 300\n") != NULL);
 	T_CHECK(strstr(l.text, "arc.verify = yes\n") != NULL);
+	T_CHECK(strstr(l.text, "queue.log = no\n") != NULL);
 	T_CHECK(strstr(l.text, "arc.seal = yes\n") != NULL);
 	T_CHECK(strstr(l.text, "dns.cache_max_ttl = 300\n") != NULL);
 	T_CHECK(strstr(l.text, "dns.cache_entries = 4096\n") != NULL);

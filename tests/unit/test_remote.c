@@ -552,6 +552,10 @@ msg_fd(const char *content, size_t len)
 	return fd;
 }
 
+/* send_msg puts the content this far into its file, between other
+ * bytes, as the queue's log keeps it inside a segment. */
+static size_t send_off;
+
 /* Deliver content from sender to rcpts (NULL-terminated) in domain. */
 static void
 send_msg(struct remote *r, const char *domain, const char *sender,
@@ -571,7 +575,20 @@ send_msg(struct remote *r, const char *domain, const char *sender,
 	for (n = 0; n < TS_MAX_RCPT && rcpts[n] != NULL; n++)
 		rc[n].addr = rcpts[n];
 	m.nrcpts = n;
-	m.data_fd = msg_fd(content, len);
+	if (send_off == 0) {
+		m.data_fd = msg_fd(content, len);
+	} else {
+		/* the records around it in a segment */
+		char *f = xmalloc(send_off + len + 100);
+
+		memset(f, 'X', send_off);
+		memcpy(f + send_off, content, len);
+		memset(f + send_off + len, 'Y', 100);
+		m.data_fd = msg_fd(f, send_off + len + 100);
+		m.data_off = send_off;
+		free(f);
+	}
+	m.data_len = len;
 	remote_deliver(r, &m, on_done, g);
 	close(m.data_fd);
 	T_CHECK_INT(g->calls, 0); /* never inside remote_deliver() */
@@ -663,6 +680,19 @@ test_body_exact(void)
 	T_CHECK(has(s->log.data, "RCPT TO:<b@one.test>\n"));
 	loop_until_idle(r, WAIT_MS);
 	T_CHECK_INT(s->quits, 1);
+
+	t_case("the same body at an odd offset of its file (the log)");
+	memset(&g, 0, sizeof(g));
+	send_off = 5003;
+	send_msg(r, "one.test", "a@client.test", rcpts, b.data, b.len, &g);
+	send_off = 0;
+	loop_until(&g.calls, 1, WAIT_MS);
+	T_CHECK_INT(g.res[0].code, 250);
+	T_CHECK_INT(s->nbodies, 2);
+	if (s->nbodies == 2)
+		T_CHECK(s->bodies[1].len == b.len &&
+			memcmp(s->bodies[1].data, b.data, b.len) == 0);
+	loop_until_idle(r, WAIT_MS);
 	T_CHECK_INT(remote_connections(r), 0);
 	remote_free(r);
 	ts_stop(s);
@@ -1290,6 +1320,7 @@ test_free_in_callback(void)
 
 	cb_remote = mk_remote(0, 10, NULL);
 	m.data_fd = msg_fd("x\r\n", 3);
+	m.data_len = 3;
 	remote_deliver(cb_remote, &m, on_done_free, &g1);
 	remote_deliver(cb_remote, &m, on_done_free, &g2);
 	close(m.data_fd);

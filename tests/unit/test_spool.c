@@ -267,6 +267,7 @@ test_commit_load(void)
 	struct spool_stats s;
 	struct spool *sp;
 	char err[256], p[PATH_MAX], rel[64], got[128];
+	struct spool_data d;
 	struct stat st;
 	ssize_t n;
 	int fd;
@@ -283,8 +284,9 @@ test_commit_load(void)
 	T_CHECK(stat(tpath(p, sizeof(p), rel), &st) == 0);
 	T_CHECK_INT(st.st_mode & 0777, 0600);
 	T_CHECK_INT(st.st_size, (long long)e.size);
-	fd = spool_open_data(sp, e.id);
-	T_CHECK(fd >= 0);
+	T_CHECK_INT(spool_open_data(sp, e.id, &d), 0);
+	fd = d.fd;
+	T_CHECK(fd >= 0 && d.off == 0 && d.len == e.size);
 	n = read(fd, got, sizeof(got));
 	T_CHECK_INT(n, (long long)e.size);
 	T_CHECK(n > 0 && memcmp(got, content_a, sizeof(content_a) - 1) == 0);
@@ -307,7 +309,8 @@ test_commit_load(void)
 	T_CHECK_INT(
 	    spool_load(sp, "../../etc/passwd", &l, err, sizeof(err)), -1);
 	T_CHECK_INT(errno, EINVAL);
-	T_CHECK_INT(spool_open_data(sp, "../x"), -1);
+	T_CHECK_INT(spool_open_data(sp, "../x", &d), -1);
+	T_CHECK_INT(d.fd, -1);
 	queue_env_free(&l);
 	queue_env_free(&e);
 	spool_close(sp);
