@@ -93,8 +93,8 @@ dnsbl_parse_item(
 		out->filter = true;
 		zn = (size_t)(eq - s);
 	}
-	if (!dnsbl_zone_ok(s, zn) || str_copy(out->zone, sizeof(out->zone), s,
-					 zn) != 0)
+	if (!dnsbl_zone_ok(s, zn) ||
+	    str_copy(out->zone, sizeof(out->zone), s, zn) != 0)
 		return -1;
 	str_lower(out->zone);
 	return 0;
@@ -133,8 +133,8 @@ dnsbl_parse_list(const char *csv, bool allow_weight, struct dnsbl_site *out,
 }
 
 int
-dnsbl_qname(const uint8_t *ip, size_t iplen, const char *zone, char *out,
-    size_t outlen)
+dnsbl_qname(
+    const uint8_t *ip, size_t iplen, const char *zone, char *out, size_t outlen)
 {
 	static const char hex[] = "0123456789abcdef";
 	char rev[64 + 1];

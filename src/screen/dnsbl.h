@@ -37,8 +37,8 @@ int dnsbl_parse_item(
     const char *s, size_t n, bool allow_weight, struct dnsbl_site *out);
 /* A comma (or space) separated list of items; NULL or "" is empty.
  * Returns the number parsed (<= max), or -1 with err filled. */
-int dnsbl_parse_list(const char *csv, bool allow_weight,
-    struct dnsbl_site *out, size_t max, char *err, size_t errlen);
+int dnsbl_parse_list(const char *csv, bool allow_weight, struct dnsbl_site *out,
+    size_t max, char *err, size_t errlen);
 
 /* The query name of the address ip (4 octets reversed, or 32 nibbles of
  * 16 reversed) in zone: "2.0.0.127.zone".  0, or -1 if it does not fit. */
@@ -47,11 +47,11 @@ int dnsbl_qname(const uint8_t *ip, size_t iplen, const char *zone, char *out,
 
 /* What one A record of a zone's answer says. */
 enum dnsbl_answer {
-	DNSBL_LISTED,	  /* 127.0.0.0/8 (and the filter's address) */
-	DNSBL_UNLISTED,	  /* another 127/8 code than the filter's */
-	DNSBL_REFUSED,	  /* 127.255.255.0/24: the list refused the query
-			     (Spamhaus: public resolver, over quota) */
-	DNSBL_BOGUS,	  /* outside 127/8: a wildcarding resolver */
+	DNSBL_LISTED,	/* 127.0.0.0/8 (and the filter's address) */
+	DNSBL_UNLISTED, /* another 127/8 code than the filter's */
+	DNSBL_REFUSED,	/* 127.255.255.0/24: the list refused the query
+			   (Spamhaus: public resolver, over quota) */
+	DNSBL_BOGUS,	/* outside 127/8: a wildcarding resolver */
 };
 enum dnsbl_answer dnsbl_classify(
     const struct dnsbl_site *site, const uint8_t a[4]);
@@ -74,9 +74,8 @@ void screen_cache_put(struct screen_cache *sc,
     const uint8_t key[SCREEN_KEY_LEN], bool pass, const char *text,
     uint64_t now);
 /* 1 cached pass, 0 cached failure (text copied), -1 none (or expired). */
-int screen_cache_get(struct screen_cache *sc,
-    const uint8_t key[SCREEN_KEY_LEN], uint64_t now, char *text,
-    size_t textlen);
+int screen_cache_get(struct screen_cache *sc, const uint8_t key[SCREEN_KEY_LEN],
+    uint64_t now, char *text, size_t textlen);
 size_t screen_cache_count(const struct screen_cache *sc);
 
 #endif

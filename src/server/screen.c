@@ -85,8 +85,8 @@ screen_open(struct server *s, char *err, size_t errlen)
 	sc->nbl = (size_t)nbl;
 	sc->nwl = (size_t)nwl;
 	sc->conf = cf;
-	sc->cache = screen_cache_new(cf->screen_cache_entries,
-	    cf->screen_cache_ttl);
+	sc->cache =
+	    screen_cache_new(cf->screen_cache_entries, cf->screen_cache_ttl);
 	s->screen = sc;
 	log_info("event=screen_start greet_pause=%u dnsbl=%d dnswl=%d "
 		 "threshold=%u cache_ttl=%u",
@@ -129,8 +129,8 @@ now_secs(void)
 }
 
 static void
-cs_log(const struct conn *c, int score, const char *listed,
-    const char *action, bool cached, uint64_t ms)
+cs_log(const struct conn *c, int score, const char *listed, const char *action,
+    bool cached, uint64_t ms)
 {
 	log_info("sid=%s event=screen client=%s score=%d listed=\"%s\" "
 		 "action=%s cached=%s ms=%llu",
@@ -189,8 +189,8 @@ cs_listed(const struct conn_screen *cs, bool white, char *out, size_t outlen)
 		if (!q->listed || q->white != white)
 			continue;
 		score += q->site->weight;
-		str_fmt_cut(out + len, outlen - len, "%s%s",
-		    len > 0 ? "," : "", q->site->zone);
+		str_fmt_cut(out + len, outlen - len, "%s%s", len > 0 ? "," : "",
+		    q->site->zone);
 		len = strlen(out);
 	}
 	return score;
@@ -367,8 +367,8 @@ conn_screen_start(struct conn *c, void (*done)(struct conn *))
 	if (cf->screen_greet_pause > 0)
 		cs_timer(cs, &cs->pause_ev, on_pause, cf->screen_greet_pause);
 	if (sc->nbl + sc->nwl > 0)
-		cs_timer(cs, &cs->dns_ev, on_dns_deadline,
-		    cf->screen_dns_timeout);
+		cs_timer(
+		    cs, &cs->dns_ev, on_dns_deadline, cf->screen_dns_timeout);
 	for (size_t i = 0; i < sc->nwl; i++)
 		cs_ask(cs, &sc->wl[i], true, ip, iplen);
 	for (size_t i = 0; i < sc->nbl; i++)

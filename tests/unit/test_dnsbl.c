@@ -86,18 +86,18 @@ test_lists(void)
 	T_CHECK(dnsbl_parse_list(NULL, true, s, 4, err, sizeof(err)) == 0);
 	T_CHECK(dnsbl_parse_list(" , ", true, s, 4, err, sizeof(err)) == 0);
 	t_case("bad item named");
-	T_CHECK(dnsbl_parse_list("a.test, b.test*x", true, s, 4, err,
-		    sizeof(err)) == -1);
+	T_CHECK(dnsbl_parse_list(
+		    "a.test, b.test*x", true, s, 4, err, sizeof(err)) == -1);
 	T_CHECK(strstr(err, "b.test*x") != NULL);
 	t_case("too many");
 	for (int i = 0; i <= DNSBL_SITES_MAX; i++) {
 		size_t l = strlen(many);
 
-		T_CHECK(str_fmt(many + l, sizeof(many) - l, "z%d.test,", i) ==
-			0);
+		T_CHECK(
+		    str_fmt(many + l, sizeof(many) - l, "z%d.test,", i) == 0);
 	}
-	T_CHECK(dnsbl_parse_list(many, true, s, DNSBL_SITES_MAX, err,
-		    sizeof(err)) == -1);
+	T_CHECK(dnsbl_parse_list(
+		    many, true, s, DNSBL_SITES_MAX, err, sizeof(err)) == -1);
 }
 
 static void
