@@ -1893,6 +1893,12 @@ conns_shutdown(struct server *s)
 		next = c->next;
 		if (c->dead || c->closing)
 			continue;
+		if (c->screen != NULL) { /* held before its greeting */
+			conn_screen_free(c);
+			c->pending = false;
+			smtp_server_reject(
+			    c->smtp, 421, "4.3.2", "Service shutting down");
+		}
 		submit_shutdown(c);
 		conn_process(c); /* idle ones get their 421 there */
 	}

@@ -260,3 +260,20 @@ def test_off_costs_nothing(ternd, dnsmasq):
     assert "event=screen" not in t.log()
     assert "query[" not in dns.log_path.read_text(), \
         "a lookup was made with screening off"
+
+
+def test_sigterm_during_pause(ternd, dnsmasq):
+    """A client held before its greeting gets 421 at SIGTERM, and ternd
+    exits without waiting out the pause."""
+    dns = zones(dnsmasq)
+    t = screened(ternd, dns, greet_pause="30s", dnsbl="clean.test*1")
+    c = t.client(timeout=15, source=SRC, greet=False)
+    wait_for(lambda: t.log().count("event=connect") >= 2, "the connection")
+    start = time.monotonic()
+    t.terminate()
+    r = c.reply()
+    assert r.code == 421 and r.enh == "4.3.2", r
+    c.wait_closed()
+    c.close()
+    assert t.proc.wait(10 * SLOW) == 0
+    assert time.monotonic() - start < 5
