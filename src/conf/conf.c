@@ -39,6 +39,7 @@
 #include "addr/addr.h"
 #include "mailauth/inbound.h"
 #include "milter/milter.h"
+#include "screen/dnsbl.h"
 #include "util/util.h"
 
 #define CONF_FILE_MAX	 (1024 * 1024)
@@ -68,6 +69,8 @@ enum conf_type {
 	CONF_T_SENDERS,	 /* any|own */
 	CONF_T_MILTERS,	 /* list of inet:host:port / unix:/path */
 	CONF_T_MACTION,	 /* tempfail|accept */
+	CONF_T_DNSBL,	 /* list of zone[=127.x.y.z][*weight] */
+	CONF_T_DNSWL,	 /* list of zone[=127.x.y.z] */
 };
 
 struct conf_key {
@@ -159,6 +162,13 @@ static const struct conf_key conf_keys[] = {
 	K("milter", "connect_timeout", CONF_T_SECS, milter_connect_timeout, 1, 3600),
 	K("milter", "command_timeout", CONF_T_SECS, milter_command_timeout, 1, 3600),
 	K("milter", "eom_timeout", CONF_T_SECS, milter_eom_timeout, 1, 3600),
+	K("screen", "greet_pause", CONF_T_SECS, screen_greet_pause, 0, 60),
+	K("screen", "dnsbl", CONF_T_DNSBL, screen_dnsbl, 0, 0),
+	K("screen", "dnswl", CONF_T_DNSWL, screen_dnswl, 0, 0),
+	K("screen", "threshold", CONF_T_UINT, screen_threshold, 1, 1000),
+	K("screen", "cache_ttl", CONF_T_SECS, screen_cache_ttl, 0, 7 * 86400),
+	K("screen", "cache_entries", CONF_T_UINT, screen_cache_entries, 1, 10000000),
+	K("screen", "dns_timeout", CONF_T_SECS, screen_dns_timeout, 1, 60),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -166,7 +176,7 @@ static const struct conf_key conf_keys[] = {
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
-	"srs", "arc", "milter",
+	"srs", "arc", "milter", "screen",
 };
 /* clang-format on */
 
@@ -779,6 +789,22 @@ conf_is_milter(const char *s, size_t n)
 	       conf_is_ip(AF_INET6, spec.host, hl);
 }
 
+static bool
+conf_is_dnsbl(const char *s, size_t n)
+{
+	struct dnsbl_site site;
+
+	return dnsbl_parse_item(s, n, true, &site) == 0;
+}
+
+static bool
+conf_is_dnswl(const char *s, size_t n)
+{
+	struct dnsbl_site site;
+
+	return dnsbl_parse_item(s, n, false, &site) == 0;
+}
+
 static int
 conf_set_num(struct conf *c, const struct conf_key *k, const char *v, char *msg,
     size_t msglen)
@@ -897,6 +923,12 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		    "inet:address:port or unix:/path", msg, msglen);
 	case CONF_T_MACTION:
 		return conf_set_milteract(f, v, msg, msglen);
+	case CONF_T_DNSBL:
+		return conf_set_list(f, v, append, conf_is_dnsbl,
+		    "zone[=127.x.y.z][*weight 1..100]", msg, msglen);
+	case CONF_T_DNSWL:
+		return conf_set_list(f, v, append, conf_is_dnswl,
+		    "zone[=127.x.y.z]", msg, msglen);
 	}
 	panic("event=conf_set type=%d", (int)k->type);
 }
@@ -1253,6 +1285,10 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->milter_connect_timeout = 30;
 	c->milter_command_timeout = 30;
 	c->milter_eom_timeout = 300;
+	c->screen_threshold = 1;
+	c->screen_cache_ttl = 3600;
+	c->screen_cache_entries = 100000;
+	c->screen_dns_timeout = 5;
 	return 0;
 }
 

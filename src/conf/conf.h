@@ -166,6 +166,15 @@ struct conf {
 	unsigned milter_command_timeout; /* seconds per reply, 30 */
 	unsigned milter_eom_timeout;	 /* seconds for the end of message's
 					    replies, 300 */
+	/* screening before the greeting (docs/screening.md) */
+	unsigned screen_greet_pause; /* screen.greet_pause, seconds; 0 off */
+	char *screen_dnsbl;	     /* screen.dnsbl: "zone[=127.x.y.z][*w],..."
+					or NULL */
+	char *screen_dnswl;	     /* screen.dnswl: "zone[=127.x.y.z],..." */
+	unsigned screen_threshold;   /* score refused from, 1 */
+	unsigned screen_cache_ttl;   /* seconds a verdict is kept, 3600 */
+	unsigned screen_cache_entries; /* verdicts kept at most, 100000 */
+	unsigned screen_dns_timeout;   /* seconds for the lookups, 5 */
 };
 
 /*

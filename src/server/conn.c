@@ -1455,6 +1455,46 @@ on_milter_connect(struct conn *c)
 	conn_process(c);
 }
 
+/* The connect event's milters, once screening has passed the client. */
+static void
+connect_milters(struct conn *c)
+{
+	if (!conn_milter_stage(c, CONN_MILTER_CONNECT, NULL, on_milter_connect))
+		smtp_server_accept(c->smtp);
+}
+
+/* Screening's verdict (screen.c): a refusal is the greeting, and the end
+ * of the session (docs/screening.md). */
+static void
+on_screened(struct conn *c)
+{
+	if (c->screen_reply[0] != '\0')
+		smtp_server_reject(c->smtp, 554, "5.7.1", c->screen_reply);
+	else
+		connect_milters(c);
+	conn_process(c);
+}
+
+static void
+on_connect(struct conn *c)
+{
+	if (c->srv->stopping) {
+		smtp_server_reject(
+		    c->smtp, 421, "4.3.2", "Service shutting down");
+		return;
+	}
+	switch (conn_screen_start(c, on_screened)) {
+	case CONN_SCREEN_PASS:
+		connect_milters(c);
+		break;
+	case CONN_SCREEN_REFUSE:
+		smtp_server_reject(c->smtp, 554, "5.7.1", c->screen_reply);
+		break;
+	case CONN_SCREEN_WAIT:
+		break;
+	}
+}
+
 static void
 on_milter_helo(struct conn *c)
 {
@@ -1481,12 +1521,7 @@ on_event(struct conn *c, enum smtp_event ev, size_t used)
 {
 	switch (ev) {
 	case SMTP_EV_CONNECT:
-		if (c->srv->stopping)
-			smtp_server_reject(
-			    c->smtp, 421, "4.3.2", "Service shutting down");
-		else if (!conn_milter_stage(
-			     c, CONN_MILTER_CONNECT, NULL, on_milter_connect))
-			smtp_server_accept(c->smtp);
+		on_connect(c);
 		break;
 	case SMTP_EV_HELO:
 		conn_drop_txn(c);
@@ -1603,6 +1638,8 @@ on_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
+	if (conn_screen_input(c))
+		return; /* held before its greeting (screen.c) */
 	conn_process(c);
 }
 
@@ -1782,6 +1819,7 @@ conn_free(struct conn *c)
 		if (!c->dead) {
 			c->dead = true;
 			conn_milter_free(c);
+			conn_screen_free(c);
 			conn_free_bev(c);
 			event_del(c->timer);
 		}
@@ -1796,6 +1834,7 @@ conn_free(struct conn *c)
 		event_free(c->delay);
 	submit_drop_auth(c);
 	conn_milter_free(c);
+	conn_screen_free(c);
 	if (c->login != NULL) {
 		sasl_login_wipe(c->login);
 		free(c->login);
@@ -1854,6 +1893,12 @@ conns_shutdown(struct server *s)
 		next = c->next;
 		if (c->dead || c->closing)
 			continue;
+		if (c->screen != NULL) { /* held before its greeting */
+			conn_screen_free(c);
+			c->pending = false;
+			smtp_server_reject(
+			    c->smtp, 421, "4.3.2", "Service shutting down");
+		}
 		submit_shutdown(c);
 		conn_process(c); /* idle ones get their 421 there */
 	}

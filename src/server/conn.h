@@ -179,6 +179,9 @@ struct conn {
 			  is the address it stands for (connsrs.c) */
 	struct conn_milters *milters; /* connmilter.c, once used */
 	struct conn_milter_result milter_result;
+	struct conn_screen *screen; /* screen.c, while it screens */
+	char screen_reply[256];	    /* screen.c: refused with 554 5.7.1 and
+				       this text when not "" */
 };
 
 void conn_new(struct server *s, const struct listener *l, int fd,
@@ -283,5 +286,25 @@ void conn_milter_store(struct conn *c, struct inject *ij);
 void conn_milter_abort(struct conn *c);
 void conn_milter_txn_free(struct txn *t);
 void conn_milter_free(struct conn *c);
+
+/*
+ * Screening before the greeting (screen.c, docs/screening.md), on the MX
+ * port only, for clients outside relay.networks.  conn_screen_start: at
+ * the connect event; CONN_SCREEN_PASS: greet now; CONN_SCREEN_REFUSE: the
+ * verdict is known (cached): refuse with c->screen_reply now;
+ * CONN_SCREEN_WAIT: c is pending and done(c) is called from the loop with
+ * c->screen_reply set or not, then the caller replies and calls
+ * conn_process.  conn_screen_input: input came while c waits (true: it
+ * was screening, and handled it).  conn_screen_free: the session ends.
+ */
+enum conn_screen_start {
+	CONN_SCREEN_PASS,
+	CONN_SCREEN_REFUSE,
+	CONN_SCREEN_WAIT,
+};
+enum conn_screen_start conn_screen_start(
+    struct conn *c, void (*done)(struct conn *));
+bool conn_screen_input(struct conn *c);
+void conn_screen_free(struct conn *c);
 
 #endif

@@ -44,6 +44,7 @@
 #include "server/rootpath.h"
 #include "server/sandbox.h"
 #include "server/server.h"
+#include "server/screen.h"
 #include "server/srsmap.h"
 #include "server/tlsconn.h"
 
@@ -591,6 +592,8 @@ main(int argc, char **argv)
 	dns_set_cache(s.dns, s.conf->dns_cache_max_ttl,
 	    s.conf->dns_cache_entries,
 	    (size_t)s.conf->dns_cache_entries * 1024);
+	if (screen_open(&s, err, sizeof(err)) != 0)
+		fatalx("event=startup step=screen error=\"%s\"", err);
 	s.qmgr = qmgr_new(&s);
 	dmarcrep_start(s.dmarcrep);
 	if (control_listen(&s) != 0)
@@ -598,6 +601,7 @@ main(int argc, char **argv)
 		       "control sockets\"");
 	run_loop(&s);
 	qmgr_free(s.qmgr);
+	screen_free(s.screen);
 	dns_free(s.dns);
 	workers_stop(s.workers);
 	dmarcrep_free(s.dmarcrep);

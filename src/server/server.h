@@ -51,6 +51,7 @@ struct dmarc_override;
 struct dns;
 struct psl;
 struct dkimkeys;
+struct screen;
 
 struct server {
 	struct conf *conf;
@@ -87,6 +88,7 @@ struct server {
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */
 	struct srsmap *srs;    /* STATE/srs.key; NULL: srs.enable = no */
 	struct dkimkeys *dkim; /* active DKIM keys (dkimsign.h) */
+	struct screen *screen; /* screening (screen.h); NULL: off */
 };
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */

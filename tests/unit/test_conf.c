@@ -735,6 +735,24 @@ test_milter_keys(void)
 	    {"milter.default_action=reject", NULL},
 	    {"milter.eom_timeout=2m", "milter.eom_timeout = 120\n"},
 	    {"milter.command_timeout=0", NULL},
+	    /* screening (docs/screening.md) */
+	    {"screen.dnsbl=zen.spamhaus.org*3, bl.spamcop.net",
+		"screen.dnsbl = zen.spamhaus.org*3,bl.spamcop.net\n"},
+	    {"screen.dnsbl=zone.test=127.0.0.2*2",
+		"screen.dnsbl = zone.test=127.0.0.2*2\n"},
+	    {"screen.dnsbl=zone.test*0", NULL},
+	    {"screen.dnsbl=zone.test*x", NULL},
+	    {"screen.dnsbl=zone.test=10.0.0.1", NULL},
+	    {"screen.dnsbl=zone..test", NULL},
+	    {"screen.dnswl=list.dnswl.org=127.0.5.1",
+		"screen.dnswl = list.dnswl.org=127.0.5.1\n"},
+	    {"screen.dnswl=list.dnswl.org*2", NULL},
+	    {"screen.greet_pause=3s", "screen.greet_pause = 3\n"},
+	    {"screen.greet_pause=2m", NULL},
+	    {"screen.threshold=0", NULL},
+	    {"screen.threshold=3", "screen.threshold = 3\n"},
+	    {"screen.cache_ttl=1h", "screen.cache_ttl = 3600\n"},
+	    {"screen.dns_timeout=0", NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -766,8 +784,13 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 72);
+	T_CHECK_INT(l.n, 79);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
+	T_CHECK(strstr(l.text, "screen.greet_pause = 0\n") != NULL);
+	T_CHECK(strstr(l.text, "screen.dnsbl = \n") != NULL);
+	T_CHECK(strstr(l.text, "screen.threshold = 1\n") != NULL);
+	T_CHECK(strstr(l.text, "screen.cache_ttl = 3600\n") != NULL);
+	T_CHECK(strstr(l.text, "screen.dns_timeout = 5\n") != NULL);
 	T_CHECK(strstr(l.text, "milter.default_action = tempfail\n") != NULL);
 	T_CHECK(strstr(l.text, "milter.connect_timeout = 30\n") != NULL);
 	T_CHECK(strstr(l.text, "milter.command_timeout = 30\n") != NULL);

@@ -1,0 +1,81 @@
+/*
+ * dnsbl: the pure half of screening before the greeting (docs/screening.md):
+ * the DNSBL/DNSWL site lists of screen.dnsbl and screen.dnswl, the query
+ * name of a client address in a zone, what an answer means, and the
+ * per-client verdict cache.
+ *
+ * Owns: struct dnsbl_site (parsed list items) and struct screen_cache.
+ * May call: util.  Pure: no I/O, no clock (the caller passes the time),
+ * any thread; the cache belongs to one thread (ternd's loop).
+ *
+ * An item is "zone[=a.b.c.d][*weight]": zone a domain name, the optional
+ * address the only answer that counts (postscreen's "zone=127.0.0.2"),
+ * weight an integer 1..100 (default 1).  DNSWL items take no weight: any
+ * listing exempts the client.
+ */
+#ifndef TERN_SCREEN_DNSBL_H
+#define TERN_SCREEN_DNSBL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DNSBL_ZONE_MAX	 200 /* leaves room for 64 nibbles + dots of IPv6 */
+#define DNSBL_SITES_MAX	 16  /* items per list */
+#define DNSBL_WEIGHT_MAX 100
+#define DNSBL_QNAME_MAX	 (DNSBL_ZONE_MAX + 64 + 2)
+
+struct dnsbl_site {
+	char zone[DNSBL_ZONE_MAX + 1]; /* lower case, no final dot */
+	bool filter;		       /* only answer counts */
+	uint8_t answer[4];
+	int weight;
+};
+
+/* One item of s[0..n); allow_weight false for DNSWL.  0, or -1. */
+int dnsbl_parse_item(
+    const char *s, size_t n, bool allow_weight, struct dnsbl_site *out);
+/* A comma (or space) separated list of items; NULL or "" is empty.
+ * Returns the number parsed (<= max), or -1 with err filled. */
+int dnsbl_parse_list(const char *csv, bool allow_weight, struct dnsbl_site *out,
+    size_t max, char *err, size_t errlen);
+
+/* The query name of the address ip (4 octets reversed, or 32 nibbles of
+ * 16 reversed) in zone: "2.0.0.127.zone".  0, or -1 if it does not fit. */
+int dnsbl_qname(const uint8_t *ip, size_t iplen, const char *zone, char *out,
+    size_t outlen);
+
+/* What one A record of a zone's answer says. */
+enum dnsbl_answer {
+	DNSBL_LISTED,	/* 127.0.0.0/8 (and the filter's address) */
+	DNSBL_UNLISTED, /* another 127/8 code than the filter's */
+	DNSBL_REFUSED,	/* 127.255.255.0/24: the list refused the query
+			   (Spamhaus: public resolver, over quota) */
+	DNSBL_BOGUS,	/* outside 127/8: a wildcarding resolver */
+};
+enum dnsbl_answer dnsbl_classify(
+    const struct dnsbl_site *site, const uint8_t a[4]);
+
+/*
+ * The verdict cache: one entry per client key (an IPv4 address, or the
+ * /64 of an IPv6 one), each kept ttl seconds, at most max entries (the
+ * oldest goes first).  A failed entry keeps the reply text.
+ */
+#define SCREEN_KEY_LEN	16
+#define SCREEN_TEXT_MAX 200
+struct screen_cache;
+struct screen_cache *screen_cache_new(size_t max, unsigned ttl);
+void screen_cache_free(struct screen_cache *sc);
+/* The key of a client address (4 or 16 octets): IPv6 cut to /64. */
+void screen_cache_key(
+    const uint8_t *ip, size_t iplen, uint8_t key[SCREEN_KEY_LEN]);
+/* Record a verdict at now (seconds); text for a failure ("" for a pass). */
+void screen_cache_put(struct screen_cache *sc,
+    const uint8_t key[SCREEN_KEY_LEN], bool pass, const char *text,
+    uint64_t now);
+/* 1 cached pass, 0 cached failure (text copied), -1 none (or expired). */
+int screen_cache_get(struct screen_cache *sc, const uint8_t key[SCREEN_KEY_LEN],
+    uint64_t now, char *text, size_t textlen);
+size_t screen_cache_count(const struct screen_cache *sc);
+
+#endif

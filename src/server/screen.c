@@ -1,0 +1,409 @@
+/*
+ * screen.c: screening before the greeting (screen.h, docs/screening.md).
+ *
+ * At the connect event of a session on the MX port, from a client outside
+ * relay.networks: a cached verdict answers at once; otherwise the session
+ * is held (c->pending, no 220 yet) while two things run side by side on
+ * the loop: the greet pause (a timer) and one A lookup of the client's
+ * address per DNSBL and DNSWL zone (dns_lookup on the server's resolver,
+ * all sent at once, with their own deadline, screen.dns_timeout).  When
+ * both are over (or a DNSWL lists the client, or the client talks before
+ * its greeting) the verdict is made, logged once, cached, and conn.c is
+ * called back.  A clean client waits max(pause, lookups), once per
+ * screen.cache_ttl.
+ *
+ * An answer that is not a listing is never a reason to refuse: a lookup
+ * that fails or times out counts as not listed, and so does an answer in
+ * 127.255.255.0/24 (the list refusing the query: Spamhaus answers it to
+ * public resolvers and over-quota users) or outside 127/8 (a resolver
+ * that makes up answers), each logged.
+ */
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "deliver/dns.h"
+#include "screen/dnsbl.h"
+#include "server/conn.h"
+#include "server/netlist.h"
+#include "server/screen.h"
+
+struct screen {
+	struct dnsbl_site bl[DNSBL_SITES_MAX], wl[DNSBL_SITES_MAX];
+	size_t nbl, nwl;
+	struct screen_cache *cache;
+	const struct conf *conf;
+};
+
+/* One zone's lookup for one session; its address is the lookup's arg. */
+struct screen_q {
+	struct conn_screen *cs;
+	const struct dnsbl_site *site;
+	bool white;
+	bool pending;
+	bool listed;
+};
+
+struct conn_screen {
+	struct conn *c;
+	void (*done)(struct conn *);
+	struct event *pause_ev; /* the greet pause; NULL when over or off */
+	struct event *dns_ev;	/* the lookups' deadline */
+	size_t outstanding;	/* lookups not answered yet */
+	struct screen_q q[2 * DNSBL_SITES_MAX];
+	size_t nq;
+	uint8_t key[SCREEN_KEY_LEN];
+	uint64_t started; /* ms, for the log */
+};
+
+/* ---- the server's part ------------------------------------------------ */
+
+int
+screen_open(struct server *s, char *err, size_t errlen)
+{
+	const struct conf *cf = s->conf;
+	struct screen *sc;
+	int nbl, nwl;
+	struct dnsbl_site bl[DNSBL_SITES_MAX], wl[DNSBL_SITES_MAX];
+
+	s->screen = NULL;
+	nbl = dnsbl_parse_list(
+	    cf->screen_dnsbl, true, bl, DNSBL_SITES_MAX, err, errlen);
+	if (nbl < 0)
+		return -1;
+	nwl = dnsbl_parse_list(
+	    cf->screen_dnswl, false, wl, DNSBL_SITES_MAX, err, errlen);
+	if (nwl < 0)
+		return -1;
+	if (nbl == 0 && nwl == 0 && cf->screen_greet_pause == 0)
+		return 0; /* off: no session pays anything */
+	sc = xcalloc(1, sizeof(*sc));
+	memcpy(sc->bl, bl, sizeof(bl));
+	memcpy(sc->wl, wl, sizeof(wl));
+	sc->nbl = (size_t)nbl;
+	sc->nwl = (size_t)nwl;
+	sc->conf = cf;
+	sc->cache =
+	    screen_cache_new(cf->screen_cache_entries, cf->screen_cache_ttl);
+	s->screen = sc;
+	log_info("event=screen_start greet_pause=%u dnsbl=%d dnswl=%d "
+		 "threshold=%u cache_ttl=%u",
+	    cf->screen_greet_pause, nbl, nwl, cf->screen_threshold,
+	    cf->screen_cache_ttl);
+	return 0;
+}
+
+void
+screen_free(struct screen *sc)
+{
+	if (sc == NULL)
+		return;
+	screen_cache_free(sc->cache);
+	free(sc);
+}
+
+/* ---- one session ------------------------------------------------------ */
+
+/* The client's address as 4 octets (IPv4, also when IPv4-mapped) or 16. */
+static size_t
+client_ip(const struct conn *c, const uint8_t **ip)
+{
+	static const uint8_t mapped[12] = {
+	    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	size_t n = sockaddr_ip_bytes((const struct sockaddr *)&c->sa, ip);
+
+	if (n == 16 && memcmp(*ip, mapped, 12) == 0) {
+		*ip += 12;
+		return 4;
+	}
+	return n;
+}
+
+static uint64_t
+now_secs(void)
+{
+	return time_now_ms() / 1000; /* monotonic: a clock set back
+					unblocks no one */
+}
+
+static void
+cs_log(const struct conn *c, int score, const char *listed, const char *action,
+    bool cached, uint64_t ms)
+{
+	log_info("sid=%s event=screen client=%s score=%d listed=\"%s\" "
+		 "action=%s cached=%s ms=%llu",
+	    c->sid, c->ip, score, listed, action, cached ? "yes" : "no",
+	    (unsigned long long)ms);
+}
+
+/* The session stops waiting: its lookups and timers go. */
+static void
+cs_release(struct conn_screen *cs)
+{
+	struct conn *c = cs->c;
+
+	for (size_t i = 0; i < cs->nq; i++)
+		if (cs->q[i].pending)
+			(void)dns_cancel(c->srv->dns, &cs->q[i]);
+	if (cs->pause_ev != NULL)
+		event_free(cs->pause_ev);
+	if (cs->dns_ev != NULL)
+		event_free(cs->dns_ev);
+	c->screen = NULL;
+	free(cs);
+}
+
+static void
+cs_end(struct conn_screen *cs)
+{
+	struct conn *c = cs->c;
+	void (*done)(struct conn *) = cs->done;
+
+	cs_release(cs);
+	c->pending = false;
+	done(c);
+}
+
+static void
+cs_cache(struct conn_screen *cs, bool pass, const char *text)
+{
+	const struct screen *sc = cs->c->srv->screen;
+
+	if (sc->conf->screen_cache_ttl > 0)
+		screen_cache_put(sc->cache, cs->key, pass, text, now_secs());
+}
+
+/* The zones that list the client (of the DNSBLs, or of the DNSWLs). */
+static int
+cs_listed(const struct conn_screen *cs, bool white, char *out, size_t outlen)
+{
+	int score = 0;
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < cs->nq; i++) {
+		const struct screen_q *q = &cs->q[i];
+
+		if (!q->listed || q->white != white)
+			continue;
+		score += q->site->weight;
+		str_fmt_cut(out + len, outlen - len, "%s%s", len > 0 ? "," : "",
+		    q->site->zone);
+		len = strlen(out);
+	}
+	return score;
+}
+
+/* Everything known: pass or refuse, log, cache, call conn.c back. */
+static void
+cs_decide(struct conn_screen *cs)
+{
+	struct conn *c = cs->c;
+	const struct conf *cf = c->srv->conf;
+	char listed[DNSBL_SITES_MAX * (DNSBL_ZONE_MAX + 1)];
+	uint64_t ms = time_now_ms() - cs->started;
+	int score;
+
+	if (cs_listed(cs, true, listed, sizeof(listed)) > 0) {
+		cs_log(c, 0, listed, "pass", false, ms);
+		cs_cache(cs, true, "");
+		cs_end(cs);
+		return;
+	}
+	score = cs_listed(cs, false, listed, sizeof(listed));
+	if (score >= (int)cf->screen_threshold) {
+		str_fmt_cut(c->screen_reply, sizeof(c->screen_reply),
+		    "Service refused: %s is listed by %s", c->ip, listed);
+		cs_log(c, score, listed, "reject", false, ms);
+		cs_cache(cs, false, c->screen_reply);
+	} else {
+		cs_log(c, score, listed, "pass", false, ms);
+		cs_cache(cs, true, "");
+	}
+	cs_end(cs);
+}
+
+static void
+cs_check(struct conn_screen *cs)
+{
+	if (cs->pause_ev == NULL && cs->outstanding == 0)
+		cs_decide(cs);
+}
+
+static void
+on_answer(const struct dns_answer *ans, void *arg)
+{
+	struct screen_q *q = arg;
+	struct conn_screen *cs = q->cs;
+	const struct conn *c = cs->c;
+
+	q->pending = false;
+	cs->outstanding--;
+	if (ans->rcode == DNS_ANS_TEMP)
+		log_info("sid=%s event=screen_dns zone=%s result=temp "
+			 "reason=%s",
+		    c->sid, q->site->zone, dns_reason_name(ans->reason));
+	for (size_t i = 0; ans->rcode == DNS_ANS_OK && i < ans->n; i++) {
+		const uint8_t *a = ans->rrs[i].data;
+		enum dnsbl_answer k;
+
+		if (ans->rrs[i].len != 4)
+			continue;
+		k = dnsbl_classify(q->site, a);
+		if (k == DNSBL_LISTED)
+			q->listed = true;
+		else if (k == DNSBL_REFUSED || k == DNSBL_BOGUS)
+			log_warn("sid=%s event=screen_dns zone=%s "
+				 "answer=%u.%u.%u.%u result=%s",
+			    c->sid, q->site->zone, a[0], a[1], a[2], a[3],
+			    k == DNSBL_REFUSED ? "refused" : "bogus");
+	}
+	if (q->white && q->listed) {
+		cs_decide(cs); /* a DNSWL listing ends the screening */
+		return;
+	}
+	cs_check(cs);
+}
+
+static void
+on_pause(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_screen *cs = arg;
+
+	(void)fd;
+	(void)what;
+	event_free(cs->pause_ev);
+	cs->pause_ev = NULL;
+	cs_check(cs);
+}
+
+/* The deadline: what has not answered counts as not listed. */
+static void
+on_dns_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_screen *cs = arg;
+	struct conn *c = cs->c;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < cs->nq; i++) {
+		struct screen_q *q = &cs->q[i];
+
+		if (!q->pending)
+			continue;
+		(void)dns_cancel(c->srv->dns, q);
+		q->pending = false;
+		log_info("sid=%s event=screen_dns zone=%s result=timeout",
+		    c->sid, q->site->zone);
+	}
+	cs->outstanding = 0;
+	cs_check(cs);
+}
+
+static void
+cs_timer(struct conn_screen *cs, struct event **ev, event_callback_fn fn,
+    unsigned secs)
+{
+	struct timeval tv = {(time_t)secs, 0};
+
+	*ev = evtimer_new(cs->c->srv->base, fn, cs);
+	if (*ev == NULL || evtimer_add(*ev, &tv) != 0)
+		panic("event=oom where=screen_timer");
+}
+
+static void
+cs_ask(struct conn_screen *cs, const struct dnsbl_site *site, bool white,
+    const uint8_t *ip, size_t iplen)
+{
+	struct screen_q *q = &cs->q[cs->nq];
+	char name[DNSBL_QNAME_MAX + 1];
+
+	if (dnsbl_qname(ip, iplen, site->zone, name, sizeof(name)) != 0)
+		return; /* cannot happen: DNSBL_ZONE_MAX leaves room */
+	q->cs = cs;
+	q->site = site;
+	q->white = white;
+	q->pending = true;
+	cs->nq++;
+	cs->outstanding++;
+	dns_lookup(cs->c->srv->dns, DNS_Q_A, name, on_answer, q);
+}
+
+enum conn_screen_start
+conn_screen_start(struct conn *c, void (*done)(struct conn *))
+{
+	const struct screen *sc = c->srv->screen;
+	const struct conf *cf = c->srv->conf;
+	struct conn_screen *cs;
+	const uint8_t *ip;
+	size_t iplen;
+	uint8_t key[SCREEN_KEY_LEN];
+	int hit;
+
+	c->screen_reply[0] = '\0';
+	/* relay.networks and the submission ports are exempt; loopback is
+	 * not (a test screens 127.0.0.1) */
+	if (sc == NULL || c->l->kind != LISTEN_SMTP || c->srv->dns == NULL ||
+	    netlist_match(c->srv->relay_nets, (const struct sockaddr *)&c->sa))
+		return CONN_SCREEN_PASS;
+	iplen = client_ip(c, &ip);
+	screen_cache_key(ip, iplen, key);
+	hit = screen_cache_get(sc->cache, key, now_secs(), c->screen_reply,
+	    sizeof(c->screen_reply));
+	if (hit >= 0) {
+		cs_log(c, 0, "", hit == 1 ? "pass" : "reject", true, 0);
+		return hit == 1 ? CONN_SCREEN_PASS : CONN_SCREEN_REFUSE;
+	}
+	c->screen_reply[0] = '\0';
+	cs = xcalloc(1, sizeof(*cs));
+	cs->c = c;
+	cs->done = done;
+	cs->started = time_now_ms();
+	memcpy(cs->key, key, sizeof(key));
+	c->screen = cs;
+	c->pending = true;
+	if (cf->screen_greet_pause > 0)
+		cs_timer(cs, &cs->pause_ev, on_pause, cf->screen_greet_pause);
+	if (sc->nbl + sc->nwl > 0)
+		cs_timer(
+		    cs, &cs->dns_ev, on_dns_deadline, cf->screen_dns_timeout);
+	for (size_t i = 0; i < sc->nwl; i++)
+		cs_ask(cs, &sc->wl[i], true, ip, iplen);
+	for (size_t i = 0; i < sc->nbl; i++)
+		cs_ask(cs, &sc->bl[i], false, ip, iplen);
+	/* every answer comes later, from the loop: nothing decided yet */
+	return CONN_SCREEN_WAIT;
+}
+
+bool
+conn_screen_input(struct conn *c)
+{
+	struct conn_screen *cs = c->screen;
+	char listed[DNSBL_SITES_MAX * (DNSBL_ZONE_MAX + 1)];
+	int score;
+
+	if (cs == NULL)
+		return false;
+	/* without a greet pause, input before the 220 waits for it (the
+	 * lookups take milliseconds); with one, it is an early talker */
+	if (c->srv->conf->screen_greet_pause == 0 ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		return true;
+	score = cs_listed(cs, false, listed, sizeof(listed));
+	str_fmt_cut(c->screen_reply, sizeof(c->screen_reply),
+	    "Service refused: %s talked before the greeting", c->ip);
+	cs_log(c, score, listed, "early_talker", false,
+	    time_now_ms() - cs->started);
+	cs_cache(cs, false, c->screen_reply);
+	cs_end(cs);
+	return true;
+}
+
+void
+conn_screen_free(struct conn *c)
+{
+	if (c->screen != NULL)
+		cs_release(c->screen);
+}
