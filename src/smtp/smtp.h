@@ -314,7 +314,8 @@ void smtp_server_accept(struct smtp_server *s);
 /*
  * Reject the pending event with this reply; the state stays as it was
  * (for EOM and DATA: the transaction is reset).  A 421 closes the session.
- * A 5xx counts towards max_errors.
+ * A 5xx counts towards max_errors.  A 5xx at connect is the greeting of a
+ * refused session (RFC 5321 3.1): every command but QUIT then gets 503.
  */
 void smtp_server_reject(
     struct smtp_server *s, int code, const char *enh, const char *text);

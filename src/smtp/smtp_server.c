@@ -92,6 +92,7 @@ struct smtp_server {
 	bool auth_available;
 	bool authenticated;
 	bool close_unreported; /* closed outside next(): report EV_CLOSE */
+	bool refused;	       /* greeted 5xx: only QUIT (RFC 5321 3.1) */
 };
 
 struct srv_reply {
@@ -131,6 +132,10 @@ static const struct srv_reply srv_r_auth_ehlo = {
 static const struct srv_reply srv_r_line_long = {500, "5.5.2", "Line too long"};
 static const struct srv_reply srv_r_bare_lf = {
     500, "5.5.2", "Command line must end with CRLF"};
+/* RFC 5321 3.1: after a 554 greeting the server waits for QUIT and
+ * answers every other command 503 */
+static const struct srv_reply srv_r_refused = {
+    503, "5.5.1", "Service refused, only QUIT is accepted"};
 static const struct srv_reply srv_r_unknown = {
     500, "5.5.2", "Command unrecognized"};
 static const struct srv_reply srv_r_auth_long = {
@@ -538,7 +543,10 @@ srv_dispatch(struct smtp_server *s)
 		srv_reply_r(s, &srv_r_unknown);
 		return SMTP_EV_NONE;
 	}
-	r = v->check != NULL ? v->check(s) : NULL;
+	if (s->refused && v->verb != SMTP_VERB_QUIT)
+		r = &srv_r_refused;
+	else
+		r = v->check != NULL ? v->check(s) : NULL;
 	if (r == NULL)
 		return v->apply(s);
 	if (s->cmd->verb == SMTP_VERB_BDAT)
@@ -989,6 +997,15 @@ smtp_server_reject(
 	srv_auth_wipe(s);
 	free(s->helo_pending);
 	s->helo_pending = NULL;
+	if (ev == SMTP_EV_CONNECT && code / 100 == 5) {
+		/* RFC 5321 3.1: a 5xx greeting, then only QUIT; the 503s count
+		 * towards max_errors, so a client that will not stop is
+		 * closed with a 421 */
+		srv_reply(s, code, enh, text);
+		s->state = SMTP_STATE_INIT;
+		s->refused = true;
+		return;
+	}
 	if (code == 421 || ev == SMTP_EV_CONNECT) {
 		srv_reply(s, code, enh, text);
 		srv_close(s);

@@ -53,6 +53,10 @@ def test_listed_refused_naming_zone(ternd, dnsmasq):
     _, c = greet(t)
     assert c.greeting.code == 554 and c.greeting.enh == "5.7.1", c.greeting
     assert "bl.test" in c.greeting.text and "clean.test" not in c.greeting.text
+    # RFC 5321 3.1: after a 554 greeting only QUIT; anything else is 503
+    c.expect("EHLO client.test", 503, "5.5.1")
+    c.expect("MAIL FROM:<a@b.test>", 503, "5.5.1")
+    c.expect("QUIT", 221)
     c.wait_closed()
     c.close()
     line = wait_for(lambda: screen_lines(t), "event=screen")[0]
@@ -129,16 +133,26 @@ def test_early_talker_refused_and_remembered(ternd, dnsmasq):
     start = time.monotonic()
     s.sendall(b"EHLO early.test\r\n")
     data = b""
+    while data.count(b"\r\n") < 2:
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    took = time.monotonic() - start
+    # the 554 instead of the greeting, then (RFC 5321 3.1) the EHLO it
+    # sent too early is answered 503, and QUIT ends the session
+    assert re.match(rb"554 5\.7\.1 .*before the greeting\r\n"
+                    rb"503 5\.5\.1 .*\r\n$", data), data
+    assert b"220" not in data, data
+    assert took < 2.5, f"refused after {took:.2f}s, not at once"
+    s.sendall(b"QUIT\r\n")
+    rest = b""
     while True:
         chunk = s.recv(4096)
         if not chunk:
             break
-        data += chunk
-    took = time.monotonic() - start
+        rest += chunk
     s.close()
-    assert re.match(rb"554 5\.7\.1 .*before the greeting", data), data
-    assert b"220" not in data and data.count(b"\r\n") == 1, data
-    assert took < 2.5, f"refused after {took:.2f}s, not at once"
+    assert rest.startswith(b"221 "), rest
     line = wait_for(lambda: screen_lines(t), "event=screen")[0]
     assert field(line, "action") == "early_talker"
     assert field(line, "cached") == "no"
@@ -146,6 +160,7 @@ def test_early_talker_refused_and_remembered(ternd, dnsmasq):
     took, c = greet(t)
     assert c.greeting.code == 554 and "before the greeting" in c.greeting.text
     assert took < 1.5, took
+    c.expect("QUIT", 221)
     c.wait_closed()
     c.close()
     line = wait_for(lambda: screen_lines(t)[1:], "second event=screen")[0]

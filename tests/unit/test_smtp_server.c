@@ -51,6 +51,7 @@
 #define BYE	  "221 2.0.0 Bye\r\n"
 #define R503(t)	  "503 5.5.1 " t "\r\n"
 #define NEED_HELO R503("Send HELO/EHLO first")
+#define REFUSED	  R503("Service refused, only QUIT is accepted")
 #define NEED_MAIL R503("Need MAIL command")
 #define NEED_RCPT R503("Need RCPT command")
 #define NESTED	  R503("Nested MAIL command")
@@ -234,8 +235,24 @@ static const struct conv convs[] = {
 	   "EHLO reject.test\r\nMAIL FROM:<a@b.test>\r\nQUIT\r\n"),
 	.want = G "550 5.7.1 Go away\r\n" NEED_HELO H
 		  "550 5.7.1 Go away\r\n" MOK BYE},
-    {"connection rejected", IN("EHLO c\r\nQUIT\r\n"), .opts = O_REJECT_CONNECT,
-	.want = "554 5.3.2 No service\r\n", .events = "CZ"},
+    /* RFC 5321 3.1: a 554 greeting, then 503 to all but QUIT */
+    {"connection rejected",
+	IN("EHLO c\r\nMAIL FROM:<a@b.test>\r\nSTARTTLS\r\nNOOP\r\n"
+	   "QUIT\r\n"),
+	.opts = O_REJECT_CONNECT,
+	.want = "554 5.3.2 No service\r\n" REFUSED REFUSED REFUSED REFUSED BYE,
+	.events = "CQ"},
+    {"connection rejected: BDAT's chunk is dropped, not run",
+	IN("BDAT 10 LAST\r\nQUIT\r\n\r\n\r\nQUIT\r\n"),
+	.opts = O_REJECT_CONNECT,
+	.want = "554 5.3.2 No service\r\n" REFUSED BYE, .events = "CQ"},
+    {"connection rejected: a client that will not stop",
+	IN("NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n"
+	   "NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nQUIT\r\n"),
+	.opts = O_REJECT_CONNECT,
+	.want = "554 5.3.2 No service\r\n" REFUSED REFUSED REFUSED REFUSED
+	    REFUSED REFUSED REFUSED REFUSED REFUSED REFUSED TOO_MANY,
+	.events = "CZ"},
     {"DATA rejected resets the transaction",
 	IN(TX "DATA\r\nRCPT TO:<b@mx.test>\r\nQUIT\r\n"), .opts = O_REJECT_DATA,
 	.want = TX_R "554 5.5.1 No valid recipients\r\n" NEED_MAIL BYE},
