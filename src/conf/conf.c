@@ -68,6 +68,7 @@ enum conf_type {
 	CONF_T_SENDERS,	 /* any|own */
 	CONF_T_MILTERS,	 /* list of inet:host:port / unix:/path */
 	CONF_T_MACTION,	 /* tempfail|accept */
+	CONF_T_NAMES,	 /* list of domain names, kept as one string */
 };
 
 struct conf_key {
@@ -158,6 +159,10 @@ static const struct conf_key conf_keys[] = {
 	K("milter", "connect_timeout", CONF_T_SECS, milter_connect_timeout, 1, 3600),
 	K("milter", "command_timeout", CONF_T_SECS, milter_command_timeout, 1, 3600),
 	K("milter", "eom_timeout", CONF_T_SECS, milter_eom_timeout, 1, 3600),
+	K("greylist", "enable", CONF_T_BOOL, greylist_enable, 0, 0),
+	K("greylist", "delay", CONF_T_SECS, greylist_delay, 1, 86400),
+	K("greylist", "expire", CONF_T_SECS, greylist_expire, 3600, 366 * 86400),
+	K("greylist", "whitelist_domains", CONF_T_NAMES, greylist_whitelist_domains, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -165,7 +170,7 @@ static const struct conf_key conf_keys[] = {
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
-	"srs", "arc", "milter",
+	"srs", "arc", "milter", "greylist",
 };
 /* clang-format on */
 
@@ -807,7 +812,7 @@ static bool
 conf_is_list(enum conf_type t)
 {
 	return t == CONF_T_DOMAINS || t == CONF_T_NETWORKS ||
-	       t == CONF_T_SERVERS;
+	       t == CONF_T_SERVERS || t == CONF_T_NAMES;
 }
 
 static int
@@ -896,6 +901,9 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		    "inet:address:port or unix:/path", msg, msglen);
 	case CONF_T_MACTION:
 		return conf_set_milteract(f, v, msg, msglen);
+	case CONF_T_NAMES:
+		return conf_set_list(f, v, append, conf_is_domain_name,
+		    "a domain name", msg, msglen);
 	}
 	panic("event=conf_set type=%d", (int)k->type);
 }
@@ -1252,6 +1260,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->milter_connect_timeout = 30;
 	c->milter_command_timeout = 30;
 	c->milter_eom_timeout = 300;
+	c->greylist_delay = 300;
+	c->greylist_expire = 35 * 86400;
 	return 0;
 }
 

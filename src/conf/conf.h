@@ -164,6 +164,13 @@ struct conf {
 	unsigned milter_command_timeout; /* seconds per reply, 30 */
 	unsigned milter_eom_timeout;	 /* seconds for the end of message's
 					    replies, 300 */
+	/* greylisting (docs/defence.md) */
+	bool greylist_enable;		  /* greylist.enable, false */
+	unsigned greylist_delay;	  /* seconds a new triplet waits, 300 */
+	unsigned greylist_expire;	  /* seconds a triplet or a whitelisted
+					     network is kept, 35 days */
+	char *greylist_whitelist_domains; /* "a.example,b.example": senders
+					     with SPF pass for these skip it */
 };
 
 /*

@@ -766,7 +766,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 71);
+	T_CHECK_INT(l.n, 75);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "milter.default_action = tempfail\n") != NULL);
 	T_CHECK(strstr(l.text, "milter.connect_timeout = 30\n") != NULL);
