@@ -69,6 +69,7 @@ enum conf_type {
 	CONF_T_MILTERS,	 /* list of inet:host:port / unix:/path */
 	CONF_T_MACTION,	 /* tempfail|accept */
 	CONF_T_NAMES,	 /* list of domain names, kept as one string */
+	CONF_T_DELIM,	 /* recipient delimiter characters, or unset */
 };
 
 struct conf_key {
@@ -89,6 +90,7 @@ static const struct conf_key conf_keys[] = {
 	K("", "user", CONF_T_STR, user, 0, 0),
 	K("", "sandbox", CONF_T_BOOL, sandbox, 0, 0),
 	K("", "sandbox_write", CONF_T_STR, sandbox_write, 0, 0),
+	K("", "recipient_delimiter", CONF_T_DELIM, recipient_delimiter, 0, 0),
 	K("listen", "smtp", CONF_T_LISTEN, listen_smtp, 0, 0),
 	K("listen", "submission", CONF_T_LISTEN, listen_submission, 0, 0),
 	K("listen", "submissions", CONF_T_LISTEN, listen_submissions, 0, 0),
@@ -808,6 +810,37 @@ conf_set_num(struct conf *c, const struct conf_key *k, const char *v, char *msg,
 	return 0;
 }
 
+/*
+ * recipient_delimiter: 1 to CONF_DELIM_MAX characters, each a delimiter
+ * of its own (Postfix); printable ASCII that can stand in an unquoted
+ * local part, neither a letter, a digit nor '.' (a local part's dots and
+ * names must stay what they are).  Empty: unset.
+ */
+static int
+conf_set_delim(char **field, const char *v, char *msg, size_t msglen)
+{
+	size_t i, n = strlen(v);
+
+	if (n > CONF_DELIM_MAX) {
+		str_fmt_cut(
+		    msg, msglen, "at most %d characters", CONF_DELIM_MAX);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (strchr("!#$%&'*+-/=?^_`{|}~", v[i]) == NULL) {
+			str_fmt_cut(msg, msglen,
+			    "\"%c\" cannot be a delimiter (one of "
+			    "!#$%%&'*+-/=?^_`{|}~)",
+			    (unsigned char)v[i] >= 0x20 &&
+				    (unsigned char)v[i] < 0x7f
+				? v[i]
+				: '?');
+			return -1;
+		}
+	conf_put_str(field, n > 0 ? v : NULL);
+	return 0;
+}
+
 static bool
 conf_is_list(enum conf_type t)
 {
@@ -901,6 +934,8 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		    "inet:address:port or unix:/path", msg, msglen);
 	case CONF_T_MACTION:
 		return conf_set_milteract(f, v, msg, msglen);
+	case CONF_T_DELIM:
+		return conf_set_delim(f, v, msg, msglen);
 	case CONF_T_NAMES:
 		return conf_set_list(f, v, append, conf_is_domain_name,
 		    "a domain name", msg, msglen);

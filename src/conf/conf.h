@@ -33,11 +33,15 @@ enum conf_smarthost_tls {
 /* "may", "encrypt", "verify" ("" for UNSET). */
 const char *conf_smarthost_tls_name(enum conf_smarthost_tls t);
 
+#define CONF_DELIM_MAX 8 /* characters of recipient_delimiter */
+
 struct conf {
 	char *path;	/* file read, or NULL */
 	char *hostname; /* default: gethostname() */
 	char **domains; /* lower-cased; default {"localhost"} */
 	size_t ndomains;
+	char *recipient_delimiter;   /* recipient_delimiter: "+" or "+-"...
+					(each character one), NULL: off */
 	char *state_dir;	     /* default "./var", made absolute */
 	char *user;		     /* NULL: no privilege drop */
 	bool sandbox;		     /* sandbox, true: Landlock + seccomp after

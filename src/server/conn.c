@@ -575,9 +575,12 @@ txn_add_targets(struct txn *t, const struct table_targets *tt)
 	for (i = 0; i < tt->n; i++) {
 		bool dup = !tt->v[i].local;
 
+		/* one copy per mailbox and folder (plus-addressing) */
 		for (j = 0; j < t->targets.n && !dup; j++)
 			dup = strcmp(t->targets.v[j].mailbox,
-				  tt->v[i].mailbox) == 0;
+				  tt->v[i].mailbox) == 0 &&
+			      strcmp(t->targets.v[j].folder, tt->v[i].folder) ==
+				  0;
 		if (dup)
 			continue;
 		if (t->targets.n >= TABLE_TARGETS_MAX)
@@ -1431,8 +1434,11 @@ eom_store(struct conn *c)
 	ij->body = txn_content(t, &ij->body_len);
 	ij->boxes =
 	    xcalloc(t->targets.n ? t->targets.n : 1, sizeof(*ij->boxes));
-	for (i = 0; i < t->targets.n; i++)
+	for (i = 0; i < t->targets.n; i++) {
 		ij->boxes[i].path = t->targets.v[i].mailbox;
+		if (t->targets.v[i].folder[0] != '\0') /* plus-addressing */
+			ij->boxes[i].subfolder = t->targets.v[i].folder;
+	}
 	ij->nboxes = t->targets.n;
 	conn_auth_store(c, ij);
 	conn_milter_store(c, ij);
