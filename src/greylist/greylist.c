@@ -212,7 +212,7 @@ gl_lower(char *out, const char *s)
 {
 	size_t i;
 
-	for (i = 0; s[i] != '\0' && i < GREYLIST_ADDR_MAX; i++)
+	for (i = 0; i < GREYLIST_ADDR_MAX && s[i] != '\0'; i++)
 		out[i] = (char)tolower((unsigned char)s[i]);
 	out[i] = '\0';
 }
