@@ -107,3 +107,28 @@ def test_state_survives_restart_and_sighup(ternd):
     t.stop()
     t.start()
     check(rcpt(t, "third@remote.test"), 250, None, "after a 2nd restart")
+
+
+SPF_ZONE = [
+    "--txt-record=pass.test,v=spf1 ip4:127.0.0.1 -all",
+    "--txt-record=sub.pass.test,v=spf1 ip4:127.0.0.1 -all",
+    "--txt-record=fail.test,v=spf1 ip4:192.0.2.1 -all",
+    "--txt-record=other.test,v=spf1 ip4:127.0.0.1 -all",
+    "--local=/test/",
+]
+
+
+def test_spf_pass_whitelisted_domain_skips(ternd, dnsmasq):
+    dns = dnsmasq(extra=SPF_ZONE)
+    t = ternd(dict(GREY, **{
+        "spf.check": "yes", "dns.servers": dns.server,
+        "greylist.whitelist_domains": "pass.test, fail.test"}))
+    # SPF pass for a listed domain (and its subdomain): no greylisting,
+    # even without spf.reject_fail (the RCPT waits for the SPF result)
+    check(rcpt(t, "a@pass.test"), 250, None, "SPF pass, whitelisted")
+    check(rcpt(t, "a@sub.pass.test"), 250, None, "subdomain")
+    assert "event=greylist result=whitelisted" in t.log()
+    # a listed domain whose SPF fails is greylisted
+    deferred(rcpt(t, "a@fail.test"))
+    # SPF pass for a domain not listed: greylisted
+    deferred(rcpt(t, "a@other.test"))
