@@ -71,6 +71,8 @@ enum conf_type {
 	CONF_T_MACTION,	 /* tempfail|accept */
 	CONF_T_DNSBL,	 /* list of zone[=127.x.y.z][*weight] */
 	CONF_T_DNSWL,	 /* list of zone[=127.x.y.z] */
+	CONF_T_NAMES,	 /* list of domain names, kept as one string */
+	CONF_T_DELIM,	 /* recipient delimiter characters, or unset */
 };
 
 struct conf_key {
@@ -91,6 +93,7 @@ static const struct conf_key conf_keys[] = {
 	K("", "user", CONF_T_STR, user, 0, 0),
 	K("", "sandbox", CONF_T_BOOL, sandbox, 0, 0),
 	K("", "sandbox_write", CONF_T_STR, sandbox_write, 0, 0),
+	K("", "recipient_delimiter", CONF_T_DELIM, recipient_delimiter, 0, 0),
 	K("listen", "smtp", CONF_T_LISTEN, listen_smtp, 0, 0),
 	K("listen", "submission", CONF_T_LISTEN, listen_submission, 0, 0),
 	K("listen", "submissions", CONF_T_LISTEN, listen_submissions, 0, 0),
@@ -169,6 +172,10 @@ static const struct conf_key conf_keys[] = {
 	K("screen", "cache_ttl", CONF_T_SECS, screen_cache_ttl, 0, 7 * 86400),
 	K("screen", "cache_entries", CONF_T_UINT, screen_cache_entries, 1, 10000000),
 	K("screen", "dns_timeout", CONF_T_SECS, screen_dns_timeout, 1, 60),
+	K("greylist", "enable", CONF_T_BOOL, greylist_enable, 0, 0),
+	K("greylist", "delay", CONF_T_SECS, greylist_delay, 1, 86400),
+	K("greylist", "expire", CONF_T_SECS, greylist_expire, 3600, 366 * 86400),
+	K("greylist", "whitelist_domains", CONF_T_NAMES, greylist_whitelist_domains, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -176,7 +183,7 @@ static const struct conf_key conf_keys[] = {
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
-	"srs", "arc", "milter", "screen",
+	"srs", "arc", "milter", "screen", "greylist",
 };
 /* clang-format on */
 
@@ -830,11 +837,42 @@ conf_set_num(struct conf *c, const struct conf_key *k, const char *v, char *msg,
 	return 0;
 }
 
+/*
+ * recipient_delimiter: 1 to CONF_DELIM_MAX characters, each a delimiter
+ * of its own (Postfix); printable ASCII that can stand in an unquoted
+ * local part, neither a letter, a digit nor '.' (a local part's dots and
+ * names must stay what they are).  Empty: unset.
+ */
+static int
+conf_set_delim(char **field, const char *v, char *msg, size_t msglen)
+{
+	size_t i, n = strlen(v);
+
+	if (n > CONF_DELIM_MAX) {
+		str_fmt_cut(
+		    msg, msglen, "at most %d characters", CONF_DELIM_MAX);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (strchr("!#$%&'*+-/=?^_`{|}~", v[i]) == NULL) {
+			str_fmt_cut(msg, msglen,
+			    "\"%c\" cannot be a delimiter (one of "
+			    "!#$%%&'*+-/=?^_`{|}~)",
+			    (unsigned char)v[i] >= 0x20 &&
+				    (unsigned char)v[i] < 0x7f
+				? v[i]
+				: '?');
+			return -1;
+		}
+	conf_put_str(field, n > 0 ? v : NULL);
+	return 0;
+}
+
 static bool
 conf_is_list(enum conf_type t)
 {
 	return t == CONF_T_DOMAINS || t == CONF_T_NETWORKS ||
-	       t == CONF_T_SERVERS;
+	       t == CONF_T_SERVERS || t == CONF_T_NAMES;
 }
 
 static int
@@ -929,6 +967,11 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 	case CONF_T_DNSWL:
 		return conf_set_list(f, v, append, conf_is_dnswl,
 		    "zone[=127.x.y.z]", msg, msglen);
+	case CONF_T_DELIM:
+		return conf_set_delim(f, v, msg, msglen);
+	case CONF_T_NAMES:
+		return conf_set_list(f, v, append, conf_is_domain_name,
+		    "a domain name", msg, msglen);
 	}
 	panic("event=conf_set type=%d", (int)k->type);
 }
@@ -1289,6 +1332,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->screen_cache_ttl = 3600;
 	c->screen_cache_entries = 100000;
 	c->screen_dns_timeout = 5;
+	c->greylist_delay = 300;
+	c->greylist_expire = 35 * 86400;
 	return 0;
 }
 

@@ -33,11 +33,15 @@ enum conf_smarthost_tls {
 /* "may", "encrypt", "verify" ("" for UNSET). */
 const char *conf_smarthost_tls_name(enum conf_smarthost_tls t);
 
+#define CONF_DELIM_MAX 8 /* characters of recipient_delimiter */
+
 struct conf {
 	char *path;	/* file read, or NULL */
 	char *hostname; /* default: gethostname() */
 	char **domains; /* lower-cased; default {"localhost"} */
 	size_t ndomains;
+	char *recipient_delimiter;   /* recipient_delimiter: "+" or "+-"...
+					(each character one), NULL: off */
 	char *state_dir;	     /* default "./var", made absolute */
 	char *user;		     /* NULL: no privilege drop */
 	bool sandbox;		     /* sandbox, true: Landlock + seccomp after
@@ -175,6 +179,13 @@ struct conf {
 	unsigned screen_cache_ttl;   /* seconds a verdict is kept, 3600 */
 	unsigned screen_cache_entries; /* verdicts kept at most, 100000 */
 	unsigned screen_dns_timeout;   /* seconds for the lookups, 5 */
+	/* greylisting (docs/defence.md) */
+	bool greylist_enable;		  /* greylist.enable, false */
+	unsigned greylist_delay;	  /* seconds a new triplet waits, 300 */
+	unsigned greylist_expire;	  /* seconds a triplet or a whitelisted
+					     network is kept, 35 days */
+	char *greylist_whitelist_domains; /* "a.example,b.example": senders
+					     with SPF pass for these skip it */
 };
 
 /*

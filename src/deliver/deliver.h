@@ -31,6 +31,10 @@ struct maildir_box {
 	 * it, ".Junk": made with its tmp/new/cur and the maildirfolder file
 	 * (and the mailbox's own) when missing.  One "." and a name. */
 	const char *folder;
+	/* With folder NULL: a Maildir++ folder (".shop", plus-addressing)
+	 * used when it exists as a directory; never made: when it is missing
+	 * the message goes to the mailbox itself.  Same rules as folder. */
+	const char *subfolder;
 };
 
 /*

@@ -523,6 +523,28 @@ md_open_folder(int box, const char *folder, bool create, struct md_err *e)
 	return fd;
 }
 
+/*
+ * The optional folder of plus-addressing: its fd when it is a directory
+ * (box closed), else box itself (the INBOX) when it does not exist.  A
+ * symlink or a non-directory in its place is an error, not the INBOX:
+ * someone put it there.
+ */
+static int
+md_open_subfolder(int box, const char *folder, struct md_err *e)
+{
+	int fd = md_openat_dir(box, folder);
+
+	if (fd >= 0) {
+		fd_close_quiet(box);
+		return fd;
+	}
+	if (errno == ENOENT)
+		return box;
+	md_fail_dir(e, "open", "", folder);
+	fd_close_quiet(box);
+	return -1;
+}
+
 /* Open tmp/ and new/ of the box (and with create, make cur/ too). */
 static int
 md_open_box_locked(int root_fd, const struct maildir_box *b, bool create,
@@ -535,6 +557,8 @@ md_open_box_locked(int root_fd, const struct maildir_box *b, bool create,
 			     : md_walk_rel(root_fd, path, create, e);
 	if (box >= 0 && b->folder != NULL)
 		box = md_open_folder(box, b->folder, create, e);
+	else if (box >= 0 && b->subfolder != NULL)
+		box = md_open_subfolder(box, b->subfolder, e);
 	if (box < 0)
 		return -1;
 	d->tmp_fd = md_open_dir(box, "tmp", create, e);
@@ -569,6 +593,15 @@ md_unlock(void)
 
 	if (r != 0)
 		panic("event=maildir_unlock error=%d", r);
+}
+
+/* The folder a box's cache entry is keyed on: folder, else the optional
+ * subfolder (its entry then holds the INBOX when the folder is missing;
+ * md_cache_get's fstatat of <folder>/new sends it back to the walk). */
+static const char *
+md_box_folder(const struct maildir_box *b)
+{
+	return b->folder != NULL ? b->folder : b->subfolder;
 }
 
 /* ---- the mailbox cache ----------------------------------------------------
@@ -649,7 +682,8 @@ md_cache_match(const struct md_cached *ce, int root_fd,
 {
 	return ce->root_fd == root_fd && ce->path_len == plen &&
 	       ce->folder_len == flen && memcmp(ce->key, b->path, plen) == 0 &&
-	       (flen == 0 || memcmp(ce->key + plen + 1, b->folder, flen) == 0);
+	       (flen == 0 ||
+		   memcmp(ce->key + plen + 1, md_box_folder(b), flen) == 0);
 }
 
 /* "<path>[/<folder>]/new" into out; false when it does not fit. */
@@ -665,7 +699,7 @@ md_cache_new_path(char *out, size_t outlen, const struct maildir_box *b,
 	n = plen;
 	if (flen > 0) {
 		out[n++] = '/';
-		memcpy(out + n, b->folder, flen);
+		memcpy(out + n, md_box_folder(b), flen);
 		n += flen;
 	}
 	memcpy(out + n, "/new", sizeof("/new"));
@@ -677,7 +711,7 @@ static struct md_cached *
 md_cache_get(int root_fd, const struct maildir_box *b)
 {
 	size_t plen = strlen(b->path),
-	       flen = b->folder != NULL ? strlen(b->folder) : 0;
+	       flen = md_box_folder(b) != NULL ? strlen(md_box_folder(b)) : 0;
 	struct md_cached *ce = NULL, *gone = NULL;
 	char path[PATH_MAX];
 	struct stat st;
@@ -721,7 +755,7 @@ static void
 md_cache_put(int root_fd, const struct maildir_box *b, struct md_dirs *d)
 {
 	size_t plen = strlen(b->path),
-	       flen = b->folder != NULL ? strlen(b->folder) : 0;
+	       flen = md_box_folder(b) != NULL ? strlen(md_box_folder(b)) : 0;
 	struct md_cached *ce, *gone = NULL;
 	struct stat st;
 	size_t i, slot = MD_CACHE;
@@ -734,7 +768,7 @@ md_cache_put(int root_fd, const struct maildir_box *b, struct md_dirs *d)
 	}
 	memcpy(ce->key, b->path, plen + 1);
 	if (flen > 0)
-		memcpy(ce->key + plen + 1, b->folder, flen);
+		memcpy(ce->key + plen + 1, md_box_folder(b), flen);
 	ce->key[plen + 1 + flen] = '\0';
 	ce->root_fd = root_fd;
 	ce->path_len = plen;
@@ -973,6 +1007,14 @@ md_link_all(int root_fd, const struct maildir_box *boxes, size_t n,
 	return 0;
 }
 
+/* A Maildir++ folder name: one "." and a name, one path component. */
+static bool
+md_folder_ok(const char *f)
+{
+	return f[0] == '.' && strchr(f, '/') == NULL &&
+	       md_component_check(f, strlen(f)) == 0;
+}
+
 /* Everything that can be refused before touching the disk. */
 static int
 md_check_args(const struct maildir_box *boxes, size_t n, struct md_msg *m,
@@ -1003,11 +1045,10 @@ md_check_args(const struct maildir_box *boxes, size_t n, struct md_msg *m,
 			    "control character)");
 			return -1;
 		}
-		if (boxes[i].folder != NULL &&
-		    (boxes[i].folder[0] != '.' ||
-			strchr(boxes[i].folder, '/') != NULL ||
-			md_component_check(
-			    boxes[i].folder, strlen(boxes[i].folder)) != 0)) {
+		if ((boxes[i].folder != NULL &&
+			!md_folder_ok(boxes[i].folder)) ||
+		    (boxes[i].subfolder != NULL &&
+			!md_folder_ok(boxes[i].subfolder))) {
 			errno = EINVAL;
 			md_fail(e, "check", "folder name");
 			return -1;
@@ -1097,7 +1138,7 @@ maildir_create(int root_fd, const char *path, char *err, size_t errlen)
 	}
 	md_lock(true);
 	r = md_open_box_locked(
-	    root_fd, &(struct maildir_box){path, NULL}, true, &d, &e);
+	    root_fd, &(struct maildir_box){.path = path}, true, &d, &e);
 	md_unlock();
 	md_dirs_close(&d);
 	return r;

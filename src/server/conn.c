@@ -575,9 +575,12 @@ txn_add_targets(struct txn *t, const struct table_targets *tt)
 	for (i = 0; i < tt->n; i++) {
 		bool dup = !tt->v[i].local;
 
+		/* one copy per mailbox and folder (plus-addressing) */
 		for (j = 0; j < t->targets.n && !dup; j++)
 			dup = strcmp(t->targets.v[j].mailbox,
-				  tt->v[i].mailbox) == 0;
+				  tt->v[i].mailbox) == 0 &&
+			      strcmp(t->targets.v[j].folder, tt->v[i].folder) ==
+				  0;
 		if (dup)
 			continue;
 		if (t->targets.n >= TABLE_TARGETS_MAX)
@@ -859,6 +862,31 @@ rcpt_milter_hold(struct conn *c)
 	return conn_milter_stage(c, CONN_MILTER_RCPT, rcpt, on_milter_rcpt);
 }
 
+/* The greylist store's answer on this RCPT (conngrey.c): deferred, or
+ * on to the milters. */
+static void
+on_grey_rcpt(struct conn *c)
+{
+	char rcpt[TABLE_ADDR_MAX + 1];
+
+	if (addr_format(&c->rcpt_q.addr, rcpt, sizeof(rcpt)) < 0)
+		rcpt[0] = '\0';
+	if (!conn_grey_refused(c, rcpt)) {
+		if (rcpt_milter_hold(c))
+			return;
+		rcpt_decide(c, &c->rcpt_q);
+	}
+	table_targets_free(&c->rcpt_q.tt);
+	conn_process(c);
+}
+
+/* After SPF: greylisting, then the milters (true: c waits for them). */
+static bool
+rcpt_hold(struct conn *c)
+{
+	return conn_grey_stage(c, on_grey_rcpt) || rcpt_milter_hold(c);
+}
+
 /*
  * The transaction's SPF check is over (connspf.c): log it, and go on with
  * what waited for it.  From the loop (a DNS answer or the check's
@@ -877,7 +905,7 @@ on_spf_done(struct spfcheck *sc, void *arg)
 		return;
 	c->pending = false;
 	if (w == CONN_SPF_RCPT) {
-		if (rcpt_milter_hold(c))
+		if (rcpt_hold(c))
 			return;
 		rcpt_decide(c, &c->rcpt_q);
 		table_targets_free(&c->rcpt_q.tt);
@@ -900,8 +928,9 @@ rcpt_spf_hold(struct conn *c)
 	if (c->rcpt_q.st != TABLE_OK)
 		return false;
 	conn_spf_start(c, on_spf_done);
+	/* greylist.whitelist_domains needs the result too (conngrey.c) */
 	if (t->spf == NULL || spfcheck_done(t->spf) ||
-	    !c->srv->conf->spf_reject_fail)
+	    (!c->srv->conf->spf_reject_fail && !conn_grey_wants_spf(c)))
 		return false;
 	c->pending = true;
 	c->spf_wait = CONN_SPF_RCPT;
@@ -923,7 +952,7 @@ rcpt_answer(struct lookup *lk)
 		return; /* c went away: conn_free freed its targets */
 	if (rcpt_spf_hold(c))
 		return;
-	if (rcpt_milter_hold(c))
+	if (rcpt_hold(c))
 		return;
 	rcpt_decide(c, &c->rcpt_q);
 	table_targets_free(&c->rcpt_q.tt);
@@ -1405,8 +1434,11 @@ eom_store(struct conn *c)
 	ij->body = txn_content(t, &ij->body_len);
 	ij->boxes =
 	    xcalloc(t->targets.n ? t->targets.n : 1, sizeof(*ij->boxes));
-	for (i = 0; i < t->targets.n; i++)
+	for (i = 0; i < t->targets.n; i++) {
 		ij->boxes[i].path = t->targets.v[i].mailbox;
+		if (t->targets.v[i].folder[0] != '\0') /* plus-addressing */
+			ij->boxes[i].subfolder = t->targets.v[i].folder;
+	}
 	ij->nboxes = t->targets.n;
 	conn_auth_store(c, ij);
 	conn_milter_store(c, ij);

@@ -182,6 +182,10 @@ struct conn {
 	struct conn_screen *screen; /* screen.c, while it screens */
 	char screen_reply[256];	    /* screen.c: refused with 554 5.7.1 and
 				       this text when not "" */
+	/* greylisting of this RCPT (conngrey.c) */
+	bool grey_defer;		   /* answer 451 4.7.1 */
+	unsigned grey_wait;		   /* seconds it still has to wait */
+	void (*grey_cont)(struct conn *c); /* after the store answered */
 };
 
 void conn_new(struct server *s, const struct listener *l, int fd,
@@ -306,5 +310,22 @@ enum conn_screen_start conn_screen_start(
     struct conn *c, void (*done)(struct conn *));
 bool conn_screen_input(struct conn *c);
 void conn_screen_free(struct conn *c);
+
+/*
+ * Greylisting (conngrey.c, docs/defence.md).  conn_grey_wants_spf: the
+ * RCPT should wait for the SPF result (greylisting applies and the
+ * sender's domain is in greylist.whitelist_domains).  conn_grey_stage:
+ * for an RCPT tern would take, ask the store on the worker pool; false
+ * when greylisting does not apply (nothing to wait for), true: c is
+ * pending and done(c) is called from the loop.  conn_grey_refused: after
+ * done, answer 451 4.7.1 when the triplet must wait (true: replied).
+ */
+bool conn_grey_wants_spf(const struct conn *c);
+bool conn_grey_stage(struct conn *c, void (*done)(struct conn *));
+bool conn_grey_refused(struct conn *c, const char *rcpt);
+/* Start-up (as the user, before the sandbox) and exit: STATE/greylist.db
+ * when greylist.enable (fatal if it cannot be opened). */
+void conn_grey_open(struct server *s);
+void conn_grey_close(struct server *s);
 
 #endif

@@ -577,6 +577,7 @@ main(int argc, char **argv)
 		fatalx("event=startup step=queue error=\"%s\"", err);
 	load_dmarc(&s);
 	s.dmarcrep = dmarcrep_open(&s);
+	conn_grey_open(&s);
 	/* before any thread: Landlock confines this thread and later ones */
 	confine(&s);
 	s.workers = workers_start(s.base, WORKERS);
@@ -604,6 +605,7 @@ main(int argc, char **argv)
 	screen_free(s.screen);
 	dns_free(s.dns);
 	workers_stop(s.workers);
+	conn_grey_close(&s);
 	dmarcrep_free(s.dmarcrep);
 	store_stats(s.store, &stats);
 	store_free(s.store);

@@ -47,6 +47,7 @@
 
 struct client_count;
 struct srsmap;
+struct greylist;
 struct dmarc_override;
 struct dns;
 struct psl;
@@ -84,6 +85,7 @@ struct server {
 	char *overrides_text;		/* their domains point into it */
 	struct store *store;		/* Maildir copies, queue commits */
 	struct evconnlistener *control; /* STATE/control.sock */
+	struct greylist *greylist;	/* STATE/greylist.db; NULL: off */
 	struct dmarcrep *dmarcrep;	/* DMARC reports, NULL when off */
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */
 	struct srsmap *srs;    /* STATE/srs.key; NULL: srs.enable = no */

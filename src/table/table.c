@@ -23,6 +23,7 @@
  * Limits: TABLE_ALIAS_DEPTH nested aliases, TABLE_TARGETS_MAX targets per
  * recipient; a cycle or passing a limit gives TABLE_LOOP.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,10 @@ table_open(const struct conf *c, char *err, size_t errlen)
 	for (i = 0; i < c->ndomains; i++)
 		t->domains[i] = xstrdup(c->domains[i]);
 	t->ndomains = c->ndomains;
+	if (c->recipient_delimiter != NULL &&
+	    str_copy(t->delim, sizeof(t->delim), c->recipient_delimiter,
+		strlen(c->recipient_delimiter)) != 0)
+		t->delim[0] = '\0'; /* conf.c allows CONF_DELIM_MAX */
 	if (eng->open(t, c->tables_users + strlen(eng->prefix)) != 0) {
 		str_fmt_cut(err, errlen, "%s", t->err);
 		table_close(t);
@@ -289,8 +294,8 @@ table_list_add(const char *target, void *ctx)
 }
 
 static enum table_status
-table_add_target(
-    struct table_walk *w, const char *address, bool local, const char *mailbox)
+table_add_target(struct table_walk *w, const char *address, bool local,
+    const char *mailbox, const char *folder)
 {
 	struct table_targets *o = w->out;
 	struct table_target *tg;
@@ -316,7 +321,9 @@ table_add_target(
 	if (str_copy(tg->address, sizeof(tg->address), address,
 		strlen(address)) != 0 ||
 	    str_copy(tg->mailbox, sizeof(tg->mailbox), mailbox,
-		strlen(mailbox)) != 0) {
+		strlen(mailbox)) != 0 ||
+	    str_copy(tg->folder, sizeof(tg->folder), folder, strlen(folder)) !=
+		0) {
 		table_set_error(
 		    w->t, "%s: address or mailbox too long", address);
 		return TABLE_TEMPFAIL;
@@ -347,9 +354,11 @@ table_user_box(struct table *t, const char *key, const char *maildir, char *out,
 	return TABLE_OK;
 }
 
-/* If key is a user, add it as a local target and set *found. */
+/* If key is a user, add it as a local target (into folder, "" INBOX) and
+ * set *found. */
 static enum table_status
-table_walk_user(struct table_walk *w, const char *key, bool *found)
+table_walk_user(
+    struct table_walk *w, const char *key, const char *folder, bool *found)
 {
 	char maildir[sizeof(w->out->v[0].mailbox)], box[sizeof(maildir)];
 	enum table_status st;
@@ -362,7 +371,8 @@ table_walk_user(struct table_walk *w, const char *key, bool *found)
 		return st;
 	*found = true;
 	st = table_user_box(w->t, key, maildir, box, sizeof(box));
-	return st != TABLE_OK ? st : table_add_target(w, key, true, box);
+	return st != TABLE_OK ? st
+			      : table_add_target(w, key, true, box, folder);
 }
 
 static enum table_status table_walk_address(
@@ -375,7 +385,7 @@ table_walk_target(struct table_walk *w, const char *target)
 	    table_domain_is_local(w->t, table_key_domain(target));
 
 	if (st == TABLE_NOTLOCAL)
-		return table_add_target(w, target, false, "");
+		return table_add_target(w, target, false, "", "");
 	if (st != TABLE_OK)
 		return st;
 	st = table_walk_address(w, target, true);
@@ -439,26 +449,101 @@ table_key_is_postmaster(const char *key)
 	       strncmp(key, "postmaster", 10) == 0;
 }
 
+/* key's own alias or user, in the order as_target asks (see below). */
+static enum table_status
+table_walk_exact(struct table_walk *w, const char *key, bool as_target,
+    const char *folder, bool *found)
+{
+	enum table_status st;
+
+	if (as_target &&
+	    ((st = table_walk_user(w, key, folder, found)) != TABLE_OK ||
+		*found))
+		return st;
+	if ((st = table_walk_alias(w, key, found)) != TABLE_OK || *found)
+		return st;
+	return as_target ? TABLE_OK : table_walk_user(w, key, folder, found);
+}
+
+/*
+ * Plus-addressing (recipient_delimiter): "ben+shop@d" is the base "ben@d"
+ * with the extension "shop", split at the first delimiter character (as
+ * Postfix does).  false: no delimiter configured or in the local part, a
+ * quoted local part, or an empty base.
+ */
+static bool
+table_split_ext(const struct table *t, const char *key, char *base,
+    size_t baselen, const char **ext, size_t *extlen)
+{
+	const char *at = strrchr(key, '@');
+	size_t i;
+
+	if (t->delim[0] == '\0' || at == NULL || key[0] == '"')
+		return false;
+	for (i = 0; key + i < at && strchr(t->delim, key[i]) == NULL; i++)
+		;
+	if (key + i == at || i == 0)
+		return false;
+	*ext = key + i + 1;
+	*extlen = (size_t)(at - *ext);
+	return str_fmt(base, baselen, "%.*s%s", (int)i, key, at) == 0;
+}
+
+/*
+ * The Maildir++ folder of an extension: "." and the extension when it is
+ * safe as one directory name (1 to TABLE_FOLDER_MAX - 1 octets of
+ * letters, digits, '-', '_' and '.', no leading or trailing '.', no
+ * ".."), else "" (the INBOX: an odd extension still reaches its user).
+ */
+static void
+table_ext_folder(const char *ext, size_t n, char *out, size_t outlen)
+{
+	size_t i;
+
+	out[0] = '\0';
+	if (n == 0 || n + 2 > outlen || n + 1 > TABLE_FOLDER_MAX ||
+	    ext[0] == '.' || ext[n - 1] == '.')
+		return;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)ext[i];
+
+		if (!(ch < 0x80 &&
+			(isalnum(ch) || ch == '-' || ch == '_' || ch == '.')) ||
+		    (ch == '.' && ext[i + 1] == '.'))
+			return;
+	}
+	out[0] = '.';
+	memcpy(out + 1, ext, n);
+	out[n + 1] = '\0';
+}
+
 /*
  * key is in a local domain.  as_target: it was reached through an alias,
- * so a user of that name ends the expansion.
+ * so a user of that name ends the expansion.  With recipient_delimiter,
+ * "ben+shop@d" that is neither an alias nor a user is tried as "ben@d"
+ * (its alias, or its user with the folder ".shop"), before the catch-all.
  */
 static enum table_status
 table_walk_address(struct table_walk *w, const char *key, bool as_target)
 {
 	char catchall[TABLE_KEY_MAX + 1], box[ADDR_DOMAIN_MAX + 16];
-	const char *domain = table_key_domain(key);
+	char base[TABLE_KEY_MAX + 1], folder[TABLE_FOLDER_MAX + 1];
+	const char *domain = table_key_domain(key), *ext;
 	enum table_status st;
+	size_t extlen;
 	bool found;
 
-	if (as_target &&
-	    ((st = table_walk_user(w, key, &found)) != TABLE_OK || found))
+	if ((st = table_walk_exact(w, key, as_target, "", &found)) !=
+		TABLE_OK ||
+	    found)
 		return st;
-	if ((st = table_walk_alias(w, key, &found)) != TABLE_OK || found)
-		return st;
-	if (!as_target &&
-	    ((st = table_walk_user(w, key, &found)) != TABLE_OK || found))
-		return st;
+	if (table_split_ext(w->t, key, base, sizeof(base), &ext, &extlen)) {
+		table_ext_folder(ext, extlen, folder, sizeof(folder));
+		if ((st = table_walk_exact(
+			 w, base, as_target, folder, &found)) != TABLE_OK ||
+		    found)
+			return st;
+	}
 	if (str_fmt(catchall, sizeof(catchall), "@%s", domain) == 0 &&
 	    ((st = table_walk_alias(w, catchall, &found)) != TABLE_OK || found))
 		return st;
@@ -469,7 +554,7 @@ table_walk_address(struct table_walk *w, const char *key, bool as_target)
 			    w->t, "postmaster mailbox of %s: too long", domain);
 			return TABLE_TEMPFAIL;
 		}
-		return table_add_target(w, key, true, box);
+		return table_add_target(w, key, true, box, "");
 	}
 	return TABLE_NOTFOUND;
 }

@@ -19,6 +19,7 @@
 #include "conf/conf.h"
 
 /* local@domain */
+#define TABLE_FOLDER_MAX  64 /* "." and a plus-address extension */
 #define TABLE_ADDR_MAX	  (ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX)
 #define TABLE_ALIAS_DEPTH 8    /* nested alias levels followed */
 #define TABLE_TARGETS_MAX 1000 /* final targets of one address */
@@ -45,6 +46,9 @@ struct table_target {
 	/* For local targets: the Maildir, relative to STATE/mail
 	 * ("example.org/ben") unless the user's row names an absolute path. */
 	char mailbox[512];
+	/* A local target reached by plus-addressing ("ben+shop@"): the
+	 * Maildir++ folder ".shop", used when it exists; "" the INBOX. */
+	char folder[TABLE_FOLDER_MAX + 1];
 };
 
 struct table_targets {

@@ -65,7 +65,8 @@ struct table {
 	char **domains; /* copy of conf domains: the first is the
 			   domain of bare <Postmaster> */
 	size_t ndomains;
-	char err[512]; /* table_strerror() */
+	char delim[CONF_DELIM_MAX + 1]; /* recipient_delimiter, "" off */
+	char err[512];			/* table_strerror() */
 };
 
 void table_set_error(struct table *t, const char *fmt, ...) PRINTF_LIKE(2, 3);

@@ -283,6 +283,14 @@ static const char *const file_errors[][2] = {
     {"[limits]\nrecipients = 12x\n", "2: limits.recipients: not a number"},
     {"[limits]\nrecipients = -1\n", "2: limits.recipients: not a number"},
     {"[limits]\nrecipients =\n", "2: limits.recipients: not a number"},
+    {"recipient_delimiter = +a\n",
+	"1: recipient_delimiter: \"a\" cannot be a delimiter (one of "
+	"!#$%&'*+-/=?^_`{|}~)"},
+    {"recipient_delimiter = +-=_#$%&!\n",
+	"1: recipient_delimiter: at most 8 characters"},
+    {"[greylist]\ndelay = 0\n", "2: greylist.delay: out of range (1..86400)"},
+    {"[greylist]\nwhitelist_domains = a..b\n",
+	"2: greylist.whitelist_domains: \"a..b\" is not a domain name"},
     {"[limits]\nconnections = 0\n",
 	"2: limits.connections: out of range (1..1000000)"},
     {"[submission]\nlocal_senders = mine\n",
@@ -784,7 +792,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 79);
+	T_CHECK_INT(l.n, 84);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "screen.greet_pause = 0\n") != NULL);
 	T_CHECK(strstr(l.text, "screen.dnsbl = \n") != NULL);

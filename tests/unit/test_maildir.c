@@ -149,7 +149,7 @@ static int
 deliver1(const char *box, const char *msg, char *name, size_t nlen, char *err,
     size_t elen)
 {
-	struct maildir_box b = {box, NULL};
+	struct maildir_box b = {box, NULL, NULL};
 	struct iovec iov = {(void *)(uintptr_t)msg, strlen(msg)};
 
 	return maildir_deliver(root_fd, &b, 1, &iov, 1, name, nlen, err, elen);
@@ -265,8 +265,8 @@ test_one(void)
 static void
 test_three(void)
 {
-	struct maildir_box b[3] = {{"three.example/a", NULL},
-	    {"three.example/b", NULL}, {"other.example/c", NULL}};
+	struct maildir_box b[3] = {{"three.example/a", NULL, NULL},
+	    {"three.example/b", NULL, NULL}, {"other.example/c", NULL, NULL}};
 	char h[] = "Received: by tern\r\n", body[] = "x\r\n", empty[] = "";
 	struct iovec iov[3] = {
 	    {h, strlen(h)}, {empty, 0}, {body, strlen(body)}};
@@ -396,7 +396,7 @@ test_bad_paths(void)
 	T_CHECK_INT(errno, ENAMETOOLONG);
 	t_case("null path");
 	{
-		struct maildir_box b = {NULL, NULL};
+		struct maildir_box b = {NULL, NULL, NULL};
 		struct iovec iov = {longc, 1};
 
 		T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name,
@@ -581,8 +581,8 @@ test_absolute(void)
 static void
 test_exdev(void)
 {
-	struct maildir_box b[3] = {{"xdev.example/a", NULL},
-	    {"xdev.example/b", NULL}, {"xdev.example/c", NULL}};
+	struct maildir_box b[3] = {{"xdev.example/a", NULL, NULL},
+	    {"xdev.example/b", NULL, NULL}, {"xdev.example/c", NULL, NULL}};
 	struct iovec iov = {(char *)(uintptr_t) "copy me\r\n", 9};
 	char name[NAME_MAX + 1], err[256];
 	struct stat sa, sb, sc;
@@ -725,7 +725,7 @@ test_short_write(void)
 	struct rlimit old, lim;
 	char name[NAME_MAX + 1], err[256], *big = xmalloc(3000);
 	struct iovec iov[2] = {{big, 1500}, {big + 1500, 1500}};
-	struct maildir_box b = {"short.example/a", NULL};
+	struct maildir_box b = {"short.example/a", NULL, NULL};
 	int r;
 
 	memset(big, 'z', 3000);
@@ -841,7 +841,7 @@ static void
 test_staged(void)
 {
 	struct maildir_box b[2] = {
-	    {"staged.example/a", NULL}, {"staged.example/b", NULL}};
+	    {"staged.example/a", NULL, NULL}, {"staged.example/b", NULL, NULL}};
 	char body[] = "Subject: s\r\n\r\nstaged\r\n";
 	struct iovec iov[1] = {{body, strlen(body)}};
 	char name[NAME_MAX + 1], err[256];
@@ -877,7 +877,7 @@ test_folder(void)
 {
 	const char *msg = "Subject: junk\r\n\r\nbody\r\n";
 	char name[NAME_MAX + 1], err[256], p[PATH_MAX];
-	struct maildir_box b = {"folder.example/ben", ".Junk"};
+	struct maildir_box b = {"folder.example/ben", ".Junk", NULL};
 	struct iovec iov = {(void *)(uintptr_t)msg, strlen(msg)};
 	struct stat st;
 	static const char *const bad[] = {"Junk", ".", "..", ".a/b", ""};
@@ -906,10 +906,46 @@ test_folder(void)
 	}
 }
 
+/* Plus-addressing's optional folder: the INBOX while it does not exist
+ * (never made), the folder once it does, even with the mailbox cached;
+ * a symlink in its place is refused. */
+static void
+test_subfolder(void)
+{
+	const char *msg = "Subject: plus\r\n\r\nbody\r\n";
+	char name[NAME_MAX + 1], err[256], p[PATH_MAX];
+	struct maildir_box b = {"sub.example/ben", NULL, ".shop"};
+	struct iovec iov = {(void *)(uintptr_t)msg, strlen(msg)};
+	struct stat st;
+
+	T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name, sizeof(name),
+		    err, sizeof(err)) == 0);
+	T_CHECK_INT(count_entries("mail/sub.example/ben/new"), 1);
+	T_CHECK(
+	    stat(tpath(p, sizeof(p), "mail/sub.example/ben/.shop"), &st) != 0);
+	/* the folder made (as a mail client does): the next one goes there */
+	T_CHECK(mkdir(tpath(p, sizeof(p), "mail/sub.example/ben/.shop"),
+		    0700) == 0);
+	T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name, sizeof(name),
+		    err, sizeof(err)) == 0);
+	T_CHECK(content_is("sub.example/ben/.shop", name, msg, strlen(msg)));
+	T_CHECK_INT(count_entries("mail/sub.example/ben/new"), 1);
+	b.subfolder = ".evil";
+	T_CHECK(symlink("/tmp",
+		    tpath(p, sizeof(p), "mail/sub.example/ben/.evil")) == 0);
+	T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name, sizeof(name),
+		    err, sizeof(err)) == -1);
+	b.subfolder = "..";
+	T_CHECK(maildir_deliver(root_fd, &b, 1, &iov, 1, name, sizeof(name),
+		    err, sizeof(err)) == -1);
+	T_CHECK_INT(errno, EINVAL);
+}
+
 int
 main(void)
 {
 	setup();
+	T_RUN(test_subfolder);
 	T_RUN(test_escape_host);
 	T_RUN(test_one);
 	T_RUN(test_three);

@@ -99,9 +99,10 @@ resolve(struct table *t, const char *path, char *got, size_t gotlen)
 		return (enum table_status) - 1;
 	st = table_resolve(t, &a, &tt);
 	for (i = 0; i < tt.n; i++) {
-		int r = snprintf(got + len, gotlen - len, "%s%s%s%s",
+		int r = snprintf(got + len, gotlen - len, "%s%s%s%s%s%s",
 		    i ? " " : "", tt.v[i].address, tt.v[i].local ? "=" : "",
-		    tt.v[i].local ? tt.v[i].mailbox : "");
+		    tt.v[i].local ? tt.v[i].mailbox : "",
+		    tt.v[i].folder[0] ? "/" : "", tt.v[i].folder);
 
 		if (r < 0 || (size_t)r >= gotlen - len)
 			break;
@@ -444,6 +445,85 @@ test_aliases(void)
 	CHECK_RESOLVE("<y@aliases.example>", TABLE_NOTFOUND, "");
 }
 
+/* recipient_delimiter: the full address first, then the base (alias,
+ * user with the folder), then the catch-all; unsafe extensions. */
+static void
+test_plus(void)
+{
+	char err[512], sd[PATH_MAX + 32], got[4096];
+	char *ov[3] = {
+	    sd, "domains=example.org example.net", "recipient_delimiter=+-"};
+	struct conf *pc;
+	struct table *keep = tab;
+
+	snprintf(sd, sizeof(sd), "state_dir=%s/state", tmpdir);
+	pc = conf_load(NULL, ov, 3, err, sizeof(err));
+	T_CHECK(pc != NULL);
+	if (pc == NULL)
+		return;
+	tab = table_open(pc, err, sizeof(err));
+	T_CHECK(tab != NULL);
+	if (tab == NULL) {
+		tab = keep;
+		conf_free(pc);
+		return;
+	}
+	T_CHECK_INT(table_user_add(tab, "pat@example.org", NULL), TABLE_OK);
+	T_CHECK_INT(table_user_add(tab, "quin@example.org", NULL), TABLE_OK);
+	CHECK_RESOLVE("<pat+shop@example.org>", TABLE_OK,
+	    "pat@example.org=example.org/pat/.shop");
+	CHECK_RESOLVE("<Pat-Shop.Old@example.org>", TABLE_OK,
+	    "pat@example.org=example.org/pat/.shop.old");
+	/* split at the first delimiter: the rest is the extension */
+	CHECK_RESOLVE("<pat+a-b@example.org>", TABLE_OK,
+	    "pat@example.org=example.org/pat/.a-b");
+	CHECK_RESOLVE(
+	    "<pat+@example.org>", TABLE_OK, "pat@example.org=example.org/pat");
+	CHECK_RESOLVE("<pat+.x@example.org>", TABLE_OK,
+	    "pat@example.org=example.org/pat");
+	CHECK_RESOLVE("<pat+a/b@example.org>", TABLE_OK,
+	    "pat@example.org=example.org/pat");
+	CHECK_RESOLVE("<pat+a+b@example.org>", TABLE_OK,
+	    "pat@example.org=example.org/pat");
+	/* quoted only when it must be: "pat+x" is pat+x */
+	CHECK_RESOLVE("<\"pat+x\"@example.org>", TABLE_OK,
+	    "pat@example.org=example.org/pat/.x");
+	CHECK_RESOLVE("<\"pat+x y\"@example.org>", TABLE_NOTFOUND, "");
+	CHECK_RESOLVE("<+x@example.org>", TABLE_NOTFOUND, "");
+	CHECK_RESOLVE("<nobody+x@example.org>", TABLE_NOTFOUND, "");
+	/* an alias on the full address wins over the base user */
+	T_CHECK_INT(
+	    table_alias_add(tab, "pat+sales@example.org", "quin@example.org"),
+	    TABLE_OK);
+	CHECK_RESOLVE("<pat+sales@example.org>", TABLE_OK,
+	    "quin@example.org=example.org/quin");
+	/* the base's alias; an alias target with an extension */
+	T_CHECK_INT(
+	    table_alias_add(tab, "crew@example.org", "quin+crew@example.org"),
+	    TABLE_OK);
+	CHECK_RESOLVE("<crew+x@example.org>", TABLE_OK,
+	    "quin@example.org=example.org/quin/.crew");
+	/* the base user before the catch-all */
+	T_CHECK_INT(
+	    table_alias_add(tab, "@example.org", "quin@example.org"), TABLE_OK);
+	CHECK_RESOLVE("<pat+x@example.org>", TABLE_OK,
+	    "pat@example.org=example.org/pat/.x");
+	CHECK_RESOLVE("<zed+x@example.org>", TABLE_OK,
+	    "quin@example.org=example.org/quin");
+	T_CHECK_INT(table_alias_del(tab, "@example.org", NULL), TABLE_OK);
+	T_CHECK_INT(table_alias_del(tab, "crew@example.org", NULL), TABLE_OK);
+	T_CHECK_INT(
+	    table_alias_del(tab, "pat+sales@example.org", NULL), TABLE_OK);
+	T_CHECK_INT(table_user_del(tab, "pat@example.org"), TABLE_OK);
+	T_CHECK_INT(table_user_del(tab, "quin@example.org"), TABLE_OK);
+	table_close(tab);
+	tab = keep;
+	conf_free(pc);
+	/* without the delimiter, no splitting */
+	CHECK_RESOLVE("<ben+shop@example.org>", TABLE_NOTFOUND, "");
+	(void)got;
+}
+
 static void
 test_catch_all(void)
 {
@@ -718,6 +798,7 @@ main(void)
 	T_RUN(test_resolve_users);
 	T_RUN(test_aliases);
 	T_RUN(test_catch_all);
+	T_RUN(test_plus);
 	T_RUN(test_loops);
 	T_RUN(test_postmaster);
 	T_RUN(test_lists_and_deletes);
