@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "sqldb/sqldb.h"
 #include "dmarcdb/dmarcdb.h"
 
 #define DD_BUSY_MS 5000
@@ -103,45 +104,6 @@ struct dmarcdb {
 	char path[512];
 };
 
-static int
-dd_err(struct dmarcdb *d, const char *what, char *err, size_t errlen)
-{
-	str_fmt_cut(err, errlen, "sqlite %s: %s: %s", d->path, what,
-	    d->db != NULL ? sqlite3_errmsg(d->db) : "out of memory");
-	return -1;
-}
-
-static void
-dd_reset(sqlite3_stmt *s)
-{
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-}
-
-static int
-dd_exec(struct dmarcdb *d, const char *sql, char *err, size_t errlen)
-{
-	if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) == SQLITE_OK)
-		return 0;
-	return dd_err(d, "exec", err, errlen);
-}
-
-static int
-dd_user_version(struct dmarcdb *d, int *v)
-{
-	sqlite3_stmt *s;
-	int rc;
-
-	if (sqlite3_prepare_v2(d->db, "PRAGMA user_version", -1, &s, NULL) !=
-	    SQLITE_OK)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*v = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : -1;
-}
-
 /*
  * Make or migrate the schema.  Each version's step runs in order from the
  * file's version; version 1 is the first, so today there is one step.
@@ -151,10 +113,11 @@ dd_schema(struct dmarcdb *d, bool readonly, char *err, size_t errlen)
 {
 	int v = 0;
 
-	if (!readonly && dd_exec(d, "BEGIN IMMEDIATE", err, errlen) != 0)
+	if (!readonly &&
+	    sqldb_exec(d->db, d->path, "BEGIN IMMEDIATE", err, errlen) != 0)
 		return -1;
-	if (dd_user_version(d, &v) != 0) {
-		dd_err(d, "user_version", err, errlen);
+	if (sqldb_user_version(d->db, &v) != 0) {
+		sqldb_err(d->db, d->path, "user_version", err, errlen);
 		goto fail;
 	}
 	if (v > DMARCDB_SCHEMA_VERSION) {
@@ -173,12 +136,13 @@ dd_schema(struct dmarcdb *d, bool readonly, char *err, size_t errlen)
 		    d->path, v, DMARCDB_SCHEMA_VERSION);
 		return -1;
 	}
-	if (v < 1 && dd_exec(d, dd_schema_v1, err, errlen) != 0)
+	if (v < 1 && sqldb_exec(d->db, d->path, dd_schema_v1, err, errlen) != 0)
 		goto fail;
 	if (v < DMARCDB_SCHEMA_VERSION &&
-	    dd_exec(d, "PRAGMA user_version = 1", err, errlen) != 0)
+	    sqldb_exec(
+		d->db, d->path, "PRAGMA user_version = 1", err, errlen) != 0)
 		goto fail;
-	return dd_exec(d, "COMMIT", err, errlen);
+	return sqldb_exec(d->db, d->path, "COMMIT", err, errlen);
 fail:
 	if (!readonly &&
 	    sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
@@ -194,8 +158,10 @@ dd_count(struct dmarcdb *d, char *err, size_t errlen)
 
 	if (rc == SQLITE_ROW)
 		d->rows = (uint64_t)sqlite3_column_int64(s, 0);
-	dd_reset(s);
-	return rc == SQLITE_ROW ? 0 : dd_err(d, "count", err, errlen);
+	sqldb_reset(s);
+	return rc == SQLITE_ROW
+		   ? 0
+		   : sqldb_err(d->db, d->path, "count", err, errlen);
 }
 
 int
@@ -228,20 +194,20 @@ dmarcdb_open(const char *path, bool readonly, struct dmarcdb **out, char *err,
 		readonly ? SQLITE_OPEN_READONLY
 			 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 		NULL) != SQLITE_OK) {
-		dd_err(d, "open", err, errlen);
+		sqldb_err(d->db, d->path, "open", err, errlen);
 		goto fail;
 	}
 	sqlite3_extended_result_codes(d->db, 1);
 	if (sqlite3_busy_timeout(d->db, DD_BUSY_MS) != SQLITE_OK ||
-	    (!readonly &&
-		dd_exec(d, "PRAGMA journal_mode = WAL", err, errlen) != 0) ||
+	    (!readonly && sqldb_exec(d->db, d->path,
+			      "PRAGMA journal_mode = WAL", err, errlen) != 0) ||
 	    dd_schema(d, readonly, err, errlen) != 0)
 		goto fail;
 	for (i = 0; i < DD_NSTMT; i++)
 		if (sqlite3_prepare_v3(d->db, dd_sql[i], -1,
 			SQLITE_PREPARE_PERSISTENT, &d->st[i],
 			NULL) != SQLITE_OK) {
-			dd_err(d, "prepare", err, errlen);
+			sqldb_err(d->db, d->path, "prepare", err, errlen);
 			goto fail;
 		}
 	if (dd_count(d, err, errlen) != 0)
@@ -323,7 +289,7 @@ dd_step_done(sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
 
-	dd_reset(s);
+	sqldb_reset(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -347,7 +313,7 @@ dd_policy_put(struct dmarcdb *d, const struct dmarcdb_entry *e)
 		SQLITE_OK ||
 	    sqlite3_bind_text(s, 7, e->rua, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 8, e->period) != SQLITE_OK) {
-		dd_reset(s);
+		sqldb_reset(s);
 		return -1;
 	}
 	return dd_step_done(s);
@@ -386,17 +352,17 @@ dmarcdb_add(struct dmarcdb *d, const struct dmarcdb_entry *e, size_t n,
 	int r;
 
 	*dropped_out = 0;
-	if (dd_exec(d, "BEGIN IMMEDIATE", err, errlen) != 0)
+	if (sqldb_exec(d->db, d->path, "BEGIN IMMEDIATE", err, errlen) != 0)
 		return -1;
 	for (i = 0; i < n; i++) {
 		if ((r = dd_add_one(d, &e[i], max_rows)) < 0) {
-			dd_err(d, "add", err, errlen);
+			sqldb_err(d->db, d->path, "add", err, errlen);
 			goto fail;
 		}
 		if (r == 0)
 			dropped++;
 	}
-	if (dd_exec(d, "COMMIT", err, errlen) != 0)
+	if (sqldb_exec(d->db, d->path, "COMMIT", err, errlen) != 0)
 		goto fail;
 	*dropped_out = dropped;
 	return 0;
@@ -421,7 +387,7 @@ dmarcdb_domains(struct dmarcdb *d, int64_t cutoff, char ***out, size_t *n_out,
 	*out = NULL;
 	*n_out = 0;
 	if (sqlite3_bind_int64(s, 1, cutoff) != SQLITE_OK)
-		return dd_err(d, "bind", err, errlen);
+		return sqldb_err(d->db, d->path, "bind", err, errlen);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const unsigned char *t = sqlite3_column_text(s, 0);
 
@@ -439,10 +405,10 @@ dmarcdb_domains(struct dmarcdb *d, int64_t cutoff, char ***out, size_t *n_out,
 		}
 		v[n++] = xstrdup((const char *)t);
 	}
-	dd_reset(s);
+	sqldb_reset(s);
 	if (rc != SQLITE_DONE) {
 		dmarcdb_domains_free(v, n);
-		return dd_err(d, "domains", err, errlen);
+		return sqldb_err(d->db, d->path, "domains", err, errlen);
 	}
 	*out = v;
 	*n_out = n;
@@ -502,7 +468,7 @@ dd_policy_get(struct dmarcdb *d, const char *domain, struct dmarcdb_report *r)
 	} else if (rc != SQLITE_DONE) {
 		out = -1;
 	}
-	dd_reset(s);
+	sqldb_reset(s);
 	return out;
 }
 
@@ -516,7 +482,7 @@ dd_first_period(struct dmarcdb *d, const char *domain, int64_t cutoff,
 	*any = false;
 	if (sqlite3_bind_text(s, 1, domain, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, cutoff) != SQLITE_OK) {
-		dd_reset(s);
+		sqldb_reset(s);
 		return -1;
 	}
 	rc = sqlite3_step(s);
@@ -524,7 +490,7 @@ dd_first_period(struct dmarcdb *d, const char *domain, int64_t cutoff,
 		*first = sqlite3_column_int64(s, 0);
 		*any = true;
 	}
-	dd_reset(s);
+	sqldb_reset(s);
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
@@ -573,7 +539,7 @@ dd_rows(struct dmarcdb *d, const char *domain, int64_t cutoff,
 
 	if (sqlite3_bind_text(s, 1, domain, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, cutoff) != SQLITE_OK) {
-		dd_reset(s);
+		sqldb_reset(s);
 		free(row);
 		return -1;
 	}
@@ -591,7 +557,7 @@ dd_rows(struct dmarcdb *d, const char *domain, int64_t cutoff,
 	}
 	if (out == 0 && rc != SQLITE_DONE)
 		out = -1;
-	dd_reset(s);
+	sqldb_reset(s);
 	free(row);
 	return out;
 }
@@ -607,11 +573,11 @@ dmarcdb_report(struct dmarcdb *d, const char *domain, int64_t cutoff,
 	memset(r, 0, sizeof(*r));
 	buf_init(&r->xml, xml_max);
 	if (dd_first_period(d, domain, cutoff, &r->begin, &any) != 0)
-		return dd_err(d, "first period", err, errlen);
+		return sqldb_err(d->db, d->path, "first period", err, errlen);
 	if (!any)
 		return 1;
 	if ((rc = dd_policy_get(d, domain, r)) < 0)
-		return dd_err(d, "policy", err, errlen);
+		return sqldb_err(d->db, d->path, "policy", err, errlen);
 	if (rc == 1) {
 		r->bad_rows = 1;
 		return 1; /* rows without a policy: nothing to report by */
@@ -625,7 +591,7 @@ dmarcdb_report(struct dmarcdb *d, const char *domain, int64_t cutoff,
 		return 2;
 	}
 	if ((rc = dd_rows(d, domain, cutoff, r)) == -1)
-		return dd_err(d, "rows", err, errlen);
+		return sqldb_err(d->db, d->path, "rows", err, errlen);
 	if (r->nrows == 0 && rc == 0)
 		return 1;
 	if (rc == -2 || dmarcxml_end(&r->xml) != 0) {
@@ -648,7 +614,7 @@ dmarcdb_clear(struct dmarcdb *d, const char *domain, int64_t cutoff, char *err,
 {
 	sqlite3_stmt *s = d->st[DD_CLEAR], *p = d->st[DD_CLEAR_POLICY];
 
-	if (dd_exec(d, "BEGIN IMMEDIATE", err, errlen) != 0)
+	if (sqldb_exec(d->db, d->path, "BEGIN IMMEDIATE", err, errlen) != 0)
 		return -1;
 	if (sqlite3_bind_text(s, 1, domain, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, cutoff) != SQLITE_OK ||
@@ -657,14 +623,14 @@ dmarcdb_clear(struct dmarcdb *d, const char *domain, int64_t cutoff, char *err,
 	if (sqlite3_bind_text(p, 1, domain, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    dd_step_done(p) != 0)
 		goto fail;
-	if (dd_exec(d, "COMMIT", err, errlen) != 0)
+	if (sqldb_exec(d->db, d->path, "COMMIT", err, errlen) != 0)
 		goto fail_quiet;
 	return dd_count(d, err, errlen);
 fail:
-	dd_err(d, "clear", err, errlen);
+	sqldb_err(d->db, d->path, "clear", err, errlen);
 fail_quiet:
-	dd_reset(s);
-	dd_reset(p);
+	sqldb_reset(s);
+	sqldb_reset(p);
 	if (sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
 		log_warn("event=dmarcdb step=rollback path=%s", d->path);
 	return -1;

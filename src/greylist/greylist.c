@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sqldb/sqldb.h"
 #include "greylist/greylist.h"
 
 #define GL_BUSY_MS	     5000
@@ -68,45 +69,6 @@ struct greylist {
 	char path[512];
 };
 
-static int
-gl_err(struct greylist *g, const char *what, char *err, size_t errlen)
-{
-	str_fmt_cut(err, errlen, "sqlite %s: %s: %s", g->path, what,
-	    g->db != NULL ? sqlite3_errmsg(g->db) : "out of memory");
-	return -1;
-}
-
-static void
-gl_reset(sqlite3_stmt *s)
-{
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-}
-
-static int
-gl_exec(struct greylist *g, const char *sql, char *err, size_t errlen)
-{
-	if (sqlite3_exec(g->db, sql, NULL, NULL, NULL) == SQLITE_OK)
-		return 0;
-	return gl_err(g, "exec", err, errlen);
-}
-
-static int
-gl_user_version(struct greylist *g, int *v)
-{
-	sqlite3_stmt *s;
-	int rc;
-
-	if (sqlite3_prepare_v2(g->db, "PRAGMA user_version", -1, &s, NULL) !=
-	    SQLITE_OK)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*v = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : -1;
-}
-
 /* Make or migrate the schema; each version's step runs in order from the
  * file's version (version 1 is the first). */
 static int
@@ -114,10 +76,10 @@ gl_schema(struct greylist *g, char *err, size_t errlen)
 {
 	int v = 0;
 
-	if (gl_exec(g, "BEGIN IMMEDIATE", err, errlen) != 0)
+	if (sqldb_exec(g->db, g->path, "BEGIN IMMEDIATE", err, errlen) != 0)
 		return -1;
-	if (gl_user_version(g, &v) != 0) {
-		gl_err(g, "user_version", err, errlen);
+	if (sqldb_user_version(g->db, &v) != 0) {
+		sqldb_err(g->db, g->path, "user_version", err, errlen);
 		goto fail;
 	}
 	if (v > GREYLIST_SCHEMA_VERSION) {
@@ -127,12 +89,13 @@ gl_schema(struct greylist *g, char *err, size_t errlen)
 		    g->path, v, GREYLIST_SCHEMA_VERSION);
 		goto fail;
 	}
-	if (v < 1 && gl_exec(g, gl_schema_v1, err, errlen) != 0)
+	if (v < 1 && sqldb_exec(g->db, g->path, gl_schema_v1, err, errlen) != 0)
 		goto fail;
 	if (v < GREYLIST_SCHEMA_VERSION &&
-	    gl_exec(g, "PRAGMA user_version = 1", err, errlen) != 0)
+	    sqldb_exec(
+		g->db, g->path, "PRAGMA user_version = 1", err, errlen) != 0)
 		goto fail;
-	return gl_exec(g, "COMMIT", err, errlen);
+	return sqldb_exec(g->db, g->path, "COMMIT", err, errlen);
 fail:
 	if (sqlite3_exec(g->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
 		log_warn("event=greylist step=rollback path=%s", g->path);
@@ -166,22 +129,24 @@ greylist_open(const char *path, struct greylist **out, char *err, size_t errlen)
 		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 		    SQLITE_OPEN_FULLMUTEX,
 		NULL) != SQLITE_OK) {
-		gl_err(g, "open", err, errlen);
+		sqldb_err(g->db, g->path, "open", err, errlen);
 		goto fail;
 	}
 	sqlite3_extended_result_codes(g->db, 1);
 	/* WAL with synchronous NORMAL: a crash may lose the last seconds of
 	 * triplets (they are greylisted once more), never corrupt the file */
 	if (sqlite3_busy_timeout(g->db, GL_BUSY_MS) != SQLITE_OK ||
-	    gl_exec(g, "PRAGMA journal_mode = WAL", err, errlen) != 0 ||
-	    gl_exec(g, "PRAGMA synchronous = NORMAL", err, errlen) != 0 ||
+	    sqldb_exec(g->db, g->path, "PRAGMA journal_mode = WAL", err,
+		errlen) != 0 ||
+	    sqldb_exec(g->db, g->path, "PRAGMA synchronous = NORMAL", err,
+		errlen) != 0 ||
 	    gl_schema(g, err, errlen) != 0)
 		goto fail;
 	for (i = 0; i < GL_NSTMT; i++)
 		if (sqlite3_prepare_v3(g->db, gl_sql[i], -1,
 			SQLITE_PREPARE_PERSISTENT, &g->st[i],
 			NULL) != SQLITE_OK) {
-			gl_err(g, "prepare", err, errlen);
+			sqldb_err(g->db, g->path, "prepare", err, errlen);
 			goto fail;
 		}
 	*out = g;
@@ -233,8 +198,9 @@ gl_write(struct greylist *g, sqlite3_stmt *s, const char *what, char *err,
 {
 	int rc = sqlite3_step(s);
 
-	gl_reset(s);
-	return rc == SQLITE_DONE ? 0 : gl_err(g, what, err, errlen);
+	sqldb_reset(s);
+	return rc == SQLITE_DONE ? 0
+				 : sqldb_err(g->db, g->path, what, err, errlen);
 }
 
 static int
@@ -260,9 +226,9 @@ gl_client_known(
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		known = sqlite3_column_int64(s, 0) >= now;
-	gl_reset(s);
+	sqldb_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return gl_err(g, "client", err, errlen);
+		return sqldb_err(g->db, g->path, "client", err, errlen);
 	return known;
 }
 
@@ -299,9 +265,9 @@ gl_decide(struct greylist *g, const char *net, const char *sender,
 		first = sqlite3_column_int64(s, 0);
 		last = sqlite3_column_int64(s, 1);
 	}
-	gl_reset(s);
+	sqldb_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		gl_err(g, "triplet", err, errlen);
+		sqldb_err(g->db, g->path, "triplet", err, errlen);
 		return GREYLIST_TEMPFAIL;
 	}
 	if (rc == SQLITE_DONE || last < now - expire) {
@@ -341,7 +307,7 @@ greylist_check(struct greylist *g, const char *net, const char *sender,
 	gl_lower(ls, sender);
 	gl_lower(lr, rcpt);
 	pthread_mutex_lock(&g->lock);
-	if (gl_exec(g, "BEGIN IMMEDIATE", err, errlen) != 0) {
+	if (sqldb_exec(g->db, g->path, "BEGIN IMMEDIATE", err, errlen) != 0) {
 		pthread_mutex_unlock(&g->lock);
 		return GREYLIST_TEMPFAIL;
 	}
@@ -356,7 +322,7 @@ greylist_check(struct greylist *g, const char *net, const char *sender,
 		    SQLITE_OK)
 			log_warn(
 			    "event=greylist step=rollback path=%s", g->path);
-	} else if (gl_exec(g, "COMMIT", err, errlen) != 0) {
+	} else if (sqldb_exec(g->db, g->path, "COMMIT", err, errlen) != 0) {
 		v = GREYLIST_TEMPFAIL;
 	}
 	pthread_mutex_unlock(&g->lock);
