@@ -769,7 +769,7 @@ others() {
 	fi
 	if grep -q '^result scen=C ' "$RES"; then
 		grep '^result scen=C ' "$RES" | tail -1 | awk '{ for (i = 3; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] } }
-			END { printf "C idle connections: %s of %s up, refused/accept errors in log %s; ternd RSS %.1f -> %.1f MiB: %.1f KiB per connection (goal < 10 KiB)\n",
+			END { printf "C idle connections: %s of %s up, refused/accept errors in log %s; ternd RSS %.1f -> %.1f MiB: %.1f KiB per connection (goal < 3 KiB)\n",
 				v["idle_up"], v["conns"], v["refused_log"], v["rss0_kib"] / 1024, v["rss1_kib"] / 1024, v["per_conn_b"] / 1024 }'
 	fi
 	for s in $(grep -o '^result scen=E-[0-9]*' "$RES" | sort -u | cut -d= -f2); do
