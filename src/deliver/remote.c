@@ -592,7 +592,8 @@ rconn_failed(struct rconn *c)
  * The peer answered QUIT: end TLS with a close_notify, best effort (the
  * socket is non-blocking and closes next).  OpenSSL marks the session of
  * a connection freed without one as not resumable, and the session cache
- * (tls/sesscache.h) would lose it.
+ * (tls/sesscache.h) would lose it.  The session this connection resumed
+ * goes back to the cache if the peer sent none newer.
  */
 static void
 rconn_close_notify(struct rconn *c)
@@ -604,6 +605,7 @@ rconn_close_notify(struct rconn *c)
 		return;
 	if (SSL_shutdown(ssl) < 0)
 		ERR_clear_error(); /* the peer may have closed already */
+	tls_sess_cache_done(c->d->r->tls_sessions, ssl);
 }
 
 /* DONE: the next waiting job over this session, or QUIT. */

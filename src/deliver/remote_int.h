@@ -23,9 +23,10 @@
 #include "deliver/remote.h"
 
 #define REMOTE_BUCKETS 1024 /* destination hash table */
-/* TLS sessions kept for resumption: one per (name, address, port,
-   policy), for at most an hour (Postfix's smtp_tls_session_cache_timeout
-   default), fewer when the peer says so */
+/* TLS sessions kept for resumption (tls/sesscache.h): per (name,
+   address, port, policy) one for each concurrent connection, 1024 in all,
+   for at most an hour (Postfix's smtp_tls_session_cache_timeout default),
+   less when the peer says so */
 #define REMOTE_TLS_SESSIONS	1024
 #define REMOTE_TLS_SESSION_LIFE 3600
 

@@ -1,20 +1,24 @@
 /*
  * sesscache: the client's TLS sessions, for resumption (sesscache.h).
  *
- * A hash table of entries (chained, SipHash-2-4 under a key drawn per
- * cache, so no peer's name can aim entries at one chain) and a list of
- * them from the most to the least recently used; past max_entries the
- * least recently used one is dropped.  Each entry holds one reference to
- * its SSL_SESSION.  An entry's expiry is fixed when it is stored: the
- * session's creation time plus the shortest of its timeout, its ticket's
- * lifetime hint (when the peer gave one) and the cache's cap.
+ * A hash table of entries, one per peer and policy (chained, SipHash-2-4
+ * under a key drawn per cache, so no peer's name can aim entries at one
+ * chain), and a list of them from the most to the least recently used.
+ * An entry holds up to TLS_SESS_PER_PEER sessions, oldest first, each
+ * with one reference; a handshake takes the newest out.  Past max
+ * sessions in all, the oldest of the least recently used peer goes.  A
+ * session's expiry is fixed when it is stored: its creation time plus
+ * the shortest of its timeout, its ticket's lifetime hint (when the peer
+ * gave one) and the cache's cap.
  *
  * The key travels with the SSL as ex_data (struct sess_tag, freed with
- * the SSL): the new-session callback runs inside OpenSSL, where nothing
- * else says which peer and policy the session is for.
+ * the SSL, with the session it was offered): the new-session callback
+ * runs inside OpenSSL, where nothing else says which peer and policy the
+ * session is for.
  *
- * Invariants: every entry is in its bucket and in the list exactly once;
- * n counts them; n <= max.
+ * Invariants: every entry is in its bucket and in the list exactly once
+ * and holds at least one session (an entry emptied by a take is freed);
+ * nsess counts the sessions of all entries; nsess <= max.
  */
 #include <pthread.h>
 #include <string.h>
@@ -26,34 +30,42 @@
 
 #define SESS_BUCKETS 512
 
+struct sess_item {
+	SSL_SESSION *sess;
+	time_t expires;
+	bool verified; /* made with a peer whose certificate verified */
+};
+
 struct sess_ent {
 	struct sess_ent *hnext;	      /* bucket chain */
 	struct sess_ent *prev, *next; /* most recently used first */
 	uint64_t hash;
-	SSL_SESSION *sess;
-	time_t expires;
-	bool verified; /* made with a peer whose certificate verified */
 	uint16_t port;
 	unsigned policy;
 	char addr[TLS_SESS_ADDR_MAX + 1];
 	char name[TLS_SESS_NAME_MAX + 1];
+	struct sess_item items[TLS_SESS_PER_PEER]; /* oldest first */
+	unsigned n;
 };
 
 struct tls_sess_cache {
 	struct sess_ent *buckets[SESS_BUCKETS];
 	struct sess_ent *head, *tail;
-	size_t n, max;
+	size_t nsess, max;
 	unsigned cap; /* seconds */
 	uint8_t hkey[16];
 };
 
-/* What an SSL carries from tls_sess_cache_offer() to the callback. */
+/* What an SSL carries from tls_sess_cache_offer() to the callback and to
+   tls_sess_cache_done(). */
 struct sess_tag {
 	struct tls_sess_cache *cache;
 	uint16_t port;
 	unsigned policy;
 	char addr[TLS_SESS_ADDR_MAX + 1];
 	char name[TLS_SESS_NAME_MAX + 1];
+	struct sess_item offered; /* taken for this handshake (a reference) */
+	bool got_new;		  /* the peer sent a session since */
 };
 
 /* ---- the SSL's tag --------------------------------------------------------
@@ -66,12 +78,16 @@ static void
 tag_free(
     void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
+	struct sess_tag *t = ptr;
+
 	(void)parent;
 	(void)ad;
 	(void)idx;
 	(void)argl;
 	(void)argp;
-	free(ptr);
+	if (t != NULL)
+		SSL_SESSION_free(t->offered.sess);
+	free(t);
 }
 
 static void
@@ -88,6 +104,15 @@ tag_idx(void)
 	if (pthread_once(&tag_once, tag_index_make) != 0)
 		panic("tls: pthread_once failed");
 	return tag_index;
+}
+
+static void
+tag_key(const struct sess_tag *t, struct tls_sess_key *k)
+{
+	k->name = t->name;
+	k->addr = t->addr;
+	k->port = t->port;
+	k->policy = t->policy;
 }
 
 /* ---- entries --------------------------------------------------------------
@@ -167,17 +192,76 @@ lru_push(struct tls_sess_cache *c, struct sess_ent *e)
 }
 
 static void
-ent_drop(struct tls_sess_cache *c, struct sess_ent *e)
+lru_touch(struct tls_sess_cache *c, struct sess_ent *e)
+{
+	lru_unlink(c, e);
+	lru_push(c, e);
+}
+
+static struct sess_ent *
+ent_new(struct tls_sess_cache *c, uint64_t h, const struct tls_sess_key *k)
+{
+	struct sess_ent *e = xcalloc(1, sizeof(*e));
+
+	e->hash = h;
+	e->policy = k->policy;
+	e->port = k->port;
+	memcpy(e->name, k->name, strlen(k->name) + 1);
+	memcpy(e->addr, k->addr, strlen(k->addr) + 1);
+	e->hnext = c->buckets[h % SESS_BUCKETS];
+	c->buckets[h % SESS_BUCKETS] = e;
+	lru_push(c, e);
+	return e;
+}
+
+static void
+ent_free(struct tls_sess_cache *c, struct sess_ent *e)
 {
 	struct sess_ent **pp = &c->buckets[e->hash % SESS_BUCKETS];
+	unsigned i;
 
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
 	lru_unlink(c, e);
-	SSL_SESSION_free(e->sess);
+	for (i = 0; i < e->n; i++)
+		SSL_SESSION_free(e->items[i].sess);
+	c->nsess -= e->n;
 	free(e);
-	c->n--;
+}
+
+/* Item i out of e (the reference goes with it to the caller). */
+static struct sess_item
+item_take(struct tls_sess_cache *c, struct sess_ent *e, unsigned i)
+{
+	struct sess_item it = e->items[i];
+
+	memmove(&e->items[i], &e->items[i + 1],
+	    (e->n - i - 1) * sizeof(e->items[0]));
+	e->n--;
+	c->nsess--;
+	return it;
+}
+
+/* Make room in e for one more session: its oldest goes when it has
+   TLS_SESS_PER_PEER, and the oldest of the least recently used peer while
+   the cache holds max. */
+static void
+room_for_one(struct tls_sess_cache *c, struct sess_ent *e)
+{
+	struct sess_ent *v;
+
+	if (e->n == TLS_SESS_PER_PEER)
+		SSL_SESSION_free(item_take(c, e, 0).sess);
+	/* e was just made the most recently used: the tail is another
+	   peer, or e alone (then it holds every session) */
+	while (c->nsess >= c->max) {
+		v = c->tail;
+		if (v->n > 0)
+			SSL_SESSION_free(item_take(c, v, 0).sess);
+		if (v->n == 0 && v != e)
+			ent_free(c, v);
+	}
 }
 
 /*
@@ -199,15 +283,32 @@ sess_expiry(const SSL_SESSION *sess, unsigned cap)
 	return (time_t)SSL_SESSION_get_time(sess) + (time_t)life;
 }
 
+/* Keep it (the reference goes to the cache) as the newest of k's. */
+static void
+item_put(
+    struct tls_sess_cache *c, const struct tls_sess_key *k, struct sess_item it)
+{
+	uint64_t h = key_hash(c, k);
+	struct sess_ent *e = ent_find(c, h, k);
+
+	if (e == NULL)
+		e = ent_new(c, h, k);
+	else
+		lru_touch(c, e);
+	room_for_one(c, e);
+	e->items[e->n++] = it;
+	c->nsess++;
+}
+
 /* ---- the interface --------------------------------------------------------
  */
 
 struct tls_sess_cache *
-tls_sess_cache_new(size_t max_entries, unsigned max_lifetime)
+tls_sess_cache_new(size_t max_sessions, unsigned max_lifetime)
 {
 	struct tls_sess_cache *c = xcalloc(1, sizeof(*c));
 
-	c->max = max_entries > 0 ? max_entries : 1;
+	c->max = max_sessions > 0 ? max_sessions : 1;
 	c->cap = max_lifetime;
 	/* without randomness the table still works, only less evenly when
 	   someone aims names at it */
@@ -224,67 +325,67 @@ tls_sess_cache_free(struct tls_sess_cache *c)
 	if (c == NULL)
 		return;
 	while (c->head != NULL)
-		ent_drop(c, c->head);
+		ent_free(c, c->head);
 	free(c);
 }
 
 size_t
 tls_sess_cache_count(const struct tls_sess_cache *c)
 {
-	return c->n;
+	return c->nsess;
 }
 
 void
 tls_sess_cache_put(struct tls_sess_cache *c, const struct tls_sess_key *key,
     SSL_SESSION *sess, bool verified)
 {
-	struct sess_ent *e;
-	uint64_t h;
+	struct sess_item it = {sess, 0, verified};
 
 	if (!key_fits(key) || sess == NULL || SSL_SESSION_up_ref(sess) != 1)
 		return;
-	h = key_hash(c, key);
-	if ((e = ent_find(c, h, key)) != NULL) {
-		/* the newest session of a peer replaces the older */
-		SSL_SESSION_free(e->sess);
-		lru_unlink(c, e);
-	} else {
-		if (c->n >= c->max)
-			ent_drop(c, c->tail);
-		e = xcalloc(1, sizeof(*e));
-		e->hash = h;
-		e->policy = key->policy;
-		e->port = key->port;
-		memcpy(e->name, key->name, strlen(key->name) + 1);
-		memcpy(e->addr, key->addr, strlen(key->addr) + 1);
-		e->hnext = c->buckets[h % SESS_BUCKETS];
-		c->buckets[h % SESS_BUCKETS] = e;
-		c->n++;
+	it.expires = sess_expiry(sess, c->cap);
+	item_put(c, key, it);
+}
+
+/* The newest usable session of key, taken out; .sess NULL if none. */
+static struct sess_item
+sess_take(struct tls_sess_cache *c, const struct tls_sess_key *key,
+    bool need_verified, time_t now)
+{
+	struct sess_item got = {NULL, 0, false};
+	struct sess_ent *e;
+	unsigned i;
+
+	if (!key_fits(key) || (e = ent_find(c, key_hash(c, key), key)) == NULL)
+		return got;
+	for (i = e->n; i-- > 0;) {
+		struct sess_item *it = &e->items[i];
+
+		if (now >= it->expires || !SSL_SESSION_is_resumable(it->sess)) {
+			SSL_SESSION_free(item_take(c, e, i).sess);
+			continue;
+		}
+		/* never an unverified session where the peer must prove its
+		   name */
+		if (need_verified && !it->verified)
+			continue;
+		got = item_take(c, e, i);
+		break;
 	}
-	e->sess = sess;
-	e->verified = verified;
-	e->expires = sess_expiry(sess, c->cap);
-	lru_push(c, e);
+	/* an entry holds sessions, so there are never more entries than
+	   sessions; the SSL's tag remembers the key for the next one */
+	if (e->n == 0)
+		ent_free(c, e);
+	else
+		lru_touch(c, e);
+	return got;
 }
 
 SSL_SESSION *
-tls_sess_cache_get(struct tls_sess_cache *c, const struct tls_sess_key *key,
+tls_sess_cache_take(struct tls_sess_cache *c, const struct tls_sess_key *key,
     bool need_verified, time_t now)
 {
-	struct sess_ent *e;
-
-	if (!key_fits(key) || (e = ent_find(c, key_hash(c, key), key)) == NULL)
-		return NULL;
-	if (now >= e->expires || !SSL_SESSION_is_resumable(e->sess)) {
-		ent_drop(c, e);
-		return NULL;
-	}
-	/* never an unverified session where the peer must prove its name */
-	if (need_verified && !e->verified)
-		return NULL;
-	lru_unlink(c, e);
-	lru_push(c, e);
-	return e->sess;
+	return sess_take(c, key, need_verified, now).sess;
 }
 
 bool
@@ -292,7 +393,6 @@ tls_sess_cache_offer(struct tls_sess_cache *c, SSL *ssl,
     const struct tls_sess_key *key, bool need_verified, time_t now)
 {
 	struct sess_tag *t;
-	SSL_SESSION *sess;
 
 	if (!key_fits(key))
 		return false;
@@ -306,14 +406,34 @@ tls_sess_cache_offer(struct tls_sess_cache *c, SSL *ssl,
 		free(t);
 		return false;
 	}
-	sess = tls_sess_cache_get(c, key, need_verified, now);
-	return sess != NULL && SSL_set_session(ssl, sess) == 1;
+	t->offered = sess_take(c, key, need_verified, now);
+	return t->offered.sess != NULL &&
+	       SSL_set_session(ssl, t->offered.sess) == 1;
+}
+
+void
+tls_sess_cache_done(struct tls_sess_cache *c, SSL *ssl)
+{
+	struct sess_tag *t = SSL_get_ex_data(ssl, tag_idx());
+	struct tls_sess_key k;
+
+	if (t == NULL || t->cache != c || t->offered.sess == NULL)
+		return;
+	/* the peer took it and gave no newer one: a TLS 1.2 session serves
+	   the next connection too (OpenSSL's client uses a TLS 1.3 ticket
+	   once: it is marked not resumable by then) */
+	if (SSL_session_reused(ssl) && !t->got_new &&
+	    SSL_SESSION_is_resumable(t->offered.sess)) {
+		tag_key(t, &k);
+		item_put(c, &k, t->offered);
+		t->offered.sess = NULL;
+	}
 }
 
 int
 tls_sess_cache_on_new(SSL *ssl, SSL_SESSION *sess)
 {
-	const struct sess_tag *t = SSL_get_ex_data(ssl, tag_idx());
+	struct sess_tag *t = SSL_get_ex_data(ssl, tag_idx());
 	struct tls_sess_key k;
 	bool verified;
 
@@ -324,10 +444,8 @@ tls_sess_cache_on_new(SSL *ssl, SSL_SESSION *sess)
 	   so the result is read here rather than through tls.h) */
 	verified = SSL_SESSION_get0_peer(sess) != NULL &&
 		   SSL_get_verify_result(ssl) == X509_V_OK;
-	k.name = t->name;
-	k.addr = t->addr;
-	k.port = t->port;
-	k.policy = t->policy;
+	t->got_new = true;
+	tag_key(t, &k);
 	tls_sess_cache_put(t->cache, &k, sess, verified);
 	/* put took its own reference: OpenSSL keeps the one it passed */
 	return 0;

@@ -398,8 +398,10 @@ handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *host, struct hs_result *r)
 	r->verify = SSL_get_verify_result(c);
 	r->verified = tls_peer_verified(c, r->why, sizeof(r->why));
 	r->resumed = SSL_session_reused(c) == 1;
-	if (hs_close_notify && r->connect_rc == 1)
+	if (hs_close_notify && r->connect_rc == 1) {
 		(void)SSL_shutdown(c);
+		tls_sess_cache_done(hs_cache, c);
+	}
 	/* unblock the server if the client gave up first */
 	shutdown(sv[1], SHUT_RDWR);
 	pthread_join(th, NULL);
@@ -657,52 +659,80 @@ put_new(struct tls_sess_cache *c, const struct tls_sess_key *k,
 	return x;
 }
 
+/* Take one out of c for k: is it want (NULL: none)?  The reference the
+   take gave is dropped. */
+static bool
+took(struct tls_sess_cache *c, const struct tls_sess_key *k, bool need,
+    time_t now, const SSL_SESSION *want)
+{
+	SSL_SESSION *x = tls_sess_cache_take(c, k, need, now);
+	bool ok = x == want;
+
+	if (!ok)
+		fprintf(stderr, "  took %p, wanted %p\n", (void *)x,
+		    (const void *)want);
+	SSL_SESSION_free(x);
+	return ok;
+}
+
 static void
 test_sess_cache_keys(void)
 {
-	struct tls_sess_cache *c = tls_sess_cache_new(16, 3600);
+	struct tls_sess_cache *c = tls_sess_cache_new(64, 3600);
 	time_t now = time(NULL);
 	struct tls_sess_key k = {"mx.example.net", "192.0.2.1", 25, 1}, o;
-	SSL_SESSION *a, *b;
+	SSL_SESSION *a, *b, *x[12];
 	char longname[300];
+	int i;
 
 	a = put_new(c, &k, 1, now, 300, false);
-	T_CHECK(tls_sess_cache_get(c, &k, false, now) == a);
 	T_CHECK_INT(tls_sess_cache_count(c), 1);
 	t_case("an unverified session never satisfies a verified lookup");
-	T_CHECK(tls_sess_cache_get(c, &k, true, now) == NULL);
+	T_CHECK(took(c, &k, true, now, NULL));
 	T_CHECK_INT(tls_sess_cache_count(c), 1);
 	t_case("every field of the key counts");
 	o = k;
 	o.name = "mx2.example.net";
-	T_CHECK(tls_sess_cache_get(c, &o, false, now) == NULL);
+	T_CHECK(took(c, &o, false, now, NULL));
 	o = k;
 	o.addr = "192.0.2.2";
-	T_CHECK(tls_sess_cache_get(c, &o, false, now) == NULL);
+	T_CHECK(took(c, &o, false, now, NULL));
 	o = k;
 	o.port = 587;
-	T_CHECK(tls_sess_cache_get(c, &o, false, now) == NULL);
+	T_CHECK(took(c, &o, false, now, NULL));
 	o = k;
 	o.policy = 2;
-	T_CHECK(tls_sess_cache_get(c, &o, false, now) == NULL);
+	T_CHECK(took(c, &o, false, now, NULL));
 	/* the NUL between name and address keeps these two keys apart */
 	o = k;
 	o.name = "mx.example.net1";
 	o.addr = "92.0.2.1";
-	T_CHECK(tls_sess_cache_get(c, &o, false, now) == NULL);
-	t_case("the newest session of a key replaces the older");
-	b = put_new(c, &k, 2, now, 300, true);
-	T_CHECK(tls_sess_cache_get(c, &k, false, now) == b);
-	T_CHECK(tls_sess_cache_get(c, &k, true, now) == b);
+	T_CHECK(took(c, &o, false, now, NULL));
 	T_CHECK_INT(tls_sess_cache_count(c), 1);
+	t_case("one use: taken out");
+	T_CHECK(took(c, &k, false, now, a));
+	T_CHECK(took(c, &k, false, now, NULL));
+	T_CHECK_INT(tls_sess_cache_count(c), 0);
+	t_case("newest first; a verified lookup skips an unverified one");
+	a = put_new(c, &k, 1, now, 300, true);
+	b = put_new(c, &k, 2, now, 300, false);
+	T_CHECK(took(c, &k, true, now, a));
+	T_CHECK(took(c, &k, false, now, b));
+	t_case("at most TLS_SESS_PER_PEER per peer, the oldest go");
+	for (i = 0; i < 12; i++)
+		x[i] = put_new(c, &k, (unsigned char)(i + 1), now, 300, false);
+	T_CHECK_INT(tls_sess_cache_count(c), TLS_SESS_PER_PEER);
+	for (i = 11; i >= 12 - TLS_SESS_PER_PEER; i--)
+		T_CHECK(took(c, &k, false, now, x[i]));
+	T_CHECK(took(c, &k, false, now, NULL));
 	t_case("a name that does not fit is neither kept nor offered");
 	memset(longname, 'a', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
 	o = k;
 	o.name = longname;
 	(void)put_new(c, &o, 3, now, 300, false);
-	T_CHECK_INT(tls_sess_cache_count(c), 1);
-	T_CHECK(tls_sess_cache_get(c, &o, false, now) == NULL);
+	T_CHECK_INT(tls_sess_cache_count(c), 0);
+	T_CHECK(took(c, &o, false, now, NULL));
 	tls_sess_cache_free(c);
 	tls_sess_cache_free(NULL);
 }
@@ -716,14 +746,16 @@ test_sess_cache_expiry(void)
 	SSL_SESSION *x;
 
 	t_case("the session's own timeout");
-	x = put_new(c, &k, 1, now - 30, 40, false);
-	T_CHECK(tls_sess_cache_get(c, &k, false, now) == x);
-	T_CHECK(tls_sess_cache_get(c, &k, false, now + 10) == NULL);
+	(void)put_new(c, &k, 1, now - 30, 40, false);
+	T_CHECK(took(c, &k, false, now + 10, NULL));
 	T_CHECK_INT(tls_sess_cache_count(c), 0); /* dropped */
+	x = put_new(c, &k, 1, now - 30, 40, false);
+	T_CHECK(took(c, &k, false, now + 9, x));
 	t_case("the cache's cap, shorter than the session's timeout");
+	(void)put_new(c, &k, 2, now - 59, 7200, false);
+	T_CHECK(took(c, &k, false, now + 1, NULL));
 	x = put_new(c, &k, 2, now - 59, 7200, false);
-	T_CHECK(tls_sess_cache_get(c, &k, false, now) == x);
-	T_CHECK(tls_sess_cache_get(c, &k, false, now + 1) == NULL);
+	T_CHECK(took(c, &k, false, now, x));
 	t_case("a session that is not resumable is dropped");
 	x = mk_sess(3, now, 300);
 	T_CHECK(SSL_SESSION_set1_id(x, (const unsigned char *)"", 0) == 1);
@@ -731,7 +763,7 @@ test_sess_cache_expiry(void)
 	tls_sess_cache_put(c, &k, x, false);
 	SSL_SESSION_free(x);
 	T_CHECK_INT(tls_sess_cache_count(c), 1);
-	T_CHECK(tls_sess_cache_get(c, &k, false, now) == NULL);
+	T_CHECK(took(c, &k, false, now, NULL));
 	T_CHECK_INT(tls_sess_cache_count(c), 0);
 	tls_sess_cache_free(c);
 }
@@ -741,11 +773,10 @@ test_sess_cache_bound(void)
 {
 	struct tls_sess_cache *c = tls_sess_cache_new(3, 3600);
 	time_t now = time(NULL);
-	struct tls_sess_key k[4] = {
+	struct tls_sess_key k[3] = {
 	    {"a.example", "192.0.2.1", 25, 1},
 	    {"b.example", "192.0.2.1", 25, 1},
 	    {"c.example", "192.0.2.1", 25, 1},
-	    {"d.example", "192.0.2.1", 25, 1},
 	};
 	SSL_SESSION *x[4];
 	int i;
@@ -753,14 +784,14 @@ test_sess_cache_bound(void)
 	for (i = 0; i < 3; i++)
 		x[i] =
 		    put_new(c, &k[i], (unsigned char)(i + 1), now, 300, false);
-	T_CHECK(tls_sess_cache_get(c, &k[0], false, now) == x[0]); /* used */
-	x[3] = put_new(c, &k[3], 4, now, 300, false);
+	/* a's second session: b is now the least recently used peer */
+	x[3] = put_new(c, &k[0], 4, now, 300, false);
 	T_CHECK_INT(tls_sess_cache_count(c), 3);
-	/* b was the least recently used */
-	T_CHECK(tls_sess_cache_get(c, &k[1], false, now) == NULL);
-	T_CHECK(tls_sess_cache_get(c, &k[0], false, now) == x[0]);
-	T_CHECK(tls_sess_cache_get(c, &k[2], false, now) == x[2]);
-	T_CHECK(tls_sess_cache_get(c, &k[3], false, now) == x[3]);
+	T_CHECK(took(c, &k[1], false, now, NULL));
+	T_CHECK(took(c, &k[0], false, now, x[3]));
+	T_CHECK(took(c, &k[0], false, now, x[0]));
+	T_CHECK(took(c, &k[2], false, now, x[2]));
+	T_CHECK_INT(tls_sess_cache_count(c), 0);
 	tls_sess_cache_free(c);
 }
 
@@ -790,7 +821,9 @@ sess_resume(int max_version)
 	T_CHECK_INT(r.connect_rc, 1);
 	T_CHECK_INT(r.version, max_version);
 	T_CHECK(!r.offered && !r.resumed);
-	T_CHECK_INT(tls_sess_cache_count(hs_cache), 1);
+	/* TLS 1.3: OpenSSL's server sends two tickets */
+	T_CHECK_INT(tls_sess_cache_count(hs_cache),
+	    max_version == TLS1_3_VERSION ? 2 : 1);
 	handshake(s, c, HOST, &r2);
 	T_CHECK_INT(r2.connect_rc, 1);
 	T_CHECK(r2.offered && r2.resumed);
@@ -808,19 +841,61 @@ sess_resume(int max_version)
 	handshake(s, c, "other.example.org", &r2);
 	T_CHECK(!r2.offered && !r2.resumed && r2.connect_rc == 1);
 	hs_key = k;
-	/* why remote.c sends one after QUIT: OpenSSL marks the session of
-	   a connection freed without it as not resumable */
-	t_case("without a close_notify the session is not offered again");
-	hs_close_notify = false;
-	handshake(s, c, HOST, &r2);
-	T_CHECK(r2.offered && r2.resumed);
-	handshake(s, c, HOST, &r2);
-	T_CHECK(!r2.offered && !r2.resumed && r2.connect_rc == 1);
-	hs_close_notify = true;
 	tls_sess_cache_free(hs_cache);
 	hs_cache = NULL;
 	SSL_CTX_free(c);
 	SSL_CTX_free(s);
+}
+
+/*
+ * A server that resumes and sends no new session: a TLS 1.2 session goes
+ * back and serves the next connections; a TLS 1.3 ticket is used once
+ * (OpenSSL's client marks it), so the next handshake is a full one.
+ */
+static void
+sess_no_new(int version)
+{
+	SSL_CTX *s = test_server();
+	char err[256];
+	SSL_CTX *c = tls_client_ctx(false, NULL, err, sizeof(err));
+	struct hs_result r;
+	struct tls_sess_key k = {HOST, "unix", 25, 1};
+	int i;
+
+	T_CHECK(c != NULL && SSL_CTX_set_max_proto_version(c, version) == 1);
+	hs_cache = tls_sess_cache_new(16, 3600);
+	hs_key = k;
+	hs_need_verified = false;
+	hs_close_notify = true;
+	T_CHECK(SSL_CTX_set_num_tickets(s, 1) == 1);
+	handshake(s, c, HOST, &r);
+	T_CHECK(r.connect_rc == 1 && !r.offered);
+	T_CHECK(SSL_CTX_set_num_tickets(s, 0) == 1);
+	handshake(s, c, HOST, &r);
+	T_CHECK(r.connect_rc == 1 && r.offered && r.resumed);
+	for (i = 0; i < 2; i++) {
+		T_CHECK_INT(tls_sess_cache_count(hs_cache),
+		    version == TLS1_2_VERSION ? 1 : 0);
+		handshake(s, c, HOST, &r);
+		T_CHECK(r.connect_rc == 1);
+		T_CHECK_INT(r.resumed, version == TLS1_2_VERSION);
+	}
+	tls_sess_cache_free(hs_cache);
+	hs_cache = NULL;
+	SSL_CTX_free(c);
+	SSL_CTX_free(s);
+}
+
+static void
+test_sess_no_new_tls12(void)
+{
+	sess_no_new(TLS1_2_VERSION);
+}
+
+static void
+test_sess_no_new_tls13(void)
+{
+	sess_no_new(TLS1_3_VERSION);
 }
 
 static void
@@ -896,6 +971,8 @@ main(void)
 	T_RUN(test_sess_resume_tls13);
 	T_RUN(test_sess_resume_tls12);
 	T_RUN(test_sess_resume_verified);
+	T_RUN(test_sess_no_new_tls12);
+	T_RUN(test_sess_no_new_tls13);
 	if (nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
 		fprintf(
 		    stderr, "cleanup of %s: %s\n", tmp_root, strerror(errno));
