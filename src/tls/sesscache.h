@@ -2,10 +2,10 @@
  * sesscache: outbound TLS session resumption (another small interface of
  * the tls module, beside tls.h).
  *
- * Owns: struct tls_sess_cache, the client's SSL_SESSIONs, one per peer
- * and policy.  May call: util and OpenSSL.  Called by deliver/remote.c
- * (offering a session before each client handshake) and tls.c (the
- * contexts of tls_client_ctx() hand every new session to it).
+ * Owns: struct tls_sess_cache, the client's SSL_SESSIONs, up to
+ * TLS_SESS_PER_PEER per peer and policy.  May call: util and OpenSSL.  Called
+ * by deliver/remote.c (offering a session before each client handshake) and
+ * tls.c (the contexts of tls_client_ctx() hand every new session to it).
  *
  * A session is kept under its whole key: the name sent as SNI and checked
  * against the certificate, the peer's address and port, and the caller's
