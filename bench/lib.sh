@@ -413,7 +413,8 @@ pf_unset() {
 }
 
 # tls_sink_start PORT OUT CERTDIR: loadgen's counting sink with STARTTLS
-# (smtp-sink has none); OUT gets "mesg=N rcpts=N conns=N tls=N".  Its pid
+# (smtp-sink has none); OUT gets "mesg=N rcpts=N conns=N tls=N resumed=N"
+# (resumed: handshakes that resumed the client's session).  Its pid
 # is SINK_PID, so sink_stop and bench_cleanup stop it.
 tls_sink_start() {
 	"$LOADGEN" --sink "$1" --sink-out "$2" --cert "$3/cert.pem" --key "$3/key.pem" \

@@ -29,7 +29,8 @@
  * --sink PORT: no client at all, a counting SMTP sink on 127.0.0.1:PORT
  * (like smtp-sink -c, which has no TLS): it offers STARTTLS when given a
  * certificate, accepts every command, answers 250 to each message and
- * keeps "mesg=N rcpts=N conns=N tls=N" in FILE (rewritten after each
+ * keeps "mesg=N rcpts=N conns=N tls=N resumed=N" in FILE (resumed: TLS
+ * handshakes that resumed a session the client offered; rewritten after each
  * message, so --watch-sink FILE counts what it got).  One thread per
  * connection; it runs until it is killed.
  *
@@ -1687,7 +1688,7 @@ static struct {
 	SSL_CTX *ctx;
 	int outfd;
 	pthread_mutex_t mu; /* the counters and the file */
-	uint64_t mesg, rcpts, conns, tls;
+	uint64_t mesg, rcpts, conns, tls, resumed;
 } sk = {.outfd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* Rewrite the counters file; counts only grow, so the line never
@@ -1695,11 +1696,12 @@ static struct {
 static void
 sk_write_counts(void)
 {
-	char line[160];
+	char line[192];
 	int n = snprintf(line, sizeof(line),
-	    "mesg=%llu rcpts=%llu conns=%llu tls=%llu\n",
+	    "mesg=%llu rcpts=%llu conns=%llu tls=%llu resumed=%llu\n",
 	    (unsigned long long)sk.mesg, (unsigned long long)sk.rcpts,
-	    (unsigned long long)sk.conns, (unsigned long long)sk.tls);
+	    (unsigned long long)sk.conns, (unsigned long long)sk.tls,
+	    (unsigned long long)sk.resumed);
 
 	if (n > 0 && pwrite(sk.outfd, line, (size_t)n, 0) != n)
 		die("--sink-out: %s", strerror(errno));
@@ -1873,6 +1875,9 @@ sk_session(void *arg)
 			    SSL_accept(c->ssl) != 1)
 				break;
 			sk_count(&sk.tls, 1);
+			/* the client offered a session and we took it */
+			if (SSL_session_reused(c->ssl))
+				sk_count(&sk.resumed, 1);
 			r = 0;
 		} else if (sk_is(l, "MAIL")) {
 			rcpts = 0;

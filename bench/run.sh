@@ -42,7 +42,8 @@
 #   J  B's relay to a sink that offers STARTTLS (loadgen --sink: smtp-sink
 #      has no TLS): ternd's opportunistic TLS to the MX, Postfix with
 #      smtp_tls_security_level = may; 2 KiB x J_SESSIONS (10); every
-#      connection at the sink must have used TLS (else a NOTLS line)
+#      connection at the sink must have used TLS (else a NOTLS line); the
+#      result says how many handshakes resumed a session (sink_resumed=)
 #
 # First, bench/limit measures this machine's ceiling for the same work on
 # the same file system (durable Maildir files one by one and group-
@@ -571,7 +572,7 @@ scenario_I() {
 # TLS to the MX (dnsmasq: sink.test -> 127.0.0.1), Postfix's relayhost
 # with smtp_tls_security_level = may.  Every connection must have used TLS.
 run_J() {
-	local mta=$1 run=$2 d=$W/tern-j s=J-$J_SIZE-$J_SESSIONS out c0 c1 extra port conns tls
+	local mta=$1 run=$2 d=$W/tern-j s=J-$J_SIZE-$J_SESSIONS out c0 c1 extra port conns tls resumed
 	load1
 	tls_sink_start "$SINK_PORT" "$SINKOUT" "$W/tls"
 	if [ "$mta" = tern ]; then
@@ -595,8 +596,9 @@ run_J() {
 	sink_stop
 	conns=$(kv "$(cat "$SINKOUT")" conns)
 	tls=$(kv "$(cat "$SINKOUT")" tls)
+	resumed=$(kv "$(cat "$SINKOUT")" resumed)
 	record "$s" "$mta" "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
-		"$extra sink_conns=$conns sink_tls=$tls"
+		"$extra sink_conns=$conns sink_tls=$tls sink_resumed=$resumed"
 	check_loss "$s $mta run=$run" "$out"
 	if [ "${tls:-0}" = 0 ] || [ "$tls" != "$conns" ]; then
 		echo "NOTLS $s $mta run=$run: $tls of $conns connections to the sink used TLS"
@@ -767,7 +769,7 @@ others() {
 	fi
 	if grep -q '^result scen=C ' "$RES"; then
 		grep '^result scen=C ' "$RES" | tail -1 | awk '{ for (i = 3; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] } }
-			END { printf "C idle connections: %s of %s up, refused/accept errors in log %s; ternd RSS %.1f -> %.1f MiB: %.1f KiB per connection (goal < 10 KiB)\n",
+			END { printf "C idle connections: %s of %s up, refused/accept errors in log %s; ternd RSS %.1f -> %.1f MiB: %.1f KiB per connection (goal < 3 KiB)\n",
 				v["idle_up"], v["conns"], v["refused_log"], v["rss0_kib"] / 1024, v["rss1_kib"] / 1024, v["per_conn_b"] / 1024 }'
 	fi
 	for s in $(grep -o '^result scen=E-[0-9]*' "$RES" | sort -u | cut -d= -f2); do

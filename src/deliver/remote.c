@@ -70,6 +70,7 @@
 #include <openssl/err.h>
 
 #include "mime/mime.h"
+#include "tls/sesscache.h"
 #include "tls/tls.h"
 #include "util/util.h"
 #include "deliver/dest.h"
@@ -587,6 +588,26 @@ rconn_failed(struct rconn *c)
 	return rconn_try(c);
 }
 
+/*
+ * The peer answered QUIT: end TLS with a close_notify, best effort (the
+ * socket is non-blocking and closes next).  OpenSSL marks the session of
+ * a connection freed without one as not resumable, and the session cache
+ * (tls/sesscache.h) would lose it.  The session this connection resumed
+ * goes back to the cache if the peer sent none newer.
+ */
+static void
+rconn_close_notify(struct rconn *c)
+{
+	SSL *ssl;
+
+	if (c->bev == NULL || c->fd >= 0 ||
+	    (ssl = bufferevent_openssl_get_ssl(c->bev)) == NULL)
+		return;
+	if (SSL_shutdown(ssl) < 0)
+		ERR_clear_error(); /* the peer may have closed already */
+	tls_sess_cache_done(c->d->r->tls_sessions, ssl);
+}
+
 /* DONE: the next waiting job over this session, or QUIT. */
 static void
 rconn_txn_done(struct rconn *c)
@@ -636,6 +657,7 @@ rconn_act(struct rconn *c, enum smtp_client_action act, bool progress)
 		rconn_txn_done(c);
 		return 1;
 	case SMTP_CLIENT_CLOSED:
+		rconn_close_notify(c);
 		rconn_free(c);
 		return -1;
 	case SMTP_CLIENT_FAILED:
@@ -724,6 +746,48 @@ rconn_tls_name(const struct rconn *c)
 	return name[0] == '[' ? c->ip : name;
 }
 
+/*
+ * The session cache's policy tag of c: MX delivery (opportunistic, any
+ * certificate) and each smarthost mode are tags of their own, so a
+ * session never crosses from one to another.  A session made where any
+ * certificate would do must never be resumed where one must verify: DANE
+ * and MTA-STS, when built, get tags of their own here (docs/tls-auth.md).
+ */
+#define RTLS_MX	       0x1u
+#define RTLS_SMARTHOST 0x10u  /* | enum remote_tls */
+#define RTLS_IMPLICIT  0x100u /* smtps: */
+
+static unsigned
+rconn_tls_policy(const struct rconn *c)
+{
+	const struct remote *r = c->d->r;
+
+	if (!c->d->smarthost)
+		return RTLS_MX;
+	return RTLS_SMARTHOST | (unsigned)r->sm_tls |
+	       (r->sm_implicit ? RTLS_IMPLICIT : 0);
+}
+
+/*
+ * Offer the session kept for this peer: the name its certificate is
+ * checked against (also the SNI), the address, the port and the policy
+ * (tls/sesscache.h); new sessions of the handshake are kept under the
+ * same key.
+ */
+static void
+rconn_tls_offer(struct rconn *c, SSL *ssl)
+{
+	struct tls_sess_key k = {
+	    .name = rconn_tls_name(c),
+	    .addr = c->ip,
+	    .port = c->d->port,
+	    .policy = rconn_tls_policy(c),
+	};
+
+	(void)tls_sess_cache_offer(
+	    c->d->r->tls_sessions, ssl, &k, rconn_must_verify(c), time(NULL));
+}
+
 /* A client TLS bufferevent over c->fd, handshaking; -1 with why set. */
 static int
 rconn_tls_start(struct rconn *c, const char **why)
@@ -744,6 +808,7 @@ rconn_tls_start(struct rconn *c, const char **why)
 		*why = "cannot set the server name";
 		return -1;
 	}
+	rconn_tls_offer(c, ssl);
 	c->bev = bufferevent_openssl_socket_new(c->d->r->base, c->fd, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
@@ -798,9 +863,11 @@ rconn_tls_up(struct rconn *c)
 	bool verified = tls_peer_verified(ssl, why, sizeof(why));
 
 	tls_describe(ssl, desc, sizeof(desc));
-	log_info("id=%s mx=%s addr=%s event=tls %s verified=%s%s%s%s",
+	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s verified=%s"
+		 "%s%s%s",
 	    rconn_id(c), c->host_log, c->addr_log, desc,
-	    verified ? "yes" : "no", verified ? "" : " verify_error=\"",
+	    SSL_session_reused(ssl) ? "yes" : "no", verified ? "yes" : "no",
+	    verified ? "" : " verify_error=\"",
 	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
 	    verified ? "" : "\"");
 	/* the context aborts such a handshake already: never reached, kept
@@ -1252,6 +1319,8 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	}
 	if (client_ctx != NULL && SSL_CTX_up_ref(client_ctx) == 1)
 		r->ctx = client_ctx;
+	r->tls_sessions =
+	    tls_sess_cache_new(REMOTE_TLS_SESSIONS, REMOTE_TLS_SESSION_LIFE);
 	return r;
 }
 
@@ -1285,6 +1354,8 @@ remote_free(struct remote *r)
 	(void)jobq_drop(&r->done, NULL, true);
 	if (r->done_ev != NULL)
 		event_free(r->done_ev);
+	/* after the connections: no handshake runs on them any more */
+	tls_sess_cache_free(r->tls_sessions);
 	SSL_CTX_free(r->ctx);
 	SSL_CTX_free(r->sm_ctx);
 	free(r->sm_host);

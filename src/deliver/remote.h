@@ -10,7 +10,9 @@
  * dot-stuffed body from the stored file and reports one result per
  * recipient through a callback.  Every TLS session is logged with
  * verified=yes|no: whether the peer's certificate chained to a trusted CA
- * and matched the expected name.
+ * and matched the expected name, and tls_resumed=yes|no: each peer's
+ * session is kept (tls/sesscache.h) and offered on the next connection to
+ * it, never across names, addresses, ports or TLS policies.
  *
  * Destinations are domains, or the one smarthost.  Per destination at most
  * max_per_dest connections are open; messages beyond that wait in a FIFO

@@ -23,14 +23,22 @@
 #include "deliver/remote.h"
 
 #define REMOTE_BUCKETS 1024 /* destination hash table */
+/* TLS sessions kept for resumption (tls/sesscache.h): per (name,
+   address, port, policy) one for each concurrent connection, 1024 in all,
+   for at most an hour (Postfix's smtp_tls_session_cache_timeout default),
+   less when the peer says so */
+#define REMOTE_TLS_SESSIONS	1024
+#define REMOTE_TLS_SESSION_LIFE 3600
 
 struct rdest;
 struct rconn;
+struct tls_sess_cache;
 
 struct remote {
 	struct event_base *base;
 	struct dns *dns;
 	SSL_CTX *ctx, *sm_ctx; /* MX delivery; the smarthost (or NULL: ctx) */
+	struct tls_sess_cache *tls_sessions; /* for resumption (remote.c) */
 	char *helo, *sm_query, *sm_user, *sm_pass;
 	char *sm_host; /* the name its certificate must match */
 	uint16_t port, sm_port;

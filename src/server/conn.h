@@ -150,22 +150,23 @@ struct conn {
 	struct event *timer;
 	uint64_t line_started; /* ms; 0: no partial line */
 	struct txn *txn;
-	struct resolve_lookup rcpt_q; /* RCPT's question (on_rcpt) */
-	unsigned processing;	      /* conn_process frames (conn.h) */
-	bool pending;		      /* the current event awaits a job
-					 or a delay */
-	bool job_running;	      /* a worker job points here */
-	bool closing;		      /* flush, then free */
-	bool dead;		      /* socket gone, job still running */
-	bool eof;		      /* the client shut its side: finish
-					 what it sent, then close */
+	struct resolve_lookup *rcpt_q; /* RCPT's question (on_rcpt), made
+					  at the first RCPT, NULL before */
+	unsigned processing;	       /* conn_process frames (conn.h) */
+	bool pending;		       /* the current event awaits a job
+					  or a delay */
+	bool job_running;	       /* a worker job points here */
+	bool closing;		       /* flush, then free */
+	bool dead;		       /* socket gone, job still running */
+	bool eof;		       /* the client shut its side: finish
+					  what it sent, then close */
 	bool authenticated;
 	bool local;	      /* came in on public/submit.sock */
 	unsigned local_uid;   /* its SO_PEERCRED uid */
 	char local_login[64]; /* its login name, lower-cased,
 				 once asked (submit.c) */
 	bool tls;	      /* TLS is on (STARTTLS or 465) */
-	char auth_user[TABLE_ADDR_MAX + 1];
+	char *auth_user;      /* after AUTH: the user name (owned); else NULL */
 	unsigned auth_failures;
 	struct sasl_login *login; /* LOGIN exchange in progress */
 	struct event *delay;	  /* failed-AUTH reply delay */
@@ -178,10 +179,9 @@ struct conn {
 	bool rcpt_srs; /* this RCPT was a valid SRS address: rcpt_q.addr
 			  is the address it stands for (connsrs.c) */
 	struct conn_milters *milters; /* connmilter.c, once used */
-	struct conn_milter_result milter_result;
-	struct conn_screen *screen; /* screen.c, while it screens */
-	char screen_reply[256];	    /* screen.c: refused with 554 5.7.1 and
-				       this text when not "" */
+	struct conn_screen *screen;   /* screen.c, while it screens */
+	char screen_reply[256];	      /* screen.c: refused with 554 5.7.1 and
+					 this text when not "" */
 	/* greylisting of this RCPT (conngrey.c) */
 	bool grey_defer;		   /* answer 451 4.7.1 */
 	unsigned grey_wait;		   /* seconds it still has to wait */
@@ -275,13 +275,14 @@ void conn_auth_seal(struct conn *c, struct inject *ij);
  * conn_milter_stage: call the milters of milter.servers in order for a
  * stage (arg: HELO's name, RCPT's address); false when none applies (nothing to
  * wait for), true: c is pending and done(c) is called from the loop with
- * c->milter_result, then the caller replies and calls conn_process.
+ * conn_milter_result(c), then the caller replies and calls conn_process.
  * conn_milter_apply: at the end of data, before the store, the sender,
  * recipient, header and body changes (-1: could not rewrite).
  * conn_milter_store: quarantine into .Junk.  conn_milter_abort: the
  * transaction is dropped (ABORT to milters inside one).
  * conn_milter_txn_free: the transaction's edits.  conn_milter_free: the
- * session ends.
+ * session ends.  conn_milter_result: the last stage's verdict (CONTINUE
+ * for a session no milter saw; kept in c->milters, not in every conn).
  */
 bool conn_milter_stage(struct conn *c, enum conn_milter_stage st,
     const char *arg, void (*done)(struct conn *));
@@ -290,6 +291,7 @@ void conn_milter_store(struct conn *c, struct inject *ij);
 void conn_milter_abort(struct conn *c);
 void conn_milter_txn_free(struct txn *t);
 void conn_milter_free(struct conn *c);
+const struct conn_milter_result *conn_milter_result(const struct conn *c);
 
 /*
  * Screening before the greeting (screen.c, docs/screening.md), on the MX

@@ -46,7 +46,9 @@ grey_applies(const struct conn *c)
 
 	return s->conf->greylist_enable && s->greylist != NULL &&
 	       c->l->kind == LISTEN_SMTP && !c->local && !c->authenticated &&
-	       c->txn != NULL && (c->rcpt_q.st == TABLE_OK || c->rcpt_srs) &&
+	       c->txn != NULL &&
+	       ((c->rcpt_q != NULL && c->rcpt_q->st == TABLE_OK) ||
+		   c->rcpt_srs) &&
 	       !netlist_match(s->relay_nets, (const struct sockaddr *)&c->sa);
 }
 
@@ -180,7 +182,7 @@ conn_grey_stage(struct conn *c, void (*done)(struct conn *))
 	/* both fit: each is as large as the field it comes from */
 	if (str_copy(gj->sender, sizeof(gj->sender), c->txn->sender,
 		strlen(c->txn->sender)) != 0 ||
-	    addr_format(&c->rcpt_q.addr, gj->rcpt, sizeof(gj->rcpt)) < 0) {
+	    addr_format(&c->rcpt_q->addr, gj->rcpt, sizeof(gj->rcpt)) < 0) {
 		free(gj);
 		return false;
 	}

@@ -76,6 +76,7 @@ struct conn_milters {
 	bool kick;	/* the timer starts the stage */
 	bool finishing; /* the timer calls done */
 	enum conn_milter_stage stage;
+	struct conn_milter_result result; /* of the last stage (conn.h) */
 	void (*done)(struct conn *);
 	char arg[1024];	  /* RCPT's address, HELO's name */
 	struct buf out;	  /* the current milter's packets for this stage
@@ -158,6 +159,16 @@ mconn_close(struct mconn *m)
 	if (m->bev != NULL)
 		bufferevent_free(m->bev);
 	m->bev = NULL;
+}
+
+const struct conn_milter_result *
+conn_milter_result(const struct conn *c)
+{
+	/* what a session that never called a milter has: go on */
+	static const struct conn_milter_result none = {
+	    CONN_MILTER_CONTINUE, false, 0, "", ""};
+
+	return c->milters != NULL ? &c->milters->result : &none;
 }
 
 void
@@ -402,7 +413,7 @@ static void
 set_verdict(struct conn_milters *ms, enum conn_milter_verdict v, int code,
     const char *enh, const char *text, size_t textlen)
 {
-	struct conn_milter_result *r = &ms->c->milter_result;
+	struct conn_milter_result *r = &ms->result;
 	size_t n = 0;
 
 	r->verdict = v;
@@ -786,8 +797,7 @@ on_reply(struct conn_milters *ms, struct mconn *m, const struct milter_reply *r)
 	log_info("id=%s sid=%s event=milter milter=%s stage=%s action=%s "
 		 "code=%d text=\"%s\"",
 	    c->txn ? c->txn->id : "-", c->sid, m->name, stage_name(ms->stage),
-	    milter_reply_name(r->cmd), c->milter_result.code,
-	    c->milter_result.text);
+	    milter_reply_name(r->cmd), ms->result.code, ms->result.text);
 	if (e->cmd == MILTER_C_EOM)
 		m->in_txn = false;
 	if (ms->stage != CONN_MILTER_RCPT && txn_stage)
@@ -1002,7 +1012,7 @@ ms_advance(struct conn_milters *ms)
 	if (ms->tempfail_dead) {
 		set_verdict(ms, CONN_MILTER_TEMPFAIL, 451, "4.7.1",
 		    "Service unavailable - try again later", 37);
-		ms->c->milter_result.failed = true;
+		ms->result.failed = true;
 		ms_finish(ms);
 		return;
 	}
@@ -1042,7 +1052,7 @@ conn_milter_stage(struct conn *c, enum conn_milter_stage st, const char *arg,
 		any |= usable(ms, &ms->m[i]);
 	if (!any && !ms->tempfail_dead)
 		return false;
-	c->milter_result =
+	ms->result =
 	    (struct conn_milter_result){CONN_MILTER_CONTINUE, false, 0, "", ""};
 	ms->done = done;
 	str_fmt_cut(ms->arg, sizeof(ms->arg), "%s", arg != NULL ? arg : "");

@@ -155,9 +155,10 @@ auth_succeeded(struct conn *c, const char *user, const char *mech)
 {
 	auth_throttle_success(c->srv->throttle, &c->key);
 	c->authenticated = true;
-	if (str_copy(c->auth_user, sizeof(c->auth_user), user, strlen(user)) !=
-	    0)
-		c->auth_user[0] = '\0';
+	/* SASL allows 255 octets (auth.h); one that would not fit the
+	   queue's envelope is not kept, as before */
+	free(c->auth_user);
+	c->auth_user = strlen(user) <= TABLE_ADDR_MAX ? xstrdup(user) : NULL;
 	log_info("sid=%s event=auth mech=%s user=%s client=%s", c->sid, mech,
 	    user, c->ip);
 	smtp_server_accept(c->smtp);
@@ -264,9 +265,17 @@ on_auth_hold(evutil_socket_t fd, short what, void *arg)
 	conn_resume(c, auth_check_held, aj);
 }
 
+const char *
+submit_auth_user(const struct conn *c)
+{
+	return c->auth_user != NULL ? c->auth_user : "";
+}
+
 void
 submit_drop_auth(struct conn *c)
 {
+	free(c->auth_user);
+	c->auth_user = NULL;
 	if (c->held != NULL)
 		auth_job_free(c->held);
 	c->held = NULL;
@@ -487,7 +496,7 @@ sender_owned(const struct conn *c, const struct sender_lookup *sl)
 	if (sl->q.st != TABLE_OK)
 		return false;
 	return c->local ? local_targets_owned(c, &sl->q.tt)
-			: targets_include(&sl->q.tt, c->auth_user);
+			: targets_include(&sl->q.tt, submit_auth_user(c));
 }
 
 static void
@@ -571,7 +580,7 @@ sender_quick(struct conn *c, const struct addr *sender)
 	if (c->l->kind == LISTEN_SMTP || !c->authenticated || sender->null ||
 	    c->srv->conf->submission_any_sender)
 		return 1;
-	return formatted && strcasecmp(from, c->auth_user) == 0 ? 1 : 0;
+	return formatted && strcasecmp(from, submit_auth_user(c)) == 0 ? 1 : 0;
 }
 
 void

@@ -15,8 +15,12 @@
 struct conn;
 struct auth_job;
 
-/* conn_free: drop an AUTH attempt still waiting (wipes its password). */
+/* conn_free: drop an AUTH attempt still waiting (wipes its password) and
+ * the user name of a successful one. */
 void submit_drop_auth(struct conn *c);
+/* The user name AUTH succeeded with; "" before (and for a name too long
+ * for the queue's envelope). */
+const char *submit_auth_user(const struct conn *c);
 /* SIGTERM: an AUTH held for its penalty is dropped, a delayed 535 sent
  * now, so the session can get its 421 instead of keeping ternd up. */
 void submit_shutdown(struct conn *c);

@@ -6,7 +6,8 @@
  * itself in STATE/tls/ on first use; tls_client_ctx() builds the one for
  * outbound delivery (system CA store or an admin's CA file) and
  * tls_peer_verified() says whether a peer proved its name against it;
- * tls_describe() formats the negotiated parameters.
+ * tls_describe() formats the negotiated parameters.  The client contexts
+ * hand their sessions to sesscache.c, for resumption.
  *
  * Policy, the same both ways: TLS 1.2 and 1.3 only (RFC 8996 retired
  * 1.0/1.1; RFC 8314 4.1 asks for 1.2 or later); OpenSSL's default cipher
@@ -54,6 +55,7 @@
 #include <openssl/x509v3.h>
 
 #include "fs/file.h"
+#include "tls/sesscache.h"
 #include "tls/tls.h"
 
 #define TLS_WHO "tls" /* the fault hook's name for this writer */
@@ -146,6 +148,12 @@ tls_client_ctx(bool verify, const char *ca_file, char *err, size_t errlen)
 	   outcome kept for SSL_get_verify_result(); only the abort is off */
 	SSL_CTX_set_verify(
 	    ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	/* sessions go to the caller's cache (tls/sesscache.h), never to
+	   OpenSSL's own, which a client never looks up; TLS 1.3 tickets come
+	   after the handshake, so only the callback sees them */
+	SSL_CTX_set_session_cache_mode(
+	    ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_sess_cache_on_new);
 	return ctx;
 }
 

@@ -58,7 +58,8 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key,
  * whatever the outcome (opportunistic TLS, what MX delivery does without
  * DANE or MTA-STS).  verify true: it fails unless the peer verified.  An
  * unreadable ca_file is an error naming it; a missing system store only
- * when verify is true.
+ * when verify is true.  New sessions go to the tls_sess_cache the SSL was
+ * offered to (tls/sesscache.h), if any.
  */
 SSL_CTX *tls_client_ctx(
     bool verify, const char *ca_file, char *err, size_t errlen) WUR;

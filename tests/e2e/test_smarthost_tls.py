@@ -255,6 +255,25 @@ def test_trusted_ca_right_name_gets_auth(ternd, dnsmasq, smarthost, tmp_path,
     assert SECRET not in t.log()
 
 
+def test_resumed_session_stays_verified(ternd, dnsmasq, smarthost, tmp_path,
+                                        pki):
+    """The second connection to the smarthost resumes the first one's TLS
+    session (src/tls/sesscache.h): no certificate is sent then, and the
+    verdict comes back with the session, so the peer still counts as
+    verified and gets the credentials again."""
+    host = smarthost("good")
+    t = relay_through(ternd, dnsmasq, tmp_path, host,
+                      relay__smarthost_ca_file=str(pki / "ca.pem"))
+    assert_delivered_with_auth(t, host)
+    check(t.send_raw("claire@example.org", ["bob@example.com"], MSG), 250)
+    wait_for(lambda: len(host.messages) == 2, "the second message")
+    wait_for(lambda: t.queue_list() == [], "the queue to empty")
+    assert len(host.auth_lines) == 2, host.auth_lines
+    got = re.findall(r"event=tls version=\S+ cipher=\S+ tls_resumed=(yes|no) "
+                     r"verified=(yes|no)", t.log())
+    assert got == [("no", "yes"), ("yes", "yes")], t.log()[-3000:]
+
+
 @pytest.mark.parametrize("cert,ok", [("good", True), ("self", False)],
                          ids=["trusted", "self-signed"])
 def test_implicit_tls_smarthost(ternd, dnsmasq, smarthost, tmp_path, pki,
@@ -304,5 +323,6 @@ def test_mx_delivery_stays_opportunistic_and_logs_verified(ternd, dnsmasq):
     a, b, _ = two_mtas(ternd, dnsmasq, a_over={"relay.networks": "127.0.0.0/8"})
     check(a.send_raw("claire@example.org", [BEN], MSG), 250)
     wait_for(lambda: b.messages(BEN), "the message at B")
-    assert re.search(r"event=tls version=TLSv1\.[23] cipher=\S+ verified=no "
-                     r'verify_error="self-signed certificate"', a.log()), a.log()
+    assert re.search(r"event=tls version=TLSv1\.[23] cipher=\S+ tls_resumed=no "
+                     r'verified=no verify_error="self-signed certificate"',
+                     a.log()), a.log()

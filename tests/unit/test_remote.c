@@ -86,6 +86,7 @@ struct tsrv {
 	int conns, messages, quits;
 	int live, max_live; /* sessions open now, and at most */
 	bool tls_seen;
+	int resumed;	/* TLS handshakes that resumed the client's session */
 	struct buf log; /* command lines, each + "\n" */
 	struct buf bodies[TS_MAX_BODIES];
 	int nbodies;
@@ -356,6 +357,8 @@ ts_on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		x->s->tls_seen = true;
+		x->s->resumed +=
+		    SSL_session_reused(bufferevent_openssl_get_ssl(bev)) == 1;
 		return;
 	}
 	ts_sess_free(x);
@@ -901,6 +904,46 @@ test_starttls(void)
 	ts_stop(s);
 }
 
+/* The 2nd and later connections to an MX resume the session of the one
+   before (tls/sesscache.h); another MX name at the same address does not
+   get it; a new engine starts with none. */
+static void
+test_tls_resume(void)
+{
+	struct ts_conf conf = {
+	    .greet = 220, .pipelining = true, .starttls = true};
+	struct tsrv *s = ts_start("127.0.0.2", &conf);
+	struct remote *r = mk_remote(0, 10, NULL);
+	struct got g;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		send_small(r, "one.test", "b@one.test", &g);
+		loop_until(&g.calls, 1, WAIT_MS);
+		T_CHECK_INT(g.res[0].cls, SMTP_RESULT_OK);
+		loop_until_idle(r, WAIT_MS);
+	}
+	T_CHECK_INT(s->conns, 3);
+	T_CHECK_INT(s->resumed, 2);
+	t_case("another MX name at the same address: a full handshake");
+	send_small(r, "alias.test", "b@alias.test", &g);
+	loop_until(&g.calls, 1, WAIT_MS);
+	T_CHECK_INT(g.res[0].cls, SMTP_RESULT_OK);
+	loop_until_idle(r, WAIT_MS);
+	T_CHECK_INT(s->conns, 4);
+	T_CHECK_INT(s->resumed, 2);
+	t_case("a new engine starts with none");
+	remote_free(r);
+	r = mk_remote(0, 10, NULL);
+	send_small(r, "one.test", "b@one.test", &g);
+	loop_until(&g.calls, 1, WAIT_MS);
+	loop_until_idle(r, WAIT_MS);
+	T_CHECK_INT(s->conns, 5);
+	T_CHECK_INT(s->resumed, 2);
+	remote_free(r);
+	ts_stop(s);
+}
+
 static void
 test_tls_fallback(void)
 {
@@ -1438,6 +1481,8 @@ static const char *const dns_opts[] = {
     "--server=/dead.test/127.0.0.1#1",
     "--mx-host=one.test,mx1.one.test,10",
     "--host-record=mx1.one.test,127.0.0.2",
+    "--mx-host=alias.test,mx1alias.one.test,10",
+    "--host-record=mx1alias.one.test,127.0.0.2",
     "--mx-host=two.test,mxa.two.test,10",
     "--mx-host=two.test,mxb.two.test,20",
     "--host-record=mxa.two.test,127.0.0.3",
@@ -1633,6 +1678,7 @@ main(void)
 		T_RUN(test_all_down);
 		T_RUN(test_dns_failures);
 		T_RUN(test_starttls);
+		T_RUN(test_tls_resume);
 		T_RUN(test_tls_fallback);
 		T_RUN(test_smarthost_auth);
 		T_RUN(test_smarthost_tls);

@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "t.h"
+#include "tls/sesscache.h"
 #include "tls/tls.h"
 
 #define HOST "mx.example.org"
@@ -328,7 +329,17 @@ server_main(void *arg)
 	return NULL;
 }
 
+/*
+ * When hs_cache is set, handshake() offers the client the session kept
+ * under hs_key (need: hs_need_verified) and ends the client with a
+ * close_notify when hs_close_notify.
+ */
+static struct tls_sess_cache *hs_cache;
+static struct tls_sess_key hs_key;
+static bool hs_need_verified, hs_close_notify;
+
 struct hs_result {
+	bool offered, resumed; /* with hs_cache */
 	int connect_rc;
 	int accept_rc;
 	int version;
@@ -371,6 +382,9 @@ handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *host, struct hs_result *r)
 		abort();
 	if (host != NULL && tls_client_set_host(c, host) != 0)
 		abort();
+	if (hs_cache != NULL)
+		r->offered = tls_sess_cache_offer(
+		    hs_cache, c, &hs_key, hs_need_verified, time(NULL));
 	if (pthread_create(&th, NULL, server_main, &s) != 0)
 		abort();
 	r->connect_rc = SSL_connect(c);
@@ -383,6 +397,11 @@ handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *host, struct hs_result *r)
 	}
 	r->verify = SSL_get_verify_result(c);
 	r->verified = tls_peer_verified(c, r->why, sizeof(r->why));
+	r->resumed = SSL_session_reused(c) == 1;
+	if (hs_close_notify && r->connect_rc == 1) {
+		(void)SSL_shutdown(c);
+		tls_sess_cache_done(hs_cache, c);
+	}
 	/* unblock the server if the client gave up first */
 	shutdown(sv[1], SHUT_RDWR);
 	pthread_join(th, NULL);
@@ -607,6 +626,320 @@ test_describe(void)
 	SSL_CTX_free(c);
 }
 
+/* ---- session resumption (sesscache.h) ---------------------------------- */
+
+/* A resumable TLS 1.2 session made by hand: id and master key from tag. */
+static SSL_SESSION *
+mk_sess(unsigned char tag, time_t created, long timeout)
+{
+	SSL_SESSION *x = SSL_SESSION_new();
+	unsigned char id[8], mk[48];
+
+	memset(id, tag, sizeof(id));
+	memset(mk, tag, sizeof(mk));
+	if (x == NULL || SSL_SESSION_set1_id(x, id, sizeof(id)) != 1 ||
+	    SSL_SESSION_set1_master_key(x, mk, sizeof(mk)) != 1 ||
+	    SSL_SESSION_set_protocol_version(x, TLS1_2_VERSION) != 1 ||
+	    SSL_SESSION_set_time(x, (long)created) == 0 ||
+	    SSL_SESSION_set_timeout(x, timeout) == 0)
+		abort();
+	return x;
+}
+
+/* Put a fresh session under k; returns it (the caller's reference
+   dropped: the cache holds its own). */
+static SSL_SESSION *
+put_new(struct tls_sess_cache *c, const struct tls_sess_key *k,
+    unsigned char tag, time_t created, long timeout, bool verified)
+{
+	SSL_SESSION *x = mk_sess(tag, created, timeout);
+
+	tls_sess_cache_put(c, k, x, verified);
+	SSL_SESSION_free(x);
+	return x;
+}
+
+/* Take one out of c for k: is it want (NULL: none)?  The reference the
+   take gave is dropped. */
+static bool
+took(struct tls_sess_cache *c, const struct tls_sess_key *k, bool need,
+    time_t now, const SSL_SESSION *want)
+{
+	SSL_SESSION *x = tls_sess_cache_take(c, k, need, now);
+	bool ok = x == want;
+
+	if (!ok)
+		fprintf(stderr, "  took %p, wanted %p\n", (void *)x,
+		    (const void *)want);
+	SSL_SESSION_free(x);
+	return ok;
+}
+
+static void
+test_sess_cache_keys(void)
+{
+	struct tls_sess_cache *c = tls_sess_cache_new(64, 3600);
+	time_t now = time(NULL);
+	struct tls_sess_key k = {"mx.example.net", "192.0.2.1", 25, 1}, o;
+	SSL_SESSION *a, *b, *x[12];
+	char longname[300];
+	int i;
+
+	a = put_new(c, &k, 1, now, 300, false);
+	T_CHECK_INT(tls_sess_cache_count(c), 1);
+	t_case("an unverified session never satisfies a verified lookup");
+	T_CHECK(took(c, &k, true, now, NULL));
+	T_CHECK_INT(tls_sess_cache_count(c), 1);
+	t_case("every field of the key counts");
+	o = k;
+	o.name = "mx2.example.net";
+	T_CHECK(took(c, &o, false, now, NULL));
+	o = k;
+	o.addr = "192.0.2.2";
+	T_CHECK(took(c, &o, false, now, NULL));
+	o = k;
+	o.port = 587;
+	T_CHECK(took(c, &o, false, now, NULL));
+	o = k;
+	o.policy = 2;
+	T_CHECK(took(c, &o, false, now, NULL));
+	/* the NUL between name and address keeps these two keys apart */
+	o = k;
+	o.name = "mx.example.net1";
+	o.addr = "92.0.2.1";
+	T_CHECK(took(c, &o, false, now, NULL));
+	T_CHECK_INT(tls_sess_cache_count(c), 1);
+	t_case("one use: taken out");
+	T_CHECK(took(c, &k, false, now, a));
+	T_CHECK(took(c, &k, false, now, NULL));
+	T_CHECK_INT(tls_sess_cache_count(c), 0);
+	t_case("newest first; a verified lookup skips an unverified one");
+	a = put_new(c, &k, 1, now, 300, true);
+	b = put_new(c, &k, 2, now, 300, false);
+	T_CHECK(took(c, &k, true, now, a));
+	T_CHECK(took(c, &k, false, now, b));
+	t_case("at most TLS_SESS_PER_PEER per peer, the oldest go");
+	for (i = 0; i < 12; i++)
+		x[i] = put_new(c, &k, (unsigned char)(i + 1), now, 300, false);
+	T_CHECK_INT(tls_sess_cache_count(c), TLS_SESS_PER_PEER);
+	for (i = 11; i >= 12 - TLS_SESS_PER_PEER; i--)
+		T_CHECK(took(c, &k, false, now, x[i]));
+	T_CHECK(took(c, &k, false, now, NULL));
+	t_case("a name that does not fit is neither kept nor offered");
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	o = k;
+	o.name = longname;
+	(void)put_new(c, &o, 3, now, 300, false);
+	T_CHECK_INT(tls_sess_cache_count(c), 0);
+	T_CHECK(took(c, &o, false, now, NULL));
+	tls_sess_cache_free(c);
+	tls_sess_cache_free(NULL);
+}
+
+static void
+test_sess_cache_expiry(void)
+{
+	struct tls_sess_cache *c = tls_sess_cache_new(16, 60);
+	time_t now = time(NULL);
+	struct tls_sess_key k = {"mx.example.net", "192.0.2.1", 25, 1};
+	SSL_SESSION *x;
+
+	t_case("the session's own timeout");
+	(void)put_new(c, &k, 1, now - 30, 40, false);
+	T_CHECK(took(c, &k, false, now + 10, NULL));
+	T_CHECK_INT(tls_sess_cache_count(c), 0); /* dropped */
+	x = put_new(c, &k, 1, now - 30, 40, false);
+	T_CHECK(took(c, &k, false, now + 9, x));
+	t_case("the cache's cap, shorter than the session's timeout");
+	(void)put_new(c, &k, 2, now - 59, 7200, false);
+	T_CHECK(took(c, &k, false, now + 1, NULL));
+	x = put_new(c, &k, 2, now - 59, 7200, false);
+	T_CHECK(took(c, &k, false, now, x));
+	t_case("a session that is not resumable is dropped");
+	x = mk_sess(3, now, 300);
+	T_CHECK(SSL_SESSION_set1_id(x, (const unsigned char *)"", 0) == 1);
+	T_CHECK(!SSL_SESSION_is_resumable(x));
+	tls_sess_cache_put(c, &k, x, false);
+	SSL_SESSION_free(x);
+	T_CHECK_INT(tls_sess_cache_count(c), 1);
+	T_CHECK(took(c, &k, false, now, NULL));
+	T_CHECK_INT(tls_sess_cache_count(c), 0);
+	tls_sess_cache_free(c);
+}
+
+static void
+test_sess_cache_bound(void)
+{
+	struct tls_sess_cache *c = tls_sess_cache_new(3, 3600);
+	time_t now = time(NULL);
+	struct tls_sess_key k[3] = {
+	    {"a.example", "192.0.2.1", 25, 1},
+	    {"b.example", "192.0.2.1", 25, 1},
+	    {"c.example", "192.0.2.1", 25, 1},
+	};
+	SSL_SESSION *x[4];
+	int i;
+
+	for (i = 0; i < 3; i++)
+		x[i] =
+		    put_new(c, &k[i], (unsigned char)(i + 1), now, 300, false);
+	/* a's second session: b is now the least recently used peer */
+	x[3] = put_new(c, &k[0], 4, now, 300, false);
+	T_CHECK_INT(tls_sess_cache_count(c), 3);
+	T_CHECK(took(c, &k[1], false, now, NULL));
+	T_CHECK(took(c, &k[0], false, now, x[3]));
+	T_CHECK(took(c, &k[0], false, now, x[0]));
+	T_CHECK(took(c, &k[2], false, now, x[2]));
+	T_CHECK_INT(tls_sess_cache_count(c), 0);
+	tls_sess_cache_free(c);
+}
+
+/*
+ * Real handshakes through tls_client_ctx()'s new-session callback: the
+ * second connection resumes the first one's session (TLS 1.3: a ticket
+ * that came after the handshake; TLS 1.2: the session itself), the
+ * verify result comes back with it, and a lookup that needs a verified
+ * peer or another name gets nothing.
+ */
+static void
+sess_resume(int max_version)
+{
+	SSL_CTX *s = test_server();
+	char err[256];
+	SSL_CTX *c = tls_client_ctx(false, NULL, err, sizeof(err));
+	struct hs_result r, r2;
+	struct tls_sess_key k = {HOST, "unix", 25, 1};
+
+	T_CHECK(
+	    c != NULL && SSL_CTX_set_max_proto_version(c, max_version) == 1);
+	hs_cache = tls_sess_cache_new(16, 3600);
+	hs_key = k;
+	hs_need_verified = false;
+	hs_close_notify = true;
+	handshake(s, c, HOST, &r);
+	T_CHECK_INT(r.connect_rc, 1);
+	T_CHECK_INT(r.version, max_version);
+	T_CHECK(!r.offered && !r.resumed);
+	/* TLS 1.3: OpenSSL's server sends two tickets */
+	T_CHECK_INT(tls_sess_cache_count(hs_cache),
+	    max_version == TLS1_3_VERSION ? 2 : 1);
+	handshake(s, c, HOST, &r2);
+	T_CHECK_INT(r2.connect_rc, 1);
+	T_CHECK(r2.offered && r2.resumed);
+	/* the self-signed peer's verdict comes back with the session */
+	T_CHECK(!r2.verified);
+	T_CHECK_INT(r2.verify, r.verify);
+	T_CHECK(r2.echoed);
+	t_case("no unverified session where the peer must verify");
+	hs_need_verified = true;
+	handshake(s, c, HOST, &r2);
+	T_CHECK(!r2.offered && !r2.resumed && r2.connect_rc == 1);
+	hs_need_verified = false;
+	t_case("another name: its own full handshake");
+	hs_key.name = "other.example.org";
+	handshake(s, c, "other.example.org", &r2);
+	T_CHECK(!r2.offered && !r2.resumed && r2.connect_rc == 1);
+	hs_key = k;
+	tls_sess_cache_free(hs_cache);
+	hs_cache = NULL;
+	SSL_CTX_free(c);
+	SSL_CTX_free(s);
+}
+
+/*
+ * A server that resumes and sends no new session: a TLS 1.2 session goes
+ * back and serves the next connections; a TLS 1.3 ticket is used once
+ * (OpenSSL's client marks it), so the next handshake is a full one.
+ */
+static void
+sess_no_new(int version)
+{
+	SSL_CTX *s = test_server();
+	char err[256];
+	SSL_CTX *c = tls_client_ctx(false, NULL, err, sizeof(err));
+	struct hs_result r;
+	struct tls_sess_key k = {HOST, "unix", 25, 1};
+	int i;
+
+	T_CHECK(c != NULL && SSL_CTX_set_max_proto_version(c, version) == 1);
+	hs_cache = tls_sess_cache_new(16, 3600);
+	hs_key = k;
+	hs_need_verified = false;
+	hs_close_notify = true;
+	T_CHECK(SSL_CTX_set_num_tickets(s, 1) == 1);
+	handshake(s, c, HOST, &r);
+	T_CHECK(r.connect_rc == 1 && !r.offered);
+	T_CHECK(SSL_CTX_set_num_tickets(s, 0) == 1);
+	handshake(s, c, HOST, &r);
+	T_CHECK(r.connect_rc == 1 && r.offered && r.resumed);
+	for (i = 0; i < 2; i++) {
+		T_CHECK_INT(tls_sess_cache_count(hs_cache),
+		    version == TLS1_2_VERSION ? 1 : 0);
+		handshake(s, c, HOST, &r);
+		T_CHECK(r.connect_rc == 1);
+		T_CHECK_INT(r.resumed, version == TLS1_2_VERSION);
+	}
+	tls_sess_cache_free(hs_cache);
+	hs_cache = NULL;
+	SSL_CTX_free(c);
+	SSL_CTX_free(s);
+}
+
+static void
+test_sess_no_new_tls12(void)
+{
+	sess_no_new(TLS1_2_VERSION);
+}
+
+static void
+test_sess_no_new_tls13(void)
+{
+	sess_no_new(TLS1_3_VERSION);
+}
+
+static void
+test_sess_resume_tls13(void)
+{
+	sess_resume(TLS1_3_VERSION);
+}
+
+static void
+test_sess_resume_tls12(void)
+{
+	sess_resume(TLS1_2_VERSION);
+}
+
+/* A verified session stays verified when resumed, and serves a lookup
+   that needs a verified peer. */
+static void
+test_sess_resume_verified(void)
+{
+	SSL_CTX *s = test_server();
+	char err[256];
+	SSL_CTX *c = tls_client_ctx(true, NULL, err, sizeof(err));
+	struct hs_result r;
+	struct tls_sess_key k = {HOST, "unix", 587, 0x12};
+
+	T_CHECK(c != NULL && X509_STORE_add_cert(SSL_CTX_get_cert_store(c),
+				 SSL_CTX_get0_certificate(s)) == 1);
+	hs_cache = tls_sess_cache_new(16, 3600);
+	hs_key = k;
+	hs_need_verified = true;
+	hs_close_notify = true;
+	handshake(s, c, HOST, &r);
+	T_CHECK(r.connect_rc == 1 && r.verified && !r.offered);
+	handshake(s, c, HOST, &r);
+	T_CHECK(r.connect_rc == 1 && r.offered && r.resumed);
+	T_CHECK(r.verified);
+	T_CHECK_INT(r.verify, X509_V_OK);
+	hs_need_verified = false;
+	tls_sess_cache_free(hs_cache);
+	hs_cache = NULL;
+	SSL_CTX_free(c);
+	SSL_CTX_free(s);
+}
+
 int
 main(void)
 {
@@ -632,6 +965,14 @@ main(void)
 	T_RUN(test_handshake_verify);
 	T_RUN(test_describe);
 	T_RUN(test_peer_verified);
+	T_RUN(test_sess_cache_keys);
+	T_RUN(test_sess_cache_expiry);
+	T_RUN(test_sess_cache_bound);
+	T_RUN(test_sess_resume_tls13);
+	T_RUN(test_sess_resume_tls12);
+	T_RUN(test_sess_resume_verified);
+	T_RUN(test_sess_no_new_tls12);
+	T_RUN(test_sess_no_new_tls13);
 	if (nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
 		fprintf(
 		    stderr, "cleanup of %s: %s\n", tmp_root, strerror(errno));
