@@ -17,7 +17,9 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, SLOW, submit_ternd, tls_client_context, wait_for
+from conftest import (PASSWORD, SLOW, SMTPClient, check, submit_ternd,
+                      tls_client_context, wait_for)
+from test_limits import run_in_netns
 
 BEN, CLAIRE = "ben@example.org", "claire@example.org"
 MSG = b"Subject: rate\r\n\r\nhello\r\n"
@@ -203,6 +205,34 @@ def test_dictionary_attack_421_and_penalty(ternd):
     # until the penalty ends
     time.sleep(max(0.0, penalty + 0.5 - (time.monotonic() - t0)))
     assert greeting(t)[0] == 220
+
+
+@pytest.mark.root
+def test_ipv6_penalty_covers_the_slash64(ternd):
+    """An IPv6 client is its /64: the penalty earned from fd00::2 refuses
+    fd00::3, while fd00:0:0:1::1 (the next /64) is served."""
+    t = ternd(dict(NOEXEMPT, **{"rate.penalty": "60",
+                                "rate.unknown_recipients": "2"}), start=False)
+    t.overrides["listen.smtp"] = f"[::]:{t.port}"
+
+    def scenario():
+        t.start()
+        with SMTPClient(t.port, host="fd00::1", source="fd00::2") as c:
+            c.ehlo()
+            c.expect("MAIL FROM:<a@remote.test>", 250)
+            for i in range(2):
+                c.expect(f"RCPT TO:<nobody{i}@example.org>", 550, "5.1.1")
+            c.expect("RCPT TO:<nobody9@example.org>", 421, "4.7.0")
+        c3 = SMTPClient(t.port, host="fd00::1", source="fd00::3")
+        check(c3.greeting, 421, "4.7.0", "another address of the /64")
+        c3.close()
+        with SMTPClient(t.port, host="fd00::1", source="fd00:0:0:1::1") as o:
+            assert o.greeting.code == 220, "the next /64 is another client"
+            o.expect("QUIT", 221)
+        assert "ip=fd00::3 client=fd00:0:0:0::/64 limit=penalty" in t.log()
+        t.stop()
+
+    run_in_netns(scenario)
 
 
 def test_sighup_keeps_the_counts(ternd):
