@@ -257,11 +257,15 @@ cr_event(struct conn *c, const char *cmd, const char *addr, enum cr_limit ip,
 		if (!on[i] || rate_check(cr->t[all[i]], keys[i], now))
 			continue;
 		cr_log(c, all[i], keys[i], now);
+		/* a real MTA retries anyway; the wait helps a person */
 		str_fmt_cut(text, sizeof(text),
-		    "Rate limit exceeded (%u %s per %s), try again later",
+		    "Rate limit exceeded (%u %s per %s), try again in %" PRIu64
+		    " seconds",
 		    cr->max[all[i]],
 		    ip == CR_MSG_IP ? "messages" : "recipients",
-		    all[i] == day ? "day" : "hour");
+		    all[i] == day ? "day" : "hour",
+		    (rate_retry_after(cr->t[all[i]], keys[i], now) + 999) /
+			1000);
 		conn_reject(c, cmd, 450, "4.7.1", text, addr);
 		return true;
 	}

@@ -76,6 +76,9 @@ def test_submission_user_stopped_other_goes_on(ternd):
             s.sendmail(BEN, [CLAIRE], MSG)
         refused_450(e.value)
         assert b"3 messages per hour" in e.value.smtp_error
+        # 3 an hour: the next one in 20 minutes (GCRA: one per window/N)
+        m = re.search(rb"try again in (\d+) seconds", e.value.smtp_error)
+        assert m and 1100 <= int(m.group(1)) <= 1200, e.value.smtp_error
     finally:
         s.quit()
     # ...in a new session too...
