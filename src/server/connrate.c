@@ -119,6 +119,10 @@ connrate_new(const struct conf *cf, char *err, size_t errlen)
 		cr->t[i] = cr_table(cr->max[i], windows[i]);
 	cr->logged = cr_table(1, CONNRATE_MIN_MS);
 	cr->unknown_max = cf->rate_unknown_recipients;
+	/* each 550 counts towards limits.errors, whose 421 would come first
+	 * and without the penalty: the rule fires one error before it */
+	if (cf->errors > 1 && cr->unknown_max >= cf->errors)
+		cr->unknown_max = cf->errors - 1;
 	cr->penalty_ms = (uint64_t)cf->rate_penalty * 1000;
 	return cr;
 }

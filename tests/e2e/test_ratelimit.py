@@ -238,6 +238,20 @@ def test_ipv6_penalty_covers_the_slash64(ternd):
     run_in_netns(scenario)
 
 
+def test_unknown_recipients_fires_before_limits_errors(ternd):
+    """rate.unknown_recipients past limits.errors: the rule fires one error
+    before limits.errors would close the session without a penalty."""
+    t = ternd(dict(NOEXEMPT, **{"limits.errors": "4",
+                                "rate.unknown_recipients": "50"}))
+    s = mx(t)
+    s.mail("a@remote.test")
+    codes = [s.rcpt(f"nobody{i}@example.org")[0] for i in range(4)]
+    assert codes == [550, 550, 550, 421], codes
+    s.close()
+    assert "limit=unknown_recipients max=3 " in t.log()
+    assert greeting(t)[0] == 421
+
+
 def test_sighup_keeps_the_counts(ternd):
     t = ternd(dict(NOEXEMPT, **{"rate.messages_per_ip": "2"}))
     s = mx(t)
