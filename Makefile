@@ -53,9 +53,9 @@ MAINS    := src/server/main.c src/cli/main.c
 # so nothing impure creeps in unnoticed.  libtern.a is the rest.
 CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/mime/*.c src/conf/*.c src/mailauth/*.c src/milter/*.c \
-              src/screen/*.c) \
+              src/screen/*.c src/rate/*.c) \
               src/auth/sasl.c src/auth/throttle.c src/queue/envelope.c \
-              src/queue/bounce.c src/queue/retry.c src/queue/ratelimit.c \
+              src/queue/bounce.c src/queue/retry.c \
               src/queue/sched.c src/queue/attempt.c src/queue/dsn.c \
               src/queue/envjson.c src/queue/qlog.c src/cli/json.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
@@ -70,7 +70,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 # The unit tests of pure modules: they link libcore.a and nothing else
 # (a test of a new pure module joins this list).
 CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce test_conf \
-               test_envelope test_header test_json test_mime7 test_ratelimit \
+               test_envelope test_header test_json test_mime7 test_rate \
                test_retry test_smtp_body test_smtp_client test_smtp_cmd \
                test_smtp_reply test_smtp_server test_util test_strfmt \
                test_sched test_attempt test_dsn test_envjson test_qlog test_spf test_dkim test_dmarc test_authres \

@@ -176,6 +176,16 @@ static const struct conf_key conf_keys[] = {
 	K("greylist", "delay", CONF_T_SECS, greylist_delay, 1, 86400),
 	K("greylist", "expire", CONF_T_SECS, greylist_expire, 3600, 366 * 86400),
 	K("greylist", "whitelist_domains", CONF_T_NAMES, greylist_whitelist_domains, 0, 0),
+	K("rate", "connections_per_ip", CONF_T_UINT, rate_connections_per_ip, 0, 1000000),
+	K("rate", "messages_per_ip", CONF_T_UINT, rate_messages_per_ip, 0, 10000000),
+	K("rate", "recipients_per_ip", CONF_T_UINT, rate_recipients_per_ip, 0, 10000000),
+	K("rate", "messages_per_user_hour", CONF_T_UINT, rate_messages_per_user_hour, 0, 10000000),
+	K("rate", "messages_per_user_day", CONF_T_UINT, rate_messages_per_user_day, 0, 10000000),
+	K("rate", "recipients_per_user_hour", CONF_T_UINT, rate_recipients_per_user_hour, 0, 10000000),
+	K("rate", "recipients_per_user_day", CONF_T_UINT, rate_recipients_per_user_day, 0, 10000000),
+	K("rate", "unknown_recipients", CONF_T_UINT, rate_unknown_recipients, 0, 100000),
+	K("rate", "penalty", CONF_T_SECS, rate_penalty, 0, 7 * 86400),
+	K("rate", "exempt_networks", CONF_T_NETWORKS, rate_exempt_networks, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -183,7 +193,7 @@ static const struct conf_key conf_keys[] = {
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
-	"srs", "arc", "milter", "screen", "greylist",
+	"srs", "arc", "milter", "screen", "greylist", "rate",
 };
 /* clang-format on */
 
@@ -1334,6 +1344,17 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->screen_dns_timeout = 5;
 	c->greylist_delay = 300;
 	c->greylist_expire = 35 * 86400;
+	/* rate limits: docs/defence.md "Rate limits" says why these */
+	c->rate_connections_per_ip = 60;
+	c->rate_messages_per_ip = 500;
+	c->rate_recipients_per_ip = 2000;
+	c->rate_messages_per_user_hour = 200;
+	c->rate_messages_per_user_day = 1000;
+	c->rate_recipients_per_user_hour = 500;
+	c->rate_recipients_per_user_day = 2000;
+	c->rate_unknown_recipients = 10;
+	c->rate_penalty = 900;
+	c->rate_exempt_networks = xstrdup("127.0.0.0/8,::1");
 	return 0;
 }
 

@@ -186,6 +186,20 @@ struct conf {
 					     network is kept, 35 days */
 	char *greylist_whitelist_domains; /* "a.example,b.example": senders
 					     with SPF pass for these skip it */
+	/* rate limits (docs/defence.md "Rate limits"); 0: no limit */
+	unsigned rate_connections_per_ip; /* MX port, per minute, 60 */
+	unsigned rate_messages_per_ip;	  /* MX port, MAILs per hour, 500 */
+	unsigned rate_recipients_per_ip;  /* MX port, RCPTs per hour, 2000 */
+	unsigned rate_messages_per_user_hour;	/* AUTH user, MAILs, 200 */
+	unsigned rate_messages_per_user_day;	/* AUTH user, MAILs, 1000 */
+	unsigned rate_recipients_per_user_hour; /* AUTH user, RCPTs, 500 */
+	unsigned rate_recipients_per_user_day;	/* AUTH user, RCPTs, 2000 */
+	unsigned rate_unknown_recipients;	/* 550 5.1.1 per session before
+						   421 and the penalty, 10 */
+	unsigned rate_penalty;	    /* seconds a dictionary attacker's
+				       address is refused, 900 */
+	char *rate_exempt_networks; /* "127.0.0.0/8,::1": no per-IP
+				       limits (nor relay.networks) */
 };
 
 /*

@@ -38,6 +38,7 @@
 #include "smtp/smtp.h"
 #include "fs/file.h"
 #include "server/conn.h"
+#include "server/connrate.h"
 #include "server/dkimsign.h"
 #include "server/netlist.h"
 
@@ -564,6 +565,8 @@ on_mail(struct conn *c)
 		    c, "mail", 530, "5.7.0", "Authentication required", "");
 		return;
 	}
+	if (conn_rate_mail(c))
+		return; /* 450 4.7.1 (connrate.c) */
 	submit_check_sender(c, mail_begin);
 }
 
@@ -861,10 +864,13 @@ rcpt_decide(struct conn *c, const struct resolve_lookup *q)
 			rcpt, strlen(rcpt)) != 0)
 			c->txn->first_rcpt[0] = '\0';
 		smtp_server_accept(c->smtp);
-	} else if (st == TABLE_NOTFOUND)
-		conn_reject(c, "rcpt", 550, "5.1.1",
-		    "Recipient address rejected: no such user here", rcpt);
-	else if (st == TABLE_NOTLOCAL)
+	} else if (st == TABLE_NOTFOUND) {
+		/* past rate.unknown_recipients: 421 and a penalty */
+		if (!conn_rate_unknown(c, rcpt))
+			conn_reject(c, "rcpt", 550, "5.1.1",
+			    "Recipient address rejected: no such user here",
+			    rcpt);
+	} else if (st == TABLE_NOTLOCAL)
 		conn_reject(
 		    c, "rcpt", 554, "5.7.1", "Relay access denied", rcpt);
 	else if (st == TABLE_LOOP)
@@ -1022,8 +1028,14 @@ static void
 on_rcpt(struct conn *c)
 {
 	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
-	struct resolve_lookup *q = rcpt_question(c);
+	char rcpt[TABLE_ADDR_MAX + 1];
+	struct resolve_lookup *q;
 
+	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
+		rcpt[0] = '\0';
+	if (conn_rate_rcpt(c, rcpt))
+		return; /* 450 4.7.1 (connrate.c) */
+	q = rcpt_question(c);
 	q->lk.ask = resolve_ask;
 	q->lk.answer = rcpt_answer;
 	q->addr = cmd->path;
@@ -1573,6 +1585,9 @@ on_connect(struct conn *c)
 		    c->smtp, 421, "4.3.2", "Service shutting down");
 		return;
 	}
+	/* a penalised or too eager address costs no DNS lookup or milter */
+	if (conn_rate_connect(c))
+		return;
 	switch (conn_screen_start(c, on_screened)) {
 	case CONN_SCREEN_PASS:
 		connect_milters(c);

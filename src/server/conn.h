@@ -186,6 +186,7 @@ struct conn {
 	bool grey_defer;		   /* answer 451 4.7.1 */
 	unsigned grey_wait;		   /* seconds it still has to wait */
 	void (*grey_cont)(struct conn *c); /* after the store answered */
+	unsigned unknown_rcpts;		   /* 550 5.1.1 so far (connrate.c) */
 };
 
 void conn_new(struct server *s, const struct listener *l, int fd,

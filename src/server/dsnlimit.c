@@ -1,5 +1,5 @@
 /*
- * dsnlimit: the DSN rate limits (dsnlimit.h), two ratelimit tables keyed
+ * dsnlimit: the DSN rate limits (dsnlimit.h), two rate tables keyed
  * by the client's address and by the report's destination domain.
  *
  * Keys: a client address is the shared client key (util/clientkey.h:
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "queue/ratelimit.h"
+#include "rate/rate.h"
 #include "util/clientkey.h"
 #include "server/dsnlimit.h"
 #include "server/server.h"

@@ -5,7 +5,7 @@
  * send reports to forged senders (backscatter).  docs/security.md.
  *
  * Owns: struct dsn_limit (two rate tables and their key).  May call:
- * queue/ratelimit.h, util/clientkey.h, conf.  Called by server/qmgr.c.
+ * rate/rate.h, util/clientkey.h, conf.  Called by server/qmgr.c.
  *
  * Applies to success and delay reports of mail that came over the network
  * without AUTH; failure reports, and everything from authenticated or

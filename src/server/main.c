@@ -33,6 +33,7 @@
 #include "mailauth/psl.h"
 #include "tls/tls.h"
 #include "server/conn.h"
+#include "server/connrate.h"
 #include "server/control.h"
 #include "server/dmarcrep.h"
 #include "server/dkimkeys.h"
@@ -570,6 +571,9 @@ main(int argc, char **argv)
 	/* the per-client tables' hash key, before any client */
 	client_key_seed();
 	s.throttle = auth_throttle_new(4096);
+	/* made once: SIGHUP keeps every count (connrate.h) */
+	if ((s.rate = connrate_new(s.conf, err, sizeof(err))) == NULL)
+		fatalx("event=startup step=config error=\"%s\"", err);
 	if ((s.spool = s.conf->queue_log
 			   ? spool_open_log(s.conf->state_dir, err, sizeof(err))
 			   : spool_open(s.conf->state_dir, err, sizeof(err))) ==
@@ -624,6 +628,7 @@ main(int argc, char **argv)
 	SSL_CTX_free(s.tls_ctx);
 	dkimkeys_drop(s.dkim);
 	auth_throttle_free(s.throttle);
+	connrate_free(s.rate);
 	netlist_free(s.relay_nets);
 	srsmap_free(s.srs);
 	psl_free(s.psl);

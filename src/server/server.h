@@ -53,6 +53,7 @@ struct dns;
 struct psl;
 struct dkimkeys;
 struct screen;
+struct connrate;
 
 struct server {
 	struct conf *conf;
@@ -91,6 +92,7 @@ struct server {
 	struct srsmap *srs;    /* STATE/srs.key; NULL: srs.enable = no */
 	struct dkimkeys *dkim; /* active DKIM keys (dkimsign.h) */
 	struct screen *screen; /* screening (screen.h); NULL: off */
+	struct connrate *rate; /* inbound rate limits (connrate.h) */
 };
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */

@@ -779,6 +779,46 @@ test_milter_keys(void)
 	}
 }
 
+/* rate limits (docs/defence.md "Rate limits"): defaults and ranges */
+static void
+test_rate_keys(void)
+{
+	static const struct {
+		const char *ov, *want; /* want NULL: refused */
+	} rows[] = {
+	    {"state_dir=/s", "rate.connections_per_ip = 60\n"},
+	    {"state_dir=/s", "rate.unknown_recipients = 10\n"},
+	    {"state_dir=/s", "rate.penalty = 900\n"},
+	    {"state_dir=/s", "rate.exempt_networks = 127.0.0.0/8,::1\n"},
+	    {"rate.exempt_networks=", "rate.exempt_networks = \n"},
+	    {"rate.exempt_networks=10.0.0.0/8 2001:db8::/32",
+		"rate.exempt_networks = 10.0.0.0/8,2001:db8::/32\n"},
+	    {"rate.exempt_networks=10.0.0.0/33", NULL},
+	    {"rate.messages_per_user_hour=0",
+		"rate.messages_per_user_hour = 0\n"},
+	    {"rate.recipients_per_user_day=5000",
+		"rate.recipients_per_user_day = 5000\n"},
+	    {"rate.penalty=1h", "rate.penalty = 3600\n"},
+	    {"rate.penalty=8d", NULL},
+	    {"rate.connections_per_ip=-1", NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *ov[] = {"state_dir=/s", (char *)(uintptr_t)rows[i].ov};
+		char err[512];
+		struct lines l = {"", 0, 0};
+		struct conf *c = conf_load(NULL, ov, 2, err, sizeof(err));
+
+		t_case(rows[i].ov);
+		T_CHECK((c != NULL) == (rows[i].want != NULL));
+		if (c == NULL)
+			continue;
+		conf_dump(c, collect, &l);
+		T_CHECK(strstr(l.text, rows[i].want) != NULL);
+		conf_free(c);
+	}
+}
+
 static void
 test_dump(void)
 {
@@ -792,7 +832,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 84);
+	T_CHECK_INT(l.n, 94);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "screen.greet_pause = 0\n") != NULL);
 	T_CHECK(strstr(l.text, "screen.dnsbl = \n") != NULL);
@@ -1044,6 +1084,7 @@ main(void)
 	T_RUN(test_smarthost_forms);
 	T_RUN(test_mailauth_keys);
 	T_RUN(test_milter_keys);
+	T_RUN(test_rate_keys);
 	{
 		char cmd[PATH_MAX + 16];
 
