@@ -176,6 +176,11 @@ static const struct conf_key conf_keys[] = {
 	K("greylist", "delay", CONF_T_SECS, greylist_delay, 1, 86400),
 	K("greylist", "expire", CONF_T_SECS, greylist_expire, 3600, 366 * 86400),
 	K("greylist", "whitelist_domains", CONF_T_NAMES, greylist_whitelist_domains, 0, 0),
+	K("policy", "servers", CONF_T_MILTERS, policy_servers, 0, 0),
+	K("policy", "default_action", CONF_T_MACTION, policy_default_action, 0, 0),
+	K("policy", "timeout", CONF_T_SECS, policy_timeout, 1, 3600),
+	K("policy", "idle_timeout", CONF_T_SECS, policy_idle_timeout, 1, 86400),
+	K("policy", "skip_authenticated", CONF_T_BOOL, policy_skip_authenticated, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -183,7 +188,7 @@ static const struct conf_key conf_keys[] = {
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
-	"srs", "arc", "milter", "screen", "greylist",
+	"srs", "arc", "milter", "screen", "greylist", "policy",
 };
 /* clang-format on */
 
@@ -1334,6 +1339,9 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->screen_dns_timeout = 5;
 	c->greylist_delay = 300;
 	c->greylist_expire = 35 * 86400;
+	c->policy_default_action = xstrdup("tempfail");
+	c->policy_timeout = 100;
+	c->policy_idle_timeout = 300;
 	return 0;
 }
 

@@ -186,6 +186,16 @@ struct conf {
 					     network is kept, 35 days */
 	char *greylist_whitelist_domains; /* "a.example,b.example": senders
 					     with SPF pass for these skip it */
+	/* policy delegation (docs/policy.md) */
+	char *policy_servers;		/* policy.servers: "inet:host:port,
+					   unix:/path" asked in order, or NULL */
+	char *policy_default_action;	/* policy.default_action: "tempfail"
+					   (default) or "accept" when a server
+					   is down, stalls or answers garbage */
+	unsigned policy_timeout;	/* seconds to connect and answer, 100 */
+	unsigned policy_idle_timeout;	/* seconds an idle connection is kept,
+					   300 */
+	bool policy_skip_authenticated; /* authenticated sessions not asked */
 };
 
 /*

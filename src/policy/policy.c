@@ -60,31 +60,34 @@ policy_request_encode(const struct policy_request *r, struct buf *b)
 	 * client certificate and has no ETRN or stress mode */
 	const struct {
 		const char *name, *value;
-	} head[] = {
-	    {"request", "smtpd_access_policy"},
-	    {"protocol_state", r->protocol_state},
-	    {"protocol_name", r->protocol_name},
-	    {"helo_name", r->helo_name},
-	    {"queue_id", r->queue_id},
-	    {"sender", r->sender},
-	    {"recipient", r->recipient},
-	},
-	  mid[] = {
-	      {"client_address", r->client_address},
-	      {"client_name", r->client_name},
-	      {"reverse_client_name", r->reverse_client_name},
-	      {"instance", r->instance},
-	      {"sasl_method", r->sasl_method},
-	      {"sasl_username", r->sasl_username},
-	      {"sasl_sender", r->sasl_sender},
-	  },
-	  tls[] = {
-	      {"ccert_subject", NULL},
-	      {"ccert_issuer", NULL},
-	      {"ccert_fingerprint", NULL},
-	      {"encryption_protocol", r->encryption_protocol},
-	      {"encryption_cipher", r->encryption_cipher},
-	  },
+	} head[] =
+	    {
+		{"request", "smtpd_access_policy"},
+		{"protocol_state", r->protocol_state},
+		{"protocol_name", r->protocol_name},
+		{"helo_name", r->helo_name},
+		{"queue_id", r->queue_id},
+		{"sender", r->sender},
+		{"recipient", r->recipient},
+	    },
+	  mid[] =
+	      {
+		  {"client_address", r->client_address},
+		  {"client_name", r->client_name},
+		  {"reverse_client_name", r->reverse_client_name},
+		  {"instance", r->instance},
+		  {"sasl_method", r->sasl_method},
+		  {"sasl_username", r->sasl_username},
+		  {"sasl_sender", r->sasl_sender},
+	      },
+	  tls[] =
+	      {
+		  {"ccert_subject", NULL},
+		  {"ccert_issuer", NULL},
+		  {"ccert_fingerprint", NULL},
+		  {"encryption_protocol", r->encryption_protocol},
+		  {"encryption_cipher", r->encryption_cipher},
+	      },
 	  tail[] = {
 	      {"etrn_domain", NULL},
 	      {"stress", NULL},
@@ -297,8 +300,7 @@ policy_action_parse(const char *p, size_t n, struct policy_action *a)
 	q = p + wl;
 	while (q < end && pol_blank(*q))
 		q++;
-	if (wl == 3 && pol_digit(p[0]) && pol_digit(p[1]) &&
-	    pol_digit(p[2])) {
+	if (wl == 3 && pol_digit(p[0]) && pol_digit(p[1]) && pol_digit(p[2])) {
 		if ((p[0] != '4' && p[0] != '5') || p[1] > '5')
 			return -1;
 		a->kind = POLICY_CODE;

@@ -20,10 +20,10 @@
 
 #include "util/util.h"
 
-#define POLICY_VALUE_MAX 1024 /* octets of one attribute value sent */
-#define POLICY_NAME_MAX	 64   /* octets of an attribute name taken */
-#define POLICY_REPLY_MAX 4096 /* octets of a whole reply, its end included */
-#define POLICY_HEADER_MAX 998 /* a PREPEND field (RFC 5322 2.1.1) */
+#define POLICY_VALUE_MAX  1024 /* octets of one attribute value sent */
+#define POLICY_NAME_MAX	  64   /* octets of an attribute name taken */
+#define POLICY_REPLY_MAX  4096 /* octets of a whole reply, its end included */
+#define POLICY_HEADER_MAX 998  /* a PREPEND field (RFC 5322 2.1.1) */
 
 /* What tern tells a policy server; NULL strings are sent empty. */
 struct policy_request {
@@ -31,8 +31,8 @@ struct policy_request {
 	const char *protocol_name;  /* "SMTP", "ESMTP" */
 	const char *helo_name;
 	const char *queue_id;
-	const char *sender;    /* without brackets; "" for <> */
-	const char *recipient; /* RCPT; END-OF-MESSAGE: when only one */
+	const char *sender;	  /* without brackets; "" for <> */
+	const char *recipient;	  /* RCPT; END-OF-MESSAGE: when only one */
 	unsigned recipient_count; /* 0 at RCPT; the total at the end */
 	const char *client_address;
 	const char *client_name;	 /* "unknown": no name lookup */
@@ -67,8 +67,8 @@ struct policy_str {
  * name=value, a control octet (a CR is taken only before the LF), no
  * action or two, an empty line first, or no end within POLICY_REPLY_MAX.
  */
-int policy_reply_parse(const char *p, size_t n, struct policy_str *action,
-    size_t *used) WUR;
+int policy_reply_parse(
+    const char *p, size_t n, struct policy_str *action, size_t *used) WUR;
 
 enum policy_kind {
 	POLICY_OK,
@@ -90,8 +90,8 @@ enum policy_kind {
 
 struct policy_action {
 	enum policy_kind kind;
-	int code;     /* REJECT, DEFER*, CODE: the reply code */
-	char enh[12]; /* ... its enhanced code, "5.7.1" */
+	int code;		/* REJECT, DEFER*, CODE: the reply code */
+	char enh[12];		/* ... its enhanced code, "5.7.1" */
 	struct policy_str text; /* the rest after the keyword (and the code
 				   and enhanced code), blanks trimmed */
 	struct policy_str name; /* PREPEND: the field's name */

@@ -158,6 +158,7 @@ auth_succeeded(struct conn *c, const char *user, const char *mech)
 	if (str_copy(c->auth_user, sizeof(c->auth_user), user, strlen(user)) !=
 	    0)
 		c->auth_user[0] = '\0';
+	str_fmt_cut(c->auth_mech, sizeof(c->auth_mech), "%s", mech);
 	log_info("sid=%s event=auth mech=%s user=%s client=%s", c->sid, mech,
 	    user, c->ip);
 	smtp_server_accept(c->smtp);

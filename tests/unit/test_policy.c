@@ -69,8 +69,7 @@ test_request(void)
 	buf_init(&b, 1 << 16);
 	t_case("request: every attribute, Postfix's order");
 	T_CHECK(policy_request_encode(&r, &b) == 0);
-	T_CHECK(b.len == sizeof(want) - 1 &&
-		memcmp(b.data, want, b.len) == 0);
+	T_CHECK(b.len == sizeof(want) - 1 && memcmp(b.data, want, b.len) == 0);
 
 	t_case("request: LF in a value refused");
 	buf_reset(&b);
@@ -177,10 +176,9 @@ test_reply_length(void)
 	t_case("reply: no end within POLICY_REPLY_MAX is garbage");
 	memcpy(p, "action=REJECT ", 14);
 	memset(p + 14, 'x', POLICY_REPLY_MAX + 2 - 14);
-	T_CHECK_INT(policy_reply_parse(p, POLICY_REPLY_MAX - 1, &act, &used),
-	    0);
 	T_CHECK_INT(
-	    policy_reply_parse(p, POLICY_REPLY_MAX, &act, &used), -1);
+	    policy_reply_parse(p, POLICY_REPLY_MAX - 1, &act, &used), 0);
+	T_CHECK_INT(policy_reply_parse(p, POLICY_REPLY_MAX, &act, &used), -1);
 	T_CHECK_INT(
 	    policy_reply_parse(p, POLICY_REPLY_MAX + 2, &act, &used), -1);
 	t_case("reply: ending exactly at POLICY_REPLY_MAX is taken");
@@ -209,8 +207,7 @@ static const struct action_case action_cases[] = {
     {"OKAY", 0, POLICY_UNKNOWN, 0, "", "OKAY", NULL},
     {"REJECT", 0, POLICY_REJECT, 550, "5.7.1", "", NULL},
     {"REJECT go away", 0, POLICY_REJECT, 550, "5.7.1", "go away", NULL},
-    {"reject 5.7.2 go away", 0, POLICY_REJECT, 550, "5.7.2", "go away",
-	NULL},
+    {"reject 5.7.2 go away", 0, POLICY_REJECT, 550, "5.7.2", "go away", NULL},
     {"REJECT 4.7.1 wrong class", -1, POLICY_REJECT, 550, "", "", NULL},
     {"REJECT 5.7 not enhanced", 0, POLICY_REJECT, 550, "5.7.1",
 	"5.7 not enhanced", NULL},
@@ -231,8 +228,8 @@ static const struct action_case action_cases[] = {
     {"5500 no", 0, POLICY_UNKNOWN, 0, "", "5500 no", NULL},
     {"DISCARD spam", 0, POLICY_DISCARD, 0, "", "spam", NULL},
     {"HOLD review", 0, POLICY_HOLD, 0, "", "review", NULL},
-    {"PREPEND X-Policy: checked", 0, POLICY_PREPEND, 0, "",
-	"X-Policy: checked", "X-Policy"},
+    {"PREPEND X-Policy: checked", 0, POLICY_PREPEND, 0, "", "X-Policy: checked",
+	"X-Policy"},
     {"PREPEND X-Empty:", 0, POLICY_PREPEND, 0, "", "X-Empty:", "X-Empty"},
     {"PREPEND no colon", -1, POLICY_PREPEND, 0, "", "", NULL},
     {"PREPEND : no name", -1, POLICY_PREPEND, 0, "", "", NULL},
@@ -240,8 +237,7 @@ static const struct action_case action_cases[] = {
     {"PREPEND", -1, POLICY_PREPEND, 0, "", "", NULL},
     {"WARN odd", 0, POLICY_WARN, 0, "", "odd", NULL},
     {"INFO note", 0, POLICY_INFO, 0, "", "note", NULL},
-    {"REDIRECT a@b.example", 0, POLICY_REDIRECT, 0, "", "a@b.example",
-	NULL},
+    {"REDIRECT a@b.example", 0, POLICY_REDIRECT, 0, "", "a@b.example", NULL},
     {"FILTER smtp:[127.0.0.1]:10025", 0, POLICY_FILTER, 0, "",
 	"smtp:[127.0.0.1]:10025", NULL},
     {"BCC a@b.example", 0, POLICY_UNKNOWN, 0, "", "BCC a@b.example", NULL},
@@ -273,13 +269,12 @@ test_actions(void)
 			T_CHECK_INT(a.code, c->code);
 			T_CHECK_STR(a.enh, c->enh);
 			T_CHECK(a.text.len == strlen(c->text) &&
-				(a.text.len == 0 ||
-				    memcmp(a.text.p, c->text, a.text.len) ==
-					0));
+				(a.text.len == 0 || memcmp(a.text.p, c->text,
+							a.text.len) == 0));
 			if (c->name != NULL)
-				T_CHECK(a.name.len == strlen(c->name) &&
-					memcmp(a.name.p, c->name,
-					    a.name.len) == 0);
+				T_CHECK(
+				    a.name.len == strlen(c->name) &&
+				    memcmp(a.name.p, c->name, a.name.len) == 0);
 		}
 		t_unguard(map, maplen);
 	}
@@ -293,8 +288,8 @@ test_actions(void)
 	T_CHECK_INT(
 	    policy_action_parse(big, 8 + POLICY_HEADER_MAX + 1, &a), -1);
 	t_case("names");
-	T_CHECK_STR(policy_kind_name(POLICY_DEFER_IF_PERMIT),
-	    "defer_if_permit");
+	T_CHECK_STR(
+	    policy_kind_name(POLICY_DEFER_IF_PERMIT), "defer_if_permit");
 	T_CHECK_STR(policy_kind_name(POLICY_UNKNOWN), "unknown");
 }
 
