@@ -607,6 +607,7 @@ cp_build(struct conn_policy *cp, const char *rcpt)
 	struct sockaddr_storage here;
 	socklen_t hl = sizeof(here);
 	char here_ip[INET6_ADDRSTRLEN] = "";
+	char auth[SMTP_AUTH_PARAM_MAX + 1] = "";
 	unsigned keysize = 0;
 	size_t len = 0;
 	struct policy_request r;
@@ -647,8 +648,17 @@ cp_build(struct conn_policy *cp, const char *rcpt)
 		r.sasl_method = c->auth_mech;
 		r.sasl_username = c->auth_user;
 	}
-	if (t->params.has_auth && strcmp(t->params.auth, "<>") != 0)
-		r.sasl_sender = t->params.auth;
+	if (t->params.has_auth) { /* MAIL's AUTH=<addr>, as Postfix: bare */
+		size_t al = strlen(t->params.auth);
+
+		if (al > 2 && t->params.auth[0] == '<' &&
+		    t->params.auth[al - 1] == '>')
+			str_fmt_cut(auth, sizeof(auth), "%.*s", (int)(al - 2),
+			    t->params.auth + 1);
+		else if (strcmp(t->params.auth, "<>") != 0)
+			str_fmt_cut(auth, sizeof(auth), "%s", t->params.auth);
+		r.sasl_sender = auth;
+	}
 	r.size = cp->stage == CONN_POLICY_EOM ? (uint64_t)len
 		 : t->params.has_size	      ? t->params.size
 					      : 0;
