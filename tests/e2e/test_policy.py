@@ -536,6 +536,23 @@ def test_server_closing_idle_connections_is_not_a_failure(ternd, policy):
     assert "event=policy_failed" not in t.log()
 
 
+def test_kept_connection_closed_by_server_is_reopened(ternd, policy):
+    # the server reads a second request on a connection and closes it
+    # unanswered (as one whose idle timer fired meanwhile): tern opens a
+    # new connection once and asks again, the client sees no failure
+    def script(req, peer):
+        n = sum(1 for r in peer.requests if r["_conn"] == req["_conn"])
+        return "!close" if n >= 2 else "DUNNO"
+    p = policy(script)
+    t = server(ternd, [p.spec], **{"log.level": "debug"})
+    for _ in range(2):
+        rr, rep = send(t)
+        assert rr[0].code == 250 and rep.code == 250, (rr, rep)
+    assert p.conns == 4 and len(p.requests) == 7, (p.conns, p.requests)
+    assert "event=policy_failed" not in t.log()
+    assert t.log().count("event=policy_reconnect") == 3
+
+
 # ---------------------------------------------------------------------------
 # a real policy server: Debian's postfwd
 # ---------------------------------------------------------------------------
