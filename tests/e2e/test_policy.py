@@ -499,6 +499,49 @@ def test_half_answer_then_close(ternd, policy):
     assert rr[0].code == 451 and "error=timeout" in t2.log(), rr[0]
 
 
+def test_stall_at_end_of_data(ternd, policy):
+    p = policy(by_rcpt({"EOM": "!stall"}))
+    t = server(ternd, [p.spec], **{"policy.timeout": "1"})
+    rr, rep = send(t)
+    assert rr[0].code == 250
+    assert rep.code == 451 and rep.enh == "4.3.5", rep
+    time.sleep(0.5)
+    assert t.files(BEN) == []
+    t2 = server(ternd, [p.spec], **{"policy.timeout": "1",
+                                    "policy.default_action": "accept"})
+    rr, rep = send(t2)
+    assert rep.code == 250
+    delivered(t2)
+
+
+def test_client_leaves_while_asked(ternd, policy):
+    # the session ends with its request in flight: that connection is
+    # closed (its answer would come to nobody), the next session opens
+    # another and is answered
+    slow = threading.Event()
+
+    def script(req, peer):
+        if req["recipient"] == CLAIRE:
+            slow.set()
+            time.sleep(1.5)
+            return "REJECT late"
+        return "DUNNO"
+    p = policy(script)
+    t = server(ternd, [p.spec], **{"policy.timeout": "5"})
+    c = t.client()
+    c.ehlo()
+    c.expect(f"MAIL FROM:<{SENDER}>", 250)
+    c.send(f"RCPT TO:<{CLAIRE}>\r\n".encode())
+    assert slow.wait(5)
+    c.close()
+    rr, rep = send(t)
+    assert rr[0].code == 250 and rep.code == 250
+    assert p.conns == 2, p.conns
+    time.sleep(1.5)          # the late answer arrives on a closed socket
+    rr, rep = send(t)
+    assert rep.code == 250 and p.conns == 2
+
+
 # ---------------------------------------------------------------------------
 # connections kept and reused
 # ---------------------------------------------------------------------------
