@@ -191,14 +191,8 @@ struct conn {
 	unsigned grey_wait;		   /* seconds it still has to wait */
 	void (*grey_cont)(struct conn *c); /* after the store answered */
 	/* policy delegation (connpolicy.c) */
-	struct conn_policy *policy; /* its request, once asked */
-	struct conn_policy_result {
-		bool refused; /* answer code, enh, text */
-		int code;
-		char enh[16];
-		char text[400];
-	} policy_result;
-	char auth_mech[24]; /* the SASL mechanism, once authenticated */
+	struct conn_policy *policy; /* its request and answer, once asked */
+	char auth_mech[24];	    /* the SASL mechanism, once authenticated */
 };
 
 void conn_new(struct server *s, const struct listener *l, int fd,
@@ -346,13 +340,13 @@ void conn_grey_close(struct server *s);
  * protocol to policy.servers, at RCPT (a recipient tern would take) and
  * at the end of data, on the MX and submission ports.
  * conn_policy_stage: false when it does not apply (nothing to wait for);
- * true: c is pending and done(c) is called from the loop with
- * c->policy_result, then the caller answers (conn_policy_refused) and
- * calls conn_process.  conn_policy_refused: replied with the policy's
- * refusal (true).  conn_policy_header: the PREPEND fields for the stored
- * copy.  conn_policy_txn_free: the transaction's.  conn_policy_free: the
- * session ends (a request in flight closes its connection).
- * conn_policy_close: at exit, the idle connections kept between requests.
+ * true: c is pending and done(c) is called from the loop, then the
+ * caller answers (conn_policy_refused) and calls conn_process.
+ * conn_policy_refused: replied with the policy's refusal (true).
+ * conn_policy_header: the PREPEND fields for the stored copy.
+ * conn_policy_txn_free: the transaction's.  conn_policy_free: the session ends
+ * (a request in flight closes its connection). conn_policy_close: at exit, the
+ * idle connections kept between requests.
  */
 enum conn_policy_stage {
 	CONN_POLICY_RCPT,

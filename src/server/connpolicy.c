@@ -78,6 +78,11 @@ struct conn_policy {
 	bool defer_if_reject;
 	char dir_text[256]; /* DEFER_IF_REJECT's text */
 	void (*done)(struct conn *);
+	/* the answer: refused with code, enh, text */
+	bool refused;
+	int code;
+	char enh[16];
+	char text[400];
 };
 
 static void cp_ask(struct conn_policy *cp);
@@ -396,19 +401,18 @@ static void
 cp_refuse(struct conn_policy *cp, int code, const char *enh, const char *text,
     size_t textlen)
 {
-	struct conn_policy_result *r = &cp->c->policy_result;
 	size_t n = 0;
 
-	r->refused = true;
-	r->code = code;
-	str_fmt_cut(r->enh, sizeof(r->enh), "%s", enh);
+	cp->refused = true;
+	cp->code = code;
+	str_fmt_cut(cp->enh, sizeof(cp->enh), "%s", enh);
 	/* a reply line: printable ASCII */
-	for (size_t i = 0; i < textlen && n + 1 < sizeof(r->text); i++) {
+	for (size_t i = 0; i < textlen && n + 1 < sizeof(cp->text); i++) {
 		unsigned char ch = (unsigned char)text[i];
 
-		r->text[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+		cp->text[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
 	}
-	r->text[n] = '\0';
+	cp->text[n] = '\0';
 	cp_finish(cp);
 }
 
@@ -679,7 +683,6 @@ conn_policy_stage(struct conn *c, enum conn_policy_stage st, const char *rcpt,
 	const struct conf *cf = c->srv->conf;
 	struct conn_policy *cp;
 
-	c->policy_result = (struct conn_policy_result){false, 0, "", ""};
 	if (cf->policy_servers == NULL || c->local || c->txn == NULL ||
 	    (cf->policy_skip_authenticated && c->authenticated))
 		return false;
@@ -698,6 +701,7 @@ conn_policy_stage(struct conn *c, enum conn_policy_stage st, const char *rcpt,
 	cp->cur = 0;
 	cp->retried = false;
 	cp->defer_if_reject = false;
+	cp->refused = false;
 	cp->done = done;
 	c->pending = true;
 	if (cp_build(cp, rcpt != NULL ? rcpt : "") != 0) {
@@ -714,12 +718,12 @@ conn_policy_stage(struct conn *c, enum conn_policy_stage st, const char *rcpt,
 bool
 conn_policy_refused(struct conn *c, const char *cmd, const char *addr)
 {
-	const struct conn_policy_result *r = &c->policy_result;
+	struct conn_policy *cp = c->policy;
 
-	if (!r->refused)
+	if (cp == NULL || !cp->refused)
 		return false;
-	c->policy_result.refused = false;
-	conn_reject(c, cmd, r->code, r->enh, r->text, addr);
+	cp->refused = false;
+	conn_reject(c, cmd, cp->code, cp->enh, cp->text, addr);
 	return true;
 }
 
