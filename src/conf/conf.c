@@ -186,6 +186,11 @@ static const struct conf_key conf_keys[] = {
 	K("rate", "unknown_recipients", CONF_T_UINT, rate_unknown_recipients, 0, 100000),
 	K("rate", "penalty", CONF_T_SECS, rate_penalty, 0, 7 * 86400),
 	K("rate", "exempt_networks", CONF_T_NETWORKS, rate_exempt_networks, 0, 0),
+	K("policy", "servers", CONF_T_MILTERS, policy_servers, 0, 0),
+	K("policy", "default_action", CONF_T_MACTION, policy_default_action, 0, 0),
+	K("policy", "timeout", CONF_T_SECS, policy_timeout, 1, 3600),
+	K("policy", "idle_timeout", CONF_T_SECS, policy_idle_timeout, 1, 86400),
+	K("policy", "skip_authenticated", CONF_T_BOOL, policy_skip_authenticated, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -193,7 +198,7 @@ static const struct conf_key conf_keys[] = {
 static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
-	"srs", "arc", "milter", "screen", "greylist", "rate",
+	"srs", "arc", "milter", "screen", "greylist", "rate", "policy",
 };
 /* clang-format on */
 
@@ -1355,6 +1360,9 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->rate_unknown_recipients = 10;
 	c->rate_penalty = 900;
 	c->rate_exempt_networks = xstrdup("127.0.0.0/8,::1");
+	c->policy_default_action = xstrdup("tempfail");
+	c->policy_timeout = 100;
+	c->policy_idle_timeout = 300;
 	return 0;
 }
 

@@ -200,6 +200,16 @@ struct conf {
 				       address is refused, 900 */
 	char *rate_exempt_networks; /* "127.0.0.0/8,::1": no per-IP
 				       limits (nor relay.networks) */
+	/* policy delegation (docs/policy.md) */
+	char *policy_servers;		/* policy.servers: "inet:host:port,
+					   unix:/path" asked in order, or NULL */
+	char *policy_default_action;	/* policy.default_action: "tempfail"
+					   (default) or "accept" when a server
+					   is down, stalls or answers garbage */
+	unsigned policy_timeout;	/* seconds to connect and answer, 100 */
+	unsigned policy_idle_timeout;	/* seconds an idle connection is kept,
+					   300 */
+	bool policy_skip_authenticated; /* authenticated sessions not asked */
 };
 
 /*

@@ -138,6 +138,7 @@ txn_free(struct txn *t)
 	authcheck_free(t->auth);
 	buf_free(&t->stripped);
 	conn_milter_txn_free(t);
+	conn_policy_txn_free(t);
 	table_targets_free(&t->targets);
 	if (t->remote != NULL) {
 		queue_env_free(t->remote);
@@ -909,19 +910,28 @@ on_milter_rcpt(struct conn *c)
 	conn_process(c);
 }
 
+/* Would tern take this RCPT (a local recipient, or one it relays)? */
+static bool
+rcpt_takeable(struct conn *c)
+{
+	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
+	const struct resolve_lookup *q = c->rcpt_q;
+
+	return q->st == TABLE_OK ||
+	       (q->st == TABLE_NOTLOCAL &&
+		   (c->rcpt_srs || (conn_may_relay(c) &&
+				       cmd->path.kind == ADDR_DOMAIN_NAME)));
+}
+
 /* RCPT's decision, after the milters when the recipient would be taken
  * (true: c waits for them, on_milter_rcpt decides). */
 static bool
 rcpt_milter_hold(struct conn *c)
 {
 	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
-	const struct resolve_lookup *q = c->rcpt_q;
 	char rcpt[TABLE_ADDR_MAX + 1];
 
-	if (q->st != TABLE_OK &&
-	    !(q->st == TABLE_NOTLOCAL &&
-		(c->rcpt_srs ||
-		    (conn_may_relay(c) && cmd->path.kind == ADDR_DOMAIN_NAME))))
+	if (!rcpt_takeable(c))
 		return false;
 	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
 		rcpt[0] = '\0';
@@ -946,11 +956,47 @@ on_grey_rcpt(struct conn *c)
 	conn_process(c);
 }
 
-/* After SPF: greylisting, then the milters (true: c waits for them). */
+/* The policy servers' answer on this RCPT (connpolicy.c): refused, or
+ * on to greylisting and the milters. */
+static void
+on_policy_rcpt(struct conn *c)
+{
+	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
+	char rcpt[TABLE_ADDR_MAX + 1];
+
+	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
+		rcpt[0] = '\0';
+	if (!conn_policy_refused(c, "rcpt", rcpt)) {
+		if (conn_grey_stage(c, on_grey_rcpt) || rcpt_milter_hold(c))
+			return;
+		rcpt_decide(c, c->rcpt_q);
+	}
+	table_targets_free(&c->rcpt_q->tt);
+	conn_process(c);
+}
+
+/* RCPT's policy servers, when tern would take the recipient (true: c
+ * waits for them, on_policy_rcpt goes on). */
+static bool
+rcpt_policy_hold(struct conn *c)
+{
+	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
+	char rcpt[TABLE_ADDR_MAX + 1];
+
+	if (!rcpt_takeable(c))
+		return false;
+	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
+		rcpt[0] = '\0';
+	return conn_policy_stage(c, CONN_POLICY_RCPT, rcpt, on_policy_rcpt);
+}
+
+/* After SPF: the policy servers, greylisting, then the milters (true: c
+ * waits for them). */
 static bool
 rcpt_hold(struct conn *c)
 {
-	return conn_grey_stage(c, on_grey_rcpt) || rcpt_milter_hold(c);
+	return rcpt_policy_hold(c) || conn_grey_stage(c, on_grey_rcpt) ||
+	       rcpt_milter_hold(c);
 }
 
 /*
@@ -1126,6 +1172,10 @@ build_trace(const struct conn *c, struct inject *ij)
 		return -1;
 	/* RFC 8601 5: on top; RFC 7208 9.1: above our Received field */
 	if (conn_auth_header(c, h) != 0 || conn_spf_header(c, h) != 0)
+		return -1;
+	/* the policy servers' PREPEND fields, right above our Received
+	 * field, as Postfix puts them */
+	if (conn_policy_header(c, h) != 0)
 		return -1;
 	if (c->local) {
 		if (buf_printf(h,
@@ -1408,6 +1458,45 @@ on_milter_eom(struct conn *c)
 	conn_resume(c, milter_eom_go, NULL);
 }
 
+/* The policy servers are over at the end of data: a DISCARD (here or
+ * at a RCPT) is accepted and dropped; else on to the milters. */
+static void
+eom_policy_done(struct conn *c)
+{
+	struct txn *t = c->txn;
+	char text[64];
+
+	if (t->policy_discard) {
+		log_info("id=%s sid=%s event=policy_discard from=<%s> rcpts=%u",
+		    t->id, c->sid, t->sender, t->nrcpt);
+		str_fmt_cut(text, sizeof(text), "Ok: queued as %s", t->id);
+		smtp_server_accept_text(c->smtp, text);
+		conn_drop_txn(c);
+		return;
+	}
+	if (conn_milter_stage(c, CONN_MILTER_EOM, NULL, on_milter_eom))
+		return;
+	eom_milters_done(c);
+}
+
+/* As if inside conn_process (conn_resume): the milters and the store
+ * that follow may ask the table. */
+static void
+policy_eom_go(struct conn *c, void *arg)
+{
+	(void)arg;
+	if (conn_policy_refused(c, "eom", c->txn->sender))
+		conn_drop_txn(c);
+	else
+		eom_policy_done(c);
+}
+
+static void
+on_policy_eom(struct conn *c)
+{
+	conn_resume(c, policy_eom_go, NULL);
+}
+
 static void
 on_eom(struct conn *c)
 {
@@ -1431,9 +1520,10 @@ on_eom(struct conn *c)
 	}
 	if (too_many_hops(c) || !eom_disk_ok(c))
 		return;
-	if (conn_milter_stage(c, CONN_MILTER_EOM, NULL, on_milter_eom))
+	if (!t->policy_discard &&
+	    conn_policy_stage(c, CONN_POLICY_EOM, NULL, on_policy_eom))
 		return;
-	eom_milters_done(c);
+	eom_policy_done(c);
 }
 
 /* The milters are over at the end of data: SPF, DKIM, DMARC, the store. */
@@ -1924,6 +2014,7 @@ conn_free(struct conn *c)
 		if (!c->dead) {
 			c->dead = true;
 			conn_milter_free(c);
+			conn_policy_free(c);
 			conn_screen_free(c);
 			conn_free_bev(c);
 			event_del(c->timer);
@@ -1939,6 +2030,7 @@ conn_free(struct conn *c)
 		event_free(c->delay);
 	submit_drop_auth(c);
 	conn_milter_free(c);
+	conn_policy_free(c);
 	conn_screen_free(c);
 	if (c->login != NULL) {
 		sasl_login_wipe(c->login);

@@ -102,6 +102,10 @@ struct txn {
 						   own A-R fields */
 	struct buf stripped; /* ... copied, when there are many */
 	struct conn_milter_edits milter;
+	/* policy delegation (connpolicy.c) */
+	struct buf policy_prepend; /* PREPEND fields, "Name: value\r\n" */
+	unsigned policy_nprepend;
+	bool policy_discard; /* DISCARD: accepted at the end, dropped */
 };
 
 /* The milters' answer to a stage (connmilter.c). */
@@ -187,6 +191,9 @@ struct conn {
 	unsigned grey_wait;		   /* seconds it still has to wait */
 	void (*grey_cont)(struct conn *c); /* after the store answered */
 	unsigned unknown_rcpts;		   /* 550 5.1.1 so far (connrate.c) */
+	/* policy delegation (connpolicy.c) */
+	struct conn_policy *policy; /* its request and answer, once asked */
+	char auth_mech[24];	    /* the SASL mechanism, once authenticated */
 };
 
 void conn_new(struct server *s, const struct listener *l, int fd,
@@ -330,5 +337,30 @@ bool conn_grey_refused(struct conn *c, const char *rcpt);
  * when greylist.enable (fatal if it cannot be opened). */
 void conn_grey_open(struct server *s);
 void conn_grey_close(struct server *s);
+
+/*
+ * Policy delegation (connpolicy.c, docs/policy.md): the Postfix policy
+ * protocol to policy.servers, at RCPT (a recipient tern would take) and
+ * at the end of data, on the MX and submission ports.
+ * conn_policy_stage: false when it does not apply (nothing to wait for);
+ * true: c is pending and done(c) is called from the loop, then the
+ * caller answers (conn_policy_refused) and calls conn_process.
+ * conn_policy_refused: replied with the policy's refusal (true).
+ * conn_policy_header: the PREPEND fields for the stored copy.
+ * conn_policy_txn_free: the transaction's.  conn_policy_free: the session ends
+ * (a request in flight closes its connection). conn_policy_close: at exit, the
+ * idle connections kept between requests.
+ */
+enum conn_policy_stage {
+	CONN_POLICY_RCPT,
+	CONN_POLICY_EOM,
+};
+bool conn_policy_stage(struct conn *c, enum conn_policy_stage st,
+    const char *rcpt, void (*done)(struct conn *));
+bool conn_policy_refused(struct conn *c, const char *cmd, const char *addr);
+int conn_policy_header(const struct conn *c, struct buf *h);
+void conn_policy_txn_free(struct txn *t);
+void conn_policy_free(struct conn *c);
+void conn_policy_close(struct server *s);
 
 #endif

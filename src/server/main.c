@@ -606,6 +606,7 @@ main(int argc, char **argv)
 		       "control sockets\"");
 	run_loop(&s);
 	qmgr_free(s.qmgr);
+	conn_policy_close(&s);
 	screen_free(s.screen);
 	dns_free(s.dns);
 	workers_stop(s.workers);

@@ -54,6 +54,7 @@ struct psl;
 struct dkimkeys;
 struct screen;
 struct connrate;
+struct policy_pool;
 
 struct server {
 	struct conf *conf;
@@ -93,6 +94,8 @@ struct server {
 	struct dkimkeys *dkim; /* active DKIM keys (dkimsign.h) */
 	struct screen *screen; /* screening (screen.h); NULL: off */
 	struct connrate *rate; /* inbound rate limits (connrate.h) */
+	struct policy_pool *policy; /* policy servers' idle connections
+				       (connpolicy.c); NULL until used */
 };
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */

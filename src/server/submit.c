@@ -159,6 +159,7 @@ auth_succeeded(struct conn *c, const char *user, const char *mech)
 	   queue's envelope is not kept, as before */
 	free(c->auth_user);
 	c->auth_user = strlen(user) <= TABLE_ADDR_MAX ? xstrdup(user) : NULL;
+	str_fmt_cut(c->auth_mech, sizeof(c->auth_mech), "%s", mech);
 	log_info("sid=%s event=auth mech=%s user=%s client=%s", c->sid, mech,
 	    user, c->ip);
 	smtp_server_accept(c->smtp);

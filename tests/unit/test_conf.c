@@ -761,6 +761,19 @@ test_milter_keys(void)
 	    {"screen.threshold=3", "screen.threshold = 3\n"},
 	    {"screen.cache_ttl=1h", "screen.cache_ttl = 3600\n"},
 	    {"screen.dns_timeout=0", NULL},
+	    /* policy delegation (docs/policy.md) */
+	    {"policy.servers=inet:127.0.0.1:10040, unix:/run/p.sock",
+		"policy.servers = inet:127.0.0.1:10040,unix:/run/p.sock\n"},
+	    {"policy.servers=inet:policy.example:10040", NULL},
+	    {"policy.servers=10040", NULL},
+	    {"policy.default_action=accept",
+		"policy.default_action = accept\n"},
+	    {"policy.default_action=dunno", NULL},
+	    {"policy.timeout=0", NULL},
+	    {"policy.timeout=1m", "policy.timeout = 60\n"},
+	    {"policy.idle_timeout=5m", "policy.idle_timeout = 300\n"},
+	    {"policy.skip_authenticated=yes",
+		"policy.skip_authenticated = yes\n"},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -832,8 +845,10 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 94);
+	T_CHECK_INT(l.n, 99);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
+	T_CHECK(strstr(l.text, "policy.timeout = 100\n") != NULL);
+	T_CHECK(strstr(l.text, "policy.default_action = tempfail\n") != NULL);
 	T_CHECK(strstr(l.text, "screen.greet_pause = 0\n") != NULL);
 	T_CHECK(strstr(l.text, "screen.dnsbl = \n") != NULL);
 	T_CHECK(strstr(l.text, "screen.threshold = 1\n") != NULL);
