@@ -862,11 +862,11 @@ table() {
 	runs=$(grep -o '^result .* run=[0-9]*' "$RES" | sed 's/.* run=//' | sort -u | wc -l)
 	echo
 	ceilings && echo
-	grep -q '^result scen=[AB]-' "$RES" && ab_table "$runs"
+	grep -q '^result scen=[ABGHIJK]-' "$RES" && ab_table "$runs"
 	others
 }
 
-# ab_table RUNS: the rows of A and B, tern beside Postfix
+# ab_table RUNS: the rows of A, B, G to K, tern beside Postfix
 ab_table() {
 	local s t p c runs=$1
 	echo "Medians of $runs run(s). msg/s: delivered end to end (Maildir files or sink count / time from"
@@ -899,7 +899,7 @@ ab_table() {
 others() {
 	local s
 	for s in $(sed -n 's/^result scen=\(K-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
-		printf '%s rspamd itself (the same rspamd for both): scan time from its log %s ms mean, %s ms median (tern) / %s ms, %s ms (Postfix); rspamd CPU %s us/msg (tern) / %s us/msg (Postfix); messages scanned %s / %s\n' \
+		printf 'rspamd itself in %s (the same rspamd for both): scan time from its log %s ms mean, %s ms median (tern) / %s ms, %s ms (Postfix); rspamd CPU %s us/msg (tern) / %s us/msg (Postfix); messages scanned %s / %s\n' \
 			"$(label "$s")" "$(med "$s" tern rspamd_scan_ms)" "$(med "$s" tern rspamd_scan_p50_ms)" \
 			"$(med "$s" postfix rspamd_scan_ms)" "$(med "$s" postfix rspamd_scan_p50_ms)" \
 			"$(n0 "$(med "$s" tern rspamd_cpu_us_msg)")" "$(n0 "$(med "$s" postfix rspamd_cpu_us_msg)")" \
