@@ -500,3 +500,111 @@ def test_cache_survives_sighup(ternd, dnsmasq):
         ("reject", "yes"), ("pass", "yes")], lines
     log = dns.log_path.read_text()
     assert log.count(f"query[A] {Q}.bl.test") == 1, log
+
+
+# -- the verdict cache across a restart (STATE/screen.cache) ---------------------
+
+
+def early_talk(t, source):
+    """Speak before the greeting; the 554 that comes back at once."""
+    s = socket.create_connection(("127.0.0.1", t.port), timeout=10 * SLOW,
+                                 source_address=(source, 0))
+    s.sendall(b"EHLO early.test\r\n")
+    data = b""
+    while b"\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    s.close()
+    return data
+
+
+def test_verdicts_survive_a_restart(ternd, dnsmasq):
+    """A listed client, a passing one and an early talker: after SIGTERM
+    and a new start the three verdicts come from STATE/screen.cache, with
+    no new query, no second pause, the early talker refused at once."""
+    dns = zones(dnsmasq, [("bl.test", "127.0.0.2")])
+    t = screened(ternd, dns, dnsbl="bl.test*1", greet_pause="2s")
+    _, c = greet(t)
+    assert c.greeting.code == 554, c.greeting
+    c.close()
+    took, c = greet(t, source="127.0.0.6")
+    assert c.greeting.code == 220 and took >= 1.9, (c.greeting, took)
+    c.close()
+    assert early_talk(t, "127.0.0.7").startswith(b"554 5.7.1 ")
+    wait_for(lambda: len(screen_lines(t)) >= 3, "three event=screen")
+    assert t.stop() == 0
+    f = t.state_dir / "screen.cache"
+    lines = f.read_text().splitlines()
+    assert lines[0] == "tern-screen-cache 1", lines
+    assert sorted(ln.split(" ", 2)[:2] for ln in lines[1:]) == [
+        ["7f000005" + "00" * 11 + "04", "F"],
+        ["7f000006" + "00" * 11 + "04", "P"],
+        ["7f000007" + "00" * 11 + "04", "F"]], lines
+    assert oct(f.stat().st_mode & 0o777) == "0o600"
+    assert re.search(r"event=screen_cache_save path=\S+ verdicts=3", t.log())
+    t.start()
+    assert re.search(r"event=screen_cache_load path=\S+ verdicts=3 "
+                     r"expired=0 bad=0", t.log()), t.log()
+    n0 = len(screen_lines(t))
+    took, c = greet(t)
+    assert c.greeting.code == 554 and took < 1.5, (c.greeting, took)
+    assert "is listed by bl.test" in c.greeting.text
+    c.close()
+    took, c = greet(t, source="127.0.0.6")
+    assert c.greeting.code == 220 and took < 1.5, (c.greeting, took)
+    c.close()
+    took, c = greet(t, source="127.0.0.7")
+    assert c.greeting.code == 554 and took < 1.5, (c.greeting, took)
+    assert "talked before the greeting" in c.greeting.text
+    c.close()
+    lines = wait_for(lambda: screen_lines(t)[n0 + 2:] and screen_lines(t),
+                     "three more event=screen")
+    assert [field(x, "cached") for x in lines[n0:]] == ["yes"] * 3, lines
+    log = dns.log_path.read_text()
+    assert log.count(f"query[A] {Q}.bl.test") == 1, log
+
+
+def test_verdict_file_checked_on_load(ternd, dnsmasq):
+    """What is read back: a verdict not expired (its time left by the
+    wall clock, at most screen.cache_ttl); an expired one, a damaged line
+    and a cut last line are counted and dropped; a file of another format
+    is ignored whole, with a warning."""
+    dns = zones(dnsmasq)
+    t = ternd({"dns.servers": dns.server, "relay.networks": "127.0.0.1/32",
+               "screen.dnsbl": "clean.test*1", "screen.greet_pause": "2s"},
+              start=False)
+    key = "7f0000{:02x}" + "00" * 11 + "04"
+    now = int(time.time())
+    (t.state_dir / "screen.cache").write_text(
+        "tern-screen-cache 1\n"
+        f"{key.format(5)} F {now + 10 ** 9} Service refused: from the file\n"
+        f"{key.format(6)} F {now - 1} Service refused: expired\n"
+        f"{key.format(7)} F {now + 3600} a\tb\n"
+        f"{key.format(8)} F {now + 3600} cut")
+    t.start()
+    assert re.search(r"event=screen_cache_load path=\S+ verdicts=1 "
+                     r"expired=1 bad=2", t.log()), t.log()
+    took, c = greet(t)
+    assert c.greeting.code == 554 and took < 1.5, (c.greeting, took)
+    assert "Service refused: from the file" in c.greeting.text
+    c.close()
+    for src in ("127.0.0.6", "127.0.0.8"):  # expired, cut: screened again
+        took, c = greet(t, source=src)
+        assert c.greeting.code == 220 and took >= 1.9, (src, took)
+        c.close()
+    assert t.stop() == 0
+    # the verdict from the file went back, its time left capped at the
+    # ttl (3600 s), not the 10**9 s the file said
+    kept = [ln.split(" ") for ln in
+            (t.state_dir / "screen.cache").read_text().splitlines()[1:]]
+    mine = [x for x in kept if x[0] == key.format(5)]
+    assert len(mine) == 1 and int(mine[0][2]) <= int(time.time()) + 3600, kept
+    (t.state_dir / "screen.cache").write_text("something else\n"
+                                              f"{key.format(5)} F 9 x\n")
+    t.start()
+    assert "event=screen_cache_load" in t.log() and \
+        "not a verdict file of this version" in t.log(), t.log()
+    took, c = greet(t)
+    assert c.greeting.code == 220 and took >= 1.9, (c.greeting, took)
+    c.close()
