@@ -83,14 +83,18 @@ screen_load(struct screen *sc)
 	size_t loaded = 0, expired = 0, bad = 0;
 	uint64_t wall = (uint64_t)time(NULL), mono = now_secs();
 	FILE *f;
+	int fd;
 
 	if (str_fmt(path, sizeof(path), "%s/%s", sc->conf->state_dir,
 		SCREEN_FILE) != 0)
 		return;
-	if ((f = fopen(path, "re")) == NULL) {
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || (f = fdopen(fd, "r")) == NULL) {
 		if (errno != ENOENT)
 			log_warn("event=screen_cache_load path=%s error=\"%s\"",
 			    path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return;
 	}
 	if (fgets(line, sizeof(line), f) == NULL ||
