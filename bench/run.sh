@@ -2,7 +2,7 @@
 # bench/run.sh: tern and Postfix side by side on this machine, on loopback.
 # The method and the figures are in docs/performance.md.
 #
-#   bench/run.sh              # full: A B C D G H I J, 3 runs each (about 31 minutes)
+#   bench/run.sh              # full: A B C D G H I J K, 3 runs each (about 33 minutes)
 #   QUICK=1 bench/run.sh      # smoke run: everything once, small, ~4 minutes
 #   SCENARIOS="A B" RUNS=5 A_SECONDS=20 bench/run.sh
 #
@@ -43,6 +43,15 @@
 #      has no TLS): ternd's opportunistic TLS to the MX, Postfix with
 #      smtp_tls_security_level = may; 2 KiB x J_SESSIONS (10); every
 #      connection at the sink must have used TLS (else a NOTLS line)
+#   K  A's delivery, 2 KiB x K_SESSIONS (10), through the same rspamd 3.4
+#      milter for both (tests/e2e/rspamd's configuration: no Redis, no
+#      network, the DNS lists off; K_RSPAMD_COUNT proxy processes, default
+#      nproc): ternd with milter.servers, Postfix with smtpd_milters,
+#      milter_protocol = 6, milter_default_action = tempfail as ternd's.
+#      rspamd's own time is reported apart: its scan time per message
+#      from its log (rspamd_scan_ms), its CPU per message
+#      (rspamd_cpu_us_msg); every accepted message must have been scanned
+#      (else a NOSCAN line)
 #
 # First, bench/limit measures this machine's ceiling for the same work on
 # the same file system (durable Maildir files one by one and group-
