@@ -13,7 +13,7 @@ BENCH_USER=${BENCH_USER:-terntest}	# ternd runs as this user
 BENCH_USERS=${BENCH_USERS:-10}		# mailboxes tbench1..N, round robin
 NOFILE=${NOFILE:-20000}			# ulimit -n for ternd and loadgen
 # what we started and is still running, by pid (see bench_cleanup)
-TERND_PID= TERND_RUNUSER= SINK_PID= DNS_PID= IDLE_PID=
+TERND_PID= TERND_RUNUSER= SINK_PID= DNS_PID= IDLE_PID= RSPAMD_PID= RSPAMD_DNS_PID=
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bench: $*"; exit 1; }
@@ -195,10 +195,10 @@ bench_setup() {
 bench_cleanup() {
 	local p
 	[ -n "${PF:-}" ] && [ -f "$PF/conf/main.cf" ] && postfix -c "$PF/conf" stop >/dev/null 2>&1
-	for p in $TERND_PID $SINK_PID $DNS_PID $IDLE_PID; do
+	for p in $TERND_PID $SINK_PID $DNS_PID $IDLE_PID $RSPAMD_PID $RSPAMD_DNS_PID; do
 		kill "$p" 2>/dev/null
 	done
-	for p in $TERND_RUNUSER $SINK_PID $DNS_PID $IDLE_PID; do
+	for p in $TERND_RUNUSER $SINK_PID $DNS_PID $IDLE_PID $RSPAMD_PID $RSPAMD_DNS_PID; do
 		wait "$p" 2>/dev/null
 	done
 	if [ "${KEEP:-0}" = 1 ]; then

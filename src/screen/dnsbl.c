@@ -273,18 +273,29 @@ void
 screen_cache_put(struct screen_cache *sc, const uint8_t key[SCREEN_KEY_LEN],
     bool pass, const char *text, uint64_t now)
 {
+	screen_cache_put_for(sc, key, pass, text, now, sc->ttl);
+}
+
+void
+screen_cache_put_for(struct screen_cache *sc, const uint8_t key[SCREEN_KEY_LEN],
+    bool pass, const char *text, uint64_t now, uint64_t left)
+{
 	struct sc_ent **pp = sc_find(sc, key);
 	struct sc_ent *e;
 
 	if (*pp != NULL)
 		sc_remove(sc, pp);
+	if (left > sc->ttl)
+		left = sc->ttl; /* a clock set back makes no one wait longer */
+	if (left == 0)
+		return;
 	if (sc->count >= sc->max)
 		sc_remove(sc, sc_find(sc, sc->oldest->key));
 	e = xcalloc(1, sizeof(*e));
 	memcpy(e->key, key, SCREEN_KEY_LEN);
 	e->pass = pass;
 	str_fmt_cut(e->text, sizeof(e->text), "%s", text != NULL ? text : "");
-	e->expires = now + sc->ttl;
+	e->expires = now + left;
 	pp = sc_find(sc, key);
 	*pp = e;
 	e->prev = sc->newest;
@@ -317,4 +328,110 @@ size_t
 screen_cache_count(const struct screen_cache *sc)
 {
 	return sc->count;
+}
+
+void
+screen_cache_each(
+    const struct screen_cache *sc, uint64_t now, screen_cache_fn fn, void *arg)
+{
+	for (const struct sc_ent *e = sc->oldest; e != NULL; e = e->next)
+		if (e->expires > now)
+			fn(e->key, e->pass, e->text, e->expires - now, arg);
+}
+
+/* ---- the verdicts in a file ------------------------------------------- */
+
+/* A key as the cache makes them: an IPv4 address or the /64 of an IPv6
+ * one, the rest zero, the family in the last octet. */
+static bool
+screen_key_ok(const uint8_t key[SCREEN_KEY_LEN])
+{
+	size_t used;
+
+	if (key[15] == 4)
+		used = 4;
+	else if (key[15] == 6)
+		used = 8;
+	else
+		return false;
+	for (size_t i = used; i < SCREEN_KEY_LEN - 1; i++)
+		if (key[i] != 0)
+			return false;
+	return true;
+}
+
+static bool
+screen_text_ok(const char *text, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (text[i] < 0x20 || text[i] > 0x7e)
+			return false;
+	return true;
+}
+
+int
+screen_line_format(char *out, size_t outlen, const uint8_t key[SCREEN_KEY_LEN],
+    bool pass, uint64_t expires, const char *text)
+{
+	char hex[2 * SCREEN_KEY_LEN + 1];
+
+	if (text == NULL)
+		text = "";
+	if (!screen_key_ok(key) || strlen(text) >= SCREEN_TEXT_MAX ||
+	    !screen_text_ok(text, strlen(text)))
+		return -1;
+	for (size_t i = 0; i < SCREEN_KEY_LEN; i++) {
+		hex[2 * i] = "0123456789abcdef"[key[i] >> 4];
+		hex[2 * i + 1] = "0123456789abcdef"[key[i] & 0xf];
+	}
+	hex[sizeof(hex) - 1] = '\0';
+	return str_fmt(out, outlen, "%s %c %llu %s", hex, pass ? 'P' : 'F',
+	    (unsigned long long)expires, text);
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
+screen_line_parse(const char *line, size_t len, uint8_t key[SCREEN_KEY_LEN],
+    bool *pass, uint64_t *expires, char *text, size_t textlen)
+{
+	size_t i = 2 * SCREEN_KEY_LEN, digits = 0;
+	uint64_t v = 0;
+
+	if (len > SCREEN_LINE_MAX || len < i + 5 || line[i] != ' ' ||
+	    (line[i + 1] != 'P' && line[i + 1] != 'F') || line[i + 2] != ' ')
+		return -1;
+	for (size_t k = 0; k < SCREEN_KEY_LEN; k++) {
+		int hi = hexval(line[2 * k]), lo = hexval(line[2 * k + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		key[k] = (uint8_t)(hi << 4 | lo);
+	}
+	if (!screen_key_ok(key))
+		return -1;
+	*pass = line[i + 1] == 'P';
+	for (i += 3; i < len && line[i] >= '0' && line[i] <= '9'; i++) {
+		if (++digits > 19)
+			return -1; /* no overflow: 19 digits fit */
+		v = v * 10 + (uint64_t)(line[i] - '0');
+	}
+	if (digits == 0 || i >= len || line[i] != ' ')
+		return -1;
+	i++;
+	if (len - i >= SCREEN_TEXT_MAX || len - i >= textlen ||
+	    !screen_text_ok(line + i, len - i) || (*pass && len > i))
+		return -1;
+	memcpy(text, line + i, len - i);
+	text[len - i] = '\0';
+	*expires = v;
+	return 0;
 }

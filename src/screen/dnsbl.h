@@ -77,5 +77,34 @@ void screen_cache_put(struct screen_cache *sc,
 int screen_cache_get(struct screen_cache *sc, const uint8_t key[SCREEN_KEY_LEN],
     uint64_t now, char *text, size_t textlen);
 size_t screen_cache_count(const struct screen_cache *sc);
+/* As screen_cache_put, the entry kept left seconds (at most the cache's
+ * ttl; 0 keeps nothing): a verdict read back after a restart. */
+void screen_cache_put_for(struct screen_cache *sc,
+    const uint8_t key[SCREEN_KEY_LEN], bool pass, const char *text,
+    uint64_t now, uint64_t left);
+/* fn for every entry alive at now, oldest first, with its seconds left. */
+typedef void (*screen_cache_fn)(const uint8_t key[SCREEN_KEY_LEN], bool pass,
+    const char *text, uint64_t left, void *arg);
+void screen_cache_each(
+    const struct screen_cache *sc, uint64_t now, screen_cache_fn fn, void *arg);
+
+/*
+ * The verdicts across a restart (src/server/screen.c, STATE/screen.cache):
+ * a first line SCREEN_FILE_MAGIC, then one line per verdict,
+ * "KEY P|F EXPIRES TEXT": the key in 32 hex digits, P a pass or F a
+ * refusal, EXPIRES in wall-clock seconds since the epoch, the refusal's
+ * text (printable ASCII, may be empty).  A line is at most
+ * SCREEN_LINE_MAX octets without its newline.
+ */
+#define SCREEN_FILE_MAGIC "tern-screen-cache 1"
+#define SCREEN_LINE_MAX	  (2 * SCREEN_KEY_LEN + 3 + 19 + 1 + SCREEN_TEXT_MAX - 1)
+/* 0, or -1 if it does not fit or the text is not printable. */
+int screen_line_format(char *out, size_t outlen,
+    const uint8_t key[SCREEN_KEY_LEN], bool pass, uint64_t expires,
+    const char *text);
+/* line[0..len) without its newline: 0, or -1 for anything else than
+ * what screen_line_format makes (another program's line, a torn write). */
+int screen_line_parse(const char *line, size_t len, uint8_t key[SCREEN_KEY_LEN],
+    bool *pass, uint64_t *expires, char *text, size_t textlen);
 
 #endif

@@ -17,8 +17,19 @@
  * 127.255.255.0/24 (the list refusing the query: Spamhaus answers it to
  * public resolvers and over-quota users) or outside 127/8 (a resolver
  * that makes up answers), each logged.
+ *
+ * The verdicts outlive a restart: screen_free writes the live ones to
+ * STATE/screen.cache (a new file renamed over the old one, so a crash
+ * while writing leaves the previous file or none), screen_open reads back
+ * those not expired by the wall clock.  A crash loses what was learnt
+ * since the last clean stop; a file that is not ours is ignored.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -60,6 +71,132 @@ struct conn_screen {
 
 /* ---- the server's part ------------------------------------------------ */
 
+#define SCREEN_FILE "screen.cache"
+
+static uint64_t now_secs(void);
+
+/* The verdicts of a previous run, their time left by the wall clock. */
+static void
+screen_load(struct screen *sc)
+{
+	char path[4096], line[SCREEN_LINE_MAX + 2], text[SCREEN_TEXT_MAX];
+	size_t loaded = 0, expired = 0, bad = 0;
+	uint64_t wall = (uint64_t)time(NULL), mono = now_secs();
+	FILE *f;
+	int fd;
+
+	if (str_fmt(path, sizeof(path), "%s/%s", sc->conf->state_dir,
+		SCREEN_FILE) != 0)
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || (f = fdopen(fd, "r")) == NULL) {
+		if (errno != ENOENT)
+			log_warn("event=screen_cache_load path=%s error=\"%s\"",
+			    path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (fgets(line, sizeof(line), f) == NULL ||
+	    strcmp(line, SCREEN_FILE_MAGIC "\n") != 0) {
+		log_warn("event=screen_cache_load path=%s error=\"not a "
+			 "verdict file of this version\" action=ignored",
+		    path);
+		fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t n = strlen(line);
+		uint8_t key[SCREEN_KEY_LEN];
+		uint64_t expires;
+		bool pass;
+
+		if (n == 0 || line[n - 1] != '\n') {
+			bad++; /* too long, or the last line cut */
+			while (n > 0 && line[n - 1] != '\n' &&
+			       fgets(line, sizeof(line), f) != NULL)
+				n = strlen(line);
+			continue;
+		}
+		if (screen_line_parse(line, n - 1, key, &pass, &expires, text,
+			sizeof(text)) != 0) {
+			bad++;
+			continue;
+		}
+		if (expires <= wall) {
+			expired++;
+			continue;
+		}
+		screen_cache_put_for(
+		    sc->cache, key, pass, text, mono, expires - wall);
+		loaded++;
+	}
+	fclose(f);
+	log_info("event=screen_cache_load path=%s verdicts=%zu expired=%zu "
+		 "bad=%zu",
+	    path, loaded, expired, bad);
+}
+
+struct save_ctx {
+	FILE *f;
+	uint64_t wall;
+	size_t n;
+};
+
+static void
+save_one(const uint8_t key[SCREEN_KEY_LEN], bool pass, const char *text,
+    uint64_t left, void *arg)
+{
+	struct save_ctx *sv = arg;
+	char line[SCREEN_LINE_MAX + 1];
+
+	if (screen_line_format(
+		line, sizeof(line), key, pass, sv->wall + left, text) != 0)
+		return; /* our own text is always printable: cannot happen */
+	fprintf(sv->f, "%s\n", line);
+	sv->n++;
+}
+
+/* STATE/screen.cache.new, fsync'ed, renamed over STATE/screen.cache. */
+static void
+screen_save(const struct screen *sc)
+{
+	char path[4096], tmp[4096];
+	struct save_ctx sv = {NULL, (uint64_t)time(NULL), 0};
+	int fd;
+
+	if (str_fmt(path, sizeof(path), "%s/%s", sc->conf->state_dir,
+		SCREEN_FILE) != 0 ||
+	    str_fmt(tmp, sizeof(tmp), "%s.new", path) != 0)
+		return;
+	fd = open(
+	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || (sv.f = fdopen(fd, "w")) == NULL) {
+		log_err("event=screen_cache_save path=%s error=\"%s\"", tmp,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	fprintf(sv.f, "%s\n", SCREEN_FILE_MAGIC);
+	screen_cache_each(sc->cache, now_secs(), save_one, &sv);
+	if (fflush(sv.f) != 0 || ferror(sv.f) || fsync(fd) != 0) {
+		log_err("event=screen_cache_save path=%s error=\"%s\"", tmp,
+		    strerror(errno));
+		fclose(sv.f);
+		unlink(tmp);
+		return;
+	}
+	fclose(sv.f);
+	if (rename(tmp, path) != 0) {
+		log_err("event=screen_cache_save path=%s error=\"%s\"", path,
+		    strerror(errno));
+		unlink(tmp);
+		return;
+	}
+	log_info("event=screen_cache_save path=%s verdicts=%zu", path, sv.n);
+}
+
 int
 screen_open(struct server *s, char *err, size_t errlen)
 {
@@ -88,6 +225,8 @@ screen_open(struct server *s, char *err, size_t errlen)
 	sc->cache =
 	    screen_cache_new(cf->screen_cache_entries, cf->screen_cache_ttl);
 	s->screen = sc;
+	if (cf->screen_cache_ttl > 0)
+		screen_load(sc);
 	log_info("event=screen_start greet_pause=%u dnsbl=%d dnswl=%d "
 		 "threshold=%u cache_ttl=%u",
 	    cf->screen_greet_pause, nbl, nwl, cf->screen_threshold,
@@ -100,6 +239,8 @@ screen_free(struct screen *sc)
 {
 	if (sc == NULL)
 		return;
+	if (sc->conf->screen_cache_ttl > 0)
+		screen_save(sc);
 	screen_cache_free(sc->cache);
 	free(sc);
 }

@@ -6,7 +6,9 @@
  * and screen.dnswl, in parallel, on the loop, through the server's
  * resolver; the listings' weights are summed against screen.threshold.
  * The verdict is kept per client (an IPv4 address, an IPv6 /64) for
- * screen.cache_ttl, so a client screened once is not held again.
+ * screen.cache_ttl, so a client screened once is not held again, also
+ * after a restart: the verdicts are written to STATE/screen.cache at
+ * shutdown and read back at start-up.
  *
  * Owns: struct screen (the parsed lists and the verdict cache, one per
  * server, loop only) and each session's screening state (c->screen).
@@ -23,8 +25,11 @@ struct server;
 struct screen;
 
 /* s->screen from s->conf: NULL when screening is off (no greet pause, no
- * DNSBL, no DNSWL).  -1 with err filled on a bad list. */
+ * DNSBL, no DNSWL).  -1 with err filled on a bad list.  The verdicts of
+ * STATE/screen.cache that have not expired are loaded. */
 int screen_open(struct server *s, char *err, size_t errlen);
+/* At shutdown: the live verdicts go to STATE/screen.cache (replaced
+ * whole, fsync'ed), then everything is freed. */
 void screen_free(struct screen *sc);
 
 #endif

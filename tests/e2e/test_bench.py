@@ -2,13 +2,17 @@
 its quick mode, run.sh's table read from a made-up results file (% of
 the ceiling, the goals of issue 14), lib.sh's order of the two halves of
 a pair and its settling of the disk, and the private Postfix's master.cf.
-No root needed; about 10 s in all (limit --quick is time-bounded)."""
+No root needed; about 10 s in all (limit --quick is time-bounded).  One
+root test runs scenario K (rspamd) for real, briefly (about a minute)."""
 
 import os
+import re
 import subprocess
 import time
 
-from conftest import REPO, world_tmpdir
+import pytest
+
+from conftest import BUILD, REPO, world_tmpdir
 
 LIB = REPO / "bench" / "lib.sh"
 RUN = REPO / "bench" / "run.sh"
@@ -261,3 +265,76 @@ def test_bench_postfix_master_cf_ignores_the_live_one():
     assert {"pickup", "cleanup", "qmgr", "local", "smtp", "relay"} <= names
     # no chroot anywhere (the private queue is not a jail)
     assert all(l[4] == "n" for l in lines if len(l) >= 8), made
+
+
+# -- scenario K: the same rspamd milter behind tern and Postfix (issue 15) ---
+
+K_FIGURES = ("e2e_mps", "mps", "p50_ms", "p99_ms", "cpu_us_msg",
+             "rspamd_cpu_us_msg", "rspamd_scans", "rspamd_scan_ms",
+             "rspamd_scan_p50_ms")
+
+
+def k_result(mta, run, mps, cpu, rcpu, scan):
+    return (f"result scen=K-2048-10 mta={mta} run={run} ok={mps} "
+            f"e2e_mps={mps} mps={mps} p50_ms=5 p99_ms=20 p999_ms=30 "
+            f"cpu_us_msg={cpu} rspamd_cpu_us_msg={rcpu} rspamd_scans={mps} "
+            f"rspamd_scan_ms={scan} rspamd_scan_p50_ms={scan} load1=0.5 "
+            f"order={1 + run % 2} settle_s=0.1\n")
+
+
+def test_table_k_row_and_rspamd_apart():
+    """K's row compares tern with Postfix (goal: not slower, >=1x), and
+    rspamd's own figures (scan time from its log, its CPU per message)
+    come on a line of their own, for each MTA."""
+    tmp = world_tmpdir("tern-table-")
+    res = tmp / "results"
+    res.write_text(k_result("tern", 1, 300, 600, 2000, 1.5) +
+                   k_result("postfix", 1, 250, 2700, 2100, 1.75))
+    r = subprocess.run(["bash", str(RUN), "--table", str(res)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    row = [ln for ln in r.stdout.splitlines()
+           if ln.startswith("K rspamd 2KiB x10 ")]
+    assert len(row) == 1, r.stdout
+    assert row[0].split("|")[0].split()[4:10] == [
+        "300", "250", "1.2x", "-", ">=1x", "yes"], r.stdout
+    line = [ln for ln in r.stdout.splitlines()
+            if ln.startswith("rspamd itself in K rspamd 2KiB x10")]
+    assert len(line) == 1, r.stdout
+    assert ("1.5 ms mean, 1.5 ms median (tern) / 1.75 ms, 1.75 ms (Postfix)"
+            in line[0]), line
+    assert "rspamd CPU 2000 us/msg (tern) / 2100 us/msg (Postfix)" in line[0]
+
+
+@pytest.mark.root
+def test_scenario_k_runs_and_reports_rspamd_apart():
+    """bench/run.sh's scenario K for one second per MTA: a private Postfix
+    and ternd, each with the same rspamd (tests/e2e/rspamd) as milter; the
+    result lines carry the MTA's figures and rspamd's own (scan time from
+    its log, its CPU), every accepted message was scanned (else NOSCAN)
+    and arrived (else LOSS).  The figures are not judged, only present."""
+    import shutil
+    if not shutil.which("rspamd"):
+        pytest.fail("rspamd not found: install the Debian package 'rspamd'",
+                    pytrace=False)
+    env = dict(os.environ, QUICK="1", SCENARIOS="K", RUNS="1", LIMIT="0",
+               K_SECONDS="1", WATCH_TIMEOUT="120", B=str(BUILD))
+    r = subprocess.run(["bash", str(RUN)], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    recs = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("result scen=K-2048-10 "):
+            f = dict(x.split("=", 1) for x in line.split()[1:])
+            recs[f["mta"]] = f
+    assert sorted(recs) == ["postfix", "tern"], r.stdout
+    for mta, f in recs.items():
+        for k in K_FIGURES:
+            float(f[k])                 # a number, whatever its value
+        assert int(f["ok"]) > 0, (mta, f)
+        assert int(f["rspamd_scans"]) >= int(f["ok"]), (mta, f)
+        assert f["arrived"] == f["ok"], (mta, f)
+    assert re.search(r"^K rspamd 2KiB x10 +\d+ +\d+ +[\d.]+x ", r.stdout,
+                     re.M), r.stdout
+    assert "rspamd itself" in r.stdout, r.stdout
+    assert "LOSS" not in r.stdout and "NOSCAN" not in r.stdout, r.stdout

@@ -538,43 +538,24 @@ def test_reply_text_cannot_inject_lines(ternd, raw):
 # ---------------------------------------------------------------------------
 # rspamd (Debian rspamd 3.4) in milter mode, the proxy scanning itself:
 # a minimal local configuration, no Redis, DNS pointed at a closed port
-# on loopback so nothing leaves the machine.
+# on loopback so nothing leaves the machine.  The configuration is shared
+# with bench/run.sh (scenario K): tests/e2e/rspamd/.
 # ---------------------------------------------------------------------------
 
-RSPAMD_CONF = """
-.include "$CONFDIR/common.conf"
-options {{
-    pidfile = "$RUNDIR/rspamd.pid";
-    .include "$CONFDIR/options.inc"
-    .include(priority=10) "{dir}/options-override.inc"
-}}
-logging {{
-    type = "file";
-    filename = "$LOGDIR/rspamd.log";
-    level = "info";
-}}
-worker "rspamd_proxy" {{
-    bind_socket = "127.0.0.1:{port}";
-    milter = yes;
-    timeout = 60s;
-    count = 1;
-    upstream "local" {{
-        default = yes;
-        self_scan = yes;
-    }}
-    spam_header = "X-Spam";
-    reject_message = "Spam message rejected";
-}}
-"""
+RSPAMD_DIR = Path(__file__).resolve().parent / "rspamd"
 
-RSPAMD_OPTIONS = """
-dns {
-    nameserver = ["127.0.0.1:9"];
-    timeout = 1s;
-    retransmits = 1;
-}
-enable_test_patterns = true;
-"""
+
+def rspamd_config(d, port, count=1):
+    """Writes the shared template into D for a proxy on 127.0.0.1:PORT;
+    D is also its LOCAL_CONFDIR (local.d/: the DNS lists off)."""
+    conf = (RSPAMD_DIR / "rspamd.conf").read_text()
+    conf = conf.replace("@PORT@", str(port)).replace("@COUNT@", str(count))
+    assert "@" not in conf, conf
+    (d / "rspamd.conf").write_text(conf)
+    shutil.copyfile(RSPAMD_DIR / "options-override.inc",
+                    d / "options-override.inc")
+    shutil.copytree(RSPAMD_DIR / "local.d", d / "local.d")
+
 
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
@@ -587,10 +568,10 @@ def rspamd(tmp_path_factory):
                     pytrace=False)
     d = tmp_path_factory.mktemp("rspamd")
     port = free_port()
-    (d / "options-override.inc").write_text(RSPAMD_OPTIONS)
-    (d / "rspamd.conf").write_text(RSPAMD_CONF.format(dir=d, port=port))
+    rspamd_config(d, port)
     args = [exe, "-f", "-c", str(d / "rspamd.conf"), f"--var=RUNDIR={d}",
-            f"--var=DBDIR={d}", f"--var=LOGDIR={d}"]
+            f"--var=DBDIR={d}", f"--var=LOGDIR={d}",
+            f"--var=LOCAL_CONFDIR={d}"]
     if os.geteuid() == 0:
         args += ["-u", "nobody", "-g", "nogroup"]
         os.chmod(d, 0o777)

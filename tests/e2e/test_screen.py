@@ -4,11 +4,19 @@ dnsmasq that serves DNSBL/DNSWL zones for the test client 127.0.0.1
 greeting (220 or 554 5.7.1), times it where the delay is the point, and
 checks the event=screen line ternd logs."""
 
+import ctypes
+import ipaddress
+import os
 import re
+import signal
 import socket
+import subprocess
+import threading
 import time
 
-from conftest import SLOW, submit_ternd, wait_for
+import pytest
+
+from conftest import _ACTIVE, SLOW, Ternd, submit_ternd, wait_for
 
 # The screened client connects from 127.0.0.5 (loopback is screened like
 # any address); 127.0.0.1, where the fixture's start-up probe comes from,
@@ -40,10 +48,10 @@ def field(line, key):
     return m.group(1).strip('"') if m else None
 
 
-def greet(t, **kw):
+def greet(t, source=SRC, **kw):
     """Connect; (seconds to the greeting, client)."""
     start = time.monotonic()
-    c = t.client(timeout=15, source=SRC, **kw)
+    c = t.client(timeout=15, source=source, **kw)
     return time.monotonic() - start, c
 
 
@@ -292,3 +300,311 @@ def test_sigterm_during_pause(ternd, dnsmasq):
     c.close()
     assert t.proc.wait(10 * SLOW) == 0
     assert time.monotonic() - start < 5
+
+
+# -- IPv6: the query name is the whole address, the cache key its /64 ----------
+
+
+def nibbles(addr):
+    """The DNSBL query name of an IPv6 address, zone left out: its 32
+    nibbles in reverse order (RFC 5782 2.4), as dnsbl_qname makes it."""
+    return ipaddress.IPv6Address(addr).reverse_pointer[:-len(".ip6.arpa")]
+
+
+def need_ipv6_loopback():
+    """::1 or a loud failure: never a skip (CI has ::1)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError as e:
+        pytest.fail(f"::1 is not available here ({e}): screening over IPv6 "
+                    f"is tested from ::1 and is not skipped", pytrace=False)
+
+
+class Ternd6(Ternd):
+    """A ternd whose MX port is [::1]:PORT, started without the fixture's
+    greeting probe: the probe would come from ::1, the client under test,
+    be screened and fill the cache before the test.  Ready is its
+    event=ready log line."""
+
+    @property
+    def host(self):
+        return "::1"
+
+    def start(self, timeout=10):
+        env = dict(os.environ)
+        env.pop("TERN_CONFIG", None)
+        self.stopped_rc = None
+        self.term_sent = False
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                     stdout=self.logf, stderr=self.logf,
+                                     cwd=str(self.state_dir), env=env)
+        _ACTIVE.append(self)
+        wait_for(lambda: "event=ready" in self.log() or
+                 self.proc.poll() is not None, "event=ready", timeout)
+        assert self.proc.poll() is None, self.log()
+        return self
+
+
+def test_ipv6_client_listed_by_its_nibble_name(ternd, dnsmasq):
+    """A client on ::1: the DNSBL is asked for the 32 nibbles of the whole
+    address (not of its /64), the listing refuses it, and the verdict is
+    cached: the second connection is refused without a query."""
+    need_ipv6_loopback()
+    q = nibbles("::1")
+    assert q == "1." + "0." * 30 + "0", q
+    dns = dnsmasq(extra=[f"--host-record={q}.bl.test,127.0.0.2",
+                         "--local=/test/"])
+    t = ternd({"dns.servers": dns.server, "relay.networks": "127.0.0.1/32",
+               "screen.dnsbl": "bl.test*1"}, start=False)
+    t.overrides["listen.smtp"] = f"[::1]:{t.port}"
+    t.__class__ = Ternd6
+    t.start()
+    c = t.client(host="::1", source="::1", timeout=15)
+    assert c.greeting.code == 554 and c.greeting.enh == "5.7.1", c.greeting
+    assert "::1 is listed by bl.test" in c.greeting.text, c.greeting
+    c.expect("QUIT", 221)
+    c.close()
+    line = wait_for(lambda: screen_lines(t), "event=screen")[0]
+    assert field(line, "client") == "::1", line
+    assert field(line, "listed") == "bl.test" and field(line, "cached") == "no"
+    assert field(line, "action") == "reject", line
+    c = t.client(host="::1", source="::1", timeout=15)
+    assert c.greeting.code == 554 and "bl.test" in c.greeting.text
+    c.close()
+    line = wait_for(lambda: screen_lines(t)[1:], "second event=screen")[0]
+    assert field(line, "action") == "reject" and field(line, "cached") == "yes"
+    log = dns.log_path.read_text()
+    assert log.count(f"query[A] {q}.bl.test") == 1, log
+
+
+CLONE_NEWNET = 0x40000000
+NETNS_ADDRS = ("fd00::1", "fd00::2", "fd00::3", "fd00:0:0:1::2")
+
+
+def run_in_netns(fn):
+    """fn() on a thread that joined a fresh network namespace (loopback
+    up, NETNS_ADDRS on lo); the processes it starts are in it too.  The
+    host's network is not touched.  (test_limits.py has the same helper
+    for its own addresses.)"""
+    holder = subprocess.Popen(["unshare", "-n", "sleep", "600"])
+    try:
+        mine = os.readlink("/proc/self/ns/net")
+        wait_for(lambda: os.readlink(f"/proc/{holder.pid}/ns/net") != mine,
+                 "the holder's namespace", timeout=5)
+        out = {}
+
+        def body():
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(f"/proc/{holder.pid}/ns/net", os.O_RDONLY)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    out["error"] = OSError(ctypes.get_errno(), "setns")
+                    return
+            finally:
+                os.close(fd)
+            try:
+                subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+                for a in NETNS_ADDRS:
+                    subprocess.run(["ip", "-6", "addr", "add", f"{a}/64",
+                                    "dev", "lo", "nodad"], check=True)
+                out["value"] = fn()
+            except BaseException as e:          # noqa: B902 (re-raised below)
+                out["error"] = e
+
+        th = threading.Thread(target=body)
+        th.start()
+        th.join()
+        if "error" in out:
+            raise out["error"]
+        return out.get("value")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.root
+def test_ipv6_verdict_cached_for_the_slash64(ternd, dnsmasq):
+    """In a network namespace with three addresses: fd00::2 is listed
+    (its own nibble name) and refused; fd00::3, another address of the
+    same /64, gets the cached refusal without a query of its own (one
+    subscriber, one verdict); fd00:0:0:1::2, in the next /64, is asked
+    about and greeted."""
+    t = ternd({"relay.networks": "127.0.0.1/32", "screen.dnsbl": "bl.test*1"},
+              start=False)
+    # [::] inside the namespace: its loopback only; the fixture's probe
+    # comes from 127.0.0.1, exempt
+    t.overrides["listen.smtp"] = f"[::]:{t.port}"
+
+    def scenario():
+        dns = dnsmasq(extra=[
+            f"--host-record={nibbles('fd00::2')}.bl.test,127.0.0.2",
+            "--local=/test/"])
+        t.overrides["dns.servers"] = dns.server
+        t.start()
+        c = t.client(host="fd00::1", source="fd00::2", timeout=15)
+        assert c.greeting.code == 554, c.greeting
+        assert "fd00::2 is listed by bl.test" in c.greeting.text
+        c.close()
+        c = t.client(host="fd00::1", source="fd00::3", timeout=15)
+        assert c.greeting.code == 554, "the /64's verdict applies"
+        assert "bl.test" in c.greeting.text, c.greeting
+        c.close()
+        c = t.client(host="fd00::1", source="fd00:0:0:1::2", timeout=15)
+        assert c.greeting.code == 220, "the next /64 is another client"
+        c.expect("QUIT", 221)
+        c.close()
+        lines = wait_for(lambda: screen_lines(t)[2:] and screen_lines(t),
+                         "three event=screen")
+        got = [(field(x, "client"), field(x, "action"), field(x, "cached"))
+               for x in lines]
+        assert got == [("fd00::2", "reject", "no"), ("fd00::3", "reject", "yes"),
+                       ("fd00:0:0:1::2", "pass", "no")], got
+        log = dns.log_path.read_text()
+        assert log.count(f"query[A] {nibbles('fd00::2')}.bl.test") == 1, log
+        assert f"query[A] {nibbles('fd00::3')}.bl.test" not in log, log
+        assert log.count(f"query[A] {nibbles('fd00:0:0:1::2')}.bl.test") == 1
+        t.stop()
+
+    run_in_netns(scenario)
+
+
+# -- the verdict cache across SIGHUP --------------------------------------------
+
+
+def test_cache_survives_sighup(ternd, dnsmasq):
+    """SIGHUP reloads tables, TLS and DKIM keys, not the screening: a
+    refused client (listed) and a passing one (paused once) keep their
+    verdicts, no new query, no second pause."""
+    dns = zones(dnsmasq, [("bl.test", "127.0.0.2")])
+    t = screened(ternd, dns, dnsbl="bl.test*1", greet_pause="2s")
+    _, c = greet(t)
+    assert c.greeting.code == 554, c.greeting
+    c.close()
+    took, c = greet(t, source="127.0.0.6")  # not listed: waits the pause
+    assert c.greeting.code == 220 and took >= 1.9, (c.greeting, took)
+    c.close()
+    wait_for(lambda: len(screen_lines(t)) >= 2, "two event=screen")
+    t.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "event=reload" in t.log(), "event=reload")
+    took, c = greet(t)
+    assert c.greeting.code == 554 and took < 1.5, (c.greeting, took)
+    c.close()
+    took, c = greet(t, source="127.0.0.6")
+    assert c.greeting.code == 220 and took < 1.5, (c.greeting, took)
+    c.close()
+    lines = wait_for(lambda: screen_lines(t)[3:] and screen_lines(t),
+                     "four event=screen")
+    assert [(field(x, "action"), field(x, "cached")) for x in lines[2:]] == [
+        ("reject", "yes"), ("pass", "yes")], lines
+    log = dns.log_path.read_text()
+    assert log.count(f"query[A] {Q}.bl.test") == 1, log
+
+
+# -- the verdict cache across a restart (STATE/screen.cache) ---------------------
+
+
+def early_talk(t, source):
+    """Speak before the greeting; the 554 that comes back at once."""
+    s = socket.create_connection(("127.0.0.1", t.port), timeout=10 * SLOW,
+                                 source_address=(source, 0))
+    s.sendall(b"EHLO early.test\r\n")
+    data = b""
+    while b"\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    s.close()
+    return data
+
+
+def test_verdicts_survive_a_restart(ternd, dnsmasq):
+    """A listed client, a passing one and an early talker: after SIGTERM
+    and a new start the three verdicts come from STATE/screen.cache, with
+    no new query, no second pause, the early talker refused at once."""
+    dns = zones(dnsmasq, [("bl.test", "127.0.0.2")])
+    t = screened(ternd, dns, dnsbl="bl.test*1", greet_pause="2s")
+    _, c = greet(t)
+    assert c.greeting.code == 554, c.greeting
+    c.close()
+    took, c = greet(t, source="127.0.0.6")
+    assert c.greeting.code == 220 and took >= 1.9, (c.greeting, took)
+    c.close()
+    assert early_talk(t, "127.0.0.7").startswith(b"554 5.7.1 ")
+    wait_for(lambda: len(screen_lines(t)) >= 3, "three event=screen")
+    assert t.stop() == 0
+    f = t.state_dir / "screen.cache"
+    lines = f.read_text().splitlines()
+    assert lines[0] == "tern-screen-cache 1", lines
+    assert sorted(ln.split(" ", 2)[:2] for ln in lines[1:]) == [
+        ["7f000005" + "00" * 11 + "04", "F"],
+        ["7f000006" + "00" * 11 + "04", "P"],
+        ["7f000007" + "00" * 11 + "04", "F"]], lines
+    assert oct(f.stat().st_mode & 0o777) == "0o600"
+    assert re.search(r"event=screen_cache_save path=\S+ verdicts=3", t.log())
+    t.start()
+    assert re.search(r"event=screen_cache_load path=\S+ verdicts=3 "
+                     r"expired=0 bad=0", t.log()), t.log()
+    n0 = len(screen_lines(t))
+    took, c = greet(t)
+    assert c.greeting.code == 554 and took < 1.5, (c.greeting, took)
+    assert "is listed by bl.test" in c.greeting.text
+    c.close()
+    took, c = greet(t, source="127.0.0.6")
+    assert c.greeting.code == 220 and took < 1.5, (c.greeting, took)
+    c.close()
+    took, c = greet(t, source="127.0.0.7")
+    assert c.greeting.code == 554 and took < 1.5, (c.greeting, took)
+    assert "talked before the greeting" in c.greeting.text
+    c.close()
+    lines = wait_for(lambda: screen_lines(t)[n0 + 2:] and screen_lines(t),
+                     "three more event=screen")
+    assert [field(x, "cached") for x in lines[n0:]] == ["yes"] * 3, lines
+    log = dns.log_path.read_text()
+    assert log.count(f"query[A] {Q}.bl.test") == 1, log
+
+
+def test_verdict_file_checked_on_load(ternd, dnsmasq):
+    """What is read back: a verdict not expired (its time left by the
+    wall clock, at most screen.cache_ttl); an expired one, a damaged line
+    and a cut last line are counted and dropped; a file of another format
+    is ignored whole, with a warning."""
+    dns = zones(dnsmasq)
+    t = ternd({"dns.servers": dns.server, "relay.networks": "127.0.0.1/32",
+               "screen.dnsbl": "clean.test*1", "screen.greet_pause": "2s"},
+              start=False)
+    key = "7f0000{:02x}" + "00" * 11 + "04"
+    now = int(time.time())
+    (t.state_dir / "screen.cache").write_text(
+        "tern-screen-cache 1\n"
+        f"{key.format(5)} F {now + 10 ** 9} Service refused: from the file\n"
+        f"{key.format(6)} F {now - 1} Service refused: expired\n"
+        f"{key.format(7)} F {now + 3600} a\tb\n"
+        f"{key.format(8)} F {now + 3600} cut")
+    t.start()
+    assert re.search(r"event=screen_cache_load path=\S+ verdicts=1 "
+                     r"expired=1 bad=2", t.log()), t.log()
+    took, c = greet(t)
+    assert c.greeting.code == 554 and took < 1.5, (c.greeting, took)
+    assert "Service refused: from the file" in c.greeting.text
+    c.close()
+    for src in ("127.0.0.6", "127.0.0.8"):  # expired, cut: screened again
+        took, c = greet(t, source=src)
+        assert c.greeting.code == 220 and took >= 1.9, (src, took)
+        c.close()
+    assert t.stop() == 0
+    # the verdict from the file went back, its time left capped at the
+    # ttl (3600 s), not the 10**9 s the file said
+    kept = [ln.split(" ") for ln in
+            (t.state_dir / "screen.cache").read_text().splitlines()[1:]]
+    mine = [x for x in kept if x[0] == key.format(5)]
+    assert len(mine) == 1 and int(mine[0][2]) <= int(time.time()) + 3600, kept
+    (t.state_dir / "screen.cache").write_text("something else\n"
+                                              f"{key.format(5)} F 9 x\n")
+    t.start()
+    assert "event=screen_cache_load" in t.log() and \
+        "not a verdict file of this version" in t.log(), t.log()
+    took, c = greet(t)
+    assert c.greeting.code == 220 and took >= 1.9, (c.greeting, took)
+    c.close()

@@ -189,6 +189,124 @@ test_cache(void)
 	screen_cache_free(sc);
 }
 
+/* Lines of STATE/screen.cache: what is read back, what is refused. */
+static const struct {
+	const char *line;
+	int ok;
+	bool pass;
+	unsigned long long expires;
+	const char *text;
+} lines[] = {
+    {"c0000201000000000000000000000004 F 1800000000 Service refused: "
+     "192.0.2.1 is listed by bl.test",
+	0, false, 1800000000ull,
+	"Service refused: 192.0.2.1 is listed by bl.test"},
+    {"20010db8000000010000000000000006 P 1800000000 ", 0, true, 1800000000ull,
+	""},
+    {"20010db8000000010000000000000006 F 1 x", 0, false, 1, "x"},
+    /* a pass with a text, a key that is no key, torn lines */
+    {"20010db8000000010000000000000006 P 1800000000 x", -1, false, 0, 0},
+    {"20010db8000000010000000000000106 P 1800000000 ", -1, false, 0, 0},
+    {"c0000201000000000000000000000005 F 1800000000 x", -1, false, 0, 0},
+    {"c0000201000000000000000000000104 F 1800000000 x", -1, false, 0, 0},
+    {"C0000201000000000000000000000004 F 1800000000 x", -1, false, 0, 0},
+    {"c0000201000000000000000000000004 F 1800000000", -1, false, 0, 0},
+    {"c0000201000000000000000000000004 F  x", -1, false, 0, 0},
+    {"c0000201000000000000000000000004 X 1 x", -1, false, 0, 0},
+    {"c0000201000000000000000000000004 F 99999999999999999999 x", -1, false, 0,
+	0},
+    {"c0000201000000000000000000000004 F 1 a\tb", -1, false, 0, 0},
+    {"c000020100000000000000000000004 F 1 x", -1, false, 0, 0},
+    {"", -1, false, 0, 0},
+    {SCREEN_FILE_MAGIC, -1, false, 0, 0},
+};
+
+static void
+test_file_lines(void)
+{
+	uint8_t key[SCREEN_KEY_LEN];
+	char text[SCREEN_TEXT_MAX], out[SCREEN_LINE_MAX + 1];
+	bool pass;
+	uint64_t exp;
+
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		int r = screen_line_parse(lines[i].line, strlen(lines[i].line),
+		    key, &pass, &exp, text, sizeof(text));
+
+		t_case(lines[i].line);
+		T_CHECK(r == lines[i].ok);
+		if (r != 0)
+			continue;
+		T_CHECK(pass == lines[i].pass && exp == lines[i].expires);
+		T_CHECK(strcmp(text, lines[i].text) == 0);
+		/* and written back the same */
+		T_CHECK(screen_line_format(
+			    out, sizeof(out), key, pass, exp, text) == 0);
+		T_CHECK(strcmp(out, lines[i].line) == 0);
+	}
+	t_case("the longest text fits SCREEN_LINE_MAX");
+	{
+		char longest[SCREEN_TEXT_MAX];
+		uint8_t v4[4] = {192, 0, 2, 1};
+
+		memset(longest, 'z', sizeof(longest) - 1);
+		longest[sizeof(longest) - 1] = '\0';
+		screen_cache_key(v4, 4, key);
+		T_CHECK(screen_line_format(out, sizeof(out), key, false,
+			    UINT64_C(9999999999999999999), longest) == 0);
+		T_CHECK(strlen(out) == SCREEN_LINE_MAX);
+		T_CHECK(screen_line_parse(out, strlen(out), key, &pass, &exp,
+			    text, sizeof(text)) == 0);
+		T_CHECK(strcmp(text, longest) == 0);
+	}
+	t_case("a text that cannot be written");
+	T_CHECK(
+	    screen_line_format(out, sizeof(out), key, false, 1, "a\nb") == -1);
+}
+
+static void
+each_count(const uint8_t key[SCREEN_KEY_LEN], bool pass, const char *text,
+    uint64_t left, void *arg)
+{
+	uint64_t *sum = arg;
+
+	(void)key;
+	(void)text;
+	sum[0]++;
+	sum[1] += left;
+	sum[2] += pass;
+}
+
+static void
+test_cache_restore(void)
+{
+	struct screen_cache *sc = screen_cache_new(10, 60);
+	uint8_t v4[4] = {192, 0, 2, 1}, k[SCREEN_KEY_LEN];
+	uint64_t sum[3] = {0, 0, 0};
+
+	t_case("put_for: the time left, never past the ttl");
+	screen_cache_key(v4, 4, k);
+	screen_cache_put_for(sc, k, false, "x", 1000, 10);
+	T_CHECK(screen_cache_get(sc, k, 1009, NULL, 0) == 0);
+	T_CHECK(screen_cache_get(sc, k, 1010, NULL, 0) == -1);
+	screen_cache_put_for(sc, k, false, "x", 1000, 100000);
+	T_CHECK(screen_cache_get(sc, k, 1059, NULL, 0) == 0);
+	T_CHECK(screen_cache_get(sc, k, 1060, NULL, 0) == -1);
+	screen_cache_put_for(sc, k, true, "", 2000, 0);
+	T_CHECK(screen_cache_count(sc) == 0);
+	t_case("each: the live entries with their time left");
+	screen_cache_put(sc, k, true, "", 3000); /* until 3060 */
+	v4[3] = 2;
+	screen_cache_key(v4, 4, k);
+	screen_cache_put(sc, k, false, "y", 3030); /* until 3090 */
+	screen_cache_each(sc, 3070, each_count, sum);
+	T_CHECK(sum[0] == 1 && sum[1] == 20 && sum[2] == 0);
+	sum[0] = sum[1] = sum[2] = 0;
+	screen_cache_each(sc, 3010, each_count, sum);
+	T_CHECK(sum[0] == 2 && sum[1] == 50 + 80 && sum[2] == 1);
+	screen_cache_free(sc);
+}
+
 int
 main(void)
 {
@@ -197,5 +315,7 @@ main(void)
 	T_RUN(test_qname);
 	T_RUN(test_classify);
 	T_RUN(test_cache);
+	T_RUN(test_file_lines);
+	T_RUN(test_cache_restore);
 	return t_summary();
 }
