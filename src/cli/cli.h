@@ -50,6 +50,8 @@ int cli_queue(const struct conf *c, int argc, char **argv);
 int cli_dkim(const struct conf *c, int argc, char **argv);
 /* "tern ... dmarc report [--dry-run]": argv[0] is "dmarc" (dmarc.c). */
 int cli_dmarc(const struct conf *c, int argc, char **argv);
+/* "tern ... doctor [DOMAIN...] [--address IP] [--json]" (doctor.c). */
+int cli_doctor(const struct conf *c, int argc, char **argv);
 /* As root with "user" configured, become that user (main.c): 0, or 1
  * after a message. */
 int cli_become_user(const struct conf *c);
@@ -83,6 +85,12 @@ int cli_control_ints(const struct conf *c, const char *req,
     const char *const *keys, int64_t *vals, size_t n);
 /* Run one control request ("FLUSH"): the exit code; -q uses it too. */
 int cli_queue_flush(const struct conf *c, bool quiet);
+
+/*
+ * The queue's size and the creation time of its oldest message (LIST over
+ * control.sock, queue.c): 0, or the exit code after a message.
+ */
+int cli_queue_oldest(const struct conf *c, size_t *n, int64_t *oldest);
 
 /* ---- sendmail: the pure parts (sendmail.c) ---------------------------- */
 
