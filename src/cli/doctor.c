@@ -948,15 +948,17 @@ dr_check_state_dir(struct dr *d)
 		    "ternd refuses to start",
 		    dir, (unsigned)st.st_uid, (unsigned)geteuid());
 	} else if (mode & (S_IWGRP | S_IWOTH)) {
-		str_fmt_cut(fix, sizeof(fix), "chmod 700 %s", dir);
+		str_fmt_cut(fix, sizeof(fix), "chmod 711 %s", dir);
 		dr_add(d, DR_FAIL, "state_dir", fix,
 		    "%s has mode %04o, writable by group or others: ternd "
 		    "refuses to start",
 		    dir, mode);
-	} else if (mode & 077) {
-		str_fmt_cut(fix, sizeof(fix), "chmod 700 %s", dir);
+	} else if (mode & (S_IRGRP | S_IROTH)) {
+		/* ternd keeps it 0711: others reach public/submit.sock
+		 * (sendmail) but cannot list the queue's names */
+		str_fmt_cut(fix, sizeof(fix), "chmod 711 %s", dir);
 		dr_add(d, DR_WARN, "state_dir", fix,
-		    "%s has mode %04o: others can read the queue", dir, mode);
+		    "%s has mode %04o: others can list it", dir, mode);
 	} else {
 		dr_add(d, DR_OK, "state_dir", NULL,
 		    "%s is owned by uid %u, mode %04o", dir,
