@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 
@@ -395,6 +396,33 @@ def test_doctor_dns_server_down(ternd, certs):
     assert {i["check"]: i["status"] for i in items}["dns"] == "fail"
     assert [i for i in items if i["check"] == "dns"][0]["fix"].startswith(
         "start the DNS server")
+
+
+def test_doctor_dns_server_silent(ternd, certs):
+    """A DNS server that takes the queries and never answers (a socket
+    nobody reads): the deadline ends the first lookup, and the later DNS
+    checks do not wait for it again (one deadline, not one per check)."""
+    t, rec = server(ternd, certs)
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sink.bind(("127.0.0.1", 0))
+        silent = f"127.0.0.1:{sink.getsockname()[1]}"
+        started = time.monotonic()
+        rc, out = doctor(t, silent)
+        took = time.monotonic() - started
+    finally:
+        sink.close()
+    assert rc == 2, out
+    assert line(out, "fail", "dns") == [
+        f"fail dns: the DNS server {silent} does not answer (timeout, "
+        f"looking up {MX}) — start the DNS server, or set dns.servers in "
+        f"tern.conf to one that answers"], out
+    assert line(out, "fail", "spf") == [
+        f"fail spf: not checked ({ORG}): no DNS answer from {silent} — make "
+        f"the resolver answer, then run tern doctor again"], out
+    assert took < 12 * SLOW, f"{took:.1f} s: the dead server was waited for " \
+        "more than once"
+    assert statuses(out)["port"] == "ok", out
 
 
 def test_doctor_usage(ternd):
