@@ -94,6 +94,19 @@ struct dr {
 
 /* ---- results ------------------------------------------------------------ */
 
+/*
+ * Names, greetings and SPF terms come from the network: anything but
+ * printable ASCII becomes '?', so a line cannot move the terminal's
+ * cursor and the JSON stays valid UTF-8 (DNS names are A-labels anyway).
+ */
+static void
+dr_printable(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
 static void dr_add(struct dr *d, enum dr_status st, const char *check,
     const char *fix, const char *fmt, ...) PRINTF_LIKE(5, 6);
 
@@ -122,6 +135,8 @@ dr_add(struct dr *d, enum dr_status st, const char *check, const char *fix,
 	str_vfmt_cut(it->detail, sizeof(it->detail), fmt, ap);
 	va_end(ap);
 	str_fmt_cut(it->fix, sizeof(it->fix), "%s", fix ? fix : "");
+	dr_printable(it->detail);
+	dr_printable(it->fix);
 	if (st > d->worst)
 		d->worst = st;
 	if (!d->json) {
@@ -346,20 +361,20 @@ static void
 dr_check_address(struct dr *d, const char *given)
 {
 	struct dns_addr found[DR_ADDRS_MAX];
+	const char *from;
 	char host[300];
 	unsigned port;
 	int n;
 
 	if (given != NULL) {
-		d->addr_text[0] = '\0';
 		if (!dr_parse_addr(given, strlen(given), &d->addr))
 			panic("event=doctor error=\"address checked twice\"");
-		d->have_addr = true;
+		from = "given with --address";
 	} else if (dr_listen_split(
 		       d->c->listen_smtp, host, sizeof(host), &port) &&
 		   dr_parse_addr(host, strlen(host), &d->addr) &&
 		   !dr_addr_wildcard(&d->addr)) {
-		d->have_addr = true;
+		from = "the address of listen.smtp";
 	} else {
 		n = dr_addrs(d, "address", d->c->hostname, found, DR_ADDRS_MAX);
 		if (n < 0)
@@ -369,23 +384,19 @@ dr_check_address(struct dr *d, const char *given)
 			    "run tern doctor --address IP, or add the A/AAAA "
 			    "record of hostname",
 			    "this host's address is unknown: listen.smtp "
-			    "listens on all addresses and hostname %s has no "
+			    "is not on one address and hostname %s has no "
 			    "A or AAAA record",
 			    d->c->hostname);
 			return;
 		}
 		d->addr = found[0];
-		d->have_addr = true;
+		from = "the A/AAAA record of hostname; give --address to "
+		       "check another";
 	}
+	d->have_addr = true;
 	if (dns_addr_format(&d->addr, d->addr_text, sizeof(d->addr_text)) != 0)
 		panic("event=doctor error=\"address format\"");
-	dr_add(d, DR_OK, "address", NULL, "%s (%s)", d->addr_text,
-	    given != NULL ? "given with --address"
-	    : d->c->listen_smtp != NULL &&
-		    strstr(d->c->listen_smtp, d->addr_text) != NULL
-		? "the address of listen.smtp"
-		: "the A/AAAA record of hostname; give --address to check "
-		  "another");
+	dr_add(d, DR_OK, "address", NULL, "%s (%s)", d->addr_text, from);
 }
 
 /* ---- MX ----------------------------------------------------------------- */
@@ -928,15 +939,26 @@ dr_check_state_dir(struct dr *d)
 	struct statvfs vfs;
 	struct stat st;
 	unsigned mode;
+	int r;
 
-	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		str_fmt_cut(fix, sizeof(fix),
-		    "create it (mkdir -m 700 %s, owned by ternd's user), or "
-		    "correct state_dir",
-		    dir);
-		dr_add(d, DR_FAIL, "state_dir", fix, "%s: %s", dir,
-		    errno != 0 && !S_ISLNK(st.st_mode) ? strerror(errno)
-						       : "not a directory");
+	if ((r = lstat(dir, &st)) != 0 || !S_ISDIR(st.st_mode)) {
+		const char *why = r != 0 ? strerror(errno)
+				  : S_ISLNK(st.st_mode)
+				      ? "a symbolic link: set "
+					"state_dir to the "
+					"directory itself"
+				      : "not a directory";
+
+		if (r != 0)
+			str_fmt_cut(fix, sizeof(fix),
+			    "create it (mkdir -m 711 %s, owned by ternd's "
+			    "user), or correct state_dir",
+			    dir);
+		else
+			str_fmt_cut(fix, sizeof(fix),
+			    "set state_dir to a directory: ternd refuses "
+			    "anything else");
+		dr_add(d, DR_FAIL, "state_dir", fix, "%s: %s", dir, why);
 		return;
 	}
 	mode = (unsigned)(st.st_mode & 07777);

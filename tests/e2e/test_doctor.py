@@ -425,6 +425,32 @@ def test_doctor_dns_server_silent(ternd, certs):
     assert statuses(out)["port"] == "ok", out
 
 
+def test_doctor_ipv6_address(ternd, dnsmasq, certs):
+    """An IPv6 address: AAAA records, the ip6.arpa PTR name (nibbles in
+    reverse), an ip6: SPF mechanism.  ::1, so the port check stays on
+    loopback (ternd listens on 127.0.0.1 only: refused)."""
+    t, rec = server(ternd, certs)
+    z = ["--local=/example.org/", "--local=/ip6.arpa/",
+         f"--mx-host={ORG},{MX},10", f"--host-record={MX},::1",
+         txt(ORG, "v=spf1 ip6:::1 -all")]
+    over = []
+    for k, v in t.overrides.items():
+        if k not in ("state_dir", "domains"):
+            over += ["-o", f"{k}={v}"]
+    r = t.tern(*over, "-o", f"dns.servers={dnsmasq(extra=z).server}",
+               "doctor", "--address", "::1", check=False)
+    out = r.stdout.decode()
+    assert r.returncode == 2, out
+    lines = out.splitlines()
+    assert f"ok mx: {ORG} MX {MX} has AAAA ::1" in lines, out
+    assert f"ok ptr: ::1 has PTR {MX}, which resolves back to it" in lines, out
+    assert f"ok helo: hostname {MX} resolves to ::1 and is its PTR name" \
+        in lines, out
+    assert f"ok spf: {ORG}: SPF passes ::1 (ip6:::1)" in lines, out
+    assert line(out, "fail", "port")[0].startswith(
+        f"fail port: ::1 port {t.port} does not accept connections"), out
+
+
 def test_doctor_usage(ternd):
     t = ternd(start=False)
     r = t.tern("doctor", "--address", "not-an-ip", check=False)
