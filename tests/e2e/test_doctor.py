@@ -104,25 +104,26 @@ def zone(dkim, mx=True, a="host", ptr=None, spf=("v=spf1 ip4:127.0.0.1 -all",),
     return z
 
 
-def server(ternd, certs, cert_name=MX, days=90, start=True):
+def server(ternd, certs, cert_name=MX, days=90, start=True, over=None):
     """A ternd for example.org as mx.example.org, with a certificate and an
     active DKIM key (selector s1); returns (t, its DKIM record)."""
     cert, key = certs(cert_name, days)
-    t = ternd({"hostname": MX, "domains": ORG, "tls.cert": cert,
-               "tls.key": key}, start=False)
+    t = ternd(dict({"hostname": MX, "domains": ORG, "tls.cert": cert,
+                    "tls.key": key}, **(over or {})), start=False)
     out = t.tern("dkim", "keygen", ORG, "--selector", "s1").stdout.decode()
     if start:
         t.start()
     return t, dkim_record(out, "s1")
 
 
-def doctor(t, dns_server, *args):
-    """tern doctor with t's configuration and dns.servers: (rc, lines)."""
+def doctor(t, dns_server, *args, pre=()):
+    """tern doctor with t's configuration, dns.servers and the options
+    pre: (rc, output)."""
     over = []
     for k, v in t.overrides.items():
         if k not in ("state_dir", "domains"):
             over += ["-o", f"{k}={v}"]
-    over += ["-o", f"dns.servers={dns_server}"]
+    over += ["-o", f"dns.servers={dns_server}", *pre]
     started = time.monotonic()
     r = t.tern(*over, "doctor", "--address", ADDR, *args, check=False)
     took = time.monotonic() - started
@@ -370,6 +371,32 @@ def test_doctor_port_not_reachable(ternd, dnsmasq, certs):
         f"the firewall"], out
     assert line(out, "warn", "queue")[0].startswith(
         "warn queue: not checked: ternd does not answer on "), out
+
+
+def test_doctor_queue_older_than_delay_warning(ternd, dnsmasq, certs):
+    """A message that cannot leave (its smarthost refuses connections)
+    stays queued: ok while it is younger than queue.delay_warning, a
+    warning once older."""
+    t, rec = server(ternd, certs, over={
+        "relay.networks": "127.0.0.0/8",
+        "relay.smarthost": f"127.0.0.1:{free_port()}",
+        "queue.delay_warning": "2"})
+    rep = t.send_raw("claire@example.net", ["bob@remote.example"],
+                     b"Subject: stuck\r\n\r\nbody\r\n")
+    assert rep.code == 250, rep
+    dns = dnsmasq(extra=zone(rec))
+    rc, out = doctor(t, dns.server, pre=("-o", "queue.delay_warning=3600"))
+    assert rc == 0, out
+    [x] = line(out, "ok", "queue")
+    assert re.fullmatch(r"ok queue: 1 message queued, the oldest for [0-9] s",
+                        x), out
+    time.sleep(3)
+    rc, out = doctor(t, dns.server)
+    assert rc == 1, out
+    [x] = line(out, "warn", "queue")
+    assert re.fullmatch(r"warn queue: 1 message queued, the oldest for \d+ s "
+                        r"\(more than queue.delay_warning, 2 s\) — see why "
+                        r"with tern queue list and tern queue show ID", x), out
 
 
 def test_doctor_dns_server_down(ternd, certs):
