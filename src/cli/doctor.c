@@ -1176,6 +1176,25 @@ dr_check_port(struct dr *d)
 
 /* ---- the command -------------------------------------------------------- */
 
+/* A DOMAIN argument: a host name (it names a folder under STATE/dkim
+ * too, so nothing like "../x" gets there), lower-cased in place as the
+ * configured domains are. */
+static bool
+dr_domain_ok(char *s)
+{
+	char out[DNS_NAME_MAX + 1];
+	enum addr_domain_kind kind;
+	char *p;
+
+	for (p = s; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+
+	return addr_parse_domain(s, strlen(s), 0, out, sizeof(out), &kind) ==
+		   ADDR_OK &&
+	       kind == ADDR_DOMAIN_NAME;
+}
+
 static int
 dr_usage(const char *what)
 {
@@ -1212,6 +1231,9 @@ cli_doctor(const struct conf *c, int argc, char **argv)
 		} else if (argv[i][0] == '-') {
 			free(doms);
 			return dr_usage("unknown option or missing value");
+		} else if (!dr_domain_ok(argv[i])) {
+			free(doms);
+			return dr_usage("DOMAIN is not a domain name");
 		} else {
 			doms[ndoms++] = argv[i];
 		}

@@ -482,3 +482,7 @@ def test_doctor_usage(ternd):
     t = ternd(start=False)
     r = t.tern("doctor", "--address", "not-an-ip", check=False)
     assert r.returncode == 64 and b"--address" in r.stderr, r
+    r = t.tern("doctor", "../../etc", check=False)
+    assert r.returncode == 64 and b"not a domain name" in r.stderr, r
+    r = t.tern("doctor", "--color", check=False)
+    assert r.returncode == 64 and b"unknown option" in r.stderr, r
