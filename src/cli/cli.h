@@ -3,12 +3,16 @@
  * (user, alias, config) calls the entry points below; sendmail.c holds the
  * sendmail(1) and mailq(1) personalities, queue.c the "tern queue"
  * commands and the control-socket client, json.c the small JSON reader
- * for the control socket's answers.  The pure parts (flag parser, message
+ * for the control socket's answers, dkim.c and dmarc.c those commands,
+ * doctor.c "tern doctor" (its DNS and DKIM check shared with dkim.c
+ * through cli/resolve.h).  The pure parts (flag parser, message
  * reader, recipient extraction, exit codes, JSON) are declared here too,
  * for tests/unit/test_sendmail.c and tests/unit/test_json.c.
  *
  * Owns: the tern command.  May call: addr, auth, conf, deliver (Maildir
- * creation), queue (ids), smtp (reply parsing), table, util; reaches a
+ * creation, the resolver), mailauth (DKIM keys, the SPF evaluator, the
+ * DMARC record parser), queue (ids), smtp (reply parsing), table, tls
+ * (where the self-signed pair lives), util; reaches a
  * running ternd only through control.sock and public/submit.sock.
  *
  * Exit codes are sysexits(3): 0, 64 EX_USAGE, 65 EX_DATAERR, 69
