@@ -3,12 +3,16 @@
  * (user, alias, config) calls the entry points below; sendmail.c holds the
  * sendmail(1) and mailq(1) personalities, queue.c the "tern queue"
  * commands and the control-socket client, json.c the small JSON reader
- * for the control socket's answers.  The pure parts (flag parser, message
+ * for the control socket's answers, dkim.c and dmarc.c those commands,
+ * doctor.c "tern doctor" (its DNS and DKIM check shared with dkim.c
+ * through cli/resolve.h).  The pure parts (flag parser, message
  * reader, recipient extraction, exit codes, JSON) are declared here too,
  * for tests/unit/test_sendmail.c and tests/unit/test_json.c.
  *
  * Owns: the tern command.  May call: addr, auth, conf, deliver (Maildir
- * creation), queue (ids), smtp (reply parsing), table, util; reaches a
+ * creation, the resolver), mailauth (DKIM keys, the SPF evaluator, the
+ * DMARC record parser), queue (ids), smtp (reply parsing), table, tls
+ * (where the self-signed pair lives), util; reaches a
  * running ternd only through control.sock and public/submit.sock.
  *
  * Exit codes are sysexits(3): 0, 64 EX_USAGE, 65 EX_DATAERR, 69
@@ -50,6 +54,8 @@ int cli_queue(const struct conf *c, int argc, char **argv);
 int cli_dkim(const struct conf *c, int argc, char **argv);
 /* "tern ... dmarc report [--dry-run]": argv[0] is "dmarc" (dmarc.c). */
 int cli_dmarc(const struct conf *c, int argc, char **argv);
+/* "tern ... doctor [DOMAIN...] [--address IP] [--json]" (doctor.c). */
+int cli_doctor(const struct conf *c, int argc, char **argv);
 /* As root with "user" configured, become that user (main.c): 0, or 1
  * after a message. */
 int cli_become_user(const struct conf *c);
@@ -83,6 +89,12 @@ int cli_control_ints(const struct conf *c, const char *req,
     const char *const *keys, int64_t *vals, size_t n);
 /* Run one control request ("FLUSH"): the exit code; -q uses it too. */
 int cli_queue_flush(const struct conf *c, bool quiet);
+
+/*
+ * The queue's size and the creation time of its oldest message (LIST over
+ * control.sock, queue.c): 0, or the exit code after a message.
+ */
+int cli_queue_oldest(const struct conf *c, size_t *n, int64_t *oldest);
 
 /* ---- sendmail: the pure parts (sendmail.c) ---------------------------- */
 

@@ -44,6 +44,7 @@
 #include <event2/event.h>
 
 #include "cli/cli.h"
+#include "cli/resolve.h"
 #include "deliver/dns.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dkimsel.h"
@@ -633,31 +634,69 @@ out:
 /* ---- check -----------------------------------------------------------------
  */
 
-struct dk_lookup {
+struct cli_resolver {
+	struct event_base *base;
+	struct dns *dns;
+};
+
+struct cli_resolver *
+cli_resolver_new(const struct conf *c, unsigned timeout_ms)
+{
+	struct cli_resolver *r = xcalloc(1, sizeof(*r));
+	char err[256];
+
+	if ((r->base = event_base_new()) == NULL) {
+		cli_warnx("resolver: no event loop");
+		free(r);
+		return NULL;
+	}
+	if ((r->dns = dns_new(r->base, c->dns_servers, err, sizeof(err))) ==
+	    NULL) {
+		cli_warnx("resolver: %s", err);
+		cli_resolver_free(r);
+		return NULL;
+	}
+	if (timeout_ms > 0 && dns_set_timeout(r->dns, timeout_ms) != 0)
+		panic("event=resolver error=\"timeout set while busy\"");
+	return r;
+}
+
+void
+cli_resolver_free(struct cli_resolver *r)
+{
+	if (r == NULL)
+		return;
+	dns_free(r->dns);
+	if (r->base != NULL)
+		event_base_free(r->base);
+	free(r);
+}
+
+struct dk_pending {
 	bool done;
-	enum dns_rcode rcode;
-	enum dns_reason reason;
-	/* the records, each one's strings joined, NUL-separated */
-	char recs[DNS_ANSWER_DATA + DNS_ANSWER_RRS];
-	size_t off[DNS_ANSWER_RRS], len[DNS_ANSWER_RRS], n;
+	struct cli_dns_answer *a;
 };
 
 static void
 dk_on_answer(const struct dns_answer *ans, void *arg)
 {
-	struct dk_lookup *l = arg;
+	struct dk_pending *p = arg;
+	struct cli_dns_answer *l = p->a;
 	size_t i, used = 0;
 
-	l->done = true;
+	p->done = true;
 	l->rcode = ans->rcode;
 	l->reason = ans->reason;
 	l->n = 0;
 	for (i = 0; i < ans->n; i++) {
 		const struct dns_rr *rr = &ans->rrs[i];
+		bool join = rr->txt_continue && l->n > 0;
 
 		if (used + rr->len + 1 > sizeof(l->recs))
 			break;
-		if (!rr->txt_continue || l->n == 0) {
+		if (join) {
+			used--; /* over the NUL of the record it continues */
+		} else {
 			if (l->n == DNS_ANSWER_RRS)
 				break;
 			l->off[l->n] = used;
@@ -665,98 +704,151 @@ dk_on_answer(const struct dns_answer *ans, void *arg)
 		}
 		memcpy(l->recs + used, rr->data, rr->len);
 		used += rr->len;
+		l->recs[used++] = '\0';
 		l->len[l->n - 1] += rr->len;
 	}
 }
 
-/* The TXT records of name: 0 with l filled, or -1 after a message. */
-static int
-dk_txt(const struct conf *c, const char *name, struct dk_lookup *l)
+void
+cli_resolve(struct cli_resolver *r, enum dns_qtype type, const char *name,
+    struct cli_dns_answer *a)
 {
-	struct event_base *base = event_base_new();
-	struct dns *dns;
-	char err[256];
+	struct dk_pending p = {false, a};
 
-	if (base == NULL)
-		return -1;
-	if ((dns = dns_new(base, c->dns_servers, err, sizeof(err))) == NULL) {
-		cli_warnx("resolver: %s", err);
-		event_base_free(base);
-		return -1;
-	}
-	l->done = false;
-	dns_lookup(dns, DNS_Q_TXT, name, dk_on_answer, l);
-	while (!l->done && event_base_loop(base, EVLOOP_ONCE) == 0)
+	a->n = 0;
+	a->rcode = DNS_ANS_TEMP;
+	a->reason = DNS_REASON_RESOLVER;
+	dns_lookup(r->dns, type, name, dk_on_answer, &p);
+	while (!p.done && event_base_loop(r->base, EVLOOP_ONCE) == 0)
 		;
-	dns_free(dns);
-	event_base_free(base);
-	return l->done ? 0 : -1;
+	if (!p.done)
+		(void)dns_cancel(r->dns, &p);
 }
 
-/* One key against its published record: 0 ok, 1 otherwise. */
+/* One key against its published record: out filled, 0 ok, 1 otherwise. */
 static int
-dk_check_key(const struct conf *c, const char *dom, const struct dk_domain *d,
-    const struct dkimsel_key *k, struct dk_lookup *l)
+dk_check_key(struct cli_resolver *r, const char *dom, const struct dk_domain *d,
+    const struct dkimsel_key *k, struct cli_dns_answer *l,
+    struct cli_dkim_check *out)
 {
-	char name[600], rec[2048], why[160] = "";
-	const char *verdict = "missing", *err = NULL;
+	const char *err = NULL;
 	struct dkim_key ours, pub;
 	EVP_PKEY *pk = dk_load_key(d, k);
 	size_t i;
 	bool found = false;
 
-	if (pk == NULL || dk_record(pk, rec, sizeof(rec), NULL) != 0 ||
-	    dkim_key_parse(rec, strlen(rec), &ours, &err) != DKIM_PASS) {
+	memset(out, 0, sizeof(*out));
+	out->domain = dom;
+	out->selector = k->selector;
+	out->alg = dkimsel_type_name(k->type);
+	out->active = k->active;
+	out->verdict = "missing";
+	str_fmt_cut(
+	    out->name, sizeof(out->name), "%s._domainkey.%s", k->selector, dom);
+	if (pk == NULL ||
+	    dk_record(pk, out->rec, sizeof(out->rec), NULL) != 0 ||
+	    dkim_key_parse(out->rec, strlen(out->rec), &ours, &err) !=
+		DKIM_PASS) {
 		EVP_PKEY_free(pk);
-		printf("%s %s %s: error (the key file)\n", dom, k->selector,
-		    dkimsel_type_name(k->type));
+		out->verdict = "error";
+		str_fmt_cut(out->why, sizeof(out->why), "the key file");
 		return 1;
 	}
 	EVP_PKEY_free(pk);
-	str_fmt_cut(name, sizeof(name), "%s._domainkey.%s", k->selector, dom);
-	if (dk_txt(c, name, l) != 0) {
-		verdict = "error";
-		str_fmt_cut(why, sizeof(why), "no answer");
-	} else if (l->rcode == DNS_ANS_TEMP) {
-		verdict = "error";
-		str_fmt_cut(why, sizeof(why), "DNS %s, try again",
+	cli_resolve(r, DNS_Q_TXT, out->name, l);
+	if (l->rcode == DNS_ANS_TEMP) {
+		out->verdict = "error";
+		str_fmt_cut(out->why, sizeof(out->why), "DNS %s, try again",
 		    dns_reason_name(l->reason));
 	} else if (l->rcode == DNS_ANS_NXDOMAIN || l->n == 0) {
-		str_fmt_cut(why, sizeof(why), "no TXT record at %s", name);
+		str_fmt_cut(out->why, sizeof(out->why), "no TXT record at %s",
+		    out->name);
 	} else {
-		verdict = "mismatch";
+		out->verdict = "mismatch";
 		for (i = 0; i < l->n && !found; i++) {
-			enum dkim_result r = dkim_key_parse(
+			enum dkim_result res = dkim_key_parse(
 			    l->recs + l->off[i], l->len[i], &pub, &err);
 
-			if (r != DKIM_PASS) {
-				str_fmt_cut(why, sizeof(why),
+			if (res != DKIM_PASS) {
+				str_fmt_cut(out->why, sizeof(out->why),
 				    "the record is not a DKIM key: %s", err);
 				continue;
 			}
 			if (pub.revoked) {
-				verdict = "revoked";
-				str_fmt_cut(why, sizeof(why),
+				out->verdict = "revoked";
+				str_fmt_cut(out->why, sizeof(out->why),
 				    "p= is empty: the key is withdrawn");
 			} else if (pub.type == ours.type &&
 				   EVP_PKEY_eq(pub.pkey, ours.pkey) == 1) {
-				verdict = "ok";
+				out->verdict = "ok";
 				found = true;
-				str_fmt_cut(why, sizeof(why), "%s",
+				str_fmt_cut(out->why, sizeof(out->why), "%s",
 				    pub.testing ? "published, t=y (testing)"
 						: "published");
 			} else {
-				str_fmt_cut(why, sizeof(why),
+				str_fmt_cut(out->why, sizeof(out->why),
 				    "the published p= is another key");
 			}
 			dkim_key_clear(&pub);
 		}
 	}
 	dkim_key_clear(&ours);
-	printf("%s %s %s %s: %s (%s)\n", dom, k->selector,
-	    dkimsel_type_name(k->type), k->active ? "active" : "inactive",
-	    verdict, why);
-	return strcmp(verdict, "ok") == 0 ? 0 : 1;
+	return strcmp(out->verdict, "ok") == 0 ? 0 : 1;
+}
+
+/*
+ * Every key of dom (or only the one named sel), each handed to fn: the
+ * number checked, or -1 after a message.  *bad: some key that matters
+ * (active, or named) is not published as it is on disk.
+ */
+static int
+dk_check_keys(const struct conf *c, struct cli_resolver *r, const char *dom,
+    const char *sel, void (*fn)(const struct cli_dkim_check *, void *),
+    void *arg, bool *bad)
+{
+	struct dk_domain *d = xmalloc(sizeof(*d));
+	struct cli_dns_answer *l = xmalloc(sizeof(*l));
+	struct cli_dkim_check *out = xmalloc(sizeof(*out));
+	int checked = 0;
+	size_t i;
+
+	*bad = false;
+	if (dk_domain_read(c, dom, d) != 0) {
+		checked = -1;
+		goto out;
+	}
+	for (i = 0; i < d->n; i++) {
+		if (sel != NULL && strcmp(d->keys[i].selector, sel) != 0)
+			continue;
+		checked++;
+		if (dk_check_key(r, dom, d, &d->keys[i], l, out) != 0 &&
+		    (sel != NULL || d->keys[i].active))
+			*bad = true;
+		fn(out, arg);
+	}
+out:
+	free(out);
+	free(l);
+	free(d);
+	return checked;
+}
+
+int
+cli_dkim_check_domain(const struct conf *c, struct cli_resolver *r,
+    const char *dom, void (*fn)(const struct cli_dkim_check *, void *),
+    void *arg)
+{
+	bool bad;
+
+	return dk_check_keys(c, r, dom, NULL, fn, arg, &bad);
+}
+
+static void
+dk_print_check(const struct cli_dkim_check *k, void *arg)
+{
+	(void)arg;
+	printf("%s %s %s %s: %s (%s)\n", k->domain, k->selector, k->alg,
+	    k->active ? "active" : "inactive", k->verdict, k->why);
 }
 
 /*
@@ -768,38 +860,22 @@ dk_check_key(const struct conf *c, const char *dom, const struct dk_domain *d,
 static int
 dk_check(const struct conf *c, char *dom, char *sel)
 {
-	struct dk_domain *d;
-	struct dk_lookup *l;
-	size_t i, checked = 0;
-	int rc = 0, r;
+	struct cli_resolver *r;
+	bool bad = false;
+	int checked;
 
 	if (!dk_name_ok(dom, false) || (sel != NULL && !dk_name_ok(sel, true)))
 		return dk_usage_err("check DOMAIN [SELECTOR]");
 	if (cli_become_user(c) != 0)
 		return 1;
-	d = xmalloc(sizeof(*d));
-	l = xmalloc(sizeof(*l));
-	if (dk_domain_read(c, dom, d) != 0) {
-		rc = 1;
-		goto out;
-	}
-	for (i = 0; i < d->n; i++) {
-		if (sel != NULL && strcmp(d->keys[i].selector, sel) != 0)
-			continue;
-		checked++;
-		r = dk_check_key(c, dom, d, &d->keys[i], l);
-		if (sel != NULL || d->keys[i].active)
-			rc |= r;
-	}
-	if (checked == 0) {
+	if ((r = cli_resolver_new(c, 0)) == NULL)
+		return 1;
+	checked = dk_check_keys(c, r, dom, sel, dk_print_check, NULL, &bad);
+	cli_resolver_free(r);
+	if (checked == 0)
 		cli_warnx("%s has no key%s%s (tern dkim list)", dom,
 		    sel ? " with selector " : "", sel ? sel : "");
-		rc = 1;
-	}
-out:
-	free(l);
-	free(d);
-	return rc;
+	return checked <= 0 || bad ? 1 : 0;
 }
 
 int

@@ -8,6 +8,7 @@
  *   tern config
  *   tern queue list|show ID|flush|delete ID|hold ID|release ID [--json]
  *   tern dkim keygen DOMAIN [...] | list   (dkim.c)
+ *   tern doctor [DOMAIN...] [--address IP] [--json]   (doctor.c)
  *   tern sendmail [FLAGS] [RCPT...], tern mailq; argv[0] sendmail, mailq
  *
  * The queue, sendmail and mailq commands live in queue.c and sendmail.c
@@ -78,6 +79,10 @@ static const char cli_usage_text[] =
     "  dkim list                             the DKIM keys and records\n"
     "  dmarc report [--dry-run]              send the DMARC aggregate reports\n"
     "                                        due now (--dry-run: print them)\n"
+    "  doctor [DOMAIN...] [--address IP] [--json]\n"
+    "                                        check DNS (MX, PTR, SPF, DKIM,\n"
+    "                                        DMARC), certificate, state_dir,\n"
+    "                                        queue and port 25 from here\n"
     "  sendmail [FLAGS] [RCPT...]            send stdin (sendmail(1) flags)\n"
     "  mailq                                 the queue, as mailq(1) shows it\n"
     "\n"
@@ -758,6 +763,8 @@ cli_run(struct cli *cl, int argc, char **argv)
 		return cli_dkim(cl->conf, argc, argv);
 	if (strcmp(cmd, "dmarc") == 0)
 		return cli_dmarc(cl->conf, argc, argv);
+	if (strcmp(cmd, "doctor") == 0)
+		return cli_doctor(cl->conf, argc, argv);
 	if (strcmp(cmd, "mailq") == 0)
 		return cli_mailq(cl->conf, argc, argv);
 	if (strcmp(cmd, "sendmail") == 0)

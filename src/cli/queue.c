@@ -646,3 +646,29 @@ cli_mailq(const struct conf *c, int argc, char **argv)
 	q_answer_free(&a);
 	return rc;
 }
+
+int
+cli_queue_oldest(const struct conf *c, size_t *n, int64_t *oldest)
+{
+	const struct json_node *msgs, *m;
+	struct q_answer a;
+	int64_t created;
+	int rc = q_call(c, "LIST", &a);
+
+	*n = 0;
+	*oldest = 0;
+	if (rc == 0) {
+		msgs = json_get(a.root, "messages");
+		for (m = msgs != NULL && msgs->type == JSON_ARRAY ? msgs->child
+								  : NULL;
+		     m != NULL; m = m->next) {
+			if (!json_get_int(m, "created", &created))
+				continue;
+			if (*n == 0 || created < *oldest)
+				*oldest = created;
+			(*n)++;
+		}
+	}
+	q_answer_free(&a);
+	return rc;
+}
