@@ -132,6 +132,8 @@ static const struct conf_key conf_keys[] = {
 	K("dns", "cache_max_ttl", CONF_T_SECS, dns_cache_max_ttl, 0, 86400),
 	K("dns", "cache_entries", CONF_T_UINT, dns_cache_entries, 1, 1000000),
 	K("delivery", "lmtp", CONF_T_LMTP, delivery_lmtp, 0, 0),
+	K("delivery", "concurrency_per_destination", CONF_T_UINT,
+	    delivery_concurrency_per_destination, 1, 1000),
 	K("log", "level", CONF_T_LEVEL, log_level, 0, 0),
 	K("queue", "retry_first", CONF_T_SECS, queue_retry_first, 1, 86400),
 	K("queue", "retry_max", CONF_T_SECS, queue_retry_max, 1, 7 * 86400),
@@ -1304,6 +1306,7 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->timeout_data = 300;
 	c->timeout_shutdown = 30;
 	c->relay_port = 25;
+	c->delivery_concurrency_per_destination = 10;
 	c->dns_cache_max_ttl = 300;
 	c->dns_cache_entries = 4096;
 	c->queue_retry_first = 300;

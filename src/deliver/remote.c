@@ -86,6 +86,13 @@
 #define REMOTE_CMD_OUT_MAX                                                     \
 	(SMTP_CLIENT_RCPT_MAX * SMTP_CMD_LINE_PARAMS_MAX + 4096)
 #define REMOTE_LABEL_MAX 400 /* "host[addr]:port" */
+/*
+ * Jobs wait in the FIFO of a destination that asked to slow down while
+ * its pause is at most this; past it (seven refusals in a row) they go
+ * back to the queue, so a receiver that refuses everything does not hold
+ * them in memory, out of the queue's retry schedule.
+ */
+#define REMOTE_SLOW_HOLD_MS (60u * 1000u)
 
 enum rconn_phase { PH_CONNECT, PH_SMTP, PH_TLS, PH_BODY };
 
@@ -115,6 +122,9 @@ struct rconn {
 	char label[REMOTE_LABEL_MAX];
 	char last_mx[DNS_NAME_MAX + 3]; /* last host that answered, or "" */
 	struct smtp_client_result last; /* the latest failure, for TEMP */
+	unsigned epoch;	  /* d->slow.epoch when opened (slowdown.h) */
+	bool signalled;	  /* this session told d to slow down already */
+	bool unreachable; /* last: the connection was refused or timed out */
 };
 
 static int rconn_drive(struct rconn *c);
@@ -277,6 +287,38 @@ rconn_advance(struct rconn *c)
 	}
 }
 
+/*
+ * A receiver asking to slow down: 421 (RFC 5321 3.8, "service not
+ * available", what an overloaded or rate-limiting server says) or a
+ * temporary 4.7.x (RFC 3463 "security or policy status": rate and
+ * reputation limits).  Replies tern made up itself never count.
+ */
+static bool
+rconn_slow_reply(const struct smtp_client_result *e)
+{
+	return e->remote && e->code >= 400 && e->code < 500 &&
+	       (e->code == 421 || strncmp(e->enh, "4.7.", 4) == 0);
+}
+
+/* Tell the destination what this job's session said: a slow-down
+ * reply to any recipient, else a delivery if any recipient got one. */
+static void
+rconn_feedback(struct rconn *c, const struct rjob *j)
+{
+	bool ok = false;
+	size_t i;
+
+	for (i = 0; i < j->nrcpts && !c->signalled; i++) {
+		if (rconn_slow_reply(&j->results[i])) {
+			c->signalled = true;
+			dest_slow_signal(c->d, &c->epoch, j->results[i].text);
+		}
+		ok = ok || j->results[i].cls == SMTP_RESULT_OK;
+	}
+	if (!c->signalled && ok)
+		dest_slow_success(c->d);
+}
+
 /* The job is decided here: its results come from the session. */
 static void
 rconn_job_done(struct rconn *c)
@@ -286,13 +328,15 @@ rconn_job_done(struct rconn *c)
 
 	for (i = 0; i < j->nrcpts; i++)
 		j->results[i] = *smtp_client_result(c->sc, i);
+	rconn_feedback(c, j);
 	str_fmt_cut(j->mx, sizeof(j->mx), "%s", c->last_mx);
 	c->job = NULL;
 	job_finish(c->d->r, j, c->host_log, c->addr_log);
 }
 
 /* Every address failed: TEMP with the last error, for this job and for
- * every job waiting for the destination.  c is freed. */
+ * every job waiting for the destination (unless it is only asking to
+ * slow down: see below).  c is freed. */
 static int
 rconn_exhausted(struct rconn *c)
 {
@@ -310,7 +354,15 @@ rconn_exhausted(struct rconn *c)
 		str_fmt_cut(j->mx, sizeof(j->mx), "%s", c->last_mx);
 		job_finish(d->r, j, mx, "none");
 	}
-	dest_fail_waiting(d, &c->last, c->last_mx);
+	if (c->unreachable)
+		dest_slow_signal(d, &c->epoch, c->last.text);
+	/* a receiver that is up but asked to slow down gets the waiting
+	   jobs later, at the pace (dest_kick); one that is unreachable, or
+	   keeps refusing past REMOTE_SLOW_HOLD_MS of pause, fails them, so
+	   they go back to the queue's own retry schedule */
+	if (!rconn_slow_reply(&c->last) ||
+	    slowdown_pause(&d->slow) > REMOTE_SLOW_HOLD_MS)
+		dest_fail_waiting(d, &c->last, c->last_mx);
 	rconn_free(c);
 	return -1;
 }
@@ -326,6 +378,7 @@ rconn_connect_error(struct rconn *c, int err)
 
 	str_fmt_cut(t, sizeof(t), "connect to %s: %s", c->label, strerror(err));
 	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
+	c->unreachable = err == ECONNREFUSED || err == ETIMEDOUT;
 	log_info("id=%s mx=%s addr=%s event=connect status=failed error=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log, strerror(err));
 	return -1;
@@ -405,6 +458,7 @@ rconn_new(struct rdest *d, struct rjob *j)
 
 	c->d = d;
 	c->job = j;
+	c->epoch = d->slow.epoch;
 	c->res = *d->res;
 	c->fd = -1;
 	buf_init(&c->out, REMOTE_CMD_OUT_MAX);
@@ -556,6 +610,7 @@ rconn_record_error(struct rconn *c)
 		str_fmt_cut(t, sizeof(t), "%s: %s", c->label, e->text);
 	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, four ? e->code : 451,
 	    four && e->enh[0] == '4' ? e->enh : "4.4.0", t);
+	c->unreachable = false;
 	if (four && e->remote) {
 		c->last.remote = true;
 		c->last.cmd = e->cmd;
@@ -573,12 +628,18 @@ rconn_failed(struct rconn *c)
 		rconn_free(c);
 		return -1;
 	}
+	if (rconn_slow_reply(smtp_client_error(c->sc))) {
+		c->signalled = true;
+		dest_slow_signal(
+		    c->d, &c->epoch, smtp_client_error(c->sc)->text);
+	}
 	if (rconn_decided(c)) {
 		rconn_job_done(c);
 		rconn_free(c);
 		return -1;
 	}
 	rconn_record_error(c);
+	c->signalled = false; /* the next address is another receiver */
 	log_info("id=%s mx=%s addr=%s event=session_failed code=%d text=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log, c->last.code,
 	    log_quote(text, sizeof(text), c->last.text, strlen(c->last.text)));
@@ -603,6 +664,7 @@ rconn_txn_done(struct rconn *c)
 			c->job = j;
 			c->body_sent = false;
 			c->shell_err = false;
+			c->signalled = false;
 			return;
 		}
 		/* remote_deliver() checked the envelope: not reached */
@@ -823,6 +885,7 @@ rconn_implicit_failed(struct rconn *c, const char *why)
 	str_fmt_cut(
 	    t, sizeof(t), "TLS handshake with %s failed: %s", c->label, why);
 	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", t);
+	c->unreachable = false;
 	rconn_close_socket(c);
 	rconn_advance(c);
 	return rconn_try(c);

@@ -1179,7 +1179,7 @@ qmgr_new(struct server *s)
 	rc.lmtp = s->conf->delivery_lmtp;
 	rc.self = self;
 	rc.nself = listening_addresses(s, self, REMOTE_SELF_MAX);
-	rc.max_per_dest = 10;
+	rc.max_per_dest = s->conf->delivery_concurrency_per_destination;
 	rc.timeout_connect = 30;
 	rc.timeout_command = 300;
 	if ((q->remote = remote_new(s->base, q->dns, q->client_ctx, &rc)) ==

@@ -62,6 +62,7 @@ test_defaults(void)
 	T_CHECK(c->inflight_memory == (uint64_t)256 << 20);
 	T_CHECK(c->inflight_scratch == (uint64_t)4 << 30);
 	T_CHECK_INT(c->recipients, 1000);
+	T_CHECK_INT(c->delivery_concurrency_per_destination, 10);
 	T_CHECK_INT(c->connections, 4096);
 	T_CHECK_INT(c->connections_per_ip, 50);
 	T_CHECK_INT(c->errors, 20);
@@ -761,6 +762,11 @@ test_milter_keys(void)
 	    {"screen.threshold=3", "screen.threshold = 3\n"},
 	    {"screen.cache_ttl=1h", "screen.cache_ttl = 3600\n"},
 	    {"screen.dns_timeout=0", NULL},
+	    /* outbound pace (docs/queue.md) */
+	    {"delivery.concurrency_per_destination=3",
+		"delivery.concurrency_per_destination = 3\n"},
+	    {"delivery.concurrency_per_destination=0", NULL},
+	    {"delivery.concurrency_per_destination=1001", NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -792,7 +798,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 84);
+	T_CHECK_INT(l.n, 85);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "screen.greet_pause = 0\n") != NULL);
 	T_CHECK(strstr(l.text, "screen.dnsbl = \n") != NULL);
