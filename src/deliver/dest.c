@@ -43,6 +43,9 @@
 #include "deliver/target.h"
 
 #define REMOTE_DNS_TTL_MS (60 * 1000)
+/* ms of pause past which waiting jobs go back to the queue: seven
+   slow-down signals without a delivery in between (1+2+...+64 s) */
+#define DEST_SLOW_HOLD_MS (60u * 1000u)
 
 /* ======================================================================
  * Destinations
@@ -379,10 +382,13 @@ dest_slow_log(const struct rdest *d, const char *reason, const char *why)
 }
 
 void
-dest_slow_signal(struct rdest *d, unsigned *epoch, const char *why)
+dest_slow_signal(struct rdest *d, unsigned *epoch,
+    const struct smtp_client_result *res, const char *mx)
 {
+	d->slow_reply = *res;
+	str_fmt_cut(d->slow_mx, sizeof(d->slow_mx), "%s", mx);
 	if (slowdown_signal(&d->slow, epoch, time_now_ms()) == SLOWDOWN_CHANGED)
-		dest_slow_log(d, "slow_down", why);
+		dest_slow_log(d, "slow_down", res->text);
 }
 
 void
@@ -415,6 +421,30 @@ dest_arm(struct rdest *d, uint64_t ms)
 		panic("remote: cannot arm a timer");
 }
 
+/*
+ * A pause runs and jobs wait.  They stay in the FIFO (the pause is not
+ * an attempt of theirs) while the pause is at most DEST_SLOW_HOLD_MS;
+ * past it, or when ternd stops, they are deferred with the receiver's
+ * last reply and go back to the queue's retry schedule, so a receiver
+ * that refuses everything cannot hold them in memory, and a stopping
+ * ternd does not wait for a pause.
+ */
+static void
+dest_pause(struct rdest *d, uint64_t wait)
+{
+	struct smtp_client_result res;
+
+	if (d->r->stopping) {
+		smtp_client_result_set(&res, SMTP_RESULT_TEMP, 451, "4.3.2",
+		    "delivery stopped: the mail system is shutting down");
+		dest_fail_waiting(d, &res, "");
+	} else if (slowdown_pause(&d->slow) > DEST_SLOW_HOLD_MS) {
+		dest_fail_waiting(d, &d->slow_reply, d->slow_mx);
+	} else {
+		dest_arm(d, wait);
+	}
+}
+
 /* Start connections for waiting jobs while the destination has room. */
 static void
 dest_kick(struct rdest *d)
@@ -435,9 +465,8 @@ dest_kick(struct rdest *d)
 			}
 			return;
 		}
-		/* the jobs stay in the FIFO: the pause is not an attempt */
 		if ((wait = slowdown_wait(&d->slow, time_now_ms())) > 0) {
-			dest_arm(d, wait);
+			dest_pause(d, wait);
 			return;
 		}
 		rconn_new(d, jobq_pop(&d->wait));

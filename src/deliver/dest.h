@@ -49,6 +49,8 @@ struct rdest {
 	bool resolving;
 	struct slowdown slow;  /* the pace: connections allowed, pause */
 	struct event *ev_slow; /* the end of a pause, or forgetting */
+	struct smtp_client_result slow_reply; /* the last slow-down signal */
+	char slow_mx[DNS_NAME_MAX + 3];	      /* and the host that sent it */
 };
 
 /* The destination of key (lower case), made if r has none. */
@@ -61,12 +63,13 @@ void dest_fail_waiting(
 /* End of every top-level callback: use free slots, free an idle d. */
 void dest_settle(struct rdest *d);
 /*
- * The receiver asked to slow down (a 421 or 4.7.x reply; why says which)
- * or could not be reached, on a connection opened in *epoch (rconn's copy
- * of d->slow.epoch).  Logged as event=dest_throttle when it changes the
- * pace.
+ * The receiver asked to slow down (a 421 or 4.7.x reply) or could not be
+ * reached, on a connection opened in *epoch (rconn's copy of
+ * d->slow.epoch); res is that reply or failure (TEMP), from host mx.
+ * Logged as event=dest_throttle when it changes the pace.
  */
-void dest_slow_signal(struct rdest *d, unsigned *epoch, const char *why);
+void dest_slow_signal(struct rdest *d, unsigned *epoch,
+    const struct smtp_client_result *res, const char *mx);
 /* A message was delivered to d. */
 void dest_slow_success(struct rdest *d);
 /* Our listening sockets and, for wildcard ones, this machine's addresses. */

@@ -86,13 +86,6 @@
 #define REMOTE_CMD_OUT_MAX                                                     \
 	(SMTP_CLIENT_RCPT_MAX * SMTP_CMD_LINE_PARAMS_MAX + 4096)
 #define REMOTE_LABEL_MAX 400 /* "host[addr]:port" */
-/*
- * Jobs wait in the FIFO of a destination that asked to slow down while
- * its pause is at most this; past it (seven refusals in a row) they go
- * back to the queue, so a receiver that refuses everything does not hold
- * them in memory, out of the queue's retry schedule.
- */
-#define REMOTE_SLOW_HOLD_MS (60u * 1000u)
 
 enum rconn_phase { PH_CONNECT, PH_SMTP, PH_TLS, PH_BODY };
 
@@ -123,7 +116,6 @@ struct rconn {
 	char last_mx[DNS_NAME_MAX + 3]; /* last host that answered, or "" */
 	struct smtp_client_result last; /* the latest failure, for TEMP */
 	unsigned epoch;	  /* d->slow.epoch when opened (slowdown.h) */
-	bool signalled;	  /* this session told d to slow down already */
 	bool unreachable; /* last: the connection was refused or timed out */
 };
 
@@ -308,14 +300,15 @@ rconn_feedback(struct rconn *c, const struct rjob *j)
 	bool ok = false;
 	size_t i;
 
-	for (i = 0; i < j->nrcpts && !c->signalled; i++) {
+	for (i = 0; i < j->nrcpts; i++) {
 		if (rconn_slow_reply(&j->results[i])) {
-			c->signalled = true;
-			dest_slow_signal(c->d, &c->epoch, j->results[i].text);
+			dest_slow_signal(
+			    c->d, &c->epoch, &j->results[i], c->last_mx);
+			return;
 		}
 		ok = ok || j->results[i].cls == SMTP_RESULT_OK;
 	}
-	if (!c->signalled && ok)
+	if (ok)
 		dest_slow_success(c->d);
 }
 
@@ -355,13 +348,10 @@ rconn_exhausted(struct rconn *c)
 		job_finish(d->r, j, mx, "none");
 	}
 	if (c->unreachable)
-		dest_slow_signal(d, &c->epoch, c->last.text);
+		dest_slow_signal(d, &c->epoch, &c->last, c->last_mx);
 	/* a receiver that is up but asked to slow down gets the waiting
-	   jobs later, at the pace (dest_kick); one that is unreachable, or
-	   keeps refusing past REMOTE_SLOW_HOLD_MS of pause, fails them, so
-	   they go back to the queue's own retry schedule */
-	if (!rconn_slow_reply(&c->last) ||
-	    slowdown_pause(&d->slow) > REMOTE_SLOW_HOLD_MS)
+	   jobs later, at its pace (dest_kick says how long they may wait) */
+	if (!rconn_slow_reply(&c->last))
 		dest_fail_waiting(d, &c->last, c->last_mx);
 	rconn_free(c);
 	return -1;
@@ -628,18 +618,14 @@ rconn_failed(struct rconn *c)
 		rconn_free(c);
 		return -1;
 	}
-	if (rconn_slow_reply(smtp_client_error(c->sc))) {
-		c->signalled = true;
-		dest_slow_signal(
-		    c->d, &c->epoch, smtp_client_error(c->sc)->text);
-	}
 	if (rconn_decided(c)) {
 		rconn_job_done(c);
 		rconn_free(c);
 		return -1;
 	}
 	rconn_record_error(c);
-	c->signalled = false; /* the next address is another receiver */
+	if (rconn_slow_reply(&c->last))
+		dest_slow_signal(c->d, &c->epoch, &c->last, c->last_mx);
 	log_info("id=%s mx=%s addr=%s event=session_failed code=%d text=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log, c->last.code,
 	    log_quote(text, sizeof(text), c->last.text, strlen(c->last.text)));
@@ -664,7 +650,6 @@ rconn_txn_done(struct rconn *c)
 			c->job = j;
 			c->body_sent = false;
 			c->shell_err = false;
-			c->signalled = false;
 			return;
 		}
 		/* remote_deliver() checked the envelope: not reached */
@@ -1447,6 +1432,20 @@ remote_cancel(struct remote *r, void *arg)
 		}
 	}
 	return n;
+}
+
+void
+remote_stop(struct remote *r)
+{
+	struct rdest *d, *next;
+	size_t i;
+
+	r->stopping = true;
+	for (i = 0; i < REMOTE_BUCKETS; i++)
+		for (d = r->buckets[i]; d != NULL; d = next) {
+			next = d->next;
+			dest_settle(d);
+		}
 }
 
 unsigned

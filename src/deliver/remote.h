@@ -185,6 +185,13 @@ void remote_deliver(struct remote *r, const struct remote_msg *m,
  */
 size_t remote_cancel(struct remote *r, void *arg);
 
+/*
+ * The daemon is stopping: messages waiting for a destination's pause
+ * (docs/queue.md, "Destinations that ask to slow down") are finished
+ * TEMP (451 4.3.2) now instead of after it; connections under way go on.
+ */
+void remote_stop(struct remote *r);
+
 /* Connections open now (all destinations), for tests and metrics. */
 unsigned remote_connections(const struct remote *r);
 

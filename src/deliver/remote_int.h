@@ -46,6 +46,7 @@ struct remote {
 	struct event *done_ev;
 	unsigned nconns;
 	bool firing, free_pending;
+	bool stopping; /* remote_stop(): no job waits for a pause */
 };
 
 /* A copy of s, or NULL for NULL. */

@@ -1084,6 +1084,13 @@ qmgr_idle(const struct qmgr *q)
 
 /* ---- start and stop --------------------------------------------------- */
 
+void
+qmgr_stop(struct qmgr *q)
+{
+	if (q != NULL)
+		remote_stop(q->remote);
+}
+
 static void
 scan_cb(struct queue_env *env, void *ctx)
 {
