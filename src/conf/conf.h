@@ -91,9 +91,10 @@ struct conf {
 	char *delivery_lmtp;   /* NULL: local mail goes to Maildirs; else
 				  "unix:/path" or host[:port], where it is
 				  handed over LMTP after queueing */
-	unsigned delivery_concurrency_per_destination; /* 10: connections
-				  to one destination at most (docs/queue.md) */
 	unsigned relay_port;   /* 25 */
+	/* delivery.concurrency_per_destination, 10: connections to one
+	   destination at most (docs/queue.md) */
+	unsigned delivery_concurrency_per_destination;
 	char *relay_smarthost_user; /* relay.smarthost_user: AUTH PLAIN as */
 	char *relay_smarthost_password_file; /* its password, first line; read
 				       before the privilege drop */
