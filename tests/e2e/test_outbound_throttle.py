@@ -219,3 +219,29 @@ def test_receiver_answering_421_is_sent_less(ternd, dnsmasq):
     log = t.log()
     assert f"domain={DOMAIN} event=dest_throttle limit=5 max=10 pause=1s " \
         "reason=slow_down" in log, log[-3000:]
+
+
+def test_stop_does_not_wait_for_a_pause(ternd, dnsmasq):
+    """A receiver answering 421 to every connection: its pause grows (1,
+    2, 4, 8 s...) while the messages wait their turn.  SIGTERM then ends
+    ternd at once: the waiting messages are deferred (451 4.3.2) and stay
+    queued, instead of holding the exit until the pause is over."""
+    rcv = Receiver(refuse_every=1)
+    rcv.start()
+    try:
+        t = start_mta(ternd, dnsmasq, rcv)
+        submit(t, 3, "stop")
+        wait_for(lambda: "pause=8s" in t.log(), "a pause of 8 s", timeout=40)
+        time.sleep(2.5)     # every message retried (retry_max 2): waiting
+        n = rcv.n
+        t0 = time.monotonic()
+        assert t.stop() == 0
+        took = time.monotonic() - t0
+        assert took < 4 * SLOW, f"ternd took {took:.1f}s to stop"
+        assert rcv.n == n, "no connection after SIGTERM"
+        log = t.log()
+        assert "code=451 enh=4.3.2 text=\"delivery stopped: the mail " \
+            "system is shutting down\"" in log, log[-3000:]
+        assert len(t.queue_env_files()) == 3
+    finally:
+        rcv.close()
