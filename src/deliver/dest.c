@@ -90,7 +90,12 @@ dest_get(struct remote *r, const char *key)
 		d->port = d->smarthost ? r->sm_port : r->port;
 	}
 	jobq_init(&d->wait);
-	slowdown_init(&d->slow, r->max_per_dest);
+	/* a domain may have its own maximum; the smarthost and LMTP
+	   servers take the default */
+	slowdown_init(&d->slow,
+	    d->smarthost || d->lmtp
+		? r->max_per_dest
+		: slowdown_conf_find(r->dest_conc, key, r->max_per_dest));
 	d->next = r->buckets[h];
 	r->buckets[h] = d;
 	return d;

@@ -1283,6 +1283,7 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	r->port =
 	    conf->port > 0 && conf->port <= 65535 ? (uint16_t)conf->port : 25;
 	r->max_per_dest = conf->max_per_dest > 0 ? conf->max_per_dest : 10;
+	r->dest_conc = dup_or_null(conf->destination_concurrency);
 	r->t_connect = conf->timeout_connect > 0 ? conf->timeout_connect : 30;
 	r->t_command = conf->timeout_command > 0 ? conf->timeout_command : 300;
 	jobq_init(&r->done);
@@ -1342,6 +1343,7 @@ remote_free(struct remote *r)
 	free(r->sm_user);
 	free(r->sm_query);
 	free(r->helo);
+	free(r->dest_conc);
 	free(r);
 }
 

@@ -108,10 +108,13 @@ struct remote_conf {
 	 * defers instead, 451 4.4.6, since that is a setting to fix).
 	 */
 	const struct sockaddr_storage *self;
-	size_t nself;		  /* at most REMOTE_SELF_MAX are used */
-	unsigned max_per_dest;	  /* connections per destination at most
-				     (delivery.concurrency_per_destination);
-				     0: 10 */
+	size_t nself;	       /* at most REMOTE_SELF_MAX are used */
+	unsigned max_per_dest; /* connections per destination at most
+				  (delivery.concurrency_per_destination);
+				  0: 10 */
+	/* delivery.destination_concurrency: "domain:N,..." (checked by
+	   conf), N for those domains instead of max_per_dest; or NULL */
+	const char *destination_concurrency;
 	unsigned timeout_connect; /* seconds, 0: 30 */
 	unsigned timeout_command; /* seconds per reply, 0: 300; the reply
 				     to the final dot gets twice this

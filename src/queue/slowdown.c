@@ -4,6 +4,9 @@
  * next_pause is within SLOWDOWN_PAUSE_FIRST..SLOWDOWN_PAUSE_MAX;
  * pause_until only moves forward.
  */
+#include <string.h>
+#include <strings.h>
+
 #include "queue/slowdown.h"
 
 void
@@ -77,6 +80,48 @@ uint32_t
 slowdown_pause(const struct slowdown *s)
 {
 	return s->pause;
+}
+
+int
+slowdown_conf_item(
+    const char *item, size_t n, size_t *domlen_out, unsigned *max_out)
+{
+	const char *colon = memrchr(item, ':', n);
+	unsigned v = 0;
+	size_t i;
+
+	if (colon == NULL || colon == item || colon + 1 == item + n)
+		return -1;
+	for (i = (size_t)(colon + 1 - item); i < n; i++) {
+		if (item[i] < '0' || item[i] > '9')
+			return -1;
+		v = v * 10 + (unsigned)(item[i] - '0');
+		if (v > SLOWDOWN_MAX_LIMIT)
+			return -1;
+	}
+	if (v == 0)
+		return -1;
+	*domlen_out = (size_t)(colon - item);
+	*max_out = v;
+	return 0;
+}
+
+unsigned
+slowdown_conf_find(const char *list, const char *domain, unsigned dflt)
+{
+	size_t dl = strlen(domain), n, len;
+	const char *p = list, *end;
+	unsigned v, found = dflt;
+
+	while (p != NULL && *p != '\0') {
+		end = strchr(p, ',');
+		n = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (slowdown_conf_item(p, n, &len, &v) == 0 && len == dl &&
+		    strncasecmp(p, domain, dl) == 0)
+			found = v;
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return found;
 }
 
 bool

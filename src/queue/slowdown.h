@@ -26,13 +26,15 @@
 #define TERN_QUEUE_SLOWDOWN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SLOWDOWN_PAUSE_FIRST 1000u	    /* ms: the first pause */
 #define SLOWDOWN_PAUSE_MAX   (300u * 1000u) /* ms: pauses stop doubling */
 #define SLOWDOWN_RAISE_EVERY 5u		    /* deliveries per +1 on the limit */
 /* ms after the last signal an idle destination's state is forgotten */
-#define SLOWDOWN_FORGET (600u * 1000u)
+#define SLOWDOWN_FORGET	   (600u * 1000u)
+#define SLOWDOWN_MAX_LIMIT 1000u /* connections to one destination */
 
 struct slowdown {
 	unsigned max;	      /* configured connections per destination */
@@ -78,5 +80,22 @@ uint32_t slowdown_pause(const struct slowdown *s);
  */
 bool slowdown_forgettable(
     const struct slowdown *s, uint64_t now_ms, uint64_t *when_out);
+
+/*
+ * delivery.destination_concurrency items, "domain:N" (N 1 to
+ * SLOWDOWN_MAX_LIMIT): the n octets at item split into the domain's
+ * length and N; -1 when there is no ':' or N is out of range (the
+ * domain's syntax is the caller's to check).
+ */
+int slowdown_conf_item(
+    const char *item, size_t n, size_t *domlen_out, unsigned *max_out);
+
+/*
+ * The N of domain (compared without case) in list, items joined by ','
+ * as the configuration keeps them; dflt when it has none (or list is
+ * NULL).  The last item for a domain wins.
+ */
+unsigned slowdown_conf_find(
+    const char *list, const char *domain, unsigned dflt);
 
 #endif

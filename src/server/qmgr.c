@@ -1187,6 +1187,7 @@ qmgr_new(struct server *s)
 	rc.self = self;
 	rc.nself = listening_addresses(s, self, REMOTE_SELF_MAX);
 	rc.max_per_dest = s->conf->delivery_concurrency_per_destination;
+	rc.destination_concurrency = s->conf->delivery_destination_concurrency;
 	rc.timeout_connect = 30;
 	rc.timeout_command = 300;
 	if ((q->remote = remote_new(s->base, q->dns, q->client_ctx, &rc)) ==

@@ -13,6 +13,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from conftest import SLOW, wait_for
 
 DOMAIN = "slow.test"
@@ -178,12 +180,17 @@ def run(ternd, dnsmasq, refuse_every, n=40, extra=None, hold=0.2):
         rcv.close()
 
 
-def test_concurrency_per_destination_is_honoured(ternd, dnsmasq):
-    """Three at most, and three are used: 20 messages at a receiver that
-    takes 0.4 s over each."""
-    t, rcv = run(ternd, dnsmasq, 0, n=20, hold=0.4,
-                 extra={"delivery.concurrency_per_destination": "3"})
-    assert rcv.peak == 3, f"open connections at once: {rcv.peak}, want 3"
+@pytest.mark.parametrize("over,want", [
+    ({"delivery.concurrency_per_destination": "3"}, 3),
+    ({"delivery.concurrency_per_destination": "3",
+      "delivery.destination_concurrency": f"other.test:7, {DOMAIN.upper()}:2"}, 2),
+    ({"delivery.destination_concurrency": f"{DOMAIN}:4"}, 4),
+], ids=["default_3", "domain_2", "domain_4"])
+def test_concurrency_per_destination_is_honoured(ternd, dnsmasq, over, want):
+    """N at most, and N are used: 20 messages at a receiver that takes
+    0.4 s over each; the domain's own maximum wins over the default."""
+    t, rcv = run(ternd, dnsmasq, 0, n=20, hold=0.4, extra=over)
+    assert rcv.peak == want, f"open connections at once: {rcv.peak}, want {want}"
     assert "event=dest_throttle" not in t.log()
 
 

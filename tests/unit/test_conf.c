@@ -767,6 +767,14 @@ test_milter_keys(void)
 		"delivery.concurrency_per_destination = 3\n"},
 	    {"delivery.concurrency_per_destination=0", NULL},
 	    {"delivery.concurrency_per_destination=1001", NULL},
+	    {"delivery.destination_concurrency=gmail.com:5, example.org:20",
+		"delivery.destination_concurrency = "
+		"gmail.com:5,example.org:20\n"},
+	    {"delivery.destination_concurrency=gmail.com", NULL},
+	    {"delivery.destination_concurrency=gmail.com:0", NULL},
+	    {"delivery.destination_concurrency=gmail.com:1001", NULL},
+	    {"delivery.destination_concurrency=[127.0.0.1]:5", NULL},
+	    {"delivery.destination_concurrency=a..b:5", NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -798,7 +806,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 85);
+	T_CHECK_INT(l.n, 86);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "screen.greet_pause = 0\n") != NULL);
 	T_CHECK(strstr(l.text, "screen.dnsbl = \n") != NULL);

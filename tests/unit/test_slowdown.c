@@ -174,10 +174,78 @@ test_forget(void)
 	T_CHECK_INT(s.max, 1);
 }
 
+static void
+test_conf_items(void)
+{
+	static const struct {
+		const char *item;
+		int rc;
+		size_t domlen;
+		unsigned max;
+	} rows[] = {
+	    {"gmail.com:5", 0, 9, 5},
+	    {"a:1", 0, 1, 1},
+	    {"example.org:1000", 0, 11, 1000},
+	    {"example.org:1001", -1, 0, 0},
+	    {"example.org:0", -1, 0, 0},
+	    {"example.org:", -1, 0, 0},
+	    {":5", -1, 0, 0},
+	    {"example.org", -1, 0, 0},
+	    {"example.org:5x", -1, 0, 0},
+	    {"example.org:-5", -1, 0, 0},
+	    {"example.org: 5", -1, 0, 0},
+	    {"example.org:99999999999999999999", -1, 0, 0},
+	    /* the last ':' splits; the caller refuses such a domain */
+	    {"a:b:7", 0, 3, 7},
+	};
+	size_t i, len, maplen;
+	unsigned max;
+	void *map;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const char *it = rows[i].item;
+		/* no NUL after the item: only n octets may be read */
+		const char *g = t_guard(it, strlen(it), &map, &maplen);
+
+		t_case(it);
+		len = 0;
+		max = 0;
+		T_CHECK_INT(
+		    slowdown_conf_item(g, strlen(it), &len, &max), rows[i].rc);
+		if (rows[i].rc == 0) {
+			T_CHECK_INT(len, rows[i].domlen);
+			T_CHECK_INT(max, rows[i].max);
+		}
+		t_unguard(map, maplen);
+	}
+}
+
+static void
+test_conf_find(void)
+{
+	const char *list = "gmail.com:5,Example.ORG:2,mail.example.org:30,"
+			   "gmail.com:4";
+
+	t_case("found, without case, the last item winning");
+	T_CHECK_INT(slowdown_conf_find(list, "example.org", 10), 2);
+	T_CHECK_INT(slowdown_conf_find(list, "EXAMPLE.org", 10), 2);
+	T_CHECK_INT(slowdown_conf_find(list, "mail.example.org", 10), 30);
+	T_CHECK_INT(slowdown_conf_find(list, "gmail.com", 10), 4);
+	t_case("not found: the default; no suffix match");
+	T_CHECK_INT(slowdown_conf_find(list, "org", 10), 10);
+	T_CHECK_INT(slowdown_conf_find(list, "le.org", 10), 10);
+	T_CHECK_INT(slowdown_conf_find(list, "gmail.co", 7), 7);
+	T_CHECK_INT(slowdown_conf_find(list, "", 7), 7);
+	T_CHECK_INT(slowdown_conf_find(NULL, "gmail.com", 3), 3);
+	T_CHECK_INT(slowdown_conf_find("", "gmail.com", 3), 3);
+}
+
 int
 main(void)
 {
 	T_RUN(test_scenarios);
 	T_RUN(test_forget);
+	T_RUN(test_conf_items);
+	T_RUN(test_conf_find);
 	return t_summary();
 }
