@@ -43,8 +43,9 @@
 #include "deliver/target.h"
 
 #define REMOTE_DNS_TTL_MS (60 * 1000)
-/* ms of pause past which waiting jobs go back to the queue: seven
-   slow-down signals without a delivery in between (1+2+...+64 s) */
+/* ms of pause still to run past which waiting jobs go back to the
+   queue: from the seventh slow-down signal without a delivery in
+   between (pauses of 1, 2, 4 ... 64 s) */
 #define DEST_SLOW_HOLD_MS (60u * 1000u)
 
 /* ======================================================================
@@ -428,8 +429,9 @@ dest_arm(struct rdest *d, uint64_t ms)
 
 /*
  * A pause runs and jobs wait.  They stay in the FIFO (the pause is not
- * an attempt of theirs) while the pause is at most DEST_SLOW_HOLD_MS;
- * past it, or when ternd stops, they are deferred with the receiver's
+ * an attempt of theirs) while what is left of the pause is at most
+ * DEST_SLOW_HOLD_MS; past it, or when ternd stops, they are deferred
+ * with the receiver's
  * last reply and go back to the queue's retry schedule, so a receiver
  * that refuses everything cannot hold them in memory, and a stopping
  * ternd does not wait for a pause.
@@ -443,7 +445,7 @@ dest_pause(struct rdest *d, uint64_t wait)
 		smtp_client_result_set(&res, SMTP_RESULT_TEMP, 451, "4.3.2",
 		    "delivery stopped: the mail system is shutting down");
 		dest_fail_waiting(d, &res, "");
-	} else if (slowdown_pause(&d->slow) > DEST_SLOW_HOLD_MS) {
+	} else if (wait > DEST_SLOW_HOLD_MS) {
 		dest_fail_waiting(d, &d->slow_reply, d->slow_mx);
 	} else {
 		dest_arm(d, wait);
