@@ -634,7 +634,25 @@ rconn_failed(struct rconn *c)
 	return rconn_try(c);
 }
 
-/* DONE: the next waiting job over this session, or QUIT. */
+/* The other connections of c's destination that carry a job. */
+static unsigned
+rconn_busy_others(const struct rconn *c)
+{
+	const struct rconn *o;
+	unsigned n = 0;
+
+	for (o = c->d->conns; o != NULL; o = o->next)
+		if (o != c && o->job != NULL)
+			n++;
+	return n;
+}
+
+/*
+ * DONE: the next waiting job over this session, or QUIT.  Also QUIT when
+ * the destination asked to slow down and the other sessions already fill
+ * its lowered limit: the limit is what the receiver gets, not only what
+ * new connections see.
+ */
 static void
 rconn_txn_done(struct rconn *c)
 {
@@ -644,7 +662,8 @@ rconn_txn_done(struct rconn *c)
 	struct rjob *j;
 
 	rconn_job_done(c);
-	while ((j = jobq_pop(&c->d->wait)) != NULL) {
+	while (rconn_busy_others(c) < c->d->slow.limit &&
+	       (j = jobq_pop(&c->d->wait)) != NULL) {
 		job_client_conf(r, j, &cf);
 		if (smtp_client_reset_message(c->sc, &cf) == 0) {
 			c->job = j;

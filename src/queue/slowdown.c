@@ -62,7 +62,7 @@ slowdown_success(struct slowdown *s)
 	}
 	if (s->limit >= s->max)
 		return ch;
-	if (++s->successes >= SLOWDOWN_RAISE_EVERY) {
+	if (++s->successes >= SLOWDOWN_RAISE_EVERY * s->limit) {
 		s->successes = 0;
 		s->limit++;
 		ch = SLOWDOWN_CHANGED;

@@ -10,10 +10,12 @@
  *            connections opened before the last decrease do not halve it
  *            again (one decrease per round of connections, as TCP takes
  *            one per window), but still restart the pause.
- *   success  every SLOWDOWN_RAISE_EVERY delivered messages raise the limit
- *            by one, up to the configured maximum; the first success
- *            after a signal resets the pause's growth (the next signal
- *            pauses 1 s again).  A pause already running is not cut short.
+ *   success  every SLOWDOWN_RAISE_EVERY x limit delivered messages (five
+ *            per connection allowed: at limit 2, ten) raise the limit by
+ *            one, up to the configured maximum, so the climb back takes
+ *            longer the higher it goes; the first success after a signal
+ *            resets the pause's growth (the next signal pauses 1 s
+ *            again).  A pause already running is not cut short.
  *
  * Owns: struct slowdown.  May call: nothing (libc types only).  Used by
  * deliver/dest.c and deliver/remote.c, one per destination, on the loop.
@@ -31,7 +33,7 @@
 
 #define SLOWDOWN_PAUSE_FIRST 1000u	    /* ms: the first pause */
 #define SLOWDOWN_PAUSE_MAX   (300u * 1000u) /* ms: pauses stop doubling */
-#define SLOWDOWN_RAISE_EVERY 5u		    /* deliveries per +1 on the limit */
+#define SLOWDOWN_RAISE_EVERY 5u /* deliveries per +1, per unit of limit */
 /* ms after the last signal an idle destination's state is forgotten */
 #define SLOWDOWN_FORGET	   (600u * 1000u)
 #define SLOWDOWN_MAX_LIMIT 1000u /* connections to one destination */

@@ -20,7 +20,7 @@ struct step {
 };
 
 #define NCONN 8
-#define STEPS 24
+#define STEPS 24 /* rows of a scenario at most */
 
 struct scenario {
 	const char *name;
@@ -63,17 +63,19 @@ static const struct scenario scenarios[] = {
 	{{OPEN, 0, 0, 4, 0, 0, -1}, {SIG, 0, 0, 2, 1000, 1000, 1},
 	    {SIG, 0, 0, 1, 2000, 2000, 1}, {OK, 0, 500, 1, 0, 1500, 1},
 	    {SIG, 0, 600, 1, 1000, 1400, 1}, {LOOK, 0, 2000, 1, 1000, 0, -1}}},
-    {"five deliveries per step back up to the maximum", 3,
+    /* limit 1: five deliveries to 2; limit 2: ten more to 3 (the 15th) */
+    {"five deliveries per connection allowed, per step back up", 3,
 	{{OPEN, 0, 0, 3, 0, 0, -1}, {SIG, 0, 0, 1, 1000, 1000, 1},
 	    {OK, 0, 1, 1, 0, 999, 1}, {OK, 0, 2, 1, 0, 998, 0},
 	    {OK, 0, 3, 1, 0, 997, 0}, {OK, 0, 4, 1, 0, 996, 0},
 	    {OK, 0, 5, 2, 0, 995, 1}, {OK, 0, 6, 2, 0, 994, 0},
 	    {OK, 0, 7, 2, 0, 993, 0}, {OK, 0, 8, 2, 0, 992, 0},
-	    {OK, 0, 9, 2, 0, 991, 0}, {OK, 0, 10, 3, 0, 990, 1},
-	    /* at the maximum: deliveries change nothing */
-	    {OK, 0, 11, 3, 0, 989, 0}, {OK, 0, 12, 3, 0, 988, 0},
-	    {OK, 0, 13, 3, 0, 987, 0}, {OK, 0, 14, 3, 0, 986, 0},
-	    {OK, 0, 15, 3, 0, 985, 0}, {OK, 0, 16, 3, 0, 984, 0}}},
+	    {OK, 0, 9, 2, 0, 991, 0}, {OK, 0, 10, 2, 0, 990, 0},
+	    {OK, 0, 11, 2, 0, 989, 0}, {OK, 0, 12, 2, 0, 988, 0},
+	    {OK, 0, 13, 2, 0, 987, 0}, {OK, 0, 14, 2, 0, 986, 0},
+	    {OK, 0, 15, 3, 0, 985, 1}, {OK, 0, 16, 3, 0, 984, 0},
+	    {OK, 0, 17, 3, 0, 983, 0}, {OK, 0, 18, 3, 0, 982, 0},
+	    {OK, 0, 19, 3, 0, 981, 0}, {OK, 0, 20, 3, 0, 980, 0}}},
     {"a signal forgets the deliveries counted toward a raise", 4,
 	{{OPEN, 0, 0, 4, 0, 0, -1}, {SIG, 0, 0, 2, 1000, 1000, 1},
 	    {OK, 0, 0, 2, 0, 1000, 1}, {OK, 0, 0, 2, 0, 1000, 0},
