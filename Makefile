@@ -58,6 +58,7 @@ CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/auth/sasl.c src/auth/throttle.c src/queue/envelope.c \
               src/queue/bounce.c src/queue/retry.c \
               src/queue/sched.c src/queue/attempt.c src/queue/dsn.c \
+              src/queue/slowdown.c \
               src/queue/envjson.c src/queue/qlog.c src/cli/json.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 LIB_SRC  := $(filter-out $(MAINS) $(CORE_SRC),$(sort $(wildcard src/*/*.c)))
@@ -76,7 +77,7 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
                test_smtp_reply test_smtp_server test_util test_strfmt \
                test_sched test_attempt test_dsn test_envjson test_qlog test_spf test_dkim test_dmarc test_authres \
                test_arc test_srs test_inbound test_dkimsel test_dnscache test_milter test_dnsbl \
-               test_policy))
+               test_policy test_slowdown))
 # The tests that drive the durable steps through fs/file.c's fault
 # hook: they link the fault build of file.c ($(B)/fault/, as ternd-fault
 # does) ahead of the archives, so the archive's own file.o is never used.

@@ -39,6 +39,7 @@
 #include "addr/addr.h"
 #include "mailauth/inbound.h"
 #include "milter/milter.h"
+#include "queue/slowdown.h"
 #include "screen/dnsbl.h"
 #include "util/util.h"
 
@@ -73,6 +74,7 @@ enum conf_type {
 	CONF_T_DNSWL,	 /* list of zone[=127.x.y.z] */
 	CONF_T_NAMES,	 /* list of domain names, kept as one string */
 	CONF_T_DELIM,	 /* recipient delimiter characters, or unset */
+	CONF_T_DESTCONC, /* list of domain:connections */
 };
 
 struct conf_key {
@@ -132,6 +134,10 @@ static const struct conf_key conf_keys[] = {
 	K("dns", "cache_max_ttl", CONF_T_SECS, dns_cache_max_ttl, 0, 86400),
 	K("dns", "cache_entries", CONF_T_UINT, dns_cache_entries, 1, 1000000),
 	K("delivery", "lmtp", CONF_T_LMTP, delivery_lmtp, 0, 0),
+	K("delivery", "concurrency_per_destination", CONF_T_UINT,
+	    delivery_concurrency_per_destination, 1, SLOWDOWN_MAX_LIMIT),
+	K("delivery", "destination_concurrency", CONF_T_DESTCONC,
+	    delivery_destination_concurrency, 0, 0),
 	K("log", "level", CONF_T_LEVEL, log_level, 0, 0),
 	K("queue", "retry_first", CONF_T_SECS, queue_retry_first, 1, 86400),
 	K("queue", "retry_max", CONF_T_SECS, queue_retry_max, 1, 7 * 86400),
@@ -827,6 +833,17 @@ conf_is_dnswl(const char *s, size_t n)
 	return dnsbl_parse_item(s, n, false, &site) == 0;
 }
 
+/* delivery.destination_concurrency: "domain:N" */
+static bool
+conf_is_destconc(const char *s, size_t n)
+{
+	size_t dl;
+	unsigned max;
+
+	return slowdown_conf_item(s, n, &dl, &max) == 0 &&
+	       conf_is_domain_name(s, dl);
+}
+
 static int
 conf_set_num(struct conf *c, const struct conf_key *k, const char *v, char *msg,
     size_t msglen)
@@ -887,7 +904,7 @@ static bool
 conf_is_list(enum conf_type t)
 {
 	return t == CONF_T_DOMAINS || t == CONF_T_NETWORKS ||
-	       t == CONF_T_SERVERS || t == CONF_T_NAMES;
+	       t == CONF_T_SERVERS || t == CONF_T_NAMES || t == CONF_T_DESTCONC;
 }
 
 static int
@@ -987,6 +1004,9 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 	case CONF_T_NAMES:
 		return conf_set_list(f, v, append, conf_is_domain_name,
 		    "a domain name", msg, msglen);
+	case CONF_T_DESTCONC:
+		return conf_set_list(f, v, append, conf_is_destconc,
+		    "domain:connections (1..1000)", msg, msglen);
 	}
 	panic("event=conf_set type=%d", (int)k->type);
 }
@@ -1319,6 +1339,7 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->timeout_data = 300;
 	c->timeout_shutdown = 30;
 	c->relay_port = 25;
+	c->delivery_concurrency_per_destination = 10;
 	c->dns_cache_max_ttl = 300;
 	c->dns_cache_entries = 4096;
 	c->queue_retry_first = 300;

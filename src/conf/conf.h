@@ -92,6 +92,12 @@ struct conf {
 				  "unix:/path" or host[:port], where it is
 				  handed over LMTP after queueing */
 	unsigned relay_port;   /* 25 */
+	/* delivery.concurrency_per_destination, 10: connections to one
+	   destination at most (docs/queue.md) */
+	unsigned delivery_concurrency_per_destination;
+	/* delivery.destination_concurrency: "domain:N,..." overriding it per
+	   domain, or NULL */
+	char *delivery_destination_concurrency;
 	char *relay_smarthost_user; /* relay.smarthost_user: AUTH PLAIN as */
 	char *relay_smarthost_password_file; /* its password, first line; read
 				       before the privilege drop */

@@ -17,6 +17,13 @@
  * or loopback) is this server; it and every less preferred host are
  * dropped from the answer, and when none is left the mail loops (550
  * 5.4.6 for a domain, 451 4.4.6 for a smarthost: a setting to fix).
+ *
+ * Pace (queue/slowdown.h, docs/queue.md): a destination opens at most
+ * d->slow.limit connections (max_per_dest at rest) and none while a
+ * pause runs; ev_slow wakes it when the pause ends.  An idle destination
+ * that is not at rest stays in the table (ev_slow then fires when it may
+ * be forgotten), so a receiver that asked to slow down is not hit at full
+ * speed again by the next message that happens to find it idle.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,6 +33,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <event2/event.h>
 
 #include "util/util.h"
 #include "deliver/dest.h"
@@ -35,6 +43,10 @@
 #include "deliver/target.h"
 
 #define REMOTE_DNS_TTL_MS (60 * 1000)
+/* ms of pause still to run past which waiting jobs go back to the
+   queue: from the seventh slow-down signal without a delivery in
+   between (pauses of 1, 2, 4 ... 64 s) */
+#define DEST_SLOW_HOLD_MS (60u * 1000u)
 
 /* ======================================================================
  * Destinations
@@ -79,6 +91,12 @@ dest_get(struct remote *r, const char *key)
 		d->port = d->smarthost ? r->sm_port : r->port;
 	}
 	jobq_init(&d->wait);
+	/* a domain may have its own maximum; the smarthost and LMTP
+	   servers take the default */
+	slowdown_init(&d->slow,
+	    d->smarthost || d->lmtp
+		? r->max_per_dest
+		: slowdown_conf_find(r->dest_conc, key, r->max_per_dest));
 	d->next = r->buckets[h];
 	r->buckets[h] = d;
 	return d;
@@ -95,6 +113,8 @@ dest_free(struct rdest *d)
 	*pp = d->next;
 	if (d->resolving)
 		(void)dns_cancel(d->r->dns, d);
+	if (d->ev_slow != NULL)
+		event_free(d->ev_slow);
 	free(d->res);
 	free(d->key);
 	free(d->query);
@@ -345,13 +365,101 @@ dest_unix_res(struct rdest *d)
 	d->res_ms = time_now_ms();
 }
 
+/* ======================================================================
+ * Pace: how fast a destination is sent to (queue/slowdown.h)
+ * ====================================================================== */
+
+static const char *
+dest_name(const struct rdest *d)
+{
+	return d->key[0] != '\0' ? d->key : "smarthost";
+}
+
+static void
+dest_slow_log(const struct rdest *d, const char *reason, const char *why)
+{
+	char q[300];
+
+	log_info("domain=%s event=dest_throttle limit=%u max=%u pause=%us "
+		 "reason=%s why=\"%s\"",
+	    dest_name(d), d->slow.limit, d->slow.max,
+	    (unsigned)(slowdown_pause(&d->slow) / 1000), reason,
+	    log_quote(q, sizeof(q), why, strlen(why)));
+}
+
+void
+dest_slow_signal(struct rdest *d, unsigned *epoch,
+    const struct smtp_client_result *res, const char *mx)
+{
+	d->slow_reply = *res;
+	str_fmt_cut(d->slow_mx, sizeof(d->slow_mx), "%s", mx);
+	if (slowdown_signal(&d->slow, epoch, time_now_ms()) == SLOWDOWN_CHANGED)
+		dest_slow_log(d, "slow_down", res->text);
+}
+
+void
+dest_slow_success(struct rdest *d)
+{
+	if (slowdown_success(&d->slow) == SLOWDOWN_CHANGED)
+		dest_slow_log(d, "delivered", "messages delivered again");
+}
+
+static void
+dest_on_slow_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dest_settle(arg);
+}
+
+/* Call dest_settle(d) again in ms milliseconds. */
+static void
+dest_arm(struct rdest *d, uint64_t ms)
+{
+	struct timeval tv;
+
+	if (d->ev_slow == NULL && (d->ev_slow = evtimer_new(d->r->base,
+				       dest_on_slow_timer, d)) == NULL)
+		panic("remote: evtimer_new failed");
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	if (evtimer_add(d->ev_slow, &tv) != 0)
+		panic("remote: cannot arm a timer");
+}
+
+/*
+ * A pause runs and jobs wait.  They stay in the FIFO (the pause is not
+ * an attempt of theirs) while what is left of the pause is at most
+ * DEST_SLOW_HOLD_MS; past it, or when ternd stops, they are deferred
+ * with the receiver's
+ * last reply and go back to the queue's retry schedule, so a receiver
+ * that refuses everything cannot hold them in memory, and a stopping
+ * ternd does not wait for a pause.
+ */
+static void
+dest_pause(struct rdest *d, uint64_t wait)
+{
+	struct smtp_client_result res;
+
+	if (d->r->stopping) {
+		smtp_client_result_set(&res, SMTP_RESULT_TEMP, 451, "4.3.2",
+		    "delivery stopped: the mail system is shutting down");
+		dest_fail_waiting(d, &res, "");
+	} else if (wait > DEST_SLOW_HOLD_MS) {
+		dest_fail_waiting(d, &d->slow_reply, d->slow_mx);
+	} else {
+		dest_arm(d, wait);
+	}
+}
+
 /* Start connections for waiting jobs while the destination has room. */
 static void
 dest_kick(struct rdest *d)
 {
 	struct remote *r = d->r;
+	uint64_t wait;
 
-	while (d->wait.head != NULL && d->nconns < r->max_per_dest) {
+	while (d->wait.head != NULL && d->nconns < d->slow.limit) {
 		if (d->lmtp_unix != NULL && d->res == NULL)
 			dest_unix_res(d);
 		if (d->res == NULL ||
@@ -364,15 +472,29 @@ dest_kick(struct rdest *d)
 			}
 			return;
 		}
+		if ((wait = slowdown_wait(&d->slow, time_now_ms())) > 0) {
+			dest_pause(d, wait);
+			return;
+		}
 		rconn_new(d, jobq_pop(&d->wait));
 	}
 }
 
-/* End of every top-level callback: use free slots, free an idle d. */
+/*
+ * End of every top-level callback: use free slots; free an idle d once
+ * its pace is at rest or old enough to forget, else look again then.
+ */
 void
 dest_settle(struct rdest *d)
 {
+	uint64_t now, when = 0;
+
 	dest_kick(d);
-	if (d->nconns == 0 && d->wait.head == NULL && !d->resolving)
+	if (d->nconns != 0 || d->wait.head != NULL || d->resolving)
+		return;
+	now = time_now_ms();
+	if (slowdown_forgettable(&d->slow, now, &when))
 		dest_free(d);
+	else
+		dest_arm(d, when > now ? when - now : 1);
 }

@@ -116,6 +116,8 @@ struct rconn {
 	char label[REMOTE_LABEL_MAX];
 	char last_mx[DNS_NAME_MAX + 3]; /* last host that answered, or "" */
 	struct smtp_client_result last; /* the latest failure, for TEMP */
+	unsigned epoch;	  /* d->slow.epoch when opened (slowdown.h) */
+	bool unreachable; /* last: the connection was refused or timed out */
 };
 
 static int rconn_drive(struct rconn *c);
@@ -278,6 +280,39 @@ rconn_advance(struct rconn *c)
 	}
 }
 
+/*
+ * A receiver asking to slow down: 421 (RFC 5321 3.8, "service not
+ * available", what an overloaded or rate-limiting server says) or a
+ * temporary 4.7.x (RFC 3463 "security or policy status": rate and
+ * reputation limits).  Replies tern made up itself never count.
+ */
+static bool
+rconn_slow_reply(const struct smtp_client_result *e)
+{
+	return e->remote && e->code >= 400 && e->code < 500 &&
+	       (e->code == 421 || strncmp(e->enh, "4.7.", 4) == 0);
+}
+
+/* Tell the destination what this job's session said: a slow-down
+ * reply to any recipient, else a delivery if any recipient got one. */
+static void
+rconn_feedback(struct rconn *c, const struct rjob *j)
+{
+	bool ok = false;
+	size_t i;
+
+	for (i = 0; i < j->nrcpts; i++) {
+		if (rconn_slow_reply(&j->results[i])) {
+			dest_slow_signal(
+			    c->d, &c->epoch, &j->results[i], c->last_mx);
+			return;
+		}
+		ok = ok || j->results[i].cls == SMTP_RESULT_OK;
+	}
+	if (ok)
+		dest_slow_success(c->d);
+}
+
 /* The job is decided here: its results come from the session. */
 static void
 rconn_job_done(struct rconn *c)
@@ -287,13 +322,15 @@ rconn_job_done(struct rconn *c)
 
 	for (i = 0; i < j->nrcpts; i++)
 		j->results[i] = *smtp_client_result(c->sc, i);
+	rconn_feedback(c, j);
 	str_fmt_cut(j->mx, sizeof(j->mx), "%s", c->last_mx);
 	c->job = NULL;
 	job_finish(c->d->r, j, c->host_log, c->addr_log);
 }
 
 /* Every address failed: TEMP with the last error, for this job and for
- * every job waiting for the destination.  c is freed. */
+ * every job waiting for the destination (unless it is only asking to
+ * slow down: see below).  c is freed. */
 static int
 rconn_exhausted(struct rconn *c)
 {
@@ -311,7 +348,12 @@ rconn_exhausted(struct rconn *c)
 		str_fmt_cut(j->mx, sizeof(j->mx), "%s", c->last_mx);
 		job_finish(d->r, j, mx, "none");
 	}
-	dest_fail_waiting(d, &c->last, c->last_mx);
+	if (c->unreachable)
+		dest_slow_signal(d, &c->epoch, &c->last, c->last_mx);
+	/* a receiver that is up but asked to slow down gets the waiting
+	   jobs later, at its pace (dest_kick says how long they may wait) */
+	if (!rconn_slow_reply(&c->last))
+		dest_fail_waiting(d, &c->last, c->last_mx);
 	rconn_free(c);
 	return -1;
 }
@@ -327,6 +369,7 @@ rconn_connect_error(struct rconn *c, int err)
 
 	str_fmt_cut(t, sizeof(t), "connect to %s: %s", c->label, strerror(err));
 	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
+	c->unreachable = err == ECONNREFUSED || err == ETIMEDOUT;
 	log_info("id=%s mx=%s addr=%s event=connect status=failed error=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log, strerror(err));
 	return -1;
@@ -406,6 +449,7 @@ rconn_new(struct rdest *d, struct rjob *j)
 
 	c->d = d;
 	c->job = j;
+	c->epoch = d->slow.epoch;
 	c->res = *d->res;
 	c->fd = -1;
 	buf_init(&c->out, REMOTE_CMD_OUT_MAX);
@@ -557,6 +601,7 @@ rconn_record_error(struct rconn *c)
 		str_fmt_cut(t, sizeof(t), "%s: %s", c->label, e->text);
 	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, four ? e->code : 451,
 	    four && e->enh[0] == '4' ? e->enh : "4.4.0", t);
+	c->unreachable = false;
 	if (four && e->remote) {
 		c->last.remote = true;
 		c->last.cmd = e->cmd;
@@ -580,6 +625,8 @@ rconn_failed(struct rconn *c)
 		return -1;
 	}
 	rconn_record_error(c);
+	if (rconn_slow_reply(&c->last))
+		dest_slow_signal(c->d, &c->epoch, &c->last, c->last_mx);
 	log_info("id=%s mx=%s addr=%s event=session_failed code=%d text=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log, c->last.code,
 	    log_quote(text, sizeof(text), c->last.text, strlen(c->last.text)));
@@ -608,7 +655,25 @@ rconn_close_notify(struct rconn *c)
 	tls_sess_cache_done(c->d->r->tls_sessions, ssl);
 }
 
-/* DONE: the next waiting job over this session, or QUIT. */
+/* The other connections of c's destination that carry a job. */
+static unsigned
+rconn_busy_others(const struct rconn *c)
+{
+	const struct rconn *o;
+	unsigned n = 0;
+
+	for (o = c->d->conns; o != NULL; o = o->next)
+		if (o != c && o->job != NULL)
+			n++;
+	return n;
+}
+
+/*
+ * DONE: the next waiting job over this session, or QUIT.  Also QUIT when
+ * the destination asked to slow down and the other sessions already fill
+ * its lowered limit: the limit is what the receiver gets, not only what
+ * new connections see.
+ */
 static void
 rconn_txn_done(struct rconn *c)
 {
@@ -618,7 +683,8 @@ rconn_txn_done(struct rconn *c)
 	struct rjob *j;
 
 	rconn_job_done(c);
-	while ((j = jobq_pop(&c->d->wait)) != NULL) {
+	while (rconn_busy_others(c) < c->d->slow.limit &&
+	       (j = jobq_pop(&c->d->wait)) != NULL) {
 		job_client_conf(r, j, &cf);
 		if (smtp_client_reset_message(c->sc, &cf) == 0) {
 			c->job = j;
@@ -890,6 +956,7 @@ rconn_implicit_failed(struct rconn *c, const char *why)
 	str_fmt_cut(
 	    t, sizeof(t), "TLS handshake with %s failed: %s", c->label, why);
 	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", t);
+	c->unreachable = false;
 	rconn_close_socket(c);
 	rconn_advance(c);
 	return rconn_try(c);
@@ -1302,6 +1369,7 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	r->port =
 	    conf->port > 0 && conf->port <= 65535 ? (uint16_t)conf->port : 25;
 	r->max_per_dest = conf->max_per_dest > 0 ? conf->max_per_dest : 10;
+	r->dest_conc = dup_or_null(conf->destination_concurrency);
 	r->t_connect = conf->timeout_connect > 0 ? conf->timeout_connect : 30;
 	r->t_command = conf->timeout_command > 0 ? conf->timeout_command : 300;
 	jobq_init(&r->done);
@@ -1365,6 +1433,7 @@ remote_free(struct remote *r)
 	free(r->sm_user);
 	free(r->sm_query);
 	free(r->helo);
+	free(r->dest_conc);
 	free(r);
 }
 
@@ -1455,6 +1524,20 @@ remote_cancel(struct remote *r, void *arg)
 		}
 	}
 	return n;
+}
+
+void
+remote_stop(struct remote *r)
+{
+	struct rdest *d, *next;
+	size_t i;
+
+	r->stopping = true;
+	for (i = 0; i < REMOTE_BUCKETS; i++)
+		for (d = r->buckets[i]; d != NULL; d = next) {
+			next = d->next;
+			dest_settle(d);
+		}
 }
 
 unsigned

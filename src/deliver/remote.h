@@ -22,7 +22,11 @@
  * connection failure, a timeout, a greeting other than 220 or a session
  * failure before any recipient was decided moves on to the next address;
  * when all are tried, every recipient is TEMP with the last error, and so
- * is every message still waiting for that destination.  DNS_PERM (NXDOMAIN,
+ * is every message still waiting for that destination, unless the last
+ * error was the receiver asking to slow down (421, 4.7.x): then the
+ * waiting messages stay for later connections.  A receiver that asks to
+ * slow down, or cannot be reached, gets fewer connections and a pause
+ * before new ones (queue/slowdown.h, docs/queue.md).  DNS_PERM (NXDOMAIN,
  * null MX, no address) bounces every recipient (PERM), DNS_TEMP defers.
  *
  * Everything runs on the loop's thread; nothing here blocks.
@@ -106,8 +110,13 @@ struct remote_conf {
 	 * defers instead, 451 4.4.6, since that is a setting to fix).
 	 */
 	const struct sockaddr_storage *self;
-	size_t nself;		  /* at most REMOTE_SELF_MAX are used */
-	unsigned max_per_dest;	  /* connections per destination; 0: 10 */
+	size_t nself;	       /* at most REMOTE_SELF_MAX are used */
+	unsigned max_per_dest; /* connections per destination at most
+				  (delivery.concurrency_per_destination);
+				  0: 10 */
+	/* delivery.destination_concurrency: "domain:N,..." (checked by
+	   conf), N for those domains instead of max_per_dest; or NULL */
+	const char *destination_concurrency;
 	unsigned timeout_connect; /* seconds, 0: 30 */
 	unsigned timeout_command; /* seconds per reply, 0: 300; the reply
 				     to the final dot gets twice this
@@ -180,6 +189,13 @@ void remote_deliver(struct remote *r, const struct remote_msg *m,
  * the number of deliveries forgotten.
  */
 size_t remote_cancel(struct remote *r, void *arg);
+
+/*
+ * The daemon is stopping: messages waiting for a destination's pause
+ * (docs/queue.md, "Destinations that ask to slow down") are finished
+ * TEMP (451 4.3.2) now instead of after it; connections under way go on.
+ */
+void remote_stop(struct remote *r);
 
 /* Connections open now (all destinations), for tests and metrics. */
 unsigned remote_connections(const struct remote *r);

@@ -45,6 +45,7 @@ struct remote {
 	enum remote_tls sm_tls;
 	bool sm_implicit; /* smtps: TLS before the greeting */
 	unsigned max_per_dest, t_connect, t_command;
+	char *dest_conc; /* remote_conf.destination_concurrency, or NULL */
 	struct sockaddr_storage self[REMOTE_SELF_MAX]; /* our listeners */
 	size_t nself;
 	struct dns_addr ifaddrs[REMOTE_IFADDR_MAX]; /* at remote_new() */
@@ -54,6 +55,7 @@ struct remote {
 	struct event *done_ev;
 	unsigned nconns;
 	bool firing, free_pending;
+	bool stopping; /* remote_stop(): no job waits for a pause */
 };
 
 /* A copy of s, or NULL for NULL. */

@@ -427,6 +427,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	s->stop_timer = evtimer_new(s->base, on_stop_timer, s);
 	evtimer_add(s->stop_timer, &tv);
 	conns_shutdown(s);
+	qmgr_stop(s->qmgr);
 	server_maybe_exit(s);
 }
 

@@ -1084,6 +1084,13 @@ qmgr_idle(const struct qmgr *q)
 
 /* ---- start and stop --------------------------------------------------- */
 
+void
+qmgr_stop(struct qmgr *q)
+{
+	if (q != NULL)
+		remote_stop(q->remote);
+}
+
 static void
 scan_cb(struct queue_env *env, void *ctx)
 {
@@ -1179,7 +1186,8 @@ qmgr_new(struct server *s)
 	rc.lmtp = s->conf->delivery_lmtp;
 	rc.self = self;
 	rc.nself = listening_addresses(s, self, REMOTE_SELF_MAX);
-	rc.max_per_dest = 10;
+	rc.max_per_dest = s->conf->delivery_concurrency_per_destination;
+	rc.destination_concurrency = s->conf->delivery_destination_concurrency;
 	rc.timeout_connect = 30;
 	rc.timeout_command = 300;
 	if ((q->remote = remote_new(s->base, q->dns, q->client_ctx, &rc)) ==

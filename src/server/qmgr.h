@@ -38,6 +38,9 @@ void qmgr_add(struct qmgr *q, struct queue_env *env);
  */
 void qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d);
 bool qmgr_idle(const struct qmgr *q); /* no attempt or job in flight */
+/* ternd is stopping: deliveries waiting for a destination's pause are
+ * deferred now (remote_stop), so the exit does not wait for it. */
+void qmgr_stop(struct qmgr *q);
 /* Control: each replies into out (JSON) and calls done(arg) later. */
 void qmgr_control(struct qmgr *q, const char *line, struct buf *out,
     void (*done)(void *arg), void *arg);

@@ -62,6 +62,7 @@ test_defaults(void)
 	T_CHECK(c->inflight_memory == (uint64_t)256 << 20);
 	T_CHECK(c->inflight_scratch == (uint64_t)4 << 30);
 	T_CHECK_INT(c->recipients, 1000);
+	T_CHECK_INT(c->delivery_concurrency_per_destination, 10);
 	T_CHECK_INT(c->connections, 4096);
 	T_CHECK_INT(c->connections_per_ip, 50);
 	T_CHECK_INT(c->errors, 20);
@@ -774,6 +775,19 @@ test_milter_keys(void)
 	    {"policy.idle_timeout=5m", "policy.idle_timeout = 300\n"},
 	    {"policy.skip_authenticated=yes",
 		"policy.skip_authenticated = yes\n"},
+	    /* outbound pace (docs/queue.md) */
+	    {"delivery.concurrency_per_destination=3",
+		"delivery.concurrency_per_destination = 3\n"},
+	    {"delivery.concurrency_per_destination=0", NULL},
+	    {"delivery.concurrency_per_destination=1001", NULL},
+	    {"delivery.destination_concurrency=gmail.com:5, example.org:20",
+		"delivery.destination_concurrency = "
+		"gmail.com:5,example.org:20\n"},
+	    {"delivery.destination_concurrency=gmail.com", NULL},
+	    {"delivery.destination_concurrency=gmail.com:0", NULL},
+	    {"delivery.destination_concurrency=gmail.com:1001", NULL},
+	    {"delivery.destination_concurrency=[127.0.0.1]:5", NULL},
+	    {"delivery.destination_concurrency=a..b:5", NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -845,7 +859,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 99);
+	T_CHECK_INT(l.n, 101);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "policy.timeout = 100\n") != NULL);
 	T_CHECK(strstr(l.text, "policy.default_action = tempfail\n") != NULL);
