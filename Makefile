@@ -53,7 +53,7 @@ MAINS    := src/server/main.c src/cli/main.c
 # so nothing impure creeps in unnoticed.  libtern.a is the rest.
 CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/mime/*.c src/conf/*.c src/mailauth/*.c src/milter/*.c \
-              src/screen/*.c) \
+              src/screen/*.c src/metrics/*.c) \
               src/auth/sasl.c src/auth/throttle.c src/queue/envelope.c \
               src/queue/bounce.c src/queue/retry.c src/queue/ratelimit.c \
               src/queue/sched.c src/queue/attempt.c src/queue/dsn.c \
@@ -74,7 +74,8 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
                test_retry test_smtp_body test_smtp_client test_smtp_cmd \
                test_smtp_reply test_smtp_server test_util test_strfmt \
                test_sched test_attempt test_dsn test_envjson test_qlog test_spf test_dkim test_dmarc test_authres \
-               test_arc test_srs test_inbound test_dkimsel test_dnscache test_milter test_dnsbl))
+               test_arc test_srs test_inbound test_dkimsel test_dnscache test_milter test_dnsbl \
+               test_metrics))
 # The tests that drive the durable steps through fs/file.c's fault
 # hook: they link the fault build of file.c ($(B)/fault/, as ternd-fault
 # does) ahead of the archives, so the archive's own file.o is never used.
