@@ -38,6 +38,9 @@ void qmgr_add(struct qmgr *q, struct queue_env *env);
  */
 void qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d);
 bool qmgr_idle(const struct qmgr *q); /* no attempt or job in flight */
+/* Messages in the queue and the age in seconds of the oldest (0: none),
+ * for the metrics; walks the schedule (loop only). */
+void qmgr_depth(struct qmgr *q, size_t *n_out, uint64_t *oldest_age_out);
 /* Control: each replies into out (JSON) and calls done(arg) later. */
 void qmgr_control(struct qmgr *q, const char *line, struct buf *out,
     void (*done)(void *arg), void *arg);

@@ -53,6 +53,7 @@ struct dns;
 struct psl;
 struct dkimkeys;
 struct screen;
+struct metricsrv;
 
 struct server {
 	struct conf *conf;
@@ -88,9 +89,10 @@ struct server {
 	struct greylist *greylist;	/* STATE/greylist.db; NULL: off */
 	struct dmarcrep *dmarcrep;	/* DMARC reports, NULL when off */
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */
-	struct srsmap *srs;    /* STATE/srs.key; NULL: srs.enable = no */
-	struct dkimkeys *dkim; /* active DKIM keys (dkimsign.h) */
-	struct screen *screen; /* screening (screen.h); NULL: off */
+	struct srsmap *srs;	   /* STATE/srs.key; NULL: srs.enable = no */
+	struct dkimkeys *dkim;	   /* active DKIM keys (dkimsign.h) */
+	struct screen *screen;	   /* screening (screen.h); NULL: off */
+	struct metricsrv *metrics; /* listen.metrics (metricsrv.h); NULL: off */
 };
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */
