@@ -44,7 +44,7 @@ MAINS    := src/server/main.c src/cli/main.c
 # clock and getrandom(2); misc.c's errno-keeping close and unlink helpers
 # (called by the shell only, never by a pure file); conf.c reads the one
 # configuration file it is named.  That is the protocol core and the
-# parsers: util, addr, smtp, mime, conf and mailauth whole (a new file
+# parsers: util, addr, smtp, mime, conf, mailauth and metrics whole (a new file
 # there joins by itself), auth's SASL and throttle, queue's envelope
 # codec, DSN builder, retry schedule and rate tables, the CLI's JSON
 # reader.  A libcore file includes headers of modules with libcore files
