@@ -244,3 +244,21 @@ def test_metrics_refuses_a_public_address(ternd):
                        cwd=str(t.state_dir))
     assert r.returncode != 0
     assert b"is not a loopback address" in r.stderr, r.stderr
+
+
+def test_grafana_dashboard_uses_the_families():
+    """contrib/grafana/tern.json: valid JSON, every query names families
+    ternd exports, and every family is on some panel."""
+    import json
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    with open(os.path.join(root, "contrib", "grafana", "tern.json")) as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    assert exprs
+    used = set()
+    for e in exprs:
+        for name in re.findall(r"\b((?:tern|process)_[a-z_]+)", e):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            assert base in FAMILIES, f"{name} in {e!r}"
+            used.add(base)
+    assert used == set(FAMILIES), set(FAMILIES) - used
