@@ -12,6 +12,16 @@
  * with content gets 413), a client that does not finish its request or
  * read its answer in METRICSRV_TIMEOUT_S seconds is dropped.  Any path
  * but /metrics is 404, any method but GET and HEAD on it 405.
+ *
+ * Connections: libevent 2.1 has no cap on evhttp's (2.2 has
+ * evhttp_set_max_connections) and tells nobody when one closes before
+ * its first request, so the cap is on admissions: at most
+ * METRICSRV_ADMIT connections per METRICSRV_TIMEOUT_S seconds; past
+ * that the listener is disabled until the window ends and clients wait
+ * in the kernel's backlog.  An idle connection lives at most the timeout,
+ * so open connections stay near METRICSRV_ADMIT (a client reading a page
+ * slowly but steadily may outlive its window).  Prometheus scrapes over
+ * one kept-alive connection.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -21,7 +31,9 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 
 #include "metrics/metrics.h"
@@ -34,10 +46,15 @@
 #define METRICSRV_BODY_MAX    ((size_t)1 << 20)
 #define METRICSRV_HEADERS_MAX 8192
 #define METRICSRV_TIMEOUT_S   10
+#define METRICSRV_ADMIT	      8
 
 struct metricsrv {
 	int fd; /* bound, listening; -1 once evhttp owns it */
 	struct evhttp *http;
+	struct evconnlistener *lev; /* evhttp's, to pause admissions */
+	struct event *resume;	    /* the end of a full window */
+	uint64_t window_ms;	    /* start of the admission window */
+	unsigned admitted;	    /* connections in it */
 };
 
 int
@@ -164,9 +181,50 @@ on_request(struct evhttp_request *req, void *arg)
 	evbuffer_free(body);
 }
 
+static void
+on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct metricsrv *m = arg;
+
+	(void)fd;
+	(void)what;
+	m->window_ms = time_now_ms();
+	m->admitted = 0;
+	if (m->lev != NULL)
+		evconnlistener_enable(m->lev);
+}
+
+/* evhttp's hook for a new connection: counted here, the bufferevent
+ * left to evhttp (NULL). */
+static struct bufferevent *
+on_connection(struct event_base *base, void *arg)
+{
+	struct metricsrv *m = arg;
+	uint64_t now = time_now_ms(), left;
+
+	(void)base;
+	if (now - m->window_ms >= METRICSRV_TIMEOUT_S * 1000) {
+		m->window_ms = now;
+		m->admitted = 0;
+	}
+	if (++m->admitted >= METRICSRV_ADMIT && m->lev != NULL &&
+	    !evtimer_pending(m->resume, NULL)) {
+		left = m->window_ms + METRICSRV_TIMEOUT_S * 1000 - now;
+		struct timeval tv = {
+		    (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+
+		evconnlistener_disable(m->lev);
+		evtimer_add(m->resume, &tv);
+		log_warn("event=metrics_busy connections=%u window_s=%d",
+		    m->admitted, METRICSRV_TIMEOUT_S);
+	}
+	return NULL;
+}
+
 void
 metricsrv_start(struct server *s)
 {
+	struct evhttp_bound_socket *bound;
 	struct metricsrv *m = s->metrics;
 
 	if (m == NULL)
@@ -183,9 +241,14 @@ metricsrv_start(struct server *s)
 	evhttp_set_max_body_size(m->http, 0);
 	evhttp_set_timeout(m->http, METRICSRV_TIMEOUT_S);
 	evhttp_set_gencb(m->http, on_request, s);
-	if (evhttp_accept_socket_with_handle(m->http, m->fd) == NULL)
+	evhttp_set_bevcb(m->http, on_connection, m);
+	if ((bound = evhttp_accept_socket_with_handle(m->http, m->fd)) ==
+		NULL ||
+	    (m->resume = evtimer_new(s->base, on_resume, m)) == NULL)
 		fatalx("event=startup step=metrics error=evhttp_accept");
 	m->fd = -1; /* evhttp_free closes it */
+	m->lev = evhttp_bound_socket_get_listener(bound);
+	m->window_ms = time_now_ms();
 }
 
 void
@@ -195,6 +258,8 @@ metricsrv_stop(struct server *s)
 
 	if (m == NULL)
 		return;
+	if (m->resume != NULL)
+		event_free(m->resume);
 	if (m->http != NULL)
 		evhttp_free(m->http);
 	if (m->fd >= 0)

@@ -262,3 +262,33 @@ def test_grafana_dashboard_uses_the_families():
             assert base in FAMILIES, f"{name} in {e!r}"
             used.add(base)
     assert used == set(FAMILIES), set(FAMILIES) - used
+
+
+def test_metrics_idle_clients_dropped_and_admissions_capped(metered):
+    """Eight connections that send nothing (or half a request) fill the
+    admission window: a ninth client waits in the backlog (curl times
+    out); evhttp drops the idle ones after its 10 s timeout, and the
+    endpoint answers again once the window is over."""
+    import socket
+    import time
+    t, _ = metered
+    p = t.metrics_port
+    socks = []
+    for i in range(8):
+        s = socket.create_connection(("127.0.0.1", p), timeout=5)
+        if i % 2:
+            s.sendall(b"GET /metr")
+        socks.append(s)
+    time.sleep(0.5)
+    started = time.monotonic()
+    rc, code, _ = curl(p, "-m", "2")
+    assert rc == 28 and code == 0, (rc, code)
+    for s in socks:
+        s.settimeout(20 * SLOW)
+        assert s.recv(100) == b"", "an idle client was answered"
+        s.close()
+    dropped_after = time.monotonic() - started
+    assert 5 < dropped_after < 20 * SLOW, dropped_after
+    wait_for(lambda: curl(p, "-m", "2")[1] == 200, "the endpoint again",
+             timeout=15)
+    assert "event=metrics_busy connections=8" in t.log()
