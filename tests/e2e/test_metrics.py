@@ -174,6 +174,9 @@ def test_metrics_families_and_counts(metered):
     assert moved(s0, s1, "tern_delivery_latency_seconds_count",
                  transport="maildir") == 2
     assert moved(s0, s1, "tern_table_lookup_seconds_count") >= 4
+    # the smarthost's route: an address literal, answered without a query
+    assert moved(s0, s1, "tern_dns_lookups_total", type="route",
+                 result="ok") == 1
     assert val(s1, "tern_queue_messages") == 1
     assert val(s1, "tern_queue_oldest_message_age_seconds") >= 0
     assert val(s1, "tern_lookup_queue_length") == 0
@@ -292,3 +295,23 @@ def test_metrics_idle_clients_dropped_and_admissions_capped(metered):
     wait_for(lambda: curl(p, "-m", "2")[1] == 200, "the endpoint again",
              timeout=15)
     assert "event=metrics_busy connections=8" in t.log()
+
+
+def test_metrics_refusals(ternd):
+    """A connection over limits.connections_per_ip is refused before the
+    greeting, and counted by its reason."""
+    import socket
+    mport = free_port()
+    t = ternd({"listen.metrics": f"127.0.0.1:{mport}",
+               "limits.connections_per_ip": "1"})
+    s0, _ = parse(scrape(mport))
+    with t.client() as c:
+        c.ehlo()
+        s = socket.create_connection(("127.0.0.1", t.port), timeout=5 * SLOW)
+        assert s.recv(100).startswith(b"421 4.7.0"), "refused"
+        s.close()
+        s1, _ = parse(scrape(mport))
+        assert val(s1, "tern_connections_current", listener="smtp") == 1
+    assert moved(s0, s1, "tern_connections_refused_total",
+                 reason="connections_per_ip") == 1
+    assert moved(s0, s1, "tern_connections_total", listener="smtp") == 1
