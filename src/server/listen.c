@@ -267,16 +267,20 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 
 	(void)ev;
 	client_key_of(l, fd, sa, &key, &uid);
-	if (s->stopping)
+	if (s->stopping) {
 		why = "shutdown";
-	else if (s->nconns >= s->conf->connections)
-		why = "connections", mr = METRICS_R_CONNECTIONS;
-	else if (l->kind == LISTEN_LOCAL &&
-		 client_count_get(s, &key) >= s->conf->connections_per_uid)
-		why = "connections_per_uid", mr = METRICS_R_PER_UID;
-	else if (l->kind != LISTEN_LOCAL &&
-		 client_count_get(s, &key) >= s->conf->connections_per_ip)
-		why = "connections_per_ip", mr = METRICS_R_PER_IP;
+	} else if (s->nconns >= s->conf->connections) {
+		why = "connections";
+		mr = METRICS_R_CONNECTIONS;
+	} else if (l->kind == LISTEN_LOCAL &&
+		   client_count_get(s, &key) >= s->conf->connections_per_uid) {
+		why = "connections_per_uid";
+		mr = METRICS_R_PER_UID;
+	} else if (l->kind != LISTEN_LOCAL &&
+		   client_count_get(s, &key) >= s->conf->connections_per_ip) {
+		why = "connections_per_ip";
+		mr = METRICS_R_PER_IP;
+	}
 	if (why != NULL) {
 		char host[64];
 
