@@ -95,6 +95,7 @@ static _Atomic uint64_t v_conn_cur[METRICS_L_N];
 static _Atomic uint64_t v_conn_total[METRICS_L_N];
 static _Atomic uint64_t v_refused[METRICS_R_N];
 static _Atomic uint64_t v_received[METRICS_L_N];
+static _Atomic uint64_t v_expired;
 static _Atomic uint64_t v_outcome[METRICS_O_N][METRICS_T_N];
 static _Atomic uint64_t v_tls[METRICS_TLS_DIRS * 3 * METRICS_V_N];
 static _Atomic uint64_t v_tls_failed[METRICS_TLS_DIRS];
@@ -132,6 +133,9 @@ static const struct mx_family mx_fixed_tail[] = {
 	"Recipients failed for good (a DSN is owed), by transport.", MX_COUNTER,
 	{MX_DIM("transport", mx_transports)}, 1, NULL, 0,
 	v_outcome[METRICS_O_BOUNCED]},
+    {"tern_messages_expired_total",
+	"Recipients failed by age (queue.lifetime) in the queue.", MX_COUNTER,
+	{{0}}, 0, NULL, 0, &v_expired},
     {"tern_queue_messages", "Messages in the queue.", MX_GAUGE, {{0}}, 0, NULL,
 	0, &v_gauge[METRICS_G_QUEUE_MESSAGES]},
     {"tern_queue_oldest_message_age_seconds",
@@ -238,6 +242,12 @@ void
 metrics_conn_refused(enum metrics_refusal r)
 {
 	mx_add(&v_refused[r], 1);
+}
+
+void
+metrics_expired(void)
+{
+	mx_add(&v_expired, 1);
 }
 
 void
@@ -757,6 +767,7 @@ metrics_reset(void)
 	mx_zero(v_conn_total, MX_N(v_conn_total));
 	mx_zero(v_refused, MX_N(v_refused));
 	mx_zero(v_received, MX_N(v_received));
+	mx_zero(&v_expired, 1);
 	mx_zero(&v_outcome[0][0], METRICS_O_N * METRICS_T_N);
 	mx_zero(v_tls, MX_N(v_tls));
 	mx_zero(v_tls_failed, MX_N(v_tls_failed));

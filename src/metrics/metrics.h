@@ -121,6 +121,8 @@ void metrics_message_received(enum metrics_listener l);
  * (NULL otherwise); latency_us: creation to delivery, for DELIVERED. */
 void metrics_delivery(enum metrics_transport t, enum metrics_outcome o,
     const char *domain, uint64_t latency_us);
+/* A recipient failed by age (queue.lifetime, 4.4.7). */
+void metrics_expired(void);
 /* version: SSL_get_version()'s text */
 void metrics_tls(
     enum metrics_tls_dir d, const char *version, enum metrics_tls_verify v);

@@ -930,9 +930,11 @@ finish_expire(struct attempt *at, time_t now)
 	if (attempt_expire(&at->env, at->track, &at->q->retry, now) == 0)
 		return;
 	for (i = 0; i < at->env.nrcpt; i++)
-		if (at->track[i].expired)
+		if (at->track[i].expired) {
 			log_info("id=%s event=expired to=<%s> status=4.4.7",
 			    at->env.id, at->env.rcpt[i].addr);
+			metrics_expired();
+		}
 }
 
 /*

@@ -27,6 +27,7 @@ FAMILIES = {
     "tern_messages_delivered_total": "counter",
     "tern_messages_deferred_total": "counter",
     "tern_messages_bounced_total": "counter",
+    "tern_messages_expired_total": "counter",
     "tern_queue_messages": "gauge",
     "tern_queue_oldest_message_age_seconds": "gauge",
     "tern_destination_deliveries_total": "counter",
@@ -315,3 +316,33 @@ def test_metrics_refusals(ternd):
     assert moved(s0, s1, "tern_connections_refused_total",
                  reason="connections_per_ip") == 1
     assert moved(s0, s1, "tern_connections_total", listener="smtp") == 1
+
+
+def test_metrics_expired(ternd):
+    """A recipient the next hop defers past queue.lifetime: deferred on
+    each attempt, then counted once as expired."""
+    peer = ReplyPeer("451 4.7.1 greylisted, come back later")
+    peer.start()
+    try:
+        mport = free_port()
+        t = ternd({"listen.metrics": f"127.0.0.1:{mport}",
+                   "relay.networks": "127.0.0.0/8",
+                   "relay.smarthost": f"127.0.0.1:{peer.port}",
+                   "queue.retry_first": "1", "queue.retry_max": "1",
+                   "queue.delay_warning": "0", "queue.lifetime": "3"})
+        s0, _ = parse(scrape(mport))
+        # a local sender: its DSN goes to a Maildir, not to the peer
+        with t.smtplib() as s:
+            s.sendmail("ben@example.org", ["far@far.test"], MSG)
+
+        def expired():
+            s1, _ = parse(scrape(mport))
+            return s1 if val(s1, "tern_messages_expired_total") else None
+        s1 = wait_for(expired, "the expiry in the metrics", timeout=20)
+        assert moved(s0, s1, "tern_messages_expired_total") == 1
+        assert moved(s0, s1, "tern_messages_deferred_total",
+                     transport="smtp") == peer.rcpts
+        wait_for(lambda: val(parse(scrape(mport))[0],
+                             "tern_queue_messages") == 0, "the queue empty")
+    finally:
+        peer.close()

@@ -163,6 +163,7 @@ test_counters(void)
 	metrics_tls(METRICS_TLS_OUT, "TLSv1.3", METRICS_V_NO);
 	metrics_tls(METRICS_TLS_IN, "SSLv3", METRICS_V_NONE);
 	metrics_dns(METRICS_DNS_TXT, METRICS_DNSR_NXDOMAIN);
+	metrics_expired();
 	metrics_gauge_set(METRICS_G_QUEUE_MESSAGES, 7);
 	metrics_gauge_set(METRICS_G_QUEUE_OLDEST_AGE, -1);
 	T_CHECK(has_line("tern_connections_current{listener=\"smtp\"} 1"));
@@ -183,6 +184,7 @@ test_counters(void)
 	T_CHECK(has_line(
 	    "tern_dns_lookups_total{type=\"txt\",result=\"nxdomain\"} 1"));
 	T_CHECK(has_line("tern_queue_messages 7"));
+	T_CHECK(has_line("tern_messages_expired_total 1"));
 	T_CHECK(has_line("tern_queue_oldest_message_age_seconds -1"));
 	T_CHECK(has_line("# TYPE tern_queue_messages gauge"));
 	T_CHECK(has_line("# TYPE tern_auth_total counter"));
