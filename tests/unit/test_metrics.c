@@ -6,6 +6,7 @@
  * network-labelled families (reply slots, busiest destinations), and a
  * render that fits the format's line grammar.
  */
+#include <pthread.h>
 #include <stdio.h>
 
 #include "metrics/metrics.h"
@@ -261,6 +262,79 @@ test_destinations(void)
 	T_CHECK(strstr(render(), "x.example") == NULL);
 }
 
+/* Threads bump the same series at once: no increment is lost. */
+#define HAMMER_THREADS 4
+#define HAMMER_ROUNDS  20000
+
+static pthread_barrier_t hammer_start;
+
+static void *
+hammer(void *arg)
+{
+	unsigned i;
+
+	(void)arg;
+	pthread_barrier_wait(&hammer_start); /* all at once */
+	/* a tight loop first: a plain load and store would lose some */
+	for (i = 0; i < 10 * HAMMER_ROUNDS; i++)
+		metrics_message_received(METRICS_L_LOCAL);
+	for (i = 0; i < HAMMER_ROUNDS; i++) {
+		metrics_conn_open(METRICS_L_SMTP);
+		metrics_table_lookup_latency(i % 3000);
+		metrics_replies("250 2.0.0 ok\r\n", 14);
+		metrics_delivery(METRICS_T_SMTP, METRICS_O_DEFERRED,
+		    i % 2 ? "a.example" : "b.example", 0);
+		metrics_conn_close(METRICS_L_SMTP);
+	}
+	return NULL;
+}
+
+static void
+test_threads(void)
+{
+	pthread_t th[HAMMER_THREADS];
+	char line[160];
+	int i;
+
+	t_case("four threads: every increment counted");
+	metrics_reset();
+	T_CHECK(pthread_barrier_init(&hammer_start, NULL, HAMMER_THREADS) == 0);
+	for (i = 0; i < HAMMER_THREADS; i++)
+		T_CHECK(pthread_create(&th[i], NULL, hammer, NULL) == 0);
+	for (i = 0; i < HAMMER_THREADS; i++)
+		T_CHECK(pthread_join(th[i], NULL) == 0);
+	pthread_barrier_destroy(&hammer_start);
+	T_CHECK(str_fmt(line, sizeof(line),
+		    "tern_connections_total{listener=\"smtp\"} %d",
+		    HAMMER_THREADS * HAMMER_ROUNDS) == 0);
+	T_CHECK(has_line(line));
+	T_CHECK(has_line("tern_connections_current{listener=\"smtp\"} 0"));
+	T_CHECK(str_fmt(line, sizeof(line),
+		    "tern_messages_received_total{listener=\"local\"} %d",
+		    10 * HAMMER_THREADS * HAMMER_ROUNDS) == 0);
+	T_CHECK(has_line(line));
+	T_CHECK(
+	    str_fmt(line, sizeof(line), "tern_table_lookup_seconds_count %d",
+		HAMMER_THREADS * HAMMER_ROUNDS) == 0);
+	T_CHECK(has_line(line));
+	T_CHECK(str_fmt(line, sizeof(line),
+		    "tern_smtp_replies_total{class=\"2xx\",enhanced=\"2.0.0\"} "
+		    "%d",
+		    HAMMER_THREADS * HAMMER_ROUNDS) == 0);
+	T_CHECK(has_line(line));
+	/* a free name is taken at a domain's first event: none in other */
+	T_CHECK(str_fmt(line, sizeof(line),
+		    "tern_destination_deferrals_total{domain=\"a.example\"} %d",
+		    HAMMER_THREADS * HAMMER_ROUNDS / 2) == 0);
+	T_CHECK(has_line(line));
+	T_CHECK(
+	    has_line("tern_destination_deferrals_total{domain=\"other\"} 0"));
+	T_CHECK(str_fmt(line, sizeof(line),
+		    "tern_messages_deferred_total{transport=\"smtp\"} %d",
+		    HAMMER_THREADS * HAMMER_ROUNDS) == 0);
+	T_CHECK(has_line(line));
+}
+
 /* Every line is a comment or "name{labels} value" with a known name. */
 static void
 test_grammar(void)
@@ -304,6 +378,7 @@ main(void)
 	T_RUN(test_histogram);
 	T_RUN(test_destinations);
 	T_RUN(test_grammar);
+	T_RUN(test_threads);
 	buf_free(&page);
 	return t_summary();
 }
