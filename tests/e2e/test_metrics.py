@@ -346,3 +346,34 @@ def test_metrics_expired(ternd):
                              "tern_queue_messages") == 0, "the queue empty")
     finally:
         peer.close()
+
+
+def test_metrics_relay_over_tls(ternd):
+    """A message relayed to a second ternd (the smarthost, STARTTLS with
+    its self-signed certificate): TLS out counted unverified, the
+    recipient delivered over SMTP to its destination, with its latency."""
+    far = ternd({"domains": "far.test"}, users=("zoe@far.test",),
+                state="far")
+    mport = free_port()
+    t = ternd({"listen.metrics": f"127.0.0.1:{mport}",
+               "relay.networks": "127.0.0.0/8",
+               "relay.smarthost": f"127.0.0.1:{far.port}"})
+    s0, _ = parse(scrape(mport))
+    with t.smtplib() as s:
+        s.sendmail("ben@example.org", ["zoe@far.test"], MSG)
+    wait_for(lambda: far.messages("zoe@far.test"), "the relayed message")
+
+    def delivered():
+        s1, _ = parse(scrape(mport))
+        return s1 if moved(s0, s1, "tern_messages_delivered_total",
+                           transport="smtp") else None
+    s1 = wait_for(delivered, "the delivery in the metrics")
+    dest = f"127.0.0.1:{far.port}"
+    assert moved(s0, s1, "tern_messages_delivered_total", transport="smtp") == 1
+    assert moved(s0, s1, "tern_destination_deliveries_total", domain=dest) == 1
+    assert moved(s0, s1, "tern_delivery_latency_seconds_count",
+                 transport="smtp") == 1
+    assert moved(s0, s1, "tern_tls_sessions_total", direction="out",
+                 version="TLSv1.3", verified="no") == 1
+    assert moved(s0, s1, "tern_tls_failures_total", direction="out") == 0
+    assert val(s1, "tern_queue_messages") == 0
