@@ -84,6 +84,7 @@ tlsconn_flush_plain(struct conn *c)
 	size_t n;
 	const char *p;
 
+	metrics_replies(c->out.data, c->out.len); /* the 220 go-ahead */
 	if (evbuffer_add(out, c->out.data, c->out.len) != 0)
 		return -1;
 	buf_reset(&c->out);

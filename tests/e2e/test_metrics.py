@@ -377,3 +377,17 @@ def test_metrics_relay_over_tls(ternd):
                  version="TLSv1.3", verified="no") == 1
     assert moved(s0, s1, "tern_tls_failures_total", direction="out") == 0
     assert val(s1, "tern_queue_messages") == 0
+
+
+def test_metrics_starttls_reply_counted(metered):
+    """The STARTTLS go-ahead (220 2.0.0), written before the handshake
+    outside the usual output path, is counted like every reply."""
+    t, _ = metered
+    s0, _ = parse(scrape(t.metrics_port))
+    with t.sub_client(tls=True) as c:       # EHLO, STARTTLS, EHLO
+        c.expect("QUIT", 221, "2.0.0")
+    s1, _ = parse(scrape(t.metrics_port))
+    assert moved(s0, s1, "tern_smtp_replies_total", **{
+        "class": "2xx", "enhanced": "2.0.0"}) == 2   # 220 2.0.0, 221 2.0.0
+    assert moved(s0, s1, "tern_smtp_replies_total", **{
+        "class": "2xx", "enhanced": "none"}) == 3    # greeting, two EHLO
