@@ -44,7 +44,7 @@ MAINS    := src/server/main.c src/cli/main.c
 # clock and getrandom(2); misc.c's errno-keeping close and unlink helpers
 # (called by the shell only, never by a pure file); conf.c reads the one
 # configuration file it is named.  That is the protocol core and the
-# parsers: util, addr, smtp, mime, conf and mailauth whole (a new file
+# parsers: util, addr, smtp, mime, conf, mailauth and metrics whole (a new file
 # there joins by itself), auth's SASL and throttle, queue's envelope
 # codec, DSN builder, retry schedule and rate tables, the CLI's JSON
 # reader.  A libcore file includes headers of modules with libcore files
@@ -54,7 +54,7 @@ MAINS    := src/server/main.c src/cli/main.c
 CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/mime/*.c src/conf/*.c src/mailauth/*.c src/milter/*.c \
               src/screen/*.c src/rate/*.c \
-              src/policy/*.c) \
+              src/policy/*.c src/metrics/*.c) \
               src/auth/sasl.c src/auth/throttle.c src/queue/envelope.c \
               src/queue/bounce.c src/queue/retry.c \
               src/queue/sched.c src/queue/attempt.c src/queue/dsn.c \
@@ -77,7 +77,7 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
                test_smtp_reply test_smtp_server test_util test_strfmt \
                test_sched test_attempt test_dsn test_envjson test_qlog test_spf test_dkim test_dmarc test_authres \
                test_arc test_srs test_inbound test_dkimsel test_dnscache test_milter test_dnsbl \
-               test_policy test_slowdown))
+               test_policy test_slowdown test_metrics))
 # The tests that drive the durable steps through fs/file.c's fault
 # hook: they link the fault build of file.c ($(B)/fault/, as ternd-fault
 # does) ahead of the archives, so the archive's own file.o is never used.

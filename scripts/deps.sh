@@ -8,7 +8,8 @@ libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libpq-dev libinih-dev libcr
 python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp curl dovecot-imapd dovecot-lmtpd dnsmasq-base openssl sqlite3
 procps iproute2 postfix postgresql systemd
 python3-dkim python3-spf python3-dnspython opendkim-tools opendmarc publicsuffix python3-authres
-postsrsd python3-srs python3-milter rspamd opendkim postfwd"
+postsrsd python3-srs python3-milter rspamd opendkim postfwd
+prometheus"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then

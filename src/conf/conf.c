@@ -99,6 +99,7 @@ static const struct conf_key conf_keys[] = {
 	K("listen", "smtp", CONF_T_LISTEN, listen_smtp, 0, 0),
 	K("listen", "submission", CONF_T_LISTEN, listen_submission, 0, 0),
 	K("listen", "submissions", CONF_T_LISTEN, listen_submissions, 0, 0),
+	K("listen", "metrics", CONF_T_LISTEN, listen_metrics, 0, 0),
 	K("tls", "cert", CONF_T_PATH, tls_cert, 0, 0),
 	K("tls", "key", CONF_T_PATH, tls_key, 0, 0),
 	K("tables", "users", CONF_T_TABLE, tables_users, 0, 0),
@@ -197,6 +198,7 @@ static const struct conf_key conf_keys[] = {
 	K("policy", "timeout", CONF_T_SECS, policy_timeout, 1, 3600),
 	K("policy", "idle_timeout", CONF_T_SECS, policy_idle_timeout, 1, 86400),
 	K("policy", "skip_authenticated", CONF_T_BOOL, policy_skip_authenticated, 0, 0),
+	K("metrics", "allow_remote", CONF_T_BOOL, metrics_allow_remote, 0, 0),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -205,6 +207,7 @@ static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
 	"srs", "arc", "milter", "screen", "greylist", "rate", "policy",
+	"metrics",
 };
 /* clang-format on */
 
@@ -1433,6 +1436,35 @@ conf_check_dmarc_override(const struct conf *c, char *err, size_t errlen)
 	return r;
 }
 
+/*
+ * listen.metrics tells whoever can connect how much mail flows where
+ * (destination domains, AUTH failures) and takes no credentials: on
+ * loopback only (127.0.0.0/8, ::1), unless metrics.allow_remote says the
+ * administrator put it behind a firewall or a proxy on purpose.
+ */
+static int
+conf_check_metrics(const struct conf *c, char *err, size_t errlen)
+{
+	char host[ADDR_DOMAIN_MAX + 1];
+	unsigned port;
+	struct in_addr a4;
+
+	if (c->listen_metrics == NULL || c->metrics_allow_remote)
+		return 0;
+	if (conf_split_hostport(
+		c->listen_metrics, host, sizeof(host), &port, true) == 0 &&
+	    ((inet_pton(AF_INET, host, &a4) == 1 &&
+		 (ntohl(a4.s_addr) >> 24) == 127) ||
+		strcmp(host, "::1") == 0))
+		return 0;
+	str_fmt_cut(err, errlen,
+	    "listen.metrics: %s is not a loopback address (127.0.0.0/8, "
+	    "[::1]); set metrics.allow_remote = yes to serve the metrics "
+	    "there",
+	    c->listen_metrics);
+	return -1;
+}
+
 /* Values that depend on others, computed once everything is read. */
 static int
 conf_finish(struct conf_ctx *x, char *err, size_t errlen)
@@ -1441,7 +1473,8 @@ conf_finish(struct conf_ctx *x, char *err, size_t errlen)
 	size_t n;
 
 	if (conf_finish_smarthost_tls(c, err, errlen) != 0 ||
-	    conf_check_dmarc_override(c, err, errlen) != 0)
+	    conf_check_dmarc_override(c, err, errlen) != 0 ||
+	    conf_check_metrics(c, err, errlen) != 0)
 		return -1;
 	if (c->ndomains == 0) {
 		str_fmt_cut(err, errlen,

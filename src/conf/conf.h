@@ -53,6 +53,8 @@ struct conf {
 	char *listen_smtp;	     /* "127.0.0.1:2525"; NULL or "" = off */
 	char *listen_submission;     /* "127.0.0.1:2587" */
 	char *listen_submissions;    /* NULL (off) */
+	char *listen_metrics;	     /* Prometheus, "127.0.0.1:9125"; NULL
+					(off) */
 	char *tls_cert, *tls_key;    /* NULL: self-signed pair in state_dir */
 	char *tables_users;	     /* "sqlite:STATE/tern.db" */
 	uint64_t message_size;	     /* limits.message_size, 26214400 */
@@ -216,6 +218,8 @@ struct conf {
 	unsigned policy_idle_timeout;	/* seconds an idle connection is kept,
 					   300 */
 	bool policy_skip_authenticated; /* authenticated sessions not asked */
+	/* Prometheus metrics (docs/metrics.md) */
+	bool metrics_allow_remote; /* listen.metrics may be off loopback */
 };
 
 /*

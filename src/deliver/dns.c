@@ -58,6 +58,7 @@
 #include <strings.h>
 
 #include "deliver/dns.h"
+#include "metrics/metrics.h"
 #include "util/dnscache.h"
 #include "util/util.h"
 
@@ -1185,6 +1186,24 @@ req_log(const struct dns_req *req)
 	    res->nhosts, res->implicit_mx);
 }
 
+/* A finished request in the metrics: its type, and ok or why not. */
+static void
+req_count(const struct dns_req *req)
+{
+	_Static_assert(
+	    (int)DNS_Q_TXT + 1 == (int)METRICS_DNS_TXT &&
+		(int)DNS_Q_PTR + 1 == (int)METRICS_DNS_PTR &&
+		(int)DNS_REASON_NONE == (int)METRICS_DNSR_OK &&
+		(int)DNS_REASON_RESOLVER == (int)METRICS_DNSR_RESOLVER,
+	    "dns and metrics enums differ");
+	if (req->lk != NULL)
+		metrics_dns((enum metrics_dns_type)((int)req->lk->type + 1),
+		    (enum metrics_dns_result)req->lk->ans.reason);
+	else
+		metrics_dns(METRICS_DNS_ROUTE,
+		    (enum metrics_dns_result)req->res.reason);
+}
+
 static void
 lookup_set(struct dns_lookup *lk, enum dns_rcode rc, enum dns_reason why)
 {
@@ -1215,6 +1234,7 @@ req_event_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	req->state = REQ_FINISHED;
 	req_log(req);
+	req_count(req);
 	dns->depth++;
 	if (req->lk != NULL)
 		req->lk->cb(&req->lk->ans, req->arg);

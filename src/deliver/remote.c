@@ -69,6 +69,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
+#include "metrics/metrics.h"
 #include "mime/mime.h"
 #include "tls/sesscache.h"
 #include "tls/tls.h"
@@ -929,7 +930,9 @@ rconn_tls_up(struct rconn *c)
 	bool verified = tls_peer_verified(ssl, why, sizeof(why));
 
 	tls_describe(ssl, desc, sizeof(desc));
-	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s verified=%s"
+	metrics_tls(METRICS_TLS_OUT, ssl != NULL ? SSL_get_version(ssl) : NULL,
+	    verified ? METRICS_V_YES : METRICS_V_NO);
+		log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s verified=%s"
 		 "%s%s%s",
 	    rconn_id(c), c->host_log, c->addr_log, desc,
 	    SSL_session_reused(ssl) ? "yes" : "no", verified ? "yes" : "no",
@@ -968,6 +971,7 @@ rconn_tls_failed(struct rconn *c, const char *why)
 {
 	char q[512];
 
+	metrics_tls_failed(METRICS_TLS_OUT);
 	log_info("id=%s mx=%s addr=%s event=tls status=failed verified=no "
 		 "error=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log,

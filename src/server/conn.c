@@ -35,6 +35,7 @@
 #include <event2/bufferevent_ssl.h>
 
 #include "deliver/deliver.h"
+#include "metrics/metrics.h"
 #include "smtp/smtp.h"
 #include "fs/file.h"
 #include "server/conn.h"
@@ -390,6 +391,7 @@ conn_flush(struct conn *c)
 
 	if (c->out.len == 0 || c->bev == NULL)
 		return;
+	metrics_replies(c->out.data, c->out.len);
 	sent = conn_send_now(c);
 	if (sent < c->out.len && bufferevent_write(c->bev, c->out.data + sent,
 				     c->out.len - sent) != 0)
@@ -1254,6 +1256,37 @@ eom_log(const struct conn *c, const struct inject *ij)
 		    ij->name);
 }
 
+/* the metrics' name of a session's listener (the same order) */
+static enum metrics_listener
+conn_metrics_listener(const struct conn *c)
+{
+	_Static_assert(
+	    (int)LISTEN_SMTP == (int)METRICS_L_SMTP &&
+		(int)LISTEN_SUBMISSION == (int)METRICS_L_SUBMISSION &&
+		(int)LISTEN_SUBMISSIONS == (int)METRICS_L_SUBMISSIONS &&
+		(int)LISTEN_LOCAL == (int)METRICS_L_LOCAL,
+	    "listener kinds and metrics listeners differ");
+	return (enum metrics_listener)c->l->kind;
+}
+
+/* A stored message: received on its listener, its commit latency, and
+ * its local copies delivered (into Maildirs, before the 250). */
+static void
+eom_metrics(const struct conn *c, const struct inject *ij)
+{
+	const struct txn *t = ij->arg;
+	uint64_t us = time_now_us() - t->eom_us;
+	size_t i;
+
+	if (ij->rc != 0)
+		return;
+	metrics_message_received(conn_metrics_listener(c));
+	metrics_commit_latency(us);
+	for (i = 0; i < t->targets.n; i++)
+		metrics_delivery(
+		    METRICS_T_MAILDIR, METRICS_O_DELIVERED, NULL, us);
+}
+
 static void
 eom_done(struct inject *ij)
 {
@@ -1262,6 +1295,7 @@ eom_done(struct inject *ij)
 	char text[64];
 
 	eom_log(c, ij);
+	eom_metrics(c, ij);
 	t->srv->storing_bytes -= t->storing; /* c may be dead: srv is not */
 	t->storing = 0;
 	if (ij->rc == 0 && t->nsucc > 0) {
@@ -1502,6 +1536,7 @@ on_eom(struct conn *c)
 {
 	struct txn *t = c->txn;
 
+	t->eom_us = time_now_us();
 	if (!t->body_failed && body_finish(c) != 0)
 		body_fail(t, errno ? errno : EIO);
 	if (t->body_failed) {
@@ -1867,8 +1902,11 @@ on_bev_event(struct bufferevent *bev, short what, void *arg)
 
 		tlsconn_describe(c, tls, sizeof(tls));
 		log_info("sid=%s event=tls %s", c->sid, tls);
+		tlsconn_count(c, true);
 		return;
 	}
+	if ((what & BEV_EVENT_ERROR) && c->tls)
+		tlsconn_count(c, false);
 	if ((what & BEV_EVENT_EOF) && (c->pending || c->job_running) &&
 	    !c->closing) {
 		/* a half-close (e.g. sendmail -bs at the end of its input): the
@@ -1901,6 +1939,7 @@ conn_link(struct server *s, struct conn *c)
 	s->conns = c;
 	s->nconns++;
 	client_count_add(s, &c->key, 1);
+	metrics_conn_open(conn_metrics_listener(c));
 }
 
 static void
@@ -1916,6 +1955,7 @@ conn_unlink(struct conn *c)
 		c->next->prev = c->prev;
 	s->nconns--;
 	client_count_add(s, &c->key, -1);
+	metrics_conn_close(conn_metrics_listener(c));
 }
 
 void

@@ -66,6 +66,7 @@ struct txn {
 	char sender[TABLE_ADDR_MAX + 1];
 	char first_rcpt[TABLE_ADDR_MAX + 1];
 	unsigned nrcpt;
+	uint64_t eom_us; /* end of data (time_now_us): commit latency */
 	struct smtp_mail_params params;
 	struct table_targets targets;	 /* local mailboxes, deduplicated */
 	struct queue_env *remote;	 /* remote recipients, or NULL */

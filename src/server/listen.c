@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "metrics/metrics.h"
 #include "server/conn.h"
 #include "server/listen.h"
 #include "server/netlist.h"
@@ -158,8 +159,8 @@ listen_parse(
 	return str_copy(port, portlen, colon + 1, strlen(colon + 1));
 }
 
-static int
-listen_one(const char *spec, int *fd_out)
+int
+listen_socket(const char *spec, int *fd_out)
 {
 	char host[256], port[16];
 	struct addrinfo hints, *ai = NULL;
@@ -223,7 +224,7 @@ listeners_bind(struct server *s)
 
 		if (!listen_enabled(want[i].spec))
 			continue;
-		if (listen_one(want[i].spec, &l->fd) != 0)
+		if (listen_socket(want[i].spec, &l->fd) != 0)
 			return -1;
 		l->kind = want[i].kind;
 		l->name = want[i].name;
@@ -260,23 +261,30 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 	struct listener *l = arg;
 	struct server *s = l->srv;
 	const char *why = NULL;
+	enum metrics_refusal mr = METRICS_R_SHUTDOWN;
 	struct client_key key;
 	unsigned uid;
 
 	(void)ev;
 	client_key_of(l, fd, sa, &key, &uid);
-	if (s->stopping)
+	if (s->stopping) {
 		why = "shutdown";
-	else if (s->nconns >= s->conf->connections)
+	} else if (s->nconns >= s->conf->connections) {
 		why = "connections";
-	else if (l->kind == LISTEN_LOCAL &&
-		 client_count_get(s, &key) >= s->conf->connections_per_uid)
+		mr = METRICS_R_CONNECTIONS;
+	} else if (l->kind == LISTEN_LOCAL &&
+		   client_count_get(s, &key) >= s->conf->connections_per_uid) {
 		why = "connections_per_uid";
-	else if (l->kind != LISTEN_LOCAL &&
-		 client_count_get(s, &key) >= s->conf->connections_per_ip)
+		mr = METRICS_R_PER_UID;
+	} else if (l->kind != LISTEN_LOCAL &&
+		   client_count_get(s, &key) >= s->conf->connections_per_ip) {
 		why = "connections_per_ip";
+		mr = METRICS_R_PER_IP;
+	}
 	if (why != NULL) {
 		char host[64];
+
+		metrics_conn_refused(mr);
 
 		if (l->kind == LISTEN_LOCAL)
 			str_fmt_cut(host, sizeof(host), "uid=%u", uid);
@@ -306,6 +314,7 @@ shed_backlog(const struct listener *l)
 	while (n < LISTEN_SHED_MAX &&
 	       (fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
 		refuse(fd, l->srv->conf->hostname);
+		metrics_conn_refused(METRICS_R_DESCRIPTORS);
 		n++;
 	}
 	reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -42,7 +42,10 @@ struct listener {
 	int errlog_errno;
 };
 
-int listeners_bind(struct server *s);	 /* before privdrop */
+int listeners_bind(struct server *s); /* before privdrop */
+/* A listening TCP socket on spec ("ip:port", "[ip6]:port"), non-blocking;
+ * errors are logged.  listen.metrics binds through it too. */
+int listen_socket(const char *spec, int *fd_out);
 void listeners_enable(struct server *s); /* on the loop */
 void listeners_close(struct server *s);
 

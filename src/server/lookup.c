@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics/metrics.h"
 #include "util/util.h"
 #include "server/lookup.h"
 
@@ -147,6 +148,16 @@ copy_err(struct lookup *lk, const struct table *t)
 		lk->err[0] = '\0';
 }
 
+/* One question, its time in the metrics (thread-safe). */
+static void
+lookup_timed_ask(struct lookup *lk, struct table *t)
+{
+	uint64_t t0 = time_now_us();
+
+	lk->ask(lk, t);
+	metrics_table_lookup_latency(time_now_us() - t0);
+}
+
 static void
 lookup_run(struct job *j)
 {
@@ -164,7 +175,7 @@ lookup_run(struct job *j)
 		return;
 	}
 	t = thread_table(lk);
-	lk->ask(lk, t);
+	lookup_timed_ask(lk, t);
 	copy_err(lk, t);
 }
 
@@ -196,7 +207,7 @@ lookup_ask(struct lookups *ls, struct lookup *lk)
 	lk->pool = ls;
 	lk->err[0] = '\0';
 	if (ls->threads == NULL) {
-		lk->ask(lk, ls->table);
+		lookup_timed_ask(lk, ls->table);
 		copy_err(lk, ls->table);
 		lk->answer(lk); /* may free lk */
 		return;

@@ -41,6 +41,7 @@
 #include "server/fault.h"
 #include "server/listen.h"
 #include "server/lookup.h"
+#include "server/metricsrv.h"
 #include "server/netlist.h"
 #include "server/rootpath.h"
 #include "server/sandbox.h"
@@ -423,6 +424,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	s->stopping = true;
 	listeners_close(s);
 	control_close(s);
+	metricsrv_stop(s);
 	dmarcrep_stop(s->dmarcrep);
 	s->stop_timer = evtimer_new(s->base, on_stop_timer, s);
 	evtimer_add(s->stop_timer, &tv);
@@ -444,6 +446,7 @@ run_loop(struct server *s)
 			fatalx("event=startup step=signals");
 	}
 	listeners_enable(s);
+	metricsrv_start(s);
 	log_info("event=ready hostname=%s state_dir=%s", s->conf->hostname,
 	    s->conf->state_dir);
 	event_base_dispatch(s->base);
@@ -547,7 +550,7 @@ main(int argc, char **argv)
 	pw = lookup_user(s.conf);
 	state_dir_make_as_root(s.conf, pw);
 	raise_nofile(s.conf);
-	if (listeners_bind(&s) != 0)
+	if (listeners_bind(&s) != 0 || metricsrv_bind(&s) != 0)
 		fatalx("event=startup step=listen error=\"cannot listen, see "
 		       "above\"");
 	load_tls(&s, pw, false);
@@ -606,6 +609,7 @@ main(int argc, char **argv)
 		fatalx("event=startup step=control error=\"cannot make the "
 		       "control sockets\"");
 	run_loop(&s);
+	metricsrv_stop(&s);
 	qmgr_free(s.qmgr);
 	conn_policy_close(&s);
 	screen_free(s.screen);

@@ -27,6 +27,7 @@
 #include <event2/event.h>
 
 #include "deliver/remote.h"
+#include "metrics/metrics.h"
 #include "queue/attempt.h"
 #include "queue/bounce.h"
 #include "queue/dsn.h"
@@ -236,6 +237,32 @@ attempt_ways(struct attempt *at)
 	return v;
 }
 
+/* Each recipient's result of a group in the metrics: by transport, and
+ * by destination domain over SMTP. */
+static void
+group_metrics(const struct attempt *at, const struct attempt_group *g,
+    const struct smtp_client_result *results, size_t n, time_t now)
+{
+	enum metrics_transport tr = g->local  ? METRICS_T_MAILDIR
+				    : g->lmtp ? METRICS_T_LMTP
+					      : METRICS_T_SMTP;
+	uint64_t age = now > at->env.created
+			   ? (uint64_t)(now - at->env.created) * 1000000
+			   : 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		enum metrics_outcome o = METRICS_O_DEFERRED;
+
+		if (results[i].cls == SMTP_RESULT_OK)
+			o = METRICS_O_DELIVERED;
+		else if (results[i].cls == SMTP_RESULT_PERM)
+			o = METRICS_O_BOUNCED;
+		metrics_delivery(
+		    tr, o, tr == METRICS_T_SMTP ? g->domain : NULL, age);
+	}
+}
+
 static void
 group_done(void *arg, const struct smtp_client_result *results, size_t n,
     const char *mx)
@@ -244,6 +271,7 @@ group_done(void *arg, const struct smtp_client_result *results, size_t n,
 	struct attempt *at = gr->at;
 	struct attempt_clock clk = qmgr_clock(at->q);
 
+	group_metrics(at, gr->g, results, n, clk.now);
 	/* remote.c logged each result with its MX */
 	attempt_merge(&at->env, at->track, gr->g, results, n, mx, &clk);
 	at->q->jobs--;
@@ -902,9 +930,11 @@ finish_expire(struct attempt *at, time_t now)
 	if (attempt_expire(&at->env, at->track, &at->q->retry, now) == 0)
 		return;
 	for (i = 0; i < at->env.nrcpt; i++)
-		if (at->track[i].expired)
+		if (at->track[i].expired) {
 			log_info("id=%s event=expired to=<%s> status=4.4.7",
 			    at->env.id, at->env.rcpt[i].addr);
+			metrics_expired();
+		}
 }
 
 /*
@@ -1074,6 +1104,47 @@ qmgr_add(struct qmgr *q, struct queue_env *env)
 	queue_env_free(env);
 	free(env);
 	qmgr_kick(q);
+}
+
+struct qmgr_depth {
+	size_t n;
+	time_t oldest; /* 0: none */
+};
+
+static void
+depth_one(struct sched_ent *e, void *arg)
+{
+	struct qmgr_depth *d = arg;
+	unsigned long created = 0;
+	int i;
+
+	d->n++;
+	/* a queue id begins with its creation second in 8 hex digits
+	   (id_new) */
+	for (i = 0; i < 8; i++) {
+		char ch = e->id[i];
+		int v = ch >= '0' && ch <= '9'	 ? ch - '0'
+			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+						 : -1;
+
+		if (v < 0)
+			return;
+		created = created * 16 + (unsigned long)v;
+	}
+	if (d->oldest == 0 || (time_t)created < d->oldest)
+		d->oldest = (time_t)created;
+}
+
+void
+qmgr_depth(struct qmgr *q, size_t *n_out, uint64_t *oldest_age_out)
+{
+	struct qmgr_depth d = {0, 0};
+	time_t now = time(NULL);
+
+	sched_each(q->sched, depth_one, &d);
+	*n_out = d.n;
+	*oldest_age_out =
+	    d.oldest != 0 && now > d.oldest ? (uint64_t)(now - d.oldest) : 0;
 }
 
 bool

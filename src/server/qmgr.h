@@ -41,6 +41,9 @@ bool qmgr_idle(const struct qmgr *q); /* no attempt or job in flight */
 /* ternd is stopping: deliveries waiting for a destination's pause are
  * deferred now (remote_stop), so the exit does not wait for it. */
 void qmgr_stop(struct qmgr *q);
+/* Messages in the queue and the age in seconds of the oldest (0: none),
+ * for the metrics; walks the schedule (loop only). */
+void qmgr_depth(struct qmgr *q, size_t *n_out, uint64_t *oldest_age_out);
 /* Control: each replies into out (JSON) and calls done(arg) later. */
 void qmgr_control(struct qmgr *q, const char *line, struct buf *out,
     void (*done)(void *arg), void *arg);

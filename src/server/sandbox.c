@@ -316,6 +316,13 @@ ll_rules(struct ll *l, const struct conf *cf, char *const *rw, size_t nrw,
 	if (ll_allow(l, "/proc/self", FS_READ) < 0)
 		return -1;
 #endif
+	/* listen.metrics: the process's own size and descriptors, read by
+	 * a scrape (metricsrv.c) */
+	if (cf->listen_metrics != NULL &&
+	    (ll_allow(l, "/proc/self/statm", LANDLOCK_ACCESS_FS_READ_FILE) <
+		    0 ||
+		ll_allow(l, "/proc/self/fd", FS_READ) < 0))
+		return -1;
 	if (ll_allow(l, "/dev/null",
 		LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
 		    LANDLOCK_ACCESS_FS_TRUNCATE) < 0)

@@ -55,6 +55,7 @@ struct dkimkeys;
 struct screen;
 struct connrate;
 struct policy_pool;
+struct metricsrv;
 
 struct server {
 	struct conf *conf;
@@ -96,6 +97,7 @@ struct server {
 	struct connrate *rate; /* inbound rate limits (connrate.h) */
 	struct policy_pool *policy; /* policy servers' idle connections
 				       (connpolicy.c); NULL until used */
+	struct metricsrv *metrics; /* listen.metrics (metricsrv.h); NULL: off */
 };
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */

@@ -38,6 +38,7 @@
 
 #include <event2/event.h>
 
+#include "metrics/metrics.h"
 #include "server/conn.h"
 #include "server/netlist.h"
 
@@ -132,6 +133,7 @@ auth_failed(
 	char safe[300];
 
 	c->auth_failures++;
+	metrics_auth(mech, false);
 	auth_throttle_fail(c->srv->throttle, &c->key, now);
 	delay = auth_throttle_delay_ms(c->srv->throttle, &c->key, now);
 	log_warn("sid=%s event=auth_failed mech=%s user=%s client=%s reason=%s "
@@ -154,6 +156,7 @@ static void
 auth_succeeded(struct conn *c, const char *user, const char *mech)
 {
 	auth_throttle_success(c->srv->throttle, &c->key);
+	metrics_auth(mech, true);
 	c->authenticated = true;
 	/* SASL allows 255 octets (auth.h); one that would not fit the
 	   queue's envelope is not kept, as before */

@@ -20,6 +20,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
+#include "metrics/metrics.h"
 #include "tls/tls.h"
 #include "server/conn.h"
 
@@ -83,6 +84,7 @@ tlsconn_flush_plain(struct conn *c)
 	size_t n;
 	const char *p;
 
+	metrics_replies(c->out.data, c->out.len); /* the 220 go-ahead */
 	if (evbuffer_add(out, c->out.data, c->out.len) != 0)
 		return -1;
 	buf_reset(&c->out);
@@ -153,4 +155,18 @@ tlsconn_wrap_implicit(struct conn *c, int fd)
 	}
 	c->tls = true;
 	return 0;
+}
+
+void
+tlsconn_count(const struct conn *c, bool up)
+{
+	SSL *ssl = c->bev != NULL ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+	if (ssl == NULL)
+		return;
+	if (up)
+		metrics_tls(
+		    METRICS_TLS_IN, SSL_get_version(ssl), METRICS_V_NONE);
+	else if (!SSL_is_init_finished(ssl))
+		metrics_tls_failed(METRICS_TLS_IN);
 }

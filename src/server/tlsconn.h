@@ -27,5 +27,8 @@ int tlsconn_ctx_load(const struct conf *cf, SSL_CTX **ctx_inout);
 void tlsconn_starttls(struct conn *c, size_t cmd_len);
 int tlsconn_wrap_implicit(struct conn *c, int fd);
 void tlsconn_describe(const struct conn *c, char *out, size_t outlen);
+/* The metrics of a session's handshake: up (done), or an error on the
+ * connection before it was done. */
+void tlsconn_count(const struct conn *c, bool up);
 
 #endif

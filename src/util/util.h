@@ -81,6 +81,7 @@ char *log_quote(char *out, size_t outlen, const char *in, size_t inlen);
 /* 16 hex chars: 32 bits of seconds + 32 random bits, sortable by time. */
 void id_new(char out[ID_LEN + 1]);
 uint64_t time_now_ms(void); /* CLOCK_MONOTONIC */
+uint64_t time_now_us(void); /* CLOCK_MONOTONIC, for latencies */
 /* RFC 5322 date-time of t (local time zone), e.g. "Sat, 28 Nov 2026 21:08:36
  * +0000". */
 size_t time_rfc5322(char *out, size_t outlen, int64_t t);

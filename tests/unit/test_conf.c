@@ -846,6 +846,50 @@ test_rate_keys(void)
 	}
 }
 
+/* listen.metrics: loopback only unless metrics.allow_remote */
+static void
+test_metrics_keys(void)
+{
+	static const struct {
+		const char *ov1, *ov2, *want; /* want NULL: refused */
+	} rows[] = {
+	    {"listen.metrics=off", NULL, "listen.metrics = off\n"},
+	    {"listen.metrics=127.0.0.1:9125", NULL,
+		"listen.metrics = 127.0.0.1:9125\n"},
+	    {"listen.metrics=127.9.9.9:9125", NULL,
+		"listen.metrics = 127.9.9.9:9125\n"},
+	    {"listen.metrics=[::1]:9125", NULL,
+		"listen.metrics = [::1]:9125\n"},
+	    {"listen.metrics=192.0.2.1:9125", NULL, NULL},
+	    {"listen.metrics=[2001:db8::1]:9125", NULL, NULL},
+	    {"listen.metrics=0.0.0.0:9125", NULL, NULL},
+	    {"listen.metrics=localhost:9125", NULL, NULL}, /* not a number */
+	    {"listen.metrics=127.0.0.1", NULL, NULL},	   /* no port */
+	    {"listen.metrics=0.0.0.0:9125", "metrics.allow_remote=yes",
+		"listen.metrics = 0.0.0.0:9125\n"},
+	    {"listen.metrics=192.0.2.1:9125", "metrics.allow_remote=no", NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *ov[] = {"state_dir=/s", (char *)(uintptr_t)rows[i].ov1,
+		    (char *)(uintptr_t)rows[i].ov2};
+		char err[512];
+		struct lines l = {"", 0, 0};
+		struct conf *c = conf_load(
+		    NULL, ov, rows[i].ov2 != NULL ? 3 : 2, err, sizeof(err));
+
+		t_case(rows[i].ov1);
+		T_CHECK((c != NULL) == (rows[i].want != NULL));
+		if (c == NULL) {
+			T_CHECK(strstr(err, "listen.metrics") != NULL);
+			continue;
+		}
+		conf_dump(c, collect, &l);
+		T_CHECK(strstr(l.text, rows[i].want) != NULL);
+		conf_free(c);
+	}
+}
+
 static void
 test_dump(void)
 {
@@ -859,7 +903,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 101);
+	T_CHECK_INT(l.n, 103);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "policy.timeout = 100\n") != NULL);
 	T_CHECK(strstr(l.text, "policy.default_action = tempfail\n") != NULL);
@@ -1114,6 +1158,7 @@ main(void)
 	T_RUN(test_mailauth_keys);
 	T_RUN(test_milter_keys);
 	T_RUN(test_rate_keys);
+	T_RUN(test_metrics_keys);
 	{
 		char cmd[PATH_MAX + 16];
 
