@@ -118,7 +118,6 @@ struct rconn {
 	char last_mx[DNS_NAME_MAX + 3]; /* last host that answered, or "" */
 	struct smtp_client_result last; /* the latest failure, for TEMP */
 	unsigned epoch;	  /* d->slow.epoch when opened (slowdown.h) */
-	bool unreachable; /* last: the connection was refused or timed out */
 };
 
 static int rconn_drive(struct rconn *c);
@@ -349,8 +348,6 @@ rconn_exhausted(struct rconn *c)
 		str_fmt_cut(j->mx, sizeof(j->mx), "%s", c->last_mx);
 		job_finish(d->r, j, mx, "none");
 	}
-	if (c->unreachable)
-		dest_slow_signal(d, &c->epoch, &c->last, c->last_mx);
 	/* a receiver that is up but asked to slow down gets the waiting
 	   jobs later, at its pace (dest_kick says how long they may wait) */
 	if (!rconn_slow_reply(&c->last))
@@ -370,7 +367,6 @@ rconn_connect_error(struct rconn *c, int err)
 
 	str_fmt_cut(t, sizeof(t), "connect to %s: %s", c->label, strerror(err));
 	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.4.1", t);
-	c->unreachable = err == ECONNREFUSED || err == ETIMEDOUT;
 	log_info("id=%s mx=%s addr=%s event=connect status=failed error=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log, strerror(err));
 	return -1;
@@ -602,7 +598,6 @@ rconn_record_error(struct rconn *c)
 		str_fmt_cut(t, sizeof(t), "%s: %s", c->label, e->text);
 	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, four ? e->code : 451,
 	    four && e->enh[0] == '4' ? e->enh : "4.4.0", t);
-	c->unreachable = false;
 	if (four && e->remote) {
 		c->last.remote = true;
 		c->last.cmd = e->cmd;
@@ -959,7 +954,6 @@ rconn_implicit_failed(struct rconn *c, const char *why)
 	str_fmt_cut(
 	    t, sizeof(t), "TLS handshake with %s failed: %s", c->label, why);
 	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", t);
-	c->unreachable = false;
 	rconn_close_socket(c);
 	rconn_advance(c);
 	return rconn_try(c);

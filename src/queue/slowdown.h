@@ -1,8 +1,9 @@
 /*
  * slowdown: the adaptive pace of one outbound destination (docs/queue.md,
- * "Destinations that ask to slow down").  A receiver that answers 421, a
- * 4.7.x temporary reply, or cannot be reached at all is asking tern to
- * send less; this is the rule that decides how much less, AIMD-like:
+ * "Destinations that ask to slow down").  A receiver that answers 421 or
+ * a 4.7.x temporary reply is asking tern to send less (one that cannot be
+ * reached is down, not busy: the retry schedule handles it); this is the
+ * rule that decides how much less, AIMD-like:
  *
  *   signal   the limit on open connections halves (never below 1) and new
  *            connections wait a pause, 1 s the first time, doubling with
