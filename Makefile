@@ -78,7 +78,7 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
 # The tests that drive the durable steps through fs/file.c's fault
 # hook: they link the fault build of file.c ($(B)/fault/, as ternd-fault
 # does) ahead of the archives, so the archive's own file.o is never used.
-FAULT_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_file test_maildir test_spool))
+FAULT_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_file test_maildir test_spool test_logspool))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
@@ -128,7 +128,7 @@ $(B)/ternd: $(B)/obj/src/server/main.o $(LIBS)
 # (an archive member is only pulled in for a symbol still undefined, in
 # libtern.a or libcore.a alike).
 FAULT_SRC := src/server/main.c src/server/fault.c src/store/store.c \
-             src/server/control.c src/fs/file.c
+             src/server/control.c src/fs/file.c src/queue/logspool.c
 $(B)/fault/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DTERN_FAULT_INJECTION -c $< -o $@
@@ -163,7 +163,8 @@ $(CORE_UNIT): $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libcore.a
 	@mkdir -p $(@D)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(CORE_LIBS)
 
-$(FAULT_UNIT): $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/fault/src/fs/file.o $(LIBS)
+$(FAULT_UNIT): $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/fault/src/fs/file.o \
+    $(B)/fault/src/queue/logspool.o $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 

@@ -60,6 +60,19 @@ def as_test_user(cmd):
     return ["runuser", "-u", TEST_USER, "--"] + cmd
 
 
+def names_tests(extra):
+    """Do pytest's extra arguments name test files or directories (then
+    only they run) rather than only options such as -k (then all of
+    tests/e2e is collected)?"""
+    for arg in extra:
+        if arg.startswith("-"):
+            continue
+        path = arg.split("::", 1)[0]
+        if os.path.exists(os.path.join(ROOT, path)) or os.path.exists(path):
+            return True
+    return False
+
+
 def run_e2e_pass(build, extra, marks, as_root):
     """One pytest pass over tests/e2e with -m marks: as the unprivileged
     test user, or as root (the tests marked "root").  (passed, failed)."""
@@ -68,8 +81,9 @@ def run_e2e_pass(build, extra, marks, as_root):
     xml = os.path.join(outdir, "results.xml")
     env = dict(os.environ, TERN_BUILD=build, HOME="/tmp")
     cmd = ["env", f"TERN_BUILD={build}", "/usr/bin/python3", "-m", "pytest",
-           "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", "-m", marks,
-           os.path.join(ROOT, "tests", "e2e")] + extra
+           "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", "-m", marks]
+    cmd += extra if names_tests(extra) else [
+        os.path.join(ROOT, "tests", "e2e")] + extra
     if as_root:
         if os.geteuid() == 0:
             # the root tests must run: one that finds itself without root fails

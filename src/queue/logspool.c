@@ -62,11 +62,13 @@
 
 #include "queue/logspool.h"
 #include "queue/queue.h"
+#include "fs/file.h"
 
 #define LS_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #define LS_ERR_MAX   256
 #define LS_ID_TRIES  8
 #define LS_IOV_MAX   64
+#define LS_WHO	     "logspool" /* the fault hook's module (fs/file.h) */
 
 uint64_t lspool_seg_size = LSPOOL_SEG_SIZE;
 
@@ -222,6 +224,8 @@ static int
 ls_sync_dir(struct lspool *sp)
 {
 	atomic_fetch_add(&sp->dir_fsyncs, 1);
+	if (FILE_FAULT(LS_WHO, "fsync_dir") != 0)
+		return -1;
 	return fsync(sp->seg_fd);
 }
 
@@ -424,6 +428,8 @@ ls_seg_create(struct lspool *sp, uint64_t num)
 	int fd, e;
 
 	ls_seg_name(num, name);
+	if (FILE_FAULT(LS_WHO, "create") != 0)
+		return NULL;
 	fd = openat(sp->seg_fd, name,
 	    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -443,7 +449,9 @@ ls_seg_create(struct lspool *sp, uint64_t num)
 		if (ftruncate(fd, 0) != 0)
 			goto fail;
 	}
-	if (ls_pwritev_all(fd, &iov, 1, 0) != 0 || fdatasync(fd) != 0)
+	if (FILE_FAULT(LS_WHO, "seg_write") != 0 ||
+	    ls_pwritev_all(fd, &iov, 1, 0) != 0 ||
+	    FILE_FAULT(LS_WHO, "seg_sync") != 0 || fdatasync(fd) != 0)
 		goto fail;
 	atomic_fetch_add(&sp->fdatasyncs, 1);
 	if (ls_sync_dir(sp) != 0)
@@ -473,7 +481,8 @@ ls_roll(struct lspool *sp)
 	if (s == NULL)
 		return -1;
 	if (old != NULL) {
-		if (fdatasync(old->fd) != 0) {
+		if (FILE_FAULT(LS_WHO, "roll_sync") != 0 ||
+		    fdatasync(old->fd) != 0) {
 			sp->broken = errno;
 			log_err("event=queue_fdatasync_failed errno=%d "
 				"note=\"the queue refuses writes\"",
@@ -525,10 +534,14 @@ ls_append(struct lspool *sp, const struct qlog_rec *r,
 		if (content[i].iov_len > 0)
 			iov[n++] = content[i];
 	}
+	/* "seg_full": the fault build's way to make a test roll now */
 	if (sp->active->end > QLOG_SEG_HEAD &&
-	    sp->active->end + total > lspool_seg_size && ls_roll(sp) != 0)
+	    (sp->active->end + total > lspool_seg_size ||
+		FILE_FAULT(LS_WHO, "seg_full") != 0) &&
+	    ls_roll(sp) != 0)
 		return -1;
-	if (ls_pwritev_all(sp->active->fd, iov, n, sp->active->end) != 0) {
+	if (FILE_FAULT(LS_WHO, "write") != 0 ||
+	    ls_pwritev_all(sp->active->fd, iov, n, sp->active->end) != 0) {
 		int e = errno;
 
 		if (fallocate(sp->active->fd, FALLOC_FL_ZERO_RANGE,
@@ -573,12 +586,23 @@ ls_sync(struct lspool *sp)
 			s = sp->active;
 			s->pins++;
 			ls_unlock(&sp->mu);
-			rc = fdatasync(s->fd);
+			rc = FILE_FAULT(LS_WHO, "fdatasync") != 0
+				 ? -1
+				 : fdatasync(s->fd);
 			if (rc != 0)
 				re = errno;
 			atomic_fetch_add(&sp->fdatasyncs, 1);
 			ls_lock(&sp->mu);
 			s->pins--;
+			/* after a failed one, a success proves nothing: the
+			   failed pages may never reach the disk, and replay
+			   would stop at them, before the records of this
+			   sync (a later fdatasync does not report an error
+			   twice) */
+			if (rc == 0 && sp->broken != 0) {
+				rc = -1;
+				re = sp->broken;
+			}
 			if (rc != 0 && sp->broken == 0) {
 				sp->broken = re;
 				log_err("event=queue_fdatasync_failed errno=%d "
@@ -1597,7 +1621,8 @@ ls_import_dir(struct lspool *sp, struct ls_import *im, int which, bool unlink)
 			continue;
 		if (unlink) {
 			if (queue_id_valid(de->d_name) &&
-			    unlinkat(im->fd[which], de->d_name, 0) != 0)
+			    (FILE_FAULT(LS_WHO, "unlink") != 0 ||
+				unlinkat(im->fd[which], de->d_name, 0) != 0))
 				r = -1;
 		} else {
 			r = ls_import_one(sp, im, which, de->d_name);
