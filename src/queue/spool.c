@@ -1076,7 +1076,10 @@ sp_refuse_log(struct spool *sp, char *err, size_t errlen)
 		return 0;
 	errno = EEXIST;
 	sp_fail(err, errlen, "open",
-	    "queue (it is in the log format: set queue.log = yes)", NULL);
+	    "queue (STATE/queue/seg/ holds it in the log format: set "
+	    "queue.log = yes, the default; to go back to files, drain it "
+	    "first: docs/queue.md, \"Going back\")",
+	    NULL);
 	return -1;
 }
 
