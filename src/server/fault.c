@@ -5,10 +5,11 @@
  *
  * $TERN_FAULT_FILE names a file holding "MODULE:STEP:ERRNO" lines (e.g.
  * "maildir:fsync:28"); while it exists, each durable step named in it
- * fails with its errno (a step named twice: the first line).  A negative number is a delay instead: the step
- * waits that many milliseconds, then runs (a slow disk, to hold a worker
- * busy while a test acts).  The file is read at every step, so a test turns
- * faults on and off while ternd runs and can check that it recovers.
+ * fails with its errno (a step named twice: the first line).  A negative number
+ * is a delay instead: the step waits that many milliseconds, then runs (a slow
+ * disk, to hold a worker busy while a test acts).  The file is read at every
+ * step, so a test turns faults on and off while ternd runs and can check that
+ * it recovers.
  */
 #include <errno.h>
 #include <fcntl.h>

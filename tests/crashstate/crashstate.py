@@ -303,7 +303,7 @@ def prep_recover(state, a, overrides, sent):
     recording starts) plus what recovery cleans: a content file whose
     envelope is gone, an envelope left in queue/tmp/, and a Maildir tmp/
     file of a killed delivery (tern's name, another pid).  Made by the
-    file spool always: with --queue-log the recorded start is then the
+    file spool always: on the log (the default) the recorded start is the
     import of that queue into the log, under the same power-cut rules."""
     t = Ternd(a.ternd, state, files_spool(overrides),
               state.parent / "prep.log")

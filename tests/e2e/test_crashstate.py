@@ -33,10 +33,13 @@ def run_checker(ternd, *args):
     return p, {k: int(v) for k, v in fields.items()}
 
 
-def test_crashstate_clean():
+@pytest.mark.parametrize("queue", ["log", "file"])
+def test_crashstate_clean(queue):
+    """queue: the log (the default) or the queue of files."""
     p, t = run_checker(C.TERND, "--scenario", "lone", "--scenario", "relay",
                        "--scenario", "hold", "--scenario", "dsn",
-                       "--scenario", "recover")
+                       "--scenario", "recover",
+                       *(["--file-spool"] if queue == "file" else []))
     assert p.returncode == 0 and t["violations"] == 0, p.stdout + p.stderr
     # the run did explore: every crash point, more than one state each
     assert t["crash_points"] >= 100 and t["distinct"] >= 50, p.stdout

@@ -926,8 +926,10 @@ test_fault_steps(void)
 			   client was told 4xx: at worst a duplicate) */
 			n = scan_count(sp);
 			T_CHECK(n == 2 || (c->sticky && n == 3));
-			T_CHECK(content_is(sp, id, "before the fault\r\n", 700));
-			T_CHECK(content_is(sp, id2, "after the fault\r\n", 700));
+			T_CHECK(
+			    content_is(sp, id, "before the fault\r\n", 700));
+			T_CHECK(
+			    content_is(sp, id2, "after the fault\r\n", 700));
 			lspool_close(sp);
 		}
 		teardown();
