@@ -79,9 +79,10 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
                test_arc test_srs test_inbound test_dkimsel test_dnscache test_milter test_dnsbl \
                test_policy test_slowdown test_metrics))
 # The tests that drive the durable steps through fs/file.c's fault
-# hook: they link the fault build of file.c ($(B)/fault/, as ternd-fault
-# does) ahead of the archives, so the archive's own file.o is never used.
-FAULT_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_file test_maildir test_spool))
+# hook: they link the fault builds of file.c and logspool.c ($(B)/fault/,
+# as ternd-fault does) ahead of the archives, so the archives' own
+# file.o and logspool.o are never used.
+FAULT_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_file test_maildir test_spool test_logspool))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
@@ -131,7 +132,7 @@ $(B)/ternd: $(B)/obj/src/server/main.o $(LIBS)
 # (an archive member is only pulled in for a symbol still undefined, in
 # libtern.a or libcore.a alike).
 FAULT_SRC := src/server/main.c src/server/fault.c src/store/store.c \
-             src/server/control.c src/fs/file.c
+             src/server/control.c src/fs/file.c src/queue/logspool.c
 $(B)/fault/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DTERN_FAULT_INJECTION -c $< -o $@
@@ -166,7 +167,8 @@ $(CORE_UNIT): $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libcore.a
 	@mkdir -p $(@D)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(CORE_LIBS)
 
-$(FAULT_UNIT): $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/fault/src/fs/file.o $(LIBS)
+$(FAULT_UNIT): $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/fault/src/fs/file.o \
+    $(B)/fault/src/queue/logspool.o $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
@@ -265,12 +267,15 @@ install: all
 	  ln -sf $(PREFIX)/bin/tern $(DESTDIR)$(PREFIX)/bin/mailq; \
 	fi
 
-# 500 SIGKILLs under load in each mode (KILLS=N); nothing acknowledged may
-# be lost.  (A short run of each is part of make check.)
+# 500 SIGKILLs under load in each mode (KILLS=N), on the log (the
+# default) and on the queue of files; nothing acknowledged may be lost.
+# (A short run of each is part of make check.)
 crashtest: deps
 	@$(MAKE) --no-print-directory all
 	@$(PY) tests/crash/crashtest.py --kills $${KILLS:-500} --mode local
 	@$(PY) tests/crash/crashtest.py --kills $${KILLS:-500} --mode relay
+	@$(PY) tests/crash/crashtest.py --kills $${KILLS:-500} --mode local --file-spool
+	@$(PY) tests/crash/crashtest.py --kills $${KILLS:-500} --mode relay --file-spool
 
 # Record each scenario, replay every power-cut state (CRASHSTATE_LIMIT
 # states per crash point enumerated, else CRASHSTATE_SAMPLE drawn), run
@@ -281,6 +286,8 @@ CRASHSTATE_SAMPLE ?= 64
 crashstate: deps
 	@$(MAKE) --no-print-directory all $(CRASHSTATE_BIN)
 	@$(PY) tests/crashstate/crashstate.py --ternd $(B)/ternd \
+	  --shim $(B)/crashstate/shim.so --limit $(CRASHSTATE_LIMIT) --sample $(CRASHSTATE_SAMPLE)
+	@$(PY) tests/crashstate/crashstate.py --ternd $(B)/ternd --file-spool \
 	  --shim $(B)/crashstate/shim.so --limit $(CRASHSTATE_LIMIT) --sample $(CRASHSTATE_SAMPLE)
 	@$(PY) tests/crashstate/crashstate.py --ternd $(B)/ternd-plant \
 	  --shim $(B)/crashstate/shim.so --limit $(CRASHSTATE_LIMIT) --sample $(CRASHSTATE_SAMPLE) \

@@ -1348,6 +1348,7 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->queue_retry_first = 300;
 	c->queue_retry_max = 4000;
 	c->queue_lifetime = 5 * 86400;
+	c->queue_log = true;
 	c->log_level = xstrdup("info");
 	c->submission_local_senders = xstrdup("any");
 	c->sandbox = true;

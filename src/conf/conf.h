@@ -119,8 +119,8 @@ struct conf {
 	unsigned queue_retry_max;   /* queue.retry_max, 4000 s */
 	unsigned queue_lifetime;    /* queue.lifetime, 5 days; 0: no retries */
 	unsigned queue_delay_warning; /* queue.delay_warning, 0 = off */
-	bool queue_log; /* queue.log, false: the log-structured queue
-			   (docs/queue.md, "The log") instead of files */
+	bool queue_log; /* queue.log, true: the log-structured queue
+			   (docs/queue.md, "The log"); false: files */
 	bool auth_plaintext_loopback; /* auth.plaintext_loopback, false: AUTH
 				       without TLS for 127.0.0.0/8 and ::1 */
 	bool submission_any_sender;   /* submission.any_sender, false: an

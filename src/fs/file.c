@@ -22,7 +22,7 @@
 #ifdef TERN_FAULT_INJECTION
 int (*file_fault_hook)(const char *who, const char *step);
 
-static int
+int
 file_fault(const char *who, const char *step)
 {
 	int e;
@@ -32,9 +32,6 @@ file_fault(const char *who, const char *step)
 	errno = e;
 	return -1;
 }
-#define FILE_FAULT(who, step) file_fault(who, step)
-#else
-#define FILE_FAULT(who, step) ((void)(who), 0)
 #endif
 
 /* The (index, offset) cursor of file_write_all over the caller's iovecs. */

@@ -100,6 +100,14 @@ int file_syncfs(const char *who, int fd) WUR;
  * "link", "rename", "unlink", "syncfs".
  */
 extern int (*file_fault_hook)(const char *who, const char *step);
+/* The hook's answer for (who, step): 0, or -1 with errno set to it.
+ * FILE_FAULT is how a durable step asks (the log-structured queue's
+ * steps, src/queue/logspool.c, ask it too); in every other build it is
+ * the constant 0. */
+int file_fault(const char *who, const char *step);
+#define FILE_FAULT(who, step) file_fault(who, step)
+#else
+#define FILE_FAULT(who, step) ((void)(who), 0)
 #endif
 
 #endif

@@ -12,9 +12,8 @@
  *     spool's mutex, so records are laid down in order and a record is
  *     never written after a hole.  It is acknowledged once an fdatasync
  *     that started after it was written has completed: threads share
- *     them (group commit, the same generation scheme as the file spool's
- *     directory fsyncs: note the last generation started, wait for a
- *     later one to complete; whoever finds none running leads).  The
+ *     them (group commit, gsync.h: the same generation scheme as the
+ *     file spool's directory fsyncs).  The
  *     segment is preallocated, so the fdatasync has no size to write.
  *   - A new segment is created, preallocated, given its header,
  *     fdatasync'ed, then seg/ is fsync'ed, and the previous segment is
@@ -43,7 +42,7 @@
  * read before the damage is used.
  *
  * Threads: one mutex (mu) for the index, the segments and the appends;
- * the group sync has its own (gmu); never both held at once.
+ * the group sync has its own (gs.mu); never both held at once.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -60,13 +59,16 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "queue/gsync.h"
 #include "queue/logspool.h"
 #include "queue/queue.h"
+#include "fs/file.h"
 
 #define LS_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #define LS_ERR_MAX   256
 #define LS_ID_TRIES  8
 #define LS_IOV_MAX   64
+#define LS_WHO	     "logspool" /* the fault hook's module (fs/file.h) */
 
 uint64_t lspool_seg_size = LSPOOL_SEG_SIZE;
 
@@ -101,14 +103,9 @@ struct lspool {
 	struct seg **segs; /* by number */
 	size_t nsegs, segs_cap;
 	struct seg *active;
-	int broken;	/* errno of a failed fdatasync: every write fails */
-	bool replaying; /* lspool_open: segments are freed at the end */
-	/* group sync */
-	pthread_mutex_t gmu;
-	pthread_cond_t gcv;
-	uint64_t started, done, failed;
-	int failed_errno;
-	bool running;
+	int broken;	 /* errno of a failed fdatasync: every write fails */
+	bool replaying;	 /* lspool_open: segments are freed at the end */
+	struct gsync gs; /* the active segment's group fdatasync */
 	atomic_uint_least64_t commits, updates, removes, appends, fdatasyncs,
 	    sync_waits, dir_fsyncs, freed, compacted, copied;
 };
@@ -127,24 +124,6 @@ ls_fail(char *err, size_t errlen, const char *step, const char *what,
 		    id != NULL ? " of " : "", id != NULL ? id : "",
 		    strerror_r(saved, ebuf, sizeof(ebuf)));
 	errno = saved;
-}
-
-static void
-ls_lock(pthread_mutex_t *mu)
-{
-	int r = pthread_mutex_lock(mu);
-
-	if (r != 0)
-		panic("event=lspool_lock error=%d", r);
-}
-
-static void
-ls_unlock(pthread_mutex_t *mu)
-{
-	int r = pthread_mutex_unlock(mu);
-
-	if (r != 0)
-		panic("event=lspool_unlock error=%d", r);
 }
 
 static uint64_t
@@ -222,6 +201,8 @@ static int
 ls_sync_dir(struct lspool *sp)
 {
 	atomic_fetch_add(&sp->dir_fsyncs, 1);
+	if (FILE_FAULT(LS_WHO, "fsync_dir") != 0)
+		return -1;
 	return fsync(sp->seg_fd);
 }
 
@@ -424,6 +405,8 @@ ls_seg_create(struct lspool *sp, uint64_t num)
 	int fd, e;
 
 	ls_seg_name(num, name);
+	if (FILE_FAULT(LS_WHO, "create") != 0)
+		return NULL;
 	fd = openat(sp->seg_fd, name,
 	    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -443,7 +426,9 @@ ls_seg_create(struct lspool *sp, uint64_t num)
 		if (ftruncate(fd, 0) != 0)
 			goto fail;
 	}
-	if (ls_pwritev_all(fd, &iov, 1, 0) != 0 || fdatasync(fd) != 0)
+	if (FILE_FAULT(LS_WHO, "seg_write") != 0 ||
+	    ls_pwritev_all(fd, &iov, 1, 0) != 0 ||
+	    FILE_FAULT(LS_WHO, "seg_sync") != 0 || fdatasync(fd) != 0)
 		goto fail;
 	atomic_fetch_add(&sp->fdatasyncs, 1);
 	if (ls_sync_dir(sp) != 0)
@@ -473,7 +458,8 @@ ls_roll(struct lspool *sp)
 	if (s == NULL)
 		return -1;
 	if (old != NULL) {
-		if (fdatasync(old->fd) != 0) {
+		if (FILE_FAULT(LS_WHO, "roll_sync") != 0 ||
+		    fdatasync(old->fd) != 0) {
 			sp->broken = errno;
 			log_err("event=queue_fdatasync_failed errno=%d "
 				"note=\"the queue refuses writes\"",
@@ -525,10 +511,14 @@ ls_append(struct lspool *sp, const struct qlog_rec *r,
 		if (content[i].iov_len > 0)
 			iov[n++] = content[i];
 	}
+	/* "seg_full": the fault build's way to make a test roll now */
 	if (sp->active->end > QLOG_SEG_HEAD &&
-	    sp->active->end + total > lspool_seg_size && ls_roll(sp) != 0)
+	    (sp->active->end + total > lspool_seg_size ||
+		FILE_FAULT(LS_WHO, "seg_full") != 0) &&
+	    ls_roll(sp) != 0)
 		return -1;
-	if (ls_pwritev_all(sp->active->fd, iov, n, sp->active->end) != 0) {
+	if (FILE_FAULT(LS_WHO, "write") != 0 ||
+	    ls_pwritev_all(sp->active->fd, iov, n, sp->active->end) != 0) {
 		int e = errno;
 
 		if (fallocate(sp->active->fd, FALLOC_FL_ZERO_RANGE,
@@ -550,64 +540,50 @@ ls_append(struct lspool *sp, const struct qlog_rec *r,
 
 /* ---- group sync ---------------------------------------------------------- */
 
+/* One fdatasync of the active segment (gsync's leader, gs's lock not
+ * held): the segment pinned meanwhile, so it is not freed under it. */
+static int
+ls_sync_run(void *ctx)
+{
+	struct lspool *sp = ctx;
+	struct seg *s;
+	int rc, re = 0;
+
+	gsync_lock(&sp->mu);
+	s = sp->active;
+	s->pins++;
+	gsync_unlock(&sp->mu);
+	rc = FILE_FAULT(LS_WHO, "fdatasync") != 0 ? -1 : fdatasync(s->fd);
+	if (rc != 0)
+		re = errno;
+	atomic_fetch_add(&sp->fdatasyncs, 1);
+	gsync_lock(&sp->mu);
+	s->pins--;
+	/* after a failed one, a success proves nothing: the failed pages
+	   may never reach the disk, and replay would stop at them, before
+	   the records of this sync (a later fdatasync does not report an
+	   error twice) */
+	if (rc == 0 && sp->broken != 0)
+		re = sp->broken;
+	else if (rc != 0 && sp->broken == 0) {
+		sp->broken = re;
+		log_err("event=queue_fdatasync_failed errno=%d "
+			"note=\"the queue refuses writes\"",
+		    re);
+	}
+	if (s->pins == 0 && s->refs == 0 && s != sp->active)
+		ls_seg_free(sp, s);
+	gsync_unlock(&sp->mu);
+	return re;
+}
+
 /* Return once an fdatasync of the active segment that started after this
- * call began has completed: 0, or -1 with its errno. */
+ * call began has completed: 0, or -1 with its errno (gsync.h). */
 static int
 ls_sync(struct lspool *sp)
 {
-	uint64_t need;
-	int e = 0, r;
-
 	atomic_fetch_add(&sp->sync_waits, 1);
-	ls_lock(&sp->gmu);
-	need = sp->started + 1;
-	while (sp->done < need) {
-		if (!sp->running) {
-			uint64_t gen = ++sp->started;
-			struct seg *s;
-			int rc, re = 0;
-
-			sp->running = true;
-			ls_unlock(&sp->gmu);
-			ls_lock(&sp->mu);
-			s = sp->active;
-			s->pins++;
-			ls_unlock(&sp->mu);
-			rc = fdatasync(s->fd);
-			if (rc != 0)
-				re = errno;
-			atomic_fetch_add(&sp->fdatasyncs, 1);
-			ls_lock(&sp->mu);
-			s->pins--;
-			if (rc != 0 && sp->broken == 0) {
-				sp->broken = re;
-				log_err("event=queue_fdatasync_failed errno=%d "
-					"note=\"the queue refuses writes\"",
-				    re);
-			}
-			if (s->pins == 0 && s->refs == 0 && s != sp->active)
-				ls_seg_free(sp, s);
-			ls_unlock(&sp->mu);
-			ls_lock(&sp->gmu);
-			sp->running = false;
-			sp->done = gen;
-			if (rc != 0) {
-				sp->failed = gen;
-				sp->failed_errno = re;
-			}
-			if ((r = pthread_cond_broadcast(&sp->gcv)) != 0)
-				panic("event=lspool_cond error=%d", r);
-		} else if ((r = pthread_cond_wait(&sp->gcv, &sp->gmu)) != 0) {
-			panic("event=lspool_cond error=%d", r);
-		}
-	}
-	if (sp->failed >= need)
-		e = sp->failed_errno;
-	ls_unlock(&sp->gmu);
-	if (e == 0)
-		return 0;
-	errno = e;
-	return -1;
+	return gsync_wait(&sp->gs, ls_sync_run, sp);
 }
 
 /* ---- applying records to the index (replay and the write paths) --------- */
@@ -773,7 +749,7 @@ lspool_commit(struct lspool *sp, struct queue_env *env,
 	if (env->created == 0)
 		env->created = time(NULL);
 	buf_init(&b, QUEUE_ENV_FILE_MAX);
-	ls_lock(&sp->mu);
+	gsync_lock(&sp->mu);
 	/* the id env has (the transaction's, named in the 250) unless it is
 	   in use: then a fresh one */
 	for (tries = 0; tries < LS_ID_TRIES; tries++) {
@@ -805,13 +781,13 @@ lspool_commit(struct lspool *sp, struct queue_env *env,
 	r.content_len = env->size;
 	r.env_off = QLOG_REC_HEAD_MAX;
 	ls_set_live(sp, ls_get(sp, r.id), s, off, &r);
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 	buf_free(&b);
 	if (ls_sync(sp) != 0) {
 		/* the record may still be on disk after a crash: at worst a
 		   message delivered that the client was told to retry */
 		ls_fail(err, errlen, "fdatasync", "segment", env->id);
-		ls_lock(&sp->mu);
+		gsync_lock(&sp->mu);
 		e = ls_find(sp, r.id);
 		if (e != NULL && e->state == ENT_LIVE) {
 			e->state = ENT_GONE;
@@ -821,14 +797,14 @@ lspool_commit(struct lspool *sp, struct queue_env *env,
 			ls_release(sp, e->eseg);
 			ls_release(sp, e->sseg);
 		}
-		ls_unlock(&sp->mu);
+		gsync_unlock(&sp->mu);
 		env->id[0] = '\0';
 		return -1;
 	}
 	atomic_fetch_add(&sp->commits, 1);
 	return 0;
 fail:
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 	buf_free(&b);
 	env->id[0] = '\0';
 	return -1;
@@ -850,12 +826,12 @@ ls_small(struct lspool *sp, unsigned type, const char *id, const char *env,
 	r.env = env;
 	r.envlen = envlen;
 	r.env_off = QLOG_REC_HEAD_MIN;
-	ls_lock(&sp->mu);
+	gsync_lock(&sp->mu);
 	e = ls_find(sp, r.id);
 	if (e == NULL || e->state != ENT_LIVE ||
 	    (type == QLOG_ENV && e->held) || (type == QLOG_HOLD && e->held) ||
 	    (type == QLOG_RELEASE && !e->held)) {
-		ls_unlock(&sp->mu);
+		gsync_unlock(&sp->mu);
 		errno = e != NULL && e->state == ENT_LIVE && type == QLOG_HOLD
 			    ? EEXIST
 			    : ENOENT;
@@ -863,12 +839,12 @@ ls_small(struct lspool *sp, unsigned type, const char *id, const char *env,
 		return -1;
 	}
 	if (ls_append(sp, &r, NULL, 0, &s, &off) != 0) {
-		ls_unlock(&sp->mu);
+		gsync_unlock(&sp->mu);
 		ls_fail(err, errlen, "append", "record", id);
 		return -1;
 	}
 	ls_apply(sp, s, off, &r);
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 	if (ls_sync(sp) != 0) {
 		ls_fail(err, errlen, "fdatasync", "segment", id);
 		return -1;
@@ -910,9 +886,9 @@ lspool_remove(struct lspool *sp, const char *id)
 	    ls_small(sp, QLOG_REMOVE, id, "", 0, err, sizeof(err)) != 0)
 		return ls_log_fail("remove", id, err);
 	atomic_fetch_add(&sp->removes, 1);
-	ls_lock(&sp->mu);
+	gsync_lock(&sp->mu);
 	ls_compact(sp);
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 	return 0;
 }
 
@@ -1060,10 +1036,10 @@ lspool_open_data(struct lspool *sp, const char *id, struct spool_data *out)
 	out->fd = -1;
 	if (ls_check_id(id, NULL, 0) != 0)
 		return -1;
-	ls_lock(&sp->mu);
+	gsync_lock(&sp->mu);
 	e = ls_find(sp, ls_id_num(id));
 	if (e == NULL || e->state != ENT_LIVE) {
-		ls_unlock(&sp->mu);
+		gsync_unlock(&sp->mu);
 		errno = ENOENT;
 		return -1;
 	}
@@ -1072,7 +1048,7 @@ lspool_open_data(struct lspool *sp, const char *id, struct spool_data *out)
 	out->fd = fcntl(e->cseg->fd, F_DUPFD_CLOEXEC, 0);
 	out->off = e->coff;
 	out->len = e->clen;
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 	return out->fd < 0 ? -1 : 0;
 }
 
@@ -1126,9 +1102,9 @@ lspool_load(struct lspool *sp, const char *id, struct queue_env *out, char *err,
 	queue_env_init(out);
 	if (ls_check_id(id, err, errlen) != 0)
 		return -1;
-	ls_lock(&sp->mu);
+	gsync_lock(&sp->mu);
 	r = ls_load_locked(sp, ls_id_num(id), out, err, errlen);
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 	return r;
 }
 
@@ -1165,7 +1141,7 @@ ls_quarantine(struct lspool *sp, uint64_t id, const char *why)
 	ls_id_str(id, name);
 	log_quote(safe, sizeof(safe), why, strlen(why));
 	log_err("id=%s event=queue_corrupt reason=\"%s\"", name, safe);
-	ls_lock(&sp->mu);
+	gsync_lock(&sp->mu);
 	e = ls_find(sp, id);
 	if (e != NULL && e->state == ENT_LIVE) {
 		ls_id_str(id, name);
@@ -1176,7 +1152,7 @@ ls_quarantine(struct lspool *sp, uint64_t id, const char *why)
 		if (fsync(sp->corrupt_fd) != 0)
 			log_err("event=queue_corrupt_sync errno=%d", errno);
 	}
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 	ls_id_str(id, name);
 	if (ls_small(sp, QLOG_REMOVE, name, "", 0, safe, sizeof(safe)) != 0)
 		log_err("id=%s event=queue_corrupt_remove error=\"%s\"", name,
@@ -1191,20 +1167,20 @@ lspool_scan(
 	size_t n = 0, i;
 	int count = 0;
 
-	ls_lock(&sp->mu);
+	gsync_lock(&sp->mu);
 	ids = xcalloc(sp->nlive + 1, sizeof(*ids));
 	for (i = 0; i < sp->tab_cap && n < sp->nlive; i++)
 		if (sp->tab[i].state == ENT_LIVE)
 			ids[n++] = sp->tab[i].id;
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 	for (i = 0; i < n; i++) {
 		struct queue_env env;
 		char err[LS_ERR_MAX];
 		int r;
 
-		ls_lock(&sp->mu);
+		gsync_lock(&sp->mu);
 		r = ls_load_locked(sp, ids[i], &env, err, sizeof(err));
-		ls_unlock(&sp->mu);
+		gsync_unlock(&sp->mu);
 		if (r != 0) {
 			if (errno == EINVAL)
 				ls_quarantine(sp, ids[i], err);
@@ -1235,19 +1211,19 @@ lspool_get_stats(struct lspool *sp, struct lspool_stats *out)
 	out->freed = atomic_load(&sp->freed);
 	out->compacted = atomic_load(&sp->compacted);
 	out->copied = atomic_load(&sp->copied);
-	ls_lock(&sp->mu);
+	gsync_lock(&sp->mu);
 	out->segments = sp->nsegs;
 	out->live = sp->nlive;
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 }
 
 void
 lspool_active(struct lspool *sp, uint64_t *num, uint64_t *end)
 {
-	ls_lock(&sp->mu);
+	gsync_lock(&sp->mu);
 	*num = sp->active->num;
 	*end = sp->active->end;
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 }
 
 /* ---- recovery ------------------------------------------------------------ */
@@ -1597,7 +1573,8 @@ ls_import_dir(struct lspool *sp, struct ls_import *im, int which, bool unlink)
 			continue;
 		if (unlink) {
 			if (queue_id_valid(de->d_name) &&
-			    unlinkat(im->fd[which], de->d_name, 0) != 0)
+			    (FILE_FAULT(LS_WHO, "unlink") != 0 ||
+				unlinkat(im->fd[which], de->d_name, 0) != 0))
 				r = -1;
 		} else {
 			r = ls_import_one(sp, im, which, de->d_name);
@@ -1640,9 +1617,9 @@ ls_import(struct lspool *sp, char *err, size_t errlen)
 		r = -1;
 		goto bufs;
 	}
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 	r = im.imported > 0 ? ls_sync(sp) : 0;
-	ls_lock(&sp->mu);
+	gsync_lock(&sp->mu);
 	if (r == 0 && fsync(sp->corrupt_fd) != 0)
 		r = -1;
 	/* durable in the log: now the old files may go, envelopes first */
@@ -1698,10 +1675,9 @@ lspool_open(const char *state_dir, char *err, size_t errlen)
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	sp->root_fd = sp->seg_fd = sp->corrupt_fd = -1;
-	if (pthread_mutex_init(&sp->mu, NULL) != 0 ||
-	    pthread_mutex_init(&sp->gmu, NULL) != 0 ||
-	    pthread_cond_init(&sp->gcv, NULL) != 0)
+	if (pthread_mutex_init(&sp->mu, NULL) != 0)
 		panic("event=lspool_init");
+	gsync_init(&sp->gs);
 	if ((state = open(state_dir, LS_DIR_FLAGS & ~O_NOFOLLOW)) < 0) {
 		ls_fail(err, errlen, "open", "state directory", NULL);
 		goto fail;
@@ -1722,14 +1698,14 @@ lspool_open(const char *state_dir, char *err, size_t errlen)
 		ls_fail(err, errlen, "open", "queue directory", "seg");
 		goto fail;
 	}
-	ls_lock(&sp->mu);
+	gsync_lock(&sp->mu);
 	if (ls_replay(sp, err, errlen) != 0 ||
 	    ls_import(sp, err, errlen) != 0) {
-		ls_unlock(&sp->mu);
+		gsync_unlock(&sp->mu);
 		goto fail;
 	}
 	ls_compact(sp);
-	ls_unlock(&sp->mu);
+	gsync_unlock(&sp->mu);
 	return sp;
 fail:
 	saved = errno;
@@ -1755,7 +1731,6 @@ lspool_close(struct lspool *sp)
 	fd_close_quiet(sp->corrupt_fd);
 	fd_close_quiet(sp->root_fd);
 	(void)pthread_mutex_destroy(&sp->mu);
-	(void)pthread_mutex_destroy(&sp->gmu);
-	(void)pthread_cond_destroy(&sp->gcv);
+	gsync_destroy(&sp->gs);
 	free(sp);
 }

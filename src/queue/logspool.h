@@ -2,9 +2,11 @@
  * logspool: the log-structured queue (docs/queue.md, "The log"): segment
  * files under STATE/queue/seg/, an index in memory, one group-committed
  * fdatasync per batch of appends.  The same operations as spool_* in
- * queue.h, with the same durability promise; not yet the spool ternd
- * opens (docs/queue.md says what is left before the switch).  Private to
- * the queue module, its unit test and its bench.
+ * queue.h, with the same durability promise; the spool ternd opens by
+ * default (queue.log = yes, spool_open_log).  Private to the queue
+ * module, its unit test and its bench.  In the fault build
+ * (TERN_FAULT_INJECTION) each durable step asks fs/file.h's hook first,
+ * module "logspool" (docs/queue.md, "Fault injection").
  */
 #ifndef TERN_QUEUE_LOGSPOOL_H
 #define TERN_QUEUE_LOGSPOOL_H

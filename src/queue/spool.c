@@ -22,13 +22,8 @@
  * update never resurrects a held or removed message.
  *
  * Group commit: a directory fsync makes durable every entry made before it
- * started, so the fsyncs of each directory are shared between threads.  A
- * thread that has made its entry needs a fsync that started after that;
- * it notes the last generation started, and waits until a later one has
- * completed.  Whoever finds no fsync running becomes the leader and runs
- * the next one with the lock dropped; threads arriving meanwhile wait on
- * the condition variable and all ride on the one after.  A failed fsync
- * fails every waiter whose generation it was or was after.
+ * started, so the fsyncs of each directory are shared between threads
+ * (gsync.h: the generation scheme, one struct gsync per directory).
  *
  * Threads: all functions are thread-safe; the only shared mutable state is
  * the per-directory group-fsync records (a mutex each) and atomic
@@ -55,6 +50,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "queue/gsync.h"
 #include "queue/logspool.h"
 #include "queue/queue.h"
 #include "queue/spool_int.h"
@@ -70,22 +66,11 @@ enum spool_dir { SP_TMP, SP_DATA, SP_ENV, SP_CORRUPT, SP_HELD, SP_NDIRS };
 static const char *const sp_dir_names[SP_NDIRS] = {
     "tmp", "data", "env", "corrupt", "held"};
 
-/* The group fsync of one directory (see the header comment). */
-struct sp_gsync {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	uint64_t started; /* generation of the last fsync started */
-	uint64_t done;	  /* generation of the last fsync completed */
-	uint64_t failed;  /* generation of the last failed one, 0: none */
-	int failed_errno;
-	bool running;
-};
-
 struct spool {
 	struct lspool *log; /* spool_open_log: every call goes there */
 	int root_fd;	    /* STATE/queue, holding the flock */
 	int fd[SP_NDIRS];
-	struct sp_gsync gs[SP_NDIRS];
+	struct gsync gs[SP_NDIRS]; /* each directory's group fsync */
 	atomic_uint_least64_t commits, updates, removes;
 	atomic_uint_least64_t file_fsyncs, dir_waits;
 	atomic_uint_least64_t dir_fsyncs[SP_NDIRS];
@@ -133,78 +118,34 @@ sp_check_id(const char *id, char *err, size_t errlen)
 	return -1;
 }
 
-static void
-sp_lock(pthread_mutex_t *mu)
-{
-	int r = pthread_mutex_lock(mu);
-
-	if (r != 0)
-		panic("event=spool_lock error=%d", r);
-}
-
-static void
-sp_unlock(pthread_mutex_t *mu)
-{
-	int r = pthread_mutex_unlock(mu);
-
-	if (r != 0)
-		panic("event=spool_unlock error=%d", r);
-}
-
 /* ---- group fsync of a directory ------------------------------------------ */
 
-/* Run one fsync as the leader; called and returning with g->mu held. */
-static void
-sp_gsync_lead(struct spool *sp, struct sp_gsync *g, enum spool_dir which)
-{
-	uint64_t gen = ++g->started;
-	int r, e;
+struct sp_dsync {
+	struct spool *sp;
+	enum spool_dir which;
+};
 
-	g->running = true;
-	sp_unlock(&g->mu);
-	r = file_sync_dir(SP_WHO, sp->fd[which]);
-	e = errno;
-	atomic_fetch_add(&sp->dir_fsyncs[which], 1);
-	sp_lock(&g->mu);
-	g->running = false;
-	g->done = gen;
-	if (r != 0) {
-		g->failed = gen;
-		g->failed_errno = e;
-	}
-	if ((r = pthread_cond_broadcast(&g->cv)) != 0)
-		panic("event=spool_cond error=%d", r);
+static int
+sp_dsync_run(void *ctx)
+{
+	struct sp_dsync *d = ctx;
+	int r = file_sync_dir(SP_WHO, d->sp->fd[d->which]), e = errno;
+
+	atomic_fetch_add(&d->sp->dir_fsyncs[d->which], 1);
+	return r != 0 ? e : 0;
 }
 
 /*
  * Return once a fsync of directory `which` that started after this call
- * began has completed: 0, or -1 with its errno.
+ * began has completed: 0, or -1 with its errno (gsync.h).
  */
 static int
 sp_dir_sync(struct spool *sp, enum spool_dir which)
 {
-	struct sp_gsync *g = &sp->gs[which];
-	uint64_t need;
-	int e = 0, r;
+	struct sp_dsync d = {sp, which};
 
 	atomic_fetch_add(&sp->dir_waits, 1);
-	sp_lock(&g->mu);
-	need = g->started + 1;
-	while (g->done < need) {
-		if (!g->running) {
-			sp_gsync_lead(sp, g, which);
-		} else if ((r = pthread_cond_wait(&g->cv, &g->mu)) != 0) {
-			panic("event=spool_cond error=%d", r);
-		}
-	}
-	/* conservative: a failure in any generation since ours counts */
-	if (g->failed >= need)
-		e = g->failed_errno;
-	sp_unlock(&g->mu);
-	if (e == 0)
-		return 0;
-	errno = e;
-	return -1;
+	return gsync_wait(&sp->gs[which], sp_dsync_run, &d);
 }
 
 /* ---- writing files ------------------------------------------------------- */
@@ -1018,9 +959,7 @@ sp_new(void)
 	sp->root_fd = -1;
 	for (i = 0; i < SP_NDIRS; i++) {
 		sp->fd[i] = -1;
-		if (pthread_mutex_init(&sp->gs[i].mu, NULL) != 0 ||
-		    pthread_cond_init(&sp->gs[i].cv, NULL) != 0)
-			panic("event=spool_init");
+		gsync_init(&sp->gs[i]);
 	}
 	return sp;
 }
@@ -1076,7 +1015,10 @@ sp_refuse_log(struct spool *sp, char *err, size_t errlen)
 		return 0;
 	errno = EEXIST;
 	sp_fail(err, errlen, "open",
-	    "queue (it is in the log format: set queue.log = yes)", NULL);
+	    "queue (STATE/queue/seg/ holds it in the log format: set "
+	    "queue.log = yes, the default; to go back to files, drain it "
+	    "first: docs/queue.md, \"Going back\")",
+	    NULL);
 	return -1;
 }
 
@@ -1124,8 +1066,7 @@ spool_close(struct spool *sp)
 	lspool_close(sp->log);
 	for (i = 0; i < SP_NDIRS; i++) {
 		fd_close_quiet(sp->fd[i]);
-		(void)pthread_mutex_destroy(&sp->gs[i].mu);
-		(void)pthread_cond_destroy(&sp->gs[i].cv);
+		gsync_destroy(&sp->gs[i]);
 	}
 	fd_close_quiet(sp->root_fd); /* releases the flock */
 	free(sp);

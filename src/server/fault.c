@@ -3,12 +3,13 @@
  * TERN_FAULT_INJECTION is defined: the build/ternd-fault binary that the
  * e2e tests use; build/ternd has none of this).
  *
- * $TERN_FAULT_FILE names a file holding "MODULE:STEP:ERRNO" (e.g.
- * "maildir:fsync:28"); while it exists, that durable step of that module
- * fails with that errno.  A negative number is a delay instead: the step
- * waits that many milliseconds, then runs (a slow disk, to hold a worker
- * busy while a test acts).  The file is read at every step, so a test turns
- * faults on and off while ternd runs and can check that it recovers.
+ * $TERN_FAULT_FILE names a file holding "MODULE:STEP:ERRNO" lines (e.g.
+ * "maildir:fsync:28"); while it exists, each durable step named in it
+ * fails with its errno (a step named twice: the first line).  A negative number
+ * is a delay instead: the step waits that many milliseconds, then runs (a slow
+ * disk, to hold a worker busy while a test acts).  The file is read at every
+ * step, so a test turns faults on and off while ternd runs and can check that
+ * it recovers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,12 +37,16 @@ fault_check(const char *module, const char *step)
 
 	if (path == NULL || (f = fopen(path, "r")) == NULL)
 		return 0;
-	if (fgets(line, sizeof(line), f) != NULL &&
-	    (colon = strrchr(line, ':')) != NULL &&
-	    str_fmt(want, sizeof(want), "%s:%s", module, step) == 0 &&
-	    strncmp(line, want, (size_t)(colon - line)) == 0 &&
-	    strlen(want) == (size_t)(colon - line))
-		e = atoi(colon + 1);
+	if (str_fmt(want, sizeof(want), "%s:%s", module, step) != 0) {
+		fclose(f);
+		return 0;
+	}
+	/* one fault a line; the first line naming this step wins */
+	while (e == 0 && fgets(line, sizeof(line), f) != NULL)
+		if ((colon = strrchr(line, ':')) != NULL &&
+		    strncmp(line, want, (size_t)(colon - line)) == 0 &&
+		    strlen(want) == (size_t)(colon - line))
+			e = atoi(colon + 1);
 	fclose(f);
 	if (e < 0) {
 		log_warn("event=fault_injected module=%s step=%s delay_ms=%d",

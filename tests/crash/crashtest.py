@@ -262,14 +262,17 @@ def main():
     ap.add_argument("--drain-timeout", type=float, default=120)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--queue-log", action="store_true",
-                    help="ternd with queue.log = yes (the log-structured queue)")
+                    help="ternd with queue.log = yes (the log-structured "
+                    "queue, the default)")
+    ap.add_argument("--file-spool", action="store_true",
+                    help="ternd with queue.log = no (the queue of files)")
     ap.add_argument("--only", choices=("A", "B"), default=None,
                     help="relay mode: kill only instance A (the queue) or B")
     ap.add_argument("--keep", action="store_true",
                     help="keep state and logs even when nothing failed")
     a = ap.parse_args()
-    if a.queue_log:
-        os.environ["TERN_TEST_QUEUE_LOG"] = "1"   # read by the harness
+    # read by the harness (conftest.Ternd)
+    os.environ["TERN_TEST_QUEUE_LOG"] = "0" if a.file_spool else "1"
     if a.only and a.mode != "relay":
         ap.error("--only is for --mode relay")
     seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "big")

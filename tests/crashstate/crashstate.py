@@ -220,8 +220,9 @@ class Ternd:
                   "listen.submission": "off",
                   # SPF would ask the system resolver for every message
                   "spf.check": "no"}
-        if os.environ.get("TERN_TEST_QUEUE_LOG") == "1":
-            self.o["queue.log"] = "yes"    # --queue-log
+        # the log (the default) or, --file-spool, the queue of files
+        self.o["queue.log"] = \
+            "no" if os.environ.get("TERN_TEST_QUEUE_LOG") == "0" else "yes"
         self.o.update(overrides)
         self.proc = None
 
@@ -290,8 +291,8 @@ def prep_lone(state, a, overrides, sent):
 
 
 def files_spool(overrides):
-    """overrides, with the file spool when --queue-log made the log the
-    default (a queue made before the upgrade)."""
+    """overrides, with the file spool when the log is checked (a queue
+    made before the upgrade)."""
     if os.environ.get("TERN_TEST_QUEUE_LOG") == "1":
         return dict(overrides, **{"queue.log": "no"})
     return overrides
@@ -302,7 +303,7 @@ def prep_recover(state, a, overrides, sent):
     recording starts) plus what recovery cleans: a content file whose
     envelope is gone, an envelope left in queue/tmp/, and a Maildir tmp/
     file of a killed delivery (tern's name, another pid).  Made by the
-    file spool always: with --queue-log the recorded start is then the
+    file spool always: on the log (the default) the recorded start is the
     import of that queue into the log, under the same power-cut rules."""
     t = Ternd(a.ternd, state, files_spool(overrides),
               state.parent / "prep.log")
@@ -771,7 +772,10 @@ def main():
                     help="exit 0 only if violations are found (planted bug)")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--queue-log", action="store_true",
-                    help="ternd with queue.log = yes (the log-structured queue)")
+                    help="ternd with queue.log = yes (the log-structured "
+                    "queue, the default)")
+    ap.add_argument("--file-spool", action="store_true",
+                    help="ternd with queue.log = no (the queue of files)")
     ap.add_argument("--drop", default=None, metavar="REGEX",
                     help="record with the syncs matching REGEX left out "
                     "(\"KIND RELPATH @SITE\", see --mutate's output)")
@@ -779,8 +783,7 @@ def main():
                     help="then drop each sync site of each scenario in turn "
                     "(at run time, through the shim) and report which are caught")
     a = ap.parse_args()
-    if a.queue_log:
-        os.environ["TERN_TEST_QUEUE_LOG"] = "1"
+    os.environ["TERN_TEST_QUEUE_LOG"] = "0" if a.file_spool else "1"
     as_test_user()
     a.ternd = os.path.abspath(a.ternd)
     a.shim = os.path.abspath(a.shim)

@@ -497,9 +497,12 @@ class Ternd:
         }
         if RUN_AS:
             self.overrides["user"] = RUN_AS[0]
+        # the log-structured queue is the default (docs/queue.md, "The
+        # log"); TERN_TEST_QUEUE_LOG=0 runs the suite on the file spool
         if os.environ.get("TERN_TEST_QUEUE_LOG") == "1":
-            # the whole suite on the log-structured queue (docs/queue.md)
             self.overrides["queue.log"] = "yes"
+        elif os.environ.get("TERN_TEST_QUEUE_LOG") == "0":
+            self.overrides["queue.log"] = "no"
         self.overrides.update(overrides or {})
         self.proc = None
         self.stopped_rc = None

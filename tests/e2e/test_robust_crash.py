@@ -16,11 +16,14 @@ KILLS = 10
 SUMMARY = re.compile(r"^kills=(\d+) acknowledged=(\d+) lost=(\d+) duplicated=(\d+)$", re.M)
 
 
+@pytest.mark.parametrize("queue", ["log", "file"])
 @pytest.mark.parametrize("mode", ["local", "relay"])
-def test_sigkill_under_load_loses_nothing(mode, record_property):
+def test_sigkill_under_load_loses_nothing(mode, queue, record_property):
+    """queue: the log (the default) or the queue of files."""
     require_build()
     p = subprocess.run([sys.executable, str(CRASHTEST), "--kills", str(KILLS),
-                        "--mode", mode],
+                        "--mode", mode] +
+                       (["--file-spool"] if queue == "file" else []),
                        capture_output=True, text=True, timeout=300 * SLOW,
                        env=dict(os.environ, TERN_BUILD=str(BUILD)))
     out = p.stdout + p.stderr

@@ -917,7 +917,7 @@ test_dump(void)
 	T_CHECK(strstr(l.text, "milter.command_timeout = 30\n") != NULL);
 	T_CHECK(strstr(l.text, "milter.eom_timeout = 300\n") != NULL);
 	T_CHECK(strstr(l.text, "arc.verify = yes\n") != NULL);
-	T_CHECK(strstr(l.text, "queue.log = no\n") != NULL);
+	T_CHECK(strstr(l.text, "queue.log = yes\n") != NULL);
 	T_CHECK(strstr(l.text, "arc.seal = yes\n") != NULL);
 	T_CHECK(strstr(l.text, "dns.cache_max_ttl = 300\n") != NULL);
 	T_CHECK(strstr(l.text, "dns.cache_entries = 4096\n") != NULL);
