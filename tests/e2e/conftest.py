@@ -11,6 +11,7 @@ Nothing here skips: a missing binary or tool is a failure that names the
 Debian package to install.
 """
 
+import ctypes
 import email
 import email.policy
 import email.utils
@@ -23,6 +24,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -1487,3 +1489,50 @@ def field(block, name):
     assert v is not None, f"no {name} in {block.items()}"
     return re.sub(r"\s+", " ", str(v)).strip()
 
+
+CLONE_NEWNET = 0x40000000
+
+
+NETNS_ADDRS = tuple(f"fd00::{i}" for i in range(1, 10)) + (
+    "fd00:0:0:1::1", "fd00:0:0:1::2")
+
+
+def run_in_netns(fn):
+    """Run fn() on a thread that has joined a fresh network namespace
+    (loopback up, NETNS_ADDRS on lo: two /64s of IPv6 clients); processes
+    it starts are in the namespace too.  The namespace lives as long as a
+    holder process; nothing touches the host's network.  Root only."""
+    holder = subprocess.Popen(["unshare", "-n", "sleep", "600"])
+    try:
+        mine = os.readlink("/proc/self/ns/net")
+        wait_for(lambda: os.readlink(f"/proc/{holder.pid}/ns/net") != mine,
+                 "the holder's namespace", timeout=5)
+        out = {}
+
+        def body():
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(f"/proc/{holder.pid}/ns/net", os.O_RDONLY)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    out["error"] = OSError(ctypes.get_errno(), "setns")
+                    return
+            finally:
+                os.close(fd)
+            try:
+                subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+                for a in NETNS_ADDRS:
+                    subprocess.run(["ip", "-6", "addr", "add", f"{a}/64", "dev",
+                                    "lo", "nodad"], check=True)
+                out["value"] = fn()
+            except BaseException as e:          # noqa: B902 (re-raised below)
+                out["error"] = e
+
+        th = threading.Thread(target=body)
+        th.start()
+        th.join()
+        if "error" in out:
+            raise out["error"]
+        return out.get("value")
+    finally:
+        holder.kill()
+        holder.wait()

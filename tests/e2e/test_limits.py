@@ -5,19 +5,16 @@ per-uid connection limit and a sender policy; weak stored hashes are
 refused at import and at AUTH.  docs/security.md names each test."""
 
 import base64
-import ctypes
 import os
 import pwd
 import re
 import socket
 import sqlite3
-import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import (PASSWORD, RUN_AS, SLOW, SMTPClient, check,
+from conftest import (PASSWORD, RUN_AS, SLOW, SMTPClient, check, run_in_netns,
                       maildir_messages, submit_ternd, wait_for)
 
 CLAIRE = "claire@example.org"
@@ -294,48 +291,6 @@ def test_local_senders_own(ternd):
 
 # -- item 4: an IPv6 client is its /64 (root: a network namespace) ---------------------
 
-CLONE_NEWNET = 0x40000000
-
-
-def run_in_netns(fn):
-    """Run fn() on a thread that has joined a fresh network namespace
-    (loopback up, fd00::1..fd00::9 and fd00:0:0:1::1 on lo); processes it
-    starts are in the namespace too.  The namespace lives as long as a
-    holder process; nothing touches the host's network."""
-    holder = subprocess.Popen(["unshare", "-n", "sleep", "600"])
-    try:
-        mine = os.readlink("/proc/self/ns/net")
-        wait_for(lambda: os.readlink(f"/proc/{holder.pid}/ns/net") != mine,
-                 "the holder's namespace", timeout=5)
-        out = {}
-
-        def body():
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(f"/proc/{holder.pid}/ns/net", os.O_RDONLY)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    out["error"] = OSError(ctypes.get_errno(), "setns")
-                    return
-            finally:
-                os.close(fd)
-            try:
-                subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-                for a in [f"fd00::{i}" for i in range(1, 10)] + ["fd00:0:0:1::1"]:
-                    subprocess.run(["ip", "-6", "addr", "add", f"{a}/64", "dev",
-                                    "lo", "nodad"], check=True)
-                out["value"] = fn()
-            except BaseException as e:          # noqa: B902 (re-raised below)
-                out["error"] = e
-
-        th = threading.Thread(target=body)
-        th.start()
-        th.join()
-        if "error" in out:
-            raise out["error"]
-        return out.get("value")
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @pytest.mark.root

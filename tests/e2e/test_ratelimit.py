@@ -19,7 +19,7 @@ import pytest
 
 from conftest import (PASSWORD, SLOW, SMTPClient, check, submit_ternd,
                       tls_client_context, wait_for)
-from test_limits import run_in_netns
+from conftest import run_in_netns
 
 BEN, CLAIRE = "ben@example.org", "claire@example.org"
 MSG = b"Subject: rate\r\n\r\nhello\r\n"

@@ -4,19 +4,17 @@ dnsmasq that serves DNSBL/DNSWL zones for the test client 127.0.0.1
 greeting (220 or 554 5.7.1), times it where the delay is the point, and
 checks the event=screen line ternd logs."""
 
-import ctypes
 import ipaddress
 import os
 import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import _ACTIVE, SLOW, Ternd, submit_ternd, wait_for
+from conftest import _ACTIVE, SLOW, Ternd, run_in_netns, submit_ternd, wait_for
 
 # The screened client connects from 127.0.0.5 (loopback is screened like
 # any address); 127.0.0.1, where the fixture's start-up probe comes from,
@@ -379,49 +377,6 @@ def test_ipv6_client_listed_by_its_nibble_name(ternd, dnsmasq):
     assert log.count(f"query[A] {q}.bl.test") == 1, log
 
 
-CLONE_NEWNET = 0x40000000
-NETNS_ADDRS = ("fd00::1", "fd00::2", "fd00::3", "fd00:0:0:1::2")
-
-
-def run_in_netns(fn):
-    """fn() on a thread that joined a fresh network namespace (loopback
-    up, NETNS_ADDRS on lo); the processes it starts are in it too.  The
-    host's network is not touched.  (test_limits.py has the same helper
-    for its own addresses.)"""
-    holder = subprocess.Popen(["unshare", "-n", "sleep", "600"])
-    try:
-        mine = os.readlink("/proc/self/ns/net")
-        wait_for(lambda: os.readlink(f"/proc/{holder.pid}/ns/net") != mine,
-                 "the holder's namespace", timeout=5)
-        out = {}
-
-        def body():
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(f"/proc/{holder.pid}/ns/net", os.O_RDONLY)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    out["error"] = OSError(ctypes.get_errno(), "setns")
-                    return
-            finally:
-                os.close(fd)
-            try:
-                subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-                for a in NETNS_ADDRS:
-                    subprocess.run(["ip", "-6", "addr", "add", f"{a}/64",
-                                    "dev", "lo", "nodad"], check=True)
-                out["value"] = fn()
-            except BaseException as e:          # noqa: B902 (re-raised below)
-                out["error"] = e
-
-        th = threading.Thread(target=body)
-        th.start()
-        th.join()
-        if "error" in out:
-            raise out["error"]
-        return out.get("value")
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @pytest.mark.root
