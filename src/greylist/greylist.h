@@ -29,9 +29,10 @@
 
 #include "util/util.h"
 
-#define GREYLIST_SCHEMA_VERSION 1
-#define GREYLIST_NET_MAX	64  /* "2001:db8:1:2::/64" fits */
-#define GREYLIST_ADDR_MAX	320 /* sender, recipient: longer ones are cut */
+#define GREYLIST_SCHEMA_VERSION	   1
+#define GREYLIST_PG_SCHEMA_VERSION 1  /* greylist_schema.version */
+#define GREYLIST_NET_MAX	   64 /* "2001:db8:1:2::/64" fits */
+#define GREYLIST_ADDR_MAX	   320 /* sender, recipient: longer ones are cut */
 
 struct greylist;
 
@@ -47,6 +48,19 @@ enum greylist_verdict {
 int greylist_open(
     const char *path, struct greylist **out, char *err, size_t errlen) WUR;
 void greylist_close(struct greylist *g); /* NULL ok */
+
+/* The same store in the PostgreSQL database of tables.users =
+ * pgsql:CONNINFO (greylist_pg.c), shared by every node using it: its own
+ * tables greylist_triplets, greylist_clients, greylist_schema (version
+ * GREYLIST_PG_SCHEMA_VERSION; newer refused), made under the table
+ * engine's advisory lock.  A database that fails later makes
+ * greylist_check answer GREYLIST_TEMPFAIL, within its timeouts.  0, or -1
+ * with err (never holding the CONNINFO). */
+int greylist_open_pgsql(
+    const char *conninfo, struct greylist **out, char *err, size_t errlen) WUR;
+
+/* "sqlite" or "pgsql" */
+const char *greylist_store_name(const struct greylist *g);
 
 /*
  * The verdict on a triplet at time now (seconds).  net from
