@@ -26,9 +26,8 @@ def two_nodes(ternd, pg, store="auto"):
 def test_greylist_pgsql_two_nodes_share_triplets(postgres, ternd):
     a, b = two_nodes(ternd, postgres)
     assert deferred(rcpt(a, "a@remote.test")) == DELAY       # first on A
-    # B knows the triplet: its delay counts from A's first sight
-    assert deferred(rcpt(b, "a@remote.test")) <= DELAY
     time.sleep(DELAY + 1)
+    # B never saw this triplet itself: it passes on what A recorded
     check(rcpt(b, "a@remote.test"), 250, None, "on B after the delay")
     assert len(b.messages(RCPT)) == 1
     assert "event=greylist_open store=pgsql" in b.log()
