@@ -810,7 +810,8 @@ static int
 conf_set_gstore(char **field, const char *v, char *msg, size_t msglen)
 {
 	if (strcasecmp(v, "auto") == 0 || strcasecmp(v, "sqlite") == 0) {
-		conf_put_str(field, strcasecmp(v, "auto") == 0 ? "auto" : "sqlite");
+		conf_put_str(
+		    field, strcasecmp(v, "auto") == 0 ? "auto" : "sqlite");
 		return 0;
 	}
 	str_fmt_cut(msg, msglen, "expected auto or sqlite");
