@@ -932,7 +932,7 @@ rconn_tls_up(struct rconn *c)
 	tls_describe(ssl, desc, sizeof(desc));
 	metrics_tls(METRICS_TLS_OUT, ssl != NULL ? SSL_get_version(ssl) : NULL,
 	    verified ? METRICS_V_YES : METRICS_V_NO);
-		log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s verified=%s"
+	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s verified=%s"
 		 "%s%s%s",
 	    rconn_id(c), c->host_log, c->addr_log, desc,
 	    SSL_session_reused(ssl) ? "yes" : "no", verified ? "yes" : "no",

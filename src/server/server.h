@@ -91,10 +91,10 @@ struct server {
 	struct greylist *greylist;	/* STATE/greylist.db; NULL: off */
 	struct dmarcrep *dmarcrep;	/* DMARC reports, NULL when off */
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */
-	struct srsmap *srs;    /* STATE/srs.key; NULL: srs.enable = no */
-	struct dkimkeys *dkim; /* active DKIM keys (dkimsign.h) */
-	struct screen *screen; /* screening (screen.h); NULL: off */
-	struct connrate *rate; /* inbound rate limits (connrate.h) */
+	struct srsmap *srs;	    /* STATE/srs.key; NULL: srs.enable = no */
+	struct dkimkeys *dkim;	    /* active DKIM keys (dkimsign.h) */
+	struct screen *screen;	    /* screening (screen.h); NULL: off */
+	struct connrate *rate;	    /* inbound rate limits (connrate.h) */
 	struct policy_pool *policy; /* policy servers' idle connections
 				       (connpolicy.c); NULL until used */
 	struct metricsrv *metrics; /* listen.metrics (metricsrv.h); NULL: off */
