@@ -17,7 +17,9 @@
  * GP_STATEMENT_MS, and a node holding a transaction open cannot keep
  * others' rows locked beyond idle_in_transaction_session_timeout.  After
  * a failed reconnect the store fails at once for GP_RETRY_AFTER seconds
- * instead of each RCPT waiting for the connect timeout.  A connection
+ * instead of each RCPT waiting for the connect timeout, and after a
+ * statement timed out it is not asked for as long (the checks queued
+ * behind the mutex then fail at once, not one timeout each).  A connection
  * broken under BEGIN (the server restarted) is reset and BEGIN tried once
  * more; a failure after BEGIN fails that one check (rolled back).
  *
@@ -41,6 +43,7 @@
 #define GP_LOCK_KEY	   "1952805486" /* the table engine's: all DDL */
 #define GP_RETRY_AFTER	   5		/* s without reconnecting */
 #define GP_PURGE_BATCH	   "1000"	/* rows per table per purge */
+#define GP_QUERY_CANCELED  "57014"
 #define GP_STR_(x)	   #x
 #define GP_STR(x)	   GP_STR_(x)
 
@@ -91,9 +94,20 @@ static const char gp_sql_purge_clients[] =
 struct gl_pg {
 	PGconn *conn;
 	time_t down_until; /* no reconnect before this */
+	time_t slow_until; /* a statement timed out: fail at once until */
 };
 
-/* "pgsql host:port/dbname: what: first line of the message" */
+/* statement_timeout fired (query_canceled) */
+static bool
+gp_is_timeout(const PGresult *r)
+{
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+	return state != NULL && strcmp(state, GP_QUERY_CANCELED) == 0;
+}
+
+/* "pgsql host:port/dbname: what: first line of the message"; a timeout
+ * also opens the slow pause (gp_begin). */
 static int
 gp_fail(
     struct gl_pg *p, PGresult *r, const char *what, char *err, size_t errlen)
@@ -103,6 +117,8 @@ gp_fail(
 
 	if (r != NULL)
 		m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	if (r != NULL && gp_is_timeout(r))
+		p->slow_until = time(NULL) + GP_RETRY_AFTER;
 	if (m == NULL || *m == '\0')
 		m = PQerrorMessage(p->conn);
 	if (m == NULL || *m == '\0')
@@ -201,7 +217,21 @@ gp_begin(void *h, char *err, size_t errlen)
 {
 	struct gl_pg *p = h;
 	bool reset = false;
+	time_t now = time(NULL);
 
+	/* a database that just timed out is not asked for a while: checks
+	 * queued behind the lock then cost nothing instead of a statement
+	 * timeout each, and the worker threads stay free */
+	if (now < p->slow_until) {
+		str_fmt_cut(err, errlen,
+		    "pgsql %s:%s/%s: a statement timed out, not asking for "
+		    "%lld s",
+		    PQhost(p->conn) != NULL ? PQhost(p->conn) : "?",
+		    PQport(p->conn) != NULL ? PQport(p->conn) : "?",
+		    PQdb(p->conn) != NULL ? PQdb(p->conn) : "?",
+		    (long long)(p->slow_until - now));
+		return -1;
+	}
 	if (PQstatus(p->conn) != CONNECTION_OK) {
 		if (gp_reset(p, err, errlen) != 0)
 			return -1;

@@ -139,6 +139,12 @@ def test_greylist_pgsql_slow_database_accepts_and_logs(postgres, ternd):
             check(slow.reply(timeout=10 * SLOW), 250, None, "timed out")
             slow.expect("QUIT", 221)
         assert 2.5 < time.monotonic() - start < 8, time.monotonic() - start
+        # right after a timeout the database is not asked for 5 s: the
+        # next RCPT is accepted at once instead of waiting 3 s again
+        start = time.monotonic()
+        check(rcpt(t, "c@remote.test"), 250, None, "slow pause")
+        assert time.monotonic() - start < 1.5 * SLOW
+        assert "a statement timed out, not asking for" in t.log()
         assert "canceling statement due to statement timeout" in t.log(), \
             t.log()[-2000:]
         assert "event=greylist result=error action=accept" in t.log()
