@@ -89,6 +89,70 @@ def test_greylist_pgsql_failing_store_accepts_and_logs(postgres, ternd):
     deferred(rcpt(t, "d@remote.test", RCPT2))
 
 
+def warm_lookup_threads(t, pg, threads=4):
+    """Make each of ternd's lookup threads open its own connection to the
+    tables (they connect at their first lookup): with users locked, each
+    RCPT holds one thread while the next one takes another."""
+    apps = ("SELECT count(*) FROM pg_stat_activity WHERE "
+            "application_name = 'tern'")
+    holder = pg.psql_background("BEGIN; LOCK TABLE users IN ACCESS "
+                                "EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;")
+    clients = []
+    try:
+        wait_for(lambda: pg.psql("SELECT count(*) FROM pg_locks WHERE "
+                                 "relation = 'users'::regclass AND "
+                                 "granted") != "0", "the lock on users")
+        for _ in range(threads):
+            c = t.client(timeout=10 * SLOW).__enter__()
+            clients.append(c)
+            c.ehlo("client.test")
+            c.expect("MAIL FROM:<warm@remote.test>", 250)
+            c.send(f"RCPT TO:<{RCPT}>\r\n")
+        # the opening one plus one per thread
+        wait_for(lambda: int(pg.psql(apps)) >= threads + 1,
+                 "a table connection per lookup thread")
+    finally:
+        holder.wait(timeout=30)
+        for c in clients:
+            c.reply(timeout=10 * SLOW)
+            c.__exit__(None, None, None)
+
+
+def test_greylist_pgsql_unreachable_accepts_and_logs(postgres, ternd):
+    """The greylist's connection lost and the database refusing new ones,
+    while the users are still found on the tables' open connections: the
+    RCPT is accepted at once, the error logged; greylisting resumes by
+    itself when the database takes connections again."""
+    t = node(ternd, postgres, "A")
+    deferred(rcpt(t, "a@remote.test"))
+    warm_lookup_threads(t, postgres)
+    postgres.psql("ALTER DATABASE tern ALLOW_CONNECTIONS false", db="postgres")
+    try:
+        postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE application_name = 'tern-greylist'",
+                      db="postgres")
+        for sender in ("b@remote.test", "c@remote.test", "e@remote.test"):
+            start = time.monotonic()
+            check(rcpt(t, sender), 250, None, "greylist unreachable")
+            assert time.monotonic() - start < 2 * SLOW
+        assert re.search(r"event=greylist result=error action=accept "
+                         r"error=\"pgsql 127\.0\.0\.1:\d+/tern: reconnect: ",
+                         t.log()), t.log()[-2000:]
+        assert "server unreachable, retrying in" in t.log()
+    finally:
+        postgres.psql("ALTER DATABASE tern ALLOW_CONNECTIONS true",
+                      db="postgres")
+    assert t.proc.poll() is None
+    # after the 5 s pause ternd reconnects: a new triplet waits again
+    deadline = time.monotonic() + 15 * SLOW
+    while True:
+        r = rcpt(t, "d@remote.test", RCPT2)
+        if r.code == 451 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    deferred(r)
+
+
 def test_greylist_pgsql_survives_database_restart(postgres, ternd):
     """PostgreSQL stopped: the users (same database) cannot be looked up,
     so RCPT is 451 4.3.0 (the table engine's rule) and ternd lives on;
