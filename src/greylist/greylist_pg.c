@@ -44,6 +44,7 @@
 #define GP_RETRY_AFTER	   5		/* s without reconnecting */
 #define GP_PURGE_BATCH	   "1000"	/* rows per table per purge */
 #define GP_QUERY_CANCELED  "57014"
+#define GP_SERVER_MAX	   300
 #define GP_STR_(x)	   #x
 #define GP_STR(x)	   GP_STR_(x)
 
@@ -97,6 +98,19 @@ struct gl_pg {
 	time_t slow_until; /* a statement timed out: fail at once until */
 };
 
+/* "host:port/dbname": names the server without the CONNINFO */
+static const char *
+gp_server(const struct gl_pg *p, char *out, size_t outlen)
+{
+	const char *h = PQhost(p->conn), *port = PQport(p->conn),
+		   *d = PQdb(p->conn);
+
+	/* for error texts only: a long name is cut, not replaced */
+	str_fmt_cut(out, outlen, "%s:%s/%s", h != NULL ? h : "?",
+	    port != NULL ? port : "?", d != NULL ? d : "?");
+	return out;
+}
+
 /* statement_timeout fired (query_canceled) */
 static bool
 gp_is_timeout(const PGresult *r)
@@ -112,8 +126,8 @@ static int
 gp_fail(
     struct gl_pg *p, PGresult *r, const char *what, char *err, size_t errlen)
 {
-	const char *h = PQhost(p->conn), *port = PQport(p->conn),
-		   *d = PQdb(p->conn), *m = NULL;
+	char server[GP_SERVER_MAX];
+	const char *m = NULL;
 
 	if (r != NULL)
 		m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
@@ -123,9 +137,9 @@ gp_fail(
 		m = PQerrorMessage(p->conn);
 	if (m == NULL || *m == '\0')
 		m = "unknown error";
-	str_fmt_cut(err, errlen, "pgsql %s:%s/%s: %s: %.*s",
-	    h != NULL ? h : "?", port != NULL ? port : "?", d != NULL ? d : "?",
-	    what, (int)strcspn(m, "\r\n"), m);
+	str_fmt_cut(err, errlen, "pgsql %s: %s: %.*s",
+	    gp_server(p, server, sizeof(server)), what, (int)strcspn(m, "\r\n"),
+	    m);
 	PQclear(r);
 	return -1;
 }
@@ -191,15 +205,14 @@ gp_session_setup(struct gl_pg *p, char *err, size_t errlen)
 static int
 gp_reset(struct gl_pg *p, char *err, size_t errlen)
 {
+	char server[GP_SERVER_MAX];
 	time_t now = time(NULL);
 
 	if (now < p->down_until) {
-		(void)gp_fail(p, NULL, "reconnect", err, errlen);
 		str_fmt_cut(err, errlen,
-		    "pgsql %s:%s/%s: server unreachable, retrying in %lld s",
-		    PQhost(p->conn) != NULL ? PQhost(p->conn) : "?",
-		    PQport(p->conn) != NULL ? PQport(p->conn) : "?",
-		    PQdb(p->conn) != NULL ? PQdb(p->conn) : "?",
+		    "pgsql %s: reconnect: server unreachable, retrying in "
+		    "%lld s",
+		    gp_server(p, server, sizeof(server)),
 		    (long long)(p->down_until - now));
 		return -1;
 	}
@@ -216,6 +229,7 @@ static int
 gp_begin(void *h, char *err, size_t errlen)
 {
 	struct gl_pg *p = h;
+	char server[GP_SERVER_MAX];
 	bool reset = false;
 	time_t now = time(NULL);
 
@@ -224,11 +238,8 @@ gp_begin(void *h, char *err, size_t errlen)
 	 * timeout each, and the worker threads stay free */
 	if (now < p->slow_until) {
 		str_fmt_cut(err, errlen,
-		    "pgsql %s:%s/%s: a statement timed out, not asking for "
-		    "%lld s",
-		    PQhost(p->conn) != NULL ? PQhost(p->conn) : "?",
-		    PQport(p->conn) != NULL ? PQport(p->conn) : "?",
-		    PQdb(p->conn) != NULL ? PQdb(p->conn) : "?",
+		    "pgsql %s: a statement timed out, not asking for %lld s",
+		    gp_server(p, server, sizeof(server)),
 		    (long long)(p->slow_until - now));
 		return -1;
 	}
@@ -386,6 +397,7 @@ gp_schema_version(struct gl_pg *p, int *v, char *err, size_t errlen)
 static int
 gp_schema_setup(struct gl_pg *p, char *err, size_t errlen)
 {
+	char server[GP_SERVER_MAX];
 	int v = 0;
 
 	if (gp_simple(p, "BEGIN", "begin", err, errlen) != 0)
@@ -396,11 +408,9 @@ gp_schema_setup(struct gl_pg *p, char *err, size_t errlen)
 		goto fail;
 	if (v > GREYLIST_PG_SCHEMA_VERSION) {
 		str_fmt_cut(err, errlen,
-		    "pgsql %s:%s/%s: greylist schema version %d is newer than "
-		    "this tern knows (%d)",
-		    PQhost(p->conn) != NULL ? PQhost(p->conn) : "?",
-		    PQport(p->conn) != NULL ? PQport(p->conn) : "?",
-		    PQdb(p->conn) != NULL ? PQdb(p->conn) : "?", v,
+		    "pgsql %s: greylist schema version %d is newer than this "
+		    "tern knows (%d)",
+		    gp_server(p, server, sizeof(server)), v,
 		    GREYLIST_PG_SCHEMA_VERSION);
 		goto fail;
 	}
