@@ -1,13 +1,16 @@
 /*
- * greylist: the greylisting store, one SQLite file (STATE/greylist.db,
- * docs/defence.md "Greylisting").
+ * greylist: the greylisting store, one SQLite file (STATE/greylist.db)
+ * or tables in the tables' PostgreSQL database shared by several nodes
+ * (greylist_pg.c), docs/defence.md "Greylisting".
  *
- * Owns: struct greylist (the connection, its statements and a mutex) and
- * the file's schema (PRAGMA user_version GREYLIST_SCHEMA_VERSION; a file
- * of a newer version is refused, an older one is migrated in one
- * transaction).  May call: util, SQLite, pthreads.  Used by ternd
- * (server/conngrey.c) on its worker threads: every call blocks on the
- * disk, never on the event loop.
+ * Owns: struct greylist (the store, a mutex; greylist_store.h is the
+ * module's private interface between the decision and its two stores)
+ * and both schemas (SQLite: PRAGMA user_version GREYLIST_SCHEMA_VERSION;
+ * PostgreSQL: greylist_schema.version GREYLIST_PG_SCHEMA_VERSION; a
+ * newer version is refused, an older one is migrated in one
+ * transaction).  May call: util, SQLite, libpq, pthreads.  Used by ternd
+ * (server/conngrey.c) on its worker threads: every call may block on the
+ * disk or the database (bounded), never on the event loop.
  *
  * Threads: greylist_check may be called from several threads at once;
  * the mutex serialises them (one question is a few indexed rows).
