@@ -70,6 +70,7 @@ enum conf_type {
 	CONF_T_SENDERS,	 /* any|own */
 	CONF_T_MILTERS,	 /* list of inet:host:port / unix:/path */
 	CONF_T_MACTION,	 /* tempfail|accept */
+	CONF_T_GSTORE,	 /* auto|sqlite */
 	CONF_T_DNSBL,	 /* list of zone[=127.x.y.z][*weight] */
 	CONF_T_DNSWL,	 /* list of zone[=127.x.y.z] */
 	CONF_T_NAMES,	 /* list of domain names, kept as one string */
@@ -183,6 +184,7 @@ static const struct conf_key conf_keys[] = {
 	K("greylist", "delay", CONF_T_SECS, greylist_delay, 1, 86400),
 	K("greylist", "expire", CONF_T_SECS, greylist_expire, 3600, 366 * 86400),
 	K("greylist", "whitelist_domains", CONF_T_NAMES, greylist_whitelist_domains, 0, 0),
+	K("greylist", "store", CONF_T_GSTORE, greylist_store, 0, 0),
 	K("rate", "connections_per_ip", CONF_T_UINT, rate_connections_per_ip, 0, 1000000),
 	K("rate", "messages_per_ip", CONF_T_UINT, rate_messages_per_ip, 0, 10000000),
 	K("rate", "recipients_per_ip", CONF_T_UINT, rate_recipients_per_ip, 0, 10000000),
@@ -804,6 +806,18 @@ conf_set_milteract(char **field, const char *v, char *msg, size_t msglen)
 	return -1;
 }
 
+static int
+conf_set_gstore(char **field, const char *v, char *msg, size_t msglen)
+{
+	if (strcasecmp(v, "auto") == 0 || strcasecmp(v, "sqlite") == 0) {
+		conf_put_str(
+		    field, strcasecmp(v, "auto") == 0 ? "auto" : "sqlite");
+		return 0;
+	}
+	str_fmt_cut(msg, msglen, "expected auto or sqlite");
+	return -1;
+}
+
 static bool
 conf_is_milter(const char *s, size_t n)
 {
@@ -996,6 +1010,8 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		    "inet:address:port or unix:/path", msg, msglen);
 	case CONF_T_MACTION:
 		return conf_set_milteract(f, v, msg, msglen);
+	case CONF_T_GSTORE:
+		return conf_set_gstore(f, v, msg, msglen);
 	case CONF_T_DNSBL:
 		return conf_set_list(f, v, append, conf_is_dnsbl,
 		    "zone[=127.x.y.z][*weight 1..100]", msg, msglen);
@@ -1374,6 +1390,7 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->screen_dns_timeout = 5;
 	c->greylist_delay = 300;
 	c->greylist_expire = 35 * 86400;
+	c->greylist_store = xstrdup("auto");
 	/* rate limits: docs/defence.md "Rate limits" says why these */
 	c->rate_connections_per_ip = 60;
 	c->rate_messages_per_ip = 500;

@@ -194,6 +194,9 @@ struct conf {
 					     network is kept, 35 days */
 	char *greylist_whitelist_domains; /* "a.example,b.example": senders
 					     with SPF pass for these skip it */
+	char *greylist_store; /* greylist.store: "auto" (PostgreSQL when
+				 tables.users is pgsql:, else SQLite) or
+				 "sqlite" (STATE/greylist.db always) */
 	/* rate limits (docs/defence.md "Rate limits"); 0: no limit */
 	unsigned rate_connections_per_ip; /* MX port, per minute, 60 */
 	unsigned rate_messages_per_ip;	  /* MX port, MAILs per hour, 500 */

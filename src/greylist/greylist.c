@@ -22,6 +22,7 @@
 
 #include "sqldb/sqldb.h"
 #include "greylist/greylist.h"
+#include "greylist/greylist_store.h"
 
 #define GL_BUSY_MS	     5000
 #define GREYLIST_PURGE_EVERY 4096
@@ -61,18 +62,16 @@ static const char gl_schema_v1[] =
     "CREATE TABLE IF NOT EXISTS clients(net TEXT PRIMARY KEY, "
     "until INTEGER NOT NULL);";
 
-struct greylist {
+struct gl_sqlite {
 	sqlite3 *db;
 	sqlite3_stmt *st[GL_NSTMT];
-	pthread_mutex_t lock;
-	unsigned checks; /* since the last purge */
 	char path[512];
 };
 
 /* Make or migrate the schema; each version's step runs in order from the
  * file's version (version 1 is the first). */
 static int
-gl_schema(struct greylist *g, char *err, size_t errlen)
+gl_schema(struct gl_sqlite *g, char *err, size_t errlen)
 {
 	int v = 0;
 
@@ -102,10 +101,25 @@ fail:
 	return -1;
 }
 
-int
-greylist_open(const char *path, struct greylist **out, char *err, size_t errlen)
+static void
+gs_close(void *h)
 {
-	struct greylist *g = xcalloc(1, sizeof(*g));
+	struct gl_sqlite *g = h;
+	int i;
+
+	if (g == NULL)
+		return;
+	for (i = 0; i < GL_NSTMT; i++)
+		sqlite3_finalize(g->st[i]);
+	if (g->db != NULL && sqlite3_close(g->db) != SQLITE_OK)
+		log_warn("event=greylist step=close path=%s", g->path);
+	free(g);
+}
+
+static int
+gs_open(const char *path, struct gl_sqlite **out, char *err, size_t errlen)
+{
+	struct gl_sqlite *g = xcalloc(1, sizeof(*g));
 	int i, fd;
 
 	*out = NULL;
@@ -114,13 +128,11 @@ greylist_open(const char *path, struct greylist **out, char *err, size_t errlen)
 		free(g);
 		return -1;
 	}
-	if (pthread_mutex_init(&g->lock, NULL) != 0)
-		fatalx("event=greylist step=mutex");
 	/* the file holds peers' addresses: 0600 from its first byte */
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		str_fmt_cut(err, errlen, "%s: %s", path, strerror(errno));
-		greylist_close(g);
+		gs_close(g);
 		return -1;
 	}
 	if (close(fd) != 0) /* nothing written: a failed close loses nothing */
@@ -152,34 +164,8 @@ greylist_open(const char *path, struct greylist **out, char *err, size_t errlen)
 	*out = g;
 	return 0;
 fail:
-	greylist_close(g);
+	gs_close(g);
 	return -1;
-}
-
-void
-greylist_close(struct greylist *g)
-{
-	int i;
-
-	if (g == NULL)
-		return;
-	for (i = 0; i < GL_NSTMT; i++)
-		sqlite3_finalize(g->st[i]);
-	if (g->db != NULL && sqlite3_close(g->db) != SQLITE_OK)
-		log_warn("event=greylist step=close path=%s", g->path);
-	pthread_mutex_destroy(&g->lock);
-	free(g);
-}
-
-/* s lower-cased into out, cut to GREYLIST_ADDR_MAX octets. */
-static void
-gl_lower(char *out, const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < GREYLIST_ADDR_MAX && s[i] != '\0'; i++)
-		out[i] = (char)tolower((unsigned char)s[i]);
-	out[i] = '\0';
 }
 
 static void
@@ -193,7 +179,7 @@ gl_bind_key(
 
 /* Step s once (a write): 0, or -1 with err. */
 static int
-gl_write(struct greylist *g, sqlite3_stmt *s, const char *what, char *err,
+gl_write(struct gl_sqlite *g, sqlite3_stmt *s, const char *what, char *err,
     size_t errlen)
 {
 	int rc = sqlite3_step(s);
@@ -204,9 +190,35 @@ gl_write(struct greylist *g, sqlite3_stmt *s, const char *what, char *err,
 }
 
 static int
-gl_purge(
-    struct greylist *g, int64_t now, int64_t expire, char *err, size_t errlen)
+gs_begin(void *h, char *err, size_t errlen)
 {
+	struct gl_sqlite *g = h;
+
+	return sqldb_exec(g->db, g->path, "BEGIN IMMEDIATE", err, errlen);
+}
+
+static int
+gs_commit(void *h, char *err, size_t errlen)
+{
+	struct gl_sqlite *g = h;
+
+	return sqldb_exec(g->db, g->path, "COMMIT", err, errlen);
+}
+
+static void
+gs_rollback(void *h)
+{
+	struct gl_sqlite *g = h;
+
+	if (sqlite3_exec(g->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+		log_warn("event=greylist step=rollback path=%s", g->path);
+}
+
+static int
+gs_purge(void *h, int64_t now, int64_t expire, char *err, size_t errlen)
+{
+	struct gl_sqlite *g = h;
+
 	sqlite3_bind_int64(g->st[GL_PURGE_TRIPLETS], 1, now - expire);
 	if (gl_write(g, g->st[GL_PURGE_TRIPLETS], "purge", err, errlen) != 0)
 		return -1;
@@ -214,33 +226,144 @@ gl_purge(
 	return gl_write(g, g->st[GL_PURGE_CLIENTS], "purge", err, errlen);
 }
 
-/* Is net whitelisted at now?  1 yes, 0 no, -1 error. */
 static int
-gl_client_known(
-    struct greylist *g, const char *net, int64_t now, char *err, size_t errlen)
+gs_client_get(
+    void *h, const char *net, int64_t *until, char *err, size_t errlen)
 {
+	struct gl_sqlite *g = h;
 	sqlite3_stmt *s = g->st[GL_CLIENT_GET];
-	int rc, known = 0;
+	int rc;
 
 	sqlite3_bind_text(s, 1, net, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
-		known = sqlite3_column_int64(s, 0) >= now;
+		*until = sqlite3_column_int64(s, 0);
 	sqldb_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return sqldb_err(g->db, g->path, "client", err, errlen);
-	return known;
+	return rc == SQLITE_ROW;
 }
 
 static int
-gl_client_put(struct greylist *g, const char *net, int64_t until, char *err,
-    size_t errlen)
+gs_client_put(void *h, const char *net, int64_t until, char *err, size_t errlen)
 {
+	struct gl_sqlite *g = h;
 	sqlite3_stmt *s = g->st[GL_CLIENT_PUT];
 
 	sqlite3_bind_text(s, 1, net, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, until);
 	return gl_write(g, s, "whitelist", err, errlen);
+}
+
+static int
+gs_triplet_get(void *h, const char *net, const char *sender, const char *rcpt,
+    int64_t *first, int64_t *last, char *err, size_t errlen)
+{
+	struct gl_sqlite *g = h;
+	sqlite3_stmt *s = g->st[GL_TRIPLET_GET];
+	int rc;
+
+	gl_bind_key(s, net, sender, rcpt);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*first = sqlite3_column_int64(s, 0);
+		*last = sqlite3_column_int64(s, 1);
+	}
+	sqldb_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sqldb_err(g->db, g->path, "triplet", err, errlen);
+	return rc == SQLITE_ROW;
+}
+
+static int
+gs_triplet_new(void *h, const char *net, const char *sender, const char *rcpt,
+    int64_t now, char *err, size_t errlen)
+{
+	struct gl_sqlite *g = h;
+	sqlite3_stmt *s = g->st[GL_TRIPLET_NEW];
+
+	gl_bind_key(s, net, sender, rcpt);
+	sqlite3_bind_int64(s, 4, now);
+	return gl_write(g, s, "insert", err, errlen);
+}
+
+static int
+gs_triplet_seen(void *h, const char *net, const char *sender, const char *rcpt,
+    int64_t last, char *err, size_t errlen)
+{
+	struct gl_sqlite *g = h;
+	sqlite3_stmt *s = g->st[GL_TRIPLET_SEEN];
+
+	gl_bind_key(s, net, sender, rcpt);
+	sqlite3_bind_int64(s, 4, last);
+	return gl_write(g, s, "update", err, errlen);
+}
+
+static const struct gl_ops gl_sqlite_ops = {
+    .name = "sqlite",
+    .begin = gs_begin,
+    .commit = gs_commit,
+    .rollback = gs_rollback,
+    .client_get = gs_client_get,
+    .client_put = gs_client_put,
+    .triplet_get = gs_triplet_get,
+    .triplet_new = gs_triplet_new,
+    .triplet_seen = gs_triplet_seen,
+    .purge = gs_purge,
+    .close = gs_close,
+};
+
+/* ---- the decision, whatever the store ----------------------------------- */
+
+struct greylist *
+gl_new(const struct gl_ops *ops, void *h)
+{
+	struct greylist *g = xcalloc(1, sizeof(*g));
+
+	g->ops = ops;
+	g->h = h;
+	if (pthread_mutex_init(&g->lock, NULL) != 0)
+		fatalx("event=greylist step=mutex");
+	return g;
+}
+
+int
+greylist_open(const char *path, struct greylist **out, char *err, size_t errlen)
+{
+	struct gl_sqlite *h;
+
+	*out = NULL;
+	if (gs_open(path, &h, err, errlen) != 0)
+		return -1;
+	*out = gl_new(&gl_sqlite_ops, h);
+	return 0;
+}
+
+void
+greylist_close(struct greylist *g)
+{
+	if (g == NULL)
+		return;
+	g->ops->close(g->h);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+const char *
+greylist_store_name(const struct greylist *g)
+{
+	return g->ops->name;
+}
+
+/* s lower-cased into out, cut to GREYLIST_ADDR_MAX octets. */
+static void
+gl_lower(char *out, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < GREYLIST_ADDR_MAX && s[i] != '\0'; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	out[i] = '\0';
 }
 
 /* The verdict, with g locked and inside a transaction. */
@@ -249,48 +372,37 @@ gl_decide(struct greylist *g, const char *net, const char *sender,
     const char *rcpt, int64_t now, int64_t delay, int64_t expire, int64_t *wait,
     char *err, size_t errlen)
 {
-	sqlite3_stmt *s = g->st[GL_TRIPLET_GET];
-	int64_t first = 0, last = 0;
-	int rc, known;
+	const struct gl_ops *o = g->ops;
+	int64_t first = 0, last = 0, until = 0;
+	int rc;
 
-	if ((known = gl_client_known(g, net, now, err, errlen)) < 0)
+	if ((rc = o->client_get(g->h, net, &until, err, errlen)) < 0)
 		return GREYLIST_TEMPFAIL;
-	if (known) /* the whitelisting lasts expire after its last use */
-		return gl_client_put(g, net, now + expire, err, errlen) == 0
+	if (rc == 1 && until >= now) /* lasts expire after its last use */
+		return o->client_put(g->h, net, now + expire, err, errlen) == 0
 			   ? GREYLIST_KNOWN
 			   : GREYLIST_TEMPFAIL;
-	gl_bind_key(s, net, sender, rcpt);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		first = sqlite3_column_int64(s, 0);
-		last = sqlite3_column_int64(s, 1);
-	}
-	sqldb_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		sqldb_err(g->db, g->path, "triplet", err, errlen);
+	rc =
+	    o->triplet_get(g->h, net, sender, rcpt, &first, &last, err, errlen);
+	if (rc < 0)
 		return GREYLIST_TEMPFAIL;
-	}
-	if (rc == SQLITE_DONE || last < now - expire) {
+	if (rc == 0 || last < now - expire) {
 		/* new, or expired: its delay starts now */
-		s = g->st[GL_TRIPLET_NEW];
-		gl_bind_key(s, net, sender, rcpt);
-		sqlite3_bind_int64(s, 4, now);
 		*wait = delay;
-		return gl_write(g, s, "insert", err, errlen) == 0
+		return o->triplet_new(
+			   g->h, net, sender, rcpt, now, err, errlen) == 0
 			   ? GREYLIST_DEFER
 			   : GREYLIST_TEMPFAIL;
 	}
-	s = g->st[GL_TRIPLET_SEEN];
-	gl_bind_key(s, net, sender, rcpt);
-	sqlite3_bind_int64(s, 4, now > last ? now : last);
-	if (gl_write(g, s, "update", err, errlen) != 0)
+	if (o->triplet_seen(g->h, net, sender, rcpt, now > last ? now : last,
+		err, errlen) != 0)
 		return GREYLIST_TEMPFAIL;
 	/* a clock gone back (now < first) leaves it deferred */
 	if (now < first || now - first < delay) {
 		*wait = now < first ? delay : first + delay - now;
 		return GREYLIST_DEFER;
 	}
-	return gl_client_put(g, net, now + expire, err, errlen) == 0
+	return o->client_put(g->h, net, now + expire, err, errlen) == 0
 		   ? GREYLIST_PASS
 		   : GREYLIST_TEMPFAIL;
 }
@@ -307,24 +419,20 @@ greylist_check(struct greylist *g, const char *net, const char *sender,
 	gl_lower(ls, sender);
 	gl_lower(lr, rcpt);
 	pthread_mutex_lock(&g->lock);
-	if (sqldb_exec(g->db, g->path, "BEGIN IMMEDIATE", err, errlen) != 0) {
+	if (g->ops->begin(g->h, err, errlen) != 0) {
 		pthread_mutex_unlock(&g->lock);
 		return GREYLIST_TEMPFAIL;
 	}
 	v = gl_decide(g, net, ls, lr, now, delay, expire, wait, err, errlen);
 	if (v != GREYLIST_TEMPFAIL && ++g->checks >= GREYLIST_PURGE_EVERY) {
 		g->checks = 0;
-		if (gl_purge(g, now, expire, err, errlen) != 0)
+		if (g->ops->purge(g->h, now, expire, err, errlen) != 0)
 			v = GREYLIST_TEMPFAIL;
 	}
-	if (v == GREYLIST_TEMPFAIL) {
-		if (sqlite3_exec(g->db, "ROLLBACK", NULL, NULL, NULL) !=
-		    SQLITE_OK)
-			log_warn(
-			    "event=greylist step=rollback path=%s", g->path);
-	} else if (sqldb_exec(g->db, g->path, "COMMIT", err, errlen) != 0) {
+	if (v == GREYLIST_TEMPFAIL)
+		g->ops->rollback(g->h);
+	else if (g->ops->commit(g->h, err, errlen) != 0)
 		v = GREYLIST_TEMPFAIL;
-	}
 	pthread_mutex_unlock(&g->lock);
 	return v;
 }

@@ -1,13 +1,16 @@
 /*
- * greylist: the greylisting store, one SQLite file (STATE/greylist.db,
- * docs/defence.md "Greylisting").
+ * greylist: the greylisting store, one SQLite file (STATE/greylist.db)
+ * or tables in the tables' PostgreSQL database shared by several nodes
+ * (greylist_pg.c), docs/defence.md "Greylisting".
  *
- * Owns: struct greylist (the connection, its statements and a mutex) and
- * the file's schema (PRAGMA user_version GREYLIST_SCHEMA_VERSION; a file
- * of a newer version is refused, an older one is migrated in one
- * transaction).  May call: util, SQLite, pthreads.  Used by ternd
- * (server/conngrey.c) on its worker threads: every call blocks on the
- * disk, never on the event loop.
+ * Owns: struct greylist (the store, a mutex; greylist_store.h is the
+ * module's private interface between the decision and its two stores)
+ * and both schemas (SQLite: PRAGMA user_version GREYLIST_SCHEMA_VERSION;
+ * PostgreSQL: greylist_schema.version GREYLIST_PG_SCHEMA_VERSION; a
+ * newer version is refused, an older one is migrated in one
+ * transaction).  May call: util, SQLite, libpq, pthreads.  Used by ternd
+ * (server/conngrey.c) on its worker threads: every call may block on the
+ * disk or the database (bounded), never on the event loop.
  *
  * Threads: greylist_check may be called from several threads at once;
  * the mutex serialises them (one question is a few indexed rows).
@@ -29,9 +32,10 @@
 
 #include "util/util.h"
 
-#define GREYLIST_SCHEMA_VERSION 1
-#define GREYLIST_NET_MAX	64  /* "2001:db8:1:2::/64" fits */
-#define GREYLIST_ADDR_MAX	320 /* sender, recipient: longer ones are cut */
+#define GREYLIST_SCHEMA_VERSION	   1
+#define GREYLIST_PG_SCHEMA_VERSION 1  /* greylist_schema.version */
+#define GREYLIST_NET_MAX	   64 /* "2001:db8:1:2::/64" fits */
+#define GREYLIST_ADDR_MAX	   320 /* sender, recipient: longer ones are cut */
 
 struct greylist;
 
@@ -47,6 +51,19 @@ enum greylist_verdict {
 int greylist_open(
     const char *path, struct greylist **out, char *err, size_t errlen) WUR;
 void greylist_close(struct greylist *g); /* NULL ok */
+
+/* The same store in the PostgreSQL database of tables.users =
+ * pgsql:CONNINFO (greylist_pg.c), shared by every node using it: its own
+ * tables greylist_triplets, greylist_clients, greylist_schema (version
+ * GREYLIST_PG_SCHEMA_VERSION; newer refused), made under the table
+ * engine's advisory lock.  A database that fails later makes
+ * greylist_check answer GREYLIST_TEMPFAIL, within its timeouts.  0, or -1
+ * with err (never holding the CONNINFO). */
+int greylist_open_pgsql(
+    const char *conninfo, struct greylist **out, char *err, size_t errlen) WUR;
+
+/* "sqlite" or "pgsql" */
+const char *greylist_store_name(const struct greylist *g);
 
 /*
  * The verdict on a triplet at time now (seconds).  net from

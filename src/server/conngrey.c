@@ -212,21 +212,39 @@ conn_grey_refused(struct conn *c, const char *rcpt)
 	return true;
 }
 
+/* Does the greylist live in the tables' PostgreSQL database? */
+static bool
+grey_shared(const struct conf *cf)
+{
+	return strcmp(cf->greylist_store, "auto") == 0 &&
+	       cf->tables_users != NULL &&
+	       strncmp(cf->tables_users, "pgsql:", 6) == 0;
+}
+
 void
 conn_grey_open(struct server *s)
 {
+	const struct conf *cf = s->conf;
 	char path[PATH_MAX], err[700];
 
-	if (!s->conf->greylist_enable)
+	if (!cf->greylist_enable)
 		return;
-	if (str_fmt(path, sizeof(path), "%s/greylist.db", s->conf->state_dir) !=
-	    0)
+	if (grey_shared(cf)) {
+		/* several MX nodes on one database agree on every triplet */
+		if (greylist_open_pgsql(cf->tables_users + 6, &s->greylist, err,
+			sizeof(err)) != 0)
+			fatalx("event=startup step=greylist error=\"%s\"", err);
+		log_info("event=greylist_open store=pgsql delay=%u expire=%u",
+		    cf->greylist_delay, cf->greylist_expire);
+		return;
+	}
+	if (str_fmt(path, sizeof(path), "%s/greylist.db", cf->state_dir) != 0)
 		fatalx("event=startup step=greylist error=\"state_dir too "
 		       "long\"");
 	if (greylist_open(path, &s->greylist, err, sizeof(err)) != 0)
 		fatalx("event=startup step=greylist error=\"%s\"", err);
-	log_info("event=greylist_open path=%s delay=%u expire=%u", path,
-	    s->conf->greylist_delay, s->conf->greylist_expire);
+	log_info("event=greylist_open store=sqlite path=%s delay=%u expire=%u",
+	    path, cf->greylist_delay, cf->greylist_expire);
 }
 
 void

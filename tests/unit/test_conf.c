@@ -290,6 +290,8 @@ static const char *const file_errors[][2] = {
     {"recipient_delimiter = +-=_#$%&!\n",
 	"1: recipient_delimiter: at most 8 characters"},
     {"[greylist]\ndelay = 0\n", "2: greylist.delay: out of range (1..86400)"},
+    {"[greylist]\nstore = redis\n",
+	"2: greylist.store: expected auto or sqlite"},
     {"[greylist]\nwhitelist_domains = a..b\n",
 	"2: greylist.whitelist_domains: \"a..b\" is not a domain name"},
     {"[limits]\nconnections = 0\n",
@@ -903,7 +905,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 103);
+	T_CHECK_INT(l.n, 104);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "policy.timeout = 100\n") != NULL);
 	T_CHECK(strstr(l.text, "policy.default_action = tempfail\n") != NULL);
