@@ -113,6 +113,7 @@ class Model:
         self.vol = {}             # dir mid -> {name: mid}: what the process sees
         self.ino = {}             # real inode -> mid (the current one)
         self.image = {}           # durable base: mid -> bytes | {name: mid}
+        self.base_size = {}       # file mid -> its length (image: no trailing zeros)
         self.ops = []             # every op, in seq order
         self.syncs = {}           # begin seq -> (kind, mid)
         self.unmodelled = 0       # records the model could not place
@@ -122,7 +123,11 @@ class Model:
             mid = self._new(kind)
             self.ino[ino] = mid
             by_path[rel] = mid
-            self.image[mid] = data if kind == "f" else {}
+            if kind == "f":
+                self.image[mid] = data.rstrip(b"\0")
+                self.base_size[mid] = len(data)
+            else:
+                self.image[mid] = {}
             if rel == "":
                 self.root_mid = mid
                 continue
@@ -402,9 +407,14 @@ class Model:
         return out, False
 
     def materialise(self, chosen):
-        """The image for one choice: {relpath: bytes | None (a dir)} of what
-        is reachable from the root, plus the hard-link groups."""
+        """The image for one choice: {relpath: (bytes | None (a dir), mid,
+        size)} of what is reachable from the root.  A file's bytes leave
+        out the zeros a truncate (or a write past the end) put after its
+        last written octet; size is its length with them (the log queue's
+        segments are 64 MiB, nearly all of it never written: copying them
+        whole for every write made this the slowest step of a run)."""
         img = dict(self.image)
+        size = dict(self.base_size)
         for o in self.ops:
             opt = "keep" if o.durable else chosen.get(o.seq)
             if opt is None:
@@ -419,35 +429,58 @@ class Model:
                     img[d] = ent
                 continue
             cur = img.get(o.mid, b"")
+            end = size.get(o.mid, len(cur))
             if o.kind == "t":
-                img[o.mid] = cur[:o.length] + b"\0" * max(0, o.length - len(cur))
+                img[o.mid] = cur[:o.length]
+                size[o.mid] = o.length
                 continue
             data = o.data if opt == "keep" else o.data[:max(1, (len(o.data) // 2) & ~511 or len(o.data) // 2)]
             if len(cur) < o.off:
                 cur = cur + b"\0" * (o.off - len(cur))
             img[o.mid] = cur[:o.off] + data + cur[o.off + len(data):]
+            size[o.mid] = max(end, o.off + len(data))
         tree = {}
 
         def walk(mid, rel):
             for name, child in sorted(img.get(mid, {}).items()):
                 r = f"{rel}/{name}" if rel else name
                 if self.kind[child] == "d":
-                    tree[r] = (None, child)
+                    tree[r] = (None, child, 0)
                     walk(child, r)
                 else:
                     v = img.get(child, b"")
-                    tree[r] = (v if isinstance(v, bytes) else b"", child)
+                    v = v if isinstance(v, bytes) else b""
+                    tree[r] = (v, child, max(size.get(child, len(v)), len(v)))
         walk(self.root_mid, "")
         return tree
+
+
+# id(data) -> (data, its sha256): most states share their files' contents
+# with the durable image (the same bytes objects), and the log queue's
+# segments are 64 MiB each, so hashing every file of every state again
+# took 80 % of a run.  The entry holds data, so its id is not reused.
+_DIGESTS = {}
+
+
+def _data_digest(data):
+    hit = _DIGESTS.get(id(data))
+    if hit is not None and hit[0] is data:
+        return hit[1]
+    d = hashlib.sha256(data).digest()
+    if len(data) >= 65536:                 # small ones are cheap to redo
+        if len(_DIGESTS) >= 4096:
+            _DIGESTS.clear()
+        _DIGESTS[id(data)] = (data, d)
+    return d
 
 
 def tree_digest(tree):
     h = hashlib.sha256()
     for rel in sorted(tree):
-        data, mid = tree[rel]
+        data, mid, n = tree[rel]
         h.update(rel.encode() + b"\0")
         h.update(b"D" if data is None else
-                 b"F%d:" % mid + hashlib.sha256(data).digest())
+                 b"F%d:%d:" % (mid, n) + _data_digest(data))
     return h.hexdigest()
 
 
@@ -455,7 +488,7 @@ def write_tree(tree, dest):
     """Materialise a tree under dest (which exists); hard links stay links."""
     first = {}
     for rel in sorted(tree, key=lambda r: r.count("/")):
-        data, mid = tree[rel]
+        data, mid, n = tree[rel]
         p = os.path.join(dest, rel)
         if data is None:
             os.mkdir(p, 0o700)
@@ -465,6 +498,8 @@ def write_tree(tree, dest):
             fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 os.write(fd, data)
+                if n > len(data):
+                    os.ftruncate(fd, n)     # the zeros, as a hole
             finally:
                 os.close(fd)
             first[mid] = p
