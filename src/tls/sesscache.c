@@ -26,6 +26,7 @@
 
 #include "tls/sesscache.h"
 #include "util/clientkey.h"
+#include "util/lru.h"
 #include "util/util.h"
 
 #define SESS_BUCKETS 512
@@ -37,8 +38,8 @@ struct sess_item {
 };
 
 struct sess_ent {
-	struct sess_ent *hnext;	      /* bucket chain */
-	struct sess_ent *prev, *next; /* most recently used first */
+	struct sess_ent *hnext; /* bucket chain */
+	struct lru_link lru;	/* most recently used first */
 	uint64_t hash;
 	uint16_t port;
 	unsigned policy;
@@ -50,7 +51,7 @@ struct sess_ent {
 
 struct tls_sess_cache {
 	struct sess_ent *buckets[SESS_BUCKETS];
-	struct sess_ent *head, *tail;
+	struct lru_list lru;
 	size_t nsess, max;
 	unsigned cap; /* seconds */
 	uint8_t hkey[16];
@@ -165,39 +166,6 @@ ent_find(
 	return NULL;
 }
 
-static void
-lru_unlink(struct tls_sess_cache *c, struct sess_ent *e)
-{
-	if (e->prev != NULL)
-		e->prev->next = e->next;
-	else
-		c->head = e->next;
-	if (e->next != NULL)
-		e->next->prev = e->prev;
-	else
-		c->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-lru_push(struct tls_sess_cache *c, struct sess_ent *e)
-{
-	e->prev = NULL;
-	e->next = c->head;
-	if (c->head != NULL)
-		c->head->prev = e;
-	c->head = e;
-	if (c->tail == NULL)
-		c->tail = e;
-}
-
-static void
-lru_touch(struct tls_sess_cache *c, struct sess_ent *e)
-{
-	lru_unlink(c, e);
-	lru_push(c, e);
-}
-
 static struct sess_ent *
 ent_new(struct tls_sess_cache *c, uint64_t h, const struct tls_sess_key *k)
 {
@@ -210,7 +178,7 @@ ent_new(struct tls_sess_cache *c, uint64_t h, const struct tls_sess_key *k)
 	memcpy(e->addr, k->addr, strlen(k->addr) + 1);
 	e->hnext = c->buckets[h % SESS_BUCKETS];
 	c->buckets[h % SESS_BUCKETS] = e;
-	lru_push(c, e);
+	lru_push(&c->lru, &e->lru);
 	return e;
 }
 
@@ -223,7 +191,7 @@ ent_free(struct tls_sess_cache *c, struct sess_ent *e)
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
-	lru_unlink(c, e);
+	lru_unlink(&c->lru, &e->lru);
 	for (i = 0; i < e->n; i++)
 		SSL_SESSION_free(e->items[i].sess);
 	c->nsess -= e->n;
@@ -256,7 +224,7 @@ room_for_one(struct tls_sess_cache *c, struct sess_ent *e)
 	/* e was just made the most recently used: the tail is another
 	   peer, or e alone (then it holds every session) */
 	while (c->nsess >= c->max) {
-		v = c->tail;
+		v = LRU_ENTRY(c->lru.tail, struct sess_ent, lru);
 		if (v->n > 0)
 			SSL_SESSION_free(item_take(c, v, 0).sess);
 		if (v->n == 0 && v != e)
@@ -294,7 +262,7 @@ item_put(
 	if (e == NULL)
 		e = ent_new(c, h, k);
 	else
-		lru_touch(c, e);
+		lru_touch(&c->lru, &e->lru);
 	room_for_one(c, e);
 	e->items[e->n++] = it;
 	c->nsess++;
@@ -324,8 +292,8 @@ tls_sess_cache_free(struct tls_sess_cache *c)
 {
 	if (c == NULL)
 		return;
-	while (c->head != NULL)
-		ent_free(c, c->head);
+	while (c->lru.head != NULL)
+		ent_free(c, LRU_ENTRY(c->lru.head, struct sess_ent, lru));
 	free(c);
 }
 
@@ -377,7 +345,7 @@ sess_take(struct tls_sess_cache *c, const struct tls_sess_key *key,
 	if (e->n == 0)
 		ent_free(c, e);
 	else
-		lru_touch(c, e);
+		lru_touch(&c->lru, &e->lru);
 	return got;
 }
 

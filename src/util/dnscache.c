@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util/dnscache.h"
+#include "util/lru.h"
 #include "util/util.h"
 
 #define NAME_MAX_LEN 253
@@ -179,9 +180,9 @@ dnsmsg_ttl(const unsigned char *msg, size_t len, uint32_t *ttl)
 /* ---- the cache ---------------------------------------------------------- */
 
 struct ent {
-	struct ent *hnext;	 /* hash chain */
-	struct ent *prev, *next; /* LRU list, most recent first */
-	uint64_t expires;	 /* seconds, the caller's clock */
+	struct ent *hnext;   /* hash chain */
+	struct lru_link lru; /* LRU list, most recent first */
+	uint64_t expires;    /* seconds, the caller's clock */
 	uint32_t hash;
 	int type;
 	size_t namelen, cost;
@@ -193,7 +194,7 @@ struct dnscache {
 	size_t max_entries, max_bytes;
 	size_t nbuckets; /* a power of two */
 	struct ent **buckets;
-	struct ent *head, *tail;
+	struct lru_list lru;
 	struct dnscache_stats st;
 };
 
@@ -244,32 +245,6 @@ dnscache_new(size_t max_entries, size_t max_bytes)
 }
 
 static void
-lru_unlink(struct dnscache *c, struct ent *e)
-{
-	if (e->prev != NULL)
-		e->prev->next = e->next;
-	else
-		c->head = e->next;
-	if (e->next != NULL)
-		e->next->prev = e->prev;
-	else
-		c->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-lru_push(struct dnscache *c, struct ent *e)
-{
-	e->prev = NULL;
-	e->next = c->head;
-	if (c->head != NULL)
-		c->head->prev = e;
-	c->head = e;
-	if (c->tail == NULL)
-		c->tail = e;
-}
-
-static void
 ent_drop(struct dnscache *c, struct ent *e)
 {
 	struct ent **pp = &c->buckets[e->hash & (c->nbuckets - 1)];
@@ -277,7 +252,7 @@ ent_drop(struct dnscache *c, struct ent *e)
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
-	lru_unlink(c, e);
+	lru_unlink(&c->lru, &e->lru);
 	c->st.entries--;
 	c->st.bytes -= e->cost;
 	free(e);
@@ -288,8 +263,8 @@ dnscache_free(struct dnscache *c)
 {
 	if (c == NULL)
 		return;
-	while (c->head != NULL)
-		ent_drop(c, c->head);
+	while (c->lru.head != NULL)
+		ent_drop(c, LRU_ENTRY(c->lru.head, struct ent, lru));
 	free(c->buckets);
 	free(c);
 }
@@ -327,8 +302,7 @@ dnscache_get(struct dnscache *c, int type, const char *name, uint64_t now,
 		c->st.misses++;
 		return false;
 	}
-	lru_unlink(c, e);
-	lru_push(c, e);
+	lru_touch(&c->lru, &e->lru);
 	*out = e->ans;
 	c->st.hits++;
 	return true;
@@ -361,9 +335,9 @@ dnscache_put(struct dnscache *c, int type, const char *name, uint64_t now,
 	hash = key_hash(type, key, len);
 	if ((e = ent_find(c, type, key, len, hash)) != NULL)
 		ent_drop(c, e);
-	while (c->tail != NULL && (c->st.entries >= c->max_entries ||
-				      c->st.bytes + cost > c->max_bytes)) {
-		ent_drop(c, c->tail);
+	while (c->lru.tail != NULL && (c->st.entries >= c->max_entries ||
+					  c->st.bytes + cost > c->max_bytes)) {
+		ent_drop(c, LRU_ENTRY(c->lru.tail, struct ent, lru));
 		c->st.evictions++;
 	}
 	e = xmalloc(cost);
@@ -389,7 +363,7 @@ dnscache_put(struct dnscache *c, int type, const char *name, uint64_t now,
 	e->cost = cost;
 	e->hnext = c->buckets[hash & (c->nbuckets - 1)];
 	c->buckets[hash & (c->nbuckets - 1)] = e;
-	lru_push(c, e);
+	lru_push(&c->lru, &e->lru);
 	c->st.entries++;
 	c->st.bytes += cost;
 	c->st.stores++;
