@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format cppcheck
 libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libpq-dev libinih-dev libcrypt-dev zlib1g-dev
-python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp curl dovecot-imapd dovecot-lmtpd dnsmasq-base openssl sqlite3
+python3 python3-pytest python3-pytest-xdist swaks libnet-ssleay-perl libauthen-sasl-perl msmtp curl dovecot-imapd dovecot-lmtpd dnsmasq-base openssl sqlite3
 procps iproute2 postfix postgresql systemd
 python3-dkim python3-spf python3-dnspython opendkim-tools opendmarc publicsuffix python3-authres
 postsrsd python3-srs python3-milter rspamd opendkim postfwd

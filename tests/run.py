@@ -73,6 +73,19 @@ def names_tests(extra):
     return False
 
 
+def e2e_jobs():
+    """Parallel pytest workers for the unprivileged pass: TERN_E2E_JOBS,
+    else 2 when pytest-xdist (python3-pytest-xdist) is installed."""
+    env = os.environ.get("TERN_E2E_JOBS")
+    if env is not None:
+        return max(1, int(env))
+    try:
+        import xdist  # noqa: F401
+    except ImportError:
+        return 1
+    return 2
+
+
 def run_e2e_pass(build, extra, marks, as_root):
     """One pytest pass over tests/e2e with -m marks: as the unprivileged
     test user, or as root (the tests marked "root").  (passed, failed)."""
@@ -84,6 +97,13 @@ def run_e2e_pass(build, extra, marks, as_root):
            "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", "-m", marks]
     cmd += extra if names_tests(extra) else [
         os.path.join(ROOT, "tests", "e2e")] + extra
+    jobs = e2e_jobs()
+    if not as_root and jobs > 1:
+        # Most e2e time is waiting (timeouts, retries, peers starting): two
+        # workers overlap it.  A file's tests stay on one worker (its
+        # module fixtures); the root pass (network namespaces, a private
+        # Postfix on fixed paths) stays serial.
+        cmd += ["-n", str(jobs), "--dist", "loadfile"]
     if as_root:
         if os.geteuid() == 0:
             # the root tests must run: one that finds itself without root fails
