@@ -1117,8 +1117,8 @@ conf_tls_policy_set(
 		return -1;
 	}
 	str_lower(dom);
-	if (str_fmt(ent, sizeof(ent), "%s%s:", name[0] == '.' ? "." : "",
-		dom) != 0)
+	if (str_fmt(
+		ent, sizeof(ent), "%s%s:", name[0] == '.' ? "." : "", dom) != 0)
 		return -1;
 	for (const char *p = c->tls_policy; p != NULL && *p != '\0';) {
 		size_t n = strcspn(p, ",");
@@ -1805,9 +1805,9 @@ conf_dump(
 		while (colon > 0 && p[colon - 1] != ':')
 			colon--;
 		buf_reset(&b);
-		if (colon > 0 && buf_printf(&b, "tls_policy.%.*s = %.*s",
-				     (int)(colon - 1), p, (int)(n - colon),
-				     p + colon) == 0)
+		if (colon > 0 &&
+		    buf_printf(&b, "tls_policy.%.*s = %.*s", (int)(colon - 1),
+			p, (int)(n - colon), p + colon) == 0)
 			out(b.data, ctx);
 		p += n + (p[n] == ',');
 	}

@@ -81,8 +81,8 @@ struct dns_req;
 /* The argument of one c-ares query. */
 struct dns_q {
 	struct dns_req *req;
-	int cand;	 /* index into req->cand; -1 for the MX query */
-	int family;	 /* AF_INET or AF_INET6 for address queries */
+	int cand;	  /* index into req->cand; -1 for the MX query */
+	int family;	  /* AF_INET or AF_INET6 for address queries */
 	ares_callback cb; /* under DNSSEC: called by sec_cb */
 };
 
@@ -94,8 +94,8 @@ struct dns_cand {
 	size_t n4, n6;
 	enum q_outcome out4, out6;
 	enum dns_reason temp4, temp6;
-	bool ad4, ad6;		 /* the answers were validated */
-	enum dns_tlsa tlsa;	 /* FAILED while asked and pending */
+	bool ad4, ad6;	    /* the answers were validated */
+	enum dns_tlsa tlsa; /* FAILED while asked and pending */
 	struct tlsa_set tlsa_set;
 	struct dns_q q4, q6, qt;
 };
@@ -1498,8 +1498,8 @@ dns_resolve_mx(struct dns *dns, const char *domain, dns_mx_cb cb, void *arg)
 }
 
 void
-dns_resolve_mx_dane(struct dns *dns, const char *domain, unsigned port,
-    dns_mx_cb cb, void *arg)
+dns_resolve_mx_dane(
+    struct dns *dns, const char *domain, unsigned port, dns_mx_cb cb, void *arg)
 {
 	struct dns_req *req = req_new(dns, cb, arg);
 	struct timeval tv = {(time_t)(dns->timeout_ms / 1000),
@@ -1784,8 +1784,8 @@ dns_lookup(struct dns *dns, enum dns_qtype type, const char *name,
 	lk->type = type;
 	lk->cb = cb;
 	lk->used = 0;
-	lk->ans = (struct dns_answer){
-	    DNS_ANS_OK, DNS_REASON_NONE, 0, lk->rrs, false};
+	lk->ans =
+	    (struct dns_answer){DNS_ANS_OK, DNS_REASON_NONE, 0, lk->rrs, false};
 	lookup_set(lk, DNS_ANS_OK, DNS_REASON_NONE);
 	if (str_copy(req->domain, sizeof(req->domain), name, strlen(name)) !=
 		0 ||

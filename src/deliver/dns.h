@@ -95,9 +95,9 @@ struct dns_host {
 	size_t naddrs;		     /* >= 1 in every result */
 	struct dns_addr addrs[DNS_MAX_ADDRS]; /* IPv6 and IPv4 interleaved,
 					       * IPv6 first */
-	bool secure;	       /* the address answers used were validated
-				* (dns_set_dnssec(), AD bit) */
-	enum dns_tlsa tlsa;    /* dns_resolve_mx_dane() only */
+	bool secure;		  /* the address answers used were validated
+				   * (dns_set_dnssec(), AD bit) */
+	enum dns_tlsa tlsa;	  /* dns_resolve_mx_dane() only */
 	struct tlsa_set tlsa_set; /* DNS_TLSA_SECURE: the records */
 };
 

@@ -1090,10 +1090,10 @@ rconn_tls_up(struct rconn *c)
 		 "%s%s%s%s%s",
 	    rconn_id(c), c->host_log, c->addr_log, desc,
 	    SSL_session_reused(ssl) ? "yes" : "no",
-	    c->has_pol ? "" : " verified=", c->has_pol ? "" : (verified ? "yes" : "no"),
-	    rconn_pol_log(c, pl, sizeof(pl)),
-	    dane != NULL ? " dane=" : "", dane != NULL ? dane : "",
-	    verified ? "" : " verify_error=\"",
+	    c->has_pol ? "" : " verified=",
+	    c->has_pol ? "" : (verified ? "yes" : "no"),
+	    rconn_pol_log(c, pl, sizeof(pl)), dane != NULL ? " dane=" : "",
+	    dane != NULL ? dane : "", verified ? "" : " verify_error=\"",
 	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
 	    verified ? "" : "\"");
 	/* the context aborts a smarthost's such handshake already; DANE

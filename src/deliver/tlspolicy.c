@@ -94,8 +94,7 @@ tp_entry(struct tlspol_map *m, const char *p, size_t n)
 	enum tlspol_level l;
 
 	if (colon == NULL || colon == p ||
-	    tlspol_level_parse(colon + 1, n - (size_t)(colon + 1 - p), &l) !=
-		0)
+	    tlspol_level_parse(colon + 1, n - (size_t)(colon + 1 - p), &l) != 0)
 		return -1;
 	e = &m->ents[m->n++]; /* sized by tlspol_map_parse */
 	e->domain = xmalloc((size_t)(colon - p) + 1);
@@ -143,8 +142,7 @@ tlspol_map_wants_dane(const struct tlspol_map *m)
 
 /* The entry for domain: exact first, then the nearest ".parent". */
 static bool
-tp_find(const struct tlspol_map *m, const char *domain,
-    enum tlspol_level *out)
+tp_find(const struct tlspol_map *m, const char *domain, enum tlspol_level *out)
 {
 	const char *d = domain;
 
@@ -216,8 +214,7 @@ tp_dane(const struct dns_result *res, const struct dns_host *h,
 
 void
 tlspol_choose(const struct tlspol_map *m, const char *domain,
-    const struct dns_result *res, size_t host, bool dnssec,
-    struct tlspol *out)
+    const struct dns_result *res, size_t host, bool dnssec, struct tlspol *out)
 {
 	const struct dns_host *h = &res->hosts[host];
 	enum tlspol_level l;

@@ -87,7 +87,6 @@ const char *tlspol_source_name(enum tlspol_source s);
  * whether the resolver validates (dns.dnssec).
  */
 void tlspol_choose(const struct tlspol_map *m, const char *domain,
-    const struct dns_result *res, size_t host, bool dnssec,
-    struct tlspol *out);
+    const struct dns_result *res, size_t host, bool dnssec, struct tlspol *out);
 
 #endif

@@ -37,8 +37,8 @@ tls_dane_setup(SSL *ssl, const char *host, const char *nexthop,
 	(void)SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
 	for (size_t i = 0; i < set->n; i++) {
 		const struct tlsa_rr *r = &set->rr[i];
-		int rc = SSL_dane_tlsa_add(ssl, r->usage, r->selector, r->mtype,
-		    r->data, r->len);
+		int rc = SSL_dane_tlsa_add(
+		    ssl, r->usage, r->selector, r->mtype, r->data, r->len);
 
 		if (rc > 0)
 			taken++;

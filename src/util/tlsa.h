@@ -68,8 +68,7 @@ enum tlsa_verdict tlsa_rdata_parse(
 
 /* Every TLSA record of the answer section into set (zeroed first);
  * 0, or -1 when the message is malformed (set then holds nothing). */
-int tlsa_msg_parse(
-    const unsigned char *msg, size_t len, struct tlsa_set *set);
+int tlsa_msg_parse(const unsigned char *msg, size_t len, struct tlsa_set *set);
 
 /* Records of the set at all: usable, unusable and malformed. */
 size_t tlsa_set_count(const struct tlsa_set *set);

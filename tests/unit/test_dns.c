@@ -627,8 +627,8 @@ test_temporary(void)
 static void
 test_dnssec(void)
 {
-	static const char *const ok[] = {"127.0.0.1", "127.0.0.53:5353",
-	    "[::1]:53", "::1, 127.1.2.3:53"};
+	static const char *const ok[] = {
+	    "127.0.0.1", "127.0.0.53:5353", "[::1]:53", "::1, 127.1.2.3:53"};
 	static const char *const refused[] = {"192.0.2.53", "::2",
 	    "127.0.0.1,10.0.0.1:53", "[2001:db8::1]:53", "128.0.0.1"};
 	char err[256];
@@ -638,8 +638,8 @@ test_dnssec(void)
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		t_case(ok[i]);
 		dns = dns_new(base, ok[i], err, sizeof(err));
-		T_CHECK(dns != NULL && dns_set_dnssec(dns, true, err,
-					   sizeof(err)) == 0);
+		T_CHECK(dns != NULL &&
+			dns_set_dnssec(dns, true, err, sizeof(err)) == 0);
 		dns_free(dns);
 	}
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {

@@ -136,8 +136,8 @@ put_header(struct msg *m, unsigned an)
 }
 
 static void
-put_tlsa(struct msg *m, const char *owner, unsigned u, unsigned s,
-    unsigned t, size_t dlen)
+put_tlsa(struct msg *m, const char *owner, unsigned u, unsigned s, unsigned t,
+    size_t dlen)
 {
 	put_name(m, owner);
 	put16(m, TLSA_TYPE);
