@@ -32,23 +32,48 @@ SIGNZONE = "/usr/bin/ldns-signzone"
 OPENSSL = "/usr/bin/openssl"
 
 
-def make_cert(d, cn):
-    """A self-signed EC certificate for cn in directory d: (cert, key) paths
-    and the hex of SHA-256 over its SubjectPublicKeyInfo (TLSA 3 1 1)."""
+def make_ca_cert(d, names):
+    """A CA and a certificate it issued for names (the first as CN), in
+    directory d: (chain, key, ca_digest): chain is the end certificate
+    then the CA's (what a server sends), ca_digest the hex SHA-256 of the
+    CA certificate's DER (TLSA 2 0 1)."""
     d = Path(d)
-    cert, key = d / f"{cn}.crt", d / f"{cn}.key"
+    ca, cakey = d / "ca.crt", d / "ca.key"
     subprocess.run([OPENSSL, "req", "-x509", "-newkey", "ec",
                     "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", str(key), "-out", str(cert), "-days", "30",
-                    "-subj", f"/CN={cn}", "-addext",
-                    f"subjectAltName=DNS:{cn}"],
+                    "-keyout", str(cakey), "-out", str(ca), "-days", "30",
+                    "-subj", "/CN=tern test DANE-TA",
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign"],
                    check=True, capture_output=True)
-    der = subprocess.run([OPENSSL, "x509", "-in", str(cert), "-noout",
+    key, csr, leaf = d / "leaf.key", d / "leaf.csr", d / "leaf.crt"
+    subprocess.run([OPENSSL, "req", "-new", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(csr),
+                    "-subj", f"/CN={names[0]}"],
+                   check=True, capture_output=True)
+    ext = d / "leaf.ext"
+    ext.write_text("subjectAltName=" +
+                   ",".join(f"DNS:{n}" for n in names) + "\n")
+    subprocess.run([OPENSSL, "x509", "-req", "-in", str(csr), "-CA", str(ca),
+                    "-CAkey", str(cakey), "-CAcreateserial", "-days", "30",
+                    "-extfile", str(ext), "-out", str(leaf)],
+                   check=True, capture_output=True)
+    chain = d / "chain.crt"
+    chain.write_text(leaf.read_text() + ca.read_text())
+    der = subprocess.run([OPENSSL, "x509", "-in", str(ca), "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    os.chmod(key, 0o644)
+    return chain, key, hashlib.sha256(der).hexdigest()
+
+
+def spki_digest(cert):
+    """Hex SHA-256 of cert's SubjectPublicKeyInfo (TLSA 3 1 1)."""
+    pem = subprocess.run([OPENSSL, "x509", "-in", str(cert), "-noout",
                           "-pubkey"], check=True, capture_output=True).stdout
-    spki = subprocess.run([OPENSSL, "pkey", "-pubin", "-outform", "DER"],
-                          input=der, check=True, capture_output=True).stdout
-    os.chmod(key, 0o644)       # read by ternd, maybe as another user
-    return cert, key, hashlib.sha256(spki).hexdigest()
+    der = subprocess.run([OPENSSL, "pkey", "-pubin", "-outform", "DER"],
+                         input=pem, check=True, capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()
 
 
 class _Daemon:

@@ -16,6 +16,10 @@ _PORT._tcp.<mx>):
     bogus   MX mx-bogus   TLSA 3 1 1 <receiver's key>, changed after signing
     unk     MX mx-unk     TLSA 4 1 1 and 0 0 1: unusable records only
     broken  MX mx-bad     (the [tls_policy] override case)
+    ta      MX mx-ta      TLSA 2 0 1 <the CA that issued the receiver's
+                          certificate, for mx-ta.dane.test>
+    tawrong MX mx-tawrong TLSA 2 0 1 <the same CA>: the certificate does
+                          not name mx-tawrong nor tawrong.dane.test
   plain.test (not signed)
     @       MX mx.plain.test
 """
@@ -27,13 +31,13 @@ import time
 import pytest
 
 from conftest import SLOW, maildir_messages, wait_for
-from dnssec import SignedDNS, make_cert
+from dnssec import SignedDNS, make_ca_cert, spki_digest
 
 SENDER = "claire@sender.test"
 NOTLS_IP = "127.0.0.3"
 DOMAINS = ("good.dane.test", "bad.dane.test", "notls.dane.test",
            "bogus.dane.test", "unk.dane.test", "broken.dane.test",
-           "plain.test")
+           "ta.dane.test", "tawrong.dane.test", "plain.test")
 OTHER_KEY = "ab" * 32
 
 
@@ -107,7 +111,10 @@ class PlainPeer(threading.Thread):
 def world(ternd_module, tmp_path_factory):
     """The signed DNS, the receiving ternd (B) and the plaintext peer."""
     d = tmp_path_factory.mktemp("dane")
-    cert, key, spki = make_cert(d, "mx.dane.test")
+    # the receiver's certificate: issued by a CA of the suite's (DANE-TA)
+    # for mx.dane.test and mx-ta.dane.test, its key pinned by DANE-EE
+    cert, key, ca = make_ca_cert(d, ["mx.dane.test", "mx-ta.dane.test"])
+    spki = spki_digest(cert)
     b = ternd_module({"hostname": "mx.dane.test",
                       "domains": ",".join(DOMAINS),
                       "tls.cert": str(cert), "tls.key": str(key)},
@@ -126,6 +133,8 @@ def world(ternd_module, tmp_path_factory):
             + mx("bogus", "mx-bogus", "127.0.0.1", f"3 1 1 {spki}")
             + mx("unk", "mx-unk", "127.0.0.1", f"4 1 1 {spki}",
                  f"0 0 1 {spki}")
+            + mx("ta", "mx-ta", "127.0.0.1", f"2 0 1 {ca}")
+            + mx("tawrong", "mx-tawrong", "127.0.0.1", f"2 0 1 {ca}")
             + ["broken IN MX 10 mx-bad"])
     dns = SignedDNS(d / "dns")
     dns.zone("dane.test", recs, tamper={
@@ -209,6 +218,29 @@ def test_dane_ee_match_is_delivered_verified(ternd, world):
     tls = log_line(a, r"event=tls version=")
     assert "tls_policy=dane verified=yes" in tls and "dane=dane-ee" in tls, tls
     assert b"with ESMTPS" in m.data
+
+
+def test_dane_ta_with_the_mx_name_is_delivered_verified(ternd, world):
+    _, b, _ = world
+    a = sender(ternd, world)
+    send(a, "ta.dane.test", "ta")
+    m, line = delivered(a, b, "ta.dane.test", "ta")
+    assert "tls_policy=dane verified=yes" in line, line
+    tls = log_line(a, r"event=tls version=")
+    assert "dane=dane-ta" in tls, tls
+
+
+def test_dane_ta_name_mismatch_stays_queued(ternd, world):
+    """DANE-TA checks names (RFC 7672 3.2.2): a chain to the right anchor
+    for another host name is not enough."""
+    _, b, _ = world
+    a = sender(ternd, world)
+    send(a, "tawrong.dane.test", "tawrong")
+    m = deferred(a)
+    assert "[tls_policy=dane verified=no]" in show(a, m)
+    line = log_line(a, r"event=tls status=failed")
+    assert "tlsrpt_result=certificate-host-mismatch" in line, line
+    assert maildir_messages(b.state_dir, rcpt("tawrong.dane.test")) == []
 
 
 def test_dane_mismatch_stays_queued(ternd, world):
