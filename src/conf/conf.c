@@ -135,6 +135,7 @@ static const struct conf_key conf_keys[] = {
 	K("dns", "servers", CONF_T_SERVERS, dns_servers, 0, 0),
 	K("dns", "cache_max_ttl", CONF_T_SECS, dns_cache_max_ttl, 0, 86400),
 	K("dns", "cache_entries", CONF_T_UINT, dns_cache_entries, 1, 1000000),
+	K("dns", "dnssec", CONF_T_BOOL, dns_dnssec, 0, 0),
 	K("delivery", "lmtp", CONF_T_LMTP, delivery_lmtp, 0, 0),
 	K("delivery", "concurrency_per_destination", CONF_T_UINT,
 	    delivery_concurrency_per_destination, 1, SLOWDOWN_MAX_LIMIT),
@@ -209,7 +210,7 @@ static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
 	"srs", "arc", "milter", "screen", "greylist", "rate", "policy",
-	"metrics",
+	"metrics", "tls_policy",
 };
 /* clang-format on */
 
@@ -1081,6 +1082,65 @@ conf_file_error(struct conf_ctx *x, const char *fmt, ...)
 	    x->err, sizeof(x->err), "%s:%d: %s", x->path, x->lineno, msg);
 }
 
+/* ---- [tls_policy]: per-destination TLS (deliver/tlspolicy.h) ---------- */
+
+/*
+ * "domain = level" (".domain": its subdomains) appended to c->tls_policy
+ * as "domain:level,...", the form deliver/tlspolicy.c parses; the names
+ * are Postfix's smtp_tls_policy_maps levels.  0, or -1 with msg.
+ */
+static int
+conf_tls_policy_set(
+    struct conf *c, const char *name, const char *value, char *msg, size_t len)
+{
+	static const char *const levels[] = {
+	    "none", "may", "encrypt", "verify", "dane", "dane-only"};
+	char dom[ADDR_DOMAIN_MAX + 1], ent[ADDR_DOMAIN_MAX + 16];
+	enum addr_domain_kind kind;
+	const char *d = name + (name[0] == '.'), *lvl = NULL;
+	struct buf b;
+
+	if (addr_parse_domain(d, strlen(d), 0, dom, sizeof(dom), &kind) !=
+		ADDR_OK ||
+	    kind != ADDR_DOMAIN_NAME) {
+		str_fmt_cut(msg, len,
+		    "\"%s\" is not a domain (or .domain for its subdomains)",
+		    name);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strcasecmp(value, levels[i]) == 0)
+			lvl = levels[i];
+	if (lvl == NULL) {
+		str_fmt_cut(msg, len,
+		    "expected none, may, encrypt, verify, dane or dane-only");
+		return -1;
+	}
+	str_lower(dom);
+	if (str_fmt(
+		ent, sizeof(ent), "%s%s:", name[0] == '.' ? "." : "", dom) != 0)
+		return -1;
+	for (const char *p = c->tls_policy; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, ",");
+
+		if (strncmp(p, ent, strlen(ent)) == 0) {
+			str_fmt_cut(msg, len, "%s given twice", name);
+			return -1;
+		}
+		p += n + (p[n] == ',');
+	}
+	buf_init(&b, CONF_VALUE_MAX * 16);
+	if (buf_printf(&b, "%s%s%s%s", c->tls_policy ? c->tls_policy : "",
+		c->tls_policy ? "," : "", ent, lvl) != 0) {
+		buf_free(&b);
+		str_fmt_cut(msg, len, "too many entries");
+		return -1;
+	}
+	free(c->tls_policy);
+	c->tls_policy = b.data;
+	return 0;
+}
+
 static int
 conf_ini_handler(
     void *user, const char *section, const char *name, const char *value)
@@ -1091,6 +1151,15 @@ conf_ini_handler(
 	char nocomment[CONF_VALUE_MAX + 1];
 	size_t i;
 
+	if (strcasecmp(section, "tls_policy") == 0) {
+		if (conf_tls_policy_set(x->c, name,
+			conf_unquote(value, tmp, sizeof(tmp)), msg,
+			sizeof(msg)) != 0) {
+			conf_file_error(x, "tls_policy.%s: %s", name, msg);
+			return 0;
+		}
+		return 1;
+	}
 	if (k == NULL) {
 		conf_file_error(x, "unknown key \"%s%s%s\"", section,
 		    section[0] != '\0' ? "." : "", name);
@@ -1304,6 +1373,15 @@ conf_override(struct conf_ctx *x, const char *kv, char *err, size_t errlen)
 	v = eq + 1;
 	vn = strlen(v);
 	conf_trim(&v, &vn);
+	if (kn > 11 && strncasecmp(k, "tls_policy.", 11) == 0 &&
+	    str_copy(tmp, sizeof(tmp), k + 11, kn - 11) == 0 &&
+	    str_copy(value, sizeof(value), v, vn) == 0) {
+		if (conf_tls_policy_set(x->c, tmp, value, msg, sizeof(msg)) ==
+		    0)
+			return 0;
+		str_fmt_cut(err, errlen, "-o %s: %s", kv, msg);
+		return -1;
+	}
 	if ((key = conf_key_by_name(k, kn)) == NULL) {
 		str_fmt_cut(err, errlen, "-o %s: unknown key \"%.*s\"", kv,
 		    (int)(kn > 64 ? 64 : kn), k);
@@ -1600,6 +1678,7 @@ conf_free(struct conf *c)
 		return;
 	conf_free_domains(c);
 	free(c->path);
+	free(c->tls_policy);
 	for (i = 0; i < CONF_NKEYS; i++) {
 		const struct conf_key *k = &conf_keys[i];
 
@@ -1718,6 +1797,19 @@ conf_dump(
 		conf_format_value(c, &conf_keys[i], &b);
 		conf_mask_password(b.data, &m);
 		out(m.data, ctx);
+	}
+	/* [tls_policy]: one "tls_policy.domain = level" line each */
+	for (const char *p = c->tls_policy; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, ","), colon = n;
+
+		while (colon > 0 && p[colon - 1] != ':')
+			colon--;
+		buf_reset(&b);
+		if (colon > 0 &&
+		    buf_printf(&b, "tls_policy.%.*s = %.*s", (int)(colon - 1),
+			p, (int)(n - colon), p + colon) == 0)
+			out(b.data, ctx);
+		p += n + (p[n] == ',');
 	}
 	buf_free(&m);
 	buf_free(&b);

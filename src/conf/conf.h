@@ -114,7 +114,11 @@ struct conf {
 				       form) */
 	unsigned dns_cache_max_ttl; /* dns.cache_max_ttl, 300 s; 0: no cache */
 	unsigned dns_cache_entries; /* dns.cache_entries, 4096 answers */
-	char *log_level;	    /* log.level: debug|info|warn|err, "info" */
+	bool dns_dnssec;	    /* dns.dnssec: ask and trust the AD bit of
+				       dns.servers (loopback only, checked by ternd) */
+	char *tls_policy; /* [tls_policy]: "domain:level,..." (".domain"
+			     for subdomains), or NULL (deliver/tlspolicy.h) */
+	char *log_level;  /* log.level: debug|info|warn|err, "info" */
 	unsigned queue_retry_first; /* queue.retry_first, 300 s */
 	unsigned queue_retry_max;   /* queue.retry_max, 4000 s */
 	unsigned queue_lifetime;    /* queue.lifetime, 5 days; 0: no retries */

@@ -467,8 +467,10 @@ dest_kick(struct rdest *d)
 			time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS)) {
 			if (!d->resolving) {
 				d->resolving = true;
-				dns_resolve_mx(
-				    r->dns, d->query, dest_on_dns, d);
+				/* TLSA records for DANE: MX hosts only */
+				dns_resolve_mx_dane(r->dns, d->query,
+				    d->smarthost || d->lmtp ? 0 : d->port,
+				    dest_on_dns, d);
 			}
 			return;
 		}

@@ -81,8 +81,9 @@ struct dns_req;
 /* The argument of one c-ares query. */
 struct dns_q {
 	struct dns_req *req;
-	int cand;   /* index into req->cand; -1 for the MX query */
-	int family; /* AF_INET or AF_INET6 for address queries */
+	int cand;	  /* index into req->cand; -1 for the MX query */
+	int family;	  /* AF_INET or AF_INET6 for address queries */
+	ares_callback cb; /* under DNSSEC: called by sec_cb */
 };
 
 /* A host being resolved in phase 2. */
@@ -93,7 +94,10 @@ struct dns_cand {
 	size_t n4, n6;
 	enum q_outcome out4, out6;
 	enum dns_reason temp4, temp6;
-	struct dns_q q4, q6;
+	bool ad4, ad6;	    /* the answers were validated */
+	enum dns_tlsa tlsa; /* FAILED while asked and pending */
+	struct tlsa_set tlsa_set;
+	struct dns_q q4, q6, qt;
 };
 
 struct dns_req {
@@ -104,6 +108,7 @@ struct dns_req {
 	struct dns_lookup *lk; /* a dns_lookup(), or NULL for MX resolution */
 	enum req_state state;
 	bool phase2;
+	unsigned tlsa_port; /* dns_resolve_mx_dane(): ask TLSA; 0: not */
 	unsigned pending;
 	struct event *ev; /* deadline, then the deferred callback */
 	char domain[DNS_NAME_MAX + 3];
@@ -143,6 +148,7 @@ struct dns {
 	bool free_later;	/* dns_free() called from a callback */
 	struct dnscache *cache; /* dns_lookup() answers; NULL: no cache */
 	unsigned cache_max_ttl; /* seconds, > 0 when cache is set */
+	bool dnssec;		/* dns_set_dnssec(): AD asked and read */
 };
 
 static void dns_reschedule(struct dns *dns);
@@ -673,6 +679,65 @@ dns_set_timeout(struct dns *dns, unsigned timeout_ms)
 	return -1;
 }
 
+/* Is the normalised server "a.b.c.d:port" or "[v6]:port" loopback? */
+static bool
+server_loopback(const char *tok, size_t len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon = memrchr(tok, ':', len);
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (colon == NULL)
+		return false;
+	len = (size_t)(colon - tok);
+	if (len >= 2 && tok[0] == '[' && tok[len - 1] == ']') {
+		if (str_copy(host, sizeof(host), tok + 1, len - 2) != 0 ||
+		    inet_pton(AF_INET6, host, &a6) != 1)
+			return false;
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	if (str_copy(host, sizeof(host), tok, len) != 0 ||
+	    inet_pton(AF_INET, host, &a4) != 1)
+		return false;
+	return (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+int
+dns_set_dnssec(struct dns *dns, bool on, char *err, size_t errlen)
+{
+	const char *p = dns->servers;
+
+	if (!on) {
+		dns->dnssec = false;
+		return 0;
+	}
+	if (p == NULL) {
+		err_set(err, errlen,
+		    "dns.dnssec = yes needs dns.servers set to a local "
+		    "validating resolver (e.g. unbound on 127.0.0.1)");
+		return -1;
+	}
+	while (*p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+		if (!server_loopback(p, len)) {
+			err_set(err, errlen,
+			    "dns.dnssec = yes: dns.servers entry %.*s is not "
+			    "on loopback; the AD bit is trusted only from a "
+			    "validating resolver on this machine",
+			    (int)len, p);
+			return -1;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	dns->dnssec = true;
+	return 0;
+}
+
 /* ---- request lifetime --------------------------------------------------- */
 
 static void
@@ -778,17 +843,102 @@ static void mx_cb(
 static void addr_cb(
     void *arg, int status, int timeouts, unsigned char *abuf, int alen);
 
+/*
+ * Under DNSSEC the query goes out through ares_send() (ares_query() has
+ * no way to set AD), so the answer comes back raw: its RCODE and answer
+ * count become the status ares_query() would have given, and the
+ * query's own callback runs with the answer.
+ */
+static void
+sec_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_q *q = arg;
+
+	if (status == ARES_SUCCESS && (abuf == NULL || alen < 12)) {
+		status = ARES_EBADRESP;
+	} else if (status == ARES_SUCCESS) {
+		switch (abuf[3] & 0x0F) {
+		case 0:
+			if (abuf[6] == 0 && abuf[7] == 0)
+				status = ARES_ENODATA;
+			break;
+		case 1:
+			status = ARES_EFORMERR;
+			break;
+		case 2:
+			status = ARES_ESERVFAIL;
+			break;
+		case 3:
+			status = ARES_ENOTFOUND;
+			break;
+		case 4:
+			status = ARES_ENOTIMP;
+			break;
+		case 5:
+			status = ARES_EREFUSED;
+			break;
+		default:
+			status = ARES_EBADRESP;
+			break;
+		}
+	}
+	q->cb(arg, status, timeouts, abuf, alen);
+}
+
+/* Was this answer validated by the (loopback) resolver: its AD bit. */
+static bool
+ans_secure(const struct dns *dns, const unsigned char *abuf, int alen)
+{
+	return dns->dnssec && abuf != NULL && alen >= 12 &&
+	       (abuf[3] & 0x20) != 0;
+}
+
 /* One c-ares query for req; its callback may run before this returns. */
 static void
 req_query(struct dns_req *req, const char *name, int type, struct dns_q *q,
     ares_callback cb)
 {
 	struct dns *dns = req->dns;
+	unsigned char *qbuf = NULL;
+	int qlen = 0;
 
 	req->pending++;
 	dns->inflight++;
-	ares_query(dns->channel, name, 1 /* C_IN */, type, cb, q);
+	if (!dns->dnssec) {
+		ares_query(dns->channel, name, 1 /* C_IN */, type, cb, q);
+	} else if (ares_create_query(name, 1 /* C_IN */, type, 0, 1, &qbuf,
+		       &qlen, 0) != ARES_SUCCESS ||
+		   qlen < 12) {
+		ares_free_string(qbuf);
+		cb(q, ARES_EBADNAME, 0, NULL, 0);
+	} else {
+		qbuf[3] |= 0x20; /* AD: tell whether it validated */
+		q->cb = cb;
+		ares_send(dns->channel, qbuf, qlen, sec_cb, q);
+		ares_free_string(qbuf);
+	}
 	dns_reschedule(dns);
+}
+
+static void tlsa_cb(
+    void *arg, int status, int timeouts, unsigned char *abuf, int alen);
+
+/*
+ * DANE (RFC 7672 2.2): the TLSA records of a host named by a secure MX
+ * answer, asked with its addresses; an address literal has none.
+ */
+static void
+tlsa_ask(struct dns_req *req, struct dns_cand *c)
+{
+	char name[DNS_NAME_MAX + 32];
+
+	if (req->tlsa_port == 0 || !req->dns->dnssec || !req->res.secure ||
+	    c->out4 != Q_PENDING ||
+	    str_fmt(name, sizeof(name), "_%u._tcp.%s", req->tlsa_port,
+		c->name) != 0)
+		return;
+	c->tlsa = DNS_TLSA_FAILED; /* until it answers */
+	req_query(req, name, TLSA_TYPE, &c->qt, tlsa_cb);
 }
 
 /* Ask A and AAAA for every candidate not already an address literal. */
@@ -805,6 +955,7 @@ phase2_start(struct dns_req *req)
 		if (c->out6 == Q_PENDING)
 			req_query(
 			    req, c->name, 28 /* T_AAAA */, &c->q6, addr_cb);
+		tlsa_ask(req, c);
 	}
 	req->pending--;
 }
@@ -824,8 +975,9 @@ cand_add(struct dns_req *req, const char *name, unsigned pref, bool literal)
 	if (str_copy(c->name, sizeof(c->name), name, strlen(name)) != 0)
 		return;
 	c->pref = pref;
-	c->q4 = (struct dns_q){req, (int)req->ncand, AF_INET};
-	c->q6 = (struct dns_q){req, (int)req->ncand, AF_INET6};
+	c->q4 = (struct dns_q){req, (int)req->ncand, AF_INET, NULL};
+	c->q6 = (struct dns_q){req, (int)req->ncand, AF_INET6, NULL};
+	c->qt = (struct dns_q){req, (int)req->ncand, 0, NULL};
 	if (literal && literal_parse(name, true, &a)) {
 		/* not a host name (RFC 5321 5.1), but the intent is plain */
 		if (a.family == AF_INET)
@@ -994,6 +1146,8 @@ mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	(void)timeouts;
 	if (!query_returned(req, status))
 		return;
+	if (status == ARES_SUCCESS || status == ARES_ENODATA)
+		req->res.secure = ans_secure(req->dns, abuf, alen);
 	mx_answer(req, status, abuf, alen);
 	req_after_query(req);
 }
@@ -1066,7 +1220,51 @@ addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	(void)timeouts;
 	if (!query_returned(req, status))
 		return;
+	if (q->family == AF_INET)
+		req->cand[q->cand].ad4 = ans_secure(req->dns, abuf, alen);
+	else
+		req->cand[q->cand].ad6 = ans_secure(req->dns, abuf, alen);
 	addr_answer(&req->cand[q->cand], q->family, status, abuf, alen);
+	req_after_query(req);
+}
+
+/* A TLSA answer: secure records, a secure denial, insecure, or failed. */
+static void
+tlsa_answer(struct dns_cand *c, int status, bool ad, const unsigned char *abuf,
+    int alen)
+{
+	switch (status) {
+	case ARES_SUCCESS:
+		if (tlsa_msg_parse(abuf, (size_t)alen, &c->tlsa_set) != 0)
+			c->tlsa = DNS_TLSA_FAILED;
+		else if (!ad)
+			c->tlsa = DNS_TLSA_INSECURE;
+		else if (tlsa_set_count(&c->tlsa_set) == 0)
+			c->tlsa = DNS_TLSA_NONE; /* e.g. a CNAME only */
+		else
+			c->tlsa = DNS_TLSA_SECURE;
+		return;
+	case ARES_ENODATA:
+	case ARES_ENOTFOUND:
+		c->tlsa = ad ? DNS_TLSA_NONE : DNS_TLSA_INSECURE;
+		return;
+	default: /* SERVFAIL from a validating resolver: bogus, or down */
+		c->tlsa = DNS_TLSA_FAILED;
+		return;
+	}
+}
+
+static void
+tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_q *q = arg;
+	struct dns_req *req = q->req;
+
+	(void)timeouts;
+	if (!query_returned(req, status))
+		return;
+	tlsa_answer(&req->cand[q->cand], status,
+	    ans_secure(req->dns, abuf, alen), abuf, alen);
 	req_after_query(req);
 }
 
@@ -1079,6 +1277,14 @@ host_fill(struct dns_host *h, const struct dns_cand *c)
 	memset(h, 0, sizeof(*h));
 	memcpy(h->name, c->name, sizeof(h->name));
 	h->preference = c->pref;
+	/* every family whose addresses are used came validated */
+	h->secure = (c->n4 > 0 || c->n6 > 0) && (c->n4 == 0 || c->ad4) &&
+		    (c->n6 == 0 || c->ad6);
+	h->tlsa = c->tlsa;
+	if (h->tlsa != DNS_TLSA_NOT_ASKED && !h->secure)
+		h->tlsa = DNS_TLSA_INSECURE; /* RFC 7672 2.2.2 */
+	if (h->tlsa == DNS_TLSA_SECURE)
+		h->tlsa_set = c->tlsa_set;
 	while (h->naddrs < DNS_MAX_ADDRS && (i4 < c->n4 || i6 < c->n6)) {
 		if (i6 < c->n6)
 			h->addrs[h->naddrs++] = c->v6[i6++];
@@ -1181,9 +1387,9 @@ req_log(const struct dns_req *req)
 		return;
 	}
 	log_debug("event=dns_mx domain=%s status=%s reason=%s hosts=%zu "
-		  "implicit=%d",
+		  "implicit=%d secure=%d",
 	    dom, dns_status_name(res->status), dns_reason_name(res->reason),
-	    res->nhosts, res->implicit_mx);
+	    res->nhosts, res->implicit_mx, res->secure);
 }
 
 /* A finished request in the metrics: its type, and ok or why not. */
@@ -1277,7 +1483,7 @@ req_new(struct dns *dns, dns_mx_cb cb, void *arg)
 	req->ev = evtimer_new(dns->base, req_event_cb, req);
 	if (req->ev == NULL)
 		panic("event=dns_resolve error=evtimer_new");
-	req->mxq = (struct dns_q){req, -1, 0};
+	req->mxq = (struct dns_q){req, -1, 0, NULL};
 	req->next = dns->reqs;
 	if (dns->reqs != NULL)
 		dns->reqs->prev = req;
@@ -1288,11 +1494,19 @@ req_new(struct dns *dns, dns_mx_cb cb, void *arg)
 void
 dns_resolve_mx(struct dns *dns, const char *domain, dns_mx_cb cb, void *arg)
 {
+	dns_resolve_mx_dane(dns, domain, 0, cb, arg);
+}
+
+void
+dns_resolve_mx_dane(
+    struct dns *dns, const char *domain, unsigned port, dns_mx_cb cb, void *arg)
+{
 	struct dns_req *req = req_new(dns, cb, arg);
 	struct timeval tv = {(time_t)(dns->timeout_ms / 1000),
 	    (suseconds_t)(dns->timeout_ms % 1000) * 1000};
 	size_t len = strlen(domain);
 
+	req->tlsa_port = port <= 65535 ? port : 0;
 	if (str_copy(req->domain, sizeof(req->domain), domain, len) != 0) {
 		memcpy(req->domain, "(too long)", sizeof("(too long)"));
 		res_set(&req->res, DNS_PERM, DNS_REASON_BAD_NAME,
@@ -1542,6 +1756,7 @@ lookup_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	(void)timeouts;
 	if (!query_returned(req, status))
 		return;
+	req->lk->ans.secure = ans_secure(req->dns, abuf, alen);
 	lookup_answer(req->lk, status, abuf, alen);
 	if (status == ARES_SUCCESS || status == ARES_ENODATA ||
 	    status == ARES_ENOTFOUND)
@@ -1569,7 +1784,8 @@ dns_lookup(struct dns *dns, enum dns_qtype type, const char *name,
 	lk->type = type;
 	lk->cb = cb;
 	lk->used = 0;
-	lk->ans = (struct dns_answer){DNS_ANS_OK, DNS_REASON_NONE, 0, lk->rrs};
+	lk->ans =
+	    (struct dns_answer){DNS_ANS_OK, DNS_REASON_NONE, 0, lk->rrs, false};
 	lookup_set(lk, DNS_ANS_OK, DNS_REASON_NONE);
 	if (str_copy(req->domain, sizeof(req->domain), name, strlen(name)) !=
 		0 ||

@@ -32,6 +32,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "util/tlsa.h"
+
 struct event_base;
 struct dns;
 
@@ -68,12 +70,35 @@ struct dns_addr {
 	} u;
 };
 
+/*
+ * What the TLSA lookup of an MX host (RFC 7672 2.2) found.  Asked only
+ * under dns_set_dnssec() and dns_resolve_mx_dane(), and only when the MX
+ * answer was secure; NOT_ASKED otherwise.  A host whose own address
+ * answers were not secure gets INSECURE whatever the TLSA answer said
+ * (RFC 7672 2.2.2: DANE needs the whole chain validated).
+ */
+enum dns_tlsa {
+	DNS_TLSA_NOT_ASKED, /* no DNSSEC, insecure MX, literal, smarthost */
+	DNS_TLSA_INSECURE,  /* answer (or the host's addresses) without AD */
+	DNS_TLSA_NONE,	    /* secure denial: no TLSA records (NXDOMAIN,
+			     * NODATA): no DANE for this host */
+	DNS_TLSA_SECURE,    /* validated records in tlsa_set (maybe none
+			     * usable: then TLS is mandatory, RFC 7672 2.2) */
+	DNS_TLSA_FAILED,    /* SERVFAIL (bogus), timeout, malformed answer:
+			     * the host must not get mail now (RFC 7672
+			     * 2.2: never fall back to insecure delivery) */
+};
+
 struct dns_host {
 	char name[DNS_NAME_MAX + 3]; /* as in DNS; "[192.0.2.1]" for literals */
 	unsigned preference;	     /* 0 for the implicit MX and literals */
 	size_t naddrs;		     /* >= 1 in every result */
 	struct dns_addr addrs[DNS_MAX_ADDRS]; /* IPv6 and IPv4 interleaved,
 					       * IPv6 first */
+	bool secure;		  /* the address answers used were validated
+				   * (dns_set_dnssec(), AD bit) */
+	enum dns_tlsa tlsa;	  /* dns_resolve_mx_dane() only */
+	struct tlsa_set tlsa_set; /* DNS_TLSA_SECURE: the records */
 };
 
 /*
@@ -84,6 +109,8 @@ struct dns_result {
 	enum dns_status status;
 	enum dns_reason reason;
 	bool implicit_mx;	 /* no MX: hosts[0] is the domain itself */
+	bool secure;		 /* the MX answer (or its secure denial,
+				  * for the implicit MX) was validated */
 	char text[DNS_TEXT_MAX]; /* one line for logs and DSNs, e.g.
 				  * "null MX (RFC 7505): example.net
 				  * accepts no mail" */
@@ -136,6 +163,18 @@ struct dnscache_stats;
 void dns_cache_stats(const struct dns *dns, struct dnscache_stats *out);
 
 /*
+ * DNSSEC (dns.dnssec): every query asks the resolver for validation (the
+ * AD bit set in the query, RFC 6840 5.7) and every answer's AD bit is
+ * read from the raw reply: struct dns_result's and dns_host's secure,
+ * dns_answer's secure.  The AD bit is only as good as the path to the
+ * resolver, so on is refused (-1, err filled) unless dns.servers names
+ * only loopback addresses: a local validating resolver such as unbound.
+ * Set it before resolving.
+ */
+int dns_set_dnssec(struct dns *dns, bool on, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
  * Resolve where mail for domain goes.  domain is an ASCII domain (IDNs as
  * A-labels) with or without the final dot, or an address literal
  * "[192.0.2.1]" / "[IPv6:2001:db8::1]" (RFC 5321 4.1.3), which bypasses
@@ -144,6 +183,15 @@ void dns_cache_stats(const struct dns *dns, struct dnscache_stats *out);
  */
 void dns_resolve_mx(
     struct dns *dns, const char *domain, dns_mx_cb cb, void *arg);
+
+/*
+ * The same, and for DANE (RFC 7672 2.2): with DNSSEC on and a secure MX
+ * answer, each MX host's TLSA records at _port._tcp.host are asked with
+ * its addresses and handed over in dns_host.tlsa and tlsa_set.  port 0
+ * is dns_resolve_mx().
+ */
+void dns_resolve_mx_dane(struct dns *dns, const char *domain, unsigned port,
+    dns_mx_cb cb, void *arg);
 
 /*
  * Cancel every outstanding request whose arg is arg (its owner is going
@@ -184,6 +232,8 @@ struct dns_answer {
 	enum dns_reason reason; /* DNS_REASON_NONE for OK, NXDOMAIN, ... */
 	size_t n;
 	const struct dns_rr *rrs;
+	bool secure; /* validated (dns_set_dnssec(), AD bit; never from
+			the cache) */
 };
 
 typedef void (*dns_answer_cb)(const struct dns_answer *ans, void *arg);

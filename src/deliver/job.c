@@ -219,6 +219,13 @@ job_client_conf(
 }
 
 void
+job_set_tls(struct rjob *j, const char *policy, bool verified)
+{
+	j->tls_policy = policy;
+	j->tls_verified = verified;
+}
+
+void
 job_set_all(struct rjob *j, const struct smtp_client_result *res)
 {
 	size_t i;
@@ -246,12 +253,19 @@ job_log(const struct rjob *j, const char *mx, const char *addr)
 		const struct smtp_client_result *res = &j->results[i];
 
 		log_info("id=%s mx=%s addr=%s event=%s to=<%s> code=%d enh=%s "
-			 "text=\"%s\"",
+			 "%s%s%s%s%stext=\"%s\"",
 		    j->id, mx[0] != '\0' ? mx : "none", addr,
 		    result_event(res->cls),
 		    log_sanitize(to, sizeof(to), j->rcpts[i].addr,
 			strlen(j->rcpts[i].addr)),
 		    res->code, res->enh[0] != '\0' ? res->enh : "none",
+		    j->tls_policy != NULL ? "tls_policy=" : "",
+		    j->tls_policy != NULL ? j->tls_policy : "",
+		    j->tls_policy != NULL ? " verified=" : "",
+		    j->tls_policy == NULL ? ""
+		    : j->tls_verified	  ? "yes"
+					  : "no",
+		    j->tls_policy != NULL ? " " : "",
 		    log_quote(
 			text, sizeof(text), res->text, strlen(res->text)));
 	}

@@ -45,6 +45,9 @@ struct rjob {
 	void *arg;
 	struct smtp_client_result *results;
 	char mx[DNS_NAME_MAX + 3];
+	const char *tls_policy; /* static: the last session's TLS policy
+				   (tlspolicy.h), NULL: none (smarthost) */
+	bool tls_verified;	/* ... and whether its peer was verified */
 };
 
 void jobq_init(struct jobq *q);
@@ -63,6 +66,9 @@ int job_map(struct rjob *j, int fd, uint64_t off, uint64_t len, char *err,
 /* The message part of a client configuration (helo from r). */
 void job_client_conf(
     const struct remote *r, const struct rjob *j, struct smtp_client_conf *cf);
+/* The TLS policy (a static name, or NULL) the job's last attempt ran
+ * under and whether the peer was verified: on its result log lines. */
+void job_set_tls(struct rjob *j, const char *policy, bool verified);
 /* Every recipient of j gets res. */
 void job_set_all(struct rjob *j, const struct smtp_client_result *res);
 /* The job's results are final: log them, queue its callback on r. */

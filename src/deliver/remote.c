@@ -71,6 +71,7 @@
 
 #include "metrics/metrics.h"
 #include "mime/mime.h"
+#include "tls/dane.h"
 #include "tls/sesscache.h"
 #include "tls/tls.h"
 #include "util/util.h"
@@ -80,6 +81,7 @@
 #include "deliver/remote.h"
 #include "deliver/remote_int.h"
 #include "deliver/target.h"
+#include "deliver/tlspolicy.h"
 
 #define REMOTE_CHUNK	(64 * 1024)  /* message octets stuffed at once */
 #define REMOTE_OUT_HIGH (256 * 1024) /* queue no body above this */
@@ -118,6 +120,12 @@ struct rconn {
 	char last_mx[DNS_NAME_MAX + 3]; /* last host that answered, or "" */
 	struct smtp_client_result last; /* the latest failure, for TEMP */
 	unsigned epoch; /* d->slow.epoch when opened (slowdown.h) */
+	/* MX delivery's TLS policy for the host in use (tlspolicy.h);
+	   has_pol false for the smarthost and LMTP */
+	bool has_pol;
+	struct tlspol pol;
+	bool tls_verified;  /* this session's peer was authenticated */
+	const char *tlsrpt; /* RFC 8460 result type of a TLS failure */
 };
 
 static int rconn_drive(struct rconn *c);
@@ -180,6 +188,47 @@ static const char *
 rconn_id(const struct rconn *c)
 {
 	return c->job != NULL ? c->job->id : "-";
+}
+
+/* " tls_policy=dane verified=no tlsrpt_result=..." for log lines of
+ * MX sessions; "" for the smarthost and LMTP. */
+static const char *
+rconn_pol_log(const struct rconn *c, char *out, size_t len)
+{
+	if (!c->has_pol) {
+		out[0] = '\0';
+		return out;
+	}
+	str_fmt_cut(out, len, " tls_policy=%s%s%s verified=%s%s%s",
+	    tlspol_source_name(c->pol.source),
+	    c->pol.source == TLSPOL_SRC_OVERRIDE ? " tls_level=" : "",
+	    c->pol.source == TLSPOL_SRC_OVERRIDE
+		? tlspol_level_name(c->pol.level)
+		: "",
+	    c->tls_verified ? "yes" : "no",
+	    c->tlsrpt != NULL ? " tlsrpt_result=" : "",
+	    c->tlsrpt != NULL ? c->tlsrpt : "");
+	return out;
+}
+
+/* A deferred result says which TLS policy the attempt ran under, for
+ * `tern queue show` (the recipient's last reply) and the DSN; nothing
+ * is added under plain opportunistic TLS, the default, so texts stay as
+ * they were where no policy applies. */
+static void
+rconn_tag_result(const struct rconn *c, struct smtp_client_result *res)
+{
+	char t[SMTP_CLIENT_TEXT_MAX];
+	size_t n = strlen(res->text);
+
+	if (!c->has_pol || res->cls != SMTP_RESULT_TEMP ||
+	    c->pol.source == TLSPOL_SRC_OPPORTUNISTIC ||
+	    strstr(res->text, " [tls_policy=") != NULL)
+		return;
+	str_fmt_cut(t, sizeof(t), " [tls_policy=%s verified=%s]",
+	    tlspol_source_name(c->pol.source), c->tls_verified ? "yes" : "no");
+	if (n + strlen(t) < sizeof(res->text))
+		memcpy(res->text + n, t, strlen(t) + 1);
 }
 
 /* Fill ip, addr_log, host_log and label for the address in use. */
@@ -320,8 +369,12 @@ rconn_job_done(struct rconn *c)
 	struct rjob *j = c->job;
 	size_t i;
 
-	for (i = 0; i < j->nrcpts; i++)
+	for (i = 0; i < j->nrcpts; i++) {
 		j->results[i] = *smtp_client_result(c->sc, i);
+		rconn_tag_result(c, &j->results[i]);
+	}
+	job_set_tls(j, c->has_pol ? tlspol_source_name(c->pol.source) : NULL,
+	    c->tls_verified);
 	rconn_feedback(c, j);
 	str_fmt_cut(j->mx, sizeof(j->mx), "%s", c->last_mx);
 	c->job = NULL;
@@ -344,6 +397,10 @@ rconn_exhausted(struct rconn *c)
 	    log_quote(text, sizeof(text), c->last.text, strlen(c->last.text)));
 	c->job = NULL;
 	if (j != NULL) {
+		rconn_tag_result(c, &c->last);
+		job_set_tls(j,
+		    c->has_pol ? tlspol_source_name(c->pol.source) : NULL,
+		    c->tls_verified);
 		job_set_all(j, &c->last);
 		str_fmt_cut(j->mx, sizeof(j->mx), "%s", c->last_mx);
 		job_finish(d->r, j, mx, "none");
@@ -423,11 +480,48 @@ rconn_connect(struct rconn *c)
 	return 0;
 }
 
+/*
+ * The TLS policy of the host about to be tried (tlspolicy.h).  A host
+ * the policy rules out (a bogus TLSA answer, dane-only without DANE) is
+ * not contacted: -1, with the reason as the last error (451 4.7.5).
+ */
+static int
+rconn_pick_policy(struct rconn *c)
+{
+	const struct remote *r = c->d->r;
+	char q[400], pl[160];
+
+	c->tls_verified = false;
+	c->tlsrpt = NULL;
+	c->has_pol = !c->d->smarthost && !c->d->lmtp;
+	if (!c->has_pol)
+		return 0;
+	tlspol_choose(
+	    r->tls_map, c->d->key, &c->res, c->host, r->dnssec, &c->pol);
+	if (!c->pol.defer)
+		return 0;
+	c->tlsrpt = c->pol.tlsrpt;
+	log_sanitize(c->host_log, sizeof(c->host_log),
+	    c->res.hosts[c->host].name, strlen(c->res.hosts[c->host].name));
+	str_fmt_cut(q, sizeof(q), "MX host %s: %s", c->host_log, c->pol.why);
+	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", q);
+	rconn_tag_result(c, &c->last);
+	log_info("id=%s mx=%s addr=none event=tls_policy status=deferred%s "
+		 "text=\"%s\"",
+	    rconn_id(c), c->host_log, rconn_pol_log(c, pl, sizeof(pl)),
+	    c->pol.why);
+	return -1;
+}
+
 /* Connect to the next address that takes it; -1 once c is gone. */
 static int
 rconn_try(struct rconn *c)
 {
 	while (c->host < c->res.nhosts) {
+		if (c->addr == 0 && rconn_pick_policy(c) != 0) {
+			c->host++; /* no address of this host */
+			continue;
+		}
 		if (rconn_connect(c) == 0)
 			return 0;
 		rconn_advance(c);
@@ -608,7 +702,7 @@ rconn_record_error(struct rconn *c)
 static int
 rconn_failed(struct rconn *c)
 {
-	char text[1024];
+	char text[1024], pol[160];
 
 	rconn_flush_quit(c);
 	if (c->job == NULL) {
@@ -623,8 +717,16 @@ rconn_failed(struct rconn *c)
 	rconn_record_error(c);
 	if (rconn_slow_reply(&c->last))
 		dest_slow_signal(c->d, &c->epoch, &c->last, c->last_mx);
-	log_info("id=%s mx=%s addr=%s event=session_failed code=%d text=\"%s\"",
+	/* the client's "TLS is required but the peer does not offer
+	   STARTTLS" (or refused it) */
+	if (c->has_pol && c->pol.require_tls && c->tlsrpt == NULL &&
+	    strcmp(c->last.enh, "4.7.4") == 0)
+		c->tlsrpt = "starttls-not-supported";
+	rconn_tag_result(c, &c->last);
+	log_info("id=%s mx=%s addr=%s event=session_failed code=%d%s "
+		 "text=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log, c->last.code,
+	    rconn_pol_log(c, pol, sizeof(pol)),
 	    log_quote(text, sizeof(text), c->last.text, strlen(c->last.text)));
 	rconn_close_socket(c);
 	rconn_advance(c);
@@ -775,6 +877,8 @@ rconn_require_tls(const struct rconn *c)
 {
 	const struct remote *r = c->d->r;
 
+	if (c->has_pol)
+		return c->pol.require_tls;
 	return c->d->smarthost &&
 	       (r->sm_tls != REMOTE_TLS_MAY || r->sm_implicit);
 }
@@ -782,6 +886,8 @@ rconn_require_tls(const struct rconn *c)
 static bool
 rconn_must_verify(const struct rconn *c)
 {
+	if (c->has_pol)
+		return c->pol.dane || c->pol.verify_ca;
 	return c->d->smarthost && c->d->r->sm_tls == REMOTE_TLS_VERIFY;
 }
 
@@ -816,6 +922,8 @@ rconn_tls_name(const struct rconn *c)
  * and MTA-STS, when built, get tags of their own here (docs/tls-auth.md).
  */
 #define RTLS_MX	       0x1u
+#define RTLS_DANE      0x2u   /* | the TLSA RRset's digest << 12 */
+#define RTLS_VERIFY_CA 0x4u   /* [tls_policy] verify */
 #define RTLS_SMARTHOST 0x10u  /* | enum remote_tls */
 #define RTLS_IMPLICIT  0x100u /* smtps: */
 
@@ -824,6 +932,13 @@ rconn_tls_policy(const struct rconn *c)
 {
 	const struct remote *r = c->d->r;
 
+	/* DANE: a session made under one TLSA RRset is never resumed under
+	   another (a key rollover must not be skipped by resumption) */
+	if (c->has_pol && c->pol.dane)
+		return RTLS_DANE |
+		       (tls_dane_tag(&c->res.hosts[c->host].tlsa_set) << 12);
+	if (c->has_pol && c->pol.verify_ca)
+		return RTLS_VERIFY_CA;
 	if (!c->d->smarthost)
 		return RTLS_MX;
 	return RTLS_SMARTHOST | (unsigned)r->sm_tls |
@@ -850,6 +965,25 @@ rconn_tls_offer(struct rconn *c, SSL *ssl)
 	    c->d->r->tls_sessions, ssl, &k, rconn_must_verify(c), time(NULL));
 }
 
+/*
+ * DANE for this handshake: SNI and base domain the MX host, the
+ * destination domain as a second name for DANE-TA.  When OpenSSL takes
+ * none of the records, the peer cannot be authenticated: TLS stays
+ * mandatory (RFC 7672 2.2), unauthenticated.
+ */
+static int
+rconn_dane_setup(struct rconn *c, SSL *ssl, const char **why)
+{
+	int n = tls_dane_setup(ssl, c->res.hosts[c->host].name, c->d->key,
+	    &c->res.hosts[c->host].tlsa_set, why);
+
+	if (n < 0)
+		return -1;
+	if (n == 0)
+		c->pol.dane = false;
+	return 0;
+}
+
 /* A client TLS bufferevent over c->fd, handshaking; -1 with why set. */
 static int
 rconn_tls_start(struct rconn *c, const char **why)
@@ -868,6 +1002,10 @@ rconn_tls_start(struct rconn *c, const char **why)
 	if (tls_client_set_host(ssl, rconn_tls_name(c)) != 0) {
 		SSL_free(ssl);
 		*why = "cannot set the server name";
+		return -1;
+	}
+	if (c->has_pol && c->pol.dane && rconn_dane_setup(c, ssl, why) != 0) {
+		SSL_free(ssl);
 		return -1;
 	}
 	rconn_tls_offer(c, ssl);
@@ -916,26 +1054,50 @@ rconn_starttls(struct rconn *c)
 static int rconn_tls_failed(struct rconn *c, const char *why);
 static int rconn_session_begin(struct rconn *c, bool verified);
 
+/* RFC 8460 4.3's result type for a peer that did not authenticate. */
+static const char *
+rconn_tlsrpt_verify(const struct rconn *c, const SSL *ssl)
+{
+	long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+
+	if (v == X509_V_ERR_HOSTNAME_MISMATCH)
+		return "certificate-host-mismatch";
+	if (c->pol.dane)
+		return "validation-failure";
+	if (v == X509_V_ERR_CERT_HAS_EXPIRED)
+		return "certificate-expired";
+	return "certificate-not-trusted";
+}
+
 /* Handshake done: log it with verified=yes|no, then SMTP over it. */
 static int
 rconn_tls_up(struct rconn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	char desc[256], why[128], q[160];
+	char desc[256], why[128], q[160], pl[160];
 	bool verified = tls_peer_verified(ssl, why, sizeof(why));
+	const char *dane = c->has_pol && c->pol.dane && ssl != NULL
+			       ? tls_dane_authority(ssl)
+			       : NULL;
 
+	c->tls_verified = verified;
+	if (!verified && rconn_must_verify(c))
+		c->tlsrpt = rconn_tlsrpt_verify(c, ssl);
 	tls_describe(ssl, desc, sizeof(desc));
 	metrics_tls(METRICS_TLS_OUT, ssl != NULL ? SSL_get_version(ssl) : NULL,
 	    verified ? METRICS_V_YES : METRICS_V_NO);
-	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s verified=%s"
-		 "%s%s%s",
+	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s%s%s%s"
+		 "%s%s%s%s%s",
 	    rconn_id(c), c->host_log, c->addr_log, desc,
-	    SSL_session_reused(ssl) ? "yes" : "no", verified ? "yes" : "no",
-	    verified ? "" : " verify_error=\"",
+	    SSL_session_reused(ssl) ? "yes" : "no",
+	    c->has_pol ? "" : " verified=",
+	    c->has_pol ? "" : (verified ? "yes" : "no"),
+	    rconn_pol_log(c, pl, sizeof(pl)), dane != NULL ? " dane=" : "",
+	    dane != NULL ? dane : "", verified ? "" : " verify_error=\"",
 	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
 	    verified ? "" : "\"");
-	/* the context aborts such a handshake already: never reached, kept
-	   so that no configuration mistake can send mail to that peer */
+	/* the context aborts a smarthost's such handshake already; DANE
+	   and [tls_policy] verify end here */
 	if (rconn_must_verify(c) && !verified)
 		return rconn_tls_failed(c, why);
 	c->phase = PH_SMTP;
@@ -963,12 +1125,16 @@ rconn_implicit_failed(struct rconn *c, const char *why)
 static int
 rconn_tls_failed(struct rconn *c, const char *why)
 {
-	char q[512];
+	char q[512], pl[160];
 
 	metrics_tls_failed(METRICS_TLS_OUT);
-	log_info("id=%s mx=%s addr=%s event=tls status=failed verified=no "
+	c->tls_verified = false;
+	if (c->has_pol && rconn_require_tls(c) && c->tlsrpt == NULL)
+		c->tlsrpt = "validation-failure";
+	log_info("id=%s mx=%s addr=%s event=tls status=failed%s%s "
 		 "error=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log,
+	    c->has_pol ? "" : " verified=no", rconn_pol_log(c, pl, sizeof(pl)),
 	    log_quote(q, sizeof(q), why, strlen(why)));
 	if (c->sc == NULL)
 		return rconn_implicit_failed(c, why);
@@ -1088,6 +1254,11 @@ rconn_session_begin(struct rconn *c, bool verified)
 	cf.lmtp = c->d->lmtp;
 	cf.tls_active = tls;
 	cf.tls_verified = tls && verified;
+	if (c->has_pol) {
+		/* [tls_policy] none: no STARTTLS even when offered */
+		cf.want_starttls = cf.want_starttls && c->pol.starttls;
+		cf.require_tls = c->pol.require_tls;
+	}
 	if (c->d->smarthost) {
 		cf.require_tls = rconn_require_tls(c);
 		cf.auth_user = r->sm_user;
@@ -1355,6 +1526,29 @@ remote_check_lmtp(const struct remote_conf *conf)
 	return 0;
 }
 
+/* dns.dnssec and [tls_policy]: DANE needs the first and OpenSSL's DANE
+ * tables in the MX context. */
+static int
+remote_set_tls_policy(struct remote *r, const struct remote_conf *conf)
+{
+	r->dnssec = conf->dnssec;
+	if ((r->tls_map = tlspol_map_parse(conf->tls_policy)) == NULL) {
+		log_err("event=config_error key=tls_policy text=\"cannot "
+			"parse\"");
+		return -1;
+	}
+	if (!r->dnssec && tlspol_map_wants_dane(r->tls_map))
+		log_warn("event=config_warning key=tls_policy text=\"dane "
+			 "levels need dns.dnssec = yes: dane acts as may, "
+			 "dane-only defers\"");
+	if (r->ctx != NULL && tls_dane_ctx(r->ctx) != 0) {
+		log_err("event=config_error key=dns.dnssec text=\"OpenSSL "
+			"cannot enable DANE\"");
+		return -1;
+	}
+	return 0;
+}
+
 struct remote *
 remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
     const struct remote_conf *conf)
@@ -1385,6 +1579,10 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	}
 	if (client_ctx != NULL && SSL_CTX_up_ref(client_ctx) == 1)
 		r->ctx = client_ctx;
+	if (remote_set_tls_policy(r, conf) != 0) {
+		remote_free(r);
+		return NULL;
+	}
 	r->tls_sessions =
 	    tls_sess_cache_new(REMOTE_TLS_SESSIONS, REMOTE_TLS_SESSION_LIFE);
 	return r;
@@ -1422,6 +1620,7 @@ remote_free(struct remote *r)
 		event_free(r->done_ev);
 	/* after the connections: no handshake runs on them any more */
 	tls_sess_cache_free(r->tls_sessions);
+	tlspol_map_free(r->tls_map);
 	SSL_CTX_free(r->ctx);
 	SSL_CTX_free(r->sm_ctx);
 	free(r->sm_host);

@@ -121,6 +121,15 @@ struct remote_conf {
 	unsigned timeout_command; /* seconds per reply, 0: 300; the reply
 				     to the final dot gets twice this
 				     (RFC 5321 4.5.3.2: 10 minutes) */
+	/*
+	 * TLS policy of MX delivery (deliver/tlspolicy.h): dnssec is
+	 * dns.dnssec (the resolver validates: DANE for hosts with secure
+	 * TLSA records, RFC 7672); tls_policy the [tls_policy] overrides as
+	 * conf keeps them ("domain:level,..."), or NULL.  dane-only without
+	 * dnssec fails remote_new().
+	 */
+	bool dnssec;
+	const char *tls_policy;
 };
 
 /*

@@ -33,6 +33,7 @@
 struct rdest;
 struct rconn;
 struct tls_sess_cache;
+struct tlspol_map;
 
 struct remote {
 	struct event_base *base;
@@ -56,6 +57,8 @@ struct remote {
 	unsigned nconns;
 	bool firing, free_pending;
 	bool stopping; /* remote_stop(): no job waits for a pause */
+	bool dnssec;   /* remote_conf.dnssec: DANE for MX hosts */
+	struct tlspol_map *tls_map; /* [tls_policy] (deliver/tlspolicy.h) */
 };
 
 /* A copy of s, or NULL for NULL. */

@@ -597,6 +597,9 @@ main(int argc, char **argv)
 	if ((s.dns = dns_new(s.base, s.conf->dns_servers, err, sizeof(err))) ==
 	    NULL)
 		fatalx("event=startup step=dns error=\"%s\"", err);
+	/* dns.dnssec: only a validating resolver on loopback (dns.h) */
+	if (dns_set_dnssec(s.dns, s.conf->dns_dnssec, err, sizeof(err)) != 0)
+		fatalx("event=startup step=dns error=\"%s\"", err);
 	/* about 1 KiB of answer per entry on average (TXT keys are larger) */
 	dns_set_cache(s.dns, s.conf->dns_cache_max_ttl,
 	    s.conf->dns_cache_entries,

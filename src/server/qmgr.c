@@ -1261,6 +1261,8 @@ qmgr_new(struct server *s)
 	rc.destination_concurrency = s->conf->delivery_destination_concurrency;
 	rc.timeout_connect = 30;
 	rc.timeout_command = 300;
+	rc.dnssec = s->conf->dns_dnssec;
+	rc.tls_policy = s->conf->tls_policy;
 	if ((q->remote = remote_new(s->base, q->dns, q->client_ctx, &rc)) ==
 	    NULL)
 		fatalx("event=startup step=remote error=\"bad relay settings, "

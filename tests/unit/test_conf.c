@@ -290,6 +290,15 @@ static const char *const file_errors[][2] = {
     {"recipient_delimiter = +-=_#$%&!\n",
 	"1: recipient_delimiter: at most 8 characters"},
     {"[greylist]\ndelay = 0\n", "2: greylist.delay: out of range (1..86400)"},
+    {"[tls_policy]\nexample.org = secure\n",
+	"2: tls_policy.example.org: expected none, may, encrypt, verify, dane "
+	"or dane-only"},
+    {"[tls_policy]\nexa_mple.org = may\n",
+	"2: tls_policy.exa_mple.org: \"exa_mple.org\" is not a domain (or "
+	".domain for its subdomains)"},
+    {"[tls_policy]\nexample.org = may\nExample.ORG = none\n",
+	"3: tls_policy.Example.ORG: Example.ORG given twice"},
+    {"[dns]\ndnssec = maybe\n", "2: dns.dnssec: not yes or no: \"maybe\""},
     {"[greylist]\nstore = redis\n",
 	"2: greylist.store: expected auto or sqlite"},
     {"[greylist]\nwhitelist_domains = a..b\n",
@@ -690,6 +699,47 @@ collect(const char *line, void *ctx)
 	l->n++;
 }
 
+/* [tls_policy]: entries kept as "domain:level" (lower case), from the
+ * file and from -o tls_policy.DOMAIN=LEVEL, and dumped one a line. */
+static void
+test_tls_policy(void)
+{
+	char *ov[] = {"tls_policy.b.example=dane-only", "dns.dnssec=yes"};
+	char err[512];
+	struct lines l = {"", 0, 0};
+	struct conf *c;
+
+	t_case("file and -o");
+	c = load_text("[tls_policy]\nA.Example = May\n.sub.example = none\n",
+	    ov, 2, err, sizeof(err));
+	T_CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	T_CHECK_STR(c->tls_policy,
+	    "a.example:may,.sub.example:none,b.example:dane-only");
+	T_CHECK(c->dns_dnssec);
+	conf_dump(c, collect, &l);
+	T_CHECK(strstr(l.text, "tls_policy.a.example = may\n") != NULL);
+	T_CHECK(strstr(l.text, "tls_policy..sub.example = none\n") != NULL);
+	T_CHECK(strstr(l.text, "tls_policy.b.example = dane-only\n") != NULL);
+	T_CHECK(strstr(l.text, "dns.dnssec = yes\n") != NULL);
+	conf_free(c);
+
+	t_case("-o with a bad level");
+	{
+		char *bad[] = {"tls_policy.a.example=sometimes"};
+
+		c = conf_load(NULL, bad, 1, err, sizeof(err));
+		T_CHECK(c == NULL);
+		T_CHECK(strstr(err, "expected none, may") != NULL);
+		conf_free(c);
+	}
+	t_case("defaults");
+	c = conf_load(NULL, NULL, 0, err, sizeof(err));
+	T_CHECK(c != NULL && c->tls_policy == NULL && !c->dns_dnssec);
+	conf_free(c);
+}
+
 static void
 test_dump_masks_passwords(void)
 {
@@ -905,7 +955,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 104);
+	T_CHECK_INT(l.n, 105);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "policy.timeout = 100\n") != NULL);
 	T_CHECK(strstr(l.text, "policy.default_action = tempfail\n") != NULL);
@@ -1161,6 +1211,7 @@ main(void)
 	T_RUN(test_milter_keys);
 	T_RUN(test_rate_keys);
 	T_RUN(test_metrics_keys);
+	T_RUN(test_tls_policy);
 	{
 		char cmd[PATH_MAX + 16];
 

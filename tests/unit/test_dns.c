@@ -618,6 +618,72 @@ test_temporary(void)
 	dns_free(dns);
 }
 
+/*
+ * dns.dnssec: accepted only with loopback servers; with it on, queries go
+ * through ares_send() with AD set and the raw answers' RCODEs map to the
+ * same outcomes as before.  dnsmasq does not validate: nothing is secure,
+ * so no TLSA lookup is made (the host's tlsa stays NOT_ASKED).
+ */
+static void
+test_dnssec(void)
+{
+	static const char *const ok[] = {
+	    "127.0.0.1", "127.0.0.53:5353", "[::1]:53", "::1, 127.1.2.3:53"};
+	static const char *const refused[] = {"192.0.2.53", "::2",
+	    "127.0.0.1,10.0.0.1:53", "[2001:db8::1]:53", "128.0.0.1"};
+	char err[256];
+	struct dns *dns;
+	struct got g;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		t_case(ok[i]);
+		dns = dns_new(base, ok[i], err, sizeof(err));
+		T_CHECK(dns != NULL &&
+			dns_set_dnssec(dns, true, err, sizeof(err)) == 0);
+		dns_free(dns);
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		t_case(refused[i]);
+		err[0] = '\0';
+		dns = dns_new(base, refused[i], err, sizeof(err));
+		T_CHECK(dns != NULL);
+		T_CHECK_INT(dns_set_dnssec(dns, true, err, sizeof(err)), -1);
+		T_CHECK(strstr(err, "not on loopback") != NULL);
+		T_CHECK_INT(dns_set_dnssec(dns, false, err, sizeof(err)), 0);
+		dns_free(dns);
+	}
+	t_case("system resolver refused");
+	dns = dns_new(base, NULL, err, sizeof(err));
+	T_CHECK_INT(dns_set_dnssec(dns, true, err, sizeof(err)), -1);
+	T_CHECK(strstr(err, "needs dns.servers") != NULL);
+	dns_free(dns);
+
+	t_case("answers through ares_send");
+	dns = dns_on(main_port);
+	T_CHECK_INT(dns_set_dnssec(dns, true, err, sizeof(err)), 0);
+	memset(&g, 0, sizeof(g));
+	dns_resolve_mx_dane(dns, "a.test", 25, on_result, &g);
+	loop_until(&g.calls, 20000);
+	T_CHECK_INT(g.res.status, DNS_OK);
+	T_CHECK_INT(g.res.nhosts, 2);
+	T_CHECK(!g.res.secure);
+	T_CHECK(!g.res.hosts[0].secure);
+	T_CHECK_INT(g.res.hosts[0].tlsa, DNS_TLSA_NOT_ASKED);
+	T_CHECK_INT(g.res.hosts[0].naddrs, 2);
+	check_perm(dns, "nothere.test", DNS_REASON_NXDOMAIN,
+	    "nothere.test does not exist (NXDOMAIN)");
+	check_perm(dns, "empty.test", DNS_REASON_NO_ADDRESS,
+	    "empty.test has no MX and no A/AAAA record");
+	dns_free(dns);
+	t_case("SERVFAIL through ares_send");
+	dns = dns_on(sf_port);
+	T_CHECK_INT(dns_set_dnssec(dns, true, err, sizeof(err)), 0);
+	T_CHECK_INT(dns_set_timeout(dns, SHORT_MS), 0);
+	resolve(dns, "a.test", &g);
+	T_CHECK_INT(g.res.status, DNS_TEMP);
+	dns_free(dns);
+}
+
 /* A dead first server: c-ares moves on to the second within the deadline. */
 static void
 test_server_failover(void)
@@ -1151,6 +1217,7 @@ main(void)
 		T_RUN(test_concurrent);
 		T_RUN(test_lookup);
 		T_RUN(test_lookup_cache);
+		T_RUN(test_dnssec);
 	}
 	dnsmasq_stop(main_pid);
 	dnsmasq_stop(sf_pid);

@@ -1,0 +1,349 @@
+"""DANE for outbound MX delivery (RFC 7672) with real components: zones
+signed by the suite (ldns-signzone) served by nsd, unbound validating them
+with the suite's trust anchor, and a receiving ternd whose certificate the
+suite makes.  The sending ternd has dns.dnssec = yes and dns.servers =
+that unbound.  Each outcome is checked in the sender's log (tls_policy=,
+verified=, tlsrpt_result=), in the receiver's Maildir, and for deferred
+mail in `tern queue show`.
+
+Zones (PORT is the receiver's port: relay.port, so the TLSA owner is
+_PORT._tcp.<mx>):
+  dane.test (signed)
+    good    MX mx-good    TLSA 3 1 1 <receiver's key>
+    bad     MX mx-bad     TLSA 3 1 1 <another key>
+    notls   MX mx-notls   TLSA 3 1 1 <receiver's key>, but the host at
+                          127.0.0.3 offers no STARTTLS
+    bogus   MX mx-bogus   TLSA 3 1 1 <receiver's key>, changed after signing
+    unk     MX mx-unk     TLSA 4 1 1 and 0 0 1: unusable records only
+    broken  MX mx-bad     (the [tls_policy] override case)
+    ta      MX mx-ta      TLSA 2 0 1 <the CA that issued the receiver's
+                          certificate, for mx-ta.dane.test>
+    tawrong MX mx-tawrong TLSA 2 0 1 <the same CA>: the certificate does
+                          not name mx-tawrong nor tawrong.dane.test
+  plain.test (not signed)
+    @       MX mx.plain.test
+"""
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import SLOW, maildir_messages, wait_for
+from dnssec import SignedDNS, make_ca_cert, spki_digest
+
+SENDER = "claire@sender.test"
+NOTLS_IP = "127.0.0.3"
+DOMAINS = ("good.dane.test", "bad.dane.test", "notls.dane.test",
+           "bogus.dane.test", "unk.dane.test", "broken.dane.test",
+           "ta.dane.test", "tawrong.dane.test", "plain.test")
+OTHER_KEY = "ab" * 32
+
+
+def rcpt(domain):
+    return f"ben@{domain}"
+
+
+class PlainPeer(threading.Thread):
+    """An SMTP server on ip:port that offers no STARTTLS and would take any
+    message: if tern sent one in plaintext, self.messages has it."""
+
+    def __init__(self, ip, port):
+        super().__init__(daemon=True)
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind((ip, port))
+        self.srv.listen(8)
+        self.sessions = 0
+        self.messages = []
+        self.stop = False
+
+    def run(self):
+        self.srv.settimeout(0.2)
+        while not self.stop:
+            try:
+                s, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                s.settimeout(10)
+                self.session(s)
+            except OSError:
+                pass
+            finally:
+                s.close()
+
+    def session(self, s):
+        self.sessions += 1
+        f = s.makefile("rb")
+        s.sendall(b"220 mx-notls.dane.test ESMTP\r\n")
+        data = None
+        for line in f:
+            if data is not None:
+                if line == b".\r\n":
+                    self.messages.append(b"".join(data))
+                    data = None
+                    s.sendall(b"250 2.0.0 ok\r\n")
+                else:
+                    data.append(line)
+                continue
+            cmd = line[:4].upper()
+            if cmd == b"EHLO":
+                s.sendall(b"250-mx-notls.dane.test\r\n250 8BITMIME\r\n")
+            elif cmd == b"DATA":
+                data = []
+                s.sendall(b"354 go on\r\n")
+            elif cmd == b"QUIT":
+                s.sendall(b"221 2.0.0 bye\r\n")
+                return
+            else:
+                s.sendall(b"250 2.0.0 ok\r\n")
+
+    def close(self):
+        self.stop = True
+        self.srv.close()
+
+
+@pytest.fixture(scope="module")
+def world(ternd_module, tmp_path_factory):
+    """The signed DNS, the receiving ternd (B) and the plaintext peer."""
+    d = tmp_path_factory.mktemp("dane")
+    # the receiver's certificate: issued by a CA of the suite's (DANE-TA)
+    # for mx.dane.test and mx-ta.dane.test, its key pinned by DANE-EE
+    cert, key, ca = make_ca_cert(d, ["mx.dane.test", "mx-ta.dane.test"])
+    spki = spki_digest(cert)
+    b = ternd_module({"hostname": "mx.dane.test",
+                      "domains": ",".join(DOMAINS),
+                      "tls.cert": str(cert), "tls.key": str(key)},
+                     users=tuple(rcpt(x) for x in DOMAINS), state="B",
+                     start=False)
+    p = b.port
+
+    def mx(name, host, ip, *tlsa):
+        recs = [f"{name} IN MX 10 {host}", f"{host} IN A {ip}"]
+        recs += [f"_{p}._tcp.{host} IN TLSA {t}" for t in tlsa]
+        return recs
+
+    recs = (mx("good", "mx-good", "127.0.0.1", f"3 1 1 {spki}")
+            + mx("bad", "mx-bad", "127.0.0.1", f"3 1 1 {OTHER_KEY}")
+            + mx("notls", "mx-notls", NOTLS_IP, f"3 1 1 {spki}")
+            + mx("bogus", "mx-bogus", "127.0.0.1", f"3 1 1 {spki}")
+            + mx("unk", "mx-unk", "127.0.0.1", f"4 1 1 {spki}",
+                 f"0 0 1 {spki}")
+            + mx("ta", "mx-ta", "127.0.0.1", f"2 0 1 {ca}")
+            + mx("tawrong", "mx-tawrong", "127.0.0.1", f"2 0 1 {ca}")
+            + ["broken IN MX 10 mx-bad"])
+    dns = SignedDNS(d / "dns")
+    dns.zone("dane.test", recs, tamper={
+        f"_{p}._tcp.mx-bogus TLSA 3 1 1 {spki}":
+            f"_{p}._tcp.mx-bogus TLSA 3 1 1 {OTHER_KEY}"})
+    dns.zone("plain.test", ["@ IN MX 10 mx.plain.test.",
+                            "mx IN A 127.0.0.1"], signed=False)
+    dns.start()
+    peer = PlainPeer(NOTLS_IP, p)
+    peer.start()
+    b.start()
+    yield dns, b, peer
+    peer.close()
+    dns.stop()
+
+
+def sender(ternd, world, **extra):
+    dns, b, _ = world
+    over = {"hostname": "mx.sender.test", "domains": "sender.test",
+            "relay.networks": "127.0.0.0/8", "dns.servers": dns.server,
+            "dns.dnssec": "yes", "relay.port": str(b.port),
+            "queue.retry_first": "60", "queue.retry_max": "60"}
+    over.update(extra)
+    return ternd(over, users=())
+
+
+def msg(tag, to):
+    return (f"From: <{SENDER}>\r\nTo: <{to}>\r\nSubject: {tag}\r\n"
+            f"Message-ID: <{tag}@sender.test>\r\n\r\nDANE test {tag}.\r\n"
+            ).encode()
+
+
+def send(a, domain, tag):
+    rep = a.send_raw(SENDER, [rcpt(domain)], msg(tag, rcpt(domain)))
+    assert rep.code == 250, rep
+
+
+def delivered(a, b, domain, tag):
+    """The message in B's Maildir, and A's delivered log line."""
+    def found():
+        for m in maildir_messages(b.state_dir, rcpt(domain)):
+            if f"Subject: {tag}".encode() in m.data:
+                return m
+        return None
+    m = wait_for(found, f"{tag} delivered to {domain}")
+    line = wait_for(lambda: log_line(a, rf"event=delivered to=<{re.escape(rcpt(domain))}>"),
+                    "the delivered line")
+    return m, line
+
+
+def log_line(a, pattern):
+    for line in a.log().splitlines():
+        if re.search(pattern, line):
+            return line
+    return None
+
+
+def deferred(a):
+    """The one queued message once its first attempt failed."""
+    def attempt():
+        ms = a.queue_list()
+        if len(ms) != 1:
+            return None
+        [r] = ms[0]["recipients"]
+        return ms[0] if r.get("attempts", 0) >= 1 else None
+    return wait_for(attempt, "a failed attempt")
+
+
+def show(a, m):
+    return a.tern("queue", "show", m["id"]).stdout.decode()
+
+
+# ---------------------------------------------------------------------------
+
+def test_dane_ee_match_is_delivered_verified(ternd, world):
+    _, b, _ = world
+    a = sender(ternd, world)
+    send(a, "good.dane.test", "good")
+    m, line = delivered(a, b, "good.dane.test", "good")
+    assert "tls_policy=dane verified=yes" in line, line
+    tls = log_line(a, r"event=tls version=")
+    assert "tls_policy=dane verified=yes" in tls and "dane=dane-ee" in tls, tls
+    assert b"with ESMTPS" in m.data
+
+
+def test_dane_ta_with_the_mx_name_is_delivered_verified(ternd, world):
+    _, b, _ = world
+    a = sender(ternd, world)
+    send(a, "ta.dane.test", "ta")
+    m, line = delivered(a, b, "ta.dane.test", "ta")
+    assert "tls_policy=dane verified=yes" in line, line
+    tls = log_line(a, r"event=tls version=")
+    assert "dane=dane-ta" in tls, tls
+
+
+def test_dane_ta_name_mismatch_stays_queued(ternd, world):
+    """DANE-TA checks names (RFC 7672 3.2.2): a chain to the right anchor
+    for another host name is not enough."""
+    _, b, _ = world
+    a = sender(ternd, world)
+    send(a, "tawrong.dane.test", "tawrong")
+    m = deferred(a)
+    assert "[tls_policy=dane verified=no]" in show(a, m)
+    line = log_line(a, r"event=tls status=failed")
+    assert "tlsrpt_result=certificate-host-mismatch" in line, line
+    assert maildir_messages(b.state_dir, rcpt("tawrong.dane.test")) == []
+
+
+def test_dane_mismatch_stays_queued(ternd, world):
+    _, b, _ = world
+    a = sender(ternd, world)
+    send(a, "bad.dane.test", "bad")
+    m = deferred(a)
+    out = show(a, m)
+    assert "451 4.7.5" in out and "[tls_policy=dane verified=no]" in out, out
+    line = log_line(a, r"event=tls status=failed")
+    assert "tls_policy=dane verified=no tlsrpt_result=validation-failure" \
+        in line, line
+    assert maildir_messages(b.state_dir, rcpt("bad.dane.test")) == []
+
+
+def test_dane_without_starttls_stays_queued(ternd, world):
+    _, _, peer = world
+    a = sender(ternd, world)
+    send(a, "notls.dane.test", "notls")
+    m = deferred(a)
+    assert "[tls_policy=dane verified=no]" in show(a, m)
+    line = log_line(a, r"event=session_failed")
+    assert "tlsrpt_result=starttls-not-supported" in line, line
+    assert "TLS is required" in line, line
+    assert peer.sessions >= 1 and peer.messages == []
+
+
+def test_unsigned_zone_is_opportunistic(ternd, world):
+    _, b, _ = world
+    a = sender(ternd, world)
+    send(a, "plain.test", "plain")
+    m, line = delivered(a, b, "plain.test", "plain")
+    # the receiver's self-signed certificate: encrypted, not verified
+    assert "tls_policy=opportunistic verified=no" in line, line
+    assert b"with ESMTPS" in m.data
+
+
+def test_bogus_tlsa_stays_queued(ternd, world):
+    _, b, _ = world
+    a = sender(ternd, world)
+    send(a, "bogus.dane.test", "bogus")
+    m = deferred(a)
+    out = show(a, m)
+    assert "451 4.7.5" in out and "TLSA lookup" in out, out
+    line = log_line(a, r"event=tls_policy status=deferred")
+    assert "tls_policy=dane verified=no tlsrpt_result=dnssec-invalid" \
+        in line, line
+    # the host was not even contacted
+    assert log_line(a, r"mx=mx-bogus\.dane\.test addr=127") is None
+    assert maildir_messages(b.state_dir, rcpt("bogus.dane.test")) == []
+
+
+def test_unusable_tlsa_only_is_encrypted_unauthenticated(ternd, world):
+    _, b, _ = world
+    a = sender(ternd, world)
+    send(a, "unk.dane.test", "unk")
+    m, line = delivered(a, b, "unk.dane.test", "unk")
+    assert "tls_policy=dane verified=no" in line, line
+    assert b"with ESMTPS" in m.data
+
+
+def test_override_may_for_a_broken_domain(ternd, world):
+    _, b, _ = world
+    a = sender(ternd, world, **{"tls_policy.broken.dane.test": "may"})
+    send(a, "broken.dane.test", "broken")
+    m, line = delivered(a, b, "broken.dane.test", "broken")
+    assert "tls_policy=override verified=no" in line, line
+    tls = log_line(a, r"event=tls version=")
+    assert "tls_policy=override tls_level=may verified=no" in tls, tls
+
+
+def test_override_dane_only_defers_without_tlsa(ternd, world):
+    _, b, _ = world
+    a = sender(ternd, world, **{"tls_policy.plain.test": "dane-only"})
+    send(a, "plain.test", "daneonly")
+    m = deferred(a)
+    assert "[tls_policy=override verified=no]" in show(a, m)
+    line = log_line(a, r"event=tls_policy status=deferred")
+    assert "tlsrpt_result=dane-required" in line, line
+
+
+def test_without_dnssec_no_dane(ternd, world):
+    """dns.dnssec = no: the AD bit is not trusted, TLSA not asked: the bad
+    record does not matter and delivery is opportunistic."""
+    _, b, _ = world
+    a = sender(ternd, world, **{"dns.dnssec": "no"})
+    send(a, "bad.dane.test", "nodnssec")
+    m, line = delivered(a, b, "bad.dane.test", "nodnssec")
+    assert "tls_policy=opportunistic verified=no" in line, line
+
+
+@pytest.mark.parametrize("servers", ["192.0.2.53", "127.0.0.1:53,10.0.0.1",
+                                     None])
+def test_dnssec_needs_a_loopback_resolver(ternd, servers):
+    over = {"dns.dnssec": "yes"}
+    if servers is not None:
+        over["dns.servers"] = servers
+    t = ternd(over, start=False)
+    import subprocess
+    r = subprocess.run(t.argv(), capture_output=True, timeout=30 * SLOW,
+                       cwd=str(t.state_dir))
+    assert r.returncode != 0
+    err = (r.stdout + r.stderr).decode()
+    assert "dns.dnssec = yes" in err, err
+    assert ("not on loopback" in err) if servers else \
+        ("needs dns.servers" in err), err
