@@ -13,7 +13,9 @@
  *    accepted, or a refusal leaves err empty;
  *  - a record's id is accepted while empty, longer than STS_ID_MAX or
  *    not alphanumeric, or a refusal leaves the id non-empty;
- *  - sts_txt_pick says OK for records sts_txt_parse refuses.
+ *  - sts_txt_pick says OK for records sts_txt_parse refuses;
+ *  - a cache file decodes but its record does not encode and decode
+ *    again to the same record.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,7 +47,8 @@ check_policy(const struct sts_policy *p)
 		} else {
 			memcpy(host, p->mx[i], n + 1);
 		}
-		if (!sts_pattern_match(p->mx[i], host) || !sts_mx_match(p, host))
+		if (!sts_pattern_match(p->mx[i], host) ||
+		    !sts_mx_match(p, host))
 			abort();
 	}
 }
@@ -99,6 +102,33 @@ check_pick(const uint8_t *data, size_t size)
 	}
 }
 
+static void
+check_cache(const uint8_t *data, size_t size)
+{
+	static struct sts_policy p, p2;
+	struct sts_cache_rec r, r2;
+	char err[256];
+	struct buf b;
+
+	if (sts_cache_decode((const char *)data, size, &r, &p, err,
+		sizeof(err)) != STS_CACHE_OK) {
+		if (err[0] == '\0')
+			abort();
+		return;
+	}
+	check_policy(&p);
+	buf_init(&b, STS_CACHE_MAX);
+	if (sts_cache_encode(&r, &b) != 0 ||
+	    sts_cache_decode(b.data, b.len, &r2, &p2, err, sizeof(err)) !=
+		STS_CACHE_OK ||
+	    strcmp(r.domain, r2.domain) != 0 || strcmp(r.id, r2.id) != 0 ||
+	    r.fetched != r2.fetched || r.expires != r2.expires ||
+	    r.len != r2.len || memcmp(r.text, r2.text, r.len) != 0 ||
+	    p.mode != p2.mode || p.nmx != p2.nmx)
+		abort();
+	buf_free(&b);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -116,5 +146,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = sts_txt_parse((const char *)data, size, id);
 	check_id(rc, id);
 	check_pick(data, size);
+	check_cache(data, size);
 	return 0;
 }

@@ -131,8 +131,8 @@ sts_txt_is_sts(const struct sts_txt_rec *r)
 }
 
 enum sts_txt_status
-sts_txt_pick(const struct sts_txt_rec *recs, size_t n,
-    char id_out[STS_ID_MAX + 1])
+sts_txt_pick(
+    const struct sts_txt_rec *recs, size_t n, char id_out[STS_ID_MAX + 1])
 {
 	const struct sts_txt_rec *one = NULL;
 	size_t i;
@@ -193,7 +193,7 @@ sts_label_ok(const char *s, size_t n)
 }
 
 /* RFC 5321 Domain in LDH form (A-labels for IDNs). */
-static bool
+bool
 sts_domain_ok(const char *s, size_t n)
 {
 	size_t i, start = 0;
@@ -269,8 +269,8 @@ sts_key_is(const char *k, size_t kn, const char *name)
 
 /* One field: key k[0..kn), value v[0..vn) (trimmed). */
 static int
-sts_field(struct sts_pstate *st, const char *k, size_t kn, const char *v,
-    size_t vn)
+sts_field(
+    struct sts_pstate *st, const char *k, size_t kn, const char *v, size_t vn)
 {
 	if (sts_key_is(k, kn, "mx"))
 		return sts_mx_add(st, v, vn);
@@ -296,7 +296,8 @@ sts_line(struct sts_pstate *st, const char *s, size_t n, size_t lineno)
 	size_t kn, v, e, i;
 
 	if (colon == NULL || !sts_ext_name_ok(s, (size_t)(colon - s)))
-		return sts_perr(st, "line %zu is not a key: value field", lineno);
+		return sts_perr(
+		    st, "line %zu is not a key: value field", lineno);
 	kn = (size_t)(colon - s);
 	for (v = kn + 1; v < n && sts_wsp(s[v]); v++)
 		;
@@ -309,8 +310,9 @@ sts_line(struct sts_pstate *st, const char *s, size_t n, size_t lineno)
 		unsigned char c = (unsigned char)s[i];
 
 		if ((c < 0x21 || c > 0x7e) && !sts_wsp((char)c))
-			return sts_perr(st, "line %zu has a control or 8-bit "
-					    "octet",
+			return sts_perr(st,
+			    "line %zu has a control or 8-bit "
+			    "octet",
 			    lineno);
 	}
 	return sts_field(st, s, kn, s + v, e - v);
@@ -331,8 +333,8 @@ sts_policy_done(struct sts_pstate *st)
 }
 
 int
-sts_policy_parse(const char *s, size_t len, struct sts_policy *out,
-    char *err, size_t errlen)
+sts_policy_parse(
+    const char *s, size_t len, struct sts_policy *out, char *err, size_t errlen)
 {
 	/* static would not be thread-safe; the struct is ~16 KiB */
 	struct sts_pstate st;
@@ -344,8 +346,8 @@ sts_policy_parse(const char *s, size_t len, struct sts_policy *out,
 	if (errlen > 0)
 		err[0] = '\0';
 	if (len > STS_POLICY_MAX)
-		return sts_perr(&st, "policy larger than %d octets",
-		    STS_POLICY_MAX);
+		return sts_perr(
+		    &st, "policy larger than %d octets", STS_POLICY_MAX);
 	if (memchr(s, '\0', len) != NULL)
 		return sts_perr(&st, "policy holds a NUL octet");
 	while (i < len) {
@@ -414,4 +416,138 @@ sts_mode_name(enum sts_mode m)
 	default:
 		return "none";
 	}
+}
+
+/* ======================================================================
+ * The cache file
+ * ====================================================================== */
+
+static bool
+sts_id_ok(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > STS_ID_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!sts_alnum((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+int
+sts_cache_encode(const struct sts_cache_rec *r, struct buf *out)
+{
+	if (!sts_domain_ok(r->domain, strlen(r->domain)) ||
+	    !sts_id_ok(r->id, strlen(r->id)) || r->len > STS_POLICY_MAX)
+		return -1;
+	if (buf_printf(out,
+		"%s %d\ndomain %s\nid %s\nfetched %lld\nexpires %lld\n\n",
+		STS_CACHE_MAGIC, STS_CACHE_VERSION, r->domain, r->id,
+		(long long)r->fetched, (long long)r->expires) != 0 ||
+	    buf_append(out, r->text, r->len) != 0)
+		return -1;
+	return 0;
+}
+
+/* The next header line "key value"; the value's view in *v, *vn. */
+static int
+sts_cache_line(const char *s, size_t len, size_t *pos, const char *key,
+    const char **v, size_t *vn)
+{
+	size_t kn = strlen(key), i = *pos;
+	const char *lf;
+
+	if (len - i < kn + 1 || memcmp(s + i, key, kn) != 0 || s[i + kn] != ' ')
+		return -1;
+	i += kn + 1;
+	if ((lf = memchr(s + i, '\n', len - i)) == NULL)
+		return -1;
+	*v = s + i;
+	*vn = (size_t)(lf - (s + i));
+	*pos = (size_t)(lf - s) + 1;
+	return 0;
+}
+
+static int
+sts_cache_num(const char *v, size_t n, int64_t *out)
+{
+	uint64_t x;
+
+	/* str_to_u64 takes digits only; 18 of them stay in int64_t */
+	if (n == 0 || n > 18 || str_to_u64(v, n, &x) != 0)
+		return -1;
+	*out = (int64_t)x;
+	return 0;
+}
+
+/* The first line: the magic and a version. */
+static enum sts_cache_status
+sts_cache_version(
+    const char *s, size_t len, size_t *pos, char *err, size_t errlen)
+{
+	const char *v;
+	size_t vn;
+	int64_t ver;
+
+	if (sts_cache_line(s, len, pos, STS_CACHE_MAGIC, &v, &vn) != 0 ||
+	    sts_cache_num(v, vn, &ver) != 0) {
+		str_fmt_cut(err, errlen, "not an MTA-STS cache file");
+		return STS_CACHE_BAD;
+	}
+	if (ver > STS_CACHE_VERSION) {
+		str_fmt_cut(err, errlen,
+		    "format version %lld is newer than this tern's (%d)",
+		    (long long)ver, STS_CACHE_VERSION);
+		return STS_CACHE_NEWER;
+	}
+	if (ver != STS_CACHE_VERSION) {
+		str_fmt_cut(
+		    err, errlen, "unknown format version %lld", (long long)ver);
+		return STS_CACHE_BAD;
+	}
+	return STS_CACHE_OK;
+}
+
+enum sts_cache_status
+sts_cache_decode(const char *s, size_t len, struct sts_cache_rec *out,
+    struct sts_policy *pol, char *err, size_t errlen)
+{
+	struct sts_cache_rec r;
+	const char *v;
+	size_t vn, pos = 0;
+	enum sts_cache_status st;
+	char perr[160];
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (len > STS_CACHE_MAX || memchr(s, '\0', len) != NULL) {
+		str_fmt_cut(err, errlen, "too large, or holds a NUL");
+		return STS_CACHE_BAD;
+	}
+	if ((st = sts_cache_version(s, len, &pos, err, errlen)) != STS_CACHE_OK)
+		return st;
+	memset(&r, 0, sizeof(r));
+	if (sts_cache_line(s, len, &pos, "domain", &v, &vn) != 0 ||
+	    !sts_domain_ok(v, vn) ||
+	    str_copy(r.domain, sizeof(r.domain), v, vn) != 0 ||
+	    sts_cache_line(s, len, &pos, "id", &v, &vn) != 0 ||
+	    !sts_id_ok(v, vn) || str_copy(r.id, sizeof(r.id), v, vn) != 0 ||
+	    sts_cache_line(s, len, &pos, "fetched", &v, &vn) != 0 ||
+	    sts_cache_num(v, vn, &r.fetched) != 0 ||
+	    sts_cache_line(s, len, &pos, "expires", &v, &vn) != 0 ||
+	    sts_cache_num(v, vn, &r.expires) != 0 || pos >= len ||
+	    s[pos] != '\n') {
+		str_fmt_cut(err, errlen, "malformed header");
+		return STS_CACHE_BAD;
+	}
+	str_lower(r.domain);
+	r.text = s + pos + 1;
+	r.len = len - pos - 1;
+	if (sts_policy_parse(r.text, r.len, pol, perr, sizeof(perr)) != 0) {
+		str_fmt_cut(err, errlen, "policy: %s", perr);
+		return STS_CACHE_BAD;
+	}
+	*out = r;
+	return STS_CACHE_OK;
 }

@@ -16,12 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STS_ID_MAX	32	    /* sts-id: 1*32(ALPHA / DIGIT) (3.1) */
-#define STS_POLICY_MAX	65536	    /* policy body octets (3.3: 64 KiB) */
-#define STS_MAX_AGE_MAX 31557600u   /* max_age ceiling, one year (3.2) */
-#define STS_MX_MAX	64	    /* mx patterns kept; more: invalid */
-#define STS_NAME_MAX	253	    /* a domain in text, no final dot */
-#define STS_TXT_MAX	4096	    /* one TXT record, strings joined */
+#include "util/util.h"
+
+#define STS_ID_MAX	32	  /* sts-id: 1*32(ALPHA / DIGIT) (3.1) */
+#define STS_POLICY_MAX	65536	  /* policy body octets (3.3: 64 KiB) */
+#define STS_MAX_AGE_MAX 31557600u /* max_age ceiling, one year (3.2) */
+#define STS_MX_MAX	32	  /* mx patterns kept; more: invalid */
+#define STS_NAME_MAX	253	  /* a domain in text, no final dot */
+#define STS_TXT_MAX	4096	  /* one TXT record, strings joined */
 
 enum sts_mode { STS_MODE_NONE, STS_MODE_TESTING, STS_MODE_ENFORCE };
 
@@ -58,8 +60,8 @@ int sts_txt_parse(const char *s, size_t len, char id_out[STS_ID_MAX + 1]);
  * (followed by ";", a space, a tab or the end) are dropped; exactly one
  * must be left and parse (RFC 8461 3.1).
  */
-enum sts_txt_status sts_txt_pick(const struct sts_txt_rec *recs, size_t n,
-    char id_out[STS_ID_MAX + 1]);
+enum sts_txt_status sts_txt_pick(
+    const struct sts_txt_rec *recs, size_t n, char id_out[STS_ID_MAX + 1]);
 
 /*
  * A policy body (3.2): lines ending in LF or CRLF, "key: value".  version
@@ -85,5 +87,51 @@ bool sts_mx_match(const struct sts_policy *p, const char *host);
 
 /* "none", "testing", "enforce". */
 const char *sts_mode_name(enum sts_mode m);
+
+/*
+ * The durable cache's file (docs/queue.md, "MTA-STS policy cache"): one
+ * file per policy domain, text, its format version on the first line:
+ *
+ *   tern-mta-sts-cache 1
+ *   domain example.net
+ *   id 20240101T000000
+ *   fetched 1796585645          (wall clock, seconds)
+ *   expires 1797190445          (fetched + max_age)
+ *   <empty line>
+ *   the policy exactly as served
+ *
+ * A file of a newer version is refused, never read as this one.
+ */
+#define STS_CACHE_MAGIC	  "tern-mta-sts-cache"
+#define STS_CACHE_VERSION 1
+#define STS_CACHE_MAX	  (STS_POLICY_MAX + 1024) /* a file, octets */
+
+struct sts_cache_rec {
+	char domain[STS_NAME_MAX + 1]; /* lower case */
+	char id[STS_ID_MAX + 1];
+	int64_t fetched, expires;
+	const char *text; /* the policy as served: encode reads it; decode
+			     points it into its input */
+	size_t len;
+};
+
+enum sts_cache_status {
+	STS_CACHE_OK,
+	STS_CACHE_BAD,	 /* not a cache file of any version: err says why */
+	STS_CACHE_NEWER, /* written by a newer tern: refused */
+};
+
+/* Append r's file to out; 0, or -1 when out is full or r is not valid. */
+int sts_cache_encode(const struct sts_cache_rec *r, struct buf *out) WUR;
+/*
+ * A cache file: its record (text and len pointing into s) and its policy
+ * parsed into *pol.  err gets why on anything but STS_CACHE_OK.
+ */
+enum sts_cache_status sts_cache_decode(const char *s, size_t len,
+    struct sts_cache_rec *out, struct sts_policy *pol, char *err,
+    size_t errlen);
+/* A policy domain as tern accepts one (LDH labels, at most 253 octets):
+ * also what makes it safe as a cache file's name. */
+bool sts_domain_ok(const char *s, size_t n);
 
 #endif

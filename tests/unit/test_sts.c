@@ -42,8 +42,8 @@ static const struct txt_row txt_rows[] = {
     {"double_delim", "v=STSv1;; id=a", NULL},
     {"ext_no_value", "v=STSv1; id=a; foo=", NULL},
     {"ext_bad_name", "v=STSv1; id=a; _foo=1", NULL},
-    {"ext_long_name",
-	"v=STSv1; id=a; a23456789012345678901234567890123=1", NULL},
+    {"ext_long_name", "v=STSv1; id=a; a23456789012345678901234567890123=1",
+	NULL},
     {"ext_value_eq", "v=STSv1; id=a; foo=b=c", NULL},
     {"field_no_eq", "v=STSv1; id=a; foo", NULL},
     {"control", "v=STSv1; id=a;\x01", NULL},
@@ -94,8 +94,7 @@ static const struct pick_row pick_rows[] = {
     {"two_same", {"v=STSv1; id=a1;", "v=STSv1; id=a1;"}, STS_TXT_MANY, ""},
     {"one_invalid", {"v=STSv1; id=a-1;"}, STS_TXT_INVALID, ""},
     /* "v=STSv10" does not begin with "v=STSv1;": dropped */
-    {"prefix_longer", {"v=STSv10; id=a;", "v=STSv1; id=b;"}, STS_TXT_OK,
-	"b"},
+    {"prefix_longer", {"v=STSv10; id=a;", "v=STSv1; id=b;"}, STS_TXT_OK, "b"},
     {"bare_version", {"v=STSv1"}, STS_TXT_INVALID, ""},
 };
 
@@ -136,7 +135,7 @@ struct pol_row {
 	int rc;
 	enum sts_mode mode;
 	uint32_t max_age;
-	const char *mx; /* the patterns, space-separated */
+	const char *mx;	 /* the patterns, space-separated */
 	const char *err; /* a substring of the error */
 };
 
@@ -147,8 +146,8 @@ static const struct pol_row pol_rows[] = {
 	"max_age: 604800\r\n",
 	0, STS_MODE_ENFORCE, 604800,
 	"mail.example.com *.example.net backupmx.example.com", NULL},
-    {"lf", "version: STSv1\nmode: testing\nmx: mx.example\nmax_age: 86400\n",
-	0, STS_MODE_TESTING, 86400, "mx.example", NULL},
+    {"lf", "version: STSv1\nmode: testing\nmx: mx.example\nmax_age: 86400\n", 0,
+	STS_MODE_TESTING, 86400, "mx.example", NULL},
     {"no_final_newline",
 	"version: STSv1\nmode: testing\nmx: mx.example\nmax_age: 86400", 0,
 	STS_MODE_TESTING, 86400, "mx.example", NULL},
@@ -177,18 +176,18 @@ static const struct pol_row pol_rows[] = {
     {"max_age_limit",
 	"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 31557600\n", 0,
 	STS_MODE_ENFORCE, 31557600, "a.b", NULL},
-    {"max_age_zero", "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 0\n",
-	0, STS_MODE_ENFORCE, 0, "a.b", NULL},
+    {"max_age_zero", "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 0\n", 0,
+	STS_MODE_ENFORCE, 0, "a.b", NULL},
     {"max_age_11_digits",
-	"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 10000000000\n", -1,
-	0, 0, NULL, "max_age"},
+	"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 10000000000\n", -1, 0,
+	0, NULL, "max_age"},
     {"max_age_negative",
-	"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n", -1, 0, 0,
-	NULL, "max_age"},
+	"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n", -1, 0, 0, NULL,
+	"max_age"},
     {"max_age_missing", "version: STSv1\nmode: enforce\nmx: a.b\n", -1, 0, 0,
 	NULL, "no max_age"},
-    {"version_missing", "mode: enforce\nmx: a.b\nmax_age: 1\n", -1, 0, 0,
-	NULL, "no version"},
+    {"version_missing", "mode: enforce\nmx: a.b\nmax_age: 1\n", -1, 0, 0, NULL,
+	"no version"},
     {"version_wrong", "version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 1\n",
 	-1, 0, 0, NULL, "version"},
     {"mode_missing", "version: STSv1\nmx: a.b\nmax_age: 1\n", -1, 0, 0, NULL,
@@ -220,19 +219,19 @@ static const struct pol_row pol_rows[] = {
 	-1, 0, 0, NULL, "mx pattern"},
     {"no_colon", "version: STSv1\nmode enforce\nmx: a.b\nmax_age: 1\n", -1, 0,
 	0, NULL, "line 2"},
-    {"no_value", "version: STSv1\nmode:\nmx: a.b\nmax_age: 1\n", -1, 0, 0,
-	NULL, "line 2 has no value"},
-    {"bad_key", "version: STSv1\n-mode: enforce\nmx: a.b\nmax_age: 1\n", -1,
-	0, 0, NULL, "line 2"},
+    {"no_value", "version: STSv1\nmode:\nmx: a.b\nmax_age: 1\n", -1, 0, 0, NULL,
+	"line 2 has no value"},
+    {"bad_key", "version: STSv1\n-mode: enforce\nmx: a.b\nmax_age: 1\n", -1, 0,
+	0, NULL, "line 2"},
     {"leading_space_key",
-	"version: STSv1\n mode: enforce\nmx: a.b\nmax_age: 1\n", -1, 0, 0,
-	NULL, "line 2"},
-    {"eight_bit", "version: STSv1\nmode: enforce\nx: caf\xc3\xa9\nmx: a.b\n"
-		  "max_age: 1\n",
+	"version: STSv1\n mode: enforce\nmx: a.b\nmax_age: 1\n", -1, 0, 0, NULL,
+	"line 2"},
+    {"eight_bit",
+	"version: STSv1\nmode: enforce\nx: caf\xc3\xa9\nmx: a.b\n"
+	"max_age: 1\n",
 	-1, 0, 0, NULL, "8-bit"},
-    {"bare_cr_inside",
-	"version: STSv1\nmode: enforce\rmx: a.b\nmax_age: 1\n", -1, 0, 0,
-	NULL, "line 2"},
+    {"bare_cr_inside", "version: STSv1\nmode: enforce\rmx: a.b\nmax_age: 1\n",
+	-1, 0, 0, NULL, "line 2"},
     {"html_error_page", "<html><body>404</body></html>\n", -1, 0, 0, NULL,
 	"line 1"},
     {"empty", "", -1, 0, 0, NULL, "no version"},
@@ -315,8 +314,8 @@ test_policy_nul(void)
 	struct sts_policy p;
 	char err[200];
 
-	T_CHECK_INT(sts_policy_parse(in, sizeof(in) - 1, &p, err, sizeof(err)),
-	    -1);
+	T_CHECK_INT(
+	    sts_policy_parse(in, sizeof(in) - 1, &p, err, sizeof(err)), -1);
 	T_CHECK(strstr(err, "NUL") != NULL);
 }
 
@@ -388,13 +387,134 @@ test_mx_match_policy(void)
 	struct sts_policy p;
 	char err[200];
 
-	T_CHECK_INT(sts_policy_parse(in, sizeof(in) - 1, &p, err, sizeof(err)),
-	    0);
+	T_CHECK_INT(
+	    sts_policy_parse(in, sizeof(in) - 1, &p, err, sizeof(err)), 0);
 	T_CHECK(sts_mx_match(&p, "mail.example.com"));
 	T_CHECK(sts_mx_match(&p, "b.example.net"));
 	T_CHECK(!sts_mx_match(&p, "example.net"));
 	T_CHECK(!sts_mx_match(&p, "evil.example"));
 	T_CHECK_STR(sts_mode_name(p.mode), "enforce");
+}
+
+/* ---- the cache file ------------------------------------------------------ */
+
+static const char cache_pol[] =
+    "version: STSv1\r\nmode: enforce\r\nmx: *.example.net\r\n"
+    "max_age: 604800\r\n";
+
+static void
+test_cache_roundtrip(void)
+{
+	struct sts_cache_rec r = {.domain = "example.net",
+	    .id = "20240101",
+	    .fetched = 1796585645,
+	    .expires = 1796585645 + 604800,
+	    .text = cache_pol,
+	    .len = sizeof(cache_pol) - 1};
+	struct sts_cache_rec back;
+	struct sts_policy p;
+	struct buf b;
+	char err[200];
+	void *map;
+	size_t maplen;
+	const char *g;
+
+	buf_init(&b, STS_CACHE_MAX);
+	T_CHECK_INT(sts_cache_encode(&r, &b), 0);
+	T_CHECK(
+	    b.len > 20 && memcmp(b.data, "tern-mta-sts-cache 1\n", 21) == 0);
+	g = t_guard(b.data, b.len, &map, &maplen);
+	T_CHECK_INT(sts_cache_decode(g, b.len, &back, &p, err, sizeof(err)),
+	    STS_CACHE_OK);
+	T_CHECK_STR(back.domain, "example.net");
+	T_CHECK_STR(back.id, "20240101");
+	T_CHECK_INT(back.fetched, 1796585645);
+	T_CHECK_INT(back.expires, 1796585645 + 604800);
+	T_CHECK_INT(back.len, sizeof(cache_pol) - 1);
+	T_CHECK(back.len == sizeof(cache_pol) - 1 &&
+		memcmp(back.text, cache_pol, back.len) == 0);
+	T_CHECK_INT(p.mode, STS_MODE_ENFORCE);
+	T_CHECK(sts_mx_match(&p, "mx1.example.net"));
+	t_unguard(map, maplen);
+	buf_free(&b);
+}
+
+static void
+test_cache_encode_refuses(void)
+{
+	struct sts_cache_rec r = {.domain = "../etc",
+	    .id = "1",
+	    .text = cache_pol,
+	    .len = sizeof(cache_pol) - 1};
+	struct buf b;
+
+	buf_init(&b, STS_CACHE_MAX);
+	T_CHECK_INT(sts_cache_encode(&r, &b), -1);
+	str_fmt_cut(r.domain, sizeof(r.domain), "example.net");
+	str_fmt_cut(r.id, sizeof(r.id), "a-b");
+	T_CHECK_INT(sts_cache_encode(&r, &b), -1);
+	buf_free(&b);
+}
+
+struct cache_row {
+	const char *name, *in;
+	enum sts_cache_status want;
+	const char *err;
+};
+
+#define CACHE_HEAD "domain example.net\nid a1\nfetched 10\nexpires 20\n\n"
+#define CACHE_POL  "version: STSv1\nmode: testing\nmx: a.b\nmax_age: 10\n"
+
+static const struct cache_row cache_rows[] = {
+    {"ok", "tern-mta-sts-cache 1\n" CACHE_HEAD CACHE_POL, STS_CACHE_OK, ""},
+    {"newer", "tern-mta-sts-cache 2\n" CACHE_HEAD CACHE_POL, STS_CACHE_NEWER,
+	"newer than this tern's (1)"},
+    {"much_newer", "tern-mta-sts-cache 99\nwhatever a later tern writes\n",
+	STS_CACHE_NEWER, "version 99"},
+    {"version_zero", "tern-mta-sts-cache 0\n" CACHE_HEAD CACHE_POL,
+	STS_CACHE_BAD, "unknown format version 0"},
+    {"no_magic", "domain example.net\n", STS_CACHE_BAD, "not an MTA-STS"},
+    {"empty", "", STS_CACHE_BAD, "not an MTA-STS"},
+    {"bad_domain",
+	"tern-mta-sts-cache 1\ndomain ../x\nid a1\nfetched 1\nexpires "
+	"2\n\n" CACHE_POL,
+	STS_CACHE_BAD, "malformed header"},
+    {"no_blank_line",
+	"tern-mta-sts-cache 1\ndomain a.b\nid a1\nfetched 1\nexpires "
+	"2\n" CACHE_POL,
+	STS_CACHE_BAD, "malformed header"},
+    {"negative_time",
+	"tern-mta-sts-cache 1\ndomain a.b\nid a1\nfetched -1\nexpires "
+	"2\n\n" CACHE_POL,
+	STS_CACHE_BAD, "malformed header"},
+    {"truncated", "tern-mta-sts-cache 1\ndomain a.b\nid a1\nfet", STS_CACHE_BAD,
+	"malformed header"},
+    {"bad_policy", "tern-mta-sts-cache 1\n" CACHE_HEAD "version: STSv1\n",
+	STS_CACHE_BAD, "policy: no mode"},
+};
+
+static void
+test_cache_decode(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(cache_rows) / sizeof(cache_rows[0]); i++) {
+		const struct cache_row *r = &cache_rows[i];
+		size_t n = strlen(r->in), maplen;
+		void *map;
+		const char *g = t_guard(r->in, n, &map, &maplen);
+		struct sts_cache_rec rec;
+		struct sts_policy p;
+		char err[200];
+
+		t_case(r->name);
+		T_CHECK_INT(sts_cache_decode(g, n, &rec, &p, err, sizeof(err)),
+		    r->want);
+		T_CHECK(strstr(err, r->err) != NULL);
+		if (strstr(err, r->err) == NULL)
+			fprintf(stderr, "  err: %s\n", err);
+		t_unguard(map, maplen);
+	}
 }
 
 int
@@ -409,5 +529,8 @@ main(void)
 	T_RUN(test_policy_many_mx);
 	test_match();
 	T_RUN(test_mx_match_policy);
+	T_RUN(test_cache_roundtrip);
+	T_RUN(test_cache_encode_refuses);
+	test_cache_decode();
 	return t_summary();
 }
