@@ -77,6 +77,7 @@
 #include "deliver/dest.h"
 #include "deliver/dns.h"
 #include "deliver/job.h"
+#include "deliver/mtasts.h"
 #include "deliver/remote.h"
 #include "deliver/remote_int.h"
 #include "deliver/target.h"
@@ -122,6 +123,7 @@ struct rconn {
 
 static int rconn_drive(struct rconn *c);
 static int rconn_try(struct rconn *c);
+static bool rconn_sts_enforce(const struct rconn *c);
 
 /* ======================================================================
  * Small helpers
@@ -621,6 +623,11 @@ rconn_failed(struct rconn *c)
 		return -1;
 	}
 	rconn_record_error(c);
+	if (rconn_sts_enforce(c) && strcmp(c->last.enh, "4.7.4") == 0)
+		log_info("id=%s mx=%s addr=%s event=mta_sts status=failed "
+			 "mode=enforce tls_policy=mta-sts verified=no "
+			 "tlsrpt_result=starttls-not-supported",
+		    rconn_id(c), c->host_log, c->addr_log);
 	if (rconn_slow_reply(&c->last))
 		dest_slow_signal(c->d, &c->epoch, &c->last, c->last_mx);
 	log_info("id=%s mx=%s addr=%s event=session_failed code=%d text=\"%s\"",
@@ -770,11 +777,63 @@ rconn_drive(struct rconn *c)
  * Connections: TLS and the body
  * ====================================================================== */
 
+/*
+ * The TLS policy of c's MX host beyond opportunistic TLS: the MTA-STS
+ * verdict of its destination (dest.c, dest_tls_policy), or NULL.  DANE,
+ * when built, decides before it.
+ */
+static const struct mtasts_verdict *
+rconn_sts(const struct rconn *c)
+{
+	return c->d->smarthost || c->d->lmtp ? NULL : c->d->sts;
+}
+
+static bool
+rconn_sts_enforce(const struct rconn *c)
+{
+	const struct mtasts_verdict *v = rconn_sts(c);
+
+	return v != NULL && v->pol.mode == STS_MODE_ENFORCE;
+}
+
+/* tls_policy= of the log lines */
+static const char *
+rconn_tls_policy_name(const struct rconn *c)
+{
+	if (c->d->smarthost)
+		return "smarthost";
+	return rconn_sts(c) != NULL ? "mta-sts" : "opportunistic";
+}
+
+/* The RFC 8460 result-type of a certificate that did not verify. */
+static const char *
+rconn_tlsrpt_cert(const SSL *ssl)
+{
+	switch (ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK) {
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+		return "certificate-host-mismatch";
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "certificate-expired";
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return "certificate-not-trusted";
+	default:
+		return "validation-failure";
+	}
+}
+
 static bool
 rconn_require_tls(const struct rconn *c)
 {
 	const struct remote *r = c->d->r;
 
+	if (rconn_sts_enforce(c))
+		return true;
 	return c->d->smarthost &&
 	       (r->sm_tls != REMOTE_TLS_MAY || r->sm_implicit);
 }
@@ -782,6 +841,8 @@ rconn_require_tls(const struct rconn *c)
 static bool
 rconn_must_verify(const struct rconn *c)
 {
+	if (rconn_sts_enforce(c))
+		return true;
 	return c->d->smarthost && c->d->r->sm_tls == REMOTE_TLS_VERIFY;
 }
 
@@ -790,6 +851,10 @@ rconn_ctx(const struct rconn *c)
 {
 	const struct remote *r = c->d->r;
 
+	/* NULL when none was made: the handshake is refused, never made
+	   with the opportunistic context */
+	if (rconn_sts_enforce(c))
+		return r->sts_ctx;
 	return c->d->smarthost && r->sm_ctx != NULL ? r->sm_ctx : r->ctx;
 }
 
@@ -812,10 +877,12 @@ rconn_tls_name(const struct rconn *c)
  * The session cache's policy tag of c: MX delivery (opportunistic, any
  * certificate) and each smarthost mode are tags of their own, so a
  * session never crosses from one to another.  A session made where any
- * certificate would do must never be resumed where one must verify: DANE
- * and MTA-STS, when built, get tags of their own here (docs/tls-auth.md).
+ * certificate would do must never be resumed where one must verify: MTA-STS
+ * enforce has a tag of its own, and DANE, when built, gets one here
+ * (docs/tls-auth.md).
  */
 #define RTLS_MX	       0x1u
+#define RTLS_MTASTS    0x2u   /* MX under MTA-STS enforce: verified */
 #define RTLS_SMARTHOST 0x10u  /* | enum remote_tls */
 #define RTLS_IMPLICIT  0x100u /* smtps: */
 
@@ -825,7 +892,7 @@ rconn_tls_policy(const struct rconn *c)
 	const struct remote *r = c->d->r;
 
 	if (!c->d->smarthost)
-		return RTLS_MX;
+		return rconn_sts_enforce(c) ? RTLS_MTASTS : RTLS_MX;
 	return RTLS_SMARTHOST | (unsigned)r->sm_tls |
 	       (r->sm_implicit ? RTLS_IMPLICIT : 0);
 }
@@ -921,17 +988,21 @@ static int
 rconn_tls_up(struct rconn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	char desc[256], why[128], q[160];
+	char desc[256], why[128], q[160], rpt[64] = "";
 	bool verified = tls_peer_verified(ssl, why, sizeof(why));
 
 	tls_describe(ssl, desc, sizeof(desc));
 	metrics_tls(METRICS_TLS_OUT, ssl != NULL ? SSL_get_version(ssl) : NULL,
 	    verified ? METRICS_V_YES : METRICS_V_NO);
-	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s verified=%s"
-		 "%s%s%s",
+	/* MTA-STS testing: delivered all the same, the failure reported */
+	if (!verified && rconn_sts(c) != NULL)
+		str_fmt_cut(rpt, sizeof(rpt), " tlsrpt_result=%s",
+		    rconn_tlsrpt_cert(ssl));
+	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s "
+		 "tls_policy=%s verified=%s%s%s%s%s",
 	    rconn_id(c), c->host_log, c->addr_log, desc,
-	    SSL_session_reused(ssl) ? "yes" : "no", verified ? "yes" : "no",
-	    verified ? "" : " verify_error=\"",
+	    SSL_session_reused(ssl) ? "yes" : "no", rconn_tls_policy_name(c),
+	    verified ? "yes" : "no", rpt, verified ? "" : " verify_error=\"",
 	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
 	    verified ? "" : "\"");
 	/* the context aborts such a handshake already: never reached, kept
@@ -963,13 +1034,18 @@ rconn_implicit_failed(struct rconn *c, const char *why)
 static int
 rconn_tls_failed(struct rconn *c, const char *why)
 {
-	char q[512];
+	char q[512], rpt[64] = "";
+	const SSL *ssl =
+	    c->bev != NULL ? bufferevent_openssl_get_ssl(c->bev) : NULL;
 
 	metrics_tls_failed(METRICS_TLS_OUT);
-	log_info("id=%s mx=%s addr=%s event=tls status=failed verified=no "
-		 "error=\"%s\"",
-	    rconn_id(c), c->host_log, c->addr_log,
-	    log_quote(q, sizeof(q), why, strlen(why)));
+	if (rconn_sts(c) != NULL)
+		str_fmt_cut(rpt, sizeof(rpt), " tlsrpt_result=%s",
+		    rconn_tlsrpt_cert(ssl));
+	log_info("id=%s mx=%s addr=%s event=tls status=failed tls_policy=%s "
+		 "verified=no%s error=\"%s\"",
+	    rconn_id(c), c->host_log, c->addr_log, rconn_tls_policy_name(c),
+	    rpt, log_quote(q, sizeof(q), why, strlen(why)));
 	if (c->sc == NULL)
 		return rconn_implicit_failed(c, why);
 	if (!rconn_require_tls(c) && !c->plain_retry) {
@@ -1056,6 +1132,12 @@ body_start(struct rconn *c)
 	c->body_off = 0;
 	smtp_stuff_init(&c->stuff);
 	c->body_7bit = c->job->plan != NULL && smtp_client_downgrade(c->sc);
+	if (rconn_sts(c) != NULL && bufferevent_openssl_get_ssl(c->bev) == NULL)
+		log_info("id=%s mx=%s addr=%s event=mta_sts status=failed "
+			 "mode=testing tls_policy=mta-sts verified=no "
+			 "tlsrpt_result=starttls-not-supported "
+			 "text=\"sent without TLS: the policy only tests\"",
+		    rconn_id(c), c->host_log, c->addr_log);
 	if (c->body_7bit) {
 		mime_plan_rewind(c->job->plan);
 		log_info(
@@ -1095,6 +1177,8 @@ rconn_session_begin(struct rconn *c, bool verified)
 		/* relay.smarthost_tls = encrypt: the admin named the risk */
 		cf.auth_unverified_ok = r->sm_tls == REMOTE_TLS_ENCRYPT;
 	}
+	if (rconn_sts_enforce(c))
+		cf.require_tls = true; /* RFC 8461 4.2: TLS or not at all */
 	c->sc = smtp_client_new(&cf);
 	if (!tls)
 		c->bev = bufferevent_socket_new(r->base, c->fd, 0);
@@ -1385,6 +1469,9 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	}
 	if (client_ctx != NULL && SSL_CTX_up_ref(client_ctx) == 1)
 		r->ctx = client_ctx;
+	r->sts = conf->sts;
+	if (conf->sts_ctx != NULL && SSL_CTX_up_ref(conf->sts_ctx) == 1)
+		r->sts_ctx = conf->sts_ctx;
 	r->tls_sessions =
 	    tls_sess_cache_new(REMOTE_TLS_SESSIONS, REMOTE_TLS_SESSION_LIFE);
 	return r;
@@ -1424,6 +1511,7 @@ remote_free(struct remote *r)
 	tls_sess_cache_free(r->tls_sessions);
 	SSL_CTX_free(r->ctx);
 	SSL_CTX_free(r->sm_ctx);
+	SSL_CTX_free(r->sts_ctx);
 	free(r->sm_host);
 	if (r->sm_pass != NULL)
 		explicit_bzero(r->sm_pass, strlen(r->sm_pass));
