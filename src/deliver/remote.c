@@ -998,13 +998,13 @@ rconn_tls_up(struct rconn *c)
 	if (!verified && rconn_sts(c) != NULL)
 		str_fmt_cut(rpt, sizeof(rpt), " tlsrpt_result=%s",
 		    rconn_tlsrpt_cert(ssl));
-	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s "
-		 "tls_policy=%s verified=%s%s%s%s%s",
+	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s verified=%s"
+		 "%s%s%s tls_policy=%s%s",
 	    rconn_id(c), c->host_log, c->addr_log, desc,
-	    SSL_session_reused(ssl) ? "yes" : "no", rconn_tls_policy_name(c),
-	    verified ? "yes" : "no", rpt, verified ? "" : " verify_error=\"",
+	    SSL_session_reused(ssl) ? "yes" : "no", verified ? "yes" : "no",
+	    verified ? "" : " verify_error=\"",
 	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
-	    verified ? "" : "\"");
+	    verified ? "" : "\"", rconn_tls_policy_name(c), rpt);
 	/* the context aborts such a handshake already: never reached, kept
 	   so that no configuration mistake can send mail to that peer */
 	if (rconn_must_verify(c) && !verified)
@@ -1042,10 +1042,11 @@ rconn_tls_failed(struct rconn *c, const char *why)
 	if (rconn_sts(c) != NULL)
 		str_fmt_cut(rpt, sizeof(rpt), " tlsrpt_result=%s",
 		    rconn_tlsrpt_cert(ssl));
-	log_info("id=%s mx=%s addr=%s event=tls status=failed tls_policy=%s "
-		 "verified=no%s error=\"%s\"",
-	    rconn_id(c), c->host_log, c->addr_log, rconn_tls_policy_name(c),
-	    rpt, log_quote(q, sizeof(q), why, strlen(why)));
+	log_info("id=%s mx=%s addr=%s event=tls status=failed verified=no "
+		 "error=\"%s\" tls_policy=%s%s",
+	    rconn_id(c), c->host_log, c->addr_log,
+	    log_quote(q, sizeof(q), why, strlen(why)), rconn_tls_policy_name(c),
+	    rpt);
 	if (c->sc == NULL)
 		return rconn_implicit_failed(c, why);
 	if (!rconn_require_tls(c) && !c->plain_retry) {
