@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SLOW, wait_for, world_tmpdir
+from conftest import RUN_AS, SLOW, wait_for, world_tmpdir
 
 pytestmark = pytest.mark.root
 
@@ -52,15 +52,16 @@ def _openssl(cwd, *args):
     assert r.returncode == 0, f"openssl {' '.join(args)}: {r.stderr!r}"
 
 
-def _leaf(d, name, cn, ca=True):
+def _leaf(d, name, cn, ca=True, more=()):
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
     if not ca:
         _openssl(d, "req", "-x509", *ec, "-keyout", f"{name}.key",
                  "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={cn}",
                  "-addext", f"subjectAltName=DNS:{cn}")
     else:
+        san = ",".join(f"DNS:{n}" for n in (cn, *more))
         (d / f"{name}.ext").write_text(
-            f"subjectAltName=DNS:{cn}\nbasicConstraints=critical,CA:FALSE\n"
+            f"subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\n"
             "keyUsage=critical,digitalSignature\n"
             "extendedKeyUsage=serverAuth\n")
         _openssl(d, "req", *ec, "-keyout", f"{name}.key", "-out",
@@ -81,7 +82,7 @@ def pki():
              "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign")
     os.chmod(d / "ca.pem", 0o644)
-    _leaf(d, "sts", "mta-sts.example.net")
+    _leaf(d, "sts", "mta-sts.example.net", more=("mta-sts.example.com",))
     _leaf(d, "sts-self", "mta-sts.example.net", ca=False)
     _leaf(d, "mx", "mx.example.net")
     yield d
@@ -167,24 +168,27 @@ def txt_opts(txts):
     return [f"--txt-record=_mta-sts.example.net,{t}" for t in txts]
 
 
-def start_dns(dnsmasq, https, txts=("v=STSv1; id=1;",), mx="mx.example.net"):
+def start_dns(dnsmasq, https, txts=("v=STSv1; id=1;",), mx="mx.example.net",
+              txts_com=()):
     return dnsmasq(mx=[("example.net", mx, 10),
                        ("example.com", "mx.example.net", 10)],
                    hosts=[("mx.example.net", "127.0.0.1"),
                           ("evil.example.net", "127.0.0.1"),
-                          ("mta-sts.example.net", https.addr)],
-                   extra=txt_opts(txts))
+                          ("mta-sts.example.net", https.addr),
+                          ("mta-sts.example.com", https.addr)],
+                   extra=txt_opts(txts) +
+                   [f"--txt-record=_mta-sts.example.com,{t}" for t in txts_com])
 
 
 def two_mtas_sts(ternd, dnsmasq, pki, https, txts=("v=STSv1; id=1;",),
-          b_cert=True, mx="mx.example.net", a_over=None):
+                 b_cert=True, mx="mx.example.net", a_over=None, txts_com=()):
     b_over = {"hostname": "mx.example.net",
               "domains": "example.net,example.com"}
     if b_cert:
         b_over.update({"tls.cert": str(pki / "mx.pem"),
                        "tls.key": str(pki / "mx.key")})
     b = ternd(b_over, users=(BEN, ANN), state="B")
-    dns = start_dns(dnsmasq, https, txts, mx)
+    dns = start_dns(dnsmasq, https, txts, mx, txts_com)
     over = {"hostname": "mx.example.org", "domains": "example.org",
             "dns.servers": dns.server, "relay.port": str(b.port),
             "relay.networks": "127.0.0.0/8", "tls.ca_file": str(pki / "ca.pem"),
@@ -394,3 +398,44 @@ def test_sts_disabled_asks_nothing(ternd, dnsmasq, pki, policy_server):
     assert https.hits == 0
     assert not log_has(a, r"mta_sts")
     assert not Path(a.state_dir / "mta-sts").exists()
+
+
+def test_cache_bounded_least_recently_used_forgotten(ternd, dnsmasq, pki,
+                                                     policy_server):
+    """sts.cache_entries = 1: the second domain's policy pushes the first
+    out, file and all."""
+    https = policy_server()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https,
+                           a_over={"sts.cache_entries": "1"},
+                           txts_com=("v=STSv1; id=7;",))
+    cache = a.state_dir / "mta-sts"
+    send(a, BEN)
+    wait_for(lambda: b.messages(BEN), "delivery to example.net")
+    assert sorted(p.name for p in cache.iterdir()) == ["example.net"]
+    send(a, ANN)
+    wait_for(lambda: b.messages(ANN), "delivery to example.com")
+    wait_log(a, r"domain=example\.net event=mta_sts_cache status=forgotten",
+             "the eviction")
+    wait_for(lambda: sorted(p.name for p in cache.iterdir()) ==
+             ["example.com"], "example.net's file removed")
+    assert log_has(a, r"domain=example\.com event=mta_sts_fetch status=ok id=7 ")
+    assert https.hits == 2
+
+
+def test_newer_cache_format_refused(ternd, dnsmasq, pki, policy_server):
+    """A cache file a newer tern wrote stops ternd, untouched."""
+    https = policy_server()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https)
+    assert a.stop() == 0
+    f = a.state_dir / "mta-sts" / "example.net"
+    f.write_text("tern-mta-sts-cache 2\nwhatever a later tern writes\n")
+    if RUN_AS:
+        os.chown(f, RUN_AS[1], RUN_AS[2])
+    r = subprocess.run(a.argv(), capture_output=True, timeout=30 * SLOW,
+                       cwd=str(a.state_dir), stdin=subprocess.DEVNULL)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert r.returncode != 0, out
+    assert re.search(r"event=startup step=mta_sts error=\"mta-sts/example\.net: "
+                     r"format version 2 is newer than this tern's \(1\); run "
+                     r"that tern, or remove the file", out), out
+    assert f.read_text().startswith("tern-mta-sts-cache 2\n")
