@@ -439,3 +439,22 @@ def test_newer_cache_format_refused(ternd, dnsmasq, pki, policy_server):
                      r"format version 2 is newer than this tern's \(1\); run "
                      r"that tern, or remove the file", out), out
     assert f.read_text().startswith("tern-mta-sts-cache 2\n")
+
+
+def test_enforce_never_resumes_an_opportunistic_session(
+        ternd, dnsmasq, pki, policy_server):
+    """example.com (no policy) and example.net (enforce) share the MX host
+    mx.example.net: the session made for the first, where any certificate
+    would do, is not offered under the policy; the policy's own is."""
+    https = policy_server()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https)
+    send(a, ANN)
+    wait_for(lambda: b.messages(ANN), "delivery to example.com")
+    send(a, BEN)
+    wait_for(lambda: b.messages(BEN), "first delivery to example.net")
+    send(a, BEN)
+    wait_for(lambda: len(b.messages(BEN)) == 2, "second delivery")
+    got = re.findall(r"event=tls version=\S+ \S+ tls_resumed=(yes|no) "
+                     r"verified=yes tls_policy=(\S+)$", a.log(), re.M)
+    assert got == [("no", "opportunistic"), ("no", "mta-sts"),
+                   ("yes", "mta-sts")], got
