@@ -10,7 +10,8 @@ procps iproute2 postfix postgresql systemd
 python3-dkim python3-spf python3-dnspython opendkim-tools opendmarc publicsuffix python3-authres
 postsrsd python3-srs python3-milter rspamd opendkim postfwd
 prometheus
-unbound nsd ldnsutils"
+unbound nsd ldnsutils
+libcurl4-openssl-dev"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then

@@ -202,6 +202,12 @@ static const struct conf_key conf_keys[] = {
 	K("policy", "idle_timeout", CONF_T_SECS, policy_idle_timeout, 1, 86400),
 	K("policy", "skip_authenticated", CONF_T_BOOL, policy_skip_authenticated, 0, 0),
 	K("metrics", "allow_remote", CONF_T_BOOL, metrics_allow_remote, 0, 0),
+	/* MTA-STS and the trust store (docs/tls-auth.md) */
+	K("tls", "ca_file", CONF_T_PATH, tls_ca_file, 0, 0),
+	K("tls", "ca_path", CONF_T_PATH, tls_ca_path, 0, 0),
+	K("sts", "enable", CONF_T_BOOL, sts_enable, 0, 0),
+	K("sts", "cache_entries", CONF_T_UINT, sts_cache_entries, 1, 1000000),
+	K("sts", "fetch_timeout", CONF_T_SECS, sts_fetch_timeout, 1, 300),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -210,7 +216,7 @@ static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
 	"srs", "arc", "milter", "screen", "greylist", "rate", "policy",
-	"metrics", "tls_policy",
+	"metrics", "tls_policy", "sts",
 };
 /* clang-format on */
 
@@ -1469,6 +1475,9 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->greylist_delay = 300;
 	c->greylist_expire = 35 * 86400;
 	c->greylist_store = xstrdup("auto");
+	c->sts_enable = true;
+	c->sts_cache_entries = 1000;
+	c->sts_fetch_timeout = 20;
 	/* rate limits: docs/defence.md "Rate limits" says why these */
 	c->rate_connections_per_ip = 60;
 	c->rate_messages_per_ip = 500;

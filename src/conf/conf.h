@@ -227,6 +227,14 @@ struct conf {
 	bool policy_skip_authenticated; /* authenticated sessions not asked */
 	/* Prometheus metrics (docs/metrics.md) */
 	bool metrics_allow_remote; /* listen.metrics may be off loopback */
+	/* the trust store of every peer verification (docs/tls-auth.md):
+	   NULL, NULL: the system store */
+	char *tls_ca_file; /* tls.ca_file: PEM CA certificates */
+	char *tls_ca_path; /* tls.ca_path: a hashed CA directory */
+	/* MTA-STS, RFC 8461 (docs/tls-auth.md "MTA-STS") */
+	bool sts_enable;	    /* sts.enable, true */
+	unsigned sts_cache_entries; /* sts.cache_entries, 1000 domains */
+	unsigned sts_fetch_timeout; /* sts.fetch_timeout, 20 s */
 };
 
 /*

@@ -113,6 +113,9 @@ dest_free(struct rdest *d)
 	*pp = d->next;
 	if (d->resolving)
 		(void)dns_cancel(d->r->dns, d);
+	if (d->sts_asking)
+		(void)mtasts_cancel(d->r->sts, d);
+	free(d->sts);
 	if (d->ev_slow != NULL)
 		event_free(d->ev_slow);
 	free(d->res);
@@ -324,6 +327,129 @@ dest_check_self(struct rdest *d)
 	dest_fail_waiting(d, &res, self);
 }
 
+/* ======================================================================
+ * The TLS policy of a destination: MTA-STS (RFC 8461).  DANE, when it is
+ * built, comes first (RFC 8461 2): dest_tls_policy_pending() is the one
+ * place that asks, dest_sts_filter() the one that acts on the MX list.
+ * ====================================================================== */
+
+static bool
+dest_sts_applies(const struct rdest *d)
+{
+	return d->r->sts != NULL && !d->smarthost && !d->lmtp &&
+	       d->key[0] != '\0' && d->key[0] != '[';
+}
+
+static void
+dest_on_sts(const struct mtasts_verdict *v, void *arg)
+{
+	struct rdest *d = arg;
+	char q[300];
+
+	d->sts_asking = false;
+	d->sts_fresh = true;
+	if (v->policy) {
+		if (d->sts == NULL)
+			d->sts = xmalloc(sizeof(*d->sts));
+		*d->sts = *v;
+	} else {
+		free(d->sts);
+		d->sts = NULL;
+	}
+	if (!v->policy && v->tlsrpt_result[0] != '\0')
+		log_info("domain=%s event=tls_policy tls_policy=opportunistic "
+			 "tlsrpt_result=%s why=\"%s\"",
+		    d->key, v->tlsrpt_result,
+		    log_quote(q, sizeof(q), v->why, strlen(v->why)));
+	dest_settle(d);
+}
+
+/* True while d's TLS policy is asked for: the MX lookup waits for it. */
+static bool
+dest_tls_policy_pending(struct rdest *d)
+{
+	if (!dest_sts_applies(d) || d->sts_fresh)
+		return false;
+	if (!d->sts_asking) {
+		d->sts_asking = true;
+		mtasts_get(d->r->sts, d->key, dest_on_sts, d);
+	}
+	return true;
+}
+
+/*
+ * Does d's domain use DANE: a validated MX answer with a host whose TLSA
+ * answer was secure (a TLSA failure of such a host counts too: it defers
+ * that host rather than letting a policy of less weight apply)?  RFC 8461
+ * 2: DANE wins over MTA-STS, for the whole domain.
+ */
+static bool
+dest_uses_dane(const struct rdest *d)
+{
+	size_t h;
+
+	if (!d->r->dnssec || !d->res->secure)
+		return false;
+	for (h = 0; h < d->res->nhosts; h++)
+		if (d->res->hosts[h].secure &&
+		    (d->res->hosts[h].tlsa == DNS_TLSA_SECURE ||
+			d->res->hosts[h].tlsa == DNS_TLSA_FAILED))
+			return true;
+	return false;
+}
+
+/*
+ * MTA-STS and the MX list (RFC 8461 4.1): under enforce only the hosts
+ * that match the policy are tried, and none left defers the mail (451
+ * 4.7.5); under testing a mismatch is logged and the host kept.  A
+ * domain that uses DANE is left alone: DANE decides for it.
+ */
+static void
+dest_sts_filter(struct rdest *d)
+{
+	const struct mtasts_verdict *v = d->sts;
+	bool enforce = v != NULL && v->pol.mode == STS_MODE_ENFORCE;
+	struct smtp_client_result res;
+	char name[300], text[600];
+	size_t h, keep = 0;
+
+	if (v == NULL || d->res == NULL || dest_uses_dane(d))
+		return;
+	for (h = 0; h < d->res->nhosts; h++) {
+		const struct dns_host *host = &d->res->hosts[h];
+
+		if (!sts_mx_match(&v->pol, host->name)) {
+			log_sanitize(
+			    name, sizeof(name), host->name, strlen(host->name));
+			log_info(
+			    "domain=%s mx=%s event=mta_sts status=mx_mismatch "
+			    "mode=%s tls_policy=mta-sts "
+			    "tlsrpt_result=validation-failure action=%s",
+			    d->key, name, sts_mode_name(v->pol.mode),
+			    enforce ? "skipped" : "used");
+			if (enforce)
+				continue;
+		}
+		if (keep != h)
+			d->res->hosts[keep] = *host;
+		keep++;
+	}
+	d->res->nhosts = keep;
+	if (keep > 0)
+		return;
+	str_fmt_cut(text, sizeof(text),
+	    "no MX host of %s matches its MTA-STS policy (mode enforce, "
+	    "id %s): not delivered",
+	    d->key, v->id);
+	log_warn("domain=%s event=mta_sts status=failed tls_policy=mta-sts "
+		 "tlsrpt_result=validation-failure text=\"%s\"",
+	    d->key, text);
+	smtp_client_result_set(&res, SMTP_RESULT_TEMP, 451, "4.7.5", text);
+	free(d->res);
+	d->res = NULL;
+	dest_fail_waiting(d, &res, "");
+}
+
 static void
 dest_on_dns(const struct dns_result *dr, void *arg)
 {
@@ -331,12 +457,14 @@ dest_on_dns(const struct dns_result *dr, void *arg)
 	struct smtp_client_result res;
 
 	d->resolving = false;
+	d->sts_fresh = false; /* the next lookup asks for the policy again */
 	if (dr->status == DNS_OK) {
 		if (d->res == NULL)
 			d->res = xmalloc(sizeof(*d->res));
 		*d->res = *dr;
 		d->res_ms = time_now_ms();
 		dest_check_self(d);
+		dest_sts_filter(d);
 	} else {
 		free(d->res);
 		d->res = NULL;
@@ -465,6 +593,8 @@ dest_kick(struct rdest *d)
 		if (d->res == NULL ||
 		    (d->lmtp_unix == NULL &&
 			time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS)) {
+			if (dest_tls_policy_pending(d))
+				return;
 			if (!d->resolving) {
 				d->resolving = true;
 				/* TLSA records for DANE: MX hosts only */
@@ -492,7 +622,8 @@ dest_settle(struct rdest *d)
 	uint64_t now, when = 0;
 
 	dest_kick(d);
-	if (d->nconns != 0 || d->wait.head != NULL || d->resolving)
+	if (d->nconns != 0 || d->wait.head != NULL || d->resolving ||
+	    d->sts_asking)
 		return;
 	now = time_now_ms();
 	if (slowdown_forgettable(&d->slow, now, &when))

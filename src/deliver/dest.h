@@ -22,6 +22,7 @@
 
 #include "queue/slowdown.h"
 #include "deliver/dns.h"
+#include "deliver/mtasts.h"
 #include "deliver/remote.h"
 #include "deliver/remote_int.h"
 
@@ -50,7 +51,11 @@ struct rdest {
 	struct slowdown slow;  /* the pace: connections allowed, pause */
 	struct event *ev_slow; /* the end of a pause, or forgetting */
 	struct smtp_client_result slow_reply; /* the last slow-down signal */
-	char slow_mx[DNS_NAME_MAX + 3];	      /* and the host that sent it */
+	/* the TLS policy (dest_tls_policy): the MTA-STS verdict that applies,
+	   NULL for none; asked again with each MX lookup */
+	struct mtasts_verdict *sts;
+	bool sts_asking, sts_fresh;
+	char slow_mx[DNS_NAME_MAX + 3]; /* and the host that sent it */
 };
 
 /* The destination of key (lower case), made if r has none. */

@@ -78,6 +78,7 @@
 #include "deliver/dest.h"
 #include "deliver/dns.h"
 #include "deliver/job.h"
+#include "deliver/mtasts.h"
 #include "deliver/remote.h"
 #include "deliver/remote_int.h"
 #include "deliver/target.h"
@@ -130,6 +131,7 @@ struct rconn {
 
 static int rconn_drive(struct rconn *c);
 static int rconn_try(struct rconn *c);
+static bool rconn_sts_enforce(const struct rconn *c);
 
 /* ======================================================================
  * Small helpers
@@ -496,8 +498,8 @@ rconn_pick_policy(struct rconn *c)
 	c->has_pol = !c->d->smarthost && !c->d->lmtp;
 	if (!c->has_pol)
 		return 0;
-	tlspol_choose(
-	    r->tls_map, c->d->key, &c->res, c->host, r->dnssec, &c->pol);
+	tlspol_choose(r->tls_map, c->d->key, &c->res, c->host, r->dnssec,
+	    c->d->sts != NULL ? &c->d->sts->pol : NULL, &c->pol);
 	if (!c->pol.defer)
 		return 0;
 	c->tlsrpt = c->pol.tlsrpt;
@@ -715,6 +717,11 @@ rconn_failed(struct rconn *c)
 		return -1;
 	}
 	rconn_record_error(c);
+	if (rconn_sts_enforce(c) && strcmp(c->last.enh, "4.7.4") == 0)
+		log_info("id=%s mx=%s addr=%s event=mta_sts status=failed "
+			 "mode=enforce tls_policy=mta-sts verified=no "
+			 "tlsrpt_result=starttls-not-supported",
+		    rconn_id(c), c->host_log, c->addr_log);
 	if (rconn_slow_reply(&c->last))
 		dest_slow_signal(c->d, &c->epoch, &c->last, c->last_mx);
 	/* the client's "TLS is required but the peer does not offer
@@ -872,6 +879,53 @@ rconn_drive(struct rconn *c)
  * Connections: TLS and the body
  * ====================================================================== */
 
+/*
+ * The MTA-STS verdict of c's destination (dest.c) when it is the policy
+ * this host's session runs under (tlspolicy.c chose it: no override, no
+ * DANE for the host), else NULL.
+ */
+static const struct mtasts_verdict *
+rconn_sts(const struct rconn *c)
+{
+	return c->has_pol && c->pol.source == TLSPOL_SRC_MTA_STS ? c->d->sts
+								 : NULL;
+}
+
+static bool
+rconn_sts_enforce(const struct rconn *c)
+{
+	const struct mtasts_verdict *v = rconn_sts(c);
+
+	return v != NULL && v->pol.mode == STS_MODE_ENFORCE;
+}
+
+/* RFC 8460 4.3's result type for a peer that did not authenticate (or a
+ * handshake that failed before it could). */
+static const char *
+rconn_tlsrpt_verify(const struct rconn *c, const SSL *ssl)
+{
+	long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+
+	if (v == X509_V_ERR_HOSTNAME_MISMATCH)
+		return "certificate-host-mismatch";
+	if (c->pol.dane)
+		return "validation-failure";
+	switch (v) {
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "certificate-expired";
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return "certificate-not-trusted";
+	default:
+		return "validation-failure";
+	}
+}
+
 static bool
 rconn_require_tls(const struct rconn *c)
 {
@@ -896,6 +950,10 @@ rconn_ctx(const struct rconn *c)
 {
 	const struct remote *r = c->d->r;
 
+	/* NULL when none was made: the handshake is refused, never made
+	   with the opportunistic context */
+	if (rconn_sts_enforce(c))
+		return r->sts_ctx;
 	return c->d->smarthost && r->sm_ctx != NULL ? r->sm_ctx : r->ctx;
 }
 
@@ -918,12 +976,14 @@ rconn_tls_name(const struct rconn *c)
  * The session cache's policy tag of c: MX delivery (opportunistic, any
  * certificate) and each smarthost mode are tags of their own, so a
  * session never crosses from one to another.  A session made where any
- * certificate would do must never be resumed where one must verify: DANE
- * and MTA-STS, when built, get tags of their own here (docs/tls-auth.md).
+ * certificate would do must never be resumed where one must verify: MTA-STS
+ * enforce has a tag of its own, and DANE, when built, gets one here
+ * (docs/tls-auth.md).
  */
 #define RTLS_MX	       0x1u
 #define RTLS_DANE      0x2u   /* | the TLSA RRset's digest << 12 */
 #define RTLS_VERIFY_CA 0x4u   /* [tls_policy] verify */
+#define RTLS_MTASTS    0x8u   /* MX under MTA-STS enforce: verified */
 #define RTLS_SMARTHOST 0x10u  /* | enum remote_tls */
 #define RTLS_IMPLICIT  0x100u /* smtps: */
 
@@ -937,6 +997,8 @@ rconn_tls_policy(const struct rconn *c)
 	if (c->has_pol && c->pol.dane)
 		return RTLS_DANE |
 		       (tls_dane_tag(&c->res.hosts[c->host].tlsa_set) << 12);
+	if (rconn_sts_enforce(c))
+		return RTLS_MTASTS;
 	if (c->has_pol && c->pol.verify_ca)
 		return RTLS_VERIFY_CA;
 	if (!c->d->smarthost)
@@ -1054,21 +1116,6 @@ rconn_starttls(struct rconn *c)
 static int rconn_tls_failed(struct rconn *c, const char *why);
 static int rconn_session_begin(struct rconn *c, bool verified);
 
-/* RFC 8460 4.3's result type for a peer that did not authenticate. */
-static const char *
-rconn_tlsrpt_verify(const struct rconn *c, const SSL *ssl)
-{
-	long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
-
-	if (v == X509_V_ERR_HOSTNAME_MISMATCH)
-		return "certificate-host-mismatch";
-	if (c->pol.dane)
-		return "validation-failure";
-	if (v == X509_V_ERR_CERT_HAS_EXPIRED)
-		return "certificate-expired";
-	return "certificate-not-trusted";
-}
-
 /* Handshake done: log it with verified=yes|no, then SMTP over it. */
 static int
 rconn_tls_up(struct rconn *c)
@@ -1081,7 +1128,8 @@ rconn_tls_up(struct rconn *c)
 			       : NULL;
 
 	c->tls_verified = verified;
-	if (!verified && rconn_must_verify(c))
+	/* MTA-STS testing: delivered all the same, the failure reported */
+	if (!verified && (rconn_must_verify(c) || rconn_sts(c) != NULL))
 		c->tlsrpt = rconn_tlsrpt_verify(c, ssl);
 	tls_describe(ssl, desc, sizeof(desc));
 	metrics_tls(METRICS_TLS_OUT, ssl != NULL ? SSL_get_version(ssl) : NULL,
@@ -1126,11 +1174,14 @@ static int
 rconn_tls_failed(struct rconn *c, const char *why)
 {
 	char q[512], pl[160];
+	const SSL *ssl =
+	    c->bev != NULL ? bufferevent_openssl_get_ssl(c->bev) : NULL;
 
 	metrics_tls_failed(METRICS_TLS_OUT);
 	c->tls_verified = false;
-	if (c->has_pol && rconn_require_tls(c) && c->tlsrpt == NULL)
-		c->tlsrpt = "validation-failure";
+	if (c->has_pol && c->tlsrpt == NULL &&
+	    (rconn_require_tls(c) || rconn_sts(c) != NULL))
+		c->tlsrpt = rconn_tlsrpt_verify(c, ssl);
 	log_info("id=%s mx=%s addr=%s event=tls status=failed%s%s "
 		 "error=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log,
@@ -1222,6 +1273,12 @@ body_start(struct rconn *c)
 	c->body_off = 0;
 	smtp_stuff_init(&c->stuff);
 	c->body_7bit = c->job->plan != NULL && smtp_client_downgrade(c->sc);
+	if (rconn_sts(c) != NULL && bufferevent_openssl_get_ssl(c->bev) == NULL)
+		log_info("id=%s mx=%s addr=%s event=mta_sts status=failed "
+			 "mode=testing tls_policy=mta-sts verified=no "
+			 "tlsrpt_result=starttls-not-supported "
+			 "text=\"sent without TLS: the policy only tests\"",
+		    rconn_id(c), c->host_log, c->addr_log);
 	if (c->body_7bit) {
 		mime_plan_rewind(c->job->plan);
 		log_info(
@@ -1583,6 +1640,9 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 		remote_free(r);
 		return NULL;
 	}
+	r->sts = conf->sts;
+	if (conf->sts_ctx != NULL && SSL_CTX_up_ref(conf->sts_ctx) == 1)
+		r->sts_ctx = conf->sts_ctx;
 	r->tls_sessions =
 	    tls_sess_cache_new(REMOTE_TLS_SESSIONS, REMOTE_TLS_SESSION_LIFE);
 	return r;
@@ -1623,6 +1683,7 @@ remote_free(struct remote *r)
 	tlspol_map_free(r->tls_map);
 	SSL_CTX_free(r->ctx);
 	SSL_CTX_free(r->sm_ctx);
+	SSL_CTX_free(r->sts_ctx);
 	free(r->sm_host);
 	if (r->sm_pass != NULL)
 		explicit_bzero(r->sm_pass, strlen(r->sm_pass));

@@ -117,6 +117,15 @@ struct remote_conf {
 	/* delivery.destination_concurrency: "domain:N,..." (checked by
 	   conf), N for those domains instead of max_per_dest; or NULL */
 	const char *destination_concurrency;
+	/*
+	 * MTA-STS (deliver/mtasts.h, docs/tls-auth.md), or NULL: none.
+	 * sts_ctx: a verifying tls_client_ctx_store() on tls.ca_file /
+	 * ca_path for MX hosts under an enforce policy (a reference is
+	 * taken); without one such hosts are deferred, never sent to
+	 * unverified.
+	 */
+	struct mtasts *sts;
+	SSL_CTX *sts_ctx;
 	unsigned timeout_connect; /* seconds, 0: 30 */
 	unsigned timeout_command; /* seconds per reply, 0: 300; the reply
 				     to the final dot gets twice this

@@ -39,6 +39,8 @@ struct remote {
 	struct event_base *base;
 	struct dns *dns;
 	SSL_CTX *ctx, *sm_ctx; /* MX delivery; the smarthost (or NULL: ctx) */
+	struct mtasts *sts;    /* MTA-STS policies, or NULL (mtasts.h) */
+	SSL_CTX *sts_ctx;      /* verifying, for MTA-STS enforce; or NULL */
 	struct tls_sess_cache *tls_sessions; /* for resumption (remote.c) */
 	char *helo, *sm_query, *sm_user, *sm_pass;
 	char *sm_host; /* the name its certificate must match */

@@ -214,7 +214,8 @@ tp_dane(const struct dns_result *res, const struct dns_host *h,
 
 void
 tlspol_choose(const struct tlspol_map *m, const char *domain,
-    const struct dns_result *res, size_t host, bool dnssec, struct tlspol *out)
+    const struct dns_result *res, size_t host, bool dnssec,
+    const struct sts_policy *sts, struct tlspol *out)
 {
 	const struct dns_host *h = &res->hosts[host];
 	enum tlspol_level l;
@@ -241,7 +242,17 @@ tlspol_choose(const struct tlspol_map *m, const char *domain,
 	}
 	if (dnssec && tp_dane(res, h, TLSPOL_SRC_DANE, out))
 		return;
-	/* MTA-STS (RFC 8461) is chosen here, once built: after DANE (RFC
-	   8461 2), before opportunistic TLS */
+	/* MTA-STS after DANE (RFC 8461 2), before opportunistic TLS.  The
+	   MX list was cut to the policy's hosts already (dest.c); enforce:
+	   TLS with a certificate that a trusted CA issued for the MX host
+	   (RFC 8461 4.2); testing: as opportunistic, failures reported */
+	if (sts != NULL && sts->mode == STS_MODE_ENFORCE) {
+		tp_set(out, TLSPOL_SRC_MTA_STS, TLSPOL_VERIFY);
+		return;
+	}
+	if (sts != NULL && sts->mode == STS_MODE_TESTING) {
+		tp_set(out, TLSPOL_SRC_MTA_STS, TLSPOL_MAY);
+		return;
+	}
 	tp_set(out, TLSPOL_SRC_OPPORTUNISTIC, TLSPOL_MAY);
 }

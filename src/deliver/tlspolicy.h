@@ -1,11 +1,10 @@
 /*
  * tlspolicy: which TLS an outbound MX session must have, chosen in one
  * place for every host of every destination: a [tls_policy] override
- * for the domain first, then DANE (RFC 7672), then MTA-STS (RFC 8461:
- * not built yet; its hook is marked in tlspolicy.c), then opportunistic
- * STARTTLS.  Pure decision code over plain data (the DNS result and the
- * parsed overrides): no I/O, no OpenSSL, unit tested
- * (tests/unit/test_tlspolicy.c).
+ * for the domain first, then DANE (RFC 7672), then MTA-STS (RFC 8461,
+ * the verdict deliver/mtasts.h fetched), then opportunistic STARTTLS.  Pure
+ * decision code over plain data (the DNS result and the parsed overrides): no
+ * I/O, no OpenSSL, unit tested (tests/unit/test_tlspolicy.c).
  *
  * Owns: struct tlspol_map (the parsed [tls_policy] section) and struct
  * tlspol (one decision).  May call: dns.h's types, util.  Asked by
@@ -32,6 +31,7 @@
 #include <stddef.h>
 
 #include "deliver/dns.h"
+#include "sts/sts.h"
 
 enum tlspol_level {
 	TLSPOL_NONE,
@@ -46,7 +46,7 @@ enum tlspol_level {
 enum tlspol_source {
 	TLSPOL_SRC_OPPORTUNISTIC,
 	TLSPOL_SRC_DANE,
-	TLSPOL_SRC_MTA_STS, /* reserved for MTA-STS */
+	TLSPOL_SRC_MTA_STS,
 	TLSPOL_SRC_OVERRIDE,
 };
 
@@ -84,9 +84,11 @@ const char *tlspol_source_name(enum tlspol_source s);
 /*
  * The policy for host hosts[host] of res, a domain's MX resolution
  * (domain lower case), with overrides m (may be NULL).  dnssec says
- * whether the resolver validates (dns.dnssec).
+ * whether the resolver validates (dns.dnssec).  sts: the domain's MTA-STS
+ * policy (mode testing or enforce), or NULL.
  */
 void tlspol_choose(const struct tlspol_map *m, const char *domain,
-    const struct dns_result *res, size_t host, bool dnssec, struct tlspol *out);
+    const struct dns_result *res, size_t host, bool dnssec,
+    const struct sts_policy *sts, struct tlspol *out);
 
 #endif

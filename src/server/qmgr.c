@@ -26,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "deliver/mtasts.h"
 #include "deliver/remote.h"
 #include "metrics/metrics.h"
 #include "queue/attempt.h"
@@ -52,6 +53,8 @@ struct qmgr {
 	struct dns *dns;
 	SSL_CTX *client_ctx;	/* MX delivery: opportunistic */
 	SSL_CTX *smarthost_ctx; /* relay.smarthost_tls, _ca_file; or NULL */
+	SSL_CTX *sts_ctx;	/* MX hosts under MTA-STS enforce: verifying */
+	struct mtasts *sts;	/* sts.enable: the policies; or NULL */
 	struct retry_policy retry;
 	struct dsn_limit *dsnlim; /* limits.dsn_per_client, _per_domain */
 };
@@ -1218,13 +1221,57 @@ qmgr_smarthost_tls(enum conf_smarthost_tls t)
 	}
 }
 
+/*
+ * The client contexts, every one on the trust store of tls.ca_file and
+ * tls.ca_path (the system store without them): MX hosts opportunistic
+ * (the store only says verified=yes|no in the log), MX hosts under
+ * MTA-STS enforce verifying, the smarthost as relay.smarthost_tls says,
+ * on relay.smarthost_ca_file when that is set.
+ */
+static void
+qmgr_tls_contexts(struct qmgr *q, const struct conf *cf)
+{
+	const char *sm_file = cf->relay_smarthost_ca_file;
+	char err[512];
+
+	if ((q->client_ctx = tls_client_ctx_store(false, cf->tls_ca_file,
+		 cf->tls_ca_path, err, sizeof(err))) == NULL)
+		fatalx("event=startup step=tls_client error=\"%s\"", err);
+	if (cf->sts_enable &&
+	    (q->sts_ctx = tls_client_ctx_store(true, cf->tls_ca_file,
+		 cf->tls_ca_path, err, sizeof(err))) == NULL)
+		fatalx("event=startup step=tls_sts error=\"%s\"", err);
+	if (cf->relay_smarthost != NULL &&
+	    (q->smarthost_ctx = tls_client_ctx_store(
+		 cf->relay_smarthost_tls == CONF_SMTLS_VERIFY,
+		 sm_file != NULL ? sm_file : cf->tls_ca_file,
+		 sm_file != NULL ? NULL : cf->tls_ca_path, err, sizeof(err))) ==
+		NULL)
+		fatalx("event=startup step=tls_smarthost error=\"%s\"", err);
+}
+
+/* MTA-STS (sts.enable): the policy cache in STATE/mta-sts. */
+static void
+qmgr_sts_new(struct qmgr *q, struct server *s)
+{
+	const struct conf *cf = s->conf;
+	struct mtasts_conf mc = {cf->state_dir, cf->tls_ca_file,
+	    cf->tls_ca_path, cf->sts_cache_entries, cf->sts_fetch_timeout};
+	char err[512];
+
+	if (!cf->sts_enable)
+		return;
+	if ((q->sts = mtasts_new(s->base, q->dns, &mc, err, sizeof(err))) ==
+	    NULL)
+		fatalx("event=startup step=mta_sts error=\"%s\"", err);
+}
+
 struct qmgr *
 qmgr_new(struct server *s)
 {
 	struct qmgr *q = xcalloc(1, sizeof(*q));
 	struct remote_conf rc = {0};
 	struct sockaddr_storage self[REMOTE_SELF_MAX];
-	char err[512];
 	uint64_t t0 = time_now_ms();
 	int n;
 
@@ -1237,16 +1284,8 @@ qmgr_new(struct server *s)
 	log_info("event=queue_loaded messages=%d ms=%llu", n,
 	    (unsigned long long)(time_now_ms() - t0));
 	q->dns = s->dns; /* the daemon's resolver (server.h) */
-	/* MX hosts: opportunistic, checked against the system store only to
-	   log verified=yes|no (no DANE or MTA-STS yet to say what to expect) */
-	if ((q->client_ctx = tls_client_ctx(false, NULL, err, sizeof(err))) ==
-	    NULL)
-		fatalx("event=startup step=tls_client error=\"%s\"", err);
-	if (s->conf->relay_smarthost != NULL &&
-	    (q->smarthost_ctx = tls_client_ctx(
-		 s->conf->relay_smarthost_tls == CONF_SMTLS_VERIFY,
-		 s->conf->relay_smarthost_ca_file, err, sizeof(err))) == NULL)
-		fatalx("event=startup step=tls_smarthost error=\"%s\"", err);
+	qmgr_tls_contexts(q, s->conf);
+	qmgr_sts_new(q, s);
 	rc.helo = s->conf->hostname;
 	rc.port = s->conf->relay_port;
 	rc.smarthost = s->conf->relay_smarthost;
@@ -1259,6 +1298,8 @@ qmgr_new(struct server *s)
 	rc.nself = listening_addresses(s, self, REMOTE_SELF_MAX);
 	rc.max_per_dest = s->conf->delivery_concurrency_per_destination;
 	rc.destination_concurrency = s->conf->delivery_destination_concurrency;
+	rc.sts = q->sts;
+	rc.sts_ctx = q->sts_ctx;
 	rc.timeout_connect = 30;
 	rc.timeout_command = 300;
 	rc.dnssec = s->conf->dns_dnssec;
@@ -1278,9 +1319,11 @@ qmgr_free(struct qmgr *q)
 	if (q == NULL)
 		return;
 	remote_free(q->remote);
+	mtasts_free(q->sts); /* after remote: it asks no more */
 	dsn_limit_free(q->dsnlim);
 	SSL_CTX_free(q->client_ctx);
 	SSL_CTX_free(q->smarthost_ctx);
+	SSL_CTX_free(q->sts_ctx);
 	event_free(q->timer);
 	sched_free(q->sched);
 	free(q);

@@ -104,14 +104,17 @@ tls_policy(SSL_CTX *ctx)
 	return 0;
 }
 
-/* Trust ca_file's certificates, or the system store; 0 ok. */
+/* Trust ca_file's and ca_path's certificates, or the system store; 0
+ * ok. */
 static int
-tls_client_trust(
-    SSL_CTX *ctx, bool verify, const char *ca_file, char *err, size_t errlen)
+tls_client_trust(SSL_CTX *ctx, bool verify, const char *ca_file,
+    const char *ca_path, char *err, size_t errlen)
 {
-	if (ca_file != NULL) {
-		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-			tls_err(err, errlen, 0, "CA file %s", ca_file);
+	if (ca_file != NULL || ca_path != NULL) {
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, ca_path) != 1) {
+			tls_err(err, errlen, 0, "CA %s %s",
+			    ca_file != NULL ? "file" : "directory",
+			    ca_file != NULL ? ca_file : ca_path);
 			return -1;
 		}
 		return 0;
@@ -131,6 +134,13 @@ tls_client_trust(
 SSL_CTX *
 tls_client_ctx(bool verify, const char *ca_file, char *err, size_t errlen)
 {
+	return tls_client_ctx_store(verify, ca_file, NULL, err, errlen);
+}
+
+SSL_CTX *
+tls_client_ctx_store(bool verify, const char *ca_file, const char *ca_path,
+    char *err, size_t errlen)
+{
 	SSL_CTX *ctx;
 
 	ERR_clear_error();
@@ -140,7 +150,7 @@ tls_client_ctx(bool verify, const char *ca_file, char *err, size_t errlen)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	if (tls_client_trust(ctx, verify, ca_file, err, errlen) != 0) {
+	if (tls_client_trust(ctx, verify, ca_file, ca_path, err, errlen) != 0) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}

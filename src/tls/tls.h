@@ -50,8 +50,10 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key,
 
 /*
  * Client context for delivery.  Trusted CAs: those in ca_file (PEM, one
- * or more certificates) when it is not NULL, and then only those; else
- * the system store (/etc/ssl/certs, SSL_CTX_set_default_verify_paths).
+ * or more certificates) and, with tls_client_ctx_store(), ca_path (a
+ * directory hashed by `openssl rehash`) when either is not NULL, and then
+ * only those (tls.ca_file, tls.ca_path); else the system store (/etc/ssl/certs,
+ * SSL_CTX_set_default_verify_paths).
  * The chain and the name given to tls_client_set_host() are checked on
  * every handshake either way, so tls_peer_verified() can tell the caller
  * whether the peer proved who it is.  verify false: the handshake goes on
@@ -63,6 +65,9 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key,
  */
 SSL_CTX *tls_client_ctx(
     bool verify, const char *ca_file, char *err, size_t errlen) WUR;
+/* The same with a CA directory too (tls.ca_path); NULL for none. */
+SSL_CTX *tls_client_ctx_store(bool verify, const char *ca_file,
+    const char *ca_path, char *err, size_t errlen) WUR;
 /*
  * Per connection, before SSL_connect(): send host as SNI (unless it is an
  * IP literal) and make it the name the certificate must match when the

@@ -942,6 +942,46 @@ test_metrics_keys(void)
 	}
 }
 
+/* sts.* and tls.ca_file / ca_path: defaults, values, ranges */
+static void
+test_sts_keys(void)
+{
+	static const struct {
+		const char *ov, *want; /* want NULL: refused */
+	} rows[] = {
+	    {"state_dir=/s", "sts.enable = yes\n"},
+	    {"state_dir=/s", "sts.cache_entries = 1000\n"},
+	    {"state_dir=/s", "sts.fetch_timeout = 20\n"},
+	    {"sts.enable=no", "sts.enable = no\n"},
+	    {"sts.cache_entries=5", "sts.cache_entries = 5\n"},
+	    {"sts.cache_entries=0", NULL},
+	    {"sts.fetch_timeout=1m", "sts.fetch_timeout = 60\n"},
+	    {"sts.fetch_timeout=301", NULL},
+	    {"tls.ca_file=/etc/tern/ca.pem",
+		"tls.ca_file = /etc/tern/ca.pem\n"},
+	    {"tls.ca_path=/etc/ssl/certs", "tls.ca_path = /etc/ssl/certs\n"},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *ov[] = {"state_dir=/s", (char *)(uintptr_t)rows[i].ov};
+		char err[512];
+		struct lines l = {"", 0, 0};
+		struct conf *c = conf_load(NULL, ov, 2, err, sizeof(err));
+
+		t_case(rows[i].ov);
+		T_CHECK((c != NULL) == (rows[i].want != NULL));
+		if (c == NULL) {
+			T_CHECK(strstr(err, "sts.") != NULL);
+			continue;
+		}
+		conf_dump(c, collect, &l);
+		T_CHECK(strstr(l.text, rows[i].want) != NULL);
+		if (strstr(l.text, rows[i].want) == NULL)
+			fprintf(stderr, "%s", l.text);
+		conf_free(c);
+	}
+}
+
 static void
 test_dump(void)
 {
@@ -955,7 +995,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 105);
+	T_CHECK_INT(l.n, 110);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "policy.timeout = 100\n") != NULL);
 	T_CHECK(strstr(l.text, "policy.default_action = tempfail\n") != NULL);
@@ -1212,6 +1252,7 @@ main(void)
 	T_RUN(test_rate_keys);
 	T_RUN(test_metrics_keys);
 	T_RUN(test_tls_policy);
+	test_sts_keys();
 	{
 		char cmd[PATH_MAX + 16];
 

@@ -103,7 +103,7 @@ test_choose(void)
 		res.hosts[0].tlsa = c->tlsa;
 		res.hosts[0].tlsa_set.n = c->usable;
 		res.hosts[0].tlsa_set.unusable = c->usable == 0;
-		tlspol_choose(m, c->domain, &res, 0, c->dnssec, &p);
+		tlspol_choose(m, c->domain, &res, 0, c->dnssec, NULL, &p);
 		T_CHECK_STR(
 		    tlspol_source_name(p.source), tlspol_source_name(c->src));
 		T_CHECK_INT(p.starttls, c->starttls);
@@ -116,6 +116,55 @@ test_choose(void)
 		T_CHECK(!p.defer || (p.why != NULL && p.why[0] != '\0'));
 		tlspol_map_free(m);
 	}
+}
+
+/* MTA-STS's place in the order: after an override and DANE, before
+ * opportunistic TLS (RFC 8461 2). */
+static void
+test_choose_sts(void)
+{
+	static struct dns_result res;
+	static struct sts_policy enforce, testing;
+	struct tlspol_map *none = tlspol_map_parse(NULL);
+	struct tlspol_map *may = tlspol_map_parse("a.test:may");
+	struct tlspol p;
+
+	enforce.mode = STS_MODE_ENFORCE;
+	testing.mode = STS_MODE_TESTING;
+	memset(&res, 0, sizeof(res));
+	res.status = DNS_OK;
+	res.nhosts = 1;
+
+	t_case("sts enforce: TLS required, a CA-verified name");
+	tlspol_choose(none, "a.test", &res, 0, true, &enforce, &p);
+	T_CHECK_STR(tlspol_source_name(p.source), "mta-sts");
+	T_CHECK(p.starttls && p.require_tls && p.verify_ca && !p.dane);
+	T_CHECK(!p.defer);
+
+	t_case("sts testing: opportunistic, reported as mta-sts");
+	tlspol_choose(none, "a.test", &res, 0, true, &testing, &p);
+	T_CHECK_STR(tlspol_source_name(p.source), "mta-sts");
+	T_CHECK(p.starttls && !p.require_tls && !p.verify_ca);
+
+	t_case("DANE wins over sts enforce");
+	res.secure = res.hosts[0].secure = true;
+	res.hosts[0].tlsa = DNS_TLSA_SECURE;
+	res.hosts[0].tlsa_set.n = 1;
+	tlspol_choose(none, "a.test", &res, 0, true, &enforce, &p);
+	T_CHECK_STR(tlspol_source_name(p.source), "dane");
+	T_CHECK(p.dane && p.require_tls);
+
+	t_case("without dns.dnssec the TLSA records are not trusted: sts");
+	tlspol_choose(none, "a.test", &res, 0, false, &enforce, &p);
+	T_CHECK_STR(tlspol_source_name(p.source), "mta-sts");
+	T_CHECK(p.verify_ca && !p.dane);
+
+	t_case("an override wins over sts enforce");
+	tlspol_choose(may, "a.test", &res, 0, false, &enforce, &p);
+	T_CHECK_STR(tlspol_source_name(p.source), "override");
+	T_CHECK(p.starttls && !p.require_tls && !p.verify_ca);
+	tlspol_map_free(none);
+	tlspol_map_free(may);
 }
 
 static void
@@ -161,5 +210,6 @@ main(void)
 {
 	T_RUN(test_map);
 	T_RUN(test_choose);
+	T_RUN(test_choose_sts);
 	return t_summary();
 }

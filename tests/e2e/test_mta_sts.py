@@ -1,0 +1,460 @@
+"""MTA-STS (RFC 8461) in outbound delivery, with real components
+(docs/tls-auth.md, "MTA-STS").
+
+  A    the sending ternd (example.org), relay.networks open to loopback,
+       tls.ca_file = the suite's CA, dns.servers = dnsmasq
+  B    the receiving ternd (example.net and example.com) on 127.0.0.1,
+       with a certificate for mx.example.net from the suite's CA (or its
+       own self-signed one, where a test wants a bad certificate)
+  DNS  dnsmasq: MX example.net -> mx.example.net (or another name),
+       mx.example.net A 127.0.0.1, mta-sts.example.net A the HTTPS
+       server's address, the _mta-sts.example.net TXT record(s)
+  HTTPS  a Python http.server over TLS on port 443 of a loopback address
+       of its own (127.53.x.y), certificate for mta-sts.example.net from
+       the suite's CA (or self-signed), serving the policy as each test
+       says (body, media type, byte-by-byte)
+
+The policy URL has no port (RFC 8461 3.3), so the server listens on 443:
+these tests run as root (tests/run.py's second pass); ternd itself drops
+to the test user as always.
+"""
+import http.server
+import os
+import random
+import re
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import RUN_AS, SLOW, wait_for, world_tmpdir
+
+pytestmark = pytest.mark.root
+
+SENDER = "claire@example.org"
+BEN = "ben@example.net"
+ANN = "ann@example.com"
+MSG = (b"From: claire@example.org\r\nTo: ben@example.net\r\n"
+       b"Subject: under MTA-STS\r\n\r\nHello.\r\n")
+GOOD = ("version: STSv1\r\nmode: enforce\r\nmx: mx.example.net\r\n"
+        "max_age: 86400\r\n")
+
+
+# ---------------------------------------------------------------------------
+# certificates
+# ---------------------------------------------------------------------------
+
+def _openssl(cwd, *args):
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True)
+    assert r.returncode == 0, f"openssl {' '.join(args)}: {r.stderr!r}"
+
+
+def _leaf(d, name, cn, ca=True, more=()):
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    if not ca:
+        _openssl(d, "req", "-x509", *ec, "-keyout", f"{name}.key",
+                 "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={cn}",
+                 "-addext", f"subjectAltName=DNS:{cn}")
+    else:
+        san = ",".join(f"DNS:{n}" for n in (cn, *more))
+        (d / f"{name}.ext").write_text(
+            f"subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature\n"
+            "extendedKeyUsage=serverAuth\n")
+        _openssl(d, "req", *ec, "-keyout", f"{name}.key", "-out",
+                 f"{name}.csr", "-subj", f"/CN={cn}")
+        _openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem",
+                 "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+                 "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+    for ext in ("key", "pem"):
+        os.chmod(d / f"{name}.{ext}", 0o644)
+
+
+@pytest.fixture(scope="module")
+def pki():
+    d = world_tmpdir("tern-sts-pki-")
+    _openssl(d, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+             "-out", "ca.pem", "-days", "2", "-subj", "/CN=tern sts test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    os.chmod(d / "ca.pem", 0o644)
+    _leaf(d, "sts", "mta-sts.example.net", more=("mta-sts.example.com",))
+    _leaf(d, "sts-self", "mta-sts.example.net", ca=False)
+    _leaf(d, "mx", "mx.example.net")
+    yield d
+    subprocess.run(["rm", "-rf", str(d)], check=False)
+
+
+# ---------------------------------------------------------------------------
+# the policy server
+# ---------------------------------------------------------------------------
+
+class PolicyServer:
+    """HTTPS on ADDR:443.  body/ctype/status/per_byte are read per request;
+    hits counts the GETs of the policy path."""
+
+    def __init__(self, pki, cert="sts"):
+        self.addr = f"127.53.{random.randint(1, 254)}.{random.randint(1, 254)}"
+        self.body = GOOD.encode()
+        self.ctype = "text/plain; charset=utf-8"
+        self.status = 200
+        self.per_byte = 0.0
+        self.hits = 0
+        srv = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                if self.path == "/.well-known/mta-sts.txt":
+                    srv.hits += 1
+                self.send_response(srv.status)
+                if srv.status in (301, 302):
+                    self.send_header("Location",
+                                     "https://mta-sts.example.net/other.txt")
+                self.send_header("Content-Type", srv.ctype)
+                self.send_header("Content-Length", str(len(srv.body)))
+                self.end_headers()
+                try:
+                    if srv.per_byte:
+                        for i in range(len(srv.body)):
+                            self.wfile.write(srv.body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(srv.per_byte)
+                    else:
+                        self.wfile.write(srv.body)
+                except OSError:
+                    pass            # the client gave up: what we test
+
+        self.httpd = http.server.ThreadingHTTPServer((self.addr, 443), Handler)
+        self.httpd.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pki / f"{cert}.pem", pki / f"{cert}.key")
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+
+@pytest.fixture
+def policy_server(pki):
+    made = []
+
+    def make(cert="sts"):
+        s = PolicyServer(pki, cert)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.stop()
+
+
+# ---------------------------------------------------------------------------
+# the two MTAs
+# ---------------------------------------------------------------------------
+
+def txt_opts(txts):
+    return [f"--txt-record=_mta-sts.example.net,{t}" for t in txts]
+
+
+def start_dns(dnsmasq, https, txts=("v=STSv1; id=1;",), mx="mx.example.net",
+              txts_com=()):
+    return dnsmasq(mx=[("example.net", mx, 10),
+                       ("example.com", "mx.example.net", 10)],
+                   hosts=[("mx.example.net", "127.0.0.1"),
+                          ("evil.example.net", "127.0.0.1"),
+                          ("mta-sts.example.net", https.addr),
+                          ("mta-sts.example.com", https.addr)],
+                   extra=txt_opts(txts) +
+                   [f"--txt-record=_mta-sts.example.com,{t}" for t in txts_com])
+
+
+def two_mtas_sts(ternd, dnsmasq, pki, https, txts=("v=STSv1; id=1;",),
+                 b_cert=True, mx="mx.example.net", a_over=None, txts_com=()):
+    b_over = {"hostname": "mx.example.net",
+              "domains": "example.net,example.com"}
+    if b_cert:
+        b_over.update({"tls.cert": str(pki / "mx.pem"),
+                       "tls.key": str(pki / "mx.key")})
+    b = ternd(b_over, users=(BEN, ANN), state="B")
+    dns = start_dns(dnsmasq, https, txts, mx, txts_com)
+    over = {"hostname": "mx.example.org", "domains": "example.org",
+            "dns.servers": dns.server, "relay.port": str(b.port),
+            "relay.networks": "127.0.0.0/8", "tls.ca_file": str(pki / "ca.pem"),
+            "queue.retry_first": "1", "queue.retry_max": "2"}
+    over.update(a_over or {})
+    a = ternd(over, users=(SENDER,), state="A")
+    return a, b, dns
+
+
+def send(a, rcpt=BEN):
+    rep = a.send_raw(SENDER, [rcpt], MSG)
+    assert rep.code == 250, rep
+
+
+def log_has(t, pattern):
+    return re.search(pattern, t.log(), re.M)
+
+
+def wait_log(t, pattern, what, timeout=20):
+    return wait_for(lambda: log_has(t, pattern), what, timeout)
+
+
+# ---------------------------------------------------------------------------
+# outcomes
+# ---------------------------------------------------------------------------
+
+def test_enforce_matching_mx_delivered(ternd, dnsmasq, pki, policy_server):
+    https = policy_server()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https)
+    send(a)
+    wait_for(lambda: b.messages(BEN), "delivery to B")
+    assert https.hits == 1
+    log = a.log()
+    assert re.search(r"domain=example\.net event=mta_sts_fetch status=ok id=1 "
+                     r"mode=enforce max_age=86400 mx_patterns=1", log), log
+    assert re.search(r"mx=mx\.example\.net addr=127\.0\.0\.1:%d event=tls "
+                     r"version=TLSv1\.3 \S+ tls_resumed=no verified=yes "
+                     r"tls_policy=mta-sts$" % b.port, log, re.M), log
+    assert re.search(r"event=delivered to=<ben@example\.net> code=250", log)
+    # the cache file: its format version first, the policy as served
+    f = a.state_dir / "mta-sts" / "example.net"
+    text = f.read_bytes()
+    assert text.startswith(b"tern-mta-sts-cache 1\ndomain example.net\nid 1\n"), text
+    assert text.endswith(b"\n\n" + GOOD.encode()), text
+
+
+def test_enforce_mx_not_in_policy_deferred(ternd, dnsmasq, pki, policy_server):
+    https = policy_server()
+    https.body = GOOD.replace("mx.example.net", "*.mail.example.net").encode()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https)
+    send(a)
+    wait_log(a, r"event=deferred to=<ben@example\.net> code=451 enh=4\.7\.5 "
+                r"text=\"no MX host of example\.net matches its MTA-STS policy",
+             "the deferral")
+    assert log_has(a, r"domain=example\.net mx=mx\.example\.net event=mta_sts "
+                      r"status=mx_mismatch mode=enforce tls_policy=mta-sts "
+                      r"tlsrpt_result=validation-failure action=skipped")
+    assert not b.messages(BEN)
+    assert len(a.queue_list()) == 1
+
+
+def test_enforce_bad_certificate_deferred(ternd, dnsmasq, pki, policy_server):
+    """B shows its own self-signed certificate: never sent to under enforce."""
+    https = policy_server()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https, b_cert=False)
+    send(a)
+    wait_log(a, r"event=deferred to=<ben@example\.net> code=451 enh=4\.7\.5",
+             "the deferral")
+    assert log_has(a, r"event=tls status=failed verified=no error=\"[^\"]*"
+                      r"certificate verify failed[^\"]*\" tls_policy=mta-sts "
+                      r"tlsrpt_result=certificate-not-trusted$")
+    # never in plaintext either: no second session after the TLS failure
+    assert not log_has(a, r"event=delivered")
+    assert not b.messages(BEN)
+
+
+def test_testing_bad_certificate_delivered_and_logged(ternd, dnsmasq, pki,
+                                                      policy_server):
+    https = policy_server()
+    https.body = GOOD.replace("enforce", "testing").encode()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https, b_cert=False)
+    send(a)
+    wait_for(lambda: b.messages(BEN), "delivery to B")
+    assert log_has(a, r"event=tls version=\S+ \S+ tls_resumed=no verified=no "
+                      r"verify_error=\"[^\"]*\" tls_policy=mta-sts "
+                      r"tlsrpt_result=certificate-not-trusted$")
+    assert log_has(a, r"mode=testing max_age=86400")
+
+
+def test_cached_policy_survives_restart_with_https_down(
+        ternd, dnsmasq, pki, policy_server):
+    https = policy_server()
+    a, b, dns = two_mtas_sts(ternd, dnsmasq, pki, https)
+    send(a)
+    wait_for(lambda: b.messages(BEN), "first delivery")
+    # the policy server goes away, the TXT id changes (so a refresh is
+    # tried and fails) and DNS now names an MX the policy does not list
+    https.stop()
+    assert a.stop() == 0
+    dns.stop()
+    dns2 = start_dns(dnsmasq, https, txts=("v=STSv1; id=2;",),
+                     mx="evil.example.net")
+    a.overrides["dns.servers"] = dns2.server
+    a.start()
+    assert log_has(a, r"event=mta_sts_cache status=loaded policies=1 ")
+    send(a)
+    wait_log(a, r"domain=example\.net event=mta_sts_fetch status=failed "
+                r"tlsrpt_result=sts-policy-fetch-error cached_policy=used",
+             "the failed refresh")
+    wait_log(a, r"event=deferred to=<ben@example\.net> code=451 enh=4\.7\.5",
+             "the deferral under the cached policy")
+    assert log_has(a, r"mx=evil\.example\.net event=mta_sts status=mx_mismatch "
+                      r"mode=enforce")
+    assert len(b.messages(BEN)) == 1
+
+
+def test_two_txt_records_no_policy(ternd, dnsmasq, pki, policy_server):
+    https = policy_server()
+    https.body = GOOD.replace("mx.example.net", "nowhere.example.net").encode()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https,
+                    txts=("v=STSv1; id=1;", "v=STSv1; id=2;"))
+    send(a)
+    wait_for(lambda: b.messages(BEN), "opportunistic delivery")
+    assert log_has(a, r"domain=example\.net event=mta_sts_txt "
+                      r"status=several_records cached_policy=none")
+    assert log_has(a, r"event=tls version=\S+ \S+ tls_resumed=no "
+                      r"verified=yes tls_policy=opportunistic$")
+    assert https.hits == 0
+
+
+def fetch_fails(ternd, dnsmasq, pki, https, result, error):
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https)
+    send(a)
+    wait_for(lambda: b.messages(BEN), "opportunistic delivery", timeout=40)
+    assert log_has(a, r"domain=example\.net event=mta_sts_fetch status=failed "
+                      r"tlsrpt_result=%s cached_policy=none error=\"[^\"]*%s"
+                   % (result, error)), a.log()
+    assert log_has(a, r"domain=example\.net event=tls_policy "
+                      r"tls_policy=opportunistic tlsrpt_result=%s" % result)
+    assert log_has(a, r"verified=yes tls_policy=opportunistic$")
+    assert not (a.state_dir / "mta-sts" / "example.net").exists()
+    return a, b
+
+
+def test_policy_too_large(ternd, dnsmasq, pki, policy_server):
+    https = policy_server()
+    https.body = (GOOD + "x-pad: " + "a" * 70000 + "\r\n").encode()
+    fetch_fails(ternd, dnsmasq, pki, https, "sts-policy-fetch-error",
+                "larger than 65536")
+
+
+def test_policy_bad_certificate(ternd, dnsmasq, pki, policy_server):
+    https = policy_server(cert="sts-self")
+    fetch_fails(ternd, dnsmasq, pki, https, "sts-webpki-invalid",
+                "certificate")
+
+
+def test_policy_wrong_media_type(ternd, dnsmasq, pki, policy_server):
+    https = policy_server()
+    https.ctype = "text/html"
+    fetch_fails(ternd, dnsmasq, pki, https, "sts-policy-fetch-error",
+                "media type text/html")
+
+
+def test_policy_redirect_not_followed(ternd, dnsmasq, pki, policy_server):
+    https = policy_server()
+    https.status = 301
+    fetch_fails(ternd, dnsmasq, pki, https, "sts-policy-fetch-error",
+                "HTTP status 301")
+
+
+def test_policy_malformed(ternd, dnsmasq, pki, policy_server):
+    https = policy_server()
+    https.body = GOOD.replace("mx.example.net", "mx.*.example.net").encode()
+    fetch_fails(ternd, dnsmasq, pki, https, "sts-policy-invalid",
+                "mx pattern")
+
+
+def test_slow_policy_server_cut_off_loop_not_blocked(ternd, dnsmasq, pki,
+                                                     policy_server):
+    """A server sending a byte every 0.5 s is cut off by the low-speed floor
+    (256 octets/s for 5 s), and meanwhile other mail goes on."""
+    https = policy_server()
+    https.per_byte = 0.5
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https)
+    send(a, BEN)
+    wait_log(a, r"domain=example\.net event=mta_sts_fetch status=started",
+             "the fetch to start")
+    t0 = time.monotonic()
+    send(a, ANN)
+    wait_for(lambda: b.messages(ANN), "delivery to example.com", timeout=10)
+    # example.com went while example.net's fetch still ran
+    assert not log_has(a, r"event=mta_sts_fetch status=failed")
+    assert time.monotonic() - t0 < 5 * SLOW
+    wait_log(a, r"domain=example\.net event=mta_sts_fetch status=failed "
+                r"tlsrpt_result=sts-policy-fetch-error cached_policy=none "
+                r"error=\"Timeout was reached", "the cut-off", timeout=30)
+    wait_for(lambda: b.messages(BEN), "opportunistic delivery after it")
+
+
+def test_sts_disabled_asks_nothing(ternd, dnsmasq, pki, policy_server):
+    https = policy_server()
+    https.body = GOOD.replace("mx.example.net", "nowhere.example.net").encode()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https, a_over={"sts.enable": "no"})
+    send(a)
+    wait_for(lambda: b.messages(BEN), "delivery")
+    assert https.hits == 0
+    assert not log_has(a, r"mta_sts")
+    assert not Path(a.state_dir / "mta-sts").exists()
+
+
+def test_cache_bounded_least_recently_used_forgotten(ternd, dnsmasq, pki,
+                                                     policy_server):
+    """sts.cache_entries = 1: the second domain's policy pushes the first
+    out, file and all."""
+    https = policy_server()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https,
+                           a_over={"sts.cache_entries": "1"},
+                           txts_com=("v=STSv1; id=7;",))
+    cache = a.state_dir / "mta-sts"
+    send(a, BEN)
+    wait_for(lambda: b.messages(BEN), "delivery to example.net")
+    assert sorted(p.name for p in cache.iterdir()) == ["example.net"]
+    send(a, ANN)
+    wait_for(lambda: b.messages(ANN), "delivery to example.com")
+    wait_log(a, r"domain=example\.net event=mta_sts_cache status=forgotten",
+             "the eviction")
+    wait_for(lambda: sorted(p.name for p in cache.iterdir()) ==
+             ["example.com"], "example.net's file removed")
+    assert log_has(a, r"domain=example\.com event=mta_sts_fetch status=ok id=7 ")
+    assert https.hits == 2
+
+
+def test_newer_cache_format_refused(ternd, dnsmasq, pki, policy_server):
+    """A cache file a newer tern wrote stops ternd, untouched."""
+    https = policy_server()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https)
+    assert a.stop() == 0
+    f = a.state_dir / "mta-sts" / "example.net"
+    f.write_text("tern-mta-sts-cache 2\nwhatever a later tern writes\n")
+    if RUN_AS:
+        os.chown(f, RUN_AS[1], RUN_AS[2])
+    r = subprocess.run(a.argv(), capture_output=True, timeout=30 * SLOW,
+                       cwd=str(a.state_dir), stdin=subprocess.DEVNULL)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert r.returncode != 0, out
+    assert re.search(r"event=startup step=mta_sts error=\"mta-sts/example\.net: "
+                     r"format version 2 is newer than this tern's \(1\); run "
+                     r"that tern, or remove the file", out), out
+    assert f.read_text().startswith("tern-mta-sts-cache 2\n")
+
+
+def test_enforce_never_resumes_an_opportunistic_session(
+        ternd, dnsmasq, pki, policy_server):
+    """example.com (no policy) and example.net (enforce) share the MX host
+    mx.example.net: the session made for the first, where any certificate
+    would do, is not offered under the policy; the policy's own is."""
+    https = policy_server()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https)
+    send(a, ANN)
+    wait_for(lambda: b.messages(ANN), "delivery to example.com")
+    send(a, BEN)
+    wait_for(lambda: b.messages(BEN), "first delivery to example.net")
+    send(a, BEN)
+    wait_for(lambda: len(b.messages(BEN)) == 2, "second delivery")
+    got = re.findall(r"event=tls version=\S+ \S+ tls_resumed=(yes|no) "
+                     r"verified=yes tls_policy=(\S+)$", a.log(), re.M)
+    assert got == [("no", "opportunistic"), ("no", "mta-sts"),
+                   ("yes", "mta-sts")], got
