@@ -26,13 +26,36 @@ WERROR   ?= -Werror
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
 PKG_LIBS   = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) $(WERROR) $(HARDEN) \
-             -Isrc -MMD -MP $(SAN_FLAGS) $(CFLAGS) $(PKG_CFLAGS)
+             -Isrc -MMD -MP $(SAN_FLAGS) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) \
+             $(VERSION_DEFS)
 LDLIBS    = $(PKG_LIBS) -lpthread
 ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT       := -O1 -g
 HARDEN    := -fstack-protector-strong
 endif
+
+# The release is named in one place, the file VERSION; REV is the git
+# revision of this tree (git describe), "unknown" outside a git work tree
+# (a source tarball) unless given: make REV=... (make deb hands it to the
+# copy it builds).  Only src/util/version.c sees them, and it is compiled
+# again when either changes ($(B)/version.flags, rewritten only then).
+VERSION  := $(strip $(file <VERSION))
+REV       = $(eval REV := $(shell top=$$(git -C '$(CURDIR)' rev-parse \
+              --show-toplevel 2>/dev/null); if [ "$$top" = '$(CURDIR)' ]; then \
+              git -C '$(CURDIR)' describe --tags --always --dirty \
+              --match 'v[0-9]*'; else echo unknown; fi))$(REV)
+$(B)/obj/src/util/version.o: VERSION_DEFS = -DTERN_VERSION='"$(VERSION)"' \
+                                            -DTERN_REV='"$(REV)"'
+$(B)/obj/src/util/version.o: $(B)/version.flags
+$(B)/version.flags: FORCE
+	@mkdir -p $(@D)
+	@printf '%s %s\n' '$(VERSION)' '$(REV)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+FORCE:
+.PHONY: version deb FORCE
+version:
+	@echo '$(VERSION) $(REV)'
 
 MAINS    := src/server/main.c src/cli/main.c
 # libcore.a: the pure code.  A file is pure when it does no network or
@@ -125,7 +148,7 @@ $(B)/libtern.a: $(LIB_OBJ) Makefile
 LIBS := $(B)/libtern.a $(B)/libcore.a
 
 $(B)/ternd: $(B)/obj/src/server/main.o $(LIBS)
-	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # ternd with the test-only fault hooks of the durable steps (fault.c);
 # its objects come first, so the linker takes them over the archives'
@@ -159,7 +182,7 @@ $(B)/ternd-plant: $(B)/obj/src/server/main.o $(PLANT_SRC:%.c=$(B)/plant/%.o) $(L
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tern: $(B)/obj/src/cli/main.o $(LIBS)
-	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: a pure module's test links libcore.a alone; the fault-hook
 # tests put the fault build of fs/file.c first; the rest link both.
