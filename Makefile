@@ -41,9 +41,12 @@ endif
 # copy it builds).  Only src/util/version.c sees them, and it is compiled
 # again when either changes ($(B)/version.flags, rewritten only then).
 VERSION  := $(strip $(file <VERSION))
-REV       = $(eval REV := $(shell top=$$(git -C '$(CURDIR)' rev-parse \
+# (safe.directory: a tree owned by another user, e.g. make check's test
+# user reading root's checkout, still tells its revision)
+GIT_HERE  = git -c safe.directory='$(CURDIR)' -C '$(CURDIR)'
+REV       = $(eval REV := $(shell top=$$($(GIT_HERE) rev-parse \
               --show-toplevel 2>/dev/null); if [ "$$top" = '$(CURDIR)' ]; then \
-              git -C '$(CURDIR)' describe --tags --always --dirty \
+              $(GIT_HERE) describe --tags --always --dirty \
               --match 'v[0-9]*'; else echo unknown; fi))$(REV)
 $(B)/obj/src/util/version.o: VERSION_DEFS = -DTERN_VERSION='"$(VERSION)"' \
                                             -DTERN_REV='"$(REV)"'
