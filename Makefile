@@ -42,8 +42,9 @@ endif
 # again when either changes ($(B)/version.flags, rewritten only then).
 VERSION  := $(strip $(file <VERSION))
 # (safe.directory: a tree owned by another user, e.g. make check's test
-# user reading root's checkout, still tells its revision)
-GIT_HERE  = git -c safe.directory='$(CURDIR)' -C '$(CURDIR)'
+# user reading root's checkout, still tells its revision; no optional
+# locks: --dirty must not rewrite .git/index, as root in a user's tree)
+GIT_HERE  = GIT_OPTIONAL_LOCKS=0 git -c safe.directory='$(CURDIR)' -C '$(CURDIR)'
 REV       = $(eval REV := $(shell top=$$($(GIT_HERE) rev-parse \
               --show-toplevel 2>/dev/null); if [ "$$top" = '$(CURDIR)' ]; then \
               $(GIT_HERE) describe --tags --always --dirty \
@@ -271,6 +272,26 @@ bench: deps
 $(B)/bench/limit: bench/limit.c
 	@mkdir -p $(@D)
 	$(CC) -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) $(WERROR) $(HARDEN) -o $@ $< -lpthread
+
+# make deb: the Debian packages tern and tern-sendmail (docs/packaging.md)
+# into $(DEB_DIR), built by dpkg-buildpackage in a copy of the tree there
+# (the tracked and new files, as git lists them), so the developer's
+# build/ and the tree itself get nothing; run as a user, it builds under
+# fakeroot.  The copy has no .git: REV goes with it.
+DEB_DIR  ?= build-deb
+deb: deps
+	@set -e; dst='$(abspath $(DEB_DIR))'; src="$$dst/src/tern-$(VERSION)"; \
+	rm -rf "$$dst/src"; mkdir -p "$$src"; \
+	if $(GIT_HERE) rev-parse --git-dir >/dev/null 2>&1; then \
+	  $(GIT_HERE) ls-files -z -co --exclude-standard | \
+	    tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C "$$src" -xf -; \
+	else \
+	  tar --exclude=./.git --exclude='./build*' --exclude=./var -cf - . | \
+	    tar -C "$$src" -xf -; \
+	fi; \
+	cd "$$src" && TERN_REV='$(REV)' dpkg-buildpackage -us -uc -b; \
+	mv -f "$$dst"/src/*.deb "$$dst"/src/*.buildinfo "$$dst"/src/*.changes "$$dst"/; \
+	ls -l "$$dst"/*.deb
 
 PREFIX   ?= /usr/local
 # SENDMAIL_LINKS=1 also makes sendmail and mailq (sbin and bin) links to
