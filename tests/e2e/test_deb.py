@@ -16,6 +16,7 @@ package tern or tern-sendmail, no user or group tern, no /etc/tern and no
 or tern started elsewhere on this machine without -c reads it.
 """
 
+import atexit
 import glob
 import grp
 import json
@@ -67,7 +68,9 @@ def debs():
         return _DEBS
     d = os.environ.get("TERN_DEB_DIR")
     if not d or not glob.glob(os.path.join(d, "tern_*.deb")):
-        d = d or tempfile.mkdtemp(prefix="tern-deb-")
+        if not d:
+            d = tempfile.mkdtemp(prefix="tern-deb-")
+            atexit.register(shutil.rmtree, d, True)
         t0 = time.monotonic()
         # no dbgsym package: the test does not need one and it costs time
         env = dict(os.environ, DEB_BUILD_OPTIONS="noautodbgsym parallel=2",
@@ -281,12 +284,53 @@ def test_deb_sendmail_would_replace_postfix(capsys):
     assert installed("postfix")
 
 
+def test_deb_restart_after_upgrade():
+    """An upgrade with ternd running under systemd: no stop before the new
+    files are unpacked (prerm stops only on remove), a restart after
+    (postinst of an upgrade: $2 is the old version), both only where
+    systemd runs.  The scripts are debhelper's: this checks that
+    dh_installsystemd made them so for tern.service."""
+    d = debs()
+    ctl = Path(tempfile.mkdtemp(prefix="tern-deb-ctl-"))
+    try:
+        subprocess.run(["dpkg-deb", "-e", d["tern"], str(ctl)], check=True)
+        prerm = (ctl / "prerm").read_text()
+        postinst = (ctl / "postinst").read_text()
+        stops = [l for l in prerm.splitlines() if "stop 'tern.service'" in l]
+        assert stops, prerm
+        assert '"$1" = remove' in prerm and "upgrade" not in prerm, prerm
+        assert re.search(r'if \[ -n "\$2" \]; then\s+_dh_action=restart',
+                         postinst), postinst
+        assert "deb-systemd-invoke $_dh_action 'tern.service'" in postinst
+        assert "if [ -d /run/systemd/system ]; then" in postinst
+        # ours comes first: the user and /var/lib/tern exist before the
+        # unit (User=tern) is started
+        assert postinst.index("\tstate_dir\n") < \
+            postinst.index("deb-systemd-invoke $_dh_action")
+        assert (ctl / "conffiles").read_text().split() == [str(CONF)]
+    finally:
+        shutil.rmtree(ctl, ignore_errors=True)
+
+
+def no_service_start():
+    """Where systemd runs, the postinst would start tern.service on port
+    25 of loopback: a policy-rc.d that says no (deb-systemd-invoke asks
+    it), unless one is there already.  Returns its remover."""
+    policy = Path("/usr/sbin/policy-rc.d")
+    if not Path("/run/systemd/system").is_dir() or policy.exists():
+        return lambda: None
+    policy.write_text("#!/bin/sh\n# test_deb: no service starts\nexit 101\n")
+    policy.chmod(0o755)
+    return lambda: policy.unlink(missing_ok=True)
+
+
 def test_deb_install_upgrade_remove_purge(capsys, tmp_path):
     d = debs()
     require_clean_machine()
     os.chmod(tmp_path, 0o755)
     log = []
     daemon = Daemon(tmp_path)
+    allow_starts = no_service_start()
     try:
         # -- install beside Postfix --
         run(log, "dpkg", "-i", d["tern"])
@@ -400,6 +444,7 @@ def test_deb_install_upgrade_remove_purge(capsys, tmp_path):
     finally:
         daemon.kill()
         purge_all(log)
+        allow_starts()
         show(capsys, "dpkg transcript", "".join(log))
         if daemon.logpath.exists():
             show(capsys, "installed ternd's log (tail)",
@@ -413,6 +458,7 @@ def test_deb_state_dir_ownership(capsys):
     d = debs()
     require_clean_machine()
     log = []
+    allow_starts = no_service_start()
     try:
         STATE.mkdir(mode=0o755)
         (STATE / "kept").write_text("root's file\n")
@@ -441,6 +487,7 @@ def test_deb_state_dir_ownership(capsys):
             log, "dpkg-query", "-W", "-f=${Status}", "tern").stdout
     finally:
         purge_all(log)
+        allow_starts()
         if STATE.exists() and not installed("tern"):
             shutil.rmtree(STATE, ignore_errors=True)
         show(capsys, "dpkg transcript (state_dir ownership)", "".join(log))
