@@ -284,6 +284,36 @@ def test_deb_sendmail_would_replace_postfix(capsys):
     assert installed("postfix")
 
 
+def test_deb_sendmail_package_runs(tmp_path):
+    """tern-sendmail's sendmail, mailq and newaliases, unpacked with tern's
+    files into a directory (installing it would remove the suite's
+    Postfix): the links reach tern, which takes the sendmail and mailq
+    personas by name; newaliases says it does nothing and succeeds."""
+    d = debs()
+    root = tmp_path / "root"
+    for deb in (d["tern"], d["sendmail"]):
+        subprocess.run(["dpkg-deb", "-x", deb, str(root)], check=True)
+    for link in ("usr/sbin/sendmail", "usr/lib/sendmail", "usr/bin/mailq"):
+        assert (root / link).resolve() == (root / "usr/bin/tern").resolve(), link
+    # a state_dir where no ternd runs: sendmail must fail with EX_TEMPFAIL
+    # and keep nothing, mailq must say it cannot reach ternd
+    state = tmp_path / "state"
+    state.mkdir()
+    env = dict(os.environ, TERN_CONFIG=str(tmp_path / "t.conf"))
+    (tmp_path / "t.conf").write_text(f"state_dir = {state}\n")
+    r = subprocess.run([str(root / "usr/sbin/sendmail"), "-oi",
+                        "ben@localhost"], input=b"Subject: x\n\nbody\n",
+                       capture_output=True, env=env, timeout=30)
+    assert r.returncode == 75, (r.returncode, r.stdout, r.stderr)
+    r = subprocess.run([str(root / "usr/bin/mailq")], capture_output=True,
+                       env=env, timeout=30)
+    assert r.returncode != 0 and b"ternd" in r.stderr, r
+    r = subprocess.run([str(root / "usr/bin/newaliases")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "nothing to do" in r.stderr, r
+    assert "tern alias" in r.stderr
+
+
 def test_deb_restart_after_upgrade():
     """An upgrade with ternd running under systemd: no stop before the new
     files are unpacked (prerm stops only on remove), a restart after
