@@ -27,13 +27,40 @@ WERROR   ?= -Werror
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
 PKG_LIBS   = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) $(WERROR) $(HARDEN) \
-             -Isrc -MMD -MP $(SAN_FLAGS) $(CFLAGS) $(PKG_CFLAGS)
+             -Isrc -MMD -MP $(SAN_FLAGS) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) \
+             $(VERSION_DEFS)
 LDLIBS    = $(PKG_LIBS) -lpthread
 ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT       := -O1 -g
 HARDEN    := -fstack-protector-strong
 endif
+
+# The release is named in one place, the file VERSION; REV is the git
+# revision of this tree (git describe), "unknown" outside a git work tree
+# (a source tarball) unless given: make REV=... (make deb hands it to the
+# copy it builds).  Only src/util/version.c sees them, and it is compiled
+# again when either changes ($(B)/version.flags, rewritten only then).
+VERSION  := $(strip $(file <VERSION))
+# (safe.directory: a tree owned by another user, e.g. make check's test
+# user reading root's checkout, still tells its revision; no optional
+# locks: --dirty must not rewrite .git/index, as root in a user's tree)
+GIT_HERE  = GIT_OPTIONAL_LOCKS=0 git -c safe.directory='$(CURDIR)' -C '$(CURDIR)'
+REV       = $(eval REV := $(shell top=$$($(GIT_HERE) rev-parse \
+              --show-toplevel 2>/dev/null); if [ "$$top" = '$(CURDIR)' ]; then \
+              $(GIT_HERE) describe --tags --always --dirty \
+              --match 'v[0-9]*'; else echo unknown; fi))$(REV)
+$(B)/obj/src/util/version.o: VERSION_DEFS = -DTERN_VERSION='"$(VERSION)"' \
+                                            -DTERN_REV='"$(REV)"'
+$(B)/obj/src/util/version.o: $(B)/version.flags
+$(B)/version.flags: FORCE
+	@mkdir -p $(@D)
+	@printf '%s %s\n' '$(VERSION)' '$(REV)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+FORCE:
+.PHONY: version deb FORCE
+version:
+	@echo '$(VERSION) $(REV)'
 
 MAINS    := src/server/main.c src/cli/main.c
 # libcore.a: the pure code.  A file is pure when it does no network or
@@ -128,7 +155,7 @@ $(B)/libtern.a: $(LIB_OBJ) Makefile
 LIBS := $(B)/libtern.a $(B)/libcore.a
 
 $(B)/ternd: $(B)/obj/src/server/main.o $(LIBS)
-	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # ternd with the test-only fault hooks of the durable steps (fault.c);
 # its objects come first, so the linker takes them over the archives'
@@ -162,7 +189,7 @@ $(B)/ternd-plant: $(B)/obj/src/server/main.o $(PLANT_SRC:%.c=$(B)/plant/%.o) $(L
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tern: $(B)/obj/src/cli/main.o $(LIBS)
-	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: a pure module's test links libcore.a alone; the fault-hook
 # tests put the fault build of fs/file.c first; the rest link both.
@@ -248,6 +275,26 @@ bench: deps
 $(B)/bench/limit: bench/limit.c
 	@mkdir -p $(@D)
 	$(CC) -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) $(WERROR) $(HARDEN) -o $@ $< -lpthread
+
+# make deb: the Debian packages tern and tern-sendmail (docs/packaging.md)
+# into $(DEB_DIR), built by dpkg-buildpackage in a copy of the tree there
+# (the tracked and new files, as git lists them), so the developer's
+# build/ and the tree itself get nothing; run as a user, it builds under
+# fakeroot.  The copy has no .git: REV goes with it.
+DEB_DIR  ?= build-deb
+deb: deps
+	@set -e; dst='$(abspath $(DEB_DIR))'; src="$$dst/src/tern-$(VERSION)"; \
+	rm -rf "$$dst/src"; mkdir -p "$$src"; \
+	if $(GIT_HERE) rev-parse --git-dir >/dev/null 2>&1; then \
+	  $(GIT_HERE) ls-files -z -co --exclude-standard | \
+	    tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C "$$src" -xf -; \
+	else \
+	  tar --exclude=./.git --exclude='./build*' --exclude=./var -cf - . | \
+	    tar -C "$$src" -xf -; \
+	fi; \
+	cd "$$src" && TERN_REV='$(REV)' dpkg-buildpackage -us -uc -b; \
+	mv -f "$$dst"/src/*.deb "$$dst"/src/*.buildinfo "$$dst"/src/*.changes "$$dst"/; \
+	ls -l "$$dst"/*.deb
 
 PREFIX   ?= /usr/local
 # SENDMAIL_LINKS=1 also makes sendmail and mailq (sbin and bin) links to

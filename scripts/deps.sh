@@ -11,7 +11,8 @@ python3-dkim python3-spf python3-dnspython opendkim-tools opendmarc publicsuffix
 postsrsd python3-srs python3-milter rspamd opendkim postfwd
 prometheus
 unbound nsd ldnsutils
-libcurl4-openssl-dev"
+libcurl4-openssl-dev
+debhelper dpkg-dev fakeroot lintian adduser"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then

@@ -53,11 +53,13 @@
 #include "deliver/deliver.h"
 #include "table/table.h"
 #include "util/util.h"
+#include "util/version.h"
 
 #define CLI_PASSWORD_MAX 1024
 
 static const char cli_usage_text[] =
     "usage: tern [-c file] [-o section.key=value]... command\n"
+    "       tern --version                   the release and git revision\n"
     "\n"
     "  user add ADDRESS [--password-stdin | --hash-stdin]\n"
     "           [--maildir /PATH | --lmtp TARGET]\n"
@@ -798,6 +800,10 @@ main(int argc, char **argv)
 		return cli_flush(cli_persona_main(CLI_AS_MAILQ, argc, argv));
 	if (argc > 1 && cli_is_help(argv[1])) {
 		fputs(cli_usage_text, stdout);
+		return cli_flush(0);
+	}
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("tern %s rev %s\n", tern_version(), tern_revision());
 		return cli_flush(0);
 	}
 	if ((cl.conf = conf_from_args(&argc, &argv, err, sizeof(err))) == NULL)

@@ -49,6 +49,7 @@
 #include "server/screen.h"
 #include "server/srsmap.h"
 #include "server/tlsconn.h"
+#include "util/version.h"
 
 /*
  * Disk workers.  Most of their time is spent waiting in fsync; many
@@ -111,6 +112,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: ternd [-c FILE] [-o section.key=value]...\n"
+	    "       ternd --version\n"
 	    "Runs in the foreground and logs to stderr; see ternd(8).\n");
 	exit(64);
 }
@@ -447,7 +449,8 @@ run_loop(struct server *s)
 	}
 	listeners_enable(s);
 	metricsrv_start(s);
-	log_info("event=ready hostname=%s state_dir=%s", s->conf->hostname,
+	log_info("event=ready version=%s rev=%s hostname=%s state_dir=%s",
+	    tern_version(), tern_revision(), s->conf->hostname,
 	    s->conf->state_dir);
 	event_base_dispatch(s->base);
 	for (i = 0; i < 3; i++)
@@ -540,6 +543,10 @@ main(int argc, char **argv)
 	if (argc > 1 &&
 	    (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
 		usage();
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("ternd %s rev %s\n", tern_version(), tern_revision());
+		return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+	}
 	if ((s.conf = conf_from_args(&argc, &argv, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=config error=\"%s\"", err);
 	if (argc > 0)
