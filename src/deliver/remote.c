@@ -78,6 +78,7 @@
 #include "deliver/dns.h"
 #include "deliver/job.h"
 #include "deliver/remote.h"
+#include "deliver/reqtls.h"
 #include "deliver/remote_int.h"
 #include "deliver/target.h"
 
@@ -1088,6 +1089,7 @@ rconn_session_begin(struct rconn *c, bool verified)
 	cf.lmtp = c->d->lmtp;
 	cf.tls_active = tls;
 	cf.tls_verified = tls && verified;
+	cf.tls_policy = reqtls_hop_policy(c->d); /* RFC 8689 (reqtls.h) */
 	if (c->d->smarthost) {
 		cf.require_tls = rconn_require_tls(c);
 		cf.auth_user = r->sm_user;
