@@ -7,6 +7,7 @@ verifies B: the one "policy" tern has before DANE and MTA-STS.  A client
 (smtplib over STARTTLS) sends MAIL FROM:<..> REQUIRETLS to A.
 
   verified hop offering REQUIRETLS  -> relayed, REQUIRETLS passed to B
+  report to a sender elsewhere      -> queued with REQUIRETLS, sent anyway
   verified hop without REQUIRETLS   -> bounced 5.7.30, nothing sent
   hop not verified (encrypt, may)   -> bounced 5.7.10, nothing sent
   REQUIRETLS before STARTTLS        -> 530 5.7.10, not offered in EHLO
@@ -180,6 +181,34 @@ def test_requiretls_hop_without_requiretls_bounced(ternd, dnsmasq, pki):
         assert mails == [] and host.messages == [], host.lines
         assert any(ln.upper().startswith(b"EHLO") for ln in host.lines)
         assert re.search(r"event=tls .*verified=yes", a.log()), a.log()
+        wait_for(lambda: a.queue_list() == [], "A's queue to empty")
+    finally:
+        host.close()
+
+
+def test_requiretls_bounce_to_remote_sender(ternd, dnsmasq, pki):
+    """The report to a sender elsewhere is queued with REQUIRETLS itself
+    (RFC 8689 5), and, having the null sender, is not held back by a hop
+    without REQUIRETLS: it goes, headers only, without the parameter."""
+    host = FakeSmarthost(pki, "good")
+    host.start()
+    try:
+        a = mta_a(ternd, dnsmasq, pki, host.port)
+        with smtplib.SMTP("127.0.0.1", a.port, local_hostname="client.test",
+                          timeout=10 * SLOW) as s:
+            s.starttls(context=client_context())
+            s.ehlo("client.test")
+            s.sendmail("zoe@far.example", [BEN], msg("remote-sender"),
+                       mail_options=["REQUIRETLS"])
+        wait_for(lambda: host.messages, "the report at the smarthost")
+        mails = [ln for ln in host.lines if ln[:4].upper() == b"MAIL"]
+        assert mails == [b"MAIL FROM:<>"], host.lines
+        [report] = host.messages
+        assert b"5.7.30" in report and b"text/rfc822-headers" in report
+        assert BODY_LINE not in report, report[-1500:]
+        log = a.log()
+        assert re.search(r"event=queued from=<> rcpts=1 size=\d+ "
+                         r"requiretls=yes", log), log[-3000:]
         wait_for(lambda: a.queue_list() == [], "A's queue to empty")
     finally:
         host.close()
