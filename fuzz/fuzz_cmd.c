@@ -10,7 +10,8 @@
  *  - a success names a verb, its views lie inside the input, the line has
  *    no control byte and is within the verb's length limit, fixed-size
  *    fields are NUL-terminated, an 8-bit path or SMTPUTF8 only appears
- *    where the flags allow it, and NOTIFY=NEVER is alone;
+ *    where the flags allow it, NOTIFY=NEVER is alone, and REQUIRETLS is
+ *    only ever a MAIL parameter (RFC 8689 2);
  *  - an accepted HELO/EHLO argument holds only letters, digits and
  *    ". - _ [ ] :", so it cannot forge a Received: field when recorded;
  *  - a line that starts with the BDAT verb reports SMTP_VERB_BDAT even
@@ -165,6 +166,8 @@ check_success(
 		abort();
 	if (path)
 		check_path(c, flags);
+	if (c->mail.requiretls && c->verb != SMTP_VERB_MAIL)
+		abort();
 	if (c->verb == SMTP_VERB_HELO || c->verb == SMTP_VERB_EHLO)
 		check_helo(c);
 	check_params(c, flags);

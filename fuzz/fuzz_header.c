@@ -15,13 +15,17 @@
  *    parses back with addr_parse_mailbox() to the same text;
  *  - flags only widen the language: the addresses under some flags are a
  *    prefix of those under a superset, and equal when the list ended well;
- *  - at most ADDR_LIST_MAX addresses, and errors are sticky.
+ *  - at most ADDR_LIST_MAX addresses, and errors are sticky;
+ *  - smtp_tls_required_no() (RFC 8689 3) reads the header only: the same
+ *    answer for the header section alone, and false without a
+ *    TLS-Required field.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "addr/addr.h"
+#include "smtp/smtp.h"
 
 #define FMT_MAX (ADDR_PATH_MAX + 2)
 #define KEEP	64 /* addresses compared across flag sets */
@@ -146,6 +150,18 @@ check_end(const char *s, size_t size, size_t *end_out)
 	*end_out = end;
 }
 
+static void
+check_tls_required(const char *s, size_t size, size_t end)
+{
+	struct addr_hdr_field f;
+	bool no = smtp_tls_required_no(s, size);
+
+	if (no != smtp_tls_required_no(s, end))
+		abort();
+	if (no && !addr_hdr_find(s, end, "TLS-Required", &f))
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -167,5 +183,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (pos != end || sc.pos != end || sc.longest > size)
 		abort();
 	check_lists(s, size);
+	check_tls_required(s, size, end);
 	return 0;
 }

@@ -266,7 +266,8 @@ struct q_msg {
 	const char *sender;
 	int64_t created, size, next_try;
 	bool held;
-	const struct json_node *rcpts; /* an array, or NULL */
+	bool requiretls, tls_required_no; /* RFC 8689 */
+	const struct json_node *rcpts;	  /* an array, or NULL */
 };
 
 /* The fields of a message object; missing ones are zero or empty. */
@@ -283,6 +284,8 @@ q_msg_get(const struct json_node *m, struct q_msg *q)
 	(void)json_get_int(m, "size", &q->size);
 	(void)json_get_int(m, "next_try", &q->next_try);
 	(void)json_get_bool(m, "held", &q->held);
+	(void)json_get_bool(m, "requiretls", &q->requiretls);
+	(void)json_get_bool(m, "tls_required_no", &q->tls_required_no);
 	q->rcpts = json_get(m, "recipients");
 	if (q->rcpts != NULL && q->rcpts->type != JSON_ARRAY)
 		q->rcpts = NULL;
@@ -455,6 +458,12 @@ q_print_show(const struct json_node *root)
 				       ? "(held)"
 				       : q_time(q.next_try, "%Y-%m-%d %H:%M:%S",
 					     "now", next, sizeof(next)));
+	printf("requiretls: %s\n", q.requiretls ? "yes" : "no");
+	/* RFC 8689 4.1: with REQUIRETLS the header field counts for nothing */
+	if (q.tls_required_no)
+		printf("tls-required: No%s\n",
+		    q.requiretls ? " (ignored: REQUIRETLS)"
+				 : " (recipient TLS policies may be ignored)");
 	printf("recipients:\n");
 	for (r = q.rcpts != NULL ? q.rcpts->child : NULL; r; r = r->next)
 		q_show_rcpt(r);

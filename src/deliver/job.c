@@ -128,6 +128,8 @@ job_new(const struct remote_msg *m, remote_done_fn done, void *arg)
 	j->size = m->size;
 	j->body_8bit = m->body_8bit;
 	j->smtputf8 = m->smtputf8;
+	j->requiretls = m->requiretls;
+	j->tls_required_no = m->tls_required_no;
 	j->ret = m->ret;
 	j->lmtp = dup_or_null(m->lmtp);
 	j->done = done;
@@ -203,6 +205,7 @@ job_client_conf(
 	   message has none, and nothing 8-bit to declare) */
 	cf->body_8bit = j->plan != NULL;
 	cf->smtputf8 = j->smtputf8;
+	cf->requiretls = j->requiretls;
 	if (j->plan != NULL) {
 		if (!(j->plan->flags & MIME_F_IMPOSSIBLE))
 			cf->downgrade |= SMTP_DOWNGRADE_OK;

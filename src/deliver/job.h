@@ -34,6 +34,7 @@ struct rjob {
 	size_t nrcpts;
 	uint64_t size;
 	bool body_8bit, smtputf8;
+	bool requiretls, tls_required_no; /* RFC 8689 (reqtls.h) */
 	enum smtp_ret ret;
 	char *lmtp; /* LMTP target, or NULL */
 	char *map;  /* the message, read-only; NULL if empty */

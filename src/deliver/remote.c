@@ -80,6 +80,7 @@
 #include "deliver/job.h"
 #include "deliver/mtasts.h"
 #include "deliver/remote.h"
+#include "deliver/reqtls.h"
 #include "deliver/remote_int.h"
 #include "deliver/target.h"
 #include "deliver/tlspolicy.h"
@@ -1316,6 +1317,8 @@ rconn_session_begin(struct rconn *c, bool verified)
 		cf.want_starttls = cf.want_starttls && c->pol.starttls;
 		cf.require_tls = c->pol.require_tls;
 	}
+	/* RFC 8689 (reqtls.h) */
+	cf.tls_policy = reqtls_hop_policy(c->d, c->has_pol ? &c->pol : NULL);
 	if (c->d->smarthost) {
 		cf.require_tls = rconn_require_tls(c);
 		cf.auth_user = r->sm_user;

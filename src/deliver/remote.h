@@ -174,6 +174,9 @@ struct remote_msg {
 	uint64_t size; /* for SIZE= */
 	bool body_8bit;
 	bool smtputf8;
+	bool requiretls;      /* RFC 8689: only to a policy-verified hop
+				 offering REQUIRETLS, else 5.7.10/5.7.30 */
+	bool tls_required_no; /* "TLS-Required: No" (reqtls.h) */
 	enum smtp_ret ret;
 	const char *envid; /* NULL or "" for none */
 	const char *lmtp;  /* NULL; else to this LMTP server ("unix:/path"

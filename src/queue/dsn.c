@@ -157,8 +157,12 @@ dsn_plan_owed_reschedule(struct dsn_plan *p, struct queue_env *env,
 }
 
 static enum bounce_ret
-dsn_ret(enum smtp_ret ret)
+dsn_ret(enum smtp_ret ret, bool requiretls)
 {
+	/* RFC 8689 5: a report on a REQUIRETLS message returns the header
+	   only, as if RET=HDRS, even when RET=FULL was asked */
+	if (requiretls)
+		return BOUNCE_RET_HDRS;
 	return ret == SMTP_RET_HDRS   ? BOUNCE_RET_HDRS
 	       : ret == SMTP_RET_FULL ? BOUNCE_RET_FULL
 				      : BOUNCE_RET_DEFAULT;
@@ -230,7 +234,7 @@ dsn_build(const struct queue_env *env, const struct dsn_plan *p,
 	in.envid = env->envid[0] ? env->envid : NULL;
 	in.arrival = env->created;
 	in.kind = dsn_bounce_kinds[kind];
-	in.ret = dsn_ret(env->ret);
+	in.ret = dsn_ret(env->ret, env->requiretls);
 	in.smtputf8 = env->smtputf8;
 	in.rcpts = br;
 	in.nrcpts = n;
@@ -268,7 +272,7 @@ dsn_build_delivered(const struct dsn_delivered *d, const struct dsn_origin *o,
 	in.envid = d->envid != NULL && d->envid[0] ? d->envid : NULL;
 	in.arrival = now;
 	in.kind = BOUNCE_SUCCESS;
-	in.ret = dsn_ret(d->ret);
+	in.ret = dsn_ret(d->ret, d->requiretls);
 	in.smtputf8 = d->smtputf8;
 	in.rcpts = br;
 	in.nrcpts = n;

@@ -138,6 +138,7 @@ struct dsn_delivered {
 	const char *id, *sender, *envid; /* envid: NULL or "" for none */
 	enum smtp_ret ret;
 	bool smtputf8;
+	bool requiretls; /* RFC 8689 5: headers only, whatever ret says */
 	const struct dsn_delivered_rcpt *rcpts;
 	size_t nrcpts;
 	const char *msg;

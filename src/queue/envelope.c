@@ -151,6 +151,10 @@ queue_env_version(const struct queue_env *env)
 {
 	size_t i;
 
+	/* a reader that predates the T record refuses the file by its
+	   version, instead of sending such a message in clear */
+	if (env->requiretls || env->tls_required_no)
+		return 3;
 	for (i = 0; i < env->nrcpt; i++)
 		if (env->rcpt[i].dsn_owed != QUEUE_DSN_NONE)
 			return 2;
@@ -280,6 +284,15 @@ enc_body(struct buf *out, const struct queue_env *e, const struct env_rec *r)
 	(void)r;
 	return buf_printf(out, " %s %d", e->body_8bit ? "8BITMIME" : "7BIT",
 	    e->smtputf8 ? 1 : 0);
+}
+
+/* T REQUIRETLS TLS-REQUIRED-NO: 0 or 1 each; version 3 only */
+static int
+enc_tls(struct buf *out, const struct queue_env *e, const struct env_rec *r)
+{
+	(void)r;
+	return buf_printf(
+	    out, " %d %d", e->requiretls ? 1 : 0, e->tls_required_no ? 1 : 0);
 }
 
 static int
@@ -551,6 +564,18 @@ dec_body(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 }
 
 static int
+dec_tls(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
+{
+	(void)r;
+	if ((!dec_is(d, 0, "0") && !dec_is(d, 0, "1")) ||
+	    (!dec_is(d, 1, "0") && !dec_is(d, 1, "1")))
+		return dec_fail(d, "bad TLS flags");
+	e->requiretls = dec_is(d, 0, "1");
+	e->tls_required_no = dec_is(d, 1, "1");
+	return 0;
+}
+
+static int
 dec_size(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 {
 	(void)r;
@@ -647,10 +672,11 @@ dec_end(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 	if (n != e->nrcpt)
 		return dec_fail(d, "END says %llu recipients, found %zu",
 		    (unsigned long long)n, e->nrcpt);
-	/* canonical: version 2 only when version 1 cannot hold it */
+	/* canonical: the oldest version that holds it (2: an owed DSN,
+	   3: a TLS flag) */
 	if (e->version != queue_env_version(e))
-		return dec_fail(
-		    d, "version %u without an owed DSN", e->version);
+		return dec_fail(d, "version %u for what version %u holds",
+		    e->version, queue_env_version(e));
 	return 0;
 }
 
@@ -673,6 +699,7 @@ static const struct env_rec env_recs[] = {
     ENV_STR('S', sender),
     {'D', 2, enc_dsn, dec_dsn, 0, 0},
     {'B', 2, enc_body, dec_body, 0, 0},
+    {'T', 2, enc_tls, dec_tls, 0, 0}, /* version 3 only */
     {'Z', 1, enc_size, dec_size, 0, 0},
     ENV_STR('H', helo),
     ENV_STR('A', ip),
@@ -687,12 +714,21 @@ static const struct env_rec env_recs[] = {
 
 /* ---- encoding: the file -------------------------------------------------- */
 
+/* Is r a record that files of this version do not have? */
+static bool
+env_rec_absent(const struct env_rec *r, unsigned version)
+{
+	return r->type == 'T' && version < 3;
+}
+
 static int
 env_encode_all(const struct queue_env *env, struct buf *out)
 {
 	const struct env_rec *r;
 
 	for (r = env_recs; r < env_recs + ENV_NRECS; r++) {
+		if (env_rec_absent(r, queue_env_version(env)))
+			continue;
 		if (r->type == 'r') { /* writes whole lines itself */
 			if (r->enc(out, env, r) != 0)
 				return -1;
@@ -787,6 +823,8 @@ dec_order(struct env_dec *d, const struct queue_env *e, size_t *pos)
 	}
 	if (env_recs[*pos].type == 'r' && e->nrcpt > 0 && t != 'r')
 		(*pos)++; /* the recipient run is over */
+	if (env_rec_absent(&env_recs[*pos], e->version))
+		(*pos)++; /* V came first: the version is known */
 	if (idx < *pos) {
 		(void)dec_fail(d, "duplicate record '%c'", t);
 		return NULL;

@@ -62,6 +62,10 @@ queue_env_json(const struct queue_env *env, struct buf *out)
 	    (long long)env->created, (unsigned long long)env->size,
 	    env->held ? "true" : "false", (long long)env->next_try);
 	r |= ej_str(out, env->sender);
+	/* RFC 8689: the MAIL parameter and the header field as received */
+	r |= buf_printf(out, ",\"requiretls\":%s,\"tls_required_no\":%s",
+	    env->requiretls ? "true" : "false",
+	    env->tls_required_no ? "true" : "false");
 	r |= buf_append_str(out, ",\"recipients\":[");
 	for (i = 0; i < env->nrcpt; i++)
 		r |= ej_rcpt(out, &env->rcpt[i], i == 0);

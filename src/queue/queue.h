@@ -35,8 +35,10 @@
 /* ---- limits (octets, not counting the NUL) ------------------------------- */
 
 /* The newest envelope version; each file is written in the oldest one
- * that can hold it (docs/queue.md), so version 1 unless a DSN is owed. */
-#define QUEUE_ENV_VERSION    2
+ * that can hold it (docs/queue.md): version 1 unless a DSN is owed (2)
+ * or the message carries a REQUIRETLS / TLS-Required flag (3, the T
+ * record). */
+#define QUEUE_ENV_VERSION    3
 #define QUEUE_ID_LEN	     ID_LEN	    /* 16 lowercase hex digits */
 #define QUEUE_ADDR_MAX	     320	    /* 64 local + '@' + 255 domain */
 #define QUEUE_ENVID_MAX	     SMTP_ENVID_MAX /* 100, RFC 3461 4.4 */
@@ -103,9 +105,11 @@ struct queue_env {
 	char proto[QUEUE_PROTO_MAX + 1]; /* "ESMTPSA" ... */
 	bool body_8bit;			 /* BODY=8BITMIME */
 	bool smtputf8;
-	uint64_t size;		 /* octets of data/ID, set by spool_commit */
-	time_t next_try;	 /* next attempt of the message, 0: now */
-	time_t warned;		 /* delay DSN sent at, 0 = not sent */
+	bool requiretls;      /* MAIL ... REQUIRETLS (RFC 8689), version 3 */
+	bool tls_required_no; /* "TLS-Required: No" in the header, version 3 */
+	uint64_t size;	      /* octets of data/ID, set by spool_commit */
+	time_t next_try;      /* next attempt of the message, 0: now */
+	time_t warned;	      /* delay DSN sent at, 0 = not sent */
 	struct queue_rcpt *rcpt; /* nrcpt of them, heap */
 	size_t nrcpt;
 	size_t rcpt_cap; /* private */
@@ -143,7 +147,7 @@ int queue_env_decode(const char *p, size_t n, struct queue_env *out, char *err,
     size_t errlen) WUR;
 
 /* The version queue_env_encode writes for env: 1, or 2 when a recipient
- * owes a DSN (dsn_owed). */
+ * owes a DSN (dsn_owed), or 3 when requiretls or tls_required_no is set. */
 unsigned queue_env_version(const struct queue_env *env);
 
 /* true if s is a queue id: exactly 16 lowercase hex digits. */

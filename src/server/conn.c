@@ -643,6 +643,7 @@ txn_envelope(struct conn *c)
 	env->ret = t->params.ret;
 	env->body_8bit = t->params.body == SMTP_BODY_8BITMIME;
 	env->smtputf8 = t->params.smtputf8;
+	env->requiretls = t->params.requiretls; /* RFC 8689 4.1: tagged */
 	return env;
 }
 
@@ -1249,11 +1250,11 @@ eom_log(const struct conn *c, const struct inject *ij)
 	for (i = 0; i < t->targets.n; i++)
 		log_info(
 		    "id=%s sid=%s event=delivered from=<%s> to=<%s> mailbox=%s "
-		    "size=%zu file=%s",
+		    "size=%zu file=%s%s",
 		    t->id, c->sid, safe, t->targets.v[i].address,
 		    t->targets.v[i].mailbox,
-		    ij->return_path.len + ij->head.len + ij->body_len,
-		    ij->name);
+		    ij->return_path.len + ij->head.len + ij->body_len, ij->name,
+		    t->params.requiretls ? " requiretls=yes" : "");
 }
 
 /* the metrics' name of a session's listener (the same order) */
@@ -1305,6 +1306,7 @@ eom_done(struct inject *ij)
 		    .envid = t->params.envid,
 		    .ret = t->params.ret,
 		    .smtputf8 = t->params.smtputf8,
+		    .requiretls = t->params.requiretls,
 		    .rcpts = t->succ,
 		    .nrcpts = t->nsucc,
 		    .client_ip = c->ip,
@@ -1643,6 +1645,9 @@ eom_store(struct conn *c)
 			with_protocol(c), strlen(with_protocol(c))) != 0)
 			panic("sid=%s event=proto_too_long", c->sid);
 		conn_srs_forward(c, t->remote);
+		/* RFC 8689 3: kept as a flag; smtp_tls_optional() decides */
+		t->remote->tls_required_no =
+		    smtp_tls_required_no(ij->body, ij->body_len);
 		ij->env = t->remote; /* the inject owns it now */
 		t->remote = NULL;
 	}

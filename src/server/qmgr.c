@@ -397,6 +397,8 @@ group_start(struct attempt *at, struct group *gr)
 	    .size = at->env.size,
 	    .body_8bit = at->env.body_8bit,
 	    .smtputf8 = at->env.smtputf8,
+	    .requiretls = at->env.requiretls,
+	    .tls_required_no = at->env.tls_required_no,
 	    .ret = at->env.ret,
 	    .envid = at->env.envid[0] ? at->env.envid : NULL,
 	    .lmtp = g->lmtp ? g->domain : NULL,
@@ -550,6 +552,18 @@ dsn_env_add(struct inject *ij, const char *addr)
 		return -1;
 	r->notify = SMTP_NOTIFY_NEVER;
 	return 0;
+}
+
+/*
+ * RFC 8689 5: the report on a REQUIRETLS message is itself sent with
+ * REQUIRETLS (when it goes through the queue: a local Maildir is the
+ * final hop); its content is headers only (dsn.c).
+ */
+static void
+dsn_requiretls(struct inject *ij, bool requiretls)
+{
+	if (ij->env != NULL)
+		ij->env->requiretls = requiretls;
 }
 
 /*
@@ -715,6 +729,7 @@ dsn_rate_ok(struct qmgr *q, const char *id, const char *kind,
 struct dsn_success {
 	struct buf body;
 	char id[ID_LEN + 1];
+	bool requiretls; /* the original's: the report keeps it */
 };
 
 static void
@@ -745,6 +760,7 @@ dsn_delivered_routed(struct sender_route *sr)
 	ij->body = ds->body.data;
 	ij->body_len = ds->body.len;
 	ij->arg = ds;
+	dsn_requiretls(ij, ds->requiretls);
 	dkimsign_attach(sr->q->srv, ij, "", ds->id, "");
 	log_info("id=%s event=dsn kind=success to=<%s>", ds->id, sr->sender);
 	inject_submit(ij, dsn_delivered_done);
@@ -782,6 +798,7 @@ qmgr_dsn_delivered(struct qmgr *q, const struct dsn_delivered *d)
 	buf_init(&ds->body, BOUNCE_RETURN_MAX_DEFAULT + (1u << 20));
 	if (str_copy(ds->id, sizeof(ds->id), d->id, strlen(d->id)) != 0)
 		ds->id[0] = '\0';
+	ds->requiretls = d->requiretls;
 	if (dsn_build_delivered(d, &o, now, &ds->body) != 0) {
 		log_err("id=%s event=dsn_build_failed kind=success", d->id);
 		buf_free(&ds->body);
@@ -1026,9 +1043,11 @@ finish_routed(struct sender_route *sr)
 
 	for (k = 0; k < DSN_KINDS; k++)
 		if (f->plan.want[k] &&
-		    (f->ij[k] = dsn_inject_new(f->at->q, sr)) != NULL)
+		    (f->ij[k] = dsn_inject_new(f->at->q, sr)) != NULL) {
+			dsn_requiretls(f->ij[k], f->at->env.requiretls);
 			dkimsign_attach(
 			    f->at->q->srv, f->ij[k], "", f->at->env.id, "");
+		}
 	finish_submit(f);
 }
 
@@ -1102,8 +1121,10 @@ qmgr_add(struct qmgr *q, struct queue_env *env)
 {
 	if (sched_find(q->sched, env->id) == NULL)
 		sched_add(q->sched, env->id, env->next_try, env->held);
-	log_info("id=%s event=queued from=<%s> rcpts=%zu size=%llu", env->id,
-	    env->sender, env->nrcpt, (unsigned long long)env->size);
+	log_info("id=%s event=queued from=<%s> rcpts=%zu size=%llu%s%s",
+	    env->id, env->sender, env->nrcpt, (unsigned long long)env->size,
+	    env->requiretls ? " requiretls=yes" : "",
+	    env->tls_required_no ? " tls_required=no" : "");
 	queue_env_free(env);
 	free(env);
 	qmgr_kick(q);

@@ -87,6 +87,8 @@ struct smtp_mail_params {
 	uint64_t size;
 	enum smtp_body_type body;
 	bool smtputf8;
+	bool requiretls; /* REQUIRETLS (RFC 8689 2); the server refuses it
+			    outside TLS (530 5.7.10) */
 	enum smtp_ret ret;
 	/* xtext-decoded; "" when absent.  has_* tell absent from empty. */
 	bool has_envid;
@@ -163,6 +165,18 @@ const char *smtp_verb_name(enum smtp_verb v);
 int smtp_xtext_decode(const char *s, size_t len, char *out, size_t outlen) WUR;
 /* Encode for sending on; returns length or -1 if out too small. */
 int smtp_xtext_encode(const char *s, size_t len, char *out, size_t outlen) WUR;
+
+/*
+ * RFC 8689 3: does the header of msg[0..len) (a whole message, or its
+ * header) hold a TLS-Required field whose value is "No" (any case,
+ * blanks and folding around it ignored)?  Any other value, or no such
+ * field, is false.  A message with REQUIRETLS ignores the field (RFC 8689
+ * 4.1): that is the caller's rule (smtp_tls_optional).
+ */
+bool smtp_tls_required_no(const char *msg, size_t len);
+/* The sender let recipient-domain TLS policies (DANE, MTA-STS) be
+   ignored: TLS-Required: No and no REQUIRETLS (RFC 8689 4.1, 5). */
+bool smtp_tls_optional(bool requiretls, bool tls_required_no);
 
 /* ======================================================================
  * Body reader (DATA and BDAT content)
@@ -403,6 +417,7 @@ int smtp_reply_parse(const char *in, size_t len, struct smtp_parsed_reply *r,
 #define SMTP_CAP_CHUNKING	     0x040
 #define SMTP_CAP_ENHANCEDSTATUSCODES 0x080
 #define SMTP_CAP_AUTH		     0x100
+#define SMTP_CAP_REQUIRETLS	     0x200
 
 #define SMTP_CAP_AUTH_PLAIN 0x1
 #define SMTP_CAP_AUTH_LOGIN 0x2
@@ -461,11 +476,16 @@ struct smtp_client_conf {
 	bool smtputf8;		   /* needs SMTPUTF8 (RFC 6531) */
 	enum smtp_ret ret;	   /* RET=, sent only with DSN */
 	const char *envid;	   /* ENVID (not encoded); NULL/"" */
+	bool requiretls;	   /* RFC 8689: see smtp_client_new */
 	/* the session */
 	bool want_starttls;	 /* opportunistic STARTTLS */
 	bool require_tls;	 /* no TLS -> fail, temporary */
 	bool tls_active;	 /* the connection is TLS already */
 	bool tls_verified;	 /* ... and its peer was verified */
+	bool tls_policy;	 /* the next hop is one a policy (DANE,
+				    MTA-STS, relay.smarthost_tls =
+				    verify) names and verifies: with
+				    tls_verified, a REQUIRETLS hop */
 	const char *auth_user;	 /* AUTH PLAIN (LOGIN if that is all
 				    the peer offers) when non-NULL */
 	const char *auth_pass;	 /* copied, wiped on free; the AUTH
@@ -544,6 +564,13 @@ void smtp_client_result_set(struct smtp_client_result *res,
  * DATA's error reply is ignored) and RSET before the next message.  Any
  * 421, a reply that does not parse, or an unexpected reply: FAILED
  * temporary.
+ * REQUIRETLS (RFC 8689 4.2.1), for a message with requiretls and a
+ * sender (a bounce, <>, is never held back: RFC 8689 5) over SMTP (LMTP
+ * is the final hop): before MAIL, a session that is not TLS, or whose
+ * peer was not verified under a policy (tls_verified and tls_policy),
+ * refuses every recipient with 550 5.7.10, and a peer whose EHLO over
+ * TLS lacks REQUIRETLS with 550 5.7.30; nothing is sent.  Otherwise MAIL
+ * carries REQUIRETLS (a bounce's too, when the peer offers it over TLS).
  */
 struct smtp_client;
 

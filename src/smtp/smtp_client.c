@@ -36,7 +36,9 @@
  * verified unless auth_unverified_ok (relay.smarthost_tls); DSN
  * parameters go only to a DSN peer, ORCPT only of type rfc822 with an
  * ASCII address, ENVID and ORCPT only when
- * their xtext fits RFC 3461's 100 / 500 octets.
+ * their xtext fits RFC 3461's 100 / 500 octets; a REQUIRETLS message
+ * goes only to a policy-verified TLS peer offering REQUIRETLS (RFC 8689
+ * 4.2.1; client_requiretls_refuse).
  *
  * Limits: a reply line is 512 octets, a reply 100 lines.  Rescanning is
  * avoided (the client remembers how far the pending reply was searched),
@@ -85,7 +87,8 @@ struct smtp_client {
 	char user[SMTP_CLIENT_CRED_MAX + 1];
 	char pass[SMTP_CLIENT_CRED_MAX + 1];
 	bool has_auth, want_tls, require_tls, auth_plain_ok, auth_unverified_ok;
-	bool lmtp; /* RFC 2033: LHLO, a reply per recipient */
+	bool tls_policy; /* a policy names this hop (REQUIRETLS) */
+	bool lmtp;	 /* RFC 2033: LHLO, a reply per recipient */
 	bool tls, tls_verified, tls_tried, authed;
 	unsigned login_step; /* AUTH LOGIN: 334s answered so far */
 	struct smtp_caps caps;
@@ -97,6 +100,7 @@ struct smtp_client {
 	size_t nrcpts;
 	uint64_t size, size_7bit;
 	bool body_8bit, utf8;
+	bool requiretls;   /* RFC 8689 */
 	unsigned dg_flags; /* SMTP_DOWNGRADE_* from the conf */
 	char dg_why[160];  /* why no 7-bit form, or "" */
 	bool downgrade;	   /* this transaction sends the 7-bit form */
@@ -300,6 +304,7 @@ static const struct {
     {"SIZE", SMTP_CAP_SIZE},
     {"8BITMIME", SMTP_CAP_8BITMIME},
     {"SMTPUTF8", SMTP_CAP_SMTPUTF8},
+    {"REQUIRETLS", SMTP_CAP_REQUIRETLS},
     {"DSN", SMTP_CAP_DSN},
     {"STARTTLS", SMTP_CAP_STARTTLS},
     {"CHUNKING", SMTP_CAP_CHUNKING},
@@ -569,6 +574,16 @@ client_step_kind(const struct smtp_client *c, size_t step, size_t *rcpt_out)
 	return STEP_DATA;
 }
 
+/* RFC 8689 2: the parameter only over TLS to a peer that offers it;
+ * client_requiretls_refuse() made sure of both for a message with a
+ * sender, a bounce (<>) gets it when it can (RFC 8689 5) */
+static bool
+client_pass_requiretls(const struct smtp_client *c)
+{
+	return c->requiretls && c->tls &&
+	       (c->caps.flags & SMTP_CAP_REQUIRETLS) != 0;
+}
+
 static void
 client_send_mail(struct smtp_client *c)
 {
@@ -583,6 +598,8 @@ client_send_mail(struct smtp_client *c)
 		client_put(c, " BODY=8BITMIME");
 	if (c->utf8)
 		client_put(c, " SMTPUTF8");
+	if (client_pass_requiretls(c))
+		client_put(c, " REQUIRETLS");
 	if ((f & SMTP_CAP_DSN) && c->ret != SMTP_RET_UNSPEC)
 		client_put(
 		    c, " RET=%s", c->ret == SMTP_RET_FULL ? "FULL" : "HDRS");
@@ -672,12 +689,39 @@ client_need_downgrade(const struct smtp_client *c)
 	return c->body_8bit && !(c->caps.flags & SMTP_CAP_8BITMIME);
 }
 
+/*
+ * RFC 8689 4.2.1: a REQUIRETLS message goes only over TLS whose peer was
+ * verified under a policy, to a peer offering REQUIRETLS over that TLS;
+ * else every recipient is refused (5.7.10 no such TLS, 5.7.30 no
+ * REQUIRETLS: the RFC's codes).  A bounce is never held back (RFC 8689
+ * 5), nor is a local delivery over LMTP (the final hop).  0: go on.
+ */
+static int
+client_requiretls_refuse(struct smtp_client *c)
+{
+	if (!c->requiretls || c->sender[0] == '\0' || c->lmtp)
+		return 0;
+	if (!c->tls)
+		return client_txn_refuse(c, 550, "5.7.10",
+		    "REQUIRETLS: the next hop did not offer TLS");
+	if (!c->tls_verified || !c->tls_policy)
+		return client_txn_refuse(c, 550, "5.7.10",
+		    "REQUIRETLS: the next hop's TLS was not verified "
+		    "under a policy (DANE, MTA-STS or a verified smarthost)");
+	if (!(c->caps.flags & SMTP_CAP_REQUIRETLS))
+		return client_txn_refuse(c, 550, "5.7.30",
+		    "REQUIRETLS: the next hop does not offer REQUIRETLS");
+	return 0;
+}
+
 static int
 client_txn_start(struct smtp_client *c)
 {
 	char t[SMTP_CLIENT_TEXT_MAX];
 	uint64_t size;
 
+	if (client_requiretls_refuse(c) != 0)
+		return SMTP_CLIENT_DONE;
 	if (c->utf8 && !(c->caps.flags & SMTP_CAP_SMTPUTF8))
 		return client_txn_refuse(c, 553, "5.6.7",
 		    "The message needs "
@@ -1288,6 +1332,7 @@ client_set_message(struct smtp_client *c, const struct smtp_client_conf *conf)
 		c->dg_why[0] = '\0'; /* too long to quote: not said */
 	c->downgrade = false;
 	c->utf8 = utf8;
+	c->requiretls = conf->requiretls;
 	c->ret = conf->ret;
 	/* RFC 3461 4.4: ENVID is at most 100 octets as sent; longer: dropped */
 	if (smtp_xtext_encode(
@@ -1319,6 +1364,7 @@ client_set_session(struct smtp_client *c, const struct smtp_client_conf *conf)
 	c->require_tls = conf->require_tls;
 	c->tls = conf->tls_active;
 	c->tls_verified = conf->tls_active && conf->tls_verified;
+	c->tls_policy = conf->tls_policy;
 	c->auth_plain_ok = conf->auth_plaintext_ok;
 	c->auth_unverified_ok = conf->auth_unverified_ok;
 	c->lmtp = conf->lmtp;

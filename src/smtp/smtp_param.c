@@ -1,7 +1,9 @@
 /*
  * smtp_param: the ESMTP parameters of MAIL and RCPT (RFC 5321 4.1.2
  * esmtp-param; RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 3461
- * RET/ENVID/NOTIFY/ORCPT, RFC 4954 5 AUTH=) and xtext (RFC 3461 4).
+ * RET/ENVID/NOTIFY/ORCPT, RFC 4954 5 AUTH=, RFC 8689 2 REQUIRETLS) and
+ * xtext (RFC 3461 4).  REQUIRETLS is parsed in any session; whether the
+ * session may use it (TLS) is the server's check (smtp_server.c).
  *
  * Input is the text after the path's '>': empty, or one or more spaces
  * then parameters separated by one or more spaces (trailing spaces are
@@ -179,6 +181,15 @@ param_smtputf8(struct smtp_cmd *cmd, struct param_val v, struct smtp_err *err)
 }
 
 static int
+param_requiretls(struct smtp_cmd *cmd, struct param_val v, struct smtp_err *err)
+{
+	(void)v;
+	(void)err;
+	cmd->mail.requiretls = true;
+	return 0;
+}
+
+static int
 param_ret(struct smtp_cmd *cmd, struct param_val v, struct smtp_err *err)
 {
 	if (str_case_eq(v.s, v.n, "FULL"))
@@ -312,6 +323,7 @@ static const struct param_def param_defs[] = {
     {"AUTH", true, true, 0, param_auth},
     {"NOTIFY", false, true, 0, param_notify},
     {"ORCPT", false, true, 0, param_orcpt},
+    {"REQUIRETLS", true, false, 0, param_requiretls},
 };
 
 /* ---- the parameter list ------------------------------------------------- */

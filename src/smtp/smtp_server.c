@@ -1,7 +1,8 @@
 /*
  * smtp_server: the server session state machine of the pure SMTP core
  * (RFC 5321; PIPELINING RFC 2920, CHUNKING RFC 3030, STARTTLS RFC 3207,
- * AUTH RFC 4954, enhanced status codes RFC 2034 / RFC 3463).
+ * AUTH RFC 4954, enhanced status codes RFC 2034 / RFC 3463, REQUIRETLS
+ * RFC 8689: offered and accepted only once the session is TLS).
  *
  * Bytes go in through smtp_server_next(), replies come out in the caller's
  * out buffer, and whatever needs a policy decision (greeting, HELO, MAIL,
@@ -121,6 +122,10 @@ static const struct srv_reply srv_r_no_tls = {
     502, "5.5.1", "STARTTLS not available"};
 static const struct srv_reply srv_r_tls_txn = {
     503, "5.5.1", "STARTTLS not allowed in a mail transaction"};
+/* RFC 8689 2: REQUIRETLS only over TLS; 530 as for a command that needs
+ * STARTTLS first (RFC 3207 4), 5.7.10 "encryption needed" (RFC 5248) */
+static const struct srv_reply srv_r_requiretls = {
+    530, "5.7.10", "REQUIRETLS needs a TLS session: STARTTLS first"};
 static const struct srv_reply srv_r_no_auth = {
     503, "5.5.1", "AUTH not available"};
 static const struct srv_reply srv_r_authed = {
@@ -334,6 +339,8 @@ srv_check_mail(const struct smtp_server *s)
 	if (m->has_size && s->conf.max_message_size != 0 &&
 	    m->size > s->conf.max_message_size)
 		return &srv_r_size;
+	if (m->requiretls && !s->tls_active)
+		return &srv_r_requiretls;
 	return NULL;
 }
 
@@ -868,12 +875,15 @@ srv_accept_helo(struct smtp_server *s, const char *text)
 		srv_reply(s, 250, NULL, name);
 		return;
 	}
-	srv_check(s,
-	    smtp_replyf(s->out, 250, NULL,
-		"%s\nPIPELINING\nSIZE %" PRIu64
-		"\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING\nDSN%s%s",
-		name, s->conf.max_message_size, tls ? "\nSTARTTLS" : "",
-		auth ? "\nAUTH PLAIN LOGIN" : ""));
+	/* RFC 8689 2: REQUIRETLS once under TLS (STARTTLS or implicit) */
+	srv_check(
+	    s, smtp_replyf(s->out, 250, NULL,
+		   "%s\nPIPELINING\nSIZE %" PRIu64
+		   "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING\nDSN%s%"
+		   "s%s",
+		   name, s->conf.max_message_size, tls ? "\nSTARTTLS" : "",
+		   s->tls_active ? "\nREQUIRETLS" : "",
+		   auth ? "\nAUTH PLAIN LOGIN" : ""));
 }
 
 static void

@@ -324,8 +324,9 @@ test_untrusted(void)
 	T_CHECK(!queue_env_untrusted(&env));
 }
 
+#define ORIG_BODY "body line"
 static const char orig[] = "From: s@a.example\r\nTo: r0@b.example\r\n"
-			   "Subject: hello\r\n\r\nbody line\r\n";
+			   "Subject: hello\r\n\r\n" ORIG_BODY "\r\n";
 
 static void
 test_build(void)
@@ -372,6 +373,22 @@ test_build(void)
 	T_CHECK(strstr(out.data, "Reporting-MTA: dns; mta.a.example") != NULL);
 	T_CHECK(strstr(out.data, "Subject: hello") != NULL);
 	T_CHECK(strstr(out.data, "Will-Retry-Until") == NULL);
+	t_case("REQUIRETLS: the header only, even with RET=FULL (RFC 8689 5)");
+	env.ret = SMTP_RET_FULL;
+	buf_reset(&out);
+	T_CHECK(dsn_build(&env, &p, track, DSN_FAILURE, &o, orig, strlen(orig),
+		    &out) == 0);
+	T_CHECK(strstr(out.data, ORIG_BODY) != NULL);
+	T_CHECK(strstr(out.data, "text/rfc822-headers") == NULL);
+	env.requiretls = true;
+	buf_reset(&out);
+	T_CHECK(dsn_build(&env, &p, track, DSN_FAILURE, &o, orig, strlen(orig),
+		    &out) == 0);
+	T_CHECK(strstr(out.data, "text/rfc822-headers") != NULL);
+	T_CHECK(strstr(out.data, "Subject: hello") != NULL);
+	T_CHECK(strstr(out.data, ORIG_BODY) == NULL);
+	env.requiretls = false;
+	env.ret = SMTP_RET_UNSPEC;
 	t_case("delay report: the pending one, with Will-Retry-Until");
 	buf_reset(&out);
 	T_CHECK(dsn_build(&env, &p, track, DSN_DELAY, &o, orig, strlen(orig),

@@ -97,7 +97,8 @@ env_equal(const struct queue_env *a, const struct queue_env *b)
 	    strcmp(a->envid, b->envid) != 0 || strcmp(a->helo, b->helo) != 0 ||
 	    strcmp(a->ip, b->ip) != 0 || strcmp(a->auth, b->auth) != 0 ||
 	    strcmp(a->proto, b->proto) != 0 || a->body_8bit != b->body_8bit ||
-	    a->smtputf8 != b->smtputf8 || a->size != b->size ||
+	    a->smtputf8 != b->smtputf8 || a->requiretls != b->requiretls ||
+	    a->tls_required_no != b->tls_required_no || a->size != b->size ||
 	    a->next_try != b->next_try || a->warned != b->warned ||
 	    a->nrcpt != b->nrcpt)
 		return false;
@@ -131,7 +132,9 @@ check_round_trip(const struct queue_env *e)
 	buf_init(&b1, QUEUE_ENV_FILE_MAX);
 	buf_init(&b2, QUEUE_ENV_FILE_MAX);
 	T_CHECK_INT(queue_env_encode(e, &b1), 0);
-	T_CHECK_INT(count_lines(&b1), 14 + e->nrcpt);
+	/* version 3 adds the T record */
+	T_CHECK_INT(count_lines(&b1),
+	    14 + e->nrcpt + (queue_env_version(e) >= 3 ? 1 : 0));
 	T_CHECK_INT(strlen(b1.data), b1.len); /* never a NUL inside */
 	T_CHECK_INT(decode_guarded(b1.data, b1.len, &d, err, sizeof(err)), 0);
 	if (err[0] != '\0')
@@ -432,7 +435,9 @@ static const struct {
 	const char *repl; /* NULL deletes it */
 	const char *why;
 } bad_lines[] = {
-    {0, "V 3\n", "unknown version"},
+    {0, "V 4\n", "unknown version"},
+    {0, "V 3\n", "version 3 without its T record"},
+    {5, "B 8BITMIME 1\nT 0 0\n", "T record in version 1"},
     {0, "V 2\n", "version 2 with version 1 recipient records"},
     {0, "V 0\n", "version 0"},
     {0, "V 01\n", "leading zero"},
@@ -818,6 +823,102 @@ test_version_2_refusals(void)
 	free(u);
 }
 
+/*
+ * RFC 8689: REQUIRETLS and TLS-Required: No make the file version 3,
+ * with a T record after B; a file without them is written and read as
+ * before (test_reads_version_1: no field, both flags false).
+ */
+static void
+test_version_3_tls(void)
+{
+	static const struct {
+		bool req, no;
+		const char *line;
+	} flags[] = {
+	    {true, false, "\nB 8BITMIME 1\nT 1 0\nZ 2048\n"},
+	    {false, true, "\nB 8BITMIME 1\nT 0 1\nZ 2048\n"},
+	    {true, true, "\nB 8BITMIME 1\nT 1 1\nZ 2048\n"},
+	};
+	struct queue_env e, d;
+	struct buf b;
+	size_t i;
+
+	sample(&e);
+	buf_init(&b, QUEUE_ENV_FILE_MAX);
+	T_CHECK_INT(queue_env_encode(&e, &b), 0);
+	T_CHECK(strstr(b.data, "\nT ") == NULL);
+	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		e.requiretls = flags[i].req;
+		e.tls_required_no = flags[i].no;
+		T_CHECK_INT(queue_env_version(&e), 3);
+		buf_reset(&b);
+		T_CHECK_INT(queue_env_encode(&e, &b), 0);
+		T_CHECK(strncmp(b.data, "V 3\n", 4) == 0);
+		T_CHECK(strstr(b.data, flags[i].line) != NULL);
+		/* version 3 recipients carry the owed column, "-" here */
+		T_CHECK(strstr(b.data, "greylisted -\n") != NULL);
+		T_CHECK_INT(decode_guarded(b.data, b.len, &d, NULL, 0), 0);
+		T_CHECK_INT(d.version, 3);
+		T_CHECK(d.requiretls == flags[i].req);
+		T_CHECK(d.tls_required_no == flags[i].no);
+		queue_env_free(&d);
+		check_round_trip(&e);
+	}
+	e.rcpt[1].dsn_owed = QUEUE_DSN_DELAY; /* an owed DSN stays 3 */
+	T_CHECK_INT(queue_env_version(&e), 3);
+	check_round_trip(&e);
+	queue_env_free(&e);
+	buf_free(&b);
+}
+
+/* The T record only as the encoder writes it. */
+static void
+test_version_3_refusals(void)
+{
+	static const char *const bad[] = {
+	    "T 0 0\n", /* no flag: version 1 holds it */
+	    "T 2 0\n",
+	    "T 1 x\n",
+	    "T 1\n",
+	    "T 1 0 0\n",
+	    "T - -\n",
+	};
+	struct queue_env e;
+	struct buf b;
+	size_t i;
+	char *p;
+
+	sample(&e);
+	e.requiretls = true;
+	buf_init(&b, QUEUE_ENV_FILE_MAX);
+	T_CHECK_INT(queue_env_encode(&e, &b), 0);
+	p = strstr(b.data, "\nT 1 0\n");
+	T_CHECK(p != NULL);
+	for (i = 0; p != NULL && i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct buf t;
+
+		t_case(bad[i]);
+		buf_init(&t, QUEUE_ENV_FILE_MAX);
+		T_CHECK(buf_append(&t, b.data, (size_t)(p - b.data) + 1) == 0);
+		T_CHECK(buf_append_str(&t, bad[i]) == 0);
+		T_CHECK(buf_append_str(&t, p + strlen("\nT 1 0\n")) == 0);
+		check_refused(t.data, t.len);
+		buf_free(&t);
+	}
+	if (p != NULL) { /* the T record dropped: version 3 misses it */
+		struct buf t;
+
+		t_case("T missing");
+		buf_init(&t, QUEUE_ENV_FILE_MAX);
+		T_CHECK(buf_append(&t, b.data, (size_t)(p - b.data) + 1) == 0);
+		T_CHECK(buf_append_str(&t, p + strlen("\nT 1 0\n")) == 0);
+		check_refused(t.data, t.len);
+		buf_free(&t);
+	}
+	queue_env_free(&e);
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -839,6 +940,8 @@ main(void)
 	T_RUN(test_reads_version_1);
 	T_RUN(test_version_2_owed);
 	T_RUN(test_version_2_refusals);
+	T_RUN(test_version_3_tls);
+	T_RUN(test_version_3_refusals);
 	T_RUN(test_add_rcpt_and_ids);
 	return t_summary();
 }

@@ -40,7 +40,8 @@ test_json(void)
 	static const char want[] =
 	    "{\"id\":\"0123456789abcdef\",\"created\":1700000000,"
 	    "\"size\":1234,\"held\":false,\"next_try\":1700000300,"
-	    "\"sender\":\"s@a.example\",\"recipients\":["
+	    "\"sender\":\"s@a.example\",\"requiretls\":false,"
+	    "\"tls_required_no\":false,\"recipients\":["
 	    "{\"addr\":\"a@b.example\",\"state\":\"PENDING\",\"attempts\":0,"
 	    "\"next_try\":0,\"code\":0,\"enh\":\"\",\"text\":\"\"},"
 	    "{\"addr\":\"c@d.example\",\"state\":\"FAILED\",\"attempts\":3,"
@@ -59,6 +60,13 @@ test_json(void)
 	env.held = true;
 	T_CHECK(queue_env_json(&env, &b) == 0);
 	T_CHECK(strstr(b.data, "\"held\":true") != NULL);
+	t_case("RFC 8689 flags");
+	buf_reset(&b);
+	env.requiretls = true;
+	env.tls_required_no = true;
+	T_CHECK(queue_env_json(&env, &b) == 0);
+	T_CHECK(strstr(b.data,
+		    "\"requiretls\":true,\"tls_required_no\":true,") != NULL);
 	buf_free(&b);
 	t_case("full buffer: -1");
 	buf_init(&b, 40);

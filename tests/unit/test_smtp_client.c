@@ -249,6 +249,8 @@ static const struct crow crows[] = {
     {"not 250", "502-x\r\n502 PIPELINING\r\n", 0, 0, 0},
     {"bare lf", "250-x\n250-DSN\n250 STARTTLS\n",
 	SMTP_CAP_DSN | SMTP_CAP_STARTTLS, 0, 0},
+    {"REQUIRETLS", "250-x\r\n250-requiretls\r\n250 REQUIRETLSX\r\n",
+	SMTP_CAP_REQUIRETLS, 0, 0},
 };
 
 static void
@@ -1391,6 +1393,148 @@ test_smtputf8_missing_autodetect(void)
 	RUN("UTF-8 address, peer without SMTPUTF8", &conf, NULL, steps, NULL);
 }
 
+/* ---- REQUIRETLS (RFC 8689) ------------------------------------------------
+ */
+
+#define EHLO_RT                                                                \
+	"250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 100000\r\n"          \
+	"250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+#define EHLO_NO_RT                                                             \
+	"250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 100000\r\n"          \
+	"250 ENHANCEDSTATUSCODES\r\n"
+#define EHLO_TLS_RT                                                            \
+	"250-mx.example.net\r\n250-STARTTLS\r\n250-REQUIRETLS\r\n"             \
+	"250 SIZE 100000\r\n"
+#define TLS_220 "220 2.0.0 Ready to start TLS\r\n"
+
+/* A REQUIRETLS message and a hop named by a policy; STARTTLS wanted. */
+static struct smtp_client_conf
+conf_rt(const char *sender)
+{
+	struct smtp_client_conf c = conf_base(rcpt_bcd, 2);
+
+	c.sender = sender;
+	c.requiretls = true;
+	c.want_starttls = true;
+	c.tls_policy = true;
+	return c;
+}
+
+/* One REQUIRETLS session: after STARTTLS the peer says ehlo2; the
+ * handshake verified or not (op); the result is want (or, NULL, MAIL). */
+static void
+run_rt(const char *name, struct smtp_client_conf *conf, enum op op,
+    const char *ehlo2, const char *cli, enum smtp_client_action act, int code,
+    const char *enh)
+{
+	const struct want w[] = {
+	    {RS_PERM, code, enh, NULL}, {RS_PERM, code, enh, NULL}};
+	const struct step steps[] = {
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE},
+	    {TLS_220, "", A_TLS, NULL, 0, op},
+	    {NULL, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {ehlo2, cli, act, code == 0 ? NULL : w, code == 0 ? 0 : 2, OP_NONE},
+	};
+
+	RUN(name, conf, NULL, steps, NULL);
+}
+
+static void
+test_requiretls(void)
+{
+	struct smtp_client_conf conf = conf_rt("a@example.org");
+
+	run_rt("REQUIRETLS: verified policy hop offering it", &conf,
+	    OP_TLS_DONE, EHLO_RT,
+	    MAIL_A " SIZE=1234 REQUIRETLS\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN,
+	    0, NULL);
+	run_rt("REQUIRETLS: peer without REQUIRETLS", &conf, OP_TLS_DONE,
+	    EHLO_NO_RT, "", A_DONE, 550, "5.7.30");
+	run_rt("REQUIRETLS: certificate not verified", &conf, OP_TLS_UNVERIFIED,
+	    EHLO_RT, "", A_DONE, 550, "5.7.10");
+	/* the plaintext EHLO's REQUIRETLS is forgotten at STARTTLS */
+	{
+		const struct step steps[] = {
+		    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+		    {EHLO_TLS_RT, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE},
+		    {TLS_220, "", A_TLS, NULL, 0, OP_TLS_DONE},
+		    {NULL, EHLO, A_IN, NULL, 0, OP_NONE},
+		    {EHLO_NO_RT, "", A_DONE,
+			WANT({RS_PERM, 550, "5.7.30", NULL},
+			    {RS_PERM, 550, "5.7.30", NULL}),
+			OP_NONE},
+		};
+
+		RUN("REQUIRETLS: offered before STARTTLS only", &conf, NULL,
+		    steps, NULL);
+	}
+	conf.tls_policy = false;
+	run_rt("REQUIRETLS: verified, but no policy names the hop", &conf,
+	    OP_TLS_DONE, EHLO_RT, "", A_DONE, 550, "5.7.10");
+}
+
+static void
+test_requiretls_no_tls(void)
+{
+	struct smtp_client_conf conf = conf_rt("a@example.org");
+	const struct step plain[] = {
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_RT, "", A_DONE,
+		WANT({RS_PERM, 550, "5.7.10", NULL},
+		    {RS_PERM, 550, "5.7.10", NULL}),
+		OP_NONE},
+	};
+	const struct step refused[] = {
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_TLS, "STARTTLS\r\n", A_IN, NULL, 0, OP_NONE},
+	    {"454 4.7.0 TLS not available\r\n", "", A_DONE,
+		WANT({RS_PERM, 550, "5.7.10", NULL},
+		    {RS_PERM, 550, "5.7.10", NULL}),
+		OP_NONE},
+	};
+
+	RUN("REQUIRETLS: no STARTTLS offered, nothing sent", &conf, NULL, plain,
+	    NULL);
+	RUN("REQUIRETLS: STARTTLS refused, nothing sent", &conf, NULL, refused,
+	    NULL);
+}
+
+/* RFC 8689 5: a bounce is never held back, and carries REQUIRETLS where
+ * it can; LMTP is the final hop; other mail never sends the parameter. */
+static void
+test_requiretls_exempt(void)
+{
+	struct smtp_client_conf conf = conf_rt("");
+	const struct step bounce_plain[] = {
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {EHLO_RT, "MAIL FROM:<> SIZE=1234\r\n" RCPT_B RCPT_C "DATA\r\n",
+		A_IN, NULL, 0, OP_NONE},
+	};
+	const struct step lmtp[] = {
+	    {"220 mbox LMTP\r\n", "LHLO client.example\r\n", A_IN, NULL, 0,
+		OP_NONE},
+	    {"250-mbox\r\n250 PIPELINING\r\n",
+		MAIL_A "\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN, NULL, 0, OP_NONE},
+	};
+
+	RUN("REQUIRETLS bounce in plaintext: sent, no parameter", &conf, NULL,
+	    bounce_plain, NULL);
+	run_rt("REQUIRETLS bounce over TLS: parameter passed", &conf,
+	    OP_TLS_UNVERIFIED, EHLO_RT,
+	    "MAIL FROM:<> SIZE=1234 REQUIRETLS\r\n" RCPT_B RCPT_C "DATA\r\n",
+	    A_IN, 0, NULL);
+	conf = conf_rt("a@example.org");
+	conf.want_starttls = false;
+	conf.lmtp = true;
+	RUN("REQUIRETLS over LMTP: the final hop", &conf, NULL, lmtp, NULL);
+	conf = conf_rt("a@example.org");
+	conf.requiretls = false;
+	run_rt("no REQUIRETLS: no parameter to a peer offering it", &conf,
+	    OP_TLS_DONE, EHLO_RT,
+	    MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN, 0, NULL);
+}
+
 /* ---- DSN --------------------------------------------------------------- */
 
 static const struct smtp_client_rcpt rcpt_dsn[] = {
@@ -2015,6 +2159,9 @@ main(void)
 	test_smtputf8();
 	test_smtputf8_missing();
 	test_smtputf8_missing_autodetect();
+	test_requiretls();
+	test_requiretls_no_tls();
+	test_requiretls_exempt();
 	test_dsn();
 	test_dsn_not_offered();
 	test_envid_too_long();

@@ -43,6 +43,19 @@ ck_alice(const struct smtp_cmd *c)
 }
 
 static void
+ck_requiretls(const struct smtp_cmd *c)
+{
+	T_CHECK(c->mail.requiretls);
+	T_CHECK(c->mail.has_size && c->mail.size == 10);
+}
+
+static void
+ck_no_requiretls(const struct smtp_cmd *c)
+{
+	T_CHECK(!c->mail.requiretls);
+}
+
+static void
 ck_null(const struct smtp_cmd *c)
 {
 	T_CHECK(c->path.null);
@@ -499,6 +512,23 @@ static const struct row rows[] = {
 	"Unsupported parameter smtputf8", NULL, 0},
     {"MAIL FROM:<a@b.example> SMTPUTF8=yes", EU, 501, "5.5.4", 0,
 	"SMTPUTF8 takes no value", NULL, 0},
+    /* RFC 8689 2: no value; whether the session may use it is the
+       server's check (530 5.7.10 outside TLS, test_smtp_server.c) */
+    {"MAIL FROM:<a@b.example> SIZE=10 requiretls", E, 0, NULL, SMTP_VERB_MAIL,
+	NULL, ck_requiretls, 0},
+    {"MAIL FROM:<a@b.example> REQUIRETLS SIZE=10", E, 0, NULL, SMTP_VERB_MAIL,
+	NULL, ck_requiretls, 0},
+    {"MAIL FROM:<a@b.example> SIZE=10", E, 0, NULL, SMTP_VERB_MAIL, NULL,
+	ck_no_requiretls, 0},
+    {"MAIL FROM:<a@b.example> REQUIRETLS=YES", E, 501, "5.5.4", 0,
+	"REQUIRETLS takes no value", NULL, 0},
+    {"MAIL FROM:<a@b.example> REQUIRETLS REQUIRETLS", E, 555, "5.5.4", 0,
+	"Duplicate parameter REQUIRETLS", NULL, 0},
+    {"MAIL FROM:<a@b.example> REQUIRETLS", 0, 555, "5.5.4", 0,
+	"Parameter REQUIRETLS not allowed: ESMTP parameters need EHLO", NULL,
+	0},
+    {"RCPT TO:<b@b.example> REQUIRETLS", E, 555, "5.5.4", 0,
+	"Unsupported parameter REQUIRETLS", NULL, 0},
     {"MAIL FROM:<a@b.example> RET=FULL", E, 0, NULL, SMTP_VERB_MAIL, NULL,
 	ck_ret_full, 0},
     {"MAIL FROM:<a@b.example> ret=hdrs", E, 0, NULL, SMTP_VERB_MAIL, NULL,
@@ -938,10 +968,50 @@ test_xtext_encode(void)
 	}
 }
 
+/* RFC 8689 3: the TLS-Required header field (smtp_reqtls.c). */
+static const struct {
+	const char *msg;
+	bool no;
+} tlsreq_rows[] = {
+    {"TLS-Required: No\r\n\r\nbody\r\n", true},
+    {"From: a@b\r\ntls-required:no\r\n\r\n", true},
+    {"TLS-Required:  NO  \r\nX: y\r\n\r\n", true},
+    {"TLS-Required:\r\n No\r\n\r\n", true}, /* folded */
+    {"TLS-Required: No", true},		    /* header only, no end */
+    {"TLS-Required: Yes\r\n\r\n", false},
+    {"TLS-Required: No thanks\r\n\r\n", false},
+    {"TLS-Required: Nope\r\n\r\n", false},
+    {"TLS-Required: N\r\n o\r\n\r\n", false},
+    {"TLS-Required:\r\n\r\n", false},
+    {"X-TLS-Required: No\r\n\r\n", false},
+    {"TLS-Required-X: No\r\n\r\n", false},
+    {"Subject: x\r\n\r\nTLS-Required: No\r\n", false}, /* in the body */
+    {"TLS-Required: No               x\r\n\r\n", false},
+    {"", false},
+};
+
+static void
+test_tls_required(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(tlsreq_rows) / sizeof(tlsreq_rows[0]); i++) {
+		t_case(tlsreq_rows[i].msg);
+		T_CHECK(smtp_tls_required_no(tlsreq_rows[i].msg,
+			    strlen(tlsreq_rows[i].msg)) == tlsreq_rows[i].no);
+	}
+	t_case("REQUIRETLS wins over the header field (RFC 8689 4.1)");
+	T_CHECK(smtp_tls_optional(false, true));
+	T_CHECK(!smtp_tls_optional(true, true));
+	T_CHECK(!smtp_tls_optional(false, false));
+	T_CHECK(!smtp_tls_optional(true, false));
+}
+
 int
 main(void)
 {
 	test_rows();
+	test_tls_required();
 	test_limits();
 	test_huge_line();
 	test_verb_names();

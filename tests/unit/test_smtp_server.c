@@ -42,6 +42,12 @@
 #define E_AUTH EHLO_HEAD "250-DSN\r\n250 AUTH PLAIN LOGIN\r\n"
 #define E_TLS_AUTH                                                             \
 	EHLO_HEAD "250-DSN\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n"
+/* the EHLO reply inside TLS: REQUIRETLS offered (RFC 8689 2) */
+#define E_IN_TLS EHLO_HEAD "250-DSN\r\n250 REQUIRETLS\r\n"
+#define E_IN_TLS_AUTH                                                          \
+	EHLO_HEAD "250-DSN\r\n250-REQUIRETLS\r\n250 AUTH PLAIN LOGIN\r\n"
+#define REQTLS_530                                                             \
+	"530 5.7.10 REQUIRETLS needs a TLS session: STARTTLS first\r\n"
 #define H	  "250 " HOST "\r\n"
 #define MOK	  "250 2.1.0 Ok\r\n"
 #define ROK	  "250 2.1.5 Ok\r\n"
@@ -389,16 +395,17 @@ static const struct conv convs[] = {
 	IN("EHLO c\r\nSTARTTLS\r\nNOOP\r\nMAIL FROM:<a@b.test>\r\n"),
 	.tls_in = "MAIL FROM:<a@b.test>\r\nEHLO c\r\nSTARTTLS\r\nQUIT\r\n",
 	.opts = O_TLS,
-	.want = G E_TLS "220 2.0.0 Ready to start TLS\r\n" NEED_HELO E
+	.want = G E_TLS "220 2.0.0 Ready to start TLS\r\n" NEED_HELO E_IN_TLS
 			"502 5.5.1 STARTTLS not available\r\n" BYE,
 	.events = "CHSHQ"},
     {"STARTTLS forgets AUTH",
 	IN("EHLO c\r\nAUTH PLAIN AHUAcA==\r\nSTARTTLS\r\n"),
 	.tls_in = "EHLO c\r\nQUIT\r\n", .opts = O_TLS | O_AUTH,
-	.want =
-	    G E_TLS_AUTH AUTH_OK "220 2.0.0 Ready to start TLS\r\n" E_AUTH BYE},
+	.want = G E_TLS_AUTH AUTH_OK
+	"220 2.0.0 Ready to start TLS\r\n" E_IN_TLS_AUTH BYE},
     {"STARTTLS before EHLO", IN("STARTTLS\r\n"), .tls_in = "EHLO c\r\nQUIT\r\n",
-	.opts = O_TLS, .want = G "220 2.0.0 Ready to start TLS\r\n" E BYE},
+	.opts = O_TLS,
+	.want = G "220 2.0.0 Ready to start TLS\r\n" E_IN_TLS BYE},
     {"STARTTLS not available", IN("EHLO c\r\nSTARTTLS\r\nQUIT\r\n"),
 	.want = G E "502 5.5.1 STARTTLS not available\r\n" BYE},
     {"STARTTLS in a transaction", IN(TX "STARTTLS\r\nQUIT\r\n"), .opts = O_TLS,
@@ -406,6 +413,35 @@ static const struct conv convs[] = {
 	    "STARTTLS not allowed in a mail transaction") BYE},
     {"STARTTLS with an argument", IN("EHLO c\r\nSTARTTLS now\r\nQUIT\r\n"),
 	.opts = O_TLS, .want = G E_TLS "501 5.5.4 *\r\n" BYE},
+
+    /* REQUIRETLS (RFC 8689): offered and accepted only under TLS */
+    {"REQUIRETLS before STARTTLS",
+	IN("EHLO c\r\nMAIL FROM:<a@b.test> REQUIRETLS\r\n"
+	   "MAIL FROM:<a@b.test> requiretls SIZE=10\r\nQUIT\r\n"),
+	.opts = O_TLS, .want = G E_TLS REQTLS_530 REQTLS_530 BYE,
+	.events = "CHQ"},
+    {"REQUIRETLS without TLS on offer",
+	IN("EHLO c\r\nMAIL FROM:<a@b.test> REQUIRETLS\r\nQUIT\r\n"),
+	.want = G E REQTLS_530 BYE, .events = "CHQ"},
+    {"REQUIRETLS after STARTTLS", IN("EHLO c\r\nSTARTTLS\r\n"),
+	.tls_in = "EHLO c\r\nMAIL FROM:<a@b.test> REQUIRETLS\r\n"
+		  "RCPT TO:<b@mx.test>\r\nQUIT\r\n",
+	.opts = O_TLS,
+	.want = G E_TLS "220 2.0.0 Ready to start TLS\r\n" E_IN_TLS MOK ROK BYE,
+	.events = "CHSHMRQ"},
+    {"REQUIRETLS with a value", IN("EHLO c\r\nSTARTTLS\r\n"),
+	.tls_in = "EHLO c\r\nMAIL FROM:<a@b.test> REQUIRETLS=YES\r\n"
+		  "MAIL FROM:<a@b.test> REQUIRETLS REQUIRETLS\r\nQUIT\r\n",
+	.opts = O_TLS,
+	.want = G E_TLS "220 2.0.0 Ready to start TLS\r\n" E_IN_TLS
+			"501 5.5.4 REQUIRETLS takes no value\r\n"
+			"555 5.5.4 Duplicate parameter REQUIRETLS\r\n" BYE},
+    {"REQUIRETLS after HELO", IN("HELO c\r\nSTARTTLS\r\n"),
+	.tls_in = "HELO c\r\nMAIL FROM:<a@b.test> REQUIRETLS\r\nQUIT\r\n",
+	.opts = O_TLS,
+	.want = G H "220 2.0.0 Ready to start TLS\r\n" H
+		    "555 5.5.4 Parameter REQUIRETLS not allowed: ESMTP "
+		    "parameters need EHLO\r\n" BYE},
 
     /* AUTH */
     {"AUTH PLAIN initial response",
@@ -1333,7 +1369,8 @@ test_implicit_tls(void)
 	direct_feed(s, "EHLO c\r\n", SMTP_EV_HELO, 8);
 	smtp_server_accept(s);
 	direct_feed(s, "STARTTLS\r\n", SMTP_EV_NONE, 10);
-	T_CHECK_STR(out.data, G E "502 5.5.1 STARTTLS not available\r\n");
+	T_CHECK_STR(
+	    out.data, G E_IN_TLS "502 5.5.1 STARTTLS not available\r\n");
 	smtp_server_free(s);
 	buf_free(&out);
 }
