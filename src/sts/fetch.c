@@ -39,11 +39,25 @@ fetch_write(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/*
+ * ternd's disk workers already run when the queue manager starts: the
+ * init must be one that is safe with other threads about, which libcurl
+ * says with CURL_VERSION_THREADSAFE (7.84 and later, Debian 12's 7.88).
+ */
 int
 sts_fetch_global_init(char *err, size_t errlen)
 {
-	CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	CURLcode rc;
 
+	if (v == NULL || !(v->features & CURL_VERSION_THREADSAFE)) {
+		str_fmt_cut(err, errlen,
+		    "libcurl %s does not say its init is thread-safe "
+		    "(7.84 or later needed)",
+		    v != NULL ? v->version : "?");
+		return -1;
+	}
+	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (rc != CURLE_OK) {
 		str_fmt_cut(err, errlen, "curl_global_init: %s",
 		    curl_easy_strerror(rc));

@@ -4,8 +4,8 @@
  * (deliver/mtasts.c runs it on its own small pool).
  *
  * Owns: one libcurl easy handle per call.  May call: sts (the parser),
- * util, libcurl.  sts_fetch_global_init() once, on the main thread,
- * before any thread calls sts_fetch().
+ * util, libcurl.  sts_fetch_global_init() once, before any thread calls
+ * sts_fetch(); it refuses a libcurl whose init is not thread-safe.
  *
  * What the RFC asks and how: the URL is
  * https://mta-sts.DOMAIN/.well-known/mta-sts.txt (port 443, no other

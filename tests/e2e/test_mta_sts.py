@@ -85,6 +85,12 @@ def pki():
     _leaf(d, "sts", "mta-sts.example.net", more=("mta-sts.example.com",))
     _leaf(d, "sts-self", "mta-sts.example.net", ca=False)
     _leaf(d, "mx", "mx.example.net")
+    # a hashed CA directory, for tls.ca_path
+    (d / "capath").mkdir()
+    os.chmod(d / "capath", 0o755)
+    (d / "capath" / "ca.pem").write_bytes((d / "ca.pem").read_bytes())
+    os.chmod(d / "capath" / "ca.pem", 0o644)
+    _openssl(d, "rehash", "capath")
     yield d
     subprocess.run(["rm", "-rf", str(d)], check=False)
 
@@ -194,7 +200,8 @@ def two_mtas_sts(ternd, dnsmasq, pki, https, txts=("v=STSv1; id=1;",),
             "relay.networks": "127.0.0.0/8", "tls.ca_file": str(pki / "ca.pem"),
             "queue.retry_first": "1", "queue.retry_max": "2"}
     over.update(a_over or {})
-    a = ternd(over, users=(SENDER,), state="A")
+    a = ternd({k: v for k, v in over.items() if v is not None},
+              users=(SENDER,), state="A")
     return a, b, dns
 
 
@@ -458,3 +465,17 @@ def test_enforce_never_resumes_an_opportunistic_session(
                      r"verified=yes tls_policy=(\S+)$", a.log(), re.M)
     assert got == [("no", "opportunistic"), ("no", "mta-sts"),
                    ("yes", "mta-sts")], got
+
+
+def test_trust_store_from_tls_ca_path(ternd, dnsmasq, pki, policy_server):
+    """tls.ca_path alone (a hashed directory) is the trust store of both the
+    policy fetch and the MX verification."""
+    https = policy_server()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https,
+                           a_over={"tls.ca_file": None,
+                                   "tls.ca_path": str(pki / "capath")})
+    assert "tls.ca_file" not in " ".join(a.argv())
+    send(a)
+    wait_for(lambda: b.messages(BEN), "delivery to B")
+    assert log_has(a, r"event=mta_sts_fetch status=ok id=1 mode=enforce")
+    assert log_has(a, r"verified=yes tls_policy=mta-sts$")
