@@ -124,6 +124,7 @@ struct rconn {
 static int rconn_drive(struct rconn *c);
 static int rconn_try(struct rconn *c);
 static bool rconn_sts_enforce(const struct rconn *c);
+static void rconn_sts_no_tls(const struct rconn *c);
 
 /* ======================================================================
  * Small helpers
@@ -321,6 +322,8 @@ rconn_job_done(struct rconn *c)
 {
 	struct rjob *j = c->job;
 	size_t i;
+
+	rconn_sts_no_tls(c);
 
 	for (i = 0; i < j->nrcpts; i++)
 		j->results[i] = *smtp_client_result(c->sc, i);
@@ -827,6 +830,21 @@ rconn_tlsrpt_cert(const SSL *ssl)
 	}
 }
 
+/* A session decided without TLS under a policy (testing: enforce never
+ * gets this far): logged with its result-type for TLS-RPT. */
+static void
+rconn_sts_no_tls(const struct rconn *c)
+{
+	if (rconn_sts(c) == NULL || c->bev == NULL ||
+	    bufferevent_openssl_get_ssl(c->bev) != NULL)
+		return;
+	log_info("id=%s mx=%s addr=%s event=mta_sts status=failed "
+		 "mode=testing tls_policy=mta-sts verified=no "
+		 "tlsrpt_result=starttls-not-supported "
+		 "text=\"sent without TLS: the policy only tests\"",
+	    rconn_id(c), c->host_log, c->addr_log);
+}
+
 static bool
 rconn_require_tls(const struct rconn *c)
 {
@@ -1133,12 +1151,6 @@ body_start(struct rconn *c)
 	c->body_off = 0;
 	smtp_stuff_init(&c->stuff);
 	c->body_7bit = c->job->plan != NULL && smtp_client_downgrade(c->sc);
-	if (rconn_sts(c) != NULL && bufferevent_openssl_get_ssl(c->bev) == NULL)
-		log_info("id=%s mx=%s addr=%s event=mta_sts status=failed "
-			 "mode=testing tls_policy=mta-sts verified=no "
-			 "tlsrpt_result=starttls-not-supported "
-			 "text=\"sent without TLS: the policy only tests\"",
-		    rconn_id(c), c->host_log, c->addr_log);
 	if (c->body_7bit) {
 		mime_plan_rewind(c->job->plan);
 		log_info(

@@ -479,3 +479,53 @@ def test_trust_store_from_tls_ca_path(ternd, dnsmasq, pki, policy_server):
     wait_for(lambda: b.messages(BEN), "delivery to B")
     assert log_has(a, r"event=mta_sts_fetch status=ok id=1 mode=enforce")
     assert log_has(a, r"verified=yes tls_policy=mta-sts$")
+
+
+def no_starttls_peer(ternd, dnsmasq, pki, https):
+    """A: as two_mtas_sts, but the MX is a scripted peer that offers no
+    STARTTLS (fakepeer.ReplyPeer: every RCPT gets 550, so a message that
+    reached it would bounce, not wait)."""
+    from fakepeer import ReplyPeer
+    peer = ReplyPeer("550 5.1.1 the peer took the envelope in clear text")
+    peer.start()
+    dns = start_dns(dnsmasq, https)
+    a = ternd({"hostname": "mx.example.org", "domains": "example.org",
+               "dns.servers": dns.server, "relay.port": str(peer.port),
+               "relay.networks": "127.0.0.0/8",
+               "tls.ca_file": str(pki / "ca.pem"),
+               "queue.retry_first": "3600"}, users=(SENDER,), state="A")
+    return a, peer
+
+
+def test_enforce_without_starttls_deferred(ternd, dnsmasq, pki, policy_server):
+    https = policy_server()
+    a, peer = no_starttls_peer(ternd, dnsmasq, pki, https)
+    try:
+        send(a)
+        wait_log(a, r"event=deferred to=<ben@example\.net> code=451 "
+                    r"enh=4\.7\.4 text=\"[^\"]*TLS is required but the peer "
+                    r"does not offer STARTTLS", "the deferral")
+        assert log_has(a, r"event=mta_sts status=failed mode=enforce "
+                          r"tls_policy=mta-sts verified=no "
+                          r"tlsrpt_result=starttls-not-supported$")
+        assert peer.rcpts == 0
+    finally:
+        peer.close()
+
+
+def test_testing_without_starttls_sent_and_logged(ternd, dnsmasq, pki,
+                                                  policy_server):
+    https = policy_server()
+    https.body = GOOD.replace("enforce", "testing").encode()
+    a, peer = no_starttls_peer(ternd, dnsmasq, pki, https)
+    try:
+        send(a)
+        wait_log(a, r"event=bounced to=<ben@example\.net> code=550",
+                 "the peer's answer")
+        assert peer.rcpts == 1
+        assert log_has(a, r"event=mta_sts status=failed mode=testing "
+                          r"tls_policy=mta-sts verified=no "
+                          r"tlsrpt_result=starttls-not-supported text=")
+        assert not log_has(a, r"event=mta_sts status=failed mode=enforce")
+    finally:
+        peer.close()
