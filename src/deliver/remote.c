@@ -1632,6 +1632,8 @@ remote_stop(struct remote *r)
 	size_t i;
 
 	r->stopping = true;
+	if (r->sts != NULL)
+		mtasts_stop(r->sts);
 	for (i = 0; i < REMOTE_BUCKETS; i++)
 		for (d = r->buckets[i]; d != NULL; d = next) {
 			next = d->next;

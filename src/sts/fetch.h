@@ -22,6 +22,7 @@
 #ifndef TERN_STS_FETCH_H
 #define TERN_STS_FETCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "util/util.h"
@@ -49,6 +50,9 @@ struct sts_fetch_req {
 	size_t naddrs;
 	const char *ca_file, *ca_path; /* NULL: the system store */
 	unsigned timeout_s;	       /* the whole fetch */
+	/* set (from another thread) to abort: the fetch ends within about
+	   a second, STS_FETCH_ERROR; NULL: never */
+	const atomic_bool *cancel;
 };
 
 /* curl_global_init; 0, or -1 with err filled. */

@@ -529,3 +529,20 @@ def test_testing_without_starttls_sent_and_logged(ternd, dnsmasq, pki,
         assert not log_has(a, r"event=mta_sts status=failed mode=enforce")
     finally:
         peer.close()
+
+
+def test_stop_aborts_a_fetch_under_way(ternd, dnsmasq, pki, policy_server):
+    """SIGTERM while a policy server dribbles: ternd does not wait for the
+    fetch's deadline (libcurl's progress callback sees the stop)."""
+    https = policy_server()
+    https.per_byte = 0.5
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https,
+                           a_over={"sts.fetch_timeout": "120"})
+    send(a)
+    wait_log(a, r"domain=example\.net event=mta_sts_fetch status=started",
+             "the fetch to start")
+    time.sleep(1)
+    t0 = time.monotonic()
+    assert a.stop() == 0
+    assert time.monotonic() - t0 < 4 * SLOW, time.monotonic() - t0
+    assert len(a.queue_env_files()) == 1     # the message waits for the next run
