@@ -364,12 +364,27 @@ dest_on_sts(const struct mtasts_verdict *v, void *arg)
 	dest_settle(d);
 }
 
-/* True while d's TLS policy is asked for: the MX lookup waits for it. */
+/*
+ * True while d's TLS policy is asked for: the MX lookup waits for it.
+ * A stopping ternd does not wait (the fetch is aborted: remote_stop) and
+ * does not deliver without the answer: the jobs go back to the queue.
+ */
 static bool
 dest_tls_policy_pending(struct rdest *d)
 {
+	struct smtp_client_result res;
+
 	if (!dest_sts_applies(d) || d->sts_fresh)
 		return false;
+	if (d->r->stopping) {
+		if (d->sts_asking)
+			(void)mtasts_cancel(d->r->sts, d);
+		d->sts_asking = false;
+		smtp_client_result_set(&res, SMTP_RESULT_TEMP, 451, "4.3.2",
+		    "delivery stopped: the mail system is shutting down");
+		dest_fail_waiting(d, &res, "");
+		return true;
+	}
 	if (!d->sts_asking) {
 		d->sts_asking = true;
 		mtasts_get(d->r->sts, d->key, dest_on_sts, d);

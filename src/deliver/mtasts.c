@@ -20,6 +20,7 @@
  * ran (workers_stop runs them, then drops their done).
  */
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -78,6 +79,7 @@ struct mtasts {
 	struct dns *dns;
 	struct workers *w;
 	int dir_fd;
+	atomic_bool stopping; /* mtasts_free: fetches under way end now */
 	char *ca_file, *ca_path;
 	unsigned max, timeout;
 	struct mts_ent *ents;
@@ -205,8 +207,8 @@ mts_job_run(struct job *j)
 	struct mts_fetch *f = (struct mts_fetch *)(void *)j;
 	struct mtasts *m = f->m;
 	const char *addrs[STS_FETCH_ADDRS_MAX];
-	struct sts_fetch_req req = {
-	    f->domain, addrs, f->naddrs, m->ca_file, m->ca_path, m->timeout};
+	struct sts_fetch_req req = {f->domain, addrs, f->naddrs, m->ca_file,
+	    m->ca_path, m->timeout, &m->stopping};
 	struct sts_cache_rec rec;
 	struct buf body;
 	size_t i;
@@ -539,6 +541,12 @@ mtasts_cancel(struct mtasts *m, void *arg)
 	return n;
 }
 
+void
+mtasts_stop(struct mtasts *m)
+{
+	atomic_store_explicit(&m->stopping, true, memory_order_relaxed);
+}
+
 size_t
 mtasts_cached(const struct mtasts *m)
 {
@@ -580,6 +588,7 @@ mtasts_new(struct event_base *base, struct dns *dns,
 	    (fd = sts_cache_open(conf->state_dir, err, errlen)) < 0)
 		return NULL;
 	m = xcalloc(1, sizeof(*m));
+	atomic_init(&m->stopping, false);
 	m->base = base;
 	m->dns = dns;
 	m->dir_fd = fd;
@@ -614,7 +623,10 @@ mtasts_free(struct mtasts *m)
 		if (!f->in_pool)
 			(void)dns_cancel(m->dns, f);
 	}
-	workers_stop(m->w); /* runs what was submitted; no done() */
+	/* a fetch under way ends within a second, those still queued at
+	   once; then the pool stops (no done() runs) */
+	atomic_store_explicit(&m->stopping, true, memory_order_relaxed);
+	workers_stop(m->w);
 	while ((f = m->jobs) != NULL) {
 		m->jobs = f->next;
 		free(f);

@@ -68,8 +68,9 @@ typedef void (*mtasts_cb)(const struct mtasts_verdict *v, void *arg);
  */
 struct mtasts *mtasts_new(struct event_base *base, struct dns *dns,
     const struct mtasts_conf *conf, char *err, size_t errlen);
-/* Waits for fetches under way (at most their deadline); questions still
- * open are dropped.  mtasts_free(NULL) does nothing. */
+/* Fetches under way are aborted (within about a second: libcurl's
+ * progress callback) and waited for; questions still open are dropped.
+ * mtasts_free(NULL) does nothing. */
 void mtasts_free(struct mtasts *m);
 
 /*
@@ -78,6 +79,9 @@ void mtasts_free(struct mtasts *m);
  * comes first.
  */
 void mtasts_get(struct mtasts *m, const char *domain, mtasts_cb cb, void *arg);
+/* ternd is stopping: fetches under way end within about a second
+ * (libcurl's progress callback), later ones at once, as failures. */
+void mtasts_stop(struct mtasts *m);
 /* Forget every question whose arg is arg; returns how many. */
 size_t mtasts_cancel(struct mtasts *m, void *arg);
 

@@ -133,6 +133,7 @@ struct rconn {
 static int rconn_drive(struct rconn *c);
 static int rconn_try(struct rconn *c);
 static bool rconn_sts_enforce(const struct rconn *c);
+static void rconn_sts_no_tls(const struct rconn *c);
 
 /* ======================================================================
  * Small helpers
@@ -212,6 +213,14 @@ rconn_pol_log(const struct rconn *c, char *out, size_t len)
 	    c->tlsrpt != NULL ? " tlsrpt_result=" : "",
 	    c->tlsrpt != NULL ? c->tlsrpt : "");
 	return out;
+}
+
+/* " tls_policy=smarthost" on the TLS lines of a smarthost session (its
+ * policy is relay.smarthost_tls), "" otherwise. */
+static const char *
+rconn_sm_log(const struct rconn *c)
+{
+	return c->d->smarthost ? " tls_policy=smarthost" : "";
 }
 
 /* A deferred result says which TLS policy the attempt ran under, for
@@ -371,6 +380,8 @@ rconn_job_done(struct rconn *c)
 {
 	struct rjob *j = c->job;
 	size_t i;
+
+	rconn_sts_no_tls(c);
 
 	for (i = 0; i < j->nrcpts; i++) {
 		j->results[i] = *smtp_client_result(c->sc, i);
@@ -927,6 +938,21 @@ rconn_tlsrpt_verify(const struct rconn *c, const SSL *ssl)
 	}
 }
 
+/* A session decided without TLS under a policy (testing: enforce never
+ * gets this far): logged with its result-type for TLS-RPT. */
+static void
+rconn_sts_no_tls(const struct rconn *c)
+{
+	if (rconn_sts(c) == NULL || c->bev == NULL ||
+	    bufferevent_openssl_get_ssl(c->bev) != NULL)
+		return;
+	log_info("id=%s mx=%s addr=%s event=mta_sts status=failed "
+		 "mode=testing tls_policy=mta-sts verified=no "
+		 "tlsrpt_result=starttls-not-supported "
+		 "text=\"sent without TLS: the policy only tests\"",
+	    rconn_id(c), c->host_log, c->addr_log);
+}
+
 static bool
 rconn_require_tls(const struct rconn *c)
 {
@@ -1135,12 +1161,12 @@ rconn_tls_up(struct rconn *c)
 	tls_describe(ssl, desc, sizeof(desc));
 	metrics_tls(METRICS_TLS_OUT, ssl != NULL ? SSL_get_version(ssl) : NULL,
 	    verified ? METRICS_V_YES : METRICS_V_NO);
-	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s%s%s%s"
+	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s%s%s%s%s"
 		 "%s%s%s%s%s",
 	    rconn_id(c), c->host_log, c->addr_log, desc,
 	    SSL_session_reused(ssl) ? "yes" : "no",
 	    c->has_pol ? "" : " verified=",
-	    c->has_pol ? "" : (verified ? "yes" : "no"),
+	    c->has_pol ? "" : (verified ? "yes" : "no"), rconn_sm_log(c),
 	    rconn_pol_log(c, pl, sizeof(pl)), dane != NULL ? " dane=" : "",
 	    dane != NULL ? dane : "", verified ? "" : " verify_error=\"",
 	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
@@ -1183,10 +1209,11 @@ rconn_tls_failed(struct rconn *c, const char *why)
 	if (c->has_pol && c->tlsrpt == NULL &&
 	    (rconn_require_tls(c) || rconn_sts(c) != NULL))
 		c->tlsrpt = rconn_tlsrpt_verify(c, ssl);
-	log_info("id=%s mx=%s addr=%s event=tls status=failed%s%s "
+	log_info("id=%s mx=%s addr=%s event=tls status=failed%s%s%s "
 		 "error=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log,
-	    c->has_pol ? "" : " verified=no", rconn_pol_log(c, pl, sizeof(pl)),
+	    c->has_pol ? "" : " verified=no", rconn_sm_log(c),
+	    rconn_pol_log(c, pl, sizeof(pl)),
 	    log_quote(q, sizeof(q), why, strlen(why)));
 	if (c->sc == NULL)
 		return rconn_implicit_failed(c, why);
@@ -1274,12 +1301,6 @@ body_start(struct rconn *c)
 	c->body_off = 0;
 	smtp_stuff_init(&c->stuff);
 	c->body_7bit = c->job->plan != NULL && smtp_client_downgrade(c->sc);
-	if (rconn_sts(c) != NULL && bufferevent_openssl_get_ssl(c->bev) == NULL)
-		log_info("id=%s mx=%s addr=%s event=mta_sts status=failed "
-			 "mode=testing tls_policy=mta-sts verified=no "
-			 "tlsrpt_result=starttls-not-supported "
-			 "text=\"sent without TLS: the policy only tests\"",
-		    rconn_id(c), c->host_log, c->addr_log);
 	if (c->body_7bit) {
 		mime_plan_rewind(c->job->plan);
 		log_info(
@@ -1794,6 +1815,8 @@ remote_stop(struct remote *r)
 	size_t i;
 
 	r->stopping = true;
+	if (r->sts != NULL)
+		mtasts_stop(r->sts);
 	for (i = 0; i < REMOTE_BUCKETS; i++)
 		for (d = r->buckets[i]; d != NULL; d = next) {
 			next = d->next;

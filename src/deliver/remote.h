@@ -213,8 +213,9 @@ size_t remote_cancel(struct remote *r, void *arg);
 
 /*
  * The daemon is stopping: messages waiting for a destination's pause
- * (docs/queue.md, "Destinations that ask to slow down") are finished
- * TEMP (451 4.3.2) now instead of after it; connections under way go on.
+ * (docs/queue.md, "Destinations that ask to slow down") or for its
+ * MTA-STS policy (whose fetch is aborted) are finished TEMP (451 4.3.2)
+ * now instead of after it; connections under way go on.
  */
 void remote_stop(struct remote *r);
 

@@ -39,11 +39,39 @@ fetch_write(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* libcurl calls it at least once a second, transferring or not. */
+static int
+fetch_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+    curl_off_t ultotal, curl_off_t ulnow)
+{
+	const atomic_bool *cancel = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load_explicit(cancel, memory_order_relaxed) ? 1 : 0;
+}
+
+/*
+ * ternd's disk workers already run when the queue manager starts: the
+ * init must be one that is safe with other threads about, which libcurl
+ * says with CURL_VERSION_THREADSAFE (7.84 and later, Debian 12's 7.88).
+ */
 int
 sts_fetch_global_init(char *err, size_t errlen)
 {
-	CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	CURLcode rc;
 
+	if (v == NULL || !(v->features & CURL_VERSION_THREADSAFE)) {
+		str_fmt_cut(err, errlen,
+		    "libcurl %s does not say its init is thread-safe "
+		    "(7.84 or later needed)",
+		    v != NULL ? v->version : "?");
+		return -1;
+	}
+	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (rc != CURLE_OK) {
 		str_fmt_cut(err, errlen, "curl_global_init: %s",
 		    curl_easy_strerror(rc));
@@ -134,6 +162,13 @@ fetch_setup(CURL *h, const struct sts_fetch_req *req, struct curl_slist *res,
 		return -1;
 	if (req->ca_path != NULL &&
 	    curl_easy_setopt(h, CURLOPT_CAPATH, req->ca_path) != CURLE_OK)
+		return -1;
+	if (req->cancel != NULL &&
+	    (curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, fetch_progress) !=
+		    CURLE_OK ||
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, req->cancel) !=
+		    CURLE_OK ||
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK))
 		return -1;
 	return 0;
 }

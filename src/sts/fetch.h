@@ -4,8 +4,8 @@
  * (deliver/mtasts.c runs it on its own small pool).
  *
  * Owns: one libcurl easy handle per call.  May call: sts (the parser),
- * util, libcurl.  sts_fetch_global_init() once, on the main thread,
- * before any thread calls sts_fetch().
+ * util, libcurl.  sts_fetch_global_init() once, before any thread calls
+ * sts_fetch(); it refuses a libcurl whose init is not thread-safe.
  *
  * What the RFC asks and how: the URL is
  * https://mta-sts.DOMAIN/.well-known/mta-sts.txt (port 443, no other
@@ -22,6 +22,7 @@
 #ifndef TERN_STS_FETCH_H
 #define TERN_STS_FETCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "util/util.h"
@@ -49,6 +50,9 @@ struct sts_fetch_req {
 	size_t naddrs;
 	const char *ca_file, *ca_path; /* NULL: the system store */
 	unsigned timeout_s;	       /* the whole fetch */
+	/* set (from another thread) to abort: the fetch ends within about
+	   a second, STS_FETCH_ERROR; NULL: never */
+	const atomic_bool *cancel;
 };
 
 /* curl_global_init; 0, or -1 with err filled. */

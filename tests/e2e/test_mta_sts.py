@@ -85,6 +85,12 @@ def pki():
     _leaf(d, "sts", "mta-sts.example.net", more=("mta-sts.example.com",))
     _leaf(d, "sts-self", "mta-sts.example.net", ca=False)
     _leaf(d, "mx", "mx.example.net")
+    # a hashed CA directory, for tls.ca_path
+    (d / "capath").mkdir()
+    os.chmod(d / "capath", 0o755)
+    (d / "capath" / "ca.pem").write_bytes((d / "ca.pem").read_bytes())
+    os.chmod(d / "capath" / "ca.pem", 0o644)
+    _openssl(d, "rehash", "capath")
     yield d
     subprocess.run(["rm", "-rf", str(d)], check=False)
 
@@ -194,7 +200,8 @@ def two_mtas_sts(ternd, dnsmasq, pki, https, txts=("v=STSv1; id=1;",),
             "relay.networks": "127.0.0.0/8", "tls.ca_file": str(pki / "ca.pem"),
             "queue.retry_first": "1", "queue.retry_max": "2"}
     over.update(a_over or {})
-    a = ternd(over, users=(SENDER,), state="A")
+    a = ternd({k: v for k, v in over.items() if v is not None},
+              users=(SENDER,), state="A")
     return a, b, dns
 
 
@@ -458,3 +465,84 @@ def test_enforce_never_resumes_an_opportunistic_session(
                      r"tls_policy=(\S+) verified=yes$", a.log(), re.M)
     assert got == [("no", "opportunistic"), ("no", "mta-sts"),
                    ("yes", "mta-sts")], got
+
+
+def test_trust_store_from_tls_ca_path(ternd, dnsmasq, pki, policy_server):
+    """tls.ca_path alone (a hashed directory) is the trust store of both the
+    policy fetch and the MX verification."""
+    https = policy_server()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https,
+                           a_over={"tls.ca_file": None,
+                                   "tls.ca_path": str(pki / "capath")})
+    assert "tls.ca_file" not in " ".join(a.argv())
+    send(a)
+    wait_for(lambda: b.messages(BEN), "delivery to B")
+    assert log_has(a, r"event=mta_sts_fetch status=ok id=1 mode=enforce")
+    assert log_has(a, r"tls_policy=mta-sts verified=yes$")
+
+
+def no_starttls_peer(ternd, dnsmasq, pki, https):
+    """A: as two_mtas_sts, but the MX is a scripted peer that offers no
+    STARTTLS (fakepeer.ReplyPeer: every RCPT gets 550, so a message that
+    reached it would bounce, not wait)."""
+    from fakepeer import ReplyPeer
+    peer = ReplyPeer("550 5.1.1 the peer took the envelope in clear text")
+    peer.start()
+    dns = start_dns(dnsmasq, https)
+    a = ternd({"hostname": "mx.example.org", "domains": "example.org",
+               "dns.servers": dns.server, "relay.port": str(peer.port),
+               "relay.networks": "127.0.0.0/8",
+               "tls.ca_file": str(pki / "ca.pem"),
+               "queue.retry_first": "3600"}, users=(SENDER,), state="A")
+    return a, peer
+
+
+def test_enforce_without_starttls_deferred(ternd, dnsmasq, pki, policy_server):
+    https = policy_server()
+    a, peer = no_starttls_peer(ternd, dnsmasq, pki, https)
+    try:
+        send(a)
+        wait_log(a, r"event=deferred to=<ben@example\.net> code=451 "
+                    r"enh=4\.7\.4 text=\"[^\"]*TLS is required but the peer "
+                    r"does not offer STARTTLS", "the deferral")
+        assert log_has(a, r"event=mta_sts status=failed mode=enforce "
+                          r"tls_policy=mta-sts verified=no "
+                          r"tlsrpt_result=starttls-not-supported$")
+        assert peer.rcpts == 0
+    finally:
+        peer.close()
+
+
+def test_testing_without_starttls_sent_and_logged(ternd, dnsmasq, pki,
+                                                  policy_server):
+    https = policy_server()
+    https.body = GOOD.replace("enforce", "testing").encode()
+    a, peer = no_starttls_peer(ternd, dnsmasq, pki, https)
+    try:
+        send(a)
+        wait_log(a, r"event=bounced to=<ben@example\.net> code=550",
+                 "the peer's answer")
+        assert peer.rcpts == 1
+        assert log_has(a, r"event=mta_sts status=failed mode=testing "
+                          r"tls_policy=mta-sts verified=no "
+                          r"tlsrpt_result=starttls-not-supported text=")
+        assert not log_has(a, r"event=mta_sts status=failed mode=enforce")
+    finally:
+        peer.close()
+
+
+def test_stop_aborts_a_fetch_under_way(ternd, dnsmasq, pki, policy_server):
+    """SIGTERM while a policy server dribbles: ternd does not wait for the
+    fetch's deadline (libcurl's progress callback sees the stop)."""
+    https = policy_server()
+    https.per_byte = 0.5
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https,
+                           a_over={"sts.fetch_timeout": "120"})
+    send(a)
+    wait_log(a, r"domain=example\.net event=mta_sts_fetch status=started",
+             "the fetch to start")
+    time.sleep(1)
+    t0 = time.monotonic()
+    assert a.stop() == 0
+    assert time.monotonic() - t0 < 4 * SLOW, time.monotonic() - t0
+    assert len(a.queue_env_files()) == 1     # the message waits for the next run

@@ -255,6 +255,28 @@ def test_trusted_ca_right_name_gets_auth(ternd, dnsmasq, smarthost, tmp_path,
     assert SECRET not in t.log()
 
 
+def test_trust_store_tls_ca_file_serves_the_smarthost(ternd, dnsmasq,
+                                                      smarthost, tmp_path, pki):
+    """tls.ca_file is the trust store of every verification, the smarthost's
+    too when relay.smarthost_ca_file is not set (docs/tls-auth.md)."""
+    host = smarthost("good")
+    t = relay_through(ternd, dnsmasq, tmp_path, host,
+                      tls__ca_file=str(pki / "ca.pem"))
+    assert_delivered_with_auth(t, host)
+    assert "verified=yes tls_policy=smarthost" in t.log()
+
+
+def test_smarthost_ca_file_wins_over_tls_ca_file(ternd, dnsmasq, smarthost,
+                                                 tmp_path, pki):
+    """relay.smarthost_ca_file, when set, is the only store for the
+    smarthost: a tls.ca_file that would trust it does not."""
+    host = smarthost("good")
+    t = relay_through(ternd, dnsmasq, tmp_path, host,
+                      tls__ca_file=str(pki / "ca.pem"),
+                      relay__smarthost_ca_file=str(pki / "self.pem"))
+    assert_deferred_without_auth(t, host, "certificate verify failed")
+
+
 def test_resumed_session_stays_verified(ternd, dnsmasq, smarthost, tmp_path,
                                         pki):
     """The second connection to the smarthost resumes the first one's TLS
