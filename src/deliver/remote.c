@@ -441,6 +441,9 @@ rconn_connect(struct rconn *c)
 	int fd, e, one = 1;
 
 	rconn_set_addr(c);
+	/* a new session: its own verdict and TLS-RPT result */
+	c->tls_verified = false;
+	c->tlsrpt = NULL;
 	if (a->family == AF_UNIX) {
 		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
 
