@@ -333,6 +333,19 @@ def test_without_dnssec_no_dane(ternd, world):
     assert "verified=no tls_policy=opportunistic" in line, line
 
 
+def test_resolver_without_ad_bit_is_insecure(ternd, world):
+    """A resolver that gives no AD bit (here nsd itself, authoritative and
+    not validating: the same as one that strips it) makes every answer
+    insecure: no DANE, opportunistic delivery, even to the host whose TLSA
+    record does not match."""
+    dns, b, _ = world
+    a = sender(ternd, world,
+               **{"dns.servers": f"127.0.0.1:{dns.nsd_port}"})
+    send(a, "bad.dane.test", "noad")
+    m, line = delivered(a, b, "bad.dane.test", "noad")
+    assert "verified=no tls_policy=opportunistic" in line, line
+
+
 @pytest.mark.parametrize("servers", ["192.0.2.53", "127.0.0.1:53,10.0.0.1",
                                      None])
 def test_dnssec_needs_a_loopback_resolver(ternd, servers):
