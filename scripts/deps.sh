@@ -27,7 +27,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
-# Dovecot, Postfix and PostgreSQL (the pgsql: tables) are test peers that
+# Dovecot, Postfix, PostgreSQL (the pgsql: tables), unbound and nsd (the DANE
+# tests' resolver and signed zones) are test peers that
 # the tests start privately on loopback ports: keep their packages from starting system-wide daemons
 # (listening on all interfaces) while they install.
 policy=/usr/sbin/policy-rc.d

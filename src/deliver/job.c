@@ -262,12 +262,12 @@ job_log(const struct rjob *j, const char *mx, const char *addr)
 		    log_sanitize(to, sizeof(to), j->rcpts[i].addr,
 			strlen(j->rcpts[i].addr)),
 		    res->code, res->enh[0] != '\0' ? res->enh : "none",
-		    j->tls_policy != NULL ? "tls_policy=" : "",
-		    j->tls_policy != NULL ? j->tls_policy : "",
-		    j->tls_policy != NULL ? " verified=" : "",
+		    j->tls_policy != NULL ? "verified=" : "",
 		    j->tls_policy == NULL ? ""
 		    : j->tls_verified	  ? "yes"
 					  : "no",
+		    j->tls_policy != NULL ? " tls_policy=" : "",
+		    j->tls_policy != NULL ? j->tls_policy : "",
 		    j->tls_policy != NULL ? " " : "",
 		    log_quote(
 			text, sizeof(text), res->text, strlen(res->text)));

@@ -194,8 +194,8 @@ rconn_id(const struct rconn *c)
 	return c->job != NULL ? c->job->id : "-";
 }
 
-/* " tls_policy=dane verified=no tlsrpt_result=..." for log lines of
- * MX sessions; "" for the smarthost and LMTP. */
+/* " tls_policy=dane tlsrpt_result=..." for log lines of MX sessions,
+ * after their verified=; "" for the smarthost and LMTP. */
 static const char *
 rconn_pol_log(const struct rconn *c, char *out, size_t len)
 {
@@ -203,13 +203,12 @@ rconn_pol_log(const struct rconn *c, char *out, size_t len)
 		out[0] = '\0';
 		return out;
 	}
-	str_fmt_cut(out, len, " tls_policy=%s%s%s verified=%s%s%s",
+	str_fmt_cut(out, len, " tls_policy=%s%s%s%s%s",
 	    tlspol_source_name(c->pol.source),
 	    c->pol.source == TLSPOL_SRC_OVERRIDE ? " tls_level=" : "",
 	    c->pol.source == TLSPOL_SRC_OVERRIDE
 		? tlspol_level_name(c->pol.level)
 		: "",
-	    c->tls_verified ? "yes" : "no",
 	    c->tlsrpt != NULL ? " tlsrpt_result=" : "",
 	    c->tlsrpt != NULL ? c->tlsrpt : "");
 	return out;
@@ -456,6 +455,9 @@ rconn_connect(struct rconn *c)
 	int fd, e, one = 1;
 
 	rconn_set_addr(c);
+	/* a new session: its own verdict and TLS-RPT result */
+	c->tls_verified = false;
+	c->tlsrpt = NULL;
 	if (a->family == AF_UNIX) {
 		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
 
@@ -520,8 +522,8 @@ rconn_pick_policy(struct rconn *c)
 	str_fmt_cut(q, sizeof(q), "MX host %s: %s", c->host_log, c->pol.why);
 	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", q);
 	rconn_tag_result(c, &c->last);
-	log_info("id=%s mx=%s addr=none event=tls_policy status=deferred%s "
-		 "text=\"%s\"",
+	log_info("id=%s mx=%s addr=none event=tls_policy status=deferred "
+		 "verified=no%s text=\"%s\"",
 	    rconn_id(c), c->host_log, rconn_pol_log(c, pl, sizeof(pl)),
 	    c->pol.why);
 	return -1;
@@ -742,9 +744,13 @@ rconn_failed(struct rconn *c)
 	    strcmp(c->last.enh, "4.7.4") == 0)
 		c->tlsrpt = "starttls-not-supported";
 	rconn_tag_result(c, &c->last);
-	log_info("id=%s mx=%s addr=%s event=session_failed code=%d%s "
+	log_info("id=%s mx=%s addr=%s event=session_failed code=%d%s%s%s "
 		 "text=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log, c->last.code,
+	    c->has_pol ? " verified=" : "",
+	    !c->has_pol	      ? ""
+	    : c->tls_verified ? "yes"
+			      : "no",
 	    rconn_pol_log(c, pol, sizeof(pol)),
 	    log_quote(text, sizeof(text), c->last.text, strlen(c->last.text)));
 	rconn_close_socket(c);
@@ -1161,16 +1167,15 @@ rconn_tls_up(struct rconn *c)
 	tls_describe(ssl, desc, sizeof(desc));
 	metrics_tls(METRICS_TLS_OUT, ssl != NULL ? SSL_get_version(ssl) : NULL,
 	    verified ? METRICS_V_YES : METRICS_V_NO);
-	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s%s%s%s%s"
-		 "%s%s%s%s%s",
+	log_info("id=%s mx=%s addr=%s event=tls %s tls_resumed=%s verified=%s"
+		 "%s%s%s%s%s%s%s",
 	    rconn_id(c), c->host_log, c->addr_log, desc,
-	    SSL_session_reused(ssl) ? "yes" : "no",
-	    c->has_pol ? "" : " verified=",
-	    c->has_pol ? "" : (verified ? "yes" : "no"), rconn_sm_log(c),
-	    rconn_pol_log(c, pl, sizeof(pl)), dane != NULL ? " dane=" : "",
-	    dane != NULL ? dane : "", verified ? "" : " verify_error=\"",
+	    SSL_session_reused(ssl) ? "yes" : "no", verified ? "yes" : "no",
+	    verified ? "" : " verify_error=\"",
 	    verified ? "" : log_quote(q, sizeof(q), why, strlen(why)),
-	    verified ? "" : "\"");
+	    verified ? "" : "\"", rconn_sm_log(c),
+	    rconn_pol_log(c, pl, sizeof(pl)), dane != NULL ? " dane=" : "",
+	    dane != NULL ? dane : "");
 	/* the context aborts a smarthost's such handshake already; DANE
 	   and [tls_policy] verify end here */
 	if (rconn_must_verify(c) && !verified)
@@ -1209,10 +1214,9 @@ rconn_tls_failed(struct rconn *c, const char *why)
 	if (c->has_pol && c->tlsrpt == NULL &&
 	    (rconn_require_tls(c) || rconn_sts(c) != NULL))
 		c->tlsrpt = rconn_tlsrpt_verify(c, ssl);
-	log_info("id=%s mx=%s addr=%s event=tls status=failed%s%s%s "
+	log_info("id=%s mx=%s addr=%s event=tls status=failed verified=no%s%s "
 		 "error=\"%s\"",
-	    rconn_id(c), c->host_log, c->addr_log,
-	    c->has_pol ? "" : " verified=no", rconn_sm_log(c),
+	    rconn_id(c), c->host_log, c->addr_log, rconn_sm_log(c),
 	    rconn_pol_log(c, pl, sizeof(pl)),
 	    log_quote(q, sizeof(q), why, strlen(why)));
 	if (c->sc == NULL)

@@ -214,9 +214,9 @@ def test_dane_ee_match_is_delivered_verified(ternd, world):
     a = sender(ternd, world)
     send(a, "good.dane.test", "good")
     m, line = delivered(a, b, "good.dane.test", "good")
-    assert "tls_policy=dane verified=yes" in line, line
+    assert "verified=yes tls_policy=dane" in line, line
     tls = log_line(a, r"event=tls version=")
-    assert "tls_policy=dane verified=yes" in tls and "dane=dane-ee" in tls, tls
+    assert "verified=yes tls_policy=dane dane=dane-ee" in tls, tls
     assert b"with ESMTPS" in m.data
 
 
@@ -225,7 +225,7 @@ def test_dane_ta_with_the_mx_name_is_delivered_verified(ternd, world):
     a = sender(ternd, world)
     send(a, "ta.dane.test", "ta")
     m, line = delivered(a, b, "ta.dane.test", "ta")
-    assert "tls_policy=dane verified=yes" in line, line
+    assert "verified=yes tls_policy=dane" in line, line
     tls = log_line(a, r"event=tls version=")
     assert "dane=dane-ta" in tls, tls
 
@@ -251,7 +251,7 @@ def test_dane_mismatch_stays_queued(ternd, world):
     out = show(a, m)
     assert "451 4.7.5" in out and "[tls_policy=dane verified=no]" in out, out
     line = log_line(a, r"event=tls status=failed")
-    assert "tls_policy=dane verified=no tlsrpt_result=validation-failure" \
+    assert "verified=no tls_policy=dane tlsrpt_result=validation-failure" \
         in line, line
     assert maildir_messages(b.state_dir, rcpt("bad.dane.test")) == []
 
@@ -274,7 +274,7 @@ def test_unsigned_zone_is_opportunistic(ternd, world):
     send(a, "plain.test", "plain")
     m, line = delivered(a, b, "plain.test", "plain")
     # the receiver's self-signed certificate: encrypted, not verified
-    assert "tls_policy=opportunistic verified=no" in line, line
+    assert "verified=no tls_policy=opportunistic" in line, line
     assert b"with ESMTPS" in m.data
 
 
@@ -286,7 +286,7 @@ def test_bogus_tlsa_stays_queued(ternd, world):
     out = show(a, m)
     assert "451 4.7.5" in out and "TLSA lookup" in out, out
     line = log_line(a, r"event=tls_policy status=deferred")
-    assert "tls_policy=dane verified=no tlsrpt_result=dnssec-invalid" \
+    assert "verified=no tls_policy=dane tlsrpt_result=dnssec-invalid" \
         in line, line
     # the host was not even contacted
     assert log_line(a, r"mx=mx-bogus\.dane\.test addr=127") is None
@@ -298,7 +298,7 @@ def test_unusable_tlsa_only_is_encrypted_unauthenticated(ternd, world):
     a = sender(ternd, world)
     send(a, "unk.dane.test", "unk")
     m, line = delivered(a, b, "unk.dane.test", "unk")
-    assert "tls_policy=dane verified=no" in line, line
+    assert "verified=no tls_policy=dane" in line, line
     assert b"with ESMTPS" in m.data
 
 
@@ -307,9 +307,10 @@ def test_override_may_for_a_broken_domain(ternd, world):
     a = sender(ternd, world, **{"tls_policy.broken.dane.test": "may"})
     send(a, "broken.dane.test", "broken")
     m, line = delivered(a, b, "broken.dane.test", "broken")
-    assert "tls_policy=override verified=no" in line, line
+    assert "verified=no tls_policy=override" in line, line
     tls = log_line(a, r"event=tls version=")
-    assert "tls_policy=override tls_level=may verified=no" in tls, tls
+    assert re.search(r"verified=no verify_error=\"[^\"]*\" "
+                     r"tls_policy=override tls_level=may$", tls), tls
 
 
 def test_override_dane_only_defers_without_tlsa(ternd, world):
@@ -329,7 +330,20 @@ def test_without_dnssec_no_dane(ternd, world):
     a = sender(ternd, world, **{"dns.dnssec": "no"})
     send(a, "bad.dane.test", "nodnssec")
     m, line = delivered(a, b, "bad.dane.test", "nodnssec")
-    assert "tls_policy=opportunistic verified=no" in line, line
+    assert "verified=no tls_policy=opportunistic" in line, line
+
+
+def test_resolver_without_ad_bit_is_insecure(ternd, world):
+    """A resolver that gives no AD bit (here nsd itself, authoritative and
+    not validating: the same as one that strips it) makes every answer
+    insecure: no DANE, opportunistic delivery, even to the host whose TLSA
+    record does not match."""
+    dns, b, _ = world
+    a = sender(ternd, world,
+               **{"dns.servers": f"127.0.0.1:{dns.nsd_port}"})
+    send(a, "bad.dane.test", "noad")
+    m, line = delivered(a, b, "bad.dane.test", "noad")
+    assert "verified=no tls_policy=opportunistic" in line, line
 
 
 @pytest.mark.parametrize("servers", ["192.0.2.53", "127.0.0.1:53,10.0.0.1",

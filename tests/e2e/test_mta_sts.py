@@ -232,8 +232,8 @@ def test_enforce_matching_mx_delivered(ternd, dnsmasq, pki, policy_server):
     assert re.search(r"domain=example\.net event=mta_sts_fetch status=ok id=1 "
                      r"mode=enforce max_age=86400 mx_patterns=1", log), log
     assert re.search(r"mx=mx\.example\.net addr=127\.0\.0\.1:%d event=tls "
-                     r"version=TLSv1\.3 \S+ tls_resumed=no tls_policy=mta-sts "
-                     r"verified=yes$" % b.port, log, re.M), log
+                     r"version=TLSv1\.3 \S+ tls_resumed=no verified=yes "
+                     r"tls_policy=mta-sts$" % b.port, log, re.M), log
     assert re.search(r"event=delivered to=<ben@example\.net> code=250", log)
     # the cache file: its format version first, the policy as served
     f = a.state_dir / "mta-sts" / "example.net"
@@ -264,7 +264,7 @@ def test_enforce_bad_certificate_deferred(ternd, dnsmasq, pki, policy_server):
     send(a)
     wait_log(a, r"event=deferred to=<ben@example\.net> code=451 enh=4\.7\.5",
              "the deferral")
-    assert log_has(a, r"event=tls status=failed tls_policy=mta-sts verified=no "
+    assert log_has(a, r"event=tls status=failed verified=no tls_policy=mta-sts "
                       r"tlsrpt_result=certificate-not-trusted error=\"[^\"]*"
                       r"certificate verify failed[^\"]*\"$")
     # never in plaintext either: no second session after the TLS failure
@@ -279,9 +279,9 @@ def test_testing_bad_certificate_delivered_and_logged(ternd, dnsmasq, pki,
     a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https, b_cert=False)
     send(a)
     wait_for(lambda: b.messages(BEN), "delivery to B")
-    assert log_has(a, r"event=tls version=\S+ \S+ tls_resumed=no tls_policy=mta-sts "
-                      r"verified=no tlsrpt_result=certificate-not-trusted "
-                      r"verify_error=\"[^\"]*\"$")
+    assert log_has(a, r"event=tls version=\S+ \S+ tls_resumed=no verified=no "
+                      r"verify_error=\"[^\"]*\" tls_policy=mta-sts "
+                      r"tlsrpt_result=certificate-not-trusted$")
     assert log_has(a, r"mode=testing max_age=86400")
 
 
@@ -322,7 +322,7 @@ def test_two_txt_records_no_policy(ternd, dnsmasq, pki, policy_server):
     assert log_has(a, r"domain=example\.net event=mta_sts_txt "
                       r"status=several_records cached_policy=none")
     assert log_has(a, r"event=tls version=\S+ \S+ tls_resumed=no "
-                      r"tls_policy=opportunistic verified=yes$")
+                      r"verified=yes tls_policy=opportunistic$")
     assert https.hits == 0
 
 
@@ -335,7 +335,7 @@ def fetch_fails(ternd, dnsmasq, pki, https, result, error):
                    % (result, error)), a.log()
     assert log_has(a, r"domain=example\.net event=tls_policy "
                       r"tls_policy=opportunistic tlsrpt_result=%s" % result)
-    assert log_has(a, r"tls_policy=opportunistic verified=yes$")
+    assert log_has(a, r"verified=yes tls_policy=opportunistic$")
     assert not (a.state_dir / "mta-sts" / "example.net").exists()
     return a, b
 
@@ -462,7 +462,7 @@ def test_enforce_never_resumes_an_opportunistic_session(
     send(a, BEN)
     wait_for(lambda: len(b.messages(BEN)) == 2, "second delivery")
     got = re.findall(r"event=tls version=\S+ \S+ tls_resumed=(yes|no) "
-                     r"tls_policy=(\S+) verified=yes$", a.log(), re.M)
+                     r"verified=yes tls_policy=(\S+)$", a.log(), re.M)
     assert got == [("no", "opportunistic"), ("no", "mta-sts"),
                    ("yes", "mta-sts")], got
 
@@ -478,7 +478,7 @@ def test_trust_store_from_tls_ca_path(ternd, dnsmasq, pki, policy_server):
     send(a)
     wait_for(lambda: b.messages(BEN), "delivery to B")
     assert log_has(a, r"event=mta_sts_fetch status=ok id=1 mode=enforce")
-    assert log_has(a, r"tls_policy=mta-sts verified=yes$")
+    assert log_has(a, r"verified=yes tls_policy=mta-sts$")
 
 
 def no_starttls_peer(ternd, dnsmasq, pki, https):
