@@ -503,7 +503,7 @@ def test_enforce_without_starttls_deferred(ternd, dnsmasq, pki, policy_server):
     try:
         send(a)
         wait_log(a, r"event=deferred to=<ben@example\.net> code=451 "
-                    r"enh=4\.7\.4 text=\"[^\"]*TLS is required but the peer "
+                    r"enh=4\.7\.4 (?:\S+ )*text=\"[^\"]*TLS is required but the peer "
                     r"does not offer STARTTLS", "the deferral")
         assert log_has(a, r"event=mta_sts status=failed mode=enforce "
                           r"tls_policy=mta-sts verified=no "
