@@ -1657,6 +1657,58 @@ ls_import_dir(struct lspool *sp, struct ls_import *im, int which, bool unlink)
 }
 
 /*
+ * Before the log writes anything (its first segment, the import): an
+ * envelope in held/ or env/ that a newer tern wrote stops the open, with
+ * every file as it is.  Only the first line of each is read.
+ */
+static int
+ls_legacy_refuse_newer(struct lspool *sp, char *err, size_t errlen)
+{
+	int i, fd, r = 0;
+
+	for (i = 0; r == 0 && i < 2; i++) { /* held/, env/ */
+		struct dirent *de;
+		DIR *d;
+
+		fd = openat(sp->root_fd, ls_legacy_dirs[i], LS_DIR_FLAGS);
+		if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+			fd_close_quiet(fd);
+			continue; /* none, or ls_import says why */
+		}
+		while (r == 0 && (de = readdir(d)) != NULL) {
+			char head[24];
+			unsigned long v;
+			ssize_t n;
+			int f;
+
+			if (!queue_id_valid(de->d_name))
+				continue;
+			f = openat(dirfd(d), de->d_name,
+			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			n = f >= 0 ? pread(f, head, sizeof(head), 0) : -1;
+			fd_close_quiet(f);
+			v = n > 0 ? queue_env_peek_version(head, (size_t)n) : 0;
+			if (v <= QUEUE_ENV_VERSION)
+				continue; /* damage is ls_import's to judge */
+			if (err != NULL)
+				str_fmt_cut(err, errlen,
+				    "queue/%s/%s: envelope version %lu is "
+				    "newer "
+				    "than this tern reads (%d); refusing to "
+				    "run "
+				    "on a queue written by a newer tern "
+				    "(docs/formats.md, Downgrades)",
+				    ls_legacy_dirs[i], de->d_name, v,
+				    QUEUE_ENV_VERSION);
+			errno = ENOTSUP;
+			r = -1;
+		}
+		(void)closedir(d); /* read only: nothing to lose */
+	}
+	return r;
+}
+
+/*
  * A queue of the file spool (env/, held/, data/, tmp/): every message is
  * appended to the log and made durable, and only then are the old files
  * removed, envelopes first (docs/queue.md, "Upgrade").  A crash between
@@ -1774,6 +1826,8 @@ lspool_open(const char *state_dir, char *err, size_t errlen)
 		ls_fail(err, errlen, "open", "queue directory", "seg");
 		goto fail;
 	}
+	if (ls_legacy_refuse_newer(sp, err, errlen) != 0)
+		goto fail;
 	gsync_lock(&sp->mu);
 	if (ls_replay(sp, err, errlen) != 0 ||
 	    ls_import(sp, err, errlen) != 0) {
