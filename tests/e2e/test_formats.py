@@ -215,3 +215,21 @@ def test_screen_cache_newer_refused(ternd):
     assert "event=screen_cache_load" in t.log()
     assert t.stop() == 0
     assert path.read_bytes().startswith(b"tern-screen-cache 1\n")
+
+
+def test_pgsql_schemas_newer_refused(ternd, postgres):
+    """The PostgreSQL tables (tern_schema) and greylist
+    (greylist_schema) carry their version in a table: one newer is
+    refused at start, and the row is left as it was."""
+    t = ternd({"tables.users": postgres.users_spec,
+               "greylist.enable": "yes"})
+    assert t.stop() == 0
+    for table, what in (("tern_schema", "schema version 2 is newer"),
+                        ("greylist_schema",
+                         "greylist schema version 2 is newer")):
+        assert postgres.psql(f"SELECT version FROM {table}") == "1"
+        postgres.psql(f"UPDATE {table} SET version = 2")
+        refused(t, f"127.0.0.1:{postgres.port}/tern", what, "(1)")
+        assert postgres.psql(f"SELECT version FROM {table}") == "2"
+        postgres.psql(f"UPDATE {table} SET version = 1")
+    t.start()
