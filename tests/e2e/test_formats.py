@@ -233,3 +233,27 @@ def test_pgsql_schemas_newer_refused(ternd, postgres):
         assert postgres.psql(f"SELECT version FROM {table}") == "2"
         postgres.psql(f"UPDATE {table} SET version = 1")
     t.start()
+
+
+def test_state_versions_newer_refused(ternd):
+    """STATE/versions holds the version of the formats that have no place
+    for one (DKIM key store, srs.key, the TLS pair).  Absent: all at 1
+    (every other test).  A newer one stops ternd and tern dkim."""
+    t = ternd()
+    t.tern("dkim", "keygen", "example.org", "--algorithm", "ed25519")
+    assert t.stop() == 0
+    path = Path(t.state_dir) / "versions"
+    for name in ("dkim", "srs.key", "tls"):
+        path.write_text(f"tls 1\n{name} 2\n")
+        before = tree(t.state_dir)
+        refused(t, str(path), f"format {name} is at version 2, this tern "
+                "reads version 1 only")
+        assert tree(t.state_dir) == before
+    path.write_text("dkim 2\n")
+    r = t.tern("dkim", "list", check=False)
+    assert r.returncode != 0 and b"format dkim is at version 2" in r.stderr, r
+    # what this tern writes and reads: version 1, and formats it does not
+    # read at all are no reason to stop
+    path.write_text("dkim 1\nsrs.key 1\ntls 1\nsomething-newer 4\n")
+    t.start()
+    assert "event=dkim_keys domains=1 keys=1" in t.log()
