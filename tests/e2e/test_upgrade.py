@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 import conftest
-from conftest import REPO, free_port, wait_for
+from conftest import REPO, free_port, require, wait_for, world_tmpdir
 
 PREV_TAG = "v0.1.0"
 PREV_COMMIT = "827d304d0b2012ba9c7e148f1957a540bc3bca6d"
@@ -157,6 +157,35 @@ def old_state(t):
     return out
 
 
+def kill_takeover(t, after=50):
+    """This build's take-over of the old queue of files, each append
+    slowed by ternd-fault and SIGKILL once `after` have begun: some
+    messages in the log, all still in the old files."""
+    fault_bin = conftest.BUILD / "ternd-fault"
+    require(fault_bin, "make build/ternd-fault (part of make check)")
+    d = world_tmpdir("tern-upgrade-")
+    fault = d / "fault"
+    fault.write_text("logspool:write:-20\n")
+    fault.chmod(0o644)
+    env = dict(os.environ, TERN_FAULT_FILE=str(fault))
+    env.pop("TERN_CONFIG", None)
+    log = d / "killed.log"
+    pat = "event=fault_injected module=logspool step=write "
+    with open(log, "wb") as lf:
+        p = subprocess.Popen([str(fault_bin)] + t.argv()[1:], env=env,
+                             stdin=subprocess.DEVNULL, stdout=lf, stderr=lf,
+                             cwd=str(t.state_dir))
+        try:
+            wait_for(lambda: log.read_text(errors="replace").count(pat)
+                     >= after, f"{after} slowed appends", timeout=60)
+        finally:
+            p.kill()
+            p.wait()
+    text = log.read_text(errors="replace")
+    assert "event=queue_imported" not in text, text[-2000:]
+    subprocess.run(["rm", "-rf", str(d)], check=True)
+
+
 def message_ids(b):
     ids = []
     for p in b.files(RCPT):
@@ -209,6 +238,8 @@ def test_upgrade_from_previous_release(ternd, prev_bins, monkeypatch, queue):
     monkeypatch.undo()
     assert conftest.TERND != prev_bins["ternd"]
     t.overrides.pop("queue.log", None)          # the default: the log
+    if queue == "files":
+        kill_takeover(t)                        # a crash mid-migration
     t0 = time.monotonic()
     t.start()
     takeover_s = time.monotonic() - t0
@@ -216,8 +247,14 @@ def test_upgrade_from_previous_release(ternd, prev_bins, monkeypatch, queue):
     m = re.search(r"event=queue_loaded messages=(\d+) ms=(\d+)", new_log)
     assert m and int(m.group(1)) == N, new_log[-3000:]
     if queue == "files":
-        assert re.search(rf"event=queue_imported messages={N} already=0 "
-                         r"corrupt=0", new_log), new_log[-3000:]
+        # the killed take-over is finished: what it had appended is found
+        # in the log (already), the rest imported, nothing twice
+        im = re.search(r"event=queue_imported messages=(\d+) already=(\d+) "
+                       r"corrupt=(\d+)", new_log)
+        assert im, new_log[-3000:]
+        imported, already, corrupt = map(int, im.groups())
+        assert corrupt == 0 and already > 0 and imported + already == N, \
+            im.group(0)
         assert not (q / "env").exists()
     # nothing of the old state refused, ignored or quarantined
     bad = re.findall(r"\]: err .*|.*action=ignored.*|.*queue_corrupt.*",
@@ -251,7 +288,10 @@ def test_upgrade_from_previous_release(ternd, prev_bins, monkeypatch, queue):
           f"before {len(acked)} (in {queue_s:.1f} s), delivered after "
           f"{len(set(got))}, duplicates {dups}, missing {len(missing)}; "
           f"take-over: ternd ready in {takeover_s:.2f} s, queue loaded in "
-          f"{m.group(2)} ms; delivered in {deliver_s:.1f} s; build "
+          f"{m.group(2)} ms"
+          + (f" after a take-over killed midway ({im.group(0)})"
+             if queue == "files" else "")
+          + f"; delivered in {deliver_s:.1f} s; build "
           + (f"{prev_bins['build_s']:.1f} s" if prev_bins["build_s"]
              else "reused"))
     assert not missing, missing[:10]
