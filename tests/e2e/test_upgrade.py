@@ -32,7 +32,9 @@ from pathlib import Path
 import pytest
 
 import conftest
+import qlog
 from conftest import REPO, free_port, require, wait_for, world_tmpdir
+from test_formats import rewrite_log_envelopes
 
 PREV_TAG = "v0.1.0"
 PREV_COMMIT = "827d304d0b2012ba9c7e148f1957a540bc3bca6d"
@@ -297,3 +299,55 @@ def test_upgrade_from_previous_release(ternd, prev_bins, monkeypatch, queue):
     assert not missing, missing[:10]
     assert dups == 0, sorted(x for x in set(got) if got.count(x) > 1)[:10]
     assert sorted(got) == sorted(acked)
+
+
+def test_downgrade_to_previous_release(ternd, prev_bins, monkeypatch):
+    """The other way (docs/formats.md, "Downgrades"): state made by this
+    build, then v0.1.0 started on it.  This build writes every format at
+    a version v0.1.0 reads, so v0.1.0 starts, finds the users and the
+    queue, and delivers each message once.  An envelope of a version
+    above 2 (what a release with REQUIRETLS writes for the messages that
+    ask for it) is what v0.1.0 cannot know: it takes it for damage and
+    moves it to corrupt/ (kept, not delivered): the hazard formats.md
+    tells the admin about, seen here so the page stays true."""
+    n = 20
+    hop, sub = free_port(), free_port()
+    over = {"relay.networks": "127.0.0.1/32",
+            "relay.smarthost": f"127.0.0.1:{hop}",
+            "queue.retry_first": "3600", "queue.retry_max": "3600"}
+    t = ternd(over, users=(USER,))
+    acked = queue_n(t, n)
+    wait_for(lambda: t.log().count("event=deferred") >= n,
+             f"{n} first attempts deferred", timeout=60)
+    assert t.stop() == 0
+    # one message as a newer release would keep it
+    q = Path(t.state_dir) / "queue"
+    newer_id = sorted(qlog.live(q))[0]
+    rewrite_log_envelopes(q, newer_id, b"V 1\n", b"V 3\n")
+
+    monkeypatch.setattr(conftest, "TERND", prev_bins["ternd"])
+    monkeypatch.setattr(conftest, "TERN", prev_bins["tern"])
+    old_log_len = len(t.log())
+    t.start()
+    old_log = t.log()[old_log_len:]
+    assert USER.encode() in t.tern("user", "list").stdout
+    assert re.search(rf"id={newer_id} event=queue_corrupt reason=\"line 1: "
+                     r"unsupported version 3\"", old_log), old_log[-3000:]
+    assert (q / "corrupt" / f"{newer_id}.env").read_bytes().startswith(
+        b"V 3\n")
+    assert len(t.queue_list()) == n - 1
+    b = ternd({"domains": "remote.example",
+               "listen.smtp": f"127.0.0.1:{hop}"}, users=(RCPT,),
+              start=False, state="hop")
+    b.port = hop
+    b.start()
+    t.tern("queue", "flush")
+    wait_for(lambda: len(b.files(RCPT)) >= n - 1,
+             f"{n - 1} messages at the hop", timeout=120)
+    wait_for(lambda: t.queue_list() == [], "the queue empty", timeout=60)
+    time.sleep(1)
+    got = message_ids(b)
+    assert len(got) == len(set(got)) == n - 1
+    print(f"\ndowngrade to {PREV_TAG}: {n} queued by this build, "
+          f"{len(got)} delivered once by {PREV_TAG}, 1 (envelope version 3) "
+          f"moved to corrupt/ by {PREV_TAG}")
