@@ -1305,11 +1305,10 @@ ls_replay_seg(struct lspool *sp, struct seg *s, bool last, size_t *cut)
 		if (res == QLOG_VERSION_UNKNOWN) {
 			/* a newer tern's queue: refused, nothing touched */
 			str_fmt_cut(sp->refused, sizeof(sp->refused),
-			    "queue/seg/%s: segment format version %u, this "
-			    "tern "
-			    "reads version %d only; refusing to run on a queue "
-			    "written by a newer tern (docs/formats.md, "
-			    "Downgrades)",
+			    "queue/seg/%s: segment format version %u, "
+			    "this tern reads version %d only; refusing "
+			    "to run on a queue written by a newer tern "
+			    "(docs/formats.md, Downgrades)",
 			    name, (unsigned)version, QLOG_VERSION);
 			errno = ENOTSUP;
 			return -1;
@@ -1581,8 +1580,7 @@ ls_import_one(
 	if (!bad && queue_env_decode(im->env.data, im->env.len, &env, err,
 			sizeof(err)) != 0) {
 		if (errno == ENOTSUP) {
-			/* a newer tern's file queue: stop, this file as it is
-			 */
+			/* a newer tern's file queue: stop, file untouched */
 			str_fmt_cut(sp->refused, sizeof(sp->refused),
 			    "queue/%s/%s: %s; refusing to run on a queue "
 			    "written by a newer tern (docs/formats.md, "
@@ -1692,19 +1690,19 @@ ls_legacy_refuse_newer(struct lspool *sp, char *err, size_t errlen)
 				continue; /* damage is ls_import's to judge */
 			if (err != NULL)
 				str_fmt_cut(err, errlen,
-				    "queue/%s/%s: envelope version %lu is "
-				    "newer "
-				    "than this tern reads (%d); refusing to "
-				    "run "
-				    "on a queue written by a newer tern "
-				    "(docs/formats.md, Downgrades)",
+				    "queue/%s/%s: envelope version %lu "
+				    "is newer than this tern reads (%d); "
+				    "refusing to run on a queue written "
+				    "by a newer tern (docs/formats.md, "
+				    "Downgrades)",
 				    ls_legacy_dirs[i], de->d_name, v,
 				    QUEUE_ENV_VERSION);
-			errno = ENOTSUP;
 			r = -1;
 		}
 		(void)closedir(d); /* read only: nothing to lose */
 	}
+	if (r != 0)
+		errno = ENOTSUP; /* after closedir, which may set it */
 	return r;
 }
 
