@@ -75,8 +75,9 @@ MAINS    := src/server/main.c src/cli/main.c
 # parsers: util, addr, smtp, mime, conf, mailauth and metrics whole (a new file
 # there joins by itself), auth's SASL and throttle, queue's envelope
 # codec, DSN builder, retry schedule and rate tables, the CLI's JSON
-# reader.  A libcore file includes headers of modules with libcore files
-# only, and no socket, process or I/O library header (scripts/lint.sh);
+# reader, the text check of STATE/versions (fs/verparse.c).  A libcore
+# file includes headers of modules with libcore files only, and no
+# socket, process or I/O library header (scripts/lint.sh);
 # the unit tests of these modules and every fuzzer link libcore.a alone,
 # so nothing impure creeps in unnoticed.  libtern.a is the rest.
 CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
@@ -88,7 +89,7 @@ CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/queue/sched.c src/queue/attempt.c src/queue/dsn.c \
               src/queue/slowdown.c \
               src/queue/envjson.c src/queue/qlog.c src/cli/json.c \
-              src/sts/sts.c)
+              src/sts/sts.c src/fs/verparse.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 LIB_SRC  := $(filter-out $(MAINS) $(CORE_SRC),$(sort $(wildcard src/*/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -107,7 +108,7 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
                test_sched test_attempt test_dsn test_envjson test_qlog test_spf test_dkim test_dmarc test_authres \
                test_arc test_srs test_inbound test_dkimsel test_dnscache test_milter test_dnsbl \
                test_policy test_slowdown test_metrics test_tlsa \
-               test_sts))
+               test_sts test_versions))
 # The tests that drive the durable steps through fs/file.c's fault
 # hook: they link the fault builds of file.c and logspool.c ($(B)/fault/,
 # as ternd-fault does) ahead of the archives, so the archives' own

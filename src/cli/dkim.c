@@ -46,6 +46,7 @@
 #include "cli/cli.h"
 #include "cli/resolve.h"
 #include "deliver/dns.h"
+#include "fs/versions.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dkimsel.h"
 
@@ -882,10 +883,16 @@ int
 cli_dkim(const struct conf *c, int argc, char **argv)
 {
 	struct dk_args a;
+	char err[512];
 	int rc;
 
 	if (argc < 2)
 		return dk_usage_err("keygen, list, activate or check");
+	/* the key store of a newer tern is neither read nor written here */
+	if (state_versions_check(c->state_dir, err, sizeof(err)) != 0) {
+		cli_warnx("dkim: %s", err);
+		return EX_DATAERR;
+	}
 	if (strcmp(argv[1], "list") == 0) {
 		if (argc > 2)
 			return dk_usage_err("list takes no arguments");

@@ -47,6 +47,7 @@ struct env_dec {
 	size_t nf;
 	char *err;
 	size_t errlen;
+	bool newer; /* the V record names a version this tern does not know */
 };
 
 /* One record type: its fields, its codec, and for the generic string and
@@ -372,6 +373,19 @@ enc_end(struct buf *out, const struct queue_env *e, const struct env_rec *r)
 	return env_put_u64(out, e->nrcpt);
 }
 
+unsigned long
+queue_env_peek_version(const char *p, size_t n)
+{
+	unsigned long v = 0;
+	size_t i;
+
+	if (n < 4 || p[0] != 'V' || p[1] != ' ' || p[2] < '1' || p[2] > '9')
+		return 0;
+	for (i = 2; i < n && i < 12 && p[i] >= '0' && p[i] <= '9'; i++)
+		v = v * 10 + (unsigned long)(p[i] - '0');
+	return i < n && p[i] == '\n' ? v : 0;
+}
+
 /* ---- decoding: errors and fields ----------------------------------------- */
 
 static int PRINTF_LIKE(2, 3) dec_fail(struct env_dec *d, const char *fmt, ...)
@@ -501,7 +515,14 @@ dec_version(struct env_dec *d, struct queue_env *e, const struct env_rec *r)
 	(void)r;
 	if (dec_u64(d, 0, UINT32_MAX, &v) != 0)
 		return -1;
-	if (v < 1 || v > QUEUE_ENV_VERSION)
+	if (v > QUEUE_ENV_VERSION) {
+		/* a newer tern wrote it: refused, never taken for damage */
+		d->newer = true;
+		return dec_fail(d,
+		    "envelope version %llu is newer than this tern reads (%d)",
+		    (unsigned long long)v, QUEUE_ENV_VERSION);
+	}
+	if (v < 1)
 		return dec_fail(
 		    d, "unsupported version %llu", (unsigned long long)v);
 	e->version = (unsigned)v;
@@ -885,6 +906,6 @@ queue_env_decode(
 	return 0;
 fail:
 	queue_env_free(out);
-	errno = EINVAL;
+	errno = d.newer ? ENOTSUP : EINVAL;
 	return -1;
 }

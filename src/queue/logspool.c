@@ -93,6 +93,7 @@ struct ent {
 	uint32_t elen;
 	uint8_t state;
 	bool held;
+	bool newer; /* its envelope is of a version newer than this tern's */
 };
 
 struct lspool {
@@ -103,9 +104,10 @@ struct lspool {
 	struct seg **segs; /* by number */
 	size_t nsegs, segs_cap;
 	struct seg *active;
-	int broken;	 /* errno of a failed fdatasync: every write fails */
-	bool replaying;	 /* lspool_open: segments are freed at the end */
-	struct gsync gs; /* the active segment's group fdatasync */
+	int broken;	/* errno of a failed fdatasync: every write fails */
+	bool replaying; /* lspool_open: segments are freed at the end */
+	char refused[LS_ERR_MAX]; /* replay met a newer tern's format */
+	struct gsync gs;	  /* the active segment's group fdatasync */
 	atomic_uint_least64_t commits, updates, removes, appends, fdatasyncs,
 	    sync_waits, dir_fsyncs, freed, compacted, copied;
 };
@@ -612,6 +614,8 @@ ls_set_live(struct lspool *sp, struct ent *e, struct seg *s, uint64_t off,
 	e->eoff = off + r->env_off;
 	e->elen = (uint32_t)r->envlen;
 	e->held = (r->flags & QLOG_F_HELD) != 0;
+	e->newer =
+	    queue_env_peek_version(r->env, r->envlen) > QUEUE_ENV_VERSION;
 }
 
 /* Record r, found at off in s, changes the index (replay); mu held. */
@@ -643,6 +647,8 @@ ls_apply(
 		e->eseg = s;
 		e->eoff = off + r->env_off;
 		e->elen = (uint32_t)r->envlen;
+		e->newer = queue_env_peek_version(r->env, r->envlen) >
+			   QUEUE_ENV_VERSION;
 		break;
 	case QLOG_HOLD:
 	case QLOG_RELEASE:
@@ -1077,7 +1083,8 @@ ls_load_locked(struct lspool *sp, uint64_t id, struct queue_env *out, char *err,
 	r = queue_env_decode(p, e->elen, out, err, errlen);
 	free(p);
 	if (r != 0) {
-		errno = EINVAL;
+		if (errno != ENOTSUP) /* a newer tern's: not damage */
+			errno = EINVAL;
 		return -1;
 	}
 	if (strcmp(out->id, name) != 0 || out->size != e->clen) {
@@ -1268,10 +1275,13 @@ ls_replay_seg(struct lspool *sp, struct seg *s, bool last, size_t *cut)
 		res = QLOG_BAD;
 	if (res != QLOG_OK) {
 		bool blank = true;
+		uint32_t version = 0;
 		size_t i;
 
 		for (i = 0; i < len && i < QLOG_SEG_HEAD; i++)
 			blank = blank && p[i] == 0;
+		for (i = 0; res == QLOG_VERSION_UNKNOWN && i < 4; i++)
+			version |= (uint32_t)p[8 + i] << (8 * i); /* LE */
 		if (map != NULL)
 			(void)munmap(map, len);
 		if (last && (res == QLOG_TORN || blank)) {
@@ -1292,15 +1302,21 @@ ls_replay_seg(struct lspool *sp, struct seg *s, bool last, size_t *cut)
 			(*cut)++;
 			return 0;
 		}
-		log_err("event=queue_corrupt segment=%s reason=\"%s\" "
-			"note=\"linked into corrupt/, its messages lost\"",
-		    name,
-		    res == QLOG_VERSION_UNKNOWN ? "unknown segment version"
-						: "bad segment header");
 		if (res == QLOG_VERSION_UNKNOWN) {
-			errno = EPROTO; /* a newer tern's queue: do not touch */
+			/* a newer tern's queue: refused, nothing touched */
+			str_fmt_cut(sp->refused, sizeof(sp->refused),
+			    "queue/seg/%s: segment format version %u, "
+			    "this tern reads version %d only; refusing "
+			    "to run on a queue written by a newer tern "
+			    "(docs/formats.md, Downgrades)",
+			    name, (unsigned)version, QLOG_VERSION);
+			errno = ENOTSUP;
 			return -1;
 		}
+		log_err("event=queue_corrupt segment=%s reason=\"bad segment "
+			"header\" note=\"linked into corrupt/, its messages "
+			"lost\"",
+		    name);
 		str_fmt_cut(cname, sizeof(cname), "seg-%s", name);
 		if (linkat(sp->seg_fd, name, sp->corrupt_fd, cname, 0) != 0 &&
 		    errno != EEXIST)
@@ -1399,6 +1415,42 @@ ls_list_segs(struct lspool *sp, uint64_t **out, size_t *nout)
 	return 0;
 }
 
+/*
+ * After the records are read and before anything is written (the tail
+ * cut aside, which only drops what was never acknowledged): a live
+ * message whose latest envelope a newer tern wrote stops the open, with
+ * the decoder's words (both versions) and the message named.
+ */
+static int
+ls_refuse_newer(struct lspool *sp, char *err, size_t errlen)
+{
+	char name[QUEUE_ID_LEN + 1], why[LS_ERR_MAX], seg[QUEUE_ID_LEN + 1];
+	struct queue_env env;
+	size_t i;
+
+	for (i = 0; i < sp->tab_cap; i++) {
+		struct ent *e = &sp->tab[i];
+
+		if (e->state != ENT_LIVE || !e->newer)
+			continue;
+		ls_id_str(e->id, name);
+		ls_seg_name(e->eseg->num, seg);
+		if (ls_load_locked(sp, e->id, &env, why, sizeof(why)) == 0) {
+			queue_env_free(&env); /* cannot be: it peeked newer */
+			str_fmt_cut(why, sizeof(why), "%s", "newer envelope");
+		}
+		if (err != NULL)
+			str_fmt_cut(err, errlen,
+			    "queue/seg/%s: message %s: %s; refusing to run on "
+			    "a queue written by a newer tern (docs/formats.md, "
+			    "Downgrades)",
+			    seg, name, why);
+		errno = ENOTSUP;
+		return -1;
+	}
+	return 0;
+}
+
 static int
 ls_replay(struct lspool *sp, char *err, size_t errlen)
 {
@@ -1426,12 +1478,17 @@ ls_replay(struct lspool *sp, char *err, size_t errlen)
 		}
 		ls_segs_add(sp, s);
 		if (ls_replay_seg(sp, s, i + 1 == n, &cut) != 0) {
-			ls_fail(err, errlen, "replay", "segment", name);
+			if (sp->refused[0] != '\0' && err != NULL)
+				str_fmt_cut(err, errlen, "%s", sp->refused);
+			else
+				ls_fail(err, errlen, "replay", "segment", name);
 			free(nums);
 			return -1;
 		}
 	}
 	free(nums);
+	if (ls_refuse_newer(sp, err, errlen) != 0)
+		return -1;
 	/* the last segment goes on taking records unless it is full or
 	   damaged */
 	if (sp->nsegs > 0 && !sp->segs[sp->nsegs - 1]->damaged &&
@@ -1509,6 +1566,7 @@ ls_import_one(
 	struct ent *e;
 	struct seg *s;
 	uint64_t off;
+	bool bad;
 
 	if (!queue_id_valid(name))
 		return 0; /* left alone (the old spool logged these too) */
@@ -1517,10 +1575,22 @@ ls_import_one(
 		im->skipped++; /* imported before a crash: the log's copy */
 		return 0;
 	}
-	if (ls_read_file(im->fd[which], name, &im->env) != 0 ||
-	    queue_env_decode(
-		im->env.data, im->env.len, &env, err, sizeof(err)) != 0 ||
-	    strcmp(env.id, name) != 0 ||
+	queue_env_init(&env);
+	bad = ls_read_file(im->fd[which], name, &im->env) != 0;
+	if (!bad && queue_env_decode(im->env.data, im->env.len, &env, err,
+			sizeof(err)) != 0) {
+		if (errno == ENOTSUP) {
+			/* a newer tern's file queue: stop, file untouched */
+			str_fmt_cut(sp->refused, sizeof(sp->refused),
+			    "queue/%s/%s: %s; refusing to run on a queue "
+			    "written by a newer tern (docs/formats.md, "
+			    "Downgrades)",
+			    ls_legacy_dirs[which], name, err);
+			return -1;
+		}
+		bad = true;
+	}
+	if (bad || strcmp(env.id, name) != 0 ||
 	    ls_read_file(im->fd[2], name, &im->data) != 0) {
 		queue_env_free(&env);
 		log_err("id=%s event=queue_corrupt dir=%s reason=\"legacy "
@@ -1585,6 +1655,58 @@ ls_import_dir(struct lspool *sp, struct ls_import *im, int which, bool unlink)
 }
 
 /*
+ * Before the log writes anything (its first segment, the import): an
+ * envelope in held/ or env/ that a newer tern wrote stops the open, with
+ * every file as it is.  Only the first line of each is read.
+ */
+static int
+ls_legacy_refuse_newer(struct lspool *sp, char *err, size_t errlen)
+{
+	int i, fd, r = 0;
+
+	for (i = 0; r == 0 && i < 2; i++) { /* held/, env/ */
+		struct dirent *de;
+		DIR *d;
+
+		fd = openat(sp->root_fd, ls_legacy_dirs[i], LS_DIR_FLAGS);
+		if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+			fd_close_quiet(fd);
+			continue; /* none, or ls_import says why */
+		}
+		while (r == 0 && (de = readdir(d)) != NULL) {
+			char head[24];
+			unsigned long v;
+			ssize_t n;
+			int f;
+
+			if (!queue_id_valid(de->d_name))
+				continue;
+			f = openat(dirfd(d), de->d_name,
+			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			n = f >= 0 ? pread(f, head, sizeof(head), 0) : -1;
+			fd_close_quiet(f);
+			v = n > 0 ? queue_env_peek_version(head, (size_t)n) : 0;
+			if (v <= QUEUE_ENV_VERSION)
+				continue; /* damage is ls_import's to judge */
+			if (err != NULL)
+				str_fmt_cut(err, errlen,
+				    "queue/%s/%s: envelope version %lu "
+				    "is newer than this tern reads (%d); "
+				    "refusing to run on a queue written "
+				    "by a newer tern (docs/formats.md, "
+				    "Downgrades)",
+				    ls_legacy_dirs[i], de->d_name, v,
+				    QUEUE_ENV_VERSION);
+			r = -1;
+		}
+		(void)closedir(d); /* read only: nothing to lose */
+	}
+	if (r != 0)
+		errno = ENOTSUP; /* after closedir, which may set it */
+	return r;
+}
+
+/*
  * A queue of the file spool (env/, held/, data/, tmp/): every message is
  * appended to the log and made durable, and only then are the old files
  * removed, envelopes first (docs/queue.md, "Upgrade").  A crash between
@@ -1613,7 +1735,11 @@ ls_import(struct lspool *sp, char *err, size_t errlen)
 	buf_init(&im.data, (size_t)QLOG_REC_MAX / 2);
 	if (im.fd[2] >= 0 && (ls_import_dir(sp, &im, 0, false) != 0 ||
 				 ls_import_dir(sp, &im, 1, false) != 0)) {
-		ls_fail(err, errlen, "import", "legacy queue", NULL);
+		if (sp->refused[0] != '\0' && err != NULL) {
+			str_fmt_cut(err, errlen, "%s", sp->refused);
+			errno = ENOTSUP;
+		} else
+			ls_fail(err, errlen, "import", "legacy queue", NULL);
 		r = -1;
 		goto bufs;
 	}
@@ -1698,6 +1824,8 @@ lspool_open(const char *state_dir, char *err, size_t errlen)
 		ls_fail(err, errlen, "open", "queue directory", "seg");
 		goto fail;
 	}
+	if (ls_legacy_refuse_newer(sp, err, errlen) != 0)
+		goto fail;
 	gsync_lock(&sp->mu);
 	if (ls_replay(sp, err, errlen) != 0 ||
 	    ls_import(sp, err, errlen) != 0) {

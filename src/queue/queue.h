@@ -140,11 +140,21 @@ int queue_env_encode(const struct queue_env *env, struct buf *out) WUR;
 /*
  * Decode p[0..n) into out (overwritten, not freed first).  Returns 0, or
  * -1 with err naming the line and the reason, and out zeroed: an envelope
- * is accepted whole or not at all.  Accepts exactly what queue_env_encode
- * writes.
+ * is accepted whole or not at all.  errno is ENOTSUP when the V record
+ * names a version newer than QUEUE_ENV_VERSION (written by a newer tern:
+ * the caller must refuse to run on it, not treat it as damage), else
+ * EINVAL.  Accepts exactly what queue_env_encode writes.
  */
 int queue_env_decode(const char *p, size_t n, struct queue_env *out, char *err,
     size_t errlen) WUR;
+
+/*
+ * The version on the first line of an envelope text ("V 2\n"), without
+ * decoding the rest; 0 when the line is not of that form.  The log's
+ * replay uses it to find an envelope a newer tern wrote before anything
+ * is written (docs/formats.md).
+ */
+unsigned long queue_env_peek_version(const char *p, size_t n);
 
 /* The version queue_env_encode writes for env: 1, or 2 when a recipient
  * owes a DSN (dsn_owed), or 3 when requiretls or tls_required_no is set. */

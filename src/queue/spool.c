@@ -88,6 +88,7 @@ struct sp_rec {
 	struct buf b; /* one read buffer for every envelope */
 	size_t queued, held, tmp, orphans, corrupt;
 	bool changed[SP_NDIRS];
+	char newer[SPOOL_ERR_MAX]; /* an envelope of a newer tern: refused */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -849,6 +850,14 @@ sp_rec_env(struct spool *sp, enum spool_dir dir, const char *name, void *v)
 	}
 	r = sp_load_from(sp, dir, name, &rec->b, &env, err, sizeof(err));
 	queue_env_free(&env);
+	if (r != 0 && errno == ENOTSUP) {
+		/* a newer tern's queue: stop, touch nothing more */
+		str_fmt_cut(rec->newer, sizeof(rec->newer),
+		    "queue/%s/%s: %s; refusing to run on a queue written by "
+		    "a newer tern (docs/formats.md, Downgrades)",
+		    sp_dir_names[dir], name, err);
+		return -1;
+	}
 	if (r != 0) {
 		sp_quarantine(sp, dir, name, true, err);
 		goto moved;
@@ -916,7 +925,11 @@ sp_recover(struct spool *sp, char *err, size_t errlen)
 	for (i = 0; r == 0 && i < SP_NDIRS; i++)
 		if (rec.changed[i] && sp_dir_sync(sp, (enum spool_dir)i) != 0)
 			r = -1;
-	if (r != 0)
+	if (r != 0 && rec.newer[0] != '\0') {
+		errno = ENOTSUP;
+		if (err != NULL)
+			str_fmt_cut(err, errlen, "%s", rec.newer);
+	} else if (r != 0)
 		sp_fail(err, errlen, "recover", "queue", NULL);
 	else
 		log_info("event=queue_recovered queued=%zu held=%zu "

@@ -369,6 +369,24 @@ screen_text_ok(const char *text, size_t n)
 	return true;
 }
 
+unsigned long
+screen_file_version(const char *line, size_t len)
+{
+	static const char prefix[] = "tern-screen-cache ";
+	size_t n = sizeof(prefix) - 1, i;
+	unsigned long v = 0;
+
+	if (len <= n || memcmp(line, prefix, n) != 0 || line[n] < '1' ||
+	    line[n] > '9' || len - n > 9)
+		return 0;
+	for (i = n; i < len; i++) {
+		if (line[i] < '0' || line[i] > '9')
+			return 0;
+		v = v * 10 + (unsigned long)(line[i] - '0');
+	}
+	return v;
+}
+
 int
 screen_line_format(char *out, size_t outlen, const uint8_t key[SCREEN_KEY_LEN],
     bool pass, uint64_t expires, const char *text)

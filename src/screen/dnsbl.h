@@ -96,8 +96,16 @@ void screen_cache_each(
  * text (printable ASCII, may be empty).  A line is at most
  * SCREEN_LINE_MAX octets without its newline.
  */
-#define SCREEN_FILE_MAGIC "tern-screen-cache 1"
-#define SCREEN_LINE_MAX	  (2 * SCREEN_KEY_LEN + 3 + 19 + 1 + SCREEN_TEXT_MAX - 1)
+#define SCREEN_FILE_MAGIC   "tern-screen-cache 1"
+#define SCREEN_FILE_VERSION 1
+/*
+ * The version a first line (without its newline) names: N for
+ * "tern-screen-cache N", 0 when it is not such a line (not our file: it
+ * is ignored).  A version above SCREEN_FILE_VERSION was written by a newer
+ * tern: ternd refuses to start rather than overwrite it (docs/formats.md).
+ */
+unsigned long screen_file_version(const char *line, size_t len);
+#define SCREEN_LINE_MAX (2 * SCREEN_KEY_LEN + 3 + 19 + 1 + SCREEN_TEXT_MAX - 1)
 /* 0, or -1 if it does not fit or the text is not printable. */
 int screen_line_format(char *out, size_t outlen,
     const uint8_t key[SCREEN_KEY_LEN], bool pass, uint64_t expires,

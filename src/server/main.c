@@ -29,6 +29,7 @@
 #include "auth/auth.h"
 #include "deliver/deliver.h"
 #include "deliver/dns.h"
+#include "fs/versions.h"
 #include "mailauth/inbound.h"
 #include "mailauth/psl.h"
 #include "tls/tls.h"
@@ -568,6 +569,9 @@ main(int argc, char **argv)
 	drop_privileges(s.conf, pw);
 	umask(077);
 	state_dir_prepare(s.conf);
+	/* before the TLS pair, srs.key and the DKIM keys are read or made */
+	if (state_versions_check(s.conf->state_dir, err, sizeof(err)) != 0)
+		fatalx("event=startup step=versions error=\"%s\"", err);
 	load_tls(&s, pw, true);
 	read_smarthost_password(&s, pw, true);
 	/* as user, before the sandbox: it may make STATE/srs.key */

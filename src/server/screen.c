@@ -75,9 +75,13 @@ struct conn_screen {
 
 static uint64_t now_secs(void);
 
-/* The verdicts of a previous run, their time left by the wall clock. */
-static void
-screen_load(struct screen *sc)
+/*
+ * The verdicts of a previous run, their time left by the wall clock.  A
+ * file that is not ours is ignored (and replaced at the next stop); one a
+ * newer tern wrote is refused: -1 with err, ternd does not start.
+ */
+static int
+screen_load(struct screen *sc, char *err, size_t errlen)
 {
 	char path[4096], line[SCREEN_LINE_MAX + 2], text[SCREEN_TEXT_MAX];
 	size_t loaded = 0, expired = 0, bad = 0;
@@ -87,7 +91,7 @@ screen_load(struct screen *sc)
 
 	if (str_fmt(path, sizeof(path), "%s/%s", sc->conf->state_dir,
 		SCREEN_FILE) != 0)
-		return;
+		return 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 || (f = fdopen(fd, "r")) == NULL) {
 		if (errno != ENOENT)
@@ -95,15 +99,28 @@ screen_load(struct screen *sc)
 			    path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		return;
+		return 0;
 	}
+	line[0] = '\0';
 	if (fgets(line, sizeof(line), f) == NULL ||
 	    strcmp(line, SCREEN_FILE_MAGIC "\n") != 0) {
+		size_t n = strcspn(line, "\n");
+		unsigned long v = screen_file_version(line, n);
+
+		fclose(f);
+		if (v > SCREEN_FILE_VERSION) {
+			str_fmt_cut(err, errlen,
+			    "%s: verdict file version %lu, this tern reads "
+			    "version %d only; refusing to start rather than "
+			    "overwrite a newer tern's file (docs/formats.md, "
+			    "Downgrades)",
+			    path, v, SCREEN_FILE_VERSION);
+			return -1;
+		}
 		log_warn("event=screen_cache_load path=%s error=\"not a "
 			 "verdict file of this version\" action=ignored",
 		    path);
-		fclose(f);
-		return;
+		return 0;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
 		size_t n = strlen(line);
@@ -135,6 +152,7 @@ screen_load(struct screen *sc)
 	log_info("event=screen_cache_load path=%s verdicts=%zu expired=%zu "
 		 "bad=%zu",
 	    path, loaded, expired, bad);
+	return 0;
 }
 
 struct save_ctx {
@@ -224,9 +242,12 @@ screen_open(struct server *s, char *err, size_t errlen)
 	sc->conf = cf;
 	sc->cache =
 	    screen_cache_new(cf->screen_cache_entries, cf->screen_cache_ttl);
+	if (cf->screen_cache_ttl > 0 && screen_load(sc, err, errlen) != 0) {
+		screen_cache_free(sc->cache);
+		free(sc);
+		return -1;
+	}
 	s->screen = sc;
-	if (cf->screen_cache_ttl > 0)
-		screen_load(sc);
 	log_info("event=screen_start greet_pause=%u dnsbl=%d dnswl=%d "
 		 "threshold=%u cache_ttl=%u",
 	    cf->screen_greet_pause, nbl, nwl, cf->screen_threshold,

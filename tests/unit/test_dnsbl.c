@@ -307,6 +307,35 @@ test_cache_restore(void)
 	screen_cache_free(sc);
 }
 
+/* The first line's version: ours (any N), or not ours (0). */
+static void
+test_file_version(void)
+{
+	static const struct {
+		const char *line;
+		unsigned long v;
+	} rows[] = {
+	    {SCREEN_FILE_MAGIC, SCREEN_FILE_VERSION},
+	    {"tern-screen-cache 2", 2},
+	    {"tern-screen-cache 123456789", 123456789},
+	    {"tern-screen-cache 1234567890", 0},
+	    {"tern-screen-cache 0", 0},
+	    {"tern-screen-cache 02", 0},
+	    {"tern-screen-cache 2 ", 0},
+	    {"tern-screen-cache ", 0},
+	    {"tern-screen-cache", 0},
+	    {"TERN-screen-cache 2", 0},
+	    {"", 0},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		t_case(rows[i].line);
+		T_CHECK(screen_file_version(
+			    rows[i].line, strlen(rows[i].line)) == rows[i].v);
+	}
+}
+
 int
 main(void)
 {
@@ -317,5 +346,6 @@ main(void)
 	T_RUN(test_cache);
 	T_RUN(test_file_lines);
 	T_RUN(test_cache_restore);
+	T_RUN(test_file_version);
 	return t_summary();
 }

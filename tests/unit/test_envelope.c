@@ -435,7 +435,6 @@ static const struct {
 	const char *repl; /* NULL deletes it */
 	const char *why;
 } bad_lines[] = {
-    {0, "V 4\n", "unknown version"},
     {0, "V 3\n", "version 3 without its T record"},
     {5, "B 8BITMIME 1\nT 0 0\n", "T record in version 1"},
     {0, "V 2\n", "version 2 with version 1 recipient records"},
@@ -710,6 +709,77 @@ test_add_rcpt_and_ids(void)
 	T_CHECK(queue_rcpt_state_name((enum queue_rcpt_state)4) == NULL);
 }
 
+/*
+ * A version newer than this tern knows is not damage: errno ENOTSUP (the
+ * spool refuses to run on it instead of moving it to corrupt/), the error
+ * names both versions.  Version 0 and a bad number stay EINVAL.
+ */
+static void
+test_refuses_newer_version(void)
+{
+	static const unsigned newer[] = {QUEUE_ENV_VERSION + 1, 9, 4294967295u};
+	char line[32], want[96], err[200];
+	struct queue_env d;
+	size_t i;
+
+	for (i = 0; i < sizeof(newer) / sizeof(newer[0]); i++) {
+		char *t;
+
+		T_CHECK(str_fmt(line, sizeof(line), "V %u\n", newer[i]) == 0);
+		t_case(line);
+		t = replace_line(0, line);
+		errno = 0;
+		T_CHECK_INT(
+		    decode_guarded(t, strlen(t), &d, err, sizeof(err)), -1);
+		T_CHECK_INT(errno, ENOTSUP);
+		T_CHECK(str_fmt(want, sizeof(want),
+			    "line 1: envelope version %u is newer than this "
+			    "tern reads (%d)",
+			    newer[i], QUEUE_ENV_VERSION) == 0);
+		T_CHECK_STR(err, want);
+		T_CHECK(d.rcpt == NULL && d.nrcpt == 0);
+		free(t);
+	}
+	t_case("V 0 and V 4294967296 are damage");
+	check_refused_str("V 0\n");
+	check_refused_str("V 4294967296\n");
+}
+
+/* The first line's version, read without decoding the rest. */
+static void
+test_peek_version(void)
+{
+	static const struct {
+		const char *in;
+		unsigned long v;
+	} rows[] = {
+	    {"V 1\nI x\n", 1},
+	    {"V 2\n", 2},
+	    {"V 3\ngarbage", 3},
+	    {"V 4294967295\n", 4294967295ul},
+	    {"V 12345678901\n", 0}, /* more digits than a version has */
+	    {"V 0\n", 0},
+	    {"V 01\n", 0},
+	    {"V 1", 0},
+	    {"V 1 2\n", 0},
+	    {"V\n", 0},
+	    {"v 1\n", 0},
+	    {"", 0},
+	    {"I 1\n", 0},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		void *map;
+		size_t maplen, n = strlen(rows[i].in);
+		const char *g = t_guard(rows[i].in, n, &map, &maplen);
+
+		t_case(rows[i].in);
+		T_CHECK(queue_env_peek_version(g, n) == rows[i].v);
+		t_unguard(map, maplen);
+	}
+}
+
 /* ---- versions --------------------------------------------------------------
  */
 
@@ -942,6 +1012,8 @@ main(void)
 	T_RUN(test_version_2_refusals);
 	T_RUN(test_version_3_tls);
 	T_RUN(test_version_3_refusals);
+	T_RUN(test_refuses_newer_version);
+	T_RUN(test_peek_version);
 	T_RUN(test_add_rcpt_and_ids);
 	return t_summary();
 }

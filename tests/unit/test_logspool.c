@@ -537,6 +537,111 @@ out:
 	teardown();
 }
 
+/* The whole of file path, for "unchanged" checks (caller frees). */
+static char *
+slurp(const char *path, size_t *n)
+{
+	struct stat st;
+	char *b;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0 || fstat(fd, &st) != 0)
+		abort();
+	b = xmalloc((size_t)st.st_size + 1);
+	if (pread(fd, b, (size_t)st.st_size, 0) != st.st_size)
+		abort();
+	close(fd);
+	*n = (size_t)st.st_size;
+	return b;
+}
+
+/*
+ * A live message whose envelope a newer tern wrote, and a segment of a
+ * newer version: the open fails with ENOTSUP and both versions named,
+ * the segment unchanged byte for byte, nothing in corrupt/ (a downgrade
+ * never takes a newer queue for damage).
+ */
+static void
+test_newer_refused(void)
+{
+	char err[256], path[PATH_MAX];
+	struct lspool *sp;
+	uint64_t end, num;
+	struct qlog_rec r = {0};
+	uint8_t head[QLOG_REC_HEAD_MAX], v[4] = {2, 0, 0, 0}, crc[4];
+	struct iovec iov = {"content", 7};
+	const char *newer = "V 9\nI 00000000000000bb\nX a field of version 9\n";
+	char *before, *after;
+	size_t h, nb, na;
+	uint32_t c;
+	int fd;
+
+	setup();
+	sp = lspool_open(tdir, err, sizeof(err));
+	T_CHECK(sp != NULL);
+	if (sp == NULL)
+		goto out;
+	lspool_active(sp, &num, &end);
+	lspool_close(sp);
+
+	t_case("a live envelope of version 9: refused, nothing moved");
+	r.type = QLOG_MSG;
+	r.id = 0xbb;
+	r.env = newer;
+	r.envlen = strlen(newer);
+	T_CHECK_INT(qlog_rec_head(head, &h, &r, &iov, 1), 0);
+	last_seg(path, sizeof(path));
+	fd = open(path, O_WRONLY);
+	T_CHECK(fd >= 0);
+	{
+		struct iovec w[3] = {
+		    {head, h}, {(void *)(uintptr_t)newer, strlen(newer)}, iov};
+
+		T_CHECK(pwritev(fd, w, 3, (off_t)end) ==
+			(ssize_t)(h + strlen(newer) + 7));
+	}
+	close(fd);
+	before = slurp(path, &nb);
+	errno = 0;
+	sp = lspool_open(tdir, err, sizeof(err));
+	T_CHECK(sp == NULL);
+	T_CHECK_INT(errno, ENOTSUP);
+	T_CHECK(strstr(err, "message 00000000000000bb: line 1: envelope "
+			    "version 9 is newer than this tern reads") != NULL);
+	lspool_close(sp);
+	after = slurp(path, &na);
+	T_CHECK(na == nb && memcmp(before, after, nb) == 0);
+	T_CHECK_INT(count("corrupt"), 0);
+	free(before);
+	free(after);
+
+	t_case("a segment header of version 2: refused, unchanged");
+	patch(path, 8, v, sizeof(v));
+	before = slurp(path, &nb);
+	c = qlog_crc32c(0, before, 28);
+	crc[0] = (uint8_t)c;
+	crc[1] = (uint8_t)(c >> 8);
+	crc[2] = (uint8_t)(c >> 16);
+	crc[3] = (uint8_t)(c >> 24);
+	free(before);
+	patch(path, 28, crc, sizeof(crc));
+	before = slurp(path, &nb);
+	errno = 0;
+	sp = lspool_open(tdir, err, sizeof(err));
+	T_CHECK(sp == NULL);
+	T_CHECK_INT(errno, ENOTSUP);
+	T_CHECK(strstr(err, "segment format version 2, this tern reads "
+			    "version 1 only") != NULL);
+	lspool_close(sp);
+	after = slurp(path, &na);
+	T_CHECK(na == nb && memcmp(before, after, nb) == 0);
+	T_CHECK_INT(count("corrupt"), 0);
+	free(before);
+	free(after);
+out:
+	teardown();
+}
+
 static void
 test_compaction(void)
 {
@@ -1097,6 +1202,7 @@ main(int argc, char **argv)
 	T_RUN(test_blank_header);
 	T_RUN(test_old_segment_damage);
 	T_RUN(test_corrupt_envelope);
+	T_RUN(test_newer_refused);
 	T_RUN(test_compaction);
 	T_RUN(test_free_same_segment);
 	T_RUN(test_import);
