@@ -12,7 +12,7 @@
 
 B        ?= build
 CC       ?= cc
-PKGS     := libevent libevent_openssl libcares sqlite3 libpq inih libcrypt openssl zlib
+PKGS     := libevent libevent_openssl libcares sqlite3 libpq inih libcrypt openssl zlib libcurl
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Wformat=2 -Wno-format-nonliteral
 HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2
@@ -54,7 +54,7 @@ MAINS    := src/server/main.c src/cli/main.c
 CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/mime/*.c src/conf/*.c src/mailauth/*.c src/milter/*.c \
               src/screen/*.c src/rate/*.c \
-              src/policy/*.c src/metrics/*.c) \
+              src/policy/*.c src/metrics/*.c src/tlsrpt/*.c) \
               src/auth/sasl.c src/auth/throttle.c src/queue/envelope.c \
               src/queue/bounce.c src/queue/retry.c \
               src/queue/sched.c src/queue/attempt.c src/queue/dsn.c \

@@ -9,7 +9,8 @@ python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl msmtp curl d
 procps iproute2 postfix postgresql systemd
 python3-dkim python3-spf python3-dnspython opendkim-tools opendmarc publicsuffix python3-authres
 postsrsd python3-srs python3-milter rspamd opendkim postfwd
-prometheus"
+prometheus
+libcurl4-openssl-dev"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then

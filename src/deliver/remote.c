@@ -73,6 +73,7 @@
 #include "mime/mime.h"
 #include "tls/sesscache.h"
 #include "tls/tls.h"
+#include "tlsrpt/tlsrpt.h"
 #include "util/util.h"
 #include "deliver/dest.h"
 #include "deliver/dns.h"
@@ -118,6 +119,7 @@ struct rconn {
 	char last_mx[DNS_NAME_MAX + 3]; /* last host that answered, or "" */
 	struct smtp_client_result last; /* the latest failure, for TEMP */
 	unsigned epoch; /* d->slow.epoch when opened (slowdown.h) */
+	bool tlsrpt_noted; /* this session's TLS outcome was counted */
 };
 
 static int rconn_drive(struct rconn *c);
@@ -699,6 +701,8 @@ rconn_txn_done(struct rconn *c)
 
 static int rconn_starttls(struct rconn *c);
 static int body_start(struct rconn *c);
+static void rconn_tlsrpt(
+    struct rconn *c, enum tlsrpt_result res, const char *why);
 
 /* One client step: 1 to go on, 0 or -1 to return it. */
 static int
@@ -714,8 +718,10 @@ rconn_act(struct rconn *c, enum smtp_client_action act, bool progress)
 	case SMTP_CLIENT_STARTTLS:
 		return rconn_starttls(c);
 	case SMTP_CLIENT_SEND_BODY:
+		rconn_tlsrpt(c, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
 		return body_start(c);
 	case SMTP_CLIENT_DONE:
+		rconn_tlsrpt(c, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
 		rconn_txn_done(c);
 		return 1;
 	case SMTP_CLIENT_CLOSED:
@@ -938,6 +944,7 @@ rconn_tls_up(struct rconn *c)
 	   so that no configuration mistake can send mail to that peer */
 	if (rconn_must_verify(c) && !verified)
 		return rconn_tls_failed(c, why);
+	rconn_tlsrpt(c, TLSRPT_SUCCESS, NULL);
 	c->phase = PH_SMTP;
 	if (c->sc == NULL) /* implicit TLS: the SMTP session starts now */
 		return rconn_session_begin(c, verified);
@@ -970,6 +977,7 @@ rconn_tls_failed(struct rconn *c, const char *why)
 		 "error=\"%s\"",
 	    rconn_id(c), c->host_log, c->addr_log,
 	    log_quote(q, sizeof(q), why, strlen(why)));
+	rconn_tlsrpt(c, tlsrpt_result_of_tls_error(why), why);
 	if (c->sc == NULL)
 		return rconn_implicit_failed(c, why);
 	if (!rconn_require_tls(c) && !c->plain_retry) {
@@ -984,6 +992,50 @@ rconn_tls_failed(struct rconn *c, const char *why)
 	rconn_shell_fail(
 	    c, 451, "4.7.5", "TLS handshake with %s failed: %s", c->label, why);
 	return rconn_failed(c);
+}
+
+/*
+ * TLS-RPT (tlsrpt.h): count this session's TLS outcome once, for MX
+ * delivery only.  STARTTLS_NOT_SUPPORTED is asked at every transaction
+ * step and counts only when STARTTLS was wanted and the session is still
+ * plain: the peer did not offer it (a plaintext retry after a failed
+ * handshake was counted as that failure).  Today's policy is always
+ * no-policy-found; DANE and MTA-STS pass theirs here.
+ */
+static void
+rconn_tlsrpt(struct rconn *c, enum tlsrpt_result res, const char *why)
+{
+	struct remote *r = c->d->r;
+	struct tlsrpt_outcome o = {0};
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct dns_addr a;
+	uint16_t port;
+	char local[INET6_ADDRSTRLEN] = "";
+	int fd = c->bev != NULL ? (int)bufferevent_getfd(c->bev) : c->fd;
+
+	if (r->tlsrpt == NULL || c->tlsrpt_noted || c->d->smarthost ||
+	    c->d->lmtp)
+		return;
+	if (res == TLSRPT_STARTTLS_NOT_SUPPORTED &&
+	    (c->plain_retry || rconn_ctx(c) == NULL || c->sc == NULL ||
+		smtp_client_tls(c->sc)))
+		return;
+	c->tlsrpt_noted = true;
+	if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    dns_addr_from_sockaddr(&ss, &a, &port) &&
+	    dns_addr_format(&a, local, sizeof(local)) != 0)
+		local[0] = '\0';
+	o.domain = c->d->key;
+	o.policy = TLSRPT_POL_NONE;
+	o.mx_host = c->res.hosts[c->host].name;
+	o.result = res;
+	o.sending_ip = local;
+	o.receiving_ip = c->ip;
+	o.reason = why;
+	tlsrpt_record(r->tlsrpt, &o);
+	log_info("id=%s mx=%s addr=%s event=tlsrpt tlsrpt_result=%s",
+	    rconn_id(c), c->host_log, c->addr_log, tlsrpt_result_name(res));
 }
 
 /* The next chunk of the 7-bit form, stuffed into c->body; true at the
@@ -1121,7 +1173,7 @@ rconn_session_start(struct rconn *c)
 
 	event_free(c->ev_connect);
 	c->ev_connect = NULL;
-	c->body_sent = c->shell_err = false;
+	c->body_sent = c->shell_err = c->tlsrpt_noted = false;
 	log_info("id=%s mx=%s addr=%s event=connect", rconn_id(c), c->host_log,
 	    c->addr_log);
 	if (!(c->d->smarthost && c->d->r->sm_implicit))
@@ -1370,6 +1422,7 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	r->dest_conc = dup_or_null(conf->destination_concurrency);
 	r->t_connect = conf->timeout_connect > 0 ? conf->timeout_connect : 30;
 	r->t_command = conf->timeout_command > 0 ? conf->timeout_command : 300;
+	r->tlsrpt = conf->tlsrpt;
 	jobq_init(&r->done);
 	dest_set_self(r, conf);
 	r->done_ev = event_new(base, -1, 0, remote_on_done, r);

@@ -56,6 +56,7 @@ struct remote {
 	unsigned nconns;
 	bool firing, free_pending;
 	bool stopping; /* remote_stop(): no job waits for a pause */
+	struct tlsrpt *tlsrpt; /* remote_conf.tlsrpt, or NULL */
 };
 
 /* A copy of s, or NULL for NULL. */

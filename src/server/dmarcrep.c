@@ -671,7 +671,7 @@ dr_run_send(struct dr_run *run)
 	char date[64], msgid[DMARCXML_NAME_MAX + 96];
 	struct dmarcxml_mail m = {dr->from, (const char *const *)run->to,
 	    run->nto, b->domain, dr->submitter, b->report_id, date, msgid,
-	    b->boundary};
+	    b->boundary, NULL, NULL};
 
 	if (run->nto == 0) {
 		run->skipped++;

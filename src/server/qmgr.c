@@ -39,6 +39,7 @@
 #include "server/lookup.h"
 #include "server/server.h"
 #include "server/srsmap.h"
+#include "server/tlsrptd.h"
 
 #define QMGR_INFLIGHT_MAX 256 /* messages being tried at once */
 
@@ -1259,6 +1260,7 @@ qmgr_new(struct server *s)
 	rc.nself = listening_addresses(s, self, REMOTE_SELF_MAX);
 	rc.max_per_dest = s->conf->delivery_concurrency_per_destination;
 	rc.destination_concurrency = s->conf->delivery_destination_concurrency;
+	rc.tlsrpt = tlsrptd_table(s->tlsrptd); /* NULL: not counted */
 	rc.timeout_connect = 30;
 	rc.timeout_command = 300;
 	if ((q->remote = remote_new(s->base, q->dns, q->client_ctx, &rc)) ==

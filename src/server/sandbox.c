@@ -303,6 +303,7 @@ ll_rules(struct ll *l, const struct conf *cf, char *const *rw, size_t nrw,
 	if (ll_allow_dir_of(l, cf->tls_cert, FS_READ) < 0 ||
 	    ll_allow_dir_of(l, cf->tls_key, FS_READ) < 0 ||
 	    ll_allow_dir_of(l, cf->relay_smarthost_ca_file, FS_READ) < 0 ||
+	    ll_allow_dir_of(l, cf->tlsrpt_https_ca_file, FS_READ) < 0 ||
 	    (extra_read != NULL && ll_allow(l, extra_read, FS_READ) < 0))
 		return -1;
 	for (i = 0; i < sizeof(sys_dirs) / sizeof(sys_dirs[0]); i++)
