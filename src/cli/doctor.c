@@ -919,9 +919,9 @@ dr_sts_id(const char *t, size_t len, char *id, size_t idlen)
 			continue;
 		p += 3;
 		while (p + n < t + len && n + 1 < idlen &&
-		    ((p[n] >= 'a' && p[n] <= 'z') ||
-			(p[n] >= 'A' && p[n] <= 'Z') ||
-			(p[n] >= '0' && p[n] <= '9')))
+		       ((p[n] >= 'a' && p[n] <= 'z') ||
+			   (p[n] >= 'A' && p[n] <= 'Z') ||
+			   (p[n] >= '0' && p[n] <= '9')))
 			n++;
 		if (n == 0 || n > 32)
 			return false;

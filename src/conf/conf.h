@@ -144,12 +144,12 @@ struct conf {
 	bool tlsrpt_reports; /* tlsrpt.reports, false: count outbound TLS
 				outcomes and send the daily reports */
 	unsigned tlsrpt_report_interval; /* tlsrpt.report_interval, 86400 s */
-	char *tlsrpt_report_from; /* NULL: tlsrpt-noreply@HOSTNAME */
-	char *tlsrpt_report_org;  /* NULL: HOSTNAME */
-	unsigned tlsrpt_max_domains; /* distinct policy domains per period,
-					10000; more are counted as dropped */
-	char *tlsrpt_https_ca_file; /* CA file for https: rua POSTs; NULL:
-				       the system store */
+	char *tlsrpt_report_from;	 /* NULL: tlsrpt-noreply@HOSTNAME */
+	char *tlsrpt_report_org;	 /* NULL: HOSTNAME */
+	unsigned tlsrpt_max_domains;	 /* distinct policy domains per period,
+					    10000; more are counted as dropped */
+	char *tlsrpt_https_ca_file;	 /* CA file for https: rua POSTs; NULL:
+					    the system store */
 	bool srs_enable;      /* srs.enable, true: SRS of forwarded mail's
 				 sender, reversal of bounces (docs/mailauth.md) */
 	char *srs_domain;     /* srs.domain: default the first of domains */

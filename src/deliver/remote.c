@@ -118,7 +118,7 @@ struct rconn {
 	char label[REMOTE_LABEL_MAX];
 	char last_mx[DNS_NAME_MAX + 3]; /* last host that answered, or "" */
 	struct smtp_client_result last; /* the latest failure, for TEMP */
-	unsigned epoch; /* d->slow.epoch when opened (slowdown.h) */
+	unsigned epoch;	   /* d->slow.epoch when opened (slowdown.h) */
 	bool tlsrpt_noted; /* this session's TLS outcome was counted */
 };
 

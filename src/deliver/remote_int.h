@@ -55,7 +55,7 @@ struct remote {
 	struct event *done_ev;
 	unsigned nconns;
 	bool firing, free_pending;
-	bool stopping; /* remote_stop(): no job waits for a pause */
+	bool stopping;	       /* remote_stop(): no job waits for a pause */
 	struct tlsrpt *tlsrpt; /* remote_conf.tlsrpt, or NULL */
 };
 

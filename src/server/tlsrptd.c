@@ -42,13 +42,13 @@
 #include "store/store.h"
 #include "tlsrpt/tlsrpt.h"
 
-#define TD_ADDR_MAX	 320
-#define TD_STATE	 "tlsrpt.state"
-#define TD_PENDING	 "tlsrpt.pending"
-#define TD_FILE_MAX	 ((size_t)256 << 20)
-#define TD_JSON_MAX	 ((size_t)16 << 20)
-#define TD_REPORT_TYPE	 "multipart/report; report-type=\"tlsrpt\""
-#define TD_MEDIA_TYPE	 "application/tlsrpt+gzip"
+#define TD_ADDR_MAX    320
+#define TD_STATE       "tlsrpt.state"
+#define TD_PENDING     "tlsrpt.pending"
+#define TD_FILE_MAX    ((size_t)256 << 20)
+#define TD_JSON_MAX    ((size_t)16 << 20)
+#define TD_REPORT_TYPE "multipart/report; report-type=\"tlsrpt\""
+#define TD_MEDIA_TYPE  "application/tlsrpt+gzip"
 
 struct td_run;
 
@@ -57,8 +57,8 @@ struct td_write {
 	struct job job;
 	struct tlsrptd *td;
 	char name[32];
-	bool unlink;	/* else write data, or rename */
-	bool rename;	/* name becomes TD_PENDING */
+	bool unlink; /* else write data, or rename */
+	bool rename; /* name becomes TD_PENDING */
 	struct buf data;
 	int rc;
 	char err[160];
@@ -169,8 +169,8 @@ td_write_run(struct job *j)
 	iov.iov_len = w->data.len;
 	if (file_write_new("tlsrpt", dfd, tmp, &iov, 1, true, NULL, &step) !=
 		0 ||
-	    (step = "rename", file_rename("tlsrpt", dfd, tmp, dfd, w->name,
-				  0)) != 0 ||
+	    (step = "rename",
+		file_rename("tlsrpt", dfd, tmp, dfd, w->name, 0)) != 0 ||
 	    (step = "fsync_dir", file_sync_dir("tlsrpt", dfd)) != 0) {
 		str_fmt_cut(w->err, sizeof(w->err), "%s %s: %s", step, tmp,
 		    strerror(errno));
@@ -215,8 +215,8 @@ td_write_done(struct job *j)
 /* t: write it as name; NULL: unlink name, or with rename, rename name
  * to TD_PENDING */
 static void
-td_lane_push2(struct tlsrptd *td, const char *name, const struct tlsrpt *t,
-    bool rename)
+td_lane_push2(
+    struct tlsrptd *td, const char *name, const struct tlsrpt *t, bool rename)
 {
 	struct td_write *w = xcalloc(1, sizeof(*w));
 
@@ -321,8 +321,7 @@ td_mail(struct td_run *run)
 	const char *to[TLSRPT_RUA_MAX];
 	char date[64], msgid[TLSRPT_DOMAIN_MAX + 200], extra[600];
 	struct dmarcxml_mail m = {td->from, to, 0, dom, td->submitter,
-	    run->report_id, date, msgid, run->boundary, TD_REPORT_TYPE,
-	    extra};
+	    run->report_id, date, msgid, run->boundary, TD_REPORT_TYPE, extra};
 	struct inject *ij;
 	size_t k, n = 0, j;
 
@@ -352,8 +351,8 @@ td_mail(struct td_run *run)
 	    str_copy(ij->env->sender, sizeof(ij->env->sender), td->from,
 		strlen(td->from)) != 0) {
 		run->failed++;
-		log_err("event=tlsrpt_report_failed step=envelope domain=%s",
-		    dom);
+		log_err(
+		    "event=tlsrpt_report_failed step=envelope domain=%s", dom);
 		inject_clear(ij);
 		free(ij);
 		return;
@@ -417,7 +416,8 @@ td_post_run(struct job *j)
 	    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
-	    (ca != NULL && curl_easy_setopt(c, CURLOPT_CAINFO, ca) != CURLE_OK) ||
+	    (ca != NULL &&
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca) != CURLE_OK) ||
 	    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)TLSRPTD_POST_SECS) !=
 		CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L) != CURLE_OK ||
@@ -425,8 +425,7 @@ td_post_run(struct job *j)
 	    (res != NULL &&
 		curl_easy_setopt(c, CURLOPT_RESOLVE, res) != CURLE_OK) ||
 	    curl_easy_setopt(c, CURLOPT_USERAGENT, "tern-tlsrpt") != CURLE_OK ||
-	    curl_easy_setopt(c, CURLOPT_POSTFIELDS, run->gz.data) !=
-		CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_POSTFIELDS, run->gz.data) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
 		(curl_off_t)run->gz.len) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, td_discard) !=
@@ -443,8 +442,8 @@ td_post_run(struct job *j)
 	}
 out:
 	if (p->rc != 0 && p->err[0] == '\0')
-		str_fmt_cut(p->err, sizeof(p->err), "%s",
-		    curl_easy_strerror(rc));
+		str_fmt_cut(
+		    p->err, sizeof(p->err), "%s", curl_easy_strerror(rc));
 	curl_slist_free_all(hdr);
 	curl_slist_free_all(res);
 	curl_easy_cleanup(c);
@@ -468,7 +467,8 @@ td_post_done(struct job *j)
 		run->failed++;
 		log_warn("event=tlsrpt_report_failed step=post domain=%s "
 			 "uri=\"%s\" error=\"%s\"",
-		    dom, p->url, log_quote(q, sizeof(q), p->err, strlen(p->err)));
+		    dom, p->url,
+		    log_quote(q, sizeof(q), p->err, strlen(p->err)));
 	}
 	free(p);
 	td_piece_done(run);
@@ -524,8 +524,8 @@ td_url_host(struct td_post *p)
 
 		while (*e >= '0' && *e <= '9')
 			e++;
-		if (str_to_u64(ps, (size_t)(e - ps), &port) != 0 ||
-		    port == 0 || port > 65535)
+		if (str_to_u64(ps, (size_t)(e - ps), &port) != 0 || port == 0 ||
+		    port > 65535)
 			return -1;
 	}
 	p->port = (unsigned)port;
@@ -569,8 +569,8 @@ td_build_run(struct job *j)
 	b->rc = -1;
 	if (dmarcdb_gzip(b->json.data, b->json.len, &b->gz) != 0 ||
 	    str_fmt(text, sizeof(text),
-		"TLS report (RFC 8460) for %s: see the attached file.", dom) !=
-		0 ||
+		"TLS report (RFC 8460) for %s: see the attached file.",
+		dom) != 0 ||
 	    dmarcxml_mail_parts(b->boundary,
 		"This is an aggregate TLS report (RFC 8460) in MIME format.",
 		text, TD_MEDIA_TYPE, b->filename,
@@ -617,14 +617,14 @@ td_build(struct td_run *run)
 	struct td_build *b = xcalloc(1, sizeof(*b));
 	const char *dom = tlsrpt_domain(run->t, run->i);
 	char nid[ID_LEN + 1];
-	struct tlsrpt_meta m = {td->org, td->from, run->report_id,
-	    tlsrpt_begin(run->t), run->end};
+	struct tlsrpt_meta m = {
+	    td->org, td->from, run->report_id, tlsrpt_begin(run->t), run->end};
 
 	id_new(nid);
 	if (str_fmt(run->report_id, sizeof(run->report_id), "%lld.%s@%s",
 		(long long)run->end, nid, td->submitter) != 0 ||
-	    str_fmt(run->boundary, sizeof(run->boundary), "=_tlsrpt_%s",
-		nid) != 0 ||
+	    str_fmt(run->boundary, sizeof(run->boundary), "=_tlsrpt_%s", nid) !=
+		0 ||
 	    tlsrpt_filename(td->submitter, dom, tlsrpt_begin(run->t), run->end,
 		nid, run->filename, sizeof(run->filename)) != 0)
 		panic("event=tlsrpt_report error=\"id does not fit\"");
@@ -681,8 +681,9 @@ td_on_txt(const struct dns_answer *ans, void *arg)
 		/* not known now: the counts go back to the current period */
 		tlsrpt_merge_domain(run->td->cur, run->t, run->i);
 		run->skipped++;
-		log_info("event=tlsrpt_report_skip domain=%s reason=dns_tempfail "
-			 "(kept for the next run)",
+		log_info(
+		    "event=tlsrpt_report_skip domain=%s reason=dns_tempfail "
+		    "(kept for the next run)",
 		    dom);
 		td_domain_done(run);
 		return;
@@ -690,8 +691,8 @@ td_on_txt(const struct dns_answer *ans, void *arg)
 	if (pr != TLSRPT_PARSE_OK) {
 		run->skipped++;
 		log_info("event=tlsrpt_report_skip domain=%s reason=%s", dom,
-		    pick == -2		 ? "several_records"
-		    : pick < 0		 ? "no_record"
+		    pick == -2			 ? "several_records"
+		    : pick < 0			 ? "no_record"
 		    : pr == TLSRPT_PARSE_INVALID ? "invalid_record"
 						 : "no_record");
 		td_domain_done(run);
@@ -826,8 +827,8 @@ static void
 td_names(struct tlsrptd *td, const struct conf *cf)
 {
 	const char *at;
-	const char *org = cf->tlsrpt_report_org ? cf->tlsrpt_report_org
-						: cf->hostname;
+	const char *org =
+	    cf->tlsrpt_report_org ? cf->tlsrpt_report_org : cf->hostname;
 
 	if (cf->tlsrpt_report_from != NULL) {
 		if (str_copy(td->from, sizeof(td->from), cf->tlsrpt_report_from,
@@ -902,8 +903,8 @@ tlsrptd_open(struct server *s)
 	td = xcalloc(1, sizeof(*td));
 	td->srv = s;
 	td_names(td, s->conf);
-	td->dir_fd = open(s->conf->state_dir,
-	    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	td->dir_fd =
+	    open(s->conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (td->dir_fd < 0)
 		fatal("event=startup step=tlsrpt dir=%s", s->conf->state_dir);
 	td->cur = tlsrpt_new((int64_t)time(NULL), s->conf->tlsrpt_max_domains);
@@ -913,8 +914,7 @@ tlsrptd_open(struct server *s)
 	td->written_dropped = tlsrpt_dropped(td->cur);
 	log_info("event=tlsrpt_reports from=%s interval=%u domains=%zu "
 		 "sessions=%llu dropped=%llu pending=%s",
-	    td->from, s->conf->tlsrpt_report_interval,
-	    tlsrpt_ndomains(td->cur),
+	    td->from, s->conf->tlsrpt_report_interval, tlsrpt_ndomains(td->cur),
 	    (unsigned long long)tlsrpt_sessions(td->cur),
 	    (unsigned long long)tlsrpt_dropped(td->cur),
 	    td->had_pending ? "yes" : "no");

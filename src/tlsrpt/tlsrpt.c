@@ -128,7 +128,8 @@ tlsrpt_result_of_tls_error(const char *why)
 	return TLSRPT_VALIDATION_FAILURE;
 }
 
-/* ---- the table ------------------------------------------------------------ */
+/* ---- the table ------------------------------------------------------------
+ */
 
 struct tlsrpt *
 tlsrpt_new(int64_t begin, unsigned max_domains)
@@ -309,7 +310,8 @@ tr_detail_add(struct tr_pol *p, const struct tr_detail *k, uint64_t count)
 		if (e->result == k->result &&
 		    strcmp(e->sending, k->sending) == 0 &&
 		    strcmp(e->receiving, k->receiving) == 0 &&
-		    strcmp(e->mx, k->mx) == 0 && strcmp(e->helo, k->helo) == 0 &&
+		    strcmp(e->mx, k->mx) == 0 &&
+		    strcmp(e->helo, k->helo) == 0 &&
 		    strcmp(e->reason, k->reason) == 0) {
 			e->count += count;
 			return;
@@ -366,7 +368,8 @@ tlsrpt_record(struct tlsrpt *t, const struct tlsrpt_outcome *o)
 		!tr_copy_opt(
 		    k.receiving, sizeof(k.receiving), o->receiving_ip, false) ||
 		!tr_copy_opt(k.mx, sizeof(k.mx), o->mx_host, false) ||
-		!tr_copy_opt(k.helo, sizeof(k.helo), o->receiving_helo, false) ||
+		!tr_copy_opt(
+		    k.helo, sizeof(k.helo), o->receiving_helo, false) ||
 		!tr_copy_opt(k.reason, sizeof(k.reason), o->reason, true))) {
 		t->dropped++;
 		return;
@@ -704,8 +707,8 @@ tr_dec_line(struct tr_dec *x, const struct tr_line *l)
 		    tr_get_field(l->f[5], l->len[5], k.mx, sizeof(k.mx)) != 0 ||
 		    tr_get_field(l->f[6], l->len[6], k.helo, sizeof(k.helo)) !=
 			0 ||
-		    tr_get_field(l->f[7], l->len[7], k.reason,
-			sizeof(k.reason)) != 0 ||
+		    tr_get_field(
+			l->f[7], l->len[7], k.reason, sizeof(k.reason)) != 0 ||
 		    !tr_line_safe(k.reason) || strchr(k.sending, ' ') ||
 		    strchr(k.receiving, ' ') || strchr(k.mx, ' ') ||
 		    strchr(k.helo, ' '))
@@ -789,16 +792,16 @@ tlsrpt_decode(
 	while (at < len) {
 		nl = memchr(in + at, '\n', len - at);
 		if (nl == NULL) {
-			str_fmt_cut(err, errlen, "line %zu: no line end",
-			    lineno + 1);
+			str_fmt_cut(
+			    err, errlen, "line %zu: no line end", lineno + 1);
 			goto fail;
 		}
 		n = (size_t)(nl - (in + at));
 		lineno++;
 		tr_split(in + at, n, &l);
 		if (tr_dec_line(&x, &l) != 0) {
-			str_fmt_cut(err, errlen, "line %zu: not understood",
-			    lineno);
+			str_fmt_cut(
+			    err, errlen, "line %zu: not understood", lineno);
 			goto fail;
 		}
 		at += n + 1;
@@ -815,7 +818,8 @@ fail:
 	return -1;
 }
 
-/* ---- the TXT record ------------------------------------------------------- */
+/* ---- the TXT record -------------------------------------------------------
+ */
 
 static bool
 tr_wsp(char c)
@@ -972,7 +976,8 @@ tlsrpt_record_pick(const char *const *txt, const size_t *len, size_t n)
 	return found;
 }
 
-/* ---- the report ----------------------------------------------------------- */
+/* ---- the report -----------------------------------------------------------
+ */
 
 /* proleptic Gregorian date of a day number (days since 1970-01-01) */
 static void
@@ -1097,8 +1102,8 @@ tr_json_detail(struct buf *out, const struct tr_detail *e, bool first)
 }
 
 static int
-tr_json_policy(struct buf *out, const char *domain, const struct tr_pol *p,
-    bool first)
+tr_json_policy(
+    struct buf *out, const char *domain, const struct tr_pol *p, bool first)
 {
 	size_t j;
 

@@ -32,12 +32,12 @@
 #define TLSRPT_POLSTR_MAX 2048 /* one policy's policy-strings, joined */
 #define TLSRPT_POLSTR_N	  64   /* policy-strings of one policy */
 #define TLSRPT_DETAILS_MAX                                                     \
-	64 /* failure-details kept per policy; more                            \
-	      are counted in the summary only */
-#define TLSRPT_POLICIES_MAX 8	  /* policies per domain */
-#define TLSRPT_RUA_MAX	    8	  /* rua URIs of a TXT record kept */
-#define TLSRPT_URI_MAX	    512	  /* one rua URI */
-#define TLSRPT_TXT_MAX	    4096  /* a TXT record we parse */
+	64			  /* failure-details kept per policy; more     \
+				     are counted in the summary only */
+#define TLSRPT_POLICIES_MAX  8	  /* policies per domain */
+#define TLSRPT_RUA_MAX	     8	  /* rua URIs of a TXT record kept */
+#define TLSRPT_URI_MAX	     512  /* one rua URI */
+#define TLSRPT_TXT_MAX	     4096 /* a TXT record we parse */
 #define TLSRPT_STATE_VERSION 1	  /* of the text form below */
 
 /* RFC 8460 4.4 policy-type */
@@ -84,9 +84,9 @@ enum tlsrpt_result tlsrpt_result_of_tls_error(const char *why);
  * Strings are read during the call only; NULL or "" is "not known".
  */
 struct tlsrpt_outcome {
-	const char *domain;		  /* the policy domain: the recipients'
-					     domain, as asked of DNS */
-	enum tlsrpt_policy policy;	  /* which policy applied */
+	const char *domain;		   /* the policy domain: the recipients'
+					      domain, as asked of DNS */
+	enum tlsrpt_policy policy;	   /* which policy applied */
 	const char *const *policy_strings; /* its text, one string per line
 					     (RFC 8460 4.4 policy-string);
 					     none for no-policy-found */
@@ -158,20 +158,20 @@ void tlsrpt_merge_domain(
  * version (the error says so: nothing is added then).
  */
 int tlsrpt_encode(const struct tlsrpt *t, struct buf *out) WUR;
-int tlsrpt_decode(struct tlsrpt *t, const char *in, size_t len, char *err,
-    size_t errlen) WUR;
+int tlsrpt_decode(
+    struct tlsrpt *t, const char *in, size_t len, char *err, size_t errlen) WUR;
 
 /* ---- the policy domain's TXT record (RFC 8460 3) ------------------------ */
 
 struct tlsrpt_uri {
-	char uri[TLSRPT_URI_MAX + 1]; /* as written, %-escapes undone */
-	bool mailto;		      /* else https */
+	char uri[TLSRPT_URI_MAX + 1];  /* as written, %-escapes undone */
+	bool mailto;		       /* else https */
 	char addr[TLSRPT_URI_MAX + 1]; /* mailto: the address */
 };
 
 struct tlsrpt_record {
 	struct tlsrpt_uri rua[TLSRPT_RUA_MAX];
-	size_t nrua; /* the mailto: and https: URIs, in order */
+	size_t nrua;	/* the mailto: and https: URIs, in order */
 	size_t skipped; /* URIs of another scheme or that did not fit */
 };
 
@@ -219,8 +219,8 @@ int tlsrpt_filename(const char *submitter, const char *domain, int64_t begin,
  * The extra header fields of the report mail (5.3), each line ending in
  * CRLF: TLS-Report-Domain and TLS-Report-Submitter.  0, or -1.
  */
-int tlsrpt_mail_fields(const char *domain, const char *submitter,
-    char *out, size_t outlen) WUR;
+int tlsrpt_mail_fields(
+    const char *domain, const char *submitter, char *out, size_t outlen) WUR;
 
 /* RFC 3339 UTC "YYYY-MM-DDTHH:MM:SSZ" of t: 0, or -1 (out of range). */
 int tlsrpt_datetime(int64_t t, char *out, size_t outlen) WUR;

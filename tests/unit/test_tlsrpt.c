@@ -9,7 +9,8 @@
 #include "t.h"
 #include "tlsrpt/tlsrpt.h"
 
-/* ---- the TXT record -------------------------------------------------------- */
+/* ---- the TXT record --------------------------------------------------------
+ */
 
 struct rec_row {
 	const char *name;
@@ -23,11 +24,10 @@ struct rec_row {
 
 static const struct rec_row rec_rows[] = {
     /* 3: the example of the RFC */
-    {"mailto", "v=TLSRPTv1;rua=mailto:reports@example.com", TLSRPT_PARSE_OK,
-	1, "mailto:reports@example.com", "reports@example.com", 0},
+    {"mailto", "v=TLSRPTv1;rua=mailto:reports@example.com", TLSRPT_PARSE_OK, 1,
+	"mailto:reports@example.com", "reports@example.com", 0},
     {"https", "v=TLSRPTv1; rua=https://reporting.example.com/v1/tlsrpt",
-	TLSRPT_PARSE_OK, 1, "https://reporting.example.com/v1/tlsrpt", NULL,
-	0},
+	TLSRPT_PARSE_OK, 1, "https://reporting.example.com/v1/tlsrpt", NULL, 0},
     /* 3: several URIs, comma separated, blanks allowed around */
     {"two", "v=TLSRPTv1; rua=mailto:a@example.com , https://r.example/x",
 	TLSRPT_PARSE_OK, 2, "mailto:a@example.com", "a@example.com", 0},
@@ -37,30 +37,29 @@ static const struct rec_row rec_rows[] = {
     {"extension", "v=TLSRPTv1; ext=1; rua=mailto:a@example.com",
 	TLSRPT_PARSE_OK, 1, "mailto:a@example.com", "a@example.com", 0},
     /* %-encoded comma inside a URI (3: "," and ";" must be encoded) */
-    {"pct comma", "v=TLSRPTv1; rua=https://r.example/a%2Cb",
-	TLSRPT_PARSE_OK, 1, "https://r.example/a,b", NULL, 0},
+    {"pct comma", "v=TLSRPTv1; rua=https://r.example/a%2Cb", TLSRPT_PARSE_OK, 1,
+	"https://r.example/a,b", NULL, 0},
     {"mailto query", "v=TLSRPTv1; rua=mailto:a@example.com?subject=x",
-	TLSRPT_PARSE_OK, 1, "mailto:a@example.com?subject=x",
-	"a@example.com", 0},
+	TLSRPT_PARSE_OK, 1, "mailto:a@example.com?subject=x", "a@example.com",
+	0},
     /* another scheme: skipped, the rest kept */
     {"http skipped", "v=TLSRPTv1; rua=http://r.example/,mailto:a@b.example",
 	TLSRPT_PARSE_OK, 1, "mailto:a@b.example", "a@b.example", 1},
-    {"only http", "v=TLSRPTv1; rua=http://r.example/", TLSRPT_PARSE_INVALID,
-	0, NULL, NULL, 1},
+    {"only http", "v=TLSRPTv1; rua=http://r.example/", TLSRPT_PARSE_INVALID, 0,
+	NULL, NULL, 1},
     {"no rua", "v=TLSRPTv1;", TLSRPT_PARSE_INVALID, 0, NULL, NULL, 0},
-    {"empty rua", "v=TLSRPTv1; rua=", TLSRPT_PARSE_INVALID, 0, NULL, NULL,
-	0},
+    {"empty rua", "v=TLSRPTv1; rua=", TLSRPT_PARSE_INVALID, 0, NULL, NULL, 0},
     {"rua twice", "v=TLSRPTv1; rua=mailto:a@b.example; rua=mailto:c@d.ex",
 	TLSRPT_PARSE_INVALID, 1, NULL, NULL, 0},
     {"bad mailto", "v=TLSRPTv1; rua=mailto:nobody", TLSRPT_PARSE_INVALID, 0,
 	NULL, NULL, 1},
     {"https no host", "v=TLSRPTv1; rua=https:///x", TLSRPT_PARSE_INVALID, 0,
 	NULL, NULL, 1},
-    {"bad pct", "v=TLSRPTv1; rua=https://r.example/%zz",
-	TLSRPT_PARSE_INVALID, 0, NULL, NULL, 1},
+    {"bad pct", "v=TLSRPTv1; rua=https://r.example/%zz", TLSRPT_PARSE_INVALID,
+	0, NULL, NULL, 1},
     /* 3: the version must come first, exactly */
-    {"not first", "rua=mailto:a@b.example; v=TLSRPTv1",
-	TLSRPT_PARSE_NOT_TLSRPT, 0, NULL, NULL, 0},
+    {"not first", "rua=mailto:a@b.example; v=TLSRPTv1", TLSRPT_PARSE_NOT_TLSRPT,
+	0, NULL, NULL, 0},
     {"version case", "v=tlsrptv1; rua=mailto:a@b.example",
 	TLSRPT_PARSE_NOT_TLSRPT, 0, NULL, NULL, 0},
     {"version 10", "v=TLSRPTv10; rua=mailto:a@b.example",
@@ -79,8 +78,8 @@ test_record_parse(void)
 		struct tlsrpt_record rec;
 
 		t_case(r->name);
-		T_CHECK_INT(tlsrpt_record_parse(r->txt, strlen(r->txt), &rec),
-		    r->want);
+		T_CHECK_INT(
+		    tlsrpt_record_parse(r->txt, strlen(r->txt), &rec), r->want);
 		T_CHECK_INT(rec.nrua, r->nrua);
 		T_CHECK_INT(rec.skipped, r->skipped);
 		if (r->first != NULL) {
@@ -118,18 +117,17 @@ test_record_limits(void)
 	at = (size_t)snprintf(txt, sizeof(txt), "v=TLSRPTv1; rua=https://r/");
 	memset(txt + at, 'p', TLSRPT_URI_MAX);
 	at += TLSRPT_URI_MAX;
-	T_CHECK_INT(
-	    tlsrpt_record_parse(txt, at, &rec), TLSRPT_PARSE_INVALID);
+	T_CHECK_INT(tlsrpt_record_parse(txt, at, &rec), TLSRPT_PARSE_INVALID);
 	T_CHECK_INT(rec.skipped, 1);
 }
 
 static void
 test_record_pick(void)
 {
-	const char *a[] = {"v=spf1 -all", "v=TLSRPTv1; rua=mailto:a@b.ex",
-	    "other"};
-	const char *two[] = {"v=TLSRPTv1; rua=mailto:a@b.ex",
-	    "v=TLSRPTv1;rua=mailto:c@d.ex"};
+	const char *a[] = {
+	    "v=spf1 -all", "v=TLSRPTv1; rua=mailto:a@b.ex", "other"};
+	const char *two[] = {
+	    "v=TLSRPTv1; rua=mailto:a@b.ex", "v=TLSRPTv1;rua=mailto:c@d.ex"};
 	const char *none[] = {"v=TLSRPTv10; rua=mailto:a@b.ex", "x"};
 	size_t la[3], lt[2], ln[2], i;
 
@@ -172,8 +170,8 @@ test_names(void)
 
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		t_case(rows[i].why != NULL ? rows[i].why : "NULL");
-		T_CHECK_INT(tlsrpt_result_of_tls_error(rows[i].why),
-		    rows[i].want);
+		T_CHECK_INT(
+		    tlsrpt_result_of_tls_error(rows[i].why), rows[i].want);
 	}
 	t_case("names round trip");
 	for (r = 0; r < TLSRPT_RESULT__N; r++) {
@@ -347,8 +345,8 @@ test_state(void)
 
 	t_case("round trip");
 	T_CHECK_INT(tlsrpt_encode(t, &a), 0);
-	T_CHECK(strncmp(a.data, "tlsrpt-state 1\nbegin 1700000000 0\n", 34) ==
-		0);
+	T_CHECK(
+	    strncmp(a.data, "tlsrpt-state 1\nbegin 1700000000 0\n", 34) == 0);
 	u = tlsrpt_new(1800000000, 10);
 	T_CHECK_INT(tlsrpt_decode(u, a.data, a.len, err, sizeof(err)), 0);
 	T_CHECK_INT(tlsrpt_begin(u), 1700000000);
@@ -366,8 +364,8 @@ test_state(void)
 
 	t_case("a newer version is refused, saying so");
 	u = tlsrpt_new(0, 10);
-	T_CHECK_INT(tlsrpt_decode(u, "tlsrpt-state 2\nbegin 1 0\n", 25, err,
-			sizeof(err)),
+	T_CHECK_INT(tlsrpt_decode(
+			u, "tlsrpt-state 2\nbegin 1 0\n", 25, err, sizeof(err)),
 	    -1);
 	T_CHECK(strstr(err, "written by a newer tern") != NULL);
 	T_CHECK_INT(tlsrpt_ndomains(u), 0);
@@ -412,8 +410,8 @@ static void
 test_json(void)
 {
 	struct tlsrpt *t = tlsrpt_new(1459468800, 10);
-	struct tlsrpt_meta m = {"Org \"A\"", "tlsrpt@example.org", "id-1",
-	    1459468800, 1459555199};
+	struct tlsrpt_meta m = {
+	    "Org \"A\"", "tlsrpt@example.org", "id-1", 1459468800, 1459555199};
 	struct buf out;
 	char name[300], f[200];
 	static const char want[] =
@@ -439,7 +437,8 @@ test_json(void)
 	buf_init(&out, 1 << 16);
 	t_case("the report, byte for byte");
 	T_CHECK_INT(tlsrpt_report_json(t, 0, &m, &out), 0);
-	T_CHECK(out.len == strlen(want) && memcmp(out.data, want, out.len) == 0);
+	T_CHECK(
+	    out.len == strlen(want) && memcmp(out.data, want, out.len) == 0);
 	if (out.len != strlen(want) || memcmp(out.data, want, out.len) != 0)
 		fprintf(stderr, "got %.*s", (int)out.len, out.data);
 
@@ -454,19 +453,18 @@ test_json(void)
 	T_CHECK_INT(tlsrpt_filename("mx.example.org", "example.com", 1, 2,
 			"abc", name, sizeof(name)),
 	    0);
-	T_CHECK(strcmp(name, "mx.example.org!example.com!1!2!abc.json.gz") ==
-		0);
-	T_CHECK_INT(tlsrpt_filename("a!b", "example.com", 1, 2, "abc", name,
-			sizeof(name)),
+	T_CHECK(
+	    strcmp(name, "mx.example.org!example.com!1!2!abc.json.gz") == 0);
+	T_CHECK_INT(tlsrpt_filename(
+			"a!b", "example.com", 1, 2, "abc", name, sizeof(name)),
 	    -1);
-	T_CHECK_INT(tlsrpt_mail_fields("example.com", "mx.example.org", f,
-			sizeof(f)),
+	T_CHECK_INT(
+	    tlsrpt_mail_fields("example.com", "mx.example.org", f, sizeof(f)),
 	    0);
 	T_CHECK(strcmp(f, "TLS-Report-Domain: example.com\r\n"
 			  "TLS-Report-Submitter: mx.example.org\r\n") == 0);
-	T_CHECK_INT(tlsrpt_mail_fields("example.com\r\nBcc: x", "s", f,
-			sizeof(f)),
-	    -1);
+	T_CHECK_INT(
+	    tlsrpt_mail_fields("example.com\r\nBcc: x", "s", f, sizeof(f)), -1);
 	tlsrpt_free(t);
 }
 
