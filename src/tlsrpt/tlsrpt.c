@@ -594,23 +594,23 @@ tr_hexval(char c)
 	return -1;
 }
 
-/* undo tr_put_field; -1 when malformed or too long */
+/*
+ * %XX undone into out: raw octets must be printable ASCII without blank;
+ * an escaped one may be anything but NUL when any, else the same.  -1
+ * when malformed or too long.
+ */
 static int
-tr_get_field(const char *s, size_t len, char *out, size_t outlen)
+tr_unescape(const char *s, size_t len, char *out, size_t outlen, bool any)
 {
 	size_t i, at = 0;
 	int hi, lo;
+	char c;
+	bool esc;
 
-	if (len == 1 && s[0] == '-') {
-		out[0] = '\0';
-		return 0;
-	}
-	if (len == 0)
-		return -1;
 	for (i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (c == '%') {
+		c = s[i];
+		esc = c == '%';
+		if (esc) {
 			if (len - i < 3)
 				return -1;
 			hi = tr_hexval(s[i + 1]);
@@ -618,19 +618,31 @@ tr_get_field(const char *s, size_t len, char *out, size_t outlen)
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (char)(hi * 16 + lo);
-			if (c == '\0')
-				return -1;
 			i += 2;
-		} else if ((unsigned char)c <= 0x20 ||
-			   (unsigned char)c >= 0x7f) {
-			return -1;
 		}
+		if (esc && any
+			? c == '\0'
+			: (unsigned char)c <= 0x20 || (unsigned char)c >= 0x7f)
+			return -1;
 		if (at + 1 >= outlen)
 			return -1;
 		out[at++] = c;
 	}
 	out[at] = '\0';
 	return 0;
+}
+
+/* undo tr_put_field */
+static int
+tr_get_field(const char *s, size_t len, char *out, size_t outlen)
+{
+	if (len == 1 && s[0] == '-') {
+		out[0] = '\0';
+		return 0;
+	}
+	if (len == 0)
+		return -1;
+	return tr_unescape(s, len, out, outlen, true);
 }
 
 static int
@@ -827,36 +839,6 @@ tr_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
-/* %XX undone into out; -1 when malformed, NUL or too long */
-static int
-tr_pct_decode(const char *s, size_t len, char *out, size_t outlen)
-{
-	size_t i, at = 0;
-	int hi, lo;
-	char c;
-
-	for (i = 0; i < len; i++) {
-		c = s[i];
-		if (c == '%') {
-			if (len - i < 3)
-				return -1;
-			hi = tr_hexval(s[i + 1]);
-			lo = tr_hexval(s[i + 2]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			c = (char)(hi * 16 + lo);
-			i += 2;
-		}
-		if ((unsigned char)c <= 0x20 || (unsigned char)c >= 0x7f)
-			return -1;
-		if (at + 1 >= outlen)
-			return -1;
-		out[at++] = c;
-	}
-	out[at] = '\0';
-	return 0;
-}
-
 /* a mailto: URI's address: local@domain before any '?' (RFC 6068) */
 static int
 tr_mailto_addr(struct tlsrpt_uri *u)
@@ -884,7 +866,7 @@ tr_add_uri(struct tlsrpt_record *r, const char *s, size_t len)
 	}
 	u = &r->rua[r->nrua];
 	memset(u, 0, sizeof(*u));
-	if (tr_pct_decode(s, len, u->uri, sizeof(u->uri)) != 0) {
+	if (tr_unescape(s, len, u->uri, sizeof(u->uri), false) != 0) {
 		r->skipped++;
 		return;
 	}
