@@ -83,6 +83,8 @@ struct td_post {
 	char host[TLSRPT_URI_MAX + 1];
 	unsigned port;
 	char resolve[TLSRPT_URI_MAX + 80];
+	char *ca; /* tlsrpt.https_ca_file, copied on the loop (a reload may
+		     free the conf while the POST runs), or NULL */
 	long status;
 	int rc;
 	char err[CURL_ERROR_SIZE];
@@ -392,7 +394,7 @@ td_post_run(struct job *j)
 {
 	struct td_post *p = (struct td_post *)j;
 	struct td_run *run = p->run;
-	const char *ca = run->td->srv->conf->tlsrpt_https_ca_file;
+	const char *ca = p->ca;
 	struct curl_slist *hdr = NULL, *res = NULL;
 	CURL *c = curl_easy_init();
 	CURLcode rc = CURLE_FAILED_INIT;
@@ -470,6 +472,7 @@ td_post_done(struct job *j)
 		    dom, p->url,
 		    log_quote(q, sizeof(q), p->err, strlen(p->err)));
 	}
+	free(p->ca);
 	free(p);
 	td_piece_done(run);
 }
@@ -499,6 +502,7 @@ td_on_addr(const struct dns_answer *ans, void *arg)
 		log_warn("event=tlsrpt_report_failed step=resolve domain=%s "
 			 "uri=\"%s\" host=%s",
 		    tlsrpt_domain(run->t, run->i), p->url, p->host);
+		free(p->ca);
 		free(p);
 		td_piece_done(run);
 		return;
@@ -532,6 +536,12 @@ td_url_host(struct td_post *p)
 	return 0;
 }
 
+static char *
+dup_ca(const char *ca)
+{
+	return ca != NULL ? xstrdup(ca) : NULL;
+}
+
 static void
 td_post(struct td_run *run, const char *url)
 {
@@ -540,11 +550,13 @@ td_post(struct td_run *run, const char *url)
 
 	p->run = run;
 	memcpy(p->url, url, strlen(url) + 1);
+	p->ca = dup_ca(run->td->srv->conf->tlsrpt_https_ca_file);
 	if (td_url_host(p) != 0) {
 		run->failed++;
 		log_warn("event=tlsrpt_report_failed step=uri domain=%s "
 			 "uri=\"%s\" error=\"not https://host[:port]/...\"",
 		    tlsrpt_domain(run->t, run->i), url);
+		free(p->ca);
 		free(p);
 		return;
 	}
@@ -990,6 +1002,9 @@ tlsrptd_free(struct tlsrptd *td)
 	    (unsigned long long)tlsrpt_sessions(td->cur),
 	    (unsigned long long)tlsrpt_dropped(td->cur));
 	if (td->run != NULL) {
+		/* stopped mid-run: .pending has the period for the restart */
+		buf_free(&td->run->gz);
+		buf_free(&td->run->body);
 		tlsrpt_free(td->run->t);
 		free(td->run);
 	}
