@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from conftest import RUN_AS, SLOW, wait_for
+from conftest import RUN_AS, SLOW, free_port, wait_for
 
 RUA_BOX = "tlsrpt@example.net"
 MSG = (b"From: x@example.org\r\nTo: {rcpt}\r\nSubject: t\r\n\r\n"
@@ -101,10 +101,13 @@ def https_rua(pki):
 
 
 class PlainPeer(threading.Thread):
-    """SMTP without STARTTLS on addr:port; every message accepted."""
+    """SMTP without STARTTLS on addr:port; every message accepted.
+    broken_tls: STARTTLS is offered, answered 220, and the "handshake"
+    gets a line of text (a middlebox that breaks TLS)."""
 
-    def __init__(self, addr, port):
+    def __init__(self, addr, port, broken_tls=False):
         super().__init__(daemon=True)
+        self.broken_tls = broken_tls
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.srv.bind((addr, port))
@@ -140,7 +143,13 @@ class PlainPeer(threading.Thread):
             verb = line[:4].upper()
             if verb in (b"EHLO", b"HELO"):
                 self.ehlo_lines.append(line)
-                s.sendall(b"250-mx.example.com\r\n250 PIPELINING\r\n")
+                s.sendall(b"250-mx.example.com\r\n" +
+                          (b"250-STARTTLS\r\n" if self.broken_tls else b"")
+                          + b"250 PIPELINING\r\n")
+            elif verb == b"STAR" and self.broken_tls:
+                s.sendall(b"220 2.0.0 go ahead\r\n")
+                s.sendall(b"this is not a TLS server hello\r\n" * 4)
+                return
             elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
                 s.sendall(b"250 2.0.0 ok\r\n")
             elif verb == b"DATA":
@@ -415,3 +424,40 @@ def test_no_record_no_report(ternd, dnsmasq):
                      r"reason=no_record", a.log()), a.log()[-2000:]
     time.sleep(0.5 * SLOW)
     assert a.queue_list() == []
+
+
+def test_handshake_failure_counted_once(ternd, dnsmasq):
+    """A peer whose TLS breaks: one validation-failure for the session,
+    with the error, and the plaintext retry of the same session is not
+    counted again as starttls-not-supported."""
+    if not _loopback2_ok():
+        pytest.skip("127.0.0.3 cannot be bound here")
+    port = free_port()
+    c = PlainPeer("127.0.0.3", port, broken_tls=True)
+    c.start()
+    try:
+        dns = dnsmasq(mx=[("example.edu", "mx.example.edu", 10)],
+                      hosts=[("mx.example.edu", "127.0.0.3")])
+        a = ternd({"hostname": "mx.example.org", "domains": "example.org",
+                   "dns.servers": dns.server, "relay.port": str(port),
+                   "relay.networks": "127.0.0.0/8",
+                   "tlsrpt.reports": "yes"},
+                  users=("claire@example.org",), state="A")
+        send(a, "dan@example.edu")
+        wait_for(lambda: len(c.messages) == 1, "the message, in clear")
+        a.stop()
+        log = a.log()
+        assert len(re.findall(r"event=tlsrpt tlsrpt_result=", log)) == 1, log
+        assert re.search(r"mx=mx\.example\.edu addr=127\.0\.0\.3:\d+ "
+                         r"event=tlsrpt tlsrpt_result=validation-failure",
+                         log), log
+        state = (a.state_dir / "tlsrpt.state").read_text()
+        lines = state.splitlines()
+        i = lines.index("D example.edu")
+        assert lines[i + 1] == "P no-policy-found 0 1 0 - -", state
+        f = lines[i + 2].split(" ")
+        assert f[:6] == ["F", "validation-failure", "1", "127.0.0.1",
+                         "127.0.0.3", "mx.example.edu"], state
+        assert f[7] != "-", state       # the error, as failure-reason-code
+    finally:
+        c.close()
