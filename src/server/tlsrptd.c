@@ -37,6 +37,7 @@
 #include "mailauth/dmarcxml.h"
 #include "queue/queue.h"
 #include "server/dkimsign.h"
+#include "server/reportcommon.h"
 #include "server/server.h"
 #include "server/tlsrptd.h"
 #include "store/store.h"
@@ -669,20 +670,12 @@ td_on_txt(const struct dns_answer *ans, void *arg)
 	struct td_run *run = arg;
 	const char *dom = tlsrpt_domain(run->t, run->i);
 	const char **txt = xcalloc(ans->n + 1, sizeof(*txt));
-	size_t *len = xcalloc(ans->n + 1, sizeof(*len)), n = 0, i;
-	char *store = xcalloc(1, DNS_ANSWER_DATA + 1), *at = store;
+	size_t *len = xcalloc(ans->n + 1, sizeof(*len));
+	char *store = xcalloc(1, DNS_ANSWER_DATA + 1);
 	enum tlsrpt_parse pr = TLSRPT_PARSE_NOT_TLSRPT;
 	int pick = -1;
+	size_t n = report_txt_records(ans, txt, len, store);
 
-	for (i = 0; i < ans->n; i++) {
-		if (!ans->rrs[i].txt_continue || n == 0) {
-			txt[n] = at;
-			len[n++] = 0;
-		}
-		memcpy(at, ans->rrs[i].data, ans->rrs[i].len);
-		at += ans->rrs[i].len;
-		len[n - 1] += ans->rrs[i].len;
-	}
 	if (ans->rcode == DNS_ANS_OK &&
 	    (pick = tlsrpt_record_pick(txt, len, n)) >= 0)
 		pr = tlsrpt_record_parse(txt[pick], len[pick], &run->rec);
@@ -838,32 +831,14 @@ tlsrptd_control(
 static void
 td_names(struct tlsrptd *td, const struct conf *cf)
 {
-	const char *at;
-	const char *org =
-	    cf->tlsrpt_report_org ? cf->tlsrpt_report_org : cf->hostname;
+	struct report_names n = {td->from, sizeof(td->from), td->submitter,
+	    sizeof(td->submitter), td->org, sizeof(td->org)};
+	char err[512];
 
-	if (cf->tlsrpt_report_from != NULL) {
-		if (str_copy(td->from, sizeof(td->from), cf->tlsrpt_report_from,
-			strlen(cf->tlsrpt_report_from)) != 0)
-			fatalx("event=startup step=tlsrpt error=\"tlsrpt."
-			       "report_from is too long\"");
-	} else if (str_fmt(td->from, sizeof(td->from), "tlsrpt-noreply@%s",
-		       cf->hostname) != 0) {
-		fatalx("event=startup step=tlsrpt error=\"hostname too long\"");
-	}
-	at = strrchr(td->from, '@');
-	if (at == NULL || at == td->from || at[1] == '\0' ||
-	    strpbrk(td->from, " \t\r\n<>,\"") != NULL ||
-	    str_copy(td->submitter, sizeof(td->submitter), at + 1,
-		strlen(at + 1)) != 0)
-		fatalx("event=startup step=tlsrpt error=\"tlsrpt.report_from "
-		       "is not an address: %s\"",
-		    td->from);
-	str_lower(td->submitter);
-	if (str_copy(td->org, sizeof(td->org), org, strlen(org)) != 0 ||
-	    strpbrk(td->org, "\r\n") != NULL)
-		fatalx("event=startup step=tlsrpt error=\"tlsrpt.report_org is "
-		       "too long or holds a line break\"");
+	if (report_names(cf->tlsrpt_report_from, "tlsrpt-noreply", cf->hostname,
+		cf->tlsrpt_report_org, "tlsrpt.report_from",
+		"tlsrpt.report_org", &n, err, sizeof(err)) != 0)
+		fatalx("event=startup step=tlsrpt error=\"%s\"", err);
 }
 
 /* STATE/name into td->cur; false when it does not exist */
