@@ -32,6 +32,7 @@ import time
 import pytest
 
 from conftest import RUN_AS, SLOW, free_port, wait_for
+from fakepeer import FakePeer
 
 RUA_BOX = "tlsrpt@example.net"
 MSG = (b"From: x@example.org\r\nTo: {rcpt}\r\nSubject: t\r\n\r\n"
@@ -100,38 +101,16 @@ def https_rua(pki):
     srv.server_close()
 
 
-class PlainPeer(threading.Thread):
+class PlainPeer(FakePeer):
     """SMTP without STARTTLS on addr:port; every message accepted.
     broken_tls: STARTTLS is offered, answered 220, and the "handshake"
     gets a line of text (a middlebox that breaks TLS)."""
 
     def __init__(self, addr, port, broken_tls=False):
-        super().__init__(daemon=True)
+        super().__init__(backlog=8, addr=addr, port=port)
         self.broken_tls = broken_tls
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind((addr, port))
-        self.srv.listen(8)
         self.messages = []
         self.ehlo_lines = []
-        self.stop = False
-
-    def run(self):
-        self.srv.settimeout(0.2)
-        while not self.stop:
-            try:
-                s, _ = self.srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                s.settimeout(10)
-                self.session(s)
-            except OSError:
-                pass
-            finally:
-                s.close()
 
     def session(self, s):
         f = s.makefile("rb")
@@ -166,10 +145,6 @@ class PlainPeer(threading.Thread):
                 return
             else:
                 s.sendall(b"502 5.5.2 no\r\n")
-
-    def close(self):
-        self.stop = True
-        self.srv.close()
 
 
 def _loopback2_ok():
