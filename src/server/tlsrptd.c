@@ -761,6 +761,8 @@ td_run_next(struct td_run *run)
 	dns_lookup(run->td->srv->dns, DNS_Q_TXT, qname, td_on_txt, run);
 }
 
+static void td_arm_report(struct tlsrptd *td);
+
 static int
 td_run_start(
     struct tlsrptd *td, struct buf *out, void (*done)(void *), void *arg)
@@ -784,15 +786,31 @@ td_run_start(
 	td_lane_push(td, TD_STATE, run->t);
 	td_lane_push2(td, TD_STATE, NULL, true);
 	td->written_sessions = td->written_dropped = 0;
+	if (td->report_timer != NULL) /* the next one, from this period */
+		td_arm_report(td);
 	td_run_next(run);
 	return 0;
 }
 
+/*
+ * The next run is due one interval after the current period began, and
+ * the period's start survives restarts (STATE/tlsrpt.state): a ternd
+ * restarted more often than the interval still reports.  One overdue at
+ * start waits TLSRPTD_START_DELAY for the resolver and the queue.
+ */
 static void
 td_arm_report(struct tlsrptd *td)
 {
-	struct timeval tv = {(time_t)td->srv->conf->tlsrpt_report_interval, 0};
+	int64_t iv = (int64_t)td->srv->conf->tlsrpt_report_interval;
+	int64_t d = tlsrpt_begin(td->cur) + iv - (int64_t)time(NULL);
+	struct timeval tv;
 
+	if (d < TLSRPTD_START_DELAY)
+		d = TLSRPTD_START_DELAY;
+	if (d > iv)
+		d = iv;
+	tv.tv_sec = (time_t)d;
+	tv.tv_usec = 0;
 	if (event_add(td->report_timer, &tv) != 0)
 		panic("event=tlsrpt_report error=event_add");
 }

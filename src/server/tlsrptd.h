@@ -10,7 +10,8 @@
  * report: the domain's "_smtp._tls" TXT record names where (rua); a
  * mailto: gets a mail through tern's own queue (RFC 8460 5.3, signed
  * like a DSN when a DKIM key applies), an https: the gzipped JSON POSTed
- * with libcurl on a worker thread.  A domain without a record gets no
+ * with libcurl on a worker thread.  A run is due one interval after the
+ * period began (kept across restarts).  A domain without a record gets no
  * report (its counts are dropped at the run); one whose lookup failed
  * for now goes back to the current period.
  *
@@ -33,9 +34,10 @@ struct server;
 struct tlsrpt;
 struct tlsrptd;
 
-#define TLSRPTD_FLUSH_SECS 10 /* the table goes to disk this often */
-#define TLSRPTD_POST_SECS  60 /* an HTTPS POST's whole time */
-#define TLSRPTD_GZ_MAX	   ((size_t)4 << 20) /* a report, gzipped */
+#define TLSRPTD_FLUSH_SECS  10 /* the table goes to disk this often */
+#define TLSRPTD_POST_SECS   60 /* an HTTPS POST's whole time */
+#define TLSRPTD_GZ_MAX	    ((size_t)4 << 20) /* a report, gzipped */
+#define TLSRPTD_START_DELAY 10 /* s: an overdue run after a start */
 
 /*
  * Read STATE/tlsrpt.state (and .pending); NULL when tlsrpt.reports = no.

@@ -436,3 +436,36 @@ def test_handshake_failure_counted_once(ternd, dnsmasq):
         assert f[7] != "-", state       # the error, as failure-reason-code
     finally:
         c.close()
+
+
+def test_overdue_period_reported_after_start(ternd, dnsmasq):
+    """The period's start is kept across restarts, so a run is due one
+    interval after it, not after the last start: a state file whose
+    period began two days ago is reported shortly after ternd starts."""
+    b = ternd({"hostname": "mx.example.net", "domains": "example.net"},
+              users=(RUA_BOX,), state="B")
+    dns = dnsmasq(mx=[("example.net", "mx.example.net", 10)],
+                  hosts=[("mx.example.net", "127.0.0.1")],
+                  extra=[txt_rr("_smtp._tls.example.com",
+                                f"v=TLSRPTv1; rua=mailto:{RUA_BOX}")])
+    a = ternd({"hostname": "mx.example.org", "domains": "example.org",
+               "dns.servers": dns.server, "relay.port": str(b.port),
+               "tlsrpt.reports": "yes", "tlsrpt.report_interval": "86400"},
+              users=("claire@example.org",), state="A", start=False)
+    begin = int(time.time()) - 2 * 86400
+    p = a.state_dir / "tlsrpt.state"
+    p.write_text(f"tlsrpt-state 1\nbegin {begin} 0\nD example.com\n"
+                 "P no-policy-found 5 1 0 - -\n"
+                 "F starttls-not-supported 1 192.0.2.1 192.0.2.9 "
+                 "mx.example.com - -\n")
+    if RUN_AS:
+        shutil.chown(p, RUN_AS[1], RUN_AS[2])
+    a.start()
+    [d] = wait_for(lambda: b.messages(RUA_BOX), "the overdue report",
+                   timeout=40 * SLOW)
+    _, _, doc = report_mail(d)
+    [pol] = doc["policies"]
+    assert pol["summary"] == {"total-successful-session-count": 5,
+                              "total-failure-session-count": 1}, pol
+    assert doc["date-range"]["start-datetime"] == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(begin)), doc
