@@ -83,7 +83,7 @@ MAINS    := src/server/main.c src/cli/main.c
 CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/mime/*.c src/conf/*.c src/mailauth/*.c src/milter/*.c \
               src/screen/*.c src/rate/*.c \
-              src/policy/*.c src/metrics/*.c) \
+              src/policy/*.c src/metrics/*.c src/tlsrpt/*.c) \
               src/auth/sasl.c src/auth/throttle.c src/queue/envelope.c \
               src/queue/bounce.c src/queue/retry.c \
               src/queue/sched.c src/queue/attempt.c src/queue/dsn.c \
@@ -108,7 +108,7 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
                test_sched test_attempt test_dsn test_envjson test_qlog test_spf test_dkim test_dmarc test_authres \
                test_arc test_srs test_inbound test_dkimsel test_dnscache test_milter test_dnsbl \
                test_policy test_slowdown test_metrics test_tlsa \
-               test_sts test_versions))
+               test_sts test_versions test_tlsrpt))
 # The tests that drive the durable steps through fs/file.c's fault
 # hook: they link the fault builds of file.c and logspool.c ($(B)/fault/,
 # as ternd-fault does) ahead of the archives, so the archives' own

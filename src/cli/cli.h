@@ -54,6 +54,8 @@ int cli_queue(const struct conf *c, int argc, char **argv);
 int cli_dkim(const struct conf *c, int argc, char **argv);
 /* "tern ... dmarc report [--dry-run]": argv[0] is "dmarc" (dmarc.c). */
 int cli_dmarc(const struct conf *c, int argc, char **argv);
+/* "tern ... tlsrpt send --now" (tlsrpt.c). */
+int cli_tlsrpt(const struct conf *c, int argc, char **argv);
 /* "tern ... doctor [DOMAIN...] [--address IP] [--json]" (doctor.c). */
 int cli_doctor(const struct conf *c, int argc, char **argv);
 /* As root with "user" configured, become that user (main.c): 0, or 1

@@ -19,7 +19,13 @@
  * mailauth/dmarc); the certificate of the TLS listeners; state_dir's owner,
  * mode and free space; the queue's oldest message (over control.sock);
  * port 25 (listen.smtp's port) on the address answers with a 220.
- * MTA-STS and TLS-RPT are not checked: tern has neither yet.
+ * Then, per domain, the records of the TLS policies tern's peers read
+ * (docs/tls-auth.md): the "_smtp._tls" TLS-RPT record (parsed by
+ * tlsrpt/tlsrpt.h; the one to publish when there is none), and the
+ * "_mta-sts" TXT record with the policy file to serve for it: ternd
+ * serves nothing over HTTP, so that file is the administrator's web
+ * server's, and is printed, not fetched.  Neither record is required:
+ * their absence is an ok line with what to publish.
  *
  * DNS goes to dns.servers, else /etc/resolv.conf, with a short deadline
  * per lookup (DR_DNS_TIMEOUT_MS).  Once the resolver has failed to answer,
@@ -52,6 +58,7 @@
 #include "mailauth/dmarc.h"
 #include "mailauth/spf.h"
 #include "tls/tls.h"
+#include "tlsrpt/tlsrpt.h"
 
 #define DR_DNS_TIMEOUT_MS  4000 /* one lookup, all its tries */
 #define DR_TCP_TIMEOUT_MS  5000 /* connect to port 25, then the greeting */
@@ -843,6 +850,146 @@ dr_check_dmarc(struct dr *d, const char *dom)
 	    first.nrua > 0 ? ", aggregate reports requested" : "");
 }
 
+/* ---- TLS-RPT and MTA-STS records (docs/tls-auth.md) -------------------- */
+
+static void
+dr_check_tlsrpt(struct dr *d, const char *dom)
+{
+	char name[DNS_NAME_MAX + 16], fix[DR_FIX_MAX];
+	const char *txt[DNS_ANSWER_RRS];
+	struct tlsrpt_record rec;
+	enum tlsrpt_parse pr;
+	size_t i;
+	int pick;
+
+	str_fmt_cut(name, sizeof(name), "_smtp._tls.%s", dom);
+	if (!dr_lookup(d, "tlsrpt", DNS_Q_TXT, name))
+		return;
+	for (i = 0; i < d->ans->n; i++)
+		txt[i] = d->ans->recs + d->ans->off[i];
+	pick = tlsrpt_record_pick(txt, d->ans->len, d->ans->n);
+	if (pick == -1) {
+		str_fmt_cut(fix, sizeof(fix),
+		    "to receive reports of TLS failures from other servers, "
+		    "add \"%s. IN TXT \\\"v=TLSRPTv1; "
+		    "rua=mailto:tlsrpt@%s\\\"\"",
+		    name, dom);
+		dr_add(d, DR_OK, "tlsrpt", fix,
+		    "%s has no TLS-RPT record (optional, RFC 8460)", dom);
+		return;
+	}
+	if (pick == -2) {
+		dr_add(d, DR_WARN, "tlsrpt",
+		    "keep one v=TLSRPTv1 record and delete the others",
+		    "%s has several TLS-RPT records at %s: senders use none "
+		    "(RFC 8460 3)",
+		    dom, name);
+		return;
+	}
+	pr = tlsrpt_record_parse(txt[pick], d->ans->len[pick], &rec);
+	if (pr != TLSRPT_PARSE_OK) {
+		str_fmt_cut(fix, sizeof(fix),
+		    "give the record at %s a rua= of mailto: or https: URIs, "
+		    "e.g. \"v=TLSRPTv1; rua=mailto:tlsrpt@%s\"",
+		    name, dom);
+		dr_add(d, DR_WARN, "tlsrpt", fix,
+		    "%s's TLS-RPT record has no usable rua: senders send no "
+		    "report",
+		    dom);
+		return;
+	}
+	dr_add(d, DR_OK, "tlsrpt", NULL,
+	    "%s: TLS-RPT record, reports to %s%s%s", dom, rec.rua[0].uri,
+	    rec.nrua > 1 ? " and more" : "",
+	    rec.skipped > 0 ? " (some URIs unusable)" : "");
+}
+
+/* "v=STSv1; id=..." (RFC 8461 3.1): true with its id in id */
+static bool
+dr_sts_id(const char *t, size_t len, char *id, size_t idlen)
+{
+	const char *p;
+	size_t n = 0;
+
+	if (len < 7 || memcmp(t, "v=STSv1", 7) != 0)
+		return false;
+	for (p = t; p + 3 <= t + len; p++) {
+		if (memcmp(p, "id=", 3) != 0 ||
+		    (p != t && p[-1] != ';' && p[-1] != ' ' && p[-1] != '\t'))
+			continue;
+		p += 3;
+		while (p + n < t + len && n + 1 < idlen &&
+		       ((p[n] >= 'a' && p[n] <= 'z') ||
+			   (p[n] >= 'A' && p[n] <= 'Z') ||
+			   (p[n] >= '0' && p[n] <= '9')))
+			n++;
+		if (n == 0 || n > 32)
+			return false;
+		memcpy(id, p, n);
+		id[n] = '\0';
+		return true;
+	}
+	return false;
+}
+
+static void
+dr_check_mtasts(struct dr *d, const char *dom)
+{
+	char name[DNS_NAME_MAX + 16], fix[DR_FIX_MAX], id[40], file[600];
+	size_t i, n = 0, found = 0;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	str_fmt_cut(name, sizeof(name), "_mta-sts.%s", dom);
+	/* the file the admin's web server must serve: mode testing first,
+	 * enforce once TLS-RPT reports are clean (RFC 8461 5) */
+	str_fmt_cut(file, sizeof(file),
+	    "version: STSv1\\nmode: testing\\nmx: %s\\nmax_age: 604800\\n",
+	    d->c->hostname);
+	if (!dr_lookup(d, "mta-sts", DNS_Q_TXT, name))
+		return;
+	for (i = 0; i < d->ans->n; i++) {
+		const char *t = d->ans->recs + d->ans->off[i];
+
+		if (d->ans->len[i] >= 7 && memcmp(t, "v=STSv1", 7) == 0) {
+			found++;
+			if (dr_sts_id(t, d->ans->len[i], id, sizeof(id)))
+				n++;
+		}
+	}
+	if (found == 0) {
+		if (gmtime_r(&now, &tm) == NULL ||
+		    strftime(id, sizeof(id), "%Y%m%dT%H%M%S", &tm) == 0)
+			str_fmt_cut(id, sizeof(id), "1");
+		str_fmt_cut(fix, sizeof(fix),
+		    "to have senders require TLS to you, serve at "
+		    "https://mta-sts.%s/.well-known/mta-sts.txt (your web "
+		    "server: ternd serves no HTTP) the text \"%s\", then add "
+		    "\"%s. IN TXT \\\"v=STSv1; id=%s\\\"\"",
+		    dom, file, name, id);
+		dr_add(d, DR_OK, "mta-sts", fix,
+		    "%s has no MTA-STS record (optional, RFC 8461)", dom);
+		return;
+	}
+	if (found > 1 || n != 1) {
+		str_fmt_cut(fix, sizeof(fix),
+		    "keep one record \"v=STSv1; id=ID\" at %s (ID: 1 to 32 "
+		    "letters and digits, changed whenever the policy file "
+		    "changes)",
+		    name);
+		dr_add(d, DR_WARN, "mta-sts", fix,
+		    "%s's MTA-STS record at %s is %s: senders ignore it "
+		    "(RFC 8461 3.1)",
+		    dom, name, found > 1 ? "doubled" : "without a valid id");
+		return;
+	}
+	dr_add(d, DR_OK, "mta-sts", NULL,
+	    "%s: MTA-STS record id=%s; its policy file is served by your web "
+	    "server (ternd serves no HTTP) at "
+	    "https://mta-sts.%s/.well-known/mta-sts.txt, e.g. \"%s\"",
+	    dom, id, dom, file);
+}
+
 /* ---- the certificate ---------------------------------------------------- */
 
 static void
@@ -1269,6 +1416,10 @@ cli_doctor(const struct conf *c, int argc, char **argv)
 		dr_check_dkim(&d, doms[k]);
 	for (k = 0; k < ndoms; k++)
 		dr_check_dmarc(&d, doms[k]);
+	for (k = 0; k < ndoms; k++)
+		dr_check_tlsrpt(&d, doms[k]);
+	for (k = 0; k < ndoms; k++)
+		dr_check_mtasts(&d, doms[k]);
 	dr_check_cert(&d);
 	dr_check_state_dir(&d);
 	dr_check_queue(&d);

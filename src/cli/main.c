@@ -81,6 +81,8 @@ static const char cli_usage_text[] =
     "  dkim list                             the DKIM keys and records\n"
     "  dmarc report [--dry-run]              send the DMARC aggregate reports\n"
     "                                        due now (--dry-run: print them)\n"
+    "  tlsrpt send --now                     send the TLS reports (RFC 8460)\n"
+    "                                        now\n"
     "  doctor [DOMAIN...] [--address IP] [--json]\n"
     "                                        check DNS (MX, PTR, SPF, DKIM,\n"
     "                                        DMARC), certificate, state_dir,\n"
@@ -765,6 +767,8 @@ cli_run(struct cli *cl, int argc, char **argv)
 		return cli_dkim(cl->conf, argc, argv);
 	if (strcmp(cmd, "dmarc") == 0)
 		return cli_dmarc(cl->conf, argc, argv);
+	if (strcmp(cmd, "tlsrpt") == 0)
+		return cli_tlsrpt(cl->conf, argc, argv);
 	if (strcmp(cmd, "doctor") == 0)
 		return cli_doctor(cl->conf, argc, argv);
 	if (strcmp(cmd, "mailq") == 0)

@@ -208,6 +208,12 @@ static const struct conf_key conf_keys[] = {
 	K("sts", "enable", CONF_T_BOOL, sts_enable, 0, 0),
 	K("sts", "cache_entries", CONF_T_UINT, sts_cache_entries, 1, 1000000),
 	K("sts", "fetch_timeout", CONF_T_SECS, sts_fetch_timeout, 1, 300),
+	/* TLS-RPT (RFC 8460): server/tlsrptd.h, docs/tls-auth.md */
+	K("tlsrpt", "reports", CONF_T_BOOL, tlsrpt_reports, 0, 0),
+	K("tlsrpt", "report_interval", CONF_T_SECS, tlsrpt_report_interval, 60, 31 * 86400),
+	K("tlsrpt", "report_from", CONF_T_STR, tlsrpt_report_from, 0, 0),
+	K("tlsrpt", "report_org", CONF_T_STR, tlsrpt_report_org, 0, 0),
+	K("tlsrpt", "max_domains", CONF_T_UINT, tlsrpt_max_domains, 1, 1000000),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -216,7 +222,7 @@ static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
 	"srs", "arc", "milter", "screen", "greylist", "rate", "policy",
-	"metrics", "tls_policy", "sts",
+	"metrics", "tls_policy", "sts", "tlsrpt",
 };
 /* clang-format on */
 
@@ -1455,6 +1461,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->spf_check = true;
 	c->dmarc_report_interval = 86400;
 	c->dmarc_report_max_rows = 100000;
+	c->tlsrpt_report_interval = 86400;
+	c->tlsrpt_max_domains = 10000;
 	c->srs_enable = true;
 	c->srs_max_age = 21;
 	c->dkim_verify = true;

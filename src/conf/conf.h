@@ -144,6 +144,14 @@ struct conf {
 	char *dmarc_report_org; /* dmarc.report_org: NULL means HOSTNAME */
 	unsigned dmarc_report_max_rows; /* dmarc.report_max_rows, 100000:
 					   distinct rows kept until sent */
+	/* TLS-RPT (RFC 8460, server/tlsrptd.h) */
+	bool tlsrpt_reports; /* tlsrpt.reports, false: count outbound TLS
+				outcomes and send the daily reports */
+	unsigned tlsrpt_report_interval; /* tlsrpt.report_interval, 86400 s */
+	char *tlsrpt_report_from;	 /* NULL: tlsrpt-noreply@HOSTNAME */
+	char *tlsrpt_report_org;	 /* NULL: HOSTNAME */
+	unsigned tlsrpt_max_domains;	 /* distinct policy domains per period,
+					    10000; more are counted as dropped */
 	bool srs_enable;      /* srs.enable, true: SRS of forwarded mail's
 				 sender, reversal of bounces (docs/mailauth.md) */
 	char *srs_domain;     /* srs.domain: default the first of domains */

@@ -74,6 +74,7 @@
 #include "tls/dane.h"
 #include "tls/sesscache.h"
 #include "tls/tls.h"
+#include "tlsrpt/tlsrpt.h"
 #include "util/util.h"
 #include "deliver/dest.h"
 #include "deliver/dns.h"
@@ -128,12 +129,15 @@ struct rconn {
 	struct tlspol pol;
 	bool tls_verified;  /* this session's peer was authenticated */
 	const char *tlsrpt; /* RFC 8460 result type of a TLS failure */
+	bool tlsrpt_noted;  /* this session's TLS outcome was counted */
 };
 
 static int rconn_drive(struct rconn *c);
 static int rconn_try(struct rconn *c);
 static bool rconn_sts_enforce(const struct rconn *c);
 static void rconn_sts_no_tls(const struct rconn *c);
+static void rconn_tlsrpt(
+    struct rconn *c, enum tlsrpt_result res, const char *why);
 
 /* ======================================================================
  * Small helpers
@@ -519,6 +523,10 @@ rconn_pick_policy(struct rconn *c)
 	c->tlsrpt = c->pol.tlsrpt;
 	log_sanitize(c->host_log, sizeof(c->host_log),
 	    c->res.hosts[c->host].name, strlen(c->res.hosts[c->host].name));
+	/* counted for TLS-RPT too: no session, no peer address */
+	c->ip[0] = '\0';
+	c->tlsrpt_noted = false;
+	rconn_tlsrpt(c, TLSRPT_VALIDATION_FAILURE, c->pol.why);
 	str_fmt_cut(q, sizeof(q), "MX host %s: %s", c->host_log, c->pol.why);
 	smtp_client_result_set(&c->last, SMTP_RESULT_TEMP, 451, "4.7.5", q);
 	rconn_tag_result(c, &c->last);
@@ -826,7 +834,6 @@ rconn_txn_done(struct rconn *c)
 
 static int rconn_starttls(struct rconn *c);
 static int body_start(struct rconn *c);
-
 /* One client step: 1 to go on, 0 or -1 to return it. */
 static int
 rconn_act(struct rconn *c, enum smtp_client_action act, bool progress)
@@ -841,8 +848,10 @@ rconn_act(struct rconn *c, enum smtp_client_action act, bool progress)
 	case SMTP_CLIENT_STARTTLS:
 		return rconn_starttls(c);
 	case SMTP_CLIENT_SEND_BODY:
+		rconn_tlsrpt(c, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
 		return body_start(c);
 	case SMTP_CLIENT_DONE:
+		rconn_tlsrpt(c, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
 		rconn_txn_done(c);
 		return 1;
 	case SMTP_CLIENT_CLOSED:
@@ -1180,6 +1189,7 @@ rconn_tls_up(struct rconn *c)
 	   and [tls_policy] verify end here */
 	if (rconn_must_verify(c) && !verified)
 		return rconn_tls_failed(c, why);
+	rconn_tlsrpt(c, TLSRPT_SUCCESS, NULL);
 	c->phase = PH_SMTP;
 	if (c->sc == NULL) /* implicit TLS: the SMTP session starts now */
 		return rconn_session_begin(c, verified);
@@ -1219,6 +1229,7 @@ rconn_tls_failed(struct rconn *c, const char *why)
 	    rconn_id(c), c->host_log, c->addr_log, rconn_sm_log(c),
 	    rconn_pol_log(c, pl, sizeof(pl)),
 	    log_quote(q, sizeof(q), why, strlen(why)));
+	rconn_tlsrpt(c, tlsrpt_result_of_tls_error(why), why);
 	if (c->sc == NULL)
 		return rconn_implicit_failed(c, why);
 	if (!rconn_require_tls(c) && !c->plain_retry) {
@@ -1233,6 +1244,139 @@ rconn_tls_failed(struct rconn *c, const char *why)
 	rconn_shell_fail(
 	    c, 451, "4.7.5", "TLS handshake with %s failed: %s", c->label, why);
 	return rconn_failed(c);
+}
+
+/*
+ * TLS-RPT (tlsrpt.h): count this session's TLS outcome once, for MX
+ * delivery only.  STARTTLS_NOT_SUPPORTED is asked at every transaction
+ * step and counts only when STARTTLS was wanted and the session is still
+ * plain: the peer did not offer it (a plaintext retry after a failed
+ * handshake was counted as that failure).  Today's policy is always
+ * no-policy-found; DANE and MTA-STS pass theirs here.
+ */
+/* RFC 8460 4.4's policy of c's session: DANE's TLSA records, an MTA-STS
+ * policy (testing or enforce), or none (opportunistic, an override). */
+static enum tlsrpt_policy
+rconn_tlsrpt_policy(const struct rconn *c)
+{
+	if (!c->has_pol)
+		return TLSRPT_POL_NONE;
+	if (c->pol.source == TLSPOL_SRC_DANE)
+		return TLSRPT_POL_TLSA;
+	if (c->pol.source == TLSPOL_SRC_MTA_STS && c->d->sts != NULL)
+		return TLSRPT_POL_STS;
+	return TLSRPT_POL_NONE;
+}
+
+/* Policy-strings being written (RFC 8460 4.4): one NUL-terminated line
+ * each in text, pointed at from line[]. */
+struct rpt_lines {
+	char text[TLSRPT_POLSTR_MAX];
+	size_t off, n;
+	const char *line[TLSRPT_POLSTR_N];
+};
+
+static void rpt_line(struct rpt_lines *l, const char *fmt, ...)
+    PRINTF_LIKE(2, 3);
+
+static void
+rpt_line(struct rpt_lines *l, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (l->n >= TLSRPT_POLSTR_N || l->off >= sizeof(l->text))
+		return;
+	va_start(ap, fmt);
+	str_vfmt_cut(l->text + l->off, sizeof(l->text) - l->off, fmt, ap);
+	va_end(ap);
+	l->line[l->n++] = l->text + l->off;
+	l->off += strlen(l->text + l->off) + 1;
+}
+
+/* The policy-strings of policy p for c into l; mx: the MTA-STS mx
+ * patterns (*nmx of them). */
+static void
+rconn_tlsrpt_strings(const struct rconn *c, enum tlsrpt_policy p,
+    struct rpt_lines *l, const char **mx, size_t *nmx)
+{
+	static const char hx[] = "0123456789abcdef";
+	size_t i, k;
+
+	*nmx = 0;
+	if (p == TLSRPT_POL_STS) {
+		const struct sts_policy *sp = &c->d->sts->pol;
+
+		rpt_line(l, "version: STSv1");
+		rpt_line(l, "mode: %s", sts_mode_name(sp->mode));
+		for (i = 0; i < sp->nmx; i++) {
+			mx[i] = sp->mx[i];
+			rpt_line(l, "mx: %s", sp->mx[i]);
+		}
+		*nmx = sp->nmx;
+		rpt_line(l, "max_age: %u", (unsigned)sp->max_age);
+	} else if (p == TLSRPT_POL_TLSA) {
+		const struct tlsa_set *ts = &c->res.hosts[c->host].tlsa_set;
+
+		for (i = 0; i < ts->n; i++) {
+			char hex[2 * TLSA_DATA_MAX + 1];
+
+			for (k = 0; k < ts->rr[i].len; k++) {
+				hex[2 * k] = hx[ts->rr[i].data[k] >> 4];
+				hex[2 * k + 1] = hx[ts->rr[i].data[k] & 15];
+			}
+			hex[2 * k] = '\0';
+			rpt_line(l, "%u %u %u %s", ts->rr[i].usage,
+			    ts->rr[i].selector, ts->rr[i].mtype, hex);
+		}
+	}
+}
+
+static void
+rconn_tlsrpt(struct rconn *c, enum tlsrpt_result res, const char *why)
+{
+	struct remote *r = c->d->r;
+	struct tlsrpt_outcome o = {0};
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct dns_addr a;
+	uint16_t port;
+	char local[INET6_ADDRSTRLEN] = "";
+	int fd = c->bev != NULL ? (int)bufferevent_getfd(c->bev) : c->fd;
+	static struct rpt_lines lines;
+	const char *mx[STS_MX_MAX];
+	int k;
+
+	if (r->tlsrpt == NULL || c->tlsrpt_noted || c->d->smarthost ||
+	    c->d->lmtp)
+		return;
+	if (res == TLSRPT_STARTTLS_NOT_SUPPORTED &&
+	    (c->plain_retry || rconn_ctx(c) == NULL || c->sc == NULL ||
+		smtp_client_tls(c->sc)))
+		return;
+	c->tlsrpt_noted = true;
+	if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    dns_addr_from_sockaddr(&ss, &a, &port) &&
+	    dns_addr_format(&a, local, sizeof(local)) != 0)
+		local[0] = '\0';
+	o.domain = c->d->key;
+	o.policy = rconn_tlsrpt_policy(c);
+	lines.off = lines.n = 0;
+	rconn_tlsrpt_strings(c, o.policy, &lines, mx, &o.nmx_patterns);
+	o.policy_strings = lines.line;
+	o.npolicy_strings = lines.n;
+	o.mx_patterns = mx;
+	/* the policy code's own verdict (DANE, MTA-STS) when it has one */
+	if (res != TLSRPT_SUCCESS && c->tlsrpt != NULL &&
+	    (k = tlsrpt_result_of(c->tlsrpt, strlen(c->tlsrpt))) >= 0)
+		res = (enum tlsrpt_result)k;
+	o.mx_host = c->res.hosts[c->host].name;
+	o.result = res;
+	o.sending_ip = local;
+	o.receiving_ip = c->ip;
+	o.reason = why;
+	tlsrpt_record(r->tlsrpt, &o);
+	log_info("id=%s mx=%s addr=%s event=tlsrpt tlsrpt_result=%s",
+	    rconn_id(c), c->host_log, c->addr_log, tlsrpt_result_name(res));
 }
 
 /* The next chunk of the 7-bit form, stuffed into c->body; true at the
@@ -1377,7 +1521,7 @@ rconn_session_start(struct rconn *c)
 
 	event_free(c->ev_connect);
 	c->ev_connect = NULL;
-	c->body_sent = c->shell_err = false;
+	c->body_sent = c->shell_err = c->tlsrpt_noted = false;
 	log_info("id=%s mx=%s addr=%s event=connect", rconn_id(c), c->host_log,
 	    c->addr_log);
 	if (!(c->d->smarthost && c->d->r->sm_implicit))
@@ -1649,6 +1793,7 @@ remote_new(struct event_base *base, struct dns *dns, SSL_CTX *client_ctx,
 	r->dest_conc = dup_or_null(conf->destination_concurrency);
 	r->t_connect = conf->timeout_connect > 0 ? conf->timeout_connect : 30;
 	r->t_command = conf->timeout_command > 0 ? conf->timeout_command : 300;
+	r->tlsrpt = conf->tlsrpt;
 	jobq_init(&r->done);
 	dest_set_self(r, conf);
 	r->done_ev = event_new(base, -1, 0, remote_on_done, r);

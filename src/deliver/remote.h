@@ -49,6 +49,7 @@
 struct event_base;
 struct remote;
 struct sockaddr_storage;
+struct tlsrpt;
 
 #define REMOTE_SELF_MAX	  8  /* listening sockets remote_conf.self holds */
 #define REMOTE_IFADDR_MAX 64 /* interface addresses remembered */
@@ -126,6 +127,14 @@ struct remote_conf {
 	 */
 	struct mtasts *sts;
 	SSL_CTX *sts_ctx;
+	/*
+	 * TLS-RPT (RFC 8460): every outbound TLS outcome towards an MX host
+	 * (STARTTLS not offered, handshake failed, TLS up) is counted here
+	 * with tlsrpt_record(), on the loop; NULL: not counted.  Not taken
+	 * over: the caller keeps it alive until remote_free().  Smarthost
+	 * and LMTP sessions are not counted (no policy domain's MX).
+	 */
+	struct tlsrpt *tlsrpt;
 	unsigned timeout_connect; /* seconds, 0: 30 */
 	unsigned timeout_command; /* seconds per reply, 0: 300; the reply
 				     to the final dot gets twice this

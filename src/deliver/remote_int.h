@@ -61,6 +61,7 @@ struct remote {
 	bool stopping; /* remote_stop(): no job waits for a pause */
 	bool dnssec;   /* remote_conf.dnssec: DANE for MX hosts */
 	struct tlspol_map *tls_map; /* [tls_policy] (deliver/tlspolicy.h) */
+	struct tlsrpt *tlsrpt;	    /* remote_conf.tlsrpt, or NULL */
 };
 
 /* A copy of s, or NULL for NULL. */

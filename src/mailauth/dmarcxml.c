@@ -409,7 +409,8 @@ dmarcxml_mail_head(const struct dmarcxml_mail *m, struct buf *out)
 	if (!dx_line_safe(m->from) || !dx_line_safe(m->domain) ||
 	    !dx_line_safe(m->submitter) || !dx_line_safe(m->report_id) ||
 	    !dx_line_safe(m->date) || !dx_line_safe(m->message_id) ||
-	    !dx_line_safe(m->boundary) || m->nto == 0)
+	    !dx_line_safe(m->boundary) || m->nto == 0 ||
+	    (m->content_type != NULL && !dx_line_safe(m->content_type)))
 		return -1;
 	if (buf_printf(out, "From: <%s>\r\n", m->from) != 0 ||
 	    dx_to(m, out) != 0 ||
@@ -421,10 +422,12 @@ dmarcxml_mail_head(const struct dmarcxml_mail *m, struct buf *out)
 		"Subject: Report Domain: %s\r\n Submitter: %s\r\n"
 		" Report-ID: <%s>\r\n",
 		m->domain, m->submitter, m->report_id) != 0 ||
+	    (m->extra != NULL && buf_append_str(out, m->extra) != 0) ||
 	    buf_printf(out,
 		"MIME-Version: 1.0\r\n"
-		"Content-Type: multipart/mixed; boundary=\"%s\"\r\n"
+		"Content-Type: %s; boundary=\"%s\"\r\n"
 		"\r\n",
+		m->content_type != NULL ? m->content_type : "multipart/mixed",
 		m->boundary) != 0)
 		return -1;
 	return 0;
@@ -449,27 +452,44 @@ dx_b64_lines(const unsigned char *gz, size_t gzlen, struct buf *out)
 }
 
 int
-dmarcxml_mail_body(const char *boundary, const char *domain,
-    const char *filename, const unsigned char *gz, size_t gzlen,
-    struct buf *out)
+dmarcxml_mail_parts(const char *boundary, const char *preamble,
+    const char *text, const char *type, const char *filename,
+    const unsigned char *gz, size_t gzlen, struct buf *out)
 {
-	if (!dx_line_safe(boundary) || !dx_line_safe(domain) ||
+	if (!dx_line_safe(boundary) || !dx_line_safe(type) ||
 	    !dx_line_safe(filename) || strchr(filename, '"') != NULL)
 		return -1;
 	if (buf_printf(out,
-		"This is a DMARC aggregate report (RFC 7489 7.2) in MIME "
-		"format.\r\n\r\n--%s\r\n"
+		"%s\r\n\r\n--%s\r\n"
 		"Content-Type: text/plain; charset=us-ascii\r\n\r\n"
-		"DMARC aggregate report for %s: see the attached file.\r\n"
+		"%s\r\n"
 		"\r\n--%s\r\n"
-		"Content-Type: application/gzip; name=\"%s\"\r\n"
+		"Content-Type: %s; name=\"%s\"\r\n"
 		"Content-Transfer-Encoding: base64\r\n"
 		"Content-Disposition: attachment; filename=\"%s\"\r\n\r\n",
-		boundary, domain, boundary, filename, filename) != 0 ||
+		preamble, boundary, text, boundary, type, filename,
+		filename) != 0 ||
 	    dx_b64_lines(gz, gzlen, out) != 0 ||
 	    buf_printf(out, "\r\n--%s--\r\n", boundary) != 0)
 		return -1;
 	return 0;
+}
+
+int
+dmarcxml_mail_body(const char *boundary, const char *domain,
+    const char *filename, const unsigned char *gz, size_t gzlen,
+    struct buf *out)
+{
+	char text[DMARCXML_NAME_MAX + 96];
+
+	if (!dx_line_safe(domain) ||
+	    str_fmt(text, sizeof(text),
+		"DMARC aggregate report for %s: see the attached file.",
+		domain) != 0)
+		return -1;
+	return dmarcxml_mail_parts(boundary,
+	    "This is a DMARC aggregate report (RFC 7489 7.2) in MIME format.",
+	    text, "application/gzip", filename, gz, gzlen, out);
 }
 
 /* ---- one evaluated message ----------------------------------------------- */

@@ -126,6 +126,12 @@ struct dmarcxml_mail {
 	const char *date;	/* RFC 5322 date-time */
 	const char *message_id; /* "<...>" */
 	const char *boundary;	/* MIME boundary, without "--" */
+	/* the TLS-RPT reports (tlsrpt/tlsrpt.h) share this head: */
+	const char *content_type; /* NULL: multipart/mixed; else the type
+				     and its parameters before boundary=,
+				     e.g. multipart/report; report-type=... */
+	const char *extra; /* NULL, or more header fields, each line ending
+			      in CRLF (the caller made them line-safe) */
 };
 
 /*
@@ -143,6 +149,15 @@ int dmarcxml_mail_head(const struct dmarcxml_mail *m, struct buf *out) WUR;
 int dmarcxml_mail_body(const char *boundary, const char *domain,
     const char *filename, const unsigned char *gz, size_t gzlen,
     struct buf *out) WUR;
+/*
+ * The same body for any report: preamble, then a text/plain part holding
+ * text, then the attachment of media type type (gz in base64) named
+ * filename, then the closing boundary.  0, or -1 when out is full or a
+ * value would break a line.
+ */
+int dmarcxml_mail_parts(const char *boundary, const char *preamble,
+    const char *text, const char *type, const char *filename,
+    const unsigned char *gz, size_t gzlen, struct buf *out) WUR;
 
 /* ---- one evaluated message ------------------------------------------- */
 

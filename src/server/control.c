@@ -26,6 +26,7 @@
 
 #include "server/control.h"
 #include "server/dmarcrep.h"
+#include "server/tlsrptd.h"
 #include "server/dkimkeys.h"
 #include "server/dkimsign.h"
 #include "server/fault.h"
@@ -154,6 +155,21 @@ ctl_dmarc(struct ctl_conn *cc)
 	ctl_answered(cc);
 }
 
+/* `tern tlsrpt send --now`: the TLS reports due now (tlsrptd.h) */
+static void
+ctl_tlsrpt(struct ctl_conn *cc)
+{
+	if (cc->srv->tlsrptd != NULL) {
+		tlsrptd_control(cc->srv->tlsrptd, &cc->out, ctl_answered, cc);
+		return;
+	}
+	if (buf_append_str(&cc->out,
+		"{\"ok\":false,\"error\":\"TLS reports are off "
+		"(tlsrpt.reports = no)\"}\n") != 0)
+		log_err("event=control error=\"no room for a reply\"");
+	ctl_answered(cc);
+}
+
 /* `tern dkim activate`: load STATE/dkim again, say what is active. */
 static void
 ctl_dkim_reload(struct ctl_conn *cc)
@@ -205,6 +221,11 @@ ctl_on_read(struct bufferevent *bev, void *arg)
 	if (strcmp(line, "DMARC-REPORT") == 0) {
 		free(line);
 		ctl_dmarc(cc);
+		return;
+	}
+	if (strcmp(line, "TLSRPT-SEND") == 0) {
+		free(line);
+		ctl_tlsrpt(cc);
 		return;
 	}
 	if (strcmp(line, "DKIM-RELOAD") == 0) {

@@ -39,6 +39,7 @@
 #include "queue/queue.h"
 #include "server/dkimsign.h"
 #include "server/dmarcrep.h"
+#include "server/reportcommon.h"
 #include "server/server.h"
 #include "store/store.h"
 
@@ -500,22 +501,13 @@ dr_on_consent(const struct dns_answer *ans, void *arg)
 	struct dr_run *run = ask->run;
 	const struct dmarc_uri *u = &run->rec.rua[ask->uri];
 	const char **txt = xcalloc(ans->n + 1, sizeof(*txt));
-	size_t *len = xcalloc(ans->n + 1, sizeof(*len)), n = 0, i, idx = 0;
-	char *store = xcalloc(1, DNS_ANSWER_DATA + 1), *at = store;
+	size_t *len = xcalloc(ans->n + 1, sizeof(*len)), idx = 0;
+	char *store = xcalloc(1, DNS_ANSWER_DATA + 1);
 	struct dmarc_txt t = {DMARC_DNS_OK, txt, len, 0};
 	char addr[DR_ADDR_MAX + 1];
 	enum dmarc_rua_auth a;
 
-	for (i = 0; i < ans->n; i++) {
-		if (!ans->rrs[i].txt_continue || n == 0) {
-			txt[n] = at;
-			len[n++] = 0;
-		}
-		memcpy(at, ans->rrs[i].data, ans->rrs[i].len);
-		at += ans->rrs[i].len;
-		len[n - 1] += ans->rrs[i].len;
-	}
-	t.n = n;
+	t.n = report_txt_records(ans, txt, len, store);
 	t.status = ans->rcode == DNS_ANS_OK	    ? DMARC_DNS_OK
 		   : ans->rcode == DNS_ANS_NXDOMAIN ? DMARC_DNS_NXDOMAIN
 						    : DMARC_DNS_TEMPFAIL;
@@ -671,7 +663,7 @@ dr_run_send(struct dr_run *run)
 	char date[64], msgid[DMARCXML_NAME_MAX + 96];
 	struct dmarcxml_mail m = {dr->from, (const char *const *)run->to,
 	    run->nto, b->domain, dr->submitter, b->report_id, date, msgid,
-	    b->boundary};
+	    b->boundary, NULL, NULL};
 
 	if (run->nto == 0) {
 		run->skipped++;
@@ -780,32 +772,14 @@ dmarcrep_control(
 static void
 dr_names(struct dmarcrep *dr, const struct conf *cf)
 {
-	const char *at;
+	struct report_names n = {dr->from, sizeof(dr->from), dr->submitter,
+	    sizeof(dr->submitter), dr->org, sizeof(dr->org)};
+	char err[512];
 
-	if (cf->dmarc_report_from != NULL) {
-		if (str_copy(dr->from, sizeof(dr->from), cf->dmarc_report_from,
-			strlen(cf->dmarc_report_from)) != 0)
-			fatalx("event=startup step=dmarc error=\"dmarc."
-			       "report_from is too long\"");
-	} else if (str_fmt(dr->from, sizeof(dr->from), "dmarc-noreply@%s",
-		       cf->hostname) != 0) {
-		fatalx("event=startup step=dmarc error=\"hostname too long\"");
-	}
-	at = strrchr(dr->from, '@');
-	if (at == NULL || at == dr->from || at[1] == '\0' ||
-	    strpbrk(dr->from, " \t\r\n<>,\"") != NULL ||
-	    str_copy(dr->submitter, sizeof(dr->submitter), at + 1,
-		strlen(at + 1)) != 0)
-		fatalx("event=startup step=dmarc error=\"dmarc.report_from "
-		       "is not an address: %s\"",
-		    dr->from);
-	str_lower(dr->submitter);
-	if (str_copy(dr->org, sizeof(dr->org),
-		cf->dmarc_report_org ? cf->dmarc_report_org : cf->hostname,
-		strlen(cf->dmarc_report_org ? cf->dmarc_report_org
-					    : cf->hostname)) != 0)
-		fatalx("event=startup step=dmarc error=\"dmarc.report_org is "
-		       "too long\"");
+	if (report_names(cf->dmarc_report_from, "dmarc-noreply", cf->hostname,
+		cf->dmarc_report_org, "dmarc.report_from", "dmarc.report_org",
+		&n, err, sizeof(err)) != 0)
+		fatalx("event=startup step=dmarc error=\"%s\"", err);
 }
 
 struct dmarcrep *

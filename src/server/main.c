@@ -37,6 +37,7 @@
 #include "server/connrate.h"
 #include "server/control.h"
 #include "server/dmarcrep.h"
+#include "server/tlsrptd.h"
 #include "server/dkimkeys.h"
 #include "server/dkimsign.h"
 #include "server/fault.h"
@@ -368,7 +369,7 @@ server_maybe_exit(struct server *s)
 {
 	if (s->stopping && s->nconns == 0 && workers_busy(s->workers) == 0 &&
 	    lookups_busy(s->lookups) == 0 && qmgr_idle(s->qmgr) &&
-	    dmarcrep_idle(s->dmarcrep))
+	    dmarcrep_idle(s->dmarcrep) && tlsrptd_idle(s->tlsrptd))
 		event_base_loopexit(s->base, NULL);
 }
 
@@ -429,6 +430,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	control_close(s);
 	metricsrv_stop(s);
 	dmarcrep_stop(s->dmarcrep);
+	tlsrptd_stop(s->tlsrptd);
 	s->stop_timer = evtimer_new(s->base, on_stop_timer, s);
 	evtimer_add(s->stop_timer, &tv);
 	conns_shutdown(s);
@@ -596,6 +598,7 @@ main(int argc, char **argv)
 		fatalx("event=startup step=queue error=\"%s\"", err);
 	load_dmarc(&s);
 	s.dmarcrep = dmarcrep_open(&s);
+	s.tlsrptd = tlsrptd_open(&s);
 	conn_grey_open(&s);
 	/* before any thread: Landlock confines this thread and later ones */
 	confine(&s);
@@ -619,6 +622,7 @@ main(int argc, char **argv)
 		fatalx("event=startup step=screen error=\"%s\"", err);
 	s.qmgr = qmgr_new(&s);
 	dmarcrep_start(s.dmarcrep);
+	tlsrptd_start(s.tlsrptd);
 	if (control_listen(&s) != 0)
 		fatalx("event=startup step=control error=\"cannot make the "
 		       "control sockets\"");
@@ -631,6 +635,7 @@ main(int argc, char **argv)
 	workers_stop(s.workers);
 	conn_grey_close(&s);
 	dmarcrep_free(s.dmarcrep);
+	tlsrptd_free(s.tlsrptd);
 	store_stats(s.store, &stats);
 	store_free(s.store);
 	lookups_stop(s.lookups);

@@ -40,6 +40,7 @@
 #include "server/lookup.h"
 #include "server/server.h"
 #include "server/srsmap.h"
+#include "server/tlsrptd.h"
 
 #define QMGR_INFLIGHT_MAX 256 /* messages being tried at once */
 
@@ -1321,6 +1322,7 @@ qmgr_new(struct server *s)
 	rc.destination_concurrency = s->conf->delivery_destination_concurrency;
 	rc.sts = q->sts;
 	rc.sts_ctx = q->sts_ctx;
+	rc.tlsrpt = tlsrptd_table(s->tlsrptd); /* NULL: not counted */
 	rc.timeout_connect = 30;
 	rc.timeout_command = 300;
 	rc.dnssec = s->conf->dns_dnssec;

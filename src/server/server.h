@@ -90,6 +90,7 @@ struct server {
 	struct evconnlistener *control; /* STATE/control.sock */
 	struct greylist *greylist;	/* STATE/greylist.db; NULL: off */
 	struct dmarcrep *dmarcrep;	/* DMARC reports, NULL when off */
+	struct tlsrptd *tlsrptd;	/* TLS-RPT reports, NULL when off */
 	char smarthost_pass[256];	/* from relay.smarthost_password_file */
 	struct srsmap *srs;	    /* STATE/srs.key; NULL: srs.enable = no */
 	struct dkimkeys *dkim;	    /* active DKIM keys (dkimsign.h) */

@@ -12,10 +12,12 @@ class FakePeer(threading.Thread):
 
     ERRORS = (OSError,)
 
-    def __init__(self, backlog=16):
+    def __init__(self, backlog=16, addr="127.0.0.1", port=0):
         super().__init__(daemon=True)
         self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
+        if port:
+            self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind((addr, port))
         self.srv.listen(backlog)
         self.port = self.srv.getsockname()[1]
         self.errors = []

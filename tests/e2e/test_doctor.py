@@ -25,7 +25,9 @@ MX = "mx.example.org"
 ADDR = "127.0.0.1"
 OPENSSL = "/usr/bin/openssl"
 CHECKS = ["dns", "address", "mx", "ptr", "helo", "spf", "dkim", "dmarc",
-          "tls", "state_dir", "disk", "queue", "port"]
+          "tlsrpt", "mta-sts", "tls", "state_dir", "disk", "queue", "port"]
+TLSRPT = "v=TLSRPTv1; rua=mailto:tlsrpt@example.org"
+STS = "v=STSv1; id=20261207T000000"
 
 
 # ---- certificates ------------------------------------------------------------
@@ -80,7 +82,8 @@ def dkim_record(keygen_out, selector):
 
 
 def zone(dkim, mx=True, a="host", ptr=None, spf=("v=spf1 ip4:127.0.0.1 -all",),
-         dmarc="v=DMARC1; p=reject; rua=mailto:dmarc@example.org"):
+         dmarc="v=DMARC1; p=reject; rua=mailto:dmarc@example.org",
+         tlsrpt=(TLSRPT,), sts=(STS,)):
     """The right zone for example.org on 127.0.0.1, or with one change:
     a="host": MX's A and its PTR (--host-record); "address": the A only.
     ptr: a PTR name for 127.0.0.1 (with a="address")."""
@@ -99,6 +102,10 @@ def zone(dkim, mx=True, a="host", ptr=None, spf=("v=spf1 ip4:127.0.0.1 -all",),
         z.append(txt(ORG, s))
     if dmarc:
         z.append(txt(f"_dmarc.{ORG}", dmarc))
+    for r in tlsrpt:
+        z.append(txt(f"_smtp._tls.{ORG}", r))
+    for r in sts:
+        z.append(txt(f"_mta-sts.{ORG}", r))
     if dkim:
         z.append(txt(f"s1._domainkey.{ORG}", dkim))
     return z
@@ -167,6 +174,13 @@ def test_doctor_all_ok(ternd, dnsmasq, certs):
         in lines
     assert f"ok dmarc: {ORG}: DMARC record p=reject, aggregate reports " \
         "requested" in lines
+    assert f"ok tlsrpt: {ORG}: TLS-RPT record, reports to " \
+        f"mailto:tlsrpt@{ORG}" in lines
+    assert (f"ok mta-sts: {ORG}: MTA-STS record id=20261207T000000; its "
+            "policy file is served by your web server (ternd serves no "
+            f"HTTP) at https://mta-sts.{ORG}/.well-known/mta-sts.txt, e.g. "
+            f'"version: STSv1\\nmode: testing\\nmx: {MX}\\n'
+            'max_age: 604800\\n"') in lines, out
     assert re.search(rf"^ok tls: \S+ \(for listen\.smtp\) covers {MX}, "
                      r"expires \d{4}-\d\d-\d\d \(in (89|90) days\)$", out,
                      re.M), out
@@ -486,3 +500,42 @@ def test_doctor_usage(ternd):
     assert r.returncode == 64 and b"not a domain name" in r.stderr, r
     r = t.tern("doctor", "--color", check=False)
     assert r.returncode == 64 and b"unknown option" in r.stderr, r
+
+
+# ---- TLS-RPT and MTA-STS records (docs/tls-auth.md) --------------------------
+
+def test_doctor_tls_policy_records_to_publish(ternd, dnsmasq, certs):
+    """No records: ok lines that print what to publish, the policy file
+    included (ternd serves no HTTP); exit 0, they are optional."""
+    t, rec = server(ternd, certs)
+    dns = dnsmasq(extra=zone(rec, tlsrpt=(), sts=()))
+    rc, out = doctor(t, dns.server)
+    assert rc == 0, out
+    [tl] = line(out, "ok", "tlsrpt")
+    assert tl == (f"ok tlsrpt: {ORG} has no TLS-RPT record (optional, RFC "
+                  "8460) — to receive reports of TLS failures from other "
+                  f'servers, add "_smtp._tls.{ORG}. IN TXT \\"v=TLSRPTv1; '
+                  f'rua=mailto:tlsrpt@{ORG}\\""'), tl
+    [ms] = line(out, "ok", "mta-sts")
+    assert (f"serve at https://mta-sts.{ORG}/.well-known/mta-sts.txt (your "
+            "web server: ternd serves no HTTP) the text \"version: "
+            f"STSv1\\nmode: testing\\nmx: {MX}\\nmax_age: 604800\\n\"") in ms, ms
+    assert re.search(rf'add "_mta-sts\.{ORG}\. IN TXT \\"v=STSv1; '
+                     r'id=\d{8}T\d{6}\\""$', ms), ms
+
+
+def test_doctor_tls_policy_records_broken(ternd, dnsmasq, certs):
+    t, rec = server(ternd, certs)
+    dns = dnsmasq(extra=zone(rec, tlsrpt=(TLSRPT, TLSRPT + "x"),
+                             sts=("v=STSv1; id=",)))
+    rc, out = doctor(t, dns.server)
+    assert rc == 1, out
+    [tl] = line(out, "warn", "tlsrpt")
+    assert "has several TLS-RPT records" in tl, tl
+    [ms] = line(out, "warn", "mta-sts")
+    assert "without a valid id" in ms, ms
+    dns.stop()
+    dns = dnsmasq(extra=zone(rec, tlsrpt=("v=TLSRPTv1; rua=http://x/",)))
+    rc, out = doctor(t, dns.server)
+    [tl] = line(out, "warn", "tlsrpt")
+    assert "has no usable rua" in tl, tl

@@ -995,7 +995,10 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 110);
+	T_CHECK_INT(l.n, 115);
+	T_CHECK(strstr(l.text, "tlsrpt.reports = no\n") != NULL);
+	T_CHECK(strstr(l.text, "tlsrpt.report_interval = 86400\n") != NULL);
+	T_CHECK(strstr(l.text, "tlsrpt.max_domains = 10000\n") != NULL);
 	T_CHECK(strstr(l.text, "milter.servers = \n") != NULL);
 	T_CHECK(strstr(l.text, "policy.timeout = 100\n") != NULL);
 	T_CHECK(strstr(l.text, "policy.default_action = tempfail\n") != NULL);

@@ -598,7 +598,7 @@ test_mail(void)
 	const char *to[] = {"d@example.com", "e@example.com"};
 	struct dmarcxml_mail mail = {"dmarc@r.example", to, 2, "example.com",
 	    "r.example", "1.abc", "Mon, 1 Jan 2024 00:00:00 +0000",
-	    "<1.abc@r.example>", "=_b"};
+	    "<1.abc@r.example>", "=_b", NULL, NULL};
 	char path[600], err[256], name[300];
 	struct buf gz, msg;
 	size_t dropped;
