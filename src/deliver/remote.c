@@ -834,6 +834,7 @@ rconn_txn_done(struct rconn *c)
 
 static int rconn_starttls(struct rconn *c);
 static int body_start(struct rconn *c);
+
 /* One client step: 1 to go on, 0 or -1 to return it. */
 static int
 rconn_act(struct rconn *c, enum smtp_client_action act, bool progress)
