@@ -59,7 +59,8 @@ CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/queue/bounce.c src/queue/retry.c \
               src/queue/sched.c src/queue/attempt.c src/queue/dsn.c \
               src/queue/slowdown.c \
-              src/queue/envjson.c src/queue/qlog.c src/cli/json.c)
+              src/queue/envjson.c src/queue/qlog.c src/cli/json.c \
+              src/queue/admin.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 LIB_SRC  := $(filter-out $(MAINS) $(CORE_SRC),$(sort $(wildcard src/*/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
