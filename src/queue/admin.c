@@ -27,12 +27,12 @@ qa_value(char *out, size_t outlen, const char *v, size_t n, const char *key,
 	size_t i;
 
 	if (n == 0 || n >= outlen) {
-		str_fmt_cut(err, errlen, "%s: empty or too long", key);
+		str_fmt_cut(err, errlen, "filter %s=: empty or too long", key);
 		return -1;
 	}
 	for (i = 0; i < n; i++)
 		if (!qa_byte_ok((unsigned char)v[i])) {
-			str_fmt_cut(err, errlen, "%s: a byte that is not "
+			str_fmt_cut(err, errlen, "filter %s=: a byte that is not "
 						 "an address's",
 			    key);
 			return -1;

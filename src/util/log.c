@@ -121,8 +121,10 @@ log_vwrite(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 		n = strlen(line);
 		/* msg is at most sizeof(line) - 1: cut the end if the
 		 * prefix left less room */
-		if (m > sizeof(line) - 1 - n)
+		if (m > sizeof(line) - 1 - n) {
 			m = sizeof(line) - 1 - n;
+			memcpy(msg + m - 3, "...", 3);
+		}
 		memcpy(line + n, msg, m);
 		n += m;
 		line[n++] = '\n';
