@@ -2,12 +2,14 @@
  * logsink: the syslog and journald targets of ternd's log (logsink.h).
  * Invariants: a sink call makes no log call (it runs inside log.c), sends
  * one datagram per line with one sendto(2) on a socket shared by all
- * threads (datagrams do not interleave), and never blocks.
+ * threads (datagrams do not interleave), and waits at most LOGSINK_WAIT_MS
+ * for a receiver, once.
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #define LOGSINK_SYSLOG_PATH  "/dev/log"
 #define LOGSINK_JOURNAL_PATH "/run/systemd/journal/socket"
 #define LOGSINK_SNDBUF	     (1 << 20)
+#define LOGSINK_WAIT_MS	     500
 
 static int ls_fd = -1;
 static struct sockaddr_un ls_addr;
@@ -50,10 +53,19 @@ ls_failed(int err)
 		return;
 }
 
+/*
+ * A line waits at most LOGSINK_WAIT_MS for room at a busy receiver (a
+ * burst fills a datagram socket's short queue, net.unix.max_dgram_qlen);
+ * once a send failed, the next ones do not wait (MSG_DONTWAIT) until one
+ * gets through, so a stuck receiver costs one wait, not one per line.
+ */
 static bool
 ls_send(const char *p, size_t n)
 {
-	if (sendto(ls_fd, p, n, MSG_NOSIGNAL, (struct sockaddr *)&ls_addr,
+	int flags = MSG_NOSIGNAL |
+		    (atomic_load(&ls_failing) ? MSG_DONTWAIT : 0);
+
+	if (sendto(ls_fd, p, n, flags, (struct sockaddr *)&ls_addr,
 		ls_addrlen) == (ssize_t)n) {
 		atomic_store(&ls_failing, false);
 		return true;
@@ -101,6 +113,7 @@ int
 logsink_setup(const struct conf *c, char *err, size_t errlen)
 {
 	const char *path;
+	struct timeval wait = {0, LOGSINK_WAIT_MS * 1000};
 	int sz = LOGSINK_SNDBUF;
 
 	log_set_format(c->log_format != NULL &&
@@ -120,13 +133,14 @@ logsink_setup(const struct conf *c, char *err, size_t errlen)
 		return -1;
 	}
 	ls_addrlen = (socklen_t)sizeof(ls_addr);
-	ls_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	ls_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (ls_fd == -1) {
 		str_fmt_cut(err, errlen, "log socket: %s", strerror(errno));
 		return -1;
 	}
 	/* a burst of lines waits in the kernel rather than falling back */
 	(void)setsockopt(ls_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	(void)setsockopt(ls_fd, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof(wait));
 	log_set_sink(strcmp(ls_target, "syslog") == 0 ? ls_syslog : ls_journal);
 	return 0;
 }

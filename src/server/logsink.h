@@ -11,7 +11,9 @@
  * gone, its buffer full) goes to stderr instead, and the first such
  * failure is said once on stderr (event=log_target_unavailable); the
  * next line tries the socket again, so a restarted journald is used at
- * once.  The socket is non-blocking: a stuck receiver never stalls ternd.
+ * once.  A line waits at most half a second for room at a busy receiver,
+ * and after a failure none waits until a send works again: a stuck
+ * receiver never stalls ternd for more than one such wait.
  */
 #ifndef TERN_SERVER_LOGSINK_H
 #define TERN_SERVER_LOGSINK_H
