@@ -291,7 +291,7 @@ lf_json_words(struct lf_json *j, const char *msg, size_t msglen)
 	}
 	if (n == 0)
 		return;
-	if (!lf_room(j, 6 + 5)) {
+	if (!lf_room(j, 3 + 4 + 5)) { /* ,"msg": and "..." */
 		j->full = true;
 		return;
 	}

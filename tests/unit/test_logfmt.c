@@ -136,7 +136,7 @@ test_json_cut(void)
 	size = json_of(msg, m, out, sizeof(out));
 	check_one_line(out, size);
 	T_CHECK(memmem(out, size, "cut", 3) == NULL);
-	for (size_t lim = 128; lim < size; lim += 7) {
+	for (size_t lim = 128; lim < size; lim++) {
 		n = json_of(msg, m, out, lim);
 		T_CHECK(n <= lim);
 		check_one_line(out, n);
@@ -146,6 +146,24 @@ test_json_cut(void)
 	size = json_of(msg, 10, out, sizeof(out));
 	T_CHECK(size > 0 && memmem(out, size, "cut", 3) == NULL);
 	T_CHECK(json_of(msg, m, out, 100) == 0);
+}
+
+/* Free words after a field cut at every size: the "msg" key kept room
+ * for its own name (fuzz/regressions/logfmt: one octet over the size). */
+static void
+test_json_cut_words(void)
+{
+	static const char msg[] =
+	    "ext=\"@id=012345*8 size2xxxxxxxxxx7\"5ddf\"a/V word another";
+	char out[LOGFMT_LINE_MAX];
+	size_t n;
+
+	t_case("cut before the free words");
+	for (size_t lim = 128; lim < 300; lim++) {
+		n = json_of(msg, sizeof(msg) - 1, out, lim);
+		T_CHECK(n <= lim);
+		check_one_line(out, n);
+	}
 }
 
 static void
@@ -220,6 +238,7 @@ main(void)
 	T_RUN(test_json_table);
 	T_RUN(test_json_every_byte);
 	T_RUN(test_json_cut);
+	T_RUN(test_json_cut_words);
 	T_RUN(test_next);
 	T_RUN(test_journal);
 	return t_summary();
