@@ -574,8 +574,8 @@ q_print_purge(const struct json_node *root)
 	int64_t n = 0;
 
 	(void)json_get_int(root, "purged", &n);
-	printf("%" PRId64 " message%s deleted (no DSN)\n", n,
-	    n == 1 ? "" : "s");
+	printf(
+	    "%" PRId64 " message%s deleted (no DSN)\n", n, n == 1 ? "" : "s");
 	return 0;
 }
 
@@ -672,8 +672,8 @@ q_filter_opt(struct q_args *a, const char *opt, const char *val)
 	/* what ternd will parse, checked here first: no word can slip in */
 	if (queue_filter_parse(&f, word, err, sizeof(err)) != 0)
 		return q_usage(err);
-	if (str_copy(a->filter + n, sizeof(a->filter) - n, word,
-		strlen(word)) != 0)
+	if (str_copy(
+		a->filter + n, sizeof(a->filter) - n, word, strlen(word)) != 0)
 		return q_usage("filters too long");
 	return 0;
 }
@@ -696,7 +696,8 @@ q_parse(const struct q_verb *v, int argc, char **argv, struct q_args *a)
 
 		if (strcmp(o, "--json") == 0)
 			a->json = true;
-		else if (strcmp(o, "--yes") == 0 && strcmp(v->name, "purge") == 0)
+		else if (strcmp(o, "--yes") == 0 &&
+			 strcmp(v->name, "purge") == 0)
 			a->yes = true;
 		else if (strcmp(o, "--all") == 0 &&
 			 strcmp(v->name, "requeue") == 0)
@@ -706,8 +707,8 @@ q_parse(const struct q_verb *v, int argc, char **argv, struct q_args *a)
 
 			if (!flag && i + 1 >= argc)
 				return q_usage("a filter option needs a value");
-			if ((rc = q_filter_opt(a, o, flag ? NULL : argv[i + 1])) !=
-			    0)
+			if ((rc = q_filter_opt(
+				 a, o, flag ? NULL : argv[i + 1])) != 0)
 				return rc;
 			i += flag ? 0 : 1;
 		} else if (o[0] == '-')
@@ -775,7 +776,10 @@ cli_queue(const struct conf *c, int argc, char **argv)
 		return q_purge_preview(c, &a);
 	if (str_fmt(req, sizeof(req), "%s%s%s%s", v->req,
 		a.id != NULL || a.all ? " " : "",
-		a.all ? "ALL" : a.id != NULL ? a.id : "", a.filter) != 0)
+		a.all	       ? "ALL"
+		: a.id != NULL ? a.id
+			       : "",
+		a.filter) != 0)
 		panic("event=request_too_long");
 	return q_run(c, req, v->print, a.json);
 }

@@ -1040,8 +1040,8 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		static const char *const tgts[] = {
 		    "stderr", "syslog", "journald", NULL};
 
-		return conf_set_choice(f, v, tgts,
-		    "stderr, syslog or journald", msg, msglen);
+		return conf_set_choice(
+		    f, v, tgts, "stderr, syslog or journald", msg, msglen);
 	}
 	case CONF_T_DNSBL:
 		return conf_set_list(f, v, append, conf_is_dnsbl,

@@ -115,9 +115,9 @@ struct conf {
 	unsigned dns_cache_max_ttl; /* dns.cache_max_ttl, 300 s; 0: no cache */
 	unsigned dns_cache_entries; /* dns.cache_entries, 4096 answers */
 	char *log_level;	    /* log.level: debug|info|warn|err, "info" */
-	char *log_format; /* log.format: "kv" (default) or "json" */
-	char *log_target; /* log.target: "stderr" (default), "syslog",
-			     "journald" */
+	char *log_format;	    /* log.format: "kv" (default) or "json" */
+	char *log_target;	    /* log.target: "stderr" (default), "syslog",
+				       "journald" */
 	char *log_socket; /* log.socket: NULL, the target's usual socket */
 	unsigned queue_retry_first; /* queue.retry_first, 300 s */
 	unsigned queue_retry_max;   /* queue.retry_max, 4000 s */

@@ -32,8 +32,9 @@ qa_value(char *out, size_t outlen, const char *v, size_t n, const char *key,
 	}
 	for (i = 0; i < n; i++)
 		if (!qa_byte_ok((unsigned char)v[i])) {
-			str_fmt_cut(err, errlen, "filter %s=: a byte that is not "
-						 "an address's",
+			str_fmt_cut(err, errlen,
+			    "filter %s=: a byte that is not "
+			    "an address's",
 			    key);
 			return -1;
 		}
@@ -82,8 +83,8 @@ queue_duration_parse(const char *s, uint64_t *secs)
 }
 
 static int
-qa_word(struct queue_filter *f, const char *w, size_t n, char *err,
-    size_t errlen)
+qa_word(
+    struct queue_filter *f, const char *w, size_t n, char *err, size_t errlen)
 {
 	char num[32];
 
@@ -101,8 +102,8 @@ qa_word(struct queue_filter *f, const char *w, size_t n, char *err,
 		if (qa_value(num, sizeof(num), w + 6, n - 6, "older", err,
 			errlen) != 0 ||
 		    queue_duration_parse(num, &f->older) != 0) {
-			str_fmt_cut(err, errlen,
-			    "older: a duration (30m, 1h, 2d, 1w)");
+			str_fmt_cut(
+			    err, errlen, "older: a duration (30m, 1h, 2d, 1w)");
 			return -1;
 		}
 	} else {
@@ -192,10 +193,10 @@ queue_env_admin_bounce(struct queue_env *env, time_t now)
 			continue;
 		r->state = QUEUE_RCPT_FAILED;
 		r->code = QUEUE_ADMIN_BOUNCE_CODE;
-		str_fmt_cut(r->enh, sizeof(r->enh), "%s",
-		    QUEUE_ADMIN_BOUNCE_ENH);
-		str_fmt_cut(r->text, sizeof(r->text), "%s",
-		    QUEUE_ADMIN_BOUNCE_TEXT);
+		str_fmt_cut(
+		    r->enh, sizeof(r->enh), "%s", QUEUE_ADMIN_BOUNCE_ENH);
+		str_fmt_cut(
+		    r->text, sizeof(r->text), "%s", QUEUE_ADMIN_BOUNCE_TEXT);
 		r->last_try = now;
 		n++;
 	}

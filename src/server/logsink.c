@@ -62,8 +62,8 @@ ls_failed(int err)
 static bool
 ls_send(const char *p, size_t n)
 {
-	int flags = MSG_NOSIGNAL |
-		    (atomic_load(&ls_failing) ? MSG_DONTWAIT : 0);
+	int flags =
+	    MSG_NOSIGNAL | (atomic_load(&ls_failing) ? MSG_DONTWAIT : 0);
 
 	if (sendto(ls_fd, p, n, flags, (struct sockaddr *)&ls_addr,
 		ls_addrlen) == (ssize_t)n) {
@@ -76,8 +76,8 @@ ls_send(const char *p, size_t n)
 
 /* "<PRI>Mmm dd hh:mm:ss ternd[pid]: body", facility mail (2). */
 static bool
-ls_syslog(enum log_level lvl, const char *body, size_t bodylen,
-    const char *kv, size_t kvlen)
+ls_syslog(enum log_level lvl, const char *body, size_t bodylen, const char *kv,
+    size_t kvlen)
 {
 	char line[LOGFMT_LINE_MAX + 64], stamp[32];
 	time_t now = time(NULL);
@@ -89,8 +89,9 @@ ls_syslog(enum log_level lvl, const char *body, size_t bodylen,
 	if (localtime_r(&now, &tm) == NULL ||
 	    strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm) == 0)
 		stamp[0] = '\0';
-	str_fmt_cut(line, sizeof(line), "<%d>%s ternd[%d]: ",
-	    2 * 8 + ls_severity[lvl], stamp, (int)getpid());
+	str_fmt_cut(line, sizeof(line),
+	    "<%d>%s ternd[%d]: ", 2 * 8 + ls_severity[lvl], stamp,
+	    (int)getpid());
 	n = strlen(line);
 	if (bodylen > sizeof(line) - n)
 		bodylen = sizeof(line) - n;
@@ -99,8 +100,8 @@ ls_syslog(enum log_level lvl, const char *body, size_t bodylen,
 }
 
 static bool
-ls_journal(enum log_level lvl, const char *body, size_t bodylen,
-    const char *kv, size_t kvlen)
+ls_journal(enum log_level lvl, const char *body, size_t bodylen, const char *kv,
+    size_t kvlen)
 {
 	char dgram[LOGFMT_JOURNAL_MAX];
 	size_t n = logfmt_journal(dgram, sizeof(dgram), ls_severity[lvl],
@@ -116,14 +117,14 @@ logsink_setup(const struct conf *c, char *err, size_t errlen)
 	struct timeval wait = {0, LOGSINK_WAIT_MS * 1000};
 	int sz = LOGSINK_SNDBUF;
 
-	log_set_format(c->log_format != NULL &&
-			       strcmp(c->log_format, "json") == 0
-			   ? LOG_FORMAT_JSON
-			   : LOG_FORMAT_KV);
+	log_set_format(
+	    c->log_format != NULL && strcmp(c->log_format, "json") == 0
+		? LOG_FORMAT_JSON
+		: LOG_FORMAT_KV);
 	if (c->log_target == NULL || strcmp(c->log_target, "stderr") == 0)
 		return 0;
 	ls_target = c->log_target;
-	path = c->log_socket != NULL ? c->log_socket
+	path = c->log_socket != NULL		  ? c->log_socket
 	       : strcmp(ls_target, "syslog") == 0 ? LOGSINK_SYSLOG_PATH
 						  : LOGSINK_JOURNAL_PATH;
 	ls_addr.sun_family = AF_UNIX;

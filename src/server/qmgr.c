@@ -1467,8 +1467,8 @@ ctl_purge_done(struct ctl *c)
 			continue;
 		e->busy = false;
 		if (c->hit[i]) {
-			log_info("id=%s event=deleted by=admin reason=purge",
-			    e->id);
+			log_info(
+			    "id=%s event=deleted by=admin reason=purge", e->id);
 			sched_del(c->q->sched, e);
 		} else if (!e->held) {
 			sched_reschedule(c->q->sched, e, e->next_try);
@@ -1481,9 +1481,9 @@ static void
 ctl_done(struct job *j)
 {
 	struct ctl *c = (struct ctl *)j;
-	struct sched_ent *e =
-	    c->nids == 1 && !ctl_is(c, "PURGE") ? sched_find(c->q->sched, c->ids[0])
-						: NULL;
+	struct sched_ent *e = c->nids == 1 && !ctl_is(c, "PURGE")
+				  ? sched_find(c->q->sched, c->ids[0])
+				  : NULL;
 	size_t i;
 
 	c->q->jobs--;
@@ -1499,8 +1499,8 @@ ctl_done(struct job *j)
 		} else if (ctl_is(c, "RELEASE") || ctl_is(c, "BOUNCE")) {
 			e->bounce = ctl_is(c, "BOUNCE");
 			if (e->bounce)
-				log_info("id=%s event=bounce_asked by=admin",
-				    e->id);
+				log_info(
+				    "id=%s event=bounce_asked by=admin", e->id);
 			sched_release(c->q->sched, e, time(NULL));
 			qmgr_kick(c->q);
 		}
@@ -1574,8 +1574,8 @@ ctl_requeue(struct qmgr *q, struct ctl *c, const char *id)
 
 	if (strcmp(id, "ALL") == 0) {
 		ctl_collect_all(q, c);
-	} else if (!queue_id_valid(id) || (e = sched_find(q->sched, id)) ==
-						  NULL) {
+	} else if (!queue_id_valid(id) ||
+		   (e = sched_find(q->sched, id)) == NULL) {
 		ctl_answer_now(c, "{\"ok\":false,\"error\":\"no such "
 				  "message\"}\n");
 		return;

@@ -236,8 +236,8 @@ lf_is_number(const struct logfmt_field *f)
 {
 	size_t i, d = f->vallen;
 
-	if (f->keylen >= 2 && (f->key[f->keylen - 2] == 'i' ||
-				  f->key[f->keylen - 2] == 'I') &&
+	if (f->keylen >= 2 &&
+	    (f->key[f->keylen - 2] == 'i' || f->key[f->keylen - 2] == 'I') &&
 	    (f->key[f->keylen - 1] == 'd' || f->key[f->keylen - 1] == 'D'))
 		return false;
 	if (d == 0 || d > 15 || (d > 1 && f->val[0] == '0'))
@@ -345,8 +345,8 @@ logfmt_json(char *out, size_t outlen, const char *ts, const char *level,
  * fit in out[*len..outlen).
  */
 static bool
-lf_jfield(char *out, size_t outlen, size_t *len, const char *name,
-    size_t nlen, const char *v, size_t vlen)
+lf_jfield(char *out, size_t outlen, size_t *len, const char *name, size_t nlen,
+    const char *v, size_t vlen)
 {
 	bool bin = memchr(v, '\n', vlen) != NULL;
 	size_t need = nlen + 1 + vlen + 1 + (bin ? 8 : 0), i;

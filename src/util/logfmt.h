@@ -58,9 +58,8 @@ size_t logfmt_value(const struct logfmt_field *f, char *out, size_t outlen);
  * valid UTF-8 JSON whatever the input.  A line that would not fit ends
  * its last value in "..." and gets "cut":true.  Returns the length.
  */
-size_t logfmt_json(char *out, size_t outlen, const char *ts,
-    const char *level, const char *prog, int pid, const char *msg,
-    size_t msglen);
+size_t logfmt_json(char *out, size_t outlen, const char *ts, const char *level,
+    const char *prog, int pid, const char *msg, size_t msglen);
 
 /*
  * One datagram of journald's native protocol into out (at most outlen):
@@ -72,8 +71,7 @@ size_t logfmt_json(char *out, size_t outlen, const char *ts,
  * form.  Fields that do not fit are left out (MESSAGE always fits: it is
  * cut first).  Returns the length.
  */
-size_t logfmt_journal(char *out, size_t outlen, int priority,
-    const char *ident, int pid, const char *message, size_t mlen,
-    const char *kv, size_t kvlen);
+size_t logfmt_journal(char *out, size_t outlen, int priority, const char *ident,
+    int pid, const char *message, size_t mlen, const char *kv, size_t kvlen);
 
 #endif

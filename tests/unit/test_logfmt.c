@@ -55,8 +55,7 @@ test_json_table(void)
 		HEAD ",\"v\":\"a\\\"b\\u0001\\ufffd\"}\n"},
 	    {"free words into msg", "remote: cannot arm timer x=1",
 		HEAD ",\"x\":1,\"msg\":\"remote: cannot arm timer\"}\n"},
-	    {"unclosed quote", "a=\"abc\\\"",
-		HEAD ",\"a\":\"abc\\\"\"}\n"},
+	    {"unclosed quote", "a=\"abc\\\"", HEAD ",\"a\":\"abc\\\"\"}\n"},
 	    {"bad escape kept", "a=\\xZZ\\q",
 		HEAD ",\"a\":\"\\\\xZZ\\\\q\"}\n"},
 	    {"empty", "", HEAD "}\n"},
@@ -175,13 +174,13 @@ test_next(void)
 	char v[64];
 
 	t_case("fields");
-	T_CHECK(logfmt_next(line, len, &pos, &f) && f.keylen == 1 &&
-		f.vallen == 1);
+	T_CHECK(
+	    logfmt_next(line, len, &pos, &f) && f.keylen == 1 && f.vallen == 1);
 	T_CHECK(logfmt_next(line, len, &pos, &f) && f.key[0] == 'b');
 	T_CHECK_INT(logfmt_value(&f, v, sizeof(v)), 3);
 	T_CHECK(memcmp(v, "x y", 3) == 0);
-	T_CHECK(logfmt_next(line, len, &pos, &f) && f.key == NULL &&
-		f.vallen == 4);
+	T_CHECK(
+	    logfmt_next(line, len, &pos, &f) && f.key == NULL && f.vallen == 4);
 	T_CHECK(logfmt_next(line, len, &pos, &f) && f.key[0] == 'c');
 	T_CHECK_INT(logfmt_value(&f, v, sizeof(v)), 3);
 	T_CHECK(memcmp(v, "q\"r", 3) == 0);
@@ -195,38 +194,36 @@ test_next(void)
 static void
 test_journal(void)
 {
-	static const char kv[] =
-	    "id=0123456789abcdef event=delivered to=<a@b> "
-	    "helo=\"x\\x0ay\" mx.host-name=z word";
-	static const char want[] =
-	    "MESSAGE=the body\n"
-	    "PRIORITY=6\n"
-	    "SYSLOG_FACILITY=2\n"
-	    "SYSLOG_IDENTIFIER=ternd\n"
-	    "SYSLOG_PID=42\n"
-	    "TERN_QUEUE_ID=0123456789abcdef\n"
-	    "TERN_EVENT=delivered\n"
-	    "TERN_TO=<a@b>\n"
-	    "TERN_HELO\n\3\0\0\0\0\0\0\0x\ny\n"
-	    "TERN_MX_HOST_NAME=z\n";
+	static const char kv[] = "id=0123456789abcdef event=delivered to=<a@b> "
+				 "helo=\"x\\x0ay\" mx.host-name=z word";
+	static const char want[] = "MESSAGE=the body\n"
+				   "PRIORITY=6\n"
+				   "SYSLOG_FACILITY=2\n"
+				   "SYSLOG_IDENTIFIER=ternd\n"
+				   "SYSLOG_PID=42\n"
+				   "TERN_QUEUE_ID=0123456789abcdef\n"
+				   "TERN_EVENT=delivered\n"
+				   "TERN_TO=<a@b>\n"
+				   "TERN_HELO\n\3\0\0\0\0\0\0\0x\ny\n"
+				   "TERN_MX_HOST_NAME=z\n";
 	char out[LOGFMT_JOURNAL_MAX], big[LOGFMT_LINE_MAX];
 	size_t n;
 
 	t_case("journal fields");
-	n = logfmt_journal(out, sizeof(out), 6, "ternd", 42, "the body", 8,
-	    kv, sizeof(kv) - 1);
+	n = logfmt_journal(out, sizeof(out), 6, "ternd", 42, "the body", 8, kv,
+	    sizeof(kv) - 1);
 	T_CHECK_INT(n, sizeof(want) - 1);
 	T_CHECK(n == sizeof(want) - 1 && memcmp(out, want, n) == 0);
 
 	t_case("journal message with a newline is length-prefixed");
 	n = logfmt_journal(out, sizeof(out), 3, "ternd", 1, "a\nb", 3, "", 0);
-	T_CHECK(n > 20 && memcmp(out, "MESSAGE\n\3\0\0\0\0\0\0\0a\nb\n", 20) ==
-			      0);
+	T_CHECK(
+	    n > 20 && memcmp(out, "MESSAGE\n\3\0\0\0\0\0\0\0a\nb\n", 20) == 0);
 
 	t_case("journal cut: whole fields only");
 	memset(big, 'm', sizeof(big));
-	n = logfmt_journal(out, 600, 6, "ternd", 1, big, sizeof(big), kv,
-	    sizeof(kv) - 1);
+	n = logfmt_journal(
+	    out, 600, 6, "ternd", 1, big, sizeof(big), kv, sizeof(kv) - 1);
 	T_CHECK(n <= 600 && n > 300);
 	T_CHECK(out[n - 1] == '\n');
 	T_CHECK(logfmt_journal(out, 100, 6, "t", 1, "m", 1, "", 0) == 0);
