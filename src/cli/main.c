@@ -72,6 +72,8 @@ static const char cli_usage_text[] =
     "  alias list [ADDRESS]                  list aliases\n"
     "  config                                print the configuration\n"
     "  queue list|show ID [--json]           the queue (list: a table)\n"
+    "  queue list [--to DOMAIN] [--from ADDR|DOMAIN|<>] [--older 1h]\n"
+    "             [--deferred]               only the messages that match\n"
     "  queue flush|delete ID|hold ID|release ID\n"
     "  queue requeue ID|--all | bounce ID | purge --to DOMAIN [--yes]\n"
     "                                        route again now, return to the\n"
