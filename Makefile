@@ -79,7 +79,7 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
                test_sched test_attempt test_dsn test_envjson test_qlog test_spf test_dkim test_dmarc test_authres \
                test_arc test_srs test_inbound test_dkimsel test_dnscache test_milter test_dnsbl \
                test_policy test_slowdown test_metrics \
-               test_logfmt))
+               test_logfmt test_admin))
 # The tests that drive the durable steps through fs/file.c's fault
 # hook: they link the fault builds of file.c and logspool.c ($(B)/fault/,
 # as ternd-fault does) ahead of the archives, so the archives' own
