@@ -89,7 +89,8 @@ CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/queue/sched.c src/queue/attempt.c src/queue/dsn.c \
               src/queue/slowdown.c \
               src/queue/envjson.c src/queue/qlog.c src/cli/json.c \
-              src/sts/sts.c src/fs/verparse.c)
+              src/sts/sts.c src/fs/verparse.c \
+              src/queue/admin.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 LIB_SRC  := $(filter-out $(MAINS) $(CORE_SRC),$(sort $(wildcard src/*/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -108,7 +109,8 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
                test_sched test_attempt test_dsn test_envjson test_qlog test_spf test_dkim test_dmarc test_authres \
                test_arc test_srs test_inbound test_dkimsel test_dnscache test_milter test_dnsbl \
                test_policy test_slowdown test_metrics test_tlsa \
-               test_sts test_versions test_tlsrpt))
+               test_sts test_versions test_tlsrpt \
+               test_logfmt test_admin))
 # The tests that drive the durable steps through fs/file.c's fault
 # hook: they link the fault builds of file.c and logspool.c ($(B)/fault/,
 # as ternd-fault does) ahead of the archives, so the archives' own

@@ -50,6 +50,8 @@ int cli_sendmail(const struct conf *c, int argc, char **argv);
 int cli_mailq(const struct conf *c, int argc, char **argv);
 /* "tern ... queue VERB ...": argv[0] is "queue". */
 int cli_queue(const struct conf *c, int argc, char **argv);
+/* "tern ... log ID [--file PATH|-] [--directory DIR]" (logcmd.c). */
+int cli_log(const struct conf *c, int argc, char **argv);
 /* "tern ... dkim keygen|list ...": argv[0] is "dkim" (dkim.c). */
 int cli_dkim(const struct conf *c, int argc, char **argv);
 /* "tern ... dmarc report [--dry-run]": argv[0] is "dmarc" (dmarc.c). */

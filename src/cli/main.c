@@ -74,7 +74,14 @@ static const char cli_usage_text[] =
     "  alias list [ADDRESS]                  list aliases\n"
     "  config                                print the configuration\n"
     "  queue list|show ID [--json]           the queue (list: a table)\n"
+    "  queue list [--to DOMAIN] [--from ADDR|DOMAIN|<>] [--older 1h]\n"
+    "             [--deferred]               only the messages that match\n"
     "  queue flush|delete ID|hold ID|release ID\n"
+    "  queue requeue ID|--all | bounce ID | purge --to DOMAIN [--yes]\n"
+    "                                        route again now, return to the\n"
+    "                                        sender with a DSN, delete\n"
+    "  log ID [--file PATH|-] [--directory DIR]\n"
+    "                                        the log lines of one message\n"
     "  dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519]\n"
     "             [--bits N]                 make a DKIM signing key and\n"
     "                                        print its DNS record\n"
@@ -763,6 +770,8 @@ cli_run(struct cli *cl, int argc, char **argv)
 	}
 	if (strcmp(cmd, "queue") == 0)
 		return cli_queue(cl->conf, argc, argv);
+	if (strcmp(cmd, "log") == 0)
+		return cli_log(cl->conf, argc, argv);
 	if (strcmp(cmd, "dkim") == 0)
 		return cli_dkim(cl->conf, argc, argv);
 	if (strcmp(cmd, "dmarc") == 0)

@@ -1,9 +1,12 @@
 /*
- * queue: "tern queue list|show|flush|delete|hold|release" and mailq(1),
- * which see ternd's queue through its control socket STATE/control.sock
- * (mode 0600: ternd's user and root only).  The protocol is one request
- * line ("LIST", "SHOW ID", "FLUSH", "DELETE ID", "HOLD ID", "RELEASE ID"),
- * answered by one JSON object, after which ternd closes the connection:
+ * queue: "tern queue list|show|flush|delete|hold|release|requeue|bounce|
+ * purge" and mailq(1), which see ternd's queue through its control socket
+ * STATE/control.sock (mode 0600: ternd's user and root only).  The
+ * protocol is one request line ("LIST [FILTER]", "SHOW ID", "FLUSH",
+ * "DELETE ID", "HOLD ID", "RELEASE ID", "REQUEUE ID|ALL", "BOUNCE ID",
+ * "PURGE FILTER"; FILTER: words to=DOMAIN from=ADDR|DOMAIN|<> older=SECS
+ * deferred, queue/admin.h), answered by one JSON object, after which
+ * ternd closes the connection:
  * {"ok":true,...} or {"ok":false,"error":"no such message"}.
  *
  * Also the small helpers sendmail.c shares: socket paths, connecting
@@ -35,9 +38,11 @@
 
 #include "cli/cli.h"
 #include "conf/conf.h"
+#include "queue/admin.h"
 #include "queue/queue.h"
 
 #define Q_TEXT_MAX     2048 /* one printed string, cleaned */
+#define Q_REQ_MAX      900  /* a request line (control.c takes 1024) */
 #define Q_MAILQ_INDENT 48   /* the sender column of a mailq line */
 /* the heading of "tern queue list", with the widths of its rows */
 #define Q_LIST_HEAD "%-16s %8s  %-19s  %-19s  %5s  %s\n"
@@ -187,7 +192,7 @@ q_read_all(int fd, struct buf *raw, const char *path)
 static int
 q_request(const struct conf *c, const char *req, struct buf *raw)
 {
-	char path[4096], line[128];
+	char path[4096], line[Q_REQ_MAX + 2];
 	int fd, rc;
 
 	if (cli_sock_path(c, CLI_CONTROL_SOCK, path, sizeof(path)) != 0)
@@ -339,6 +344,24 @@ q_last_reply(const struct json_node *r, char *out, size_t len)
 
 /* ---- list, show ------------------------------------------------------- */
 
+/* Under a row: each recipient still to do, and why it waits (as mailq). */
+static void
+q_list_rcpts(const struct q_msg *q)
+{
+	char addr[Q_TEXT_MAX], last[Q_TEXT_MAX];
+	const struct json_node *r;
+	const char *a;
+
+	for (r = q->rcpts != NULL ? q->rcpts->child : NULL; r; r = r->next) {
+		if (!q_rcpt_pending(r) || (a = json_get_str(r, "addr")) == NULL)
+			continue;
+		printf("    to %s", q_str(a, addr, sizeof(addr)));
+		if (q_last_reply(r, last, sizeof(last)))
+			printf("  (%s)", last);
+		putchar('\n');
+	}
+}
+
 static void
 q_list_line(const struct q_msg *q)
 {
@@ -359,6 +382,7 @@ q_list_line(const struct q_msg *q)
 			  sizeof(next)),
 	    todo,
 	    q->sender[0] ? q_str(q->sender, sender, sizeof(sender)) : "<>");
+	q_list_rcpts(q);
 }
 
 static int
@@ -537,25 +561,65 @@ q_print_mailq(const struct json_node *root)
 struct q_verb {
 	const char *name;
 	const char *req;
-	bool id;
+	bool id;     /* takes an ID */
+	bool filter; /* takes --to --from --older --deferred */
 	int (*print)(const struct json_node *root);
 };
 
+static int
+q_print_requeue(const struct json_node *root)
+{
+	int64_t n = 0;
+
+	(void)json_get_int(root, "requeued", &n);
+	printf("%" PRId64 " message%s requeued: routed again now\n", n,
+	    n == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+q_print_purge(const struct json_node *root)
+{
+	int64_t n = 0;
+
+	(void)json_get_int(root, "purged", &n);
+	printf(
+	    "%" PRId64 " message%s deleted (no DSN)\n", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+q_print_bounce(const struct json_node *root)
+{
+	(void)root;
+	printf("returned to the sender: a DSN goes out at once\n");
+	return 0;
+}
+
 static const struct q_verb q_verbs[] = {
-    {"list", "LIST", false, q_print_list},
-    {"show", "SHOW", true, q_print_show},
-    {"flush", "FLUSH", false, q_print_flush},
-    {"delete", "DELETE", true, NULL},
-    {"hold", "HOLD", true, NULL},
-    {"release", "RELEASE", true, NULL},
+    {"list", "LIST", false, true, q_print_list},
+    {"show", "SHOW", true, false, q_print_show},
+    {"flush", "FLUSH", false, false, q_print_flush},
+    {"delete", "DELETE", true, false, NULL},
+    {"hold", "HOLD", true, false, NULL},
+    {"release", "RELEASE", true, false, NULL},
+    {"requeue", "REQUEUE", true, false, q_print_requeue},
+    {"bounce", "BOUNCE", true, false, q_print_bounce},
+    {"purge", "PURGE", false, true, q_print_purge},
 };
 
 static int
 q_usage(const char *what)
 {
 	cli_warnx("queue: %s", what);
-	fputs("usage: tern [-c file] [-o key=value]... queue list [--json] | "
-	      "show ID [--json] | flush | delete ID | hold ID | release ID\n",
+	fputs("usage: tern [-c file] [-o key=value]... queue\n"
+	      "  list [--to DOMAIN] [--from ADDR|DOMAIN|<>] [--older 1h] "
+	      "[--deferred]\n"
+	      "  show ID | flush | delete ID | hold ID | release ID\n"
+	      "  requeue ID|--all | bounce ID\n"
+	      "  purge FILTER... [--yes]   (FILTER as for list; without "
+	      "--yes, shows)\n"
+	      "  each with --json\n",
 	    stderr);
 	return EX_USAGE;
 }
@@ -572,21 +636,131 @@ q_print_raw(const struct buf *raw)
 }
 
 static int
-q_run(const struct conf *c, const struct q_verb *v, const char *id, bool json)
+q_run(const struct conf *c, const char *req,
+    int (*print)(const struct json_node *), bool json)
 {
 	struct q_answer a;
-	char req[64];
 	int rc;
 
-	if (str_fmt(req, sizeof(req), "%s%s%s", v->req, id ? " " : "",
-		id ? id : "") != 0)
-		panic("event=request_too_long");
 	rc = q_call(c, req, &a);
 	if (json && a.doc != NULL)
 		q_print_raw(&a.raw);
-	else if (rc == 0 && v->print != NULL)
-		rc = v->print(a.root);
+	else if (rc == 0 && print != NULL)
+		rc = print(a.root);
 	q_answer_free(&a);
+	return rc;
+}
+
+struct q_args {
+	const char *id;
+	char filter[Q_REQ_MAX - 16]; /* " to=... from=..." */
+	bool json, yes, all;
+};
+
+/* One filter option into a->filter as a request word; 0 or EX_USAGE. */
+static int
+q_filter_opt(struct q_args *a, const char *opt, const char *val)
+{
+	struct queue_filter f;
+	char word[400], err[128];
+	uint64_t secs;
+	size_t n = strlen(a->filter);
+
+	if (strcmp(opt, "--deferred") == 0)
+		str_fmt_cut(word, sizeof(word), " deferred");
+	else if (val == NULL)
+		return q_usage("a filter option needs a value");
+	else if (strcmp(opt, "--older") == 0) {
+		if (queue_duration_parse(val, &secs) != 0)
+			return q_usage("--older: a duration (30m, 1h, 2d, 1w)");
+		str_fmt_cut(word, sizeof(word), " older=%llu",
+		    (unsigned long long)secs);
+	} else if (str_fmt(word, sizeof(word), " %s=%s",
+		       strcmp(opt, "--to") == 0 ? "to" : "from", val) != 0)
+		return q_usage("filter value too long");
+	/* what ternd will parse, checked here first: no word can slip in */
+	if (queue_filter_parse(&f, word, err, sizeof(err)) != 0)
+		return q_usage(err);
+	if (str_copy(
+		a->filter + n, sizeof(a->filter) - n, word, strlen(word)) != 0)
+		return q_usage("filters too long");
+	return 0;
+}
+
+static bool
+q_is_filter(const char *opt)
+{
+	return strcmp(opt, "--to") == 0 || strcmp(opt, "--from") == 0 ||
+	       strcmp(opt, "--older") == 0 || strcmp(opt, "--deferred") == 0;
+}
+
+static int
+q_parse(const struct q_verb *v, int argc, char **argv, struct q_args *a)
+{
+	int i, rc;
+
+	memset(a, 0, sizeof(*a));
+	for (i = 2; i < argc; i++) {
+		const char *o = argv[i];
+
+		if (strcmp(o, "--json") == 0)
+			a->json = true;
+		else if (strcmp(o, "--yes") == 0 &&
+			 strcmp(v->name, "purge") == 0)
+			a->yes = true;
+		else if (strcmp(o, "--all") == 0 &&
+			 strcmp(v->name, "requeue") == 0)
+			a->all = true;
+		else if (v->filter && q_is_filter(o)) {
+			bool flag = strcmp(o, "--deferred") == 0;
+
+			if (!flag && i + 1 >= argc)
+				return q_usage("a filter option needs a value");
+			if ((rc = q_filter_opt(
+				 a, o, flag ? NULL : argv[i + 1])) != 0)
+				return rc;
+			i += flag ? 0 : 1;
+		} else if (o[0] == '-')
+			return q_usage("unknown option");
+		else if (!v->id || a->id != NULL)
+			return q_usage("too many arguments");
+		else
+			a->id = o;
+	}
+	if (a->all && a->id != NULL)
+		return q_usage("an ID or --all, not both");
+	if (v->id && a->id == NULL && !a->all)
+		return q_usage(strcmp(v->name, "requeue") == 0
+				   ? "an ID or --all is needed"
+				   : "a queue ID is needed");
+	if (a->id != NULL && !queue_id_valid(a->id))
+		return q_usage("a queue ID is 16 lowercase hex digits");
+	if (strcmp(v->name, "purge") == 0 && a->filter[0] == '\0')
+		return q_usage("purge needs a filter (--to DOMAIN, --from, "
+			       "--older, --deferred)");
+	return 0;
+}
+
+/*
+ * purge without --yes changes nothing: it lists what the filter selects
+ * and says how to go on (exit 1), as an administrator expects of a
+ * command that deletes mail without telling its senders.
+ */
+static int
+q_purge_preview(const struct conf *c, const struct q_args *a)
+{
+	char req[Q_REQ_MAX];
+	int rc;
+
+	if (str_fmt(req, sizeof(req), "LIST%s", a->filter) != 0)
+		panic("event=request_too_long");
+	rc = q_run(c, req, q_print_list, a->json);
+	if (rc == 0) {
+		cli_warnx("queue purge: nothing deleted; run it again with "
+			  "--yes to delete %s without a DSN",
+		    a->json ? "the messages listed" : "these messages");
+		rc = 1;
+	}
 	return rc;
 }
 
@@ -594,32 +768,29 @@ int
 cli_queue(const struct conf *c, int argc, char **argv)
 {
 	const struct q_verb *v = NULL;
-	const char *id = NULL;
-	bool json = false;
+	struct q_args a;
+	char req[Q_REQ_MAX];
 	size_t k;
-	int i;
+	int rc;
 
 	for (k = 0; argc > 1 && k < sizeof(q_verbs) / sizeof(q_verbs[0]); k++)
 		if (strcmp(argv[1], q_verbs[k].name) == 0)
 			v = &q_verbs[k];
 	if (v == NULL)
-		return q_usage("expected list, show, flush, delete, hold or "
-			       "release");
-	for (i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = true;
-		else if (argv[i][0] == '-')
-			return q_usage("unknown option");
-		else if (!v->id || id != NULL)
-			return q_usage("too many arguments");
-		else
-			id = argv[i];
-	}
-	if (v->id && id == NULL)
-		return q_usage("a queue ID is needed");
-	if (id != NULL && !queue_id_valid(id))
-		return q_usage("a queue ID is 16 lowercase hex digits");
-	return q_run(c, v, id, json);
+		return q_usage("expected list, show, flush, delete, hold, "
+			       "release, requeue, bounce or purge");
+	if ((rc = q_parse(v, argc, argv, &a)) != 0)
+		return rc;
+	if (strcmp(v->name, "purge") == 0 && !a.yes)
+		return q_purge_preview(c, &a);
+	if (str_fmt(req, sizeof(req), "%s%s%s%s", v->req,
+		a.id != NULL || a.all ? " " : "",
+		a.all	       ? "ALL"
+		: a.id != NULL ? a.id
+			       : "",
+		a.filter) != 0)
+		panic("event=request_too_long");
+	return q_run(c, req, v->print, a.json);
 }
 
 int

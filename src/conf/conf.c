@@ -76,6 +76,8 @@ enum conf_type {
 	CONF_T_NAMES,	 /* list of domain names, kept as one string */
 	CONF_T_DELIM,	 /* recipient delimiter characters, or unset */
 	CONF_T_DESTCONC, /* list of domain:connections */
+	CONF_T_LOGFMT,	 /* kv|json */
+	CONF_T_LOGTGT,	 /* stderr|syslog|journald */
 };
 
 struct conf_key {
@@ -142,6 +144,9 @@ static const struct conf_key conf_keys[] = {
 	K("delivery", "destination_concurrency", CONF_T_DESTCONC,
 	    delivery_destination_concurrency, 0, 0),
 	K("log", "level", CONF_T_LEVEL, log_level, 0, 0),
+	K("log", "format", CONF_T_LOGFMT, log_format, 0, 0),
+	K("log", "target", CONF_T_LOGTGT, log_target, 0, 0),
+	K("log", "socket", CONF_T_PATH, log_socket, 0, 0),
 	K("queue", "retry_first", CONF_T_SECS, queue_retry_first, 1, 86400),
 	K("queue", "retry_max", CONF_T_SECS, queue_retry_max, 1, 7 * 86400),
 	K("queue", "lifetime", CONF_T_SECS, queue_lifetime, 0, 100 * 86400),
@@ -819,6 +824,20 @@ conf_set_milteract(char **field, const char *v, char *msg, size_t msglen)
 	return -1;
 }
 
+/* One of names (NULL-terminated), stored lower-case. */
+static int
+conf_set_choice(char **field, const char *v, const char *const *names,
+    const char *expected, char *msg, size_t msglen)
+{
+	for (; *names != NULL; names++)
+		if (strcasecmp(v, *names) == 0) {
+			conf_put_str(field, *names);
+			return 0;
+		}
+	str_fmt_cut(msg, msglen, "expected %s", expected);
+	return -1;
+}
+
 static int
 conf_set_gstore(char **field, const char *v, char *msg, size_t msglen)
 {
@@ -1025,6 +1044,18 @@ conf_set(struct conf_ctx *x, const struct conf_key *k, const char *v,
 		return conf_set_milteract(f, v, msg, msglen);
 	case CONF_T_GSTORE:
 		return conf_set_gstore(f, v, msg, msglen);
+	case CONF_T_LOGFMT: {
+		static const char *const fmts[] = {"kv", "json", NULL};
+
+		return conf_set_choice(f, v, fmts, "kv or json", msg, msglen);
+	}
+	case CONF_T_LOGTGT: {
+		static const char *const tgts[] = {
+		    "stderr", "syslog", "journald", NULL};
+
+		return conf_set_choice(
+		    f, v, tgts, "stderr, syslog or journald", msg, msglen);
+	}
 	case CONF_T_DNSBL:
 		return conf_set_list(f, v, append, conf_is_dnsbl,
 		    "zone[=127.x.y.z][*weight 1..100]", msg, msglen);
@@ -1456,6 +1487,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->queue_lifetime = 5 * 86400;
 	c->queue_log = true;
 	c->log_level = xstrdup("info");
+	c->log_format = xstrdup("kv");
+	c->log_target = xstrdup("stderr");
 	c->submission_local_senders = xstrdup("any");
 	c->sandbox = true;
 	c->spf_check = true;

@@ -119,6 +119,10 @@ struct conf {
 	char *tls_policy; /* [tls_policy]: "domain:level,..." (".domain"
 			     for subdomains), or NULL (deliver/tlspolicy.h) */
 	char *log_level;  /* log.level: debug|info|warn|err, "info" */
+	char *log_format; /* log.format: "kv" (default) or "json" */
+	char *log_target; /* log.target: "stderr" (default), "syslog",
+			     "journald" */
+	char *log_socket; /* log.socket: NULL, the target's usual socket */
 	unsigned queue_retry_first; /* queue.retry_first, 300 s */
 	unsigned queue_retry_max;   /* queue.retry_max, 4000 s */
 	unsigned queue_lifetime;    /* queue.lifetime, 5 days; 0: no retries */

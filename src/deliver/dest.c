@@ -646,3 +646,28 @@ dest_settle(struct rdest *d)
 	else
 		dest_arm(d, when > now ? when - now : 1);
 }
+
+/*
+ * `tern queue requeue`: the DNS answer kept for domain (NULL: for every
+ * destination; the smarthost's too) is forgotten, so the next connection
+ * there asks again.  A query under way stays: its answer is new.
+ */
+void
+remote_forget_dns(struct remote *r, const char *domain)
+{
+	char key[256];
+	struct rdest *d;
+	size_t h;
+
+	if (domain != NULL) {
+		if (str_copy(key, sizeof(key), domain, strlen(domain)) != 0)
+			return;
+		str_lower(key);
+	}
+	for (h = 0; h < REMOTE_BUCKETS; h++)
+		for (d = r->buckets[h]; d != NULL; d = d->next)
+			if (d->lmtp_unix == NULL &&
+			    (domain == NULL || d->smarthost ||
+				strcmp(d->key, key) == 0))
+				d->res_ms = 0;
+}

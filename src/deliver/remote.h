@@ -228,6 +228,10 @@ size_t remote_cancel(struct remote *r, void *arg);
  */
 void remote_stop(struct remote *r);
 
+/* Forget the DNS answer kept for domain (NULL: every destination's), so
+ * the next connection asks again (`tern queue requeue`; dest.c). */
+void remote_forget_dns(struct remote *r, const char *domain);
+
 /* Connections open now (all destinations), for tests and metrics. */
 unsigned remote_connections(const struct remote *r);
 

@@ -32,6 +32,10 @@ struct sched_ent {
 	bool held;
 	bool busy;    /* the caller's: an attempt or a control job has it */
 	bool deleted; /* the caller's: delete asked while busy */
+	bool bounce;  /* the caller's: return it to its sender when next
+			 tried (`tern queue bounce`) */
+	bool requeue; /* the caller's: ask DNS afresh when next tried
+			 (`tern queue requeue`) */
 	/* private */
 	struct sched_ent *hnext;
 	size_t heap_idx; /* SIZE_MAX: not waiting */

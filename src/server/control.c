@@ -32,7 +32,7 @@
 #include "server/fault.h"
 #include "server/server.h"
 
-#define CONTROL_LINE_MAX 256
+#define CONTROL_LINE_MAX 1024 /* LIST and PURGE carry filters */
 
 struct ctl_conn {
 	struct server *srv;

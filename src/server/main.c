@@ -42,6 +42,7 @@
 #include "server/dkimsign.h"
 #include "server/fault.h"
 #include "server/listen.h"
+#include "server/logsink.h"
 #include "server/lookup.h"
 #include "server/metricsrv.h"
 #include "server/netlist.h"
@@ -555,6 +556,8 @@ main(int argc, char **argv)
 	if (argc > 0)
 		usage();
 	log_init("ternd", level_from_name(s.conf->log_level));
+	if (logsink_setup(s.conf, err, sizeof(err)) != 0)
+		fatalx("event=startup step=log error=\"%s\"", err);
 	signal(SIGPIPE, SIG_IGN);
 	fault_install();
 	pw = lookup_user(s.conf);

@@ -29,6 +29,7 @@
 #include "deliver/mtasts.h"
 #include "deliver/remote.h"
 #include "metrics/metrics.h"
+#include "queue/admin.h"
 #include "queue/attempt.h"
 #include "queue/bounce.h"
 #include "queue/dsn.h"
@@ -475,6 +476,47 @@ route_answer(struct lookup *lk)
 	attempt_start_groups(at);
 }
 
+/*
+ * What `tern queue requeue` and `tern queue bounce` asked of this message
+ * (qmgr_control), done now that its envelope is here: requeue forgets the
+ * DNS answers of its pending recipients' domains, so the attempt asks
+ * again; bounce fails every pending recipient and goes straight to the
+ * end of the attempt (the failure DSN, the message removed).  true when
+ * the attempt was ended so.
+ */
+static bool
+attempt_admin(struct attempt *at)
+{
+	struct sched_ent *e = at->e;
+	char to[QUEUE_ADDR_MAX * 4 + 1];
+	const char *at_sign;
+	size_t i;
+
+	if (e->requeue) {
+		e->requeue = false;
+		for (i = 0; i < at->env.nrcpt; i++)
+			if (at->env.rcpt[i].state == QUEUE_RCPT_PENDING &&
+			    (at_sign = strrchr(at->env.rcpt[i].addr, '@')) !=
+				NULL)
+				remote_forget_dns(at->q->remote, at_sign + 1);
+	}
+	if (!e->bounce)
+		return false;
+	e->bounce = false;
+	for (i = 0; i < at->env.nrcpt; i++)
+		if (at->env.rcpt[i].state == QUEUE_RCPT_PENDING)
+			log_info("id=%s event=bounced by=admin to=<%s> "
+				 "code=%d enh=%s text=\"%s\"",
+			    at->env.id,
+			    log_sanitize(to, sizeof(to), at->env.rcpt[i].addr,
+				strlen(at->env.rcpt[i].addr)),
+			    QUEUE_ADMIN_BOUNCE_CODE, QUEUE_ADMIN_BOUNCE_ENH,
+			    QUEUE_ADMIN_BOUNCE_TEXT);
+	(void)queue_env_admin_bounce(&at->env, time(NULL));
+	attempt_finish(at);
+	return true;
+}
+
 static void
 attempt_load_done(struct job *j)
 {
@@ -496,6 +538,8 @@ attempt_load_done(struct job *j)
 		return;
 	}
 	at->track = attempt_track(&at->env);
+	if (attempt_admin(at))
+		return;
 	at->ways =
 	    xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->ways));
 	at->route.at = at;
@@ -1358,8 +1402,10 @@ struct ctl {
 	struct job job;
 	struct qmgr *q;
 	char cmd[16];
-	char **ids; /* LIST/SHOW: the messages to describe */
+	char **ids; /* LIST/SHOW/PURGE: the messages to read */
 	size_t nids;
+	struct queue_filter filt; /* LIST, PURGE */
+	bool *hit;		  /* PURGE: ids[i] was removed */
 	struct buf *out;
 	int rc;
 	void (*done)(void *arg);
@@ -1388,19 +1434,58 @@ ctl_reply(struct buf *out, const char *json)
 		ctl_too_large(out);
 }
 
+static bool
+ctl_is(const struct ctl *c, const char *cmd)
+{
+	return strcmp(c->cmd, cmd) == 0;
+}
+
+/* PURGE: remove each message the filter selects, without a DSN. */
+static void
+ctl_purge_run(struct ctl *c)
+{
+	struct spool *sp = c->q->srv->spool;
+	time_t now = time(NULL);
+	char err[256];
+	size_t i, n = 0;
+
+	for (i = 0; i < c->nids; i++) {
+		struct queue_env env;
+
+		queue_env_init(&env);
+		if (spool_load(sp, c->ids[i], &env, err, sizeof(err)) == 0 &&
+		    queue_filter_match(&c->filt, &env, now) &&
+		    spool_remove(sp, c->ids[i]) == 0) {
+			c->hit[i] = true;
+			n++;
+		}
+		queue_env_free(&env);
+	}
+	buf_reset(c->out);
+	if (buf_printf(c->out, "{\"ok\":true,\"purged\":%zu}\n", n) != 0)
+		ctl_too_large(c->out);
+}
+
 static void
 ctl_run(struct job *j)
 {
 	struct ctl *c = (struct ctl *)j;
 	struct spool *sp = c->q->srv->spool;
+	time_t now = time(NULL);
 	char err[256];
 	size_t i, shown = 0;
-	bool list = strcmp(c->cmd, "LIST") == 0;
+	bool list = ctl_is(c, "LIST");
 	int rc;
 
 	c->rc = 0;
-	if (strcmp(c->cmd, "DELETE") == 0 || strcmp(c->cmd, "HOLD") == 0 ||
-	    strcmp(c->cmd, "RELEASE") == 0) {
+	if (ctl_is(c, "PURGE")) {
+		ctl_purge_run(c);
+		return;
+	}
+	if (ctl_is(c, "DELETE") || ctl_is(c, "HOLD") || ctl_is(c, "RELEASE") ||
+	    ctl_is(c, "BOUNCE")) {
+		/* BOUNCE comes here for a held message only: it is
+		 * released first, as RELEASE would */
 		c->rc = c->cmd[0] == 'D'   ? spool_remove(sp, c->ids[0])
 			: c->cmd[0] == 'H' ? spool_hold(sp, c->ids[0])
 					   : spool_release(sp, c->ids[0]);
@@ -1416,7 +1501,8 @@ ctl_run(struct job *j)
 		struct queue_env env;
 
 		queue_env_init(&env);
-		if (spool_load(sp, c->ids[i], &env, err, sizeof(err)) == 0) {
+		if (spool_load(sp, c->ids[i], &env, err, sizeof(err)) == 0 &&
+		    (!list || queue_filter_match(&c->filt, &env, now))) {
 			if (shown++ > 0)
 				rc = buf_append_str(c->out, ",");
 			if (rc == 0)
@@ -1437,23 +1523,52 @@ ctl_run(struct job *j)
 		ctl_too_large(c->out);
 }
 
+/* PURGE's end: forget what was removed, put the rest back as it was. */
+static void
+ctl_purge_done(struct ctl *c)
+{
+	struct sched_ent *e;
+	size_t i;
+
+	for (i = 0; i < c->nids; i++) {
+		if ((e = sched_find(c->q->sched, c->ids[i])) == NULL)
+			continue;
+		e->busy = false;
+		if (c->hit[i]) {
+			log_info(
+			    "id=%s event=deleted by=admin reason=purge", e->id);
+			sched_del(c->q->sched, e);
+		} else if (!e->held) {
+			sched_reschedule(c->q->sched, e, e->next_try);
+		}
+	}
+	qmgr_kick(c->q);
+}
+
 static void
 ctl_done(struct job *j)
 {
 	struct ctl *c = (struct ctl *)j;
-	struct sched_ent *e =
-	    c->nids == 1 ? sched_find(c->q->sched, c->ids[0]) : NULL;
+	struct sched_ent *e = c->nids == 1 && !ctl_is(c, "PURGE")
+				  ? sched_find(c->q->sched, c->ids[0])
+				  : NULL;
 	size_t i;
 
 	c->q->jobs--;
+	if (ctl_is(c, "PURGE"))
+		ctl_purge_done(c);
 	if (e != NULL && c->rc == 0) {
-		if (strcmp(c->cmd, "DELETE") == 0) {
+		if (ctl_is(c, "DELETE")) {
 			log_info("id=%s event=deleted by=admin", e->id);
 			sched_del(c->q->sched, e);
 			e = NULL;
-		} else if (strcmp(c->cmd, "HOLD") == 0) {
+		} else if (ctl_is(c, "HOLD")) {
 			sched_hold(c->q->sched, e);
-		} else if (strcmp(c->cmd, "RELEASE") == 0) {
+		} else if (ctl_is(c, "RELEASE") || ctl_is(c, "BOUNCE")) {
+			e->bounce = ctl_is(c, "BOUNCE");
+			if (e->bounce)
+				log_info(
+				    "id=%s event=bounce_asked by=admin", e->id);
 			sched_release(c->q->sched, e, time(NULL));
 			qmgr_kick(c->q);
 		}
@@ -1467,6 +1582,7 @@ ctl_done(struct job *j)
 	for (i = 0; i < c->nids; i++)
 		free(c->ids[i]);
 	free(c->ids);
+	free(c->hit);
 	free(c);
 }
 
@@ -1497,13 +1613,99 @@ ctl_collect_all(struct qmgr *q, struct ctl *c)
 	sched_each(q->sched, ctl_collect_one, c);
 }
 
+/* An answer made on the loop: c is done with. */
+static void
+ctl_answer_now(struct ctl *c, const char *json)
+{
+	size_t i;
+
+	if (json != NULL)
+		ctl_reply(c->out, json);
+	for (i = 0; i < c->nids; i++)
+		free(c->ids[i]);
+	free(c->ids);
+	free(c);
+}
+
+/*
+ * REQUEUE ID|ALL: due now, and the DNS answers of its destinations
+ * forgotten when its attempt starts (attempt_admin).  A held message is
+ * left held (RELEASE is what frees it) and one being delivered now is
+ * tried again after this attempt anyway; ALL skips both, ID says so.
+ */
+static void
+ctl_requeue(struct qmgr *q, struct ctl *c, const char *id)
+{
+	time_t now = time(NULL);
+	struct sched_ent *e;
+	size_t i, n = 0;
+
+	if (strcmp(id, "ALL") == 0) {
+		ctl_collect_all(q, c);
+	} else if (!queue_id_valid(id) ||
+		   (e = sched_find(q->sched, id)) == NULL) {
+		ctl_answer_now(c, "{\"ok\":false,\"error\":\"no such "
+				  "message\"}\n");
+		return;
+	} else if (e->held || e->busy) {
+		ctl_answer_now(c, e->held ? "{\"ok\":false,\"error\":\"the "
+					    "message is held (tern queue "
+					    "release)\"}\n"
+					  : "{\"ok\":false,\"error\":\"the "
+					    "message is being delivered; try "
+					    "again\"}\n");
+		return;
+	} else {
+		c->ids = xcalloc(1, sizeof(*c->ids));
+		c->ids[c->nids++] = xstrdup(id);
+	}
+	for (i = 0; i < c->nids; i++) {
+		e = sched_find(q->sched, c->ids[i]);
+		if (e == NULL || e->held || e->busy)
+			continue;
+		e->requeue = true;
+		sched_reschedule(q->sched, e, now);
+		log_info("id=%s event=requeued by=admin", e->id);
+		n++;
+	}
+	qmgr_kick(q);
+	buf_reset(c->out);
+	if (buf_printf(c->out, "{\"ok\":true,\"requeued\":%zu}\n", n) != 0)
+		ctl_too_large(c->out);
+	ctl_answer_now(c, NULL);
+}
+
+/* PURGE FILTER: every message not being delivered now is read by the
+ * job (ctl_purge_run); none is tried meanwhile. */
+static void
+ctl_purge_take(struct qmgr *q, struct ctl *c)
+{
+	struct sched_ent *e;
+	size_t i, k = 0;
+
+	ctl_collect_all(q, c);
+	for (i = 0; i < c->nids; i++) {
+		e = sched_find(q->sched, c->ids[i]);
+		if (e == NULL || e->busy) {
+			free(c->ids[i]);
+			continue;
+		}
+		e->busy = true;
+		sched_take(q->sched, e);
+		c->ids[k++] = c->ids[i];
+	}
+	c->nids = k;
+	c->hit = xcalloc(k ? k : 1, sizeof(*c->hit));
+}
+
 void
 qmgr_control(struct qmgr *q, const char *line, struct buf *out,
     void (*done)(void *arg), void *arg)
 {
 	struct ctl *c = xcalloc(1, sizeof(*c));
-	char cmd[16] = "", id[64] = "";
+	char cmd[16] = "", id[64] = "", err[200], reply[400];
 	struct sched_ent *e = NULL;
+	const char *args;
 
 	if (sscanf(line, "%15s %63s", cmd, id) < 1)
 		cmd[0] = '\0';
@@ -1523,10 +1725,33 @@ qmgr_control(struct qmgr *q, const char *line, struct buf *out,
 		done(arg);
 		return;
 	}
-	if (strcmp(cmd, "LIST") == 0) {
-		ctl_collect_all(q, c);
+	if (strcmp(cmd, "REQUEUE") == 0) {
+		ctl_requeue(q, c, id);
+		done(arg);
+		return;
+	}
+	if (strcmp(cmd, "LIST") == 0 || strcmp(cmd, "PURGE") == 0) {
+		args = line + strlen(cmd);
+		err[0] = '\0';
+		if (queue_filter_parse(&c->filt, args, err, sizeof(err)) != 0 ||
+		    (cmd[0] == 'P' && !c->filt.any)) {
+			/* err: fixed ASCII without quotes (queue/admin.h) */
+			str_fmt_cut(reply, sizeof(reply),
+			    "{\"ok\":false,\"error\":\"%s\"}\n",
+			    err[0] != '\0' ? err
+					   : "purge needs a filter (to=, "
+					     "from=, older=, deferred)");
+			ctl_answer_now(c, reply);
+			done(arg);
+			return;
+		}
+		if (cmd[0] == 'L')
+			ctl_collect_all(q, c);
+		else
+			ctl_purge_take(q, c);
 	} else if (strcmp(cmd, "SHOW") == 0 || strcmp(cmd, "DELETE") == 0 ||
-		   strcmp(cmd, "HOLD") == 0 || strcmp(cmd, "RELEASE") == 0) {
+		   strcmp(cmd, "HOLD") == 0 || strcmp(cmd, "RELEASE") == 0 ||
+		   strcmp(cmd, "BOUNCE") == 0) {
 		if (!queue_id_valid(id) ||
 		    (e = sched_find(q->sched, id)) == NULL || e->busy) {
 			ctl_reply(
@@ -1535,6 +1760,16 @@ qmgr_control(struct qmgr *q, const char *line, struct buf *out,
 				       "is being delivered; try again\"}\n"
 				     : "{\"ok\":false,\"error\":\"no such "
 				       "message\"}\n");
+			free(c);
+			done(arg);
+			return;
+		}
+		if (strcmp(cmd, "BOUNCE") == 0 && !e->held) {
+			/* no file changes: the next attempt bounces it */
+			e->bounce = true;
+			log_info("id=%s event=bounce_asked by=admin", e->id);
+			qent_reschedule(q, e, time(NULL));
+			ctl_reply(out, "{\"ok\":true}\n");
 			free(c);
 			done(arg);
 			return;

@@ -1,6 +1,9 @@
 /*
  * log: one line per event on stderr, "key=value" fields after a time stamp,
- * the program name and the level.  Lines are written with one write(2) so
+ * the program name and the level, or the same fields as one JSON object
+ * (log.format = json, util/logfmt.c).  A sink (log_set_sink: ternd's
+ * syslog and journald targets) may take each line instead of stderr; what
+ * it refuses still reaches stderr.  Lines are written with one write(2) so
  * lines from worker threads never interleave.  Client text must pass
  * through log_sanitize() before it reaches a field.
  */
@@ -13,18 +16,33 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/logfmt.h"
 #include "util/util.h"
 
 static const char *log_prog = "tern";
 static enum log_level log_min = LOG_LEVEL_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "err"};
+static _Atomic enum log_format log_format = LOG_FORMAT_KV;
+static log_sink_fn _Atomic log_sink;
 
 void
 log_init(const char *progname, enum log_level min)
 {
 	log_prog = progname;
 	log_min = min;
+}
+
+void
+log_set_format(enum log_format f)
+{
+	log_format = f;
+}
+
+void
+log_set_sink(log_sink_fn fn)
+{
+	log_sink = fn;
 }
 
 /*
@@ -76,22 +94,43 @@ log_pid(void)
 static void
 log_vwrite(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 {
-	char line[4096];
+	char msg[LOGFMT_LINE_MAX], line[LOGFMT_LINE_MAX], ts[40];
+	const char *body = msg;
 	struct timeval tv;
-	size_t n;
+	size_t n, m, blen;
 
-	gettimeofday(&tv, NULL);
-	n = log_stamp(line, tv.tv_sec);
-	str_fmt_cut(line + n, sizeof(line) - n, ".%03dZ %s[%d]: %s ",
-	    (int)(tv.tv_usec / 1000), log_prog, log_pid(), level_names[lvl]);
-	n += strlen(line + n);
-	str_vfmt_cut(line + n, sizeof(line) - n, fmt, ap);
-	n += strlen(line + n);
+	/* the fields alone: what a sink gets besides the whole line */
+	str_vfmt_cut(msg, sizeof(msg) - 1, fmt, ap);
+	m = strlen(msg);
 	if (suffix != NULL) {
-		str_fmt_cut(line + n, sizeof(line) - n, "%s", suffix);
-		n += strlen(line + n);
+		str_fmt_cut(msg + m, sizeof(msg) - 1 - m, "%s", suffix);
+		m += strlen(msg + m);
 	}
-	line[n++] = '\n';
+	blen = m;
+	gettimeofday(&tv, NULL);
+	n = log_stamp(ts, tv.tv_sec);
+	str_fmt_cut(ts + n, sizeof(ts) - n, ".%03dZ", (int)(tv.tv_usec / 1000));
+	if (log_format == LOG_FORMAT_JSON) {
+		n = logfmt_json(line, sizeof(line), ts, level_names[lvl],
+		    log_prog, log_pid(), msg, m);
+		body = line;
+		blen = n > 0 ? n - 1 : 0;
+	} else {
+		str_fmt_cut(line, sizeof(line), "%s %s[%d]: %s ", ts, log_prog,
+		    log_pid(), level_names[lvl]);
+		n = strlen(line);
+		/* msg is at most sizeof(line) - 1: cut the end if the
+		 * prefix left less room */
+		if (m > sizeof(line) - 1 - n) {
+			m = sizeof(line) - 1 - n;
+			memcpy(msg + m - 3, "...", 3);
+		}
+		memcpy(line + n, msg, m);
+		n += m;
+		line[n++] = '\n';
+	}
+	if (log_sink != NULL && log_sink(lvl, body, blen, msg, strlen(msg)))
+		return;
 	/* the log is where failures are told: a failed write of it has
 	 * nowhere left to go, and the caller goes on either way */
 	if (write(STDERR_FILENO, line, n) < 0)

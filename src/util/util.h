@@ -53,6 +53,17 @@ enum log_level {
 };
 
 void log_init(const char *progname, enum log_level min);
+enum log_format { LOG_FORMAT_KV, LOG_FORMAT_JSON };
+void log_set_format(enum log_format f); /* before threads start */
+/*
+ * A sink takes a line instead of stderr: body is what to send (the fields,
+ * or with LOG_FORMAT_JSON the JSON object, no '\n'), kv the fields as
+ * key=value text.  It returns false to have the line written to stderr.
+ * Called from any thread, so it must be thread-safe and must not log.
+ */
+typedef bool (*log_sink_fn)(enum log_level lvl, const char *body,
+    size_t bodylen, const char *kv, size_t kvlen);
+void log_set_sink(log_sink_fn fn);
 /* One line: "<time> <prog>[pid]: <level> <fields>\n".  fields are key=value. */
 void log_msg(enum log_level lvl, const char *fmt, ...) PRINTF_LIKE(2, 3);
 #define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)

@@ -983,6 +983,54 @@ test_sts_keys(void)
 }
 
 static void
+test_log_keys(void)
+{
+	static const struct {
+		const char *ov, *want; /* want NULL: refused */
+	} rows[] = {
+	    {"log.format=kv", "log.format = kv\n"},
+	    {"log.format=JSON", "log.format = json\n"},
+	    {"log.format=xml", NULL},
+	    {"log.target=stderr", "log.target = stderr\n"},
+	    {"log.target=syslog", "log.target = syslog\n"},
+	    {"log.target=Journald", "log.target = journald\n"},
+	    {"log.target=file", NULL},
+	    {"log.socket=/run/x.sock", "log.socket = /run/x.sock\n"},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *ov[] = {"state_dir=/s", (char *)(uintptr_t)rows[i].ov};
+		char err[512];
+		struct lines l = {"", 0, 0};
+		struct conf *c = conf_load(NULL, ov, 2, err, sizeof(err));
+
+		t_case(rows[i].ov);
+		T_CHECK((c != NULL) == (rows[i].want != NULL));
+		if (c == NULL) {
+			T_CHECK(strstr(err, "log.") != NULL);
+			continue;
+		}
+		conf_dump(c, collect, &l);
+		T_CHECK(strstr(l.text, rows[i].want) != NULL);
+		conf_free(c);
+	}
+	t_case("log defaults");
+	{
+		char *ov[] = {"state_dir=/s"};
+		char err[512];
+		struct conf *c = conf_load(NULL, ov, 1, err, sizeof(err));
+
+		T_CHECK(c != NULL);
+		if (c != NULL) {
+			T_CHECK_STR(c->log_format, "kv");
+			T_CHECK_STR(c->log_target, "stderr");
+			T_CHECK(c->log_socket == NULL);
+		}
+		conf_free(c);
+	}
+}
+
+static void
 test_dump(void)
 {
 	char *ov[] = {"domains=a.example,b.example", "state_dir=/s",
@@ -995,7 +1043,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 115);
+	T_CHECK_INT(l.n, 118);
 	T_CHECK(strstr(l.text, "tlsrpt.reports = no\n") != NULL);
 	T_CHECK(strstr(l.text, "tlsrpt.report_interval = 86400\n") != NULL);
 	T_CHECK(strstr(l.text, "tlsrpt.max_domains = 10000\n") != NULL);
@@ -1256,6 +1304,7 @@ main(void)
 	T_RUN(test_metrics_keys);
 	T_RUN(test_tls_policy);
 	test_sts_keys();
+	T_RUN(test_log_keys);
 	{
 		char cmd[PATH_MAX + 16];
 
