@@ -187,11 +187,14 @@ listen_socket(const char *spec, int *fd_out)
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
 	    listen(fd, 1024) != 0) {
+		int e = errno; /* for the caller: EACCES on a low port */
+
 		log_err("event=startup step=listen addr=%s error=\"%s\"", spec,
-		    strerror(errno));
+		    strerror(e));
 		if (fd != -1)
 			close(fd);
 		freeaddrinfo(ai);
+		errno = e;
 		return -1;
 	}
 	freeaddrinfo(ai);
@@ -492,29 +495,30 @@ listeners_reload(struct server *s, struct conf *nc, const struct conf *oc)
 			enabled += on;
 			continue;
 		}
-		if (on && geteuid() != 0 &&
-		    conf_split_hostport(ns, host, sizeof(host), &port, true) ==
-			0 &&
-		    port < 1024) {
-			/* binding it needs root, which ternd gave up: the
-			   safer choice than keeping CAP_NET_BIND_SERVICE
-			   (docs/security.md) */
-			log_warn("event=reload needs_restart=%s value=%s "
-				 "note=\"a port below 1024 is bound as root, "
-				 "at start; kept %s\"",
-			    want[i].key, ns, was ? want[i].ospec : "off");
-			conf_key_keep(nc, oc, want[i].key);
-			enabled += was;
-			continue;
-		}
-		want[i].change = true;
-		enabled += on;
 		if (on && listen_socket(ns, &want[i].fd) != 0) {
+			if (errno == EACCES &&
+			    conf_split_hostport(
+				ns, host, sizeof(host), &port, true) == 0 &&
+			    port < 1024) {
+				/* a port below 1024 needs root or
+				   CAP_NET_BIND_SERVICE: a ternd that dropped
+				   root keeps neither (docs/security.md) */
+				log_warn("event=reload needs_restart=%s "
+					 "value=%s note=\"a port below 1024 "
+					 "is bound at start; kept %s\"",
+				    want[i].key, ns,
+				    was ? want[i].ospec : "off");
+				conf_key_keep(nc, oc, want[i].key);
+				enabled += was;
+				continue;
+			}
 			log_err("event=reload step=listen key=%s addr=%s "
 				"error=\"cannot listen, see above\"",
 			    want[i].key, ns);
 			goto undo;
 		}
+		want[i].change = true;
+		enabled += on;
 	}
 	if (enabled == 0) {
 		log_err("event=reload step=listen error=\"no listener "

@@ -57,7 +57,8 @@ struct listener {
 
 int listeners_bind(struct server *s); /* before privdrop */
 /* A listening TCP socket on spec ("ip:port", "[ip6]:port"), non-blocking;
- * errors are logged.  listen.metrics binds through it too. */
+ * errors are logged (errno kept: the bind's, for a reload).  listen.metrics
+ * binds through it too. */
 int listen_socket(const char *spec, int *fd_out);
 void listeners_enable(struct server *s); /* on the loop */
 void listeners_close(struct server *s);
@@ -66,8 +67,9 @@ void listeners_close(struct server *s);
  * A listen.* whose value is unchanged keeps its socket (no window without
  * one); a new or moved one is bound first: when any bind fails, every
  * socket bound here is closed again and -1 returned, nothing changed.  A
- * port below 1024 cannot be bound after the privilege drop: that key is
- * logged needs_restart and nc gets oc's value back.  Then the removed
+ * port below 1024 that cannot be bound (EACCES: root was dropped, no
+ * CAP_NET_BIND_SERVICE) is not an error: that key is logged
+ * needs_restart and nc gets oc's value back.  Then the removed
  * and moved ones stop accepting (their sessions go on; the slot is freed
  * after the last one) and the new ones start.
  */
