@@ -149,6 +149,25 @@ def test_broken_file_refused_old_config_serves(ternd):
             assert "tern.conf" in line
     finally:
         os.chmod(r.path, 0o644)
+    # a TLS pair that does not load: refused, naming the keys
+    bad3 = dict(bad2)
+    bad3["limits.message_size"] = "200k"
+    bad3["tls.cert"] = str(r.dir / "missing-cert.pem")
+    bad3["tls.key"] = str(r.dir / "missing-key.pem")
+    line = r.reload(bad3, expect="result=refused")
+    assert "tls.cert, tls.key" in line, line
+    # a listener that cannot be bound (the address is taken): refused,
+    # and the running listeners stay as they were
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        bad4 = dict(bad2)
+        bad4["limits.message_size"] = "200k"
+        bad4["listen.submission"] = "127.0.0.1:%d" % taken.getsockname()[1]
+        line = r.reload(bad4, expect="result=refused")
+        assert "step=listen" in line, line
+    with r.t.client() as c:
+        assert "SIZE 102400" in c.ehlo().text   # still the first limit
     # fixed: taken
     good = dict(bad2)
     good["limits.message_size"] = "200k"
