@@ -6,8 +6,8 @@
  * that need a restart, load the new TLS context, then bind the new
  * listeners (listeners_reload, which undoes its own binds on failure).
  * Only then, with nothing left that can fail, the switch: s->conf,
- * s->relay_nets and s->tls_ctx, the log level, and the tables and DKIM
- * keys reopened as SIGHUP always did.
+ * s->relay_nets and s->tls_ctx, and the tables and DKIM keys reopened as
+ * SIGHUP always did.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +99,8 @@ const char *const reload_restart_keys[] = {
     "rate.exempt_networks",
     "policy.servers",
     "policy.idle_timeout",
+    /* worker threads read the level while they log: written once */
+    "log.level",
     NULL,
 };
 
@@ -191,18 +193,6 @@ reread(struct reload *r, char *err, size_t errlen)
 	char **av = r->argv;
 
 	return conf_from_args(&ac, &av, err, errlen);
-}
-
-static enum log_level
-level_of(const char *n)
-{
-	if (n == NULL || strcmp(n, "info") == 0)
-		return LOG_LEVEL_INFO;
-	if (strcmp(n, "debug") == 0)
-		return LOG_LEVEL_DEBUG;
-	if (strcmp(n, "warn") == 0)
-		return LOG_LEVEL_WARN;
-	return LOG_LEVEL_ERR;
 }
 
 /* Put back what cannot change live; each one logged. */
@@ -320,7 +310,6 @@ reload_run(struct server *s)
 	s->relay_nets = nets;
 	SSL_CTX_free(s->tls_ctx); /* sessions keep their reference */
 	s->tls_ctx = ctx;
-	log_init("ternd", level_of(nc->log_level));
 	lookups_reload(s->lookups, nc);
 	dkimsign_reload(s);
 	log_changed(oc, nc, r->gen);
