@@ -4,13 +4,13 @@
  * sendmail(1) and mailq(1) personalities, queue.c the "tern queue"
  * commands and the control-socket client, json.c the small JSON reader
  * for the control socket's answers, dkim.c and dmarc.c those commands,
- * doctor.c "tern doctor" (its DNS and DKIM check shared with dkim.c
- * through cli/resolve.h).  The pure parts (flag parser, message
- * reader, recipient extraction, exit codes, JSON) are declared here too,
- * for tests/unit/test_sendmail.c and tests/unit/test_json.c.
+ * doctor.c "tern doctor", config.c "tern config check" (its DNS and DKIM check
+ * shared with dkim.c through cli/resolve.h).  The pure parts (flag parser,
+ * message reader, recipient extraction, exit codes, JSON) are declared here
+ * too, for tests/unit/test_sendmail.c and tests/unit/test_json.c.
  *
- * Owns: the tern command.  May call: addr, auth, conf, deliver (Maildir
- * creation, the resolver), mailauth (DKIM keys, the SPF evaluator, the
+ * Owns: the tern command.  May call: addr, auth, conf, confcheck, deliver
+ * (Maildir creation, the resolver), mailauth (DKIM keys, the SPF evaluator, the
  * DMARC record parser), queue (ids), smtp (reply parsing), table, tls
  * (where the self-signed pair lives), util; reaches a
  * running ternd only through control.sock and public/submit.sock.
@@ -60,6 +60,10 @@ int cli_dmarc(const struct conf *c, int argc, char **argv);
 int cli_tlsrpt(const struct conf *c, int argc, char **argv);
 /* "tern ... doctor [DOMAIN...] [--address IP] [--json]" (doctor.c). */
 int cli_doctor(const struct conf *c, int argc, char **argv);
+/* tern config check (config.c): run before the configuration is loaded,
+ * since checking a broken one is its point; argc/argv are main's. */
+bool cli_is_config_check(int argc, char **argv);
+int cli_config_check(int argc, char **argv);
 /* As root with "user" configured, become that user (main.c): 0, or 1
  * after a message. */
 int cli_become_user(const struct conf *c);

@@ -5,7 +5,7 @@
  *
  *   tern user add|del|list|passwd ADDRESS [--password-stdin | --hash-stdin]
  *   tern alias add ADDRESS TARGET... | del ADDRESS [TARGET...] | list [ADDRESS]
- *   tern config
+ *   tern config, tern config check [-c FILE]   (config.c)
  *   tern queue list|show ID|flush|delete ID|hold ID|release ID [--json]
  *   tern dkim keygen DOMAIN [...] | list   (dkim.c)
  *   tern doctor [DOMAIN...] [--address IP] [--json]   (doctor.c)
@@ -73,6 +73,8 @@ static const char cli_usage_text[] =
     "  alias del ADDRESS [TARGET...]         remove targets, or the alias\n"
     "  alias list [ADDRESS]                  list aliases\n"
     "  config                                print the configuration\n"
+    "  config check [-c FILE]                check a configuration file as\n"
+    "                                        ternd would (exit 0 ok, 1 not)\n"
     "  queue list|show ID [--json]           the queue (list: a table)\n"
     "  queue list [--to DOMAIN] [--from ADDR|DOMAIN|<>] [--older 1h]\n"
     "             [--deferred]               only the messages that match\n"
@@ -764,7 +766,8 @@ cli_run(struct cli *cl, int argc, char **argv)
 		return cli_alias(cl, argc, argv);
 	if (strcmp(cmd, "config") == 0) {
 		if (argc > 1)
-			return cli_usage_err("config takes no arguments");
+			return cli_usage_err("config takes no arguments but "
+					     "check [-c FILE]");
 		conf_dump(cl->conf, cli_print_line, NULL);
 		return 0;
 	}
@@ -819,6 +822,8 @@ main(int argc, char **argv)
 		printf("tern %s rev %s\n", tern_version(), tern_revision());
 		return cli_flush(0);
 	}
+	if (cli_is_config_check(argc, argv))
+		return cli_flush(cli_config_check(argc, argv));
 	if ((cl.conf = conf_from_args(&argc, &argv, err, sizeof(err))) == NULL)
 		return cli_err("%s", err);
 	rc = argc < 1 ? cli_usage_err("a command is needed")

@@ -25,6 +25,7 @@
 #include "conf/conf.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -241,6 +242,9 @@ struct conf_ctx {
 	bool users_set;	       /* tables.users given explicitly */
 	int err_line;	       /* first error, 0 = none */
 	char err[CONF_MSG_MAX];
+	/* conf_check: every file error, not only the first (NULL: off) */
+	void (*report)(void *rctx, const char *msg);
+	void *rctx;
 };
 
 /* The bytes of the file and the reader's position, for ini_parse_stream. */
@@ -1112,14 +1116,21 @@ static void conf_file_error(struct conf_ctx *x, const char *fmt, ...)
 static void
 conf_file_error(struct conf_ctx *x, const char *fmt, ...)
 {
-	char msg[CONF_MSG_MAX];
+	char msg[CONF_MSG_MAX], line[CONF_MSG_MAX + 64];
 	va_list ap;
 
-	if (x->err_line != 0)
+	if (x->err_line != 0 && x->report == NULL)
 		return;
 	va_start(ap, fmt);
 	str_vfmt_cut(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (x->report != NULL) {
+		str_fmt_cut(
+		    line, sizeof(line), "%s:%d: %s", x->path, x->lineno, msg);
+		x->report(x->rctx, line);
+	}
+	if (x->err_line != 0)
+		return;
 	x->err_line = x->lineno;
 	str_fmt_cut(
 	    x->err, sizeof(x->err), "%s:%d: %s", x->path, x->lineno, msg);
@@ -1184,6 +1195,66 @@ conf_tls_policy_set(
 	return 0;
 }
 
+/* Edit distance of a and b (lower-cased), capped at 3: close typos only. */
+static unsigned
+conf_distance(const char *a, const char *b)
+{
+	unsigned row[65], prev, cur, i, j;
+	size_t na = strlen(a), nb = strlen(b);
+
+	if (na > 64 || nb > 64)
+		return 3;
+	for (j = 0; j <= nb; j++)
+		row[j] = j;
+	for (i = 1; i <= na; i++) {
+		prev = row[0];
+		row[0] = i;
+		for (j = 1; j <= nb; j++) {
+			unsigned sub =
+			    prev + (tolower((unsigned char)a[i - 1]) !=
+				       tolower((unsigned char)b[j - 1]));
+
+			cur = row[j];
+			row[j] = sub;
+			if (cur + 1 < row[j])
+				row[j] = cur + 1;
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			prev = cur;
+		}
+	}
+	return row[nb] < 3 ? row[nb] : 3;
+}
+
+/*
+ * The key an unknown "section.name" was probably meant to be: the same
+ * name in another section, else a name at most two edits away in the
+ * same section.  "" when none.
+ */
+static void
+conf_suggest(const char *section, const char *name, char *out, size_t outlen)
+{
+	size_t i, best = CONF_NKEYS;
+	unsigned d, bestd = 3;
+
+	out[0] = '\0';
+	for (i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		if (strcasecmp(k->name, name) == 0) {
+			best = i;
+			break;
+		}
+		if (strcasecmp(k->section, section) == 0 &&
+		    (d = conf_distance(k->name, name)) < bestd) {
+			bestd = d;
+			best = i;
+		}
+	}
+	if (best < CONF_NKEYS)
+		conf_keyname(&conf_keys[best], out, outlen);
+}
+
 static int
 conf_ini_handler(
     void *user, const char *section, const char *name, const char *value)
@@ -1204,8 +1275,11 @@ conf_ini_handler(
 		return 1;
 	}
 	if (k == NULL) {
-		conf_file_error(x, "unknown key \"%s%s%s\"", section,
-		    section[0] != '\0' ? "." : "", name);
+		conf_suggest(section, name, key, sizeof(key));
+		conf_file_error(x, "unknown key \"%s%s%s\"%s%s%s", section,
+		    section[0] != '\0' ? "." : "", name,
+		    key[0] != '\0' ? " (did you mean " : "", key,
+		    key[0] != '\0' ? "?)" : "");
 		return 0;
 	}
 	conf_keyname(k, key, sizeof(key));
@@ -1643,15 +1717,17 @@ conf_finish(struct conf_ctx *x, char *err, size_t errlen)
 	return 0;
 }
 
-struct conf *
-conf_load(const char *path, char *const *overrides, size_t n, char *err,
-    size_t errlen)
+static struct conf *
+conf_load_x(const char *path, char *const *overrides, size_t n, char *err,
+    size_t errlen, void (*report)(void *, const char *), void *rctx)
 {
 	struct conf_ctx *x = xcalloc(1, sizeof(*x));
 	struct conf *c = xcalloc(1, sizeof(*c));
 	size_t i;
 
 	x->c = c;
+	x->report = report;
+	x->rctx = rctx;
 	if (conf_defaults(c, err, errlen) != 0)
 		goto fail;
 	if (path != NULL) {
@@ -1670,6 +1746,21 @@ fail:
 	free(x);
 	conf_free(c);
 	return NULL;
+}
+
+struct conf *
+conf_load(const char *path, char *const *overrides, size_t n, char *err,
+    size_t errlen)
+{
+	return conf_load_x(path, overrides, n, err, errlen, NULL, NULL);
+}
+
+struct conf *
+conf_check(const char *path, char *const *overrides, size_t n,
+    void (*report)(void *rctx, const char *msg), void *rctx, char *err,
+    size_t errlen)
+{
+	return conf_load_x(path, overrides, n, err, errlen, report, rctx);
 }
 
 struct conf *
@@ -1863,4 +1954,70 @@ conf_dump(
 	}
 	buf_free(&m);
 	buf_free(&b);
+}
+
+/* ---- reload (server/reload.c) ------------------------------------------ */
+
+bool
+conf_key_differs(const struct conf *a, const struct conf *b, const char *key)
+{
+	const struct conf_key *k = conf_key_by_name(key, strlen(key));
+	struct buf va, vb;
+	bool differs;
+
+	if (k == NULL)
+		panic("event=conf_key_differs key=%s", key);
+	buf_init(&va, (size_t)CONF_DOMAINS_MAX * (ADDR_DOMAIN_MAX + 2) + 256);
+	buf_init(&vb, va.max);
+	conf_format_value(a, k, &va);
+	conf_format_value(b, k, &vb);
+	differs = va.len != vb.len ||
+		  (va.len > 0 && memcmp(va.data, vb.data, va.len) != 0);
+	buf_free(&va);
+	buf_free(&vb);
+	return differs;
+}
+
+void
+conf_key_keep(struct conf *dst, const struct conf *src, const char *key)
+{
+	const struct conf_key *k = conf_key_by_name(key, strlen(key));
+	size_t i;
+
+	if (k == NULL)
+		panic("event=conf_key_keep key=%s", key);
+	switch (k->type) {
+	case CONF_T_DOMAINS:
+		conf_free_domains(dst);
+		dst->domains = xcalloc(src->ndomains, sizeof(char *));
+		for (i = 0; i < src->ndomains; i++)
+			dst->domains[i] = xstrdup(src->domains[i]);
+		dst->ndomains = src->ndomains;
+		break;
+	case CONF_T_SIZE:
+		*(uint64_t *)conf_field(dst, k) =
+		    *(const uint64_t *)conf_cfield(src, k);
+		break;
+	case CONF_T_UINT:
+	case CONF_T_SECS:
+		*(unsigned *)conf_field(dst, k) =
+		    *(const unsigned *)conf_cfield(src, k);
+		break;
+	case CONF_T_BOOL:
+		*(bool *)conf_field(dst, k) =
+		    *(const bool *)conf_cfield(src, k);
+		break;
+	case CONF_T_SMTLS:
+		*(enum conf_smarthost_tls *)conf_field(dst, k) =
+		    *(const enum conf_smarthost_tls *)conf_cfield(src, k);
+		break;
+	default: {
+		char **d = conf_field(dst, k);
+		char *const *sv = conf_cfield(src, k);
+
+		free(*d);
+		*d = *sv != NULL ? xstrdup(*sv) : NULL;
+		break;
+	}
+	}
 }

@@ -274,6 +274,21 @@ struct conf *conf_from_args(int *argc, char ***argv, char *err, size_t errlen);
 struct conf *conf_load(const char *path, char *const *overrides, size_t n,
     char *err, size_t errlen);
 void conf_free(struct conf *c);
+/*
+ * conf_load for `tern config check`: every error of the file is passed
+ * to report() ("file:line: what"), not only the first; an error of an
+ * override or of the whole (conf_finish) ends the check as in conf_load.
+ * Returns the configuration (NULL when any error was found; err has the
+ * first one).
+ */
+struct conf *conf_check(const char *path, char *const *overrides, size_t n,
+    void (*report)(void *rctx, const char *msg), void *rctx, char *err,
+    size_t errlen);
+/* For a reload (server/reload.c): does key ("section.key", a known key)
+ * have another value in b than in a; set dst's key to src's value. */
+bool conf_key_differs(
+    const struct conf *a, const struct conf *b, const char *key);
+void conf_key_keep(struct conf *dst, const struct conf *src, const char *key);
 
 /* Is domain (lower-cased) one of the configured domains? */
 bool conf_domain_is_local(const struct conf *c, const char *domain);

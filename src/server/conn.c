@@ -223,8 +223,7 @@ spill_room(struct conn *c, uint64_t n)
 	struct txn *t = c->txn;
 	struct statvfs sv;
 
-	if (!budget_room(
-		c->srv->scratch_bytes, c->srv->conf->inflight_scratch, n))
+	if (!budget_room(c->srv->scratch_bytes, c->cf->inflight_scratch, n))
 		return "inflight_scratch";
 	t->spill_unchecked += n;
 	if (t->spill_unchecked < CONN_DISK_CHECK_EVERY && t->spill_len > 0)
@@ -307,8 +306,7 @@ body_sink(void *ctx, const char *p, size_t n)
 		spill_write(c, p, n);
 		return;
 	}
-	if (!budget_room(
-		c->srv->body_bytes, c->srv->conf->inflight_memory, n)) {
+	if (!budget_room(c->srv->body_bytes, c->cf->inflight_memory, n)) {
 		body_no_room(c, "inflight_memory");
 		return;
 	}
@@ -437,7 +435,7 @@ conn_close_soon(struct conn *c, const char *reason)
 static void
 conn_arm_timer(struct conn *c)
 {
-	const struct conf *cf = c->srv->conf;
+	const struct conf *cf = c->cf;
 	uint64_t now = time_now_ms(), ms;
 	size_t pend = evbuffer_get_length(bufferevent_get_input(c->bev));
 	struct timeval tv;
@@ -545,15 +543,14 @@ mail_begin(struct conn *c)
 	if (addr_format(&cmd->path, t->sender, sizeof(t->sender)) < 0)
 		t->sender[0] = '\0';
 	t->params = cmd->mail;
-	buf_init(&t->body, (size_t)c->srv->conf->message_size + 1);
+	buf_init(&t->body, (size_t)c->cf->message_size + 1);
 	/* SIZE= announces the body: one allocation instead of doublings, up
 	 * to 1 MiB, so a client cannot reserve memory by merely claiming */
-	if (cmd->mail.has_size &&
-	    cmd->mail.size <= c->srv->conf->message_size &&
+	if (cmd->mail.has_size && cmd->mail.size <= c->cf->message_size &&
 	    buf_reserve(&t->body, cmd->mail.size < (1u << 20)
 				      ? (size_t)cmd->mail.size
 				      : (1u << 20)) != 0)
-		buf_init(&t->body, (size_t)c->srv->conf->message_size + 1);
+		buf_init(&t->body, (size_t)c->cf->message_size + 1);
 	c->txn = t;
 	if (conn_milter_stage(c, CONN_MILTER_MAIL, NULL, on_milter_mail))
 		return;
@@ -613,7 +610,7 @@ conn_may_relay(const struct conn *c)
 {
 	return c->authenticated || c->local ||
 	       netlist_match(
-		   c->srv->relay_nets, (const struct sockaddr *)&c->sa);
+		   c->snap->relay_nets, (const struct sockaddr *)&c->sa);
 }
 
 static struct queue_env *
@@ -716,7 +713,7 @@ literal_is_this_host(const struct conn *c, const struct addr *a)
 	size_t n;
 	int fd = c->bev != NULL ? bufferevent_getfd(c->bev) : c->fd;
 
-	if (c->local || c->srv->conf->ndomains == 0 ||
+	if (c->local || c->cf->ndomains == 0 ||
 	    (a->kind != ADDR_DOMAIN_IPV4 && a->kind != ADDR_DOMAIN_IPV6))
 		return false;
 	n = strlen(a->domain);
@@ -1045,7 +1042,7 @@ rcpt_spf_hold(struct conn *c)
 	conn_spf_start(c, on_spf_done);
 	/* greylist.whitelist_domains needs the result too (conngrey.c) */
 	if (t->spf == NULL || spfcheck_done(t->spf) ||
-	    (!c->srv->conf->spf_reject_fail && !conn_grey_wants_spf(c)))
+	    (!c->cf->spf_reject_fail && !conn_grey_wants_spf(c)))
 		return false;
 	c->pending = true;
 	c->spf_wait = CONN_SPF_RCPT;
@@ -1095,8 +1092,7 @@ on_rcpt(struct conn *c)
 		q->addr.kind = ADDR_DOMAIN_NAME;
 		/* conf.c accepts only domain names that fit ADDR_DOMAIN_MAX */
 		if (str_copy(q->addr.domain, sizeof(q->addr.domain),
-			c->srv->conf->domains[0],
-			strlen(c->srv->conf->domains[0])) != 0)
+			c->cf->domains[0], strlen(c->cf->domains[0])) != 0)
 			panic(
 			    "event=rcpt_lookup error=\"domains[0] too long\"");
 	}
@@ -1184,12 +1180,12 @@ build_trace(const struct conn *c, struct inject *ij)
 		if (buf_printf(h,
 			"Received: from local (uid %u)\r\n\tby %s (tern) with "
 			"%s",
-			c->local_uid, c->srv->conf->hostname, "local") != 0)
+			c->local_uid, c->cf->hostname, "local") != 0)
 			return -1;
 	} else if (buf_printf(h,
 		       "Received: from %s ([%s%s])\r\n\tby %s (tern) with %s",
 		       trace_helo(c), strchr(c->ip, ':') != NULL ? "IPv6:" : "",
-		       c->ip, c->srv->conf->hostname, with_protocol(c)) != 0)
+		       c->ip, c->cf->hostname, with_protocol(c)) != 0)
 		return -1;
 	if (c->tls) {
 		tlsconn_describe(c, tls, sizeof(tls));
@@ -1229,7 +1225,7 @@ submit_fix_headers(const struct conn *c, struct inject *ij)
 	}
 	if (!addr_hdr_find(msg, end, "Message-ID", &f) &&
 	    buf_printf(&ij->head, "Message-ID: <%s@%s>\r\n", t->id,
-		c->srv->conf->hostname) != 0)
+		c->cf->hostname) != 0)
 		return -1;
 	return 0;
 }
@@ -1350,7 +1346,7 @@ too_many_hops(struct conn *c)
 	struct txn *t = c->txn;
 	size_t len;
 	const char *msg = txn_content(t, &len);
-	unsigned hops = c->srv->conf->hops;
+	unsigned hops = c->cf->hops;
 	size_t end = addr_hdr_end(msg, len, NULL);
 
 	if (addr_hdr_count(msg, end, "Received", hops) < hops)
@@ -1943,6 +1939,7 @@ conn_link(struct server *s, struct conn *c)
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
+	listener_conns_add(s, c->l, 1);
 	client_count_add(s, &c->key, 1);
 	metrics_conn_open(conn_metrics_listener(c));
 }
@@ -1959,6 +1956,7 @@ conn_unlink(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->nconns--;
+	listener_conns_add(s, c->l, -1);
 	client_count_add(s, &c->key, -1);
 	metrics_conn_close(conn_metrics_listener(c));
 }
@@ -1966,7 +1964,7 @@ conn_unlink(struct conn *c)
 void
 conn_setup_bev(struct conn *c)
 {
-	struct timeval wt = {(time_t)c->srv->conf->timeout_command, 0};
+	struct timeval wt = {(time_t)c->cf->timeout_command, 0};
 
 	bufferevent_setcb(c->bev, on_read, on_write, on_bev_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_HIGH);
@@ -1984,6 +1982,8 @@ conn_new(struct server *s, const struct listener *l, int fd,
 	struct smtp_server_conf sc = {0};
 
 	c->srv = s;
+	c->snap = reload_hold(s);
+	c->cf = c->snap->conf;
 	c->fd = fd;
 	c->l = l;
 	memcpy(&c->sa, sa, salen < sizeof(c->sa) ? salen : sizeof(c->sa));
@@ -1999,10 +1999,10 @@ conn_new(struct server *s, const struct listener *l, int fd,
 	}
 	id_new(c->sid);
 	buf_init(&c->out, CONN_OUT_MAX);
-	sc.hostname = s->conf->hostname;
-	sc.max_message_size = s->conf->message_size;
-	sc.max_recipients = s->conf->recipients;
-	sc.max_errors = s->conf->errors;
+	sc.hostname = c->cf->hostname;
+	sc.max_message_size = c->cf->message_size;
+	sc.max_recipients = c->cf->recipients;
+	sc.max_errors = c->cf->errors;
 	sc.body_sink = body_sink;
 	sc.body_ctx = c;
 	/* no STARTTLS on 465 (TLS already) nor on the local socket */
@@ -2069,6 +2069,7 @@ conn_free(struct conn *c)
 	log_info("sid=%s event=disconnect reason=%s messages=%u", c->sid,
 	    c->close_reason ? c->close_reason : "closed", c->messages);
 	conn_unlink(c);
+	reload_release(s, c->snap);
 	conn_free_bev(c);
 	event_free(c->timer);
 	if (c->delay != NULL)

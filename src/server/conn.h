@@ -24,6 +24,7 @@
 #include "smtp/smtp.h"
 #include "server/listen.h"
 #include "server/lookup.h"
+#include "server/reload.h"
 #include "server/server.h"
 #include "mailauth/inbound.h"
 #include "server/authcheck.h"
@@ -142,6 +143,10 @@ enum conn_spf_wait {
 struct conn {
 	struct conn *next, *prev;
 	struct server *srv;
+	/* the configuration this session started under and keeps to its end
+	   (reload.h); read c->cf, not srv->conf, in session code */
+	const struct conf *cf;
+	struct cfgsnap *snap;
 	const struct listener *l;
 	struct bufferevent *bev;
 	int fd; /* owned by bev once TLS is on */

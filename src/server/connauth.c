@@ -43,12 +43,12 @@
 bool
 conn_auth_applies(const struct conn *c)
 {
-	const struct conf *cf = c->srv->conf;
+	const struct conf *cf = c->cf;
 
 	return (cf->dkim_verify || cf->dmarc_check || cf->arc_verify) &&
 	       c->l->kind == LISTEN_SMTP && !c->local && !c->authenticated &&
 	       !netlist_match(
-		   c->srv->relay_nets, (const struct sockaddr *)&c->sa);
+		   c->snap->relay_nets, (const struct sockaddr *)&c->sa);
 }
 
 bool
@@ -62,9 +62,9 @@ conn_auth_start(struct conn *c, authcheck_cb done)
 	t->auth_on = true;
 	req.msg = txn_content(t, &req.len);
 	req.now = (int64_t)time(NULL);
-	req.dkim = c->srv->conf->dkim_verify;
-	req.arc = c->srv->conf->arc_verify;
-	if (c->srv->conf->dmarc_check) {
+	req.dkim = c->cf->dkim_verify;
+	req.arc = c->cf->arc_verify;
+	if (c->cf->dmarc_check) {
 		t->from_status = inbound_from_domain(
 		    req.msg, req.len, t->from_domain, sizeof(t->from_domain));
 		if (t->from_status == INBOUND_FROM_OK) {
@@ -113,10 +113,10 @@ auth_evaluate(struct conn *c)
 	size_t n = v != NULL ? dkim_verify_count(v) : 0;
 
 	if (lk == NULL) {
-		t->dmarc.result = c->srv->conf->dmarc_check &&
-					  t->from_status != INBOUND_FROM_OK
-				      ? DMARC_RESULT_PERMERROR
-				      : DMARC_RESULT_NONE;
+		t->dmarc.result =
+		    c->cf->dmarc_check && t->from_status != INBOUND_FROM_OK
+			? DMARC_RESULT_PERMERROR
+			: DMARC_RESULT_NONE;
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -294,7 +294,7 @@ conn_auth_finish(struct conn *c)
 		t->dmarc.why = DMARC_WHY_DNS;
 	}
 	t->auth_action = CONN_AUTH_ACCEPT;
-	if (t->dmarc_evaluated && c->srv->conf->dmarc_enforce &&
+	if (t->dmarc_evaluated && c->cf->dmarc_enforce &&
 	    t->dmarc.result == DMARC_RESULT_FAIL) {
 		if (t->dmarc.disposition == DMARC_P_REJECT)
 			t->auth_action = CONN_AUTH_REJECT;
@@ -392,7 +392,7 @@ conn_auth_header(const struct conn *c, struct buf *h)
 		res[n++].nprops = 1;
 	}
 	n += auth_dkim_res(t, res + n, DKIM_SIG_CHECKED, reasons);
-	if (c->srv->conf->dmarc_check) {
+	if (c->cf->dmarc_check) {
 		const struct dmarc_lookup *lk = authcheck_dmarc(t->auth);
 
 		if (lk != NULL && t->dmarc_evaluated) {
@@ -415,8 +415,7 @@ conn_auth_header(const struct conn *c, struct buf *h)
 	   (RFC 8617 7.2 leaves it to local policy; docs/mailauth.md) */
 	if (authcheck_arc(t->auth) != NULL)
 		arc_authres(authcheck_arc(t->auth), c->ip, &res[n++]);
-	if (authres_build(h, c->srv->conf->hostname, res, n, AUTHRES_WIDTH) !=
-	    0)
+	if (authres_build(h, c->cf->hostname, res, n, AUTHRES_WIDTH) != 0)
 		/* a value authres refuses (a control byte in the client's
 		   HELO or sender): the message goes on without the field */
 		log_warn(
@@ -440,7 +439,7 @@ conn_auth_store(struct conn *c, struct inject *ij)
 			ij->boxes[i].folder = CONN_AUTH_JUNK;
 	msg = txn_content(t, &len);
 	n = authres_ours_in(
-	    msg, len, c->srv->conf->hostname, spans, INJECT_BODY_IOV - 1);
+	    msg, len, c->cf->hostname, spans, INJECT_BODY_IOV - 1);
 	if (n == 0)
 		return; /* the common case: the content as it is */
 	log_info(
@@ -462,7 +461,7 @@ conn_auth_store(struct conn *c, struct inject *ij)
 		struct authres_span *all = xcalloc(n, sizeof(*all));
 		struct inbound_piece *pp = xcalloc(n + 1, sizeof(*pp));
 
-		n = authres_ours_in(msg, len, c->srv->conf->hostname, all, n);
+		n = authres_ours_in(msg, len, c->cf->hostname, all, n);
 		k = inbound_pieces(len, all, n, pp, n + 1);
 		buf_init(&t->stripped, len);
 		for (size_t i = 0; i < k; i++)

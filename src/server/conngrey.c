@@ -44,19 +44,20 @@ grey_applies(const struct conn *c)
 {
 	const struct server *s = c->srv;
 
-	return s->conf->greylist_enable && s->greylist != NULL &&
+	return c->cf->greylist_enable && s->greylist != NULL &&
 	       c->l->kind == LISTEN_SMTP && !c->local && !c->authenticated &&
 	       c->txn != NULL &&
 	       ((c->rcpt_q != NULL && c->rcpt_q->st == TABLE_OK) ||
 		   c->rcpt_srs) &&
-	       !netlist_match(s->relay_nets, (const struct sockaddr *)&c->sa);
+	       !netlist_match(
+		   c->snap->relay_nets, (const struct sockaddr *)&c->sa);
 }
 
 /* Is the sender's domain (or a parent of it) in whitelist_domains? */
 static bool
 grey_domain_listed(const struct conn *c)
 {
-	const char *list = c->srv->conf->greylist_whitelist_domains;
+	const char *list = c->cf->greylist_whitelist_domains;
 	const char *at = strrchr(c->txn->sender, '@'), *dom, *item, *end;
 	size_t dl, n;
 
@@ -96,8 +97,7 @@ grey_spf_skips(const struct conn *c)
 	if (t->spf == NULL || !spfcheck_done(t->spf))
 		return false;
 	r = spf_result(spfcheck_spf(t->spf));
-	if (c->srv->conf->spf_reject_fail &&
-	    (r == SPF_FAIL || r == SPF_TEMPERROR))
+	if (c->cf->spf_reject_fail && (r == SPF_FAIL || r == SPF_TEMPERROR))
 		return true;
 	if (r == SPF_PASS && grey_domain_listed(c)) {
 		log_info("id=%s sid=%s event=greylist result=whitelisted "
@@ -165,7 +165,7 @@ grey_done(struct job *j)
 bool
 conn_grey_stage(struct conn *c, void (*done)(struct conn *))
 {
-	const struct conf *cf = c->srv->conf;
+	const struct conf *cf = c->cf;
 	struct grey_job *gj;
 
 	c->grey_defer = false;

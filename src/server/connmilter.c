@@ -115,13 +115,13 @@ stage_name(enum conn_milter_stage s)
 static bool
 milters_apply(const struct conn *c)
 {
-	return c->srv->conf->milter_servers != NULL && !c->local;
+	return c->cf->milter_servers != NULL && !c->local;
 }
 
 static struct conn_milters *
 ms_new(struct conn *c)
 {
-	const char *v = c->srv->conf->milter_servers;
+	const char *v = c->cf->milter_servers;
 	struct conn_milters *ms = xcalloc(1, sizeof(*ms));
 
 	ms->c = c;
@@ -129,9 +129,9 @@ ms_new(struct conn *c)
 	if (ms->timer == NULL)
 		panic("event=milter error=evtimer_new");
 	/* the header fields (and their framing) and the macros */
-	buf_init(&ms->out, c->srv->conf->message_size * 2 + (1u << 20));
+	buf_init(&ms->out, c->cf->message_size * 2 + (1u << 20));
 	buf_init(&ms->chunk, MILTER_CHUNK + 5);
-	buf_init(&ms->newbody, c->srv->conf->message_size + 1);
+	buf_init(&ms->newbody, c->cf->message_size + 1);
 	while (*v != '\0' && ms->n < MILTERS_MAX) {
 		size_t k = strcspn(v, ",");
 		struct mconn *m = &ms->m[ms->n];
@@ -263,7 +263,7 @@ build_connect(struct conn_milters *ms, const struct mconn *m)
 	uint16_t port = 0;
 	char fam = strchr(c->ip, ':') != NULL ? '6' : '4';
 	const struct milter_macro mac[] = {
-	    {"j", c->srv->conf->hostname},
+	    {"j", c->cf->hostname},
 	    {"{daemon_name}", "ternd"},
 	    {"{client_addr}", c->ip},
 	    {"{client_name}", "unknown"},
@@ -500,7 +500,7 @@ static void
 ms_send(struct conn_milters *ms)
 {
 	struct mconn *m = &ms->m[ms->cur];
-	const struct conf *cf = ms->c->srv->conf;
+	const struct conf *cf = ms->c->cf;
 
 	while (ms->next < ms->nent) {
 		const struct mentry *e = &ms->ent[ms->next++];
@@ -591,8 +591,7 @@ ms_fail(struct mconn *m, const char *why)
 {
 	struct conn_milters *ms = m->ms;
 	struct conn *c = ms->c;
-	bool tempfail =
-	    strcmp(c->srv->conf->milter_default_action, "tempfail") == 0;
+	bool tempfail = strcmp(c->cf->milter_default_action, "tempfail") == 0;
 
 	log_warn("id=%s sid=%s event=milter_failed milter=%s stage=%s "
 		 "error=%s action=%s",
@@ -738,7 +737,7 @@ on_reply(struct conn_milters *ms, struct mconn *m, const struct milter_reply *r)
 	bool txn_stage = ms->stage >= CONN_MILTER_MAIL;
 
 	if (r->cmd == MILTER_R_PROGRESS) {
-		arm(ms, c->srv->conf->milter_eom_timeout);
+		arm(ms, c->cf->milter_eom_timeout);
 		return e->cmd == MILTER_C_EOM;
 	}
 	if (e->cmd == MILTER_C_EOM && edit_allowed(m, r->cmd))
@@ -812,7 +811,7 @@ eom_done:
 		buf_free(&t->milter.body);
 		t->milter.body = ms->newbody;
 		t->milter.body_set = true;
-		buf_init(&ms->newbody, c->srv->conf->message_size + 1);
+		buf_init(&ms->newbody, c->cf->message_size + 1);
 		ms->newbody_set = false;
 	}
 	ms_next_milter(ms);
@@ -912,7 +911,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		buf_free(&b);
 		m->st = MS_NEG;
 		ms->waiting = true;
-		arm(ms, ms->c->srv->conf->milter_command_timeout);
+		arm(ms, ms->c->cf->milter_command_timeout);
 		return;
 	}
 	ms_fail(m, (what & BEV_EVENT_EOF)   ? "closed"
@@ -994,7 +993,7 @@ ms_connect(struct conn_milters *ms, struct mconn *m)
 		ms_fail(m, errno == ENOENT ? "no_socket" : "connect");
 		return;
 	}
-	arm(ms, ms->c->srv->conf->milter_connect_timeout);
+	arm(ms, ms->c->cf->milter_connect_timeout);
 }
 
 static bool
@@ -1182,7 +1181,7 @@ conn_milter_apply(struct conn *c)
 	if (ed->nedits == 0 && !ed->body_set)
 		return 0;
 	msg = txn_content(t, &len);
-	buf_init(&ed->content, (size_t)c->srv->conf->message_size * 2 + 65536);
+	buf_init(&ed->content, (size_t)c->cf->message_size * 2 + 65536);
 	if (milter_rewrite(msg, len, ed->edits, ed->nedits,
 		ed->body_set ? (ed->body.data ? ed->body.data : "") : NULL,
 		ed->body.len, &ed->content) != 0) {

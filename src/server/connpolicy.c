@@ -432,7 +432,7 @@ cp_next(struct conn_policy *cp)
 static void
 cp_failed(struct conn_policy *cp)
 {
-	if (strcmp(cp->c->srv->conf->policy_default_action, "accept") == 0) {
+	if (strcmp(cp->c->cf->policy_default_action, "accept") == 0) {
 		cp_next(cp);
 		return;
 	}
@@ -573,7 +573,7 @@ cp_ask(struct conn_policy *cp)
 	}
 	pc->cp = cp;
 	cp->pc = pc;
-	pc_arm(pc, cp->c->srv->conf->policy_timeout);
+	pc_arm(pc, cp->c->cf->policy_timeout);
 	if (bufferevent_write(pc->bev, cp->req.data, cp->req.len) != 0)
 		pc_fail(pc, "write");
 }
@@ -680,7 +680,7 @@ bool
 conn_policy_stage(struct conn *c, enum conn_policy_stage st, const char *rcpt,
     void (*done)(struct conn *))
 {
-	const struct conf *cf = c->srv->conf;
+	const struct conf *cf = c->cf;
 	struct conn_policy *cp;
 
 	if (cf->policy_servers == NULL || c->local || c->txn == NULL ||

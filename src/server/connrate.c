@@ -150,7 +150,7 @@ cr_ip_applies(const struct conn *c)
 	const struct sockaddr *sa = (const struct sockaddr *)&c->sa;
 
 	return c->srv->rate != NULL && c->l->kind == LISTEN_SMTP && !c->local &&
-	       !c->authenticated && !netlist_match(c->srv->relay_nets, sa) &&
+	       !c->authenticated && !netlist_match(c->snap->relay_nets, sa) &&
 	       !netlist_match(c->srv->rate->exempt, sa);
 }
 

@@ -25,10 +25,10 @@
 static bool
 spf_applies(const struct conn *c)
 {
-	return c->srv->conf->spf_check && c->l->kind == LISTEN_SMTP &&
-	       !c->local && !c->authenticated &&
+	return c->cf->spf_check && c->l->kind == LISTEN_SMTP && !c->local &&
+	       !c->authenticated &&
 	       !netlist_match(
-		   c->srv->relay_nets, (const struct sockaddr *)&c->sa);
+		   c->snap->relay_nets, (const struct sockaddr *)&c->sa);
 }
 
 /* The client's address; false if it is neither IPv4 nor IPv6. */
@@ -84,7 +84,7 @@ conn_spf_start(struct conn *c, spfcheck_cb done)
 		req.identity = SPF_ID_MAILFROM;
 	}
 	req.helo = helo[0] != '\0' ? helo : NULL;
-	req.receiver = c->srv->conf->hostname;
+	req.receiver = c->cf->hostname;
 	req.now = (int64_t)time(NULL);
 	t->spf = spfcheck_start(c->srv->base, c->srv->dns, &req, done, c);
 	if (t->spf == NULL)
@@ -149,8 +149,7 @@ conn_spf_refuses(struct conn *c, const char *rcpt)
 	char text[CONN_SPF_REPLY_MAX + 128];
 	enum spf_result r;
 
-	if (!c->srv->conf->spf_reject_fail || t->spf == NULL ||
-	    !spfcheck_done(t->spf))
+	if (!c->cf->spf_reject_fail || t->spf == NULL || !spfcheck_done(t->spf))
 		return false;
 	r = spf_result(spfcheck_spf(t->spf));
 	if (r == SPF_FAIL) {

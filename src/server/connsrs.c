@@ -45,8 +45,7 @@ conn_srs_forward(struct conn *c, struct queue_env *env)
 	enum srs_status st;
 
 	if (s == NULL || c->txn == NULL || !c->txn->forwarded ||
-	    env->sender[0] == '\0' ||
-	    srs_sender_is_ours(c->srv->conf, env->sender))
+	    env->sender[0] == '\0' || srs_sender_is_ours(c->cf, env->sender))
 		return;
 	st = srs_forward(s, env->sender, time(NULL), out, sizeof(out));
 	if (st != SRS_OK ||

@@ -187,11 +187,14 @@ listen_socket(const char *spec, int *fd_out)
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
 	    listen(fd, 1024) != 0) {
+		int e = errno; /* for the caller: EACCES on a low port */
+
 		log_err("event=startup step=listen addr=%s error=\"%s\"", spec,
-		    strerror(errno));
+		    strerror(e));
 		if (fd != -1)
 			close(fd);
 		freeaddrinfo(ai);
+		errno = e;
 		return -1;
 	}
 	freeaddrinfo(ai);
@@ -228,6 +231,7 @@ listeners_bind(struct server *s)
 			return -1;
 		l->kind = want[i].kind;
 		l->name = want[i].name;
+		str_fmt_cut(l->addr, sizeof(l->addr), "%s", want[i].spec);
 		s->nlisteners++;
 		log_info(
 		    "event=listen listener=%s addr=%s", l->name, want[i].spec);
@@ -378,28 +382,196 @@ on_accept_error(struct evconnlistener *ev, void *arg)
 	}
 }
 
+/* One listener's accept events, on the loop. */
+static int
+listener_start(struct server *s, struct listener *l)
+{
+	l->srv = s; /* the accept callbacks' context */
+	l->active = true;
+	l->ev = evconnlistener_new(s->base, on_accept, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
+	    l->fd); /* 0: keep listen_socket's backlog */
+	if (l->ev == NULL)
+		return -1;
+	evconnlistener_set_error_cb(l->ev, on_accept_error);
+	if ((l->resume = evtimer_new(s->base, on_resume, l)) == NULL ||
+	    (l->errlog = evtimer_new(s->base, on_errlog, l)) == NULL)
+		return -1;
+	return 0;
+}
+
+/* Stop accepting on l (its fd closes); its sessions keep l itself. */
+static void
+listener_stop(struct listener *l)
+{
+	if (l->resume != NULL)
+		event_free(l->resume);
+	l->resume = NULL;
+	if (l->errlog != NULL)
+		event_free(l->errlog);
+	l->errlog = NULL;
+	if (l->ev != NULL)
+		evconnlistener_free(l->ev);
+	else if (l->fd >= 0)
+		close(l->fd);
+	l->ev = NULL;
+	l->fd = -1;
+	l->active = false;
+}
+
+void
+listener_conns_add(struct server *s, const struct listener *l, int delta)
+{
+	struct listener *m = &s->listeners[l - s->listeners];
+
+	m->nconns = (unsigned)((int)m->nconns + delta);
+	if (delta < 0 && m->nconns == 0 && !m->active && !s->stopping)
+		log_info("event=listener_retired listener=%s addr=%s "
+			 "note=\"its last session ended\"",
+		    m->name, m->addr);
+}
+
+/* A slot for a new listener: a retired one without sessions, or the next. */
+static struct listener *
+listener_slot(struct server *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nlisteners; i++)
+		if (!s->listeners[i].active && s->listeners[i].nconns == 0 &&
+		    s->listeners[i].fd < 0)
+			break;
+	if (i == LISTEN_SLOTS)
+		return NULL;
+	if (i == s->nlisteners)
+		s->nlisteners++;
+	memset(&s->listeners[i], 0, sizeof(s->listeners[i]));
+	s->listeners[i].fd = -1;
+	return &s->listeners[i];
+}
+
+static struct listener *
+listener_of_kind(struct server *s, enum listener_kind kind)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].active && s->listeners[i].kind == kind)
+			return &s->listeners[i];
+	return NULL;
+}
+
+int
+listeners_reload(struct server *s, struct conf *nc, const struct conf *oc)
+{
+	struct {
+		const char *key;
+		char **nspec;
+		const char *ospec;
+		enum listener_kind kind;
+		const char *name;
+		int fd; /* bound here; -1: nothing new */
+		bool change;
+	} want[] = {
+	    {"listen.smtp", &nc->listen_smtp, oc->listen_smtp, LISTEN_SMTP,
+		"smtp", -1, false},
+	    {"listen.submission", &nc->listen_submission, oc->listen_submission,
+		LISTEN_SUBMISSION, "submission", -1, false},
+	    {"listen.submissions", &nc->listen_submissions,
+		oc->listen_submissions, LISTEN_SUBMISSIONS, "submissions", -1,
+		false},
+	};
+	const size_t n = sizeof(want) / sizeof(want[0]);
+	char host[256];
+	unsigned port;
+	size_t i, j, enabled = 0;
+
+	for (i = 0; i < n; i++) {
+		const char *ns = *want[i].nspec;
+		bool on = listen_enabled(ns),
+		     was = listen_enabled(want[i].ospec);
+
+		if (on == was && (!on || strcmp(ns, want[i].ospec) == 0)) {
+			enabled += on;
+			continue;
+		}
+		if (on && listen_socket(ns, &want[i].fd) != 0) {
+			if (errno == EACCES &&
+			    conf_split_hostport(
+				ns, host, sizeof(host), &port, true) == 0 &&
+			    port < 1024) {
+				/* a port below 1024 needs root or
+				   CAP_NET_BIND_SERVICE: a ternd that dropped
+				   root keeps neither (docs/security.md) */
+				log_warn("event=reload needs_restart=%s "
+					 "value=%s note=\"a port below 1024 "
+					 "is bound at start; kept %s\"",
+				    want[i].key, ns,
+				    was ? want[i].ospec : "off");
+				conf_key_keep(nc, oc, want[i].key);
+				enabled += was;
+				continue;
+			}
+			log_err("event=reload step=listen key=%s addr=%s "
+				"error=\"cannot listen, see above\"",
+			    want[i].key, ns);
+			goto undo;
+		}
+		want[i].change = true;
+		enabled += on;
+	}
+	if (enabled == 0) {
+		log_err("event=reload step=listen error=\"no listener "
+			"enabled\"");
+		goto undo;
+	}
+	for (i = 0; i < n; i++) {
+		struct listener *l;
+
+		if (!want[i].change)
+			continue;
+		if ((l = listener_of_kind(s, want[i].kind)) != NULL) {
+			listener_stop(l);
+			log_info("event=listener_stopped listener=%s addr=%s "
+				 "sessions=%u",
+			    l->name, l->addr, l->nconns);
+		}
+		if (want[i].fd < 0)
+			continue;
+		if ((l = listener_slot(s)) == NULL) {
+			/* every slot holds sessions of retired listeners */
+			log_err("event=reload step=listen addr=%s error=\"too "
+				"many listeners still have sessions\"",
+			    *want[i].nspec);
+			close(want[i].fd);
+			continue;
+		}
+		l->fd = want[i].fd;
+		l->kind = want[i].kind;
+		l->name = want[i].name;
+		str_fmt_cut(l->addr, sizeof(l->addr), "%s", *want[i].nspec);
+		if (listener_start(s, l) != 0)
+			panic("event=reload step=evconnlistener listener=%s",
+			    l->name);
+		log_info("event=listen listener=%s addr=%s", l->name, l->addr);
+	}
+	return 0;
+undo:
+	for (j = 0; j < n; j++)
+		if (want[j].fd >= 0)
+			close(want[j].fd);
+	return -1;
+}
+
 void
 listeners_enable(struct server *s)
 {
 	unsigned i;
 
-	for (i = 0; i < s->nlisteners; i++) {
-		struct listener *l = &s->listeners[i];
-
-		l->srv = s; /* the accept callbacks' context */
-		l->ev = evconnlistener_new(s->base, on_accept, l,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
-		    l->fd); /* 0: keep
-       listeners_bind's backlog */
-		if (l->ev == NULL)
+	for (i = 0; i < s->nlisteners; i++)
+		if (listener_start(s, &s->listeners[i]) != 0)
 			fatalx("event=startup step=evconnlistener listener=%s",
-			    l->name);
-		evconnlistener_set_error_cb(l->ev, on_accept_error);
-		if ((l->resume = evtimer_new(s->base, on_resume, l)) == NULL ||
-		    (l->errlog = evtimer_new(s->base, on_errlog, l)) == NULL)
-			fatalx(
-			    "event=startup step=evtimer listener=%s", l->name);
-	}
+			    s->listeners[i].name);
 	if (reserve_fd < 0)
 		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
@@ -409,19 +581,7 @@ listeners_close(struct server *s)
 {
 	unsigned i;
 
-	for (i = 0; i < s->nlisteners; i++) {
-		if (s->listeners[i].resume != NULL)
-			event_free(s->listeners[i].resume);
-		s->listeners[i].resume = NULL;
-		if (s->listeners[i].errlog != NULL)
-			event_free(s->listeners[i].errlog);
-		s->listeners[i].errlog = NULL;
-		if (s->listeners[i].ev != NULL)
-			evconnlistener_free(s->listeners[i].ev);
-		else if (s->listeners[i].fd >= 0)
-			close(s->listeners[i].fd);
-		s->listeners[i].ev = NULL;
-		s->listeners[i].fd = -1;
-	}
-	s->nlisteners = 0;
+	for (i = 0; i < s->nlisteners; i++)
+		listener_stop(&s->listeners[i]);
+	/* the slots stay: sessions still point at theirs */
 }

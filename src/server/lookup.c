@@ -54,7 +54,7 @@ int
 lookups_init(struct lookups *ls, const struct conf *cf, struct event_base *base,
     char *err, size_t errlen)
 {
-	ls->conf = cf;
+	atomic_init(&ls->conf, cf);
 	ls->base = base;
 	ls->threads = NULL;
 	atomic_init(&ls->table_gen, 0);
@@ -90,10 +90,15 @@ lookups_stop(struct lookups *ls)
 }
 
 void
-lookups_reload(struct lookups *ls)
+lookups_reload(struct lookups *ls, const struct conf *cf)
 {
 	char err[512];
-	struct table *t = table_open(ls->conf, err, sizeof(err));
+	struct table *t;
+
+	if (cf != NULL)
+		atomic_store_explicit(&ls->conf, cf, memory_order_release);
+	t = table_open(
+	    cf != NULL ? cf : atomic_load(&ls->conf), err, sizeof(err));
 
 	if (t == NULL)
 		log_err("event=reload step=tables error=\"%s\" action=kept_old",
@@ -131,9 +136,10 @@ thread_table(struct lookup *lk)
 		tt->t = NULL;
 	}
 	if (tt->t == NULL) {
-		/* conf is never changed after startup: reading it here is safe
-		 */
-		tt->t = table_open(lk->pool->conf, lk->err, sizeof(lk->err));
+		/* a reload's configuration is never changed nor freed */
+		tt->t = table_open(
+		    atomic_load_explicit(&lk->pool->conf, memory_order_acquire),
+		    lk->err, sizeof(lk->err));
 		tt->gen = gen;
 	}
 	return tt->t;

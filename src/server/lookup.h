@@ -36,7 +36,10 @@
 #include "workers/workers.h"
 
 struct lookups {
-	const struct conf *conf; /* never changed after start-up */
+	/* the configuration tables are opened with (domains): a reload
+	   stores a new one, lookup threads load it when table_gen moved
+	   (every configuration lives until exit: reload.h) */
+	_Atomic(const struct conf *) conf;
 	struct event_base *base;
 	struct table *table;	    /* the loop's handle: asked inline */
 	struct workers *threads;    /* NULL: the table is asked inline */
@@ -75,8 +78,9 @@ void lookups_start_threads(
     struct lookups *ls, unsigned nthreads, void (*drained)(void *), void *arg);
 void lookups_stop(struct lookups *ls); /* joins threads, closes the table */
 /* SIGHUP: a new loop handle (the old one stays if it cannot be opened),
- * and every lookup thread reconnects before its next question. */
-void lookups_reload(struct lookups *ls);
+ * and every lookup thread reconnects before its next question; cf: the
+ * configuration to open them with from now on (NULL: the same). */
+void lookups_reload(struct lookups *ls, const struct conf *cf);
 unsigned lookups_busy(const struct lookups *ls); /* questions in flight */
 
 /* Ask lk (ask and answer set by the caller); see the re-entrancy rule. */

@@ -9,7 +9,8 @@
  *      file not read as root, tables, mail root; the sandbox; threads
  *   Root opens nothing by a name `user` could redirect: docs/security.md,
  *   "Files ternd touches as root", lists every such operation.
- *   5. the event loop: SIGTERM drains and exits 0, SIGHUP reopens tables
+ *   5. the event loop: SIGTERM drains and exits 0, SIGHUP reloads
+ *      tern.conf (reload.h) and reopens tables, certificates, DKIM keys
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +47,7 @@
 #include "server/lookup.h"
 #include "server/metricsrv.h"
 #include "server/netlist.h"
+#include "server/reload.h"
 #include "server/rootpath.h"
 #include "server/sandbox.h"
 #include "server/server.h"
@@ -415,11 +417,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		log_info("event=reload what=tables,tls,dkim");
-		lookups_reload(s->lookups);
-		if (tlsconn_ctx_load(s->conf, &s->tls_ctx) != 0)
-			log_err("event=reload step=tls action=kept_old");
-		dkimsign_reload(s);
+		if (!s->stopping)
+			reload_run(s);
 		return;
 	}
 	if (s->stopping)
@@ -541,6 +540,8 @@ main(int argc, char **argv)
 	const struct passwd *pw;
 	struct timespec started;
 	char err[512];
+	int argc0 = argc;
+	char **argv0 = argv; /* read again by a reload */
 
 	(void)clock_gettime(CLOCK_REALTIME, &started);
 	log_init("ternd", LOG_LEVEL_INFO);
@@ -571,6 +572,7 @@ main(int argc, char **argv)
 	if ((s.relay_nets = netlist_parse(
 		 s.conf->relay_networks, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=config error=\"%s\"", err);
+	reload_init(&s, argc0, argv0);
 	drop_privileges(s.conf, pw);
 	umask(077);
 	state_dir_prepare(s.conf);
@@ -657,13 +659,12 @@ main(int argc, char **argv)
 	dkimkeys_drop(s.dkim);
 	auth_throttle_free(s.throttle);
 	connrate_free(s.rate);
-	netlist_free(s.relay_nets);
 	srsmap_free(s.srs);
 	psl_free(s.psl);
 	free(s.overrides);
 	free(s.overrides_text);
 	event_base_free(s.base);
 	explicit_bzero(s.smarthost_pass, sizeof(s.smarthost_pass));
-	conf_free(s.conf);
+	reload_free(&s); /* every configuration, s.conf among them */
 	return 0;
 }

@@ -107,6 +107,10 @@ struct rcpt_way {
 struct route_lookup {
 	struct lookup lk;
 	struct attempt *at;
+	/* the configuration when asked, taken on the loop: a reload swaps
+	   srv->conf there while a lookup thread runs route_ask (reload.h:
+	   every configuration lives until exit) */
+	const struct conf *cf;
 };
 
 struct attempt {
@@ -204,7 +208,7 @@ static void
 route_ask(struct lookup *lk, struct table *t)
 {
 	struct attempt *at = ((struct route_lookup *)lk)->at;
-	const struct conf *cf = at->q->srv->conf; /* set once, read-only */
+	const struct conf *cf = ((struct route_lookup *)lk)->cf;
 	size_t i;
 
 	for (i = 0; i < at->env.nrcpt; i++) {
@@ -544,6 +548,7 @@ attempt_load_done(struct job *j)
 	    xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->ways));
 	at->route.at = at;
 	at->route.lk.ask = route_ask;
+	at->route.cf = at->q->srv->conf;
 	at->route.lk.answer = route_answer;
 	at->q->jobs++; /* route_answer: now (SQLite) or from a lookup thread */
 	lookup_ask(at->q->srv->lookups, &at->route.lk);

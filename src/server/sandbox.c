@@ -12,7 +12,8 @@
  *     directory), and beneath the directory of an SQLite table (its
  *     -journal and -wal files come and go beside it);
  *   - READ beneath the directories of tls.cert and tls.key as they
- *     resolve now (a renewal that adds a file there is read on SIGHUP);
+ *     resolve now (a renewal that adds a file there is read on SIGHUP),
+ *     and beneath the directory of tern.conf (SIGHUP reads it again);
  *   - READ beneath /usr, /lib, /lib64 (libraries NSS and OpenSSL load on
  *     demand, the CA certificates, zoneinfo), /etc/ssl, /etc/pki,
  *     /etc/ca-certificates, /etc/postgresql-common, and what
@@ -306,6 +307,9 @@ ll_rules(struct ll *l, const struct conf *cf, char *const *rw, size_t nrw,
 	    ll_allow_dir_of(l, cf->tls_ca_file, FS_READ) < 0 ||
 	    (cf->tls_ca_path != NULL &&
 		ll_allow(l, cf->tls_ca_path, FS_READ) < 0) ||
+	    /* tern.conf, read again by SIGHUP (reload.h): its directory,
+	       since an editor replaces the file by renaming a new one */
+	    ll_allow_dir_of(l, cf->path, FS_READ) < 0 ||
 	    (extra_read != NULL && ll_allow(l, extra_read, FS_READ) < 0))
 		return -1;
 	for (i = 0; i < sizeof(sys_dirs) / sizeof(sys_dirs[0]); i++)

@@ -363,7 +363,7 @@ static void
 cs_decide(struct conn_screen *cs)
 {
 	struct conn *c = cs->c;
-	const struct conf *cf = c->srv->conf;
+	const struct conf *cf = c->cf;
 	char listed[DNSBL_SITES_MAX * (DNSBL_ZONE_MAX + 1)];
 	uint64_t ms = time_now_ms() - cs->started;
 	int score;
@@ -497,7 +497,7 @@ enum conn_screen_start
 conn_screen_start(struct conn *c, void (*done)(struct conn *))
 {
 	const struct screen *sc = c->srv->screen;
-	const struct conf *cf = c->srv->conf;
+	const struct conf *cf = c->cf;
 	struct conn_screen *cs;
 	const uint8_t *ip;
 	size_t iplen;
@@ -508,7 +508,7 @@ conn_screen_start(struct conn *c, void (*done)(struct conn *))
 	/* relay.networks and the submission ports are exempt; loopback is
 	 * not (a test screens 127.0.0.1) */
 	if (sc == NULL || c->l->kind != LISTEN_SMTP || c->srv->dns == NULL ||
-	    netlist_match(c->srv->relay_nets, (const struct sockaddr *)&c->sa))
+	    netlist_match(c->snap->relay_nets, (const struct sockaddr *)&c->sa))
 		return CONN_SCREEN_PASS;
 	iplen = client_ip(c, &ip);
 	screen_cache_key(ip, iplen, key);
@@ -550,7 +550,7 @@ conn_screen_input(struct conn *c)
 		return false;
 	/* without a greet pause, input before the 220 waits for it (the
 	 * lookups take milliseconds); with one, it is an early talker */
-	if (c->srv->conf->screen_greet_pause == 0 ||
+	if (c->cf->screen_greet_pause == 0 ||
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
 		return true;
 	score = cs_listed(cs, false, listed, sizeof(listed));

@@ -56,6 +56,7 @@ struct screen;
 struct connrate;
 struct policy_pool;
 struct metricsrv;
+struct reload;
 
 struct server {
 	struct conf *conf;
@@ -63,7 +64,7 @@ struct server {
 	struct workers *workers;
 	struct lookups *lookups; /* the table, and its threads (lookup.h) */
 	int mail_root_fd;	 /* STATE/mail, O_DIRECTORY */
-	struct listener listeners[4];
+	struct listener listeners[LISTEN_SLOTS];
 	unsigned nlisteners;
 	unsigned nconns;		      /* open connections */
 	struct client_count **client_buckets; /* connections per client key */
@@ -99,6 +100,7 @@ struct server {
 	struct policy_pool *policy; /* policy servers' idle connections
 				       (connpolicy.c); NULL until used */
 	struct metricsrv *metrics; /* listen.metrics (metricsrv.h); NULL: off */
+	struct reload *reload;	   /* SIGHUP's configurations (reload.h) */
 };
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */

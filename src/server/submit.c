@@ -62,7 +62,7 @@ struct auth_job {
 void
 submit_update_auth(struct conn *c)
 {
-	const struct conf *cf = c->srv->conf;
+	const struct conf *cf = c->cf;
 	bool on = c->l->kind != LISTEN_SMTP && !c->authenticated &&
 		  (c->tls || (cf->auth_plaintext_loopback &&
 				 sockaddr_is_loopback(
@@ -451,8 +451,8 @@ local_owns(const struct conn *c, const char *address)
 	return at != NULL && c->local_login[0] != '\0' &&
 	       (size_t)(at - address) == n &&
 	       strncasecmp(address, c->local_login, n) == 0 &&
-	       (conf_domain_is_local(c->srv->conf, at + 1) ||
-		   strcasecmp(at + 1, c->srv->conf->hostname) == 0);
+	       (conf_domain_is_local(c->cf, at + 1) ||
+		   strcasecmp(at + 1, c->cf->hostname) == 0);
 }
 
 static bool
@@ -571,8 +571,7 @@ sender_quick(struct conn *c, const struct addr *sender)
 
 	if (c->local) {
 		/* root may send as anyone; so may everyone with "any" */
-		if (strcmp(c->srv->conf->submission_local_senders, "own") !=
-			0 ||
+		if (strcmp(c->cf->submission_local_senders, "own") != 0 ||
 		    c->local_uid == 0 || sender->null)
 			return 1;
 		if (!local_login_name(c)) {
@@ -582,7 +581,7 @@ sender_quick(struct conn *c, const struct addr *sender)
 		return formatted && local_owns(c, from) ? 1 : 0;
 	}
 	if (c->l->kind == LISTEN_SMTP || !c->authenticated || sender->null ||
-	    c->srv->conf->submission_any_sender)
+	    c->cf->submission_any_sender)
 		return 1;
 	return formatted && strcasecmp(from, submit_auth_user(c)) == 0 ? 1 : 0;
 }

@@ -1272,6 +1272,113 @@ test_mailauth_keys(void)
 	T_CHECK(strstr(err, "domain:policy") != NULL);
 }
 
+/* ---- tern config check and reload (conf_check, conf_key_*) ---------- */
+
+struct collected {
+	char lines[8][512];
+	size_t n;
+};
+
+static void
+collect_error(void *ctx, const char *msg)
+{
+	struct collected *c = ctx;
+
+	if (c->n < 8)
+		snprintf(c->lines[c->n], sizeof(c->lines[0]), "%s", msg);
+	c->n++;
+}
+
+static void
+test_check_every_error(void)
+{
+	const char *path = write_file("check.conf", "domains = example.org\n"
+						    "[limits]\n"
+						    "message_sise = 10m\n"
+						    "recipients = 0\n"
+						    "smtp = 127.0.0.1:25\n"
+						    "frobnicate = 1\n");
+	struct collected got = {0};
+	char err[512], want[PATH_MAX + 200];
+	struct conf *c;
+
+	t_case("every error, with its line and a guess");
+	c = conf_check(path, NULL, 0, collect_error, &got, err, sizeof(err));
+	T_CHECK(c == NULL);
+	T_CHECK_INT(got.n, 4);
+	snprintf(want, sizeof(want),
+	    "%s:3: unknown key \"limits.message_sise\" (did you mean "
+	    "limits.message_size?)",
+	    path);
+	T_CHECK_STR(got.lines[0], want);
+	snprintf(want, sizeof(want),
+	    "%s:4: limits.recipients: out of range (1..100000)", path);
+	T_CHECK_STR(got.lines[1], want);
+	/* the same name in another section */
+	snprintf(want, sizeof(want),
+	    "%s:5: unknown key \"limits.smtp\" (did you mean listen.smtp?)",
+	    path);
+	T_CHECK_STR(got.lines[2], want);
+	/* nothing close: no guess */
+	snprintf(want, sizeof(want), "%s:6: unknown key \"limits.frobnicate\"",
+	    path);
+	T_CHECK_STR(got.lines[3], want);
+	/* conf_load stops at the first, and says the same */
+	snprintf(want, sizeof(want), "%s", got.lines[0]);
+	T_CHECK_STR(err, want);
+
+	t_case("a good file: nothing reported");
+	memset(&got, 0, sizeof(got));
+	path = write_file("check2.conf", "domains = example.org\n");
+	c = conf_check(path, NULL, 0, collect_error, &got, err, sizeof(err));
+	T_CHECK(c != NULL);
+	T_CHECK_INT(got.n, 0);
+	conf_free(c);
+}
+
+static void
+test_key_keep(void)
+{
+	char err[512];
+	struct conf *a = load_text("domains = a.example, b.example\n"
+				   "[limits]\nmessage_size = 1m\n"
+				   "[relay]\nsmarthost = relay.example\n"
+				   "[queue]\nlog = no\n",
+	    NULL, 0, err, sizeof(err));
+	struct conf *b = load_text("domains = c.example\n"
+				   "[limits]\nmessage_size = 2m\n"
+				   "[queue]\nlog = yes\n",
+	    NULL, 0, err, sizeof(err));
+
+	t_case("differs and keep, per type");
+	T_CHECK(a != NULL && b != NULL);
+	if (a == NULL || b == NULL)
+		goto out;
+	T_CHECK(conf_key_differs(a, b, "domains"));
+	T_CHECK(conf_key_differs(a, b, "limits.message_size"));
+	T_CHECK(conf_key_differs(a, b, "relay.smarthost"));
+	T_CHECK(conf_key_differs(a, b, "queue.log"));
+	T_CHECK(!conf_key_differs(a, b, "limits.recipients"));
+	T_CHECK(!conf_key_differs(a, a, "domains"));
+	conf_key_keep(b, a, "domains");
+	conf_key_keep(b, a, "limits.message_size");
+	conf_key_keep(b, a, "relay.smarthost");
+	conf_key_keep(b, a, "queue.log");
+	T_CHECK_INT(b->ndomains, 2);
+	T_CHECK_STR(b->domains[1], "b.example");
+	T_CHECK_INT(b->message_size, 1048576);
+	T_CHECK_STR(b->relay_smarthost, "relay.example");
+	T_CHECK(!b->queue_log);
+	T_CHECK(!conf_key_differs(a, b, "domains"));
+	T_CHECK(!conf_key_differs(a, b, "relay.smarthost"));
+	/* an unset string kept: NULL again */
+	conf_key_keep(a, b, "relay.smarthost_user");
+	T_CHECK(a->relay_smarthost_user == NULL);
+out:
+	conf_free(a);
+	conf_free(b);
+}
+
 int
 main(void)
 {
@@ -1305,6 +1412,8 @@ main(void)
 	T_RUN(test_tls_policy);
 	test_sts_keys();
 	T_RUN(test_log_keys);
+	T_RUN(test_check_every_error);
+	T_RUN(test_key_keep);
 	{
 		char cmd[PATH_MAX + 16];
 

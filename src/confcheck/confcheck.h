@@ -1,0 +1,23 @@
+/*
+ * confcheck: the checks of a configuration beyond conf.c's syntax and
+ * ranges that need the files it names: tls.cert with tls.key (when set),
+ * the smarthost's CA file and password file, the SQLite table's
+ * directory, the Public Suffix List when DMARC is on.  ternd makes them
+ * on every SIGHUP before it switches (server/reload.h; at start the same
+ * files are opened for use and a failure is fatal), and `tern config
+ * check` makes them without touching a running ternd.
+ *
+ * Owns: nothing.  May call: conf, tls, mailauth (the PSL's default
+ * path), util.  Reads files, writes none; any thread.
+ */
+#ifndef TERN_CONFCHECK_H
+#define TERN_CONFCHECK_H
+
+#include "conf/conf.h"
+
+/* Each problem goes to report() as one line naming the key, what is
+ * wrong and the fix.  Returns how many were found. */
+unsigned confcheck_run(const struct conf *cf,
+    void (*report)(void *rctx, const char *msg), void *rctx);
+
+#endif

@@ -1,0 +1,319 @@
+/*
+ * reload: SIGHUP re-reads tern.conf (see reload.h for the model).
+ *
+ * The order of a reload is the order of what can fail: read and check
+ * the new configuration (conf.c, then confcheck.h), put back the keys
+ * that need a restart, load the new TLS context, then bind the new
+ * listeners (listeners_reload, which undoes its own binds on failure).
+ * Only then, with nothing left that can fail, the switch: s->conf,
+ * s->relay_nets and s->tls_ctx, and the tables and DKIM keys reopened as
+ * SIGHUP always did.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "confcheck/confcheck.h"
+#include "server/dkimsign.h"
+#include "server/listen.h"
+#include "server/lookup.h"
+#include "server/netlist.h"
+#include "server/reload.h"
+#include "server/server.h"
+#include "server/tlsconn.h"
+
+struct reload {
+	int argc;
+	char **argv;
+	struct cfgsnap *snaps; /* every configuration, newest first */
+	struct cfgsnap *cur;
+	unsigned gen;
+};
+
+/*
+ * What is made from these once, at start (the queue's remote delivery
+ * and retry policy, the resolver, the spool, the sandbox, the SRS key,
+ * DMARC reports, screening, rate-limit counters, greylisting's store, the
+ * policy pool, the metrics listener), or what the process itself is
+ * (user, state_dir).  Changing them safely while mail is in flight is a
+ * restart's job.
+ */
+const char *const reload_restart_keys[] = {
+    "hostname",
+    "state_dir",
+    "user",
+    "sandbox",
+    "sandbox_write",
+    "recipient_delimiter",
+    "listen.metrics",
+    "metrics.allow_remote",
+    "tables.users",
+    "limits.dsn_per_client",
+    "limits.dsn_per_domain",
+    "relay.port",
+    "relay.smarthost",
+    "relay.smarthost_user",
+    "relay.smarthost_password_file",
+    "relay.smarthost_tls",
+    "relay.smarthost_require_tls",
+    "relay.smarthost_ca_file",
+    "delivery.lmtp",
+    "delivery.concurrency_per_destination",
+    "delivery.destination_concurrency",
+    "dns.servers",
+    "dns.cache_max_ttl",
+    "dns.cache_entries",
+    "queue.retry_first",
+    "queue.retry_max",
+    "queue.lifetime",
+    "queue.delay_warning",
+    "queue.log",
+    "srs.enable",
+    "srs.domain",
+    "srs.max_age",
+    "dmarc.reports",
+    "dmarc.report_interval",
+    "dmarc.report_from",
+    "dmarc.report_org",
+    "dmarc.report_max_rows",
+    "dmarc.override",
+    "dmarc.public_suffix_list",
+    "screen.greet_pause",
+    "screen.dnsbl",
+    "screen.dnswl",
+    "screen.threshold",
+    "screen.cache_ttl",
+    "screen.cache_entries",
+    "screen.dns_timeout",
+    "greylist.enable",
+    "greylist.expire",
+    "greylist.store",
+    "rate.connections_per_ip",
+    "rate.messages_per_ip",
+    "rate.recipients_per_ip",
+    "rate.messages_per_user_hour",
+    "rate.messages_per_user_day",
+    "rate.recipients_per_user_hour",
+    "rate.recipients_per_user_day",
+    "rate.unknown_recipients",
+    "rate.penalty",
+    "rate.exempt_networks",
+    "policy.servers",
+    "policy.idle_timeout",
+    /* worker threads read the level while they log: written once */
+    "log.level",
+    NULL,
+};
+
+static struct cfgsnap *
+snap_new(struct reload *r, struct conf *cf, struct netlist *nets)
+{
+	struct cfgsnap *sn = xcalloc(1, sizeof(*sn));
+
+	sn->gen = r->gen;
+	sn->conf = cf;
+	sn->relay_nets = nets;
+	sn->next = r->snaps;
+	r->snaps = sn;
+	r->cur = sn;
+	return sn;
+}
+
+void
+reload_init(struct server *s, int argc, char **argv)
+{
+	struct reload *r = xcalloc(1, sizeof(*r));
+
+	r->argc = argc;
+	r->argv = argv;
+	s->reload = r;
+	(void)snap_new(r, s->conf, s->relay_nets);
+}
+
+struct cfgsnap *
+reload_hold(struct server *s)
+{
+	struct cfgsnap *sn = s->reload->cur;
+
+	sn->sessions++;
+	return sn;
+}
+
+void
+reload_release(struct server *s, struct cfgsnap *sn)
+{
+	if (sn == NULL)
+		return;
+	sn->sessions--;
+	if (sn->sessions == 0 && sn != s->reload->cur && !s->stopping)
+		log_info("event=reload_config_done generation=%u "
+			 "note=\"the last session under it ended\"",
+		    sn->gen);
+}
+
+void
+reload_free(struct server *s)
+{
+	struct reload *r = s->reload;
+	struct cfgsnap *sn, *next;
+
+	if (r == NULL)
+		return;
+	for (sn = r->snaps; sn != NULL; sn = next) {
+		next = sn->next;
+		netlist_free(sn->relay_nets);
+		conf_free(sn->conf);
+		free(sn);
+	}
+	free(r);
+	s->reload = NULL;
+	s->conf = NULL;
+	s->relay_nets = NULL;
+}
+
+/* ---- SIGHUP ------------------------------------------------------------- */
+
+static void
+log_report(void *rctx, const char *msg)
+{
+	const char *path = rctx;
+	char q[1200];
+
+	log_err("event=reload result=refused file=%s error=%s "
+		"action=kept_old",
+	    path != NULL ? path : "-",
+	    log_quote(q, sizeof(q), msg, strlen(msg)));
+}
+
+/* The configuration as ternd was started: the same file (-c,
+ * $TERN_CONFIG or the system file) and the same -o overrides. */
+static struct conf *
+reread(struct reload *r, char *err, size_t errlen)
+{
+	int ac = r->argc;
+	char **av = r->argv;
+
+	return conf_from_args(&ac, &av, err, errlen);
+}
+
+/* Put back what cannot change live; each one logged. */
+static void
+keep_restart_keys(struct server *s, struct conf *nc, const struct conf *oc)
+{
+	size_t i;
+
+	for (i = 0; reload_restart_keys[i] != NULL; i++) {
+		if (!conf_key_differs(oc, nc, reload_restart_keys[i]))
+			continue;
+		log_warn("event=reload needs_restart=%s note=\"kept the "
+			 "running value; restart ternd to change it\"",
+		    reload_restart_keys[i]);
+		conf_key_keep(nc, oc, reload_restart_keys[i]);
+	}
+	/* DMARC's list is loaded at start only when DMARC is on */
+	if (s->psl == NULL && (nc->dmarc_check != oc->dmarc_check)) {
+		log_warn("event=reload needs_restart=dmarc.check note=\"the "
+			 "Public Suffix List is loaded at start\"");
+		conf_key_keep(nc, oc, "dmarc.check");
+	}
+}
+
+/* conf_dump's lines, for naming what changed */
+struct lines {
+	char **v;
+	size_t n;
+};
+
+static void
+lines_add(const char *line, void *ctx)
+{
+	struct lines *l = ctx;
+
+	char **v = realloc(l->v, (l->n + 1) * sizeof(*l->v));
+
+	if (v == NULL)
+		panic("event=oom where=reload");
+	l->v = v;
+	l->v[l->n++] = xstrdup(line);
+}
+
+static void
+log_changed(const struct conf *oc, const struct conf *nc, unsigned gen)
+{
+	struct lines a = {0}, b = {0};
+	struct buf out;
+	bool full = false;
+	size_t i;
+
+	conf_dump(oc, lines_add, &a);
+	conf_dump(nc, lines_add, &b);
+	buf_init(&out, 2048);
+	for (i = 0; i < a.n && i < b.n; i++) {
+		/* a list too long for the buffer stops at what fits */
+		if (!full && strcmp(a.v[i], b.v[i]) != 0 &&
+		    buf_printf(&out, "%s%.*s", out.len ? "," : "",
+			(int)strcspn(b.v[i], " "), b.v[i]) != 0)
+			full = true;
+		free(a.v[i]);
+		free(b.v[i]);
+	}
+	for (; i < a.n; i++)
+		free(a.v[i]);
+	for (; i < b.n; i++)
+		free(b.v[i]);
+	free(a.v);
+	free(b.v);
+	log_info("event=reload result=ok generation=%u changed=%s", gen,
+	    out.len ? out.data : "none");
+	buf_free(&out);
+}
+
+void
+reload_run(struct server *s)
+{
+	struct reload *r = s->reload;
+	struct conf *nc, *oc = s->conf;
+	struct netlist *nets;
+	SSL_CTX *ctx = NULL;
+	char err[1024], q[1200];
+
+	log_info("event=reload step=start file=%s",
+	    oc->path != NULL ? oc->path : "-");
+	if ((nc = reread(r, err, sizeof(err))) == NULL) {
+		log_err("event=reload result=refused error=%s action=kept_old",
+		    log_quote(q, sizeof(q), err, strlen(err)));
+		return;
+	}
+	keep_restart_keys(s, nc, oc);
+	if (confcheck_run(nc, log_report, nc->path) != 0)
+		goto refuse;
+	if ((nets = netlist_parse(nc->relay_networks, err, sizeof(err))) ==
+	    NULL) {
+		log_report(nc->path, err);
+		goto refuse;
+	}
+	if (tlsconn_ctx_load(nc, &ctx) != 0) {
+		log_err("event=reload result=refused step=tls action=kept_old");
+		netlist_free(nets);
+		goto refuse;
+	}
+	/* the last step that can fail; it undoes itself */
+	if (listeners_reload(s, nc, oc) != 0) {
+		log_err("event=reload result=refused step=listen "
+			"action=kept_old");
+		SSL_CTX_free(ctx);
+		netlist_free(nets);
+		goto refuse;
+	}
+	r->gen++;
+	(void)snap_new(r, nc, nets);
+	s->conf = nc;
+	s->relay_nets = nets;
+	SSL_CTX_free(s->tls_ctx); /* sessions keep their reference */
+	s->tls_ctx = ctx;
+	lookups_reload(s->lookups, nc);
+	dkimsign_reload(s);
+	log_changed(oc, nc, r->gen);
+	return;
+refuse:
+	conf_free(nc);
+}

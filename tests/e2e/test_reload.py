@@ -1,0 +1,445 @@
+"""Issue 17 item 3: full live reload of tern.conf on SIGHUP, and
+`tern config check`.  ternd reads tern.conf from a file here (-c), so a
+reload has something to read again; the suite's usual -o overrides stay
+only for what no test here changes (state_dir, user, the SPF/DKIM/DMARC
+switches).  docs/configuration.md, "Reloading", says what a reload
+changes."""
+
+import os
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (DEFAULT_USERS, HOSTNAME, RUN_AS, SLOW, TERN,
+                      SMTPClient, check, free_port, maildir_files, wait_for,
+                      world_tmpdir)
+
+# keys the tests put in the file; every other key comes from -o
+FILE_KEYS = ("domains", "listen.smtp", "listen.submission",
+             "listen.submissions", "limits.message_size")
+
+
+def write_conf(path, values):
+    """tern.conf from {"section.key": value} (top-level keys without a
+    dot), written to a new file renamed over the old one, as an editor
+    does."""
+    top = [f"{k} = {v}" for k, v in values.items() if "." not in k]
+    sections = {}
+    for k, v in values.items():
+        if "." in k:
+            s, n = k.split(".", 1)
+            sections.setdefault(s, []).append(f"{n} = {v}")
+    text = "\n".join(top) + "\n"
+    for s, lines in sections.items():
+        text += f"\n[{s}]\n" + "\n".join(lines) + "\n"
+    tmp = Path(str(path) + ".new")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+class Reloadable:
+    """A ternd started with -c FILE whose file the test rewrites."""
+
+    def __init__(self, ternd, values, users=DEFAULT_USERS):
+        self.dir = world_tmpdir("tern-reload-")
+        self.path = self.dir / "tern.conf"
+        self.values = dict(values)
+        write_conf(self.path, self.values)
+        t = ternd(overrides={}, users=users, start=False,
+                  args=["-c", str(self.path)])
+        for k in FILE_KEYS:
+            t.overrides.pop(k, None)
+        # tern (the helper) and ternd agree on the domains through the file
+        t.overrides["domains"] = self.values["domains"]
+        self.t = t
+        base_argv = t.argv
+
+        def argv():
+            a = base_argv()
+            # the file, not -o, says domains: drop the helper's -o
+            i = a.index(f"domains={self.values_at_start['domains']}")
+            return a[:i - 1] + a[i + 1:]
+
+        self.values_at_start = dict(self.values)
+        t.argv = argv
+        t.port = int(self.values["listen.smtp"].rsplit(":", 1)[1])
+        t.start()
+
+    def reload(self, values=None, expect="result=ok"):
+        """Write values (if any), SIGHUP, wait for the reload's log line."""
+        if values is not None:
+            self.values = dict(values)
+            write_conf(self.path, self.values)
+        before = self.t.log().count("event=reload step=start")
+        done = self.t.log().count("event=reload result=")
+        self.t.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.t.log().count("event=reload result=") > done
+                 and self.t.log().count("event=reload step=start") > before,
+                 "the reload's result in the log")
+        last = [ln for ln in self.t.log().splitlines()
+                if "event=reload result=" in ln][-1]
+        assert expect in last, f"{last}\n{self.t.log()[-3000:]}"
+        return last
+
+
+def conf_values(port, **more):
+    v = {"domains": "example.org,example.net",
+         "listen.smtp": f"127.0.0.1:{port}",
+         "listen.submission": "off"}
+    v.update(more)
+    return v
+
+
+def mail(sender, rcpt, n, tag):
+    return (f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {tag} {n}\r\n"
+            f"Message-ID: <{tag}.{n}@client.test>\r\n\r\nbody {tag} {n}\r\n")
+
+
+def count_tag(t, address, tag):
+    n = 0
+    for p in maildir_files(t.state_dir, address):
+        if f"Subject: {tag} ".encode() in Path(p).read_bytes():
+            n += 1
+    return n
+
+
+# -- a broken file changes nothing -------------------------------------------
+
+def test_broken_file_refused_old_config_serves(ternd):
+    """A reload of a file with an unknown key and a value out of range is
+    refused with file:line, the old configuration keeps serving (its
+    domains, its limit), and a fixed file is then taken."""
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port, **{"limits.message_size": "100k"}))
+    bad = dict(r.values)
+    bad["limits.message_sise"] = "1k"          # a typo: unknown key
+    line = r.reload(bad, expect="result=refused")
+    assert f"{r.path}:" in line and "limits.message_sise" in line, line
+    assert "did you mean limits.message_size" in line, line
+    assert "action=kept_old" in line
+    m = re.search(r"tern\.conf:(\d+):", line)
+    lines = r.path.read_text().splitlines()
+    assert "message_sise" in lines[int(m.group(1)) - 1]
+    # the old configuration still serves: its limit and its domains
+    with r.t.client() as c:
+        rep = c.ehlo()
+        assert "SIZE 102400" in rep.text, rep.text
+        c.expect("MAIL FROM:<a@client.test>", 250)
+        c.expect("RCPT TO:<ben@example.org>", 250)
+        c.expect("QUIT", 221)
+    # a value out of range is refused the same way
+    bad2 = dict(r.values)
+    bad2.pop("limits.message_sise")
+    bad2["limits.message_size"] = "0"
+    line = r.reload(bad2, expect="result=refused")
+    assert "limits.message_size" in line and "out of range" in line, line
+    # a file that cannot be read is refused too
+    os.chmod(r.path, 0)
+    try:
+        if RUN_AS is not None or os.geteuid() != 0:
+            line = r.reload(expect="result=refused")
+            assert "tern.conf" in line
+    finally:
+        os.chmod(r.path, 0o644)
+    # a TLS pair that does not load: refused, naming the keys
+    bad3 = dict(bad2)
+    bad3["limits.message_size"] = "200k"
+    bad3["tls.cert"] = str(r.dir / "missing-cert.pem")
+    bad3["tls.key"] = str(r.dir / "missing-key.pem")
+    line = r.reload(bad3, expect="result=refused")
+    assert "tls.cert, tls.key" in line, line
+    # a listener that cannot be bound (the address is taken): refused,
+    # and the running listeners stay as they were
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        bad4 = dict(bad2)
+        bad4["limits.message_size"] = "200k"
+        bad4["listen.submission"] = "127.0.0.1:%d" % taken.getsockname()[1]
+        line = r.reload(bad4, expect="result=refused")
+        assert "step=listen" in line, line
+    with r.t.client() as c:
+        assert "SIZE 102400" in c.ehlo().text   # still the first limit
+    # fixed: taken
+    good = dict(bad2)
+    good["limits.message_size"] = "200k"
+    line = r.reload(good)
+    assert "limits.message_size" in line, line
+    with r.t.client() as c:
+        assert "SIZE 204800" in c.ehlo().text
+
+
+def test_new_domain_accepted_after_reload(ternd):
+    """A domain added to the file is local after SIGHUP: mail to a user of
+    it, refused before (relaying denied), is delivered after."""
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port))
+    with r.t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@client.test>", 250)
+        c.expect("RCPT TO:<erin@example.com>", 554, "5.7.1")   # not ours
+        c.expect("QUIT", 221)
+    v = dict(r.values)
+    v["domains"] = "example.org,example.net,example.com"
+    line = r.reload(v)
+    assert "changed=domains" in line, line
+    # the domain is ours now: an unknown user there is 550 5.1.1, no relay
+    with r.t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@client.test>", 250)
+        c.expect("RCPT TO:<nobody@example.com>", 550, "5.1.1")
+        c.expect("QUIT", 221)
+    # the tern helper names domains with -o: add the new one there too
+    r.t.overrides["domains"] = v["domains"]
+    r.t.tern("user", "add", "erin@example.com")
+    rep = r.t.send_raw("a@client.test", ["erin@example.com"],
+                       mail("a@client.test", "erin@example.com", 1,
+                            "newdomain").encode())
+    check(rep, 250)
+    wait_for(lambda: count_tag(r.t, "erin@example.com", "newdomain") == 1,
+             "the message in erin's Maildir")
+
+
+def test_limit_changes_for_new_sessions_only(ternd):
+    """limits.message_size lowered by a reload: a session opened before it
+    still sends a message of the old size (its configuration is the one it
+    started with); a session opened after is refused the same message."""
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port, **{"limits.message_size": "64k"}))
+    body = ("x" * 70 + "\r\n") * 400          # about 28 KiB
+    msg = mail("a@client.test", "ben@example.org", 1, "oldlimit") + body
+    old = r.t.client()
+    assert "SIZE 65536" in old.ehlo().text
+    v = dict(r.values)
+    v["limits.message_size"] = "10k"
+    r.reload(v)
+    # the old session: old limit
+    old.expect("MAIL FROM:<a@client.test>", 250)
+    old.expect("RCPT TO:<ben@example.org>", 250)
+    old.expect("DATA", 354)
+    old.send(msg.encode() + b".\r\n")
+    check(old.reply(), 250)
+    old.expect("QUIT", 221)
+    old.close()
+    # a new session: the new limit
+    with r.t.client() as c:
+        assert "SIZE 10240" in c.ehlo().text
+        rep = c.cmd(f"MAIL FROM:<a@client.test> SIZE={len(msg)}")
+        assert rep.code == 552, rep
+        c.expect("QUIT", 221)
+    wait_for(lambda: count_tag(r.t, "ben@example.org", "oldlimit") == 1,
+             "the old session's message delivered")
+
+
+# -- reload under load -------------------------------------------------------
+
+class Sender(threading.Thread):
+    """One smtplib session sending messages until told to stop; a refused
+    or failed message is recorded, never retried."""
+
+    def __init__(self, port, n, stop):
+        super().__init__(daemon=True)
+        self.port, self.n, self.stop_ev = port, n, stop
+        self.sent, self.errors = 0, []
+
+    def run(self):
+        try:
+            s = smtplib.SMTP("127.0.0.1", self.port,
+                             local_hostname="client.test", timeout=30 * SLOW)
+            s.ehlo()
+            i = 0
+            while not self.stop_ev.is_set():
+                i += 1
+                m = mail("load@client.test", "ben@example.org",
+                         f"{self.n}.{i}", "load")
+                refused = s.sendmail("load@client.test", ["ben@example.org"],
+                                     m)
+                if refused:
+                    self.errors.append(refused)
+                    return
+                self.sent += 1
+            s.quit()
+        except Exception as e:                  # a lost message is a failure
+            self.errors.append(repr(e))
+
+
+def test_reload_under_load(ternd):
+    """10 smtplib sessions send continuously through several SIGHUPs: one
+    changing limits and domains, one adding a listener (submission), one
+    moving it, one removing it.  No message is lost or refused (the
+    Maildir counts every one); the new listener accepts; a removed one
+    refuses new connections while a session established on it finishes."""
+    port, sub1, sub2 = free_port(), free_port(), free_port()
+    r = Reloadable(ternd, conf_values(port))
+    stop = threading.Event()
+    senders = [Sender(port, i, stop) for i in range(10)]
+    for s in senders:
+        s.start()
+    t0 = time.monotonic()
+
+    def progress(n):
+        target = sum(s.sent for s in senders) + n
+        wait_for(lambda: sum(s.sent for s in senders) >= target,
+                 f"{n} more messages sent", timeout=60)
+
+    progress(200)
+    # 1: limits and domains
+    v = dict(r.values)
+    v["limits.message_size"] = "5m"
+    v["domains"] = "example.org,example.net,example.com"
+    line = r.reload(v)
+    assert "domains" in line and "limits.message_size" in line, line
+    progress(200)
+    # 2: a listener added
+    v = dict(r.values)
+    v["listen.submission"] = f"127.0.0.1:{sub1}"
+    r.reload(v)
+    c1 = SMTPClient(sub1)                       # established on the old one
+    c1.ehlo()
+    progress(200)
+    # 3: that listener moved
+    v = dict(r.values)
+    v["listen.submission"] = f"127.0.0.1:{sub2}"
+    r.reload(v)
+    with SMTPClient(sub2) as c2:                # the new address accepts
+        c2.ehlo()
+        c2.expect("QUIT", 221)
+    with pytest.raises(OSError):                # the old one refuses
+        socket.create_connection(("127.0.0.1", sub1), timeout=2).close()
+    # ... while the session established on it goes on and finishes
+    rep = c1.cmd("NOOP")
+    check(rep, 250)
+    c1.expect("QUIT", 221)
+    c1.close()
+    wait_for(lambda: "event=listener_retired listener=submission" in
+             r.t.log(), "the moved listener's slot retired")
+    progress(200)
+    # 4: the same file again (nothing changes), then the listener removed
+    r.reload(dict(r.values))
+    v = dict(r.values)
+    v["listen.submission"] = "off"
+    r.reload(v)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", sub2), timeout=2).close()
+    progress(200)
+    stop.set()
+    for s in senders:
+        s.join(60 * SLOW)
+    elapsed = time.monotonic() - t0
+    errors = [e for s in senders for e in s.errors]
+    sent = sum(s.sent for s in senders)
+    assert not errors, errors
+    wait_for(lambda: count_tag(r.t, "ben@example.org", "load") >= sent,
+             f"{sent} messages in the Maildir", timeout=60)
+    delivered = count_tag(r.t, "ben@example.org", "load")
+    reloads = r.t.log().count("event=reload result=ok")
+    print(f"\nreload under load: {len(senders)} sessions, {reloads} reloads, "
+          f"{sent} messages sent, {delivered} delivered, 0 refused, "
+          f"{elapsed:.1f} s")
+    assert delivered == sent
+    assert r.t.log().count("event=reload result=refused") == 0
+
+
+# -- what needs a restart ----------------------------------------------------
+
+def test_restart_keys_kept_and_logged(ternd):
+    """A key that cannot change live (queue.retry_first, dns.cache_entries)
+    keeps its running value and is logged needs_restart=KEY; the rest of
+    the file is taken, and `tern config` of the running value is not
+    what ternd uses (it reads the file)."""
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port))
+    v = dict(r.values)
+    v["dns.cache_entries"] = "100"
+    v["queue.retry_first"] = "77"
+    v["limits.message_size"] = "1m"
+    line = r.reload(v)
+    assert "changed=limits.message_size" in line, line
+    log = r.t.log()
+    assert "event=reload needs_restart=dns.cache_entries" in log
+    assert "event=reload needs_restart=queue.retry_first" in log
+    with r.t.client() as c:
+        assert HOSTNAME in c.greeting.text
+        assert "SIZE 1048576" in c.ehlo().text
+
+
+@pytest.mark.root
+def test_privileged_port_needs_restart(ternd):
+    """ternd dropped root after binding: a listener moved to a port below
+    1024 by a reload is not bound (ternd keeps no capability); the key is
+    logged needs_restart and the old listener keeps serving."""
+    assert os.geteuid() == 0 and RUN_AS is not None
+    low = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+              .read_text())
+    assert low > 587, "this host lets any user bind port 587"
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port))
+    v = dict(r.values)
+    v["listen.smtp"] = "127.0.0.1:587"
+    r.reload(v)
+    assert "event=reload needs_restart=listen.smtp" in r.t.log()
+    with r.t.client() as c:
+        c.ehlo()
+        c.expect("QUIT", 221)
+
+
+# -- tern config check -------------------------------------------------------
+
+def config_check(path, *extra):
+    env = dict(os.environ)
+    env.pop("TERN_CONFIG", None)
+    return subprocess.run([str(TERN), "config", "check", "-c", str(path),
+                           *extra], capture_output=True, text=True,
+                          timeout=30 * SLOW, env=env)
+
+
+def test_config_check(tmp_path):
+    good = tmp_path / "good.conf"
+    write_conf(good, {"state_dir": str(tmp_path / "var"),
+                      "domains": "example.org",
+                      "limits.message_size": "10m"})
+    r = config_check(good)
+    assert r.returncode == 0, r
+    assert r.stdout.startswith("ok:"), r.stdout
+
+    bad = tmp_path / "bad.conf"
+    bad.write_text(f"state_dir = {tmp_path}/var\n"
+                   "domains = example.org\n"
+                   "[limits]\n"
+                   "message_sise = 10m\n"           # line 4: unknown key
+                   "recipients = 0\n"               # line 5: out of range
+                   "[listen]\n"
+                   "smtp = nonsense\n")             # line 7: bad address
+    r = config_check(bad)
+    assert r.returncode == 1, r
+    out = r.stdout
+    assert f"{bad}:4: unknown key \"limits.message_sise\" (did you mean " \
+           "limits.message_size?)" in out, out
+    assert f"{bad}:5: limits.recipients" in out, out
+    assert f"{bad}:7: listen.smtp" in out, out
+    assert "3 errors" in out, out
+
+    # the files it names: a missing certificate is an error naming the key
+    tls = tmp_path / "tls.conf"
+    write_conf(tls, {"state_dir": str(tmp_path / "var"),
+                     "domains": "example.org",
+                     "tls.cert": str(tmp_path / "none.pem"),
+                     "tls.key": str(tmp_path / "none.key")})
+    r = config_check(tls)
+    assert r.returncode == 1, r
+    assert "tls.cert, tls.key:" in r.stdout, r.stdout
+
+    # a file that is not there
+    r = config_check(tmp_path / "missing.conf")
+    assert r.returncode == 1 and "missing.conf" in r.stdout, r
+    # usage
+    r = config_check(good, "extra")
+    assert r.returncode == 64, r
