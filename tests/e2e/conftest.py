@@ -201,6 +201,11 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "root: needs euid 0 (tests/run.py runs these in a "
         "second pass as root)")
+    config.addinivalue_line(
+        "markers", "own_build: builds and runs binaries of its own (the "
+        "Debian packages), not $TERN_BUILD's: tests/run.py leaves it out "
+        "of the sanitizer build's run, where it would test the same "
+        "binaries again")
 
 
 def pytest_runtest_setup(item):

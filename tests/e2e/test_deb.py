@@ -35,7 +35,7 @@ import pytest
 
 from conftest import REPO, free_port, wait_port
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.own_build]
 
 CONF = Path("/etc/tern/tern.conf")
 STATE = Path("/var/lib/tern")
