@@ -34,10 +34,8 @@ get32(const unsigned char *p)
 	       (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Skip the name at *off: labels, ended by the root or one compression
- * pointer.  false when it runs past len or is malformed. */
-static bool
-skip_name(const unsigned char *msg, size_t len, size_t *off)
+bool
+dns_skip_name(const unsigned char *msg, size_t len, size_t *off)
 {
 	size_t o = *off, total = 0;
 
@@ -79,7 +77,7 @@ read_rr(const unsigned char *msg, size_t len, size_t *off, struct rr_view *rr)
 {
 	size_t o = *off;
 
-	if (!skip_name(msg, len, &o) || len - o < 10)
+	if (!dns_skip_name(msg, len, &o) || len - o < 10)
 		return false;
 	rr->type = get16(msg + o);
 	/* RFC 2181 8: a TTL with its top bit set is read as 0 */
@@ -116,8 +114,8 @@ negative_ttl(const unsigned char *msg, size_t len, size_t off, unsigned ns,
 			continue;
 		/* MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM */
 		r = rr.rdoff;
-		if (!skip_name(msg, rr.rdoff + rr.rdlen, &r) ||
-		    !skip_name(msg, rr.rdoff + rr.rdlen, &r) ||
+		if (!dns_skip_name(msg, rr.rdoff + rr.rdlen, &r) ||
+		    !dns_skip_name(msg, rr.rdoff + rr.rdlen, &r) ||
 		    rr.rdoff + rr.rdlen - r != 20)
 			return false;
 		*ttl = min32(rr.ttl, get32(msg + r + 16));
@@ -148,7 +146,7 @@ dnsmsg_ttl(const unsigned char *msg, size_t len, uint32_t *ttl)
 	if (rcode != RC_NOERROR && rcode != RC_NXDOMAIN)
 		return DNSMSG_TTL_NONE;
 	for (unsigned i = 0; i < qd; i++) {
-		if (!skip_name(msg, len, &off) || len - off < 4)
+		if (!dns_skip_name(msg, len, &off) || len - off < 4)
 			return DNSMSG_TTL_NONE;
 		off += 4;
 	}

@@ -84,4 +84,12 @@ bool dnscache_put(struct dnscache *c, int type, const char *name, uint64_t now,
 
 void dnscache_stats(const struct dnscache *c, struct dnscache_stats *out);
 
+/*
+ * Skip the DNS name at *off in msg[0..len): labels, ended by the root or
+ * one compression pointer (not followed).  false when it runs past len
+ * or is malformed (a reserved label type, over 255 octets); *off is then
+ * unchanged.  Shared by every walker of raw answers (and util/tlsa.c).
+ */
+bool dns_skip_name(const unsigned char *msg, size_t len, size_t *off);
+
 #endif

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "util/dnscache.h"
 #include "util/tlsa.h"
 
 #define TLSA_HDR 12 /* DNS header octets (RFC 1035 4.1.1) */
@@ -58,38 +59,6 @@ tlsa_rdata_parse(const unsigned char *rd, size_t len, struct tlsa_rr *out)
 	return TLSA_USABLE;
 }
 
-/* Skip the name at *off; false if it runs out of msg or is malformed. */
-static bool
-t_skip_name(const unsigned char *msg, size_t len, size_t *off)
-{
-	size_t o = *off, total = 0;
-
-	for (;;) {
-		unsigned l;
-
-		if (o >= len)
-			return false;
-		l = msg[o];
-		if ((l & 0xC0) == 0xC0) {
-			if (len - o < 2)
-				return false;
-			*off = o + 2;
-			return true;
-		}
-		if ((l & 0xC0) != 0)
-			return false;
-		o++;
-		if (l == 0) {
-			*off = o;
-			return true;
-		}
-		total += l + 1;
-		if (total > 255 || len - o < l)
-			return false;
-		o += l;
-	}
-}
-
 static void
 t_take(struct tlsa_set *set, const unsigned char *rd, size_t rdlen)
 {
@@ -123,14 +92,14 @@ tlsa_msg_parse(const unsigned char *msg, size_t len, struct tlsa_set *set)
 	qd = t_get16(msg + 4);
 	an = t_get16(msg + 6);
 	for (unsigned i = 0; i < qd; i++) {
-		if (!t_skip_name(msg, len, &o) || len - o < 4)
+		if (!dns_skip_name(msg, len, &o) || len - o < 4)
 			goto bad;
 		o += 4;
 	}
 	for (unsigned i = 0; i < an; i++) {
 		unsigned type, cls, rdlen;
 
-		if (!t_skip_name(msg, len, &o) || len - o < 10)
+		if (!dns_skip_name(msg, len, &o) || len - o < 10)
 			goto bad;
 		type = t_get16(msg + o);
 		cls = t_get16(msg + o + 2);

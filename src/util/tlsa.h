@@ -4,8 +4,8 @@
  * (tests/unit/test_tlsa.c) and fuzzed (fuzz/fuzz_tlsa.c).
  *
  * Owns: struct tlsa_rr and struct tlsa_set (plain data, no pointers).
- * May call: nothing beyond libc.  Asked by deliver/dns.c, which hands a
- * host's records to delivery in struct dns_host.
+ * May call: util/dnscache.h (dns_skip_name).  Asked by deliver/dns.c, which
+ * hands a host's records to delivery in struct dns_host.
  *
  * tlsa_rdata_parse() sorts one record's RDATA into three outcomes:
  *   TLSA_USABLE     DANE-TA(2) or DANE-EE(3), selector Cert(0) or
