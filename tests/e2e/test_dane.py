@@ -24,7 +24,9 @@ _PORT._tcp.<mx>):
     @       MX mx.plain.test
 """
 import re
+import smtplib
 import socket
+import ssl
 import threading
 import time
 
@@ -361,3 +363,52 @@ def test_dnssec_needs_a_loopback_resolver(ternd, servers):
     assert "dns.dnssec = yes" in err, err
     assert ("not on loopback" in err) if servers else \
         ("needs dns.servers" in err), err
+
+
+# ---------------------------------------------------------------------------
+# REQUIRETLS (RFC 8689) over DANE: a hop DANE authenticated counts as
+# verified under a policy, an opportunistic one does not
+
+def send_requiretls(a, domain, tag):
+    """STARTTLS to A's MX port (relay.networks lets 127.0.0.1 relay), then
+    MAIL FROM:<claire> REQUIRETLS to ben@domain."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE     # A's own certificate is self-signed
+    with smtplib.SMTP("127.0.0.1", a.port, local_hostname="client.test",
+                      timeout=10 * SLOW) as s:
+        s.starttls(context=ctx)
+        s.ehlo("client.test")
+        assert s.has_extn("requiretls"), s.esmtp_features
+        code, text = s.mail(SENDER, ["REQUIRETLS"])
+        assert code == 250, (code, text)
+        code, text = s.rcpt(rcpt(domain))
+        assert code == 250, (code, text)
+        code, text = s.data(msg(tag, rcpt(domain)))
+        assert code == 250, (code, text)
+
+
+def test_requiretls_relayed_to_a_dane_authenticated_hop(ternd, world):
+    _, b, _ = world
+    a = sender(ternd, world)
+    send_requiretls(a, "good.dane.test", "rtls-dane")
+    m, line = delivered(a, b, "good.dane.test", "rtls-dane")
+    assert "verified=yes tls_policy=dane" in line, line
+    # B, the next hop, got REQUIRETLS with MAIL FROM and kept it
+    assert re.search(r"event=delivered from=<claire@sender\.test> "
+                     r"to=<ben@good\.dane\.test> .*requiretls=yes",
+                     b.log()), b.log()[-3000:]
+
+
+def test_requiretls_not_relayed_to_an_opportunistic_hop(ternd, world):
+    """plain.test is not signed: its MX host (B, which offers STARTTLS and
+    REQUIRETLS) is not authenticated by any policy, so the message is
+    returned with 5.7.10 and B never sees it."""
+    _, b, _ = world
+    a = sender(ternd, world)
+    send_requiretls(a, "plain.test", "rtls-plain")
+    line = wait_for(lambda: log_line(a, r"event=bounced to=<ben@plain\.test>"),
+                    "the bounce of the REQUIRETLS message")
+    assert "enh=5.7.10" in line, line
+    assert not any(b"rtls-plain" in m.data for m in
+                   maildir_messages(b.state_dir, rcpt("plain.test")))
