@@ -310,7 +310,9 @@ def test_journald_real(tmp_path, dnsmasq):
     """A real systemd-journald, private to the test: a message's story by
     `journalctl TERN_QUEUE_ID=...` (through `tern log ID`)."""
     if not (os.access(JOURNALD, os.X_OK) and os.access(JOURNALCTL, os.X_OK)):
-        pytest.skip("systemd-journald or journalctl not installed")
+        pytest.fail("systemd-journald or journalctl missing: install the "
+                    "Debian package systemd (scripts/deps.sh lists it)",
+                    pytrace=False)
     root = world_tmpdir("tern-jd-")
     jdir = root / "journal"
     jdir.mkdir()

@@ -226,7 +226,8 @@ def report_mail(delivery):
 
 def start_world(ternd, dnsmasq, https_rua, pki):
     if not _loopback2_ok():
-        pytest.skip("127.0.0.2 cannot be bound here")
+        pytest.fail("127.0.0.2 cannot be bound: the loopback interface "
+                    "must carry 127.0.0.0/8, as Linux's does", pytrace=False)
     b = ternd({"hostname": "mx.example.net", "domains": "example.net"},
               users=(RUA_BOX, "ben@example.net"), state="B")
     c = PlainPeer("127.0.0.2", b.port)
@@ -406,7 +407,8 @@ def test_handshake_failure_counted_once(ternd, dnsmasq):
     with the error, and the plaintext retry of the same session is not
     counted again as starttls-not-supported."""
     if not _loopback2_ok():
-        pytest.skip("127.0.0.3 cannot be bound here")
+        pytest.fail("127.0.0.3 cannot be bound: the loopback interface "
+                    "must carry 127.0.0.0/8, as Linux's does", pytrace=False)
     port = free_port()
     c = PlainPeer("127.0.0.3", port, broken_tls=True)
     c.start()
