@@ -108,6 +108,15 @@ run_pair() {
 
 count_files() { find "$@" -maxdepth 1 -type f 2>/dev/null | wc -l; }
 
+# tern_queued DIR: how many messages the running ternd of state DIR has
+# queued, asked over its control socket (the queue is a log, not one file
+# per message, so counting files says nothing); "-" when it cannot say
+tern_queued() {
+	runuser -u "$BENCH_USER" -- "$W/bin/tern" -o state_dir="$1" queue list --json 2>>"$LGLOG" |
+		/usr/bin/python3 -c 'import json, sys; print(len(json.load(sys.stdin)["messages"]))' 2>/dev/null ||
+		echo -
+}
+
 machine_line() {
 	local model disk fsync steal
 	model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)

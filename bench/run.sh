@@ -190,9 +190,9 @@ run_B_tern() {
 	out=$(lg -p "$TPORT" -c "$sess" -d "$B_SECONDS" -s "$B_SIZE" -r "$SINK_RCPTS" --watch-sink "$SINKOUT")
 	c1=$(cpu_ticks "$TERND_PID")
 	hwm=$(hwm_kib "$TERND_PID")
+	left=$(tern_queued "$d")
 	tern_stop
 	sink_stop
-	left=$(count_files "$d/queue/env")
 	record "B-$B_SIZE-$sess" tern "$run" "$out" \
 		"cpu_us_msg=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$out" ok)" 'BEGIN { printf "%.0f", n ? c / hz * 1e6 / n : 0 }')" \
 		"hwm_kib=$hwm queue_left=$left"
@@ -283,7 +283,7 @@ wait_quiet() {
 }
 
 scenario_D() {
-	local d=$W/tern-d port r_empty r_live r_loaded out ok queued warm cold qms t0 t1 got i opts
+	local d=$W/tern-d port r_empty r_live r_loaded out ok queued warm cold qms t0 t1 got i opts left
 	tern_init "$d"
 	# the sink is down: its port has no listener until the drain
 	opts="$(tern_relay_opts "$SINK_PORT") -o queue.retry_first=3600"
@@ -297,7 +297,7 @@ scenario_D() {
 	echo "$out"
 	wait_quiet
 	r_live=$(rss_kib "$TERND_PID")
-	queued=$(count_files "$d/queue/env")
+	queued=$(tern_queued "$d")
 	tern_stop
 	# restart with the queue warm in the page cache
 	tern_start "$d" "$TPORT" $opts
@@ -320,16 +320,17 @@ scenario_D() {
 		log "bench: tern queue flush failed"
 	for i in $(seq 36000); do
 		got=$(sink_count "$SINKOUT")
-		[ "${got:-0}" -ge "$queued" ] && [ "$(count_files "$d/queue/env")" = 0 ] && break
+		[ "${got:-0}" -ge "$ok" ] && break
 		sleep 0.1
 	done
 	t1=$(now)
 	got=$(sink_count "$SINKOUT")
+	left=$(tern_queued "$d")
 	tern_stop
 	sink_stop
-	echo "result scen=D mta=tern messages=$D_MESSAGES ok=$ok queued=$queued rss_empty_kib=$r_empty rss_live_kib=$r_live rss_loaded_kib=$r_loaded per_msg_live_b=$(awk -v a="$r_empty" -v b="$r_live" -v n="$queued" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }') per_msg_b=$(awk -v a="$r_empty" -v b="$r_loaded" -v n="$queued" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }') restart_warm_s=$warm queue_loaded_ms=$qms restart_cold_s=$cold drained=$got drain_s=$(elapsed "$t0" "$t1") drain_mps=$(awk -v n="$got" -v s="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.0f", (s > 0) ? n / s : 0 }') queue_left=$(count_files "$d/queue/env")" |
+	echo "result scen=D mta=tern messages=$D_MESSAGES ok=$ok queued=$queued rss_empty_kib=$r_empty rss_live_kib=$r_live rss_loaded_kib=$r_loaded per_msg_live_b=$(awk -v a="$r_empty" -v b="$r_live" -v n="$queued" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }') per_msg_b=$(awk -v a="$r_empty" -v b="$r_loaded" -v n="$queued" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }') restart_warm_s=$warm queue_loaded_ms=$qms restart_cold_s=$cold drained=$got drain_s=$(elapsed "$t0" "$t1") drain_mps=$(awk -v n="$got" -v s="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.0f", (s > 0) ? n / s : 0 }') queue_left=$left" |
 		tee -a "$RES"
-	if [ "$ok" != "$queued" ] || [ "$got" != "$ok" ]; then
+	if [ "$ok" != "$queued" ] || [ "$got" != "$ok" ] || [ "$left" != 0 ]; then
 		echo "LOSS scen=D acknowledged=$ok queued=$queued drained=$got"
 		FAIL=1
 	fi
@@ -600,7 +601,7 @@ run_J() {
 		--watch-sink "$SINKOUT")
 	if [ "$mta" = tern ]; then
 		c1=$(cpu_ticks "$TERND_PID")
-		extra="hwm_kib=$(hwm_kib "$TERND_PID") queue_left=$(count_files "$d/queue/env")"
+		extra="hwm_kib=$(hwm_kib "$TERND_PID") queue_left=$(tern_queued "$d")"
 		tern_stop
 	else
 		c1=$(tree_ticks "$PF_MASTER")
