@@ -25,14 +25,12 @@ _PORT._tcp.<mx>):
 """
 import re
 import smtplib
-import socket
 import ssl
-import threading
-import time
 
 import pytest
 
 from conftest import SLOW, maildir_messages, wait_for
+from fakepeer import FakePeer
 from dnssec import SignedDNS, make_ca_cert, spki_digest
 
 SENDER = "claire@sender.test"
@@ -47,36 +45,14 @@ def rcpt(domain):
     return f"ben@{domain}"
 
 
-class PlainPeer(threading.Thread):
+class PlainPeer(FakePeer):
     """An SMTP server on ip:port that offers no STARTTLS and would take any
     message: if tern sent one in plaintext, self.messages has it."""
 
     def __init__(self, ip, port):
-        super().__init__(daemon=True)
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind((ip, port))
-        self.srv.listen(8)
+        super().__init__(backlog=8, addr=ip, port=port)
         self.sessions = 0
         self.messages = []
-        self.stop = False
-
-    def run(self):
-        self.srv.settimeout(0.2)
-        while not self.stop:
-            try:
-                s, _ = self.srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                s.settimeout(10)
-                self.session(s)
-            except OSError:
-                pass
-            finally:
-                s.close()
 
     def session(self, s):
         self.sessions += 1
@@ -104,9 +80,6 @@ class PlainPeer(threading.Thread):
             else:
                 s.sendall(b"250 2.0.0 ok\r\n")
 
-    def close(self):
-        self.stop = True
-        self.srv.close()
 
 
 @pytest.fixture(scope="module")
