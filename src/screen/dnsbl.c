@@ -444,8 +444,9 @@ screen_line_parse(const char *line, size_t len, uint8_t key[SCREEN_KEY_LEN],
 	}
 	/* the writer never puts a leading zero: a line it did not write is
 	 * refused rather than read into a different one */
-	if (digits == 0 || (digits > 1 && line[2 * SCREEN_KEY_LEN + 3] == '0') ||
-	    i >= len || line[i] != ' ')
+	if (digits == 0 ||
+	    (digits > 1 && line[2 * SCREEN_KEY_LEN + 3] == '0') || i >= len ||
+	    line[i] != ' ')
 		return -1;
 	i++;
 	if (len - i >= SCREEN_TEXT_MAX || len - i >= textlen ||
