@@ -892,22 +892,63 @@ rcpt_decide(struct conn *c, const struct resolve_lookup *q)
 static void eom_store(struct conn *c);
 static void eom_checked(struct conn *c);
 
-/* The milters' verdict on this RCPT, once tern would take it. */
-static void
-on_milter_rcpt(struct conn *c)
-{
-	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
-	char rcpt[TABLE_ADDR_MAX + 1];
+/*
+ * RCPT's stages after the table's answer, in this order: the SPF check
+ * (when its result decides), the policy servers, greylisting, the
+ * milters.  A stage that holds c returns true, and its callback goes on
+ * with the stages after it (rcpt_go_on).
+ */
+static bool rcpt_spf_hold(struct conn *c);
+static bool rcpt_policy_hold(struct conn *c);
+static bool rcpt_grey_hold(struct conn *c);
+static bool rcpt_milter_hold(struct conn *c);
 
-	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
-		rcpt[0] = '\0';
-	if (!milter_refused(c, "rcpt", rcpt)) {
-		if (conn_milter_result(c)->verdict == CONN_MILTER_DISCARD)
-			c->txn->milter.discard = true;
+enum rcpt_stage { RCPT_SPF, RCPT_POLICY, RCPT_GREY, RCPT_MILTER, RCPT_DECIDE };
+
+static bool (*const rcpt_stages[RCPT_DECIDE])(struct conn *) = {
+    [RCPT_SPF] = rcpt_spf_hold,
+    [RCPT_POLICY] = rcpt_policy_hold,
+    [RCPT_GREY] = rcpt_grey_hold,
+    [RCPT_MILTER] = rcpt_milter_hold,
+};
+
+/* A stage is over: unless it refused the recipient, the stages from
+ * `next` on, then RCPT's reply, then the commands pipelined behind it.
+ * c may be freed on return. */
+static void
+rcpt_go_on(struct conn *c, bool refused, enum rcpt_stage next)
+{
+	if (!refused) {
+		for (enum rcpt_stage i = next; i < RCPT_DECIDE; i++)
+			if (rcpt_stages[i](c))
+				return;
 		rcpt_decide(c, c->rcpt_q);
 	}
 	table_targets_free(&c->rcpt_q->tt);
 	conn_process(c);
+}
+
+/* The recipient as the policy servers, milters and logs see it ("" when
+ * it does not format). */
+static void
+rcpt_text(const struct addr *path, char *buf, size_t len)
+{
+	if (addr_format(path, buf, len) < 0)
+		buf[0] = '\0';
+}
+
+/* The milters' verdict on this RCPT, once tern would take it. */
+static void
+on_milter_rcpt(struct conn *c)
+{
+	char rcpt[TABLE_ADDR_MAX + 1];
+	bool refused;
+
+	rcpt_text(&smtp_server_cmd(c->smtp)->path, rcpt, sizeof(rcpt));
+	refused = milter_refused(c, "rcpt", rcpt);
+	if (!refused && conn_milter_result(c)->verdict == CONN_MILTER_DISCARD)
+		c->txn->milter.discard = true;
+	rcpt_go_on(c, refused, RCPT_DECIDE);
 }
 
 /* Would tern take this RCPT (a local recipient, or one it relays)? */
@@ -923,80 +964,56 @@ rcpt_takeable(struct conn *c)
 				       cmd->path.kind == ADDR_DOMAIN_NAME)));
 }
 
-/* RCPT's decision, after the milters when the recipient would be taken
- * (true: c waits for them, on_milter_rcpt decides). */
+/* The milters, when the recipient would be taken (true: c waits for
+ * them, on_milter_rcpt decides). */
 static bool
 rcpt_milter_hold(struct conn *c)
 {
-	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
 	char rcpt[TABLE_ADDR_MAX + 1];
 
 	if (!rcpt_takeable(c))
 		return false;
-	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
-		rcpt[0] = '\0';
+	rcpt_text(&smtp_server_cmd(c->smtp)->path, rcpt, sizeof(rcpt));
 	return conn_milter_stage(c, CONN_MILTER_RCPT, rcpt, on_milter_rcpt);
 }
 
-/* The greylist store's answer on this RCPT (conngrey.c): deferred, or
- * on to the milters. */
+/* The greylist store's answer on this RCPT (conngrey.c). */
 static void
 on_grey_rcpt(struct conn *c)
 {
 	char rcpt[TABLE_ADDR_MAX + 1];
 
-	if (addr_format(&c->rcpt_q->addr, rcpt, sizeof(rcpt)) < 0)
-		rcpt[0] = '\0';
-	if (!conn_grey_refused(c, rcpt)) {
-		if (rcpt_milter_hold(c))
-			return;
-		rcpt_decide(c, c->rcpt_q);
-	}
-	table_targets_free(&c->rcpt_q->tt);
-	conn_process(c);
+	rcpt_text(&c->rcpt_q->addr, rcpt, sizeof(rcpt));
+	rcpt_go_on(c, conn_grey_refused(c, rcpt), RCPT_MILTER);
 }
 
-/* The policy servers' answer on this RCPT (connpolicy.c): refused, or
- * on to greylisting and the milters. */
+static bool
+rcpt_grey_hold(struct conn *c)
+{
+	return conn_grey_stage(c, on_grey_rcpt);
+}
+
+/* The policy servers' answer on this RCPT (connpolicy.c). */
 static void
 on_policy_rcpt(struct conn *c)
 {
-	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
 	char rcpt[TABLE_ADDR_MAX + 1];
 
-	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
-		rcpt[0] = '\0';
-	if (!conn_policy_refused(c, "rcpt", rcpt)) {
-		if (conn_grey_stage(c, on_grey_rcpt) || rcpt_milter_hold(c))
-			return;
-		rcpt_decide(c, c->rcpt_q);
-	}
-	table_targets_free(&c->rcpt_q->tt);
-	conn_process(c);
+	rcpt_text(&smtp_server_cmd(c->smtp)->path, rcpt, sizeof(rcpt));
+	rcpt_go_on(c, conn_policy_refused(c, "rcpt", rcpt), RCPT_GREY);
 }
 
-/* RCPT's policy servers, when tern would take the recipient (true: c
- * waits for them, on_policy_rcpt goes on). */
+/* The policy servers, when tern would take the recipient (true: c waits
+ * for them, on_policy_rcpt goes on). */
 static bool
 rcpt_policy_hold(struct conn *c)
 {
-	const struct smtp_cmd *cmd = smtp_server_cmd(c->smtp);
 	char rcpt[TABLE_ADDR_MAX + 1];
 
 	if (!rcpt_takeable(c))
 		return false;
-	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
-		rcpt[0] = '\0';
+	rcpt_text(&smtp_server_cmd(c->smtp)->path, rcpt, sizeof(rcpt));
 	return conn_policy_stage(c, CONN_POLICY_RCPT, rcpt, on_policy_rcpt);
-}
-
-/* After SPF: the policy servers, greylisting, then the milters (true: c
- * waits for them). */
-static bool
-rcpt_hold(struct conn *c)
-{
-	return rcpt_policy_hold(c) || conn_grey_stage(c, on_grey_rcpt) ||
-	       rcpt_milter_hold(c);
 }
 
 /*
@@ -1017,13 +1034,10 @@ on_spf_done(struct spfcheck *sc, void *arg)
 		return;
 	c->pending = false;
 	if (w == CONN_SPF_RCPT) {
-		if (rcpt_hold(c))
-			return;
-		rcpt_decide(c, c->rcpt_q);
-		table_targets_free(&c->rcpt_q->tt);
-	} else {
-		eom_checked(c);
+		rcpt_go_on(c, false, RCPT_POLICY);
+		return;
 	}
+	eom_checked(c);
 	conn_process(c);
 }
 
@@ -1061,13 +1075,7 @@ rcpt_answer(struct lookup *lk)
 
 	if (!conn_answered(c))
 		return; /* c went away: conn_free freed its targets */
-	if (rcpt_spf_hold(c))
-		return;
-	if (rcpt_hold(c))
-		return;
-	rcpt_decide(c, c->rcpt_q);
-	table_targets_free(&c->rcpt_q->tt);
-	conn_process(c);
+	rcpt_go_on(c, false, RCPT_SPF);
 }
 
 static void
@@ -1077,8 +1085,7 @@ on_rcpt(struct conn *c)
 	char rcpt[TABLE_ADDR_MAX + 1];
 	struct resolve_lookup *q;
 
-	if (addr_format(&cmd->path, rcpt, sizeof(rcpt)) < 0)
-		rcpt[0] = '\0';
+	rcpt_text(&cmd->path, rcpt, sizeof(rcpt));
 	if (conn_rate_rcpt(c, rcpt))
 		return; /* 450 4.7.1 (connrate.c) */
 	q = rcpt_question(c);
