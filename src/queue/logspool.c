@@ -61,6 +61,7 @@
 
 #include "queue/gsync.h"
 #include "queue/logspool.h"
+#include "queue/qfail.h"
 #include "queue/queue.h"
 #include "fs/file.h"
 
@@ -113,20 +114,6 @@ struct lspool {
 };
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static void
-ls_fail(char *err, size_t errlen, const char *step, const char *what,
-    const char *id)
-{
-	int saved = errno;
-	char ebuf[128];
-
-	if (err != NULL)
-		str_fmt_cut(err, errlen, "%s %s%s%s: %s", step, what,
-		    id != NULL ? " of " : "", id != NULL ? id : "",
-		    strerror_r(saved, ebuf, sizeof(ebuf)));
-	errno = saved;
-}
 
 static uint64_t
 ls_id_num(const char *id)
@@ -688,30 +675,6 @@ ls_apply(
 /* ---- writing ------------------------------------------------------------- */
 
 static int
-ls_check_id(const char *id, char *err, size_t errlen)
-{
-	if (id != NULL && queue_id_valid(id))
-		return 0;
-	errno = EINVAL;
-	ls_fail(err, errlen, "check", "queue id", NULL);
-	return -1;
-}
-
-static int
-ls_log_fail(const char *op, const char *id, const char *err)
-{
-	int saved = errno;
-	char safe_id[QUEUE_ID_LEN * 4 + 4];
-
-	log_err("id=%s event=queue_%s_failed errno=%d error=\"%s\"",
-	    log_sanitize(safe_id, sizeof(safe_id), id != NULL ? id : "-",
-		id != NULL ? strnlen(id, QUEUE_ID_LEN + 1) : 1),
-	    op, saved, err);
-	errno = saved;
-	return -1;
-}
-
-static int
 ls_content_size(const struct iovec *iov, int iovcnt, uint64_t *size_out)
 {
 	uint64_t total = 0;
@@ -748,7 +711,7 @@ lspool_commit(struct lspool *sp, struct queue_env *env,
 	    ls_content_size(content, iovcnt, &env->size) != 0) {
 		if (errno != EFBIG)
 			errno = EINVAL;
-		ls_fail(err, errlen, "check", "arguments", NULL);
+		queue_fail(err, errlen, "check", "arguments", NULL);
 		return -1;
 	}
 	env->version = queue_env_version(env);
@@ -768,11 +731,11 @@ lspool_commit(struct lspool *sp, struct queue_env *env,
 	buf_reset(&b);
 	if (tries == LS_ID_TRIES) {
 		errno = EEXIST;
-		ls_fail(err, errlen, "pick", "queue id", NULL);
+		queue_fail(err, errlen, "pick", "queue id", NULL);
 		goto fail;
 	}
 	if (queue_env_encode(env, &b) != 0) {
-		ls_fail(err, errlen, "encode", "envelope", NULL);
+		queue_fail(err, errlen, "encode", "envelope", NULL);
 		goto fail;
 	}
 	r.type = QLOG_MSG;
@@ -780,7 +743,7 @@ lspool_commit(struct lspool *sp, struct queue_env *env,
 	r.env = b.data;
 	r.envlen = b.len;
 	if (ls_append(sp, &r, content, iovcnt, &s, &off) != 0) {
-		ls_fail(err, errlen, "append", "message", env->id);
+		queue_fail(err, errlen, "append", "message", env->id);
 		goto fail;
 	}
 	r.content_off = QLOG_REC_HEAD_MAX + b.len;
@@ -792,7 +755,7 @@ lspool_commit(struct lspool *sp, struct queue_env *env,
 	if (ls_sync(sp) != 0) {
 		/* the record may still be on disk after a crash: at worst a
 		   message delivered that the client was told to retry */
-		ls_fail(err, errlen, "fdatasync", "segment", env->id);
+		queue_fail(err, errlen, "fdatasync", "segment", env->id);
 		gsync_lock(&sp->mu);
 		e = ls_find(sp, r.id);
 		if (e != NULL && e->state == ENT_LIVE) {
@@ -841,18 +804,18 @@ ls_small(struct lspool *sp, unsigned type, const char *id, const char *env,
 		errno = e != NULL && e->state == ENT_LIVE && type == QLOG_HOLD
 			    ? EEXIST
 			    : ENOENT;
-		ls_fail(err, errlen, "find", "message", id);
+		queue_fail(err, errlen, "find", "message", id);
 		return -1;
 	}
 	if (ls_append(sp, &r, NULL, 0, &s, &off) != 0) {
 		gsync_unlock(&sp->mu);
-		ls_fail(err, errlen, "append", "record", id);
+		queue_fail(err, errlen, "append", "record", id);
 		return -1;
 	}
 	ls_apply(sp, s, off, &r);
 	gsync_unlock(&sp->mu);
 	if (ls_sync(sp) != 0) {
-		ls_fail(err, errlen, "fdatasync", "segment", id);
+		queue_fail(err, errlen, "fdatasync", "segment", id);
 		return -1;
 	}
 	return 0;
@@ -866,17 +829,17 @@ lspool_update(struct lspool *sp, const struct queue_env *env)
 	int r = -1;
 
 	buf_init(&b, QUEUE_ENV_FILE_MAX);
-	if (ls_check_id(env->id, err, sizeof(err)) != 0)
+	if (queue_check_id(env->id, err, sizeof(err)) != 0)
 		goto out;
 	if (queue_env_encode(env, &b) != 0) {
-		ls_fail(err, sizeof(err), "encode", "envelope", env->id);
+		queue_fail(err, sizeof(err), "encode", "envelope", env->id);
 		goto out;
 	}
 	r = ls_small(sp, QLOG_ENV, env->id, b.data, b.len, err, sizeof(err));
 out:
 	buf_free(&b);
 	if (r != 0)
-		return ls_log_fail("update", env->id, err);
+		return queue_log_fail("update", env->id, err);
 	atomic_fetch_add(&sp->updates, 1);
 	return 0;
 }
@@ -888,9 +851,9 @@ lspool_remove(struct lspool *sp, const char *id)
 {
 	char err[LS_ERR_MAX];
 
-	if (ls_check_id(id, err, sizeof(err)) != 0 ||
+	if (queue_check_id(id, err, sizeof(err)) != 0 ||
 	    ls_small(sp, QLOG_REMOVE, id, "", 0, err, sizeof(err)) != 0)
-		return ls_log_fail("remove", id, err);
+		return queue_log_fail("remove", id, err);
 	atomic_fetch_add(&sp->removes, 1);
 	gsync_lock(&sp->mu);
 	ls_compact(sp);
@@ -903,9 +866,9 @@ ls_hold_op(struct lspool *sp, const char *id, unsigned type, const char *op)
 {
 	char err[LS_ERR_MAX];
 
-	if (ls_check_id(id, err, sizeof(err)) != 0 ||
+	if (queue_check_id(id, err, sizeof(err)) != 0 ||
 	    ls_small(sp, type, id, "", 0, err, sizeof(err)) != 0)
-		return ls_log_fail(op, id, err);
+		return queue_log_fail(op, id, err);
 	log_info("id=%s event=queue_%s", id, op);
 	return 0;
 }
@@ -1040,7 +1003,7 @@ lspool_open_data(struct lspool *sp, const char *id, struct spool_data *out)
 	struct ent *e;
 
 	out->fd = -1;
-	if (ls_check_id(id, NULL, 0) != 0)
+	if (queue_check_id(id, NULL, 0) != 0)
 		return -1;
 	gsync_lock(&sp->mu);
 	e = ls_find(sp, ls_id_num(id));
@@ -1071,12 +1034,12 @@ ls_load_locked(struct lspool *sp, uint64_t id, struct queue_env *out, char *err,
 	ls_id_str(id, name);
 	if (e == NULL || e->state != ENT_LIVE) {
 		errno = ENOENT;
-		ls_fail(err, errlen, "find", "message", name);
+		queue_fail(err, errlen, "find", "message", name);
 		return -1;
 	}
 	p = xmalloc(e->elen + 1);
 	if (ls_pread_all(e->eseg->fd, p, e->elen, e->eoff) != 0) {
-		ls_fail(err, errlen, "read", "envelope", name);
+		queue_fail(err, errlen, "read", "envelope", name);
 		free(p);
 		return -1;
 	}
@@ -1107,7 +1070,7 @@ lspool_load(struct lspool *sp, const char *id, struct queue_env *out, char *err,
 	int r;
 
 	queue_env_init(out);
-	if (ls_check_id(id, err, errlen) != 0)
+	if (queue_check_id(id, err, errlen) != 0)
 		return -1;
 	gsync_lock(&sp->mu);
 	r = ls_load_locked(sp, ls_id_num(id), out, err, errlen);
@@ -1459,7 +1422,7 @@ ls_replay(struct lspool *sp, char *err, size_t errlen)
 
 	sp->replaying = true;
 	if (ls_list_segs(sp, &nums, &n) != 0) {
-		ls_fail(err, errlen, "read", "directory seg/", NULL);
+		queue_fail(err, errlen, "read", "directory seg/", NULL);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
@@ -1472,7 +1435,7 @@ ls_replay(struct lspool *sp, char *err, size_t errlen)
 		    openat(sp->seg_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 		if (s->fd < 0) {
 			free(s);
-			ls_fail(err, errlen, "open", "segment", name);
+			queue_fail(err, errlen, "open", "segment", name);
 			free(nums);
 			return -1;
 		}
@@ -1481,7 +1444,8 @@ ls_replay(struct lspool *sp, char *err, size_t errlen)
 			if (sp->refused[0] != '\0' && err != NULL)
 				str_fmt_cut(err, errlen, "%s", sp->refused);
 			else
-				ls_fail(err, errlen, "replay", "segment", name);
+				queue_fail(
+				    err, errlen, "replay", "segment", name);
 			free(nums);
 			return -1;
 		}
@@ -1495,7 +1459,7 @@ ls_replay(struct lspool *sp, char *err, size_t errlen)
 	    sp->segs[sp->nsegs - 1]->end < lspool_seg_size)
 		sp->active = sp->segs[sp->nsegs - 1];
 	else if (ls_roll(sp) != 0) {
-		ls_fail(err, errlen, "create", "segment", NULL);
+		queue_fail(err, errlen, "create", "segment", NULL);
 		return -1;
 	}
 	sp->replaying = false;
@@ -1723,7 +1687,8 @@ ls_import(struct lspool *sp, char *err, size_t errlen)
 	for (i = 0; i < LS_LEGACY_N; i++) {
 		im.fd[i] = openat(sp->root_fd, ls_legacy_dirs[i], LS_DIR_FLAGS);
 		if (im.fd[i] < 0 && errno != ENOENT) {
-			ls_fail(err, errlen, "open", ls_legacy_dirs[i], NULL);
+			queue_fail(
+			    err, errlen, "open", ls_legacy_dirs[i], NULL);
 			r = -1;
 			goto out;
 		}
@@ -1739,7 +1704,7 @@ ls_import(struct lspool *sp, char *err, size_t errlen)
 			str_fmt_cut(err, errlen, "%s", sp->refused);
 			errno = ENOTSUP;
 		} else
-			ls_fail(err, errlen, "import", "legacy queue", NULL);
+			queue_fail(err, errlen, "import", "legacy queue", NULL);
 		r = -1;
 		goto bufs;
 	}
@@ -1762,7 +1727,7 @@ ls_import(struct lspool *sp, char *err, size_t errlen)
 	if (r == 0 && fsync(sp->root_fd) != 0)
 		r = -1;
 	if (r != 0)
-		ls_fail(err, errlen, "import", "legacy queue", NULL);
+		queue_fail(err, errlen, "import", "legacy queue", NULL);
 	else
 		log_info("event=queue_imported messages=%zu already=%zu "
 			 "corrupt=%zu",
@@ -1805,23 +1770,23 @@ lspool_open(const char *state_dir, char *err, size_t errlen)
 		panic("event=lspool_init");
 	gsync_init(&sp->gs);
 	if ((state = open(state_dir, LS_DIR_FLAGS & ~O_NOFOLLOW)) < 0) {
-		ls_fail(err, errlen, "open", "state directory", NULL);
+		queue_fail(err, errlen, "open", "state directory", NULL);
 		goto fail;
 	}
 	sp->root_fd = ls_open_dir(state, "queue");
 	fd_close_quiet(state);
 	if (sp->root_fd < 0) {
-		ls_fail(err, errlen, "open", "queue directory", "queue");
+		queue_fail(err, errlen, "open", "queue directory", "queue");
 		goto fail;
 	}
 	if (flock(sp->root_fd, LOCK_EX | LOCK_NB) != 0) {
-		ls_fail(err, errlen, "lock",
+		queue_fail(err, errlen, "lock",
 		    "queue (is another ternd or tern using it?)", NULL);
 		goto fail;
 	}
 	if ((sp->seg_fd = ls_open_dir(sp->root_fd, "seg")) < 0 ||
 	    (sp->corrupt_fd = ls_open_dir(sp->root_fd, "corrupt")) < 0) {
-		ls_fail(err, errlen, "open", "queue directory", "seg");
+		queue_fail(err, errlen, "open", "queue directory", "seg");
 		goto fail;
 	}
 	if (ls_legacy_refuse_newer(sp, err, errlen) != 0)

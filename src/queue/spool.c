@@ -52,6 +52,7 @@
 
 #include "queue/gsync.h"
 #include "queue/logspool.h"
+#include "queue/qfail.h"
 #include "queue/queue.h"
 #include "queue/spool_int.h"
 #include "fs/file.h"
@@ -92,32 +93,6 @@ struct sp_rec {
 };
 
 /* ---- small helpers ------------------------------------------------------- */
-
-/* err = "<step> <what>[ of <id>]: <strerror>"; errno is kept. */
-static void
-sp_fail(char *err, size_t errlen, const char *step, const char *what,
-    const char *id)
-{
-	int saved = errno;
-	char ebuf[128];
-
-	/* an error message: cut to the caller's buffer, it names the step */
-	if (err != NULL)
-		str_fmt_cut(err, errlen, "%s %s%s%s: %s", step, what,
-		    id != NULL ? " of " : "", id != NULL ? id : "",
-		    strerror_r(saved, ebuf, sizeof(ebuf)));
-	errno = saved;
-}
-
-static int
-sp_check_id(const char *id, char *err, size_t errlen)
-{
-	if (id != NULL && queue_id_valid(id))
-		return 0;
-	errno = EINVAL;
-	sp_fail(err, errlen, "check", "queue id", NULL);
-	return -1;
-}
 
 /* ---- group fsync of a directory ------------------------------------------ */
 
@@ -161,7 +136,7 @@ sp_write_tmp(struct spool *sp, const char *id, const struct buf *b, char *err,
 
 	if (file_write_new(
 		SP_WHO, sp->fd[SP_TMP], id, &iov, 1, true, NULL, &step) != 0) {
-		sp_fail(err, errlen, step, "envelope in tmp/", id);
+		queue_fail(err, errlen, step, "envelope in tmp/", id);
 		return -1;
 	}
 	atomic_fetch_add(&sp->file_fsyncs, 1);
@@ -219,7 +194,7 @@ sp_new_data(struct spool *sp, struct queue_env *env,
 			id_new(env->id);
 		buf_reset(b);
 		if (queue_env_encode(env, b) != 0) {
-			sp_fail(err, errlen, "encode", "envelope", NULL);
+			queue_fail(err, errlen, "encode", "envelope", NULL);
 			return -1;
 		}
 		if (file_write_new(SP_WHO, sp->fd[SP_DATA], env->id, content,
@@ -230,7 +205,7 @@ sp_new_data(struct spool *sp, struct queue_env *env,
 		if (strcmp(step, "create") != 0 || errno != EEXIST)
 			break;
 	}
-	sp_fail(err, errlen, step, "content in data/", env->id);
+	queue_fail(err, errlen, step, "content in data/", env->id);
 	return -1;
 }
 
@@ -264,19 +239,19 @@ sp_commit_env(struct spool *sp, const char *id, const struct buf *b,
     bool *renamed, char *err, size_t errlen)
 {
 	if (sp_dir_sync(sp, SP_DATA) != 0) {
-		sp_fail(err, errlen, "fsync", "directory data/", id);
+		queue_fail(err, errlen, "fsync", "directory data/", id);
 		return -1;
 	}
 	if (sp_write_tmp(sp, id, b, err, errlen) != 0)
 		return -1;
 	if (sp_rename(sp, SP_TMP, SP_ENV, id, RENAME_NOREPLACE) != 0) {
-		sp_fail(err, errlen, "rename", "envelope into env/", id);
+		queue_fail(err, errlen, "rename", "envelope into env/", id);
 		unlinkat_quiet(sp->fd[SP_TMP], id);
 		return -1;
 	}
 	*renamed = true;
 	if (sp_dir_sync(sp, SP_ENV) != 0) {
-		sp_fail(err, errlen, "fsync", "directory env/", id);
+		queue_fail(err, errlen, "fsync", "directory env/", id);
 		return -1;
 	}
 	return 0;
@@ -298,7 +273,7 @@ spool_commit(struct spool *sp, struct queue_env *env,
 	    sp_content_size(content, iovcnt, &env->size) != 0) {
 		if (errno != EFBIG)
 			errno = EINVAL;
-		sp_fail(err, errlen, "check", "arguments", NULL);
+		queue_fail(err, errlen, "check", "arguments", NULL);
 		return -1;
 	}
 	env->version = queue_env_version(env);
@@ -323,21 +298,6 @@ fail:
 
 /* ---- update, remove, hold, release --------------------------------------- */
 
-/* One line for a failed operation (these functions log their own). */
-static int
-sp_log_fail(const char *op, const char *id, const char *err)
-{
-	int saved = errno;
-	char safe_id[QUEUE_ID_LEN * 4 + 4];
-
-	log_err("id=%s event=queue_%s_failed errno=%d error=\"%s\"",
-	    log_sanitize(safe_id, sizeof(safe_id), id != NULL ? id : "-",
-		id != NULL ? strnlen(id, QUEUE_ID_LEN + 1) : 1),
-	    op, saved, err);
-	errno = saved;
-	return -1;
-}
-
 static int
 sp_update(
     struct spool *sp, const struct queue_env *env, char *err, size_t errlen)
@@ -347,7 +307,7 @@ sp_update(
 
 	buf_init(&b, QUEUE_ENV_FILE_MAX);
 	if (queue_env_encode(env, &b) != 0) {
-		sp_fail(err, errlen, "encode", "envelope", NULL);
+		queue_fail(err, errlen, "encode", "envelope", NULL);
 		goto out;
 	}
 	/* a stale copy from an update that could not clean up after itself */
@@ -355,13 +315,14 @@ sp_update(
 	if (sp_write_tmp(sp, env->id, &b, err, errlen) != 0)
 		goto out;
 	if (sp_rename(sp, SP_TMP, SP_ENV, env->id, RENAME_EXCHANGE) != 0) {
-		sp_fail(err, errlen, "exchange", "envelope in env/", env->id);
+		queue_fail(
+		    err, errlen, "exchange", "envelope in env/", env->id);
 		unlinkat_quiet(sp->fd[SP_TMP], env->id);
 		goto out;
 	}
 	/* tmp/ID is the old envelope now: either one in env/ is whole */
 	if (sp_dir_sync(sp, SP_ENV) != 0)
-		sp_fail(err, errlen, "fsync", "directory env/", env->id);
+		queue_fail(err, errlen, "fsync", "directory env/", env->id);
 	else
 		r = 0;
 	if (unlinkat(sp->fd[SP_TMP], env->id, 0) != 0)
@@ -379,9 +340,9 @@ spool_update(struct spool *sp, const struct queue_env *env)
 
 	if (sp->log != NULL)
 		return lspool_update(sp->log, env);
-	if (sp_check_id(env->id, err, sizeof(err)) != 0 ||
+	if (queue_check_id(env->id, err, sizeof(err)) != 0 ||
 	    sp_update(sp, env, err, sizeof(err)) != 0)
-		return sp_log_fail("update", env->id, err);
+		return queue_log_fail("update", env->id, err);
 	atomic_fetch_add(&sp->updates, 1);
 	return 0;
 }
@@ -406,17 +367,17 @@ spool_remove(struct spool *sp, const char *id)
 
 	if (sp->log != NULL)
 		return lspool_remove(sp->log, id);
-	if (sp_check_id(id, err, sizeof(err)) != 0)
-		return sp_log_fail("remove", id, err);
+	if (queue_check_id(id, err, sizeof(err)) != 0)
+		return queue_log_fail("remove", id, err);
 	if (sp_unlink_env(sp, id, &dir) != 0) {
-		sp_fail(err, sizeof(err), "unlink", "envelope", id);
-		return sp_log_fail("remove", id, err);
+		queue_fail(err, sizeof(err), "unlink", "envelope", id);
+		return queue_log_fail("remove", id, err);
 	}
 	/* the envelope's removal is durable before the content goes, so on
 	 * disk an envelope never outlives its data (docs/queue.md) */
 	if (sp_dir_sync(sp, dir) != 0) {
-		sp_fail(err, sizeof(err), "fsync", sp_dir_names[dir], id);
-		return sp_log_fail("remove", id, err);
+		queue_fail(err, sizeof(err), "fsync", sp_dir_names[dir], id);
+		return queue_log_fail("remove", id, err);
 	}
 	if (file_unlink(SP_WHO, sp->fd[SP_DATA], id) != 0)
 		log_warn("id=%s event=queue_remove_data errno=%d "
@@ -433,17 +394,17 @@ sp_move(struct spool *sp, const char *id, enum spool_dir from,
 {
 	char err[SPOOL_ERR_MAX];
 
-	if (sp_check_id(id, err, sizeof(err)) != 0)
-		return sp_log_fail(op, id, err);
+	if (queue_check_id(id, err, sizeof(err)) != 0)
+		return queue_log_fail(op, id, err);
 	if (sp_rename(sp, from, to, id, RENAME_NOREPLACE) != 0) {
-		sp_fail(err, sizeof(err), "rename", sp_dir_names[from], id);
-		return sp_log_fail(op, id, err);
+		queue_fail(err, sizeof(err), "rename", sp_dir_names[from], id);
+		return queue_log_fail(op, id, err);
 	}
 	/* destination first: a crash between leaves the message at least
 	 * where it was going (both: recovery keeps held/, docs/queue.md) */
 	if (sp_dir_sync(sp, to) != 0 || sp_dir_sync(sp, from) != 0) {
-		sp_fail(err, sizeof(err), "fsync", "directories", id);
-		return sp_log_fail(op, id, err);
+		queue_fail(err, sizeof(err), "fsync", "directories", id);
+		return queue_log_fail(op, id, err);
 	}
 	log_info("id=%s event=queue_%s", id, op);
 	return 0;
@@ -477,7 +438,7 @@ spool_open_data(struct spool *sp, const char *id, struct spool_data *out)
 		return lspool_open_data(sp->log, id, out);
 	out->fd = -1;
 	out->off = out->len = 0;
-	if (sp_check_id(id, NULL, 0) != 0)
+	if (queue_check_id(id, NULL, 0) != 0)
 		return -1;
 	out->fd =
 	    openat(sp->fd[SP_DATA], id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -531,7 +492,7 @@ sp_load_from(struct spool *sp, enum spool_dir dir, const char *id,
 {
 	queue_env_init(out);
 	if (sp_read_file(sp->fd[dir], id, b) != 0) {
-		sp_fail(err, errlen, "read", sp_dir_names[dir], id);
+		queue_fail(err, errlen, "read", sp_dir_names[dir], id);
 		return -1;
 	}
 	if (queue_env_decode(b->data, b->len, out, err, errlen) != 0)
@@ -558,7 +519,7 @@ spool_load(struct spool *sp, const char *id, struct queue_env *out, char *err,
 	if (sp->log != NULL)
 		return lspool_load(sp->log, id, out, err, errlen);
 	queue_env_init(out);
-	if (sp_check_id(id, err, errlen) != 0)
+	if (queue_check_id(id, err, errlen) != 0)
 		return -1;
 	buf_init(&b, QUEUE_ENV_FILE_MAX);
 	r = sp_load_from(sp, SP_ENV, id, &b, out, err, errlen);
@@ -930,7 +891,7 @@ sp_recover(struct spool *sp, char *err, size_t errlen)
 		if (err != NULL)
 			str_fmt_cut(err, errlen, "%s", rec.newer);
 	} else if (r != 0)
-		sp_fail(err, errlen, "recover", "queue", NULL);
+		queue_fail(err, errlen, "recover", "queue", NULL);
 	else
 		log_info("event=queue_recovered queued=%zu held=%zu "
 			 "tmp_removed=%zu orphans_removed=%zu corrupt=%zu",
@@ -959,7 +920,7 @@ sp_open_dir(int parent, const char *name, char *err, size_t errlen)
 	if ((fd = openat(parent, name, SPOOL_DIR_FLAGS)) >= 0)
 		return fd;
 fail:
-	sp_fail(err, errlen, "open", "queue directory", name);
+	queue_fail(err, errlen, "open", "queue directory", name);
 	return -1;
 }
 
@@ -984,7 +945,7 @@ sp_open_dirs(struct spool *sp, const char *state_dir, char *err, size_t errlen)
 	int state, i;
 
 	if ((state = open(state_dir, SPOOL_DIR_FLAGS & ~O_NOFOLLOW)) < 0) {
-		sp_fail(err, errlen, "open", "state directory", NULL);
+		queue_fail(err, errlen, "open", "state directory", NULL);
 		return -1;
 	}
 	sp->root_fd = sp_open_dir(state, "queue", err, errlen);
@@ -992,7 +953,7 @@ sp_open_dirs(struct spool *sp, const char *state_dir, char *err, size_t errlen)
 	if (sp->root_fd < 0)
 		return -1;
 	if (flock(sp->root_fd, LOCK_EX | LOCK_NB) != 0) {
-		sp_fail(err, errlen, "lock",
+		queue_fail(err, errlen, "lock",
 		    "queue (is another ternd or tern "
 		    "using it?)",
 		    NULL);
@@ -1027,7 +988,7 @@ sp_refuse_log(struct spool *sp, char *err, size_t errlen)
 	if (!any)
 		return 0;
 	errno = EEXIST;
-	sp_fail(err, errlen, "open",
+	queue_fail(err, errlen, "open",
 	    "queue (STATE/queue/seg/ holds it in the log format: set "
 	    "queue.log = yes, the default; to go back to files, drain it "
 	    "first: docs/queue.md, \"Going back\")",
