@@ -742,10 +742,21 @@ table_user_pwhash(
 	enum table_status st =
 	    table_norm(t, address, TABLE_NORM_LOOKUP, key, sizeof(key));
 
+	bool null = true;
+
 	/* an AUTH name that is no address is simply no user */
 	if (st == TABLE_INVALID)
 		return TABLE_NOTFOUND;
-	return st != TABLE_OK ? st : t->eng->user_pwhash(t, key, out, outlen);
+	if (st != TABLE_OK)
+		return st;
+	st = t->eng->user_pwhash(t, key, out, outlen, &null);
+	if (st == TABLE_OK && null) {
+		table_set_error(t, "user %s has no password", key);
+		return TABLE_NOTFOUND;
+	}
+	if (st == TABLE_NOTFOUND)
+		table_set_error(t, "no such user: %s", key);
+	return st;
 }
 
 enum table_status

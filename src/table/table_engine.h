@@ -45,8 +45,10 @@ struct table_engine {
 	/* maildir NULL: back to the default DOMAIN/LOCAL */
 	enum table_status (*user_set_maildir)(
 	    struct table *t, const char *key, const char *maildir);
-	enum table_status (*user_pwhash)(
-	    struct table *t, const char *key, char *out, size_t outlen);
+	/* the users row's password column; *null when it is NULL (table.c
+	 * words what is missing) */
+	enum table_status (*user_pwhash)(struct table *t, const char *key,
+	    char *out, size_t outlen, bool *null);
 	enum table_status (*user_list)(struct table *t,
 	    void (*cb)(const char *address, bool has_password, void *ctx),
 	    void *ctx);

@@ -526,19 +526,10 @@ tp_user_set_maildir(struct table *t, const char *key, const char *maildir)
 }
 
 static enum table_status
-tp_user_pwhash(struct table *t, const char *key, char *out, size_t outlen)
+tp_user_pwhash(
+    struct table *t, const char *key, char *out, size_t outlen, bool *null)
 {
-	bool null = true;
-	enum table_status st =
-	    tp_get_text(t, tp_sql_user_pwhash, key, out, outlen, &null);
-
-	if (st == TABLE_OK && null) {
-		table_set_error(t, "user %s has no password", key);
-		return TABLE_NOTFOUND;
-	}
-	if (st == TABLE_NOTFOUND)
-		table_set_error(t, "no such user: %s", key);
-	return st;
+	return tp_get_text(t, tp_sql_user_pwhash, key, out, outlen, null);
 }
 
 static enum table_status

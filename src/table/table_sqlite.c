@@ -495,19 +495,10 @@ ts_user_set_maildir(struct table *t, const char *key, const char *maildir)
 }
 
 static enum table_status
-ts_user_pwhash(struct table *t, const char *key, char *out, size_t outlen)
+ts_user_pwhash(
+    struct table *t, const char *key, char *out, size_t outlen, bool *null)
 {
-	bool null = true;
-	enum table_status st =
-	    ts_get_text(t, TS_USER_PWHASH, key, out, outlen, &null);
-
-	if (st == TABLE_OK && null) {
-		table_set_error(t, "user %s has no password", key);
-		return TABLE_NOTFOUND;
-	}
-	if (st == TABLE_NOTFOUND)
-		table_set_error(t, "no such user: %s", key);
-	return st;
+	return ts_get_text(t, TS_USER_PWHASH, key, out, outlen, null);
 }
 
 static enum table_status
