@@ -14,6 +14,7 @@ BENCH_USERS=${BENCH_USERS:-10}		# mailboxes tbench1..N, round robin
 NOFILE=${NOFILE:-20000}			# ulimit -n for ternd and loadgen
 # what we started and is still running, by pid (see bench_cleanup)
 TERND_PID= TERND_RUNUSER= SINK_PID= DNS_PID= IDLE_PID= RSPAMD_PID= RSPAMD_DNS_PID=
+NSD_PID= UNBOUND_PID= # bench/dnssec.sh
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bench: $*"; exit 1; }
@@ -204,10 +205,12 @@ bench_setup() {
 bench_cleanup() {
 	local p
 	[ -n "${PF:-}" ] && [ -f "$PF/conf/main.cf" ] && postfix -c "$PF/conf" stop >/dev/null 2>&1
-	for p in $TERND_PID $SINK_PID $DNS_PID $IDLE_PID $RSPAMD_PID $RSPAMD_DNS_PID; do
+	for p in $TERND_PID $SINK_PID $DNS_PID $IDLE_PID $RSPAMD_PID $RSPAMD_DNS_PID $NSD_PID \
+		$UNBOUND_PID; do
 		kill "$p" 2>/dev/null
 	done
-	for p in $TERND_RUNUSER $SINK_PID $DNS_PID $IDLE_PID $RSPAMD_PID $RSPAMD_DNS_PID; do
+	for p in $TERND_RUNUSER $SINK_PID $DNS_PID $IDLE_PID $RSPAMD_PID $RSPAMD_DNS_PID $NSD_PID \
+		$UNBOUND_PID; do
 		wait "$p" 2>/dev/null
 	done
 	if [ "${KEEP:-0}" = 1 ]; then
@@ -316,10 +319,20 @@ EOF
 	postfix -c "$PF/conf" check >/dev/null 2>&1 || true
 }
 
+# pf_start [RESOLV_CONF]: with RESOLV_CONF, the instance runs in a mount
+# namespace of its own where /etc/resolv.conf is that file (bind-mounted
+# there, so the system's file is not touched): Postfix asks the resolver
+# of resolv.conf, on port 53 only, and scenario L gives it the bench's
 pf_start() {
 	local i
 	# postfix(1) reports to syslog only when stderr is not a terminal
-	script -qc "postfix -c '$PF/conf' start" /dev/null >"$PF/start.out" 2>&1 || true
+	if [ -n "${1:-}" ]; then
+		unshare -m --propagation private sh -c \
+			'mount --bind "$1" /etc/resolv.conf && exec script -qc "$2" /dev/null' sh \
+			"$1" "postfix -c '$PF/conf' start" >"$PF/start.out" 2>&1 || true
+	else
+		script -qc "postfix -c '$PF/conf' start" /dev/null >"$PF/start.out" 2>&1 || true
+	fi
 	for i in $(seq 500); do
 		[ -n "$(ss -Hltn "sport = :$PF_PORT")" ] && break
 		sleep 0.02
@@ -330,6 +343,12 @@ pf_start() {
 
 pf_stop() {
 	postfix -c "$PF/conf" stop >/dev/null 2>&1 || true
+	# postfix stop waits for master; its listener too (a pf_start may follow)
+	local i
+	for i in $(seq 500); do
+		[ -z "$(ss -Hltn "sport = :$PF_PORT")" ] && return
+		sleep 0.02
+	done
 }
 
 pf_queue_count() { find "$PF/queue/incoming" "$PF/queue/active" "$PF/queue/deferred" -type f 2>/dev/null | wc -l; }

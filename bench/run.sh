@@ -53,6 +53,20 @@
 #      from its log (rspamd_scan_ms), its CPU per message
 #      (rspamd_cpu_us_msg); every accepted message must have been scanned
 #      (else a NOSCAN line)
+#   L  J's relay (2 KiB x L_SESSIONS, 10) twice per run: opportunistic TLS
+#      as in J (dnsmasq's MX, dns.dnssec off), then DANE: sink.test signed
+#      by the bench (bench/dnssec.sh: ldns-signzone, nsd) with the MX, its
+#      address and a TLSA 3 1 1 of the sink's key at _PORT._tcp (PORT:
+#      relay.port), validated by an unbound on L_DNS_ADDR:53 (default
+#      127.0.0.153) that ternd asks with dns.dnssec = yes.  Every
+#      connection must be TLS (else NOTLS) and, under DANE, logged
+#      "verified=yes tls_policy=dane" by ternd (else a DANEFAIL line).
+#      Postfix: smtp_tls_security_level = may, then dane with
+#      smtp_dns_support_level = dnssec and relayhost [mx.sink.test], run
+#      in a mount namespace whose /etc/resolv.conf names that unbound
+#      (libc asks port 53 only; without a namespace: "postfix -").  The
+#      table gives each mode and the cost of DANE (ratios dane /
+#      opportunistic).  Not in the default list: SCENARIOS=L
 #
 # First, bench/limit measures this machine's ceiling for the same work on
 # the same file system (durable Maildir files one by one and group-
@@ -75,6 +89,7 @@
 # directory (logs, Maildirs, Postfix's maillog).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dnssec.sh"
 
 if [ "${QUICK:-0}" = 1 ]; then
 	: "${RUNS:=1}" "${A_SECONDS:=2}" "${A_SESSIONS:=1 50}" "${B_SECONDS:=2}"
@@ -770,6 +785,184 @@ scenario_K() {
 	rspamd_stop
 }
 
+# ---- L: J's relay under DANE against opportunistic TLS ---------------------------
+
+if [ "${QUICK:-0}" = 1 ]; then
+	: "${L_SECONDS:=3}"
+fi
+L_SIZE=${L_SIZE:-2048}
+L_SESSIONS=${L_SESSIONS:-10}
+L_SECONDS=${L_SECONDS:-10}
+# the validating resolver's address: port 53 there, since Postfix asks
+# its resolver through libc, which knows no other port; an address of
+# its own on loopback, so nothing of the system's is in the way
+L_DNS_ADDR=${L_DNS_ADDR:-127.0.0.153}
+L_DNS= L_PF_DANE=
+
+# l_port53_free ADDR: nothing listens on ADDR:53 nor on the wildcard
+l_port53_free() {
+	! ss -Hltun 'sport = :53' 2>/dev/null | awk '{ print $5 }' |
+		grep -qE "^($(printf '%s' "$1" | sed 's/\./\\./g')|0\.0\.0\.0|\*|\[::\]):53$"
+}
+
+# l_dns_start: the signed zone sink.test (MX mx.sink.test, its address
+# 127.0.0.1 and the TLSA 3 1 1 of the sink's key at
+# _SINK_PORT._tcp.mx.sink.test: the TLSA owner has relay.port, the
+# sink's, not 25) behind a validating unbound at L_DNS.  Sets L_PF_DANE to
+# why Postfix cannot have DANE here, or "".
+l_dns_start() {
+	local d=$W/dnssec spki
+	bench_tls
+	spki=$(tlsa_spki_sha256 "$W/tls/cert.pem")
+	[ "${#spki}" = 64 ] || die "L: no SPKI digest of $W/tls/cert.pem"
+	dnssec_zone "$d" sink.test "@ IN MX 10 mx" "mx IN A 127.0.0.1" \
+		"_$SINK_PORT._tcp.mx IN TLSA 3 1 1 $spki"
+	L_PF_DANE=
+	if ! l_port53_free "$L_DNS_ADDR"; then
+		L_PF_DANE="port 53 of $L_DNS_ADDR is taken (L_DNS_ADDR sets another loopback address)"
+	elif ! unshare -m --propagation private true 2>/dev/null; then
+		L_PF_DANE="no mount namespace here (unshare -m failed): Postfix's resolv.conf cannot be its own without changing the system's"
+	fi
+	if [ -z "$L_PF_DANE" ]; then
+		L_DNS=$L_DNS_ADDR:53
+	else
+		L_DNS=127.0.0.1:$(free_port)
+	fi
+	dnssec_start "$d" "${L_DNS%:*}" "${L_DNS##*:}"
+	dnssec_check "${L_DNS%:*}" "${L_DNS##*:}" sink.test MX &&
+		dnssec_check "${L_DNS%:*}" "${L_DNS##*:}" "_$SINK_PORT._tcp.mx.sink.test" TLSA ||
+		die "L: the MX or TLSA answer of sink.test is not validated (see $d/unbound.log)"
+	# glibc clears the AD bit of answers without trust-ad
+	printf 'nameserver %s\noptions trust-ad\n' "$L_DNS_ADDR" >"$d/resolv.conf"
+}
+
+# l_pf_mode MODE: the private Postfix for opp (J's relayhost, TLS may) or
+# dane (the relayhost by name, so its address and TLSA records come from
+# DNS: [mx.sink.test] with no MX lookup, since Postfix refuses an MX
+# host that is one of its own addresses, 127.0.0.1, as a mail loop)
+l_pf_mode() {
+	if [ "$1" = dane ]; then
+		pf_set smtp_tls_security_level=dane smtp_dns_support_level=dnssec \
+			relayhost="[mx.sink.test]:$SINK_PORT"
+	else
+		pf_set smtp_tls_security_level=may smtp_dns_support_level= \
+			relayhost="[127.0.0.1]:$SINK_PORT"
+	fi
+}
+
+# l_verified MTA MODE FROM: the TLS connections the MTA's log shows
+# authenticated by DANE (ternd: "verified=yes tls_policy=dane" on its
+# event=tls line; Postfix: "Verified TLS connection established", its
+# smtp_tls_loglevel = 1 line, in its maillog after byte FROM), then the
+# TLS lines that are not
+l_verified() {
+	local v t
+	if [ "$1" = tern ]; then
+		t=$(grep -c ' event=tls ' "$W/tern-l.log")
+		v=$(grep -c ' event=tls .* verified=yes tls_policy=dane' "$W/tern-l.log")
+	else
+		t=$(tail -c +"$(($3 + 1))" "$PF/maillog" | grep -c 'TLS connection established to')
+		v=$(tail -c +"$(($3 + 1))" "$PF/maillog" |
+			grep -c 'Verified TLS connection established to mx\.sink\.test\[')
+	fi
+	echo "$v $((t - v))"
+}
+
+# run_L MTA MODE RUN: one run of J's relay, MODE opp (dnsmasq's MX, no
+# DNSSEC) or dane (the signed zone through unbound, dns.dnssec = yes).
+# Every connection at the sink must be TLS, and under DANE every one
+# authenticated by DANE, else NOTLS or DANEFAIL.  The resolver's CPU
+# (unbound) is reported apart, per message.
+run_L() {
+	local mta=$1 mode=$2 run=$3 d=$W/tern-l s=L-$L_SIZE-$L_SESSIONS-$2 out c0 c1 u0 u1 extra
+	local port from=0 conns tls resumed ver bad i
+	load1
+	tls_sink_start "$SINK_PORT" "$SINKOUT" "$W/tls"
+	if [ "$mta" = tern ]; then
+		if [ "$mode" = dane ]; then
+			tern_start "$d" "$TPORT" -o relay.networks=127.0.0.1/32 -o relay.port="$SINK_PORT" \
+				-o dns.servers="$L_DNS" -o dns.dnssec=yes
+		else
+			tern_start "$d" "$TPORT" $(tern_relay_opts "$SINK_PORT") -o dns.dnssec=no
+		fi
+		c0=$(cpu_ticks "$TERND_PID")
+		port=$TPORT
+	else
+		l_pf_mode "$mode"
+		from=$(stat -c %s "$PF/maillog" 2>/dev/null || echo 0)
+		c0=$(tree_ticks "$PF_MASTER")
+		port=$PPORT
+	fi
+	u0=$(cpu_ticks "$UNBOUND_PID")
+	out=$(lg -p "$port" -c "$L_SESSIONS" -d "$L_SECONDS" -s "$L_SIZE" -r "$SINK_RCPTS" \
+		--watch-sink "$SINKOUT")
+	u1=$(cpu_ticks "$UNBOUND_PID")
+	if [ "$mta" = tern ]; then
+		c1=$(cpu_ticks "$TERND_PID")
+		extra="hwm_kib=$(hwm_kib "$TERND_PID") queue_left=$(count_files "$d/queue/env")"
+		tern_stop
+	else
+		c1=$(tree_ticks "$PF_MASTER")
+		extra="queue_left=$(pf_queue_count)"
+	fi
+	sink_stop
+	conns=$(kv "$(cat "$SINKOUT")" conns)
+	tls=$(kv "$(cat "$SINKOUT")" tls)
+	resumed=$(kv "$(cat "$SINKOUT")" resumed)
+	# Postfix logs through postlogd: its last lines may still be on the way
+	for i in $(seq 50); do
+		read -r ver bad < <(l_verified "$mta" "$mode" "$from")
+		[ "$mta" = tern ] || [ $((ver + bad)) -ge "${tls:-0}" ] && break
+		sleep 0.1
+	done
+	record "$s" "$mta" "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
+		"$extra sink_conns=$conns sink_tls=$tls sink_resumed=$resumed" \
+		"resumed_pct=$(awk -v t="${tls:-0}" -v r="${resumed:-0}" 'BEGIN { printf "%.1f", t ? r * 100 / t : 0 }')" \
+		"dane_verified=$ver tls_not_dane=$bad dns_cpu_us_msg=$(cpu_us "$out" $((u1 - u0)))"
+	check_loss "$s $mta run=$run" "$out"
+	if [ "${tls:-0}" = 0 ] || [ "$tls" != "$conns" ]; then
+		echo "NOTLS $s $mta run=$run: $tls of $conns connections to the sink used TLS"
+		FAIL=1
+	fi
+	if [ "$mode" = dane ] && { [ "$ver" != "$conns" ] || [ "$bad" != 0 ]; }; then
+		echo "DANEFAIL $s $mta run=$run: $ver of $conns connections to the sink authenticated by DANE, $bad TLS connections without (see $([ "$mta" = tern ] && echo "$d.log" || echo "$PF/maillog"))"
+		FAIL=1
+	fi
+}
+
+scenario_L() {
+	local run
+	tern_init "$W/tern-l"
+	l_dns_start
+	# Postfix again, in its own mount namespace whose /etc/resolv.conf
+	# names the bench's unbound (both modes run in it: the opportunistic
+	# relayhost is an address, no DNS is asked)
+	if [ -z "$L_PF_DANE" ]; then
+		pf_stop
+		pf_start "$W/dnssec/resolv.conf"
+	else
+		echo "postfix - scen=L-$L_SIZE-$L_SESSIONS-dane: $L_PF_DANE"
+	fi
+	pf_set smtp_tls_loglevel=1
+	for run in $(seq "$RUNS"); do
+		run_pair "$run" "run_L tern opp $run" "run_L tern dane $run"
+		if [ -z "$L_PF_DANE" ]; then
+			run_pair "$run" "run_L postfix opp $run" "run_L postfix dane $run"
+		else
+			settle_disk
+			PAIR_POS=1
+			run_L postfix opp "$run"
+		fi
+	done
+	l_pf_mode opp
+	pf_unset smtp_tls_security_level smtp_dns_support_level smtp_tls_loglevel
+	if [ -z "$L_PF_DANE" ]; then
+		pf_stop
+		pf_start
+	fi
+	dnssec_stop
+}
+
 # ---- the table ------------------------------------------------------------------
 
 # med SCEN MTA KEY: median over the runs
@@ -858,6 +1051,7 @@ label() {
 	G) echo "G STARTTLS $s x$3" ;; H) echo "H ${H_RCPTS}rcpt $s x$3" ;;
 	I) echo "I LMTP $s x$3" ;; J) echo "J relay TLS $s x$3" ;;
 	K) echo "K rspamd $s x$3" ;;
+	L) echo "L relay $([ "$4" = dane ] && echo DANE || echo opp.TLS) $s x$3" ;;
 	esac
 }
 
@@ -878,11 +1072,11 @@ table() {
 	runs=$(grep -o '^result .* run=[0-9]*' "$RES" | sed 's/.* run=//' | sort -u | wc -l)
 	echo
 	ceilings && echo
-	grep -q '^result scen=[ABGHIJK]-' "$RES" && ab_table "$runs"
+	grep -q '^result scen=[ABGHIJKL]-' "$RES" && ab_table "$runs"
 	others
 }
 
-# ab_table RUNS: the rows of A, B, G to K, tern beside Postfix
+# ab_table RUNS: the rows of A, B, G to L, tern beside Postfix
 ab_table() {
 	local s t p c runs=$1
 	echo "Medians of $runs run(s). msg/s: delivered end to end (Maildir files or sink count / time from"
@@ -895,7 +1089,7 @@ ab_table() {
 		"tern p50/p99/p99.9" "postfix p50/p99/p99.9" "ternRSS" "ternCPU" "pfCPU" "errors t/p"
 	printf '%-22s %9s %9s %7s %5s %-32s %-34s | %9s %9s | %-20s %-20s | %8s %8s %8s |\n' \
 		"" "msg/s" "msg/s" "" "%" "" "" "250/s" "250/s" "ms" "ms" "MiB" "us/msg" "us/msg"
-	for s in $(sed -n 's/^result scen=\([ABGHIJK]-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
+	for s in $(sed -n 's/^result scen=\([ABGHIJKL]-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
 		t=$(med "$s" tern e2e_mps)
 		p=$(med "$s" postfix e2e_mps)
 		c=$(pct "$t" "$(ceiling "$s")")
@@ -911,9 +1105,38 @@ ab_table() {
 	done
 }
 
-# others: one line or two for each of C, D, E, F and K
+# r2 A B: A / B with two decimals ("x0.95"), or "-"
+r2() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-" && a != "") printf "x%.2f", a / b; else print "-" }'; }
+
+# l_rows: scenario L, a row per mode and MTA and the cost of DANE (the
+# ratios dane / opportunistic of the medians)
+l_rows() {
+	local s m mode
+	for s in $(sed -n 's/^result scen=\(L-[0-9]*-[0-9]*\)-[a-z]* .*/\1/p' "$RES" | awk '!seen[$0]++'); do
+		printf '\n%s: DANE against opportunistic TLS (medians; CPU per message of the MTA and of\nthe resolver, unbound; resumed: the sink'"'"'s TLS handshakes that resumed a session)\n' \
+			"$(label "$s-opp" | sed 's/ opp\.TLS//')"
+		printf '  %-8s %-14s %9s %8s %9s %9s %8s\n' mta mode msg/s "p99 ms" "CPU us" "DNS us" "resumed"
+		for m in tern postfix; do
+			for mode in opp dane; do
+				printf '  %-8s %-14s %9s %8s %9s %9s %8s\n' "$m" \
+					"$([ "$mode" = dane ] && echo DANE || echo opportunistic)" \
+					"$(n0 "$(med "$s-$mode" "$m" e2e_mps)")" "$(med "$s-$mode" "$m" p99_ms)" \
+					"$(n0 "$(med "$s-$mode" "$m" cpu_us_msg)")" \
+					"$(n0 "$(med "$s-$mode" "$m" dns_cpu_us_msg)")" \
+					"$(med "$s-$mode" "$m" resumed_pct)"
+			done
+			printf '  %-8s %-14s %9s %8s %9s\n' "$m" "DANE cost" \
+				"$(r2 "$(med "$s-dane" "$m" e2e_mps)" "$(med "$s-opp" "$m" e2e_mps)")" \
+				"$(r2 "$(med "$s-dane" "$m" p99_ms)" "$(med "$s-opp" "$m" p99_ms)")" \
+				"$(r2 "$(med "$s-dane" "$m" cpu_us_msg)" "$(med "$s-opp" "$m" cpu_us_msg)")"
+		done
+	done
+}
+
+# others: one line or two for each of C, D, E, F, K and L
 others() {
 	local s
+	l_rows
 	for s in $(sed -n 's/^result scen=\(K-[^ ]*\) .*/\1/p' "$RES" | awk '!seen[$0]++'); do
 		printf 'rspamd itself in %s (the same rspamd for both): scan time from its log %s ms mean, %s ms median (tern) / %s ms, %s ms (Postfix); rspamd CPU %s us/msg (tern) / %s us/msg (Postfix); messages scanned %s / %s\n' \
 			"$(label "$s")" "$(med "$s" tern rspamd_scan_ms)" "$(med "$s" tern rspamd_scan_p50_ms)" \
@@ -1020,8 +1243,8 @@ SINKOUT=$W/sink.out
 SINK_RCPTS=$(seq -f 'r%g@sink.test' -s, 1 10)
 
 [ "${LIMIT:-1}" = 0 ] || limit_run
-case " $SCENARIOS " in *" B "* | *" D "* | *" J "*) dns_start ;; esac
-case " $SCENARIOS " in *" A "* | *" B "* | *" G "* | *" H "* | *" I "* | *" J "* | *" K "*)
+case " $SCENARIOS " in *" B "* | *" D "* | *" J "* | *" L "*) dns_start ;; esac
+case " $SCENARIOS " in *" A "* | *" B "* | *" G "* | *" H "* | *" I "* | *" J "* | *" K "* | *" L "*)
 	pf_setup "$PPORT" "$SINK_PORT"
 	pf_start ;;
 esac
