@@ -111,11 +111,4 @@ dnssec_start() {
 	die "the signed DNS did not answer validated on $addr:$port"
 }
 
-dnssec_stop() {
-	local p
-	for p in $UNBOUND_PID $NSD_PID; do
-		kill -TERM "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	NSD_PID= UNBOUND_PID=
-}
+dnssec_stop() { stop_pids UNBOUND_PID NSD_PID; }

@@ -107,6 +107,19 @@ run_pair() {
 	$b
 }
 
+# stop_pids VAR...: SIGTERM to the processes whose pids the variables
+# hold, then waits for each and empties its variable
+stop_pids() {
+	local v
+	for v in "$@"; do
+		[ -n "${!v:-}" ] && kill -TERM "${!v}" 2>/dev/null
+	done
+	for v in "$@"; do
+		[ -n "${!v:-}" ] && wait "${!v}" 2>/dev/null
+		printf -v "$v" '%s' ''
+	done
+}
+
 count_files() { find "$@" -maxdepth 1 -type f 2>/dev/null | wc -l; }
 
 # tern_queued DIR: how many messages the running ternd of state DIR has

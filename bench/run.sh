@@ -597,42 +597,71 @@ scenario_I() {
 	dovecot_stop
 }
 
+# relay_mta_start MTA DIR [-o ...]: the MTA of a relaying run, tern
+# (ternd started in DIR on TPORT with the options) or postfix (already
+# up); sets RUN_PORT, where loadgen sends, and RUN_C0, the CPU ticks so
+# far of ternd or of the whole Postfix instance
+relay_mta_start() {
+	local mta=$1 d=$2
+	shift 2
+	if [ "$mta" = tern ]; then
+		tern_start "$d" "$TPORT" "$@"
+		RUN_C0=$(cpu_ticks "$TERND_PID")
+		RUN_PORT=$TPORT
+	else
+		RUN_C0=$(tree_ticks "$PF_MASTER")
+		RUN_PORT=$PPORT
+	fi
+}
+
+# relay_mta_stop MTA DIR: the run's CPU ticks (RUN_TICKS) and its own
+# result fields (RUN_EXTRA: ternd's peak RSS and queue left, or
+# Postfix's queue left); ternd is stopped, Postfix stays
+relay_mta_stop() {
+	if [ "$1" = tern ]; then
+		RUN_TICKS=$(($(cpu_ticks "$TERND_PID") - RUN_C0))
+		RUN_EXTRA="hwm_kib=$(hwm_kib "$TERND_PID") queue_left=$(tern_queued "$2")"
+		tern_stop
+	else
+		RUN_TICKS=$(($(tree_ticks "$PF_MASTER") - RUN_C0))
+		RUN_EXTRA="queue_left=$(pf_queue_count)"
+	fi
+}
+
+# tls_sink_counts: stops the TLS sink; SINK_CONNS, SINK_TLS, SINK_RESUMED
+# from its output, and SINK_FIELDS, the three as result fields
+tls_sink_counts() {
+	sink_stop
+	SINK_CONNS=$(kv "$(cat "$SINKOUT")" conns)
+	SINK_TLS=$(kv "$(cat "$SINKOUT")" tls)
+	SINK_RESUMED=$(kv "$(cat "$SINKOUT")" resumed)
+	SINK_FIELDS="sink_conns=$SINK_CONNS sink_tls=$SINK_TLS sink_resumed=$SINK_RESUMED"
+}
+
+# tls_sink_check LABEL: a NOTLS line unless every connection used TLS
+tls_sink_check() {
+	if [ "${SINK_TLS:-0}" = 0 ] || [ "$SINK_TLS" != "$SINK_CONNS" ]; then
+		echo "NOTLS $1: $SINK_TLS of $SINK_CONNS connections to the sink used TLS"
+		FAIL=1
+	fi
+}
+
 # J: B's relay, to loadgen's sink offering STARTTLS: ternd's opportunistic
 # TLS to the MX (dnsmasq: sink.test -> 127.0.0.1), Postfix's relayhost
 # with smtp_tls_security_level = may.  Every connection must have used TLS.
 run_J() {
-	local mta=$1 run=$2 d=$W/tern-j s=J-$J_SIZE-$J_SESSIONS out c0 c1 extra port conns tls resumed
+	local mta=$1 run=$2 d=$W/tern-j s=J-$J_SIZE-$J_SESSIONS out
 	load1
 	tls_sink_start "$SINK_PORT" "$SINKOUT" "$W/tls"
-	if [ "$mta" = tern ]; then
-		tern_start "$d" "$TPORT" $(tern_relay_opts "$SINK_PORT")
-		c0=$(cpu_ticks "$TERND_PID")
-		port=$TPORT
-	else
-		c0=$(tree_ticks "$PF_MASTER")
-		port=$PPORT
-	fi
-	out=$(lg -p "$port" -c "$J_SESSIONS" -d "$J_SECONDS" -s "$J_SIZE" -r "$SINK_RCPTS" \
+	relay_mta_start "$mta" "$d" $(tern_relay_opts "$SINK_PORT")
+	out=$(lg -p "$RUN_PORT" -c "$J_SESSIONS" -d "$J_SECONDS" -s "$J_SIZE" -r "$SINK_RCPTS" \
 		--watch-sink "$SINKOUT")
-	if [ "$mta" = tern ]; then
-		c1=$(cpu_ticks "$TERND_PID")
-		extra="hwm_kib=$(hwm_kib "$TERND_PID") queue_left=$(tern_queued "$d")"
-		tern_stop
-	else
-		c1=$(tree_ticks "$PF_MASTER")
-		extra="queue_left=$(pf_queue_count)"
-	fi
-	sink_stop
-	conns=$(kv "$(cat "$SINKOUT")" conns)
-	tls=$(kv "$(cat "$SINKOUT")" tls)
-	resumed=$(kv "$(cat "$SINKOUT")" resumed)
-	record "$s" "$mta" "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
-		"$extra sink_conns=$conns sink_tls=$tls sink_resumed=$resumed"
+	relay_mta_stop "$mta" "$d"
+	tls_sink_counts
+	record "$s" "$mta" "$run" "$out" "cpu_us_msg=$(cpu_us "$out" "$RUN_TICKS")" \
+		"$RUN_EXTRA $SINK_FIELDS"
 	check_loss "$s $mta run=$run" "$out"
-	if [ "${tls:-0}" = 0 ] || [ "$tls" != "$conns" ]; then
-		echo "NOTLS $s $mta run=$run: $tls of $conns connections to the sink used TLS"
-		FAIL=1
-	fi
+	tls_sink_check "$s $mta run=$run"
 }
 
 scenario_J() {
@@ -715,14 +744,7 @@ rspamd_start() {
 	die "rspamd did not start (or did not load its hyperscan database in 180 s)"
 }
 
-rspamd_stop() {
-	local p
-	for p in $RSPAMD_PID $RSPAMD_DNS_PID; do
-		kill -TERM "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	RSPAMD_PID= RSPAMD_DNS_PID=
-}
+rspamd_stop() { stop_pids RSPAMD_PID RSPAMD_DNS_PID; }
 
 # run_K MTA RUN: one run; CPU of the MTA (ternd, or the Postfix instance)
 # and of rspamd apart, each per accepted message, and rspamd's own scan
@@ -793,6 +815,9 @@ fi
 L_SIZE=${L_SIZE:-2048}
 L_SESSIONS=${L_SESSIONS:-10}
 L_SECONDS=${L_SECONDS:-10}
+# how long to wait for the sink's count after sending: a DANE failure
+# leaves the mail queued, and J's 900 s would only delay the DANEFAIL
+L_WATCH_TIMEOUT=${L_WATCH_TIMEOUT:-120}
 # the validating resolver's address: port 53 there, since Postfix asks
 # its resolver through libc, which knows no other port; an address of
 # its own on loopback, so nothing of the system's is in the way
@@ -850,7 +875,7 @@ l_pf_mode() {
 	fi
 }
 
-# l_verified MTA MODE FROM: the TLS connections the MTA's log shows
+# l_verified MTA FROM: the TLS connections the MTA's log shows
 # authenticated by DANE (ternd: "verified=yes tls_policy=dane" on its
 # event=tls line; Postfix: "Verified TLS connection established", its
 # smtp_tls_loglevel = 1 line, in its maillog after byte FROM), then the
@@ -861,8 +886,8 @@ l_verified() {
 		t=$(grep -c ' event=tls ' "$W/tern-l.log")
 		v=$(grep -c ' event=tls .* verified=yes tls_policy=dane' "$W/tern-l.log")
 	else
-		t=$(tail -c +"$(($3 + 1))" "$PF/maillog" | grep -c 'TLS connection established to')
-		v=$(tail -c +"$(($3 + 1))" "$PF/maillog" |
+		t=$(tail -c +"$(($2 + 1))" "$PF/maillog" | grep -c 'TLS connection established to')
+		v=$(tail -c +"$(($2 + 1))" "$PF/maillog" |
 			grep -c 'Verified TLS connection established to mx\.sink\.test\[')
 	fi
 	echo "$v $((t - v))"
@@ -874,58 +899,39 @@ l_verified() {
 # authenticated by DANE, else NOTLS or DANEFAIL.  The resolver's CPU
 # (unbound) is reported apart, per message.
 run_L() {
-	local mta=$1 mode=$2 run=$3 d=$W/tern-l s=L-$L_SIZE-$L_SESSIONS-$2 out c0 c1 u0 u1 extra
-	local port from=0 conns tls resumed ver bad i
+	local mta=$1 mode=$2 run=$3 d=$W/tern-l s=L-$L_SIZE-$L_SESSIONS-$2 out u0 u1 from=0 ver bad i
 	load1
 	tls_sink_start "$SINK_PORT" "$SINKOUT" "$W/tls"
-	if [ "$mta" = tern ]; then
-		if [ "$mode" = dane ]; then
-			tern_start "$d" "$TPORT" -o relay.networks=127.0.0.1/32 -o relay.port="$SINK_PORT" \
-				-o dns.servers="$L_DNS" -o dns.dnssec=yes
-		else
-			tern_start "$d" "$TPORT" $(tern_relay_opts "$SINK_PORT") -o dns.dnssec=no
-		fi
-		c0=$(cpu_ticks "$TERND_PID")
-		port=$TPORT
-	else
+	if [ "$mta" = postfix ]; then
 		l_pf_mode "$mode"
 		from=$(stat -c %s "$PF/maillog" 2>/dev/null || echo 0)
-		c0=$(tree_ticks "$PF_MASTER")
-		port=$PPORT
+	fi
+	if [ "$mode" = dane ]; then
+		relay_mta_start "$mta" "$d" -o relay.networks=127.0.0.1/32 -o relay.port="$SINK_PORT" \
+			-o dns.servers="$L_DNS" -o dns.dnssec=yes
+	else
+		relay_mta_start "$mta" "$d" $(tern_relay_opts "$SINK_PORT") -o dns.dnssec=no
 	fi
 	u0=$(cpu_ticks "$UNBOUND_PID")
-	out=$(lg -p "$port" -c "$L_SESSIONS" -d "$L_SECONDS" -s "$L_SIZE" -r "$SINK_RCPTS" \
-		--watch-sink "$SINKOUT")
+	out=$(lg -p "$RUN_PORT" -c "$L_SESSIONS" -d "$L_SECONDS" -s "$L_SIZE" -r "$SINK_RCPTS" \
+		--watch-sink "$SINKOUT" --watch-timeout "$L_WATCH_TIMEOUT")
 	u1=$(cpu_ticks "$UNBOUND_PID")
-	if [ "$mta" = tern ]; then
-		c1=$(cpu_ticks "$TERND_PID")
-		extra="hwm_kib=$(hwm_kib "$TERND_PID") queue_left=$(count_files "$d/queue/env")"
-		tern_stop
-	else
-		c1=$(tree_ticks "$PF_MASTER")
-		extra="queue_left=$(pf_queue_count)"
-	fi
-	sink_stop
-	conns=$(kv "$(cat "$SINKOUT")" conns)
-	tls=$(kv "$(cat "$SINKOUT")" tls)
-	resumed=$(kv "$(cat "$SINKOUT")" resumed)
+	relay_mta_stop "$mta" "$d"
+	tls_sink_counts
 	# Postfix logs through postlogd: its last lines may still be on the way
 	for i in $(seq 50); do
-		read -r ver bad < <(l_verified "$mta" "$mode" "$from")
-		[ "$mta" = tern ] || [ $((ver + bad)) -ge "${tls:-0}" ] && break
+		read -r ver bad < <(l_verified "$mta" "$from")
+		[ "$mta" = tern ] || [ $((ver + bad)) -ge "${SINK_TLS:-0}" ] && break
 		sleep 0.1
 	done
-	record "$s" "$mta" "$run" "$out" "cpu_us_msg=$(cpu_us "$out" $((c1 - c0)))" \
-		"$extra sink_conns=$conns sink_tls=$tls sink_resumed=$resumed" \
-		"resumed_pct=$(awk -v t="${tls:-0}" -v r="${resumed:-0}" 'BEGIN { printf "%.1f", t ? r * 100 / t : 0 }')" \
+	record "$s" "$mta" "$run" "$out" "cpu_us_msg=$(cpu_us "$out" "$RUN_TICKS")" \
+		"$RUN_EXTRA $SINK_FIELDS" \
+		"resumed_pct=$(awk -v t="${SINK_TLS:-0}" -v r="${SINK_RESUMED:-0}" 'BEGIN { printf "%.1f", t ? r * 100 / t : 0 }')" \
 		"dane_verified=$ver tls_not_dane=$bad dns_cpu_us_msg=$(cpu_us "$out" $((u1 - u0)))"
 	check_loss "$s $mta run=$run" "$out"
-	if [ "${tls:-0}" = 0 ] || [ "$tls" != "$conns" ]; then
-		echo "NOTLS $s $mta run=$run: $tls of $conns connections to the sink used TLS"
-		FAIL=1
-	fi
-	if [ "$mode" = dane ] && { [ "$ver" != "$conns" ] || [ "$bad" != 0 ]; }; then
-		echo "DANEFAIL $s $mta run=$run: $ver of $conns connections to the sink authenticated by DANE, $bad TLS connections without (see $([ "$mta" = tern ] && echo "$d.log" || echo "$PF/maillog"))"
+	tls_sink_check "$s $mta run=$run"
+	if [ "$mode" = dane ] && { [ "$ver" != "$SINK_CONNS" ] || [ "$bad" != 0 ]; }; then
+		echo "DANEFAIL $s $mta run=$run: $ver of $SINK_CONNS connections to the sink authenticated by DANE, $bad TLS connections without (see $([ "$mta" = tern ] && echo "$d.log" || echo "$PF/maillog"))"
 		FAIL=1
 	fi
 }
