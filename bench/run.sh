@@ -1057,12 +1057,13 @@ label() {
 	G) echo "G STARTTLS $s x$3" ;; H) echo "H ${H_RCPTS}rcpt $s x$3" ;;
 	I) echo "I LMTP $s x$3" ;; J) echo "J relay TLS $s x$3" ;;
 	K) echo "K rspamd $s x$3" ;;
-	L) echo "L relay $([ "$4" = dane ] && echo DANE || echo opp.TLS) $s x$3" ;;
+	L) echo "L $([ "$4" = dane ] && echo DANE || echo opp.TLS) $s x$3" ;;
 	esac
 }
 
-# a number rounded, or "-"
+# a number rounded (n1: to one decimal), or "-"
 n0() { awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else printf "%.0f", v }'; }
+n1() { awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else printf "%.1f", v }'; }
 lat3() {
 	local a b c
 	a=$(med "$1" "$2" p50_ms) b=$(med "$1" "$2" p99_ms) c=$(med "$1" "$2" p999_ms)
@@ -1120,13 +1121,13 @@ l_rows() {
 	local s m mode
 	for s in $(sed -n 's/^result scen=\(L-[0-9]*-[0-9]*\)-[a-z]* .*/\1/p' "$RES" | awk '!seen[$0]++'); do
 		printf '\n%s: DANE against opportunistic TLS (medians; CPU per message of the MTA and of\nthe resolver, unbound; resumed: the sink'"'"'s TLS handshakes that resumed a session)\n' \
-			"$(label "$s-opp" | sed 's/ opp\.TLS//')"
+			"$(label "$s-opp" | sed 's/^L opp\.TLS/L relay/')"
 		printf '  %-8s %-14s %9s %8s %9s %9s %8s\n' mta mode msg/s "p99 ms" "CPU us" "DNS us" "resumed"
 		for m in tern postfix; do
 			for mode in opp dane; do
 				printf '  %-8s %-14s %9s %8s %9s %9s %8s\n' "$m" \
 					"$([ "$mode" = dane ] && echo DANE || echo opportunistic)" \
-					"$(n0 "$(med "$s-$mode" "$m" e2e_mps)")" "$(med "$s-$mode" "$m" p99_ms)" \
+					"$(n0 "$(med "$s-$mode" "$m" e2e_mps)")" "$(n1 "$(med "$s-$mode" "$m" p99_ms)")" \
 					"$(n0 "$(med "$s-$mode" "$m" cpu_us_msg)")" \
 					"$(n0 "$(med "$s-$mode" "$m" dns_cpu_us_msg)")" \
 					"$(med "$s-$mode" "$m" resumed_pct)"
@@ -1261,7 +1262,7 @@ done
 [ -n "${PF:-}" ] && pf_stop
 table | tee "$W/table"
 if [ "$FAIL" != 0 ]; then
-	echo "FAIL: see the LOSS/REFUSED lines above"
+	echo "FAIL: see the LOSS/REFUSED/NOTLS/DANEFAIL lines above"
 	exit 1
 fi
 echo "zero loss: every acknowledged message arrived"
