@@ -837,6 +837,11 @@ l_port53_free() {
 # why Postfix cannot have DANE here, or "".
 l_dns_start() {
 	local d=$W/dnssec spki
+	# the packages of scripts/deps.sh (it keeps their daemons from
+	# starting system-wide while they install)
+	[ -x /usr/sbin/nsd ] && [ -x /usr/sbin/unbound ] && command -v ldns-signzone >/dev/null &&
+		command -v drill >/dev/null || bash "$ROOT/scripts/deps.sh" >&2 ||
+		die "L needs nsd, unbound and ldnsutils (scripts/deps.sh failed)"
 	bench_tls
 	spki=$(tlsa_spki_sha256 "$W/tls/cert.pem")
 	[ "${#spki}" = 64 ] || die "L: no SPKI digest of $W/tls/cert.pem"
