@@ -895,7 +895,7 @@ rconn_reqtls_refused(struct rconn *c)
 		return false;
 	res = smtp_client_result(c->sc, 0);
 	c->reqtls_last = *res;
-	str_fmt_cut(t, sizeof(t), "%s (MX host %s)", res->text, c->host_log);
+	str_fmt_cut(t, sizeof(t), "%s (host %s)", res->text, c->host_log);
 	memcpy(c->reqtls_last.text, t, sizeof(c->reqtls_last.text));
 	c->reqtls_refused++;
 	c->reqtls_next = true;

@@ -35,12 +35,13 @@ network namespace.
 import ctypes
 import os
 import re
+import shutil
 import subprocess
 import time
 
 import pytest
 
-from conftest import SLOW, maildir_messages, require, wait_for
+from conftest import SLOW, maildir_messages, require, wait_for, world_tmpdir
 from dnssec import SignedDNS, make_ca_cert, spki_digest
 from test_postfix import POSTFIX, Postfix
 
@@ -158,10 +159,9 @@ def netns():
 
 
 @pytest.fixture(scope="module")
-def world(netns, ternd_module, tmp_path_factory):
+def world(netns, ternd_module):
     """(dns, postfix, B) in the namespace."""
-    d = tmp_path_factory.mktemp("danepf")
-    os.chmod(d, 0o755)
+    d = world_tmpdir("tern-danepf-")    # B reads its key as the test user
     cert, key, _ = make_ca_cert(d, ["mx.tern.test"])
     b = ternd_module({"hostname": "mx.tern.test", "domains": "tern.test",
                       "tls.cert": str(cert), "tls.key": str(key)},
@@ -192,6 +192,8 @@ def world(netns, ternd_module, tmp_path_factory):
     yield dns, pf, b
     pf.stop()
     dns.stop()
+    shutil.rmtree(pf.dir, ignore_errors=True)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def sender(ternd, world):
@@ -267,7 +269,7 @@ def test_postfix_to_tern_under_dane(world):
                                      r"status=sent"),
                     "status=sent in Postfix's log")
     assert f"relay=mx.tern.test[127.0.0.1]:{b.port}" in sent, sent
-    tls = log_line(pf.log(), r"(Verified|Trusted) TLS connection "
+    tls = log_line(pf.log(), r"Verified TLS connection "
                    r"established to mx\.tern\.test\[127\.0\.0\.1\]:%d"
                    % b.port)
     assert tls is not None, pf.log()[-3000:]
