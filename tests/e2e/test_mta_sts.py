@@ -586,6 +586,18 @@ def sts_report(a, b):
     return sts[0]
 
 
+def check_domain_failure(p, result, reason):
+    """p counts one failure of the domain as a whole: result-type result,
+    reason in its failure-reason-code, no session (no addresses)."""
+    assert p["summary"] == {"total-successful-session-count": 0,
+                            "total-failure-session-count": 1}, p
+    [fd] = p["failure-details"]
+    assert fd["result-type"] == result, fd
+    assert fd["failed-session-count"] == 1, fd
+    assert reason in fd["failure-reason-code"], fd
+    assert "receiving-ip" not in fd and "sending-mta-ip" not in fd, fd
+
+
 def test_tlsrpt_counts_a_policy_fetch_failure(ternd, dnsmasq, pki,
                                               policy_server):
     """The policy server shows a certificate nobody issued: the mail goes
@@ -601,12 +613,7 @@ def test_tlsrpt_counts_a_policy_fetch_failure(ternd, dnsmasq, pki,
     p = sts_report(a, b)
     assert p["policy"] == {"policy-type": "sts",
                            "policy-domain": "example.net"}, p
-    assert p["summary"] == {"total-successful-session-count": 0,
-                            "total-failure-session-count": 1}, p
-    [fd] = p["failure-details"]
-    assert fd["result-type"] == "sts-webpki-invalid", fd
-    assert fd["failed-session-count"] == 1, fd
-    assert "certificate" in fd["failure-reason-code"], fd
+    check_domain_failure(p, "sts-webpki-invalid", "certificate")
 
 
 def test_tlsrpt_counts_no_mx_matching_enforce(ternd, dnsmasq, pki,
@@ -630,10 +637,6 @@ def test_tlsrpt_counts_no_mx_matching_enforce(ternd, dnsmasq, pki,
                           "mx: *.mail.example.net", "max_age: 86400"],
         "policy-domain": "example.net",
         "mx-host": ["*.mail.example.net"]}, p
-    assert p["summary"] == {"total-successful-session-count": 0,
-                            "total-failure-session-count": 1}, p
-    [fd] = p["failure-details"]
-    assert fd["result-type"] == "validation-failure", fd
-    assert fd["failed-session-count"] == 1, fd
-    assert "no MX host of example.net matches" in fd["failure-reason-code"], fd
+    check_domain_failure(p, "validation-failure",
+                         "no MX host of example.net matches")
     assert not b.messages(BEN)
