@@ -598,22 +598,33 @@ def check_domain_failure(p, result, reason):
     assert "receiving-ip" not in fd and "sending-mta-ip" not in fd, fd
 
 
+@pytest.mark.parametrize("fault,result,reason", [
+    ("cert", "sts-webpki-invalid", "certificate"),
+    ("media", "sts-policy-fetch-error", "media type text/html"),
+    ("syntax", "sts-policy-invalid", "mx pattern")])
 def test_tlsrpt_counts_a_policy_fetch_failure(ternd, dnsmasq, pki,
-                                              policy_server):
-    """The policy server shows a certificate nobody issued: the mail goes
-    opportunistically (counted as such), and the failed fetch is counted
-    for example.net's sts policy as sts-webpki-invalid."""
-    https = policy_server(cert="sts-self")
+                                              policy_server, fault, result,
+                                              reason):
+    """The policy cannot be had (a certificate nobody issued, the wrong
+    media type, a malformed policy): the mail goes opportunistically
+    (counted as such), and the failure is counted once for example.net's
+    sts policy with its result-type."""
+    https = policy_server(cert="sts-self" if fault == "cert" else "sts")
+    if fault == "media":
+        https.ctype = "text/html"
+    if fault == "syntax":
+        https.body = GOOD.replace("mx.example.net",
+                                  "mx.*.example.net").encode()
     a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https, more_dns=(RPT_TXT,),
                            a_over={"tlsrpt.reports": "yes"})
     send(a)
     wait_for(lambda: b.messages(BEN), "opportunistic delivery", timeout=40)
     assert log_has(a, r"^.*domain=example\.net event=tlsrpt "
-                      r"tlsrpt_result=sts-webpki-invalid$")
+                      r"tlsrpt_result=%s$" % result)
     p = sts_report(a, b)
     assert p["policy"] == {"policy-type": "sts",
                            "policy-domain": "example.net"}, p
-    check_domain_failure(p, "sts-webpki-invalid", "certificate")
+    check_domain_failure(p, result, reason)
 
 
 def test_tlsrpt_counts_no_mx_matching_enforce(ternd, dnsmasq, pki,
