@@ -23,6 +23,8 @@ _PORT._tcp.<mx>):
     rtls2   MX 10 mx-opp, MX 20 mx-good: mx-opp (127.0.0.1, B again) has
                           no TLSA records, so it is not authenticated
     rtlsno  MX 10 mx-opp, MX 20 mx-opp2: neither has TLSA records
+    rtlsdown MX 10 mx-opp, MX 20 mx-down: mx-down (127.0.0.9) takes no
+                          connection
   plain.test (not signed)
     @       MX mx.plain.test
 """
@@ -43,7 +45,7 @@ NOTLS_IP = "127.0.0.3"
 DOMAINS = ("good.dane.test", "bad.dane.test", "notls.dane.test",
            "bogus.dane.test", "unk.dane.test", "broken.dane.test",
            "ta.dane.test", "tawrong.dane.test", "plain.test",
-           "rtls2.dane.test", "rtlsno.dane.test")
+           "rtls2.dane.test", "rtlsno.dane.test", "rtlsdown.dane.test")
 OTHER_KEY = "ab" * 32
 
 
@@ -144,7 +146,9 @@ def world(ternd_module, tmp_path_factory):
             + ["broken IN MX 10 mx-bad",
                "mx-opp IN A 127.0.0.1", "mx-opp2 IN A 127.0.0.1",
                "rtls2 IN MX 10 mx-opp", "rtls2 IN MX 20 mx-good",
-               "rtlsno IN MX 10 mx-opp", "rtlsno IN MX 20 mx-opp2"])
+               "rtlsno IN MX 10 mx-opp", "rtlsno IN MX 20 mx-opp2",
+               "mx-down IN A 127.0.0.9",
+               "rtlsdown IN MX 10 mx-opp", "rtlsdown IN MX 20 mx-down"])
     dns = SignedDNS(d / "dns")
     dns.zone("dane.test", recs, tamper={
         f"_{p}._tcp.mx-bogus TLSA 3 1 1 {spki}":
@@ -457,3 +461,18 @@ def test_requiretls_returned_only_when_every_mx_host_refuses(ternd, world):
                        r"status=refused enh=5\.7\.10 action=none_left")
     assert not any(b"rtls-none" in m.data for m in
                    maildir_messages(b.state_dir, rcpt("rtlsno.dane.test")))
+
+
+def test_requiretls_stays_queued_while_a_host_was_not_reached(ternd, world):
+    """The first host refuses, the second cannot be reached: that one may
+    meet the requirement later, so the message waits (451, the refusal
+    named) instead of being returned."""
+    a = sender(ternd, world)
+    send_requiretls(a, "rtlsdown.dane.test", "rtls-down")
+    m = deferred(a)
+    out = show(a, m)
+    assert "451 4.4.1" in out and "REQUIRETLS refused by 1 MX host" in out, \
+        out
+    assert log_line(a, r"mx=mx-opp\.dane\.test .*event=requiretls "
+                       r"status=refused enh=5\.7\.10 action=next_host")
+    assert log_line(a, r"event=bounced") is None
