@@ -173,6 +173,20 @@ check_results(const struct smtp_client *c)
 	}
 }
 
+/* The peer's name (TLS-RPT receiving-mx-helo): "" or a host name or
+ * address literal of at most 255 octets, never a blank or control byte. */
+static void
+check_peer_name(const struct smtp_client *c)
+{
+	const char *n = smtp_client_peer_name(c);
+	size_t len = strnlen(n, ADDR_DOMAIN_MAX + 1);
+
+	if (len > ADDR_DOMAIN_MAX ||
+	    strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789.-_[]:") != len)
+		abort();
+}
+
 struct fz_feed {
 	const char *s;
 	size_t size, fed; /* octets made visible to the client so far */
@@ -212,6 +226,7 @@ fz_act(struct smtp_client *c, enum smtp_client_action act,
 		return true;
 	case SMTP_CLIENT_DONE:
 		check_results(c);
+		check_peer_name(c);
 		if ((*done_count)++ == 0) {
 			if (smtp_client_reset_message(c, conf) != 0)
 				abort();
@@ -221,6 +236,7 @@ fz_act(struct smtp_client *c, enum smtp_client_action act,
 		return true;
 	case SMTP_CLIENT_FAILED:
 		check_results(c);
+		check_peer_name(c);
 		return false;
 	case SMTP_CLIENT_CLOSED:
 		return false;

@@ -356,11 +356,14 @@ dest_on_sts(const struct mtasts_verdict *v, void *arg)
 		free(d->sts);
 		d->sts = NULL;
 	}
-	if (!v->policy && v->tlsrpt_result[0] != '\0')
+	if (!v->policy && v->tlsrpt_result[0] != '\0') {
 		log_info("domain=%s event=tls_policy tls_policy=opportunistic "
 			 "tlsrpt_result=%s why=\"%s\"",
 		    d->key, v->tlsrpt_result,
 		    log_quote(q, sizeof(q), v->why, strlen(v->why)));
+		/* a domain-level failure: no session will count it */
+		remote_tlsrpt_domain(d, NULL, v->tlsrpt_result, v->why);
+	}
 	dest_settle(d);
 }
 
@@ -459,6 +462,7 @@ dest_sts_filter(struct rdest *d)
 	log_warn("domain=%s event=mta_sts status=failed tls_policy=mta-sts "
 		 "tlsrpt_result=validation-failure text=\"%s\"",
 	    d->key, text);
+	remote_tlsrpt_domain(d, &v->pol, "validation-failure", text);
 	smtp_client_result_set(&res, SMTP_RESULT_TEMP, 451, "4.7.5", text);
 	free(d->res);
 	d->res = NULL;

@@ -34,6 +34,11 @@
  *    (the peer cannot have taken the message).  After the final dot, a
  *    lost connection is TEMP for the accepted recipients: delivery is at
  *    least once (docs/design.md, principle 1).
+ *  - A REQUIRETLS message refused by a host (nothing sent: no TLS, not
+ *    verified under a policy, no REQUIRETLS offered) is not decided there:
+ *    QUIT, and the job goes to the next MX host; it fails with the
+ *    refusal only once every host refused it (RFC 8689 4.2.1,
+ *    rconn_reqtls_verdict).
  *  - Plaintext the peer sent after its 220 to STARTTLS is dropped with the
  *    plain bufferevent; the session forgets it too (smtp_client).
  *  - No 8-bit octet goes to a peer without 8BITMIME (RFC 6152 3): a
@@ -130,10 +135,18 @@ struct rconn {
 	bool tls_verified;  /* this session's peer was authenticated */
 	const char *tlsrpt; /* RFC 8460 result type of a TLS failure */
 	bool tlsrpt_noted;  /* this session's TLS outcome was counted */
+	/* RFC 8689 4.2.1: the job's REQUIRETLS refused by hosts of the MX
+	   list (from job_host, where this job began), the last refusal,
+	   and reqtls_next: QUIT, then the job goes to the next host */
+	size_t job_host;
+	unsigned reqtls_refused;
+	bool reqtls_next;
+	struct smtp_client_result reqtls_last;
 };
 
 static int rconn_drive(struct rconn *c);
 static int rconn_try(struct rconn *c);
+static int rconn_reqtls_move(struct rconn *c);
 static bool rconn_sts_enforce(const struct rconn *c);
 static void rconn_sts_no_tls(const struct rconn *c);
 static void rconn_tlsrpt(
@@ -398,6 +411,30 @@ rconn_job_done(struct rconn *c)
 	job_finish(c->d->r, j, c->host_log, c->addr_log);
 }
 
+/*
+ * RFC 8689 4.2.1: when every MX host tried for the job refused its
+ * REQUIRETLS, the job fails with the last refusal (550 5.7.10 or 5.7.30,
+ * returned to the sender).  When some host failed otherwise (not
+ * reached, a temporary reply, a TLS policy's own deferral), that host
+ * may meet the requirement later: the job stays queued with that
+ * failure, the refusals named in its text.
+ */
+static void
+rconn_reqtls_verdict(struct rconn *c)
+{
+	char t[SMTP_CLIENT_TEXT_MAX];
+
+	if (c->reqtls_refused == 0)
+		return;
+	if (c->reqtls_refused >= c->res.nhosts - c->job_host) {
+		c->last = c->reqtls_last;
+		return;
+	}
+	str_fmt_cut(t, sizeof(t), "%s (and REQUIRETLS refused by %u MX host%s)",
+	    c->last.text, c->reqtls_refused, c->reqtls_refused == 1 ? "" : "s");
+	memcpy(c->last.text, t, sizeof(c->last.text));
+}
+
 /* Every address failed: TEMP with the last error, for this job and for
  * every job waiting for the destination (unless it is only asking to
  * slow down: see below).  c is freed. */
@@ -408,6 +445,8 @@ rconn_exhausted(struct rconn *c)
 	struct rjob *j = c->job;
 	char mx[300], text[1024];
 
+	if (j != NULL)
+		rconn_reqtls_verdict(c);
 	log_sanitize(mx, sizeof(mx), c->last_mx, strlen(c->last_mx));
 	log_info("id=%s mx=%s addr=none event=exhausted text=\"%s\"",
 	    j != NULL ? j->id : "-", mx[0] != '\0' ? mx : "none",
@@ -423,8 +462,10 @@ rconn_exhausted(struct rconn *c)
 		job_finish(d->r, j, mx, "none");
 	}
 	/* a receiver that is up but asked to slow down gets the waiting
-	   jobs later, at its pace (dest_kick says how long they may wait) */
-	if (!rconn_slow_reply(&c->last))
+	   jobs later, at its pace (dest_kick says how long they may wait);
+	   hosts that answered but refused a REQUIRETLS message are up, and
+	   other mail may go there */
+	if (!rconn_slow_reply(&c->last) && c->reqtls_refused == 0)
 		dest_fail_waiting(d, &c->last, c->last_mx);
 	rconn_free(c);
 	return -1;
@@ -733,6 +774,8 @@ rconn_failed(struct rconn *c)
 		rconn_free(c);
 		return -1;
 	}
+	if (c->reqtls_next) /* the QUIT after a REQUIRETLS refusal failed */
+		return rconn_reqtls_move(c);
 	if (rconn_decided(c)) {
 		rconn_job_done(c);
 		rconn_free(c);
@@ -819,6 +862,8 @@ rconn_txn_done(struct rconn *c)
 		job_client_conf(r, j, &cf);
 		if (smtp_client_reset_message(c->sc, &cf) == 0) {
 			c->job = j;
+			c->job_host = c->host;
+			c->reqtls_refused = 0;
 			c->body_sent = false;
 			c->shell_err = false;
 			return;
@@ -830,6 +875,49 @@ rconn_txn_done(struct rconn *c)
 		job_finish(r, j, "none", "none");
 	}
 	smtp_client_quit(c->sc);
+}
+
+/*
+ * RFC 8689 4.2.1: this host does not meet the job's REQUIRETLS (no TLS,
+ * not verified under a policy, no REQUIRETLS in its EHLO) and nothing of
+ * the message was sent.  The RFC has the client QUIT and try the domain's
+ * other MX hosts: QUIT goes out, and when the session is over
+ * (rconn_reqtls_move) the job goes to the next host; rconn_exhausted()
+ * decides once none is left.  False when the session decided otherwise.
+ */
+static bool
+rconn_reqtls_refused(struct rconn *c)
+{
+	const struct smtp_client_result *res;
+	char q[SMTP_CLIENT_TEXT_MAX + 64], t[SMTP_CLIENT_TEXT_MAX];
+
+	if (c->job == NULL || !smtp_client_requiretls_refused(c->sc))
+		return false;
+	res = smtp_client_result(c->sc, 0);
+	c->reqtls_last = *res;
+	str_fmt_cut(t, sizeof(t), "%s (host %s)", res->text, c->host_log);
+	memcpy(c->reqtls_last.text, t, sizeof(c->reqtls_last.text));
+	c->reqtls_refused++;
+	c->reqtls_next = true;
+	log_info("id=%s mx=%s addr=%s event=requiretls status=refused enh=%s "
+		 "action=%s text=\"%s\"",
+	    rconn_id(c), c->host_log, c->addr_log, res->enh,
+	    c->host + 1 < c->res.nhosts ? "next_host" : "none_left",
+	    log_quote(q, sizeof(q), res->text, strlen(res->text)));
+	smtp_client_quit(c->sc);
+	return true;
+}
+
+/* After the QUIT (or its failure): the refused job to the next host. */
+static int
+rconn_reqtls_move(struct rconn *c)
+{
+	c->reqtls_next = false;
+	rconn_close_socket(c);
+	c->host++;
+	c->addr = 0;
+	c->plain_retry = false;
+	return rconn_try(c);
 }
 
 static int rconn_starttls(struct rconn *c);
@@ -853,10 +941,13 @@ rconn_act(struct rconn *c, enum smtp_client_action act, bool progress)
 		return body_start(c);
 	case SMTP_CLIENT_DONE:
 		rconn_tlsrpt(c, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
-		rconn_txn_done(c);
+		if (!rconn_reqtls_refused(c))
+			rconn_txn_done(c);
 		return 1;
 	case SMTP_CLIENT_CLOSED:
 		rconn_close_notify(c);
+		if (c->reqtls_next) /* QUIT after a REQUIRETLS refusal */
+			return rconn_reqtls_move(c);
 		rconn_free(c);
 		return -1;
 	case SMTP_CLIENT_FAILED:
@@ -1294,6 +1385,24 @@ rpt_line(struct rpt_lines *l, const char *fmt, ...)
 	l->off += strlen(l->text + l->off) + 1;
 }
 
+/* The policy-strings of MTA-STS policy sp into l; mx: its mx patterns
+ * (*nmx of them). */
+static void
+rpt_sts_strings(const struct sts_policy *sp, struct rpt_lines *l,
+    const char **mx, size_t *nmx)
+{
+	size_t i;
+
+	rpt_line(l, "version: STSv1");
+	rpt_line(l, "mode: %s", sts_mode_name(sp->mode));
+	for (i = 0; i < sp->nmx; i++) {
+		mx[i] = sp->mx[i];
+		rpt_line(l, "mx: %s", sp->mx[i]);
+	}
+	*nmx = sp->nmx;
+	rpt_line(l, "max_age: %u", (unsigned)sp->max_age);
+}
+
 /* The policy-strings of policy p for c into l; mx: the MTA-STS mx
  * patterns (*nmx of them). */
 static void
@@ -1305,16 +1414,7 @@ rconn_tlsrpt_strings(const struct rconn *c, enum tlsrpt_policy p,
 
 	*nmx = 0;
 	if (p == TLSRPT_POL_STS) {
-		const struct sts_policy *sp = &c->d->sts->pol;
-
-		rpt_line(l, "version: STSv1");
-		rpt_line(l, "mode: %s", sts_mode_name(sp->mode));
-		for (i = 0; i < sp->nmx; i++) {
-			mx[i] = sp->mx[i];
-			rpt_line(l, "mx: %s", sp->mx[i]);
-		}
-		*nmx = sp->nmx;
-		rpt_line(l, "max_age: %u", (unsigned)sp->max_age);
+		rpt_sts_strings(&c->d->sts->pol, l, mx, nmx);
 	} else if (p == TLSRPT_POL_TLSA) {
 		const struct tlsa_set *ts = &c->res.hosts[c->host].tlsa_set;
 
@@ -1374,10 +1474,41 @@ rconn_tlsrpt(struct rconn *c, enum tlsrpt_result res, const char *why)
 	o.result = res;
 	o.sending_ip = local;
 	o.receiving_ip = c->ip;
+	/* RFC 8460 4.3 receiving-mx-helo: the name its greeting or EHLO
+	   reply gave, where the session got that far */
+	o.receiving_helo = c->sc != NULL ? smtp_client_peer_name(c->sc) : NULL;
 	o.reason = why;
 	tlsrpt_record(r->tlsrpt, &o);
 	log_info("id=%s mx=%s addr=%s event=tlsrpt tlsrpt_result=%s",
 	    rconn_id(c), c->host_log, c->addr_log, tlsrpt_result_name(res));
+}
+
+void
+remote_tlsrpt_domain(struct rdest *d, const struct sts_policy *sp,
+    const char *result, const char *why)
+{
+	struct remote *r = d->r;
+	struct tlsrpt_outcome o = {0};
+	static struct rpt_lines lines;
+	const char *mx[STS_MX_MAX];
+	int k;
+
+	if (r->tlsrpt == NULL || result == NULL ||
+	    (k = tlsrpt_result_of(result, strlen(result))) < 0)
+		return;
+	o.domain = d->key;
+	o.policy = TLSRPT_POL_STS;
+	lines.off = lines.n = 0;
+	if (sp != NULL)
+		rpt_sts_strings(sp, &lines, mx, &o.nmx_patterns);
+	o.policy_strings = lines.line;
+	o.npolicy_strings = lines.n;
+	o.mx_patterns = mx;
+	o.result = (enum tlsrpt_result)k;
+	o.reason = why;
+	tlsrpt_record(r->tlsrpt, &o);
+	log_info("domain=%s event=tlsrpt tlsrpt_result=%s", d->key,
+	    tlsrpt_result_name(o.result));
 }
 
 /* The next chunk of the 7-bit form, stuffed into c->body; true at the

@@ -34,6 +34,7 @@ struct rdest;
 struct rconn;
 struct tls_sess_cache;
 struct tlspol_map;
+struct sts_policy;
 
 struct remote {
 	struct event_base *base;
@@ -66,6 +67,17 @@ struct remote {
 
 /* A copy of s, or NULL for NULL. */
 char *dup_or_null(const char *s);
+
+/*
+ * TLS-RPT (RFC 8460) for d's domain as a whole, before any session
+ * (dest.c): an MTA-STS policy that could not be had (result
+ * "sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid";
+ * sp NULL), or an enforce policy sp that no MX host matches
+ * ("validation-failure").  Counted as one failed session of the domain's
+ * sts policy, why as its failure-reason-code.  Reports off: nothing.
+ */
+void remote_tlsrpt_domain(struct rdest *d, const struct sts_policy *sp,
+    const char *result, const char *why);
 
 /* A connection slot of d for j, counted in d at once; it walks d->res. */
 void rconn_new(struct rdest *d, struct rjob *j);

@@ -614,6 +614,14 @@ const struct smtp_caps *smtp_client_caps(const struct smtp_client *c);
 /* After SEND_BODY: the body must go out in its 7-bit form (RFC 6152). */
 bool smtp_client_downgrade(const struct smtp_client *c);
 bool smtp_client_tls(const struct smtp_client *c);
+/* The peer's host name: the first word of its greeting or of its
+ * EHLO/HELO reply (the later wins), "" when none looked like a host name
+ * or address literal.  TLS-RPT's receiving-mx-helo (RFC 8460 4.3). */
+const char *smtp_client_peer_name(const struct smtp_client *c);
+/* In DONE: the transaction was refused, nothing sent, because the hop
+ * does not meet the message's REQUIRETLS (550 5.7.10 / 5.7.30).  The
+ * shell then tries the domain's next MX host (RFC 8689 4.2.1). */
+bool smtp_client_requiretls_refused(const struct smtp_client *c);
 /* The command whose reply is awaited ("MAIL FROM"...), for timeouts and
  * logs; NULL when none is. */
 const char *smtp_client_waiting(const struct smtp_client *c);

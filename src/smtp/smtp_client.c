@@ -90,6 +90,8 @@ struct smtp_client {
 	bool tls_policy; /* a policy names this hop (REQUIRETLS) */
 	bool lmtp;	 /* RFC 2033: LHLO, a reply per recipient */
 	bool tls, tls_verified, tls_tried, authed;
+	/* the host name of the peer's greeting or EHLO/HELO reply, or "" */
+	char peer_name[ADDR_DOMAIN_MAX + 1];
 	unsigned login_step; /* AUTH LOGIN: 334s answered so far */
 	struct smtp_caps caps;
 	enum client_state state;
@@ -101,6 +103,7 @@ struct smtp_client {
 	uint64_t size, size_7bit;
 	bool body_8bit, utf8;
 	bool requiretls;   /* RFC 8689 */
+	bool rt_refused;   /* this transaction refused for REQUIRETLS */
 	unsigned dg_flags; /* SMTP_DOWNGRADE_* from the conf */
 	char dg_why[160];  /* why no 7-bit form, or "" */
 	bool downgrade;	   /* this transaction sends the 7-bit form */
@@ -699,8 +702,10 @@ client_need_downgrade(const struct smtp_client *c)
 static int
 client_requiretls_refuse(struct smtp_client *c)
 {
+	c->rt_refused = false;
 	if (!c->requiretls || c->sender[0] == '\0' || c->lmtp)
 		return 0;
+	c->rt_refused = true;
 	if (!c->tls)
 		return client_txn_refuse(c, 550, "5.7.10",
 		    "REQUIRETLS: the next hop did not offer TLS");
@@ -711,6 +716,7 @@ client_requiretls_refuse(struct smtp_client *c)
 	if (!(c->caps.flags & SMTP_CAP_REQUIRETLS))
 		return client_txn_refuse(c, 550, "5.7.30",
 		    "REQUIRETLS: the next hop does not offer REQUIRETLS");
+	c->rt_refused = false;
 	return 0;
 }
 
@@ -983,11 +989,44 @@ client_after_hello(struct smtp_client *c)
 	return client_txn_start(c);
 }
 
+/* A byte of a host name or an address literal ("[192.0.2.1]"). */
+static bool
+peer_name_byte(unsigned char b)
+{
+	return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+	       (b >= '0' && b <= '9') || b == '.' || b == '-' || b == '_' ||
+	       b == '[' || b == ']' || b == ':';
+}
+
+/*
+ * The peer's name: the first word of the greeting's or the EHLO/HELO
+ * reply's first line (RFC 5321 4.2, 4.3.1: "220 Domain ...", "250
+ * Domain ..."), for TLS-RPT's receiving-mx-helo (RFC 8460 4.3).  A word
+ * that is no host name nor address literal is not kept.
+ */
+static void
+client_take_peer_name(struct smtp_client *c)
+{
+	const char *p = c->reply.text;
+	size_t n = 0;
+
+	while (n < c->reply.text_len && p[n] != ' ' && p[n] != '\n') {
+		if (!peer_name_byte((unsigned char)p[n]))
+			return;
+		n++;
+	}
+	if (n == 0 || n > ADDR_DOMAIN_MAX)
+		return;
+	memcpy(c->peer_name, p, n);
+	c->peer_name[n] = '\0';
+}
+
 static int
 client_on_greeting(struct smtp_client *c)
 {
 	if (c->reply.code != 220)
 		return client_fail_reply(c, c->reply.code >= 500);
+	client_take_peer_name(c);
 	return client_send_ehlo(c);
 }
 
@@ -1004,6 +1043,7 @@ client_on_ehlo(struct smtp_client *c)
 	}
 	if (c->reply.code >= 300)
 		return client_fail_reply(c, true);
+	client_take_peer_name(c);
 	smtp_ehlo_caps(&c->reply, &c->caps);
 	return client_after_hello(c);
 }
@@ -1013,6 +1053,7 @@ client_on_helo(struct smtp_client *c)
 {
 	if (c->reply.code >= 300)
 		return client_fail_reply(c, true);
+	client_take_peer_name(c);
 	memset(&c->caps, 0, sizeof(c->caps));
 	return client_after_hello(c);
 }
@@ -1490,6 +1531,18 @@ bool
 smtp_client_tls(const struct smtp_client *c)
 {
 	return c->tls;
+}
+
+const char *
+smtp_client_peer_name(const struct smtp_client *c)
+{
+	return c->peer_name;
+}
+
+bool
+smtp_client_requiretls_refused(const struct smtp_client *c)
+{
+	return c->state == CS_DONE && c->rt_refused;
 }
 
 static const char *

@@ -20,6 +20,11 @@ _PORT._tcp.<mx>):
                           certificate, for mx-ta.dane.test>
     tawrong MX mx-tawrong TLSA 2 0 1 <the same CA>: the certificate does
                           not name mx-tawrong nor tawrong.dane.test
+    rtls2   MX 10 mx-opp, MX 20 mx-good: mx-opp (127.0.0.1, B again) has
+                          no TLSA records, so it is not authenticated
+    rtlsno  MX 10 mx-opp, MX 20 mx-opp2: neither has TLSA records
+    rtlsdown MX 10 mx-opp, MX 20 mx-down: mx-down (127.0.0.9) takes no
+                          connection
   plain.test (not signed)
     @       MX mx.plain.test
 """
@@ -37,7 +42,8 @@ SENDER = "claire@sender.test"
 NOTLS_IP = "127.0.0.3"
 DOMAINS = ("good.dane.test", "bad.dane.test", "notls.dane.test",
            "bogus.dane.test", "unk.dane.test", "broken.dane.test",
-           "ta.dane.test", "tawrong.dane.test", "plain.test")
+           "ta.dane.test", "tawrong.dane.test", "plain.test",
+           "rtls2.dane.test", "rtlsno.dane.test", "rtlsdown.dane.test")
 OTHER_KEY = "ab" * 32
 
 
@@ -110,7 +116,12 @@ def world(ternd_module, tmp_path_factory):
                  f"0 0 1 {spki}")
             + mx("ta", "mx-ta", "127.0.0.1", f"2 0 1 {ca}")
             + mx("tawrong", "mx-tawrong", "127.0.0.1", f"2 0 1 {ca}")
-            + ["broken IN MX 10 mx-bad"])
+            + ["broken IN MX 10 mx-bad",
+               "mx-opp IN A 127.0.0.1", "mx-opp2 IN A 127.0.0.1",
+               "rtls2 IN MX 10 mx-opp", "rtls2 IN MX 20 mx-good",
+               "rtlsno IN MX 10 mx-opp", "rtlsno IN MX 20 mx-opp2",
+               "mx-down IN A 127.0.0.9",
+               "rtlsdown IN MX 10 mx-opp", "rtlsdown IN MX 20 mx-down"])
     dns = SignedDNS(d / "dns")
     dns.zone("dane.test", recs, tamper={
         f"_{p}._tcp.mx-bogus TLSA 3 1 1 {spki}":
@@ -385,3 +396,56 @@ def test_requiretls_not_relayed_to_an_opportunistic_hop(ternd, world):
     assert "enh=5.7.10" in line, line
     assert not any(b"rtls-plain" in m.data for m in
                    maildir_messages(b.state_dir, rcpt("plain.test")))
+
+
+def test_requiretls_tries_the_next_mx_host(ternd, world):
+    """RFC 8689 4.2.1: the first MX host (no TLSA records: its TLS is not
+    verified under a policy) fails the check; the client QUITs and the
+    message goes to the second host, DANE-authenticated, instead of back
+    to the sender."""
+    _, b, _ = world
+    a = sender(ternd, world)
+    send_requiretls(a, "rtls2.dane.test", "rtls-next")
+    m, line = delivered(a, b, "rtls2.dane.test", "rtls-next")
+    assert re.search(r"mx=mx-good\.dane\.test .*verified=yes "
+                     r"tls_policy=dane", line), line
+    refused = log_line(a, r"mx=mx-opp\.dane\.test .*event=requiretls "
+                          r"status=refused")
+    assert refused is not None and "enh=5.7.10 action=next_host" in refused, \
+        a.log()[-3000:]
+    assert log_line(a, r"event=bounced") is None
+    assert re.search(r"to=<ben@rtls2\.dane\.test> .*requiretls=yes",
+                     b.log()), b.log()[-3000:]
+
+
+def test_requiretls_returned_only_when_every_mx_host_refuses(ternd, world):
+    """Both MX hosts fail the check: each is tried, then the message is
+    returned with 5.7.10, and neither got it."""
+    _, b, _ = world
+    a = sender(ternd, world)
+    send_requiretls(a, "rtlsno.dane.test", "rtls-none")
+    line = wait_for(lambda: log_line(
+        a, r"event=bounced to=<ben@rtlsno\.dane\.test>"),
+        "the bounce of the REQUIRETLS message")
+    assert "enh=5.7.10" in line and "mx-opp2.dane.test" in line, line
+    assert log_line(a, r"mx=mx-opp\.dane\.test .*event=requiretls "
+                       r"status=refused enh=5\.7\.10 action=next_host")
+    assert log_line(a, r"mx=mx-opp2\.dane\.test .*event=requiretls "
+                       r"status=refused enh=5\.7\.10 action=none_left")
+    assert not any(b"rtls-none" in m.data for m in
+                   maildir_messages(b.state_dir, rcpt("rtlsno.dane.test")))
+
+
+def test_requiretls_stays_queued_while_a_host_was_not_reached(ternd, world):
+    """The first host refuses, the second cannot be reached: that one may
+    meet the requirement later, so the message waits (451, the refusal
+    named) instead of being returned."""
+    a = sender(ternd, world)
+    send_requiretls(a, "rtlsdown.dane.test", "rtls-down")
+    m = deferred(a)
+    out = show(a, m)
+    assert "451 4.4.1" in out and "REQUIRETLS refused by 1 MX host" in out, \
+        out
+    assert log_line(a, r"mx=mx-opp\.dane\.test .*event=requiretls "
+                       r"status=refused enh=5\.7\.10 action=next_host")
+    assert log_line(a, r"event=bounced") is None

@@ -18,7 +18,11 @@ The policy URL has no port (RFC 8461 3.3), so the server listens on 443:
 these tests run as root (tests/run.py's second pass); ternd itself drops
 to the test user as always.
 """
+import email
+import email.policy
+import gzip
 import http.server
+import json
 import os
 import random
 import re
@@ -175,7 +179,7 @@ def txt_opts(txts):
 
 
 def start_dns(dnsmasq, https, txts=("v=STSv1; id=1;",), mx="mx.example.net",
-              txts_com=()):
+              txts_com=(), more=()):
     return dnsmasq(mx=[("example.net", mx, 10),
                        ("example.com", "mx.example.net", 10)],
                    hosts=[("mx.example.net", "127.0.0.1"),
@@ -183,18 +187,20 @@ def start_dns(dnsmasq, https, txts=("v=STSv1; id=1;",), mx="mx.example.net",
                           ("mta-sts.example.net", https.addr),
                           ("mta-sts.example.com", https.addr)],
                    extra=txt_opts(txts) +
-                   [f"--txt-record=_mta-sts.example.com,{t}" for t in txts_com])
+                   [f"--txt-record=_mta-sts.example.com,{t}" for t in txts_com]
+                   + list(more))
 
 
 def two_mtas_sts(ternd, dnsmasq, pki, https, txts=("v=STSv1; id=1;",),
-                 b_cert=True, mx="mx.example.net", a_over=None, txts_com=()):
+                 b_cert=True, mx="mx.example.net", a_over=None, txts_com=(),
+                 more_dns=()):
     b_over = {"hostname": "mx.example.net",
               "domains": "example.net,example.com"}
     if b_cert:
         b_over.update({"tls.cert": str(pki / "mx.pem"),
                        "tls.key": str(pki / "mx.key")})
     b = ternd(b_over, users=(BEN, ANN), state="B")
-    dns = start_dns(dnsmasq, https, txts, mx, txts_com)
+    dns = start_dns(dnsmasq, https, txts, mx, txts_com, more_dns)
     over = {"hostname": "mx.example.org", "domains": "example.org",
             "dns.servers": dns.server, "relay.port": str(b.port),
             "relay.networks": "127.0.0.0/8", "tls.ca_file": str(pki / "ca.pem"),
@@ -546,3 +552,102 @@ def test_stop_aborts_a_fetch_under_way(ternd, dnsmasq, pki, policy_server):
     assert a.stop() == 0
     assert time.monotonic() - t0 < 4 * SLOW, time.monotonic() - t0
     assert len(a.queue_env_files()) == 1     # the message waits for the next run
+
+
+# ---------------------------------------------------------------------------
+# TLS-RPT (RFC 8460): failures of the domain as a whole, before any session
+# ---------------------------------------------------------------------------
+
+# example.net asks for reports at ann@example.com (B; example.com has no
+# MTA-STS, so the report itself is not held up by example.net's policy)
+RPT_TXT = "--txt-record=_smtp._tls.example.net,v=TLSRPTv1; rua=mailto:" + ANN
+
+
+def sts_report(a, b):
+    """`tern tlsrpt send --now`, then example.net's JSON report as it
+    arrives in ann's mailbox: its one policy of type sts."""
+    r = a.tern("tlsrpt", "send", "--now")
+    assert r.stdout.decode().strip() == (
+        "domains 1, reports mailed 1, posted 0, skipped 0, failed 0"), r.stdout
+
+    def report():
+        for d in b.messages(ANN):
+            msg = email.message_from_bytes(d.data, policy=email.policy.default)
+            if str(msg.get("TLS-Report-Domain", "")) != "example.net":
+                continue
+            [part] = [p for p in msg.walk() if p.get_content_type() ==
+                      "application/tlsrpt+gzip"]
+            return json.loads(gzip.decompress(part.get_content()))
+        return None
+    doc = wait_for(report, "example.net's report at ann@example.com")
+    sts = [p for p in doc["policies"]
+           if p["policy"]["policy-type"] == "sts"]
+    assert len(sts) == 1, doc
+    return sts[0]
+
+
+def check_domain_failure(p, result, reason):
+    """p counts one failure of the domain as a whole: result-type result,
+    reason in its failure-reason-code, no session (no addresses)."""
+    assert p["summary"] == {"total-successful-session-count": 0,
+                            "total-failure-session-count": 1}, p
+    [fd] = p["failure-details"]
+    assert fd["result-type"] == result, fd
+    assert fd["failed-session-count"] == 1, fd
+    assert reason in fd["failure-reason-code"], fd
+    assert "receiving-ip" not in fd and "sending-mta-ip" not in fd, fd
+
+
+@pytest.mark.parametrize("fault,result,reason", [
+    ("cert", "sts-webpki-invalid", "certificate"),
+    ("media", "sts-policy-fetch-error", "media type text/html"),
+    ("syntax", "sts-policy-invalid", "mx pattern")])
+def test_tlsrpt_counts_a_policy_fetch_failure(ternd, dnsmasq, pki,
+                                              policy_server, fault, result,
+                                              reason):
+    """The policy cannot be had (a certificate nobody issued, the wrong
+    media type, a malformed policy): the mail goes opportunistically
+    (counted as such), and the failure is counted once for example.net's
+    sts policy with its result-type."""
+    https = policy_server(cert="sts-self" if fault == "cert" else "sts")
+    if fault == "media":
+        https.ctype = "text/html"
+    if fault == "syntax":
+        https.body = GOOD.replace("mx.example.net",
+                                  "mx.*.example.net").encode()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https, more_dns=(RPT_TXT,),
+                           a_over={"tlsrpt.reports": "yes"})
+    send(a)
+    wait_for(lambda: b.messages(BEN), "opportunistic delivery", timeout=40)
+    assert log_has(a, r"^.*domain=example\.net event=tlsrpt "
+                      r"tlsrpt_result=%s$" % result)
+    p = sts_report(a, b)
+    assert p["policy"] == {"policy-type": "sts",
+                           "policy-domain": "example.net"}, p
+    check_domain_failure(p, result, reason)
+
+
+def test_tlsrpt_counts_no_mx_matching_enforce(ternd, dnsmasq, pki,
+                                              policy_server):
+    """An enforce policy that no MX host matches: the mail waits (one
+    attempt: retries are an hour apart), and the report counts one
+    validation-failure under that policy, with its policy-strings."""
+    https = policy_server()
+    https.body = GOOD.replace("mx.example.net", "*.mail.example.net").encode()
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https, more_dns=(RPT_TXT,),
+                           a_over={"tlsrpt.reports": "yes",
+                                   "queue.retry_first": "3600",
+                                   "queue.retry_max": "3600"})
+    send(a)
+    wait_log(a, r"event=deferred to=<ben@example\.net> code=451 enh=4\.7\.5",
+             "the deferral")
+    p = sts_report(a, b)
+    assert p["policy"] == {
+        "policy-type": "sts",
+        "policy-string": ["version: STSv1", "mode: enforce",
+                          "mx: *.mail.example.net", "max_age: 86400"],
+        "policy-domain": "example.net",
+        "mx-host": ["*.mail.example.net"]}, p
+    check_domain_failure(p, "validation-failure",
+                         "no MX host of example.net matches")
+    assert not b.messages(BEN)

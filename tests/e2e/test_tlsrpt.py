@@ -104,7 +104,9 @@ def https_rua(pki):
 class PlainPeer(FakePeer):
     """SMTP without STARTTLS on addr:port; every message accepted.
     broken_tls: STARTTLS is offered, answered 220, and the "handshake"
-    gets a line of text (a middlebox that breaks TLS)."""
+    gets a line of text (a middlebox that breaks TLS).  Its greeting says
+    mx.example.com, its EHLO reply smtp-in.example.com (the name a report
+    gives as receiving-mx-helo)."""
 
     def __init__(self, addr, port, broken_tls=False):
         super().__init__(backlog=8, addr=addr, port=port)
@@ -122,7 +124,7 @@ class PlainPeer(FakePeer):
             verb = line[:4].upper()
             if verb in (b"EHLO", b"HELO"):
                 self.ehlo_lines.append(line)
-                s.sendall(b"250-mx.example.com\r\n" +
+                s.sendall(b"250-smtp-in.example.com Hello\r\n" +
                           (b"250-STARTTLS\r\n" if self.broken_tls else b"")
                           + b"250 PIPELINING\r\n")
             elif verb == b"STAR" and self.broken_tls:
@@ -328,6 +330,8 @@ def test_tlsrpt_counts_restart_and_reports(ternd, dnsmasq, https_rua, pki):
         assert fd["failed-session-count"] == 2, fd
         assert fd["receiving-ip"] == "127.0.0.2", fd
         assert fd["receiving-mx-hostname"] == "mx.example.com", fd
+        # RFC 8460 4.3: the name of the peer's EHLO reply
+        assert fd["receiving-mx-helo"] == "smtp-in.example.com", fd
         assert fd["sending-mta-ip"] == "127.0.0.1", fd
 
         # example.net: one session over TLS
@@ -433,8 +437,9 @@ def test_handshake_failure_counted_once(ternd, dnsmasq):
         i = lines.index("D example.edu")
         assert lines[i + 1] == "P no-policy-found 0 1 0 - -", state
         f = lines[i + 2].split(" ")
-        assert f[:6] == ["F", "validation-failure", "1", "127.0.0.1",
-                         "127.0.0.3", "mx.example.edu"], state
+        assert f[:7] == ["F", "validation-failure", "1", "127.0.0.1",
+                         "127.0.0.3", "mx.example.edu",
+                         "smtp-in.example.com"], state
         assert f[7] != "-", state       # the error, as failure-reason-code
     finally:
         c.close()

@@ -1421,11 +1421,12 @@ conf_rt(const char *sender)
 }
 
 /* One REQUIRETLS session: after STARTTLS the peer says ehlo2; the
- * handshake verified or not (op); the result is want (or, NULL, MAIL). */
+ * handshake verified or not (op); the result is want (or, NULL, MAIL);
+ * check, if not NULL, looks at the client at the end. */
 static void
-run_rt(const char *name, struct smtp_client_conf *conf, enum op op,
+run_rt_check(const char *name, struct smtp_client_conf *conf, enum op op,
     const char *ehlo2, const char *cli, enum smtp_client_action act, int code,
-    const char *enh)
+    const char *enh, void (*check)(struct smtp_client *))
 {
 	const struct want w[] = {
 	    {RS_PERM, code, enh, NULL}, {RS_PERM, code, enh, NULL}};
@@ -1437,7 +1438,54 @@ run_rt(const char *name, struct smtp_client_conf *conf, enum op op,
 	    {ehlo2, cli, act, code == 0 ? NULL : w, code == 0 ? 0 : 2, OP_NONE},
 	};
 
-	RUN(name, conf, NULL, steps, NULL);
+	RUN(name, conf, NULL, steps, check);
+}
+
+static void
+run_rt(const char *name, struct smtp_client_conf *conf, enum op op,
+    const char *ehlo2, const char *cli, enum smtp_client_action act, int code,
+    const char *enh)
+{
+	run_rt_check(name, conf, op, ehlo2, cli, act, code, enh, NULL);
+}
+
+/* what test_requiretls_refused_flag expects of the session it runs next */
+static bool rt_refused_want;
+
+static void
+check_rt_refused(struct smtp_client *c)
+{
+	T_CHECK(smtp_client_requiretls_refused(c) == rt_refused_want);
+}
+
+/* The shell tries the next MX host only after a REQUIRETLS refusal
+ * (RFC 8689 4.2.1): the client says which refusals those are. */
+static void
+test_requiretls_refused_flag(void)
+{
+	struct smtp_client_conf conf = conf_rt("a@example.org");
+	const struct step too_big[] = {
+	    {GREET, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"250-mx.example.net\r\n250 SIZE 1000\r\n", "", A_DONE,
+		WANT({RS_PERM, 552, "5.3.4", NULL},
+		    {RS_PERM, 552, "5.3.4", NULL}),
+		OP_NONE},
+	};
+
+	rt_refused_want = true;
+	run_rt_check("REQUIRETLS refusal flagged: no REQUIRETLS", &conf,
+	    OP_TLS_DONE, EHLO_NO_RT, "", A_DONE, 550, "5.7.30",
+	    check_rt_refused);
+	run_rt_check("REQUIRETLS refusal flagged: not verified", &conf,
+	    OP_TLS_UNVERIFIED, EHLO_RT, "", A_DONE, 550, "5.7.10",
+	    check_rt_refused);
+	rt_refused_want = false;
+	run_rt_check("REQUIRETLS met: no refusal", &conf, OP_TLS_DONE, EHLO_RT,
+	    MAIL_A " SIZE=1234 REQUIRETLS\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN,
+	    0, NULL, check_rt_refused);
+	conf.requiretls = false;
+	RUN("a refusal for another reason is not a REQUIRETLS one", &conf, NULL,
+	    too_big, check_rt_refused);
 }
 
 static void
@@ -1494,10 +1542,11 @@ test_requiretls_no_tls(void)
 		OP_NONE},
 	};
 
+	rt_refused_want = true; /* the shell tries the next host */
 	RUN("REQUIRETLS: no STARTTLS offered, nothing sent", &conf, NULL, plain,
-	    NULL);
+	    check_rt_refused);
 	RUN("REQUIRETLS: STARTTLS refused, nothing sent", &conf, NULL, refused,
-	    NULL);
+	    check_rt_refused);
 }
 
 /* RFC 8689 5: a bounce is never held back, and carries REQUIRETLS where
@@ -1533,6 +1582,70 @@ test_requiretls_exempt(void)
 	run_rt("no REQUIRETLS: no parameter to a peer offering it", &conf,
 	    OP_TLS_DONE, EHLO_RT,
 	    MAIL_A " SIZE=1234\r\n" RCPT_B RCPT_C "DATA\r\n", A_IN, 0, NULL);
+}
+
+/* ---- the peer's name (TLS-RPT receiving-mx-helo) ------------------------
+ */
+
+/* the name test_peer_name expects of the session it runs next */
+static const char *peer_want;
+
+static void
+check_peer(struct smtp_client *c)
+{
+	T_CHECK_STR(smtp_client_peer_name(c), peer_want);
+}
+
+#define GREET_NAMED "220 greet.example.net ESMTP ready\r\n"
+#define SEND_B	    MAIL_A "\r\n" RCPT_B "DATA\r\n"
+
+static void
+test_peer_name(void)
+{
+	struct smtp_client_conf conf = conf_base(rcpt_b, 1);
+	const struct step ehlo[] = {
+	    {GREET_NAMED, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"250-ehlo.example.net Hello client.example\r\n250 PIPELINING\r\n",
+		SEND_B, A_IN, NULL, 0, OP_NONE},
+	};
+	const struct step greet_only[] = {
+	    {GREET_NAMED, EHLO, A_IN, NULL, 0, OP_NONE},
+	};
+	const struct step bad_ehlo[] = {
+	    {GREET_NAMED, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"250-<ehlo>\r\n250 PIPELINING\r\n", SEND_B, A_IN, NULL, 0,
+		OP_NONE},
+	};
+	const struct step helo[] = {
+	    {GREET_NAMED, EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"502 5.5.2 no\r\n", HELO, A_IN, NULL, 0, OP_NONE},
+	    {"250 helo.example.net\r\n", MAIL_A "\r\n", A_IN, NULL, 0, OP_NONE},
+	};
+	const struct step literal[] = {
+	    {"220 ready\x01 now\r\n", EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"250-[192.0.2.7]\r\n250 PIPELINING\r\n", SEND_B, A_IN, NULL, 0,
+		OP_NONE},
+	};
+	const struct step none[] = {
+	    {"220 \r\n", EHLO, A_IN, NULL, 0, OP_NONE},
+	    {"250-h\xc3\xa9.example\r\n250 PIPELINING\r\n", SEND_B, A_IN, NULL,
+		0, OP_NONE},
+	};
+
+	peer_want = "ehlo.example.net";
+	RUN("peer name: the EHLO reply's", &conf, NULL, ehlo, check_peer);
+	peer_want = "greet.example.net";
+	RUN("peer name: the greeting's before EHLO", &conf, NULL, greet_only,
+	    check_peer);
+	RUN("peer name: a bad EHLO word keeps the greeting's", &conf, NULL,
+	    bad_ehlo, check_peer);
+	peer_want = "helo.example.net";
+	RUN("peer name: the HELO reply's", &conf, NULL, helo, check_peer);
+	peer_want = "[192.0.2.7]";
+	RUN("peer name: an address literal", &conf, NULL, literal, check_peer);
+	peer_want = "";
+	RUN("peer name: none that looks like one", &conf, NULL, none,
+	    check_peer);
 }
 
 /* ---- DSN --------------------------------------------------------------- */
@@ -2162,6 +2275,8 @@ main(void)
 	test_requiretls();
 	test_requiretls_no_tls();
 	test_requiretls_exempt();
+	test_requiretls_refused_flag();
+	test_peer_name();
 	test_dsn();
 	test_dsn_not_offered();
 	test_envid_too_long();
