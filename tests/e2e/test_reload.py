@@ -400,10 +400,11 @@ def test_broken_smarthost_or_table_refused(ternd, sinks):
     a, b = sinks(), sinks()
     port = free_port()
     r = Reloadable(ternd, relay_values(port, a))
+    good = dict(r.values)
     empty = r.dir / "smarthost.pass"
     empty.write_text("")
     os.chmod(empty, 0o644)
-    v = dict(r.values)
+    v = dict(good)
     v["relay.smarthost"] = f"127.0.0.1:{b.port}"
     v["relay.smarthost_user"] = "relay"
     v["relay.smarthost_password_file"] = str(empty)
@@ -414,7 +415,7 @@ def test_broken_smarthost_or_table_refused(ternd, sinks):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         dead = closed.getsockname()[1]
-    v = dict(r.values)
+    v = dict(good)
     v["tables.users"] = (f"pgsql:host=127.0.0.1 port={dead} dbname=tern "
                          "user=tern connect_timeout=2")
     line = r.reload(v, expect="result=refused")

@@ -198,7 +198,7 @@ test_threaded_answers_once_later_on_the_loop(void)
 	table_targets_free(&p.q.tt);
 
 	/* after a reload the thread reopens its handle and still answers */
-	lookups_reload(&pool, NULL);
+	lookups_reload(&pool, NULL, NULL);
 	probe_init(&p, "ann", "example.org");
 	ask(&p);
 	run_loop_for_answer();
