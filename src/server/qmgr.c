@@ -117,8 +117,8 @@ qset_release(struct qmgr *q, struct qsettings *st)
 		*pp = st->next;
 	if (!q->srv->stopping)
 		log_info("event=reload_delivery_done generation=%u "
-			 "note=\"the last attempt under these delivery "
-			 "settings ended\"",
+			 "note=\"no delivery attempt is left under these "
+			 "settings\"",
 		    st->gen);
 	qsettings_free(st);
 }
