@@ -117,8 +117,8 @@ test_docs_tag_every_key(void)
 		t_case(keys[i]);
 		if (tag == NULL || strcmp(tag, want) != 0)
 			fprintf(stderr,
-			    "%s: docs say (%s), reloadkeys.c says (%s)\n", keys[i],
-			    tag != NULL ? tag : "no tag", want);
+			    "%s: docs say (%s), reloadkeys.c says (%s)\n",
+			    keys[i], tag != NULL ? tag : "no tag", want);
 		T_CHECK(tag != NULL && strcmp(tag, want) == 0);
 	}
 }
