@@ -114,7 +114,9 @@ def count_tag(t, address, tag):
 
 class Sink:
     """A smarthost on 127.0.0.1 that takes every message (a thread per
-    connection, no STARTTLS): .messages holds each one's data.  defer:
+    connection, no STARTTLS; also an LMTP server for one recipient per
+    message, whose one reply after the data is the same): .messages holds
+    each one's data.  defer:
     RCPT gets 451.  hold(): the next final dot waits for release() before
     its 250 (.holding is set when it arrived), so a test can reload while
     a delivery to it is under way."""
@@ -157,7 +159,7 @@ class Sink:
             s.sendall(b"220 sink.test ESMTP\r\n")
             for line in f:
                 verb = line[:4].upper()
-                if verb in (b"EHLO", b"HELO"):
+                if verb in (b"EHLO", b"HELO", b"LHLO"):
                     s.sendall(b"250-sink.test\r\n250-8BITMIME\r\n"
                               b"250 ENHANCEDSTATUSCODES\r\n")
                 elif verb in (b"MAIL", b"RSET", b"NOOP"):
@@ -494,6 +496,29 @@ def test_tables_users_switch_engine(ternd, postgres):
     r.reload(v)
     check(rcpt_code(r.t, "ben@example.org"), 250)
     check(rcpt_code(r.t, "zoe@example.org"), 550, "5.1.1")
+
+
+def test_delivery_lmtp_switch(ternd, sinks):
+    """delivery.lmtp set by SIGHUP: local mail, put in the Maildir before,
+    goes through the queue to the LMTP server after."""
+    lmtp = sinks()
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port))
+    check(r.t.send_raw("a@client.test", ["ben@example.org"],
+                       mail("a@client.test", "ben@example.org", 1,
+                            "maildir").encode()), 250)
+    wait_for(lambda: count_tag(r.t, "ben@example.org", "maildir") == 1,
+             "the first message in the Maildir")
+    v = dict(r.values)
+    v["delivery.lmtp"] = f"127.0.0.1:{lmtp.port}"
+    line = r.reload(v)
+    assert "delivery.lmtp" in line, line
+    check(r.t.send_raw("a@client.test", ["ben@example.org"],
+                       mail("a@client.test", "ben@example.org", 2,
+                            "overlmtp").encode()), 250)
+    wait_for(lambda: lmtp.count("overlmtp") == 1, "the message over LMTP")
+    assert count_tag(r.t, "ben@example.org", "overlmtp") == 0
+    assert lmtp.count("maildir") == 0
 
 
 def test_retry_schedule_applies_to_deferred(ternd, sinks):
