@@ -101,6 +101,19 @@ retry_next(const struct retry_policy *p, time_t created, unsigned attempts,
 	return next;
 }
 
+/* Past this many attempts every interval is the longest (32 doublings
+ * leave any 32-bit first interval above any cap). */
+#define RETRY_ATTEMPTS_CAPPED 33u
+
+time_t
+retry_latest(const struct retry_policy *p, time_t created, time_t now,
+    uint32_t jitter_seed)
+{
+	if (retry_expired(p, created, now))
+		return now;
+	return retry_next(p, created, RETRY_ATTEMPTS_CAPPED, now, jitter_seed);
+}
+
 /* now - created in seconds, 0 if the clock went back, saturating. */
 static uint64_t
 retry_age(time_t created, time_t now)

@@ -47,6 +47,15 @@ void retry_policy_default(struct retry_policy *p);
 time_t retry_next(const struct retry_policy *p, time_t created,
     unsigned attempts, time_t now, uint32_t jitter_seed);
 
+/*
+ * The latest next try p gives a message waiting now, whatever its count
+ * of attempts: the longest interval (jittered) from now, or its expiry
+ * when that comes first; now once it has expired.  A reload that shortens
+ * the schedule brings each waiting message's next try forward to this.
+ */
+time_t retry_latest(const struct retry_policy *p, time_t created, time_t now,
+    uint32_t jitter_seed);
+
 /* now - created >= lifetime: stop retrying, bounce what is left. */
 bool retry_expired(const struct retry_policy *p, time_t created, time_t now);
 

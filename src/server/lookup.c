@@ -67,6 +67,8 @@ lookups_start_threads(
     struct lookups *ls, unsigned nthreads, void (*drained)(void *), void *arg)
 {
 	(void)pthread_once(&table_key_once, table_key_create);
+	ls->drained = drained;
+	ls->drained_arg = arg;
 	ls->threads = workers_start(ls->base, nthreads);
 	if (drained != NULL)
 		workers_on_drained(ls->threads, drained, arg);
@@ -76,6 +78,8 @@ lookups_start_threads(
 void
 lookups_start(struct lookups *ls, void (*drained)(void *), void *arg)
 {
+	ls->drained = drained;
+	ls->drained_arg = arg;
 	if (table_is_remote(ls->table))
 		lookups_start_threads(ls, LOOKUP_THREADS, drained, arg);
 }
@@ -90,24 +94,18 @@ lookups_stop(struct lookups *ls)
 }
 
 void
-lookups_reload(struct lookups *ls, const struct conf *cf)
+lookups_reload(struct lookups *ls, const struct conf *cf, struct table *t)
 {
-	char err[512];
-	struct table *t;
-
 	if (cf != NULL)
 		atomic_store_explicit(&ls->conf, cf, memory_order_release);
-	t = table_open(
-	    cf != NULL ? cf : atomic_load(&ls->conf), err, sizeof(err));
-
-	if (t == NULL)
-		log_err("event=reload step=tables error=\"%s\" action=kept_old",
-		    err);
-	else {
+	if (t != NULL) {
 		table_close(ls->table);
 		ls->table = t;
 	}
 	atomic_fetch_add_explicit(&ls->table_gen, 1, memory_order_relaxed);
+	if (ls->threads == NULL && table_is_remote(ls->table))
+		lookups_start_threads(
+		    ls, LOOKUP_THREADS, ls->drained, ls->drained_arg);
 }
 
 unsigned

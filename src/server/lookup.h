@@ -44,6 +44,9 @@ struct lookups {
 	struct table *table;	    /* the loop's handle: asked inline */
 	struct workers *threads;    /* NULL: the table is asked inline */
 	_Atomic unsigned table_gen; /* bumped by SIGHUP (lookup threads) */
+	/* lookups_start's callback, for threads a reload starts */
+	void (*drained)(void *);
+	void *drained_arg;
 };
 
 struct lookup {
@@ -77,10 +80,18 @@ void lookups_start(struct lookups *ls, void (*drained)(void *), void *arg);
 void lookups_start_threads(
     struct lookups *ls, unsigned nthreads, void (*drained)(void *), void *arg);
 void lookups_stop(struct lookups *ls); /* joins threads, closes the table */
-/* SIGHUP: a new loop handle (the old one stays if it cannot be opened),
- * and every lookup thread reconnects before its next question; cf: the
- * configuration to open them with from now on (NULL: the same). */
-void lookups_reload(struct lookups *ls, const struct conf *cf);
+/*
+ * SIGHUP, after the caller opened t with cf (table_open; NULL when the
+ * same tables.users could not be opened now; cf NULL: the configuration
+ * the tables were opened with stays): t becomes the loop's
+ * handle and the old one is closed (inline questions are over when they
+ * return, so none is using it); with t NULL the old one stays.  Every
+ * lookup thread opens cf's table before its next question: one asking
+ * now finishes on its old handle, which it closes then.  A remote table
+ * (PostgreSQL) that had no threads gets them now, so it is never asked
+ * on the loop.
+ */
+void lookups_reload(struct lookups *ls, const struct conf *cf, struct table *t);
 unsigned lookups_busy(const struct lookups *ls); /* questions in flight */
 
 /* Ask lk (ask and answer set by the caller); see the re-entrancy rule. */

@@ -47,6 +47,7 @@
 #include "server/lookup.h"
 #include "server/metricsrv.h"
 #include "server/netlist.h"
+#include "server/qsettings.h"
 #include "server/reload.h"
 #include "server/rootpath.h"
 #include "server/sandbox.h"
@@ -219,21 +220,15 @@ static void
 read_smarthost_password(struct server *s, const struct passwd *pw, bool dropped)
 {
 	const char *path = s->conf->relay_smarthost_password_file;
-	FILE *f;
+	char err[1200];
 
 	if (path == NULL || s->smarthost_pass[0] != '\0' ||
 	    (!dropped && pw == NULL) || !readable_now(path, pw, dropped))
 		return;
-	if ((f = fopen(path, "re")) == NULL)
-		fatal("event=startup step=smarthost_password path=%s", path);
-	if (fgets(s->smarthost_pass, sizeof(s->smarthost_pass), f) == NULL)
-		s->smarthost_pass[0] = '\0';
-	fclose(f);
-	s->smarthost_pass[strcspn(s->smarthost_pass, "\r\n")] = '\0';
-	if (s->smarthost_pass[0] == '\0')
-		fatalx("event=startup step=smarthost_password path=%s "
-		       "error=\"empty\"",
-		    path);
+	if (qsettings_password_read(path, s->smarthost_pass,
+		sizeof(s->smarthost_pass), err, sizeof(err)) != 0)
+		fatalx(
+		    "event=startup step=smarthost_password error=\"%s\"", err);
 }
 
 /*

@@ -39,6 +39,7 @@
 #include "server/dkimsign.h"
 #include "server/dsnlimit.h"
 #include "server/lookup.h"
+#include "server/qsettings.h"
 #include "server/server.h"
 #include "server/srsmap.h"
 #include "server/tlsrptd.h"
@@ -51,17 +52,23 @@ struct qmgr {
 	unsigned inflight;
 	unsigned jobs; /* worker jobs and remote groups outstanding */
 	struct event *timer;
-	struct remote *remote;
 	struct dns *dns;
-	SSL_CTX *client_ctx;	/* MX delivery: opportunistic */
-	SSL_CTX *smarthost_ctx; /* relay.smarthost_tls, _ca_file; or NULL */
-	SSL_CTX *sts_ctx;	/* MX hosts under MTA-STS enforce: verifying */
-	struct mtasts *sts;	/* sts.enable: the policies; or NULL */
-	struct retry_policy retry;
+	SSL_CTX *client_ctx; /* MX delivery: opportunistic */
+	SSL_CTX *sts_ctx;    /* MX hosts under MTA-STS enforce: verifying */
+	struct mtasts *sts;  /* sts.enable: the policies; or NULL */
+	/* what every delivery engine shares (qsettings.h) */
+	struct qsettings_world world;
+	/* the delivery settings new attempts take (qmgr_settings_use), and
+	   the list of every one alive: the current one and the older ones
+	   an attempt still holds */
+	struct qsettings *cur;
+	struct qsettings *all;
 	struct dsn_limit *dsnlim; /* limits.dsn_per_client, _per_domain */
 };
 
 static void qmgr_kick(struct qmgr *q);
+static time_t qent_latest(
+    const struct qmgr *q, const struct sched_ent *e, time_t when, time_t now);
 
 static void
 qent_reschedule(struct qmgr *q, struct sched_ent *e, time_t when)
@@ -76,13 +83,44 @@ qmgr_jitter(void)
 	return (uint32_t)random();
 }
 
-/* The clock and the retry schedule of the decisions (attempt.h). */
+/* The clock and the retry schedule of the decisions (attempt.h): those
+ * of the settings the attempt began under. */
 static struct attempt_clock
-qmgr_clock(const struct qmgr *q)
+qmgr_clock(const struct qsettings *st)
 {
-	struct attempt_clock c = {&q->retry, time(NULL), qmgr_jitter};
+	struct attempt_clock c = {&st->retry, time(NULL), qmgr_jitter};
 
 	return c;
+}
+
+/* ---- delivery settings ------------------------------------------------ */
+
+/* The current settings, for an attempt that begins (qsettings.h). */
+static struct qsettings *
+qset_hold(struct qmgr *q)
+{
+	q->cur->refs++;
+	return q->cur;
+}
+
+/* An attempt under st ended: st goes with its last one unless current. */
+static void
+qset_release(struct qmgr *q, struct qsettings *st)
+{
+	struct qsettings **pp;
+
+	if (st == NULL || --st->refs > 0)
+		return;
+	for (pp = &q->all; *pp != NULL && *pp != st; pp = &(*pp)->next)
+		;
+	if (*pp == st)
+		*pp = st->next;
+	if (!q->srv->stopping)
+		log_info("event=reload_delivery_done generation=%u "
+			 "note=\"no delivery attempt is left under these "
+			 "settings\"",
+		    st->gen);
+	qsettings_free(st);
 }
 
 /* ---- attempts ---------------------------------------------------------- */
@@ -107,9 +145,9 @@ struct rcpt_way {
 struct route_lookup {
 	struct lookup lk;
 	struct attempt *at;
-	/* the configuration when asked, taken on the loop: a reload swaps
-	   srv->conf there while a lookup thread runs route_ask (reload.h:
-	   every configuration lives until exit) */
+	/* the configuration of the attempt's settings (delivery.lmtp), not
+	   srv->conf, which a reload swaps on the loop while a lookup thread
+	   runs route_ask (reload.h: every configuration lives until exit) */
 	const struct conf *cf;
 };
 
@@ -118,6 +156,7 @@ struct attempt {
 	struct route_lookup route;
 	struct rcpt_way *ways; /* per recipient */
 	struct qmgr *q;
+	struct qsettings *st; /* the delivery settings it began under */
 	struct sched_ent *e;
 	struct queue_env env;
 	struct spool_data data; /* the content; fd -1 until loaded */
@@ -278,7 +317,7 @@ group_done(void *arg, const struct smtp_client_result *results, size_t n,
 {
 	struct group *gr = arg;
 	struct attempt *at = gr->at;
-	struct attempt_clock clk = qmgr_clock(at->q);
+	struct attempt_clock clk = qmgr_clock(at->st);
 
 	group_metrics(at, gr->g, results, n, clk.now);
 	/* remote.c logged each result with its MX */
@@ -414,7 +453,7 @@ group_start(struct attempt *at, struct group *gr)
 	if (g->local)
 		group_local(at, gr);
 	else
-		remote_deliver(at->q->remote, &m, group_done, gr);
+		remote_deliver(at->st->remote, &m, group_done, gr);
 }
 
 /* Plan the groups from the table's answers (logging a table failure
@@ -422,12 +461,13 @@ group_start(struct attempt *at, struct group *gr)
 static void
 attempt_start_groups(struct attempt *at)
 {
-	struct attempt_clock clk = qmgr_clock(at->q);
+	struct attempt_clock clk = qmgr_clock(at->st);
 	struct attempt_way *ways = attempt_ways(at);
 	size_t i;
 
+	/* the smarthost of the attempt's engine, which its groups go to */
 	attempt_plan_build(
-	    &at->plan, &at->env, ways, at->q->srv->conf->relay_smarthost, &clk);
+	    &at->plan, &at->env, ways, at->st->conf->relay_smarthost, &clk);
 	free(ways);
 	if (at->plan.route_temp) {
 		char q[600];
@@ -468,6 +508,7 @@ attempt_free(struct attempt *at)
 	free(at->ways);
 	free(at->track);
 	queue_env_free(&at->env);
+	qset_release(at->q, at->st);
 	free(at);
 }
 
@@ -502,7 +543,7 @@ attempt_admin(struct attempt *at)
 			if (at->env.rcpt[i].state == QUEUE_RCPT_PENDING &&
 			    (at_sign = strrchr(at->env.rcpt[i].addr, '@')) !=
 				NULL)
-				remote_forget_dns(at->q->remote, at_sign + 1);
+				remote_forget_dns(at->st->remote, at_sign + 1);
 	}
 	if (!e->bounce)
 		return false;
@@ -548,7 +589,7 @@ attempt_load_done(struct job *j)
 	    xcalloc(at->env.nrcpt ? at->env.nrcpt : 1, sizeof(*at->ways));
 	at->route.at = at;
 	at->route.lk.ask = route_ask;
-	at->route.cf = at->q->srv->conf;
+	at->route.cf = at->st->conf;
 	at->route.lk.answer = route_answer;
 	at->q->jobs++; /* route_answer: now (SQLite) or from a lookup thread */
 	lookup_ask(at->q->srv->lookups, &at->route.lk);
@@ -560,6 +601,7 @@ attempt_begin(struct qmgr *q, struct sched_ent *e)
 	struct attempt *at = xcalloc(1, sizeof(*at));
 
 	at->q = q;
+	at->st = qset_hold(q);
 	at->e = e;
 	at->data.fd = -1;
 	for (size_t i = 0; i < DSN_KINDS; i++)
@@ -889,7 +931,7 @@ finish_build(struct finish *f, int k, const struct buf *orig, struct buf *out)
 	struct attempt *at = f->at;
 	char msgid[300], nid[ID_LEN + 1];
 	struct dsn_origin o = {at->hostname, at->date, msgid,
-	    at->env.created + (time_t)at->q->retry.lifetime};
+	    at->env.created + (time_t)at->st->retry.lifetime};
 
 	id_new(nid);
 	if (str_fmt(msgid, sizeof(msgid), "<%s.dsn@%s>", nid, at->hostname) !=
@@ -905,7 +947,7 @@ finish_owed_schedule(struct finish *f)
 {
 	struct attempt *at = f->at;
 	unsigned wait = dsn_plan_owed_reschedule(
-	    &f->plan, &at->env, &at->q->retry, time(NULL));
+	    &f->plan, &at->env, &at->st->retry, time(NULL));
 
 	log_warn(
 	    "id=%s event=dsn_owed retry_in=%u note=\"kept in the queue until "
@@ -981,6 +1023,11 @@ finish_done(struct job *j)
 		if (f->plan.remove)
 			log_info("id=%s event=removed", e->id);
 		sched_del(q->sched, e);
+	} else if (at->st != q->cur) {
+		/* a reload came during the attempt: its next try is within
+		   the schedule now in force */
+		qent_reschedule(
+		    q, e, qent_latest(q, e, at->env.next_try, time(NULL)));
 	} else {
 		qent_reschedule(q, e, at->env.next_try);
 	}
@@ -997,7 +1044,7 @@ finish_expire(struct attempt *at, time_t now)
 {
 	size_t i;
 
-	if (attempt_expire(&at->env, at->track, &at->q->retry, now) == 0)
+	if (attempt_expire(&at->env, at->track, &at->st->retry, now) == 0)
 		return;
 	for (i = 0; i < at->env.nrcpt; i++)
 		if (at->track[i].expired) {
@@ -1072,7 +1119,7 @@ attempt_finish(struct attempt *at)
 	f->at = at;
 	finish_expire(at, now);
 	warn = retry_warn_due(
-	    &at->q->retry, at->env.created, now, at->env.warned != 0);
+	    &at->st->retry, at->env.created, now, at->env.warned != 0);
 	dsn_plan_make(&f->plan, &at->env, at->track, warn, now);
 	finish_log_suppressed(f);
 	finish_rate_limit(f);
@@ -1185,16 +1232,14 @@ struct qmgr_depth {
 	time_t oldest; /* 0: none */
 };
 
-static void
-depth_one(struct sched_ent *e, void *arg)
+/* A queue id begins with its creation second in 8 hex digits (id_new):
+ * false when this one does not. */
+static bool
+qent_created(const struct sched_ent *e, time_t *created_out)
 {
-	struct qmgr_depth *d = arg;
 	unsigned long created = 0;
 	int i;
 
-	d->n++;
-	/* a queue id begins with its creation second in 8 hex digits
-	   (id_new) */
 	for (i = 0; i < 8; i++) {
 		char ch = e->id[i];
 		int v = ch >= '0' && ch <= '9'	 ? ch - '0'
@@ -1202,11 +1247,38 @@ depth_one(struct sched_ent *e, void *arg)
 						 : -1;
 
 		if (v < 0)
-			return;
+			return false;
 		created = created * 16 + (unsigned long)v;
 	}
-	if (d->oldest == 0 || (time_t)created < d->oldest)
-		d->oldest = (time_t)created;
+	*created_out = (time_t)created;
+	return true;
+}
+
+/* when, or sooner: the latest next try the current retry schedule gives
+ * e from now (retry_latest). */
+static time_t
+qent_latest(
+    const struct qmgr *q, const struct sched_ent *e, time_t when, time_t now)
+{
+	time_t created, latest;
+
+	if (!qent_created(e, &created))
+		return when;
+	latest = retry_latest(&q->cur->retry, created, now, qmgr_jitter());
+	return latest < when ? latest : when;
+}
+
+static void
+depth_one(struct sched_ent *e, void *arg)
+{
+	struct qmgr_depth *d = arg;
+	time_t created;
+
+	d->n++;
+	if (!qent_created(e, &created))
+		return;
+	if (d->oldest == 0 || created < d->oldest)
+		d->oldest = created;
 }
 
 void
@@ -1232,8 +1304,14 @@ qmgr_idle(const struct qmgr *q)
 void
 qmgr_stop(struct qmgr *q)
 {
-	if (q != NULL)
-		remote_stop(q->remote);
+	struct qsettings *st;
+
+	if (q == NULL)
+		return;
+	/* an engine shared by several settings is stopped once per user:
+	   remote_stop() may be called again */
+	for (st = q->all; st != NULL; st = st->next)
+		remote_stop(st->remote);
 }
 
 static void
@@ -1243,20 +1321,6 @@ scan_cb(struct queue_env *env, void *ctx)
 
 	if (sched_find(q->sched, env->id) == NULL)
 		sched_add(q->sched, env->id, env->next_try, env->held);
-}
-
-static void
-qmgr_retry_conf(struct qmgr *q)
-{
-	const struct conf *c = q->srv->conf;
-
-	retry_policy_default(&q->retry);
-	if (c->queue_retry_first)
-		q->retry.first = c->queue_retry_first;
-	if (c->queue_retry_max)
-		q->retry.max_interval = c->queue_retry_max;
-	q->retry.lifetime = c->queue_lifetime;
-	q->retry.delay_warning = c->queue_delay_warning;
 }
 
 /* Where ternd listens, so that remote delivery knows itself in an MX. */
@@ -1277,32 +1341,15 @@ listening_addresses(
 	return n;
 }
 
-static enum remote_tls
-qmgr_smarthost_tls(enum conf_smarthost_tls t)
-{
-	switch (t) {
-	case CONF_SMTLS_VERIFY:
-		return REMOTE_TLS_VERIFY;
-	case CONF_SMTLS_ENCRYPT:
-		return REMOTE_TLS_ENCRYPT;
-	case CONF_SMTLS_MAY:
-	case CONF_SMTLS_UNSET: /* conf_load() never leaves it so */
-	default:
-		return REMOTE_TLS_MAY;
-	}
-}
-
 /*
- * The client contexts, every one on the trust store of tls.ca_file and
- * tls.ca_path (the system store without them): MX hosts opportunistic
- * (the store only says verified=yes|no in the log), MX hosts under
- * MTA-STS enforce verifying, the smarthost as relay.smarthost_tls says,
- * on relay.smarthost_ca_file when that is set.
+ * The client contexts, on the trust store of tls.ca_file and tls.ca_path
+ * (the system store without them): MX hosts opportunistic (the store
+ * only says verified=yes|no in the log), MX hosts under MTA-STS enforce
+ * verifying.  The smarthost's is its engine's (qsettings.c).
  */
 static void
 qmgr_tls_contexts(struct qmgr *q, const struct conf *cf)
 {
-	const char *sm_file = cf->relay_smarthost_ca_file;
 	char err[512];
 
 	if ((q->client_ctx = tls_client_ctx_store(false, cf->tls_ca_file,
@@ -1312,13 +1359,6 @@ qmgr_tls_contexts(struct qmgr *q, const struct conf *cf)
 	    (q->sts_ctx = tls_client_ctx_store(true, cf->tls_ca_file,
 		 cf->tls_ca_path, err, sizeof(err))) == NULL)
 		fatalx("event=startup step=tls_sts error=\"%s\"", err);
-	if (cf->relay_smarthost != NULL &&
-	    (q->smarthost_ctx = tls_client_ctx_store(
-		 cf->relay_smarthost_tls == CONF_SMTLS_VERIFY,
-		 sm_file != NULL ? sm_file : cf->tls_ca_file,
-		 sm_file != NULL ? NULL : cf->tls_ca_path, err, sizeof(err))) ==
-		NULL)
-		fatalx("event=startup step=tls_smarthost error=\"%s\"", err);
 }
 
 /* MTA-STS (sts.enable): the policy cache in STATE/mta-sts. */
@@ -1337,18 +1377,37 @@ qmgr_sts_new(struct qmgr *q, struct server *s)
 		fatalx("event=startup step=mta_sts error=\"%s\"", err);
 }
 
+/* What every engine shares, and the settings of the configuration ternd
+ * started with. */
+static void
+qmgr_settings_start(struct qmgr *q, struct server *s)
+{
+	struct qsettings_world *w = &q->world;
+	char err[512];
+
+	w->base = s->base;
+	w->dns = q->dns;
+	w->client_ctx = q->client_ctx;
+	w->sts_ctx = q->sts_ctx;
+	w->sts = q->sts;
+	w->tlsrpt = tlsrptd_table(s->tlsrptd); /* NULL: not counted */
+	w->nself = listening_addresses(s, w->self, REMOTE_SELF_MAX);
+	if ((q->cur = qsettings_new(w, s->conf, s->smarthost_pass, NULL, err,
+		 sizeof(err))) == NULL)
+		fatalx("event=startup step=remote error=\"%s\"", err);
+	q->cur->refs = 1; /* current */
+	q->all = q->cur;
+}
+
 struct qmgr *
 qmgr_new(struct server *s)
 {
 	struct qmgr *q = xcalloc(1, sizeof(*q));
-	struct remote_conf rc = {0};
-	struct sockaddr_storage self[REMOTE_SELF_MAX];
 	uint64_t t0 = time_now_ms();
 	int n;
 
 	q->srv = s;
 	q->sched = sched_new();
-	qmgr_retry_conf(q);
 	q->dsnlim = dsn_limit_new(s->conf);
 	if ((n = spool_scan(s->spool, scan_cb, q)) < 0)
 		fatal("event=startup step=queue_scan");
@@ -1357,29 +1416,7 @@ qmgr_new(struct server *s)
 	q->dns = s->dns; /* the daemon's resolver (server.h) */
 	qmgr_tls_contexts(q, s->conf);
 	qmgr_sts_new(q, s);
-	rc.helo = s->conf->hostname;
-	rc.port = s->conf->relay_port;
-	rc.smarthost = s->conf->relay_smarthost;
-	rc.smarthost_user = s->conf->relay_smarthost_user;
-	rc.smarthost_pass = s->smarthost_pass[0] ? s->smarthost_pass : NULL;
-	rc.smarthost_tls = qmgr_smarthost_tls(s->conf->relay_smarthost_tls);
-	rc.smarthost_ctx = q->smarthost_ctx;
-	rc.lmtp = s->conf->delivery_lmtp;
-	rc.self = self;
-	rc.nself = listening_addresses(s, self, REMOTE_SELF_MAX);
-	rc.max_per_dest = s->conf->delivery_concurrency_per_destination;
-	rc.destination_concurrency = s->conf->delivery_destination_concurrency;
-	rc.sts = q->sts;
-	rc.sts_ctx = q->sts_ctx;
-	rc.tlsrpt = tlsrptd_table(s->tlsrptd); /* NULL: not counted */
-	rc.timeout_connect = 30;
-	rc.timeout_command = 300;
-	rc.dnssec = s->conf->dns_dnssec;
-	rc.tls_policy = s->conf->tls_policy;
-	if ((q->remote = remote_new(s->base, q->dns, q->client_ctx, &rc)) ==
-	    NULL)
-		fatalx("event=startup step=remote error=\"bad relay settings, "
-		       "see above\"");
+	qmgr_settings_start(q, s);
 	q->timer = evtimer_new(s->base, on_qmgr_timer, q);
 	qmgr_kick(q);
 	return q;
@@ -1388,17 +1425,88 @@ qmgr_new(struct server *s)
 void
 qmgr_free(struct qmgr *q)
 {
+	struct qsettings *st, *next;
+
 	if (q == NULL)
 		return;
-	remote_free(q->remote);
-	mtasts_free(q->sts); /* after remote: it asks no more */
+	/* attempts still under way (a stop) are not freed: their settings
+	   and engines go with the rest */
+	for (st = q->all; st != NULL; st = next) {
+		next = st->next;
+		qsettings_free(st);
+	}
+	mtasts_free(q->sts); /* after the engines: they ask no more */
 	dsn_limit_free(q->dsnlim);
 	SSL_CTX_free(q->client_ctx);
-	SSL_CTX_free(q->smarthost_ctx);
 	SSL_CTX_free(q->sts_ctx);
 	event_free(q->timer);
 	sched_free(q->sched);
 	free(q);
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+struct qsettings *
+qmgr_settings_new(
+    struct qmgr *q, const struct conf *nc, char *err, size_t errlen)
+{
+	const char *path = nc->relay_smarthost_password_file;
+	char pass[QSETTINGS_PASS_MAX] = "";
+	struct qsettings *st;
+
+	/* read again as ternd's user (confcheck_run asked for that too) */
+	if (path != NULL &&
+	    qsettings_password_read(path, pass, sizeof(pass), err, errlen) != 0)
+		return NULL;
+	st = qsettings_new(&q->world, nc, pass, q->cur, err, errlen);
+	explicit_bzero(pass, sizeof(pass));
+	return st;
+}
+
+struct retry_cap {
+	struct qmgr *q;
+	time_t now;
+	size_t n;
+};
+
+/* A waiting message's next try, brought forward to the latest the
+ * current schedule allows from now. */
+static void
+retry_cap_one(struct sched_ent *e, void *arg)
+{
+	struct retry_cap *rc = arg;
+	time_t latest;
+
+	if (e->busy || e->held)
+		return;
+	latest = qent_latest(rc->q, e, e->next_try, rc->now);
+	if (e->next_try <= latest)
+		return;
+	sched_reschedule(rc->q->sched, e, latest); /* no entry added */
+	rc->n++;
+}
+
+void
+qmgr_settings_use(struct qmgr *q, struct qsettings *st, unsigned gen)
+{
+	struct qsettings *old = q->cur;
+	struct retry_cap rc = {q, time(NULL), 0};
+
+	st->gen = gen;
+	st->refs = 1; /* current */
+	st->next = q->all;
+	q->all = st;
+	q->cur = st;
+	log_info("event=reload step=delivery generation=%u engine=%s", gen,
+	    st->new_engine ? "new" : "kept");
+	if (qsettings_retry_differs(old, st)) {
+		/* messages already waiting: not past the new schedule's
+		   longest wait; their next attempt takes the rest of it */
+		sched_each(q->sched, retry_cap_one, &rc);
+		log_info("event=reload step=retry rescheduled=%zu", rc.n);
+		qmgr_kick(q);
+	}
+	qset_release(q, old);
 }
 
 /* ---- control: tern queue ... ------------------------------------------ */

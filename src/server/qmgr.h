@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 
+#include "conf/conf.h"
 #include "queue/dsn.h"
 #include "queue/queue.h"
 #include "util/util.h"
@@ -44,6 +45,20 @@ void qmgr_stop(struct qmgr *q);
 /* Messages in the queue and the age in seconds of the oldest (0: none),
  * for the metrics; walks the schedule (loop only). */
 void qmgr_depth(struct qmgr *q, size_t *n_out, uint64_t *oldest_age_out);
+/*
+ * A reload (reload.c), in two steps.  qmgr_settings_new: the delivery
+ * settings of nc (qsettings.h), the smarthost password file read again,
+ * the engine made when one of its keys changed; NULL with err when any
+ * of that fails (the reload is refused).  Then either qmgr_settings_use:
+ * new attempts take them (attempts under way keep theirs), and when the
+ * retry schedule changed, every waiting message's next try is brought
+ * within the new one (retry_latest); or qsettings_free (qsettings.h)
+ * when a later step refused the reload.
+ */
+struct qsettings;
+struct qsettings *qmgr_settings_new(
+    struct qmgr *q, const struct conf *nc, char *err, size_t errlen);
+void qmgr_settings_use(struct qmgr *q, struct qsettings *st, unsigned gen);
 /* Control: each replies into out (JSON) and calls done(arg) later. */
 void qmgr_control(struct qmgr *q, const char *line, struct buf *out,
     void (*done)(void *arg), void *arg);

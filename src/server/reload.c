@@ -17,6 +17,7 @@
 #include "server/listen.h"
 #include "server/lookup.h"
 #include "server/netlist.h"
+#include "server/qsettings.h"
 #include "server/reload.h"
 #include "server/server.h"
 #include "server/tlsconn.h"
@@ -27,81 +28,6 @@ struct reload {
 	struct cfgsnap *snaps; /* every configuration, newest first */
 	struct cfgsnap *cur;
 	unsigned gen;
-};
-
-/*
- * What is made from these once, at start (the queue's remote delivery
- * and retry policy, the resolver, the spool, the sandbox, the SRS key,
- * DMARC reports, screening, rate-limit counters, greylisting's store, the
- * policy pool, the metrics listener), or what the process itself is
- * (user, state_dir).  Changing them safely while mail is in flight is a
- * restart's job.
- */
-const char *const reload_restart_keys[] = {
-    "hostname",
-    "state_dir",
-    "user",
-    "sandbox",
-    "sandbox_write",
-    "recipient_delimiter",
-    "listen.metrics",
-    "metrics.allow_remote",
-    "tables.users",
-    "limits.dsn_per_client",
-    "limits.dsn_per_domain",
-    "relay.port",
-    "relay.smarthost",
-    "relay.smarthost_user",
-    "relay.smarthost_password_file",
-    "relay.smarthost_tls",
-    "relay.smarthost_require_tls",
-    "relay.smarthost_ca_file",
-    "delivery.lmtp",
-    "delivery.concurrency_per_destination",
-    "delivery.destination_concurrency",
-    "dns.servers",
-    "dns.cache_max_ttl",
-    "dns.cache_entries",
-    "queue.retry_first",
-    "queue.retry_max",
-    "queue.lifetime",
-    "queue.delay_warning",
-    "queue.log",
-    "srs.enable",
-    "srs.domain",
-    "srs.max_age",
-    "dmarc.reports",
-    "dmarc.report_interval",
-    "dmarc.report_from",
-    "dmarc.report_org",
-    "dmarc.report_max_rows",
-    "dmarc.override",
-    "dmarc.public_suffix_list",
-    "screen.greet_pause",
-    "screen.dnsbl",
-    "screen.dnswl",
-    "screen.threshold",
-    "screen.cache_ttl",
-    "screen.cache_entries",
-    "screen.dns_timeout",
-    "greylist.enable",
-    "greylist.expire",
-    "greylist.store",
-    "rate.connections_per_ip",
-    "rate.messages_per_ip",
-    "rate.recipients_per_ip",
-    "rate.messages_per_user_hour",
-    "rate.messages_per_user_day",
-    "rate.recipients_per_user_hour",
-    "rate.recipients_per_user_day",
-    "rate.unknown_recipients",
-    "rate.penalty",
-    "rate.exempt_networks",
-    "policy.servers",
-    "policy.idle_timeout",
-    /* worker threads read the level while they log: written once */
-    "log.level",
-    NULL,
 };
 
 static struct cfgsnap *
@@ -267,53 +193,113 @@ log_changed(const struct conf *oc, const struct conf *nc, unsigned gen)
 	buf_free(&out);
 }
 
+/* What a reload makes before the switch: all of it, or none. */
+struct next {
+	struct conf *conf;
+	struct netlist *nets;
+	SSL_CTX *ctx;	      /* the server's TLS context */
+	struct qsettings *dl; /* the queue's delivery settings */
+	struct table *table;  /* NULL: the running handle stays */
+};
+
+static void
+next_undo(struct next *n)
+{
+	qsettings_free(n->dl);
+	table_close(n->table);
+	SSL_CTX_free(n->ctx);
+	netlist_free(n->nets);
+	conf_free(n->conf);
+}
+
+/*
+ * The tables (tables.users, with the new domains) opened and checked
+ * before the switch.  A new tables.users that does not open refuses the
+ * reload; the same one that cannot be reached now (a database restarting)
+ * keeps the running handle, as a SIGHUP always did.
+ */
+static int
+next_table(struct next *n, const struct conf *oc)
+{
+	char err[512], q[700];
+
+	if ((n->table = table_open(n->conf, err, sizeof(err))) != NULL)
+		return 0;
+	log_quote(q, sizeof(q), err, strlen(err));
+	if (conf_key_differs(oc, n->conf, "tables.users")) {
+		log_err("event=reload result=refused step=tables "
+			"key=tables.users error=%s action=kept_old",
+		    q);
+		return -1;
+	}
+	log_err("event=reload step=tables error=%s action=kept_old", q);
+	return 0;
+}
+
+/* Every step that can fail, in order; each failure logged once. */
+static int
+next_make(struct server *s, struct next *n, const struct conf *oc)
+{
+	char err[1024], q[1200];
+
+	if (confcheck_run(n->conf, log_report, n->conf->path) != 0)
+		return -1;
+	if ((n->nets = netlist_parse(
+		 n->conf->relay_networks, err, sizeof(err))) == NULL) {
+		log_report(n->conf->path, err);
+		return -1;
+	}
+	if (tlsconn_ctx_load(n->conf, &n->ctx) != 0) {
+		log_err("event=reload result=refused step=tls action=kept_old");
+		return -1;
+	}
+	if ((n->dl = qmgr_settings_new(s->qmgr, n->conf, err, sizeof(err))) ==
+	    NULL) {
+		log_err("event=reload result=refused step=delivery error=%s "
+			"action=kept_old",
+		    log_quote(q, sizeof(q), err, strlen(err)));
+		return -1;
+	}
+	if (next_table(n, oc) != 0)
+		return -1;
+	/* the last step that can fail; it undoes itself */
+	if (listeners_reload(s, n->conf, oc) != 0) {
+		log_err("event=reload result=refused step=listen "
+			"action=kept_old");
+		return -1;
+	}
+	return 0;
+}
+
 void
 reload_run(struct server *s)
 {
 	struct reload *r = s->reload;
-	struct conf *nc, *oc = s->conf;
-	struct netlist *nets;
-	SSL_CTX *ctx = NULL;
+	struct conf *oc = s->conf;
+	struct next n = {0};
 	char err[1024], q[1200];
 
 	log_info("event=reload step=start file=%s",
 	    oc->path != NULL ? oc->path : "-");
-	if ((nc = reread(r, err, sizeof(err))) == NULL) {
+	if ((n.conf = reread(r, err, sizeof(err))) == NULL) {
 		log_err("event=reload result=refused error=%s action=kept_old",
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return;
 	}
-	keep_restart_keys(s, nc, oc);
-	if (confcheck_run(nc, log_report, nc->path) != 0)
-		goto refuse;
-	if ((nets = netlist_parse(nc->relay_networks, err, sizeof(err))) ==
-	    NULL) {
-		log_report(nc->path, err);
-		goto refuse;
+	keep_restart_keys(s, n.conf, oc);
+	if (next_make(s, &n, oc) != 0) {
+		next_undo(&n);
+		return;
 	}
-	if (tlsconn_ctx_load(nc, &ctx) != 0) {
-		log_err("event=reload result=refused step=tls action=kept_old");
-		netlist_free(nets);
-		goto refuse;
-	}
-	/* the last step that can fail; it undoes itself */
-	if (listeners_reload(s, nc, oc) != 0) {
-		log_err("event=reload result=refused step=listen "
-			"action=kept_old");
-		SSL_CTX_free(ctx);
-		netlist_free(nets);
-		goto refuse;
-	}
+	/* nothing can fail from here: the switch, at once on the loop */
 	r->gen++;
-	(void)snap_new(r, nc, nets);
-	s->conf = nc;
-	s->relay_nets = nets;
+	(void)snap_new(r, n.conf, n.nets);
+	s->conf = n.conf;
+	s->relay_nets = n.nets;
 	SSL_CTX_free(s->tls_ctx); /* sessions keep their reference */
-	s->tls_ctx = ctx;
-	lookups_reload(s->lookups, nc);
+	s->tls_ctx = n.ctx;
+	qmgr_settings_use(s->qmgr, n.dl, r->gen);
+	lookups_reload(s->lookups, n.conf, n.table);
 	dkimsign_reload(s);
-	log_changed(oc, nc, r->gen);
-	return;
-refuse:
-	conf_free(nc);
+	log_changed(oc, n.conf, r->gen);
 }

@@ -4,20 +4,30 @@
  * A reload reads the file (and the -o overrides ternd was started with)
  * again, checks the result completely and either refuses it, logging why
  * with file:line, with nothing changed, or switches over on the loop in
- * one step: struct server's conf and relay_nets, the TLS context and the
- * listeners.  Keys that cannot change while ternd runs (reload_restart_keys)
- * keep their running value and are logged needs_restart=KEY.
+ * one step.  Everything that can fail is made first: the TLS context, the
+ * queue's delivery settings (qsettings.h: the smarthost password file
+ * read, its TLS context and a new delivery engine when one of its keys
+ * changed), the tables (tables.users opened, engine and DSN) and the new
+ * listeners.  Then the switch: struct server's conf and relay_nets, the
+ * TLS context, the delivery settings, the tables' handle, the listeners.
+ * Keys that cannot change while ternd runs (reload_restart_keys) keep
+ * their running value and are logged needs_restart=KEY.
  *
- * A session takes the configuration current when it was accepted (conn.h:
- * c->cf, c->snap) and keeps it to its end: no session sees half of two
- * configurations.  The queue, the listeners' admission limits and
- * everything else outside a session read the current one (srv->conf).
- * Every configuration a reload made lives until exit: objects made at
- * start-up, queue attempts and lookup threads may hold pointers into an
- * older one, and a few KiB per reload is a price worth that simplicity.
+ * What is in use when the switch comes finishes under what it began
+ * with: a session keeps the configuration current when it was accepted
+ * (conn.h: c->cf, c->snap) to its end, so no session sees half of two
+ * configurations; a delivery attempt keeps its delivery settings (qmgr.c)
+ * to its end, and an old engine is freed with its last attempt; a table
+ * question asked on a lookup thread finishes on that thread's old handle,
+ * which the thread closes before its next question.  Everything else
+ * outside a session reads the current configuration (srv->conf).  Every
+ * configuration a reload made lives until exit: objects made at start-up,
+ * queue attempts and lookup threads may hold pointers into an older one,
+ * and a few KiB per reload is a price worth that simplicity.
  *
  * Owns: struct reload and struct cfgsnap.  May call: conf, confcheck,
- * listen.h, netlist.h, tlsconn.h, lookup.h, dkimsign.h, util.  Loop only.
+ * table, listen.h, netlist.h, tlsconn.h, lookup.h, qmgr.h, qsettings.h,
+ * dkimsign.h, util.  Loop only.
  */
 #ifndef TERN_SERVER_RELOAD_H
 #define TERN_SERVER_RELOAD_H
@@ -50,8 +60,8 @@ void reload_run(struct server *s);
 /* At exit: every configuration (s->conf and s->relay_nets among them). */
 void reload_free(struct server *s);
 
-/* The keys a reload does not change (NULL-terminated), for `tern config`
- * and the documentation's list. */
+/* The keys a reload does not change (NULL-terminated), each with its
+ * reason in reloadkeys.c; docs/configuration.md tags them "(restart)". */
 extern const char *const reload_restart_keys[];
 
 #endif

@@ -92,7 +92,8 @@ struct server {
 	struct greylist *greylist;	/* STATE/greylist.db; NULL: off */
 	struct dmarcrep *dmarcrep;	/* DMARC reports, NULL when off */
 	struct tlsrptd *tlsrptd;	/* TLS-RPT reports, NULL when off */
-	char smarthost_pass[256];	/* from relay.smarthost_password_file */
+	char smarthost_pass[256];	/* relay.smarthost_password_file at
+					   start (a reload: qsettings.h) */
 	struct srsmap *srs;	    /* STATE/srs.key; NULL: srs.enable = no */
 	struct dkimkeys *dkim;	    /* active DKIM keys (dkimsign.h) */
 	struct screen *screen;	    /* screening (screen.h); NULL: off */

@@ -1,5 +1,6 @@
 """Issue 17 item 3: full live reload of tern.conf on SIGHUP, and
-`tern config check`.  ternd reads tern.conf from a file here (-c), so a
+`tern config check`: the smarthost, the delivery settings, the retry
+schedule and tables.users switch live too.  ternd reads tern.conf from a file here (-c), so a
 reload has something to read again; the suite's usual -o overrides stay
 only for what no test here changes (state_dir, user, the SPF/DKIM/DMARC
 switches).  docs/configuration.md, "Reloading", says what a reload
@@ -109,6 +110,129 @@ def count_tag(t, address, tag):
         if f"Subject: {tag} ".encode() in Path(p).read_bytes():
             n += 1
     return n
+
+
+class Sink:
+    """A smarthost on 127.0.0.1 that takes every message (a thread per
+    connection, no STARTTLS; also an LMTP server for one recipient per
+    message, whose one reply after the data is the same): .messages holds
+    each one's data.  defer:
+    RCPT gets 451.  hold(): the next final dot waits for release() before
+    its 250 (.holding is set when it arrived), so a test can reload while
+    a delivery to it is under way."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.messages, self.rcpts, self.errors = [], 0, []
+        self.defer = False
+        self._hold = False
+        self.holding, self.released = threading.Event(), threading.Event()
+        self.lock = threading.Lock()
+        self.stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self):
+        self._hold = True
+        self.holding.clear()
+        self.released.clear()
+
+    def release(self):
+        self._hold = False
+        self.released.set()
+
+    def _accept(self):
+        while not self.stop:
+            try:
+                s, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(s,),
+                             daemon=True).start()
+
+    def _session(self, s):
+        try:
+            s.settimeout(120 * SLOW)
+            f = s.makefile("rb")
+            s.sendall(b"220 sink.test ESMTP\r\n")
+            for line in f:
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO", b"LHLO"):
+                    s.sendall(b"250-sink.test\r\n250-8BITMIME\r\n"
+                              b"250 ENHANCEDSTATUSCODES\r\n")
+                elif verb in (b"MAIL", b"RSET", b"NOOP"):
+                    s.sendall(b"250 2.0.0 ok\r\n")
+                elif verb == b"RCPT":
+                    with self.lock:
+                        self.rcpts += 1
+                    s.sendall(b"451 4.3.0 try later\r\n" if self.defer
+                              else b"250 2.1.5 ok\r\n")
+                elif verb == b"DATA":
+                    s.sendall(b"354 go\r\n")
+                    data = b""
+                    for dl in f:
+                        if dl == b".\r\n":
+                            break
+                        data += dl
+                    if self._hold:
+                        self.holding.set()
+                        self.released.wait(120 * SLOW)
+                    with self.lock:
+                        self.messages.append(data)
+                    s.sendall(b"250 2.0.0 queued\r\n")
+                elif verb == b"QUIT":
+                    s.sendall(b"221 2.0.0 bye\r\n")
+                    return
+                else:
+                    s.sendall(b"502 5.5.1 no\r\n")
+        except OSError as e:
+            self.errors.append(repr(e))
+        finally:
+            s.close()
+
+    def count(self, tag):
+        with self.lock:
+            return sum(1 for m in self.messages
+                       if f"Subject: {tag} ".encode() in m)
+
+    def ids(self, tag):
+        with self.lock:
+            return [re.search(rb"Message-ID: <([^>]*)>", m).group(1)
+                    for m in self.messages
+                    if f"Subject: {tag} ".encode() in m]
+
+    def close(self):
+        self.stop = True
+        self.release()
+        self.srv.close()
+
+
+@pytest.fixture
+def sinks():
+    made = []
+
+    def make():
+        s = Sink()
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.close()
+
+
+def relay_values(port, sink, **more):
+    """A ternd relaying for loopback clients through sink."""
+    return conf_values(port, **{"relay.networks": "127.0.0.0/8",
+                                "relay.smarthost": f"127.0.0.1:{sink.port}",
+                                **more})
+
+
+def send_remote(t, n, tag, rcpt="bob@remote.test"):
+    rep = t.send_raw("a@client.test", [rcpt],
+                     mail("a@client.test", rcpt, n, tag).encode())
+    check(rep, 250)
 
 
 # -- a broken file changes nothing -------------------------------------------
@@ -239,15 +363,201 @@ def test_limit_changes_for_new_sessions_only(ternd):
              "the old session's message delivered")
 
 
+# -- the delivery settings and the tables switch live ------------------------
+
+def test_smarthost_switch(ternd, sinks):
+    """relay.smarthost moved from sink A to sink B by SIGHUP while A holds
+    a message at its final dot: that message finishes at A (once), the
+    next one goes to B, nothing is queued after and nothing arrives
+    twice; the old engine is freed with its last attempt."""
+    a, b = sinks(), sinks()
+    port = free_port()
+    r = Reloadable(ternd, relay_values(port, a))
+    a.hold()
+    send_remote(r.t, 1, "inflight")
+    assert a.holding.wait(30 * SLOW), "the message did not reach A"
+    v = dict(r.values)
+    v["relay.smarthost"] = f"127.0.0.1:{b.port}"
+    line = r.reload(v)
+    assert "relay.smarthost" in line, line
+    assert "event=reload step=delivery generation=1 engine=new" in r.t.log()
+    send_remote(r.t, 2, "next")
+    wait_for(lambda: b.count("next") == 1, "the next message at B")
+    assert "event=reload_delivery_done generation=0" not in r.t.log()
+    a.release()
+    wait_for(lambda: a.count("inflight") == 1, "the held message at A")
+    wait_for(lambda: "event=reload_delivery_done generation=0" in
+             r.t.log(), "the old delivery settings freed")
+    wait_for(lambda: r.t.queue_list() == [], "an empty queue")
+    time.sleep(1)
+    assert (a.count("inflight"), a.count("next")) == (1, 0)
+    assert (b.count("inflight"), b.count("next")) == (0, 1)
+    assert "needs_restart=relay" not in r.t.log()
+
+
+def test_broken_smarthost_or_table_refused(ternd, sinks):
+    """A reload whose new smarthost password file is empty, or whose new
+    tables.users cannot be opened, is refused naming the step; the old
+    smarthost and the old table go on serving."""
+    a, b = sinks(), sinks()
+    port = free_port()
+    r = Reloadable(ternd, relay_values(port, a))
+    good = dict(r.values)
+    empty = r.dir / "smarthost.pass"
+    empty.write_text("")
+    os.chmod(empty, 0o644)
+    v = dict(good)
+    v["relay.smarthost"] = f"127.0.0.1:{b.port}"
+    v["relay.smarthost_user"] = "relay"
+    v["relay.smarthost_password_file"] = str(empty)
+    line = r.reload(v, expect="result=refused")
+    assert "step=delivery" in line and "smarthost.pass" in line, line
+    assert "empty" in line, line
+    # a PostgreSQL nobody listens on
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = closed.getsockname()[1]
+    v = dict(good)
+    v["tables.users"] = (f"pgsql:host=127.0.0.1 port={dead} dbname=tern "
+                         "user=tern connect_timeout=2")
+    line = r.reload(v, expect="result=refused")
+    assert "step=tables key=tables.users" in line, line
+    assert "action=kept_old" in line
+    # the old smarthost and the old table
+    send_remote(r.t, 1, "stillA")
+    wait_for(lambda: a.count("stillA") == 1, "the message at A")
+    assert b.count("stillA") == 0
+    with r.t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@client.test>", 250)
+        c.expect("RCPT TO:<ben@example.org>", 250)
+        c.expect("QUIT", 221)
+
+
+def users_db(r, spec, *users):
+    """users added to the table spec with the tern helper."""
+    r.t.overrides["tables.users"] = spec
+    try:
+        for u in users:
+            r.t.tern("user", "add", u)
+    finally:
+        r.t.overrides.pop("tables.users")
+
+
+def rcpt_code(t, rcpt):
+    with t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@client.test>", 250)
+        rep = c.cmd(f"RCPT TO:<{rcpt}>")
+        c.expect("QUIT", 221)
+        return rep
+
+
+def test_tables_users_switch_sqlite_files(ternd):
+    """tables.users moved to another SQLite file by SIGHUP: a user only in
+    the new table is accepted and delivered to, one only in the old is
+    refused 550 5.1.1."""
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port))
+    spec = f"sqlite:{r.t.state_dir}/users2.db"
+    users_db(r, spec, "zoe@example.org")
+    check(rcpt_code(r.t, "zoe@example.org"), 550, "5.1.1")
+    check(rcpt_code(r.t, "ben@example.org"), 250)
+    v = dict(r.values)
+    v["tables.users"] = spec
+    line = r.reload(v)
+    assert "tables.users" in line, line
+    assert "needs_restart=tables.users" not in r.t.log()
+    check(rcpt_code(r.t, "zoe@example.org"), 250)
+    check(rcpt_code(r.t, "ben@example.org"), 550, "5.1.1")
+    rep = r.t.send_raw("a@client.test", ["zoe@example.org"],
+                       mail("a@client.test", "zoe@example.org", 1,
+                            "newtable").encode())
+    check(rep, 250)
+    wait_for(lambda: count_tag(r.t, "zoe@example.org", "newtable") == 1,
+             "the message in zoe's Maildir")
+
+
+def test_tables_users_switch_engine(ternd, postgres):
+    """tables.users switched from the SQLite file to PostgreSQL and back
+    by SIGHUP: the lookup threads start with the switch, each table's own
+    users are the ones accepted."""
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port))
+    users_db(r, postgres.users_spec, "zoe@example.org")
+    v = dict(r.values)
+    v["tables.users"] = postgres.users_spec
+    r.reload(v)
+    assert "event=lookup_threads threads=4" in r.t.log()
+    check(rcpt_code(r.t, "zoe@example.org"), 250)
+    check(rcpt_code(r.t, "ben@example.org"), 550, "5.1.1")
+    v = dict(r.values)
+    del v["tables.users"]               # back to the default SQLite file
+    r.reload(v)
+    check(rcpt_code(r.t, "ben@example.org"), 250)
+    check(rcpt_code(r.t, "zoe@example.org"), 550, "5.1.1")
+
+
+def test_delivery_lmtp_switch(ternd, sinks):
+    """delivery.lmtp set by SIGHUP: local mail, put in the Maildir before,
+    goes through the queue to the LMTP server after."""
+    lmtp = sinks()
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port))
+    check(r.t.send_raw("a@client.test", ["ben@example.org"],
+                       mail("a@client.test", "ben@example.org", 1,
+                            "maildir").encode()), 250)
+    wait_for(lambda: count_tag(r.t, "ben@example.org", "maildir") == 1,
+             "the first message in the Maildir")
+    v = dict(r.values)
+    v["delivery.lmtp"] = f"127.0.0.1:{lmtp.port}"
+    line = r.reload(v)
+    assert "delivery.lmtp" in line, line
+    check(r.t.send_raw("a@client.test", ["ben@example.org"],
+                       mail("a@client.test", "ben@example.org", 2,
+                            "overlmtp").encode()), 250)
+    wait_for(lambda: lmtp.count("overlmtp") == 1, "the message over LMTP")
+    assert count_tag(r.t, "ben@example.org", "overlmtp") == 0
+    assert lmtp.count("maildir") == 0
+
+
+def test_retry_schedule_applies_to_deferred(ternd, sinks):
+    """A message deferred under queue.retry_first = retry_max = 1 h is
+    tried again within seconds once a reload shortens the schedule: its
+    next try is brought forward to the new longest wait."""
+    d = sinks()
+    d.defer = True
+    port = free_port()
+    r = Reloadable(ternd, relay_values(port, d, **{
+        "queue.retry_first": "1h", "queue.retry_max": "1h"}))
+    send_remote(r.t, 1, "deferred")
+    wait_for(lambda: d.rcpts >= 1 and "event=deferred" in r.t.log(),
+             "the first attempt deferred")
+    time.sleep(1)
+    rcpts = d.rcpts
+    d.defer = False
+    v = dict(r.values)
+    v["queue.retry_first"] = "1"
+    v["queue.retry_max"] = "2"
+    line = r.reload(v)
+    assert "queue.retry_first" in line and "queue.retry_max" in line, line
+    assert "event=reload step=retry rescheduled=1" in r.t.log()
+    assert "engine=kept" in r.t.log()
+    wait_for(lambda: d.count("deferred") == 1, "the deferred message at "
+             "the next try", timeout=15)
+    assert d.rcpts == rcpts + 1
+
+
 # -- reload under load -------------------------------------------------------
 
 class Sender(threading.Thread):
-    """One smtplib session sending messages until told to stop; a refused
-    or failed message is recorded, never retried."""
+    """One smtplib session sending messages to rcpt until told to stop; a
+    refused or failed message is recorded, never retried."""
 
-    def __init__(self, port, n, stop):
+    def __init__(self, port, n, stop, rcpt="ben@example.org", tag="load"):
         super().__init__(daemon=True)
         self.port, self.n, self.stop_ev = port, n, stop
+        self.rcpt, self.tag = rcpt, tag
         self.sent, self.errors = 0, []
 
     def run(self):
@@ -258,10 +568,9 @@ class Sender(threading.Thread):
             i = 0
             while not self.stop_ev.is_set():
                 i += 1
-                m = mail("load@client.test", "ben@example.org",
-                         f"{self.n}.{i}", "load")
-                refused = s.sendmail("load@client.test", ["ben@example.org"],
-                                     m)
+                m = mail("load@client.test", self.rcpt, f"{self.n}.{i}",
+                         self.tag)
+                refused = s.sendmail("load@client.test", [self.rcpt], m)
                 if refused:
                     self.errors.append(refused)
                     return
@@ -271,16 +580,25 @@ class Sender(threading.Thread):
             self.errors.append(repr(e))
 
 
-def test_reload_under_load(ternd):
-    """10 smtplib sessions send continuously through several SIGHUPs: one
-    changing limits and domains, one adding a listener (submission), one
-    moving it, one removing it.  No message is lost or refused (the
-    Maildir counts every one); the new listener accepts; a removed one
-    refuses new connections while a session established on it finishes."""
+def test_reload_under_load(ternd, sinks):
+    """10 smtplib sessions send continuously through several SIGHUPs, five
+    to a local user and five through the smarthost: one changing limits
+    and domains, one adding a listener (submission), one moving it, one
+    removing it, then the now-live keys: the smarthost moved (with the
+    concurrency and the retry schedule), tables.users switched to another
+    SQLite file, the smarthost moved back.  No message is lost, refused
+    or delivered twice (the Maildir and the two smarthosts count every
+    one); the new listener accepts; a removed one refuses new connections
+    while a session established on it finishes."""
     port, sub1, sub2 = free_port(), free_port(), free_port()
-    r = Reloadable(ternd, conf_values(port))
+    a, b = sinks(), sinks()
+    r = Reloadable(ternd, relay_values(port, a))
+    users2 = f"sqlite:{r.t.state_dir}/users2.db"
+    users_db(r, users2, "ben@example.org")
     stop = threading.Event()
-    senders = [Sender(port, i, stop) for i in range(10)]
+    senders = [Sender(port, i, stop) if i % 2 == 0 else
+               Sender(port, i, stop, "bob@remote.test", "rload")
+               for i in range(10)]
     for s in senders:
         s.start()
     t0 = time.monotonic()
@@ -330,28 +648,58 @@ def test_reload_under_load(ternd):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", sub2), timeout=2).close()
     progress(200)
+    # 5: the smarthost moved, its concurrency and the retry schedule
+    v = dict(r.values)
+    v["relay.smarthost"] = f"127.0.0.1:{b.port}"
+    v["delivery.concurrency_per_destination"] = "4"
+    v["queue.retry_first"] = "60"
+    line = r.reload(v)
+    assert "relay.smarthost" in line and "queue.retry_first" in line, line
+    progress(200)
+    wait_for(lambda: b.count("rload") > 0, "mail through the new smarthost")
+    # 6: tables.users switched (ben is in both)
+    v = dict(r.values)
+    v["tables.users"] = users2
+    line = r.reload(v)
+    assert "tables.users" in line, line
+    progress(200)
+    # 7: the smarthost moved back
+    v = dict(r.values)
+    v["relay.smarthost"] = f"127.0.0.1:{a.port}"
+    v["queue.retry_max"] = "600"
+    r.reload(v)
+    progress(200)
     stop.set()
     for s in senders:
         s.join(60 * SLOW)
     elapsed = time.monotonic() - t0
     errors = [e for s in senders for e in s.errors]
-    sent = sum(s.sent for s in senders)
+    local = sum(s.sent for s in senders if s.tag == "load")
+    remote = sum(s.sent for s in senders if s.tag == "rload")
     assert not errors, errors
-    wait_for(lambda: count_tag(r.t, "ben@example.org", "load") >= sent,
-             f"{sent} messages in the Maildir", timeout=60)
+    wait_for(lambda: count_tag(r.t, "ben@example.org", "load") >= local,
+             f"{local} messages in the Maildir", timeout=60)
+    wait_for(lambda: a.count("rload") + b.count("rload") >= remote,
+             f"{remote} messages at the smarthosts", timeout=60)
+    wait_for(lambda: r.t.queue_list() == [], "an empty queue", timeout=60)
     delivered = count_tag(r.t, "ben@example.org", "load")
+    ids = a.ids("rload") + b.ids("rload")
     reloads = r.t.log().count("event=reload result=ok")
     print(f"\nreload under load: {len(senders)} sessions, {reloads} reloads, "
-          f"{sent} messages sent, {delivered} delivered, 0 refused, "
+          f"{local + remote} messages sent ({remote} through the "
+          f"smarthosts: {len(a.ids('rload'))} to A, {len(b.ids('rload'))} "
+          f"to B), {delivered + len(ids)} delivered, 0 refused, "
           f"{elapsed:.1f} s")
-    assert delivered == sent
+    assert delivered == local
+    assert len(ids) == remote and len(set(ids)) == remote
     assert r.t.log().count("event=reload result=refused") == 0
+    assert "needs_restart" not in r.t.log()
 
 
 # -- what needs a restart ----------------------------------------------------
 
 def test_restart_keys_kept_and_logged(ternd):
-    """A key that cannot change live (queue.retry_first, dns.cache_entries)
+    """A key that cannot change live (srs.max_age, dns.cache_entries)
     keeps its running value and is logged needs_restart=KEY; the rest of
     the file is taken, and `tern config` of the running value is not
     what ternd uses (it reads the file)."""
@@ -359,13 +707,13 @@ def test_restart_keys_kept_and_logged(ternd):
     r = Reloadable(ternd, conf_values(port))
     v = dict(r.values)
     v["dns.cache_entries"] = "100"
-    v["queue.retry_first"] = "77"
+    v["srs.max_age"] = "7"
     v["limits.message_size"] = "1m"
     line = r.reload(v)
     assert "changed=limits.message_size" in line, line
     log = r.t.log()
     assert "event=reload needs_restart=dns.cache_entries" in log
-    assert "event=reload needs_restart=queue.retry_first" in log
+    assert "event=reload needs_restart=srs.max_age" in log
     with r.t.client() as c:
         assert HOSTNAME in c.greeting.text
         assert "SIZE 1048576" in c.ehlo().text

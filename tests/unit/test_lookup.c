@@ -6,7 +6,9 @@
  * is safe (ASan build).  Threaded (as ternd runs PostgreSQL; here forced
  * with lookups_start_threads on SQLite): ask() on another thread, answer()
  * exactly once, after lookup_ask() returned, on the loop's thread, and the
- * pool's busy count follows.  A reload keeps the pool answering.
+ * pool's busy count follows.  A reload keeps the pool answering, and one
+ * that names another table (tables.users) switches every question to it,
+ * on the loop and on the threads alike.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -23,6 +25,7 @@
 #include "t.h"
 
 static struct conf *conf;
+static struct conf *conf2; /* tables.users: another SQLite file */
 static struct event_base *base;
 static struct lookups pool;
 
@@ -195,7 +198,7 @@ test_threaded_answers_once_later_on_the_loop(void)
 	table_targets_free(&p.q.tt);
 
 	/* after a reload the thread reopens its handle and still answers */
-	lookups_reload(&pool, NULL);
+	lookups_reload(&pool, NULL, NULL);
 	probe_init(&p, "ann", "example.org");
 	ask(&p);
 	run_loop_for_answer();
@@ -204,12 +207,52 @@ test_threaded_answers_once_later_on_the_loop(void)
 	table_targets_free(&p.q.tt);
 }
 
+/* What the pool answers for local@example.org now (threads: the loop
+ * runs until the answer). */
+static enum table_status
+status_of(const char *local)
+{
+	struct probe p;
+
+	probe_init(&p, local, "example.org");
+	ask(&p);
+	if (p.answers == 0)
+		run_loop_for_answer();
+	T_CHECK_INT(p.answers, 1);
+	table_targets_free(&p.q.tt);
+	return p.q.st;
+}
+
+static void
+test_reload_switches_table(void)
+{
+	char err[512] = "";
+	struct table *t2 = table_open(conf2, err, sizeof(err));
+
+	t_case("a reload to another table: new questions go to it");
+	T_CHECK(t2 != NULL);
+	if (t2 == NULL) {
+		fprintf(stderr, "open: %s\n", err);
+		return;
+	}
+	T_CHECK_INT(table_user_add(t2, "zoe@example.org", NULL), TABLE_OK);
+	T_CHECK_INT(status_of("zoe"), TABLE_NOTFOUND); /* the old table */
+	lookups_reload(&pool, conf2, t2);
+	T_CHECK(pool.table == t2);
+	T_CHECK_INT(status_of("zoe"), TABLE_OK);
+	T_CHECK_INT(status_of("ann"), TABLE_NOTFOUND);
+	/* a reload whose table could not be opened keeps the handle */
+	lookups_reload(&pool, NULL, NULL);
+	T_CHECK(pool.table == t2);
+	T_CHECK_INT(status_of("zoe"), TABLE_OK);
+}
+
 int
 main(void)
 {
 	char tmpl[] = "/tmp/test_lookup.XXXXXX", err[512] = "";
-	char sd[PATH_MAX + 32];
-	char *ov[2];
+	char sd[PATH_MAX + 32], tu[PATH_MAX + 64];
+	char *ov[3];
 
 	if (mkdtemp(tmpl) == NULL)
 		abort();
@@ -223,14 +266,22 @@ main(void)
 		fprintf(stderr, "setup: %s\n", err);
 		return 1;
 	}
+	snprintf(tu, sizeof(tu), "tables.users=sqlite:%s/other.db", tmpl);
+	ov[2] = tu;
+	if ((conf2 = conf_load(NULL, ov, 3, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "setup: %s\n", err);
+		return 1;
+	}
 	if (table_user_add(pool.table, "ann@example.org", NULL) != TABLE_OK)
 		abort();
 	T_RUN(test_inline_answers_once_before_return);
 	T_RUN(test_inline_answer_may_free);
 	T_RUN(test_threaded_answers_once_later_on_the_loop);
+	T_RUN(test_reload_switches_table);
 	lookups_stop(&pool);
 	event_base_free(base);
 	conf_free(conf);
+	conf_free(conf2);
 	{
 		char cmd[PATH_MAX + 16];
 

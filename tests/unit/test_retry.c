@@ -2,7 +2,8 @@
  * Unit tests for src/queue/retry.c: the default schedule (first retry
  * within minutes, doubling, the 4000 s cap, expiry at 5 days, the last
  * try clamped to expiry), jitter bounds and spread, overflow safety for
- * huge attempt counts and times at the ends of time_t, delay warnings.
+ * huge attempt counts and times at the ends of time_t, delay warnings,
+ * the latest next try of a schedule (retry_latest, for a reload).
  */
 #include <stdint.h>
 
@@ -184,6 +185,36 @@ test_warning(void)
 	T_CHECK(!retry_warn_due(&p, T0, T0 - DAY, false));
 }
 
+/* retry_latest: what a reload that shortens the schedule brings a
+ * waiting message's next try forward to. */
+static void
+test_latest(void)
+{
+	struct retry_policy p = defaults();
+	uint32_t seed;
+
+	t_case("latest: the longest interval from now, jittered");
+	for (seed = 0; seed < 200; seed++)
+		check_within(
+		    retry_latest(&p, T0, T0 + 60, seed), T0 + 60, 4000);
+	t_case("latest: a short max_interval is the bound");
+	p.first = 1;
+	p.max_interval = 2;
+	for (seed = 0; seed < 50; seed++) {
+		time_t l = retry_latest(&p, T0, T0 + 60, seed);
+
+		T_CHECK(l >= T0 + 61 && l <= T0 + 63);
+	}
+	t_case("latest: expiry when it comes first");
+	p = defaults();
+	T_CHECK_INT(retry_latest(&p, T0, T0 + 5 * DAY - 100, 7), T0 + 5 * DAY);
+	t_case("latest: an expired message is due now");
+	p.lifetime = 3600;
+	T_CHECK_INT(retry_latest(&p, T0, T0 + 7200, 7), T0 + 7200);
+	p.lifetime = 0;
+	T_CHECK_INT(retry_latest(&p, T0, T0 + 1, 7), T0 + 1);
+}
+
 int
 main(void)
 {
@@ -192,5 +223,6 @@ main(void)
 	T_RUN(test_jitter);
 	T_RUN(test_overflow);
 	T_RUN(test_warning);
+	T_RUN(test_latest);
 	return t_summary();
 }
