@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "confcheck/confcheck.h"
+#include "server/acmed.h"
 #include "server/dkimsign.h"
 #include "server/listen.h"
 #include "server/lookup.h"
@@ -99,6 +100,12 @@ const char *const reload_restart_keys[] = {
     "rate.exempt_networks",
     "policy.servers",
     "policy.idle_timeout",
+    /* ACME: acme.http is bound as root at start (port 80), and the
+       sandbox's write rules for tls.cert's directory and the webroot are
+       made once; the other acme.* keys are read by each check */
+    "acme.directory",
+    "acme.http",
+    "acme.webroot",
     /* worker threads read the level while they log: written once */
     "log.level",
     NULL,
@@ -313,6 +320,7 @@ reload_run(struct server *s)
 	lookups_reload(s->lookups, nc);
 	dkimsign_reload(s);
 	log_changed(oc, nc, r->gen);
+	acmed_reloaded(s); /* acme.domains or tls.cert may have changed */
 	return;
 refuse:
 	conf_free(nc);
