@@ -46,6 +46,7 @@
 #define AD_DIR	       "acme"
 #define AD_ACCOUNT_KEY "account.key"
 #define AD_ACCOUNT_URL "account.url"
+#define AD_LAST	       "last" /* the last order's outcome, for tern doctor */
 #define AD_NEW	       ".acme-new"
 #define AD_CHAL_PATH   "/.well-known/acme-challenge/"
 #define AD_ERR_MAX     700
@@ -296,6 +297,36 @@ ad_save_account_url(struct ad_run *r)
 	buf_free(&line);
 }
 
+/* STATE/acme/last: one line, "UNIXTIME result=issued domains=...
+ * not_after=UNIXTIME" or "UNIXTIME result=error|rejected error=...";
+ * best effort (the log has it too). */
+static void
+ad_save_last(struct ad_run *r)
+{
+	char path[4096];
+	const char *step = "write";
+	struct buf line;
+	char q[AD_ERR_MAX];
+	int rc;
+
+	if (ad_state_path(r, AD_LAST, path, sizeof(path)) != 0)
+		return;
+	buf_init(&line, 2048);
+	if (r->outcome == AD_ISSUED)
+		rc = buf_printf(&line, "%lld result=issued domains=%s "
+				       "not_after=%lld\n",
+		    (long long)time(NULL), r->cf->acme_domains,
+		    (long long)r->not_after);
+	else
+		rc = buf_printf(&line, "%lld result=%s error=%s\n",
+		    (long long)time(NULL), r->rejected ? "rejected" : "error",
+		    log_sanitize(q, sizeof(q), r->err, strlen(r->err)));
+	if (rc == 0 && ad_put(path, &line, 0600, &step) != 0)
+		log_warn("event=acme_last path=%s step=%s error=\"%s\"", path,
+		    step, strerror(errno));
+	buf_free(&line);
+}
+
 /* ---- webroot (worker) ---------------------------------------------------- */
 
 static int
@@ -437,8 +468,10 @@ ad_run_first(struct job *j)
 		r->outcome = AD_FRESH;
 		return;
 	}
-	if (ad_account(r) != 0)
+	if (ad_account(r) != 0) {
+		ad_save_last(r);
 		return;
+	}
 	if ((r->ckey = acme_key_new()) == NULL) {
 		str_fmt_cut(r->err, sizeof(r->err), "cannot make a key");
 		r->outcome = AD_FAILED;
@@ -448,6 +481,8 @@ ad_run_first(struct job *j)
 	    r->cf->acme_email, (const char *const *)r->domains, r->n);
 	ad_client_conf(r, &cc);
 	ad_after(r, acme_client_run(r->sm, &cc));
+	if (r->outcome != AD_PUBLISH)
+		ad_save_last(r);
 }
 
 static void
@@ -463,6 +498,7 @@ ad_run_second(struct job *j)
 	if (act == ACME_SM_PUBLISH) /* once per order: a second is a bug */
 		acme_sm_fail(r->sm, "challenges asked twice");
 	ad_after(r, act == ACME_SM_PUBLISH ? ACME_SM_FAIL : act);
+	ad_save_last(r);
 }
 
 /* ---- the loop ------------------------------------------------------------ */
