@@ -320,7 +320,7 @@ ad_save_last(struct ad_run *r)
 	else
 		rc = buf_printf(&line, "%lld result=%s error=%s\n",
 		    (long long)time(NULL), r->rejected ? "rejected" : "error",
-		    log_sanitize(q, sizeof(q), r->err, strlen(r->err)));
+		    log_quote(q, sizeof(q), r->err, strlen(r->err)));
 	if (rc == 0 && ad_put(path, &line, 0600, &step) != 0)
 		log_warn("event=acme_last path=%s step=%s error=\"%s\"", path,
 		    step, strerror(errno));
@@ -610,7 +610,7 @@ ad_failed(struct acmed *ad, const struct ad_run *r)
 		secs *= 2;
 	if (secs > ACMED_RETRY_MAX)
 		secs = ACMED_RETRY_MAX;
-	log_err("event=acme result=%s domains=%s error=%s retry_in=%u",
+	log_err("event=acme result=%s domains=%s error=\"%s\" retry_in=%u",
 	    r->rejected ? "rejected" : "error", r->cf->acme_domains,
 	    log_quote(q, sizeof(q), r->err, strlen(r->err)), secs);
 	ad_arm(ad, secs);
