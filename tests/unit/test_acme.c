@@ -276,16 +276,19 @@ rfc7515_key(void)
 	static const char x[] = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";
 	static const char y[] = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0";
 	static const char d[] = "jpsQnnGQmL-YBIffH1136cLv2ByQFKhmCTEQ1-gHHYQ";
-	unsigned char pub[65], priv[64];
+	unsigned char pub[65], tmp[48], priv[64];
 	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
 	OSSL_PARAM *params;
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
 	EVP_PKEY *k = NULL;
 	BIGNUM *bn;
 
+	/* each decode writes 33 octets (the padding's): through tmp */
 	pub[0] = 4;
-	b64url_decode(x, strlen(x), pub + 1, 48);
-	b64url_decode(y, strlen(y), pub + 33, 48);
+	b64url_decode(x, strlen(x), tmp, sizeof(tmp));
+	memcpy(pub + 1, tmp, 32);
+	b64url_decode(y, strlen(y), tmp, sizeof(tmp));
+	memcpy(pub + 33, tmp, 32);
 	b64url_decode(d, strlen(d), priv, sizeof(priv));
 	bn = BN_bin2bn(priv, 32, NULL);
 	OSSL_PARAM_BLD_push_utf8_string(
