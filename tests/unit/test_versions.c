@@ -18,7 +18,8 @@ static const struct {
     {"dkim 1\nsrs.key 1\ntls 1\n", 0, NULL},
     {"tlsrpt 7\n", 0, NULL}, /* a format this tern does not read */
     {"acme 1\n", 0, NULL},
-    {"acme 2\n", -1, "acme"},
+    {"acme 2\n", -1,
+	"format acme is at version 2, this tern reads version 1 only"},
     {"dkim 2\n", -1,
 	"format dkim is at version 2, this tern reads "
 	"version 1 only"},
