@@ -18,8 +18,7 @@
 
 #define SM_ERR_MAX 600
 
-static const struct json_limits acme_json_limits = {
-    ACME_JSON_MAX, 16, 4096};
+static const struct json_limits acme_json_limits = {ACME_JSON_MAX, 16, 4096};
 
 /* ---- small checks and copies -------------------------------------------- */
 
@@ -56,8 +55,9 @@ acme_copy_url(char *dst, const struct json_node *obj, const char *key,
 
 	if (v == NULL || strncmp(v, "https://", 8) != 0 || !acme_json_safe(v) ||
 	    str_copy(dst, ACME_URL_MAX + 1, v, strlen(v)) != 0) {
-		str_fmt_cut(err, errlen, "\"%s\" missing, too long or not an "
-					 "https: URL",
+		str_fmt_cut(err, errlen,
+		    "\"%s\" missing, too long or not an "
+		    "https: URL",
 		    key);
 		return -1;
 	}
@@ -93,7 +93,8 @@ static struct json_doc *
 acme_json(const char *in, size_t len, const struct json_node **root_out,
     char *err, size_t errlen)
 {
-	struct json_doc *d = json_parse(in, len, &acme_json_limits, err, errlen);
+	struct json_doc *d =
+	    json_parse(in, len, &acme_json_limits, err, errlen);
 
 	if (d == NULL)
 		return NULL;
@@ -119,8 +120,7 @@ acme_directory_parse(const char *in, size_t len, struct acme_directory *out,
 	memset(out, 0, sizeof(*out));
 	if (d == NULL)
 		return -1;
-	if (acme_copy_url(out->new_nonce, root, "newNonce", err, errlen) ==
-		0 &&
+	if (acme_copy_url(out->new_nonce, root, "newNonce", err, errlen) == 0 &&
 	    acme_copy_url(out->new_account, root, "newAccount", err, errlen) ==
 		0 &&
 	    acme_copy_url(out->new_order, root, "newOrder", err, errlen) == 0)
@@ -150,8 +150,9 @@ acme_order_authz(const struct json_node *root, struct acme_order *out,
 		    !acme_json_safe(e->str) ||
 		    str_copy(out->authz[out->nauthz], ACME_URL_MAX + 1, e->str,
 			e->len) != 0) {
-			str_fmt_cut(err, errlen, "an authorization URL is "
-						 "not an https: URL");
+			str_fmt_cut(err, errlen,
+			    "an authorization URL is "
+			    "not an https: URL");
 			return -1;
 		}
 		out->nauthz++;
@@ -160,8 +161,8 @@ acme_order_authz(const struct json_node *root, struct acme_order *out,
 }
 
 int
-acme_order_parse(const char *in, size_t len, struct acme_order *out,
-    char *err, size_t errlen)
+acme_order_parse(const char *in, size_t len, struct acme_order *out, char *err,
+    size_t errlen)
 {
 	const struct json_node *root;
 	struct json_doc *d = acme_json(in, len, &root, err, errlen);
@@ -189,7 +190,8 @@ static void
 acme_chal_error(const struct json_node *ch, struct acme_authz *out)
 {
 	const struct json_node *e = json_get(ch, "error");
-	const char *t = json_get_str(e, "type"), *dt = json_get_str(e, "detail");
+	const char *t = json_get_str(e, "type"),
+		   *dt = json_get_str(e, "detail");
 
 	if (e != NULL)
 		str_fmt_cut(out->error, sizeof(out->error), "%s: %s",
@@ -216,8 +218,9 @@ acme_authz_http01(const struct json_node *root, struct acme_authz *out,
 		    str_copy(out->token, sizeof(out->token), tok,
 			strlen(tok)) != 0 ||
 		    acme_copy_url(out->chal_url, c, "url", err, errlen) != 0) {
-			str_fmt_cut(err, errlen, "http-01 challenge without "
-						 "a base64url token or URL");
+			str_fmt_cut(err, errlen,
+			    "http-01 challenge without "
+			    "a base64url token or URL");
 			return -1;
 		}
 		out->chal_status = acme_status_of(json_get_str(c, "status"));
@@ -229,8 +232,8 @@ acme_authz_http01(const struct json_node *root, struct acme_authz *out,
 }
 
 int
-acme_authz_parse(const char *in, size_t len, struct acme_authz *out,
-    char *err, size_t errlen)
+acme_authz_parse(const char *in, size_t len, struct acme_authz *out, char *err,
+    size_t errlen)
 {
 	const struct json_node *root, *id;
 	struct json_doc *d = acme_json(in, len, &root, err, errlen);
@@ -301,9 +304,9 @@ acme_retry_after_parse(
 	if (end == NULL || *end != '\0')
 		return -1;
 	t = (int64_t)timegm(&tm);
-	*secs_out = t <= now ? 0
+	*secs_out = t <= now		   ? 0
 		    : t - now > UINT32_MAX ? UINT32_MAX
-					    : (unsigned)(t - now);
+					   : (unsigned)(t - now);
 	return 0;
 }
 
@@ -327,9 +330,20 @@ enum sm_step {
 };
 
 static const char *const sm_step_names[] = {
-    "directory", "newNonce", "newAccount", "newOrder", "authorization",
-    "publish", "challenge", "authorization", "order", "finalize", "order",
-    "certificate", "done", "failed",
+    "directory",
+    "newNonce",
+    "newAccount",
+    "newOrder",
+    "authorization",
+    "publish",
+    "challenge",
+    "authorization",
+    "order",
+    "finalize",
+    "order",
+    "certificate",
+    "done",
+    "failed",
 };
 
 struct acme_sm {
@@ -412,8 +426,8 @@ acme_sm_fail(struct acme_sm *sm, const char *why)
 {
 	if (sm->step == SM_FAIL)
 		return;
-	str_fmt_cut(sm->err, sizeof(sm->err), "%s: %s",
-	    sm_step_names[sm->step], why);
+	str_fmt_cut(
+	    sm->err, sizeof(sm->err), "%s: %s", sm_step_names[sm->step], why);
 	sm->step = SM_FAIL;
 }
 
@@ -461,8 +475,8 @@ sm_poll_later(struct acme_sm *sm, const struct acme_resp *r)
 		return;
 	}
 	if (r->retry_after != NULL &&
-	    acme_retry_after_parse(r->retry_after, strlen(r->retry_after),
-		r->now, &w) != 0)
+	    acme_retry_after_parse(
+		r->retry_after, strlen(r->retry_after), r->now, &w) != 0)
 		w = ACME_WAIT_DEFAULT;
 	sm->wait = w > ACME_WAIT_MAX ? ACME_WAIT_MAX : w;
 	sm->waiting = true;
@@ -490,7 +504,8 @@ sm_bad_nonce(const struct acme_resp *r)
 {
 	struct acme_problem p;
 
-	return r->status == 400 && acme_problem_parse(r->body, r->len, &p) == 0 &&
+	return r->status == 400 &&
+	       acme_problem_parse(r->body, r->len, &p) == 0 &&
 	       strcmp(p.type, "urn:ietf:params:acme:error:badNonce") == 0;
 }
 
@@ -620,8 +635,8 @@ sm_on_ok(struct acme_sm *sm, const struct acme_resp *r)
 
 	switch (sm->step) {
 	case SM_DIR:
-		if (acme_directory_parse(r->body, r->len, &sm->dir, err,
-			sizeof(err)) != 0)
+		if (acme_directory_parse(
+			r->body, r->len, &sm->dir, err, sizeof(err)) != 0)
 			acme_sm_fail(sm, err);
 		else
 			sm->step = SM_NONCE;
@@ -785,7 +800,8 @@ sm_post(struct acme_sm *sm, struct acme_req *req)
 		return ACME_SM_FAIL;
 	}
 	if (acme_jws(sm->akey, sm->step == SM_ACCOUNT ? NULL : sm->kid,
-		sm->nonce, url, sm->payload.data != NULL ? sm->payload.data : "",
+		sm->nonce, url,
+		sm->payload.data != NULL ? sm->payload.data : "",
 		&sm->body) != 0) {
 		acme_sm_fail(sm, "cannot sign the request");
 		return ACME_SM_FAIL;

@@ -40,19 +40,19 @@
 
 #include "util/util.h"
 
-#define ACME_URL_MAX	 1024 /* octets of a URL the server names */
-#define ACME_NONCE_MAX	 256  /* a Replay-Nonce (base64url) */
-#define ACME_TOKEN_MAX	 128  /* an HTTP-01 token (base64url, 8.3) */
-#define ACME_DOMAIN_MAX	 253
-#define ACME_DOMAINS_MAX 50	  /* names on one certificate */
-#define ACME_DETAIL_MAX	 300	  /* a problem's detail, kept */
-#define ACME_JSON_MAX	 65536	  /* octets of one JSON answer */
-#define ACME_CHAIN_MAX	 262144	  /* octets of the PEM chain */
-#define ACME_POLLS_MAX	 40	  /* polls of one order, in all */
-#define ACME_WAIT_MAX	 30	  /* s: the longest Retry-After honoured */
-#define ACME_WAIT_DEFAULT 1	  /* s: a poll without Retry-After */
-#define ACME_THUMB_LEN	 43	  /* base64url of a SHA-256 */
-#define ACME_KEYAUTH_MAX (ACME_TOKEN_MAX + 1 + ACME_THUMB_LEN)
+#define ACME_URL_MAX	  1024 /* octets of a URL the server names */
+#define ACME_NONCE_MAX	  256  /* a Replay-Nonce (base64url) */
+#define ACME_TOKEN_MAX	  128  /* an HTTP-01 token (base64url, 8.3) */
+#define ACME_DOMAIN_MAX	  253
+#define ACME_DOMAINS_MAX  50	 /* names on one certificate */
+#define ACME_DETAIL_MAX	  300	 /* a problem's detail, kept */
+#define ACME_JSON_MAX	  65536	 /* octets of one JSON answer */
+#define ACME_CHAIN_MAX	  262144 /* octets of the PEM chain */
+#define ACME_POLLS_MAX	  40	 /* polls of one order, in all */
+#define ACME_WAIT_MAX	  30	 /* s: the longest Retry-After honoured */
+#define ACME_WAIT_DEFAULT 1	 /* s: a poll without Retry-After */
+#define ACME_THUMB_LEN	  43	 /* base64url of a SHA-256 */
+#define ACME_KEYAUTH_MAX  (ACME_TOKEN_MAX + 1 + ACME_THUMB_LEN)
 
 /* ---- keys, JWK, JWS, CSR (jws.c) ---------------------------------------- */
 
@@ -75,15 +75,15 @@ int acme_b64url(struct buf *out, const void *in, size_t len) WUR;
  * and url; payload as given ("" for POST-as-GET).  The signature is
  * ES256's raw r||s.
  */
-int acme_jws(EVP_PKEY *key, const char *kid, const char *nonce,
-    const char *url, const char *payload, struct buf *out) WUR;
+int acme_jws(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
+    const char *payload, struct buf *out) WUR;
 /* token "." thumbprint (8.1); -1 when the token is not base64url. */
-int acme_key_authz(const char *token, const char *thumb, char *out,
-    size_t outlen) WUR;
+int acme_key_authz(
+    const char *token, const char *thumb, char *out, size_t outlen) WUR;
 /* A CSR (PKCS#10, DER, base64url into out) for domains[0..n), the first
  * as CN, all as subjectAltName dNSNames, signed with key. */
-int acme_csr(EVP_PKEY *key, const char *const *domains, size_t n,
-    struct buf *out) WUR;
+int acme_csr(
+    EVP_PKEY *key, const char *const *domains, size_t n, struct buf *out) WUR;
 
 /*
  * What a PEM pair on disk is worth (acmed's hourly question): the end of
@@ -92,9 +92,9 @@ int acme_csr(EVP_PKEY *key, const char *const *domains, size_t n,
  * ("no certificate", "key does not match the certificate", "does not
  * name example.org").
  */
-int acme_pair_check(const char *cert, size_t clen, const char *key,
-    size_t klen, const char *const *domains, size_t n, int64_t *not_after_out,
-    char *why, size_t whylen) WUR;
+int acme_pair_check(const char *cert, size_t clen, const char *key, size_t klen,
+    const char *const *domains, size_t n, int64_t *not_after_out, char *why,
+    size_t whylen) WUR;
 
 /* ---- parsers (acme.c) --------------------------------------------------- */
 
@@ -138,8 +138,8 @@ struct acme_problem {
 
 /* Each: 0, or -1 with err (a member missing, of the wrong type, too
  * long, a URL that is not https:, a token that is not base64url). */
-int acme_directory_parse(const char *in, size_t len,
-    struct acme_directory *out, char *err, size_t errlen) WUR;
+int acme_directory_parse(const char *in, size_t len, struct acme_directory *out,
+    char *err, size_t errlen) WUR;
 int acme_order_parse(const char *in, size_t len, struct acme_order *out,
     char *err, size_t errlen) WUR;
 int acme_authz_parse(const char *in, size_t len, struct acme_authz *out,

@@ -79,8 +79,8 @@ cl_header(char *p, size_t size, size_t n, void *arg)
 
 /* libcurl calls it at least once a second, transferring or not. */
 static int
-cl_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-    curl_off_t ultotal, curl_off_t ulnow)
+cl_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
 {
 	const atomic_bool *cancel = arg;
 
@@ -115,7 +115,7 @@ cl_setup_method(CURL *h, const struct acme_req *req)
 {
 	if (req->method == ACME_HEAD)
 		return curl_easy_setopt(h, CURLOPT_NOBODY, 1L) == CURLE_OK ? 0
-									 : -1;
+									   : -1;
 	if (req->method == ACME_GET)
 		return 0;
 	if (curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body) != CURLE_OK ||
@@ -126,9 +126,8 @@ cl_setup_method(CURL *h, const struct acme_req *req)
 }
 
 static int
-cl_setup(CURL *h, const struct acme_req *req,
-    const struct acme_client_conf *cc, struct curl_slist *hdr,
-    struct cl_resp *r)
+cl_setup(CURL *h, const struct acme_req *req, const struct acme_client_conf *cc,
+    struct curl_slist *hdr, struct cl_resp *r)
 {
 	if (curl_easy_setopt(h, CURLOPT_URL, req->url) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
@@ -153,9 +152,8 @@ cl_setup(CURL *h, const struct acme_req *req,
 	    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_USERAGENT, "tern-acme") != CURLE_OK)
 		return -1;
-	return cl_setup_trust(h, cc) != 0 || cl_setup_method(h, req) != 0
-		   ? -1
-		   : 0;
+	return cl_setup_trust(h, cc) != 0 || cl_setup_method(h, req) != 0 ? -1
+									  : 0;
 }
 
 static struct curl_slist *
@@ -163,9 +161,9 @@ cl_headers(const struct acme_req *req)
 {
 	struct curl_slist *l, *more;
 
-	l = curl_slist_append(NULL,
-	    req->want_pem ? "Accept: application/pem-certificate-chain"
-			  : "Accept: application/json");
+	l = curl_slist_append(
+	    NULL, req->want_pem ? "Accept: application/pem-certificate-chain"
+				: "Accept: application/json");
 	if (l == NULL || req->method != ACME_POST)
 		return l;
 	more = curl_slist_append(l, "Content-Type: application/jose+json");
@@ -191,12 +189,12 @@ cl_send(const struct acme_req *req, const struct acme_client_conf *cc,
 	if (h != NULL && hdr != NULL && cl_setup(h, req, cc, hdr, r) == 0 &&
 	    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err) == CURLE_OK)
 		rc = curl_easy_perform(h);
-	if (rc == CURLE_OK &&
-	    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status_out) != CURLE_OK)
+	if (rc == CURLE_OK && curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE,
+				  status_out) != CURLE_OK)
 		rc = CURLE_FAILED_INIT;
 	if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
-		str_fmt_cut(err, errlen, "answer larger than %zu octets",
-		    r->body.max);
+		str_fmt_cut(
+		    err, errlen, "answer larger than %zu octets", r->body.max);
 	else if (rc != CURLE_OK)
 		str_fmt_cut(err, errlen, "%s%s%s", curl_easy_strerror(rc),
 		    curl_err[0] != '\0' ? ": " : "", curl_err);
@@ -246,7 +244,8 @@ acme_client_run(struct acme_sm *sm, const struct acme_client_conf *cc)
 		}
 		if (act != ACME_SM_SEND)
 			break;
-		buf_init(&r.body, req.want_pem ? ACME_CHAIN_MAX : ACME_JSON_MAX);
+		buf_init(
+		    &r.body, req.want_pem ? ACME_CHAIN_MAX : ACME_JSON_MAX);
 		memset(&ar, 0, sizeof(ar));
 		if (cl_send(&req, cc, &r, &ar.status, err, sizeof(err)) != 0) {
 			buf_free(&r.body);

@@ -24,10 +24,10 @@
 
 #include "acme/acme.h"
 
-#define ACME_CLIENT_TIMEOUT_S	30
-#define ACME_CLIENT_HEADER_MAX	ACME_URL_MAX
-#define ACME_CLIENT_LOW_SPEED	64 /* octets/s ... */
-#define ACME_CLIENT_LOW_TIME	10 /* ... for this long: cut off */
+#define ACME_CLIENT_TIMEOUT_S  30
+#define ACME_CLIENT_HEADER_MAX ACME_URL_MAX
+#define ACME_CLIENT_LOW_SPEED  64 /* octets/s ... */
+#define ACME_CLIENT_LOW_TIME   10 /* ... for this long: cut off */
 
 struct acme_client_conf {
 	const char *ca_file, *ca_path; /* NULL: the system store */

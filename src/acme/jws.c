@@ -181,8 +181,8 @@ jws_sign(EVP_PKEY *key, const char *in, size_t len, struct buf *out)
 /* The protected header, as JSON (the URL and nonce are the server's:
  * they are checked to need no escaping by the parsers that kept them). */
 static int
-jws_header(EVP_PKEY *key, const char *kid, const char *nonce,
-    const char *url, struct buf *out)
+jws_header(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
+    struct buf *out)
 {
 	int rc = buf_append_str(out, "{\"alg\":\"ES256\",");
 
@@ -210,8 +210,9 @@ acme_jws(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
 	    acme_b64url(&input, payload, strlen(payload)) != 0)
 		goto done;
 	mark = strcspn(input.data, ".");
-	if (buf_printf(out, "{\"protected\":\"%.*s\",\"payload\":\"%s\","
-			    "\"signature\":\"",
+	if (buf_printf(out,
+		"{\"protected\":\"%.*s\",\"payload\":\"%s\","
+		"\"signature\":\"",
 		(int)mark, input.data, input.data + mark + 1) != 0 ||
 	    jws_sign(key, input.data, input.len, out) != 0 ||
 	    buf_append_str(out, "\"}") != 0)
@@ -231,8 +232,7 @@ jws_b64url_char(char c)
 }
 
 int
-acme_key_authz(
-    const char *token, const char *thumb, char *out, size_t outlen)
+acme_key_authz(const char *token, const char *thumb, char *out, size_t outlen)
 {
 	size_t i;
 
@@ -303,8 +303,7 @@ done:
 }
 
 int
-acme_csr(EVP_PKEY *key, const char *const *domains, size_t n,
-    struct buf *out)
+acme_csr(EVP_PKEY *key, const char *const *domains, size_t n, struct buf *out)
 {
 	X509_REQ *req = X509_REQ_new();
 	unsigned char *der = NULL;
@@ -335,15 +334,15 @@ pair_not_after(X509 *x, int64_t *out)
 }
 
 static int
-pair_names(X509 *x, const char *const *domains, size_t n, char *why,
-    size_t whylen)
+pair_names(
+    X509 *x, const char *const *domains, size_t n, char *why, size_t whylen)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
 		if (X509_check_host(x, domains[i], 0, 0, NULL) != 1) {
-			str_fmt_cut(why, whylen, "does not name %s",
-			    domains[i]);
+			str_fmt_cut(
+			    why, whylen, "does not name %s", domains[i]);
 			return -1;
 		}
 	return 0;

@@ -1094,9 +1094,11 @@ dr_check_acme(struct dr *d)
 		return;
 	str_fmt_cut(path, sizeof(path), "%s/acme/last", d->c->state_dir);
 	if ((f = fopen(path, "re")) == NULL) {
-		dr_add(d, DR_WARN, "acme", "start ternd and read its event=acme "
-					   "lines",
-		    "no ACME order has run yet (%s: %s)", path, strerror(errno));
+		dr_add(d, DR_WARN, "acme",
+		    "start ternd and read its event=acme "
+		    "lines",
+		    "no ACME order has run yet (%s: %s)", path,
+		    strerror(errno));
 		return;
 	}
 	if (fgets(line, sizeof(line), f) == NULL)

@@ -44,10 +44,10 @@
 #include "screen/dnsbl.h"
 #include "util/util.h"
 
-#define CONF_FILE_MAX	 (1024 * 1024)
-#define CONF_VALUE_MAX	 4096
-#define CONF_DOMAINS_MAX 10000
-#define CONF_MSG_MAX	 512
+#define CONF_FILE_MAX	      (1024 * 1024)
+#define CONF_VALUE_MAX	      4096
+#define CONF_DOMAINS_MAX      10000
+#define CONF_MSG_MAX	      512
 #define CONF_ACME_DOMAINS_MAX 50 /* ACME_DOMAINS_MAX (acme/acme.h) */
 
 enum conf_type {
@@ -1720,8 +1720,9 @@ conf_check_acme(struct conf *c, char *err, size_t errlen)
 	if (d == NULL)
 		return 0;
 	if (strncmp(d, "https://", 8) != 0 || strpbrk(d, "\" \\") != NULL)
-		str_fmt_cut(err, errlen, "acme.directory: %s is not an https: "
-					 "URL",
+		str_fmt_cut(err, errlen,
+		    "acme.directory: %s is not an https: "
+		    "URL",
 		    d);
 	else if (c->tls_cert == NULL || c->tls_key == NULL)
 		str_fmt_cut(err, errlen,

@@ -135,8 +135,8 @@ ad_open_dir(const char *path, const char **base_out)
 
 /* path + AD_NEW written and fsync'ed (mode exactly mode). */
 static int
-ad_stage(const char *path, const struct buf *data, mode_t mode,
-    const char **step)
+ad_stage(
+    const char *path, const struct buf *data, mode_t mode, const char **step)
 {
 	const char *base;
 	char tmp[300];
@@ -179,8 +179,7 @@ ad_commit(const char *path, const char **step)
 
 /* A whole file put in place durably. */
 static int
-ad_put(const char *path, const struct buf *data, mode_t mode,
-    const char **step)
+ad_put(const char *path, const struct buf *data, mode_t mode, const char **step)
 {
 	if (ad_stage(path, data, mode, step) != 0)
 		return -1;
@@ -190,8 +189,8 @@ ad_put(const char *path, const struct buf *data, mode_t mode,
 static void
 ad_fail_errno(struct ad_run *r, const char *what, const char *step)
 {
-	str_fmt_cut(r->err, sizeof(r->err), "%s: %s: %s", what, step,
-	    strerror(errno));
+	str_fmt_cut(
+	    r->err, sizeof(r->err), "%s: %s: %s", what, step, strerror(errno));
 	r->outcome = AD_FAILED;
 }
 
@@ -210,8 +209,8 @@ ad_pair_fresh(struct ad_run *r)
 	buf_init(&key, ACMED_FILE_MAX);
 	if (ad_read(r->cf->tls_cert, &cert) != 0 ||
 	    ad_read(r->cf->tls_key, &key) != 0)
-		str_fmt_cut(r->note, sizeof(r->note), "cannot read the pair: %s",
-		    strerror(errno));
+		str_fmt_cut(r->note, sizeof(r->note),
+		    "cannot read the pair: %s", strerror(errno));
 	else if (acme_pair_check(cert.data, cert.len, key.data, key.len,
 		     (const char *const *)r->domains, r->n, &r->not_after, why,
 		     sizeof(why)) != 0)
@@ -232,8 +231,8 @@ ad_state_path(const struct ad_run *r, const char *name, char *out, size_t len)
 {
 	return name == NULL
 		   ? str_fmt(out, len, "%s/%s", r->cf->state_dir, AD_DIR)
-		   : str_fmt(out, len, "%s/%s/%s", r->cf->state_dir, AD_DIR,
-			 name);
+		   : str_fmt(
+			 out, len, "%s/%s/%s", r->cf->state_dir, AD_DIR, name);
 }
 
 /* STATE/acme/account.key, made on first use. */
@@ -313,8 +312,9 @@ ad_save_last(struct ad_run *r)
 		return;
 	buf_init(&line, 2048);
 	if (r->outcome == AD_ISSUED)
-		rc = buf_printf(&line, "%lld result=issued domains=%s "
-				       "not_after=%lld\n",
+		rc = buf_printf(&line,
+		    "%lld result=issued domains=%s "
+		    "not_after=%lld\n",
 		    (long long)time(NULL), r->cf->acme_domains,
 		    (long long)r->not_after);
 	else
@@ -330,11 +330,10 @@ ad_save_last(struct ad_run *r)
 /* ---- webroot (worker) ---------------------------------------------------- */
 
 static int
-ad_token_path(const struct ad_run *r, const char *token, char *out,
-    size_t len)
+ad_token_path(const struct ad_run *r, const char *token, char *out, size_t len)
 {
-	return str_fmt(out, len, "%s%s%s", r->cf->acme_webroot, AD_CHAL_PATH,
-	    token);
+	return str_fmt(
+	    out, len, "%s%s%s", r->cf->acme_webroot, AD_CHAL_PATH, token);
 }
 
 static int
@@ -342,8 +341,8 @@ ad_webroot_dirs(const struct ad_run *r)
 {
 	char path[4096];
 
-	if (str_fmt(path, sizeof(path), "%s/.well-known", r->cf->acme_webroot) !=
-		0 ||
+	if (str_fmt(path, sizeof(path), "%s/.well-known",
+		r->cf->acme_webroot) != 0 ||
 	    (mkdir(path, 0755) != 0 && errno != EEXIST) ||
 	    str_fmt(path, sizeof(path), "%s%s", r->cf->acme_webroot,
 		"/.well-known/acme-challenge") != 0 ||
@@ -415,8 +414,8 @@ ad_install(struct ad_run *r)
 	} else if (acme_pair_check(chain->data, chain->len, key.data, key.len,
 		       (const char *const *)r->domains, r->n, &r->not_after,
 		       why, sizeof(why)) != 0) {
-		str_fmt_cut(r->err, sizeof(r->err), "the chain served: %s",
-		    why);
+		str_fmt_cut(
+		    r->err, sizeof(r->err), "the chain served: %s", why);
 		r->outcome = AD_FAILED;
 	} else if (ad_stage(r->cf->tls_key, &key, 0600, &step) != 0 ||
 		   ad_stage(r->cf->tls_cert, chain, 0644, &step) != 0 ||

@@ -251,10 +251,10 @@ load_tls(struct server *s, const struct passwd *pw, bool dropped)
 		return;
 	/* not started as root: everything after state_dir_prepare() */
 	/* ACME's pair (acmed.h) is ternd's own: read and made as user */
-	if (!dropped && (pw == NULL || cf->tls_cert == NULL ||
-			    cf->acme_directory != NULL ||
-			    !readable_now(cf->tls_cert, pw, false) ||
-			    !readable_now(cf->tls_key, pw, false)))
+	if (!dropped &&
+	    (pw == NULL || cf->tls_cert == NULL || cf->acme_directory != NULL ||
+		!readable_now(cf->tls_cert, pw, false) ||
+		!readable_now(cf->tls_key, pw, false)))
 		return;
 	if (tlsconn_ctx_load(s->conf, &s->tls_ctx) != 0)
 		fatalx("event=startup step=tls error=\"see above\"");

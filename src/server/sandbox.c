@@ -163,7 +163,8 @@ ll_allow_parent(struct ll *l, const char *path, uint64_t access)
 {
 	char dir[PATH_MAX], real[PATH_MAX];
 
-	if (path == NULL || str_copy(dir, sizeof(dir), path, strlen(path)) != 0 ||
+	if (path == NULL ||
+	    str_copy(dir, sizeof(dir), path, strlen(path)) != 0 ||
 	    realpath(dirname(dir), real) == NULL)
 		return 0;
 	return ll_allow(l, real, access);

@@ -14,8 +14,8 @@
 #include <stdint.h>
 
 /*
- * Enough JSON (RFC 8259) for the control socket and ACME: objects, arrays, strings
- * with every escape (surrogate pairs joined to UTF-8), numbers, true,
+ * Enough JSON (RFC 8259) for the control socket and ACME: objects, arrays,
+ * strings with every escape (surrogate pairs joined to UTF-8), numbers, true,
  * false, null.  The document is parsed whole into a tree of nodes that
  * point into a private copy of the input; strings are decoded in place
  * and NUL-terminated ("\u0000" is refused so they stay C strings).

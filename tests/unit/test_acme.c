@@ -18,7 +18,8 @@
 #include "acme/acme.h"
 #include "util/json.h"
 
-/* ---- parsers -------------------------------------------------------------- */
+/* ---- parsers --------------------------------------------------------------
+ */
 
 #define DIR_OK                                                                 \
 	"{\"newNonce\":\"https://a.example/nonce\",\"newAccount\":"            \
@@ -58,8 +59,7 @@ test_directory(void)
 		const char *g = t_guard(dir_rows[i].in, n, &map, &ml);
 
 		t_case(dir_rows[i].in);
-		T_CHECK_INT(
-		    acme_directory_parse(g, n, &d, err, sizeof(err)),
+		T_CHECK_INT(acme_directory_parse(g, n, &d, err, sizeof(err)),
 		    dir_rows[i].want);
 		if (dir_rows[i].want == 0)
 			T_CHECK_STR(d.new_order, "https://a.example/order");
@@ -91,8 +91,8 @@ static const struct {
     {"{\"status\":\"pending\",\"authorizations\":[7],"
      "\"finalize\":\"https://a/f\"}",
 	-1, 0, 0},
-    {"{\"status\":\"pending\",\"authorizations\":[\"https://a/z/1\"]}", -1,
-	0, 0},
+    {"{\"status\":\"pending\",\"authorizations\":[\"https://a/z/1\"]}", -1, 0,
+	0},
     {"{\"status\":\"valid\",\"authorizations\":[\"https://a/z/1\"],"
      "\"finalize\":\"https://a/f\",\"certificate\":\"ftp://a/c\"}",
 	-1, 0, 0},
@@ -132,7 +132,8 @@ test_order_too_many(void)
 
 	t_case("order: ACME_DOMAINS_MAX + 1 authorizations");
 	buf_init(&b, 1 << 16);
-	rc |= buf_append_str(&b, "{\"status\":\"pending\",\"authorizations\":[");
+	rc |=
+	    buf_append_str(&b, "{\"status\":\"pending\",\"authorizations\":[");
 	for (i = 0; i <= ACME_DOMAINS_MAX; i++)
 		rc |= buf_printf(&b, "%s\"https://a/z/%d\"", i ? "," : "", i);
 	rc |= buf_append_str(&b, "],\"finalize\":\"https://a/f\"}");
@@ -157,15 +158,13 @@ static const struct {
 	bool http01;
 	const char *token;
 } authz_rows[] = {
-    {AUTHZ("pending", CHAL_DNS "," CHAL_HTTP("tok-EN_1")), 0, true,
-	"tok-EN_1"},
+    {AUTHZ("pending", CHAL_DNS "," CHAL_HTTP("tok-EN_1")), 0, true, "tok-EN_1"},
     {AUTHZ("pending", CHAL_DNS), 0, false, ""},
     {AUTHZ("valid", ""), 0, false, ""},
     {AUTHZ("pending", CHAL_HTTP("bad/token")), -1, false, ""},
     {AUTHZ("pending", CHAL_HTTP("")), -1, false, ""},
-    {AUTHZ("pending",
-	 "{\"type\":\"http-01\",\"url\":\"https://a/c/1\"}"),
-	-1, false, ""},
+    {AUTHZ("pending", "{\"type\":\"http-01\",\"url\":\"https://a/c/1\"}"), -1,
+	false, ""},
     {"{\"status\":\"pending\",\"challenges\":[]}", -1, false, ""},
     {AUTHZ("sleepy", ""), -1, false, ""},
 };
@@ -249,7 +248,8 @@ test_retry_after(void)
 	}
 }
 
-/* ---- keys, JWK, JWS, CSR ---------------------------------------------------- */
+/* ---- keys, JWK, JWS, CSR ----------------------------------------------------
+ */
 
 /* b64url decoded into out (padding put back). */
 static size_t
@@ -331,10 +331,10 @@ test_jwk(void)
 	{
 		char ka[ACME_KEYAUTH_MAX + 1];
 
-		T_CHECK_INT(acme_key_authz("tok_1-x", thumb, ka, sizeof(ka)),
-		    0);
-		T_CHECK_STR(ka,
-		    "tok_1-x.oKIywvGUpTVTyxMQ3bwIIeQUudfr_CkLMjCE19ECD-U");
+		T_CHECK_INT(
+		    acme_key_authz("tok_1-x", thumb, ka, sizeof(ka)), 0);
+		T_CHECK_STR(
+		    ka, "tok_1-x.oKIywvGUpTVTyxMQ3bwIIeQUudfr_CkLMjCE19ECD-U");
 		T_CHECK_INT(
 		    acme_key_authz("../etc", thumb, ka, sizeof(ka)), -1);
 		T_CHECK_INT(acme_key_authz("", thumb, ka, sizeof(ka)), -1);
@@ -354,8 +354,8 @@ jws_part(const struct json_node *root, const char *name, unsigned char *out,
 }
 
 static bool
-jws_verify(EVP_PKEY *k, const char *prot, const char *payload,
-    const unsigned char *rs)
+jws_verify(
+    EVP_PKEY *k, const char *prot, const char *payload, const unsigned char *rs)
 {
 	ECDSA_SIG *sig = ECDSA_SIG_new();
 	unsigned char *der = NULL;
@@ -413,9 +413,9 @@ test_jws(void)
 	T_CHECK_INT(acme_jws(k, NULL, "Tm9uY2U", "https://a/acct", "", &b), 0);
 	T_CHECK(strstr(b.data, "\"payload\":\"\"") != NULL);
 	d = json_parse(b.data, b.len, NULL, err, sizeof(err));
-	n = d != NULL ? jws_part(json_root(d), "protected", hdr,
-			    sizeof(hdr) - 1)
-		      : 0;
+	n = d != NULL
+		? jws_part(json_root(d), "protected", hdr, sizeof(hdr) - 1)
+		: 0;
 	hdr[n] = '\0';
 	T_CHECK(strstr((char *)hdr, "\"jwk\":{\"crv\":\"P-256\"") != NULL);
 	json_free(d);
@@ -449,7 +449,7 @@ test_csr(void)
 	unsigned char der[4096];
 	const unsigned char *p = der;
 	X509_REQ *req;
-	STACK_OF(X509_EXTENSION) *exts;
+	STACK_OF(X509_EXTENSION) * exts;
 	GENERAL_NAMES *gn = NULL;
 	struct buf b;
 	size_t n;
@@ -552,7 +552,8 @@ test_pair_check(void)
 	EVP_PKEY_free(k2);
 }
 
-/* ---- the state machine ------------------------------------------------------ */
+/* ---- the state machine ------------------------------------------------------
+ */
 
 /* One scripted exchange: what the machine must ask, what it is told. */
 struct step {
@@ -572,7 +573,8 @@ struct step {
 	"{\"status\":\"" st "\",\"authorizations\":[\"https://a/z/1\","        \
 	"\"https://a/z/2\"],\"finalize\":\"https://a/fin\"" cert "}"
 #define AZ(st)                                                                 \
-	"{\"status\":\"" st "\",\"identifier\":{\"value\":\"mx.example.org\"}," \
+	"{\"status\":\"" st                                                    \
+	"\",\"identifier\":{\"value\":\"mx.example.org\"},"                    \
 	"\"challenges\":[{\"type\":\"http-01\",\"url\":\"https://a/ch/2\","    \
 	"\"token\":\"T0k\"}]}"
 #define BADNONCE                                                               \
@@ -580,18 +582,17 @@ struct step {
 #define CHAIN "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 static const struct step order_script[] = {
-    {ACME_SM_SEND, ACME_GET, "https://a/dir", NULL, 200, NULL, NULL,
-	DIR_BODY, 0},
-    {ACME_SM_SEND, ACME_HEAD, "https://a/nonce", NULL, 200, NULL, NULL, "",
+    {ACME_SM_SEND, ACME_GET, "https://a/dir", NULL, 200, NULL, NULL, DIR_BODY,
 	0},
+    {ACME_SM_SEND, ACME_HEAD, "https://a/nonce", NULL, 200, NULL, NULL, "", 0},
     {ACME_SM_SEND, ACME_POST, "https://a/acct",
 	"\"contact\":[\"mailto:ops@example.org\"]", 201, "https://a/acct/7",
 	NULL, "{}", 0},
     {ACME_SM_SEND, ACME_POST, "https://a/new-order", "mx.example.org", 400,
 	NULL, NULL, BADNONCE, 0},
     /* the same request again, with the nonce of the refusal */
-    {ACME_SM_SEND, ACME_POST, "https://a/new-order", "mail.example.org",
-	201, "https://a/o/1", NULL, ORDER("pending", ""), 0},
+    {ACME_SM_SEND, ACME_POST, "https://a/new-order", "mail.example.org", 201,
+	"https://a/o/1", NULL, ORDER("pending", ""), 0},
     {ACME_SM_SEND, ACME_POST, "https://a/z/1", NULL, 200, NULL, NULL,
 	"{\"status\":\"valid\",\"identifier\":{\"value\":\"mail.example."
 	"org\"},\"challenges\":[]}",
@@ -599,8 +600,7 @@ static const struct step order_script[] = {
     {ACME_SM_SEND, ACME_POST, "https://a/z/2", NULL, 200, NULL, NULL,
 	AZ("pending"), 0},
     {ACME_SM_PUBLISH, 0, NULL, NULL, 0, NULL, NULL, NULL, 0},
-    {ACME_SM_SEND, ACME_POST, "https://a/ch/2", "{}", 200, NULL, NULL, "{}",
-	0},
+    {ACME_SM_SEND, ACME_POST, "https://a/ch/2", "{}", 200, NULL, NULL, "{}", 0},
     {ACME_SM_SEND, ACME_POST, "https://a/z/2", NULL, 200, NULL, "3",
 	AZ("pending"), 0},
     {ACME_SM_WAIT, 0, NULL, NULL, 0, NULL, NULL, NULL, 3},
@@ -608,13 +608,13 @@ static const struct step order_script[] = {
 	AZ("valid"), 0},
     {ACME_SM_SEND, ACME_POST, "https://a/o/1", NULL, 200, NULL, NULL,
 	ORDER("ready", ""), 0},
-    {ACME_SM_SEND, ACME_POST, "https://a/fin", "\"csr\":\"", 200, NULL,
-	"999", ORDER("processing", ""), 0},
+    {ACME_SM_SEND, ACME_POST, "https://a/fin", "\"csr\":\"", 200, NULL, "999",
+	ORDER("processing", ""), 0},
     {ACME_SM_WAIT, 0, NULL, NULL, 0, NULL, NULL, NULL, ACME_WAIT_MAX},
     {ACME_SM_SEND, ACME_POST, "https://a/o/1", NULL, 200, NULL, NULL,
 	ORDER("valid", ",\"certificate\":\"https://a/cert/1\""), 0},
-    {ACME_SM_SEND, ACME_POST, "https://a/cert/1", NULL, 200, NULL, NULL,
-	CHAIN, 0},
+    {ACME_SM_SEND, ACME_POST, "https://a/cert/1", NULL, 200, NULL, NULL, CHAIN,
+	0},
     {ACME_SM_DONE, 0, NULL, NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -680,8 +680,8 @@ test_sm_order(void)
 {
 	const char *names[] = {"mail.example.org", "mx.example.org"};
 	EVP_PKEY *ak = acme_key_new(), *ck = acme_key_new();
-	struct acme_sm *sm = acme_sm_new(
-	    "https://a/dir", ak, ck, "ops@example.org", names, 2);
+	struct acme_sm *sm =
+	    acme_sm_new("https://a/dir", ak, ck, "ops@example.org", names, 2);
 	size_t n = sizeof(order_script) / sizeof(order_script[0]), at, nch;
 	const struct acme_chal *ch;
 
@@ -702,13 +702,12 @@ test_sm_order(void)
 }
 
 static const struct step refused_script[] = {
-    {ACME_SM_SEND, ACME_GET, "https://a/dir", NULL, 200, NULL, NULL,
-	DIR_BODY, 0},
-    {ACME_SM_SEND, ACME_HEAD, "https://a/nonce", NULL, 204, NULL, NULL, "",
+    {ACME_SM_SEND, ACME_GET, "https://a/dir", NULL, 200, NULL, NULL, DIR_BODY,
 	0},
+    {ACME_SM_SEND, ACME_HEAD, "https://a/nonce", NULL, 204, NULL, NULL, "", 0},
     {ACME_SM_SEND, ACME_POST, "https://a/acct",
-	"{\"termsOfServiceAgreed\":true}", 200, "https://a/acct/7", NULL,
-	"{}", 0},
+	"{\"termsOfServiceAgreed\":true}", 200, "https://a/acct/7", NULL, "{}",
+	0},
     {ACME_SM_SEND, ACME_POST, "https://a/new-order", NULL, 400, NULL, NULL,
 	"{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
 	"\"detail\":\"policy forbids\"}",
@@ -717,14 +716,13 @@ static const struct step refused_script[] = {
 };
 
 static const struct step badnonce_twice[] = {
-    {ACME_SM_SEND, ACME_GET, "https://a/dir", NULL, 200, NULL, NULL,
-	DIR_BODY, 0},
-    {ACME_SM_SEND, ACME_HEAD, "https://a/nonce", NULL, 200, NULL, NULL, "",
+    {ACME_SM_SEND, ACME_GET, "https://a/dir", NULL, 200, NULL, NULL, DIR_BODY,
 	0},
-    {ACME_SM_SEND, ACME_POST, "https://a/acct", NULL, 400, NULL, NULL,
-	BADNONCE, 0},
-    {ACME_SM_SEND, ACME_POST, "https://a/acct", NULL, 400, NULL, NULL,
-	BADNONCE, 0},
+    {ACME_SM_SEND, ACME_HEAD, "https://a/nonce", NULL, 200, NULL, NULL, "", 0},
+    {ACME_SM_SEND, ACME_POST, "https://a/acct", NULL, 400, NULL, NULL, BADNONCE,
+	0},
+    {ACME_SM_SEND, ACME_POST, "https://a/acct", NULL, 400, NULL, NULL, BADNONCE,
+	0},
     {ACME_SM_FAIL, 0, NULL, NULL, 0, NULL, NULL, NULL, 0},
 };
 
