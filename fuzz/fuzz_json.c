@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "util/json.h"
+#include "util/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
