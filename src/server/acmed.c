@@ -31,12 +31,12 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
 
 #include "acme/acme.h"
 #include "acme/client.h"
 #include "fs/file.h"
 #include "server/acmed.h"
+#include "server/httpsrv.h"
 #include "server/listen.h"
 #include "server/server.h"
 #include "server/tlsconn.h"
@@ -75,12 +75,8 @@ struct ad_run {
 
 struct acmed {
 	struct server *srv;
-	int fd; /* acme.http, bound; -1 once evhttp owns it, or none */
-	struct evhttp *http;
-	struct evconnlistener *lev;
-	struct event *resume; /* the end of a full admission window */
-	uint64_t window_ms;
-	unsigned admitted;
+	int fd; /* acme.http, bound; -1 once httpsrv owns it, or none */
+	struct httpsrv *http;
 	struct event *timer;
 	struct ad_run *run;	/* the order in flight, or NULL */
 	struct acme_chal *chal; /* served while an order waits */
@@ -713,68 +709,15 @@ on_request(struct evhttp_request *req, void *arg)
 }
 
 static void
-on_resume(evutil_socket_t fd, short what, void *arg)
-{
-	struct acmed *ad = arg;
-
-	(void)fd;
-	(void)what;
-	ad->window_ms = time_now_ms();
-	ad->admitted = 0;
-	evconnlistener_enable(ad->lev);
-}
-
-/* At most ACMED_HTTP_ADMIT connections a window; past that the
- * listener rests until the window ends (libevent 2.1's evhttp has no
- * connection cap of its own). */
-static struct bufferevent *
-on_connection(struct event_base *base, void *arg)
-{
-	struct acmed *ad = arg;
-	uint64_t now = time_now_ms(), left;
-
-	(void)base;
-	if (now - ad->window_ms >= ACMED_HTTP_TIMEOUT * 1000) {
-		ad->window_ms = now;
-		ad->admitted = 0;
-	}
-	if (++ad->admitted >= ACMED_HTTP_ADMIT &&
-	    !evtimer_pending(ad->resume, NULL)) {
-		left = ad->window_ms + ACMED_HTTP_TIMEOUT * 1000 - now;
-		struct timeval tv = {
-		    (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
-
-		evconnlistener_disable(ad->lev);
-		evtimer_add(ad->resume, &tv);
-	}
-	return NULL;
-}
-
-static void
 ad_http_start(struct acmed *ad)
 {
-	struct evhttp_bound_socket *bound;
-	struct event_base *base = ad->srv->base;
+	static const struct httpsrv_limits lim = {"acme_http",
+	    ACMED_HTTP_HEADERS, ACMED_HTTP_TIMEOUT, ACMED_HTTP_ADMIT};
 
 	if (ad->fd < 0)
 		return;
-	if ((ad->http = evhttp_new(base)) == NULL)
-		fatalx("event=startup step=acme error=evhttp_new");
-	evhttp_set_allowed_methods(ad->http,
-	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
-	evhttp_set_max_headers_size(ad->http, ACMED_HTTP_HEADERS);
-	evhttp_set_max_body_size(ad->http, 0);
-	evhttp_set_timeout(ad->http, ACMED_HTTP_TIMEOUT);
-	evhttp_set_gencb(ad->http, on_request, ad);
-	evhttp_set_bevcb(ad->http, on_connection, ad);
-	if ((bound = evhttp_accept_socket_with_handle(ad->http, ad->fd)) ==
-		NULL ||
-	    (ad->resume = evtimer_new(base, on_resume, ad)) == NULL)
-		fatalx("event=startup step=acme error=evhttp_accept");
-	ad->fd = -1; /* evhttp_free closes it */
-	ad->lev = evhttp_bound_socket_get_listener(bound);
-	ad->window_ms = time_now_ms();
+	ad->http = httpsrv_start(ad->srv->base, ad->fd, &lim, on_request, ad);
+	ad->fd = -1; /* httpsrv_free closes it */
 }
 
 /* ---- interface ----------------------------------------------------------- */
@@ -842,13 +785,8 @@ acmed_stop(struct server *s)
 	atomic_store_explicit(&ad->cancel, true, memory_order_relaxed);
 	if (ad->timer != NULL)
 		evtimer_del(ad->timer);
-	if (ad->resume != NULL)
-		event_free(ad->resume);
-	ad->resume = NULL;
-	if (ad->http != NULL)
-		evhttp_free(ad->http);
+	httpsrv_free(ad->http);
 	ad->http = NULL;
-	ad->lev = NULL;
 }
 
 bool
