@@ -546,16 +546,26 @@ sm_on_order(struct acme_sm *sm, const struct acme_resp *r)
 	}
 }
 
+/* The authorization answered; false (and sm failed) when it does not
+ * parse. */
+static bool
+sm_authz(struct acme_sm *sm, const struct acme_resp *r, struct acme_authz *a)
+{
+	char err[200];
+
+	if (acme_authz_parse(r->body, r->len, a, err, sizeof(err)) == 0)
+		return true;
+	acme_sm_fail(sm, err);
+	return false;
+}
+
 static void
 sm_on_authz(struct acme_sm *sm, const struct acme_resp *r)
 {
 	struct acme_authz a;
-	char err[200];
 
-	if (acme_authz_parse(r->body, r->len, &a, err, sizeof(err)) != 0) {
-		acme_sm_fail(sm, err);
+	if (!sm_authz(sm, r, &a))
 		return;
-	}
 	if (a.status == ACME_ST_VALID) {
 		if (++sm->i == sm->order.nauthz)
 			sm->step = sm->nchal > 0 ? SM_PUBLISH : SM_POLL_READY;
@@ -587,10 +597,8 @@ sm_on_poll_authz(struct acme_sm *sm, const struct acme_resp *r)
 	struct acme_authz a;
 	char err[200];
 
-	if (acme_authz_parse(r->body, r->len, &a, err, sizeof(err)) != 0) {
-		acme_sm_fail(sm, err);
+	if (!sm_authz(sm, r, &a))
 		return;
-	}
 	if (a.status == ACME_ST_VALID) {
 		if (++sm->i == sm->nchal)
 			sm->step = SM_POLL_READY;
