@@ -228,6 +228,17 @@ def test_issued_at_start_over_http01(ternd, dnsmasq, pebble, pki, tmp_path):
     assert http_get(http_port, "/.well-known/acme-challenge/x",
                     "POST")[0] in (404, 413)
     assert "result=error" not in t.log()
+    # tern doctor shows the last order (STATE/acme/last)
+    acme_opts = []
+    for k in ("acme.directory", "acme.domains", "acme.http", "tls.cert",
+              "tls.key", "listen.submissions"):
+        acme_opts += ["-o", f"{k}={t.overrides[k]}"]
+    r = t.tern(*acme_opts, "doctor", "--address", "127.0.0.1", check=False,
+               timeout=120)
+    out = r.stdout.decode()
+    assert re.search(r"ok acme: last order \d{4}-\d\d-\d\d [\d:]+ UTC: "
+                     r"result=issued domains=mail\.acme\.test not_after=\d+",
+                     out), out
 
 
 def test_renewed_within_renew_before_with_a_new_key(ternd, dnsmasq, pebble,
