@@ -74,8 +74,8 @@ MAINS    := src/server/main.c src/cli/main.c
 # configuration file it is named.  That is the protocol core and the
 # parsers: util, addr, smtp, mime, conf, mailauth and metrics whole (a new file
 # there joins by itself), auth's SASL and throttle, queue's envelope
-# codec, DSN builder, retry schedule and rate tables, the CLI's JSON
-# reader, the text check of STATE/versions (fs/verparse.c).  A libcore
+# codec, DSN builder, retry schedule and rate tables, the JSON
+# reader (util), the text check of STATE/versions (fs/verparse.c).  A libcore
 # file includes headers of modules with libcore files only, and no
 # socket, process or I/O library header (scripts/lint.sh);
 # the unit tests of these modules and every fuzzer link libcore.a alone,
@@ -88,8 +88,9 @@ CORE_SRC := $(sort $(wildcard src/util/*.c src/addr/*.c src/smtp/*.c \
               src/queue/bounce.c src/queue/retry.c \
               src/queue/sched.c src/queue/attempt.c src/queue/dsn.c \
               src/queue/slowdown.c \
-              src/queue/envjson.c src/queue/qlog.c src/cli/json.c \
+              src/queue/envjson.c src/queue/qlog.c \
               src/sts/sts.c src/fs/verparse.c \
+              src/acme/acme.c src/acme/jws.c \
               src/queue/admin.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 LIB_SRC  := $(filter-out $(MAINS) $(CORE_SRC),$(sort $(wildcard src/*/*.c)))
@@ -110,7 +111,7 @@ CORE_UNIT := $(filter $(UNIT_BIN),$(addprefix $(B)/tests/,test_addr test_bounce 
                test_arc test_srs test_inbound test_dkimsel test_dnscache test_milter test_dnsbl \
                test_policy test_slowdown test_metrics test_tlsa \
                test_sts test_versions test_tlsrpt \
-               test_logfmt test_admin))
+               test_logfmt test_admin test_acme))
 # The tests that drive the durable steps through fs/file.c's fault
 # hook: they link the fault builds of file.c and logspool.c ($(B)/fault/,
 # as ternd-fault does) ahead of the archives, so the archives' own

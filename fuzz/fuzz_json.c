@@ -1,5 +1,5 @@
 /*
- * fuzz_json: libFuzzer harness for src/cli/json.c, the JSON reader of the
+ * fuzz_json: libFuzzer harness for src/util/json.c, the JSON reader of the
  * control-socket client (in libcore.a: it depends on libc and util only).
  *
  * Besides the sanitisers, it aborts when a property breaks:
@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "util/json.h"
+#include "util/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

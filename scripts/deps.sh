@@ -11,6 +11,7 @@ python3-dkim python3-spf python3-dnspython opendkim-tools opendmarc publicsuffix
 postsrsd python3-srs python3-milter rspamd opendkim postfwd
 prometheus
 unbound nsd ldnsutils
+pebble
 libcurl4-openssl-dev
 debhelper dpkg-dev fakeroot lintian adduser"
 missing=""

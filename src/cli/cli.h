@@ -2,12 +2,12 @@
  * cli: the private interface of the tern command's own files.  main.c
  * (user, alias, config) calls the entry points below; sendmail.c holds the
  * sendmail(1) and mailq(1) personalities, queue.c the "tern queue"
- * commands and the control-socket client, json.c the small JSON reader
- * for the control socket's answers, dkim.c and dmarc.c those commands,
+ * commands and the control-socket client (its answers read with
+ * util/json.h), dkim.c and dmarc.c those commands,
  * doctor.c "tern doctor", config.c "tern config check" (its DNS and DKIM check
  * shared with dkim.c through cli/resolve.h).  The pure parts (flag parser,
- * message reader, recipient extraction, exit codes, JSON) are declared here
- * too, for tests/unit/test_sendmail.c and tests/unit/test_json.c.
+ * message reader, recipient extraction, exit codes) are declared here
+ * too, for tests/unit/test_sendmail.c.
  *
  * Owns: the tern command.  May call: addr, auth, conf, confcheck, deliver
  * (Maildir creation, the resolver), mailauth (DKIM keys, the SPF evaluator, the
@@ -30,6 +30,7 @@
 #include "conf/conf.h"
 #include "smtp/smtp.h"
 #include "util/util.h"
+#include "util/json.h"
 
 struct conf;
 
@@ -204,64 +205,7 @@ int sendmail_compose(const char *msg, size_t len, const char *fullname,
 /* Exit status for a reply (code, enh); after_data: to the final dot. */
 int sendmail_exit_code(int code, const char *enh, bool after_data);
 
-/* ---- JSON reader (json.c) --------------------------------------------- */
-
-/*
- * Enough JSON (RFC 8259) for the control socket: objects, arrays, strings
- * with every escape (surrogate pairs joined to UTF-8), numbers, true,
- * false, null.  The document is parsed whole into a tree of nodes that
- * point into a private copy of the input; strings are decoded in place
- * and NUL-terminated ("\u0000" is refused so they stay C strings).
- */
-#define JSON_INPUT_MAX	(64u << 20) /* octets of one document */
-#define JSON_DEPTH_MAX	64	    /* nesting of arrays and objects */
-#define JSON_NODES_MAX	(1u << 21)  /* values in one document */
-#define JSON_NUMBER_MAX 64	    /* octets of one number */
-
-struct json_limits {
-	size_t input_max;
-	unsigned depth_max;
-	size_t nodes_max;
-};
-
-enum json_type {
-	JSON_NULL = 0,
-	JSON_FALSE,
-	JSON_TRUE,
-	JSON_NUMBER,
-	JSON_STRING,
-	JSON_ARRAY,
-	JSON_OBJECT,
-};
-
-struct json_node {
-	enum json_type type;
-	const char *key; /* member name in its object, or NULL */
-	size_t key_len;
-	const char *str; /* JSON_STRING: decoded, NUL-terminated */
-	size_t len;	 /* string octets; array/object: members */
-	double num;	 /* JSON_NUMBER */
-	int64_t i;	 /* the same, exactly, when is_int */
-	bool is_int;	 /* no fraction or exponent, fits int64 */
-	const struct json_node *child; /* first element or member */
-	const struct json_node *next;  /* next sibling */
-	size_t child_i, next_i;	       /* private: node indices, and text */
-	size_t str_i, key_i;	       /* offsets, while parsing */
-};
-
-struct json_doc;
-
-/* Parse in[0..len); lim NULL = the defaults above.  NULL + err on error. */
-struct json_doc *json_parse(const char *in, size_t len,
-    const struct json_limits *lim, char *err, size_t errlen);
-void json_free(struct json_doc *d); /* NULL ok */
-const struct json_node *json_root(const struct json_doc *d);
-/* Member key of obj (first of that name), or NULL (also if obj is none). */
-const struct json_node *json_get(const struct json_node *obj, const char *key);
-/* Member key as a string / integer / boolean: NULL or false if absent or
- * of another type. */
-const char *json_get_str(const struct json_node *obj, const char *key);
-bool json_get_int(const struct json_node *obj, const char *key, int64_t *out);
-bool json_get_bool(const struct json_node *obj, const char *key, bool *out);
+/* The JSON reader moved to util/json.h (ternd's ACME client reads
+ * JSON too); included here for the commands that use it. */
 
 #endif

@@ -1076,6 +1076,48 @@ dr_check_cert(struct dr *d)
 	X509_free(x);
 }
 
+/*
+ * acme.directory: the last order's outcome, as ternd's acmed wrote it in
+ * STATE/acme/last ("UNIXTIME result=... ..."); the certificate itself is
+ * the "tls" line's.
+ */
+static void
+dr_check_acme(struct dr *d)
+{
+	char path[4096], line[1024], when[32];
+	const char *rest;
+	time_t t;
+	struct tm tm;
+	FILE *f;
+
+	if (d->c->acme_directory == NULL)
+		return;
+	str_fmt_cut(path, sizeof(path), "%s/acme/last", d->c->state_dir);
+	if ((f = fopen(path, "re")) == NULL) {
+		dr_add(d, DR_WARN, "acme",
+		    "start ternd and read its event=acme "
+		    "lines",
+		    "no ACME order has run yet (%s: %s)", path,
+		    strerror(errno));
+		return;
+	}
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	(void)fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	t = (time_t)strtoll(line, NULL, 10);
+	rest = strchr(line, ' ') != NULL ? strchr(line, ' ') + 1 : line;
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm) == 0)
+		str_fmt_cut(when, sizeof(when), "?");
+	if (strncmp(rest, "result=issued", 13) == 0)
+		dr_add(d, DR_OK, "acme", NULL, "last order %s: %s", when, rest);
+	else
+		dr_add(d, DR_WARN, "acme",
+		    "fix what the error names; ternd retries by itself",
+		    "last order %s: %s", when, rest);
+}
+
 /* ---- state_dir, disk, queue --------------------------------------------- */
 
 static void
@@ -1421,6 +1463,7 @@ cli_doctor(const struct conf *c, int argc, char **argv)
 	for (k = 0; k < ndoms; k++)
 		dr_check_mtasts(&d, doms[k]);
 	dr_check_cert(&d);
+	dr_check_acme(&d);
 	dr_check_state_dir(&d);
 	dr_check_queue(&d);
 	dr_check_port(&d);

@@ -44,10 +44,11 @@
 #include "screen/dnsbl.h"
 #include "util/util.h"
 
-#define CONF_FILE_MAX	 (1024 * 1024)
-#define CONF_VALUE_MAX	 4096
-#define CONF_DOMAINS_MAX 10000
-#define CONF_MSG_MAX	 512
+#define CONF_FILE_MAX	      (1024 * 1024)
+#define CONF_VALUE_MAX	      4096
+#define CONF_DOMAINS_MAX      10000
+#define CONF_MSG_MAX	      512
+#define CONF_ACME_DOMAINS_MAX 50 /* ACME_DOMAINS_MAX (acme/acme.h) */
 
 enum conf_type {
 	CONF_T_NAME,	 /* a domain name (hostname) */
@@ -220,6 +221,14 @@ static const struct conf_key conf_keys[] = {
 	K("tlsrpt", "report_from", CONF_T_STR, tlsrpt_report_from, 0, 0),
 	K("tlsrpt", "report_org", CONF_T_STR, tlsrpt_report_org, 0, 0),
 	K("tlsrpt", "max_domains", CONF_T_UINT, tlsrpt_max_domains, 1, 1000000),
+	/* ACME (RFC 8555): server/acmed.h, docs/tls-auth.md */
+	K("acme", "directory", CONF_T_STR, acme_directory, 0, 0),
+	K("acme", "email", CONF_T_STR, acme_email, 0, 0),
+	K("acme", "domains", CONF_T_NAMES, acme_domains, 0, 0),
+	K("acme", "http", CONF_T_LISTEN, acme_http, 0, 0),
+	K("acme", "webroot", CONF_T_PATH, acme_webroot, 0, 0),
+	K("acme", "renew_before", CONF_T_SECS, acme_renew_before, 86400, 365 * 86400),
+	K("acme", "retry_first", CONF_T_SECS, acme_retry_first, 1, 86400),
 };
 #undef K
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -228,7 +237,7 @@ static const char *const conf_sections[] = {
 	"listen", "tls", "tables", "limits", "timeout", "relay", "dns", "log",
 	"auth", "submission", "queue", "delivery", "spf", "dkim", "dmarc",
 	"srs", "arc", "milter", "screen", "greylist", "rate", "policy",
-	"metrics", "tls_policy", "sts", "tlsrpt",
+	"metrics", "tls_policy", "sts", "tlsrpt", "acme",
 };
 /* clang-format on */
 
@@ -1593,6 +1602,8 @@ conf_defaults(struct conf *c, char *err, size_t errlen)
 	c->sts_enable = true;
 	c->sts_cache_entries = 1000;
 	c->sts_fetch_timeout = 20;
+	c->acme_renew_before = 30 * 86400;
+	c->acme_retry_first = 600;
 	/* rate limits: docs/defence.md "Rate limits" says why these */
 	c->rate_connections_per_ip = 60;
 	c->rate_messages_per_ip = 500;
@@ -1685,6 +1696,59 @@ conf_check_metrics(const struct conf *c, char *err, size_t errlen)
 	return -1;
 }
 
+/* Items of a comma-joined list (conf_set_list's form). */
+static size_t
+conf_count_items(const char *list)
+{
+	size_t n = 1;
+
+	for (; *list != '\0'; list++)
+		n += *list == ',';
+	return n;
+}
+
+/*
+ * ACME writes the pair where tls.cert and tls.key say (so they must be
+ * given) and needs one way to answer HTTP-01 (acme.http or acme.webroot,
+ * not both: the validator asks one of them).
+ */
+static int
+conf_check_acme(struct conf *c, char *err, size_t errlen)
+{
+	const char *d = c->acme_directory;
+
+	if (d == NULL)
+		return 0;
+	if (strncmp(d, "https://", 8) != 0 || strpbrk(d, "\" \\") != NULL)
+		str_fmt_cut(err, errlen,
+		    "acme.directory: %s is not an https: "
+		    "URL",
+		    d);
+	else if (c->tls_cert == NULL || c->tls_key == NULL)
+		str_fmt_cut(err, errlen,
+		    "acme.directory: set tls.cert and tls.key too (where the "
+		    "certificate and its key are written)");
+	else if ((c->acme_http == NULL) == (c->acme_webroot == NULL))
+		str_fmt_cut(err, errlen,
+		    "acme.directory: set one of acme.http (ternd answers "
+		    "HTTP-01) and acme.webroot (a web server does)");
+	else if (c->acme_email != NULL &&
+		 (strpbrk(c->acme_email, "\" \\,") != NULL ||
+		     strchr(c->acme_email, '@') == NULL))
+		str_fmt_cut(err, errlen, "acme.email: %s is not an address",
+		    c->acme_email);
+	else if (c->acme_domains != NULL &&
+		 conf_count_items(c->acme_domains) > CONF_ACME_DOMAINS_MAX)
+		str_fmt_cut(err, errlen, "acme.domains: more than %d names",
+		    CONF_ACME_DOMAINS_MAX);
+	else {
+		if (c->acme_domains == NULL)
+			c->acme_domains = xstrdup(c->hostname);
+		return 0;
+	}
+	return -1;
+}
+
 /* Values that depend on others, computed once everything is read. */
 static int
 conf_finish(struct conf_ctx *x, char *err, size_t errlen)
@@ -1694,7 +1758,8 @@ conf_finish(struct conf_ctx *x, char *err, size_t errlen)
 
 	if (conf_finish_smarthost_tls(c, err, errlen) != 0 ||
 	    conf_check_dmarc_override(c, err, errlen) != 0 ||
-	    conf_check_metrics(c, err, errlen) != 0)
+	    conf_check_metrics(c, err, errlen) != 0 ||
+	    conf_check_acme(c, err, errlen) != 0)
 		return -1;
 	if (c->ndomains == 0) {
 		str_fmt_cut(err, errlen,

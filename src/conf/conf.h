@@ -247,6 +247,14 @@ struct conf {
 	bool sts_enable;	    /* sts.enable, true */
 	unsigned sts_cache_entries; /* sts.cache_entries, 1000 domains */
 	unsigned sts_fetch_timeout; /* sts.fetch_timeout, 20 s */
+	/* ACME, RFC 8555 (server/acmed.h, docs/tls-auth.md) */
+	char *acme_directory;	    /* acme.directory URL; NULL: ACME off */
+	char *acme_email;	    /* acme.email: the account's contact */
+	char *acme_domains;	    /* acme.domains, "a,b"; default hostname */
+	char *acme_http;	    /* acme.http ADDR:PORT (HTTP-01), or NULL */
+	char *acme_webroot;	    /* acme.webroot DIR, or NULL */
+	unsigned acme_renew_before; /* acme.renew_before, 30 days */
+	unsigned acme_retry_first;  /* acme.retry_first, 600 s */
 };
 
 /*

@@ -80,8 +80,10 @@ confcheck_run(
 	bool gen = false;
 	unsigned n = 0;
 
-	/* the admin's pair; the self-signed one (no tls.cert) is ternd's */
-	if (cf->tls_cert != NULL) {
+	/* the admin's pair; the self-signed one (no tls.cert) is ternd's,
+	   and so is the pair ACME writes (acme.directory: server/acmed.h),
+	   which may not be there yet */
+	if (cf->tls_cert != NULL && cf->acme_directory == NULL) {
 		if ((ctx = tls_server_ctx(cf->tls_cert, cf->tls_key,
 			 cf->state_dir, cf->hostname, &gen, err,
 			 sizeof(err))) == NULL)

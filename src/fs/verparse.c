@@ -11,6 +11,7 @@ const struct state_format state_formats[] = {
     {"dkim", 1},    /* STATE/dkim/DOMAIN/SELECTOR.ALG.key and active */
     {"srs.key", 1}, /* one base64 secret a line, postsrsd's form */
     {"tls", 1},	    /* STATE/tls: the self-signed pair, PEM */
+    {"acme", 1},    /* STATE/acme: account.key (PEM), account.url */
     {NULL, 0},
 };
 

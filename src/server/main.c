@@ -39,6 +39,7 @@
 #include "server/control.h"
 #include "server/dmarcrep.h"
 #include "server/tlsrptd.h"
+#include "server/acmed.h"
 #include "server/dkimkeys.h"
 #include "server/dkimsign.h"
 #include "server/fault.h"
@@ -244,9 +245,11 @@ load_tls(struct server *s, const struct passwd *pw, bool dropped)
 	if (s->tls_ctx != NULL)
 		return;
 	/* not started as root: everything after state_dir_prepare() */
-	if (!dropped && (pw == NULL || cf->tls_cert == NULL ||
-			    !readable_now(cf->tls_cert, pw, false) ||
-			    !readable_now(cf->tls_key, pw, false)))
+	/* ACME's pair (acmed.h) is ternd's own: read and made as user */
+	if (!dropped &&
+	    (pw == NULL || cf->tls_cert == NULL || cf->acme_directory != NULL ||
+		!readable_now(cf->tls_cert, pw, false) ||
+		!readable_now(cf->tls_key, pw, false)))
 		return;
 	if (tlsconn_ctx_load(s->conf, &s->tls_ctx) != 0)
 		fatalx("event=startup step=tls error=\"see above\"");
@@ -367,7 +370,8 @@ server_maybe_exit(struct server *s)
 {
 	if (s->stopping && s->nconns == 0 && workers_busy(s->workers) == 0 &&
 	    lookups_busy(s->lookups) == 0 && qmgr_idle(s->qmgr) &&
-	    dmarcrep_idle(s->dmarcrep) && tlsrptd_idle(s->tlsrptd))
+	    dmarcrep_idle(s->dmarcrep) && tlsrptd_idle(s->tlsrptd) &&
+	    acmed_idle(s))
 		event_base_loopexit(s->base, NULL);
 }
 
@@ -426,6 +430,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	metricsrv_stop(s);
 	dmarcrep_stop(s->dmarcrep);
 	tlsrptd_stop(s->tlsrptd);
+	acmed_stop(s);
 	s->stop_timer = evtimer_new(s->base, on_stop_timer, s);
 	evtimer_add(s->stop_timer, &tv);
 	conns_shutdown(s);
@@ -559,7 +564,8 @@ main(int argc, char **argv)
 	pw = lookup_user(s.conf);
 	state_dir_make_as_root(s.conf, pw);
 	raise_nofile(s.conf);
-	if (listeners_bind(&s) != 0 || metricsrv_bind(&s) != 0)
+	if (listeners_bind(&s) != 0 || metricsrv_bind(&s) != 0 ||
+	    acmed_bind(&s) != 0)
 		fatalx("event=startup step=listen error=\"cannot listen, see "
 		       "above\"");
 	load_tls(&s, pw, false);
@@ -623,6 +629,7 @@ main(int argc, char **argv)
 	s.qmgr = qmgr_new(&s);
 	dmarcrep_start(s.dmarcrep);
 	tlsrptd_start(s.tlsrptd);
+	acmed_start(&s);
 	if (control_listen(&s) != 0)
 		fatalx("event=startup step=control error=\"cannot make the "
 		       "control sockets\"");
@@ -636,6 +643,7 @@ main(int argc, char **argv)
 	conn_grey_close(&s);
 	dmarcrep_free(s.dmarcrep);
 	tlsrptd_free(s.tlsrptd);
+	acmed_free(&s);
 	store_stats(s.store, &stats);
 	store_free(s.store);
 	lookups_stop(s.lookups);

@@ -7,21 +7,11 @@
  * is) and hands it to evhttp, which writes it as the socket takes it.
  * Nothing here blocks: /proc reads are of the process's own files.
  *
- * What the network may send is bounded by evhttp: headers at most
- * METRICSRV_HEADERS_MAX octets, no request body (max_body_size 0: a POST
- * with content gets 413), a client that does not finish its request or
- * read its answer in METRICSRV_TIMEOUT_S seconds is dropped.  Any path
- * but /metrics is 404, any method but GET and HEAD on it 405.
- *
- * Connections: libevent 2.1 has no cap on evhttp's (2.2 has
- * evhttp_set_max_connections) and tells nobody when one closes before
- * its first request, so the cap is on admissions: at most
- * METRICSRV_ADMIT connections per METRICSRV_TIMEOUT_S seconds; past
- * that the listener is disabled until the window ends and clients wait
- * in the kernel's backlog.  An idle connection lives at most the timeout,
- * so open connections stay near METRICSRV_ADMIT (a client reading a page
- * slowly but steadily may outlive its window).  Prometheus scrapes over
- * one kept-alive connection.
+ * What the network may send, and how many connections, is bounded by
+ * server/httpsrv.h (METRICSRV_HEADERS_MAX octets of headers, no body,
+ * METRICSRV_TIMEOUT_S seconds a client, METRICSRV_ADMIT admissions per
+ * window).  Any path but /metrics is 404, any method but GET and HEAD on
+ * it 405.  Prometheus scrapes over one kept-alive connection.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -33,10 +23,10 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 
 #include "metrics/metrics.h"
+#include "server/httpsrv.h"
 #include "server/listen.h"
 #include "server/lookup.h"
 #include "server/metricsrv.h"
@@ -49,12 +39,8 @@
 #define METRICSRV_ADMIT	      8
 
 struct metricsrv {
-	int fd; /* bound, listening; -1 once evhttp owns it */
-	struct evhttp *http;
-	struct evconnlistener *lev; /* evhttp's, to pause admissions */
-	struct event *resume;	    /* the end of a full window */
-	uint64_t window_ms;	    /* start of the admission window */
-	unsigned admitted;	    /* connections in it */
+	int fd; /* bound, listening; -1 once httpsrv owns it */
+	struct httpsrv *http;
 };
 
 int
@@ -181,74 +167,17 @@ on_request(struct evhttp_request *req, void *arg)
 	evbuffer_free(body);
 }
 
-static void
-on_resume(evutil_socket_t fd, short what, void *arg)
-{
-	struct metricsrv *m = arg;
-
-	(void)fd;
-	(void)what;
-	m->window_ms = time_now_ms();
-	m->admitted = 0;
-	if (m->lev != NULL)
-		evconnlistener_enable(m->lev);
-}
-
-/* evhttp's hook for a new connection: counted here, the bufferevent
- * left to evhttp (NULL). */
-static struct bufferevent *
-on_connection(struct event_base *base, void *arg)
-{
-	struct metricsrv *m = arg;
-	uint64_t now = time_now_ms(), left;
-
-	(void)base;
-	if (now - m->window_ms >= METRICSRV_TIMEOUT_S * 1000) {
-		m->window_ms = now;
-		m->admitted = 0;
-	}
-	if (++m->admitted >= METRICSRV_ADMIT && m->lev != NULL &&
-	    !evtimer_pending(m->resume, NULL)) {
-		left = m->window_ms + METRICSRV_TIMEOUT_S * 1000 - now;
-		struct timeval tv = {
-		    (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
-
-		evconnlistener_disable(m->lev);
-		evtimer_add(m->resume, &tv);
-		log_warn("event=metrics_busy connections=%u window_s=%d",
-		    m->admitted, METRICSRV_TIMEOUT_S);
-	}
-	return NULL;
-}
-
 void
 metricsrv_start(struct server *s)
 {
-	struct evhttp_bound_socket *bound;
+	static const struct httpsrv_limits lim = {"metrics",
+	    METRICSRV_HEADERS_MAX, METRICSRV_TIMEOUT_S, METRICSRV_ADMIT};
 	struct metricsrv *m = s->metrics;
 
 	if (m == NULL)
 		return;
-	if ((m->http = evhttp_new(s->base)) == NULL)
-		fatalx("event=startup step=metrics error=evhttp_new");
-	/* every method reaches on_request, which answers 405 (evhttp would
-	 * say 501 to the ones it was not told of) */
-	evhttp_set_allowed_methods(m->http,
-	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-		EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_max_headers_size(m->http, METRICSRV_HEADERS_MAX);
-	evhttp_set_max_body_size(m->http, 0);
-	evhttp_set_timeout(m->http, METRICSRV_TIMEOUT_S);
-	evhttp_set_gencb(m->http, on_request, s);
-	evhttp_set_bevcb(m->http, on_connection, m);
-	if ((bound = evhttp_accept_socket_with_handle(m->http, m->fd)) ==
-		NULL ||
-	    (m->resume = evtimer_new(s->base, on_resume, m)) == NULL)
-		fatalx("event=startup step=metrics error=evhttp_accept");
-	m->fd = -1; /* evhttp_free closes it */
-	m->lev = evhttp_bound_socket_get_listener(bound);
-	m->window_ms = time_now_ms();
+	m->http = httpsrv_start(s->base, m->fd, &lim, on_request, s);
+	m->fd = -1; /* httpsrv_free closes it */
 }
 
 void
@@ -258,10 +187,7 @@ metricsrv_stop(struct server *s)
 
 	if (m == NULL)
 		return;
-	if (m->resume != NULL)
-		event_free(m->resume);
-	if (m->http != NULL)
-		evhttp_free(m->http);
+	httpsrv_free(m->http);
 	if (m->fd >= 0)
 		close(m->fd);
 	free(m);

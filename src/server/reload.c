@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "confcheck/confcheck.h"
+#include "server/acmed.h"
 #include "server/dkimsign.h"
 #include "server/listen.h"
 #include "server/lookup.h"
@@ -302,4 +303,5 @@ reload_run(struct server *s)
 	lookups_reload(s->lookups, n.conf, n.table);
 	dkimsign_reload(s);
 	log_changed(oc, n.conf, r->gen);
+	acmed_reloaded(s); /* acme.domains or tls.cert may have changed */
 }

@@ -89,6 +89,12 @@ const char *const reload_restart_keys[] = {
     "rate.exempt_networks",
     "policy.servers",
     "policy.idle_timeout",
+    /* ACME: acme.http is bound as root at start (port 80), and the
+       sandbox's write rules for tls.cert's directory and the webroot are
+       made once; the other acme.* keys are read by each check */
+    "acme.directory",
+    "acme.http",
+    "acme.webroot",
     /* worker threads read the level while they log, and the log's
        format and target are set up once: written once */
     "log.level",

@@ -156,6 +156,35 @@ ll_allow_file(struct ll *l, const char *path, uint64_t access)
 	return ll_allow(l, path, access);
 }
 
+/* Beneath the directory a path is in (the file itself may not exist
+ * yet: ACME writes tls.cert there). */
+static int
+ll_allow_parent(struct ll *l, const char *path, uint64_t access)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+
+	if (path == NULL ||
+	    str_copy(dir, sizeof(dir), path, strlen(path)) != 0 ||
+	    realpath(dirname(dir), real) == NULL)
+		return 0;
+	return ll_allow(l, real, access);
+}
+
+/* acme.directory: tls.cert's and tls.key's directories and the webroot
+ * are written (server/acmed.h). */
+static int
+ll_allow_acme(struct ll *l, const struct conf *cf)
+{
+	if (cf->acme_directory == NULL)
+		return 0;
+	if (ll_allow_parent(l, cf->tls_cert, FS_NOEXEC) < 0 ||
+	    ll_allow_parent(l, cf->tls_key, FS_NOEXEC) < 0 ||
+	    (cf->acme_webroot != NULL &&
+		ll_allow(l, cf->acme_webroot, FS_NOEXEC) < 0))
+		return -1;
+	return 0;
+}
+
 /* Beneath the directory holding what path resolves to now. */
 static int
 ll_allow_dir_of(struct ll *l, const char *path, uint64_t access)
@@ -301,7 +330,8 @@ ll_rules(struct ll *l, const struct conf *cf, char *const *rw, size_t nrw,
 	    strncmp(cf->tables_users, "sqlite:", 7) == 0 &&
 	    ll_allow_dir_of(l, cf->tables_users + 7, FS_NOEXEC) < 0)
 		return -1;
-	if (ll_allow_dir_of(l, cf->tls_cert, FS_READ) < 0 ||
+	if (ll_allow_acme(l, cf) != 0 ||
+	    ll_allow_dir_of(l, cf->tls_cert, FS_READ) < 0 ||
 	    ll_allow_dir_of(l, cf->tls_key, FS_READ) < 0 ||
 	    ll_allow_dir_of(l, cf->relay_smarthost_ca_file, FS_READ) < 0 ||
 	    ll_allow_dir_of(l, cf->tls_ca_file, FS_READ) < 0 ||

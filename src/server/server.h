@@ -57,6 +57,7 @@ struct connrate;
 struct policy_pool;
 struct metricsrv;
 struct reload;
+struct acmed;
 
 struct server {
 	struct conf *conf;
@@ -102,6 +103,7 @@ struct server {
 				       (connpolicy.c); NULL until used */
 	struct metricsrv *metrics; /* listen.metrics (metricsrv.h); NULL: off */
 	struct reload *reload;	   /* SIGHUP's configurations (reload.h) */
+	struct acmed *acme;	   /* ACME orders (acmed.h); NULL: off */
 };
 
 /* ---- the daemon-wide checks (conn.c, main.c) ---------------------- */

@@ -33,6 +33,16 @@ tlsconn_ctx_load(const struct conf *cf, SSL_CTX **ctx_inout)
 	SSL_CTX *ctx = tls_server_ctx(cf->tls_cert, cf->tls_key, cf->state_dir,
 	    cf->hostname, &generated, err, sizeof(err));
 
+	/* ACME's pair may be missing (before the first order) or half
+	   written (a crash between its two renames): the self-signed pair
+	   serves until acmed brings a new one (server/acmed.h) */
+	if (ctx == NULL && cf->acme_directory != NULL) {
+		log_warn("event=tls_load error=\"%s\" note=\"serving the "
+			 "self-signed pair until ACME brings one\"",
+		    err);
+		ctx = tls_server_ctx(NULL, NULL, cf->state_dir, cf->hostname,
+		    &generated, err, sizeof(err));
+	}
 	if (ctx == NULL) {
 		log_err("event=tls_load error=\"%s\"", err);
 		return -1;

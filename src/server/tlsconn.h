@@ -19,7 +19,8 @@
 struct conn;
 
 /* Build the server context from tls.cert/tls.key (or the self-signed
- * pair) into *ctx_inout, freeing the old one; on failure (logged) -1,
+ * pair; also when acme.directory is set and tls.cert does not load yet)
+ * into *ctx_inout, freeing the old one; on failure (logged) -1,
  * *ctx_inout unchanged.  At start-up the caller makes that fatal; on SIGHUP the
  * old context stays. */
 int tlsconn_ctx_load(const struct conf *cf, SSL_CTX **ctx_inout);

@@ -207,8 +207,16 @@ def test_metrics_http_refusals(metered):
     for method in ("DELETE", "PUT", "OPTIONS", "PATCH"):
         assert curl(p, "-X", method)[1] == 405, method
     assert curl(p, "-X", "POST")[1] == 405
-    # a request body is refused before it is read
-    assert curl(p, "-X", "POST", "--data-binary", "x" * 1000)[1] == 413
+    # a request body is refused before it is read: asked first
+    # (Expect: 100-continue), the answer is 413 and no body is sent
+    assert curl(p, "-X", "POST", "-H", "Expect: 100-continue",
+                "--data-binary", "x" * 1000)[1] == 413
+    # sent at once, it is refused as well; the 413 may then be lost to the
+    # reset of a socket closed with the body unread (TCP, RFC 1122
+    # 4.2.2.13), so a reset counts as the refusal, a 200 never does
+    rc, code, _ = curl(p, "-X", "POST", "-H", "Expect:",
+                       "--data-binary", "x" * 1000)
+    assert code == 413 or (code == 0 and rc in (52, 55, 56)), (rc, code)
     rc, code, body = curl(p, "-I")
     assert rc == 0 and code == 200 and "version=0.0.4" in body, body
     # a query string is still /metrics

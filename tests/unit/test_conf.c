@@ -982,6 +982,70 @@ test_sts_keys(void)
 	}
 }
 
+/* acme.*: off by default; what it needs with it; defaults and ranges */
+static void
+test_acme_keys(void)
+{
+#define ACME_ON "acme.directory=https://acme.example/dir"
+#define PAIR	"tls.cert=/c.pem", "tls.key=/k.pem"
+	static const struct {
+		const char *ov[5];
+		bool ok;	  /* accepted: the dump holds want */
+		const char *want; /* else the error does */
+	} rows[] = {
+	    {{"state_dir=/s"}, true, "acme.directory = \n"},
+	    {{"state_dir=/s"}, true, "acme.renew_before = 2592000\n"},
+	    {{"state_dir=/s"}, true, "acme.retry_first = 600\n"},
+	    {{ACME_ON, PAIR, "acme.http=0.0.0.0:80"}, true,
+		"acme.domains = mx.test\n"},
+	    {{ACME_ON, PAIR, "acme.webroot=/var/www"}, true,
+		"acme.webroot = /var/www\n"},
+	    {{ACME_ON, PAIR, "acme.http=127.0.0.1:80",
+		 "acme.domains=a.example b.example"},
+		true, "acme.domains = a.example,b.example\n"},
+	    {{ACME_ON, "acme.http=0.0.0.0:80"}, false,
+		"set tls.cert and tls.key"},
+	    {{ACME_ON, PAIR}, false, "set one of acme.http"},
+	    {{ACME_ON, PAIR, "acme.http=0.0.0.0:80", "acme.webroot=/w"}, false,
+		"set one of acme.http"},
+	    {{"acme.directory=http://acme.example/", PAIR,
+		 "acme.http=0.0.0.0:80"},
+		false, "not an https: URL"},
+	    {{ACME_ON, PAIR, "acme.http=0.0.0.0:80", "acme.email=nobody"},
+		false, "not an address"},
+	    {{"acme.renew_before=1h"}, false, "acme.renew_before"},
+	    {{"acme.retry_first=2d"}, false, "acme.retry_first"},
+	    {{"acme.domains=not..name"}, false, "acme.domains"},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *ov[7] = {"state_dir=/s", "hostname=mx.test"};
+		int n = 2;
+		char err[512] = "";
+		struct lines l = {"", 0, 0};
+		struct conf *c;
+
+		for (int j = 0; j < 5 && rows[i].ov[j] != NULL; j++)
+			ov[n++] = (char *)(uintptr_t)rows[i].ov[j];
+		c = conf_load(NULL, ov, n, err, sizeof(err));
+		t_case(rows[i].ov[0]);
+		T_CHECK((c != NULL) == rows[i].ok);
+		if (c == NULL) {
+			T_CHECK(strstr(err, rows[i].want) != NULL);
+			if (strstr(err, rows[i].want) == NULL)
+				fprintf(stderr, "  err: %s\n", err);
+			continue;
+		}
+		conf_dump(c, collect, &l);
+		T_CHECK(strstr(l.text, rows[i].want) != NULL);
+		if (strstr(l.text, rows[i].want) == NULL)
+			fprintf(stderr, "%s", l.text);
+		conf_free(c);
+	}
+#undef ACME_ON
+#undef PAIR
+}
+
 static void
 test_log_keys(void)
 {
@@ -1043,7 +1107,7 @@ test_dump(void)
 	if (c == NULL)
 		return;
 	conf_dump(c, collect, &l);
-	T_CHECK_INT(l.n, 118);
+	T_CHECK_INT(l.n, 125);
 	T_CHECK(strstr(l.text, "tlsrpt.reports = no\n") != NULL);
 	T_CHECK(strstr(l.text, "tlsrpt.report_interval = 86400\n") != NULL);
 	T_CHECK(strstr(l.text, "tlsrpt.max_domains = 10000\n") != NULL);
@@ -1409,6 +1473,7 @@ main(void)
 	T_RUN(test_milter_keys);
 	T_RUN(test_rate_keys);
 	T_RUN(test_metrics_keys);
+	T_RUN(test_acme_keys);
 	T_RUN(test_tls_policy);
 	test_sts_keys();
 	T_RUN(test_log_keys);

@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/cli/json.c, the JSON reader of tern's control-socket
+ * Unit tests for src/util/json.c, the JSON reader of tern's control-socket
  * client: a table of documents accepted or refused, decoding of strings
  * and numbers, the limits, the tree walk, and ternd's real answers.
  *
@@ -9,7 +9,7 @@
  * of an object or array is never accepted.
  */
 #include "t.h"
-#include "cli/cli.h"
+#include "util/json.h"
 
 struct row {
 	const char *name;

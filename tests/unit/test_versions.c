@@ -17,6 +17,9 @@ static const struct {
     {"dkim 1\n", 0, NULL},
     {"dkim 1\nsrs.key 1\ntls 1\n", 0, NULL},
     {"tlsrpt 7\n", 0, NULL}, /* a format this tern does not read */
+    {"acme 1\n", 0, NULL},
+    {"acme 2\n", -1,
+	"format acme is at version 2, this tern reads version 1 only"},
     {"dkim 2\n", -1,
 	"format dkim is at version 2, this tern reads "
 	"version 1 only"},
@@ -90,10 +93,11 @@ test_known_formats(void)
 
 	for (; state_formats[n].name != NULL; n++)
 		T_CHECK_INT(state_formats[n].version, 1);
-	T_CHECK_INT(n, 3);
+	T_CHECK_INT(n, 4);
 	T_CHECK_STR(state_formats[0].name, "dkim");
 	T_CHECK_STR(state_formats[1].name, "srs.key");
 	T_CHECK_STR(state_formats[2].name, "tls");
+	T_CHECK_STR(state_formats[3].name, "acme");
 }
 
 int

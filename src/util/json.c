@@ -20,14 +20,15 @@
  * texts of remote servers may be any bytes); the caller cleans what it
  * prints.
  *
- * Depends on libc only, so fuzz/fuzz_json.c can #include this file.
+ * Depends on libc and util only.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "util/json.h"
+#include "util/util.h"
 
 struct json_doc {
 	char *text; /* copy of the input, NUL-terminated */
