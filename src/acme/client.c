@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "acme/client.h"
+#include "tls/curltls.h"
 #include "util/util.h"
 
 struct cl_resp {
@@ -77,37 +78,10 @@ cl_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* libcurl calls it at least once a second, transferring or not. */
-static int
-cl_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-    curl_off_t ulnow)
-{
-	const atomic_bool *cancel = arg;
-
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return atomic_load_explicit(cancel, memory_order_relaxed) ? 1 : 0;
-}
-
 static int
 cl_setup_trust(CURL *h, const struct acme_client_conf *cc)
 {
-	if (cc->ca_file != NULL &&
-	    curl_easy_setopt(h, CURLOPT_CAINFO, cc->ca_file) != CURLE_OK)
-		return -1;
-	if (cc->ca_path != NULL &&
-	    curl_easy_setopt(h, CURLOPT_CAPATH, cc->ca_path) != CURLE_OK)
-		return -1;
-	if (cc->cancel != NULL &&
-	    (curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, cl_progress) !=
-		    CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_XFERINFODATA, cc->cancel) !=
-		    CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK))
-		return -1;
-	return 0;
+	return curltls_setup(h, cc->ca_file, cc->ca_path, cc->cancel);
 }
 
 static int

@@ -16,6 +16,7 @@
 #include "util/util.h"
 #include "sts/fetch.h"
 #include "sts/sts.h"
+#include "tls/curltls.h"
 
 #define STS_FETCH_URL_MAX 320
 
@@ -37,20 +38,6 @@ fetch_write(char *p, size_t size, size_t n, void *arg)
 	if (buf_append(s->body, p, len) != 0)
 		return 0;
 	return len;
-}
-
-/* libcurl calls it at least once a second, transferring or not. */
-static int
-fetch_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-    curl_off_t ultotal, curl_off_t ulnow)
-{
-	const atomic_bool *cancel = arg;
-
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return atomic_load_explicit(cancel, memory_order_relaxed) ? 1 : 0;
 }
 
 /*
@@ -157,18 +144,7 @@ fetch_setup(CURL *h, const struct sts_fetch_req *req, struct curl_slist *res,
 	    curl_easy_setopt(h, CURLOPT_WRITEDATA, sink) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_USERAGENT, "tern") != CURLE_OK)
 		return -1;
-	if (req->ca_file != NULL &&
-	    curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_file) != CURLE_OK)
-		return -1;
-	if (req->ca_path != NULL &&
-	    curl_easy_setopt(h, CURLOPT_CAPATH, req->ca_path) != CURLE_OK)
-		return -1;
-	if (req->cancel != NULL &&
-	    (curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, fetch_progress) !=
-		    CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_XFERINFODATA, req->cancel) !=
-		    CURLE_OK ||
-		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK))
+	if (curltls_setup(h, req->ca_file, req->ca_path, req->cancel) != 0)
 		return -1;
 	return 0;
 }
