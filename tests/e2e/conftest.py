@@ -18,6 +18,7 @@ import email.utils
 import grp
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -83,16 +84,39 @@ def require_build():
                         f"TERN_BUILD=build-asan) first", pytrace=False)
 
 
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral range (32768 by default)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORT_RANGE = (10000, _ephemeral_low() - 1)
+_port_rng = random.Random()  # seeded per process: each xdist worker its own
+
+
 def free_port():
-    """A loopback TCP port that nobody listens on right now, chosen by the
-    kernel at random from its ephemeral range, so the pytest-xdist
-    workers (tests/run.py) rarely meet.  (Ports counted out of a range per
-    worker were tried: in one CI rehearsal a test's not-yet-started peer
-    port was answered by another ternd, cause not established, so the
-    kernel's choice, which the serial suite always used, stays.)"""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that nobody listens on right now, for a server a
+    test is about to start.  Chosen at random *below* the kernel's
+    ephemeral range: the kernel takes the local port of every outgoing
+    connection from that range, so a port it handed out by bind(0) could
+    be taken by some client's connect() (the other xdist worker's, or a
+    ternd's delivery) before the server binds it, and the server then
+    fails with "Address already in use" (seen in a CI rehearsal).  Below
+    the range only listeners can collide, and the bind here checks that
+    none holds the port now."""
+    lo, hi = _PORT_RANGE
+    for _ in range(500):
+        port = _port_rng.randint(lo, hi)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {lo}-{hi}")
 
 
 def wait_port(port, timeout, proc=None, what="server", host="127.0.0.1"):
