@@ -5,7 +5,8 @@
  * Invariants: a slot with tat == 0 is empty; tat is in ms and only moves
  * forward for a key (rate_take and rate_block take the larger of the old
  * and the new value), so an earlier now_ms can only make a key wait
- * longer; the table never grows after rate_table_new.
+ * longer; the table never grows after rate_table_new.  The one exception
+ * is rate_table_set_limit, which rescales every tat to a new interval.
  */
 #include <stdlib.h>
 
@@ -26,6 +27,15 @@ struct rate_table {
 	unsigned limit;
 };
 
+/* window / limit, at least 1 ms */
+static uint64_t
+rate_interval(uint64_t window, unsigned limit)
+{
+	uint64_t i = limit ? window / limit : 1;
+
+	return i ? i : 1;
+}
+
 struct rate_table *
 rate_table_new(unsigned slots, unsigned limit, uint64_t window_ms)
 {
@@ -43,9 +53,7 @@ rate_table_new(unsigned slots, unsigned limit, uint64_t window_ms)
 	t->mask = n - 1;
 	t->limit = limit;
 	t->window = window_ms ? window_ms : 1;
-	t->interval = limit ? t->window / limit : 1;
-	if (t->interval == 0)
-		t->interval = 1;
+	t->interval = rate_interval(t->window, limit);
 	return t;
 }
 
@@ -174,4 +182,40 @@ rate_block(struct rate_table *t, uint64_t key, uint64_t now_ms, uint64_t ms)
 		s->tat = tat;
 	if (s->tat == 0)
 		s->tat = 1;
+}
+
+/* ahead * to / from without overflow: ahead is at most a few windows,
+ * but rate_block may have put a key far ahead */
+static uint64_t
+rate_rescale(uint64_t ahead, uint64_t from, uint64_t to)
+{
+	if (ahead <= UINT64_MAX / to)
+		return ahead * to / from;
+	return ahead / from * to;
+}
+
+void
+rate_table_set_limit(struct rate_table *t, unsigned limit, uint64_t now_ms)
+{
+	uint64_t interval = rate_interval(t->window, limit), cap, i;
+
+	if (limit == t->limit)
+		return;
+	cap = now_ms + 2 * t->window;
+	for (i = 0; i <= t->mask; i++) {
+		struct rate_slot *s = &t->slot[i];
+
+		if (limit == 0 || t->limit == 0) {
+			s->tat = 0; /* no counts under or for no limit */
+			continue;
+		}
+		if (s->tat <= now_ms)
+			continue; /* nothing ahead: a whole budget either way */
+		s->tat = now_ms +
+			 rate_rescale(s->tat - now_ms, t->interval, interval);
+		if (s->tat > cap)
+			s->tat = cap;
+	}
+	t->limit = limit;
+	t->interval = interval;
 }

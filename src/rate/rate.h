@@ -63,4 +63,14 @@ uint64_t rate_retry_after(
 void rate_block(
     struct rate_table *t, uint64_t key, uint64_t now_ms, uint64_t ms);
 
+/*
+ * A new limit for the same window (a reload, server/reload.h), the
+ * counts kept: a key that had k events counted still has k, now against
+ * the new limit (its time ahead of now_ms is rescaled by the ratio of the
+ * intervals, capped as rate_take caps it).  A new limit of 0 forgets
+ * every key (nothing was counted while there is no limit); from 0, the
+ * keys start empty.  O(slots): once per reload, not per event.
+ */
+void rate_table_set_limit(struct rate_table *t, unsigned limit, uint64_t now_ms);
+
 #endif

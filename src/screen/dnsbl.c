@@ -324,6 +324,17 @@ screen_cache_get(struct screen_cache *sc, const uint8_t key[SCREEN_KEY_LEN],
 	return (*pp)->pass ? 1 : 0;
 }
 
+void
+screen_cache_set_ttl(struct screen_cache *sc, unsigned ttl, uint64_t now)
+{
+	/* the list stays oldest first by insertion: only cut what would
+	 * outlive the new ttl, so a verdict is never older than it says */
+	for (struct sc_ent *e = sc->oldest; e != NULL; e = e->next)
+		if (e->expires > now + ttl)
+			e->expires = now + ttl;
+	sc->ttl = ttl;
+}
+
 size_t
 screen_cache_count(const struct screen_cache *sc)
 {

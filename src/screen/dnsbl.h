@@ -77,6 +77,8 @@ void screen_cache_put(struct screen_cache *sc,
 int screen_cache_get(struct screen_cache *sc, const uint8_t key[SCREEN_KEY_LEN],
     uint64_t now, char *text, size_t textlen);
 size_t screen_cache_count(const struct screen_cache *sc);
+/* A new ttl (a reload) at now: entries kept, none beyond now + ttl. */
+void screen_cache_set_ttl(struct screen_cache *sc, unsigned ttl, uint64_t now);
 /* As screen_cache_put, the entry kept left seconds (at most the cache's
  * ttl; 0 keeps nothing): a verdict read back after a restart. */
 void screen_cache_put_for(struct screen_cache *sc,

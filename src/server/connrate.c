@@ -89,6 +89,29 @@ cr_table(unsigned limit, uint64_t window)
 	return t;
 }
 
+/* The configured limits (connrate_new, connrate_reload). */
+static void
+cr_limits(struct connrate *cr, const struct conf *cf)
+{
+	cr->max[CR_CONN] = cf->rate_connections_per_ip;
+	cr->max[CR_MSG_IP] = cf->rate_messages_per_ip;
+	cr->max[CR_RCPT_IP] = cf->rate_recipients_per_ip;
+	cr->max[CR_MSG_USER_HOUR] = cf->rate_messages_per_user_hour;
+	cr->max[CR_MSG_USER_DAY] = cf->rate_messages_per_user_day;
+	cr->max[CR_RCPT_USER_HOUR] = cf->rate_recipients_per_user_hour;
+	cr->max[CR_RCPT_USER_DAY] = cf->rate_recipients_per_user_day;
+	/* as logged; the table itself is always a plain "blocked until"
+	 * table (rate.h: limit 1 per ms), so that the penalties already
+	 * given run out when a reload turns rate.penalty off */
+	cr->max[CR_PENALTY] = cf->rate_penalty > 0 ? 1 : 0;
+	cr->unknown_max = cf->rate_unknown_recipients;
+	/* each 550 counts towards limits.errors, whose 421 would come first
+	 * and without the penalty: the rule fires one error before it */
+	if (cf->errors > 1 && cr->unknown_max >= cf->errors)
+		cr->unknown_max = cf->errors - 1;
+	cr->penalty_ms = (uint64_t)cf->rate_penalty * 1000;
+}
+
 struct connrate *
 connrate_new(const struct conf *cf, char *err, size_t errlen)
 {
@@ -106,25 +129,28 @@ connrate_new(const struct conf *cf, char *err, size_t errlen)
 	if (getrandom(cr->sipkey, sizeof(cr->sipkey), 0) !=
 	    (ssize_t)sizeof(cr->sipkey))
 		fatal("event=startup step=connrate_key");
-	cr->max[CR_CONN] = cf->rate_connections_per_ip;
-	cr->max[CR_MSG_IP] = cf->rate_messages_per_ip;
-	cr->max[CR_RCPT_IP] = cf->rate_recipients_per_ip;
-	cr->max[CR_MSG_USER_HOUR] = cf->rate_messages_per_user_hour;
-	cr->max[CR_MSG_USER_DAY] = cf->rate_messages_per_user_day;
-	cr->max[CR_RCPT_USER_HOUR] = cf->rate_recipients_per_user_hour;
-	cr->max[CR_RCPT_USER_DAY] = cf->rate_recipients_per_user_day;
-	/* a plain "blocked until" table (rate.h): limit 1 per ms */
-	cr->max[CR_PENALTY] = cf->rate_penalty > 0 ? 1 : 0;
+	cr_limits(cr, cf);
 	for (i = 0; i < CR_N; i++)
-		cr->t[i] = cr_table(cr->max[i], windows[i]);
+		cr->t[i] = cr_table(i == CR_PENALTY ? 1 : cr->max[i], windows[i]);
 	cr->logged = cr_table(1, CONNRATE_MIN_MS);
-	cr->unknown_max = cf->rate_unknown_recipients;
-	/* each 550 counts towards limits.errors, whose 421 would come first
-	 * and without the penalty: the rule fires one error before it */
-	if (cf->errors > 1 && cr->unknown_max >= cf->errors)
-		cr->unknown_max = cf->errors - 1;
-	cr->penalty_ms = (uint64_t)cf->rate_penalty * 1000;
 	return cr;
+}
+
+void
+connrate_reload(struct connrate *cr, const struct conf *cf,
+    struct netlist *exempt)
+{
+	uint64_t now = time_now_ms();
+	size_t i;
+
+	cr_limits(cr, cf);
+	for (i = 0; i < CR_N; i++)
+		if (i != CR_PENALTY)
+			rate_table_set_limit(cr->t[i], cr->max[i], now);
+	/* no session keeps the list between two events: the old one is
+	 * read by nobody from here on */
+	netlist_free(cr->exempt);
+	cr->exempt = exempt;
 }
 
 void

@@ -10,9 +10,13 @@
  * netlist; the session through conn.h (conn_reject, smtp_server_reject).
  * Called by conn.c at the greeting, MAIL and RCPT.  Event loop only.
  *
- * The tables are made once at start-up and live until exit: SIGHUP does
- * not touch them (it rereads tables, TLS and DKIM keys, not the limits),
- * so no count is forgotten on a reload.  Time is CLOCK_MONOTONIC: setting
+ * The tables are made once at start-up and live until exit: a reload
+ * (SIGHUP, reload.h) changes the limits, the exemptions and the penalty
+ * in place and keeps every count, so a client that sent k messages before
+ * it has k counted against the new limit (rate.h, rate_table_set_limit).
+ * Loop only, like every check here, so a check sees the limits before or
+ * after a reload, never half of each; the next MAIL or RCPT of a session
+ * open across the reload is counted against the new ones.  Time is CLOCK_MONOTONIC: setting
  * the wall clock back frees nobody.  The state is this process's alone;
  * it is not shared between MX nodes.
  */
@@ -26,10 +30,15 @@
 
 struct conn;
 struct connrate;
+struct netlist;
 
 /* NULL and err filled when rate.exempt_networks cannot be parsed. */
 struct connrate *connrate_new(const struct conf *cf, char *err, size_t errlen);
 void connrate_free(struct connrate *cr); /* NULL ok */
+/* A reload: cf's limits, and exempt (rate.exempt_networks, parsed by the
+ * caller before the switch; owned from here on) for the old list. */
+void connrate_reload(struct connrate *cr, const struct conf *cf,
+    struct netlist *exempt);
 
 /*
  * At the connect event, before screening: a client address under a

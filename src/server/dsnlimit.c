@@ -90,6 +90,13 @@ dsn_limit_free(struct dsn_limit *dl)
 	free(dl);
 }
 
+void
+dsn_limit_reload(struct dsn_limit *dl, const struct conf *cf, uint64_t now_ms)
+{
+	rate_table_set_limit(dl->client, cf->dsn_per_client, now_ms);
+	rate_table_set_limit(dl->domain, cf->dsn_per_domain, now_ms);
+}
+
 bool
 dsn_limit_allow(struct dsn_limit *dl, const char *client_ip, const char *sender,
     uint64_t now_ms, const char **which_out)

@@ -32,4 +32,9 @@ void dsn_limit_free(struct dsn_limit *dl); /* NULL ok */
 bool dsn_limit_allow(struct dsn_limit *dl, const char *client_ip,
     const char *sender, uint64_t now_ms, const char **which_out);
 
+/* A reload: cf's limits from now_ms on; every count is kept, so DSNs sent
+ * in the last hour count against the new limits (rate.h). */
+void dsn_limit_reload(
+    struct dsn_limit *dl, const struct conf *cf, uint64_t now_ms);
+
 #endif

@@ -817,6 +817,12 @@ dsn_rate_ok(struct qmgr *q, const char *id, const char *kind,
 	return false;
 }
 
+void
+qmgr_dsn_limits(struct qmgr *q, const struct conf *cf)
+{
+	dsn_limit_reload(q->dsnlim, cf, time_now_ms());
+}
+
 /* A success DSN between its build and its store. */
 struct dsn_success {
 	struct buf body;

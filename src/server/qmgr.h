@@ -59,6 +59,9 @@ struct qsettings;
 struct qsettings *qmgr_settings_new(
     struct qmgr *q, const struct conf *nc, char *err, size_t errlen);
 void qmgr_settings_use(struct qmgr *q, struct qsettings *st, unsigned gen);
+/* A reload: limits.dsn_per_client and _per_domain of cf, the counts of
+ * the last hour kept (dsnlimit.h).  Loop only, as every DSN's check. */
+void qmgr_dsn_limits(struct qmgr *q, const struct conf *cf);
 /* Control: each replies into out (JSON) and calls done(arg) later. */
 void qmgr_control(struct qmgr *q, const char *line, struct buf *out,
     void (*done)(void *arg), void *arg);

@@ -189,6 +189,32 @@ test_cache(void)
 	screen_cache_free(sc);
 }
 
+/* A reload's new screen.cache_ttl: the verdicts stay, none outlives it. */
+static void
+test_cache_ttl(void)
+{
+	struct screen_cache *sc = screen_cache_new(8, 600);
+	uint8_t v4[4] = {192, 0, 2, 1}, k1[SCREEN_KEY_LEN], k2[SCREEN_KEY_LEN];
+
+	screen_cache_key(v4, 4, k1);
+	v4[3] = 2;
+	screen_cache_key(v4, 4, k2);
+	screen_cache_put(sc, k1, false, "listed", 100);
+	screen_cache_put(sc, k2, true, "", 500);
+	t_case("ttl lowered: cut to now + ttl");
+	screen_cache_set_ttl(sc, 60, 600);
+	T_CHECK(screen_cache_count(sc) == 2);
+	T_CHECK(screen_cache_get(sc, k1, 659, NULL, 0) == 0);
+	T_CHECK(screen_cache_get(sc, k1, 660, NULL, 0) == -1);
+	T_CHECK(screen_cache_get(sc, k2, 659, NULL, 0) == 1);
+	t_case("ttl raised: a kept verdict keeps its end, a new one gets it");
+	screen_cache_set_ttl(sc, 1000, 600);
+	T_CHECK(screen_cache_get(sc, k2, 660, NULL, 0) == -1);
+	screen_cache_put(sc, k1, true, "", 700);
+	T_CHECK(screen_cache_get(sc, k1, 1699, NULL, 0) == 1);
+	screen_cache_free(sc);
+}
+
 /* Lines of STATE/screen.cache: what is read back, what is refused. */
 static const struct {
 	const char *line;
@@ -347,6 +373,7 @@ main(void)
 	T_RUN(test_qname);
 	T_RUN(test_classify);
 	T_RUN(test_cache);
+	T_RUN(test_cache_ttl);
 	T_RUN(test_file_lines);
 	T_RUN(test_cache_restore);
 	T_RUN(test_file_version);

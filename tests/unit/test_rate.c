@@ -92,6 +92,7 @@ enum rstep_op {
 	R_REMAINING, /* rate_remaining == want */
 	R_RETRY,     /* rate_retry_after == want ms */
 	R_BLOCK,     /* rate_block for want ms */
+	R_LIMIT,     /* rate_table_set_limit to want (key unused) */
 };
 
 struct rstep {
@@ -153,6 +154,29 @@ static const struct rcase rcases[] = {
 	{{R_ALLOW, 1, 100, 1}, {R_ALLOW, 1, 100, 1}, {R_ALLOW, 1, 100, 1},
 	    {R_ALLOW, 1, 100, 1}, {R_ALLOW, 1, 100, 1}, {R_ALLOW, 1, 100, 0},
 	    {R_ALLOW, 1, 101, 1}}},
+    /* a reload (rate_table_set_limit): the counts stay, the limit moves */
+    {"limit lowered: the events counted before count against it", 10,
+	MIN_MS,
+	{{R_TAKE, 1, 1000, 0}, {R_TAKE, 1, 1000, 0}, {R_TAKE, 1, 1000, 0},
+	    {R_REMAINING, 1, 1000, 7}, {R_LIMIT, 0, 1000, 4},
+	    {R_REMAINING, 1, 1000, 1}, {R_ALLOW, 1, 1000, 1},
+	    {R_ALLOW, 1, 1000, 0}, {R_REMAINING, 2, 1000, 4},
+	    {R_RETRY, 1, 1000, 15000}}},
+    {"limit under the count: refused until it drains (capped)", 10,
+	MIN_MS,
+	{{R_TAKE, 1, 0, 0}, {R_TAKE, 1, 0, 0}, {R_TAKE, 1, 0, 0},
+	    {R_TAKE, 1, 0, 0}, {R_TAKE, 1, 0, 0}, {R_LIMIT, 0, 0, 2},
+	    {R_CHECK, 1, 0, 0}, {R_CHECK, 1, 90000 - 1, 0},
+	    {R_ALLOW, 1, 90000, 1}}},
+    {"limit raised: the same count leaves more", 2, MIN_MS,
+	{{R_ALLOW, 1, 0, 1}, {R_ALLOW, 1, 0, 1}, {R_ALLOW, 1, 0, 0},
+	    {R_LIMIT, 0, 0, 6}, {R_REMAINING, 1, 0, 4}, {R_ALLOW, 1, 0, 1}}},
+    {"limit to 0 and back: nothing counted while off", 3, MIN_MS,
+	{{R_ALLOW, 1, 0, 1}, {R_ALLOW, 1, 0, 1}, {R_LIMIT, 0, 0, 0},
+	    {R_ALLOW, 1, 0, 1}, {R_ALLOW, 1, 0, 1}, {R_LIMIT, 0, 0, 3},
+	    {R_REMAINING, 1, 0, 3}}},
+    {"the same limit again changes nothing", 3, MIN_MS,
+	{{R_ALLOW, 1, 0, 1}, {R_LIMIT, 0, 0, 3}, {R_REMAINING, 1, 0, 2}}},
 };
 
 static void
@@ -187,6 +211,9 @@ rcase_run(const struct rcase *rc)
 			break;
 		case R_BLOCK:
 			rate_block(t, st->key, st->now, st->want);
+			break;
+		case R_LIMIT:
+			rate_table_set_limit(t, (unsigned)st->want, st->now);
 			break;
 		case R_END:
 			break;
