@@ -343,6 +343,17 @@ bool conn_grey_refused(struct conn *c, const char *rcpt);
  * when greylist.enable (fatal if it cannot be opened). */
 void conn_grey_open(struct server *s);
 void conn_grey_close(struct server *s);
+/*
+ * A reload turning greylist.enable on when the store was not opened at
+ * start: *out is the store opened (the sandbox allows STATE, and the
+ * tables' database), for the switch to make s->greylist; NULL when there
+ * is nothing to open.  -1 with err when it cannot be (the reload is
+ * refused).  Once open, the store stays open until exit, its triplets
+ * kept whether a reload turns greylisting off or on again; a session
+ * greylists when its own configuration (c->cf) says so.
+ */
+int conn_grey_reload_prepare(struct server *s, const struct conf *nc,
+    struct greylist **out, char *err, size_t errlen);
 
 /*
  * Policy delegation (connpolicy.c, docs/policy.md): the Postfix policy

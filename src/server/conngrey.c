@@ -221,30 +221,53 @@ grey_shared(const struct conf *cf)
 	       strncmp(cf->tables_users, "pgsql:", 6) == 0;
 }
 
+/* The store of cf: its database's, or STATE/greylist.db.  -1 with err. */
+static int
+grey_open(const struct conf *cf, struct greylist **out, char *err,
+    size_t errlen)
+{
+	char path[PATH_MAX];
+
+	if (grey_shared(cf)) {
+		/* several MX nodes on one database agree on every triplet */
+		if (greylist_open_pgsql(cf->tables_users + 6, out, err, errlen) !=
+		    0)
+			return -1;
+		log_info("event=greylist_open store=pgsql delay=%u expire=%u",
+		    cf->greylist_delay, cf->greylist_expire);
+		return 0;
+	}
+	if (str_fmt(path, sizeof(path), "%s/greylist.db", cf->state_dir) != 0) {
+		str_fmt_cut(err, errlen, "state_dir too long");
+		return -1;
+	}
+	if (greylist_open(path, out, err, errlen) != 0)
+		return -1;
+	log_info("event=greylist_open store=sqlite path=%s delay=%u expire=%u",
+	    path, cf->greylist_delay, cf->greylist_expire);
+	return 0;
+}
+
 void
 conn_grey_open(struct server *s)
 {
-	const struct conf *cf = s->conf;
-	char path[PATH_MAX], err[700];
+	char err[700], q[800];
 
-	if (!cf->greylist_enable)
+	if (!s->conf->greylist_enable)
 		return;
-	if (grey_shared(cf)) {
-		/* several MX nodes on one database agree on every triplet */
-		if (greylist_open_pgsql(cf->tables_users + 6, &s->greylist, err,
-			sizeof(err)) != 0)
-			fatalx("event=startup step=greylist error=\"%s\"", err);
-		log_info("event=greylist_open store=pgsql delay=%u expire=%u",
-		    cf->greylist_delay, cf->greylist_expire);
-		return;
-	}
-	if (str_fmt(path, sizeof(path), "%s/greylist.db", cf->state_dir) != 0)
-		fatalx("event=startup step=greylist error=\"state_dir too "
-		       "long\"");
-	if (greylist_open(path, &s->greylist, err, sizeof(err)) != 0)
-		fatalx("event=startup step=greylist error=\"%s\"", err);
-	log_info("event=greylist_open store=sqlite path=%s delay=%u expire=%u",
-	    path, cf->greylist_delay, cf->greylist_expire);
+	if (grey_open(s->conf, &s->greylist, err, sizeof(err)) != 0)
+		fatalx("event=startup step=greylist error=%s",
+		    log_quote(q, sizeof(q), err, strlen(err)));
+}
+
+int
+conn_grey_reload_prepare(struct server *s, const struct conf *nc,
+    struct greylist **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!nc->greylist_enable || s->greylist != NULL)
+		return 0;
+	return grey_open(nc, out, err, errlen);
 }
 
 void

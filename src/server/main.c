@@ -102,18 +102,6 @@ raise_nofile(const struct conf *cf)
 		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
-static enum log_level
-level_from_name(const char *n)
-{
-	if (n == NULL || strcmp(n, "info") == 0)
-		return LOG_LEVEL_INFO;
-	if (strcmp(n, "debug") == 0)
-		return LOG_LEVEL_DEBUG;
-	if (strcmp(n, "warn") == 0)
-		return LOG_LEVEL_WARN;
-	return LOG_LEVEL_ERR;
-}
-
 static void
 usage(void)
 {
@@ -556,7 +544,7 @@ main(int argc, char **argv)
 		fatalx("event=startup step=config error=\"%s\"", err);
 	if (argc > 0)
 		usage();
-	log_init("ternd", level_from_name(s.conf->log_level));
+	log_init("ternd", log_level_from_name(s.conf->log_level));
 	if (logsink_setup(s.conf, err, sizeof(err)) != 0)
 		fatalx("event=startup step=log error=\"%s\"", err);
 	signal(SIGPIPE, SIG_IGN);

@@ -13,13 +13,17 @@
 #include <string.h>
 
 #include "confcheck/confcheck.h"
+#include "greylist/greylist.h"
 #include "server/acmed.h"
+#include "server/conn.h"
+#include "server/connrate.h"
 #include "server/dkimsign.h"
 #include "server/listen.h"
 #include "server/lookup.h"
 #include "server/netlist.h"
 #include "server/qsettings.h"
 #include "server/reload.h"
+#include "server/screen.h"
 #include "server/server.h"
 #include "server/tlsconn.h"
 
@@ -201,6 +205,10 @@ struct next {
 	SSL_CTX *ctx;	      /* the server's TLS context */
 	struct qsettings *dl; /* the queue's delivery settings */
 	struct table *table;  /* NULL: the running handle stays */
+	struct netlist *exempt;		   /* rate.exempt_networks */
+	struct screen_lists *screen_lists; /* screen.dnsbl, screen.dnswl */
+	struct screen *screen;		   /* screening turned on; else NULL */
+	struct greylist *grey; /* greylisting turned on; else NULL */
 };
 
 static void
@@ -208,6 +216,12 @@ next_undo(struct next *n)
 {
 	qsettings_free(n->dl);
 	table_close(n->table);
+	greylist_close(n->grey);
+	if (n->screen != NULL)
+		screen_free(n->screen); /* and its lists */
+	else
+		screen_lists_free(n->screen_lists);
+	netlist_free(n->exempt);
 	SSL_CTX_free(n->ctx);
 	netlist_free(n->nets);
 	conf_free(n->conf);
@@ -237,6 +251,59 @@ next_table(struct next *n, const struct conf *oc)
 	return 0;
 }
 
+/*
+ * The defences' new parameters, made before the switch: their state (the
+ * rate counters, screening's cache, greylisting's store) stays where it
+ * is and only takes these.  conf.c has checked the lists' syntax with
+ * file:line already; a list refused here anyway names the file.
+ */
+static int
+next_defence(struct server *s, struct next *n)
+{
+	char err[1024], q[1200];
+
+	if ((n->exempt = netlist_parse(
+		 n->conf->rate_exempt_networks, err, sizeof(err))) == NULL) {
+		log_report(n->conf->path, err);
+		return -1;
+	}
+	if (screen_reload_prepare(s, n->conf, &n->screen_lists, &n->screen,
+		err, sizeof(err)) != 0) {
+		log_err("event=reload result=refused step=screen error=%s "
+			"action=kept_old",
+		    log_quote(q, sizeof(q), err, strlen(err)));
+		return -1;
+	}
+	if (conn_grey_reload_prepare(s, n->conf, &n->grey, err, sizeof(err)) !=
+	    0) {
+		log_err("event=reload result=refused step=greylist error=%s "
+			"action=kept_old",
+		    log_quote(q, sizeof(q), err, strlen(err)));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The switch of the defences, on the loop like every check of theirs, so
+ * a check sees all of the old parameters or all of the new.  The rate
+ * and DSN limits change in place, counts kept (rate.h); screening's
+ * sessions under way keep their lists (screen.h); a session greylists and
+ * screens by its own c->cf.
+ */
+static void
+switch_defence(struct server *s, struct next *n)
+{
+	if (s->rate != NULL)
+		connrate_reload(s->rate, n->conf, n->exempt);
+	else
+		netlist_free(n->exempt);
+	qmgr_dsn_limits(s->qmgr, n->conf);
+	screen_reload(s, n->conf, n->screen_lists, n->screen);
+	if (n->grey != NULL)
+		s->greylist = n->grey;
+}
+
 /* Every step that can fail, in order; each failure logged once. */
 static int
 next_make(struct server *s, struct next *n, const struct conf *oc)
@@ -263,6 +330,8 @@ next_make(struct server *s, struct next *n, const struct conf *oc)
 	}
 	if (next_table(n, oc) != 0)
 		return -1;
+	if (next_defence(s, n) != 0)
+		return -1;
 	/* the last step that can fail; it undoes itself */
 	if (listeners_reload(s, n->conf, oc) != 0) {
 		log_err("event=reload result=refused step=listen "
@@ -278,6 +347,7 @@ reload_run(struct server *s)
 	struct reload *r = s->reload;
 	struct conf *oc = s->conf;
 	struct next n = {0};
+	enum log_level new_level, old_level;
 	char err[1024], q[1200];
 
 	log_info("event=reload step=start file=%s",
@@ -302,6 +372,14 @@ reload_run(struct server *s)
 	qmgr_settings_use(s->qmgr, n.dl, r->gen);
 	lookups_reload(s->lookups, n.conf, n.table);
 	dkimsign_reload(s);
+	switch_defence(s, &n);
+	/* log.level for every thread at once (util.h); the reload itself is
+	 * logged under the more verbose of the two, so that a reload to
+	 * "warn" still says what it changed */
+	new_level = log_level_from_name(n.conf->log_level);
+	old_level = log_level_from_name(oc->log_level);
+	log_set_level(new_level < old_level ? new_level : old_level);
 	log_changed(oc, n.conf, r->gen);
+	log_set_level(new_level);
 	acmed_reloaded(s); /* acme.domains or tls.cert may have changed */
 }

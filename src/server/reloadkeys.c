@@ -29,9 +29,6 @@ const char *const reload_restart_keys[] = {
        listeners (metricsrv.c) */
     "listen.metrics",
     "metrics.allow_remote",
-    /* the DSN rate limits' counters (dsnlimit.h) */
-    "limits.dsn_per_client",
-    "limits.dsn_per_domain",
     /* the resolver, shared by every lookup in flight, and its cache */
     "dns.servers",
     "dns.cache_max_ttl",
@@ -65,28 +62,16 @@ const char *const reload_restart_keys[] = {
     /* parsed once (the overrides) and read before the sandbox (the list) */
     "dmarc.override",
     "dmarc.public_suffix_list",
-    /* screening's cache, greylisting's store, the rate-limit counters
-       and the policy pool: state kept across a reload on purpose */
-    "screen.greet_pause",
-    "screen.dnsbl",
-    "screen.dnswl",
-    "screen.threshold",
-    "screen.cache_ttl",
+    /* screening's verdict cache is a hash table sized for it once
+       (screen/dnsbl.h): a new size would need a second cache, and the
+       verdicts are the state a reload keeps */
     "screen.cache_entries",
-    "screen.dns_timeout",
-    "greylist.enable",
-    "greylist.expire",
+    /* greylisting's store (SQLite in STATE, or the tables' PostgreSQL):
+       opened once, its triplets kept; moving them is a restart */
     "greylist.store",
-    "rate.connections_per_ip",
-    "rate.messages_per_ip",
-    "rate.recipients_per_ip",
-    "rate.messages_per_user_hour",
-    "rate.messages_per_user_day",
-    "rate.recipients_per_user_hour",
-    "rate.recipients_per_user_day",
-    "rate.unknown_recipients",
-    "rate.penalty",
-    "rate.exempt_networks",
+    /* the daemon's pool of policy connections (connpolicy.c), made
+       from the list at start and shared by the requests in flight: a
+       second pool beside it is not built yet */
     "policy.servers",
     "policy.idle_timeout",
     /* ACME: acme.http is bound as root at start (port 80), and the
@@ -95,9 +80,8 @@ const char *const reload_restart_keys[] = {
     "acme.directory",
     "acme.http",
     "acme.webroot",
-    /* worker threads read the level while they log, and the log's
-       format and target are set up once: written once */
-    "log.level",
+    /* the log's format and target are set up once, before the worker
+       threads that write with them (log.level is live: an atomic) */
     "log.format",
     "log.target",
     "log.socket",

@@ -41,17 +41,31 @@
 #include "server/netlist.h"
 #include "server/screen.h"
 
-struct screen {
+/*
+ * The zones of screen.dnsbl and screen.dnswl.  A session's lookups point
+ * into the lists current when it started (struct screen_q's site), so a
+ * reload makes new lists and keeps the old ones until exit: a lookup in
+ * flight finishes under the lists it began with.  Only a reload that
+ * changes a list makes one (a few KiB).
+ */
+struct screen_lists {
+	struct screen_lists *next; /* every one, newest first */
 	struct dnsbl_site bl[DNSBL_SITES_MAX], wl[DNSBL_SITES_MAX];
 	size_t nbl, nwl;
+};
+
+/* One per server, loop only; kept across reloads with its cache. */
+struct screen {
+	struct screen_lists *lists; /* current; older ones follow it */
 	struct screen_cache *cache;
-	const struct conf *conf;
+	const struct conf *conf; /* state_dir (restart-only), for the file */
+	unsigned ttl;		 /* screen.cache_ttl now */
 };
 
 /* One zone's lookup for one session; its address is the lookup's arg. */
 struct screen_q {
 	struct conn_screen *cs;
-	const struct dnsbl_site *site;
+	const struct dnsbl_site *site; /* in the session's lists */
 	bool white;
 	bool pending;
 	bool listed;
@@ -215,44 +229,149 @@ screen_save(const struct screen *sc)
 	log_info("event=screen_cache_save path=%s verdicts=%zu", path, sv.n);
 }
 
+struct screen_lists *
+screen_lists_parse(const struct conf *cf, char *err, size_t errlen)
+{
+	struct screen_lists *l = xcalloc(1, sizeof(*l));
+	int nbl, nwl;
+
+	nbl = dnsbl_parse_list(
+	    cf->screen_dnsbl, true, l->bl, DNSBL_SITES_MAX, err, errlen);
+	nwl = nbl < 0 ? -1
+		      : dnsbl_parse_list(cf->screen_dnswl, false, l->wl,
+			    DNSBL_SITES_MAX, err, errlen);
+	if (nwl < 0) {
+		free(l);
+		return NULL;
+	}
+	l->nbl = (size_t)nbl;
+	l->nwl = (size_t)nwl;
+	return l;
+}
+
+void
+screen_lists_free(struct screen_lists *l)
+{
+	struct screen_lists *next;
+
+	for (; l != NULL; l = next) {
+		next = l->next;
+		free(l);
+	}
+}
+
+/* Is screening on under cf with these lists? */
+static bool
+screen_on(const struct conf *cf, const struct screen_lists *l)
+{
+	return l->nbl + l->nwl > 0 || cf->screen_greet_pause > 0;
+}
+
+static void
+screen_log_start(const char *event, const struct conf *cf,
+    const struct screen_lists *l)
+{
+	log_info("event=%s greet_pause=%u dnsbl=%zu dnswl=%zu threshold=%u "
+		 "cache_ttl=%u",
+	    event, cf->screen_greet_pause, l->nbl, l->nwl,
+	    cf->screen_threshold, cf->screen_cache_ttl);
+}
+
+/* The screen, its cache and its file's verdicts; l is the screen's. */
+static struct screen *
+screen_make(const struct conf *cf, struct screen_lists *l, char *err,
+    size_t errlen)
+{
+	struct screen *sc = xcalloc(1, sizeof(*sc));
+
+	sc->lists = l;
+	sc->conf = cf;
+	sc->ttl = cf->screen_cache_ttl;
+	sc->cache =
+	    screen_cache_new(cf->screen_cache_entries, cf->screen_cache_ttl);
+	if (sc->ttl > 0 && screen_load(sc, err, errlen) != 0) {
+		screen_cache_free(sc->cache);
+		free(sc);
+		return NULL;
+	}
+	return sc;
+}
+
 int
 screen_open(struct server *s, char *err, size_t errlen)
 {
 	const struct conf *cf = s->conf;
-	struct screen *sc;
-	int nbl, nwl;
-	struct dnsbl_site bl[DNSBL_SITES_MAX], wl[DNSBL_SITES_MAX];
+	struct screen_lists *l;
 
 	s->screen = NULL;
-	nbl = dnsbl_parse_list(
-	    cf->screen_dnsbl, true, bl, DNSBL_SITES_MAX, err, errlen);
-	if (nbl < 0)
+	if ((l = screen_lists_parse(cf, err, errlen)) == NULL)
 		return -1;
-	nwl = dnsbl_parse_list(
-	    cf->screen_dnswl, false, wl, DNSBL_SITES_MAX, err, errlen);
-	if (nwl < 0)
-		return -1;
-	if (nbl == 0 && nwl == 0 && cf->screen_greet_pause == 0)
+	if (!screen_on(cf, l)) {
+		free(l);
 		return 0; /* off: no session pays anything */
-	sc = xcalloc(1, sizeof(*sc));
-	memcpy(sc->bl, bl, sizeof(bl));
-	memcpy(sc->wl, wl, sizeof(wl));
-	sc->nbl = (size_t)nbl;
-	sc->nwl = (size_t)nwl;
-	sc->conf = cf;
-	sc->cache =
-	    screen_cache_new(cf->screen_cache_entries, cf->screen_cache_ttl);
-	if (cf->screen_cache_ttl > 0 && screen_load(sc, err, errlen) != 0) {
-		screen_cache_free(sc->cache);
-		free(sc);
+	}
+	if ((s->screen = screen_make(cf, l, err, errlen)) == NULL) {
+		free(l);
 		return -1;
 	}
-	s->screen = sc;
-	log_info("event=screen_start greet_pause=%u dnsbl=%d dnswl=%d "
-		 "threshold=%u cache_ttl=%u",
-	    cf->screen_greet_pause, nbl, nwl, cf->screen_threshold,
-	    cf->screen_cache_ttl);
+	screen_log_start("screen_start", cf, l);
 	return 0;
+}
+
+int
+screen_reload_prepare(struct server *s, const struct conf *nc,
+    struct screen_lists **lists_out, struct screen **screen_out, char *err,
+    size_t errlen)
+{
+	*lists_out = NULL;
+	*screen_out = NULL;
+	if ((*lists_out = screen_lists_parse(nc, err, errlen)) == NULL)
+		return -1;
+	if (s->screen != NULL || !screen_on(nc, *lists_out))
+		return 0;
+	/* turned on: made here, where a failure can still refuse */
+	if ((*screen_out = screen_make(nc, *lists_out, err, errlen)) == NULL) {
+		screen_lists_free(*lists_out);
+		*lists_out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Two lists that screen the same way. */
+static bool
+screen_lists_same(const struct screen_lists *a, const struct screen_lists *b)
+{
+	return a->nbl == b->nbl && a->nwl == b->nwl &&
+	       memcmp(a->bl, b->bl, a->nbl * sizeof(a->bl[0])) == 0 &&
+	       memcmp(a->wl, b->wl, a->nwl * sizeof(a->wl[0])) == 0;
+}
+
+void
+screen_reload(struct server *s, const struct conf *nc,
+    struct screen_lists *lists, struct screen *made)
+{
+	struct screen *sc = s->screen;
+
+	if (made != NULL) {
+		s->screen = made;
+		screen_log_start("screen_start", nc, lists);
+		return;
+	}
+	if (sc == NULL) {
+		free(lists); /* off before and after */
+		return;
+	}
+	if (screen_lists_same(sc->lists, lists)) {
+		free(lists);
+	} else {
+		lists->next = sc->lists;
+		sc->lists = lists;
+	}
+	if (sc->ttl != nc->screen_cache_ttl)
+		screen_cache_set_ttl(sc->cache, nc->screen_cache_ttl, now_secs());
+	sc->ttl = nc->screen_cache_ttl;
+	screen_log_start("screen_reload", nc, sc->lists);
 }
 
 void
@@ -260,9 +379,10 @@ screen_free(struct screen *sc)
 {
 	if (sc == NULL)
 		return;
-	if (sc->conf->screen_cache_ttl > 0)
+	if (sc->ttl > 0)
 		screen_save(sc);
 	screen_cache_free(sc->cache);
+	screen_lists_free(sc->lists);
 	free(sc);
 }
 
@@ -333,7 +453,7 @@ cs_cache(struct conn_screen *cs, bool pass, const char *text)
 {
 	const struct screen *sc = cs->c->srv->screen;
 
-	if (sc->conf->screen_cache_ttl > 0)
+	if (sc->ttl > 0)
 		screen_cache_put(sc->cache, cs->key, pass, text, now_secs());
 }
 
@@ -498,6 +618,7 @@ conn_screen_start(struct conn *c, void (*done)(struct conn *))
 {
 	const struct screen *sc = c->srv->screen;
 	const struct conf *cf = c->cf;
+	const struct screen_lists *l;
 	struct conn_screen *cs;
 	const uint8_t *ip;
 	size_t iplen;
@@ -509,6 +630,11 @@ conn_screen_start(struct conn *c, void (*done)(struct conn *))
 	 * not (a test screens 127.0.0.1) */
 	if (sc == NULL || c->l->kind != LISTEN_SMTP || c->srv->dns == NULL ||
 	    netlist_match(c->snap->relay_nets, (const struct sockaddr *)&c->sa))
+		return CONN_SCREEN_PASS;
+	/* the session's lists from here to its verdict (screen_lists);
+	 * turned off by a reload: the cache is kept, but not asked */
+	l = sc->lists;
+	if (!screen_on(cf, l))
 		return CONN_SCREEN_PASS;
 	iplen = client_ip(c, &ip);
 	screen_cache_key(ip, iplen, key);
@@ -528,13 +654,13 @@ conn_screen_start(struct conn *c, void (*done)(struct conn *))
 	c->pending = true;
 	if (cf->screen_greet_pause > 0)
 		cs_timer(cs, &cs->pause_ev, on_pause, cf->screen_greet_pause);
-	if (sc->nbl + sc->nwl > 0)
+	if (l->nbl + l->nwl > 0)
 		cs_timer(
 		    cs, &cs->dns_ev, on_dns_deadline, cf->screen_dns_timeout);
-	for (size_t i = 0; i < sc->nwl; i++)
-		cs_ask(cs, &sc->wl[i], true, ip, iplen);
-	for (size_t i = 0; i < sc->nbl; i++)
-		cs_ask(cs, &sc->bl[i], false, ip, iplen);
+	for (size_t i = 0; i < l->nwl; i++)
+		cs_ask(cs, &l->wl[i], true, ip, iplen);
+	for (size_t i = 0; i < l->nbl; i++)
+		cs_ask(cs, &l->bl[i], false, ip, iplen);
 	/* every answer comes later, from the loop: nothing decided yet */
 	return CONN_SCREEN_WAIT;
 }

@@ -20,7 +20,14 @@
 #include "util/util.h"
 
 static const char *log_prog = "tern";
-static enum log_level log_min = LOG_LEVEL_INFO;
+/*
+ * The least level written: read by every thread for every line, and
+ * changed by a reload (log_set_level, ternd's loop) while workers and
+ * lookup threads log.  An atomic, read and written relaxed: a thread
+ * needs no other memory ordered with it, only a whole value, and a line
+ * being filtered at the switch may go by either level.
+ */
+static _Atomic int log_min = LOG_LEVEL_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "err"};
 static _Atomic enum log_format log_format = LOG_FORMAT_KV;
@@ -30,7 +37,25 @@ void
 log_init(const char *progname, enum log_level min)
 {
 	log_prog = progname;
-	log_min = min;
+	atomic_store_explicit(&log_min, (int)min, memory_order_relaxed);
+}
+
+void
+log_set_level(enum log_level min)
+{
+	atomic_store_explicit(&log_min, (int)min, memory_order_relaxed);
+}
+
+enum log_level
+log_level_from_name(const char *name)
+{
+	if (name == NULL || strcmp(name, "info") == 0)
+		return LOG_LEVEL_INFO;
+	if (strcmp(name, "debug") == 0)
+		return LOG_LEVEL_DEBUG;
+	if (strcmp(name, "warn") == 0)
+		return LOG_LEVEL_WARN;
+	return LOG_LEVEL_ERR;
 }
 
 void
@@ -142,7 +167,7 @@ log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (lvl < log_min)
+	if ((int)lvl < atomic_load_explicit(&log_min, memory_order_relaxed))
 		return;
 	va_start(ap, fmt);
 	log_vwrite(lvl, fmt, ap, NULL);

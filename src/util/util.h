@@ -53,6 +53,10 @@ enum log_level {
 };
 
 void log_init(const char *progname, enum log_level min);
+/* The least level logged, from any thread at any time (a reload);
+ * log.level's names: "debug", "info", "warn", anything else "err". */
+void log_set_level(enum log_level min);
+enum log_level log_level_from_name(const char *name);
 enum log_format { LOG_FORMAT_KV, LOG_FORMAT_JSON };
 void log_set_format(enum log_format f); /* before threads start */
 /*
