@@ -791,3 +791,250 @@ def test_config_check(tmp_path):
     # usage
     r = config_check(good, "extra")
     assert r.returncode == 64, r
+
+
+# -- the defences and the log level switch live, their state kept -------------
+
+def mail_reply(c):
+    """One MAIL on an open session, then RSET: the MAIL's reply."""
+    rep = c.cmd("MAIL FROM:<a@client.test>")
+    c.expect("RSET", 250)
+    return rep
+
+
+def test_rate_limits_switch_counts_kept(ternd):
+    """rate.messages_per_ip lowered from 10 to 4 by SIGHUP after 3 MAILs:
+    the 4th MAIL passes and the 5th gets 450 4.7.1 (the 3 counted before
+    count; fresh counters would allow 4 more), also in the session open
+    across the reload.  A reload with a bad rate.exempt_networks is refused
+    with file:line and the limits keep working; then loopback exempted
+    live lets the client through."""
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port, **{
+        "rate.exempt_networks": "192.0.2.0/24",
+        "rate.messages_per_ip": "10"}))
+    c = r.t.client()
+    c.ehlo()
+    for _ in range(3):
+        check(mail_reply(c), 250)
+    v = dict(r.values)
+    v["rate.messages_per_ip"] = "4"
+    line = r.reload(v)
+    assert "changed=rate.messages_per_ip" in line, line
+    assert "needs_restart=rate." not in r.t.log()
+    check(mail_reply(c), 250)                       # the 4th of 4
+    rep = mail_reply(c)
+    check(rep, 450, "4.7.1")
+    assert "4 messages per hour" in rep.text, rep.text
+    c.expect("QUIT", 221)
+    c.close()
+    assert re.search(r"event=ratelimit ip=127\.0\.0\.1 client=127\.0\.0\.1 "
+                     r"limit=messages_per_ip max=4", r.t.log())
+    # a bad network list: refused naming file:line, the old limits stay
+    bad = dict(v)
+    bad["rate.exempt_networks"] = "127.0.0.0/33"
+    line = r.reload(bad, expect="result=refused")
+    assert f"{r.path}:" in line and "exempt_networks" in line, line
+    with r.t.client() as c:
+        c.ehlo()
+        check(mail_reply(c), 450, "4.7.1")
+    # loopback exempted by a reload: the same client is let through
+    good = dict(v)
+    good["rate.exempt_networks"] = "127.0.0.0/8"
+    line = r.reload(good)
+    assert "changed=rate.exempt_networks" in line, line
+    with r.t.client() as c:
+        c.ehlo()
+        check(mail_reply(c), 250)
+
+
+def send_notify(t, tag):
+    """A message from 127.0.0.1 without AUTH whose sender (claire, a
+    local user) asked for a success report."""
+    with t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<claire@example.org>", 250)
+        c.expect("RCPT TO:<ben@example.org> NOTIFY=SUCCESS", 250)
+        c.expect("DATA", 354)
+        c.send(f"Subject: {tag}\r\n\r\nbody\r\n.\r\n".encode())
+        check(c.reply(), 250)
+
+
+def dsn_dropped(t):
+    return re.findall(r"event=dsn_dropped reason=rate_limit limit=client "
+                      r"kind=success", t.log())
+
+
+def test_dsn_limit_switch_counts_kept(ternd):
+    """limits.dsn_per_client lowered from 10 to 4 after 3 reports: of 3
+    more messages one report goes out, two are dropped (limit=client)."""
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port, **{
+        "limits.dsn_per_client": "10", "limits.dsn_per_domain": "1000"}))
+    claire = "claire@example.org"
+    for i in range(3):
+        send_notify(r.t, f"before-{i}")
+    wait_for(lambda: len(maildir_files(r.t.state_dir, claire)) == 3,
+             "3 success reports")
+    v = dict(r.values)
+    v["limits.dsn_per_client"] = "4"
+    line = r.reload(v)
+    assert "changed=limits.dsn_per_client" in line, line
+    assert "needs_restart=limits." not in r.t.log()
+    for i in range(3):
+        send_notify(r.t, f"after-{i}")
+    wait_for(lambda: len(dsn_dropped(r.t)) == 2, "2 reports dropped")
+    wait_for(lambda: len(maildir_files(r.t.state_dir, "ben@example.org"))
+             == 6, "the 6 messages delivered")
+    time.sleep(0.5)
+    assert len(maildir_files(r.t.state_dir, claire)) == 4, r.t.log()[-2000:]
+    assert len(dsn_dropped(r.t)) == 2
+
+
+def test_greylist_switch_on_store_kept(ternd):
+    """greylist.enable turned on by SIGHUP on a ternd started without it:
+    the store is opened then, and a new triplet gets 451 4.7.1; after the
+    delay, another reload (greylist.expire) keeps the store: the same
+    triplet passes.  Turned off, the next RCPT is not greylisted."""
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port, **{"greylist.delay": "2"}))
+    check(rcpt_code(r.t, "ben@example.org"), 250)
+    v = dict(r.values)
+    v["greylist.enable"] = "yes"
+    line = r.reload(v)
+    assert "greylist.enable" in line, line
+    assert "event=greylist_open store=sqlite" in r.t.log()
+    rep = rcpt_code(r.t, "ben@example.org")
+    check(rep, 451, "4.7.1")
+    assert "Greylisted" in rep.text, rep.text
+    time.sleep(2.5)
+    v2 = dict(v)
+    v2["greylist.expire"] = "2h"
+    line = r.reload(v2)
+    assert "changed=greylist.expire" in line, line
+    check(rcpt_code(r.t, "ben@example.org"), 250)   # the triplet kept
+    check(rcpt_code(r.t, "claire@example.org"), 250)  # the /24 passed once
+    v3 = dict(v2)
+    v3["greylist.enable"] = "no"
+    r.reload(v3)
+    check(rcpt_code(r.t, "dave@example.net"), 250)
+    assert "needs_restart=greylist." not in r.t.log()
+    assert r.t.log().count("event=greylist_open") == 1
+
+
+SCREEN_Q = {"127.0.0.5": "5.0.0.127", "127.0.0.6": "6.0.0.127",
+            "127.0.0.7": "7.0.0.127"}
+
+
+def greeting_from(t, source):
+    """A connection from source whose greeting the test reads later."""
+    return socket.create_connection(("127.0.0.1", t.port),
+                                    timeout=15 * SLOW,
+                                    source_address=(source, 0))
+
+
+def read_greeting(s):
+    buf = b""
+    while not buf.endswith(b"\r\n"):
+        d = s.recv(4096)
+        if not d:
+            break
+        buf += d
+    return buf.decode(errors="replace")
+
+
+def test_screen_switch_lists_cache_kept(ternd, dnsmasq):
+    """Screening off at start, screen.dnsbl set by SIGHUP: the next
+    connection from a listed client gets 554 naming the zone.  A session
+    held in the greet pause when screening is switched off again finishes
+    under the lists it began with (554), while the next connection is
+    greeted at once; the verdict cache is kept across reloads."""
+    dns = dnsmasq(extra=[f"--host-record={q}.bl.test,127.0.0.2"
+                         for q in SCREEN_Q.values()] + ["--local=/test/"])
+    port = free_port()
+    base = conf_values(port, **{"dns.servers": dns.server,
+                                "relay.networks": "127.0.0.1/32"})
+    r = Reloadable(ternd, base)
+    s = greeting_from(r.t, "127.0.0.5")
+    assert read_greeting(s).startswith("220"), "screening is off"
+    s.close()
+    v = dict(base)
+    v["screen.dnsbl"] = "bl.test"
+    line = r.reload(v)
+    assert "changed=screen.dnsbl" in line, line
+    s = greeting_from(r.t, "127.0.0.5")
+    g = read_greeting(s)
+    s.close()
+    assert g.startswith("554") and "bl.test" in g, g
+    # held in a 3 s pause with bl.test; screening switched off meanwhile
+    v2 = dict(v)
+    v2["screen.greet_pause"] = "3"
+    r.reload(v2)
+    held = greeting_from(r.t, "127.0.0.6")
+    time.sleep(0.5)
+    v3 = dict(base)
+    line = r.reload(v3)
+    assert "screen.dnsbl" in line and "screen.greet_pause" in line, line
+    t0 = time.monotonic()
+    s = greeting_from(r.t, "127.0.0.7")
+    g = read_greeting(s)
+    s.close()
+    assert g.startswith("220") and time.monotonic() - t0 < 1.5, g
+    g = read_greeting(held)
+    held.close()
+    assert g.startswith("554") and "bl.test" in g, g
+    # on again with the same list: 127.0.0.5's verdict comes from the cache
+    r.reload(v)
+    s = greeting_from(r.t, "127.0.0.5")
+    g = read_greeting(s)
+    s.close()
+    assert g.startswith("554"), g
+    last = [ln for ln in r.t.log().splitlines()
+            if "event=screen " in ln and "client=127.0.0.5" in ln][-1]
+    assert "cached=yes" in last, last
+    assert "needs_restart=screen." not in r.t.log()
+
+
+def reload_unlogged(r, values):
+    """A reload whose start may not be logged (log.level above info): wait
+    for its result line only."""
+    r.values = dict(values)
+    write_conf(r.path, r.values)
+    done = r.t.log().count("event=reload result=")
+    r.t.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: r.t.log().count("event=reload result=") > done,
+             "the reload's result in the log")
+    return [ln for ln in r.t.log().splitlines()
+            if "event=reload result=" in ln][-1]
+
+
+def test_log_level_switch(ternd):
+    """log.level info -> warn by SIGHUP: the reload's own result=ok is
+    still logged, and a session's info lines (event=connect) stop while
+    warnings go on; back to info, they come again."""
+    port = free_port()
+    r = Reloadable(ternd, conf_values(port, **{"log.level": "info"}))
+    v = dict(r.values)
+    v["log.level"] = "warn"
+    line = r.reload(v)
+    assert "changed=log.level" in line, line
+    mark = len(r.t.log())
+    with r.t.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@client.test>", 250)
+        c.expect("RCPT TO:<nobody@example.org>", 550)
+        c.expect("QUIT", 221)
+    time.sleep(0.5)
+    after = r.t.log()[mark:]
+    assert " info " not in after and "event=connect" not in after, after
+    v2 = dict(v)
+    v2["log.level"] = "info"
+    v2["limits.message_size"] = "2m"   # a warning-free change to see
+    line = reload_unlogged(r, v2)
+    assert "result=ok" in line and "log.level" in line, line
+    mark = len(r.t.log())
+    with r.t.client() as c:
+        c.ehlo()
+        c.expect("QUIT", 221)
+    wait_for(lambda: "event=connect" in r.t.log()[mark:],
+             "event=connect logged again")
