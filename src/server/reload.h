@@ -7,9 +7,12 @@
  * one step.  Everything that can fail is made first: the TLS context, the
  * queue's delivery settings (qsettings.h: the smarthost password file
  * read, its TLS context and a new delivery engine when one of its keys
- * changed), the tables (tables.users opened, engine and DSN) and the new
- * listeners.  Then the switch: struct server's conf and relay_nets, the
- * TLS context, the delivery settings, the tables' handle, the listeners.
+ * changed), the tables (tables.users opened, engine and DSN), the
+ * defences' new parameters (rate.exempt_networks and screening's lists
+ * parsed; screening's cache or greylisting's store opened when a reload
+ * turns them on) and the new listeners.  Then the switch: struct
+ * server's conf and relay_nets, the TLS context, the delivery settings,
+ * the tables' handle, the defences' parameters, log.level, the listeners.
  * Keys that cannot change while ternd runs (reload_restart_keys) keep
  * their running value and are logged needs_restart=KEY.
  *
@@ -19,7 +22,11 @@
  * configurations; a delivery attempt keeps its delivery settings (qmgr.c)
  * to its end, and an old engine is freed with its last attempt; a table
  * question asked on a lookup thread finishes on that thread's old handle,
- * which the thread closes before its next question.  Everything else
+ * which the thread closes before its next question.  The defences keep
+ * their state and take the new parameters in place, on the loop where
+ * every check of theirs runs (connrate.h, dsnlimit.h: the counts kept;
+ * screen.h: a session being screened keeps its lists); log.level is an
+ * atomic every thread reads per line (util.h).  Everything else
  * outside a session reads the current configuration (srv->conf).  Every
  * configuration a reload made lives until exit: objects made at start-up,
  * queue attempts and lookup threads may hold pointers into an older one,
@@ -27,7 +34,8 @@
  *
  * Owns: struct reload and struct cfgsnap.  May call: conf, confcheck,
  * table, listen.h, netlist.h, tlsconn.h, lookup.h, qmgr.h, qsettings.h,
- * dkimsign.h, util.  Loop only.
+ * dkimsign.h, connrate.h, screen.h, conn.h (greylisting), greylist,
+ * util.  Loop only.
  */
 #ifndef TERN_SERVER_RELOAD_H
 #define TERN_SERVER_RELOAD_H
