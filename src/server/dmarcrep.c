@@ -58,6 +58,7 @@ struct dr_op {
 	char err[256];
 	struct dmarcdb_entry *ents; /* DR_ADD */
 	size_t n, dropped;
+	unsigned max_rows; /* DR_ADD: dmarc.report_max_rows when asked */
 	char **domains; /* DR_LIST */
 	size_t ndomains;
 	char domain[DMARCXML_NAME_MAX + 1]; /* DR_BUILD, DR_CLEAR */
@@ -122,6 +123,7 @@ struct dmarcrep {
 };
 
 static void dr_lane_push(struct dmarcrep *dr, struct dr_op *op);
+static void dr_names_for_run(struct dmarcrep *dr);
 static void dr_run_next(struct dr_run *run);
 
 /* ---- recording --------------------------------------------------------- */
@@ -140,6 +142,9 @@ dr_batch_flush(struct dmarcrep *dr)
 		return;
 	op = xcalloc(1, sizeof(*op));
 	op->kind = DR_ADD;
+	/* read here, on the loop: the worker never reads srv->conf, which a
+	 * reload switches */
+	op->max_rows = dr->srv->conf->dmarc_report_max_rows;
 	op->ents = dr->batch;
 	op->n = dr->nbatch;
 	dr->batch = NULL;
@@ -259,9 +264,8 @@ dr_op_run(struct job *j)
 
 	switch (op->kind) {
 	case DR_ADD:
-		op->rc = dmarcdb_add(db, op->ents, op->n,
-		    op->dr->srv->conf->dmarc_report_max_rows, &op->dropped,
-		    op->err, sizeof(op->err));
+		op->rc = dmarcdb_add(db, op->ents, op->n, op->max_rows,
+		    &op->dropped, op->err, sizeof(op->err));
 		break;
 	case DR_LIST:
 		op->rc = dmarcdb_domains(db, op->cutoff, &op->domains,
@@ -316,8 +320,7 @@ dr_add_done(struct dr_op *op)
 		dr->dropped += op->dropped;
 		log_warn("event=dmarc_record_dropped reason=store_full "
 			 "dropped=%zu max_rows=%u dropped_total=%llu",
-		    op->dropped, dr->srv->conf->dmarc_report_max_rows,
-		    (unsigned long long)dr->dropped);
+		    op->dropped, op->max_rows, (unsigned long long)dr->dropped);
 	}
 	free(op->ents);
 }
@@ -714,6 +717,7 @@ dr_run_start(
 	if (dr->run != NULL)
 		return -1;
 	dr_batch_flush(dr);
+	dr_names_for_run(dr);
 	run = xcalloc(1, sizeof(*run));
 	run->dr = dr;
 	run->cutoff = now;
@@ -769,17 +773,71 @@ dmarcrep_control(
 
 /* ---- life -------------------------------------------------------------- */
 
+/* The names of report_from and report_org into from, submitter, org
+ * (each DR_ADDR_MAX + 1, DMARCXML_NAME_MAX + 1, 256 octets). */
+static int
+dr_names_of(const struct conf *cf, char *from, char *submitter, char *org,
+    char *err, size_t errlen)
+{
+	struct report_names n = {from, DR_ADDR_MAX + 1, submitter,
+	    DMARCXML_NAME_MAX + 1, org, 256};
+
+	return report_names(cf->dmarc_report_from, "dmarc-noreply",
+	    cf->hostname, cf->dmarc_report_org, "dmarc.report_from",
+	    "dmarc.report_org", &n, err, errlen);
+}
+
 static void
 dr_names(struct dmarcrep *dr, const struct conf *cf)
 {
-	struct report_names n = {dr->from, sizeof(dr->from), dr->submitter,
-	    sizeof(dr->submitter), dr->org, sizeof(dr->org)};
 	char err[512];
 
-	if (report_names(cf->dmarc_report_from, "dmarc-noreply", cf->hostname,
-		cf->dmarc_report_org, "dmarc.report_from", "dmarc.report_org",
-		&n, err, sizeof(err)) != 0)
+	if (dr_names_of(cf, dr->from, dr->submitter, dr->org, err,
+		sizeof(err)) != 0)
 		fatalx("event=startup step=dmarc error=\"%s\"", err);
+}
+
+int
+dmarcrep_check(const struct conf *cf, char *err, size_t errlen)
+{
+	char from[DR_ADDR_MAX + 1], submitter[DMARCXML_NAME_MAX + 1], org[256];
+
+	return dr_names_of(cf, from, submitter, org, err, errlen);
+}
+
+/*
+ * A run's names, taken from the configuration current when it starts
+ * (a reload may have changed them): no run is under way, so no job on a
+ * worker reads them while they change, and a run keeps one set from its
+ * first report to its last.  dmarcrep_check vetted them at the reload.
+ */
+static void
+dr_names_for_run(struct dmarcrep *dr)
+{
+	char from[DR_ADDR_MAX + 1], submitter[DMARCXML_NAME_MAX + 1], org[256];
+	char err[512];
+
+	if (dr_names_of(dr->srv->conf, from, submitter, org, err,
+		sizeof(err)) != 0) {
+		log_err("event=dmarc_report_run error=\"%s\" action=kept_names",
+		    err);
+		return;
+	}
+	memcpy(dr->from, from, sizeof(from));
+	memcpy(dr->submitter, submitter, sizeof(submitter));
+	memcpy(dr->org, org, sizeof(org));
+}
+
+void
+dmarcrep_reload(struct dmarcrep *dr, const struct conf *oc)
+{
+	if (dr == NULL || dr->stopping || dr->report_timer == NULL ||
+	    oc->dmarc_report_interval == dr->srv->conf->dmarc_report_interval)
+		return;
+	/* the next run one new interval from now, not at the old time */
+	dr_arm_report(dr);
+	log_info("event=dmarc_reports step=reload interval=%u",
+	    dr->srv->conf->dmarc_report_interval);
 }
 
 struct dmarcrep *

@@ -47,6 +47,18 @@ struct dmarcrep *dmarcrep_open(struct server *s);
 /* Arm the report timer (after the workers and the queue manager exist). */
 void dmarcrep_start(struct dmarcrep *dr);
 /*
+ * A reload.  dmarcrep_check, before the switch: are nc's report_from and
+ * report_org usable (0; else -1 with err, the reload is refused)?  Then,
+ * with srv->conf already the new one, dmarcrep_reload (dr NULL ok; oc the
+ * old configuration): a new dmarc.report_interval re-arms the next run
+ * one interval from now.  dmarc.report_from and report_org are taken by
+ * the next run as it starts, dmarc.report_max_rows by the next batch
+ * written; a run under way finishes under what it began with.
+ */
+struct conf;
+int dmarcrep_check(const struct conf *nc, char *err, size_t errlen);
+void dmarcrep_reload(struct dmarcrep *dr, const struct conf *oc);
+/*
  * Record one evaluated message.  lk is the finished policy lookup and v
  * its verdict; nothing is recorded unless a policy was found (v->result
  * PASS or FAIL) with at least one rua mailto: URI (dmarcxml_record says

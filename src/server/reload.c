@@ -18,6 +18,7 @@
 #include "server/conn.h"
 #include "server/connrate.h"
 #include "server/dkimsign.h"
+#include "server/dmarcrep.h"
 #include "server/listen.h"
 #include "server/lookup.h"
 #include "server/netlist.h"
@@ -281,6 +282,13 @@ next_defence(struct server *s, struct next *n)
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return -1;
 	}
+	if (s->dmarcrep != NULL &&
+	    dmarcrep_check(n->conf, err, sizeof(err)) != 0) {
+		log_err("event=reload result=refused step=dmarc error=%s "
+			"action=kept_old",
+		    log_quote(q, sizeof(q), err, strlen(err)));
+		return -1;
+	}
 	return 0;
 }
 
@@ -292,7 +300,7 @@ next_defence(struct server *s, struct next *n)
  * screens by its own c->cf.
  */
 static void
-switch_defence(struct server *s, struct next *n)
+switch_defence(struct server *s, struct next *n, const struct conf *oc)
 {
 	if (s->rate != NULL)
 		connrate_reload(s->rate, n->conf, n->exempt);
@@ -302,6 +310,7 @@ switch_defence(struct server *s, struct next *n)
 	screen_reload(s, n->conf, n->screen_lists, n->screen);
 	if (n->grey != NULL)
 		s->greylist = n->grey;
+	dmarcrep_reload(s->dmarcrep, oc); /* and the reporter's interval */
 }
 
 /* Every step that can fail, in order; each failure logged once. */
@@ -372,7 +381,7 @@ reload_run(struct server *s)
 	qmgr_settings_use(s->qmgr, n.dl, r->gen);
 	lookups_reload(s->lookups, n.conf, n.table);
 	dkimsign_reload(s);
-	switch_defence(s, &n);
+	switch_defence(s, &n, oc);
 	/* log.level for every thread at once (util.h); the reload itself is
 	 * logged under the more verbose of the two, so that a reload to
 	 * "warn" still says what it changed */

@@ -49,12 +49,9 @@ const char *const reload_restart_keys[] = {
     "srs.enable",
     "srs.domain",
     "srs.max_age",
-    /* the reporters and what they have counted since start */
+    /* the reporters and what they have counted since start (DMARC's
+       names, interval and row bound are live: dmarcrep.h) */
     "dmarc.reports",
-    "dmarc.report_interval",
-    "dmarc.report_from",
-    "dmarc.report_org",
-    "dmarc.report_max_rows",
     "tlsrpt.reports",
     "tlsrpt.report_from",
     "tlsrpt.report_org",

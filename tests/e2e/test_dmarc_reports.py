@@ -326,3 +326,84 @@ def test_store_bound_drops_and_logs(ternd):
     wait_for(lambda: re.search(r"event=dmarc_record_dropped "
                                r"reason=store_full dropped=3 max_rows=1",
                                t.log()), "the drop logged")
+
+
+# ---- a reload (SIGHUP) changes the reporter's names and bound ---------------
+
+def conf_file(text):
+    """tern.conf in a directory ternd's user can read; its path."""
+    from conftest import world_tmpdir
+    d = world_tmpdir("tern-dmarc-reload-")
+    p = d / "tern.conf"
+    p.write_text(text)
+    os.chmod(p, 0o644)
+    return p
+
+
+def sighup_ok(t):
+    import signal
+    done = t.log().count("event=reload result=")
+    t.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: t.log().count("event=reload result=") > done,
+             "the reload's result")
+    last = [ln for ln in t.log().splitlines()
+            if "event=reload result=" in ln][-1]
+    assert "result=ok" in last, last
+    return last
+
+
+def test_reload_changes_report_names(ternd, dnsmasq):
+    """dmarc.report_org and dmarc.report_from changed by SIGHUP, without a
+    restart: the next run's report names the new organisation and comes
+    from the new address; no needs_restart= for them."""
+    b = ternd({"hostname": "mx.example.net", "domains": "example.net"},
+              users=RECEIVERS, state="B")
+    dns = dnsmasq(mx=[("example.net", "mx.example.net", 10)],
+                  hosts=[("mx.example.net", "127.0.0.1")],
+                  extra=["--local=/example.net/"])
+    conf = conf_file("[dmarc]\nreport_org = Tern & Co\n")
+    a = ternd({"hostname": "mx.example.org", "domains": "example.org",
+               "dns.servers": dns.server, "relay.port": str(b.port),
+               "queue.retry_first": "1", "queue.retry_max": "2",
+               "dmarc.reports": "yes"},
+              users=("claire@example.org",), state="A", start=False,
+              args=["-c", str(conf)])
+    fill_db(a.state_dir / "dmarc.db")
+    a.start()
+    conf.write_text("[dmarc]\nreport_org = Other Org\n"
+                    "report_from = reports@example.org\n")
+    line = sighup_ok(a)
+    assert "dmarc.report_from" in line and "dmarc.report_org" in line, line
+    assert "needs_restart=dmarc." not in a.log()
+    a.tern("dmarc", "report")
+    got = wait_for(lambda: b.messages("dmarc@example.net"),
+                   "the example.net report at B")
+    msg, _, root, _ = report_of(got[0])
+    assert "reports@example.org" in str(msg["From"]), msg["From"]
+    assert root.findtext("report_metadata/org_name") == "Other Org"
+    assert root.findtext("report_metadata/email") == "reports@example.org"
+
+
+def test_reload_changes_max_rows(ternd):
+    """dmarc.report_max_rows raised from 1 to 5 by SIGHUP: a new row
+    dropped before (store_full) is stored after, the rows kept."""
+    from conftest import BUILD, require
+    fault = BUILD / "ternd-fault"
+    require(fault, "make build/ternd-fault (part of make check)")
+    conf = conf_file("[dmarc]\nreport_max_rows = 1\n")
+    t = ternd({"dmarc.reports": "yes"}, start=False, args=["-c", str(conf)])
+    plain = t.argv
+    t.argv = lambda: [str(fault)] + plain()[1:]
+    t.start()
+    db = t.state_dir / "dmarc.db"
+    control(t, "DMARC-RECORD-TEST 2 192.0.2.1 rec.example")
+    wait_for(lambda: counts(db) == {"192.0.2.1": 2}, "the first row")
+    control(t, "DMARC-RECORD-TEST 3 192.0.2.2 rec.example")
+    wait_for(lambda: "reason=store_full dropped=3 max_rows=1" in t.log(),
+             "the drop logged")
+    conf.write_text("[dmarc]\nreport_max_rows = 5\n")
+    line = sighup_ok(t)
+    assert "dmarc.report_max_rows" in line, line
+    control(t, "DMARC-RECORD-TEST 3 192.0.2.2 rec.example")
+    wait_for(lambda: counts(db) == {"192.0.2.1": 2, "192.0.2.2": 3},
+             "the second row stored under the new bound")
