@@ -27,6 +27,7 @@
 #include "server/screen.h"
 #include "server/server.h"
 #include "server/tlsconn.h"
+#include "server/tlsrptd.h"
 
 struct reload {
 	int argc;
@@ -282,9 +283,11 @@ next_defence(struct server *s, struct next *n)
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return -1;
 	}
-	if (s->dmarcrep != NULL &&
-	    dmarcrep_check(n->conf, err, sizeof(err)) != 0) {
-		log_err("event=reload result=refused step=dmarc error=%s "
+	if ((s->dmarcrep != NULL &&
+		dmarcrep_check(n->conf, err, sizeof(err)) != 0) ||
+	    (s->tlsrptd != NULL &&
+		tlsrptd_check(n->conf, err, sizeof(err)) != 0)) {
+		log_err("event=reload result=refused step=reports error=%s "
 			"action=kept_old",
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return -1;
@@ -311,6 +314,7 @@ switch_defence(struct server *s, struct next *n, const struct conf *oc)
 	if (n->grey != NULL)
 		s->greylist = n->grey;
 	dmarcrep_reload(s->dmarcrep, oc); /* and the reporter's interval */
+	tlsrptd_reload(s->tlsrptd);
 }
 
 /* Every step that can fail, in order; each failure logged once. */

@@ -49,13 +49,10 @@ const char *const reload_restart_keys[] = {
     "srs.enable",
     "srs.domain",
     "srs.max_age",
-    /* the reporters and what they have counted since start (DMARC's
-       names, interval and row bound are live: dmarcrep.h) */
+    /* the reporters and what they have counted since start (their
+       names and bounds are live: dmarcrep.h, tlsrptd.h) */
     "dmarc.reports",
     "tlsrpt.reports",
-    "tlsrpt.report_from",
-    "tlsrpt.report_org",
-    "tlsrpt.max_domains",
     /* parsed once (the overrides) and read before the sandbox (the list) */
     "dmarc.override",
     "dmarc.public_suffix_list",

@@ -769,6 +769,7 @@ td_run_next(struct td_run *run)
 }
 
 static void td_arm_report(struct tlsrptd *td);
+static void td_names_for_run(struct tlsrptd *td);
 
 static int
 td_run_start(
@@ -779,6 +780,7 @@ td_run_start(
 
 	if (td->run != NULL)
 		return -1;
+	td_names_for_run(td);
 	run = xcalloc(1, sizeof(*run));
 	run->td = td;
 	run->end = now;
@@ -853,17 +855,68 @@ tlsrptd_control(
 
 /* ---- life ---------------------------------------------------------------- */
 
+/* report_from and report_org into from, submitter, org (each
+ * TD_ADDR_MAX + 1, TLSRPT_DOMAIN_MAX + 1, 256 octets). */
+static int
+td_names_of(const struct conf *cf, char *from, char *submitter, char *org,
+    char *err, size_t errlen)
+{
+	struct report_names n = {from, TD_ADDR_MAX + 1, submitter,
+	    TLSRPT_DOMAIN_MAX + 1, org, 256};
+
+	return report_names(cf->tlsrpt_report_from, "tlsrpt-noreply",
+	    cf->hostname, cf->tlsrpt_report_org, "tlsrpt.report_from",
+	    "tlsrpt.report_org", &n, err, errlen);
+}
+
 static void
 td_names(struct tlsrptd *td, const struct conf *cf)
 {
-	struct report_names n = {td->from, sizeof(td->from), td->submitter,
-	    sizeof(td->submitter), td->org, sizeof(td->org)};
 	char err[512];
 
-	if (report_names(cf->tlsrpt_report_from, "tlsrpt-noreply", cf->hostname,
-		cf->tlsrpt_report_org, "tlsrpt.report_from",
-		"tlsrpt.report_org", &n, err, sizeof(err)) != 0)
+	if (td_names_of(cf, td->from, td->submitter, td->org, err,
+		sizeof(err)) != 0)
 		fatalx("event=startup step=tlsrpt error=\"%s\"", err);
+}
+
+int
+tlsrptd_check(const struct conf *cf, char *err, size_t errlen)
+{
+	char from[TD_ADDR_MAX + 1], submitter[TLSRPT_DOMAIN_MAX + 1], org[256];
+
+	return td_names_of(cf, from, submitter, org, err, errlen);
+}
+
+/*
+ * A run's names, from the configuration current when it starts: every
+ * use of them is on the loop within a run (the builds, the mails, the
+ * POSTs' reports), so a run keeps one set to its end and a reload's new
+ * names wait for the next run.  tlsrptd_check vetted them at the reload.
+ */
+static void
+td_names_for_run(struct tlsrptd *td)
+{
+	char from[TD_ADDR_MAX + 1], submitter[TLSRPT_DOMAIN_MAX + 1], org[256];
+	char err[512];
+
+	if (td_names_of(td->srv->conf, from, submitter, org, err,
+		sizeof(err)) != 0) {
+		log_err("event=tlsrpt_report_run error=\"%s\" action=kept_names",
+		    err);
+		return;
+	}
+	memcpy(td->from, from, sizeof(from));
+	memcpy(td->submitter, submitter, sizeof(submitter));
+	memcpy(td->org, org, sizeof(org));
+}
+
+void
+tlsrptd_reload(struct tlsrptd *td)
+{
+	if (td == NULL)
+		return;
+	/* the delivery code counts on the loop too: no count sees half */
+	tlsrpt_set_max_domains(td->cur, td->srv->conf->tlsrpt_max_domains);
 }
 
 /* STATE/name into td->cur; false when it does not exist */

@@ -50,6 +50,17 @@ struct tlsrpt *tlsrptd_table(struct tlsrptd *td);
 /* Arm the timers (after the workers and the queue manager exist). */
 void tlsrptd_start(struct tlsrptd *td);
 /*
+ * A reload.  tlsrptd_check, before the switch: are nc's report_from and
+ * report_org usable (0; else -1 with err, the reload is refused)?  Then,
+ * with srv->conf the new one, tlsrptd_reload (td NULL ok): the current
+ * period's table takes tlsrpt.max_domains (the domains counted stay).
+ * tlsrpt.report_from and report_org are taken by the next run as it
+ * starts; a run under way finishes under the names it began with.
+ */
+struct conf;
+int tlsrptd_check(const struct conf *nc, char *err, size_t errlen);
+void tlsrptd_reload(struct tlsrptd *td);
+/*
  * The control socket's "TLSRPT-SEND": a report run now (the current
  * period ends here), then done(arg) with a JSON line in out:
  * {"ok":true,"domains":N,"mailed":N,"posted":N,"skipped":N,"failed":N}.

@@ -141,6 +141,12 @@ tlsrpt_new(int64_t begin, unsigned max_domains)
 	return t;
 }
 
+void
+tlsrpt_set_max_domains(struct tlsrpt *t, unsigned max_domains)
+{
+	t->max_domains = max_domains;
+}
+
 static void
 tr_pol_clear(struct tr_pol *p)
 {

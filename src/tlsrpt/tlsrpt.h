@@ -109,6 +109,9 @@ struct tlsrpt;
  * max_domains bounds the distinct domains it keeps. */
 struct tlsrpt *tlsrpt_new(int64_t begin, unsigned max_domains);
 void tlsrpt_free(struct tlsrpt *t);
+/* A new bound (a reload): the domains already counted stay, also past a
+ * lower one; a new domain is kept only below it. */
+void tlsrpt_set_max_domains(struct tlsrpt *t, unsigned max_domains);
 
 /*
  * THE ENTRY POINT for the delivery code: count one outcome.  Cheap (a hash

@@ -251,14 +251,28 @@ test_counts(void)
 	T_CHECK_INT(tlsrpt_ndomains(t), 2);
 	T_CHECK_INT(tlsrpt_dropped(t), 1);
 
+	t_case("max_domains lowered: the domains kept stay, none added");
+	tlsrpt_set_max_domains(t, 1);
+	rec(t, "example.net", TLSRPT_SUCCESS, "mx.example.net", "192.0.2.8");
+	rec(t, "example.org", TLSRPT_SUCCESS, "mx.example.org", "192.0.2.7");
+	T_CHECK_INT(tlsrpt_ndomains(t), 2);
+	T_CHECK_INT(tlsrpt_dropped(t), 2);
+	tlsrpt_domain_counts(t, 1, &ok, &fail);
+	T_CHECK_INT(ok, 2);
+	t_case("max_domains raised: a new domain is kept");
+	tlsrpt_set_max_domains(t, 3);
+	rec(t, "example.org", TLSRPT_SUCCESS, "mx.example.org", "192.0.2.7");
+	T_CHECK_INT(tlsrpt_ndomains(t), 3);
+	T_CHECK_INT(tlsrpt_dropped(t), 2);
+
 	t_case("bad values are dropped, never kept");
 	rec(t, "exa mple.com", TLSRPT_SUCCESS, "mx", "192.0.2.7");
 	rec(t, "example.com", TLSRPT_CERT_EXPIRED, "mx host", "192.0.2.7");
-	T_CHECK_INT(tlsrpt_dropped(t), 3);
+	T_CHECK_INT(tlsrpt_dropped(t), 4);
 	tlsrpt_record(NULL, &o); /* reports off: a no-op */
 	o.domain = "";
 	tlsrpt_record(t, &o);
-	T_CHECK_INT(tlsrpt_dropped(t), 3);
+	T_CHECK_INT(tlsrpt_dropped(t), 4);
 
 	t_case("policies of one domain apart; details capped");
 	o.domain = "example.net";
@@ -275,7 +289,7 @@ test_counts(void)
 		tlsrpt_record(t, &o);
 	}
 	tlsrpt_domain_counts(t, 1, &ok, &fail);
-	T_CHECK_INT(ok, 1);
+	T_CHECK_INT(ok, 2); /* one more above */
 	T_CHECK_INT(fail, TLSRPT_DETAILS_MAX + 5);
 	tlsrpt_free(t);
 }
