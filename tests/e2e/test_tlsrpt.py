@@ -476,3 +476,60 @@ def test_overdue_period_reported_after_start(ternd, dnsmasq):
                               "total-failure-session-count": 1}, pol
     assert doc["date-range"]["start-datetime"] == time.strftime(
         "%Y-%m-%dT%H:%M:%SZ", time.gmtime(begin)), doc
+
+
+def test_reload_changes_report_names_and_max_domains(ternd, dnsmasq):
+    """tlsrpt.report_org, report_from and max_domains changed by SIGHUP,
+    without a restart: the next run's report names the new organisation
+    and contact and comes from the new address; with max_domains lowered
+    from 10 to 1 after example.net was counted, example.net still counts
+    and example.com is dropped."""
+    import signal
+    from conftest import world_tmpdir
+    b = ternd({"hostname": "mx.example.net", "domains": "example.net"},
+              users=(RUA_BOX, "ben@example.net"), state="B")
+    dns = dnsmasq(
+        mx=[("example.net", "mx.example.net", 10),
+            ("example.com", "mx.example.com", 10)],
+        hosts=[("mx.example.net", "127.0.0.1"),
+               ("mx.example.com", "127.0.0.1")],
+        extra=[txt_rr("_smtp._tls.example.net",
+                      f"v=TLSRPTv1;rua=mailto:{RUA_BOX}")])
+    d = world_tmpdir("tern-tlsrpt-reload-")
+    conf = d / "tern.conf"
+    conf.write_text("[tlsrpt]\nreport_org = Old Org\nmax_domains = 10\n")
+    conf.chmod(0o644)
+    a = ternd({"hostname": "mx.example.org", "domains": "example.org",
+               "dns.servers": dns.server, "relay.port": str(b.port),
+               "relay.networks": "127.0.0.0/8",
+               "queue.retry_first": "1", "queue.retry_max": "2",
+               "tlsrpt.reports": "yes"},
+              users=("claire@example.org",), state="A",
+              args=["-c", str(conf)])
+    send(a, "ben@example.net")
+    wait_for(lambda: b.messages("ben@example.net"), "ben's message at B")
+    conf.write_text("[tlsrpt]\nreport_org = New Org\n"
+                    "report_from = rpt@example.org\nmax_domains = 1\n")
+    done = a.log().count("event=reload result=")
+    a.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: a.log().count("event=reload result=") > done,
+             "the reload's result")
+    line = [ln for ln in a.log().splitlines()
+            if "event=reload result=" in ln][-1]
+    assert "result=ok" in line and "tlsrpt.report_org" in line, line
+    assert "needs_restart=tlsrpt." not in a.log()
+    # example.com (B again, under another name): past the new bound
+    send(a, "nobody@example.com")
+    wait_for(lambda: re.search(r"mx=mx\.example\.com .*event=tlsrpt ",
+                               a.log()), "the example.com session counted")
+    r = a.tern("tlsrpt", "send", "--now")
+    assert r.stdout.decode().strip() == (
+        "domains 1, reports mailed 1, posted 0, skipped 0, failed 0"), \
+        r.stdout
+    got = wait_for(lambda: b.messages(RUA_BOX), "the report at B")
+    msg, _, doc = report_mail(got[0])
+    assert "rpt@example.org" in str(msg["From"]), msg["From"]
+    assert doc["organization-name"] == "New Org", doc
+    assert "rpt@example.org" in doc["contact-info"], doc
+    assert [p["policy"]["policy-domain"] for p in doc["policies"]] == \
+        ["example.net"], doc
