@@ -814,18 +814,13 @@ dmarcrep_check(const struct conf *cf, char *err, size_t errlen)
 static void
 dr_names_for_run(struct dmarcrep *dr)
 {
-	char from[DR_ADDR_MAX + 1], submitter[DMARCXML_NAME_MAX + 1], org[256];
 	char err[512];
 
-	if (dr_names_of(dr->srv->conf, from, submitter, org, err,
-		sizeof(err)) != 0) {
+	/* all three or none (reportcommon.h) */
+	if (dr_names_of(dr->srv->conf, dr->from, dr->submitter, dr->org, err,
+		sizeof(err)) != 0)
 		log_err("event=dmarc_report_run error=\"%s\" action=kept_names",
 		    err);
-		return;
-	}
-	memcpy(dr->from, from, sizeof(from));
-	memcpy(dr->submitter, submitter, sizeof(submitter));
-	memcpy(dr->org, org, sizeof(org));
 }
 
 void

@@ -1,13 +1,14 @@
 /*
  * reportcommon: the report senders' shared helpers; see reportcommon.h.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "server/reportcommon.h"
 #include "util/util.h"
 
-int
-report_names(const char *from_conf, const char *default_local,
+static int
+report_names_into(const char *from_conf, const char *default_local,
     const char *hostname, const char *org_conf, const char *from_key,
     const char *org_key, const struct report_names *out, char *err,
     size_t errlen)
@@ -44,6 +45,31 @@ report_names(const char *from_conf, const char *default_local,
 		return -1;
 	}
 	return 0;
+}
+
+/* Made in buffers of their own, copied out whole: a failure (a reload's
+ * names, taken by a run) leaves the names in use as they were. */
+int
+report_names(const char *from_conf, const char *default_local,
+    const char *hostname, const char *org_conf, const char *from_key,
+    const char *org_key, const struct report_names *out, char *err,
+    size_t errlen)
+{
+	struct report_names t = {xmalloc(out->fromlen), out->fromlen,
+	    xmalloc(out->submitterlen), out->submitterlen,
+	    xmalloc(out->orglen), out->orglen};
+	int r = report_names_into(from_conf, default_local, hostname, org_conf,
+	    from_key, org_key, &t, err, errlen);
+
+	if (r == 0) {
+		memcpy(out->from, t.from, t.fromlen);
+		memcpy(out->submitter, t.submitter, t.submitterlen);
+		memcpy(out->org, t.org, t.orglen);
+	}
+	free(t.from);
+	free(t.submitter);
+	free(t.org);
+	return r;
 }
 
 size_t

@@ -18,7 +18,8 @@
  * default_local@hostname; submitter = its domain, lower case; org = the
  * configured organisation, else hostname.  0, or -1 with err set naming
  * from_key or org_key (an address without '@' or with a blank, CR, LF,
- * '<', '>', ',' or '"'; a value that does not fit its buffer).
+ * '<', '>', ',' or '"'; a value that does not fit its buffer).  On
+ * failure out is left as it was.
  */
 struct report_names {
 	char *from;

@@ -896,18 +896,13 @@ tlsrptd_check(const struct conf *cf, char *err, size_t errlen)
 static void
 td_names_for_run(struct tlsrptd *td)
 {
-	char from[TD_ADDR_MAX + 1], submitter[TLSRPT_DOMAIN_MAX + 1], org[256];
 	char err[512];
 
-	if (td_names_of(td->srv->conf, from, submitter, org, err,
-		sizeof(err)) != 0) {
+	/* all three or none (reportcommon.h) */
+	if (td_names_of(td->srv->conf, td->from, td->submitter, td->org, err,
+		sizeof(err)) != 0)
 		log_err("event=tlsrpt_report_run error=\"%s\" action=kept_names",
 		    err);
-		return;
-	}
-	memcpy(td->from, from, sizeof(from));
-	memcpy(td->submitter, submitter, sizeof(submitter));
-	memcpy(td->org, org, sizeof(org));
 }
 
 void

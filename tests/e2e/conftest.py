@@ -1468,6 +1468,17 @@ def wait_for(pred, what, timeout=15):
         time.sleep(0.1)
 
 
+def sighup_reload(t):
+    """SIGHUP to a running Ternd; wait for the reload's result line (its
+    start may not be logged: log.level above info) and return it."""
+    done = t.log().count("event=reload result=")
+    t.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: t.log().count("event=reload result=") > done,
+             "the reload's result in the log")
+    return [ln for ln in t.log().splitlines()
+            if "event=reload result=" in ln][-1]
+
+
 def header_block(data):
     return data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
 

@@ -341,13 +341,8 @@ def conf_file(text):
 
 
 def sighup_ok(t):
-    import signal
-    done = t.log().count("event=reload result=")
-    t.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: t.log().count("event=reload result=") > done,
-             "the reload's result")
-    last = [ln for ln in t.log().splitlines()
-            if "event=reload result=" in ln][-1]
+    from conftest import sighup_reload
+    last = sighup_reload(t)
     assert "result=ok" in last, last
     return last
 

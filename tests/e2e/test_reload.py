@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (DEFAULT_USERS, HOSTNAME, RUN_AS, SLOW, TERN,
-                      SMTPClient, check, free_port, maildir_files, wait_for,
-                      world_tmpdir)
+                      SMTPClient, check, free_port, maildir_files,
+                      sighup_reload, wait_for, world_tmpdir)
 
 # keys the tests put in the file; every other key comes from -o
 FILE_KEYS = ("domains", "listen.smtp", "listen.submission",
@@ -1000,12 +1000,7 @@ def reload_unlogged(r, values):
     for its result line only."""
     r.values = dict(values)
     write_conf(r.path, r.values)
-    done = r.t.log().count("event=reload result=")
-    r.t.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: r.t.log().count("event=reload result=") > done,
-             "the reload's result in the log")
-    return [ln for ln in r.t.log().splitlines()
-            if "event=reload result=" in ln][-1]
+    return sighup_reload(r.t)
 
 
 def test_log_level_switch(ternd):

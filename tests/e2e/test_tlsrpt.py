@@ -484,8 +484,7 @@ def test_reload_changes_report_names_and_max_domains(ternd, dnsmasq):
     and contact and comes from the new address; with max_domains lowered
     from 10 to 1 after example.net was counted, example.net still counts
     and example.com is dropped."""
-    import signal
-    from conftest import world_tmpdir
+    from conftest import sighup_reload, world_tmpdir
     b = ternd({"hostname": "mx.example.net", "domains": "example.net"},
               users=(RUA_BOX, "ben@example.net"), state="B")
     dns = dnsmasq(
@@ -510,12 +509,7 @@ def test_reload_changes_report_names_and_max_domains(ternd, dnsmasq):
     wait_for(lambda: b.messages("ben@example.net"), "ben's message at B")
     conf.write_text("[tlsrpt]\nreport_org = New Org\n"
                     "report_from = rpt@example.org\nmax_domains = 1\n")
-    done = a.log().count("event=reload result=")
-    a.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: a.log().count("event=reload result=") > done,
-             "the reload's result")
-    line = [ln for ln in a.log().splitlines()
-            if "event=reload result=" in ln][-1]
+    line = sighup_reload(a)
     assert "result=ok" in line and "tlsrpt.report_org" in line, line
     assert "needs_restart=tlsrpt." not in a.log()
     # example.com (B again, under another name): past the new bound
