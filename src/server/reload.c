@@ -303,14 +303,15 @@ next_defence(struct server *s, struct next *n)
  * screens by its own c->cf.
  */
 static void
-switch_defence(struct server *s, struct next *n, const struct conf *oc)
+switch_defence(struct server *s, struct next *n, const struct conf *oc,
+    unsigned gen)
 {
 	if (s->rate != NULL)
 		connrate_reload(s->rate, n->conf, n->exempt);
 	else
 		netlist_free(n->exempt);
 	qmgr_dsn_limits(s->qmgr, n->conf);
-	screen_reload(s, n->conf, n->screen_lists, n->screen);
+	screen_reload(s, n->conf, n->screen_lists, n->screen, gen);
 	if (n->grey != NULL)
 		s->greylist = n->grey;
 	dmarcrep_reload(s->dmarcrep, oc); /* and the reporter's interval */
@@ -385,7 +386,7 @@ reload_run(struct server *s)
 	qmgr_settings_use(s->qmgr, n.dl, r->gen);
 	lookups_reload(s->lookups, n.conf, n.table);
 	dkimsign_reload(s);
-	switch_defence(s, &n, oc);
+	switch_defence(s, &n, oc, r->gen);
 	/* log.level for every thread at once (util.h); the reload itself is
 	 * logged under the more verbose of the two, so that a reload to
 	 * "warn" still says what it changed */

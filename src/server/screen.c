@@ -42,14 +42,17 @@
 #include "server/screen.h"
 
 /*
- * The zones of screen.dnsbl and screen.dnswl.  A session's lookups point
- * into the lists current when it started (struct screen_q's site), so a
- * reload makes new lists and keeps the old ones until exit: a lookup in
- * flight finishes under the lists it began with.  Only a reload that
- * changes a list makes one (a few KiB).
+ * The zones of screen.dnsbl and screen.dnswl.  A session screens with the
+ * lists of its own configuration (the newest whose gen is not above its
+ * c->snap->gen), like every other screen.* key it reads from c->cf, and
+ * its lookups point into them (struct screen_q's site); so a reload makes
+ * new lists and keeps the old ones until exit: a lookup in flight
+ * finishes under the lists it began with.  Only a reload that changes a
+ * list makes one (a few KiB).
  */
 struct screen_lists {
 	struct screen_lists *next; /* every one, newest first */
+	unsigned gen;		   /* the configuration they came with */
 	struct dnsbl_site bl[DNSBL_SITES_MAX], wl[DNSBL_SITES_MAX];
 	size_t nbl, nwl;
 };
@@ -260,11 +263,22 @@ screen_lists_free(struct screen_lists *l)
 	}
 }
 
-/* Is screening on under cf with these lists? */
+/* Is screening on under cf with these lists (NULL: none then)? */
 static bool
 screen_on(const struct conf *cf, const struct screen_lists *l)
 {
-	return l->nbl + l->nwl > 0 || cf->screen_greet_pause > 0;
+	return l != NULL && (l->nbl + l->nwl > 0 || cf->screen_greet_pause > 0);
+}
+
+/* The lists of configuration gen; NULL: screening was off then. */
+static const struct screen_lists *
+screen_lists_of(const struct screen *sc, unsigned gen)
+{
+	const struct screen_lists *l = sc->lists;
+
+	while (l != NULL && l->gen > gen)
+		l = l->next;
+	return l;
 }
 
 static void
@@ -349,10 +363,11 @@ screen_lists_same(const struct screen_lists *a, const struct screen_lists *b)
 
 void
 screen_reload(struct server *s, const struct conf *nc,
-    struct screen_lists *lists, struct screen *made)
+    struct screen_lists *lists, struct screen *made, unsigned gen)
 {
 	struct screen *sc = s->screen;
 
+	lists->gen = gen;
 	if (made != NULL) {
 		s->screen = made;
 		screen_log_start("screen_start", nc, lists);
@@ -631,9 +646,9 @@ conn_screen_start(struct conn *c, void (*done)(struct conn *))
 	if (sc == NULL || c->l->kind != LISTEN_SMTP || c->srv->dns == NULL ||
 	    netlist_match(c->snap->relay_nets, (const struct sockaddr *)&c->sa))
 		return CONN_SCREEN_PASS;
-	/* the session's lists from here to its verdict (screen_lists);
+	/* the session's lists, of its configuration (screen_lists);
 	 * turned off by a reload: the cache is kept, but not asked */
-	l = sc->lists;
+	l = screen_lists_of(sc, c->snap->gen);
 	if (!screen_on(cf, l))
 		return CONN_SCREEN_PASS;
 	iplen = client_ip(c, &ip);

@@ -43,7 +43,10 @@ void screen_free(struct screen *sc);
  * STATE/screen.cache read); -1 with err when either fails (the reload is
  * refused).  Then screen_reload at the switch, which cannot fail: new
  * sessions screen with the new lists (sessions being screened finish
- * with theirs), and the cache, kept, takes nc's screen.cache_ttl.
+ * with theirs; a session accepted before the switch whose screening
+ * starts after it uses the lists of its own configuration, gen being
+ * the reload's generation), and the cache, kept, takes nc's
+ * screen.cache_ttl.
  * Turned off, the screen stays with its cache, asked by no session, and
  * is saved at exit.  Or, refused, screen_lists_free and screen_free.
  */
@@ -53,7 +56,7 @@ int screen_reload_prepare(struct server *s, const struct conf *nc,
     struct screen_lists **lists_out, struct screen **screen_out, char *err,
     size_t errlen);
 void screen_reload(struct server *s, const struct conf *nc,
-    struct screen_lists *lists, struct screen *made);
+    struct screen_lists *lists, struct screen *made, unsigned gen);
 struct screen_lists *screen_lists_parse(
     const struct conf *cf, char *err, size_t errlen);
 void screen_lists_free(struct screen_lists *l); /* NULL ok, and older */
