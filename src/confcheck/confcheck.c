@@ -71,9 +71,20 @@ check_table(const struct conf *cf, void (*report)(void *, const char *),
 		    p, strerror(errno));
 }
 
+/* The running configuration's own password file may be root-only (ternd
+ * read it as root at start): the reload decides (server/qmgr.c). */
+static bool
+same_password_file(const struct conf *cf, const struct conf *running)
+{
+	return running != NULL && cf->relay_smarthost_password_file != NULL &&
+	       running->relay_smarthost_password_file != NULL &&
+	       strcmp(cf->relay_smarthost_password_file,
+		   running->relay_smarthost_password_file) == 0;
+}
+
 unsigned
-confcheck_run(
-    const struct conf *cf, void (*report)(void *, const char *), void *rctx)
+confcheck_run(const struct conf *cf, const struct conf *running,
+    void (*report)(void *, const char *), void *rctx)
 {
 	char err[512];
 	SSL_CTX *ctx;
@@ -96,8 +107,9 @@ confcheck_run(
 	}
 	check_readable("relay.smarthost_ca_file", cf->relay_smarthost_ca_file,
 	    report, rctx, &n);
-	check_readable("relay.smarthost_password_file",
-	    cf->relay_smarthost_password_file, report, rctx, &n);
+	if (!same_password_file(cf, running))
+		check_readable("relay.smarthost_password_file",
+		    cf->relay_smarthost_password_file, report, rctx, &n);
 	if (cf->dmarc_check || cf->dmarc_reports)
 		check_readable("dmarc.public_suffix_list",
 		    cf->dmarc_public_suffix_list != NULL

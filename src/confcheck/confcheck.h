@@ -16,8 +16,11 @@
 #include "conf/conf.h"
 
 /* Each problem goes to report() as one line naming the key, what is
- * wrong and the fix.  Returns how many were found. */
-unsigned confcheck_run(const struct conf *cf,
+ * wrong and the fix.  Returns how many were found.  running: the
+ * configuration ternd runs (a reload), whose smarthost password file, if
+ * cf names the same, is left to the reload: ternd read it as root at
+ * start and keeps that copy when it is root-only; NULL: check it. */
+unsigned confcheck_run(const struct conf *cf, const struct conf *running,
     void (*report)(void *rctx, const char *msg), void *rctx);
 
 #endif

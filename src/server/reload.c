@@ -243,7 +243,7 @@ next_make(struct server *s, struct next *n, const struct conf *oc)
 {
 	char err[1024], q[1200];
 
-	if (confcheck_run(n->conf, log_report, n->conf->path) != 0)
+	if (confcheck_run(n->conf, oc, log_report, n->conf->path) != 0)
 		return -1;
 	if ((n->nets = netlist_parse(
 		 n->conf->relay_networks, err, sizeof(err))) == NULL) {
