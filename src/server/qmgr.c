@@ -1458,7 +1458,7 @@ qmgr_password(struct qmgr *q, const struct conf *nc, char *pass, size_t passlen,
 	    strcmp(path, running) != 0 || q->cur->pass[0] == '\0')
 		return -1;
 	log_warn("event=reload step=smarthost_password "
-		 "action=kept_start_copy reason=%s",
+		 "action=kept_start_copy reason=\"%s\"",
 	    log_quote(q1, sizeof(q1), err, strlen(err)));
 	return str_copy(pass, passlen, q->cur->pass, strlen(q->cur->pass));
 }

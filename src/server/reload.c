@@ -105,7 +105,7 @@ log_report(void *rctx, const char *msg)
 	const char *path = rctx;
 	char q[1200];
 
-	log_err("event=reload result=refused file=%s error=%s "
+	log_err("event=reload result=refused file=%s error=\"%s\" "
 		"action=kept_old",
 	    path != NULL ? path : "-",
 	    log_quote(q, sizeof(q), msg, strlen(msg)));
@@ -229,11 +229,11 @@ next_table(struct next *n, const struct conf *oc)
 	log_quote(q, sizeof(q), err, strlen(err));
 	if (conf_key_differs(oc, n->conf, "tables.users")) {
 		log_err("event=reload result=refused step=tables "
-			"key=tables.users error=%s action=kept_old",
+			"key=tables.users error=\"%s\" action=kept_old",
 		    q);
 		return -1;
 	}
-	log_err("event=reload step=tables error=%s action=kept_old", q);
+	log_err("event=reload step=tables error=\"%s\" action=kept_old", q);
 	return 0;
 }
 
@@ -256,8 +256,9 @@ next_make(struct server *s, struct next *n, const struct conf *oc)
 	}
 	if ((n->dl = qmgr_settings_new(s->qmgr, n->conf, err, sizeof(err))) ==
 	    NULL) {
-		log_err("event=reload result=refused step=delivery error=%s "
-			"action=kept_old",
+		log_err(
+		    "event=reload result=refused step=delivery error=\"%s\" "
+		    "action=kept_old",
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return -1;
 	}
@@ -283,7 +284,8 @@ reload_run(struct server *s)
 	log_info("event=reload step=start file=%s",
 	    oc->path != NULL ? oc->path : "-");
 	if ((n.conf = reread(r, err, sizeof(err))) == NULL) {
-		log_err("event=reload result=refused error=%s action=kept_old",
+		log_err(
+		    "event=reload result=refused error=\"%s\" action=kept_old",
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return;
 	}
