@@ -1518,8 +1518,10 @@ qmgr_settings_use(struct qmgr *q, struct qsettings *st, unsigned gen)
 
 		mtasts_configure(q->sts, &mc);
 	}
-	log_info("event=reload step=delivery generation=%u engine=%s", gen,
-	    st->new_engine ? "new" : "kept");
+	log_info("event=reload step=delivery generation=%u engine=%s "
+		 "trust_store=%s",
+	    gen, st->new_engine ? "new" : "kept",
+	    st->new_store ? "new" : "kept");
 	if (qsettings_retry_differs(old, st)) {
 		/* messages already waiting: not past the new schedule's
 		   longest wait; their next attempt takes the rest of it */

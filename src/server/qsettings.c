@@ -8,7 +8,8 @@
  * does not throw away the DNS answers, the TLS sessions and the slowdown
  * state of outbound delivery.  A new engine has its own TLS contexts: MX
  * delivery's (opportunistic) and MTA-STS enforce's (verifying) on the
- * trust store of tls.ca_file and tls.ca_path, and the smarthost's
+ * trust store of tls.ca_file and tls.ca_path (those of the engine before
+ * it when that store is the same), and the smarthost's
  * (relay.smarthost_tls, _ca_file), made here, before the switch, so that
  * a file that does not load refuses the reload instead of breaking the
  * mail after it.  The engine's struct remote holds the contexts (and each
@@ -39,6 +40,10 @@ struct qs_stamp {
 struct qengine {
 	unsigned refs; /* settings using it */
 	struct remote *remote;
+	/* MX delivery's contexts (a reference each), for the next engine on
+	   the same trust store */
+	SSL_CTX *mx_ctx, *sts_ctx;
+	bool new_store; /* those contexts made for it, not shared */
 	struct qs_stamp ca_file, sm_ca_file; /* tls.ca_file, the smarthost's */
 };
 
@@ -92,20 +97,37 @@ qs_stamp_eq(const struct qs_stamp *a, const struct qs_stamp *b)
 	       a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
+/* The keys MX delivery's contexts are made from (qs_mx_ctx). */
+static const char *const qs_trust_keys[] = {
+    "tls.ca_file",
+    "tls.ca_path",
+    "sts.enable",
+    NULL,
+};
+
+static bool
+qs_keys_same(
+    const struct conf *a, const struct conf *b, const char *const *keys)
+{
+	size_t i;
+
+	for (i = 0; keys[i] != NULL; i++)
+		if (conf_key_differs(a, b, keys[i]))
+			return false;
+	return true;
+}
+
 /* May the engine of prev serve cf with pass? */
 static bool
 qs_engine_same(
     const struct qsettings *prev, const struct conf *cf, const char *pass)
 {
 	struct qs_stamp ca, sm_ca;
-	size_t i;
 
 	if (prev == NULL || !qs_str_eq(prev->pass, pass) ||
-	    !qs_str_eq(prev->conf->tls_policy, cf->tls_policy))
+	    !qs_str_eq(prev->conf->tls_policy, cf->tls_policy) ||
+	    !qs_keys_same(prev->conf, cf, qs_engine_keys))
 		return false;
-	for (i = 0; qs_engine_keys[i] != NULL; i++)
-		if (conf_key_differs(prev->conf, cf, qs_engine_keys[i]))
-			return false;
 	qs_stamp_of(cf->tls_ca_file, &ca);
 	qs_stamp_of(cf->relay_smarthost_ca_file, &sm_ca);
 	return qs_stamp_eq(&prev->eng->ca_file, &ca) &&
@@ -210,21 +232,48 @@ qs_smarthost_ctx(const struct conf *cf, SSL_CTX **out, char *err, size_t errlen)
 	return *out != NULL ? 0 : -1;
 }
 
+/*
+ * MX delivery's contexts for a new engine: those of prev's engine when the
+ * trust store is the same (an engine made for a new smarthost or limit
+ * does not load the store again), else made from cf.  A reference each.
+ */
+static int
+qs_mx_ctx_for(const struct qsettings *prev, const struct conf *cf,
+    const struct qs_stamp *ca, SSL_CTX **mx_out, SSL_CTX **sts_out,
+    bool *made_out, char *err, size_t errlen)
+{
+	if (prev == NULL || !qs_keys_same(prev->conf, cf, qs_trust_keys) ||
+	    !qs_stamp_eq(&prev->eng->ca_file, ca)) {
+		*made_out = true;
+		return qs_mx_ctx(cf, mx_out, sts_out, err, errlen);
+	}
+	*made_out = false;
+	*mx_out = prev->eng->mx_ctx;
+	*sts_out = prev->eng->sts_ctx;
+	if (*mx_out != NULL)
+		SSL_CTX_up_ref(*mx_out);
+	if (*sts_out != NULL)
+		SSL_CTX_up_ref(*sts_out);
+	return 0;
+}
+
 static struct qengine *
 qs_engine_new(const struct qsettings_world *w, const struct conf *cf,
-    const char *pass, char *err, size_t errlen)
+    const char *pass, const struct qsettings *prev, char *err, size_t errlen)
 {
 	struct remote_conf rc = {0};
 	struct qs_stamp ca, sm_ca;
 	struct qengine *e;
 	struct remote *r;
 	SSL_CTX *mx_ctx, *sts_ctx, *sm_ctx;
+	bool made;
 
 	/* before the files are read: one replaced meanwhile differs at the
 	   next reload and is read again then */
 	qs_stamp_of(cf->tls_ca_file, &ca);
 	qs_stamp_of(cf->relay_smarthost_ca_file, &sm_ca);
-	if (qs_mx_ctx(cf, &mx_ctx, &sts_ctx, err, errlen) != 0)
+	if (qs_mx_ctx_for(
+		prev, cf, &ca, &mx_ctx, &sts_ctx, &made, err, errlen) != 0)
 		return NULL;
 	if (qs_smarthost_ctx(cf, &sm_ctx, err, errlen) != 0) {
 		SSL_CTX_free(mx_ctx);
@@ -251,16 +300,18 @@ qs_engine_new(const struct qsettings_world *w, const struct conf *cf,
 	rc.dnssec = cf->dns_dnssec;
 	rc.tls_policy = cf->tls_policy;
 	r = remote_new(w->base, w->dns, mx_ctx, &rc);
-	/* remote_new took its own references */
-	SSL_CTX_free(mx_ctx);
-	SSL_CTX_free(sts_ctx);
-	SSL_CTX_free(sm_ctx);
+	SSL_CTX_free(sm_ctx); /* remote_new took its own reference */
 	if (r == NULL) {
+		SSL_CTX_free(mx_ctx);
+		SSL_CTX_free(sts_ctx);
 		str_fmt_cut(err, errlen, "bad relay settings (see above)");
 		return NULL;
 	}
 	e = xcalloc(1, sizeof(*e));
 	e->remote = r;
+	e->mx_ctx = mx_ctx;
+	e->sts_ctx = sts_ctx;
+	e->new_store = made;
 	e->ca_file = ca;
 	e->sm_ca_file = sm_ca;
 	return e;
@@ -272,6 +323,8 @@ qs_engine_drop(struct qengine *e)
 	if (e == NULL || --e->refs > 0)
 		return;
 	remote_free(e->remote);
+	SSL_CTX_free(e->mx_ctx);
+	SSL_CTX_free(e->sts_ctx);
 	free(e);
 }
 
@@ -292,8 +345,8 @@ qsettings_new(const struct qsettings_world *w, const struct conf *cf,
 	qs_retry(&st->retry, cf);
 	if (qs_engine_same(prev, cf, st->pass)) {
 		st->eng = prev->eng;
-	} else if ((st->eng = qs_engine_new(w, cf, st->pass, err, errlen)) ==
-		   NULL) {
+	} else if ((st->eng = qs_engine_new(
+			w, cf, st->pass, prev, err, errlen)) == NULL) {
 		explicit_bzero(st->pass, sizeof(st->pass));
 		free(st);
 		return NULL;
@@ -302,6 +355,7 @@ qsettings_new(const struct qsettings_world *w, const struct conf *cf,
 	}
 	st->eng->refs++;
 	st->remote = st->eng->remote;
+	st->new_store = st->new_engine && st->eng->new_store;
 	return st;
 }
 

@@ -62,7 +62,8 @@ struct qsettings {
 	struct retry_policy retry;
 	struct remote *remote; /* the engine's, for remote_deliver() */
 	struct qengine *eng;
-	bool new_engine;	       /* made for these settings, not shared */
+	bool new_engine; /* made for these settings, not shared */
+	bool new_store;	 /* its MX contexts made for it: a new trust store */
 	char pass[QSETTINGS_PASS_MAX]; /* the smarthost password, or "" */
 };
 

@@ -762,7 +762,8 @@ def test_reload_sts_enable_on_and_off(ternd, dnsmasq, pki, policy_server):
 
     line = reload_a(a, path, "[sts]\nenable = yes\n")
     assert "changed=sts.enable" in line, line
-    assert log_has(a, r"event=reload step=delivery generation=1 engine=new")
+    assert log_has(a, r"event=reload step=delivery generation=1 engine=new "
+                      r"trust_store=new")
     send(a)
     wait_for(lambda: len(b.messages(BEN)) == 2, "delivery under MTA-STS")
     assert https.hits == 1

@@ -836,7 +836,8 @@ def test_trust_store_switch(ternd, dnsmasq, two_cas, tls_smarthost):
     assert "tls.ca_file" in line, line
     log = r.t.log()
     assert "needs_restart=tls.ca_file" not in log
-    assert "event=reload step=delivery generation=1 engine=new" in log
+    assert ("event=reload step=delivery generation=1 engine=new "
+            "trust_store=new") in log, log
     wait_for(lambda: delivered_to(host, "ca") == 1,
              "the deferred message at the smarthost under CA2")
     wait_for(lambda: r.t.queue_list() == [], "an empty queue")
@@ -920,8 +921,9 @@ def test_root_only_password_file_kept_on_reload(ternd, dnsmasq, two_cas,
         # a new engine (the smarthost moved) with the kept password
         v["relay.smarthost"] = f"{SMARTHOST}:{b.port}"
         r.reload(v)
-        assert "event=reload step=delivery generation=2 engine=new" in \
-            r.t.log()
+        # the trust store is the same: the new engine shares its contexts
+        assert ("event=reload step=delivery generation=2 engine=new "
+                "trust_store=kept") in r.t.log()
         send_remote(r.t, 3, "third")
         wait_for(lambda: delivered_to(b, "third") == 1, "the third message")
         [auth] = b.auth_lines
