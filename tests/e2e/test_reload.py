@@ -6,13 +6,13 @@ only for what no test here changes (state_dir, user, the SPF/DKIM/DMARC
 switches).  docs/configuration.md, "Reloading", says what a reload
 changes."""
 
+import base64
 import os
 import re
+import shutil
 import signal
 import smtplib
 import socket
-import base64
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -24,6 +24,7 @@ import pytest
 from conftest import (DEFAULT_USERS, HOSTNAME, RUN_AS, SLOW, TERN,
                       SMTPClient, check, free_port, maildir_files, wait_for,
                       world_tmpdir)
+from test_mta_sts import _leaf, _openssl
 from test_smarthost_tls import SECRET, SMARTHOST, FakeSmarthost
 from test_smarthost_tls import USER as SMARTHOST_USER
 
@@ -746,11 +747,6 @@ def test_privileged_port_needs_restart(ternd):
 
 # -- the outbound trust store ------------------------------------------------
 
-def _openssl(cwd, *args):
-    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True)
-    assert r.returncode == 0, f"openssl {' '.join(args)}: {r.stderr!r}"
-
-
 @pytest.fixture(scope="module")
 def two_cas():
     """CA1 and CA2 side by side (one directory, so the sandbox ternd sets
@@ -765,15 +761,7 @@ def two_cas():
                  "-subj", f"/CN=tern reload test {ca}",
                  "-addext", "basicConstraints=critical,CA:TRUE",
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    (d / "sh2.ext").write_text(
-        f"subjectAltName=DNS:{SMARTHOST}\n"
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
-    _openssl(d, "req", *ec, "-keyout", "sh2.key", "-out", "sh2.csr",
-             "-subj", f"/CN={SMARTHOST}")
-    _openssl(d, "x509", "-req", "-in", "sh2.csr", "-CA", "ca2.pem",
-             "-CAkey", "ca2.key", "-CAcreateserial", "-days", "2",
-             "-extfile", "sh2.ext", "-out", "sh2.pem")
+    _leaf(d, "sh2", SMARTHOST, signer="ca2")
     (d / "garbage.pem").write_text("this is not a certificate\n")
     for f in d.iterdir():
         os.chmod(f, 0o644)
@@ -872,6 +860,31 @@ def test_trust_store_switch(ternd, dnsmasq, two_cas, tls_smarthost):
     send_remote(r.t, 2, "still")
     wait_for(lambda: delivered_to(host, "still") == 1,
              "the next message under the kept store")
+    wait_for(lambda: r.t.queue_list() == [], "an empty queue")
+
+    # a CA file replaced under the same name is read again by SIGHUP:
+    # current.pem holds CA1 (the mail defers), then CA2 (it goes)
+    cur = d / "current.pem"
+    shutil.copy(d / "ca1.pem", cur)
+    os.chmod(cur, 0o644)
+    same = dict(v)
+    same["tls.ca_file"] = str(cur)
+    r.reload(same)
+    failed = r.t.log().count("certificate verify failed")
+    send_remote(r.t, 3, "replaced")
+    wait_for(lambda: r.t.log().count("certificate verify failed") > failed,
+             "the message refused under CA1 again")
+    tmp = d / "current.pem.new"
+    shutil.copy(d / "ca2.pem", tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, cur)
+    line = r.reload()
+    assert "changed=none" in line, line
+    gen = re.search(r"generation=(\d+)", line).group(1)
+    assert (f"event=reload step=delivery generation={gen} engine=new "
+            "trust_store=new") in r.t.log()
+    wait_for(lambda: delivered_to(host, "replaced") == 1,
+             "the message under the replaced file")
     wait_for(lambda: r.t.queue_list() == [], "an empty queue")
 
 
