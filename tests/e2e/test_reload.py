@@ -1000,6 +1000,18 @@ def test_config_check(tmp_path):
     assert r.returncode == 1, r
     assert "tls.cert, tls.key:" in r.stdout, r.stdout
 
+    # a trust store that does not load (ternd would not start with it)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    ca = tmp_path / "ca.conf"
+    write_conf(ca, {"state_dir": str(tmp_path / "var"),
+                    "domains": "example.org",
+                    "tls.ca_file": str(garbage)})
+    r = config_check(ca)
+    assert r.returncode == 1, r
+    assert f"tls.ca_file, tls.ca_path: CA file {garbage}:" in r.stdout, \
+        r.stdout
+
     # a file that is not there
     r = config_check(tmp_path / "missing.conf")
     assert r.returncode == 1 and "missing.conf" in r.stdout, r
