@@ -104,7 +104,7 @@ cli_config_check(int argc, char **argv)
 	if (c == NULL && strcmp(err, out.first) != 0)
 		check_print(&out, err);
 	if (c != NULL)
-		(void)confcheck_run(c, check_print, &out);
+		(void)confcheck_run(c, NULL, check_print, &out);
 	if (out.n == 0)
 		printf("ok: %s: ternd would start with it and a reload would "
 		       "take it\n",

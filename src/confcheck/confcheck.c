@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,9 +72,41 @@ check_table(const struct conf *cf, void (*report)(void *, const char *),
 		    p, strerror(errno));
 }
 
+/* The running configuration's own password file may be root-only (ternd
+ * read it as root at start): the reload decides (server/qmgr.c). */
+static bool
+same_password_file(const struct conf *cf, const struct conf *running)
+{
+	return running != NULL && cf->relay_smarthost_password_file != NULL &&
+	       running->relay_smarthost_password_file != NULL &&
+	       strcmp(cf->relay_smarthost_password_file,
+		   running->relay_smarthost_password_file) == 0;
+}
+
+/* The outbound trust store, for `tern config check`: a reload loads it
+ * itself, before the switch (server/qsettings.c, step=delivery). */
+static void
+check_trust_store(const struct conf *cf, void (*report)(void *, const char *),
+    void *rctx, unsigned *n)
+{
+	char err[PATH_MAX + 256];
+	SSL_CTX *ctx;
+
+	if (cf->tls_ca_file == NULL && cf->tls_ca_path == NULL)
+		return;
+	if ((ctx = tls_client_ctx_store(false, cf->tls_ca_file, cf->tls_ca_path,
+		 err, sizeof(err))) == NULL)
+		reportf(report, rctx, n,
+		    "tls.ca_file, tls.ca_path: %s (a PEM file of CA "
+		    "certificates, a directory hashed by openssl rehash, "
+		    "readable by ternd's user)",
+		    err);
+	SSL_CTX_free(ctx);
+}
+
 unsigned
-confcheck_run(
-    const struct conf *cf, void (*report)(void *, const char *), void *rctx)
+confcheck_run(const struct conf *cf, const struct conf *running,
+    void (*report)(void *, const char *), void *rctx)
 {
 	char err[512];
 	SSL_CTX *ctx;
@@ -96,8 +129,11 @@ confcheck_run(
 	}
 	check_readable("relay.smarthost_ca_file", cf->relay_smarthost_ca_file,
 	    report, rctx, &n);
-	check_readable("relay.smarthost_password_file",
-	    cf->relay_smarthost_password_file, report, rctx, &n);
+	if (running == NULL)
+		check_trust_store(cf, report, rctx, &n);
+	if (!same_password_file(cf, running))
+		check_readable("relay.smarthost_password_file",
+		    cf->relay_smarthost_password_file, report, rctx, &n);
 	if (cf->dmarc_check || cf->dmarc_reports)
 		check_readable("dmarc.public_suffix_list",
 		    cf->dmarc_public_suffix_list != NULL

@@ -12,6 +12,9 @@
  *                     mta-sts.DOMAIN on the loop, then the HTTPS GET and
  *                     the cache file on a worker) or a cache file's
  *                     removal.  At most one fetch per domain at a time.
+ *                     A fetch copies the trust store and deadline of
+ *                     its start (mtasts_configure may change them on the
+ *                     loop while a worker runs it).
  *
  * Invariants: a question is answered once, from a callback of the loop
  * (DNS or a job's done), after it has left every list, so the callback
@@ -64,6 +67,10 @@ struct mts_fetch {
 	char id[STS_ID_MAX + 1];
 	unsigned lookups; /* A and AAAA still to come */
 	bool in_pool;
+	/* the fetcher's settings when the fetch began (mtasts_configure):
+	   the worker reads these, never the ones a reload changes */
+	char *ca_file, *ca_path;
+	unsigned timeout;
 	char addrs[STS_FETCH_ADDRS_MAX][INET6_ADDRSTRLEN];
 	size_t naddrs;
 	struct mts_req *waiters;
@@ -111,6 +118,20 @@ mts_valid(const struct mts_ent *e, int64_t now)
 }
 
 static void mts_job_start(struct mts_fetch *f);
+
+static void
+mts_fetch_free(struct mts_fetch *f)
+{
+	free(f->ca_file);
+	free(f->ca_path);
+	free(f);
+}
+
+static char *
+mts_dup(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
 
 /* The file of domain goes too (on a worker). */
 static void
@@ -207,8 +228,8 @@ mts_job_run(struct job *j)
 	struct mts_fetch *f = (struct mts_fetch *)(void *)j;
 	struct mtasts *m = f->m;
 	const char *addrs[STS_FETCH_ADDRS_MAX];
-	struct sts_fetch_req req = {f->domain, addrs, f->naddrs, m->ca_file,
-	    m->ca_path, m->timeout, &m->stopping};
+	struct sts_fetch_req req = {f->domain, addrs, f->naddrs, f->ca_file,
+	    f->ca_path, f->timeout, &m->stopping};
 	struct sts_cache_rec rec;
 	struct buf body;
 	size_t i;
@@ -298,7 +319,7 @@ mts_fetch_finish(struct mts_fetch *f)
 			mts_answer(r, NULL, NULL, sts_fetch_result_type(f->st),
 			    f->err);
 	}
-	free(f);
+	mts_fetch_free(f);
 }
 
 static void
@@ -318,7 +339,7 @@ mts_job_done(struct job *j)
 		    f->domain,
 		    log_quote(
 			q, sizeof(q), f->store_err, strlen(f->store_err)));
-	free(f);
+	mts_fetch_free(f);
 }
 
 static void
@@ -378,6 +399,9 @@ mts_fetch_start(
 		f->kind = MTS_FETCH;
 		str_fmt_cut(f->domain, sizeof(f->domain), "%s", domain);
 		str_fmt_cut(f->id, sizeof(f->id), "%s", id);
+		f->ca_file = mts_dup(m->ca_file);
+		f->ca_path = mts_dup(m->ca_path);
+		f->timeout = m->timeout;
 		f->next = m->jobs;
 		m->jobs = f;
 		f->lookups = 2;
@@ -577,6 +601,17 @@ mts_load_one(
 	e->pol = *p;
 }
 
+void
+mtasts_configure(struct mtasts *m, const struct mtasts_conf *conf)
+{
+	free(m->ca_file);
+	free(m->ca_path);
+	m->ca_file = mts_dup(conf->ca_file);
+	m->ca_path = mts_dup(conf->ca_path);
+	m->timeout = conf->fetch_timeout > 0 ? conf->fetch_timeout
+					     : MTASTS_FETCH_TIMEOUT;
+}
+
 struct mtasts *
 mtasts_new(struct event_base *base, struct dns *dns,
     const struct mtasts_conf *conf, char *err, size_t errlen)
@@ -592,11 +627,8 @@ mtasts_new(struct event_base *base, struct dns *dns,
 	m->base = base;
 	m->dns = dns;
 	m->dir_fd = fd;
-	m->ca_file = conf->ca_file != NULL ? xstrdup(conf->ca_file) : NULL;
-	m->ca_path = conf->ca_path != NULL ? xstrdup(conf->ca_path) : NULL;
 	m->max = conf->cache_max > 0 ? conf->cache_max : MTASTS_CACHE_DEFAULT;
-	m->timeout = conf->fetch_timeout > 0 ? conf->fetch_timeout
-					     : MTASTS_FETCH_TIMEOUT;
+	mtasts_configure(m, conf);
 	m->w = workers_start(base, MTASTS_THREADS);
 	if (sts_cache_load(fd, mts_load_one, m, err, errlen) != 0) {
 		mtasts_free(m);
@@ -629,7 +661,7 @@ mtasts_free(struct mtasts *m)
 	workers_stop(m->w);
 	while ((f = m->jobs) != NULL) {
 		m->jobs = f->next;
-		free(f);
+		mts_fetch_free(f);
 	}
 	while ((e = m->ents) != NULL) {
 		m->ents = e->next;

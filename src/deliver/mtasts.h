@@ -68,6 +68,13 @@ typedef void (*mtasts_cb)(const struct mtasts_verdict *v, void *arg);
  */
 struct mtasts *mtasts_new(struct event_base *base, struct dns *dns,
     const struct mtasts_conf *conf, char *err, size_t errlen);
+/*
+ * The trust store and deadline of the fetches started from now on
+ * (conf's ca_file, ca_path and fetch_timeout; the rest is kept): a reload
+ * (server/qmgr.c).  A fetch under way keeps its own copy, so no worker
+ * reads what this changes.  Loop only.
+ */
+void mtasts_configure(struct mtasts *m, const struct mtasts_conf *conf);
 /* Fetches under way are aborted (within about a second: libcurl's
  * progress callback) and waited for; questions still open are dropped.
  * mtasts_free(NULL) does nothing. */

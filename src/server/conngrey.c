@@ -256,7 +256,7 @@ conn_grey_open(struct server *s)
 	if (!s->conf->greylist_enable)
 		return;
 	if (grey_open(s->conf, &s->greylist, err, sizeof(err)) != 0)
-		fatalx("event=startup step=greylist error=%s",
+		fatalx("event=startup step=greylist error=\"%s\"",
 		    log_quote(q, sizeof(q), err, strlen(err)));
 }
 

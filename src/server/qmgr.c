@@ -35,7 +35,6 @@
 #include "queue/dsn.h"
 #include "queue/retry.h"
 #include "queue/sched.h"
-#include "tls/tls.h"
 #include "server/dkimsign.h"
 #include "server/dsnlimit.h"
 #include "server/lookup.h"
@@ -53,9 +52,9 @@ struct qmgr {
 	unsigned jobs; /* worker jobs and remote groups outstanding */
 	struct event *timer;
 	struct dns *dns;
-	SSL_CTX *client_ctx; /* MX delivery: opportunistic */
-	SSL_CTX *sts_ctx;    /* MX hosts under MTA-STS enforce: verifying */
-	struct mtasts *sts;  /* sts.enable: the policies; or NULL */
+	/* the MTA-STS policies, made when sts.enable is first on (at start
+	   or by a reload) and kept to exit; or NULL */
+	struct mtasts *sts;
 	/* what every delivery engine shares (qsettings.h) */
 	struct qsettings_world world;
 	/* the delivery settings new attempts take (qmgr_settings_use), and
@@ -1318,6 +1317,8 @@ qmgr_stop(struct qmgr *q)
 	   remote_stop() may be called again */
 	for (st = q->all; st != NULL; st = st->next)
 		remote_stop(st->remote);
+	if (q->sts != NULL) /* also when no engine uses it now */
+		mtasts_stop(q->sts);
 }
 
 static void
@@ -1347,40 +1348,34 @@ listening_addresses(
 	return n;
 }
 
-/*
- * The client contexts, on the trust store of tls.ca_file and tls.ca_path
- * (the system store without them): MX hosts opportunistic (the store
- * only says verified=yes|no in the log), MX hosts under MTA-STS enforce
- * verifying.  The smarthost's is its engine's (qsettings.c).
- */
-static void
-qmgr_tls_contexts(struct qmgr *q, const struct conf *cf)
+/* The MTA-STS fetcher's part of cf. */
+static struct mtasts_conf
+qmgr_sts_conf(const struct conf *cf)
 {
-	char err[512];
-
-	if ((q->client_ctx = tls_client_ctx_store(false, cf->tls_ca_file,
-		 cf->tls_ca_path, err, sizeof(err))) == NULL)
-		fatalx("event=startup step=tls_client error=\"%s\"", err);
-	if (cf->sts_enable &&
-	    (q->sts_ctx = tls_client_ctx_store(true, cf->tls_ca_file,
-		 cf->tls_ca_path, err, sizeof(err))) == NULL)
-		fatalx("event=startup step=tls_sts error=\"%s\"", err);
-}
-
-/* MTA-STS (sts.enable): the policy cache in STATE/mta-sts. */
-static void
-qmgr_sts_new(struct qmgr *q, struct server *s)
-{
-	const struct conf *cf = s->conf;
 	struct mtasts_conf mc = {cf->state_dir, cf->tls_ca_file,
 	    cf->tls_ca_path, cf->sts_cache_entries, cf->sts_fetch_timeout};
-	char err[512];
 
-	if (!cf->sts_enable)
-		return;
-	if ((q->sts = mtasts_new(s->base, q->dns, &mc, err, sizeof(err))) ==
+	return mc;
+}
+
+/*
+ * MTA-STS (sts.enable): the policy cache in STATE/mta-sts, made the first
+ * time a configuration turns it on and then kept, the policies with it,
+ * while a later one turns it off (its engines do not ask).  The TLS
+ * contexts are each engine's (qsettings.c).
+ */
+static int
+qmgr_sts_make(struct qmgr *q, const struct conf *cf, char *err, size_t errlen)
+{
+	struct mtasts_conf mc = qmgr_sts_conf(cf);
+
+	if (!cf->sts_enable || q->sts != NULL)
+		return 0;
+	if ((q->sts = mtasts_new(q->srv->base, q->dns, &mc, err, errlen)) ==
 	    NULL)
-		fatalx("event=startup step=mta_sts error=\"%s\"", err);
+		return -1;
+	q->world.sts = q->sts;
+	return 0;
 }
 
 /* What every engine shares, and the settings of the configuration ternd
@@ -1393,9 +1388,6 @@ qmgr_settings_start(struct qmgr *q, struct server *s)
 
 	w->base = s->base;
 	w->dns = q->dns;
-	w->client_ctx = q->client_ctx;
-	w->sts_ctx = q->sts_ctx;
-	w->sts = q->sts;
 	w->tlsrpt = tlsrptd_table(s->tlsrptd); /* NULL: not counted */
 	w->nself = listening_addresses(s, w->self, REMOTE_SELF_MAX);
 	if ((q->cur = qsettings_new(w, s->conf, s->smarthost_pass, NULL, err,
@@ -1410,6 +1402,7 @@ qmgr_new(struct server *s)
 {
 	struct qmgr *q = xcalloc(1, sizeof(*q));
 	uint64_t t0 = time_now_ms();
+	char err[512];
 	int n;
 
 	q->srv = s;
@@ -1420,8 +1413,8 @@ qmgr_new(struct server *s)
 	log_info("event=queue_loaded messages=%d ms=%llu", n,
 	    (unsigned long long)(time_now_ms() - t0));
 	q->dns = s->dns; /* the daemon's resolver (server.h) */
-	qmgr_tls_contexts(q, s->conf);
-	qmgr_sts_new(q, s);
+	if (qmgr_sts_make(q, s->conf, err, sizeof(err)) != 0)
+		fatalx("event=startup step=mta_sts error=\"%s\"", err);
 	qmgr_settings_start(q, s);
 	q->timer = evtimer_new(s->base, on_qmgr_timer, q);
 	qmgr_kick(q);
@@ -1443,8 +1436,6 @@ qmgr_free(struct qmgr *q)
 	}
 	mtasts_free(q->sts); /* after the engines: they ask no more */
 	dsn_limit_free(q->dsnlim);
-	SSL_CTX_free(q->client_ctx);
-	SSL_CTX_free(q->sts_ctx);
 	event_free(q->timer);
 	sched_free(q->sched);
 	free(q);
@@ -1452,19 +1443,44 @@ qmgr_free(struct qmgr *q)
 
 /* ---- reload ------------------------------------------------------------ */
 
+/*
+ * relay.smarthost_password_file read again, as ternd's user.  ternd read
+ * it as root at start (main.c), so a root-only file fails now with EACCES
+ * although nothing about it changed: for the running configuration's own
+ * path the running copy stays.  Another path must be readable.
+ */
+static int
+qmgr_password(struct qmgr *q, const struct conf *nc, char *pass, size_t passlen,
+    char *err, size_t errlen)
+{
+	const char *path = nc->relay_smarthost_password_file;
+	const char *running = q->cur->conf->relay_smarthost_password_file;
+	char q1[1200];
+
+	if (path == NULL ||
+	    qsettings_password_read(path, pass, passlen, err, errlen) == 0)
+		return 0;
+	if ((errno != EACCES && errno != EPERM) || running == NULL ||
+	    strcmp(path, running) != 0 || q->cur->pass[0] == '\0')
+		return -1;
+	log_warn("event=reload step=smarthost_password "
+		 "action=kept_start_copy reason=\"%s\"",
+	    log_quote(q1, sizeof(q1), err, strlen(err)));
+	return str_copy(pass, passlen, q->cur->pass, strlen(q->cur->pass));
+}
+
 struct qsettings *
 qmgr_settings_new(
     struct qmgr *q, const struct conf *nc, char *err, size_t errlen)
 {
-	const char *path = nc->relay_smarthost_password_file;
 	char pass[QSETTINGS_PASS_MAX] = "";
-	struct qsettings *st;
+	struct qsettings *st = NULL;
 
-	/* read again as ternd's user (confcheck_run asked for that too) */
-	if (path != NULL &&
-	    qsettings_password_read(path, pass, sizeof(pass), err, errlen) != 0)
-		return NULL;
-	st = qsettings_new(&q->world, nc, pass, q->cur, err, errlen);
+	/* a fetcher for the engines of a configuration that turns MTA-STS
+	   on for the first time; kept even if the reload is refused later */
+	if (qmgr_sts_make(q, nc, err, errlen) == 0 &&
+	    qmgr_password(q, nc, pass, sizeof(pass), err, errlen) == 0)
+		st = qsettings_new(&q->world, nc, pass, q->cur, err, errlen);
 	explicit_bzero(pass, sizeof(pass));
 	return st;
 }
@@ -1503,8 +1519,15 @@ qmgr_settings_use(struct qmgr *q, struct qsettings *st, unsigned gen)
 	st->next = q->all;
 	q->all = st;
 	q->cur = st;
-	log_info("event=reload step=delivery generation=%u engine=%s", gen,
-	    st->new_engine ? "new" : "kept");
+	if (q->sts != NULL) { /* fetches from now on: the new store */
+		struct mtasts_conf mc = qmgr_sts_conf(st->conf);
+
+		mtasts_configure(q->sts, &mc);
+	}
+	log_info("event=reload step=delivery generation=%u engine=%s "
+		 "trust_store=%s",
+	    gen, st->new_engine ? "new" : "kept",
+	    st->new_store ? "new" : "kept");
 	if (qsettings_retry_differs(old, st)) {
 		/* messages already waiting: not past the new schedule's
 		   longest wait; their next attempt takes the rest of it */

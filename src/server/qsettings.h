@@ -2,20 +2,24 @@
  * qsettings: the settings a delivery attempt of the queue runs under, made
  * from one configuration: the retry schedule (queue.*) and the delivery
  * engine (deliver/remote.h: relay.port, the smarthost and its credentials
- * and TLS, delivery.lmtp, the concurrency limits, [tls_policy]).
+ * and TLS, delivery.lmtp, the concurrency limits, [tls_policy], the
+ * trust store of tls.ca_file and tls.ca_path with its TLS contexts, and
+ * whether MTA-STS applies, sts.enable).
  *
  * The queue manager (qmgr.c) keeps the current settings and every older
  * one an attempt still holds; an attempt takes the current one when it
  * begins and keeps it to its end, so a reload never changes what an
  * attempt under way does, and the next attempt gets the new settings.
- * A reload that changes none of the engine's keys shares the engine of
- * the settings before it (its DNS answers, TLS sessions and slowdown
- * pauses go on); an engine is freed with the last settings using it.
+ * A reload that changes none of the engine's keys (nor the CA files they
+ * name) shares the engine of the settings before it (its DNS answers, TLS
+ * sessions and slowdown pauses go on); an engine is freed with the last
+ * settings using it, and its TLS contexts with their last connection.
  *
  * Owns: struct qsettings, struct qengine.  May call: deliver (remote),
- * queue (retry), tls, conf, util.  Made and freed on the loop; the retry
- * policy is also read by the queue's worker jobs, which is safe because
- * nothing in a struct qsettings changes after qsettings_new.
+ * queue (retry), tls, conf, util, sandbox.h (is a CA path readable).  Made and
+ * freed on the loop; the retry policy is also read by the queue's worker jobs,
+ * which is safe because nothing in a struct qsettings changes after
+ * qsettings_new.
  */
 #ifndef TERN_SERVER_QSETTINGS_H
 #define TERN_SERVER_QSETTINGS_H
@@ -38,14 +42,13 @@ struct tlsrpt;
 
 #define QSETTINGS_PASS_MAX 256 /* relay.smarthost_password_file's line */
 
-/* What every engine shares, made once at start (qmgr.c); the caller keeps
- * it alive until the last settings are freed. */
+/* What every engine shares, made at start (qmgr.c; the MTA-STS policies
+ * when sts.enable is first on, maybe by a reload); the caller keeps it
+ * alive until the last settings are freed. */
 struct qsettings_world {
 	struct event_base *base;
 	struct dns *dns;
-	SSL_CTX *client_ctx; /* MX delivery, opportunistic */
-	SSL_CTX *sts_ctx;    /* MTA-STS enforce: verifying; or NULL */
-	struct mtasts *sts;  /* or NULL */
+	struct mtasts *sts; /* or NULL; an engine uses it with sts.enable */
 	struct tlsrpt *tlsrpt;
 	struct sockaddr_storage self[REMOTE_SELF_MAX]; /* our listeners */
 	size_t nself;
@@ -59,16 +62,17 @@ struct qsettings {
 	struct retry_policy retry;
 	struct remote *remote; /* the engine's, for remote_deliver() */
 	struct qengine *eng;
-	bool new_engine;	       /* made for these settings, not shared */
+	bool new_engine; /* made for these settings, not shared */
+	bool new_store;	 /* its MX contexts made for it: a new trust store */
 	char pass[QSETTINGS_PASS_MAX]; /* the smarthost password, or "" */
 };
 
 /*
  * Settings from cf.  pass: the smarthost's password ("" or NULL: none).
  * prev: the settings in force (NULL at start), whose engine is shared
- * when cf and pass change none of its keys.  NULL with err when the
- * smarthost's TLS context or the engine cannot be made (the engine's own
- * log line says which key).
+ * when cf and pass change none of its keys.  NULL with err when a TLS
+ * context (err names the key and the file) or the engine cannot be made
+ * (the engine's own log line says which key).
  */
 struct qsettings *qsettings_new(const struct qsettings_world *w,
     const struct conf *cf, const char *pass, const struct qsettings *prev,
@@ -82,7 +86,8 @@ bool qsettings_retry_differs(
 
 /*
  * The first line of relay.smarthost_password_file (path), without its
- * line end, into out.  -1 with err when it cannot be read or is empty.
+ * line end, into out.  -1 with err when it cannot be read (errno: why) or
+ * is empty (errno 0).
  */
 int qsettings_password_read(
     const char *path, char *out, size_t outlen, char *err, size_t errlen);

@@ -111,7 +111,7 @@ log_report(void *rctx, const char *msg)
 	const char *path = rctx;
 	char q[1200];
 
-	log_err("event=reload result=refused file=%s error=%s "
+	log_err("event=reload result=refused file=%s error=\"%s\" "
 		"action=kept_old",
 	    path != NULL ? path : "-",
 	    log_quote(q, sizeof(q), msg, strlen(msg)));
@@ -245,11 +245,11 @@ next_table(struct next *n, const struct conf *oc)
 	log_quote(q, sizeof(q), err, strlen(err));
 	if (conf_key_differs(oc, n->conf, "tables.users")) {
 		log_err("event=reload result=refused step=tables "
-			"key=tables.users error=%s action=kept_old",
+			"key=tables.users error=\"%s\" action=kept_old",
 		    q);
 		return -1;
 	}
-	log_err("event=reload step=tables error=%s action=kept_old", q);
+	log_err("event=reload step=tables error=\"%s\" action=kept_old", q);
 	return 0;
 }
 
@@ -271,14 +271,14 @@ next_defence(struct server *s, struct next *n)
 	}
 	if (screen_reload_prepare(s, n->conf, &n->screen_lists, &n->screen,
 		err, sizeof(err)) != 0) {
-		log_err("event=reload result=refused step=screen error=%s "
+		log_err("event=reload result=refused step=screen error=\"%s\" "
 			"action=kept_old",
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return -1;
 	}
 	if (conn_grey_reload_prepare(s, n->conf, &n->grey, err, sizeof(err)) !=
 	    0) {
-		log_err("event=reload result=refused step=greylist error=%s "
+		log_err("event=reload result=refused step=greylist error=\"%s\" "
 			"action=kept_old",
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return -1;
@@ -287,7 +287,7 @@ next_defence(struct server *s, struct next *n)
 		dmarcrep_check(n->conf, err, sizeof(err)) != 0) ||
 	    (s->tlsrptd != NULL &&
 		tlsrptd_check(n->conf, err, sizeof(err)) != 0)) {
-		log_err("event=reload result=refused step=reports error=%s "
+		log_err("event=reload result=refused step=reports error=\"%s\" "
 			"action=kept_old",
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return -1;
@@ -324,7 +324,7 @@ next_make(struct server *s, struct next *n, const struct conf *oc)
 {
 	char err[1024], q[1200];
 
-	if (confcheck_run(n->conf, log_report, n->conf->path) != 0)
+	if (confcheck_run(n->conf, oc, log_report, n->conf->path) != 0)
 		return -1;
 	if ((n->nets = netlist_parse(
 		 n->conf->relay_networks, err, sizeof(err))) == NULL) {
@@ -337,8 +337,9 @@ next_make(struct server *s, struct next *n, const struct conf *oc)
 	}
 	if ((n->dl = qmgr_settings_new(s->qmgr, n->conf, err, sizeof(err))) ==
 	    NULL) {
-		log_err("event=reload result=refused step=delivery error=%s "
-			"action=kept_old",
+		log_err(
+		    "event=reload result=refused step=delivery error=\"%s\" "
+		    "action=kept_old",
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return -1;
 	}
@@ -367,7 +368,8 @@ reload_run(struct server *s)
 	log_info("event=reload step=start file=%s",
 	    oc->path != NULL ? oc->path : "-");
 	if ((n.conf = reread(r, err, sizeof(err))) == NULL) {
-		log_err("event=reload result=refused error=%s action=kept_old",
+		log_err(
+		    "event=reload result=refused error=\"%s\" action=kept_old",
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return;
 	}

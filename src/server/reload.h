@@ -6,7 +6,8 @@
  * with file:line, with nothing changed, or switches over on the loop in
  * one step.  Everything that can fail is made first: the TLS context, the
  * queue's delivery settings (qsettings.h: the smarthost password file
- * read, its TLS context and a new delivery engine when one of its keys
+ * read, and a new delivery engine with its TLS contexts on the trust
+ * store of tls.ca_file / tls.ca_path when one of its keys or CA files
  * changed), the tables (tables.users opened, engine and DSN), the
  * defences' new parameters (rate.exempt_networks and screening's lists
  * parsed; screening's cache or greylisting's store opened when a reload

@@ -12,8 +12,10 @@
  * process is, and what is made from a key once at start and keeps state
  * that a second copy could not share.  Every other key is live: sessions
  * take the new configuration when they start (reload.h), the queue's
- * delivery settings when an attempt starts (qsettings.h), the tables and
- * the TLS context at the switch.  docs/configuration.md tags every key
+ * delivery settings when an attempt starts (qsettings.h: the trust store
+ * and MTA-STS's switch among them; the MTA-STS fetcher's store and
+ * deadline at the switch), the tables and the TLS context at the switch.
+ * docs/configuration.md tags every key
  * "(restart)" or "(live)" to match this list (tests/unit/test_reload.c).
  */
 const char *const reload_restart_keys[] = {
@@ -34,15 +36,8 @@ const char *const reload_restart_keys[] = {
     "dns.cache_max_ttl",
     "dns.cache_entries",
     "dns.dnssec",
-    /* the trust store of MX delivery, MTA-STS and the TLS-RPT upload,
-       loaded at start into the contexts every delivery engine shares
-       (and allowed by the sandbox then) */
-    "tls.ca_file",
-    "tls.ca_path",
-    /* MTA-STS's policy cache (STATE/mta-sts) and its fetcher */
-    "sts.enable",
+    /* MTA-STS's policy cache (STATE/mta-sts), sized when it is made */
     "sts.cache_entries",
-    "sts.fetch_timeout",
     /* the queue's on-disk format, chosen when the spool opens */
     "queue.log",
     /* the SRS key and the addresses already made with it */

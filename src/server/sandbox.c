@@ -369,6 +369,9 @@ ll_rules(struct ll *l, const struct conf *cf, char *const *rw, size_t nrw,
 	return ll_allow_pgsql(l, cf);
 }
 
+/* Landlock confines the process (set once, before any thread starts). */
+static bool sb_landlock;
+
 /* "abi=N rules=M", or why Landlock is off, for the log line. */
 static void
 landlock_apply(const struct conf *cf, char *const *rw, size_t nrw,
@@ -409,6 +412,7 @@ landlock_apply(const struct conf *cf, char *const *rw, size_t nrw,
 	if (syscall(SYS_landlock_restrict_self, l.fd, 0) != 0)
 		fatal("event=startup step=sandbox what=landlock_restrict");
 	(void)close(l.fd);
+	sb_landlock = true;
 	str_fmt_cut(what, whatlen, "landlock=abi%d rules=%u own_maildirs=%zu",
 	    abi, l.rules, nrw);
 }
@@ -551,4 +555,29 @@ sandbox_apply(
 		    ? LOG_LEVEL_WARN
 		    : LOG_LEVEL_INFO,
 	    "event=sandbox %s %s", ll, sc);
+}
+
+/*
+ * Landlock checks the opening of a file, not access(2), which asks the
+ * file's mode alone: a path the mode lets ternd read but open() refuses
+ * with EACCES is one the rules made at start do not cover.
+ */
+int
+sandbox_readable(const char *path, bool dir, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+	int e = errno;
+
+	if (fd >= 0) {
+		(void)close(fd);
+		return 0;
+	}
+	if (e == EACCES && sb_landlock && access(path, R_OK) == 0)
+		str_fmt_cut(err, errlen,
+		    "%s: not readable by ternd's sandbox: the sandbox is set "
+		    "at start; restart ternd to use it",
+		    path);
+	else
+		str_fmt_cut(err, errlen, "%s: %s", path, strerror(e));
+	return -1;
 }

@@ -2,7 +2,8 @@
  * sandbox: confine ternd once it runs as its user (defence in depth).
  *
  * Owns: the Landlock ruleset and the seccomp filter.  May call: conf, util
- * and raw system calls (no libseccomp).  Called once by server/main.c.
+ * and raw system calls (no libseccomp).  Applied once by server/main.c;
+ * sandbox_readable() tells a later reader what the rules left out.
  *
  * Landlock limits the file system to what ternd needs: everything under
  * state_dir, the users' own Maildirs (a users row that names an absolute
@@ -22,6 +23,7 @@
 
 #include "conf/conf.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -34,5 +36,13 @@
  */
 void sandbox_apply(
     const struct conf *cf, char *const *rw, size_t nrw, const char *extra_read);
+
+/*
+ * May ternd open path (a directory when dir) for reading now?  0, or -1
+ * with err naming path and why; when the sandbox is what refuses it (the
+ * file's mode allows it), err says so and that a restart is the fix.
+ * Any thread, any time.
+ */
+int sandbox_readable(const char *path, bool dir, char *err, size_t errlen);
 
 #endif

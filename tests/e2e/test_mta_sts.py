@@ -26,6 +26,7 @@ import json
 import os
 import random
 import re
+import signal
 import ssl
 import subprocess
 import threading
@@ -56,7 +57,7 @@ def _openssl(cwd, *args):
     assert r.returncode == 0, f"openssl {' '.join(args)}: {r.stderr!r}"
 
 
-def _leaf(d, name, cn, ca=True, more=()):
+def _leaf(d, name, cn, ca=True, more=(), signer="ca"):
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
     if not ca:
         _openssl(d, "req", "-x509", *ec, "-keyout", f"{name}.key",
@@ -70,8 +71,9 @@ def _leaf(d, name, cn, ca=True, more=()):
             "extendedKeyUsage=serverAuth\n")
         _openssl(d, "req", *ec, "-keyout", f"{name}.key", "-out",
                  f"{name}.csr", "-subj", f"/CN={cn}")
-        _openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem",
-                 "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        _openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA",
+                 f"{signer}.pem", "-CAkey", f"{signer}.key",
+                 "-CAcreateserial", "-days", "2",
                  "-extfile", f"{name}.ext", "-out", f"{name}.pem")
     for ext in ("key", "pem"):
         os.chmod(d / f"{name}.{ext}", 0o644)
@@ -193,7 +195,7 @@ def start_dns(dnsmasq, https, txts=("v=STSv1; id=1;",), mx="mx.example.net",
 
 def two_mtas_sts(ternd, dnsmasq, pki, https, txts=("v=STSv1; id=1;",),
                  b_cert=True, mx="mx.example.net", a_over=None, txts_com=(),
-                 more_dns=()):
+                 more_dns=(), a_args=()):
     b_over = {"hostname": "mx.example.net",
               "domains": "example.net,example.com"}
     if b_cert:
@@ -207,7 +209,7 @@ def two_mtas_sts(ternd, dnsmasq, pki, https, txts=("v=STSv1; id=1;",),
             "queue.retry_first": "1", "queue.retry_max": "2"}
     over.update(a_over or {})
     a = ternd({k: v for k, v in over.items() if v is not None},
-              users=(SENDER,), state="A")
+              users=(SENDER,), state="A", args=a_args)
     return a, b, dns
 
 
@@ -651,3 +653,127 @@ def test_tlsrpt_counts_no_mx_matching_enforce(ternd, dnsmasq, pki,
     check_domain_failure(p, "validation-failure",
                          "no MX host of example.net matches")
     assert not b.messages(BEN)
+
+
+# ---------------------------------------------------------------------------
+# SIGHUP: the trust store, sts.fetch_timeout and sts.enable are live
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ca2(pki):
+    """A second CA beside the suite's (the sandbox allowed tls.ca_file's
+    directory at start), the policy host's certificate from it, and a
+    bundle trusting both."""
+    _openssl(pki, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca2.key",
+             "-out", "ca2.pem", "-days", "2", "-subj", "/CN=tern sts CA2",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _leaf(pki, "sts2", "mta-sts.example.net", signer="ca2")
+    (pki / "both.pem").write_bytes((pki / "ca.pem").read_bytes() +
+                                   (pki / "ca2.pem").read_bytes())
+    for f in ("ca2.pem", "both.pem"):
+        os.chmod(pki / f, 0o644)
+    return pki
+
+
+def conf_file(text):
+    """tern.conf for A's -c: the keys a test reloads; the rest is -o."""
+    d = world_tmpdir("tern-sts-conf-")
+    path = d / "tern.conf"
+    path.write_text(text)
+    os.chmod(path, 0o644)
+    return path
+
+
+def reload_a(a, path, text, expect="result=ok"):
+    """Rewrite A's file, SIGHUP, return the reload's result line."""
+    tmp = path.with_suffix(".new")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    n = a.log().count("event=reload result=")
+    a.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: a.log().count("event=reload result=") > n,
+             "the reload's result")
+    last = [ln for ln in a.log().splitlines()
+            if "event=reload result=" in ln][-1]
+    assert expect in last, last
+    return last
+
+
+def test_reload_trust_store_and_timeout_of_the_fetch(ternd, dnsmasq, ca2,
+                                                     policy_server):
+    """The policy host's certificate is from CA2.  Under tls.ca_file = the
+    suite's CA the fetch fails (sts-webpki-invalid) and the mail goes
+    without a policy; a SIGHUP to a bundle of both CAs with
+    sts.fetch_timeout = 1: the next fetch is cut at 1 s (a dribbling
+    server outlives the old 60 s and the 5 s low-speed floor), and the one
+    after is fetched with CA2 and enforced."""
+    pki = ca2
+    https = policy_server("sts2")
+    path = conf_file(f"[tls]\nca_file = {pki / 'ca.pem'}\n"
+                     "[sts]\nfetch_timeout = 60\n")
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https,
+                           a_over={"tls.ca_file": None},
+                           a_args=["-c", str(path)])
+    assert "tls.ca_file" not in " ".join(a.argv())
+    send(a)
+    wait_log(a, r"domain=example\.net event=mta_sts_fetch status=failed "
+                r"tlsrpt_result=sts-webpki-invalid", "the refused fetch")
+    wait_for(lambda: len(b.messages(BEN)) == 1, "delivery without policy")
+
+    line = reload_a(a, path, f"[tls]\nca_file = {pki / 'both.pem'}\n"
+                    "[sts]\nfetch_timeout = 1\n")
+    assert "tls.ca_file" in line and "sts.fetch_timeout" in line, line
+    assert not log_has(a, r"needs_restart=(tls|sts)\.")
+
+    https.per_byte = 0.5
+    send(a)
+    wait_for(lambda: a.log().count("event=mta_sts_fetch status=started")
+             == 2, "the second fetch")
+    t0 = time.monotonic()
+    wait_log(a, r"domain=example\.net event=mta_sts_fetch status=failed "
+                r"tlsrpt_result=sts-policy-fetch-error cached_policy=none "
+                r"error=\"Timeout was reached", "the 1 s deadline")
+    assert time.monotonic() - t0 < 4 * SLOW, time.monotonic() - t0
+    wait_for(lambda: len(b.messages(BEN)) == 2, "delivery after it")
+
+    https.per_byte = 0
+    send(a)
+    wait_log(a, r"domain=example\.net event=mta_sts_fetch status=ok id=1 "
+                r"mode=enforce", "the fetch under CA2")
+    wait_for(lambda: len(b.messages(BEN)) == 3, "delivery under enforce")
+    assert log_has(a, r"verified=yes tls_policy=mta-sts$")
+
+
+def test_reload_sts_enable_on_and_off(ternd, dnsmasq, pki, policy_server):
+    """sts.enable = no at start: no lookup, no cache.  A SIGHUP turns it on:
+    the next delivery fetches and enforces the policy (the cache made
+    then).  Another turns it off: no more lookups, the cache stays."""
+    https = policy_server()
+    path = conf_file("[sts]\nenable = no\n")
+    a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https,
+                           a_args=["-c", str(path)])
+    send(a)
+    wait_for(lambda: len(b.messages(BEN)) == 1, "delivery without MTA-STS")
+    assert https.hits == 0 and not log_has(a, r"mta_sts")
+    assert not (a.state_dir / "mta-sts").exists()
+
+    line = reload_a(a, path, "[sts]\nenable = yes\n")
+    assert "changed=sts.enable" in line, line
+    assert log_has(a, r"event=reload step=delivery generation=1 engine=new "
+                      r"trust_store=new")
+    send(a)
+    wait_for(lambda: len(b.messages(BEN)) == 2, "delivery under MTA-STS")
+    assert https.hits == 1
+    assert log_has(a, r"event=mta_sts_fetch status=ok id=1 mode=enforce")
+    assert len(re.findall(r"tls_policy=mta-sts$", a.log(), re.M)) == 1
+    assert (a.state_dir / "mta-sts" / "example.net").exists()
+
+    reload_a(a, path, "[sts]\nenable = no\n")
+    send(a)
+    wait_for(lambda: len(b.messages(BEN)) == 3, "delivery without MTA-STS")
+    assert https.hits == 1
+    assert len(re.findall(r"tls_policy=mta-sts$", a.log(), re.M)) == 1
+    assert (a.state_dir / "mta-sts" / "example.net").exists()

@@ -6,12 +6,15 @@ only for what no test here changes (state_dir, user, the SPF/DKIM/DMARC
 switches).  docs/configuration.md, "Reloading", says what a reload
 changes."""
 
+import base64
 import os
 import re
+import shutil
 import signal
 import smtplib
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,6 +24,9 @@ import pytest
 from conftest import (DEFAULT_USERS, HOSTNAME, RUN_AS, SLOW, TERN,
                       SMTPClient, check, free_port, maildir_files,
                       sighup_reload, wait_for, world_tmpdir)
+from test_mta_sts import _leaf, _openssl
+from test_smarthost_tls import SECRET, SMARTHOST, FakeSmarthost
+from test_smarthost_tls import USER as SMARTHOST_USER
 
 # keys the tests put in the file; every other key comes from -o
 FILE_KEYS = ("domains", "listen.smtp", "listen.submission",
@@ -739,6 +745,215 @@ def test_privileged_port_needs_restart(ternd):
         c.expect("QUIT", 221)
 
 
+# -- the outbound trust store ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_cas():
+    """CA1 and CA2 side by side (one directory, so the sandbox ternd sets
+    up for CA1 at start lets it read CA2 too), the smarthost's certificate
+    for smtp.relay.test from CA2, and a file that is no CA at all; all
+    readable by the test user ternd runs as."""
+    d = world_tmpdir("tern-reload-pki-")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for ca in ("ca1", "ca2"):
+        _openssl(d, "req", "-x509", *ec, "-keyout", f"{ca}.key",
+                 "-out", f"{ca}.pem", "-days", "2",
+                 "-subj", f"/CN=tern reload test {ca}",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _leaf(d, "sh2", SMARTHOST, signer="ca2")
+    (d / "garbage.pem").write_text("this is not a certificate\n")
+    for f in d.iterdir():
+        os.chmod(f, 0o644)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def tls_smarthost(two_cas):
+    made = []
+
+    def make():
+        h = FakeSmarthost(two_cas, "sh2")
+        h.start()
+        made.append(h)
+        return h
+    yield make
+    for h in made:
+        h.close()
+
+
+def smarthost_values(port, host, dns, **more):
+    """A ternd relaying loopback clients through smtp.relay.test (dnsmasq
+    names 127.0.0.1) at host's port, verifying it, retrying each second."""
+    return conf_values(port, **{"relay.networks": "127.0.0.0/8",
+                                "relay.smarthost":
+                                    f"{SMARTHOST}:{host.port}",
+                                "relay.smarthost_tls": "verify",
+                                "dns.servers": dns.server,
+                                "queue.retry_first": "1",
+                                "queue.retry_max": "1", **more})
+
+
+def delivered_to(host, tag):
+    return sum(1 for m in host.messages if f"Subject: {tag} ".encode() in m)
+
+
+def test_trust_store_switch(ternd, dnsmasq, two_cas, tls_smarthost):
+    """tls.ca_file is live: the smarthost (relay.smarthost_tls = verify, no
+    smarthost_ca_file, so tls.ca_file is its store) shows a certificate
+    from CA2; under CA1 the mail defers, after a SIGHUP to CA2 the same
+    message goes on its next try.  Then a CA file that is no CA file, and
+    one outside the directories the sandbox allowed at start, are refused
+    naming the file and the old store keeps delivering."""
+    d = two_cas
+    host = tls_smarthost()
+    dns = dnsmasq(hosts=[(SMARTHOST, "127.0.0.1")], extra=["--local=/test/"])
+    r = Reloadable(ternd, smarthost_values(
+        free_port(), host, dns, **{"tls.ca_file": str(d / "ca1.pem")}))
+    send_remote(r.t, 1, "ca")
+    wait_for(lambda: r.t.log().count("certificate verify failed") >= 2,
+             "two attempts refused by the CA1 store")
+    assert host.messages == [], host.messages
+    [m] = r.t.queue_list()
+    assert m["recipients"][0].get("code") == 451, m
+
+    v = dict(r.values)
+    v["tls.ca_file"] = str(d / "ca2.pem")
+    line = r.reload(v)
+    assert "tls.ca_file" in line, line
+    log = r.t.log()
+    assert "needs_restart=tls.ca_file" not in log
+    assert ("event=reload step=delivery generation=1 engine=new "
+            "trust_store=new") in log, log
+    wait_for(lambda: delivered_to(host, "ca") == 1,
+             "the deferred message at the smarthost under CA2")
+    wait_for(lambda: r.t.queue_list() == [], "an empty queue")
+    assert re.search(r"verified=yes tls_policy=smarthost",
+                     r.t.log()[len(log):]), r.t.log()[-3000:]
+
+    # a file that is no CA file: refused, naming it; CA2 goes on
+    bad = dict(v)
+    bad["tls.ca_file"] = str(d / "garbage.pem")
+    line = r.reload(bad, expect="result=refused")
+    assert "step=delivery" in line and "garbage.pem" in line, line
+    assert "tls.ca_file" in line and "action=kept_old" in line, line
+
+    # CA2 again, but in a directory the sandbox did not allow at start
+    assert re.search(r"event=sandbox landlock=abi\d+", r.t.log()), \
+        "this test needs ternd's Landlock sandbox on"
+    elsewhere = world_tmpdir("tern-reload-ca-")
+    try:
+        shutil.copy(d / "ca2.pem", elsewhere / "ca2.pem")
+        os.chmod(elsewhere / "ca2.pem", 0o644)
+        out = dict(v)
+        out["tls.ca_file"] = str(elsewhere / "ca2.pem")
+        line = r.reload(out, expect="result=refused")
+        assert "step=delivery" in line, line
+        assert (f"tls.ca_file: {elsewhere}/ca2.pem: not readable by "
+                "ternd's sandbox: the sandbox is set at start; restart "
+                "ternd to use it") in line, line
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+    # the running store (CA2) still delivers
+    send_remote(r.t, 2, "still")
+    wait_for(lambda: delivered_to(host, "still") == 1,
+             "the next message under the kept store")
+    wait_for(lambda: r.t.queue_list() == [], "an empty queue")
+
+    # a CA file replaced under the same name is read again by SIGHUP:
+    # current.pem holds CA1 (the mail defers), then CA2 (it goes)
+    cur = d / "current.pem"
+    shutil.copy(d / "ca1.pem", cur)
+    os.chmod(cur, 0o644)
+    same = dict(v)
+    same["tls.ca_file"] = str(cur)
+    r.reload(same)
+    failed = r.t.log().count("certificate verify failed")
+    send_remote(r.t, 3, "replaced")
+    wait_for(lambda: r.t.log().count("certificate verify failed") > failed,
+             "the message refused under CA1 again")
+    tmp = d / "current.pem.new"
+    shutil.copy(d / "ca2.pem", tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, cur)
+    line = r.reload()
+    assert "changed=none" in line, line
+    gen = re.search(r"generation=(\d+)", line).group(1)
+    assert (f"event=reload step=delivery generation={gen} engine=new "
+            "trust_store=new") in r.t.log()
+    wait_for(lambda: delivered_to(host, "replaced") == 1,
+             "the message under the replaced file")
+    wait_for(lambda: r.t.queue_list() == [], "an empty queue")
+
+
+@pytest.mark.root
+def test_root_only_password_file_kept_on_reload(ternd, dnsmasq, two_cas,
+                                                 tls_smarthost):
+    """ternd read a root-only relay.smarthost_password_file as root at
+    start; as its user it cannot read it again.  A SIGHUP that changes
+    something else is taken and keeps the start copy (logged once); a
+    reload that moves the smarthost makes a new engine that still
+    authenticates with it; another unreadable path refuses the reload."""
+    assert os.geteuid() == 0 and RUN_AS is not None
+    d = two_cas
+    secret = Path(tempfile.mkdtemp(prefix="tern-rootonly-", dir="/root"))
+    try:
+        pw = secret / "smarthost.pw"
+        pw.write_text(SECRET + "\n")
+        os.chmod(pw, 0o600)
+        other = secret / "other.pw"
+        other.write_text(SECRET + "\n")
+        os.chmod(other, 0o600)
+        a, b = tls_smarthost(), tls_smarthost()
+        dns = dnsmasq(hosts=[(SMARTHOST, "127.0.0.1")],
+                      extra=["--local=/test/"])
+        r = Reloadable(ternd, smarthost_values(
+            free_port(), a, dns, **{
+                "tls.ca_file": str(d / "ca2.pem"),
+                "relay.smarthost_user": SMARTHOST_USER,
+                "relay.smarthost_password_file": str(pw)}))
+        send_remote(r.t, 1, "first")
+        wait_for(lambda: delivered_to(a, "first") == 1, "the first message")
+        assert len(a.auth_lines) == 1, a.auth_lines
+
+        v = dict(r.values)
+        v["limits.message_size"] = "20m"
+        line = r.reload(v)
+        assert "changed=limits.message_size" in line, line
+        log = r.t.log()
+        assert log.count("event=reload step=smarthost_password "
+                         "action=kept_start_copy reason=") == 1, log
+        assert "Permission denied" in log.split("kept_start_copy")[1], log
+        assert "event=reload step=delivery generation=1 engine=kept" in log
+        send_remote(r.t, 2, "second")
+        wait_for(lambda: delivered_to(a, "second") == 1, "the second message")
+        assert len(a.auth_lines) == 2, a.auth_lines
+
+        # a new engine (the smarthost moved) with the kept password
+        v["relay.smarthost"] = f"{SMARTHOST}:{b.port}"
+        r.reload(v)
+        # the trust store is the same: the new engine shares its contexts
+        assert ("event=reload step=delivery generation=2 engine=new "
+                "trust_store=kept") in r.t.log()
+        send_remote(r.t, 3, "third")
+        wait_for(lambda: delivered_to(b, "third") == 1, "the third message")
+        [auth] = b.auth_lines
+        assert auth.upper().startswith(b"AUTH PLAIN "), auth
+        assert base64.b64decode(auth.split()[-1]).endswith(
+            b"\0" + SECRET.encode()), "not the password read at start"
+        wait_for(lambda: r.t.queue_list() == [], "an empty queue")
+
+        # another path the user cannot read: refused
+        v2 = dict(v)
+        v2["relay.smarthost_password_file"] = str(other)
+        line = r.reload(v2, expect="result=refused")
+        assert "other.pw" in line and "Permission denied" in line, line
+    finally:
+        shutil.rmtree(secret, ignore_errors=True)
+
+
 # -- tern config check -------------------------------------------------------
 
 def config_check(path, *extra):
@@ -784,6 +999,18 @@ def test_config_check(tmp_path):
     r = config_check(tls)
     assert r.returncode == 1, r
     assert "tls.cert, tls.key:" in r.stdout, r.stdout
+
+    # a trust store that does not load (ternd would not start with it)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    ca = tmp_path / "ca.conf"
+    write_conf(ca, {"state_dir": str(tmp_path / "var"),
+                    "domains": "example.org",
+                    "tls.ca_file": str(garbage)})
+    r = config_check(ca)
+    assert r.returncode == 1, r
+    assert f"tls.ca_file, tls.ca_path: CA file {garbage}:" in r.stdout, \
+        r.stdout
 
     # a file that is not there
     r = config_check(tmp_path / "missing.conf")

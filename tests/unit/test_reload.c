@@ -6,12 +6,16 @@
  * restart in the documentation, or the other way round, fails here.  Run
  * from the top of the tree (tests/run.py does).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conf/conf.h"
+#include "confcheck/confcheck.h"
+#include "server/qsettings.h"
 #include "server/reload.h"
+#include "server/sandbox.h"
 #include "t.h"
 
 #define DOC_PATH "docs/configuration.md"
@@ -131,13 +135,120 @@ test_delivery_keys_live(void)
 	    "relay.smarthost_password_file", "delivery.lmtp",
 	    "delivery.concurrency_per_destination", "queue.retry_first",
 	    "queue.retry_max", "queue.lifetime", "queue.delay_warning",
-	    "tables.users", NULL};
+	    "tables.users", "tls.ca_file", "tls.ca_path", "sts.enable",
+	    "sts.fetch_timeout", NULL};
 	size_t i;
 
 	for (i = 0; live[i] != NULL; i++) {
 		t_case(live[i]);
 		T_CHECK(!is_restart(live[i]));
 	}
+}
+
+static void
+count_report(void *rctx, const char *msg)
+{
+	(void)msg;
+	(*(unsigned *)rctx)++;
+}
+
+/* A reload leaves the running configuration's own password file to the
+ * queue manager (ternd read it as root at start); any other path, and
+ * `tern config check` (running NULL), must be readable. */
+static void
+test_confcheck_password_file(void)
+{
+	static const struct {
+		const char *file, *running; /* NULL: no running configuration */
+		unsigned problems;
+	} cases[] = {
+	    {"/nonexistent/tern-pw", NULL, 1},
+	    {"/nonexistent/tern-pw", "/nonexistent/tern-pw", 0},
+	    {"/nonexistent/tern-pw", "/nonexistent/other-pw", 1},
+	    {"/nonexistent/tern-pw", "", 1}, /* running has none */
+	};
+	char err[512], o1[600], o2[600];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *ov1[] = {o1}, *ov2[] = {o2};
+		struct conf *cf, *run = NULL;
+		unsigned n = 0;
+
+		t_case(cases[i].running != NULL ? cases[i].running : "(none)");
+		snprintf(o1, sizeof(o1), "relay.smarthost_password_file=%s",
+		    cases[i].file);
+		cf = conf_load(NULL, ov1, 1, err, sizeof(err));
+		T_CHECK(cf != NULL);
+		if (cases[i].running != NULL && cases[i].running[0] != '\0') {
+			snprintf(o2, sizeof(o2),
+			    "relay.smarthost_password_file=%s",
+			    cases[i].running);
+			run = conf_load(NULL, ov2, 1, err, sizeof(err));
+		} else if (cases[i].running != NULL) {
+			run = conf_load(NULL, NULL, 0, err, sizeof(err));
+		}
+		if (cf != NULL)
+			(void)confcheck_run(cf, run, count_report, &n);
+		T_CHECK_INT(n, cases[i].problems);
+		conf_free(run);
+		conf_free(cf);
+	}
+}
+
+/* errno says why the password file was not read: the caller keeps the
+ * start copy on EACCES only. */
+static void
+test_password_read_errno(void)
+{
+	char path[] = "/tmp/tern-test-pw-XXXXXX", out[64], err[256];
+	int fd = mkstemp(path);
+
+	T_CHECK(fd >= 0);
+	t_case("missing");
+	T_CHECK_INT(qsettings_password_read("/nonexistent/tern-pw", out,
+			sizeof(out), err, sizeof(err)),
+	    -1);
+	T_CHECK_INT(errno, ENOENT);
+	T_CHECK(strstr(err, "/nonexistent/tern-pw") != NULL);
+	t_case("empty");
+	T_CHECK_INT(
+	    qsettings_password_read(path, out, sizeof(out), err, sizeof(err)),
+	    -1);
+	T_CHECK_INT(errno, 0);
+	T_CHECK(strstr(err, "empty") != NULL);
+	t_case("one line");
+	T_CHECK(write(fd, "s3cret\r\nnext\n", 14) == 14);
+	T_CHECK_INT(
+	    qsettings_password_read(path, out, sizeof(out), err, sizeof(err)),
+	    0);
+	T_CHECK_STR(out, "s3cret");
+	close(fd);
+	unlink(path);
+}
+
+/* Without the sandbox applied, sandbox_readable says what open() said. */
+static void
+test_sandbox_readable(void)
+{
+	char err[512];
+
+	t_case("a file");
+	T_CHECK_INT(
+	    sandbox_readable("docs/configuration.md", false, err, sizeof(err)),
+	    0);
+	t_case("a directory");
+	T_CHECK_INT(sandbox_readable("docs", true, err, sizeof(err)), 0);
+	t_case("a file as a directory");
+	T_CHECK_INT(
+	    sandbox_readable("docs/configuration.md", true, err, sizeof(err)),
+	    -1);
+	T_CHECK(strstr(err, "Not a directory") != NULL);
+	t_case("missing");
+	T_CHECK_INT(
+	    sandbox_readable("/nonexistent/ca.pem", false, err, sizeof(err)),
+	    -1);
+	T_CHECK_STR(err, "/nonexistent/ca.pem: No such file or directory");
 }
 
 int
@@ -156,6 +267,9 @@ main(void)
 	T_RUN(test_restart_keys_are_keys);
 	T_RUN(test_docs_tag_every_key);
 	T_RUN(test_delivery_keys_live);
+	T_RUN(test_confcheck_password_file);
+	T_RUN(test_password_read_errno);
+	T_RUN(test_sandbox_readable);
 	for (i = 0; i < nkeys; i++)
 		free(keys[i]);
 	free(doc);
