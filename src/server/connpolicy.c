@@ -174,6 +174,7 @@ pc_release(struct pconn *pc)
 	pc->next = pl->idle[pc->si];
 	pl->idle[pc->si] = pc;
 	pl->nidle[pc->si]++;
+	/* the current configuration's (a reload's) from this idle period on */
 	pc_arm(pc, pl->srv->conf->policy_idle_timeout);
 }
 

@@ -660,3 +660,26 @@ def test_postfwd_agrees(ternd, postfwd):
     rr, rep = send(t, content=big)
     assert rr[0].code == 250
     assert rep.code == 550 and "message too big for postfwd" in rep.text
+
+
+def test_idle_timeout_switched_by_sighup(ternd, policy):
+    """policy.idle_timeout lowered from 300 s to 1 s by SIGHUP: the next
+    connection to go idle is closed after 1 s (a restart-only key would
+    keep it 300 s, and the third request would reuse it)."""
+    from conftest import sighup_reload, world_tmpdir
+    p = policy("DUNNO")
+    conf = world_tmpdir("tern-policy-reload-") / "tern.conf"
+    conf.write_text("[policy]\nidle_timeout = 300\n")
+    conf.chmod(0o644)
+    t = ternd({"policy.servers": p.spec, "policy.timeout": "2"},
+              args=["-c", str(conf)])
+    send(t)
+    conf.write_text("[policy]\nidle_timeout = 1\n")
+    line = sighup_reload(t)
+    assert "result=ok" in line and "policy.idle_timeout" in line, line
+    assert "needs_restart=policy.idle_timeout" not in t.log()
+    send(t)                        # reuses the connection, idle again
+    assert p.conns == 1, p.conns
+    time.sleep(2.5)
+    send(t)
+    assert p.conns == 2, p.conns
