@@ -1468,6 +1468,15 @@ def wait_for(pred, what, timeout=15):
         time.sleep(0.1)
 
 
+def readable_conf(text, prefix="tern-conf-"):
+    """A tern.conf holding text for a ternd started with -c (the keys a
+    test reloads), in a directory ternd's user can read; its path."""
+    path = world_tmpdir(prefix) / "tern.conf"
+    path.write_text(text)
+    os.chmod(path, 0o644)
+    return path
+
+
 def sighup_reload(t):
     """SIGHUP to a running Ternd; wait for the reload's result line (its
     start may not be logged: log.level above info) and return it."""

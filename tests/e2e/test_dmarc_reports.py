@@ -331,13 +331,8 @@ def test_store_bound_drops_and_logs(ternd):
 # ---- a reload (SIGHUP) changes the reporter's names and bound ---------------
 
 def conf_file(text):
-    """tern.conf in a directory ternd's user can read; its path."""
-    from conftest import world_tmpdir
-    d = world_tmpdir("tern-dmarc-reload-")
-    p = d / "tern.conf"
-    p.write_text(text)
-    os.chmod(p, 0o644)
-    return p
+    from conftest import readable_conf
+    return readable_conf(text, "tern-dmarc-reload-")
 
 
 def sighup_ok(t):

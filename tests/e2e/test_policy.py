@@ -666,11 +666,9 @@ def test_idle_timeout_switched_by_sighup(ternd, policy):
     """policy.idle_timeout lowered from 300 s to 1 s by SIGHUP: the next
     connection to go idle is closed after 1 s (a restart-only key would
     keep it 300 s, and the third request would reuse it)."""
-    from conftest import sighup_reload, world_tmpdir
+    from conftest import readable_conf, sighup_reload
     p = policy("DUNNO")
-    conf = world_tmpdir("tern-policy-reload-") / "tern.conf"
-    conf.write_text("[policy]\nidle_timeout = 300\n")
-    conf.chmod(0o644)
+    conf = readable_conf("[policy]\nidle_timeout = 300\n")
     t = ternd({"policy.servers": p.spec, "policy.timeout": "2"},
               args=["-c", str(conf)])
     send(t)

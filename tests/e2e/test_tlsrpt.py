@@ -484,7 +484,7 @@ def test_reload_changes_report_names_and_max_domains(ternd, dnsmasq):
     and contact and comes from the new address; with max_domains lowered
     from 10 to 1 after example.net was counted, example.net still counts
     and example.com is dropped."""
-    from conftest import sighup_reload, world_tmpdir
+    from conftest import readable_conf, sighup_reload
     b = ternd({"hostname": "mx.example.net", "domains": "example.net"},
               users=(RUA_BOX, "ben@example.net"), state="B")
     dns = dnsmasq(
@@ -494,10 +494,8 @@ def test_reload_changes_report_names_and_max_domains(ternd, dnsmasq):
                ("mx.example.com", "127.0.0.1")],
         extra=[txt_rr("_smtp._tls.example.net",
                       f"v=TLSRPTv1;rua=mailto:{RUA_BOX}")])
-    d = world_tmpdir("tern-tlsrpt-reload-")
-    conf = d / "tern.conf"
-    conf.write_text("[tlsrpt]\nreport_org = Old Org\nmax_domains = 10\n")
-    conf.chmod(0o644)
+    conf = readable_conf("[tlsrpt]\nreport_org = Old Org\n"
+                         "max_domains = 10\n")
     a = ternd({"hostname": "mx.example.org", "domains": "example.org",
                "dns.servers": dns.server, "relay.port": str(b.port),
                "relay.networks": "127.0.0.0/8",
