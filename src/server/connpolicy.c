@@ -18,6 +18,13 @@
  * replaced by a new one once; a request in flight when its session ends
  * closes its connection (its answer would come to nobody).
  *
+ * One pool per policy.servers list a session has had (a reload may change
+ * it): a session asks the pool of its own configuration's list (c->cf),
+ * so a session open across the reload goes on with the servers it began
+ * with and the next one takes the new list.  A pool no session asks any
+ * more loses its idle connections as their idle time runs out; the pool
+ * itself, a few KiB, stays until exit.
+ *
  * A server that cannot be reached, stalls, closes, answers garbage, too
  * long an answer or an unknown action: policy.default_action (tempfail:
  * this command gets 451 4.3.5; accept: as DUNNO, the next server is
@@ -59,6 +66,8 @@ struct pconn {
 };
 
 struct policy_pool {
+	struct policy_pool *next; /* the pools of other lists */
+	char *servers;		  /* the policy.servers it was made of */
 	struct server *srv;
 	unsigned n;
 	struct milter_spec spec[POLICY_SERVERS_MAX];
@@ -69,6 +78,7 @@ struct policy_pool {
 
 struct conn_policy {
 	struct conn *c;
+	struct policy_pool *pool; /* of the session's policy.servers */
 	struct event *timer; /* done() from the loop */
 	enum conn_policy_stage stage;
 	unsigned cur; /* the server asked */
@@ -96,16 +106,21 @@ stage_name(enum conn_policy_stage st)
 
 /* ---- the pool of connections ------------------------------------------ */
 
+/* The pool of the session's policy.servers, made at its first use. */
 static struct policy_pool *
-pool_get(struct server *s)
+pool_get(struct conn *c)
 {
-	const char *v = s->conf->policy_servers;
+	struct server *s = c->srv;
+	const char *v = c->cf->policy_servers;
 	struct policy_pool *pl;
 
-	if (s->policy != NULL)
-		return s->policy;
+	for (pl = s->policy; pl != NULL; pl = pl->next)
+		if (strcmp(pl->servers, v) == 0)
+			return pl;
 	pl = xcalloc(1, sizeof(*pl));
 	pl->srv = s;
+	pl->servers = xstrdup(v);
+	pl->next = s->policy;
 	while (*v != '\0' && pl->n < POLICY_SERVERS_MAX) {
 		size_t k = strcspn(v, ",");
 
@@ -201,7 +216,7 @@ pc_fail(struct pconn *pc, const char *why)
 	if (stale) {
 		cp->retried = true;
 		log_debug("sid=%s event=policy_reconnect server=%s reason=%s",
-		    cp->c->sid, cp->c->srv->policy->name[cp->cur], why);
+		    cp->c->sid, cp->pool->name[cp->cur], why);
 		cp_ask(cp);
 		return;
 	}
@@ -358,18 +373,20 @@ pc_open(struct policy_pool *pl, unsigned si, const char **why)
 void
 conn_policy_close(struct server *s)
 {
-	struct policy_pool *pl = s->policy;
+	struct policy_pool *pl, *next;
 
-	if (pl == NULL)
-		return;
-	for (unsigned i = 0; i < pl->n; i++)
-		while (pl->idle[i] != NULL) {
-			struct pconn *pc = pl->idle[i];
+	for (pl = s->policy; pl != NULL; pl = next) {
+		next = pl->next;
+		for (unsigned i = 0; i < pl->n; i++)
+			while (pl->idle[i] != NULL) {
+				struct pconn *pc = pl->idle[i];
 
-			pl->idle[i] = pc->next;
-			pc_free(pc);
-		}
-	free(pl);
+				pl->idle[i] = pc->next;
+				pc_free(pc);
+			}
+		free(pl->servers);
+		free(pl);
+	}
 	s->policy = NULL;
 }
 
@@ -465,7 +482,7 @@ static void
 cp_answer(struct conn_policy *cp, const char *p, size_t n)
 {
 	struct conn *c = cp->c;
-	const char *srvname = c->srv->policy->name[cp->cur];
+	const char *srvname = cp->pool->name[cp->cur];
 	struct policy_action a;
 	char q[600];
 
@@ -549,7 +566,7 @@ cp_answer(struct conn_policy *cp, const char *p, size_t n)
 static void
 cp_ask(struct conn_policy *cp)
 {
-	struct policy_pool *pl = cp->c->srv->policy;
+	struct policy_pool *pl = cp->pool;
 	const char *why = "connect";
 	struct pconn *pc;
 
@@ -687,7 +704,6 @@ conn_policy_stage(struct conn *c, enum conn_policy_stage st, const char *rcpt,
 	if (cf->policy_servers == NULL || c->local || c->txn == NULL ||
 	    (cf->policy_skip_authenticated && c->authenticated))
 		return false;
-	(void)pool_get(c->srv);
 	if (c->policy == NULL) {
 		cp = xcalloc(1, sizeof(*cp));
 		cp->c = c;
@@ -698,6 +714,7 @@ conn_policy_stage(struct conn *c, enum conn_policy_stage st, const char *rcpt,
 		c->policy = cp;
 	}
 	cp = c->policy;
+	cp->pool = pool_get(c);
 	cp->stage = st;
 	cp->cur = 0;
 	cp->retried = false;

@@ -58,11 +58,6 @@ const char *const reload_restart_keys[] = {
     /* greylisting's store (SQLite in STATE, or the tables' PostgreSQL):
        opened once, its triplets kept; moving them is a restart */
     "greylist.store",
-    /* the daemon's pool of policy connections (connpolicy.c), made
-       from the list once and shared by the requests in flight, which
-       index its servers: a second pool beside it is not built yet
-       (policy.idle_timeout is live: read as each connection goes idle) */
-    "policy.servers",
     /* ACME: acme.http is bound as root at start (port 80), and the
        sandbox's write rules for tls.cert's directory and the webroot are
        made once; the other acme.* keys are read by each check */

@@ -99,7 +99,8 @@ struct server {
 	struct dkimkeys *dkim;	    /* active DKIM keys (dkimsign.h) */
 	struct screen *screen;	    /* screening (screen.h); NULL: off */
 	struct connrate *rate;	    /* inbound rate limits (connrate.h) */
-	struct policy_pool *policy; /* policy servers' idle connections
+	struct policy_pool *policy; /* policy servers' idle connections,
+				       a pool per policy.servers list
 				       (connpolicy.c); NULL until used */
 	struct metricsrv *metrics; /* listen.metrics (metricsrv.h); NULL: off */
 	struct reload *reload;	   /* SIGHUP's configurations (reload.h) */

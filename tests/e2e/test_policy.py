@@ -681,3 +681,31 @@ def test_idle_timeout_switched_by_sighup(ternd, policy):
     time.sleep(2.5)
     send(t)
     assert p.conns == 2, p.conns
+
+
+def test_servers_switched_by_sighup(ternd, policy):
+    """policy.servers moved from a server that answers DUNNO to one that
+    answers REJECT by SIGHUP: a session open across the reload is still
+    asked of the first (its configuration's list), the next session of
+    the second."""
+    from conftest import readable_conf, sighup_reload
+    old, new = policy("DUNNO"), policy("REJECT")
+    conf = readable_conf(f"[policy]\nservers = {old.spec}\n")
+    t = ternd({"policy.timeout": "2"}, args=["-c", str(conf)])
+    rr, _ = send(t)
+    assert rr[0].code == 250 and old.conns == 1
+    open_ = t.client()
+    open_.ehlo("client.test")
+    conf.write_text(f"[policy]\nservers = {new.spec}\n")
+    line = sighup_reload(t)
+    assert "result=ok" in line and "policy.servers" in line, line
+    assert "needs_restart=policy." not in t.log()
+    open_.expect(f"MAIL FROM:<{SENDER}>", 250)
+    open_.expect(f"RCPT TO:<{BEN}>", 250)          # the old list: DUNNO
+    open_.cmd("QUIT")
+    open_.close()
+    # RCPT and end of data of the first session, the open one's RCPT
+    assert len(old.requests) == 3 and new.requests == []
+    rr, _ = send(t)
+    assert rr[0].code == 550, rr                   # the new list: REJECT
+    assert len(new.requests) == 1 and len(old.requests) == 3
