@@ -2195,12 +2195,18 @@ remote_cancel(struct remote *r, void *arg)
 void
 remote_stop(struct remote *r)
 {
-	struct rdest *d, *next;
-	size_t i;
-
 	r->stopping = true;
 	if (r->sts != NULL)
 		mtasts_stop(r->sts);
+	remote_idle_quit(r);
+}
+
+void
+remote_idle_quit(struct remote *r)
+{
+	struct rdest *d, *next;
+	size_t i;
+
 	for (i = 0; i < REMOTE_BUCKETS; i++)
 		for (d = r->buckets[i]; d != NULL; d = next) {
 			next = d->next;

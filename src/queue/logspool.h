@@ -34,6 +34,9 @@ int lspool_commit(struct lspool *sp, struct queue_env *env,
     const struct iovec *content, int iovcnt, char *err, size_t errlen) WUR;
 int lspool_update(struct lspool *sp, const struct queue_env *env) WUR;
 int lspool_remove(struct lspool *sp, const char *id) WUR;
+/* The same, for a message whose delivery is over: the REMOVE record is
+ * appended and applied but not waited for (queue.h, spool_remove_done). */
+int lspool_remove_done(struct lspool *sp, const char *id) WUR;
 int lspool_hold(struct lspool *sp, const char *id) WUR;
 int lspool_release(struct lspool *sp, const char *id) WUR;
 /* The content of id: out->fd (the caller closes it), out->off, out->len. */

@@ -275,6 +275,14 @@ int spool_commit(struct spool *sp, struct queue_env *env,
 int spool_update(struct spool *sp, const struct queue_env *env) WUR;
 /* Remove a message, queued or held: env/ID (or held/ID), then data/ID. */
 int spool_remove(struct spool *sp, const char *id) WUR;
+/*
+ * The same, for a message whose delivery is over (every recipient done,
+ * its DSNs queued).  The log (spool_open_log) does not wait for the
+ * removal to be durable: it becomes so with the next group fdatasync, and
+ * a power failure before that delivers the message again, never loses
+ * one.  The file spool removes as spool_remove does.
+ */
+int spool_remove_done(struct spool *sp, const char *id) WUR;
 int spool_hold(struct spool *sp, const char *id) WUR;	 /* env/ -> held/ */
 int spool_release(struct spool *sp, const char *id) WUR; /* held/ -> env/ */
 

@@ -360,6 +360,14 @@ sp_unlink_env(struct spool *sp, const char *id, enum spool_dir *dir_out)
 }
 
 int
+spool_remove_done(struct spool *sp, const char *id)
+{
+	if (sp->log != NULL)
+		return lspool_remove_done(sp->log, id);
+	return spool_remove(sp, id);
+}
+
+int
 spool_remove(struct spool *sp, const char *id)
 {
 	char err[SPOOL_ERR_MAX];

@@ -992,8 +992,9 @@ finish_run(struct job *j)
 	buf_free(&orig);
 	if (f->plan.owed)
 		finish_owed_schedule(f);
-	f->rc = f->plan.remove ? spool_remove(at->q->srv->spool, at->env.id)
-			       : spool_update(at->q->srv->spool, &at->env);
+	f->rc = f->plan.remove
+		    ? spool_remove_done(at->q->srv->spool, at->env.id)
+		    : spool_update(at->q->srv->spool, &at->env);
 	f->err_no = f->rc != 0 ? errno : 0;
 }
 

@@ -747,6 +747,43 @@ out:
 	teardown();
 }
 
+/* The removal of a delivered message is not waited for: no fdatasync
+ * of its own; the next commit's makes it durable; a reopen (what a
+ * restart after a crash of ternd alone reads) no longer has it. */
+static void
+test_remove_done(void)
+{
+	char err[256], a[QUEUE_ID_LEN + 1], b[QUEUE_ID_LEN + 1];
+	struct lspool_stats st0, st1;
+	struct lspool *sp;
+
+	setup();
+	t_case("remove_done: appended and applied, not synced");
+	sp = lspool_open(tdir, err, sizeof(err));
+	T_CHECK(sp != NULL);
+	if (sp == NULL)
+		goto out;
+	T_CHECK_INT(commit(sp, a, "first\r\n", 2048), 0);
+	T_CHECK_INT(commit(sp, b, "second\r\n", 2048), 0);
+	lspool_get_stats(sp, &st0);
+	T_CHECK_INT(lspool_remove_done(sp, a), 0);
+	lspool_get_stats(sp, &st1);
+	T_CHECK(st1.appends == st0.appends + 1);
+	T_CHECK(st1.fdatasyncs == st0.fdatasyncs);
+	T_CHECK(st1.sync_waits == st0.sync_waits);
+	T_CHECK(st1.removes == st0.removes + 1 && st1.live == 1);
+	/* gone for the queue at once: a second removal finds nothing */
+	T_CHECK(lspool_remove_done(sp, a) != 0 && errno == ENOENT);
+	T_CHECK_INT(lspool_remove(sp, b), 0);
+	lspool_get_stats(sp, &st1);
+	T_CHECK(st1.fdatasyncs == st0.fdatasyncs + 1);
+	sp = reopen(sp);
+	T_CHECK(sp != NULL && scan_count(sp) == 0);
+	lspool_close(sp);
+out:
+	teardown();
+}
+
 /* The legacy queue: made by the file spool (spool.c) itself. */
 static void
 test_import(void)
@@ -1205,6 +1242,7 @@ main(int argc, char **argv)
 	T_RUN(test_newer_refused);
 	T_RUN(test_compaction);
 	T_RUN(test_free_same_segment);
+	T_RUN(test_remove_done);
 	T_RUN(test_import);
 	T_RUN(test_dispatch);
 	T_RUN(test_concurrent);
