@@ -1099,6 +1099,46 @@ lspool_load(struct lspool *sp, const char *id, struct queue_env *out, char *err,
 	return r;
 }
 
+void
+lspool_test_hold(struct lspool *sp, bool hold)
+{
+	if (hold)
+		gsync_lock(&sp->mu);
+	else
+		gsync_unlock(&sp->mu);
+}
+
+int
+lspool_load_now(struct lspool *sp, const char *id, struct queue_env *out,
+    struct spool_data *data, char *err, size_t errlen)
+{
+	struct ent *e;
+	int r;
+
+	if (queue_check_id(id, err, errlen) != 0)
+		return -1;
+	/* a commit holds it for a pwritev, a new segment for its
+	   fallocate and syncs: never wait for that on the loop */
+	if (pthread_mutex_trylock(&sp->mu) != 0)
+		return -2;
+	queue_env_init(out);
+	data->fd = -1;
+	r = ls_load_locked(sp, ls_id_num(id), out, err, errlen);
+	if (r == 0) {
+		e = ls_find(sp, ls_id_num(id));
+		/* its own descriptor, as lspool_open_data's */
+		data->fd = fcntl(e->cseg->fd, F_DUPFD_CLOEXEC, 0);
+		data->off = e->coff;
+		data->len = e->clen;
+		if (data->fd < 0) {
+			queue_fail(err, errlen, "dup", "segment", id);
+			r = -1;
+		}
+	}
+	gsync_unlock(&sp->mu);
+	return r;
+}
+
 /* Write p[0..n) as corrupt/name (never over one there), synced. */
 static void
 ls_corrupt_file(

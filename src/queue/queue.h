@@ -309,6 +309,18 @@ int spool_load(struct spool *sp, const char *id, struct queue_env *out,
     char *err, size_t errlen) WUR;
 
 /*
+ * spool_load and spool_open_data together, only when that cannot block
+ * on a lock or a directory: the log (spool_open_log) with its lock free
+ * reads the envelope from its index's place (a pread, in the page cache
+ * for a message just committed).  Returns 0 or -1 as those two do (data
+ * opened only when the envelope loaded), or -2 (nothing done, out and
+ * data untouched): the file spool, or the log busy; then load on a
+ * thread.
+ */
+int spool_load_now(struct spool *sp, const char *id, struct queue_env *out,
+    struct spool_data *data, char *err, size_t errlen) WUR;
+
+/*
  * Call cb once for every envelope in env/ and held/ (env->held tells
  * which), in directory order.  env is freed when cb returns; cb keeps it by
  * moving it: `*mine = *env; queue_env_init(env);`.  An envelope that does

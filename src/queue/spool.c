@@ -518,6 +518,15 @@ sp_load_from(struct spool *sp, enum spool_dir dir, const char *id,
 }
 
 int
+spool_load_now(struct spool *sp, const char *id, struct queue_env *out,
+    struct spool_data *data, char *err, size_t errlen)
+{
+	if (sp->log == NULL)
+		return -2;
+	return lspool_load_now(sp->log, id, out, data, err, errlen);
+}
+
+int
 spool_load(struct spool *sp, const char *id, struct queue_env *out, char *err,
     size_t errlen)
 {
