@@ -872,10 +872,28 @@ rconn_busy_others(const struct rconn *c)
 }
 
 /*
- * DONE: the next waiting job over this session, or QUIT.  Also QUIT when
- * the destination asked to slow down and the other sessions already fill
- * its lowered limit: the limit is what the receiver gets, not only what
- * new connections see.
+ * Did the peer accept a recipient of this session's job?  Only then is
+ * the session kept idle for the next job: a peer that refuses or defers
+ * everything gains nothing from it, and one that serves a client a
+ * session at a time would hold the next connections in its backlog.
+ */
+static bool
+rconn_took_any(const struct rconn *c)
+{
+	size_t i;
+
+	for (i = 0; i < smtp_client_nrcpts(c->sc); i++)
+		if (smtp_client_result(c->sc, i)->cls == SMTP_RESULT_OK)
+			return true;
+	return false;
+}
+
+/*
+ * DONE: the next waiting job over this session; or, when none is
+ * waiting and the peer took a recipient, idle for REMOTE_IDLE_SECS; or
+ * QUIT.  Also QUIT when the destination asked to slow down and the other
+ * sessions already fill its lowered limit: the limit is what the
+ * receiver gets, not only what new connections see.
  */
 static void
 rconn_txn_done(struct rconn *c)
@@ -884,6 +902,7 @@ rconn_txn_done(struct rconn *c)
 	struct smtp_client_conf cf;
 	struct smtp_client_result res;
 	struct rjob *j;
+	bool took = rconn_took_any(c);
 
 	rconn_job_done(c);
 	while (rconn_busy_others(c) < c->d->slow.limit &&
@@ -903,7 +922,7 @@ rconn_txn_done(struct rconn *c)
 		job_set_all(j, &res);
 		job_finish(r, j, "none", "none");
 	}
-	if (!r->stopping && rconn_busy_others(c) < c->d->slow.limit) {
+	if (took && !r->stopping && rconn_busy_others(c) < c->d->slow.limit) {
 		c->idle = true;
 		rconn_arm(c, REMOTE_IDLE_SECS);
 		return;
