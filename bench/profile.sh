@@ -71,27 +71,30 @@ else
 	tern_start "$d" "$port"
 	WATCH=$(tern_maildirs "$d")
 fi
-if [ "$TOOL" = syscalls ]; then
-	# exact counts (tracepoints), divided by the messages; with B, the
-	# sink's own counter of connections (smtp-sink -c: conn=N)
+# under_perf ARGS...: the load with `perf ARGS -p ternd` running; sets OUT
+# (loadgen's line) and CPU_US (ternd's CPU per message)
+under_perf() {
+	local c0 c1
 	c0=$(cpu_ticks "$TERND_PID")
-	perf stat -x, -e 'syscalls:sys_enter_*' -e context-switches -p "$TERND_PID" \
-		-o "$W/stat.out" >/dev/null 2>&1 &
+	perf "$@" -p "$TERND_PID" >/dev/null 2>&1 &
 	PERF_PID=$!
 	sleep 0.5
-	out=$("$LOADGEN" -p "$port" -c "$PROF_SESSIONS" -n "$PROF_MESSAGES" -s "$PROF_SIZE" -r "$RCPTS" \
+	OUT=$("$LOADGEN" -p "$port" -c "$PROF_SESSIONS" -n "$PROF_MESSAGES" -s "$PROF_SIZE" -r "$RCPTS" \
 		$WATCH 2>/dev/null)
 	c1=$(cpu_ticks "$TERND_PID")
 	kill -INT "$PERF_PID"
 	wait "$PERF_PID"
-	n=$(kv "$out" ok)
-	echo "$out"
-	echo "ternd cpu_us_msg=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.0f", c / hz * 1e6 / n }') loadavg=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
-	[ "$PROF_SCEN" = B ] &&
-		echo "sink connections=$(tr '\r' '\n' <"$W/sink.out" | sed -n 's/.*conn=\([0-9]*\).*/\1/p' | tail -1)"
+	CPU_US=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$OUT" ok)" 'BEGIN { printf "%.0f", c / hz * 1e6 / n }')
+	echo "$OUT"
+}
+
+if [ "$TOOL" = syscalls ]; then
+	# exact counts (tracepoints), divided by the messages
+	under_perf stat -x, -e 'syscalls:sys_enter_*' -e context-switches -o "$W/stat.out"
+	echo "ternd cpu_us_msg=$CPU_US loadavg=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 	tern_stop
 	sink_stop
-	awk -F, -v n="$n" '$1 ~ /^[0-9]+$/ && $1 > 0 {
+	awk -F, -v n="$(kv "$OUT" ok)" '$1 ~ /^[0-9]+$/ && $1 > 0 {
 			name = $3; sub(/^syscalls:sys_enter_/, "", name)
 			if (name == "context-switches") { cs = $1; next }
 			tot += $1; printf "%8.2f %s\n", $1 / n, name
@@ -99,18 +102,8 @@ if [ "$TOOL" = syscalls ]; then
 		"$W/stat.out" | sort -rn | head -"$TOP"
 	exit 0
 fi
-c0=$(cpu_ticks "$TERND_PID")
-perf record -q -e cpu-clock -F 2000 --call-graph dwarf,16384 -p "$TERND_PID" -o "$W/perf.data" \
-	>/dev/null 2>&1 &
-PERF_PID=$!
-sleep 0.5
-out=$("$LOADGEN" -p "$port" -c "$PROF_SESSIONS" -n "$PROF_MESSAGES" -s "$PROF_SIZE" -r "$RCPTS" \
-	$WATCH 2>/dev/null)
-c1=$(cpu_ticks "$TERND_PID")
-kill -INT "$PERF_PID"
-wait "$PERF_PID"
-echo "$out"
-echo "ternd cpu_us_msg=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$out" ok)" 'BEGIN { printf "%.0f", c / hz * 1e6 / n }') elapsed=$(kv "$out" elapsed)"
+under_perf record -q -e cpu-clock -F 2000 --call-graph dwarf,16384 -o "$W/perf.data"
+echo "ternd cpu_us_msg=$CPU_US elapsed=$(kv "$OUT" elapsed)"
 echo "threads (utime+stime ticks):"
 for t in /proc/"$TERND_PID"/task/*; do
 	printf '  %-16s %s\n' "$(cat "$t/comm")" "$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$t/stat")"

@@ -7,51 +7,16 @@ that job nothing: it goes again to the same address over a new
 connection, it is not deferred.
 
 The receiver is the threaded one of test_outbound_throttle (counts its
-connections and the Message-IDs it accepted), found through an MX record
-that dnsmasq serves."""
+connections and the Message-IDs it accepted; drop_second: it closes a
+session at its second MAIL), found through an MX record that dnsmasq
+serves."""
 
 import time
 
 from conftest import SLOW, wait_for
-from test_outbound_throttle import FAR, Receiver, start_mta, submit
+from test_outbound_throttle import Receiver, start_mta, submit
 
 IDLE = 2    # REMOTE_IDLE_SECS
-
-
-class DropSecond(Receiver):
-    """Takes one message per connection; the next MAIL of the same
-    connection is met by closing it, without a reply (a peer whose own
-    idle timeout ran out as the client started its next transaction)."""
-
-    def converse(self, s):
-        f = s.makefile("rb")
-        s.sendall(b"220 mx.slow.test ESMTP\r\n")
-        took = False
-        for line in f:
-            verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                s.sendall(b"250-mx.slow.test\r\n250 ENHANCEDSTATUSCODES\r\n")
-            elif verb == b"MAIL" and took:
-                return
-            elif verb in (b"MAIL", b"RSET", b"NOOP", b"RCPT"):
-                s.sendall(b"250 2.0.0 ok\r\n")
-            elif verb == b"DATA":
-                s.sendall(b"354 go on\r\n")
-                mid = None
-                for body in f:
-                    if body == b".\r\n":
-                        break
-                    if body.lower().startswith(b"message-id:"):
-                        mid = body.split(b":", 1)[1].strip().decode()
-                with self.lock:
-                    self.ids.append(mid)
-                took = True
-                s.sendall(b"250 2.0.0 queued\r\n")
-            elif verb == b"QUIT":
-                s.sendall(b"221 2.0.0 bye\r\n")
-                return
-            else:
-                s.sendall(b"502 5.5.2 what\r\n")
 
 
 def send_one_by_one(t, rcv, n, tag):
@@ -88,7 +53,7 @@ def test_idle_session_closed_by_peer_costs_no_deferral(ternd, dnsmasq):
     """The receiver closes the idle session when the second message's
     MAIL comes: ternd connects again to the same address at once and the
     message arrives; a deferral would wait for queue.retry_first (600 s)."""
-    rcv = DropSecond()
+    rcv = Receiver(hold=0, drop_second=True)
     rcv.start()
     try:
         t = start_mta(ternd, dnsmasq, rcv,
