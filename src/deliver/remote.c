@@ -57,10 +57,10 @@
  * recipient's TEMP result (no retry at the next MX in the same attempt);
  * an idle session is kept REMOTE_IDLE_SECS at most, and is closed at once
  * when the peer says anything or closes meanwhile.  A job that an idle
- * session took and that fails there before the peer answered anything of
- * it (the peer closed the session as it was taken) is not moved to the
- * next address: it goes again to the same one, over a new connection,
- * once.  Which MX hosts are this server: dest.c.
+ * session took and that fails there undecided and not by a reply (the
+ * peer closed the session as it was taken) is not moved to the next
+ * address: it goes again to the same one, over a new connection, once.
+ * Which MX hosts are this server: dest.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -112,7 +112,7 @@ struct rconn {
 	struct rdest *d;
 	struct rjob *job;      /* NULL while idle or QUIT goes out */
 	bool idle;	       /* no job: waiting REMOTE_IDLE_SECS for one */
-	bool reused;	       /* job taken while idle, no reply to it yet */
+	bool reused;	       /* job taken while idle, not yet decided */
 	struct dns_result res; /* the hosts this slot walks */
 	size_t host, addr;     /* the address in use or next */
 	unsigned gen;	       /* bumped per socket: stale-callback check */
@@ -773,10 +773,11 @@ rconn_record_error(struct rconn *c)
 }
 
 /*
- * The job was taken by an idle session and failed before the peer
- * answered anything of it: the peer closed the session (its own idle
- * timeout, a restart) as it was taken.  That says nothing about the
- * address: true, with the socket closed, to connect to it again (once).
+ * The job was taken by an idle session and failed there undecided and
+ * not by a reply of the peer (the connection lost, a timeout): most
+ * likely the peer closed the session (its own idle timeout, a restart)
+ * as it was taken.  That says nothing about the address: true, with the
+ * socket closed, to connect to it again (once: reused is cleared).
  */
 static bool
 rconn_reuse_lost(struct rconn *c)
