@@ -6,6 +6,8 @@
 #   TOOL=callgrind bench/profile.sh   # valgrind --tool=callgrind, fixed count
 #   PROF_MESSAGES=20000 PROF_SESSIONS=50 PROF_SIZE=2048 bench/profile.sh
 #   PROF_SCEN=B bench/profile.sh  # scenario B: relay to smtp-sink instead
+#   TOOL=syscalls bench/profile.sh    # system calls and context switches
+#                                     # per message (perf stat tracepoints)
 #
 # Prints the top functions by self time and by inclusive time, and an
 # off-CPU view (where the loop and the workers wait: perf sched is not
@@ -69,18 +71,39 @@ else
 	tern_start "$d" "$port"
 	WATCH=$(tern_maildirs "$d")
 fi
-c0=$(cpu_ticks "$TERND_PID")
-perf record -q -e cpu-clock -F 2000 --call-graph dwarf,16384 -p "$TERND_PID" -o "$W/perf.data" \
-	>/dev/null 2>&1 &
-PERF_PID=$!
-sleep 0.5
-out=$("$LOADGEN" -p "$port" -c "$PROF_SESSIONS" -n "$PROF_MESSAGES" -s "$PROF_SIZE" -r "$RCPTS" \
-	$WATCH 2>/dev/null)
-c1=$(cpu_ticks "$TERND_PID")
-kill -INT "$PERF_PID"
-wait "$PERF_PID"
-echo "$out"
-echo "ternd cpu_us_msg=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$out" ok)" 'BEGIN { printf "%.0f", c / hz * 1e6 / n }') elapsed=$(kv "$out" elapsed)"
+# under_perf ARGS...: the load with `perf ARGS -p ternd` running; sets OUT
+# (loadgen's line) and CPU_US (ternd's CPU per message)
+under_perf() {
+	local c0 c1
+	c0=$(cpu_ticks "$TERND_PID")
+	perf "$@" -p "$TERND_PID" >/dev/null 2>&1 &
+	PERF_PID=$!
+	sleep 0.5
+	OUT=$("$LOADGEN" -p "$port" -c "$PROF_SESSIONS" -n "$PROF_MESSAGES" -s "$PROF_SIZE" -r "$RCPTS" \
+		$WATCH 2>/dev/null)
+	c1=$(cpu_ticks "$TERND_PID")
+	kill -INT "$PERF_PID"
+	wait "$PERF_PID"
+	CPU_US=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$(kv "$OUT" ok)" 'BEGIN { printf "%.0f", c / hz * 1e6 / n }')
+	echo "$OUT"
+}
+
+if [ "$TOOL" = syscalls ]; then
+	# exact counts (tracepoints), divided by the messages
+	under_perf stat -x, -e 'syscalls:sys_enter_*' -e context-switches -o "$W/stat.out"
+	echo "ternd cpu_us_msg=$CPU_US loadavg=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
+	tern_stop
+	sink_stop
+	awk -F, -v n="$(kv "$OUT" ok)" '$1 ~ /^[0-9]+$/ && $1 > 0 {
+			name = $3; sub(/^syscalls:sys_enter_/, "", name)
+			if (name == "context-switches") { cs = $1; next }
+			tot += $1; printf "%8.2f %s\n", $1 / n, name
+		} END { printf "%8.2f total syscalls\n%8.2f context-switches\n", tot / n, cs / n }' \
+		"$W/stat.out" | sort -rn | head -"$TOP"
+	exit 0
+fi
+under_perf record -q -e cpu-clock -F 2000 --call-graph dwarf,16384 -o "$W/perf.data"
+echo "ternd cpu_us_msg=$CPU_US elapsed=$(kv "$OUT" elapsed)"
 echo "threads (utime+stime ticks):"
 for t in /proc/"$TERND_PID"/task/*; do
 	printf '  %-16s %s\n' "$(cat "$t/comm")" "$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$t/stat")"

@@ -606,6 +606,9 @@ dest_kick(struct rdest *d)
 	struct remote *r = d->r;
 	uint64_t wait;
 
+	/* idle sessions first: no new connection while one is open */
+	while (!r->stopping && rconn_idle_take(d))
+		;
 	while (d->wait.head != NULL && d->nconns < d->slow.limit) {
 		if (d->lmtp_unix != NULL && d->res == NULL)
 			dest_unix_res(d);

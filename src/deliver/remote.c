@@ -17,7 +17,9 @@
  *   struct rconn  one connection slot: a job and a copy of the MX list it
  *                 walks (host by host, address by address) until a session
  *                 decides the job; then the next waiting job goes over the
- *                 same session (RSET/MAIL), or QUIT.
+ *                 same session (MAIL), or it stays idle for
+ *                 REMOTE_IDLE_SECS until a job comes (rconn_idle_take),
+ *                 then QUIT.
  *
  * Invariants:
  *  - done callbacks never run inside the module's own processing: a
@@ -53,8 +55,12 @@
  * connection holds well under 1 MiB whatever the message size; unparsed
  * input stops being read at REMOTE_IN_HIGH.  A 4xx to one RCPT is that
  * recipient's TEMP result (no retry at the next MX in the same attempt);
- * idle connections are not kept after QUIT.  Which MX hosts are this
- * server: dest.c.
+ * an idle session is kept REMOTE_IDLE_SECS at most, and is closed at once
+ * when the peer says anything or closes meanwhile.  A job that an idle
+ * session took and that fails there undecided and not by a reply (the
+ * peer closed the session as it was taken) is not moved to the next
+ * address: it goes again to the same one, over a new connection, once.
+ * Which MX hosts are this server: dest.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -104,7 +110,9 @@ enum rconn_phase { PH_CONNECT, PH_SMTP, PH_TLS, PH_BODY };
 struct rconn {
 	struct rconn *next; /* in d->conns */
 	struct rdest *d;
-	struct rjob *job;      /* NULL while QUIT goes out */
+	struct rjob *job;      /* NULL while idle or QUIT goes out */
+	bool idle;	       /* no job: waiting REMOTE_IDLE_SECS for one */
+	bool reused;	       /* job taken while idle, not yet decided */
 	struct dns_result res; /* the hosts this slot walks */
 	size_t host, addr;     /* the address in use or next */
 	unsigned gen;	       /* bumped per socket: stale-callback check */
@@ -408,6 +416,7 @@ rconn_job_done(struct rconn *c)
 	rconn_feedback(c, j);
 	str_fmt_cut(j->mx, sizeof(j->mx), "%s", c->last_mx);
 	c->job = NULL;
+	c->reused = false;
 	job_finish(c->d->r, j, c->host_log, c->addr_log);
 }
 
@@ -763,6 +772,25 @@ rconn_record_error(struct rconn *c)
 	}
 }
 
+/*
+ * The job was taken by an idle session and failed there undecided and
+ * not by a reply of the peer (the connection lost, a timeout): most
+ * likely the peer closed the session (its own idle timeout, a restart)
+ * as it was taken.  That says nothing about the address: true, with the
+ * socket closed, to connect to it again (once: reused is cleared).
+ */
+static bool
+rconn_reuse_lost(struct rconn *c)
+{
+	if (!c->reused || smtp_client_error(c->sc)->remote)
+		return false;
+	c->reused = false;
+	log_info("id=%s mx=%s addr=%s event=session_reuse status=lost",
+	    rconn_id(c), c->host_log, c->addr_log);
+	rconn_close_socket(c);
+	return true;
+}
+
 /* FAILED: finish a decided job, or go on to the next address. */
 static int
 rconn_failed(struct rconn *c)
@@ -781,6 +809,8 @@ rconn_failed(struct rconn *c)
 		rconn_free(c);
 		return -1;
 	}
+	if (rconn_reuse_lost(c))
+		return rconn_try(c);
 	rconn_record_error(c);
 	if (rconn_sts_enforce(c) && strcmp(c->last.enh, "4.7.4") == 0)
 		log_info("id=%s mx=%s addr=%s event=mta_sts status=failed "
@@ -843,10 +873,28 @@ rconn_busy_others(const struct rconn *c)
 }
 
 /*
- * DONE: the next waiting job over this session, or QUIT.  Also QUIT when
- * the destination asked to slow down and the other sessions already fill
- * its lowered limit: the limit is what the receiver gets, not only what
- * new connections see.
+ * Did the peer accept a recipient of this session's job?  Only then is
+ * the session kept idle for the next job: a peer that refuses or defers
+ * everything gains nothing from it, and one that serves a client a
+ * session at a time would hold the next connections in its backlog.
+ */
+static bool
+rconn_took_any(const struct rconn *c)
+{
+	size_t i;
+
+	for (i = 0; i < smtp_client_nrcpts(c->sc); i++)
+		if (smtp_client_result(c->sc, i)->cls == SMTP_RESULT_OK)
+			return true;
+	return false;
+}
+
+/*
+ * DONE: the next waiting job over this session; or, when none is
+ * waiting and the peer took a recipient, idle for REMOTE_IDLE_SECS; or
+ * QUIT.  Also QUIT when the destination asked to slow down and the other
+ * sessions already fill its lowered limit: the limit is what the
+ * receiver gets, not only what new connections see.
  */
 static void
 rconn_txn_done(struct rconn *c)
@@ -855,6 +903,7 @@ rconn_txn_done(struct rconn *c)
 	struct smtp_client_conf cf;
 	struct smtp_client_result res;
 	struct rjob *j;
+	bool took = rconn_took_any(c);
 
 	rconn_job_done(c);
 	while (rconn_busy_others(c) < c->d->slow.limit &&
@@ -874,7 +923,75 @@ rconn_txn_done(struct rconn *c)
 		job_set_all(j, &res);
 		job_finish(r, j, "none", "none");
 	}
+	if (took && !r->stopping && rconn_busy_others(c) < c->d->slow.limit) {
+		c->idle = true;
+		rconn_arm(c, REMOTE_IDLE_SECS);
+		return;
+	}
 	smtp_client_quit(c->sc);
+}
+
+/* Start job j on the idle session c: 0 while c lives, -1 once freed. */
+static int
+rconn_idle_start(struct rconn *c, struct rjob *j)
+{
+	struct remote *r = c->d->r;
+	struct smtp_client_conf cf;
+	struct smtp_client_result res;
+
+	job_client_conf(r, j, &cf);
+	if (smtp_client_reset_message(c->sc, &cf) != 0) {
+		/* remote_deliver() checked the envelope: not reached */
+		smtp_client_result_set(&res, SMTP_RESULT_PERM, 554, "5.3.0",
+		    "The envelope cannot be sent");
+		job_set_all(j, &res);
+		job_finish(r, j, "none", "none");
+		return 0;
+	}
+	c->idle = false;
+	c->reused = true;
+	c->job = j;
+	c->job_host = c->host;
+	c->reqtls_refused = 0;
+	c->body_sent = false;
+	c->shell_err = false;
+	return rconn_drive(c);
+}
+
+bool
+rconn_idle_take(struct rdest *d)
+{
+	struct rconn *c;
+
+	if (d->wait.head == NULL)
+		return false;
+	for (c = d->conns; c != NULL; c = c->next)
+		if (c->idle && rconn_busy_others(c) < d->slow.limit) {
+			(void)rconn_idle_start(c, jobq_pop(&d->wait));
+			return true;
+		}
+	return false;
+}
+
+/* The idle session c ends: QUIT (c is freed when it is answered). */
+static int
+rconn_idle_end(struct rconn *c)
+{
+	c->idle = false;
+	smtp_client_quit(c->sc);
+	return rconn_drive(c);
+}
+
+void
+rconn_idle_quit(struct rdest *d)
+{
+	struct rconn *c, *next;
+
+	for (c = d->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->idle)
+			(void)rconn_idle_end(c);
+	}
 }
 
 /*
@@ -943,7 +1060,7 @@ rconn_act(struct rconn *c, enum smtp_client_action act, bool progress)
 		rconn_tlsrpt(c, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
 		if (!rconn_reqtls_refused(c))
 			rconn_txn_done(c);
-		return 1;
+		return c->idle ? 0 : 1;
 	case SMTP_CLIENT_CLOSED:
 		rconn_close_notify(c);
 		if (c->reqtls_next) /* QUIT after a REQUIRETLS refusal */
@@ -1693,7 +1810,9 @@ rconn_on_read(struct bufferevent *bev, void *arg)
 	struct rdest *d = c->d;
 
 	(void)bev;
-	if (c->phase == PH_SMTP)
+	if (c->idle) /* the peer spoke unasked (a 421 timeout...): over */
+		rconn_free(c);
+	else if (c->phase == PH_SMTP)
 		(void)rconn_drive(c);
 	dest_settle(d);
 }
@@ -1781,7 +1900,9 @@ rconn_on_event(struct bufferevent *bev, short what, void *arg)
 	unsigned gen = c->gen;
 	char why[256];
 
-	if (what & BEV_EVENT_CONNECTED) {
+	if (c->idle) { /* closed by the peer while idle */
+		rconn_free(c);
+	} else if (what & BEV_EVENT_CONNECTED) {
 		if (c->phase == PH_TLS)
 			(void)rconn_tls_up(c);
 	} else if (c->phase == PH_TLS) {
@@ -1802,7 +1923,9 @@ rconn_on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->job == NULL) {
+	if (c->idle) {
+		(void)rconn_idle_end(c);
+	} else if (c->job == NULL) {
 		rconn_free(c);
 	} else if (c->phase == PH_TLS) {
 		(void)rconn_tls_failed(c, "timeout");
@@ -2092,15 +2215,22 @@ remote_cancel(struct remote *r, void *arg)
 void
 remote_stop(struct remote *r)
 {
-	struct rdest *d, *next;
-	size_t i;
-
 	r->stopping = true;
 	if (r->sts != NULL)
 		mtasts_stop(r->sts);
+	remote_idle_quit(r);
+}
+
+void
+remote_idle_quit(struct remote *r)
+{
+	struct rdest *d, *next;
+	size_t i;
+
 	for (i = 0; i < REMOTE_BUCKETS; i++)
 		for (d = r->buckets[i]; d != NULL; d = next) {
 			next = d->next;
+			rconn_idle_quit(d);
 			dest_settle(d);
 		}
 }

@@ -232,6 +232,10 @@ void remote_stop(struct remote *r);
  * the next connection asks again (`tern queue requeue`; dest.c). */
 void remote_forget_dns(struct remote *r, const char *domain);
 
+/* Every session kept idle for the next message (REMOTE_IDLE_SECS,
+ * remote.c) QUITs now instead of when its time is up. */
+void remote_idle_quit(struct remote *r);
+
 /* Connections open now (all destinations), for tests and metrics. */
 unsigned remote_connections(const struct remote *r);
 

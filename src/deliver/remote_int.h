@@ -29,6 +29,13 @@
    less when the peer says so */
 #define REMOTE_TLS_SESSIONS	1024
 #define REMOTE_TLS_SESSION_LIFE 3600
+/* A session whose job is done and which has no waiting job to take stays
+   open this long for the next message to the destination, then QUITs:
+   under a steady flow the next job comes within milliseconds and saves a
+   TCP handshake, a greeting, EHLO (and STARTTLS) and QUIT; 2 s is
+   Postfix's smtp_connection_cache_time_limit, far below the 5 minutes a
+   server must wait for a client's next command (RFC 5321 4.5.3.2.7) */
+#define REMOTE_IDLE_SECS 2
 
 struct rdest;
 struct rconn;
@@ -81,5 +88,14 @@ void remote_tlsrpt_domain(struct rdest *d, const struct sts_policy *sp,
 
 /* A connection slot of d for j, counted in d at once; it walks d->res. */
 void rconn_new(struct rdest *d, struct rjob *j);
+
+/*
+ * A session of d left idle after its last job (REMOTE_IDLE_SECS) takes
+ * the first waiting job: true when one did (the job may have finished at
+ * once), false when d has no idle session.  rconn_idle_quit: every idle
+ * session of d QUITs now (ternd stopping).
+ */
+bool rconn_idle_take(struct rdest *d);
+void rconn_idle_quit(struct rdest *d);
 
 #endif

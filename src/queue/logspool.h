@@ -34,6 +34,15 @@ int lspool_commit(struct lspool *sp, struct queue_env *env,
     const struct iovec *content, int iovcnt, char *err, size_t errlen) WUR;
 int lspool_update(struct lspool *sp, const struct queue_env *env) WUR;
 int lspool_remove(struct lspool *sp, const char *id) WUR;
+/* The same, for a message whose delivery is over: the REMOVE record is
+ * appended and applied but not waited for (queue.h, spool_remove_done). */
+int lspool_remove_done(struct lspool *sp, const char *id) WUR;
+/* For the unit test: hold (or let go of) the lock as a thread in the
+ * middle of an append holds it. */
+void lspool_test_hold(struct lspool *sp, bool hold);
+/* spool_load_now (queue.h): -2 when the lock is held by another thread. */
+int lspool_load_now(struct lspool *sp, const char *id, struct queue_env *out,
+    struct spool_data *data, char *err, size_t errlen) WUR;
 int lspool_hold(struct lspool *sp, const char *id) WUR;
 int lspool_release(struct lspool *sp, const char *id) WUR;
 /* The content of id: out->fd (the caller closes it), out->off, out->len. */

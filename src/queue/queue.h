@@ -275,6 +275,14 @@ int spool_commit(struct spool *sp, struct queue_env *env,
 int spool_update(struct spool *sp, const struct queue_env *env) WUR;
 /* Remove a message, queued or held: env/ID (or held/ID), then data/ID. */
 int spool_remove(struct spool *sp, const char *id) WUR;
+/*
+ * The same, for a message whose delivery is over (every recipient done,
+ * its DSNs queued).  The log (spool_open_log) does not wait for the
+ * removal to be durable: it becomes so with the next group fdatasync, and
+ * a power failure before that delivers the message again, never loses
+ * one.  The file spool removes as spool_remove does.
+ */
+int spool_remove_done(struct spool *sp, const char *id) WUR;
 int spool_hold(struct spool *sp, const char *id) WUR;	 /* env/ -> held/ */
 int spool_release(struct spool *sp, const char *id) WUR; /* held/ -> env/ */
 
@@ -299,6 +307,18 @@ int spool_open_data(
  */
 int spool_load(struct spool *sp, const char *id, struct queue_env *out,
     char *err, size_t errlen) WUR;
+
+/*
+ * spool_load and spool_open_data together, only when that cannot block
+ * on a lock or a directory: the log (spool_open_log) with its lock free
+ * reads the envelope from its index's place (a pread, in the page cache
+ * for a message just committed).  Returns 0 or -1 as those two do (data
+ * opened only when the envelope loaded), or -2 (nothing done, out and
+ * data untouched): the file spool, or the log busy; then load on a
+ * thread.
+ */
+int spool_load_now(struct spool *sp, const char *id, struct queue_env *out,
+    struct spool_data *data, char *err, size_t errlen) WUR;
 
 /*
  * Call cb once for every envelope in env/ and held/ (env->held tells

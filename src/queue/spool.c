@@ -360,6 +360,14 @@ sp_unlink_env(struct spool *sp, const char *id, enum spool_dir *dir_out)
 }
 
 int
+spool_remove_done(struct spool *sp, const char *id)
+{
+	if (sp->log != NULL)
+		return lspool_remove_done(sp->log, id);
+	return spool_remove(sp, id);
+}
+
+int
 spool_remove(struct spool *sp, const char *id)
 {
 	char err[SPOOL_ERR_MAX];
@@ -507,6 +515,15 @@ sp_load_from(struct spool *sp, enum spool_dir dir, const char *id,
 	}
 	out->held = dir == SP_HELD;
 	return 0;
+}
+
+int
+spool_load_now(struct spool *sp, const char *id, struct queue_env *out,
+    struct spool_data *data, char *err, size_t errlen)
+{
+	if (sp->log == NULL)
+		return -2;
+	return lspool_load_now(sp->log, id, out, data, err, errlen);
 }
 
 int

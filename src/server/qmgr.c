@@ -63,6 +63,10 @@ struct qmgr {
 	struct qsettings *cur;
 	struct qsettings *all;
 	struct dsn_limit *dsnlim; /* limits.dsn_per_client, _per_domain */
+	/* attempts loaded on the loop (spool_load_now), their done() run
+	   from loaded_ev: not inside qmgr_run_due's walk of the schedule */
+	struct job *loaded, **loaded_tail;
+	struct event *loaded_ev;
 };
 
 static void qmgr_kick(struct qmgr *q);
@@ -594,6 +598,46 @@ attempt_load_done(struct job *j)
 	lookup_ask(at->q->srv->lookups, &at->route.lk);
 }
 
+/* The attempts loaded on the loop go on, as a worker's would. */
+static void
+on_loaded(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmgr *q = arg;
+	struct job *j = q->loaded, *next;
+
+	(void)fd;
+	(void)what;
+	q->loaded = NULL;
+	q->loaded_tail = &q->loaded;
+	for (; j != NULL; j = next) {
+		next = j->next;
+		j->done(j);
+	}
+}
+
+/*
+ * The envelope and the content of a message just committed are in the
+ * log's index and the page cache: reading them here costs less than the
+ * hop to a worker and back (a futex wake, an eventfd write and read, two
+ * context switches).  false when that would block: a worker does it.
+ */
+static bool
+attempt_load_now(struct qmgr *q, struct attempt *at)
+{
+	int r = spool_load_now(q->srv->spool, at->e->id, &at->env, &at->data,
+	    at->err, sizeof(at->err));
+
+	if (r == -2)
+		return false;
+	at->rc = r;
+	at->err_no = r != 0 ? errno : 0;
+	at->job.next = NULL;
+	*q->loaded_tail = &at->job;
+	q->loaded_tail = &at->job.next;
+	event_active(q->loaded_ev, EV_TIMEOUT, 1);
+	return true;
+}
+
 static void
 attempt_begin(struct qmgr *q, struct sched_ent *e)
 {
@@ -611,7 +655,8 @@ attempt_begin(struct qmgr *q, struct sched_ent *e)
 	e->busy = true;
 	q->inflight++;
 	q->jobs++;
-	workers_submit(q->srv->workers, &at->job);
+	if (!attempt_load_now(q, at))
+		workers_submit(q->srv->workers, &at->job);
 }
 
 /* ---- the end of an attempt: DSNs, envelope, schedule ----------------- */
@@ -997,8 +1042,9 @@ finish_run(struct job *j)
 	buf_free(&orig);
 	if (f->plan.owed)
 		finish_owed_schedule(f);
-	f->rc = f->plan.remove ? spool_remove(at->q->srv->spool, at->env.id)
-			       : spool_update(at->q->srv->spool, &at->env);
+	f->rc = f->plan.remove
+		    ? spool_remove_done(at->q->srv->spool, at->env.id)
+		    : spool_update(at->q->srv->spool, &at->env);
 	f->err_no = f->rc != 0 ? errno : 0;
 }
 
@@ -1417,6 +1463,9 @@ qmgr_new(struct server *s)
 		fatalx("event=startup step=mta_sts error=\"%s\"", err);
 	qmgr_settings_start(q, s);
 	q->timer = evtimer_new(s->base, on_qmgr_timer, q);
+	q->loaded_tail = &q->loaded;
+	if ((q->loaded_ev = event_new(s->base, -1, 0, on_loaded, q)) == NULL)
+		fatal("event=startup step=qmgr_event");
 	qmgr_kick(q);
 	return q;
 }
@@ -1437,6 +1486,7 @@ qmgr_free(struct qmgr *q)
 	mtasts_free(q->sts); /* after the engines: they ask no more */
 	dsn_limit_free(q->dsnlim);
 	event_free(q->timer);
+	event_free(q->loaded_ev);
 	sched_free(q->sched);
 	free(q);
 }

@@ -460,13 +460,18 @@ def test_enforce_never_resumes_an_opportunistic_session(
         ternd, dnsmasq, pki, policy_server):
     """example.com (no policy) and example.net (enforce) share the MX host
     mx.example.net: the session made for the first, where any certificate
-    would do, is not offered under the policy; the policy's own is."""
+    would do, is not offered under the policy; the policy's own is.  A
+    session stays idle for the next message a while (REMOTE_IDLE_SECS):
+    the second message to example.net goes once both sessions have QUIT,
+    so it makes a new connection and a handshake."""
     https = policy_server()
     a, b, _ = two_mtas_sts(ternd, dnsmasq, pki, https)
     send(a, ANN)
     wait_for(lambda: b.messages(ANN), "delivery to example.com")
     send(a, BEN)
     wait_for(lambda: b.messages(BEN), "first delivery to example.net")
+    wait_for(lambda: b.log().count("reason=quit messages=1") >= 2,
+             "A's two sessions to QUIT")
     send(a, BEN)
     wait_for(lambda: len(b.messages(BEN)) == 2, "second delivery")
     got = re.findall(r"event=tls version=\S+ \S+ tls_resumed=(yes|no) "

@@ -26,9 +26,12 @@ SENDER = "claire@example.org"
 class Receiver(threading.Thread):
     """refuse_every=2: connections 2, 4, 6... get "421 4.7.0" as their
     greeting and are closed; hold: seconds each accepted message waits
-    before its 250, so sessions overlap as they would at a busy MX."""
+    before its 250, so sessions overlap as they would at a busy MX;
+    drop_second: a connection takes one message, and its next MAIL is
+    met by closing it without a reply (a peer whose own idle timeout ran
+    out as the client began its next transaction)."""
 
-    def __init__(self, refuse_every=0, hold=0.2):
+    def __init__(self, refuse_every=0, hold=0.2, drop_second=False):
         super().__init__(daemon=True)
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -37,6 +40,7 @@ class Receiver(threading.Thread):
         self.port = self.srv.getsockname()[1]
         self.refuse_every = refuse_every
         self.hold = hold
+        self.drop_second = drop_second
         self.lock = threading.Lock()
         self.n = 0              # connections accepted
         self.starts = []        # monotonic time of each
@@ -90,11 +94,14 @@ class Receiver(threading.Thread):
     def converse(self, s):
         f = s.makefile("rb")
         s.sendall(b"220 mx.slow.test ESMTP\r\n")
+        took = False
         while True:
             line = f.readline()
             if not line:
                 return
             verb = line[:4].upper()
+            if verb == b"MAIL" and took and self.drop_second:
+                return
             if verb in (b"EHLO", b"HELO"):
                 s.sendall(b"250-mx.slow.test\r\n250-8BITMIME\r\n"
                           b"250 ENHANCEDSTATUSCODES\r\n")
@@ -111,6 +118,7 @@ class Receiver(threading.Thread):
                 time.sleep(self.hold)
                 with self.lock:
                     self.ids.append(mid)
+                took = True
                 s.sendall(b"250 2.0.0 queued\r\n")
             elif verb == b"QUIT":
                 s.sendall(b"221 2.0.0 bye\r\n")

@@ -282,11 +282,15 @@ def test_resumed_session_stays_verified(ternd, dnsmasq, smarthost, tmp_path,
     """The second connection to the smarthost resumes the first one's TLS
     session (src/tls/sesscache.h): no certificate is sent then, and the
     verdict comes back with the session, so the peer still counts as
-    verified and gets the credentials again."""
+    verified and gets the credentials again.  The first session stays idle
+    for the next message for a while (REMOTE_IDLE_SECS): the second message
+    goes once it has QUIT, so it takes a new connection."""
     host = smarthost("good")
     t = relay_through(ternd, dnsmasq, tmp_path, host,
                       relay__smarthost_ca_file=str(pki / "ca.pem"))
     assert_delivered_with_auth(t, host)
+    wait_for(lambda: any(ln.upper().startswith(b"QUIT") for ln in host.lines),
+             "the idle session to QUIT")
     check(t.send_raw("claire@example.org", ["bob@example.com"], MSG), 250)
     wait_for(lambda: len(host.messages) == 2, "the second message")
     wait_for(lambda: t.queue_list() == [], "the queue to empty")

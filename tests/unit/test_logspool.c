@@ -747,6 +747,113 @@ out:
 	teardown();
 }
 
+/* The removal of a delivered message is not waited for: no fdatasync
+ * of its own; the next commit's makes it durable; a reopen (what a
+ * restart after a crash of ternd alone reads) no longer has it. */
+static void
+test_remove_done(void)
+{
+	char err[256], a[QUEUE_ID_LEN + 1], b[QUEUE_ID_LEN + 1];
+	struct lspool_stats st0, st1;
+	struct lspool *sp;
+
+	setup();
+	t_case("remove_done: appended and applied, not synced");
+	sp = lspool_open(tdir, err, sizeof(err));
+	T_CHECK(sp != NULL);
+	if (sp == NULL)
+		goto out;
+	T_CHECK_INT(commit(sp, a, "first\r\n", 2048), 0);
+	T_CHECK_INT(commit(sp, b, "second\r\n", 2048), 0);
+	lspool_get_stats(sp, &st0);
+	T_CHECK_INT(lspool_remove_done(sp, a), 0);
+	lspool_get_stats(sp, &st1);
+	T_CHECK(st1.appends == st0.appends + 1);
+	T_CHECK(st1.fdatasyncs == st0.fdatasyncs);
+	T_CHECK(st1.sync_waits == st0.sync_waits);
+	T_CHECK(st1.removes == st0.removes + 1 && st1.live == 1);
+	/* gone for the queue at once: a second removal finds nothing */
+	T_CHECK(lspool_remove_done(sp, a) != 0 && errno == ENOENT);
+	T_CHECK_INT(lspool_remove(sp, b), 0);
+	lspool_get_stats(sp, &st1);
+	T_CHECK(st1.fdatasyncs == st0.fdatasyncs + 1);
+	sp = reopen(sp);
+	T_CHECK(sp != NULL && scan_count(sp) == 0);
+	lspool_close(sp);
+out:
+	teardown();
+}
+
+/* lspool_load_now: what lspool_load and lspool_open_data give, in one
+ * call; ENOENT for a removed id; -2 while another thread holds the lock
+ * (a commit in flight), so the loop never waits for it. */
+struct holder {
+	struct lspool *sp;
+	char id[QUEUE_ID_LEN + 1];
+	int r;
+};
+
+static void *
+load_now_elsewhere(void *arg)
+{
+	struct holder *h = arg;
+	struct queue_env e;
+	struct spool_data d;
+	char err[256];
+
+	h->r = lspool_load_now(h->sp, h->id, &e, &d, err, sizeof(err));
+	if (h->r == 0) {
+		queue_env_free(&e);
+		close(d.fd);
+	}
+	return NULL;
+}
+
+static void
+test_load_now(void)
+{
+	char err[256], a[QUEUE_ID_LEN + 1], got[16];
+	struct queue_env e;
+	struct spool_data d;
+	struct lspool *sp;
+	struct holder h;
+	pthread_t th;
+
+	setup();
+	t_case("load_now: the envelope and the content, without a worker");
+	sp = lspool_open(tdir, err, sizeof(err));
+	T_CHECK(sp != NULL);
+	if (sp == NULL)
+		goto out;
+	T_CHECK_INT(commit(sp, a, "loaded\r\n", 2048), 0);
+	T_CHECK_INT(lspool_load_now(sp, a, &e, &d, err, sizeof(err)), 0);
+	T_CHECK_STR(e.id, a);
+	T_CHECK_STR(e.rcpt[0].addr, "ben@example.net");
+	T_CHECK(d.fd >= 0 && d.len == 2048);
+	T_CHECK(pread(d.fd, got, 8, (off_t)d.off) == 8 &&
+		memcmp(got, "loaded\r\n", 8) == 0);
+	queue_env_free(&e);
+	close(d.fd);
+
+	t_case("load_now: -2 while another thread holds the lock");
+	h.sp = sp;
+	memcpy(h.id, a, sizeof(h.id));
+	lspool_test_hold(sp, true);
+	T_CHECK(pthread_create(&th, NULL, load_now_elsewhere, &h) == 0);
+	T_CHECK(pthread_join(th, NULL) == 0);
+	lspool_test_hold(sp, false);
+	T_CHECK_INT(h.r, -2);
+
+	t_case("load_now: a removed message is ENOENT");
+	T_CHECK_INT(lspool_remove(sp, a), 0);
+	T_CHECK_INT(lspool_load_now(sp, a, &e, &d, err, sizeof(err)), -1);
+	T_CHECK_INT(errno, ENOENT);
+	T_CHECK_INT(d.fd, -1);
+	lspool_close(sp);
+out:
+	teardown();
+}
+
 /* The legacy queue: made by the file spool (spool.c) itself. */
 static void
 test_import(void)
@@ -1205,6 +1312,8 @@ main(int argc, char **argv)
 	T_RUN(test_newer_refused);
 	T_RUN(test_compaction);
 	T_RUN(test_free_same_segment);
+	T_RUN(test_remove_done);
+	T_RUN(test_load_now);
 	T_RUN(test_import);
 	T_RUN(test_dispatch);
 	T_RUN(test_concurrent);

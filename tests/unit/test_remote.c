@@ -486,11 +486,14 @@ loop_until(const int *cond, int want, unsigned ms)
 		loop_ms(10);
 }
 
+/* Sessions kept idle for a next message QUIT now, not in
+ * REMOTE_IDLE_SECS; then wait until every connection is gone. */
 static void
-loop_until_idle(const struct remote *r, unsigned ms)
+loop_until_idle(struct remote *r, unsigned ms)
 {
 	uint64_t end = time_now_ms() + ms;
 
+	remote_idle_quit(r);
 	while (remote_connections(r) > 0 && time_now_ms() < end)
 		loop_ms(10);
 }
@@ -805,6 +808,7 @@ test_421_greeting_then_next(void)
 
 	t_case("both 421: TEMP with the last greeting");
 	b->conf.greet = 421;
+	loop_until_idle(r, WAIT_MS); /* the next message connects anew */
 	send_small(r, "greet.test", "b@greet.test", &g);
 	loop_until(&g.calls, 1, WAIT_MS);
 	T_CHECK_INT(g.res[0].cls, SMTP_RESULT_TEMP);
@@ -1242,6 +1246,7 @@ test_stall(void)
 	t_case("the first MX closes at MAIL: the next one");
 	a->conf.stall_on = NULL;
 	a->conf.close_on = "MAIL";
+	loop_until_idle(r, WAIT_MS); /* the next message connects anew */
 	send_small(r, "stall.test", "b@stall.test", &g);
 	loop_until(&g.calls, 1, WAIT_MS);
 	T_CHECK_INT(g.res[0].cls, SMTP_RESULT_OK);
