@@ -71,6 +71,7 @@ void rate_block(
  * every key (nothing was counted while there is no limit); from 0, the
  * keys start empty.  O(slots): once per reload, not per event.
  */
-void rate_table_set_limit(struct rate_table *t, unsigned limit, uint64_t now_ms);
+void rate_table_set_limit(
+    struct rate_table *t, unsigned limit, uint64_t now_ms);
 
 #endif

@@ -223,15 +223,15 @@ grey_shared(const struct conf *cf)
 
 /* The store of cf: its database's, or STATE/greylist.db.  -1 with err. */
 static int
-grey_open(const struct conf *cf, struct greylist **out, char *err,
-    size_t errlen)
+grey_open(
+    const struct conf *cf, struct greylist **out, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 
 	if (grey_shared(cf)) {
 		/* several MX nodes on one database agree on every triplet */
-		if (greylist_open_pgsql(cf->tables_users + 6, out, err, errlen) !=
-		    0)
+		if (greylist_open_pgsql(
+			cf->tables_users + 6, out, err, errlen) != 0)
 			return -1;
 		log_info("event=greylist_open store=pgsql delay=%u expire=%u",
 		    cf->greylist_delay, cf->greylist_expire);

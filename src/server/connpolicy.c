@@ -79,7 +79,7 @@ struct policy_pool {
 struct conn_policy {
 	struct conn *c;
 	struct policy_pool *pool; /* of the session's policy.servers */
-	struct event *timer; /* done() from the loop */
+	struct event *timer;	  /* done() from the loop */
 	enum conn_policy_stage stage;
 	unsigned cur; /* the server asked */
 	struct buf req;

@@ -131,14 +131,15 @@ connrate_new(const struct conf *cf, char *err, size_t errlen)
 		fatal("event=startup step=connrate_key");
 	cr_limits(cr, cf);
 	for (i = 0; i < CR_N; i++)
-		cr->t[i] = cr_table(i == CR_PENALTY ? 1 : cr->max[i], windows[i]);
+		cr->t[i] =
+		    cr_table(i == CR_PENALTY ? 1 : cr->max[i], windows[i]);
 	cr->logged = cr_table(1, CONNRATE_MIN_MS);
 	return cr;
 }
 
 void
-connrate_reload(struct connrate *cr, const struct conf *cf,
-    struct netlist *exempt)
+connrate_reload(
+    struct connrate *cr, const struct conf *cf, struct netlist *exempt)
 {
 	uint64_t now = time_now_ms();
 	size_t i;

@@ -16,9 +16,9 @@
  * it has k counted against the new limit (rate.h, rate_table_set_limit).
  * Loop only, like every check here, so a check sees the limits before or
  * after a reload, never half of each; the next MAIL or RCPT of a session
- * open across the reload is counted against the new ones.  Time is CLOCK_MONOTONIC: setting
- * the wall clock back frees nobody.  The state is this process's alone;
- * it is not shared between MX nodes.
+ * open across the reload is counted against the new ones.  Time is
+ * CLOCK_MONOTONIC: setting the wall clock back frees nobody.  The state is this
+ * process's alone; it is not shared between MX nodes.
  */
 #ifndef TERN_SERVER_CONNRATE_H
 #define TERN_SERVER_CONNRATE_H
@@ -37,8 +37,8 @@ struct connrate *connrate_new(const struct conf *cf, char *err, size_t errlen);
 void connrate_free(struct connrate *cr); /* NULL ok */
 /* A reload: cf's limits, and exempt (rate.exempt_networks, parsed by the
  * caller before the switch; owned from here on) for the old list. */
-void connrate_reload(struct connrate *cr, const struct conf *cf,
-    struct netlist *exempt);
+void connrate_reload(
+    struct connrate *cr, const struct conf *cf, struct netlist *exempt);
 
 /*
  * At the connect event, before screening: a client address under a

@@ -59,7 +59,7 @@ struct dr_op {
 	struct dmarcdb_entry *ents; /* DR_ADD */
 	size_t n, dropped;
 	unsigned max_rows; /* DR_ADD: dmarc.report_max_rows when asked */
-	char **domains; /* DR_LIST */
+	char **domains;	   /* DR_LIST */
 	size_t ndomains;
 	char domain[DMARCXML_NAME_MAX + 1]; /* DR_BUILD, DR_CLEAR */
 	int64_t cutoff;
@@ -779,8 +779,8 @@ static int
 dr_names_of(const struct conf *cf, char *from, char *submitter, char *org,
     char *err, size_t errlen)
 {
-	struct report_names n = {from, DR_ADDR_MAX + 1, submitter,
-	    DMARCXML_NAME_MAX + 1, org, 256};
+	struct report_names n = {
+	    from, DR_ADDR_MAX + 1, submitter, DMARCXML_NAME_MAX + 1, org, 256};
 
 	return report_names(cf->dmarc_report_from, "dmarc-noreply",
 	    cf->hostname, cf->dmarc_report_org, "dmarc.report_from",
@@ -792,8 +792,8 @@ dr_names(struct dmarcrep *dr, const struct conf *cf)
 {
 	char err[512];
 
-	if (dr_names_of(cf, dr->from, dr->submitter, dr->org, err,
-		sizeof(err)) != 0)
+	if (dr_names_of(
+		cf, dr->from, dr->submitter, dr->org, err, sizeof(err)) != 0)
 		fatalx("event=startup step=dmarc error=\"%s\"", err);
 }
 

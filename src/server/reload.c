@@ -204,9 +204,9 @@ log_changed(const struct conf *oc, const struct conf *nc, unsigned gen)
 struct next {
 	struct conf *conf;
 	struct netlist *nets;
-	SSL_CTX *ctx;	      /* the server's TLS context */
-	struct qsettings *dl; /* the queue's delivery settings */
-	struct table *table;  /* NULL: the running handle stays */
+	SSL_CTX *ctx;			   /* the server's TLS context */
+	struct qsettings *dl;		   /* the queue's delivery settings */
+	struct table *table;		   /* NULL: the running handle stays */
 	struct netlist *exempt;		   /* rate.exempt_networks */
 	struct screen_lists *screen_lists; /* screen.dnsbl, screen.dnswl */
 	struct screen *screen;		   /* screening turned on; else NULL */
@@ -269,8 +269,8 @@ next_defence(struct server *s, struct next *n)
 		log_report(n->conf->path, err);
 		return -1;
 	}
-	if (screen_reload_prepare(s, n->conf, &n->screen_lists, &n->screen,
-		err, sizeof(err)) != 0) {
+	if (screen_reload_prepare(s, n->conf, &n->screen_lists, &n->screen, err,
+		sizeof(err)) != 0) {
 		log_err("event=reload result=refused step=screen error=\"%s\" "
 			"action=kept_old",
 		    log_quote(q, sizeof(q), err, strlen(err)));
@@ -278,8 +278,9 @@ next_defence(struct server *s, struct next *n)
 	}
 	if (conn_grey_reload_prepare(s, n->conf, &n->grey, err, sizeof(err)) !=
 	    0) {
-		log_err("event=reload result=refused step=greylist error=\"%s\" "
-			"action=kept_old",
+		log_err(
+		    "event=reload result=refused step=greylist error=\"%s\" "
+		    "action=kept_old",
 		    log_quote(q, sizeof(q), err, strlen(err)));
 		return -1;
 	}
@@ -303,8 +304,8 @@ next_defence(struct server *s, struct next *n)
  * screens by its own c->cf.
  */
 static void
-switch_defence(struct server *s, struct next *n, const struct conf *oc,
-    unsigned gen)
+switch_defence(
+    struct server *s, struct next *n, const struct conf *oc, unsigned gen)
 {
 	if (s->rate != NULL)
 		connrate_reload(s->rate, n->conf, n->exempt);

@@ -56,8 +56,8 @@ report_names(const char *from_conf, const char *default_local,
     size_t errlen)
 {
 	struct report_names t = {xmalloc(out->fromlen), out->fromlen,
-	    xmalloc(out->submitterlen), out->submitterlen,
-	    xmalloc(out->orglen), out->orglen};
+	    xmalloc(out->submitterlen), out->submitterlen, xmalloc(out->orglen),
+	    out->orglen};
 	int r = report_names_into(from_conf, default_local, hostname, org_conf,
 	    from_key, org_key, &t, err, errlen);
 

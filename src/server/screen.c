@@ -282,19 +282,19 @@ screen_lists_of(const struct screen *sc, unsigned gen)
 }
 
 static void
-screen_log_start(const char *event, const struct conf *cf,
-    const struct screen_lists *l)
+screen_log_start(
+    const char *event, const struct conf *cf, const struct screen_lists *l)
 {
 	log_info("event=%s greet_pause=%u dnsbl=%zu dnswl=%zu threshold=%u "
 		 "cache_ttl=%u",
-	    event, cf->screen_greet_pause, l->nbl, l->nwl,
-	    cf->screen_threshold, cf->screen_cache_ttl);
+	    event, cf->screen_greet_pause, l->nbl, l->nwl, cf->screen_threshold,
+	    cf->screen_cache_ttl);
 }
 
 /* The screen, its cache and its file's verdicts; l is the screen's. */
 static struct screen *
-screen_make(const struct conf *cf, struct screen_lists *l, char *err,
-    size_t errlen)
+screen_make(
+    const struct conf *cf, struct screen_lists *l, char *err, size_t errlen)
 {
 	struct screen *sc = xcalloc(1, sizeof(*sc));
 
@@ -384,7 +384,8 @@ screen_reload(struct server *s, const struct conf *nc,
 		sc->lists = lists;
 	}
 	if (sc->ttl != nc->screen_cache_ttl)
-		screen_cache_set_ttl(sc->cache, nc->screen_cache_ttl, now_secs());
+		screen_cache_set_ttl(
+		    sc->cache, nc->screen_cache_ttl, now_secs());
 	sc->ttl = nc->screen_cache_ttl;
 	screen_log_start("screen_reload", nc, sc->lists);
 }

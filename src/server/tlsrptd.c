@@ -861,8 +861,8 @@ static int
 td_names_of(const struct conf *cf, char *from, char *submitter, char *org,
     char *err, size_t errlen)
 {
-	struct report_names n = {from, TD_ADDR_MAX + 1, submitter,
-	    TLSRPT_DOMAIN_MAX + 1, org, 256};
+	struct report_names n = {
+	    from, TD_ADDR_MAX + 1, submitter, TLSRPT_DOMAIN_MAX + 1, org, 256};
 
 	return report_names(cf->tlsrpt_report_from, "tlsrpt-noreply",
 	    cf->hostname, cf->tlsrpt_report_org, "tlsrpt.report_from",
@@ -874,8 +874,8 @@ td_names(struct tlsrptd *td, const struct conf *cf)
 {
 	char err[512];
 
-	if (td_names_of(cf, td->from, td->submitter, td->org, err,
-		sizeof(err)) != 0)
+	if (td_names_of(
+		cf, td->from, td->submitter, td->org, err, sizeof(err)) != 0)
 		fatalx("event=startup step=tlsrpt error=\"%s\"", err);
 }
 
@@ -901,7 +901,8 @@ td_names_for_run(struct tlsrptd *td)
 	/* all three or none (reportcommon.h) */
 	if (td_names_of(td->srv->conf, td->from, td->submitter, td->org, err,
 		sizeof(err)) != 0)
-		log_err("event=tlsrpt_report_run error=\"%s\" action=kept_names",
+		log_err(
+		    "event=tlsrpt_report_run error=\"%s\" action=kept_names",
 		    err);
 }
 
