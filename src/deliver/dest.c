@@ -599,6 +599,16 @@ dest_pause(struct rdest *d, uint64_t wait)
 	}
 }
 
+/* Is d's MX answer (and the TLS policy asked with it) missing or older
+ * than REMOTE_DNS_TTL_MS?  An LMTP unix socket's never is. */
+static bool
+dest_res_stale(const struct rdest *d)
+{
+	return d->lmtp_unix == NULL &&
+	       (d->res == NULL ||
+		   time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS);
+}
+
 /* Start connections for waiting jobs while the destination has room. */
 static void
 dest_kick(struct rdest *d)
@@ -606,15 +616,18 @@ dest_kick(struct rdest *d)
 	struct remote *r = d->r;
 	uint64_t wait;
 
-	/* idle sessions first: no new connection while one is open */
-	while (!r->stopping && rconn_idle_take(d))
-		;
+	/* idle sessions first: no new connection while one is open; but a
+	 * session is not reused past the DNS answer and TLS policy it was
+	 * opened under: the job then asks again, on a new connection */
+	if (dest_res_stale(d))
+		rconn_idle_quit(d);
+	else
+		while (!r->stopping && rconn_idle_take(d))
+			;
 	while (d->wait.head != NULL && d->nconns < d->slow.limit) {
 		if (d->lmtp_unix != NULL && d->res == NULL)
 			dest_unix_res(d);
-		if (d->res == NULL ||
-		    (d->lmtp_unix == NULL &&
-			time_now_ms() - d->res_ms > REMOTE_DNS_TTL_MS)) {
+		if (d->res == NULL || dest_res_stale(d)) {
 			if (dest_tls_policy_pending(d))
 				return;
 			if (!d->resolving) {

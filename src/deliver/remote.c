@@ -203,7 +203,7 @@ remote_on_done(evutil_socket_t fd, short what, void *arg)
 		job_free(j);
 	}
 	r->firing = false;
-	if (r->free_pending) {
+	if (r->free_pending || (r->retiring && r->nconns == 0)) {
 		r->free_pending = false;
 		remote_free(r);
 	}
@@ -352,6 +352,10 @@ rconn_free(struct rconn *c)
 	*pp = c->next;
 	d->nconns--;
 	d->r->nconns--;
+	/* a retired remote goes with its last connection, from the top of
+	   the loop (remote_on_done), not under its caller */
+	if (d->r->retiring && d->r->nconns == 0)
+		event_active(d->r->done_ev, 0, 0);
 	free(c);
 }
 
@@ -2089,6 +2093,42 @@ remote_drop_dest(struct rdest *d)
 	dest_free(d);
 }
 
+/* Remotes retired and still waiting for their sessions' QUIT. */
+static struct remote *remote_retired;
+
+static void
+remote_retired_unlink(struct remote *r)
+{
+	struct remote **pp;
+
+	for (pp = &remote_retired; *pp != NULL; pp = &(*pp)->retired_next)
+		if (*pp == r) {
+			*pp = r->retired_next;
+			return;
+		}
+}
+
+void
+remote_retire(struct remote *r)
+{
+	if (r == NULL)
+		return;
+	r->stopping = true; /* it takes no job: nobody can give it one */
+	r->retiring = true;
+	r->retired_next = remote_retired;
+	remote_retired = r;
+	remote_idle_quit(r);
+	if (r->nconns == 0)
+		remote_free(r);
+}
+
+void
+remote_free_retired(void)
+{
+	while (remote_retired != NULL)
+		remote_free(remote_retired); /* unlinks it */
+}
+
 void
 remote_free(struct remote *r)
 {
@@ -2100,6 +2140,8 @@ remote_free(struct remote *r)
 		r->free_pending = true;
 		return;
 	}
+	if (r->retiring)
+		remote_retired_unlink(r);
 	for (i = 0; i < REMOTE_BUCKETS; i++)
 		while (r->buckets[i] != NULL)
 			remote_drop_dest(r->buckets[i]);

@@ -236,6 +236,17 @@ void remote_forget_dns(struct remote *r, const char *domain);
  * remote.c) QUITs now instead of when its time is up. */
 void remote_idle_quit(struct remote *r);
 
+/*
+ * r's last user is done with it while ternd runs (a reload made another
+ * engine): its idle sessions QUIT (RFC 5321 4.1.1.10: a client does not
+ * just close), and r frees itself once the last of them is answered, at
+ * once when none is open.  r takes no job after this.
+ */
+void remote_retire(struct remote *r);
+
+/* At exit: every remote retired and not yet gone, freed now. */
+void remote_free_retired(void);
+
 /* Connections open now (all destinations), for tests and metrics. */
 unsigned remote_connections(const struct remote *r);
 

@@ -66,6 +66,8 @@ struct remote {
 	struct event *done_ev;
 	unsigned nconns;
 	bool firing, free_pending;
+	bool retiring; /* remote_retire(): freed with its last conn */
+	struct remote *retired_next; /* the list remote_free_retired() walks */
 	bool stopping; /* remote_stop(): no job waits for a pause */
 	bool dnssec;   /* remote_conf.dnssec: DANE for MX hosts */
 	struct tlspol_map *tls_map; /* [tls_policy] (deliver/tlspolicy.h) */

@@ -123,7 +123,10 @@ qset_release(struct qmgr *q, struct qsettings *st)
 			 "note=\"no delivery attempt is left under these "
 			 "settings\"",
 		    st->gen);
-	qsettings_free(st);
+	if (q->srv->stopping)
+		qsettings_free(st);
+	else
+		qsettings_retire(st);
 }
 
 /* ---- attempts ---------------------------------------------------------- */
@@ -1483,6 +1486,7 @@ qmgr_free(struct qmgr *q)
 		next = st->next;
 		qsettings_free(st);
 	}
+	remote_free_retired();
 	mtasts_free(q->sts); /* after the engines: they ask no more */
 	dsn_limit_free(q->dsnlim);
 	event_free(q->timer);

@@ -317,12 +317,17 @@ qs_engine_new(const struct qsettings_world *w, const struct conf *cf,
 	return e;
 }
 
+/* The last settings using e are gone: while ternd runs, its remote
+ * retires (its idle sessions QUIT first); at exit it is freed. */
 static void
-qs_engine_drop(struct qengine *e)
+qs_engine_drop(struct qengine *e, bool running)
 {
 	if (e == NULL || --e->refs > 0)
 		return;
-	remote_free(e->remote);
+	if (running)
+		remote_retire(e->remote);
+	else
+		remote_free(e->remote);
 	SSL_CTX_free(e->mx_ctx);
 	SSL_CTX_free(e->sts_ctx);
 	free(e);
@@ -359,14 +364,26 @@ qsettings_new(const struct qsettings_world *w, const struct conf *cf,
 	return st;
 }
 
-void
-qsettings_free(struct qsettings *st)
+static void
+qs_free(struct qsettings *st, bool running)
 {
 	if (st == NULL)
 		return;
-	qs_engine_drop(st->eng);
+	qs_engine_drop(st->eng, running);
 	explicit_bzero(st->pass, sizeof(st->pass));
 	free(st);
+}
+
+void
+qsettings_free(struct qsettings *st)
+{
+	qs_free(st, false);
+}
+
+void
+qsettings_retire(struct qsettings *st)
+{
+	qs_free(st, true);
 }
 
 bool

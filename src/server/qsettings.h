@@ -78,8 +78,12 @@ struct qsettings *qsettings_new(const struct qsettings_world *w,
     const struct conf *cf, const char *pass, const struct qsettings *prev,
     char *err, size_t errlen);
 /* Drop st and its engine reference (the engine is freed with its last
- * one: connections still closing are cut).  NULL: nothing. */
+ * one: connections still closing are cut).  NULL: nothing.  At exit, and
+ * for settings that were never used. */
 void qsettings_free(struct qsettings *st);
+/* The same while ternd runs: an engine that goes with st retires
+ * (remote_retire: its idle sessions QUIT before it is freed). */
+void qsettings_retire(struct qsettings *st);
 /* Does b retry on another schedule than a? */
 bool qsettings_retry_differs(
     const struct qsettings *a, const struct qsettings *b);

@@ -745,6 +745,11 @@ def test_reload_trust_store_and_timeout_of_the_fetch(ternd, dnsmasq, ca2,
     wait_for(lambda: len(b.messages(BEN)) == 2, "delivery after it")
 
     https.per_byte = 0
+    # the session of the message before stays idle a while for the next
+    # (REMOTE_IDLE_SECS) and its destination with it: once it has QUIT,
+    # the next message makes a new destination, which asks for the policy
+    wait_for(lambda: b.log().count("event=connect ") ==
+             b.log().count("event=disconnect "), "A's idle session to QUIT")
     send(a)
     wait_log(a, r"domain=example\.net event=mta_sts_fetch status=ok id=1 "
                 r"mode=enforce", "the fetch under CA2")

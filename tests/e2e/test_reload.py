@@ -927,6 +927,9 @@ def test_root_only_password_file_kept_on_reload(ternd, dnsmasq, two_cas,
                          "action=kept_start_copy reason=") == 1, log
         assert "Permission denied" in log.split("kept_start_copy")[1], log
         assert "event=reload step=delivery generation=1 engine=kept" in log
+        # the first session stays idle a while for a next message
+        # (REMOTE_IDLE_SECS): the second must log in again, on its own
+        wait_for(lambda: b"QUIT" in a.lines, "the first session's QUIT")
         send_remote(r.t, 2, "second")
         wait_for(lambda: delivered_to(a, "second") == 1, "the second message")
         assert len(a.auth_lines) == 2, a.auth_lines
@@ -937,6 +940,10 @@ def test_root_only_password_file_kept_on_reload(ternd, dnsmasq, two_cas,
         # the trust store is the same: the new engine shares its contexts
         assert ("event=reload step=delivery generation=2 engine=new "
                 "trust_store=kept") in r.t.log()
+        # the old engine retires: the session the second message left idle
+        # QUITs (RFC 5321 4.1.1.10) rather than being cut
+        wait_for(lambda: a.lines.count(b"QUIT") == 2,
+                 "the old smarthost's idle session to QUIT")
         send_remote(r.t, 3, "third")
         wait_for(lambda: delivered_to(b, "third") == 1, "the third message")
         [auth] = b.auth_lines
