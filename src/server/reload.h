@@ -21,7 +21,8 @@
  * with: a session keeps the configuration current when it was accepted
  * (conn.h: c->cf, c->snap) to its end, so no session sees half of two
  * configurations; a delivery attempt keeps its delivery settings (qmgr.c)
- * to its end, and an old engine is freed with its last attempt; a table
+ * to its end, and an old engine retires with its last attempt (its idle
+ * sessions QUIT, remote_retire); a table
  * question asked on a lookup thread finishes on that thread's old handle,
  * which the thread closes before its next question.  The defences keep
  * their state and take the new parameters in place, on the loop where
