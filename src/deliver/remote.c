@@ -2125,8 +2125,14 @@ remote_retire(struct remote *r)
 void
 remote_free_retired(void)
 {
-	while (remote_retired != NULL)
-		remote_free(remote_retired); /* unlinks it */
+	struct remote *r;
+
+	/* unlinked first: the loop ends even if a free had to wait */
+	while ((r = remote_retired) != NULL) {
+		remote_retired = r->retired_next;
+		r->retiring = false;
+		remote_free(r);
+	}
 }
 
 void

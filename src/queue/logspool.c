@@ -1018,6 +1018,17 @@ ls_compact(struct lspool *sp)
 
 /* ---- reading ------------------------------------------------------------- */
 
+/* Where e's content is, on a descriptor of its own: the segment may be
+ * compacted or freed while the caller reads; the open file stays.  mu
+ * held; out->fd < 0 when the duplicate failed. */
+static void
+ls_data_of(const struct ent *e, struct spool_data *out)
+{
+	out->fd = fcntl(e->cseg->fd, F_DUPFD_CLOEXEC, 0);
+	out->off = e->coff;
+	out->len = e->clen;
+}
+
 int
 lspool_open_data(struct lspool *sp, const char *id, struct spool_data *out)
 {
@@ -1033,11 +1044,7 @@ lspool_open_data(struct lspool *sp, const char *id, struct spool_data *out)
 		errno = ENOENT;
 		return -1;
 	}
-	/* its own descriptor: the segment may be compacted or freed while
-	   the caller reads; the open file stays */
-	out->fd = fcntl(e->cseg->fd, F_DUPFD_CLOEXEC, 0);
-	out->off = e->coff;
-	out->len = e->clen;
+	ls_data_of(e, out);
 	gsync_unlock(&sp->mu);
 	return out->fd < 0 ? -1 : 0;
 }
@@ -1126,10 +1133,7 @@ lspool_load_now(struct lspool *sp, const char *id, struct queue_env *out,
 	r = ls_load_locked(sp, ls_id_num(id), out, err, errlen);
 	if (r == 0) {
 		e = ls_find(sp, ls_id_num(id));
-		/* its own descriptor, as lspool_open_data's */
-		data->fd = fcntl(e->cseg->fd, F_DUPFD_CLOEXEC, 0);
-		data->off = e->coff;
-		data->len = e->clen;
+		ls_data_of(e, data);
 		if (data->fd < 0) {
 			queue_fail(err, errlen, "dup", "segment", id);
 			r = -1;

@@ -685,17 +685,14 @@ static void
 on_request(struct evhttp_request *req, void *arg)
 {
 	struct acmed *ad = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *path = httpsrv_path(req);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	const char *ka = path != NULL ? ad_keyauth(ad, path) : NULL;
 	struct evbuffer *body;
 
-	if (ka == NULL || (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) ||
+	if (ka == NULL || !httpsrv_get_or_head(req) ||
 	    (body = evbuffer_new()) == NULL) {
-		evhttp_add_header(h, "Connection", "close");
-		evhttp_send_error(req, 404, "Not Found");
+		httpsrv_error(req, 404, "Not Found");
 		return;
 	}
 	evhttp_add_header(h, "Content-Type", "application/octet-stream");

@@ -3,6 +3,7 @@
  */
 #include <stdlib.h>
 
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
 #include "server/httpsrv.h"
@@ -85,6 +86,33 @@ httpsrv_start(struct event_base *base, int fd, const struct httpsrv_limits *lim,
 	h->lev = evhttp_bound_socket_get_listener(bound);
 	h->window_ms = time_now_ms();
 	return h;
+}
+
+const char *
+httpsrv_path(struct evhttp_request *req)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+
+	return uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+}
+
+bool
+httpsrv_get_or_head(struct evhttp_request *req)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	return cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+}
+
+void
+httpsrv_error(struct evhttp_request *req, int code, const char *reason)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	if (code == 405)
+		evhttp_add_header(h, "Allow", "GET, HEAD");
+	evhttp_add_header(h, "Connection", "close");
+	evhttp_send_error(req, code, reason);
 }
 
 void

@@ -23,6 +23,7 @@
 #ifndef TERN_SERVER_HTTPSRV_H
 #define TERN_SERVER_HTTPSRV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <event2/event.h>
@@ -44,5 +45,13 @@ struct httpsrv *httpsrv_start(struct event_base *base, int fd,
     void (*cb)(struct evhttp_request *, void *), void *arg);
 /* Stop serving and close the socket; NULL-safe. */
 void httpsrv_free(struct httpsrv *h);
+
+/* What a handler asks of a request: its path (NULL when it has none) and
+ * whether its method is GET or HEAD, the only ones either listener serves. */
+const char *httpsrv_path(struct evhttp_request *req);
+bool httpsrv_get_or_head(struct evhttp_request *req);
+/* An error answer that closes the connection; a 405 names GET and HEAD
+ * in its Allow header. */
+void httpsrv_error(struct evhttp_request *req, int code, const char *reason);
 
 #endif

@@ -117,33 +117,20 @@ sample_gauges(struct server *s)
 }
 
 static void
-reply_error(struct evhttp_request *req, int code, const char *reason)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-	if (code == 405)
-		evhttp_add_header(h, "Allow", "GET, HEAD");
-	evhttp_add_header(h, "Connection", "close");
-	evhttp_send_error(req, code, reason);
-}
-
-static void
 on_request(struct evhttp_request *req, void *arg)
 {
 	struct server *s = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *path = httpsrv_path(req);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *body;
 	struct buf page;
 
 	if (path == NULL || strcmp(path, "/metrics") != 0) {
-		reply_error(req, 404, "Not Found");
+		httpsrv_error(req, 404, "Not Found");
 		return;
 	}
-	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-		reply_error(req, 405, "Method Not Allowed");
+	if (!httpsrv_get_or_head(req)) {
+		httpsrv_error(req, 405, "Method Not Allowed");
 		return;
 	}
 	sample_gauges(s);
@@ -157,7 +144,7 @@ on_request(struct evhttp_request *req, void *arg)
 		buf_free(&page);
 		if (body != NULL)
 			evbuffer_free(body);
-		reply_error(req, 500, "Internal Server Error");
+		httpsrv_error(req, 500, "Internal Server Error");
 		return;
 	}
 	buf_free(&page);
